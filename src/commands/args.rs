@@ -1,0 +1,276 @@
+//! Argument parsing shared by every command family, with Redis's error strings.
+
+use bytes::Bytes;
+
+use crate::protocol::reply::Reply;
+
+pub const ERR_SYNTAX: &str = "ERR syntax error";
+pub const ERR_NOT_INT: &str = "ERR value is not an integer or out of range";
+pub const ERR_NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const ERR_NO_KEY: &str = "ERR no such key";
+pub const ERR_OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const ERR_INDEX: &str = "ERR index out of range";
+pub const ERR_OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+pub const ERR_NAN: &str = "ERR resulting score is not a number (NaN)";
+pub const ERR_NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub const ERR_TIMEOUT: &str = "ERR timeout is not a float or out of range";
+pub const ERR_TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+
+/// `ERR wrong number of arguments for 'x' command`
+pub fn wrong_args(name: &str) -> Reply {
+    Reply::error(format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))
+}
+
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' `
+pub fn unknown_command(args: &[Bytes]) -> Reply {
+    let name = args.first().map(|a| String::from_utf8_lossy(a).into_owned()).unwrap_or_default();
+    let mut text = format!("ERR unknown command '{}', with args beginning with: ", truncate(&name));
+    for arg in args.iter().skip(1).take(16) {
+        text.push_str(&format!("'{}' ", truncate(&String::from_utf8_lossy(arg))));
+    }
+    Reply::error(text)
+}
+
+/// `ERR unknown subcommand 'x'. Try Y HELP.`
+pub fn unknown_subcommand(command: &str, sub: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        truncate(&String::from_utf8_lossy(sub)),
+        command.to_ascii_uppercase()
+    ))
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(128).collect()
+}
+
+/// Parses a signed 64-bit integer exactly as Redis's string2ll: no spaces, no
+/// leading '+', no leading zeros except "0" itself.
+pub fn parse_i64(arg: &[u8]) -> Option<i64> {
+    if arg.is_empty() || arg.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let digit = (d - b'0') as i64;
+        value = value.checked_mul(10)?;
+        value = if neg { value.checked_sub(digit)? } else { value.checked_add(digit)? };
+    }
+    Some(value)
+}
+
+pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or(Reply::err(ERR_NOT_INT))
+}
+
+/// A non-negative integer (counts, COUNT options).
+pub fn count_arg(arg: &[u8]) -> Result<usize, Reply> {
+    match parse_i64(arg) {
+        Some(n) if n >= 0 => Ok(n as usize),
+        Some(_) => Err(Reply::err(ERR_NOT_POSITIVE)),
+        None => Err(Reply::err(ERR_NOT_INT)),
+    }
+}
+
+/// Parses a float as Redis's string2ld / strtod: accepts "inf", "-inf", "+inf";
+/// refuses NaN, spaces and empty strings.
+pub fn parse_f64(arg: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(arg).ok()?;
+    if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let value = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => text.parse::<f64>().ok()?,
+    };
+    if value.is_nan() {
+        None
+    } else {
+        Some(value)
+    }
+}
+
+pub fn float_arg(arg: &[u8]) -> Result<f64, Reply> {
+    parse_f64(arg).ok_or(Reply::err(ERR_NOT_FLOAT))
+}
+
+/// Case-insensitive comparison of an argument with an option name.
+pub fn is(arg: &[u8], option: &str) -> bool {
+    arg.eq_ignore_ascii_case(option.as_bytes())
+}
+
+/// A blocking command's timeout in seconds (float) → milliseconds; 0 = forever.
+pub fn timeout_arg(arg: &[u8]) -> Result<u64, Reply> {
+    let secs = parse_f64(arg).filter(|s| s.is_finite()).ok_or(Reply::err(ERR_TIMEOUT))?;
+    if secs < 0.0 {
+        return Err(Reply::err(ERR_TIMEOUT_NEGATIVE));
+    }
+    let ms = secs * 1000.0;
+    if ms > (i64::MAX / 2) as f64 {
+        return Err(Reply::err(ERR_TIMEOUT));
+    }
+    Ok(ms.ceil() as u64)
+}
+
+/// Formats an integer as bytes.
+pub fn int_bytes(n: i64) -> Vec<u8> {
+    itoa::Buffer::new().format(n).as_bytes().to_vec()
+}
+
+/// Glob-style pattern matching as Redis's stringmatchlen: `*`, `?`, `[a-z]`, `[^x]`,
+/// `\` escapes. Iterative with one backtrack point, so hostile patterns cannot blow
+/// the stack or take exponential time.
+pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, t));
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = match_class(pattern, p, text[t], nocase) {
+                        if matched {
+                            p = next;
+                            t += 1;
+                            continue;
+                        }
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if eq(pattern[p + 1], text[t]) {
+                        p += 2;
+                        t += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if eq(c, text[t]) {
+                        p += 1;
+                        t += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        match star {
+            Some((sp, st)) => {
+                p = sp;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[p] == '['`; returns whether
+/// it matched and the index after the class.
+fn match_class(pattern: &[u8], p: usize, c: u8, nocase: bool) -> Option<(bool, usize)> {
+    let mut i = p + 1;
+    let negate = pattern.get(i) == Some(&b'^');
+    if negate {
+        i += 1;
+    }
+    let norm = |b: u8| if nocase { b.to_ascii_lowercase() } else { b };
+    let c = norm(c);
+    let mut matched = false;
+    loop {
+        match pattern.get(i) {
+            None => {
+                // Unterminated class: Redis treats the end of pattern as the close.
+                return Some((matched != negate, i));
+            }
+            Some(b']') => return Some((matched != negate, i + 1)),
+            Some(b'\\') if i + 1 < pattern.len() => {
+                if norm(pattern[i + 1]) == c {
+                    matched = true;
+                }
+                i += 2;
+            }
+            Some(&lo) if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&b| b != b']') => {
+                let hi = pattern[i + 2];
+                let (lo, hi) = (norm(lo.min(hi)), norm(lo.max(hi)));
+                if c >= lo && c <= hi {
+                    matched = true;
+                }
+                i += 3;
+            }
+            Some(&b) => {
+                if norm(b) == c {
+                    matched = true;
+                }
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_like_redis() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        for bad in [&b""[..], b"+1", b"01", b"-0", b" 1", b"1 ", b"1.0", b"abc"] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn floats_parse_like_redis() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b""), None);
+    }
+
+    #[test]
+    fn glob_matches_like_redis() {
+        assert!(glob_match(b"*", b"anything", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h*llo", b"heeeello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
+        assert!(glob_match(b"user:*:name", b"user:42:name", false));
+        assert!(!glob_match(b"user:*:name", b"user:42:age", false));
+        assert!(glob_match(b"h\\*", b"h*", false));
+        assert!(glob_match(b"HELLO", b"hello", true));
+        // A hostile pattern finishes quickly.
+        let text = vec![b'a'; 10_000];
+        assert!(!glob_match(b"*a*a*a*a*a*a*a*a*b", &text, false));
+    }
+}

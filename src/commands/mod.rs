@@ -1,0 +1,325 @@
+//! The command table and what handlers share: argument parsing helpers, the
+//! contexts handlers run in, and Redis's error strings.
+//!
+//! Three kinds of handler:
+//! - [`Handler::Read`] runs against `&Db` at the reader's time and changes nothing
+//!   (the type system enforces it);
+//! - [`Handler::Write`] runs inside [`crate::store::Store::apply`] with the time and
+//!   random seed stamped in the log entry, so every replica computes the same result;
+//! - [`Handler::Server`] is served by the connection (HELLO, SUBSCRIBE, CONFIG, …) and
+//!   never reaches the state machine.
+//!
+//! One file per command family; each exports `COMMANDS`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::protocol::reply::Reply;
+use crate::store::db::{Db, Item};
+use crate::store::value::Value;
+use crate::store::KeyEvent;
+
+pub mod args;
+pub mod connection;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod pubsub;
+pub mod scan;
+pub mod server;
+pub mod sets;
+pub mod strings;
+pub mod transactions;
+pub mod zsets;
+
+pub use args::*;
+
+/// A handler's outcome: `Err` carries an error reply, so `?` works on helpers.
+pub type CmdResult = Result<Reply, Reply>;
+
+pub type ReadFn = fn(&mut ReadCtx<'_>, &[Bytes]) -> CmdResult;
+pub type WriteFn = fn(&mut WriteCtx<'_>, &[Bytes]) -> CmdResult;
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Read(ReadFn),
+    Write(WriteFn),
+    Server,
+}
+
+/// Command flags (Redis's names, as COMMAND INFO shows them).
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const NO_MULTI: u32 = 1 << 11;
+    pub const ALLOW_BUSY: u32 = 1 << 12;
+    /// Written by the active itself (expiry, eviction); clients cannot call it.
+    pub const INTERNAL: u32 = 1 << 13;
+    pub const MOVABLE_KEYS: u32 = 1 << 14;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+        (MOVABLE_KEYS, "movablekeys"),
+    ];
+}
+
+/// One command: Redis's arity convention (negative = at least |arity|, counting the
+/// name), flags, key positions (first, last, step; last -1 = the final argument) as
+/// COMMAND INFO reports them, and the family for COMMAND DOCS.
+#[derive(Clone, Copy)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        matches!(self.handler, Handler::Write(_))
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= self.arity.unsigned_abs() as usize
+        }
+    }
+
+    /// The key arguments of `args` per the spec's positions.
+    pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        if self.first_key <= 0 || self.step <= 0 {
+            return Vec::new();
+        }
+        let first = self.first_key as usize;
+        let last = if self.last_key < 0 {
+            let from_end = self.last_key.unsigned_abs() as usize;
+            match args.len().checked_sub(from_end) {
+                Some(l) => l,
+                None => return Vec::new(),
+            }
+        } else {
+            self.last_key as usize
+        };
+        (first..=last.min(args.len().saturating_sub(1))).step_by(self.step as usize).filter_map(|i| args.get(i)).collect()
+    }
+}
+
+/// A shorthand for building table rows.
+#[allow(clippy::too_many_arguments)]
+pub const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, handler }
+}
+
+/// Every command, from every family.
+pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
+    [
+        connection::COMMANDS,
+        keys::COMMANDS,
+        strings::COMMANDS,
+        hashes::COMMANDS,
+        lists::COMMANDS,
+        sets::COMMANDS,
+        zsets::COMMANDS,
+        pubsub::COMMANDS,
+        transactions::COMMANDS,
+        server::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    TABLE.get_or_init(|| all().map(|spec| (spec.name, spec)).collect())
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    for (dst, src) in lower.iter_mut().zip(name) {
+        *dst = src.to_ascii_lowercase();
+    }
+    let text = std::str::from_utf8(lower).ok()?;
+    table().get(text).copied()
+}
+
+// --- contexts ---
+
+/// What a read handler sees: the keyspace at the reader's time, and randomness
+/// for SRANDMEMBER-style picks (reads change nothing, so local randomness is fine).
+pub struct ReadCtx<'a> {
+    pub db: &'a Db,
+    pub now_ms: u64,
+    pub rng: &'a mut Xoshiro256PlusPlus,
+}
+
+impl<'a> ReadCtx<'a> {
+    /// The live value of `key`, marking it accessed for LRU/LFU.
+    pub fn get(&mut self, key: &[u8]) -> Option<&'a Value> {
+        let item = self.db.get(key, self.now_ms)?;
+        item.touch(self.now_ms, rand_core::RngCore::next_u32(self.rng));
+        Some(&item.value)
+    }
+
+    pub fn item(&self, key: &[u8]) -> Option<&'a Item> {
+        self.db.get(key, self.now_ms)
+    }
+}
+
+/// What a write handler sees: the keyspace, the entry's time and seeded randomness,
+/// and where to record keyspace events.
+pub struct WriteCtx<'a> {
+    pub db: &'a mut Db,
+    pub now_ms: u64,
+    pub rng: &'a mut Xoshiro256PlusPlus,
+    pub events: &'a mut Vec<KeyEvent>,
+    /// Keys that received elements a blocked client may be waiting for.
+    pub ready_keys: &'a mut Vec<Bytes>,
+    /// Modifications applied (INFO's `rdb_changes_since_last_save`).
+    pub dirty: &'a mut u64,
+}
+
+impl<'a> WriteCtx<'a> {
+    /// Lazy expiry on write access: an expired key is deleted now (at the entry's time,
+    /// so every replica does the same) and an `expired` event is recorded.
+    pub fn expire_if_needed(&mut self, key: &[u8]) {
+        if self.db.remove_if_expired(key, self.now_ms) {
+            self.notify(b'x', "expired", key);
+        }
+    }
+
+    /// The live value of `key`.
+    pub fn get(&mut self, key: &[u8]) -> Option<&Value> {
+        self.expire_if_needed(key);
+        self.db.item(key).map(|item| &item.value)
+    }
+
+    /// Mutable access to the live value of `key`.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.expire_if_needed(key);
+        let now = self.now_ms;
+        let item = self.db.item_mut(key)?;
+        item.touch(now, u32::MAX);
+        Some(&mut item.value)
+    }
+
+    /// Mutable access to the live value of `key`, created by `make` if absent.
+    pub fn get_or_insert(&mut self, key: &[u8], make: impl FnOnce() -> Value) -> &mut Value {
+        self.expire_if_needed(key);
+        if self.db.item(key).is_none() {
+            self.db.insert(key, make(), self.now_ms);
+        }
+        let now = self.now_ms;
+        let item = self.db.item_mut(key).expect("inserted above");
+        item.touch(now, u32::MAX);
+        &mut item.value
+    }
+
+    /// Stores `value` under `key`, dropping any TTL (as SET does).
+    pub fn set(&mut self, key: &[u8], value: Value) {
+        self.db.insert(key, value, self.now_ms);
+    }
+
+    /// Deletes `key` if it is live; true if it did. Records no event (callers name it).
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.expire_if_needed(key);
+        self.db.remove(key).is_some()
+    }
+
+    /// Deletes `key` if its container is now empty, recording `del` as Redis does.
+    pub fn remove_if_empty(&mut self, key: &[u8]) {
+        if self.db.item(key).is_some_and(|item| item.value.is_empty_container()) {
+            self.db.remove(key);
+            self.notify(b'g', "del", key);
+        }
+    }
+
+    /// Records a modification: a keyspace event (class letter as in
+    /// notify-keyspace-events), the WATCH version and the dirty counter.
+    pub fn notify(&mut self, class: u8, event: &'static str, key: &[u8]) {
+        self.db.signal_modified(key);
+        *self.dirty += 1;
+        self.events.push(KeyEvent { class, event, key: Bytes::copy_from_slice(key) });
+    }
+
+    /// Marks `key` as having new elements for blocked clients.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        self.ready_keys.push(Bytes::copy_from_slice(key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_name_is_lowercase_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for spec in all() {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase(), "{}", spec.name);
+            assert!(seen.insert(spec.name), "duplicate command {}", spec.name);
+        }
+    }
+
+    #[test]
+    fn writes_are_flagged_write_and_reads_readonly() {
+        for spec in all() {
+            match spec.handler {
+                Handler::Write(_) => assert!(spec.has(flags::WRITE), "{} must be flagged write", spec.name),
+                Handler::Read(_) => assert!(spec.has(flags::READONLY), "{} must be flagged readonly", spec.name),
+                Handler::Server => {}
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_ignores_case() {
+        assert!(lookup(b"PiNg").is_some());
+        assert!(lookup(b"no-such-command").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+}

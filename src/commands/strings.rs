@@ -1,0 +1,364 @@
+//! String commands: GET, SET and its variants, counters, ranges.
+
+use bytes::Bytes;
+
+use super::flags::*;
+use super::*;
+use crate::limits;
+use crate::protocol::reply::{Reply, OK};
+use crate::store::value::Value;
+
+const G: &str = "string";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("get", 2, READONLY | FAST, (1, 1, 1), G, "Returns the string value of a key.", Handler::Read(get)),
+    spec("set", -3, WRITE | DENYOOM, (1, 1, 1), G, "Sets the string value of a key, ignoring its type.", Handler::Write(set)),
+    spec("setex", 4, WRITE | DENYOOM, (1, 1, 1), G, "Sets the value and expiry in seconds of a key.", Handler::Write(setex)),
+    spec("psetex", 4, WRITE | DENYOOM, (1, 1, 1), G, "Sets the value and expiry in milliseconds of a key.", Handler::Write(psetex)),
+    spec("setnx", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Sets a key only if it does not exist.", Handler::Write(setnx)),
+    spec("getex", -2, WRITE | FAST, (1, 1, 1), G, "Returns the value of a key after setting its expiry.", Handler::Write(getex)),
+    spec("getdel", 2, WRITE | FAST, (1, 1, 1), G, "Returns the value of a key after deleting it.", Handler::Write(getdel)),
+    spec("getset", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Returns the previous value of a key after setting it.", Handler::Write(getset)),
+    spec("mget", -2, READONLY | FAST, (1, -1, 1), G, "Returns the values of one or more keys.", Handler::Read(mget)),
+    spec("mset", -3, WRITE | DENYOOM, (1, -1, 2), G, "Sets the values of one or more keys.", Handler::Write(mset)),
+    spec("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), G, "Sets keys only if none of them exist.", Handler::Write(msetnx)),
+    spec("append", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Appends a string to the value of a key.", Handler::Write(append)),
+    spec("strlen", 2, READONLY | FAST, (1, 1, 1), G, "Returns the length of a string value.", Handler::Read(strlen)),
+    spec("incr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Increments the integer value of a key by one.", Handler::Write(incr)),
+    spec("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Decrements the integer value of a key by one.", Handler::Write(decr)),
+    spec("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Increments the integer value of a key by a number.", Handler::Write(incrby)),
+    spec("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Decrements the integer value of a key by a number.", Handler::Write(decrby)),
+    spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Increments the float value of a key by a number.", Handler::Write(incrbyfloat)),
+    spec("getrange", 4, READONLY, (1, 1, 1), G, "Returns a substring of a string value.", Handler::Read(getrange)),
+    spec("substr", 4, READONLY, (1, 1, 1), G, "Returns a substring of a string value.", Handler::Read(getrange)),
+    spec("setrange", 4, WRITE | DENYOOM, (1, 1, 1), G, "Overwrites part of a string value from an offset.", Handler::Write(setrange)),
+];
+
+const ERR_STRING_TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+fn get(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    match ctx.get(&args[1]) {
+        None => Ok(Reply::Nil),
+        Some(v) => Ok(Reply::bulk(v.as_str()?)),
+    }
+}
+
+/// An expiry option's value turned into an absolute time, or Redis's error.
+fn absolute_expiry(ctx_now: u64, value: &[u8], unit_ms: u64, absolute: bool, command: &str) -> Result<u64, Reply> {
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
+    let n = int_arg(value)?;
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let ms = (n as u64).checked_mul(unit_ms).filter(|ms| *ms <= i64::MAX as u64).ok_or_else(invalid)?;
+    if absolute {
+        Ok(ms)
+    } else {
+        ctx_now.checked_add(ms).filter(|at| *at <= i64::MAX as u64).ok_or_else(invalid)
+    }
+}
+
+/// Writes `value` to `key` with an optional absolute expiry, recording events. An
+/// expiry already in the past deletes the key instead, as Redis does.
+fn store_string(ctx: &mut WriteCtx, key: &[u8], value: &[u8], expire_at: Option<u64>, keep_ttl: bool) {
+    if let Some(at) = expire_at {
+        if at <= ctx.now_ms {
+            if ctx.delete(key) {
+                ctx.notify(b'g', "del", key);
+            }
+            return;
+        }
+    }
+    if keep_ttl {
+        ctx.db.insert_keep_ttl(key, Value::Str(value.to_vec()), ctx.now_ms);
+    } else {
+        ctx.set(key, Value::Str(value.to_vec()));
+    }
+    ctx.notify(b'$', "set", key);
+    if let Some(at) = expire_at {
+        ctx.db.set_expire(key, at);
+        ctx.notify(b'g', "expire", key);
+    }
+}
+
+fn set(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let (key, value) = (&args[1], &args[2]);
+    let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
+    let mut expire_at: Option<u64> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = &args[i];
+        let expiry_unit = [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)]
+            .into_iter()
+            .find(|(name, _, _)| is(opt, name));
+        if let Some((_, unit, absolute)) = expiry_unit {
+            let Some(v) = args.get(i + 1) else { return Err(Reply::err(ERR_SYNTAX)) };
+            if expire_at.is_some() || keep_ttl {
+                return Err(Reply::err(ERR_SYNTAX));
+            }
+            expire_at = Some(absolute_expiry(ctx.now_ms, v, unit, absolute, "set")?);
+            i += 2;
+            continue;
+        }
+        match () {
+            _ if is(opt, "nx") && !xx => nx = true,
+            _ if is(opt, "xx") && !nx => xx = true,
+            _ if is(opt, "get") => get = true,
+            _ if is(opt, "keepttl") && expire_at.is_none() => keep_ttl = true,
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+        i += 1;
+    }
+    let old = match ctx.get(key) {
+        None => None,
+        Some(v) if get => Some(v.as_str()?.clone()),
+        Some(_) => Some(Vec::new()),
+    };
+    let exists = ctx.db.item(key).is_some();
+    let done = !(nx && exists || xx && !exists);
+    if done {
+        store_string(ctx, key, value, expire_at, keep_ttl);
+    }
+    match (get, done) {
+        (true, _) => Ok(old.map_or(Reply::Nil, |v| Reply::Bulk(Bytes::from(v)))),
+        (false, true) => Ok(OK),
+        (false, false) => Ok(Reply::Nil),
+    }
+}
+
+fn setex_with(ctx: &mut WriteCtx, args: &[Bytes], unit_ms: u64, name: &str) -> CmdResult {
+    let at = absolute_expiry(ctx.now_ms, &args[2], unit_ms, false, name)?;
+    store_string(ctx, &args[1], &args[3], Some(at), false);
+    Ok(OK)
+}
+
+fn setex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    setex_with(ctx, args, 1000, "setex")
+}
+
+fn psetex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    setex_with(ctx, args, 1, "psetex")
+}
+
+fn setnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    if ctx.get(&args[1]).is_some() {
+        return Ok(Reply::Int(0));
+    }
+    store_string(ctx, &args[1], &args[2], None, false);
+    Ok(Reply::Int(1))
+}
+
+fn getex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let mut expire_at: Option<u64> = None;
+    let mut persist = false;
+    let mut i = 2;
+    while i < args.len() {
+        let opt = &args[i];
+        let unit = [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)]
+            .into_iter()
+            .find(|(name, _, _)| is(opt, name));
+        match unit {
+            Some((_, unit, absolute)) if expire_at.is_none() && !persist => {
+                let Some(v) = args.get(i + 1) else { return Err(Reply::err(ERR_SYNTAX)) };
+                expire_at = Some(absolute_expiry(ctx.now_ms, v, unit, absolute, "getex")?);
+                i += 2;
+            }
+            None if is(opt, "persist") && expire_at.is_none() && !persist => {
+                persist = true;
+                i += 1;
+            }
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+    }
+    let Some(value) = ctx.get(key) else { return Ok(Reply::Nil) };
+    let reply = Reply::bulk(value.as_str()?);
+    if let Some(at) = expire_at {
+        if at <= ctx.now_ms {
+            ctx.delete(key);
+            ctx.notify(b'g', "del", key);
+        } else {
+            ctx.db.set_expire(key, at);
+            ctx.notify(b'g', "expire", key);
+        }
+    } else if persist && ctx.db.persist(key) {
+        ctx.notify(b'g', "persist", key);
+    }
+    Ok(reply)
+}
+
+fn getdel(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let Some(value) = ctx.get(&args[1]) else { return Ok(Reply::Nil) };
+    let reply = Reply::bulk(value.as_str()?);
+    ctx.delete(&args[1]);
+    ctx.notify(b'g', "del", &args[1]);
+    Ok(reply)
+}
+
+fn getset(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let old = match ctx.get(&args[1]) {
+        None => Reply::Nil,
+        Some(v) => Reply::bulk(v.as_str()?),
+    };
+    store_string(ctx, &args[1], &args[2], None, false);
+    Ok(old)
+}
+
+fn mget(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    let values = args[1..]
+        .iter()
+        .map(|key| match ctx.get(key) {
+            Some(Value::Str(s)) => Reply::bulk(s),
+            _ => Reply::Nil,
+        })
+        .collect();
+    Ok(Reply::Array(values))
+}
+
+fn mset(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 == 0 {
+        return Err(wrong_args("mset"));
+    }
+    for pair in args[1..].chunks_exact(2) {
+        store_string(ctx, &pair[0], &pair[1], None, false);
+    }
+    Ok(OK)
+}
+
+fn msetnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    if args.len() % 2 == 0 {
+        return Err(wrong_args("msetnx"));
+    }
+    for pair in args[1..].chunks_exact(2) {
+        if ctx.get(&pair[0]).is_some() {
+            return Ok(Reply::Int(0));
+        }
+    }
+    for pair in args[1..].chunks_exact(2) {
+        store_string(ctx, &pair[0], &pair[1], None, false);
+    }
+    Ok(Reply::Int(1))
+}
+
+fn append(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let (key, tail) = (&args[1], &args[2]);
+    let len = match ctx.get_mut(key) {
+        Some(value) => {
+            let Value::Str(s) = value else { return Err(Reply::err(crate::store::value::WRONGTYPE)) };
+            if s.len() + tail.len() > limits::STRING_BYTES_MAX {
+                return Err(Reply::err(ERR_STRING_TOO_BIG));
+            }
+            s.extend_from_slice(tail);
+            s.len()
+        }
+        None => {
+            ctx.set(key, Value::Str(tail.to_vec()));
+            tail.len()
+        }
+    };
+    ctx.notify(b'$', "append", key);
+    Ok(Reply::Int(len as i64))
+}
+
+fn strlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    match ctx.get(&args[1]) {
+        None => Ok(Reply::Int(0)),
+        Some(v) => Ok(Reply::Int(v.as_str()?.len() as i64)),
+    }
+}
+
+/// Adds `delta` to the integer in `key` (absent = 0), keeping its TTL.
+fn incr_by(ctx: &mut WriteCtx, key: &[u8], delta: i64) -> CmdResult {
+    let current = match ctx.get(key) {
+        None => 0,
+        Some(v) => parse_i64(v.as_str()?).ok_or(Reply::err(ERR_NOT_INT))?,
+    };
+    let next = current.checked_add(delta).ok_or(Reply::err(ERR_OVERFLOW))?;
+    ctx.db.insert_keep_ttl(key, Value::Str(int_bytes(next)), ctx.now_ms);
+    ctx.notify(b'$', "incrby", key);
+    Ok(Reply::Int(next))
+}
+
+fn incr(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+fn decr(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+fn incrby(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let delta = int_arg(&args[2])?;
+    incr_by(ctx, &args[1], delta)
+}
+
+fn decrby(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let delta = int_arg(&args[2])?;
+    if delta == i64::MIN {
+        return Err(Reply::err("ERR decrement would overflow"));
+    }
+    incr_by(ctx, &args[1], -delta)
+}
+
+fn incrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let delta = float_arg(&args[2])?;
+    let current = match ctx.get(key) {
+        None => 0.0,
+        Some(v) => parse_f64(v.as_str()?).ok_or(Reply::err(ERR_NOT_FLOAT))?,
+    };
+    let next = current + delta;
+    if !next.is_finite() {
+        return Err(Reply::err("ERR increment would produce NaN or Infinity"));
+    }
+    let text = crate::protocol::reply::format_double(next);
+    ctx.db.insert_keep_ttl(key, Value::Str(text.clone().into_bytes()), ctx.now_ms);
+    ctx.notify(b'$', "incrbyfloat", key);
+    Ok(Reply::Bulk(Bytes::from(text)))
+}
+
+fn getrange(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    let start = int_arg(&args[2])?;
+    let end = int_arg(&args[3])?;
+    let Some(value) = ctx.get(&args[1]) else { return Ok(Reply::bulk(b"")) };
+    let s = value.as_str()?;
+    let len = s.len() as i64;
+    if len == 0 || (start < 0 && end < 0 && start > end) {
+        return Ok(Reply::bulk(b""));
+    }
+    let norm = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (norm(start), norm(end).min(len - 1));
+    if start > end || start >= len {
+        return Ok(Reply::bulk(b""));
+    }
+    Ok(Reply::bulk(&s[start as usize..=end as usize]))
+}
+
+fn setrange(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let offset = int_arg(&args[2])?;
+    let patch = &args[3];
+    if offset < 0 {
+        return Err(Reply::err("ERR offset is out of range"));
+    }
+    let offset = offset as usize;
+    let existing_len = match ctx.get(key) {
+        None => None,
+        Some(v) => Some(v.as_str()?.len()),
+    };
+    if patch.is_empty() {
+        return Ok(Reply::Int(existing_len.unwrap_or(0) as i64));
+    }
+    if offset.saturating_add(patch.len()) > limits::STRING_BYTES_MAX {
+        return Err(Reply::err(ERR_STRING_TOO_BIG));
+    }
+    let value = ctx.get_or_insert(key, || Value::Str(Vec::new()));
+    let Value::Str(s) = value else { return Err(Reply::err(crate::store::value::WRONGTYPE)) };
+    if s.len() < offset + patch.len() {
+        s.resize(offset + patch.len(), 0);
+    }
+    s[offset..offset + patch.len()].copy_from_slice(patch);
+    let len = s.len();
+    ctx.notify(b'$', "setrange", key);
+    Ok(Reply::Int(len as i64))
+}

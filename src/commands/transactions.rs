@@ -1,0 +1,5 @@
+//! (to be written)
+
+use super::*;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,17 @@
+//! Tandem: a server array for clustering application servers.
+//!
+//! Module map (read ARCHITECTURE.md for the request path and the invariants):
+//!
+//! - [`config`]: the TOML file and flags → a validated [`config::Config`].
+//! - [`limits`]: every bound on what a peer can make us do, with the reason.
+//! - [`protocol`]: RESP2/RESP3 requests in, replies out.
+//! - [`commands`]: the command table; one file per family; parse arguments, then apply.
+//! - [`store`]: the deterministic state machine: `apply(entry) -> replies`.
+//! - [`server`]: listener, connections, pub/sub fan-out, blocking, expiry and eviction.
+
+pub mod commands;
+pub mod config;
+pub mod limits;
+pub mod protocol;
+pub mod server;
+pub mod store;

@@ -1,0 +1,49 @@
+//! Every bound Tandem puts on what a peer can make it do, with the reason.
+//! A limit a client can change at run time (CONFIG SET) starts from the value here.
+
+/// Largest bulk string a client may send (`proto-max-bulk-len`): Redis's default,
+/// so that every value a Redis client can store here it could store in Redis.
+pub const BULK_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
+
+/// Most arguments in one command. Redis allows 2^31; a million keeps a hostile
+/// `*3000000000` from doing anything but earn an error, and is more than any
+/// real MSET/DEL sends.
+pub const ARGS_MAX: usize = 1024 * 1024;
+
+/// Preallocation for an announced array: what is announced is not yet received,
+/// so reserve at most this and grow as elements really arrive (Redis does the same).
+pub const ARGS_PREALLOC_MAX: usize = 1024;
+
+/// Longest inline command line (Redis's PROTO_INLINE_MAX_SIZE).
+pub const INLINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Unparsed input one connection may hold (`client-query-buffer-limit`, Redis: 1 GB).
+/// Past it the connection is closed: the client sends faster than it reads replies
+/// or sends a command larger than any allowed one.
+pub const QUERY_BUFFER_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+/// Nesting depth of RESP3 aggregates the general frame parser accepts. Requests are
+/// flat arrays; replies relayed from another server nest a few levels (COMMAND
+/// DOCS nests 5); 32 leaves room and bounds recursion.
+pub const FRAME_DEPTH_MAX: usize = 32;
+
+/// Bytes of pub/sub messages queued for one slow subscriber before it is
+/// disconnected (Redis's `client-output-buffer-limit pubsub 32mb`).
+pub const PUBSUB_QUEUE_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// Keys the active expiry cycle deletes in one log entry: bounds the entry's size
+/// and the time the store lock is held.
+pub const EXPIRE_KEYS_PER_ENTRY_MAX: usize = 512;
+
+/// Keys evicted in one entry before memory is measured again.
+pub const EVICT_KEYS_PER_ENTRY_MAX: usize = 64;
+
+/// Largest `count` a SCAN-family call may ask for in one step; bounds the work done
+/// under the store lock.
+pub const SCAN_COUNT_MAX: usize = 100_000;
+
+/// Longest SETRANGE/APPEND result, as Redis: a string may not exceed proto-max-bulk-len.
+pub const STRING_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+/// Connections served at once (`maxclients`, Redis's default).
+pub const CLIENTS_MAX_DEFAULT: usize = 10_000;

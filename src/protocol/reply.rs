@@ -1,0 +1,261 @@
+//! Replies to clients, independent of the protocol version, and their encoding as
+//! RESP2 or RESP3. A handler builds a [`Reply`]; the connection encodes it for the
+//! protocol the client chose with `HELLO`. This module knows nothing of commands.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
+
+/// One reply. Aggregates that RESP2 lacks (map, set, double, boolean, push) are
+/// encoded as their RESP2 stand-ins, as Redis does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+text`
+    Status(Cow<'static, str>),
+    /// `-text`; the text starts with the error code (`ERR`, `WRONGTYPE`, …).
+    Error(Cow<'static, str>),
+    /// `:n`
+    Int(i64),
+    /// `$n\r\nbytes`
+    Bulk(Bytes),
+    /// The null bulk string (`$-1` / `_`).
+    Nil,
+    /// The null array (`*-1` / `_`).
+    NilArray,
+    /// `*n`
+    Array(Vec<Reply>),
+    /// `%n` in RESP3; a flat array of key, value, … in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// Pairs that RESP3 shows as an array of 2-element arrays and RESP2 as one flat
+    /// array (`ZRANGE … WITHSCORES`, `HRANDFIELD … WITHVALUES`).
+    Pairs(Vec<(Reply, Reply)>),
+    /// `~n` in RESP3; an array in RESP2.
+    Set(Vec<Reply>),
+    /// `,d` in RESP3; a bulk string in RESP2.
+    Double(f64),
+    /// `#t`/`#f` in RESP3; `:1`/`:0` in RESP2.
+    Bool(bool),
+    /// `=n\r\ntxt:…` in RESP3; a bulk string in RESP2.
+    Verbatim(Bytes),
+    /// `>n` in RESP3; an array in RESP2 (pub/sub messages).
+    Push(Vec<Reply>),
+    /// Internal: a blocking command found nothing and the connection should wait.
+    /// Never sent; encodes as the null array should it ever escape.
+    WouldBlock,
+}
+
+pub const OK: Reply = Reply::Status(Cow::Borrowed("OK"));
+pub const QUEUED: Reply = Reply::Status(Cow::Borrowed("QUEUED"));
+
+impl Reply {
+    pub fn ok() -> Reply {
+        OK
+    }
+
+    pub fn status(text: &'static str) -> Reply {
+        Reply::Status(Cow::Borrowed(text))
+    }
+
+    /// An error reply from a static text that already carries its code.
+    pub fn err(text: &'static str) -> Reply {
+        Reply::Error(Cow::Borrowed(text))
+    }
+
+    /// An error reply from formatted text that already carries its code.
+    pub fn error(text: String) -> Reply {
+        Reply::Error(Cow::Owned(text))
+    }
+
+    pub fn bulk(bytes: &[u8]) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(bytes))
+    }
+
+    pub fn bulk_str(text: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    pub fn bulk_opt(bytes: Option<&[u8]>) -> Reply {
+        bytes.map_or(Reply::Nil, Reply::bulk)
+    }
+
+    /// A double as a bulk string in RESP2 and RESP3 alike (`INCRBYFLOAT`, `HINCRBYFLOAT`).
+    pub fn bulk_double(value: f64) -> Reply {
+        Reply::Bulk(Bytes::from(format_double(value)))
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Appends the encoding of this reply to `out`.
+    pub fn encode(&self, out: &mut BytesMut, resp3: bool) {
+        match self {
+            Reply::Status(text) => line(out, b'+', text.as_bytes()),
+            Reply::Error(text) => line(out, b'-', text.as_bytes()),
+            Reply::Int(n) => int_line(out, b':', *n),
+            Reply::Bulk(bytes) => bulk(out, b'$', bytes),
+            Reply::Nil if resp3 => out.put_slice(b"_\r\n"),
+            Reply::Nil => out.put_slice(b"$-1\r\n"),
+            Reply::NilArray | Reply::WouldBlock if resp3 => out.put_slice(b"_\r\n"),
+            Reply::NilArray | Reply::WouldBlock => out.put_slice(b"*-1\r\n"),
+            Reply::Array(items) => aggregate(out, b'*', items, resp3),
+            Reply::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, resp3),
+            Reply::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, resp3),
+            Reply::Map(pairs) if resp3 => {
+                int_line(out, b'%', pairs.len() as i64);
+                pairs_body(out, pairs, resp3);
+            }
+            Reply::Map(pairs) => {
+                int_line(out, b'*', (pairs.len() * 2) as i64);
+                pairs_body(out, pairs, resp3);
+            }
+            Reply::Pairs(pairs) if resp3 => {
+                int_line(out, b'*', pairs.len() as i64);
+                for (k, v) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                int_line(out, b'*', (pairs.len() * 2) as i64);
+                pairs_body(out, pairs, resp3);
+            }
+            Reply::Double(d) if resp3 => line(out, b',', format_double_resp3(*d).as_bytes()),
+            Reply::Double(d) => bulk(out, b'$', format_double(*d).as_bytes()),
+            Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Reply::Bool(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            Reply::Verbatim(text) if resp3 => {
+                int_line(out, b'=', (text.len() + 4) as i64);
+                out.put_slice(b"txt:");
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            }
+            Reply::Verbatim(text) => bulk(out, b'$', text),
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.put_u8(kind);
+    // A status or error line must not contain CR or LF: replace them as Redis does.
+    for &b in text {
+        out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn int_line(out: &mut BytesMut, kind: u8, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n);
+    out.reserve(digits.len() + 3);
+    out.put_u8(kind);
+    out.put_slice(digits.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, kind: u8, bytes: &[u8]) {
+    int_line(out, kind, bytes.len() as i64);
+    out.reserve(bytes.len() + 2);
+    out.put_slice(bytes);
+    out.put_slice(b"\r\n");
+}
+
+fn aggregate(out: &mut BytesMut, kind: u8, items: &[Reply], resp3: bool) {
+    int_line(out, kind, items.len() as i64);
+    for item in items {
+        item.encode(out, resp3);
+    }
+}
+
+fn pairs_body(out: &mut BytesMut, pairs: &[(Reply, Reply)], resp3: bool) {
+    for (k, v) in pairs {
+        k.encode(out, resp3);
+        v.encode(out, resp3);
+    }
+}
+
+/// Formats a double the way Redis 7 replies with it: the shortest text that reads
+/// back as the same value, integers without a fraction, `inf`/`-inf`/`nan`.
+pub fn format_double(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".to_string();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if value == value.trunc() && value.abs() < 1e17 {
+        // Integral values print without a fraction ("3", not "3.0"); -0.0 prints "-0".
+        let mut buf = itoa::Buffer::new();
+        let text = buf.format(value as i64);
+        if value == 0.0 && value.is_sign_negative() {
+            return "-0".to_string();
+        }
+        return text.to_string();
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(value);
+    // ryu writes "1e16" and "1.5e-7"; Redis (printf %.17g) writes "1e+16" and "1.5e-07".
+    match text.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            let mantissa = mantissa.strip_suffix(".0").unwrap_or(mantissa);
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => text.to_string(),
+    }
+}
+
+fn format_double_resp3(value: f64) -> String {
+    format_double(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(reply: &Reply, resp3: bool) -> String {
+        let mut out = BytesMut::new();
+        reply.encode(&mut out, resp3);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn map_is_flat_array_in_resp2_and_map_in_resp3() {
+        let r = Reply::Map(vec![(Reply::bulk(b"a"), Reply::Int(1))]);
+        assert_eq!(enc(&r, false), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&r, true), "%1\r\n$1\r\na\r\n:1\r\n");
+    }
+
+    #[test]
+    fn nulls_differ_by_protocol() {
+        assert_eq!(enc(&Reply::Nil, false), "$-1\r\n");
+        assert_eq!(enc(&Reply::NilArray, false), "*-1\r\n");
+        assert_eq!(enc(&Reply::Nil, true), "_\r\n");
+    }
+
+    #[test]
+    fn pairs_nest_only_in_resp3() {
+        let r = Reply::Pairs(vec![(Reply::bulk(b"m"), Reply::Double(1.5))]);
+        assert_eq!(enc(&r, false), "*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n");
+        assert_eq!(enc(&r, true), "*1\r\n*2\r\n$1\r\nm\r\n,1.5\r\n");
+    }
+
+    #[test]
+    fn doubles_format_like_redis() {
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(10.6), "10.6");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(-f64::INFINITY), "-inf");
+        assert_eq!(format_double(1.5e-7), "1.5e-07");
+        assert_eq!(format_double(1e300), "1e+300");
+    }
+
+    #[test]
+    fn error_lines_cannot_break_framing() {
+        assert_eq!(enc(&Reply::error("ERR a\r\nb".into()), false), "-ERR a  b\r\n");
+    }
+}

@@ -1,0 +1,186 @@
+//! The deterministic state machine.
+//!
+//! A log [`Entry`] carries commands, the time the active stamped on it and a random
+//! seed. [`Store::apply`] executes them against the [`Db`] and returns one reply per
+//! operation plus the keyspace events they caused. Nothing inside `apply` reads a
+//! clock, draws entropy or looks at the environment, so two stores that apply the
+//! same entries hold the same data ([`Store::digest`] proves it). Expiry and
+//! eviction enter the log as entries of their own (`TANDEM.EXPIRED`, `TANDEM.EVICT`)
+//! decided by the active.
+//!
+//! This module does not know about sockets, clients or replication.
+
+pub mod db;
+pub mod value;
+
+use bytes::Bytes;
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::commands::{self, args::unknown_command, wrong_args, Handler, ReadCtx, WriteCtx};
+use crate::protocol::reply::Reply;
+use db::Db;
+use value::Value;
+
+/// One operation in an entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A single command, as the client sent it (name first).
+    Command(Vec<Bytes>),
+    /// MULTI … EXEC: applied back to back; one array reply. Server-level commands
+    /// inside (PING, PUBLISH…) get a `Nil` placeholder the connection fills in.
+    Transaction(Vec<Vec<Bytes>>),
+}
+
+/// A log entry: what the active decided to apply, when, and with which seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub time_ms: u64,
+    pub seed: u64,
+    pub ops: Vec<Op>,
+}
+
+/// A keyspace notification caused by a write (class letter per notify-keyspace-events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    pub class: u8,
+    pub event: &'static str,
+    pub key: Bytes,
+}
+
+/// The outcome of applying one entry.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub replies: Vec<Reply>,
+    pub events: Vec<KeyEvent>,
+    /// Keys that gained elements blocked clients may be waiting for.
+    pub ready_keys: Vec<Bytes>,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    pub db: Db,
+    /// Modifications since start (INFO `rdb_changes_since_last_save`).
+    pub dirty: u64,
+    /// Keys removed by expiry and eviction (INFO stats).
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// Applies `entry`: the only way state changes.
+    pub fn apply(&mut self, entry: &Entry) -> Applied {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(entry.seed);
+        let mut applied = Applied { replies: Vec::with_capacity(entry.ops.len()), ..Applied::default() };
+        for op in &entry.ops {
+            let reply = match op {
+                Op::Command(args) => self.apply_command(args, entry.time_ms, &mut rng, &mut applied),
+                Op::Transaction(cmds) => {
+                    let replies = cmds.iter().map(|args| self.apply_command(args, entry.time_ms, &mut rng, &mut applied)).collect();
+                    Reply::Array(replies)
+                }
+            };
+            applied.replies.push(reply);
+        }
+        for event in &applied.events {
+            match event.event {
+                "expired" => self.expired_keys += 1,
+                "evicted" => self.evicted_keys += 1,
+                _ => {}
+            }
+        }
+        applied
+    }
+
+    fn apply_command(&mut self, args: &[Bytes], time_ms: u64, rng: &mut Xoshiro256PlusPlus, applied: &mut Applied) -> Reply {
+        let Some(name) = args.first() else { return Reply::err("ERR empty command") };
+        let Some(spec) = commands::lookup(name) else { return unknown_command(args) };
+        if !spec.arity_ok(args.len()) {
+            return wrong_args(spec.name);
+        }
+        let result = match spec.handler {
+            Handler::Write(f) => {
+                let mut ctx = WriteCtx {
+                    db: &mut self.db,
+                    now_ms: time_ms,
+                    rng,
+                    events: &mut applied.events,
+                    ready_keys: &mut applied.ready_keys,
+                    dirty: &mut self.dirty,
+                };
+                f(&mut ctx, args)
+            }
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng }, args),
+            Handler::Server => Ok(Reply::Nil),
+        };
+        result.unwrap_or_else(|e| e)
+    }
+
+    /// Runs a read-only command at `now_ms`; changes nothing.
+    pub fn read(&self, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
+        let Some(spec) = args.first().and_then(|n| commands::lookup(n)) else { return unknown_command(args) };
+        if !spec.arity_ok(args.len()) {
+            return wrong_args(spec.name);
+        }
+        match spec.handler {
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng }, args).unwrap_or_else(|e| e),
+            _ => Reply::err("ERR internal: not a read command"),
+        }
+    }
+
+    /// An order-independent digest of the data (keys, values, expiry times): equal on
+    /// every replica that applied the same entries. Access metadata is left out.
+    pub fn digest(&self) -> u64 {
+        let mut total: u64 = 0;
+        for (key, item) in self.db.iter() {
+            let mut h = Fnv::new();
+            h.write(key);
+            h.write(&item.expire_at_ms.to_le_bytes());
+            hash_value(&mut h, &item.value);
+            total = total.wrapping_add(h.finish());
+        }
+        total ^ (self.db.len() as u64)
+    }
+}
+
+/// FNV-1a: fixed, seedless and stable across builds, which a digest compared between
+/// servers needs (std's hasher makes no such promise).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 ^= bytes.len() as u64;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn hash_value(h: &mut Fnv, value: &Value) {
+    h.write(value.type_name().as_bytes());
+    match value {
+        Value::Str(s) => h.write(s),
+        Value::List(l) => l.iter().for_each(|e| h.write(e)),
+        Value::Hash(m) => m.iter().for_each(|(k, v)| {
+            h.write(k);
+            h.write(v);
+        }),
+        Value::Set(s) => s.iter().for_each(|m| h.write(m)),
+        Value::ZSet(z) => z.order.iter().for_each(|(score, m)| {
+            h.write(&score.0.to_bits().to_le_bytes());
+            h.write(m);
+        }),
+    }
+}
