@@ -323,3 +323,31 @@ mod tests {
         assert!(lookup(&[b'a'; 100]).is_none());
     }
 }
+
+/// Helpers for unit tests of command families: apply commands to a bare store.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use bytes::Bytes;
+
+    use crate::protocol::reply::Reply;
+    use crate::store::{Applied, Entry, Op, Store};
+
+    /// Applies one command at `time_ms` (reads run at that time too).
+    pub fn run(store: &mut Store, time_ms: u64, cmd: &[&str]) -> Reply {
+        run_applied(store, time_ms, cmd).replies.remove(0)
+    }
+
+    /// Applies one command and returns everything it produced (events, ready keys).
+    pub fn run_applied(store: &mut Store, time_ms: u64, cmd: &[&str]) -> Applied {
+        let args = cmd.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
+        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)] })
+    }
+
+    pub fn bulk(s: &str) -> Reply {
+        Reply::bulk(s.as_bytes())
+    }
+
+    pub fn err(s: &str) -> Reply {
+        Reply::error(s.to_string())
+    }
+}
