@@ -12,6 +12,7 @@
 pub mod commands;
 pub mod config;
 pub mod limits;
+pub mod memory;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -1,1 +1,106 @@
-fn main(){}
+//! The `tandem` binary: parses the command line, loads and validates the config,
+//! and runs the chosen role. Errors stop here with context (anyhow); the library
+//! underneath uses typed errors.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use tandem::config::Config;
+use tandem::server::ServerOptions;
+
+// jemalloc, counted: `used_memory` and `data-storage` are measured at the allocator.
+#[global_allocator]
+static ALLOC: tandem::memory::CountingAlloc<tikv_jemallocator::Jemalloc> = tandem::memory::CountingAlloc(tikv_jemallocator::Jemalloc);
+
+#[derive(Parser)]
+#[command(name = "tandem", version, about = "A server array for clustering application servers, over the Redis protocol.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one server. Without --config: the development topology on 127.0.0.1:9510.
+    Server {
+        /// The array's TOML config file (DESIGN.md §3).
+        #[arg(long, requires = "name")]
+        config: Option<std::path::PathBuf>,
+        /// This server's name in the config file.
+        #[arg(long, requires = "config")]
+        name: Option<String>,
+        /// Overrides the client port (development topology only).
+        #[arg(long, conflicts_with = "config")]
+        port: Option<u16>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandem: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server { config, name, port } => {
+            let options = server_options(config, name, port)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            runtime.block_on(async move {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("shutting down");
+                    let _ = stop_tx.send(true);
+                });
+                tandem::server::run(options, stop_rx).await
+            })?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port: Option<u16>) -> anyhow::Result<ServerOptions> {
+    let (config, name, file) = match (config, name) {
+        (Some(path), Some(name)) => (Config::from_file(&path)?, name, path.display().to_string()),
+        _ => (Config::development(), "server1".to_string(), String::new()),
+    };
+    let (_stripe, server) = config.server(&name)?;
+    Ok(ServerOptions {
+        name: server.name.clone(),
+        host: server.host.clone(),
+        client_port: port.unwrap_or(server.client_port),
+        data_storage_bytes: server.data_storage_bytes,
+        requirepass: config.cluster.requirepass.clone(),
+        config_file: file,
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else { return std::future::pending().await };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,5 +1,18 @@
-//! (to be written)
+//! MULTI/EXEC/DISCARD/WATCH/UNWATCH: served by the connection, which queues the
+//! commands and submits them to the store as one entry.
 
+use super::flags::*;
 use super::*;
 
-pub static COMMANDS: &[CommandSpec] = &[];
+const G: &str = "transactions";
+
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("multi", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Starts a transaction.", Handler::Server),
+    spec("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, (0, 0, 0), G, "Executes all commands in a transaction.", Handler::Server),
+    spec("discard", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Discards a transaction.", Handler::Server),
+    spec("watch", -2, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (1, -1, 1), G, "Monitors changes to keys to determine the execution of a transaction.", Handler::Server),
+    spec("unwatch", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Forgets about watched keys of a transaction.", Handler::Server),
+];
+
+/// EXEC is not logged to the slow log in Redis; kept for COMMAND INFO fidelity.
+const SKIP_SLOWLOG: u32 = 0;

@@ -1,1 +1,176 @@
-//! (to be written)
+//! The client-facing server: the listener, one task per connection, pub/sub fan-out,
+//! the active expiry cycle, and clean shutdown. It knows the state machine only
+//! through [`core::Core`].
+
+pub mod admin;
+pub mod clients;
+pub mod connection;
+pub mod core;
+pub mod pubsub;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::store::{KeyEvent, Store};
+use clients::Clients;
+use core::Core;
+use pubsub::PubSub;
+use settings::{notify, Settings};
+
+/// How often the active expiry cycle runs (Redis's default `hz 10`).
+const EXPIRE_CYCLE_MS: u64 = 100;
+/// Longest one expiry cycle may hold the store lock before yielding to clients.
+const EXPIRE_CYCLE_BUDGET_MS: u128 = 25;
+
+/// What every connection shares.
+pub struct Shared {
+    core: Mutex<Core>,
+    pub settings: Settings,
+    pub pubsub: PubSub,
+    pub clients: Clients,
+    pub commands_processed: AtomicU64,
+    pub started: Instant,
+    pub run_id: String,
+    pub server_name: String,
+}
+
+impl Shared {
+    pub fn new(store: Store, settings: Settings, server_name: &str) -> Shared {
+        let run_id: String = (0..40).map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0')).collect();
+        Shared {
+            core: Mutex::new(Core::new(store)),
+            settings,
+            pubsub: PubSub::default(),
+            clients: Clients::default(),
+            commands_processed: AtomicU64::new(0),
+            started: Instant::now(),
+            run_id,
+            server_name: server_name.to_string(),
+        }
+    }
+
+    /// The state machine lock. std Mutex, not tokio's: nothing awaits while it is held.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes keyspace notifications for `events`, as `notify-keyspace-events` asks.
+    pub fn publish_events(&self, events: &[KeyEvent]) {
+        let mask = self.settings.notify_mask.load(Ordering::Relaxed);
+        if mask & (notify::KEYSPACE | notify::KEYEVENT) == 0 || events.is_empty() || !self.pubsub.has_subscribers() {
+            return;
+        }
+        for event in events {
+            if mask & notify::class_bit(event.class) == 0 {
+                continue;
+            }
+            if mask & notify::KEYSPACE != 0 {
+                let mut channel = b"__keyspace@0__:".to_vec();
+                channel.extend_from_slice(&event.key);
+                self.pubsub.publish(&channel, event.event.as_bytes());
+            }
+            if mask & notify::KEYEVENT != 0 {
+                let channel = format!("__keyevent@0__:{}", event.event);
+                self.pubsub.publish(channel.as_bytes(), &event.key);
+            }
+        }
+    }
+}
+
+/// Accepts clients on `listener` until `shutdown` turns true, then closes them all.
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // EMFILE and friends: say so, wait a little, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                spawn_connection(&shared, socket, peer, &shutdown);
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    shared.clients.kill_all();
+    expiry.abort();
+    Ok(())
+}
+
+fn spawn_connection(shared: &Arc<Shared>, socket: tokio::net::TcpStream, peer: SocketAddr, shutdown: &watch::Receiver<bool>) {
+    let max = shared.settings.clients_max.load(Ordering::Relaxed);
+    if shared.clients.count() >= max {
+        shared.clients.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut socket = socket;
+            let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+        });
+        return;
+    }
+    let _ = socket.set_nodelay(true);
+    let laddr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let info = shared.clients.register(peer.to_string(), laddr);
+    let shared = shared.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let id = info.id;
+        connection::Connection::new(shared.clone(), info, socket).run(shutdown).await;
+        shared.clients.unregister(id);
+    });
+}
+
+/// The active expiry cycle: every `EXPIRE_CYCLE_MS`, delete due keys as entries,
+/// in chunks, within a time budget so clients keep being served.
+async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(EXPIRE_CYCLE_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let started = Instant::now();
+        loop {
+            let mut events = Vec::new();
+            let removed = shared.core().expire_due(&mut events);
+            shared.publish_events(&events);
+            if removed < crate::limits::EXPIRE_KEYS_PER_ENTRY_MAX || started.elapsed().as_millis() > EXPIRE_CYCLE_BUDGET_MS {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// What `tandem server` needs to start serving clients.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub name: String,
+    pub host: String,
+    pub client_port: u16,
+    pub data_storage_bytes: u64,
+    pub requirepass: Option<String>,
+    pub config_file: String,
+}
+
+/// Binds the client port and serves until `shutdown` turns true.
+pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    let addr = format!("{}:{}", options.host, options.client_port);
+    let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let settings = Settings::new(options.data_storage_bytes, options.client_port, &options.host, options.requirepass.clone(), &options.config_file);
+    let shared = Arc::new(Shared::new(Store::new(), settings, &options.name));
+    tracing::info!(server = %options.name, %addr, data_storage_bytes = options.data_storage_bytes, "server ready to accept connections");
+    serve(shared, listener, shutdown).await
+}

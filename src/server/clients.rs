@@ -1,0 +1,144 @@
+//! The registry of connected clients, for CLIENT LIST/KILL/INFO and INFO clients.
+//! Each connection owns an `Arc<ClientInfo>`; fields it changes often are atomics
+//! or per-client locks, so the registry lock is taken only on connect, disconnect
+//! and listing.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::core::wall_ms;
+
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub created: Instant,
+    pub last_active_ms: AtomicU64,
+    pub name: Mutex<String>,
+    pub lib_name: Mutex<String>,
+    pub lib_ver: Mutex<String>,
+    pub last_cmd: Mutex<&'static str>,
+    pub resp: AtomicU8,
+    pub subscriptions: AtomicUsize,
+    pub psubscriptions: AtomicUsize,
+    pub in_multi: AtomicBool,
+    pub blocked: AtomicBool,
+    /// Closes the connection (CLIENT KILL, pub/sub overflow, shutdown).
+    pub kill: Arc<Notify>,
+}
+
+impl ClientInfo {
+    fn text(m: &Mutex<String>) -> String {
+        m.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn name(&self) -> String {
+        Self::text(&self.name)
+    }
+
+    pub fn set(field: &Mutex<String>, value: String) {
+        *field.lock().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, Redis's field order.
+    pub fn line(&self) -> String {
+        let now = wall_ms();
+        let idle = now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000;
+        let mut flags = String::new();
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        if self.subscriptions.load(Ordering::Relaxed) + self.psubscriptions.load(Ordering::Relaxed) > 0 {
+            flags.push('P');
+        }
+        if self.in_multi.load(Ordering::Relaxed) {
+            flags.push('x');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let cmd = *self.last_cmd.lock().unwrap_or_else(|e| e.into_inner());
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.name(),
+            self.created.elapsed().as_secs(),
+            idle,
+            flags,
+            self.subscriptions.load(Ordering::Relaxed),
+            self.psubscriptions.load(Ordering::Relaxed),
+            if self.in_multi.load(Ordering::Relaxed) { 0 } else { -1 },
+            cmd,
+            self.resp.load(Ordering::Relaxed),
+            Self::text(&self.lib_name),
+            Self::text(&self.lib_ver),
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct Clients {
+    next_id: AtomicU64,
+    map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+}
+
+impl Clients {
+    pub fn register(&self, addr: String, laddr: String) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            last_active_ms: AtomicU64::new(wall_ms()),
+            name: Mutex::default(),
+            lib_name: Mutex::default(),
+            lib_ver: Mutex::default(),
+            last_cmd: Mutex::new("NULL"),
+            resp: AtomicU8::new(2),
+            subscriptions: AtomicUsize::new(0),
+            psubscriptions: AtomicUsize::new(0),
+            in_multi: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            kill: Arc::new(Notify::new()),
+        });
+        self.lock().insert(id, info.clone());
+        self.total_connections.fetch_add(1, Ordering::Relaxed);
+        info
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ClientInfo>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientInfo>> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// Closes every connection (shutdown).
+    pub fn kill_all(&self) {
+        for client in self.all() {
+            client.kill.notify_one();
+        }
+    }
+}

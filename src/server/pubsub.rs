@@ -1,0 +1,169 @@
+//! Pub/sub fan-out: channels and patterns → subscribed connections. A message is a
+//! ready-made [`Reply::Push`] sent to each subscriber's outbox; the connection task
+//! writes it. A subscriber that lets more than `PUBSUB_QUEUE_BYTES_MAX` pile up is
+//! disconnected (Redis's client-output-buffer-limit for pubsub), so one slow reader
+//! cannot hold the server's memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use crate::commands::args::glob_match;
+use crate::limits;
+use crate::protocol::reply::Reply;
+
+pub type ClientId = u64;
+
+/// Where a connection receives pushed messages.
+#[derive(Clone)]
+pub struct Outbox {
+    pub tx: mpsc::UnboundedSender<Reply>,
+    /// Bytes queued and not yet written by the connection.
+    pub queued_bytes: Arc<AtomicUsize>,
+    /// Wakes the connection to close it (queue overflow, CLIENT KILL).
+    pub kill: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Queues a message; a subscriber over its limit is told to close.
+    pub fn send(&self, msg: Reply, size: usize) -> bool {
+        let queued = self.queued_bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if queued > limits::PUBSUB_QUEUE_BYTES_MAX {
+            self.kill.notify_one();
+            return false;
+        }
+        self.tx.send(msg).is_ok()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    channels: HashMap<Bytes, HashMap<ClientId, Outbox>>,
+    patterns: HashMap<Bytes, HashMap<ClientId, Outbox>>,
+}
+
+#[derive(Default)]
+pub struct PubSub {
+    inner: Mutex<Inner>,
+}
+
+impl PubSub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribes; false if the client already was.
+    pub fn subscribe(&self, channel: &Bytes, id: ClientId, outbox: &Outbox) -> bool {
+        self.lock().channels.entry(channel.clone()).or_default().insert(id, outbox.clone()).is_none()
+    }
+
+    pub fn unsubscribe(&self, channel: &[u8], id: ClientId) -> bool {
+        let mut inner = self.lock();
+        let Some(subs) = inner.channels.get_mut(channel) else { return false };
+        let removed = subs.remove(&id).is_some();
+        if subs.is_empty() {
+            inner.channels.remove(channel);
+        }
+        removed
+    }
+
+    pub fn psubscribe(&self, pattern: &Bytes, id: ClientId, outbox: &Outbox) -> bool {
+        self.lock().patterns.entry(pattern.clone()).or_default().insert(id, outbox.clone()).is_none()
+    }
+
+    pub fn punsubscribe(&self, pattern: &[u8], id: ClientId) -> bool {
+        let mut inner = self.lock();
+        let Some(subs) = inner.patterns.get_mut(pattern) else { return false };
+        let removed = subs.remove(&id).is_some();
+        if subs.is_empty() {
+            inner.patterns.remove(pattern);
+        }
+        removed
+    }
+
+    /// Delivers `message` on `channel`; returns how many clients received it.
+    pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
+        let inner = self.lock();
+        if inner.channels.is_empty() && inner.patterns.is_empty() {
+            return 0;
+        }
+        let size = channel.len() + message.len() + 32;
+        let channel_b = Bytes::copy_from_slice(channel);
+        let message_b = Bytes::copy_from_slice(message);
+        let mut receivers = 0;
+        if let Some(subs) = inner.channels.get(channel) {
+            for outbox in subs.values() {
+                let msg = Reply::Push(vec![Reply::bulk(b"message"), Reply::Bulk(channel_b.clone()), Reply::Bulk(message_b.clone())]);
+                if outbox.send(msg, size) {
+                    receivers += 1;
+                }
+            }
+        }
+        for (pattern, subs) in &inner.patterns {
+            if !glob_match(pattern, channel, false) {
+                continue;
+            }
+            for outbox in subs.values() {
+                let msg = Reply::Push(vec![
+                    Reply::bulk(b"pmessage"),
+                    Reply::Bulk(pattern.clone()),
+                    Reply::Bulk(channel_b.clone()),
+                    Reply::Bulk(message_b.clone()),
+                ]);
+                if outbox.send(msg, size + pattern.len()) {
+                    receivers += 1;
+                }
+            }
+        }
+        receivers
+    }
+
+    /// PUBSUB CHANNELS [pattern]
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let inner = self.lock();
+        inner.channels.keys().filter(|c| pattern.is_none_or(|p| glob_match(p, c, false))).cloned().collect()
+    }
+
+    /// PUBSUB NUMSUB channel
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.lock().channels.get(channel).map_or(0, |s| s.len())
+    }
+
+    /// PUBSUB NUMPAT: patterns with at least one subscriber.
+    pub fn numpat(&self) -> usize {
+        self.lock().patterns.len()
+    }
+
+    pub fn has_subscribers(&self) -> bool {
+        let inner = self.lock();
+        !inner.channels.is_empty() || !inner.patterns.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox() -> (Outbox, mpsc::UnboundedReceiver<Reply>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Outbox { tx, queued_bytes: Arc::new(AtomicUsize::new(0)), kill: Arc::new(Notify::new()) }, rx)
+    }
+
+    #[test]
+    fn publish_reaches_channel_and_pattern_subscribers() {
+        let ps = PubSub::default();
+        let (a, mut ra) = outbox();
+        let (b, mut rb) = outbox();
+        ps.subscribe(&Bytes::from("news"), 1, &a);
+        ps.psubscribe(&Bytes::from("n*"), 2, &b);
+        assert_eq!(ps.publish(b"news", b"hi"), 2);
+        assert!(matches!(ra.try_recv(), Ok(Reply::Push(v)) if v.len() == 3));
+        assert!(matches!(rb.try_recv(), Ok(Reply::Push(v)) if v.len() == 4));
+        assert!(ps.unsubscribe(b"news", 1));
+        assert_eq!(ps.publish(b"news", b"hi"), 1);
+        assert_eq!(ps.numpat(), 1);
+    }
+}

@@ -1,0 +1,245 @@
+//! Settings a client can read and change at run time with CONFIG GET/SET. Hot ones
+//! (read on every command) are atomics; the rest sit behind a mutex.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::commands::args::glob_match;
+use crate::limits;
+
+/// What happens when used memory passes `maxmemory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EvictionPolicy {
+    NoEviction,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysLfu,
+    VolatileLfu,
+    AllKeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    const ALL: [(EvictionPolicy, &'static str); 8] = [
+        (EvictionPolicy::NoEviction, "noeviction"),
+        (EvictionPolicy::AllKeysLru, "allkeys-lru"),
+        (EvictionPolicy::VolatileLru, "volatile-lru"),
+        (EvictionPolicy::AllKeysLfu, "allkeys-lfu"),
+        (EvictionPolicy::VolatileLfu, "volatile-lfu"),
+        (EvictionPolicy::AllKeysRandom, "allkeys-random"),
+        (EvictionPolicy::VolatileRandom, "volatile-random"),
+        (EvictionPolicy::VolatileTtl, "volatile-ttl"),
+    ];
+
+    pub fn parse(text: &str) -> Option<EvictionPolicy> {
+        Self::ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(text)).map(|(p, _)| *p)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(p, _)| *p == self).map_or("noeviction", |(_, n)| n)
+    }
+
+    fn from_u8(v: u8) -> EvictionPolicy {
+        Self::ALL.get(v as usize).map_or(EvictionPolicy::NoEviction, |(p, _)| *p)
+    }
+
+    /// Only keys with a TTL are candidates.
+    pub fn volatile(self) -> bool {
+        matches!(self, Self::VolatileLru | Self::VolatileLfu | Self::VolatileRandom | Self::VolatileTtl)
+    }
+}
+
+/// notify-keyspace-events bits: one per class letter, plus K and E.
+pub mod notify {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const CLASSES: &str = "g$lshzxetdmn";
+
+    /// The bit of an event class letter.
+    pub fn class_bit(class: u8) -> u32 {
+        CLASSES.bytes().position(|c| c == class).map_or(0, |i| 1 << (i + 2))
+    }
+
+    /// Parses Redis's flag letters; `A` is an alias for "g$lshzxetd".
+    pub fn parse(flags: &str) -> Option<u32> {
+        let mut mask = 0;
+        for c in flags.bytes() {
+            mask |= match c {
+                b'K' => KEYSPACE,
+                b'E' => KEYEVENT,
+                b'A' => "g$lshzxetd".bytes().map(class_bit).fold(0, |a, b| a | b),
+                c if CLASSES.as_bytes().contains(&c) => class_bit(c),
+                _ => return None,
+            };
+        }
+        Some(mask)
+    }
+
+    /// The canonical letters for CONFIG GET.
+    pub fn format(mask: u32) -> String {
+        let all = parse("A").unwrap_or(0);
+        let mut out = String::new();
+        if mask & all == all {
+            out.push('A');
+        }
+        for c in CLASSES.bytes() {
+            let bit = class_bit(c);
+            if mask & bit != 0 && !(mask & all == all && all & bit != 0) {
+                out.push(c as char);
+            }
+        }
+        if mask & KEYSPACE != 0 {
+            out.push('K');
+        }
+        if mask & KEYEVENT != 0 {
+            out.push('E');
+        }
+        out
+    }
+}
+
+/// Settings shared by every connection.
+#[derive(Debug)]
+pub struct Settings {
+    pub maxmemory_bytes: AtomicU64,
+    policy: AtomicU8,
+    pub maxmemory_samples: AtomicUsize,
+    pub notify_mask: AtomicU32,
+    pub bulk_bytes_max: AtomicUsize,
+    pub clients_max: AtomicUsize,
+    /// Idle seconds before a client is closed; 0 = never.
+    pub timeout_secs: AtomicU64,
+    pub requirepass: Mutex<Option<String>>,
+    pub port: u16,
+    pub bind: String,
+    pub config_file: String,
+}
+
+impl Settings {
+    pub fn new(maxmemory_bytes: u64, port: u16, bind: &str, requirepass: Option<String>, config_file: &str) -> Settings {
+        Settings {
+            maxmemory_bytes: AtomicU64::new(maxmemory_bytes),
+            policy: AtomicU8::new(EvictionPolicy::NoEviction as u8),
+            maxmemory_samples: AtomicUsize::new(5),
+            notify_mask: AtomicU32::new(0),
+            bulk_bytes_max: AtomicUsize::new(limits::BULK_BYTES_MAX_DEFAULT),
+            clients_max: AtomicUsize::new(limits::CLIENTS_MAX_DEFAULT),
+            timeout_secs: AtomicU64::new(0),
+            requirepass: Mutex::new(requirepass),
+            port,
+            bind: bind.to_string(),
+            config_file: config_file.to_string(),
+        }
+    }
+
+    pub fn policy(&self) -> EvictionPolicy {
+        EvictionPolicy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    pub fn requirepass(&self) -> Option<String> {
+        self.requirepass.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every parameter CONFIG GET knows, with its current value.
+    fn all(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("maxmemory", self.maxmemory_bytes.load(Ordering::Relaxed).to_string()),
+            ("maxmemory-policy", self.policy().name().to_string()),
+            ("maxmemory-samples", self.maxmemory_samples.load(Ordering::Relaxed).to_string()),
+            ("notify-keyspace-events", notify::format(self.notify_mask.load(Ordering::Relaxed))),
+            ("proto-max-bulk-len", self.bulk_bytes_max.load(Ordering::Relaxed).to_string()),
+            ("maxclients", self.clients_max.load(Ordering::Relaxed).to_string()),
+            ("timeout", self.timeout_secs.load(Ordering::Relaxed).to_string()),
+            ("requirepass", self.requirepass().unwrap_or_default()),
+            ("port", self.port.to_string()),
+            ("bind", self.bind.clone()),
+            ("databases", "1".to_string()),
+            ("save", String::new()),
+            ("appendonly", "no".to_string()),
+            ("hz", "10".to_string()),
+            ("cluster-enabled", "no".to_string()),
+        ]
+    }
+
+    /// CONFIG GET: every parameter matching any of the glob `patterns`.
+    pub fn get(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        self.all().into_iter().filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes(), true))).collect()
+    }
+
+    /// CONFIG SET one parameter; the error text is Redis's.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), String> {
+        let invalid = |why: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}");
+        match name.to_ascii_lowercase().as_str() {
+            "maxmemory" => {
+                let bytes = crate::config::parse_size(value).map_err(|e| invalid(&e))?;
+                self.maxmemory_bytes.store(bytes, Ordering::Relaxed);
+            }
+            "maxmemory-policy" => {
+                let policy = EvictionPolicy::parse(value).ok_or_else(|| invalid("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction"))?;
+                self.policy.store(policy as u8, Ordering::Relaxed);
+            }
+            "maxmemory-samples" => {
+                let n: usize = value.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| invalid("argument must be between 1 and 64 inclusive"))?;
+                self.maxmemory_samples.store(n, Ordering::Relaxed);
+            }
+            "notify-keyspace-events" => {
+                let mask = notify::parse(value).ok_or_else(|| invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))?;
+                self.notify_mask.store(mask, Ordering::Relaxed);
+            }
+            "proto-max-bulk-len" => {
+                let bytes = crate::config::parse_size(value).map_err(|e| invalid(&e))?;
+                if !(1024 * 1024..=limits::BULK_BYTES_MAX_DEFAULT as u64 * 8).contains(&bytes) {
+                    return Err(invalid("argument must be between 1048576 and 4294967296 inclusive"));
+                }
+                self.bulk_bytes_max.store(bytes as usize, Ordering::Relaxed);
+            }
+            "maxclients" => {
+                let n: usize = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| invalid("argument must be between 1 and 4294967295 inclusive"))?;
+                self.clients_max.store(n, Ordering::Relaxed);
+            }
+            "timeout" => {
+                let n: u64 = value.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                self.timeout_secs.store(n, Ordering::Relaxed);
+            }
+            "requirepass" => {
+                *self.requirepass.lock().unwrap_or_else(|e| e.into_inner()) = if value.is_empty() { None } else { Some(value.to_string()) };
+            }
+            // Accepted for compatibility with tools that switch persistence off; Tandem's
+            // persistence is the stripe's log (restartable), not RDB/AOF.
+            "save" | "appendonly" if value.is_empty() || value == "no" => {}
+            "hz" => {}
+            _ => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
+        }
+        Ok(())
+    }
+
+    pub fn set_policy(&self, policy: EvictionPolicy) {
+        self.policy.store(policy as u8, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_flags_round_trip() {
+        let mask = notify::parse("KEA").unwrap();
+        assert_eq!(notify::format(mask), "AKE");
+        let mask = notify::parse("Kx").unwrap();
+        assert_eq!(notify::format(mask), "xK");
+        assert!(notify::parse("Q").is_none());
+    }
+
+    #[test]
+    fn config_set_rejects_bad_values_with_redis_errors() {
+        let s = Settings::new(0, 9510, "127.0.0.1", None, "");
+        assert!(s.set("maxmemory-policy", "allkeys-lru").is_ok());
+        assert_eq!(s.policy(), EvictionPolicy::AllKeysLru);
+        assert!(s.set("maxmemory-policy", "bogus").unwrap_err().starts_with("ERR CONFIG SET failed"));
+        assert!(s.set("no-such", "1").unwrap_err().starts_with("ERR Unknown option"));
+        assert!(s.set("maxmemory", "10mb").is_ok() || s.set("maxmemory", "10m").is_ok());
+    }
+}
