@@ -78,7 +78,7 @@ fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port
         (Some(path), Some(name)) => (Config::from_file(&path)?, name, path.display().to_string()),
         _ => (Config::development(), "server1".to_string(), String::new()),
     };
-    let (_stripe, server) = config.server(&name)?;
+    let (_stripe, server) = config.require_server(&name)?;
     Ok(ServerOptions {
         name: server.name.clone(),
         host: server.host.clone(),
