@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Side-by-side throughput and memory: tandem (development topology) vs redis-server
+# (no persistence), same machine, same run, same redis-benchmark.
+#
+#   bash bench/compare.sh            # full run (about 3 minutes)
+#   REQUESTS=100000 bash bench/compare.sh
+#
+# Prints a markdown table with requests/s and the ratio tandem/redis per row, then
+# RSS and used_memory after loading 1,000,000 keys of 100-byte values.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-300000}
+KEYS=${KEYS:-1000000}
+REDIS_PORT=${REDIS_PORT:-6391}
+TANDEM_PORT=${TANDEM_PORT:-9611}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+cargo build --release --quiet
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+start_redis() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
+  pids+=($!); REDIS_PID=$!
+}
+start_tandem() {
+  (cd "$work" && RUST_LOG=warn exec "$OLDPWD/target/release/tandem" server --port "$TANDEM_PORT") >"$work/tandem.log" 2>&1 &
+  pids+=($!); TANDEM_PID=$!
+}
+wait_ready() {
+  for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "server on port $1 did not start" >&2; exit 1
+}
+rps() { # port test pipeline
+  redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -P "$3" -t "$2" -r 100000 -q --csv 2>/dev/null \
+    | awk -F'","' 'NR>1 || $1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
+}
+
+start_redis; start_tandem
+wait_ready "$REDIS_PORT"; wait_ready "$TANDEM_PORT"
+
+echo "| test | pipeline | redis rps | tandem rps | tandem/redis |"
+echo "|---|---|---|---|---|"
+for p in 1 16; do
+  for t in set get incr lpush hset; do
+    r=$(rps "$REDIS_PORT" "$t" "$p"); m=$(rps "$TANDEM_PORT" "$t" "$p")
+    ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
+    echo "| ${t^^} | $p | $r | $m | $ratio |"
+  done
+done
+
+# Memory: 1,000,000 distinct keys with 100-byte values, loaded with redis-cli --pipe.
+redis-cli -p "$REDIS_PORT" flushall >/dev/null; redis-cli -p "$TANDEM_PORT" flushall >/dev/null
+python3 - "$KEYS" >"$work/load.resp" <<'PY'
+import sys
+n = int(sys.argv[1]); v = b"v" * 100; out = sys.stdout.buffer
+for i in range(n):
+    k = b"key:%010d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, v))
+PY
+redis-cli -p "$REDIS_PORT" --pipe <"$work/load.resp" >/dev/null
+redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
+rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
+used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
+rr=$(rss "$REDIS_PID"); tr_=$(rss "$TANDEM_PID"); ru=$(used "$REDIS_PORT"); tu=$(used "$TANDEM_PORT")
+echo
+echo "| memory after $KEYS keys × 100 B | redis | tandem | tandem/redis |"
+echo "|---|---|---|---|"
+echo "| keys | $rk | $tk | |"
+echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
+echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"

@@ -1,0 +1,148 @@
+//! Pub/sub, pattern pub/sub and keyspace notifications through a real client.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Server;
+
+fn subscriber(server: &Server) -> redis::Connection {
+    let con = server.conn();
+    con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    con
+}
+
+#[test]
+fn published_messages_reach_channel_subscribers() {
+    let server = Server::start();
+    let mut sub_con = subscriber(&server);
+    let mut publisher = server.conn();
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.subscribe("news").unwrap();
+    let receivers: i64 = redis::cmd("PUBLISH").arg("news").arg("hello").query(&mut publisher).unwrap();
+    assert_eq!(receivers, 1);
+    let msg = pubsub.get_message().unwrap();
+    assert_eq!(msg.get_channel_name(), "news");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "hello");
+}
+
+#[test]
+fn pattern_subscribers_get_pmessage_with_the_pattern() {
+    let server = Server::start();
+    let mut sub_con = subscriber(&server);
+    let mut publisher = server.conn();
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.psubscribe("user.*").unwrap();
+    let receivers: i64 = redis::cmd("PUBLISH").arg("user.42").arg("joined").query(&mut publisher).unwrap();
+    assert_eq!(receivers, 1);
+    let msg = pubsub.get_message().unwrap();
+    assert_eq!(msg.get_pattern::<String>().unwrap(), "user.*");
+    assert_eq!(msg.get_channel_name(), "user.42");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "joined");
+    let none: i64 = redis::cmd("PUBLISH").arg("other").arg("x").query(&mut publisher).unwrap();
+    assert_eq!(none, 0);
+}
+
+#[test]
+fn pubsub_introspection_counts_subscribers() {
+    let server = Server::start();
+    let mut sub_con = subscriber(&server);
+    let mut con = server.conn();
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.subscribe("a").unwrap();
+    pubsub.psubscribe("p*").unwrap();
+    let channels: Vec<String> = redis::cmd("PUBSUB").arg("CHANNELS").query(&mut con).unwrap();
+    assert_eq!(channels, vec!["a"]);
+    let numsub: (String, i64, String, i64) = redis::cmd("PUBSUB").arg("NUMSUB").arg("a").arg("b").query(&mut con).unwrap();
+    assert_eq!(numsub, ("a".into(), 1, "b".into(), 0));
+    let numpat: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut con).unwrap();
+    assert_eq!(numpat, 1);
+}
+
+#[test]
+fn subscribed_resp2_client_may_only_run_pubsub_commands() {
+    let server = Server::start();
+    let mut s = server.raw();
+    let got = support::exchange(&mut s, b"SUBSCRIBE c\r\nGET k\r\nPING\r\nUNSUBSCRIBE\r\nGET k\r\n", Duration::from_millis(500));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n\
+         -ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n\
+         *2\r\n$4\r\npong\r\n$0\r\n\r\n\
+         *3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n\
+         $-1\r\n"
+    );
+}
+
+#[test]
+fn resp3_client_gets_push_messages_and_can_keep_running_commands() {
+    let server = Server::start();
+    let mut s = server.raw();
+    let got = support::exchange(&mut s, b"HELLO 3\r\n", Duration::from_millis(300));
+    assert!(got.starts_with(b"%7\r\n"), "HELLO 3 replies with a map: {}", String::from_utf8_lossy(&got));
+    let got = support::exchange(&mut s, b"SUBSCRIBE c\r\nGET k\r\n", Duration::from_millis(300));
+    assert_eq!(String::from_utf8_lossy(&got), ">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n_\r\n");
+    let mut publisher = server.conn();
+    let _: i64 = redis::cmd("PUBLISH").arg("c").arg("m").query(&mut publisher).unwrap();
+    let got = support::exchange(&mut s, b"", Duration::from_millis(300));
+    assert_eq!(String::from_utf8_lossy(&got), ">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
+}
+
+#[test]
+fn keyspace_and_keyevent_notifications_follow_the_config_flags() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("KEA").query(&mut con).unwrap();
+    let mut sub_con = subscriber(&server);
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.subscribe("__keyspace@0__:mykey").unwrap();
+    pubsub.subscribe("__keyevent@0__:del").unwrap();
+    let _: () = redis::cmd("SET").arg("mykey").arg("v").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("DEL").arg("mykey").query(&mut con).unwrap();
+    let first = pubsub.get_message().unwrap();
+    assert_eq!((first.get_channel_name(), first.get_payload::<String>().unwrap()), ("__keyspace@0__:mykey", "set".to_string()));
+    let second = pubsub.get_message().unwrap();
+    assert_eq!((second.get_channel_name(), second.get_payload::<String>().unwrap()), ("__keyspace@0__:mykey", "del".to_string()));
+    let third = pubsub.get_message().unwrap();
+    assert_eq!((third.get_channel_name(), third.get_payload::<String>().unwrap()), ("__keyevent@0__:del", "mykey".to_string()));
+}
+
+#[test]
+fn expired_keys_are_notified_by_the_active_expiry_cycle() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Ex").query(&mut con).unwrap();
+    let mut sub_con = subscriber(&server);
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.subscribe("__keyevent@0__:expired").unwrap();
+    // Nobody reads the key: only the active cycle can expire it.
+    let _: () = redis::cmd("SET").arg("session:1").arg("v").arg("PX").arg(50).query(&mut con).unwrap();
+    let msg = pubsub.get_message().expect("an expired event within the read timeout");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "session:1");
+    let exists: i64 = redis::cmd("EXISTS").arg("session:1").query(&mut con).unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn evicted_keys_are_notified() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let used: i64 = used_memory(&mut con);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Ee").query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-random").query(&mut con).unwrap();
+    let mut sub_con = subscriber(&server);
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.subscribe("__keyevent@0__:evicted").unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg((used + 2_000_000).to_string()).query(&mut con).unwrap();
+    let value = "x".repeat(10_000);
+    for i in 0..400 {
+        let _: () = redis::cmd("SET").arg(format!("big{i}")).arg(&value).query(&mut con).unwrap();
+    }
+    let msg = pubsub.get_message().expect("an evicted event");
+    assert!(msg.get_payload::<String>().unwrap().starts_with("big"));
+}
+
+pub fn used_memory(con: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).expect("used_memory in INFO")
+}
