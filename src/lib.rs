@@ -14,5 +14,6 @@ pub mod config;
 pub mod limits;
 pub mod memory;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod store;
