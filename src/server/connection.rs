@@ -182,12 +182,18 @@ impl Connection {
     /// The command's spec if it can join a batch: a known store command with the right
     /// arity, not blocking, outside MULTI, on an authenticated, unsubscribed client.
     fn plain_store_command(&self, args: &[Bytes]) -> Option<&'static CommandSpec> {
-        if self.multi.is_some() || !self.authed || (!self.resp3 && !(self.channels.is_empty() && self.patterns.is_empty())) {
+        if self.multi.is_some() || !self.authed || self.resp2_subscribed() {
             return None;
         }
         let spec = commands::lookup(args.first()?)?;
         let plain = matches!(spec.handler, Handler::Read(_) | Handler::Write(_)) && !spec.has(flags::BLOCKING | flags::INTERNAL) && spec.arity_ok(args.len());
         plain.then_some(spec)
+    }
+
+    /// RESP2 clients with subscriptions may only run pub/sub commands (RESP3 ones may
+    /// run anything: pushes are told apart from replies by their type).
+    fn resp2_subscribed(&self) -> bool {
+        !self.resp3 && (!self.channels.is_empty() || !self.patterns.is_empty())
     }
 
     fn execute_run(&mut self, run: &mut Vec<(&'static CommandSpec, Vec<Bytes>)>) {
@@ -232,7 +238,7 @@ impl Connection {
         if !self.authed && !spec.has(flags::NO_AUTH) {
             return self.reply(Reply::err("NOAUTH Authentication required."));
         }
-        if !self.resp3 && !(self.channels.is_empty() && self.patterns.is_empty()) && !allowed_while_subscribed(spec.name) {
+        if self.resp2_subscribed() && !allowed_while_subscribed(spec.name) {
             return self.reply(Reply::error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 spec.name

@@ -114,7 +114,7 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
-            Value::ZSet(z) => z.len() == 0,
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -123,7 +123,7 @@ impl Value {
     pub fn memory_estimate(&self, samples: usize) -> usize {
         const SLOT: usize = 24;
         fn scaled(total: usize, seen: usize, bytes: usize) -> usize {
-            if seen == 0 { 0 } else { bytes * total / seen }
+            (bytes * total).checked_div(seen).unwrap_or(0)
         }
         match self {
             Value::Str(s) => s.capacity(),
