@@ -10,6 +10,7 @@
 //!
 //! This module does not know about sockets, clients or replication.
 
+pub mod codec;
 pub mod db;
 pub mod value;
 
