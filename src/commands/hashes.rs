@@ -219,7 +219,7 @@ fn hincrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     if !next.is_finite() {
         return Err(Reply::err(ERR_RESULT_NOT_FINITE));
     }
-    let text = human_double(next);
+    let text = crate::protocol::reply::format_incr_double(next);
     write_hash(ctx, key)?.insert(Blob::from(&field[..]), Blob::from(text.as_bytes()));
     ctx.notify(b'h', "hincrbyfloat", key);
     Ok(Reply::Bulk(Bytes::from(text)))
@@ -230,17 +230,6 @@ fn hincrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 /// 0.1 + 0.2 prints as 0.3; in f64 it is 0.30000000000000004. So a result within a
 /// two ulps of its 15-significant-digit rounding is shown rounded; anything further
 /// (a large integer, say) keeps every digit f64 holds.
-fn human_double(value: f64) -> String {
-    let value = if value == 0.0 { 0.0 } else { value };
-    let rounded = format!("{value:.14e}").parse::<f64>().unwrap_or(value);
-    let tolerance = 2.0 * f64::EPSILON * value.abs();
-    let shown = if (rounded - value).abs() <= tolerance {
-        rounded
-    } else {
-        value
-    };
-    format!("{shown}")
-}
 
 fn hrandfield(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
@@ -595,11 +584,11 @@ mod tests {
 
     #[test]
     fn human_double_keeps_digits_that_are_not_rounding_noise() {
-        assert_eq!(human_double(12345678901234568.0), "12345678901234568");
-        assert_eq!(human_double(1.000000000000123), "1.000000000000123");
-        assert_eq!(human_double(0.1 + 0.7), "0.8");
-        assert_eq!(human_double(-2.5), "-2.5");
-        assert_eq!(human_double(-0.0), "0");
+        assert_eq!(crate::protocol::reply::format_incr_double(12345678901234568.0), "12345678901234568");
+        assert_eq!(crate::protocol::reply::format_incr_double(1.000000000000123), "1.000000000000123");
+        assert_eq!(crate::protocol::reply::format_incr_double(0.1 + 0.7), "0.8");
+        assert_eq!(crate::protocol::reply::format_incr_double(-2.5), "-2.5");
+        assert_eq!(crate::protocol::reply::format_incr_double(-0.0), "0");
     }
 
     #[test]

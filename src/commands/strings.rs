@@ -311,7 +311,7 @@ fn incrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     if !next.is_finite() {
         return Err(Reply::err("ERR increment would produce NaN or Infinity"));
     }
-    let text = crate::protocol::reply::format_double(next);
+    let text = crate::protocol::reply::format_incr_double(next);
     ctx.db.insert_keep_ttl(key, Value::Str(text.clone().into_bytes()), ctx.now_ms);
     ctx.notify(b'$', "incrbyfloat", key);
     Ok(Reply::Bulk(Bytes::from(text)))

@@ -209,6 +209,21 @@ pub fn format_double(value: f64) -> String {
     }
 }
 
+/// Formats the result of INCRBYFLOAT/HINCRBYFLOAT as Redis does with `%.17Lg` on a
+/// long double: plain decimals without an exponent, and float noise past 15
+/// significant digits rounded away (`0.1 + 0.2` → `0.3`).
+pub fn format_incr_double(value: f64) -> String {
+    let value = if value == 0.0 { 0.0 } else { value };
+    let rounded = format!("{value:.14e}").parse::<f64>().unwrap_or(value);
+    let tolerance = 2.0 * f64::EPSILON * value.abs();
+    let shown = if (rounded - value).abs() <= tolerance {
+        rounded
+    } else {
+        value
+    };
+    format!("{shown}")
+}
+
 fn format_double_resp3(value: f64) -> String {
     format_double(value)
 }
