@@ -3,3 +3,5 @@
 //! between openraft and the state machine.
 
 pub mod log_file;
+pub mod record;
+pub mod types;

@@ -85,6 +85,8 @@ pub enum CodecError {
     },
     #[error("expected a score at offset {offset}, found NaN")]
     NanScore { offset: usize },
+    #[error("invalid {what} at offset {offset}: {why}")]
+    Invalid { what: &'static str, offset: usize, why: String },
     #[error("expected the end of input at offset {offset}, found {trailing} more bytes")]
     TrailingBytes { offset: usize, trailing: usize },
     #[error(

@@ -1,0 +1,38 @@
+//! The Raft type configuration of a stripe: what a log entry carries (our
+//! [`crate::store::Entry`]), what applying it answers (the replies), and how
+//! members are named.
+
+use std::fmt;
+
+use crate::protocol::reply::Reply;
+use crate::store::{Entry, Op};
+
+/// What applying one log entry answers the client that proposed it: one reply per op.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response(pub Vec<Reply>);
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = self.ops.first().map(|op| match op {
+            Op::Command(args) => args.first().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+            Op::Transaction(_) => "MULTI".to_string(),
+        });
+        write!(f, "entry(t={}, ops={}, first={})", self.time_ms, self.ops.len(), first.unwrap_or_default())
+    }
+}
+
+openraft::declare_raft_types!(
+    /// A stripe's Raft group.
+    pub TypeConfig:
+        D = Entry,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type RaftEntry = openraft::alias::EntryOf<TypeConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type Membership = openraft::Membership<u64, openraft::BasicNode>;
