@@ -235,6 +235,29 @@ impl Db {
         }
     }
 
+    /// A copy of the data (keys, values, expiry) for a snapshot; watches are not data.
+    pub fn data_clone(&self) -> Db {
+        Db { keys: self.keys.clone(), expires: self.expires.clone(), watch: WatchTable::default() }
+    }
+
+    /// Replaces all data with `other`'s (a snapshot was installed). Every watch fails.
+    pub fn replace_data(&mut self, other: Db) {
+        self.keys = other.keys;
+        self.expires = other.expires;
+        self.watch.flush_epoch += 1;
+        for (version, _) in self.watch.keys.values_mut() {
+            *version += 1;
+        }
+    }
+
+    /// Inserts a key read from a snapshot with its expiry (0 = none).
+    pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, now_ms: u64) {
+        self.insert(key, value, now_ms);
+        if expire_at_ms != 0 {
+            self.set_expire(key, expire_at_ms);
+        }
+    }
+
     // --- WATCH ---
 
     /// Starts watching `key` for one client; returns the stamp EXEC compares.

@@ -1,0 +1,173 @@
+//! Snapshots of the state machine: a compact, versioned, checksummed file (or the
+//! same bytes in memory for a non-restartable server).
+//!
+//! ```text
+//! "TNDMSNAP" | format version u32 LE | reserved u32
+//! record*    : len u32 LE | crc32c(len ‖ payload) u32 LE | payload
+//!   payload 0: meta  = last log id, membership log id, membership
+//!   payload 1: key   = key, expire_at_ms (varint), value (store::codec)
+//!   payload 2: end   = number of key records
+//! ```
+//! Every record is checked on load; a bad one stops the load with the file and offset,
+//! a missing end record says the file was cut short. A snapshot is written to a
+//! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
+//! under a valid name.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::store::codec::{encode_value, put_bytes, put_varint, Decoder};
+use crate::store::db::Db;
+
+use super::record::{get_membership, get_opt_log_id, put_membership, put_opt_log_id};
+use super::types::{SnapshotMeta, StoredMembership};
+
+const MAGIC: &[u8; 8] = b"TNDMSNAP";
+pub const FORMAT_VERSION: u32 = 1;
+const KIND_META: u8 = 0;
+const KIND_KEY: u8 = 1;
+const KIND_END: u8 = 2;
+/// Largest record: one key with a value up to proto-max-bulk-len, with framing.
+const RECORD_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot {file}: offset {offset}: {why}")]
+    Corrupt { file: String, offset: usize, why: String },
+    #[error("snapshot {file}: {source}")]
+    Io { file: String, source: std::io::Error },
+}
+
+fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    let len = payload.len() as u32;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Serialises `db` with `meta` into bytes.
+pub fn encode(db: &Db, meta: &SnapshotMeta) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + db.len() * 64);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut payload = vec![KIND_META];
+    put_opt_log_id(&mut payload, &meta.last_log_id);
+    put_opt_log_id(&mut payload, meta.last_membership.log_id());
+    put_membership(&mut payload, meta.last_membership.membership());
+    frame(&payload, &mut out);
+    let mut count = 0u64;
+    for (key, item) in db.iter() {
+        payload.clear();
+        payload.push(KIND_KEY);
+        put_bytes(&mut payload, key);
+        put_varint(&mut payload, item.expire_at_ms);
+        encode_value(&item.value, &mut payload);
+        frame(&payload, &mut out);
+        count += 1;
+    }
+    payload.clear();
+    payload.push(KIND_END);
+    put_varint(&mut payload, count);
+    frame(&payload, &mut out);
+    out
+}
+
+/// Reads a snapshot back. `file` names it in errors; `now_ms` seeds access metadata.
+pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db), SnapshotError> {
+    let corrupt = |offset: usize, why: String| SnapshotError::Corrupt { file: file.to_string(), offset, why };
+    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+        return Err(corrupt(0, "not a Tandem snapshot (bad magic)".into()));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != FORMAT_VERSION {
+        return Err(corrupt(8, format!("snapshot format version {version}, this build reads {FORMAT_VERSION}")));
+    }
+    let mut pos = 16;
+    let mut meta: Option<SnapshotMeta> = None;
+    let mut db = Db::new();
+    let mut keys = 0u64;
+    loop {
+        let header = bytes.get(pos..pos + 8).ok_or_else(|| corrupt(pos, "cut short: no end record".into()))?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len == 0 || len > RECORD_BYTES_MAX {
+            return Err(corrupt(pos, format!("impossible record length {len}")));
+        }
+        let payload = bytes.get(pos + 8..pos + 8 + len).ok_or_else(|| corrupt(pos, format!("record of {len} bytes cut short")))?;
+        let actual = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload);
+        if actual != crc {
+            return Err(corrupt(pos, format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})")));
+        }
+        let mut d = Decoder::new(&payload[1..]);
+        let bad = |e: crate::store::codec::CodecError| corrupt(pos, e.to_string());
+        match payload[0] {
+            KIND_META if meta.is_none() => {
+                let last_log_id = get_opt_log_id(&mut d).map_err(bad)?;
+                let membership_log_id = get_opt_log_id(&mut d).map_err(bad)?;
+                let membership = get_membership(&mut d).map_err(bad)?;
+                meta = Some(SnapshotMeta { last_log_id, last_membership: StoredMembership::new(membership_log_id, membership) });
+            }
+            KIND_KEY if meta.is_some() => {
+                let key = d.bytes("key").map_err(bad)?;
+                let expire_at_ms = d.varint("expiry").map_err(bad)?;
+                let value = d.value().map_err(bad)?;
+                d.finish().map_err(bad)?;
+                db.load(key, value, expire_at_ms, now_ms);
+                keys += 1;
+            }
+            KIND_END if meta.is_some() => {
+                let count = d.varint("key count").map_err(bad)?;
+                if count != keys {
+                    return Err(corrupt(pos, format!("end record counts {count} keys, {keys} were read")));
+                }
+                let meta = meta.ok_or_else(|| corrupt(pos, "no meta record".into()))?;
+                return Ok((meta, db));
+            }
+            kind => return Err(corrupt(pos, format!("unexpected record kind {kind}"))),
+        }
+        pos += 8 + len;
+    }
+}
+
+/// The file name of the snapshot covering up to `index`.
+pub fn file_name(index: u64) -> String {
+    format!("snapshot-{index:020}.snap")
+}
+
+/// Writes `bytes` as snapshot `index` in `dir` (temp, fsync, rename, fsync dir) and
+/// removes older snapshots. Returns the path.
+pub fn save(dir: &Path, index: u64, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
+    let io = |file: &Path| {
+        let file = file.display().to_string();
+        move |source| SnapshotError::Io { file, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(file_name(index));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    for old in list(dir) {
+        if old != path {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    Ok(path)
+}
+
+/// Snapshot files in `dir`, newest last.
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".snap")))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
