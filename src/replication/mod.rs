@@ -56,3 +56,6 @@ mod conformance {
         Suite::test_all(OnDisk).await
     }
 }
+pub mod data_dir;
+pub mod network;
+pub mod replica;
