@@ -1,1 +1,1481 @@
-//! (to be written)
+//! The cluster's configuration: one TOML file (DESIGN.md §3) → a validated [`Config`].
+//!
+//! Every server reads the same file and is told its own name. The file is parsed into
+//! private "raw" structs whose fields keep their position in the file
+//! ([`toml::Spanned`]), checked in full, and converted into the plain public structs
+//! the rest of the code uses (`client_port: u16`, `data_storage_bytes: u64`, …).
+//! Every problem is reported with the file, the line and the field, and all problems
+//! are reported at once so that an operator fixes the file in one pass.
+//!
+//! This module knows nothing of sockets, Raft or the store: it only says what the
+//! array looks like. Command-line flags are applied by the binary.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Default `client-reconnect-window`: the seed's 120 seconds, long enough for a client
+/// to ride out a failover or a restart of the server it was connected to.
+pub const CLIENT_RECONNECT_WINDOW_MS_DEFAULT: u64 = 120_000;
+
+/// Default `election-time`: the upper bound of the election timeout.
+pub const ELECTION_TIME_MS_DEFAULT: u64 = 1_000;
+
+/// Shortest `election-time`: below it, ordinary scheduling and fsync pauses would
+/// look like a dead active and cause needless elections.
+pub const ELECTION_TIME_MS_MIN: u64 = 100;
+
+/// Longest `election-time`: beyond it a dead active leaves its stripe unavailable
+/// for longer than any application server would wait.
+pub const ELECTION_TIME_MS_MAX: u64 = 60_000;
+
+/// Default `data-storage`: 4g, as the seed's examples (Redis units: 4 × 10^9 bytes).
+pub const DATA_STORAGE_BYTES_DEFAULT: u64 = 4_000_000_000;
+
+/// Smallest `data-storage` ("1m"): less cannot even hold the keyspace's own overhead.
+pub const DATA_STORAGE_BYTES_MIN: u64 = 1_000_000;
+
+/// Most stripes: each stripe needs at least one of the 16384 hash slots.
+pub const STRIPES_MAX: usize = 16_384;
+
+/// Longest name of a cluster, stripe, server or voter. Names appear in logs, in
+/// `CLUSTER NODES` lines and on the command line; a bound keeps them readable.
+pub const NAME_BYTES_MAX: usize = 64;
+
+/// Default host of a server or voter: loopback, so nothing is exposed unless asked.
+pub const HOST_DEFAULT: &str = "127.0.0.1";
+
+/// The configuration used when `tandem server` is started without a file: the
+/// development topology (one server, nothing on disk). [`Config::development`]
+/// returns the same thing already parsed.
+pub const DEVELOPMENT_TOML: &str = r#"[cluster]
+name = "development"
+
+[[stripe]]
+name = "A"
+
+[[stripe.server]]
+name = "server1"
+host = "127.0.0.1"
+client-port = 9510
+group-port = 9530
+management-port = 9540
+data = "data/server1"
+data-storage = "4g"
+restartable = false
+"#;
+
+// ---------------------------------------------------------------------------------
+// The public, validated configuration.
+// ---------------------------------------------------------------------------------
+
+/// The whole array: its cluster-wide settings and its stripes in config order (the
+/// order decides which hash slots each stripe owns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub cluster: Cluster,
+    pub stripes: Vec<Stripe>,
+}
+
+/// `[cluster]`: settings shared by every server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub name: String,
+    /// How long state bound to a client session (locks, group membership, the
+    /// de-duplication record of its writes) outlives the client's disconnection.
+    pub client_reconnect_window_ms: u64,
+    /// Shared secret servers and voters present to each other on the group port.
+    pub secret: Option<String>,
+    /// Password clients must give with `AUTH` on the client port.
+    pub requirepass: Option<String>,
+}
+
+/// `[[stripe]]`: one mirror group, one Raft group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stripe {
+    pub name: String,
+    /// Upper bound of the election timeout.
+    pub election_time_ms: u64,
+    pub servers: Vec<Server>,
+    pub voters: Vec<Voter>,
+}
+
+/// `[[stripe.server]]`: a data-holding server of a stripe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub name: String,
+    pub host: String,
+    /// RESP clients connect here (Terracotta's tsa-port).
+    pub client_port: u16,
+    /// Servers and voters talk Raft here (tsa-group-port).
+    pub group_port: u16,
+    /// HTTP API, metrics and console.
+    pub management_port: u16,
+    /// The server's data directory, as written in the file (a relative path is
+    /// resolved against the server process's working directory). Never shared.
+    pub data: PathBuf,
+    /// Memory the data may use.
+    pub data_storage_bytes: u64,
+    /// Fast Restart: keep the Raft log and snapshots in `data` and fsync before
+    /// acknowledging.
+    pub restartable: bool,
+}
+
+/// `[[stripe.voter]]`: votes in the stripe's elections, holds no data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub name: String,
+    pub host: String,
+    pub group_port: u16,
+}
+
+// ---------------------------------------------------------------------------------
+// Errors.
+// ---------------------------------------------------------------------------------
+
+/// Why a configuration could not be loaded, or a name could not be found in it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {error}")]
+    Read {
+        path: String,
+        #[source]
+        error: std::io::Error,
+    },
+    /// The file is not TOML, or does not fit the schema (an unknown field, a
+    /// missing one, a value of the wrong type).
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    /// The file fits the schema but breaks a rule; every broken rule is listed.
+    #[error("{}", list_problems(.problems))]
+    Invalid { problems: Vec<Problem> },
+    #[error("no server named {name:?} in the config; the servers are: {}", .known.join(", "))]
+    UnknownServer { name: String, known: Vec<String> },
+    #[error("no voter named {name:?} in the config; the voters are: {}", list_or_none(.known))]
+    UnknownVoter { name: String, known: Vec<String> },
+}
+
+/// One broken rule: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub line: usize,
+    /// The field, as a path into the file: `stripe[0].server[1].client-port`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.path, self.line, self.field, self.message
+        )
+    }
+}
+
+fn list_problems(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    lines.join("\n")
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Loading and looking up.
+// ---------------------------------------------------------------------------------
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: shown.clone(),
+            error,
+        })?;
+        Config::from_str(&text, &shown)
+    }
+
+    /// Parses and validates `text`; `path` is only used in messages.
+    pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
+        let mut checker = Checker {
+            path,
+            text,
+            problems: Vec::new(),
+        };
+        let config = checker.convert(raw);
+        checker.check_cluster_rules(&config);
+        if checker.problems.is_empty() {
+            Ok(config.into_config())
+        } else {
+            checker.problems.sort_by_key(|p| p.line);
+            Err(ConfigError::Invalid {
+                problems: checker.problems,
+            })
+        }
+    }
+
+    /// The development topology: one stripe "A", one server "server1" on
+    /// 127.0.0.1:9510 (group 9530, management 9540), nothing on disk.
+    /// Equal to parsing [`DEVELOPMENT_TOML`].
+    pub fn development() -> Config {
+        Config {
+            cluster: Cluster {
+                name: "development".to_string(),
+                client_reconnect_window_ms: CLIENT_RECONNECT_WINDOW_MS_DEFAULT,
+                secret: None,
+                requirepass: None,
+            },
+            stripes: vec![Stripe {
+                name: "A".to_string(),
+                election_time_ms: ELECTION_TIME_MS_DEFAULT,
+                servers: vec![Server {
+                    name: "server1".to_string(),
+                    host: HOST_DEFAULT.to_string(),
+                    client_port: 9510,
+                    group_port: 9530,
+                    management_port: 9540,
+                    data: PathBuf::from("data/server1"),
+                    data_storage_bytes: DATA_STORAGE_BYTES_DEFAULT,
+                    restartable: false,
+                }],
+                voters: Vec::new(),
+            }],
+        }
+    }
+
+    /// The server called `name` and its stripe.
+    pub fn server(&self, name: &str) -> Option<(&Stripe, &Server)> {
+        self.stripes
+            .iter()
+            .find_map(|stripe| Some((stripe, stripe.servers.iter().find(|s| s.name == name)?)))
+    }
+
+    /// As [`Config::server`], but a missing name is an error that lists the servers.
+    pub fn require_server(&self, name: &str) -> Result<(&Stripe, &Server), ConfigError> {
+        self.server(name).ok_or_else(|| ConfigError::UnknownServer {
+            name: name.to_string(),
+            known: self
+                .stripes
+                .iter()
+                .flat_map(|s| &s.servers)
+                .map(|s| s.name.clone())
+                .collect(),
+        })
+    }
+
+    /// The voter called `name` and its stripe.
+    pub fn voter(&self, name: &str) -> Option<(&Stripe, &Voter)> {
+        self.stripes
+            .iter()
+            .find_map(|stripe| Some((stripe, stripe.voters.iter().find(|v| v.name == name)?)))
+    }
+
+    /// As [`Config::voter`], but a missing name is an error that lists the voters.
+    pub fn require_voter(&self, name: &str) -> Result<(&Stripe, &Voter), ConfigError> {
+        self.voter(name).ok_or_else(|| ConfigError::UnknownVoter {
+            name: name.to_string(),
+            known: self
+                .stripes
+                .iter()
+                .flat_map(|s| &s.voters)
+                .map(|v| v.name.clone())
+                .collect(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Sizes and durations.
+// ---------------------------------------------------------------------------------
+
+/// Parses a memory size as Redis's config does (so `CONFIG SET maxmemory` agrees
+/// with Redis): a plain number of bytes, or a number with a unit, case-insensitive:
+/// `b` = 1, `k` = 1000, `kb` = 1024, `m` = 1000², `mb` = 1024², `g` = 1000³,
+/// `gb` = 1024³. `"4g"` is 4 000 000 000 bytes, `"4gb"` 4 GiB.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    let bad = || {
+        format!("{text:?} is not a size: expected bytes or a number with k, kb, m, mb, g or gb (\"4g\", \"512mb\")")
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is too large a size"))?;
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large a size"))
+}
+
+/// Parses a duration into milliseconds: a whole number with a unit, `ms`, `s`, `m`
+/// (minutes) or `h`, case-insensitive (`"500ms"`, `"120s"`, `"2m"`). A bare number is
+/// refused: "10" could mean seconds or milliseconds, and guessing wrong by 1000× is
+/// worse than asking.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    let bad = || {
+        format!("{text:?} is not a duration: expected a whole number with ms, s, m or h (\"500ms\", \"120s\")")
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is too long a duration"))?;
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too long a duration"))
+}
+
+/// Writes milliseconds back the way a person would write them in the file.
+fn show_ms(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// A TOML or schema error, with its line and, where it can be told, the table it is
+/// in (`stripe[0].server[1]: unknown field ...`).
+fn syntax_error(text: &str, path: &str, error: &toml::de::Error) -> ConfigError {
+    let line = error.span().map_or(1, |span| line_of(text, span.start));
+    let message = error.message().trim();
+    let message = match table_at(text, line) {
+        Some(table) => format!("{table}: {message}"),
+        None => message.to_string(),
+    };
+    ConfigError::Syntax {
+        path: path.to_string(),
+        line,
+        message,
+    }
+}
+
+/// The table that line `line` belongs to, named as validation names fields
+/// (`cluster`, `stripe[1]`, `stripe[1].server[0]`), found by reading the headers
+/// above it. A hint only: the schema error itself comes from the TOML parser.
+fn table_at(text: &str, line: usize) -> Option<String> {
+    let mut table = None;
+    let (mut stripe, mut server, mut voter) = (None::<usize>, 0usize, 0usize);
+    for header in text.lines().take(line) {
+        let header = header.split('#').next().unwrap_or("").trim();
+        let next = |n: Option<usize>| n.map_or(0, |n| n + 1);
+        table = match header {
+            "[cluster]" => Some("cluster".to_string()),
+            "[[stripe]]" => {
+                stripe = Some(next(stripe));
+                (server, voter) = (0, 0);
+                stripe.map(|i| format!("stripe[{i}]"))
+            }
+            "[[stripe.server]]" => {
+                server += 1;
+                Some(format!(
+                    "stripe[{}].server[{}]",
+                    stripe.unwrap_or(0),
+                    server - 1
+                ))
+            }
+            "[[stripe.voter]]" => {
+                voter += 1;
+                Some(format!(
+                    "stripe[{}].voter[{}]",
+                    stripe.unwrap_or(0),
+                    voter - 1
+                ))
+            }
+            other if other.starts_with('[') => Some(other.to_string()),
+            _ => table,
+        };
+    }
+    table
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes().get(..end).map_or(1, |before| {
+        before.iter().filter(|&&b| b == b'\n').count() + 1
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The file as written: private structs that keep positions.
+// ---------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster: Spanned<RawCluster>,
+    #[serde(default)]
+    stripe: Vec<Spanned<RawStripe>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCluster {
+    name: Spanned<String>,
+    client_reconnect_window: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    requirepass: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStripe {
+    name: Spanned<String>,
+    election_time: Option<Spanned<String>>,
+    #[serde(default)]
+    server: Vec<Spanned<RawServer>>,
+    #[serde(default)]
+    voter: Vec<Spanned<RawVoter>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawServer {
+    name: Spanned<String>,
+    host: Option<Spanned<String>>,
+    // Ports are read as i64 so that 0 or 70000 earn our own message with the line,
+    // not a bare "invalid value".
+    client_port: Spanned<i64>,
+    group_port: Spanned<i64>,
+    management_port: Spanned<i64>,
+    data: Spanned<String>,
+    // A string with a unit or a plain integer of bytes.
+    data_storage: Option<Spanned<toml::Value>>,
+    restartable: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawVoter {
+    name: Spanned<String>,
+    host: Option<Spanned<String>>,
+    group_port: Spanned<i64>,
+}
+
+// ---------------------------------------------------------------------------------
+// Checking: the converted values plus the line of every field a cross-check needs.
+// ---------------------------------------------------------------------------------
+
+/// A value with the line it came from and its field path.
+#[derive(Clone)]
+struct At<T> {
+    value: T,
+    line: usize,
+    field: String,
+}
+
+struct CheckedServer {
+    server: Server,
+    name: At<String>,
+    ports: [At<u16>; 3],
+    data: At<PathBuf>,
+}
+
+struct CheckedVoter {
+    voter: Voter,
+    name: At<String>,
+    port: At<u16>,
+}
+
+struct CheckedStripe {
+    stripe: Stripe,
+    name: At<String>,
+    servers: Vec<CheckedServer>,
+    voters: Vec<CheckedVoter>,
+}
+
+struct Checked {
+    cluster: Cluster,
+    stripes: Vec<CheckedStripe>,
+}
+
+impl Checked {
+    fn into_config(self) -> Config {
+        let stripes = self
+            .stripes
+            .into_iter()
+            .map(|s| Stripe {
+                servers: s.servers.into_iter().map(|c| c.server).collect(),
+                voters: s.voters.into_iter().map(|c| c.voter).collect(),
+                ..s.stripe
+            })
+            .collect();
+        Config {
+            cluster: self.cluster,
+            stripes,
+        }
+    }
+}
+
+struct Checker<'a> {
+    path: &'a str,
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        line_of(self.text, span.start)
+    }
+
+    fn fail(&mut self, line: usize, field: &str, message: String) {
+        self.problems.push(Problem {
+            path: self.path.to_string(),
+            line,
+            field: field.to_string(),
+            message,
+        });
+    }
+
+    fn convert(&mut self, raw: RawConfig) -> Checked {
+        let cluster_line = self.line(raw.cluster.span());
+        let cluster = self.convert_cluster(raw.cluster.into_inner());
+        if raw.stripe.is_empty() {
+            self.fail(
+                cluster_line,
+                "stripe",
+                "at least one [[stripe]] is required".to_string(),
+            );
+        }
+        if raw.stripe.len() > STRIPES_MAX {
+            self.fail(
+                cluster_line,
+                "stripe",
+                format!(
+                    "{} stripes; at most {STRIPES_MAX} (one hash slot each)",
+                    raw.stripe.len()
+                ),
+            );
+        }
+        let stripes = raw
+            .stripe
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.convert_stripe(i, s))
+            .collect();
+        Checked { cluster, stripes }
+    }
+
+    fn convert_cluster(&mut self, raw: RawCluster) -> Cluster {
+        let name = self.name(raw.name, "cluster.name".to_string());
+        let client_reconnect_window_ms = match raw.client_reconnect_window {
+            None => CLIENT_RECONNECT_WINDOW_MS_DEFAULT,
+            Some(text) => {
+                let line = self.line(text.span());
+                parse_duration_ms(text.get_ref()).unwrap_or_else(|message| {
+                    self.fail(line, "cluster.client-reconnect-window", message);
+                    CLIENT_RECONNECT_WINDOW_MS_DEFAULT
+                })
+            }
+        };
+        let secret = raw.secret.map(|s| self.not_empty(s, "cluster.secret"));
+        let requirepass = raw
+            .requirepass
+            .map(|s| self.not_empty(s, "cluster.requirepass"));
+        Cluster {
+            name: name.value,
+            client_reconnect_window_ms,
+            secret,
+            requirepass,
+        }
+    }
+
+    fn not_empty(&mut self, text: Spanned<String>, field: &str) -> String {
+        if text.get_ref().is_empty() {
+            let line = self.line(text.span());
+            self.fail(
+                line,
+                field,
+                "must not be empty; leave the field out for none".to_string(),
+            );
+        }
+        text.into_inner()
+    }
+
+    fn convert_stripe(&mut self, index: usize, raw: Spanned<RawStripe>) -> CheckedStripe {
+        let line = self.line(raw.span());
+        let raw = raw.into_inner();
+        let prefix = format!("stripe[{index}]");
+        let name = self.name(raw.name, format!("{prefix}.name"));
+        let election_time_ms = self.election_time(raw.election_time, &prefix);
+        if raw.server.is_empty() {
+            self.fail(
+                line,
+                &format!("{prefix}.server"),
+                format!(
+                    "stripe {:?} has no [[stripe.server]]; at least one is required",
+                    name.value
+                ),
+            );
+        }
+        let servers: Vec<CheckedServer> = raw
+            .server
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.convert_server(&format!("{prefix}.server[{i}]"), s))
+            .collect();
+        let voters: Vec<CheckedVoter> = raw
+            .voter
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| self.convert_voter(&format!("{prefix}.voter[{i}]"), v))
+            .collect();
+        let stripe = Stripe {
+            name: name.value.clone(),
+            election_time_ms,
+            servers: Vec::new(),
+            voters: Vec::new(),
+        };
+        CheckedStripe {
+            stripe,
+            name,
+            servers,
+            voters,
+        }
+    }
+
+    fn election_time(&mut self, raw: Option<Spanned<String>>, prefix: &str) -> u64 {
+        let Some(text) = raw else {
+            return ELECTION_TIME_MS_DEFAULT;
+        };
+        let line = self.line(text.span());
+        let field = format!("{prefix}.election-time");
+        match parse_duration_ms(text.get_ref()) {
+            Err(message) => self.fail(line, &field, message),
+            Ok(ms) if !(ELECTION_TIME_MS_MIN..=ELECTION_TIME_MS_MAX).contains(&ms) => {
+                let range = format!(
+                    "{}..{}",
+                    show_ms(ELECTION_TIME_MS_MIN),
+                    show_ms(ELECTION_TIME_MS_MAX)
+                );
+                self.fail(
+                    line,
+                    &field,
+                    format!("{} is out of range {range}", text.get_ref()),
+                );
+            }
+            Ok(ms) => return ms,
+        }
+        ELECTION_TIME_MS_DEFAULT
+    }
+
+    fn convert_server(&mut self, prefix: &str, raw: Spanned<RawServer>) -> CheckedServer {
+        let raw = raw.into_inner();
+        let name = self.name(raw.name, format!("{prefix}.name"));
+        let host = self.host(raw.host, prefix);
+        let ports = [
+            self.port(raw.client_port, format!("{prefix}.client-port")),
+            self.port(raw.group_port, format!("{prefix}.group-port")),
+            self.port(raw.management_port, format!("{prefix}.management-port")),
+        ];
+        let data_line = self.line(raw.data.span());
+        let data = At {
+            value: PathBuf::from(raw.data.get_ref()),
+            line: data_line,
+            field: format!("{prefix}.data"),
+        };
+        if raw.data.get_ref().trim().is_empty() {
+            self.fail(
+                data_line,
+                &data.field,
+                "the data directory must not be empty".to_string(),
+            );
+        }
+        let data_storage_bytes = self.data_storage(raw.data_storage, prefix);
+        let server = Server {
+            name: name.value.clone(),
+            host,
+            client_port: ports[0].value,
+            group_port: ports[1].value,
+            management_port: ports[2].value,
+            data: data.value.clone(),
+            data_storage_bytes,
+            restartable: raw.restartable.unwrap_or(false),
+        };
+        CheckedServer {
+            server,
+            name,
+            ports,
+            data,
+        }
+    }
+
+    fn convert_voter(&mut self, prefix: &str, raw: Spanned<RawVoter>) -> CheckedVoter {
+        let raw = raw.into_inner();
+        let name = self.name(raw.name, format!("{prefix}.name"));
+        let host = self.host(raw.host, prefix);
+        let port = self.port(raw.group_port, format!("{prefix}.group-port"));
+        let voter = Voter {
+            name: name.value.clone(),
+            host,
+            group_port: port.value,
+        };
+        CheckedVoter { voter, name, port }
+    }
+
+    fn name(&mut self, raw: Spanned<String>, field: String) -> At<String> {
+        let line = self.line(raw.span());
+        let value = raw.into_inner();
+        if value.is_empty() {
+            self.fail(line, &field, "a name must not be empty".to_string());
+        } else if value.len() > NAME_BYTES_MAX {
+            self.fail(
+                line,
+                &field,
+                format!(
+                    "a name is at most {NAME_BYTES_MAX} bytes; this one has {}",
+                    value.len()
+                ),
+            );
+        } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.fail(
+                line,
+                &field,
+                format!("name {value:?} contains whitespace or control characters"),
+            );
+        }
+        At { value, line, field }
+    }
+
+    fn host(&mut self, raw: Option<Spanned<String>>, prefix: &str) -> String {
+        let Some(raw) = raw else {
+            return HOST_DEFAULT.to_string();
+        };
+        let line = self.line(raw.span());
+        let host = raw.into_inner();
+        if host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.fail(
+                line,
+                &format!("{prefix}.host"),
+                format!("{host:?} is not a host name or address"),
+            );
+        }
+        host
+    }
+
+    fn port(&mut self, raw: Spanned<i64>, field: String) -> At<u16> {
+        let line = self.line(raw.span());
+        let value = match u16::try_from(*raw.get_ref()) {
+            Ok(port) if port != 0 => port,
+            _ => {
+                self.fail(
+                    line,
+                    &field,
+                    format!("port {} is out of range 1..=65535", raw.get_ref()),
+                );
+                0
+            }
+        };
+        At { value, line, field }
+    }
+
+    fn data_storage(&mut self, raw: Option<Spanned<toml::Value>>, prefix: &str) -> u64 {
+        let Some(raw) = raw else {
+            return DATA_STORAGE_BYTES_DEFAULT;
+        };
+        let line = self.line(raw.span());
+        let field = format!("{prefix}.data-storage");
+        let parsed = match raw.get_ref() {
+            toml::Value::String(text) => parse_size(text),
+            toml::Value::Integer(n) => {
+                u64::try_from(*n).map_err(|_| format!("{n} is not a size: it is negative"))
+            }
+            other => Err(format!(
+                "expected a size such as \"4g\" or a number of bytes, not a {}",
+                other.type_str()
+            )),
+        };
+        match parsed {
+            Err(message) => self.fail(line, &field, message),
+            Ok(bytes) if bytes < DATA_STORAGE_BYTES_MIN => {
+                self.fail(line, &field, format!("{bytes} bytes is less than the minimum of 1m ({DATA_STORAGE_BYTES_MIN} bytes)"));
+            }
+            Ok(bytes) => return bytes,
+        }
+        DATA_STORAGE_BYTES_DEFAULT
+    }
+
+    /// The rules that span servers: unique names, unique host:port pairs, data
+    /// directories never shared.
+    fn check_cluster_rules(&mut self, checked: &Checked) {
+        self.check_unique_names(checked);
+        self.check_unique_ports(checked);
+        self.check_data_directories(checked);
+    }
+
+    fn check_unique_names(&mut self, checked: &Checked) {
+        // One namespace for stripes, servers and voters: `--name`, `--stripe` and the
+        // console's labels must never be ambiguous.
+        let mut seen: HashMap<&str, &At<String>> = HashMap::new();
+        let names = checked.stripes.iter().flat_map(|s| {
+            std::iter::once(&s.name)
+                .chain(s.servers.iter().map(|c| &c.name))
+                .chain(s.voters.iter().map(|c| &c.name))
+        });
+        for name in names {
+            if name.value.is_empty() {
+                continue;
+            }
+            match seen.get(name.value.as_str()) {
+                Some(first) => {
+                    let message = format!(
+                        "name {:?} is already used by {} (line {})",
+                        name.value,
+                        owner_of(&first.field),
+                        first.line
+                    );
+                    self.fail(name.line, &name.field, message);
+                }
+                None => {
+                    seen.insert(&name.value, name);
+                }
+            }
+        }
+    }
+
+    fn check_unique_ports(&mut self, checked: &Checked) {
+        let mut seen: HashMap<(String, u16), (&str, usize)> = HashMap::new();
+        for stripe in &checked.stripes {
+            let servers = stripe.servers.iter().flat_map(|s| {
+                s.ports
+                    .iter()
+                    .map(move |p| (&s.server.name, &s.server.host, p))
+            });
+            let voters = stripe
+                .voters
+                .iter()
+                .map(|v| (&v.voter.name, &v.voter.host, &v.port));
+            for (owner, host, port) in servers.chain(voters) {
+                if port.value == 0 {
+                    continue; // already reported as out of range
+                }
+                let key = (host_key(host), port.value);
+                match seen.get(&key) {
+                    Some(&(first, line)) => {
+                        let message = format!(
+                            "port {} is already used by {first} (line {line})",
+                            port.value
+                        );
+                        self.fail(port.line, &port.field, message);
+                    }
+                    None => {
+                        seen.insert(key, (owner, port.line));
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_data_directories(&mut self, checked: &Checked) {
+        let servers: Vec<&CheckedServer> =
+            checked.stripes.iter().flat_map(|s| &s.servers).collect();
+        for (i, server) in servers.iter().enumerate() {
+            let mine = normalize(&server.data.value);
+            let earlier = servers
+                .iter()
+                .take(i)
+                .filter(|o| host_key(&o.server.host) == host_key(&server.server.host));
+            for other in earlier {
+                let theirs = normalize(&other.data.value);
+                let clash = if mine == theirs {
+                    "is also the data directory of"
+                } else if mine.starts_with(&theirs) {
+                    "is inside the data directory of"
+                } else if theirs.starts_with(&mine) {
+                    "contains the data directory of"
+                } else {
+                    continue;
+                };
+                let message = format!(
+                    "{} {clash} {} (line {}); data directories are never shared",
+                    server.data.value.display(),
+                    other.server.name,
+                    other.data.line
+                );
+                self.fail(server.data.line, &server.data.field, message);
+                break;
+            }
+        }
+    }
+}
+
+/// `stripe[0].server[1].name` → `stripe[0].server[1]`.
+fn owner_of(field: &str) -> &str {
+    field.strip_suffix(".name").unwrap_or(field)
+}
+
+/// Hosts compared for clashes: case-insensitive, and `localhost` is the loopback.
+fn host_key(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    if host == "localhost" {
+        HOST_DEFAULT.to_string()
+    } else {
+        host
+    }
+}
+
+/// A path without `.` components or trailing slashes, so `./data/a/` equals `data/a`.
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THREE_SERVERS_AND_VOTER: &str = r#"# A high-availability stripe and a scale stripe.
+[cluster]
+name = "demo"
+client-reconnect-window = "2m"
+secret = "s3cret"
+requirepass = "pw"
+
+[[stripe]]
+name = "A"
+election-time = "500ms"
+
+[[stripe.server]]
+name = "server1"
+client-port = 9510
+group-port = 9530
+management-port = 9540
+data = "data/server1"
+data-storage = "512mb"
+restartable = true
+
+[[stripe.server]]
+name = "server2"
+host = "127.0.0.2"
+client-port = 9510
+group-port = 9530
+management-port = 9540
+data = "data/server2"
+data-storage = 1073741824
+
+[[stripe.voter]]
+name = "voter1"
+host = "127.0.0.1"
+group-port = 9531
+
+[[stripe]]
+name = "B"
+
+[[stripe.server]]
+name = "server3"
+client-port = 9511
+group-port = 9532
+management-port = 9541
+data = "data/server3"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(text, "tandem.toml")
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text) {
+            Err(ConfigError::Invalid { problems }) => {
+                problems.iter().map(Problem::to_string).collect()
+            }
+            other => panic!("expected validation problems, got {other:?}"),
+        }
+    }
+
+    fn syntax(text: &str) -> String {
+        match parse(text) {
+            Err(e @ ConfigError::Syntax { .. }) => e.to_string(),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    /// A file with one server whose table is `server` (a TOML fragment).
+    fn one_server(server: &str) -> String {
+        format!(
+            "[cluster]\nname = \"c\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n{server}"
+        )
+    }
+
+    const SERVER1: &str = "name = \"server1\"\nclient-port = 9510\ngroup-port = 9530\nmanagement-port = 9540\ndata = \"data/server1\"\n";
+
+    #[test]
+    fn three_server_file_with_voter_is_read_in_full() {
+        let config = parse(THREE_SERVERS_AND_VOTER).unwrap();
+        assert_eq!(config.cluster.name, "demo");
+        assert_eq!(config.cluster.client_reconnect_window_ms, 120_000);
+        assert_eq!(config.cluster.secret.as_deref(), Some("s3cret"));
+        assert_eq!(config.cluster.requirepass.as_deref(), Some("pw"));
+        assert_eq!(config.stripes.len(), 2);
+        let a = &config.stripes[0];
+        assert_eq!((a.name.as_str(), a.election_time_ms), ("A", 500));
+        assert_eq!(a.servers.len(), 2);
+        assert_eq!(
+            a.voters,
+            vec![Voter {
+                name: "voter1".into(),
+                host: "127.0.0.1".into(),
+                group_port: 9531
+            }]
+        );
+        let s1 = &a.servers[0];
+        assert_eq!(s1.host, "127.0.0.1");
+        assert_eq!(
+            (s1.client_port, s1.group_port, s1.management_port),
+            (9510, 9530, 9540)
+        );
+        assert_eq!(s1.data, PathBuf::from("data/server1"));
+        assert_eq!(s1.data_storage_bytes, 512 << 20);
+        assert!(s1.restartable);
+        let s2 = &a.servers[1];
+        assert_eq!(
+            (s2.host.as_str(), s2.data_storage_bytes, s2.restartable),
+            ("127.0.0.2", 1 << 30, false)
+        );
+        let b = &config.stripes[1];
+        assert_eq!(
+            (b.name.as_str(), b.election_time_ms),
+            ("B", ELECTION_TIME_MS_DEFAULT)
+        );
+        assert_eq!(b.servers[0].data_storage_bytes, DATA_STORAGE_BYTES_DEFAULT);
+        assert!(b.voters.is_empty());
+    }
+
+    #[test]
+    fn defaults_apply_to_omitted_fields() {
+        let config = parse(&one_server(SERVER1)).unwrap();
+        assert_eq!(config.cluster.client_reconnect_window_ms, 120_000);
+        assert_eq!(config.cluster.secret, None);
+        assert_eq!(config.cluster.requirepass, None);
+        assert_eq!(config.stripes[0].election_time_ms, 1_000);
+        let server = &config.stripes[0].servers[0];
+        assert_eq!(server.host, "127.0.0.1");
+        assert_eq!(server.data_storage_bytes, 4_000_000_000);
+        assert!(!server.restartable);
+    }
+
+    #[test]
+    fn development_config_equals_its_embedded_toml() {
+        assert_eq!(parse(DEVELOPMENT_TOML).unwrap(), Config::development());
+        let dev = Config::development();
+        let (stripe, server) = dev.server("server1").unwrap();
+        assert_eq!(stripe.name, "A");
+        assert_eq!(
+            (
+                server.client_port,
+                server.group_port,
+                server.management_port
+            ),
+            (9510, 9530, 9540)
+        );
+    }
+
+    #[test]
+    fn server_and_voter_are_found_by_name_with_their_stripe() {
+        let config = parse(THREE_SERVERS_AND_VOTER).unwrap();
+        assert_eq!(
+            config.server("server3").map(|(s, _)| s.name.as_str()),
+            Some("B")
+        );
+        assert_eq!(
+            config
+                .voter("voter1")
+                .map(|(s, v)| (s.name.as_str(), v.group_port)),
+            Some(("A", 9531))
+        );
+        assert!(config.server("voter1").is_none());
+    }
+
+    #[test]
+    fn unknown_server_error_lists_the_known_names() {
+        let config = parse(THREE_SERVERS_AND_VOTER).unwrap();
+        let err = config.require_server("server9").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no server named \"server9\" in the config; the servers are: server1, server2, server3"
+        );
+        assert!(matches!(err, ConfigError::UnknownServer { ref known, .. } if known.len() == 3));
+        let err = config.require_voter("v2").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no voter named \"v2\" in the config; the voters are: voter1"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_its_line() {
+        let text = one_server(&format!("{SERVER1}clientport = 1\n"));
+        let message = syntax(&text);
+        assert!(
+            message.starts_with("tandem.toml:13: stripe[0].server[0]: unknown field `clientport`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_cluster_field_is_rejected() {
+        let message = syntax("[cluster]\nname = \"c\"\nreconnect = \"1s\"\n");
+        assert!(
+            message.starts_with("tandem.toml:3: cluster: unknown field `reconnect`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_required_field_is_reported() {
+        let text =
+            one_server("name = \"server1\"\nclient-port = 9510\ngroup-port = 9530\ndata = \"d\"\n");
+        let message = syntax(&text);
+        assert!(
+            message.contains("missing field `management-port`"),
+            "{message}"
+        );
+        assert!(
+            message.starts_with("tandem.toml:7: stripe[0].server[0]: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_reported_with_its_line() {
+        let text = one_server(&SERVER1.replace("client-port = 9510", "client-port = \"9510\""));
+        assert!(
+            syntax(&text).starts_with("tandem.toml:9: "),
+            "{}",
+            syntax(&text)
+        );
+    }
+
+    #[test]
+    fn not_toml_is_a_syntax_error_with_its_line() {
+        assert!(syntax("[cluster]\nname = \n").starts_with("tandem.toml:2: "));
+    }
+
+    #[test]
+    fn port_out_of_range_names_field_and_line() {
+        let text = one_server(&SERVER1.replace("group-port = 9530", "group-port = 70000"));
+        assert_eq!(problems(&text), ["tandem.toml:10: stripe[0].server[0].group-port: port 70000 is out of range 1..=65535"]);
+        let text = one_server(&SERVER1.replace("group-port = 9530", "group-port = 0"));
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:10: stripe[0].server[0].group-port: port 0 is out of range 1..=65535"]
+        );
+    }
+
+    #[test]
+    fn two_servers_on_one_host_port_are_refused() {
+        let second = "\n[[stripe.server]]\nname = \"server2\"\nclient-port = 9510\ngroup-port = 9531\nmanagement-port = 9541\ndata = \"data/server2\"\n";
+        let text = one_server(&format!("{SERVER1}{second}"));
+        assert_eq!(problems(&text), ["tandem.toml:16: stripe[0].server[1].client-port: port 9510 is already used by server1 (line 9)"]);
+    }
+
+    #[test]
+    fn same_port_on_different_hosts_is_allowed_but_localhost_is_loopback() {
+        let second = "\n[[stripe.server]]\nname = \"server2\"\nhost = \"127.0.0.2\"\nclient-port = 9510\ngroup-port = 9530\nmanagement-port = 9540\ndata = \"data/server2\"\n";
+        assert!(parse(&one_server(&format!("{SERVER1}{second}"))).is_ok());
+        let clash = second.replace("127.0.0.2", "LOCALHOST");
+        assert_eq!(problems(&one_server(&format!("{SERVER1}{clash}"))).len(), 3);
+    }
+
+    #[test]
+    fn one_server_cannot_use_a_port_twice() {
+        let text = one_server(&SERVER1.replace("management-port = 9540", "management-port = 9530"));
+        assert_eq!(problems(&text), ["tandem.toml:11: stripe[0].server[0].management-port: port 9530 is already used by server1 (line 10)"]);
+    }
+
+    #[test]
+    fn voter_port_clashing_with_a_server_is_refused() {
+        let voter = "\n[[stripe.voter]]\nname = \"voter1\"\ngroup-port = 9540\n";
+        let text = one_server(&format!("{SERVER1}{voter}"));
+        assert_eq!(problems(&text), ["tandem.toml:16: stripe[0].voter[0].group-port: port 9540 is already used by server1 (line 11)"]);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_across_stripes_servers_and_voters() {
+        let voter = "\n[[stripe.voter]]\nname = \"server1\"\ngroup-port = 9599\n";
+        let text = one_server(&format!("{SERVER1}{voter}"));
+        assert_eq!(problems(&text), ["tandem.toml:15: stripe[0].voter[0].name: name \"server1\" is already used by stripe[0].server[0] (line 8)"]);
+        let text = one_server(&SERVER1.replace("\"server1\"", "\"A\""));
+        assert_eq!(problems(&text), ["tandem.toml:8: stripe[0].server[0].name: name \"A\" is already used by stripe[0] (line 5)"]);
+    }
+
+    #[test]
+    fn empty_and_spaced_names_are_refused() {
+        let text = one_server(&SERVER1.replace("\"server1\"", "\"\""));
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:8: stripe[0].server[0].name: a name must not be empty"]
+        );
+        let text = one_server(&SERVER1.replace("\"server1\"", "\"server 1\""));
+        assert_eq!(problems(&text), ["tandem.toml:8: stripe[0].server[0].name: name \"server 1\" contains whitespace or control characters"]);
+        let text = "[cluster]\nname = \"\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n"
+            .to_string()
+            + SERVER1;
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:2: cluster.name: a name must not be empty"]
+        );
+    }
+
+    #[test]
+    fn shared_data_directory_is_refused() {
+        let second = "\n[[stripe.server]]\nname = \"server2\"\nclient-port = 9511\ngroup-port = 9531\nmanagement-port = 9541\ndata = \"./data/server1/\"\n";
+        let text = one_server(&format!("{SERVER1}{second}"));
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:19: stripe[0].server[1].data: ./data/server1/ is also the data directory of server1 (line 12); data directories are never shared"]
+        );
+    }
+
+    #[test]
+    fn nested_data_directory_is_refused_but_other_hosts_may_reuse_paths() {
+        let second = "\n[[stripe.server]]\nname = \"server2\"\nclient-port = 9511\ngroup-port = 9531\nmanagement-port = 9541\ndata = \"data/server1/inner\"\n";
+        let text = one_server(&format!("{SERVER1}{second}"));
+        assert_eq!(problems(&text).len(), 1);
+        assert!(problems(&text)[0].contains("is inside the data directory of server1 (line 12)"));
+        let elsewhere = second
+            .replace(
+                "name = \"server2\"",
+                "name = \"server2\"\nhost = \"10.0.0.2\"",
+            )
+            .replace("/inner", "");
+        assert!(parse(&one_server(&format!("{SERVER1}{elsewhere}"))).is_ok());
+    }
+
+    #[test]
+    fn config_without_stripes_is_refused() {
+        assert_eq!(
+            problems("[cluster]\nname = \"c\"\n"),
+            ["tandem.toml:1: stripe: at least one [[stripe]] is required"]
+        );
+    }
+
+    #[test]
+    fn stripe_without_servers_is_refused() {
+        let text = "[cluster]\nname = \"c\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.voter]]\nname = \"v\"\ngroup-port = 9531\n";
+        let got = problems(text);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with(
+                "tandem.toml:4: stripe[0].server: stripe \"A\" has no [[stripe.server]]"
+            ),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn election_time_out_of_range_is_refused() {
+        let text =
+            one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"50ms\"");
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:6: stripe[0].election-time: 50ms is out of range 100ms..60s"]
+        );
+        let text =
+            one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"2m\"");
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:6: stripe[0].election-time: 2m is out of range 100ms..60s"]
+        );
+        let text =
+            one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"1\"");
+        assert!(problems(&text)[0]
+            .starts_with("tandem.toml:6: stripe[0].election-time: \"1\" is not a duration"));
+    }
+
+    #[test]
+    fn election_time_bounds_are_inclusive() {
+        for bound in ["100ms", "60s", "1m"] {
+            let text = one_server(SERVER1).replace(
+                "name = \"A\"",
+                &format!("name = \"A\"\nelection-time = \"{bound}\""),
+            );
+            assert!(parse(&text).is_ok(), "{bound}");
+        }
+    }
+
+    #[test]
+    fn data_storage_below_one_megabyte_is_refused() {
+        let text = one_server(&format!("{SERVER1}data-storage = \"64k\"\n"));
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:13: stripe[0].server[0].data-storage: 64000 bytes is less than the minimum of 1m (1000000 bytes)"]
+        );
+        assert!(parse(&one_server(&format!("{SERVER1}data-storage = \"1m\"\n"))).is_ok());
+    }
+
+    #[test]
+    fn data_storage_of_the_wrong_kind_is_refused() {
+        let text = one_server(&format!("{SERVER1}data-storage = \"4 apples\"\n"));
+        assert!(problems(&text)[0].starts_with(
+            "tandem.toml:13: stripe[0].server[0].data-storage: \"4 apples\" is not a size"
+        ));
+        let text = one_server(&format!("{SERVER1}data-storage = -5\n"));
+        assert_eq!(problems(&text), ["tandem.toml:13: stripe[0].server[0].data-storage: -5 is not a size: it is negative"]);
+        let text = one_server(&format!("{SERVER1}data-storage = true\n"));
+        assert!(problems(&text)[0].contains("not a boolean"));
+    }
+
+    #[test]
+    fn bad_reconnect_window_and_empty_secret_are_refused() {
+        let text = one_server(SERVER1).replace(
+            "name = \"c\"",
+            "name = \"c\"\nclient-reconnect-window = \"soon\"\nsecret = \"\"",
+        );
+        let got = problems(&text);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with(
+            "tandem.toml:3: cluster.client-reconnect-window: \"soon\" is not a duration"
+        ));
+        assert_eq!(
+            got[1],
+            "tandem.toml:4: cluster.secret: must not be empty; leave the field out for none"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_sorted_by_line() {
+        let text = one_server(
+            &SERVER1
+                .replace("9510", "0")
+                .replace("9540", "99999")
+                .replace("\"server1\"", "\"\""),
+        );
+        let got = problems(&text);
+        let lines: Vec<&str> = got
+            .iter()
+            .map(|p| p.split(':').nth(1).unwrap_or(""))
+            .collect();
+        assert_eq!(lines, ["8", "9", "11"]);
+    }
+
+    #[test]
+    fn sizes_follow_redis_units() {
+        assert_eq!(parse_size("4g"), Ok(4_000_000_000));
+        assert_eq!(parse_size("4GB"), Ok(4 << 30));
+        assert_eq!(parse_size("512m"), Ok(512_000_000));
+        assert_eq!(parse_size("512mb"), Ok(512 << 20));
+        assert_eq!(parse_size("64k"), Ok(64_000));
+        assert_eq!(parse_size("64Kb"), Ok(65_536));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("100b"), Ok(100));
+        assert_eq!(parse_size("0"), Ok(0));
+    }
+
+    #[test]
+    fn bad_sizes_are_refused_without_overflow() {
+        for bad in ["", "g", "-1", "1.5g", "4 g", "4t", "4gbb", "k4"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_size("18446744073709551615").is_ok());
+        assert!(parse_size("18446744073709551616")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_size("18446744073709551615gb")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration_ms("120s"), Ok(120_000));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+        assert_eq!(parse_duration_ms("0s"), Ok(0));
+        assert_eq!(parse_duration_ms("10S"), Ok(10_000));
+        for bad in ["", "10", "s", "-1s", "1.5s", "10 s", "10sec", "1d"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration_ms("18446744073709551615h")
+            .unwrap_err()
+            .contains("too long"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_table_they_are_in() {
+        let text = format!(
+            "{}\n[[stripe.voter]] # witness\nname = \"v\"\ngroup-port = 1\nport = 2\n",
+            THREE_SERVERS_AND_VOTER
+        );
+        let message = syntax(&text);
+        assert!(
+            message.starts_with("tandem.toml:48: stripe[1].voter[0]: unknown field `port`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn line_numbers_count_from_one() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 4), 3);
+        assert_eq!(line_of("a\nb\nc", 400), 3);
+    }
+
+    #[test]
+    fn from_file_reads_the_file_and_names_it_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandem.toml");
+        std::fs::write(&path, THREE_SERVERS_AND_VOTER).unwrap();
+        assert_eq!(Config::from_file(&path).unwrap().stripes.len(), 2);
+        std::fs::write(&path, "[cluster]\nname = \"c\"\n").unwrap();
+        let message = Config::from_file(&path).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("{}:1: stripe:", path.display())),
+            "{message}"
+        );
+        let missing = dir.path().join("missing.toml");
+        assert!(Config::from_file(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot read the config file"));
+    }
+}
