@@ -214,11 +214,7 @@ impl Config {
 
     /// Parses and validates `text`; `path` is only used in messages.
     pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_string(),
-            line: e.span().map_or(1, |span| line_of(text, span.start)),
-            message: e.message().trim().to_string(),
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let mut checker = Checker {
             path,
             text,
@@ -384,6 +380,61 @@ fn show_ms(ms: u64) -> String {
     }
 }
 
+/// A TOML or schema error, with its line and, where it can be told, the table it is
+/// in (`stripe[0].server[1]: unknown field ...`).
+fn syntax_error(text: &str, path: &str, error: &toml::de::Error) -> ConfigError {
+    let line = error.span().map_or(1, |span| line_of(text, span.start));
+    let message = error.message().trim();
+    let message = match table_at(text, line) {
+        Some(table) => format!("{table}: {message}"),
+        None => message.to_string(),
+    };
+    ConfigError::Syntax {
+        path: path.to_string(),
+        line,
+        message,
+    }
+}
+
+/// The table that line `line` belongs to, named as validation names fields
+/// (`cluster`, `stripe[1]`, `stripe[1].server[0]`), found by reading the headers
+/// above it. A hint only: the schema error itself comes from the TOML parser.
+fn table_at(text: &str, line: usize) -> Option<String> {
+    let mut table = None;
+    let (mut stripe, mut server, mut voter) = (None::<usize>, 0usize, 0usize);
+    for header in text.lines().take(line) {
+        let header = header.split('#').next().unwrap_or("").trim();
+        let next = |n: Option<usize>| n.map_or(0, |n| n + 1);
+        table = match header {
+            "[cluster]" => Some("cluster".to_string()),
+            "[[stripe]]" => {
+                stripe = Some(next(stripe));
+                (server, voter) = (0, 0);
+                stripe.map(|i| format!("stripe[{i}]"))
+            }
+            "[[stripe.server]]" => {
+                server += 1;
+                Some(format!(
+                    "stripe[{}].server[{}]",
+                    stripe.unwrap_or(0),
+                    server - 1
+                ))
+            }
+            "[[stripe.voter]]" => {
+                voter += 1;
+                Some(format!(
+                    "stripe[{}].voter[{}]",
+                    stripe.unwrap_or(0),
+                    voter - 1
+                ))
+            }
+            other if other.starts_with('[') => Some(other.to_string()),
+            _ => table,
+        };
+    }
+    table
+}
+
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
@@ -476,7 +527,6 @@ struct CheckedVoter {
 struct CheckedStripe {
     stripe: Stripe,
     name: At<String>,
-    line: usize,
     servers: Vec<CheckedServer>,
     voters: Vec<CheckedVoter>,
 }
@@ -626,7 +676,6 @@ impl Checker<'_> {
         CheckedStripe {
             stripe,
             name,
-            line,
             servers,
             voters,
         }
@@ -1105,7 +1154,7 @@ data = "data/server3"
         let text = one_server(&format!("{SERVER1}clientport = 1\n"));
         let message = syntax(&text);
         assert!(
-            message.starts_with("tandem.toml:13: unknown field `clientport`"),
+            message.starts_with("tandem.toml:13: stripe[0].server[0]: unknown field `clientport`"),
             "{message}"
         );
     }
@@ -1114,7 +1163,7 @@ data = "data/server3"
     fn unknown_cluster_field_is_rejected() {
         let message = syntax("[cluster]\nname = \"c\"\nreconnect = \"1s\"\n");
         assert!(
-            message.starts_with("tandem.toml:3: unknown field `reconnect`"),
+            message.starts_with("tandem.toml:3: cluster: unknown field `reconnect`"),
             "{message}"
         );
     }
@@ -1128,7 +1177,10 @@ data = "data/server3"
             message.contains("missing field `management-port`"),
             "{message}"
         );
-        assert!(message.starts_with("tandem.toml:7:"), "{message}");
+        assert!(
+            message.starts_with("tandem.toml:7: stripe[0].server[0]: "),
+            "{message}"
+        );
     }
 
     #[test]
@@ -1182,14 +1234,14 @@ data = "data/server3"
     fn voter_port_clashing_with_a_server_is_refused() {
         let voter = "\n[[stripe.voter]]\nname = \"voter1\"\ngroup-port = 9540\n";
         let text = one_server(&format!("{SERVER1}{voter}"));
-        assert_eq!(problems(&text), ["tandem.toml:17: stripe[0].voter[0].group-port: port 9540 is already used by server1 (line 11)"]);
+        assert_eq!(problems(&text), ["tandem.toml:16: stripe[0].voter[0].group-port: port 9540 is already used by server1 (line 11)"]);
     }
 
     #[test]
     fn duplicate_names_are_refused_across_stripes_servers_and_voters() {
         let voter = "\n[[stripe.voter]]\nname = \"server1\"\ngroup-port = 9599\n";
         let text = one_server(&format!("{SERVER1}{voter}"));
-        assert_eq!(problems(&text), ["tandem.toml:16: stripe[0].voter[0].name: name \"server1\" is already used by stripe[0].server[0] (line 8)"]);
+        assert_eq!(problems(&text), ["tandem.toml:15: stripe[0].voter[0].name: name \"server1\" is already used by stripe[0].server[0] (line 8)"]);
         let text = one_server(&SERVER1.replace("\"server1\"", "\"A\""));
         assert_eq!(problems(&text), ["tandem.toml:8: stripe[0].server[0].name: name \"A\" is already used by stripe[0] (line 5)"]);
     }
@@ -1218,7 +1270,7 @@ data = "data/server3"
         let text = one_server(&format!("{SERVER1}{second}"));
         assert_eq!(
             problems(&text),
-            ["tandem.toml:20: stripe[0].server[1].data: ./data/server1/ is also the data directory of server1 (line 12); data directories are never shared"]
+            ["tandem.toml:19: stripe[0].server[1].data: ./data/server1/ is also the data directory of server1 (line 12); data directories are never shared"]
         );
     }
 
@@ -1385,6 +1437,19 @@ data = "data/server3"
         assert!(parse_duration_ms("18446744073709551615h")
             .unwrap_err()
             .contains("too long"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_table_they_are_in() {
+        let text = format!(
+            "{}\n[[stripe.voter]] # witness\nname = \"v\"\ngroup-port = 1\nport = 2\n",
+            THREE_SERVERS_AND_VOTER
+        );
+        let message = syntax(&text);
+        assert!(
+            message.starts_with("tandem.toml:48: stripe[1].voter[0]: unknown field `port`"),
+            "{message}"
+        );
     }
 
     #[test]
