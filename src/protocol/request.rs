@@ -83,10 +83,15 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
 }
 
-/// Parses the decimal number in a header line (without its type byte).
+/// Parses the decimal number in a header line (without its type byte) as Redis's
+/// string2ll: no sign but '-', no leading zeros, no spaces. A line longer than any
+/// valid number is refused whether or not its CRLF has arrived yet, so the outcome
+/// never depends on how TCP split the bytes.
 fn parse_len(digits: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(digits).ok()?;
-    text.parse::<i64>().ok()
+    if digits.len() > HEADER_LINE_MAX {
+        return None;
+    }
+    crate::commands::args::parse_i64(digits)
 }
 
 fn parse_multibulk(buf: &mut BytesMut, limits: &ParseLimits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
