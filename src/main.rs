@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
 use tandem::config::Config;
+use tandem::replication::replica::ReplicaOptions;
 use tandem::server::ServerOptions;
 
 // jemalloc, counted: `used_memory` and `data-storage` are measured at the allocator.
@@ -35,6 +36,17 @@ enum Command {
         /// Overrides the client port (development topology only).
         #[arg(long, conflicts_with = "config")]
         port: Option<u16>,
+    },
+    /// Deletes a server's data (its Raft log and snapshots). The server must be
+    /// stopped; asks to type the server's name unless --yes is given.
+    ClearData {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -70,7 +82,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
+        Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
     }
+}
+
+fn clear_data(path: &std::path::Path, name: &str, yes: bool) -> anyhow::Result<()> {
+    let config = Config::from_file(path)?;
+    let (_stripe, server) = config.require_server(name)?;
+    if !yes {
+        use std::io::BufRead;
+        eprintln!("This deletes every write server {name} holds in {}. Type the server's name to confirm:", server.data.display());
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the confirmation")?;
+        if line.trim() != name {
+            anyhow::bail!("not confirmed: nothing was deleted");
+        }
+    }
+    tandem::replication::data_dir::DataDir::clear(&server.data).with_context(|| format!("clearing the data of {name}"))?;
+    eprintln!("cleared the data of {name} in {}", server.data.display());
+    Ok(())
 }
 
 fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port: Option<u16>) -> anyhow::Result<ServerOptions> {
@@ -78,8 +108,17 @@ fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port
         (Some(path), Some(name)) => (Config::from_file(&path)?, name, path.display().to_string()),
         _ => (Config::development(), "server1".to_string(), String::new()),
     };
-    let (_stripe, server) = config.require_server(&name)?;
+    let (stripe, server) = config.require_server(&name)?;
+    // Node ids follow config order within the stripe: stable across restarts.
+    let position = stripe.servers.iter().position(|s| s.name == server.name).unwrap_or(0);
+    let replica = ReplicaOptions {
+        node_id: position as u64 + 1,
+        group_addr: format!("{}:{}", server.host, server.group_port),
+        election_time_ms: stripe.election_time_ms,
+        data_dir: server.restartable.then(|| server.data.clone()),
+    };
     Ok(ServerOptions {
+        replica,
         name: server.name.clone(),
         host: server.host.clone(),
         client_port: port.unwrap_or(server.client_port),

@@ -66,6 +66,9 @@ enum Job {
 }
 
 struct Inner {
+    /// Approximate bytes of the entries held in memory, so `data-storage` can bound the
+    /// data alone and the log can be snapshotted and purged when it grows.
+    bytes: std::sync::atomic::AtomicUsize,
     state: Mutex<State>,
     writer: Option<Mutex<mpsc::Sender<Job>>>,
     meta_path: Option<PathBuf>,
@@ -87,7 +90,7 @@ pub struct OpenReport {
 impl LogStore {
     /// A log kept in memory only (restartable = false).
     pub fn in_memory() -> LogStore {
-        LogStore { inner: Arc::new(Inner { state: Mutex::default(), writer: None, meta_path: None, health: Arc::default() }) }
+        LogStore { inner: Arc::new(Inner { bytes: Default::default(), state: Mutex::default(), writer: None, meta_path: None, health: Arc::default() }) }
     }
 
     /// Opens the log under `dir` (creating it), reading every entry back; starts the
@@ -112,6 +115,7 @@ impl LogStore {
             entries.insert(record.index, entry);
         }
         let count = entries.len();
+        let bytes: usize = entries.values().map(entry_bytes).sum();
         let (tx, rx) = mpsc::channel();
         let health = Arc::new(DiskHealth::default());
         let writer_health = health.clone();
@@ -121,8 +125,18 @@ impl LogStore {
             .spawn(move || writer_loop(log, rx, writer_health))
             .map_err(|e| LogError::Io { path: dir.to_path_buf(), source: e })?;
         let state = State { entries, vote, purged, committed };
-        let inner = Inner { state: Mutex::new(state), writer: Some(Mutex::new(tx)), meta_path: Some(meta_path), health };
+        let inner = Inner { bytes: bytes.into(), state: Mutex::new(state), writer: Some(Mutex::new(tx)), meta_path: Some(meta_path), health };
         Ok((LogStore { inner: Arc::new(inner) }, OpenReport { entries: count, torn_tail }))
+    }
+
+    /// Approximate bytes of log entries held in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.inner.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn account(&self, removed: &BTreeMap<u64, RaftEntry>) {
+        let freed: usize = removed.values().map(entry_bytes).sum();
+        let _ = self.inner.bytes.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
     }
 
     pub fn health(&self) -> Arc<DiskHealth> {
@@ -147,6 +161,20 @@ impl LogStore {
             encode_meta(&st.vote, &st.purged, &st.committed)
         };
         tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await.map_err(io::Error::other)?
+    }
+}
+
+/// The memory an entry holds: its arguments plus per-argument and per-entry overhead.
+fn entry_bytes(entry: &RaftEntry) -> usize {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(e) => {
+            let args = |a: &Vec<bytes::Bytes>| a.iter().map(|b| b.len() + 32).sum::<usize>() + 24;
+            e.ops.iter().map(|op| match op {
+                crate::store::Op::Command(a) => args(a),
+                crate::store::Op::Transaction(cmds) => cmds.iter().map(args).sum(),
+            }).sum::<usize>() + 96
+        }
+        _ => 96,
     }
 }
 
@@ -317,12 +345,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut records = Vec::new();
         {
             let mut st = self.state();
+            let mut added = 0;
             for entry in entries {
                 if durable {
                     records.push((entry.log_id.index, encode_raft_entry(&entry)));
                 }
+                added += entry_bytes(&entry);
                 st.entries.insert(entry.log_id.index, entry);
             }
+            self.inner.bytes.fetch_add(added, std::sync::atomic::Ordering::Relaxed);
         }
         if durable {
             self.send(Job::Append { records, callback })?;
@@ -334,10 +365,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last: Option<LogId>) -> Result<(), io::Error> {
         let since = last.map_or(0, |l| l.index + 1);
-        {
-            let mut st = self.state();
-            st.entries.split_off(&since);
-        }
+        let removed = self.state().entries.split_off(&since);
+        self.account(&removed);
         if self.inner.writer.is_some() {
             let (done, wait) = tokio::sync::oneshot::channel();
             self.send(Job::Truncate { since, done })?;
@@ -347,12 +376,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, upto: LogId) -> Result<(), io::Error> {
-        {
+        let removed = {
             let mut st = self.state();
             let keep = st.entries.split_off(&(upto.index + 1));
-            st.entries = keep;
             st.purged = Some(upto);
-        }
+            std::mem::replace(&mut st.entries, keep)
+        };
+        self.account(&removed);
         // The purge point is durable before any segment disappears.
         self.save_meta().await?;
         self.send(Job::Purge { upto: upto.index })

@@ -25,9 +25,12 @@ pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 const SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
 /// Entries kept behind a snapshot, so a lagging mirror catches up by log rather than
 /// by a new snapshot, and purges stay far behind apply (openraft #1706, #2116).
-const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 20_000;
+const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 5_000;
 /// Purge in large steps: fewer purges, fewer chances to race apply.
-const PURGE_BATCH_ENTRIES: u64 = 5_000;
+const PURGE_BATCH_ENTRIES: u64 = 1_000;
+/// A snapshot is also taken when the log held in memory passes this many bytes, so
+/// large values do not pile up in the log between snapshots.
+pub const LOG_MEMORY_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 /// How long a fresh server waits to become its stripe's active before giving up.
 const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -55,6 +58,7 @@ pub struct ReplicaOptions {
 
 pub struct Replica {
     pub raft: Raft,
+    pub log: LogStore,
     pub store: Arc<Mutex<Store>>,
     pub health: Arc<DiskHealth>,
     _data_dir: Option<DataDir>,
@@ -101,7 +105,7 @@ impl Replica {
         let health = log.health();
         let sm = StateMachine::new(store.clone(), snapshot_dir, notices)?;
         let config = Arc::new(raft_config(&options)?);
-        let raft = Raft::new(options.node_id, config, NoNetwork, log, sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft = Raft::new(options.node_id, config, NoNetwork, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
         if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
             let members = BTreeMap::from([(options.node_id, BasicNode { addr: options.group_addr.clone() })]);
             raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
@@ -112,7 +116,7 @@ impl Replica {
             .map_err(|e| StartError::Raft(e.to_string()))?;
         // Serve nothing before every committed entry is applied (after a restart).
         raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| StartError::Raft(e.to_string()))?;
-        Ok(Replica { raft, store, health, _data_dir: data_dir })
+        Ok(Replica { raft, log, store, health, _data_dir: data_dir })
     }
 
     /// Proposes `entry`; the replies once it is committed and applied.
@@ -129,6 +133,14 @@ impl Replica {
     /// Waits until a read here would see every write acknowledged before it started.
     pub async fn linearize(&self) -> Result<(), Reply> {
         self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.map(|_| ()).map_err(|e| Reply::error(format!("TRYAGAIN this server cannot serve a consistent read now: {e}")))
+    }
+
+    /// Asks for a snapshot when the in-memory log has grown past its budget; the
+    /// purge that follows frees it.
+    pub async fn snapshot_if_log_large(&self) {
+        if self.log.memory_bytes() > LOG_MEMORY_SNAPSHOT_BYTES {
+            let _ = self.raft.trigger().snapshot().await;
+        }
     }
 
     pub fn is_active(&self) -> bool {

@@ -38,7 +38,7 @@ impl Connection {
             }
             "reset" => Some(self.reset()),
             "multi" => Some(self.multi_start()),
-            "exec" => Some(self.exec()),
+            "exec" => Some(self.exec().await),
             "discard" => Some(self.discard()),
             "watch" => Some(self.watch(&args)),
             "unwatch" => {
@@ -299,12 +299,12 @@ impl Connection {
         if self.multi.is_some() {
             return Reply::err("ERR WATCH inside MULTI is not allowed");
         }
-        let mut core = self.shared.core();
+        let mut store = self.shared.core.store();
         for key in &args[1..] {
             if self.watches.iter().any(|(k, _)| k == key) {
                 continue;
             }
-            let stamp = core.store.db.watch(key);
+            let stamp = store.db.watch(key);
             self.watches.push((key.clone(), stamp));
         }
         ok()
@@ -314,27 +314,22 @@ impl Connection {
         if self.watches.is_empty() {
             return;
         }
-        let mut core = self.shared.core();
+        let mut store = self.shared.core.store();
         for (key, _) in self.watches.drain(..) {
-            core.store.db.unwatch(&key);
+            store.db.unwatch(&key);
         }
     }
 
-    fn exec(&mut self) -> Reply {
+    async fn exec(&mut self) -> Reply {
         let Some(queued) = self.multi.take() else { return Reply::err("ERR EXEC without MULTI") };
         self.info.in_multi.store(false, Ordering::Relaxed);
         if self.multi_failed {
             self.unwatch_all();
             return Reply::err("EXECABORT Transaction discarded because of previous errors.");
         }
-        let mut events = Vec::new();
-        let result = {
-            let mut core = self.shared.core();
-            let watch_ok = self.watches.iter().all(|(k, stamp)| core.store.db.watch_holds(k, *stamp));
-            core.execute_transaction(queued.clone(), watch_ok, &self.shared.settings, &mut events)
-        };
+        let watches = self.watches.clone();
+        let result = self.shared.core.execute_transaction(queued.clone(), &watches, &self.shared.settings).await;
         self.unwatch_all();
-        self.shared.publish_events(&events);
         let reply = match result {
             Ok(reply) => reply,
             Err(e) => return e,
@@ -477,8 +472,8 @@ impl Connection {
                         Err(e) => return e,
                     };
                 }
-                let core = self.shared.core();
-                match core.store.db.get(&args[2], wall_ms()) {
+                let store = self.shared.core.store();
+                match store.db.get(&args[2], wall_ms()) {
                     None => Reply::Nil,
                     Some(item) => {
                         // Key, value and the slot that holds them (hash + key handle + item).
@@ -491,7 +486,7 @@ impl Connection {
             "stats" => Reply::Map(vec![
                 (Reply::bulk(b"peak.allocated"), Reply::Int(memory::peak_bytes() as i64)),
                 (Reply::bulk(b"total.allocated"), Reply::Int(memory::used_bytes() as i64)),
-                (Reply::bulk(b"keys.count"), Reply::Int(self.shared.core().store.db.len() as i64)),
+                (Reply::bulk(b"keys.count"), Reply::Int(self.shared.core.store().db.len() as i64)),
             ]),
             "purge" => ok(),
             _ => unknown_subcommand("memory", &args[1]),
@@ -505,8 +500,9 @@ impl Connection {
         let want = |name: &str| all || wanted.iter().any(|w| w == name);
         let shared = &self.shared;
         let (keys, expires, blocked, expired, evicted, dirty) = {
-            let core = shared.core();
-            (core.store.db.len(), core.store.db.expires_count(), core.blocked_clients(), core.store.expired_keys, core.store.evicted_keys, core.store.dirty)
+            let store = shared.core.store();
+            let blocked = shared.blocker.blocked.load(Ordering::Relaxed);
+            (store.db.len(), store.db.expires_count(), blocked, store.expired_keys, store.evicted_keys, store.dirty)
         };
         let mut out = String::new();
         let mut section = |name: &str, body: String| {
@@ -541,12 +537,14 @@ impl Connection {
             ),
         );
         let used = memory::used_bytes();
+        let log = shared.core.replica.log.memory_bytes();
         let max = shared.settings.maxmemory_bytes.load(Ordering::Relaxed) as usize;
         section(
             "Memory",
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n",
                 memory::human(used),
+                used.saturating_sub(log),
                 memory::rss_bytes(),
                 memory::human(memory::rss_bytes()),
                 memory::peak_bytes(),

@@ -171,12 +171,12 @@ impl Connection {
             match self.plain_store_command(&args) {
                 Some(spec) => run.push((spec, args)),
                 None => {
-                    self.execute_run(&mut run);
+                    self.execute_run(&mut run).await;
                     self.dispatch(args).await;
                 }
             }
         }
-        self.execute_run(&mut run);
+        self.execute_run(&mut run).await;
     }
 
     /// The command's spec if it can join a batch: a known store command with the right
@@ -196,16 +196,14 @@ impl Connection {
         !self.resp3 && (!self.channels.is_empty() || !self.patterns.is_empty())
     }
 
-    fn execute_run(&mut self, run: &mut Vec<(&'static CommandSpec, Vec<Bytes>)>) {
+    async fn execute_run(&mut self, run: &mut Vec<(&'static CommandSpec, Vec<Bytes>)>) {
         if run.is_empty() {
             return;
         }
         if let Some((spec, _)) = run.last() {
             self.set_last_cmd(spec.name);
         }
-        let mut events = Vec::new();
-        let replies = self.shared.core().execute(run, &self.shared.settings, &mut events);
-        self.shared.publish_events(&events);
+        let replies = self.shared.core.execute(run, &self.shared.settings).await;
         for reply in &replies {
             reply.encode(&mut self.out, self.resp3);
         }
@@ -246,7 +244,7 @@ impl Connection {
         }
         if let Some(queue) = &mut self.multi {
             if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
-                if spec.has(flags::DENYOOM) && super::core::over_maxmemory(&self.shared.settings) && self.shared.settings.policy() == super::settings::EvictionPolicy::NoEviction {
+                if spec.has(flags::DENYOOM) && super::core::over_maxmemory(&self.shared.settings, self.shared.core.replica.log.memory_bytes()) && self.shared.settings.policy() == super::settings::EvictionPolicy::NoEviction {
                     self.multi_failed = true;
                     return self.reply(Reply::err(commands::args::ERR_OOM));
                 }
@@ -259,7 +257,7 @@ impl Connection {
             Handler::Write(_) if spec.has(flags::BLOCKING) => self.blocking_command(spec, args).await,
             Handler::Read(_) | Handler::Write(_) => {
                 let mut run = vec![(spec, args)];
-                self.execute_run(&mut run);
+                self.execute_run(&mut run).await;
             }
         }
     }
@@ -272,16 +270,10 @@ impl Connection {
             Err(e) => return self.reply(e),
         };
         let keys: Vec<Bytes> = spec.keys(&args).into_iter().cloned().collect();
-        let mut events = Vec::new();
-        let outcome = self.shared.core().execute_blocking(args, keys, &mut events);
-        self.shared.publish_events(&events);
-        let (id, mut rx) = match outcome {
-            Ok(reply) => return self.reply(reply),
-            Err(waiting) => waiting,
-        };
+        let (id, mut rx) = self.shared.blocker.block(args, keys);
         // Let the client see replies to what it pipelined before this command.
         if self.flush().await.is_err() {
-            self.shared.core().cancel_blocked(id);
+            self.shared.blocker.cancel(id);
             self.closing = true;
             return;
         }
@@ -297,15 +289,15 @@ impl Connection {
         let reply = loop {
             tokio::select! {
                 reply = &mut rx => break reply.unwrap_or(Reply::NilArray),
-                _ = &mut deadline => break self.give_up(id, &mut rx),
+                _ = &mut deadline => break self.give_up(id, rx).await,
                 _ = kill.notified() => {
                     self.closing = true;
-                    break self.give_up(id, &mut rx);
+                    break self.give_up(id, rx).await;
                 }
                 read = self.socket.read_buf(&mut self.inbuf) => {
                     if matches!(read, Ok(0) | Err(_)) {
                         self.closing = true;
-                        break self.give_up(id, &mut rx);
+                        break self.give_up(id, rx).await;
                     }
                 }
             }
@@ -314,17 +306,18 @@ impl Connection {
         self.reply(reply);
     }
 
-    /// Stops waiting: unless a reply arrived in the meantime, the answer is the null array.
-    fn give_up(&self, id: u64, rx: &mut tokio::sync::oneshot::Receiver<Reply>) -> Reply {
-        self.shared.core().cancel_blocked(id);
-        rx.try_recv().unwrap_or(Reply::NilArray)
+    /// Stops waiting: unless the command was served in the meantime (its reply then
+    /// arrives anyway), the answer is the null array.
+    async fn give_up(&self, id: u64, rx: tokio::sync::oneshot::Receiver<Reply>) -> Reply {
+        self.shared.blocker.cancel(id);
+        rx.await.unwrap_or(Reply::NilArray)
     }
 
     fn cleanup(&mut self) {
         if !self.watches.is_empty() {
-            let mut core = self.shared.core();
+            let mut store = self.shared.core.store();
             for (key, _) in self.watches.drain(..) {
-                core.store.db.unwatch(&key);
+                store.db.unwatch(&key);
             }
         }
         for channel in self.channels.drain() {

@@ -1,230 +1,189 @@
 //! The write path on the active: stamps entries with time and seed, keeps memory
-//! within `maxmemory` (refusing or evicting before a write is logged), applies
-//! entries to the store, serves clients blocked on keys, and publishes keyspace
-//! events. Everything here runs under one lock around the state machine.
+//! within `maxmemory` (refusing or evicting before a write is logged), proposes
+//! entries to the stripe's Raft log and returns their replies once committed and
+//! applied, and serves linearizable reads from the local state machine.
 //!
-//! Replication (the Fast Restart and high-availability issues) replaces the direct
-//! `store.apply` calls here with proposals to the stripe's log; the decisions made
-//! before an entry exists (time, seed, OOM, eviction victims) stay on the active.
+//! Decisions that need a clock, randomness or local metadata (time stamps, seeds,
+//! OOM, eviction victims, which keys are due to expire, WATCH checks) are made here,
+//! before an entry exists; the entry itself applies deterministically everywhere.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tokio::sync::oneshot;
 
 use super::settings::{EvictionPolicy, Settings};
 use crate::commands::{args::ERR_OOM, flags, CommandSpec};
 use crate::limits;
 use crate::memory;
 use crate::protocol::reply::Reply;
-use crate::store::{Entry, KeyEvent, Op, Store};
+use crate::replication::replica::Replica;
+use crate::store::db::WatchStamp;
+use crate::store::{Entry, Op, Store};
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-struct Waiter {
-    args: Vec<Bytes>,
-    keys: Vec<Bytes>,
-    tx: oneshot::Sender<Reply>,
-}
-
-/// Clients blocked on keys (BLPOP & co), served first come first served per key.
-#[derive(Default)]
-struct Blocking {
-    next_id: u64,
-    by_key: HashMap<Bytes, VecDeque<u64>>,
-    waiters: HashMap<u64, Waiter>,
-}
-
-impl Blocking {
-    fn remove(&mut self, id: u64) -> Option<Waiter> {
-        let waiter = self.waiters.remove(&id)?;
-        for key in &waiter.keys {
-            if let Some(queue) = self.by_key.get_mut(key) {
-                queue.retain(|w| *w != id);
-                if queue.is_empty() {
-                    self.by_key.remove(key);
-                }
-            }
-        }
-        Some(waiter)
-    }
-}
-
-/// The state machine and what must change atomically with it.
-pub struct Core {
-    pub store: Store,
-    blocking: Blocking,
+struct Local {
     last_time_ms: u64,
     rng: Xoshiro256PlusPlus,
 }
 
-/// Events a batch produced, to publish once the lock is released.
-pub type Events = Vec<KeyEvent>;
+pub struct Core {
+    pub replica: Replica,
+    local: Mutex<Local>,
+    /// Proposals hold it shared while in flight; EXEC with WATCH holds it exclusively,
+    /// so its check sees every earlier write applied and no later one.
+    gate: tokio::sync::RwLock<()>,
+}
 
 impl Core {
-    pub fn new(store: Store) -> Core {
-        Core { store, blocking: Blocking::default(), last_time_ms: 0, rng: Xoshiro256PlusPlus::seed_from_u64(wall_ms() ^ std::process::id() as u64) }
+    pub fn new(replica: Replica) -> Core {
+        let rng = Xoshiro256PlusPlus::seed_from_u64(wall_ms() ^ ((std::process::id() as u64) << 32));
+        Core { replica, local: Mutex::new(Local { last_time_ms: 0, rng }), gate: tokio::sync::RwLock::new(()) }
     }
 
-    /// The time for the next entry: the wall clock, never earlier than the last
-    /// entry's, so expiry decisions never go backwards.
-    pub fn stamp(&mut self) -> u64 {
-        self.last_time_ms = self.last_time_ms.max(wall_ms());
-        self.last_time_ms
+    /// The state machine, for reads and introspection. std Mutex: never held across `.await`.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.replica.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn rng(&mut self) -> &mut Xoshiro256PlusPlus {
-        &mut self.rng
+    fn local(&self) -> MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies `ops` as one entry; collects events and serves blocked clients.
-    fn apply_ops(&mut self, ops: Vec<Op>, events: &mut Events) -> Vec<Reply> {
-        let entry = Entry { time_ms: self.stamp(), seed: self.rng.next_u64(), ops };
-        let applied = self.store.apply(&entry);
-        events.extend(applied.events);
-        if !applied.ready_keys.is_empty() && !self.blocking.waiters.is_empty() {
-            self.serve_blocked(applied.ready_keys, events);
+    /// The time for the next entry or read: the wall clock, never earlier than the
+    /// last one, so expiry decisions never go backwards.
+    pub fn stamp(&self) -> u64 {
+        let mut local = self.local();
+        local.last_time_ms = local.last_time_ms.max(wall_ms());
+        local.last_time_ms
+    }
+
+    fn entry(&self, ops: Vec<Op>) -> Entry {
+        let time_ms = self.stamp();
+        let seed = self.local().rng.next_u64();
+        Entry { time_ms, seed, ops }
+    }
+
+    pub fn random(&self) -> u64 {
+        self.local().rng.next_u64()
+    }
+
+    /// Proposes `ops` as one entry; one reply per op, or one error for all.
+    pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
+        let _shared = self.gate.read().await;
+        self.replica.propose(self.entry(ops)).await
+    }
+
+    async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>) {
+        if pending.is_empty() {
+            return;
         }
-        applied.replies
+        let count = pending.len();
+        match self.propose(std::mem::take(pending)).await {
+            Ok(r) => replies.extend(r),
+            Err(e) => replies.extend(std::iter::repeat_n(e, count)),
+        }
     }
 
     /// Runs a batch of store commands (no blocking ones): consecutive writes become one
-    /// entry; reads run in place, seeing every write before them.
-    pub fn execute(&mut self, batch: &[(&'static CommandSpec, Vec<Bytes>)], settings: &Settings, events: &mut Events) -> Vec<Reply> {
+    /// entry; reads run in place after one linearizability check for the batch, and see
+    /// every write before them.
+    pub async fn execute(&self, batch: &[(&'static CommandSpec, Vec<Bytes>)], settings: &Settings) -> Vec<Reply> {
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
+        let mut linearized: Option<Result<(), Reply>> = None;
         for (spec, args) in batch {
             if !spec.is_write() {
-                if !pending.is_empty() {
-                    replies.extend(self.apply_ops(std::mem::take(&mut pending), events));
+                self.flush(&mut pending, &mut replies).await;
+                if linearized.is_none() {
+                    linearized = Some(self.replica.linearize().await);
                 }
-                let now = self.stamp();
-                replies.push(self.store.read(args, now, &mut self.rng));
+                match &linearized {
+                    Some(Err(e)) => replies.push(e.clone()),
+                    _ => {
+                        let now = self.stamp();
+                        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.random());
+                        replies.push(self.store().read(args, now, &mut rng));
+                    }
+                }
                 continue;
             }
-            if spec.has(flags::DENYOOM) && over_maxmemory(settings) {
-                if !pending.is_empty() {
-                    replies.extend(self.apply_ops(std::mem::take(&mut pending), events));
-                }
-                if let Err(oom) = self.make_room(settings, events) {
+            if spec.has(flags::DENYOOM) && over_maxmemory(settings, self.replica.log.memory_bytes()) {
+                self.flush(&mut pending, &mut replies).await;
+                if let Err(oom) = self.make_room(settings).await {
                     replies.push(oom);
                     continue;
                 }
             }
-            pending.push(Op::Command(args.clone()));
+            pending.push(Op::command(args));
         }
-        if !pending.is_empty() {
-            replies.extend(self.apply_ops(pending, events));
-        }
+        self.flush(&mut pending, &mut replies).await;
         replies
     }
 
-    /// Runs a blocking command: its reply now, or a receiver that gets it when a key
-    /// it waits on gains data. Registration happens under the same lock as the check,
-    /// so no push can slip between them.
-    pub fn execute_blocking(&mut self, args: Vec<Bytes>, keys: Vec<Bytes>, events: &mut Events) -> Result<Reply, (u64, oneshot::Receiver<Reply>)> {
-        let reply = self.apply_ops(vec![Op::Command(args.clone())], events).pop().unwrap_or(Reply::Nil);
-        if reply != Reply::WouldBlock {
-            return Ok(reply);
-        }
-        let (tx, rx) = oneshot::channel();
-        let id = self.blocking.next_id;
-        self.blocking.next_id += 1;
-        for key in &keys {
-            self.blocking.by_key.entry(key.clone()).or_default().push_back(id);
-        }
-        self.blocking.waiters.insert(id, Waiter { args, keys, tx });
-        Err((id, rx))
-    }
-
-    /// A blocked client gave up (timeout, disconnect).
-    pub fn cancel_blocked(&mut self, id: u64) {
-        self.blocking.remove(id);
-    }
-
-    pub fn blocked_clients(&self) -> usize {
-        self.blocking.waiters.len()
-    }
-
-    /// MULTI … EXEC as one entry; `None` when a watched key changed (EXEC replies nil).
-    pub fn execute_transaction(&mut self, cmds: Vec<Vec<Bytes>>, watch_ok: bool, settings: &Settings, events: &mut Events) -> Result<Reply, Reply> {
-        if !watch_ok {
-            return Ok(Reply::NilArray);
-        }
+    /// MULTI … EXEC as one entry. With watched keys, the check and the proposal happen
+    /// with no other write in flight: EXEC replies nil if a watched key changed.
+    pub async fn execute_transaction(&self, cmds: Vec<Vec<Bytes>>, watches: &[(Bytes, WatchStamp)], settings: &Settings) -> Result<Reply, Reply> {
         let needs_room = cmds.iter().any(|a| a.first().and_then(|n| crate::commands::lookup(n)).is_some_and(|s| s.has(flags::DENYOOM)));
-        if needs_room && over_maxmemory(settings) {
-            self.make_room(settings, events)?;
+        if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
+            self.make_room(settings).await?;
         }
-        Ok(self.apply_ops(vec![Op::Transaction(cmds)], events).pop().unwrap_or(Reply::NilArray))
+        let replies = if watches.is_empty() {
+            self.propose(vec![Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect())]).await?
+        } else {
+            let _exclusive = self.gate.write().await;
+            let unchanged = {
+                let store = self.store();
+                watches.iter().all(|(k, stamp)| store.db.watch_holds(k, *stamp))
+            };
+            if !unchanged {
+                return Ok(Reply::NilArray);
+            }
+            self.replica.propose(self.entry(vec![Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect())])).await?
+        };
+        Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }
 
-    /// Wakes blocked clients whose keys gained data, oldest first, re-running their
-    /// command as a new entry. Bounded: each waiter is tried at most once per key
-    /// signal, and a serve can signal further keys (BLMOVE) up to a fixed budget.
-    fn serve_blocked(&mut self, ready: Vec<Bytes>, events: &mut Events) {
-        let mut queue: VecDeque<Bytes> = VecDeque::new();
-        let mut seen = HashSet::new();
-        for key in ready {
-            if seen.insert(key.clone()) {
-                queue.push_back(key);
-            }
+    /// Active expiry: deletes keys whose time has come, as one entry. Returns how many
+    /// keys were due (0 on a mirror, which never expires keys itself).
+    pub async fn expire_due(&self) -> usize {
+        if !self.replica.is_active() {
+            return 0;
         }
-        let mut budget = self.blocking.waiters.len() * 4 + 16;
-        while let Some(key) = queue.pop_front() {
-            while budget > 0 {
-                budget -= 1;
-                let Some(&id) = self.blocking.by_key.get(&key).and_then(|q| q.front()) else { break };
-                let Some(args) = self.blocking.waiters.get(&id).map(|w| w.args.clone()) else { break };
-                let entry = Entry { time_ms: self.stamp(), seed: self.rng.next_u64(), ops: vec![Op::Command(args)] };
-                let mut applied = self.store.apply(&entry);
-                let reply = applied.replies.pop().unwrap_or(Reply::Nil);
-                if reply == Reply::WouldBlock {
-                    break;
-                }
-                events.extend(applied.events);
-                for more in applied.ready_keys {
-                    queue.push_back(more);
-                }
-                if let Some(waiter) = self.blocking.remove(id) {
-                    let _ = waiter.tx.send(reply);
-                }
-            }
-        }
-    }
-
-    /// Active expiry: deletes keys whose time has come, as entries of their own.
-    /// Returns how many keys were removed.
-    pub fn expire_due(&mut self, events: &mut Events) -> usize {
         let now = self.stamp();
-        let due = self.store.db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX);
+        let due = self.store().db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX);
         if due.is_empty() {
             return 0;
         }
-        let mut args = Vec::with_capacity(due.len() + 1);
+        let count = due.len();
+        let mut args = Vec::with_capacity(count + 1);
         args.push(Bytes::from_static(b"tandem.expired"));
         args.extend(due.iter().map(|k| Bytes::copy_from_slice(k)));
-        let count = due.len();
-        self.apply_ops(vec![Op::Command(args)], events);
+        if let Err(e) = self.propose(vec![Op::Command(args)]).await {
+            tracing::debug!(error = ?e, "expiry entry not written");
+            return 0;
+        }
         count
     }
 
     /// Evicts keys per `maxmemory-policy` until memory is under the limit.
     /// `Err(OOM)` when the policy is noeviction or nothing is left to evict.
-    pub fn make_room(&mut self, settings: &Settings, events: &mut Events) -> Result<(), Reply> {
+    pub async fn make_room(&self, settings: &Settings) -> Result<(), Reply> {
         let policy = settings.policy();
         if policy == EvictionPolicy::NoEviction {
             return Err(Reply::err(ERR_OOM));
         }
-        // Bounded: each round evicts up to EVICT_KEYS_PER_ENTRY_MAX keys.
+        // Bounded: each round evicts a handful of keys.
         for _ in 0..1024 {
-            if !over_maxmemory(settings) {
+            if !over_maxmemory(settings, self.replica.log.memory_bytes()) {
                 return Ok(());
             }
             let victims = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed));
@@ -233,9 +192,9 @@ impl Core {
             }
             let mut args = vec![Bytes::from_static(b"tandem.evict")];
             args.extend(victims);
-            self.apply_ops(vec![Op::Command(args)], events);
+            self.propose(vec![Op::Command(args)]).await?;
         }
-        if over_maxmemory(settings) {
+        if over_maxmemory(settings, self.replica.log.memory_bytes()) {
             Err(Reply::err(ERR_OOM))
         } else {
             Ok(())
@@ -244,25 +203,26 @@ impl Core {
 
     /// Chooses keys to evict: the best of `samples` random candidates per victim
     /// (Redis's approximated LRU/LFU), or the nearest expiry for volatile-ttl.
-    fn pick_victims(&mut self, policy: EvictionPolicy, samples: usize) -> Vec<Bytes> {
+    fn pick_victims(&self, policy: EvictionPolicy, samples: usize) -> Vec<Bytes> {
         let now = self.stamp();
-        let db = &self.store.db;
-        let mut victims = Vec::new();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.random());
+        let store = self.store();
+        let db = &store.db;
         if policy == EvictionPolicy::VolatileTtl {
-            return db.expires_iter().take(limits::EVICT_KEYS_PER_ENTRY_MAX.min(8)).map(|(_, k)| Bytes::copy_from_slice(k)).collect();
+            return db.expires_iter().take(8).map(|(_, k)| Bytes::copy_from_slice(k)).collect();
         }
         let len = db.len();
+        let mut victims = Vec::new();
         if len == 0 {
             return victims;
         }
         let mut chosen = HashSet::new();
         for _ in 0..8 {
             let mut best: Option<(u64, usize)> = None;
-            let mut tries = 0;
-            let mut sampled = 0;
+            let (mut tries, mut sampled) = (0, 0);
             while sampled < samples.max(1) && tries < samples.max(1) * 20 {
                 tries += 1;
-                let index = (self.rng.next_u64() % len as u64) as usize;
+                let index = (rng.next_u64() % len as u64) as usize;
                 let Some((_, item)) = db.get_index(index) else { continue };
                 if policy.volatile() && item.expire_at_ms == 0 {
                     continue;
@@ -293,8 +253,9 @@ impl Core {
     }
 }
 
-/// True when a memory limit is set and used memory is above it.
-pub fn over_maxmemory(settings: &Settings) -> bool {
+/// True when a memory limit is set and the memory data uses is above it. The Raft
+/// log's entries are not data: they are bounded by snapshots and purges instead.
+pub fn over_maxmemory(settings: &Settings, log_bytes: usize) -> bool {
     let max = settings.maxmemory_bytes.load(Ordering::Relaxed);
-    max > 0 && memory::used_bytes() as u64 > max
+    max > 0 && memory::used_bytes().saturating_sub(log_bytes) as u64 > max
 }

@@ -3,6 +3,7 @@
 //! through [`core::Core`].
 
 pub mod admin;
+pub mod blocking;
 pub mod clients;
 pub mod connection;
 pub mod core;
@@ -11,13 +12,15 @@ pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::store::{KeyEvent, Store};
+use crate::replication::replica::{Replica, ReplicaOptions};
+use crate::store::KeyEvent;
+use blocking::Blocker;
 use clients::Clients;
 use core::Core;
 use pubsub::PubSub;
@@ -30,7 +33,8 @@ const EXPIRE_CYCLE_BUDGET_MS: u128 = 25;
 
 /// What every connection shares.
 pub struct Shared {
-    core: Mutex<Core>,
+    pub core: Core,
+    pub blocker: Blocker,
     pub settings: Settings,
     pub pubsub: PubSub,
     pub clients: Clients,
@@ -41,10 +45,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(store: Store, settings: Settings, server_name: &str) -> Shared {
+    pub fn new(core: Core, blocker: Blocker, settings: Settings, server_name: &str) -> Shared {
         let run_id: String = (0..40).map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0')).collect();
         Shared {
-            core: Mutex::new(Core::new(store)),
+            core,
+            blocker,
             settings,
             pubsub: PubSub::default(),
             clients: Clients::default(),
@@ -53,11 +58,6 @@ impl Shared {
             run_id,
             server_name: server_name.to_string(),
         }
-    }
-
-    /// The state machine lock. std Mutex, not tokio's: nothing awaits while it is held.
-    pub fn core(&self) -> MutexGuard<'_, Core> {
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Publishes keyspace notifications for `events`, as `notify-keyspace-events` asks.
@@ -141,11 +141,10 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        shared.core.replica.snapshot_if_log_large().await;
         let started = Instant::now();
         loop {
-            let mut events = Vec::new();
-            let removed = shared.core().expire_due(&mut events);
-            shared.publish_events(&events);
+            let removed = shared.core.expire_due().await;
             if removed < crate::limits::EXPIRE_KEYS_PER_ENTRY_MAX || started.elapsed().as_millis() > EXPIRE_CYCLE_BUDGET_MS {
                 break;
             }
@@ -163,6 +162,7 @@ pub struct ServerOptions {
     pub data_storage_bytes: u64,
     pub requirepass: Option<String>,
     pub config_file: String,
+    pub replica: ReplicaOptions,
 }
 
 /// Binds the client port and serves until `shutdown` turns true.
@@ -170,7 +170,21 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let settings = Settings::new(options.data_storage_bytes, options.client_port, &options.host, options.requirepass.clone(), &options.config_file);
-    let shared = Arc::new(Shared::new(Store::new(), settings, &options.name));
-    tracing::info!(server = %options.name, %addr, data_storage_bytes = options.data_storage_bytes, "server ready to accept connections");
-    serve(shared, listener, shutdown).await
+    let (notice_tx, notice_rx) = tokio::sync::mpsc::unbounded_channel();
+    let replica = Replica::start(options.replica.clone(), notice_tx).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (block_tx, block_rx) = tokio::sync::mpsc::unbounded_channel();
+    let blocker = Blocker::new(block_tx, Arc::default());
+    let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
+    let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
+    tracing::info!(
+        server = %options.name,
+        %addr,
+        data_storage_bytes = options.data_storage_bytes,
+        restartable = options.replica.data_dir.is_some(),
+        "server ready to accept connections"
+    );
+    let served = serve(shared.clone(), listener, shutdown).await;
+    shared.core.replica.shutdown().await;
+    pump.abort();
+    served
 }

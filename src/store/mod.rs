@@ -33,6 +33,33 @@ pub enum Op {
     Transaction(Vec<Vec<Bytes>>),
 }
 
+impl Op {
+    /// A command whose arguments share one compact allocation. Arguments parsed from
+    /// a client are slices of its read buffer; an entry that lives on in the Raft log
+    /// must not pin that whole buffer.
+    pub fn command(args: &[Bytes]) -> Op {
+        Op::Command(compact(args))
+    }
+}
+
+/// Copies `args` into one allocation, sliced per argument.
+pub fn compact(args: &[Bytes]) -> Vec<Bytes> {
+    let total: usize = args.iter().map(|a| a.len()).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for arg in args {
+        buf.extend_from_slice(arg);
+    }
+    let all = buf.freeze();
+    let mut at = 0;
+    args.iter()
+        .map(|a| {
+            let part = all.slice(at..at + a.len());
+            at += a.len();
+            part
+        })
+        .collect()
+}
+
 /// A log entry: what the active decided to apply, when, and with which seed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {

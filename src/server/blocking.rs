@@ -1,0 +1,145 @@
+//! Clients blocked on keys (BLPOP & co) and the delivery of what applying entries
+//! produced. One task does both, in apply order: it publishes keyspace events, and
+//! when keys gain elements it re-runs the oldest waiter's command on each as a new
+//! proposal. Serving every attempt from this one task means a push can never slip
+//! between a failed attempt and the client's registration as a waiter.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::Shared;
+use crate::protocol::reply::Reply;
+use crate::replication::state_machine::Notice;
+use crate::store::Op;
+
+pub enum Request {
+    Block { id: u64, args: Vec<Bytes>, keys: Vec<Bytes>, reply: oneshot::Sender<Reply> },
+    Cancel { id: u64 },
+}
+
+/// The connection side: hands blocking commands to the task.
+pub struct Blocker {
+    tx: mpsc::UnboundedSender<Request>,
+    next_id: AtomicU64,
+    /// Clients currently waiting (INFO `blocked_clients`).
+    pub blocked: Arc<AtomicUsize>,
+}
+
+impl Blocker {
+    pub fn new(tx: mpsc::UnboundedSender<Request>, blocked: Arc<AtomicUsize>) -> Blocker {
+        Blocker { tx, next_id: AtomicU64::new(1), blocked }
+    }
+
+    /// Submits a blocking command; the receiver gets its reply (now, or when served).
+    pub fn block(&self, args: Vec<Bytes>, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Block { id, args, keys, reply });
+        (id, rx)
+    }
+
+    /// Gives up waiting; a reply already sent stays in the receiver.
+    pub fn cancel(&self, id: u64) {
+        let _ = self.tx.send(Request::Cancel { id });
+    }
+}
+
+struct Waiter {
+    args: Vec<Bytes>,
+    keys: Vec<Bytes>,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    by_key: HashMap<Bytes, VecDeque<u64>>,
+    all: HashMap<u64, Waiter>,
+}
+
+impl Waiters {
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let waiter = self.all.remove(&id)?;
+        for key in &waiter.keys {
+            if let Some(queue) = self.by_key.get_mut(key) {
+                queue.retain(|w| *w != id);
+                if queue.is_empty() {
+                    self.by_key.remove(key);
+                }
+            }
+        }
+        Some(waiter)
+    }
+}
+
+/// The task: runs until both channels close.
+pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notice>, mut requests: mpsc::UnboundedReceiver<Request>) {
+    let mut waiters = Waiters::default();
+    loop {
+        tokio::select! {
+            notice = notices.recv() => {
+                let Some(notice) = notice else { return };
+                shared.publish_events(&notice.events);
+                if !notice.ready_keys.is_empty() && !waiters.all.is_empty() {
+                    serve(&shared, &mut waiters, notice.ready_keys).await;
+                }
+            }
+            request = requests.recv() => match request {
+                None => return,
+                Some(Request::Cancel { id }) => {
+                    waiters.remove(id);
+                }
+                Some(Request::Block { id, args, keys, reply }) => {
+                    let outcome = attempt(&shared, &args).await;
+                    if outcome == Reply::WouldBlock {
+                        for key in &keys {
+                            waiters.by_key.entry(key.clone()).or_default().push_back(id);
+                        }
+                        waiters.all.insert(id, Waiter { args, keys, reply });
+                    } else {
+                        let _ = reply.send(outcome);
+                    }
+                }
+            },
+        }
+        shared.blocker.blocked.store(waiters.all.len(), Ordering::Relaxed);
+    }
+}
+
+async fn attempt(shared: &Shared, args: &[Bytes]) -> Reply {
+    match shared.core.propose(vec![Op::command(args)]).await {
+        Ok(mut replies) => replies.pop().unwrap_or(Reply::NilArray),
+        Err(e) => e,
+    }
+}
+
+/// Serves waiters on keys that gained elements, oldest first, until a key runs dry.
+async fn serve(shared: &Shared, waiters: &mut Waiters, ready: Vec<Bytes>) {
+    let mut seen = HashSet::new();
+    for key in ready {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        // Bounded by the waiters on this key: each is tried at most once per signal.
+        let mut budget = waiters.by_key.get(&key).map_or(0, |q| q.len());
+        while budget > 0 {
+            budget -= 1;
+            let Some(&id) = waiters.by_key.get(&key).and_then(|q| q.front()) else { break };
+            let Some(args) = waiters.all.get(&id).map(|w| w.args.clone()) else { break };
+            if waiters.all.get(&id).is_some_and(|w| w.reply.is_closed()) {
+                waiters.remove(id);
+                continue;
+            }
+            let outcome = attempt(shared, &args).await;
+            if outcome == Reply::WouldBlock {
+                break;
+            }
+            if let Some(waiter) = waiters.remove(id) {
+                let _ = waiter.reply.send(outcome);
+            }
+        }
+    }
+}
