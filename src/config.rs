@@ -149,11 +149,7 @@ pub enum ConfigError {
     /// The file is not TOML, or does not fit the schema (an unknown field, a
     /// missing one, a value of the wrong type).
     #[error("{path}:{line}: {message}")]
-    Syntax {
-        path: String,
-        line: usize,
-        message: String,
-    },
+    Syntax { path: String, line: usize, message: String },
     /// The file fits the schema but breaks a rule; every broken rule is listed.
     #[error("{}", list_problems(.problems))]
     Invalid { problems: Vec<Problem> },
@@ -175,11 +171,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.path, self.line, self.field, self.message
-        )
+        write!(f, "{}:{}: {}: {}", self.path, self.line, self.field, self.message)
     }
 }
 
@@ -205,30 +197,21 @@ impl Config {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: shown.clone(),
-            error,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: shown.clone(), error })?;
         Config::from_str(&text, &shown)
     }
 
     /// Parses and validates `text`; `path` is only used in messages.
     pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
-        let mut checker = Checker {
-            path,
-            text,
-            problems: Vec::new(),
-        };
+        let mut checker = Checker { path, text, problems: Vec::new() };
         let config = checker.convert(raw);
         checker.check_cluster_rules(&config);
         if checker.problems.is_empty() {
             Ok(config.into_config())
         } else {
             checker.problems.sort_by_key(|p| p.line);
-            Err(ConfigError::Invalid {
-                problems: checker.problems,
-            })
+            Err(ConfigError::Invalid { problems: checker.problems })
         }
     }
 
@@ -263,41 +246,27 @@ impl Config {
 
     /// The server called `name` and its stripe.
     pub fn server(&self, name: &str) -> Option<(&Stripe, &Server)> {
-        self.stripes
-            .iter()
-            .find_map(|stripe| Some((stripe, stripe.servers.iter().find(|s| s.name == name)?)))
+        self.stripes.iter().find_map(|stripe| Some((stripe, stripe.servers.iter().find(|s| s.name == name)?)))
     }
 
     /// As [`Config::server`], but a missing name is an error that lists the servers.
     pub fn require_server(&self, name: &str) -> Result<(&Stripe, &Server), ConfigError> {
         self.server(name).ok_or_else(|| ConfigError::UnknownServer {
             name: name.to_string(),
-            known: self
-                .stripes
-                .iter()
-                .flat_map(|s| &s.servers)
-                .map(|s| s.name.clone())
-                .collect(),
+            known: self.stripes.iter().flat_map(|s| &s.servers).map(|s| s.name.clone()).collect(),
         })
     }
 
     /// The voter called `name` and its stripe.
     pub fn voter(&self, name: &str) -> Option<(&Stripe, &Voter)> {
-        self.stripes
-            .iter()
-            .find_map(|stripe| Some((stripe, stripe.voters.iter().find(|v| v.name == name)?)))
+        self.stripes.iter().find_map(|stripe| Some((stripe, stripe.voters.iter().find(|v| v.name == name)?)))
     }
 
     /// As [`Config::voter`], but a missing name is an error that lists the voters.
     pub fn require_voter(&self, name: &str) -> Result<(&Stripe, &Voter), ConfigError> {
         self.voter(name).ok_or_else(|| ConfigError::UnknownVoter {
             name: name.to_string(),
-            known: self
-                .stripes
-                .iter()
-                .flat_map(|s| &s.voters)
-                .map(|v| v.name.clone())
-                .collect(),
+            known: self.stripes.iter().flat_map(|s| &s.voters).map(|v| v.name.clone()).collect(),
         })
     }
 }
@@ -312,13 +281,9 @@ impl Config {
 /// `gb` = 1024³. `"4g"` is 4 000 000 000 bytes, `"4gb"` 4 GiB.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(digits_end);
-    let bad = || {
-        format!("{text:?} is not a size: expected bytes or a number with k, kb, m, mb, g or gb (\"4g\", \"512mb\")")
-    };
+    let bad = || format!("{text:?} is not a size: expected bytes or a number with k, kb, m, mb, g or gb (\"4g\", \"512mb\")");
     if digits.is_empty() {
         return Err(bad());
     }
@@ -332,12 +297,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gb" => 1 << 30,
         _ => return Err(bad()),
     };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is too large a size"))?;
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too large a size"))
+    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is too large a size"))?;
+    number.checked_mul(multiplier).ok_or_else(|| format!("{text:?} is too large a size"))
 }
 
 /// Parses a duration into milliseconds: a whole number with a unit, `ms`, `s`, `m`
@@ -346,13 +307,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// worse than asking.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(digits_end);
-    let bad = || {
-        format!("{text:?} is not a duration: expected a whole number with ms, s, m or h (\"500ms\", \"120s\")")
-    };
+    let bad = || format!("{text:?} is not a duration: expected a whole number with ms, s, m or h (\"500ms\", \"120s\")");
     if digits.is_empty() {
         return Err(bad());
     }
@@ -363,17 +320,13 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
         "h" => 3_600_000,
         _ => return Err(bad()),
     };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is too long a duration"))?;
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too long a duration"))
+    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is too long a duration"))?;
+    number.checked_mul(multiplier).ok_or_else(|| format!("{text:?} is too long a duration"))
 }
 
 /// Writes milliseconds back the way a person would write them in the file.
 fn show_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -389,11 +342,7 @@ fn syntax_error(text: &str, path: &str, error: &toml::de::Error) -> ConfigError 
         Some(table) => format!("{table}: {message}"),
         None => message.to_string(),
     };
-    ConfigError::Syntax {
-        path: path.to_string(),
-        line,
-        message,
-    }
+    ConfigError::Syntax { path: path.to_string(), line, message }
 }
 
 /// The table that line `line` belongs to, named as validation names fields
@@ -414,19 +363,11 @@ fn table_at(text: &str, line: usize) -> Option<String> {
             }
             "[[stripe.server]]" => {
                 server += 1;
-                Some(format!(
-                    "stripe[{}].server[{}]",
-                    stripe.unwrap_or(0),
-                    server - 1
-                ))
+                Some(format!("stripe[{}].server[{}]", stripe.unwrap_or(0), server - 1))
             }
             "[[stripe.voter]]" => {
                 voter += 1;
-                Some(format!(
-                    "stripe[{}].voter[{}]",
-                    stripe.unwrap_or(0),
-                    voter - 1
-                ))
+                Some(format!("stripe[{}].voter[{}]", stripe.unwrap_or(0), voter - 1))
             }
             other if other.starts_with('[') => Some(other.to_string()),
             _ => table,
@@ -438,9 +379,7 @@ fn table_at(text: &str, line: usize) -> Option<String> {
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes().get(..end).map_or(1, |before| {
-        before.iter().filter(|&&b| b == b'\n').count() + 1
-    })
+    text.as_bytes().get(..end).map_or(1, |before| before.iter().filter(|&&b| b == b'\n').count() + 1)
 }
 
 // ---------------------------------------------------------------------------------
@@ -547,10 +486,7 @@ impl Checked {
                 ..s.stripe
             })
             .collect();
-        Config {
-            cluster: self.cluster,
-            stripes,
-        }
+        Config { cluster: self.cluster, stripes }
     }
 }
 
@@ -566,40 +502,19 @@ impl Checker<'_> {
     }
 
     fn fail(&mut self, line: usize, field: &str, message: String) {
-        self.problems.push(Problem {
-            path: self.path.to_string(),
-            line,
-            field: field.to_string(),
-            message,
-        });
+        self.problems.push(Problem { path: self.path.to_string(), line, field: field.to_string(), message });
     }
 
     fn convert(&mut self, raw: RawConfig) -> Checked {
         let cluster_line = self.line(raw.cluster.span());
         let cluster = self.convert_cluster(raw.cluster.into_inner());
         if raw.stripe.is_empty() {
-            self.fail(
-                cluster_line,
-                "stripe",
-                "at least one [[stripe]] is required".to_string(),
-            );
+            self.fail(cluster_line, "stripe", "at least one [[stripe]] is required".to_string());
         }
         if raw.stripe.len() > STRIPES_MAX {
-            self.fail(
-                cluster_line,
-                "stripe",
-                format!(
-                    "{} stripes; at most {STRIPES_MAX} (one hash slot each)",
-                    raw.stripe.len()
-                ),
-            );
+            self.fail(cluster_line, "stripe", format!("{} stripes; at most {STRIPES_MAX} (one hash slot each)", raw.stripe.len()));
         }
-        let stripes = raw
-            .stripe
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| self.convert_stripe(i, s))
-            .collect();
+        let stripes = raw.stripe.into_iter().enumerate().map(|(i, s)| self.convert_stripe(i, s)).collect();
         Checked { cluster, stripes }
     }
 
@@ -616,25 +531,14 @@ impl Checker<'_> {
             }
         };
         let secret = raw.secret.map(|s| self.not_empty(s, "cluster.secret"));
-        let requirepass = raw
-            .requirepass
-            .map(|s| self.not_empty(s, "cluster.requirepass"));
-        Cluster {
-            name: name.value,
-            client_reconnect_window_ms,
-            secret,
-            requirepass,
-        }
+        let requirepass = raw.requirepass.map(|s| self.not_empty(s, "cluster.requirepass"));
+        Cluster { name: name.value, client_reconnect_window_ms, secret, requirepass }
     }
 
     fn not_empty(&mut self, text: Spanned<String>, field: &str) -> String {
         if text.get_ref().is_empty() {
             let line = self.line(text.span());
-            self.fail(
-                line,
-                field,
-                "must not be empty; leave the field out for none".to_string(),
-            );
+            self.fail(line, field, "must not be empty; leave the field out for none".to_string());
         }
         text.into_inner()
     }
@@ -649,36 +553,15 @@ impl Checker<'_> {
             self.fail(
                 line,
                 &format!("{prefix}.server"),
-                format!(
-                    "stripe {:?} has no [[stripe.server]]; at least one is required",
-                    name.value
-                ),
+                format!("stripe {:?} has no [[stripe.server]]; at least one is required", name.value),
             );
         }
-        let servers: Vec<CheckedServer> = raw
-            .server
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| self.convert_server(&format!("{prefix}.server[{i}]"), s))
-            .collect();
-        let voters: Vec<CheckedVoter> = raw
-            .voter
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| self.convert_voter(&format!("{prefix}.voter[{i}]"), v))
-            .collect();
-        let stripe = Stripe {
-            name: name.value.clone(),
-            election_time_ms,
-            servers: Vec::new(),
-            voters: Vec::new(),
-        };
-        CheckedStripe {
-            stripe,
-            name,
-            servers,
-            voters,
-        }
+        let servers: Vec<CheckedServer> =
+            raw.server.into_iter().enumerate().map(|(i, s)| self.convert_server(&format!("{prefix}.server[{i}]"), s)).collect();
+        let voters: Vec<CheckedVoter> =
+            raw.voter.into_iter().enumerate().map(|(i, v)| self.convert_voter(&format!("{prefix}.voter[{i}]"), v)).collect();
+        let stripe = Stripe { name: name.value.clone(), election_time_ms, servers: Vec::new(), voters: Vec::new() };
+        CheckedStripe { stripe, name, servers, voters }
     }
 
     fn election_time(&mut self, raw: Option<Spanned<String>>, prefix: &str) -> u64 {
@@ -690,16 +573,8 @@ impl Checker<'_> {
         match parse_duration_ms(text.get_ref()) {
             Err(message) => self.fail(line, &field, message),
             Ok(ms) if !(ELECTION_TIME_MS_MIN..=ELECTION_TIME_MS_MAX).contains(&ms) => {
-                let range = format!(
-                    "{}..{}",
-                    show_ms(ELECTION_TIME_MS_MIN),
-                    show_ms(ELECTION_TIME_MS_MAX)
-                );
-                self.fail(
-                    line,
-                    &field,
-                    format!("{} is out of range {range}", text.get_ref()),
-                );
+                let range = format!("{}..{}", show_ms(ELECTION_TIME_MS_MIN), show_ms(ELECTION_TIME_MS_MAX));
+                self.fail(line, &field, format!("{} is out of range {range}", text.get_ref()));
             }
             Ok(ms) => return ms,
         }
@@ -716,17 +591,9 @@ impl Checker<'_> {
             self.port(raw.management_port, format!("{prefix}.management-port")),
         ];
         let data_line = self.line(raw.data.span());
-        let data = At {
-            value: PathBuf::from(raw.data.get_ref()),
-            line: data_line,
-            field: format!("{prefix}.data"),
-        };
+        let data = At { value: PathBuf::from(raw.data.get_ref()), line: data_line, field: format!("{prefix}.data") };
         if raw.data.get_ref().trim().is_empty() {
-            self.fail(
-                data_line,
-                &data.field,
-                "the data directory must not be empty".to_string(),
-            );
+            self.fail(data_line, &data.field, "the data directory must not be empty".to_string());
         }
         let data_storage_bytes = self.data_storage(raw.data_storage, prefix);
         let server = Server {
@@ -739,12 +606,7 @@ impl Checker<'_> {
             data_storage_bytes,
             restartable: raw.restartable.unwrap_or(false),
         };
-        CheckedServer {
-            server,
-            name,
-            ports,
-            data,
-        }
+        CheckedServer { server, name, ports, data }
     }
 
     fn convert_voter(&mut self, prefix: &str, raw: Spanned<RawVoter>) -> CheckedVoter {
@@ -752,11 +614,7 @@ impl Checker<'_> {
         let name = self.name(raw.name, format!("{prefix}.name"));
         let host = self.host(raw.host, prefix);
         let port = self.port(raw.group_port, format!("{prefix}.group-port"));
-        let voter = Voter {
-            name: name.value.clone(),
-            host,
-            group_port: port.value,
-        };
+        let voter = Voter { name: name.value.clone(), host, group_port: port.value };
         CheckedVoter { voter, name, port }
     }
 
@@ -766,20 +624,9 @@ impl Checker<'_> {
         if value.is_empty() {
             self.fail(line, &field, "a name must not be empty".to_string());
         } else if value.len() > NAME_BYTES_MAX {
-            self.fail(
-                line,
-                &field,
-                format!(
-                    "a name is at most {NAME_BYTES_MAX} bytes; this one has {}",
-                    value.len()
-                ),
-            );
+            self.fail(line, &field, format!("a name is at most {NAME_BYTES_MAX} bytes; this one has {}", value.len()));
         } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.fail(
-                line,
-                &field,
-                format!("name {value:?} contains whitespace or control characters"),
-            );
+            self.fail(line, &field, format!("name {value:?} contains whitespace or control characters"));
         }
         At { value, line, field }
     }
@@ -791,11 +638,7 @@ impl Checker<'_> {
         let line = self.line(raw.span());
         let host = raw.into_inner();
         if host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.fail(
-                line,
-                &format!("{prefix}.host"),
-                format!("{host:?} is not a host name or address"),
-            );
+            self.fail(line, &format!("{prefix}.host"), format!("{host:?} is not a host name or address"));
         }
         host
     }
@@ -805,11 +648,7 @@ impl Checker<'_> {
         let value = match u16::try_from(*raw.get_ref()) {
             Ok(port) if port != 0 => port,
             _ => {
-                self.fail(
-                    line,
-                    &field,
-                    format!("port {} is out of range 1..=65535", raw.get_ref()),
-                );
+                self.fail(line, &field, format!("port {} is out of range 1..=65535", raw.get_ref()));
                 0
             }
         };
@@ -824,13 +663,8 @@ impl Checker<'_> {
         let field = format!("{prefix}.data-storage");
         let parsed = match raw.get_ref() {
             toml::Value::String(text) => parse_size(text),
-            toml::Value::Integer(n) => {
-                u64::try_from(*n).map_err(|_| format!("{n} is not a size: it is negative"))
-            }
-            other => Err(format!(
-                "expected a size such as \"4g\" or a number of bytes, not a {}",
-                other.type_str()
-            )),
+            toml::Value::Integer(n) => u64::try_from(*n).map_err(|_| format!("{n} is not a size: it is negative")),
+            other => Err(format!("expected a size such as \"4g\" or a number of bytes, not a {}", other.type_str())),
         };
         match parsed {
             Err(message) => self.fail(line, &field, message),
@@ -854,23 +688,17 @@ impl Checker<'_> {
         // One namespace for stripes, servers and voters: `--name`, `--stripe` and the
         // console's labels must never be ambiguous.
         let mut seen: HashMap<&str, &At<String>> = HashMap::new();
-        let names = checked.stripes.iter().flat_map(|s| {
-            std::iter::once(&s.name)
-                .chain(s.servers.iter().map(|c| &c.name))
-                .chain(s.voters.iter().map(|c| &c.name))
-        });
+        let names = checked
+            .stripes
+            .iter()
+            .flat_map(|s| std::iter::once(&s.name).chain(s.servers.iter().map(|c| &c.name)).chain(s.voters.iter().map(|c| &c.name)));
         for name in names {
             if name.value.is_empty() {
                 continue;
             }
             match seen.get(name.value.as_str()) {
                 Some(first) => {
-                    let message = format!(
-                        "name {:?} is already used by {} (line {})",
-                        name.value,
-                        owner_of(&first.field),
-                        first.line
-                    );
+                    let message = format!("name {:?} is already used by {} (line {})", name.value, owner_of(&first.field), first.line);
                     self.fail(name.line, &name.field, message);
                 }
                 None => {
@@ -883,15 +711,8 @@ impl Checker<'_> {
     fn check_unique_ports(&mut self, checked: &Checked) {
         let mut seen: HashMap<(String, u16), (&str, usize)> = HashMap::new();
         for stripe in &checked.stripes {
-            let servers = stripe.servers.iter().flat_map(|s| {
-                s.ports
-                    .iter()
-                    .map(move |p| (&s.server.name, &s.server.host, p))
-            });
-            let voters = stripe
-                .voters
-                .iter()
-                .map(|v| (&v.voter.name, &v.voter.host, &v.port));
+            let servers = stripe.servers.iter().flat_map(|s| s.ports.iter().map(move |p| (&s.server.name, &s.server.host, p)));
+            let voters = stripe.voters.iter().map(|v| (&v.voter.name, &v.voter.host, &v.port));
             for (owner, host, port) in servers.chain(voters) {
                 if port.value == 0 {
                     continue; // already reported as out of range
@@ -899,10 +720,7 @@ impl Checker<'_> {
                 let key = (host_key(host), port.value);
                 match seen.get(&key) {
                     Some(&(first, line)) => {
-                        let message = format!(
-                            "port {} is already used by {first} (line {line})",
-                            port.value
-                        );
+                        let message = format!("port {} is already used by {first} (line {line})", port.value);
                         self.fail(port.line, &port.field, message);
                     }
                     None => {
@@ -914,14 +732,10 @@ impl Checker<'_> {
     }
 
     fn check_data_directories(&mut self, checked: &Checked) {
-        let servers: Vec<&CheckedServer> =
-            checked.stripes.iter().flat_map(|s| &s.servers).collect();
+        let servers: Vec<&CheckedServer> = checked.stripes.iter().flat_map(|s| &s.servers).collect();
         for (i, server) in servers.iter().enumerate() {
             let mine = normalize(&server.data.value);
-            let earlier = servers
-                .iter()
-                .take(i)
-                .filter(|o| host_key(&o.server.host) == host_key(&server.server.host));
+            let earlier = servers.iter().take(i).filter(|o| host_key(&o.server.host) == host_key(&server.server.host));
             for other in earlier {
                 let theirs = normalize(&other.data.value);
                 let clash = if mine == theirs {
@@ -963,9 +777,7 @@ fn host_key(host: &str) -> String {
 
 /// A path without `.` components or trailing slashes, so `./data/a/` equals `data/a`.
 fn normalize(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect()
+    path.components().filter(|c| !matches!(c, Component::CurDir)).collect()
 }
 
 #[cfg(test)]
@@ -1023,9 +835,7 @@ data = "data/server3"
 
     fn problems(text: &str) -> Vec<String> {
         match parse(text) {
-            Err(ConfigError::Invalid { problems }) => {
-                problems.iter().map(Problem::to_string).collect()
-            }
+            Err(ConfigError::Invalid { problems }) => problems.iter().map(Problem::to_string).collect(),
             other => panic!("expected validation problems, got {other:?}"),
         }
     }
@@ -1039,9 +849,7 @@ data = "data/server3"
 
     /// A file with one server whose table is `server` (a TOML fragment).
     fn one_server(server: &str) -> String {
-        format!(
-            "[cluster]\nname = \"c\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n{server}"
-        )
+        format!("[cluster]\nname = \"c\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n{server}")
     }
 
     const SERVER1: &str = "name = \"server1\"\nclient-port = 9510\ngroup-port = 9530\nmanagement-port = 9540\ndata = \"data/server1\"\n";
@@ -1057,33 +865,17 @@ data = "data/server3"
         let a = &config.stripes[0];
         assert_eq!((a.name.as_str(), a.election_time_ms), ("A", 500));
         assert_eq!(a.servers.len(), 2);
-        assert_eq!(
-            a.voters,
-            vec![Voter {
-                name: "voter1".into(),
-                host: "127.0.0.1".into(),
-                group_port: 9531
-            }]
-        );
+        assert_eq!(a.voters, vec![Voter { name: "voter1".into(), host: "127.0.0.1".into(), group_port: 9531 }]);
         let s1 = &a.servers[0];
         assert_eq!(s1.host, "127.0.0.1");
-        assert_eq!(
-            (s1.client_port, s1.group_port, s1.management_port),
-            (9510, 9530, 9540)
-        );
+        assert_eq!((s1.client_port, s1.group_port, s1.management_port), (9510, 9530, 9540));
         assert_eq!(s1.data, PathBuf::from("data/server1"));
         assert_eq!(s1.data_storage_bytes, 512 << 20);
         assert!(s1.restartable);
         let s2 = &a.servers[1];
-        assert_eq!(
-            (s2.host.as_str(), s2.data_storage_bytes, s2.restartable),
-            ("127.0.0.2", 1 << 30, false)
-        );
+        assert_eq!((s2.host.as_str(), s2.data_storage_bytes, s2.restartable), ("127.0.0.2", 1 << 30, false));
         let b = &config.stripes[1];
-        assert_eq!(
-            (b.name.as_str(), b.election_time_ms),
-            ("B", ELECTION_TIME_MS_DEFAULT)
-        );
+        assert_eq!((b.name.as_str(), b.election_time_ms), ("B", ELECTION_TIME_MS_DEFAULT));
         assert_eq!(b.servers[0].data_storage_bytes, DATA_STORAGE_BYTES_DEFAULT);
         assert!(b.voters.is_empty());
     }
@@ -1107,29 +899,14 @@ data = "data/server3"
         let dev = Config::development();
         let (stripe, server) = dev.server("server1").unwrap();
         assert_eq!(stripe.name, "A");
-        assert_eq!(
-            (
-                server.client_port,
-                server.group_port,
-                server.management_port
-            ),
-            (9510, 9530, 9540)
-        );
+        assert_eq!((server.client_port, server.group_port, server.management_port), (9510, 9530, 9540));
     }
 
     #[test]
     fn server_and_voter_are_found_by_name_with_their_stripe() {
         let config = parse(THREE_SERVERS_AND_VOTER).unwrap();
-        assert_eq!(
-            config.server("server3").map(|(s, _)| s.name.as_str()),
-            Some("B")
-        );
-        assert_eq!(
-            config
-                .voter("voter1")
-                .map(|(s, v)| (s.name.as_str(), v.group_port)),
-            Some(("A", 9531))
-        );
+        assert_eq!(config.server("server3").map(|(s, _)| s.name.as_str()), Some("B"));
+        assert_eq!(config.voter("voter1").map(|(s, v)| (s.name.as_str(), v.group_port)), Some(("A", 9531)));
         assert!(config.server("voter1").is_none());
     }
 
@@ -1137,60 +914,37 @@ data = "data/server3"
     fn unknown_server_error_lists_the_known_names() {
         let config = parse(THREE_SERVERS_AND_VOTER).unwrap();
         let err = config.require_server("server9").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "no server named \"server9\" in the config; the servers are: server1, server2, server3"
-        );
+        assert_eq!(err.to_string(), "no server named \"server9\" in the config; the servers are: server1, server2, server3");
         assert!(matches!(err, ConfigError::UnknownServer { ref known, .. } if known.len() == 3));
         let err = config.require_voter("v2").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "no voter named \"v2\" in the config; the voters are: voter1"
-        );
+        assert_eq!(err.to_string(), "no voter named \"v2\" in the config; the voters are: voter1");
     }
 
     #[test]
     fn unknown_field_is_rejected_with_its_line() {
         let text = one_server(&format!("{SERVER1}clientport = 1\n"));
         let message = syntax(&text);
-        assert!(
-            message.starts_with("tandem.toml:13: stripe[0].server[0]: unknown field `clientport`"),
-            "{message}"
-        );
+        assert!(message.starts_with("tandem.toml:13: stripe[0].server[0]: unknown field `clientport`"), "{message}");
     }
 
     #[test]
     fn unknown_cluster_field_is_rejected() {
         let message = syntax("[cluster]\nname = \"c\"\nreconnect = \"1s\"\n");
-        assert!(
-            message.starts_with("tandem.toml:3: cluster: unknown field `reconnect`"),
-            "{message}"
-        );
+        assert!(message.starts_with("tandem.toml:3: cluster: unknown field `reconnect`"), "{message}");
     }
 
     #[test]
     fn missing_required_field_is_reported() {
-        let text =
-            one_server("name = \"server1\"\nclient-port = 9510\ngroup-port = 9530\ndata = \"d\"\n");
+        let text = one_server("name = \"server1\"\nclient-port = 9510\ngroup-port = 9530\ndata = \"d\"\n");
         let message = syntax(&text);
-        assert!(
-            message.contains("missing field `management-port`"),
-            "{message}"
-        );
-        assert!(
-            message.starts_with("tandem.toml:7: stripe[0].server[0]: "),
-            "{message}"
-        );
+        assert!(message.contains("missing field `management-port`"), "{message}");
+        assert!(message.starts_with("tandem.toml:7: stripe[0].server[0]: "), "{message}");
     }
 
     #[test]
     fn wrong_type_is_reported_with_its_line() {
         let text = one_server(&SERVER1.replace("client-port = 9510", "client-port = \"9510\""));
-        assert!(
-            syntax(&text).starts_with("tandem.toml:9: "),
-            "{}",
-            syntax(&text)
-        );
+        assert!(syntax(&text).starts_with("tandem.toml:9: "), "{}", syntax(&text));
     }
 
     #[test]
@@ -1203,10 +957,7 @@ data = "data/server3"
         let text = one_server(&SERVER1.replace("group-port = 9530", "group-port = 70000"));
         assert_eq!(problems(&text), ["tandem.toml:10: stripe[0].server[0].group-port: port 70000 is out of range 1..=65535"]);
         let text = one_server(&SERVER1.replace("group-port = 9530", "group-port = 0"));
-        assert_eq!(
-            problems(&text),
-            ["tandem.toml:10: stripe[0].server[0].group-port: port 0 is out of range 1..=65535"]
-        );
+        assert_eq!(problems(&text), ["tandem.toml:10: stripe[0].server[0].group-port: port 0 is out of range 1..=65535"]);
     }
 
     #[test]
@@ -1227,7 +978,10 @@ data = "data/server3"
     #[test]
     fn one_server_cannot_use_a_port_twice() {
         let text = one_server(&SERVER1.replace("management-port = 9540", "management-port = 9530"));
-        assert_eq!(problems(&text), ["tandem.toml:11: stripe[0].server[0].management-port: port 9530 is already used by server1 (line 10)"]);
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:11: stripe[0].server[0].management-port: port 9530 is already used by server1 (line 10)"]
+        );
     }
 
     #[test]
@@ -1241,7 +995,10 @@ data = "data/server3"
     fn duplicate_names_are_refused_across_stripes_servers_and_voters() {
         let voter = "\n[[stripe.voter]]\nname = \"server1\"\ngroup-port = 9599\n";
         let text = one_server(&format!("{SERVER1}{voter}"));
-        assert_eq!(problems(&text), ["tandem.toml:15: stripe[0].voter[0].name: name \"server1\" is already used by stripe[0].server[0] (line 8)"]);
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:15: stripe[0].voter[0].name: name \"server1\" is already used by stripe[0].server[0] (line 8)"]
+        );
         let text = one_server(&SERVER1.replace("\"server1\"", "\"A\""));
         assert_eq!(problems(&text), ["tandem.toml:8: stripe[0].server[0].name: name \"A\" is already used by stripe[0] (line 5)"]);
     }
@@ -1249,19 +1006,14 @@ data = "data/server3"
     #[test]
     fn empty_and_spaced_names_are_refused() {
         let text = one_server(&SERVER1.replace("\"server1\"", "\"\""));
-        assert_eq!(
-            problems(&text),
-            ["tandem.toml:8: stripe[0].server[0].name: a name must not be empty"]
-        );
+        assert_eq!(problems(&text), ["tandem.toml:8: stripe[0].server[0].name: a name must not be empty"]);
         let text = one_server(&SERVER1.replace("\"server1\"", "\"server 1\""));
-        assert_eq!(problems(&text), ["tandem.toml:8: stripe[0].server[0].name: name \"server 1\" contains whitespace or control characters"]);
-        let text = "[cluster]\nname = \"\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n"
-            .to_string()
-            + SERVER1;
         assert_eq!(
             problems(&text),
-            ["tandem.toml:2: cluster.name: a name must not be empty"]
+            ["tandem.toml:8: stripe[0].server[0].name: name \"server 1\" contains whitespace or control characters"]
         );
+        let text = "[cluster]\nname = \"\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n".to_string() + SERVER1;
+        assert_eq!(problems(&text), ["tandem.toml:2: cluster.name: a name must not be empty"]);
     }
 
     #[test]
@@ -1280,21 +1032,13 @@ data = "data/server3"
         let text = one_server(&format!("{SERVER1}{second}"));
         assert_eq!(problems(&text).len(), 1);
         assert!(problems(&text)[0].contains("is inside the data directory of server1 (line 12)"));
-        let elsewhere = second
-            .replace(
-                "name = \"server2\"",
-                "name = \"server2\"\nhost = \"10.0.0.2\"",
-            )
-            .replace("/inner", "");
+        let elsewhere = second.replace("name = \"server2\"", "name = \"server2\"\nhost = \"10.0.0.2\"").replace("/inner", "");
         assert!(parse(&one_server(&format!("{SERVER1}{elsewhere}"))).is_ok());
     }
 
     #[test]
     fn config_without_stripes_is_refused() {
-        assert_eq!(
-            problems("[cluster]\nname = \"c\"\n"),
-            ["tandem.toml:1: stripe: at least one [[stripe]] is required"]
-        );
+        assert_eq!(problems("[cluster]\nname = \"c\"\n"), ["tandem.toml:1: stripe: at least one [[stripe]] is required"]);
     }
 
     #[test]
@@ -1302,41 +1046,23 @@ data = "data/server3"
         let text = "[cluster]\nname = \"c\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.voter]]\nname = \"v\"\ngroup-port = 9531\n";
         let got = problems(text);
         assert_eq!(got.len(), 1);
-        assert!(
-            got[0].starts_with(
-                "tandem.toml:4: stripe[0].server: stripe \"A\" has no [[stripe.server]]"
-            ),
-            "{got:?}"
-        );
+        assert!(got[0].starts_with("tandem.toml:4: stripe[0].server: stripe \"A\" has no [[stripe.server]]"), "{got:?}");
     }
 
     #[test]
     fn election_time_out_of_range_is_refused() {
-        let text =
-            one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"50ms\"");
-        assert_eq!(
-            problems(&text),
-            ["tandem.toml:6: stripe[0].election-time: 50ms is out of range 100ms..60s"]
-        );
-        let text =
-            one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"2m\"");
-        assert_eq!(
-            problems(&text),
-            ["tandem.toml:6: stripe[0].election-time: 2m is out of range 100ms..60s"]
-        );
-        let text =
-            one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"1\"");
-        assert!(problems(&text)[0]
-            .starts_with("tandem.toml:6: stripe[0].election-time: \"1\" is not a duration"));
+        let text = one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"50ms\"");
+        assert_eq!(problems(&text), ["tandem.toml:6: stripe[0].election-time: 50ms is out of range 100ms..60s"]);
+        let text = one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"2m\"");
+        assert_eq!(problems(&text), ["tandem.toml:6: stripe[0].election-time: 2m is out of range 100ms..60s"]);
+        let text = one_server(SERVER1).replace("name = \"A\"", "name = \"A\"\nelection-time = \"1\"");
+        assert!(problems(&text)[0].starts_with("tandem.toml:6: stripe[0].election-time: \"1\" is not a duration"));
     }
 
     #[test]
     fn election_time_bounds_are_inclusive() {
         for bound in ["100ms", "60s", "1m"] {
-            let text = one_server(SERVER1).replace(
-                "name = \"A\"",
-                &format!("name = \"A\"\nelection-time = \"{bound}\""),
-            );
+            let text = one_server(SERVER1).replace("name = \"A\"", &format!("name = \"A\"\nelection-time = \"{bound}\""));
             assert!(parse(&text).is_ok(), "{bound}");
         }
     }
@@ -1354,9 +1080,7 @@ data = "data/server3"
     #[test]
     fn data_storage_of_the_wrong_kind_is_refused() {
         let text = one_server(&format!("{SERVER1}data-storage = \"4 apples\"\n"));
-        assert!(problems(&text)[0].starts_with(
-            "tandem.toml:13: stripe[0].server[0].data-storage: \"4 apples\" is not a size"
-        ));
+        assert!(problems(&text)[0].starts_with("tandem.toml:13: stripe[0].server[0].data-storage: \"4 apples\" is not a size"));
         let text = one_server(&format!("{SERVER1}data-storage = -5\n"));
         assert_eq!(problems(&text), ["tandem.toml:13: stripe[0].server[0].data-storage: -5 is not a size: it is negative"]);
         let text = one_server(&format!("{SERVER1}data-storage = true\n"));
@@ -1365,34 +1089,18 @@ data = "data/server3"
 
     #[test]
     fn bad_reconnect_window_and_empty_secret_are_refused() {
-        let text = one_server(SERVER1).replace(
-            "name = \"c\"",
-            "name = \"c\"\nclient-reconnect-window = \"soon\"\nsecret = \"\"",
-        );
+        let text = one_server(SERVER1).replace("name = \"c\"", "name = \"c\"\nclient-reconnect-window = \"soon\"\nsecret = \"\"");
         let got = problems(&text);
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got[0].starts_with(
-            "tandem.toml:3: cluster.client-reconnect-window: \"soon\" is not a duration"
-        ));
-        assert_eq!(
-            got[1],
-            "tandem.toml:4: cluster.secret: must not be empty; leave the field out for none"
-        );
+        assert!(got[0].starts_with("tandem.toml:3: cluster.client-reconnect-window: \"soon\" is not a duration"));
+        assert_eq!(got[1], "tandem.toml:4: cluster.secret: must not be empty; leave the field out for none");
     }
 
     #[test]
     fn every_problem_is_reported_sorted_by_line() {
-        let text = one_server(
-            &SERVER1
-                .replace("9510", "0")
-                .replace("9540", "99999")
-                .replace("\"server1\"", "\"\""),
-        );
+        let text = one_server(&SERVER1.replace("9510", "0").replace("9540", "99999").replace("\"server1\"", "\"\""));
         let got = problems(&text);
-        let lines: Vec<&str> = got
-            .iter()
-            .map(|p| p.split(':').nth(1).unwrap_or(""))
-            .collect();
+        let lines: Vec<&str> = got.iter().map(|p| p.split(':').nth(1).unwrap_or("")).collect();
         assert_eq!(lines, ["8", "9", "11"]);
     }
 
@@ -1415,12 +1123,8 @@ data = "data/server3"
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
         assert!(parse_size("18446744073709551615").is_ok());
-        assert!(parse_size("18446744073709551616")
-            .unwrap_err()
-            .contains("too large"));
-        assert!(parse_size("18446744073709551615gb")
-            .unwrap_err()
-            .contains("too large"));
+        assert!(parse_size("18446744073709551616").unwrap_err().contains("too large"));
+        assert!(parse_size("18446744073709551615gb").unwrap_err().contains("too large"));
     }
 
     #[test]
@@ -1434,22 +1138,14 @@ data = "data/server3"
         for bad in ["", "10", "s", "-1s", "1.5s", "10 s", "10sec", "1d"] {
             assert!(parse_duration_ms(bad).is_err(), "{bad:?}");
         }
-        assert!(parse_duration_ms("18446744073709551615h")
-            .unwrap_err()
-            .contains("too long"));
+        assert!(parse_duration_ms("18446744073709551615h").unwrap_err().contains("too long"));
     }
 
     #[test]
     fn syntax_errors_name_the_table_they_are_in() {
-        let text = format!(
-            "{}\n[[stripe.voter]] # witness\nname = \"v\"\ngroup-port = 1\nport = 2\n",
-            THREE_SERVERS_AND_VOTER
-        );
+        let text = format!("{}\n[[stripe.voter]] # witness\nname = \"v\"\ngroup-port = 1\nport = 2\n", THREE_SERVERS_AND_VOTER);
         let message = syntax(&text);
-        assert!(
-            message.starts_with("tandem.toml:48: stripe[1].voter[0]: unknown field `port`"),
-            "{message}"
-        );
+        assert!(message.starts_with("tandem.toml:48: stripe[1].voter[0]: unknown field `port`"), "{message}");
     }
 
     #[test]
@@ -1468,14 +1164,8 @@ data = "data/server3"
         assert_eq!(Config::from_file(&path).unwrap().stripes.len(), 2);
         std::fs::write(&path, "[cluster]\nname = \"c\"\n").unwrap();
         let message = Config::from_file(&path).unwrap_err().to_string();
-        assert!(
-            message.starts_with(&format!("{}:1: stripe:", path.display())),
-            "{message}"
-        );
+        assert!(message.starts_with(&format!("{}:1: stripe:", path.display())), "{message}");
         let missing = dir.path().join("missing.toml");
-        assert!(Config::from_file(&missing)
-            .unwrap_err()
-            .to_string()
-            .contains("cannot read the config file"));
+        assert!(Config::from_file(&missing).unwrap_err().to_string().contains("cannot read the config file"));
     }
 }

@@ -13,7 +13,10 @@ fn used_memory(con: &mut redis::Connection) -> i64 {
 
 fn dataset_memory(con: &mut redis::Connection) -> i64 {
     let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
-    info.lines().find_map(|l| l.strip_prefix("used_memory_dataset:")).and_then(|v| v.trim().parse().ok()).expect("used_memory_dataset in INFO")
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory_dataset:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory_dataset in INFO")
 }
 
 #[test]
@@ -107,10 +110,13 @@ fn keys_expire_on_access_and_by_the_active_cycle() {
         let v: Option<String> = redis::cmd("GET").arg("a").query(&mut con).unwrap();
         v.is_none()
     }));
-    assert!(wait_until(Duration::from_secs(5), || {
-        let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
-        n == 0
-    }), "the active cycle must remove keys nobody reads");
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+            n == 0
+        }),
+        "the active cycle must remove keys nobody reads"
+    );
     let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
     assert!(info.contains("expired_keys:2"), "{info}");
 }

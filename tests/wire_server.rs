@@ -173,7 +173,11 @@ fn memory_usage_reports_a_plausible_size() {
 fn reset_and_quit() {
     let server = Server::start();
     let mut s = server.raw();
-    let got = exchange(&mut s, b"HELLO 3\r\nCLIENT SETNAME x\r\nMULTI\r\nRESET\r\nCLIENT GETNAME\r\nQUIT\r\nPING\r\n", Duration::from_millis(500));
+    let got = exchange(
+        &mut s,
+        b"HELLO 3\r\nCLIENT SETNAME x\r\nMULTI\r\nRESET\r\nCLIENT GETNAME\r\nQUIT\r\nPING\r\n",
+        Duration::from_millis(500),
+    );
     let text = String::from_utf8_lossy(&got);
     assert!(text.ends_with("+OK\r\n+OK\r\n+RESET\r\n$-1\r\n+OK\r\n"), "{text}");
 }

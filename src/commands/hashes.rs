@@ -52,16 +52,11 @@ fn write_hash<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<&'c mut HashV
     if let Some(value) = ctx.get(key) {
         value.as_hash()?;
     }
-    ctx.get_or_insert(key, || Value::Hash(Box::default()))
-        .as_hash_mut()
+    ctx.get_or_insert(key, || Value::Hash(Box::default())).as_hash_mut()
 }
 
 /// The value of `field` in the hash under `key`, for the read-modify-write commands.
-fn field_value<'c>(
-    ctx: &'c mut WriteCtx<'_>,
-    key: &[u8],
-    field: &[u8],
-) -> Result<Option<&'c Blob>, Reply> {
+fn field_value<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8], field: &[u8]) -> Result<Option<&'c Blob>, Reply> {
     match ctx.get(key) {
         None => Ok(None),
         Some(value) => Ok(value.as_hash()?.get(field)),
@@ -77,10 +72,7 @@ fn set_pairs(ctx: &mut WriteCtx, args: &[Bytes], name: &str) -> Result<i64, Repl
     let hash = write_hash(ctx, key)?;
     let mut added = 0;
     for pair in args[2..].chunks_exact(2) {
-        if hash
-            .insert(Blob::from(&pair[0][..]), Blob::from(&pair[1][..]))
-            .is_none()
-        {
+        if hash.insert(Blob::from(&pair[0][..]), Blob::from(&pair[1][..])).is_none() {
             added += 1;
         }
     }
@@ -108,17 +100,12 @@ fn hsetnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 fn hget(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::bulk_opt(
-        hash.and_then(|h| h.get(&args[2][..])).map(|v| &v[..]),
-    ))
+    Ok(Reply::bulk_opt(hash.and_then(|h| h.get(&args[2][..])).map(|v| &v[..])))
 }
 
 fn hmget(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    let values = args[2..]
-        .iter()
-        .map(|field| Reply::bulk_opt(hash.and_then(|h| h.get(&field[..])).map(|v| &v[..])))
-        .collect();
+    let values = args[2..].iter().map(|field| Reply::bulk_opt(hash.and_then(|h| h.get(&field[..])).map(|v| &v[..]))).collect();
     Ok(Reply::Array(values))
 }
 
@@ -126,11 +113,7 @@ fn hgetall(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some(hash) = read_hash(ctx, &args[1])? else {
         return Ok(Reply::Map(Vec::new()));
     };
-    Ok(Reply::Map(
-        hash.iter()
-            .map(|(f, v)| (Reply::bulk(f), Reply::bulk(v)))
-            .collect(),
-    ))
+    Ok(Reply::Map(hash.iter().map(|(f, v)| (Reply::bulk(f), Reply::bulk(v))).collect()))
 }
 
 fn hdel(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
@@ -140,10 +123,7 @@ fn hdel(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     };
     let hash = value.as_hash_mut()?;
     // swap_remove: O(1), and the order change it causes is what the scan cursor expects.
-    let deleted = args[2..]
-        .iter()
-        .filter(|field| hash.swap_remove(&field[..]).is_some())
-        .count();
+    let deleted = args[2..].iter().filter(|field| hash.swap_remove(&field[..]).is_some()).count();
     if deleted > 0 {
         ctx.notify(b'h', "hdel", key);
         ctx.remove_if_empty(key);
@@ -153,9 +133,7 @@ fn hdel(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 fn hexists(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Int(
-        hash.is_some_and(|h| h.contains_key(&args[2][..])) as i64,
-    ))
+    Ok(Reply::Int(hash.is_some_and(|h| h.contains_key(&args[2][..])) as i64))
 }
 
 fn hlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -165,30 +143,17 @@ fn hlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 
 fn hkeys(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Array(
-        hash.into_iter()
-            .flat_map(|h| h.keys())
-            .map(|f| Reply::bulk(f))
-            .collect(),
-    ))
+    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.keys()).map(|f| Reply::bulk(f)).collect()))
 }
 
 fn hvals(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Array(
-        hash.into_iter()
-            .flat_map(|h| h.values())
-            .map(|v| Reply::bulk(v))
-            .collect(),
-    ))
+    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.values()).map(|v| Reply::bulk(v)).collect()))
 }
 
 fn hstrlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Int(
-        hash.and_then(|h| h.get(&args[2][..]))
-            .map_or(0, |v| v.len()) as i64,
-    ))
+    Ok(Reply::Int(hash.and_then(|h| h.get(&args[2][..])).map_or(0, |v| v.len()) as i64))
 }
 
 fn hincrby(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
@@ -225,21 +190,13 @@ fn hincrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(Bytes::from(text)))
 }
 
-/// Formats an increment's result as Redis's "human" long-double format: fixed
-/// notation, no trailing zeros, never "-0". Redis computes in long double, where
-/// 0.1 + 0.2 prints as 0.3; in f64 it is 0.30000000000000004. So a result within a
-/// two ulps of its 15-significant-digit rounding is shown rounded; anything further
-/// (a large integer, say) keeps every digit f64 holds.
-
 fn hrandfield(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let Some(count_text) = args.get(2) else {
         let Some(hash) = read_hash(ctx, key)? else {
             return Ok(Reply::Nil);
         };
-        let field = random_index(ctx.rng, hash.len())
-            .and_then(|i| hash.get_index(i))
-            .map(|(f, _)| &f[..]);
+        let field = random_index(ctx.rng, hash.len()).and_then(|i| hash.get_index(i)).map(|(f, _)| &f[..]);
         return Ok(Reply::bulk_opt(field));
     };
     let count = random_count_arg(count_text)?;
@@ -255,15 +212,9 @@ fn hrandfield(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some(hash) = read_hash(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let picked = pick_indices(ctx.rng, hash.len(), count)?
-        .into_iter()
-        .filter_map(|i| hash.get_index(i));
+    let picked = pick_indices(ctx.rng, hash.len(), count)?.into_iter().filter_map(|i| hash.get_index(i));
     if with_values {
-        Ok(Reply::Pairs(
-            picked
-                .map(|(f, v)| (Reply::bulk(f), Reply::bulk(v)))
-                .collect(),
-        ))
+        Ok(Reply::Pairs(picked.map(|(f, v)| (Reply::bulk(f), Reply::bulk(v))).collect()))
     } else {
         Ok(Reply::Array(picked.map(|(f, _)| Reply::bulk(f)).collect()))
     }
@@ -278,11 +229,7 @@ fn hscan(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let (range, next) = scan::step(hash.len(), cursor, opts.count);
     let mut items = Vec::with_capacity(range.len().min(1024) * 2);
     for (field, value) in range.filter_map(|i| hash.get_index(i)) {
-        if opts
-            .pattern
-            .as_ref()
-            .is_some_and(|p| !glob_match(p, field, false))
-        {
+        if opts.pattern.as_ref().is_some_and(|p| !glob_match(p, field, false)) {
             continue;
         }
         items.push(Reply::bulk(field));
@@ -300,17 +247,7 @@ mod tests {
     use crate::store::Store;
 
     fn events(store: &mut Store, cmd: &[&str]) -> Vec<(u8, &'static str, String)> {
-        run_applied(store, 0, cmd)
-            .events
-            .into_iter()
-            .map(|e| {
-                (
-                    e.class,
-                    e.event,
-                    String::from_utf8_lossy(&e.key).into_owned(),
-                )
-            })
-            .collect()
+        run_applied(store, 0, cmd).events.into_iter().map(|e| (e.class, e.event, String::from_utf8_lossy(&e.key).into_owned())).collect()
     }
 
     fn bulks(items: &[&str]) -> Vec<Reply> {
@@ -330,14 +267,8 @@ mod tests {
     #[test]
     fn hset_counts_only_new_fields_and_overwrites_values() {
         let mut s = Store::new();
-        assert_eq!(
-            run(&mut s, 0, &["hset", "h", "a", "1", "b", "2"]),
-            Reply::Int(2)
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hset", "h", "a", "10", "c", "3"]),
-            Reply::Int(1)
-        );
+        assert_eq!(run(&mut s, 0, &["hset", "h", "a", "1", "b", "2"]), Reply::Int(2));
+        assert_eq!(run(&mut s, 0, &["hset", "h", "a", "10", "c", "3"]), Reply::Int(1));
         assert_eq!(run(&mut s, 0, &["hget", "h", "a"]), bulk("10"));
         assert_eq!(run(&mut s, 0, &["hlen", "h"]), Reply::Int(3));
     }
@@ -345,18 +276,9 @@ mod tests {
     #[test]
     fn hset_and_hmset_refuse_a_field_without_value() {
         let mut s = Store::new();
-        assert_eq!(
-            run(&mut s, 0, &["hset", "h", "a", "1", "b"]),
-            err("ERR wrong number of arguments for 'hset' command")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hmset", "h", "a", "1", "b"]),
-            err("ERR wrong number of arguments for 'hmset' command")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hset", "h", "a"]),
-            err("ERR wrong number of arguments for 'hset' command")
-        );
+        assert_eq!(run(&mut s, 0, &["hset", "h", "a", "1", "b"]), err("ERR wrong number of arguments for 'hset' command"));
+        assert_eq!(run(&mut s, 0, &["hmset", "h", "a", "1", "b"]), err("ERR wrong number of arguments for 'hmset' command"));
+        assert_eq!(run(&mut s, 0, &["hset", "h", "a"]), err("ERR wrong number of arguments for 'hset' command"));
         assert_eq!(s.db.len(), 0);
     }
 
@@ -364,23 +286,14 @@ mod tests {
     fn hmset_replies_ok() {
         let mut s = Store::new();
         assert_eq!(run(&mut s, 0, &["hmset", "h", "a", "1", "b", "2"]), OK);
-        assert_eq!(
-            run(&mut s, 0, &["hmget", "h", "a", "b", "zz"]),
-            Reply::Array(vec![bulk("1"), bulk("2"), Reply::Nil])
-        );
+        assert_eq!(run(&mut s, 0, &["hmget", "h", "a", "b", "zz"]), Reply::Array(vec![bulk("1"), bulk("2"), Reply::Nil]));
     }
 
     #[test]
     fn hset_records_hset_event() {
         let mut s = Store::new();
-        assert_eq!(
-            events(&mut s, &["hset", "h", "a", "1"]),
-            vec![(b'h', "hset", "h".into())]
-        );
-        assert_eq!(
-            events(&mut s, &["hmset", "h", "a", "2"]),
-            vec![(b'h', "hset", "h".into())]
-        );
+        assert_eq!(events(&mut s, &["hset", "h", "a", "1"]), vec![(b'h', "hset", "h".into())]);
+        assert_eq!(events(&mut s, &["hmset", "h", "a", "2"]), vec![(b'h', "hset", "h".into())]);
     }
 
     #[test]
@@ -414,10 +327,7 @@ mod tests {
     #[test]
     fn hsetnx_sets_only_an_absent_field() {
         let mut s = Store::new();
-        assert_eq!(
-            events(&mut s, &["hsetnx", "h", "a", "1"]),
-            vec![(b'h', "hset", "h".into())]
-        );
+        assert_eq!(events(&mut s, &["hsetnx", "h", "a", "1"]), vec![(b'h', "hset", "h".into())]);
         assert_eq!(run(&mut s, 0, &["hsetnx", "h", "a", "2"]), Reply::Int(0));
         assert!(events(&mut s, &["hsetnx", "h", "a", "3"]).is_empty());
         assert_eq!(run(&mut s, 0, &["hget", "h", "a"]), bulk("1"));
@@ -428,10 +338,7 @@ mod tests {
     fn reads_of_a_missing_key_reply_empty() {
         let mut s = Store::new();
         assert_eq!(run(&mut s, 0, &["hget", "no", "a"]), Reply::Nil);
-        assert_eq!(
-            run(&mut s, 0, &["hmget", "no", "a", "b"]),
-            Reply::Array(vec![Reply::Nil, Reply::Nil])
-        );
+        assert_eq!(run(&mut s, 0, &["hmget", "no", "a", "b"]), Reply::Array(vec![Reply::Nil, Reply::Nil]));
         assert_eq!(run(&mut s, 0, &["hgetall", "no"]), Reply::Map(vec![]));
         assert_eq!(run(&mut s, 0, &["hexists", "no", "a"]), Reply::Int(0));
         assert_eq!(run(&mut s, 0, &["hlen", "no"]), Reply::Int(0));
@@ -440,31 +347,16 @@ mod tests {
         assert_eq!(run(&mut s, 0, &["hstrlen", "no", "a"]), Reply::Int(0));
         assert_eq!(run(&mut s, 0, &["hdel", "no", "a"]), Reply::Int(0));
         assert_eq!(run(&mut s, 0, &["hrandfield", "no"]), Reply::Nil);
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "no", "5"]),
-            Reply::Array(vec![])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "no", "-5", "withvalues"]),
-            Reply::Array(vec![])
-        );
+        assert_eq!(run(&mut s, 0, &["hrandfield", "no", "5"]), Reply::Array(vec![]));
+        assert_eq!(run(&mut s, 0, &["hrandfield", "no", "-5", "withvalues"]), Reply::Array(vec![]));
     }
 
     #[test]
     fn hgetall_is_a_map_in_insertion_order() {
         let mut s = hash_with(&["a", "1", "b", "2"]);
-        assert_eq!(
-            run(&mut s, 0, &["hgetall", "h"]),
-            Reply::Map(vec![(bulk("a"), bulk("1")), (bulk("b"), bulk("2"))])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hkeys", "h"]),
-            Reply::Array(bulks(&["a", "b"]))
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hvals", "h"]),
-            Reply::Array(bulks(&["1", "2"]))
-        );
+        assert_eq!(run(&mut s, 0, &["hgetall", "h"]), Reply::Map(vec![(bulk("a"), bulk("1")), (bulk("b"), bulk("2"))]));
+        assert_eq!(run(&mut s, 0, &["hkeys", "h"]), Reply::Array(bulks(&["a", "b"])));
+        assert_eq!(run(&mut s, 0, &["hvals", "h"]), Reply::Array(bulks(&["1", "2"])));
     }
 
     #[test]
@@ -479,19 +371,10 @@ mod tests {
     #[test]
     fn hdel_counts_removed_fields_and_deletes_an_emptied_hash() {
         let mut s = hash_with(&["a", "1", "b", "2", "c", "3"]);
-        assert_eq!(
-            run(&mut s, 0, &["hdel", "h", "a", "zz", "a"]),
-            Reply::Int(1)
-        );
-        assert_eq!(
-            events(&mut s, &["hdel", "h", "b"]),
-            vec![(b'h', "hdel", "h".into())]
-        );
+        assert_eq!(run(&mut s, 0, &["hdel", "h", "a", "zz", "a"]), Reply::Int(1));
+        assert_eq!(events(&mut s, &["hdel", "h", "b"]), vec![(b'h', "hdel", "h".into())]);
         assert!(events(&mut s, &["hdel", "h", "nope"]).is_empty());
-        assert_eq!(
-            events(&mut s, &["hdel", "h", "c"]),
-            vec![(b'h', "hdel", "h".into()), (b'g', "del", "h".into())]
-        );
+        assert_eq!(events(&mut s, &["hdel", "h", "c"]), vec![(b'h', "hdel", "h".into()), (b'g', "del", "h".into())]);
         assert_eq!(s.db.len(), 0);
     }
 
@@ -501,85 +384,37 @@ mod tests {
         assert_eq!(run(&mut s, 0, &["hincrby", "h", "n", "5"]), Reply::Int(5));
         assert_eq!(run(&mut s, 0, &["hincrby", "h", "n", "-7"]), Reply::Int(-2));
         assert_eq!(run(&mut s, 0, &["hget", "h", "n"]), bulk("-2"));
-        assert_eq!(
-            events(&mut s, &["hincrby", "h", "n", "1"]),
-            vec![(b'h', "hincrby", "h".into())]
-        );
+        assert_eq!(events(&mut s, &["hincrby", "h", "n", "1"]), vec![(b'h', "hincrby", "h".into())]);
     }
 
     #[test]
     fn hincrby_errors_match_redis() {
         let mut s = hash_with(&["s", "abc", "big", "9223372036854775807", "sp", " 1"]);
-        assert_eq!(
-            run(&mut s, 0, &["hincrby", "h", "s", "1"]),
-            err("ERR hash value is not an integer")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrby", "h", "sp", "1"]),
-            err("ERR hash value is not an integer")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrby", "h", "big", "1"]),
-            err("ERR increment or decrement would overflow")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrby", "h", "n", "x"]),
-            err("ERR value is not an integer or out of range")
-        );
+        assert_eq!(run(&mut s, 0, &["hincrby", "h", "s", "1"]), err("ERR hash value is not an integer"));
+        assert_eq!(run(&mut s, 0, &["hincrby", "h", "sp", "1"]), err("ERR hash value is not an integer"));
+        assert_eq!(run(&mut s, 0, &["hincrby", "h", "big", "1"]), err("ERR increment or decrement would overflow"));
+        assert_eq!(run(&mut s, 0, &["hincrby", "h", "n", "x"]), err("ERR value is not an integer or out of range"));
         // The increment is checked before the key, as in Redis.
         run(&mut s, 0, &["set", "str", "v"]);
-        assert_eq!(
-            run(&mut s, 0, &["hincrby", "str", "n", "x"]),
-            err("ERR value is not an integer or out of range")
-        );
+        assert_eq!(run(&mut s, 0, &["hincrby", "str", "n", "x"]), err("ERR value is not an integer or out of range"));
         // A failed increment of a missing key creates nothing.
-        assert_eq!(
-            run(&mut s, 0, &["hincrby", "fresh", "n", "1.5"]),
-            err("ERR value is not an integer or out of range")
-        );
+        assert_eq!(run(&mut s, 0, &["hincrby", "fresh", "n", "1.5"]), err("ERR value is not an integer or out of range"));
         assert_eq!(run(&mut s, 0, &["hlen", "fresh"]), Reply::Int(0));
     }
 
     #[test]
     fn hincrbyfloat_replies_with_a_bulk_in_human_format() {
         let mut s = Store::new();
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "f", "10.5"]),
-            bulk("10.5")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "f", "0.1"]),
-            bulk("10.6")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "g", "0.1"]),
-            bulk("0.1")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "g", "0.2"]),
-            bulk("0.3")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "g", "-0.3"]),
-            bulk("0")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "big", "1e20"]),
-            bulk("100000000000000000000")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hset", "h", "i", "17179869184"]),
-            Reply::Int(1)
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "i", "1.5"]),
-            bulk("17179869185.5")
-        );
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "f", "10.5"]), bulk("10.5"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "f", "0.1"]), bulk("10.6"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "g", "0.1"]), bulk("0.1"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "g", "0.2"]), bulk("0.3"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "g", "-0.3"]), bulk("0"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "big", "1e20"]), bulk("100000000000000000000"));
+        assert_eq!(run(&mut s, 0, &["hset", "h", "i", "17179869184"]), Reply::Int(1));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "i", "1.5"]), bulk("17179869185.5"));
         assert_eq!(run(&mut s, 0, &["hget", "h", "i"]), bulk("17179869185.5"));
-        assert_eq!(
-            events(&mut s, &["hincrbyfloat", "h", "i", "1"]),
-            vec![(b'h', "hincrbyfloat", "h".into())]
-        );
+        assert_eq!(events(&mut s, &["hincrbyfloat", "h", "i", "1"]), vec![(b'h', "hincrbyfloat", "h".into())]);
     }
 
     #[test]
@@ -594,22 +429,10 @@ mod tests {
     #[test]
     fn hincrbyfloat_errors_match_redis() {
         let mut s = hash_with(&["s", "abc", "max", "1.7e308"]);
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "s", "1"]),
-            err("ERR hash value is not a float")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "n", "x"]),
-            err("ERR value is not a valid float")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "n", "inf"]),
-            err("ERR value is NaN or Infinity")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hincrbyfloat", "h", "max", "1.7e308"]),
-            err("ERR increment would produce NaN or Infinity")
-        );
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "s", "1"]), err("ERR hash value is not a float"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "n", "x"]), err("ERR value is not a valid float"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "n", "inf"]), err("ERR value is NaN or Infinity"));
+        assert_eq!(run(&mut s, 0, &["hincrbyfloat", "h", "max", "1.7e308"]), err("ERR increment would produce NaN or Infinity"));
         assert_eq!(run(&mut s, 0, &["hget", "h", "max"]), bulk("1.7e308"));
     }
 
@@ -617,9 +440,7 @@ mod tests {
     fn hrandfield_without_count_returns_one_existing_field() {
         let mut s = hash_with(&["a", "1", "b", "2", "c", "3"]);
         for time in 0..20 {
-            let Reply::Bulk(field) = run(&mut s, time, &["hrandfield", "h"]) else {
-                panic!("not a bulk")
-            };
+            let Reply::Bulk(field) = run(&mut s, time, &["hrandfield", "h"]) else { panic!("not a bulk") };
             assert!([&b"a"[..], b"b", b"c"].contains(&&field[..]));
         }
     }
@@ -628,33 +449,20 @@ mod tests {
     fn hrandfield_positive_count_returns_distinct_fields() {
         let mut s = hash_with(&["a", "1", "b", "2", "c", "3", "d", "4", "e", "5"]);
         for count in 1..=4 {
-            let Reply::Array(items) = run(&mut s, 0, &["hrandfield", "h", &count.to_string()])
-            else {
-                panic!()
-            };
+            let Reply::Array(items) = run(&mut s, 0, &["hrandfield", "h", &count.to_string()]) else { panic!() };
             assert_eq!(items.len(), count);
-            let distinct: std::collections::HashSet<_> =
-                items.iter().map(|r| format!("{r:?}")).collect();
+            let distinct: std::collections::HashSet<_> = items.iter().map(|r| format!("{r:?}")).collect();
             assert_eq!(distinct.len(), count);
         }
         // A count at or past the size returns the whole hash, once each.
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "h", "10"]),
-            Reply::Array(bulks(&["a", "b", "c", "d", "e"]))
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "h", "0"]),
-            Reply::Array(vec![])
-        );
+        assert_eq!(run(&mut s, 0, &["hrandfield", "h", "10"]), Reply::Array(bulks(&["a", "b", "c", "d", "e"])));
+        assert_eq!(run(&mut s, 0, &["hrandfield", "h", "0"]), Reply::Array(vec![]));
     }
 
     #[test]
     fn hrandfield_negative_count_may_repeat() {
         let mut s = hash_with(&["a", "1"]);
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "h", "-3"]),
-            Reply::Array(bulks(&["a", "a", "a"]))
-        );
+        assert_eq!(run(&mut s, 0, &["hrandfield", "h", "-3"]), Reply::Array(bulks(&["a", "a", "a"])));
         assert_eq!(
             run(&mut s, 0, &["hrandfield", "h", "-2", "WITHVALUES"]),
             Reply::Pairs(vec![(bulk("a"), bulk("1")), (bulk("a"), bulk("1"))])
@@ -664,9 +472,7 @@ mod tests {
     #[test]
     fn hrandfield_withvalues_pairs_each_field_with_its_value() {
         let mut s = hash_with(&["a", "1", "b", "2", "c", "3"]);
-        let Reply::Pairs(pairs) = run(&mut s, 0, &["hrandfield", "h", "2", "withvalues"]) else {
-            panic!()
-        };
+        let Reply::Pairs(pairs) = run(&mut s, 0, &["hrandfield", "h", "2", "withvalues"]) else { panic!() };
         assert_eq!(pairs.len(), 2);
         for (field, value) in pairs {
             let expected = match field {
@@ -681,30 +487,14 @@ mod tests {
     #[test]
     fn hrandfield_argument_errors_match_redis() {
         let mut s = hash_with(&["a", "1"]);
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "h", "x"]),
-            err("ERR value is not an integer or out of range")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "h", "1", "withscores"]),
-            err("ERR syntax error")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hrandfield", "h", "1", "withvalues", "x"]),
-            err("ERR syntax error")
-        );
+        assert_eq!(run(&mut s, 0, &["hrandfield", "h", "x"]), err("ERR value is not an integer or out of range"));
+        assert_eq!(run(&mut s, 0, &["hrandfield", "h", "1", "withscores"]), err("ERR syntax error"));
+        assert_eq!(run(&mut s, 0, &["hrandfield", "h", "1", "withvalues", "x"]), err("ERR syntax error"));
         assert_eq!(
             run(&mut s, 0, &["hrandfield", "h", "-9223372036854775808"]),
             err("ERR value is out of range, must be between -9223372036854775807 and 9223372036854775807")
         );
-        assert_eq!(
-            run(
-                &mut s,
-                0,
-                &["hrandfield", "h", "-9223372036854770000", "withvalues"]
-            ),
-            err("ERR value is out of range")
-        );
+        assert_eq!(run(&mut s, 0, &["hrandfield", "h", "-9223372036854770000", "withvalues"]), err("ERR value is out of range"));
     }
 
     #[test]
@@ -716,22 +506,10 @@ mod tests {
     #[test]
     fn hscan_returns_fields_and_values_then_cursor_zero() {
         let mut s = hash_with(&["a", "1", "b", "2"]);
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "h", "0"]),
-            Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["a", "1", "b", "2"]))])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "h", "0", "NOVALUES"]),
-            Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["a", "b"]))])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "h", "0", "match", "b*"]),
-            Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["b", "2"]))])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "no", "0"]),
-            Reply::Array(vec![bulk("0"), Reply::Array(vec![])])
-        );
+        assert_eq!(run(&mut s, 0, &["hscan", "h", "0"]), Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["a", "1", "b", "2"]))]));
+        assert_eq!(run(&mut s, 0, &["hscan", "h", "0", "NOVALUES"]), Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["a", "b"]))]));
+        assert_eq!(run(&mut s, 0, &["hscan", "h", "0", "match", "b*"]), Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["b", "2"]))]));
+        assert_eq!(run(&mut s, 0, &["hscan", "no", "0"]), Reply::Array(vec![bulk("0"), Reply::Array(vec![])]));
     }
 
     #[test]
@@ -744,16 +522,8 @@ mod tests {
         let mut cursor = "0".to_string();
         let mut calls = 0;
         loop {
-            let Reply::Array(parts) = run(
-                &mut s,
-                0,
-                &["hscan", "h", &cursor, "count", "20", "novalues"],
-            ) else {
-                panic!()
-            };
-            let [Reply::Bulk(next), Reply::Array(items)] = &parts[..] else {
-                panic!()
-            };
+            let Reply::Array(parts) = run(&mut s, 0, &["hscan", "h", &cursor, "count", "20", "novalues"]) else { panic!() };
+            let [Reply::Bulk(next), Reply::Array(items)] = &parts[..] else { panic!() };
             assert!(items.len() <= 20);
             seen.extend(items.iter().map(|r| format!("{r:?}")));
             calls += 1;
@@ -769,22 +539,10 @@ mod tests {
     #[test]
     fn hscan_argument_errors_match_redis() {
         let mut s = hash_with(&["a", "1"]);
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "h", "x"]),
-            err("ERR invalid cursor")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "h", "0", "count", "0"]),
-            err("ERR syntax error")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "h", "0", "bogus"]),
-            err("ERR syntax error")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["hscan", "h", "0", "count", "x"]),
-            err("ERR value is not an integer or out of range")
-        );
+        assert_eq!(run(&mut s, 0, &["hscan", "h", "x"]), err("ERR invalid cursor"));
+        assert_eq!(run(&mut s, 0, &["hscan", "h", "0", "count", "0"]), err("ERR syntax error"));
+        assert_eq!(run(&mut s, 0, &["hscan", "h", "0", "bogus"]), err("ERR syntax error"));
+        assert_eq!(run(&mut s, 0, &["hscan", "h", "0", "count", "x"]), err("ERR value is not an integer or out of range"));
     }
 
     #[test]
@@ -798,9 +556,6 @@ mod tests {
         assert!(!find("hdel").has(DENYOOM));
         assert!(find("hgetall").has(READONLY) && !find("hgetall").has(FAST));
         let mut s = Store::new();
-        assert_eq!(
-            run(&mut s, 0, &["hget", "h"]),
-            err("ERR wrong number of arguments for 'hget' command")
-        );
+        assert_eq!(run(&mut s, 0, &["hget", "h"]), err("ERR wrong number of arguments for 'hget' command"));
     }
 }

@@ -27,13 +27,45 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("expire", -3, WRITE | FAST, (1, 1, 1), G, "Sets the expiration time of a key in seconds.", Handler::Write(expire)),
     spec("pexpire", -3, WRITE | FAST, (1, 1, 1), G, "Sets the expiration time of a key in milliseconds.", Handler::Write(pexpire)),
     spec("expireat", -3, WRITE | FAST, (1, 1, 1), G, "Sets the expiration time of a key to a Unix timestamp.", Handler::Write(expireat)),
-    spec("pexpireat", -3, WRITE | FAST, (1, 1, 1), G, "Sets the expiration time of a key to a Unix milliseconds timestamp.", Handler::Write(pexpireat)),
+    spec(
+        "pexpireat",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        G,
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+        Handler::Write(pexpireat),
+    ),
     spec("ttl", 2, READONLY | FAST, (1, 1, 1), G, "Returns the expiration time in seconds of a key.", Handler::Read(ttl)),
     spec("pttl", 2, READONLY | FAST, (1, 1, 1), G, "Returns the expiration time in milliseconds of a key.", Handler::Read(pttl)),
-    spec("expiretime", 2, READONLY | FAST, (1, 1, 1), G, "Returns the expiration time of a key as a Unix timestamp.", Handler::Read(expiretime)),
-    spec("pexpiretime", 2, READONLY | FAST, (1, 1, 1), G, "Returns the expiration time of a key as a Unix milliseconds timestamp.", Handler::Read(pexpiretime)),
+    spec(
+        "expiretime",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        G,
+        "Returns the expiration time of a key as a Unix timestamp.",
+        Handler::Read(expiretime),
+    ),
+    spec(
+        "pexpiretime",
+        2,
+        READONLY | FAST,
+        (1, 1, 1),
+        G,
+        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+        Handler::Read(pexpiretime),
+    ),
     spec("persist", 2, WRITE | FAST, (1, 1, 1), G, "Removes the expiration time of a key.", Handler::Write(persist)),
-    spec("touch", -2, READONLY | FAST, (1, -1, 1), G, "Returns the number of existing keys out of those specified after updating the time they were last accessed.", Handler::Read(touch)),
+    spec(
+        "touch",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        G,
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+        Handler::Read(touch),
+    ),
     spec("keys", 2, READONLY, (0, 0, 0), G, "Returns all key names that match a pattern.", Handler::Read(keys)),
     spec("scan", -2, READONLY, (0, 0, 0), G, "Iterates over the key names in the database.", Handler::Read(scan)),
     spec("randomkey", 1, READONLY, (0, 0, 0), G, "Returns a random key name from the database.", Handler::Read(randomkey)),
@@ -41,9 +73,33 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("flushdb", -1, WRITE, (0, 0, 0), S, "Removes all keys from the current database.", Handler::Write(flush)),
     spec("flushall", -1, WRITE, (0, 0, 0), S, "Removes all keys from all databases.", Handler::Write(flush)),
     spec("dump", 2, READONLY, (1, 1, 1), G, "Returns a serialized representation of the value stored at a key.", Handler::Read(dump)),
-    spec("restore", -4, WRITE | DENYOOM, (1, 1, 1), G, "Creates a key from the serialized representation of a value.", Handler::Write(restore)),
-    spec("tandem.expired", -2, WRITE | INTERNAL, (1, -1, 1), T, "Deletes keys the active found expired (internal).", Handler::Write(tandem_expired)),
-    spec("tandem.evict", -2, WRITE | INTERNAL, (1, -1, 1), T, "Deletes keys the active chose to evict (internal).", Handler::Write(tandem_evict)),
+    spec(
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        G,
+        "Creates a key from the serialized representation of a value.",
+        Handler::Write(restore),
+    ),
+    spec(
+        "tandem.expired",
+        -2,
+        WRITE | INTERNAL,
+        (1, -1, 1),
+        T,
+        "Deletes keys the active found expired (internal).",
+        Handler::Write(tandem_expired),
+    ),
+    spec(
+        "tandem.evict",
+        -2,
+        WRITE | INTERNAL,
+        (1, -1, 1),
+        T,
+        "Deletes keys the active chose to evict (internal).",
+        Handler::Write(tandem_evict),
+    ),
 ];
 
 const ERR_SAME_OBJECT: &str = "ERR source and destination objects are the same";
@@ -78,28 +134,15 @@ fn del(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 /// Counts live keys; a key named twice counts twice. Does not touch access times.
 fn exists(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(
-        args[1..]
-            .iter()
-            .filter(|key| ctx.item(key).is_some())
-            .count() as i64,
-    ))
+    Ok(Reply::Int(args[1..].iter().filter(|key| ctx.item(key).is_some()).count() as i64))
 }
 
 fn type_cmd(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::status(
-        ctx.item(&args[1])
-            .map_or("none", |item| item.value.type_name()),
-    ))
+    Ok(Reply::status(ctx.item(&args[1]).map_or("none", |item| item.value.type_name())))
 }
 
 fn touch(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(
-        args[1..]
-            .iter()
-            .filter(|key| ctx.get(key).is_some())
-            .count() as i64,
-    ))
+    Ok(Reply::Int(args[1..].iter().filter(|key| ctx.get(key).is_some()).count() as i64))
 }
 
 // --- rename and copy ---
@@ -219,12 +262,7 @@ impl ExpireCondition {
                 _ if is(opt, "xx") => c.xx = true,
                 _ if is(opt, "gt") => c.gt = true,
                 _ if is(opt, "lt") => c.lt = true,
-                _ => {
-                    return Err(Reply::error(format!(
-                        "ERR Unsupported option {}",
-                        String::from_utf8_lossy(opt)
-                    )))
-                }
+                _ => return Err(Reply::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)))),
             }
         }
         if c.nx && (c.xx || c.gt || c.lt) {
@@ -248,21 +286,12 @@ impl ExpireCondition {
 
 /// EXPIRE and friends: `args[2]` in `unit_ms` units, added to `base_ms` (now for
 /// relative forms, 0 for absolute ones). A time not after now deletes the key.
-fn expire_generic(
-    ctx: &mut WriteCtx,
-    args: &[Bytes],
-    base_ms: u64,
-    unit_ms: i64,
-    command: &str,
-) -> CmdResult {
+fn expire_generic(ctx: &mut WriteCtx, args: &[Bytes], base_ms: u64, unit_ms: i64, command: &str) -> CmdResult {
     let key = &args[1];
     let condition = ExpireCondition::parse(&args[3..])?;
     let amount = int_arg(&args[2])?;
     let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
-    let when = amount
-        .checked_mul(unit_ms)
-        .and_then(|ms| ms.checked_add(base_ms as i64))
-        .ok_or_else(invalid)?;
+    let when = amount.checked_mul(unit_ms).and_then(|ms| ms.checked_add(base_ms as i64)).ok_or_else(invalid)?;
     ctx.expire_if_needed(key);
     let Some(item) = ctx.db.item(key) else {
         return Ok(Reply::Int(0));
@@ -316,16 +345,8 @@ fn ttl_generic(ctx: &ReadCtx, key: &[u8], in_ms: bool, absolute: bool) -> Reply 
     if item.expire_at_ms == 0 {
         return Reply::Int(-1);
     }
-    let ms = if absolute {
-        item.expire_at_ms
-    } else {
-        item.expire_at_ms.saturating_sub(ctx.now_ms)
-    };
-    let out = if in_ms {
-        ms
-    } else {
-        ms.saturating_add(500) / 1000
-    };
+    let ms = if absolute { item.expire_at_ms } else { item.expire_at_ms.saturating_sub(ctx.now_ms) };
+    let out = if in_ms { ms } else { ms.saturating_add(500) / 1000 };
     Reply::Int(i64::try_from(out).unwrap_or(i64::MAX))
 }
 
@@ -337,9 +358,7 @@ fn keys(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let found = ctx
         .db
         .iter()
-        .filter(|(key, item)| {
-            !item.is_expired(ctx.now_ms) && (all || glob_match(pattern, key, false))
-        })
+        .filter(|(key, item)| !item.is_expired(ctx.now_ms) && (all || glob_match(pattern, key, false)))
         .map(|(key, _)| Reply::bulk(key))
         .collect();
     Ok(Reply::Array(found))
@@ -357,18 +376,10 @@ fn scan(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
         if item.is_expired(ctx.now_ms) {
             continue;
         }
-        if opts
-            .pattern
-            .as_ref()
-            .is_some_and(|p| !glob_match(p, key, false))
-        {
+        if opts.pattern.as_ref().is_some_and(|p| !glob_match(p, key, false)) {
             continue;
         }
-        if opts
-            .type_name
-            .as_ref()
-            .is_some_and(|t| t != item.value.type_name())
-        {
+        if opts.type_name.as_ref().is_some_and(|t| t != item.value.type_name()) {
             continue;
         }
         found.push(Reply::bulk(key));
@@ -413,9 +424,7 @@ fn flush(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 // --- DUMP / RESTORE ---
 
 fn dump(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
-    Ok(ctx.get(&args[1]).map_or(Reply::Nil, |value| {
-        Reply::Bulk(Bytes::from(codec::dump_payload(value)))
-    }))
+    Ok(ctx.get(&args[1]).map_or(Reply::Nil, |value| Reply::Bulk(Bytes::from(codec::dump_payload(value)))))
 }
 
 /// RESTORE's options.
@@ -438,18 +447,12 @@ impl RestoreOptions {
                 _ if is(opt, "absttl") => o.absttl = true,
                 Some(v) if is(opt, "idletime") && o.freq.is_none() => {
                     let idle = int_arg(v)?;
-                    o.idle_seconds =
-                        Some(u64::try_from(idle).map_err(|_| Reply::err(ERR_IDLETIME))?);
+                    o.idle_seconds = Some(u64::try_from(idle).map_err(|_| Reply::err(ERR_IDLETIME))?);
                     i += 1;
                 }
                 Some(v) if is(opt, "freq") && o.idle_seconds.is_none() => {
                     let freq = int_arg(v)?;
-                    o.freq = Some(
-                        u32::try_from(freq)
-                            .ok()
-                            .filter(|f| *f <= 255)
-                            .ok_or(Reply::err(ERR_FREQ))?,
-                    );
+                    o.freq = Some(u32::try_from(freq).ok().filter(|f| *f <= 255).ok_or(Reply::err(ERR_FREQ))?);
                     i += 1;
                 }
                 _ => return Err(Reply::err(ERR_SYNTAX)),
@@ -552,17 +555,7 @@ mod tests {
     const T0: u64 = 1_000_000;
 
     fn events(applied: &Applied) -> Vec<(u8, &'static str, String)> {
-        applied
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    e.class,
-                    e.event,
-                    String::from_utf8_lossy(&e.key).into_owned(),
-                )
-            })
-            .collect()
+        applied.events.iter().map(|e| (e.class, e.event, String::from_utf8_lossy(&e.key).into_owned())).collect()
     }
 
     fn ev(class: u8, event: &'static str, key: &str) -> (u8, &'static str, String) {
@@ -571,19 +564,11 @@ mod tests {
 
     /// Runs a command whose arguments may be binary (RESTORE payloads).
     fn run_raw(store: &mut Store, time_ms: u64, args: Vec<Bytes>) -> Applied {
-        store.apply(&Entry {
-            time_ms,
-            seed: 7,
-            ops: vec![Op::Command(args)],
-        })
+        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)] })
     }
 
     fn restore_args(key: &str, ttl: &str, payload: &[u8], opts: &[&str]) -> Vec<Bytes> {
-        let mut args = vec![
-            Bytes::from_static(b"restore"),
-            Bytes::copy_from_slice(key.as_bytes()),
-            Bytes::copy_from_slice(ttl.as_bytes()),
-        ];
+        let mut args = vec![Bytes::from_static(b"restore"), Bytes::copy_from_slice(key.as_bytes()), Bytes::copy_from_slice(ttl.as_bytes())];
         args.push(Bytes::copy_from_slice(payload));
         args.extend(opts.iter().map(|o| Bytes::copy_from_slice(o.as_bytes())));
         args
@@ -621,10 +606,7 @@ mod tests {
 
     fn set_with_px(st: &mut Store, key: &str, px: u64) {
         run(st, T0, &["set", key, "v"]);
-        assert_eq!(
-            run(st, T0, &["pexpire", key, &px.to_string()]),
-            Reply::Int(1)
-        );
+        assert_eq!(run(st, T0, &["pexpire", key, &px.to_string()]), Reply::Int(1));
     }
 
     fn pttl(st: &mut Store, time_ms: u64, key: &str) -> Reply {
@@ -640,15 +622,9 @@ mod tests {
         run(&mut st, T0, &["set", "b", "2"]);
         let applied = run_applied(&mut st, T0, &["del", "a", "b", "c", "a"]);
         assert_eq!(applied.replies[0], Reply::Int(2));
-        assert_eq!(
-            events(&applied),
-            vec![ev(b'g', "del", "a"), ev(b'g', "del", "b")]
-        );
+        assert_eq!(events(&applied), vec![ev(b'g', "del", "a"), ev(b'g', "del", "b")]);
         assert_eq!(st.db.len(), 0);
-        assert_eq!(
-            run(&mut st, T0, &["del"]),
-            err("ERR wrong number of arguments for 'del' command")
-        );
+        assert_eq!(run(&mut st, T0, &["del"]), err("ERR wrong number of arguments for 'del' command"));
     }
 
     #[test]
@@ -675,42 +651,22 @@ mod tests {
         let mut st = Store::new();
         run(&mut st, T0, &["set", "a", "1"]);
         set_with_px(&mut st, "e", 5);
-        assert_eq!(
-            run(&mut st, T0, &["exists", "a", "a", "nope", "e"]),
-            Reply::Int(3)
-        );
-        assert_eq!(
-            run(&mut st, T0 + 5, &["exists", "a", "a", "nope", "e"]),
-            Reply::Int(2)
-        );
+        assert_eq!(run(&mut st, T0, &["exists", "a", "a", "nope", "e"]), Reply::Int(3));
+        assert_eq!(run(&mut st, T0 + 5, &["exists", "a", "a", "nope", "e"]), Reply::Int(2));
     }
 
     #[test]
     fn type_names_every_type_and_none_for_missing() {
         let mut st = store_with_every_type();
-        for (key, name) in [
-            ("s", "string"),
-            ("l", "list"),
-            ("h", "hash"),
-            ("st", "set"),
-            ("z", "zset"),
-            ("missing", "none"),
-        ] {
-            assert_eq!(
-                run(&mut st, T0, &["type", key]),
-                Reply::status(name),
-                "{key}"
-            );
+        for (key, name) in [("s", "string"), ("l", "list"), ("h", "hash"), ("st", "set"), ("z", "zset"), ("missing", "none")] {
+            assert_eq!(run(&mut st, T0, &["type", key]), Reply::status(name), "{key}");
         }
     }
 
     #[test]
     fn touch_counts_live_keys() {
         let mut st = store_with_every_type();
-        assert_eq!(
-            run(&mut st, T0, &["touch", "s", "l", "nope", "s"]),
-            Reply::Int(3)
-        );
+        assert_eq!(run(&mut st, T0, &["touch", "s", "l", "nope", "s"]), Reply::Int(3));
     }
 
     // --- RENAME / RENAMENX ---
@@ -721,10 +677,7 @@ mod tests {
         set_with_px(&mut st, "a", 5000);
         let applied = run_applied(&mut st, T0, &["rename", "a", "b"]);
         assert_eq!(applied.replies[0], OK);
-        assert_eq!(
-            events(&applied),
-            vec![ev(b'g', "rename_from", "a"), ev(b'g', "rename_to", "b")]
-        );
+        assert_eq!(events(&applied), vec![ev(b'g', "rename_from", "a"), ev(b'g', "rename_to", "b")]);
         assert_eq!(run(&mut st, T0, &["get", "b"]), bulk("v"));
         assert_eq!(run(&mut st, T0, &["exists", "a"]), Reply::Int(0));
         assert_eq!(pttl(&mut st, T0 + 1000, "b"), Reply::Int(4000));
@@ -737,10 +690,7 @@ mod tests {
         run(&mut st, T0, &["set", "a", "new"]);
         set_with_px(&mut st, "b", 5000);
         let applied = run_applied(&mut st, T0, &["rename", "a", "b"]);
-        assert_eq!(
-            events(&applied),
-            vec![ev(b'g', "rename_from", "a"), ev(b'g', "rename_to", "b")]
-        );
+        assert_eq!(events(&applied), vec![ev(b'g', "rename_from", "a"), ev(b'g', "rename_to", "b")]);
         assert_eq!(run(&mut st, T0, &["get", "b"]), bulk("new"));
         assert_eq!(pttl(&mut st, T0, "b"), Reply::Int(-1));
         assert_eq!(st.db.expires_count(), 0);
@@ -750,23 +700,11 @@ mod tests {
     #[test]
     fn rename_of_a_missing_or_expired_key_is_an_error() {
         let mut st = Store::new();
-        assert_eq!(
-            run(&mut st, T0, &["rename", "a", "b"]),
-            err("ERR no such key")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["renamenx", "a", "b"]),
-            err("ERR no such key")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["rename", "a", "a"]),
-            err("ERR no such key")
-        );
+        assert_eq!(run(&mut st, T0, &["rename", "a", "b"]), err("ERR no such key"));
+        assert_eq!(run(&mut st, T0, &["renamenx", "a", "b"]), err("ERR no such key"));
+        assert_eq!(run(&mut st, T0, &["rename", "a", "a"]), err("ERR no such key"));
         set_with_px(&mut st, "e", 1);
-        assert_eq!(
-            run(&mut st, T0 + 1, &["rename", "e", "b"]),
-            err("ERR no such key")
-        );
+        assert_eq!(run(&mut st, T0 + 1, &["rename", "e", "b"]), err("ERR no such key"));
     }
 
     #[test]
@@ -791,14 +729,7 @@ mod tests {
         set_with_px(&mut st, "e", 10);
         let applied = run_applied(&mut st, T0 + 10, &["renamenx", "a", "e"]);
         assert_eq!(applied.replies[0], Reply::Int(1));
-        assert_eq!(
-            events(&applied),
-            vec![
-                ev(b'x', "expired", "e"),
-                ev(b'g', "rename_from", "a"),
-                ev(b'g', "rename_to", "e")
-            ]
-        );
+        assert_eq!(events(&applied), vec![ev(b'x', "expired", "e"), ev(b'g', "rename_from", "a"), ev(b'g', "rename_to", "e")]);
         assert_eq!(run(&mut st, T0 + 10, &["get", "e"]), bulk("1"));
         assert_eq!(pttl(&mut st, T0 + 10, "e"), Reply::Int(-1));
     }
@@ -808,16 +739,7 @@ mod tests {
         let mut st = store_with_every_type();
         run(&mut st, T0, &["rename", "z", "z2"]);
         assert_eq!(run(&mut st, T0, &["type", "z2"]), Reply::status("zset"));
-        assert_eq!(
-            st.db
-                .item(b"z2")
-                .unwrap()
-                .value
-                .as_zset()
-                .unwrap()
-                .score(b"m"),
-            Some(1.5)
-        );
+        assert_eq!(st.db.item(b"z2").unwrap().value.as_zset().unwrap().score(b"m"), Some(1.5));
     }
 
     // --- COPY ---
@@ -841,15 +763,9 @@ mod tests {
         let mut st = store_with_every_type();
         assert_eq!(run(&mut st, T0, &["copy", "h", "s"]), Reply::Int(0));
         assert_eq!(run(&mut st, T0, &["type", "s"]), Reply::status("string"));
-        assert_eq!(
-            run(&mut st, T0, &["copy", "h", "s", "REPLACE"]),
-            Reply::Int(1)
-        );
+        assert_eq!(run(&mut st, T0, &["copy", "h", "s", "REPLACE"]), Reply::Int(1));
         assert_eq!(run(&mut st, T0, &["type", "s"]), Reply::status("hash"));
-        assert_eq!(
-            st.db.item(b"s").unwrap().value,
-            st.db.item(b"h").unwrap().value
-        );
+        assert_eq!(st.db.item(b"s").unwrap().value, st.db.item(b"h").unwrap().value);
     }
 
     #[test]
@@ -864,27 +780,12 @@ mod tests {
     fn copy_accepts_only_database_zero() {
         let mut st = Store::new();
         run(&mut st, T0, &["set", "a", "1"]);
-        assert_eq!(
-            run(&mut st, T0, &["copy", "a", "b", "db", "1"]),
-            err("ERR DB index is out of range")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["copy", "a", "b", "DB", "x"]),
-            err(ERR_NOT_INT)
-        );
+        assert_eq!(run(&mut st, T0, &["copy", "a", "b", "db", "1"]), err("ERR DB index is out of range"));
+        assert_eq!(run(&mut st, T0, &["copy", "a", "b", "DB", "x"]), err(ERR_NOT_INT));
         assert_eq!(run(&mut st, T0, &["copy", "a", "b", "db"]), err(ERR_SYNTAX));
-        assert_eq!(
-            run(&mut st, T0, &["copy", "a", "b", "bogus"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            run(&mut st, T0, &["copy", "a", "a"]),
-            err("ERR source and destination objects are the same")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["copy", "a", "b", "DB", "0", "replace"]),
-            Reply::Int(1)
-        );
+        assert_eq!(run(&mut st, T0, &["copy", "a", "b", "bogus"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut st, T0, &["copy", "a", "a"]), err("ERR source and destination objects are the same"));
+        assert_eq!(run(&mut st, T0, &["copy", "a", "b", "DB", "0", "replace"]), Reply::Int(1));
     }
 
     // --- EXPIRE family ---
@@ -903,12 +804,7 @@ mod tests {
     #[test]
     fn each_expire_form_computes_the_same_absolute_time() {
         let at = T0 + 20_000;
-        for cmd in [
-            ["expire", "k", "20"],
-            ["pexpire", "k", "20000"],
-            ["expireat", "k", "1020"],
-            ["pexpireat", "k", "1020000"],
-        ] {
+        for cmd in [["expire", "k", "20"], ["pexpire", "k", "20000"], ["expireat", "k", "1020"], ["pexpireat", "k", "1020000"]] {
             let mut st = Store::new();
             run(&mut st, T0, &["set", "k", "v"]);
             assert_eq!(run(&mut st, T0, &cmd), Reply::Int(1), "{cmd:?}");
@@ -925,12 +821,7 @@ mod tests {
 
     #[test]
     fn expire_in_the_past_deletes_the_key_with_a_del_event() {
-        for cmd in [
-            ["expire", "k", "-1"],
-            ["pexpire", "k", "0"],
-            ["expireat", "k", "1"],
-            ["pexpireat", "k", "1000000"],
-        ] {
+        for cmd in [["expire", "k", "-1"], ["pexpire", "k", "0"], ["expireat", "k", "1"], ["pexpireat", "k", "1000000"]] {
             let mut st = Store::new();
             run(&mut st, T0, &["set", "k", "v"]);
             let applied = run_applied(&mut st, T0, &cmd);
@@ -946,29 +837,14 @@ mod tests {
         run(&mut st, T0, &["set", "k", "v"]);
         let max = i64::MAX.to_string();
         let min = i64::MIN.to_string();
-        assert_eq!(
-            run(&mut st, T0, &["expire", "k", &max]),
-            err("ERR invalid expire time in 'expire' command")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["expire", "k", &min]),
-            err("ERR invalid expire time in 'expire' command")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["pexpire", "k", &max]),
-            err("ERR invalid expire time in 'pexpire' command")
-        );
+        assert_eq!(run(&mut st, T0, &["expire", "k", &max]), err("ERR invalid expire time in 'expire' command"));
+        assert_eq!(run(&mut st, T0, &["expire", "k", &min]), err("ERR invalid expire time in 'expire' command"));
+        assert_eq!(run(&mut st, T0, &["pexpire", "k", &max]), err("ERR invalid expire time in 'pexpire' command"));
         let just_over = (i64::MAX / 1000 + 1).to_string();
-        assert_eq!(
-            run(&mut st, T0, &["expireat", "k", &just_over]),
-            err("ERR invalid expire time in 'expireat' command")
-        );
+        assert_eq!(run(&mut st, T0, &["expireat", "k", &just_over]), err("ERR invalid expire time in 'expireat' command"));
         // The largest absolute millisecond time is fine.
         assert_eq!(run(&mut st, T0, &["pexpireat", "k", &max]), Reply::Int(1));
-        assert_eq!(
-            run(&mut st, T0, &["pexpiretime", "k"]),
-            Reply::Int(i64::MAX)
-        );
+        assert_eq!(run(&mut st, T0, &["pexpiretime", "k"]), Reply::Int(i64::MAX));
         assert_eq!(run(&mut st, T0, &["expire", "k", "ten"]), err(ERR_NOT_INT));
     }
 
@@ -1000,22 +876,10 @@ mod tests {
             }
             let mut cmd = vec!["expire", "k", secs];
             cmd.extend_from_slice(opts);
-            assert_eq!(
-                run(&mut st, T0, &cmd),
-                Reply::Int(*expected),
-                "{current:?} {opts:?} {secs}"
-            );
-            let want_ttl = if *expected == 1 {
-                Some(secs.parse::<u64>().unwrap())
-            } else {
-                *current
-            };
+            assert_eq!(run(&mut st, T0, &cmd), Reply::Int(*expected), "{current:?} {opts:?} {secs}");
+            let want_ttl = if *expected == 1 { Some(secs.parse::<u64>().unwrap()) } else { *current };
             let got = st.db.item(b"k").unwrap().expire_at_ms;
-            assert_eq!(
-                got,
-                want_ttl.map_or(0, |s| T0 + s * 1000),
-                "{current:?} {opts:?} {secs}"
-            );
+            assert_eq!(got, want_ttl.map_or(0, |s| T0 + s * 1000), "{current:?} {opts:?} {secs}");
         }
     }
 
@@ -1026,23 +890,11 @@ mod tests {
         let nx_err = err("ERR NX and XX, GT or LT options at the same time are not compatible");
         assert_eq!(run(&mut st, T0, &["expire", "k", "10", "nx", "xx"]), nx_err);
         assert_eq!(run(&mut st, T0, &["expire", "k", "10", "nx", "gt"]), nx_err);
-        assert_eq!(
-            run(&mut st, T0, &["pexpire", "k", "10", "lt", "nx"]),
-            nx_err
-        );
-        assert_eq!(
-            run(&mut st, T0, &["expire", "k", "10", "gt", "lt"]),
-            err("ERR GT and LT options at the same time are not compatible")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["expire", "k", "10", "foo"]),
-            err("ERR Unsupported option foo")
-        );
+        assert_eq!(run(&mut st, T0, &["pexpire", "k", "10", "lt", "nx"]), nx_err);
+        assert_eq!(run(&mut st, T0, &["expire", "k", "10", "gt", "lt"]), err("ERR GT and LT options at the same time are not compatible"));
+        assert_eq!(run(&mut st, T0, &["expire", "k", "10", "foo"]), err("ERR Unsupported option foo"));
         // Options are checked before the number, as Redis does.
-        assert_eq!(
-            run(&mut st, T0, &["expire", "k", "x", "foo"]),
-            err("ERR Unsupported option foo")
-        );
+        assert_eq!(run(&mut st, T0, &["expire", "k", "x", "foo"]), err("ERR Unsupported option foo"));
         assert_eq!(st.db.item(b"k").unwrap().expire_at_ms, 0);
     }
 
@@ -1085,10 +937,7 @@ mod tests {
         let mut st = Store::new();
         run(&mut st, T0, &["set", "k", "v"]);
         run(&mut st, T0, &["pexpireat", "k", "2000500"]);
-        assert_eq!(
-            run(&mut st, T0, &["pexpiretime", "k"]),
-            Reply::Int(2_000_500)
-        );
+        assert_eq!(run(&mut st, T0, &["pexpiretime", "k"]), Reply::Int(2_000_500));
         assert_eq!(run(&mut st, T0, &["expiretime", "k"]), Reply::Int(2001));
     }
 
@@ -1119,9 +968,7 @@ mod tests {
     // --- KEYS / SCAN / RANDOMKEY / DBSIZE ---
 
     fn sorted_bulks(reply: &Reply) -> Vec<String> {
-        let Reply::Array(items) = reply else {
-            panic!("not an array: {reply:?}")
-        };
+        let Reply::Array(items) = reply else { panic!("not an array: {reply:?}") };
         let mut names: Vec<String> = items
             .iter()
             .map(|r| match r {
@@ -1140,22 +987,10 @@ mod tests {
             run(&mut st, T0, &["set", k, "v"]);
         }
         set_with_px(&mut st, "user:3", 10);
-        assert_eq!(
-            sorted_bulks(&run(&mut st, T0, &["keys", "user:*"])),
-            ["user:1", "user:2", "user:3"]
-        );
-        assert_eq!(
-            sorted_bulks(&run(&mut st, T0 + 10, &["keys", "user:*"])),
-            ["user:1", "user:2"]
-        );
-        assert_eq!(
-            sorted_bulks(&run(&mut st, T0 + 10, &["keys", "*"])),
-            ["session:1", "user:1", "user:2"]
-        );
-        assert_eq!(
-            sorted_bulks(&run(&mut st, T0, &["keys", "nothing*"])),
-            Vec::<String>::new()
-        );
+        assert_eq!(sorted_bulks(&run(&mut st, T0, &["keys", "user:*"])), ["user:1", "user:2", "user:3"]);
+        assert_eq!(sorted_bulks(&run(&mut st, T0 + 10, &["keys", "user:*"])), ["user:1", "user:2"]);
+        assert_eq!(sorted_bulks(&run(&mut st, T0 + 10, &["keys", "*"])), ["session:1", "user:1", "user:2"]);
+        assert_eq!(sorted_bulks(&run(&mut st, T0, &["keys", "nothing*"])), Vec::<String>::new());
     }
 
     /// Runs a full SCAN with the given options; returns every key seen and the number of calls.
@@ -1168,12 +1003,8 @@ mod tests {
             cmd.extend_from_slice(opts);
             let reply = run(st, time_ms, &cmd);
             calls += 1;
-            let Reply::Array(parts) = reply else {
-                panic!("{reply:?}")
-            };
-            let Reply::Bulk(next) = &parts[0] else {
-                panic!("{parts:?}")
-            };
+            let Reply::Array(parts) = reply else { panic!("{reply:?}") };
+            let Reply::Bulk(next) = &parts[0] else { panic!("{parts:?}") };
             seen.extend(sorted_bulks(&parts[1]));
             cursor = String::from_utf8_lossy(next).into_owned();
             if cursor == "0" {
@@ -1203,38 +1034,20 @@ mod tests {
     fn scan_filters_by_match_and_type() {
         let mut st = store_with_every_type();
         run(&mut st, T0, &["set", "s2", "v"]);
-        assert_eq!(
-            full_scan(&mut st, T0, &["MATCH", "s*"]).0,
-            ["s", "s2", "st"]
-        );
+        assert_eq!(full_scan(&mut st, T0, &["MATCH", "s*"]).0, ["s", "s2", "st"]);
         assert_eq!(full_scan(&mut st, T0, &["TYPE", "string"]).0, ["s", "s2"]);
-        assert_eq!(
-            full_scan(&mut st, T0, &["match", "s*", "type", "SET"]).0,
-            ["st"]
-        );
-        assert_eq!(
-            full_scan(&mut st, T0, &["TYPE", "nosuchtype"]).0,
-            Vec::<String>::new()
-        );
+        assert_eq!(full_scan(&mut st, T0, &["match", "s*", "type", "SET"]).0, ["st"]);
+        assert_eq!(full_scan(&mut st, T0, &["TYPE", "nosuchtype"]).0, Vec::<String>::new());
     }
 
     #[test]
     fn scan_rejects_bad_cursors_and_options() {
         let mut st = Store::new();
         assert_eq!(run(&mut st, T0, &["scan", "-1"]), err("ERR invalid cursor"));
-        assert_eq!(
-            run(&mut st, T0, &["scan", "abc"]),
-            err("ERR invalid cursor")
-        );
-        assert_eq!(
-            run(&mut st, T0, &["scan", "0", "COUNT", "0"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(run(&mut st, T0, &["scan", "abc"]), err("ERR invalid cursor"));
+        assert_eq!(run(&mut st, T0, &["scan", "0", "COUNT", "0"]), err(ERR_SYNTAX));
         assert_eq!(run(&mut st, T0, &["scan", "0", "MATCH"]), err(ERR_SYNTAX));
-        assert_eq!(
-            run(&mut st, T0, &["scan", "0", "NOVALUES"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(run(&mut st, T0, &["scan", "0", "NOVALUES"]), err(ERR_SYNTAX));
         assert_eq!(run(&mut st, T0, &["scan", "0"]), scan::reply(0, Vec::new()));
     }
 
@@ -1260,22 +1073,14 @@ mod tests {
     fn dbsize_counts_keys() {
         let mut st = store_with_every_type();
         assert_eq!(run(&mut st, T0, &["dbsize"]), Reply::Int(5));
-        assert_eq!(
-            run(&mut st, T0, &["dbsize", "x"]),
-            err("ERR wrong number of arguments for 'dbsize' command")
-        );
+        assert_eq!(run(&mut st, T0, &["dbsize", "x"]), err("ERR wrong number of arguments for 'dbsize' command"));
     }
 
     // --- FLUSHDB / FLUSHALL ---
 
     #[test]
     fn flush_removes_everything_without_key_events() {
-        for cmd in [
-            &["flushall"][..],
-            &["flushdb"],
-            &["flushall", "ASYNC"],
-            &["flushdb", "sync"],
-        ] {
+        for cmd in [&["flushall"][..], &["flushdb"], &["flushall", "ASYNC"], &["flushdb", "sync"]] {
             let mut st = store_with_every_type();
             set_with_px(&mut st, "t", 100);
             let applied = run_applied(&mut st, T0, cmd);
@@ -1290,10 +1095,7 @@ mod tests {
     fn flush_rejects_unknown_modes() {
         let mut st = store_with_every_type();
         assert_eq!(run(&mut st, T0, &["flushall", "now"]), err(ERR_SYNTAX));
-        assert_eq!(
-            run(&mut st, T0, &["flushdb", "async", "sync"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(run(&mut st, T0, &["flushdb", "async", "sync"]), err(ERR_SYNTAX));
         assert_eq!(st.db.len(), 5);
     }
 
@@ -1323,11 +1125,7 @@ mod tests {
             assert_eq!(applied.replies[0], OK, "{key}");
             assert_eq!(events(&applied), vec![ev(b'g', "restore", &target)]);
             let original = st.db.item(key.as_bytes()).unwrap().value.clone();
-            assert_eq!(
-                st.db.item(target.as_bytes()).unwrap().value,
-                original,
-                "{key}"
-            );
+            assert_eq!(st.db.item(target.as_bytes()).unwrap().value, original, "{key}");
             assert_eq!(pttl(&mut st, T0, &target), Reply::Int(-1));
         }
     }
@@ -1337,10 +1135,7 @@ mod tests {
         let mut st = store_with_every_type();
         let payload = dump_of(&mut st, "h");
         let applied = run_raw(&mut st, T0, restore_args("s", "0", &payload, &[]));
-        assert_eq!(
-            applied.replies[0],
-            err("BUSYKEY Target key name already exists.")
-        );
+        assert_eq!(applied.replies[0], err("BUSYKEY Target key name already exists."));
         let applied = run_raw(&mut st, T0, restore_args("s", "0", &payload, &["REPLACE"]));
         assert_eq!(applied.replies[0], OK);
         assert_eq!(events(&applied), vec![ev(b'g', "restore", "s")]);
@@ -1354,11 +1149,7 @@ mod tests {
         run_raw(&mut st, T0, restore_args("rel", "5000", &payload, &[]));
         assert_eq!(st.db.item(b"rel").unwrap().expire_at_ms, T0 + 5000);
         let abs = (T0 + 7000).to_string();
-        run_raw(
-            &mut st,
-            T0,
-            restore_args("abs", &abs, &payload, &["absttl"]),
-        );
+        run_raw(&mut st, T0, restore_args("abs", &abs, &payload, &["absttl"]));
         assert_eq!(st.db.item(b"abs").unwrap().expire_at_ms, T0 + 7000);
     }
 
@@ -1371,11 +1162,7 @@ mod tests {
         assert!(applied.events.is_empty());
         assert!(st.db.item(b"new").is_none());
         // Replacing an existing key with an already-expired one deletes it.
-        let applied = run_raw(
-            &mut st,
-            T0,
-            restore_args("h", "1", &payload, &["ABSTTL", "REPLACE"]),
-        );
+        let applied = run_raw(&mut st, T0, restore_args("h", "1", &payload, &["ABSTTL", "REPLACE"]));
         assert_eq!(applied.replies[0], OK);
         assert_eq!(events(&applied), vec![ev(b'g', "del", "h")]);
         assert!(st.db.item(b"h").is_none());
@@ -1386,70 +1173,33 @@ mod tests {
         let mut st = store_with_every_type();
         let payload = dump_of(&mut st, "l");
         let reply = |st: &mut Store, args| run_raw(st, T0, args).replies.remove(0);
-        assert_eq!(
-            reply(&mut st, restore_args("n", "-1", &payload, &[])),
-            err("ERR Invalid TTL value, must be >= 0")
-        );
-        assert_eq!(
-            reply(&mut st, restore_args("n", "x", &payload, &[])),
-            err(ERR_NOT_INT)
-        );
+        assert_eq!(reply(&mut st, restore_args("n", "-1", &payload, &[])), err("ERR Invalid TTL value, must be >= 0"));
+        assert_eq!(reply(&mut st, restore_args("n", "x", &payload, &[])), err(ERR_NOT_INT));
         let mut flipped = payload.to_vec();
         flipped[1] ^= 0xff;
-        assert_eq!(
-            reply(&mut st, restore_args("n", "0", &flipped, &[])),
-            err("ERR DUMP payload version or checksum are wrong")
-        );
-        assert_eq!(
-            reply(&mut st, restore_args("n", "0", b"short", &[])),
-            err("ERR DUMP payload version or checksum are wrong")
-        );
+        assert_eq!(reply(&mut st, restore_args("n", "0", &flipped, &[])), err("ERR DUMP payload version or checksum are wrong"));
+        assert_eq!(reply(&mut st, restore_args("n", "0", b"short", &[])), err("ERR DUMP payload version or checksum are wrong"));
         // A correct footer around a body that is not a value.
         let mut garbage = vec![9u8, 1, 2];
         garbage.extend_from_slice(&codec::DUMP_VERSION.to_le_bytes());
         let crc = codec::crc64(&garbage);
         garbage.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(
-            reply(&mut st, restore_args("n", "0", &garbage, &[])),
-            err("ERR Bad data format")
-        );
+        assert_eq!(reply(&mut st, restore_args("n", "0", &garbage, &[])), err("ERR Bad data format"));
         assert!(st.db.item(b"n").is_none());
         // BUSYKEY is checked before the TTL.
-        assert_eq!(
-            reply(&mut st, restore_args("l", "-1", &payload, &[])),
-            err("BUSYKEY Target key name already exists.")
-        );
+        assert_eq!(reply(&mut st, restore_args("l", "-1", &payload, &[])), err("BUSYKEY Target key name already exists."));
     }
 
     #[test]
     fn restore_options_are_validated() {
         let mut st = store_with_every_type();
         let payload = dump_of(&mut st, "s");
-        let reply = |st: &mut Store, opts: &[&str]| {
-            run_raw(st, T0, restore_args("n", "0", &payload, opts))
-                .replies
-                .remove(0)
-        };
-        assert_eq!(
-            reply(&mut st, &["IDLETIME", "-1"]),
-            err("ERR Invalid IDLETIME value, must be >= 0")
-        );
-        assert_eq!(
-            reply(&mut st, &["FREQ", "256"]),
-            err("ERR Invalid FREQ value, must be >= 0 and <= 255")
-        );
-        assert_eq!(
-            reply(&mut st, &["FREQ", "-1"]),
-            err("ERR Invalid FREQ value, must be >= 0 and <= 255")
-        );
-        assert_eq!(
-            reply(&mut st, &["IDLETIME", "1", "FREQ", "1"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            reply(&mut st, &["FREQ", "1", "IDLETIME", "1"]),
-            err(ERR_SYNTAX)
-        );
+        let reply = |st: &mut Store, opts: &[&str]| run_raw(st, T0, restore_args("n", "0", &payload, opts)).replies.remove(0);
+        assert_eq!(reply(&mut st, &["IDLETIME", "-1"]), err("ERR Invalid IDLETIME value, must be >= 0"));
+        assert_eq!(reply(&mut st, &["FREQ", "256"]), err("ERR Invalid FREQ value, must be >= 0 and <= 255"));
+        assert_eq!(reply(&mut st, &["FREQ", "-1"]), err("ERR Invalid FREQ value, must be >= 0 and <= 255"));
+        assert_eq!(reply(&mut st, &["IDLETIME", "1", "FREQ", "1"]), err(ERR_SYNTAX));
+        assert_eq!(reply(&mut st, &["FREQ", "1", "IDLETIME", "1"]), err(ERR_SYNTAX));
         assert_eq!(reply(&mut st, &["IDLETIME"]), err(ERR_SYNTAX));
         assert_eq!(reply(&mut st, &["bogus"]), err(ERR_SYNTAX));
         assert_eq!(reply(&mut st, &["FREQ", "x"]), err(ERR_NOT_INT));
@@ -1460,17 +1210,9 @@ mod tests {
     fn restore_sets_idle_time_and_frequency() {
         let mut st = store_with_every_type();
         let payload = dump_of(&mut st, "s");
-        run_raw(
-            &mut st,
-            T0,
-            restore_args("idle", "0", &payload, &["IDLETIME", "300"]),
-        );
+        run_raw(&mut st, T0, restore_args("idle", "0", &payload, &["IDLETIME", "300"]));
         assert_eq!(st.db.item(b"idle").unwrap().idle_seconds(T0), 300);
-        run_raw(
-            &mut st,
-            T0,
-            restore_args("hot", "0", &payload, &["FREQ", "200"]),
-        );
+        run_raw(&mut st, T0, restore_args("hot", "0", &payload, &["FREQ", "200"]));
         assert_eq!(st.db.item(b"hot").unwrap().lfu_counter(T0), 200);
     }
 
@@ -1482,11 +1224,7 @@ mod tests {
         set_with_px(&mut st, "due", 10);
         set_with_px(&mut st, "later", 1000);
         run(&mut st, T0, &["set", "forever", "v"]);
-        let applied = run_applied(
-            &mut st,
-            T0 + 10,
-            &["tandem.expired", "due", "later", "forever", "missing"],
-        );
+        let applied = run_applied(&mut st, T0 + 10, &["tandem.expired", "due", "later", "forever", "missing"]);
         assert_eq!(applied.replies[0], Reply::Int(1));
         assert_eq!(events(&applied), vec![ev(b'x', "expired", "due")]);
         assert_eq!(st.db.len(), 2);
@@ -1498,10 +1236,7 @@ mod tests {
         let mut st = store_with_every_type();
         let applied = run_applied(&mut st, T0, &["tandem.evict", "s", "z", "missing"]);
         assert_eq!(applied.replies[0], Reply::Int(2));
-        assert_eq!(
-            events(&applied),
-            vec![ev(b'e', "evicted", "s"), ev(b'e', "evicted", "z")]
-        );
+        assert_eq!(events(&applied), vec![ev(b'e', "evicted", "s"), ev(b'e', "evicted", "z")]);
         assert_eq!(st.db.len(), 3);
         assert_eq!(st.evicted_keys, 2);
     }
@@ -1510,10 +1245,7 @@ mod tests {
     fn internal_commands_are_flagged_internal_writes() {
         for name in ["tandem.expired", "tandem.evict"] {
             let spec = lookup(name.as_bytes()).unwrap();
-            assert!(
-                spec.has(flags::INTERNAL) && spec.has(flags::WRITE),
-                "{name}"
-            );
+            assert!(spec.has(flags::INTERNAL) && spec.has(flags::WRITE), "{name}");
         }
         assert!(!lookup(b"del").unwrap().has(flags::INTERNAL));
     }

@@ -44,8 +44,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 const ERR_RANK_ZERO: &str =
     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
-const ERR_RANK_RANGE: &str =
-    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+const ERR_RANK_RANGE: &str = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
 const ERR_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
 const ERR_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
 
@@ -107,10 +106,7 @@ fn read_list<'a>(ctx: &mut ReadCtx<'a>, key: &[u8]) -> Result<Option<&'a ListVal
 }
 
 /// The list at `key` for a writer: `None` if absent, WRONGTYPE if not a list.
-fn write_list<'c>(
-    ctx: &'c mut WriteCtx<'_>,
-    key: &[u8],
-) -> Result<Option<&'c mut ListValue>, Reply> {
+fn write_list<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<Option<&'c mut ListValue>, Reply> {
     ctx.get_mut(key).map(Value::as_list_mut).transpose()
 }
 
@@ -125,9 +121,7 @@ fn has_elements(ctx: &mut WriteCtx, key: &[u8]) -> Result<bool, Reply> {
 /// A non-negative integer as Redis's getPositiveLongFromObjectOrReply reads it:
 /// one message for both a non-integer and a negative value.
 fn non_negative(arg: &[u8], message: &'static str) -> Result<usize, Reply> {
-    parse_i64(arg)
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or(Reply::err(message))
+    parse_i64(arg).and_then(|n| usize::try_from(n).ok()).ok_or(Reply::err(message))
 }
 
 /// An index into a list of `len` elements, negative counting from the tail.
@@ -147,11 +141,7 @@ fn resolve_index(index: i64, len: usize) -> Option<usize> {
 fn resolve_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = i64::try_from(len).ok()?;
     // Both sums add a negative index to a non-negative length: no overflow.
-    let start = if start < 0 {
-        (start + len).max(0)
-    } else {
-        start
-    };
+    let start = if start < 0 { (start + len).max(0) } else { start };
     let end = if end < 0 { end + len } else { end };
     if start > end || start >= len {
         return None;
@@ -166,12 +156,7 @@ fn bulk_of(element: Blob) -> Reply {
 
 /// Pops up to `count` elements from `end` of the list at `key` (which must hold a
 /// list), recording the pop event and deleting the key if it empties.
-fn pop_elements(
-    ctx: &mut WriteCtx,
-    key: &[u8],
-    end: End,
-    count: usize,
-) -> Result<Vec<Blob>, Reply> {
+fn pop_elements(ctx: &mut WriteCtx, key: &[u8], end: End, count: usize) -> Result<Vec<Blob>, Reply> {
     let Some(list) = write_list(ctx, key)? else {
         return Ok(Vec::new());
     };
@@ -206,13 +191,7 @@ fn push_command(ctx: &mut WriteCtx, args: &[Bytes], end: End, only_existing: boo
 /// the element, or nil when `source` is absent. Both keys are type-checked before
 /// anything changes. Events follow Redis 7.2's order: the push on `destination`,
 /// then the pop (and `del`) on `source`. With `source == destination` this rotates.
-fn move_element(
-    ctx: &mut WriteCtx,
-    source: &[u8],
-    destination: &[u8],
-    from: End,
-    to: End,
-) -> CmdResult {
+fn move_element(ctx: &mut WriteCtx, source: &[u8], destination: &[u8], from: End, to: End) -> CmdResult {
     if !has_elements(ctx, source)? {
         return Ok(Reply::Nil);
     }
@@ -256,30 +235,15 @@ fn pop_command(ctx: &mut WriteCtx, args: &[Bytes], end: End) -> CmdResult {
     if args.len() > 3 {
         return Err(wrong_args(end.pop_event()));
     }
-    let count = args
-        .get(2)
-        .map(|arg| non_negative(arg, ERR_NOT_POSITIVE))
-        .transpose()?;
+    let count = args.get(2).map(|arg| non_negative(arg, ERR_NOT_POSITIVE)).transpose()?;
     let key = &args[1];
     if !has_elements(ctx, key)? {
-        return Ok(if count.is_some() {
-            Reply::NilArray
-        } else {
-            Reply::Nil
-        });
+        return Ok(if count.is_some() { Reply::NilArray } else { Reply::Nil });
     }
     match count {
-        None => Ok(pop_elements(ctx, key, end, 1)?
-            .into_iter()
-            .next()
-            .map_or(Reply::Nil, bulk_of)),
+        None => Ok(pop_elements(ctx, key, end, 1)?.into_iter().next().map_or(Reply::Nil, bulk_of)),
         Some(0) => Ok(Reply::Array(Vec::new())),
-        Some(n) => Ok(Reply::Array(
-            pop_elements(ctx, key, end, n)?
-                .into_iter()
-                .map(bulk_of)
-                .collect(),
-        )),
+        Some(n) => Ok(Reply::Array(pop_elements(ctx, key, end, n)?.into_iter().map(bulk_of).collect())),
     }
 }
 
@@ -294,9 +258,7 @@ fn rpop(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 // --- reads ---
 
 fn llen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(
-        read_list(ctx, &args[1])?.map_or(0, |list| list.len() as i64),
-    ))
+    Ok(Reply::Int(read_list(ctx, &args[1])?.map_or(0, |list| list.len() as i64)))
 }
 
 fn lrange(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -307,9 +269,7 @@ fn lrange(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some((first, last)) = resolve_range(start, end, list.len()) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    Ok(Reply::Array(
-        list.range(first..=last).map(|e| Reply::bulk(e)).collect(),
-    ))
+    Ok(Reply::Array(list.range(first..=last).map(|e| Reply::bulk(e)).collect()))
 }
 
 fn lindex(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -318,9 +278,7 @@ fn lindex(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     let index = int_arg(&args[2])?;
-    Ok(resolve_index(index, list.len())
-        .and_then(|i| list.get(i))
-        .map_or(Reply::Nil, |e| Reply::bulk(e)))
+    Ok(resolve_index(index, list.len()).and_then(|i| list.get(i)).map_or(Reply::Nil, |e| Reply::bulk(e)))
 }
 
 /// LPOS's options: which match to start from, how many to report, how far to look.
@@ -334,11 +292,7 @@ struct LposOptions {
 }
 
 fn parse_lpos_options(args: &[Bytes]) -> Result<LposOptions, Reply> {
-    let mut options = LposOptions {
-        rank: 1,
-        count: None,
-        maxlen: 0,
-    };
+    let mut options = LposOptions { rank: 1, count: None, maxlen: 0 };
     let mut rest = args.iter();
     while let Some(option) = rest.next() {
         let value = rest.next().ok_or(Reply::err(ERR_SYNTAX))?;
@@ -353,9 +307,7 @@ fn parse_lpos_options(args: &[Bytes]) -> Result<LposOptions, Reply> {
                 }
                 options.rank = rank;
             }
-            _ if is(option, "count") => {
-                options.count = Some(non_negative(value, ERR_COUNT_NEGATIVE)?)
-            }
+            _ if is(option, "count") => options.count = Some(non_negative(value, ERR_COUNT_NEGATIVE)?),
             _ if is(option, "maxlen") => options.maxlen = non_negative(value, ERR_MAXLEN_NEGATIVE)?,
             _ => return Err(Reply::err(ERR_SYNTAX)),
         }
@@ -367,21 +319,13 @@ fn parse_lpos_options(args: &[Bytes]) -> Result<LposOptions, Reply> {
 /// (or the list's length), as in Redis.
 fn lpos(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let options = parse_lpos_options(&args[3..])?;
-    let absent = if options.count.is_some() {
-        Reply::Array(Vec::new())
-    } else {
-        Reply::Nil
-    };
+    let absent = if options.count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil };
     let Some(list) = read_list(ctx, &args[1])? else {
         return Ok(absent);
     };
     let element = &args[2][..];
     let len = list.len();
-    let scan = if options.maxlen == 0 {
-        len
-    } else {
-        options.maxlen.min(len)
-    };
+    let scan = if options.maxlen == 0 { len } else { options.maxlen.min(len) };
     let skip = usize::try_from(options.rank.unsigned_abs() - 1).unwrap_or(usize::MAX);
     let wanted = match options.count {
         None => 1,
@@ -390,18 +334,9 @@ fn lpos(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     };
     let matches = |i: usize| list.get(i).is_some_and(|e| **e == *element);
     let positions: Vec<usize> = if options.rank > 0 {
-        (0..scan)
-            .filter(|&i| matches(i))
-            .skip(skip)
-            .take(wanted)
-            .collect()
+        (0..scan).filter(|&i| matches(i)).skip(skip).take(wanted).collect()
     } else {
-        (0..scan)
-            .map(|k| len - 1 - k)
-            .filter(|&i| matches(i))
-            .skip(skip)
-            .take(wanted)
-            .collect()
+        (0..scan).map(|k| len - 1 - k).filter(|&i| matches(i)).skip(skip).take(wanted).collect()
     };
     let mut ints = positions.into_iter().map(|i| Reply::Int(i as i64));
     match options.count {
@@ -418,9 +353,7 @@ fn lset(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         return Err(Reply::err(ERR_NO_KEY));
     };
     let index = int_arg(&args[2])?;
-    let slot = resolve_index(index, list.len())
-        .and_then(|i| list.get_mut(i))
-        .ok_or(Reply::err(ERR_INDEX))?;
+    let slot = resolve_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or(Reply::err(ERR_INDEX))?;
     *slot = Blob::from(&args[3][..]);
     ctx.notify(b'l', "lset", key);
     Ok(OK)
@@ -518,9 +451,7 @@ fn rpoplpush(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 /// BLPOP/BRPOP key [key …] timeout: pops from the first key holding elements and
 /// replies [key, element]; WRONGTYPE if a non-list comes before such a key.
 fn blocking_pop(ctx: &mut WriteCtx, args: &[Bytes], end: End) -> CmdResult {
-    let (timeout, keys) = args[1..]
-        .split_last()
-        .ok_or_else(|| wrong_args(end.pop_event()))?;
+    let (timeout, keys) = args[1..].split_last().ok_or_else(|| wrong_args(end.pop_event()))?;
     timeout_arg(timeout)?;
     for key in keys {
         if !has_elements(ctx, key)? {
@@ -529,10 +460,7 @@ fn blocking_pop(ctx: &mut WriteCtx, args: &[Bytes], end: End) -> CmdResult {
         let Some(element) = pop_elements(ctx, key, end, 1)?.into_iter().next() else {
             continue;
         };
-        return Ok(Reply::Array(vec![
-            Reply::Bulk(key.clone()),
-            bulk_of(element),
-        ]));
+        return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), bulk_of(element)]));
     }
     Ok(Reply::WouldBlock)
 }
@@ -583,25 +511,11 @@ mod tests {
     }
 
     fn events(applied: &Applied) -> Vec<(char, &'static str, String)> {
-        applied
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    e.class as char,
-                    e.event,
-                    String::from_utf8_lossy(&e.key).into_owned(),
-                )
-            })
-            .collect()
+        applied.events.iter().map(|e| (e.class as char, e.event, String::from_utf8_lossy(&e.key).into_owned())).collect()
     }
 
     fn ready(applied: &Applied) -> Vec<String> {
-        applied
-            .ready_keys
-            .iter()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
-            .collect()
+        applied.ready_keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect()
     }
 
     /// A store holding list `key` = `items` (head first).
@@ -632,10 +546,7 @@ mod tests {
     #[test]
     fn lpush_prepends_each_element_in_turn_and_replies_length() {
         let mut store = Store::new();
-        assert_eq!(
-            run(&mut store, T, &["lpush", "l", "a", "b", "c"]),
-            Reply::Int(3)
-        );
+        assert_eq!(run(&mut store, T, &["lpush", "l", "a", "b", "c"]), Reply::Int(3));
         assert_eq!(contents(&mut store, "l"), arr(&["c", "b", "a"]));
         assert_eq!(run(&mut store, T, &["rpush", "l", "x", "y"]), Reply::Int(5));
         assert_eq!(contents(&mut store, "l"), arr(&["c", "b", "a", "x", "y"]));
@@ -661,10 +572,7 @@ mod tests {
         assert!(!exists(&store, "l"));
         assert_eq!(run(&mut store, T, &["rpushx", "l", "a"]), Reply::Int(0));
         run(&mut store, T, &["rpush", "l", "m"]);
-        assert_eq!(
-            run(&mut store, T, &["lpushx", "l", "a", "b"]),
-            Reply::Int(3)
-        );
+        assert_eq!(run(&mut store, T, &["lpushx", "l", "a", "b"]), Reply::Int(3));
         let applied = run_applied(&mut store, T, &["rpushx", "l", "z"]);
         assert_eq!(applied.replies[0], Reply::Int(4));
         assert_eq!(ready(&applied), vec!["l".to_string()]);
@@ -725,14 +633,8 @@ mod tests {
     #[test]
     fn pop_with_count_on_missing_key_is_null_array_and_zero_count_is_empty_array() {
         let mut store = with_list("l", &["a"]);
-        assert_eq!(
-            run(&mut store, T, &["lpop", "missing", "1"]),
-            Reply::NilArray
-        );
-        assert_eq!(
-            run(&mut store, T, &["rpop", "missing", "0"]),
-            Reply::NilArray
-        );
+        assert_eq!(run(&mut store, T, &["lpop", "missing", "1"]), Reply::NilArray);
+        assert_eq!(run(&mut store, T, &["rpop", "missing", "0"]), Reply::NilArray);
         let applied = run_applied(&mut store, T, &["lpop", "l", "0"]);
         assert_eq!(applied.replies[0], Reply::Array(vec![]));
         assert!(applied.events.is_empty());
@@ -747,14 +649,8 @@ mod tests {
         assert_eq!(run(&mut store, T, &["rpop", "l", "abc"]), positive);
         // The count is checked before the key: a bad count on a missing key errs too.
         assert_eq!(run(&mut store, T, &["lpop", "missing", "-1"]), positive);
-        assert_eq!(
-            run(&mut store, T, &["lpop", "l", "1", "2"]),
-            err("ERR wrong number of arguments for 'lpop' command")
-        );
-        assert_eq!(
-            run(&mut store, T, &["RPOP", "l", "1", "2"]),
-            err("ERR wrong number of arguments for 'rpop' command")
-        );
+        assert_eq!(run(&mut store, T, &["lpop", "l", "1", "2"]), err("ERR wrong number of arguments for 'lpop' command"));
+        assert_eq!(run(&mut store, T, &["RPOP", "l", "1", "2"]), err("ERR wrong number of arguments for 'rpop' command"));
     }
 
     #[test]
@@ -764,10 +660,7 @@ mod tests {
         assert_eq!(events(&applied), vec![('l', "lpop", "l".into())]);
         let applied = run_applied(&mut store, T, &["rpop", "l", "5"]);
         assert_eq!(applied.replies[0], arr(&["b"]));
-        assert_eq!(
-            events(&applied),
-            vec![('l', "rpop", "l".into()), ('g', "del", "l".into())]
-        );
+        assert_eq!(events(&applied), vec![('l', "rpop", "l".into()), ('g', "del", "l".into())]);
         assert!(!exists(&store, "l"));
         assert!(applied.ready_keys.is_empty());
     }
@@ -784,45 +677,17 @@ mod tests {
     #[test]
     fn lrange_handles_negative_and_out_of_range_indexes() {
         let mut store = with_list("l", &["a", "b", "c", "d"]);
-        assert_eq!(
-            run(&mut store, T, &["lrange", "l", "1", "2"]),
-            arr(&["b", "c"])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lrange", "l", "-2", "-1"]),
-            arr(&["c", "d"])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lrange", "l", "-100", "1"]),
-            arr(&["a", "b"])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lrange", "l", "2", "100"]),
-            arr(&["c", "d"])
-        );
+        assert_eq!(run(&mut store, T, &["lrange", "l", "1", "2"]), arr(&["b", "c"]));
+        assert_eq!(run(&mut store, T, &["lrange", "l", "-2", "-1"]), arr(&["c", "d"]));
+        assert_eq!(run(&mut store, T, &["lrange", "l", "-100", "1"]), arr(&["a", "b"]));
+        assert_eq!(run(&mut store, T, &["lrange", "l", "2", "100"]), arr(&["c", "d"]));
         assert_eq!(run(&mut store, T, &["lrange", "l", "3", "1"]), arr(&[]));
         assert_eq!(run(&mut store, T, &["lrange", "l", "4", "10"]), arr(&[]));
         assert_eq!(run(&mut store, T, &["lrange", "l", "0", "-5"]), arr(&[]));
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["lrange", "l", "-9223372036854775808", "9223372036854775807"]
-            ),
-            arr(&["a", "b", "c", "d"])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lrange", "missing", "0", "-1"]),
-            arr(&[])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lrange", "l", "x", "1"]),
-            err(ERR_NOT_INT)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lrange", "missing", "0", "1.5"]),
-            err(ERR_NOT_INT)
-        );
+        assert_eq!(run(&mut store, T, &["lrange", "l", "-9223372036854775808", "9223372036854775807"]), arr(&["a", "b", "c", "d"]));
+        assert_eq!(run(&mut store, T, &["lrange", "missing", "0", "-1"]), arr(&[]));
+        assert_eq!(run(&mut store, T, &["lrange", "l", "x", "1"]), err(ERR_NOT_INT));
+        assert_eq!(run(&mut store, T, &["lrange", "missing", "0", "1.5"]), err(ERR_NOT_INT));
     }
 
     #[test]
@@ -833,10 +698,7 @@ mod tests {
         assert_eq!(run(&mut store, T, &["lindex", "l", "-3"]), bulk("a"));
         assert_eq!(run(&mut store, T, &["lindex", "l", "3"]), Reply::Nil);
         assert_eq!(run(&mut store, T, &["lindex", "l", "-4"]), Reply::Nil);
-        assert_eq!(
-            run(&mut store, T, &["lindex", "l", "-9223372036854775808"]),
-            Reply::Nil
-        );
+        assert_eq!(run(&mut store, T, &["lindex", "l", "-9223372036854775808"]), Reply::Nil);
         assert_eq!(run(&mut store, T, &["lindex", "l", "x"]), err(ERR_NOT_INT));
         // The key is looked up first: a missing key answers nil whatever the index.
         assert_eq!(run(&mut store, T, &["lindex", "missing", "x"]), Reply::Nil);
@@ -848,129 +710,43 @@ mod tests {
         assert_eq!(run(&mut store, T, &["lpos", "l", "c"]), Reply::Int(2));
         assert_eq!(run(&mut store, T, &["lpos", "l", "z"]), Reply::Nil);
         assert_eq!(run(&mut store, T, &["lpos", "missing", "c"]), Reply::Nil);
-        assert_eq!(
-            run(&mut store, T, &["lpos", "missing", "c", "COUNT", "0"]),
-            ints(&[])
-        );
+        assert_eq!(run(&mut store, T, &["lpos", "missing", "c", "COUNT", "0"]), ints(&[]));
     }
 
     #[test]
     fn lpos_rank_count_and_maxlen_follow_redis() {
         let mut store = with_list("l", &["a", "b", "c", "1", "2", "3", "c", "c"]);
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "c", "RANK", "2"]),
-            Reply::Int(6)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "c", "RANK", "-1"]),
-            Reply::Int(7)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "c", "RANK", "-3"]),
-            Reply::Int(2)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "c", "RANK", "4"]),
-            Reply::Nil
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "c", "COUNT", "2"]),
-            ints(&[2, 6])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "c", "COUNT", "0"]),
-            ints(&[2, 6, 7])
-        );
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["lpos", "l", "c", "RANK", "-1", "COUNT", "2"]
-            ),
-            ints(&[7, 6])
-        );
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["lpos", "l", "c", "rank", "2", "count", "0"]
-            ),
-            ints(&[6, 7])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "z", "COUNT", "0"]),
-            ints(&[])
-        );
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["lpos", "l", "c", "COUNT", "0", "MAXLEN", "7"]
-            ),
-            ints(&[2, 6])
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "c", "MAXLEN", "2"]),
-            Reply::Nil
-        );
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["lpos", "l", "c", "RANK", "-1", "COUNT", "0", "MAXLEN", "2"]
-            ),
-            ints(&[7, 6])
-        );
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["lpos", "l", "c", "RANK", "9223372036854775807"]
-            ),
-            Reply::Nil
-        );
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "RANK", "2"]), Reply::Int(6));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "RANK", "-1"]), Reply::Int(7));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "RANK", "-3"]), Reply::Int(2));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "RANK", "4"]), Reply::Nil);
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "COUNT", "2"]), ints(&[2, 6]));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "COUNT", "0"]), ints(&[2, 6, 7]));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "RANK", "-1", "COUNT", "2"]), ints(&[7, 6]));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "rank", "2", "count", "0"]), ints(&[6, 7]));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "z", "COUNT", "0"]), ints(&[]));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "COUNT", "0", "MAXLEN", "7"]), ints(&[2, 6]));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "MAXLEN", "2"]), Reply::Nil);
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "RANK", "-1", "COUNT", "0", "MAXLEN", "2"]), ints(&[7, 6]));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "c", "RANK", "9223372036854775807"]), Reply::Nil);
     }
 
     #[test]
     fn lpos_option_errors_match_redis() {
         let mut store = with_list("l", &["a"]);
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "a", "RANK", "0"]),
-            err(ERR_RANK_ZERO)
-        );
+        assert_eq!(run(&mut store, T, &["lpos", "l", "a", "RANK", "0"]), err(ERR_RANK_ZERO));
         assert_eq!(
             run(&mut store, T, &["lpos", "l", "a", "RANK", "-9223372036854775808"]),
             err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
         );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "a", "RANK", "x"]),
-            err(ERR_NOT_INT)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "a", "COUNT", "-1"]),
-            err("ERR COUNT can't be negative")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "a", "COUNT", "x"]),
-            err("ERR COUNT can't be negative")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "a", "MAXLEN", "-1"]),
-            err("ERR MAXLEN can't be negative")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "a", "COUNT"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lpos", "l", "a", "FIRST", "1"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(run(&mut store, T, &["lpos", "l", "a", "RANK", "x"]), err(ERR_NOT_INT));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "a", "COUNT", "-1"]), err("ERR COUNT can't be negative"));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "a", "COUNT", "x"]), err("ERR COUNT can't be negative"));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "a", "MAXLEN", "-1"]), err("ERR MAXLEN can't be negative"));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "a", "COUNT"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, T, &["lpos", "l", "a", "FIRST", "1"]), err(ERR_SYNTAX));
         // Options are validated before the key is looked up.
-        assert_eq!(
-            run(&mut store, T, &["lpos", "missing", "a", "RANK", "0"]),
-            err(ERR_RANK_ZERO)
-        );
+        assert_eq!(run(&mut store, T, &["lpos", "missing", "a", "RANK", "0"]), err(ERR_RANK_ZERO));
     }
 
     // --- edits ---
@@ -989,26 +765,11 @@ mod tests {
     #[test]
     fn lset_errors_match_redis() {
         let mut store = with_list("l", &["a"]);
-        assert_eq!(
-            run(&mut store, T, &["lset", "missing", "0", "x"]),
-            err("ERR no such key")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lset", "l", "1", "x"]),
-            err("ERR index out of range")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lset", "l", "-2", "x"]),
-            err("ERR index out of range")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lset", "l", "x", "x"]),
-            err(ERR_NOT_INT)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lset", "missing", "x", "x"]),
-            err("ERR no such key")
-        );
+        assert_eq!(run(&mut store, T, &["lset", "missing", "0", "x"]), err("ERR no such key"));
+        assert_eq!(run(&mut store, T, &["lset", "l", "1", "x"]), err("ERR index out of range"));
+        assert_eq!(run(&mut store, T, &["lset", "l", "-2", "x"]), err("ERR index out of range"));
+        assert_eq!(run(&mut store, T, &["lset", "l", "x", "x"]), err(ERR_NOT_INT));
+        assert_eq!(run(&mut store, T, &["lset", "missing", "x", "x"]), err("ERR no such key"));
     }
 
     #[test]
@@ -1027,19 +788,10 @@ mod tests {
         assert_eq!(contents(&mut store, "l"), arr(&["a", "b", "c"]));
 
         let mut store = with_list("l", &items);
-        assert_eq!(
-            run(&mut store, T, &["lrem", "l", "-9223372036854775808", "x"]),
-            Reply::Int(3)
-        );
+        assert_eq!(run(&mut store, T, &["lrem", "l", "-9223372036854775808", "x"]), Reply::Int(3));
         assert_eq!(run(&mut store, T, &["lrem", "l", "1", "zz"]), Reply::Int(0));
-        assert_eq!(
-            run(&mut store, T, &["lrem", "missing", "1", "x"]),
-            Reply::Int(0)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lrem", "l", "x", "x"]),
-            err(ERR_NOT_INT)
-        );
+        assert_eq!(run(&mut store, T, &["lrem", "missing", "1", "x"]), Reply::Int(0));
+        assert_eq!(run(&mut store, T, &["lrem", "l", "x", "x"]), err(ERR_NOT_INT));
     }
 
     #[test]
@@ -1049,10 +801,7 @@ mod tests {
         assert!(applied.events.is_empty());
         let applied = run_applied(&mut store, T, &["lrem", "l", "0", "x"]);
         assert_eq!(applied.replies[0], Reply::Int(2));
-        assert_eq!(
-            events(&applied),
-            vec![('l', "lrem", "l".into()), ('g', "del", "l".into())]
-        );
+        assert_eq!(events(&applied), vec![('l', "lrem", "l".into()), ('g', "del", "l".into())]);
         assert!(!exists(&store, "l"));
     }
 
@@ -1074,18 +823,12 @@ mod tests {
         let mut store = with_list("l", &["a", "b"]);
         let applied = run_applied(&mut store, T, &["ltrim", "l", "5", "10"]);
         assert_eq!(applied.replies[0], OK);
-        assert_eq!(
-            events(&applied),
-            vec![('l', "ltrim", "l".into()), ('g', "del", "l".into())]
-        );
+        assert_eq!(events(&applied), vec![('l', "ltrim", "l".into()), ('g', "del", "l".into())]);
         assert!(!exists(&store, "l"));
         let applied = run_applied(&mut store, T, &["ltrim", "missing", "0", "1"]);
         assert_eq!(applied.replies[0], OK);
         assert!(applied.events.is_empty());
-        assert_eq!(
-            run(&mut store, T, &["ltrim", "missing", "0", "x"]),
-            err(ERR_NOT_INT)
-        );
+        assert_eq!(run(&mut store, T, &["ltrim", "missing", "0", "x"]), err(ERR_NOT_INT));
     }
 
     #[test]
@@ -1095,14 +838,8 @@ mod tests {
         assert_eq!(applied.replies[0], Reply::Int(5));
         assert_eq!(events(&applied), vec![('l', "linsert", "l".into())]);
         assert_eq!(ready(&applied), vec!["l".to_string()]);
-        assert_eq!(
-            run(&mut store, T, &["linsert", "l", "after", "p", "y"]),
-            Reply::Int(6)
-        );
-        assert_eq!(
-            contents(&mut store, "l"),
-            arr(&["a", "x", "p", "y", "b", "p"])
-        );
+        assert_eq!(run(&mut store, T, &["linsert", "l", "after", "p", "y"]), Reply::Int(6));
+        assert_eq!(contents(&mut store, "l"), arr(&["a", "x", "p", "y", "b", "p"]));
     }
 
     #[test]
@@ -1111,19 +848,10 @@ mod tests {
         let applied = run_applied(&mut store, T, &["linsert", "l", "before", "zz", "x"]);
         assert_eq!(applied.replies[0], Reply::Int(-1));
         assert!(applied.events.is_empty());
-        assert_eq!(
-            run(&mut store, T, &["linsert", "missing", "before", "a", "x"]),
-            Reply::Int(0)
-        );
+        assert_eq!(run(&mut store, T, &["linsert", "missing", "before", "a", "x"]), Reply::Int(0));
         assert!(!exists(&store, "missing"));
-        assert_eq!(
-            run(&mut store, T, &["linsert", "l", "middle", "a", "x"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            run(&mut store, T, &["linsert", "missing", "middle", "a", "x"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(run(&mut store, T, &["linsert", "l", "middle", "a", "x"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, T, &["linsert", "missing", "middle", "a", "x"]), err(ERR_SYNTAX));
     }
 
     // --- moves ---
@@ -1131,24 +859,12 @@ mod tests {
     #[test]
     fn lmove_moves_between_all_ends() {
         let mut store = with_list("src", &["a", "b", "c"]);
-        assert_eq!(
-            run(&mut store, T, &["lmove", "src", "dst", "LEFT", "RIGHT"]),
-            bulk("a")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lmove", "src", "dst", "right", "left"]),
-            bulk("c")
-        );
-        assert_eq!(
-            run(&mut store, T, &["lmove", "src", "dst", "left", "left"]),
-            bulk("b")
-        );
+        assert_eq!(run(&mut store, T, &["lmove", "src", "dst", "LEFT", "RIGHT"]), bulk("a"));
+        assert_eq!(run(&mut store, T, &["lmove", "src", "dst", "right", "left"]), bulk("c"));
+        assert_eq!(run(&mut store, T, &["lmove", "src", "dst", "left", "left"]), bulk("b"));
         assert_eq!(contents(&mut store, "dst"), arr(&["b", "c", "a"]));
         assert!(!exists(&store, "src"));
-        assert_eq!(
-            run(&mut store, T, &["lmove", "dst", "src", "right", "right"]),
-            bulk("a")
-        );
+        assert_eq!(run(&mut store, T, &["lmove", "dst", "src", "right", "right"]), bulk("a"));
         assert_eq!(contents(&mut store, "src"), arr(&["a"]));
     }
 
@@ -1158,34 +874,21 @@ mod tests {
         let applied = run_applied(&mut store, T, &["lmove", "src", "dst", "left", "right"]);
         assert_eq!(applied.replies[0], bulk("a"));
         // Redis 7.2's lmoveGenericCommand notifies the push before the pop.
-        assert_eq!(
-            events(&applied),
-            vec![
-                ('l', "rpush", "dst".into()),
-                ('l', "lpop", "src".into()),
-                ('g', "del", "src".into())
-            ]
-        );
+        assert_eq!(events(&applied), vec![('l', "rpush", "dst".into()), ('l', "lpop", "src".into()), ('g', "del", "src".into())]);
         assert_eq!(ready(&applied), vec!["dst".to_string()]);
     }
 
     #[test]
     fn lmove_on_the_same_key_rotates() {
         let mut store = with_list("l", &["a", "b", "c"]);
-        assert_eq!(
-            run(&mut store, T, &["lmove", "l", "l", "left", "right"]),
-            bulk("a")
-        );
+        assert_eq!(run(&mut store, T, &["lmove", "l", "l", "left", "right"]), bulk("a"));
         assert_eq!(contents(&mut store, "l"), arr(&["b", "c", "a"]));
         assert_eq!(run(&mut store, T, &["rpoplpush", "l", "l"]), bulk("a"));
         assert_eq!(contents(&mut store, "l"), arr(&["a", "b", "c"]));
         let mut store = with_list("one", &["x"]);
         let applied = run_applied(&mut store, T, &["lmove", "one", "one", "right", "left"]);
         assert_eq!(applied.replies[0], bulk("x"));
-        assert_eq!(
-            events(&applied),
-            vec![('l', "lpush", "one".into()), ('l', "rpop", "one".into())]
-        );
+        assert_eq!(events(&applied), vec![('l', "lpush", "one".into()), ('l', "rpop", "one".into())]);
         assert_eq!(contents(&mut store, "one"), arr(&["x"]));
     }
 
@@ -1195,10 +898,7 @@ mod tests {
         let applied = run_applied(&mut store, T, &["lmove", "missing", "dst", "left", "left"]);
         assert_eq!(applied.replies[0], Reply::Nil);
         assert!(applied.events.is_empty() && applied.ready_keys.is_empty());
-        assert_eq!(
-            run(&mut store, T, &["rpoplpush", "missing", "x"]),
-            Reply::Nil
-        );
+        assert_eq!(run(&mut store, T, &["rpoplpush", "missing", "x"]), Reply::Nil);
         assert!(!exists(&store, "x"));
     }
 
@@ -1206,23 +906,11 @@ mod tests {
     fn lmove_to_a_non_list_errs_without_popping() {
         let mut store = with_list("src", &["a"]);
         run(&mut store, T, &["set", "dst", "v"]);
-        assert_eq!(
-            run(&mut store, T, &["lmove", "src", "dst", "left", "left"]),
-            err(WRONGTYPE)
-        );
-        assert_eq!(
-            run(&mut store, T, &["rpoplpush", "src", "dst"]),
-            err(WRONGTYPE)
-        );
+        assert_eq!(run(&mut store, T, &["lmove", "src", "dst", "left", "left"]), err(WRONGTYPE));
+        assert_eq!(run(&mut store, T, &["rpoplpush", "src", "dst"]), err(WRONGTYPE));
         assert_eq!(contents(&mut store, "src"), arr(&["a"]));
-        assert_eq!(
-            run(&mut store, T, &["lmove", "src", "dst", "up", "left"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            run(&mut store, T, &["lmove", "src", "dst", "left", "down"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(run(&mut store, T, &["lmove", "src", "dst", "up", "left"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, T, &["lmove", "src", "dst", "left", "down"]), err(ERR_SYNTAX));
     }
 
     #[test]
@@ -1231,10 +919,7 @@ mod tests {
         run(&mut store, T, &["rpush", "dst", "z"]);
         let applied = run_applied(&mut store, T, &["rpoplpush", "src", "dst"]);
         assert_eq!(applied.replies[0], bulk("b"));
-        assert_eq!(
-            events(&applied),
-            vec![('l', "lpush", "dst".into()), ('l', "rpop", "src".into())]
-        );
+        assert_eq!(events(&applied), vec![('l', "lpush", "dst".into()), ('l', "rpop", "src".into())]);
         assert_eq!(contents(&mut store, "dst"), arr(&["b", "z"]));
         assert_eq!(contents(&mut store, "src"), arr(&["a"]));
     }
@@ -1252,10 +937,7 @@ mod tests {
         ] {
             let applied = run_applied(&mut store, T, cmd);
             assert_eq!(applied.replies[0], Reply::WouldBlock, "{cmd:?}");
-            assert!(
-                applied.events.is_empty() && applied.ready_keys.is_empty(),
-                "{cmd:?}"
-            );
+            assert!(applied.events.is_empty() && applied.ready_keys.is_empty(), "{cmd:?}");
         }
         assert_eq!(store.db.len(), 1);
     }
@@ -1268,19 +950,10 @@ mod tests {
         assert_eq!(applied.replies[0], arr(&["b", "1"]));
         assert_eq!(events(&applied), vec![('l', "lpop", "b".into())]);
         assert!(applied.ready_keys.is_empty());
-        assert_eq!(
-            run(&mut store, T, &["brpop", "a", "b", "c", "0"]),
-            arr(&["b", "2"])
-        );
+        assert_eq!(run(&mut store, T, &["brpop", "a", "b", "c", "0"]), arr(&["b", "2"]));
         assert!(!exists(&store, "b"));
-        assert_eq!(
-            run(&mut store, T, &["brpop", "a", "b", "c", "0"]),
-            arr(&["c", "9"])
-        );
-        assert_eq!(
-            run(&mut store, T, &["brpop", "a", "b", "c", "0"]),
-            Reply::WouldBlock
-        );
+        assert_eq!(run(&mut store, T, &["brpop", "a", "b", "c", "0"]), arr(&["c", "9"]));
+        assert_eq!(run(&mut store, T, &["brpop", "a", "b", "c", "0"]), Reply::WouldBlock);
     }
 
     #[test]
@@ -1288,24 +961,15 @@ mod tests {
         let mut store = with_list("l", &["x"]);
         let applied = run_applied(&mut store, T, &["brpop", "l", "0"]);
         assert_eq!(applied.replies[0], arr(&["l", "x"]));
-        assert_eq!(
-            events(&applied),
-            vec![('l', "rpop", "l".into()), ('g', "del", "l".into())]
-        );
+        assert_eq!(events(&applied), vec![('l', "rpop", "l".into()), ('g', "del", "l".into())]);
     }
 
     #[test]
     fn blpop_stops_at_a_non_list_before_a_key_with_data() {
         let mut store = with_list("l", &["x"]);
         run(&mut store, T, &["set", "s", "v"]);
-        assert_eq!(
-            run(&mut store, T, &["blpop", "missing", "s", "l", "0"]),
-            err(WRONGTYPE)
-        );
-        assert_eq!(
-            run(&mut store, T, &["blpop", "l", "s", "0"]),
-            arr(&["l", "x"])
-        );
+        assert_eq!(run(&mut store, T, &["blpop", "missing", "s", "l", "0"]), err(WRONGTYPE));
+        assert_eq!(run(&mut store, T, &["blpop", "l", "s", "0"]), arr(&["l", "x"]));
     }
 
     #[test]
@@ -1315,40 +979,21 @@ mod tests {
         let negative = err("ERR timeout is negative");
         assert_eq!(run(&mut store, T, &["blpop", "l", "abc"]), not_float);
         assert_eq!(run(&mut store, T, &["brpop", "l", "-1"]), negative);
-        assert_eq!(
-            run(&mut store, T, &["blmove", "l", "d", "left", "left", "x"]),
-            not_float
-        );
-        assert_eq!(
-            run(&mut store, T, &["brpoplpush", "l", "d", "-0.5"]),
-            negative
-        );
+        assert_eq!(run(&mut store, T, &["blmove", "l", "d", "left", "left", "x"]), not_float);
+        assert_eq!(run(&mut store, T, &["brpoplpush", "l", "d", "-0.5"]), negative);
         assert_eq!(contents(&mut store, "l"), arr(&["x"]));
         // BLMOVE checks its directions before the timeout.
-        assert_eq!(
-            run(&mut store, T, &["blmove", "l", "d", "up", "left", "x"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(run(&mut store, T, &["blmove", "l", "d", "up", "left", "x"]), err(ERR_SYNTAX));
     }
 
     #[test]
     fn blmove_and_brpoplpush_move_when_source_has_data() {
         let mut store = with_list("src", &["a", "b"]);
-        let applied = run_applied(
-            &mut store,
-            T,
-            &["blmove", "src", "dst", "left", "right", "0"],
-        );
+        let applied = run_applied(&mut store, T, &["blmove", "src", "dst", "left", "right", "0"]);
         assert_eq!(applied.replies[0], bulk("a"));
         assert_eq!(ready(&applied), vec!["dst".to_string()]);
-        assert_eq!(
-            events(&applied),
-            vec![('l', "rpush", "dst".into()), ('l', "lpop", "src".into())]
-        );
-        assert_eq!(
-            run(&mut store, T, &["brpoplpush", "src", "dst", "0.1"]),
-            bulk("b")
-        );
+        assert_eq!(events(&applied), vec![('l', "rpush", "dst".into()), ('l', "lpop", "src".into())]);
+        assert_eq!(run(&mut store, T, &["brpoplpush", "src", "dst", "0.1"]), bulk("b"));
         assert_eq!(contents(&mut store, "dst"), arr(&["b", "a"]));
         assert!(!exists(&store, "src"));
     }
@@ -1356,23 +1001,9 @@ mod tests {
     #[test]
     fn blmove_to_a_non_list_errs_only_when_source_has_data() {
         let mut store = with_string("dst");
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["blmove", "src", "dst", "left", "left", "0"]
-            ),
-            Reply::WouldBlock
-        );
+        assert_eq!(run(&mut store, T, &["blmove", "src", "dst", "left", "left", "0"]), Reply::WouldBlock);
         run(&mut store, T, &["rpush", "src", "a"]);
-        assert_eq!(
-            run(
-                &mut store,
-                T,
-                &["blmove", "src", "dst", "left", "left", "0"]
-            ),
-            err(WRONGTYPE)
-        );
+        assert_eq!(run(&mut store, T, &["blmove", "src", "dst", "left", "left", "0"]), err(WRONGTYPE));
         assert_eq!(contents(&mut store, "src"), arr(&["a"]));
     }
 
@@ -1381,16 +1012,10 @@ mod tests {
         // A BLPOP on "dst" would block; an LMOVE into it names "dst" as ready, and the
         // re-run BLPOP then gets the element.
         let mut store = with_list("src", &["a"]);
-        assert_eq!(
-            run(&mut store, T, &["blpop", "dst", "0"]),
-            Reply::WouldBlock
-        );
+        assert_eq!(run(&mut store, T, &["blpop", "dst", "0"]), Reply::WouldBlock);
         let applied = run_applied(&mut store, T, &["rpoplpush", "src", "dst"]);
         assert_eq!(ready(&applied), vec!["dst".to_string()]);
-        assert_eq!(
-            run(&mut store, T, &["blpop", "dst", "0"]),
-            arr(&["dst", "a"])
-        );
+        assert_eq!(run(&mut store, T, &["blpop", "dst", "0"]), arr(&["dst", "a"]));
     }
 
     // --- table ---
@@ -1399,30 +1024,18 @@ mod tests {
     fn table_matches_redis_arity_flags_and_keys() {
         let find = |name: &str| COMMANDS.iter().find(|c| c.name == name).copied();
         let blpop = find("blpop").unwrap();
-        assert_eq!(
-            (blpop.arity, blpop.first_key, blpop.last_key, blpop.step),
-            (-3, 1, -2, 1)
-        );
+        assert_eq!((blpop.arity, blpop.first_key, blpop.last_key, blpop.step), (-3, 1, -2, 1));
         assert!(blpop.has(WRITE) && blpop.has(BLOCKING));
         let blmove = find("blmove").unwrap();
-        assert_eq!(
-            (blmove.arity, blmove.first_key, blmove.last_key, blmove.step),
-            (6, 1, 2, 1)
-        );
+        assert_eq!((blmove.arity, blmove.first_key, blmove.last_key, blmove.step), (6, 1, 2, 1));
         assert!(blmove.has(BLOCKING) && blmove.has(DENYOOM));
         let brpoplpush = find("brpoplpush").unwrap();
-        assert_eq!(
-            (brpoplpush.arity, brpoplpush.first_key, brpoplpush.last_key),
-            (4, 1, 2)
-        );
+        assert_eq!((brpoplpush.arity, brpoplpush.first_key, brpoplpush.last_key), (4, 1, 2));
         assert_eq!(find("lpush").unwrap().arity, -3);
         assert_eq!(find("lpop").unwrap().arity, -2);
         assert_eq!(find("lmove").unwrap().arity, 5);
         assert!(find("lpos").unwrap().has(READONLY));
-        let args: Vec<Bytes> = ["blpop", "a", "b", "0"]
-            .iter()
-            .map(|s| Bytes::from(*s))
-            .collect();
+        let args: Vec<Bytes> = ["blpop", "a", "b", "0"].iter().map(|s| Bytes::from(*s)).collect();
         assert_eq!(blpop.keys(&args), vec![&args[1], &args[2]]);
     }
 
@@ -1431,10 +1044,7 @@ mod tests {
         let mut store = with_list("l", &["a"]);
         store.db.set_expire(b"l", T + 10);
         assert_eq!(run(&mut store, T + 20, &["llen", "l"]), Reply::Int(0));
-        assert_eq!(
-            run(&mut store, T + 20, &["blpop", "l", "0"]),
-            Reply::WouldBlock
-        );
+        assert_eq!(run(&mut store, T + 20, &["blpop", "l", "0"]), Reply::WouldBlock);
         assert_eq!(run(&mut store, T + 20, &["lpush", "l", "b"]), Reply::Int(1));
     }
 }

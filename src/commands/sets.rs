@@ -64,11 +64,7 @@ pub(super) fn random_index(rng: &mut impl Rng, len: usize) -> Option<usize> {
 /// The positions a count-taking random pick returns, with Redis's rules: a negative
 /// count returns exactly |count| positions, repeats allowed; a positive count returns
 /// distinct positions, the whole collection when it asks for at least that many.
-pub(super) fn pick_indices(
-    rng: &mut impl Rng,
-    len: usize,
-    count: i64,
-) -> Result<Vec<usize>, Reply> {
+pub(super) fn pick_indices(rng: &mut impl Rng, len: usize, count: i64) -> Result<Vec<usize>, Reply> {
     if count == 0 || len == 0 {
         return Ok(Vec::new());
     }
@@ -120,8 +116,7 @@ fn write_set<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<&'c mut SetVal
     if let Some(value) = ctx.get(key) {
         value.as_set()?;
     }
-    ctx.get_or_insert(key, || Value::Set(Box::default()))
-        .as_set_mut()
+    ctx.get_or_insert(key, || Value::Set(Box::default())).as_set_mut()
 }
 
 fn members_reply<'m>(members: impl IntoIterator<Item = &'m Blob>) -> Vec<Reply> {
@@ -171,17 +166,12 @@ fn smembers(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 
 fn sismember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let set = read_set(ctx, &args[1])?;
-    Ok(Reply::Int(
-        set.is_some_and(|s| s.contains(&args[2][..])) as i64
-    ))
+    Ok(Reply::Int(set.is_some_and(|s| s.contains(&args[2][..])) as i64))
 }
 
 fn smismember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let set = read_set(ctx, &args[1])?;
-    let flags = args[2..]
-        .iter()
-        .map(|m| Reply::Int(set.is_some_and(|s| s.contains(&m[..])) as i64))
-        .collect();
+    let flags = args[2..].iter().map(|m| Reply::Int(set.is_some_and(|s| s.contains(&m[..])) as i64)).collect();
     Ok(Reply::Array(flags))
 }
 
@@ -204,8 +194,7 @@ fn spop_one(ctx: &mut WriteCtx, key: &[u8]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     let set = item.value.as_set_mut()?;
-    let Some(member) = random_index(ctx.rng, set.len()).and_then(|i| set.swap_remove_index(i))
-    else {
+    let Some(member) = random_index(ctx.rng, set.len()).and_then(|i| set.swap_remove_index(i)) else {
         return Ok(Reply::Nil);
     };
     ctx.notify(b's', "spop", key);
@@ -227,9 +216,7 @@ fn spop_count(ctx: &mut WriteCtx, key: &[u8], count_text: &[u8]) -> CmdResult {
     let popped: Vec<Blob> = if count >= set.len() {
         std::mem::take(set).into_iter().collect()
     } else {
-        (0..count)
-            .filter_map(|_| random_index(ctx.rng, set.len()).and_then(|i| set.swap_remove_index(i)))
-            .collect()
+        (0..count).filter_map(|_| random_index(ctx.rng, set.len()).and_then(|i| set.swap_remove_index(i))).collect()
     };
     ctx.notify(b's', "spop", key);
     ctx.remove_if_empty(key);
@@ -243,11 +230,7 @@ fn srandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
             let Some(set) = read_set(ctx, key)? else {
                 return Ok(Reply::Nil);
             };
-            Ok(Reply::bulk_opt(
-                random_index(ctx.rng, set.len())
-                    .and_then(|i| set.get_index(i))
-                    .map(|m| &m[..]),
-            ))
+            Ok(Reply::bulk_opt(random_index(ctx.rng, set.len()).and_then(|i| set.get_index(i)).map(|m| &m[..])))
         }
         3 => {
             let count = random_count_arg(&args[2])?;
@@ -255,9 +238,7 @@ fn srandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
                 return Ok(Reply::Array(Vec::new()));
             };
             let picks = pick_indices(ctx.rng, set.len(), count)?;
-            Ok(Reply::Array(members_reply(
-                picks.into_iter().filter_map(|i| set.get_index(i)),
-            )))
+            Ok(Reply::Array(members_reply(picks.into_iter().filter_map(|i| set.get_index(i)))))
         }
         _ => Err(Reply::err(ERR_SYNTAX)),
     }
@@ -278,11 +259,7 @@ fn smove(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     if src == dst {
         return Ok(Reply::Int(src_set.contains(member) as i64));
     }
-    let removed = ctx
-        .db
-        .item_mut(src)
-        .and_then(|item| item.value.as_set_mut().ok())
-        .is_some_and(|s| s.swap_remove(member));
+    let removed = ctx.db.item_mut(src).and_then(|item| item.value.as_set_mut().ok()).is_some_and(|s| s.swap_remove(member));
     if !removed {
         return Ok(Reply::Int(0));
     }
@@ -320,10 +297,7 @@ fn combine<'s>(sets: &[Option<&'s SetValue>], op: SetOp, limit: usize) -> Vec<&'
                 return Vec::new();
             };
             let others: Vec<&SetValue> = sets.iter().skip(1).flatten().copied().collect();
-            first
-                .iter()
-                .filter(|m| !others.iter().any(|o| o.contains(*m)))
-                .collect()
+            first.iter().filter(|m| !others.iter().any(|o| o.contains(*m))).collect()
         }
     }
 }
@@ -351,10 +325,7 @@ fn intersect<'s>(sets: &[Option<&'s SetValue>], limit: usize) -> Vec<&'s Blob> {
 
 /// The sets under `keys` for a read; WRONGTYPE if any key holds another type, even
 /// after a missing key (Redis 7 checks them all).
-fn read_sets<'a>(
-    ctx: &mut ReadCtx<'a>,
-    keys: &[Bytes],
-) -> Result<Vec<Option<&'a SetValue>>, Reply> {
+fn read_sets<'a>(ctx: &mut ReadCtx<'a>, keys: &[Bytes]) -> Result<Vec<Option<&'a SetValue>>, Reply> {
     keys.iter().map(|key| read_set(ctx, key)).collect()
 }
 
@@ -372,14 +343,8 @@ fn algebra_store(ctx: &mut WriteCtx, args: &[Bytes], op: SetOp, event: &'static 
     }
     let result: SetValue = {
         let db: &Db = ctx.db;
-        let sets = keys
-            .iter()
-            .map(|k| {
-                db.get(k, ctx.now_ms)
-                    .map(|item| item.value.as_set())
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>, Reply>>()?;
+        let sets =
+            keys.iter().map(|k| db.get(k, ctx.now_ms).map(|item| item.value.as_set()).transpose()).collect::<Result<Vec<_>, Reply>>()?;
         combine(&sets, op, 0).into_iter().cloned().collect()
     };
     if result.is_empty() {
@@ -426,9 +391,7 @@ fn sintercard(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     };
     let rest = &args[2..];
     if numkeys > rest.len() {
-        return Err(Reply::err(
-            "ERR Number of keys can't be greater than number of args",
-        ));
+        return Err(Reply::err("ERR Number of keys can't be greater than number of args"));
     }
     let (keys, mut options) = rest.split_at(numkeys);
     let mut limit = 0;
@@ -455,11 +418,7 @@ fn sscan(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     };
     let opts = scan::parse_options(&args[3..], false, false)?;
     let (range, next) = scan::step(set.len(), cursor, opts.count);
-    let members = range.filter_map(|i| set.get_index(i)).filter(|m| {
-        opts.pattern
-            .as_ref()
-            .is_none_or(|p| glob_match(p, m, false))
-    });
+    let members = range.filter_map(|i| set.get_index(i)).filter(|m| opts.pattern.as_ref().is_none_or(|p| glob_match(p, m, false)));
     Ok(scan::reply(next, members_reply(members)))
 }
 
@@ -477,13 +436,7 @@ mod tests {
         run_applied(store, time_ms, cmd)
             .events
             .into_iter()
-            .map(|e| {
-                (
-                    e.class,
-                    e.event,
-                    String::from_utf8_lossy(&e.key).into_owned(),
-                )
-            })
+            .map(|e| (e.class, e.event, String::from_utf8_lossy(&e.key).into_owned()))
             .collect()
     }
 
@@ -497,9 +450,7 @@ mod tests {
 
     /// The members of a set-or-array reply, sorted, for order-free comparison.
     fn sorted(reply: Reply) -> Vec<String> {
-        let (Reply::Set(items) | Reply::Array(items)) = reply else {
-            panic!("not a collection: {reply:?}")
-        };
+        let (Reply::Set(items) | Reply::Array(items)) = reply else { panic!("not a collection: {reply:?}") };
         let mut out: Vec<String> = items
             .into_iter()
             .map(|r| match r {
@@ -525,10 +476,7 @@ mod tests {
     fn sadd_counts_new_members_and_records_sadd_only_when_something_changed() {
         let mut s = Store::new();
         assert_eq!(run(&mut s, 0, &["sadd", "s", "a", "b", "a"]), Reply::Int(2));
-        assert_eq!(
-            events(&mut s, &["sadd", "s", "c"]),
-            vec![(b's', "sadd", "s".into())]
-        );
+        assert_eq!(events(&mut s, &["sadd", "s", "c"]), vec![(b's', "sadd", "s".into())]);
         assert!(events(&mut s, &["sadd", "s", "a", "b"]).is_empty());
         assert_eq!(run(&mut s, 0, &["scard", "s"]), Reply::Int(3));
     }
@@ -536,19 +484,10 @@ mod tests {
     #[test]
     fn srem_counts_removed_members_and_deletes_an_emptied_set() {
         let mut s = store_with(&[("s", &["a", "b", "c"])]);
-        assert_eq!(
-            run(&mut s, 0, &["srem", "s", "a", "zz", "a"]),
-            Reply::Int(1)
-        );
+        assert_eq!(run(&mut s, 0, &["srem", "s", "a", "zz", "a"]), Reply::Int(1));
         assert!(events(&mut s, &["srem", "s", "zz"]).is_empty());
-        assert_eq!(
-            events(&mut s, &["srem", "s", "b"]),
-            vec![(b's', "srem", "s".into())]
-        );
-        assert_eq!(
-            events(&mut s, &["srem", "s", "c"]),
-            vec![(b's', "srem", "s".into()), (b'g', "del", "s".into())]
-        );
+        assert_eq!(events(&mut s, &["srem", "s", "b"]), vec![(b's', "srem", "s".into())]);
+        assert_eq!(events(&mut s, &["srem", "s", "c"]), vec![(b's', "srem", "s".into()), (b'g', "del", "s".into())]);
         assert_eq!(s.db.len(), 0);
         assert_eq!(run(&mut s, 0, &["srem", "s", "c"]), Reply::Int(0));
     }
@@ -556,22 +495,13 @@ mod tests {
     #[test]
     fn membership_queries_answer_for_present_and_missing_keys() {
         let mut s = store_with(&[("s", &["a", "b"])]);
-        assert_eq!(
-            run(&mut s, 0, &["smembers", "s"]),
-            Reply::Set(bulks(&["a", "b"]))
-        );
+        assert_eq!(run(&mut s, 0, &["smembers", "s"]), Reply::Set(bulks(&["a", "b"])));
         assert_eq!(run(&mut s, 0, &["smembers", "no"]), Reply::Set(vec![]));
         assert_eq!(run(&mut s, 0, &["sismember", "s", "a"]), Reply::Int(1));
         assert_eq!(run(&mut s, 0, &["sismember", "s", "z"]), Reply::Int(0));
         assert_eq!(run(&mut s, 0, &["sismember", "no", "a"]), Reply::Int(0));
-        assert_eq!(
-            run(&mut s, 0, &["smismember", "s", "a", "z", "b"]),
-            Reply::Array(vec![Reply::Int(1), Reply::Int(0), Reply::Int(1)])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["smismember", "no", "a", "b"]),
-            Reply::Array(vec![Reply::Int(0), Reply::Int(0)])
-        );
+        assert_eq!(run(&mut s, 0, &["smismember", "s", "a", "z", "b"]), Reply::Array(vec![Reply::Int(1), Reply::Int(0), Reply::Int(1)]));
+        assert_eq!(run(&mut s, 0, &["smismember", "no", "a", "b"]), Reply::Array(vec![Reply::Int(0), Reply::Int(0)]));
         assert_eq!(run(&mut s, 0, &["scard", "no"]), Reply::Int(0));
     }
 
@@ -606,10 +536,7 @@ mod tests {
             assert_eq!(run(&mut s, 0, cmd), err(WRONGTYPE), "{cmd:?}");
         }
         assert_eq!(run(&mut s, 0, &["get", "k"]), bulk("v"));
-        assert_eq!(
-            run(&mut s, 0, &["smembers", "set"]),
-            Reply::Set(bulks(&["a"]))
-        );
+        assert_eq!(run(&mut s, 0, &["smembers", "set"]), Reply::Set(bulks(&["a"])));
         assert_eq!(s.db.len(), 2);
     }
 
@@ -617,15 +544,10 @@ mod tests {
     fn spop_removes_and_returns_one_member_then_deletes_the_empty_set() {
         let mut s = store_with(&[("s", &["a", "b"])]);
         let first = run(&mut s, 0, &["spop", "s"]);
-        let Reply::Bulk(ref member) = first else {
-            panic!("{first:?}")
-        };
+        let Reply::Bulk(ref member) = first else { panic!("{first:?}") };
         assert!(member[..] == b"a"[..] || member[..] == b"b"[..]);
         assert_eq!(run(&mut s, 0, &["scard", "s"]), Reply::Int(1));
-        assert_eq!(
-            events(&mut s, &["spop", "s"]),
-            vec![(b's', "spop", "s".into()), (b'g', "del", "s".into())]
-        );
+        assert_eq!(events(&mut s, &["spop", "s"]), vec![(b's', "spop", "s".into()), (b'g', "del", "s".into())]);
         assert_eq!(s.db.len(), 0);
         assert_eq!(run(&mut s, 0, &["spop", "s"]), Reply::Nil);
     }
@@ -661,18 +583,9 @@ mod tests {
         assert_eq!(run(&mut s, 0, &["spop", "no", "3"]), Reply::Set(vec![]));
         assert_eq!(run(&mut s, 0, &["spop", "s", "0"]), Reply::Set(vec![]));
         assert!(events(&mut s, &["spop", "s", "0"]).is_empty());
-        assert_eq!(
-            run(&mut s, 0, &["spop", "s", "-1"]),
-            err("ERR value is out of range, must be positive")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["spop", "s", "x"]),
-            err("ERR value is not an integer or out of range")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["spop", "s", "1", "2"]),
-            err("ERR syntax error")
-        );
+        assert_eq!(run(&mut s, 0, &["spop", "s", "-1"]), err("ERR value is out of range, must be positive"));
+        assert_eq!(run(&mut s, 0, &["spop", "s", "x"]), err("ERR value is not an integer or out of range"));
+        assert_eq!(run(&mut s, 0, &["spop", "s", "1", "2"]), err("ERR syntax error"));
         assert_eq!(run(&mut s, 0, &["scard", "s"]), Reply::Int(1));
     }
 
@@ -683,14 +596,8 @@ mod tests {
         let mut one = store_with(&[("s", &refs)]);
         let mut two = store_with(&[("s", &refs)]);
         for _ in 0..5 {
-            assert_eq!(
-                run(&mut one, 0, &["spop", "s", "3"]),
-                run(&mut two, 0, &["spop", "s", "3"])
-            );
-            assert_eq!(
-                run(&mut one, 0, &["spop", "s"]),
-                run(&mut two, 0, &["spop", "s"])
-            );
+            assert_eq!(run(&mut one, 0, &["spop", "s", "3"]), run(&mut two, 0, &["spop", "s", "3"]));
+            assert_eq!(run(&mut one, 0, &["spop", "s"]), run(&mut two, 0, &["spop", "s"]));
         }
         assert_eq!(one.digest(), two.digest());
     }
@@ -699,17 +606,12 @@ mod tests {
     fn srandmember_without_count_returns_a_member_and_removes_nothing() {
         let mut s = store_with(&[("s", &["a", "b", "c"])]);
         for _ in 0..10 {
-            let Reply::Bulk(m) = run(&mut s, 0, &["srandmember", "s"]) else {
-                panic!()
-            };
+            let Reply::Bulk(m) = run(&mut s, 0, &["srandmember", "s"]) else { panic!() };
             assert!([&b"a"[..], b"b", b"c"].contains(&&m[..]));
         }
         assert_eq!(run(&mut s, 0, &["scard", "s"]), Reply::Int(3));
         assert_eq!(run(&mut s, 0, &["srandmember", "no"]), Reply::Nil);
-        assert_eq!(
-            run(&mut s, 0, &["srandmember", "s", "1", "2"]),
-            err("ERR syntax error")
-        );
+        assert_eq!(run(&mut s, 0, &["srandmember", "s", "1", "2"]), err("ERR syntax error"));
     }
 
     #[test]
@@ -721,44 +623,23 @@ mod tests {
         for count in [1, 3, 9, 10, 11, 29] {
             let got = sorted(run(&mut s, 0, &["srandmember", "s", &count.to_string()]));
             assert_eq!(got.len(), count);
-            assert_eq!(
-                got.iter().collect::<HashSet<_>>().len(),
-                count,
-                "count {count}"
-            );
+            assert_eq!(got.iter().collect::<HashSet<_>>().len(), count, "count {count}");
             assert!(got.iter().all(|m| members.contains(m)));
         }
         // At or past the size: the whole set, an array.
-        let Reply::Array(all) = run(&mut s, 0, &["srandmember", "s", "100"]) else {
-            panic!()
-        };
+        let Reply::Array(all) = run(&mut s, 0, &["srandmember", "s", "100"]) else { panic!() };
         assert_eq!(all.len(), 30);
         // Negative: exactly |count| picks, repeats allowed.
-        assert_eq!(
-            run(&mut s, 0, &["srandmember", "one", "-3"]),
-            Reply::Array(bulks(&["x", "x", "x"]))
-        );
-        assert_eq!(
-            run(&mut s, 0, &["srandmember", "s", "0"]),
-            Reply::Array(vec![])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["srandmember", "no", "5"]),
-            Reply::Array(vec![])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["srandmember", "no", "-5"]),
-            Reply::Array(vec![])
-        );
+        assert_eq!(run(&mut s, 0, &["srandmember", "one", "-3"]), Reply::Array(bulks(&["x", "x", "x"])));
+        assert_eq!(run(&mut s, 0, &["srandmember", "s", "0"]), Reply::Array(vec![]));
+        assert_eq!(run(&mut s, 0, &["srandmember", "no", "5"]), Reply::Array(vec![]));
+        assert_eq!(run(&mut s, 0, &["srandmember", "no", "-5"]), Reply::Array(vec![]));
     }
 
     #[test]
     fn srandmember_count_errors_match_redis() {
         let mut s = store_with(&[("s", &["a"])]);
-        assert_eq!(
-            run(&mut s, 0, &["srandmember", "s", "x"]),
-            err("ERR value is not an integer or out of range")
-        );
+        assert_eq!(run(&mut s, 0, &["srandmember", "s", "x"]), err("ERR value is not an integer or out of range"));
         assert_eq!(
             run(&mut s, 0, &["srandmember", "s", "-9223372036854775808"]),
             err("ERR value is out of range, must be between -9223372036854775807 and 9223372036854775807")
@@ -769,18 +650,13 @@ mod tests {
 
     #[test]
     fn pick_indices_never_repeats_for_a_positive_count() {
-        let mut rng =
-            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(42);
+        let mut rng = <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(42);
         for len in 1..40 {
             for count in 1..=len as i64 + 2 {
                 let picks = pick_indices(&mut rng, len, count).unwrap();
                 assert_eq!(picks.len(), (count as usize).min(len));
                 assert!(picks.iter().all(|&i| i < len));
-                assert_eq!(
-                    picks.iter().collect::<HashSet<_>>().len(),
-                    picks.len(),
-                    "len {len} count {count}"
-                );
+                assert_eq!(picks.iter().collect::<HashSet<_>>().len(), picks.len(), "len {len} count {count}");
             }
             assert_eq!(pick_indices(&mut rng, len, -7).unwrap().len(), 7);
         }
@@ -791,52 +667,26 @@ mod tests {
     #[test]
     fn smove_moves_a_member_and_records_srem_and_sadd() {
         let mut s = store_with(&[("src", &["a", "b"]), ("dst", &["c"])]);
-        assert_eq!(
-            events(&mut s, &["smove", "src", "dst", "a"]),
-            vec![(b's', "srem", "src".into()), (b's', "sadd", "dst".into())]
-        );
-        assert_eq!(
-            run(&mut s, 0, &["smembers", "dst"]),
-            Reply::Set(bulks(&["c", "a"]))
-        );
-        assert_eq!(
-            run(&mut s, 0, &["smove", "src", "dst", "zz"]),
-            Reply::Int(0)
-        );
+        assert_eq!(events(&mut s, &["smove", "src", "dst", "a"]), vec![(b's', "srem", "src".into()), (b's', "sadd", "dst".into())]);
+        assert_eq!(run(&mut s, 0, &["smembers", "dst"]), Reply::Set(bulks(&["c", "a"])));
+        assert_eq!(run(&mut s, 0, &["smove", "src", "dst", "zz"]), Reply::Int(0));
         // The last member leaves: the source is deleted; a new destination is created.
         assert_eq!(
             events(&mut s, &["smove", "src", "new", "b"]),
-            vec![
-                (b's', "srem", "src".into()),
-                (b'g', "del", "src".into()),
-                (b's', "sadd", "new".into())
-            ]
+            vec![(b's', "srem", "src".into()), (b'g', "del", "src".into()), (b's', "sadd", "new".into())]
         );
-        assert_eq!(
-            run(&mut s, 0, &["smembers", "new"]),
-            Reply::Set(bulks(&["b"]))
-        );
+        assert_eq!(run(&mut s, 0, &["smembers", "new"]), Reply::Set(bulks(&["b"])));
         assert_eq!(run(&mut s, 0, &["scard", "src"]), Reply::Int(0));
     }
 
     #[test]
     fn smove_to_a_set_already_holding_the_member_records_no_sadd() {
         let mut s = store_with(&[("src", &["a", "b"]), ("dst", &["a"])]);
-        assert_eq!(
-            run_applied(&mut s, 0, &["smove", "src", "dst", "a"]).replies[0],
-            Reply::Int(1)
-        );
-        assert_eq!(
-            run(&mut s, 0, &["smembers", "src"]),
-            Reply::Set(bulks(&["b"]))
-        );
+        assert_eq!(run_applied(&mut s, 0, &["smove", "src", "dst", "a"]).replies[0], Reply::Int(1));
+        assert_eq!(run(&mut s, 0, &["smembers", "src"]), Reply::Set(bulks(&["b"])));
         assert_eq!(
             events(&mut s, &["smove", "src", "dst", "b"]),
-            vec![
-                (b's', "srem", "src".into()),
-                (b'g', "del", "src".into()),
-                (b's', "sadd", "dst".into())
-            ]
+            vec![(b's', "srem", "src".into()), (b'g', "del", "src".into()), (b's', "sadd", "dst".into())]
         );
     }
 
@@ -851,46 +701,21 @@ mod tests {
         assert!(events(&mut s, &["smove", "s", "s", "a"]).is_empty());
         assert_eq!(run(&mut s, 0, &["smove", "s", "s", "a"]), Reply::Int(1));
         assert_eq!(run(&mut s, 0, &["smove", "s", "s", "z"]), Reply::Int(0));
-        assert_eq!(
-            run(&mut s, 0, &["smembers", "s"]),
-            Reply::Set(bulks(&["a"]))
-        );
+        assert_eq!(run(&mut s, 0, &["smembers", "s"]), Reply::Set(bulks(&["a"])));
     }
 
     #[test]
     fn sinter_sunion_sdiff_compute_as_redis() {
-        let mut s = store_with(&[
-            ("a", &["1", "2", "3", "4"]),
-            ("b", &["3", "4", "5"]),
-            ("c", &["4", "6"]),
-        ]);
+        let mut s = store_with(&[("a", &["1", "2", "3", "4"]), ("b", &["3", "4", "5"]), ("c", &["4", "6"])]);
         assert_eq!(sorted(run(&mut s, 0, &["sinter", "a", "b"])), ["3", "4"]);
         assert_eq!(sorted(run(&mut s, 0, &["sinter", "a", "b", "c"])), ["4"]);
-        assert_eq!(
-            run(&mut s, 0, &["sinter", "a", "missing"]),
-            Reply::Set(vec![])
-        );
-        assert_eq!(
-            sorted(run(&mut s, 0, &["sunion", "a", "b", "c", "missing"])),
-            ["1", "2", "3", "4", "5", "6"]
-        );
-        assert_eq!(
-            sorted(run(&mut s, 0, &["sdiff", "a", "b", "missing"])),
-            ["1", "2"]
-        );
-        assert_eq!(
-            sorted(run(&mut s, 0, &["sdiff", "a", "b", "c"])),
-            ["1", "2"]
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sdiff", "missing", "a"]),
-            Reply::Set(vec![])
-        );
+        assert_eq!(run(&mut s, 0, &["sinter", "a", "missing"]), Reply::Set(vec![]));
+        assert_eq!(sorted(run(&mut s, 0, &["sunion", "a", "b", "c", "missing"])), ["1", "2", "3", "4", "5", "6"]);
+        assert_eq!(sorted(run(&mut s, 0, &["sdiff", "a", "b", "missing"])), ["1", "2"]);
+        assert_eq!(sorted(run(&mut s, 0, &["sdiff", "a", "b", "c"])), ["1", "2"]);
+        assert_eq!(run(&mut s, 0, &["sdiff", "missing", "a"]), Reply::Set(vec![]));
         assert_eq!(run(&mut s, 0, &["sdiff", "a", "a"]), Reply::Set(vec![]));
-        assert_eq!(
-            sorted(run(&mut s, 0, &["sinter", "a"])),
-            ["1", "2", "3", "4"]
-        );
+        assert_eq!(sorted(run(&mut s, 0, &["sinter", "a"])), ["1", "2", "3", "4"]);
         assert!(matches!(run(&mut s, 0, &["sunion", "a"]), Reply::Set(_)));
     }
 
@@ -899,129 +724,56 @@ mod tests {
         let mut s = store_with(&[("a", &["1", "2", "3"]), ("b", &["2", "3", "4"])]);
         run(&mut s, 0, &["set", "d", "old"]);
         s.db.set_expire(b"d", 100_000);
-        assert_eq!(
-            run(&mut s, 0, &["sinterstore", "d", "a", "b"]),
-            Reply::Int(2)
-        );
+        assert_eq!(run(&mut s, 0, &["sinterstore", "d", "a", "b"]), Reply::Int(2));
         assert_eq!(sorted(run(&mut s, 0, &["smembers", "d"])), ["2", "3"]);
-        assert_eq!(
-            s.db.item(b"d").unwrap().expire_at_ms,
-            0,
-            "the destination loses its TTL"
-        );
-        assert_eq!(
-            events(&mut s, &["sinterstore", "d", "a", "b"]),
-            vec![(b's', "sinterstore", "d".into())]
-        );
-        assert_eq!(
-            events(&mut s, &["sunionstore", "d", "a", "b"]),
-            vec![(b's', "sunionstore", "d".into())]
-        );
-        assert_eq!(
-            sorted(run(&mut s, 0, &["smembers", "d"])),
-            ["1", "2", "3", "4"]
-        );
-        assert_eq!(
-            events(&mut s, &["sdiffstore", "d", "a", "b"]),
-            vec![(b's', "sdiffstore", "d".into())]
-        );
+        assert_eq!(s.db.item(b"d").unwrap().expire_at_ms, 0, "the destination loses its TTL");
+        assert_eq!(events(&mut s, &["sinterstore", "d", "a", "b"]), vec![(b's', "sinterstore", "d".into())]);
+        assert_eq!(events(&mut s, &["sunionstore", "d", "a", "b"]), vec![(b's', "sunionstore", "d".into())]);
+        assert_eq!(sorted(run(&mut s, 0, &["smembers", "d"])), ["1", "2", "3", "4"]);
+        assert_eq!(events(&mut s, &["sdiffstore", "d", "a", "b"]), vec![(b's', "sdiffstore", "d".into())]);
         assert_eq!(sorted(run(&mut s, 0, &["smembers", "d"])), ["1"]);
-        assert_eq!(
-            run(&mut s, 0, &["sunionstore", "d", "a", "b"]),
-            Reply::Int(4)
-        );
+        assert_eq!(run(&mut s, 0, &["sunionstore", "d", "a", "b"]), Reply::Int(4));
         // The destination may be one of the sources.
-        assert_eq!(
-            run(&mut s, 0, &["sdiffstore", "a", "a", "b"]),
-            Reply::Int(1)
-        );
+        assert_eq!(run(&mut s, 0, &["sdiffstore", "a", "a", "b"]), Reply::Int(1));
         assert_eq!(sorted(run(&mut s, 0, &["smembers", "a"])), ["1"]);
     }
 
     #[test]
     fn store_variants_delete_the_destination_when_the_result_is_empty() {
         let mut s = store_with(&[("a", &["1"]), ("b", &["2"]), ("d", &["x"])]);
-        assert_eq!(
-            events(&mut s, &["sinterstore", "d", "a", "b"]),
-            vec![(b'g', "del", "d".into())]
-        );
+        assert_eq!(events(&mut s, &["sinterstore", "d", "a", "b"]), vec![(b'g', "del", "d".into())]);
         assert_eq!(run(&mut s, 0, &["scard", "d"]), Reply::Int(0));
         // Nothing to delete: no event at all.
         assert!(events(&mut s, &["sinterstore", "d", "a", "missing"]).is_empty());
-        assert_eq!(
-            run(&mut s, 0, &["sinterstore", "d", "a", "missing"]),
-            Reply::Int(0)
-        );
+        assert_eq!(run(&mut s, 0, &["sinterstore", "d", "a", "missing"]), Reply::Int(0));
         run(&mut s, 0, &["sadd", "d", "x"]);
-        assert_eq!(
-            events(&mut s, &["sdiffstore", "d", "a", "a"]),
-            vec![(b'g', "del", "d".into())]
-        );
+        assert_eq!(events(&mut s, &["sdiffstore", "d", "a", "a"]), vec![(b'g', "del", "d".into())]);
         run(&mut s, 0, &["sadd", "d", "x"]);
-        assert_eq!(
-            run(&mut s, 0, &["sunionstore", "d", "missing"]),
-            Reply::Int(0)
-        );
+        assert_eq!(run(&mut s, 0, &["sunionstore", "d", "missing"]), Reply::Int(0));
         assert_eq!(s.db.item(b"d").map(|_| ()), None);
     }
 
     #[test]
     fn sintercard_counts_with_an_optional_limit() {
         let mut s = store_with(&[("a", &["1", "2", "3", "4"]), ("b", &["2", "3", "4", "5"])]);
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "2", "a", "b"]),
-            Reply::Int(3)
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "2", "a", "b", "LIMIT", "2"]),
-            Reply::Int(2)
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "2", "a", "b", "limit", "0"]),
-            Reply::Int(3)
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "2", "a", "b", "limit", "10"]),
-            Reply::Int(3)
-        );
+        assert_eq!(run(&mut s, 0, &["sintercard", "2", "a", "b"]), Reply::Int(3));
+        assert_eq!(run(&mut s, 0, &["sintercard", "2", "a", "b", "LIMIT", "2"]), Reply::Int(2));
+        assert_eq!(run(&mut s, 0, &["sintercard", "2", "a", "b", "limit", "0"]), Reply::Int(3));
+        assert_eq!(run(&mut s, 0, &["sintercard", "2", "a", "b", "limit", "10"]), Reply::Int(3));
         assert_eq!(run(&mut s, 0, &["sintercard", "1", "a"]), Reply::Int(4));
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "2", "a", "missing"]),
-            Reply::Int(0)
-        );
+        assert_eq!(run(&mut s, 0, &["sintercard", "2", "a", "missing"]), Reply::Int(0));
     }
 
     #[test]
     fn sintercard_argument_errors_match_redis() {
         let mut s = store_with(&[("a", &["1"])]);
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "0", "a"]),
-            err("ERR numkeys should be greater than 0")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "x", "a"]),
-            err("ERR numkeys should be greater than 0")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "3", "a", "b"]),
-            err("ERR Number of keys can't be greater than number of args")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "1", "a", "limit", "-1"]),
-            err("ERR LIMIT can't be negative")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "1", "a", "limit", "x"]),
-            err("ERR LIMIT can't be negative")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "1", "a", "limit"]),
-            err("ERR syntax error")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sintercard", "1", "a", "bogus", "1"]),
-            err("ERR syntax error")
-        );
+        assert_eq!(run(&mut s, 0, &["sintercard", "0", "a"]), err("ERR numkeys should be greater than 0"));
+        assert_eq!(run(&mut s, 0, &["sintercard", "x", "a"]), err("ERR numkeys should be greater than 0"));
+        assert_eq!(run(&mut s, 0, &["sintercard", "3", "a", "b"]), err("ERR Number of keys can't be greater than number of args"));
+        assert_eq!(run(&mut s, 0, &["sintercard", "1", "a", "limit", "-1"]), err("ERR LIMIT can't be negative"));
+        assert_eq!(run(&mut s, 0, &["sintercard", "1", "a", "limit", "x"]), err("ERR LIMIT can't be negative"));
+        assert_eq!(run(&mut s, 0, &["sintercard", "1", "a", "limit"]), err("ERR syntax error"));
+        assert_eq!(run(&mut s, 0, &["sintercard", "1", "a", "bogus", "1"]), err("ERR syntax error"));
     }
 
     #[test]
@@ -1029,27 +781,15 @@ mod tests {
         let mut s = store_with(&[("s", &["apple", "banana", "avocado"])]);
         assert_eq!(
             run(&mut s, 0, &["sscan", "s", "0"]),
-            Reply::Array(vec![
-                bulk("0"),
-                Reply::Array(bulks(&["apple", "banana", "avocado"]))
-            ])
+            Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["apple", "banana", "avocado"]))])
         );
         assert_eq!(
             run(&mut s, 0, &["sscan", "s", "0", "MATCH", "a*"]),
             Reply::Array(vec![bulk("0"), Reply::Array(bulks(&["apple", "avocado"]))])
         );
-        assert_eq!(
-            run(&mut s, 0, &["sscan", "no", "0"]),
-            Reply::Array(vec![bulk("0"), Reply::Array(vec![])])
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sscan", "s", "-1"]),
-            err("ERR invalid cursor")
-        );
-        assert_eq!(
-            run(&mut s, 0, &["sscan", "s", "0", "novalues"]),
-            err("ERR syntax error")
-        );
+        assert_eq!(run(&mut s, 0, &["sscan", "no", "0"]), Reply::Array(vec![bulk("0"), Reply::Array(vec![])]));
+        assert_eq!(run(&mut s, 0, &["sscan", "s", "-1"]), err("ERR invalid cursor"));
+        assert_eq!(run(&mut s, 0, &["sscan", "s", "0", "novalues"]), err("ERR syntax error"));
 
         let members: Vec<String> = (0..57).map(|i| format!("m{i}")).collect();
         for m in &members {
@@ -1058,13 +798,8 @@ mod tests {
         let mut seen = HashSet::new();
         let mut cursor = "0".to_string();
         loop {
-            let Reply::Array(parts) = run(&mut s, 0, &["sscan", "big", &cursor, "COUNT", "10"])
-            else {
-                panic!()
-            };
-            let [Reply::Bulk(next), items @ Reply::Array(_)] = &parts[..] else {
-                panic!()
-            };
+            let Reply::Array(parts) = run(&mut s, 0, &["sscan", "big", &cursor, "COUNT", "10"]) else { panic!() };
+            let [Reply::Bulk(next), items @ Reply::Array(_)] = &parts[..] else { panic!() };
             seen.extend(sorted(items.clone()));
             cursor = String::from_utf8(next.to_vec()).unwrap();
             if cursor == "0" {
@@ -1086,10 +821,7 @@ mod tests {
     #[test]
     fn table_matches_redis_command_info() {
         let find = |name: &str| COMMANDS.iter().find(|c| c.name == name).unwrap();
-        assert_eq!(
-            (find("sadd").arity, find("spop").arity, find("smove").arity),
-            (-3, -2, 4)
-        );
+        assert_eq!((find("sadd").arity, find("spop").arity, find("smove").arity), (-3, -2, 4));
         assert_eq!((find("smove").first_key, find("smove").last_key), (1, 2));
         assert_eq!(find("sinterstore").last_key, -1);
         assert!(find("sintercard").has(MOVABLE_KEYS));

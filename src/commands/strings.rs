@@ -18,7 +18,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("setnx", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Sets a key only if it does not exist.", Handler::Write(setnx)),
     spec("getex", -2, WRITE | FAST, (1, 1, 1), G, "Returns the value of a key after setting its expiry.", Handler::Write(getex)),
     spec("getdel", 2, WRITE | FAST, (1, 1, 1), G, "Returns the value of a key after deleting it.", Handler::Write(getdel)),
-    spec("getset", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Returns the previous value of a key after setting it.", Handler::Write(getset)),
+    spec(
+        "getset",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        G,
+        "Returns the previous value of a key after setting it.",
+        Handler::Write(getset),
+    ),
     spec("mget", -2, READONLY | FAST, (1, -1, 1), G, "Returns the values of one or more keys.", Handler::Read(mget)),
     spec("mset", -3, WRITE | DENYOOM, (1, -1, 2), G, "Sets the values of one or more keys.", Handler::Write(mset)),
     spec("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), G, "Sets keys only if none of them exist.", Handler::Write(msetnx)),
@@ -28,7 +36,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Decrements the integer value of a key by one.", Handler::Write(decr)),
     spec("incrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Increments the integer value of a key by a number.", Handler::Write(incrby)),
     spec("decrby", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Decrements the integer value of a key by a number.", Handler::Write(decrby)),
-    spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Increments the float value of a key by a number.", Handler::Write(incrbyfloat)),
+    spec(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        G,
+        "Increments the float value of a key by a number.",
+        Handler::Write(incrbyfloat),
+    ),
     spec("getrange", 4, READONLY, (1, 1, 1), G, "Returns a substring of a string value.", Handler::Read(getrange)),
     spec("substr", 4, READONLY, (1, 1, 1), G, "Returns a substring of a string value.", Handler::Read(getrange)),
     spec("setrange", 4, WRITE | DENYOOM, (1, 1, 1), G, "Overwrites part of a string value from an offset.", Handler::Write(setrange)),
@@ -88,9 +104,8 @@ fn set(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let mut i = 3;
     while i < args.len() {
         let opt = &args[i];
-        let expiry_unit = [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)]
-            .into_iter()
-            .find(|(name, _, _)| is(opt, name));
+        let expiry_unit =
+            [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(opt, name));
         if let Some((_, unit, absolute)) = expiry_unit {
             let Some(v) = args.get(i + 1) else { return Err(Reply::err(ERR_SYNTAX)) };
             if expire_at.is_some() || keep_ttl {
@@ -155,9 +170,8 @@ fn getex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let mut i = 2;
     while i < args.len() {
         let opt = &args[i];
-        let unit = [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)]
-            .into_iter()
-            .find(|(name, _, _)| is(opt, name));
+        let unit =
+            [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(opt, name));
         match unit {
             Some((_, unit, absolute)) if expire_at.is_none() && !persist => {
                 let Some(v) = args.get(i + 1) else { return Err(Reply::err(ERR_SYNTAX)) };
@@ -216,7 +230,7 @@ fn mget(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 }
 
 fn mset(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(wrong_args("mset"));
     }
     for pair in args[1..].chunks_exact(2) {
@@ -226,7 +240,7 @@ fn mset(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 }
 
 fn msetnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(wrong_args("msetnx"));
     }
     for pair in args[1..].chunks_exact(2) {

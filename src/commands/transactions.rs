@@ -10,8 +10,24 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("multi", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Starts a transaction.", Handler::Server),
     spec("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, (0, 0, 0), G, "Executes all commands in a transaction.", Handler::Server),
     spec("discard", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Discards a transaction.", Handler::Server),
-    spec("watch", -2, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (1, -1, 1), G, "Monitors changes to keys to determine the execution of a transaction.", Handler::Server),
-    spec("unwatch", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Forgets about watched keys of a transaction.", Handler::Server),
+    spec(
+        "watch",
+        -2,
+        FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        (1, -1, 1),
+        G,
+        "Monitors changes to keys to determine the execution of a transaction.",
+        Handler::Server,
+    ),
+    spec(
+        "unwatch",
+        1,
+        FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        (0, 0, 0),
+        G,
+        "Forgets about watched keys of a transaction.",
+        Handler::Server,
+    ),
 ];
 
 /// EXEC is not logged to the slow log in Redis; kept for COMMAND INFO fidelity.

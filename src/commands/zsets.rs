@@ -22,69 +22,13 @@ use crate::store::value::{Blob, Score, Value, ZSet};
 const G: &str = "sorted-set";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    spec(
-        "zadd",
-        -4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        G,
-        "Adds members to a sorted set, or updates their scores.",
-        Handler::Write(zadd),
-    ),
-    spec(
-        "zincrby",
-        4,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
-        G,
-        "Increments the score of a member in a sorted set.",
-        Handler::Write(zincrby),
-    ),
-    spec(
-        "zrem",
-        -3,
-        WRITE | FAST,
-        (1, 1, 1),
-        G,
-        "Removes members from a sorted set.",
-        Handler::Write(zrem),
-    ),
-    spec(
-        "zscore",
-        3,
-        READONLY | FAST,
-        (1, 1, 1),
-        G,
-        "Returns the score of a member in a sorted set.",
-        Handler::Read(zscore),
-    ),
-    spec(
-        "zmscore",
-        -3,
-        READONLY | FAST,
-        (1, 1, 1),
-        G,
-        "Returns the scores of members in a sorted set.",
-        Handler::Read(zmscore),
-    ),
-    spec(
-        "zcard",
-        2,
-        READONLY | FAST,
-        (1, 1, 1),
-        G,
-        "Returns the number of members in a sorted set.",
-        Handler::Read(zcard),
-    ),
-    spec(
-        "zcount",
-        4,
-        READONLY | FAST,
-        (1, 1, 1),
-        G,
-        "Counts the members of a sorted set within a range of scores.",
-        Handler::Read(zcount),
-    ),
+    spec("zadd", -4, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Adds members to a sorted set, or updates their scores.", Handler::Write(zadd)),
+    spec("zincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Increments the score of a member in a sorted set.", Handler::Write(zincrby)),
+    spec("zrem", -3, WRITE | FAST, (1, 1, 1), G, "Removes members from a sorted set.", Handler::Write(zrem)),
+    spec("zscore", 3, READONLY | FAST, (1, 1, 1), G, "Returns the score of a member in a sorted set.", Handler::Read(zscore)),
+    spec("zmscore", -3, READONLY | FAST, (1, 1, 1), G, "Returns the scores of members in a sorted set.", Handler::Read(zmscore)),
+    spec("zcard", 2, READONLY | FAST, (1, 1, 1), G, "Returns the number of members in a sorted set.", Handler::Read(zcard)),
+    spec("zcount", 4, READONLY | FAST, (1, 1, 1), G, "Counts the members of a sorted set within a range of scores.", Handler::Read(zcount)),
     spec(
         "zlexcount",
         4,
@@ -202,33 +146,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Removes the members of a sorted set within a lexicographical range.",
         Handler::Write(zremrangebylex),
     ),
-    spec(
-        "zpopmin",
-        -2,
-        WRITE | FAST,
-        (1, 1, 1),
-        G,
-        "Removes and returns the members with the lowest scores.",
-        Handler::Write(zpopmin),
-    ),
-    spec(
-        "zpopmax",
-        -2,
-        WRITE | FAST,
-        (1, 1, 1),
-        G,
-        "Removes and returns the members with the highest scores.",
-        Handler::Write(zpopmax),
-    ),
-    spec(
-        "zscan",
-        -3,
-        READONLY,
-        (1, 1, 1),
-        G,
-        "Iterates over members and scores of a sorted set.",
-        Handler::Read(zscan),
-    ),
+    spec("zpopmin", -2, WRITE | FAST, (1, 1, 1), G, "Removes and returns the members with the lowest scores.", Handler::Write(zpopmin)),
+    spec("zpopmax", -2, WRITE | FAST, (1, 1, 1), G, "Removes and returns the members with the highest scores.", Handler::Write(zpopmax)),
+    spec("zscan", -3, READONLY, (1, 1, 1), G, "Iterates over members and scores of a sorted set.", Handler::Read(zscan)),
 ];
 
 const ERR_XX_NX: &str = "ERR XX and NX options at the same time are not compatible";
@@ -236,10 +156,8 @@ const ERR_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are n
 const ERR_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
 const ERR_SCORE_RANGE: &str = "ERR min or max is not a float";
 const ERR_LEX_RANGE: &str = "ERR min or max not valid string range item";
-const ERR_LIMIT_RANK: &str =
-    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
-const ERR_WITHSCORES_LEX: &str =
-    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+const ERR_LIMIT_RANK: &str = "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+const ERR_WITHSCORES_LEX: &str = "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
 
 /// An entry of the score order: what range selections yield.
 type Entry = (Score, Blob);
@@ -274,16 +192,9 @@ fn parse_score_bound(arg: &[u8]) -> Option<(f64, bool)> {
         Some(rest) => (rest, true),
         None => (arg, false),
     };
-    let start = text
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(text.len());
+    let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
     let text = text.get(start..).unwrap_or_default();
-    let value = if text.is_empty() {
-        0.0
-    } else {
-        parse_f64(text)?
-    };
+    let value = if text.is_empty() { 0.0 } else { parse_f64(text)? };
     // One zero: the B-tree orders -0 before 0, users do not.
     Some((if value == 0.0 { 0.0 } else { value }, exclusive))
 }
@@ -293,12 +204,7 @@ impl ScoreRange {
         let bad = || Reply::err(ERR_SCORE_RANGE);
         let (min, min_ex) = parse_score_bound(min).ok_or_else(bad)?;
         let (max, max_ex) = parse_score_bound(max).ok_or_else(bad)?;
-        Ok(ScoreRange {
-            min,
-            min_ex,
-            max,
-            max_ex,
-        })
+        Ok(ScoreRange { min, min_ex, max, max_ex })
     }
 
     fn is_empty(&self) -> bool {
@@ -312,11 +218,7 @@ impl ScoreRange {
         }
         // The empty member sorts first, so `(s, "")` is the lowest entry with score s.
         let at = |score: f64| (Score(score), Blob::default());
-        let low = Bound::Included(at(if self.min_ex {
-            next_up(self.min)
-        } else {
-            self.min
-        }));
+        let low = Bound::Included(at(if self.min_ex { next_up(self.min) } else { self.min }));
         let high = match (self.max_ex, self.max == f64::INFINITY) {
             (true, _) => Bound::Excluded(at(self.max)),
             (false, true) => Bound::Unbounded,
@@ -453,17 +355,8 @@ impl LexRange {
 /// result is clamped; `None` when nothing is selected, else (first, count).
 fn rank_span(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     let len = i64::try_from(len).unwrap_or(i64::MAX);
-    let start = if start < 0 {
-        start.saturating_add(len)
-    } else {
-        start
-    }
-    .max(0);
-    let stop = if stop < 0 {
-        stop.saturating_add(len)
-    } else {
-        stop
-    };
+    let start = if start < 0 { start.saturating_add(len) } else { start }.max(0);
+    let stop = if stop < 0 { stop.saturating_add(len) } else { stop };
     if start > stop || start >= len {
         return None;
     }
@@ -502,13 +395,7 @@ struct RangeQuery {
 /// Parses `min max [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]` with
 /// `min` at `args[min_at]`. The older commands fix `kind` and `rev` beforehand, which
 /// makes those options syntax errors for them, as in Redis.
-fn parse_range_query(
-    args: &[Bytes],
-    min_at: usize,
-    mut kind: RangeKind,
-    mut rev: Option<bool>,
-    store: bool,
-) -> Result<RangeQuery, Reply> {
+fn parse_range_query(args: &[Bytes], min_at: usize, mut kind: RangeKind, mut rev: Option<bool>, store: bool) -> Result<RangeQuery, Reply> {
     let (mut with_scores, mut offset, mut limit) = (false, 0, -1);
     let mut j = min_at + 2;
     while let Some(opt) = args.get(j) {
@@ -546,13 +433,7 @@ fn parse_range_query(
         RangeKind::Lex => Span::Lex(LexRange::parse(low, high)?),
         RangeKind::Rank | RangeKind::Auto => Span::Rank(int_arg(low)?, int_arg(high)?),
     };
-    Ok(RangeQuery {
-        span,
-        rev,
-        offset,
-        limit,
-        with_scores,
-    })
+    Ok(RangeQuery { span, rev, offset, limit, with_scores })
 }
 
 /// The entries `query` selects from `z`, in reply order.
@@ -564,16 +445,8 @@ fn select<'a>(z: &'a ZSet, query: &RangeQuery) -> Vec<&'a Entry> {
         },
         // LIMIT: a negative offset selects nothing, a negative count is no limit.
         _ if query.offset < 0 => return Vec::new(),
-        Span::Score(range) => (
-            range.entries(z),
-            to_usize(query.offset),
-            to_usize(query.limit),
-        ),
-        Span::Lex(range) => (
-            range.entries(z),
-            to_usize(query.offset),
-            to_usize(query.limit),
-        ),
+        Span::Score(range) => (range.entries(z), to_usize(query.offset), to_usize(query.limit)),
+        Span::Lex(range) => (range.entries(z), to_usize(query.offset), to_usize(query.limit)),
     };
     if query.rev {
         entries.rev().skip(skip).take(take).collect()
@@ -590,23 +463,13 @@ fn to_usize(n: i64) -> usize {
 /// Members, or member/score pairs (flat in RESP2, nested in RESP3, as Redis 7).
 fn entries_reply(entries: &[&Entry], with_scores: bool) -> Reply {
     if with_scores {
-        Reply::Pairs(
-            entries
-                .iter()
-                .map(|(s, m)| (Reply::bulk(m), Reply::Double(s.0)))
-                .collect(),
-        )
+        Reply::Pairs(entries.iter().map(|(s, m)| (Reply::bulk(m), Reply::Double(s.0))).collect())
     } else {
         Reply::Array(entries.iter().map(|(_, m)| Reply::bulk(m)).collect())
     }
 }
 
-fn range_command(
-    ctx: &mut ReadCtx,
-    args: &[Bytes],
-    kind: RangeKind,
-    rev: Option<bool>,
-) -> CmdResult {
+fn range_command(ctx: &mut ReadCtx, args: &[Bytes], kind: RangeKind, rev: Option<bool>) -> CmdResult {
     let query = parse_range_query(args, 2, kind, rev, false)?;
     let Some(z) = read_zset(ctx, &args[1])? else {
         return Ok(empty_array());
@@ -716,17 +579,11 @@ fn add_pairs(ctx: &mut WriteCtx, key: &[u8], flags: AddFlags, pairs: &[(f64, &[u
         Some(value) => value.as_zset().map(|_| true)?,
         None => false,
     };
-    let skipped_reply = if flags.incr {
-        Reply::Nil
-    } else {
-        Reply::Int(0)
-    };
+    let skipped_reply = if flags.incr { Reply::Nil } else { Reply::Int(0) };
     if !exists && flags.xx {
         return Ok(skipped_reply);
     }
-    let z = ctx
-        .get_or_insert(key, || Value::ZSet(Box::default()))
-        .as_zset_mut()?;
+    let z = ctx.get_or_insert(key, || Value::ZSet(Box::default())).as_zset_mut()?;
     let (mut added, mut changed, mut last) = (0i64, 0i64, None);
     let mut failure = None;
     for &(score, member) in pairs {
@@ -788,19 +645,13 @@ fn zadd(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         return Err(Reply::err(ERR_INCR_PAIR));
     }
     // Every score is parsed before anything changes: ZADD applies fully or not at all.
-    let pairs = rest
-        .chunks_exact(2)
-        .map(|pair| Ok((float_arg(&pair[0])?, &pair[1][..])))
-        .collect::<Result<Vec<_>, Reply>>()?;
+    let pairs = rest.chunks_exact(2).map(|pair| Ok((float_arg(&pair[0])?, &pair[1][..]))).collect::<Result<Vec<_>, Reply>>()?;
     add_pairs(ctx, &args[1], flags, &pairs)
 }
 
 fn zincrby(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let increment = float_arg(&args[2])?;
-    let flags = AddFlags {
-        incr: true,
-        ..AddFlags::default()
-    };
+    let flags = AddFlags { incr: true, ..AddFlags::default() };
     add_pairs(ctx, &args[1], flags, &[(increment, &args[3][..])])
 }
 
@@ -827,12 +678,7 @@ fn zrem(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 /// Removes the members `choose` picks from the sorted set at `key`, recording
 /// `event`, and replies with how many went.
-fn remove_chosen(
-    ctx: &mut WriteCtx,
-    key: &[u8],
-    event: &'static str,
-    choose: impl FnOnce(&ZSet) -> Vec<Blob>,
-) -> CmdResult {
+fn remove_chosen(ctx: &mut WriteCtx, key: &[u8], event: &'static str, choose: impl FnOnce(&ZSet) -> Vec<Blob>) -> CmdResult {
     let Some(value) = ctx.get_mut(key) else {
         return Ok(Reply::Int(0));
     };
@@ -854,25 +700,19 @@ fn members(entries: Entries<'_>) -> Vec<Blob> {
 
 fn zremrangebyscore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let range = ScoreRange::parse(&args[2], &args[3])?;
-    remove_chosen(ctx, &args[1], "zremrangebyscore", |z| {
-        members(range.entries(z))
-    })
+    remove_chosen(ctx, &args[1], "zremrangebyscore", |z| members(range.entries(z)))
 }
 
 fn zremrangebylex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let range = LexRange::parse(&args[2], &args[3])?;
-    remove_chosen(ctx, &args[1], "zremrangebylex", |z| {
-        members(range.entries(z))
-    })
+    remove_chosen(ctx, &args[1], "zremrangebylex", |z| members(range.entries(z)))
 }
 
 fn zremrangebyrank(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (int_arg(&args[2])?, int_arg(&args[3])?);
-    remove_chosen(ctx, &args[1], "zremrangebyrank", |z| {
-        match rank_span(start, stop, z.len()) {
-            Some((first, count)) => members(Box::new(z.order.iter().skip(first).take(count))),
-            None => Vec::new(),
-        }
+    remove_chosen(ctx, &args[1], "zremrangebyrank", |z| match rank_span(start, stop, z.len()) {
+        Some((first, count)) => members(Box::new(z.order.iter().skip(first).take(count))),
+        None => Vec::new(),
     })
 }
 
@@ -899,10 +739,7 @@ fn zpop(ctx: &mut WriteCtx, args: &[Bytes], max: bool) -> CmdResult {
             break;
         };
         z.remove(&member);
-        popped.push((
-            Reply::Bulk(Bytes::from(member.into_vec())),
-            Reply::Double(score.0),
-        ));
+        popped.push((Reply::Bulk(Bytes::from(member.into_vec())), Reply::Double(score.0)));
     }
     ctx.notify(b'z', name, key);
     ctx.remove_if_empty(key);
@@ -929,30 +766,22 @@ fn zscore(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 
 fn zmscore(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let z = read_zset(ctx, &args[1])?;
-    let scores = args[2..]
-        .iter()
-        .map(|m| z.and_then(|z| z.score(m)).map_or(Reply::Nil, Reply::Double));
+    let scores = args[2..].iter().map(|m| z.and_then(|z| z.score(m)).map_or(Reply::Nil, Reply::Double));
     Ok(Reply::Array(scores.collect()))
 }
 
 fn zcard(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Int(
-        read_zset(ctx, &args[1])?.map_or(0, |z| z.len() as i64),
-    ))
+    Ok(Reply::Int(read_zset(ctx, &args[1])?.map_or(0, |z| z.len() as i64)))
 }
 
 fn zcount(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let range = ScoreRange::parse(&args[2], &args[3])?;
-    Ok(Reply::Int(
-        read_zset(ctx, &args[1])?.map_or(0, |z| range.entries(z).count() as i64),
-    ))
+    Ok(Reply::Int(read_zset(ctx, &args[1])?.map_or(0, |z| range.entries(z).count() as i64)))
 }
 
 fn zlexcount(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let range = LexRange::parse(&args[2], &args[3])?;
-    Ok(Reply::Int(
-        read_zset(ctx, &args[1])?.map_or(0, |z| range.entries(z).count() as i64),
-    ))
+    Ok(Reply::Int(read_zset(ctx, &args[1])?.map_or(0, |z| range.entries(z).count() as i64)))
 }
 
 /// ZRANK/ZREVRANK key member [WITHSCORE].
@@ -965,11 +794,7 @@ fn rank_command(ctx: &mut ReadCtx, args: &[Bytes], rev: bool) -> CmdResult {
         Some(_) => return Err(Reply::err(ERR_SYNTAX)),
         None => false,
     };
-    let missing = if with_score {
-        Reply::NilArray
-    } else {
-        Reply::Nil
-    };
+    let missing = if with_score { Reply::NilArray } else { Reply::Nil };
     let Some(z) = read_zset(ctx, &args[1])? else {
         return Ok(missing);
     };
@@ -977,11 +802,7 @@ fn rank_command(ctx: &mut ReadCtx, args: &[Bytes], rev: bool) -> CmdResult {
         return Ok(missing);
     };
     let rank = (if rev { z.len() - 1 - rank } else { rank }) as i64;
-    Ok(if with_score {
-        Reply::Array(vec![Reply::Int(rank), Reply::Double(score)])
-    } else {
-        Reply::Int(rank)
-    })
+    Ok(if with_score { Reply::Array(vec![Reply::Int(rank), Reply::Double(score)]) } else { Reply::Int(rank) })
 }
 
 fn zrank(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -1006,11 +827,7 @@ fn zscan(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
         let Some((member, score)) = z.scores.get_index(i) else {
             continue;
         };
-        if opts
-            .pattern
-            .as_ref()
-            .is_some_and(|p| !glob_match(p, member, false))
-        {
+        if opts.pattern.as_ref().is_some_and(|p| !glob_match(p, member, false)) {
             continue;
         }
         items.push(Reply::bulk(member));
@@ -1052,20 +869,11 @@ mod tests {
     }
 
     fn scored(items: &[(&str, f64)]) -> Reply {
-        Reply::Pairs(
-            items
-                .iter()
-                .map(|(m, s)| (bulk(m), Reply::Double(*s)))
-                .collect(),
-        )
+        Reply::Pairs(items.iter().map(|(m, s)| (bulk(m), Reply::Double(*s))).collect())
     }
 
     fn events(store: &mut Store, cmd: &[&str]) -> Vec<(u8, &'static str)> {
-        run_applied(store, T, cmd)
-            .events
-            .iter()
-            .map(|e| (e.class, e.event))
-            .collect()
+        run_applied(store, T, cmd).events.iter().map(|e| (e.class, e.event)).collect()
     }
 
     fn exists(store: &Store, key: &str) -> bool {
@@ -1087,32 +895,17 @@ mod tests {
     #[test]
     fn zadd_counts_new_members_only_unless_ch() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "10", "a", "4", "d"]),
-            Reply::Int(1)
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zadd", "z", "CH", "11", "a", "4", "d", "5", "e"]
-            ),
-            Reply::Int(2)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "10", "a", "4", "d"]), Reply::Int(1));
+        assert_eq!(exec(&mut store, &["zadd", "z", "CH", "11", "a", "4", "d", "5", "e"]), Reply::Int(2));
         assert_eq!(exec(&mut store, &["zscore", "z", "a"]), Reply::Double(11.0));
     }
 
     #[test]
     fn zadd_nx_adds_only_and_xx_updates_only() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "nx", "9", "a", "4", "d"]),
-            Reply::Int(1)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "nx", "9", "a", "4", "d"]), Reply::Int(1));
         assert_eq!(exec(&mut store, &["zscore", "z", "a"]), Reply::Double(1.0));
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "xx", "ch", "9", "a", "5", "e"]),
-            Reply::Int(1)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "xx", "ch", "9", "a", "5", "e"]), Reply::Int(1));
         assert_eq!(exec(&mut store, &["zscore", "z", "a"]), Reply::Double(9.0));
         assert_eq!(exec(&mut store, &["zscore", "z", "e"]), Reply::Nil);
     }
@@ -1120,162 +913,74 @@ mod tests {
     #[test]
     fn zadd_xx_on_missing_key_creates_nothing() {
         let mut store = Store::new();
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "xx", "1", "a"]),
-            Reply::Int(0)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "xx", "1", "a"]), Reply::Int(0));
         assert!(!exists(&store, "z"));
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "xx", "incr", "1", "a"]),
-            Reply::Nil
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "xx", "incr", "1", "a"]), Reply::Nil);
         assert!(!exists(&store, "z"));
     }
 
     #[test]
     fn zadd_gt_and_lt_only_move_scores_one_way_but_still_add() {
         let mut store = abc();
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zadd", "z", "gt", "ch", "0", "a", "5", "b", "7", "n"]
-            ),
-            Reply::Int(2)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "gt", "ch", "0", "a", "5", "b", "7", "n"]), Reply::Int(2));
         assert_eq!(exec(&mut store, &["zscore", "z", "a"]), Reply::Double(1.0));
         assert_eq!(exec(&mut store, &["zscore", "z", "b"]), Reply::Double(5.0));
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "lt", "ch", "0", "a", "9", "c"]),
-            Reply::Int(1)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "lt", "ch", "0", "a", "9", "c"]), Reply::Int(1));
         assert_eq!(exec(&mut store, &["zscore", "z", "a"]), Reply::Double(0.0));
         assert_eq!(exec(&mut store, &["zscore", "z", "c"]), Reply::Double(3.0));
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zadd", "z", "xx", "gt", "ch", "8", "c", "1", "new"]
-            ),
-            Reply::Int(1)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "xx", "gt", "ch", "8", "c", "1", "new"]), Reply::Int(1));
         assert_eq!(exec(&mut store, &["zscore", "z", "new"]), Reply::Nil);
     }
 
     #[test]
     fn zadd_refuses_incompatible_options_with_redis_errors() {
         let mut store = Store::new();
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "nx", "xx", "1", "a"]),
-            err(ERR_XX_NX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "gt", "lt", "1", "a"]),
-            err(ERR_GT_LT_NX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "nx", "gt", "1", "a"]),
-            err(ERR_GT_LT_NX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "nx", "lt", "1", "a"]),
-            err(ERR_GT_LT_NX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "incr", "1", "a", "2", "b"]),
-            err(ERR_INCR_PAIR)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "1", "a", "2"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "nx", "ch"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z"]),
-            err("ERR wrong number of arguments for 'zadd' command")
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "nx", "xx", "1", "a"]), err(ERR_XX_NX));
+        assert_eq!(exec(&mut store, &["zadd", "z", "gt", "lt", "1", "a"]), err(ERR_GT_LT_NX));
+        assert_eq!(exec(&mut store, &["zadd", "z", "nx", "gt", "1", "a"]), err(ERR_GT_LT_NX));
+        assert_eq!(exec(&mut store, &["zadd", "z", "nx", "lt", "1", "a"]), err(ERR_GT_LT_NX));
+        assert_eq!(exec(&mut store, &["zadd", "z", "incr", "1", "a", "2", "b"]), err(ERR_INCR_PAIR));
+        assert_eq!(exec(&mut store, &["zadd", "z", "1", "a", "2"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zadd", "z", "nx", "ch"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zadd", "z"]), err("ERR wrong number of arguments for 'zadd' command"));
         assert!(!exists(&store, "z"));
     }
 
     #[test]
     fn zadd_bad_score_changes_nothing() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "5", "d", "x", "e"]),
-            err(ERR_NOT_FLOAT)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "5", "d", "nan", "e"]),
-            err(ERR_NOT_FLOAT)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "5", "d", " 1", "e"]),
-            err(ERR_NOT_FLOAT)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "5", "d", "x", "e"]), err(ERR_NOT_FLOAT));
+        assert_eq!(exec(&mut store, &["zadd", "z", "5", "d", "nan", "e"]), err(ERR_NOT_FLOAT));
+        assert_eq!(exec(&mut store, &["zadd", "z", "5", "d", " 1", "e"]), err(ERR_NOT_FLOAT));
         assert_eq!(exec(&mut store, &["zcard", "z"]), Reply::Int(3));
     }
 
     #[test]
     fn zadd_accepts_infinities_and_exponents() {
         let mut store = Store::new();
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zadd", "z", "-inf", "lo", "+inf", "hi", "1e3", "k"]
-            ),
-            Reply::Int(3)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "-inf", "lo", "+inf", "hi", "1e3", "k"]), Reply::Int(3));
         assert_eq!(
             exec(&mut store, &["zrange", "z", "0", "-1", "withscores"]),
-            scored(&[
-                ("lo", f64::NEG_INFINITY),
-                ("k", 1000.0),
-                ("hi", f64::INFINITY)
-            ])
+            scored(&[("lo", f64::NEG_INFINITY), ("k", 1000.0), ("hi", f64::INFINITY)])
         );
     }
 
     #[test]
     fn zadd_incr_replies_new_score_or_nil_when_held_back() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "incr", "2.5", "a"]),
-            Reply::Double(3.5)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "incr", "2", "new"]),
-            Reply::Double(2.0)
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "nx", "incr", "2", "a"]),
-            Reply::Nil
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "gt", "incr", "-1", "a"]),
-            Reply::Nil
-        );
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "incr", "0", "a"]),
-            Reply::Double(3.5)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "incr", "2.5", "a"]), Reply::Double(3.5));
+        assert_eq!(exec(&mut store, &["zadd", "z", "incr", "2", "new"]), Reply::Double(2.0));
+        assert_eq!(exec(&mut store, &["zadd", "z", "nx", "incr", "2", "a"]), Reply::Nil);
+        assert_eq!(exec(&mut store, &["zadd", "z", "gt", "incr", "-1", "a"]), Reply::Nil);
+        assert_eq!(exec(&mut store, &["zadd", "z", "incr", "0", "a"]), Reply::Double(3.5));
     }
 
     #[test]
     fn incr_to_nan_is_an_error_and_keeps_the_score() {
         let mut store = with_zset("z", &[("inf", "a")]);
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "incr", "-inf", "a"]),
-            err(ERR_NAN)
-        );
-        assert_eq!(
-            exec(&mut store, &["zincrby", "z", "-inf", "a"]),
-            err(ERR_NAN)
-        );
-        assert_eq!(
-            exec(&mut store, &["zscore", "z", "a"]),
-            Reply::Double(f64::INFINITY)
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "incr", "-inf", "a"]), err(ERR_NAN));
+        assert_eq!(exec(&mut store, &["zincrby", "z", "-inf", "a"]), err(ERR_NAN));
+        assert_eq!(exec(&mut store, &["zscore", "z", "a"]), Reply::Double(f64::INFINITY));
     }
 
     #[test]
@@ -1289,43 +994,21 @@ mod tests {
     fn zadd_records_one_event_and_signals_ready_only_on_change() {
         let mut store = Store::new();
         let applied = run_applied(&mut store, T, &["zadd", "z", "1", "a", "2", "b"]);
-        assert_eq!(
-            applied
-                .events
-                .iter()
-                .map(|e| (e.class, e.event))
-                .collect::<Vec<_>>(),
-            vec![(b'z', "zadd")]
-        );
+        assert_eq!(applied.events.iter().map(|e| (e.class, e.event)).collect::<Vec<_>>(), vec![(b'z', "zadd")]);
         assert_eq!(applied.ready_keys, vec![Bytes::from_static(b"z")]);
         let applied = run_applied(&mut store, T, &["zadd", "z", "1", "a"]);
         assert!(applied.events.is_empty());
         assert!(applied.ready_keys.is_empty());
-        assert_eq!(
-            events(&mut store, &["zadd", "z", "incr", "1", "a"]),
-            vec![(b'z', "zincr")]
-        );
-        assert_eq!(
-            events(&mut store, &["zincrby", "z", "1", "a"]),
-            vec![(b'z', "zincr")]
-        );
+        assert_eq!(events(&mut store, &["zadd", "z", "incr", "1", "a"]), vec![(b'z', "zincr")]);
+        assert_eq!(events(&mut store, &["zincrby", "z", "1", "a"]), vec![(b'z', "zincr")]);
     }
 
     #[test]
     fn zadd_stores_negative_zero_as_zero() {
         let mut store = with_zset("z", &[("-0", "a"), ("0", "b")]);
-        assert_eq!(
-            exec(&mut store, &["zadd", "z", "ch", "0", "a"]),
-            Reply::Int(0)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "0", "0"]),
-            names(&["a", "b"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "(-0", "+inf"]),
-            names(&[])
-        );
+        assert_eq!(exec(&mut store, &["zadd", "z", "ch", "0", "a"]), Reply::Int(0));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "0", "0"]), names(&["a", "b"]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "(-0", "+inf"]), names(&[]));
     }
 
     // --- ZINCRBY ---
@@ -1333,18 +1016,9 @@ mod tests {
     #[test]
     fn zincrby_creates_and_increments() {
         let mut store = Store::new();
-        assert_eq!(
-            exec(&mut store, &["zincrby", "z", "1.5", "a"]),
-            Reply::Double(1.5)
-        );
-        assert_eq!(
-            exec(&mut store, &["zincrby", "z", "-4", "a"]),
-            Reply::Double(-2.5)
-        );
-        assert_eq!(
-            exec(&mut store, &["zincrby", "z", "x", "a"]),
-            err(ERR_NOT_FLOAT)
-        );
+        assert_eq!(exec(&mut store, &["zincrby", "z", "1.5", "a"]), Reply::Double(1.5));
+        assert_eq!(exec(&mut store, &["zincrby", "z", "-4", "a"]), Reply::Double(-2.5));
+        assert_eq!(exec(&mut store, &["zincrby", "z", "x", "a"]), err(ERR_NOT_FLOAT));
         let ready = run_applied(&mut store, T, &["zincrby", "z", "1", "b"]).ready_keys;
         assert_eq!(ready, vec![Bytes::from_static(b"z")]);
     }
@@ -1356,10 +1030,7 @@ mod tests {
         let mut store = abc();
         assert_eq!(exec(&mut store, &["zrem", "z", "a", "x"]), Reply::Int(1));
         assert_eq!(events(&mut store, &["zrem", "z", "nope"]), vec![]);
-        assert_eq!(
-            events(&mut store, &["zrem", "z", "b", "c"]),
-            vec![(b'z', "zrem"), (b'g', "del")]
-        );
+        assert_eq!(events(&mut store, &["zrem", "z", "b", "c"]), vec![(b'z', "zrem"), (b'g', "del")]);
         assert!(!exists(&store, "z"));
         assert_eq!(exec(&mut store, &["zrem", "z", "a"]), Reply::Int(0));
     }
@@ -1378,14 +1049,8 @@ mod tests {
         assert_eq!(exec(&mut store, &["zscore", "z", "a"]), Reply::Double(1.5));
         assert_eq!(exec(&mut store, &["zscore", "z", "x"]), Reply::Nil);
         assert_eq!(exec(&mut store, &["zscore", "nokey", "a"]), Reply::Nil);
-        assert_eq!(
-            exec(&mut store, &["zmscore", "z", "a", "x"]),
-            Reply::Array(vec![Reply::Double(1.5), Reply::Nil])
-        );
-        assert_eq!(
-            exec(&mut store, &["zmscore", "nokey", "a", "b"]),
-            Reply::Array(vec![Reply::Nil, Reply::Nil])
-        );
+        assert_eq!(exec(&mut store, &["zmscore", "z", "a", "x"]), Reply::Array(vec![Reply::Double(1.5), Reply::Nil]));
+        assert_eq!(exec(&mut store, &["zmscore", "nokey", "a", "b"]), Reply::Array(vec![Reply::Nil, Reply::Nil]));
     }
 
     #[test]
@@ -1423,187 +1088,69 @@ mod tests {
     #[test]
     fn zcount_honours_exclusive_and_infinite_bounds() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zcount", "z", "-inf", "+inf"]),
-            Reply::Int(3)
-        );
+        assert_eq!(exec(&mut store, &["zcount", "z", "-inf", "+inf"]), Reply::Int(3));
         assert_eq!(exec(&mut store, &["zcount", "z", "1", "3"]), Reply::Int(3));
         assert_eq!(exec(&mut store, &["zcount", "z", "(1", "3"]), Reply::Int(2));
-        assert_eq!(
-            exec(&mut store, &["zcount", "z", "(1", "(3"]),
-            Reply::Int(1)
-        );
-        assert_eq!(
-            exec(&mut store, &["zcount", "z", "1.5", "2.5"]),
-            Reply::Int(1)
-        );
+        assert_eq!(exec(&mut store, &["zcount", "z", "(1", "(3"]), Reply::Int(1));
+        assert_eq!(exec(&mut store, &["zcount", "z", "1.5", "2.5"]), Reply::Int(1));
         assert_eq!(exec(&mut store, &["zcount", "z", "3", "1"]), Reply::Int(0));
         assert_eq!(exec(&mut store, &["zcount", "z", "(2", "2"]), Reply::Int(0));
-        assert_eq!(
-            exec(&mut store, &["zcount", "z", "(2", "(2"]),
-            Reply::Int(0)
-        );
-        assert_eq!(
-            exec(&mut store, &["zcount", "nokey", "0", "1"]),
-            Reply::Int(0)
-        );
+        assert_eq!(exec(&mut store, &["zcount", "z", "(2", "(2"]), Reply::Int(0));
+        assert_eq!(exec(&mut store, &["zcount", "nokey", "0", "1"]), Reply::Int(0));
     }
 
     #[test]
     fn bad_score_bounds_are_refused_before_the_key_is_read() {
         let mut store = string_key();
         for (min, max) in [("x", "1"), ("1", "nan"), ("((1", "2"), ("1", "2x")] {
-            assert_eq!(
-                exec(&mut store, &["zcount", "s", min, max]),
-                err(ERR_SCORE_RANGE),
-                "{min} {max}"
-            );
+            assert_eq!(exec(&mut store, &["zcount", "s", min, max]), err(ERR_SCORE_RANGE), "{min} {max}");
         }
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "s", "a", "1"]),
-            err(ERR_SCORE_RANGE)
-        );
-        assert_eq!(
-            exec(&mut store, &["zremrangebyscore", "s", "a", "1"]),
-            err(ERR_SCORE_RANGE)
-        );
+        assert_eq!(exec(&mut store, &["zrangebyscore", "s", "a", "1"]), err(ERR_SCORE_RANGE));
+        assert_eq!(exec(&mut store, &["zremrangebyscore", "s", "a", "1"]), err(ERR_SCORE_RANGE));
     }
 
     #[test]
     fn infinite_exclusive_bounds_do_not_wrap() {
         let mut store = with_zset("z", &[("-inf", "lo"), ("1", "mid"), ("+inf", "hi")]);
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "(-inf", "(+inf"]),
-            names(&["mid"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "(+inf", "+inf"]),
-            names(&[])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "+inf", "+inf"]),
-            names(&["hi"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "-inf", "(-inf"]),
-            names(&[])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "-inf", "-inf"]),
-            names(&["lo"])
-        );
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "(-inf", "(+inf"]), names(&["mid"]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "(+inf", "+inf"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "+inf", "+inf"]), names(&["hi"]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "(-inf"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "-inf"]), names(&["lo"]));
     }
 
     #[test]
     fn empty_member_at_a_bound_score_is_found() {
         let mut store = with_zset("z", &[("1", ""), ("2", "x")]);
         assert_eq!(exec(&mut store, &["zadd", "z", "2", ""]), Reply::Int(0));
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "2", "2"]),
-            names(&["", "x"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "-inf", "(2"]),
-            names(&[])
-        );
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "2", "2"]), names(&["", "x"]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "(2"]), names(&[]));
     }
 
     #[test]
     fn zrangebyscore_with_limit_and_scores() {
         let mut store = with_zset("z", &[("1", "a"), ("2", "b"), ("3", "c"), ("4", "d")]);
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "2", "+inf"]),
-            names(&["b", "c", "d"])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangebyscore", "z", "-inf", "+inf", "limit", "1", "2"]
-            ),
-            names(&["b", "c"])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangebyscore", "z", "-inf", "+inf", "LIMIT", "3", "-1"]
-            ),
-            names(&["d"])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangebyscore", "z", "-inf", "+inf", "limit", "-1", "2"]
-            ),
-            names(&[])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangebyscore", "z", "-inf", "+inf", "limit", "9", "2"]
-            ),
-            names(&[])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangebyscore", "z", "-inf", "+inf", "limit", "0", "0"]
-            ),
-            names(&[])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "(1", "3", "withscores"]),
-            scored(&[("b", 2.0), ("c", 3.0)])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangebyscore", "z", "0", "9", "limit", "x", "1"]
-            ),
-            err(ERR_NOT_INT)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "0", "9", "limit", "1"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "0", "9", "rev"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebyscore", "z", "0", "9", "bylex"]),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "2", "+inf"]), names(&["b", "c", "d"]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "+inf", "limit", "1", "2"]), names(&["b", "c"]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "+inf", "LIMIT", "3", "-1"]), names(&["d"]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "+inf", "limit", "-1", "2"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "+inf", "limit", "9", "2"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "-inf", "+inf", "limit", "0", "0"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "(1", "3", "withscores"]), scored(&[("b", 2.0), ("c", 3.0)]));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "0", "9", "limit", "x", "1"]), err(ERR_NOT_INT));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "0", "9", "limit", "1"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "0", "9", "rev"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrangebyscore", "z", "0", "9", "bylex"]), err(ERR_SYNTAX));
     }
 
     #[test]
     fn zrevrangebyscore_takes_max_then_min() {
         let mut store = with_zset("z", &[("1", "a"), ("2", "b"), ("3", "c"), ("4", "d")]);
+        assert_eq!(exec(&mut store, &["zrevrangebyscore", "z", "+inf", "-inf"]), names(&["d", "c", "b", "a"]));
+        assert_eq!(exec(&mut store, &["zrevrangebyscore", "z", "3", "(1"]), names(&["c", "b"]));
+        assert_eq!(exec(&mut store, &["zrevrangebyscore", "z", "1", "3"]), names(&[]));
         assert_eq!(
-            exec(&mut store, &["zrevrangebyscore", "z", "+inf", "-inf"]),
-            names(&["d", "c", "b", "a"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrangebyscore", "z", "3", "(1"]),
-            names(&["c", "b"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrangebyscore", "z", "1", "3"]),
-            names(&[])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &[
-                    "zrevrangebyscore",
-                    "z",
-                    "+inf",
-                    "-inf",
-                    "withscores",
-                    "limit",
-                    "1",
-                    "2"
-                ]
-            ),
+            exec(&mut store, &["zrevrangebyscore", "z", "+inf", "-inf", "withscores", "limit", "1", "2"]),
             scored(&[("c", 3.0), ("b", 2.0)])
         );
     }
@@ -1611,14 +1158,8 @@ mod tests {
     #[test]
     fn equal_scores_order_by_member() {
         let mut store = with_zset("z", &[("1", "b"), ("1", "a"), ("1", "c"), ("0", "z")]);
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "-1"]),
-            names(&["z", "a", "b", "c"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrangebyscore", "z", "1", "1"]),
-            names(&["c", "b", "a"])
-        );
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "-1"]), names(&["z", "a", "b", "c"]));
+        assert_eq!(exec(&mut store, &["zrevrangebyscore", "z", "1", "1"]), names(&["c", "b", "a"]));
     }
 
     // --- rank ranges ---
@@ -1626,298 +1167,113 @@ mod tests {
     #[test]
     fn zrange_by_rank_handles_negative_and_out_of_range_indexes() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "-1"]),
-            names(&["a", "b", "c"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "-2", "-1"]),
-            names(&["b", "c"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "-100", "1"]),
-            names(&["a", "b"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "1", "100"]),
-            names(&["b", "c"])
-        );
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "-1"]), names(&["a", "b", "c"]));
+        assert_eq!(exec(&mut store, &["zrange", "z", "-2", "-1"]), names(&["b", "c"]));
+        assert_eq!(exec(&mut store, &["zrange", "z", "-100", "1"]), names(&["a", "b"]));
+        assert_eq!(exec(&mut store, &["zrange", "z", "1", "100"]), names(&["b", "c"]));
         assert_eq!(exec(&mut store, &["zrange", "z", "2", "1"]), names(&[]));
         assert_eq!(exec(&mut store, &["zrange", "z", "3", "5"]), names(&[]));
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrange", "z", "-9223372036854775808", "9223372036854775807"]
-            ),
-            names(&["a", "b", "c"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "x"]),
-            err(ERR_NOT_INT)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "nokey", "0", "-1"]),
-            names(&[])
-        );
+        assert_eq!(exec(&mut store, &["zrange", "z", "-9223372036854775808", "9223372036854775807"]), names(&["a", "b", "c"]));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "x"]), err(ERR_NOT_INT));
+        assert_eq!(exec(&mut store, &["zrange", "nokey", "0", "-1"]), names(&[]));
     }
 
     #[test]
     fn zrange_withscores_replies_pairs() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "1", "WITHSCORES"]),
-            scored(&[("a", 1.0), ("b", 2.0)])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "0", "rev", "withscores"]),
-            scored(&[("c", 3.0)])
-        );
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "1", "WITHSCORES"]), scored(&[("a", 1.0), ("b", 2.0)]));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "0", "rev", "withscores"]), scored(&[("c", 3.0)]));
     }
 
     #[test]
     fn zrevrange_counts_from_the_highest_score() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zrevrange", "z", "0", "1"]),
-            names(&["c", "b"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrange", "z", "-1", "-1", "withscores"]),
-            scored(&[("a", 1.0)])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrange", "z", "0", "-1", "rev"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrange", "z", "0", "-1", "byscore"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrevrange", "z", "0", "-1", "limit", "0", "1"]
-            ),
-            err(ERR_LIMIT_RANK)
-        );
+        assert_eq!(exec(&mut store, &["zrevrange", "z", "0", "1"]), names(&["c", "b"]));
+        assert_eq!(exec(&mut store, &["zrevrange", "z", "-1", "-1", "withscores"]), scored(&[("a", 1.0)]));
+        assert_eq!(exec(&mut store, &["zrevrange", "z", "0", "-1", "rev"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrevrange", "z", "0", "-1", "byscore"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrevrange", "z", "0", "-1", "limit", "0", "1"]), err(ERR_LIMIT_RANK));
     }
 
     #[test]
     fn zrange_byscore_and_bylex_with_rev_take_max_first() {
         let mut store = with_zset("z", &[("1", "a"), ("2", "b"), ("3", "c")]);
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "(1", "+inf", "byscore"]),
-            names(&["b", "c"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "+inf", "(1", "BYSCORE", "REV"]),
-            names(&["c", "b"])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &[
-                    "zrange",
-                    "z",
-                    "0",
-                    "10",
-                    "byscore",
-                    "limit",
-                    "1",
-                    "1",
-                    "withscores"
-                ]
-            ),
-            scored(&[("b", 2.0)])
-        );
+        assert_eq!(exec(&mut store, &["zrange", "z", "(1", "+inf", "byscore"]), names(&["b", "c"]));
+        assert_eq!(exec(&mut store, &["zrange", "z", "+inf", "(1", "BYSCORE", "REV"]), names(&["c", "b"]));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "10", "byscore", "limit", "1", "1", "withscores"]), scored(&[("b", 2.0)]));
         let mut lex = with_zset("l", &[("0", "a"), ("0", "b"), ("0", "c")]);
-        assert_eq!(
-            exec(&mut lex, &["zrange", "l", "[c", "(a", "bylex", "rev"]),
-            names(&["c", "b"])
-        );
-        assert_eq!(
-            exec(
-                &mut lex,
-                &["zrange", "l", "-", "+", "bylex", "limit", "1", "5"]
-            ),
-            names(&["b", "c"])
-        );
+        assert_eq!(exec(&mut lex, &["zrange", "l", "[c", "(a", "bylex", "rev"]), names(&["c", "b"]));
+        assert_eq!(exec(&mut lex, &["zrange", "l", "-", "+", "bylex", "limit", "1", "5"]), names(&["b", "c"]));
     }
 
     #[test]
     fn zrange_option_conflicts_use_redis_errors() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "-1", "limit", "0", "1"]),
-            err(ERR_LIMIT_RANK)
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrange", "z", "-", "+", "bylex", "withscores"]
-            ),
-            err(ERR_WITHSCORES_LEX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "z", "-", "+", "withscores"]),
-            err(ERR_WITHSCORES_LEX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "1", "byscore", "bylex"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "1", "rev", "rev"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "1", "bogus"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "x", "1", "byscore"]),
-            err(ERR_SCORE_RANGE)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "x", "1", "bylex"]),
-            err(ERR_LEX_RANGE)
-        );
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "-1", "limit", "0", "1"]), err(ERR_LIMIT_RANK));
+        assert_eq!(exec(&mut store, &["zrange", "z", "-", "+", "bylex", "withscores"]), err(ERR_WITHSCORES_LEX));
+        assert_eq!(exec(&mut store, &["zrangebylex", "z", "-", "+", "withscores"]), err(ERR_WITHSCORES_LEX));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "1", "byscore", "bylex"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "1", "rev", "rev"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "1", "bogus"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrange", "z", "x", "1", "byscore"]), err(ERR_SCORE_RANGE));
+        assert_eq!(exec(&mut store, &["zrange", "z", "x", "1", "bylex"]), err(ERR_LEX_RANGE));
         // Redis only notices LIMIT when its count is not the default -1.
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "0", "limit", "0", "-1"]),
-            names(&["a"])
-        );
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "0", "limit", "0", "-1"]), names(&["a"]));
     }
 
     // --- lex ranges ---
 
     fn letters() -> Store {
-        with_zset(
-            "l",
-            &[("0", "a"), ("0", "b"), ("0", "c"), ("0", "d"), ("0", "e")],
-        )
+        with_zset("l", &[("0", "a"), ("0", "b"), ("0", "c"), ("0", "d"), ("0", "e")])
     }
 
     #[test]
     fn zrangebylex_honours_inclusive_exclusive_and_infinite_bounds() {
         let mut store = letters();
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "-", "+"]),
-            names(&["a", "b", "c", "d", "e"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "[b", "[d"]),
-            names(&["b", "c", "d"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "(b", "(d"]),
-            names(&["c"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "[bb", "+"]),
-            names(&["c", "d", "e"])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangebylex", "l", "-", "(c", "limit", "1", "5"]
-            ),
-            names(&["b"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "+", "-"]),
-            names(&[])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "[d", "[b"]),
-            names(&[])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "(b", "[b"]),
-            names(&[])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "[b", "[b"]),
-            names(&["b"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "-", "-"]),
-            names(&[])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "l", "[", "+"]),
-            names(&["a", "b", "c", "d", "e"])
-        );
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "-", "+"]), names(&["a", "b", "c", "d", "e"]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "[b", "[d"]), names(&["b", "c", "d"]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "(b", "(d"]), names(&["c"]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "[bb", "+"]), names(&["c", "d", "e"]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "-", "(c", "limit", "1", "5"]), names(&["b"]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "+", "-"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "[d", "[b"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "(b", "[b"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "[b", "[b"]), names(&["b"]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "-", "-"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrangebylex", "l", "[", "+"]), names(&["a", "b", "c", "d", "e"]));
     }
 
     #[test]
     fn zrevrangebylex_takes_max_then_min() {
         let mut store = letters();
-        assert_eq!(
-            exec(&mut store, &["zrevrangebylex", "l", "+", "-"]),
-            names(&["e", "d", "c", "b", "a"])
-        );
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrevrangebylex", "l", "[d", "(b", "limit", "0", "1"]
-            ),
-            names(&["d"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrangebylex", "l", "-", "+"]),
-            names(&[])
-        );
+        assert_eq!(exec(&mut store, &["zrevrangebylex", "l", "+", "-"]), names(&["e", "d", "c", "b", "a"]));
+        assert_eq!(exec(&mut store, &["zrevrangebylex", "l", "[d", "(b", "limit", "0", "1"]), names(&["d"]));
+        assert_eq!(exec(&mut store, &["zrevrangebylex", "l", "-", "+"]), names(&[]));
     }
 
     #[test]
     fn bad_lex_bounds_are_refused() {
         let mut store = letters();
         for (min, max) in [("a", "+"), ("-", "c"), ("", "+"), ("--", "+"), ("-", "+x")] {
-            assert_eq!(
-                exec(&mut store, &["zrangebylex", "l", min, max]),
-                err(ERR_LEX_RANGE),
-                "{min} {max}"
-            );
+            assert_eq!(exec(&mut store, &["zrangebylex", "l", min, max]), err(ERR_LEX_RANGE), "{min} {max}");
         }
-        assert_eq!(
-            exec(&mut store, &["zlexcount", "l", "x", "+"]),
-            err(ERR_LEX_RANGE)
-        );
-        assert_eq!(
-            exec(&mut store, &["zremrangebylex", "l", "x", "+"]),
-            err(ERR_LEX_RANGE)
-        );
+        assert_eq!(exec(&mut store, &["zlexcount", "l", "x", "+"]), err(ERR_LEX_RANGE));
+        assert_eq!(exec(&mut store, &["zremrangebylex", "l", "x", "+"]), err(ERR_LEX_RANGE));
     }
 
     #[test]
     fn lex_ranges_over_mixed_scores_return_matching_members_in_score_order() {
         let mut store = with_zset("m", &[("2", "a"), ("1", "b"), ("3", "c")]);
-        assert_eq!(
-            exec(&mut store, &["zrangebylex", "m", "[a", "[b"]),
-            names(&["b", "a"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zlexcount", "m", "-", "+"]),
-            Reply::Int(3)
-        );
+        assert_eq!(exec(&mut store, &["zrangebylex", "m", "[a", "[b"]), names(&["b", "a"]));
+        assert_eq!(exec(&mut store, &["zlexcount", "m", "-", "+"]), Reply::Int(3));
     }
 
     #[test]
     fn zlexcount_counts_members_in_range() {
         let mut store = letters();
-        assert_eq!(
-            exec(&mut store, &["zlexcount", "l", "-", "+"]),
-            Reply::Int(5)
-        );
-        assert_eq!(
-            exec(&mut store, &["zlexcount", "l", "(a", "[c"]),
-            Reply::Int(2)
-        );
-        assert_eq!(
-            exec(&mut store, &["zlexcount", "nokey", "-", "+"]),
-            Reply::Int(0)
-        );
+        assert_eq!(exec(&mut store, &["zlexcount", "l", "-", "+"]), Reply::Int(5));
+        assert_eq!(exec(&mut store, &["zlexcount", "l", "(a", "[c"]), Reply::Int(2));
+        assert_eq!(exec(&mut store, &["zlexcount", "nokey", "-", "+"]), Reply::Int(0));
     }
 
     // --- ZRANK / ZREVRANK ---
@@ -1927,31 +1283,13 @@ mod tests {
         let mut store = abc();
         assert_eq!(exec(&mut store, &["zrank", "z", "a"]), Reply::Int(0));
         assert_eq!(exec(&mut store, &["zrevrank", "z", "a"]), Reply::Int(2));
-        assert_eq!(
-            exec(&mut store, &["zrank", "z", "c", "withscore"]),
-            Reply::Array(vec![Reply::Int(2), Reply::Double(3.0)])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrevrank", "z", "c", "WITHSCORE"]),
-            Reply::Array(vec![Reply::Int(0), Reply::Double(3.0)])
-        );
+        assert_eq!(exec(&mut store, &["zrank", "z", "c", "withscore"]), Reply::Array(vec![Reply::Int(2), Reply::Double(3.0)]));
+        assert_eq!(exec(&mut store, &["zrevrank", "z", "c", "WITHSCORE"]), Reply::Array(vec![Reply::Int(0), Reply::Double(3.0)]));
         assert_eq!(exec(&mut store, &["zrank", "z", "x"]), Reply::Nil);
-        assert_eq!(
-            exec(&mut store, &["zrank", "z", "x", "withscore"]),
-            Reply::NilArray
-        );
-        assert_eq!(
-            exec(&mut store, &["zrank", "nokey", "x", "withscore"]),
-            Reply::NilArray
-        );
-        assert_eq!(
-            exec(&mut store, &["zrank", "z", "a", "bogus"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrank", "z", "a", "withscore", "x"]),
-            err("ERR wrong number of arguments for 'zrank' command")
-        );
+        assert_eq!(exec(&mut store, &["zrank", "z", "x", "withscore"]), Reply::NilArray);
+        assert_eq!(exec(&mut store, &["zrank", "nokey", "x", "withscore"]), Reply::NilArray);
+        assert_eq!(exec(&mut store, &["zrank", "z", "a", "bogus"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrank", "z", "a", "withscore", "x"]), err("ERR wrong number of arguments for 'zrank' command"));
     }
 
     // --- ZREMRANGEBY* ---
@@ -1959,74 +1297,32 @@ mod tests {
     #[test]
     fn zremrangebyscore_removes_the_range_and_records_events() {
         let mut store = with_zset("z", &[("1", "a"), ("2", "b"), ("3", "c"), ("4", "d")]);
-        assert_eq!(
-            exec(&mut store, &["zremrangebyscore", "z", "(1", "3"]),
-            Reply::Int(2)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "-1"]),
-            names(&["a", "d"])
-        );
-        assert_eq!(
-            events(&mut store, &["zremrangebyscore", "z", "10", "20"]),
-            vec![]
-        );
-        assert_eq!(
-            events(&mut store, &["zremrangebyscore", "z", "-inf", "+inf"]),
-            vec![(b'z', "zremrangebyscore"), (b'g', "del")]
-        );
+        assert_eq!(exec(&mut store, &["zremrangebyscore", "z", "(1", "3"]), Reply::Int(2));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "-1"]), names(&["a", "d"]));
+        assert_eq!(events(&mut store, &["zremrangebyscore", "z", "10", "20"]), vec![]);
+        assert_eq!(events(&mut store, &["zremrangebyscore", "z", "-inf", "+inf"]), vec![(b'z', "zremrangebyscore"), (b'g', "del")]);
         assert!(!exists(&store, "z"));
-        assert_eq!(
-            exec(&mut store, &["zremrangebyscore", "z", "-inf", "+inf"]),
-            Reply::Int(0)
-        );
+        assert_eq!(exec(&mut store, &["zremrangebyscore", "z", "-inf", "+inf"]), Reply::Int(0));
     }
 
     #[test]
     fn zremrangebyrank_removes_by_index() {
         let mut store = with_zset("z", &[("1", "a"), ("2", "b"), ("3", "c"), ("4", "d")]);
-        assert_eq!(
-            exec(&mut store, &["zremrangebyrank", "z", "1", "2"]),
-            Reply::Int(2)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "z", "0", "-1"]),
-            names(&["a", "d"])
-        );
-        assert_eq!(
-            exec(&mut store, &["zremrangebyrank", "z", "5", "9"]),
-            Reply::Int(0)
-        );
-        assert_eq!(
-            exec(&mut store, &["zremrangebyrank", "z", "x", "9"]),
-            err(ERR_NOT_INT)
-        );
-        assert_eq!(
-            events(&mut store, &["zremrangebyrank", "z", "-1", "-1"]),
-            vec![(b'z', "zremrangebyrank")]
-        );
-        assert_eq!(
-            events(&mut store, &["zremrangebyrank", "z", "0", "-1"]),
-            vec![(b'z', "zremrangebyrank"), (b'g', "del")]
-        );
+        assert_eq!(exec(&mut store, &["zremrangebyrank", "z", "1", "2"]), Reply::Int(2));
+        assert_eq!(exec(&mut store, &["zrange", "z", "0", "-1"]), names(&["a", "d"]));
+        assert_eq!(exec(&mut store, &["zremrangebyrank", "z", "5", "9"]), Reply::Int(0));
+        assert_eq!(exec(&mut store, &["zremrangebyrank", "z", "x", "9"]), err(ERR_NOT_INT));
+        assert_eq!(events(&mut store, &["zremrangebyrank", "z", "-1", "-1"]), vec![(b'z', "zremrangebyrank")]);
+        assert_eq!(events(&mut store, &["zremrangebyrank", "z", "0", "-1"]), vec![(b'z', "zremrangebyrank"), (b'g', "del")]);
         assert!(!exists(&store, "z"));
     }
 
     #[test]
     fn zremrangebylex_removes_by_name() {
         let mut store = letters();
-        assert_eq!(
-            exec(&mut store, &["zremrangebylex", "l", "[b", "(d"]),
-            Reply::Int(2)
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "l", "0", "-1"]),
-            names(&["a", "d", "e"])
-        );
-        assert_eq!(
-            events(&mut store, &["zremrangebylex", "l", "-", "+"]),
-            vec![(b'z', "zremrangebylex"), (b'g', "del")]
-        );
+        assert_eq!(exec(&mut store, &["zremrangebylex", "l", "[b", "(d"]), Reply::Int(2));
+        assert_eq!(exec(&mut store, &["zrange", "l", "0", "-1"]), names(&["a", "d", "e"]));
+        assert_eq!(events(&mut store, &["zremrangebylex", "l", "-", "+"]), vec![(b'z', "zremrangebylex"), (b'g', "del")]);
     }
 
     // --- ZPOPMIN / ZPOPMAX ---
@@ -2034,28 +1330,16 @@ mod tests {
     #[test]
     fn zpop_without_count_replies_one_flat_pair() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zpopmin", "z"]),
-            Reply::Array(vec![bulk("a"), Reply::Double(1.0)])
-        );
-        assert_eq!(
-            exec(&mut store, &["zpopmax", "z"]),
-            Reply::Array(vec![bulk("c"), Reply::Double(3.0)])
-        );
+        assert_eq!(exec(&mut store, &["zpopmin", "z"]), Reply::Array(vec![bulk("a"), Reply::Double(1.0)]));
+        assert_eq!(exec(&mut store, &["zpopmax", "z"]), Reply::Array(vec![bulk("c"), Reply::Double(3.0)]));
         assert_eq!(exec(&mut store, &["zpopmin", "nokey"]), names(&[]));
     }
 
     #[test]
     fn zpop_with_count_replies_pairs_and_deletes_the_emptied_key() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zpopmax", "z", "2"]),
-            scored(&[("c", 3.0), ("b", 2.0)])
-        );
-        assert_eq!(
-            events(&mut store, &["zpopmin", "z", "10"]),
-            vec![(b'z', "zpopmin"), (b'g', "del")]
-        );
+        assert_eq!(exec(&mut store, &["zpopmax", "z", "2"]), scored(&[("c", 3.0), ("b", 2.0)]));
+        assert_eq!(events(&mut store, &["zpopmin", "z", "10"]), vec![(b'z', "zpopmin"), (b'g', "del")]);
         assert!(!exists(&store, "z"));
         assert_eq!(exec(&mut store, &["zpopmin", "z", "3"]), names(&[]));
     }
@@ -2064,20 +1348,11 @@ mod tests {
     fn zpop_count_zero_negative_or_extra_args() {
         let mut store = abc();
         assert_eq!(exec(&mut store, &["zpopmin", "z", "0"]), names(&[]));
-        assert_eq!(
-            exec(&mut store, &["zpopmin", "z", "-1"]),
-            err(ERR_NOT_POSITIVE)
-        );
+        assert_eq!(exec(&mut store, &["zpopmin", "z", "-1"]), err(ERR_NOT_POSITIVE));
         assert_eq!(exec(&mut store, &["zpopmin", "z", "x"]), err(ERR_NOT_INT));
-        assert_eq!(
-            exec(&mut store, &["zpopmax", "z", "1", "2"]),
-            err("ERR wrong number of arguments for 'zpopmax' command")
-        );
+        assert_eq!(exec(&mut store, &["zpopmax", "z", "1", "2"]), err("ERR wrong number of arguments for 'zpopmax' command"));
         assert_eq!(exec(&mut store, &["zcard", "z"]), Reply::Int(3));
-        assert_eq!(
-            events(&mut store, &["zpopmax", "z", "1"]),
-            vec![(b'z', "zpopmax")]
-        );
+        assert_eq!(events(&mut store, &["zpopmax", "z", "1"]), vec![(b'z', "zpopmax")]);
     }
 
     // --- ZRANGESTORE ---
@@ -2086,44 +1361,20 @@ mod tests {
     fn zrangestore_replaces_the_destination() {
         let mut store = abc();
         exec(&mut store, &["set", "d", "old"]);
-        assert_eq!(
-            events(
-                &mut store,
-                &["zrangestore", "d", "z", "(1", "+inf", "byscore"]
-            ),
-            vec![(b'z', "zrangestore")]
-        );
-        assert_eq!(
-            exec(&mut store, &["zrange", "d", "0", "-1", "withscores"]),
-            scored(&[("b", 2.0), ("c", 3.0)])
-        );
-        assert_eq!(
-            exec(&mut store, &["zrangestore", "d", "z", "0", "0", "rev"]),
-            Reply::Int(1)
-        );
+        assert_eq!(events(&mut store, &["zrangestore", "d", "z", "(1", "+inf", "byscore"]), vec![(b'z', "zrangestore")]);
+        assert_eq!(exec(&mut store, &["zrange", "d", "0", "-1", "withscores"]), scored(&[("b", 2.0), ("c", 3.0)]));
+        assert_eq!(exec(&mut store, &["zrangestore", "d", "z", "0", "0", "rev"]), Reply::Int(1));
         assert_eq!(exec(&mut store, &["zrange", "d", "0", "-1"]), names(&["c"]));
-        assert_eq!(
-            exec(
-                &mut store,
-                &["zrangestore", "d", "z", "0", "-1", "withscores"]
-            ),
-            err(ERR_SYNTAX)
-        );
+        assert_eq!(exec(&mut store, &["zrangestore", "d", "z", "0", "-1", "withscores"]), err(ERR_SYNTAX));
     }
 
     #[test]
     fn zrangestore_of_nothing_deletes_the_destination() {
         let mut store = abc();
         exec(&mut store, &["zadd", "d", "1", "x"]);
-        assert_eq!(
-            events(&mut store, &["zrangestore", "d", "nokey", "0", "-1"]),
-            vec![(b'g', "del")]
-        );
+        assert_eq!(events(&mut store, &["zrangestore", "d", "nokey", "0", "-1"]), vec![(b'g', "del")]);
         assert!(!exists(&store, "d"));
-        assert_eq!(
-            exec(&mut store, &["zrangestore", "d", "z", "5", "9"]),
-            Reply::Int(0)
-        );
+        assert_eq!(exec(&mut store, &["zrangestore", "d", "z", "5", "9"]), Reply::Int(0));
         assert!(!exists(&store, "d"));
     }
 
@@ -2132,22 +1383,12 @@ mod tests {
     #[test]
     fn zscan_returns_members_with_scores_as_bulk_strings() {
         let mut store = with_zset("z", &[("1.5", "a"), ("2", "b")]);
-        let Reply::Array(parts) = exec(&mut store, &["zscan", "z", "0"]) else {
-            panic!("not an array")
-        };
+        let Reply::Array(parts) = exec(&mut store, &["zscan", "z", "0"]) else { panic!("not an array") };
         assert_eq!(parts[0], bulk("0"));
-        let Reply::Array(items) = &parts[1] else {
-            panic!("no items")
-        };
-        let mut pairs: Vec<(Reply, Reply)> = items
-            .chunks(2)
-            .map(|p| (p[0].clone(), p[1].clone()))
-            .collect();
+        let Reply::Array(items) = &parts[1] else { panic!("no items") };
+        let mut pairs: Vec<(Reply, Reply)> = items.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
         pairs.sort_by_key(|(m, _)| format!("{m:?}"));
-        assert_eq!(
-            pairs,
-            vec![(bulk("a"), bulk("1.5")), (bulk("b"), bulk("2"))]
-        );
+        assert_eq!(pairs, vec![(bulk("a"), bulk("1.5")), (bulk("b"), bulk("2"))]);
     }
 
     #[test]
@@ -2159,18 +1400,9 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         let mut cursor = "0".to_string();
         loop {
-            let Reply::Array(parts) = exec(
-                &mut store,
-                &["zscan", "z", &cursor, "match", "m1*", "count", "4"],
-            ) else {
-                panic!()
-            };
-            let Reply::Bulk(next) = &parts[0] else {
-                panic!()
-            };
-            let Reply::Array(items) = &parts[1] else {
-                panic!()
-            };
+            let Reply::Array(parts) = exec(&mut store, &["zscan", "z", &cursor, "match", "m1*", "count", "4"]) else { panic!() };
+            let Reply::Bulk(next) = &parts[0] else { panic!() };
+            let Reply::Array(items) = &parts[1] else { panic!() };
             for pair in items.chunks(2) {
                 let Reply::Bulk(m) = &pair[0] else { panic!() };
                 seen.insert(String::from_utf8(m.to_vec()).unwrap());
@@ -2180,34 +1412,18 @@ mod tests {
                 break;
             }
         }
-        let expected: std::collections::BTreeSet<String> = [
-            "m1", "m10", "m11", "m12", "m13", "m14", "m15", "m16", "m17", "m18", "m19",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let expected: std::collections::BTreeSet<String> =
+            ["m1", "m10", "m11", "m12", "m13", "m14", "m15", "m16", "m17", "m18", "m19"].iter().map(|s| s.to_string()).collect();
         assert_eq!(seen, expected);
     }
 
     #[test]
     fn zscan_errors_and_missing_key() {
         let mut store = abc();
-        assert_eq!(
-            exec(&mut store, &["zscan", "z", "x"]),
-            err("ERR invalid cursor")
-        );
-        assert_eq!(
-            exec(&mut store, &["zscan", "z", "0", "count", "0"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zscan", "z", "0", "bogus"]),
-            err(ERR_SYNTAX)
-        );
-        assert_eq!(
-            exec(&mut store, &["zscan", "nokey", "0"]),
-            Reply::Array(vec![bulk("0"), Reply::Array(vec![])])
-        );
+        assert_eq!(exec(&mut store, &["zscan", "z", "x"]), err("ERR invalid cursor"));
+        assert_eq!(exec(&mut store, &["zscan", "z", "0", "count", "0"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zscan", "z", "0", "bogus"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zscan", "nokey", "0"]), Reply::Array(vec![bulk("0"), Reply::Array(vec![])]));
     }
 
     // --- wire shape ---

@@ -54,10 +54,7 @@ pub enum Frame {
     /// `=n` + `fmt:` + text; `format` is the three-byte type (`txt`, `mkd`).
     Verbatim { format: [u8; 3], text: Bytes },
     /// `|n` key/value pairs describing the frame that follows them.
-    Attribute {
-        attributes: Vec<(Frame, Frame)>,
-        frame: Box<Frame>,
-    },
+    Attribute { attributes: Vec<(Frame, Frame)>, frame: Box<Frame> },
 }
 
 /// Why bytes are not a valid frame. The connection that sent them cannot be
@@ -110,21 +107,11 @@ const DOUBLE_LINE_MAX: usize = 512;
 pub fn parse_frame(buf: &[u8], limits: &ParseLimits) -> Result<Option<(Frame, usize)>, FrameError> {
     // Walk the frame once without building anything: a partial reply, re-parsed as
     // more bytes arrive, costs no copies and no allocations.
-    let mut check = Parser {
-        buf,
-        pos: 0,
-        limits,
-        build: false,
-    };
+    let mut check = Parser { buf, pos: 0, limits, build: false };
     if check.frame(0)?.is_none() {
         return Ok(None);
     }
-    let mut parser = Parser {
-        buf,
-        pos: 0,
-        limits,
-        build: true,
-    };
+    let mut parser = Parser { buf, pos: 0, limits, build: true };
     Ok(parser.frame(0)?.map(|frame| (frame, parser.pos)))
 }
 
@@ -186,11 +173,7 @@ impl<'a> Parser<'a> {
         let rest = buf.get(self.pos..).unwrap_or_default();
         let window = rest.get(..max.saturating_add(2)).unwrap_or(rest);
         let Some(end) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
-            return if rest.len() > max {
-                Err(FrameError::LineTooLong)
-            } else {
-                Ok(None)
-            };
+            return if rest.len() > max { Err(FrameError::LineTooLong) } else { Ok(None) };
         };
         if end > max {
             return Err(FrameError::LineTooLong);
@@ -268,18 +251,11 @@ impl<'a> Parser<'a> {
         let len = ready!(self.length_line());
         let start = self.pos;
         let body = ready!(self.bulk_body(len));
-        let Some(&[a, b, c, b':']) = self
-            .buf
-            .get(start..start.saturating_add(4))
-            .filter(|_| len >= 4)
-        else {
+        let Some(&[a, b, c, b':']) = self.buf.get(start..start.saturating_add(4)).filter(|_| len >= 4) else {
             return Err(FrameError::Verbatim);
         };
         let text = body.get(4..).map_or_else(Bytes::new, |_| body.slice(4..));
-        Ok(Some(Frame::Verbatim {
-            format: [a, b, c],
-            text,
-        }))
+        Ok(Some(Frame::Verbatim { format: [a, b, c], text }))
     }
 
     fn null(&mut self) -> Step<Frame> {
@@ -302,17 +278,12 @@ impl<'a> Parser<'a> {
         let text = std::str::from_utf8(line).map_err(|_| FrameError::Double)?;
         // Rust's parser also takes "infinity" and "NaN": harmless, and what other
         // servers write for those varies.
-        Ok(Some(Frame::Double(
-            text.parse::<f64>().map_err(|_| FrameError::Double)?,
-        )))
+        Ok(Some(Frame::Double(text.parse::<f64>().map_err(|_| FrameError::Double)?)))
     }
 
     fn big_number(&mut self) -> Step<Frame> {
         let line = ready!(self.line(self.limits.bulk_bytes_max));
-        let digits = line
-            .strip_prefix(b"-")
-            .or_else(|| line.strip_prefix(b"+"))
-            .unwrap_or(line);
+        let digits = line.strip_prefix(b"-").or_else(|| line.strip_prefix(b"+")).unwrap_or(line);
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return Err(FrameError::BigNumber);
         }
@@ -323,9 +294,7 @@ impl<'a> Parser<'a> {
     /// limit or if the aggregate would nest too deep. `Some(None)` is the null array.
     fn count(&mut self, null_allowed: bool, depth: usize) -> Step<Option<usize>> {
         if depth >= limits::FRAME_DEPTH_MAX {
-            return Err(FrameError::TooDeep {
-                max: limits::FRAME_DEPTH_MAX,
-            });
+            return Err(FrameError::TooDeep { max: limits::FRAME_DEPTH_MAX });
         }
         let count = ready!(self.length_line());
         if count == -1 && null_allowed {
@@ -383,10 +352,7 @@ impl<'a> Parser<'a> {
     fn attribute(&mut self, depth: usize) -> Step<Frame> {
         let attributes = ready!(self.pairs(depth));
         let frame = ready!(self.frame(depth + 1));
-        Ok(Some(Frame::Attribute {
-            attributes,
-            frame: Box::new(frame),
-        }))
+        Ok(Some(Frame::Attribute { attributes, frame: Box::new(frame) }))
     }
 }
 
@@ -519,10 +485,7 @@ mod tests {
         assert_eq!(whole(b"$-1\r\n"), Frame::NullBulk);
         assert_eq!(whole(b"*-1\r\n"), Frame::NullArray);
         assert_eq!(whole(b"_\r\n"), Frame::Null);
-        assert_eq!(
-            whole(b"!10\r\nSYNTAX bad\r\n"),
-            Frame::BulkError(b("SYNTAX bad"))
-        );
+        assert_eq!(whole(b"!10\r\nSYNTAX bad\r\n"), Frame::BulkError(b("SYNTAX bad")));
     }
 
     #[test]
@@ -538,39 +501,19 @@ mod tests {
             whole(b"(3492890328409238509324850943850943825024385\r\n"),
             Frame::BigNumber(b("3492890328409238509324850943850943825024385"))
         );
-        assert_eq!(
-            whole(b"=15\r\ntxt:Some string\r\n"),
-            Frame::Verbatim {
-                format: *b"txt",
-                text: b("Some string")
-            }
-        );
+        assert_eq!(whole(b"=15\r\ntxt:Some string\r\n"), Frame::Verbatim { format: *b"txt", text: b("Some string") });
     }
 
     #[test]
     fn aggregates_parse() {
-        assert_eq!(
-            whole(b"*2\r\n$1\r\na\r\n:1\r\n"),
-            Frame::Array(vec![Frame::Bulk(b("a")), Frame::Int(1)])
-        );
+        assert_eq!(whole(b"*2\r\n$1\r\na\r\n:1\r\n"), Frame::Array(vec![Frame::Bulk(b("a")), Frame::Int(1)]));
         assert_eq!(whole(b"*0\r\n"), Frame::Array(vec![]));
-        assert_eq!(
-            whole(b"~1\r\n+x\r\n"),
-            Frame::Set(vec![Frame::Simple(b("x"))])
-        );
-        assert_eq!(
-            whole(b">2\r\n+message\r\n:3\r\n"),
-            Frame::Push(vec![Frame::Simple(b("message")), Frame::Int(3)])
-        );
-        assert_eq!(
-            whole(b"%1\r\n+k\r\n#t\r\n"),
-            Frame::Map(vec![(Frame::Simple(b("k")), Frame::Bool(true))])
-        );
+        assert_eq!(whole(b"~1\r\n+x\r\n"), Frame::Set(vec![Frame::Simple(b("x"))]));
+        assert_eq!(whole(b">2\r\n+message\r\n:3\r\n"), Frame::Push(vec![Frame::Simple(b("message")), Frame::Int(3)]));
+        assert_eq!(whole(b"%1\r\n+k\r\n#t\r\n"), Frame::Map(vec![(Frame::Simple(b("k")), Frame::Bool(true))]));
         let attributed = whole(b"|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n");
-        let expected = Frame::Attribute {
-            attributes: vec![(Frame::Simple(b("ttl")), Frame::Int(3))],
-            frame: Box::new(Frame::Bulk(b("v"))),
-        };
+        let expected =
+            Frame::Attribute { attributes: vec![(Frame::Simple(b("ttl")), Frame::Int(3))], frame: Box::new(Frame::Bulk(b("v"))) };
         assert_eq!(attributed, expected);
     }
 
@@ -597,30 +540,15 @@ mod tests {
     #[test]
     fn nesting_beyond_the_limit_is_an_error_not_a_stack_overflow() {
         let input = nested_arrays(limits::FRAME_DEPTH_MAX + 1);
-        assert_eq!(
-            parse(&input),
-            Err(FrameError::TooDeep {
-                max: limits::FRAME_DEPTH_MAX
-            })
-        );
+        assert_eq!(parse(&input), Err(FrameError::TooDeep { max: limits::FRAME_DEPTH_MAX }));
         let hostile = b"*1\r\n".repeat(1_000_000);
-        assert_eq!(
-            parse(&hostile),
-            Err(FrameError::TooDeep {
-                max: limits::FRAME_DEPTH_MAX
-            })
-        );
+        assert_eq!(parse(&hostile), Err(FrameError::TooDeep { max: limits::FRAME_DEPTH_MAX }));
     }
 
     #[test]
     fn attribute_chains_are_bounded_like_nesting() {
         let hostile = b"|0\r\n".repeat(1_000_000);
-        assert_eq!(
-            parse(&hostile),
-            Err(FrameError::TooDeep {
-                max: limits::FRAME_DEPTH_MAX
-            })
-        );
+        assert_eq!(parse(&hostile), Err(FrameError::TooDeep { max: limits::FRAME_DEPTH_MAX }));
     }
 
     #[test]
@@ -628,22 +556,9 @@ mod tests {
         let too_many = limits::ARGS_MAX as i64 + 1;
         for kind in ["*", "~", ">", "%", "|"] {
             let input = format!("{kind}{too_many}\r\n");
-            assert_eq!(
-                parse(input.as_bytes()),
-                Err(FrameError::CountTooLarge {
-                    count: too_many,
-                    max: limits::ARGS_MAX
-                }),
-                "{kind}"
-            );
+            assert_eq!(parse(input.as_bytes()), Err(FrameError::CountTooLarge { count: too_many, max: limits::ARGS_MAX }), "{kind}");
         }
-        assert_eq!(
-            parse(b"*9223372036854775807\r\n"),
-            Err(FrameError::CountTooLarge {
-                count: i64::MAX,
-                max: limits::ARGS_MAX
-            })
-        );
+        assert_eq!(parse(b"*9223372036854775807\r\n"), Err(FrameError::CountTooLarge { count: i64::MAX, max: limits::ARGS_MAX }));
     }
 
     #[test]
@@ -653,22 +568,10 @@ mod tests {
 
     #[test]
     fn bulk_over_the_limit_is_refused() {
-        let limits = ParseLimits {
-            bulk_bytes_max: 10,
-            args_max: 10,
-        };
-        assert_eq!(
-            parse_frame(b"$11\r\n", &limits),
-            Err(FrameError::BulkTooLong { len: 11, max: 10 })
-        );
-        assert_eq!(
-            parse_frame(b"!11\r\n", &limits),
-            Err(FrameError::BulkTooLong { len: 11, max: 10 })
-        );
-        assert_eq!(
-            parse_frame(b"*11\r\n", &limits),
-            Err(FrameError::CountTooLarge { count: 11, max: 10 })
-        );
+        let limits = ParseLimits { bulk_bytes_max: 10, args_max: 10 };
+        assert_eq!(parse_frame(b"$11\r\n", &limits), Err(FrameError::BulkTooLong { len: 11, max: 10 }));
+        assert_eq!(parse_frame(b"!11\r\n", &limits), Err(FrameError::BulkTooLong { len: 11, max: 10 }));
+        assert_eq!(parse_frame(b"*11\r\n", &limits), Err(FrameError::CountTooLarge { count: 11, max: 10 }));
     }
 
     #[test]
@@ -687,10 +590,7 @@ mod tests {
         assert_eq!(parse(b"?x\r\n"), Err(FrameError::UnknownType(b'?')));
         assert_eq!(parse(b":12a\r\n"), Err(FrameError::Integer));
         assert_eq!(parse(b":\r\n"), Err(FrameError::Integer));
-        assert_eq!(
-            parse(b":99999999999999999999\r\n"),
-            Err(FrameError::Integer)
-        );
+        assert_eq!(parse(b":99999999999999999999\r\n"), Err(FrameError::Integer));
         assert_eq!(parse(b"#x\r\n"), Err(FrameError::Bool));
         assert_eq!(parse(b",1.5x\r\n"), Err(FrameError::Double));
         assert_eq!(parse(b"(12a\r\n"), Err(FrameError::BigNumber));
@@ -713,24 +613,10 @@ mod tests {
         let mut input = b"*".to_vec();
         input.extend(std::iter::repeat_n(b'1', 40));
         assert_eq!(parse(&input), Err(FrameError::LineTooLong));
-        let limits = ParseLimits {
-            bulk_bytes_max: 8,
-            args_max: 8,
-        };
-        assert_eq!(
-            parse_frame(b"+0123456789", &limits),
-            Err(FrameError::LineTooLong)
-        );
-        assert_eq!(
-            parse_frame(b"+012345678\r\n", &limits),
-            Err(FrameError::LineTooLong)
-        );
-        assert_eq!(
-            parse_frame(b"+01234567\r\n", &limits)
-                .unwrap()
-                .map(|(_, n)| n),
-            Some(11)
-        );
+        let limits = ParseLimits { bulk_bytes_max: 8, args_max: 8 };
+        assert_eq!(parse_frame(b"+0123456789", &limits), Err(FrameError::LineTooLong));
+        assert_eq!(parse_frame(b"+012345678\r\n", &limits), Err(FrameError::LineTooLong));
+        assert_eq!(parse_frame(b"+01234567\r\n", &limits).unwrap().map(|(_, n)| n), Some(11));
     }
 
     #[test]
@@ -749,18 +635,12 @@ mod tests {
             Frame::Double(f64::INFINITY),
             Frame::Bool(false),
             Frame::BigNumber(b("-123456789012345678901234567890")),
-            Frame::Verbatim {
-                format: *b"mkd",
-                text: b("# hi\r\n"),
-            },
+            Frame::Verbatim { format: *b"mkd", text: b("# hi\r\n") },
             Frame::Array(vec![Frame::Int(1), Frame::Array(vec![])]),
             Frame::Set(vec![Frame::Bulk(b("m"))]),
             Frame::Push(vec![Frame::Simple(b("invalidate")), Frame::Null]),
             Frame::Map(vec![(Frame::Bulk(b("k")), Frame::Map(vec![]))]),
-            Frame::Attribute {
-                attributes: vec![(Frame::Simple(b("a")), Frame::Bool(true))],
-                frame: Box::new(Frame::Int(2)),
-            },
+            Frame::Attribute { attributes: vec![(Frame::Simple(b("a")), Frame::Bool(true))], frame: Box::new(Frame::Int(2)) },
         ];
         for frame in frames {
             let bytes = encode(&frame);
@@ -772,18 +652,9 @@ mod tests {
     fn encoding_matches_the_wire_format() {
         let frame = Frame::Map(vec![
             (Frame::Simple(b("a")), Frame::Double(1.5)),
-            (
-                Frame::Bulk(b("b")),
-                Frame::Verbatim {
-                    format: *b"txt",
-                    text: b("x"),
-                },
-            ),
+            (Frame::Bulk(b("b")), Frame::Verbatim { format: *b"txt", text: b("x") }),
         ]);
-        assert_eq!(
-            encode(&frame),
-            b"%2\r\n+a\r\n,1.5\r\n$1\r\nb\r\n=5\r\ntxt:x\r\n"
-        );
+        assert_eq!(encode(&frame), b"%2\r\n+a\r\n,1.5\r\n$1\r\nb\r\n=5\r\ntxt:x\r\n");
     }
 
     #[test]

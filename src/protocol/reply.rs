@@ -209,18 +209,16 @@ pub fn format_double(value: f64) -> String {
     }
 }
 
-/// Formats the result of INCRBYFLOAT/HINCRBYFLOAT as Redis does with `%.17Lg` on a
-/// long double: plain decimals without an exponent, and float noise past 15
-/// significant digits rounded away (`0.1 + 0.2` → `0.3`).
+/// Formats the result of INCRBYFLOAT/HINCRBYFLOAT as Redis's "human" long-double
+/// format: fixed notation, no trailing zeros, never "-0". Redis computes in long
+/// double, where 0.1 + 0.2 prints as 0.3; in f64 it is 0.30000000000000004. So a
+/// result within two ulps of its 15-significant-digit rounding is shown rounded;
+/// anything further (a large integer, say) keeps every digit f64 holds.
 pub fn format_incr_double(value: f64) -> String {
     let value = if value == 0.0 { 0.0 } else { value };
     let rounded = format!("{value:.14e}").parse::<f64>().unwrap_or(value);
     let tolerance = 2.0 * f64::EPSILON * value.abs();
-    let shown = if (rounded - value).abs() <= tolerance {
-        rounded
-    } else {
-        value
-    };
+    let shown = if (rounded - value).abs() <= tolerance { rounded } else { value };
     format!("{shown}")
 }
 

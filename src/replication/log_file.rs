@@ -151,7 +151,11 @@ impl LogFile {
         let Some(&(first, _)) = records.first() else { return Ok(()) };
         if let Some(last) = self.last_index() {
             if first != last + 1 {
-                return Err(LogError::Corrupt { file: self.dir.clone(), offset: 0, why: format!("append at index {first} does not follow {last}") });
+                return Err(LogError::Corrupt {
+                    file: self.dir.clone(),
+                    offset: 0,
+                    why: format!("append at index {first} does not follow {last}"),
+                });
             }
         }
         let roll = self.segments.last().is_none_or(|s| s.len >= SEGMENT_BYTES_TARGET);

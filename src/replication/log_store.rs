@@ -90,7 +90,15 @@ pub struct OpenReport {
 impl LogStore {
     /// A log kept in memory only (restartable = false).
     pub fn in_memory() -> LogStore {
-        LogStore { inner: Arc::new(Inner { bytes: Default::default(), state: Mutex::default(), writer: None, meta_path: None, health: Arc::default() }) }
+        LogStore {
+            inner: Arc::new(Inner {
+                bytes: Default::default(),
+                state: Mutex::default(),
+                writer: None,
+                meta_path: None,
+                health: Arc::default(),
+            }),
+        }
     }
 
     /// Opens the log under `dir` (creating it), reading every entry back; starts the
@@ -100,7 +108,10 @@ impl LogStore {
         let (vote, purged, committed) = read_meta(&meta_path)?;
         let opened = LogFile::open(&dir.join("log"))?;
         let torn_tail = opened.torn_tail.as_ref().map(|(file, offset, dropped)| {
-            format!("{}: offset {offset}: torn tail of {dropped} bytes truncated (a write cut short by a crash, never acknowledged)", file.display())
+            format!(
+                "{}: offset {offset}: torn tail of {dropped} bytes truncated (a write cut short by a crash, never acknowledged)",
+                file.display()
+            )
         });
         let mut entries = BTreeMap::new();
         for record in &opened.records {
@@ -125,7 +136,8 @@ impl LogStore {
             .spawn(move || writer_loop(log, rx, writer_health))
             .map_err(|e| LogError::Io { path: dir.to_path_buf(), source: e })?;
         let state = State { entries, vote, purged, committed };
-        let inner = Inner { bytes: bytes.into(), state: Mutex::new(state), writer: Some(Mutex::new(tx)), meta_path: Some(meta_path), health };
+        let inner =
+            Inner { bytes: bytes.into(), state: Mutex::new(state), writer: Some(Mutex::new(tx)), meta_path: Some(meta_path), health };
         Ok((LogStore { inner: Arc::new(inner) }, OpenReport { entries: count, torn_tail }))
     }
 
@@ -136,7 +148,10 @@ impl LogStore {
 
     fn account(&self, removed: &BTreeMap<u64, RaftEntry>) {
         let freed: usize = removed.values().map(entry_bytes).sum();
-        let _ = self.inner.bytes.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
+        let _ = self
+            .inner
+            .bytes
+            .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
     }
 
     pub fn health(&self) -> Arc<DiskHealth> {
@@ -169,10 +184,14 @@ fn entry_bytes(entry: &RaftEntry) -> usize {
     match &entry.payload {
         openraft::EntryPayload::Normal(e) => {
             let args = |a: &Vec<bytes::Bytes>| a.iter().map(|b| b.len() + 32).sum::<usize>() + 24;
-            e.ops.iter().map(|op| match op {
-                crate::store::Op::Command(a) => args(a),
-                crate::store::Op::Transaction(cmds) => cmds.iter().map(args).sum(),
-            }).sum::<usize>() + 96
+            e.ops
+                .iter()
+                .map(|op| match op {
+                    crate::store::Op::Command(a) => args(a),
+                    crate::store::Op::Transaction(cmds) => cmds.iter().map(args).sum(),
+                })
+                .sum::<usize>()
+                + 96
         }
         _ => 96,
     }
@@ -210,7 +229,8 @@ fn read_meta(path: &Path) -> Result<Meta, LogError> {
     }
     let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
     let crc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    let body = bytes.get(16..16 + len).ok_or_else(|| corrupt(16, format!("body of {len} bytes announced, {} present", bytes.len() - 16)))?;
+    let body =
+        bytes.get(16..16 + len).ok_or_else(|| corrupt(16, format!("body of {len} bytes announced, {} present", bytes.len() - 16)))?;
     if crc32c::crc32c(body) != crc {
         return Err(corrupt(12, "checksum mismatch".into()));
     }
@@ -279,7 +299,10 @@ fn writer_loop(mut log: LogFile, rx: mpsc::Receiver<Job>, health: Arc<DiskHealth
     }
 }
 
-fn write_batch(log: &mut LogFile, batch: Vec<(Vec<(u64, Vec<u8>)>, IOFlushed<TypeConfig>)>, health: &DiskHealth) {
+/// Appends waiting to be written: their records and the callback that acknowledges them.
+type Batch = Vec<(Vec<(u64, Vec<u8>)>, IOFlushed<TypeConfig>)>;
+
+fn write_batch(log: &mut LogFile, batch: Batch, health: &DiskHealth) {
     let records: Vec<(u64, &[u8])> = batch.iter().flat_map(|(recs, _)| recs.iter().map(|(i, b)| (*i, &b[..]))).collect();
     loop {
         let result = (|| {
@@ -309,7 +332,10 @@ fn write_batch(log: &mut LogFile, batch: Vec<(Vec<(u64, Vec<u8>)>, IOFlushed<Typ
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: RB) -> Result<Vec<RaftEntry>, io::Error> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<RaftEntry>, io::Error> {
         Ok(self.state().entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 

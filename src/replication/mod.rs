@@ -3,11 +3,11 @@
 //! between openraft and the state machine.
 
 pub mod log_file;
-pub mod record;
-pub mod types;
 pub mod log_store;
+pub mod record;
 pub mod snapshot;
 pub mod state_machine;
+pub mod types;
 
 #[cfg(test)]
 mod conformance {

@@ -35,7 +35,11 @@ impl RaftNetworkFactory<TypeConfig> for NoNetwork {
 impl RaftNetworkV2<TypeConfig> for NoPeer {
     type SnapshotData = SnapshotData;
 
-    async fn append_entries(&mut self, _rpc: AppendEntriesRequest<TypeConfig>, _option: RPCOption) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+    async fn append_entries(
+        &mut self,
+        _rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         Err(RPCError::Unreachable(self.unreachable()))
     }
 

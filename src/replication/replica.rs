@@ -122,7 +122,9 @@ impl Replica {
     /// Proposes `entry`; the replies once it is committed and applied.
     pub async fn propose(&self, entry: Entry) -> Result<Vec<Reply>, Reply> {
         if let Some(problem) = self.health.problem() {
-            return Err(Reply::error(format!("MISCONF Tandem cannot make writes durable ({problem}); writes are refused until the data directory accepts them again")));
+            return Err(Reply::error(format!(
+                "MISCONF Tandem cannot make writes durable ({problem}); writes are refused until the data directory accepts them again"
+            )));
         }
         match self.raft.client_write(entry).await {
             Ok(response) => Ok(response.data.0),
@@ -132,7 +134,11 @@ impl Replica {
 
     /// Waits until a read here would see every write acknowledged before it started.
     pub async fn linearize(&self) -> Result<(), Reply> {
-        self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.map(|_| ()).map_err(|e| Reply::error(format!("TRYAGAIN this server cannot serve a consistent read now: {e}")))
+        self.raft
+            .ensure_linearizable(ReadPolicy::LeaseRead)
+            .await
+            .map(|_| ())
+            .map_err(|e| Reply::error(format!("TRYAGAIN this server cannot serve a consistent read now: {e}")))
     }
 
     /// Asks for a snapshot when the in-memory log has grown past its budget; the

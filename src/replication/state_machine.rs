@@ -71,11 +71,16 @@ fn now_ms() -> u64 {
 impl StateMachine {
     /// A state machine over `store`. With `snapshot_dir`, the newest valid snapshot in
     /// it becomes the current one (a damaged one is an error naming file and offset).
-    pub fn new(store: Arc<Mutex<Store>>, snapshot_dir: Option<PathBuf>, notices: mpsc::UnboundedSender<Notice>) -> Result<StateMachine, snapshot::SnapshotError> {
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        snapshot_dir: Option<PathBuf>,
+        notices: mpsc::UnboundedSender<Notice>,
+    ) -> Result<StateMachine, snapshot::SnapshotError> {
         let mut meta = Meta::default();
         if let Some(dir) = &snapshot_dir {
             if let Some(path) = snapshot::list(dir).pop() {
-                let bytes = std::fs::read(&path).map_err(|source| snapshot::SnapshotError::Io { file: path.display().to_string(), source })?;
+                let bytes =
+                    std::fs::read(&path).map_err(|source| snapshot::SnapshotError::Io { file: path.display().to_string(), source })?;
                 let (snap_meta, db) = snapshot::decode(&bytes, &path.display().to_string(), now_ms())?;
                 tracing::info!(file = %path.display(), keys = db.len(), last_log_id = ?snap_meta.last_log_id, "snapshot loaded");
                 meta.preloaded = Some((snap_meta.last_log_id, db));
@@ -208,6 +213,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
-        Ok(self.meta().current.as_ref().map(|(meta, data)| SnapshotOf::<TypeConfig, SnapshotData> { meta: meta.clone(), snapshot: data.clone() }))
+        Ok(self
+            .meta()
+            .current
+            .as_ref()
+            .map(|(meta, data)| SnapshotOf::<TypeConfig, SnapshotData> { meta: meta.clone(), snapshot: data.clone() }))
     }
 }

@@ -206,10 +206,19 @@ impl Connection {
             ("kill", _) => self.client_kill(&args[2..]),
             ("no-evict" | "no-touch", 3) => ok(),
             ("help", _) => Reply::Array(
-                ["CLIENT <subcommand> [<arg> ...]", "ID", "GETNAME", "SETNAME <name>", "SETINFO <LIB-NAME|LIB-VER> <value>", "INFO", "LIST", "KILL <ip:port> | ID <id> | ADDR <ip:port>"]
-                    .iter()
-                    .map(|l| Reply::status(l))
-                    .collect(),
+                [
+                    "CLIENT <subcommand> [<arg> ...]",
+                    "ID",
+                    "GETNAME",
+                    "SETNAME <name>",
+                    "SETINFO <LIB-NAME|LIB-VER> <value>",
+                    "INFO",
+                    "LIST",
+                    "KILL <ip:port> | ID <id> | ADDR <ip:port>",
+                ]
+                .iter()
+                .map(|l| Reply::status(l))
+                .collect(),
             ),
             _ => unknown_subcommand("client", &args[1]),
         }
@@ -228,7 +237,7 @@ impl Connection {
                 None => Reply::err("ERR No such client"),
             };
         }
-        if args.is_empty() || args.len() % 2 != 0 {
+        if args.is_empty() || !args.len().is_multiple_of(2) {
             return Reply::err(ERR_SYNTAX);
         }
         let mut killed = 0;
@@ -425,8 +434,12 @@ impl Connection {
     fn pubsub_cmd(&mut self, args: &[Bytes]) -> Reply {
         let pubsub = &self.shared.pubsub;
         match text(&args[1]).to_ascii_lowercase().as_str() {
-            "channels" if args.len() <= 3 => Reply::Array(pubsub.channels(args.get(2).map(|p| &p[..])).into_iter().map(Reply::Bulk).collect()),
-            "numsub" => Reply::Array(args[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(pubsub.numsub(c) as i64)]).collect()),
+            "channels" if args.len() <= 3 => {
+                Reply::Array(pubsub.channels(args.get(2).map(|p| &p[..])).into_iter().map(Reply::Bulk).collect())
+            }
+            "numsub" => {
+                Reply::Array(args[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(pubsub.numsub(c) as i64)]).collect())
+            }
             "numpat" if args.len() == 2 => Reply::Int(pubsub.numpat() as i64),
             "shardchannels" => Reply::Array(vec![]),
             "shardnumsub" => Reply::Array(args[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(0)]).collect()),
@@ -443,7 +456,7 @@ impl Connection {
                 let patterns: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
                 Reply::Map(settings.get(&patterns).into_iter().map(|(k, v)| (Reply::bulk_str(k), Reply::bulk_str(&v))).collect())
             }
-            "set" if args.len() >= 4 && args.len() % 2 == 0 => {
+            "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
                 for pair in args[2..].chunks_exact(2) {
                     if let Err(e) = settings.set(&text(&pair[0]), &text(&pair[1])) {
                         return Reply::error(e);
@@ -452,7 +465,9 @@ impl Connection {
                 ok()
             }
             "resetstat" if args.len() == 2 => ok(),
-            "rewrite" if args.len() == 2 => Reply::err("ERR The server is running without a config file that CONFIG REWRITE can change: edit the TOML file"),
+            "rewrite" if args.len() == 2 => {
+                Reply::err("ERR The server is running without a config file that CONFIG REWRITE can change: edit the TOML file")
+            }
             "get" | "set" => commands::wrong_args(&format!("config|{}", text(&args[1]).to_ascii_lowercase())),
             _ => unknown_subcommand("config", &args[1]),
         }
@@ -553,7 +568,10 @@ impl Connection {
                 shared.settings.policy().name(),
             ),
         );
-        section("Persistence", format!("loading:0\r\nrdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n"));
+        section(
+            "Persistence",
+            format!("loading:0\r\nrdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n"),
+        );
         section(
             "Stats",
             format!(
@@ -579,14 +597,16 @@ fn command_cmd(args: &[Bytes]) -> Reply {
     };
     match text(sub).to_ascii_lowercase().as_str() {
         "count" => Reply::Int(commands::all().filter(|s| !s.has(flags::INTERNAL)).count() as i64),
-        "info" => Reply::Array(args[2..].iter().map(|n| commands::lookup(n).filter(|s| !s.has(flags::INTERNAL)).map_or(Reply::NilArray, command_info)).collect()),
+        "info" => Reply::Array(
+            args[2..]
+                .iter()
+                .map(|n| commands::lookup(n).filter(|s| !s.has(flags::INTERNAL)).map_or(Reply::NilArray, command_info))
+                .collect(),
+        ),
         "list" => Reply::Array(commands::all().filter(|s| !s.has(flags::INTERNAL)).map(|s| Reply::bulk_str(s.name)).collect()),
         "docs" => {
-            let specs: Vec<&CommandSpec> = if args.len() > 2 {
-                args[2..].iter().filter_map(|n| commands::lookup(n)).collect()
-            } else {
-                commands::all().collect()
-            };
+            let specs: Vec<&CommandSpec> =
+                if args.len() > 2 { args[2..].iter().filter_map(|n| commands::lookup(n)).collect() } else { commands::all().collect() };
             Reply::Map(specs.into_iter().filter(|s| !s.has(flags::INTERNAL)).map(command_docs).collect())
         }
         "getkeys" if args.len() >= 3 => match commands::lookup(&args[2]) {
@@ -611,7 +631,13 @@ fn command_info(spec: &CommandSpec) -> Reply {
     let mut key_specs = Vec::new();
     if spec.first_key > 0 {
         key_specs.push(Reply::Map(vec![
-            (Reply::bulk(b"begin_search"), Reply::Map(vec![(Reply::bulk(b"type"), Reply::bulk(b"index")), (Reply::bulk(b"spec"), Reply::Map(vec![(Reply::bulk(b"index"), Reply::Int(spec.first_key as i64))]))])),
+            (
+                Reply::bulk(b"begin_search"),
+                Reply::Map(vec![
+                    (Reply::bulk(b"type"), Reply::bulk(b"index")),
+                    (Reply::bulk(b"spec"), Reply::Map(vec![(Reply::bulk(b"index"), Reply::Int(spec.first_key as i64))])),
+                ]),
+            ),
             (
                 Reply::bulk(b"find_keys"),
                 Reply::Map(vec![
@@ -619,7 +645,10 @@ fn command_info(spec: &CommandSpec) -> Reply {
                     (
                         Reply::bulk(b"spec"),
                         Reply::Map(vec![
-                            (Reply::bulk(b"lastkey"), Reply::Int(if spec.last_key < 0 { spec.last_key as i64 } else { (spec.last_key - spec.first_key) as i64 })),
+                            (
+                                Reply::bulk(b"lastkey"),
+                                Reply::Int(if spec.last_key < 0 { spec.last_key as i64 } else { (spec.last_key - spec.first_key) as i64 }),
+                            ),
                             (Reply::bulk(b"keystep"), Reply::Int(spec.step as i64)),
                             (Reply::bulk(b"limit"), Reply::Int(0)),
                         ]),

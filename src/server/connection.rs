@@ -130,7 +130,8 @@ impl Connection {
     /// Parses and runs every complete command in the input buffer. False when the
     /// connection must close (protocol error, QUIT, oversized input).
     async fn on_input(&mut self) -> bool {
-        let limits = ParseLimits { bulk_bytes_max: self.shared.settings.bulk_bytes_max.load(Ordering::Relaxed), args_max: limits::ARGS_MAX };
+        let limits =
+            ParseLimits { bulk_bytes_max: self.shared.settings.bulk_bytes_max.load(Ordering::Relaxed), args_max: limits::ARGS_MAX };
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
         let mut fatal = None;
         loop {
@@ -186,7 +187,9 @@ impl Connection {
             return None;
         }
         let spec = commands::lookup(args.first()?)?;
-        let plain = matches!(spec.handler, Handler::Read(_) | Handler::Write(_)) && !spec.has(flags::BLOCKING | flags::INTERNAL) && spec.arity_ok(args.len());
+        let plain = matches!(spec.handler, Handler::Read(_) | Handler::Write(_))
+            && !spec.has(flags::BLOCKING | flags::INTERNAL)
+            && spec.arity_ok(args.len());
         plain.then_some(spec)
     }
 
@@ -244,7 +247,10 @@ impl Connection {
         }
         if let Some(queue) = &mut self.multi {
             if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
-                if spec.has(flags::DENYOOM) && super::core::over_maxmemory(&self.shared.settings, self.shared.core.replica.log.memory_bytes()) && self.shared.settings.policy() == super::settings::EvictionPolicy::NoEviction {
+                if spec.has(flags::DENYOOM)
+                    && super::core::over_maxmemory(&self.shared.settings, self.shared.core.replica.log.memory_bytes())
+                    && self.shared.settings.policy() == super::settings::EvictionPolicy::NoEviction
+                {
                     self.multi_failed = true;
                     return self.reply(Reply::err(commands::args::ERR_OOM));
                 }

@@ -131,7 +131,12 @@ impl Core {
 
     /// MULTI … EXEC as one entry. With watched keys, the check and the proposal happen
     /// with no other write in flight: EXEC replies nil if a watched key changed.
-    pub async fn execute_transaction(&self, cmds: Vec<Vec<Bytes>>, watches: &[(Bytes, WatchStamp)], settings: &Settings) -> Result<Reply, Reply> {
+    pub async fn execute_transaction(
+        &self,
+        cmds: Vec<Vec<Bytes>>,
+        watches: &[(Bytes, WatchStamp)],
+        settings: &Settings,
+    ) -> Result<Reply, Reply> {
         let needs_room = cmds.iter().any(|a| a.first().and_then(|n| crate::commands::lookup(n)).is_some_and(|s| s.has(flags::DENYOOM)));
         if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
             self.make_room(settings).await?;

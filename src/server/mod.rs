@@ -169,7 +169,8 @@ pub struct ServerOptions {
 pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let settings = Settings::new(options.data_storage_bytes, options.client_port, &options.host, options.requirepass.clone(), &options.config_file);
+    let settings =
+        Settings::new(options.data_storage_bytes, options.client_port, &options.host, options.requirepass.clone(), &options.config_file);
     let (notice_tx, notice_rx) = tokio::sync::mpsc::unbounded_channel();
     let replica = Replica::start(options.replica.clone(), notice_tx).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     let (block_tx, block_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -181,7 +181,11 @@ impl Settings {
                 self.policy.store(policy as u8, Ordering::Relaxed);
             }
             "maxmemory-samples" => {
-                let n: usize = value.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| invalid("argument must be between 1 and 64 inclusive"))?;
+                let n: usize = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| invalid("argument must be between 1 and 64 inclusive"))?;
                 self.maxmemory_samples.store(n, Ordering::Relaxed);
             }
             "notify-keyspace-events" => {
@@ -196,7 +200,8 @@ impl Settings {
                 self.bulk_bytes_max.store(bytes as usize, Ordering::Relaxed);
             }
             "maxclients" => {
-                let n: usize = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| invalid("argument must be between 1 and 4294967295 inclusive"))?;
+                let n: usize =
+                    value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| invalid("argument must be between 1 and 4294967295 inclusive"))?;
                 self.clients_max.store(n, Ordering::Relaxed);
             }
             "timeout" => {

@@ -56,53 +56,29 @@ const VARINT_BYTES_MAX: usize = 10;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     #[error("expected {expected} at offset {offset}: {needed} bytes needed, {remaining} remain")]
-    Truncated {
-        expected: &'static str,
-        offset: usize,
-        needed: usize,
-        remaining: usize,
-    },
+    Truncated { expected: &'static str, offset: usize, needed: usize, remaining: usize },
     #[error("expected {expected} at offset {offset}: not a minimal varint of at most 64 bits")]
-    BadVarint {
-        expected: &'static str,
-        offset: usize,
-    },
+    BadVarint { expected: &'static str, offset: usize },
     #[error("expected {expected} at offset {offset}: {announced} announced, but only {remaining} bytes remain")]
-    LengthTooLarge {
-        expected: &'static str,
-        offset: usize,
-        announced: u64,
-        remaining: usize,
-    },
+    LengthTooLarge { expected: &'static str, offset: usize, announced: u64, remaining: usize },
     #[error("expected a type tag (0-4) at offset {offset}, found {found}")]
     UnknownTag { offset: usize, found: u8 },
     #[error("expected a non-empty {kind} at offset {offset}: empty containers are never stored")]
     EmptyContainer { kind: &'static str, offset: usize },
     #[error("expected distinct {expected} at offset {offset}, found a duplicate")]
-    Duplicate {
-        expected: &'static str,
-        offset: usize,
-    },
+    Duplicate { expected: &'static str, offset: usize },
     #[error("expected a score at offset {offset}, found NaN")]
     NanScore { offset: usize },
     #[error("invalid {what} at offset {offset}: {why}")]
     Invalid { what: &'static str, offset: usize, why: String },
     #[error("expected the end of input at offset {offset}, found {trailing} more bytes")]
     TrailingBytes { offset: usize, trailing: usize },
-    #[error(
-        "expected a payload of at least {FOOTER_BYTES} bytes (version and checksum), found {len}"
-    )]
+    #[error("expected a payload of at least {FOOTER_BYTES} bytes (version and checksum), found {len}")]
     PayloadTooShort { len: usize },
     #[error("expected payload format version {supported}, found {found}")]
     Version { found: u16, supported: u16 },
-    #[error(
-        "expected checksum {stored:#018x} (stored at offset {offset}), computed {computed:#018x}"
-    )]
-    Checksum {
-        stored: u64,
-        computed: u64,
-        offset: usize,
-    },
+    #[error("expected checksum {stored:#018x} (stored at offset {offset}), computed {computed:#018x}")]
+    Checksum { stored: u64, computed: u64, offset: usize },
 }
 
 // --- encoding ---
@@ -190,19 +166,12 @@ pub fn verify_dump(payload: &[u8]) -> Result<&[u8], CodecError> {
     let stored = u64::from_le_bytes(*stored);
     let computed = crc64(body);
     if stored != computed {
-        return Err(CodecError::Checksum {
-            stored,
-            computed,
-            offset: body.len(),
-        });
+        return Err(CodecError::Checksum { stored, computed, offset: body.len() });
     }
     let (value, version) = body.split_last_chunk::<2>().ok_or(too_short)?;
     let found = u16::from_le_bytes(*version);
     if found != DUMP_VERSION {
-        return Err(CodecError::Version {
-            found,
-            supported: DUMP_VERSION,
-        });
+        return Err(CodecError::Version { found, supported: DUMP_VERSION });
     }
     Ok(value)
 }
@@ -237,10 +206,7 @@ impl<'a> Decoder<'a> {
     pub fn finish(&self) -> Result<(), CodecError> {
         match self.remaining() {
             0 => Ok(()),
-            trailing => Err(CodecError::TrailingBytes {
-                offset: self.pos,
-                trailing,
-            }),
+            trailing => Err(CodecError::TrailingBytes { offset: self.pos, trailing }),
         }
     }
 
@@ -248,12 +214,7 @@ impl<'a> Decoder<'a> {
     pub fn take(&mut self, n: usize, expected: &'static str) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n);
         let Some(bytes) = end.and_then(|end| self.buf.get(self.pos..end)) else {
-            return Err(CodecError::Truncated {
-                expected,
-                offset: self.pos,
-                needed: n,
-                remaining: self.remaining(),
-            });
+            return Err(CodecError::Truncated { expected, offset: self.pos, needed: n, remaining: self.remaining() });
         };
         self.pos += n;
         Ok(bytes)
@@ -273,15 +234,10 @@ impl<'a> Decoder<'a> {
     /// A minimal LEB128 varint of at most 64 bits.
     pub fn varint(&mut self, expected: &'static str) -> Result<u64, CodecError> {
         let start = self.pos;
-        let bad = CodecError::BadVarint {
-            expected,
-            offset: start,
-        };
+        let bad = CodecError::BadVarint { expected, offset: start };
         let mut n: u64 = 0;
         for i in 0..VARINT_BYTES_MAX {
-            let byte = self
-                .u8(expected)
-                .map_err(|_| self.truncated_varint(expected, start))?;
+            let byte = self.u8(expected).map_err(|_| self.truncated_varint(expected, start))?;
             let group = (byte & 0x7f) as u64;
             // The tenth byte holds bit 63 only.
             if i == VARINT_BYTES_MAX - 1 && group > 1 {
@@ -300,35 +256,18 @@ impl<'a> Decoder<'a> {
     }
 
     fn truncated_varint(&self, expected: &'static str, start: usize) -> CodecError {
-        CodecError::Truncated {
-            expected,
-            offset: start,
-            needed: self.pos - start + 1,
-            remaining: self.pos - start,
-        }
+        CodecError::Truncated { expected, offset: start, needed: self.pos - start + 1, remaining: self.pos - start }
     }
 
     /// A count or length announced by the input, refused unless the remaining bytes
     /// can hold that many items of at least `item_bytes_min` each — so a hostile
     /// count can never make us allocate more than the input's size would justify.
-    pub fn count(
-        &mut self,
-        expected: &'static str,
-        item_bytes_min: usize,
-    ) -> Result<usize, CodecError> {
+    pub fn count(&mut self, expected: &'static str, item_bytes_min: usize) -> Result<usize, CodecError> {
         let offset = self.pos;
         let announced = self.varint(expected)?;
         let remaining = self.remaining();
-        let fits = usize::try_from(announced).ok().filter(|&n| {
-            n.checked_mul(item_bytes_min.max(1))
-                .is_some_and(|b| b <= remaining)
-        });
-        fits.ok_or(CodecError::LengthTooLarge {
-            expected,
-            offset,
-            announced,
-            remaining,
-        })
+        let fits = usize::try_from(announced).ok().filter(|&n| n.checked_mul(item_bytes_min.max(1)).is_some_and(|b| b <= remaining));
+        fits.ok_or(CodecError::LengthTooLarge { expected, offset, announced, remaining })
     }
 
     /// A length-prefixed byte string.
@@ -352,11 +291,7 @@ impl<'a> Decoder<'a> {
 
     /// A container's element count: at least one, each element at least
     /// `item_bytes_min` long.
-    fn container_len(
-        &mut self,
-        kind: &'static str,
-        item_bytes_min: usize,
-    ) -> Result<usize, CodecError> {
+    fn container_len(&mut self, kind: &'static str, item_bytes_min: usize) -> Result<usize, CodecError> {
         let offset = self.pos;
         match self.count(kind, item_bytes_min)? {
             0 => Err(CodecError::EmptyContainer { kind, offset }),
@@ -375,17 +310,13 @@ impl<'a> Decoder<'a> {
 
     fn hash(&mut self) -> Result<HashValue, CodecError> {
         let len = self.container_len("hash length", 2)?;
-        let mut hash =
-            HashValue::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
+        let mut hash = HashValue::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
         for _ in 0..len {
             let offset = self.pos;
             let field = Blob::from(self.bytes("hash field")?);
             let value = Blob::from(self.bytes("hash value")?);
             if hash.insert(field, value).is_some() {
-                return Err(CodecError::Duplicate {
-                    expected: "hash fields",
-                    offset,
-                });
+                return Err(CodecError::Duplicate { expected: "hash fields", offset });
             }
         }
         Ok(hash)
@@ -393,15 +324,11 @@ impl<'a> Decoder<'a> {
 
     fn set(&mut self) -> Result<SetValue, CodecError> {
         let len = self.container_len("set length", 1)?;
-        let mut set =
-            SetValue::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
+        let mut set = SetValue::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
         for _ in 0..len {
             let offset = self.pos;
             if !set.insert(Blob::from(self.bytes("set member")?)) {
-                return Err(CodecError::Duplicate {
-                    expected: "set members",
-                    offset,
-                });
+                return Err(CodecError::Duplicate { expected: "set members", offset });
             }
         }
         Ok(set)
@@ -418,15 +345,10 @@ impl<'a> Decoder<'a> {
             let score_offset = self.pos;
             let score = f64::from_bits(self.u64_le("a score")?);
             if score.is_nan() {
-                return Err(CodecError::NanScore {
-                    offset: score_offset,
-                });
+                return Err(CodecError::NanScore { offset: score_offset });
             }
             if zset.insert(member, score).is_some() {
-                return Err(CodecError::Duplicate {
-                    expected: "sorted set members",
-                    offset,
-                });
+                return Err(CodecError::Duplicate { expected: "sorted set members", offset });
             }
         }
         Ok(zset)
@@ -497,13 +419,7 @@ mod tests {
             set.insert(blob(m));
         }
         let mut zset = ZSet::new();
-        for (m, s) in [
-            ("b", 2.5),
-            ("a", -1.0),
-            ("inf", f64::INFINITY),
-            ("ninf", f64::NEG_INFINITY),
-            ("zero", 0.0),
-        ] {
+        for (m, s) in [("b", 2.5), ("a", -1.0), ("inf", f64::INFINITY), ("ninf", f64::NEG_INFINITY), ("zero", 0.0)] {
             zset.insert(m.as_bytes(), s);
         }
         vec![
@@ -551,17 +467,7 @@ mod tests {
 
     #[test]
     fn varints_round_trip_at_the_edges() {
-        for n in [
-            0,
-            1,
-            127,
-            128,
-            16383,
-            16384,
-            u32::MAX as u64,
-            u64::MAX - 1,
-            u64::MAX,
-        ] {
+        for n in [0, 1, 127, 128, 16383, 16384, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
             let mut out = Vec::new();
             put_varint(&mut out, n);
             let mut d = Decoder::new(&out);
@@ -573,25 +479,13 @@ mod tests {
     #[test]
     fn overlong_or_oversized_varints_are_refused() {
         let overlong = [0x80, 0x00];
-        assert!(matches!(
-            Decoder::new(&overlong).varint("n"),
-            Err(CodecError::BadVarint { offset: 0, .. })
-        ));
+        assert!(matches!(Decoder::new(&overlong).varint("n"), Err(CodecError::BadVarint { offset: 0, .. })));
         let too_big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert!(matches!(
-            Decoder::new(&too_big).varint("n"),
-            Err(CodecError::BadVarint { .. })
-        ));
+        assert!(matches!(Decoder::new(&too_big).varint("n"), Err(CodecError::BadVarint { .. })));
         let endless = [0xff; 11];
-        assert!(matches!(
-            Decoder::new(&endless).varint("n"),
-            Err(CodecError::BadVarint { .. })
-        ));
+        assert!(matches!(Decoder::new(&endless).varint("n"), Err(CodecError::BadVarint { .. })));
         let cut = [0x80, 0x80];
-        assert!(matches!(
-            Decoder::new(&cut).varint("n"),
-            Err(CodecError::Truncated { offset: 0, .. })
-        ));
+        assert!(matches!(Decoder::new(&cut).varint("n"), Err(CodecError::Truncated { offset: 0, .. })));
     }
 
     #[test]
@@ -599,10 +493,7 @@ mod tests {
         for value in samples() {
             let bytes = encoded(&value);
             for cut in 0..bytes.len() {
-                assert!(
-                    decode_value(&bytes[..cut]).is_err(),
-                    "{value:?} cut at {cut}"
-                );
+                assert!(decode_value(&bytes[..cut]).is_err(), "{value:?} cut at {cut}");
             }
         }
     }
@@ -610,28 +501,9 @@ mod tests {
     #[test]
     fn truncated_string_names_what_and_where() {
         let err = decode_value(&[TAG_STR, 5, b'a', b'b']).unwrap_err();
-        assert_eq!(
-            err,
-            CodecError::LengthTooLarge {
-                expected: "string bytes",
-                offset: 1,
-                announced: 5,
-                remaining: 2
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "expected string bytes at offset 1: 5 announced, but only 2 bytes remain"
-        );
-        assert_eq!(
-            decode_value(&[]).unwrap_err(),
-            CodecError::Truncated {
-                expected: "a type tag",
-                offset: 0,
-                needed: 1,
-                remaining: 0
-            }
-        );
+        assert_eq!(err, CodecError::LengthTooLarge { expected: "string bytes", offset: 1, announced: 5, remaining: 2 });
+        assert_eq!(err.to_string(), "expected string bytes at offset 1: 5 announced, but only 2 bytes remain");
+        assert_eq!(decode_value(&[]).unwrap_err(), CodecError::Truncated { expected: "a type tag", offset: 0, needed: 1, remaining: 0 });
     }
 
     #[test]
@@ -640,23 +512,11 @@ mod tests {
             let mut bytes = vec![tag];
             put_varint(&mut bytes, u64::MAX);
             bytes.extend_from_slice(b"abc");
-            assert!(
-                matches!(
-                    decode_value(&bytes),
-                    Err(CodecError::LengthTooLarge {
-                        announced: u64::MAX,
-                        ..
-                    })
-                ),
-                "tag {tag}"
-            );
+            assert!(matches!(decode_value(&bytes), Err(CodecError::LengthTooLarge { announced: u64::MAX, .. })), "tag {tag}");
         }
         // A zset count that would fit one-byte elements but not 9-byte ones.
         let bytes = [TAG_ZSET, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(
-            decode_value(&bytes),
-            Err(CodecError::LengthTooLarge { .. })
-        ));
+        assert!(matches!(decode_value(&bytes), Err(CodecError::LengthTooLarge { .. })));
     }
 
     #[test]
@@ -682,42 +542,18 @@ mod tests {
 
     #[test]
     fn unknown_tags_and_trailing_bytes_are_refused() {
-        assert_eq!(
-            decode_value(&[9]).unwrap_err(),
-            CodecError::UnknownTag {
-                offset: 0,
-                found: 9
-            }
-        );
-        assert_eq!(
-            decode_value(&[TAG_STR, 1, b'a', 0]).unwrap_err(),
-            CodecError::TrailingBytes {
-                offset: 3,
-                trailing: 1
-            }
-        );
+        assert_eq!(decode_value(&[9]).unwrap_err(), CodecError::UnknownTag { offset: 0, found: 9 });
+        assert_eq!(decode_value(&[TAG_STR, 1, b'a', 0]).unwrap_err(), CodecError::TrailingBytes { offset: 3, trailing: 1 });
     }
 
     #[test]
     fn empty_containers_duplicates_and_nan_are_refused() {
-        assert!(matches!(
-            decode_value(&[TAG_LIST, 0]),
-            Err(CodecError::EmptyContainer { .. })
-        ));
-        assert!(matches!(
-            decode_value(&[TAG_SET, 2, 1, b'a', 1, b'a']),
-            Err(CodecError::Duplicate { offset: 4, .. })
-        ));
-        assert!(matches!(
-            decode_value(&[TAG_HASH, 2, 1, b'f', 0, 1, b'f', 0]),
-            Err(CodecError::Duplicate { .. })
-        ));
+        assert!(matches!(decode_value(&[TAG_LIST, 0]), Err(CodecError::EmptyContainer { .. })));
+        assert!(matches!(decode_value(&[TAG_SET, 2, 1, b'a', 1, b'a']), Err(CodecError::Duplicate { offset: 4, .. })));
+        assert!(matches!(decode_value(&[TAG_HASH, 2, 1, b'f', 0, 1, b'f', 0]), Err(CodecError::Duplicate { .. })));
         let mut zset = vec![TAG_ZSET, 1, 1, b'm'];
         zset.extend_from_slice(&f64::NAN.to_bits().to_le_bytes());
-        assert_eq!(
-            decode_value(&zset).unwrap_err(),
-            CodecError::NanScore { offset: 4 }
-        );
+        assert_eq!(decode_value(&zset).unwrap_err(), CodecError::NanScore { offset: 4 });
         // Lists may repeat elements.
         assert!(decode_value(&[TAG_LIST, 2, 1, b'a', 1, b'a']).is_ok());
     }
@@ -728,10 +564,7 @@ mod tests {
         for i in 0..payload.len() {
             let mut bad = payload.clone();
             bad[i] ^= 0x01;
-            assert!(
-                matches!(restore_payload(&bad), Err(CodecError::Checksum { .. })),
-                "byte {i}"
-            );
+            assert!(matches!(restore_payload(&bad), Err(CodecError::Checksum { .. })), "byte {i}");
         }
     }
 
@@ -742,22 +575,13 @@ mod tests {
         payload.extend_from_slice(&11u16.to_le_bytes());
         let crc = crc64(&payload);
         payload.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(
-            restore_payload(&payload).unwrap_err(),
-            CodecError::Version {
-                found: 11,
-                supported: DUMP_VERSION
-            }
-        );
+        assert_eq!(restore_payload(&payload).unwrap_err(), CodecError::Version { found: 11, supported: DUMP_VERSION });
     }
 
     #[test]
     fn short_payloads_are_refused() {
         for len in 0..FOOTER_BYTES {
-            assert_eq!(
-                restore_payload(&vec![0; len]).unwrap_err(),
-                CodecError::PayloadTooShort { len }
-            );
+            assert_eq!(restore_payload(&vec![0; len]).unwrap_err(), CodecError::PayloadTooShort { len });
         }
     }
 
