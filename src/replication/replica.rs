@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
 use tokio::sync::mpsc;
 
@@ -61,6 +62,7 @@ pub struct Replica {
     pub log: LogStore,
     pub store: Arc<Mutex<Store>>,
     pub health: Arc<DiskHealth>,
+    last_snapshot: Mutex<u64>,
     _data_dir: Option<DataDir>,
 }
 
@@ -116,7 +118,7 @@ impl Replica {
             .map_err(|e| StartError::Raft(e.to_string()))?;
         // Serve nothing before every committed entry is applied (after a restart).
         raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| StartError::Raft(e.to_string()))?;
-        Ok(Replica { raft, log, store, health, _data_dir: data_dir })
+        Ok(Replica { raft, log, store, health, last_snapshot: Mutex::new(crate::server::core::wall_ms() / 1000), _data_dir: data_dir })
     }
 
     /// Proposes `entry`; the replies once it is committed and applied.
@@ -147,6 +149,29 @@ impl Replica {
         if self.log.memory_bytes() > LOG_MEMORY_SNAPSHOT_BYTES {
             let _ = self.raft.trigger().snapshot().await;
         }
+    }
+
+    /// Takes a snapshot covering everything applied so far and waits until it is built
+    /// (and, when restartable, on disk).
+    pub async fn snapshot_now(&self) -> Result<(), String> {
+        let target = self.raft.metrics().borrow_watched().last_applied.map(|l| l.index);
+        self.raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+        self.raft
+            .wait(Some(Duration::from_secs(600)))
+            .metrics(|m| m.snapshot.map(|s| s.index) >= target, "snapshot covers the last applied entry")
+            .await
+            .map_err(|e| e.to_string())?;
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = crate::server::core::wall_ms() / 1000;
+        Ok(())
+    }
+
+    pub async fn snapshot_soon(&self) {
+        let _ = self.raft.trigger().snapshot().await;
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = crate::server::core::wall_ms() / 1000;
+    }
+
+    pub fn last_snapshot_unix_secs(&self) -> u64 {
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn is_active(&self) -> bool {

@@ -66,6 +66,15 @@ impl Connection {
                 ]))
             }
             "memory" => Some(self.memory(&args)),
+            "save" => Some(match self.shared.core.replica.snapshot_now().await {
+                Ok(()) => ok(),
+                Err(e) => Reply::error(format!("ERR snapshot failed: {e}")),
+            }),
+            "bgsave" => {
+                self.shared.core.replica.snapshot_soon().await;
+                Some(Reply::status("Background saving started"))
+            }
+            "lastsave" => Some(Reply::Int(self.shared.core.replica.last_snapshot_unix_secs() as i64)),
             _ => Some(commands::unknown_command(&args)),
         };
         if let Some(reply) = reply {

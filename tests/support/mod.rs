@@ -164,3 +164,136 @@ pub fn closed_by_server(stream: &mut TcpStream, deadline: Duration) -> bool {
     }
     false
 }
+
+/// A server started from a config file, in a directory that outlives its process, so
+/// it can be killed and restarted on the same data.
+pub struct ConfigServer {
+    pub name: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+    run: usize,
+}
+
+/// Writes a one-server config in `dir` and returns its path and client port.
+pub fn write_single_server_config(dir: &std::path::Path, restartable: bool) -> (PathBuf, u16) {
+    let port = free_port();
+    let group = free_port();
+    let management = free_port();
+    let text = format!(
+        "[cluster]\nname = \"test\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n\n[[stripe.server]]\nname = \"server1\"\nhost = \"127.0.0.1\"\nclient-port = {port}\ngroup-port = {group}\nmanagement-port = {management}\ndata = \"data/server1\"\ndata-storage = \"1g\"\nrestartable = {restartable}\n"
+    );
+    let path = dir.join("tandem.toml");
+    std::fs::write(&path, text).expect("write config");
+    (path, port)
+}
+
+impl ConfigServer {
+    /// Starts `name` from `config` with `dir` as working directory; waits for PING.
+    pub fn start(dir: &std::path::Path, config: &std::path::Path, name: &str, port: u16) -> ConfigServer {
+        let mut server = ConfigServer { name: name.into(), port, dir: dir.into(), config: config.into(), child: None, run: 0 };
+        server.restart();
+        server
+    }
+
+    /// The stderr of run `n` (each start writes its own file).
+    pub fn stderr(&self, run: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}-{run}.stderr", self.name))).unwrap_or_default()
+    }
+
+    pub fn last_stderr(&self) -> String {
+        self.stderr(self.run)
+    }
+
+    /// Spawns the process without waiting for it to be ready.
+    pub fn spawn(&mut self) -> &mut Child {
+        self.run += 1;
+        let log = std::fs::File::create(self.dir.join(format!("{}-{}.stderr", self.name, self.run))).expect("stderr file");
+        let child = Command::new(binary())
+            .args(["server", "--config"])
+            .arg(&self.config)
+            .args(["--name", &self.name])
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn tandem");
+        self.child = Some(child);
+        self.child.as_mut().expect("just set")
+    }
+
+    /// Spawns without waiting for readiness (for starts that must fail).
+    pub fn start_unready(dir: &std::path::Path, config: &std::path::Path, name: &str, port: u16) -> ConfigServer {
+        let mut server = ConfigServer { name: name.into(), port, dir: dir.into(), config: config.into(), child: None, run: 0 };
+        server.spawn();
+        server
+    }
+
+    /// (Re)starts the server and waits until it answers PING.
+    pub fn restart(&mut self) {
+        self.spawn();
+        let deadline = Instant::now() + READY_DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("{} exited with {status} while starting:\n{}", self.name, self.last_stderr());
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 7];
+                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} did not answer within {:?}:\n{}", self.name, READY_DEADLINE, self.last_stderr());
+    }
+
+    /// Waits for the process to exit by itself (a refused start); its status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let status = self.wait_exit(Duration::from_secs(20));
+        self.child = None;
+        status
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("client");
+        let con = client.get_connection().expect("connect");
+        con.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        con
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data").join(&self.name)
+    }
+}
+
+impl Drop for ConfigServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,0 +1,377 @@
+//! Fast Restart: a restartable server keeps every acknowledged write across any
+//! stop, `kill -9` included; damage is reported, never silently dropped; a full disk
+//! refuses writes without crashing and recovers when space returns.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{wait_until, write_single_server_config, ConfigServer};
+
+fn restartable_server() -> (tempfile::TempDir, ConfigServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = write_single_server_config(dir.path(), true);
+    let server = ConfigServer::start(dir.path(), &config, "server1", port);
+    (dir, server)
+}
+
+/// xorshift64*: a seeded, replayable source of test randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What one writer did: per operation, whether it was acknowledged.
+#[derive(Default)]
+struct WriterLog {
+    sets: Vec<(String, String, bool)>,
+    incrs: (u64, u64),
+    pushes: Vec<(String, bool)>,
+}
+
+fn writer(port: u16, id: usize, round: usize, seed: u64, stop: Arc<AtomicBool>) -> WriterLog {
+    let mut log = WriterLog::default();
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else { return log };
+    let Ok(mut con) = client.get_connection() else { return log };
+    let _ = con.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut rng = Rng(seed ^ (id as u64 + 1) * 0x9e37_79b9);
+    let started = Instant::now();
+    for n in 0..100_000 {
+        if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        let result = match rng.below(3) {
+            0 => {
+                let (key, value) = (format!("w{id}:r{round}:k{n}"), format!("v{id}-{round}-{n}"));
+                let r = redis::cmd("SET").arg(&key).arg(&value).query::<()>(&mut con);
+                log.sets.push((key, value, r.is_ok()));
+                r.map(|_| ())
+            }
+            1 => {
+                log.incrs.1 += 1;
+                let r = redis::cmd("INCR").arg(format!("w{id}:counter")).query::<i64>(&mut con);
+                if r.is_ok() {
+                    log.incrs.0 += 1;
+                }
+                r.map(|_| ())
+            }
+            _ => {
+                let value = format!("p{id}-{round}-{n}");
+                let r = redis::cmd("RPUSH").arg(format!("w{id}:list")).arg(&value).query::<i64>(&mut con);
+                log.pushes.push((value, r.is_ok()));
+                r.map(|_| ())
+            }
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    log
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_at_random_moments() {
+    let seed: u64 = std::env::var("TANDEM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
+    });
+    println!("crash test seed: {seed} (replay with TANDEM_TEST_SEED={seed})");
+    let mut rng = Rng(seed);
+    let (_dir, mut server) = restartable_server();
+    const WRITERS: usize = 3;
+    const ROUNDS: usize = 20;
+    let mut acked_sets: HashMap<String, String> = HashMap::new();
+    let mut unacked_sets: HashMap<String, String> = HashMap::new();
+    let mut incrs = [(0u64, 0u64); WRITERS];
+    let mut acked_pushes: Vec<Vec<String>> = vec![Vec::new(); WRITERS];
+    let mut attempted_pushes: Vec<HashSet<String>> = vec![HashSet::new(); WRITERS];
+    let mut acked_total = 0;
+    for round in 0..ROUNDS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|id| {
+                let (port, stop, s) = (server.port, stop.clone(), rng.next());
+                std::thread::spawn(move || writer(port, id, round, s, stop))
+            })
+            .collect();
+        // The fault: kill -9 after a random moment of load.
+        std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
+        server.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for (id, handle) in handles.into_iter().enumerate() {
+            let log = handle.join().unwrap();
+            for (k, v, acked) in log.sets {
+                if acked {
+                    acked_total += 1;
+                    acked_sets.insert(k, v);
+                } else {
+                    unacked_sets.insert(k, v);
+                }
+            }
+            incrs[id].0 += log.incrs.0;
+            incrs[id].1 += log.incrs.1;
+            acked_total += log.incrs.0;
+            for (v, acked) in log.pushes {
+                attempted_pushes[id].insert(v.clone());
+                if acked {
+                    acked_total += 1;
+                    acked_pushes[id].push(v);
+                }
+            }
+        }
+        server.restart();
+        let mut con = server.conn();
+        for (k, v) in &acked_sets {
+            let got: Option<String> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
+            assert_eq!(got.as_deref(), Some(v.as_str()), "round {round}: acknowledged SET {k} lost (seed {seed})");
+        }
+        for (k, v) in &unacked_sets {
+            let got: Option<String> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
+            assert!(got.is_none() || got.as_deref() == Some(v.as_str()), "round {round}: {k} holds a value never written");
+        }
+        for id in 0..WRITERS {
+            let n: i64 = redis::cmd("GET").arg(format!("w{id}:counter")).query::<Option<i64>>(&mut con).unwrap().unwrap_or(0);
+            let (acked, attempted) = incrs[id];
+            assert!(n as u64 >= acked && n as u64 <= attempted, "round {round}: counter {id} is {n}, acked {acked}, attempted {attempted}");
+            let list: Vec<String> = redis::cmd("LRANGE").arg(format!("w{id}:list")).arg(0).arg(-1).query(&mut con).unwrap();
+            assert!(list.iter().all(|v| attempted_pushes[id].contains(v)), "round {round}: list {id} holds a value never pushed");
+            let present: HashSet<&String> = list.iter().collect();
+            assert_eq!(present.len(), list.len(), "round {round}: list {id} holds a duplicate");
+            let acked_in_list: Vec<&String> = list.iter().filter(|v| acked_pushes[id].contains(v)).collect();
+            assert_eq!(acked_in_list, acked_pushes[id].iter().collect::<Vec<_>>(), "round {round}: list {id} lost or reordered acknowledged pushes");
+        }
+    }
+    println!("{ROUNDS} kill -9 rounds, {acked_total} acknowledged writes, none lost");
+    assert!(acked_total > ROUNDS as u64, "the writers must have written something");
+}
+
+#[test]
+fn expiry_time_survives_restart_as_the_same_absolute_time() {
+    let (_dir, mut server) = restartable_server();
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET").arg("session").arg("v").arg("EX").arg(100).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("short").arg("v").arg("PX").arg(1500).query(&mut con).unwrap();
+    let at: i64 = redis::cmd("PEXPIRETIME").arg("session").query(&mut con).unwrap();
+    server.kill9();
+    server.restart();
+    let mut con = server.conn();
+    let after: i64 = redis::cmd("PEXPIRETIME").arg("session").query(&mut con).unwrap();
+    assert_eq!(after, at, "the absolute expiry time is kept");
+    assert!(wait_until(Duration::from_secs(10), || {
+        redis::cmd("EXISTS").arg("short").query::<i64>(&mut con).unwrap() == 0
+    }));
+}
+
+#[test]
+fn data_survives_a_clean_restart_from_snapshot_and_log_tail() {
+    let (_dir, mut server) = restartable_server();
+    let mut con = server.conn();
+    for i in 0..200 {
+        let _: () = redis::cmd("SET").arg(format!("before{i}")).arg(i).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("HSET").arg("h").arg("f").arg("1").query(&mut con).unwrap();
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET").arg(format!("after{i}")).arg(i).query(&mut con).unwrap();
+    }
+    assert!(server.stop().is_some_and(|s| s.success()), "SIGTERM exits cleanly");
+    server.restart();
+    let mut con = server.conn();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 251);
+    let v: String = redis::cmd("HGET").arg("h").arg("f").query(&mut con).unwrap();
+    assert_eq!(v, "1");
+    let v: i64 = redis::cmd("GET").arg("after49").query(&mut con).unwrap();
+    assert_eq!(v, 49);
+}
+
+fn last_segment(server: &ConfigServer) -> std::path::PathBuf {
+    let mut segments: Vec<_> = std::fs::read_dir(server.data_dir().join("raft").join("log")).unwrap().map(|e| e.unwrap().path()).collect();
+    segments.sort();
+    segments.pop().expect("a log segment")
+}
+
+#[test]
+fn torn_tail_is_truncated_with_a_warning_and_nothing_acknowledged_is_lost() {
+    let (_dir, mut server) = restartable_server();
+    let mut con = server.conn();
+    for i in 0..10 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+    }
+    server.kill9();
+    // A record cut short by the crash: a header announcing 100 bytes, 10 present.
+    let seg = last_segment(&server);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&100u32.to_le_bytes());
+    bytes.extend_from_slice(&[0xab; 14]);
+    std::fs::write(&seg, bytes).unwrap();
+    server.restart();
+    assert!(server.last_stderr().contains("torn tail"), "a warning names the truncation:\n{}", server.last_stderr());
+    let mut con = server.conn();
+    for i in 0..10 {
+        let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query(&mut con).unwrap();
+        assert_eq!(v, i);
+    }
+}
+
+#[test]
+fn flipped_byte_mid_log_stops_the_server_naming_file_and_offset() {
+    let (_dir, mut server) = restartable_server();
+    let mut con = server.conn();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("x".repeat(100)).query(&mut con).unwrap();
+    }
+    server.kill9();
+    let seg = last_segment(&server);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&seg, bytes).unwrap();
+    server.spawn();
+    let status = server.wait_exit(Duration::from_secs(20)).expect("a damaged log stops the server");
+    assert!(!status.success());
+    let stderr = server.last_stderr();
+    let name = seg.strip_prefix(&server.dir).unwrap().display().to_string();
+    assert!(stderr.contains(&format!("{name}: offset ")), "the error names file and offset:\n{stderr}");
+}
+
+#[test]
+fn flipped_byte_in_a_snapshot_stops_the_server_naming_file_and_offset() {
+    let (_dir, mut server) = restartable_server();
+    let mut con = server.conn();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("y".repeat(100)).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    server.kill9();
+    let snapshots: Vec<_> = std::fs::read_dir(server.data_dir().join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    let mut bytes = std::fs::read(&snapshots[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&snapshots[0], bytes).unwrap();
+    server.spawn();
+    let status = server.wait_exit(Duration::from_secs(20)).expect("a damaged snapshot stops the server");
+    assert!(!status.success());
+    let stderr = server.last_stderr();
+    let name = snapshots[0].strip_prefix(&server.dir).unwrap().display().to_string();
+    assert!(stderr.contains(&format!("{name}: offset ")), "the error names file and offset:\n{stderr}");
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_refuses_and_names_the_holder() {
+    let (dir, server) = restartable_server();
+    let other = tempfile::tempdir().unwrap();
+    let (config, port) = write_single_server_config(other.path(), true);
+    // Point the second config at the first server's data directory.
+    let text = std::fs::read_to_string(&config).unwrap().replace("data = \"data/server1\"", &format!("data = \"{}\"", server.data_dir().display()));
+    std::fs::write(&config, text).unwrap();
+    let mut second = ConfigServer::start_unready(other.path(), &config, "server1", port);
+    let status = second.wait_exit(Duration::from_secs(20)).expect("the second server must refuse to start");
+    assert!(!status.success());
+    assert!(second.last_stderr().contains("in use by another Tandem server (pid"), "{}", second.last_stderr());
+    drop(dir);
+}
+
+#[test]
+fn clear_data_needs_confirmation_and_then_empties_the_server() {
+    let (dir, mut server) = restartable_server();
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    server.stop();
+    let refused = std::process::Command::new(support::binary())
+        .args(["clear-data", "--config"])
+        .arg(&server.config)
+        .args(["--name", "server1"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "without confirmation nothing is deleted");
+    server.restart();
+    let v: Option<String> = redis::cmd("GET").arg("k").query(&mut server.conn()).unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    server.stop();
+    let cleared = std::process::Command::new(support::binary())
+        .args(["clear-data", "--yes", "--config"])
+        .arg(&server.config)
+        .args(["--name", "server1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(cleared.status.success(), "{}", String::from_utf8_lossy(&cleared.stderr));
+    server.restart();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn a_full_disk_refuses_writes_without_crashing_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // A small file system of our own: the disk that fills is this one only.
+    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&data).status().unwrap();
+    assert!(mounted.success(), "this test mounts a 4 MB tmpfs and needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let (config, port) = write_single_server_config(dir.path(), true);
+    let mut server = ConfigServer::start(dir.path(), &config, "server1", port);
+    let mut con = server.conn();
+    for i in 0..20 {
+        let _: () = redis::cmd("SET").arg(format!("safe{i}")).arg(i).query(&mut con).unwrap();
+    }
+    // Fill the disk, leaving a little room.
+    let filler = data.join("filler");
+    let free = fs_free_bytes(&data);
+    std::fs::write(&filler, vec![0u8; free.saturating_sub(64 * 1024) as usize]).unwrap();
+    // Write until the disk refuses: the write that hits the wall is not acknowledged.
+    let value = "z".repeat(4096);
+    con.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..1000 {
+        match redis::cmd("SET").arg(format!("fill{i}")).arg(&value).query::<()>(&mut con) {
+            Ok(()) => acked.push(format!("fill{i}")),
+            Err(_) => break,
+        }
+    }
+    assert!(acked.len() < 1000, "the disk must have filled up");
+    // New writes now get a clear error at once; reads keep working; the server lives.
+    let mut other = server.conn();
+    let err = redis::cmd("SET").arg("after").arg("x").query::<()>(&mut other).unwrap_err();
+    assert_eq!(err.code(), Some("MISCONF"), "{err}");
+    let v: i64 = redis::cmd("GET").arg("safe3").query(&mut other).unwrap();
+    assert_eq!(v, 3);
+    // Space returns: writes resume.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || redis::cmd("SET").arg("after").arg("x").query::<()>(&mut other).is_ok()));
+    server.kill9();
+    server.restart();
+    let mut con = server.conn();
+    for key in acked.iter().chain(["after".to_string()].iter()) {
+        let exists: i64 = redis::cmd("EXISTS").arg(key).query(&mut con).unwrap();
+        assert_eq!(exists, 1, "acknowledged {key} lost");
+    }
+    server.kill9();
+}
+
+fn fs_free_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0)
+}
