@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
+use openraft::impls::ProgressResponder;
 use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
-use tokio::sync::mpsc;
+use rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::data_dir::DataDir;
 use super::log_store::{DiskHealth, LogStore};
@@ -17,7 +20,7 @@ use super::network::NoNetwork;
 use super::state_machine::{Notice, StateMachine};
 use super::types::TypeConfig;
 use crate::protocol::reply::Reply;
-use crate::store::{Entry, Store};
+use crate::store::{Entry, Op, Store};
 
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
@@ -31,7 +34,13 @@ const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 5_000;
 const PURGE_BATCH_ENTRIES: u64 = 1_000;
 /// A snapshot is also taken when the log held in memory passes this many bytes, so
 /// large values do not pile up in the log between snapshots.
-pub const LOG_MEMORY_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+pub const LOG_MEMORY_SNAPSHOT_BYTES: usize = 32 * 1024 * 1024;
+/// Entries proposed and not yet applied. While this many are in flight, new writes
+/// from every connection accumulate into the next entry (group commit at the
+/// proposal level: one entry, one log record, one apply for many clients).
+const ENTRIES_IN_FLIGHT_MAX: usize = 4;
+/// Most ops gathered into one entry.
+const OPS_PER_ENTRY_MAX: usize = 4096;
 /// How long a fresh server waits to become its stripe's active before giving up.
 const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -57,7 +66,41 @@ pub struct ReplicaOptions {
     pub data_dir: Option<std::path::PathBuf>,
 }
 
+/// The clock and randomness of the active's decisions: entry time stamps (never
+/// going backwards) and seeds.
+pub struct Clock {
+    last_time_ms: u64,
+    rng: Xoshiro256PlusPlus,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let now = crate::server::core::wall_ms();
+        Clock { last_time_ms: 0, rng: Xoshiro256PlusPlus::seed_from_u64(now ^ ((std::process::id() as u64) << 32)) }
+    }
+
+    pub fn stamp(&mut self) -> u64 {
+        self.last_time_ms = self.last_time_ms.max(crate::server::core::wall_ms());
+        self.last_time_ms
+    }
+
+    pub fn random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    pub fn entry(&mut self, ops: Vec<Op>) -> Entry {
+        Entry { time_ms: self.stamp(), seed: self.random(), ops }
+    }
+}
+
+struct Proposal {
+    ops: Vec<Op>,
+    reply: oneshot::Sender<Result<Vec<Reply>, Reply>>,
+}
+
 pub struct Replica {
+    pub clock: Arc<Mutex<Clock>>,
+    proposals: mpsc::UnboundedSender<Proposal>,
     pub raft: Raft,
     pub log: LogStore,
     pub store: Arc<Mutex<Store>>,
@@ -118,20 +161,38 @@ impl Replica {
             .map_err(|e| StartError::Raft(e.to_string()))?;
         // Serve nothing before every committed entry is applied (after a restart).
         raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| StartError::Raft(e.to_string()))?;
-        Ok(Replica { raft, log, store, health, last_snapshot: Mutex::new(crate::server::core::wall_ms() / 1000), _data_dir: data_dir })
+        let clock = Arc::new(Mutex::new(Clock::new()));
+        let (proposals, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batch_proposals(raft.clone(), clock.clone(), queue));
+        let last_snapshot = Mutex::new(crate::server::core::wall_ms() / 1000);
+        Ok(Replica { clock, proposals, raft, log, store, health, last_snapshot, _data_dir: data_dir })
     }
 
-    /// Proposes `entry`; the replies once it is committed and applied.
-    pub async fn propose(&self, entry: Entry) -> Result<Vec<Reply>, Reply> {
-        if let Some(problem) = self.health.problem() {
-            return Err(Reply::error(format!(
+    fn refuse_if_disk_trouble(&self) -> Result<(), Reply> {
+        match self.health.problem() {
+            Some(problem) => Err(Reply::error(format!(
                 "MISCONF Tandem cannot make writes durable ({problem}); writes are refused until the data directory accepts them again"
-            )));
+            ))),
+            None => Ok(()),
         }
+    }
+
+    /// Proposes `entry` on its own; the replies once it is committed and applied.
+    pub async fn propose(&self, entry: Entry) -> Result<Vec<Reply>, Reply> {
+        self.refuse_if_disk_trouble()?;
         match self.raft.client_write(entry).await {
             Ok(response) => Ok(response.data.0),
             Err(e) => Err(write_error(e)),
         }
+    }
+
+    /// Proposes `ops`, gathered with other connections' writes into shared entries;
+    /// one reply per op once committed and applied.
+    pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
+        self.refuse_if_disk_trouble()?;
+        let (reply, done) = oneshot::channel();
+        self.proposals.send(Proposal { ops, reply }).map_err(|_| Reply::err("ERR the server is shutting down"))?;
+        done.await.map_err(|_| Reply::err("ERR the server is shutting down"))?
     }
 
     /// Waits until a read here would see every write acknowledged before it started.
@@ -182,6 +243,64 @@ impl Replica {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
+    }
+}
+
+/// Gathers proposals into entries: at most `ENTRIES_IN_FLIGHT_MAX` entries wait for
+/// commit at a time; everything submitted meanwhile joins the next one.
+async fn batch_proposals(raft: Raft, clock: Arc<Mutex<Clock>>, mut queue: mpsc::UnboundedReceiver<Proposal>) {
+    let in_flight = Arc::new(Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
+    while let Some(first) = queue.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        let mut ops_count = batch[0].ops.len();
+        while ops_count < OPS_PER_ENTRY_MAX {
+            match queue.try_recv() {
+                Ok(p) => {
+                    ops_count += p.ops.len();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut ops = Vec::with_capacity(ops_count);
+        let mut waiters = Vec::with_capacity(batch.len());
+        for p in batch {
+            waiters.push((p.ops.len(), p.reply));
+            ops.extend(p.ops);
+        }
+        let entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
+        let (responder, done) = ProgressResponder::complete_only();
+        if let Err(fatal) = raft.client_write_ff(entry, Some(responder)).await {
+            let e = Reply::error(format!("ERR the stripe's log stopped: {fatal}"));
+            for (_, reply) in waiters {
+                let _ = reply.send(Err(e.clone()));
+            }
+            continue;
+        }
+        tokio::spawn(async move {
+            let result = done.await;
+            drop(permit);
+            match result {
+                Ok(Ok(response)) => {
+                    let mut replies = response.data.0.into_iter();
+                    for (n, reply) in waiters {
+                        let _ = reply.send(Ok(replies.by_ref().take(n).collect()));
+                    }
+                }
+                Ok(Err(e)) => {
+                    let e = write_error(openraft::errors::RaftError::APIError(e));
+                    for (_, reply) in waiters {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+                Err(_) => {
+                    for (_, reply) in waiters {
+                        let _ = reply.send(Err(Reply::err("ERR the stripe's log stopped before this write committed")));
+                    }
+                }
+            }
+        });
     }
 }
 

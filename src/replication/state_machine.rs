@@ -32,6 +32,10 @@ pub struct Notice {
 pub enum SnapshotData {
     File(PathBuf),
     Memory(Bytes),
+    /// A stripe of one non-restartable server: no member can ever need the bytes (no
+    /// mirror to send them to, nothing to reload after a restart), so the snapshot
+    /// only marks how far the log may be purged and copies nothing.
+    Live,
 }
 
 impl SnapshotData {
@@ -39,6 +43,7 @@ impl SnapshotData {
         match self {
             SnapshotData::File(path) => Ok((Bytes::from(std::fs::read(path)?), path.display().to_string())),
             SnapshotData::Memory(bytes) => Ok((bytes.clone(), "(in memory)".to_string())),
+            SnapshotData::Live => Err(io::Error::other("a live snapshot has no bytes to load")),
         }
     }
 }
@@ -105,7 +110,8 @@ impl StateMachine {
 
 /// Builds a snapshot from a copy of the data taken when the builder was created.
 pub struct Builder {
-    db: Db,
+    /// `None`: a live snapshot (see [`SnapshotData::Live`]).
+    db: Option<Db>,
     meta: SnapshotMeta,
     shared: Arc<Shared>,
 }
@@ -114,8 +120,11 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
-        let db = std::mem::take(&mut self.db);
         let meta = self.meta.clone();
+        let Some(db) = self.db.take() else {
+            self.shared.meta.lock().unwrap_or_else(|e| e.into_inner()).current = Some((meta.clone(), SnapshotData::Live));
+            return Ok(SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot: SnapshotData::Live });
+        };
         let dir = self.shared.snapshot_dir.clone();
         let index = meta.last_log_id.map_or(0, |l| l.index);
         let encode_meta = meta.clone();
@@ -174,14 +183,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // The copy is taken under the store lock, between applies: a consistent view.
-        let db = self.store_lock().db.data_clone();
         let meta = self.meta();
+        let membership = meta.membership.membership();
+        let alone = membership.get_joint_config().iter().all(|c| c.len() == 1) && membership.nodes().count() == 1;
+        // The copy is taken under the store lock, between applies: a consistent view.
+        let db = if self.shared.snapshot_dir.is_none() && alone { None } else { Some(self.store_lock().db.data_clone()) };
         let snap_meta = SnapshotMeta { last_log_id: meta.applied, last_membership: meta.membership.clone() };
         Builder { db, meta: snap_meta, shared: self.shared.clone() }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotData) -> Result<(), io::Error> {
+        if matches!(data, SnapshotData::Live) {
+            // Our own live snapshot: the data is already here.
+            let mut m = self.meta();
+            m.applied = meta.last_log_id;
+            m.membership = meta.last_membership.clone();
+            m.current = Some((meta.clone(), data));
+            return Ok(());
+        }
         let preloaded = {
             let mut m = self.meta();
             match m.preloaded.take() {

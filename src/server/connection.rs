@@ -78,6 +78,10 @@ impl Connection {
                 tokio::time::sleep(Duration::from_secs(idle_secs)).await
             };
             tokio::select! {
+                // A kill or shutdown wins over pending input: CLIENT KILL is immediate.
+                biased;
+                _ = kill.notified() => break,
+                _ = shutdown.changed() => break,
                 read = self.socket.read_buf(&mut self.inbuf) => match read {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
@@ -87,8 +91,6 @@ impl Connection {
                     }
                 },
                 Some(msg) = self.inbox.recv() => self.on_push(msg),
-                _ = kill.notified() => break,
-                _ = shutdown.changed() => break,
                 _ = idle => break,
             }
             if !self.out.is_empty() && self.flush().await.is_err() {

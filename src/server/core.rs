@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -25,19 +25,14 @@ use crate::replication::replica::Replica;
 use crate::store::db::WatchStamp;
 use crate::store::{Entry, Op, Store};
 
+
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-struct Local {
-    last_time_ms: u64,
-    rng: Xoshiro256PlusPlus,
-}
-
 pub struct Core {
     pub replica: Replica,
-    local: Mutex<Local>,
     /// Proposals hold it shared while in flight; EXEC with WATCH holds it exclusively,
     /// so its check sees every earlier write applied and no later one.
     gate: tokio::sync::RwLock<()>,
@@ -45,8 +40,7 @@ pub struct Core {
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        let rng = Xoshiro256PlusPlus::seed_from_u64(wall_ms() ^ ((std::process::id() as u64) << 32));
-        Core { replica, local: Mutex::new(Local { last_time_ms: 0, rng }), gate: tokio::sync::RwLock::new(()) }
+        Core { replica, gate: tokio::sync::RwLock::new(()) }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across `.await`.
@@ -54,32 +48,28 @@ impl Core {
         self.replica.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn local(&self) -> MutexGuard<'_, Local> {
-        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    fn clock(&self) -> MutexGuard<'_, crate::replication::replica::Clock> {
+        self.replica.clock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The time for the next entry or read: the wall clock, never earlier than the
     /// last one, so expiry decisions never go backwards.
     pub fn stamp(&self) -> u64 {
-        let mut local = self.local();
-        local.last_time_ms = local.last_time_ms.max(wall_ms());
-        local.last_time_ms
+        self.clock().stamp()
     }
 
     fn entry(&self, ops: Vec<Op>) -> Entry {
-        let time_ms = self.stamp();
-        let seed = self.local().rng.next_u64();
-        Entry { time_ms, seed, ops }
+        self.clock().entry(ops)
     }
 
     pub fn random(&self) -> u64 {
-        self.local().rng.next_u64()
+        self.clock().random()
     }
 
     /// Proposes `ops` as one entry; one reply per op, or one error for all.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
         let _shared = self.gate.read().await;
-        self.replica.propose(self.entry(ops)).await
+        self.replica.submit(ops).await
     }
 
     async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>) {
