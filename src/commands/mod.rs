@@ -221,6 +221,12 @@ pub struct WriteCtx<'a> {
     pub ready_keys: &'a mut Vec<Bytes>,
     /// Modifications applied (INFO's `rdb_changes_since_last_save`).
     pub dirty: &'a mut u64,
+    /// Keys removed by expiry and by eviction (INFO stats).
+    pub expired: &'a mut u64,
+    pub evicted: &'a mut u64,
+    /// Whether anyone wants keyspace events (notify-keyspace-events): when not, no
+    /// event is built, which spares a key copy per write.
+    pub events_on: bool,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -232,29 +238,41 @@ impl<'a> WriteCtx<'a> {
         }
     }
 
+    /// Position of the live `key`: an expired one is deleted here (lazy expiry) and
+    /// reads as absent. One hash lookup.
+    fn live_index(&mut self, key: &[u8]) -> Option<usize> {
+        let index = self.db.index_of(key)?;
+        if self.db.item_at(index).is_some_and(|item| item.is_expired(self.now_ms)) {
+            self.db.remove(key);
+            self.notify(b'x', "expired", key);
+            return None;
+        }
+        Some(index)
+    }
+
     /// The live value of `key`.
     pub fn get(&mut self, key: &[u8]) -> Option<&Value> {
-        self.expire_if_needed(key);
-        self.db.item(key).map(|item| &item.value)
+        let index = self.live_index(key)?;
+        self.db.item_at(index).map(|item| &item.value)
     }
 
     /// Mutable access to the live value of `key`.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
-        self.expire_if_needed(key);
+        let index = self.live_index(key)?;
         let now = self.now_ms;
-        let item = self.db.item_mut(key)?;
+        let item = self.db.item_at_mut(index)?;
         item.touch(now, u32::MAX);
         Some(&mut item.value)
     }
 
     /// Mutable access to the live value of `key`, created by `make` if absent.
     pub fn get_or_insert(&mut self, key: &[u8], make: impl FnOnce() -> Value) -> &mut Value {
-        self.expire_if_needed(key);
-        if self.db.item(key).is_none() {
-            self.db.insert(key, make(), self.now_ms);
-        }
         let now = self.now_ms;
-        let item = self.db.item_mut(key).expect("inserted above");
+        let index = match self.live_index(key) {
+            Some(index) => index,
+            None => self.db.insert_new(key, make(), now),
+        };
+        let item = self.db.item_at_mut(index).expect("a position just found or inserted");
         item.touch(now, u32::MAX);
         &mut item.value
     }
@@ -283,7 +301,14 @@ impl<'a> WriteCtx<'a> {
     pub fn notify(&mut self, class: u8, event: &'static str, key: &[u8]) {
         self.db.signal_modified(key);
         *self.dirty += 1;
-        self.events.push(KeyEvent { class, event, key: Bytes::copy_from_slice(key) });
+        match class {
+            b'x' => *self.expired += 1,
+            b'e' => *self.evicted += 1,
+            _ => {}
+        }
+        if self.events_on {
+            self.events.push(KeyEvent { class, event, key: Bytes::copy_from_slice(key) });
+        }
     }
 
     /// Marks `key` as having new elements for blocked clients.

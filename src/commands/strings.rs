@@ -129,7 +129,7 @@ fn set(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         Some(v) if get => Some(v.as_str()?.clone()),
         Some(_) => Some(Vec::new()),
     };
-    let exists = ctx.db.item(key).is_some();
+    let exists = old.is_some();
     let done = !(nx && exists || xx && !exists);
     if done {
         store_string(ctx, key, value, expire_at, keep_ttl);

@@ -29,12 +29,14 @@ pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 const SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
 /// Entries kept behind a snapshot, so a lagging mirror catches up by log rather than
 /// by a new snapshot, and purges stay far behind apply (openraft #1706, #2116).
-const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 5_000;
+const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 500;
 /// Purge in large steps: fewer purges, fewer chances to race apply.
-const PURGE_BATCH_ENTRIES: u64 = 1_000;
+const PURGE_BATCH_ENTRIES: u64 = 100;
 /// A snapshot is also taken when the log held in memory passes this many bytes, so
-/// large values do not pile up in the log between snapshots.
-pub const LOG_MEMORY_SNAPSHOT_BYTES: usize = 32 * 1024 * 1024;
+/// large values do not pile up in the log between snapshots. A restartable snapshot
+/// copies and writes the data, so it waits longer than a live one, which costs nothing.
+pub const LOG_MEMORY_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
+pub const LOG_MEMORY_LIVE_SNAPSHOT_BYTES: usize = 4 * 1024 * 1024;
 /// Entries proposed and not yet applied. While this many are in flight, new writes
 /// from every connection accumulate into the next entry (group commit at the
 /// proposal level: one entry, one log record, one apply for many clients).
@@ -124,6 +126,12 @@ fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
         enable_leader_restore: Some(false),
         // A non-persistent server comes back empty: its log "reverts" by design.
         allow_log_reversion: Some(options.data_dir.is_none()),
+        // Our proposals are already gathered into a few entries in flight: small
+        // channels and batches lose nothing.
+        api_channel_size: Some(1024),
+        notification_channel_size: Some(1024),
+        state_machine_channel_size: Some(256),
+        api_batch_capacity: 64,
         ..Default::default()
     };
     config.validate().map_err(|e| StartError::Raft(e.to_string()))
@@ -207,9 +215,30 @@ impl Replica {
     /// Asks for a snapshot when the in-memory log has grown past its budget; the
     /// purge that follows frees it.
     pub async fn snapshot_if_log_large(&self) {
-        if self.log.memory_bytes() > LOG_MEMORY_SNAPSHOT_BYTES {
+        let live = self.live_snapshots();
+        if live {
+            // Nobody can need entries behind a live snapshot: purge all of them.
+            let (snapshot, purged) = {
+                let m = self.raft.metrics().borrow_watched().clone();
+                (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index))
+            };
+            if let Some(index) = snapshot.filter(|s| Some(*s) > purged) {
+                let _ = self.raft.trigger().purge_log(index).await;
+            }
+        }
+        let budget = if live { LOG_MEMORY_LIVE_SNAPSHOT_BYTES } else { LOG_MEMORY_SNAPSHOT_BYTES };
+        if self.log.memory_bytes() > budget {
             let _ = self.raft.trigger().snapshot().await;
         }
+    }
+
+    /// True for a lone non-restartable server, whose snapshots copy nothing.
+    fn live_snapshots(&self) -> bool {
+        if self._data_dir.is_some() {
+            return false;
+        }
+        let m = self.raft.metrics().borrow_watched().membership_config.clone();
+        m.membership().nodes().count() == 1
     }
 
     /// Takes a snapshot covering everything applied so far and waits until it is built

@@ -471,6 +471,8 @@ impl Connection {
                         return Reply::error(e);
                     }
                 }
+                let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
+                self.shared.core.store().events_on = events_on;
                 ok()
             }
             "resetstat" if args.len() == 2 => ok(),

@@ -175,6 +175,8 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let replica = Replica::start(options.replica.clone(), notice_tx).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     let (block_tx, block_rx) = tokio::sync::mpsc::unbounded_channel();
     let blocker = Blocker::new(block_tx, Arc::default());
+    // No keyspace events are built until notify-keyspace-events asks for them.
+    replica.store.lock().unwrap_or_else(|e| e.into_inner()).events_on = false;
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
     tracing::info!(

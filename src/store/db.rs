@@ -128,6 +128,25 @@ impl Db {
         self.keys.get(key).filter(|item| !item.is_expired(now_ms))
     }
 
+    /// Position of `key` in the keyspace (one hash lookup); positions stay valid
+    /// until the next insertion or removal.
+    pub fn index_of(&self, key: &[u8]) -> Option<usize> {
+        self.keys.get_index_of(key)
+    }
+
+    pub fn item_at(&self, index: usize) -> Option<&Item> {
+        self.keys.get_index(index).map(|(_, item)| item)
+    }
+
+    pub fn item_at_mut(&mut self, index: usize) -> Option<&mut Item> {
+        self.keys.get_index_mut(index).map(|(_, item)| item)
+    }
+
+    /// Inserts a key known to be absent; its position.
+    pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
+        self.keys.insert_full(Blob::from(key), Item::new(value, now_ms)).0
+    }
+
     /// Mutable access to a key's item, expired or not. Write paths call
     /// [`Db::remove_if_expired`] first.
     pub fn item_mut(&mut self, key: &[u8]) -> Option<&mut Item> {
@@ -147,6 +166,7 @@ impl Db {
 
     /// Stores `value` under `key` with no TTL, replacing any previous value and TTL.
     pub fn insert(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        // One lookup when the key exists; a new key is hashed again by the insert.
         match self.keys.get_mut(key) {
             Some(item) => {
                 item.value = value;

@@ -93,11 +93,16 @@ pub struct Store {
     /// Keys removed by expiry and eviction (INFO stats).
     pub expired_keys: u64,
     pub evicted_keys: u64,
+    /// Build keyspace events while applying (someone subscribed to notifications).
+    /// Events are not state: replicas may differ here.
+    pub events_on: bool,
 }
 
 impl Store {
+    /// A store that builds keyspace events (the server turns them off until someone
+    /// enables notifications).
     pub fn new() -> Store {
-        Store::default()
+        Store { events_on: true, ..Store::default() }
     }
 
     /// Applies `entry`: the only way state changes.
@@ -113,13 +118,6 @@ impl Store {
                 }
             };
             applied.replies.push(reply);
-        }
-        for event in &applied.events {
-            match event.event {
-                "expired" => self.expired_keys += 1,
-                "evicted" => self.evicted_keys += 1,
-                _ => {}
-            }
         }
         applied
     }
@@ -139,6 +137,9 @@ impl Store {
                     events: &mut applied.events,
                     ready_keys: &mut applied.ready_keys,
                     dirty: &mut self.dirty,
+                    expired: &mut self.expired_keys,
+                    evicted: &mut self.evicted_keys,
+                    events_on: self.events_on,
                 };
                 f(&mut ctx, args)
             }
