@@ -149,7 +149,11 @@ fn acknowledged_writes_survive_kill_9_at_random_moments() {
             let present: HashSet<&String> = list.iter().collect();
             assert_eq!(present.len(), list.len(), "round {round}: list {id} holds a duplicate");
             let acked_in_list: Vec<&String> = list.iter().filter(|v| acked_pushes[id].contains(v)).collect();
-            assert_eq!(acked_in_list, acked_pushes[id].iter().collect::<Vec<_>>(), "round {round}: list {id} lost or reordered acknowledged pushes");
+            assert_eq!(
+                acked_in_list,
+                acked_pushes[id].iter().collect::<Vec<_>>(),
+                "round {round}: list {id} lost or reordered acknowledged pushes"
+            );
         }
     }
     println!("{ROUNDS} kill -9 rounds, {acked_total} acknowledged writes, none lost");
@@ -168,9 +172,7 @@ fn expiry_time_survives_restart_as_the_same_absolute_time() {
     let mut con = server.conn();
     let after: i64 = redis::cmd("PEXPIRETIME").arg("session").query(&mut con).unwrap();
     assert_eq!(after, at, "the absolute expiry time is kept");
-    assert!(wait_until(Duration::from_secs(10), || {
-        redis::cmd("EXISTS").arg("short").query::<i64>(&mut con).unwrap() == 0
-    }));
+    assert!(wait_until(Duration::from_secs(10), || { redis::cmd("EXISTS").arg("short").query::<i64>(&mut con).unwrap() == 0 }));
 }
 
 #[test]
@@ -275,7 +277,9 @@ fn a_second_server_on_the_same_data_directory_refuses_and_names_the_holder() {
     let other = tempfile::tempdir().unwrap();
     let (config, port) = write_single_server_config(other.path(), true);
     // Point the second config at the first server's data directory.
-    let text = std::fs::read_to_string(&config).unwrap().replace("data = \"data/server1\"", &format!("data = \"{}\"", server.data_dir().display()));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("data = \"data/server1\"", &format!("data = \"{}\"", server.data_dir().display()));
     std::fs::write(&config, text).unwrap();
     let mut second = ConfigServer::start_unready(other.path(), &config, "server1", port);
     let status = second.wait_exit(Duration::from_secs(20)).expect("the second server must refuse to start");

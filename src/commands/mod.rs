@@ -240,7 +240,7 @@ impl<'a> WriteCtx<'a> {
 
     /// Position of the live `key`: an expired one is deleted here (lazy expiry) and
     /// reads as absent. One hash lookup.
-    fn live_index(&mut self, key: &[u8]) -> Option<usize> {
+    pub fn live_index(&mut self, key: &[u8]) -> Option<usize> {
         let index = self.db.index_of(key)?;
         if self.db.item_at(index).is_some_and(|item| item.is_expired(self.now_ms)) {
             self.db.remove(key);

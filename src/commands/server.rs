@@ -11,7 +11,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), G, "A container for server configuration commands.", Handler::Server),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), G, "Returns the server time.", Handler::Server),
     spec("memory", -2, READONLY, (0, 0, 0), G, "A container for memory diagnostics commands.", Handler::Server),
-    spec("save", 1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), G, "Takes a snapshot of the stripe's state machine and waits for it.", Handler::Server),
+    spec(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        G,
+        "Takes a snapshot of the stripe's state machine and waits for it.",
+        Handler::Server,
+    ),
     spec("bgsave", -1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), G, "Starts a snapshot of the stripe's state machine.", Handler::Server),
     spec("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), G, "Returns the Unix time of the last snapshot.", Handler::Server),
 ];

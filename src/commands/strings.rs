@@ -77,18 +77,26 @@ fn absolute_expiry(ctx_now: u64, value: &[u8], unit_ms: u64, absolute: bool, com
 /// Writes `value` to `key` with an optional absolute expiry, recording events. An
 /// expiry already in the past deletes the key instead, as Redis does.
 fn store_string(ctx: &mut WriteCtx, key: &[u8], value: &[u8], expire_at: Option<u64>, keep_ttl: bool) {
+    let index = ctx.live_index(key);
+    store_string_at(ctx, key, index, value, expire_at, keep_ttl);
+}
+
+/// [`store_string`] for a key whose live position the caller already looked up.
+fn store_string_at(ctx: &mut WriteCtx, key: &[u8], index: Option<usize>, value: &[u8], expire_at: Option<u64>, keep_ttl: bool) {
     if let Some(at) = expire_at {
         if at <= ctx.now_ms {
-            if ctx.delete(key) {
+            if index.is_some() && ctx.db.remove(key).is_some() {
                 ctx.notify(b'g', "del", key);
             }
             return;
         }
     }
-    if keep_ttl {
-        ctx.db.insert_keep_ttl(key, Value::Str(value.to_vec()), ctx.now_ms);
-    } else {
-        ctx.set(key, Value::Str(value.to_vec()));
+    let value = Value::Str(value.to_vec());
+    match index {
+        Some(i) => ctx.db.replace_at(i, key, value, keep_ttl, ctx.now_ms),
+        None => {
+            ctx.db.insert_new(key, value, ctx.now_ms);
+        }
     }
     ctx.notify(b'$', "set", key);
     if let Some(at) = expire_at {
@@ -124,15 +132,16 @@ fn set(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         }
         i += 1;
     }
-    let old = match ctx.get(key) {
+    let index = ctx.live_index(key);
+    let old = match index.and_then(|i| ctx.db.item_at(i)) {
         None => None,
-        Some(v) if get => Some(v.as_str()?.clone()),
+        Some(item) if get => Some(item.value.as_str()?.clone()),
         Some(_) => Some(Vec::new()),
     };
     let exists = old.is_some();
     let done = !(nx && exists || xx && !exists);
     if done {
-        store_string(ctx, key, value, expire_at, keep_ttl);
+        store_string_at(ctx, key, index, value, expire_at, keep_ttl);
     }
     match (get, done) {
         (true, _) => Ok(old.map_or(Reply::Nil, |v| Reply::Bulk(Bytes::from(v)))),
@@ -283,12 +292,21 @@ fn strlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 
 /// Adds `delta` to the integer in `key` (absent = 0), keeping its TTL.
 fn incr_by(ctx: &mut WriteCtx, key: &[u8], delta: i64) -> CmdResult {
-    let current = match ctx.get(key) {
-        None => 0,
-        Some(v) => parse_i64(v.as_str()?).ok_or(Reply::err(ERR_NOT_INT))?,
+    // One lookup: the number is rewritten in place, keeping the TTL.
+    let next = match ctx.get_mut(key) {
+        Some(Value::Str(s)) => {
+            let current = parse_i64(s).ok_or(Reply::err(ERR_NOT_INT))?;
+            let next = current.checked_add(delta).ok_or(Reply::err(ERR_OVERFLOW))?;
+            s.clear();
+            s.extend_from_slice(itoa::Buffer::new().format(next).as_bytes());
+            next
+        }
+        Some(_) => return Err(Reply::err(crate::store::value::WRONGTYPE)),
+        None => {
+            ctx.set(key, Value::Str(int_bytes(delta)));
+            delta
+        }
     };
-    let next = current.checked_add(delta).ok_or(Reply::err(ERR_OVERFLOW))?;
-    ctx.db.insert_keep_ttl(key, Value::Str(int_bytes(next)), ctx.now_ms);
     ctx.notify(b'$', "incrby", key);
     Ok(Reply::Int(next))
 }

@@ -25,7 +25,6 @@ use crate::replication::replica::Replica;
 use crate::store::db::WatchStamp;
 use crate::store::{Entry, Op, Store};
 
-
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
