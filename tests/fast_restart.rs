@@ -46,7 +46,7 @@ fn writer(port: u16, id: usize, round: usize, seed: u64, stop: Arc<AtomicBool>) 
     let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else { return log };
     let Ok(mut con) = client.get_connection() else { return log };
     let _ = con.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut rng = Rng(seed ^ (id as u64 + 1) * 0x9e37_79b9);
+    let mut rng = Rng(seed ^ ((id as u64 + 1) * 0x9e37_79b9));
     let started = Instant::now();
     for n in 0..100_000 {
         if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(10) {
