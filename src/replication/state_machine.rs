@@ -187,7 +187,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let membership = meta.membership.membership();
         let alone = membership.get_joint_config().iter().all(|c| c.len() == 1) && membership.nodes().count() == 1;
         // The copy is taken under the store lock, between applies: a consistent view.
+        let started = std::time::Instant::now();
         let db = if self.shared.snapshot_dir.is_none() && alone { None } else { Some(self.store_lock().db.data_clone()) };
+        if let Some(db) = &db {
+            // Writes wait for this copy: the figure BENCHMARKS.md reports as the snapshot stall.
+            tracing::info!(keys = db.len(), copy_ms = started.elapsed().as_millis() as u64, "snapshot copy taken");
+        }
         let snap_meta = SnapshotMeta { last_log_id: meta.applied, last_membership: meta.membership.clone() };
         Builder { db, meta: snap_meta, shared: self.shared.clone() }
     }
