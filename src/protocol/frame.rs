@@ -11,6 +11,7 @@
 //! Client requests do not come through here: they are flat arrays of bulk strings
 //! and have their own cheaper parser in [`super::request`].
 
+use super::reply::{bulk, int_line, line};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::limits;
@@ -367,7 +368,7 @@ impl Frame {
         match self {
             Frame::Simple(text) => line(out, b'+', text),
             Frame::Error(text) => line(out, b'-', text),
-            Frame::Int(n) => number(out, b':', *n),
+            Frame::Int(n) => int_line(out, b':', *n),
             Frame::Bulk(bytes) => bulk(out, b'$', bytes),
             Frame::BulkError(bytes) => bulk(out, b'!', bytes),
             Frame::Null => out.put_slice(b"_\r\n"),
@@ -381,7 +382,7 @@ impl Frame {
             Frame::Bool(b) => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Frame::BigNumber(digits) => line(out, b'(', digits),
             Frame::Verbatim { format, text } => {
-                number(out, b'=', text.len().saturating_add(4) as i64);
+                int_line(out, b'=', text.len().saturating_add(4) as i64);
                 out.reserve(text.len() + 6);
                 out.put_slice(format);
                 out.put_u8(b':');
@@ -396,42 +397,15 @@ impl Frame {
     }
 }
 
-fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
-    out.reserve(text.len() + 3);
-    out.put_u8(kind);
-    // A line cannot hold CR or LF (the parser never produces one): a frame built by
-    // hand with one must not break the framing, so they become spaces, as in Redis.
-    for &b in text {
-        out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
-    }
-    out.put_slice(b"\r\n");
-}
-
-fn number(out: &mut BytesMut, kind: u8, n: i64) {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n);
-    out.reserve(digits.len() + 3);
-    out.put_u8(kind);
-    out.put_slice(digits.as_bytes());
-    out.put_slice(b"\r\n");
-}
-
-fn bulk(out: &mut BytesMut, kind: u8, bytes: &[u8]) {
-    number(out, kind, bytes.len() as i64);
-    out.reserve(bytes.len() + 2);
-    out.put_slice(bytes);
-    out.put_slice(b"\r\n");
-}
-
 fn aggregate(out: &mut BytesMut, kind: u8, items: &[Frame]) {
-    number(out, kind, items.len() as i64);
+    int_line(out, kind, items.len() as i64);
     for item in items {
         item.encode(out);
     }
 }
 
 fn pairs_of(out: &mut BytesMut, kind: u8, pairs: &[(Frame, Frame)]) {
-    number(out, kind, pairs.len() as i64);
+    int_line(out, kind, pairs.len() as i64);
     for (key, value) in pairs {
         key.encode(out);
         value.encode(out);

@@ -135,7 +135,8 @@ impl Reply {
     }
 }
 
-fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+/// Writes a `<kind>text\r\n` line (status, error, double…). Shared with `frame`.
+pub(crate) fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.reserve(text.len() + 3);
     out.put_u8(kind);
     // A status or error line must not contain CR or LF: replace them as Redis does.
@@ -145,7 +146,8 @@ fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-fn int_line(out: &mut BytesMut, kind: u8, n: i64) {
+/// Writes a `<kind><n>\r\n` line (integers, lengths, counts).
+pub(crate) fn int_line(out: &mut BytesMut, kind: u8, n: i64) {
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(n);
     out.reserve(digits.len() + 3);
@@ -154,7 +156,8 @@ fn int_line(out: &mut BytesMut, kind: u8, n: i64) {
     out.put_slice(b"\r\n");
 }
 
-fn bulk(out: &mut BytesMut, kind: u8, bytes: &[u8]) {
+/// Writes a length-prefixed `<kind><len>\r\n<bytes>\r\n` string.
+pub(crate) fn bulk(out: &mut BytesMut, kind: u8, bytes: &[u8]) {
     int_line(out, kind, bytes.len() as i64);
     out.reserve(bytes.len() + 2);
     out.put_slice(bytes);
