@@ -49,6 +49,13 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) {
 /// Serialises `db` with `meta` into bytes.
 pub fn encode(db: &Db, meta: &SnapshotMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + db.len() * 64);
+    let _ = encode_to(db, meta, &mut out);
+    out
+}
+
+/// Serialises `db` with `meta` into `sink`, a record at a time (no whole-snapshot buffer).
+pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(64 * 1024);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
@@ -66,12 +73,30 @@ pub fn encode(db: &Db, meta: &SnapshotMeta) -> Vec<u8> {
         encode_value(&item.value, &mut payload);
         frame(&payload, &mut out);
         count += 1;
+        if out.len() >= 64 * 1024 {
+            sink.write_all(&out)?;
+            out.clear();
+        }
     }
     payload.clear();
     payload.push(KIND_END);
     put_varint(&mut payload, count);
     frame(&payload, &mut out);
-    out
+    sink.write_all(&out)
+}
+
+/// Moves a fully written and fsynced temporary snapshot into place as snapshot
+/// `index` (rename, fsync dir) and removes older snapshots. Returns the path.
+pub fn commit(dir: &Path, tmp: &Path, index: u64) -> Result<PathBuf, SnapshotError> {
+    let path = dir.join(file_name(index));
+    std::fs::rename(tmp, &path).map_err(|source| SnapshotError::Io { file: path.display().to_string(), source })?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| SnapshotError::Io { file: dir.display().to_string(), source })?;
+    for old in list(dir) {
+        if old != path {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    Ok(path)
 }
 
 /// Reads a snapshot back. `file` names it in errors; `now_ms` seeds access metadata.

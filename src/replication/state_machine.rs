@@ -83,6 +83,13 @@ impl StateMachine {
     ) -> Result<StateMachine, snapshot::SnapshotError> {
         let mut meta = Meta::default();
         if let Some(dir) = &snapshot_dir {
+            // Leftovers of snapshot writers cut short by a crash: never valid snapshots.
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "writing" || e == "tmp") {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
             if let Some(path) = snapshot::list(dir).pop() {
                 let bytes =
                     std::fs::read(&path).map_err(|source| snapshot::SnapshotError::Io { file: path.display().to_string(), source })?;
@@ -108,10 +115,19 @@ impl StateMachine {
     }
 }
 
-/// Builds a snapshot from a copy of the data taken when the builder was created.
+/// Where a snapshot's data comes from.
+enum Source {
+    /// A lone non-restartable server: nothing to copy (see [`SnapshotData::Live`]).
+    Live,
+    /// A copy taken under the store lock.
+    Copy(Db),
+    /// A child process forked under the store lock is writing the data to `tmp`.
+    Forked { pid: i32, tmp: PathBuf },
+}
+
+/// Builds a snapshot from the data as it was when the builder was created.
 pub struct Builder {
-    /// `None`: a live snapshot (see [`SnapshotData::Live`]).
-    db: Option<Db>,
+    source: Source,
     meta: SnapshotMeta,
     shared: Arc<Shared>,
 }
@@ -121,18 +137,23 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
         let meta = self.meta.clone();
-        let Some(db) = self.db.take() else {
-            self.shared.meta.lock().unwrap_or_else(|e| e.into_inner()).current = Some((meta.clone(), SnapshotData::Live));
-            return Ok(SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot: SnapshotData::Live });
-        };
         let dir = self.shared.snapshot_dir.clone();
         let index = meta.last_log_id.map_or(0, |l| l.index);
+        let source = std::mem::replace(&mut self.source, Source::Live);
         let encode_meta = meta.clone();
         let data = tokio::task::spawn_blocking(move || -> io::Result<SnapshotData> {
-            let bytes = snapshot::encode(&db, &encode_meta);
-            match dir {
-                Some(dir) => snapshot::save(&dir, index, &bytes).map(SnapshotData::File).map_err(|e| io::Error::other(e.to_string())),
-                None => Ok(SnapshotData::Memory(Bytes::from(bytes))),
+            match (source, dir) {
+                (Source::Live, _) => Ok(SnapshotData::Live),
+                (Source::Forked { pid, tmp }, Some(dir)) => {
+                    wait_child(pid)?;
+                    snapshot::commit(&dir, &tmp, index).map(SnapshotData::File).map_err(|e| io::Error::other(e.to_string()))
+                }
+                (Source::Copy(db), Some(dir)) => {
+                    let bytes = snapshot::encode(&db, &encode_meta);
+                    snapshot::save(&dir, index, &bytes).map(SnapshotData::File).map_err(|e| io::Error::other(e.to_string()))
+                }
+                (Source::Copy(db), None) => Ok(SnapshotData::Memory(Bytes::from(snapshot::encode(&db, &encode_meta)))),
+                (Source::Forked { .. }, None) => Err(io::Error::other("a forked snapshot needs a snapshot directory")),
             }
         })
         .await
@@ -141,6 +162,56 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         tracing::info!(index, "snapshot built");
         Ok(SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot: data })
     }
+}
+
+/// Waits for the snapshot child; an error unless it wrote and fsynced the file.
+fn wait_child(pid: i32) -> io::Result<()> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting on our own child's pid with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("the snapshot writer process failed (wait status {status})")))
+    }
+}
+
+/// Forks a child that writes the snapshot of `db` to `tmp` (fsynced) and exits.
+/// Runs under the store lock: the child sees the data as of this instant, in its
+/// copy-on-write pages, while the parent goes on applying. `None` if fork failed.
+fn fork_writer(db: &Db, meta: &SnapshotMeta, tmp: &std::path::Path) -> Option<i32> {
+    // SAFETY: the child only encodes memory it already has, writes one file and
+    // calls _exit: no locks of other threads are taken (the allocator, jemalloc or
+    // glibc, re-initialises its locks in the child through its fork handlers), no
+    // destructors or runtime code run.
+    let pid = unsafe { libc::fork() };
+    if pid != 0 {
+        return (pid > 0).then_some(pid);
+    }
+    unsafe {
+        // Die with the server: a kill -9 of it must not leave a writer holding its port.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // Drop every inherited descriptor (client and group ports, the data lock).
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    }
+    let written = (|| -> io::Result<()> {
+        let file = std::fs::File::create(tmp)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        snapshot::encode_to(db, meta, &mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    })();
+    // SAFETY: end the child without running anything of the parent's.
+    unsafe { libc::_exit(if written.is_ok() { 0 } else { 1 }) }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -186,15 +257,31 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let meta = self.meta();
         let membership = meta.membership.membership();
         let alone = membership.get_joint_config().iter().all(|c| c.len() == 1) && membership.nodes().count() == 1;
-        // The copy is taken under the store lock, between applies: a consistent view.
-        let started = std::time::Instant::now();
-        let db = if self.shared.snapshot_dir.is_none() && alone { None } else { Some(self.store_lock().db.data_clone()) };
-        if let Some(db) = &db {
-            // Writes wait for this copy: the figure BENCHMARKS.md reports as the snapshot stall.
-            tracing::info!(keys = db.len(), copy_ms = started.elapsed().as_millis() as u64, "snapshot copy taken");
-        }
         let snap_meta = SnapshotMeta { last_log_id: meta.applied, last_membership: meta.membership.clone() };
-        Builder { db, meta: snap_meta, shared: self.shared.clone() }
+        drop(meta);
+        // The view is taken under the store lock, between applies: consistent.
+        let started = std::time::Instant::now();
+        let source = match &self.shared.snapshot_dir {
+            None if alone => Source::Live,
+            None => Source::Copy(self.store_lock().db.data_clone()),
+            Some(dir) => {
+                let index = snap_meta.last_log_id.map_or(0, |l| l.index);
+                let tmp = dir.join(format!("snapshot-{index:020}.writing"));
+                let _ = std::fs::create_dir_all(dir);
+                let store = self.store_lock();
+                match fork_writer(&store.db, &snap_meta, &tmp) {
+                    Some(pid) => Source::Forked { pid, tmp },
+                    None => Source::Copy(store.db.data_clone()),
+                }
+            }
+        };
+        // Writes wait for this step only: the stall BENCHMARKS.md reports.
+        tracing::info!(
+            stall_ms = started.elapsed().as_millis() as u64,
+            forked = matches!(source, Source::Forked { .. }),
+            "snapshot view taken"
+        );
+        Builder { source, meta: snap_meta, shared: self.shared.clone() }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotData) -> Result<(), io::Error> {
