@@ -36,6 +36,9 @@ enum Command {
         /// Overrides the client port (development topology only).
         #[arg(long, conflicts_with = "config")]
         port: Option<u16>,
+        /// Threads serving clients and Raft (1: everything on one core, as Redis).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Deletes a server's data (its Raft log and snapshots). The server must be
     /// stopped; asks to type the server's name unless --yes is given.
@@ -67,9 +70,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Server { config, name, port } => {
+        Command::Server { config, name, port, threads } => {
             let options = server_options(config, name, port)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            // One thread (the default) serves every client, as Redis does: on a small
+            // machine that also runs the clients, cross-thread wakeups cost more than a
+            // second core gives (BENCHMARKS.md). The log writer and snapshot writers
+            // run apart from it either way.
+            let mut builder = if threads <= 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+            if threads > 1 {
+                builder.worker_threads(threads);
+            }
+            let runtime = builder.enable_all().build().context("starting the runtime")?;
             runtime.block_on(async move {
                 let (stop_tx, stop_rx) = watch::channel(false);
                 tokio::spawn(async move {
