@@ -62,6 +62,9 @@ rps() {
     | awk -F'","' '$1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
 }
 
+for port in "$REDIS_PORT" "$TANDEM_PORT"; do
+  if redis-cli -p "$port" ping >/dev/null 2>&1; then echo "port $port is already in use: stop that server first" >&2; exit 1; fi
+done
 start_redis; start_tandem; wait_pong "$REDIS_PORT"; wait_pong "$TANDEM_PORT"
 echo "| durable SET | redis (appendfsync always) rps | tandem (restartable) rps | tandem/redis |"
 echo "|---|---|---|---|"
@@ -87,16 +90,16 @@ redis-cli -p "$TANDEM_PORT" save >/dev/null
 rdb_bytes=$(stat -c %s "$work/dump.rdb")
 snap_bytes=$(du -cb "$work"/tandem-data/snapshots/*.snap | tail -1 | cut -f1)
 kill -9 "$REDIS_PID" "$TANDEM_PID"; wait "$REDIS_PID" "$TANDEM_PID" 2>/dev/null || true
-redis_restart() {
-  local t0; t0=$(date +%s.%N)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --appendonly no --save "" --dir "$work" --dbfilename dump.rdb >>"$work/redis.log" 2>&1 &
-  pids+=($!); wait_pong "$REDIS_PORT"; python3 -c "import time; print(f'{time.time() - $t0:.3f}')"
-}
-tandem_restart() {
-  local t0; t0=$(date +%s.%N)
-  start_tandem; wait_pong "$TANDEM_PORT"; python3 -c "import time; print(f'{time.time() - $t0:.3f}')"
-}
-rt=$(redis_restart); tt=$(tandem_restart)
+# Timed in this shell (not in $(...) subshells), so the restarted servers' pids are
+# recorded and the EXIT trap stops them.
+elapsed() { python3 -c "import time; print(f'{time.time() - $1:.3f}')"; }
+t0=$(date +%s.%N)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --appendonly no --save "" --dir "$work" --dbfilename dump.rdb >>"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_pong "$REDIS_PORT"; rt=$(elapsed "$t0")
+t0=$(date +%s.%N)
+start_tandem
+wait_pong "$TANDEM_PORT"; tt=$(elapsed "$t0")
 rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
 echo
 echo "| restart after kill -9, $KEYS keys × 100 B | redis (RDB) | tandem (snapshot + log) | tandem/redis |"
