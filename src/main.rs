@@ -76,7 +76,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // machine that also runs the clients, cross-thread wakeups cost more than a
             // second core gives (BENCHMARKS.md). The log writer and snapshot writers
             // run apart from it either way.
-            let mut builder = if threads <= 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+            let mut builder =
+                if threads <= 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
             if threads > 1 {
                 builder.worker_threads(threads);
             }
