@@ -8,7 +8,7 @@ const G: &str = "transactions";
 
 pub static COMMANDS: &[CommandSpec] = &[
     spec("multi", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Starts a transaction.", Handler::Server),
-    spec("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, (0, 0, 0), G, "Executes all commands in a transaction.", Handler::Server),
+    spec("exec", 1, NOSCRIPT | LOADING | STALE, (0, 0, 0), G, "Executes all commands in a transaction.", Handler::Server),
     spec("discard", 1, FAST | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), G, "Discards a transaction.", Handler::Server),
     spec(
         "watch",
@@ -29,6 +29,3 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Server,
     ),
 ];
-
-/// EXEC is not logged to the slow log in Redis; kept for COMMAND INFO fidelity.
-const SKIP_SLOWLOG: u32 = 0;

@@ -56,6 +56,8 @@ struct State {
     entries: BTreeMap<u64, RaftEntry>,
     vote: Option<Vote>,
     purged: Option<LogId>,
+    /// Reserved in the meta format; not written yet: `save_committed` is not
+    /// implemented (a restarted server re-elects itself and replays to the end).
     committed: Option<LogId>,
 }
 

@@ -11,7 +11,6 @@ use super::core::wall_ms;
 use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
 use crate::memory;
 use crate::protocol::reply::Reply;
-use crate::store::value::Value;
 
 pub const REDIS_VERSION: &str = "7.2.0";
 
@@ -692,7 +691,3 @@ fn command_docs(spec: &CommandSpec) -> (Reply, Reply) {
         ]),
     )
 }
-
-/// Keeps `Value` in scope for MEMORY USAGE's doc link.
-#[allow(dead_code)]
-fn _value_type(_: &Value) {}
