@@ -894,6 +894,14 @@ data = "data/server3"
     }
 
     #[test]
+    fn the_example_config_in_the_repository_is_valid() {
+        let config = parse(include_str!("../tandem.example.toml")).unwrap();
+        let (_, server) = config.server("server1").unwrap();
+        assert!(server.restartable);
+        assert_eq!(server.data_storage_bytes, 4 * 1024 * 1024 * 1024);
+    }
+
+    #[test]
     fn development_config_equals_its_embedded_toml() {
         assert_eq!(parse(DEVELOPMENT_TOML).unwrap(), Config::development());
         let dev = Config::development();
