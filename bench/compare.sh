@@ -66,6 +66,8 @@ for i in range(n):
 PY
 redis-cli -p "$REDIS_PORT" --pipe <"$work/load.resp" >/dev/null
 redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
+# Measured once both have settled (allocators return freed pages after a delay).
+sleep 3
 rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
 used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)

@@ -13,6 +13,14 @@ use tandem::replication::replica::ReplicaOptions;
 use tandem::server::ServerOptions;
 
 // jemalloc, counted: `used_memory` and `data-storage` are measured at the allocator.
+// jemalloc hands freed pages back to the OS after 1 s instead of 10 s, from its own
+// background thread (as Redis's jemalloc-bg-thread): the Raft log churns through
+// memory (entries are purged behind snapshots), and RSS should follow the data, not
+// the log's high-water mark, even when the server goes idle.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+
 #[global_allocator]
 static ALLOC: tandem::memory::CountingAlloc<tikv_jemallocator::Jemalloc> = tandem::memory::CountingAlloc(tikv_jemallocator::Jemalloc);
 
