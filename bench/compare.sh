@@ -57,13 +57,7 @@ done
 
 # Memory: 1,000,000 distinct keys with 100-byte values, loaded with redis-cli --pipe.
 redis-cli -p "$REDIS_PORT" flushall >/dev/null; redis-cli -p "$TANDEM_PORT" flushall >/dev/null
-python3 - "$KEYS" >"$work/load.resp" <<'PY'
-import sys
-n = int(sys.argv[1]); v = b"v" * 100; out = sys.stdout.buffer
-for i in range(n):
-    k = b"key:%010d" % i
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, v))
-PY
+python3 bench/load.py "$KEYS" >"$work/load.resp"
 redis-cli -p "$REDIS_PORT" --pipe <"$work/load.resp" >/dev/null
 redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
 # Measured once both have settled (allocators return freed pages after a delay).
