@@ -93,6 +93,26 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     name.strip_prefix("log-")?.strip_suffix(".seg")?.parse().ok()
 }
 
+/// Creates `dir` (and missing parents) and fsyncs each new entry's parent, so the
+/// directory itself survives a power loss.
+pub fn create_dir_durably(dir: &Path) -> Result<(), LogError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(LogError::Io { path: dir.to_path_buf(), source: e }),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 /// fsyncs a directory so file creations and removals in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
@@ -101,7 +121,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
 impl LogFile {
     /// Opens (creating if needed) the log in `dir` and reads every record back.
     pub fn open(dir: &Path) -> Result<Opened, LogError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        create_dir_durably(dir)?;
         let mut firsts: Vec<u64> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
@@ -250,8 +270,9 @@ impl LogFile {
             if next_first > upto + 1 {
                 break;
             }
-            let seg = self.segments.remove(0);
-            std::fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+            // Delete first, forget after: a failed delete leaves the log as it was.
+            std::fs::remove_file(&self.segments[0].path).map_err(io_err(&self.segments[0].path))?;
+            self.segments.remove(0);
             removed = true;
         }
         if removed {
@@ -300,9 +321,15 @@ fn read_segment(
     let file_len = data.len() as u64;
     if file_len < HEADER_BYTES {
         if last_segment {
-            // Crashed while creating the segment: nothing in it was ever acknowledged.
-            let seg = Segment { path: path.to_path_buf(), first_index, offsets: Vec::new(), len: 0 };
-            return Ok((seg, Some((path.to_path_buf(), 0, file_len))));
+            // Crashed while creating the segment (its header is written and synced before
+            // any record): nothing in it was ever acknowledged. Rewrite its header.
+            let mut header = Vec::with_capacity(HEADER_BYTES as usize);
+            header.extend_from_slice(MAGIC);
+            header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            header.extend_from_slice(&0u32.to_le_bytes());
+            std::fs::write(path, &header).and_then(|_| File::open(path)?.sync_all()).map_err(io_err(path))?;
+            let seg = Segment { path: path.to_path_buf(), first_index, offsets: Vec::new(), len: HEADER_BYTES };
+            return Ok((seg, Some((path.to_path_buf(), HEADER_BYTES, file_len))));
         }
         return Err(corrupt(0, format!("segment header is {file_len} bytes, expected {HEADER_BYTES}")));
     }
@@ -322,11 +349,20 @@ fn read_segment(
     let mut offset = HEADER_BYTES;
     while offset < file_len {
         let torn = |why: &str| -> Result<(Segment, Option<(PathBuf, u64, u64)>), LogError> { Err(corrupt(offset, why.to_string())) };
+        let next_index = first_index + seg.offsets.len() as u64;
+        // A bad record at the end of the last segment is a torn write only if nothing
+        // valid follows it; a valid record after it means damage, never a cut.
+        let tail = |seg: Segment, why: &str| -> Result<(Segment, Option<(PathBuf, u64, u64)>), LogError> {
+            match later_valid_record(&data, offset as usize, next_index) {
+                Some(at) => Err(corrupt(offset, format!("{why}, yet a valid record follows at offset {at}"))),
+                None => Ok((seg, Some((path.to_path_buf(), offset, file_len - offset)))),
+            }
+        };
         let remaining = file_len - offset;
         let at = offset as usize;
         if remaining < RECORD_HEADER_BYTES {
             if last_segment {
-                return Ok((seg, Some((path.to_path_buf(), offset, remaining))));
+                return tail(seg, "record header cut short");
             }
             return torn("record header cut short");
         }
@@ -334,11 +370,8 @@ fn read_segment(
         let crc = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
         let end = offset + RECORD_HEADER_BYTES + len;
         if !(8..=RECORD_BYTES_MAX).contains(&len) || end > file_len {
-            if last_segment && end > file_len && len <= RECORD_BYTES_MAX {
-                return Ok((seg, Some((path.to_path_buf(), offset, remaining))));
-            }
-            if last_segment && data[at..].iter().all(|&b| b == 0) {
-                return Ok((seg, Some((path.to_path_buf(), offset, remaining))));
+            if last_segment && ((end > file_len && len <= RECORD_BYTES_MAX) || data[at..].iter().all(|&b| b == 0)) {
+                return tail(seg, &format!("record length {len} runs past the end of the file"));
             }
             return torn(&format!("record length {len} is impossible here ({remaining} bytes left in the file)"));
         }
@@ -346,7 +379,7 @@ fn read_segment(
         let actual = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), &payload);
         if actual != crc {
             if last_segment && end == file_len {
-                return Ok((seg, Some((path.to_path_buf(), offset, remaining))));
+                return tail(seg, "checksum mismatch in the last record");
             }
             return torn(&format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"));
         }
@@ -363,9 +396,62 @@ fn read_segment(
     Ok((seg, None))
 }
 
+/// The offset of a well-formed record (plausible length, an index at or after
+/// `next_index`, matching checksum) starting after `from`, if any.
+fn later_valid_record(data: &[u8], from: usize, next_index: u64) -> Option<usize> {
+    let mut at = from + 1;
+    while at + 16 <= data.len() {
+        let len = u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        if len >= 8 && at + 8 + len <= data.len() {
+            let index = u64::from_le_bytes(data[at + 8..at + 16].try_into().expect("8 bytes"));
+            if index >= next_index && index - next_index < 1 << 32 {
+                let crc = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
+                let payload = &data[at + 8..at + 8 + len];
+                if crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload) == crc {
+                    return Some(at);
+                }
+            }
+        }
+        at += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_length_with_valid_records_after_it_is_corruption_not_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::open(dir.path()).unwrap().log;
+        append(&mut log, 1, 5);
+        drop(log);
+        let seg = last_segment(dir.path());
+        let mut data = std::fs::read(&seg).unwrap();
+        // Make the second record's length point past the end of the file.
+        let second = HEADER_BYTES as usize + 8 + 8 + 7;
+        data[second + 3] = 0x10;
+        std::fs::write(&seg, &data).unwrap();
+        let err = LogFile::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("a valid record follows"), "{err}");
+    }
+
+    #[test]
+    fn a_segment_cut_before_its_header_gets_a_new_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::open(dir.path()).unwrap().log;
+        append(&mut log, 1, 3);
+        drop(log);
+        // A crash right after creating the next segment, before its header.
+        std::fs::write(dir.path().join(segment_name(4)), b"TND").unwrap();
+        let opened = LogFile::open(dir.path()).unwrap();
+        assert_eq!(opened.records.len(), 3);
+        let mut log = opened.log;
+        append(&mut log, 4, 2);
+        drop(log);
+        assert_eq!(LogFile::open(dir.path()).unwrap().records.len(), 5);
+    }
 
     fn bodies(records: &[Record]) -> Vec<(u64, Vec<u8>)> {
         records.iter().map(|r| (r.index, r.body.to_vec())).collect()

@@ -324,6 +324,11 @@ fn write_batch(log: &mut LogFile, batch: Batch, health: &DiskHealth) {
             }
             Err(e) => {
                 health.set(Some(e.to_string()));
+                // Whatever of the batch reached the file is not known durable (a failed
+                // fsync may have dropped it): cut it off and write the batch again.
+                if let Some(&(first, _)) = records.first() {
+                    let _ = log.truncate_from(first);
+                }
                 std::thread::sleep(Duration::from_millis(RETRY_MS));
             }
         }

@@ -43,6 +43,22 @@ pub const LOG_MEMORY_LIVE_SNAPSHOT_BYTES: usize = 4 * 1024 * 1024;
 const ENTRIES_IN_FLIGHT_MAX: usize = 4;
 /// Most ops gathered into one entry.
 const OPS_PER_ENTRY_MAX: usize = 4096;
+/// Most argument bytes gathered into one entry: far below the largest log record
+/// (`log_file::RECORD_BYTES_MAX`), so a batch always fits in one record.
+const ENTRY_BYTES_TARGET: usize = 64 * 1024 * 1024;
+/// Largest single proposal (one connection's run of writes or one transaction):
+/// anything larger could not be written as one log record and read back.
+const PROPOSAL_BYTES_MAX: usize = 768 * 1024 * 1024;
+
+fn ops_bytes(ops: &[Op]) -> usize {
+    let args = |a: &Vec<bytes::Bytes>| a.iter().map(|b| b.len() + 8).sum::<usize>();
+    ops.iter()
+        .map(|op| match op {
+            Op::Command(a) => args(a),
+            Op::Transaction(cmds) => cmds.iter().map(args).sum(),
+        })
+        .sum()
+}
 /// How long a fresh server waits to become its stripe's active before giving up.
 const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -176,7 +192,7 @@ impl Replica {
         Ok(Replica { clock, proposals, raft, log, store, health, last_snapshot, _data_dir: data_dir })
     }
 
-    fn refuse_if_disk_trouble(&self) -> Result<(), Reply> {
+    pub fn refuse_if_disk_trouble(&self) -> Result<(), Reply> {
         match self.health.problem() {
             Some(problem) => Err(Reply::error(format!(
                 "MISCONF Tandem cannot make writes durable ({problem}); writes are refused until the data directory accepts them again"
@@ -198,6 +214,9 @@ impl Replica {
     /// one reply per op once committed and applied.
     pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
         self.refuse_if_disk_trouble()?;
+        if ops_bytes(&ops) > PROPOSAL_BYTES_MAX {
+            return Err(Reply::err("ERR this write is larger than one log record may be (768 MB); split it"));
+        }
         let (reply, done) = oneshot::channel();
         self.proposals.send(Proposal { ops, reply }).map_err(|_| Reply::err("ERR the server is shutting down"))?;
         done.await.map_err(|_| Reply::err("ERR the server is shutting down"))?
@@ -298,10 +317,12 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<Clock>>, mut queue: mpsc::
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
         let mut batch = vec![first];
         let mut ops_count = batch[0].ops.len();
-        while ops_count < OPS_PER_ENTRY_MAX {
+        let mut bytes = ops_bytes(&batch[0].ops);
+        while ops_count < OPS_PER_ENTRY_MAX && bytes < ENTRY_BYTES_TARGET {
             match queue.try_recv() {
                 Ok(p) => {
                     ops_count += p.ops.len();
+                    bytes += ops_bytes(&p.ops);
                     batch.push(p);
                 }
                 Err(_) => break,

@@ -193,6 +193,7 @@ fn fork_writer(db: &Db, meta: &SnapshotMeta, tmp: &std::path::Path) -> Option<i3
     // calls _exit: no locks of other threads are taken (the allocator, jemalloc or
     // glibc, re-initialises its locks in the child through its fork handlers), no
     // destructors or runtime code run.
+    let parent = unsafe { libc::getpid() };
     let pid = unsafe { libc::fork() };
     if pid != 0 {
         return (pid > 0).then_some(pid);
@@ -200,6 +201,10 @@ fn fork_writer(db: &Db, meta: &SnapshotMeta, tmp: &std::path::Path) -> Option<i3
     unsafe {
         // Die with the server: a kill -9 of it must not leave a writer holding its port.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // The server may have died before the line above took effect.
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
         // Drop every inherited descriptor (client and group ports, the data lock).
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
     }
@@ -267,7 +272,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Some(dir) => {
                 let index = snap_meta.last_log_id.map_or(0, |l| l.index);
                 let tmp = dir.join(format!("snapshot-{index:020}.writing"));
-                let _ = std::fs::create_dir_all(dir);
+                let _ = super::log_file::create_dir_durably(dir);
                 let store = self.store_lock();
                 match fork_writer(&store.db, &snap_meta, &tmp) {
                     Some(pid) => Source::Forked { pid, tmp },

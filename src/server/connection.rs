@@ -303,7 +303,7 @@ impl Connection {
                     break self.give_up(id, rx).await;
                 }
                 read = self.socket.read_buf(&mut self.inbuf) => {
-                    if matches!(read, Ok(0) | Err(_)) {
+                    if matches!(read, Ok(0) | Err(_)) || self.inbuf.len() > limits::QUERY_BUFFER_BYTES_MAX {
                         self.closing = true;
                         break self.give_up(id, rx).await;
                     }

@@ -67,6 +67,8 @@ impl Core {
 
     /// Proposes `ops` as one entry; one reply per op, or one error for all.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
+        // Disk trouble answers at once, never queued behind an EXEC waiting at the gate.
+        self.replica.refuse_if_disk_trouble()?;
         let _shared = self.gate.read().await;
         self.replica.submit(ops).await
     }
@@ -130,6 +132,7 @@ impl Core {
         if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
             self.make_room(settings).await?;
         }
+        self.replica.refuse_if_disk_trouble()?;
         let replies = if watches.is_empty() {
             self.propose(vec![Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect())]).await?
         } else {
