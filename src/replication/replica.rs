@@ -173,6 +173,7 @@ impl Replica {
         };
         let health = log.health();
         let sm = StateMachine::new(store.clone(), snapshot_dir, notices)?;
+        sm.watch_disk(health.clone());
         let config = Arc::new(raft_config(&options)?);
         let raft = Raft::new(options.node_id, config, NoNetwork, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
         if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {

@@ -62,6 +62,9 @@ pub struct Shared {
     meta: Mutex<Meta>,
     snapshot_dir: Option<PathBuf>,
     notices: mpsc::UnboundedSender<Notice>,
+    /// The log's disk health: no snapshot is started while the disk refuses writes
+    /// (a failed snapshot write is fatal to openraft).
+    health: Mutex<Option<Arc<super::log_store::DiskHealth>>>,
 }
 
 #[derive(Clone)]
@@ -99,7 +102,12 @@ impl StateMachine {
                 meta.current = Some((snap_meta, SnapshotData::File(path)));
             }
         }
-        Ok(StateMachine { shared: Arc::new(Shared { store, meta: Mutex::new(meta), snapshot_dir, notices }) })
+        Ok(StateMachine { shared: Arc::new(Shared { store, meta: Mutex::new(meta), snapshot_dir, notices, health: Mutex::new(None) }) })
+    }
+
+    /// Defers snapshots while `health` reports disk trouble.
+    pub fn watch_disk(&self, health: Arc<super::log_store::DiskHealth>) {
+        *self.shared.health.lock().unwrap_or_else(|e| e.into_inner()) = Some(health);
     }
 
     pub fn store(&self) -> Arc<Mutex<Store>> {
@@ -256,6 +264,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let _ = self.shared.notices.send(notice);
         }
         Ok(())
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
+        let trouble = self.shared.health.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|h| h.problem());
+        if let Some(problem) = trouble {
+            tracing::warn!(%problem, "snapshot deferred: the disk refuses writes");
+            return None;
+        }
+        Some(self.get_snapshot_builder().await)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
