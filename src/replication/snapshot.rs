@@ -27,8 +27,9 @@ pub const FORMAT_VERSION: u32 = 1;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
-/// Largest record: one key with a value up to proto-max-bulk-len, with framing.
-const RECORD_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Largest record: one key with its whole value (a big collection can pass 1 GiB);
+/// the length field is 32 bits.
+const RECORD_BYTES_MAX: usize = u32::MAX as usize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -39,6 +40,7 @@ pub enum SnapshotError {
 }
 
 fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    // encode_to refuses larger payloads before they get here.
     let len = payload.len() as u32;
     let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload);
     out.extend_from_slice(&len.to_le_bytes());
@@ -71,6 +73,13 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
         put_bytes(&mut payload, key);
         put_varint(&mut payload, item.expire_at_ms);
         encode_value(&item.value, &mut payload);
+        if payload.len() > RECORD_BYTES_MAX {
+            return Err(std::io::Error::other(format!(
+                "key {:?} holds {} bytes: more than one snapshot record can",
+                String::from_utf8_lossy(key),
+                payload.len()
+            )));
+        }
         frame(&payload, &mut out);
         count += 1;
         if out.len() >= 64 * 1024 {
