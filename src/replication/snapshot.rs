@@ -173,23 +173,13 @@ pub fn file_name(index: u64) -> String {
 /// Writes `bytes` as snapshot `index` in `dir` (temp, fsync, rename, fsync dir) and
 /// removes older snapshots. Returns the path.
 pub fn save(dir: &Path, index: u64, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
-    let io = |file: &Path| {
-        let file = file.display().to_string();
-        move |source| SnapshotError::Io { file, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = dir.join(file_name(index));
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-    for old in list(dir) {
-        if old != path {
-            let _ = std::fs::remove_file(old);
-        }
-    }
-    Ok(path)
+    let tmp = dir.join(file_name(index)).with_extension("tmp");
+    let io = |source| SnapshotError::Io { file: tmp.display().to_string(), source };
+    super::log_file::create_dir_durably(dir)
+        .map_err(|e| SnapshotError::Io { file: dir.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io)?;
+    commit(dir, &tmp, index)
 }
 
 /// Snapshot files in `dir`, newest last.

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::connection::{ok, Connection};
+use super::connection::Connection;
 use super::core::wall_ms;
 use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
 use crate::memory;
@@ -26,14 +26,14 @@ impl Connection {
             "hello" => Some(self.hello(&args)),
             "auth" => Some(self.auth(&args)),
             "select" => Some(match parse_i64(&args[1]) {
-                Some(0) => ok(),
+                Some(0) => Reply::ok(),
                 Some(_) => Reply::err("ERR DB index is out of range"),
                 None => Reply::err(ERR_NOT_INT),
             }),
             "client" => Some(self.client(&args)),
             "quit" => {
                 self.closing = true;
-                Some(ok())
+                Some(Reply::ok())
             }
             "reset" => Some(self.reset()),
             "multi" => Some(self.multi_start()),
@@ -42,7 +42,7 @@ impl Connection {
             "watch" => Some(self.watch(&args)),
             "unwatch" => {
                 self.unwatch_all();
-                Some(ok())
+                Some(Reply::ok())
             }
             "subscribe" | "psubscribe" => {
                 self.subscribe(&args[1..], spec.name == "psubscribe");
@@ -66,7 +66,7 @@ impl Connection {
             }
             "memory" => Some(self.memory(&args)),
             "save" => Some(match self.shared.core.replica.snapshot_now().await {
-                Ok(()) => ok(),
+                Ok(()) => Reply::ok(),
                 Err(e) => Reply::error(format!("ERR snapshot failed: {e}")),
             }),
             "bgsave" => {
@@ -165,7 +165,7 @@ impl Connection {
         }
         let (user, pass) = if args.len() == 3 { (&args[1][..], &args[2][..]) } else { (&b"default"[..], &args[1][..]) };
         match self.check_password(user, pass) {
-            Ok(()) => ok(),
+            Ok(()) => Reply::ok(),
             Err(e) => e,
         }
     }
@@ -191,7 +191,7 @@ impl Connection {
                 }
             }
             ("setname", 3) => match self.set_name(&args[2]) {
-                Ok(()) => ok(),
+                Ok(()) => Reply::ok(),
                 Err(e) => e,
             },
             ("setinfo", 4) => {
@@ -204,7 +204,7 @@ impl Connection {
                     "lib-ver" => super::clients::ClientInfo::set(&self.info.lib_ver, value),
                     other => return Reply::error(format!("ERR Unrecognized option '{other}'")),
                 }
-                ok()
+                Reply::ok()
             }
             ("info", 2) => Reply::Verbatim(Bytes::from(format!("{}\n", self.info.line()))),
             ("list", _) => {
@@ -212,7 +212,7 @@ impl Connection {
                 Reply::Verbatim(Bytes::from(body))
             }
             ("kill", _) => self.client_kill(&args[2..]),
-            ("no-evict" | "no-touch", 3) => ok(),
+            ("no-evict" | "no-touch", 3) => Reply::ok(),
             ("help", _) => Reply::Array(
                 [
                     "CLIENT <subcommand> [<arg> ...]",
@@ -240,7 +240,7 @@ impl Connection {
             return match clients.iter().find(|c| c.addr == addr) {
                 Some(c) => {
                     c.kill.notify_one();
-                    ok()
+                    Reply::ok()
                 }
                 None => Reply::err("ERR No such client"),
             };
@@ -300,7 +300,7 @@ impl Connection {
         self.multi = Some(Vec::new());
         self.multi_failed = false;
         self.info.in_multi.store(true, Ordering::Relaxed);
-        ok()
+        Reply::ok()
     }
 
     fn discard(&mut self) -> Reply {
@@ -309,7 +309,7 @@ impl Connection {
         }
         self.info.in_multi.store(false, Ordering::Relaxed);
         self.unwatch_all();
-        ok()
+        Reply::ok()
     }
 
     fn watch(&mut self, args: &[Bytes]) -> Reply {
@@ -324,7 +324,7 @@ impl Connection {
             let stamp = store.db.watch(key);
             self.watches.push((key.clone(), stamp));
         }
-        ok()
+        Reply::ok()
     }
 
     fn unwatch_all(&mut self) {
@@ -379,7 +379,7 @@ impl Connection {
                     "memory" => self.memory(args),
                     "pubsub" => self.pubsub_cmd(args),
                     "client" => self.client(args),
-                    "select" => ok(),
+                    "select" => Reply::ok(),
                     _ => Reply::Nil,
                 };
                 std::mem::swap(&mut self.out, &mut saved);
@@ -472,9 +472,9 @@ impl Connection {
                 }
                 let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
                 self.shared.core.store().events_on = events_on;
-                ok()
+                Reply::ok()
             }
-            "resetstat" if args.len() == 2 => ok(),
+            "resetstat" if args.len() == 2 => Reply::ok(),
             "rewrite" if args.len() == 2 => {
                 Reply::err("ERR The server is running without a config file that CONFIG REWRITE can change: edit the TOML file")
             }
@@ -513,7 +513,7 @@ impl Connection {
                 (Reply::bulk(b"total.allocated"), Reply::Int(memory::used_bytes() as i64)),
                 (Reply::bulk(b"keys.count"), Reply::Int(self.shared.core.store().db.len() as i64)),
             ]),
-            "purge" => ok(),
+            "purge" => Reply::ok(),
             _ => unknown_subcommand("memory", &args[1]),
         }
     }

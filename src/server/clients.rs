@@ -131,10 +131,6 @@ impl Clients {
         self.lock().values().cloned().collect()
     }
 
-    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
-        self.lock().get(&id).cloned()
-    }
-
     /// Closes every connection (shutdown).
     pub fn kill_all(&self) {
         for client in self.all() {

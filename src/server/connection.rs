@@ -19,7 +19,7 @@ use super::pubsub::Outbox;
 use super::Shared;
 use crate::commands::{self, flags, unknown_command, wrong_args, CommandSpec, Handler};
 use crate::limits;
-use crate::protocol::reply::{Reply, OK, QUEUED};
+use crate::protocol::reply::{Reply, QUEUED};
 use crate::protocol::request::{parse_command, ParseLimits};
 use crate::store::db::WatchStamp;
 
@@ -115,17 +115,12 @@ impl Connection {
     }
 
     fn on_push(&mut self, msg: Reply) {
-        let before = self.out.len();
         msg.encode(&mut self.out, self.resp3);
-        let mut written = self.out.len() - before;
         // Drain what else is queued, so a burst is written in one go.
         while let Ok(msg) = self.inbox.try_recv() {
-            let before = self.out.len();
             msg.encode(&mut self.out, self.resp3);
-            written += self.out.len() - before;
         }
         // Everything queued is now in the output buffer.
-        let _ = written;
         self.outbox.queued_bytes.store(0, Ordering::Relaxed);
     }
 
@@ -346,8 +341,4 @@ fn allowed_while_subscribed(name: &str) -> bool {
 fn blocking_timeout(args: &[Bytes]) -> Result<u64, Reply> {
     let last = args.last().ok_or(Reply::err(commands::args::ERR_SYNTAX))?;
     commands::args::timeout_arg(last)
-}
-
-pub(super) fn ok() -> Reply {
-    OK
 }

@@ -91,6 +91,8 @@ impl Core {
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
         let mut linearized: Option<Result<(), Reply>> = None;
+        // Reads may pick at random (SRANDMEMBER…): one generator per batch.
+        let mut rng: Option<Xoshiro256PlusPlus> = None;
         for (spec, args) in batch {
             if !spec.is_write() {
                 self.flush(&mut pending, &mut replies).await;
@@ -101,8 +103,8 @@ impl Core {
                     Some(Err(e)) => replies.push(e.clone()),
                     _ => {
                         let now = self.stamp();
-                        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.random());
-                        replies.push(self.store().read(args, now, &mut rng));
+                        let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
+                        replies.push(self.store().read(spec, args, now, rng));
                     }
                 }
                 continue;

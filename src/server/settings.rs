@@ -219,10 +219,6 @@ impl Settings {
         }
         Ok(())
     }
-
-    pub fn set_policy(&self, policy: EvictionPolicy) {
-        self.policy.store(policy as u8, Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]

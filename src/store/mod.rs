@@ -18,7 +18,7 @@ use bytes::Bytes;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::commands::{self, args::unknown_command, wrong_args, Handler, ReadCtx, WriteCtx};
+use crate::commands::{self, args::unknown_command, wrong_args, CommandSpec, Handler, ReadCtx, WriteCtx};
 use crate::protocol::reply::Reply;
 use db::Db;
 use value::Value;
@@ -149,9 +149,8 @@ impl Store {
         result.unwrap_or_else(|e| e)
     }
 
-    /// Runs a read-only command at `now_ms`; changes nothing.
-    pub fn read(&self, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
-        let Some(spec) = args.first().and_then(|n| commands::lookup(n)) else { return unknown_command(args) };
+    /// Runs a read-only command (its spec already looked up) at `now_ms`; changes nothing.
+    pub fn read(&self, spec: &CommandSpec, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
         if !spec.arity_ok(args.len()) {
             return wrong_args(spec.name);
         }
