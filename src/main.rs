@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use tandem::config::Config;
 use tandem::replication::replica::ReplicaOptions;
+use tandem::replication::stripe::StripeLayout;
 use tandem::server::ServerOptions;
 
 // jemalloc, counted: `used_memory` and `data-storage` are measured at the allocator.
@@ -129,13 +130,13 @@ fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port
         _ => (Config::development(), "server1".to_string(), String::new()),
     };
     let (stripe, server) = config.require_server(&name)?;
-    // Node ids follow config order within the stripe: stable across restarts.
-    let position = stripe.servers.iter().position(|s| s.name == server.name).unwrap_or(0);
     let replica = ReplicaOptions {
-        node_id: position as u64 + 1,
-        group_addr: format!("{}:{}", server.host, server.group_port),
-        election_time_ms: stripe.election_time_ms,
+        layout: StripeLayout::from_config(&config, stripe),
+        name: server.name.clone(),
         data_dir: server.restartable.then(|| server.data.clone()),
+        witness: false,
+        group_port: !file.is_empty(),
+        group_bind: None,
     };
     Ok(ServerOptions {
         replica,

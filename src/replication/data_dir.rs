@@ -50,6 +50,24 @@ impl DataDir {
         Ok(DataDir { path: path.to_path_buf(), _lock: lock })
     }
 
+    /// This member's Raft node id, kept in `NODE_ID`: made by `fresh` (and stored
+    /// durably) the first time, the same on every restart after.
+    pub fn node_id(&self, fresh: impl FnOnce() -> u64) -> Result<u64, DataDirError> {
+        let path = self.path.join("NODE_ID");
+        let io = |source| DataDirError::Io { dir: self.path.clone(), source };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} does not hold a node id: {text:?}", path.display())))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = fresh();
+                super::log_store::write_atomically(&path, id.to_string().as_bytes()).map_err(io)?;
+                Ok(id)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
     pub fn raft_dir(&self) -> PathBuf {
         self.path.join("raft")
     }
@@ -67,6 +85,11 @@ impl DataDir {
             if p.exists() {
                 std::fs::remove_dir_all(&p).map_err(io)?;
             }
+        }
+        // Cleared data is a new member: it must not vote under its old id.
+        match std::fs::remove_file(dir.path.join("NODE_ID")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
         }
         Ok(())
     }

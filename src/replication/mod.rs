@@ -7,6 +7,7 @@ pub mod log_store;
 pub mod record;
 pub mod snapshot;
 pub mod state_machine;
+pub mod stripe;
 pub mod types;
 
 #[cfg(test)]

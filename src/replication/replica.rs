@@ -18,6 +18,7 @@ use super::data_dir::DataDir;
 use super::log_store::{DiskHealth, LogStore};
 use super::network::NoNetwork;
 use super::state_machine::{Notice, StateMachine};
+use super::stripe::{Member, ServerState, StripeLayout};
 use super::types::TypeConfig;
 use crate::protocol::reply::Reply;
 use crate::store::{Entry, Op, Store};
@@ -77,11 +78,73 @@ pub enum StartError {
 /// How this server takes part in its stripe.
 #[derive(Debug, Clone)]
 pub struct ReplicaOptions {
-    pub node_id: u64,
-    pub group_addr: String,
-    pub election_time_ms: u64,
+    /// The stripe from the config, and this member's name in it.
+    pub layout: StripeLayout,
+    pub name: String,
     /// `Some(dir)`: restartable (Fast Restart) with the log and snapshots under `dir`.
     pub data_dir: Option<std::path::PathBuf>,
+    /// A voter: votes and keeps the log's tail, applies no data, never stays active.
+    pub witness: bool,
+    /// Serve the group port (a config file was given; the development topology has none).
+    pub group_port: bool,
+    /// Where to listen for the group port when it differs from the advertised
+    /// `host:group-port` (a proxy or NAT in between).
+    pub group_bind: Option<String>,
+}
+
+impl ReplicaOptions {
+    /// The development topology's single member.
+    pub fn single(layout: StripeLayout, data_dir: Option<std::path::PathBuf>) -> ReplicaOptions {
+        let name = layout.founder().name.clone();
+        ReplicaOptions { layout, name, data_dir, witness: false, group_port: false, group_bind: None }
+    }
+
+    pub fn me(&self) -> &Member {
+        self.layout.member(&self.name).expect("the member's name comes from the layout")
+    }
+}
+
+/// Where client requests for this stripe go right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActiveAt {
+    Here,
+    There { name: String, client_addr: String },
+    /// No active is known (an election, or this server is not in contact).
+    Unknown,
+}
+
+/// One member of the stripe as this server sees it (the active sees replication progress).
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub name: String,
+    pub node_id: u64,
+    pub voting: bool,
+    pub client_addr: Option<String>,
+    /// Last log index known to be replicated to it (on the active only).
+    pub matched: Option<u64>,
+    /// How far it trails the active's last log index (on the active only).
+    pub lag: Option<u64>,
+}
+
+/// What `ROLE`, `INFO replication` and `tandem status` show of this server.
+#[derive(Debug, Clone)]
+pub struct ReplicationView {
+    pub state: ServerState,
+    pub node_id: u64,
+    pub term: u64,
+    pub active: Option<String>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub members: Vec<MemberView>,
+}
+
+/// What the group port learns from the active, for the server state.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The active's commit index in its last append (u64::MAX: none heard yet).
+    pub active_commit: std::sync::atomic::AtomicU64,
+    pub receiving_snapshot: std::sync::atomic::AtomicBool,
 }
 
 /// The clock and randomness of the active's decisions: entry time stamps (never
@@ -123,14 +186,19 @@ pub struct Replica {
     pub log: LogStore,
     pub store: Arc<Mutex<Store>>,
     pub health: Arc<DiskHealth>,
+    pub layout: StripeLayout,
+    pub name: String,
+    pub node_id: u64,
+    pub witness: bool,
+    pub progress: Arc<Progress>,
     last_snapshot: Mutex<u64>,
     _data_dir: Option<DataDir>,
 }
 
 fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
-    let election_max = options.election_time_ms.max(200);
+    let election_max = options.layout.election_time_ms.max(200);
     let config = Config {
-        cluster_name: "tandem".into(),
+        cluster_name: format!("{}/{}", options.layout.cluster, options.layout.stripe),
         heartbeat_interval: (election_max / 6).max(20),
         election_timeout_min: election_max / 2,
         election_timeout_max: election_max,
@@ -153,12 +221,21 @@ fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
     config.validate().map_err(|e| StartError::Raft(e.to_string()))
 }
 
+/// A node id never used before in this stripe: the time in milliseconds, with the
+/// member's config position in the low byte so two members never collide.
+fn fresh_node_id(position: usize) -> u64 {
+    (crate::server::core::wall_ms() << 8) | (position as u64 & 0xff)
+}
+
 impl Replica {
-    /// Opens storage and starts the Raft member; returns with this server active (a
-    /// stripe of one elects itself). `notices` receives what applying entries produced.
+    /// Opens storage and starts the Raft member. A stripe of one makes itself active
+    /// before this returns; a member of a larger stripe returns at once and joins its
+    /// stripe in the background (see [`super::membership`]). `notices` receives what
+    /// applying entries produced.
     pub async fn start(options: ReplicaOptions, notices: mpsc::UnboundedSender<Notice>) -> Result<Replica, StartError> {
+        let position = options.layout.position(&options.name).ok_or_else(|| StartError::Raft(format!("{} is not in its stripe", options.name)))?;
         let store = Arc::new(Mutex::new(Store::new()));
-        let (data_dir, log, snapshot_dir) = match &options.data_dir {
+        let (data_dir, log, snapshot_dir, node_id) = match &options.data_dir {
             Some(path) => {
                 let dir = DataDir::open(path)?;
                 let (log, report) = LogStore::open(&dir.raft_dir())?;
@@ -166,31 +243,165 @@ impl Replica {
                     tracing::warn!(%torn, "log tail truncated");
                 }
                 tracing::info!(entries = report.entries, dir = %path.display(), "log opened");
+                // Before node ids were stored, a stripe had one server, id 1.
+                let legacy = (report.entries > 0).then_some(position as u64 + 1);
+                let node_id = dir.node_id(|| legacy.unwrap_or_else(|| fresh_node_id(position)))?;
                 let snapshots = dir.snapshot_dir();
-                (Some(dir), log, Some(snapshots))
+                (Some(dir), log, Some(snapshots), node_id)
             }
-            None => (None, LogStore::in_memory(), None),
+            // Nothing survives a restart, so this is a new member: a new id.
+            None => (None, LogStore::in_memory(), None, if options.layout.is_single() { 1 } else { fresh_node_id(position) }),
         };
         let health = log.health();
         let sm = StateMachine::new(store.clone(), snapshot_dir, notices)?;
         sm.watch_disk(health.clone());
         let config = Arc::new(raft_config(&options)?);
-        let raft = Raft::new(options.node_id, config, NoNetwork, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
-        if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
-            let members = BTreeMap::from([(options.node_id, BasicNode { addr: options.group_addr.clone() })]);
-            raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft = Raft::new(node_id, config, NoNetwork, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let progress = Arc::new(Progress::default());
+        progress.active_commit.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        if options.layout.is_single() {
+            if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
+                let members = BTreeMap::from([(node_id, BasicNode { addr: options.me().group_addr() })]);
+                raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
+            }
+            raft.wait(Some(ACTIVE_DEADLINE))
+                .state(openraft::ServerState::Leader, "this server becomes the active of its stripe")
+                .await
+                .map_err(|e| StartError::Raft(e.to_string()))?;
+            // Serve nothing before every committed entry is applied (after a restart).
+            raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| StartError::Raft(e.to_string()))?;
         }
-        raft.wait(Some(ACTIVE_DEADLINE))
-            .state(openraft::ServerState::Leader, "this server becomes the active of its stripe")
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
-        // Serve nothing before every committed entry is applied (after a restart).
-        raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| StartError::Raft(e.to_string()))?;
         let clock = Arc::new(Mutex::new(Clock::new()));
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(batch_proposals(raft.clone(), clock.clone(), queue));
         let last_snapshot = Mutex::new(crate::server::core::wall_ms() / 1000);
-        Ok(Replica { clock, proposals, raft, log, store, health, last_snapshot, _data_dir: data_dir })
+        tracing::info!(server = %options.name, stripe = %options.layout.stripe, node_id, "member started");
+        Ok(Replica {
+            clock,
+            proposals,
+            raft,
+            log,
+            store,
+            health,
+            layout: options.layout.clone(),
+            name: options.name.clone(),
+            node_id,
+            witness: options.witness,
+            progress,
+            last_snapshot,
+            _data_dir: data_dir,
+        })
+    }
+
+    /// The upper bound of the election timeout: how long a request waits for an active.
+    pub fn election_time(&self) -> Duration {
+        Duration::from_millis(self.layout.election_time_ms.max(200))
+    }
+
+    /// The config member behind a Raft node id, by its group address.
+    fn member_of(&self, node_id: u64) -> Option<&Member> {
+        let m = self.raft.metrics().borrow_watched().membership_config.clone();
+        let addr = m.membership().get_node(&node_id).map(|n| n.addr.clone())?;
+        self.layout.by_group_addr(&addr)
+    }
+
+    /// Where client requests for this stripe go right now.
+    pub fn active_at(&self) -> ActiveAt {
+        let (leader, me) = {
+            let m = self.raft.metrics().borrow_watched().clone();
+            (m.current_leader, m.id)
+        };
+        match leader {
+            Some(id) if id == me && !self.witness => ActiveAt::Here,
+            Some(id) => match self.member_of(id).and_then(|m| Some((m.name.clone(), m.client_addr()?))) {
+                Some((name, client_addr)) => ActiveAt::There { name, client_addr },
+                None => ActiveAt::Unknown,
+            },
+            None => ActiveAt::Unknown,
+        }
+    }
+
+    /// Waits up to `within` for an active to be known (during an election).
+    pub async fn wait_for_active(&self, within: Duration) -> ActiveAt {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut metrics = self.raft.metrics();
+        loop {
+            let at = self.active_at();
+            if at != ActiveAt::Unknown {
+                return at;
+            }
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.active_at(),
+            }
+        }
+    }
+
+    /// What this member knows of itself, for its state.
+    pub fn local_view(&self) -> super::stripe::LocalView {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voting = membership.get_joint_config().iter().any(|c| c.contains(&m.id));
+        let member = membership.get_node(&m.id).is_some();
+        let active_commit = self.progress.active_commit.load(Relaxed);
+        super::stripe::LocalView {
+            running: m.running_state.is_ok() && m.state != openraft::ServerState::Shutdown,
+            initialized: membership.nodes().count() > 0,
+            voting,
+            member,
+            leader: m.state == openraft::ServerState::Leader,
+            candidate: m.state == openraft::ServerState::Candidate,
+            leader_known: m.current_leader.is_some(),
+            active_commit: (active_commit != u64::MAX).then_some(active_commit),
+            applied: m.last_applied.map(|l| l.index),
+            receiving_snapshot: self.progress.receiving_snapshot.load(Relaxed),
+        }
+    }
+
+    pub fn state(&self) -> ServerState {
+        let view = self.local_view();
+        if view.leader {
+            // The leader's own commit is the active's commit.
+            return ServerState::ActiveCoordinator;
+        }
+        view.state()
+    }
+
+    /// This member and the stripe as it sees them.
+    pub fn replication_view(&self) -> ReplicationView {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership().clone();
+        let last = m.last_log_index;
+        let matched = m.replication.clone();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| {
+                let member = self.layout.by_group_addr(&node.addr);
+                let matched = if *id == m.id { last } else { matched.as_ref().and_then(|r| r.get(id).cloned().flatten().map(|l| l.index)) };
+                MemberView {
+                    name: member.map_or_else(|| node.addr.clone(), |x| x.name.clone()),
+                    node_id: *id,
+                    voting: membership.get_joint_config().iter().any(|c| c.contains(id)),
+                    client_addr: member.and_then(|x| x.client_addr()),
+                    matched,
+                    lag: m.state.is_leader().then(|| last.unwrap_or(0).saturating_sub(matched.unwrap_or(0))),
+                }
+            })
+            .collect();
+        let active = m.current_leader.and_then(|id| membership.get_node(&id)).map(|n| {
+            self.layout.by_group_addr(&n.addr).map_or_else(|| n.addr.clone(), |x| x.name.clone())
+        });
+        ReplicationView {
+            state: self.state(),
+            node_id: m.id,
+            term: m.current_term,
+            active,
+            commit_index: m.local_committed.map(|l| l.index),
+            applied_index: m.last_applied.map(|l| l.index),
+            last_log_index: last,
+            members,
+        }
     }
 
     pub fn refuse_if_disk_trouble(&self) -> Result<(), Reply> {
@@ -300,7 +511,7 @@ impl Replica {
     }
 
     pub fn is_active(&self) -> bool {
-        self.raft.is_leader()
+        !self.witness && self.raft.is_leader()
     }
 
     pub async fn shutdown(&self) {
