@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
 use tandem::config::Config;
+use tandem::replication::control;
 use tandem::replication::replica::ReplicaOptions;
 use tandem::replication::stripe::StripeLayout;
 use tandem::server::ServerOptions;
@@ -48,6 +49,50 @@ enum Command {
         /// Threads serving clients and Raft (1: everything on one core, as Redis).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Listen for the group port here instead of host:group-port (a proxy or
+        /// NAT between the members).
+        #[arg(long, requires = "config")]
+        group_bind: Option<String>,
+    },
+    /// Runs a voter: votes in its stripe's elections and keeps the log's tail, holds
+    /// no data, never stays active.
+    Voter {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        group_bind: Option<String>,
+    },
+    /// Shows every server and voter: state, light, term, commit index, lag.
+    Status {
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Stops a server or voter. An active with no PASSIVE-STANDBY mirror refuses
+    /// (it would stop its stripe) unless --force; one with a mirror hands over first.
+    Stop {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Hands a stripe's leadership to a PASSIVE-STANDBY mirror.
+    Failover {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long)]
+        stripe: String,
+        /// The mirror to hand over to (default: the most caught up).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Stops the whole array: mirrors and voters first, then actives.
+    Shutdown {
+        #[arg(long)]
+        config: std::path::PathBuf,
     },
     /// Deletes a server's data (its Raft log and snapshots). The server must be
     /// stopped; asks to type the server's name unless --yes is given.
@@ -79,8 +124,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Server { config, name, port, threads } => {
-            let options = server_options(config, name, port)?;
+        Command::Server { config, name, port, threads, group_bind } => {
+            let mut options = server_options(config, name, port)?;
+            options.replica.group_bind = group_bind;
             // One thread (the default) serves every client, as Redis does: on a small
             // machine that also runs the clients, cross-thread wakeups cost more than a
             // second core gives (BENCHMARKS.md). The log writer and snapshot writers
@@ -104,7 +150,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
+        Command::Voter { config, name, group_bind } => {
+            let file = Config::from_file(&config)?;
+            let (stripe, voter) = file.require_voter(&name)?;
+            let options = ReplicaOptions {
+                layout: StripeLayout::from_config(&file, stripe),
+                name: voter.name.clone(),
+                data_dir: None,
+                witness: true,
+                group_port: true,
+                group_bind,
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+            runtime.block_on(async move {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("shutting down");
+                    let _ = stop_tx.send(true);
+                });
+                tandem::replication::replica::run_voter(options, stop_rx).await
+            })?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Status { config } => {
+            let file = Config::from_file(&config)?;
+            print!("{}", control_runtime()?.block_on(control::status_table(&file)));
+            Ok(())
+        }
+        Command::Stop { config, name, force } => {
+            let file = Config::from_file(&config)?;
+            println!("{}", control_runtime()?.block_on(control::stop(&file, &name, force))?);
+            Ok(())
+        }
+        Command::Failover { config, stripe, to } => {
+            let file = Config::from_file(&config)?;
+            println!("{}", control_runtime()?.block_on(control::failover(&file, &stripe, to.as_deref()))?);
+            Ok(())
+        }
+        Command::Shutdown { config } => {
+            let file = Config::from_file(&config)?;
+            for line in control_runtime()?.block_on(control::shutdown(&file))? {
+                println!("{line}");
+            }
+            Ok(())
+        }
     }
+}
+
+fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
 }
 
 fn clear_data(path: &std::path::Path, name: &str, yes: bool) -> anyhow::Result<()> {

@@ -57,6 +57,11 @@ mod conformance {
         Suite::test_all(OnDisk).await
     }
 }
+pub mod control;
 pub mod data_dir;
+pub mod group;
+pub mod membership;
 pub mod network;
 pub mod replica;
+pub mod transport;
+pub mod wire;

@@ -1,59 +1,274 @@
-//! The network between the servers of a stripe. Today a stripe has one server, so
-//! every peer is unreachable; the group port (high-availability issue) replaces this.
+//! openraft's network over the group port: one connection per peer, opened on
+//! demand with the secret handshake, every RPC bounded by openraft's time limit.
+//! A peer that cannot be reached is `Unreachable` (openraft backs off); a
+//! connection that breaks mid-RPC is dropped and reopened by the next RPC.
 
 use std::future::Future;
+use std::time::Duration;
 
 use openraft::alias::{SnapshotOf, VoteOf};
-use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+};
 use openraft::{BasicNode, OptionalSend, RaftNetworkFactory, RaftNetworkV2};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 use super::state_machine::SnapshotData;
+use super::transport::{self, Identity};
 use super::types::TypeConfig;
+use super::wire::{self, Request, Response};
 
-pub struct NoNetwork;
+/// An append is cut after this many bytes of entries (at least one entry is always
+/// sent); the follower then reports how far it got and the rest follows.
+const APPEND_BYTES_SOFT: usize = 32 * 1024 * 1024;
+/// Snapshots travel in pieces of this size.
+const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Each snapshot piece must reach the peer within this time.
+const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection attempt gives up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub struct NoPeer {
+/// Creates a [`Peer`] for each member openraft replicates to.
+pub struct GroupNetwork {
+    pub identity: Identity,
+    /// Outgoing connections start from this host, so peers see which member calls.
+    pub local_host: String,
+}
+
+pub struct Peer {
     target: u64,
+    addr: String,
+    identity: Identity,
+    local_host: String,
+    conn: Option<TcpStream>,
 }
 
-impl NoPeer {
-    fn unreachable(&self) -> Unreachable<TypeConfig> {
-        Unreachable::from_string(format!("server {} is not reachable: this stripe has no group network", self.target))
+impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+        Peer { target, addr: node.addr.clone(), identity: self.identity.clone(), local_host: self.local_host.clone(), conn: None }
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for NoNetwork {
-    type Network = NoPeer;
+enum CallError {
+    /// No connection could be made: openraft should back off.
+    Unreachable(String),
+    /// The connection broke or the peer answered nonsense.
+    Network(String),
+}
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> NoPeer {
-        NoPeer { target }
+impl CallError {
+    fn rpc(self) -> RPCError<TypeConfig> {
+        match self {
+            CallError::Unreachable(why) => RPCError::Unreachable(Unreachable::from_string(why)),
+            CallError::Network(why) => RPCError::Network(NetworkError::from_string(why)),
+        }
+    }
+
+    fn streaming(self) -> StreamingError<TypeConfig> {
+        match self {
+            CallError::Unreachable(why) => StreamingError::Unreachable(Unreachable::from_string(why)),
+            CallError::Network(why) => StreamingError::Network(NetworkError::from_string(why)),
+        }
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for NoPeer {
+impl Peer {
+    async fn connection(&mut self) -> Result<&mut TcpStream, CallError> {
+        if self.conn.is_none() {
+            let stream = transport::connect(&self.addr, Some(&self.local_host), &self.identity, CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| CallError::Unreachable(format!("member {} at {}: {e}", self.target, self.addr)))?;
+            self.conn = Some(stream);
+        }
+        Ok(self.conn.as_mut().expect("just connected"))
+    }
+
+    async fn call(&mut self, body: &[u8], timeout: Duration) -> Result<Response, CallError> {
+        let addr = self.addr.clone();
+        let stream = self.connection().await?;
+        let answer = match transport::call(stream, body, timeout).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.conn = None;
+                return Err(CallError::Network(format!("{addr}: {e}")));
+            }
+        };
+        match Response::decode(&answer) {
+            Ok(Response::Error(why)) => Err(CallError::Network(format!("{addr} answered: {why}"))),
+            Ok(response) => Ok(response),
+            Err(e) => {
+                self.conn = None;
+                Err(CallError::Network(format!("{addr} sent an unreadable answer: {e}")))
+            }
+        }
+    }
+
+    fn unexpected(&self, what: &str) -> CallError {
+        CallError::Network(format!("{} answered a {what} with something else", self.addr))
+    }
+
+    async fn send_snapshot(&mut self, vote: VoteOf<TypeConfig>, snapshot: SnapshotOf<TypeConfig, SnapshotData>) -> Result<Response, CallError> {
+        let (mut file, bytes, len) = match &snapshot.snapshot {
+            SnapshotData::File(path) => {
+                let file = tokio::fs::File::open(path).await.map_err(|e| CallError::Network(format!("{}: {e}", path.display())))?;
+                let len = file.metadata().await.map_err(|e| CallError::Network(e.to_string()))?.len();
+                (Some(file), bytes::Bytes::new(), len)
+            }
+            SnapshotData::Memory(b) => (None, b.clone(), b.len() as u64),
+            SnapshotData::Live => {
+                return Err(CallError::Network(
+                    "this member holds no data to send (a voter's log tail, or a lone server's live snapshot); the member must catch up from the active".into(),
+                ))
+            }
+        };
+        let begin = Request::SnapshotBegin { vote, meta: snapshot.meta.clone(), bytes: len }.encode();
+        let addr = self.addr.clone();
+        let stream = self.connection().await?;
+        let result: std::io::Result<Vec<u8>> = async {
+            tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &begin)).await.map_err(timed_out)??;
+            let mut sent = 0u64;
+            let mut chunk = vec![0u8; SNAPSHOT_CHUNK_BYTES + 1];
+            while sent < len {
+                chunk[0] = wire::CHUNK;
+                let n = match &mut file {
+                    Some(f) => {
+                        let want = SNAPSHOT_CHUNK_BYTES.min((len - sent) as usize);
+                        f.read_exact(&mut chunk[1..1 + want]).await?;
+                        want
+                    }
+                    None => {
+                        let start = sent as usize;
+                        let end = (start + SNAPSHOT_CHUNK_BYTES).min(bytes.len());
+                        chunk[1..1 + end - start].copy_from_slice(&bytes[start..end]);
+                        end - start
+                    }
+                };
+                tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &chunk[..1 + n])).await.map_err(timed_out)??;
+                sent += n as u64;
+            }
+            transport::call(stream, &[wire::SNAPSHOT_END], SNAPSHOT_CHUNK_TIMEOUT * 4).await
+        }
+        .await;
+        match result {
+            Ok(answer) => match Response::decode(&answer) {
+                Ok(Response::Error(why)) => Err(CallError::Network(format!("{addr} refused the snapshot: {why}"))),
+                Ok(r) => Ok(r),
+                Err(e) => Err(CallError::Network(format!("{addr}: {e}"))),
+            },
+            Err(e) => {
+                self.conn = None;
+                Err(CallError::Network(format!("sending a snapshot to {addr}: {e}")))
+            }
+        }
+    }
+}
+
+fn timed_out(_: tokio::time::error::Elapsed) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "the peer stopped reading")
+}
+
+/// How many of `req`'s entries fit in one append frame (at least one).
+fn entries_that_fit(req: &AppendEntriesRequest<TypeConfig>) -> usize {
+    let mut bytes = 0usize;
+    for (i, entry) in req.entries.iter().enumerate() {
+        bytes += entry_size_hint(entry);
+        if i > 0 && bytes > APPEND_BYTES_SOFT {
+            return i;
+        }
+    }
+    req.entries.len()
+}
+
+fn entry_size_hint(entry: &super::types::RaftEntry) -> usize {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(e) => {
+            64 + e
+                .ops
+                .iter()
+                .map(|op| match op {
+                    crate::store::Op::Command(a) => a.iter().map(|b| b.len() + 4).sum::<usize>(),
+                    crate::store::Op::Transaction(cmds) => cmds.iter().flatten().map(|b| b.len() + 4).sum(),
+                })
+                .sum::<usize>()
+        }
+        _ => 256,
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for Peer {
     type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+        let count = entries_that_fit(&rpc);
+        let body = wire::encode_append(&rpc, count);
+        match self.call(&body, option.hard_ttl().max(Duration::from_millis(500))).await.map_err(CallError::rpc)? {
+            Response::AppendEntries(AppendEntriesResponse::Success) if count < rpc.entries.len() => {
+                Ok(AppendEntriesResponse::PartialSuccess(wire::last_sent(&rpc, count)))
+            }
+            Response::AppendEntries(r) => Ok(r),
+            _ => Err(self.unexpected("append").rpc()),
+        }
     }
 
-    async fn vote(&mut self, _rpc: VoteRequest<TypeConfig>, _option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(&Request::Vote(rpc).encode(), option.hard_ttl()).await.map_err(CallError::rpc)? {
+            Response::Vote(r) => Ok(r),
+            _ => Err(self.unexpected("vote").rpc()),
+        }
+    }
+
+    async fn pre_vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(&Request::PreVote(rpc).encode(), option.hard_ttl()).await.map_err(CallError::rpc)? {
+            Response::Vote(r) => Ok(r),
+            _ => Err(self.unexpected("pre-vote").rpc()),
+        }
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: VoteOf<TypeConfig>,
-        _snapshot: SnapshotOf<TypeConfig, SnapshotData>,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotData>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(self.unreachable()))
+        let outcome = {
+            let send = self.send_snapshot(vote, snapshot);
+            tokio::select! {
+                closed = cancel => Err(closed),
+                r = send => Ok(r),
+            }
+        };
+        let response = match outcome {
+            Err(closed) => {
+                self.conn = None;
+                return Err(StreamingError::Closed(closed));
+            }
+            Ok(r) => r.map_err(CallError::streaming)?,
+        };
+        match response {
+            Response::Snapshot(r) => Ok(r),
+            _ => Err(self.unexpected("snapshot").streaming()),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(&Request::TransferLeader(req).encode(), option.hard_ttl().max(Duration::from_secs(1))).await.map_err(CallError::rpc)? {
+            Response::TransferLeader(Ok(())) => Ok(Ok(())),
+            Response::TransferLeader(Err(why)) => Err(RPCError::Network(NetworkError::from_string(format!("{} refused: {why}", self.addr)))),
+            _ => Err(self.unexpected("leadership transfer").rpc()),
+        }
     }
 }

@@ -12,11 +12,14 @@ use openraft::impls::ProgressResponder;
 use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::data_dir::DataDir;
 use super::log_store::{DiskHealth, LogStore};
-use super::network::NoNetwork;
+use super::group::{self, Group, Stop};
+use super::membership;
+use super::network::GroupNetwork;
 use super::state_machine::{Notice, StateMachine};
 use super::stripe::{Member, ServerState, StripeLayout};
 use super::types::TypeConfig;
@@ -32,7 +35,7 @@ const SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
 /// by a new snapshot, and purges stay far behind apply (openraft #1706, #2116).
 const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 500;
 /// Purge in large steps: fewer purges, fewer chances to race apply.
-const PURGE_BATCH_ENTRIES: u64 = 100;
+pub const PURGE_BATCH_ENTRIES: u64 = 100;
 /// A snapshot is also taken when the log held in memory passes this many bytes, so
 /// large values do not pile up in the log between snapshots. A restartable snapshot
 /// copies and writes the data, so it waits longer than a live one, which costs nothing.
@@ -139,14 +142,6 @@ pub struct ReplicationView {
     pub members: Vec<MemberView>,
 }
 
-/// What the group port learns from the active, for the server state.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// The active's commit index in its last append (u64::MAX: none heard yet).
-    pub active_commit: std::sync::atomic::AtomicU64,
-    pub receiving_snapshot: std::sync::atomic::AtomicBool,
-}
-
 /// The clock and randomness of the active's decisions: entry time stamps (never
 /// going backwards) and seeds.
 pub struct Clock {
@@ -190,7 +185,8 @@ pub struct Replica {
     pub name: String,
     pub node_id: u64,
     pub witness: bool,
-    pub progress: Arc<Progress>,
+    pub group: Arc<Group>,
+    stop: watch::Receiver<Option<Stop>>,
     last_snapshot: Mutex<u64>,
     _data_dir: Option<DataDir>,
 }
@@ -203,7 +199,8 @@ fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
         election_timeout_min: election_max / 2,
         election_timeout_max: election_max,
         enable_pre_vote: Some(true),
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+        // A voter purges only behind what every server holds (the active's hints).
+        snapshot_policy: if options.witness { SnapshotPolicy::Never } else { SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES) },
         max_in_snapshot_log_to_keep: LOG_KEPT_BEHIND_SNAPSHOT,
         purge_batch_size: PURGE_BATCH_ENTRIES,
         // A restarted leader must win an election: we do not persist the commit index.
@@ -253,15 +250,38 @@ impl Replica {
             None => (None, LogStore::in_memory(), None, if options.layout.is_single() { 1 } else { fresh_node_id(position) }),
         };
         let health = log.health();
-        let sm = StateMachine::new(store.clone(), snapshot_dir, notices)?;
+        let sm = StateMachine::new(store.clone(), snapshot_dir.clone(), notices)?;
         sm.watch_disk(health.clone());
+        sm.set_witness(options.witness);
         let config = Arc::new(raft_config(&options)?);
-        let raft = Raft::new(node_id, config, NoNetwork, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
-        let progress = Arc::new(Progress::default());
-        progress.active_commit.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        let me = options.me().clone();
+        let identity = group::identity(&options.layout, &me.name);
+        let network = GroupNetwork { identity: identity.clone(), local_host: me.host.clone() };
+        let raft = Raft::new(node_id, config, network, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let (stop_tx, stop) = watch::channel(None);
+        let group = Arc::new(Group {
+            raft: raft.clone(),
+            layout: options.layout.clone(),
+            me: me.clone(),
+            node_id,
+            witness: options.witness,
+            identity,
+            snapshot_dir,
+            active_commit: AtomicU64::new(u64::MAX),
+            receiving_snapshot: AtomicBool::new(false),
+            stop: stop_tx,
+        });
+        // Without a secret the group port would obey anyone: a lone server then has none.
+        if options.group_port && options.layout.secret.is_some() {
+            let bind = options.group_bind.clone().unwrap_or_else(|| me.group_addr());
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .map_err(|e| StartError::Raft(format!("cannot listen on the group port {bind}: {e}")))?;
+            tokio::spawn(group.clone().serve(listener));
+        }
         if options.layout.is_single() {
             if !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
-                let members = BTreeMap::from([(node_id, BasicNode { addr: options.me().group_addr() })]);
+                let members = BTreeMap::from([(node_id, BasicNode { addr: me.group_addr() })]);
                 raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
             }
             raft.wait(Some(ACTIVE_DEADLINE))
@@ -270,6 +290,11 @@ impl Replica {
                 .map_err(|e| StartError::Raft(e.to_string()))?;
             // Serve nothing before every committed entry is applied (after a restart).
             raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        } else {
+            if options.layout.secret.is_none() {
+                return Err(StartError::Raft("a stripe with more than one member needs cluster.secret".into()));
+            }
+            membership::spawn(group.clone());
         }
         let clock = Arc::new(Mutex::new(Clock::new()));
         let (proposals, queue) = mpsc::unbounded_channel();
@@ -287,7 +312,8 @@ impl Replica {
             name: options.name.clone(),
             node_id,
             witness: options.witness,
-            progress,
+            group,
+            stop,
             last_snapshot,
             _data_dir: data_dir,
         })
@@ -295,28 +321,38 @@ impl Replica {
 
     /// The upper bound of the election timeout: how long a request waits for an active.
     pub fn election_time(&self) -> Duration {
-        Duration::from_millis(self.layout.election_time_ms.max(200))
+        self.group.election_time()
     }
 
-    /// The config member behind a Raft node id, by its group address.
-    fn member_of(&self, node_id: u64) -> Option<&Member> {
-        let m = self.raft.metrics().borrow_watched().membership_config.clone();
-        let addr = m.membership().get_node(&node_id).map(|n| n.addr.clone())?;
-        self.layout.by_group_addr(&addr)
+    /// Resolves when the stripe asks this process to stop (`tandem stop`, or a
+    /// refusal to join); `Some(reason)` for a refusal.
+    pub async fn stop_requested(&self) -> Option<String> {
+        let mut stop = self.stop.clone();
+        loop {
+            if let Some(s) = stop.borrow_and_update().clone() {
+                return match s {
+                    Stop::Requested => None,
+                    Stop::Refused(why) => Some(why),
+                };
+            }
+            if stop.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Where client requests for this stripe go right now.
     pub fn active_at(&self) -> ActiveAt {
-        let (leader, me) = {
-            let m = self.raft.metrics().borrow_watched().clone();
-            (m.current_leader, m.id)
-        };
-        match leader {
-            Some(id) if id == me && !self.witness => ActiveAt::Here,
-            Some(id) => match self.member_of(id).and_then(|m| Some((m.name.clone(), m.client_addr()?))) {
-                Some((name, client_addr)) => ActiveAt::There { name, client_addr },
-                None => ActiveAt::Unknown,
-            },
+        let m = self.group.metrics();
+        match m.current_leader {
+            Some(id) if id == m.id && !self.witness => ActiveAt::Here,
+            Some(id) => {
+                let member = m.membership_config.membership().get_node(&id).and_then(|n| self.layout.by_group_addr(&n.addr));
+                match member.and_then(|x| Some((x.name.clone(), x.client_addr()?))) {
+                    Some((name, client_addr)) => ActiveAt::There { name, client_addr },
+                    None => ActiveAt::Unknown,
+                }
+            }
             None => ActiveAt::Unknown,
         }
     }
@@ -337,40 +373,17 @@ impl Replica {
         }
     }
 
-    /// What this member knows of itself, for its state.
     pub fn local_view(&self) -> super::stripe::LocalView {
-        use std::sync::atomic::Ordering::Relaxed;
-        let m = self.raft.metrics().borrow_watched().clone();
-        let membership = m.membership_config.membership();
-        let voting = membership.get_joint_config().iter().any(|c| c.contains(&m.id));
-        let member = membership.get_node(&m.id).is_some();
-        let active_commit = self.progress.active_commit.load(Relaxed);
-        super::stripe::LocalView {
-            running: m.running_state.is_ok() && m.state != openraft::ServerState::Shutdown,
-            initialized: membership.nodes().count() > 0,
-            voting,
-            member,
-            leader: m.state == openraft::ServerState::Leader,
-            candidate: m.state == openraft::ServerState::Candidate,
-            leader_known: m.current_leader.is_some(),
-            active_commit: (active_commit != u64::MAX).then_some(active_commit),
-            applied: m.last_applied.map(|l| l.index),
-            receiving_snapshot: self.progress.receiving_snapshot.load(Relaxed),
-        }
+        self.group.local_view()
     }
 
     pub fn state(&self) -> ServerState {
-        let view = self.local_view();
-        if view.leader {
-            // The leader's own commit is the active's commit.
-            return ServerState::ActiveCoordinator;
-        }
-        view.state()
+        self.group.state()
     }
 
     /// This member and the stripe as it sees them.
     pub fn replication_view(&self) -> ReplicationView {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let m = self.group.metrics();
         let membership = m.membership_config.membership().clone();
         let last = m.last_log_index;
         let matched = m.replication.clone();
@@ -389,14 +402,11 @@ impl Replica {
                 }
             })
             .collect();
-        let active = m.current_leader.and_then(|id| membership.get_node(&id)).map(|n| {
-            self.layout.by_group_addr(&n.addr).map_or_else(|| n.addr.clone(), |x| x.name.clone())
-        });
         ReplicationView {
             state: self.state(),
             node_id: m.id,
             term: m.current_term,
-            active,
+            active: m.current_leader.map(|id| self.group.name_of(&m, id)),
             commit_index: m.local_committed.map(|l| l.index),
             applied_index: m.last_applied.map(|l| l.index),
             last_log_index: last,
@@ -518,6 +528,22 @@ impl Replica {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
+    }
+}
+
+/// Runs a voter until `shutdown` turns true or the stripe asks it to stop.
+pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
+    let (notices, _) = mpsc::unbounded_channel();
+    let replica = Replica::start(options, notices).await?;
+    tracing::info!(voter = %replica.name, node_id = replica.node_id, "voter ready");
+    let refused = tokio::select! {
+        why = replica.stop_requested() => why,
+        _ = shutdown.wait_for(|s| *s) => None,
+    };
+    replica.shutdown().await;
+    match refused {
+        Some(why) => Err(StartError::Raft(why)),
+        None => Ok(()),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Shared {
     /// The log's disk health: no snapshot is started while the disk refuses writes
     /// (a failed snapshot write is fatal to openraft).
     health: Mutex<Option<Arc<super::log_store::DiskHealth>>>,
+    /// A voter's state machine: follows the log, applies no data.
+    witness: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -102,12 +104,21 @@ impl StateMachine {
                 meta.current = Some((snap_meta, SnapshotData::File(path)));
             }
         }
-        Ok(StateMachine { shared: Arc::new(Shared { store, meta: Mutex::new(meta), snapshot_dir, notices, health: Mutex::new(None) }) })
+        Ok(StateMachine { shared: Arc::new(Shared { store, meta: Mutex::new(meta), snapshot_dir, notices, health: Mutex::new(None), witness: Default::default() }) })
     }
 
     /// Defers snapshots while `health` reports disk trouble.
     pub fn watch_disk(&self, health: Arc<super::log_store::DiskHealth>) {
         *self.shared.health.lock().unwrap_or_else(|e| e.into_inner()) = Some(health);
+    }
+
+    /// Makes this a voter's state machine: entries advance it, data is not kept.
+    pub fn set_witness(&self, witness: bool) {
+        self.shared.witness.store(witness, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn witness(&self) -> bool {
+        self.shared.witness.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn store(&self) -> Arc<Mutex<Store>> {
@@ -241,9 +252,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         let mut notice = Notice::default();
+        let witness = self.witness();
         while let Some((entry, responder)) = entries.try_next().await? {
             let replies = match entry.payload {
                 EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(_) if witness => Vec::new(),
                 EntryPayload::Normal(e) => {
                     let applied = self.store_lock().apply(&e);
                     notice.events.extend(applied.events);
@@ -284,6 +297,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // The view is taken under the store lock, between applies: consistent.
         let started = std::time::Instant::now();
         let source = match &self.shared.snapshot_dir {
+            _ if self.witness() => Source::Live,
             None if alone => Source::Live,
             None => Source::Copy(self.store_lock().db.data_clone()),
             Some(dir) => {
@@ -307,8 +321,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotData) -> Result<(), io::Error> {
-        if matches!(data, SnapshotData::Live) {
-            // Our own live snapshot: the data is already here.
+        if matches!(data, SnapshotData::Live) || self.witness() {
+            // Our own live snapshot: the data is already here. A voter keeps no data.
             let mut m = self.meta();
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();

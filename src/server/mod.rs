@@ -186,8 +186,26 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         restartable = options.replica.data_dir.is_some(),
         "server ready to accept connections"
     );
-    let served = serve(shared.clone(), listener, shutdown).await;
+    // `tandem stop` (or the stripe refusing this server) ends the server like a signal.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let refused = {
+        let shared = shared.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let why = tokio::select! {
+                why = shared.core.replica.stop_requested() => why,
+                _ = shutdown.wait_for(|s| *s) => None,
+            };
+            let _ = stop_tx.send(true);
+            why
+        })
+    };
+    let served = serve(shared.clone(), listener, stop_rx).await;
     shared.core.replica.shutdown().await;
     pump.abort();
-    served
+    served?;
+    match refused.await {
+        Ok(Some(why)) => Err(std::io::Error::other(why)),
+        _ => Ok(()),
+    }
 }

@@ -1,0 +1,355 @@
+//! This member's place in its stripe's group: its identity, the group port it
+//! serves (Raft RPCs from peers, joins, `tandem status | stop | failover`), and the
+//! views of the stripe that `ROLE`, `INFO` and `tandem status` show.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::BasicNode;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::replica::Raft;
+use super::state_machine::SnapshotData;
+use super::stripe::{LocalView, Member, ServerState, StripeLayout, STANDBY_LAG_MAX};
+use super::transport::{self, Identity, FRAME_BYTES_MAX};
+use super::types::TypeConfig;
+use super::wire::{self, MemberLag, Request, Response, StatusReport};
+
+/// A group connection with no traffic for this long is closed (peers reconnect).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// This member of a stripe, as the group port and the server see it.
+pub struct Group {
+    pub raft: Raft,
+    pub layout: StripeLayout,
+    pub me: Member,
+    pub node_id: u64,
+    /// A voter: holds no data, never stays active.
+    pub witness: bool,
+    pub identity: Identity,
+    pub snapshot_dir: Option<PathBuf>,
+    /// The active's commit index from its last append (`u64::MAX`: none heard yet).
+    pub active_commit: AtomicU64,
+    pub receiving_snapshot: AtomicBool,
+    /// Set when the process should stop: `Some(reason)` for an error exit.
+    pub stop: watch::Sender<Option<Stop>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// `tandem stop` or `tandem shutdown` asked.
+    Requested,
+    /// The stripe refused this member; the reason is the process's error.
+    Refused(String),
+}
+
+/// The identity a member or the CLI presents for `stripe`.
+pub fn identity(layout: &StripeLayout, name: &str) -> Identity {
+    Identity {
+        cluster: layout.cluster.clone(),
+        stripe: layout.stripe.clone(),
+        name: name.to_string(),
+        secret: layout.secret.clone().unwrap_or_default().into_bytes(),
+    }
+}
+
+/// One request to the member at `addr` on a fresh connection.
+pub async fn request(me: &Identity, local_host: Option<&str>, addr: &str, req: &Request, timeout: Duration) -> std::io::Result<Response> {
+    let mut stream = transport::connect(addr, local_host, me, timeout).await?;
+    let answer = transport::call(&mut stream, &req.encode(), timeout).await?;
+    Response::decode(&answer).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+}
+
+impl Group {
+    pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    pub fn election_time(&self) -> Duration {
+        Duration::from_millis(self.layout.election_time_ms.max(200))
+    }
+
+    /// The config member behind a Raft node, by its group address.
+    pub fn member_named_by(&self, node: &BasicNode) -> Option<&Member> {
+        self.layout.by_group_addr(&node.addr)
+    }
+
+    pub fn name_of(&self, m: &openraft::RaftMetrics<TypeConfig>, id: u64) -> String {
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| self.member_named_by(n).map_or_else(|| n.addr.clone(), |x| x.name.clone()))
+            .unwrap_or_else(|| format!("node {id}"))
+    }
+
+    pub fn local_view(&self) -> LocalView {
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        let active_commit = self.active_commit.load(Ordering::Relaxed);
+        LocalView {
+            running: m.running_state.is_ok() && m.state != openraft::ServerState::Shutdown,
+            initialized: membership.nodes().count() > 0,
+            voting: membership.get_joint_config().iter().any(|c| c.contains(&m.id)),
+            member: membership.get_node(&m.id).is_some(),
+            leader: m.state == openraft::ServerState::Leader,
+            candidate: m.state == openraft::ServerState::Candidate,
+            leader_known: m.current_leader.is_some(),
+            active_commit: (active_commit != u64::MAX).then_some(active_commit),
+            applied: m.last_applied.map(|l| l.index),
+            receiving_snapshot: self.receiving_snapshot.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn state(&self) -> ServerState {
+        self.local_view().state()
+    }
+
+    pub fn is_active(&self) -> bool {
+        !self.witness && self.raft.is_leader()
+    }
+
+    /// On the active: data-holding voting members other than this one that are caught
+    /// up (PASSIVE-STANDBY), best first, with their lag.
+    pub fn standbys(&self) -> Vec<(u64, String, u64)> {
+        let m = self.metrics();
+        let Some(replication) = m.replication.as_ref() else { return Vec::new() };
+        let last = m.last_log_index.unwrap_or(0);
+        let membership = m.membership_config.membership();
+        let mut out: Vec<(u64, String, u64)> = membership
+            .nodes()
+            .filter(|(id, _)| **id != m.id && membership.get_joint_config().iter().all(|c| c.contains(id)))
+            .filter_map(|(id, node)| {
+                let member = self.member_named_by(node)?;
+                if member.is_voter() {
+                    return None;
+                }
+                let matched = replication.get(id).cloned().flatten()?.index;
+                let lag = last.saturating_sub(matched);
+                (lag <= STANDBY_LAG_MAX).then(|| (*id, member.name.clone(), lag))
+            })
+            .collect();
+        out.sort_by_key(|(_, _, lag)| *lag);
+        out
+    }
+
+    pub fn status(&self) -> StatusReport {
+        let m = self.metrics();
+        let membership = m.membership_config.membership().clone();
+        let last = m.last_log_index;
+        let members = membership
+            .nodes()
+            .map(|(id, _)| {
+                let lag = m.replication.as_ref().map(|r| {
+                    let matched = if *id == m.id { last } else { r.get(id).cloned().flatten().map(|l| l.index) };
+                    last.unwrap_or(0).saturating_sub(matched.unwrap_or(0))
+                });
+                MemberLag {
+                    name: self.name_of(&m, *id),
+                    node_id: *id,
+                    voting: membership.get_joint_config().iter().all(|c| c.contains(id)),
+                    lag: if m.state.is_leader() { lag } else { None },
+                }
+            })
+            .collect();
+        StatusReport {
+            name: self.me.name.clone(),
+            stripe: self.layout.stripe.clone(),
+            voter: self.witness,
+            state: self.state().name().to_string(),
+            light: self.state().light().to_string(),
+            node_id: m.id,
+            term: m.current_term,
+            active: m.current_leader.map(|id| self.name_of(&m, id)).unwrap_or_default(),
+            commit_index: m.local_committed.map(|l| l.index),
+            applied_index: m.last_applied.map(|l| l.index),
+            last_log_index: last,
+            members,
+        }
+    }
+
+    /// Serves the group port until the process ends.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (socket, peer) = match listener.accept().await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "group port: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let group = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = group.serve_connection(socket).await {
+                    tracing::debug!(%peer, error = %e, "group connection closed");
+                }
+            });
+        }
+    }
+
+    async fn serve_connection(self: Arc<Self>, mut socket: TcpStream) -> std::io::Result<()> {
+        let _ = socket.set_nodelay(true);
+        let peer = match transport::accept_handshake(&mut socket, &self.identity).await {
+            Ok(name) => name,
+            Err(e) => {
+                tracing::warn!(peer = ?socket.peer_addr().ok(), error = %e, "group port: refused a connection");
+                return Err(e);
+            }
+        };
+        loop {
+            let frame = match tokio::time::timeout(IDLE_TIMEOUT, transport::read_frame(&mut socket, FRAME_BYTES_MAX)).await {
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) | Err(_) => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+            };
+            let request = match Request::decode(&frame) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = transport::write_frame(&mut socket, &Response::Error(format!("unreadable request: {e}")).encode()).await;
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{peer} sent an unreadable request: {e}")));
+                }
+            };
+            let mut then_stop = false;
+            let response = match request {
+                Request::SnapshotBegin { vote, meta, bytes } => self.receive_snapshot(&mut socket, vote, meta, bytes).await?,
+                Request::Stop { force } => {
+                    let (response, stop) = super::membership::stop(&self, force).await;
+                    then_stop = stop;
+                    response
+                }
+                other => self.handle(other).await,
+            };
+            transport::write_frame(&mut socket, &response.encode()).await?;
+            if then_stop {
+                let _ = self.stop.send(Some(Stop::Requested));
+            }
+        }
+    }
+
+    async fn handle(&self, request: Request) -> Response {
+        let fatal = |e: &dyn std::fmt::Display| Response::Error(format!("this member's Raft stopped: {e}"));
+        match request {
+            Request::AppendEntries(req) => {
+                if let Some(commit) = req.leader_commit {
+                    self.active_commit.store(commit.index, Ordering::Relaxed);
+                }
+                match self.raft.append_entries(req).await {
+                    Ok(r) => Response::AppendEntries(r),
+                    Err(e) => fatal(&e),
+                }
+            }
+            Request::Vote(req) => match self.raft.vote(req).await {
+                Ok(r) => Response::Vote(r),
+                Err(e) => fatal(&e),
+            },
+            Request::PreVote(req) => match self.raft.pre_vote(req).await {
+                Ok(r) => Response::Vote(r),
+                Err(e) => fatal(&e),
+            },
+            Request::TransferLeader(req) => match self.raft.handle_transfer_leader(req).await {
+                Ok(r) => Response::TransferLeader(r.map_err(|e| e.to_string())),
+                Err(e) => fatal(&e),
+            },
+            Request::Probe => {
+                let m = self.metrics();
+                Response::Probe {
+                    initialized: m.membership_config.membership().nodes().count() > 0,
+                    node_id: self.node_id,
+                    is_active: self.is_active(),
+                    active: m.current_leader.map(|id| self.name_of(&m, id)),
+                    data_storage_bytes: self.me.data_storage_bytes,
+                }
+            }
+            Request::Join { node_id, name, data_storage_bytes } => super::membership::on_join(self, node_id, &name, data_storage_bytes).await,
+            Request::Status => Response::Status(self.status()),
+            Request::Failover { to } => super::membership::failover(self, to.as_deref()).await,
+            Request::PurgeHint { index } => {
+                super::membership::on_purge_hint(self, index).await;
+                Response::Done { ok: true, message: String::new() }
+            }
+            Request::SnapshotBegin { .. } | Request::Stop { .. } => Response::Error("internal: handled by the connection".into()),
+        }
+    }
+
+    /// Receives a snapshot's pieces (into the data directory when restartable, else
+    /// into memory) and installs it.
+    async fn receive_snapshot(
+        &self,
+        socket: &mut TcpStream,
+        vote: super::types::Vote,
+        meta: super::types::SnapshotMeta,
+        bytes: u64,
+    ) -> std::io::Result<Response> {
+        self.receiving_snapshot.store(true, Ordering::Relaxed);
+        let result = self.receive_snapshot_inner(socket, vote, meta, bytes).await;
+        self.receiving_snapshot.store(false, Ordering::Relaxed);
+        result
+    }
+
+    async fn receive_snapshot_inner(
+        &self,
+        socket: &mut TcpStream,
+        vote: super::types::Vote,
+        meta: super::types::SnapshotMeta,
+        bytes: u64,
+    ) -> std::io::Result<Response> {
+        use tokio::io::AsyncWriteExt;
+        let index = meta.last_log_id.map_or(0, |l| l.index);
+        tracing::info!(index, bytes, "receiving a snapshot from the active");
+        let started = std::time::Instant::now();
+        let mut file = None;
+        let mut memory = Vec::new();
+        let tmp = self.snapshot_dir.as_ref().map(|dir| dir.join(format!("snapshot-{index:020}.writing")));
+        if let (Some(dir), Some(tmp)) = (&self.snapshot_dir, &tmp) {
+            super::log_file::create_dir_durably(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+            file = Some(tokio::fs::File::create(tmp).await?);
+        } else {
+            memory.reserve(bytes.min(64 << 20) as usize);
+        }
+        let mut received = 0u64;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(60), transport::read_frame(socket, FRAME_BYTES_MAX))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the snapshot stopped arriving"))??
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection closed inside a snapshot"))?;
+            match frame.split_first() {
+                Some((&wire::CHUNK, piece)) => {
+                    received += piece.len() as u64;
+                    if received > bytes {
+                        return Ok(Response::Error(format!("the snapshot is longer than the {bytes} bytes announced")));
+                    }
+                    match &mut file {
+                        Some(f) => f.write_all(piece).await?,
+                        None => memory.extend_from_slice(piece),
+                    }
+                }
+                Some((&wire::SNAPSHOT_END, _)) => break,
+                _ => return Ok(Response::Error("unexpected frame inside a snapshot".into())),
+            }
+        }
+        if received != bytes {
+            return Ok(Response::Error(format!("the snapshot has {received} bytes, {bytes} were announced")));
+        }
+        let data = match (file, tmp, &self.snapshot_dir) {
+            (Some(f), Some(tmp), Some(dir)) => {
+                let tmp: std::path::PathBuf = tmp;
+                f.sync_all().await?;
+                drop(f);
+                let path = super::snapshot::commit(dir, &tmp, index).map_err(|e| std::io::Error::other(e.to_string()))?;
+                SnapshotData::File(path)
+            }
+            _ => SnapshotData::Memory(bytes::Bytes::from(memory)),
+        };
+        let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot: data };
+        let response = match self.raft.install_full_snapshot(vote, snapshot).await {
+            Ok(r) => Response::Snapshot(r),
+            Err(e) => Response::Error(format!("installing the snapshot failed: {e}")),
+        };
+        tracing::info!(index, bytes, ms = started.elapsed().as_millis() as u64, "snapshot installed");
+        Ok(response)
+    }
+}

@@ -1,0 +1,360 @@
+//! How a stripe forms and changes, with no operator step:
+//!
+//! - **First start.** The first server in config order (the founder) forms the
+//!   stripe only when every configured member answers and none belongs to a formed
+//!   stripe; it then makes all of them voters at once. Anything else (a member that
+//!   is unreachable, or one that already holds the stripe) means the stripe exists
+//!   or may exist, and the founder joins it instead: a wiped founder never forms a
+//!   second stripe beside the first.
+//! - **Joining.** A member with no Raft state (first start with an empty data
+//!   directory, a hot swap, or any restart of a non-persistent server) has a node id
+//!   never used before. It asks the active to add it; the active checks it
+//!   (`data-storage` no smaller than its own), adds it as a learner, and once it has
+//!   caught up makes it a voter in place of the old id of the same config entry. So
+//!   a member that lost its state never votes until it holds the log again.
+//! - **Voters** (witnesses) hold no data. One that wins an election (it may hold
+//!   entries the surviving server lacks) stays active only until that server has
+//!   caught up, then hands leadership over. It purges its log only behind what
+//!   every data-holding voter has, as the active tells it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::async_runtime::watch::WatchReceiver as _;
+use openraft::{BasicNode, ChangeMembers};
+
+use super::group::{self, Group, Stop};
+use super::stripe::{ServerState, STANDBY_LAG_MAX};
+use super::wire::{Request, Response};
+
+const DUTY_INTERVAL: Duration = Duration::from_millis(100);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How often the active tells voters how far they may purge.
+const PURGE_HINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Starts the background duties of a member of a stripe with more than one member.
+pub fn spawn(group: Arc<Group>) {
+    tokio::spawn(form_or_join(group.clone()));
+    tokio::spawn(duties(group.clone()));
+    tokio::spawn(log_state_changes(group));
+}
+
+async fn probe(group: &Group, addr: &str) -> std::io::Result<Response> {
+    group::request(&group.identity, Some(&group.me.host), addr, &Request::Probe, PROBE_TIMEOUT).await
+}
+
+/// Until this member belongs to a formed stripe: form it (founder, all members
+/// fresh) or ask the active to be added.
+async fn form_or_join(group: Arc<Group>) {
+    let mut last_wait_log = std::time::Instant::now() - Duration::from_secs(60);
+    loop {
+        let m = group.metrics();
+        if m.membership_config.membership().get_node(&group.node_id).is_some() {
+            return;
+        }
+        let initialized = m.membership_config.membership().nodes().count() > 0;
+        let others: Vec<_> = group.layout.members.iter().filter(|x| x.name != group.me.name).cloned().collect();
+        let mut answers = Vec::new();
+        for member in &others {
+            answers.push((member.clone(), probe(&group, &member.group_addr()).await));
+        }
+        let active = answers.iter().find_map(|(member, a)| match a {
+            Ok(Response::Probe { is_active: true, .. }) => Some(member.clone()),
+            _ => None,
+        });
+        let all_fresh = answers.iter().all(|(_, a)| matches!(a, Ok(Response::Probe { initialized: false, .. })));
+        if let Some(active) = active {
+            let join = Request::Join { node_id: group.node_id, name: group.me.name.clone(), data_storage_bytes: group.me.data_storage_bytes };
+            match group::request(&group.identity, Some(&group.me.host), &active.group_addr(), &join, PROBE_TIMEOUT * 5).await {
+                Ok(Response::Done { ok: true, message }) => tracing::info!(active = %active.name, %message, "joining the stripe"),
+                Ok(Response::Done { ok: false, message }) if message.starts_with("refused") => {
+                    tracing::error!(active = %active.name, %message, "the stripe refused this server");
+                    let _ = group.stop.send(Some(Stop::Refused(message)));
+                    return;
+                }
+                Ok(other) => tracing::info!(active = %active.name, answer = ?other, "join not accepted yet"),
+                Err(e) => tracing::info!(active = %active.name, error = %e, "join request failed; retrying"),
+            }
+        } else if !initialized && group.me.name == group.layout.founder().name && all_fresh {
+            let mut voters = BTreeMap::from([(group.node_id, BasicNode { addr: group.me.group_addr() })]);
+            for (member, answer) in &answers {
+                if let Ok(Response::Probe { node_id, data_storage_bytes, .. }) = answer {
+                    if !member.is_voter() && *data_storage_bytes < group.me.data_storage_bytes {
+                        tracing::error!(
+                            server = %member.name,
+                            their = data_storage_bytes,
+                            ours = group.me.data_storage_bytes,
+                            "a mirror's data-storage is smaller than this server's; the stripe is formed without it"
+                        );
+                        continue;
+                    }
+                    voters.insert(*node_id, BasicNode { addr: member.group_addr() });
+                }
+            }
+            match group.raft.initialize(voters.clone()).await {
+                Ok(()) => tracing::info!(members = voters.len(), "stripe formed: every member was fresh"),
+                Err(e) => tracing::warn!(error = %e, "forming the stripe failed; retrying"),
+            }
+        } else if last_wait_log.elapsed() > Duration::from_secs(10) {
+            last_wait_log = std::time::Instant::now();
+            let unreachable: Vec<_> = answers.iter().filter(|(_, a)| a.is_err()).map(|(m, _)| m.name.clone()).collect();
+            tracing::info!(?unreachable, "waiting for the stripe's active (or, on a first start, for every member)");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The active adds a new member as a learner (it becomes a voter once caught up).
+pub async fn on_join(group: &Group, node_id: u64, name: &str, data_storage_bytes: u64) -> Response {
+    if !group.is_active() {
+        return Response::Done { ok: false, message: "not the active of the stripe".into() };
+    }
+    let Some(member) = group.layout.member(name) else {
+        return Response::Done { ok: false, message: format!("refused: {name} is not a member of stripe {} in this config", group.layout.stripe) };
+    };
+    if !member.is_voter() && data_storage_bytes < group.me.data_storage_bytes {
+        let message = format!(
+            "refused: {name}'s data-storage ({data_storage_bytes} bytes) is smaller than the active {}'s ({} bytes); a mirror must be able to hold everything the active holds",
+            group.me.name, group.me.data_storage_bytes
+        );
+        tracing::error!(server = name, "{message}");
+        return Response::Done { ok: false, message };
+    }
+    let m = group.metrics();
+    let membership = m.membership_config.membership();
+    if membership.get_node(&node_id).is_some() {
+        return Response::Done { ok: true, message: format!("{name} is a member; syncing") };
+    }
+    // Learners left by earlier incarnations of the same entry will never answer.
+    let stale: BTreeSet<u64> = membership
+        .nodes()
+        .filter(|(id, n)| n.addr == member.group_addr() && !membership.get_joint_config().iter().any(|c| c.contains(id)))
+        .map(|(id, _)| *id)
+        .collect();
+    if !stale.is_empty() {
+        if let Err(e) = group.raft.change_membership(ChangeMembers::RemoveNodes(stale), false).await {
+            return Response::Done { ok: false, message: format!("removing {name}'s stale entries first: {e}") };
+        }
+    }
+    match group.raft.add_learner(node_id, BasicNode { addr: member.group_addr() }, false).await {
+        Ok(_) => {
+            tracing::info!(server = name, node_id, "new member added as a learner; it becomes a voter once caught up");
+            Response::Done { ok: true, message: format!("{name} added as node {node_id}; syncing") }
+        }
+        Err(e) => Response::Done { ok: false, message: format!("adding {name}: {e}") },
+    }
+}
+
+/// Periodic work: the active promotes caught-up learners and tells voters how far
+/// to purge; a voter that finds itself active hands over.
+async fn duties(group: Arc<Group>) {
+    let mut last_hint = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(DUTY_INTERVAL).await;
+        let m = group.metrics();
+        if m.running_state.is_err() {
+            return;
+        }
+        if !m.state.is_leader() {
+            continue;
+        }
+        if group.witness {
+            hand_over(&group).await;
+            continue;
+        }
+        promote(&group).await;
+        if last_hint.elapsed() >= PURGE_HINT_INTERVAL {
+            last_hint = std::time::Instant::now();
+            send_purge_hints(&group).await;
+        }
+    }
+}
+
+/// Makes one caught-up learner a voter, in place of older ids of its config entry.
+async fn promote(group: &Group) {
+    let m = group.metrics();
+    let membership = m.membership_config.membership().clone();
+    let configs = membership.get_joint_config();
+    if configs.len() != 1 {
+        return;
+    }
+    let voters = &configs[0];
+    let last = m.last_log_index.unwrap_or(0);
+    let Some(replication) = m.replication.as_ref() else { return };
+    for (id, node) in membership.nodes() {
+        if voters.contains(id) || group.layout.by_group_addr(&node.addr).is_none() {
+            continue;
+        }
+        let Some(matched) = replication.get(id).cloned().flatten() else { continue };
+        if last.saturating_sub(matched.index) > STANDBY_LAG_MAX {
+            continue;
+        }
+        let mut next: BTreeSet<u64> = voters.iter().copied().filter(|v| membership.get_node(v).is_none_or(|n| n.addr != node.addr)).collect();
+        let replaced: Vec<u64> = voters.difference(&next).copied().collect();
+        next.insert(*id);
+        let name = group.name_of(&m, *id);
+        match group.raft.change_membership(ChangeMembers::ReplaceAllVoters(next), false).await {
+            Ok(_) => tracing::info!(server = %name, node_id = id, ?replaced, "caught up: now a voting member"),
+            Err(e) => tracing::warn!(server = %name, error = %e, "promotion to voter failed; will retry"),
+        }
+        return;
+    }
+}
+
+async fn send_purge_hints(group: &Group) {
+    let m = group.metrics();
+    let membership = m.membership_config.membership();
+    let Some(replication) = m.replication.as_ref() else { return };
+    let mut floor = m.last_log_index.unwrap_or(0);
+    let mut witnesses = Vec::new();
+    for (id, node) in membership.nodes() {
+        let Some(member) = group.layout.by_group_addr(&node.addr) else { continue };
+        if member.is_voter() {
+            witnesses.push(member.clone());
+        } else if *id != m.id && membership.get_joint_config().iter().any(|c| c.contains(id)) {
+            match replication.get(id).cloned().flatten() {
+                Some(l) => floor = floor.min(l.index),
+                None => return,
+            }
+        }
+    }
+    for w in witnesses {
+        let _ = group::request(&group.identity, Some(&group.me.host), &w.group_addr(), &Request::PurgeHint { index: floor }, PROBE_TIMEOUT).await;
+    }
+}
+
+/// On a voter: purge the log behind what every data-holding voter has.
+pub async fn on_purge_hint(group: &Group, index: u64) {
+    if !group.witness {
+        return;
+    }
+    let m = group.metrics();
+    let upto = index.min(m.last_applied.map_or(0, |l| l.index));
+    if m.purged.map(|p| p.index) >= Some(upto) || upto < super::replica::PURGE_BATCH_ENTRIES {
+        return;
+    }
+    if m.snapshot.map(|s| s.index) < Some(upto) {
+        // A voter's snapshot copies nothing; it only lets the log be purged.
+        let _ = group.raft.trigger().snapshot().await;
+        return;
+    }
+    let _ = group.raft.trigger().purge_log(upto).await;
+}
+
+/// A voter that became active: once the most up-to-date server holds everything,
+/// hand leadership to it.
+async fn hand_over(group: &Group) {
+    let m = group.metrics();
+    let last = m.last_log_index.unwrap_or(0);
+    let membership = m.membership_config.membership();
+    let Some(replication) = m.replication.as_ref() else { return };
+    let best = membership
+        .nodes()
+        .filter(|(id, node)| {
+            **id != m.id
+                && membership.get_joint_config().iter().all(|c| c.contains(id))
+                && group.layout.by_group_addr(&node.addr).is_some_and(|x| !x.is_voter())
+        })
+        .filter_map(|(id, _)| Some((*id, replication.get(id).cloned().flatten()?.index)))
+        .max_by_key(|(_, matched)| *matched);
+    if let Some((id, matched)) = best {
+        if matched >= last {
+            tracing::info!(to = %group.name_of(&m, id), "this voter is active only to hand over: the server holds every entry now");
+            let _ = group.raft.trigger().transfer_leader(id).await;
+            // Give the transfer an election's time before trying again.
+            tokio::time::sleep(group.election_time()).await;
+        }
+    }
+}
+
+/// `tandem failover`: on the active, hands leadership to a PASSIVE-STANDBY mirror
+/// (the named one, or the most caught up) and waits until it has taken over.
+pub async fn failover(group: &Group, to: Option<&str>) -> Response {
+    if !group.is_active() {
+        let active = group.status().active;
+        return Response::Done { ok: false, message: format!("{} is not the active (the active is {active:?})", group.me.name) };
+    }
+    let standbys = group.standbys();
+    let target = match to {
+        Some(name) => match standbys.iter().find(|(_, n, _)| n == name) {
+            Some(t) => t.clone(),
+            None => {
+                return Response::Done { ok: false, message: format!("refused: {name} is not a PASSIVE-STANDBY mirror of stripe {}", group.layout.stripe) }
+            }
+        },
+        None => match standbys.first() {
+            Some(t) => t.clone(),
+            None => return Response::Done { ok: false, message: format!("refused: stripe {} has no PASSIVE-STANDBY mirror", group.layout.stripe) },
+        },
+    };
+    match hand_leadership(group, target.0).await {
+        Ok(term) => Response::Done { ok: true, message: format!("{} is now the active of stripe {} (term {term})", target.1, group.layout.stripe) },
+        Err(why) => Response::Done { ok: false, message: format!("handing over to {} failed: {why}", target.1) },
+    }
+}
+
+async fn hand_leadership(group: &Group, to: u64) -> Result<u64, String> {
+    group.raft.trigger().transfer_leader(to).await.map_err(|e| e.to_string())?;
+    let deadline = group.election_time() * 3;
+    group
+        .raft
+        .wait(Some(deadline))
+        .metrics(|m| m.current_leader == Some(to), "the mirror takes over")
+        .await
+        .map(|m| m.current_term)
+        .map_err(|e| e.to_string())
+}
+
+/// `tandem stop`: an active with no PASSIVE-STANDBY mirror refuses unless forced;
+/// one with a mirror hands over first. Returns the answer and whether to stop.
+pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
+    if group.is_active() {
+        let standbys = group.standbys();
+        match standbys.first() {
+            None if !force => {
+                let message = format!(
+                    "refused: {} is the active of stripe {} and no mirror is PASSIVE-STANDBY; stopping it would stop the stripe (use --force to stop it anyway)",
+                    group.me.name, group.layout.stripe
+                );
+                return (Response::Done { ok: false, message }, false);
+            }
+            None => {}
+            Some((id, name, _)) => match hand_leadership(group, *id).await {
+                Ok(_) => tracing::info!(to = %name, "handed leadership over before stopping"),
+                Err(why) if !force => {
+                    return (Response::Done { ok: false, message: format!("refused: handing over to {name} failed ({why}); use --force") }, false)
+                }
+                Err(_) => {}
+            },
+        }
+    }
+    tracing::info!(force, "stopping on request");
+    (Response::Done { ok: true, message: format!("{} is stopping", group.me.name) }, true)
+}
+
+/// Logs every change of this member's state, and every change of term or active.
+async fn log_state_changes(group: Arc<Group>) {
+    let mut metrics = group.raft.metrics();
+    let mut last: Option<(ServerState, u64, Option<u64>)> = None;
+    loop {
+        let m = group.metrics();
+        let now = (group.state(), m.current_term, m.current_leader);
+        if last.as_ref() != Some(&now) {
+            let active = m.current_leader.map(|id| group.name_of(&m, id));
+            match &last {
+                Some((_, term, _)) if *term != now.1 => {
+                    tracing::info!(term = now.1, active = ?active, state = %now.0, light = now.0.light(), "election: new term")
+                }
+                _ => {}
+            }
+            if last.as_ref().map(|l| l.0) != Some(now.0) || last.as_ref().map(|l| l.2) != Some(now.2) {
+                tracing::info!(state = %now.0, light = now.0.light(), term = now.1, active = ?active, node_id = m.id, "server state");
+            }
+            last = Some(now);
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
