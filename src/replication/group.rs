@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::BasicNode;
+use openraft::{BasicNode, Instant as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -59,7 +59,7 @@ pub fn identity(layout: &StripeLayout, name: &str) -> Identity {
 
 /// One request to the member at `addr` on a fresh connection.
 pub async fn request(me: &Identity, local_host: Option<&str>, addr: &str, req: &Request, timeout: Duration) -> std::io::Result<Response> {
-    let mut stream = transport::connect(addr, local_host, me, timeout).await?;
+    let mut stream = transport::connect(addr, local_host, me, 0, timeout).await?;
     let answer = transport::call(&mut stream, &req.encode(), timeout).await?;
     Response::decode(&answer).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
 }
@@ -129,7 +129,9 @@ impl Group {
                 }
                 let matched = replication.get(id).cloned().flatten()?.index;
                 let lag = last.saturating_sub(matched);
-                (lag <= STANDBY_LAG_MAX).then(|| (*id, member.name.clone(), lag))
+                // A mirror that stopped answering is no standby, however caught up it was.
+                let heard = m.heartbeat.as_ref()?.get(id).cloned().flatten()?.into_inner();
+                (lag <= STANDBY_LAG_MAX && heard.elapsed() < self.election_time()).then(|| (*id, member.name.clone(), lag))
             })
             .collect();
         out.sort_by_key(|(_, _, lag)| *lag);
@@ -193,10 +195,16 @@ impl Group {
 
     async fn serve_connection(self: Arc<Self>, mut socket: TcpStream) -> std::io::Result<()> {
         let _ = socket.set_nodelay(true);
-        let peer = match transport::accept_handshake(&mut socket, &self.identity).await {
-            Ok(name) => name,
+        let caller = match transport::accept_handshake(&mut socket, &self.identity, self.node_id).await {
+            Ok(caller) => caller,
             Err(e) => {
-                tracing::warn!(peer = ?socket.peer_addr().ok(), error = %e, "group port: refused a connection");
+                // Callers still trying an earlier node id at this address are expected
+                // until the active replaces it; strangers are worth a warning.
+                if e.to_string().contains("this member is now node") {
+                    tracing::debug!(peer = ?socket.peer_addr().ok(), error = %e, "group port: refused a connection");
+                } else {
+                    tracing::warn!(peer = ?socket.peer_addr().ok(), error = %e, "group port: refused a connection");
+                }
                 return Err(e);
             }
         };
@@ -210,9 +218,18 @@ impl Group {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = transport::write_frame(&mut socket, &Response::Error(format!("unreadable request: {e}")).encode()).await;
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{peer} sent an unreadable request: {e}")));
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} sent an unreadable request: {e}", caller.name)));
                 }
             };
+            let raft_rpc = matches!(
+                request,
+                Request::AppendEntries(_) | Request::Vote(_) | Request::PreVote(_) | Request::SnapshotBegin { .. } | Request::TransferLeader(_)
+            );
+            if raft_rpc && !caller.raft {
+                let why = "Raft messages need a connection addressed to this member's node id";
+                transport::write_frame(&mut socket, &Response::Error(why.into()).encode()).await?;
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+            }
             let mut then_stop = false;
             let response = match request {
                 Request::SnapshotBegin { vote, meta, bytes } => self.receive_snapshot(&mut socket, vote, meta, bytes).await?,

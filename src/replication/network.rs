@@ -80,7 +80,7 @@ impl CallError {
 impl Peer {
     async fn connection(&mut self) -> Result<&mut TcpStream, CallError> {
         if self.conn.is_none() {
-            let stream = transport::connect(&self.addr, Some(&self.local_host), &self.identity, CONNECT_TIMEOUT)
+            let stream = transport::connect(&self.addr, Some(&self.local_host), &self.identity, self.target, CONNECT_TIMEOUT)
                 .await
                 .map_err(|e| CallError::Unreachable(format!("member {} at {}: {e}", self.target, self.addr)))?;
             self.conn = Some(stream);

@@ -96,8 +96,11 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(stream: &mut W, body: &[u8]) -> 
 }
 
 /// Opens a connection from `local_host` (so the peer sees which member calls) to
-/// `addr` and runs the client side of the handshake.
-pub async fn connect(addr: &str, local_host: Option<&str>, me: &Identity, timeout: Duration) -> io::Result<TcpStream> {
+/// `addr` and runs the client side of the handshake. `target` is the Raft node the
+/// caller means to reach (0 for none: probes and the CLI): a process now at that
+/// address under another node id (a restarted non-persistent member, a hot swap)
+/// refuses, so it is never mistaken for its predecessor.
+pub async fn connect(addr: &str, local_host: Option<&str>, me: &Identity, target: u64, timeout: Duration) -> io::Result<TcpStream> {
     let stream = tokio::time::timeout(timeout, async {
         let target = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| invalid(format!("{addr} resolves to no address")))?;
         let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -114,26 +117,29 @@ pub async fn connect(addr: &str, local_host: Option<&str>, me: &Identity, timeou
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr} timed out")))??;
     stream.set_nodelay(true)?;
     let mut stream = stream;
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut stream, me))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut stream, me, target))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("the handshake with {addr} timed out")))??;
     Ok(stream)
 }
 
-async fn client_handshake(stream: &mut TcpStream, me: &Identity) -> io::Result<()> {
+async fn client_handshake(stream: &mut TcpStream, me: &Identity, target: u64) -> io::Result<()> {
     let hello = read_frame(stream, HANDSHAKE_BYTES_MAX).await?.ok_or_else(|| invalid("the peer closed before its greeting"))?;
     if hello.len() != MAGIC.len() + NONCE_BYTES || &hello[..MAGIC.len()] != MAGIC {
         return Err(invalid("the peer is not a Tandem group port of this version"));
     }
     let server_nonce = &hello[MAGIC.len()..];
     let client_nonce = nonce();
-    let proof = mac(&me.secret, &[b"client", me.cluster.as_bytes(), me.stripe.as_bytes(), me.name.as_bytes(), server_nonce, &client_nonce])
-        .finalize()
-        .into_bytes();
+    let target_bytes = target.to_be_bytes();
+    let proof =
+        mac(&me.secret, &[b"client", me.cluster.as_bytes(), me.stripe.as_bytes(), me.name.as_bytes(), &target_bytes, server_nonce, &client_nonce])
+            .finalize()
+            .into_bytes();
     let mut out = Vec::new();
     put_bytes(&mut out, me.cluster.as_bytes());
     put_bytes(&mut out, me.stripe.as_bytes());
     put_bytes(&mut out, me.name.as_bytes());
+    out.extend_from_slice(&target_bytes);
     out.extend_from_slice(&client_nonce);
     out.extend_from_slice(&proof);
     write_frame(stream, &out).await?;
@@ -151,14 +157,23 @@ async fn client_handshake(stream: &mut TcpStream, me: &Identity) -> io::Result<(
 }
 
 /// Runs the server side of the handshake; returns the caller's name once it has
-/// proven the secret and named this cluster and stripe.
-pub async fn accept_handshake(stream: &mut TcpStream, me: &Identity) -> io::Result<String> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(stream, me))
+/// proven the secret and named this cluster and stripe. `node_id` is this member's:
+/// a caller that means another node is refused.
+pub async fn accept_handshake(stream: &mut TcpStream, me: &Identity, node_id: u64) -> io::Result<Caller> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(stream, me, node_id))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the handshake timed out"))?
 }
 
-async fn server_handshake(stream: &mut TcpStream, me: &Identity) -> io::Result<String> {
+/// Who opened a group connection: its name, and whether it addressed this member's
+/// node id (Raft traffic) or no node (probes, the CLI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub raft: bool,
+}
+
+async fn server_handshake(stream: &mut TcpStream, me: &Identity, node_id: u64) -> io::Result<Caller> {
     let server_nonce = nonce();
     let mut hello = MAGIC.to_vec();
     hello.extend_from_slice(&server_nonce);
@@ -169,13 +184,14 @@ async fn server_handshake(stream: &mut TcpStream, me: &Identity) -> io::Result<S
         let cluster = d.bytes("cluster")?.to_vec();
         let stripe = d.bytes("stripe")?.to_vec();
         let name = d.bytes("name")?.to_vec();
+        let target = d.take(8, "target")?.to_vec();
         let client_nonce = d.take(NONCE_BYTES, "nonce")?.to_vec();
         let proof = d.take(32, "proof")?.to_vec();
         d.finish()?;
-        Ok::<_, crate::store::codec::CodecError>((cluster, stripe, name, client_nonce, proof))
+        Ok::<_, crate::store::codec::CodecError>((cluster, stripe, name, target, client_nonce, proof))
     })();
-    let (cluster, stripe, name, client_nonce, proof) = parsed.map_err(|e| invalid(e.to_string()))?;
-    if mac(&me.secret, &[b"client", &cluster, &stripe, &name, &server_nonce, &client_nonce]).verify_slice(&proof).is_err() {
+    let (cluster, stripe, name, target, client_nonce, proof) = parsed.map_err(|e| invalid(e.to_string()))?;
+    if mac(&me.secret, &[b"client", &cluster, &stripe, &name, &target, &server_nonce, &client_nonce]).verify_slice(&proof).is_err() {
         return refuse(stream, "refused: the cluster secret does not match".to_string()).await;
     }
     if cluster != me.cluster.as_bytes() || stripe != me.stripe.as_bytes() {
@@ -188,14 +204,18 @@ async fn server_handshake(stream: &mut TcpStream, me: &Identity) -> io::Result<S
         ))
         .await;
     }
+    let target = u64::from_be_bytes(target.try_into().expect("8 bytes taken"));
+    if target != 0 && target != node_id {
+        return refuse(stream, format!("refused: this member is now node {node_id}, not node {target}")).await;
+    }
     let proof = mac(&me.secret, &[b"server", me.cluster.as_bytes(), me.stripe.as_bytes(), &client_nonce, &server_nonce]).finalize().into_bytes();
     let mut out = vec![1u8];
     out.extend_from_slice(&proof);
     write_frame(stream, &out).await?;
-    Ok(String::from_utf8_lossy(&name).into_owned())
+    Ok(Caller { name: String::from_utf8_lossy(&name).into_owned(), raft: target != 0 })
 }
 
-async fn refuse(stream: &mut TcpStream, reason: String) -> io::Result<String> {
+async fn refuse<T>(stream: &mut TcpStream, reason: String) -> io::Result<T> {
     let mut out = vec![0u8];
     out.extend_from_slice(reason.as_bytes());
     let _ = write_frame(stream, &out).await;
@@ -220,22 +240,35 @@ mod tests {
         Identity { cluster: "c".into(), stripe: stripe.into(), name: "n".into(), secret: secret.as_bytes().to_vec() }
     }
 
-    async fn pair(server: Identity, client: Identity) -> (io::Result<String>, io::Result<TcpStream>) {
+    async fn pair_for(server: Identity, client: Identity, target: u64) -> (io::Result<Caller>, io::Result<TcpStream>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accept = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            accept_handshake(&mut s, &server).await
+            accept_handshake(&mut s, &server, 7).await
         });
-        let client = connect(&addr, Some("127.0.0.1"), &client, Duration::from_secs(5)).await;
+        let client = connect(&addr, Some("127.0.0.1"), &client, target, Duration::from_secs(5)).await;
         (accept.await.unwrap(), client)
+    }
+
+    async fn pair(server: Identity, client: Identity) -> (io::Result<Caller>, io::Result<TcpStream>) {
+        pair_for(server, client, 7).await
     }
 
     #[tokio::test]
     async fn members_with_the_secret_shake_hands() {
         let (server, client) = pair(identity("s", "A"), identity("s", "A")).await;
-        assert_eq!(server.unwrap(), "n");
+        assert_eq!(server.unwrap(), Caller { name: "n".into(), raft: true });
         assert!(client.is_ok());
+        let (server, _) = pair_for(identity("s", "A"), identity("s", "A"), 0).await;
+        assert_eq!(server.unwrap(), Caller { name: "n".into(), raft: false });
+    }
+
+    #[tokio::test]
+    async fn a_member_that_is_not_the_node_meant_refuses() {
+        let (server, client) = pair_for(identity("s", "A"), identity("s", "A"), 8).await;
+        assert!(server.unwrap_err().to_string().contains("not node 8"));
+        assert!(client.unwrap_err().to_string().contains("now node 7"));
     }
 
     #[tokio::test]
