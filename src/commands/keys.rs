@@ -69,6 +69,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("keys", 2, READONLY, (0, 0, 0), G, "Returns all key names that match a pattern.", Handler::Read(keys)),
     spec("scan", -2, READONLY, (0, 0, 0), G, "Iterates over the key names in the database.", Handler::Read(scan)),
     spec("randomkey", 1, READONLY, (0, 0, 0), G, "Returns a random key name from the database.", Handler::Read(randomkey)),
+    spec(
+        "tandem.digest",
+        1,
+        READONLY | FAST,
+        (0, 0, 0),
+        S,
+        "Returns a digest of this server's data: equal on servers that applied the same entries.",
+        Handler::Read(digest),
+    ),
     spec("dbsize", 1, READONLY | FAST, (0, 0, 0), S, "Returns the number of keys in the database.", Handler::Read(dbsize)),
     spec("flushdb", -1, WRITE, (0, 0, 0), S, "Removes all keys from the current database.", Handler::Write(flush)),
     spec("flushall", -1, WRITE, (0, 0, 0), S, "Removes all keys from all databases.", Handler::Write(flush)),
@@ -401,6 +410,10 @@ fn randomkey(ctx: &mut ReadCtx, _args: &[Bytes]) -> CmdResult {
         }
     }
     Ok(Reply::Nil)
+}
+
+fn digest(ctx: &mut ReadCtx, _args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Bulk(Bytes::from(format!("{:016x}", crate::store::digest(ctx.db)))))
 }
 
 fn dbsize(ctx: &mut ReadCtx, _args: &[Bytes]) -> CmdResult {

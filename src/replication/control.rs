@@ -62,8 +62,8 @@ fn opt(v: Option<u64>) -> String {
 pub async fn status_table(config: &Config) -> String {
     let rows = collect(config).await;
     let mut out = format!(
-        "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8}\n",
-        "STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG"
+        "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
+        "STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG", "NODE"
     );
     for (layout, member, report) in &rows {
         let role = if member.is_voter() { "voter" } else { "server" };
@@ -77,7 +77,7 @@ pub async fn status_table(config: &Config) -> String {
                     .find(|m| m.name == member.name && m.node_id == s.node_id)
                     .and_then(|m| m.lag);
                 out.push_str(&format!(
-                    "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8}\n",
+                    "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
                     layout.stripe,
                     member.name,
                     role,
@@ -86,12 +86,13 @@ pub async fn status_table(config: &Config) -> String {
                     s.term,
                     opt(s.commit_index),
                     opt(s.applied_index),
-                    opt(lag)
+                    opt(lag),
+                    s.node_id
                 ));
             }
             Err(_) => out.push_str(&format!(
-                "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8}\n",
-                layout.stripe, member.name, role, "STOPPED", "red", "-", "-", "-", "-"
+                "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
+                layout.stripe, member.name, role, "STOPPED", "red", "-", "-", "-", "-", "-"
             )),
         }
     }

@@ -163,16 +163,21 @@ impl Store {
     /// An order-independent digest of the data (keys, values, expiry times): equal on
     /// every replica that applied the same entries. Access metadata is left out.
     pub fn digest(&self) -> u64 {
-        let mut total: u64 = 0;
-        for (key, item) in self.db.iter() {
-            let mut h = Fnv::new();
-            h.write(key);
-            h.write(&item.expire_at_ms.to_le_bytes());
-            hash_value(&mut h, &item.value);
-            total = total.wrapping_add(h.finish());
-        }
-        total ^ (self.db.len() as u64)
+        digest(&self.db)
     }
+}
+
+/// See [`Store::digest`].
+pub fn digest(db: &db::Db) -> u64 {
+    let mut total: u64 = 0;
+    for (key, item) in db.iter() {
+        let mut h = Fnv::new();
+        h.write(key);
+        h.write(&item.expire_at_ms.to_le_bytes());
+        hash_value(&mut h, &item.value);
+        total = total.wrapping_add(h.finish());
+    }
+    total ^ (db.len() as u64)
 }
 
 /// FNV-1a: fixed, seedless and stable across builds, which a digest compared between
