@@ -275,7 +275,7 @@ pub async fn failover(group: &Group, to: Option<&str>) -> Response {
         let active = group.status().active;
         return Response::Done { ok: false, message: format!("{} is not the active (the active is {active:?})", group.me.name) };
     }
-    let standbys = group.standbys();
+    let standbys = answering_standbys(group).await;
     let target = match to {
         Some(name) => match standbys.iter().find(|(_, n, _)| n == name) {
             Some(t) => t.clone(),
@@ -294,6 +294,21 @@ pub async fn failover(group: &Group, to: Option<&str>) -> Response {
     }
 }
 
+/// The caught-up mirrors that answer right now: the heartbeat metrics may still
+/// count a mirror that stopped a moment ago.
+async fn answering_standbys(group: &Group) -> Vec<(u64, String, u64)> {
+    let mut out = Vec::new();
+    for standby in group.standbys() {
+        let Some(member) = group.layout.member(&standby.1) else { continue };
+        if let Ok(Response::Probe { node_id, .. }) = probe(group, &member.group_addr()).await {
+            if node_id == standby.0 {
+                out.push(standby);
+            }
+        }
+    }
+    out
+}
+
 async fn hand_leadership(group: &Group, to: u64) -> Result<u64, String> {
     group.raft.trigger().transfer_leader(to).await.map_err(|e| e.to_string())?;
     let deadline = group.election_time() * 3;
@@ -310,7 +325,7 @@ async fn hand_leadership(group: &Group, to: u64) -> Result<u64, String> {
 /// one with a mirror hands over first. Returns the answer and whether to stop.
 pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
     if group.is_active() {
-        let standbys = group.standbys();
+        let standbys = answering_standbys(group).await;
         match standbys.first() {
             None if !force => {
                 let message = format!(
