@@ -679,9 +679,28 @@ impl Checker<'_> {
     /// The rules that span servers: unique names, unique host:port pairs, data
     /// directories never shared.
     fn check_cluster_rules(&mut self, checked: &Checked) {
+        self.check_secret(checked);
         self.check_unique_names(checked);
         self.check_unique_ports(checked);
         self.check_data_directories(checked);
+    }
+
+    /// Members of a stripe prove the cluster secret to each other; without one, any
+    /// process that can reach a group port could join the stripe or steer it.
+    fn check_secret(&mut self, checked: &Checked) {
+        if checked.cluster.secret.is_some() {
+            return;
+        }
+        if let Some(stripe) = checked.stripes.iter().find(|s| s.servers.len() + s.voters.len() > 1) {
+            self.fail(
+                stripe.name.line,
+                "cluster.secret",
+                format!(
+                    "stripe {} has more than one member, so the cluster needs a secret for its group ports (cluster.secret = \"...\")",
+                    stripe.name.value
+                ),
+            );
+        }
     }
 
     fn check_unique_names(&mut self, checked: &Checked) {
@@ -849,7 +868,8 @@ data = "data/server3"
 
     /// A file with one server whose table is `server` (a TOML fragment).
     fn one_server(server: &str) -> String {
-        format!("[cluster]\nname = \"c\"\n\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n{server}")
+        // The secret takes the blank line's place: line numbers stay as written.
+        format!("[cluster]\nname = \"c\"\nsecret = \"s\"\n[[stripe]]\nname = \"A\"\n\n[[stripe.server]]\n{server}")
     }
 
     const SERVER1: &str = "name = \"server1\"\nclient-port = 9510\ngroup-port = 9530\nmanagement-port = 9540\ndata = \"data/server1\"\n";
@@ -882,7 +902,7 @@ data = "data/server3"
 
     #[test]
     fn defaults_apply_to_omitted_fields() {
-        let config = parse(&one_server(SERVER1)).unwrap();
+        let config = parse(&one_server(SERVER1).replace("secret = \"s\"\n", "\n")).unwrap();
         assert_eq!(config.cluster.client_reconnect_window_ms, 120_000);
         assert_eq!(config.cluster.secret, None);
         assert_eq!(config.cluster.requirepass, None);
@@ -1025,6 +1045,16 @@ data = "data/server3"
     }
 
     #[test]
+    fn a_stripe_of_several_members_needs_a_secret() {
+        let voter = "\n[[stripe.voter]]\nname = \"voter1\"\ngroup-port = 9599\n";
+        let text = one_server(&format!("{SERVER1}{voter}")).replace("secret = \"s\"\n", "\n");
+        assert_eq!(
+            problems(&text),
+            ["tandem.toml:5: cluster.secret: stripe A has more than one member, so the cluster needs a secret for its group ports (cluster.secret = \"...\")"]
+        );
+    }
+
+    #[test]
     fn shared_data_directory_is_refused() {
         let second = "\n[[stripe.server]]\nname = \"server2\"\nclient-port = 9511\ngroup-port = 9531\nmanagement-port = 9541\ndata = \"./data/server1/\"\n";
         let text = one_server(&format!("{SERVER1}{second}"));
@@ -1097,7 +1127,7 @@ data = "data/server3"
 
     #[test]
     fn bad_reconnect_window_and_empty_secret_are_refused() {
-        let text = one_server(SERVER1).replace("name = \"c\"", "name = \"c\"\nclient-reconnect-window = \"soon\"\nsecret = \"\"");
+        let text = one_server(SERVER1).replace("name = \"c\"\nsecret = \"s\"", "name = \"c\"\nclient-reconnect-window = \"soon\"\nsecret = \"\"");
         let got = problems(&text);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("tandem.toml:3: cluster.client-reconnect-window: \"soon\" is not a duration"));
