@@ -349,3 +349,28 @@ fn a_mirror_with_less_data_storage_is_refused_with_a_clear_error() {
     let active = cluster.wait_stable(&[0, 1], Duration::from_secs(30));
     assert!(cluster.stderr(active).contains("data-storage"), "the active says why too:\n{}", cluster.stderr(active));
 }
+
+/// A new member whose entries the active has purged behind a snapshot is sent the
+/// snapshot, then the log after it.
+#[test]
+fn a_mirror_behind_the_purged_log_is_sent_a_snapshot() {
+    let mut cluster = Cluster::start(Spec { servers: vec![true, true, false], voters: 0, relayed: false, data_storage: Vec::new() });
+    let everyone = [0, 1, 2];
+    let mut active = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let mirror = 2;
+    if active == mirror {
+        let (ok, out) = cluster.ctl(&["failover", "--stripe", "A", "--to", "server1"]);
+        assert!(ok, "{out}");
+        active = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    }
+    cluster.kill9(mirror);
+    let mut con = cluster.conn(active).unwrap();
+    for n in 0..1500 {
+        let _: () = redis::cmd("SET").arg(format!("k{n}")).arg(n).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    cluster.spawn(mirror);
+    cluster.wait_stable(&everyone, Duration::from_secs(30));
+    cluster.wait_converged(&everyone, Duration::from_secs(20));
+    assert!(cluster.stderr(mirror).contains("snapshot installed"), "{}", support::cluster::tail(&cluster.stderr(mirror), 30));
+}
