@@ -138,3 +138,16 @@ fn a_transaction_without_an_active_is_refused_command_by_command() {
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+#[test]
+fn a_forwarded_connection_is_never_forwarded_again() {
+    let (_dir, server) = lone_member_of_two();
+    let mut con = server.conn();
+    // What another server's forwarding connection calls itself.
+    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("tandem-forward:server2").query(&mut con).unwrap();
+    let started = Instant::now();
+    let err = redis::cmd("GET").arg("k").query::<Option<String>>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    assert!(err.to_string().contains("not the active of its stripe either"), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(900), "refused at once, not held");
+}

@@ -433,6 +433,27 @@ enum Settled {
     Refused(Reply),
 }
 
+/// The longest silence from the active a run of commands allows, and whether it
+/// holds a blocking command: the active's own bound for a write plus the trip, plus
+/// each blocking command's timeout; no bound for one that blocks without a timeout
+/// (the client going away or the active changing still end the wait).
+pub fn run_idle(cmds: &[Vec<Bytes>], election_time: Duration) -> (Option<Duration>, bool) {
+    let mut idle = Some(write_wait(election_time) + election_time + REPLY_SLACK);
+    let mut blocking = false;
+    for args in cmds {
+        if args.first().and_then(|n| commands::lookup(n)).is_some_and(|s| s.has(flags::BLOCKING)) {
+            blocking = true;
+            idle = match blocking_timeout(args) {
+                Ok(0) => None,
+                Ok(ms) => idle.and_then(|d| d.checked_add(Duration::from_millis(ms))),
+                // The active answers the bad timeout at once.
+                Err(_) => idle,
+            };
+        }
+    }
+    (idle, blocking)
+}
+
 /// How often a connection waiting on the active checks that it still is the active.
 pub fn active_check_period(election_time: Duration) -> Duration {
     (election_time / 4).clamp(Duration::from_millis(50), Duration::from_millis(500))
@@ -616,18 +637,7 @@ impl Connection {
     /// replies were relayed, and why the rest were not.
     async fn relay(&mut self, cmds: &[Vec<Bytes>]) -> (usize, Result<(), UpstreamError>) {
         let election = self.shared.core.replica.election_time();
-        let mut idle = Some(write_wait(election) + election + REPLY_SLACK);
-        let mut blocking = false;
-        for args in cmds {
-            if args.first().and_then(|n| commands::lookup(n)).is_some_and(|s| s.has(flags::BLOCKING)) {
-                blocking = true;
-                idle = match blocking_timeout(args) {
-                    Ok(0) => None,
-                    Ok(ms) => idle.and_then(|d| d.checked_add(Duration::from_millis(ms))),
-                    Err(_) => idle,
-                };
-            }
-        }
+        let (idle, blocking) = run_idle(cmds, election);
         // Let the client see replies to what it pipelined before a blocking command.
         if blocking && self.flush().await.is_err() {
             self.closing = true;
@@ -1016,6 +1026,16 @@ mod tests {
         f.rollback();
         f.settle_run(&["unwatch".into()], 1, false);
         assert!(!f.watch_lost);
+    }
+
+    #[test]
+    fn a_blocking_command_extends_the_wait_by_its_timeout_or_lifts_it() {
+        let election = Duration::from_secs(1);
+        let base = write_wait(election) + election + REPLY_SLACK;
+        assert_eq!(run_idle(&[cmd(&["GET", "k"]), cmd(&["SET", "k", "v"])], election), (Some(base), false));
+        assert_eq!(run_idle(&[cmd(&["BLPOP", "l", "2.5"])], election), (Some(base + Duration::from_millis(2500)), true));
+        assert_eq!(run_idle(&[cmd(&["GET", "k"]), cmd(&["BRPOP", "l", "0"])], election), (None, true));
+        assert_eq!(run_idle(&[cmd(&["BLMOVE", "a", "b", "LEFT", "RIGHT", "1e300"])], election), (Some(base), true));
     }
 
     #[test]
