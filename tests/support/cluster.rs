@@ -75,7 +75,8 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % 50;
         let mut members = Vec::new();
-        let mut text = String::from("[cluster]\nname = \"test\"\nsecret = \"test-secret\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n");
+        let mut text =
+            String::from("[cluster]\nname = \"test\"\nsecret = \"test-secret\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n");
         let count = spec.servers.len() + spec.voters;
         for i in 0..count {
             let host = format!("127.0.{}.{}", 10 + block, 10 + i);
@@ -204,8 +205,10 @@ impl Cluster {
         let mut active = None;
         let ok = wait_until(deadline, || {
             last = self.status();
-            let states: Vec<(usize, String)> =
-                up.iter().map(|&i| (i, last.iter().find(|(n, _, _)| *n == self.members[i].name).map(|(_, s, _)| s.clone()).unwrap_or_default())).collect();
+            let states: Vec<(usize, String)> = up
+                .iter()
+                .map(|&i| (i, last.iter().find(|(n, _, _)| *n == self.members[i].name).map(|(_, s, _)| s.clone()).unwrap_or_default()))
+                .collect();
             let actives: Vec<usize> = states.iter().filter(|(_, s)| s == "ACTIVE-COORDINATOR").map(|(i, _)| *i).collect();
             let settled = states.iter().all(|(_, s)| s == "ACTIVE-COORDINATOR" || s == "PASSIVE-STANDBY");
             if settled && actives.len() == 1 && !self.members[actives[0]].voter {
@@ -225,7 +228,10 @@ impl Cluster {
     }
 
     pub fn all_stderr(&self) -> String {
-        (0..self.members.len()).map(|i| format!("==== {} ====\n{}", self.members[i].name, tail(&self.stderr(i), 40))).collect::<Vec<_>>().join("\n")
+        (0..self.members.len())
+            .map(|i| format!("==== {} ====\n{}", self.members[i].name, tail(&self.stderr(i), 40)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn url(&self, i: usize) -> String {
