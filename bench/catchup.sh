@@ -25,12 +25,9 @@ bin=${TANDEM_BIN:-$PWD/target/release/tandem}
 [ -x "$bin" ] || cargo build --release --quiet
 
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
-cleanup() {
-  for f in "$work"/*.pid; do [ -e "$f" ] && { kill -9 "$(cat "$f")" 2>/dev/null || true; }; done
-  wait 2>/dev/null || true; rm -rf "$work"
-}
-trap cleanup EXIT
 source bench/stripe_lib.sh
+cleanup() { stop_members; rm -rf "$work"; }
+trap cleanup EXIT
 
 for port in "${T_CLIENT[@]}" "${T_GROUP[@]}" "${T_MGMT[@]}"; do
   port_free "$port" || { echo "port $port is in use: stop that process or set BASE_PORT" >&2; exit 1; }
@@ -53,7 +50,7 @@ echo "filled $keys keys × $SIZE B through the active in $fill_s s; active used_
 
 # The new mirror: stopped, wiped, started from nothing.
 vpid=$(cat "$work/$victim.pid")
-kill "$vpid"; wait "$vpid" 2>/dev/null || true
+stop_pids TERM "$vpid"
 rm -rf "$work/${victim:?}"
 t0=$(date +%s.%N)
 start_member "$victim"

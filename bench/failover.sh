@@ -29,12 +29,9 @@ bin=${TANDEM_BIN:-$PWD/target/release/tandem}
 
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 # Every member's pid is in $work/NAME.pid: failover.py rewrites it when it restarts one.
-cleanup() {
-  for f in "$work"/*.pid; do [ -e "$f" ] && { kill -9 "$(cat "$f")" 2>/dev/null || true; }; done
-  wait 2>/dev/null || true; rm -rf "$work"
-}
-trap cleanup EXIT
 source bench/stripe_lib.sh
+cleanup() { stop_members; rm -rf "$work"; }
+trap cleanup EXIT
 
 servers=3 voters=0
 [ "$VOTER" = 1 ] && servers=2 voters=1

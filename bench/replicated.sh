@@ -15,7 +15,7 @@
 #   bash bench/replicated.sh                  # DURATION=10 REQUESTS=200000
 #   bash bench/replicated.sh --peers-only     # etcd and redis only (no tandem build)
 #   TANDEM_BIN=/path/to/tandem bash bench/replicated.sh
-#   ETCD_CHECK_PERF=1 bash bench/replicated.sh --peers-only   # adds etcdctl check perf (60 s)
+#   ETCD_CHECK_PERF=l bash bench/replicated.sh --peers-only   # adds etcdctl check perf --load=l (60 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +48,7 @@ bin=${TANDEM_BIN:-$PWD/target/release/tandem}
 
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")   # every data directory on this one disk
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { exec 2>/dev/null; [ ${#pids[@]} = 0 ] || stop_pids 9 "${pids[@]}"; wait || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 source bench/stripe_lib.sh
@@ -63,6 +63,18 @@ mkdir -p "$work/go/src/etcd_put"
 cp bench/etcd_put/main.go "$work/go/src/etcd_put/"
 (cd "$work/go/src/etcd_put" && GO111MODULE=off GOFLAGS= GOPATH="$work/go:/usr/share/gocode" go build -o "$work/etcd_put" .)
 
+etcd_pids=() redis_pids=() tandem_pids=()
+cpu_ticks() { # pids...: user + system CPU they have used, in clock ticks
+  local p t=0
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+measure() { # "pids..." command...: runs the command; its output, then " cpu_us_per_op N": the
+  # servers' CPU (all three members) per acknowledged write
+  local before out after
+  before=$(cpu_ticks $1); out=$("${@:2}"); after=$(cpu_ticks $1)
+  echo "$out cpu_us_per_op $(python3 -c "import sys; t, o = float(sys.argv[1]), float(sys.argv[2]); print(f'{t * 1e6 / $(getconf CLK_TCK) / ($DURATION * o):.0f}' if o else '-')" "$((after - before))" "$(echo "$out" | field ops/s)")"
+}
 ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b else '-')" "$1" "$2"; }
 field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }  # "ops/s 123 ..." → 123
 deadline_loop() { # seconds description command...: until the command succeeds
@@ -78,7 +90,7 @@ for i in 0 1 2; do
     --listen-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
     --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token bench \
     --logger zap --log-outputs stderr --log-level warn >>"$work/etcd$((i + 1)).log" 2>&1 &
-  pids+=($!)
+  pids+=($!); etcd_pids+=($!)
 done
 etcd_eps="127.0.0.1:${ETCD_CLIENT[0]},127.0.0.1:${ETCD_CLIENT[1]},127.0.0.1:${ETCD_CLIENT[2]}"
 deadline_loop 60 etcd etcdctl --endpoints="$etcd_eps" endpoint health >/dev/null 2>&1
@@ -94,7 +106,7 @@ for i in 0 1 2; do
   args=(--port "${REDIS[$i]}" --bind 127.0.0.1 --appendonly yes --appendfsync always --save "" --dir "$work/redis$((i + 1))" --daemonize no)
   [ "$i" -gt 0 ] && args+=(--replicaof 127.0.0.1 "${REDIS[0]}")
   redis-server "${args[@]}" >>"$work/redis$((i + 1)).log" 2>&1 &
-  pids+=($!)
+  pids+=($!); redis_pids+=($!)
 done
 redis_ready() { [ "$(redis-cli -p "${REDIS[0]}" info replication 2>/dev/null | grep -c 'state=online')" = 2 ]; }
 deadline_loop 60 redis redis_ready
@@ -102,7 +114,8 @@ deadline_loop 60 redis redis_ready
 # --- tandem: one stripe of 3 restartable servers ---------------------------------------
 if [ "$PEERS_ONLY" = 0 ]; then
   stripe_config 3 0 1s
-  for i in 1 2 3; do start_member "server$i"; pids+=("$(cat "$work/server$i.pid")"); done
+  for i in 1 2 3; do start_member "server$i"; tandem_pids+=("$(cat "$work/server$i.pid")"); done
+  pids+=("${tandem_pids[@]}")
   wait_whole 60
   tandem_active=$(client_port "$(active_server)")
 fi
@@ -119,9 +132,9 @@ echo "| durable SET, 3 copies, -c 50 | etcd ops/s | redis+WAIT 2 0 ops/s | tande
 echo "|---|---|---|---|---|---|"
 declare -A detail
 for p in 1 16; do
-  e=$("$work/etcd_put" -endpoints "$etcd_leader" -conns 50 -clients $((50 * p)) -duration "${DURATION}s" -val-size "$VALUE" -key-space "$KEYSPACE")
-  w=$(wl "${REDIS[0]}" "$p" 2)
-  t="-"; [ "$PEERS_ONLY" = 0 ] && t=$(wl "$tandem_active" "$p" 0)
+  e=$(measure "${etcd_pids[*]}" "$work/etcd_put" -endpoints "$etcd_leader" -conns 50 -clients $((50 * p)) -duration "${DURATION}s" -val-size "$VALUE" -key-space "$KEYSPACE")
+  w=$(measure "${redis_pids[*]}" wl "${REDIS[0]}" "$p" 2)
+  t="-"; [ "$PEERS_ONLY" = 0 ] && t=$(measure "${tandem_pids[*]}" wl "$tandem_active" "$p" 0)
   detail[$p]="etcd: $e; redis+WAIT: $w; tandem: $t"
   eo=$(echo "$e" | field ops/s); wo=$(echo "$w" | field ops/s); to=$(echo "$t" | field ops/s)
   if [ -n "$to" ]; then te=$(ratio "$to" "$eo"); tw=$(ratio "$to" "$wo"); else to="-"; te="-"; tw="-"; fi
@@ -129,6 +142,7 @@ for p in 1 16; do
 done
 echo
 for p in 1 16; do echo "-P $p  ${detail[$p]}"; done
+echo "(cpu_us_per_op: CPU the system's three servers used during the run, divided by the writes acknowledged)"
 echo "(etcd: bench/etcd_put, Go clientv3 over gRPC to the leader, 50 connections, -P 16 = 800 Puts in flight;"
 echo " redis+WAIT and tandem: bench/wait_load.py, $PROCS Python processes, latencies per batch; ${DURATION} s each)"
 
@@ -146,13 +160,15 @@ for p in 1 16; do
 done
 for p in 1 16; do
   r=$(wl "${REDIS[0]}" "$p" 0 | field ops/s)
-  echo "| wait_load.py -P $p (no WAIT: the tool's ceiling on redis) | $r | (above) | |"
+  echo "| wait_load.py -P $p, no WAIT (the Python tool against redis-benchmark, same server) | $r | | |"
 done
 
-if [ "${ETCD_CHECK_PERF:-0}" = 1 ]; then
+if [ -n "${ETCD_CHECK_PERF:-}" ]; then
   echo
-  echo "etcdctl check perf --load=s (50 clients, rate-limited to 150 writes/s: pass/fail, not a maximum):"
-  etcdctl --endpoints="$etcd_eps" check perf --load=s 2>&1 | tail -8
+  echo "etcdctl check perf --load=$ETCD_CHECK_PERF (60 s; its writes are rate-limited to the model's target,"
+  echo "s: 150/s with 50 clients, m: 1000/s with 200, l: 8000/s with 500, xl: 15000/s with 1000 — pass/fail, not a maximum):"
+  etcdctl --endpoints="$etcd_eps" check perf --load="$ETCD_CHECK_PERF" 2>&1 | tr '\r' '\n' | grep -v '^ *[0-9]* / [0-9]*' | tail -8 || true  # it exits 1 on FAIL
 fi
+
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -41,8 +41,26 @@ start_member() { # name [pids-array-name]: starts server1.. (tandem server) or v
   [[ $1 == voter* ]] && kind=voter
   local cmd=("$bin" "$kind" --config "$conf" --name "$1")
   printf '%q ' "${cmd[@]}" >"$work/$1.cmd"
-  RUST_LOG=${RUST_LOG:-warn} "${cmd[@]}" >/dev/null 2>>"$work/$1.log" &
-  echo $! >"$work/$1.pid"
+  # Started from a subshell that exits at once: not this shell's job, so a kill -9 of
+  # it (failover.py's) is not reported on the terminal.
+  (RUST_LOG=${RUST_LOG:-warn} "${cmd[@]}" >/dev/null 2>>"$work/$1.log" & echo $! >"$work/$1.pid")
+}
+
+stop_pids() { # signal pids...: sends the signal, then waits (up to 10 s) until they are gone
+  local sig=$1 p i
+  shift
+  for p in "$@"; do kill "-$sig" "$p" 2>/dev/null || true; done
+  for i in $(seq 1 200); do
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && break; done
+    kill -0 "$p" 2>/dev/null || return 0
+    sleep 0.05
+  done
+}
+
+stop_members() { # kill -9 every member whose pid is in $work/*.pid
+  local f pids=()
+  for f in "$work"/*.pid; do [ -e "$f" ] && pids+=("$(cat "$f")"); done
+  [ ${#pids[@]} = 0 ] || stop_pids 9 "${pids[@]}"
 }
 
 if [ -z "${STATES:-}" ]; then
