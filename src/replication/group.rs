@@ -37,6 +37,8 @@ pub struct Group {
     pub receiving_snapshot: AtomicBool,
     /// Set when the process should stop: `Some(reason)` for an error exit.
     pub stop: watch::Sender<Option<Stop>>,
+    /// PUBLISHes made on other servers, for this server's subscribers.
+    pub published: tokio::sync::mpsc::UnboundedSender<(bytes::Bytes, bytes::Bytes)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +297,10 @@ impl Group {
             Request::Failover { to } => super::membership::failover(self, to.as_deref()).await,
             Request::PurgeHint { index } => {
                 super::membership::on_purge_hint(self, index).await;
+                Response::Done { ok: true, message: String::new() }
+            }
+            Request::Publish { channel, message } => {
+                let _ = self.published.send((channel.into(), message.into()));
                 Response::Done { ok: true, message: String::new() }
             }
             Request::SnapshotBegin { .. } | Request::Stop { .. } => Response::Error("internal: handled by the connection".into()),

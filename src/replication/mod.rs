@@ -57,6 +57,7 @@ mod conformance {
         Suite::test_all(OnDisk).await
     }
 }
+pub mod broadcast;
 pub mod control;
 pub mod data_dir;
 pub mod group;

@@ -185,6 +185,15 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     replica.store.lock().unwrap_or_else(|e| e.into_inner()).events_on = false;
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
+    // PUBLISHes made on the stripe's other servers reach this server's subscribers.
+    if let Some(mut published) = shared.core.replica.take_published() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some((channel, message)) = published.recv().await {
+                shared.pubsub.publish(&channel, &message);
+            }
+        });
+    }
     tracing::info!(
         server = %options.name,
         %addr,
