@@ -422,3 +422,32 @@ fn clients_of_a_mirror_are_served_and_messages_reach_every_server() {
     let _: i64 = redis::cmd("PUBLISH").arg("news").arg("from a mirror").query(&mut m).unwrap();
     assert_eq!(sub.get_message().unwrap().get_payload::<String>().unwrap(), "from a mirror");
 }
+
+/// Pre-vote: a mirror cut off for several election times comes back without
+/// deposing the healthy active (its failed elections raised no term).
+#[test]
+fn a_returning_partitioned_mirror_does_not_depose_the_active() {
+    let cluster = Cluster::start(Spec { servers: vec![true; 3], voters: 0, relayed: true, data_storage: Vec::new() });
+    let everyone = [0, 1, 2];
+    let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let mirror = (active + 1) % 3;
+    let term = || {
+        let (_, text) = cluster.ctl(&["status"]);
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(cluster.members[active].name.as_str()))
+            .and_then(|l| l.split_whitespace().nth(5).map(str::to_string))
+    };
+    let before = term();
+    cluster.partition(&[mirror]);
+    assert!(wait_until(Duration::from_secs(20), || cluster.state(mirror) == "ELECTION"), "the cut-off mirror never lost the active");
+    // Several of its election timeouts pass while it is cut off.
+    let cut_at = Instant::now();
+    assert!(
+        !wait_until(Duration::from_secs(3), || cluster.state(active) != "ACTIVE-COORDINATOR"),
+        "the active lost its place during the cut"
+    );
+    assert!(cut_at.elapsed() >= Duration::from_secs(3));
+    cluster.heal();
+    assert_eq!(cluster.wait_stable(&everyone, Duration::from_secs(30)), active, "the returning mirror deposed the active");
+    assert_eq!(term(), before, "the active's term changed: the returning mirror forced an election");
+}

@@ -281,6 +281,8 @@ impl Replica {
             snapshot_dir,
             active_commit: AtomicU64::new(u64::MAX),
             receiving_snapshot: AtomicBool::new(false),
+            last_append_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             stop: stop_tx,
             published: published_tx,
         });
