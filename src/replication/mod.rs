@@ -64,5 +64,7 @@ pub mod group;
 pub mod membership;
 pub mod network;
 pub mod replica;
+#[cfg(test)]
+mod sim;
 pub mod transport;
 pub mod wire;
