@@ -477,7 +477,7 @@ impl Connection {
             return Route::Dispatch;
         }
         let Some(spec) = spec.filter(|s| s.arity_ok(args.len())) else { return Route::Dispatch };
-        if !self.shared.core.replica.is_active() && forwards(spec, self.readonly) {
+        if !self.shared.core.replica.is_active() && forwards(spec, self.readonly || super::break_safety_stale_reads()) {
             if self.forwarded_in {
                 return Route::Answer(Reply::err(ERR_NOT_ACTIVE_EITHER));
             }
