@@ -171,7 +171,9 @@ pub fn break_safety_stale_reads() -> bool {
         *ON.get_or_init(|| {
             let on = std::env::var("TANDEM_BREAK_SAFETY").is_ok_and(|v| v == "stale-reads");
             if on {
-                tracing::warn!("TANDEM_BREAK_SAFETY=stale-reads: mirrors serve stale reads as if they were current (a test of the checker)");
+                tracing::warn!(
+                    "TANDEM_BREAK_SAFETY=stale-reads: mirrors serve stale reads as if they were current (a test of the checker)"
+                );
             }
             on
         })
