@@ -348,7 +348,7 @@ impl Group {
         if let (Some(dir), Some(tmp)) = (&self.snapshot_dir, &tmp) {
             super::log_file::create_dir_durably(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
             file = Some(tokio::fs::File::create(tmp).await?);
-        } else {
+        } else if !self.witness {
             memory.reserve(bytes.min(64 << 20) as usize);
         }
         let mut received = 0u64;
@@ -365,6 +365,8 @@ impl Group {
                     }
                     match &mut file {
                         Some(f) => f.write_all(piece).await?,
+                        // A voter keeps no data: it only counts the bytes.
+                        None if self.witness => {}
                         None => memory.extend_from_slice(piece),
                     }
                 }
@@ -383,6 +385,7 @@ impl Group {
                 let path = super::snapshot::commit(dir, &tmp, index).map_err(|e| std::io::Error::other(e.to_string()))?;
                 SnapshotData::File(path)
             }
+            _ if self.witness => SnapshotData::Live,
             _ => SnapshotData::Memory(bytes::Bytes::from(memory)),
         };
         let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot: data };

@@ -331,11 +331,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotData) -> Result<(), io::Error> {
         if matches!(data, SnapshotData::Live) || self.witness() {
-            // Our own live snapshot: the data is already here. A voter keeps no data.
+            // Our own live snapshot: the data is already here. A voter keeps no data,
+            // not even the bytes it was sent.
             let mut m = self.meta();
             m.applied = meta.last_log_id;
             m.membership = meta.last_membership.clone();
-            m.current = Some((meta.clone(), data));
+            m.current = Some((meta.clone(), SnapshotData::Live));
             return Ok(());
         }
         let preloaded = {
