@@ -1127,7 +1127,8 @@ data = "data/server3"
 
     #[test]
     fn bad_reconnect_window_and_empty_secret_are_refused() {
-        let text = one_server(SERVER1).replace("name = \"c\"\nsecret = \"s\"", "name = \"c\"\nclient-reconnect-window = \"soon\"\nsecret = \"\"");
+        let text =
+            one_server(SERVER1).replace("name = \"c\"\nsecret = \"s\"", "name = \"c\"\nclient-reconnect-window = \"soon\"\nsecret = \"\"");
         let got = problems(&text);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("tandem.toml:3: cluster.client-reconnect-window: \"soon\" is not a duration"));

@@ -22,7 +22,13 @@ struct History {
 
 /// Writes unique keys through every server in turn (a retrying client), until
 /// `stop` or `limit` writes; each key is retried on another server after an error.
-fn writer(cluster: &Cluster, id: usize, stop: Arc<AtomicBool>, limit: usize, history: Arc<Mutex<History>>) -> impl FnOnce() + Send + 'static {
+fn writer(
+    cluster: &Cluster,
+    id: usize,
+    stop: Arc<AtomicBool>,
+    limit: usize,
+    history: Arc<Mutex<History>>,
+) -> impl FnOnce() + Send + 'static {
     let urls: Vec<String> = (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter).map(|i| cluster.url(i)).collect();
     move || {
         let mut server = id % urls.len();
@@ -38,7 +44,9 @@ fn writer(cluster: &Cluster, id: usize, stop: Arc<AtomicBool>, limit: usize, his
                     return;
                 }
                 if con.is_none() {
-                    con = redis::Client::open(urls[server].as_str()).ok().and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)).ok());
+                    con = redis::Client::open(urls[server].as_str())
+                        .ok()
+                        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)).ok());
                     if let Some(c) = &con {
                         let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
                     }
@@ -339,7 +347,8 @@ fn the_voter_brings_a_lagging_mirror_up_to_date_after_the_active_dies() {
 
 #[test]
 fn a_mirror_with_less_data_storage_is_refused_with_a_clear_error() {
-    let mut cluster = Cluster::configure(Spec { servers: vec![true, true, true], voters: 0, relayed: false, data_storage: vec!["1g", "1g", "100m"] });
+    let mut cluster =
+        Cluster::configure(Spec { servers: vec![true, true, true], voters: 0, relayed: false, data_storage: vec!["1g", "1g", "100m"] });
     for i in 0..3 {
         cluster.spawn(i);
     }

@@ -218,12 +218,19 @@ impl Group {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = transport::write_frame(&mut socket, &Response::Error(format!("unreadable request: {e}")).encode()).await;
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} sent an unreadable request: {e}", caller.name)));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} sent an unreadable request: {e}", caller.name),
+                    ));
                 }
             };
             let raft_rpc = matches!(
                 request,
-                Request::AppendEntries(_) | Request::Vote(_) | Request::PreVote(_) | Request::SnapshotBegin { .. } | Request::TransferLeader(_)
+                Request::AppendEntries(_)
+                    | Request::Vote(_)
+                    | Request::PreVote(_)
+                    | Request::SnapshotBegin { .. }
+                    | Request::TransferLeader(_)
             );
             if raft_rpc && !caller.raft {
                 let why = "Raft messages need a connection addressed to this member's node id";
@@ -281,7 +288,9 @@ impl Group {
                     data_storage_bytes: self.me.data_storage_bytes,
                 }
             }
-            Request::Join { node_id, name, data_storage_bytes } => super::membership::on_join(self, node_id, &name, data_storage_bytes).await,
+            Request::Join { node_id, name, data_storage_bytes } => {
+                super::membership::on_join(self, node_id, &name, data_storage_bytes).await
+            }
             Request::Status => Response::Status(self.status()),
             Request::Failover { to } => super::membership::failover(self, to.as_deref()).await,
             Request::PurgeHint { index } => {

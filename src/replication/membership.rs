@@ -65,7 +65,8 @@ async fn form_or_join(group: Arc<Group>) {
         });
         let all_fresh = answers.iter().all(|(_, a)| matches!(a, Ok(Response::Probe { initialized: false, .. })));
         if let Some(active) = active {
-            let join = Request::Join { node_id: group.node_id, name: group.me.name.clone(), data_storage_bytes: group.me.data_storage_bytes };
+            let join =
+                Request::Join { node_id: group.node_id, name: group.me.name.clone(), data_storage_bytes: group.me.data_storage_bytes };
             match group::request(&group.identity, Some(&group.me.host), &active.group_addr(), &join, PROBE_TIMEOUT * 5).await {
                 Ok(Response::Done { ok: true, message }) => tracing::info!(active = %active.name, %message, "joining the stripe"),
                 Ok(Response::Done { ok: false, message }) if message.starts_with("refused") => {
@@ -111,7 +112,10 @@ pub async fn on_join(group: &Group, node_id: u64, name: &str, data_storage_bytes
         return Response::Done { ok: false, message: "not the active of the stripe".into() };
     }
     let Some(member) = group.layout.member(name) else {
-        return Response::Done { ok: false, message: format!("refused: {name} is not a member of stripe {} in this config", group.layout.stripe) };
+        return Response::Done {
+            ok: false,
+            message: format!("refused: {name} is not a member of stripe {} in this config", group.layout.stripe),
+        };
     };
     if !member.is_voter() && data_storage_bytes < group.me.data_storage_bytes {
         let message = format!(
@@ -190,7 +194,8 @@ async fn promote(group: &Group) {
         if last.saturating_sub(matched.index) > STANDBY_LAG_MAX {
             continue;
         }
-        let mut next: BTreeSet<u64> = voters.iter().copied().filter(|v| membership.get_node(v).is_none_or(|n| n.addr != node.addr)).collect();
+        let mut next: BTreeSet<u64> =
+            voters.iter().copied().filter(|v| membership.get_node(v).is_none_or(|n| n.addr != node.addr)).collect();
         let replaced: Vec<u64> = voters.difference(&next).copied().collect();
         next.insert(*id);
         let name = group.name_of(&m, *id);
@@ -220,7 +225,8 @@ async fn send_purge_hints(group: &Group) {
         }
     }
     for w in witnesses {
-        let _ = group::request(&group.identity, Some(&group.me.host), &w.group_addr(), &Request::PurgeHint { index: floor }, PROBE_TIMEOUT).await;
+        let _ = group::request(&group.identity, Some(&group.me.host), &w.group_addr(), &Request::PurgeHint { index: floor }, PROBE_TIMEOUT)
+            .await;
     }
 }
 
@@ -280,16 +286,26 @@ pub async fn failover(group: &Group, to: Option<&str>) -> Response {
         Some(name) => match standbys.iter().find(|(_, n, _)| n == name) {
             Some(t) => t.clone(),
             None => {
-                return Response::Done { ok: false, message: format!("refused: {name} is not a PASSIVE-STANDBY mirror of stripe {}", group.layout.stripe) }
+                return Response::Done {
+                    ok: false,
+                    message: format!("refused: {name} is not a PASSIVE-STANDBY mirror of stripe {}", group.layout.stripe),
+                }
             }
         },
         None => match standbys.first() {
             Some(t) => t.clone(),
-            None => return Response::Done { ok: false, message: format!("refused: stripe {} has no PASSIVE-STANDBY mirror", group.layout.stripe) },
+            None => {
+                return Response::Done {
+                    ok: false,
+                    message: format!("refused: stripe {} has no PASSIVE-STANDBY mirror", group.layout.stripe),
+                }
+            }
         },
     };
     match hand_leadership(group, target.0).await {
-        Ok(term) => Response::Done { ok: true, message: format!("{} is now the active of stripe {} (term {term})", target.1, group.layout.stripe) },
+        Ok(term) => {
+            Response::Done { ok: true, message: format!("{} is now the active of stripe {} (term {term})", target.1, group.layout.stripe) }
+        }
         Err(why) => Response::Done { ok: false, message: format!("handing over to {} failed: {why}", target.1) },
     }
 }
@@ -338,7 +354,10 @@ pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
             Some((id, name, _)) => match hand_leadership(group, *id).await {
                 Ok(_) => tracing::info!(to = %name, "handed leadership over before stopping"),
                 Err(why) if !force => {
-                    return (Response::Done { ok: false, message: format!("refused: handing over to {name} failed ({why}); use --force") }, false)
+                    return (
+                        Response::Done { ok: false, message: format!("refused: handing over to {name} failed ({why}); use --force") },
+                        false,
+                    )
                 }
                 Err(_) => {}
             },

@@ -112,7 +112,11 @@ impl Peer {
         CallError::Network(format!("{} answered a {what} with something else", self.addr))
     }
 
-    async fn send_snapshot(&mut self, vote: VoteOf<TypeConfig>, snapshot: SnapshotOf<TypeConfig, SnapshotData>) -> Result<Response, CallError> {
+    async fn send_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotData>,
+    ) -> Result<Response, CallError> {
         let (mut file, bytes, len) = match &snapshot.snapshot {
             SnapshotData::File(path) => {
                 let file = tokio::fs::File::open(path).await.map_err(|e| CallError::Network(format!("{}: {e}", path.display())))?;
@@ -148,7 +152,9 @@ impl Peer {
                         end - start
                     }
                 };
-                tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &chunk[..1 + n])).await.map_err(timed_out)??;
+                tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &chunk[..1 + n]))
+                    .await
+                    .map_err(timed_out)??;
                 sent += n as u64;
             }
             transport::call(stream, &[wire::SNAPSHOT_END], SNAPSHOT_CHUNK_TIMEOUT * 4).await
@@ -226,7 +232,11 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         }
     }
 
-    async fn pre_vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         match self.call(&Request::PreVote(rpc).encode(), option.hard_ttl()).await.map_err(CallError::rpc)? {
             Response::Vote(r) => Ok(r),
             _ => Err(self.unexpected("pre-vote").rpc()),
@@ -265,9 +275,15 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(&Request::TransferLeader(req).encode(), option.hard_ttl().max(Duration::from_secs(1))).await.map_err(CallError::rpc)? {
+        match self
+            .call(&Request::TransferLeader(req).encode(), option.hard_ttl().max(Duration::from_secs(1)))
+            .await
+            .map_err(CallError::rpc)?
+        {
             Response::TransferLeader(Ok(())) => Ok(Ok(())),
-            Response::TransferLeader(Err(why)) => Err(RPCError::Network(NetworkError::from_string(format!("{} refused: {why}", self.addr)))),
+            Response::TransferLeader(Err(why)) => {
+                Err(RPCError::Network(NetworkError::from_string(format!("{} refused: {why}", self.addr))))
+            }
             _ => Err(self.unexpected("leadership transfer").rpc()),
         }
     }

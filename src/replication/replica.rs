@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::data_dir::DataDir;
-use super::log_store::{DiskHealth, LogStore};
 use super::group::{self, Group, Stop};
+use super::log_store::{DiskHealth, LogStore};
 use super::membership;
 use super::network::GroupNetwork;
 use super::state_machine::{Notice, StateMachine};
@@ -111,7 +111,10 @@ impl ReplicaOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActiveAt {
     Here,
-    There { name: String, client_addr: String },
+    There {
+        name: String,
+        client_addr: String,
+    },
     /// No active is known (an election, or this server is not in contact).
     Unknown,
 }
@@ -230,7 +233,8 @@ impl Replica {
     /// stripe in the background (see [`super::membership`]). `notices` receives what
     /// applying entries produced.
     pub async fn start(options: ReplicaOptions, notices: mpsc::UnboundedSender<Notice>) -> Result<Replica, StartError> {
-        let position = options.layout.position(&options.name).ok_or_else(|| StartError::Raft(format!("{} is not in its stripe", options.name)))?;
+        let position =
+            options.layout.position(&options.name).ok_or_else(|| StartError::Raft(format!("{} is not in its stripe", options.name)))?;
         let store = Arc::new(Mutex::new(Store::new()));
         let (data_dir, log, snapshot_dir, node_id) = match &options.data_dir {
             Some(path) => {

@@ -104,7 +104,16 @@ impl StateMachine {
                 meta.current = Some((snap_meta, SnapshotData::File(path)));
             }
         }
-        Ok(StateMachine { shared: Arc::new(Shared { store, meta: Mutex::new(meta), snapshot_dir, notices, health: Mutex::new(None), witness: Default::default() }) })
+        Ok(StateMachine {
+            shared: Arc::new(Shared {
+                store,
+                meta: Mutex::new(meta),
+                snapshot_dir,
+                notices,
+                health: Mutex::new(None),
+                witness: Default::default(),
+            }),
+        })
     }
 
     /// Defers snapshots while `health` reports disk trouble.

@@ -131,10 +131,12 @@ async fn client_handshake(stream: &mut TcpStream, me: &Identity, target: u64) ->
     let server_nonce = &hello[MAGIC.len()..];
     let client_nonce = nonce();
     let target_bytes = target.to_be_bytes();
-    let proof =
-        mac(&me.secret, &[b"client", me.cluster.as_bytes(), me.stripe.as_bytes(), me.name.as_bytes(), &target_bytes, server_nonce, &client_nonce])
-            .finalize()
-            .into_bytes();
+    let proof = mac(
+        &me.secret,
+        &[b"client", me.cluster.as_bytes(), me.stripe.as_bytes(), me.name.as_bytes(), &target_bytes, server_nonce, &client_nonce],
+    )
+    .finalize()
+    .into_bytes();
     let mut out = Vec::new();
     put_bytes(&mut out, me.cluster.as_bytes());
     put_bytes(&mut out, me.stripe.as_bytes());
@@ -195,20 +197,24 @@ async fn server_handshake(stream: &mut TcpStream, me: &Identity, node_id: u64) -
         return refuse(stream, "refused: the cluster secret does not match".to_string()).await;
     }
     if cluster != me.cluster.as_bytes() || stripe != me.stripe.as_bytes() {
-        return refuse(stream, format!(
-            "refused: this is stripe {} of cluster {}, not stripe {} of cluster {}",
-            me.stripe,
-            me.cluster,
-            String::from_utf8_lossy(&stripe),
-            String::from_utf8_lossy(&cluster)
-        ))
+        return refuse(
+            stream,
+            format!(
+                "refused: this is stripe {} of cluster {}, not stripe {} of cluster {}",
+                me.stripe,
+                me.cluster,
+                String::from_utf8_lossy(&stripe),
+                String::from_utf8_lossy(&cluster)
+            ),
+        )
         .await;
     }
     let target = u64::from_be_bytes(target.try_into().expect("8 bytes taken"));
     if target != 0 && target != node_id {
         return refuse(stream, format!("refused: this member is now node {node_id}, not node {target}")).await;
     }
-    let proof = mac(&me.secret, &[b"server", me.cluster.as_bytes(), me.stripe.as_bytes(), &client_nonce, &server_nonce]).finalize().into_bytes();
+    let proof =
+        mac(&me.secret, &[b"server", me.cluster.as_bytes(), me.stripe.as_bytes(), &client_nonce, &server_nonce]).finalize().into_bytes();
     let mut out = vec![1u8];
     out.extend_from_slice(&proof);
     write_frame(stream, &out).await?;
@@ -226,7 +232,9 @@ async fn refuse<T>(stream: &mut TcpStream, reason: String) -> io::Result<T> {
 pub async fn call(stream: &mut TcpStream, body: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
     tokio::time::timeout(timeout, async {
         write_frame(stream, body).await?;
-        read_frame(stream, FRAME_BYTES_MAX).await?.ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
+        read_frame(stream, FRAME_BYTES_MAX)
+            .await?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
     })
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {} ms", timeout.as_millis())))?

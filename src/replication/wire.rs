@@ -6,7 +6,9 @@
 
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, VoteRequest, VoteResponse};
 
-use super::record::{decode_raft_entry, decode_vote, encode_raft_entry, encode_vote, get_membership, get_opt_log_id, put_membership, put_opt_log_id};
+use super::record::{
+    decode_raft_entry, decode_vote, encode_raft_entry, encode_vote, get_membership, get_opt_log_id, put_membership, put_opt_log_id,
+};
 use super::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
 use crate::store::codec::{put_bytes, put_varint, CodecError, Decoder};
 
@@ -43,18 +45,32 @@ pub enum Request {
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
     /// A snapshot follows in `Chunk` frames totalling `bytes`, then `SnapshotEnd`.
-    SnapshotBegin { vote: Vote, meta: SnapshotMeta, bytes: u64 },
+    SnapshotBegin {
+        vote: Vote,
+        meta: SnapshotMeta,
+        bytes: u64,
+    },
     TransferLeader(TransferLeaderRequest<TypeConfig>),
     /// Are you part of a formed stripe, and who is its active?
     Probe,
     /// A new member (a first start with an empty data directory, or a restarted
     /// non-persistent server) asks the active to be added.
-    Join { node_id: u64, name: String, data_storage_bytes: u64 },
+    Join {
+        node_id: u64,
+        name: String,
+        data_storage_bytes: u64,
+    },
     Status,
-    Failover { to: Option<String> },
-    Stop { force: bool },
+    Failover {
+        to: Option<String>,
+    },
+    Stop {
+        force: bool,
+    },
     /// To a voter: every data-holding voter has the log up to `index`.
-    PurgeHint { index: u64 },
+    PurgeHint {
+        index: u64,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -65,8 +81,17 @@ pub enum Response {
     Snapshot(SnapshotResponse<TypeConfig>),
     /// `Ok` or the reason the target refused the leadership.
     TransferLeader(Result<(), String>),
-    Probe { initialized: bool, node_id: u64, is_active: bool, active: Option<String>, data_storage_bytes: u64 },
-    Done { ok: bool, message: String },
+    Probe {
+        initialized: bool,
+        node_id: u64,
+        is_active: bool,
+        active: Option<String>,
+        data_storage_bytes: u64,
+    },
+    Done {
+        ok: bool,
+        message: String,
+    },
     Status(StatusReport),
     /// The request could not be served (the reason, for logs and the CLI).
     Error(String),
@@ -399,9 +424,7 @@ impl Response {
                 APPEND_PARTIAL => AppendEntriesResponse::PartialSuccess(get_opt_log_id(&mut d)?),
                 APPEND_CONFLICT => AppendEntriesResponse::Conflict,
                 APPEND_HIGHER_VOTE => AppendEntriesResponse::HigherVote(decode_vote(&mut d)?),
-                other => {
-                    return Err(CodecError::Invalid { what: "append outcome", offset: 1, why: format!("unknown outcome {other}") })
-                }
+                other => return Err(CodecError::Invalid { what: "append outcome", offset: 1, why: format!("unknown outcome {other}") }),
             }),
             RESP_VOTE => {
                 let vote = decode_vote(&mut d)?;
@@ -502,7 +525,8 @@ mod tests {
         };
         let Response::Status(back) = Response::decode(&Response::Status(status.clone()).encode()).unwrap() else { panic!("kind") };
         assert_eq!(back, status);
-        let probe = Response::Probe { initialized: true, node_id: 3, is_active: false, active: Some("server1".into()), data_storage_bytes: 9 };
+        let probe =
+            Response::Probe { initialized: true, node_id: 3, is_active: false, active: Some("server1".into()), data_storage_bytes: 9 };
         assert_eq!(format!("{:?}", Response::decode(&probe.encode()).unwrap()), format!("{probe:?}"));
     }
 
