@@ -22,4 +22,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     spec("bgsave", -1, ADMIN | NOSCRIPT | NO_MULTI, (0, 0, 0), G, "Starts a snapshot of the stripe's state machine.", Handler::Server),
     spec("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), G, "Returns the Unix time of the last snapshot.", Handler::Server),
+    spec("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), G, "Returns the replication role.", Handler::Server),
+    spec("readonly", 1, FAST | LOADING | STALE, (0, 0, 0), G, "Lets reads on a mirror be served locally, possibly stale.", Handler::Server),
+    spec("readwrite", 1, FAST | LOADING | STALE, (0, 0, 0), G, "Sends reads on a mirror to the active again.", Handler::Server),
 ];

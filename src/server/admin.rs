@@ -1,6 +1,6 @@
 //! Commands served by the connection rather than the store: connection state
-//! (HELLO, AUTH, CLIENT…), transactions, pub/sub, and server introspection (INFO,
-//! COMMAND, CONFIG, TIME, MEMORY).
+//! (HELLO, AUTH, CLIENT, READONLY…), transactions, pub/sub, and server introspection
+//! (INFO, ROLE, COMMAND, CONFIG, TIME, MEMORY).
 
 use std::sync::atomic::Ordering;
 
@@ -11,6 +11,8 @@ use super::core::wall_ms;
 use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
 use crate::memory;
 use crate::protocol::reply::Reply;
+use crate::replication::replica::{ActiveAt, MemberView, ReplicationView};
+use crate::replication::stripe::{ServerState, STANDBY_LAG_MAX};
 
 pub const REDIS_VERSION: &str = "7.2.0";
 
@@ -36,12 +38,22 @@ impl Connection {
                 Some(Reply::ok())
             }
             "reset" => Some(self.reset()),
+            "readonly" => {
+                self.readonly = true;
+                Some(Reply::ok())
+            }
+            "readwrite" => {
+                self.readonly = false;
+                Some(Reply::ok())
+            }
+            "role" => Some(self.role()),
             "multi" => Some(self.multi_start()),
             "exec" => Some(self.exec().await),
             "discard" => Some(self.discard()),
             "watch" => Some(self.watch(&args)),
             "unwatch" => {
                 self.unwatch_all();
+                self.forward.watch_lost = false;
                 Some(Reply::ok())
             }
             "subscribe" | "psubscribe" => {
@@ -137,7 +149,7 @@ impl Connection {
             (Reply::bulk(b"proto"), Reply::Int(proto)),
             (Reply::bulk(b"id"), Reply::Int(self.info.id as i64)),
             (Reply::bulk(b"mode"), Reply::bulk(b"standalone")),
-            (Reply::bulk(b"role"), Reply::bulk(b"master")),
+            (Reply::bulk(b"role"), Reply::bulk(if self.shared.core.replica.is_active() { b"master" } else { b"replica" })),
             (Reply::bulk(b"modules"), Reply::Array(vec![])),
         ])
     }
@@ -174,6 +186,7 @@ impl Connection {
         if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
             return Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."));
         }
+        self.forwarded_in = name.starts_with(super::forward::FORWARD_NAME_PREFIX.as_bytes());
         super::clients::ClientInfo::set(&self.info.name, text(name));
         Ok(())
     }
@@ -288,6 +301,10 @@ impl Connection {
         self.info.resp.store(2, Ordering::Relaxed);
         super::clients::ClientInfo::set(&self.info.name, String::new());
         self.authed = self.shared.settings.requirepass().is_none();
+        self.readonly = false;
+        self.forwarded_in = false;
+        // What an upstream held for this client (a transaction, WATCHes) ends with it.
+        self.forward = super::forward::Forwarding::default();
         Reply::status("RESET")
     }
 
@@ -309,6 +326,7 @@ impl Connection {
         }
         self.info.in_multi.store(false, Ordering::Relaxed);
         self.unwatch_all();
+        self.forward.watch_lost = false;
         Reply::ok()
     }
 
@@ -327,7 +345,7 @@ impl Connection {
         Reply::ok()
     }
 
-    fn unwatch_all(&mut self) {
+    pub(super) fn unwatch_all(&mut self) {
         if self.watches.is_empty() {
             return;
         }
@@ -340,9 +358,16 @@ impl Connection {
     async fn exec(&mut self) -> Reply {
         let Some(queued) = self.multi.take() else { return Reply::err("ERR EXEC without MULTI") };
         self.info.in_multi.store(false, Ordering::Relaxed);
+        let watch_lost = std::mem::take(&mut self.forward.watch_lost);
         if self.multi_failed {
             self.unwatch_all();
             return Reply::err("EXECABORT Transaction discarded because of previous errors.");
+        }
+        if watch_lost {
+            // Keys were watched on an active that is not this server any more: they
+            // may have changed unseen, so the transaction fails as if they had.
+            self.unwatch_all();
+            return Reply::NilArray;
         }
         let watches = self.watches.clone();
         let result = self.shared.core.execute_transaction(queued.clone(), &watches, &self.shared.settings).await;
@@ -593,10 +618,115 @@ impl Connection {
                 shared.pubsub.numpat(),
             ),
         );
-        section("Replication", format!("role:master\r\nconnected_slaves:0\r\nmaster_replid:{}\r\nmaster_repl_offset:0\r\n", shared.run_id));
+        section("Replication", self.replication_info());
         let keyspace = if keys > 0 { format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n") } else { String::new() };
         section("Keyspace", keyspace);
         out
+    }
+}
+
+impl Connection {
+    /// ROLE in Redis's shape: on the active `[master, applied, [[host, port, matched]…]]`
+    /// (its data mirrors), on a mirror `[slave, host, port, link, applied]` (the
+    /// active's client address; an empty host while no active is known).
+    fn role(&self) -> Reply {
+        let replica = &self.shared.core.replica;
+        let view = replica.replication_view();
+        let applied = view.applied_index.unwrap_or(0) as i64;
+        if view.state == ServerState::ActiveCoordinator {
+            let mirrors = data_mirrors(&view)
+                .map(|m| {
+                    let (host, port) = split_addr(m.client_addr.as_deref().unwrap_or_default());
+                    Reply::Array(vec![
+                        Reply::bulk_str(&host),
+                        Reply::bulk_str(&port.to_string()),
+                        Reply::bulk_str(&m.matched.unwrap_or(0).to_string()),
+                    ])
+                })
+                .collect();
+            return Reply::Array(vec![Reply::bulk(b"master"), Reply::Int(applied), Reply::Array(mirrors)]);
+        }
+        let (host, port) = match replica.active_at() {
+            ActiveAt::There { client_addr, .. } => split_addr(&client_addr),
+            _ => (String::new(), 0),
+        };
+        let link = match view.state {
+            ServerState::PassiveStandby => "connected",
+            ServerState::Initializing => "sync",
+            _ => "connecting",
+        };
+        Reply::Array(vec![
+            Reply::bulk(b"slave"),
+            Reply::bulk_str(&host),
+            Reply::Int(port.into()),
+            Reply::bulk_str(link),
+            Reply::Int(applied),
+        ])
+    }
+
+    /// INFO's replication section: Redis's fields (what clients and tools parse), then
+    /// this server's place in its stripe (`tandem_*`). A mirror's `lag` is in log
+    /// entries, not seconds: what the active knows without a clock on each mirror.
+    fn replication_info(&self) -> String {
+        let replica = &self.shared.core.replica;
+        let view = replica.replication_view();
+        let applied = view.applied_index.unwrap_or(0);
+        let mut out = String::new();
+        if view.state == ServerState::ActiveCoordinator {
+            let mirrors: Vec<&MemberView> = data_mirrors(&view).collect();
+            out.push_str(&format!("role:master\r\nconnected_slaves:{}\r\n", mirrors.len()));
+            for (i, m) in mirrors.iter().enumerate() {
+                let (host, port) = split_addr(m.client_addr.as_deref().unwrap_or_default());
+                let online = m.voting && m.matched.is_some() && m.lag.is_some_and(|lag| lag <= STANDBY_LAG_MAX);
+                out.push_str(&format!(
+                    "slave{i}:ip={host},port={port},state={},offset={},lag={}\r\n",
+                    if online { "online" } else { "wait_bgsave" },
+                    m.matched.unwrap_or(0),
+                    m.lag.unwrap_or(0),
+                ));
+            }
+        } else {
+            let at = replica.active_at();
+            let (host, port) = match &at {
+                ActiveAt::There { client_addr, .. } => split_addr(client_addr),
+                _ => (String::new(), 0),
+            };
+            let up = matches!(at, ActiveAt::There { .. }) && matches!(view.state, ServerState::PassiveStandby | ServerState::Initializing);
+            out.push_str(&format!(
+                "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_sync_in_progress:{}\r\nslave_repl_offset:{applied}\r\nslave_read_only:1\r\nconnected_slaves:0\r\n",
+                if up { "up" } else { "down" },
+                u8::from(view.state == ServerState::Initializing),
+            ));
+        }
+        let index = |i: Option<u64>| i.map_or_else(String::new, |i| i.to_string());
+        out.push_str(&format!(
+            "master_replid:{}\r\nmaster_repl_offset:{applied}\r\ntandem_state:{}\r\ntandem_light:{}\r\ntandem_node_id:{}\r\ntandem_term:{}\r\ntandem_active:{}\r\ntandem_commit_index:{}\r\ntandem_applied_index:{}\r\ntandem_last_log_index:{}\r\n",
+            self.shared.run_id,
+            view.state.name(),
+            view.state.light(),
+            view.node_id,
+            view.term,
+            view.active.as_deref().unwrap_or_default(),
+            index(view.commit_index),
+            index(view.applied_index),
+            index(view.last_log_index),
+        ));
+        out
+    }
+}
+
+/// The stripe's other data-holding servers as the active sees them (voters hold no
+/// data and have no client port).
+fn data_mirrors(view: &ReplicationView) -> impl Iterator<Item = &MemberView> {
+    view.members.iter().filter(move |m| m.node_id != view.node_id && m.client_addr.is_some())
+}
+
+/// `host:port` split at its last colon (an IPv6 host keeps its own); port 0 when
+/// there is none.
+fn split_addr(addr: &str) -> (String, u16) {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => (host.trim_start_matches('[').trim_end_matches(']').to_string(), port.parse().unwrap_or(0)),
+        None => (addr.to_string(), 0),
     }
 }
 

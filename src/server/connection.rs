@@ -1,9 +1,10 @@
 //! One client connection: read bytes, parse every complete command, run them (store
-//! commands in batches under one lock), write all replies once per read. Holds the
-//! connection's own state: protocol version, authentication, MULTI queue, WATCHed
-//! keys, subscriptions. A protocol error ends this connection only.
+//! commands in batches under one lock; on a mirror, data commands forwarded to the
+//! active in batches, see [`super::forward`]), write all replies once per read. Holds
+//! the connection's own state: protocol version, authentication, MULTI queue, WATCHed
+//! keys, subscriptions, READONLY. A protocol error ends this connection only.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::clients::ClientInfo;
-use super::core::wall_ms;
+use super::core::{wall_ms, Reads};
+use super::forward::{Forwarding, Route};
 use super::pubsub::Outbox;
 use super::Shared;
 use crate::commands::{self, flags, unknown_command, wrong_args, CommandSpec, Handler};
@@ -25,11 +27,20 @@ use crate::store::db::WatchStamp;
 
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// Times one batch's forwarded commands may go back to routing: once when a
+/// transaction is lost with its upstream, once when this server becomes the active;
+/// more means leadership is changing back and forth, and the client is told to retry.
+const REROUTES_MAX: usize = 4;
+
+const ERR_LEADERSHIP_FLAPPING: &str = "TRYAGAIN the stripe's active keeps changing; retry";
+
+const ERR_DEPOSED_WHILE_BLOCKED: &str = "TRYAGAIN this server stopped being the active of its stripe while the command waited; retry";
+
 pub struct Connection {
     pub(super) shared: Arc<Shared>,
     pub(super) info: Arc<ClientInfo>,
-    socket: TcpStream,
-    inbuf: BytesMut,
+    pub(super) socket: TcpStream,
+    pub(super) inbuf: BytesMut,
     pub(super) out: BytesMut,
     pub(super) resp3: bool,
     pub(super) authed: bool,
@@ -41,6 +52,13 @@ pub struct Connection {
     pub(super) outbox: Outbox,
     inbox: mpsc::UnboundedReceiver<Reply>,
     pub(super) closing: bool,
+    /// READONLY: on a mirror, reads are served here, possibly behind the active.
+    pub(super) readonly: bool,
+    /// This client is another server forwarding its clients' commands: this server
+    /// never forwards them once more.
+    pub(super) forwarded_in: bool,
+    /// The upstream to the active and what this client holds there.
+    pub(super) forward: Forwarding,
 }
 
 impl Connection {
@@ -64,6 +82,9 @@ impl Connection {
             outbox,
             inbox,
             closing: false,
+            readonly: false,
+            forwarded_in: false,
+            forward: Forwarding::default(),
         }
     }
 
@@ -101,7 +122,7 @@ impl Connection {
         self.cleanup();
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -124,75 +145,113 @@ impl Connection {
         self.outbox.queued_bytes.store(0, Ordering::Relaxed);
     }
 
-    /// Parses and runs every complete command in the input buffer. False when the
+    /// Parses and runs every complete command in the input buffer, and those that
+    /// arrived while a blocking or forwarded command was waiting. False when the
     /// connection must close (protocol error, QUIT, oversized input).
     async fn on_input(&mut self) -> bool {
+        loop {
+            let (batch, fatal) = self.parse_batch();
+            if self.inbuf.len() > limits::QUERY_BUFFER_BYTES_MAX {
+                tracing::warn!(client = self.info.id, "closing client: query buffer over its limit");
+                return false;
+            }
+            let ran = !batch.is_empty();
+            if ran {
+                self.info.last_active_ms.store(wall_ms(), Ordering::Relaxed);
+                self.shared.commands_processed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.run_batch(batch).await;
+            }
+            if let Some(e) = fatal {
+                Reply::error(format!("ERR Protocol error: {e}")).encode(&mut self.out, self.resp3);
+                return false;
+            }
+            if self.closing || !ran || self.inbuf.is_empty() {
+                return !self.closing;
+            }
+            if self.flush().await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Every complete command in the input buffer, and the protocol error that ended
+    /// parsing, if one did.
+    fn parse_batch(&mut self) -> (Vec<Vec<Bytes>>, Option<crate::protocol::request::ProtocolError>) {
         let limits =
             ParseLimits { bulk_bytes_max: self.shared.settings.bulk_bytes_max.load(Ordering::Relaxed), args_max: limits::ARGS_MAX };
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
-        let mut fatal = None;
         loop {
             match parse_command(&mut self.inbuf, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => batch.push(args),
-                Ok(None) => break,
-                Err(e) => {
-                    fatal = Some(e);
-                    break;
-                }
+                Ok(None) => return (batch, None),
+                Err(e) => return (batch, Some(e)),
             }
         }
-        if self.inbuf.len() > limits::QUERY_BUFFER_BYTES_MAX {
-            tracing::warn!(client = self.info.id, "closing client: query buffer over its limit");
-            return false;
-        }
-        if !batch.is_empty() {
-            self.info.last_active_ms.store(wall_ms(), Ordering::Relaxed);
-            self.shared.commands_processed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            self.run_batch(batch).await;
-        }
-        if let Some(e) = fatal {
-            Reply::error(format!("ERR Protocol error: {e}")).encode(&mut self.out, self.resp3);
-            return false;
-        }
-        !self.closing
     }
 
     /// Runs commands in order. Consecutive plain store commands run together under one
-    /// lock; anything else (connection state, blocking, MULTI) runs on its own.
+    /// lock, consecutive forwarded ones go to the active together; anything else
+    /// (connection state, blocking, MULTI) runs on its own.
     async fn run_batch(&mut self, batch: Vec<Vec<Bytes>>) {
-        let mut run: Vec<(&'static CommandSpec, Vec<Bytes>)> = Vec::new();
-        for args in batch {
+        let mut queue: VecDeque<Vec<Bytes>> = batch.into();
+        let mut local: Vec<(&'static CommandSpec, Vec<Bytes>)> = Vec::new();
+        let mut forwarded: Vec<Vec<Bytes>> = Vec::new();
+        let mut reroutes = 0;
+        loop {
             if self.closing {
                 break;
             }
-            match self.plain_store_command(&args) {
-                Some(spec) => run.push((spec, args)),
-                None => {
-                    self.execute_run(&mut run).await;
+            let route = queue.front().map(|args| self.route(args));
+            if !matches!(route, Some(Route::Forward)) && !forwarded.is_empty() {
+                // Routing may depend on what the forwarded run did: route again after it.
+                let again = self.forward_run(&mut forwarded).await;
+                if !again.is_empty() {
+                    reroutes += 1;
+                }
+                if reroutes > REROUTES_MAX {
+                    for _ in &again {
+                        self.reply(Reply::err(ERR_LEADERSHIP_FLAPPING));
+                    }
+                    continue;
+                }
+                for args in again.into_iter().rev() {
+                    queue.push_front(args);
+                }
+                continue;
+            }
+            let (Some(route), Some(args)) = (route, queue.pop_front()) else { break };
+            match route {
+                Route::Forward => {
+                    self.execute_run(&mut local).await;
+                    self.queue_forward(&args);
+                    forwarded.push(args);
+                }
+                Route::Store(spec) => {
+                    self.leave_upstream_if_active();
+                    local.push((spec, args));
+                }
+                Route::Doomed => {
+                    self.execute_run(&mut local).await;
+                    self.doomed(&args);
+                }
+                Route::Answer(reply) => {
+                    self.execute_run(&mut local).await;
+                    self.reply(reply);
+                }
+                Route::Dispatch => {
+                    self.execute_run(&mut local).await;
+                    self.leave_upstream_if_active();
                     self.dispatch(args).await;
                 }
             }
         }
-        self.execute_run(&mut run).await;
-    }
-
-    /// The command's spec if it can join a batch: a known store command with the right
-    /// arity, not blocking, outside MULTI, on an authenticated, unsubscribed client.
-    fn plain_store_command(&self, args: &[Bytes]) -> Option<&'static CommandSpec> {
-        if self.multi.is_some() || !self.authed || self.resp2_subscribed() {
-            return None;
-        }
-        let spec = commands::lookup(args.first()?)?;
-        let plain = matches!(spec.handler, Handler::Read(_) | Handler::Write(_))
-            && !spec.has(flags::BLOCKING | flags::INTERNAL)
-            && spec.arity_ok(args.len());
-        plain.then_some(spec)
+        self.execute_run(&mut local).await;
     }
 
     /// RESP2 clients with subscriptions may only run pub/sub commands (RESP3 ones may
     /// run anything: pushes are told apart from replies by their type).
-    fn resp2_subscribed(&self) -> bool {
+    pub(super) fn resp2_subscribed(&self) -> bool {
         !self.resp3 && (!self.channels.is_empty() || !self.patterns.is_empty())
     }
 
@@ -203,7 +262,11 @@ impl Connection {
         if let Some((spec, _)) = run.last() {
             self.set_last_cmd(spec.name);
         }
-        let replies = self.shared.core.execute(run, &self.shared.settings).await;
+        // Only a READONLY client on a mirror reads without the linearizability check:
+        // everyone else's read on a server that is not (or no longer) the active is
+        // refused by that check.
+        let reads = if self.readonly && !self.shared.core.replica.is_active() { Reads::Stale } else { Reads::Linearizable };
+        let replies = self.shared.core.execute(run, &self.shared.settings, reads).await;
         for reply in &replies {
             reply.encode(&mut self.out, self.resp3);
         }
@@ -218,8 +281,8 @@ impl Connection {
         reply.encode(&mut self.out, self.resp3);
     }
 
-    /// Runs one command that could not join a batch.
-    async fn dispatch(&mut self, args: Vec<Bytes>) {
+    /// Runs here one command that could not join a batch.
+    pub(super) async fn dispatch(&mut self, args: Vec<Bytes>) {
         let Some(spec) = args.first().and_then(|n| commands::lookup(n)).filter(|s| !s.has(flags::INTERNAL)) else {
             if self.multi.is_some() {
                 self.multi_failed = true;
@@ -289,10 +352,23 @@ impl Connection {
         };
         tokio::pin!(deadline);
         let kill = self.info.kill.clone();
+        // A server that stops being the active can serve the waiter no more: the
+        // client is told to retry (it is then forwarded to the new active).
+        let period = super::forward::active_check_period(self.shared.core.replica.election_time());
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let reply = loop {
             tokio::select! {
                 reply = &mut rx => break reply.unwrap_or(Reply::NilArray),
                 _ = &mut deadline => break self.give_up(id, rx).await,
+                _ = check.tick() => {
+                    if !self.shared.core.replica.is_active() {
+                        match self.give_up(id, rx).await {
+                            // Served after all: a served blocking command never answers a null array.
+                            Reply::NilArray => break Reply::err(ERR_DEPOSED_WHILE_BLOCKED),
+                            served => break served,
+                        }
+                    }
+                }
                 _ = kill.notified() => {
                     self.closing = true;
                     break self.give_up(id, rx).await;
@@ -338,7 +414,7 @@ fn allowed_while_subscribed(name: &str) -> bool {
 
 /// The timeout argument of a blocking command in ms: the last argument for BLPOP,
 /// BRPOP, BLMOVE and BRPOPLPUSH alike.
-fn blocking_timeout(args: &[Bytes]) -> Result<u64, Reply> {
+pub(super) fn blocking_timeout(args: &[Bytes]) -> Result<u64, Reply> {
     let last = args.last().ok_or(Reply::err(commands::args::ERR_SYNTAX))?;
     commands::args::timeout_arg(last)
 }

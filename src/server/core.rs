@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand_core::{RngCore, SeedableRng};
@@ -29,6 +29,31 @@ use crate::store::{Entry, Op, Store};
 pub fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
+
+/// How the reads of a batch are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// After one linearizability check for the batch (the active's reads).
+    Linearizable,
+    /// From the local state machine as it is, possibly behind the active: what a
+    /// client asked for with `READONLY` on a mirror.
+    Stale,
+}
+
+/// The shortest time a connection waits for a write's reply before answering that
+/// its outcome is unknown: long enough for a commit under load.
+const WRITE_WAIT_MIN: Duration = Duration::from_secs(5);
+
+/// How long a connection waits for a write to be committed and applied: at least
+/// `WRITE_WAIT_MIN`, and four election times, so an election in the middle of a
+/// commit does not fail the write. Past it, an active that was deposed or cut off
+/// from its stripe has the client told so instead of keeping it waiting forever.
+pub fn write_wait(election_time: Duration) -> Duration {
+    WRITE_WAIT_MIN.max(election_time.saturating_mul(4))
+}
+
+/// The reply to a write whose commit was not confirmed within [`write_wait`].
+pub const ERR_WRITE_UNCONFIRMED: &str = "TRYAGAIN the write was not confirmed in time; its outcome is unknown";
 
 pub struct Core {
     pub replica: Replica,
@@ -70,7 +95,15 @@ impl Core {
         // Disk trouble answers at once, never queued behind an EXEC waiting at the gate.
         self.replica.refuse_if_disk_trouble()?;
         let _shared = self.gate.read().await;
-        self.replica.submit(ops).await
+        self.bounded(self.replica.submit(ops)).await
+    }
+
+    /// Waits for a write's outcome, for at most [`write_wait`].
+    async fn bounded(&self, write: impl std::future::Future<Output = Result<Vec<Reply>, Reply>>) -> Result<Vec<Reply>, Reply> {
+        match tokio::time::timeout(write_wait(self.replica.election_time()), write).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Reply::err(ERR_WRITE_UNCONFIRMED)),
+        }
     }
 
     async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>) {
@@ -85,9 +118,9 @@ impl Core {
     }
 
     /// Runs a batch of store commands (no blocking ones): consecutive writes become one
-    /// entry; reads run in place after one linearizability check for the batch, and see
-    /// every write before them.
-    pub async fn execute(&self, batch: &[(&'static CommandSpec, Vec<Bytes>)], settings: &Settings) -> Vec<Reply> {
+    /// entry; reads run in place after one linearizability check for the batch (none
+    /// with [`Reads::Stale`]), and see every write before them.
+    pub async fn execute(&self, batch: &[(&'static CommandSpec, Vec<Bytes>)], settings: &Settings, reads: Reads) -> Vec<Reply> {
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
         let mut linearized: Option<Result<(), Reply>> = None;
@@ -97,7 +130,10 @@ impl Core {
             if !spec.is_write() {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
-                    linearized = Some(self.replica.linearize().await);
+                    linearized = Some(match reads {
+                        Reads::Linearizable => self.replica.linearize().await,
+                        Reads::Stale => Ok(()),
+                    });
                 }
                 match &linearized {
                     Some(Err(e)) => replies.push(e.clone()),
@@ -146,7 +182,8 @@ impl Core {
             if !unchanged {
                 return Ok(Reply::NilArray);
             }
-            self.replica.propose(self.entry(vec![Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect())])).await?
+            self.bounded(self.replica.propose(self.entry(vec![Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect())])))
+                .await?
         };
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }
@@ -179,6 +216,11 @@ impl Core {
         let policy = settings.policy();
         if policy == EvictionPolicy::NoEviction {
             return Err(Reply::err(ERR_OOM));
+        }
+        if !self.replica.is_active() {
+            // Eviction is an entry only the active proposes; a mirror's memory follows
+            // the active's decisions.
+            return Err(Reply::err("TRYAGAIN this server is not the active of its stripe; retry"));
         }
         // Bounded: each round evicts a handful of keys.
         for _ in 0..1024 {

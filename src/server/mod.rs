@@ -1,12 +1,13 @@
 //! The client-facing server: the listener, one task per connection, pub/sub fan-out,
-//! the active expiry cycle, and clean shutdown. It knows the state machine only
-//! through [`core::Core`].
+//! the active expiry cycle, forwarding from a mirror to its active, and clean
+//! shutdown. It knows the state machine only through [`core::Core`].
 
 pub mod admin;
 pub mod blocking;
 pub mod clients;
 pub mod connection;
 pub mod core;
+pub mod forward;
 pub mod pubsub;
 pub mod settings;
 
@@ -142,6 +143,11 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             _ = shutdown.changed() => return,
         }
         shared.core.replica.snapshot_if_log_large().await;
+        if !shared.core.replica.is_active() {
+            // Expiry is decided by the active and replicated as deletes; a mirror
+            // never expires a key by itself.
+            continue;
+        }
         let started = Instant::now();
         loop {
             let removed = shared.core.expire_due().await;

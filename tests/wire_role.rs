@@ -1,0 +1,153 @@
+//! ROLE, INFO replication and READONLY/READWRITE through a real client: on a lone
+//! active, and on a server of a two-server stripe whose other server never starts
+//! (so no active exists: requests are held one election time, then refused).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use support::{free_port, ConfigServer, Server};
+
+fn info_field(info: &str, field: &str) -> Option<String> {
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}
+
+fn bulk(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("expected a bulk string, got {other:?}"),
+    }
+}
+
+#[test]
+fn role_and_info_replication_on_a_lone_active() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    let role: Vec<Value> = redis::cmd("ROLE").query(&mut con).unwrap();
+    assert_eq!(role.len(), 3, "{role:?}");
+    assert_eq!(bulk(&role[0]), "master");
+    let Value::Int(applied) = role[1] else { panic!("applied index: {role:?}") };
+    assert!(applied >= 2, "the SET was applied after the stripe's first entries: {role:?}");
+    assert_eq!(role[2], Value::Array(vec![]), "a lone active has no mirrors");
+
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut con).unwrap();
+    assert!(info.starts_with("# Replication\r\n"), "{info}");
+    assert_eq!(info_field(&info, "role").as_deref(), Some("master"));
+    assert_eq!(info_field(&info, "connected_slaves").as_deref(), Some("0"));
+    assert_eq!(info_field(&info, "tandem_state").as_deref(), Some("ACTIVE-COORDINATOR"));
+    assert_eq!(info_field(&info, "tandem_light").as_deref(), Some("green"));
+    assert!(info_field(&info, "tandem_active").is_some_and(|a| !a.is_empty()), "{info}");
+    let applied_info: i64 = info_field(&info, "tandem_applied_index").unwrap().parse().unwrap();
+    assert!(applied_info >= applied, "{info}");
+    assert!(info_field(&info, "tandem_term").unwrap().parse::<u64>().unwrap() >= 1, "{info}");
+    // The other sections are still there.
+    let all: String = redis::cmd("INFO").query(&mut con).unwrap();
+    for section in ["# Server", "# Clients", "# Memory", "# Replication", "# Keyspace"] {
+        assert!(all.contains(section), "{section} missing from INFO");
+    }
+}
+
+#[test]
+fn readonly_and_readwrite_on_the_active_change_nothing_for_reads_and_writes() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("READONLY").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    let got: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(got, "v");
+    let _: () = redis::cmd("READWRITE").query(&mut con).unwrap();
+    let got: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(got, "v");
+    let err = redis::cmd("READONLY").arg("x").query::<()>(&mut con).unwrap_err();
+    assert_eq!(err.detail(), Some("wrong number of arguments for 'readonly' command"));
+}
+
+/// A stripe of two servers with one election second; only the first is started.
+fn lone_member_of_two() -> (tempfile::TempDir, ConfigServer) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::from("[cluster]\nname = \"test\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n");
+    let mut port1 = 0;
+    for name in ["server1", "server2"] {
+        let port = free_port();
+        if name == "server1" {
+            port1 = port;
+        }
+        text.push_str(&format!(
+            "\n[[stripe.server]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nclient-port = {port}\ngroup-port = {}\nmanagement-port = {}\ndata = \"data/{name}\"\ndata-storage = \"1g\"\nrestartable = false\n",
+            free_port(),
+            free_port()
+        ));
+    }
+    let config = dir.path().join("tandem.toml");
+    std::fs::write(&config, text).expect("write config");
+    let server = ConfigServer::start(dir.path(), &config, "server1", port1);
+    (dir, server)
+}
+
+#[test]
+fn without_an_active_requests_wait_one_election_time_then_get_clusterdown() {
+    let (_dir, server) = lone_member_of_two();
+    let mut con = server.conn();
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG", "connection commands are served here");
+
+    let started = Instant::now();
+    let err = redis::cmd("GET").arg("k").query::<Option<String>>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+    assert!(err.to_string().contains("election in progress"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "held for the election time, not {:?}", started.elapsed());
+    let err = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+
+    let role: Vec<Value> = redis::cmd("ROLE").query(&mut con).unwrap();
+    assert_eq!(role.len(), 5, "{role:?}");
+    assert_eq!(bulk(&role[0]), "slave");
+    assert_eq!(bulk(&role[3]), "connecting", "no active known: {role:?}");
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut con).unwrap();
+    assert_eq!(info_field(&info, "role").as_deref(), Some("slave"), "{info}");
+    assert_eq!(info_field(&info, "master_link_status").as_deref(), Some("down"), "{info}");
+    assert_ne!(info_field(&info, "tandem_state").as_deref(), Some("ACTIVE-COORDINATOR"), "{info}");
+
+    // READONLY reads the local state machine at once, however stale; writes still
+    // need the active.
+    let _: () = redis::cmd("READONLY").query(&mut con).unwrap();
+    let started = Instant::now();
+    let got: Option<String> = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(got, None);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 0);
+    assert!(started.elapsed() < Duration::from_millis(900), "a READONLY read does not wait for an active");
+    let err = redis::cmd("DEL").arg("k").query::<i64>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+    let _: () = redis::cmd("READWRITE").query(&mut con).unwrap();
+    let err = redis::cmd("GET").arg("k").query::<Option<String>>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+}
+
+#[test]
+fn a_transaction_without_an_active_is_refused_command_by_command() {
+    let (_dir, server) = lone_member_of_two();
+    let mut con = server.conn();
+    // MULTI is forwarded like the data: refused, so nothing is queued here.
+    let err = redis::cmd("MULTI").query::<()>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+    let err = redis::cmd("EXEC").query::<Value>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn a_forwarded_connection_is_never_forwarded_again() {
+    let (_dir, server) = lone_member_of_two();
+    let mut con = server.conn();
+    // What another server's forwarding connection calls itself.
+    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("tandem-forward:server2").query(&mut con).unwrap();
+    let started = Instant::now();
+    let err = redis::cmd("GET").arg("k").query::<Option<String>>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    assert!(err.to_string().contains("not the active of its stripe either"), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(900), "refused at once, not held");
+}
