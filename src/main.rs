@@ -116,6 +116,9 @@ enum Command {
         /// (they are always kept after one).
         #[arg(long)]
         keep: bool,
+        /// Print the seed, topology and fault schedule, and start nothing.
+        #[arg(long)]
+        plan: bool,
         /// Breaks a guarantee on purpose in the servers it starts (debug builds only;
         /// "stale-reads"): shows that the checks catch it.
         #[arg(long, hide = true)]
@@ -177,8 +180,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
-        Command::Check { seed, topology, duration, clients, keep, break_safety } => {
-            check(seed, topology, duration, clients, keep, break_safety)
+        Command::Check { seed, topology, duration, clients, keep, plan, break_safety } => {
+            check(CheckArgs { seed, topology, duration, clients, keep, plan, break_safety })
         }
         Command::Voter { config, name, group_bind } => {
             let file = Config::from_file(&config)?;
@@ -233,23 +236,30 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     tandem::config::parse_duration_ms(text).map(std::time::Duration::from_millis)
 }
 
-fn check(
+struct CheckArgs {
     seed: Option<u64>,
     topology: tandem::check::faults::Topology,
     duration: std::time::Duration,
     clients: usize,
     keep: bool,
+    plan: bool,
     break_safety: Option<String>,
-) -> anyhow::Result<()> {
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
     use rand::Rng;
     let binary = std::env::current_exe().context("finding the tandem executable")?;
-    let mut options = tandem::check::Options::new(binary, seed.unwrap_or_else(|| rand::thread_rng().gen()));
-    options.topology = topology;
-    options.duration = duration;
-    options.clients = clients.max(1);
-    options.break_safety = break_safety;
+    let mut options = tandem::check::Options::new(binary, args.seed.unwrap_or_else(|| rand::thread_rng().gen()));
+    options.topology = args.topology;
+    options.duration = args.duration;
+    options.clients = args.clients.max(1);
+    options.break_safety = args.break_safety;
     options.keep_on_violation = true;
-    options.keep_always = keep;
+    options.keep_always = args.keep;
+    if args.plan {
+        print!("{}", tandem::check::describe(&options));
+        return Ok(());
+    }
     let report = tandem::check::run(&options)?;
     print!("{report}");
     println!("{}", tandem::check::summary(&report));

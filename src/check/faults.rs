@@ -72,7 +72,7 @@ impl fmt::Display for Topology {
 pub enum Target {
     /// Whoever is the active when the fault starts.
     Active,
-    /// The k-th (modulo their number) server that is not the active then.
+    /// The k-th (modulo their number) server that is not the active then, in config order.
     Mirror(usize),
     /// Member i, in config order (servers first, then the voter).
     Member(usize),
@@ -117,7 +117,7 @@ pub fn schedule(seed: u64, topology: Topology, duration_ms: u64) -> Vec<Step> {
         let mut hold_ms = 1000 + below(3000);
         let target = |below: &mut dyn FnMut(u64) -> u64| match below(3) {
             0 => Target::Active,
-            1 => Target::Mirror(below(servers) as usize),
+            1 => Target::Mirror(below(servers - 1) as usize),
             _ => Target::Member(below(members) as usize),
         };
         let fault = match below(100) {
@@ -133,7 +133,7 @@ pub fn schedule(seed: u64, topology: Topology, duration_ms: u64) -> Vec<Step> {
                 hold_ms = 0;
                 Fault::Transfer((below(2) == 0).then(|| below(servers) as usize))
             }
-            _ => Fault::Wipe(Target::Mirror(below(servers) as usize)),
+            _ => Fault::Wipe(Target::Mirror(below(servers - 1) as usize)),
         };
         if t + gap_ms + hold_ms + 1000 > duration_ms {
             break;
@@ -297,7 +297,7 @@ mod tests {
                 for s in &steps {
                     let ok = |t: &Target| match t {
                         Target::Member(i) => *i < topology.members(),
-                        Target::Mirror(k) => *k < topology.servers(),
+                        Target::Mirror(k) => *k < topology.servers() - 1,
                         Target::Active => true,
                     };
                     match &s.fault {

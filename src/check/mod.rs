@@ -251,7 +251,9 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         }),
     }
     eprintln!("checking {} operations", ops.len());
+    let checking = Instant::now();
     check_all(&ops, &keys, &mut report);
+    eprintln!("checked in {}", secs(checking.elapsed().as_nanos() as u64));
     if options.keep_always || (!report.passed() && options.keep_on_violation) {
         report.kept_dir = Some(cluster.keep_dir());
     }
