@@ -139,19 +139,28 @@ fn two_servers_and_a_voter_survive_kill9_of_the_active_under_writes() {
 
 #[test]
 fn a_paused_active_steps_down_and_serves_nothing_stale() {
-    let mut cluster = Cluster::start(Spec::servers(3));
+    let cluster = Cluster::start(Spec::servers(3));
     let everyone = [0, 1, 2];
     let old = cluster.wait_stable(&everyone, Duration::from_secs(30));
     let mut con = cluster.conn(old).unwrap();
     let _: () = redis::cmd("SET").arg("k").arg("before").query(&mut con).unwrap();
+    // Opened before the pause: the client's handshake needs a running server.
+    let mut old_con = cluster.conn(old).ok();
     cluster.sigstop(old);
     let others: Vec<usize> = everyone.iter().copied().filter(|&i| i != old).collect();
     let new = cluster.wait_stable(&others, Duration::from_secs(30));
     let mut fresh = cluster.conn(new).unwrap();
     let _: () = redis::cmd("SET").arg("k").arg("after").query(&mut fresh).unwrap();
-    // Requests queued on the old active's socket while it was paused.
-    let mut old_con = cluster.conn(old).ok();
+    // A read queued on the old active's socket while it was paused is the first
+    // thing it sees when it resumes, before any message from the new active.
+    let mut raw = std::net::TcpStream::connect((cluster.members[old].host.as_str(), cluster.members[old].client_port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    std::io::Write::write_all(&mut raw, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
     cluster.sigcont(old);
+    let mut reply = [0u8; 256];
+    let n = std::io::Read::read(&mut raw, &mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]).to_string();
+    assert!(reply.starts_with('-') || reply == "$5\r\nafter\r\n", "the deposed active served a stale read: {reply:?}");
     if let Some(c) = old_con.as_mut() {
         let read: redis::RedisResult<Option<String>> = redis::cmd("GET").arg("k").query(c);
         if let Ok(v) = read {

@@ -195,12 +195,16 @@ pub struct Replica {
 }
 
 fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
-    let election_max = options.layout.election_time_ms.max(200);
+    // `election-time` bounds the whole election: openraft's leader lease equals the
+    // maximum timeout, and a mirror votes for nobody before the lease of the active
+    // it last heard has run out, so a failover takes about one lease plus one
+    // timeout. Both are kept within half the configured time each.
+    let election = options.layout.election_time_ms.max(200);
     let config = Config {
         cluster_name: format!("{}/{}", options.layout.cluster, options.layout.stripe),
-        heartbeat_interval: (election_max / 6).max(20),
-        election_timeout_min: election_max / 2,
-        election_timeout_max: election_max,
+        heartbeat_interval: (election / 10).max(20),
+        election_timeout_min: election / 4,
+        election_timeout_max: election / 2,
         enable_pre_vote: Some(true),
         // A voter purges only behind what every server holds (the active's hints).
         snapshot_policy: if options.witness { SnapshotPolicy::Never } else { SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES) },
