@@ -155,8 +155,40 @@ pub fn describe(options: &Options) -> String {
 /// Runs the harness once: start, load under faults, heal, check. Progress goes to
 /// stderr as it happens.
 pub fn run(options: &Options) -> Result<Report, CheckError> {
-    let schedule = options.steps();
     eprint!("{}", describe(options));
+    let mut cluster = start(options)?;
+    eprintln!("stripe formed in {}", cluster.dir.path().display());
+    let keys = Keys::default();
+    let epoch = Instant::now();
+    let (mut ops, nemesis) = load(&mut cluster, options, &keys, epoch);
+    eprintln!("{} operations; healing", ops.len());
+    let mut report = Report {
+        seed: options.seed,
+        topology: options.topology,
+        duration: options.duration,
+        clients: options.clients,
+        schedule: options.steps(),
+        fault_log: nemesis.log,
+        faults_injected: nemesis.injected,
+        ops: count_by_kind(&ops),
+        violations: Vec::new(),
+        inconclusive: Vec::new(),
+        notes: Vec::new(),
+        kept_dir: None,
+    };
+    ops.extend(settle(&mut cluster, &keys, epoch, &mut report));
+    eprintln!("checking {} operations", ops.len());
+    let checking = Instant::now();
+    check_all(&ops, &keys, &mut report);
+    eprintln!("checked in {}", secs(checking.elapsed().as_nanos() as u64));
+    if options.keep_always || (!report.passed() && options.keep_on_violation) {
+        report.kept_dir = Some(cluster.keep_dir());
+    }
+    Ok(report)
+}
+
+/// Writes the config, starts every member and waits for the stripe to form.
+fn start(options: &Options) -> Result<Cluster, CheckError> {
     let spec = Spec {
         servers: vec![true; options.topology.servers()],
         voters: options.topology.voters(),
@@ -172,14 +204,21 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         cluster.try_spawn(i)?;
     }
     cluster.try_wait_stable(&everyone, FORM_DEADLINE).map_err(|e| CheckError::Formation(format!("{e}\n{}", cluster.all_stderr())))?;
-    eprintln!("stripe formed in {}", cluster.dir.path().display());
+    Ok(cluster)
+}
 
-    let epoch = Instant::now();
+/// What the nemesis did.
+struct Nemesis {
+    log: Vec<String>,
+    injected: usize,
+}
+
+/// Runs the clients for the run's duration (or until each made its operations) while
+/// the nemesis works through the schedule; the clients' history.
+fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -> (Vec<Op>, Nemesis) {
     let end = epoch + options.duration;
     let stop = Arc::new(AtomicBool::new(false));
-    let keys = Keys::default();
-    let servers: Vec<usize> = everyone.iter().copied().filter(|&i| !cluster.members[i].voter).collect();
-    let urls: Vec<String> = servers.iter().map(|&i| cluster.url(i)).collect();
+    let urls: Vec<String> = (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter).map(|i| cluster.url(i)).collect();
     let threads: Vec<_> = (0..options.clients)
         .map(|id| {
             let client = Client {
@@ -197,10 +236,8 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         })
         .collect();
     let clients_done = |threads: &[std::thread::JoinHandle<Vec<Op>>]| threads.iter().all(|t| t.is_finished());
-
-    let mut fault_log = Vec::new();
-    let mut faults_injected = 0;
-    for step in &schedule {
+    let mut nemesis = Nemesis { log: Vec::new(), injected: 0 };
+    for step in &options.steps() {
         let start = Instant::now() + Duration::from_millis(step.gap_ms);
         if start + Duration::from_millis(step.hold_ms) > end || clients_done(&threads) {
             break;
@@ -208,56 +245,39 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         while Instant::now() < start && !clients_done(&threads) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        for line in faults::apply(&mut cluster, step, epoch) {
+        for line in faults::apply(cluster, step, epoch) {
             eprintln!("  {line}");
-            fault_log.push(line);
+            nemesis.log.push(line);
         }
-        faults_injected += 1;
+        nemesis.injected += 1;
     }
     while Instant::now() < end && !clients_done(&threads) {
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);
-    let mut ops: Vec<Op> = threads.into_iter().flat_map(|t| t.join().unwrap_or_default()).collect();
-    eprintln!("{} operations; healing", ops.len());
+    let ops = threads.into_iter().flat_map(|t| t.join().unwrap_or_default()).collect();
+    (ops, nemesis)
+}
 
-    let mut report = Report {
-        seed: options.seed,
-        topology: options.topology,
-        duration: options.duration,
-        clients: options.clients,
-        schedule,
-        fault_log,
-        faults_injected,
-        ops: count_by_kind(&ops),
-        violations: Vec::new(),
-        inconclusive: Vec::new(),
-        notes: Vec::new(),
-        kept_dir: None,
-    };
-    heal(&mut cluster);
-    match cluster.try_wait_stable(&everyone, HEAL_DEADLINE) {
-        Ok(active) => {
-            ops.extend(final_reads(&cluster, active, &keys, epoch, &mut report.notes));
-            if let Err(e) = cluster.try_wait_converged(&servers, CONVERGE_DEADLINE) {
-                report.violations.push(Violation { checker: "digests", key: String::new(), what: e, ops: Vec::new() });
-            }
+/// Heals every fault, waits for the stripe to settle, reads every key through the
+/// active and waits for equal digests; the reads. What fails is a violation.
+fn settle(cluster: &mut Cluster, keys: &Keys, epoch: Instant, report: &mut Report) -> Vec<Op> {
+    heal(cluster);
+    let everyone: Vec<usize> = (0..cluster.members.len()).collect();
+    let servers: Vec<usize> = everyone.iter().copied().filter(|&i| !cluster.members[i].voter).collect();
+    let active = match cluster.try_wait_stable(&everyone, HEAL_DEADLINE) {
+        Ok(active) => active,
+        Err(e) => {
+            let what = format!("after every fault was healed, {e}");
+            report.violations.push(Violation { checker: "liveness", key: String::new(), what, ops: Vec::new() });
+            return Vec::new();
         }
-        Err(e) => report.violations.push(Violation {
-            checker: "liveness",
-            key: String::new(),
-            what: format!("after every fault was healed, {e}"),
-            ops: Vec::new(),
-        }),
+    };
+    let reads = final_reads(cluster, active, keys, epoch, &mut report.notes);
+    if let Err(e) = cluster.try_wait_converged(&servers, CONVERGE_DEADLINE) {
+        report.violations.push(Violation { checker: "digests", key: String::new(), what: e, ops: Vec::new() });
     }
-    eprintln!("checking {} operations", ops.len());
-    let checking = Instant::now();
-    check_all(&ops, &keys, &mut report);
-    eprintln!("checked in {}", secs(checking.elapsed().as_nanos() as u64));
-    if options.keep_always || (!report.passed() && options.keep_on_violation) {
-        report.kept_dir = Some(cluster.keep_dir());
-    }
-    Ok(report)
+    reads
 }
 
 /// Resumes, restarts and reconnects every member.
@@ -402,7 +422,7 @@ impl fmt::Display for Report {
     }
 }
 
-/// A sentence per violation kind, for a summary line.
+/// One line: seed, operations, faults, violations by checker.
 pub fn summary(report: &Report) -> String {
     let total = report.ops_total();
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();

@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 
 use super::history::{Call, Op, Outcome, Ret};
-use super::linearizable::{self, Init, RegCall, RegOp, RegRet, Verdict, VALUE_ID_MAX};
+use super::linearizable::{self, RegCall, RegOp, RegRet, Verdict, VALUE_ID_MAX};
 use super::Violation;
 
-/// Search steps for one key's whole history; past it the verdict is inconclusive.
-const SEARCH_BUDGET: u64 = 20_000_000;
+/// Search steps for one key's whole history (a few seconds); past it the verdict is
+/// inconclusive.
+const SEARCH_BUDGET: u64 = 200_000_000;
 
 /// What the register checks found on one key.
 pub struct Findings {
@@ -24,32 +25,33 @@ pub fn check(key: &str, ops: &[&Op]) -> Findings {
     let mut violations = never_written(key, ops);
     let (reg, source) = to_register_ops(ops);
     let mut inconclusive = None;
-    match linearizable::check(&reg, Init::Absent, SEARCH_BUDGET) {
-        Verdict::Linearizable => {}
-        Verdict::Inconclusive => {
-            inconclusive = Some(format!("{key}: linearizability search gave up after {SEARCH_BUDGET} steps ({} operations)", reg.len()))
-        }
-        Verdict::NotLinearizable => {
-            let small = linearizable::shrink(&reg, SEARCH_BUDGET);
-            let mut shown: Vec<Op> = small.iter().map(|&i| source[i].clone()).collect();
-            shown.sort_by_key(|o| o.invoke_ns);
-            let context = writers_of(&shown, ops);
-            let mut what = format!(
-                "not linearizable: no order of its {} operations (each placed between its invocation and its reply) explains every reply; \
-                 the {} operations below are not linearizable by themselves",
-                reg.len(),
-                shown.len()
-            );
-            if !context.is_empty() {
-                what.push_str(&format!(
-                    " (whatever the value before them; the writes of the values they read: {})",
-                    context.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("; ")
-                ));
-            }
-            violations.push(Violation { checker: "linearizable", key: key.to_string(), what, ops: shown });
-        }
+    match linearizable::analyse(&reg, SEARCH_BUDGET) {
+        (Verdict::Linearizable, _) => {}
+        (Verdict::Inconclusive, _) => inconclusive = Some(format!("{key}: the linearizability search gave up ({} operations)", reg.len())),
+        (Verdict::NotLinearizable, culprit) => violations.push(explain(key, &reg, &source, culprit)),
     }
     Findings { violations, inconclusive }
+}
+
+/// The violation of a key whose history is not linearizable: the reply the search
+/// could not explain, and a small sub-history around it that is not linearizable.
+fn explain(key: &str, reg: &[RegOp], source: &[&Op], culprit: Option<usize>) -> Violation {
+    let mut what = format!(
+        "not linearizable: no order of its {} operations (each placed between its invocation and its reply) explains every reply",
+        reg.len()
+    );
+    let Some(culprit) = culprit else {
+        return Violation { checker: "linearizable", key: key.to_string(), what, ops: Vec::new() };
+    };
+    let small = linearizable::shrink(reg, culprit);
+    let shown: Vec<Op> = small.iter().filter_map(|&i| source.get(i).map(|&o| o.clone())).collect();
+    what.push_str(&format!(
+        "; the reply that could not be explained: {}; these {} operations are not linearizable by themselves{}",
+        source[culprit],
+        shown.len(),
+        if small.contains(&reg.len()) { ", given that the key did not exist at the start" } else { ", whatever the value before them" }
+    ));
+    Violation { checker: "linearizable", key: key.to_string(), what, ops: shown }
 }
 
 /// The register operations of `ops` (values as numbers) and the operation each came from.
@@ -109,20 +111,4 @@ fn never_written(key: &str, ops: &[&Op]) -> Vec<Violation> {
         found.push(Violation { checker: "never-written", key: key.to_string(), what: format!("read {why}"), ops: shown });
     }
     found
-}
-
-/// The writes of the values that `shown` reads, when not already shown.
-fn writers_of(shown: &[Op], ops: &[&Op]) -> Vec<Op> {
-    let mut out = Vec::new();
-    for op in shown {
-        let Some(Ret::Value(Some(v))) = op.ret() else { continue };
-        for &w in ops {
-            if let Call::Set(x) | Call::SetNx(x) = &w.call {
-                if x == v && !shown.contains(w) && !out.contains(w) {
-                    out.push(w.clone());
-                }
-            }
-        }
-    }
-    out
 }
