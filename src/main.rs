@@ -98,7 +98,7 @@ enum Command {
     /// addresses, runs clients under faults drawn from --seed (kill -9, SIGSTOP,
     /// partitions, leadership transfer, hot swap), heals the stripe, and checks the
     /// history (linearizable registers, lists, counters, equal digests). Exit code 1
-    /// on a violation.
+    /// on a violation, 2 if a history could not be decided.
     Check {
         /// The seed of the fault schedule and of the clients' choices (default: random, printed).
         #[arg(long)]
@@ -119,6 +119,10 @@ enum Command {
         /// Print the seed, topology and fault schedule, and start nothing.
         #[arg(long)]
         plan: bool,
+        /// Inject each fault without waiting for the stripe to settle after the last:
+        /// faults compound (availability may go for a while; safety must not).
+        #[arg(long)]
+        rough: bool,
         /// Breaks a guarantee on purpose in the servers it starts (debug builds only;
         /// "stale-reads"): shows that the checks catch it.
         #[arg(long, hide = true)]
@@ -180,8 +184,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
-        Command::Check { seed, topology, duration, clients, keep, plan, break_safety } => {
-            check(CheckArgs { seed, topology, duration, clients, keep, plan, break_safety })
+        Command::Check { seed, topology, duration, clients, keep, plan, rough, break_safety } => {
+            check(CheckArgs { seed, topology, duration, clients, keep, plan, rough, break_safety })
         }
         Command::Voter { config, name, group_bind } => {
             let file = Config::from_file(&config)?;
@@ -243,6 +247,7 @@ struct CheckArgs {
     clients: usize,
     keep: bool,
     plan: bool,
+    rough: bool,
     break_safety: Option<String>,
 }
 
@@ -253,6 +258,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     options.topology = args.topology;
     options.duration = args.duration;
     options.clients = args.clients.max(1);
+    options.settle = !args.rough;
     options.break_safety = args.break_safety;
     options.keep_on_violation = true;
     options.keep_always = args.keep;
@@ -263,8 +269,12 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     let report = tandem::check::run(&options)?;
     print!("{report}");
     println!("{}", tandem::check::summary(&report));
+    // 1: a violation; 2: no violation found, but some history could not be decided.
     if !report.passed() {
         std::process::exit(1);
+    }
+    if !report.inconclusive.is_empty() {
+        std::process::exit(2);
     }
     Ok(())
 }

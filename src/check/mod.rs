@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use clients::{Client, Keys};
 use cluster::{Cluster, Spec};
 use faults::{Step, Topology};
-use history::{secs, Call, Counts, Op, FINAL_CLIENT};
+use history::{secs, Call, Counts, Op, Outcome, FINAL_CLIENT};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -48,6 +48,9 @@ pub struct Options {
     pub ops_per_client_max: usize,
     /// Faults to inject instead of the seed's schedule.
     pub schedule: Option<Vec<Step>>,
+    /// Wait for the stripe to settle after each fault before the next (false: faults
+    /// may compound).
+    pub settle: bool,
     /// Passed to the servers as `TANDEM_BREAK_SAFETY` (debug builds of tandem honour
     /// it by breaking a guarantee on purpose, to show the checks catch it).
     pub break_safety: Option<String>,
@@ -67,6 +70,7 @@ impl Options {
             clients: 6,
             ops_per_client_max: usize::MAX,
             schedule: None,
+            settle: true,
             break_safety: None,
             keep_on_violation: false,
             keep_always: false,
@@ -97,6 +101,8 @@ pub struct Report {
     pub topology: Topology,
     pub duration: Duration,
     pub clients: usize,
+    /// False for a rough run (no settling between faults).
+    pub settle: bool,
     pub schedule: Vec<Step>,
     /// The nemesis's log: what it did to whom, when.
     pub fault_log: Vec<String>,
@@ -139,11 +145,12 @@ const CONVERGE_DEADLINE: Duration = Duration::from_secs(30);
 /// The header of a run: seed, topology, schedule.
 pub fn describe(options: &Options) -> String {
     let mut text = format!(
-        "tandem check: seed {} · topology {} · duration {} · {} clients{}\nschedule:\n",
+        "tandem check: seed {} · topology {} · duration {} · {} clients{}{}\nschedule:\n",
         options.seed,
         options.topology,
         secs(options.duration.as_nanos() as u64),
         options.clients,
+        if options.settle { "" } else { " · rough (no settling between faults)" },
         options.break_safety.as_ref().map(|m| format!(" · TANDEM_BREAK_SAFETY={m}")).unwrap_or_default()
     );
     for step in options.steps() {
@@ -167,6 +174,7 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         topology: options.topology,
         duration: options.duration,
         clients: options.clients,
+        settle: options.settle,
         schedule: options.steps(),
         fault_log: nemesis.log,
         faults_injected: nemesis.injected,
@@ -245,7 +253,7 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
         while Instant::now() < start && !clients_done(&threads) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        for line in faults::apply(cluster, step, epoch) {
+        for line in faults::apply(cluster, step, epoch, options.settle) {
             eprintln!("  {line}");
             nemesis.log.push(line);
         }
@@ -364,7 +372,10 @@ fn check_all(ops: &[Op], keys: &Keys, report: &mut Report) {
     for key in &keys.lists {
         report.violations.extend(lists::check(key, &on(key)));
     }
-    let unexpected: Vec<&Op> = ops.iter().filter(|o| format!("{:?}", o.outcome).contains(clients::UNEXPECTED)).collect();
+    let unexpected: Vec<&Op> = ops
+        .iter()
+        .filter(|o| matches!(&o.outcome, Outcome::Unknown(why) | Outcome::Fail(why) if why.starts_with(clients::UNEXPECTED)))
+        .collect();
     if !unexpected.is_empty() {
         report.violations.push(Violation {
             checker: "replies",
