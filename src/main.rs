@@ -160,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server { config, name, port, threads, group_bind } => {
             let mut options = server_options(config, name, port)?;
+            let _ = tandem::server::break_safety_stale_reads();
             options.replica.group_bind = group_bind;
             // One thread (the default) serves every client, as Redis does: on a small
             // machine that also runs the clients, cross-thread wakeups cost more than a

@@ -392,3 +392,62 @@ fn a_mirror_behind_the_purged_log_is_sent_a_snapshot() {
     cluster.wait_converged(&everyone, Duration::from_secs(20));
     assert!(cluster.stderr(mirror).contains("snapshot installed"), "{}", support::cluster::tail(&cluster.stderr(mirror), 30));
 }
+
+/// A client of a mirror is served as if it were connected to the active, and a
+/// message published on any server reaches subscribers on every server.
+#[test]
+fn clients_of_a_mirror_are_served_and_messages_reach_every_server() {
+    let cluster = Cluster::start(Spec::servers(3));
+    let everyone = [0, 1, 2];
+    let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let (mirror, other) = ((active + 1) % 3, (active + 2) % 3);
+    let mut m = cluster.conn(mirror).unwrap();
+    let _: () = redis::cmd("SET").arg("x").arg("1").query(&mut m).unwrap();
+    let v: i64 = redis::cmd("INCR").arg("x").query(&mut m).unwrap();
+    assert_eq!(v, 2);
+    let (a, b): (i64, String) = redis::pipe().atomic().cmd("INCR").arg("x").cmd("GET").arg("x").query(&mut m).unwrap();
+    assert_eq!((a, b.as_str()), (3, "3"));
+    let role: redis::Value = redis::cmd("ROLE").query(&mut m).unwrap();
+    assert!(format!("{role:?}").contains("slave"), "{role:?}");
+    let mut a_con = cluster.conn(active).unwrap();
+    let v: String = redis::cmd("GET").arg("x").query(&mut a_con).unwrap();
+    assert_eq!(v, "3");
+
+    let mut sub_con = redis::Client::open(cluster.url(other)).unwrap().get_connection().unwrap();
+    let mut sub = sub_con.as_pubsub();
+    sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sub.subscribe("news").unwrap();
+    let _: i64 = redis::cmd("PUBLISH").arg("news").arg("from the active").query(&mut a_con).unwrap();
+    assert_eq!(sub.get_message().unwrap().get_payload::<String>().unwrap(), "from the active");
+    let _: i64 = redis::cmd("PUBLISH").arg("news").arg("from a mirror").query(&mut m).unwrap();
+    assert_eq!(sub.get_message().unwrap().get_payload::<String>().unwrap(), "from a mirror");
+}
+
+/// Pre-vote: a mirror cut off for several election times comes back without
+/// deposing the healthy active (its failed elections raised no term).
+#[test]
+fn a_returning_partitioned_mirror_does_not_depose_the_active() {
+    let cluster = Cluster::start(Spec { servers: vec![true; 3], voters: 0, relayed: true, data_storage: Vec::new() });
+    let everyone = [0, 1, 2];
+    let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let mirror = (active + 1) % 3;
+    let term = || {
+        let (_, text) = cluster.ctl(&["status"]);
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(cluster.members[active].name.as_str()))
+            .and_then(|l| l.split_whitespace().nth(5).map(str::to_string))
+    };
+    let before = term();
+    cluster.partition(&[mirror]);
+    assert!(wait_until(Duration::from_secs(20), || cluster.state(mirror) == "ELECTION"), "the cut-off mirror never lost the active");
+    // Several of its election timeouts pass while it is cut off.
+    let cut_at = Instant::now();
+    assert!(
+        !wait_until(Duration::from_secs(3), || cluster.state(active) != "ACTIVE-COORDINATOR"),
+        "the active lost its place during the cut"
+    );
+    assert!(cut_at.elapsed() >= Duration::from_secs(3));
+    cluster.heal();
+    assert_eq!(cluster.wait_stable(&everyone, Duration::from_secs(30)), active, "the returning mirror deposed the active");
+    assert_eq!(term(), before, "the active's term changed: the returning mirror forced an election");
+}

@@ -67,7 +67,8 @@ fn readonly_and_readwrite_on_the_active_change_nothing_for_reads_and_writes() {
 /// A stripe of two servers with one election second; only the first is started.
 fn lone_member_of_two() -> (tempfile::TempDir, ConfigServer) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut text = String::from("[cluster]\nname = \"test\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n");
+    let mut text =
+        String::from("[cluster]\nname = \"test\"\nsecret = \"test-secret\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n");
     let mut port1 = 0;
     for name in ["server1", "server2"] {
         let port = free_port();

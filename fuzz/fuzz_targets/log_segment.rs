@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = scratch();
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("scratch directory");
-    std::fs::write(dir.join(format!("log-{:020}.seg", 5)), &bytes).expect("write the segment");
+    std::fs::write(dir.join(format!("log-{:020}.seg", 0)), &bytes).expect("write the segment");
     let Ok(opened) = LogFile::open(dir) else { return };
     for pair in opened.records.windows(2) {
         assert_eq!(pair[1].index, pair[0].index + 1, "records out of order");
@@ -50,13 +50,13 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// A segment header, then `data` cut at 0xFF bytes into record bodies, framed with
-/// length, CRC-32C and consecutive indexes from 5, as the writer does.
+/// length, CRC-32C and consecutive indexes from 0, as the writer does.
 fn frame_records(data: &[u8]) -> Vec<u8> {
     let mut out = b"TNDMLOG1".to_vec();
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     for (i, body) in data.split(|&b| b == 0xFF).enumerate() {
-        let index = 5 + i as u64;
+        let index = i as u64;
         let len = (8 + body.len()) as u32;
         let mut crc = crc32c::crc32c(&len.to_le_bytes());
         crc = crc32c::crc32c_append(crc, &index.to_le_bytes());

@@ -99,7 +99,7 @@ pub async fn status_table(config: &Config) -> String {
     out
 }
 
-fn find<'a>(config: &'a Config, name: &str) -> Result<(StripeLayout, Member), ControlError> {
+fn find(config: &Config, name: &str) -> Result<(StripeLayout, Member), ControlError> {
     for layout in layouts(config) {
         if let Some(m) = layout.member(name) {
             let m = m.clone();

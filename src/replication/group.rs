@@ -35,8 +35,13 @@ pub struct Group {
     /// The active's commit index from its last append (`u64::MAX`: none heard yet).
     pub active_commit: AtomicU64,
     pub receiving_snapshot: AtomicBool,
+    /// When the last append from an active arrived (ms since `started`).
+    pub last_append_ms: AtomicU64,
+    pub started: std::time::Instant,
     /// Set when the process should stop: `Some(reason)` for an error exit.
     pub stop: watch::Sender<Option<Stop>>,
+    /// PUBLISHes made on other servers, for this server's subscribers.
+    pub published: tokio::sync::mpsc::UnboundedSender<(bytes::Bytes, bytes::Bytes)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +102,12 @@ impl Group {
             member: membership.get_node(&m.id).is_some(),
             leader: m.state == openraft::ServerState::Leader,
             candidate: m.state == openraft::ServerState::Candidate,
-            leader_known: m.current_leader.is_some(),
+            // A mirror that has not heard its active for an election time does not
+            // know it any more, whatever Raft's vote still says.
+            leader_known: m.current_leader.is_some()
+                && (m.state == openraft::ServerState::Leader
+                    || self.started.elapsed().as_millis() as u64 - self.last_append_ms.load(Ordering::Relaxed)
+                        < self.election_time().as_millis() as u64),
             active_commit: (active_commit != u64::MAX).then_some(active_commit),
             applied: m.last_applied.map(|l| l.index),
             receiving_snapshot: self.receiving_snapshot.load(Ordering::Relaxed),
@@ -261,6 +271,7 @@ impl Group {
                 if let Some(commit) = req.leader_commit {
                     self.active_commit.store(commit.index, Ordering::Relaxed);
                 }
+                self.last_append_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
                 match self.raft.append_entries(req).await {
                     Ok(r) => Response::AppendEntries(r),
                     Err(e) => fatal(&e),
@@ -295,6 +306,10 @@ impl Group {
             Request::Failover { to } => super::membership::failover(self, to.as_deref()).await,
             Request::PurgeHint { index } => {
                 super::membership::on_purge_hint(self, index).await;
+                Response::Done { ok: true, message: String::new() }
+            }
+            Request::Publish { channel, message } => {
+                let _ = self.published.send((channel.into(), message.into()));
                 Response::Done { ok: true, message: String::new() }
             }
             Request::SnapshotBegin { .. } | Request::Stop { .. } => Response::Error("internal: handled by the connection".into()),

@@ -387,8 +387,10 @@ async fn log_state_changes(group: Arc<Group>) {
             }
             last = Some(now);
         }
-        if metrics.changed().await.is_err() {
-            return;
+        // States also change with time (an active not heard from), not only with Raft's metrics.
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(group.election_time() / 4) => {}
         }
     }
 }

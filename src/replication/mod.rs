@@ -57,11 +57,14 @@ mod conformance {
         Suite::test_all(OnDisk).await
     }
 }
+pub mod broadcast;
 pub mod control;
 pub mod data_dir;
 pub mod group;
 pub mod membership;
 pub mod network;
 pub mod replica;
+#[cfg(test)]
+mod sim;
 pub mod transport;
 pub mod wire;

@@ -15,6 +15,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
+use super::broadcast::Broadcaster;
 use super::data_dir::DataDir;
 use super::group::{self, Group, Stop};
 use super::log_store::{DiskHealth, LogStore};
@@ -190,6 +191,8 @@ pub struct Replica {
     pub witness: bool,
     pub group: Arc<Group>,
     stop: watch::Receiver<Option<Stop>>,
+    broadcaster: Option<Broadcaster>,
+    published: Mutex<Option<mpsc::UnboundedReceiver<(bytes::Bytes, bytes::Bytes)>>>,
     last_snapshot: Mutex<u64>,
     _data_dir: Option<DataDir>,
 }
@@ -267,6 +270,7 @@ impl Replica {
         let network = GroupNetwork { identity: identity.clone(), local_host: me.host.clone() };
         let raft = Raft::new(node_id, config, network, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
         let (stop_tx, stop) = watch::channel(None);
+        let (published_tx, published) = mpsc::unbounded_channel();
         let group = Arc::new(Group {
             raft: raft.clone(),
             layout: options.layout.clone(),
@@ -277,8 +281,12 @@ impl Replica {
             snapshot_dir,
             active_commit: AtomicU64::new(u64::MAX),
             receiving_snapshot: AtomicBool::new(false),
+            last_append_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             stop: stop_tx,
+            published: published_tx,
         });
+        let broadcaster = (!options.layout.is_single() && !options.witness).then(|| Broadcaster::start(&options.layout, &me));
         // Without a secret the group port would obey anyone: a lone server then has none.
         if options.group_port && options.layout.secret.is_some() {
             let bind = options.group_bind.clone().unwrap_or_else(|| me.group_addr());
@@ -322,6 +330,8 @@ impl Replica {
             witness: options.witness,
             group,
             stop,
+            broadcaster,
+            published: Mutex::new(Some(published)),
             last_snapshot,
             _data_dir: data_dir,
         })
@@ -347,6 +357,18 @@ impl Replica {
                 return std::future::pending().await;
             }
         }
+    }
+
+    /// Sends a PUBLISH made here to the stripe's other servers (best effort).
+    pub fn broadcast_publish(&self, channel: &bytes::Bytes, message: &bytes::Bytes) {
+        if let Some(b) = &self.broadcaster {
+            b.publish(channel, message);
+        }
+    }
+
+    /// PUBLISHes made on the stripe's other servers (taken once, by the server).
+    pub fn take_published(&self) -> Option<mpsc::UnboundedReceiver<(bytes::Bytes, bytes::Bytes)>> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Where client requests for this stripe go right now.

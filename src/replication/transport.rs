@@ -1,4 +1,5 @@
-//! The group port's transport: length-prefixed frames over TCP, bounded before any
+//! The group port's transport: length-prefixed frames over TCP (or any byte stream:
+//! the simulation runs them over simulated sockets), bounded before any
 //! allocation, and a challenge-response handshake in which both ends prove the
 //! cluster secret (HMAC-SHA256 over fresh nonces; the secret never crosses the wire)
 //! and name their cluster and stripe. A connection that fails the handshake is
@@ -117,13 +118,20 @@ pub async fn connect(addr: &str, local_host: Option<&str>, me: &Identity, target
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr} timed out")))??;
     stream.set_nodelay(true)?;
     let mut stream = stream;
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut stream, me, target))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("the handshake with {addr} timed out")))??;
+    handshake(&mut stream, addr, me, target).await?;
     Ok(stream)
 }
 
-async fn client_handshake(stream: &mut TcpStream, me: &Identity, target: u64) -> io::Result<()> {
+/// The caller's side of the handshake on a connection already open to `addr` (named
+/// in errors only), within [`HANDSHAKE_TIMEOUT`]. [`connect`] opens TCP connections
+/// with it; any other byte stream works too (the simulation's sockets).
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, addr: &str, me: &Identity, target: u64) -> io::Result<()> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(stream, me, target))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("the handshake with {addr} timed out")))?
+}
+
+async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, me: &Identity, target: u64) -> io::Result<()> {
     let hello = read_frame(stream, HANDSHAKE_BYTES_MAX).await?.ok_or_else(|| invalid("the peer closed before its greeting"))?;
     if hello.len() != MAGIC.len() + NONCE_BYTES || &hello[..MAGIC.len()] != MAGIC {
         return Err(invalid("the peer is not a Tandem group port of this version"));
@@ -161,7 +169,7 @@ async fn client_handshake(stream: &mut TcpStream, me: &Identity, target: u64) ->
 /// Runs the server side of the handshake; returns the caller's name once it has
 /// proven the secret and named this cluster and stripe. `node_id` is this member's:
 /// a caller that means another node is refused.
-pub async fn accept_handshake(stream: &mut TcpStream, me: &Identity, node_id: u64) -> io::Result<Caller> {
+pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, me: &Identity, node_id: u64) -> io::Result<Caller> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(stream, me, node_id))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the handshake timed out"))?
@@ -175,7 +183,7 @@ pub struct Caller {
     pub raft: bool,
 }
 
-async fn server_handshake(stream: &mut TcpStream, me: &Identity, node_id: u64) -> io::Result<Caller> {
+async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, me: &Identity, node_id: u64) -> io::Result<Caller> {
     let server_nonce = nonce();
     let mut hello = MAGIC.to_vec();
     hello.extend_from_slice(&server_nonce);
@@ -221,7 +229,7 @@ async fn server_handshake(stream: &mut TcpStream, me: &Identity, node_id: u64) -
     Ok(Caller { name: String::from_utf8_lossy(&name).into_owned(), raft: target != 0 })
 }
 
-async fn refuse<T>(stream: &mut TcpStream, reason: String) -> io::Result<T> {
+async fn refuse<S: AsyncWrite + Unpin, T>(stream: &mut S, reason: String) -> io::Result<T> {
     let mut out = vec![0u8];
     out.extend_from_slice(reason.as_bytes());
     let _ = write_frame(stream, &out).await;
@@ -229,7 +237,7 @@ async fn refuse<T>(stream: &mut TcpStream, reason: String) -> io::Result<T> {
 }
 
 /// Sends one request and reads its answer within `timeout`.
-pub async fn call(stream: &mut TcpStream, body: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
+pub async fn call<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, body: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
     tokio::time::timeout(timeout, async {
         write_frame(stream, body).await?;
         read_frame(stream, FRAME_BYTES_MAX)
@@ -291,6 +299,14 @@ mod tests {
         let (server, client) = pair(identity("s", "A"), identity("s", "B")).await;
         assert!(server.unwrap_err().to_string().contains("stripe A"));
         assert!(client.unwrap_err().to_string().contains("stripe A"));
+    }
+
+    #[tokio::test]
+    async fn the_handshake_runs_over_any_byte_stream() {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let accept = tokio::spawn(async move { accept_handshake(&mut server, &identity("s", "A"), 7).await });
+        handshake(&mut client, "in-memory", &identity("s", "A"), 7).await.unwrap();
+        assert_eq!(accept.await.unwrap().unwrap(), Caller { name: "n".into(), raft: true });
     }
 
     #[tokio::test]

@@ -21,6 +21,17 @@ impl fmt::Display for Entry {
     }
 }
 
+/// The runtime openraft runs on: tokio. Unit tests use tokio with openraft's
+/// randomness (election timeouts, tick phases) drawn from a seed and a watch channel
+/// that wakes in a fixed order, so the deterministic simulation
+/// (`replication::sim`) replays a run from its seed. It needs every Raft to be
+/// started inside `SimRuntime::scope` (it panics otherwise), which is why it is for
+/// tests only: servers keep tokio as it is.
+#[cfg(not(test))]
+pub type Runtime = openraft_rt_tokio::TokioRuntime;
+#[cfg(test)]
+pub type Runtime = super::sim::runtime::SimRuntime;
+
 openraft::declare_raft_types!(
     /// A stripe's Raft group.
     pub TypeConfig:
@@ -28,6 +39,7 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = u64,
         Node = openraft::BasicNode,
+        AsyncRuntime = Runtime,
 );
 
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;

@@ -71,6 +71,11 @@ pub enum Request {
     PurgeHint {
         index: u64,
     },
+    /// A PUBLISH made on another server of the stripe, for this server's subscribers.
+    Publish {
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -108,6 +113,7 @@ const REQ_STATUS: u8 = 8;
 const REQ_FAILOVER: u8 = 9;
 const REQ_STOP: u8 = 10;
 const REQ_PURGE_HINT: u8 = 11;
+const REQ_PUBLISH: u8 = 12;
 /// A piece of a snapshot; its body is raw bytes.
 pub const CHUNK: u8 = 20;
 pub const SNAPSHOT_END: u8 = 21;
@@ -253,6 +259,11 @@ impl Request {
                 out.push(REQ_PURGE_HINT);
                 put_varint(&mut out, *index);
             }
+            Request::Publish { channel, message } => {
+                out.push(REQ_PUBLISH);
+                put_bytes(&mut out, channel);
+                put_bytes(&mut out, message);
+            }
         }
         out
     }
@@ -300,6 +311,7 @@ impl Request {
             }
             REQ_STOP => Request::Stop { force: get_bool(&mut d, "force")? },
             REQ_PURGE_HINT => Request::PurgeHint { index: d.varint("purge index")? },
+            REQ_PUBLISH => Request::Publish { channel: d.bytes("channel")?.to_vec(), message: d.bytes("message")?.to_vec() },
             other => return Err(CodecError::Invalid { what: "request kind", offset: 0, why: format!("unknown kind {other}") }),
         };
         d.finish()?;
@@ -512,6 +524,7 @@ mod tests {
             Request::Failover { to: None },
             Request::Join { node_id: 77, name: "server3".into(), data_storage_bytes: 1 << 30 },
             Request::PurgeHint { index: 12 },
+            Request::Publish { channel: b"news".to_vec(), message: b"hi".to_vec() },
         ] {
             let text = format!("{r:?}");
             assert_eq!(format!("{:?}", Request::decode(&r.encode()).unwrap()), text);

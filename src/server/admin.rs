@@ -64,7 +64,7 @@ impl Connection {
                 self.unsubscribe(&args[1..], spec.name == "punsubscribe");
                 None
             }
-            "publish" => Some(Reply::Int(self.shared.pubsub.publish(&args[1], &args[2]) as i64)),
+            "publish" => Some(self.publish(&args[1], &args[2])),
             "pubsub" => Some(self.pubsub_cmd(&args)),
             "info" => Some(Reply::Verbatim(Bytes::from(self.info_text(&args[1..])))),
             "command" => Some(command_cmd(&args)),
@@ -388,12 +388,20 @@ impl Connection {
         Reply::Array(replies)
     }
 
+    /// PUBLISH: this server's subscribers now, the stripe's other servers through the
+    /// group port. The count is of this server's receivers, as in Redis Cluster.
+    fn publish(&self, channel: &Bytes, message: &Bytes) -> Reply {
+        let receivers = self.shared.pubsub.publish(channel, message);
+        self.shared.core.replica.broadcast_publish(channel, message);
+        Reply::Int(receivers as i64)
+    }
+
     /// The reply of a server-level command run inside EXEC.
     fn inline_server_reply(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
         match spec.name {
             "ping" => self.ping(args).unwrap_or(Reply::Nil),
             "echo" => Reply::Bulk(args[1].clone()),
-            "publish" => Reply::Int(self.shared.pubsub.publish(&args[1], &args[2]) as i64),
+            "publish" => self.publish(&args[1], &args[2]),
             "time" | "info" | "config" | "command" | "memory" | "pubsub" | "client" | "select" => {
                 // Run it normally and take the reply it encodes.
                 let mut saved = std::mem::take(&mut self.out);

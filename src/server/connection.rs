@@ -26,6 +26,10 @@ use crate::protocol::request::{parse_command, ParseLimits};
 use crate::store::db::WatchStamp;
 
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Largest read: a client pipelining faster than its writes commit gets its
+/// commands taken in bigger gulps, so one proposal carries more of them (a write's
+/// commit takes a Raft round, not a memory write as in Redis).
+const READ_GULP_MAX_BYTES: usize = 1024 * 1024;
 
 /// Times one batch's forwarded commands may go back to routing: once when a
 /// transaction is lost with its upstream, once when this server becomes the active;
@@ -41,6 +45,9 @@ pub struct Connection {
     pub(super) info: Arc<ClientInfo>,
     pub(super) socket: TcpStream,
     pub(super) inbuf: BytesMut,
+    /// How much room the next read gets: doubles while reads fill it, back to
+    /// `READ_CHUNK_BYTES` when one does not.
+    read_room: usize,
     pub(super) out: BytesMut,
     pub(super) resp3: bool,
     pub(super) authed: bool,
@@ -71,6 +78,7 @@ impl Connection {
             info,
             socket,
             inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            read_room: READ_CHUNK_BYTES,
             out: BytesMut::with_capacity(READ_CHUNK_BYTES),
             resp3: false,
             authed,
@@ -98,6 +106,8 @@ impl Connection {
                 }
                 tokio::time::sleep(Duration::from_secs(idle_secs)).await
             };
+            self.inbuf.reserve(self.read_room);
+            let room = self.inbuf.capacity() - self.inbuf.len();
             tokio::select! {
                 // A kill or shutdown wins over pending input: CLIENT KILL is immediate.
                 biased;
@@ -105,7 +115,9 @@ impl Connection {
                 _ = shutdown.changed() => break,
                 read = self.socket.read_buf(&mut self.inbuf) => match read {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {
+                    Ok(n) => {
+                        self.read_room =
+                            if n >= room { (self.read_room * 2).min(READ_GULP_MAX_BYTES) } else { READ_CHUNK_BYTES };
                         if !self.on_input().await {
                             break;
                         }
@@ -265,7 +277,8 @@ impl Connection {
         // Only a READONLY client on a mirror reads without the linearizability check:
         // everyone else's read on a server that is not (or no longer) the active is
         // refused by that check.
-        let reads = if self.readonly && !self.shared.core.replica.is_active() { Reads::Stale } else { Reads::Linearizable };
+        let stale = self.readonly || super::break_safety_stale_reads();
+        let reads = if stale && !self.shared.core.replica.is_active() { Reads::Stale } else { Reads::Linearizable };
         let replies = self.shared.core.execute(run, &self.shared.settings, reads).await;
         for reply in &replies {
             reply.encode(&mut self.out, self.resp3);

@@ -72,7 +72,9 @@ const HANDSHAKE_MIN: Duration = Duration::from_secs(1);
 
 /// Server-level commands that act on the stripe's data or on a transaction, and so
 /// run on the active. Every other server-level command is the connection's own.
-const FORWARDED_SERVER_COMMANDS: &[&str] = &["publish", "multi", "exec", "discard", "watch", "unwatch"];
+/// (PUBLISH is not: every server delivers it to its own subscribers and passes it to
+/// the stripe's other servers.)
+const FORWARDED_SERVER_COMMANDS: &[&str] = &["multi", "exec", "discard", "watch", "unwatch"];
 
 /// True when `spec` runs on the active when this server is a mirror. Reads stay here
 /// on a `READONLY` connection; writes and blocking pops always go to the active.
@@ -475,7 +477,7 @@ impl Connection {
             return Route::Dispatch;
         }
         let Some(spec) = spec.filter(|s| s.arity_ok(args.len())) else { return Route::Dispatch };
-        if !self.shared.core.replica.is_active() && forwards(spec, self.readonly) {
+        if !self.shared.core.replica.is_active() && forwards(spec, self.readonly || super::break_safety_stale_reads()) {
             if self.forwarded_in {
                 return Route::Answer(Reply::err(ERR_NOT_ACTIVE_EITHER));
             }
@@ -905,21 +907,7 @@ mod tests {
 
     #[test]
     fn data_and_transactions_go_to_the_active_connection_state_stays() {
-        for name in [
-            "get",
-            "set",
-            "dbsize",
-            "hgetall",
-            "blpop",
-            "brpoplpush",
-            "flushall",
-            "publish",
-            "multi",
-            "exec",
-            "discard",
-            "watch",
-            "unwatch",
-        ] {
+        for name in ["get", "set", "dbsize", "hgetall", "blpop", "brpoplpush", "flushall", "multi", "exec", "discard", "watch", "unwatch"] {
             assert!(forwards(spec(name), false), "{name} is forwarded");
         }
         for name in [
@@ -938,6 +926,7 @@ mod tests {
             "psubscribe",
             "unsubscribe",
             "punsubscribe",
+            "publish",
             "pubsub",
             "save",
             "bgsave",
@@ -957,7 +946,7 @@ mod tests {
         for name in ["get", "dbsize", "hgetall", "scan", "exists", "ttl"] {
             assert!(!forwards(spec(name), true), "{name} is read locally");
         }
-        for name in ["set", "del", "expire", "blpop", "publish", "multi", "watch"] {
+        for name in ["set", "del", "expire", "blpop", "multi", "watch"] {
             assert!(forwards(spec(name), true), "{name} is still forwarded");
         }
     }

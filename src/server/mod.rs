@@ -159,6 +159,31 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
+/// Deliberately broken safety, for proving that the verification harness catches
+/// it (`tests/check.rs`): with `TANDEM_BREAK_SAFETY=stale-reads`, a server that is
+/// not the active serves every read from its own state, as if READONLY, without
+/// telling the client. Only debug builds read the variable; release builds cannot
+/// be broken this way.
+pub fn break_safety_stale_reads() -> bool {
+    #[cfg(debug_assertions)]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| {
+            let on = std::env::var("TANDEM_BREAK_SAFETY").is_ok_and(|v| v == "stale-reads");
+            if on {
+                tracing::warn!(
+                    "TANDEM_BREAK_SAFETY=stale-reads: mirrors serve stale reads as if they were current (a test of the checker)"
+                );
+            }
+            on
+        })
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        false
+    }
+}
+
 /// What `tandem server` needs to start serving clients.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -185,6 +210,15 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     replica.store.lock().unwrap_or_else(|e| e.into_inner()).events_on = false;
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
+    // PUBLISHes made on the stripe's other servers reach this server's subscribers.
+    if let Some(mut published) = shared.core.replica.take_published() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some((channel, message)) = published.recv().await {
+                shared.pubsub.publish(&channel, &message);
+            }
+        });
+    }
     tracing::info!(
         server = %options.name,
         %addr,
