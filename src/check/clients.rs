@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::history::{classify, Call, Op, Outcome, Ret};
+use super::history::{classify, pack, Call, Op, Outcome, Ret};
 
 /// The keys every client works on. Each kind has its own keys, so no command ever
 /// meets a key of the wrong type.
@@ -23,8 +23,16 @@ use super::history::{classify, Call, Op, Outcome, Ret};
 pub struct Keys {
     pub registers: Vec<String>,
     pub counters: Vec<String>,
+    /// Lists: each name takes a new key every [`LIST_GENERATION`] (`list:0:7` is the
+    /// eighth of `list:0`).
     pub lists: Vec<String>,
 }
+
+/// How long the clients append to one list key before they move to the next: every
+/// read returns the whole list, and a list that grew for the whole run would make
+/// reads (and the history) quadratic. Every key is read again after healing, so a
+/// lost append is caught whenever it happened.
+pub const LIST_GENERATION: Duration = Duration::from_secs(2);
 
 impl Default for Keys {
     fn default() -> Keys {
@@ -129,7 +137,8 @@ impl Client {
                 (key, if below(100) < 70 { Call::Incr } else { Call::ReadCounter })
             }
             _ => {
-                let key = pick(&self.keys.lists, below(self.keys.lists.len()));
+                let generation = self.epoch.elapsed().as_millis() / LIST_GENERATION.as_millis();
+                let key = format!("{}:{generation}", pick(&self.keys.lists, below(self.keys.lists.len())));
                 (key, if below(100) < 60 { Call::Append(value) } else { Call::ReadList })
             }
         }
@@ -198,7 +207,7 @@ fn interpret(call: &Call, value: redis::Value) -> Result<Ret, String> {
             let mut list = Vec::with_capacity(items.len());
             for item in items {
                 match item {
-                    V::BulkString(b) => list.push(text(b)?),
+                    V::BulkString(b) => list.push(pack(&text(b)?)),
                     other => return Err(format!("{UNEXPECTED}: list item {other:?}")),
                 }
             }

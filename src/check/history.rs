@@ -49,8 +49,8 @@ pub enum Ret {
     /// `DEL`: keys removed; `INCR`: the new value; `RPUSH`: the list's new length;
     /// `GET` of a counter: its value (0 when absent).
     Int(i64),
-    /// `LRANGE`: the whole list.
-    List(Vec<String>),
+    /// `LRANGE`: the whole list, each item packed (see [`pack`]).
+    List(Vec<u64>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +103,31 @@ impl Op {
     }
 }
 
+/// A value as the clients write it, `"<client>-<n>"`, in 64 bits: lists are read
+/// whole, again and again, and their items are most of a history's memory.
+pub fn pack(value: &str) -> u64 {
+    let parsed = value.split_once('-').and_then(|(c, n)| Some((c.parse::<u32>().ok()?, n.parse::<u32>().ok()?)));
+    match parsed {
+        Some((client, n)) if client < u32::MAX => (u64::from(client) << 32) | u64::from(n),
+        _ => FOREIGN,
+    }
+}
+
+/// What [`pack`] makes of a value no client could have written.
+pub const FOREIGN: u64 = u64::MAX;
+
+pub fn unpack(item: u64) -> String {
+    if item == FOREIGN {
+        "<a value no client wrote>".to_string()
+    } else {
+        format!("{}-{}", item >> 32, item & 0xFFFF_FFFF)
+    }
+}
+
+fn unpack_all(items: &[u64]) -> Vec<String> {
+    items.iter().map(|&i| unpack(i)).collect()
+}
+
 /// Seconds with milliseconds, for histories people read.
 pub fn secs(ns: u64) -> String {
     format!("{}.{:03}s", ns / 1_000_000_000, ns / 1_000_000 % 1000)
@@ -131,9 +156,10 @@ impl fmt::Display for Ret {
             Ret::Flag(true) => write!(f, "OK (set)"),
             Ret::Flag(false) => write!(f, "nil (not set)"),
             Ret::Int(n) => write!(f, "{n}"),
-            Ret::List(items) if items.len() <= 12 => write!(f, "{items:?}"),
+            Ret::List(items) if items.len() <= 12 => write!(f, "{:?}", unpack_all(items)),
             Ret::List(items) => {
-                write!(f, "[{} items: {:?} … {:?}]", items.len(), &items[..4], &items[items.len() - 4..])
+                let (head, tail) = (unpack_all(&items[..4]), unpack_all(&items[items.len() - 4..]));
+                write!(f, "[{} items: {head:?} … {tail:?}]", items.len())
             }
         }
     }
@@ -214,6 +240,13 @@ impl Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_pack_into_64_bits_and_back() {
+        assert_eq!(unpack(pack("3-17")), "3-17");
+        assert_eq!(pack("x"), FOREIGN);
+        assert_eq!(pack("1-2-3"), FOREIGN);
+    }
 
     #[test]
     fn transport_trouble_leaves_a_write_unknown_and_a_read_failed() {

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::history::{Call, Op, Outcome, Ret};
+use super::history::{pack, unpack, Call, Op, Outcome, Ret, FOREIGN};
 use super::Violation;
 
 /// At most this many violations of one kind are reported per key.
@@ -36,9 +36,9 @@ impl Found {
 
 pub fn check(key: &str, ops: &[&Op]) -> Vec<Violation> {
     let mut found = Found { key: key.to_string(), counts: HashMap::new(), violations: Vec::new() };
-    let appends: HashMap<&str, &Op> =
-        ops.iter().filter_map(|&op| if let Call::Append(v) = &op.call { Some((v.as_str(), op)) } else { None }).collect();
-    let reads: Vec<(&Op, &Vec<String>)> =
+    let appends: HashMap<u64, &Op> =
+        ops.iter().filter_map(|&op| if let Call::Append(v) = &op.call { Some((pack(v), op)) } else { None }).collect();
+    let reads: Vec<(&Op, &Vec<u64>)> =
         ops.iter().filter_map(|&op| if let Some(Ret::List(items)) = op.ret() { Some((op, items)) } else { None }).collect();
     for &(read, items) in &reads {
         check_values(&mut found, &appends, read, items);
@@ -51,19 +51,20 @@ pub fn check(key: &str, ops: &[&Op]) -> Vec<Violation> {
             found.add("order", "two reads disagree on the order of the list: one is not a prefix of the other".into(), vec![read, longest]);
         }
     }
-    let position: HashMap<&str, usize> = reference.iter().enumerate().map(|(i, v)| (v.as_str(), i)).collect();
+    let position: HashMap<u64, usize> = reference.iter().enumerate().map(|(i, &v)| (v, i)).collect();
     check_acknowledged(&mut found, &appends, &position, longest);
     check_real_time(&mut found, &reads, &appends, &position);
     found.violations
 }
 
-fn check_values(found: &mut Found, appends: &HashMap<&str, &Op>, read: &Op, items: &[String]) {
+fn check_values(found: &mut Found, appends: &HashMap<u64, &Op>, read: &Op, items: &[u64]) {
     let mut seen = HashSet::new();
-    for v in items {
-        if !seen.insert(v.as_str()) {
+    for &item in items {
+        let v = unpack(item);
+        if item != FOREIGN && !seen.insert(item) {
             found.add("duplicate", format!("{v:?} appears twice in one read"), vec![read]);
         }
-        match appends.get(v.as_str()) {
+        match appends.get(&item) {
             None => found.add("never-appended", format!("the read holds {v:?}, which was never appended to this key"), vec![read]),
             Some(a) if matches!(a.outcome, Outcome::Fail(_)) => {
                 found.add("failed-append", format!("the read holds {v:?}, whose RPUSH failed (was refused)"), vec![a, read])
@@ -77,11 +78,12 @@ fn check_values(found: &mut Found, appends: &HashMap<&str, &Op>, read: &Op, item
 }
 
 /// Every acknowledged append is in the longest read, where its reply said.
-fn check_acknowledged(found: &mut Found, appends: &HashMap<&str, &Op>, position: &HashMap<&str, usize>, longest: &Op) {
-    let mut acked: Vec<(&str, &Op)> = appends.iter().filter(|(_, a)| a.is_ok()).map(|(v, a)| (*v, *a)).collect();
+fn check_acknowledged(found: &mut Found, appends: &HashMap<u64, &Op>, position: &HashMap<u64, usize>, longest: &Op) {
+    let mut acked: Vec<(u64, &Op)> = appends.iter().filter(|(_, a)| a.is_ok()).map(|(v, a)| (*v, *a)).collect();
     acked.sort_by_key(|(_, a)| a.invoke_ns);
-    for (v, a) in acked {
-        match (position.get(v), a.ret()) {
+    for (item, a) in acked {
+        let v = unpack(item);
+        match (position.get(&item), a.ret()) {
             (None, _) => found.add("lost", format!("acknowledged append of {v:?} is missing from the longest read"), vec![a, longest]),
             (Some(&p), Some(Ret::Int(len))) if *len != p as i64 + 1 => found.add(
                 "position",
@@ -95,7 +97,7 @@ fn check_acknowledged(found: &mut Found, appends: &HashMap<&str, &Op>, position:
 
 /// Reads never shrink in real time, see every append acknowledged before they
 /// began, and appends keep their real-time order.
-fn check_real_time(found: &mut Found, reads: &[(&Op, &Vec<String>)], appends: &HashMap<&str, &Op>, position: &HashMap<&str, usize>) {
+fn check_real_time(found: &mut Found, reads: &[(&Op, &Vec<u64>)], appends: &HashMap<u64, &Op>, position: &HashMap<u64, usize>) {
     // Things that ended, in order of their end: (end, length they imply, op).
     let mut ended: Vec<(u64, usize, &Op)> = reads.iter().map(|(op, items)| (op.complete_ns, items.len(), *op)).collect();
     // An acknowledged RPUSH names the length of the list right after it.
@@ -162,7 +164,7 @@ mod tests {
         op(0, Call::Append(v.into()), Outcome::Ok(Ret::Int(len)), t, t + 1)
     }
     fn read(items: &[&str], t: u64) -> Op {
-        op(1, Call::ReadList, Outcome::Ok(Ret::List(items.iter().map(|s| s.to_string()).collect())), t, t + 1)
+        op(1, Call::ReadList, Outcome::Ok(Ret::List(items.iter().map(|s| pack(s)).collect())), t, t + 1)
     }
     fn kinds(ops: &[Op]) -> Vec<String> {
         let refs: Vec<&Op> = ops.iter().collect();
@@ -171,13 +173,13 @@ mod tests {
 
     #[test]
     fn a_clean_history_passes() {
-        let h = [append("a", 1, 0), read(&["a"], 2), append("b", 2, 4), read(&["a", "b"], 6), read(&["a", "b"], 8)];
+        let h = [append("0-1", 1, 0), read(&["0-1"], 2), append("0-2", 2, 4), read(&["0-1", "0-2"], 6), read(&["0-1", "0-2"], 8)];
         assert!(kinds(&h).is_empty(), "{:?}", kinds(&h));
     }
 
     #[test]
     fn a_lost_acknowledged_append_is_caught() {
-        let h = [append("a", 1, 0), append("b", 2, 2), read(&["a"], 6)];
+        let h = [append("0-1", 1, 0), append("0-2", 2, 2), read(&["0-1"], 6)];
         let found = kinds(&h);
         assert!(found.iter().any(|w| w.contains("missing")), "{found:?}");
         assert!(found.iter().any(|w| w.contains("misses an append")), "{found:?}");
@@ -185,14 +187,14 @@ mod tests {
 
     #[test]
     fn a_read_that_goes_back_in_time_is_caught() {
-        let h = [append("a", 1, 0), append("b", 2, 2), read(&["a", "b"], 6), read(&["a"], 10), read(&["a", "b"], 12)];
+        let h = [append("0-1", 1, 0), append("0-2", 2, 2), read(&["0-1", "0-2"], 6), read(&["0-1"], 10), read(&["0-1", "0-2"], 12)];
         assert!(kinds(&h).iter().any(|w| w.contains("began after a read of 2 items")), "{:?}", kinds(&h));
     }
 
     #[test]
     fn disagreeing_orders_and_foreign_values_are_caught() {
         let unknown = |v: &str, t| op(0, Call::Append(v.into()), Outcome::Unknown("timeout".into()), t, t + 1);
-        let h = [unknown("a", 0), unknown("b", 0), read(&["a", "b"], 6), read(&["b"], 8), read(&["a", "x"], 9)];
+        let h = [unknown("0-1", 0), unknown("0-2", 0), read(&["0-1", "0-2"], 6), read(&["0-2"], 8), read(&["0-1", "9-9"], 9)];
         let found = kinds(&h);
         assert!(found.iter().any(|w| w.contains("disagree")), "{found:?}");
         assert!(found.iter().any(|w| w.contains("never appended")), "{found:?}");
@@ -200,7 +202,7 @@ mod tests {
 
     #[test]
     fn appends_keep_their_real_time_order() {
-        let h = [append("a", 2, 0), append("b", 1, 4), read(&["b", "a"], 8)];
+        let h = [append("0-1", 2, 0), append("0-2", 1, 4), read(&["0-2", "0-1"], 8)];
         let found = kinds(&h);
         assert!(found.iter().any(|w| w.contains("sits after it")), "{found:?}");
     }

@@ -22,7 +22,7 @@ pub mod linearizable;
 pub mod lists;
 pub mod registers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,7 +184,8 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         notes: Vec::new(),
         kept_dir: None,
     };
-    ops.extend(settle(&mut cluster, &keys, epoch, &mut report));
+    let used_lists = list_keys(&ops);
+    ops.extend(settle(&mut cluster, &keys, &used_lists, epoch, &mut report));
     eprintln!("checking {} operations", ops.len());
     let checking = Instant::now();
     check_all(&ops, &keys, &mut report);
@@ -269,7 +270,7 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
 
 /// Heals every fault, waits for the stripe to settle, reads every key through the
 /// active and waits for equal digests; the reads. What fails is a violation.
-fn settle(cluster: &mut Cluster, keys: &Keys, epoch: Instant, report: &mut Report) -> Vec<Op> {
+fn settle(cluster: &mut Cluster, keys: &Keys, used_lists: &[String], epoch: Instant, report: &mut Report) -> Vec<Op> {
     heal(cluster);
     let everyone: Vec<usize> = (0..cluster.members.len()).collect();
     let servers: Vec<usize> = everyone.iter().copied().filter(|&i| !cluster.members[i].voter).collect();
@@ -281,7 +282,7 @@ fn settle(cluster: &mut Cluster, keys: &Keys, epoch: Instant, report: &mut Repor
             return Vec::new();
         }
     };
-    let reads = final_reads(cluster, active, keys, epoch, &mut report.notes);
+    let reads = final_reads(cluster, active, keys, used_lists, epoch, &mut report.notes);
     if let Err(e) = cluster.try_wait_converged(&servers, CONVERGE_DEADLINE) {
         report.violations.push(Violation { checker: "digests", key: String::new(), what: e, ops: Vec::new() });
     }
@@ -301,15 +302,16 @@ fn heal(cluster: &mut Cluster) {
     }
 }
 
-/// One read of every key through the active, recorded like the clients' operations.
-fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, epoch: Instant, notes: &mut Vec<String>) -> Vec<Op> {
+/// One read of every key the clients used through the active, recorded like their
+/// operations.
+fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, used: &[String], epoch: Instant, notes: &mut Vec<String>) -> Vec<Op> {
     let url = cluster.url(active);
     let reads = keys
         .registers
         .iter()
         .map(|k| (k, Call::Get))
         .chain(keys.counters.iter().map(|k| (k, Call::ReadCounter)))
-        .chain(keys.lists.iter().map(|k| (k, Call::ReadList)));
+        .chain(used.iter().map(|k| (k, Call::ReadList)));
     let mut out = Vec::new();
     for (key, call) in reads {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -319,15 +321,8 @@ fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, epoch: Instant, no
                 Ok(mut con) => clients::execute(&mut con, key, &call),
                 Err(e) => history::classify(&call, &e),
             };
-            let op = Op {
-                client: FINAL_CLIENT,
-                server: active,
-                key: key.clone(),
-                call: call.clone(),
-                outcome,
-                invoke_ns,
-                complete_ns: epoch.elapsed().as_nanos() as u64,
-            };
+            let complete_ns = epoch.elapsed().as_nanos() as u64;
+            let op = Op { client: FINAL_CLIENT, server: active, key: key.clone(), call: call.clone(), outcome, invoke_ns, complete_ns };
             if op.is_ok() {
                 out.push(op);
                 break;
@@ -340,6 +335,12 @@ fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, epoch: Instant, no
         }
     }
     out
+}
+
+/// The list keys the clients used.
+fn list_keys(ops: &[Op]) -> Vec<String> {
+    let keys: BTreeSet<&str> = ops.iter().filter(|o| kind_of(&o.call) == "list").map(|o| o.key.as_str()).collect();
+    keys.into_iter().map(String::from).collect()
 }
 
 fn kind_of(call: &Call) -> &'static str {
@@ -360,17 +361,22 @@ fn count_by_kind(ops: &[Op]) -> BTreeMap<&'static str, Counts> {
 
 /// Runs every checker on every key.
 fn check_all(ops: &[Op], keys: &Keys, report: &mut Report) {
-    let on = |key: &str| -> Vec<&Op> { ops.iter().filter(|o| o.key == key).collect() };
+    let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        by_key.entry(op.key.as_str()).or_default().push(op);
+    }
     for key in &keys.registers {
-        let found = registers::check(key, &on(key));
+        let found = registers::check(key, by_key.get(key.as_str()).map_or(&[], |v| v));
         report.violations.extend(found.violations);
         report.inconclusive.extend(found.inconclusive);
     }
     for key in &keys.counters {
-        report.violations.extend(counters::check(key, &on(key)));
+        report.violations.extend(counters::check(key, by_key.get(key.as_str()).map_or(&[], |v| v)));
     }
-    for key in &keys.lists {
-        report.violations.extend(lists::check(key, &on(key)));
+    for (key, on) in &by_key {
+        if on.first().is_some_and(|o| kind_of(&o.call) == "list") {
+            report.violations.extend(lists::check(key, on));
+        }
     }
     let unexpected: Vec<&Op> = ops
         .iter()
