@@ -8,7 +8,10 @@
 //! - [`commands`]: the command table; one file per family; parse arguments, then apply.
 //! - [`store`]: the deterministic state machine: `apply(entry) -> replies`.
 //! - [`server`]: listener, connections, pub/sub fan-out, blocking, expiry and eviction.
+//! - [`check`]: the fault harness (`tandem check`): real processes, faults from a seed,
+//!   and checkers of the clients' history (linearizability, lists, counters, digests).
 
+pub mod check;
 pub mod commands;
 pub mod config;
 pub mod limits;

@@ -94,6 +94,40 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Runs the fault harness: starts a stripe of real tandem processes on loopback
+    /// addresses, runs clients under faults drawn from --seed (kill -9, SIGSTOP,
+    /// partitions, leadership transfer, hot swap), heals the stripe, and checks the
+    /// history (linearizable registers, lists, counters, equal digests). Exit code 1
+    /// on a violation, 2 if a history could not be decided.
+    Check {
+        /// The seed of the fault schedule and of the clients' choices (default: random, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// 3 (three servers) or 2+1 (two servers and a voter).
+        #[arg(long, default_value = "3")]
+        topology: tandem::check::faults::Topology,
+        /// How long clients run under faults ("30s", "10m").
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Concurrent clients, spread over the servers.
+        #[arg(long, default_value_t = 6)]
+        clients: usize,
+        /// Keep the cluster's files (config, data, server logs) even without a violation
+        /// (they are always kept after one).
+        #[arg(long)]
+        keep: bool,
+        /// Print the seed, topology and fault schedule, and start nothing.
+        #[arg(long)]
+        plan: bool,
+        /// Inject each fault without waiting for the stripe to settle after the last:
+        /// faults compound (availability may go for a while; safety must not).
+        #[arg(long)]
+        rough: bool,
+        /// Breaks a guarantee on purpose in the servers it starts (debug builds only;
+        /// "stale-reads"): shows that the checks catch it.
+        #[arg(long, hide = true)]
+        break_safety: Option<String>,
+    },
     /// Deletes a server's data (its Raft log and snapshots). The server must be
     /// stopped; asks to type the server's name unless --yes is given.
     ClearData {
@@ -151,6 +185,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
+        Command::Check { seed, topology, duration, clients, keep, plan, rough, break_safety } => {
+            check(CheckArgs { seed, topology, duration, clients, keep, plan, rough, break_safety })
+        }
         Command::Voter { config, name, group_bind } => {
             let file = Config::from_file(&config)?;
             let (stripe, voter) = file.require_voter(&name)?;
@@ -198,6 +235,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    tandem::config::parse_duration_ms(text).map(std::time::Duration::from_millis)
+}
+
+struct CheckArgs {
+    seed: Option<u64>,
+    topology: tandem::check::faults::Topology,
+    duration: std::time::Duration,
+    clients: usize,
+    keep: bool,
+    plan: bool,
+    rough: bool,
+    break_safety: Option<String>,
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    use rand::Rng;
+    let binary = std::env::current_exe().context("finding the tandem executable")?;
+    let mut options = tandem::check::Options::new(binary, args.seed.unwrap_or_else(|| rand::thread_rng().gen()));
+    options.topology = args.topology;
+    options.duration = args.duration;
+    options.clients = args.clients.max(1);
+    options.settle = !args.rough;
+    options.break_safety = args.break_safety;
+    options.keep_on_violation = true;
+    options.keep_always = args.keep;
+    if args.plan {
+        print!("{}", tandem::check::describe(&options));
+        return Ok(());
+    }
+    let report = tandem::check::run(&options)?;
+    print!("{report}");
+    println!("{}", tandem::check::summary(&report));
+    // 1: a violation; 2: no violation found, but some history could not be decided.
+    if !report.passed() {
+        std::process::exit(1);
+    }
+    if !report.inconclusive.is_empty() {
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,0 +1,451 @@
+//! The fault harness behind `tandem check`: starts a stripe of real `tandem`
+//! processes, runs concurrent clients on it while a nemesis injects faults on a
+//! schedule drawn from one seed, heals the stripe, and checks the history.
+//!
+//! - [`cluster`]: the processes, their config, the relay that partitions them.
+//! - [`faults`]: the schedule (seed → faults) and the nemesis that applies it.
+//! - [`clients`]: the clients and their operations (registers, counters, lists).
+//! - [`history`]: what the clients recorded: invoked, ok, fail or unknown, and when.
+//! - [`linearizable`]: the Wing–Gong search with memoisation, for registers;
+//!   [`registers`] runs it per key, with the "never written" check and shrinking.
+//! - [`lists`], [`counters`]: the list-append and counter checks.
+//!
+//! The run ends with every server's `TANDEM.DIGEST` compared. It knows the servers
+//! only through their client port and the `tandem` CLI.
+
+pub mod clients;
+pub mod cluster;
+pub mod counters;
+pub mod faults;
+pub mod history;
+pub mod linearizable;
+pub mod lists;
+pub mod registers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clients::{Client, Keys};
+use cluster::{Cluster, Spec};
+use faults::{Step, Topology};
+use history::{secs, Call, Counts, Op, Outcome, FINAL_CLIENT};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The `tandem` executable to start servers with.
+    pub binary: PathBuf,
+    pub seed: u64,
+    pub topology: Topology,
+    /// How long clients run and faults are injected (healing and checks come after).
+    pub duration: Duration,
+    pub clients: usize,
+    /// Each client stops after this many operations (or at the end of `duration`).
+    pub ops_per_client_max: usize,
+    /// Faults to inject instead of the seed's schedule.
+    pub schedule: Option<Vec<Step>>,
+    /// Wait for the stripe to settle after each fault before the next (false: faults
+    /// may compound).
+    pub settle: bool,
+    /// Passed to the servers as `TANDEM_BREAK_SAFETY` (debug builds of tandem honour
+    /// it by breaking a guarantee on purpose, to show the checks catch it).
+    pub break_safety: Option<String>,
+    /// Keep the cluster's directory (config, data, server logs) when the run finds a
+    /// violation; `keep_always`: even when it does not.
+    pub keep_on_violation: bool,
+    pub keep_always: bool,
+}
+
+impl Options {
+    pub fn new(binary: impl Into<PathBuf>, seed: u64) -> Options {
+        Options {
+            binary: binary.into(),
+            seed,
+            topology: Topology::ThreeServers,
+            duration: Duration::from_secs(30),
+            clients: 6,
+            ops_per_client_max: usize::MAX,
+            schedule: None,
+            settle: true,
+            break_safety: None,
+            keep_on_violation: false,
+            keep_always: false,
+        }
+    }
+
+    /// The faults this run injects, in order.
+    pub fn steps(&self) -> Vec<Step> {
+        self.schedule.clone().unwrap_or_else(|| faults::schedule(self.seed, self.topology, self.duration.as_millis() as u64))
+    }
+}
+
+/// Something the checks found wrong, with the operations that show it.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    /// Which check: linearizable, never-written, lists, counters, digests, liveness, replies.
+    pub checker: &'static str,
+    pub key: String,
+    pub what: String,
+    /// The (smallest found) sub-history that shows it.
+    pub ops: Vec<Op>,
+}
+
+/// What a run did and found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub topology: Topology,
+    pub duration: Duration,
+    pub clients: usize,
+    /// False for a rough run (no settling between faults).
+    pub settle: bool,
+    pub schedule: Vec<Step>,
+    /// The nemesis's log: what it did to whom, when.
+    pub fault_log: Vec<String>,
+    pub faults_injected: usize,
+    /// The clients' operations by kind ("register", "counter", "list").
+    pub ops: BTreeMap<&'static str, Counts>,
+    pub violations: Vec<Violation>,
+    /// Keys whose linearizability search gave up.
+    pub inconclusive: Vec<String>,
+    pub notes: Vec<String>,
+    /// Where the cluster's files were kept, if they were.
+    pub kept_dir: Option<PathBuf>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Operations the clients made (not the reads after healing).
+    pub fn ops_total(&self) -> Counts {
+        self.ops.values().fold(Counts::default(), |a, c| Counts { ok: a.ok + c.ok, fail: a.fail + c.fail, unknown: a.unknown + c.unknown })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("could not set up the cluster: {0}")]
+    Setup(#[from] std::io::Error),
+    #[error("the stripe did not form: {0}")]
+    Formation(String),
+}
+
+/// How long the stripe may take to form, and to settle after healing.
+const FORM_DEADLINE: Duration = Duration::from_secs(60);
+const HEAL_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the servers may take to agree on a digest once settled.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The header of a run: seed, topology, schedule.
+pub fn describe(options: &Options) -> String {
+    let mut text = format!(
+        "tandem check: seed {} · topology {} · duration {} · {} clients{}{}\nschedule:\n",
+        options.seed,
+        options.topology,
+        secs(options.duration.as_nanos() as u64),
+        options.clients,
+        if options.settle { "" } else { " · rough (no settling between faults)" },
+        options.break_safety.as_ref().map(|m| format!(" · TANDEM_BREAK_SAFETY={m}")).unwrap_or_default()
+    );
+    for step in options.steps() {
+        text.push_str(&format!("  {}\n", step.describe(options.topology)));
+    }
+    text
+}
+
+/// Runs the harness once: start, load under faults, heal, check. Progress goes to
+/// stderr as it happens.
+pub fn run(options: &Options) -> Result<Report, CheckError> {
+    eprint!("{}", describe(options));
+    let mut cluster = start(options)?;
+    eprintln!("stripe formed in {}", cluster.dir.path().display());
+    let keys = Keys::default();
+    let epoch = Instant::now();
+    let (mut ops, nemesis) = load(&mut cluster, options, &keys, epoch);
+    eprintln!("{} operations; healing", ops.len());
+    let mut report = Report {
+        seed: options.seed,
+        topology: options.topology,
+        duration: options.duration,
+        clients: options.clients,
+        settle: options.settle,
+        schedule: options.steps(),
+        fault_log: nemesis.log,
+        faults_injected: nemesis.injected,
+        ops: count_by_kind(&ops),
+        violations: Vec::new(),
+        inconclusive: Vec::new(),
+        notes: Vec::new(),
+        kept_dir: None,
+    };
+    let used_lists = list_keys(&ops);
+    ops.extend(settle(&mut cluster, &keys, &used_lists, epoch, &mut report));
+    eprintln!("checking {} operations", ops.len());
+    let checking = Instant::now();
+    check_all(&ops, &keys, &mut report);
+    eprintln!("checked in {}", secs(checking.elapsed().as_nanos() as u64));
+    if options.keep_always || (!report.passed() && options.keep_on_violation) {
+        report.kept_dir = Some(cluster.keep_dir());
+    }
+    Ok(report)
+}
+
+/// Writes the config, starts every member and waits for the stripe to form.
+fn start(options: &Options) -> Result<Cluster, CheckError> {
+    let spec = Spec {
+        servers: vec![true; options.topology.servers()],
+        voters: options.topology.voters(),
+        relayed: true,
+        data_storage: Vec::new(),
+    };
+    let mut cluster = Cluster::try_configure(&options.binary, spec)?;
+    if let Some(mode) = &options.break_safety {
+        cluster.set_env("TANDEM_BREAK_SAFETY", mode);
+    }
+    let everyone: Vec<usize> = (0..cluster.members.len()).collect();
+    for &i in &everyone {
+        cluster.try_spawn(i)?;
+    }
+    cluster.try_wait_stable(&everyone, FORM_DEADLINE).map_err(|e| CheckError::Formation(format!("{e}\n{}", cluster.all_stderr())))?;
+    Ok(cluster)
+}
+
+/// What the nemesis did.
+struct Nemesis {
+    log: Vec<String>,
+    injected: usize,
+}
+
+/// Runs the clients for the run's duration (or until each made its operations) while
+/// the nemesis works through the schedule; the clients' history.
+fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -> (Vec<Op>, Nemesis) {
+    let end = epoch + options.duration;
+    let stop = Arc::new(AtomicBool::new(false));
+    let urls: Vec<String> = (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter).map(|i| cluster.url(i)).collect();
+    let threads: Vec<_> = (0..options.clients)
+        .map(|id| {
+            let client = Client {
+                id,
+                urls: urls.clone(),
+                home: id % urls.len(),
+                keys: keys.clone(),
+                seed: options.seed,
+                epoch,
+                stop: stop.clone(),
+                until: end,
+                ops_max: options.ops_per_client_max,
+            };
+            std::thread::spawn(move || client.run())
+        })
+        .collect();
+    let clients_done = |threads: &[std::thread::JoinHandle<Vec<Op>>]| threads.iter().all(|t| t.is_finished());
+    let mut nemesis = Nemesis { log: Vec::new(), injected: 0 };
+    for step in &options.steps() {
+        let start = Instant::now() + Duration::from_millis(step.gap_ms);
+        if start + Duration::from_millis(step.hold_ms) > end || clients_done(&threads) {
+            break;
+        }
+        while Instant::now() < start && !clients_done(&threads) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for line in faults::apply(cluster, step, epoch, options.settle) {
+            eprintln!("  {line}");
+            nemesis.log.push(line);
+        }
+        nemesis.injected += 1;
+    }
+    while Instant::now() < end && !clients_done(&threads) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let ops = threads.into_iter().flat_map(|t| t.join().unwrap_or_default()).collect();
+    (ops, nemesis)
+}
+
+/// Heals every fault, waits for the stripe to settle, reads every key through the
+/// active and waits for equal digests; the reads. What fails is a violation.
+fn settle(cluster: &mut Cluster, keys: &Keys, used_lists: &[String], epoch: Instant, report: &mut Report) -> Vec<Op> {
+    heal(cluster);
+    let everyone: Vec<usize> = (0..cluster.members.len()).collect();
+    let servers: Vec<usize> = everyone.iter().copied().filter(|&i| !cluster.members[i].voter).collect();
+    let active = match cluster.try_wait_stable(&everyone, HEAL_DEADLINE) {
+        Ok(active) => active,
+        Err(e) => {
+            let what = format!("after every fault was healed, {e}");
+            report.violations.push(Violation { checker: "liveness", key: String::new(), what, ops: Vec::new() });
+            return Vec::new();
+        }
+    };
+    let reads = final_reads(cluster, active, keys, used_lists, epoch, &mut report.notes);
+    if let Err(e) = cluster.try_wait_converged(&servers, CONVERGE_DEADLINE) {
+        report.violations.push(Violation { checker: "digests", key: String::new(), what: e, ops: Vec::new() });
+    }
+    reads
+}
+
+/// Resumes, restarts and reconnects every member.
+fn heal(cluster: &mut Cluster) {
+    if cluster.relayed() {
+        cluster.heal();
+    }
+    for i in 0..cluster.members.len() {
+        cluster.try_signal(i, "-CONT");
+        if let Err(e) = cluster.try_spawn(i) {
+            eprintln!("  could not restart {}: {e}", cluster.members[i].name);
+        }
+    }
+}
+
+/// One read of every key the clients used through the active, recorded like their
+/// operations.
+fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, used: &[String], epoch: Instant, notes: &mut Vec<String>) -> Vec<Op> {
+    let url = cluster.url(active);
+    let reads = keys
+        .registers
+        .iter()
+        .map(|k| (k, Call::Get))
+        .chain(keys.counters.iter().map(|k| (k, Call::ReadCounter)))
+        .chain(used.iter().map(|k| (k, Call::ReadList)));
+    let mut out = Vec::new();
+    for (key, call) in reads {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let invoke_ns = epoch.elapsed().as_nanos() as u64;
+            let outcome = match clients::connect(&url) {
+                Ok(mut con) => clients::execute(&mut con, key, &call),
+                Err(e) => history::classify(&call, &e),
+            };
+            let complete_ns = epoch.elapsed().as_nanos() as u64;
+            let op = Op { client: FINAL_CLIENT, server: active, key: key.clone(), call: call.clone(), outcome, invoke_ns, complete_ns };
+            if op.is_ok() {
+                out.push(op);
+                break;
+            }
+            if Instant::now() > deadline {
+                notes.push(format!("the read of {key} after healing failed: {op}"));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    out
+}
+
+/// The list keys the clients used.
+fn list_keys(ops: &[Op]) -> Vec<String> {
+    let keys: BTreeSet<&str> = ops.iter().filter(|o| kind_of(&o.call) == "list").map(|o| o.key.as_str()).collect();
+    keys.into_iter().map(String::from).collect()
+}
+
+fn kind_of(call: &Call) -> &'static str {
+    match call {
+        Call::Get | Call::Set(_) | Call::SetNx(_) | Call::Del => "register",
+        Call::Incr | Call::ReadCounter => "counter",
+        Call::Append(_) | Call::ReadList => "list",
+    }
+}
+
+fn count_by_kind(ops: &[Op]) -> BTreeMap<&'static str, Counts> {
+    let mut by: BTreeMap<&'static str, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        by.entry(kind_of(&op.call)).or_default().push(op);
+    }
+    by.into_iter().map(|(k, v)| (k, Counts::of(v))).collect()
+}
+
+/// Runs every checker on every key.
+fn check_all(ops: &[Op], keys: &Keys, report: &mut Report) {
+    let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        by_key.entry(op.key.as_str()).or_default().push(op);
+    }
+    for key in &keys.registers {
+        let found = registers::check(key, by_key.get(key.as_str()).map_or(&[], |v| v));
+        report.violations.extend(found.violations);
+        report.inconclusive.extend(found.inconclusive);
+    }
+    for key in &keys.counters {
+        report.violations.extend(counters::check(key, by_key.get(key.as_str()).map_or(&[], |v| v)));
+    }
+    for (key, on) in &by_key {
+        if on.first().is_some_and(|o| kind_of(&o.call) == "list") {
+            report.violations.extend(lists::check(key, on));
+        }
+    }
+    let unexpected: Vec<&Op> = ops
+        .iter()
+        .filter(|o| matches!(&o.outcome, Outcome::Unknown(why) | Outcome::Fail(why) if why.starts_with(clients::UNEXPECTED)))
+        .collect();
+    if !unexpected.is_empty() {
+        report.violations.push(Violation {
+            checker: "replies",
+            key: String::new(),
+            what: format!("{} replies of a shape no Redis server gives to the command", unexpected.len()),
+            ops: unexpected.into_iter().take(5).cloned().collect(),
+        });
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seed {} · topology {} · duration {} · {} clients",
+            self.seed,
+            self.topology,
+            secs(self.duration.as_nanos() as u64),
+            self.clients
+        )?;
+        writeln!(f, "schedule ({} faults planned, {} injected):", self.schedule.len(), self.faults_injected)?;
+        for step in &self.schedule {
+            writeln!(f, "  {}", step.describe(self.topology))?;
+        }
+        writeln!(f, "faults:")?;
+        for line in &self.fault_log {
+            writeln!(f, "  {line}")?;
+        }
+        let total = self.ops_total();
+        writeln!(f, "operations: {} ({} ok, {} failed, {} unknown)", total.total(), total.ok, total.fail, total.unknown)?;
+        for (kind, c) in &self.ops {
+            writeln!(f, "  {kind:<9} {:>7} ({} ok, {} failed, {} unknown)", c.total(), c.ok, c.fail, c.unknown)?;
+        }
+        for note in &self.notes {
+            writeln!(f, "note: {note}")?;
+        }
+        for why in &self.inconclusive {
+            writeln!(f, "inconclusive: {why}")?;
+        }
+        if self.violations.is_empty() {
+            writeln!(f, "no violations")?;
+        } else {
+            writeln!(f, "{} violations:", self.violations.len())?;
+            for v in &self.violations {
+                writeln!(f, "- [{}] {}{}", v.checker, if v.key.is_empty() { String::new() } else { format!("{}: ", v.key) }, v.what)?;
+                for op in &v.ops {
+                    writeln!(f, "    {op}")?;
+                }
+            }
+        }
+        if let Some(dir) = &self.kept_dir {
+            writeln!(f, "the cluster's config, data and server logs are kept in {}", dir.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// One line: seed, operations, faults, violations by checker.
+pub fn summary(report: &Report) -> String {
+    let total = report.ops_total();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in &report.violations {
+        *kinds.entry(v.checker).or_default() += 1;
+    }
+    let found = if kinds.is_empty() { "no violations".to_string() } else { format!("violations: {kinds:?}") };
+    format!("seed {}: {} operations, {} faults, {found}", report.seed, total.total(), report.faults_injected)
+}
