@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis::Value;
-use support::{free_port, ConfigServer, Server};
+use support::{free_ports, ConfigServer, Server};
 
 fn info_field(info: &str, field: &str) -> Option<String> {
     info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
@@ -70,15 +70,16 @@ fn lone_member_of_two() -> (tempfile::TempDir, ConfigServer) {
     let mut text =
         String::from("[cluster]\nname = \"test\"\nsecret = \"test-secret\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n");
     let mut port1 = 0;
-    for name in ["server1", "server2"] {
-        let port = free_port();
+    let ports = free_ports(6);
+    for (i, name) in ["server1", "server2"].into_iter().enumerate() {
+        let port = ports[3 * i];
         if name == "server1" {
             port1 = port;
         }
         text.push_str(&format!(
             "\n[[stripe.server]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nclient-port = {port}\ngroup-port = {}\nmanagement-port = {}\ndata = \"data/{name}\"\ndata-storage = \"1g\"\nrestartable = false\n",
-            free_port(),
-            free_port()
+            ports[3 * i + 1],
+            ports[3 * i + 2]
         ));
     }
     let config = dir.path().join("tandem.toml");

@@ -67,8 +67,11 @@ pub struct Cluster {
     env: Vec<(String, String)>,
 }
 
-fn free_port_on(host: &str) -> std::io::Result<u16> {
-    Ok(TcpListener::bind((host, 0))?.local_addr()?.port())
+/// `n` distinct free ports on `host`, all held open while they are picked (the OS
+/// may hand the same free port out twice in a row).
+fn free_ports_on(host: &str, n: usize) -> std::io::Result<Vec<u16>> {
+    let held = (0..n).map(|_| TcpListener::bind((host, 0))).collect::<std::io::Result<Vec<_>>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 impl Cluster {
@@ -97,16 +100,16 @@ impl Cluster {
             let host = format!("127.0.{}.{}", 10 + block, 10 + i);
             let voter = i >= spec.servers.len();
             let name = if voter { format!("voter{}", i - spec.servers.len() + 1) } else { format!("server{}", i + 1) };
-            let client_port = free_port_on(&host)?;
-            let group_port = free_port_on(&host)?;
-            let bind_port = if spec.relayed { Some(free_port_on(&host)?) } else { None };
+            let ports = free_ports_on(&host, 4)?;
+            let (client_port, group_port, management_port) = (ports[0], ports[1], ports[2]);
+            let bind_port = spec.relayed.then_some(ports[3]);
             if voter {
                 text.push_str(&format!("\n[[stripe.voter]]\nname = \"{name}\"\nhost = \"{host}\"\ngroup-port = {group_port}\n"));
             } else {
                 let storage = spec.data_storage.get(i).copied().unwrap_or("1g");
                 text.push_str(&format!(
                     "\n[[stripe.server]]\nname = \"{name}\"\nhost = \"{host}\"\nclient-port = {client_port}\ngroup-port = {group_port}\nmanagement-port = {}\ndata = \"data/{name}\"\ndata-storage = \"{storage}\"\nrestartable = {}\n",
-                    free_port_on(&host)?,
+                    management_port,
                     spec.servers[i]
                 ));
             }

@@ -21,6 +21,13 @@ pub struct Server {
 }
 
 /// A port nobody listens on right now (the OS picks it).
+/// `n` distinct ports nobody listens on right now: all are held open while they are
+/// picked, since the OS may hand the same free port out twice in a row.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
+    held.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
@@ -180,9 +187,7 @@ pub struct ConfigServer {
 
 /// Writes a one-server config in `dir` and returns its path and client port.
 pub fn write_single_server_config(dir: &std::path::Path, restartable: bool) -> (PathBuf, u16) {
-    let port = free_port();
-    let group = free_port();
-    let management = free_port();
+    let [port, group, management] = free_ports(3)[..] else { unreachable!("three ports") };
     let text = format!(
         "[cluster]\nname = \"test\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n\n[[stripe.server]]\nname = \"server1\"\nhost = \"127.0.0.1\"\nclient-port = {port}\ngroup-port = {group}\nmanagement-port = {management}\ndata = \"data/server1\"\ndata-storage = \"1g\"\nrestartable = {restartable}\n"
     );
