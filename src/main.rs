@@ -172,15 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 builder.worker_threads(threads);
             }
             let runtime = builder.enable_all().build().context("starting the runtime")?;
-            runtime.block_on(async move {
-                let (stop_tx, stop_rx) = watch::channel(false);
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("shutting down");
-                    let _ = stop_tx.send(true);
-                });
-                tandem::server::run(options, stop_rx).await
-            })?;
+            runtime.block_on(async move { tandem::server::run(options, stop_on_signal()).await })?;
             tracing::info!("stopped");
             Ok(())
         }
@@ -200,15 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 group_bind,
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-            runtime.block_on(async move {
-                let (stop_tx, stop_rx) = watch::channel(false);
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("shutting down");
-                    let _ = stop_tx.send(true);
-                });
-                tandem::replication::replica::run_voter(options, stop_rx).await
-            })?;
+            runtime.block_on(async move { tandem::replication::replica::run_voter(options, stop_on_signal()).await })?;
             tracing::info!("stopped");
             Ok(())
         }
@@ -324,6 +308,17 @@ fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port
         requirepass: config.cluster.requirepass.clone(),
         config_file: file,
     })
+}
+
+/// Turns true on SIGINT or SIGTERM (call inside the runtime).
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
 }
 
 async fn wait_for_signal() {

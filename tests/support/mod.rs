@@ -130,16 +130,8 @@ impl Drop for Server {
 }
 
 /// Polls `check` until it returns true or `deadline` passes; true if it did.
-pub fn wait_until(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    check()
-}
+#[allow(unused_imports)]
+pub use tandem::check::cluster::wait_until;
 
 /// Sends raw bytes and reads whatever comes back until the server closes or
 /// `window` of silence passes.
