@@ -19,6 +19,20 @@ use super::transport::{self, Identity, FRAME_BYTES_MAX};
 use super::types::TypeConfig;
 use super::wire::{self, MemberLag, Request, Response, StatusReport};
 
+/// Removes a temporary file when dropped, unless it was moved away.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Connections accepted but not yet past the handshake: a stranger cannot hold more.
+const HANDSHAKES_IN_PROGRESS_MAX: usize = 64;
+
 /// A group connection with no traffic for this long is closed (peers reconnect).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -185,6 +199,7 @@ impl Group {
 
     /// Serves the group port until the process ends.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_IN_PROGRESS_MAX));
         loop {
             let (socket, peer) = match listener.accept().await {
                 Ok(pair) => pair,
@@ -194,18 +209,24 @@ impl Group {
                     continue;
                 }
             };
+            let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "group port: too many connections before their handshake; refused");
+                continue;
+            };
             let group = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = group.serve_connection(socket).await {
+                if let Err(e) = group.serve_connection(socket, handshake).await {
                     tracing::debug!(%peer, error = %e, "group connection closed");
                 }
             });
         }
     }
 
-    async fn serve_connection(self: Arc<Self>, mut socket: TcpStream) -> std::io::Result<()> {
+    async fn serve_connection(self: Arc<Self>, mut socket: TcpStream, handshake: tokio::sync::OwnedSemaphorePermit) -> std::io::Result<()> {
         let _ = socket.set_nodelay(true);
-        let caller = match transport::accept_handshake(&mut socket, &self.identity, self.node_id).await {
+        let accepted = transport::accept_handshake(&mut socket, &self.identity, self.node_id).await;
+        drop(handshake);
+        let caller = match accepted {
             Ok(caller) => caller,
             Err(e) => {
                 // Callers still trying an earlier node id at this address are expected
@@ -344,7 +365,10 @@ impl Group {
         let started = std::time::Instant::now();
         let mut file = None;
         let mut memory = Vec::new();
-        let tmp = self.snapshot_dir.as_ref().map(|dir| dir.join(format!("snapshot-{index:020}.writing")));
+        // A name of its own: two receives never share a file; whatever is left on
+        // any early return is removed by the guard (and at start-up, by extension).
+        let tmp = self.snapshot_dir.as_ref().map(|dir| dir.join(format!("received-{index:020}-{:016x}.writing", rand::random::<u64>())));
+        let _cleanup = RemoveOnDrop(tmp.clone());
         if let (Some(dir), Some(tmp)) = (&self.snapshot_dir, &tmp) {
             super::log_file::create_dir_durably(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
             file = Some(tokio::fs::File::create(tmp).await?);
@@ -377,13 +401,12 @@ impl Group {
         if received != bytes {
             return Ok(Response::Error(format!("the snapshot has {received} bytes, {bytes} were announced")));
         }
-        let data = match (file, tmp, &self.snapshot_dir) {
-            (Some(f), Some(tmp), Some(dir)) => {
-                let tmp: std::path::PathBuf = tmp;
+        let data = match (file, tmp) {
+            (Some(f), Some(tmp)) => {
                 f.sync_all().await?;
                 drop(f);
-                let path = super::snapshot::commit(dir, &tmp, index).map_err(|e| std::io::Error::other(e.to_string()))?;
-                SnapshotData::File(path)
+                // Renamed into place by the state machine if openraft installs it.
+                SnapshotData::File(tmp)
             }
             _ if self.witness => SnapshotData::Live,
             _ => SnapshotData::Memory(bytes::Bytes::from(memory)),

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver as _;
-use openraft::{BasicNode, ChangeMembers};
+use openraft::{BasicNode, ChangeMembers, Instant as _};
 
 use super::group::{self, Group, Stop};
 use super::stripe::{ServerState, STANDBY_LAG_MAX};
@@ -194,6 +194,12 @@ async fn promote(group: &Group) {
         if last.saturating_sub(matched.index) > STANDBY_LAG_MAX {
             continue;
         }
+        // A learner that stopped answering keeps its last matched index: never
+        // swap a live voter for it.
+        let heard = m.heartbeat.as_ref().and_then(|h| h.get(id).cloned().flatten()).map(|t| t.into_inner());
+        if heard.is_none_or(|t| t.elapsed() >= group.election_time()) {
+            continue;
+        }
         let mut next: BTreeSet<u64> =
             voters.iter().copied().filter(|v| membership.get_node(v).is_none_or(|n| n.addr != node.addr)).collect();
         let replaced: Vec<u64> = voters.difference(&next).copied().collect();
@@ -217,13 +223,16 @@ async fn send_purge_hints(group: &Group) {
         let Some(member) = group.layout.by_group_addr(&node.addr) else { continue };
         if member.is_voter() {
             witnesses.push(member.clone());
-        } else if *id != m.id && membership.get_joint_config().iter().any(|c| c.contains(id)) {
+        } else if *id != m.id {
+            // Learners count too: one may become a voter a little behind the log.
             match replication.get(id).cloned().flatten() {
                 Some(l) => floor = floor.min(l.index),
                 None => return,
             }
         }
     }
+    // And a margin for a member promoted while up to STANDBY_LAG_MAX behind.
+    let floor = floor.saturating_sub(STANDBY_LAG_MAX);
     for w in witnesses {
         let _ = group::request(&group.identity, Some(&group.me.host), &w.group_addr(), &Request::PurgeHint { index: floor }, PROBE_TIMEOUT)
             .await;

@@ -23,7 +23,10 @@ use super::wire::{self, Request, Response};
 
 /// An append is cut after this many bytes of entries (at least one entry is always
 /// sent); the follower then reports how far it got and the rest follows.
-const APPEND_BYTES_SOFT: usize = 32 * 1024 * 1024;
+const APPEND_BYTES_SOFT: usize = 8 * 1024 * 1024;
+/// The slowest link an append is expected to cross: its time limit grows by the
+/// time its bytes take at this rate, so one large entry is never cut off forever.
+const LINK_BYTES_PER_SEC_MIN: u64 = 10 * 1024 * 1024;
 /// Snapshots travel in pieces of this size.
 const SNAPSHOT_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Each snapshot piece must reach the peer within this time.
@@ -216,7 +219,8 @@ impl RaftNetworkV2<TypeConfig> for Peer {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let count = entries_that_fit(&rpc);
         let body = wire::encode_append(&rpc, count);
-        match self.call(&body, option.hard_ttl().max(Duration::from_millis(500))).await.map_err(CallError::rpc)? {
+        let transfer = Duration::from_millis(body.len() as u64 * 1000 / LINK_BYTES_PER_SEC_MIN);
+        match self.call(&body, option.hard_ttl().max(Duration::from_millis(500)) + transfer).await.map_err(CallError::rpc)? {
             Response::AppendEntries(AppendEntriesResponse::Success) if count < rpc.entries.len() => {
                 Ok(AppendEntriesResponse::PartialSuccess(wire::last_sent(&rpc, count)))
             }

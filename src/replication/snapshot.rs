@@ -95,13 +95,15 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
 }
 
 /// Moves a fully written and fsynced temporary snapshot into place as snapshot
-/// `index` (rename, fsync dir) and removes older snapshots. Returns the path.
+/// `index` (rename, fsync dir) and removes older snapshots (never a newer one: the
+/// log may already be purged behind it). Returns the path.
 pub fn commit(dir: &Path, tmp: &Path, index: u64) -> Result<PathBuf, SnapshotError> {
     let path = dir.join(file_name(index));
     std::fs::rename(tmp, &path).map_err(|source| SnapshotError::Io { file: path.display().to_string(), source })?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| SnapshotError::Io { file: dir.display().to_string(), source })?;
     for old in list(dir) {
-        if old != path {
+        // Zero-padded indexes: names sort as the indexes do.
+        if old < path {
             let _ = std::fs::remove_file(old);
         }
     }

@@ -354,10 +354,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         };
         // A snapshot received from the active is kept like one built here.
+        let index = meta.last_log_id.map_or(0, |l| l.index);
         let data = match (&data, &self.shared.snapshot_dir) {
             (SnapshotData::Memory(bytes), Some(dir)) => {
-                let index = meta.last_log_id.map_or(0, |l| l.index);
                 snapshot::save(dir, index, bytes).map(SnapshotData::File).map_err(|e| io::Error::other(e.to_string()))?
+            }
+            // Received into a temporary file: it takes its place only now that
+            // openraft has accepted it (a refused one must not replace ours).
+            (SnapshotData::File(tmp), Some(dir)) if tmp.extension().is_some_and(|e| e == "writing") => {
+                snapshot::commit(dir, tmp, index).map(SnapshotData::File).map_err(|e| io::Error::other(e.to_string()))?
             }
             _ => data,
         };
