@@ -69,7 +69,7 @@ pub struct Cluster {
 
 /// `n` distinct free ports on `host`, all held open while they are picked (the OS
 /// may hand the same free port out twice in a row).
-fn free_ports_on(host: &str, n: usize) -> std::io::Result<Vec<u16>> {
+pub fn free_ports_on(host: &str, n: usize) -> std::io::Result<Vec<u16>> {
     let held = (0..n).map(|_| TcpListener::bind((host, 0))).collect::<std::io::Result<Vec<_>>>()?;
     held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }

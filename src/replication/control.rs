@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::group;
-use super::stripe::{Member, StripeLayout};
+use super::stripe::{Member, ServerState, StripeLayout};
 use super::wire::{Request, Response, StatusReport};
 use crate::config::Config;
 
@@ -54,6 +54,10 @@ pub async fn collect(config: &Config) -> Vec<(StripeLayout, Member, Result<Statu
     out
 }
 
+fn is_active_report(s: &StatusReport) -> bool {
+    ServerState::parse(&s.state) == Some(ServerState::ActiveCoordinator)
+}
+
 fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
@@ -72,7 +76,7 @@ pub async fn status_table(config: &Config) -> String {
                 // Lag as the active sees it.
                 let lag = rows
                     .iter()
-                    .filter_map(|(l, _, r)| r.as_ref().ok().filter(|r| l.stripe == layout.stripe && r.state == "ACTIVE-COORDINATOR"))
+                    .filter_map(|(l, _, r)| r.as_ref().ok().filter(|r| l.stripe == layout.stripe && is_active_report(r)))
                     .flat_map(|r| r.members.iter())
                     .find(|m| m.name == member.name && m.node_id == s.node_id)
                     .and_then(|m| m.lag);
@@ -155,7 +159,7 @@ pub async fn failover(config: &Config, stripe: &str, to: Option<&str>) -> Result
 async fn active_of(layout: &StripeLayout) -> Result<Member, ControlError> {
     for member in &layout.members {
         if let Ok(Response::Status(s)) = ask(layout, member, &Request::Status, CALL_TIMEOUT).await {
-            if s.state == "ACTIVE-COORDINATOR" {
+            if is_active_report(&s) {
                 return Ok(member.clone());
             }
         }
@@ -172,7 +176,7 @@ pub async fn shutdown(config: &Config) -> Result<Vec<String>, ControlError> {
         let mut actives = Vec::new();
         for member in &layout.members {
             match ask(&layout, member, &Request::Status, CALL_TIMEOUT).await {
-                Ok(Response::Status(s)) if s.state == "ACTIVE-COORDINATOR" => actives.push(member.clone()),
+                Ok(Response::Status(s)) if is_active_report(&s) => actives.push(member.clone()),
                 Ok(_) => {
                     let message = stop_one(&layout, member).await?;
                     said.push(format!("{}: {message}", member.name));

@@ -12,7 +12,7 @@ use openraft::{BasicNode, Instant as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::replica::Raft;
+use super::replica::{MemberView, Raft, ReplicationView};
 use super::state_machine::SnapshotData;
 use super::stripe::{LocalView, Member, ServerState, StripeLayout, STANDBY_LAG_MAX};
 use super::transport::{self, Identity, FRAME_BYTES_MAX};
@@ -162,38 +162,58 @@ impl Group {
         out
     }
 
-    pub fn status(&self) -> StatusReport {
+    /// This member and the stripe as it sees them (ROLE, INFO, `tandem status`).
+    pub fn view(&self) -> ReplicationView {
         let m = self.metrics();
-        let membership = m.membership_config.membership().clone();
+        let membership = m.membership_config.membership();
         let last = m.last_log_index;
         let members = membership
             .nodes()
-            .map(|(id, _)| {
-                let lag = m.replication.as_ref().map(|r| {
-                    let matched = if *id == m.id { last } else { r.get(id).cloned().flatten().map(|l| l.index) };
-                    last.unwrap_or(0).saturating_sub(matched.unwrap_or(0))
-                });
-                MemberLag {
-                    name: self.name_of(&m, *id),
+            .map(|(id, node)| {
+                let member = self.member_named_by(node);
+                let matched =
+                    if *id == m.id { last } else { m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten().map(|l| l.index)) };
+                MemberView {
+                    name: member.map_or_else(|| node.addr.clone(), |x| x.name.clone()),
                     node_id: *id,
-                    voting: membership.get_joint_config().iter().all(|c| c.contains(id)),
-                    lag: if m.state.is_leader() { lag } else { None },
+                    voting: membership.get_joint_config().iter().any(|c| c.contains(id)),
+                    client_addr: member.and_then(|x| x.client_addr()),
+                    matched,
+                    lag: m.state.is_leader().then(|| last.unwrap_or(0).saturating_sub(matched.unwrap_or(0))),
                 }
             })
             .collect();
-        StatusReport {
-            name: self.me.name.clone(),
-            stripe: self.layout.stripe.clone(),
-            voter: self.witness,
-            state: self.state().name().to_string(),
-            light: self.state().light().to_string(),
+        ReplicationView {
+            state: self.state(),
             node_id: m.id,
             term: m.current_term,
-            active: m.current_leader.map(|id| self.name_of(&m, id)).unwrap_or_default(),
+            active: m.current_leader.map(|id| self.name_of(&m, id)),
             commit_index: m.local_committed.map(|l| l.index),
             applied_index: m.last_applied.map(|l| l.index),
             last_log_index: last,
             members,
+        }
+    }
+
+    pub fn status(&self) -> StatusReport {
+        let view = self.view();
+        StatusReport {
+            name: self.me.name.clone(),
+            stripe: self.layout.stripe.clone(),
+            voter: self.witness,
+            state: view.state.name().to_string(),
+            light: view.state.light().to_string(),
+            node_id: view.node_id,
+            term: view.term,
+            active: view.active.unwrap_or_default(),
+            commit_index: view.commit_index,
+            applied_index: view.applied_index,
+            last_log_index: view.last_log_index,
+            members: view
+                .members
+                .into_iter()
+                .map(|x| MemberLag { name: x.name, node_id: x.node_id, voting: x.voting, lag: x.lag })
+                .collect(),
         }
     }
 

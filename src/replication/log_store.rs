@@ -184,17 +184,7 @@ impl LogStore {
 /// The memory an entry holds: its arguments plus per-argument and per-entry overhead.
 fn entry_bytes(entry: &RaftEntry) -> usize {
     match &entry.payload {
-        openraft::EntryPayload::Normal(e) => {
-            let args = |a: &Vec<bytes::Bytes>| a.iter().map(|b| b.len() + 32).sum::<usize>() + 24;
-            e.ops
-                .iter()
-                .map(|op| match op {
-                    crate::store::Op::Command(a) => args(a),
-                    crate::store::Op::Transaction(cmds) => cmds.iter().map(args).sum(),
-                })
-                .sum::<usize>()
-                + 96
-        }
+        openraft::EntryPayload::Normal(e) => crate::store::ops_bytes(&e.ops, 32, 24) + 96,
         _ => 96,
     }
 }

@@ -287,7 +287,8 @@ async fn hand_over(group: &Group) {
 /// (the named one, or the most caught up) and waits until it has taken over.
 pub async fn failover(group: &Group, to: Option<&str>) -> Response {
     if !group.is_active() {
-        let active = group.status().active;
+        let m = group.metrics();
+        let active = m.current_leader.map(|id| group.name_of(&m, id)).unwrap_or_default();
         return Response::Done { ok: false, message: format!("{} is not the active (the active is {active:?})", group.me.name) };
     }
     let standbys = answering_standbys(group).await;

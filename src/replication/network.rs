@@ -195,16 +195,7 @@ fn entries_that_fit(req: &AppendEntriesRequest<TypeConfig>) -> usize {
 
 fn entry_size_hint(entry: &super::types::RaftEntry) -> usize {
     match &entry.payload {
-        openraft::EntryPayload::Normal(e) => {
-            64 + e
-                .ops
-                .iter()
-                .map(|op| match op {
-                    crate::store::Op::Command(a) => a.iter().map(|b| b.len() + 4).sum::<usize>(),
-                    crate::store::Op::Transaction(cmds) => cmds.iter().flatten().map(|b| b.len() + 4).sum(),
-                })
-                .sum::<usize>()
-        }
+        openraft::EntryPayload::Normal(e) => 64 + crate::store::ops_bytes(&e.ops, 4, 0),
         _ => 256,
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use openraft::{BasicNode, EntryPayload};
 
-use super::types::{LogId, Membership, RaftEntry, Vote};
+use super::types::{LogId, Membership, RaftEntry, SnapshotMeta, StoredMembership, Vote};
 use crate::store::codec::{put_bytes, put_varint, CodecError, Decoder};
 use crate::store::{Entry, Op};
 
@@ -98,6 +98,21 @@ pub fn get_membership(d: &mut Decoder) -> Result<Membership, CodecError> {
         nodes.insert(id, BasicNode { addr });
     }
     Membership::new(configs, nodes).map_err(|e| CodecError::Invalid { what: "membership", offset: d.offset(), why: e.to_string() })
+}
+
+/// A snapshot's meta: the last log id it covers and the membership it holds (in
+/// snapshot files and in snapshots sent over the group port).
+pub fn put_snapshot_meta(out: &mut Vec<u8>, meta: &SnapshotMeta) {
+    put_opt_log_id(out, &meta.last_log_id);
+    put_opt_log_id(out, meta.last_membership.log_id());
+    put_membership(out, meta.last_membership.membership());
+}
+
+pub fn get_snapshot_meta(d: &mut Decoder) -> Result<SnapshotMeta, CodecError> {
+    let last_log_id = get_opt_log_id(d)?;
+    let membership_log_id = get_opt_log_id(d)?;
+    let membership = get_membership(d)?;
+    Ok(SnapshotMeta { last_log_id, last_membership: StoredMembership::new(membership_log_id, membership) })
 }
 
 pub fn put_entry(out: &mut Vec<u8>, entry: &Entry) {

@@ -56,13 +56,7 @@ const ENTRY_BYTES_TARGET: usize = 64 * 1024 * 1024;
 const PROPOSAL_BYTES_MAX: usize = 768 * 1024 * 1024;
 
 fn ops_bytes(ops: &[Op]) -> usize {
-    let args = |a: &Vec<bytes::Bytes>| a.iter().map(|b| b.len() + 8).sum::<usize>();
-    ops.iter()
-        .map(|op| match op {
-            Op::Command(a) => args(a),
-            Op::Transaction(cmds) => cmds.iter().map(args).sum(),
-        })
-        .sum()
+    crate::store::ops_bytes(ops, 8, 0)
 }
 /// How long a fresh server waits to become its stripe's active before giving up.
 const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
@@ -185,10 +179,7 @@ pub struct Replica {
     pub log: LogStore,
     pub store: Arc<Mutex<Store>>,
     pub health: Arc<DiskHealth>,
-    pub layout: StripeLayout,
-    pub name: String,
-    pub node_id: u64,
-    pub witness: bool,
+    /// This member's identity in its stripe, its group port and its views.
     pub group: Arc<Group>,
     stop: watch::Receiver<Option<Stop>>,
     broadcaster: Option<Broadcaster>,
@@ -324,10 +315,6 @@ impl Replica {
             log,
             store,
             health,
-            layout: options.layout.clone(),
-            name: options.name.clone(),
-            node_id,
-            witness: options.witness,
             group,
             stop,
             broadcaster,
@@ -373,11 +360,13 @@ impl Replica {
 
     /// Where client requests for this stripe go right now.
     pub fn active_at(&self) -> ActiveAt {
-        let m = self.group.metrics();
+        // Called per forwarded run: read the metrics in place (no await while borrowed).
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
         match m.current_leader {
-            Some(id) if id == m.id && !self.witness => ActiveAt::Here,
+            Some(id) if id == m.id && !self.group.witness => ActiveAt::Here,
             Some(id) => {
-                let member = m.membership_config.membership().get_node(&id).and_then(|n| self.layout.by_group_addr(&n.addr));
+                let member = m.membership_config.membership().get_node(&id).and_then(|n| self.group.layout.by_group_addr(&n.addr));
                 match member.and_then(|x| Some((x.name.clone(), x.client_addr()?))) {
                     Some((name, client_addr)) => ActiveAt::There { name, client_addr },
                     None => ActiveAt::Unknown,
@@ -403,45 +392,13 @@ impl Replica {
         }
     }
 
-    pub fn local_view(&self) -> super::stripe::LocalView {
-        self.group.local_view()
-    }
-
     pub fn state(&self) -> ServerState {
         self.group.state()
     }
 
     /// This member and the stripe as it sees them.
     pub fn replication_view(&self) -> ReplicationView {
-        let m = self.group.metrics();
-        let membership = m.membership_config.membership().clone();
-        let last = m.last_log_index;
-        let matched = m.replication.clone();
-        let members = membership
-            .nodes()
-            .map(|(id, node)| {
-                let member = self.layout.by_group_addr(&node.addr);
-                let matched = if *id == m.id { last } else { matched.as_ref().and_then(|r| r.get(id).cloned().flatten().map(|l| l.index)) };
-                MemberView {
-                    name: member.map_or_else(|| node.addr.clone(), |x| x.name.clone()),
-                    node_id: *id,
-                    voting: membership.get_joint_config().iter().any(|c| c.contains(id)),
-                    client_addr: member.and_then(|x| x.client_addr()),
-                    matched,
-                    lag: m.state.is_leader().then(|| last.unwrap_or(0).saturating_sub(matched.unwrap_or(0))),
-                }
-            })
-            .collect();
-        ReplicationView {
-            state: self.state(),
-            node_id: m.id,
-            term: m.current_term,
-            active: m.current_leader.map(|id| self.group.name_of(&m, id)),
-            commit_index: m.local_committed.map(|l| l.index),
-            applied_index: m.last_applied.map(|l| l.index),
-            last_log_index: last,
-            members,
-        }
+        self.group.view()
     }
 
     pub fn refuse_if_disk_trouble(&self) -> Result<(), Reply> {
@@ -551,7 +508,7 @@ impl Replica {
     }
 
     pub fn is_active(&self) -> bool {
-        !self.witness && self.raft.is_leader()
+        self.group.is_active()
     }
 
     pub async fn shutdown(&self) {
@@ -565,7 +522,7 @@ impl Replica {
 pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
     let (notices, _) = mpsc::unbounded_channel();
     let replica = Replica::start(options, notices).await?;
-    tracing::info!(voter = %replica.name, node_id = replica.node_id, "voter ready");
+    tracing::info!(voter = %replica.group.me.name, node_id = replica.group.node_id, "voter ready");
     let refused = tokio::select! {
         why = replica.stop_requested() => why,
         _ = shutdown.wait_for(|s| *s) => None,

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use crate::store::codec::{encode_value, put_bytes, put_varint, Decoder};
 use crate::store::db::Db;
 
-use super::record::{get_membership, get_opt_log_id, put_membership, put_opt_log_id};
-use super::types::{SnapshotMeta, StoredMembership};
+use super::record::{get_snapshot_meta, put_snapshot_meta};
+use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
 pub const FORMAT_VERSION: u32 = 1;
@@ -62,9 +62,7 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     let mut payload = vec![KIND_META];
-    put_opt_log_id(&mut payload, &meta.last_log_id);
-    put_opt_log_id(&mut payload, meta.last_membership.log_id());
-    put_membership(&mut payload, meta.last_membership.membership());
+    put_snapshot_meta(&mut payload, meta);
     frame(&payload, &mut out);
     let mut count = 0u64;
     for (key, item) in db.iter() {
@@ -140,10 +138,7 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         let bad = |e: crate::store::codec::CodecError| corrupt(pos, e.to_string());
         match payload[0] {
             KIND_META if meta.is_none() => {
-                let last_log_id = get_opt_log_id(&mut d).map_err(bad)?;
-                let membership_log_id = get_opt_log_id(&mut d).map_err(bad)?;
-                let membership = get_membership(&mut d).map_err(bad)?;
-                meta = Some(SnapshotMeta { last_log_id, last_membership: StoredMembership::new(membership_log_id, membership) });
+                meta = Some(get_snapshot_meta(&mut d).map_err(bad)?);
             }
             KIND_KEY if meta.is_some() => {
                 let key = d.bytes("key").map_err(bad)?;

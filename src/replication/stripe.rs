@@ -15,7 +15,6 @@ pub struct Member {
     /// `None` for a voter.
     pub client_port: Option<u16>,
     pub data_storage_bytes: u64,
-    pub restartable: bool,
 }
 
 impl Member {
@@ -50,7 +49,6 @@ impl StripeLayout {
             group_port: s.group_port,
             client_port: Some(s.client_port),
             data_storage_bytes: s.data_storage_bytes,
-            restartable: s.restartable,
         });
         let voters = stripe.voters.iter().map(|v| Member {
             name: v.name.clone(),
@@ -58,7 +56,6 @@ impl StripeLayout {
             group_port: v.group_port,
             client_port: None,
             data_storage_bytes: 0,
-            restartable: false,
         });
         StripeLayout {
             cluster: config.cluster.name.clone(),

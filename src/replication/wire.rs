@@ -7,9 +7,9 @@
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, VoteRequest, VoteResponse};
 
 use super::record::{
-    decode_raft_entry, decode_vote, encode_raft_entry, encode_vote, get_membership, get_opt_log_id, put_membership, put_opt_log_id,
+    decode_raft_entry, decode_vote, encode_raft_entry, encode_vote, get_opt_log_id, get_snapshot_meta, put_opt_log_id, put_snapshot_meta,
 };
-use super::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
+use super::types::{LogId, SnapshotMeta, TypeConfig, Vote};
 use crate::store::codec::{put_bytes, put_varint, CodecError, Decoder};
 
 /// One member's report for `tandem status`.
@@ -184,19 +184,6 @@ fn get_vote_request(d: &mut Decoder) -> Result<VoteRequest<TypeConfig>, CodecErr
     let mut r = VoteRequest::new(vote, last_log_id);
     r.leadership_transfer = leadership_transfer;
     Ok(r)
-}
-
-pub fn put_snapshot_meta(out: &mut Vec<u8>, meta: &SnapshotMeta) {
-    put_opt_log_id(out, &meta.last_log_id);
-    put_opt_log_id(out, meta.last_membership.log_id());
-    put_membership(out, meta.last_membership.membership());
-}
-
-pub fn get_snapshot_meta(d: &mut Decoder) -> Result<SnapshotMeta, CodecError> {
-    let last_log_id = get_opt_log_id(d)?;
-    let membership_log_id = get_opt_log_id(d)?;
-    let membership = get_membership(d)?;
-    Ok(SnapshotMeta { last_log_id, last_membership: StoredMembership::new(membership_log_id, membership) })
 }
 
 /// Encodes an append of `req.entries[..count]`.

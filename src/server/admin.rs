@@ -369,8 +369,7 @@ impl Connection {
             self.unwatch_all();
             return Reply::NilArray;
         }
-        let watches = self.watches.clone();
-        let result = self.shared.core.execute_transaction(queued.clone(), &watches, &self.shared.settings).await;
+        let result = self.shared.core.execute_transaction(&queued, &self.watches, &self.shared.settings).await;
         self.unwatch_all();
         let reply = match result {
             Ok(reply) => reply,

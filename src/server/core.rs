@@ -126,7 +126,9 @@ impl Core {
         let mut linearized: Option<Result<(), Reply>> = None;
         // Reads may pick at random (SRANDMEMBER…): one generator per batch.
         let mut rng: Option<Xoshiro256PlusPlus> = None;
-        for (spec, args) in batch {
+        let mut i = 0;
+        while i < batch.len() {
+            let (spec, args) = &batch[i];
             if !spec.is_write() {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
@@ -135,16 +137,21 @@ impl Core {
                         Reads::Stale => Ok(()),
                     });
                 }
+                // A run of consecutive reads: one time stamp, one store lock.
+                let end = batch[i..].iter().position(|(s, _)| s.is_write()).map_or(batch.len(), |n| i + n);
                 match &linearized {
-                    Some(Err(e)) => replies.push(e.clone()),
+                    Some(Err(e)) => replies.extend(std::iter::repeat_n(e.clone(), end - i)),
                     _ => {
                         let now = self.stamp();
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
-                        replies.push(self.store().read(spec, args, now, rng));
+                        let store = self.store();
+                        replies.extend(batch[i..end].iter().map(|(spec, args)| store.read(spec, args, now, rng)));
                     }
                 }
+                i = end;
                 continue;
             }
+            i += 1;
             if spec.has(flags::DENYOOM) && over_maxmemory(settings, self.replica.log.memory_bytes()) {
                 self.flush(&mut pending, &mut replies).await;
                 if let Err(oom) = self.make_room(settings).await {
@@ -162,7 +169,7 @@ impl Core {
     /// with no other write in flight: EXEC replies nil if a watched key changed.
     pub async fn execute_transaction(
         &self,
-        cmds: Vec<Vec<Bytes>>,
+        cmds: &[Vec<Bytes>],
         watches: &[(Bytes, WatchStamp)],
         settings: &Settings,
     ) -> Result<Reply, Reply> {
@@ -170,10 +177,11 @@ impl Core {
         if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
             self.make_room(settings).await?;
         }
-        self.replica.refuse_if_disk_trouble()?;
+        let op = Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect());
         let replies = if watches.is_empty() {
-            self.propose(vec![Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect())]).await?
+            self.propose(vec![op]).await?
         } else {
+            self.replica.refuse_if_disk_trouble()?;
             let _exclusive = self.gate.write().await;
             let unchanged = {
                 let store = self.store();
@@ -182,8 +190,7 @@ impl Core {
             if !unchanged {
                 return Ok(Reply::NilArray);
             }
-            self.bounded(self.replica.propose(self.entry(vec![Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect())])))
-                .await?
+            self.bounded(self.replica.propose(self.entry(vec![op]))).await?
         };
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }

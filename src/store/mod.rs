@@ -42,6 +42,19 @@ impl Op {
     }
 }
 
+/// The bytes `ops` carry in their arguments, plus `per_arg` for each argument and
+/// `per_command` for each command: one measure of an entry's size for every budget
+/// (proposal caps, append cuts, the log's memory account), each with its overhead.
+pub fn ops_bytes(ops: &[Op], per_arg: usize, per_command: usize) -> usize {
+    let command = |a: &Vec<Bytes>| a.iter().map(|b| b.len() + per_arg).sum::<usize>() + per_command;
+    ops.iter()
+        .map(|op| match op {
+            Op::Command(a) => command(a),
+            Op::Transaction(cmds) => cmds.iter().map(command).sum(),
+        })
+        .sum()
+}
+
 /// Copies `args` into one allocation, sliced per argument.
 pub fn compact(args: &[Bytes]) -> Vec<Bytes> {
     let total: usize = args.iter().map(|a| a.len()).sum();

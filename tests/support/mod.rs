@@ -20,14 +20,12 @@ pub struct Server {
     pub dir: tempfile::TempDir,
 }
 
-/// A port nobody listens on right now (the OS picks it).
-/// `n` distinct ports nobody listens on right now: all are held open while they are
-/// picked, since the OS may hand the same free port out twice in a row.
+/// `n` distinct ports nobody listens on right now, on 127.0.0.1.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
-    held.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
+    tandem::check::cluster::free_ports_on("127.0.0.1", n).expect("bind ephemeral ports")
 }
 
+/// A port nobody listens on right now (the OS picks it).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
