@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the Rust toolchain: real peers and clients that
+# the end-to-end tests drive (Debian packages, PyPI and npm). Idempotent: a second run
+# installs nothing. Each list says which tests need it; add to the lists, keep them short.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages.
+#   redis-server, redis-tools: the peer for side-by-side tests and benchmarks.
+#   php-cli, php-redis, haproxy: PHP session handlers behind a load balancer (end-to-end tests).
+APT_PACKAGES=(redis-server redis-tools php-cli php-redis haproxy)
+
+# PyPI packages, installed for the python3 on PATH.
+#   redis: redis-py (Lock, RedisCluster, client-side caching) in end-to-end tests.
+PIP_PACKAGES=("redis==5.2.1")
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "--- apt-get install ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packaged redis-server starts a service on 6379; the tests start their own.
+  $SUDO systemctl stop redis-server >/dev/null 2>&1 || $SUDO service redis-server stop >/dev/null 2>&1 || true
+fi
+
+for p in "${PIP_PACKAGES[@]}"; do
+  name=${p%%==*}
+  want=${p#*==}
+  have=$(python3 -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null || true)
+  if [ "$have" != "$want" ]; then
+    echo "--- pip install $p"
+    python3 -m pip install -q --disable-pip-version-check "$p"
+  fi
+done
