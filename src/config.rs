@@ -92,7 +92,16 @@ pub struct Cluster {
     pub secret: Option<String>,
     /// Password clients must give with `AUTH` on the client port.
     pub requirepass: Option<String>,
+    /// Bearer token the management API's procedures (stop, failover, shutdown) require;
+    /// `None`: procedures are refused over HTTP (the CLI still runs them).
+    pub management_token: Option<String>,
+    /// Accept procedures on a plain-HTTP management port bound beyond loopback (the
+    /// token then crosses the network in clear). Default false.
+    pub management_allow_plain_http: bool,
 }
+
+/// Shortest `management-token`: a token that can be guessed protects nothing.
+pub const MANAGEMENT_TOKEN_BYTES_MIN: usize = 16;
 
 /// `[[stripe]]`: one mirror group, one Raft group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +234,8 @@ impl Config {
                 client_reconnect_window_ms: CLIENT_RECONNECT_WINDOW_MS_DEFAULT,
                 secret: None,
                 requirepass: None,
+                management_token: None,
+                management_allow_plain_http: false,
             },
             stripes: vec![Stripe {
                 name: "A".to_string(),
@@ -401,6 +412,8 @@ struct RawCluster {
     client_reconnect_window: Option<Spanned<String>>,
     secret: Option<Spanned<String>>,
     requirepass: Option<Spanned<String>>,
+    management_token: Option<Spanned<String>>,
+    management_allow_plain_http: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -532,7 +545,26 @@ impl Checker<'_> {
         };
         let secret = raw.secret.map(|s| self.not_empty(s, "cluster.secret"));
         let requirepass = raw.requirepass.map(|s| self.not_empty(s, "cluster.requirepass"));
-        Cluster { name: name.value, client_reconnect_window_ms, secret, requirepass }
+        let management_token = raw.management_token.map(|token| {
+            let line = self.line(token.span());
+            let token = token.into_inner();
+            if token.len() < MANAGEMENT_TOKEN_BYTES_MIN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.fail(
+                    line,
+                    "cluster.management-token",
+                    format!("must be at least {MANAGEMENT_TOKEN_BYTES_MIN} characters, without spaces or control characters"),
+                );
+            }
+            token
+        });
+        Cluster {
+            name: name.value,
+            client_reconnect_window_ms,
+            secret,
+            requirepass,
+            management_token,
+            management_allow_plain_http: raw.management_allow_plain_http.unwrap_or(false),
+        }
     }
 
     fn not_empty(&mut self, text: Spanned<String>, field: &str) -> String {
@@ -588,7 +620,7 @@ impl Checker<'_> {
         let ports = [
             self.port(raw.client_port, format!("{prefix}.client-port")),
             self.port(raw.group_port, format!("{prefix}.group-port")),
-            self.port(raw.management_port, format!("{prefix}.management-port")),
+            self.management_port(raw.management_port, format!("{prefix}.management-port")),
         ];
         let data_line = self.line(raw.data.span());
         let data = At { value: PathBuf::from(raw.data.get_ref()), line: data_line, field: format!("{prefix}.data") };
@@ -653,6 +685,14 @@ impl Checker<'_> {
             }
         };
         At { value, line, field }
+    }
+
+    /// As [`Self::port`], but 0 is allowed: it turns the management port off.
+    fn management_port(&mut self, raw: Spanned<i64>, field: String) -> At<u16> {
+        if *raw.get_ref() == 0 {
+            return At { value: 0, line: self.line(raw.span()), field };
+        }
+        self.port(raw, field)
     }
 
     fn data_storage(&mut self, raw: Option<Spanned<toml::Value>>, prefix: &str) -> u64 {
@@ -734,7 +774,7 @@ impl Checker<'_> {
             let voters = stripe.voters.iter().map(|v| (&v.voter.name, &v.voter.host, &v.port));
             for (owner, host, port) in servers.chain(voters) {
                 if port.value == 0 {
-                    continue; // already reported as out of range
+                    continue; // already reported as out of range, or a management port turned off
                 }
                 let key = (host_key(host), port.value);
                 match seen.get(&key) {
@@ -1123,6 +1163,22 @@ data = "data/server3"
         assert_eq!(problems(&text), ["tandem.toml:13: stripe[0].server[0].data-storage: -5 is not a size: it is negative"]);
         let text = one_server(&format!("{SERVER1}data-storage = true\n"));
         assert!(problems(&text)[0].contains("not a boolean"));
+    }
+
+    #[test]
+    fn management_token_is_checked_and_port_zero_turns_management_off() {
+        let with = |extra: &str| one_server(SERVER1).replace("secret = \"s\"\n", &format!("secret = \"s\"\n{extra}"));
+        let config = parse(&with("management-token = \"0123456789abcdef\"\nmanagement-allow-plain-http = true\n")).unwrap();
+        assert_eq!(config.cluster.management_token.as_deref(), Some("0123456789abcdef"));
+        assert!(config.cluster.management_allow_plain_http);
+        let config = parse(&one_server(SERVER1)).unwrap();
+        assert_eq!((config.cluster.management_token, config.cluster.management_allow_plain_http), (None, false));
+        assert_eq!(
+            problems(&with("management-token = \"short\"\n")),
+            ["tandem.toml:4: cluster.management-token: must be at least 16 characters, without spaces or control characters"]
+        );
+        let off = parse(&one_server(&SERVER1.replace("management-port = 9540", "management-port = 0"))).unwrap();
+        assert_eq!(off.stripes[0].servers[0].management_port, 0);
     }
 
     #[test]

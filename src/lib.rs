@@ -8,6 +8,7 @@
 //! - [`commands`]: the command table; one file per family; parse arguments, then apply.
 //! - [`store`]: the deterministic state machine: `apply(entry) -> replies`.
 //! - [`server`]: listener, connections, pub/sub fan-out, blocking, expiry and eviction.
+//! - [`management`]: the management port: JSON API, procedures, health, metrics, console.
 //! - [`check`]: the fault harness (`tandem check`): real processes, faults from a seed,
 //!   and checkers of the clients' history (linearizability, lists, counters, digests).
 
@@ -15,6 +16,7 @@ pub mod check;
 pub mod commands;
 pub mod config;
 pub mod limits;
+pub mod management;
 pub mod memory;
 pub mod protocol;
 pub mod replication;

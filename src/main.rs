@@ -46,6 +46,10 @@ enum Command {
         /// Overrides the client port (development topology only).
         #[arg(long, conflicts_with = "config")]
         port: Option<u16>,
+        /// The management port (development topology only; default 9540, or off when
+        /// --port is given, so several development servers can run side by side; 0: off).
+        #[arg(long, conflicts_with = "config")]
+        management_port: Option<u16>,
         /// Threads serving clients and Raft (1: everything on one core, as Redis).
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -64,10 +68,15 @@ enum Command {
         #[arg(long)]
         group_bind: Option<String>,
     },
-    /// Shows every server and voter: state, light, term, commit index, lag.
+    /// Shows every server and voter: state, light, term, commit index, lag. Asks
+    /// every member over the group port, or with --api one server's management API.
     Status {
-        #[arg(long)]
-        config: std::path::PathBuf,
+        #[arg(long, required_unless_present = "api")]
+        config: Option<std::path::PathBuf>,
+        /// A server's management URL (http://host:management-port): that server
+        /// answers for the whole array.
+        #[arg(long, conflicts_with = "config")]
+        api: Option<String>,
     },
     /// Stops a server or voter. An active with no PASSIVE-STANDBY mirror refuses
     /// (it would stop its stripe) unless --force; one with a mirror hands over first.
@@ -158,8 +167,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Server { config, name, port, threads, group_bind } => {
-            let mut options = server_options(config, name, port)?;
+        Command::Server { config, name, port, management_port, threads, group_bind } => {
+            let mut options = server_options(config, name, port, management_port)?;
             let _ = tandem::server::break_safety_stale_reads();
             options.replica.group_bind = group_bind;
             // One thread (the default) serves every client, as Redis does: on a small
@@ -196,9 +205,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
-        Command::Status { config } => {
-            let file = Config::from_file(&config)?;
-            print!("{}", control_runtime()?.block_on(control::status_table(&file)));
+        Command::Status { config, api } => {
+            let table = match (config, api) {
+                (_, Some(url)) => control_runtime()?.block_on(tandem::management::client::status_table(&url))?,
+                (Some(config), None) => control_runtime()?.block_on(control::status_table(&Config::from_file(&config)?)),
+                (None, None) => anyhow::bail!("give --config or --api"),
+            };
+            print!("{table}");
             Ok(())
         }
         Command::Stop { config, name, force } => {
@@ -285,12 +298,27 @@ fn clear_data(path: &std::path::Path, name: &str, yes: bool) -> anyhow::Result<(
     Ok(())
 }
 
-fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port: Option<u16>) -> anyhow::Result<ServerOptions> {
+fn server_options(
+    config: Option<std::path::PathBuf>,
+    name: Option<String>,
+    port: Option<u16>,
+    management_port: Option<u16>,
+) -> anyhow::Result<ServerOptions> {
     let (config, name, file) = match (config, name) {
         (Some(path), Some(name)) => (Config::from_file(&path)?, name, path.display().to_string()),
         _ => (Config::development(), "server1".to_string(), String::new()),
     };
     let (stripe, server) = config.require_server(&name)?;
+    let management = tandem::management::ManagementOptions {
+        name: server.name.clone(),
+        config: std::sync::Arc::new(config.clone()),
+        host: server.host.clone(),
+        port: match (management_port, port) {
+            (Some(p), _) => p,
+            (None, Some(_)) => 0,
+            (None, None) => server.management_port,
+        },
+    };
     let replica = ReplicaOptions {
         layout: StripeLayout::from_config(&config, stripe),
         name: server.name.clone(),
@@ -307,6 +335,7 @@ fn server_options(config: Option<std::path::PathBuf>, name: Option<String>, port
         data_storage_bytes: server.data_storage_bytes,
         requirepass: config.cluster.requirepass.clone(),
         config_file: file,
+        management,
     })
 }
 

@@ -50,6 +50,8 @@ pub struct Member {
     pub host: String,
     pub client_port: u16,
     pub group_port: u16,
+    /// The HTTP management port (0 for a voter, which has none).
+    pub management_port: u16,
     /// Where the member really listens when a relay sits on `group_port`.
     pub bind_port: Option<u16>,
     pub voter: bool,
@@ -113,12 +115,25 @@ impl Cluster {
                     spec.servers[i]
                 ));
             }
-            members.push(Member { name, host, client_port, group_port, bind_port, voter, child: None, run: 0 });
+            let management_port = if voter { 0 } else { management_port };
+            members.push(Member { name, host, client_port, group_port, management_port, bind_port, voter, child: None, run: 0 });
         }
         let config = dir.path().join("tandem.toml");
         std::fs::write(&config, text)?;
         let relay = if spec.relayed { Some(Relay::start(&members)?) } else { None };
         Ok(Cluster { dir, config, members, relay, binary: binary.into(), env: Vec::new() })
+    }
+
+    /// Adds a `[cluster]` setting (a TOML line such as `management-token = "…"`) to the
+    /// config, for processes started from now on.
+    pub fn add_cluster_setting(&self, line: &str) -> std::io::Result<()> {
+        let text = std::fs::read_to_string(&self.config)?;
+        std::fs::write(&self.config, text.replacen("[cluster]\n", &format!("[cluster]\n{line}\n"), 1))
+    }
+
+    /// The management API's base URL of member `i`.
+    pub fn management_url(&self, i: usize) -> String {
+        format!("http://{}:{}", self.members[i].host, self.members[i].management_port)
     }
 
     /// Sets an environment variable for every process started from now on.

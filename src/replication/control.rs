@@ -58,17 +58,25 @@ fn is_active_report(s: &StatusReport) -> bool {
     ServerState::parse(&s.state) == Some(ServerState::ActiveCoordinator)
 }
 
-fn opt(v: Option<u64>) -> String {
+pub fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// The header of `tandem status`.
+pub fn status_header() -> String {
+    status_row(["STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG", "NODE"])
+}
+
+/// One line of `tandem status` (also built from the management API's view).
+pub fn status_row(cols: [&str; 10]) -> String {
+    let [stripe, server, role, state, light, term, commit, applied, lag, node] = cols;
+    format!("{stripe:<10} {server:<14} {role:<6} {state:<22} {light:<7} {term:>6} {commit:>10} {applied:>10} {lag:>8} {node:>16}\n")
 }
 
 /// `tandem status`: one line per server and voter.
 pub async fn status_table(config: &Config) -> String {
     let rows = collect(config).await;
-    let mut out = format!(
-        "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
-        "STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG", "NODE"
-    );
+    let mut out = status_header();
     for (layout, member, report) in &rows {
         let role = if member.is_voter() { "voter" } else { "server" };
         match report {
@@ -80,24 +88,20 @@ pub async fn status_table(config: &Config) -> String {
                     .flat_map(|r| r.members.iter())
                     .find(|m| m.name == member.name && m.node_id == s.node_id)
                     .and_then(|m| m.lag);
-                out.push_str(&format!(
-                    "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
-                    layout.stripe,
-                    member.name,
+                out.push_str(&status_row([
+                    &layout.stripe,
+                    &member.name,
                     role,
-                    s.state,
-                    s.light,
-                    s.term,
-                    opt(s.commit_index),
-                    opt(s.applied_index),
-                    opt(lag),
-                    s.node_id
-                ));
+                    &s.state,
+                    &s.light,
+                    &s.term.to_string(),
+                    &opt(s.commit_index),
+                    &opt(s.applied_index),
+                    &opt(lag),
+                    &s.node_id.to_string(),
+                ]));
             }
-            Err(_) => out.push_str(&format!(
-                "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
-                layout.stripe, member.name, role, "STOPPED", "red", "-", "-", "-", "-", "-"
-            )),
+            Err(_) => out.push_str(&status_row([&layout.stripe, &member.name, role, "STOPPED", "red", "-", "-", "-", "-", "-"])),
         }
     }
     out
@@ -124,13 +128,20 @@ fn done(answer: std::io::Result<Response>, who: &str) -> Result<String, ControlE
 
 /// `tandem stop --name X [--force]`.
 pub async fn stop(config: &Config, name: &str, force: bool) -> Result<String, ControlError> {
+    let message = request_stop(config, name, force).await?;
+    let (layout, member) = find(config, name)?;
+    wait_unreachable(&layout, &member, Duration::from_secs(30)).await?;
+    Ok(message)
+}
+
+/// Asks `name` to stop (the same safety rules as `stop`) without waiting for it to
+/// be gone: what a server asked to stop itself can still answer (the management API).
+pub async fn request_stop(config: &Config, name: &str, force: bool) -> Result<String, ControlError> {
     let (layout, member) = find(config, name)?;
     require_secret(&layout)?;
     // Handing over first may take an election.
     let timeout = Duration::from_millis(layout.election_time_ms * 4).max(CALL_TIMEOUT * 2);
-    let message = done(ask(&layout, &member, &Request::Stop { force }, timeout).await, name)?;
-    wait_unreachable(&layout, &member, Duration::from_secs(30)).await?;
-    Ok(message)
+    done(ask(&layout, &member, &Request::Stop { force }, timeout).await, name)
 }
 
 async fn wait_unreachable(layout: &StripeLayout, member: &Member, within: Duration) -> Result<(), ControlError> {
@@ -170,11 +181,17 @@ async fn active_of(layout: &StripeLayout) -> Result<Member, ControlError> {
 /// `tandem shutdown`: every stripe's mirrors and voters first, then its active, so
 /// the last to stop holds the newest log and any start order after is safe.
 pub async fn shutdown(config: &Config) -> Result<Vec<String>, ControlError> {
+    shutdown_but_last(config, None).await
+}
+
+/// `shutdown`, run from inside the member `last` (the management API): every other
+/// member in the usual order, then `last` is asked to stop, without waiting for it.
+pub async fn shutdown_but_last(config: &Config, last: Option<&str>) -> Result<Vec<String>, ControlError> {
     let mut said = Vec::new();
     for layout in layouts(config) {
         require_secret(&layout)?;
         let mut actives = Vec::new();
-        for member in &layout.members {
+        for member in layout.members.iter().filter(|m| Some(m.name.as_str()) != last) {
             match ask(&layout, member, &Request::Status, CALL_TIMEOUT).await {
                 Ok(Response::Status(s)) if is_active_report(&s) => actives.push(member.clone()),
                 Ok(_) => {
@@ -188,6 +205,10 @@ pub async fn shutdown(config: &Config) -> Result<Vec<String>, ControlError> {
             let message = stop_one(&layout, &member).await?;
             said.push(format!("{}: {message}", member.name));
         }
+    }
+    if let Some(last) = last {
+        let message = request_stop(config, last, true).await?;
+        said.push(format!("{last}: {message}"));
     }
     Ok(said)
 }

@@ -56,7 +56,13 @@ pub struct Group {
     pub stop: watch::Sender<Option<Stop>>,
     /// PUBLISHes made on other servers, for this server's subscribers.
     pub published: tokio::sync::mpsc::UnboundedSender<(bytes::Bytes, bytes::Bytes)>,
+    /// Answers other servers' management queries ([`Request::Management`]); set by the
+    /// management module once this server serves clients (a voter has none).
+    pub management: std::sync::OnceLock<ManagementHook>,
 }
+
+/// Answers a management query (the management module's encoding) with its report.
+pub type ManagementHook = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
@@ -353,6 +359,10 @@ impl Group {
                 let _ = self.published.send((channel.into(), message.into()));
                 Response::Done { ok: true, message: String::new() }
             }
+            Request::Management { query } => match self.management.get() {
+                Some(answer) => Response::Management(answer(&query)),
+                None => Response::Error(format!("{} serves no management reports", self.me.name)),
+            },
             Request::SnapshotBegin { .. } | Request::Stop { .. } => Response::Error("internal: handled by the connection".into()),
         }
     }
@@ -436,6 +446,7 @@ impl Group {
             Ok(r) => Response::Snapshot(r),
             Err(e) => Response::Error(format!("installing the snapshot failed: {e}")),
         };
+        crate::management::metrics::global().record_snapshot("received", bytes, started.elapsed());
         tracing::info!(index, bytes, ms = started.elapsed().as_millis() as u64, "snapshot installed");
         Ok(response)
     }

@@ -209,7 +209,12 @@ impl LogFile {
     /// Makes every appended record durable (one fdatasync for the whole batch).
     pub fn sync(&mut self) -> Result<(), LogError> {
         match (&self.active, self.segments.last()) {
-            (Some(file), Some(seg)) => file.sync_data().map_err(io_err(&seg.path)),
+            (Some(file), Some(seg)) => {
+                let started = std::time::Instant::now();
+                let synced = file.sync_data().map_err(io_err(&seg.path));
+                crate::management::metrics::global().record_fsync(started.elapsed());
+                synced
+            }
             _ => Ok(()),
         }
     }

@@ -381,11 +381,14 @@ pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
 async fn log_state_changes(group: Arc<Group>) {
     let mut metrics = group.raft.metrics();
     let mut last: Option<(ServerState, u64, Option<u64>)> = None;
+    // The management API's events and metrics see every change logged here.
+    let mut observer = crate::management::events::StateObserver::default();
     loop {
         let m = group.metrics();
         let now = (group.state(), m.current_term, m.current_leader);
         if last.as_ref() != Some(&now) {
             let active = m.current_leader.map(|id| group.name_of(&m, id));
+            observer.seen(now.0, now.1, active.clone());
             match &last {
                 Some((_, term, _)) if *term != now.1 => {
                     tracing::info!(term = now.1, active = ?active, state = %now.0, light = now.0.light(), "election: new term")

@@ -136,6 +136,7 @@ impl Peer {
         let begin = Request::SnapshotBegin { vote, meta: snapshot.meta.clone(), bytes: len }.encode();
         let addr = self.addr.clone();
         let stream = self.connection().await?;
+        let started = std::time::Instant::now();
         let result: std::io::Result<Vec<u8>> = async {
             tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &begin)).await.map_err(timed_out)??;
             let mut sent = 0u64;
@@ -166,7 +167,10 @@ impl Peer {
         match result {
             Ok(answer) => match Response::decode(&answer) {
                 Ok(Response::Error(why)) => Err(CallError::Network(format!("{addr} refused the snapshot: {why}"))),
-                Ok(r) => Ok(r),
+                Ok(r) => {
+                    crate::management::metrics::global().record_snapshot("sent", len, started.elapsed());
+                    Ok(r)
+                }
                 Err(e) => Err(CallError::Network(format!("{addr}: {e}"))),
             },
             Err(e) => {

@@ -276,6 +276,7 @@ impl Replica {
             started: std::time::Instant::now(),
             stop: stop_tx,
             published: published_tx,
+            management: std::sync::OnceLock::new(),
         });
         let broadcaster = (!options.layout.is_single() && !options.witness).then(|| Broadcaster::start(&options.layout, &me));
         // Without a secret the group port would obey anyone: a lone server then has none.

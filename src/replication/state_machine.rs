@@ -169,6 +169,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         let index = meta.last_log_id.map_or(0, |l| l.index);
         let source = std::mem::replace(&mut self.source, Source::Live);
         let encode_meta = meta.clone();
+        let started = std::time::Instant::now();
         let data = tokio::task::spawn_blocking(move || -> io::Result<SnapshotData> {
             match (source, dir) {
                 (Source::Live, _) => Ok(SnapshotData::Live),
@@ -187,6 +188,12 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         .await
         .map_err(io::Error::other)??;
         self.shared.meta.lock().unwrap_or_else(|e| e.into_inner()).current = Some((meta.clone(), data.clone()));
+        let bytes = match &data {
+            SnapshotData::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+            SnapshotData::Memory(b) => b.len() as u64,
+            SnapshotData::Live => 0,
+        };
+        crate::management::metrics::global().record_snapshot("built", bytes, started.elapsed());
         tracing::info!(index, "snapshot built");
         Ok(SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot: data })
     }

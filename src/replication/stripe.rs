@@ -124,18 +124,19 @@ impl ServerState {
         }
     }
 
+    /// Every state, in the order of DESIGN.md §2's table.
+    pub const ALL: [ServerState; 7] = [
+        ServerState::Starting,
+        ServerState::PassiveUninitialized,
+        ServerState::Initializing,
+        ServerState::PassiveStandby,
+        ServerState::ActiveCoordinator,
+        ServerState::Election,
+        ServerState::Stopped,
+    ];
+
     pub fn parse(name: &str) -> Option<ServerState> {
-        [
-            ServerState::Starting,
-            ServerState::PassiveUninitialized,
-            ServerState::Initializing,
-            ServerState::PassiveStandby,
-            ServerState::ActiveCoordinator,
-            ServerState::Election,
-            ServerState::Stopped,
-        ]
-        .into_iter()
-        .find(|s| s.name() == name)
+        ServerState::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 

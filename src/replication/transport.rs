@@ -83,6 +83,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R, max: usize) -> io:
     if read < len {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed inside a frame"));
     }
+    crate::management::metrics::global().record_group_frame("in", 4 + len);
     Ok(Some(body))
 }
 
@@ -93,7 +94,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(stream: &mut W, body: &[u8]) -> 
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(body);
-    stream.write_all(&frame).await
+    stream.write_all(&frame).await?;
+    crate::management::metrics::global().record_group_frame("out", frame.len());
+    Ok(())
 }
 
 /// Opens a connection from `local_host` (so the peer sees which member calls) to

@@ -76,6 +76,12 @@ pub enum Request {
         channel: Vec<u8>,
         message: Vec<u8>,
     },
+    /// A management report of this server (its details, clients or events) for
+    /// another server's management API; the query and its answer are the management
+    /// module's own encoding (`management::peer`), opaque here.
+    Management {
+        query: Vec<u8>,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -98,6 +104,8 @@ pub enum Response {
         message: String,
     },
     Status(StatusReport),
+    /// The answer to [`Request::Management`].
+    Management(Vec<u8>),
     /// The request could not be served (the reason, for logs and the CLI).
     Error(String),
 }
@@ -114,6 +122,7 @@ const REQ_FAILOVER: u8 = 9;
 const REQ_STOP: u8 = 10;
 const REQ_PURGE_HINT: u8 = 11;
 const REQ_PUBLISH: u8 = 12;
+const REQ_MANAGEMENT: u8 = 13;
 /// A piece of a snapshot; its body is raw bytes.
 pub const CHUNK: u8 = 20;
 pub const SNAPSHOT_END: u8 = 21;
@@ -126,6 +135,7 @@ const RESP_PROBE: u8 = 105;
 const RESP_DONE: u8 = 106;
 const RESP_STATUS: u8 = 107;
 const RESP_ERROR: u8 = 108;
+const RESP_MANAGEMENT: u8 = 109;
 
 const APPEND_SUCCESS: u8 = 0;
 const APPEND_PARTIAL: u8 = 1;
@@ -251,6 +261,10 @@ impl Request {
                 put_bytes(&mut out, channel);
                 put_bytes(&mut out, message);
             }
+            Request::Management { query } => {
+                out.push(REQ_MANAGEMENT);
+                put_bytes(&mut out, query);
+            }
         }
         out
     }
@@ -299,6 +313,7 @@ impl Request {
             REQ_STOP => Request::Stop { force: get_bool(&mut d, "force")? },
             REQ_PURGE_HINT => Request::PurgeHint { index: d.varint("purge index")? },
             REQ_PUBLISH => Request::Publish { channel: d.bytes("channel")?.to_vec(), message: d.bytes("message")?.to_vec() },
+            REQ_MANAGEMENT => Request::Management { query: d.bytes("management query")?.to_vec() },
             other => return Err(CodecError::Invalid { what: "request kind", offset: 0, why: format!("unknown kind {other}") }),
         };
         d.finish()?;
@@ -410,6 +425,10 @@ impl Response {
                 out.push(RESP_ERROR);
                 put_str(&mut out, message);
             }
+            Response::Management(answer) => {
+                out.push(RESP_MANAGEMENT);
+                put_bytes(&mut out, answer);
+            }
         }
         out
     }
@@ -449,6 +468,7 @@ impl Response {
             RESP_DONE => Response::Done { ok: get_bool(&mut d, "done")?, message: get_str(&mut d, "message")? },
             RESP_STATUS => Response::Status(get_status(&mut d)?),
             RESP_ERROR => Response::Error(get_str(&mut d, "error")?),
+            RESP_MANAGEMENT => Response::Management(d.bytes("management answer")?.to_vec()),
             other => return Err(CodecError::Invalid { what: "response kind", offset: 0, why: format!("unknown kind {other}") }),
         };
         d.finish()?;
@@ -512,6 +532,7 @@ mod tests {
             Request::Join { node_id: 77, name: "server3".into(), data_storage_bytes: 1 << 30 },
             Request::PurgeHint { index: 12 },
             Request::Publish { channel: b"news".to_vec(), message: b"hi".to_vec() },
+            Request::Management { query: br#"{"query":"server"}"#.to_vec() },
         ] {
             let text = format!("{r:?}");
             assert_eq!(format!("{:?}", Request::decode(&r.encode()).unwrap()), text);
@@ -528,6 +549,8 @@ mod tests {
         let probe =
             Response::Probe { initialized: true, node_id: 3, is_active: false, active: Some("server1".into()), data_storage_bytes: 9 };
         assert_eq!(format!("{:?}", Response::decode(&probe.encode()).unwrap()), format!("{probe:?}"));
+        let report = Response::Management(br#"{"state":"PASSIVE-STANDBY"}"#.to_vec());
+        assert_eq!(format!("{:?}", Response::decode(&report.encode()).unwrap()), format!("{report:?}"));
     }
 
     #[test]

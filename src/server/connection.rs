@@ -279,7 +279,9 @@ impl Connection {
         // refused by that check.
         let stale = self.readonly || super::break_safety_stale_reads();
         let reads = if stale && !self.shared.core.replica.is_active() { Reads::Stale } else { Reads::Linearizable };
+        let started = std::time::Instant::now();
         let replies = self.shared.core.execute(run, &self.shared.settings, reads).await;
+        crate::management::metrics::global().record_run(run, &replies, started.elapsed());
         for reply in &replies {
             reply.encode(&mut self.out, self.resp3);
         }
@@ -330,6 +332,10 @@ impl Connection {
                 queue.push(args);
                 return self.reply(QUEUED);
             }
+        }
+        if matches!(spec.handler, Handler::Server) || spec.has(flags::BLOCKING) {
+            // Store commands are counted with their run; these one by one.
+            crate::management::metrics::global().record_command(spec);
         }
         match spec.handler {
             Handler::Server => self.server_command(spec, args).await,

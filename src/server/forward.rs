@@ -547,6 +547,7 @@ impl Connection {
             }
         }
         let (relayed, outcome) = self.relay(&cmds).await;
+        crate::management::metrics::global().record_forwarded(relayed);
         if let Err(e) = &outcome {
             tracing::debug!(client = self.info.id, error = %e, relayed, sent = cmds.len(), "forwarding to the active failed");
         }

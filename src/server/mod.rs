@@ -194,12 +194,16 @@ pub struct ServerOptions {
     pub requirepass: Option<String>,
     pub config_file: String,
     pub replica: ReplicaOptions,
+    /// The management port (HTTP API, metrics, console); its port 0 turns it off.
+    pub management: crate::management::ManagementOptions,
 }
 
 /// Binds the client port and serves until `shutdown` turns true.
 pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    // Before the data loads, so that STARTING is visible on it.
+    let management = crate::management::Management::start(options.management.clone()).await?;
     let settings =
         Settings::new(options.data_storage_bytes, options.client_port, &options.host, options.requirepass.clone(), &options.config_file);
     let (notice_tx, notice_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -209,6 +213,9 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     // No keyspace events are built until notify-keyspace-events asks for them.
     replica.store.lock().unwrap_or_else(|e| e.into_inner()).events_on = false;
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
+    if let Some(management) = &management {
+        management.attach(shared.clone());
+    }
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
     // PUBLISHes made on the stripe's other servers reach this server's subscribers.
     if let Some(mut published) = shared.core.replica.take_published() {
@@ -241,6 +248,9 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         })
     };
     let served = serve(shared.clone(), listener, stop_rx).await;
+    if let Some(management) = management {
+        management.stop().await;
+    }
     shared.core.replica.shutdown().await;
     pump.abort();
     served?;

@@ -1,0 +1,146 @@
+//! The management API against a stripe of three real servers, read with reqwest:
+//! lights follow kill -9 and restart on every other server's API, readiness follows
+//! the roles, procedures refuse as the CLI does and need the token.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::cluster::{wait_until, Spec};
+use support::management::{get, post, server, state_on, stripe_with_token, view, TOKEN};
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+}
+
+#[test]
+fn lights_follow_a_killed_and_restarted_active_on_every_server() {
+    init_logs();
+    let mut cluster = stripe_with_token(Spec::servers(3));
+    let active = cluster.wait_formed();
+    let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
+    let others: Vec<usize> = (0..3).filter(|&i| i != active).collect();
+
+    tracing::info!("--- every server answers for the whole array: one green active, two cyan mirrors");
+    for i in 0..3 {
+        let ok = wait_until(Duration::from_secs(10), || {
+            view(&cluster, i).is_some_and(|v| {
+                (0..3).all(|j| {
+                    let want = if j == active { ("ACTIVE-COORDINATOR", "green") } else { ("PASSIVE-STANDBY", "cyan") };
+                    server(&v, &names[j]).is_some_and(|s| s["state"] == want.0 && s["light"] == want.1)
+                })
+            })
+        });
+        assert!(ok, "server {i}'s API: {:?}\n{}", view(&cluster, i), cluster.all_stderr());
+    }
+    let v = view(&cluster, others[0]).expect("a view");
+    assert_eq!(v["stripes"][0]["slots"], serde_json::json!([[0, 16383]]));
+    assert_eq!(v["stripes"][0]["active"], names[active].as_str());
+    assert_eq!(v["answered_by"], names[others[0]].as_str());
+    let mirror = server(&v, &names[others[1]]).expect("the mirror");
+    for field in ["term", "commit_index", "applied_index", "lag", "used_memory_bytes", "data_storage_bytes", "keys", "clients", "uptime_s", "version"] {
+        assert!(!mirror[field].is_null(), "{field} is missing: {mirror}");
+    }
+
+    tracing::info!("--- readiness: active and mirrors ready; ?role=active only the active");
+    for i in 0..3 {
+        assert_eq!(get(&cluster, i, "/healthz").map(|r| r.0), Ok(200));
+        assert_eq!(get(&cluster, i, "/readyz").map(|r| r.0), Ok(200), "server {i}");
+        let want = if i == active { 200 } else { 503 };
+        assert_eq!(get(&cluster, i, "/readyz?role=active").map(|r| r.0), Ok(want), "server {i}");
+    }
+
+    tracing::info!("--- kill -9 the active: red on the others' APIs, then a mirror turns green");
+    let killed_at = Instant::now();
+    cluster.kill9(active);
+    for &i in &others {
+        let red = wait_until(Duration::from_secs(10), || state_on(&cluster, i, &names[active]).is_some_and(|(_, light)| light == "red"));
+        assert!(red, "server {i} does not show the killed active red: {:?}", state_on(&cluster, i, &names[active]));
+    }
+    tracing::info!(ms = killed_at.elapsed().as_millis() as u64, "the killed active is red on both survivors");
+    let mut new_active = None;
+    let green = wait_until(Duration::from_secs(20), || {
+        new_active = others.iter().copied().find(|&j| others.iter().all(|&i| state_on(&cluster, i, &names[j]).is_some_and(|(_, l)| l == "green")));
+        new_active.is_some()
+    });
+    assert!(green, "no mirror turned green: {:?}\n{}", view(&cluster, others[0]), cluster.all_stderr());
+    let new_active = new_active.expect("found");
+    tracing::info!(ms = killed_at.elapsed().as_millis() as u64, server = %names[new_active], "a mirror is green on both survivors");
+    assert_eq!(get(&cluster, new_active, "/readyz?role=active").map(|r| r.0), Ok(200));
+    let (_, events) = get(&cluster, new_active, "/api/v1/events").expect("events");
+    let kinds: Vec<&str> = events["events"].as_array().expect("a list").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"election") && kinds.contains(&"failover"), "events: {events}");
+
+    tracing::info!("--- restart it: orange while it starts and catches up, then cyan");
+    let mut seen = Vec::new();
+    cluster.spawn(active);
+    let cyan = wait_until(Duration::from_secs(30), || {
+        // Its own API answers from before its data is loaded; the survivors' from when it rejoins.
+        for i in [active, new_active] {
+            if let Some((state, light)) = state_on(&cluster, i, &names[active]) {
+                if seen.last() != Some(&(state.clone(), light.clone())) {
+                    seen.push((state, light));
+                }
+            }
+        }
+        seen.last().is_some_and(|(s, l)| s == "PASSIVE-STANDBY" && l == "cyan")
+            && state_on(&cluster, new_active, &names[active]).is_some_and(|(_, l)| l == "cyan")
+    });
+    tracing::info!(?seen, "states of the restarted server");
+    assert!(cyan, "the restarted server did not turn cyan: {seen:?}\n{}", cluster.all_stderr());
+    assert!(seen.iter().any(|(_, light)| light == "orange"), "it never showed orange: {seen:?}");
+}
+
+#[test]
+fn procedures_need_the_token_and_refuse_as_the_cli_does() {
+    init_logs();
+    let mut cluster = stripe_with_token(Spec::servers(3));
+    let active = cluster.wait_formed();
+    let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
+    let mirror = (0..3).find(|&i| i != active).expect("a mirror");
+
+    tracing::info!("--- without the token, or with a wrong one: 401 and a JSON error");
+    for token in [None, Some("not-the-token-at-all-0000000000")] {
+        for path in ["/api/v1/stripes/A/failover".to_string(), format!("/api/v1/servers/{}/stop", names[active]), "/api/v1/shutdown".into()] {
+            let (status, body) = post(&cluster, mirror, &path, token, "{}");
+            assert_eq!(status, 401, "{path}: {body}");
+            assert_eq!(body["error"]["code"], "unauthorized", "{path}: {body}");
+        }
+    }
+    assert_eq!(cluster.wait_formed(), active, "nothing changed");
+
+    tracing::info!("--- unknown stripe or server: 404");
+    let (status, body) = post(&cluster, mirror, "/api/v1/stripes/Z/failover", Some(TOKEN), "");
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_stripe")), "{body}");
+    let (status, body) = post(&cluster, mirror, "/api/v1/servers/nobody/stop", Some(TOKEN), "{}");
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_server")), "{body}");
+
+    tracing::info!("--- failover through a mirror's API hands leadership over");
+    let (status, body) = post(&cluster, mirror, "/api/v1/stripes/A/failover", Some(TOKEN), "");
+    assert_eq!(status, 200, "{body}");
+    let all: Vec<usize> = (0..3).collect();
+    let new_active = cluster.wait_stable(&all, Duration::from_secs(20));
+    assert_ne!(new_active, active, "{body}");
+
+    tracing::info!("--- with both mirrors gone, stopping the active is refused, with the CLI's words");
+    for i in (0..3).filter(|&i| i != new_active) {
+        cluster.kill9(i);
+    }
+    let refused_by_cli = wait_until(Duration::from_secs(10), || {
+        let (ok, text) = cluster.ctl(&["stop", "--name", &names[new_active]]);
+        !ok && text.contains("no mirror is PASSIVE-STANDBY")
+    });
+    assert!(refused_by_cli, "{:?}", cluster.ctl(&["stop", "--name", &names[new_active]]));
+    let (cli_ok, cli_text) = cluster.ctl(&["stop", "--name", &names[new_active]]);
+    let (status, body) = post(&cluster, new_active, &format!("/api/v1/servers/{}/stop", names[new_active]), Some(TOKEN), "{}");
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("refused")), "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(!cli_ok && cli_text.contains(message), "API: {message}\nCLI: {cli_text}");
+    let (status, body) = post(&cluster, new_active, "/api/v1/stripes/A/failover", Some(TOKEN), "{\"to\": \"server1\"}");
+    assert_eq!(status, 409, "{body}");
+
+    tracing::info!("--- forced, the active stops itself and answers first");
+    let (status, body) = post(&cluster, new_active, &format!("/api/v1/servers/{}/stop", names[new_active]), Some(TOKEN), "{\"force\": true}");
+    assert_eq!(status, 200, "{body}");
+    assert!(cluster.wait_exit(new_active, Duration::from_secs(20)).is_some(), "the active did not exit");
+}
