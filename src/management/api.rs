@@ -116,10 +116,16 @@ async fn readyz(Extract(state): Extract<Arc<State>>, query: Result<Query<ReadyQu
     (status, Json(serde_json::json!({ "ready": ready, "server": state.me(), "state": now.name(), "light": now.light() }))).into_response()
 }
 
-async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
+/// OpenMetrics for scrapers that ask for it (Prometheus does), else the classic text format.
+async fn metrics(Extract(state): Extract<Arc<State>>, headers: axum::http::HeaderMap) -> Response {
     let live = state.live_metrics();
     let text = super::metrics::global().render(&live.registry);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], super::metrics::to_prometheus_text(&text)).into_response()
+    }
 }
 
 async fn index() -> Json<serde_json::Value> {

@@ -217,6 +217,32 @@ impl Metrics {
     }
 }
 
+/// Prometheus's classic text format (0.0.4) from OpenMetrics text: what Prometheus
+/// scrapers that do not ask for OpenMetrics, and `promtool check metrics`, read.
+/// Counters are announced under their sample name (`x_total`), and the OpenMetrics-only
+/// `# UNIT` and `# EOF` lines go.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 /// The code an error reply starts with (`WRONGTYPE Operation against…` → `WRONGTYPE`).
 pub fn error_code(text: &str) -> String {
     let code = text.split(' ').next().unwrap_or("");
@@ -306,5 +332,9 @@ mod tests {
         assert!(text.contains("tandem_commands_total{command=\"set\"} 2"), "{text}");
         assert!(text.contains("tandem_command_duration_seconds_count{family=\"string\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        let classic = to_prometheus_text(&text);
+        assert!(classic.contains("# TYPE tandem_commands_total counter\n"), "{classic}");
+        assert!(classic.contains("# HELP tandem_commands_total Commands run"), "{classic}");
+        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"), "{classic}");
     }
 }
