@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages.
 #   redis-server, redis-tools: the peer for side-by-side tests and benchmarks.
-#   php-cli, php-redis, haproxy: PHP session handlers behind a load balancer (end-to-end tests).
-APT_PACKAGES=(redis-server redis-tools php-cli php-redis haproxy)
+#   php-cli, php-redis, haproxy: PHP session handlers behind a load balancer (end-to-end tests);
+#     haproxy also health-checks /readyz in tests/management_haproxy.rs.
+#   prometheus: its promtool checks a live /metrics scrape (tests/management_http.rs).
+#   chromium, chromium-driver: the console in a headless browser (tests/management_console.rs).
+APT_PACKAGES=(redis-server redis-tools php-cli php-redis haproxy prometheus chromium chromium-driver)
 
 # PyPI packages, installed for the python3 on PATH.
 #   redis: redis-py (Lock, RedisCluster, client-side caching) in end-to-end tests.
@@ -23,8 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The packaged redis-server starts a service on 6379; the tests start their own.
+  # The packaged redis-server starts a service on 6379, prometheus one on 9090; the
+  # tests start their own and need neither.
   $SUDO systemctl stop redis-server >/dev/null 2>&1 || $SUDO service redis-server stop >/dev/null 2>&1 || true
+  $SUDO systemctl stop prometheus >/dev/null 2>&1 || $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi
 
 for p in "${PIP_PACKAGES[@]}"; do

@@ -180,6 +180,17 @@ fn metrics_pass_promtool_check_metrics() {
     for name in ["tandem_commands_total{command=\"set\"} 100", "tandem_command_errors_total{command=\"lpush\",error=\"WRONGTYPE\"} 1", "tandem_keys 100"] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
+    // Every metric the Grafana dashboard plots is one the server exports.
+    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana/tandem.json")).expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let exprs: Vec<&str> = dashboard["panels"].as_array().expect("panels").iter().flat_map(|p| p["targets"].as_array().into_iter().flatten()).filter_map(|t| t["expr"].as_str()).collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    for expr in exprs {
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("tandem_")) {
+            let family = ["_bucket", "_sum", "_count"].iter().find_map(|suffix| word.strip_suffix(suffix)).unwrap_or(word);
+            assert!(text.contains(&format!("# TYPE {family} ")), "the dashboard plots {word}, which /metrics does not export");
+        }
+    }
     let mut check = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -120,7 +120,7 @@ function drawChart(id, series, format) {
   for (let i = 0; i <= 4; i++) {
     const y = (h - bottom) * (1 - i / 4);
     ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(w, y); ctx.stroke();
-    ctx.fillText(format((max * i) / 4), 2, Math.max(10, y));
+    ctx.fillText(format((max * i) / 4, max), 2, Math.max(10, y));
   }
   Object.keys(series).sort().forEach((name, i) => {
     const values = series[name];
@@ -220,7 +220,7 @@ function connect() {
     status.textContent = "live";
     render(frame.cluster);
     sample(frame.cluster);
-    drawChart("chart-ops", history.ops, (v) => Math.round(v) + "/s");
+    drawChart("chart-ops", history.ops, (v, max) => (max < 10 ? v.toFixed(1) : Math.round(v)) + "/s");
     drawChart("chart-memory", history.memory, bytes);
     renderEvents(frame.events);
   });
