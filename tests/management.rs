@@ -38,7 +38,18 @@ fn lights_follow_a_killed_and_restarted_active_on_every_server() {
     assert_eq!(v["stripes"][0]["active"], names[active].as_str());
     assert_eq!(v["answered_by"], names[others[0]].as_str());
     let mirror = server(&v, &names[others[1]]).expect("the mirror");
-    for field in ["term", "commit_index", "applied_index", "lag", "used_memory_bytes", "data_storage_bytes", "keys", "clients", "uptime_s", "version"] {
+    for field in [
+        "term",
+        "commit_index",
+        "applied_index",
+        "lag",
+        "used_memory_bytes",
+        "data_storage_bytes",
+        "keys",
+        "clients",
+        "uptime_s",
+        "version",
+    ] {
         assert!(!mirror[field].is_null(), "{field} is missing: {mirror}");
     }
 
@@ -60,7 +71,8 @@ fn lights_follow_a_killed_and_restarted_active_on_every_server() {
     tracing::info!(ms = killed_at.elapsed().as_millis() as u64, "the killed active is red on both survivors");
     let mut new_active = None;
     let green = wait_until(Duration::from_secs(20), || {
-        new_active = others.iter().copied().find(|&j| others.iter().all(|&i| state_on(&cluster, i, &names[j]).is_some_and(|(_, l)| l == "green")));
+        new_active =
+            others.iter().copied().find(|&j| others.iter().all(|&i| state_on(&cluster, i, &names[j]).is_some_and(|(_, l)| l == "green")));
         new_active.is_some()
     });
     assert!(green, "no mirror turned green: {:?}\n{}", view(&cluster, others[0]), cluster.all_stderr());
@@ -101,7 +113,8 @@ fn procedures_need_the_token_and_refuse_as_the_cli_does() {
 
     tracing::info!("--- without the token, or with a wrong one: 401 and a JSON error");
     for token in [None, Some("not-the-token-at-all-0000000000")] {
-        for path in ["/api/v1/stripes/A/failover".to_string(), format!("/api/v1/servers/{}/stop", names[active]), "/api/v1/shutdown".into()] {
+        for path in ["/api/v1/stripes/A/failover".to_string(), format!("/api/v1/servers/{}/stop", names[active]), "/api/v1/shutdown".into()]
+        {
             let (status, body) = post(&cluster, mirror, &path, token, "{}");
             assert_eq!(status, 401, "{path}: {body}");
             assert_eq!(body["error"]["code"], "unauthorized", "{path}: {body}");
@@ -140,7 +153,8 @@ fn procedures_need_the_token_and_refuse_as_the_cli_does() {
     assert_eq!(status, 409, "{body}");
 
     tracing::info!("--- forced, the active stops itself and answers first");
-    let (status, body) = post(&cluster, new_active, &format!("/api/v1/servers/{}/stop", names[new_active]), Some(TOKEN), "{\"force\": true}");
+    let (status, body) =
+        post(&cluster, new_active, &format!("/api/v1/servers/{}/stop", names[new_active]), Some(TOKEN), "{\"force\": true}");
     assert_eq!(status, 200, "{body}");
     assert!(cluster.wait_exit(new_active, Duration::from_secs(20)).is_some(), "the active did not exit");
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
-use support::cluster::{wait_until, Spec};
+use support::cluster::Spec;
 use support::free_ports;
 use support::management::{post, require_program, stripe_with_token, TOKEN};
 
@@ -36,12 +36,14 @@ fn screenshots_dir() -> PathBuf {
 async fn cards(client: &Client) -> Vec<(String, String, String)> {
     let script = "return Array.from(document.querySelectorAll('.server')).map(e => [e.id.replace('server-', ''), e.dataset.light, e.dataset.state]);";
     let Ok(Value::Array(rows)) = client.execute(script, vec![]).await else { return Vec::new() };
-    rows.iter()
-        .filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_str()?.to_string(), r[2].as_str()?.to_string())))
-        .collect()
+    rows.iter().filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_str()?.to_string(), r[2].as_str()?.to_string()))).collect()
 }
 
-async fn wait_for_page(client: &Client, deadline: Duration, mut check: impl FnMut(&[(String, String, String)]) -> bool) -> Option<Duration> {
+async fn wait_for_page(
+    client: &Client,
+    deadline: Duration,
+    mut check: impl FnMut(&[(String, String, String)]) -> bool,
+) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < deadline {
         if check(&cards(client).await) {
@@ -72,7 +74,12 @@ fn console_shows_the_kill_of_the_active_live_in_chromium() {
     let port = free_ports(1)[0];
     let profile = tempfile::tempdir().expect("a browser profile");
     let _driver = Driver(
-        Command::new(chromedriver).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("run chromedriver"),
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run chromedriver"),
     );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async {
@@ -107,8 +114,7 @@ fn console_shows_the_kill_of_the_active_live_in_chromium() {
         tracing::info!("--- load the console from a mirror: three lights, one green, two cyan");
         client.goto(&format!("{}/", cluster.management_url(mirror))).await.expect("load the console");
         let formed = wait_for_page(&client, Duration::from_secs(20), |cards| {
-            cards.len() == 3
-                && cards.iter().all(|(name, light, _)| light == if *name == names[active] { "green" } else { "cyan" })
+            cards.len() == 3 && cards.iter().all(|(name, light, _)| light == if *name == names[active] { "green" } else { "cyan" })
         })
         .await;
         assert!(formed.is_some(), "the console shows {:?}", cards(&client).await);
@@ -124,12 +130,17 @@ fn console_shows_the_kill_of_the_active_live_in_chromium() {
         tracing::info!("--- kill -9 the active: red, and another server green, without a reload");
         cluster.kill9(active);
         let shown = wait_for_page(&client, Duration::from_secs(15), |cards| {
-            cards.iter().any(|(n, l, _)| *n == names[active] && l == "red") && cards.iter().any(|(n, l, _)| *n != names[active] && l == "green")
+            cards.iter().any(|(n, l, _)| *n == names[active] && l == "red")
+                && cards.iter().any(|(n, l, _)| *n != names[active] && l == "green")
         })
         .await;
         assert!(shown.is_some(), "the console shows {:?}\n{}", cards(&client).await, cluster.all_stderr());
         tracing::info!(ms = shown.expect("shown").as_millis() as u64, "the page showed the dead active red and a new active green");
-        assert_eq!(client.execute("return window.notReloaded === true;", vec![]).await.expect("ask the page"), json!(true), "the page reloaded");
+        assert_eq!(
+            client.execute("return window.notReloaded === true;", vec![]).await.expect("ask the page"),
+            json!(true),
+            "the page reloaded"
+        );
         screenshot(&client, "2-active-killed.png").await;
 
         tracing::info!("--- the killed server returns; the console's own server hands leadership over and goes on");
@@ -147,7 +158,11 @@ fn console_shows_the_kill_of_the_active_live_in_chromium() {
         })
         .await;
         assert!(settled.is_some(), "the console shows {:?}", cards(&client).await);
-        assert_eq!(client.execute("return window.notReloaded === true;", vec![]).await.expect("ask the page"), json!(true), "the page reloaded");
+        assert_eq!(
+            client.execute("return window.notReloaded === true;", vec![]).await.expect("ask the page"),
+            json!(true),
+            "the page reloaded"
+        );
         screenshot(&client, "3-serving-server-is-a-mirror.png").await;
         client.close().await.expect("close the browser");
     });

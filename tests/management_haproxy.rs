@@ -38,7 +38,9 @@ impl Haproxy {
             cluster
                 .members
                 .iter()
-                .map(|m| format!("  server {} {}:{} check port {} inter 200 fall 1 rise 1\n", m.name, m.host, m.client_port, m.management_port))
+                .map(|m| {
+                    format!("  server {} {}:{} check port {} inter 200 fall 1 rise 1\n", m.name, m.host, m.client_port, m.management_port)
+                })
                 .collect::<String>()
                 + &format!("  # {backend}\n")
         };
@@ -54,7 +56,8 @@ impl Haproxy {
         );
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, config).expect("write haproxy.cfg");
-        let child = Command::new(program).arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("run haproxy");
+        let child =
+            Command::new(program).arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("run haproxy");
         Haproxy { child, socket, any_port, active_port, _dir: dir }
     }
 
@@ -64,7 +67,10 @@ impl Haproxy {
         s.write_all(b"show stat\n").ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
-        text.lines().map(|l| l.split(',').collect::<Vec<_>>()).find(|c| c.len() > 17 && c[0] == backend && c[1] == server).map(|c| c[17].to_string())
+        text.lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|c| c.len() > 17 && c[0] == backend && c[1] == server)
+            .map(|c| c[17].to_string())
     }
 
     /// A fresh connection through the frontend on `port`.
@@ -100,7 +106,11 @@ fn haproxy_follows_readyz_through_a_kill_of_the_active() {
         (0..3).all(|i| haproxy.status("any", &names[i]).as_deref() == Some("UP"))
             && (0..3).all(|i| haproxy.status("active", &names[i]).as_deref() == Some(if i == active { "UP" } else { "DOWN" }))
     });
-    assert!(settled, "HAProxy's view: {:?}", (0..3).map(|i| (haproxy.status("any", &names[i]), haproxy.status("active", &names[i]))).collect::<Vec<_>>());
+    assert!(
+        settled,
+        "HAProxy's view: {:?}",
+        (0..3).map(|i| (haproxy.status("any", &names[i]), haproxy.status("active", &names[i]))).collect::<Vec<_>>()
+    );
     assert_eq!(haproxy.role(haproxy.active_port).as_deref(), Some("master"));
     let mut con = haproxy.conn(haproxy.any_port).expect("through HAProxy");
     let _: () = redis::cmd("SET").arg("before").arg("1").query(&mut con).expect("a write through any server");
@@ -117,7 +127,12 @@ fn haproxy_follows_readyz_through_a_kill_of_the_active() {
         new_active = (0..3).find(|&i| haproxy.status("active", &names[i]).as_deref() == Some("UP"));
         new_active.is_some_and(|i| i != active) && haproxy.role(haproxy.active_port).as_deref() == Some("master")
     });
-    assert!(moved, "the active backend did not move: {:?}\n{}", (0..3).map(|i| haproxy.status("active", &names[i])).collect::<Vec<_>>(), cluster.all_stderr());
+    assert!(
+        moved,
+        "the active backend did not move: {:?}\n{}",
+        (0..3).map(|i| haproxy.status("active", &names[i])).collect::<Vec<_>>(),
+        cluster.all_stderr()
+    );
     tracing::info!(new_active = %names[new_active.expect("found")], "HAProxy's active backend switched");
     for i in 0..20 {
         let mut con = haproxy.conn(haproxy.active_port).unwrap_or_else(|e| panic!("connection {i} through HAProxy: {e}"));

@@ -90,8 +90,18 @@ fn bad_input_gets_json_errors_and_never_disturbs_clients() {
         // The token is checked first: a caller without it learns nothing from its body.
         ("malformed JSON, no token", client.post(server.url("/api/v1/shutdown")).body("{not json"), 401, "unauthorized"),
         ("malformed JSON", client.post(server.url("/api/v1/shutdown")).bearer_auth(TOKEN).body("{not json"), 400, "bad_request"),
-        ("unknown field", client.post(server.url("/api/v1/servers/server1/stop")).bearer_auth(TOKEN).body("{\"forse\": true}"), 400, "bad_request"),
-        ("wrong type", client.post(server.url("/api/v1/servers/server1/stop")).bearer_auth(TOKEN).body("{\"force\": \"yes\"}"), 400, "bad_request"),
+        (
+            "unknown field",
+            client.post(server.url("/api/v1/servers/server1/stop")).bearer_auth(TOKEN).body("{\"forse\": true}"),
+            400,
+            "bad_request",
+        ),
+        (
+            "wrong type",
+            client.post(server.url("/api/v1/servers/server1/stop")).bearer_auth(TOKEN).body("{\"force\": \"yes\"}"),
+            400,
+            "bad_request",
+        ),
         // Over the 64 KiB limit, small enough to be sent whole before the answer.
         ("huge body", client.post(server.url("/api/v1/shutdown")).bearer_auth(TOKEN).body(vec![b'x'; 128 << 10]), 413, "body_too_large"),
     ];
@@ -144,12 +154,8 @@ fn every_documented_route_is_served_and_every_route_documented() {
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).expect("docs/api.md");
     let (_, index) = json(http().get(server.url("/api/v1")));
     let routes = index["routes"].as_array().expect("the route list");
-    let documented: Vec<String> = docs
-        .lines()
-        .filter_map(|l| l.strip_prefix("### `"))
-        .filter_map(|l| l.strip_suffix('`'))
-        .map(str::to_string)
-        .collect();
+    let documented: Vec<String> =
+        docs.lines().filter_map(|l| l.strip_prefix("### `")).filter_map(|l| l.strip_suffix('`')).map(str::to_string).collect();
     let served: Vec<String> = routes.iter().map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["path"].as_str().unwrap())).collect();
     assert_eq!(documented, served, "docs/api.md's `### `METHOD path`` headings must match the route table");
     for route in routes {
@@ -177,13 +183,23 @@ fn metrics_pass_promtool_check_metrics() {
     }
     let _: redis::RedisResult<()> = redis::cmd("LPUSH").arg("k1").arg("x").query(&mut con);
     let text = http().get(server.url("/metrics")).send().expect("a scrape").text().expect("text");
-    for name in ["tandem_commands_total{command=\"set\"} 100", "tandem_command_errors_total{command=\"lpush\",error=\"WRONGTYPE\"} 1", "tandem_keys 100"] {
+    for name in [
+        "tandem_commands_total{command=\"set\"} 100",
+        "tandem_command_errors_total{command=\"lpush\",error=\"WRONGTYPE\"} 1",
+        "tandem_keys 100",
+    ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
     // Every metric the Grafana dashboard plots is one the server exports.
     let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana/tandem.json")).expect("the dashboard");
     let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
-    let exprs: Vec<&str> = dashboard["panels"].as_array().expect("panels").iter().flat_map(|p| p["targets"].as_array().into_iter().flatten()).filter_map(|t| t["expr"].as_str()).collect();
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
     assert!(exprs.len() >= 10, "{exprs:?}");
     for expr in exprs {
         for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("tandem_")) {

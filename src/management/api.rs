@@ -46,7 +46,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/api/v1/events", summary: "recent events of every server (?limit=n)" },
     Route { method: "GET", path: "/api/v1/live", summary: "server-sent events: the array and its events, once a second" },
     Route { method: "POST", path: "/api/v1/stripes/{stripe}/failover", summary: "hand a stripe's leadership to a PASSIVE-STANDBY mirror" },
-    Route { method: "POST", path: "/api/v1/servers/{server}/stop", summary: "stop a server or voter (body {\"force\": true} to stop a lone active)" },
+    Route {
+        method: "POST",
+        path: "/api/v1/servers/{server}/stop",
+        summary: "stop a server or voter (body {\"force\": true} to stop a lone active)",
+    },
     Route { method: "POST", path: "/api/v1/shutdown", summary: "stop the whole array: mirrors and voters first, then actives" },
 ];
 

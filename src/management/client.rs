@@ -66,8 +66,8 @@ pub async fn get(base: &str, path: &str) -> Result<Vec<u8>, ClientError> {
 /// `tandem status --api URL`: the view of the server at `base`, as a table.
 pub async fn status_table(base: &str) -> Result<String, ClientError> {
     let body = get(base, "/api/v1/cluster").await?;
-    let view: ClusterView = serde_json::from_slice(&body)
-        .map_err(|e| ClientError::Unreadable { url: format!("{base}/api/v1/cluster"), why: e.to_string() })?;
+    let view: ClusterView =
+        serde_json::from_slice(&body).map_err(|e| ClientError::Unreadable { url: format!("{base}/api/v1/cluster"), why: e.to_string() })?;
     Ok(table(&view))
 }
 

@@ -80,11 +80,8 @@ pub async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::R
 /// Reads the body within its time and size limits, then answers within
 /// [`REQUEST_TIMEOUT`]; each limit that is hit is a JSON error.
 async fn limits(request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
         return ApiError::BodyTooLarge(BODY_BYTES_MAX).into_response();
     }

@@ -124,12 +124,22 @@ impl Metrics {
             m.command_seconds.clone(),
         );
         r.register("tandem_forwarded_commands", "Commands a mirror forwarded to its stripe's active", m.forwarded.clone());
-        r.register_with_unit("tandem_fsync_duration", "Time of one log fdatasync (one group commit)", Unit::Seconds, m.fsync_seconds.clone());
+        r.register_with_unit(
+            "tandem_fsync_duration",
+            "Time of one log fdatasync (one group commit)",
+            Unit::Seconds,
+            m.fsync_seconds.clone(),
+        );
         r.register("tandem_elections", "New terms this server has seen (elections)", m.elections.clone());
         r.register("tandem_failovers", "Times this server saw its stripe's active change to another member", m.failovers.clone());
         r.register("tandem_snapshots", "Snapshots built, sent and received", m.snapshots.clone());
         r.register_with_unit("tandem_snapshot", "Bytes of snapshots built, sent and received", Unit::Bytes, m.snapshot_bytes.clone());
-        r.register_with_unit("tandem_snapshot_duration", "Time to build, send or receive a snapshot", Unit::Seconds, m.snapshot_seconds.clone());
+        r.register_with_unit(
+            "tandem_snapshot_duration",
+            "Time to build, send or receive a snapshot",
+            Unit::Seconds,
+            m.snapshot_seconds.clone(),
+        );
         r.register_with_unit(
             "tandem_catch_up_duration",
             "Time this server spent INITIALIZING before it was PASSIVE-STANDBY",
@@ -222,11 +232,8 @@ impl Metrics {
 /// Counters are announced under their sample name (`x_total`), and the OpenMetrics-only
 /// `# UNIT` and `# EOF` lines go.
 pub fn to_prometheus_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.strip_suffix(" counter")).collect();
     let mut out = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines() {
         if line.starts_with("# UNIT ") || line == "# EOF" {

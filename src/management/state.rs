@@ -185,7 +185,11 @@ impl State {
         let states = ServerState::ALL.iter().map(|s| (StateLabels { state: s.name() }, i64::from(*s == state))).collect();
         live.gauges("tandem_server_state", "1 for this server's current state (DESIGN.md §2), 0 for the others", states);
         live.gauge("tandem_uptime_seconds", "Seconds since the process started", self.started.elapsed().as_secs() as i64);
-        live.gauge("tandem_used_memory_bytes", "Bytes allocated (jemalloc, counted), as INFO's used_memory", saturate(crate::memory::used_bytes() as u64));
+        live.gauge(
+            "tandem_used_memory_bytes",
+            "Bytes allocated (jemalloc, counted), as INFO's used_memory",
+            saturate(crate::memory::used_bytes() as u64),
+        );
         live.gauge("tandem_rss_bytes", "Resident set size of the process", saturate(crate::memory::rss_bytes() as u64));
         let Some(shared) = self.server() else { return live };
         let (keys, expired, evicted) = {
@@ -195,12 +199,32 @@ impl State {
         live.gauge("tandem_keys", "Keys in the data set", saturate(keys));
         live.counter("tandem_expired_keys", "Keys deleted because they expired", expired);
         live.counter("tandem_evicted_keys", "Keys evicted to stay within data-storage", evicted);
-        live.gauge("tandem_data_storage_bytes", "The memory data may use (data-storage / maxmemory)", saturate(shared.settings.maxmemory_bytes.load(Ordering::Relaxed)));
-        live.gauge("tandem_log_memory_bytes", "Bytes of the Raft log held in memory", saturate(shared.core.replica.log.memory_bytes() as u64));
+        live.gauge(
+            "tandem_data_storage_bytes",
+            "The memory data may use (data-storage / maxmemory)",
+            saturate(shared.settings.maxmemory_bytes.load(Ordering::Relaxed)),
+        );
+        live.gauge(
+            "tandem_log_memory_bytes",
+            "Bytes of the Raft log held in memory",
+            saturate(shared.core.replica.log.memory_bytes() as u64),
+        );
         live.gauge("tandem_connected_clients", "Client connections open now", shared.clients.count() as i64);
-        live.counter("tandem_connections_received", "Client connections accepted", shared.clients.total_connections.load(Ordering::Relaxed));
-        live.counter("tandem_rejected_connections", "Client connections refused (maxclients)", shared.clients.rejected_connections.load(Ordering::Relaxed));
-        live.counter("tandem_commands_processed", "Commands received, as INFO's total_commands_processed", shared.commands_processed.load(Ordering::Relaxed));
+        live.counter(
+            "tandem_connections_received",
+            "Client connections accepted",
+            shared.clients.total_connections.load(Ordering::Relaxed),
+        );
+        live.counter(
+            "tandem_rejected_connections",
+            "Client connections refused (maxclients)",
+            shared.clients.rejected_connections.load(Ordering::Relaxed),
+        );
+        live.counter(
+            "tandem_commands_processed",
+            "Commands received, as INFO's total_commands_processed",
+            shared.commands_processed.load(Ordering::Relaxed),
+        );
         self.raft_metrics(shared, &mut live);
         live
     }

@@ -225,7 +225,14 @@ mod tests {
         mirror.node_id = Some(2);
         mirror.set_state(ServerState::PassiveStandby);
         let dead = ServerReport::unreachable("server3", "A", false, "h", "connection refused".into());
-        let mut stripe = StripeView { name: "A".into(), slots: slot_ranges(0, 1), active: None, term: None, commit_index: None, servers: vec![active, mirror, dead] };
+        let mut stripe = StripeView {
+            name: "A".into(),
+            slots: slot_ranges(0, 1),
+            active: None,
+            term: None,
+            commit_index: None,
+            servers: vec![active, mirror, dead],
+        };
         summarize(&mut stripe);
         assert_eq!((stripe.active.as_deref(), stripe.term, stripe.commit_index), (Some("server1"), Some(4), Some(100)));
         assert_eq!(stripe.servers[1].lag, Some(3));
