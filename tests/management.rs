@@ -53,6 +53,18 @@ fn lights_follow_a_killed_and_restarted_active_on_every_server() {
         assert!(!mirror[field].is_null(), "{field} is missing: {mirror}");
     }
 
+    tracing::info!("--- tandem status --api: the same table from one server's API");
+    let out = std::process::Command::new(support::binary())
+        .args(["status", "--api", &cluster.management_url(others[0])])
+        .output()
+        .expect("run tandem status --api");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    for j in 0..3 {
+        let want = if j == active { "ACTIVE-COORDINATOR" } else { "PASSIVE-STANDBY" };
+        assert!(table.lines().any(|l| l.split_whitespace().nth(1) == Some(&names[j]) && l.contains(want)), "{table}");
+    }
+
     tracing::info!("--- readiness: active and mirrors ready; ?role=active only the active");
     for i in 0..3 {
         assert_eq!(get(&cluster, i, "/healthz").map(|r| r.0), Ok(200));
@@ -151,6 +163,9 @@ fn procedures_need_the_token_and_refuse_as_the_cli_does() {
     assert!(!cli_ok && cli_text.contains(message), "API: {message}\nCLI: {cli_text}");
     let (status, body) = post(&cluster, new_active, "/api/v1/stripes/A/failover", Some(TOKEN), "{\"to\": \"server1\"}");
     assert_eq!(status, 409, "{body}");
+    let (_, events) = get(&cluster, new_active, &format!("/api/v1/servers/{}/events", names[new_active])).expect("its events");
+    let refusals = events["events"].as_array().expect("a list").iter().filter(|e| e["kind"] == "refusal").count();
+    assert!(refusals >= 2, "the refusals are not in its event log: {events}");
 
     tracing::info!("--- forced, the active stops itself and answers first");
     let (status, body) =

@@ -64,10 +64,10 @@ fn outcome(procedure: &str, result: Result<String, ControlError>) -> Result<Json
             Ok(Json(serde_json::json!({ "ok": true, "message": message })))
         }
         Err(e) => {
-            record(EventKind::Refusal, None, None, format!("{procedure}: {e}"));
+            // The member that refused records the refusal itself.
+            record(EventKind::Procedure, None, None, format!("{procedure} refused: {e}"));
             Err(match e {
-                ControlError::Refused(why) => ApiError::Refused(why),
-                ControlError::Usage(why) => ApiError::Refused(why),
+                ControlError::Refused(why) | ControlError::Usage(why) => ApiError::Refused(why),
             })
         }
     }

@@ -295,6 +295,7 @@ impl Group {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
             }
             let mut then_stop = false;
+            let procedure = matches!(request, Request::Stop { .. } | Request::Failover { .. });
             let response = match request {
                 Request::SnapshotBegin { vote, meta, bytes } => self.receive_snapshot(&mut socket, vote, meta, bytes).await?,
                 Request::Stop { force } => {
@@ -304,6 +305,10 @@ impl Group {
                 }
                 other => self.handle(other).await,
             };
+            if let (true, Response::Done { ok: false, message }) = (procedure, &response) {
+                // The console's event log shows what this member refused, whoever asked.
+                crate::management::events::record(crate::management::events::EventKind::Refusal, None, None, message.clone());
+            }
             transport::write_frame(&mut socket, &response.encode()).await?;
             if then_stop {
                 let _ = self.stop.send(Some(Stop::Requested));
