@@ -23,13 +23,14 @@ if ! command -v redis-benchmark >/dev/null || ! command -v curl >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools curl >/dev/null
 fi
 cargo build --release --quiet
+BIN=$(cd "$TARGET" && pwd)/release/tandem
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-(cd "$work" && RUST_LOG=warn exec "$OLDPWD/$TARGET/release/tandem" server --port "$TANDEM_PORT" --management-port "$MANAGEMENT_PORT") >"$work/tandem.log" 2>&1 &
+(cd "$work" && RUST_LOG=warn exec "$BIN" server --port "$TANDEM_PORT" --management-port "$MANAGEMENT_PORT") >"$work/tandem.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 200); do redis-cli -p "$TANDEM_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
