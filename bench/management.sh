@@ -47,6 +47,19 @@ watch_start() {
 }
 watch_stop() { kill "${WATCH_PIDS[@]}" 2>/dev/null || true; wait "${WATCH_PIDS[@]}" 2>/dev/null || true; }
 
+# The cost of watching, less exposed to other load than throughput: CPU time the idle
+# server uses over IDLE_SECS without watchers, then with the console feed and the
+# 1 s scrape.
+IDLE_SECS=${IDLE_SECS:-30}
+PID=${pids[0]}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+a=$(cpu_ticks); sleep "$IDLE_SECS"; b=$(cpu_ticks)
+watch_start; c=$(cpu_ticks); sleep "$IDLE_SECS"; d=$(cpu_ticks); watch_stop
+hz=$(getconf CLK_TCK)
+echo "idle server CPU over ${IDLE_SECS} s: without watchers $(( (b - a) * 1000 / hz )) ms; with the console feed and a 1 s scrape $(( (d - c) * 1000 / hz )) ms"
+echo
+[ "${SKIP_TABLE:-0}" = 1 ] && exit 0
+
 echo "| test | pipeline | without (rps, median of $ROUNDS) | console + 1 s scrape (rps, median of $ROUNDS) | watched/without |"
 echo "|---|---|---|---|---|"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
