@@ -60,9 +60,9 @@ fn lights_follow_a_killed_and_restarted_active_on_every_server() {
         .expect("run tandem status --api");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
-    for j in 0..3 {
+    for (j, name) in names.iter().enumerate() {
         let want = if j == active { "ACTIVE-COORDINATOR" } else { "PASSIVE-STANDBY" };
-        assert!(table.lines().any(|l| l.split_whitespace().nth(1) == Some(&names[j]) && l.contains(want)), "{table}");
+        assert!(table.lines().any(|l| l.split_whitespace().nth(1) == Some(name.as_str()) && l.contains(want)), "{table}");
     }
 
     tracing::info!("--- readiness: active and mirrors ready; ?role=active only the active");
