@@ -198,11 +198,9 @@ impl Core {
     }
 
     /// Active expiry: deletes keys whose time has come, as one entry. Returns how many
-    /// keys were due (0 on a mirror, which never expires keys itself).
+    /// keys were due. Only the active calls it (the expiry cycle asks the cluster view);
+    /// a mirror never expires keys itself.
     pub async fn expire_due(&self) -> usize {
-        if !self.replica.is_active() {
-            return 0;
-        }
         let now = self.stamp();
         let due = self.store().db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX);
         if due.is_empty() {
@@ -219,17 +217,14 @@ impl Core {
         count
     }
 
-    /// Evicts keys per `maxmemory-policy` until memory is under the limit.
+    /// Evicts keys per `maxmemory-policy` until memory is under the limit. Called on
+    /// the local write path, which routing sends only to the active: eviction is an
+    /// entry only the active proposes, and a mirror's memory follows its decisions.
     /// `Err(OOM)` when the policy is noeviction or nothing is left to evict.
     pub async fn make_room(&self, settings: &Settings) -> Result<(), Reply> {
         let policy = settings.policy();
         if policy == EvictionPolicy::NoEviction {
             return Err(Reply::err(ERR_OOM));
-        }
-        if !self.replica.is_active() {
-            // Eviction is an entry only the active proposes; a mirror's memory follows
-            // the active's decisions.
-            return Err(Reply::err("TRYAGAIN this server is not the active of its stripe; retry"));
         }
         // Bounded: each round evicts a handful of keys.
         for _ in 0..1024 {

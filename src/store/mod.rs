@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod slots;
 pub mod value;
 
 use bytes::Bytes;

@@ -205,8 +205,9 @@ impl Connection {
                 .collect();
             return Reply::Array(vec![Reply::bulk(b"master"), Reply::Int(applied), Reply::Array(mirrors)]);
         }
-        let (host, port) = match replica.active_at() {
-            Active::There { client_addr, .. } => split_addr(&client_addr),
+        let cluster = self.shared.view();
+        let (host, port) = match cluster.active(cluster.local) {
+            Active::There { client_addr, .. } => split_addr(client_addr),
             _ => (String::new(), 0),
         };
         let link = match view.state {
@@ -245,7 +246,8 @@ impl Connection {
                 ));
             }
         } else {
-            let at = replica.active_at();
+            let cluster = self.shared.view();
+            let at = cluster.active(cluster.local);
             let (host, port) = match &at {
                 Active::There { client_addr, .. } => split_addr(client_addr),
                 _ => (String::new(), 0),
