@@ -86,6 +86,8 @@ impl Connection {
                 Some(Reply::status("Background saving started"))
             }
             "lastsave" => Some(Reply::Int(self.shared.core.replica.last_snapshot_unix_secs() as i64)),
+            // Scripting: kills reach the running script through its status, not the store.
+            "script|kill" | "function|kill" => Some(self.shared.core.kill_script(spec.name == "function|kill")),
             _ => Some(commands::unknown_command(&args)),
         };
         if let Some(reply) = reply {

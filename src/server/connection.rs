@@ -296,7 +296,8 @@ impl Connection {
 
     /// Runs here one command that could not join a batch.
     pub(super) async fn dispatch(&mut self, args: Vec<Bytes>) {
-        let Some(spec) = args.first().and_then(|n| commands::lookup(n)).filter(|s| !s.has(flags::INTERNAL)) else {
+        // Containers (SCRIPT, FUNCTION) resolve to their subcommand's spec (scripting).
+        let Some(spec) = commands::resolve(&args).filter(|s| !s.has(flags::INTERNAL)) else {
             if self.multi.is_some() {
                 self.multi_failed = true;
             }

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use crate::limits;
 use crate::memory;
 use crate::protocol::reply::Reply;
 use crate::replication::replica::Replica;
+use crate::scripting::{self, status::KillOutcome, Status};
 use crate::store::db::WatchStamp;
 use crate::store::{Entry, Op, Store};
 
@@ -60,16 +61,63 @@ pub struct Core {
     /// Proposals hold it shared while in flight; EXEC with WATCH holds it exclusively,
     /// so its check sees every earlier write applied and no later one.
     gate: tokio::sync::RwLock<()>,
+    /// The script running in the store now, if any (scripting).
+    pub scripts: Arc<Status>,
 }
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        Core { replica, gate: tokio::sync::RwLock::new(()) }
+        let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).engine.status();
+        Core { replica, gate: tokio::sync::RwLock::new(()), scripts }
     }
 
-    /// The state machine, for reads and introspection. std Mutex: never held across `.await`.
+    /// The state machine, for reads and introspection. std Mutex: never held across
+    /// `.await`. While a script runs (on a blocking thread) this waits for it: the hot
+    /// paths use [`Core::store_async`] instead, which yields.
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.replica.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state machine, waiting without blocking the runtime while a script holds it
+    /// (scripting): `Err(-BUSY)` once that script has run past the busy threshold.
+    pub async fn store_async(&self) -> Result<MutexGuard<'_, Store>, Reply> {
+        loop {
+            if self.scripts.running() {
+                if !self.scripts.wait_idle().await {
+                    return Err(self.busy_reply());
+                }
+                continue;
+            }
+            {
+                let attempt = match self.replica.store.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    // Held by an apply on another thread: a script (noticed above on the
+                    // next turn) or a short entry (with --threads > 1); look again.
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(guard) = attempt {
+                    return Ok(guard);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn busy_reply(&self) -> Reply {
+        Reply::err(if self.scripts.is_function() { scripting::ERR_BUSY_FUNCTION } else { scripting::ERR_BUSY_EVAL })
+    }
+
+    /// SCRIPT KILL / FUNCTION KILL (see [`Status::request_kill`] for what may be killed).
+    pub fn kill_script(&self, function: bool) -> Reply {
+        match self.scripts.request_kill(function) {
+            KillOutcome::Killed => Reply::ok(),
+            KillOutcome::NotBusy => Reply::err(scripting::ERR_NOT_BUSY),
+            KillOutcome::WrongKind if function => Reply::err(scripting::ERR_BUSY_EVAL),
+            KillOutcome::WrongKind => Reply::err(scripting::ERR_BUSY_FUNCTION),
+            KillOutcome::Wrote => Reply::err(scripting::ERR_UNKILLABLE_WROTE),
+            KillOutcome::Replicated => Reply::err(scripting::ERR_UNKILLABLE_REPLICATED),
+        }
     }
 
     fn clock(&self) -> MutexGuard<'_, crate::replication::replica::Clock> {
@@ -141,11 +189,17 @@ impl Core {
                 let end = batch[i..].iter().position(|(s, _)| s.is_write()).map_or(batch.len(), |n| i + n);
                 match &linearized {
                     Some(Err(e)) => replies.extend(std::iter::repeat_n(e.clone(), end - i)),
+                    _ if batch[i..end].iter().any(|(s, _)| s.has(flags::SCRIPT)) => {
+                        // Read-only scripts may run long: off the runtime thread (scripting).
+                        replies.extend(self.read_scripts(&batch[i..end]).await);
+                    }
                     _ => {
                         let now = self.stamp();
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
-                        let store = self.store();
-                        replies.extend(batch[i..end].iter().map(|(spec, args)| store.read(spec, args, now, rng)));
+                        match self.store_async().await {
+                            Ok(mut store) => replies.extend(batch[i..end].iter().map(|(spec, args)| store.read(spec, args, now, rng))),
+                            Err(busy) => replies.extend(std::iter::repeat_n(busy, end - i)),
+                        }
                     }
                 }
                 i = end;
@@ -159,10 +213,37 @@ impl Core {
                     continue;
                 }
             }
+            if spec.has(flags::SCRIPT) && over_maxmemory(settings, self.replica.log.memory_bytes()) {
+                // Scripting: the OOM decision travels in the entry, so every server fails
+                // the script's deny-oom commands alike.
+                self.flush(&mut pending, &mut replies).await;
+                if self.make_room(settings).await.is_err() {
+                    pending.push(Op::command(&crate::commands::scripting::oom_marked(args)));
+                    continue;
+                }
+            }
             pending.push(Op::command(args));
         }
         self.flush(&mut pending, &mut replies).await;
         replies
+    }
+
+    /// A run of reads with read-only scripts (EVAL_RO, FCALL_RO): on a blocking thread,
+    /// so a long one neither stalls the runtime nor escapes SCRIPT KILL.
+    async fn read_scripts(&self, run: &[(&'static CommandSpec, Vec<Bytes>)]) -> Vec<Reply> {
+        let count = run.len();
+        if let Err(busy) = self.store_async().await.map(drop) {
+            return vec![busy; count];
+        }
+        let owned: Vec<(&'static CommandSpec, Vec<Bytes>)> = run.to_vec();
+        let store = self.replica.store.clone();
+        let (now, seed) = (self.stamp(), self.random());
+        let reads = tokio::task::spawn_blocking(move || {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+            owned.iter().map(|(spec, args)| store.read(spec, args, now, &mut rng)).collect::<Vec<_>>()
+        });
+        reads.await.unwrap_or_else(|_| vec![Reply::err("ERR the script's thread failed"); count])
     }
 
     /// MULTI … EXEC as one entry. With watched keys, the check and the proposal happen
@@ -173,7 +254,7 @@ impl Core {
         watches: &[(Bytes, WatchStamp)],
         settings: &Settings,
     ) -> Result<Reply, Reply> {
-        let needs_room = cmds.iter().any(|a| a.first().and_then(|n| crate::commands::lookup(n)).is_some_and(|s| s.has(flags::DENYOOM)));
+        let needs_room = cmds.iter().any(|a| crate::commands::resolve(a).is_some_and(|s| s.has(flags::DENYOOM)));
         if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
             self.make_room(settings).await?;
         }
@@ -184,7 +265,7 @@ impl Core {
             self.replica.refuse_if_disk_trouble()?;
             let _exclusive = self.gate.write().await;
             let unchanged = {
-                let store = self.store();
+                let store = self.store_async().await?;
                 watches.iter().all(|(k, stamp)| store.db.watch_holds(k, *stamp))
             };
             if !unchanged {
@@ -202,7 +283,10 @@ impl Core {
             return 0;
         }
         let now = self.stamp();
-        let due = self.store().db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX);
+        let due = match self.store_async().await {
+            Ok(store) => store.db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX),
+            Err(_) => return 0,
+        };
         if due.is_empty() {
             return 0;
         }

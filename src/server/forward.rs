@@ -465,7 +465,8 @@ impl Connection {
     /// Where `args` goes. Decided per command: a server that stops being the active
     /// forwards the very next command, and one that becomes the active serves it.
     pub(super) fn route(&self, args: &[Bytes]) -> Route {
-        let spec = args.first().and_then(|n| commands::lookup(n)).filter(|s| !s.has(flags::INTERNAL));
+        // Containers (SCRIPT, FUNCTION) resolve to their subcommand's spec (scripting).
+        let spec = commands::resolve(args).filter(|s| !s.has(flags::INTERNAL));
         let ends_session = matches!(spec.map(|s| s.name), Some("quit" | "reset"));
         match self.forward.multi {
             // Queued on the active like everything inside MULTI there, HELLO included.

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod scripts;
 pub mod value;
 
 use bytes::Bytes;
@@ -81,6 +82,17 @@ pub struct Entry {
     pub ops: Vec<Op>,
 }
 
+impl Entry {
+    /// Whether applying this entry runs a Lua script (EVAL, FCALL…), which may take long.
+    pub fn runs_script(&self) -> bool {
+        let script = |args: &Vec<Bytes>| commands::resolve(args).is_some_and(|s| s.has(commands::flags::SCRIPT));
+        self.ops.iter().any(|op| match op {
+            Op::Command(args) => script(args),
+            Op::Transaction(cmds) => cmds.iter().any(script),
+        })
+    }
+}
+
 /// A keyspace notification caused by a write (class letter per notify-keyspace-events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEvent {
@@ -109,6 +121,8 @@ pub struct Store {
     /// Build keyspace events while applying (someone subscribed to notifications).
     /// Events are not state: replicas may differ here.
     pub events_on: bool,
+    /// The Lua VM scripts run in, with its per-server caches: not state.
+    pub engine: crate::scripting::Engine,
 }
 
 impl Store {
@@ -136,8 +150,10 @@ impl Store {
     }
 
     fn apply_command(&mut self, args: &[Bytes], time_ms: u64, rng: &mut Xoshiro256PlusPlus, applied: &mut Applied) -> Reply {
-        let Some(name) = args.first() else { return Reply::err("ERR empty command") };
-        let Some(spec) = commands::lookup(name) else { return unknown_command(args) };
+        if args.is_empty() {
+            return Reply::err("ERR empty command");
+        }
+        let Some(spec) = commands::resolve(args) else { return unknown_command(args) };
         if !spec.arity_ok(args.len()) {
             return wrong_args(spec.name);
         }
@@ -153,22 +169,24 @@ impl Store {
                     expired: &mut self.expired_keys,
                     evicted: &mut self.evicted_keys,
                     events_on: self.events_on,
+                    engine: Some(&mut self.engine),
                 };
                 f(&mut ctx, args)
             }
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng }, args),
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(&mut self.engine) }, args),
             Handler::Server => Ok(Reply::Nil),
         };
         result.unwrap_or_else(|e| e)
     }
 
-    /// Runs a read-only command (its spec already looked up) at `now_ms`; changes nothing.
-    pub fn read(&self, spec: &CommandSpec, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
+    /// Runs a read-only command (its spec already looked up) at `now_ms`; changes no
+    /// state (`&mut` only for the Lua engine's per-server caches).
+    pub fn read(&mut self, spec: &CommandSpec, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
         if !spec.arity_ok(args.len()) {
             return wrong_args(spec.name);
         }
         match spec.handler {
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng }, args).unwrap_or_else(|e| e),
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut self.engine) }, args).unwrap_or_else(|e| e),
             _ => Reply::err("ERR internal: not a read command"),
         }
     }
@@ -190,6 +208,10 @@ pub fn digest(db: &db::Db) -> u64 {
         hash_value(&mut h, &item.value);
         total = total.wrapping_add(h.finish());
     }
+    // Scripts are state too: a server that lost a SCRIPT LOAD differs from its stripe.
+    let mut h = Fnv::new();
+    db.scripts.digest_into(&mut |bytes| h.write(bytes));
+    total = total.wrapping_add(h.finish());
     total ^ (db.len() as u64)
 }
 
