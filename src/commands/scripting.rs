@@ -461,3 +461,189 @@ fn server_command_in_script(spec: &CommandSpec, args: &[Bytes]) -> Reply {
         _ => Reply::err("ERR This Redis command is not allowed from script"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::test_support::{bulk, err, run};
+    use crate::protocol::reply::Reply;
+    use crate::store::{Entry, Op, Store};
+    use bytes::Bytes;
+
+    fn entry(seed: u64, cmds: &[&[&str]]) -> Entry {
+        let ops = cmds.iter().map(|c| Op::Command(c.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())).collect();
+        Entry { time_ms: 1_000, seed, ops }
+    }
+
+    fn error_text(reply: &Reply) -> String {
+        match reply {
+            Reply::Error(e) => e.to_string(),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn eval_converts_lua_values_as_redis_does() {
+        let mut s = Store::new();
+        assert_eq!(run(&mut s, 0, &["eval", "return 'hello'", "0"]), bulk("hello"));
+        assert_eq!(run(&mut s, 0, &["eval", "return 100.5", "0"]), Reply::Int(100));
+        assert_eq!(run(&mut s, 0, &["eval", "return true", "0"]), Reply::Int(1));
+        assert_eq!(run(&mut s, 0, &["eval", "return false", "0"]), Reply::Nil);
+        assert_eq!(run(&mut s, 0, &["eval", "return {ok='fine'}", "0"]), Reply::status("fine"));
+        assert_eq!(run(&mut s, 0, &["eval", "return {err='ERR this is an error'}", "0"]), err("ERR this is an error"));
+        assert_eq!(
+            run(&mut s, 0, &["eval", "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}", "2", "a{t}", "b{t}", "c", "d"]),
+            Reply::Array(vec![bulk("a{t}"), bulk("b{t}"), bulk("c"), bulk("d")])
+        );
+        assert_eq!(run(&mut s, 0, &["eval", "return redis.call('set', KEYS[1], ARGV[1])", "1", "k", "v"]), Reply::ok());
+        assert_eq!(run(&mut s, 0, &["eval", "local r = redis.pcall('incr', KEYS[1]) return r['err']", "1", "k"]), bulk("ERR value is not an integer or out of range"));
+        assert_eq!(run(&mut s, 0, &["eval", "local v = redis.call('get', KEYS[1]) return {type(v), v == false}", "1", "missing"]), Reply::Array(vec![bulk("boolean"), Reply::Int(1)]));
+    }
+
+    #[test]
+    fn evalsha_finds_what_eval_and_script_load_cached() {
+        let mut s = Store::new();
+        assert!(error_text(&run(&mut s, 0, &["evalsha", "fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"])).starts_with("NOSCRIPT"));
+        run(&mut s, 0, &["set", "mykey", "myval"]);
+        assert_eq!(run(&mut s, 0, &["eval", "return redis.call('get',KEYS[1])", "1", "mykey"]), bulk("myval"));
+        assert_eq!(run(&mut s, 0, &["evalsha", "FD758D1589D044DD850A6F05D52F2EEFD27F033F", "1", "mykey"]), bulk("myval"));
+        assert_eq!(run(&mut s, 0, &["script", "load", "return 'loaded'"]), bulk("b534286061d4b9e4026607613b95c06c06015ae8"));
+        assert_eq!(
+            run(&mut s, 0, &["script", "exists", "b534286061d4b9e4026607613b95c06c06015ae8", "ffffffffffffffffffffffffffffffffffffffff"]),
+            Reply::Array(vec![Reply::Int(1), Reply::Int(0)])
+        );
+        assert_eq!(run(&mut s, 0, &["script", "flush"]), Reply::ok());
+        assert!(error_text(&run(&mut s, 0, &["evalsha", "b534286061d4b9e4026607613b95c06c06015ae8", "0"])).starts_with("NOSCRIPT"));
+        assert!(error_text(&run(&mut s, 0, &["script", "load", "return +"])).starts_with("ERR Error compiling script"));
+        assert!(error_text(&run(&mut s, 0, &["script", "nope"])).starts_with("ERR unknown subcommand 'nope'"));
+    }
+
+    #[test]
+    fn undeclared_keys_are_refused_unless_the_stripe_allows_them() {
+        let mut s = Store::new();
+        let e = error_text(&run(&mut s, 0, &["eval", "return redis.call('set', 'x', 1)", "0"]));
+        assert!(e.contains("did not declare"), "{e}");
+        assert_eq!(run(&mut s, 0, &["get", "x"]), Reply::Nil);
+        run(&mut s, 0, &["tandem.scriptlimits", "undeclared-keys", "allow"]);
+        assert_eq!(run(&mut s, 0, &["eval", "return redis.call('set', 'x', 1)", "0"]), Reply::ok());
+    }
+
+    #[test]
+    fn the_sandbox_protects_globals_and_libraries() {
+        let mut s = Store::new();
+        let cases = [
+            ("return a", "Script attempted to access nonexistent global variable 'a'"),
+            ("a = 10", "Attempt to modify a readonly table"),
+            ("redis.call = function() end", "Attempt to modify a readonly table"),
+            ("cjson.encode = 1", "Attempt to modify a readonly table"),
+            ("setmetatable(_G, {})", "Attempt to modify a readonly table"),
+            ("local g = getmetatable(_G) g.__index = {}", "Attempt to modify a readonly table"),
+            ("rawset(_G, 'x', 1)", "Attempt to modify a readonly table"),
+            ("getmetatable('').__index.upper = 1", "Attempt to modify a readonly table"),
+            ("print('x')", "nonexistent global variable 'print'"),
+            ("return os.time()", "nonexistent global variable 'os'"),
+            ("return io", "nonexistent global variable 'io'"),
+            ("return debug", "nonexistent global variable 'debug'"),
+            ("setfenv(1, {})", "nonexistent global variable 'setfenv'"),
+            ("return loadstring(string.dump(function() return 1 end))()", "attempt to call a nil value"),
+        ];
+        for (code, expected) in cases {
+            let e = error_text(&run(&mut s, 0, &["eval", code, "0"]));
+            assert!(e.contains(expected), "{code}: {e}");
+        }
+        // Nothing a script did leaks into the next one.
+        assert_eq!(run(&mut s, 0, &["eval", "return tostring({}) .. tostring({})", "0"]), bulk("table: 0x00000001table: 0x00000002"));
+        assert_eq!(run(&mut s, 0, &["eval", "return tostring({})", "0"]), bulk("table: 0x00000001"));
+        assert_eq!(run(&mut s, 0, &["eval", "return loadstring('return 1 + 1')()", "0"]), Reply::Int(2));
+    }
+
+    #[test]
+    fn scripts_run_alike_on_every_store_that_applies_the_entry() {
+        let script = "local t = {} for i = 1, 5 do t[i] = math.random(1000) end redis.call('rpush', KEYS[1], unpack(t)) \
+                      redis.call('sadd', KEYS[2], 'a', 'b', 'c', 'd') redis.call('spop', KEYS[2]) return redis.call('lrange', KEYS[1], 0, -1)";
+        let (mut one, mut two) = (Store::new(), Store::new());
+        let e = entry(42, &[&["eval", script, "2", "l", "s"]]);
+        let (r1, r2) = (one.apply(&e).replies, two.apply(&e).replies);
+        assert_eq!(r1, r2);
+        assert_eq!(one.digest(), two.digest());
+        // Another seed, other numbers.
+        let mut three = Store::new();
+        assert_ne!(three.apply(&entry(43, &[&["eval", script, "2", "l", "s"]])).replies, r1);
+    }
+
+    #[test]
+    fn a_runaway_script_stops_at_the_budget_on_every_store_keeping_its_writes() {
+        let script = "redis.call('set', KEYS[1], 'before') local i = 0 while true do i = i + 1 if i % 1000 == 0 then pcall(function() end) end end";
+        let (mut one, mut two) = (Store::new(), Store::new());
+        for s in [&mut one, &mut two] {
+            run(s, 0, &["tandem.scriptlimits", "instructions", "2000000"]);
+        }
+        let e = entry(1, &[&["eval", script, "1", "k"]]);
+        let r1 = one.apply(&e).replies;
+        assert_eq!(r1, two.apply(&e).replies);
+        assert!(error_text(&r1[0]).contains("Script stopped after 2000000 instructions"), "{:?}", r1);
+        assert_eq!(run(&mut one, 0, &["get", "k"]), bulk("before"), "Redis never rolls back a script's writes");
+        assert_eq!(one.digest(), two.digest());
+        // A pcall cannot swallow the stop.
+        let e = error_text(&run(&mut one, 0, &["eval", "while true do pcall(function() while true do end end) end", "0"]));
+        assert!(e.contains("Script stopped"), "{e}");
+    }
+
+    #[test]
+    fn the_memory_bound_stops_a_script_that_grows_without_end() {
+        let mut s = Store::new();
+        run(&mut s, 0, &["tandem.scriptlimits", "memory", "1000000", "instructions", "500000000"]);
+        let e = error_text(&run(&mut s, 0, &["eval", "local t = {} for i = 1, 10000000 do t[i] = i end", "0"]));
+        assert!(e.contains("bytes of Lua memory"), "{e}");
+        assert_eq!(run(&mut s, 0, &["eval", "return 1", "0"]), Reply::Int(1), "the next script runs");
+    }
+
+    #[test]
+    fn read_only_scripts_cannot_write() {
+        let mut s = Store::new();
+        let e = error_text(&run(&mut s, 0, &["eval_ro", "return redis.call('del', KEYS[1])", "1", "k"]));
+        assert!(e.starts_with("ERR Write commands are not allowed from read-only scripts"), "{e}");
+        let e = error_text(&run(&mut s, 0, &["eval", "#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 1)", "1", "k"]));
+        assert!(e.starts_with("ERR Write commands are not allowed from read-only scripts"), "{e}");
+        run(&mut s, 0, &["set", "k", "v"]);
+        assert_eq!(run(&mut s, 0, &["eval_ro", "return redis.call('get', KEYS[1])", "1", "k"]), bulk("v"));
+        let e = error_text(&run(&mut s, 0, &["eval", "return redis.call('blpop', KEYS[1], 0)", "1", "k"]));
+        assert!(e.contains("not allowed from script"), "{e}");
+    }
+
+    #[test]
+    fn functions_load_call_list_dump_and_restore() {
+        let mut s = Store::new();
+        let lib = "#!lua name=lib1\nlocal function add1(a) return a + 1 end\n\
+                   redis.register_function('f1', function(keys, args) return add1(tonumber(args[1])) end)\n\
+                   redis.register_function{function_name='f2', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+        assert_eq!(run(&mut s, 0, &["function", "load", lib]), bulk("lib1"));
+        assert!(error_text(&run(&mut s, 0, &["function", "load", lib])).contains("already exists"));
+        assert_eq!(run(&mut s, 0, &["fcall", "F1", "0", "41"]), Reply::Int(42));
+        run(&mut s, 0, &["set", "k", "v"]);
+        assert_eq!(run(&mut s, 0, &["fcall_ro", "f2", "1", "k"]), bulk("v"));
+        assert!(error_text(&run(&mut s, 0, &["fcall_ro", "f1", "0", "1"])).contains("Can not execute a script with write flag"));
+        let dump = match run(&mut s, 0, &["function", "dump"]) {
+            Reply::Bulk(b) => b,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(run(&mut s, 0, &["function", "flush"]), Reply::ok());
+        assert_eq!(run(&mut s, 0, &["fcall", "f1", "0", "1"]), err("ERR Function not found"));
+        let args: Vec<Bytes> = ["function", "restore"].iter().map(|a| Bytes::from_static(a.as_bytes())).chain([dump]).collect();
+        assert_eq!(s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)] }).replies[0], Reply::ok());
+        assert_eq!(run(&mut s, 0, &["fcall", "f1", "0", "1"]), Reply::Int(2));
+        assert!(error_text(&run(&mut s, 0, &["function", "restore", "bad"])).contains("payload version or checksum are wrong"));
+        let e = error_text(&run(&mut s, 0, &["function", "load", "#!lua name=x\nlocal a = 1 while 1 do a = a + 1 end"]));
+        assert!(e.contains("FUNCTION LOAD timeout"), "{e}");
+        let e = error_text(&run(&mut s, 0, &["function", "load", "#!lua name=x\nreturn math.random()"]));
+        assert!(e.contains("nonexistent global variable 'math'"), "{e}");
+    }
+
+    #[test]
+    fn a_function_keeps_no_state_between_calls() {
+        let mut s = Store::new();
+        let lib = "#!lua name=counter\nlocal n = 0\nredis.register_function('bump', function() n = n + 1 return n end)";
+        run(&mut s, 0, &["function", "load", lib]);
+        assert_eq!(run(&mut s, 0, &["fcall", "bump", "0"]), Reply::Int(1));
+        assert_eq!(run(&mut s, 0, &["fcall", "bump", "0"]), Reply::Int(1), "a restarted server would start from 0: so does every call");
+    }
+}

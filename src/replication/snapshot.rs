@@ -264,3 +264,59 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::scripts::{FunctionInfo, Library};
+    use crate::store::value::Value;
+
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta::default()
+    }
+
+    #[test]
+    fn scripts_libraries_and_limits_travel_in_snapshots() {
+        let mut db = Db::new();
+        db.insert(b"k", Value::Str(b"v".to_vec()), 0);
+        let source = bytes::Bytes::from_static(b"return 1");
+        db.scripts.add_script(sha1_hex(&source), source).unwrap();
+        let library = Library {
+            name: "lib".into(),
+            engine: "LUA".into(),
+            code: bytes::Bytes::from_static(b"#!lua name=lib\nredis.register_function('f', function() return 1 end)"),
+            functions: vec![FunctionInfo { name: "f".into(), description: Some("d".into()), flags: 1 }],
+        };
+        db.scripts.add_libraries(vec![library], false).unwrap();
+        db.scripts.limits.instructions_max = 12345;
+        let bytes = encode(&db, &meta());
+        let (_, back) = decode(&bytes, "test", 0).unwrap();
+        assert_eq!(back.scripts, db.scripts);
+        assert_eq!(crate::store::digest(&back), crate::store::digest(&db));
+    }
+
+    #[test]
+    fn a_version_1_snapshot_is_still_read() {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION_NO_SCRIPTS.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        let mut payload = vec![KIND_META];
+        put_snapshot_meta(&mut payload, &meta());
+        frame(&payload, &mut out);
+        payload.clear();
+        payload.push(KIND_KEY);
+        put_bytes(&mut payload, b"k");
+        put_varint(&mut payload, 0);
+        encode_value(&Value::Str(b"v".to_vec()), &mut payload);
+        frame(&payload, &mut out);
+        payload.clear();
+        payload.push(KIND_END);
+        put_varint(&mut payload, 1);
+        frame(&payload, &mut out);
+        let (_, db) = decode(&out, "v1", 0).unwrap();
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.scripts.script_count(), 0);
+        assert_eq!(db.scripts.limits, crate::store::scripts::ScriptLimits::default());
+    }
+}

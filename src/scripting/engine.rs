@@ -54,6 +54,8 @@ pub(super) struct RunState {
     pub rng: Lrand48,
     /// While FUNCTION LOAD runs a library's chunk: what it registered.
     pub registering: Option<Vec<Registered>>,
+    /// The error `redis.call` raised (mlua raises a userdata; this is the real value).
+    pub raised: Option<Value>,
 }
 
 pub(super) struct Registered {
@@ -78,13 +80,15 @@ impl Lrand48 {
 struct Vm {
     lua: Lua,
     run_state: Table,
+    /// The real `redis` table (behind its read-only proxy): `call`/`pcall` are set per run.
+    redis: Table,
+    outside: Function,
     g1: Table,
     pf: Table,
     runner: Function,
     loading: Function,
     set_env: Function,
     handler: Function,
-    default_call: Function,
     /// SHA-1 → compiled EVAL script.
     scripts: HashMap<String, Function>,
     /// Lower-case library name → (its code, its compiled chunk).
@@ -290,9 +294,12 @@ impl Engine {
         let _ = lua.set_memory_limit(usize::try_from(memory_max).unwrap_or(usize::MAX));
         budget::start(options.limits.instructions_max, Some(status.clone()));
         install_hook(&lua);
+        let host = std::cell::RefCell::new(host);
         let outcome = lua.scope(|scope| {
-            let call = scope.create_function_mut(|lua, args: MultiValue| redis_call(lua, args, host, &status))?;
-            vm.run_state.raw_set("call", call)?;
+            let call = scope.create_function(|lua, args: MultiValue| redis_call(lua, args, &mut **host.borrow_mut(), &status, true))?;
+            let pcall = scope.create_function(|lua, args: MultiValue| redis_call(lua, args, &mut **host.borrow_mut(), &status, false))?;
+            vm.redis.raw_set("call", call)?;
+            vm.redis.raw_set("pcall", pcall)?;
             if as_function.is_some() {
                 vm.runner.call::<MultiValue>((function.clone(), vm.handler.clone(), keys.clone(), args.clone()))
             } else {
@@ -301,7 +308,8 @@ impl Engine {
         });
         remove_hook(&lua);
         let (stop, _) = budget::finish();
-        let _ = vm.run_state.raw_set("call", vm.default_call.clone());
+        let _ = vm.redis.raw_set("call", vm.outside.clone());
+        let _ = vm.redis.raw_set("pcall", vm.outside.clone());
         let _ = vm.g1.raw_set("KEYS", Value::Nil);
         let _ = vm.g1.raw_set("ARGV", Value::Nil);
         let _ = lua.set_memory_limit(0);
@@ -330,6 +338,7 @@ fn prepare(vm: &mut Vm, options: &RunOptions<'_>, as_function: bool) -> mlua::Re
         s.resp3 = false;
         s.rng = Lrand48::seeded(seed);
         s.registering = None;
+        s.raised = None;
     });
     vm.run_state.raw_set("seq", vm.seq)?;
     libs::cjson::reset(&vm.lua);
@@ -423,13 +432,27 @@ fn script_error(err: &Value, name: &str, stop: Option<budget::Stop>, memory_max:
     Reply::error(text.replace(['\r', '\n'], " "))
 }
 
-/// `redis.call`/`redis.pcall`'s runner: returns `value` or `error_table, true`, or
-/// `message, "stop"` when the budget is spent (both wrappers then raise).
-fn redis_call(lua: &Lua, args: MultiValue, host: &mut dyn Host, status: &Status) -> mlua::Result<MultiValue> {
+/// `redis.call` (`raise`) and `redis.pcall`: run the command; a failed command gives
+/// pcall its `{err=…}` table and makes call raise it. A spent budget raises from both.
+fn redis_call(lua: &Lua, args: MultiValue, host: &mut dyn Host, status: &Status, raise: bool) -> mlua::Result<Value> {
+    let raise_with = |value: Value, text: String| -> mlua::Result<Value> {
+        if let Some(mut s) = lua.app_data_mut::<RunState>() {
+            s.raised = Some(value);
+        }
+        Err(mlua::Error::RuntimeError(text))
+    };
     if let Err(stop) = budget::charge(limits::SCRIPT_CALL_INSTRUCTIONS) {
-        return Ok(MultiValue::from_iter([Value::String(lua.create_string(stop.message())?), Value::String(lua.create_string("stop")?)]));
+        let text = stop.message();
+        return raise_with(Value::String(lua.create_string(&text)?), text);
     }
-    let fail = |text: &str| -> mlua::Result<MultiValue> { Ok(MultiValue::from_iter([convert::error_table(lua, text)?, Value::Boolean(true)])) };
+    let fail = |text: &str| -> mlua::Result<Value> {
+        let table = convert::error_table(lua, text)?;
+        if raise {
+            raise_with(table, text.to_string())
+        } else {
+            Ok(table)
+        }
+    };
     if args.is_empty() {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
@@ -450,7 +473,7 @@ fn redis_call(lua: &Lua, args: MultiValue, host: &mut dyn Host, status: &Status)
     if let Reply::Error(text) = &reply {
         return fail(text);
     }
-    Ok(MultiValue::from_iter([convert::reply_to_lua(lua, reply, resp3)?]))
+    convert::reply_to_lua(lua, reply, resp3)
 }
 
 /// C's `%.17g`, which Redis uses to turn a Lua number into a command argument.
@@ -487,12 +510,13 @@ fn strip_zeros(s: &str) -> &str {
 /// A fresh VM: the libraries, the sandbox, the Rust API.
 fn new_vm() -> mlua::Result<Vm> {
     let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
-    lua.set_app_data(RunState { resp3: false, rng: Lrand48::seeded(0), registering: None });
+    lua.set_app_data(RunState { resp3: false, rng: Lrand48::seeded(0), registering: None, raised: None });
     let rust = lua.create_table()?;
     rust.raw_set("redis", libs::redis_api(&lua)?)?;
     rust.raw_set("random", libs::random(&lua)?)?;
     rust.raw_set("randomseed", libs::randomseed(&lua)?)?;
     rust.raw_set("register_function", libs::register_function(&lua)?)?;
+    rust.raw_set("take_raised", libs::take_raised(&lua)?)?;
     rust.raw_set("cjson", libs::cjson::table(&lua)?)?;
     rust.raw_set("cmsgpack", libs::cmsgpack::table(&lua)?)?;
     rust.raw_set("bit", libs::bit::table(&lua)?)?;
@@ -502,15 +526,15 @@ fn new_vm() -> mlua::Result<Vm> {
     let handles: Table = bootstrap.call((lua.globals(), rust, empty))?;
     let handler = libs::error_handler(&lua)?;
     let run_state: Table = handles.get("RUN")?;
-    let default_call: Function = run_state.get("call")?;
     Ok(Vm {
+        redis: handles.get("R")?,
+        outside: handles.get("outside")?,
         g1: handles.get("G1")?,
         pf: handles.get("PF")?,
         runner: handles.get("run")?,
         loading: handles.get("loading")?,
         set_env: handles.get("set_env")?,
         handler,
-        default_call,
         run_state,
         scripts: HashMap::new(),
         libraries: HashMap::new(),

@@ -18,7 +18,9 @@
 //! Rust functions never raise Lua errors themselves (an mlua error reaches Lua as a
 //! userdata): they return `true, results…` or `false, error`, and the Lua wrapper here
 //! raises the error as Redis would — a string for library errors, an `{err=…}` table
-//! for errors of the Redis API.
+//! for errors of the Redis API. `redis.call` is the exception (a Lua wrapper would lose
+//! the caller's frame to a tail call): it leaves its `{err=…}` table with the run and
+//! raises; the error handler and `pcall` take the table back (`take_raised`).
 
 /// The trusted chunk. Called with the real globals, the Rust functions and an empty
 /// read-only table (its own environment); returns the handles the engine needs.
@@ -66,22 +68,15 @@ local function wrap_all(t)
   return out
 end
 
--- Per-run state, set from Rust before each script: the command runner and a run counter.
+-- Per-run state, set from Rust before each script: a run counter. redis.call and
+-- redis.pcall are set per run too (Rust functions, so a tail call keeps the caller's frame).
 local RUN = {seq = 0}
-RUN.call = function() return {err = "ERR redis.call/pcall can only be called inside a script invocation"}, true end
+local outside = function() error({err = "ERR redis.call/pcall can only be called inside a script invocation"}, 0) end
+local take_raised = rust.take_raised
 
 -- The redis API.
 local R = wrap_all(rust.redis)
-R.call = function(...)
-  local r, e = RUN.call(...)
-  if e then error(r, 0) end
-  return r
-end
-R.pcall = function(...)
-  local r, e = RUN.call(...)
-  if e == "stop" then error(r, 0) end
-  return r
-end
+R.call, R.pcall = outside, outside
 R.error_reply = function(...)
   if select("#", ...) ~= 1 or type((...)) ~= "string" then
     return {err = "ERR wrong number or type of arguments"}
@@ -149,6 +144,10 @@ end
 local function pcall_result(ok, ...)
   if ok then return ok, ... end
   local e = ...
+  if type(e) == "userdata" then
+    local raised = take_raised()
+    if raised ~= nil then e = raised end
+  end
   if type(e) == "table" and type(rawget(e, "err")) == "string" then return false, rawget(e, "err") end
   return false, e
 end
@@ -207,7 +206,7 @@ RO[PF] = true
 real_setfenv(0, P)
 
 local handles = {}
-handles.P, handles.PF, handles.G1, handles.RUN = P, PF, G1, RUN
+handles.P, handles.PF, handles.G1, handles.RUN, handles.R, handles.outside = P, PF, G1, RUN, R, outside
 handles.loading = function(on) if on then MT_F.__index = GL else MT_F.__index = G1 end end
 handles.set_env = function(f, env) real_setfenv(f, env) end
 handles.run = function(f, handler, keys, args)

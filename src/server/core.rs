@@ -67,7 +67,7 @@ pub struct Core {
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).engine.status();
+        let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
         Core { replica, gate: tokio::sync::RwLock::new(()), scripts }
     }
 
@@ -197,7 +197,7 @@ impl Core {
                         let now = self.stamp();
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
                         match self.store_async().await {
-                            Ok(mut store) => replies.extend(batch[i..end].iter().map(|(spec, args)| store.read(spec, args, now, rng))),
+                            Ok(store) => replies.extend(batch[i..end].iter().map(|(spec, args)| store.read(spec, args, now, rng))),
                             Err(busy) => replies.extend(std::iter::repeat_n(busy, end - i)),
                         }
                     }
@@ -240,7 +240,7 @@ impl Core {
         let (now, seed) = (self.stamp(), self.random());
         let reads = tokio::task::spawn_blocking(move || {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+            let store = store.lock().unwrap_or_else(|e| e.into_inner());
             owned.iter().map(|(spec, args)| store.read(spec, args, now, &mut rng)).collect::<Vec<_>>()
         });
         reads.await.unwrap_or_else(|_| vec![Reply::err("ERR the script's thread failed"); count])

@@ -211,7 +211,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     // Scripting: a lone server that never replays its log (the development topology)
     // may kill a write script as Redis does; anywhere else that would diverge.
     let lone = options.replica.layout.members.len() == 1 && options.replica.data_dir.is_none();
-    replica.store.lock().unwrap_or_else(|e| e.into_inner()).engine.status().lone.store(lone, Ordering::Relaxed);
+    replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status().lone.store(lone, Ordering::Relaxed);
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
     // PUBLISHes made on the stripe's other servers reach this server's subscribers.

@@ -121,8 +121,9 @@ pub struct Store {
     /// Build keyspace events while applying (someone subscribed to notifications).
     /// Events are not state: replicas may differ here.
     pub events_on: bool,
-    /// The Lua VM scripts run in, with its per-server caches: not state.
-    pub engine: crate::scripting::Engine,
+    /// The Lua VM scripts run in, with its per-server caches: not state. Behind its own
+    /// (uncontended) lock so that reads, which take `&Store`, can run read-only scripts.
+    pub engine: std::sync::Mutex<crate::scripting::Engine>,
 }
 
 impl Store {
@@ -130,6 +131,11 @@ impl Store {
     /// enables notifications).
     pub fn new() -> Store {
         Store { events_on: true, ..Store::default() }
+    }
+
+    /// What connections may know about the script running in this store (scripting).
+    pub fn script_status(&self) -> std::sync::Arc<crate::scripting::Status> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner()).status()
     }
 
     /// Applies `entry`: the only way state changes.
@@ -169,24 +175,30 @@ impl Store {
                     expired: &mut self.expired_keys,
                     evicted: &mut self.evicted_keys,
                     events_on: self.events_on,
-                    engine: Some(&mut self.engine),
+                    engine: Some(self.engine.get_mut().unwrap_or_else(|e| e.into_inner())),
                 };
                 f(&mut ctx, args)
             }
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(&mut self.engine) }, args),
+            Handler::Read(f) => {
+                let engine = self.engine.get_mut().unwrap_or_else(|e| e.into_inner());
+                f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(engine) }, args)
+            }
             Handler::Server => Ok(Reply::Nil),
         };
         result.unwrap_or_else(|e| e)
     }
 
-    /// Runs a read-only command (its spec already looked up) at `now_ms`; changes no
-    /// state (`&mut` only for the Lua engine's per-server caches).
-    pub fn read(&mut self, spec: &CommandSpec, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
+    /// Runs a read-only command (its spec already looked up) at `now_ms`; changes nothing.
+    pub fn read(&self, spec: &CommandSpec, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
         if !spec.arity_ok(args.len()) {
             return wrong_args(spec.name);
         }
         match spec.handler {
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut self.engine) }, args).unwrap_or_else(|e| e),
+            Handler::Read(f) if spec.has(commands::flags::SCRIPT) => {
+                let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+                f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut engine) }, args).unwrap_or_else(|e| e)
+            }
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: None }, args).unwrap_or_else(|e| e),
             _ => Reply::err("ERR internal: not a read command"),
         }
     }

@@ -296,15 +296,26 @@ fn read_registration(args: &MultiValue) -> Result<Registered, Failure> {
     }
 }
 
+/// Hands the error `redis.call` raised back to Lua (the sandbox's `pcall`), once.
+pub fn take_raised(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, ()| Ok(lua.app_data_mut::<RunState>().and_then(|mut s| s.raised.take()).unwrap_or(Value::Nil)))
+}
+
 /// The message handler of every script call: turns the error into Redis's
 /// `{err=…, source=…, line=…}`, naming the first frame of the user's code.
 pub fn error_handler(lua: &Lua) -> mlua::Result<Function> {
     lua.create_function(|lua, err: Value| {
+        let err = match err {
+            // mlua shows a Rust callback's error as Value::Error (a userdata to Lua).
+            Value::UserData(_) | Value::Error(_) => lua.app_data_mut::<RunState>().and_then(|mut s| s.raised.take()).unwrap_or(err),
+            other => other,
+        };
         let table = match err {
             Value::Table(t) if matches!(t.raw_get::<Value>("err"), Ok(Value::String(_))) => t,
             other => {
                 let text = match &other {
                     Value::String(s) => s.to_string_lossy().to_string(),
+                    Value::Error(e) => e.to_string().lines().next().unwrap_or_default().trim_start_matches("runtime error: ").to_string(),
                     Value::Nil => "nil".into(),
                     v => v.to_string().unwrap_or_else(|_| v.type_name().to_string()),
                 };
@@ -316,11 +327,11 @@ pub fn error_handler(lua: &Lua) -> mlua::Result<Function> {
         for level in 1..64 {
             let Some(frame) = lua.inspect_stack(level) else { break };
             let source = frame.source();
-            if source.what == "C" {
+            if source.what == "C" || source.what == "tail" {
                 continue;
             }
             let name = source.source.as_deref().unwrap_or_default().to_string();
-            if name.starts_with("=tandem") {
+            if name.starts_with("=tandem") || name.starts_with("=(tail") {
                 continue;
             }
             table.raw_set("source", name)?;
