@@ -8,7 +8,7 @@
 #
 # The suite is not in this repository: bring it with the search tool's fetch of
 # github redis/redis, then `git --git-dir=<mirror> archive 7.0.15 tests runtest | tar -x -C DIR`.
-# TANDEM_BIN picks the binary (default: target/debug/tandem, built if missing);
+# TANDEM_BIN picks the binary (default: $CARGO_TARGET_DIR or target, debug, built if missing);
 # SCRIPTLIMITS, if set, is sent as `TANDEM.SCRIPTLIMITS $SCRIPTLIMITS` first (Redis's
 # tests kill runaway scripts that tandem's default instruction budget stops first).
 set -euo pipefail
@@ -27,7 +27,7 @@ command -v redis-server >/dev/null && command -v tclsh >/dev/null || {
   echo "redis-server and tclsh are needed: run bash scripts/test-deps.sh (and apt-get install tcl)" >&2
   exit 2
 }
-bin=${TANDEM_BIN:-target/debug/tandem}
+bin=${TANDEM_BIN:-${CARGO_TARGET_DIR:-target}/debug/tandem}
 [[ -x "$bin" ]] || cargo build --quiet
 bin=$(realpath "$bin")
 

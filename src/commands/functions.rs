@@ -49,7 +49,9 @@ fn load(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let code = args[at].clone();
     if !replace {
         if let Ok(h) = crate::scripting::shebang::library_header(&code) {
-            if ctx.db.scripts.library(&h.name).is_some() {
+            // Redis's order: the engine and the name are checked before the name's use.
+            let checked = h.engine.eq_ignore_ascii_case("lua") && crate::scripting::shebang::valid_name(&h.name);
+            if checked && ctx.db.scripts.library(&h.name).is_some() {
                 return Err(Reply::error(format!("ERR Library '{}' already exists", h.name)));
             }
         }

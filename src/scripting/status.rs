@@ -42,8 +42,8 @@ pub struct Status {
     /// Set by the server when this server is a stripe of one that never replays its log
     /// (not restartable): a write script can then be killed as in Redis.
     pub lone: AtomicBool,
-    /// `busy-reply-threshold` in ms.
-    pub busy_threshold_ms: AtomicU64,
+    /// `busy-reply-threshold` in ms (the server shares it with CONFIG SET).
+    pub busy_threshold_ms: std::sync::Arc<AtomicU64>,
     /// Signalled whenever a script ends, for connections waiting on the store.
     ended: tokio::sync::Notify,
     /// The running function's name or script's SHA-1, for FUNCTION STATS.
@@ -60,7 +60,7 @@ impl Default for Status {
             wrote: AtomicBool::new(false),
             kill: AtomicBool::new(false),
             lone: AtomicBool::new(false),
-            busy_threshold_ms: AtomicU64::new(BUSY_THRESHOLD_MS_DEFAULT),
+            busy_threshold_ms: std::sync::Arc::new(AtomicU64::new(BUSY_THRESHOLD_MS_DEFAULT)),
             ended: tokio::sync::Notify::new(),
             name: std::sync::Mutex::new(String::new()),
         }

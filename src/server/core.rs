@@ -104,7 +104,7 @@ impl Core {
         }
     }
 
-    fn busy_reply(&self) -> Reply {
+    pub fn busy_reply(&self) -> Reply {
         Reply::err(if self.scripts.is_function() { scripting::ERR_BUSY_FUNCTION } else { scripting::ERR_BUSY_EVAL })
     }
 

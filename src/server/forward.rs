@@ -468,6 +468,11 @@ impl Connection {
         // Containers (SCRIPT, FUNCTION) resolve to their subcommand's spec (scripting).
         let spec = commands::resolve(args).filter(|s| !s.has(flags::INTERNAL));
         let ends_session = matches!(spec.map(|s| s.name), Some("quit" | "reset"));
+        // Scripting: past the busy threshold, a running script leaves room only for the
+        // commands Redis allows then (SCRIPT KILL, FUNCTION KILL, QUIT…).
+        if spec.is_some_and(|s| !s.has(flags::ALLOW_BUSY)) && self.shared.core.scripts.busy() {
+            return Route::Answer(self.shared.core.busy_reply());
+        }
         match self.forward.multi {
             // Queued on the active like everything inside MULTI there, HELLO included.
             RemoteMulti::Open if !ends_session => return Route::Forward,

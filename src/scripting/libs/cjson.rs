@@ -261,26 +261,28 @@ fn encode_table(t: &Table, c: &Config, depth: usize, out: &mut Vec<u8>) -> Resul
     if depth > c.encode_max_depth {
         return Err(fail(format!("Cannot serialise, excessive nesting ({depth})")));
     }
-    let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>().map_err(Failure::from)?;
+    // Two passes, holding one pair at a time: Rust may hold only so many Lua values.
     // An array when every key is a positive integer (lua-cjson's rule), dense enough.
-    let mut max = 0usize;
-    let mut array = !pairs.is_empty();
-    for (k, _) in &pairs {
+    let (mut count, mut max, mut array) = (0usize, 0usize, true);
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(Failure::from)?;
+        count += 1;
         let n = match k {
-            Value::Integer(n) => *n as f64,
-            Value::Number(n) => *n,
+            Value::Integer(n) => n as f64,
+            Value::Number(n) => n,
             _ => {
                 array = false;
-                break;
+                continue;
             }
         };
         if n < 1.0 || n.fract() != 0.0 {
             array = false;
-            break;
+        } else {
+            max = max.max(n as usize);
         }
-        max = max.max(n as usize);
     }
-    if array && max > pairs.len() * c.sparse_ratio && max > c.sparse_safe {
+    array &= count > 0;
+    if array && max > count * c.sparse_ratio && max > c.sparse_safe {
         if !c.sparse_convert {
             return Err(fail("Cannot serialise table: excessively sparse array"));
         }
@@ -299,18 +301,19 @@ fn encode_table(t: &Table, c: &Config, depth: usize, out: &mut Vec<u8>) -> Resul
         return Ok(());
     }
     out.push(b'{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
+    for (i, pair) in t.pairs::<Value, Value>().enumerate() {
+        let (k, v) = pair.map_err(Failure::from)?;
         if i > 0 {
             out.push(b',');
         }
-        match k {
+        match &k {
             Value::String(s) => encode_string(&s.as_bytes(), out),
             Value::Integer(n) => encode_string(n.to_string().as_bytes(), out),
             Value::Number(n) => encode_string(format_number(*n, c.precision).as_bytes(), out),
             _ => return Err(fail("Cannot serialise table: table key must be a number or string")),
         }
         out.push(b':');
-        encode(v, c, depth + 1, out)?;
+        encode(&v, c, depth + 1, out)?;
     }
     out.push(b'}');
     Ok(())

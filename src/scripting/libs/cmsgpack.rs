@@ -174,28 +174,35 @@ fn pack_len(len: usize, fix: u8, b16: u8, b32: u8, out: &mut Vec<u8>) {
 }
 
 fn pack_table(t: &Table, depth: usize, out: &mut Vec<u8>) -> Result<(), Failure> {
-    let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>().map_err(Failure::from)?;
-    let mut max = 0.0f64;
-    let array = pairs.iter().all(|(k, _)| {
+    // Two passes, holding one pair at a time: Rust may hold only so many Lua values.
+    let (mut count, mut max, mut array) = (0usize, 0.0f64, true);
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(Failure::from)?;
+        count += 1;
         let n = match k {
-            Value::Integer(n) => *n as f64,
-            Value::Number(n) => *n,
-            _ => return false,
+            Value::Integer(n) => n as f64,
+            Value::Number(n) => n,
+            _ => {
+                array = false;
+                continue;
+            }
         };
         max = max.max(n);
-        n >= 1.0 && n.fract() == 0.0
-    }) && max as usize == pairs.len();
+        array &= n >= 1.0 && n.fract() == 0.0;
+    }
+    let array = array && max as usize == count;
     if array {
-        pack_len(pairs.len(), 0x90, 0xdc, 0xdd, out);
-        for i in 1..=pairs.len() {
+        pack_len(count, 0x90, 0xdc, 0xdd, out);
+        for i in 1..=count {
             let v: Value = t.raw_get(i).map_err(Failure::from)?;
             pack(&v, depth + 1, out)?;
         }
     } else {
-        pack_len(pairs.len(), 0x80, 0xde, 0xdf, out);
-        for (k, v) in &pairs {
-            pack(k, depth + 1, out)?;
-            pack(v, depth + 1, out)?;
+        pack_len(count, 0x80, 0xde, 0xdf, out);
+        for pair in t.pairs::<Value, Value>() {
+            let (k, v) = pair.map_err(Failure::from)?;
+            pack(&k, depth + 1, out)?;
+            pack(&v, depth + 1, out)?;
         }
     }
     Ok(())
