@@ -32,7 +32,7 @@ assert not other.acquire(), "a held lock is not acquired again"
 # A second client blocks until the first releases.
 got = {}
 def waiter():
-    l = redis.Redis(port=port).lock("resource", timeout=5, blocking_timeout=20)
+    l = redis.Redis(port=port).lock("resource", timeout=5, blocking_timeout=20, thread_local=False)
     got["acquired"] = l.acquire()
     got["lock"] = l
 t = threading.Thread(target=waiter)
