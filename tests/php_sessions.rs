@@ -61,11 +61,8 @@ fn get(port: u16, cookie: Option<&str>) -> (String, Option<String>) {
 }
 
 fn write_php(dir: &Path) {
-    std::fs::write(
-        dir.join("index.php"),
-        "<?php\nsession_start();\n$_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;\necho $_SESSION['n'];\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("index.php"), "<?php\nsession_start();\n$_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;\necho $_SESSION['n'];\n")
+        .unwrap();
 }
 
 fn start_php(dir: &Path, port: u16, redis: &str, log: &Path) -> Child {

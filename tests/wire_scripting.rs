@@ -75,7 +75,11 @@ fn the_script_cache_survives_kill9_of_a_restartable_server() {
     let mut server = ConfigServer::start(dir.path(), &config, "server1", port);
     let mut con = server.conn();
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg("return 'kept'").query(&mut con).unwrap();
-    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg("#!lua name=l\nredis.register_function('f', function() return 'f kept' end)").query(&mut con).unwrap();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=l\nredis.register_function('f', function() return 'f kept' end)")
+        .query(&mut con)
+        .unwrap();
     drop(con);
     server.kill9();
     server.restart();

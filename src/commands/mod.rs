@@ -222,9 +222,10 @@ pub fn resolve(args: &[Bytes]) -> Option<&'static CommandSpec> {
         return Some(spec);
     }
     let Some(sub) = args.get(1) else { return Some(spec) };
-    let found = spec.subcommands.iter().find(|s| {
-        s.name.split_once('|').is_some_and(|(_, name)| name.len() == sub.len() && name.as_bytes().eq_ignore_ascii_case(sub))
-    });
+    let found = spec
+        .subcommands
+        .iter()
+        .find(|s| s.name.split_once('|').is_some_and(|(_, name)| name.len() == sub.len() && name.as_bytes().eq_ignore_ascii_case(sub)));
     Some(found.unwrap_or(spec))
 }
 

@@ -26,8 +26,24 @@ const ERR_WRITE_FROM_RO: &str = "ERR Write commands are not allowed from read-on
 
 pub static COMMANDS: &[CommandSpec] = &[
     numkeys_spec("eval", -3, WRITE | NOSCRIPT | STALE | SCRIPT, 2, G, "Executes a server-side Lua script.", Handler::Write(eval)),
-    numkeys_spec("evalsha", -3, WRITE | NOSCRIPT | STALE | SCRIPT, 2, G, "Executes a server-side Lua script by SHA1 digest.", Handler::Write(evalsha)),
-    numkeys_spec("eval_ro", -3, READONLY | NOSCRIPT | STALE | SCRIPT, 2, G, "Executes a read-only server-side Lua script.", Handler::Read(eval_ro)),
+    numkeys_spec(
+        "evalsha",
+        -3,
+        WRITE | NOSCRIPT | STALE | SCRIPT,
+        2,
+        G,
+        "Executes a server-side Lua script by SHA1 digest.",
+        Handler::Write(evalsha),
+    ),
+    numkeys_spec(
+        "eval_ro",
+        -3,
+        READONLY | NOSCRIPT | STALE | SCRIPT,
+        2,
+        G,
+        "Executes a read-only server-side Lua script.",
+        Handler::Read(eval_ro),
+    ),
     numkeys_spec(
         "evalsha_ro",
         -3,
@@ -62,12 +78,52 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
-    spec("script|load", 3, WRITE | NOSCRIPT | STALE | DENYOOM, (0, 0, 0), G, "Loads a server-side Lua script to the script cache.", Handler::Write(script_load)),
-    spec("script|exists", -3, READONLY | NOSCRIPT, (0, 0, 0), G, "Determines whether server-side Lua scripts exist in the script cache.", Handler::Read(script_exists)),
-    spec("script|flush", -2, WRITE | NOSCRIPT, (0, 0, 0), G, "Removes all server-side Lua scripts from the script cache.", Handler::Write(script_flush)),
+    spec(
+        "script|load",
+        3,
+        WRITE | NOSCRIPT | STALE | DENYOOM,
+        (0, 0, 0),
+        G,
+        "Loads a server-side Lua script to the script cache.",
+        Handler::Write(script_load),
+    ),
+    spec(
+        "script|exists",
+        -3,
+        READONLY | NOSCRIPT,
+        (0, 0, 0),
+        G,
+        "Determines whether server-side Lua scripts exist in the script cache.",
+        Handler::Read(script_exists),
+    ),
+    spec(
+        "script|flush",
+        -2,
+        WRITE | NOSCRIPT,
+        (0, 0, 0),
+        G,
+        "Removes all server-side Lua scripts from the script cache.",
+        Handler::Write(script_flush),
+    ),
     spec("script|kill", 2, NOSCRIPT | ALLOW_BUSY, (0, 0, 0), G, "Terminates a server-side Lua script during execution.", Handler::Server),
-    spec("script|help", 2, READONLY | STALE | LOADING, (0, 0, 0), G, "Returns helpful text about the different subcommands.", Handler::Read(script_help)),
-    spec("script|debug", 3, READONLY | NOSCRIPT, (0, 0, 0), G, "Sets the debug mode of server-side Lua scripts.", Handler::Read(script_debug)),
+    spec(
+        "script|help",
+        2,
+        READONLY | STALE | LOADING,
+        (0, 0, 0),
+        G,
+        "Returns helpful text about the different subcommands.",
+        Handler::Read(script_help),
+    ),
+    spec(
+        "script|debug",
+        3,
+        READONLY | NOSCRIPT,
+        (0, 0, 0),
+        G,
+        "Sets the debug mode of server-side Lua scripts.",
+        Handler::Read(script_debug),
+    ),
 ];
 
 /// The command a script's internal wrapper names: the one proposed when memory was
@@ -284,10 +340,7 @@ pub fn flush_mode(args: &[Bytes], what: &'static str) -> Result<(), Reply> {
 
 /// Redis's "unknown subcommand or wrong number of arguments" for a container.
 pub fn unknown_subcommand_args(container: &str, sub: &str) -> Reply {
-    Reply::error(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {} HELP.",
-        container.to_ascii_uppercase()
-    ))
+    Reply::error(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {} HELP.", container.to_ascii_uppercase()))
 }
 
 fn script_flush(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
@@ -433,9 +486,7 @@ impl Host for ScriptHost<'_, '_> {
                 self.wrote = true;
                 f(ctx, args)
             }
-            (Handler::Read(f), Target::Write(ctx)) => {
-                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None }, args)
-            }
+            (Handler::Read(f), Target::Write(ctx)) => f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None }, args),
             (Handler::Read(f), Target::Read(ctx)) => f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None }, args),
             (Handler::Write(_), Target::Read(_)) => Err(Reply::err(ERR_WRITE_FROM_RO)),
             (Handler::Server, _) => Ok(server_command_in_script(spec, args)),
@@ -495,8 +546,14 @@ mod tests {
             Reply::Array(vec![bulk("a{t}"), bulk("b{t}"), bulk("c"), bulk("d")])
         );
         assert_eq!(run(&mut s, 0, &["eval", "return redis.call('set', KEYS[1], ARGV[1])", "1", "k", "v"]), Reply::ok());
-        assert_eq!(run(&mut s, 0, &["eval", "local r = redis.pcall('incr', KEYS[1]) return r['err']", "1", "k"]), bulk("ERR value is not an integer or out of range"));
-        assert_eq!(run(&mut s, 0, &["eval", "local v = redis.call('get', KEYS[1]) return {type(v), v == false}", "1", "missing"]), Reply::Array(vec![bulk("boolean"), Reply::Int(1)]));
+        assert_eq!(
+            run(&mut s, 0, &["eval", "local r = redis.pcall('incr', KEYS[1]) return r['err']", "1", "k"]),
+            bulk("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            run(&mut s, 0, &["eval", "local v = redis.call('get', KEYS[1]) return {type(v), v == false}", "1", "missing"]),
+            Reply::Array(vec![bulk("boolean"), Reply::Int(1)])
+        );
     }
 
     #[test]
@@ -572,7 +629,8 @@ mod tests {
 
     #[test]
     fn a_runaway_script_stops_at_the_budget_on_every_store_keeping_its_writes() {
-        let script = "redis.call('set', KEYS[1], 'before') local i = 0 while true do i = i + 1 if i % 1000 == 0 then pcall(function() end) end end";
+        let script =
+            "redis.call('set', KEYS[1], 'before') local i = 0 while true do i = i + 1 if i % 1000 == 0 then pcall(function() end) end end";
         let (mut one, mut two) = (Store::new(), Store::new());
         for s in [&mut one, &mut two] {
             run(s, 0, &["tandem.scriptlimits", "instructions", "2000000"]);

@@ -130,7 +130,7 @@ fn lua_to_reply_at(value: &Value, resp3: bool, depth: usize) -> Reply {
         Value::Boolean(true) if !resp3 => Reply::Int(1),
         Value::Boolean(false) if !resp3 => Reply::Nil,
         Value::Boolean(b) => Reply::Bool(*b),
-        Value::Integer(n) => Reply::Int(*n as i64),
+        Value::Integer(n) => Reply::Int(*n),
         Value::Number(n) => Reply::Int(number_to_int(*n)),
         Value::Table(t) => table_to_reply(t, resp3, depth),
         _ => Reply::Nil,

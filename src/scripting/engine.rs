@@ -72,7 +72,7 @@ impl Lrand48 {
         Lrand48((((seed as u32) as u64) << 16) | 0x330e)
     }
     pub fn next(&mut self) -> i32 {
-        self.0 = (self.0.wrapping_mul(0x5_dee_ce66d).wrapping_add(0xb)) & ((1 << 48) - 1);
+        self.0 = (self.0.wrapping_mul(0x0005_deec_e66d).wrapping_add(0xb)) & ((1 << 48) - 1);
         (self.0 >> 17) as i32
     }
 }
@@ -217,9 +217,12 @@ impl Engine {
             }
         }
         let body = code.get(code_at..).unwrap_or_default();
-        let chunk = vm.lua.load(body).set_name("@user_function").into_function().map_err(|e| {
-            Reply::error(format!("ERR Error compiling function: {}", lua_message(&e)).replace(['\r', '\n'], " "))
-        })?;
+        let chunk = vm
+            .lua
+            .load(body)
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| Reply::error(format!("ERR Error compiling function: {}", lua_message(&e)).replace(['\r', '\n'], " ")))?;
         vm.set_env.call::<()>((chunk.clone(), vm.pf.clone())).map_err(|e| Reply::error(format!("ERR {e}")))?;
         if vm.libraries.len() >= limits::FUNCTION_LIBRARIES_MAX {
             vm.libraries.clear();

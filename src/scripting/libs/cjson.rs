@@ -226,7 +226,13 @@ fn encode(v: &Value, c: &Config, depth: usize, out: &mut Vec<u8>) -> Result<(), 
                 if !c.encode_invalid_numbers {
                     return Err(fail("Cannot serialise number: must not be NaN or Inf"));
                 }
-                out.extend_from_slice(if n.is_nan() { b"nan" } else if *n > 0.0 { b"inf" } else { b"-inf" });
+                out.extend_from_slice(if n.is_nan() {
+                    b"nan"
+                } else if *n > 0.0 {
+                    b"inf"
+                } else {
+                    b"-inf"
+                });
             } else {
                 out.extend_from_slice(format_number(*n, c.precision).as_bytes());
             }

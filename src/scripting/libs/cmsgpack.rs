@@ -79,7 +79,7 @@ fn unpack_limited(lua: &Lua, args: &MultiValue, limit: i64, offset: Option<&Valu
 fn pack(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), Failure> {
     match v {
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
-        Value::Integer(n) => pack_int(*n as i64, out),
+        Value::Integer(n) => pack_int(*n, out),
         Value::Number(n) => pack_number(*n, out),
         Value::String(s) => pack_str(&s.as_bytes(), out),
         Value::Table(t) if depth < NESTING_MAX => pack_table(t, depth, out)?,
@@ -89,7 +89,7 @@ fn pack(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), Failure> {
 }
 
 fn pack_number(n: f64, out: &mut Vec<u8>) {
-    if n.is_finite() && n.fract() == 0.0 && n >= -9.2e18 && n <= 1.8e19 {
+    if n.is_finite() && n.fract() == 0.0 && (-9.2e18..=1.8e19).contains(&n) {
         if n >= 0.0 {
             pack_uint(n as u64, out);
         } else {

@@ -289,7 +289,9 @@ fn read_registration(args: &MultiValue) -> Result<Registered, Failure> {
                 Value::Number(n) => n.to_string(),
                 _ => return Err(fail("first argument to redis.register_function must be a string")),
             };
-            let Value::Function(callback) = &args[1] else { return Err(fail("second argument to redis.register_function must be a function")) };
+            let Value::Function(callback) = &args[1] else {
+                return Err(fail("second argument to redis.register_function must be a function"));
+            };
             Ok(Registered { info: FunctionInfo { name, description: None, flags: 0 }, callback: callback.clone() })
         }
         _ => Err(fail("wrong number of arguments to redis.register_function")),

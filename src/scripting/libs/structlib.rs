@@ -28,7 +28,8 @@ fn size_after(fmt: &[u8], i: &mut usize, default: usize) -> Result<usize, Failur
     if *i == start {
         return Ok(default);
     }
-    let n: usize = std::str::from_utf8(&fmt[start..*i]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| fail("integral size out of limits"))?;
+    let n: usize =
+        std::str::from_utf8(&fmt[start..*i]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| fail("integral size out of limits"))?;
     Ok(n)
 }
 
@@ -67,7 +68,17 @@ fn control(op: u8, fmt: &[u8], i: &mut usize, h: &mut Header) -> Result<bool, Fa
 
 fn put_int(out: &mut Vec<u8>, v: i64, size: usize, little: bool) {
     let bytes = v.to_le_bytes();
-    let mut b: Vec<u8> = (0..size).map(|k| if k < 8 { bytes[k] } else if v < 0 { 0xff } else { 0 }).collect();
+    let mut b: Vec<u8> = (0..size)
+        .map(|k| {
+            if k < 8 {
+                bytes[k]
+            } else if v < 0 {
+                0xff
+            } else {
+                0
+            }
+        })
+        .collect();
     if !little {
         b.reverse();
     }
