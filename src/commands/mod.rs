@@ -204,7 +204,8 @@ pub const fn container(
     summary: &'static str,
     subcommands: &'static [CommandSpec],
 ) -> CommandSpec {
-    let mut s = spec(name, -2, flags, (0, 0, 0), group, summary, Handler::Read(unknown_subcommand_of));
+    // Its own handler only reads (it answers an unknown subcommand).
+    let mut s = spec(name, -2, flags | flags::READONLY, (0, 0, 0), group, summary, Handler::Read(unknown_subcommand_of));
     s.subcommands = subcommands;
     s
 }
@@ -413,7 +414,7 @@ mod tests {
 
     #[test]
     fn writes_are_flagged_write_and_reads_readonly() {
-        for spec in all() {
+        for spec in all().flat_map(|s| std::iter::once(s).chain(s.subcommands)) {
             match spec.handler {
                 Handler::Write(_) => assert!(spec.has(flags::WRITE), "{} must be flagged write", spec.name),
                 Handler::Read(_) => assert!(spec.has(flags::READONLY), "{} must be flagged readonly", spec.name),
