@@ -17,8 +17,9 @@ target=${CARGO_TARGET_DIR:-target}
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
-cargo build --release --quiet
-bin=$(realpath "$target/release/tandem")
+# TANDEM_BIN: a binary already built (skips the release build).
+[[ -n "${TANDEM_BIN:-}" ]] || cargo build --release --quiet
+bin=$(realpath "${TANDEM_BIN:-$target/release/tandem}")
 
 work=$(mktemp -d)
 pids=()

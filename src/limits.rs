@@ -62,10 +62,12 @@ pub const FUNCTION_LIBRARY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Lua instructions one script may run by default (each `redis.call` is charged
 /// [`SCRIPT_CALL_INSTRUCTIONS`] more). Every server of the stripe stops a script at
-/// the same instruction, so the state stays equal. A `while true do end` loop runs
-/// about 2.4e8 instructions per second on an idle core here (BENCHMARKS.md), so the
-/// default stops a runaway in about 0.2 s, well under the default election time of
-/// 1 s and a write's wait of 5 s; `TANDEM.SCRIPTLIMITS` changes it for the stripe.
+/// the same instruction, so the state stays equal. A `while true do end` loop ran
+/// 1.99e8 instructions per second here (bench/scripting.sh, release build, a shared
+/// machine at load 8; BENCHMARKS.md), so the default stops a runaway in about 0.25 s,
+/// under the default election time of 1 s and a write's wait of 5 s (the script runs
+/// off the runtime thread, so heartbeats go on meanwhile); `TANDEM.SCRIPTLIMITS`
+/// changes it for the stripe.
 pub const SCRIPT_INSTRUCTIONS_DEFAULT: u64 = 50_000_000;
 /// What one `redis.call`/`redis.pcall` costs in instructions: commands take far
 /// longer than a Lua instruction, and a loop of calls must not outlast the budget's
