@@ -93,7 +93,7 @@ mod tests {
     use super::*;
 
     fn op(client: usize, call: Call, outcome: Outcome, t: u64) -> Op {
-        Op { client, server: 0, key: "c".into(), call, outcome, invoke_ns: t, complete_ns: t + 1 }
+        Op { client, server: 0, key: "c".into(), call, outcome, invoke_ns: t, complete_ns: t + 1, retried: Vec::new() }
     }
     fn incr(v: i64, t: u64) -> Op {
         op(0, Call::Incr, Outcome::Ok(Ret::Int(v)), t)

@@ -158,7 +158,7 @@ mod tests {
     use super::*;
 
     fn op(client: usize, call: Call, outcome: Outcome, invoke_ns: u64, complete_ns: u64) -> Op {
-        Op { client, server: 0, key: "l".into(), call, outcome, invoke_ns, complete_ns }
+        Op { client, server: 0, key: "l".into(), call, outcome, invoke_ns, complete_ns, retried: Vec::new() }
     }
     fn append(v: &str, len: i64, t: u64) -> Op {
         op(0, Call::Append(v.into()), Outcome::Ok(Ret::Int(len)), t, t + 1)
