@@ -262,15 +262,6 @@ impl Cluster {
         self.status().into_iter().find(|(n, _, _)| *n == self.members[i].name).map(|(_, s, _)| s).unwrap_or_default()
     }
 
-    /// Member `i`'s commit index as `tandem status` shows it, if it answers.
-    pub fn commit_index(&self, i: usize) -> Option<u64> {
-        let (_, text) = self.ctl(&["status"]);
-        text.lines().skip(1).find_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            (cols.get(1) == Some(&self.members[i].name.as_str())).then(|| cols.get(6)?.parse().ok()).flatten()
-        })
-    }
-
     pub fn node_id(&self, i: usize) -> String {
         self.status().into_iter().find(|(n, _, _)| *n == self.members[i].name).map(|(_, _, id)| id).unwrap_or_default()
     }

@@ -38,11 +38,11 @@ pub fn trap(cluster: &mut Cluster, wipe: bool, hold: Duration, epoch: Instant, a
     let burst = Burst::start(cluster.url(active), active, epoch);
     applied.log.push(stamp(format!("write burst on {active_name} ({PURGE_BURST_CONNECTIONS} connections)")));
     std::thread::sleep(PURGE_BURST_BEFORE_PAUSE);
-    let paused_at = cluster.commit_index(active);
+    let paused_at = commit_index(&cluster.url(active));
     cluster.try_signal(mirror, "-STOP");
     applied.log.push(stamp(format!("paused {mirror_name} (SIGSTOP) at commit index {}", show(paused_at))));
     std::thread::sleep(hold);
-    let killed_at = cluster.commit_index(active);
+    let killed_at = commit_index(&cluster.url(active));
     cluster.kill9(active);
     let entries = killed_at.zip(paused_at).map_or("?".to_string(), |(k, p)| k.saturating_sub(p).to_string());
     let wiped = if wipe { format!(" and deleted its data directory ({:?})", std::fs::remove_dir_all(cluster.data_dir(active))) } else { String::new() };
@@ -75,6 +75,14 @@ pub fn trap(cluster: &mut Cluster, wipe: bool, hold: Duration, epoch: Instant, a
         Err(e) => format!("could not restart {active_name}: {e}"),
     };
     applied.log.push(stamp(restarted));
+}
+
+/// The commit index a server shows in `INFO replication` (one quick question to it,
+/// where `tandem status` would wait for the paused member).
+fn commit_index(url: &str) -> Option<u64> {
+    let mut con = clients::connect(url).ok()?;
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut con).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("tandem_commit_index:")).and_then(|n| n.trim().parse().ok())
 }
 
 fn show(index: Option<u64>) -> String {
