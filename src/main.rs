@@ -289,7 +289,9 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     options.break_safety = args.break_safety;
     options.families = tandem::check::faults::Family::parse_list(&args.faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
     if let Some(policy) = args.evict.as_deref().filter(|p| !p.starts_with("volatile-")) {
-        anyhow::bail!("--evict {policy}: the eviction run checks that keys with no time to live are never evicted, so it takes a volatile-* policy");
+        anyhow::bail!(
+            "--evict {policy}: the eviction run checks that keys with no time to live are never evicted, so it takes a volatile-* policy"
+        );
     }
     options.extras = args.workload;
     options.retry = args.retry;

@@ -85,7 +85,11 @@ pub fn check(key: &str, ops: &[&Op]) -> Vec<Violation> {
     for &(value, op) in &valued {
         let possible = starts.partition_point(|&t| t <= op.complete_ns) as i64;
         if value > possible {
-            add(&mut too_high, format!("{value} seen when only {possible} increments had been invoked{}", duplicates_hint(&incrs)), vec![op]);
+            add(
+                &mut too_high,
+                format!("{value} seen when only {possible} increments had been invoked{}", duplicates_hint(&incrs)),
+                vec![op],
+            );
         }
     }
     out

@@ -214,7 +214,16 @@ mod tests {
     use super::*;
 
     fn op(call: Call, ret: Ret, t: u64) -> Op {
-        Op { client: 0, server: 0, key: "ttl:0".into(), call, outcome: Outcome::Ok(ret), invoke_ns: t, complete_ns: t + 1, retried: Vec::new() }
+        Op {
+            client: 0,
+            server: 0,
+            key: "ttl:0".into(),
+            call,
+            outcome: Outcome::Ok(ret),
+            invoke_ns: t,
+            complete_ns: t + 1,
+            retried: Vec::new(),
+        }
     }
     fn set(v: &str, px: u64, t: u64) -> Op {
         op(Call::SetPx(v.into(), px), Ret::Done, t)
@@ -232,7 +241,14 @@ mod tests {
 
     #[test]
     fn values_that_expire_and_times_that_shrink_pass() {
-        let h = [set("0-1", 1000, 0), ttl(Some("0-1"), 990, 10), get(Some("0-1"), 20), ttl(Some("0-1"), 500, 30), get(None, 40), ttl(None, -2, 50)];
+        let h = [
+            set("0-1", 1000, 0),
+            ttl(Some("0-1"), 990, 10),
+            get(Some("0-1"), 20),
+            ttl(Some("0-1"), 500, 30),
+            get(None, 40),
+            ttl(None, -2, 50),
+        ];
         assert!(found(&h).is_empty(), "{:?}", found(&h));
     }
 

@@ -505,7 +505,9 @@ mod tests {
                         Fault::CutLink(a, b) => assert!(a != b && *a < topology.members() && *b < topology.members()),
                         Fault::Transfer(to) => assert!(to.is_none_or(|i| i < topology.servers())),
                         // Clocks are set on servers only (a voter holds no data and stamps nothing).
-                        Fault::Clock { target, .. } => assert!(ok(target) && !matches!(target, Target::Member(i) if *i >= topology.servers())),
+                        Fault::Clock { target, .. } => {
+                            assert!(ok(target) && !matches!(target, Target::Member(i) if *i >= topology.servers()))
+                        }
                         Fault::PurgeTrap { .. } | Fault::Stall => assert!(s.hold_ms > 0),
                     }
                 }

@@ -63,7 +63,8 @@ fn check_values(found: &mut Found, appends: &HashMap<u64, &Op>, read: &Op, items
         let v = unpack(item);
         if item != FOREIGN && !seen.insert(item) {
             let resent = appends.get(&item).filter(|a| !a.retried.is_empty());
-            let why = resent.map_or(String::new(), |a| format!(": its RPUSH, sent {} times by a retrying client, applied twice", a.retried.len() + 1));
+            let why = resent
+                .map_or(String::new(), |a| format!(": its RPUSH, sent {} times by a retrying client, applied twice", a.retried.len() + 1));
             found.add("duplicate", format!("{v:?} appears twice in one read{why}"), resent.into_iter().copied().chain([read]).collect());
         }
         match appends.get(&item) {

@@ -262,8 +262,11 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
     let used_lists = list_keys(&ops);
     ops.extend(settle(&mut cluster, &keys, &used_lists, epoch, &mut report));
     if options.evict.is_some() {
-        let evicted: Vec<String> =
-            (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter).filter_map(|i| eviction::evicted_keys(&cluster.url(i))).map(|n| n.to_string()).collect();
+        let evicted: Vec<String> = (0..cluster.members.len())
+            .filter(|&i| !cluster.members[i].voter)
+            .filter_map(|i| eviction::evicted_keys(&cluster.url(i)))
+            .map(|n| n.to_string())
+            .collect();
         report.notes.push(format!("evicted_keys (INFO stats) per server after healing: {}", evicted.join(", ")));
     }
     eprintln!("checking {} operations", ops.len());

@@ -45,7 +45,11 @@ pub fn trap(cluster: &mut Cluster, wipe: bool, hold: Duration, epoch: Instant, a
     let killed_at = commit_index(&cluster.url(active));
     cluster.kill9(active);
     let entries = killed_at.zip(paused_at).map_or("?".to_string(), |(k, p)| k.saturating_sub(p).to_string());
-    let wiped = if wipe { format!(" and deleted its data directory ({:?})", std::fs::remove_dir_all(cluster.data_dir(active))) } else { String::new() };
+    let wiped = if wipe {
+        format!(" and deleted its data directory ({:?})", std::fs::remove_dir_all(cluster.data_dir(active)))
+    } else {
+        String::new()
+    };
     applied.log.push(stamp(format!(
         "killed {active_name} (kill -9) at commit index {}, {entries} entries after the pause{wiped}",
         show(killed_at)
@@ -130,7 +134,16 @@ fn increments(url: &str, server: usize, client: usize, epoch: Instant, stop: &At
         };
         let invoke_ns = now_ns();
         let outcome = clients::execute(c, BURST_COUNTER, &Call::Incr);
-        let op = Op { client, server, key: BURST_COUNTER.to_string(), call: Call::Incr, outcome, invoke_ns, complete_ns: now_ns(), retried: Vec::new() };
+        let op = Op {
+            client,
+            server,
+            key: BURST_COUNTER.to_string(),
+            call: Call::Incr,
+            outcome,
+            invoke_ns,
+            complete_ns: now_ns(),
+            retried: Vec::new(),
+        };
         if !op.is_ok() {
             con = None;
         }

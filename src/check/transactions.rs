@@ -116,7 +116,8 @@ fn check_acknowledged(found: &mut Found, txns: &HashMap<u64, &Op>, position: &Ha
             next += 1;
         }
         if let Some((pa, a)) = latest.filter(|(pa, _)| *pa > pb) {
-            let what = format!("a transaction committed before another began sits after it in the log (positions {} and {})", pa + 1, pb + 1);
+            let what =
+                format!("a transaction committed before another began sits after it in the log (positions {} and {})", pa + 1, pb + 1);
             found.add("order", what, vec![a, b]);
         }
     }
@@ -135,7 +136,16 @@ mod tests {
     }
     fn log(items: &[&str]) -> Op {
         let ret = Ret::List(items.iter().map(|s| pack(s)).collect());
-        Op { client: 9, server: 0, key: "txn:{0}:log".into(), call: Call::ReadList, outcome: Outcome::Ok(ret), invoke_ns: 100, complete_ns: 101, retried: Vec::new() }
+        Op {
+            client: 9,
+            server: 0,
+            key: "txn:{0}:log".into(),
+            call: Call::ReadList,
+            outcome: Outcome::Ok(ret),
+            invoke_ns: 100,
+            complete_ns: 101,
+            retried: Vec::new(),
+        }
     }
     fn found(ops: &[Op], items: &[&str]) -> Vec<String> {
         let refs: Vec<&Op> = ops.iter().collect();
@@ -157,7 +167,8 @@ mod tests {
     #[test]
     fn a_transaction_that_committed_over_a_change_is_caught() {
         // Both read 0-1; the second applied after the first changed the key.
-        let h = [committed("0-1", None, 0), txn("0-2", Some("0-1"), Outcome::Unknown("timeout".into()), 3), committed("1-1", Some("0-1"), 4)];
+        let h =
+            [committed("0-1", None, 0), txn("0-2", Some("0-1"), Outcome::Unknown("timeout".into()), 3), committed("1-1", Some("0-1"), 4)];
         let f = found(&h, &["0-1", "0-2", "1-1"]);
         assert!(f.iter().any(|w| w.contains("watched key changed")), "{f:?}");
     }
