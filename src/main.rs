@@ -136,7 +136,7 @@ enum Command {
         /// -9, SIGSTOP, partitions, failover, hot swap), clock (wall-clock steps, some
         /// followed by a failover to that server), purge (a mirror paused through a
         /// write burst, then the active killed), stall (every member but the active
-        /// paused: writes time out), or all.
+        /// paused: writes time out), all, or none.
         #[arg(long, default_value = "classic")]
         faults: String,
         /// Workloads besides registers, counters and lists, comma-separated: ttl (keys

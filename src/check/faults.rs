@@ -150,22 +150,26 @@ impl Family {
         }
     }
 
-    /// A comma-separated list of family names, or "all".
+    /// A comma-separated list of family names, "all", or "none" (no faults at all).
     pub fn parse_list(text: &str) -> Result<Vec<Family>, String> {
+        const EXPECTED: &str = "expected classic, clock, purge, stall, all or none";
+        if text.trim() == "none" {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             let found: Vec<Family> = if word == "all" {
                 Family::ALL.to_vec()
             } else {
                 let one = Family::ALL.iter().copied().find(|f| f.name() == word);
-                vec![one.ok_or_else(|| format!("{word:?} is not a family of faults: expected classic, clock, purge, stall or all"))?]
+                vec![one.ok_or_else(|| format!("{word:?} is not a family of faults: {EXPECTED}"))?]
             };
             out.extend(found);
         }
         out.sort();
         out.dedup();
         if out.is_empty() {
-            return Err("no family of faults named: expected classic, clock, purge, stall or all".to_string());
+            return Err(format!("no family of faults named: {EXPECTED}"));
         }
         Ok(out)
     }
@@ -208,12 +212,13 @@ pub fn schedule_of(seed: u64, topology: Topology, duration_ms: u64, families: &[
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let mut below = |n: u64| rng.next_u64() % n.max(1);
     let mut steps = Vec::new();
+    let Some(&first_family) = families.first() else { return steps };
     let mut t = 0;
     loop {
         // The first fault once clients are under way; a quiet second at the end.
         let gap_ms = if steps.is_empty() { 1500 + below(1500) } else { 1000 + below(2500) };
         // One family alone draws nothing here: its schedules stay those of a seed.
-        let family = if families.len() > 1 { families[below(families.len() as u64) as usize] } else { families[0] };
+        let family = if families.len() > 1 { families[below(families.len() as u64) as usize] } else { first_family };
         let (fault, hold_ms) = match family {
             Family::Classic => classic(&mut below, topology),
             Family::Clock => clock(&mut below, topology),
@@ -517,10 +522,17 @@ mod tests {
 
     #[test]
     fn the_classic_family_alone_keeps_the_schedules_of_earlier_versions() {
-        // Seed 10's schedule as tests/check.rs knew it before fault families existed.
-        let steps = schedule(10, Topology::ThreeServers, 25_000);
-        assert_eq!(steps, schedule_of(10, Topology::ThreeServers, 25_000, &[Family::Classic]));
-        assert!(steps.iter().all(|s| !matches!(s.fault, Fault::Clock { .. } | Fault::PurgeTrap { .. } | Fault::Stall)));
+        // Seed 10's schedule as e66709c printed it (`tandem check --seed 10 --duration 25s --plan`).
+        let step = |gap_ms, fault, hold_ms| Step { gap_ms, fault, hold_ms };
+        let before = vec![
+            step(2072, Fault::Wipe(Target::Mirror(0)), 2714),
+            step(1740, Fault::CutLink(1, 0), 2869),
+            step(2768, Fault::Kill(Target::Active), 2588),
+            step(1606, Fault::Pause(Target::Member(2)), 1235),
+            step(2413, Fault::Wipe(Target::Mirror(0)), 3233),
+        ];
+        assert_eq!(schedule_of(10, Topology::ThreeServers, 25_000, &[Family::Classic]), before);
+        assert_eq!(schedule(10, Topology::ThreeServers, 25_000), before);
     }
 
     #[test]
@@ -534,6 +546,8 @@ mod tests {
         assert_eq!(Family::parse_list("clock, purge"), Ok(vec![Family::Clock, Family::Purge]));
         assert_eq!(Family::parse_list("all"), Ok(Family::ALL.to_vec()));
         assert!(Family::parse_list("weather").is_err());
+        assert_eq!(Family::parse_list("none"), Ok(Vec::new()));
+        assert!(schedule_of(7, Topology::ThreeServers, 600_000, &[]).is_empty());
     }
 
     #[test]

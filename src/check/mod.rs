@@ -135,7 +135,9 @@ impl Options {
     /// One line on what runs besides the defaults.
     fn modes(&self) -> String {
         let mut modes = Vec::new();
-        if self.families != [Family::Classic] {
+        if self.families.is_empty() {
+            modes.push("no faults".to_string());
+        } else if self.families != [Family::Classic] {
             modes.push(format!("faults {}", self.families.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")));
         }
         let workloads = self.workloads();
