@@ -332,7 +332,9 @@ impl Client {
                     let i = (rng.next_u64() % self.keys.txn.len().max(1) as u64) as usize;
                     (self.keys.txn.get(i).cloned().unwrap_or_default(), Call::Txn { value, read: None })
                 }
-                Extra::Evict if rng.next_u64() % 2 == 0 => (format!("{}{}:{n}", Kind::Filler.prefix(), self.id), Call::Fill(value)),
+                Extra::Evict if rng.next_u64().is_multiple_of(2) => {
+                    (format!("{}{}:{n}", Kind::Filler.prefix(), self.id), Call::Fill(value))
+                }
                 Extra::Evict => cycle.next(self.id, value),
             };
         }
