@@ -439,7 +439,13 @@ fn transaction(con: &mut redis::Connection, key: &str, value: &str) -> (Option<S
     let outcome = match pipe.query::<Vec<redis::Value>>(con) {
         Ok(replies) => match replies.last() {
             Some(redis::Value::Nil) => Outcome::Ok(Ret::Committed(false)),
-            Some(redis::Value::Array(items)) if items.len() == 2 => Outcome::Ok(Ret::Committed(true)),
+            Some(redis::Value::Array(items)) if items.len() == 2 => {
+                match items.iter().find(|i| matches!(i, redis::Value::ServerError(_))) {
+                    None => Outcome::Ok(Ret::Committed(true)),
+                    // EXEC ran its commands; one of them failed (Redis does not roll back).
+                    Some(error) => Outcome::Unknown(format!("EXEC ran, but a command in it failed: {error:?}")),
+                }
+            }
             other => Outcome::Unknown(format!("{UNEXPECTED} to EXEC: {other:?}")),
         },
         Err(e) => classify(&call, &e),

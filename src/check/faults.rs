@@ -422,17 +422,20 @@ pub fn apply(cluster: &mut Cluster, step: &Step, epoch: Instant, settle: bool) -
         }
         Fault::PurgeTrap { wipe } => super::purge::trap(cluster, *wipe, hold, epoch, &mut applied),
     }
-    let log = &mut applied.log;
-    if !settle {
-        return applied;
+    if settle {
+        applied.log.push(stamp(wait_settled(cluster)));
     }
+    applied
+}
+
+/// Waits up to [`SETTLE_DEADLINE`] for the stripe to settle; what happened.
+fn wait_settled(cluster: &Cluster) -> String {
     let all: Vec<usize> = (0..cluster.members.len()).collect();
     let start = Instant::now();
     match cluster.try_wait_stable(&all, SETTLE_DEADLINE) {
-        Ok(active) => log.push(stamp(format!("settled in {}: {} active", secs(start.elapsed().as_nanos() as u64), name(cluster, active)))),
-        Err(e) => log.push(stamp(format!("did not settle: {e}"))),
+        Ok(active) => format!("settled in {}: {} active", secs(start.elapsed().as_nanos() as u64), cluster.members[active].name),
+        Err(e) => format!("did not settle: {e}"),
     }
-    applied
 }
 
 /// Steps member `i`'s wall clock to `offset_ms`, and with `failover` hands it the
