@@ -21,6 +21,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::commands::CommandSpec;
+use crate::server::request::Request;
 use crate::protocol::reply::Reply;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,21 +154,21 @@ impl Metrics {
     }
 
     /// One run of store commands and their replies, and how long the run took.
-    pub fn record_run(&self, run: &[(&'static CommandSpec, Vec<bytes::Bytes>)], replies: &[Reply], elapsed: Duration) {
+    pub fn record_run(&self, run: &[Request], replies: &[Reply], elapsed: Duration) {
         let mut i = 0;
-        while let Some((spec, _)) = run.get(i) {
+        while let Some(Request { spec, .. }) = run.get(i) {
             // Consecutive commands of one name (a pipeline of SETs) are counted at once.
-            let same = run[i..].iter().take_while(|(s, _)| std::ptr::eq(*s, *spec)).count();
+            let same = run[i..].iter().take_while(|r| std::ptr::eq(r.spec, *spec)).count();
             self.commands.get_or_create(&CommandLabels { command: spec.name }).inc_by(same as u64);
             i += same;
         }
-        for ((spec, _), reply) in run.iter().zip(replies) {
+        for (request, reply) in run.iter().zip(replies) {
             if let Reply::Error(text) = reply {
-                self.errors.get_or_create(&ErrorLabels { command: spec.name, error: error_code(text) }).inc();
+                self.errors.get_or_create(&ErrorLabels { command: request.spec.name, error: error_code(text) }).inc();
             }
         }
-        if let Some((spec, _)) = run.first() {
-            self.command_seconds.get_or_create(&FamilyLabels { family: spec.group }).observe(elapsed.as_secs_f64());
+        if let Some(first) = run.first() {
+            self.command_seconds.get_or_create(&FamilyLabels { family: first.spec.group }).observe(elapsed.as_secs_f64());
         }
     }
 
