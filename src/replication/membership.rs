@@ -34,6 +34,20 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How often the active tells voters how far they may purge.
 const PURGE_HINT_INTERVAL: Duration = Duration::from_secs(2);
 
+/// [`PURGE_HINT_INTERVAL`], or in debug builds `TANDEM_PURGE_HINT_INTERVAL_MS`
+/// (test-only: a test that must place a burst of writes between two hints, as
+/// `tests/ha.rs`'s voter-purge regression does, lengthens it; the thresholds that
+/// decide what is purged stay the real ones).
+fn purge_hint_interval() -> Duration {
+    #[cfg(debug_assertions)]
+    {
+        if let Some(ms) = std::env::var("TANDEM_PURGE_HINT_INTERVAL_MS").ok().and_then(|v| v.parse().ok()) {
+            return Duration::from_millis(ms);
+        }
+    }
+    PURGE_HINT_INTERVAL
+}
+
 /// Starts the background duties of a member of a stripe with more than one member.
 pub fn spawn(group: Arc<Group>) {
     tokio::spawn(form_or_join(group.clone()));
@@ -161,6 +175,7 @@ pub async fn on_join(group: &Group, node_id: u64, name: &str, data_storage_bytes
 /// Periodic work: the active promotes caught-up learners and tells voters how far
 /// to purge; a voter that finds itself active hands over.
 async fn duties(group: Arc<Group>) {
+    let hint_interval = purge_hint_interval();
     let mut last_hint = std::time::Instant::now();
     loop {
         tokio::time::sleep(DUTY_INTERVAL).await;
@@ -169,6 +184,9 @@ async fn duties(group: Arc<Group>) {
             return;
         }
         if !m.state.is_leader() {
+            // A new active's first hint comes one interval after it took over, once
+            // its replication progress has been rebuilt.
+            last_hint = std::time::Instant::now();
             continue;
         }
         if group.witness {
@@ -176,7 +194,7 @@ async fn duties(group: Arc<Group>) {
             continue;
         }
         promote(&group).await;
-        if last_hint.elapsed() >= PURGE_HINT_INTERVAL {
+        if last_hint.elapsed() >= hint_interval {
             last_hint = std::time::Instant::now();
             send_purge_hints(&group).await;
         }
