@@ -651,24 +651,28 @@ fn flood_silently(from: std::net::IpAddr, to: std::net::SocketAddr, count: usize
         let mut held: Vec<Option<std::net::TcpStream>> = (0..count).map(|_| None).collect();
         let mut opened = 0u64;
         while !stop.load(Ordering::Relaxed) {
+            let mut reopened = 0;
             for slot in held.iter_mut() {
                 let closed = match slot {
                     None => true,
+                    // The server's greeting is read and ignored: the flood never answers.
                     Some(s) => {
-                        let mut byte = [0u8; 1];
-                        match std::io::Read::read(s, &mut byte) {
-                            Ok(_) => true,
+                        let mut greeting = [0u8; 256];
+                        match std::io::Read::read(s, &mut greeting) {
+                            Ok(0) => true,
+                            Ok(_) => false,
                             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
                         }
                     }
                 };
-                if closed {
+                if closed && reopened < 8 {
                     *slot = open();
                     opened += 1;
+                    reopened += 1;
                 }
             }
-            // Pacing for the load generator (not synchronisation): a new round of
-            // reconnections every few milliseconds.
+            // Pacing for the load generator (not synchronisation): at most 8 new
+            // connections every 5 ms.
             std::thread::sleep(Duration::from_millis(5));
         }
         opened

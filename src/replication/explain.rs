@@ -87,13 +87,16 @@ mod tests {
         let text = membership_change(&forward, name_of);
         assert!(text.contains("server2 is"), "{text}");
         is_a_sentence(&text);
-        let in_progress: RaftError<TypeConfig, ClientWriteError<TypeConfig>> = RaftError::APIError(
-            ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(InProgress { committed: None, membership_log_id: None })),
-        );
+        let in_progress: RaftError<TypeConfig, ClientWriteError<TypeConfig>> =
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(InProgress {
+                committed: None,
+                membership_log_id: None,
+            })));
         is_a_sentence(&membership_change(&in_progress, name_of));
-        let missing: RaftError<TypeConfig, ClientWriteError<TypeConfig>> = RaftError::APIError(ClientWriteError::ChangeMembershipError(
-            ChangeMembershipError::LearnerNotFound(LearnerNotFound { node_id: 7 }),
-        ));
+        let missing: RaftError<TypeConfig, ClientWriteError<TypeConfig>> =
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::LearnerNotFound(LearnerNotFound {
+                node_id: 7,
+            })));
         let text = membership_change(&missing, name_of);
         assert!(text.contains("server7"), "{text}");
         is_a_sentence(&text);

@@ -164,7 +164,7 @@ impl Group {
             }
         };
         let silent_for = match &m.last_quorum_acked {
-            Some(acked) => acked.clone().into_inner().elapsed(),
+            Some(acked) => acked.into_inner().elapsed(),
             None => first_seen.elapsed(),
         };
         silent_for >= self.election_time()

@@ -157,7 +157,10 @@ pub async fn on_join(group: &Group, node_id: u64, name: &str, data_storage_bytes
     if !stale.is_empty() {
         if let Err(e) = group.raft.change_membership(ChangeMembers::RemoveNodes(stale), false).await {
             let why = explain::membership_change(&e, |id| group.name_of(&m, id));
-            return Response::Done { ok: false, message: format!("removing {name}'s earlier node ids from stripe {} first failed: {why}", group.layout.stripe) };
+            return Response::Done {
+                ok: false,
+                message: format!("removing {name}'s earlier node ids from stripe {} first failed: {why}", group.layout.stripe),
+            };
         }
     }
     match group.raft.add_learner(node_id, BasicNode { addr: member.group_addr() }, false).await {
@@ -167,7 +170,11 @@ pub async fn on_join(group: &Group, node_id: u64, name: &str, data_storage_bytes
         }
         Err(e) => Response::Done {
             ok: false,
-            message: format!("adding {name} to stripe {} failed: {}", group.layout.stripe, explain::membership_change(&e, |id| group.name_of(&m, id))),
+            message: format!(
+                "adding {name} to stripe {} failed: {}",
+                group.layout.stripe,
+                explain::membership_change(&e, |id| group.name_of(&m, id))
+            ),
         },
     }
 }
@@ -233,7 +240,9 @@ async fn promote(group: &Group) {
         let name = group.name_of(&m, *id);
         match group.raft.change_membership(ChangeMembers::ReplaceAllVoters(next), false).await {
             Ok(_) => tracing::info!(server = %name, node_id = id, ?replaced, "caught up: now a voting member"),
-            Err(e) => tracing::warn!(server = %name, why = %explain::membership_change(&e, |id| group.name_of(&m, id)), "promotion to voter failed; will retry"),
+            Err(e) => {
+                tracing::warn!(server = %name, why = %explain::membership_change(&e, |id| group.name_of(&m, id)), "promotion to voter failed; will retry")
+            }
         }
         return;
     }
