@@ -167,8 +167,9 @@ fn done(answer: std::io::Result<Response>, who: &str) -> Result<String, ControlE
 pub async fn stop(config: &Config, name: &str, force: bool) -> Result<String, ControlError> {
     let (layout, member) = find(config, name)?;
     require_secret(&layout)?;
-    // Handing over first may take an election.
-    let timeout = Duration::from_millis(layout.election_time_ms * 4).max(CALL_TIMEOUT * 2);
+    // Probing the other members (for the quorum) and handing over may take an
+    // election and a probe time or two.
+    let timeout = Duration::from_millis(layout.election_time_ms * 4).max(CALL_TIMEOUT * 2) + CALL_TIMEOUT * 2;
     let message = done(ask(&layout, &member, &Request::Stop { force }, timeout).await, name)?;
     wait_unreachable(&layout, &member, Duration::from_secs(30)).await?;
     Ok(message)

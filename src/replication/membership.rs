@@ -426,7 +426,8 @@ async fn voters_answering(group: &Group) -> (Vec<BTreeSet<u64>>, BTreeSet<u64>) 
 
 /// Refuses (with the reason) when stopping this member would leave its stripe
 /// without a quorum of voting members that answer: the stripe could then commit
-/// nothing, whatever its active. A learner or a stripe of one never refuses here.
+/// nothing, whatever its active (so a stripe that has already lost its quorum
+/// refuses too: stopping one more member keeps it so). A learner never refuses here.
 async fn quorum_after_stop(group: &Group) -> Result<(), String> {
     let (configs, up) = voters_answering(group).await;
     let me = group.node_id;
