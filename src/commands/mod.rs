@@ -6,8 +6,9 @@
 //!   (the type system enforces it);
 //! - [`Handler::Write`] runs inside [`crate::store::Store::apply`] with the time and
 //!   random seed stamped in the log entry, so every replica computes the same result;
-//! - [`Handler::Server`] is served by the connection (HELLO, SUBSCRIBE, CONFIG, …) and
-//!   never reaches the state machine.
+//! - [`Handler::Server`] is served by the server the client is connected to (HELLO,
+//!   SUBSCRIBE, CONFIG, MULTI, …) and never reaches the state machine; its [`Srv`]
+//!   names the handler `server::cmd` runs for it.
 //!
 //! One file per command family; each exports `COMMANDS`.
 
@@ -47,8 +48,61 @@ pub type WriteFn = fn(&mut WriteCtx<'_>, &[Bytes]) -> CmdResult;
 pub enum Handler {
     Read(ReadFn),
     Write(WriteFn),
-    Server,
+    Server(Srv),
 }
+
+/// The commands the server serves itself, one variant per handler (`server::cmd`
+/// maps each to its function): typed, so no command is recognised by its name text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Srv {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Client,
+    Quit,
+    Reset,
+    Readonly,
+    Readwrite,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+    Subscribe,
+    Unsubscribe,
+    Psubscribe,
+    Punsubscribe,
+    Publish,
+    Pubsub,
+    Info,
+    Command,
+    Config,
+    Time,
+    Memory,
+    Save,
+    Bgsave,
+    Lastsave,
+    Role,
+}
+
+impl Srv {
+    /// Runs at once inside MULTI instead of being queued (Redis's list).
+    pub fn runs_in_multi(self) -> bool {
+        matches!(self, Srv::Exec | Srv::Discard | Srv::Multi | Srv::Watch | Srv::Quit | Srv::Reset)
+    }
+
+    /// Allowed on a RESP2 connection that has subscriptions.
+    pub fn allowed_subscribed(self) -> bool {
+        matches!(self, Srv::Subscribe | Srv::Psubscribe | Srv::Unsubscribe | Srv::Punsubscribe | Srv::Ping | Srv::Quit | Srv::Reset)
+    }
+}
+
+/// Finds the key positions of a command whose keys move with its arguments (a
+/// `numkeys` argument, a `STREAMS` keyword…). Positions past the arguments are never
+/// returned.
+pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
 
 /// Command flags (Redis's names, as COMMAND INFO shows them).
 pub mod flags {
@@ -101,6 +155,8 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub summary: &'static str,
     pub handler: Handler,
+    /// For commands with movable keys: where they are (the range above is then 0).
+    pub key_finder: Option<KeyFinder>,
 }
 
 impl CommandSpec {
@@ -120,8 +176,11 @@ impl CommandSpec {
         }
     }
 
-    /// The key arguments of `args` per the spec's positions.
+    /// The key arguments of `args` per the spec's positions (or its key finder).
     pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        if let Some(find) = self.key_finder {
+            return find(args).into_iter().filter_map(|i| args.get(i)).collect();
+        }
         if self.first_key <= 0 || self.step <= 0 {
             return Vec::new();
         }
@@ -150,7 +209,33 @@ pub const fn spec(
     summary: &'static str,
     handler: Handler,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, handler }
+    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, handler, key_finder: None }
+}
+
+impl CommandSpec {
+    /// The same command with movable keys found by `finder`.
+    pub const fn movable(mut self, finder: KeyFinder) -> CommandSpec {
+        self.key_finder = Some(finder);
+        self.flags |= flags::MOVABLE_KEYS;
+        self
+    }
+
+    /// The handler of a server command.
+    pub fn srv(&self) -> Option<Srv> {
+        match self.handler {
+            Handler::Server(srv) => Some(srv),
+            _ => None,
+        }
+    }
+}
+
+/// Key finder for `<name> numkeys key [key …] …` (SINTERCARD, ZUNION, LMPOP…): the
+/// `numkeys` argument at `at`, keys right after it. A bad count finds no keys (the
+/// handler answers the error).
+pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Vec<usize> {
+    let Some(count) = args.get(at).and_then(|a| parse_i64(a)).filter(|n| *n > 0) else { return Vec::new() };
+    let count = (count as usize).min(args.len().saturating_sub(at + 1));
+    (at + 1..at + 1 + count).collect()
 }
 
 /// Every command, from every family.
@@ -336,7 +421,7 @@ mod tests {
             match spec.handler {
                 Handler::Write(_) => assert!(spec.has(flags::WRITE), "{} must be flagged write", spec.name),
                 Handler::Read(_) => assert!(spec.has(flags::READONLY), "{} must be flagged readonly", spec.name),
-                Handler::Server => {}
+                Handler::Server(_) => {}
             }
         }
     }

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod slots;
 pub mod value;
 
 use bytes::Bytes;
@@ -157,7 +158,7 @@ impl Store {
                 f(&mut ctx, args)
             }
             Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng }, args),
-            Handler::Server => Ok(Reply::Nil),
+            Handler::Server(_) => Ok(Reply::Nil),
         };
         result.unwrap_or_else(|e| e)
     }
