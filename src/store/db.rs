@@ -1,5 +1,7 @@
 //! The keyspace: keys → values, their expiry times, and what the active needs to pick
-//! keys to expire or evict. `Db` holds state only; it reads no clock — every method
+//! keys to expire or evict; beside it the scripts the stripe knows (script cache and
+//! function libraries, [`Scripts`]), which are state too and travel with the data in
+//! snapshots. `Db` holds state only; it reads no clock — every method
 //! that depends on time takes `now_ms` from its caller (the entry's stamp, or the
 //! reader's clock for reads that change nothing).
 
@@ -8,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use indexmap::IndexMap;
 
+use super::scripts::Scripts;
 use super::slots::{SlotIndex, SlotLinks};
 use super::value::{Blob, Hasher, Value};
 
@@ -108,6 +111,8 @@ pub struct Db {
     /// The keys of each hash slot.
     slots: SlotIndex,
     watch: WatchTable,
+    /// Script cache, function libraries and script limits. FLUSHALL leaves them, as in Redis.
+    pub scripts: Scripts,
 }
 
 impl Db {
@@ -303,7 +308,13 @@ impl Db {
 
     /// A copy of the data (keys, values, expiry) for a snapshot; watches are not data.
     pub fn data_clone(&self) -> Db {
-        Db { keys: self.keys.clone(), expires: self.expires.clone(), slots: self.slots.clone(), watch: WatchTable::default() }
+        Db {
+            keys: self.keys.clone(),
+            expires: self.expires.clone(),
+            slots: self.slots.clone(),
+            watch: WatchTable::default(),
+            scripts: self.scripts.clone(),
+        }
     }
 
     /// Replaces all data with `other`'s (a snapshot was installed). Every watch fails.
@@ -311,6 +322,7 @@ impl Db {
         self.keys = other.keys;
         self.expires = other.expires;
         self.slots = other.slots;
+        self.scripts = other.scripts;
         self.watch.flush_epoch += 1;
         for (version, _) in self.watch.keys.values_mut() {
             *version += 1;
