@@ -70,6 +70,7 @@ enum Command {
     },
     /// Shows every server and voter: state, light, term, commit index, lag. Asks
     /// every member over the group port, or with --api one server's management API.
+    /// Exits non-zero when a stripe has no active (ACTIVE-COORDINATOR server).
     Status {
         #[arg(long, required_unless_present = "api")]
         config: Option<std::path::PathBuf>,
@@ -236,7 +237,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (Some(config), None) => control_runtime()?.block_on(control::status_table(&Config::from_file(&config)?)),
                 (None, None) => anyhow::bail!("give --config or --api"),
             };
-            print!("{table}");
+            print!("{}", table.text);
+            // A stripe with no active serves none of its slots: scripts and health
+            // checks must see that in the exit code.
+            if !table.without_active.is_empty() {
+                anyhow::bail!("{}", table.without_active.join("; "));
+            }
             Ok(())
         }
         Command::Stop { config, name, force } => {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::view::ClusterView;
-use crate::replication::control::{opt, status_header, status_row};
+use crate::replication::control::{no_active, opt, status_header, status_row, StatusTable};
+use crate::replication::stripe::ServerState;
 
 /// Largest answer read: a view of a big array is well under it.
 const RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
@@ -64,15 +65,16 @@ pub async fn get(base: &str, path: &str) -> Result<Vec<u8>, ClientError> {
 }
 
 /// `tandem status --api URL`: the view of the server at `base`, as a table.
-pub async fn status_table(base: &str) -> Result<String, ClientError> {
+pub async fn status_table(base: &str) -> Result<StatusTable, ClientError> {
     let body = get(base, "/api/v1/cluster").await?;
     let view: ClusterView =
         serde_json::from_slice(&body).map_err(|e| ClientError::Unreadable { url: format!("{base}/api/v1/cluster"), why: e.to_string() })?;
     Ok(table(&view))
 }
 
-/// The same columns as `tandem status` over the group port.
-pub fn table(view: &ClusterView) -> String {
+/// The same columns, and the same stripes without an active, as `tandem status`
+/// over the group port.
+pub fn table(view: &ClusterView) -> StatusTable {
     let mut out = status_header();
     for s in view.servers() {
         let role = if s.kind == "voter" { "voter" } else { "server" };
@@ -88,9 +90,22 @@ pub fn table(view: &ClusterView) -> String {
             &dash(s.applied_index),
             &dash(s.lag),
             &dash(s.node_id),
+            &dash(s.purged_index),
         ]));
     }
-    out
+    let without_active = view
+        .stripes
+        .iter()
+        .filter_map(|stripe| {
+            let members: Vec<(&str, bool, ServerState)> = stripe
+                .servers
+                .iter()
+                .map(|s| (s.name.as_str(), s.kind == "voter", s.server_state().unwrap_or(ServerState::Stopped)))
+                .collect();
+            no_active(&stripe.name, &members)
+        })
+        .collect();
+    StatusTable { text: out, without_active }
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ fn from_status(layout: &StripeLayout, member: &Member, s: &StatusReport) -> Serv
     report.commit_index = s.commit_index;
     report.applied_index = s.applied_index;
     report.last_log_index = s.last_log_index;
+    report.purged_index = s.purged_index;
     report.active = (!s.active.is_empty()).then(|| s.active.clone());
     report.members =
         s.members.iter().map(|m| MemberLag { name: m.name.clone(), node_id: m.node_id, voting: m.voting, lag: m.lag }).collect();

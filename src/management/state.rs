@@ -143,8 +143,9 @@ impl State {
         report.commit_index = view.commit_index;
         report.applied_index = view.applied_index;
         report.last_log_index = view.last_log_index;
+        report.purged_index = view.purged_index;
         report.active = view.active.clone();
-        if view.state == ServerState::ActiveCoordinator {
+        if view.state.is_leading() {
             report.members =
                 view.members.iter().map(|m| MemberLag { name: m.name.clone(), node_id: m.node_id, voting: m.voting, lag: m.lag }).collect();
         }

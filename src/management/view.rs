@@ -33,6 +33,10 @@ pub struct ServerReport {
     pub commit_index: Option<u64>,
     pub applied_index: Option<u64>,
     pub last_log_index: Option<u64>,
+    /// The last log index removed from this member's log (its snapshot holds it);
+    /// absent from a report of an older server.
+    #[serde(default)]
+    pub purged_index: Option<u64>,
     /// Entries behind the active's log, as the active sees it (none for the active
     /// itself, or when no active answers).
     pub lag: Option<u64>,
@@ -86,6 +90,7 @@ impl ServerReport {
             commit_index: None,
             applied_index: None,
             last_log_index: None,
+            purged_index: None,
             lag: None,
             active: None,
             used_memory_bytes: None,
@@ -115,7 +120,8 @@ impl ServerReport {
 pub fn role_of(state: ServerState, voter: bool) -> &'static str {
     if voter {
         "voter"
-    } else if state == ServerState::ActiveCoordinator {
+    } else if state.is_leading() {
+        // A suspended active still leads its stripe: it is orange, not a mirror.
         "active"
     } else {
         "mirror"
@@ -181,9 +187,11 @@ pub fn slot_ranges(index: usize, count: usize) -> Vec<[u32; 2]> {
 /// Fills in each stripe's active, term and commit index from its members' reports,
 /// and each member's lag from the active's report.
 pub fn summarize(stripe: &mut StripeView) {
-    let active = stripe.servers.iter().find(|s| s.reachable && s.server_state() == Some(ServerState::ActiveCoordinator)).cloned();
+    // A suspended active's report still has every member's lag; the stripe has no
+    // active then (it serves nothing), as `tandem status` says.
+    let active = stripe.servers.iter().find(|s| s.reachable && s.server_state().is_some_and(ServerState::is_leading)).cloned();
     if let Some(active) = &active {
-        stripe.active = Some(active.name.clone());
+        stripe.active = (active.server_state() == Some(ServerState::ActiveCoordinator)).then(|| active.name.clone());
         stripe.term = active.term;
         stripe.commit_index = active.commit_index;
         for server in stripe.servers.iter_mut().filter(|s| s.reachable && s.name != active.name) {

@@ -45,7 +45,7 @@ pub async fn collect(config: &Config) -> Vec<(StripeLayout, Member, Result<Statu
         for member in &layout.members {
             let report = match ask(&layout, member, &Request::Status, CALL_TIMEOUT).await {
                 Ok(Response::Status(s)) => Ok(s),
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Ok(_) => Err("it answered with something other than its status".to_string()),
                 Err(e) => Err(e.to_string()),
             };
             out.push((layout.clone(), member.clone(), report));
@@ -62,19 +62,29 @@ pub fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// What `tandem status` shows: one line per server and voter, and the stripes that
+/// have no active (the CLI then exits non-zero).
+pub struct StatusTable {
+    pub text: String,
+    /// One sentence per stripe with no server in ACTIVE-COORDINATOR.
+    pub without_active: Vec<String>,
+}
+
 /// The header of `tandem status`.
 pub fn status_header() -> String {
-    status_row(["STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG", "NODE"])
+    status_row(["STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG", "NODE", "PURGED"])
 }
 
 /// One line of `tandem status` (also built from the management API's view).
-pub fn status_row(cols: [&str; 10]) -> String {
-    let [stripe, server, role, state, light, term, commit, applied, lag, node] = cols;
-    format!("{stripe:<10} {server:<14} {role:<6} {state:<22} {light:<7} {term:>6} {commit:>10} {applied:>10} {lag:>8} {node:>16}\n")
+pub fn status_row(cols: [&str; 11]) -> String {
+    let [stripe, server, role, state, light, term, commit, applied, lag, node, purged] = cols;
+    format!(
+        "{stripe:<10} {server:<14} {role:<6} {state:<22} {light:<7} {term:>6} {commit:>10} {applied:>10} {lag:>8} {node:>20} {purged:>10}\n"
+    )
 }
 
 /// `tandem status`: one line per server and voter.
-pub async fn status_table(config: &Config) -> String {
+pub async fn status_table(config: &Config) -> StatusTable {
     let rows = collect(config).await;
     let mut out = status_header();
     for (layout, member, report) in &rows {
@@ -99,12 +109,54 @@ pub async fn status_table(config: &Config) -> String {
                     &opt(s.applied_index),
                     &opt(lag),
                     &s.node_id.to_string(),
+                    &opt(s.purged_index),
                 ]));
             }
-            Err(_) => out.push_str(&status_row([&layout.stripe, &member.name, role, "STOPPED", "red", "-", "-", "-", "-", "-"])),
+            Err(_) => out.push_str(&status_row([
+                &layout.stripe,
+                &member.name,
+                role,
+                ServerState::Stopped.name(),
+                ServerState::Stopped.light(),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+            ])),
         }
     }
+    StatusTable { text: out, without_active: stripes_without_active(&rows) }
+}
+
+/// A sentence for each stripe where no server is ACTIVE-COORDINATOR (a voter that
+/// leads only to hand over serves no client, so it does not count).
+fn stripes_without_active(rows: &[(StripeLayout, Member, Result<StatusReport, String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stripes: Vec<&str> = rows.iter().map(|(l, _, _)| l.stripe.as_str()).collect();
+    stripes.dedup();
+    for stripe in stripes {
+        let members: Vec<(&str, bool, ServerState)> = rows
+            .iter()
+            .filter(|(l, _, _)| l.stripe == stripe)
+            .map(|(_, m, r)| {
+                (m.name.as_str(), m.is_voter(), r.as_ref().ok().and_then(|r| ServerState::parse(&r.state)).unwrap_or(ServerState::Stopped))
+            })
+            .collect();
+        out.extend(no_active(stripe, &members));
+    }
     out
+}
+
+/// The sentence `tandem status` prints for a stripe whose members — (name, is a
+/// voter, state) — include no server in ACTIVE-COORDINATOR; `None` when one is.
+pub fn no_active(stripe: &str, members: &[(&str, bool, ServerState)]) -> Option<String> {
+    if members.iter().any(|(_, voter, state)| !voter && *state == ServerState::ActiveCoordinator) {
+        return None;
+    }
+    let states: Vec<String> = members.iter().map(|(name, _, state)| format!("{name} is {state}")).collect();
+    Some(format!("stripe {stripe} has no active: {}", states.join(", ")))
 }
 
 fn find(config: &Config, name: &str) -> Result<(StripeLayout, Member), ControlError> {
@@ -121,7 +173,8 @@ fn done(answer: std::io::Result<Response>, who: &str) -> Result<String, ControlE
     match answer {
         Ok(Response::Done { ok: true, message }) => Ok(message),
         Ok(Response::Done { ok: false, message }) => Err(ControlError::Refused(message)),
-        Ok(other) => Err(ControlError::Refused(format!("{who} answered {other:?}"))),
+        Ok(Response::Error(why)) => Err(ControlError::Refused(format!("{who} could not do it: {why}"))),
+        Ok(_) => Err(ControlError::Refused(format!("{who} answered with something other than a result (is it the same version?)"))),
         Err(e) => Err(ControlError::Refused(format!("{who} did not answer: {e}"))),
     }
 }
@@ -139,8 +192,9 @@ pub async fn stop(config: &Config, name: &str, force: bool) -> Result<String, Co
 pub async fn request_stop(config: &Config, name: &str, force: bool) -> Result<String, ControlError> {
     let (layout, member) = find(config, name)?;
     require_secret(&layout)?;
-    // Handing over first may take an election.
-    let timeout = Duration::from_millis(layout.election_time_ms * 4).max(CALL_TIMEOUT * 2);
+    // Probing the other members (for the quorum) and handing over may take an
+    // election and a probe time or two.
+    let timeout = Duration::from_millis(layout.election_time_ms * 4).max(CALL_TIMEOUT * 2) + CALL_TIMEOUT * 2;
     done(ask(&layout, &member, &Request::Stop { force }, timeout).await, name)
 }
 
