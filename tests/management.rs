@@ -173,3 +173,62 @@ fn procedures_need_the_token_and_refuse_as_the_cli_does() {
     assert_eq!(status, 200, "{body}");
     assert!(cluster.wait_exit(new_active, Duration::from_secs(20)).is_some(), "the active did not exit");
 }
+
+/// DESIGN §2's ACTIVE-SUSPENDED: an active that no quorum answers any more is
+/// orange on the API (its own and in the array's view), still the stripe's leader
+/// but not its active, not ready, an event, and `tandem status --api` fails as
+/// `tandem status` does; a mirror's return makes it green and ready again.
+#[test]
+fn an_active_without_quorum_is_suspended_orange_and_not_ready() {
+    init_logs();
+    let mut cluster = stripe_with_token(Spec::servers(3));
+    let active = cluster.wait_formed();
+    let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
+    let mirrors: Vec<usize> = (0..3).filter(|&i| i != active).collect();
+
+    tracing::info!("--- kill -9 both mirrors: the active is left without a quorum");
+    for &i in &mirrors {
+        cluster.kill9(i);
+    }
+    let suspended = wait_until(Duration::from_secs(15), || {
+        state_on(&cluster, active, &names[active]).is_some_and(|(s, l)| s == "ACTIVE-SUSPENDED" && l == "orange")
+    });
+    assert!(suspended, "the active without a quorum shows {:?}\n{}", view(&cluster, active), cluster.all_stderr());
+    let v = view(&cluster, active).expect("a view");
+    let me = server(&v, &names[active]).expect("its own report");
+    assert_eq!(me["role"], "active", "a suspended active still leads: {me}");
+    assert!(v["stripes"][0]["active"].is_null(), "a suspended stripe has no active that serves: {v}");
+    for &i in &mirrors {
+        let dead = server(&v, &names[i]).expect("a killed mirror");
+        assert_eq!((dead["state"].as_str(), dead["light"].as_str()), (Some("STOPPED"), Some("red")), "{dead}");
+    }
+    let (_, own) = get(&cluster, active, &format!("/api/v1/servers/{}", names[active])).expect("its report");
+    assert_eq!((own["state"].as_str(), own["light"].as_str()), (Some("ACTIVE-SUSPENDED"), Some("orange")), "{own}");
+
+    tracing::info!("--- it is not ready, for any load balancer");
+    assert_eq!(get(&cluster, active, "/healthz").map(|r| r.0), Ok(200), "alive all the same");
+    assert_eq!(get(&cluster, active, "/readyz").map(|r| r.0), Ok(503));
+    assert_eq!(get(&cluster, active, "/readyz?role=active").map(|r| r.0), Ok(503));
+
+    tracing::info!("--- the change is an event, and tandem status --api fails naming the state");
+    let (_, events) = get(&cluster, active, "/api/v1/events").expect("events");
+    let entered = events["events"].as_array().expect("a list").iter().any(|e| e["state"] == "ACTIVE-SUSPENDED");
+    assert!(entered, "no event of the suspension: {events}");
+    let out = std::process::Command::new(support::binary())
+        .args(["status", "--api", &cluster.management_url(active)])
+        .output()
+        .expect("run tandem status --api");
+    let (table, said) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "status --api succeeded without an active:\n{table}");
+    assert!(table.contains("ACTIVE-SUSPENDED") && table.contains("PURGED"), "{table}");
+    assert!(said.contains("stripe A has no active") && said.contains("ACTIVE-SUSPENDED"), "{said}");
+
+    tracing::info!("--- a mirror returns: quorum again, green and ready");
+    cluster.spawn(mirrors[0]);
+    let green = wait_until(Duration::from_secs(30), || {
+        state_on(&cluster, active, &names[active]).is_some_and(|(s, l)| s == "ACTIVE-COORDINATOR" && l == "green")
+    });
+    assert!(green, "{:?}\n{}", view(&cluster, active), cluster.all_stderr());
+    let ready = wait_until(Duration::from_secs(10), || get(&cluster, active, "/readyz?role=active").is_ok_and(|r| r.0 == 200));
+    assert!(ready, "the active is green but not ready");
+}
