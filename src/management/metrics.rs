@@ -21,8 +21,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::commands::CommandSpec;
-use crate::server::request::Request;
 use crate::protocol::reply::Reply;
+use crate::server::request::Request;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
@@ -327,10 +327,12 @@ mod tests {
 
     #[test]
     fn runs_count_each_command_and_error_once() {
-        let set = crate::commands::lookup(b"set").unwrap();
-        let get = crate::commands::lookup(b"get").unwrap();
+        let parse = |args: &[&str]| {
+            let args = args.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect();
+            Request::parse(args).map_err(|(reply, _)| reply).unwrap()
+        };
         let m = Metrics::new();
-        let run = vec![(set, Vec::new()), (set, Vec::new()), (get, Vec::new())];
+        let run = vec![parse(&["SET", "a", "1"]), parse(&["SET", "b", "2"]), parse(&["GET", "a"])];
         let replies = vec![Reply::Status("OK".into()), Reply::err("OOM command not allowed"), Reply::Nil];
         m.record_run(&run, &replies, Duration::from_millis(2));
         assert_eq!(m.commands.get_or_create(&CommandLabels { command: "set" }).get(), 2);
