@@ -60,6 +60,7 @@ mod conformance {
 pub mod broadcast;
 pub mod control;
 pub mod data_dir;
+pub mod errors;
 pub mod group;
 pub mod membership;
 pub mod network;

@@ -5,28 +5,39 @@
 //! "TNDMSNAP" | format version u32 LE | reserved u32
 //! record*    : len u32 LE | crc32c(len ‖ payload) u32 LE | payload
 //!   payload 0: meta  = last log id, membership log id, membership
-//!   payload 1: key   = key, expire_at_ms (varint), value (store::codec)
+//!   payload 3: state = last applied entry time (varint), count, removal floor (varint)×count
+//!                      (format 2: right after meta)
+//!   payload 1: key   = key, expire_at_ms (varint), [format 2: version (varint)], value (store::codec)
 //!   payload 2: end   = number of key records
 //! ```
 //! Every record is checked on load; a bad one stops the load with the file and offset,
 //! a missing end record says the file was cut short. A snapshot is written to a
 //! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
 //! under a valid name.
+//!
+//! Format 1 (written before WATCH was decided in apply) carries no versions, floors or
+//! time: it loads with every key and floor at the snapshot's index (as if everything
+//! had just been modified, which can only fail a WATCH, never pass one wrongly) and
+//! time 0 (raised by the first entry applied).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::store::codec::{encode_value, put_bytes, put_varint, Decoder};
 use crate::store::db::Db;
+use crate::store::watch::{RemovedFloors, REMOVED_BUCKETS};
 
 use super::record::{get_snapshot_meta, put_snapshot_meta};
 use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The format before key versions, removal floors and the entry time were kept.
+const FORMAT_UNVERSIONED: u32 = 1;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
+const KIND_STATE: u8 = 3;
 /// Largest record: one key with its whole value (a big collection can pass 1 GiB);
 /// the length field is 32 bits.
 const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -64,12 +75,23 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     let mut payload = vec![KIND_META];
     put_snapshot_meta(&mut payload, meta);
     frame(&payload, &mut out);
+    debug_assert!(meta.last_log_id.is_none_or(|l| l.index == db.index()), "a snapshot's data is at its meta's index");
+    payload.clear();
+    payload.push(KIND_STATE);
+    put_varint(&mut payload, db.time_ms());
+    let floors = db.removed_floors().as_slice();
+    put_varint(&mut payload, floors.len() as u64);
+    for floor in floors {
+        put_varint(&mut payload, *floor);
+    }
+    frame(&payload, &mut out);
     let mut count = 0u64;
     for (key, item) in db.iter() {
         payload.clear();
         payload.push(KIND_KEY);
         put_bytes(&mut payload, key);
         put_varint(&mut payload, item.expire_at_ms);
+        put_varint(&mut payload, item.version());
         encode_value(&item.value, &mut payload);
         if payload.len() > RECORD_BYTES_MAX {
             return Err(std::io::Error::other(format!(
@@ -108,18 +130,22 @@ pub fn commit(dir: &Path, tmp: &Path, index: u64) -> Result<PathBuf, SnapshotErr
     Ok(path)
 }
 
-/// Reads a snapshot back. `file` names it in errors; `now_ms` seeds access metadata.
+/// Reads a snapshot back (format 2, or format 1 as the module doc says). `file`
+/// names it in errors; `now_ms` seeds access metadata.
 pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db), SnapshotError> {
     let corrupt = |offset: usize, why: String| SnapshotError::Corrupt { file: file.to_string(), offset, why };
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err(corrupt(0, "not a Tandem snapshot (bad magic)".into()));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != FORMAT_VERSION {
-        return Err(corrupt(8, format!("snapshot format version {version}, this build reads {FORMAT_VERSION}")));
+    if version != FORMAT_VERSION && version != FORMAT_UNVERSIONED {
+        return Err(corrupt(8, format!("snapshot format version {version}, this build reads {FORMAT_UNVERSIONED} and {FORMAT_VERSION}")));
     }
+    let versioned = version == FORMAT_VERSION;
     let mut pos = 16;
     let mut meta: Option<SnapshotMeta> = None;
+    // Format 2: keys come only after the state record.
+    let mut state_read = !versioned;
     let mut db = Db::new();
     let mut keys = 0u64;
     loop {
@@ -138,17 +164,34 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         let bad = |e: crate::store::codec::CodecError| corrupt(pos, e.to_string());
         match payload[0] {
             KIND_META if meta.is_none() => {
-                meta = Some(get_snapshot_meta(&mut d).map_err(bad)?);
+                let m = get_snapshot_meta(&mut d).map_err(bad)?;
+                let index = m.last_log_id.map_or(0, |l| l.index);
+                // Format 1: everything counts as modified at the snapshot's index.
+                db.restore_state(index, 0, RemovedFloors::all_at(index));
+                meta = Some(m);
             }
-            KIND_KEY if meta.is_some() => {
+            KIND_STATE if meta.is_some() && !state_read => {
+                let time_ms = d.varint("entry time").map_err(bad)?;
+                let count = d.count("removal floors", 1).map_err(bad)?;
+                if count != REMOVED_BUCKETS {
+                    return Err(corrupt(pos, format!("{count} removal floors, expected {REMOVED_BUCKETS}")));
+                }
+                let floors = (0..count).map(|_| d.varint("removal floor")).collect::<Result<Vec<u64>, _>>().map_err(bad)?;
+                d.finish().map_err(bad)?;
+                let removed = RemovedFloors::from_vec(floors).ok_or_else(|| corrupt(pos, "removal floors".into()))?;
+                db.restore_state(db.index(), time_ms, removed);
+                state_read = true;
+            }
+            KIND_KEY if meta.is_some() && state_read => {
                 let key = d.bytes("key").map_err(bad)?;
                 let expire_at_ms = d.varint("expiry").map_err(bad)?;
+                let key_version = if versioned { d.varint("key version").map_err(bad)? } else { db.index() };
                 let value = d.value().map_err(bad)?;
                 d.finish().map_err(bad)?;
-                db.load(key, value, expire_at_ms, now_ms);
+                db.load(key, value, expire_at_ms, key_version, now_ms);
                 keys += 1;
             }
-            KIND_END if meta.is_some() => {
+            KIND_END if meta.is_some() && state_read => {
                 let count = d.varint("key count").map_err(bad)?;
                 if count != keys {
                     return Err(corrupt(pos, format!("end record counts {count} keys, {keys} were read")));
@@ -191,4 +234,61 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     found.sort();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::watch::WatchStamp;
+    use crate::store::{Entry, Op, Store};
+    use bytes::Bytes;
+
+    fn meta_at(index: u64) -> SnapshotMeta {
+        let leader_id = openraft::alias::CommittedLeaderIdOf::<super::super::types::TypeConfig> { term: 1, node_id: 1 };
+        SnapshotMeta { last_log_id: Some(super::super::types::LogId { leader_id, index }), last_membership: Default::default() }
+    }
+
+    fn apply(st: &mut Store, time_ms: u64, cmd: &[&str]) {
+        let args = cmd.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
+        st.apply(&Entry { time_ms, seed: 1, ops: vec![Op::Command(args)] });
+    }
+
+    #[test]
+    fn versions_floors_and_time_survive_a_snapshot_so_every_member_decides_alike() {
+        let mut st = Store::new();
+        apply(&mut st, 5_000, &["set", "old", "v"]);
+        let stamp = WatchStamp { index: st.db.index(), time_ms: 5_000 };
+        apply(&mut st, 9_000, &["set", "new", "v"]);
+        apply(&mut st, 7_000, &["set", "gone", "v"]);
+        apply(&mut st, 7_000, &["del", "gone"]);
+        let bytes = encode(&st.db, &meta_at(st.db.index()));
+        let (_, db) = decode(&bytes, "test", 0).unwrap();
+        assert_eq!(db.index(), st.db.index());
+        assert_eq!(db.time_ms(), 9_000, "the largest entry time applied");
+        for key in ["old", "new", "gone", "never"] {
+            assert_eq!(db.unchanged_since(key.as_bytes(), stamp, 9_000), st.db.unchanged_since(key.as_bytes(), stamp, 9_000), "{key}");
+        }
+        assert!(db.unchanged_since(b"old", stamp, 9_000));
+        assert!(!db.unchanged_since(b"new", stamp, 9_000));
+        assert!(!db.unchanged_since(b"gone", stamp, 9_000));
+    }
+
+    /// A snapshot written by e66709c (format 1: no versions, floors or time), taken
+    /// after `SET plain v`, `SET ttl v PX 3600000000` and `HSET h f v`.
+    const E66709C_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-1-e66709c.snap");
+
+    #[test]
+    fn a_format_1_snapshot_loads_with_everything_modified_at_its_index() {
+        let (meta, db) = decode(E66709C_SNAPSHOT, "fixture", 0).unwrap();
+        let index = meta.last_log_id.map(|l| l.index).unwrap();
+        assert_eq!(db.len(), 3);
+        assert_eq!(db.index(), index);
+        assert!(db.item(b"ttl").is_some_and(|item| item.expire_at_ms != 0));
+        let before = WatchStamp { index: index - 1, time_ms: 0 };
+        let at = WatchStamp { index, time_ms: 0 };
+        for key in ["plain", "ttl", "h", "absent"] {
+            assert!(!db.unchanged_since(key.as_bytes(), before, 0), "{key}: a WATCH from before the snapshot fails");
+            assert!(db.unchanged_since(key.as_bytes(), at, 0), "{key}: a WATCH from after it holds");
+        }
+    }
 }

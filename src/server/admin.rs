@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::connection::Connection;
-use super::core::wall_ms;
+use crate::clock::{wall_ms, wall_us};
 use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
 use crate::memory;
 use crate::protocol::reply::Reply;
@@ -70,7 +70,7 @@ impl Connection {
             "command" => Some(command_cmd(&args)),
             "config" => Some(self.config(&args)),
             "time" => {
-                let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+                let micros = wall_us();
                 Some(Reply::Array(vec![
                     Reply::bulk_str(&(micros / 1_000_000).to_string()),
                     Reply::bulk_str(&(micros % 1_000_000).to_string()),
@@ -79,7 +79,7 @@ impl Connection {
             "memory" => Some(self.memory(&args)),
             "save" => Some(match self.shared.core.replica.snapshot_now().await {
                 Ok(()) => Reply::ok(),
-                Err(e) => Reply::error(format!("ERR snapshot failed: {e}")),
+                Err(e) => Reply::error(format!("ERR the snapshot failed: {e}")),
             }),
             "bgsave" => {
                 self.shared.core.replica.snapshot_soon().await;
@@ -186,7 +186,7 @@ impl Connection {
         if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
             return Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."));
         }
-        self.forwarded_in = name.starts_with(super::forward::FORWARD_NAME_PREFIX.as_bytes());
+        self.forwarded_in = name.starts_with(super::upstream::FORWARD_NAME_PREFIX.as_bytes());
         super::clients::ClientInfo::set(&self.info.name, text(name));
         Ok(())
     }
@@ -330,29 +330,24 @@ impl Connection {
         Reply::ok()
     }
 
+    /// Records the keys with a stamp of what this server (the active) has applied;
+    /// EXEC's entry carries them and apply decides (see `store::watch`). A key watched
+    /// twice keeps its first stamp, the stricter one.
     fn watch(&mut self, args: &[Bytes]) -> Reply {
         if self.multi.is_some() {
             return Reply::err("ERR WATCH inside MULTI is not allowed");
         }
-        let mut store = self.shared.core.store();
+        let stamp = self.shared.core.watch_stamp();
         for key in &args[1..] {
-            if self.watches.iter().any(|(k, _)| k == key) {
-                continue;
+            if !self.watches.iter().any(|(k, _)| k == key) {
+                self.watches.push((key.clone(), stamp));
             }
-            let stamp = store.db.watch(key);
-            self.watches.push((key.clone(), stamp));
         }
         Reply::ok()
     }
 
     pub(super) fn unwatch_all(&mut self) {
-        if self.watches.is_empty() {
-            return;
-        }
-        let mut store = self.shared.core.store();
-        for (key, _) in self.watches.drain(..) {
-            store.db.unwatch(&key);
-        }
+        self.watches.clear();
     }
 
     async fn exec(&mut self) -> Reply {

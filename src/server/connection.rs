@@ -15,15 +15,16 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::clients::ClientInfo;
-use super::core::{wall_ms, Reads};
+use super::core::Reads;
 use super::forward::{Forwarding, Route};
 use super::pubsub::Outbox;
 use super::Shared;
+use crate::clock::wall_ms;
 use crate::commands::{self, flags, unknown_command, wrong_args, CommandSpec, Handler};
 use crate::limits;
 use crate::protocol::reply::{Reply, QUEUED};
 use crate::protocol::request::{parse_command, ParseLimits};
-use crate::store::db::WatchStamp;
+use crate::store::watch::WatchStamp;
 
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Largest read: a client pipelining faster than its writes commit gets its
@@ -406,12 +407,6 @@ impl Connection {
     }
 
     fn cleanup(&mut self) {
-        if !self.watches.is_empty() {
-            let mut store = self.shared.core.store();
-            for (key, _) in self.watches.drain(..) {
-                store.db.unwatch(&key);
-            }
-        }
         for channel in self.channels.drain() {
             self.shared.pubsub.unsubscribe(&channel, self.info.id);
         }

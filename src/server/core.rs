@@ -4,31 +4,32 @@
 //! applied, and serves linearizable reads from the local state machine.
 //!
 //! Decisions that need a clock, randomness or local metadata (time stamps, seeds,
-//! OOM, eviction victims, which keys are due to expire, WATCH checks) are made here,
-//! before an entry exists; the entry itself applies deterministically everywhere.
+//! OOM, eviction victims, which keys are due to expire) are made here, before an
+//! entry exists; the entry itself applies deterministically everywhere. Conditions
+//! that entries applied in between could falsify (WATCH, eviction victims) travel in
+//! the entry and are checked again in apply, where they are exact.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::errors::{read_reply, write_reply};
 use super::settings::{EvictionPolicy, Settings};
+use crate::clock::EntryClock;
+use crate::commands::keys::{EVICT_ALLKEYS, EVICT_COMMAND, EVICT_VOLATILE};
 use crate::commands::{args::ERR_OOM, flags, CommandSpec};
 use crate::limits;
 use crate::memory;
 use crate::protocol::reply::Reply;
+use crate::replication::errors::WriteError;
 use crate::replication::replica::Replica;
-use crate::store::db::WatchStamp;
-use crate::store::{Entry, Op, Store};
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+use crate::store::watch::{Watch, WatchStamp};
+use crate::store::{Op, Store};
 
 /// How the reads of a batch are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,19 +53,13 @@ pub fn write_wait(election_time: Duration) -> Duration {
     WRITE_WAIT_MIN.max(election_time.saturating_mul(4))
 }
 
-/// The reply to a write whose commit was not confirmed within [`write_wait`].
-pub const ERR_WRITE_UNCONFIRMED: &str = "TRYAGAIN the write was not confirmed in time; its outcome is unknown";
-
 pub struct Core {
     pub replica: Replica,
-    /// Proposals hold it shared while in flight; EXEC with WATCH holds it exclusively,
-    /// so its check sees every earlier write applied and no later one.
-    gate: tokio::sync::RwLock<()>,
 }
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        Core { replica, gate: tokio::sync::RwLock::new(()) }
+        Core { replica }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across `.await`.
@@ -72,37 +67,27 @@ impl Core {
         self.replica.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn clock(&self) -> MutexGuard<'_, crate::replication::replica::Clock> {
+    fn clock(&self) -> MutexGuard<'_, EntryClock> {
         self.replica.clock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The time for the next entry or read: the wall clock, never earlier than the
-    /// last one, so expiry decisions never go backwards.
+    /// last stamp nor than the last entry applied here, so expiry decisions never go
+    /// backwards (not across a failover or a restart either).
     pub fn stamp(&self) -> u64 {
         self.clock().stamp()
-    }
-
-    fn entry(&self, ops: Vec<Op>) -> Entry {
-        self.clock().entry(ops)
     }
 
     pub fn random(&self) -> u64 {
         self.clock().random()
     }
 
-    /// Proposes `ops` as one entry; one reply per op, or one error for all.
-    pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
-        // Disk trouble answers at once, never queued behind an EXEC waiting at the gate.
-        self.replica.refuse_if_disk_trouble()?;
-        let _shared = self.gate.read().await;
-        self.bounded(self.replica.submit(ops)).await
-    }
-
-    /// Waits for a write's outcome, for at most [`write_wait`].
-    async fn bounded(&self, write: impl std::future::Future<Output = Result<Vec<Reply>, Reply>>) -> Result<Vec<Reply>, Reply> {
-        match tokio::time::timeout(write_wait(self.replica.election_time()), write).await {
+    /// Proposes `ops` as one entry (gathered with other connections' writes); one
+    /// reply per op, or one error for all, after at most [`write_wait`].
+    pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
+        match tokio::time::timeout(write_wait(self.replica.election_time()), self.replica.submit(ops)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Reply::err(ERR_WRITE_UNCONFIRMED)),
+            Err(_) => Err(WriteError::Unconfirmed),
         }
     }
 
@@ -113,8 +98,15 @@ impl Core {
         let count = pending.len();
         match self.propose(std::mem::take(pending)).await {
             Ok(r) => replies.extend(r),
-            Err(e) => replies.extend(std::iter::repeat_n(e, count)),
+            Err(e) => replies.extend(std::iter::repeat_n(write_reply(&e), count)),
         }
+    }
+
+    /// What WATCH records for EXEC's entry to compare (see `store::watch`).
+    pub fn watch_stamp(&self) -> WatchStamp {
+        let now = self.stamp();
+        let store = self.store();
+        self.replica.watch_stamp(&store, now)
     }
 
     /// Runs a batch of store commands (no blocking ones): consecutive writes become one
@@ -133,7 +125,7 @@ impl Core {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
                     linearized = Some(match reads {
-                        Reads::Linearizable => self.replica.linearize().await,
+                        Reads::Linearizable => self.replica.linearize().await.map_err(|e| read_reply(&e)),
                         Reads::Stale => Ok(()),
                     });
                 }
@@ -165,8 +157,9 @@ impl Core {
         replies
     }
 
-    /// MULTI … EXEC as one entry. With watched keys, the check and the proposal happen
-    /// with no other write in flight: EXEC replies nil if a watched key changed.
+    /// MULTI … EXEC as one entry. With watched keys, the entry carries their stamps
+    /// and apply answers nil (applying nothing) if any changed since: exact whatever
+    /// else is in flight, and whichever server proposed the writes before it.
     pub async fn execute_transaction(
         &self,
         cmds: &[Vec<Bytes>],
@@ -177,21 +170,14 @@ impl Core {
         if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
             self.make_room(settings).await?;
         }
-        let op = Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect());
-        let replies = if watches.is_empty() {
-            self.propose(vec![op]).await?
+        let cmds = cmds.iter().map(|a| crate::store::compact(a)).collect();
+        let op = if watches.is_empty() {
+            Op::Transaction(cmds)
         } else {
-            self.replica.refuse_if_disk_trouble()?;
-            let _exclusive = self.gate.write().await;
-            let unchanged = {
-                let store = self.store();
-                watches.iter().all(|(k, stamp)| store.db.watch_holds(k, *stamp))
-            };
-            if !unchanged {
-                return Ok(Reply::NilArray);
-            }
-            self.bounded(self.replica.propose(self.entry(vec![op]))).await?
+            let watches = watches.iter().map(|(key, stamp)| Watch { key: key.clone(), stamp: *stamp }).collect();
+            Op::Checked { watches, cmds }
         };
+        let replies = self.propose(vec![op]).await.map_err(|e| write_reply(&e))?;
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }
 
@@ -227,20 +213,23 @@ impl Core {
         if !self.replica.is_active() {
             // Eviction is an entry only the active proposes; a mirror's memory follows
             // the active's decisions.
-            return Err(Reply::err("TRYAGAIN this server is not the active of its stripe; retry"));
+            return Err(write_reply(&WriteError::NotActive { active: None }));
         }
+        let scope = Bytes::from_static(if policy.volatile() { EVICT_VOLATILE.as_bytes() } else { EVICT_ALLKEYS.as_bytes() });
         // Bounded: each round evicts a handful of keys.
         for _ in 0..1024 {
             if !over_maxmemory(settings, self.replica.log.memory_bytes()) {
                 return Ok(());
             }
-            let victims = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed));
+            let (chosen_at, victims) = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed));
             if victims.is_empty() {
                 return Err(Reply::err(ERR_OOM));
             }
-            let mut args = vec![Bytes::from_static(b"tandem.evict")];
+            // The victims qualify as of `chosen_at`; apply skips any that entries in
+            // flight change before this one applies (see `commands::keys`).
+            let mut args = vec![Bytes::from_static(EVICT_COMMAND.as_bytes()), Bytes::from(chosen_at.to_string()), scope.clone()];
             args.extend(victims);
-            self.propose(vec![Op::Command(args)]).await?;
+            self.propose(vec![Op::Command(args)]).await.map_err(|e| write_reply(&e))?;
         }
         if over_maxmemory(settings, self.replica.log.memory_bytes()) {
             Err(Reply::err(ERR_OOM))
@@ -250,12 +239,17 @@ impl Core {
     }
 
     /// Chooses keys to evict: the best of `samples` random candidates per victim
-    /// (Redis's approximated LRU/LFU), or the nearest expiry for volatile-ttl.
-    fn pick_victims(&self, policy: EvictionPolicy, samples: usize) -> Vec<Bytes> {
+    /// (Redis's approximated LRU/LFU), or the nearest expiry for volatile-ttl; with
+    /// the log index they were chosen at.
+    fn pick_victims(&self, policy: EvictionPolicy, samples: usize) -> (u64, Vec<Bytes>) {
         let now = self.stamp();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.random());
         let store = self.store();
         let db = &store.db;
+        (db.index(), Self::choose(db, policy, samples, now, &mut rng))
+    }
+
+    fn choose(db: &crate::store::db::Db, policy: EvictionPolicy, samples: usize, now: u64, rng: &mut Xoshiro256PlusPlus) -> Vec<Bytes> {
         if policy == EvictionPolicy::VolatileTtl {
             return db.expires_iter().take(8).map(|(_, k)| Bytes::copy_from_slice(k)).collect();
         }

@@ -8,56 +8,49 @@
 //! MULTI/EXEC/WATCH, so a transaction lives where it is applied. With `READONLY`,
 //! reads are served here instead, possibly behind the active.
 //!
-//! An upstream that fails mid-command leaves the outcome of the commands in flight
-//! unknown: each gets `-TRYAGAIN`, and the next command looks the active up again. A
-//! transaction or WATCH held on a lost upstream is never carried on silently over
-//! another one: EXEC then answers `EXECABORT` (nil for a lost WATCH), as if it had
-//! failed on the active.
+//! An upstream that fails mid-command leaves the outcome of the writes in flight
+//! unknown: each gets the unknown-outcome error (`server::errors`), reads get
+//! `-TRYAGAIN`, and the next command looks the active up again. A transaction or
+//! WATCH held on a lost upstream is never carried on silently over another one:
+//! EXEC then answers `EXECABORT` (nil for a lost WATCH), as if it had failed on the
+//! active.
+//!
+//! **Order.** A client's commands run on the active in the order it sent them, even
+//! across a lost upstream. Commands whose replies stopped coming may still run on
+//! the active, so a silent upstream is not closed: the next commands to the same
+//! active go over it, after the replies it owes (`Upstream::owed`); one that cannot
+//! carry more (cut mid-command) is closed for sending and new commands wait until
+//! the active has ended it, i.e. has run everything it received. An upstream to a
+//! server that is no longer the active is parked while it owes replies, and used in
+//! the same way should that server be the active again. Commands sent to a *newer*
+//! active need nothing more: whatever the old active may still commit was appended
+//! in its term, and Raft commits an entry of an older term only as part of the new
+//! active's log, before the new active's own entries (a stripe's log never lets an
+//! older term's entry follow a newer term's).
 //!
 //! It knows nothing of Raft: where the active is comes from `Replica::active_at`.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::FutureExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 use super::connection::{blocking_timeout, Connection};
 use super::core::write_wait;
+use super::errors::lost_in_flight;
+use super::upstream::{encode_command, relay_limits, Hello, Upstream, UpstreamError};
 use crate::commands::{self, flags, CommandSpec, Handler};
 use crate::limits;
-use crate::protocol::frame::{parse_frame, FrameError};
 use crate::protocol::reply::{Reply, QUEUED};
-use crate::protocol::request::ParseLimits;
 use crate::replication::replica::ActiveAt;
 
-/// The client name a forwarding connection gives itself on the active, followed by
-/// the forwarding server's name: it shows in CLIENT LIST, and a server that is not
-/// the active refuses to forward such a connection's commands once more (two mirrors
-/// with stale views must not bounce a request between them).
-pub const FORWARD_NAME_PREFIX: &str = "tandem-forward:";
-
-pub const ERR_IN_FLIGHT: &str = "TRYAGAIN the active changed while this command was in flight; its outcome is unknown";
-pub const ERR_NO_ACTIVE: &str = "CLUSTERDOWN no active server in this stripe right now (election in progress); retry";
+pub const ERR_NO_ACTIVE: &str = "CLUSTERDOWN no active server in this stripe right now (election in progress); nothing was applied; retry";
+const ERR_EARLIER_STILL_RUNNING: &str =
+    "TRYAGAIN the active has not finished this client's earlier commands; nothing was applied; retry";
 const ERR_NOT_ACTIVE_EITHER: &str = "TRYAGAIN this request was forwarded to a server that is not the active of its stripe either; retry";
 const ERR_TRANSACTION_LOST: &str = "EXECABORT Transaction discarded because the active changed while it was being queued.";
 const ERR_TRANSACTION_FAILED: &str = "EXECABORT Transaction discarded because of previous errors.";
-
-/// Bytes reserved ahead of each read from the active: large replies arrive in few reads.
-const RELAY_READ_BYTES: usize = 64 * 1024;
-
-/// Largest reply relayed from the active. A value may be 512 MB
-/// ([`limits::STRING_BYTES_MAX`]) and a reply may hold many; past this the upstream is
-/// dropped rather than let one reply take the server's memory.
-const RELAYED_REPLY_BYTES_MAX: usize = u32::MAX as usize;
-
-/// Elements in one aggregate of a relayed reply. Replies (KEYS, LRANGE, HGETALL) may
-/// hold more elements than a request may have arguments; the parser reserves at most
-/// [`limits::ARGS_PREALLOC_MAX`] ahead of what has arrived whatever the count says,
-/// so this only turns away counts no reply could have.
-const RELAYED_COUNT_MAX: usize = u32::MAX as usize;
 
 /// Added to the active's own write bound before a silent upstream counts as failed:
 /// the active answers a write it could not commit by then, and this covers the trip.
@@ -86,26 +79,6 @@ pub fn forwards(spec: &CommandSpec, readonly: bool) -> bool {
     }
 }
 
-/// Limits for replies relayed from the active (see the constants for why).
-pub fn relay_limits(bulk_bytes_max: usize) -> ParseLimits {
-    ParseLimits { bulk_bytes_max: bulk_bytes_max.max(limits::STRING_BYTES_MAX), args_max: RELAYED_COUNT_MAX }
-}
-
-/// Appends `args` as a RESP array of bulk strings.
-pub fn encode_command(out: &mut BytesMut, args: &[Bytes]) {
-    let mut int = itoa::Buffer::new();
-    out.extend_from_slice(b"*");
-    out.extend_from_slice(int.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for arg in args {
-        out.reserve(arg.len() + 16);
-        out.extend_from_slice(b"$");
-        out.extend_from_slice(int.format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-}
 
 /// A command's name in lower case (names are short: a longer one is no command).
 fn name_of(args: &[Bytes]) -> String {
@@ -113,160 +86,25 @@ fn name_of(args: &[Bytes]) -> String {
     String::from_utf8_lossy(name).to_ascii_lowercase()
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("the active closed the connection")]
-    Closed,
-    #[error("no reply from the active within {0:?}")]
-    Timeout(Duration),
-    #[error("the active's reply is not valid RESP: {0}")]
-    Protocol(#[from] FrameError),
-    #[error("the active's reply is over {RELAYED_REPLY_BYTES_MAX} bytes")]
-    TooLarge,
-    #[error("the active refused the forwarded connection: {0}")]
-    Refused(String),
-    #[error("another server became the active")]
-    ActiveChanged,
-    #[error("the client went away")]
-    ClientGone,
-}
-
-/// One connection to the active's client port, on behalf of one client.
-pub struct Upstream<S = TcpStream> {
-    reader: ReadHalf<S>,
-    writer: WriteHalf<S>,
-    /// Reply bytes read and not yet relayed.
-    buf: BytesMut,
-    /// The active this connects to, by server name.
-    pub active: String,
-    /// The protocol the active speaks on this connection.
-    pub resp3: bool,
-}
-
-impl Upstream<TcpStream> {
-    /// Connects to the active at `addr` and shakes hands (see [`Upstream::handshake`]).
-    pub async fn open(addr: &str, active: String, hello: &Hello<'_>, within: Duration) -> Result<Upstream, UpstreamError> {
-        let stream = match tokio::time::timeout(within, TcpStream::connect(addr)).await {
-            Ok(stream) => stream?,
-            Err(_) => return Err(UpstreamError::Timeout(within)),
-        };
-        stream.set_nodelay(true)?;
-        Upstream::handshake(stream, active, hello, within).await
+/// True when losing the reply to `args` leaves unknown whether data changed: writes,
+/// blocking pops and EXEC; not reads, nor MULTI/WATCH bookkeeping.
+fn may_change_data(args: &[Bytes]) -> bool {
+    match args.first().and_then(|n| commands::lookup(n)) {
+        Some(spec) => match spec.handler {
+            Handler::Read(_) => false,
+            Handler::Write(_) => true,
+            Handler::Server => spec.name == "exec",
+        },
+        None => false,
     }
 }
 
-/// What a forwarding connection tells the active first.
-pub struct Hello<'a> {
-    pub resp3: bool,
-    /// The active's `requirepass` (the stripe's servers share their config).
-    pub password: Option<&'a str>,
-    /// This server's name, for the connection's client name on the active.
-    pub from: &'a str,
+/// How long a forwarded request waits for an active during an election, and for
+/// the new active to answer a connection (DESIGN.md §6: twice the election time).
+pub fn active_wait(election_time: Duration) -> Duration {
+    election_time.saturating_mul(2)
 }
 
-impl<S: AsyncRead + AsyncWrite> Upstream<S> {
-    /// Sends `HELLO <2|3> [AUTH default <password>] SETNAME tandem-forward:<from>`
-    /// and checks the answer: one round trip, protocol and authentication together.
-    pub async fn handshake(stream: S, active: String, hello: &Hello<'_>, within: Duration) -> Result<Upstream<S>, UpstreamError> {
-        let (reader, writer) = tokio::io::split(stream);
-        let mut upstream = Upstream { reader, writer, buf: BytesMut::new(), active, resp3: hello.resp3 };
-        let name: String = hello.from.chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect::<String>();
-        let mut args = vec![Bytes::from_static(b"HELLO"), Bytes::from_static(if hello.resp3 { b"3" } else { b"2" })];
-        if let Some(password) = hello.password {
-            args.extend([Bytes::from_static(b"AUTH"), Bytes::from_static(b"default"), Bytes::copy_from_slice(password.as_bytes())]);
-        }
-        args.extend([Bytes::from_static(b"SETNAME"), Bytes::from(format!("{FORWARD_NAME_PREFIX}{name}"))]);
-        let mut request = BytesMut::new();
-        encode_command(&mut request, &args);
-        let mut reply = BytesMut::new();
-        let mut relayed = 0;
-        upstream.exchange(&request, 0, 1, &mut reply, &mut relayed, Some(within), &relay_limits(0)).await?;
-        if matches!(reply.first(), Some(b'-' | b'!')) {
-            let text = String::from_utf8_lossy(reply.get(1..).unwrap_or_default()).trim().to_string();
-            return Err(UpstreamError::Refused(text));
-        }
-        Ok(upstream)
-    }
-
-    /// Sends `request` (encoded commands), reads `skip + replies` reply frames and
-    /// appends the last `replies` of them to `out` unchanged, counting them in
-    /// `relayed` as they complete (so a caller that drops this future knows how many
-    /// the client got). Writing and reading interleave, so a long pipeline cannot
-    /// deadlock with an active whose output is full. Out-of-band pushes are skipped:
-    /// the upstream subscribes to nothing, so they are no reply.
-    ///
-    /// `idle`: the longest silence allowed (`None`: wait as long as it takes, for a
-    /// blocking command without a timeout).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn exchange(
-        &mut self,
-        request: &[u8],
-        skip: usize,
-        replies: usize,
-        out: &mut BytesMut,
-        relayed: &mut usize,
-        idle: Option<Duration>,
-        limits: &ParseLimits,
-    ) -> Result<(), UpstreamError> {
-        let mut written = 0;
-        let mut frames = 0;
-        loop {
-            while frames < skip + replies {
-                let Some((_, len)) = parse_frame(&self.buf, limits)? else { break };
-                let push = self.buf.first() == Some(&b'>');
-                let bytes = self.buf.split_to(len);
-                if push {
-                    continue;
-                }
-                if frames >= skip {
-                    out.extend_from_slice(&bytes);
-                    *relayed += 1;
-                }
-                frames += 1;
-            }
-            let rest = request.get(written..).unwrap_or_default();
-            if frames == skip + replies && rest.is_empty() {
-                return Ok(());
-            }
-            if self.buf.len() > RELAYED_REPLY_BYTES_MAX {
-                return Err(UpstreamError::TooLarge);
-            }
-            self.buf.reserve(RELAY_READ_BYTES);
-            let deadline = idle.and_then(|d| Instant::now().checked_add(d));
-            let silence = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                n = self.writer.write(rest), if !rest.is_empty() => match n? {
-                    0 => return Err(UpstreamError::Closed),
-                    n => written += n,
-                },
-                n = self.reader.read_buf(&mut self.buf) => {
-                    if n? == 0 {
-                        return Err(UpstreamError::Closed);
-                    }
-                }
-                _ = silence => return Err(UpstreamError::Timeout(idle.unwrap_or_default())),
-            }
-        }
-    }
-
-    /// False when the active has closed this connection while it sat idle (a command
-    /// sent now would meet a reset, with its outcome unknown for no reason).
-    pub fn alive(&mut self) -> bool {
-        self.buf.reserve(RELAY_READ_BYTES);
-        match self.reader.read_buf(&mut self.buf).now_or_never() {
-            None => true,
-            Some(Ok(n)) => n > 0,
-            Some(Err(_)) => false,
-        }
-    }
-}
 
 /// A transaction opened on the active through this connection's upstream.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -280,10 +118,23 @@ pub enum RemoteMulti {
     Doomed(Reply),
 }
 
+/// How a run over the upstream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The connection is gone or unusable: it is closed.
+    Dead,
+    /// The replies stopped coming (silence, another active, the client left): the
+    /// connection is kept, owing them (see the module doc on order).
+    Silent,
+}
+
 /// The state of one client's forwarding.
 #[derive(Default)]
 pub struct Forwarding {
     upstream: Option<Upstream>,
+    /// An upstream to an earlier active that still owes replies (or was cut off
+    /// mid-command): kept until that server is the active again or it ends.
+    parked: Option<Upstream>,
     pub multi: RemoteMulti,
     /// WATCH was sent and not yet ended by EXEC, DISCARD or UNWATCH.
     pub watching: bool,
@@ -296,9 +147,26 @@ pub struct Forwarding {
 }
 
 impl Forwarding {
-    /// Drops the upstream: a transaction or WATCH held there is lost with it.
+    /// Lets the upstream go: a transaction or WATCH held there is lost with it. One
+    /// that still owes replies is parked, not closed (see the module doc on order).
     pub fn drop_upstream(&mut self) {
+        self.lose_remote_state();
+        if let Some(mut upstream) = self.upstream.take() {
+            if upstream.owed() > 0 || upstream.torn() {
+                upstream.dirty = true;
+                self.parked = Some(upstream);
+            }
+        }
+    }
+
+    /// Closes the upstream, which is gone or unusable.
+    fn close_upstream(&mut self) {
+        self.lose_remote_state();
         self.upstream = None;
+    }
+
+    /// A transaction or WATCH held on the active can no longer be relied on.
+    fn lose_remote_state(&mut self) {
         if self.multi == RemoteMulti::Open {
             self.multi = RemoteMulti::Doomed(Reply::err(ERR_TRANSACTION_LOST));
         }
@@ -356,8 +224,9 @@ impl Forwarding {
     }
 
     /// After a run (rolled back first): the state as the replies the client got make
-    /// it, and the upstream dropped if it was `lost`.
-    fn settle_run(&mut self, names: &[String], relayed: usize, lost: bool) {
+    /// it; after a `failure`, what the upstream held is lost, and a dead upstream is
+    /// closed while a silent one is kept, owing its replies.
+    fn settle_run(&mut self, names: &[String], relayed: usize, failure: Option<Failure>) {
         for (i, name) in names.iter().enumerate() {
             if i < relayed {
                 self.sent(name);
@@ -365,8 +234,15 @@ impl Forwarding {
                 self.failed(name);
             }
         }
-        if lost {
-            self.drop_upstream();
+        match failure {
+            None => {}
+            Some(Failure::Dead) => self.close_upstream(),
+            Some(Failure::Silent) => {
+                self.lose_remote_state();
+                if let Some(upstream) = &mut self.upstream {
+                    upstream.dirty = true;
+                }
+            }
         }
     }
 
@@ -539,7 +415,7 @@ impl Connection {
             Settled::Upstream => {}
             Settled::Again => return cmds,
             Settled::Refused(reply) => {
-                self.forward.settle_run(&names, 0, true);
+                self.forward.settle_run(&names, 0, Some(Failure::Dead));
                 for _ in &cmds {
                     self.reply(reply.clone());
                 }
@@ -547,24 +423,29 @@ impl Connection {
             }
         }
         let (relayed, outcome) = self.relay(&cmds).await;
-        if let Err(e) = &outcome {
+        let failure = outcome.as_ref().err().map(|e| {
             tracing::debug!(client = self.info.id, error = %e, relayed, sent = cmds.len(), "forwarding to the active failed");
-        }
-        self.forward.settle_run(&names, relayed, outcome.is_err());
-        for _ in relayed..cmds.len() {
-            self.reply(Reply::err(ERR_IN_FLIGHT));
+            match e {
+                UpstreamError::Timeout(_) | UpstreamError::ActiveChanged | UpstreamError::ClientGone => Failure::Silent,
+                _ => Failure::Dead,
+            }
+        });
+        self.forward.settle_run(&names, relayed, failure);
+        for args in cmds.get(relayed..).unwrap_or_default() {
+            self.reply(lost_in_flight(may_change_data(args)));
         }
         Vec::new()
     }
 
     /// Makes sure an upstream to the current active exists, waiting out an election
-    /// for up to one election time.
+    /// and the new active's first moments for up to [`active_wait`] in all.
     async fn settle_upstream(&mut self) -> Settled {
         let shared = self.shared.clone();
         let replica = &shared.core.replica;
+        let deadline = Instant::now() + active_wait(replica.election_time());
         let mut at = replica.active_at();
         if matches!(at, ActiveAt::Unknown) {
-            at = replica.wait_for_active(replica.election_time()).await;
+            at = replica.wait_for_active(deadline.saturating_duration_since(Instant::now())).await;
         }
         if replica.is_active() {
             self.forward.drop_upstream();
@@ -578,25 +459,53 @@ impl Connection {
                 Settled::Refused(Reply::err(ERR_NO_ACTIVE))
             };
         };
-        if let Some(upstream) = &mut self.forward.upstream {
-            if upstream.active == name && upstream.alive() {
-                return Settled::Upstream;
-            }
-            self.forward.drop_upstream();
+        if let Some(settled) = self.earlier_upstream(&name).await {
+            return settled;
         }
         if matches!(self.forward.multi, RemoteMulti::Doomed(_)) {
             return Settled::Again;
         }
-        self.connect_upstream(name, client_addr).await
+        self.connect_upstream(name, client_addr, deadline).await
     }
 
-    /// Opens an upstream to the active, trying again (the active may just have died
-    /// and an election be on its way) for up to one election time.
-    async fn connect_upstream(&mut self, mut name: String, mut addr: String) -> Settled {
+    /// Deals with the upstreams this client already has, so that what it sent earlier
+    /// runs on `active` before anything it sends now: `Some(Upstream)` to go on over
+    /// the current one, `Some(Refused)` while `active` may still be running earlier
+    /// commands, `None` when a new upstream may be opened.
+    async fn earlier_upstream(&mut self, active: &str) -> Option<Settled> {
+        let forward = &mut self.forward;
+        // An upstream parked when `active` lost the role earlier comes back.
+        let current = forward.upstream.as_ref().is_some_and(|u| u.active == active);
+        let earlier = if current { None } else { forward.parked.take_if(|u| u.active == active) };
+        if forward.upstream.as_ref().is_some_and(|u| u.active != active) {
+            forward.drop_upstream();
+        }
+        if let Some(earlier) = earlier {
+            forward.upstream = Some(earlier);
+        }
+        let upstream = forward.upstream.as_mut()?;
+        if !upstream.alive() {
+            // The active ended the connection: it runs nothing more of it.
+            forward.close_upstream();
+            return None;
+        }
+        if !upstream.torn() {
+            return Some(Settled::Upstream);
+        }
+        let election = self.shared.core.replica.election_time();
+        if !upstream.close_and_wait(write_wait(election) + election + REPLY_SLACK).await {
+            return Some(Settled::Refused(Reply::err(ERR_EARLIER_STILL_RUNNING)));
+        }
+        forward.close_upstream();
+        None
+    }
+
+    /// Opens an upstream to the active, trying again until `deadline` (the active may
+    /// just have died and an election be on its way).
+    async fn connect_upstream(&mut self, mut name: String, mut addr: String, deadline: Instant) -> Settled {
         let shared = self.shared.clone();
         let replica = &shared.core.replica;
         let election = replica.election_time();
-        let deadline = Instant::now() + election;
         let mut pause = CONNECT_RETRY_FIRST;
         let password = shared.settings.requirepass();
         loop {
@@ -617,7 +526,7 @@ impl Connection {
             let now = Instant::now();
             if now + pause >= deadline {
                 return Settled::Refused(Reply::error(format!(
-                    "CLUSTERDOWN the active of this stripe ({name} at {addr}) cannot be reached: {error}; retry"
+                    "CLUSTERDOWN the active of this stripe ({name} at {addr}) cannot be reached: {error}; nothing was applied; retry"
                 )));
             }
             tokio::time::sleep(pause).await;
@@ -647,10 +556,18 @@ impl Connection {
         }
         let Some(upstream) = self.forward.upstream.as_mut() else { return (0, Err(UpstreamError::Closed)) };
         let mut request = BytesMut::new();
-        let skip = usize::from(upstream.resp3 != self.resp3);
-        if skip == 1 {
+        let mut skip = 0;
+        if std::mem::take(&mut upstream.dirty) {
+            // A failed run may have left a transaction or WATCH open there: end both
+            // (DISCARD without MULTI is an error reply, skipped like the rest).
+            encode_command(&mut request, &[Bytes::from_static(b"DISCARD")]);
+            encode_command(&mut request, &[Bytes::from_static(b"UNWATCH")]);
+            skip += 2;
+        }
+        if upstream.resp3 != self.resp3 {
             encode_command(&mut request, &[Bytes::from_static(b"HELLO"), Bytes::from_static(if self.resp3 { b"3" } else { b"2" })]);
             upstream.resp3 = self.resp3;
+            skip += 1;
         }
         for args in cmds {
             encode_command(&mut request, args);
@@ -700,205 +617,9 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::request::parse_command;
-    use tokio::io::{duplex, DuplexStream};
 
     fn cmd(parts: &[&str]) -> Vec<Bytes> {
         parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect()
-    }
-
-    fn request(cmds: &[Vec<Bytes>]) -> BytesMut {
-        let mut out = BytesMut::new();
-        for c in cmds {
-            encode_command(&mut out, c);
-        }
-        out
-    }
-
-    /// Reads `count` commands off the fake active's side of the pipe.
-    async fn read_commands(side: &mut DuplexStream, buf: &mut BytesMut, count: usize) -> Vec<Vec<Bytes>> {
-        let mut got = Vec::new();
-        while got.len() < count {
-            while let Some(args) = parse_command(buf, &ParseLimits::default()).expect("a valid command") {
-                got.push(args);
-            }
-            if got.len() < count {
-                assert!(side.read_buf(buf).await.expect("read") > 0, "forwarder closed early");
-            }
-        }
-        got
-    }
-
-    fn upstream(stream: DuplexStream) -> Upstream<DuplexStream> {
-        let (reader, writer) = tokio::io::split(stream);
-        Upstream { reader, writer, buf: BytesMut::new(), active: "server2".into(), resp3: false }
-    }
-
-    const IDLE: Option<Duration> = Some(Duration::from_secs(10));
-
-    #[tokio::test]
-    async fn replies_are_relayed_byte_for_byte_and_pushes_skipped() {
-        let (near, mut far) = duplex(1 << 16);
-        let mut up = upstream(near);
-        let cmds = [cmd(&["GET", "k"]), cmd(&["HGETALL", "h"]), cmd(&["LRANGE", "l", "0", "-1"]), cmd(&["ZSCORE", "z", "m"])];
-        let replies: &[&[u8]] = &[b"$5\r\nhello\r\n", b"%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n*2\r\n_\r\n#t\r\n", b"*-1\r\n", b",3.5\r\n"];
-        let active = tokio::spawn(async move {
-            let mut buf = BytesMut::new();
-            let got = read_commands(&mut far, &mut buf, 4).await;
-            for (i, reply) in replies.iter().enumerate() {
-                if i == 2 {
-                    far.write_all(b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n").await.unwrap();
-                }
-                far.write_all(reply).await.unwrap();
-            }
-            got
-        });
-        let mut out = BytesMut::from(&b"+earlier\r\n"[..]);
-        let mut relayed = 0;
-        up.exchange(&request(&cmds), 0, 4, &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("exchange");
-        assert_eq!(relayed, 4);
-        assert_eq!(&out[..], &[&b"+earlier\r\n"[..], &replies.concat()].concat()[..]);
-        assert_eq!(active.await.unwrap(), cmds.to_vec());
-    }
-
-    #[tokio::test]
-    async fn a_reply_trickling_in_byte_by_byte_is_relayed_whole() {
-        let (near, mut far) = duplex(1 << 16);
-        let mut up = upstream(near);
-        let reply: &[u8] = b"*3\r\n$3\r\nfoo\r\n*1\r\n:42\r\n=7\r\ntxt:abc\r\n";
-        let active = tokio::spawn(async move {
-            let mut buf = BytesMut::new();
-            read_commands(&mut far, &mut buf, 1).await;
-            for byte in reply {
-                far.write_all(&[*byte]).await.unwrap();
-                far.flush().await.unwrap();
-                tokio::task::yield_now().await;
-            }
-            far
-        });
-        let mut out = BytesMut::new();
-        let mut relayed = 0;
-        up.exchange(&request(&[cmd(&["X"])]), 0, 1, &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("exchange");
-        assert_eq!(&out[..], reply);
-        drop(active.await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_long_pipeline_through_a_narrow_pipe_does_not_deadlock() {
-        // The fake active answers each command as it reads it, through a pipe far
-        // smaller than the request: writing all before reading would hang.
-        let (near, mut far) = duplex(256);
-        let mut up = upstream(near);
-        let cmds: Vec<Vec<Bytes>> = (0..2000).map(|i| cmd(&["SET", &format!("key:{i}"), "some value"])).collect();
-        let active = tokio::spawn(async move {
-            let mut buf = BytesMut::new();
-            let mut seen = 0;
-            while seen < 2000 {
-                let got = read_commands(&mut far, &mut buf, 1).await;
-                for _ in &got {
-                    far.write_all(b"+OK\r\n").await.unwrap();
-                }
-                seen += got.len();
-            }
-            seen
-        });
-        let mut out = BytesMut::new();
-        let mut relayed = 0;
-        up.exchange(&request(&cmds), 0, cmds.len(), &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("exchange");
-        assert_eq!(relayed, 2000);
-        assert_eq!(out.len(), 2000 * 5);
-        assert_eq!(active.await.unwrap(), 2000);
-    }
-
-    #[tokio::test]
-    async fn a_close_mid_reply_relays_only_whole_replies() {
-        let (near, mut far) = duplex(1 << 16);
-        let mut up = upstream(near);
-        tokio::spawn(async move {
-            let mut buf = BytesMut::new();
-            read_commands(&mut far, &mut buf, 3).await;
-            far.write_all(b":1\r\n$10\r\nhal").await.unwrap();
-        });
-        let mut out = BytesMut::new();
-        let mut relayed = 0;
-        let cmds = [cmd(&["INCR", "a"]), cmd(&["GET", "b"]), cmd(&["GET", "c"])];
-        let outcome = up.exchange(&request(&cmds), 0, 3, &mut out, &mut relayed, IDLE, &relay_limits(0)).await;
-        assert!(matches!(outcome, Err(UpstreamError::Closed)), "{outcome:?}");
-        assert_eq!(relayed, 1);
-        assert_eq!(&out[..], b":1\r\n");
-    }
-
-    #[tokio::test]
-    async fn a_silent_active_times_out() {
-        let (near, _far) = duplex(1 << 16);
-        let mut up = upstream(near);
-        let mut out = BytesMut::new();
-        let mut relayed = 0;
-        let idle = Some(Duration::from_millis(30));
-        let outcome = up.exchange(&request(&[cmd(&["GET", "k"])]), 0, 1, &mut out, &mut relayed, idle, &relay_limits(0)).await;
-        assert!(matches!(outcome, Err(UpstreamError::Timeout(_))), "{outcome:?}");
-        assert!(out.is_empty());
-    }
-
-    #[tokio::test]
-    async fn malformed_or_oversized_replies_are_refused() {
-        for (reply, what) in [(&b"?x\r\n"[..], "unknown type"), (&b"$99999999999\r\n"[..], "bulk over the limit")] {
-            let (near, mut far) = duplex(1 << 16);
-            let mut up = upstream(near);
-            far.write_all(reply).await.unwrap();
-            let mut out = BytesMut::new();
-            let mut relayed = 0;
-            let outcome = up.exchange(&request(&[cmd(&["GET", "k"])]), 0, 1, &mut out, &mut relayed, IDLE, &relay_limits(0)).await;
-            assert!(matches!(outcome, Err(UpstreamError::Protocol(_))), "{what}: {outcome:?}");
-            assert!(out.is_empty(), "{what}");
-        }
-    }
-
-    #[tokio::test]
-    async fn skipped_replies_are_consumed_not_relayed() {
-        let (near, mut far) = duplex(1 << 16);
-        let mut up = upstream(near);
-        far.write_all(b"%1\r\n$5\r\nproto\r\n:3\r\n$1\r\nv\r\n").await.unwrap();
-        let mut out = BytesMut::new();
-        let mut relayed = 0;
-        up.exchange(&request(&[cmd(&["HELLO", "3"]), cmd(&["GET", "k"])]), 1, 1, &mut out, &mut relayed, IDLE, &relay_limits(0))
-            .await
-            .expect("exchange");
-        assert_eq!(&out[..], b"$1\r\nv\r\n");
-        assert_eq!(relayed, 1);
-    }
-
-    #[tokio::test]
-    async fn the_handshake_sends_protocol_password_and_name() {
-        let (near, mut far) = duplex(1 << 16);
-        let active = tokio::spawn(async move {
-            let mut buf = BytesMut::new();
-            let got = read_commands(&mut far, &mut buf, 1).await;
-            far.write_all(b"%1\r\n$5\r\nproto\r\n:3\r\n").await.unwrap();
-            (got, far)
-        });
-        let hello = Hello { resp3: true, password: Some("s3cret"), from: "server 1" };
-        let up = Upstream::handshake(near, "server2".into(), &hello, Duration::from_secs(10)).await.expect("handshake");
-        assert!(up.resp3);
-        let (got, _far) = active.await.unwrap();
-        assert_eq!(got, vec![cmd(&["HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "tandem-forward:server_1"])]);
-
-        let (near, mut far) = duplex(1 << 16);
-        far.write_all(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n").await.unwrap();
-        let hello = Hello { resp3: false, password: Some("wrong"), from: "server1" };
-        match Upstream::handshake(near, "server2".into(), &hello, Duration::from_secs(10)).await {
-            Err(UpstreamError::Refused(text)) => assert!(text.starts_with("WRONGPASS"), "{text}"),
-            other => panic!("expected a refusal, got {:?}", other.err()),
-        }
-    }
-
-    #[tokio::test]
-    async fn an_upstream_closed_while_idle_is_not_alive() {
-        let (near, far) = duplex(1 << 16);
-        let mut up = upstream(near);
-        assert!(up.alive());
-        drop(far);
-        assert!(!up.alive());
     }
 
     fn spec(name: &str) -> &'static CommandSpec {
@@ -956,11 +677,11 @@ mod tests {
         let mut f = Forwarding::default();
         f.queue("multi");
         f.rollback();
-        f.settle_run(&["multi".into()], 1, false);
+        f.settle_run(&["multi".into()], 1, None);
         assert_eq!(f.multi, RemoteMulti::Open);
         f.queue("set");
         f.rollback();
-        f.settle_run(&["set".into()], 0, true);
+        f.settle_run(&["set".into()], 0, Some(Failure::Dead));
         assert_eq!(f.multi, RemoteMulti::Doomed(Reply::err(ERR_TRANSACTION_LOST)));
         assert_eq!(f.doomed_answer(Some(spec("incr")), &cmd(&["INCR", "k"])), QUEUED);
         assert_eq!(f.doomed_answer(Some(spec("multi")), &cmd(&["MULTI"])), Reply::err("ERR MULTI calls can not be nested"));
@@ -978,7 +699,7 @@ mod tests {
         f.queue("multi");
         assert_eq!(f.multi, RemoteMulti::Open);
         f.rollback();
-        f.settle_run(&["multi".into(), "set".into(), "exec".into(), "multi".into()], 0, true);
+        f.settle_run(&["multi".into(), "set".into(), "exec".into(), "multi".into()], 0, Some(Failure::Dead));
         assert_eq!(f.multi, RemoteMulti::None, "the client got errors for every command: no transaction is open");
         assert!(!f.has_upstream());
     }
@@ -988,7 +709,7 @@ mod tests {
         let mut f = Forwarding::default();
         f.queue("watch");
         f.rollback();
-        f.settle_run(&["watch".into()], 1, false);
+        f.settle_run(&["watch".into()], 1, None);
         assert!(f.watching);
         f.drop_upstream();
         assert!(f.watch_lost && !f.watching);
@@ -1013,7 +734,7 @@ mod tests {
         let mut f = Forwarding { watch_lost: true, ..Forwarding::default() };
         f.queue("unwatch");
         f.rollback();
-        f.settle_run(&["unwatch".into()], 1, false);
+        f.settle_run(&["unwatch".into()], 1, None);
         assert!(!f.watch_lost);
     }
 
@@ -1025,12 +746,5 @@ mod tests {
         assert_eq!(run_idle(&[cmd(&["BLPOP", "l", "2.5"])], election), (Some(base + Duration::from_millis(2500)), true));
         assert_eq!(run_idle(&[cmd(&["GET", "k"]), cmd(&["BRPOP", "l", "0"])], election), (None, true));
         assert_eq!(run_idle(&[cmd(&["BLMOVE", "a", "b", "LEFT", "RIGHT", "1e300"])], election), (Some(base), true));
-    }
-
-    #[test]
-    fn commands_are_encoded_as_resp_arrays() {
-        let mut out = BytesMut::new();
-        encode_command(&mut out, &cmd(&["SET", "k", ""]));
-        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
     }
 }

@@ -7,7 +7,9 @@ pub mod blocking;
 pub mod clients;
 pub mod connection;
 pub mod core;
+pub mod errors;
 pub mod forward;
+pub mod upstream;
 pub mod pubsub;
 pub mod settings;
 
@@ -198,6 +200,13 @@ pub struct ServerOptions {
 
 /// Binds the client port and serves until `shutdown` turns true.
 pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    if let Some(file) = crate::clock::test_offset_file() {
+        tracing::warn!(
+            file = %file.display(),
+            "TEST ONLY: {} is set: this server's wall clock is offset by the milliseconds in that file; never set it in production",
+            crate::clock::TEST_CLOCK_OFFSET_FILE
+        );
+    }
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let settings =
