@@ -5,14 +5,15 @@
 //! errors that speak of stripes and servers. Each `finding_N_…` test reproduces the
 //! review's finding N against real processes.
 //!
-//! Commits are held back by filling the mirrors' disks (each server's data directory
-//! is a small tmpfs of its own, so these tests need root): a mirror then cannot
-//! persist new entries, so the active cannot commit them, while it still answers
-//! heartbeats and the active keeps its lease: writes are appended and wait.
+//! Commits are held back by pausing both mirrors (SIGSTOP): a write sent at once is
+//! appended while the active's lease lasts, and then waits. Only one mirror is
+//! resumed first: it cannot win an election (its log lacks the active's new
+//! entries, and the other mirror is still paused), so the active commits the
+//! waiting entries with it, in log order.
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,55 +23,11 @@ fn phase(what: &str) {
     eprintln!("--- {what}");
 }
 
-/// One tmpfs per data directory, unmounted when dropped.
-struct Disks(Vec<PathBuf>);
-
-impl Disks {
-    /// Mounts a tmpfs on every server's data directory (before the servers start).
-    fn mount(cluster: &Cluster) -> Disks {
-        let mut disks = Disks(Vec::new());
-        for i in (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter) {
-            let dir = cluster.data_dir(i);
-            std::fs::create_dir_all(&dir).expect("data directory");
-            let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(&dir).status();
-            assert!(mounted.is_ok_and(|s| s.success()), "these tests mount a tmpfs per server and need root");
-            disks.0.push(dir);
-        }
-        disks
-    }
-
-    /// Fills server `i`'s disk: it can persist no new log entry.
-    fn fill(cluster: &Cluster, i: usize) {
-        let dir = cluster.data_dir(i);
-        let free = free_bytes(&dir);
-        std::fs::write(dir.join("filler"), vec![0u8; free as usize]).expect("fill the disk");
-    }
-
-    fn free(cluster: &Cluster, i: usize) {
-        std::fs::remove_file(cluster.data_dir(i).join("filler")).expect("free the disk");
-    }
-}
-
-impl Drop for Disks {
-    fn drop(&mut self) {
-        for dir in &self.0 {
-            let _ = std::process::Command::new("umount").arg("-l").arg(dir).status();
-        }
-    }
-}
-
-fn free_bytes(path: &Path) -> u64 {
-    let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().expect("df");
-    String::from_utf8_lossy(&out.stdout).lines().nth(1).and_then(|l| l.trim().parse().ok()).expect("df output")
-}
-
-/// A three-server stripe, each on a tmpfs of its own; (cluster, disks, active).
-fn stripe_on_tmpfs() -> (Cluster, Disks, usize) {
-    let mut cluster = Cluster::configure(Spec::servers(3));
-    let disks = Disks::mount(&cluster);
-    cluster.start_all();
+/// A formed three-server stripe; (cluster, active).
+fn stripe() -> (Cluster, usize) {
+    let cluster = Cluster::start(Spec::servers(3));
     let active = cluster.wait_formed();
-    (cluster, disks, active)
+    (cluster, active)
 }
 
 fn mirrors(cluster: &Cluster, active: usize) -> Vec<usize> {
@@ -83,14 +40,9 @@ fn last_log_index(con: &mut redis::Connection) -> u64 {
     info.lines().find_map(|l| l.strip_prefix("tandem_last_log_index:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Waits until the active's log holds at least `index`.
-fn wait_appended(cluster: &Cluster, active: usize, index: u64) {
-    let mut con = cluster.conn(active).expect("connect");
-    assert!(
-        wait_until(Duration::from_secs(10), || last_log_index(&mut con) >= index),
-        "the active did not append entry {index}\n{}",
-        cluster.all_stderr()
-    );
+/// Waits until the active's log holds at least `index` (asked over `con`).
+fn wait_appended(con: &mut redis::Connection, index: u64) {
+    assert!(wait_until(Duration::from_secs(10), || last_log_index(con) >= index), "the active did not append entry {index}");
 }
 
 fn error_code(e: &redis::RedisError) -> String {
@@ -102,40 +54,39 @@ const RETRIED_BY_CLIENTS: &[&str] = &["TRYAGAIN", "CLUSTERDOWN", "LOADING", "REA
 
 #[test]
 fn finding_2_watch_exec_fails_when_a_timed_out_write_applies_later() {
-    let (cluster, _disks, active) = stripe_on_tmpfs();
+    let (cluster, active) = stripe();
+    let ms = mirrors(&cluster, active);
     let mut con = cluster.conn(active).unwrap();
     let _: () = redis::cmd("SET").arg("k").arg("before").query(&mut con).unwrap();
-
-    phase("fill the mirrors' disks: nothing commits from now on");
-    for m in mirrors(&cluster, active) {
-        Disks::fill(&cluster, m);
-    }
-    let late_value = "late".repeat(32 * 1024);
     let appended = last_log_index(&mut con);
-    phase("a write to k is appended, and times out at its client");
-    let err = redis::cmd("SET").arg("k").arg(&late_value).query::<()>(&mut con).unwrap_err();
-    eprintln!("the timed-out write got: {err}");
-    wait_appended(&cluster, active, appended + 1);
 
-    phase("another client WATCHes k, reads it, and EXECs a transaction on it");
+    phase("pause both mirrors; a write to k is appended and times out at its client");
+    for &m in &ms {
+        cluster.sigstop(m);
+    }
+    let err = redis::cmd("SET").arg("k").arg("late").query::<()>(&mut con).unwrap_err();
+    phase(&format!("the timed-out write got: {err}"));
+    let mut other = cluster.conn(active).unwrap();
+    assert_eq!(last_log_index(&mut other), appended + 1, "the write is in the active's log, not committed");
+
+    phase("another client WATCHes k and queues a transaction on it");
     let mut tx = cluster.conn(active).unwrap();
     let _: () = redis::cmd("WATCH").arg("k").query(&mut tx).unwrap();
-    let seen: String = redis::cmd("GET").arg("k").query(&mut tx).unwrap();
-    assert_eq!(seen, "before", "the timed-out write is not committed yet");
     let _: () = redis::cmd("MULTI").query(&mut tx).unwrap();
     let _: () = redis::cmd("SET").arg("k").arg("from-the-transaction").query(&mut tx).unwrap();
-    let appended = last_log_index(&mut con);
-    let exec = thread::spawn(move || redis::cmd("EXEC").query::<redis::Value>(&mut tx));
-    wait_appended(&cluster, active, appended + 1);
 
-    phase("free the disks: the timed-out write commits, then the transaction's entry");
-    for m in mirrors(&cluster, active) {
-        Disks::free(&cluster, m);
-    }
-    let exec = exec.join().unwrap().expect("EXEC answers");
-    assert_eq!(exec, redis::Value::Nil, "k changed after WATCH (the timed-out write applied first): EXEC must fail");
+    phase("resume one mirror: the timed-out write commits; then EXEC");
+    cluster.sigcont(ms[0]);
+    assert!(
+        wait_until(Duration::from_secs(20), || redis::cmd("GET").arg("unrelated").query::<Option<String>>(&mut other).is_ok()),
+        "the active serves again with one mirror back\n{}",
+        cluster.all_stderr()
+    );
+    let exec: redis::Value = redis::cmd("EXEC").query(&mut tx).unwrap();
+    cluster.sigcont(ms[1]);
+    assert_eq!(exec, redis::Value::Nil, "k changed after WATCH (the timed-out write applied): EXEC must fail");
     let now: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
-    assert_eq!(now, late_value, "nothing of the transaction applied");
+    assert_eq!(now, "late", "nothing of the transaction applied");
 }
 
 /// A stripe whose servers read their wall clock through one offset file (the test
@@ -192,19 +143,25 @@ fn finding_3_ttl_does_not_jump_after_a_restart_with_the_clock_stepped_back() {
 
 #[test]
 fn finding_4_a_write_whose_outcome_is_unknown_gets_an_error_no_client_retries() {
-    let (cluster, _disks, active) = stripe_on_tmpfs();
-    phase("fill the mirrors' disks: the write is appended and never confirmed");
-    for m in mirrors(&cluster, active) {
-        Disks::fill(&cluster, m);
-    }
+    let (cluster, active) = stripe();
+    let ms = mirrors(&cluster, active);
     let mut con = cluster.conn(active).unwrap();
+    let appended = last_log_index(&mut con);
+
+    phase("pause both mirrors: an INCR is appended and never confirmed");
+    for &m in &ms {
+        cluster.sigstop(m);
+    }
     let err = redis::cmd("INCR").arg("counter").query::<i64>(&mut con).unwrap_err();
     phase(&format!("the write got: {err}"));
+    let mut other = cluster.conn(active).unwrap();
+    let in_log = last_log_index(&mut other) == appended + 1;
+    for &m in &ms {
+        cluster.sigcont(m);
+    }
+    assert!(in_log, "the INCR was appended: it may still commit");
     assert!(!RETRIED_BY_CLIENTS.contains(&error_code(&err).as_str()), "clients retry {err} by themselves: the INCR may apply twice");
     assert!(err.to_string().contains("may or may not have been applied"), "the error must say the outcome is unknown: {err}");
-    for m in mirrors(&cluster, active) {
-        Disks::free(&cluster, m);
-    }
 }
 
 #[test]
@@ -220,8 +177,10 @@ fn finding_4_a_mirror_keeps_a_clients_writes_in_order_after_its_upstream_times_o
     phase("pause the active and the other mirror: no election, no answer");
     cluster.sigstop(active);
     cluster.sigstop(other);
+    // Enough INCRs that the active takes a while to run them once resumed (each is
+    // its own entry), few enough that it answers them well within a mirror's wait.
     let mut pipe = redis::pipe();
-    for _ in 0..2000 {
+    for _ in 0..200 {
         pipe.cmd("INCR").arg("k").cmd("GET").arg("unrelated");
     }
     let replies: Vec<redis::RedisResult<redis::Value>> = match pipe.query::<Vec<redis::Value>>(&mut con) {
@@ -242,38 +201,36 @@ fn finding_4_a_mirror_keeps_a_clients_writes_in_order_after_its_upstream_times_o
 
 #[test]
 fn finding_5_eviction_never_deletes_a_key_a_write_in_flight_made_persistent() {
-    let (cluster, _disks, active) = stripe_on_tmpfs();
+    let (cluster, active) = stripe();
+    let ms = mirrors(&cluster, active);
     let mut con = cluster.conn(active).unwrap();
     let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("volatile-lru").query(&mut con).unwrap();
     let _: () = redis::cmd("SET").arg("k").arg("volatile").arg("EX").arg(100_000).query(&mut con).unwrap();
-
-    phase("fill the mirrors' disks; a write that makes k persistent is appended");
-    for m in mirrors(&cluster, active) {
-        Disks::fill(&cluster, m);
-    }
-    let persistent = "p".repeat(128 * 1024);
-    let appended = last_log_index(&mut con);
+    let mut oom = cluster.conn(active).unwrap();
     let mut writer = cluster.conn(active).unwrap();
-    let value = persistent.clone();
-    let write = thread::spawn(move || redis::cmd("SET").arg("k").arg(&value).query::<()>(&mut writer));
-    wait_appended(&cluster, active, appended + 1);
+    let appended = last_log_index(&mut con);
+
+    phase("pause both mirrors; a SET that makes k persistent is appended");
+    for &m in &ms {
+        cluster.sigstop(m);
+    }
+    let write = thread::spawn(move || redis::cmd("SET").arg("k").arg("persistent").query::<()>(&mut writer));
+    wait_appended(&mut con, appended + 1);
 
     phase("memory runs out: the active picks k, still volatile as applied, to evict");
     let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query(&mut con).unwrap();
-    let mut oom = cluster.conn(active).unwrap();
-    let appended = last_log_index(&mut con);
     let denied = thread::spawn(move || redis::cmd("SET").arg("other").arg("x").query::<()>(&mut oom));
-    wait_appended(&cluster, active, appended + 1);
+    wait_appended(&mut con, appended + 2);
 
-    phase("free the disks: the SET applies first, then the eviction");
-    for m in mirrors(&cluster, active) {
-        Disks::free(&cluster, m);
-    }
-    write.join().unwrap().expect("the SET commits");
+    phase("resume one mirror: the SET applies first, then the eviction");
+    cluster.sigcont(ms[0]);
+    let written = write.join().unwrap();
     let _ = denied.join().unwrap();
+    cluster.sigcont(ms[1]);
+    written.expect("the SET commits");
     let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
     let k: Option<String> = redis::cmd("GET").arg("k").query(&mut con).unwrap();
-    assert_eq!(k.as_deref(), Some(persistent.as_str()), "volatile-lru evicted a key without an expiry");
+    assert_eq!(k.as_deref(), Some("persistent"), "volatile-lru evicted a key without an expiry");
 }
 
 #[test]
