@@ -516,12 +516,7 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
 
 /// Gathers proposals into entries: at most `ENTRIES_IN_FLIGHT_MAX` entries wait for
 /// commit at a time; everything submitted meanwhile joins the next one.
-async fn batch_proposals(
-    raft: Raft,
-    clock: Arc<Mutex<EntryClock>>,
-    layout: StripeLayout,
-    mut queue: mpsc::UnboundedReceiver<Proposal>,
-) {
+async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: StripeLayout, mut queue: mpsc::UnboundedReceiver<Proposal>) {
     let in_flight = Arc::new(Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
     while let Some(first) = queue.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };

@@ -59,9 +59,9 @@ pub fn read_reply(e: &ReadError) -> Reply {
         ReadError::NotActive { active } => {
             Reply::error(format!("TRYAGAIN this server is not the active of its stripe{}; retry", active_is(active)))
         }
-        ReadError::NoQuorum => Reply::err(
-            "TRYAGAIN this server cannot confirm with a majority of its stripe's servers that it still is the active; retry",
-        ),
+        ReadError::NoQuorum => {
+            Reply::err("TRYAGAIN this server cannot confirm with a majority of its stripe's servers that it still is the active; retry")
+        }
         ReadError::Stopped => Reply::err("ERR this server's member of the stripe has stopped"),
     }
 }

@@ -46,8 +46,7 @@ use crate::protocol::reply::{Reply, QUEUED};
 use crate::replication::replica::ActiveAt;
 
 pub const ERR_NO_ACTIVE: &str = "CLUSTERDOWN no active server in this stripe right now (election in progress); nothing was applied; retry";
-const ERR_EARLIER_STILL_RUNNING: &str =
-    "TRYAGAIN the active has not finished this client's earlier commands; nothing was applied; retry";
+const ERR_EARLIER_STILL_RUNNING: &str = "TRYAGAIN the active has not finished this client's earlier commands; nothing was applied; retry";
 const ERR_NOT_ACTIVE_EITHER: &str = "TRYAGAIN this request was forwarded to a server that is not the active of its stripe either; retry";
 const ERR_TRANSACTION_LOST: &str = "EXECABORT Transaction discarded because the active changed while it was being queued.";
 const ERR_TRANSACTION_FAILED: &str = "EXECABORT Transaction discarded because of previous errors.";
@@ -79,7 +78,6 @@ pub fn forwards(spec: &CommandSpec, readonly: bool) -> bool {
     }
 }
 
-
 /// A command's name in lower case (names are short: a longer one is no command).
 fn name_of(args: &[Bytes]) -> String {
     let name = args.first().map_or(&[][..], |n| &n[..n.len().min(32)]);
@@ -104,7 +102,6 @@ fn may_change_data(args: &[Bytes]) -> bool {
 pub fn active_wait(election_time: Duration) -> Duration {
     election_time.saturating_mul(2)
 }
-
 
 /// A transaction opened on the active through this connection's upstream.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -415,7 +412,8 @@ impl Connection {
             Settled::Upstream => {}
             Settled::Again => return cmds,
             Settled::Refused(reply) => {
-                self.forward.settle_run(&names, 0, Some(Failure::Dead));
+                // Nothing was sent; an upstream still owing replies is kept.
+                self.forward.settle_run(&names, 0, Some(Failure::Silent));
                 for _ in &cmds {
                     self.reply(reply.clone());
                 }

@@ -9,9 +9,9 @@ pub mod connection;
 pub mod core;
 pub mod errors;
 pub mod forward;
-pub mod upstream;
 pub mod pubsub;
 pub mod settings;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

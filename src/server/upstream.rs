@@ -477,7 +477,6 @@ mod tests {
         assert!(!up.alive());
     }
 
-
     #[tokio::test]
     async fn replies_owed_by_a_timed_out_run_are_dropped_before_the_next_runs() {
         let (near, mut far) = duplex(1 << 16);

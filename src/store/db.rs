@@ -151,10 +151,9 @@ impl Db {
     /// Mutable access to the item at `index`: counts as a modification of its key.
     pub fn item_at_mut(&mut self, index: usize) -> Option<&mut Item> {
         let version = self.index;
-        self.keys.get_index_mut(index).map(|(_, item)| {
-            item.version = version;
-            item
-        })
+        let (_, item) = self.keys.get_index_mut(index)?;
+        item.version = version;
+        Some(item)
     }
 
     /// Replaces the value at `index` (the position of `key`), dropping its TTL unless
@@ -184,10 +183,9 @@ impl Db {
     /// the key. Write paths call [`Db::remove_if_expired`] first.
     pub fn item_mut(&mut self, key: &[u8]) -> Option<&mut Item> {
         let version = self.index;
-        self.keys.get_mut(key).map(|item| {
-            item.version = version;
-            item
-        })
+        let item = self.keys.get_mut(key)?;
+        item.version = version;
+        Some(item)
     }
 
     /// Removes `key` if it has expired at `now_ms`; true if it did.
@@ -305,7 +303,13 @@ impl Db {
     /// A copy of the replicated state (keys, values, expiry, versions, floors, index
     /// and time) for a snapshot.
     pub fn data_clone(&self) -> Db {
-        Db { keys: self.keys.clone(), expires: self.expires.clone(), index: self.index, time_ms: self.time_ms, removed: self.removed.clone() }
+        Db {
+            keys: self.keys.clone(),
+            expires: self.expires.clone(),
+            index: self.index,
+            time_ms: self.time_ms,
+            removed: self.removed.clone(),
+        }
     }
 
     /// Replaces all state with `other`'s (a snapshot was installed).
