@@ -8,6 +8,15 @@
 //!
 //! A false "changed" only fails a transaction the client retries; a false
 //! "unchanged" would be the bug, so every approximation here errs towards "changed".
+//!
+//! The stamp is taken on the server the WATCH ran on (the active; a mirror forwards
+//! WATCH), and it is a log index, which means the same on every member. So nothing
+//! depends on what that server had applied when EXEC arrived: a write that timed out
+//! at its client but is still in flight, or one committed by another active while
+//! this one was deposed and not yet applied here after it was re-elected, precedes
+//! the EXEC entry in the log, applies before it, and carries a higher index than the
+//! stamp. A stale stamp (a deposed active that had not applied everything) is lower
+//! than the truth, which can only fail the transaction.
 
 /// Buckets of removal floors. Each holds the index of the latest removal of any key
 /// hashing to it: 32 KB per store, and a watch on an absent key fails only when a
