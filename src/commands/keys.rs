@@ -577,7 +577,8 @@ fn tandem_evictif(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     };
     let mut deleted = 0;
     for key in &args[3..] {
-        let qualifies = ctx.db.item(key).is_some_and(|item| item.version() <= chosen_at && (!volatile || item.expire_at_ms != 0));
+        let volatile_ok = ctx.db.item(key).is_some_and(|item| !volatile || item.expire_at_ms != 0);
+        let qualifies = volatile_ok && !ctx.db.modified_after(key, chosen_at);
         if qualifies && ctx.db.remove(key).is_some() {
             ctx.notify(b'e', "evicted", key);
             deleted += 1;

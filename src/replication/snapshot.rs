@@ -91,7 +91,7 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
         payload.push(KIND_KEY);
         put_bytes(&mut payload, key);
         put_varint(&mut payload, item.expire_at_ms);
-        put_varint(&mut payload, item.version());
+        put_varint(&mut payload, u64::from(item.version()));
         encode_value(&item.value, &mut payload);
         if payload.len() > RECORD_BYTES_MAX {
             return Err(std::io::Error::other(format!(
@@ -185,7 +185,13 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
             KIND_KEY if meta.is_some() && state_read => {
                 let key = d.bytes("key").map_err(bad)?;
                 let expire_at_ms = d.varint("expiry").map_err(bad)?;
-                let key_version = if versioned { d.varint("key version").map_err(bad)? } else { db.index() };
+                // Versions are the low 32 bits of a log index (see `store::db::Item`).
+                let key_version = if versioned {
+                    let v = d.varint("key version").map_err(bad)?;
+                    u32::try_from(v).map_err(|_| corrupt(pos, format!("key version {v} is over 32 bits")))?
+                } else {
+                    db.index() as u32
+                };
                 let value = d.value().map_err(bad)?;
                 d.finish().map_err(bad)?;
                 db.load(key, value, expire_at_ms, key_version, now_ms);

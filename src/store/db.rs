@@ -27,9 +27,11 @@ pub struct Item {
     /// eviction: reads update it, so replicas differ here — it is not state, and it is
     /// never part of the digest or a snapshot's meaning.
     pub access: AtomicU32,
-    /// The log index of the entry that last modified this key (value or expiry):
-    /// replicated state, equal on every member, kept in snapshots.
-    version: u64,
+    /// The low 32 bits of the log index of the entry that last modified this key
+    /// (value or expiry): replicated state, equal on every member, kept in snapshots.
+    /// 32 bits fit in what was padding, so versions cost no memory; they are compared
+    /// within a window of the current index (`watch::modified_after`).
+    version: u32,
 }
 
 impl Clone for Item {
@@ -52,8 +54,8 @@ impl Item {
         Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), version: 0 }
     }
 
-    /// The log index of the entry that last modified this key.
-    pub fn version(&self) -> u64 {
+    /// The low 32 bits of the log index of the entry that last modified this key.
+    pub fn version(&self) -> u32 {
         self.version
     }
 
@@ -150,7 +152,7 @@ impl Db {
 
     /// Mutable access to the item at `index`: counts as a modification of its key.
     pub fn item_at_mut(&mut self, index: usize) -> Option<&mut Item> {
-        let version = self.index;
+        let version = self.index as u32;
         let (_, item) = self.keys.get_index_mut(index)?;
         item.version = version;
         Some(item)
@@ -159,7 +161,7 @@ impl Db {
     /// Replaces the value at `index` (the position of `key`), dropping its TTL unless
     /// `keep_ttl`. One lookup saved over [`Db::insert`] when the caller already found it.
     pub fn replace_at(&mut self, index: usize, key: &[u8], value: Value, keep_ttl: bool, now_ms: u64) {
-        let version = self.index;
+        let version = self.index as u32;
         let Some((_, item)) = self.keys.get_index_mut(index) else { return };
         item.value = value;
         item.version = version;
@@ -176,13 +178,13 @@ impl Db {
     }
 
     fn new_item(&self, value: Value, now_ms: u64) -> Item {
-        Item { version: self.index, ..Item::new(value, now_ms) }
+        Item { version: self.index as u32, ..Item::new(value, now_ms) }
     }
 
     /// Mutable access to a key's item, expired or not: counts as a modification of
     /// the key. Write paths call [`Db::remove_if_expired`] first.
     pub fn item_mut(&mut self, key: &[u8]) -> Option<&mut Item> {
-        let version = self.index;
+        let version = self.index as u32;
         let item = self.keys.get_mut(key)?;
         item.version = version;
         Some(item)
@@ -202,7 +204,7 @@ impl Db {
     /// Stores `value` under `key` with no TTL, replacing any previous value and TTL.
     pub fn insert(&mut self, key: &[u8], value: Value, now_ms: u64) {
         // One lookup when the key exists; a new key is hashed again by the insert.
-        let version = self.index;
+        let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) => {
                 item.value = value;
@@ -222,7 +224,7 @@ impl Db {
 
     /// Replaces the value of an existing key, keeping its TTL; inserts otherwise.
     pub fn insert_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
-        let version = self.index;
+        let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) => {
                 item.value = value;
@@ -247,7 +249,7 @@ impl Db {
 
     /// Sets an absolute expiry (ms) on an existing key; false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
-        let version = self.index;
+        let version = self.index as u32;
         let Some(item) = self.keys.get_mut(key) else { return false };
         item.version = version;
         if item.expire_at_ms != 0 {
@@ -262,7 +264,7 @@ impl Db {
 
     /// Removes the TTL of `key`; true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        let version = self.index;
+        let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) if item.expire_at_ms != 0 => {
                 item.version = version;
@@ -318,7 +320,7 @@ impl Db {
     }
 
     /// Inserts a key read from a snapshot with its expiry (0 = none) and version.
-    pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, version: u64, now_ms: u64) {
+    pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
         self.insert(key, value, now_ms);
         if expire_at_ms != 0 {
             self.set_expire(key, expire_at_ms);
@@ -369,7 +371,12 @@ impl Db {
     /// (at `now_ms`, the time of the entry that asks).
     pub fn unchanged_since(&self, key: &[u8], stamp: WatchStamp, now_ms: u64) -> bool {
         let item = self.keys.get(key).map(|item| (item.version, item.expire_at_ms));
-        watch::unchanged(item, self.removed.floor(key), stamp, now_ms)
+        watch::unchanged(item, self.removed.floor(key), stamp, self.index, now_ms)
+    }
+
+    /// True if `key` is absent, or was modified by an entry after `index`.
+    pub fn modified_after(&self, key: &[u8], index: u64) -> bool {
+        self.keys.get(key).is_none_or(|item| watch::modified_after(item.version, index, self.index))
     }
 }
 
@@ -430,6 +437,12 @@ mod tests {
         db.clear();
         assert!(!db.unchanged_since(b"k", stamp, 0), "FLUSHALL removes every key");
         assert!(!db.unchanged_since(b"never-there", stamp, 0), "FLUSHALL fails watches on absent keys too");
+    }
+
+    #[test]
+    fn a_version_costs_no_memory_per_key() {
+        // Value (24) + expiry (8) + access (4): the 32-bit version fills the padding.
+        assert_eq!(std::mem::size_of::<Item>(), 40);
     }
 
     #[test]

@@ -99,12 +99,31 @@ fn bucket(key: &[u8]) -> usize {
     (h % REMOVED_BUCKETS as u64) as usize
 }
 
-/// True if `key` (`None`: absent) is unchanged since `stamp`, at `now_ms`.
-pub fn unchanged(item: Option<(u64, u64)>, floor: u64, stamp: WatchStamp, now_ms: u64) -> bool {
+/// Entries a comparison of 32-bit versions can span: a WATCH held longer than this
+/// (in entries applied) counts as broken, whatever its keys did.
+const VERSION_WINDOW: u64 = 1 << 31;
+
+/// True if a key whose version (the low 32 bits of the index of its last
+/// modification) is `version` was modified by an entry after `index`, judged while
+/// the entry at `current` applies. Exact for every modification after `index`; a key
+/// last modified more than 2^32 - (current - index) entries ago may read as modified
+/// (a false "changed", never a false "unchanged").
+pub fn modified_after(version: u32, index: u64, current: u64) -> bool {
+    let window = current.saturating_sub(index);
+    if window >= VERSION_WINDOW {
+        return true;
+    }
+    let since = u64::from(version.wrapping_sub(index as u32));
+    since >= 1 && since <= window
+}
+
+/// True if `key` (`None`: absent) is unchanged since `stamp`, while the entry at
+/// `current` applies at `now_ms`.
+pub fn unchanged(item: Option<(u32, u64)>, floor: u64, stamp: WatchStamp, current: u64, now_ms: u64) -> bool {
     match item {
         Some((version, expire_at_ms)) => {
             let expired_since = expire_at_ms != 0 && stamp.time_ms < expire_at_ms && expire_at_ms <= now_ms;
-            version <= stamp.index && !expired_since
+            !modified_after(version, stamp.index, current) && !expired_since
         }
         None => floor <= stamp.index,
     }
@@ -116,24 +135,38 @@ mod tests {
 
     const STAMP: WatchStamp = WatchStamp { index: 10, time_ms: 1_000 };
 
+    const NOW: u64 = 12;
+
     #[test]
     fn a_present_key_is_unchanged_until_an_entry_after_the_stamp_touches_it() {
-        assert!(unchanged(Some((10, 0)), 0, STAMP, 2_000));
-        assert!(unchanged(Some((3, 0)), 99, STAMP, 2_000), "removals of other keys do not matter to a present key");
-        assert!(!unchanged(Some((11, 0)), 0, STAMP, 2_000));
+        assert!(unchanged(Some((10, 0)), 0, STAMP, NOW, 2_000));
+        assert!(unchanged(Some((3, 0)), 99, STAMP, NOW, 2_000), "removals of other keys do not matter to a present key");
+        assert!(!unchanged(Some((11, 0)), 0, STAMP, NOW, 2_000));
     }
 
     #[test]
     fn a_key_that_expired_between_watch_and_exec_changed() {
-        assert!(!unchanged(Some((5, 1_500)), 0, STAMP, 2_000), "live at WATCH, expired at EXEC");
-        assert!(unchanged(Some((5, 1_500)), 0, STAMP, 1_400), "still live at EXEC");
-        assert!(unchanged(Some((5, 900)), 0, STAMP, 2_000), "already expired at WATCH: absent both times");
+        assert!(!unchanged(Some((5, 1_500)), 0, STAMP, NOW, 2_000), "live at WATCH, expired at EXEC");
+        assert!(unchanged(Some((5, 1_500)), 0, STAMP, NOW, 1_400), "still live at EXEC");
+        assert!(unchanged(Some((5, 900)), 0, STAMP, NOW, 2_000), "already expired at WATCH: absent both times");
     }
 
     #[test]
     fn an_absent_key_changed_when_its_bucket_saw_a_removal_after_the_stamp() {
-        assert!(unchanged(None, 10, STAMP, 2_000));
-        assert!(!unchanged(None, 11, STAMP, 2_000));
+        assert!(unchanged(None, 10, STAMP, NOW, 2_000));
+        assert!(!unchanged(None, 11, STAMP, NOW, 2_000));
+    }
+
+    #[test]
+    fn versions_of_32_bits_compare_exactly_across_the_wrap() {
+        let index = u64::from(u32::MAX) - 1;
+        for modified_at in [index + 1, index + 2, index + 3] {
+            assert!(modified_after(modified_at as u32, index, index + 3), "modified at {modified_at}");
+        }
+        for modified_at in [index, index - 1, index - 1_000_000] {
+            assert!(!modified_after(modified_at as u32, index, index + 3), "modified at {modified_at}");
+        }
+        assert!(modified_after(5, 10, 10 + VERSION_WINDOW), "a WATCH held too long counts as broken");
     }
 
     #[test]
