@@ -4,8 +4,8 @@
 //! reader's clock for reads that change nothing).
 //!
 //! It also holds what WATCH compares (see [`super::watch`]): the log index of the
-//! entry being applied, each key's version (the index of its last modification) and
-//! the removal floors. Every method that hands out a key mutably or removes one
+//! entry being applied, each key's version (the low 32 bits of the index of its last
+//! modification) and the removal floors. Every method that hands out a key mutably or removes one
 //! records the modification, so no write can change a key without changing its
 //! version.
 
