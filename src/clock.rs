@@ -31,19 +31,36 @@ pub const TEST_CLOCK_OFFSET_FILE: &str = "TANDEM_TEST_CLOCK_OFFSET_FILE";
 const OFFSET_REREAD: Duration = Duration::from_millis(10);
 
 /// The test clock's offset file and the offset last read from it, with when.
+/// Monotonic timers (`Instant`, tokio) are not affected.
 struct TestOffset {
     path: PathBuf,
     last: Mutex<Option<(Instant, i64)>>,
 }
 
+impl TestOffset {
+    fn new(path: PathBuf) -> TestOffset {
+        TestOffset { path, last: Mutex::new(None) }
+    }
+
+    /// The file's number (missing or unparsable: 0), read again once the last read
+    /// is `OFFSET_REREAD` old at `now`.
+    fn offset_ms(&self, now: Instant) -> i64 {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some((read_at, offset)) if now.saturating_duration_since(read_at) < OFFSET_REREAD => offset,
+            _ => {
+                let offset = std::fs::read_to_string(&self.path).ok().and_then(|text| text.trim().parse::<i64>().ok()).unwrap_or(0);
+                *last = Some((now, offset));
+                offset
+            }
+        }
+    }
+}
+
 static TEST_OFFSET: OnceLock<Option<TestOffset>> = OnceLock::new();
 
 fn test_offset() -> Option<&'static TestOffset> {
-    TEST_OFFSET
-        .get_or_init(|| {
-            std::env::var_os(TEST_CLOCK_OFFSET_FILE).map(|path| TestOffset { path: PathBuf::from(path), last: Mutex::new(None) })
-        })
-        .as_ref()
+    TEST_OFFSET.get_or_init(|| std::env::var_os(TEST_CLOCK_OFFSET_FILE).map(|path| TestOffset::new(PathBuf::from(path)))).as_ref()
 }
 
 /// The offset file when the test hook is on (the server logs a warning naming it).
@@ -53,16 +70,7 @@ pub fn test_offset_file() -> Option<PathBuf> {
 
 /// The test hook's offset in milliseconds; 0 without the hook.
 fn offset_ms() -> i64 {
-    let Some(test) = test_offset() else { return 0 };
-    let mut last = test.last.lock().unwrap_or_else(|e| e.into_inner());
-    match *last {
-        Some((read_at, offset)) if read_at.elapsed() < OFFSET_REREAD => offset,
-        _ => {
-            let offset = std::fs::read_to_string(&test.path).ok().and_then(|text| text.trim().parse::<i64>().ok()).unwrap_or(0);
-            *last = Some((Instant::now(), offset));
-            offset
-        }
-    }
+    test_offset().map_or(0, |t| t.offset_ms(Instant::now()))
 }
 
 /// Wall-clock microseconds since the Unix epoch (with the test hook's offset).
@@ -117,6 +125,22 @@ impl EntryClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_test_clock_offset_is_read_from_its_file_and_cached_for_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("offset");
+        let clock = TestOffset::new(path.clone());
+        let t0 = Instant::now();
+        assert_eq!(clock.offset_ms(t0), 0, "a missing file is no offset");
+        std::fs::write(&path, "-1500\n").unwrap();
+        assert_eq!(clock.offset_ms(t0 + Duration::from_millis(5)), 0, "read again only after the re-read interval");
+        assert_eq!(clock.offset_ms(t0 + OFFSET_REREAD), -1500, "a step backwards");
+        std::fs::write(&path, "2500").unwrap();
+        assert_eq!(clock.offset_ms(t0 + 2 * OFFSET_REREAD), 2500);
+        std::fs::write(&path, "soon").unwrap();
+        assert_eq!(clock.offset_ms(t0 + 3 * OFFSET_REREAD), 0, "an unparsable file is no offset");
+    }
 
     #[test]
     fn stamps_never_go_below_the_last_applied_time_or_the_last_stamp() {

@@ -126,8 +126,8 @@ impl StateMachine {
         self.shared.applied_time_ms.clone()
     }
 
-    fn publish_applied_time(&self, store: &Store) {
-        self.shared.applied_time_ms.fetch_max(store.db.time_ms(), Ordering::AcqRel);
+    fn publish_applied_time(&self, time_ms: u64) {
+        self.shared.applied_time_ms.fetch_max(time_ms, Ordering::AcqRel);
     }
 
     /// Defers snapshots while `health` reports disk trouble.
@@ -161,8 +161,8 @@ impl StateMachine {
 enum Source {
     /// A lone non-restartable server: nothing to copy (see [`SnapshotData::Live`]).
     Live,
-    /// A copy taken under the store lock.
-    Copy(Db),
+    /// A copy taken under the store lock (boxed: a Db is large beside the others).
+    Copy(Box<Db>),
     /// A child process forked under the store lock is writing the data to `tmp`.
     Forked { pid: i32, tmp: PathBuf },
 }
@@ -279,10 +279,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         while let Some((entry, responder)) = entries.try_next().await? {
             let index = entry.log_id.index;
             let replies = match entry.payload {
+                EntryPayload::Normal(e) if !witness && e.runs_script() => {
+                    // A script may run long: apply it on a blocking thread so the runtime
+                    // (heartbeats, clients) keeps going; connections that need the store
+                    // meanwhile wait for it without blocking (`Core::store_async`).
+                    let store = self.shared.store.clone();
+                    let (applied, time_ms) = tokio::task::spawn_blocking(move || {
+                        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+                        let applied = store.apply_at(index, &e);
+                        (applied, store.db.time_ms())
+                    })
+                    .await
+                    .map_err(io::Error::other)?;
+                    self.publish_applied_time(time_ms);
+                    notice.events.extend(applied.events);
+                    notice.ready_keys.extend(applied.ready_keys);
+                    applied.replies
+                }
                 EntryPayload::Normal(e) if !witness => {
                     let mut store = self.store_lock();
                     let applied = store.apply_at(index, &e);
-                    self.publish_applied_time(&store);
+                    self.publish_applied_time(store.db.time_ms());
                     drop(store);
                     notice.events.extend(applied.events);
                     notice.ready_keys.extend(applied.ready_keys);
@@ -330,7 +347,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let source = match &self.shared.snapshot_dir {
             _ if self.witness() => Source::Live,
             None if alone => Source::Live,
-            None => Source::Copy(self.store_lock().db.data_clone()),
+            None => Source::Copy(Box::new(self.store_lock().db.data_clone())),
             Some(dir) => {
                 let index = snap_meta.last_log_id.map_or(0, |l| l.index);
                 let tmp = dir.join(format!("snapshot-{index:020}.writing"));
@@ -338,7 +355,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let store = self.store_lock();
                 match fork_writer(&store.db, &snap_meta, &tmp) {
                     Some(pid) => Source::Forked { pid, tmp },
-                    None => Source::Copy(store.db.data_clone()),
+                    None => Source::Copy(Box::new(store.db.data_clone())),
                 }
             }
         };
@@ -391,7 +408,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         {
             let mut store = self.store_lock();
             store.db.replace_data(db);
-            self.publish_applied_time(&store);
+            self.publish_applied_time(store.db.time_ms());
         }
         let mut m = self.meta();
         m.applied = meta.last_log_id;

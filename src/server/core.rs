@@ -11,23 +11,26 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::admit::Memory;
 use super::errors::{read_reply, write_reply};
+use super::request::Request;
 use super::settings::{EvictionPolicy, Settings};
 use crate::clock::EntryClock;
 use crate::commands::keys::{EVICT_ALLKEYS, EVICT_COMMAND, EVICT_VOLATILE};
-use crate::commands::{args::ERR_OOM, flags, CommandSpec};
+use crate::commands::{args::ERR_OOM, flags};
 use crate::limits;
 use crate::memory;
 use crate::protocol::reply::Reply;
 use crate::replication::errors::WriteError;
 use crate::replication::replica::Replica;
+use crate::scripting::{self, status::KillOutcome, Status};
 use crate::store::watch::{Watch, WatchStamp};
 use crate::store::{Op, Store};
 
@@ -55,16 +58,63 @@ pub fn write_wait(election_time: Duration) -> Duration {
 
 pub struct Core {
     pub replica: Replica,
+    /// The script running in the store now, if any (scripting).
+    pub scripts: Arc<Status>,
 }
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        Core { replica }
+        let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
+        Core { replica, scripts }
     }
 
-    /// The state machine, for reads and introspection. std Mutex: never held across `.await`.
+    /// The state machine, for reads and introspection. std Mutex: never held across
+    /// `.await`. While a script runs (on a blocking thread) this waits for it: the hot
+    /// paths use [`Core::store_async`] instead, which yields.
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.replica.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state machine, waiting without blocking the runtime while a script holds it
+    /// (scripting): `Err(-BUSY)` once that script has run past the busy threshold.
+    pub async fn store_async(&self) -> Result<MutexGuard<'_, Store>, Reply> {
+        loop {
+            if self.scripts.running() {
+                if !self.scripts.wait_idle().await {
+                    return Err(self.busy_reply());
+                }
+                continue;
+            }
+            {
+                let attempt = match self.replica.store.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    // Held by an apply on another thread: a script (noticed above on the
+                    // next turn) or a short entry (with --threads > 1); look again.
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(guard) = attempt {
+                    return Ok(guard);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    pub fn busy_reply(&self) -> Reply {
+        Reply::err(if self.scripts.is_function() { scripting::ERR_BUSY_FUNCTION } else { scripting::ERR_BUSY_EVAL })
+    }
+
+    /// SCRIPT KILL / FUNCTION KILL (see [`Status::request_kill`] for what may be killed).
+    pub fn kill_script(&self, function: bool) -> Reply {
+        match self.scripts.request_kill(function) {
+            KillOutcome::Killed => Reply::ok(),
+            KillOutcome::NotBusy => Reply::err(scripting::ERR_NOT_BUSY),
+            KillOutcome::WrongKind if function => Reply::err(scripting::ERR_BUSY_EVAL),
+            KillOutcome::WrongKind => Reply::err(scripting::ERR_BUSY_FUNCTION),
+            KillOutcome::Wrote => Reply::err(scripting::ERR_UNKILLABLE_WROTE),
+            KillOutcome::Replicated => Reply::err(scripting::ERR_UNKILLABLE_REPLICATED),
+        }
     }
 
     fn clock(&self) -> MutexGuard<'_, EntryClock> {
@@ -91,6 +141,14 @@ impl Core {
         }
     }
 
+    /// What WATCH records for EXEC's entry to compare (see `store::watch`). Waits
+    /// without blocking while a script holds the store.
+    pub async fn watch_stamp(&self) -> Result<WatchStamp, Reply> {
+        let now = self.stamp();
+        let store = self.store_async().await?;
+        Ok(self.replica.watch_stamp(&store, now))
+    }
+
     async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>) {
         if pending.is_empty() {
             return;
@@ -102,17 +160,11 @@ impl Core {
         }
     }
 
-    /// What WATCH records for EXEC's entry to compare (see `store::watch`).
-    pub fn watch_stamp(&self) -> WatchStamp {
-        let now = self.stamp();
-        let store = self.store();
-        self.replica.watch_stamp(&store, now)
-    }
-
     /// Runs a batch of store commands (no blocking ones): consecutive writes become one
     /// entry; reads run in place after one linearizability check for the batch (none
-    /// with [`Reads::Stale`]), and see every write before them.
-    pub async fn execute(&self, batch: &[(&'static CommandSpec, Vec<Bytes>)], settings: &Settings, reads: Reads) -> Vec<Reply> {
+    /// with [`Reads::Stale`]), and see every write before them. A write that may grow
+    /// the data makes room first when memory is full (the rule is `admit::Memory`'s).
+    pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads) -> Vec<Reply> {
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
         let mut linearized: Option<Result<(), Reply>> = None;
@@ -120,7 +172,7 @@ impl Core {
         let mut rng: Option<Xoshiro256PlusPlus> = None;
         let mut i = 0;
         while i < batch.len() {
-            let (spec, args) = &batch[i];
+            let Request { spec, args, .. } = &batch[i];
             if !spec.is_write() {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
@@ -130,24 +182,39 @@ impl Core {
                     });
                 }
                 // A run of consecutive reads: one time stamp, one store lock.
-                let end = batch[i..].iter().position(|(s, _)| s.is_write()).map_or(batch.len(), |n| i + n);
+                let end = batch[i..].iter().position(|r| r.spec.is_write()).map_or(batch.len(), |n| i + n);
                 match &linearized {
                     Some(Err(e)) => replies.extend(std::iter::repeat_n(e.clone(), end - i)),
+                    _ if batch[i..end].iter().any(|r| r.spec.has(flags::SCRIPT)) => {
+                        // Read-only scripts may run long: off the runtime thread (scripting).
+                        replies.extend(self.read_scripts(&batch[i..end]).await);
+                    }
                     _ => {
                         let now = self.stamp();
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
-                        let store = self.store();
-                        replies.extend(batch[i..end].iter().map(|(spec, args)| store.read(spec, args, now, rng)));
+                        match self.store_async().await {
+                            Ok(store) => replies.extend(batch[i..end].iter().map(|r| store.read(r.spec, &r.args, now, rng))),
+                            Err(busy) => replies.extend(std::iter::repeat_n(busy, end - i)),
+                        }
                     }
                 }
                 i = end;
                 continue;
             }
             i += 1;
-            if spec.has(flags::DENYOOM) && over_maxmemory(settings, self.replica.log.memory_bytes()) {
+            if memory.needs_room(spec) {
                 self.flush(&mut pending, &mut replies).await;
-                if let Err(oom) = self.make_room(settings).await {
+                if let Err(oom) = self.make_room(memory.settings).await {
                     replies.push(oom);
+                    continue;
+                }
+            }
+            if spec.has(flags::SCRIPT) && memory.full() {
+                // Scripting: the OOM decision travels in the entry, so every server fails
+                // the script's deny-oom commands alike.
+                self.flush(&mut pending, &mut replies).await;
+                if self.make_room(memory.settings).await.is_err() {
+                    pending.push(Op::command(&crate::commands::scripting::oom_marked(args)));
                     continue;
                 }
             }
@@ -157,20 +224,37 @@ impl Core {
         replies
     }
 
+    /// A run of reads with read-only scripts (EVAL_RO, FCALL_RO): on a blocking thread,
+    /// so a long one neither stalls the runtime nor escapes SCRIPT KILL.
+    async fn read_scripts(&self, run: &[Request]) -> Vec<Reply> {
+        let count = run.len();
+        if let Err(busy) = self.store_async().await.map(drop) {
+            return vec![busy; count];
+        }
+        let owned: Vec<(&'static crate::commands::CommandSpec, Vec<Bytes>)> = run.iter().map(|r| (r.spec, r.args.clone())).collect();
+        let store = self.replica.store.clone();
+        let (now, seed) = (self.stamp(), self.random());
+        let reads = tokio::task::spawn_blocking(move || {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let store = store.lock().unwrap_or_else(|e| e.into_inner());
+            owned.iter().map(|(spec, args)| store.read(spec, args, now, &mut rng)).collect::<Vec<_>>()
+        });
+        reads.await.unwrap_or_else(|_| vec![Reply::err("ERR the script's thread failed"); count])
+    }
+
     /// MULTI … EXEC as one entry. With watched keys, the entry carries their stamps
     /// and apply answers nil (applying nothing) if any changed since: exact whatever
     /// else is in flight, and whichever server proposed the writes before it.
     pub async fn execute_transaction(
         &self,
-        cmds: &[Vec<Bytes>],
+        cmds: &[Request],
         watches: &[(Bytes, WatchStamp)],
-        settings: &Settings,
+        memory: &Memory<'_>,
     ) -> Result<Reply, Reply> {
-        let needs_room = cmds.iter().any(|a| a.first().and_then(|n| crate::commands::lookup(n)).is_some_and(|s| s.has(flags::DENYOOM)));
-        if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
-            self.make_room(settings).await?;
+        if cmds.iter().any(|r| memory.needs_room(r.spec)) {
+            self.make_room(memory.settings).await?;
         }
-        let cmds = cmds.iter().map(|a| crate::store::compact(a)).collect();
+        let cmds = cmds.iter().map(|r| crate::store::compact(&r.args)).collect();
         let op = if watches.is_empty() {
             Op::Transaction(cmds)
         } else {
@@ -182,13 +266,14 @@ impl Core {
     }
 
     /// Active expiry: deletes keys whose time has come, as one entry. Returns how many
-    /// keys were due (0 on a mirror, which never expires keys itself).
+    /// keys were due. Only the active calls it (the expiry cycle asks the cluster view);
+    /// a mirror never expires keys itself.
     pub async fn expire_due(&self) -> usize {
-        if !self.replica.is_active() {
-            return 0;
-        }
         let now = self.stamp();
-        let due = self.store().db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX);
+        let due = match self.store_async().await {
+            Ok(store) => store.db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX),
+            Err(_) => return 0,
+        };
         if due.is_empty() {
             return 0;
         }
@@ -203,17 +288,14 @@ impl Core {
         count
     }
 
-    /// Evicts keys per `maxmemory-policy` until memory is under the limit.
+    /// Evicts keys per `maxmemory-policy` until memory is under the limit. Called on
+    /// the local write path, which routing sends only to the active: eviction is an
+    /// entry only the active proposes, and a mirror's memory follows its decisions.
     /// `Err(OOM)` when the policy is noeviction or nothing is left to evict.
     pub async fn make_room(&self, settings: &Settings) -> Result<(), Reply> {
         let policy = settings.policy();
         if policy == EvictionPolicy::NoEviction {
             return Err(Reply::err(ERR_OOM));
-        }
-        if !self.replica.is_active() {
-            // Eviction is an entry only the active proposes; a mirror's memory follows
-            // the active's decisions.
-            return Err(write_reply(&WriteError::NotActive { active: None }));
         }
         let scope = Bytes::from_static(if policy.volatile() { EVICT_VOLATILE.as_bytes() } else { EVICT_ALLKEYS.as_bytes() });
         // Bounded: each round evicts a handful of keys.

@@ -1,12 +1,16 @@
-//! One connection from a mirror to its stripe's active, on behalf of one client
-//! (see [`super::forward`]): the handshake, pipelined commands, and replies relayed
-//! byte for byte as they complete.
+//! Upstreams: a client's connections to other servers' client ports, one per stripe
+//! whose active serves some of its commands (a mirror's own active, or another
+//! stripe's). Each is opened lazily for that client, shakes hands once (protocol,
+//! password, a client name saying who forwards), and relays replies byte for byte.
 //!
 //! It keeps the client's order across failures: an upstream whose replies stopped
 //! coming is kept, not closed, and owes those replies; the next commands go over the
 //! same connection after them, so the active runs them in the order the client sent
-//! them (see `Upstream::owed`). It knows nothing of routing or of Raft.
+//! them (see `Upstream::owed`). One to a server that is no longer the active is
+//! parked while it owes replies, and used again should that server be the active
+//! again. It knows nothing of routing or Raft.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::limits;
 use crate::protocol::frame::{parse_frame, FrameError};
+pub use crate::protocol::request::encode_command;
 use crate::protocol::request::ParseLimits;
 
 /// The client name a forwarding connection gives itself on the active, followed by
@@ -42,22 +47,6 @@ const RELAYED_COUNT_MAX: usize = u32::MAX as usize;
 /// Limits for replies relayed from the active (see the constants for why).
 pub fn relay_limits(bulk_bytes_max: usize) -> ParseLimits {
     ParseLimits { bulk_bytes_max: bulk_bytes_max.max(limits::STRING_BYTES_MAX), args_max: RELAYED_COUNT_MAX }
-}
-
-/// Appends `args` as a RESP array of bulk strings.
-pub fn encode_command(out: &mut BytesMut, args: &[Bytes]) {
-    let mut int = itoa::Buffer::new();
-    out.extend_from_slice(b"*");
-    out.extend_from_slice(int.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for arg in args {
-        out.reserve(arg.len() + 16);
-        out.extend_from_slice(b"$");
-        out.extend_from_slice(int.format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +79,12 @@ pub struct Upstream<S = TcpStream> {
     pub active: String,
     /// The protocol the active speaks on this connection.
     pub resp3: bool,
+    /// Which connection this is among the client's upstreams (a WATCH held on it
+    /// is lost with it).
+    pub generation: u64,
+    /// Keys watched through this upstream are to be forgotten there: UNWATCH goes
+    /// ahead of the next command sent.
+    pub unwatch_pending: bool,
     /// Replies the active still owes for commands sent over this connection whose
     /// replies nobody waits for any more (the client was told their outcome is
     /// unknown). They arrive before the replies to anything sent later, and are
@@ -127,7 +122,18 @@ pub struct Hello<'a> {
 impl<S: AsyncRead + AsyncWrite> Upstream<S> {
     fn new(stream: S, active: String, resp3: bool) -> Upstream<S> {
         let (reader, writer) = tokio::io::split(stream);
-        Upstream { reader, writer, buf: BytesMut::new(), active, resp3, owed: 0, torn: false, dirty: false }
+        Upstream {
+            reader,
+            writer,
+            buf: BytesMut::new(),
+            active,
+            resp3,
+            generation: 0,
+            unwatch_pending: false,
+            owed: 0,
+            torn: false,
+            dirty: false,
+        }
     }
 
     /// Sends `HELLO <2|3> [AUTH default <password>] SETNAME tandem-forward:<from>`
@@ -245,17 +251,6 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
         }
     }
 
-    /// False when the active has closed this connection while it sat idle (a command
-    /// sent now would meet a reset, with its outcome unknown for no reason).
-    pub fn alive(&mut self) -> bool {
-        self.buf.reserve(RELAY_READ_BYTES);
-        match self.reader.read_buf(&mut self.buf).now_or_never() {
-            None => true,
-            Some(Ok(n)) => n > 0,
-            Some(Err(_)) => false,
-        }
-    }
-
     /// Ends a connection that can carry nothing more (torn) but whose commands the
     /// active may still be running: closes the sending side, so the active ends the
     /// connection once it has run what it received, and waits for that end (true),
@@ -271,6 +266,98 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
                 Err(_) => return false,
             }
         }
+    }
+
+    /// False when the active has closed this connection while it sat idle (a command
+    /// sent now would meet a reset, with its outcome unknown for no reason).
+    pub fn alive(&mut self) -> bool {
+        self.buf.reserve(RELAY_READ_BYTES);
+        match self.reader.read_buf(&mut self.buf).now_or_never() {
+            None => true,
+            Some(Ok(n)) => n > 0,
+            Some(Err(_)) => false,
+        }
+    }
+}
+
+/// A client's upstreams, by stripe (its position in the cluster view).
+#[derive(Default)]
+pub struct Upstreams {
+    by_stripe: HashMap<usize, Upstream>,
+    /// Per stripe, an upstream to a server that stopped being the active while it
+    /// still owed replies (or was torn): that server may still run what it received,
+    /// so should it be the active again, the client's next commands go over this
+    /// connection, after those (see the module doc).
+    parked: HashMap<usize, Upstream>,
+    /// Generations handed out: every upstream opened gets a new one.
+    opened: u64,
+}
+
+impl Upstreams {
+    pub fn get_mut(&mut self, stripe: usize) -> Option<&mut Upstream> {
+        self.by_stripe.get_mut(&stripe)
+    }
+
+    /// Keeps `upstream` as the one to `stripe`, replacing any other.
+    pub fn insert(&mut self, stripe: usize, mut upstream: Upstream) -> u64 {
+        self.opened += 1;
+        upstream.generation = self.opened;
+        self.by_stripe.insert(stripe, upstream);
+        self.opened
+    }
+
+    /// Stops using the upstream to `stripe`: what it held (a WATCH) is lost with it.
+    /// One that still owes replies is parked, not closed (see the module doc).
+    pub fn drop_stripe(&mut self, stripe: usize) {
+        if let Some(mut upstream) = self.by_stripe.remove(&stripe) {
+            if upstream.owed() > 0 || upstream.torn() {
+                upstream.dirty = true;
+                self.parked.insert(stripe, upstream);
+            }
+        }
+    }
+
+    /// Closes the upstream to `stripe`: it is gone or unusable, and the active runs
+    /// nothing more of it.
+    pub fn close_stripe(&mut self, stripe: usize) {
+        self.by_stripe.remove(&stripe);
+    }
+
+    /// The replies of a run over the upstream to `stripe` stopped coming (silence,
+    /// another active, the client left): the connection is kept, owing them, and
+    /// what it held for the client (a WATCH, a MULTI) counts as lost — it gets a new
+    /// generation, and what may still be open on the active is discarded first.
+    pub fn failed_silently(&mut self, stripe: usize) {
+        if let Some(upstream) = self.by_stripe.get_mut(&stripe) {
+            upstream.dirty = true;
+            upstream.unwatch_pending = false;
+            self.opened += 1;
+            upstream.generation = self.opened;
+        }
+    }
+
+    /// Brings back the upstream parked for `stripe` if it connects to `active` (that
+    /// server is the active again), in place of any current one.
+    pub fn unpark(&mut self, stripe: usize, active: &str) {
+        if self.parked.get(&stripe).is_some_and(|u| u.active == active) {
+            if let Some(upstream) = self.parked.remove(&stripe) {
+                self.insert(stripe, upstream);
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.by_stripe.clear();
+        self.parked.clear();
+    }
+
+    /// The generation of the upstream to `stripe`, if one is open.
+    pub fn generation(&self, stripe: usize) -> Option<u64> {
+        self.by_stripe.get(&stripe).map(|u| u.generation)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_stripe.is_empty()
     }
 }
 

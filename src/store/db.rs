@@ -1,5 +1,7 @@
 //! The keyspace: keys → values, their expiry times, and what the active needs to pick
-//! keys to expire or evict. `Db` holds state only; it reads no clock — every method
+//! keys to expire or evict; beside it the scripts the stripe knows (script cache and
+//! function libraries, [`Scripts`]), which are state too and travel with the data in
+//! snapshots. `Db` holds state only; it reads no clock — every method
 //! that depends on time takes `now_ms` from its caller (the entry's stamp, or the
 //! reader's clock for reads that change nothing).
 //!
@@ -14,6 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use indexmap::IndexMap;
 
+use super::scripts::Scripts;
+use super::slots::{SlotIndex, SlotLinks};
 use super::value::{Blob, Hasher, Value};
 use super::watch::{self, RemovedFloors, WatchStamp};
 
@@ -32,6 +36,8 @@ pub struct Item {
     /// 32 bits fit in what was padding, so versions cost no memory; they are compared
     /// within a window of the current index (`watch::modified_after`).
     version: u32,
+    /// Its neighbours among the keys of its slot (see `slots`).
+    pub slot_links: SlotLinks,
 }
 
 impl Clone for Item {
@@ -41,6 +47,7 @@ impl Clone for Item {
             expire_at_ms: self.expire_at_ms,
             access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
             version: self.version,
+            slot_links: self.slot_links,
         }
     }
 }
@@ -51,7 +58,7 @@ pub const LFU_INIT: u32 = 5;
 
 impl Item {
     pub fn new(value: Value, now_ms: u64) -> Item {
-        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), version: 0 }
+        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), version: 0, slot_links: SlotLinks::default() }
     }
 
     /// The low 32 bits of the log index of the entry that last modified this key.
@@ -110,6 +117,10 @@ pub struct Db {
     time_ms: u64,
     /// Where keys that are gone were removed (WATCH on absent keys).
     removed: RemovedFloors,
+    /// The keys of each hash slot.
+    slots: SlotIndex,
+    /// Script cache, function libraries and script limits. FLUSHALL leaves them, as in Redis.
+    pub scripts: Scripts,
 }
 
 impl Db {
@@ -174,7 +185,9 @@ impl Db {
 
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
-        self.keys.insert_full(Blob::from(key), self.new_item(value, now_ms)).0
+        let pos = self.keys.insert_full(Blob::from(key), self.new_item(value, now_ms)).0;
+        self.slots.link(&mut self.keys, pos);
+        pos
     }
 
     fn new_item(&self, value: Value, now_ms: u64) -> Item {
@@ -216,8 +229,7 @@ impl Db {
                 item.touch(now_ms, u32::MAX);
             }
             None => {
-                let item = self.new_item(value, now_ms);
-                self.keys.insert(Blob::from(key), item);
+                self.insert_new(key, value, now_ms);
             }
         }
     }
@@ -231,15 +243,20 @@ impl Db {
                 item.version = version;
             }
             None => {
-                let item = self.new_item(value, now_ms);
-                self.keys.insert(Blob::from(key), item);
+                self.insert_new(key, value, now_ms);
             }
         }
     }
 
     /// Removes `key`; returns its item.
     pub fn remove(&mut self, key: &[u8]) -> Option<Item> {
-        let item = self.keys.swap_remove(key)?;
+        let pos = self.keys.get_index_of(key)?;
+        self.slots.unlink(&mut self.keys, pos);
+        let last = self.keys.len() - 1;
+        let (_, item) = self.keys.swap_remove_index(pos)?;
+        if pos != last {
+            self.slots.moved(&mut self.keys, last, pos);
+        }
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
         }
@@ -295,10 +312,26 @@ impl Db {
         self.keys.iter()
     }
 
+    /// How many keys hash to `slot`.
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        self.slots.count(slot)
+    }
+
+    /// Up to `max` keys that hash to `slot`.
+    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<&Blob> {
+        self.slots.keys(&self.keys, slot, max)
+    }
+
+    /// Checks the slot index against the keyspace (tests).
+    pub fn check_slot_index(&self) -> Result<(), String> {
+        self.slots.check(&self.keys)
+    }
+
     /// Removes every key (each counts as removed now, for WATCH).
     pub fn clear(&mut self) {
         self.keys = IndexMap::default();
         self.expires = BTreeSet::new();
+        self.slots = SlotIndex::default();
         self.removed.all_removed(self.index);
     }
 
@@ -311,6 +344,8 @@ impl Db {
             index: self.index,
             time_ms: self.time_ms,
             removed: self.removed.clone(),
+            slots: self.slots.clone(),
+            scripts: self.scripts.clone(),
         }
     }
 
@@ -415,6 +450,36 @@ mod tests {
     }
 
     #[test]
+    fn the_slot_index_follows_inserts_and_swap_removes() {
+        use rand_core::{RngCore, SeedableRng};
+        let seed = 17;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut db = Db::new();
+        // Few distinct hash tags, so slots hold several keys each and removals hit
+        // heads, middles and tails of lists, and the last position moves often.
+        for step in 0..20_000 {
+            let key = format!("{{t{}}}k{}", rng.next_u32() % 7, rng.next_u32() % 300);
+            if rng.next_u32() % 3 == 0 {
+                db.remove(key.as_bytes());
+            } else {
+                db.insert(key.as_bytes(), s("v"), 0);
+            }
+            if step % 997 == 0 {
+                db.check_slot_index().unwrap_or_else(|e| panic!("seed {seed}, step {step}: {e}"));
+            }
+        }
+        db.check_slot_index().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let slot = crate::cluster::slot::key_slot(b"t3");
+        let listed = db.keys_in_slot(slot, usize::MAX);
+        assert_eq!(listed.len(), db.count_in_slot(slot));
+        let expected = db.iter().filter(|(k, _)| crate::cluster::slot::key_slot(k) == slot).count();
+        assert_eq!(listed.len(), expected);
+        db.clear();
+        assert_eq!(db.count_in_slot(slot), 0);
+        db.check_slot_index().unwrap();
+    }
+
+    #[test]
     fn every_modification_and_removal_is_stamped_with_the_entry_index() {
         let mut db = Db::new();
         db.set_index(3);
@@ -441,8 +506,9 @@ mod tests {
 
     #[test]
     fn a_version_costs_no_memory_per_key() {
-        // Value (24) + expiry (8) + access (4): the 32-bit version fills the padding.
-        assert_eq!(std::mem::size_of::<Item>(), 40);
+        // Value (24) + expiry (8) + access (4) + slot links (8) = 44, padded to 48:
+        // the 32-bit version fills the padding.
+        assert_eq!(std::mem::size_of::<Item>(), 48);
     }
 
     #[test]
