@@ -33,6 +33,34 @@ use crate::replication::errors::{ReadError, WriteError};
 /// The error code of a write whose outcome is unknown (see the module doc).
 pub const UNKNOWN_OUTCOME: &str = "OUTCOMEUNKNOWN";
 
+// Routing refusals: the request was never sent to a state machine, so nothing was
+// applied and the retry codes are right.
+
+/// No server of the stripe is the active, even after waiting out an election.
+pub const ERR_NO_ACTIVE: &str = "CLUSTERDOWN no active server in this stripe right now (election in progress); nothing was applied; retry";
+/// A torn upstream's active did not end it in time: it may still be running this
+/// client's earlier commands, which must run before anything sent now.
+pub const ERR_EARLIER_STILL_RUNNING: &str =
+    "TRYAGAIN the active has not finished this client's earlier commands; nothing was applied; retry";
+/// Commands went back to routing more often than one change of active explains.
+pub const ERR_LEADERSHIP_FLAPPING: &str = "TRYAGAIN the stripe's active keeps changing; nothing was applied; retry";
+/// A blocking command whose server lost the role while it waited (it popped nothing).
+pub const ERR_DEPOSED_WHILE_BLOCKED: &str =
+    "TRYAGAIN this server stopped being the active of its stripe while the command waited; nothing was applied; retry";
+/// A forwarded request reached a server that would forward it once more.
+pub const ERR_NOT_ACTIVE_EITHER: &str =
+    "TRYAGAIN this request was forwarded to a server that is not the active of its stripe either; nothing was applied; retry";
+
+/// The active named by the cluster view cannot be connected to.
+pub fn active_unreachable(name: &str, addr: &str, why: &dyn std::fmt::Display) -> Reply {
+    Reply::error(format!("CLUSTERDOWN the active of this stripe ({name} at {addr}) cannot be reached: {why}; nothing was applied; retry"))
+}
+
+/// The active refused the forwarding connection's handshake (a password mismatch).
+pub fn forward_refused(name: &str, why: &str) -> Reply {
+    Reply::error(format!("ERR the active {name} refused this server's forwarded connection: {why}"))
+}
+
 /// The reply to a write that got no answer from the state machine.
 pub fn write_reply(e: &WriteError) -> Reply {
     match e {

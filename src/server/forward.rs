@@ -31,16 +31,13 @@ use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::core::write_wait;
-use super::errors::lost_in_flight;
+use super::errors::{active_unreachable, forward_refused, lost_in_flight, ERR_EARLIER_STILL_RUNNING, ERR_NO_ACTIVE};
 use super::pipeline::blocking_timeout;
 use super::request::Request;
 use super::upstream::{encode_command, relay_limits, Hello, Upstream, UpstreamError};
 use crate::cluster::view::Active;
 use crate::commands::flags;
 use crate::protocol::reply::Reply;
-
-pub const ERR_NO_ACTIVE: &str = "CLUSTERDOWN no active server in this stripe right now (election in progress); nothing was applied; retry";
-const ERR_EARLIER_STILL_RUNNING: &str = "TRYAGAIN the active has not finished this client's earlier commands; nothing was applied; retry";
 
 /// Added to the active's own write bound before a silent upstream counts as failed:
 /// the active answers a write it could not commit by then, and this covers the trip.
@@ -207,17 +204,13 @@ impl Connection {
                     return Settled::Upstream;
                 }
                 Err(UpstreamError::Refused(text)) => {
-                    return Settled::Refused(Reply::error(format!(
-                        "ERR the active {name} refused this server's forwarded connection: {text}"
-                    )));
+                    return Settled::Refused(forward_refused(&name, &text));
                 }
                 Err(e) => e,
             };
             let now = Instant::now();
             if now + pause >= deadline {
-                return Settled::Refused(Reply::error(format!(
-                    "CLUSTERDOWN the active of this stripe ({name} at {addr}) cannot be reached: {error}; nothing was applied; retry"
-                )));
+                return Settled::Refused(active_unreachable(&name, &addr, &error));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(CONNECT_RETRY_MAX);
