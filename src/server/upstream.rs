@@ -618,6 +618,56 @@ mod tests {
         assert!(!silent.close_and_wait(Duration::from_millis(30)).await, "an active that never ends it");
     }
 
+    /// An upstream over a real socket (what `Upstreams` holds), and the fake
+    /// active's end of it.
+    async fn tcp_upstream(active: &str) -> (Upstream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (far, _) = listener.accept().await.unwrap();
+        (Upstream::new(near, active.into(), false), far)
+    }
+
+    #[tokio::test]
+    async fn an_upstream_owing_replies_is_parked_and_comes_back_only_to_its_active() {
+        let mut ups = Upstreams::default();
+        let (mut owing, _far) = tcp_upstream("server2").await;
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        let silent = Some(Duration::from_millis(30));
+        let outcome = owing.exchange(&request(&[cmd(&["INCR", "k"])]), 0, 1, &mut out, &mut relayed, silent, &relay_limits(0)).await;
+        assert!(matches!(outcome, Err(UpstreamError::Timeout(_))), "{outcome:?}");
+        ups.insert(0, owing);
+        // server2 lost the role: the upstream still owes INCR's reply, so it is kept.
+        ups.drop_stripe(0);
+        assert_eq!(ups.generation(0), None);
+        ups.unpark(0, "server3");
+        assert_eq!(ups.generation(0), None, "a parked upstream never carries commands to another active");
+        ups.unpark(0, "server2");
+        let back = ups.get_mut(0).expect("server2 is the active again: its upstream comes back");
+        assert_eq!(back.owed(), 1);
+        assert!(back.dirty, "what it held is discarded on the active before anything else");
+        // One that owes nothing is simply closed.
+        let (idle, _far) = tcp_upstream("server2").await;
+        ups.insert(1, idle);
+        ups.drop_stripe(1);
+        ups.unpark(1, "server2");
+        assert_eq!(ups.generation(1), None);
+    }
+
+    #[tokio::test]
+    async fn a_silent_failure_keeps_the_upstream_but_not_what_it_held() {
+        let mut ups = Upstreams::default();
+        let (up, _far) = tcp_upstream("server2").await;
+        let generation = ups.insert(0, up);
+        ups.get_mut(0).unwrap().unwatch_pending = true;
+        ups.failed_silently(0);
+        let kept = ups.get_mut(0).expect("kept, to carry the client's next commands after those in flight");
+        assert!(kept.dirty);
+        assert_ne!(kept.generation, generation, "a WATCH held on it (by generation) counts as lost");
+        ups.close_stripe(0);
+        assert_eq!(ups.generation(0), None);
+    }
+
     #[test]
     fn commands_are_encoded_as_resp_arrays() {
         let mut out = BytesMut::new();
