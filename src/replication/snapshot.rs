@@ -183,14 +183,7 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         ));
     }
     let mut pos = 16;
-    let mut meta: Option<SnapshotMeta> = None;
-    let mut db = Db::new();
-    let mut keys = 0u64;
-    let (mut script_records, mut library_records) = (0u64, 0u64);
-    let with_scripts = version >= FORMAT_VERSION_UNVERSIONED;
-    let versioned = version > FORMAT_VERSION_UNVERSIONED;
-    // Version 3: keys come only after the state record.
-    let mut state_read = !versioned;
+    let mut loading = Loading::new(version, now_ms);
     loop {
         let header = bytes.get(pos..pos + 8).ok_or_else(|| corrupt(pos, "cut short: no end record".into()))?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -203,76 +196,125 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         if actual != crc {
             return Err(corrupt(pos, format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})")));
         }
-        let mut d = Decoder::new(&payload[1..]);
-        let bad = |e: crate::store::codec::CodecError| corrupt(pos, e.to_string());
-        match payload[0] {
-            KIND_META if meta.is_none() => {
-                let m = get_snapshot_meta(&mut d).map_err(bad)?;
+        if loading.record(payload[0], &mut Decoder::new(&payload[1..])).map_err(|why| corrupt(pos, why))? {
+            let Loading { meta, db, .. } = loading;
+            let meta = meta.ok_or_else(|| corrupt(pos, "no meta record".into()))?;
+            return Ok((meta, db));
+        }
+        pos += 8 + len;
+    }
+}
+
+/// A snapshot being read: what its records built so far and counted.
+struct Loading {
+    meta: Option<SnapshotMeta>,
+    db: Db,
+    now_ms: u64,
+    keys: u64,
+    script_records: u64,
+    library_records: u64,
+    with_scripts: bool,
+    versioned: bool,
+    /// Version 3: keys come only after the state record.
+    state_read: bool,
+}
+
+impl Loading {
+    fn new(version: u32, now_ms: u64) -> Loading {
+        let versioned = version > FORMAT_VERSION_UNVERSIONED;
+        Loading {
+            meta: None,
+            db: Db::new(),
+            now_ms,
+            keys: 0,
+            script_records: 0,
+            library_records: 0,
+            with_scripts: version >= FORMAT_VERSION_UNVERSIONED,
+            versioned,
+            state_read: !versioned,
+        }
+    }
+
+    /// Takes one record; true at the end record, once the counts check out.
+    fn record(&mut self, kind: u8, d: &mut Decoder) -> Result<bool, String> {
+        let bad = |e: crate::store::codec::CodecError| e.to_string();
+        let started = self.meta.is_some();
+        match kind {
+            KIND_META if !started => {
+                let m = get_snapshot_meta(d).map_err(bad)?;
                 let index = m.last_log_id.map_or(0, |l| l.index);
                 // Versions 1 and 2: everything counts as modified at the snapshot's index.
-                db.restore_state(index, 0, RemovedFloors::all_at(index));
-                meta = Some(m);
+                self.db.restore_state(index, 0, RemovedFloors::all_at(index));
+                self.meta = Some(m);
             }
-            KIND_STATE if meta.is_some() && !state_read => {
-                let (time_ms, removed) = decode_state(&mut d).map_err(|why| corrupt(pos, why))?;
-                db.restore_state(db.index(), time_ms, removed);
-                state_read = true;
+            KIND_STATE if started && !self.state_read => {
+                let (time_ms, removed) = decode_state(d)?;
+                self.db.restore_state(self.db.index(), time_ms, removed);
+                self.state_read = true;
             }
-            KIND_KEY if meta.is_some() && state_read => {
-                let key = d.bytes("key").map_err(bad)?;
-                let expire_at_ms = d.varint("expiry").map_err(bad)?;
-                // Versions are the low 32 bits of a log index (see `store::db::Item`).
-                let key_version = if versioned {
-                    let v = d.varint("key version").map_err(bad)?;
-                    u32::try_from(v).map_err(|_| corrupt(pos, format!("key version {v} is over 32 bits")))?
-                } else {
-                    db.index() as u32
-                };
-                let value = d.value().map_err(bad)?;
-                d.finish().map_err(bad)?;
-                db.load(key, value, expire_at_ms, key_version, now_ms);
-                keys += 1;
-            }
-            KIND_SCRIPT if meta.is_some() && with_scripts => {
+            KIND_KEY if started && self.state_read => self.key(d)?,
+            KIND_SCRIPT if started && self.with_scripts => {
                 let source = d.bytes("script source").map_err(bad)?;
                 d.finish().map_err(bad)?;
                 let source = bytes::Bytes::copy_from_slice(source);
-                db.scripts.add_script(sha1_hex(&source), source).map_err(|e| corrupt(pos, e.to_string()))?;
-                script_records += 1;
+                self.db.scripts.add_script(sha1_hex(&source), source).map_err(|e| e.to_string())?;
+                self.script_records += 1;
             }
-            KIND_LIBRARY if meta.is_some() && with_scripts => {
-                let library = scripts::decode_library(&mut d).map_err(bad)?;
+            KIND_LIBRARY if started && self.with_scripts => {
+                let library = scripts::decode_library(d).map_err(bad)?;
                 d.finish().map_err(bad)?;
-                db.scripts.add_libraries(vec![library], false).map_err(|e| corrupt(pos, e.to_string()))?;
-                library_records += 1;
+                self.db.scripts.add_libraries(vec![library], false).map_err(|e| e.to_string())?;
+                self.library_records += 1;
             }
-            KIND_LIMITS if meta.is_some() && with_scripts => {
-                db.scripts.limits = scripts::decode_limits(&mut d).map_err(bad)?;
+            KIND_LIMITS if started && self.with_scripts => {
+                self.db.scripts.limits = scripts::decode_limits(d).map_err(bad)?;
                 d.finish().map_err(bad)?;
             }
-            KIND_END if meta.is_some() && state_read => {
-                let count = d.varint("key count").map_err(bad)?;
-                if count != keys {
-                    return Err(corrupt(pos, format!("end record counts {count} keys, {keys} were read")));
-                }
-                if with_scripts {
-                    let scripts = d.varint("script count").map_err(bad)?;
-                    let libraries = d.varint("library count").map_err(bad)?;
-                    if (scripts, libraries) != (script_records, library_records) {
-                        return Err(corrupt(
-                            pos,
-                            format!(
-                                "end record counts {scripts} scripts and {libraries} libraries, {script_records} and {library_records} were read"
-                            ),
-                        ));
-                    }
-                }
-                let meta = meta.ok_or_else(|| corrupt(pos, "no meta record".into()))?;
-                return Ok((meta, db));
+            KIND_END if started && self.state_read => {
+                self.end(d)?;
+                return Ok(true);
             }
-            kind => return Err(corrupt(pos, format!("unexpected record kind {kind}"))),
+            kind => return Err(format!("unexpected record kind {kind}")),
         }
-        pos += 8 + len;
+        Ok(false)
+    }
+
+    fn key(&mut self, d: &mut Decoder) -> Result<(), String> {
+        let bad = |e: crate::store::codec::CodecError| e.to_string();
+        let key = d.bytes("key").map_err(bad)?;
+        let expire_at_ms = d.varint("expiry").map_err(bad)?;
+        // Versions are the low 32 bits of a log index (see `store::db::Item`).
+        let key_version = if self.versioned {
+            let v = d.varint("key version").map_err(bad)?;
+            u32::try_from(v).map_err(|_| format!("key version {v} is over 32 bits"))?
+        } else {
+            self.db.index() as u32
+        };
+        let value = d.value().map_err(bad)?;
+        d.finish().map_err(bad)?;
+        self.db.load(key, value, expire_at_ms, key_version, self.now_ms);
+        self.keys += 1;
+        Ok(())
+    }
+
+    /// The end record: what the writer counted must be what was read.
+    fn end(&self, d: &mut Decoder) -> Result<(), String> {
+        let bad = |e: crate::store::codec::CodecError| e.to_string();
+        let count = d.varint("key count").map_err(bad)?;
+        if count != self.keys {
+            return Err(format!("end record counts {count} keys, {} were read", self.keys));
+        }
+        if self.with_scripts {
+            let scripts = d.varint("script count").map_err(bad)?;
+            let libraries = d.varint("library count").map_err(bad)?;
+            if (scripts, libraries) != (self.script_records, self.library_records) {
+                return Err(format!(
+                    "end record counts {scripts} scripts and {libraries} libraries, {} and {} were read",
+                    self.script_records, self.library_records
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
