@@ -91,6 +91,8 @@ pub enum Srv {
     Bgsave,
     Lastsave,
     Role,
+    Cluster,
+    Asking,
     /// SCRIPT KILL and FUNCTION KILL: reach the running script through its status.
     ScriptKill,
     FunctionKill,

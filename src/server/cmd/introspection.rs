@@ -179,6 +179,9 @@ impl Connection {
             ),
         );
         section("Replication", self.replication_info());
+        // Every server speaks the Redis Cluster protocol (CLUSTER SLOTS…), whatever
+        // the number of stripes: clients read this to choose how to connect.
+        section("Cluster", "cluster_enabled:1\r\n".to_string());
         let keyspace = if keys > 0 { format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n") } else { String::new() };
         section("Keyspace", keyspace);
         out
