@@ -69,7 +69,7 @@ pub fn global() -> &'static EventLog {
 
 /// Records an event in this process's ring.
 pub fn record(kind: EventKind, state: Option<&str>, term: Option<u64>, message: String) {
-    global().record(kind, state, term, message, crate::server::core::wall_ms());
+    global().record(kind, state, term, message, crate::clock::wall_ms());
 }
 
 impl EventLog {

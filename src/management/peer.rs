@@ -118,7 +118,7 @@ pub async fn cluster(state: &State) -> ClusterView {
         name: state.options.config.cluster.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         answered_by: state.me().to_string(),
-        time_ms: crate::server::core::wall_ms(),
+        time_ms: crate::clock::wall_ms(),
         stripes,
     }
 }

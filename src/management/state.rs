@@ -159,7 +159,7 @@ impl State {
     /// This server's clients, oldest first.
     pub fn local_clients(&self) -> Vec<ClientReport> {
         let Some(shared) = self.server() else { return Vec::new() };
-        let now_ms = crate::server::core::wall_ms();
+        let now_ms = crate::clock::wall_ms();
         shared
             .clients
             .all()
