@@ -42,6 +42,13 @@ rps() { # port test pipeline
     | awk -F'","' 'NR>1 || $1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
 }
 
+# A row for a command redis-benchmark has no test for: the command itself.
+rps_cmd() { # port pipeline command…
+  local port=$1 p=$2; shift 2
+  redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -P "$p" -r 100000 -q --csv "$@" 2>/dev/null \
+    | awk -F'","' '{gsub(/"/,"",$2); print $2; exit}'
+}
+
 start_redis; start_tandem
 wait_ready "$REDIS_PORT"; wait_ready "$TANDEM_PORT"
 
@@ -53,6 +60,15 @@ for p in 1 16; do
     ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
     echo "| ${t^^} | $p | $r | $m | $ratio |"
   done
+done
+
+# XADD: one entry appended to one stream with an auto ID, as Redis 7.2's own
+# redis-benchmark xadd test does (7.0's has none).
+for p in 1 16; do
+  r=$(rps_cmd "$REDIS_PORT" "$p" XADD mystream "*" myfield "value-__rand_int__")
+  m=$(rps_cmd "$TANDEM_PORT" "$p" XADD mystream "*" myfield "value-__rand_int__")
+  ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
+  echo "| XADD | $p | $r | $m | $ratio |"
 done
 
 # Memory: 1,000,000 distinct keys with 100-byte values, loaded with redis-cli --pipe.

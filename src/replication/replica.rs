@@ -392,6 +392,25 @@ impl Replica {
         }
     }
 
+    /// Waits up to `within` for an active other than the server named `lost` to be
+    /// known (a mirror that lost its upstream to a failover waits for the successor).
+    pub async fn wait_for_active_other_than(&self, lost: &str, within: Duration) -> ActiveAt {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut metrics = self.raft.metrics();
+        loop {
+            let at = self.active_at();
+            match &at {
+                ActiveAt::Here => return at,
+                ActiveAt::There { name, .. } if name != lost => return at,
+                _ => {}
+            }
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.active_at(),
+            }
+        }
+    }
+
     pub fn state(&self) -> ServerState {
         self.group.state()
     }

@@ -7,7 +7,10 @@
 //!   payload 0: meta  = last log id, membership log id, membership
 //!   payload 1: key   = key, expire_at_ms (varint), value (store::codec)
 //!   payload 2: end   = number of key records
+//!   payload 3: stream node limits = max entries, max bytes (version 2 on; absent: defaults)
 //! ```
+//! Version 2 added streams to the value encoding and the stream-limits record;
+//! version 1 files still load.
 //! Every record is checked on load; a bad one stops the load with the file and offset,
 //! a missing end record says the file was cut short. A snapshot is written to a
 //! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
@@ -23,10 +26,12 @@ use super::record::{get_snapshot_meta, put_snapshot_meta};
 use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION_OLDEST: u32 = 1;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
+const KIND_STREAM_LIMITS: u8 = 3;
 /// Largest record: one key with its whole value (a big collection can pass 1 GiB);
 /// the length field is 32 bits.
 const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -63,6 +68,11 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     out.extend_from_slice(&0u32.to_le_bytes());
     let mut payload = vec![KIND_META];
     put_snapshot_meta(&mut payload, meta);
+    frame(&payload, &mut out);
+    payload.clear();
+    payload.push(KIND_STREAM_LIMITS);
+    put_varint(&mut payload, db.stream_limits.max_entries);
+    put_varint(&mut payload, db.stream_limits.max_bytes);
     frame(&payload, &mut out);
     let mut count = 0u64;
     for (key, item) in db.iter() {
@@ -115,8 +125,8 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         return Err(corrupt(0, "not a Tandem snapshot (bad magic)".into()));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != FORMAT_VERSION {
-        return Err(corrupt(8, format!("snapshot format version {version}, this build reads {FORMAT_VERSION}")));
+    if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version) {
+        return Err(corrupt(8, format!("snapshot format version {version}, this build reads {FORMAT_VERSION_OLDEST} to {FORMAT_VERSION}")));
     }
     let mut pos = 16;
     let mut meta: Option<SnapshotMeta> = None;
@@ -147,6 +157,11 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
                 d.finish().map_err(bad)?;
                 db.load(key, value, expire_at_ms, now_ms);
                 keys += 1;
+            }
+            KIND_STREAM_LIMITS if meta.is_some() && version >= 2 => {
+                db.stream_limits.max_entries = d.varint("stream node max entries").map_err(bad)?;
+                db.stream_limits.max_bytes = d.varint("stream node max bytes").map_err(bad)?;
+                d.finish().map_err(bad)?;
             }
             KIND_END if meta.is_some() => {
                 let count = d.varint("key count").map_err(bad)?;

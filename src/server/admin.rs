@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::connection::Connection;
 use super::core::wall_ms;
+use crate::commands::streams::add::{node_limit_values, node_limits_command, set_node_limit};
 use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
 use crate::memory;
 use crate::protocol::reply::Reply;
@@ -68,7 +69,10 @@ impl Connection {
             "pubsub" => Some(self.pubsub_cmd(&args)),
             "info" => Some(Reply::Verbatim(Bytes::from(self.info_text(&args[1..])))),
             "command" => Some(command_cmd(&args)),
-            "config" => Some(self.config(&args)),
+            "config" => Some(match self.config(&args, false) {
+                Ok(reply) => reply,
+                Err(limits) => self.propose_node_limits(limits).await,
+            }),
             "time" => {
                 let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
                 Some(Reply::Array(vec![
@@ -406,7 +410,9 @@ impl Connection {
                 let mut saved = std::mem::take(&mut self.out);
                 let reply = match spec.name {
                     "info" => Reply::Verbatim(Bytes::from(self.info_text(&args[1..]))),
-                    "config" => self.config(args),
+                    "config" => self.config(args, true).unwrap_or_else(|_| {
+                        Reply::err("ERR CONFIG SET stream-node-max-* is not allowed inside a transaction: it is a log entry of its own")
+                    }),
                     "command" => command_cmd(args),
                     "memory" => self.memory(args),
                     "pubsub" => self.pubsub_cmd(args),
@@ -489,21 +495,43 @@ impl Connection {
 
     // --- server ---
 
-    fn config(&mut self, args: &[Bytes]) -> Reply {
+    /// CONFIG GET/SET/RESETSTAT/REWRITE. `Err(limits)`: a SET changed the stream node
+    /// limits, which are stripe state: the caller proposes them (after the other
+    /// parameters were set here), unless `in_transaction` (nothing is set then).
+    fn config(&mut self, args: &[Bytes], in_transaction: bool) -> Result<Reply, crate::store::stream::NodeLimits> {
         let settings = &self.shared.settings;
-        match text(&args[1]).to_ascii_lowercase().as_str() {
+        Ok(match text(&args[1]).to_ascii_lowercase().as_str() {
             "get" if args.len() >= 3 => {
                 let patterns: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
-                Reply::Map(settings.get(&patterns).into_iter().map(|(k, v)| (Reply::bulk_str(k), Reply::bulk_str(&v))).collect())
+                let mut found = settings.get(&patterns);
+                let stripe = node_limit_values(&self.shared.core.store().db);
+                found.extend(stripe.into_iter().filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes(), true))));
+                Reply::Map(found.into_iter().map(|(k, v)| (Reply::bulk_str(k), Reply::bulk_str(&v))).collect())
             }
             "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+                let current = self.shared.core.store().db.stream_limits;
+                let mut limits = current;
+                let mut local = Vec::new();
                 for pair in args[2..].chunks_exact(2) {
+                    match set_node_limit(limits, &text(&pair[0]), &text(&pair[1])) {
+                        Some(Ok(changed)) => limits = changed,
+                        Some(Err(e)) => return Ok(Reply::error(e)),
+                        None => local.push(pair),
+                    }
+                }
+                if limits != current && in_transaction {
+                    return Err(limits);
+                }
+                for pair in local {
                     if let Err(e) = settings.set(&text(&pair[0]), &text(&pair[1])) {
-                        return Reply::error(e);
+                        return Ok(Reply::error(e));
                     }
                 }
                 let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
                 self.shared.core.store().events_on = events_on;
+                if limits != current {
+                    return Err(limits);
+                }
                 Reply::ok()
             }
             "resetstat" if args.len() == 2 => Reply::ok(),
@@ -512,6 +540,18 @@ impl Connection {
             }
             "get" | "set" => commands::wrong_args(&format!("config|{}", text(&args[1]).to_ascii_lowercase())),
             _ => unknown_subcommand("config", &args[1]),
+        })
+    }
+
+    /// Sets the stream node limits on every member of the stripe: a log entry.
+    async fn propose_node_limits(&self, limits: crate::store::stream::NodeLimits) -> Reply {
+        if !self.shared.core.replica.is_active() {
+            return Reply::err("ERR stream-node-max-entries and stream-node-max-bytes belong to the whole stripe: set them on its active");
+        }
+        let op = crate::store::Op::command(&node_limits_command(limits));
+        match self.shared.core.propose(vec![op]).await {
+            Ok(mut replies) => replies.pop().unwrap_or_else(Reply::ok),
+            Err(e) => e,
         }
     }
 

@@ -12,12 +12,14 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
+use crate::commands::Prepared;
 use crate::protocol::reply::Reply;
 use crate::replication::state_machine::Notice;
 use crate::store::Op;
 
 pub enum Request {
-    Block { id: u64, args: Vec<Bytes>, keys: Vec<Bytes>, reply: oneshot::Sender<Reply> },
+    /// `args` is tried at once; `woken` is what runs each time a key in `keys` changes.
+    Block { id: u64, args: Vec<Bytes>, woken: Vec<Bytes>, keys: Vec<Bytes>, reply: oneshot::Sender<Reply> },
     Cancel { id: u64 },
 }
 
@@ -34,11 +36,12 @@ impl Blocker {
         Blocker { tx, next_id: AtomicU64::new(1), blocked }
     }
 
-    /// Submits a blocking command; the receiver gets its reply (now, or when served).
-    pub fn block(&self, args: Vec<Bytes>, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
+    /// Submits a blocking command (`prepared` by its spec); the receiver gets its
+    /// reply (now, or when served).
+    pub fn block(&self, prepared: Prepared, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
-        let _ = self.tx.send(Request::Block { id, args, keys, reply });
+        let _ = self.tx.send(Request::Block { id, args: prepared.first, woken: prepared.woken, keys, reply });
         (id, rx)
     }
 
@@ -49,6 +52,7 @@ impl Blocker {
 }
 
 struct Waiter {
+    /// What runs when a key it waits on changes.
     args: Vec<Bytes>,
     keys: Vec<Bytes>,
     reply: oneshot::Sender<Reply>,
@@ -92,13 +96,13 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
                 Some(Request::Cancel { id }) => {
                     waiters.remove(id);
                 }
-                Some(Request::Block { id, args, keys, reply }) => {
+                Some(Request::Block { id, args, woken, keys, reply }) => {
                     let outcome = attempt(&shared, &args).await;
                     if outcome == Reply::WouldBlock {
                         for key in &keys {
                             waiters.by_key.entry(key.clone()).or_default().push_back(id);
                         }
-                        waiters.all.insert(id, Waiter { args, keys, reply });
+                        waiters.all.insert(id, Waiter { args: woken, keys, reply });
                     } else {
                         let _ = reply.send(outcome);
                     }

@@ -333,7 +333,7 @@ impl Connection {
         }
         match spec.handler {
             Handler::Server => self.server_command(spec, args).await,
-            Handler::Write(_) if spec.has(flags::BLOCKING) => self.blocking_command(spec, args).await,
+            Handler::Read(_) | Handler::Write(_) if spec.blocks(&args) => self.blocking_command(spec, args).await,
             Handler::Read(_) | Handler::Write(_) => {
                 let mut run = vec![(spec, args)];
                 self.execute_run(&mut run).await;
@@ -342,14 +342,15 @@ impl Connection {
     }
 
     /// A blocking command: served now if a key has data, else wait for one to get it,
-    /// for the timeout (its last argument, or the one before for BLMOVE-style).
+    /// for the timeout its spec reads.
     async fn blocking_command(&mut self, spec: &'static CommandSpec, args: Vec<Bytes>) {
-        let timeout_ms = match blocking_timeout(&args) {
-            Ok(ms) => ms,
+        let timeout_ms = match spec.wait_ms(&args) {
+            Ok(ms) => ms.unwrap_or(0),
             Err(e) => return self.reply(e),
         };
-        let keys: Vec<Bytes> = spec.keys(&args).into_iter().cloned().collect();
-        let (id, mut rx) = self.shared.blocker.block(args, keys);
+        let keys = spec.wait_keys(&args);
+        let prepared = spec.prepare_wait(&self.shared.core.store().db, self.shared.core.stamp(), &args);
+        let (id, mut rx) = self.shared.blocker.block(prepared, keys);
         // Let the client see replies to what it pipelined before this command.
         if self.flush().await.is_err() {
             self.shared.blocker.cancel(id);
@@ -376,6 +377,13 @@ impl Connection {
                 _ = check.tick() => {
                     if !self.shared.core.replica.is_active() {
                         match self.give_up(id, rx).await {
+                            // A mirror forwarded it: closing tells the mirror it was not
+                            // served, and the mirror sends it to the new active.
+                            Reply::NilArray if self.forwarded_in && spec.resend_after_failover() => {
+                                self.closing = true;
+                                self.info.blocked.store(false, Ordering::Relaxed);
+                                return;
+                            }
                             // Served after all: a served blocking command never answers a null array.
                             Reply::NilArray => break Reply::err(ERR_DEPOSED_WHILE_BLOCKED),
                             served => break served,
@@ -425,9 +433,3 @@ fn allowed_while_subscribed(name: &str) -> bool {
     matches!(name, "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe" | "ping" | "quit" | "reset")
 }
 
-/// The timeout argument of a blocking command in ms: the last argument for BLPOP,
-/// BRPOP, BLMOVE and BRPOPLPUSH alike.
-pub(super) fn blocking_timeout(args: &[Bytes]) -> Result<u64, Reply> {
-    let last = args.last().ok_or(Reply::err(commands::args::ERR_SYNTAX))?;
-    commands::args::timeout_arg(last)
-}

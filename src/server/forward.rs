@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::connection::{blocking_timeout, Connection};
+use super::connection::Connection;
 use super::core::write_wait;
 use crate::commands::{self, flags, CommandSpec, Handler};
 use crate::limits;
@@ -443,15 +443,14 @@ pub fn run_idle(cmds: &[Vec<Bytes>], election_time: Duration) -> (Option<Duratio
     let mut idle = Some(write_wait(election_time) + election_time + REPLY_SLACK);
     let mut blocking = false;
     for args in cmds {
-        if args.first().and_then(|n| commands::lookup(n)).is_some_and(|s| s.has(flags::BLOCKING)) {
-            blocking = true;
-            idle = match blocking_timeout(args) {
-                Ok(0) => None,
-                Ok(ms) => idle.and_then(|d| d.checked_add(Duration::from_millis(ms))),
-                // The active answers the bad timeout at once.
-                Err(_) => idle,
-            };
-        }
+        let Some(spec) = args.first().and_then(|n| commands::lookup(n)).filter(|s| s.blocks(args)) else { continue };
+        blocking = true;
+        idle = match spec.wait_ms(args) {
+            Ok(Some(0)) => None,
+            Ok(Some(ms)) => idle.and_then(|d| d.checked_add(Duration::from_millis(ms))),
+            // The active answers a bad timeout at once.
+            Ok(None) | Err(_) => idle,
+        };
     }
     (idle, blocking)
 }
@@ -486,7 +485,7 @@ impl Connection {
             }
             return Route::Forward;
         }
-        let plain = matches!(spec.handler, Handler::Read(_) | Handler::Write(_)) && !spec.has(flags::BLOCKING);
+        let plain = matches!(spec.handler, Handler::Read(_) | Handler::Write(_)) && !spec.blocks(args);
         if plain {
             Route::Store(spec)
         } else {
@@ -546,15 +545,39 @@ impl Connection {
                 return Vec::new();
             }
         }
+        let active = self.forward.upstream.as_ref().map(|u| u.active.clone()).unwrap_or_default();
         let (relayed, outcome) = self.relay(&cmds).await;
         if let Err(e) = &outcome {
             tracing::debug!(client = self.info.id, error = %e, relayed, sent = cmds.len(), "forwarding to the active failed");
         }
         self.forward.settle_run(&names, relayed, outcome.is_err());
+        if let Err(e) = &outcome {
+            if let Some(wait) = self.resendable_wait(&cmds, relayed, e) {
+                tracing::info!(client = self.info.id, error = %e, lost = %active, "the active was lost while a command waited: sending it to the new active");
+                // As a write is re-sent after a failover (DESIGN.md §6): wait for the
+                // successor for up to twice the election time, then route again.
+                let replica = &self.shared.core.replica;
+                replica.wait_for_active_other_than(&active, replica.election_time() * 2).await;
+                return vec![wait];
+            }
+        }
         for _ in relayed..cmds.len() {
             self.reply(Reply::err(ERR_IN_FLIGHT));
         }
         Vec::new()
+    }
+
+    /// The waiting command to send again after its upstream was lost: when it is the
+    /// only one left unanswered and its spec allows it (XREAD, XREADGROUP; see
+    /// `WaitSpec::resend_after_failover`). Its wait starts again on the new active.
+    fn resendable_wait(&self, cmds: &[Vec<Bytes>], relayed: usize, error: &UpstreamError) -> Option<Vec<Bytes>> {
+        let lost = matches!(error, UpstreamError::Io(_) | UpstreamError::Closed | UpstreamError::Timeout(_) | UpstreamError::ActiveChanged);
+        if !lost || self.closing || relayed + 1 != cmds.len() {
+            return None;
+        }
+        let last = cmds.last()?;
+        let spec = last.first().and_then(|n| commands::lookup(n))?;
+        (spec.blocks(last) && spec.resend_after_failover()).then(|| last.clone())
     }
 
     /// Makes sure an upstream to the current active exists, waiting out an election

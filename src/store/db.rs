@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use indexmap::IndexMap;
 
+use super::stream::NodeLimits;
 use super::value::{Blob, Hasher, Value};
 
 /// One key's value, its absolute expiry time and access metadata.
@@ -98,11 +99,29 @@ pub struct Db {
     /// due ones in order instead of sampling.
     expires: BTreeSet<(u64, Blob)>,
     watch: WatchTable,
+    /// When stream nodes start (`stream-node-max-*`): state, set through the log.
+    pub stream_limits: NodeLimits,
+    /// Keys whose stream appeared, went or was replaced since the last
+    /// [`Db::take_stream_changes`]: clients blocked on them must look again (a
+    /// deleted stream ends an XREADGROUP wait, a renamed-in one may serve it).
+    stream_changes: Vec<Blob>,
 }
 
 impl Db {
     pub fn new() -> Db {
         Db::default()
+    }
+
+    /// Notes `key` if `value` is a stream (see `stream_changes`).
+    fn note_stream(changes: &mut Vec<Blob>, key: &[u8], value: &Value) {
+        if matches!(value, Value::Stream(_)) {
+            changes.push(Blob::from(key));
+        }
+    }
+
+    /// Keys whose stream appeared, went or was replaced since the last call.
+    pub fn take_stream_changes(&mut self) -> Vec<Blob> {
+        std::mem::take(&mut self.stream_changes)
     }
 
     pub fn len(&self) -> usize {
@@ -146,6 +165,8 @@ impl Db {
     /// `keep_ttl`. One lookup saved over [`Db::insert`] when the caller already found it.
     pub fn replace_at(&mut self, index: usize, key: &[u8], value: Value, keep_ttl: bool, now_ms: u64) {
         let Some((_, item)) = self.keys.get_index_mut(index) else { return };
+        Db::note_stream(&mut self.stream_changes, key, &item.value);
+        Db::note_stream(&mut self.stream_changes, key, &value);
         item.value = value;
         item.touch(now_ms, u32::MAX);
         if !keep_ttl && item.expire_at_ms != 0 {
@@ -156,6 +177,7 @@ impl Db {
 
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
+        Db::note_stream(&mut self.stream_changes, key, &value);
         self.keys.insert_full(Blob::from(key), Item::new(value, now_ms)).0
     }
 
@@ -178,9 +200,11 @@ impl Db {
 
     /// Stores `value` under `key` with no TTL, replacing any previous value and TTL.
     pub fn insert(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        Db::note_stream(&mut self.stream_changes, key, &value);
         // One lookup when the key exists; a new key is hashed again by the insert.
         match self.keys.get_mut(key) {
             Some(item) => {
+                Db::note_stream(&mut self.stream_changes, key, &item.value);
                 item.value = value;
                 if item.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut item.expire_at_ms, 0);
@@ -196,8 +220,12 @@ impl Db {
 
     /// Replaces the value of an existing key, keeping its TTL; inserts otherwise.
     pub fn insert_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        Db::note_stream(&mut self.stream_changes, key, &value);
         match self.keys.get_mut(key) {
-            Some(item) => item.value = value,
+            Some(item) => {
+                Db::note_stream(&mut self.stream_changes, key, &item.value);
+                item.value = value;
+            }
             None => {
                 self.keys.insert(Blob::from(key), Item::new(value, now_ms));
             }
@@ -207,6 +235,7 @@ impl Db {
     /// Removes `key`; returns its item.
     pub fn remove(&mut self, key: &[u8]) -> Option<Item> {
         let item = self.keys.swap_remove(key)?;
+        Db::note_stream(&mut self.stream_changes, key, &item.value);
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
         }
@@ -259,6 +288,9 @@ impl Db {
 
     /// Removes every key. Watches are invalidated by the flush epoch.
     pub fn clear(&mut self) {
+        for (key, item) in &self.keys {
+            Db::note_stream(&mut self.stream_changes, key, &item.value);
+        }
         self.keys = IndexMap::default();
         self.expires = BTreeSet::new();
         self.watch.flush_epoch += 1;
@@ -269,13 +301,20 @@ impl Db {
 
     /// A copy of the data (keys, values, expiry) for a snapshot; watches are not data.
     pub fn data_clone(&self) -> Db {
-        Db { keys: self.keys.clone(), expires: self.expires.clone(), watch: WatchTable::default() }
+        Db {
+            keys: self.keys.clone(),
+            expires: self.expires.clone(),
+            watch: WatchTable::default(),
+            stream_limits: self.stream_limits,
+            stream_changes: Vec::new(),
+        }
     }
 
     /// Replaces all data with `other`'s (a snapshot was installed). Every watch fails.
     pub fn replace_data(&mut self, other: Db) {
         self.keys = other.keys;
         self.expires = other.expires;
+        self.stream_limits = other.stream_limits;
         self.watch.flush_epoch += 1;
         for (version, _) in self.watch.keys.values_mut() {
             *version += 1;

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod stream;
 pub mod value;
 
 use bytes::Bytes;
@@ -159,6 +160,9 @@ impl Store {
             Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng }, args),
             Handler::Server => Ok(Reply::Nil),
         };
+        // A stream that appeared, went or was replaced (XADD, DEL, SET, RENAME,
+        // FLUSHALL…) wakes whoever waits on it: XREADGROUP must learn that its stream is gone.
+        applied.ready_keys.extend(self.db.take_stream_changes().into_iter().map(Bytes::from));
         result.unwrap_or_else(|e| e)
     }
 
@@ -228,5 +232,12 @@ fn hash_value(h: &mut Fnv, value: &Value) {
             h.write(&score.0.to_bits().to_le_bytes());
             h.write(m);
         }),
+        Value::Stream(s) => {
+            // The encoding covers everything that is state: nodes byte for byte,
+            // counters, groups, consumers and pending entries.
+            let mut bytes = Vec::new();
+            stream::codec::encode(s, &mut bytes);
+            h.write(&bytes);
+        }
     }
 }
