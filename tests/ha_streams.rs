@@ -33,8 +33,36 @@ fn the_others(active: usize) -> (usize, usize) {
     (others[0], others[1])
 }
 
+/// The member holding the one waiting client (the active, wherever the client
+/// connected), once there is one.
+fn wait_holder(cluster: &Cluster) -> usize {
+    let mut holder = None;
+    let found = wait_until(Duration::from_secs(20), || {
+        holder = (0..3).find(|&i| blocked_clients(cluster, i) == 1);
+        holder.is_some()
+    });
+    assert!(found, "no member holds the waiting client\n{}", cluster.all_stderr());
+    holder.unwrap_or_default()
+}
+
+/// Each member's own log lines (Raft's chatter left out), for failure messages.
+fn server_logs(cluster: &Cluster) -> String {
+    (0..3)
+        .map(|i| {
+            let lines: Vec<String> = cluster.stderr(i).lines().filter(|l| l.contains("tandem::")).map(String::from).collect();
+            format!("==== {} ====\n{}", cluster.members[i].name, lines.join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+}
+
 #[test]
 fn every_member_assigns_the_same_ids_and_groups() {
+    init_logs();
     let cluster = Cluster::start(Spec::servers(3));
     let active = cluster.wait_formed();
     tracing::info!("--- add entries through every server");
@@ -59,6 +87,7 @@ fn every_member_assigns_the_same_ids_and_groups() {
 
 #[test]
 fn a_blocked_group_reader_on_a_mirror_is_woken_by_an_xadd_on_another_member() {
+    init_logs();
     let cluster = Cluster::start(Spec::servers(3));
     let active = cluster.wait_formed();
     let (mirror, other) = the_others(active);
@@ -66,7 +95,7 @@ fn a_blocked_group_reader_on_a_mirror_is_woken_by_an_xadd_on_another_member() {
     let _: () = redis::cmd("XGROUP").arg("CREATE").arg("jobs").arg("workers").arg("$").arg("MKSTREAM").query(&mut con).unwrap();
     tracing::info!("--- block on a mirror");
     let reader = blocked_reader(&cluster, mirror, "alice");
-    assert!(wait_until(Duration::from_secs(10), || blocked_clients(&cluster, active) == 1), "the wait never reached the active");
+    wait_holder(&cluster);
     tracing::info!("--- add through the other mirror");
     let mut con = cluster.conn(other).unwrap();
     let id: String = redis::cmd("XADD").arg("jobs").arg("*").arg("job").arg("1").query(&mut con).unwrap();
@@ -77,24 +106,28 @@ fn a_blocked_group_reader_on_a_mirror_is_woken_by_an_xadd_on_another_member() {
 
 #[test]
 fn a_blocked_group_reader_keeps_waiting_through_kill9_of_the_active() {
+    init_logs();
     let mut cluster = Cluster::start(Spec::servers(3));
-    let first = cluster.wait_formed();
-    let (mirror, other) = the_others(first);
-    let mut con = cluster.conn(first).unwrap();
+    let active = cluster.wait_formed();
+    let mut con = cluster.conn(active).unwrap();
     let _: () = redis::cmd("XGROUP").arg("CREATE").arg("jobs").arg("workers").arg("$").arg("MKSTREAM").query(&mut con).unwrap();
     drop(con);
     tracing::info!("--- block on a mirror");
+    let (mirror, _) = the_others(active);
     let reader = blocked_reader(&cluster, mirror, "alice");
-    assert!(wait_until(Duration::from_secs(10), || blocked_clients(&cluster, first) == 1), "the wait never reached the active");
+    // The wait lives on whichever member is the active now (under load leadership
+    // may have moved since the stripe formed).
+    let first = wait_holder(&cluster);
+    assert_ne!(first, mirror, "the reader's own server became the active: nothing forwards its wait");
+    let other = (0..3).find(|&i| i != first && i != mirror).unwrap_or_default();
     tracing::info!("--- kill -9 the active");
     cluster.kill9(first);
     let second = cluster.wait_stable(&[mirror, other], Duration::from_secs(30));
     tracing::info!("--- the wait moved to the new active");
-    assert!(
-        wait_until(Duration::from_secs(20), || blocked_clients(&cluster, second) == 1),
-        "the wait was not sent to the new active\n{}",
-        cluster.all_stderr()
-    );
+    if !wait_until(Duration::from_secs(20), || blocked_clients(&cluster, second) == 1) {
+        let outcome = if reader.is_finished() { format!("{:?}", reader.join()) } else { "still waiting".into() };
+        panic!("the wait was not sent to the new active (mirror {mirror}, new active {second}); the reader: {outcome}\n{}", server_logs(&cluster));
+    }
     tracing::info!("--- add an entry through the other member");
     let writer = if second == mirror { other } else { mirror };
     let mut con = cluster.conn(writer).unwrap();

@@ -1,8 +1,10 @@
-//! Clients blocked on keys (BLPOP & co) and the delivery of what applying entries
-//! produced. One task does both, in apply order: it publishes keyspace events, and
-//! when keys gain elements it re-runs the oldest waiter's command on each as a new
-//! proposal. Serving every attempt from this one task means a push can never slip
-//! between a failed attempt and the client's registration as a waiter.
+//! Clients blocked on keys (BLPOP, XREAD BLOCK & co) and the delivery of what
+//! applying entries produced. One task does both, in apply order: it publishes
+//! keyspace events, and when keys gain elements it re-runs the oldest waiter's
+//! command on each as a new proposal. A blocking command's first attempt is the
+//! connection's own (so it is ordered by its arrival); every later attempt is this
+//! task's, starting with one made when the waiter registers: a push can never slip
+//! between the attempt that found nothing and the client's registration.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,14 +14,14 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
-use crate::commands::Prepared;
 use crate::protocol::reply::Reply;
 use crate::replication::state_machine::Notice;
 use crate::store::Op;
 
 pub enum Request {
-    /// `args` is tried at once; `woken` is what runs each time a key in `keys` changes.
-    Block { id: u64, args: Vec<Bytes>, woken: Vec<Bytes>, keys: Vec<Bytes>, reply: oneshot::Sender<Reply> },
+    /// A command whose first attempt found nothing: `args` is tried once more (a key
+    /// may have changed since), then each time a key in `keys` changes.
+    Block { id: u64, args: Vec<Bytes>, keys: Vec<Bytes>, reply: oneshot::Sender<Reply> },
     Cancel { id: u64 },
 }
 
@@ -36,12 +38,12 @@ impl Blocker {
         Blocker { tx, next_id: AtomicU64::new(1), blocked }
     }
 
-    /// Submits a blocking command (`prepared` by its spec); the receiver gets its
-    /// reply (now, or when served).
-    pub fn block(&self, prepared: Prepared, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
+    /// Submits a blocking command that found nothing on its first attempt, in the
+    /// form it runs when woken; the receiver gets its reply (now, or when served).
+    pub fn block(&self, args: Vec<Bytes>, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
-        let _ = self.tx.send(Request::Block { id, args: prepared.first, woken: prepared.woken, keys, reply });
+        let _ = self.tx.send(Request::Block { id, args, keys, reply });
         (id, rx)
     }
 
@@ -52,7 +54,6 @@ impl Blocker {
 }
 
 struct Waiter {
-    /// What runs when a key it waits on changes.
     args: Vec<Bytes>,
     keys: Vec<Bytes>,
     reply: oneshot::Sender<Reply>,
@@ -96,13 +97,15 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
                 Some(Request::Cancel { id }) => {
                     waiters.remove(id);
                 }
-                Some(Request::Block { id, args, woken, keys, reply }) => {
+                Some(Request::Block { id, args, keys, reply }) => {
+                    // A key may have changed between the first attempt and now, its
+                    // notice already gone by: look once more before waiting.
                     let outcome = attempt(&shared, &args).await;
                     if outcome == Reply::WouldBlock {
                         for key in &keys {
                             waiters.by_key.entry(key.clone()).or_default().push_back(id);
                         }
-                        waiters.all.insert(id, Waiter { args: woken, keys, reply });
+                        waiters.all.insert(id, Waiter { args, keys, reply });
                     } else {
                         let _ = reply.send(outcome);
                     }

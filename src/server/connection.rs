@@ -350,7 +350,22 @@ impl Connection {
         };
         let keys = spec.wait_keys(&args);
         let prepared = spec.prepare_wait(&self.shared.core.store().db, self.shared.core.stamp(), &args);
-        let (id, mut rx) = self.shared.blocker.block(prepared, keys);
+        // A wait sent to a new active right after a failover waits for it to take
+        // writes rather than failing.
+        if let Err(e) = self.shared.core.wait_writable().await {
+            return self.reply(e);
+        }
+        // The first attempt goes through the log from here, like any command, so it
+        // is ordered by its arrival against other clients' commands; only a command
+        // that must wait goes to the blocking task (which tries once more).
+        let first = match self.shared.core.propose(vec![crate::store::Op::command(&prepared.first)]).await {
+            Ok(mut replies) => replies.pop().unwrap_or(Reply::NilArray),
+            Err(e) => e,
+        };
+        if first != Reply::WouldBlock {
+            return self.reply(first);
+        }
+        let (id, mut rx) = self.shared.blocker.block(prepared.woken, keys);
         // Let the client see replies to what it pipelined before this command.
         if self.flush().await.is_err() {
             self.shared.blocker.cancel(id);

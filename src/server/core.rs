@@ -90,6 +90,25 @@ impl Core {
         self.clock().random()
     }
 
+    /// Waits, for up to one election time, until this server may take writes as the
+    /// active: a newly elected active refuses them until a quorum has confirmed its
+    /// leadership (openraft's lease). Used before a blocking command's first attempt,
+    /// which a mirror may send right after a failover.
+    pub async fn wait_writable(&self) -> Result<(), Reply> {
+        let deadline = tokio::time::Instant::now() + self.replica.election_time();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.replica.linearize().await {
+                Ok(()) => return Ok(()),
+                Err(e) if !self.replica.is_active() || tokio::time::Instant::now() + pause > deadline => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
     /// Proposes `ops` as one entry; one reply per op, or one error for all.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
         // Disk trouble answers at once, never queued behind an EXEC waiting at the gate.

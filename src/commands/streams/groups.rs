@@ -38,7 +38,7 @@ pub fn help_reply(command: &str, lines: &[&'static str]) -> Reply {
     out.push(Reply::Status(format!("{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", command.to_ascii_uppercase()).into()));
     out.extend(lines.iter().map(|l| Reply::status(l)));
     out.push(Reply::status("HELP"));
-    out.push(Reply::status("    Print this help."));
+    out.push(Reply::status("    Prints this help."));
     Reply::Array(out)
 }
 

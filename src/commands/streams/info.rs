@@ -76,7 +76,7 @@ fn group_summary(entries: &Entries, name: &[u8], group: &ConsumerGroup) -> Reply
         field("pending", int(group.pending.len() as u64)),
         field("last-delivered-id", id_reply(group.last_id)),
         field("entries-read", opt_int(group.entries_read)),
-        field("lag", opt_int(entries.lag(group))),
+        field("lag", entries.lag(group).map_or(Reply::Nil, Reply::Int)),
     ])
 }
 
@@ -159,7 +159,7 @@ fn group_full(entries: &Entries, name: &[u8], group: &ConsumerGroup, take: usize
         field("name", Reply::bulk(name)),
         field("last-delivered-id", id_reply(group.last_id)),
         field("entries-read", opt_int(group.entries_read)),
-        field("lag", opt_int(entries.lag(group))),
+        field("lag", entries.lag(group).map_or(Reply::Nil, Reply::Int)),
         field("pel-count", int(group.pending.len() as u64)),
         field("pending", Reply::Array(pending)),
         field("consumers", Reply::Array(consumers)),

@@ -363,17 +363,19 @@ impl Entries {
         None
     }
 
-    /// A group's lag: entries not yet delivered to it, when that can be known.
-    pub fn lag(&self, group: &ConsumerGroup) -> Option<u64> {
+    /// A group's lag: entries not yet delivered to it, when that can be known. It
+    /// can be negative, as in Redis, after XSETID lowered the entries-added count.
+    pub fn lag(&self, group: &ConsumerGroup) -> Option<i64> {
+        let lag = |read: u64| (i128::from(self.entries_added) - i128::from(read)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         if self.entries_added == 0 {
             return Some(0);
         }
         if let Some(read) = group.entries_read {
             if !self.range_has_tombstones(group.last_id, StreamId::MAX) {
-                return Some(self.entries_added.saturating_sub(read));
+                return Some(lag(read));
             }
         }
-        self.entries_read_at(group.last_id).map(|read| self.entries_added.saturating_sub(read))
+        self.entries_read_at(group.last_id).map(lag)
     }
 
     /// Advances `group` past `id` as a delivery does, keeping its read counter
