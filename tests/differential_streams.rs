@@ -133,10 +133,15 @@ fn rewrite_fields(frame: Frame, names: &[&str], inner: &dyn Fn(&str, Frame) -> F
     };
     let fix = |k: &Frame, v: Frame| if names.contains(&key(k).as_str()) { zero() } else { inner(&key(k), v) };
     match frame {
-        Frame::Map(pairs) => Frame::Map(pairs.into_iter().map(|(k, v)| {
-            let v = fix(&k, v);
-            (k, v)
-        }).collect()),
+        Frame::Map(pairs) => Frame::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = fix(&k, v);
+                    (k, v)
+                })
+                .collect(),
+        ),
         Frame::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             let mut it = items.into_iter();
@@ -258,13 +263,18 @@ impl Gen {
             8 => v(&["XTRIM", &key, self.rng.pick(&["MAXLEN", "MINID", "BOGUS"]), self.rng.pick(&["~", "=", "2"]), "2"]),
             9 => v(&["XREAD", "COUNT", &count, "STREAMS", &key, "s2", &self.id(), self.rng.pick(&["$", "0", "1-1"])]),
             10 => v(&["XREAD", "BLOCK", "1", "STREAMS", &key, "$"]),
-            11 | 12 => v(&["XREADGROUP", "GROUP", &group, &consumer, "COUNT", &count, "STREAMS", &key, self.rng.pick(&[">", ">", "0", "$"])]),
+            11 | 12 => {
+                v(&["XREADGROUP", "GROUP", &group, &consumer, "COUNT", &count, "STREAMS", &key, self.rng.pick(&[">", ">", "0", "$"])])
+            }
             13 => v(&["XREADGROUP", "GROUP", &group, &consumer, "NOACK", "STREAMS", &key, ">"]),
             14 => {
                 let id = self.rng.pick(&["$", "0", "-"]).to_string();
                 let sub = self.rng.pick(&["CREATE", "CREATE", "SETID", "DESTROY", "CREATECONSUMER", "DELCONSUMER", "HELP", "BOGUS"]);
                 match sub {
-                    "CREATE" => v(&["XGROUP", "CREATE", &key, &group, &id, self.rng.pick(&["MKSTREAM", "ENTRIESREAD"]), "3"]).into_iter().take(5 + self.rng.below(3) as usize).collect(),
+                    "CREATE" => v(&["XGROUP", "CREATE", &key, &group, &id, self.rng.pick(&["MKSTREAM", "ENTRIESREAD"]), "3"])
+                        .into_iter()
+                        .take(5 + self.rng.below(3) as usize)
+                        .collect(),
                     "SETID" => v(&["XGROUP", "SETID", &key, &group, &id]),
                     "DESTROY" => v(&["XGROUP", "DESTROY", &key, &group]),
                     "HELP" => v(&["XGROUP", "HELP"]),
@@ -317,14 +327,16 @@ impl Gen {
 
 #[test]
 fn stream_commands_answer_as_redis_does() {
-    let seed: u64 = std::env::var("STREAM_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
-    });
+    let seed: u64 = std::env::var("STREAM_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64));
     let steps: usize = std::env::var("STREAM_DIFF_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(4000);
     eprintln!("differential stream test: seed {seed}, {steps} steps (replay with STREAM_DIFF_SEED={seed})");
     let redis = RedisServer::start();
     let tandem = Server::start();
-    let mut pairs = [(Conn::open(redis.port, false), Conn::open(tandem.port, false)), (Conn::open(redis.port, true), Conn::open(tandem.port, true))];
+    let mut pairs =
+        [(Conn::open(redis.port, false), Conn::open(tandem.port, false)), (Conn::open(redis.port, true), Conn::open(tandem.port, true))];
     let mut generator = Gen { rng: Rng(seed | 1), ms: 1 };
     for step in 0..steps {
         let cmd = generator.command();

@@ -24,7 +24,16 @@ fn blocked_reader(cluster: &Cluster, i: usize, consumer: &'static str) -> std::t
     std::thread::spawn(move || {
         let mut con = redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(5))?;
         con.set_read_timeout(Some(Duration::from_secs(60)))?;
-        redis::cmd("XREADGROUP").arg("GROUP").arg("workers").arg(consumer).arg("BLOCK").arg(0).arg("STREAMS").arg("jobs").arg(">").query(&mut con)
+        redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg(consumer)
+            .arg("BLOCK")
+            .arg(0)
+            .arg("STREAMS")
+            .arg("jobs")
+            .arg(">")
+            .query(&mut con)
     })
 }
 
@@ -80,7 +89,17 @@ fn every_member_assigns_the_same_ids_and_groups() {
     assert_eq!(ids, sorted, "IDs grow in the order the entries were acknowledged");
     let mut con = cluster.conn(active).unwrap();
     let _: () = redis::cmd("XGROUP").arg("CREATE").arg("log").arg("g").arg("0").query(&mut con).unwrap();
-    let _: Streams = redis::cmd("XREADGROUP").arg("GROUP").arg("g").arg("c").arg("COUNT").arg(3).arg("STREAMS").arg("log").arg(">").query(&mut con).unwrap();
+    let _: Streams = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("COUNT")
+        .arg(3)
+        .arg("STREAMS")
+        .arg("log")
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
     tracing::info!("--- every member holds the same stream");
     cluster.wait_converged(&[0, 1, 2], Duration::from_secs(20));
 }
@@ -126,7 +145,10 @@ fn a_blocked_group_reader_keeps_waiting_through_kill9_of_the_active() {
     tracing::info!("--- the wait moved to the new active");
     if !wait_until(Duration::from_secs(20), || blocked_clients(&cluster, second) == 1) {
         let outcome = if reader.is_finished() { format!("{:?}", reader.join()) } else { "still waiting".into() };
-        panic!("the wait was not sent to the new active (mirror {mirror}, new active {second}); the reader: {outcome}\n{}", server_logs(&cluster));
+        panic!(
+            "the wait was not sent to the new active (mirror {mirror}, new active {second}); the reader: {outcome}\n{}",
+            server_logs(&cluster)
+        );
     }
     tracing::info!("--- add an entry through the other member");
     let writer = if second == mirror { other } else { mirror };
@@ -135,7 +157,8 @@ fn a_blocked_group_reader_keeps_waiting_through_kill9_of_the_active() {
     let read = reader.join().unwrap().unwrap_or_else(|e| panic!("the reader saw {e}\n{}", cluster.all_stderr())).expect("served");
     assert_eq!(read, vec![("jobs".to_string(), vec![(id.clone(), vec![("job".to_string(), "after".to_string())])])]);
     let mut con = cluster.conn(second).unwrap();
-    let pending: (usize, String, String, Vec<(String, String)>) = redis::cmd("XPENDING").arg("jobs").arg("workers").query(&mut con).unwrap();
+    let pending: (usize, String, String, Vec<(String, String)>) =
+        redis::cmd("XPENDING").arg("jobs").arg("workers").query(&mut con).unwrap();
     assert_eq!((pending.0, pending.1), (1, id));
     cluster.wait_converged(&[mirror, other], Duration::from_secs(20));
 }

@@ -20,7 +20,10 @@ fn wait_blocked(con: &mut redis::Connection, n: usize) {
 }
 
 /// `XREAD`-shaped reply: stream → [(id, [(field, value)])].
-type Streams = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
+type Streams = Vec<(String, Entries)>;
+
+/// Entries as XRANGE replies them: (id, [(field, value)]).
+type Entries = Vec<(String, Vec<(String, String)>)>;
 
 #[test]
 fn entries_added_are_read_back_in_order() {
@@ -49,7 +52,8 @@ fn xread_block_is_woken_by_an_xadd_from_another_client() {
     let _: String = redis::cmd("XADD").arg("events").arg("*").arg("old").arg("1").query(&mut con).unwrap();
     let waiter = std::thread::spawn(move || {
         let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let read: Option<Streams> = redis::cmd("XREAD").arg("BLOCK").arg(20000).arg("STREAMS").arg("events").arg("$").query(&mut c).unwrap();
+        let read: Option<Streams> =
+            redis::cmd("XREAD").arg("BLOCK").arg(20000).arg("STREAMS").arg("events").arg("$").query(&mut c).unwrap();
         read
     });
     wait_blocked(&mut con, 1);
@@ -103,7 +107,8 @@ fn blocked_group_readers_get_each_entry_once() {
     let mut got: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     got.sort();
     assert_eq!(got, vec!["a", "b"]);
-    let pending: (usize, String, String, Vec<(String, String)>) = redis::cmd("XPENDING").arg("jobs").arg("workers").query(&mut con).unwrap();
+    let pending: (usize, String, String, Vec<(String, String)>) =
+        redis::cmd("XPENDING").arg("jobs").arg("workers").query(&mut con).unwrap();
     assert_eq!(pending.0, 2);
     assert_eq!(pending.3, vec![("w1".to_string(), "1".to_string()), ("w2".to_string(), "1".to_string())]);
 }
@@ -117,7 +122,16 @@ fn a_blocked_group_reader_learns_its_stream_or_group_is_gone() {
         let url = server.url();
         let waiter = std::thread::spawn(move || {
             let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-            redis::cmd("XREADGROUP").arg("GROUP").arg("g").arg("alice").arg("BLOCK").arg(0).arg("STREAMS").arg("q").arg(">").query::<Value>(&mut c)
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g")
+                .arg("alice")
+                .arg("BLOCK")
+                .arg(0)
+                .arg("STREAMS")
+                .arg("q")
+                .arg(">")
+                .query::<Value>(&mut c)
         });
         wait_blocked(&mut con, 1);
         match setup {
@@ -140,9 +154,10 @@ fn claims_and_acks_through_a_client() {
     }
     let _: () = redis::cmd("XGROUP").arg("CREATE").arg("s").arg("g").arg("0").query(&mut con).unwrap();
     let _: Streams = redis::cmd("XREADGROUP").arg("GROUP").arg("g").arg("alice").arg("STREAMS").arg("s").arg(">").query(&mut con).unwrap();
-    let claimed: Vec<String> = redis::cmd("XCLAIM").arg("s").arg("g").arg("bob").arg(0).arg("1-0").arg("2-0").arg("JUSTID").query(&mut con).unwrap();
+    let claimed: Vec<String> =
+        redis::cmd("XCLAIM").arg("s").arg("g").arg("bob").arg(0).arg("1-0").arg("2-0").arg("JUSTID").query(&mut con).unwrap();
     assert_eq!(claimed, vec!["1-0", "2-0"]);
-    let auto: (String, Vec<(String, Vec<(String, String)>)>, Vec<String>) =
+    let auto: (String, Entries, Vec<String>) =
         redis::cmd("XAUTOCLAIM").arg("s").arg("g").arg("carol").arg(0).arg("0").arg("COUNT").arg(1).query(&mut con).unwrap();
     assert_eq!(auto.0, "2-0");
     assert_eq!(auto.1[0].0, "1-0");
@@ -198,7 +213,8 @@ fn config_set_node_limits_changes_where_nodes_start() {
     for _ in 0..100 {
         let _: String = redis::cmd("XADD").arg("s").arg("*").arg("x").arg("v").query(&mut con).unwrap();
     }
-    let _: String = redis::cmd("XADD").arg("s").arg("MAXLEN").arg("~").arg(55).arg("LIMIT").arg(30).arg("*").arg("x").arg("v").query(&mut con).unwrap();
+    let _: String =
+        redis::cmd("XADD").arg("s").arg("MAXLEN").arg("~").arg(55).arg("LIMIT").arg(30).arg("*").arg("x").arg("v").query(&mut con).unwrap();
     let len: i64 = redis::cmd("XLEN").arg("s").query(&mut con).unwrap();
     assert_eq!(len, 71);
     let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("stream-node-max-entries").query(&mut con).unwrap();
@@ -215,7 +231,17 @@ fn dump_and_restore_a_stream_with_groups() {
         let _: String = redis::cmd("XADD").arg("s").arg("*").arg("n").arg(i).query(&mut con).unwrap();
     }
     let _: () = redis::cmd("XGROUP").arg("CREATE").arg("s").arg("g").arg("0").query(&mut con).unwrap();
-    let _: Streams = redis::cmd("XREADGROUP").arg("GROUP").arg("g").arg("c").arg("COUNT").arg(5).arg("STREAMS").arg("s").arg(">").query(&mut con).unwrap();
+    let _: Streams = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("COUNT")
+        .arg(5)
+        .arg("STREAMS")
+        .arg("s")
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
     let payload: Vec<u8> = redis::cmd("DUMP").arg("s").query(&mut con).unwrap();
     let _: () = redis::cmd("RESTORE").arg("copy").arg(0).arg(payload).query(&mut con).unwrap();
     for args in [vec!["XRANGE", "{}", "-", "+"], vec!["XPENDING", "{}", "g"], vec!["XINFO", "GROUPS", "{}"]] {

@@ -21,8 +21,15 @@ use crate::store::Op;
 pub enum Request {
     /// A command whose first attempt found nothing: `args` is tried once more (a key
     /// may have changed since), then each time a key in `keys` changes.
-    Block { id: u64, args: Vec<Bytes>, keys: Vec<Bytes>, reply: oneshot::Sender<Reply> },
-    Cancel { id: u64 },
+    Block {
+        id: u64,
+        args: Vec<Bytes>,
+        keys: Vec<Bytes>,
+        reply: oneshot::Sender<Reply>,
+    },
+    Cancel {
+        id: u64,
+    },
 }
 
 /// The connection side: hands blocking commands to the task.

@@ -447,4 +447,3 @@ impl Connection {
 fn allowed_while_subscribed(name: &str) -> bool {
     matches!(name, "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe" | "ping" | "quit" | "reset")
 }
-

@@ -13,7 +13,8 @@ const NOGROUP_FOR_KEY: &str = "NOGROUP No such consumer group '{group}' for key 
 pub const NOGROUP_KEY_OR_GROUP: &str = "NOGROUP No such key '{key}' or consumer group '{group}'";
 
 /// XGROUP's subcommands with Redis 7's arities (counting `XGROUP` and the subcommand).
-const SUBCOMMANDS: &[(&str, i32)] = &[("create", -5), ("setid", -5), ("destroy", 4), ("createconsumer", 5), ("delconsumer", 5), ("help", 2)];
+const SUBCOMMANDS: &[(&str, i32)] =
+    &[("create", -5), ("setid", -5), ("destroy", 4), ("createconsumer", 5), ("delconsumer", 5), ("help", 2)];
 
 const HELP: &[&str] = &[
     "CREATE <key> <groupname> <id|$> [option]",

@@ -4,11 +4,11 @@
 //!
 //! The stream itself is `store::stream`; these files parse arguments, apply them
 //! and build replies:
-//! - [`add`]: XADD, XTRIM, XDEL, XSETID, and the node limits (`stream-node-max-*`);
-//! - [`read`]: XLEN, XRANGE, XREVRANGE, XREAD, XREADGROUP and how they wait;
-//! - [`groups`]: XGROUP, XACK, XPENDING;
-//! - [`claim`]: XCLAIM, XAUTOCLAIM;
-//! - [`info`]: XINFO.
+//! - [`add`] has XADD, XTRIM, XDEL, XSETID, and the node limits (`stream-node-max-*`);
+//! - [`read`] has XLEN, XRANGE, XREVRANGE, XREAD, XREADGROUP and how they wait;
+//! - [`groups`] has XGROUP, XACK, XPENDING;
+//! - [`claim`] has XCLAIM, XAUTOCLAIM;
+//! - [`info`] has XINFO.
 //!
 //! Time comes from the log entry (`WriteCtx.now_ms`): auto IDs, delivery and seen
 //! times are the same on every replica. Idle times are computed at the reader's time.
@@ -22,7 +22,6 @@ pub mod read;
 #[cfg(test)]
 mod tests;
 
-
 use super::flags::*;
 use super::*;
 use crate::protocol::reply::Reply;
@@ -32,13 +31,45 @@ use crate::store::value::{Blob, Value};
 const G: &str = "stream";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("xadd", -5, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Appends a new message to a stream. Creates the key if it doesn't exist.", Handler::Write(add::xadd)),
+    spec(
+        "xadd",
+        -5,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        G,
+        "Appends a new message to a stream. Creates the key if it doesn't exist.",
+        Handler::Write(add::xadd),
+    ),
     spec("xtrim", -4, WRITE, (1, 1, 1), G, "Deletes messages from the beginning of a stream.", Handler::Write(add::xtrim)),
-    spec("xdel", -3, WRITE | FAST, (1, 1, 1), G, "Returns the number of messages after removing them from a stream.", Handler::Write(add::xdel)),
-    spec("xsetid", -3, WRITE | DENYOOM | FAST, (1, 1, 1), G, "An internal command for replicating stream values.", Handler::Write(add::xsetid)),
+    spec(
+        "xdel",
+        -3,
+        WRITE | FAST,
+        (1, 1, 1),
+        G,
+        "Returns the number of messages after removing them from a stream.",
+        Handler::Write(add::xdel),
+    ),
+    spec(
+        "xsetid",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        G,
+        "An internal command for replicating stream values.",
+        Handler::Write(add::xsetid),
+    ),
     spec("xlen", 2, READONLY | FAST, (1, 1, 1), G, "Return the number of messages in a stream.", Handler::Read(read::xlen)),
     spec("xrange", -4, READONLY, (1, 1, 1), G, "Returns the messages from a stream within a range of IDs.", Handler::Read(read::xrange)),
-    spec("xrevrange", -4, READONLY, (1, 1, 1), G, "Returns the messages from a stream within a range of IDs in reverse order.", Handler::Read(read::xrevrange)),
+    spec(
+        "xrevrange",
+        -4,
+        READONLY,
+        (1, 1, 1),
+        G,
+        "Returns the messages from a stream within a range of IDs in reverse order.",
+        Handler::Read(read::xrevrange),
+    ),
     spec(
         "xread",
         -4,
@@ -60,15 +91,55 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .waits(&read::XREADGROUP_WAIT),
     spec("xgroup", -2, WRITE, (2, 2, 1), G, "A container for consumer groups commands.", Handler::Write(groups::xgroup)),
-    spec("xack", -4, WRITE | FAST, (1, 1, 1), G, "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", Handler::Write(groups::xack)),
-    spec("xpending", -3, READONLY, (1, 1, 1), G, "Returns the information and entries from a stream consumer group's pending entries list.", Handler::Read(groups::xpending)),
-    spec("xclaim", -6, WRITE | FAST, (1, 1, 1), G, "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", Handler::Write(claim::xclaim)),
-    spec("xautoclaim", -6, WRITE | FAST, (1, 1, 1), G, "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", Handler::Write(claim::xautoclaim)),
+    spec(
+        "xack",
+        -4,
+        WRITE | FAST,
+        (1, 1, 1),
+        G,
+        "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.",
+        Handler::Write(groups::xack),
+    ),
+    spec(
+        "xpending",
+        -3,
+        READONLY,
+        (1, 1, 1),
+        G,
+        "Returns the information and entries from a stream consumer group's pending entries list.",
+        Handler::Read(groups::xpending),
+    ),
+    spec(
+        "xclaim",
+        -6,
+        WRITE | FAST,
+        (1, 1, 1),
+        G,
+        "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.",
+        Handler::Write(claim::xclaim),
+    ),
+    spec(
+        "xautoclaim",
+        -6,
+        WRITE | FAST,
+        (1, 1, 1),
+        G,
+        "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.",
+        Handler::Write(claim::xautoclaim),
+    ),
     spec("xinfo", -2, READONLY, (2, 2, 1), G, "A container for stream introspection commands.", Handler::Read(info::xinfo)),
     // What a waiting XREAD / XREADGROUP runs when a key it waits on changes (see
     // `read`): clients cannot call these.
     spec("tandem.xread-woken", -4, READONLY | INTERNAL, (0, 0, 0), G, "XREAD served after waiting.", Handler::Read(read::xread_woken)),
-    spec("tandem.xreadgroup-woken", -7, WRITE | INTERNAL, (0, 0, 0), G, "XREADGROUP served after waiting.", Handler::Write(read::xreadgroup_woken)),
+    spec(
+        "tandem.xreadgroup-woken",
+        -7,
+        WRITE | INTERNAL,
+        (0, 0, 0),
+        G,
+        "XREADGROUP served after waiting.",
+        Handler::Write(read::xreadgroup_woken),
+    ),
     // CONFIG SET stream-node-max-* as a log entry (see `add::NODE_LIMIT_PARAMS`).
     spec("tandem.stream-node-limits", 3, WRITE | INTERNAL, (0, 0, 0), G, "Sets when stream nodes start.", Handler::Write(add::node_limits)),
 ];

@@ -111,7 +111,7 @@ fn parse_read(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs<'_>, Reply> {
             parsed.count = usize::try_from(int_arg(&args[i + 1])?).unwrap_or(0);
             i += 1;
         } else if is(arg, "streams") && more > 0 {
-            if more % 2 != 0 {
+            if !more.is_multiple_of(2) {
                 return Err(Reply::err(ERR_UNBALANCED));
             }
             streams_at = Some(i + 1);
@@ -184,7 +184,7 @@ fn xread_generic(ctx: &mut ReadCtx, args: &[Bytes], woken: bool) -> CmdResult {
     let mut served = Vec::new();
     for (key, stream, gt) in after {
         let Some(stream) = stream else { continue };
-        if !stream.entries.last_live_id().is_some_and(|top| top > gt) {
+        if stream.entries.last_live_id().is_none_or(|top| top <= gt) {
             continue;
         }
         let start = gt.next().unwrap_or(StreamId::MAX);
@@ -277,7 +277,15 @@ fn xreadgroup_generic(ctx: &mut WriteCtx, args: &[Bytes], woken: bool) -> CmdRes
 
 /// Delivers entries from `start` on to `consumer`: the group moves past them and,
 /// unless NOACK, they become pending (taken over from any other owner).
-fn serve_new(entries: &Entries, group: &mut ConsumerGroup, consumer: &[u8], start: StreamId, take: usize, noack: bool, now_ms: u64) -> Vec<Reply> {
+fn serve_new(
+    entries: &Entries,
+    group: &mut ConsumerGroup,
+    consumer: &[u8],
+    start: StreamId,
+    take: usize,
+    noack: bool,
+    now_ms: u64,
+) -> Vec<Reply> {
     let mut out = Vec::new();
     for entry in entries.range(start, StreamId::MAX).take(take) {
         let id = entry.id;
@@ -313,7 +321,8 @@ fn serve_history(entries: &Entries, group: &mut ConsumerGroup, consumer: &[u8], 
 // --- waiting ---
 
 /// XREAD: waits only with BLOCK; resent after a failover (it changes nothing).
-pub static XREAD_WAIT: WaitSpec = WaitSpec { timeout_ms: xread_wait_ms, keys: xread_keys, prepare: prepare_xread, resend_after_failover: true };
+pub static XREAD_WAIT: WaitSpec =
+    WaitSpec { timeout_ms: xread_wait_ms, keys: xread_keys, prepare: prepare_xread, resend_after_failover: true };
 
 /// XREADGROUP: waits only with BLOCK (and then only while a `>` finds nothing).
 /// Resent after a failover: if the lost active did deliver entries, they stay

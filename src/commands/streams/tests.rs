@@ -147,7 +147,10 @@ fn xadd_argument_errors_match_redis() {
         run(&mut store, T, &["xadd", "s", "maxlen", "1", "limit", "1", "*", "f", "v"]),
         err("ERR syntax error, LIMIT cannot be used without the special ~ option")
     );
-    assert_eq!(run(&mut store, T, &["xadd", "s", "maxlen", "~", "1", "limit", "-1", "*", "f", "v"]), err("ERR The LIMIT argument must be >= 0."));
+    assert_eq!(
+        run(&mut store, T, &["xadd", "s", "maxlen", "~", "1", "limit", "-1", "*", "f", "v"]),
+        err("ERR The LIMIT argument must be >= 0.")
+    );
     assert_eq!(run(&mut store, T, &["xadd", "s", "bogus", "f", "v"]), err("ERR Invalid stream ID specified as stream command argument"));
     assert_eq!(run(&mut store, T, &["xadd", "s", "1-2-*", "f", "v"]), err("ERR Invalid stream ID specified as stream command argument"));
     assert_eq!(run(&mut store, T, &["exists", "s"]), Reply::Int(0));
@@ -363,7 +366,15 @@ fn xdel_every_entry_in_random_order_keeps_the_stream_sane() {
 #[test]
 fn xrange_and_xrevrange_with_counts_exclusive_bounds_and_partial_ids() {
     let mut store = Store::new();
-    for id in ["0-1", "0-18446744073709551615", "1-0", "42-0", "42-42", "18446744073709551615-18446744073709551614", "18446744073709551615-18446744073709551615"] {
+    for id in [
+        "0-1",
+        "0-18446744073709551615",
+        "1-0",
+        "42-0",
+        "42-42",
+        "18446744073709551615-18446744073709551614",
+        "18446744073709551615-18446744073709551615",
+    ] {
         run(&mut store, T, &["xadd", "v", id, "foo", "bar"]);
     }
     let count = |store: &mut Store, a: &str, b: &str| ids(&run(store, T, &["xrange", "v", a, b])).len();
@@ -375,7 +386,10 @@ fn xrange_and_xrevrange_with_counts_exclusive_bounds_and_partial_ids() {
     assert_eq!(count(&mut store, "42", "42"), 2);
     assert_eq!(run(&mut store, T, &["xrange", "v", "(-", "+"]), err("ERR Invalid stream ID specified as stream command argument"));
     assert_eq!(run(&mut store, T, &["xrange", "v", "-", "(+"]), err("ERR Invalid stream ID specified as stream command argument"));
-    assert_eq!(run(&mut store, T, &["xrange", "v", "(18446744073709551615-18446744073709551615", "+"]), err("ERR invalid start ID for the interval"));
+    assert_eq!(
+        run(&mut store, T, &["xrange", "v", "(18446744073709551615-18446744073709551615", "+"]),
+        err("ERR invalid start ID for the interval")
+    );
     assert_eq!(run(&mut store, T, &["xrange", "v", "-", "(0-0"]), err("ERR invalid end ID for the interval"));
     assert_eq!(ids(&run(&mut store, T, &["xrange", "v", "-", "+", "COUNT", "2"])), vec!["0-1", "0-18446744073709551615"]);
     assert_eq!(ids(&run(&mut store, T, &["xrevrange", "v", "+", "-", "count", "2"]))[0], "18446744073709551615-18446744073709551615");
@@ -411,7 +425,12 @@ fn entries_keep_their_own_fields_when_they_differ_from_the_first() {
     run(&mut store, T, &["xadd", "s", "4", "a", "", "a", ""]);
     assert_eq!(
         run(&mut store, T, &["xrange", "s", "-", "+"]),
-        arr(vec![entry("1-0", &["a", "1", "b", "2"]), entry("2-0", &["a", "3", "b", "4"]), entry("3-0", &["b", "5", "a", "6", "c", "7"]), entry("4-0", &["a", "", "a", ""])])
+        arr(vec![
+            entry("1-0", &["a", "1", "b", "2"]),
+            entry("2-0", &["a", "3", "b", "4"]),
+            entry("3-0", &["b", "5", "a", "6", "c", "7"]),
+            entry("4-0", &["a", "", "a", ""])
+        ])
     );
 }
 
@@ -435,9 +454,15 @@ fn xread_argument_errors_match_redis() {
     let mut store = with_entries(1);
     let cases: &[(&[&str], &str)] = &[
         (&["xread", "streams", "s", "s", "0"], "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."),
-        (&["xread", "group", "g", "c", "streams", "s", "0"], "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."),
+        (
+            &["xread", "group", "g", "c", "streams", "s", "0"],
+            "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+        ),
         (&["xread", "noack", "streams", "s", "0"], "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."),
-        (&["xread", "streams", "s", ">"], "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."),
+        (
+            &["xread", "streams", "s", ">"],
+            "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+        ),
         (&["xread", "count", "1", "s", "0"], "ERR syntax error"),
         (&["xread", "block", "x", "streams", "s", "0"], "ERR timeout is not an integer or out of range"),
         (&["xread", "block", "-1", "streams", "s", "0"], "ERR timeout is negative"),
@@ -454,10 +479,13 @@ fn xread_argument_errors_match_redis() {
 fn xread_block_would_block_only_when_nothing_is_there() {
     let mut store = with_entries(2);
     assert_eq!(run(&mut store, T, &["xread", "block", "0", "streams", "s", "2-0"]), Reply::WouldBlock);
-    assert_eq!(ids(&match run(&mut store, T, &["xread", "block", "0", "streams", "s", "1-0"]) {
-        Reply::Keyed(mut v) => v.remove(0).1,
-        other => panic!("{other:?}"),
-    }), vec!["2-0"]);
+    assert_eq!(
+        ids(&match run(&mut store, T, &["xread", "block", "0", "streams", "s", "1-0"]) {
+            Reply::Keyed(mut v) => v.remove(0).1,
+            other => panic!("{other:?}"),
+        }),
+        vec!["2-0"]
+    );
     // Tombstones after the ID do not count: nothing to serve, so wait.
     run(&mut store, T, &["xadd", "s", "3-0", "f", "v"]);
     run(&mut store, T, &["xdel", "s", "3-0"]);
@@ -586,7 +614,10 @@ fn xgroup_create_setid_destroy_and_errors() {
     assert_eq!(run(&mut store, T, &["xlen", "new"]), Reply::Int(0));
     assert_eq!(run(&mut store, T, &["xgroup", "setid", "s", "nog", "0"]), err("NOGROUP No such consumer group 'nog' for key name 's'"));
     assert_eq!(run(&mut store, T, &["xgroup", "setid", "s", "g", "-"]), OK);
-    assert_eq!(run(&mut store, T, &["xgroup", "setid", "s", "g", "0", "entriesread", "-2"]), err("ERR value for ENTRIESREAD must be positive or -1"));
+    assert_eq!(
+        run(&mut store, T, &["xgroup", "setid", "s", "g", "0", "entriesread", "-2"]),
+        err("ERR value for ENTRIESREAD must be positive or -1")
+    );
     assert_eq!(
         run(&mut store, T, &["xgroup", "create", "s", "h", "$", "bogus"]),
         err("ERR unknown subcommand or wrong number of arguments for 'create'. Try XGROUP HELP.")
@@ -617,7 +648,10 @@ fn xreadgroup_delivers_new_entries_once_and_history_per_consumer() {
     assert_eq!(run(&mut store, T, &["xreadgroup", "group", "g", "c2", "streams", "s", ">"]), Reply::NilArray);
     run(&mut store, T, &["xadd", "s", "4-0", "c", "3"]);
     assert_eq!(ids(&keyed_entries(run(&mut store, T, &["xreadgroup", "group", "g", "c2", "streams", "s", ">"]))), vec!["4-0"]);
-    assert_eq!(ids(&keyed_entries(run(&mut store, T, &["xreadgroup", "group", "g", "c1", "count", "10", "streams", "s", "0"]))), vec!["2-0", "3-0"]);
+    assert_eq!(
+        ids(&keyed_entries(run(&mut store, T, &["xreadgroup", "group", "g", "c1", "count", "10", "streams", "s", "0"]))),
+        vec!["2-0", "3-0"]
+    );
     assert_eq!(ids(&keyed_entries(run(&mut store, T, &["xreadgroup", "group", "g", "c2", "streams", "s", "0"]))), vec!["4-0"]);
     // History of a consumer with nothing pending: the stream with no entries.
     assert_eq!(run(&mut store, T, &["xreadgroup", "group", "g", "c3", "streams", "s", "0"]), Reply::Keyed(vec![(bulk("s"), arr(vec![]))]));
@@ -634,7 +668,10 @@ fn keyed_entries(reply: Reply) -> Reply {
 fn xreadgroup_errors_match_redis() {
     let mut store = with_entries(1);
     run(&mut store, T, &["xgroup", "create", "s", "g", "0"]);
-    assert_eq!(run(&mut store, T, &["xreadgroup", "count", "1", "noack", "streams", "s", ">"]), err("ERR Missing GROUP option for XREADGROUP"));
+    assert_eq!(
+        run(&mut store, T, &["xreadgroup", "count", "1", "noack", "streams", "s", ">"]),
+        err("ERR Missing GROUP option for XREADGROUP")
+    );
     assert_eq!(
         run(&mut store, T, &["xreadgroup", "group", "g", "c", "streams", "s", "$"]),
         err("ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.")
@@ -672,10 +709,13 @@ fn xreadgroup_noack_and_setid_reassignment() {
     assert_eq!(run(&mut store, T, &["xpending", "e", "g1", "-", "+", "10", "c1"]), arr(vec![]));
     run(&mut store, T, &["xadd", "e", "*", "f1", "v2"]);
     run(&mut store, T, &["xreadgroup", "group", "g1", "c3", "noack", "streams", "e", ">"]);
-    assert_eq!(int(match run(&mut store, T, &["xpending", "e", "g1"]) {
-        Reply::Array(mut v) => v.remove(0),
-        other => panic!("{other:?}"),
-    }), 5);
+    assert_eq!(
+        int(match run(&mut store, T, &["xpending", "e", "g1"]) {
+            Reply::Array(mut v) => v.remove(0),
+            other => panic!("{other:?}"),
+        }),
+        5
+    );
 }
 
 #[test]
@@ -718,7 +758,10 @@ fn xgroup_consumers_create_and_delete() {
     assert_eq!(applied.replies[0], Reply::Int(1));
     assert_eq!(events(&applied), vec![('t', "xgroup-createconsumer", "s".into())]);
     assert_eq!(run(&mut store, T, &["xgroup", "createconsumer", "s", "g", "bob"]), Reply::Int(0));
-    assert_eq!(run(&mut store, T, &["xgroup", "createconsumer", "s", "nog", "bob"]), err("NOGROUP No such consumer group 'nog' for key name 's'"));
+    assert_eq!(
+        run(&mut store, T, &["xgroup", "createconsumer", "s", "nog", "bob"]),
+        err("NOGROUP No such consumer group 'nog' for key name 's'")
+    );
     run(&mut store, T, &["xreadgroup", "group", "g", "alice", "streams", "s", ">"]);
     let consumers = run(&mut store, T + 5, &["xinfo", "consumers", "s", "g"]);
     let Reply::Array(list) = &consumers else { panic!() };
@@ -747,14 +790,20 @@ fn xclaim_moves_entries_and_drops_deleted_ones() {
     let pending = run(&mut store, T + 1000, &["xpending", "s", "g", "-", "+", "10"]);
     assert_eq!(
         pending,
-        arr(vec![arr(vec![bulk("1-0"), bulk("bob"), Reply::Int(0), Reply::Int(2)]), arr(vec![bulk("3-0"), bulk("bob"), Reply::Int(0), Reply::Int(2)])])
+        arr(vec![
+            arr(vec![bulk("1-0"), bulk("bob"), Reply::Int(0), Reply::Int(2)]),
+            arr(vec![bulk("3-0"), bulk("bob"), Reply::Int(0), Reply::Int(2)])
+        ])
     );
     // JUSTID keeps the count; RETRYCOUNT and IDLE set it and the delivery time.
     assert_eq!(run(&mut store, T + 2000, &["xclaim", "s", "g", "carol", "0", "1-0", "justid"]), strs(&["1-0"]));
     run(&mut store, T + 2000, &["xclaim", "s", "g", "carol", "0", "3-0", "idle", "300", "retrycount", "7"]);
     assert_eq!(
         run(&mut store, T + 2000, &["xpending", "s", "g", "-", "+", "10"]),
-        arr(vec![arr(vec![bulk("1-0"), bulk("carol"), Reply::Int(0), Reply::Int(2)]), arr(vec![bulk("3-0"), bulk("carol"), Reply::Int(300), Reply::Int(7)])])
+        arr(vec![
+            arr(vec![bulk("1-0"), bulk("carol"), Reply::Int(0), Reply::Int(2)]),
+            arr(vec![bulk("3-0"), bulk("carol"), Reply::Int(300), Reply::Int(7)])
+        ])
     );
 }
 
@@ -768,9 +817,18 @@ fn xclaim_force_lastid_and_option_errors() {
     assert_eq!(field(&list[0], "last-delivered-id"), bulk("3-0"));
     assert_eq!(field(&list[0], "pending"), Reply::Int(1));
     assert_eq!(run(&mut store, T, &["xclaim", "s", "g", "bob", "x", "1-0"]), err("ERR Invalid min-idle-time argument for XCLAIM"));
-    assert_eq!(run(&mut store, T, &["xclaim", "s", "g", "bob", "0", "1-0", "idle", "x"]), err("ERR Invalid IDLE option argument for XCLAIM"));
-    assert_eq!(run(&mut store, T, &["xclaim", "s", "g", "bob", "0", "1-0", "time", "x"]), err("ERR Invalid TIME option argument for XCLAIM"));
-    assert_eq!(run(&mut store, T, &["xclaim", "s", "g", "bob", "0", "1-0", "retrycount", "x"]), err("ERR Invalid RETRYCOUNT option argument for XCLAIM"));
+    assert_eq!(
+        run(&mut store, T, &["xclaim", "s", "g", "bob", "0", "1-0", "idle", "x"]),
+        err("ERR Invalid IDLE option argument for XCLAIM")
+    );
+    assert_eq!(
+        run(&mut store, T, &["xclaim", "s", "g", "bob", "0", "1-0", "time", "x"]),
+        err("ERR Invalid TIME option argument for XCLAIM")
+    );
+    assert_eq!(
+        run(&mut store, T, &["xclaim", "s", "g", "bob", "0", "1-0", "retrycount", "x"]),
+        err("ERR Invalid RETRYCOUNT option argument for XCLAIM")
+    );
     assert_eq!(run(&mut store, T, &["xclaim", "s", "g", "bob", "0", "1-0", "bogus"]), err("ERR Unrecognized XCLAIM option 'bogus'"));
     assert_eq!(run(&mut store, T, &["xclaim", "s", "nog", "bob", "0", "1-0"]), err("NOGROUP No such key 's' or consumer group 'nog'"));
 }
@@ -788,7 +846,10 @@ fn xautoclaim_iterates_and_reports_deleted_ids() {
     let reply = run(&mut store, T + 500, &["xautoclaim", "s", "g", "bob", "10", "5-0", "justid"]);
     assert_eq!(reply, arr(vec![bulk("0-0"), strs(&["5-0"]), arr(vec![])]));
     assert_eq!(run(&mut store, T, &["xautoclaim", "s", "g", "bob", "1", "1", "count", "0"]), err("ERR COUNT must be > 0"));
-    assert_eq!(run(&mut store, T, &["xautoclaim", "s", "g", "bob", "1", "1", "count", "8070450532247928833"]), err("ERR COUNT must be > 0"));
+    assert_eq!(
+        run(&mut store, T, &["xautoclaim", "s", "g", "bob", "1", "1", "count", "8070450532247928833"]),
+        err("ERR COUNT must be > 0")
+    );
     assert_eq!(run(&mut store, T, &["xautoclaim", "s", "g", "bob", "x", "1"]), err("ERR Invalid min-idle-time argument for XAUTOCLAIM"));
     assert_eq!(run(&mut store, T, &["xautoclaim", "s", "g", "bob", "1", "1", "bogus"]), err("ERR syntax error"));
     assert_eq!(run(&mut store, T, &["xautoclaim", "s", "nog", "bob", "1", "1"]), err("NOGROUP No such key 's' or consumer group 'nog'"));
@@ -801,8 +862,14 @@ fn xautoclaim_with_trimmed_entries_and_small_counts() {
     run(&mut store, T, &["xreadgroup", "group", "grp", "alice", "streams", "s", ">"]);
     run(&mut store, T, &["xdel", "s", "1-0"]);
     run(&mut store, T, &["xdel", "s", "2-0"]);
-    assert_eq!(run(&mut store, T, &["xautoclaim", "s", "grp", "bob", "0", "0-0", "count", "1"]), arr(vec![bulk("2-0"), arr(vec![]), strs(&["1-0"])]));
-    assert_eq!(run(&mut store, T, &["xautoclaim", "s", "grp", "bob", "0", "2-0", "count", "1"]), arr(vec![bulk("3-0"), arr(vec![]), strs(&["2-0"])]));
+    assert_eq!(
+        run(&mut store, T, &["xautoclaim", "s", "grp", "bob", "0", "0-0", "count", "1"]),
+        arr(vec![bulk("2-0"), arr(vec![]), strs(&["1-0"])])
+    );
+    assert_eq!(
+        run(&mut store, T, &["xautoclaim", "s", "grp", "bob", "0", "2-0", "count", "1"]),
+        arr(vec![bulk("3-0"), arr(vec![]), strs(&["2-0"])])
+    );
     assert_eq!(
         run(&mut store, T, &["xautoclaim", "s", "grp", "bob", "0", "3-0", "count", "1"]),
         arr(vec![bulk("0-0"), arr(vec![entry("3-0", &["f", "3"])]), arr(vec![])])
@@ -820,11 +887,17 @@ fn xsetid_sets_ids_and_refuses_what_redis_refuses() {
     assert_eq!(field(&info, "last-generated-id"), bulk("200-0"));
     assert_eq!(field(&info, "entries-added"), Reply::Int(1));
     run(&mut store, T, &["xadd", "s", "*", "a", "b"]);
-    assert_eq!(run(&mut store, T, &["xsetid", "s", "1-1"]), err("ERR The ID specified in XSETID is smaller than the target stream top item"));
+    assert_eq!(
+        run(&mut store, T, &["xsetid", "s", "1-1"]),
+        err("ERR The ID specified in XSETID is smaller than the target stream top item")
+    );
     assert_eq!(run(&mut store, T, &["xsetid", "nokey", "1-1"]), err("ERR no such key"));
     assert_eq!(run(&mut store, T, &["xsetid", "s", "1-1", "0"]), err("ERR syntax error"));
     assert_eq!(run(&mut store, T, &["xsetid", "s", "1-1", "0-0"]), err("ERR syntax error"));
-    assert_eq!(run(&mut store, T, &["xsetid", "s", "1-1", "entriesadded", "-1", "maxdeletedid", "0-0"]), err("ERR entries_added must be positive"));
+    assert_eq!(
+        run(&mut store, T, &["xsetid", "s", "1-1", "entriesadded", "-1", "maxdeletedid", "0-0"]),
+        err("ERR entries_added must be positive")
+    );
     let mut store = Store::new();
     run(&mut store, T, &["xadd", "x", "1-0", "a", "b"]);
     assert_eq!(
@@ -839,7 +912,10 @@ fn xsetid_sets_ids_and_refuses_what_redis_refuses() {
     let info = run(&mut store, T, &["xinfo", "stream", "x", "full"]);
     assert_eq!(field(&info, "entries-added"), Reply::Int(9));
     assert_eq!(field(&info, "max-deleted-entry-id"), bulk("3-0"));
-    assert_eq!(run(&mut store, T, &["xadd", "x", "4-0", "a", "b"]), err("ERR The ID specified in XADD is equal or smaller than the target stream top item"));
+    assert_eq!(
+        run(&mut store, T, &["xadd", "x", "4-0", "a", "b"]),
+        err("ERR The ID specified in XADD is equal or smaller than the target stream top item")
+    );
 }
 
 // --- XINFO ---
@@ -877,7 +953,10 @@ fn xinfo_stream_full_and_groups_follow_redis_shapes() {
     assert_eq!(field(&info, "first-entry"), entry("100-0", &["a", "1"]));
     assert_eq!(field(&info, "last-entry"), entry("104-0", &["f", "1"]));
     assert_eq!(field(&info, "groups"), Reply::Int(2));
-    assert_eq!(run(&mut store, T, &["xinfo", "stream", "x", "bogus"]), err("ERR unknown subcommand or wrong number of arguments for 'stream'. Try XINFO HELP."));
+    assert_eq!(
+        run(&mut store, T, &["xinfo", "stream", "x", "bogus"]),
+        err("ERR unknown subcommand or wrong number of arguments for 'stream'. Try XINFO HELP.")
+    );
     assert_eq!(run(&mut store, T, &["xinfo", "stream", "nokey"]), err("ERR no such key"));
     assert_eq!(run(&mut store, T, &["xinfo", "help", "xxx"]), err("ERR wrong number of arguments for 'xinfo|help' command"));
     assert_eq!(run(&mut store, T, &["xinfo", "consumers", "x", "nog"]), err("NOGROUP No such consumer group 'nog' for key name 'x'"));
@@ -955,7 +1034,13 @@ fn damaged_stream_payloads_are_refused_and_never_panic() {
                 // Whatever is accepted must work as a stream.
                 let mut probe = Store::new();
                 probe.db.insert(b"p", decoded, T);
-                for cmd in [&["xrange", "p", "-", "+"][..], &["xrevrange", "p", "+", "-"], &["xinfo", "stream", "p", "full"], &["xtrim", "p", "maxlen", "3"], &["xadd", "p", "*", "f", "v"]] {
+                for cmd in [
+                    &["xrange", "p", "-", "+"][..],
+                    &["xrevrange", "p", "+", "-"],
+                    &["xinfo", "stream", "p", "full"],
+                    &["xtrim", "p", "maxlen", "3"],
+                    &["xadd", "p", "*", "f", "v"],
+                ] {
                     run(&mut probe, T, cmd);
                 }
             }
@@ -986,7 +1071,17 @@ fn the_same_commands_give_the_same_streams_everywhere() {
             0..=3 => vec!["xadd".into(), key.into(), "maxlen".into(), "~".into(), "40".into(), "*".into(), "f".into(), step.to_string()],
             4 => vec!["xdel".into(), key.into(), id],
             5 => vec!["xgroup".into(), "create".into(), key.into(), "g".into(), "0".into(), "mkstream".into()],
-            6 | 7 => vec!["xreadgroup".into(), "group".into(), "g".into(), consumer.into(), "count".into(), "3".into(), "streams".into(), key.into(), ">".into()],
+            6 | 7 => vec![
+                "xreadgroup".into(),
+                "group".into(),
+                "g".into(),
+                consumer.into(),
+                "count".into(),
+                "3".into(),
+                "streams".into(),
+                key.into(),
+                ">".into(),
+            ],
             8 => vec!["xautoclaim".into(), key.into(), "g".into(), consumer.into(), "5".into(), "0".into(), "count".into(), "2".into()],
             9 => vec!["xack".into(), key.into(), "g".into(), id],
             10 => vec!["xtrim".into(), key.into(), "minid".into(), id],

@@ -161,9 +161,7 @@ impl Entries {
         let id = match wanted {
             NewId::Auto => StreamId::auto_after(self.last_id, now_ms).ok_or(AppendError::NotGreater)?,
             // The same millisecond: the next sequence, which must not carry over.
-            NewId::Ms(ms) if ms == self.last_id.ms => {
-                StreamId::new(ms, self.last_id.seq.checked_add(1).ok_or(AppendError::NotGreater)?)
-            }
+            NewId::Ms(ms) if ms == self.last_id.ms => StreamId::new(ms, self.last_id.seq.checked_add(1).ok_or(AppendError::NotGreater)?),
             NewId::Ms(ms) => StreamId::new(ms, 0),
             NewId::Exact(id) => id,
         };

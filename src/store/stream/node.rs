@@ -362,13 +362,14 @@ mod tests {
         items.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
     }
 
-    fn collect(node: &Node, master: StreamId) -> Vec<(String, bool, Vec<(String, String)>)> {
+    /// An entry as the tests compare it: ID, deleted, fields.
+    type Seen = (String, bool, Vec<(String, String)>);
+
+    fn collect(node: &Node, master: StreamId) -> Vec<Seen> {
         node.entries(master)
             .map(|e| {
-                let fields = e
-                    .fields
-                    .map(|(f, v)| (String::from_utf8_lossy(f).into_owned(), String::from_utf8_lossy(v).into_owned()))
-                    .collect();
+                let fields =
+                    e.fields.map(|(f, v)| (String::from_utf8_lossy(f).into_owned(), String::from_utf8_lossy(v).into_owned())).collect();
                 (e.id.to_string(), e.deleted, fields)
             })
             .collect()
