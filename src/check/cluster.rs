@@ -152,7 +152,12 @@ impl Cluster {
         if let Some(bind) = m.bind_port {
             cmd.args(["--group-bind", &format!("{}:{bind}", m.host)]);
         }
-        cmd.current_dir(self.dir.path()).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::from(log));
+        // TANDEM_SERVER_LOG (a RUST_LOG filter, e.g. "info,openraft=debug") raises
+        // what the servers log when a run needs reading closely.
+        cmd.current_dir(self.dir.path())
+            .env("RUST_LOG", std::env::var("TANDEM_SERVER_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
