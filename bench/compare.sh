@@ -19,6 +19,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 cargo build --release --quiet
+TANDEM_BIN=${TANDEM_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/tandem}
 
 work=$(mktemp -d)
 pids=()
@@ -30,7 +31,7 @@ start_redis() {
   pids+=($!); REDIS_PID=$!
 }
 start_tandem() {
-  (cd "$work" && RUST_LOG=warn exec "$OLDPWD/target/release/tandem" server --port "$TANDEM_PORT") >"$work/tandem.log" 2>&1 &
+  (cd "$work" && RUST_LOG=warn exec "$TANDEM_BIN" server --port "$TANDEM_PORT") >"$work/tandem.log" 2>&1 &
   pids+=($!); TANDEM_PID=$!
 }
 wait_ready() {
@@ -46,7 +47,7 @@ rps() { # port test pipeline
 rps_cmd() { # port pipeline command…
   local port=$1 p=$2; shift 2
   redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -P "$p" -r 100000 -q --csv "$@" 2>/dev/null \
-    | awk -F'","' '{gsub(/"/,"",$2); print $2; exit}'
+    | awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 
 start_redis; start_tandem

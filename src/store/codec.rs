@@ -189,6 +189,31 @@ pub fn restore_payload(payload: &[u8]) -> Result<Value, CodecError> {
     decode_value(verify_dump(payload)?)
 }
 
+/// The RDB versions of Redis DUMP payloads RESTORE reads (Redis 5.0 wrote 9, 7.0
+/// 10, 7.2 11). They cannot be taken for ours, which are 1 and 2.
+const REDIS_RDB_VERSIONS: std::ops::RangeInclusive<u16> = 9..=11;
+
+/// Why RESTORE refuses a payload: its envelope (checksum, version), or its contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpError {
+    #[error("{0}")]
+    Payload(CodecError),
+    #[error("{0}")]
+    Data(String),
+}
+
+/// A DUMP payload of ours, or one made by Redis (see [`super::rdb`]), as a value.
+pub fn restore_dump(payload: &[u8]) -> Result<Value, DumpError> {
+    match verify_dump(payload) {
+        Ok(body) => decode_value(body).map_err(|e| DumpError::Data(e.to_string())),
+        Err(CodecError::Version { found, .. }) if REDIS_RDB_VERSIONS.contains(&found) => {
+            let body = payload.get(..payload.len() - FOOTER_BYTES).unwrap_or_default();
+            super::rdb::decode_value(body).map_err(|e| DumpError::Data(e.to_string()))
+        }
+        Err(e) => Err(DumpError::Payload(e)),
+    }
+}
+
 /// Reads encoded items from a buffer, front to back, checking each against what
 /// remains. Snapshots read many values (and keys, TTLs) from one `Decoder`.
 pub struct Decoder<'a> {

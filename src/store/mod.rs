@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod rdb;
 pub mod stream;
 pub mod value;
 
@@ -192,6 +193,14 @@ pub fn digest(db: &db::Db) -> u64 {
         h.write(key);
         h.write(&item.expire_at_ms.to_le_bytes());
         hash_value(&mut h, &item.value);
+        total = total.wrapping_add(h.finish());
+    }
+    // The stream node limits are state too (they decide where nodes start); left out
+    // at their defaults so that a store without streams digests as before.
+    if db.stream_limits != stream::NodeLimits::default() {
+        let mut h = Fnv::new();
+        h.write(&db.stream_limits.max_entries.to_le_bytes());
+        h.write(&db.stream_limits.max_bytes.to_le_bytes());
         total = total.wrapping_add(h.finish());
     }
     total ^ (db.len() as u64)

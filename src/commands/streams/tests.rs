@@ -1107,6 +1107,7 @@ fn node_limits_are_state_and_change_where_nodes_start() {
     let mut store = Store::new();
     let before = store.digest();
     assert_eq!(run(&mut store, T, &["tandem.stream-node-limits", "2", "4096"]), OK);
+    assert_ne!(store.digest(), before, "the limits alone are state");
     for _ in 0..5 {
         run(&mut store, T, &["xadd", "s", "*", "f", "v"]);
     }

@@ -390,6 +390,11 @@ impl Entries {
         group.last_id = id;
     }
 
+    /// The nodes, giving the entries up (to rebuild them with other counters).
+    pub(crate) fn into_nodes(self) -> BTreeMap<StreamId, Node> {
+        self.nodes
+    }
+
     /// Rebuilds entries from decoded parts; [`codec`] checks them first.
     pub(crate) fn from_parts(nodes: BTreeMap<StreamId, Node>, meta: [StreamId; 3], counts: [u64; 2]) -> Entries {
         let [last_id, first_id, max_deleted_id] = meta;
