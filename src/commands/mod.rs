@@ -6,8 +6,9 @@
 //!   (the type system enforces it);
 //! - [`Handler::Write`] runs inside [`crate::store::Store::apply`] with the time and
 //!   random seed stamped in the log entry, so every replica computes the same result;
-//! - [`Handler::Server`] is served by the connection (HELLO, SUBSCRIBE, CONFIG, …) and
-//!   never reaches the state machine.
+//! - [`Handler::Server`] is served by the server the client is connected to (HELLO,
+//!   SUBSCRIBE, CONFIG, MULTI, …) and never reaches the state machine; its [`Srv`]
+//!   names the handler `server::cmd` runs for it.
 //!
 //! One file per command family; each exports `COMMANDS`.
 
@@ -48,8 +49,61 @@ pub type WriteFn = fn(&mut WriteCtx<'_>, &[Bytes]) -> CmdResult;
 pub enum Handler {
     Read(ReadFn),
     Write(WriteFn),
-    Server,
+    Server(Srv),
 }
+
+/// The commands the server serves itself, one variant per handler (`server::cmd`
+/// maps each to its function): typed, so no command is recognised by its name text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Srv {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Client,
+    Quit,
+    Reset,
+    Readonly,
+    Readwrite,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+    Subscribe,
+    Unsubscribe,
+    Psubscribe,
+    Punsubscribe,
+    Publish,
+    Pubsub,
+    Info,
+    Command,
+    Config,
+    Time,
+    Memory,
+    Save,
+    Bgsave,
+    Lastsave,
+    Role,
+}
+
+impl Srv {
+    /// Runs at once inside MULTI instead of being queued (Redis's list).
+    pub fn runs_in_multi(self) -> bool {
+        matches!(self, Srv::Exec | Srv::Discard | Srv::Multi | Srv::Watch | Srv::Quit | Srv::Reset)
+    }
+
+    /// Allowed on a RESP2 connection that has subscriptions.
+    pub fn allowed_subscribed(self) -> bool {
+        matches!(self, Srv::Subscribe | Srv::Psubscribe | Srv::Unsubscribe | Srv::Punsubscribe | Srv::Ping | Srv::Quit | Srv::Reset)
+    }
+}
+
+/// Finds the key positions of a command whose keys move with its arguments (a
+/// `numkeys` argument, a `STREAMS` keyword…). Positions past the arguments are never
+/// returned.
+pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
 
 /// Command flags (Redis's names, as COMMAND INFO shows them).
 pub mod flags {
@@ -102,19 +156,19 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub summary: &'static str,
     pub handler: Handler,
+    /// For commands with movable keys: where they are (the range above is then 0).
+    pub key_finder: Option<KeyFinder>,
     /// How a BLOCKING command waits, when not as BLPOP does (timeout last, keys at
     /// fixed positions, arguments unchanged).
     pub wait: Option<&'static WaitSpec>,
 }
 
-/// How a blocking command waits: for how long, on which keys, and with which
-/// arguments it is run when it starts waiting and when a key it waits on changes.
+/// How a blocking command waits: for how long, and with which arguments it is run
+/// when it starts waiting and when a key it waits on (its keys) changes.
 pub struct WaitSpec {
     /// The wait in ms (0 = forever), `None` when this call does not wait at all
     /// (XREAD without BLOCK), or the error for a bad timeout.
     pub timeout_ms: fn(&[Bytes]) -> Result<Option<u64>, Reply>,
-    /// The keys whose changes may serve it.
-    pub keys: fn(&[Bytes]) -> Vec<Bytes>,
     /// The arguments of the first attempt and of every attempt after a wake-up,
     /// fixed against the state when the wait starts, at `now_ms` (XREAD's `$`
     /// becomes the stream's last ID, as Redis rewrites it).
@@ -155,10 +209,7 @@ impl CommandSpec {
 
     /// The keys a blocking command waits on.
     pub fn wait_keys(&self, args: &[Bytes]) -> Vec<Bytes> {
-        match self.wait {
-            Some(wait) => (wait.keys)(args),
-            None => self.keys(args).into_iter().cloned().collect(),
-        }
+        self.keys(args).into_iter().cloned().collect()
     }
 
     /// The arguments to run when the wait starts and after each wake-up.
@@ -190,8 +241,11 @@ impl CommandSpec {
         }
     }
 
-    /// The key arguments of `args` per the spec's positions.
+    /// The key arguments of `args` per the spec's positions (or its key finder).
     pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        if let Some(find) = self.key_finder {
+            return find(args).into_iter().filter_map(|i| args.get(i)).collect();
+        }
         if self.first_key <= 0 || self.step <= 0 {
             return Vec::new();
         }
@@ -220,7 +274,45 @@ pub const fn spec(
     summary: &'static str,
     handler: Handler,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, handler, wait: None }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        summary,
+        handler,
+        key_finder: None,
+        wait: None,
+    }
+}
+
+impl CommandSpec {
+    /// The same command with movable keys found by `finder`.
+    pub const fn movable(mut self, finder: KeyFinder) -> CommandSpec {
+        self.key_finder = Some(finder);
+        self.flags |= flags::MOVABLE_KEYS;
+        self
+    }
+
+    /// The handler of a server command.
+    pub fn srv(&self) -> Option<Srv> {
+        match self.handler {
+            Handler::Server(srv) => Some(srv),
+            _ => None,
+        }
+    }
+}
+
+/// Key finder for `<name> numkeys key [key …] …` (SINTERCARD, ZUNION, LMPOP…): the
+/// `numkeys` argument at `at`, keys right after it. A bad count finds no keys (the
+/// handler answers the error).
+pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Vec<usize> {
+    let Some(count) = args.get(at).and_then(|a| parse_i64(a)).filter(|n| *n > 0) else { return Vec::new() };
+    let count = (count as usize).min(args.len().saturating_sub(at + 1));
+    (at + 1..at + 1 + count).collect()
 }
 
 /// Every command, from every family.
@@ -407,7 +499,7 @@ mod tests {
             match spec.handler {
                 Handler::Write(_) => assert!(spec.has(flags::WRITE), "{} must be flagged write", spec.name),
                 Handler::Read(_) => assert!(spec.has(flags::READONLY), "{} must be flagged readonly", spec.name),
-                Handler::Server => {}
+                Handler::Server(_) => {}
             }
         }
     }

@@ -16,8 +16,10 @@ use bytes::Bytes;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::admit::Memory;
+use super::request::Request;
 use super::settings::{EvictionPolicy, Settings};
-use crate::commands::{args::ERR_OOM, flags, CommandSpec};
+use crate::commands::args::ERR_OOM;
 use crate::limits;
 use crate::memory;
 use crate::protocol::reply::Reply;
@@ -90,25 +92,6 @@ impl Core {
         self.clock().random()
     }
 
-    /// Waits, for up to one election time, until this server may take writes as the
-    /// active: a newly elected active refuses them until a quorum has confirmed its
-    /// leadership (openraft's lease). Used before a blocking command's first attempt,
-    /// which a mirror may send right after a failover.
-    pub async fn wait_writable(&self) -> Result<(), Reply> {
-        let deadline = tokio::time::Instant::now() + self.replica.election_time();
-        let mut pause = Duration::from_millis(10);
-        loop {
-            match self.replica.linearize().await {
-                Ok(()) => return Ok(()),
-                Err(e) if !self.replica.is_active() || tokio::time::Instant::now() + pause > deadline => return Err(e),
-                Err(_) => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-            }
-        }
-    }
-
     /// Proposes `ops` as one entry; one reply per op, or one error for all.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
         // Disk trouble answers at once, never queued behind an EXEC waiting at the gate.
@@ -138,8 +121,9 @@ impl Core {
 
     /// Runs a batch of store commands (no blocking ones): consecutive writes become one
     /// entry; reads run in place after one linearizability check for the batch (none
-    /// with [`Reads::Stale`]), and see every write before them.
-    pub async fn execute(&self, batch: &[(&'static CommandSpec, Vec<Bytes>)], settings: &Settings, reads: Reads) -> Vec<Reply> {
+    /// with [`Reads::Stale`]), and see every write before them. A write that may grow
+    /// the data makes room first when memory is full (the rule is `admit::Memory`'s).
+    pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads) -> Vec<Reply> {
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
         let mut linearized: Option<Result<(), Reply>> = None;
@@ -147,7 +131,7 @@ impl Core {
         let mut rng: Option<Xoshiro256PlusPlus> = None;
         let mut i = 0;
         while i < batch.len() {
-            let (spec, args) = &batch[i];
+            let Request { spec, args, .. } = &batch[i];
             if !spec.is_write() {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
@@ -157,23 +141,23 @@ impl Core {
                     });
                 }
                 // A run of consecutive reads: one time stamp, one store lock.
-                let end = batch[i..].iter().position(|(s, _)| s.is_write()).map_or(batch.len(), |n| i + n);
+                let end = batch[i..].iter().position(|r| r.spec.is_write()).map_or(batch.len(), |n| i + n);
                 match &linearized {
                     Some(Err(e)) => replies.extend(std::iter::repeat_n(e.clone(), end - i)),
                     _ => {
                         let now = self.stamp();
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
                         let store = self.store();
-                        replies.extend(batch[i..end].iter().map(|(spec, args)| store.read(spec, args, now, rng)));
+                        replies.extend(batch[i..end].iter().map(|r| store.read(r.spec, &r.args, now, rng)));
                     }
                 }
                 i = end;
                 continue;
             }
             i += 1;
-            if spec.has(flags::DENYOOM) && over_maxmemory(settings, self.replica.log.memory_bytes()) {
+            if memory.needs_room(spec) {
                 self.flush(&mut pending, &mut replies).await;
-                if let Err(oom) = self.make_room(settings).await {
+                if let Err(oom) = self.make_room(memory.settings).await {
                     replies.push(oom);
                     continue;
                 }
@@ -188,15 +172,14 @@ impl Core {
     /// with no other write in flight: EXEC replies nil if a watched key changed.
     pub async fn execute_transaction(
         &self,
-        cmds: &[Vec<Bytes>],
+        cmds: &[Request],
         watches: &[(Bytes, WatchStamp)],
-        settings: &Settings,
+        memory: &Memory<'_>,
     ) -> Result<Reply, Reply> {
-        let needs_room = cmds.iter().any(|a| a.first().and_then(|n| crate::commands::lookup(n)).is_some_and(|s| s.has(flags::DENYOOM)));
-        if needs_room && over_maxmemory(settings, self.replica.log.memory_bytes()) {
-            self.make_room(settings).await?;
+        if cmds.iter().any(|r| memory.needs_room(r.spec)) {
+            self.make_room(memory.settings).await?;
         }
-        let op = Op::Transaction(cmds.iter().map(|a| crate::store::compact(a)).collect());
+        let op = Op::Transaction(cmds.iter().map(|r| crate::store::compact(&r.args)).collect());
         let replies = if watches.is_empty() {
             self.propose(vec![op]).await?
         } else {
@@ -215,11 +198,9 @@ impl Core {
     }
 
     /// Active expiry: deletes keys whose time has come, as one entry. Returns how many
-    /// keys were due (0 on a mirror, which never expires keys itself).
+    /// keys were due. Only the active calls it (the expiry cycle asks the cluster view);
+    /// a mirror never expires keys itself.
     pub async fn expire_due(&self) -> usize {
-        if !self.replica.is_active() {
-            return 0;
-        }
         let now = self.stamp();
         let due = self.store().db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX);
         if due.is_empty() {
@@ -236,17 +217,14 @@ impl Core {
         count
     }
 
-    /// Evicts keys per `maxmemory-policy` until memory is under the limit.
+    /// Evicts keys per `maxmemory-policy` until memory is under the limit. Called on
+    /// the local write path, which routing sends only to the active: eviction is an
+    /// entry only the active proposes, and a mirror's memory follows its decisions.
     /// `Err(OOM)` when the policy is noeviction or nothing is left to evict.
     pub async fn make_room(&self, settings: &Settings) -> Result<(), Reply> {
         let policy = settings.policy();
         if policy == EvictionPolicy::NoEviction {
             return Err(Reply::err(ERR_OOM));
-        }
-        if !self.replica.is_active() {
-            // Eviction is an entry only the active proposes; a mirror's memory follows
-            // the active's decisions.
-            return Err(Reply::err("TRYAGAIN this server is not the active of its stripe; retry"));
         }
         // Bounded: each round evicts a handful of keys.
         for _ in 0..1024 {

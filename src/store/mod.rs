@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod db;
 pub mod rdb;
+pub mod slots;
 pub mod stream;
 pub mod value;
 
@@ -159,7 +160,7 @@ impl Store {
                 f(&mut ctx, args)
             }
             Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng }, args),
-            Handler::Server => Ok(Reply::Nil),
+            Handler::Server(_) => Ok(Reply::Nil),
         };
         // A stream that appeared, went or was replaced (XADD, DEL, SET, RENAME,
         // FLUSHALL…) wakes whoever waits on it: XREADGROUP must learn that its stream is gone.

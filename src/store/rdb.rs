@@ -424,9 +424,17 @@ mod tests {
         assert_eq!(entries.entries_added(), 2);
         assert_eq!(entries.max_deleted_id(), StreamId::MIN);
         assert_eq!(entries.last_id(), StreamId::new(6, 0));
-        let live: Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)> =
-            entries.range(StreamId::MIN, StreamId::MAX).map(|e| (e.id, e.fields.map(|(f, v)| (f.to_vec(), v.to_vec())).collect())).collect();
-        assert_eq!(live, vec![(StreamId::new(5, 0), vec![(b"data".to_vec(), b"e".to_vec())]), (StreamId::new(6, 0), vec![(b"data".to_vec(), b"f".to_vec())])]);
+        let live: Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)> = entries
+            .range(StreamId::MIN, StreamId::MAX)
+            .map(|e| (e.id, e.fields.map(|(f, v)| (f.to_vec(), v.to_vec())).collect()))
+            .collect();
+        assert_eq!(
+            live,
+            vec![
+                (StreamId::new(5, 0), vec![(b"data".to_vec(), b"e".to_vec())]),
+                (StreamId::new(6, 0), vec![(b"data".to_vec(), b"f".to_vec())])
+            ]
+        );
         let g1 = &stream.groups[&Blob::from(&b"g1"[..])];
         assert_eq!((g1.entries_read, entries.lag(g1)), (Some(1), Some(1)));
         assert_eq!(g1.pending.len(), 4);

@@ -79,6 +79,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
         Handler::Read(read::xread),
     )
+    .movable(read::xread_keys)
     .waits(&read::XREAD_WAIT),
     spec(
         "xreadgroup",
@@ -89,6 +90,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.",
         Handler::Write(read::xreadgroup),
     )
+    .movable(read::xreadgroup_keys)
     .waits(&read::XREADGROUP_WAIT),
     spec("xgroup", -2, WRITE, (2, 2, 1), G, "A container for consumer groups commands.", Handler::Write(groups::xgroup)),
     spec(
@@ -130,7 +132,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("xinfo", -2, READONLY, (2, 2, 1), G, "A container for stream introspection commands.", Handler::Read(info::xinfo)),
     // What a waiting XREAD / XREADGROUP runs when a key it waits on changes (see
     // `read`): clients cannot call these.
-    spec("tandem.xread-woken", -4, READONLY | INTERNAL, (0, 0, 0), G, "XREAD served after waiting.", Handler::Read(read::xread_woken)),
+    spec("tandem.xread-woken", -4, READONLY | INTERNAL, (0, 0, 0), G, "XREAD served after waiting.", Handler::Read(read::xread_woken))
+        .movable(read::xread_keys),
     spec(
         "tandem.xreadgroup-woken",
         -7,
@@ -139,7 +142,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "XREADGROUP served after waiting.",
         Handler::Write(read::xreadgroup_woken),
-    ),
+    )
+    .movable(read::xreadgroup_keys),
     // CONFIG SET stream-node-max-* as a log entry (see `add::NODE_LIMIT_PARAMS`).
     spec("tandem.stream-node-limits", 3, WRITE | INTERNAL, (0, 0, 0), G, "Sets when stream nodes start.", Handler::Write(add::node_limits)),
 ];

@@ -321,14 +321,13 @@ fn serve_history(entries: &Entries, group: &mut ConsumerGroup, consumer: &[u8], 
 // --- waiting ---
 
 /// XREAD: waits only with BLOCK; resent after a failover (it changes nothing).
-pub static XREAD_WAIT: WaitSpec =
-    WaitSpec { timeout_ms: xread_wait_ms, keys: xread_keys, prepare: prepare_xread, resend_after_failover: true };
+pub static XREAD_WAIT: WaitSpec = WaitSpec { timeout_ms: xread_wait_ms, prepare: prepare_xread, resend_after_failover: true };
 
 /// XREADGROUP: waits only with BLOCK (and then only while a `>` finds nothing).
 /// Resent after a failover: if the lost active did deliver entries, they stay
 /// pending for the consumer (XPENDING, XCLAIM), which is what pending lists are for.
 pub static XREADGROUP_WAIT: WaitSpec =
-    WaitSpec { timeout_ms: xreadgroup_wait_ms, keys: xreadgroup_keys, prepare: prepare_xreadgroup, resend_after_failover: true };
+    WaitSpec { timeout_ms: xreadgroup_wait_ms, prepare: prepare_xreadgroup, resend_after_failover: true };
 
 fn xread_wait_ms(args: &[Bytes]) -> Result<Option<u64>, Reply> {
     parse_read(args, false).map(|p| p.block_ms)
@@ -338,12 +337,21 @@ fn xreadgroup_wait_ms(args: &[Bytes]) -> Result<Option<u64>, Reply> {
     parse_read(args, true).map(|p| p.block_ms)
 }
 
-fn xread_keys(args: &[Bytes]) -> Vec<Bytes> {
-    parse_read(args, false).map(|p| p.keys.to_vec()).unwrap_or_default()
+/// Positions of the keys after STREAMS (the first half of what follows it).
+fn key_positions(args: &[Bytes], xreadgroup: bool) -> Vec<usize> {
+    let Ok(parsed) = parse_read(args, xreadgroup) else { return Vec::new() };
+    let keys_at = args.len() - parsed.ids.len() - parsed.keys.len();
+    (keys_at..keys_at + parsed.keys.len()).collect()
 }
 
-fn xreadgroup_keys(args: &[Bytes]) -> Vec<Bytes> {
-    parse_read(args, true).map(|p| p.keys.to_vec()).unwrap_or_default()
+/// XREAD's keys (a key finder: they follow STREAMS).
+pub fn xread_keys(args: &[Bytes]) -> Vec<usize> {
+    key_positions(args, false)
+}
+
+/// XREADGROUP's keys.
+pub fn xreadgroup_keys(args: &[Bytes]) -> Vec<usize> {
+    key_positions(args, true)
 }
 
 /// The woken form: the internal command `name` with the same arguments.
