@@ -424,7 +424,8 @@ mod tests {
         assert_eq!(entries.entries_added(), 2);
         assert_eq!(entries.max_deleted_id(), StreamId::MIN);
         assert_eq!(entries.last_id(), StreamId::new(6, 0));
-        let live: Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)> = entries
+        type Seen = (StreamId, Vec<(Vec<u8>, Vec<u8>)>);
+        let live: Vec<Seen> = entries
             .range(StreamId::MIN, StreamId::MAX)
             .map(|e| (e.id, e.fields.map(|(f, v)| (f.to_vec(), v.to_vec())).collect()))
             .collect();
