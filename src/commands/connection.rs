@@ -12,7 +12,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "hello",
         -1,
-        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT,
+        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         G,
         "Handshakes with the server.",
@@ -21,7 +21,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "auth",
         -2,
-        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT,
+        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         G,
         "Authenticates the connection.",

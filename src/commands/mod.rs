@@ -25,11 +25,13 @@ use crate::store::KeyEvent;
 
 pub mod args;
 pub mod connection;
+pub mod functions;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
 pub mod scan;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod streams;
@@ -38,6 +40,10 @@ pub mod transactions;
 pub mod zsets;
 
 pub use args::*;
+
+/// The Redis version clients are told (features they may use: RESP3, CLIENT SETINFO,
+/// …; scripts see it as `redis.REDIS_VERSION`).
+pub const REDIS_VERSION: &str = "7.2.0";
 
 /// A handler's outcome: `Err` carries an error reply, so `?` works on helpers.
 pub type CmdResult = Result<Reply, Reply>;
@@ -86,6 +92,9 @@ pub enum Srv {
     Bgsave,
     Lastsave,
     Role,
+    /// SCRIPT KILL and FUNCTION KILL: reach the running script through its status.
+    ScriptKill,
+    FunctionKill,
 }
 
 impl Srv {
@@ -123,6 +132,9 @@ pub mod flags {
     /// Written by the active itself (expiry, eviction); clients cannot call it.
     pub const INTERNAL: u32 = 1 << 13;
     pub const MOVABLE_KEYS: u32 = 1 << 14;
+    /// Runs a Lua script (EVAL, FCALL…): applied off the runtime thread, since it may
+    /// run long. Not shown by COMMAND INFO.
+    pub const SCRIPT: u32 = 1 << 15;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -158,6 +170,11 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// For commands with movable keys: where they are (the range above is then 0).
     pub key_finder: Option<KeyFinder>,
+    /// A container's subcommands (SCRIPT LOAD, FUNCTION LIST…): [`resolve`] picks one
+    /// by the second argument. Their names are `container|sub`, as Redis's.
+    pub subcommands: &'static [CommandSpec],
+    /// Position of a `numkeys` argument followed by that many keys (EVAL, FCALL); 0: none.
+    pub numkeys_at: u8,
     /// How a BLOCKING command waits, when not as BLPOP does (timeout last, keys at
     /// fixed positions, arguments unchanged).
     pub wait: Option<&'static WaitSpec>,
@@ -246,6 +263,11 @@ impl CommandSpec {
         if let Some(find) = self.key_finder {
             return find(args).into_iter().filter_map(|i| args.get(i)).collect();
         }
+        if self.numkeys_at > 0 {
+            let at = self.numkeys_at as usize;
+            let count = args.get(at).and_then(|n| parse_i64(n)).and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+            return args.iter().skip(at + 1).take(count).collect();
+        }
         if self.first_key <= 0 || self.step <= 0 {
             return Vec::new();
         }
@@ -285,8 +307,60 @@ pub const fn spec(
         summary,
         handler,
         key_finder: None,
+        subcommands: &[],
+        numkeys_at: 0,
         wait: None,
     }
+}
+
+/// A command whose keys follow a `numkeys` argument at position `numkeys_at` (EVAL, FCALL).
+pub const fn numkeys_spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    numkeys_at: u8,
+    group: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    let mut s = spec(name, arity, flags | flags::MOVABLE_KEYS, (0, 0, 0), group, summary, handler);
+    s.numkeys_at = numkeys_at;
+    s
+}
+
+/// A container command (SCRIPT, FUNCTION): its own handler answers an unknown
+/// subcommand; [`resolve`] hands out the subcommands.
+pub const fn container(
+    name: &'static str,
+    flags: u32,
+    group: &'static str,
+    summary: &'static str,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    // Its own handler only reads (it answers an unknown subcommand).
+    let mut s = spec(name, -2, flags | flags::READONLY, (0, 0, 0), group, summary, Handler::Read(unknown_subcommand_of));
+    s.subcommands = subcommands;
+    s
+}
+
+fn unknown_subcommand_of(_: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    let name = String::from_utf8_lossy(&args[0]).into_owned();
+    Err(unknown_subcommand(&name, &args[1]))
+}
+
+/// The spec that runs `args`: the command's, or its subcommand's for a container.
+/// The one place a request's spec is looked up.
+pub fn resolve(args: &[Bytes]) -> Option<&'static CommandSpec> {
+    let spec = lookup(args.first()?)?;
+    if spec.subcommands.is_empty() {
+        return Some(spec);
+    }
+    let Some(sub) = args.get(1) else { return Some(spec) };
+    let found = spec
+        .subcommands
+        .iter()
+        .find(|s| s.name.split_once('|').is_some_and(|(_, name)| name.len() == sub.len() && name.as_bytes().eq_ignore_ascii_case(sub)));
+    Some(found.unwrap_or(spec))
 }
 
 impl CommandSpec {
@@ -329,6 +403,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         pubsub::COMMANDS,
         transactions::COMMANDS,
         server::COMMANDS,
+        scripting::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -358,6 +433,8 @@ pub struct ReadCtx<'a> {
     pub db: &'a Db,
     pub now_ms: u64,
     pub rng: &'a mut Xoshiro256PlusPlus,
+    /// The store's Lua engine, for read-only scripts (`None` inside a script).
+    pub engine: Option<&'a mut crate::scripting::Engine>,
 }
 
 impl<'a> ReadCtx<'a> {
@@ -390,6 +467,8 @@ pub struct WriteCtx<'a> {
     /// Whether anyone wants keyspace events (notify-keyspace-events): when not, no
     /// event is built, which spares a key copy per write.
     pub events_on: bool,
+    /// The store's Lua engine, for scripts (`None` inside a script).
+    pub engine: Option<&'a mut crate::scripting::Engine>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -495,7 +574,7 @@ mod tests {
 
     #[test]
     fn writes_are_flagged_write_and_reads_readonly() {
-        for spec in all() {
+        for spec in all().flat_map(|s| std::iter::once(s).chain(s.subcommands)) {
             match spec.handler {
                 Handler::Write(_) => assert!(spec.has(flags::WRITE), "{} must be flagged write", spec.name),
                 Handler::Read(_) => assert!(spec.has(flags::READONLY), "{} must be flagged readonly", spec.name),

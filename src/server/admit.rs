@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+use super::core::Core;
 use super::request::Request;
 use super::session::Session;
 use super::settings::{EvictionPolicy, Settings};
@@ -20,7 +21,7 @@ pub enum Admission {
 }
 
 /// Checks one command from `session`'s client, in Redis's order.
-pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>) -> Admission {
+pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core: &Core) -> Admission {
     let request = match Request::parse(args) {
         Ok(request) => request,
         Err((unknown, _)) => {
@@ -42,6 +43,11 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>) -> Ad
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             request.spec.name
         )));
+    }
+    // Past the busy threshold, a running script leaves room only for the commands
+    // Redis allows then (SCRIPT KILL, FUNCTION KILL, QUIT…).
+    if !request.spec.has(flags::ALLOW_BUSY) && core.scripts.busy() {
+        return Admission::Answer(core.busy_reply());
     }
     if session.txn.in_multi() && !srv.is_some_and(|s| s.runs_in_multi()) {
         if memory.refuses(request.spec) {

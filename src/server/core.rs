@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -19,11 +19,12 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::admit::Memory;
 use super::request::Request;
 use super::settings::{EvictionPolicy, Settings};
-use crate::commands::args::ERR_OOM;
+use crate::commands::{args::ERR_OOM, flags};
 use crate::limits;
 use crate::memory;
 use crate::protocol::reply::Reply;
 use crate::replication::replica::Replica;
+use crate::scripting::{self, status::KillOutcome, Status};
 use crate::store::db::WatchStamp;
 use crate::store::{Entry, Op, Store};
 
@@ -62,16 +63,63 @@ pub struct Core {
     /// Proposals hold it shared while in flight; EXEC with WATCH holds it exclusively,
     /// so its check sees every earlier write applied and no later one.
     gate: tokio::sync::RwLock<()>,
+    /// The script running in the store now, if any (scripting).
+    pub scripts: Arc<Status>,
 }
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        Core { replica, gate: tokio::sync::RwLock::new(()) }
+        let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
+        Core { replica, gate: tokio::sync::RwLock::new(()), scripts }
     }
 
-    /// The state machine, for reads and introspection. std Mutex: never held across `.await`.
+    /// The state machine, for reads and introspection. std Mutex: never held across
+    /// `.await`. While a script runs (on a blocking thread) this waits for it: the hot
+    /// paths use [`Core::store_async`] instead, which yields.
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.replica.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state machine, waiting without blocking the runtime while a script holds it
+    /// (scripting): `Err(-BUSY)` once that script has run past the busy threshold.
+    pub async fn store_async(&self) -> Result<MutexGuard<'_, Store>, Reply> {
+        loop {
+            if self.scripts.running() {
+                if !self.scripts.wait_idle().await {
+                    return Err(self.busy_reply());
+                }
+                continue;
+            }
+            {
+                let attempt = match self.replica.store.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    // Held by an apply on another thread: a script (noticed above on the
+                    // next turn) or a short entry (with --threads > 1); look again.
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(guard) = attempt {
+                    return Ok(guard);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    pub fn busy_reply(&self) -> Reply {
+        Reply::err(if self.scripts.is_function() { scripting::ERR_BUSY_FUNCTION } else { scripting::ERR_BUSY_EVAL })
+    }
+
+    /// SCRIPT KILL / FUNCTION KILL (see [`Status::request_kill`] for what may be killed).
+    pub fn kill_script(&self, function: bool) -> Reply {
+        match self.scripts.request_kill(function) {
+            KillOutcome::Killed => Reply::ok(),
+            KillOutcome::NotBusy => Reply::err(scripting::ERR_NOT_BUSY),
+            KillOutcome::WrongKind if function => Reply::err(scripting::ERR_BUSY_EVAL),
+            KillOutcome::WrongKind => Reply::err(scripting::ERR_BUSY_FUNCTION),
+            KillOutcome::Wrote => Reply::err(scripting::ERR_UNKILLABLE_WROTE),
+            KillOutcome::Replicated => Reply::err(scripting::ERR_UNKILLABLE_REPLICATED),
+        }
     }
 
     fn clock(&self) -> MutexGuard<'_, crate::replication::replica::Clock> {
@@ -144,11 +192,17 @@ impl Core {
                 let end = batch[i..].iter().position(|r| r.spec.is_write()).map_or(batch.len(), |n| i + n);
                 match &linearized {
                     Some(Err(e)) => replies.extend(std::iter::repeat_n(e.clone(), end - i)),
+                    _ if batch[i..end].iter().any(|r| r.spec.has(flags::SCRIPT)) => {
+                        // Read-only scripts may run long: off the runtime thread (scripting).
+                        replies.extend(self.read_scripts(&batch[i..end]).await);
+                    }
                     _ => {
                         let now = self.stamp();
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
-                        let store = self.store();
-                        replies.extend(batch[i..end].iter().map(|r| store.read(r.spec, &r.args, now, rng)));
+                        match self.store_async().await {
+                            Ok(store) => replies.extend(batch[i..end].iter().map(|r| store.read(r.spec, &r.args, now, rng))),
+                            Err(busy) => replies.extend(std::iter::repeat_n(busy, end - i)),
+                        }
                     }
                 }
                 i = end;
@@ -162,10 +216,37 @@ impl Core {
                     continue;
                 }
             }
+            if spec.has(flags::SCRIPT) && memory.full() {
+                // Scripting: the OOM decision travels in the entry, so every server fails
+                // the script's deny-oom commands alike.
+                self.flush(&mut pending, &mut replies).await;
+                if self.make_room(memory.settings).await.is_err() {
+                    pending.push(Op::command(&crate::commands::scripting::oom_marked(args)));
+                    continue;
+                }
+            }
             pending.push(Op::command(args));
         }
         self.flush(&mut pending, &mut replies).await;
         replies
+    }
+
+    /// A run of reads with read-only scripts (EVAL_RO, FCALL_RO): on a blocking thread,
+    /// so a long one neither stalls the runtime nor escapes SCRIPT KILL.
+    async fn read_scripts(&self, run: &[Request]) -> Vec<Reply> {
+        let count = run.len();
+        if let Err(busy) = self.store_async().await.map(drop) {
+            return vec![busy; count];
+        }
+        let owned: Vec<(&'static crate::commands::CommandSpec, Vec<Bytes>)> = run.iter().map(|r| (r.spec, r.args.clone())).collect();
+        let store = self.replica.store.clone();
+        let (now, seed) = (self.stamp(), self.random());
+        let reads = tokio::task::spawn_blocking(move || {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let store = store.lock().unwrap_or_else(|e| e.into_inner());
+            owned.iter().map(|(spec, args)| store.read(spec, args, now, &mut rng)).collect::<Vec<_>>()
+        });
+        reads.await.unwrap_or_else(|_| vec![Reply::err("ERR the script's thread failed"); count])
     }
 
     /// MULTI … EXEC as one entry. With watched keys, the check and the proposal happen
@@ -186,7 +267,7 @@ impl Core {
             self.replica.refuse_if_disk_trouble()?;
             let _exclusive = self.gate.write().await;
             let unchanged = {
-                let store = self.store();
+                let store = self.store_async().await?;
                 watches.iter().all(|(k, stamp)| store.db.watch_holds(k, *stamp))
             };
             if !unchanged {
@@ -202,7 +283,10 @@ impl Core {
     /// a mirror never expires keys itself.
     pub async fn expire_due(&self) -> usize {
         let now = self.stamp();
-        let due = self.store().db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX);
+        let due = match self.store_async().await {
+            Ok(store) => store.db.due_keys(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX),
+            Err(_) => return 0,
+        };
         if due.is_empty() {
             return 0;
         }

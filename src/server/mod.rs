@@ -286,7 +286,7 @@ pub struct ServerOptions {
 pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let settings =
+    let mut settings =
         Settings::new(options.data_storage_bytes, options.client_port, &options.host, options.requirepass.clone(), &options.config_file);
     let (notice_tx, notice_rx) = tokio::sync::mpsc::unbounded_channel();
     let replica = Replica::start(options.replica.clone(), notice_tx).await.map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -294,6 +294,12 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let blocker = Blocker::new(block_tx, Arc::default());
     // No keyspace events are built until notify-keyspace-events asks for them.
     replica.store.lock().unwrap_or_else(|e| e.into_inner()).events_on = false;
+    // Scripting: a lone server that never replays its log (the development topology)
+    // may kill a write script as Redis does; anywhere else that would diverge.
+    let lone = options.replica.layout.members.len() == 1 && options.replica.data_dir.is_none();
+    let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
+    scripts.lone.store(lone, Ordering::Relaxed);
+    settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
     // PUBLISHes made on the stripe's other servers reach this server's subscribers.

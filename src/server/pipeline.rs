@@ -63,7 +63,7 @@ impl Connection {
                 break;
             }
             let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
-            match admit(&mut self.session, args, &memory) {
+            match admit(&mut self.session, args, &memory, &self.shared.core) {
                 Admission::Run(request) => self.step(&mut pending, request).await,
                 Admission::Answer(reply) => {
                     self.settle(&mut pending).await;

@@ -23,7 +23,8 @@ impl Request {
     /// Looks the command up; an unknown one (or an internal one a client may not
     /// call) is answered with Redis's error.
     pub fn parse(args: Vec<Bytes>) -> Result<Request, (Reply, Vec<Bytes>)> {
-        let spec = args.first().and_then(|n| commands::lookup(n)).filter(|s| !s.has(flags::INTERNAL));
+        // Containers (SCRIPT, FUNCTION) resolve to their subcommand's spec.
+        let spec = commands::resolve(&args).filter(|s| !s.has(flags::INTERNAL));
         let Some(spec) = spec else { return Err((commands::unknown_command(&args), args)) };
         let mut slot = None;
         let mut other_slots = false;

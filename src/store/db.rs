@@ -1,5 +1,7 @@
 //! The keyspace: keys → values, their expiry times, and what the active needs to pick
-//! keys to expire or evict. `Db` holds state only; it reads no clock — every method
+//! keys to expire or evict; beside it the scripts the stripe knows (script cache and
+//! function libraries, [`Scripts`]), which are state too and travel with the data in
+//! snapshots. `Db` holds state only; it reads no clock — every method
 //! that depends on time takes `now_ms` from its caller (the entry's stamp, or the
 //! reader's clock for reads that change nothing).
 
@@ -8,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use indexmap::IndexMap;
 
+use super::scripts::Scripts;
 use super::slots::{SlotIndex, SlotLinks};
 use super::stream::NodeLimits;
 use super::value::{Blob, Hasher, Value};
@@ -115,6 +118,8 @@ pub struct Db {
     /// [`Db::take_stream_changes`]: clients blocked on them must look again (a
     /// deleted stream ends an XREADGROUP wait, a renamed-in one may serve it).
     stream_changes: Vec<Blob>,
+    /// Script cache, function libraries and script limits. FLUSHALL leaves them, as in Redis.
+    pub scripts: Scripts,
 }
 
 impl Db {
@@ -342,6 +347,7 @@ impl Db {
             watch: WatchTable::default(),
             stream_limits: self.stream_limits,
             stream_changes: Vec::new(),
+            scripts: self.scripts.clone(),
         }
     }
 
@@ -351,6 +357,7 @@ impl Db {
         self.expires = other.expires;
         self.stream_limits = other.stream_limits;
         self.slots = other.slots;
+        self.scripts = other.scripts;
         self.watch.flush_epoch += 1;
         for (version, _) in self.watch.keys.values_mut() {
             *version += 1;

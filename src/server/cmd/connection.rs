@@ -12,9 +12,7 @@ use crate::server::clients::ClientInfo;
 use crate::server::connection::Connection;
 use crate::server::upstream::FORWARD_NAME_PREFIX;
 
-/// The Redis version clients are told (features they may use: RESP3, CLIENT
-/// SETINFO, …).
-pub const REDIS_VERSION: &str = "7.2.0";
+pub use crate::commands::REDIS_VERSION;
 
 pub(super) fn select(args: &[Bytes]) -> Reply {
     match parse_i64(&args[1]) {

@@ -56,6 +56,8 @@ impl Connection {
             Srv::Bgsave => self.bgsave().await,
             Srv::Lastsave => Reply::Int(self.shared.core.replica.last_snapshot_unix_secs() as i64),
             Srv::Role => self.role(),
+            Srv::ScriptKill => self.shared.core.kill_script(false),
+            Srv::FunctionKill => self.shared.core.kill_script(true),
         };
         self.reply(reply);
     }
