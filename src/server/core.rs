@@ -9,8 +9,8 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand_core::{RngCore, SeedableRng};
@@ -28,9 +28,63 @@ use crate::scripting::{self, status::KillOutcome, Status};
 use crate::store::db::WatchStamp;
 use crate::store::{Entry, Op, Store};
 
-/// Wall-clock milliseconds since the Unix epoch.
+/// Wall-clock milliseconds since the Unix epoch (plus the test clock offset, when
+/// `TANDEM_TEST_CLOCK_OFFSET_FILE` is set: see [`TestClockOffset`]).
 pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    let system_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    match test_clock_offset() {
+        Some(offset) => system_ms.saturating_add_signed(offset.offset_ms(Instant::now())),
+        None => system_ms,
+    }
+}
+
+/// Names a file whose content, a signed number of milliseconds, is added to this
+/// server's wall clock. Test-only: the fault harness (`tandem check`) sets servers'
+/// clocks apart and steps them, backwards too, without touching the machine's clock.
+pub const TEST_CLOCK_OFFSET_FILE_ENV: &str = "TANDEM_TEST_CLOCK_OFFSET_FILE";
+
+/// How long a read of the offset file is used before the file is read again:
+/// `wall_ms` is on every request's path, a file read is not cheap.
+const TEST_CLOCK_OFFSET_REREAD: Duration = Duration::from_millis(10);
+
+fn test_clock_offset() -> Option<&'static TestClockOffset> {
+    static OFFSET: OnceLock<Option<TestClockOffset>> = OnceLock::new();
+    OFFSET
+        .get_or_init(|| {
+            let path = std::env::var_os(TEST_CLOCK_OFFSET_FILE_ENV)?;
+            tracing::warn!(
+                file = %std::path::Path::new(&path).display(),
+                "{TEST_CLOCK_OFFSET_FILE_ENV} is set: this server's wall clock is shifted by the milliseconds in that file (for tests only)"
+            );
+            Some(TestClockOffset::new(path.into()))
+        })
+        .as_ref()
+}
+
+/// The test clock offset: the file's number (missing or unparsable: 0), cached with
+/// the time it was read. Monotonic timers (`Instant`, tokio) are not affected.
+struct TestClockOffset {
+    path: std::path::PathBuf,
+    /// (when read, what it said).
+    cached: Mutex<Option<(Instant, i64)>>,
+}
+
+impl TestClockOffset {
+    fn new(path: std::path::PathBuf) -> TestClockOffset {
+        TestClockOffset { path, cached: Mutex::new(None) }
+    }
+
+    fn offset_ms(&self, now: Instant) -> i64 {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        match *cached {
+            Some((read_at, offset)) if now.saturating_duration_since(read_at) < TEST_CLOCK_OFFSET_REREAD => offset,
+            _ => {
+                let offset = std::fs::read_to_string(&self.path).ok().and_then(|t| t.trim().parse::<i64>().ok()).unwrap_or(0);
+                *cached = Some((now, offset));
+                offset
+            }
+        }
+    }
 }
 
 /// How the reads of a batch are served.
@@ -387,4 +441,25 @@ impl Core {
 pub fn over_maxmemory(settings: &Settings, log_bytes: usize) -> bool {
     let max = settings.maxmemory_bytes.load(Ordering::Relaxed);
     max > 0 && memory::used_bytes().saturating_sub(log_bytes) as u64 > max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_clock_offset_is_read_from_its_file_and_cached_for_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("offset");
+        let clock = TestClockOffset::new(path.clone());
+        let t0 = Instant::now();
+        assert_eq!(clock.offset_ms(t0), 0, "a missing file is no offset");
+        std::fs::write(&path, "-1500\n").unwrap();
+        assert_eq!(clock.offset_ms(t0 + Duration::from_millis(5)), 0, "read again only after the re-read interval");
+        assert_eq!(clock.offset_ms(t0 + TEST_CLOCK_OFFSET_REREAD), -1500, "a step backwards");
+        std::fs::write(&path, "2500").unwrap();
+        assert_eq!(clock.offset_ms(t0 + 2 * TEST_CLOCK_OFFSET_REREAD), 2500);
+        std::fs::write(&path, "soon").unwrap();
+        assert_eq!(clock.offset_ms(t0 + 3 * TEST_CLOCK_OFFSET_REREAD), 0, "an unparsable file is no offset");
+    }
 }
