@@ -334,6 +334,29 @@ mod tests {
         assert_eq!(db.stream_limits, crate::store::stream::NodeLimits::default());
     }
 
+    /// A snapshot in format 2 (scripts, no streams) as main's 94af45b writes it
+    /// (written by the safety-replication build at 48e0afb, whose snapshot code is
+    /// 94af45b's), taken after `SET plain v`, `SET ttl v PX 3600000000`, `HSET h f v`,
+    /// `SCRIPT LOAD "return 'fixture'"` and `FUNCTION LOAD` of library `fixlib`.
+    const FORMAT_2_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-2-94af45b.snap");
+
+    #[test]
+    fn a_format_2_snapshot_loads_its_keys_and_scripts_with_default_stream_limits() {
+        assert_eq!(FORMAT_2_SNAPSHOT[8..12], FORMAT_VERSION_NO_STREAMS.to_le_bytes());
+        let (meta, db) = decode(FORMAT_2_SNAPSHOT, "fixture", 0).unwrap();
+        assert!(meta.last_log_id.is_some());
+        assert_eq!(db.len(), 3);
+        assert!(matches!(&db.item(b"plain").unwrap().value, Value::Str(v) if v.as_slice() == b"v"));
+        assert!(db.item(b"ttl").is_some_and(|item| item.expire_at_ms != 0));
+        assert!(db.item(b"h").is_some());
+        assert_eq!(db.scripts.script(&sha1_hex(b"return 'fixture'")).map(|s| &s[..]), Some(&b"return 'fixture'"[..]));
+        assert!(db.scripts.function("fixf").is_some_and(|(library, _)| library.name == "fixlib"));
+        assert_eq!(db.stream_limits, crate::store::stream::NodeLimits::default());
+        // Written again, it is the current format and reads back the same.
+        let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
+        assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+    }
+
     #[test]
     fn streams_and_their_node_limits_round_trip() {
         use crate::store::{Entry, Op, Store};
