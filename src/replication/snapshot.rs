@@ -164,7 +164,10 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if !(FORMAT_VERSION_NO_SCRIPTS..=FORMAT_VERSION).contains(&version) {
-        return Err(corrupt(8, format!("snapshot format version {version}, this build reads {FORMAT_VERSION_NO_SCRIPTS} to {FORMAT_VERSION}")));
+        return Err(corrupt(
+            8,
+            format!("snapshot format version {version}, this build reads {FORMAT_VERSION_NO_SCRIPTS} to {FORMAT_VERSION}"),
+        ));
     }
     let mut pos = 16;
     let mut meta: Option<SnapshotMeta> = None;
