@@ -1154,3 +1154,27 @@ fn table_matches_redis_arity_flags_and_keys() {
     assert_eq!(find(b"xautoclaim").arity, -6);
     assert_eq!(find(b"xsetid").arity, -3);
 }
+
+#[test]
+fn scripts_read_streams_but_may_not_block_on_them() {
+    let mut store = Store::new();
+    run(&mut store, T, &["xadd", "s", "1-0", "f", "v"]);
+    run(&mut store, T, &["xgroup", "create", "s", "g", "0"]);
+    // Under RESP2 a script sees XREAD's streams as pairs: `{{key, entries}}`.
+    let script = "local r = redis.call('XREAD', 'STREAMS', KEYS[1], '0') return {r[1][1], r[1][2][1][1]}";
+    assert_eq!(run(&mut store, T, &["eval", script, "1", "s"]), strs(&["s", "1-0"]));
+    // Under RESP3 a map, as Redis gives it.
+    let script = "redis.setresp(3) local r = redis.call('XREAD', 'STREAMS', KEYS[1], '0') return r.map[KEYS[1]][1][1]";
+    assert_eq!(run(&mut store, T, &["eval", script, "1", "s"]), bulk("1-0"));
+    let script = "return redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'STREAMS', KEYS[1], '>')[1][2][1][1]";
+    assert_eq!(run(&mut store, T, &["eval", script, "1", "s"]), bulk("1-0"));
+    // With BLOCK Redis refuses them even when an entry is there, naming the command as called.
+    for (call, name) in [
+        ("'xread', 'BLOCK', '10', 'STREAMS', KEYS[1], '0'", "xread"),
+        ("'XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', '0', 'STREAMS', KEYS[1], '>'", "XREADGROUP"),
+    ] {
+        let reply = run(&mut store, T, &["eval", &format!("return redis.call({call})"), "1", "s"]);
+        let Reply::Error(e) = reply else { panic!("{reply:?}") };
+        assert!(e.starts_with(&format!("ERR {name} command is not allowed with BLOCK option from scripts")), "{e}");
+    }
+}
