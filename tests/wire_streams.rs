@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use redis::Value;
-use support::{wait_until, Server};
+use support::{wait_until, write_single_server_config, ConfigServer, Server};
 
 fn blocked_clients(con: &mut redis::Connection) -> usize {
     let info: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
@@ -254,4 +254,67 @@ fn dump_and_restore_a_stream_with_groups() {
         };
         assert_eq!(run("s", &mut con), run("copy", &mut con), "{args:?}");
     }
+}
+
+/// What a stream looks like to clients, without idle times (which a restart changes).
+fn stream_state(con: &mut redis::Connection) -> Vec<Value> {
+    let queries: [&[&str]; 5] = [
+        &["XRANGE", "s", "-", "+"],
+        &["XPENDING", "s", "g"],
+        &["XINFO", "GROUPS", "s"],
+        &["XINFO", "STREAM", "s"],
+        &["CONFIG", "GET", "stream-node-max-entries"],
+    ];
+    queries
+        .iter()
+        .map(|args| {
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            cmd.query(con).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn streams_groups_and_node_limits_survive_kill9_from_snapshot_and_log_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = write_single_server_config(dir.path(), true);
+    let mut server = ConfigServer::start(dir.path(), &config, "server1", port);
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("stream-node-max-entries").arg(4).query(&mut con).unwrap();
+    for i in 0..10 {
+        let _: String = redis::cmd("XADD").arg("s").arg("*").arg("n").arg(i).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg("s").arg("g").arg("0").query(&mut con).unwrap();
+    let _: Streams = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("COUNT")
+        .arg(3)
+        .arg("STREAMS")
+        .arg("s")
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    // After the snapshot: these come back from the log's tail.
+    for i in 10..13 {
+        let _: String = redis::cmd("XADD").arg("s").arg("*").arg("n").arg(i).query(&mut con).unwrap();
+    }
+    let _: i64 = redis::cmd("XACK").arg("s").arg("g").arg(stream_first_id(&mut con)).query(&mut con).unwrap();
+    let before = stream_state(&mut con);
+    server.kill9();
+    server.restart();
+    let mut con = server.conn();
+    assert_eq!(stream_state(&mut con), before);
+    let len: i64 = redis::cmd("XLEN").arg("s").query(&mut con).unwrap();
+    assert_eq!(len, 13);
+}
+
+fn stream_first_id(con: &mut redis::Connection) -> String {
+    let range: Entries = redis::cmd("XRANGE").arg("s").arg("-").arg("+").arg("COUNT").arg(1).query(con).unwrap();
+    range[0].0.clone()
 }
