@@ -19,6 +19,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 cargo build --release --quiet
+TANDEM_BIN=${TANDEM_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/tandem}
 
 work=$(mktemp -d)
 pids=()
@@ -30,7 +31,7 @@ start_redis() {
   pids+=($!); REDIS_PID=$!
 }
 start_tandem() {
-  (cd "$work" && RUST_LOG=warn exec "$OLDPWD/target/release/tandem" server --port "$TANDEM_PORT") >"$work/tandem.log" 2>&1 &
+  (cd "$work" && RUST_LOG=warn exec "$TANDEM_BIN" server --port "$TANDEM_PORT") >"$work/tandem.log" 2>&1 &
   pids+=($!); TANDEM_PID=$!
 }
 wait_ready() {
@@ -40,6 +41,13 @@ wait_ready() {
 rps() { # port test pipeline
   redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -P "$3" -t "$2" -r 100000 -q --csv 2>/dev/null \
     | awk -F'","' 'NR>1 || $1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
+}
+
+# A row for a command redis-benchmark has no test for: the command itself.
+rps_cmd() { # port pipeline command…
+  local port=$1 p=$2; shift 2
+  redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -P "$p" -r 100000 -q --csv "$@" 2>/dev/null \
+    | awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 
 start_redis; start_tandem
@@ -53,6 +61,15 @@ for p in 1 16; do
     ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
     echo "| ${t^^} | $p | $r | $m | $ratio |"
   done
+done
+
+# XADD: one entry appended to one stream with an auto ID, as Redis 7.2's own
+# redis-benchmark xadd test does (7.0's has none).
+for p in 1 16; do
+  r=$(rps_cmd "$REDIS_PORT" "$p" XADD mystream "*" myfield "value-__rand_int__")
+  m=$(rps_cmd "$TANDEM_PORT" "$p" XADD mystream "*" myfield "value-__rand_int__")
+  ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
+  echo "| XADD | $p | $r | $m | $ratio |"
 done
 
 # Memory: 1,000,000 distinct keys with 100-byte values, loaded with redis-cli --pipe.

@@ -13,6 +13,11 @@ cd "$(dirname "$0")/.."
 #   chromium, chromium-driver: the console in a headless browser (tests/management_console.rs).
 APT_PACKAGES=(redis-server redis-tools php-cli php-redis haproxy prometheus chromium chromium-driver)
 
+# npm packages (tests/node/package.json, versions pinned by its package-lock.json):
+#   ioredis, redis (node-redis): slot-routing cluster clients in tests/cluster_protocol.rs.
+# Node itself comes from Debian when missing.
+command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
+
 # PyPI packages, installed for the python3 on PATH.
 #   redis: redis-py (Lock, RedisCluster, client-side caching) in end-to-end tests.
 PIP_PACKAGES=("redis==5.2.1")
@@ -41,3 +46,8 @@ for p in "${PIP_PACKAGES[@]}"; do
     python3 -m pip install -q --disable-pip-version-check "$p"
   fi
 done
+
+if [ ! -d tests/node/node_modules/ioredis ] || [ ! -d tests/node/node_modules/redis ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+  echo "--- npm ci (tests/node)"
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi

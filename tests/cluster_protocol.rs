@@ -134,6 +134,68 @@ for key in acked:
 print("acked " + " ".join(acked), flush=True)
 "#;
 
+/// What happens to the active between the client's two phases of writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `kill -9`: the client must notice and ask for the slots again.
+    Kill9,
+    /// `tandem failover` to another server: the old active stays up as a mirror.
+    Failover,
+}
+
+/// Runs a slot-routing client (`client` gets the startup node's host and port) against
+/// a 3-server stripe, starting it from a mirror, applies `fault` to the active between
+/// its two phases of writes, and checks every acknowledged write is there.
+fn cluster_client_carries_on(name: &str, fault: Fault, client: impl Fn(&str, u16) -> Command) {
+    let mut cluster = Cluster::start(Spec::servers(3));
+    let everyone = [0, 1, 2];
+    let first = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let mirror = (first + 1) % 3;
+    let (host, port) = (cluster.members[mirror].host.clone(), cluster.members[mirror].client_port);
+    let mut child = client(&host, port)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read the client");
+    if line.trim() != "phase1" {
+        let out = child.wait_with_output().expect("client output");
+        panic!("{name} failed before the fault: {line}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    match fault {
+        Fault::Kill9 => {
+            eprintln!("--- kill -9 the active (server {first})");
+            cluster.kill9(first);
+        }
+        Fault::Failover => {
+            eprintln!("--- fail over from server {first} to server {mirror}");
+            let (ok, out) = cluster.ctl(&["failover", "--stripe", "A", "--to", &cluster.members[mirror].name]);
+            assert!(ok, "tandem failover: {out}");
+        }
+    }
+    child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("tell the client");
+    line.clear();
+    stdout.read_line(&mut line).expect("read the client");
+    let out = child.wait_with_output().expect("client output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && line.starts_with("acked "), "{name} failed after the kill: {line}\n{stderr}");
+    let acked: Vec<&str> = line.trim().split(' ').skip(1).collect();
+    assert_eq!(acked.len(), 400, "every write is acknowledged in the end");
+
+    // Nothing acknowledged is lost: read back through the new active, directly.
+    let up: Vec<usize> = everyone.iter().copied().filter(|&i| fault != Fault::Kill9 || i != first).collect();
+    let second = cluster.wait_stable(&up, Duration::from_secs(30));
+    assert_ne!(first, second);
+    let mut con = cluster.conn(second).unwrap();
+    for key in acked {
+        let value: Option<String> = query(&mut con, &["GET", key]).unwrap();
+        assert_eq!(value.as_deref(), Some(format!("value:{}", &key[4..]).as_str()), "{key} lost");
+    }
+}
+
 #[test]
 fn redis_py_cluster_client_connects_through_a_mirror_and_survives_kill9_of_the_active() {
     let probe = Command::new("python3").args(["-c", "import redis.cluster"]).status();
@@ -141,42 +203,37 @@ fn redis_py_cluster_client_connects_through_a_mirror_and_survives_kill9_of_the_a
         probe.is_ok_and(|s| s.success()),
         "python3 with the `redis` package is missing: run `bash scripts/test-deps.sh` to install the end-to-end test peers"
     );
-    let mut cluster = Cluster::start(Spec::servers(3));
-    let everyone = [0, 1, 2];
-    let first = cluster.wait_stable(&everyone, Duration::from_secs(30));
-    let mirror = (first + 1) % 3;
-    let (host, port) = (cluster.members[mirror].host.clone(), cluster.members[mirror].client_port);
-    let mut child = Command::new("python3")
-        .args(["-c", CLUSTER_CLIENT, &host, &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the client");
-    if line.trim() != "phase1" {
-        let out = child.wait_with_output().expect("client output");
-        panic!("the cluster client failed before the fault: {line}\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    eprintln!("--- kill -9 the active (server {first})");
-    cluster.kill9(first);
-    child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("tell the client");
-    line.clear();
-    stdout.read_line(&mut line).expect("read the client");
-    let out = child.wait_with_output().expect("client output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && line.starts_with("acked "), "the cluster client failed after the kill: {line}\n{stderr}");
-    let acked: Vec<&str> = line.trim().split(' ').skip(1).collect();
-    assert_eq!(acked.len(), 400, "every write is acknowledged in the end");
+    cluster_client_carries_on("redis-py RedisCluster", Fault::Kill9, |host, port| {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", CLUSTER_CLIENT, host, &port.to_string()]);
+        cmd
+    });
+}
 
-    // Nothing acknowledged is lost: read back through the new active, directly.
-    let others: Vec<usize> = everyone.iter().copied().filter(|&i| i != first).collect();
-    let second = cluster.wait_stable(&others, Duration::from_secs(30));
-    let mut con = cluster.conn(second).unwrap();
-    for key in acked {
-        let value: Option<String> = query(&mut con, &["GET", key]).unwrap();
-        assert_eq!(value.as_deref(), Some(format!("value:{}", &key[4..]).as_str()), "{key} lost");
+/// `tests/node/cluster_client.js` with one of the Node clients.
+fn node_client(kind: &'static str) -> impl Fn(&str, u16) -> Command {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/ioredis").is_dir() && dir.join("node_modules/redis").is_dir(),
+        "the Node clients are missing: run `bash scripts/test-deps.sh` to install the end-to-end test peers"
+    );
+    move |host, port| {
+        let mut cmd = Command::new("node");
+        cmd.current_dir(&dir).args(["cluster_client.js", kind, host, &port.to_string()]);
+        cmd
     }
+}
+
+#[test]
+fn ioredis_cluster_connects_through_a_mirror_and_survives_kill9_of_the_active() {
+    cluster_client_carries_on("ioredis Cluster", Fault::Kill9, node_client("ioredis"));
+}
+
+/// After a `kill -9` of the active, node-redis 5.9 kept reconnecting to the killed
+/// server and never asked for the slots again in our runs (its commands waited for
+/// that server); not yet compared with Redis Cluster. A planned failover it follows:
+/// the old active stays up and forwards.
+#[test]
+fn node_redis_create_cluster_connects_through_a_mirror_and_follows_a_failover() {
+    cluster_client_carries_on("node-redis createCluster", Fault::Failover, node_client("node-redis"));
 }

@@ -497,8 +497,10 @@ fn restore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     }
     let ttl = int_arg(&args[2])?;
     let ttl = u64::try_from(ttl).map_err(|_| Reply::err(ERR_TTL_NEGATIVE))?;
-    let body = codec::verify_dump(&args[3]).map_err(|_| Reply::err(ERR_PAYLOAD))?;
-    let value = codec::decode_value(body).map_err(|_| Reply::err(ERR_BAD_DATA))?;
+    let value = codec::restore_dump(&args[3]).map_err(|e| match e {
+        codec::DumpError::Payload(_) => Reply::err(ERR_PAYLOAD),
+        codec::DumpError::Data(_) => Reply::err(ERR_BAD_DATA),
+    })?;
     // An absurd relative TTL saturates to "far future" rather than wrapping.
     let expire_at_ms = match ttl {
         0 => 0,

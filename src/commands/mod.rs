@@ -34,6 +34,7 @@ pub mod scan;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -176,9 +177,73 @@ pub struct CommandSpec {
     pub subcommands: &'static [CommandSpec],
     /// Position of a `numkeys` argument followed by that many keys (EVAL, FCALL); 0: none.
     pub numkeys_at: u8,
+    /// How a BLOCKING command waits, when not as BLPOP does (timeout last, keys at
+    /// fixed positions, arguments unchanged).
+    pub wait: Option<&'static WaitSpec>,
+}
+
+/// How a blocking command waits: for how long, and with which arguments it is run
+/// when it starts waiting and when a key it waits on (its keys) changes.
+pub struct WaitSpec {
+    /// The wait in ms (0 = forever), `None` when this call does not wait at all
+    /// (XREAD without BLOCK), or the error for a bad timeout.
+    pub timeout_ms: fn(&[Bytes]) -> Result<Option<u64>, Reply>,
+    /// The arguments of the first attempt and of every attempt after a wake-up,
+    /// fixed against the state when the wait starts, at `now_ms` (XREAD's `$`
+    /// becomes the stream's last ID, as Redis rewrites it).
+    pub prepare: fn(&Db, u64, &[Bytes]) -> Prepared,
+    /// Whether a mirror may send the waiting command again to a new active when
+    /// the old one is lost: only where running it twice loses nothing.
+    pub resend_after_failover: bool,
+}
+
+/// See [`WaitSpec::prepare`].
+pub struct Prepared {
+    pub first: Vec<Bytes>,
+    pub woken: Vec<Bytes>,
 }
 
 impl CommandSpec {
+    /// This spec with a [`WaitSpec`].
+    pub const fn waits(self, wait: &'static WaitSpec) -> CommandSpec {
+        CommandSpec { wait: Some(wait), ..self }
+    }
+
+    /// Whether this call of a command may wait (BLPOP always; XREAD only with BLOCK).
+    pub fn blocks(&self, args: &[Bytes]) -> bool {
+        self.has(flags::BLOCKING) && self.wait.is_none_or(|w| matches!((w.timeout_ms)(args), Ok(Some(_))))
+    }
+
+    /// The wait of a blocking command in ms (0 = forever); by default its last
+    /// argument, in seconds. `None`: this call does not wait.
+    pub fn wait_ms(&self, args: &[Bytes]) -> Result<Option<u64>, Reply> {
+        match self.wait {
+            Some(wait) => (wait.timeout_ms)(args),
+            None => {
+                let last = args.last().ok_or(Reply::err(args::ERR_SYNTAX))?;
+                args::timeout_arg(last).map(Some)
+            }
+        }
+    }
+
+    /// The keys a blocking command waits on.
+    pub fn wait_keys(&self, args: &[Bytes]) -> Vec<Bytes> {
+        self.keys(args).into_iter().cloned().collect()
+    }
+
+    /// The arguments to run when the wait starts and after each wake-up.
+    pub fn prepare_wait(&self, db: &Db, now_ms: u64, args: &[Bytes]) -> Prepared {
+        match self.wait {
+            Some(wait) => (wait.prepare)(db, now_ms, args),
+            None => Prepared { first: args.to_vec(), woken: args.to_vec() },
+        }
+    }
+
+    /// See [`WaitSpec::resend_after_failover`].
+    pub fn resend_after_failover(&self) -> bool {
+        self.wait.is_some_and(|w| w.resend_after_failover)
+    }
+
     pub fn is_write(&self) -> bool {
         matches!(self.handler, Handler::Write(_))
     }
@@ -246,6 +311,7 @@ pub const fn spec(
         key_finder: None,
         subcommands: &[],
         numkeys_at: 0,
+        wait: None,
     }
 }
 
@@ -335,6 +401,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         lists::COMMANDS,
         sets::COMMANDS,
         zsets::COMMANDS,
+        streams::COMMANDS,
         pubsub::COMMANDS,
         transactions::COMMANDS,
         server::COMMANDS,

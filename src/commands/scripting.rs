@@ -462,8 +462,14 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         if !spec.arity_ok(args.len()) {
             return Err(Reply::err("ERR Wrong number of args calling Redis command from script"));
         }
-        if spec.has(NOSCRIPT) || spec.has(BLOCKING) || spec.has(INTERNAL) || spec.has(PUBSUB) {
+        // Redis marks its blocking commands `noscript`, except XREAD and XREADGROUP (the
+        // ones with a wait spec), which run in a script only without BLOCK.
+        if spec.has(NOSCRIPT) || (spec.has(BLOCKING) && spec.wait.is_none()) || spec.has(INTERNAL) || spec.has(PUBSUB) {
             return Err(Reply::err("ERR This Redis command is not allowed from script"));
+        }
+        if spec.blocks(args) {
+            let name = String::from_utf8_lossy(&args[0]);
+            return Err(Reply::error(format!("ERR {name} command is not allowed with BLOCK option from scripts")));
         }
         if self.read_only && spec.is_write() {
             return Err(Reply::err(ERR_WRITE_FROM_RO));

@@ -28,6 +28,8 @@ pub enum Reply {
     /// Pairs that RESP3 shows as an array of 2-element arrays and RESP2 as one flat
     /// array (`ZRANGE … WITHSCORES`, `HRANDFIELD … WITHVALUES`).
     Pairs(Vec<(Reply, Reply)>),
+    /// `%n` in RESP3; an array of 2-element arrays in RESP2 (XREAD's streams).
+    Keyed(Vec<(Reply, Reply)>),
     /// `~n` in RESP3; an array in RESP2.
     Set(Vec<Reply>),
     /// `,d` in RESP3; a bulk string in RESP2.
@@ -109,6 +111,18 @@ impl Reply {
             Reply::Map(pairs) => {
                 int_line(out, b'*', (pairs.len() * 2) as i64);
                 pairs_body(out, pairs, resp3);
+            }
+            Reply::Keyed(pairs) if resp3 => {
+                int_line(out, b'%', pairs.len() as i64);
+                pairs_body(out, pairs, resp3);
+            }
+            Reply::Keyed(pairs) => {
+                int_line(out, b'*', pairs.len() as i64);
+                for (k, v) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
+                }
             }
             Reply::Pairs(pairs) if resp3 => {
                 int_line(out, b'*', pairs.len() as i64);
@@ -262,6 +276,13 @@ mod tests {
         let r = Reply::Pairs(vec![(Reply::bulk(b"m"), Reply::Double(1.5))]);
         assert_eq!(enc(&r, false), "*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n");
         assert_eq!(enc(&r, true), "*1\r\n*2\r\n$1\r\nm\r\n,1.5\r\n");
+    }
+
+    #[test]
+    fn keyed_is_nested_pairs_in_resp2_and_map_in_resp3() {
+        let r = Reply::Keyed(vec![(Reply::bulk(b"s"), Reply::Array(vec![]))]);
+        assert_eq!(enc(&r, false), "*1\r\n*2\r\n$1\r\ns\r\n*0\r\n");
+        assert_eq!(enc(&r, true), "%1\r\n$1\r\ns\r\n*0\r\n");
     }
 
     #[test]

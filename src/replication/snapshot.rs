@@ -5,13 +5,14 @@
 //! "TNDMSNAP" | format version u32 LE | reserved u32
 //! record*    : len u32 LE | crc32c(len ‖ payload) u32 LE | payload
 //!   payload 0: meta    = last log id, membership log id, membership
-//!   payload 6: state   = last applied entry time (varint), count,   (version 3:
+//!   payload 6: state   = last applied entry time (varint), count,   (from version 3:
 //!                        removal floor (varint)×count                 right after meta)
-//!   payload 1: key     = key, expire_at_ms (varint), [version 3: key version (varint)],
+//!   payload 1: key     = key, expire_at_ms (varint), [from version 3: key version (varint)],
 //!                        value (store::codec)
 //!   payload 3: script  = a cached script's source                  (version 2)
 //!   payload 4: library = a function library (store::scripts)       (version 2)
 //!   payload 5: limits  = the stripe's script limits                (version 2)
+//!   payload 7: streams = stream node limits: max entries, max bytes (version 4)
 //!   payload 2: end     = number of key records; from version 2 also the
 //!                        numbers of script and library records
 //! ```
@@ -20,6 +21,8 @@
 //! versions, removal floors or entry time: they load with every key and floor at the
 //! snapshot's index (as if everything had just been modified, which can only fail a
 //! WATCH, never pass one wrongly) and time 0 (raised by the first entry applied).
+//! Versions 1 to 3 hold no streams (no value of tag 5, no record 7): their stream node
+//! limits are the defaults.
 //! Every record is checked on load; a bad one stops the load with the file and offset,
 //! a missing end record says the file was cut short. A snapshot is written to a
 //! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
@@ -37,11 +40,13 @@ use super::record::{get_snapshot_meta, put_snapshot_meta};
 use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The first format, without scripts: still read.
 const FORMAT_VERSION_NO_SCRIPTS: u32 = 1;
 /// With scripts, before key versions, removal floors and the entry time: still read.
 const FORMAT_VERSION_UNVERSIONED: u32 = 2;
+/// With key versions, before streams: still read.
+const FORMAT_VERSION_NO_STREAMS: u32 = 3;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
@@ -49,6 +54,7 @@ const KIND_SCRIPT: u8 = 3;
 const KIND_LIBRARY: u8 = 4;
 const KIND_LIMITS: u8 = 5;
 const KIND_STATE: u8 = 6;
+const KIND_STREAM_LIMITS: u8 = 7;
 /// Largest record: one key with its whole value (a big collection can pass 1 GiB);
 /// the length field is 32 bits.
 const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -120,6 +126,11 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     }
     let (script_count, library_count) = encode_scripts(db, &mut payload, &mut out);
     payload.clear();
+    payload.push(KIND_STREAM_LIMITS);
+    put_varint(&mut payload, db.stream_limits.max_entries);
+    put_varint(&mut payload, db.stream_limits.max_bytes);
+    frame(&payload, &mut out);
+    payload.clear();
     payload.push(KIND_END);
     put_varint(&mut payload, count);
     put_varint(&mut payload, script_count);
@@ -168,7 +179,7 @@ pub fn commit(dir: &Path, tmp: &Path, index: u64) -> Result<PathBuf, SnapshotErr
     Ok(path)
 }
 
-/// Reads a snapshot back (version 3, or 1 and 2 as the module doc says). `file`
+/// Reads a snapshot back (version 4, or 1 to 3 as the module doc says). `file`
 /// names it in errors; `now_ms` seeds access metadata.
 pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db), SnapshotError> {
     let corrupt = |offset: usize, why: String| SnapshotError::Corrupt { file: file.to_string(), offset, why };
@@ -215,6 +226,7 @@ struct Loading {
     library_records: u64,
     with_scripts: bool,
     versioned: bool,
+    with_streams: bool,
     /// Version 3: keys come only after the state record.
     state_read: bool,
 }
@@ -231,6 +243,7 @@ impl Loading {
             library_records: 0,
             with_scripts: version >= FORMAT_VERSION_UNVERSIONED,
             versioned,
+            with_streams: version > FORMAT_VERSION_NO_STREAMS,
             state_read: !versioned,
         }
     }
@@ -268,6 +281,11 @@ impl Loading {
             }
             KIND_LIMITS if started && self.with_scripts => {
                 self.db.scripts.limits = scripts::decode_limits(d).map_err(bad)?;
+                d.finish().map_err(bad)?;
+            }
+            KIND_STREAM_LIMITS if started && self.with_streams => {
+                self.db.stream_limits.max_entries = d.varint("stream node max entries").map_err(bad)?;
+                self.db.stream_limits.max_bytes = d.varint("stream node max bytes").map_err(bad)?;
                 d.finish().map_err(bad)?;
             }
             KIND_END if started && self.state_read => {
@@ -418,6 +436,84 @@ mod tests {
         assert_eq!(db.len(), 1);
         assert_eq!(db.scripts.script_count(), 0);
         assert_eq!(db.scripts.limits, crate::store::scripts::ScriptLimits::default());
+        assert_eq!(db.stream_limits, crate::store::stream::NodeLimits::default());
+    }
+
+    /// A snapshot in format 2 (scripts, no streams) as main's 94af45b writes it
+    /// (written by the safety-replication build at 48e0afb, whose snapshot code is
+    /// 94af45b's), taken after `SET plain v`, `SET ttl v PX 3600000000`, `HSET h f v`,
+    /// `SCRIPT LOAD "return 'fixture'"` and `FUNCTION LOAD` of library `fixlib`.
+    const FORMAT_2_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-2-94af45b.snap");
+
+    #[test]
+    fn a_format_2_snapshot_loads_its_keys_and_scripts_with_default_stream_limits() {
+        assert_eq!(FORMAT_2_SNAPSHOT[8..12], FORMAT_VERSION_UNVERSIONED.to_le_bytes());
+        let (meta, db) = decode(FORMAT_2_SNAPSHOT, "fixture", 0).unwrap();
+        assert!(meta.last_log_id.is_some());
+        assert_eq!(db.len(), 3);
+        assert!(matches!(&db.item(b"plain").unwrap().value, Value::Str(v) if v.as_slice() == b"v"));
+        assert!(db.item(b"ttl").is_some_and(|item| item.expire_at_ms != 0));
+        assert!(db.item(b"h").is_some());
+        assert_eq!(db.scripts.script(&sha1_hex(b"return 'fixture'")).map(|s| &s[..]), Some(&b"return 'fixture'"[..]));
+        assert!(db.scripts.function("fixf").is_some_and(|(library, _)| library.name == "fixlib"));
+        assert_eq!(db.stream_limits, crate::store::stream::NodeLimits::default());
+        // Written again, it is the current format and reads back the same.
+        let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
+        assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+    }
+
+    #[test]
+    fn streams_and_their_node_limits_round_trip() {
+        use crate::store::{Entry, Op, Store};
+        let mut store = Store::new();
+        let args = |parts: &[&str]| parts.iter().map(|p| bytes::Bytes::copy_from_slice(p.as_bytes())).collect::<Vec<_>>();
+        let mut ops = vec![Op::Command(args(&["tandem.stream-node-limits", "3", "0"]))];
+        for i in 0..10 {
+            ops.push(Op::Command(args(&["xadd", "s", "*", "n", &i.to_string()])));
+        }
+        ops.push(Op::Command(args(&["xgroup", "create", "s", "g", "0"])));
+        ops.push(Op::Command(args(&["xreadgroup", "group", "g", "c", "count", "4", "streams", "s", ">"])));
+        store.apply(&Entry { time_ms: 1_000, seed: 1, ops });
+        let bytes = encode(&store.db, &meta());
+        let (_, back) = decode(&bytes, "test", 0).unwrap();
+        assert_eq!(back.stream_limits, store.db.stream_limits);
+        assert_eq!(crate::store::digest(&back), crate::store::digest(&store.db));
+    }
+
+    /// A snapshot in format 3 (key versions, floors and time; no streams), written by
+    /// the safety-apply build at 3124c9c (main's format 3 writer) after `SET plain v`,
+    /// `SET ttl v PX 3600000000`, `HSET h f v`, `SET gone v`, `DEL gone`,
+    /// `SCRIPT LOAD "return 'fixture'"` and `FUNCTION LOAD` of library `fixlib`.
+    const FORMAT_3_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-3-safety-apply-3124c9c.snap");
+
+    #[test]
+    fn a_format_3_snapshot_keeps_its_versions_and_gets_default_stream_limits() {
+        assert_eq!(FORMAT_3_SNAPSHOT[8..12], FORMAT_VERSION_NO_STREAMS.to_le_bytes());
+        let (meta, db) = decode(FORMAT_3_SNAPSHOT, "fixture", 0).unwrap();
+        assert_eq!(meta.last_log_id.map(|l| l.index), Some(db.index()));
+        assert_eq!(db.len(), 3);
+        assert!(db.time_ms() > 0, "the entry time travels from format 3 on");
+        let version = |key: &[u8]| db.item(key).unwrap().version();
+        assert!(version(b"plain") < version(b"ttl") && version(b"ttl") < version(b"h"), "each key keeps its own version");
+        let after_h = WatchStamp { index: u64::from(version(b"h")), time_ms: db.time_ms() };
+        assert!(db.unchanged_since(b"plain", after_h, db.time_ms()));
+        assert!(!db.unchanged_since(b"gone", after_h, db.time_ms()), "deleted after the stamp");
+        assert_eq!(db.scripts.script(&sha1_hex(b"return 'fixture'")).map(|s| &s[..]), Some(&b"return 'fixture'"[..]));
+        assert!(db.scripts.function("fixf").is_some());
+        assert_eq!(db.stream_limits, crate::store::stream::NodeLimits::default());
+        let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
+        assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+    }
+
+    #[test]
+    fn a_stream_limits_record_has_no_place_before_format_4() {
+        let mut st = Store::new();
+        apply(&mut st, 1_000, &["tandem.stream-node-limits", "3", "0"]);
+        let mut bytes = encode(&st.db, &meta_at(st.db.index()));
+        assert!(decode(&bytes, "v4", 0).is_ok());
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_STREAMS.to_le_bytes());
+        let err = decode(&bytes, "v3", 0).unwrap_err().to_string();
+        assert!(err.contains("unexpected record kind 7"), "{err}");
     }
 
     fn meta_at(index: u64) -> SnapshotMeta {

@@ -4,8 +4,8 @@
 //!
 //! Reply → Lua, under the script's protocol (`redis.setresp`, 2 by default):
 //! integer → number; bulk → string; null → `false` (RESP2) or `nil` (RESP3); status →
-//! `{ok=…}`; error → `{err=…}`; array → table; and under RESP3 map → `{map={…}}`, set →
-//! `{set={…}}`, double → `{double=n}`, boolean → boolean, big number →
+//! `{ok=…}`; error → `{err=…}`; array → table; and under RESP3 map (XREAD's streams
+//! too) → `{map={…}}`, set → `{set={…}}`, double → `{double=n}`, boolean → boolean, big number →
 //! `{big_number=…}`, verbatim → `{verbatim_string={format=…, string=…}}`. Under RESP2
 //! those are their RESP2 forms (flat arrays, strings, integers).
 //!
@@ -54,6 +54,11 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value>
                 map.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, v, resp3)?)?;
             }
             wrap(lua, "map", Value::Table(map))?
+        }
+        Reply::Keyed(pairs) if resp3 => reply_to_lua(lua, Reply::Map(pairs), resp3)?,
+        Reply::Keyed(pairs) => {
+            let items = pairs.into_iter().map(|(k, v)| Reply::Array(vec![k, v])).collect();
+            array(lua, items, resp3)?
         }
         Reply::Pairs(pairs) if resp3 => {
             let items = pairs.into_iter().map(|(k, v)| Reply::Array(vec![k, v])).collect();

@@ -1,8 +1,10 @@
-//! Clients blocked on keys (BLPOP & co) and the delivery of what applying entries
-//! produced. One task does both, in apply order: it publishes keyspace events, and
-//! when keys gain elements it re-runs the oldest waiter's command on each as a new
-//! proposal. Serving every attempt from this one task means a push can never slip
-//! between a failed attempt and the client's registration as a waiter.
+//! Clients blocked on keys (BLPOP, XREAD BLOCK & co) and the delivery of what
+//! applying entries produced. One task does both, in apply order: it publishes
+//! keyspace events, and when keys gain elements it re-runs the oldest waiter's
+//! command on each as a new proposal. A blocking command's first attempt is the
+//! connection's own (so it is ordered by its arrival); every later attempt is this
+//! task's, starting with one made when the waiter registers: a push can never slip
+//! between the attempt that found nothing and the client's registration.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,8 +19,17 @@ use crate::replication::state_machine::Notice;
 use crate::store::Op;
 
 pub enum Request {
-    Block { id: u64, args: Vec<Bytes>, keys: Vec<Bytes>, reply: oneshot::Sender<Reply> },
-    Cancel { id: u64 },
+    /// A command whose first attempt found nothing: `args` is tried once more (a key
+    /// may have changed since), then each time a key in `keys` changes.
+    Block {
+        id: u64,
+        args: Vec<Bytes>,
+        keys: Vec<Bytes>,
+        reply: oneshot::Sender<Reply>,
+    },
+    Cancel {
+        id: u64,
+    },
 }
 
 /// The connection side: hands blocking commands to the task.
@@ -34,7 +45,8 @@ impl Blocker {
         Blocker { tx, next_id: AtomicU64::new(1), blocked }
     }
 
-    /// Submits a blocking command; the receiver gets its reply (now, or when served).
+    /// Submits a blocking command that found nothing on its first attempt, in the
+    /// form it runs when woken; the receiver gets its reply (now, or when served).
     pub fn block(&self, args: Vec<Bytes>, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
@@ -93,6 +105,8 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
                     waiters.remove(id);
                 }
                 Some(Request::Block { id, args, keys, reply }) => {
+                    // A key may have changed between the first attempt and now, its
+                    // notice already gone by: look once more before waiting.
                     let outcome = attempt(&shared, &args).await;
                     if outcome == Reply::WouldBlock {
                         for key in &keys {

@@ -32,11 +32,9 @@ use tokio::time::Instant;
 use super::connection::Connection;
 use super::core::write_wait;
 use super::errors::{active_unreachable, forward_refused, lost_in_flight, ERR_EARLIER_STILL_RUNNING, ERR_NO_ACTIVE};
-use super::pipeline::blocking_timeout;
 use super::request::Request;
 use super::upstream::{encode_command, relay_limits, Hello, Upstream, UpstreamError};
 use crate::cluster::view::Active;
-use crate::commands::flags;
 use crate::protocol::reply::Reply;
 
 /// Added to the active's own write bound before a silent upstream counts as failed:
@@ -68,13 +66,13 @@ pub fn run_idle<'a>(cmds: impl IntoIterator<Item = &'a Request>, election_time: 
     let mut idle = Some(write_wait(election_time) + election_time + REPLY_SLACK);
     let mut blocking = false;
     for request in cmds {
-        if request.spec.has(flags::BLOCKING) {
+        if request.spec.blocks(&request.args) {
             blocking = true;
-            idle = match blocking_timeout(&request.args) {
-                Ok(0) => None,
-                Ok(ms) => idle.and_then(|d| d.checked_add(Duration::from_millis(ms))),
-                // The active answers the bad timeout at once.
-                Err(_) => idle,
+            idle = match request.spec.wait_ms(&request.args) {
+                Ok(Some(0)) => None,
+                Ok(Some(ms)) => idle.and_then(|d| d.checked_add(Duration::from_millis(ms))),
+                // The active answers a bad timeout at once.
+                Ok(None) | Err(_) => idle,
             };
         }
     }
@@ -114,16 +112,33 @@ impl Connection {
         }
         let (idle, blocking) = run_idle(&run, self.shared.core.replica.election_time());
         let cmds: Vec<&[Bytes]> = run.iter().map(|r| &r.args[..]).collect();
+        let active = self.upstreams.get_mut(stripe).map(|u| u.active.clone()).unwrap_or_default();
         let (relayed, outcome) = self.relay(stripe, Exchange { cmds: &cmds, relay_last: cmds.len(), idle, blocking }).await;
         crate::management::metrics::global().record_forwarded(relayed);
         if let Err(e) = &outcome {
             tracing::debug!(client = self.session.info.id, error = %e, relayed, sent = run.len(), "forwarding to the active failed");
             self.lose_upstream(stripe, e);
+            if self.resendable_wait(&run, relayed, e) {
+                tracing::info!(client = self.session.info.id, error = %e, lost = %active, "the active was lost while a command waited: sending it to the new active");
+                // As a write is re-sent after a failover (DESIGN.md §6): wait for the
+                // successor for up to twice the election time, then route again.
+                self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait() * 2).await;
+                return run.into_iter().skip(relayed).collect();
+            }
         }
         for request in run.get(relayed..).unwrap_or_default() {
             self.reply(lost_in_flight(request.spec.is_write()));
         }
         Vec::new()
+    }
+
+    /// Whether the command left unanswered when the upstream was lost is a wait to
+    /// send again: the only one left, and its spec allows it (XREAD, XREADGROUP; see
+    /// `WaitSpec::resend_after_failover`). Its wait starts again on the new active.
+    fn resendable_wait(&self, run: &[Request], relayed: usize, error: &UpstreamError) -> bool {
+        let lost = matches!(error, UpstreamError::Io(_) | UpstreamError::Closed | UpstreamError::Timeout(_) | UpstreamError::ActiveChanged);
+        let Some(last) = run.last() else { return false };
+        lost && !self.session.closing && relayed + 1 == run.len() && last.spec.blocks(&last.args) && last.spec.resend_after_failover()
     }
 
     /// After a failed exchange with `stripe`'s active: an upstream whose replies

@@ -113,6 +113,25 @@ impl Shared {
         }
     }
 
+    /// Waits up to `within` for `stripe` to have an active other than the server named
+    /// `lost` (a mirror that lost its upstream to a failover waits for the successor).
+    pub async fn wait_for_new_active(&self, stripe: usize, lost: &str, within: Duration) -> Active {
+        let mut view = self.view.clone();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let active = view.borrow_and_update().active(stripe).clone();
+            match &active {
+                Active::Here => return active,
+                Active::There { name, .. } if name != lost => return active,
+                _ => {}
+            }
+            match tokio::time::timeout_at(deadline, view.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.view().active(stripe).clone(),
+            }
+        }
+    }
+
     /// Publishes keyspace notifications for `events`, as `notify-keyspace-events` asks.
     pub fn publish_events(&self, events: &[KeyEvent]) {
         let mask = self.settings.notify_mask.load(Ordering::Relaxed);

@@ -20,12 +20,12 @@ use bytes::Bytes;
 use super::admit::{admit, Admission, Memory};
 use super::connection::Connection;
 use super::core::Reads;
-use super::errors::{ERR_DEPOSED_WHILE_BLOCKED, ERR_LEADERSHIP_FLAPPING, ERR_NOT_ACTIVE_EITHER, ERR_NO_ACTIVE};
+use super::errors::{read_reply, write_reply, ERR_DEPOSED_WHILE_BLOCKED, ERR_LEADERSHIP_FLAPPING, ERR_NOT_ACTIVE_EITHER, ERR_NO_ACTIVE};
 use super::request::Request;
 use crate::cluster::route::{route, Access, Keys, Route};
 use crate::cluster::view::Active;
-use crate::commands::{args, flags};
 use crate::protocol::reply::Reply;
+use crate::store::Op;
 
 /// Times one batch's commands may go back to routing (this server became the
 /// active while they waited, an upstream broke before they were sent); more means
@@ -85,7 +85,7 @@ impl Connection {
                 self.settle(pending).await;
                 self.reply(reply);
             }
-            Place::Local if request.spec.has(flags::BLOCKING) => {
+            Place::Local if request.spec.blocks(&request.args) => {
                 self.settle(pending).await;
                 crate::management::metrics::global().record_command(request.spec);
                 self.blocking_command(request).await;
@@ -136,7 +136,7 @@ impl Connection {
     /// Routes a data command, waiting out an election (bounded) when its stripe has
     /// no active.
     pub(super) async fn place(&mut self, request: &Request) -> Place {
-        let access = if request.spec.has(flags::BLOCKING) {
+        let access = if request.spec.blocks(&request.args) {
             Access::Blocking
         } else if request.spec.is_write() {
             Access::Write
@@ -195,14 +195,31 @@ impl Connection {
     }
 
     /// A blocking command on the active: served now if a key has data, else wait for
-    /// one to get it, for the timeout (its last argument).
+    /// one to get it, for the timeout its spec reads.
     async fn blocking_command(&mut self, request: Request) {
-        let timeout_ms = match blocking_timeout(&request.args) {
-            Ok(ms) => ms,
+        let spec = request.spec;
+        let timeout_ms = match spec.wait_ms(&request.args) {
+            Ok(ms) => ms.unwrap_or(0),
             Err(e) => return self.reply(e),
         };
-        let keys: Vec<Bytes> = request.spec.keys(&request.args).into_iter().cloned().collect();
-        let (id, mut rx) = self.shared.blocker.block(request.args, keys);
+        // A wait sent to a new active right after a failover waits for it to take
+        // writes rather than failing.
+        if let Err(e) = self.wait_writable().await {
+            return self.reply(e);
+        }
+        let keys = spec.wait_keys(&request.args);
+        let prepared = spec.prepare_wait(&self.shared.core.store().db, self.shared.core.stamp(), &request.args);
+        // The first attempt goes through the log from here, like any command, so it
+        // is ordered by its arrival against other clients' commands; only a command
+        // that must wait goes to the blocking task (which tries once more).
+        let first = match self.shared.core.propose(vec![Op::command(&prepared.first)]).await {
+            Ok(mut replies) => replies.pop().unwrap_or(Reply::NilArray),
+            Err(e) => write_reply(&e),
+        };
+        if first != Reply::WouldBlock {
+            return self.reply(first);
+        }
+        let (id, mut rx) = self.shared.blocker.block(prepared.woken, keys);
         // Let the client see replies to what it pipelined before this command.
         if self.flush().await.is_err() {
             self.shared.blocker.cancel(id);
@@ -229,6 +246,13 @@ impl Connection {
                     let deposed = changed.is_err() || !view.borrow_and_update().local_is_active();
                     if deposed {
                         match self.give_up(id, rx).await {
+                            // A mirror forwarded it: closing tells the mirror it was not
+                            // served, and the mirror sends it to the new active.
+                            Reply::NilArray if self.session.forwarded_in && spec.resend_after_failover() => {
+                                self.session.closing = true;
+                                self.session.info.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
+                                return;
+                            }
                             // Served after all: a served blocking command never answers a null array.
                             Reply::NilArray => break Reply::err(ERR_DEPOSED_WHILE_BLOCKED),
                             served => break served,
@@ -251,17 +275,30 @@ impl Connection {
         self.reply(reply);
     }
 
+    /// Waits, for up to one election time, until this server may take writes as the
+    /// active: a newly elected active refuses them until a quorum has confirmed its
+    /// leadership (openraft's lease), and a mirror may send a wait right then.
+    async fn wait_writable(&self) -> Result<(), Reply> {
+        let deadline = tokio::time::Instant::now() + self.shared.active_wait();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.shared.core.replica.linearize().await {
+                Ok(()) => return Ok(()),
+                Err(e) if !self.shared.view().local_is_active() || tokio::time::Instant::now() + pause > deadline => {
+                    return Err(read_reply(&e))
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
     /// Stops waiting: unless the command was served in the meantime (its reply then
     /// arrives anyway), the answer is the null array.
     async fn give_up(&self, id: u64, rx: tokio::sync::oneshot::Receiver<Reply>) -> Reply {
         self.shared.blocker.cancel(id);
         rx.await.unwrap_or(Reply::NilArray)
     }
-}
-
-/// The timeout argument of a blocking command in ms: the last argument for BLPOP,
-/// BRPOP, BLMOVE and BRPOPLPUSH alike.
-pub(super) fn blocking_timeout(args: &[Bytes]) -> Result<u64, Reply> {
-    let last = args.last().ok_or(Reply::err(args::ERR_SYNTAX))?;
-    args::timeout_arg(last)
 }

@@ -10,6 +10,7 @@
 //! Hash  2  count (len field len value)*
 //! Set   3  count (len member)*
 //! ZSet  4  count (len member  f64-bits-LE)*
+//! Strm  5  see `store::stream::codec` (DUMP version 2 on)
 //! ```
 //!
 //! Containers are written in their insertion order and read back in it, so a decoded
@@ -30,8 +31,10 @@ use std::collections::VecDeque;
 
 use super::value::{Blob, HashValue, Hasher, ListValue, SetValue, Value, ZSet};
 
-/// The version written in DUMP payloads; RESTORE accepts only this one.
-pub const DUMP_VERSION: u16 = 1;
+/// The version written in DUMP payloads. Version 2 added streams (tag 5); RESTORE
+/// still accepts version 1 payloads, which cannot hold one.
+pub const DUMP_VERSION: u16 = 2;
+const DUMP_VERSION_OLDEST: u16 = 1;
 
 /// Bytes after the value in a DUMP payload: version (2) and checksum (8).
 const FOOTER_BYTES: usize = 10;
@@ -41,6 +44,7 @@ const TAG_LIST: u8 = 1;
 const TAG_HASH: u8 = 2;
 const TAG_SET: u8 = 3;
 const TAG_ZSET: u8 = 4;
+const TAG_STREAM: u8 = 5;
 
 /// Elements reserved up front for a container, whatever its announced count: the
 /// count is already bounded by the input's size, but a decoded element takes up to
@@ -61,7 +65,7 @@ pub enum CodecError {
     BadVarint { expected: &'static str, offset: usize },
     #[error("expected {expected} at offset {offset}: {announced} announced, but only {remaining} bytes remain")]
     LengthTooLarge { expected: &'static str, offset: usize, announced: u64, remaining: usize },
-    #[error("expected a type tag (0-4) at offset {offset}, found {found}")]
+    #[error("expected a type tag (0-5) at offset {offset}, found {found}")]
     UnknownTag { offset: usize, found: u8 },
     #[error("expected a non-empty {kind} at offset {offset}: empty containers are never stored")]
     EmptyContainer { kind: &'static str, offset: usize },
@@ -131,6 +135,10 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
                 out.extend_from_slice(&score.to_bits().to_le_bytes());
             }
         }
+        Value::Stream(stream) => {
+            out.push(TAG_STREAM);
+            super::stream::codec::encode(stream, out);
+        }
     }
 }
 
@@ -170,7 +178,7 @@ pub fn verify_dump(payload: &[u8]) -> Result<&[u8], CodecError> {
     }
     let (value, version) = body.split_last_chunk::<2>().ok_or(too_short)?;
     let found = u16::from_le_bytes(*version);
-    if found != DUMP_VERSION {
+    if !(DUMP_VERSION_OLDEST..=DUMP_VERSION).contains(&found) {
         return Err(CodecError::Version { found, supported: DUMP_VERSION });
     }
     Ok(value)
@@ -179,6 +187,31 @@ pub fn verify_dump(payload: &[u8]) -> Result<&[u8], CodecError> {
 /// Verifies and decodes a DUMP payload.
 pub fn restore_payload(payload: &[u8]) -> Result<Value, CodecError> {
     decode_value(verify_dump(payload)?)
+}
+
+/// The RDB versions of Redis DUMP payloads RESTORE reads (Redis 5.0 wrote 9, 7.0
+/// 10, 7.2 11). They cannot be taken for ours, which are 1 and 2.
+const REDIS_RDB_VERSIONS: std::ops::RangeInclusive<u16> = 9..=11;
+
+/// Why RESTORE refuses a payload: its envelope (checksum, version), or its contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpError {
+    #[error("{0}")]
+    Payload(CodecError),
+    #[error("{0}")]
+    Data(String),
+}
+
+/// A DUMP payload of ours, or one made by Redis (see [`super::rdb`]), as a value.
+pub fn restore_dump(payload: &[u8]) -> Result<Value, DumpError> {
+    match verify_dump(payload) {
+        Ok(body) => decode_value(body).map_err(|e| DumpError::Data(e.to_string())),
+        Err(CodecError::Version { found, .. }) if REDIS_RDB_VERSIONS.contains(&found) => {
+            let body = payload.get(..payload.len() - FOOTER_BYTES).unwrap_or_default();
+            super::rdb::decode_value(body).map_err(|e| DumpError::Data(e.to_string()))
+        }
+        Err(e) => Err(DumpError::Payload(e)),
+    }
 }
 
 /// Reads encoded items from a buffer, front to back, checking each against what
@@ -285,6 +318,7 @@ impl<'a> Decoder<'a> {
             TAG_HASH => self.hash().map(|h| Value::Hash(Box::new(h))),
             TAG_SET => self.set().map(|s| Value::Set(Box::new(s))),
             TAG_ZSET => self.zset().map(|z| Value::ZSet(Box::new(z))),
+            TAG_STREAM => super::stream::codec::decode(self).map(|s| Value::Stream(Box::new(s))),
             found => Err(CodecError::UnknownTag { offset, found }),
         }
     }

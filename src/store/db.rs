@@ -18,6 +18,7 @@ use indexmap::IndexMap;
 
 use super::scripts::Scripts;
 use super::slots::{SlotIndex, SlotLinks};
+use super::stream::NodeLimits;
 use super::value::{Blob, Hasher, Value};
 use super::watch::{self, RemovedFloors, WatchStamp};
 
@@ -119,6 +120,12 @@ pub struct Db {
     removed: RemovedFloors,
     /// The keys of each hash slot.
     slots: SlotIndex,
+    /// When stream nodes start (`stream-node-max-*`): state, set through the log.
+    pub stream_limits: NodeLimits,
+    /// Keys whose stream appeared, went or was replaced since the last
+    /// [`Db::take_stream_changes`]: clients blocked on them must look again (a
+    /// deleted stream ends an XREADGROUP wait, a renamed-in one may serve it).
+    stream_changes: Vec<Blob>,
     /// Script cache, function libraries and script limits. FLUSHALL leaves them, as in Redis.
     pub scripts: Scripts,
 }
@@ -126,6 +133,18 @@ pub struct Db {
 impl Db {
     pub fn new() -> Db {
         Db::default()
+    }
+
+    /// Notes `key` if `value` is a stream (see `stream_changes`).
+    fn note_stream(changes: &mut Vec<Blob>, key: &[u8], value: &Value) {
+        if matches!(value, Value::Stream(_)) {
+            changes.push(Blob::from(key));
+        }
+    }
+
+    /// Keys whose stream appeared, went or was replaced since the last call.
+    pub fn take_stream_changes(&mut self) -> Vec<Blob> {
+        std::mem::take(&mut self.stream_changes)
     }
 
     pub fn len(&self) -> usize {
@@ -174,6 +193,8 @@ impl Db {
     pub fn replace_at(&mut self, index: usize, key: &[u8], value: Value, keep_ttl: bool, now_ms: u64) {
         let version = self.index as u32;
         let Some((_, item)) = self.keys.get_index_mut(index) else { return };
+        Db::note_stream(&mut self.stream_changes, key, &item.value);
+        Db::note_stream(&mut self.stream_changes, key, &value);
         item.value = value;
         item.version = version;
         item.touch(now_ms, u32::MAX);
@@ -185,6 +206,7 @@ impl Db {
 
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
+        Db::note_stream(&mut self.stream_changes, key, &value);
         let pos = self.keys.insert_full(Blob::from(key), self.new_item(value, now_ms)).0;
         self.slots.link(&mut self.keys, pos);
         pos
@@ -220,6 +242,8 @@ impl Db {
         let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) => {
+                Db::note_stream(&mut self.stream_changes, key, &item.value);
+                Db::note_stream(&mut self.stream_changes, key, &value);
                 item.value = value;
                 item.version = version;
                 if item.expire_at_ms != 0 {
@@ -239,6 +263,8 @@ impl Db {
         let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) => {
+                Db::note_stream(&mut self.stream_changes, key, &item.value);
+                Db::note_stream(&mut self.stream_changes, key, &value);
                 item.value = value;
                 item.version = version;
             }
@@ -257,6 +283,7 @@ impl Db {
         if pos != last {
             self.slots.moved(&mut self.keys, last, pos);
         }
+        Db::note_stream(&mut self.stream_changes, key, &item.value);
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
         }
@@ -329,6 +356,9 @@ impl Db {
 
     /// Removes every key (each counts as removed now, for WATCH).
     pub fn clear(&mut self) {
+        for (key, item) in &self.keys {
+            Db::note_stream(&mut self.stream_changes, key, &item.value);
+        }
         self.keys = IndexMap::default();
         self.expires = BTreeSet::new();
         self.slots = SlotIndex::default();
@@ -345,6 +375,8 @@ impl Db {
             time_ms: self.time_ms,
             removed: self.removed.clone(),
             slots: self.slots.clone(),
+            stream_limits: self.stream_limits,
+            stream_changes: Vec::new(),
             scripts: self.scripts.clone(),
         }
     }

@@ -12,8 +12,10 @@
 
 pub mod codec;
 pub mod db;
+pub mod rdb;
 pub mod scripts;
 pub mod slots;
+pub mod stream;
 pub mod value;
 pub mod watch;
 
@@ -221,6 +223,9 @@ impl Store {
             }
             Handler::Server(_) => Ok(Reply::Nil),
         };
+        // A stream that appeared, went or was replaced (XADD, DEL, SET, RENAME,
+        // FLUSHALL…) wakes whoever waits on it: XREADGROUP must learn that its stream is gone.
+        applied.ready_keys.extend(self.db.take_stream_changes().into_iter().map(Bytes::from));
         result.unwrap_or_else(|e| e)
     }
 
@@ -260,6 +265,14 @@ pub fn digest(db: &db::Db) -> u64 {
     let mut h = Fnv::new();
     db.scripts.digest_into(&mut |bytes| h.write(bytes));
     total = total.wrapping_add(h.finish());
+    // The stream node limits are state too (they decide where nodes start); left out
+    // at their defaults so that a store without streams digests as before.
+    if db.stream_limits != stream::NodeLimits::default() {
+        let mut h = Fnv::new();
+        h.write(&db.stream_limits.max_entries.to_le_bytes());
+        h.write(&db.stream_limits.max_bytes.to_le_bytes());
+        total = total.wrapping_add(h.finish());
+    }
     total ^ (db.len() as u64)
 }
 
@@ -298,6 +311,13 @@ fn hash_value(h: &mut Fnv, value: &Value) {
             h.write(&score.0.to_bits().to_le_bytes());
             h.write(m);
         }),
+        Value::Stream(s) => {
+            // The encoding covers everything that is state: nodes byte for byte,
+            // counters, groups, consumers and pending entries.
+            let mut bytes = Vec::new();
+            stream::codec::encode(s, &mut bytes);
+            h.write(&bytes);
+        }
     }
 }
 

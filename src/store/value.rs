@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, VecDeque};
 use indexmap::{IndexMap, IndexSet};
 
 use crate::protocol::reply::Reply;
+use crate::store::stream::Stream;
 
 /// Keys, fields and members are owned byte strings: 16 bytes of handle, no spare capacity.
 pub type Blob = Box<[u8]>;
@@ -30,6 +31,7 @@ pub enum Value {
     Hash(Box<HashValue>),
     Set(Box<SetValue>),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -41,6 +43,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -107,7 +110,22 @@ impl Value {
         }
     }
 
-    /// True for a container with no elements: such a key must not exist.
+    pub fn as_stream(&self) -> Result<&Stream, Reply> {
+        match self {
+            Value::Stream(s) => Ok(s),
+            _ => Err(Reply::err(WRONGTYPE)),
+        }
+    }
+
+    pub fn as_stream_mut(&mut self) -> Result<&mut Stream, Reply> {
+        match self {
+            Value::Stream(s) => Ok(s),
+            _ => Err(Reply::err(WRONGTYPE)),
+        }
+    }
+
+    /// True for a container with no elements: such a key must not exist. (An empty
+    /// stream may: it keeps its last ID and groups, as in Redis.)
     pub fn is_empty_container(&self) -> bool {
         match self {
             Value::Str(_) => false,
@@ -115,6 +133,7 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            Value::Stream(_) => false,
         }
     }
 
@@ -143,6 +162,7 @@ impl Value {
                 let seen: usize = z.scores.iter().take(samples).map(|(m, _)| 2 * m.len() + 3 * SLOT).sum();
                 scaled(z.len(), z.len().min(samples), seen)
             }
+            Value::Stream(s) => s.memory_estimate(),
         }
     }
 }

@@ -10,12 +10,14 @@ use super::connection::REDIS_VERSION;
 use super::text;
 use crate::clock::{wall_ms, wall_us};
 use crate::cluster::view::Active;
+use crate::commands::streams::add::{node_limit_values, node_limits_command, set_node_limit};
 use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
 use crate::memory;
 use crate::protocol::reply::Reply;
 use crate::replication::replica::{MemberView, ReplicationView};
 use crate::replication::stripe::{ServerState, STANDBY_LAG_MAX};
 use crate::server::connection::Connection;
+use crate::store::stream::NodeLimits;
 
 /// TIME: the server's wall clock in seconds and microseconds.
 pub(super) fn time() -> Reply {
@@ -25,21 +27,43 @@ pub(super) fn time() -> Reply {
 }
 
 impl Connection {
-    pub(super) fn config(&mut self, args: &[Bytes]) -> Reply {
+    /// CONFIG GET/SET/RESETSTAT/REWRITE. `Err(limits)`: a SET changed the stream node
+    /// limits, which are stripe state: the caller proposes them (after the other
+    /// parameters were set here), unless `in_transaction` (nothing is set then).
+    pub(super) fn config(&mut self, args: &[Bytes], in_transaction: bool) -> Result<Reply, NodeLimits> {
         let settings = &self.shared.settings;
-        match text(&args[1]).to_ascii_lowercase().as_str() {
+        Ok(match text(&args[1]).to_ascii_lowercase().as_str() {
             "get" if args.len() >= 3 => {
                 let patterns: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
-                Reply::Map(settings.get(&patterns).into_iter().map(|(k, v)| (Reply::bulk_str(k), Reply::bulk_str(&v))).collect())
+                let mut found = settings.get(&patterns);
+                let stripe = node_limit_values(&self.shared.core.store().db);
+                found.extend(stripe.into_iter().filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes(), true))));
+                Reply::Map(found.into_iter().map(|(k, v)| (Reply::bulk_str(k), Reply::bulk_str(&v))).collect())
             }
             "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+                let current = self.shared.core.store().db.stream_limits;
+                let mut limits = current;
+                let mut local = Vec::new();
                 for pair in args[2..].chunks_exact(2) {
+                    match set_node_limit(limits, &text(&pair[0]), &text(&pair[1])) {
+                        Some(Ok(changed)) => limits = changed,
+                        Some(Err(e)) => return Ok(Reply::error(e)),
+                        None => local.push(pair),
+                    }
+                }
+                if limits != current && in_transaction {
+                    return Err(limits);
+                }
+                for pair in local {
                     if let Err(e) = settings.set(&text(&pair[0]), &text(&pair[1])) {
-                        return Reply::error(e);
+                        return Ok(Reply::error(e));
                     }
                 }
                 let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
                 self.shared.core.store().events_on = events_on;
+                if limits != current {
+                    return Err(limits);
+                }
                 Reply::ok()
             }
             "resetstat" if args.len() == 2 => Reply::ok(),
@@ -48,6 +72,18 @@ impl Connection {
             }
             "get" | "set" => commands::wrong_args(&format!("config|{}", text(&args[1]).to_ascii_lowercase())),
             _ => unknown_subcommand("config", &args[1]),
+        })
+    }
+
+    /// Sets the stream node limits on every member of the stripe: a log entry.
+    pub(super) async fn propose_node_limits(&self, limits: NodeLimits) -> Reply {
+        if !self.shared.view().local_is_active() {
+            return Reply::err("ERR stream-node-max-entries and stream-node-max-bytes belong to the whole stripe: set them on its active");
+        }
+        let op = crate::store::Op::command(&node_limits_command(limits));
+        match self.shared.core.propose(vec![op]).await {
+            Ok(mut replies) => replies.pop().unwrap_or_else(Reply::ok),
+            Err(e) => crate::server::errors::write_reply(&e),
         }
     }
 

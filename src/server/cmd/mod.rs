@@ -47,7 +47,10 @@ impl Connection {
             Srv::Pubsub => self.pubsub(args),
             Srv::Info => self.info(args),
             Srv::Command => introspection::command(args),
-            Srv::Config => self.config(args),
+            Srv::Config => match self.config(args, false) {
+                Ok(reply) => reply,
+                Err(limits) => self.propose_node_limits(limits).await,
+            },
             Srv::Time => introspection::time(),
             Srv::Memory => self.memory(args),
             Srv::Save => self.save().await,
@@ -71,7 +74,9 @@ impl Connection {
             Srv::Publish => self.publish(&args[1], &args[2]),
             Srv::Time => introspection::time(),
             Srv::Info => self.info(args),
-            Srv::Config => self.config(args),
+            Srv::Config => self.config(args, true).unwrap_or_else(|_| {
+                Reply::err("ERR CONFIG SET stream-node-max-* is not allowed inside a transaction: it is a log entry of its own")
+            }),
             Srv::Command => introspection::command(args),
             Srv::Memory => self.memory(args),
             Srv::Pubsub => self.pubsub(args),
