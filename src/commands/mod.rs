@@ -23,16 +23,24 @@ use crate::store::value::Value;
 use crate::store::KeyEvent;
 
 pub mod args;
+pub mod bitmaps;
 pub mod connection;
+pub mod geo;
+pub mod geohash;
 pub mod hashes;
+pub mod hll;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod object;
 pub mod pubsub;
 pub mod scan;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod transactions;
+pub mod zset_multi;
 pub mod zsets;
 
 pub use args::*;
@@ -41,6 +49,10 @@ pub use args::*;
 pub type CmdResult = Result<Reply, Reply>;
 
 pub type ReadFn = fn(&mut ReadCtx<'_>, &[Bytes]) -> CmdResult;
+
+/// The key positions of a command whose keys move with its arguments (a `numkeys`
+/// argument); used instead of the spec's fixed first/last/step.
+pub type KeysFn = fn(&[Bytes]) -> Vec<usize>;
 pub type WriteFn = fn(&mut WriteCtx<'_>, &[Bytes]) -> CmdResult;
 
 #[derive(Clone, Copy)]
@@ -68,6 +80,9 @@ pub mod flags {
     /// Written by the active itself (expiry, eviction); clients cannot call it.
     pub const INTERNAL: u32 = 1 << 13;
     pub const MOVABLE_KEYS: u32 = 1 << 14;
+    /// A blocking command whose timeout is its first argument (BLMPOP, BZMPOP), not
+    /// its last. Not a Redis flag: COMMAND INFO does not show it.
+    pub const TIMEOUT_FIRST: u32 = 1 << 15;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -101,6 +116,8 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub summary: &'static str,
     pub handler: Handler,
+    /// Where the keys are when they move (see [`KeysFn`]); `None`: first/last/step.
+    pub find_keys: Option<KeysFn>,
 }
 
 impl CommandSpec {
@@ -120,8 +137,16 @@ impl CommandSpec {
         }
     }
 
+    /// The same command with keys found by `find` (a `numkeys` command).
+    pub const fn with_keys(self, find: KeysFn) -> CommandSpec {
+        CommandSpec { find_keys: Some(find), ..self }
+    }
+
     /// The key arguments of `args` per the spec's positions.
     pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        if let Some(find) = self.find_keys {
+            return find(args).into_iter().filter_map(|i| args.get(i)).collect();
+        }
         if self.first_key <= 0 || self.step <= 0 {
             return Vec::new();
         }
@@ -150,7 +175,42 @@ pub const fn spec(
     summary: &'static str,
     handler: Handler,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, handler }
+    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, handler, find_keys: None }
+}
+
+/// Positions of the keys after a `numkeys` argument at `at`, within the arguments.
+fn numkeys_positions(args: &[Bytes], at: usize) -> Vec<usize> {
+    let Some(n) = args.get(at).and_then(|a| parse_i64(a)).and_then(|n| usize::try_from(n).ok()) else { return Vec::new() };
+    let first = at + 1;
+    (first..first.saturating_add(n).min(args.len())).collect()
+}
+
+/// `CMD numkeys key …` (ZUNION, ZINTER, ZDIFF, ZINTERCARD, LMPOP, ZMPOP).
+pub fn keys_after_numkeys_at_1(args: &[Bytes]) -> Vec<usize> {
+    numkeys_positions(args, 1)
+}
+
+/// `CMD timeout numkeys key …` (BLMPOP, BZMPOP).
+pub fn keys_after_numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
+    numkeys_positions(args, 2)
+}
+
+/// `CMD destination numkeys key …` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE).
+pub fn keys_destination_and_numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
+    let mut keys = vec![1];
+    keys.extend(numkeys_positions(args, 2));
+    keys
+}
+
+/// The timeout argument of a blocking command: its last, or its first for
+/// [`flags::TIMEOUT_FIRST`] commands.
+pub fn blocking_timeout_arg(args: &[Bytes]) -> Option<&Bytes> {
+    let first = args.first().and_then(|name| lookup(name)).is_some_and(|s| s.has(flags::TIMEOUT_FIRST));
+    if first {
+        args.get(1)
+    } else {
+        args.last()
+    }
 }
 
 /// Every command, from every family.
@@ -166,6 +226,12 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         pubsub::COMMANDS,
         transactions::COMMANDS,
         server::COMMANDS,
+        bitmaps::COMMANDS,
+        hyperloglog::COMMANDS,
+        geo::COMMANDS,
+        object::COMMANDS,
+        sort::COMMANDS,
+        zset_multi::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -195,6 +261,8 @@ pub struct ReadCtx<'a> {
     pub db: &'a Db,
     pub now_ms: u64,
     pub rng: &'a mut Xoshiro256PlusPlus,
+    /// This server's settings that reads report (OBJECT ENCODING, FREQ); never state.
+    pub local: &'a crate::store::encoding::LocalSettings,
 }
 
 impl<'a> ReadCtx<'a> {

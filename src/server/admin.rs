@@ -503,7 +503,10 @@ impl Connection {
                     }
                 }
                 let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
-                self.shared.core.store().events_on = events_on;
+                let local = settings.local();
+                let mut store = self.shared.core.store();
+                store.events_on = events_on;
+                store.local = local;
                 Reply::ok()
             }
             "resetstat" if args.len() == 2 => Reply::ok(),

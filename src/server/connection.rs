@@ -425,9 +425,9 @@ fn allowed_while_subscribed(name: &str) -> bool {
     matches!(name, "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe" | "ping" | "quit" | "reset")
 }
 
-/// The timeout argument of a blocking command in ms: the last argument for BLPOP,
-/// BRPOP, BLMOVE and BRPOPLPUSH alike.
+/// The timeout argument of a blocking command in ms (where it is: see
+/// [`commands::blocking_timeout_arg`]).
 pub(super) fn blocking_timeout(args: &[Bytes]) -> Result<u64, Reply> {
-    let last = args.last().ok_or(Reply::err(commands::args::ERR_SYNTAX))?;
-    commands::args::timeout_arg(last)
+    let arg = commands::blocking_timeout_arg(args).ok_or(Reply::err(commands::args::ERR_SYNTAX))?;
+    commands::args::timeout_arg(arg)
 }

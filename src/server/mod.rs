@@ -8,6 +8,7 @@ pub mod clients;
 pub mod connection;
 pub mod core;
 pub mod forward;
+pub mod params;
 pub mod pubsub;
 pub mod settings;
 

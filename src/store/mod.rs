@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod encoding;
 pub mod value;
 
 use bytes::Bytes;
@@ -109,6 +110,8 @@ pub struct Store {
     /// Build keyspace events while applying (someone subscribed to notifications).
     /// Events are not state: replicas may differ here.
     pub events_on: bool,
+    /// This server's settings that reads report (OBJECT ENCODING's thresholds); not state.
+    pub local: encoding::LocalSettings,
 }
 
 impl Store {
@@ -156,7 +159,7 @@ impl Store {
                 };
                 f(&mut ctx, args)
             }
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng }, args),
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, local: &self.local }, args),
             Handler::Server => Ok(Reply::Nil),
         };
         result.unwrap_or_else(|e| e)
@@ -168,7 +171,7 @@ impl Store {
             return wrong_args(spec.name);
         }
         match spec.handler {
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng }, args).unwrap_or_else(|e| e),
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, local: &self.local }, args).unwrap_or_else(|e| e),
             _ => Reply::err("ERR internal: not a read command"),
         }
     }
