@@ -5,7 +5,8 @@
 #   bash bench/compare.sh            # full run (about 3 minutes)
 #   REQUESTS=100000 bash bench/compare.sh
 #
-# Prints a markdown table with requests/s and the ratio tandem/redis per row, then
+# Prints a markdown table with requests/s and the ratio tandem/redis per row (the
+# redis-benchmark tests, then BITCOUNT and PFADD), then
 # RSS and used_memory after loading 1,000,000 keys of 100-byte values.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 cargo build --release --quiet
+bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/tandem")
 
 work=$(mktemp -d)
 pids=()
@@ -30,7 +32,7 @@ start_redis() {
   pids+=($!); REDIS_PID=$!
 }
 start_tandem() {
-  (cd "$work" && RUST_LOG=warn exec "$OLDPWD/target/release/tandem" server --port "$TANDEM_PORT") >"$work/tandem.log" 2>&1 &
+  (cd "$work" && RUST_LOG=warn exec "$bin" server --port "$TANDEM_PORT") >"$work/tandem.log" 2>&1 &
   pids+=($!); TANDEM_PID=$!
 }
 wait_ready() {
@@ -40,6 +42,12 @@ wait_ready() {
 rps() { # port test pipeline
   redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -P "$3" -t "$2" -r 100000 -q --csv 2>/dev/null \
     | awk -F'","' 'NR>1 || $1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
+}
+
+rps_cmd() { # port pipeline command args…: requests/s of one custom command
+  local port=$1 pipeline=$2; shift 2
+  redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -P "$pipeline" -r 100000 -q --csv "$@" 2>/dev/null \
+    | awk -F'","' '{gsub(/"/,"",$2); if ($2 ~ /^[0-9.]+$/) {print $2; exit}}'
 }
 
 start_redis; start_tandem
@@ -52,6 +60,19 @@ for p in 1 16; do
     r=$(rps "$REDIS_PORT" "$t" "$p"); m=$(rps "$TANDEM_PORT" "$t" "$p")
     ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
     echo "| ${t^^} | $p | $r | $m | $ratio |"
+  done
+done
+
+# Bitmaps and HyperLogLog: BITCOUNT of a 1 KB string; PFADD of random elements to one
+# HLL (sparse at first, dense after a few thousand elements, as in Redis).
+payload=$(python3 -c "import random; random.seed(7); print(''.join(random.choice('abcdefghij') for _ in range(1024)))")
+for port in "$REDIS_PORT" "$TANDEM_PORT"; do redis-cli -p "$port" set bitcount:key "$payload" >/dev/null; done
+for p in 1 16; do
+  for row in "BITCOUNT|BITCOUNT bitcount:key" "PFADD|PFADD pfadd:key __rand_int__"; do
+    name=${row%%|*}; read -r -a cmd <<<"${row#*|}"
+    r=$(rps_cmd "$REDIS_PORT" "$p" "${cmd[@]}"); m=$(rps_cmd "$TANDEM_PORT" "$p" "${cmd[@]}")
+    ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
+    echo "| $name | $p | $r | $m | $ratio |"
   done
 done
 

@@ -144,19 +144,22 @@ fn popcount(bytes: &[u8]) -> u64 {
     count
 }
 
+/// Bytes `first..=last` of a string, and the masks of the bits outside a BIT range
+/// in the first and the last byte.
+type ByteRange = (usize, usize, u8, u8);
+
 /// A range `start end` over `len` bytes, or bits with `in_bits`, after Redis's
-/// normalisation: negatives from the end, clamped. `None` when empty. Returns the
-/// byte range and the masks of the bits outside the range in its first and last byte.
-fn byte_range(mut start: i64, mut end: i64, len: usize, in_bits: bool) -> Option<(usize, usize, u8, u8)> {
+/// normalisation: negatives from the end, clamped. `None` when empty.
+fn byte_range(mut start: i64, mut end: i64, len: usize, in_bits: bool) -> Option<ByteRange> {
     let mut total = len as i64;
     if in_bits {
         total <<= 3;
     }
     if start < 0 {
-        start = total + start;
+        start += total;
     }
     if end < 0 {
-        end = total + end;
+        end += total;
     }
     start = start.max(0);
     end = end.max(0);
@@ -223,7 +226,7 @@ fn first_bit(bytes: &[u8], bit: bool) -> i64 {
 
 /// The BITPOS range arguments (`args[3..]`) over a string of `len` bytes; `None` when
 /// empty; the flag says whether an end was given.
-fn bitpos_range(args: &[Bytes], len: usize) -> Result<(Option<(usize, usize, u8, u8)>, bool), Reply> {
+fn bitpos_range(args: &[Bytes], len: usize) -> Result<(Option<ByteRange>, bool), Reply> {
     if args.len() == 3 {
         return Ok((byte_range(0, -1, len, false), false));
     }

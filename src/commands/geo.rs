@@ -152,7 +152,7 @@ fn geoadd(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let options = &args[2..first];
     let (nx, xx) = (options.iter().any(|a| is(a, "nx")), options.iter().any(|a| is(a, "xx")));
     let triples = &args[first..];
-    if triples.len() % 3 != 0 || (nx && xx) {
+    if !triples.len().is_multiple_of(3) || (nx && xx) {
         return Err(Reply::err(ERR_SYNTAX));
     }
     let mut zadd_args: Vec<Bytes> = Vec::with_capacity(first + triples.len() / 3 * 2);
@@ -276,7 +276,8 @@ fn parse_query(variant: Variant, args: &[Bytes], z: Option<&ZSet>, read_only: bo
         store: (variant == Variant::SearchStore).then(|| args[1].clone()),
         store_dist: false,
     };
-    let (mut centre, mut shape): (Option<(f64, f64)>, Option<(Shape, f64)>) = (None, None);
+    let mut centre: Option<(f64, f64)> = None;
+    let mut shape: Option<(Shape, f64)> = None;
     let (mut from_member, mut from_loc, mut by_box, mut by_radius) = (false, false, false, false);
     let rest = &args[base.min(args.len())..];
     let mut i = 0;
@@ -522,7 +523,7 @@ mod tests {
         assert_eq!(
             run(&mut store, T, &["geopos", "Sicily", "Palermo", "nowhere"]),
             Reply::Array(vec![
-                Reply::Array(vec![Reply::HumanDouble(13.361389338970184), Reply::HumanDouble(38.115556395496299)]),
+                Reply::Array(vec![Reply::HumanDouble(13.361389338970184), Reply::HumanDouble(38.1155563954963)]),
                 Reply::NilArray
             ])
         );

@@ -303,18 +303,18 @@ impl Search {
         }
         if steps >= 2 {
             let area = area_of(cell);
-            let mut drop = |which: [usize; 3]| which.iter().for_each(|&i| cells[i] = Cell::NONE);
+            let mut clear = |which: [usize; 3]| which.iter().for_each(|&i| cells[i] = Cell::NONE);
             if area.latitude.min < min_lat {
-                drop([SOUTH, SOUTH_WEST, SOUTH_EAST]);
+                clear([SOUTH, SOUTH_WEST, SOUTH_EAST]);
             }
             if area.latitude.max > max_lat {
-                drop([NORTH, NORTH_EAST, NORTH_WEST]);
+                clear([NORTH, NORTH_EAST, NORTH_WEST]);
             }
             if area.longitude.min < min_lon {
-                drop([WEST, SOUTH_WEST, NORTH_WEST]);
+                clear([WEST, SOUTH_WEST, NORTH_WEST]);
             }
             if area.longitude.max > max_lon {
-                drop([EAST, SOUTH_EAST, NORTH_EAST]);
+                clear([EAST, SOUTH_EAST, NORTH_EAST]);
             }
         }
         cells

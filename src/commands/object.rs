@@ -47,7 +47,7 @@ enum Sub {
 fn object(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let sub_arg = &args[1];
     let sub = match () {
-        _ if is(sub_arg, "help") && args.len() == 2 => return Ok(Reply::Array(HELP.iter().map(|l| Reply::status(*l)).collect())),
+        _ if is(sub_arg, "help") && args.len() == 2 => return Ok(Reply::Array(HELP.iter().map(|l| Reply::status(l)).collect())),
         _ if is(sub_arg, "encoding") => Sub::Encoding,
         _ if is(sub_arg, "refcount") => Sub::RefCount,
         _ if is(sub_arg, "idletime") => Sub::IdleTime,

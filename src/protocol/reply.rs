@@ -265,7 +265,7 @@ mod tests {
     fn human_doubles_print_like_redis_ld2string() {
         // GEOPOS of (13.361389, 38.115556) on redis-server 7.0.15.
         assert_eq!(format_human_double(13.361389338970184), "13.36138933897018433");
-        assert_eq!(format_human_double(38.115556395496299), "38.11555639549629859");
+        assert_eq!(format_human_double(38.1155563954963), "38.11555639549629859");
         assert_eq!(format_human_double(-0.0), "0");
         assert_eq!(format_human_double(2.5), "2.5");
         assert_eq!(enc(&Reply::HumanDouble(2.5), false), "$3\r\n2.5\r\n");
