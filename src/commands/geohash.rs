@@ -129,11 +129,24 @@ pub fn decode(long_range: Range, lat_range: Range, cell: Cell) -> Area {
     }
 }
 
+/// A double converted to uint64 as Redis's C cast does on x86-64 (`cvttsd2si`,
+/// with the compiler's usual detour for values of 2^63 and more): a score that is not
+/// a geohash (negative, infinite, NaN-free but huge) decodes to the same point as in
+/// Redis. Rust's `as` saturates instead.
+fn c_double_to_u64(d: f64) -> u64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    // cvttsd2si: truncation, or the "integer indefinite" i64::MIN when out of range.
+    let convert = |x: f64| if x.is_nan() || !(-TWO_63..TWO_63).contains(&x) { i64::MIN } else { x as i64 };
+    if d < TWO_63 {
+        convert(d) as u64
+    } else {
+        (convert(d - TWO_63) as u64) ^ (1 << 63)
+    }
+}
+
 /// The (longitude, latitude) a stored score stands for: its cell's centre, clamped.
 pub fn position_of(score: f64) -> (f64, f64) {
-    // C casts the double score to uint64 (truncation); `as` does so too, and
-    // saturates where C is undefined.
-    let area = decode(LONG_RANGE, LAT_RANGE, Cell { bits: score as u64, step: STEP_MAX });
+    let area = decode(LONG_RANGE, LAT_RANGE, Cell { bits: c_double_to_u64(score), step: STEP_MAX });
     let longitude = ((area.longitude.min + area.longitude.max) / 2.0).clamp(LONG_MIN, LONG_MAX);
     let latitude = ((area.latitude.min + area.latitude.max) / 2.0).clamp(LAT_MIN, LAT_MAX);
     (longitude, latitude)
@@ -377,6 +390,16 @@ mod tests {
         assert_eq!(geohash_string(catania as f64).as_deref(), Some("sqdtr74hyu0"));
         let d = distance(lon, lat, position_of(catania as f64).0, position_of(catania as f64).1);
         assert_eq!(format!("{:.4}", d / 1000.0), "166.2742");
+    }
+
+    #[test]
+    fn scores_that_are_not_geohashes_decode_as_in_redis() {
+        assert_eq!(c_double_to_u64(-1.0), u64::MAX);
+        assert_eq!(c_double_to_u64(-0.5), 0);
+        assert_eq!(c_double_to_u64(2.5), 2);
+        assert_eq!(c_double_to_u64(f64::INFINITY), 0);
+        assert_eq!(c_double_to_u64(f64::NEG_INFINITY), 1 << 63);
+        assert_eq!(c_double_to_u64(1e19), 10_000_000_000_000_000_000);
     }
 
     #[test]
