@@ -21,6 +21,9 @@
 #                     the units run from a temporary copy of the suite in which that one
 #                     call is wrapped in `catch` (the suite dir itself is never changed),
 #                     and the output says so.
+#   BY_DESIGN=1       also leave out, on both servers, the tests that
+#                     bench/redis-suite-by-design.txt lists as checking what Tandem does
+#                     differently by design (with the reason); the output lists them.
 #
 # Prints one markdown row per unit: tests redis-server passed, tests tandem passed and
 # failed, whether tandem's run aborted (an exception, a timeout or no end), and tandem's
@@ -130,17 +133,32 @@ if [ "${TOLERATE_FUNCTION_FLUSH:-0}" = 1 ]; then
   suite_for_run="$work/suite"
 fi
 
+# Extra runtest flags for BY_DESIGN=1, read from the by-design list.
+design_flags=()
+design_note=""
+if [ "${BY_DESIGN:-0}" = 1 ]; then
+  tags="-needs:debug"
+  while IFS= read -r line; do
+    case $line in
+      "tag "*) what=${line#tag }; tags+=" -${what%% -- *}" ;;
+      "test "*) what=${line#test }; design_flags+=(--skiptest "${what%% -- *}") ;;
+      *) continue ;;
+    esac
+    design_note+="- left out: ${line%% -- *} (${line#* -- })"$'\n'
+  done < bench/redis-suite-by-design.txt
+fi
+
 run_unit() { # kind unit port → prints "passed failed aborted"
   local log="$LOG_DIR/$2.$1.log"
   mkdir -p "$(dirname "$log")"
   local code
   (cd "$suite_for_run" && timeout --kill-after=10 "$UNIT_TIMEOUT_S" ./runtest --host 127.0.0.1 --port "$3" --singledb \
-    --tags -needs:debug --single "$2" --clients 1 --timeout "$UNIT_TIMEOUT_S" --baseport "$((20000 + RANDOM % 20000))") \
+    --tags "${tags:--needs:debug}" "${design_flags[@]}" --single "$2" --clients 1 --timeout "$UNIT_TIMEOUT_S" --baseport "$((20000 + RANDOM % 20000))") \
     >"$log" 2>&1
   code=$?
   # Colour codes are only written to terminals, but strip them in case.
   local clean
-  clean=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
+  clean=$(tr -d '\000' <"$log" | sed 's/\x1b\[[0-9;]*m//g')
   local passed failed aborted=no
   passed=$(grep -c '^\[ok\]:' <<<"$clean")
   failed=$(grep -c '^\[err\]:' <<<"$clean")
@@ -182,9 +200,10 @@ for kind in $SERVERS; do
   done
 done
 
-echo "Redis 7.0.15 test suite, external mode (--singledb --tags -needs:debug), one fresh server per unit."
+echo "Redis 7.0.15 test suite, external mode (--singledb --tags ${tags:--needs:debug}), one fresh server per unit."
 echo "Logs: $LOG_DIR"
 [ -n "$function_flush_note" ] && printf '\n%s' "$function_flush_note"
+[ -n "$design_note" ] && printf '\nBY_DESIGN=1: on both servers\n%s' "$design_note"
 echo
 echo "| unit | redis passed | tandem passed | tandem failed | tandem aborted | tandem/redis |"
 echo "|---|---|---|---|---|---|"

@@ -275,3 +275,40 @@ fn new_blocking_pops_time_out_with_a_null_reply() {
     }
     assert_eq!(err(&mut con, redis::cmd("BZMPOP").arg(-1).arg(1).arg("k").arg("MIN")), "ERR timeout is negative");
 }
+
+#[test]
+fn a_waiter_stays_blocked_when_its_key_turns_into_another_type() {
+    let server = Server::start();
+    let url = server.url();
+    let waiter = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let got: Option<(String, String)> = redis::cmd("BLPOP").arg("list").arg(10).query(&mut con).unwrap();
+        got
+    });
+    let mut con = server.conn();
+    wait_blocked(&mut con, 1);
+    // The push makes the key ready, but by the time it could serve it is a string.
+    let (): () = redis::pipe().atomic().cmd("LPUSH").arg("list").arg("a").cmd("DEL").arg("list").cmd("SET").arg("list").arg("foo").query(&mut con).unwrap();
+    wait_blocked(&mut con, 1);
+    let _: i64 = redis::cmd("DEL").arg("list").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("LPUSH").arg("list").arg("b").query(&mut con).unwrap();
+    assert_eq!(waiter.join().unwrap(), Some(("list".to_string(), "b".to_string())));
+}
+
+#[test]
+fn a_served_waiter_hears_its_destination_type_error() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET").arg("target").arg("nolist").query(&mut con).unwrap();
+    let url = server.url();
+    let waiter = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let e = redis::cmd("BRPOPLPUSH").arg("blist").arg("target").arg(10).query::<Value>(&mut c).unwrap_err();
+        e.code().map(str::to_string)
+    });
+    wait_blocked(&mut con, 1);
+    let _: i64 = redis::cmd("RPUSH").arg("blist").arg("foo").query(&mut con).unwrap();
+    assert_eq!(waiter.join().unwrap().as_deref(), Some("WRONGTYPE"));
+    let left: Vec<String> = redis::cmd("LRANGE").arg("blist").arg(0).arg(-1).query(&mut con).unwrap();
+    assert_eq!(left, vec!["foo"], "nothing was moved");
+}

@@ -202,6 +202,19 @@ pub fn keys_destination_and_numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
     keys
 }
 
+/// The type (as TYPE names it) a blocking command waits for on its keys, from its
+/// family: a key that holds another type cannot serve it. `None`: no such rule.
+pub fn waits_for(spec: &CommandSpec) -> Option<&'static str> {
+    if !spec.has(flags::BLOCKING) {
+        return None;
+    }
+    match spec.group {
+        "list" => Some("list"),
+        "sorted-set" => Some("zset"),
+        _ => None,
+    }
+}
+
 /// The timeout argument of a blocking command: its last, or its first for
 /// [`flags::TIMEOUT_FIRST`] commands.
 pub fn blocking_timeout_arg(args: &[Bytes]) -> Option<&Bytes> {

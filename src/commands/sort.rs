@@ -31,7 +31,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.",
         Handler::Write(sort),
-    ),
+    )
+    .with_keys(sort_keys),
     spec(
         "sort_ro",
         -2,
@@ -42,6 +43,25 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Read(sort_ro),
     ),
 ];
+
+/// SORT's keys as COMMAND GETKEYS reports them (Redis's sortGetKeys): the sorted key
+/// and the last STORE destination. BY and GET patterns name keys only once
+/// substituted, so they are not listed.
+fn sort_keys(args: &[Bytes]) -> Vec<usize> {
+    let mut store = None;
+    let mut i = 2;
+    while let Some(arg) = args.get(i) {
+        if is(arg, "limit") {
+            i += 2;
+        } else if is(arg, "get") || is(arg, "by") {
+            i += 1;
+        } else if is(arg, "store") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    std::iter::once(1).chain(store).collect()
+}
 
 const ERR_SCORES: &str = "ERR One or more scores can't be converted into double";
 
@@ -356,6 +376,16 @@ mod tests {
         run(&mut store, T, &["set", "str", "v"]);
         assert_eq!(run(&mut store, T, &["sort", "str"]), err(WRONGTYPE));
         assert_eq!(run(&mut store, T, &["sort", "str", "bogus"]), err(ERR_SYNTAX), "options are checked first");
+    }
+
+    #[test]
+    fn getkeys_names_the_sorted_key_and_the_last_store() {
+        let args = |v: &[&str]| v.iter().map(|s| Bytes::from(s.to_string())).collect::<Vec<_>>();
+        let spec = lookup(b"sort").unwrap();
+        let a = args(&["sort", "abc", "store", "invalid", "store", "stillbad", "store", "def"]);
+        assert_eq!(spec.keys(&a), vec![&a[1], &a[7]]);
+        let a = args(&["sort", "abc", "by", "store", "get", "store", "limit", "store", "store"]);
+        assert_eq!(spec.keys(&a), vec![&a[1]]);
     }
 
     #[test]
