@@ -2,40 +2,38 @@
 # Redis 7.0.15's own TCL unit tests in external-server mode, against a fresh Tandem
 # and a fresh redis-server side by side, one unit at a time.
 #
-#   bash bench/redis-suite.sh SUITE_DIR [unit/...]     # or REDIS_SUITE_DIR=SUITE_DIR
+#   bash bench/redis-suite.sh SUITE_DIR [unit/...]     # or REDIS_SUITE=SUITE_DIR
+#   bash bench/redis-suite.sh /work/redis-7.0.15 unit/scripting unit/functions
 #
 # SUITE_DIR holds Redis's `runtest` and `tests/` at tag 7.0.15, unpacked outside this
 # repository (the suite is never committed):
 #   git --git-dir=<redis mirror> archive 7.0.15 tests runtest | tar -x -C SUITE_DIR
 #
 # Environment:
-#   TANDEM_BIN        tandem binary (default: `cargo build --release`, then the release
-#                     binary under $CARGO_TARGET_DIR or target/)
+#   TANDEM_BIN        tandem binary (default: the debug binary under $CARGO_TARGET_DIR or
+#                     target/, built if missing; the suite measures behaviour, not speed)
 #   REDIS_SERVER      redis-server binary (default: redis-server on PATH)
 #   UNIT_TIMEOUT_S    wall-clock bound per unit and server (default 900)
 #   LOG_DIR           where each run's output is kept (default: a temp directory)
 #   SERVERS           "redis tandem" (default), or one of them
-#   TOLERATE_FUNCTION_FLUSH=1
-#                     external mode sends FUNCTION FLUSH before every test group; a
-#                     server without FUNCTION aborts every unit there. With this set,
-#                     the units run from a temporary copy of the suite in which that one
-#                     call is wrapped in `catch` (the suite dir itself is never changed),
-#                     and the output says so.
+#   SCRIPTLIMITS      if set, sent as `TANDEM.SCRIPTLIMITS $SCRIPTLIMITS` to each fresh
+#                     tandem first (Redis's tests kill runaway scripts that tandem's
+#                     default instruction budget stops first)
 #   BY_DESIGN=1       also leave out, on both servers, the tests that
 #                     bench/redis-suite-by-design.txt lists as checking what Tandem does
 #                     differently by design (with the reason); the output lists them.
 #
 # Prints one markdown row per unit: tests redis-server passed, tests tandem passed and
-# failed, whether tandem's run aborted (an exception, a timeout or no end), and tandem's
-# passes over redis-server's. Exit status 0 when the runs happened (whatever they found),
+# failed, whether tandem's run aborted (an exception, a timeout or no end), and the
+# share of redis-server's passed tests (by name) that tandem passes too. Exit status 0 when the runs happened (whatever they found),
 # 2 when the suite is absent (so CI without it can skip), 1 on a setup failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-SUITE=${1:-${REDIS_SUITE_DIR:-}}
-[ $# -gt 0 ] && shift
+SUITE=${REDIS_SUITE:-${REDIS_SUITE_DIR:-}}
+if [ $# -gt 0 ] && [ -d "$1" ]; then SUITE=$1; shift; fi
 if [ -z "$SUITE" ] || [ ! -x "$SUITE/runtest" ] || [ ! -f "$SUITE/tests/test_helper.tcl" ]; then
-  echo "redis-suite: no Redis test suite at '${SUITE}' (give its directory as the first argument or REDIS_SUITE_DIR)." >&2
+  echo "redis-suite: no Redis test suite at '${SUITE}' (give its directory as the first argument or REDIS_SUITE)." >&2
   echo "  unpack it with: git --git-dir=<redis mirror> archive 7.0.15 tests runtest | tar -x -C DIR" >&2
   exit 2
 fi
@@ -46,7 +44,7 @@ unit/type/set unit/type/zset unit/type/stream unit/type/stream-cgroups unit/expi
 unit/multi unit/protocol unit/scan unit/info-command unit/info unit/bitops unit/bitfield unit/hyperloglog
 unit/geo unit/sort unit/tracking unit/introspection unit/introspection-2 unit/dump unit/maxmemory
 unit/latency-monitor unit/slowlog unit/querybuf unit/limits unit/pause unit/quit unit/lazyfree unit/other
-unit/wait"
+unit/wait unit/scripting unit/functions"
 if [ $# -gt 0 ]; then UNITS="$*"; else UNITS=$DEFAULT_UNITS; fi
 
 UNIT_TIMEOUT_S=${UNIT_TIMEOUT_S:-900}
@@ -59,8 +57,8 @@ fi
 command -v tclsh >/dev/null || { echo "redis-suite: tclsh not found (apt-get install tcl)" >&2; exit 1; }
 
 if [[ " $SERVERS " == *" tandem "* ]] && [ -z "${TANDEM_BIN:-}" ]; then
-  cargo build --release --quiet || { echo "redis-suite: cargo build --release failed" >&2; exit 1; }
-  TANDEM_BIN="${CARGO_TARGET_DIR:-target}/release/tandem"
+  TANDEM_BIN="${CARGO_TARGET_DIR:-target}/debug/tandem"
+  [ -x "$TANDEM_BIN" ] || cargo build --quiet || { echo "redis-suite: cargo build failed" >&2; exit 1; }
 fi
 [ -n "${TANDEM_BIN:-}" ] && TANDEM_BIN=$(realpath "$TANDEM_BIN")
 
@@ -70,7 +68,7 @@ mkdir -p "$LOG_DIR"
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  rm -rf "$work/suite" "$work/run"
+  rm -rf "$work/run"
   [[ "$LOG_DIR" == "$work/logs" ]] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -102,7 +100,11 @@ start_server() { # kind port: starts a fresh server, sets server_pid
     tandem) (cd "$dir" && RUST_LOG=warn exec "$TANDEM_BIN" server --port "$2") >"$dir/server.log" 2>&1 & ;;
   esac
   server_pid=$!
-  wait_ready "$2"
+  wait_ready "$2" || return 1
+  if [ "$1" = tandem ] && [ -n "${SCRIPTLIMITS:-}" ]; then
+    # shellcheck disable=SC2086
+    send "$2" TANDEM.SCRIPTLIMITS $SCRIPTLIMITS >/dev/null
+  fi
 }
 
 stop_server() {
@@ -112,26 +114,15 @@ stop_server() {
   server_pid=""
 }
 
-answers_function_flush() { # port: whether FUNCTION FLUSH is answered +OK
-  python3 - "$1" <<'PY'
+send() { # port arg…: sends one command, prints the first line of its reply
+  python3 - "$@" <<'PY'
 import socket, sys
+args = [a.encode() for a in sys.argv[2:]]
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"*2\r\n$8\r\nFUNCTION\r\n$5\r\nFLUSH\r\n")
-sys.exit(0 if s.recv(256).startswith(b"+OK") else 1)
+s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+print(s.recv(256).split(b"\r\n")[0].decode(errors="replace"))
 PY
 }
-
-# The suite the units run from: the given one, or a copy with FUNCTION FLUSH tolerated.
-suite_for_run=$SUITE
-function_flush_note=""
-if [ "${TOLERATE_FUNCTION_FLUSH:-0}" = 1 ]; then
-  mkdir -p "$work/suite"
-  cp -r "$SUITE/runtest" "$SUITE/tests" "$work/suite/"
-  sed -i 's/^\(\s*\)r function flush$/\1catch {r function flush}/' "$work/suite/tests/support/server.tcl"
-  grep -q 'catch {r function flush}' "$work/suite/tests/support/server.tcl" ||
-    { echo "redis-suite: could not find 'r function flush' in tests/support/server.tcl" >&2; exit 1; }
-  suite_for_run="$work/suite"
-fi
 
 # Extra runtest flags for BY_DESIGN=1, read from the by-design list.
 design_flags=()
@@ -152,7 +143,7 @@ run_unit() { # kind unit port → prints "passed failed aborted"
   local log="$LOG_DIR/$2.$1.log"
   mkdir -p "$(dirname "$log")"
   local code
-  (cd "$suite_for_run" && timeout --kill-after=10 "$UNIT_TIMEOUT_S" ./runtest --host 127.0.0.1 --port "$3" --singledb \
+  (cd "$SUITE" && timeout --kill-after=10 "$UNIT_TIMEOUT_S" ./runtest --host 127.0.0.1 --port "$3" --singledb \
     --tags "${tags:--needs:debug}" "${design_flags[@]}" --single "$2" --clients 1 --timeout "$UNIT_TIMEOUT_S" --baseport "$((20000 + RANDOM % 20000))") \
     >"$log" 2>&1
   code=$?
@@ -172,19 +163,16 @@ run_unit() { # kind unit port → prints "passed failed aborted"
   echo "$passed|$failed|$aborted"
 }
 
+passed_names() { # kind unit: the names of the tests that passed, sorted
+  tr -d '\000' <"$LOG_DIR/$2.$1.log" | sed 's/\x1b\[[0-9;]*m//g' | grep '^\[ok\]:' | sed 's/ ([0-9]* ms)$//' | sort -u
+}
+
 declare -A result
 for kind in $SERVERS; do
   port=$(free_port)
   if ! start_server "$kind" "$port"; then
     echo "redis-suite: $kind did not answer PING on port $port" >&2
     exit 1
-  fi
-  if ! answers_function_flush "$port"; then
-    if [ "${TOLERATE_FUNCTION_FLUSH:-0}" = 1 ]; then
-      function_flush_note+="- $kind does not answer FUNCTION FLUSH: the units ran from a temporary copy of the suite in which external mode's \`r function flush\` is wrapped in \`catch\`."$'\n'
-    else
-      function_flush_note+="- $kind does not answer FUNCTION FLUSH, which external mode sends before every test group: every unit aborts at its start there. TOLERATE_FUNCTION_FLUSH=1 runs from a temporary copy that tolerates it."$'\n'
-    fi
   fi
   stop_server
   for unit in $UNITS; do
@@ -202,25 +190,30 @@ done
 
 echo "Redis 7.0.15 test suite, external mode (--singledb --tags ${tags:--needs:debug}), one fresh server per unit."
 echo "Logs: $LOG_DIR"
-[ -n "$function_flush_note" ] && printf '\n%s' "$function_flush_note"
 [ -n "$design_note" ] && printf '\nBY_DESIGN=1: on both servers\n%s' "$design_note"
 echo
-echo "| unit | redis passed | tandem passed | tandem failed | tandem aborted | tandem/redis |"
-echo "|---|---|---|---|---|---|"
+echo "| unit | redis passed | tandem passed | tandem failed | tandem aborted | passed by both | both/redis |"
+echo "|---|---|---|---|---|---|---|"
 total_r=0
 total_t=0
+total_b=0
 total_f=0
 aborted_units=0
 for unit in $UNITS; do
   IFS='|' read -r rp _rf ra <<<"${result[redis,$unit]:-0|0|not run}"
   IFS='|' read -r tp tf ta <<<"${result[tandem,$unit]:-0|0|not run}"
   [ "$ra" = no ] || rp="$rp ($ra)"
-  ratio=$(python3 -c "import sys; r,t=int(sys.argv[1].split()[0]),int(sys.argv[2]); print(f'{100*t/r:.0f} %' if r else '-')" "$rp" "$tp")
-  echo "| $unit | $rp | $tp | $tf | $ta | $ratio |"
+  both=0
+  if [ -n "${result[redis,$unit]:-}" ] && [ -n "${result[tandem,$unit]:-}" ]; then
+    both=$(comm -12 <(passed_names redis "$unit") <(passed_names tandem "$unit") | wc -l)
+  fi
+  ratio=$(python3 -c "import sys; r,b=int(sys.argv[1].split()[0]),int(sys.argv[2]); print(f'{100*b/r:.1f} %' if r else '-')" "$rp" "$both")
+  echo "| $unit | $rp | $tp | $tf | $ta | $both | $ratio |"
   total_r=$((total_r + ${rp%% *}))
   total_t=$((total_t + tp))
+  total_b=$((total_b + both))
   total_f=$((total_f + tf))
   [ "$ta" = no ] || aborted_units=$((aborted_units + 1))
 done
-ratio=$(python3 -c "import sys; r,t=int(sys.argv[1]),int(sys.argv[2]); print(f'{100*t/r:.0f} %' if r else '-')" "$total_r" "$total_t")
-echo "| **total** | $total_r | $total_t | $total_f | $aborted_units aborted | $ratio |"
+ratio=$(python3 -c "import sys; r,b=int(sys.argv[1]),int(sys.argv[2]); print(f'{100*b/r:.1f} %' if r else '-')" "$total_r" "$total_b")
+echo "| **total** | $total_r | $total_t | $total_f | $aborted_units aborted | $total_b | $ratio |"

@@ -7,16 +7,20 @@
 //! - [`protocol`]: RESP2/RESP3 requests in, replies out.
 //! - [`commands`]: the command table; one file per family; parse arguments, then apply.
 //! - [`store`]: the deterministic state machine: `apply(entry) -> replies`.
+//! - [`scripting`]: the Lua engine scripts (EVAL, FCALL) run in, inside `apply`.
+//! - [`cluster`]: hash slots, the cluster view and routing (pure).
 //! - [`server`]: listener, connections, pub/sub fan-out, blocking, expiry and eviction.
 //! - [`check`]: the fault harness (`tandem check`): real processes, faults from a seed,
 //!   and checkers of the clients' history (linearizability, lists, counters, digests).
 
 pub mod check;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod limits;
 pub mod memory;
 pub mod protocol;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod store;

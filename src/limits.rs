@@ -47,3 +47,37 @@ pub const STRING_BYTES_MAX: usize = 512 * 1024 * 1024;
 
 /// Connections served at once (`maxclients`, Redis's default).
 pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
+
+/// Scripts in the script cache (SCRIPT LOAD, EVAL): the cache is replicated state,
+/// so clients that generate a new script per call must meet an error, not fill the
+/// stripe's memory and every snapshot. EVAL still runs a script the full cache
+/// cannot take; SCRIPT LOAD is refused.
+pub const SCRIPT_CACHE_COUNT_MAX: usize = 10_000;
+/// Bytes of script sources in the script cache.
+pub const SCRIPT_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Function libraries (FUNCTION LOAD): replicated state too.
+pub const FUNCTION_LIBRARIES_MAX: usize = 1_000;
+/// Bytes of library code.
+pub const FUNCTION_LIBRARY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Lua instructions one script may run by default (each `redis.call` is charged
+/// [`SCRIPT_CALL_INSTRUCTIONS`] more). Every server of the stripe stops a script at
+/// the same instruction, so the state stays equal. A `while true do end` loop ran
+/// 1.99e8 instructions per second here (bench/scripting.sh, release build, a shared
+/// machine at load 8; BENCHMARKS.md), so the default stops a runaway in about 0.25 s,
+/// under the default election time of 1 s and a write's wait of 5 s (the script runs
+/// off the runtime thread, so heartbeats go on meanwhile); `TANDEM.SCRIPTLIMITS`
+/// changes it for the stripe.
+pub const SCRIPT_INSTRUCTIONS_DEFAULT: u64 = 50_000_000;
+/// What one `redis.call`/`redis.pcall` costs in instructions: commands take far
+/// longer than a Lua instruction, and a loop of calls must not outlast the budget's
+/// intent.
+pub const SCRIPT_CALL_INSTRUCTIONS: u64 = 100;
+/// Instructions between two checks of the budget (the count hook's period).
+pub const SCRIPT_HOOK_INSTRUCTIONS: u32 = 10_000;
+/// Instructions a FUNCTION LOAD may spend registering functions (Redis stops it after
+/// 500 ms; a count keeps every server in agreement).
+pub const FUNCTION_LOAD_INSTRUCTIONS_MAX: u64 = 10_000_000;
+/// Bytes the Lua heap may grow by while one script runs: past it allocations fail
+/// and the script stops with an error.
+pub const SCRIPT_MEMORY_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;

@@ -96,9 +96,10 @@ enum Command {
     },
     /// Runs the fault harness: starts a stripe of real tandem processes on loopback
     /// addresses, runs clients under faults drawn from --seed (kill -9, SIGSTOP,
-    /// partitions, leadership transfer, hot swap), heals the stripe, and checks the
-    /// history (linearizable registers, lists, counters, equal digests). Exit code 1
-    /// on a violation, 2 if a history could not be decided.
+    /// partitions, leadership transfer, hot swap; with --faults, clock steps, purge
+    /// traps and stalls), heals the stripe, and checks the history (linearizable
+    /// registers, lists, counters, expiry, transactions, eviction, equal digests).
+    /// Exit code 1 on a violation, 2 if a history could not be decided.
     Check {
         /// The seed of the fault schedule and of the clients' choices (default: random, printed).
         #[arg(long)]
@@ -127,6 +128,30 @@ enum Command {
         /// "stale-reads"): shows that the checks catch it.
         #[arg(long, hide = true)]
         break_safety: Option<String>,
+        /// The tandem executable to start the servers with (default: this one), to
+        /// check another build.
+        #[arg(long)]
+        binary: Option<std::path::PathBuf>,
+        /// Families of faults the schedule draws from, comma-separated: classic (kill
+        /// -9, SIGSTOP, partitions, failover, hot swap), clock (wall-clock steps, some
+        /// followed by a failover to that server), purge (a mirror paused through a
+        /// write burst, then the active killed), stall (every member but the active
+        /// paused: writes time out), all, or none.
+        #[arg(long, default_value = "classic")]
+        faults: String,
+        /// Workloads besides registers, counters and lists, comma-separated: ttl (keys
+        /// with a time to live), txn (WATCH/MULTI/EXEC transactions).
+        #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
+        workload: Vec<tandem::check::clients::Extra>,
+        /// Clients resend a command on the errors go-redis resends on (TRYAGAIN,
+        /// CLUSTERDOWN, LOADING, MOVED, ASK, …); the checks count duplicates.
+        #[arg(long)]
+        retry: bool,
+        /// An eviction run with this maxmemory-policy (volatile-ttl, volatile-lru, …):
+        /// a small data-storage and keys made volatile, then persistent, which must
+        /// never be evicted.
+        #[arg(long)]
+        evict: Option<String>,
     },
     /// Deletes a server's data (its Raft log and snapshots). The server must be
     /// stopped; asks to type the server's name unless --yes is given.
@@ -177,8 +202,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
-        Command::Check { seed, topology, duration, clients, keep, plan, rough, break_safety } => {
-            check(CheckArgs { seed, topology, duration, clients, keep, plan, rough, break_safety })
+        Command::Check { seed, topology, duration, clients, keep, plan, rough, break_safety, binary, faults, workload, retry, evict } => {
+            check(CheckArgs { seed, topology, duration, clients, keep, plan, rough, break_safety, binary, faults, workload, retry, evict })
         }
         Command::Voter { config, name, group_bind } => {
             let file = Config::from_file(&config)?;
@@ -221,6 +246,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+fn parse_workload(text: &str) -> Result<tandem::check::clients::Extra, String> {
+    use tandem::check::clients::Extra;
+    match text.trim() {
+        "ttl" => Ok(Extra::Ttl),
+        "txn" => Ok(Extra::Txn),
+        other => Err(format!("{other:?} is not a workload: expected ttl or txn (the eviction run is --evict POLICY)")),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     tandem::config::parse_duration_ms(text).map(std::time::Duration::from_millis)
 }
@@ -234,17 +268,34 @@ struct CheckArgs {
     plan: bool,
     rough: bool,
     break_safety: Option<String>,
+    binary: Option<std::path::PathBuf>,
+    faults: String,
+    workload: Vec<tandem::check::clients::Extra>,
+    retry: bool,
+    evict: Option<String>,
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     use rand::Rng;
-    let binary = std::env::current_exe().context("finding the tandem executable")?;
+    let binary = match args.binary {
+        Some(path) => path,
+        None => std::env::current_exe().context("finding the tandem executable")?,
+    };
     let mut options = tandem::check::Options::new(binary, args.seed.unwrap_or_else(|| rand::thread_rng().gen()));
     options.topology = args.topology;
     options.duration = args.duration;
     options.clients = args.clients.max(1);
     options.settle = !args.rough;
     options.break_safety = args.break_safety;
+    options.families = tandem::check::faults::Family::parse_list(&args.faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+    if let Some(policy) = args.evict.as_deref().filter(|p| !p.starts_with("volatile-")) {
+        anyhow::bail!(
+            "--evict {policy}: the eviction run checks that keys with no time to live are never evicted, so it takes a volatile-* policy"
+        );
+    }
+    options.extras = args.workload;
+    options.retry = args.retry;
+    options.evict = args.evict;
     options.keep_on_violation = true;
     options.keep_always = args.keep;
     if args.plan {

@@ -2,10 +2,14 @@
 //! injects faults into a stripe of real processes and every checker passes; with a
 //! safety guarantee broken on purpose (`TANDEM_BREAK_SAFETY=stale-reads`: a server
 //! that is not the active answers reads from its own state) the register checker
-//! reports the stale reads of a mirror cut off from the others.
+//! reports the stale reads of a mirror cut off from the others. The new workloads
+//! (keys with a time to live, transactions, retrying clients) pass on a stripe
+//! without faults, and the test clock offset file moves a server's wall clock.
 
 use std::time::Duration;
 
+use tandem::check::clients::Extra;
+use tandem::check::cluster::{wait_until, Cluster, Spec};
 use tandem::check::faults::{Fault, Step, Target, Topology};
 use tandem::check::{run, Options};
 
@@ -43,4 +47,50 @@ fn stale_reads_from_a_mirror_cut_off_from_the_others_are_caught() {
     eprintln!("{report}");
     assert_eq!(report.faults_injected, 1, "{report}");
     assert!(report.violations.iter().any(|v| v.checker == "linearizable"), "the stale reads went unnoticed:\n{report}");
+}
+
+#[test]
+fn the_new_workloads_pass_their_checks_on_a_stripe_without_faults() {
+    // Keys with a time to live, WATCH/MULTI/EXEC transactions and retrying clients,
+    // with nothing going wrong: the expiry, transaction and duplicate checks must not
+    // report what did not happen.
+    let mut options = options(21, Duration::from_secs(10));
+    options.schedule = Some(Vec::new());
+    options.extras = vec![Extra::Ttl, Extra::Txn];
+    options.retry = true;
+    let report = run(&options).expect("the harness runs");
+    eprintln!("{report}");
+    assert!(report.passed(), "violations without faults:\n{report}");
+    for kind in ["ttl", "txn", "register"] {
+        assert!(report.ops.get(kind).is_some_and(|c| c.ok >= 10), "clients made progress on {kind} keys:\n{report}");
+    }
+    assert!(!report.notes.iter().any(|n| n.contains("not checked")), "every transaction key was checked:\n{report}");
+}
+
+#[test]
+fn the_test_clock_offset_file_steps_a_servers_wall_clock() {
+    eprintln!("--- a stripe of one whose server reads its clock offset file");
+    let mut cluster = Cluster::configure(env!("CARGO_BIN_EXE_tandem"), Spec::servers(1));
+    cluster.enable_clock_offsets();
+    cluster.start_all();
+    let server_time_s = |cluster: &Cluster| -> Option<i64> {
+        let mut con = cluster.conn(0).ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut con).ok()?;
+        let usec: i64 = info.lines().find_map(|l| l.strip_prefix("server_time_usec:"))?.trim().parse().ok()?;
+        Some(usec / 1_000_000)
+    };
+    let local_s = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let near = |seen: Option<i64>, want: i64| seen.is_some_and(|s| (s - want).abs() < 60);
+    assert!(near(server_time_s(&cluster), local_s()), "no offset file: the machine's time");
+    eprintln!("--- step its clock an hour back");
+    cluster.set_clock_offset(0, -3_600_000).expect("write the offset file");
+    assert!(
+        wait_until(Duration::from_secs(10), || near(server_time_s(&cluster), local_s() - 3600)),
+        "the server's wall clock went an hour back: {:?} vs {}",
+        server_time_s(&cluster),
+        local_s()
+    );
+    eprintln!("--- and an hour ahead");
+    cluster.set_clock_offset(0, 3_600_000).expect("write the offset file");
+    assert!(wait_until(Duration::from_secs(10), || near(server_time_s(&cluster), local_s() + 3600)), "an hour ahead");
 }

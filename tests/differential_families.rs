@@ -276,7 +276,8 @@ impl Gen {
             _ => {
                 let key = self.pick(GEO_KEYS).to_string();
                 let store = self.chance(0.3);
-                let mut c = if store { vec!["GEOSEARCHSTORE".into(), self.pick(ZSET_KEYS).into(), key] } else { vec!["GEOSEARCH".into(), key] };
+                let mut c =
+                    if store { vec!["GEOSEARCHSTORE".into(), self.pick(ZSET_KEYS).into(), key] } else { vec!["GEOSEARCH".into(), key] };
                 if self.chance(0.5) {
                     c.push("FROMMEMBER".into());
                     c.push(self.pick(MEMBERS).into());
@@ -446,7 +447,9 @@ impl Gen {
                 let mut c = vec!["LCS".to_string(), "t0".into(), "t1".into()];
                 if self.chance(0.1) {
                     let t = self.pick(&["t0", "t1"]).to_string();
-                    let v: String = (0..self.rng.gen_range(0..12)).map(|_| *self.pick(&["a", "b", "c", "d"]).as_bytes().first().unwrap_or(&b'a') as char).collect();
+                    let v: String = (0..self.rng.gen_range(0..12))
+                        .map(|_| *self.pick(&["a", "b", "c", "d"]).as_bytes().first().unwrap_or(&b'a') as char)
+                        .collect();
                     return vec!["SET".into(), t, v];
                 }
                 for opt in ["IDX", "LEN", "WITHMATCHLEN"] {
@@ -530,7 +533,9 @@ fn data(con: &mut redis::Connection) -> Vec<(String, String)> {
                 "string" if k.starts_with('h') => "hll".to_string(),
                 "string" => format!("{:?}", redis::cmd("GET").arg(&k).query::<Value>(con)),
                 "list" => format!("{:?}", redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query::<Value>(con)),
-                "zset" => format!("{:?}", redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query::<Value>(con).map(same_double_text)),
+                "zset" => {
+                    format!("{:?}", redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query::<Value>(con).map(same_double_text))
+                }
                 "set" => {
                     let mut m: Vec<String> = redis::cmd("SMEMBERS").arg(&k).query(con).unwrap();
                     m.sort();

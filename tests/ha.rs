@@ -413,6 +413,30 @@ fn clients_of_a_mirror_are_served_and_messages_reach_every_server() {
     let v: String = redis::cmd("GET").arg("x").query(&mut a_con).unwrap();
     assert_eq!(v, "3");
 
+    tracing::info!("--- WATCH through a mirror: held by the active, checked at EXEC");
+    let _: () = redis::cmd("WATCH").arg("x").query(&mut m).unwrap();
+    let _: () = redis::cmd("SET").arg("x").arg("changed on the active").query(&mut a_con).unwrap();
+    let _: () = redis::cmd("MULTI").query(&mut m).unwrap();
+    let _: () = redis::cmd("SET").arg("x").arg("from the mirror").query(&mut m).unwrap();
+    let exec: redis::Value = redis::cmd("EXEC").query(&mut m).unwrap();
+    assert_eq!(exec, redis::Value::Nil, "a watched key changed: EXEC must fail");
+    let _: () = redis::cmd("WATCH").arg("x").query(&mut m).unwrap();
+    let _: () = redis::cmd("MULTI").query(&mut m).unwrap();
+    let _: () = redis::cmd("SET").arg("x").arg("from the mirror").query(&mut m).unwrap();
+    let (got,): (String,) = redis::cmd("EXEC").query(&mut m).unwrap();
+    assert_eq!(got, "OK");
+    let v: String = redis::cmd("GET").arg("x").query(&mut a_con).unwrap();
+    assert_eq!(v, "from the mirror");
+    // A transaction queued on the mirror with a command the active refuses aborts whole.
+    let _: () = redis::cmd("MULTI").query(&mut m).unwrap();
+    let _: () = redis::cmd("SET").arg("y").arg("1").query(&mut m).unwrap();
+    let err = redis::cmd("NOSUCHCOMMAND").query::<()>(&mut m).unwrap_err();
+    assert!(err.to_string().contains("unknown command"), "{err}");
+    let err = redis::cmd("EXEC").query::<redis::Value>(&mut m).unwrap_err();
+    assert_eq!(err.code(), Some("EXECABORT"), "{err}");
+    let y: Option<String> = redis::cmd("GET").arg("y").query(&mut a_con).unwrap();
+    assert_eq!(y, None);
+
     let mut sub_con = redis::Client::open(cluster.url(other)).unwrap().get_connection().unwrap();
     let mut sub = sub_con.as_pubsub();
     sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

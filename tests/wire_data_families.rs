@@ -62,7 +62,10 @@ fn bitmaps() {
     let ro: Vec<i64> = redis::cmd("BITFIELD_RO").arg("bf").arg("GET").arg("u4").arg(0).query(&mut c).unwrap();
     assert_eq!(ro, vec![12]);
     assert_eq!(err(&mut c, redis::cmd("SETBIT").arg("b").arg(-1).arg(1)), "ERR bit offset is not an integer or out of range");
-    assert_eq!(err(&mut c, redis::cmd("BITFIELD_RO").arg("bf").arg("SET").arg("u8").arg(0).arg(1)), "ERR BITFIELD_RO only supports the GET subcommand");
+    assert_eq!(
+        err(&mut c, redis::cmd("BITFIELD_RO").arg("bf").arg("SET").arg("u8").arg(0).arg(1)),
+        "ERR BITFIELD_RO only supports the GET subcommand"
+    );
 }
 
 #[test]
@@ -117,10 +120,20 @@ fn geo_in_resp2_and_resp3() {
     assert_eq!(d, "166.2742");
     let hashes: Vec<String> = redis::cmd("GEOHASH").arg("Sicily").arg("Palermo").arg("Catania").query(&mut c).unwrap();
     assert_eq!(hashes, vec!["sqc8b49rny0", "sqdtr74hyu0"]);
-    let near: Vec<String> =
-        redis::cmd("GEOSEARCH").arg("Sicily").arg("FROMLONLAT").arg(15).arg(37).arg("BYRADIUS").arg(200).arg("km").arg("ASC").query(&mut c).unwrap();
+    let near: Vec<String> = redis::cmd("GEOSEARCH")
+        .arg("Sicily")
+        .arg("FROMLONLAT")
+        .arg(15)
+        .arg(37)
+        .arg("BYRADIUS")
+        .arg(200)
+        .arg("km")
+        .arg("ASC")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(near, vec!["Catania", "Palermo"]);
-    let stored: i64 = redis::cmd("GEORADIUS").arg("Sicily").arg(15).arg(37).arg(100).arg("km").arg("STORE").arg("near").query(&mut c).unwrap();
+    let stored: i64 =
+        redis::cmd("GEORADIUS").arg("Sicily").arg(15).arg(37).arg(100).arg("km").arg("STORE").arg("near").query(&mut c).unwrap();
     assert_eq!(stored, 1);
     let mut c3 = resp3(&server);
     let pos: Value = redis::cmd("GEOPOS").arg("Sicily").arg("Catania").query(&mut c3).unwrap();
@@ -140,7 +153,8 @@ fn sort_by_get_and_store() {
     }
     let plain: Vec<String> = redis::cmd("SORT").arg("ids").query(&mut c).unwrap();
     assert_eq!(plain, vec!["1", "2", "3"]);
-    let names: Vec<String> = redis::cmd("SORT").arg("ids").arg("BY").arg("w_*").arg("GET").arg("o_*->name").arg("DESC").query(&mut c).unwrap();
+    let names: Vec<String> =
+        redis::cmd("SORT").arg("ids").arg("BY").arg("w_*").arg("GET").arg("o_*->name").arg("DESC").query(&mut c).unwrap();
     assert_eq!(names, vec!["one", "three", "two"]);
     let n: i64 = redis::cmd("SORT").arg("ids").arg("LIMIT").arg(0).arg(2).arg("STORE").arg("out").query(&mut c).unwrap();
     assert_eq!(n, 2);
@@ -193,7 +207,8 @@ fn object_encoding_follows_config_set_thresholds() {
     let _: () = redis::cmd("CONFIG").arg("SET").arg("zset-max-ziplist-entries").arg(0).query(&mut c).unwrap();
     let enc: String = redis::cmd("OBJECT").arg("ENCODING").arg("z").query(&mut c).unwrap();
     assert_eq!(enc, "skiplist");
-    let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("zset-max-listpack-entries").arg("list-compress-depth").query(&mut c).unwrap();
+    let got: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg("zset-max-listpack-entries").arg("list-compress-depth").query(&mut c).unwrap();
     assert_eq!(got, vec!["zset-max-listpack-entries", "0", "list-compress-depth", "0"]);
     let _: () = redis::cmd("CONFIG").arg("SET").arg("repl-ping-replica-period").arg(5).query(&mut c).unwrap();
     assert!(err(&mut c, redis::cmd("CONFIG").arg("SET").arg("set-max-intset-entries").arg("many")).contains("set-max-intset-entries"));
@@ -254,7 +269,10 @@ fn bzpopmin_and_bzpopmax_are_woken_by_zadd() {
         });
         wait_blocked(&mut con, 1);
         let _: i64 = redis::cmd("ZADD").arg("z").arg(1).arg("low").arg(9).arg("high").query(&mut con).unwrap();
-        assert_eq!(waiter.join().unwrap(), Some(("z".to_string(), member.to_string(), if member == "low" { "1" } else { "9" }.to_string())));
+        assert_eq!(
+            waiter.join().unwrap(),
+            Some(("z".to_string(), member.to_string(), if member == "low" { "1" } else { "9" }.to_string()))
+        );
         let _: i64 = redis::cmd("DEL").arg("z").query(&mut con).unwrap();
     }
 }
@@ -288,7 +306,18 @@ fn a_waiter_stays_blocked_when_its_key_turns_into_another_type() {
     let mut con = server.conn();
     wait_blocked(&mut con, 1);
     // The push makes the key ready, but by the time it could serve it is a string.
-    let (): () = redis::pipe().atomic().cmd("LPUSH").arg("list").arg("a").cmd("DEL").arg("list").cmd("SET").arg("list").arg("foo").query(&mut con).unwrap();
+    let (): () = redis::pipe()
+        .atomic()
+        .cmd("LPUSH")
+        .arg("list")
+        .arg("a")
+        .cmd("DEL")
+        .arg("list")
+        .cmd("SET")
+        .arg("list")
+        .arg("foo")
+        .query(&mut con)
+        .unwrap();
     wait_blocked(&mut con, 1);
     let _: i64 = redis::cmd("DEL").arg("list").query(&mut con).unwrap();
     let _: i64 = redis::cmd("LPUSH").arg("list").arg("b").query(&mut con).unwrap();

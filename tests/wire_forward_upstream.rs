@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use support::Server;
-use tandem::server::forward::{encode_command, relay_limits, Hello, Upstream, UpstreamError};
+use tandem::server::upstream::{encode_command, relay_limits, Hello, Upstream, UpstreamError};
 
 const WITHIN: Duration = Duration::from_secs(10);
 

@@ -129,14 +129,22 @@ fn without_an_active_requests_wait_one_election_time_then_get_clusterdown() {
 }
 
 #[test]
-fn a_transaction_without_an_active_is_refused_command_by_command() {
+fn a_transaction_without_an_active_is_refused_at_exec_and_applies_nothing() {
     let (_dir, server) = lone_member_of_two();
     let mut con = server.conn();
-    // MULTI is forwarded like the data: refused, so nothing is queued here.
-    let err = redis::cmd("MULTI").query::<()>(&mut con).unwrap_err();
-    assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+    // Commands queue on the server the client is connected to (as in Redis Cluster,
+    // MULTI touches no key); EXEC then needs the stripe's active, and there is none.
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let queued: String = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    assert_eq!(queued, "QUEUED");
     let err = redis::cmd("EXEC").query::<Value>(&mut con).unwrap_err();
     assert_eq!(err.code(), Some("CLUSTERDOWN"), "{err}");
+    // The transaction is over: EXEC again has no MULTI, and nothing was applied.
+    let err = redis::cmd("EXEC").query::<Value>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("EXEC without MULTI"), "{err}");
+    let _: () = redis::cmd("READONLY").query(&mut con).unwrap();
+    let got: Option<String> = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(got, None);
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
 }

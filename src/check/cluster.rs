@@ -65,6 +65,8 @@ pub struct Cluster {
     binary: PathBuf,
     /// Environment given to every process started from now on.
     env: Vec<(String, String)>,
+    /// Give every member its own test clock offset file (`set_clock_offset`).
+    clock_offsets: bool,
 }
 
 /// `n` distinct free ports on `host`, all held open while they are picked (the OS
@@ -118,12 +120,33 @@ impl Cluster {
         let config = dir.path().join("tandem.toml");
         std::fs::write(&config, text)?;
         let relay = if spec.relayed { Some(Relay::start(&members)?) } else { None };
-        Ok(Cluster { dir, config, members, relay, binary: binary.into(), env: Vec::new() })
+        Ok(Cluster { dir, config, members, relay, binary: binary.into(), env: Vec::new(), clock_offsets: false })
     }
 
     /// Sets an environment variable for every process started from now on.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// From now on, every member started reads its wall clock's offset from its own
+    /// file (the server's `TANDEM_TEST_CLOCK_OFFSET_FILE`), which `set_clock_offset`
+    /// writes.
+    pub fn enable_clock_offsets(&mut self) {
+        self.clock_offsets = true;
+    }
+
+    fn clock_file(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("{}.clock-offset-ms", self.members[i].name))
+    }
+
+    /// Sets member `i`'s wall clock to the machine's plus `offset_ms` (negative:
+    /// behind), as a step: the member sees it within about 10 ms. The file is
+    /// replaced whole (rename), so the member never reads half a number.
+    pub fn set_clock_offset(&self, i: usize, offset_ms: i64) -> std::io::Result<()> {
+        let path = self.clock_file(i);
+        let staging = path.with_extension("next");
+        std::fs::write(&staging, format!("{offset_ms}\n"))?;
+        std::fs::rename(staging, path)
     }
 
     /// Starts every member and waits for the stripe to form.
@@ -144,6 +167,7 @@ impl Cluster {
         if self.running(i) {
             return Ok(());
         }
+        let clock_file = self.clock_offsets.then(|| self.clock_file(i));
         let m = &mut self.members[i];
         m.run += 1;
         let log = std::fs::File::create(self.dir.path().join(format!("{}-{}.stderr", m.name, m.run)))?;
@@ -152,9 +176,17 @@ impl Cluster {
         if let Some(bind) = m.bind_port {
             cmd.args(["--group-bind", &format!("{}:{bind}", m.host)]);
         }
-        cmd.current_dir(self.dir.path()).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::from(log));
+        // TANDEM_SERVER_LOG (a RUST_LOG filter, e.g. "info,openraft=debug") raises
+        // what the servers log when a run needs reading closely.
+        cmd.current_dir(self.dir.path())
+            .env("RUST_LOG", std::env::var("TANDEM_SERVER_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
         for (key, value) in &self.env {
             cmd.env(key, value);
+        }
+        if let Some(file) = clock_file {
+            cmd.env(crate::server::core::TEST_CLOCK_OFFSET_FILE_ENV, file);
         }
         m.child = Some(cmd.spawn()?);
         Ok(())

@@ -42,7 +42,10 @@ pub fn check(key: &str, ops: &[&Op]) -> Vec<Violation> {
         if value > acked + unknown {
             add(
                 &mut 0,
-                format!("increments from nowhere: {acked} acknowledged and {unknown} unknown, the value after healing is {value}"),
+                format!(
+                    "increments from nowhere: {acked} acknowledged and {unknown} unknown, the value after healing is {value}{}",
+                    duplicates_hint(&incrs)
+                ),
                 vec![op],
             );
         }
@@ -82,10 +85,27 @@ pub fn check(key: &str, ops: &[&Op]) -> Vec<Violation> {
     for &(value, op) in &valued {
         let possible = starts.partition_point(|&t| t <= op.complete_ns) as i64;
         if value > possible {
-            add(&mut too_high, format!("{value} seen when only {possible} increments had been invoked"), vec![op]);
+            add(
+                &mut too_high,
+                format!("{value} seen when only {possible} increments had been invoked{}", duplicates_hint(&incrs)),
+                vec![op],
+            );
         }
     }
     out
+}
+
+/// Why a counter can be above its increments: some INCRs were sent more than once.
+fn duplicates_hint(incrs: &[&Op]) -> String {
+    let resent: Vec<&Op> = incrs.iter().copied().filter(|o| !o.retried.is_empty()).collect();
+    if resent.is_empty() {
+        return String::new();
+    }
+    let unknown = resent.iter().filter(|o| o.retried.iter().any(|e| e.to_ascii_lowercase().contains("unknown"))).count();
+    format!(
+        " — an INCR applied twice: {} INCRs were sent again by a retrying client, {unknown} after an error saying the outcome was unknown",
+        resent.len()
+    )
 }
 
 #[cfg(test)]
@@ -93,7 +113,7 @@ mod tests {
     use super::*;
 
     fn op(client: usize, call: Call, outcome: Outcome, t: u64) -> Op {
-        Op { client, server: 0, key: "c".into(), call, outcome, invoke_ns: t, complete_ns: t + 1 }
+        Op { client, server: 0, key: "c".into(), call, outcome, invoke_ns: t, complete_ns: t + 1, retried: Vec::new() }
     }
     fn incr(v: i64, t: u64) -> Op {
         op(0, Call::Incr, Outcome::Ok(Ret::Int(v)), t)

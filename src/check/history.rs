@@ -28,12 +28,36 @@ pub enum Call {
     Append(String),
     /// `LRANGE key 0 -1`.
     ReadList,
+    /// `SET key value PX ms`: a value that expires (keys with a time to live, and the
+    /// volatile keys of an eviction run).
+    SetPx(String, u64),
+    /// `MULTI`, `GET key`, `PTTL key`, `EXEC`: the value and the milliseconds it has
+    /// left, at one instant of the server's clock.
+    ReadTtl,
+    /// `WATCH key`, `GET key` (→ `read`), `MULTI`, `SET key value`, `RPUSH key:log
+    /// value`, `EXEC`: a transaction that replaces the value it read, and logs what
+    /// it wrote in the order the writes apply.
+    Txn { value: String, read: Option<String> },
+    /// `SET key <the value padded to clients::FILLER_BYTES> PX <an hour>`: fills
+    /// memory in an eviction run; not checked.
+    Fill(String),
 }
 
 impl Call {
     /// True if the call changes state (its failures may be unknown).
     pub fn is_write(&self) -> bool {
-        matches!(self, Call::Set(_) | Call::SetNx(_) | Call::Del | Call::Incr | Call::Append(_))
+        matches!(
+            self,
+            Call::Set(_) | Call::SetNx(_) | Call::Del | Call::Incr | Call::Append(_) | Call::SetPx(..) | Call::Txn { .. } | Call::Fill(_)
+        )
+    }
+
+    /// The value the call writes, if it writes one.
+    pub fn written(&self) -> Option<&str> {
+        match self {
+            Call::Set(v) | Call::SetNx(v) | Call::Append(v) | Call::SetPx(v, _) | Call::Txn { value: v, .. } | Call::Fill(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -51,6 +75,12 @@ pub enum Ret {
     Int(i64),
     /// `LRANGE`: the whole list, each item packed (see [`pack`]).
     List(Vec<u64>),
+    /// `EXEC`: committed (the replies of its commands) or not (nil: a watched key
+    /// changed).
+    Committed(bool),
+    /// `GET` and `PTTL` of one transaction: the value (or none) and the milliseconds
+    /// it has left (-1: no expiry, -2: absent).
+    ValueTtl(Option<String>, i64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +106,10 @@ pub struct Op {
     /// When the reply came, or when the client gave up (for unknown outcomes, the
     /// operation may still take effect later).
     pub complete_ns: u64,
+    /// The errors on which a retrying client sent the same command again before the
+    /// reply it kept (see `clients::Retry`); each earlier attempt may have taken
+    /// effect as well if the server's error did not mean "not applied".
+    pub retried: Vec<String>,
 }
 
 /// The client id of the reads made after healing.
@@ -143,6 +177,11 @@ impl fmt::Display for Call {
             Call::Incr => write!(f, "INCR"),
             Call::Append(v) => write!(f, "RPUSH {v:?}"),
             Call::ReadList => write!(f, "LRANGE 0 -1"),
+            Call::SetPx(v, ms) => write!(f, "SET {v:?} PX {ms}"),
+            Call::ReadTtl => write!(f, "MULTI, GET, PTTL, EXEC"),
+            Call::Fill(v) => write!(f, "SET {v:?}… (a filler) PX"),
+            Call::Txn { value, read: Some(read) } => write!(f, "WATCH, GET → {read:?}, MULTI, SET {value:?}, RPUSH log {value:?}, EXEC"),
+            Call::Txn { value, read: None } => write!(f, "WATCH, GET, MULTI, SET {value:?}, RPUSH log {value:?}, EXEC"),
         }
     }
 }
@@ -156,6 +195,10 @@ impl fmt::Display for Ret {
             Ret::Flag(true) => write!(f, "OK (set)"),
             Ret::Flag(false) => write!(f, "nil (not set)"),
             Ret::Int(n) => write!(f, "{n}"),
+            Ret::Committed(true) => write!(f, "committed"),
+            Ret::ValueTtl(Some(v), ttl) => write!(f, "{v:?} with {ttl} ms left"),
+            Ret::ValueTtl(None, ttl) => write!(f, "nil (PTTL {ttl})"),
+            Ret::Committed(false) => write!(f, "nil (aborted: a watched key changed)"),
             Ret::List(items) if items.len() <= 12 => write!(f, "{:?}", unpack_all(items)),
             Ret::List(items) => {
                 let (head, tail) = (unpack_all(&items[..4]), unpack_all(&items[items.len() - 4..]));
@@ -177,7 +220,11 @@ impl fmt::Display for Op {
             Outcome::Ok(r) => write!(f, " → {r}"),
             Outcome::Fail(why) => write!(f, " → failed: {why}"),
             Outcome::Unknown(why) => write!(f, " → unknown: {why}"),
+        }?;
+        if !self.retried.is_empty() {
+            write!(f, " (sent {} times; retried after: {})", self.retried.len() + 1, self.retried.join(" | "))?;
         }
+        Ok(())
     }
 }
 

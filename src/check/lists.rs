@@ -62,7 +62,10 @@ fn check_values(found: &mut Found, appends: &HashMap<u64, &Op>, read: &Op, items
     for &item in items {
         let v = unpack(item);
         if item != FOREIGN && !seen.insert(item) {
-            found.add("duplicate", format!("{v:?} appears twice in one read"), vec![read]);
+            let resent = appends.get(&item).filter(|a| !a.retried.is_empty());
+            let why = resent
+                .map_or(String::new(), |a| format!(": its RPUSH, sent {} times by a retrying client, applied twice", a.retried.len() + 1));
+            found.add("duplicate", format!("{v:?} appears twice in one read{why}"), resent.into_iter().copied().chain([read]).collect());
         }
         match appends.get(&item) {
             None => found.add("never-appended", format!("the read holds {v:?}, which was never appended to this key"), vec![read]),
@@ -158,7 +161,7 @@ mod tests {
     use super::*;
 
     fn op(client: usize, call: Call, outcome: Outcome, invoke_ns: u64, complete_ns: u64) -> Op {
-        Op { client, server: 0, key: "l".into(), call, outcome, invoke_ns, complete_ns }
+        Op { client, server: 0, key: "l".into(), call, outcome, invoke_ns, complete_ns, retried: Vec::new() }
     }
     fn append(v: &str, len: i64, t: u64) -> Op {
         op(0, Call::Append(v.into()), Outcome::Ok(Ret::Int(len)), t, t + 1)

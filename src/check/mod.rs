@@ -4,23 +4,34 @@
 //!
 //! - [`cluster`]: the processes, their config, the relay that partitions them.
 //! - [`faults`]: the schedule (seed → faults) and the nemesis that applies it.
-//! - [`clients`]: the clients and their operations (registers, counters, lists).
+//! - [`clients`]: the clients and their operations (registers, counters, lists; keys
+//!   with a time to live, transactions, an eviction run's keys), resent like go-redis
+//!   does with `retry`.
+//! - [`purge`]: the purge trap (a mirror paused through a write burst, the active
+//!   killed), which checks by itself that the stripe recovers in time.
 //! - [`history`]: what the clients recorded: invoked, ok, fail or unknown, and when.
 //! - [`linearizable`]: the Wing–Gong search with memoisation, for registers;
 //!   [`registers`] runs it per key, with the "never written" check and shrinking.
-//! - [`lists`], [`counters`]: the list-append and counter checks.
+//! - [`lists`], [`counters`]: the list-append and counter checks (duplicates
+//!   included); [`expiry`]: values that come back and times to live that grow;
+//!   [`transactions`]: WATCH/EXEC; [`eviction`]: the eviction run and its check.
 //!
 //! The run ends with every server's `TANDEM.DIGEST` compared. It knows the servers
-//! only through their client port and the `tandem` CLI.
+//! only through their client port, the `tandem` CLI and the test clock offset file
+//! (`TANDEM_TEST_CLOCK_OFFSET_FILE`).
 
 pub mod clients;
 pub mod cluster;
 pub mod counters;
+pub mod eviction;
+pub mod expiry;
 pub mod faults;
 pub mod history;
 pub mod linearizable;
 pub mod lists;
+pub mod purge;
 pub mod registers;
+pub mod transactions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -29,9 +40,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clients::{Client, Keys};
+use clients::{Client, Extra, Keys, Kind};
 use cluster::{Cluster, Spec};
-use faults::{Step, Topology};
+use faults::{Family, Step, Topology};
 use history::{secs, Call, Counts, Op, Outcome, FINAL_CLIENT};
 
 /// What to run.
@@ -48,6 +59,15 @@ pub struct Options {
     pub ops_per_client_max: usize,
     /// Faults to inject instead of the seed's schedule.
     pub schedule: Option<Vec<Step>>,
+    /// The families of faults the seed's schedule draws from.
+    pub families: Vec<Family>,
+    /// Workloads besides registers, counters and lists.
+    pub extras: Vec<Extra>,
+    /// Clients resend commands on the errors go-redis resends on (`clients::GO_REDIS_RETRIED`).
+    pub retry: bool,
+    /// An eviction run with this `maxmemory-policy` (`volatile-ttl`, `volatile-lru`, …):
+    /// every server gets a small `data-storage` and the clients the evict workload.
+    pub evict: Option<String>,
     /// Wait for the stripe to settle after each fault before the next (false: faults
     /// may compound).
     pub settle: bool,
@@ -70,6 +90,10 @@ impl Options {
             clients: 6,
             ops_per_client_max: usize::MAX,
             schedule: None,
+            families: vec![Family::Classic],
+            extras: Vec::new(),
+            retry: false,
+            evict: None,
             settle: true,
             break_safety: None,
             keep_on_violation: false,
@@ -79,14 +103,62 @@ impl Options {
 
     /// The faults this run injects, in order.
     pub fn steps(&self) -> Vec<Step> {
-        self.schedule.clone().unwrap_or_else(|| faults::schedule(self.seed, self.topology, self.duration.as_millis() as u64))
+        self.schedule
+            .clone()
+            .unwrap_or_else(|| faults::schedule_of(self.seed, self.topology, self.duration.as_millis() as u64, &self.families))
+    }
+
+    /// The extra workloads the clients run (the evict workload in an eviction run).
+    pub fn workloads(&self) -> Vec<Extra> {
+        let mut extras = self.extras.clone();
+        if self.evict.is_some() && !extras.contains(&Extra::Evict) {
+            extras.push(Extra::Evict);
+        }
+        extras
+    }
+
+    /// True if some step of the schedule sets clocks (the servers then read their
+    /// clock offset files).
+    fn steps_clocks(&self) -> bool {
+        self.steps().iter().any(|s| matches!(s.fault, faults::Fault::Clock { .. }))
+    }
+
+    /// The keys of the run.
+    fn keys(&self) -> Keys {
+        let mut keys = Keys::new(&self.workloads());
+        if self.steps().iter().any(|s| matches!(s.fault, faults::Fault::PurgeTrap { .. })) {
+            keys.counters.push(purge::BURST_COUNTER.to_string());
+        }
+        keys
+    }
+
+    /// One line on what runs besides the defaults.
+    fn modes(&self) -> String {
+        let mut modes = Vec::new();
+        if self.families.is_empty() {
+            modes.push("no faults".to_string());
+        } else if self.families != [Family::Classic] {
+            modes.push(format!("faults {}", self.families.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")));
+        }
+        let workloads = self.workloads();
+        if !workloads.is_empty() {
+            modes.push(format!("workload +{}", workloads.iter().map(|w| w.name()).collect::<Vec<_>>().join(",")));
+        }
+        if self.retry {
+            modes.push("clients retry like go-redis".to_string());
+        }
+        if let Some(policy) = &self.evict {
+            modes.push(format!("eviction run: maxmemory-policy {policy}, data-storage {}", eviction::EVICT_DATA_STORAGE));
+        }
+        modes.iter().map(|m| format!(" · {m}")).collect()
     }
 }
 
 /// Something the checks found wrong, with the operations that show it.
 #[derive(Clone, Debug)]
 pub struct Violation {
-    /// Which check: linearizable, never-written, lists, counters, digests, liveness, replies.
+    /// Which check: linearizable, never-written, lists, counters, expiry,
+    /// transactions, eviction, digests, liveness, replies.
     pub checker: &'static str,
     pub key: String,
     pub what: String,
@@ -103,11 +175,13 @@ pub struct Report {
     pub clients: usize,
     /// False for a rough run (no settling between faults).
     pub settle: bool,
+    /// What runs besides the defaults (fault families, workloads, retries, eviction).
+    pub modes: String,
     pub schedule: Vec<Step>,
     /// The nemesis's log: what it did to whom, when.
     pub fault_log: Vec<String>,
     pub faults_injected: usize,
-    /// The clients' operations by kind ("register", "counter", "list").
+    /// The clients' operations by kind ("register", "counter", "list", "ttl", "txn", …).
     pub ops: BTreeMap<&'static str, Counts>,
     pub violations: Vec<Violation>,
     /// Keys whose linearizability search gave up.
@@ -145,13 +219,15 @@ const CONVERGE_DEADLINE: Duration = Duration::from_secs(30);
 /// The header of a run: seed, topology, schedule.
 pub fn describe(options: &Options) -> String {
     let mut text = format!(
-        "tandem check: seed {} · topology {} · duration {} · {} clients{}{}\nschedule:\n",
+        "tandem check: seed {} · topology {} · duration {} · {} clients{}{}{}\nbinary: {}\nschedule:\n",
         options.seed,
         options.topology,
         secs(options.duration.as_nanos() as u64),
         options.clients,
         if options.settle { "" } else { " · rough (no settling between faults)" },
-        options.break_safety.as_ref().map(|m| format!(" · TANDEM_BREAK_SAFETY={m}")).unwrap_or_default()
+        options.modes(),
+        options.break_safety.as_ref().map(|m| format!(" · TANDEM_BREAK_SAFETY={m}")).unwrap_or_default(),
+        options.binary.display()
     );
     for step in options.steps() {
         text.push_str(&format!("  {}\n", step.describe(options.topology)));
@@ -165,7 +241,7 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
     eprint!("{}", describe(options));
     let mut cluster = start(options)?;
     eprintln!("stripe formed in {}", cluster.dir.path().display());
-    let keys = Keys::default();
+    let keys = options.keys();
     let epoch = Instant::now();
     let (mut ops, nemesis) = load(&mut cluster, options, &keys, epoch);
     eprintln!("{} operations; healing", ops.len());
@@ -175,17 +251,26 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         duration: options.duration,
         clients: options.clients,
         settle: options.settle,
+        modes: options.modes(),
         schedule: options.steps(),
         fault_log: nemesis.log,
         faults_injected: nemesis.injected,
         ops: count_by_kind(&ops),
-        violations: Vec::new(),
+        violations: nemesis.violations,
         inconclusive: Vec::new(),
         notes: Vec::new(),
         kept_dir: None,
     };
     let used_lists = list_keys(&ops);
     ops.extend(settle(&mut cluster, &keys, &used_lists, epoch, &mut report));
+    if options.evict.is_some() {
+        let evicted: Vec<String> = (0..cluster.members.len())
+            .filter(|&i| !cluster.members[i].voter)
+            .filter_map(|i| eviction::evicted_keys(&cluster.url(i)))
+            .map(|n| n.to_string())
+            .collect();
+        report.notes.push(format!("evicted_keys (INFO stats) per server after healing: {}", evicted.join(", ")));
+    }
     eprintln!("checking {} operations", ops.len());
     let checking = Instant::now();
     check_all(&ops, &keys, &mut report);
@@ -202,11 +287,14 @@ fn start(options: &Options) -> Result<Cluster, CheckError> {
         servers: vec![true; options.topology.servers()],
         voters: options.topology.voters(),
         relayed: true,
-        data_storage: Vec::new(),
+        data_storage: if options.evict.is_some() { vec![eviction::EVICT_DATA_STORAGE; options.topology.servers()] } else { Vec::new() },
     };
     let mut cluster = Cluster::try_configure(&options.binary, spec)?;
     if let Some(mode) = &options.break_safety {
         cluster.set_env("TANDEM_BREAK_SAFETY", mode);
+    }
+    if options.steps_clocks() {
+        cluster.enable_clock_offsets();
     }
     let everyone: Vec<usize> = (0..cluster.members.len()).collect();
     for &i in &everyone {
@@ -216,10 +304,11 @@ fn start(options: &Options) -> Result<Cluster, CheckError> {
     Ok(cluster)
 }
 
-/// What the nemesis did.
+/// What the nemesis did and found.
 struct Nemesis {
     log: Vec<String>,
     injected: usize,
+    violations: Vec<Violation>,
 }
 
 /// Runs the clients for the run's duration (or until each made its operations) while
@@ -228,6 +317,7 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
     let end = epoch + options.duration;
     let stop = Arc::new(AtomicBool::new(false));
     let urls: Vec<String> = (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter).map(|i| cluster.url(i)).collect();
+    let _policy = options.evict.as_ref().map(|policy| eviction::PolicyKeeper::start(urls.clone(), policy.clone()));
     let threads: Vec<_> = (0..options.clients)
         .map(|id| {
             let client = Client {
@@ -235,6 +325,8 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
                 urls: urls.clone(),
                 home: id % urls.len(),
                 keys: keys.clone(),
+                extras: options.workloads(),
+                retry: options.retry,
                 seed: options.seed,
                 epoch,
                 stop: stop.clone(),
@@ -245,7 +337,8 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
         })
         .collect();
     let clients_done = |threads: &[std::thread::JoinHandle<Vec<Op>>]| threads.iter().all(|t| t.is_finished());
-    let mut nemesis = Nemesis { log: Vec::new(), injected: 0 };
+    let mut nemesis = Nemesis { log: Vec::new(), injected: 0, violations: Vec::new() };
+    let mut nemesis_ops = Vec::new();
     for step in &options.steps() {
         let start = Instant::now() + Duration::from_millis(step.gap_ms);
         if start + Duration::from_millis(step.hold_ms) > end || clients_done(&threads) {
@@ -254,17 +347,21 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
         while Instant::now() < start && !clients_done(&threads) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        for line in faults::apply(cluster, step, epoch, options.settle) {
+        let applied = faults::apply(cluster, step, epoch, options.settle);
+        for line in applied.log {
             eprintln!("  {line}");
             nemesis.log.push(line);
         }
+        nemesis.violations.extend(applied.violations);
+        nemesis_ops.extend(applied.ops);
         nemesis.injected += 1;
     }
     while Instant::now() < end && !clients_done(&threads) {
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);
-    let ops = threads.into_iter().flat_map(|t| t.join().unwrap_or_default()).collect();
+    let mut ops: Vec<Op> = threads.into_iter().flat_map(|t| t.join().unwrap_or_default()).collect();
+    ops.extend(nemesis_ops);
     (ops, nemesis)
 }
 
@@ -306,12 +403,15 @@ fn heal(cluster: &mut Cluster) {
 /// operations.
 fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, used: &[String], epoch: Instant, notes: &mut Vec<String>) -> Vec<Op> {
     let url = cluster.url(active);
+    let logs: Vec<String> = keys.txn.iter().map(|k| clients::txn_log(k)).collect();
     let reads = keys
         .registers
         .iter()
+        .chain(&keys.ttl)
+        .chain(&keys.txn)
         .map(|k| (k, Call::Get))
         .chain(keys.counters.iter().map(|k| (k, Call::ReadCounter)))
-        .chain(used.iter().map(|k| (k, Call::ReadList)));
+        .chain(used.iter().chain(&logs).map(|k| (k, Call::ReadList)));
     let mut out = Vec::new();
     for (key, call) in reads {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -322,7 +422,16 @@ fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, used: &[String], e
                 Err(e) => history::classify(&call, &e),
             };
             let complete_ns = epoch.elapsed().as_nanos() as u64;
-            let op = Op { client: FINAL_CLIENT, server: active, key: key.clone(), call: call.clone(), outcome, invoke_ns, complete_ns };
+            let op = Op {
+                client: FINAL_CLIENT,
+                server: active,
+                key: key.clone(),
+                call: call.clone(),
+                outcome,
+                invoke_ns,
+                complete_ns,
+                retried: Vec::new(),
+            };
             if op.is_ok() {
                 out.push(op);
                 break;
@@ -339,22 +448,14 @@ fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, used: &[String], e
 
 /// The list keys the clients used.
 fn list_keys(ops: &[Op]) -> Vec<String> {
-    let keys: BTreeSet<&str> = ops.iter().filter(|o| kind_of(&o.call) == "list").map(|o| o.key.as_str()).collect();
+    let keys: BTreeSet<&str> = ops.iter().filter(|o| Kind::of(&o.key) == Some(Kind::List)).map(|o| o.key.as_str()).collect();
     keys.into_iter().map(String::from).collect()
-}
-
-fn kind_of(call: &Call) -> &'static str {
-    match call {
-        Call::Get | Call::Set(_) | Call::SetNx(_) | Call::Del => "register",
-        Call::Incr | Call::ReadCounter => "counter",
-        Call::Append(_) | Call::ReadList => "list",
-    }
 }
 
 fn count_by_kind(ops: &[Op]) -> BTreeMap<&'static str, Counts> {
     let mut by: BTreeMap<&'static str, Vec<&Op>> = BTreeMap::new();
     for op in ops {
-        by.entry(kind_of(&op.call)).or_default().push(op);
+        by.entry(Kind::of(&op.key).map_or("other", Kind::name)).or_default().push(op);
     }
     by.into_iter().map(|(k, v)| (k, Counts::of(v))).collect()
 }
@@ -374,10 +475,23 @@ fn check_all(ops: &[Op], keys: &Keys, report: &mut Report) {
         report.violations.extend(counters::check(key, by_key.get(key.as_str()).map_or(&[], |v| v)));
     }
     for (key, on) in &by_key {
-        if on.first().is_some_and(|o| kind_of(&o.call) == "list") {
-            report.violations.extend(lists::check(key, on));
+        match Kind::of(key) {
+            Some(Kind::List) => report.violations.extend(lists::check(key, on)),
+            Some(Kind::Ttl) => report.violations.extend(expiry::check(key, on)),
+            _ => {}
         }
     }
+    for key in &keys.txn {
+        let on = by_key.get(key.as_str()).map_or(&[][..], |v| v.as_slice());
+        let finals = |k: &str| by_key.get(k).and_then(|v| v.iter().rev().find(|o| o.client == FINAL_CLIENT).copied());
+        match finals(&clients::txn_log(key)) {
+            Some(log) => report.violations.extend(transactions::check(key, on, log, finals(key))),
+            None => report.notes.push(format!("{key}: its log was not read after healing; its transactions were not checked")),
+        }
+    }
+    let evict_keys = by_key.iter().filter(|(k, _)| Kind::of(k) == Some(Kind::Evict)).map(|(k, v)| (*k, v.clone()));
+    report.violations.extend(eviction::check(evict_keys));
+    note_retries(ops, report);
     let unexpected: Vec<&Op> = ops
         .iter()
         .filter(|o| matches!(&o.outcome, Outcome::Unknown(why) | Outcome::Fail(why) if why.starts_with(clients::UNEXPECTED)))
@@ -392,15 +506,29 @@ fn check_all(ops: &[Op], keys: &Keys, report: &mut Report) {
     }
 }
 
+/// How many operations a retrying client sent more than once, and after which errors.
+fn note_retries(ops: &[Op], report: &mut Report) {
+    let resent: Vec<&Op> = ops.iter().filter(|o| !o.retried.is_empty()).collect();
+    if resent.is_empty() {
+        return;
+    }
+    let unknown = resent.iter().filter(|o| o.retried.iter().any(|e| e.to_ascii_lowercase().contains("unknown"))).count();
+    report.notes.push(format!(
+        "{} operations were sent again by a retrying client, {unknown} of them after an error that said the outcome was unknown",
+        resent.len()
+    ));
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seed {} · topology {} · duration {} · {} clients",
+            "seed {} · topology {} · duration {} · {} clients{}",
             self.seed,
             self.topology,
             secs(self.duration.as_nanos() as u64),
-            self.clients
+            self.clients,
+            self.modes
         )?;
         writeln!(f, "schedule ({} faults planned, {} injected):", self.schedule.len(), self.faults_injected)?;
         for step in &self.schedule {

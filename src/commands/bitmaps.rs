@@ -21,9 +21,25 @@ const G: &str = "bitmap";
 pub static COMMANDS: &[CommandSpec] = &[
     spec("setbit", 4, WRITE | DENYOOM, (1, 1, 1), G, "Sets or clears the bit at offset of the string value.", Handler::Write(setbit)),
     spec("getbit", 3, READONLY | FAST, (1, 1, 1), G, "Returns a bit value by offset.", Handler::Read(getbit)),
-    spec("bitcount", -2, READONLY, (1, 1, 1), G, "Counts the number of set bits (population counting) in a string.", Handler::Read(bitcount)),
+    spec(
+        "bitcount",
+        -2,
+        READONLY,
+        (1, 1, 1),
+        G,
+        "Counts the number of set bits (population counting) in a string.",
+        Handler::Read(bitcount),
+    ),
     spec("bitpos", -3, READONLY, (1, 1, 1), G, "Finds the first set (1) or clear (0) bit in a string.", Handler::Read(bitpos)),
-    spec("bitop", -4, WRITE | DENYOOM, (2, -1, 1), G, "Performs bitwise operations on multiple strings, and stores the result.", Handler::Write(bitop)),
+    spec(
+        "bitop",
+        -4,
+        WRITE | DENYOOM,
+        (2, -1, 1),
+        G,
+        "Performs bitwise operations on multiple strings, and stores the result.",
+        Handler::Write(bitop),
+    ),
     spec(
         "bitfield",
         -2,
@@ -675,8 +691,14 @@ mod tests {
     fn bitfield_get_set_incrby() {
         let mut store = Store::new();
         assert_eq!(run(&mut store, T, &["bitfield", "k", "set", "u8", "0", "255", "get", "u8", "0"]), ints(&[0, 255]));
-        assert_eq!(run(&mut store, T, &["bitfield", "k", "incrby", "u2", "100", "1", "overflow", "sat", "incrby", "u2", "102", "1"]), ints(&[1, 1]));
-        assert_eq!(run(&mut store, T, &["bitfield", "k", "set", "i8", "#1", "-1", "get", "i8", "#1", "get", "u4", "8"]), ints(&[0, -1, 15]));
+        assert_eq!(
+            run(&mut store, T, &["bitfield", "k", "incrby", "u2", "100", "1", "overflow", "sat", "incrby", "u2", "102", "1"]),
+            ints(&[1, 1])
+        );
+        assert_eq!(
+            run(&mut store, T, &["bitfield", "k", "set", "i8", "#1", "-1", "get", "i8", "#1", "get", "u4", "8"]),
+            ints(&[0, -1, 15])
+        );
         assert_eq!(run(&mut store, T, &["bitfield", "k", "get", "i64", "0"]), ints(&[-281474976710656]));
         assert_eq!(run(&mut store, T, &["bitfield", "missing", "get", "u8", "0"]), ints(&[0]));
         assert_eq!(run(&mut store, T, &["bitfield", "missing"]), ints(&[]));

@@ -22,8 +22,24 @@ use crate::store::value::{Blob, Value, ZSet};
 const G: &str = "geo";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("geoadd", -5, WRITE | DENYOOM, (1, 1, 1), G, "Adds one or more members to a geospatial index. The key is created if it doesn't exist.", Handler::Write(geoadd)),
-    spec("geopos", -2, READONLY, (1, 1, 1), G, "Returns the longitude and latitude of members from a geospatial index.", Handler::Read(geopos)),
+    spec(
+        "geoadd",
+        -5,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        G,
+        "Adds one or more members to a geospatial index. The key is created if it doesn't exist.",
+        Handler::Write(geoadd),
+    ),
+    spec(
+        "geopos",
+        -2,
+        READONLY,
+        (1, 1, 1),
+        G,
+        "Returns the longitude and latitude of members from a geospatial index.",
+        Handler::Read(geopos),
+    ),
     spec("geodist", -4, READONLY, (1, 1, 1), G, "Returns the distance between two members of a geospatial index.", Handler::Read(geodist)),
     spec("geohash", -2, READONLY, (1, 1, 1), G, "Returns members from a geospatial index as geohash strings.", Handler::Read(geohash_cmd)),
     spec(
@@ -191,9 +207,9 @@ fn geodist(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 
 fn geohash_cmd(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let z = read_geo(ctx, &args[1])?;
-    let hashes = args[2..].iter().map(|m| {
-        z.and_then(|z| z.score(m)).and_then(geohash::geohash_string).map_or(Reply::Nil, |h| Reply::Bulk(Bytes::from(h)))
-    });
+    let hashes = args[2..]
+        .iter()
+        .map(|m| z.and_then(|z| z.score(m)).and_then(geohash::geohash_string).map_or(Reply::Nil, |h| Reply::Bulk(Bytes::from(h))));
     Ok(Reply::Array(hashes.collect()))
 }
 
@@ -531,7 +547,10 @@ mod tests {
         assert_eq!(run(&mut store, T, &["geodist", "Sicily", "Palermo", "Catania", "km"]), bulk("166.2742"));
         assert_eq!(run(&mut store, T, &["geodist", "Sicily", "Palermo", "Catania", "mi"]), bulk("103.3182"));
         assert_eq!(run(&mut store, T, &["geodist", "Sicily", "Palermo", "nowhere"]), Reply::Nil);
-        assert_eq!(run(&mut store, T, &["geohash", "Sicily", "Palermo", "Catania", "x"]), Reply::Array(vec![bulk("sqc8b49rny0"), bulk("sqdtr74hyu0"), Reply::Nil]));
+        assert_eq!(
+            run(&mut store, T, &["geohash", "Sicily", "Palermo", "Catania", "x"]),
+            Reply::Array(vec![bulk("sqc8b49rny0"), bulk("sqdtr74hyu0"), Reply::Nil])
+        );
     }
 
     #[test]
@@ -542,7 +561,10 @@ mod tests {
         assert_eq!(run(&mut store, T, &["geoadd", "Sicily", "nx", "xx", "1", "1", "a"]), err(ERR_SYNTAX));
         assert_eq!(run(&mut store, T, &["geoadd", "Sicily", "1", "1"]), err("ERR wrong number of arguments for 'geoadd' command"));
         assert_eq!(run(&mut store, T, &["geoadd", "Sicily", "1", "1", "a", "2"]), err(ERR_SYNTAX));
-        assert_eq!(run(&mut store, T, &["geoadd", "Sicily", "200", "100", "a"]), err("ERR invalid longitude,latitude pair 200.000000,100.000000"));
+        assert_eq!(
+            run(&mut store, T, &["geoadd", "Sicily", "200", "100", "a"]),
+            err("ERR invalid longitude,latitude pair 200.000000,100.000000")
+        );
         assert_eq!(run(&mut store, T, &["geoadd", "Sicily", "x", "1", "a"]), err(ERR_NOT_FLOAT));
         run(&mut store, T, &["set", "s", "v"]);
         assert_eq!(run(&mut store, T, &["geoadd", "s", "1", "1", "a"]), err(WRONGTYPE));
@@ -586,10 +608,19 @@ mod tests {
             err("ERR exactly one of BYRADIUS and BYBOX can be specified for geosearch")
         );
         assert_eq!(run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "1", "km", "any"]), err(ERR_ANY));
-        assert_eq!(run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "1", "km", "count", "0"]), err(ERR_COUNT));
-        assert_eq!(run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "-1", "km"]), err("ERR radius cannot be negative"));
+        assert_eq!(
+            run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "1", "km", "count", "0"]),
+            err(ERR_COUNT)
+        );
+        assert_eq!(
+            run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "-1", "km"]),
+            err("ERR radius cannot be negative")
+        );
         assert_eq!(run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "1", "yd"]), err(ERR_UNIT));
-        assert_eq!(run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "1", "km", "store", "x"]), err(ERR_SYNTAX));
+        assert_eq!(
+            run(&mut store, T, &["geosearch", "Sicily", "fromlonlat", "1", "1", "byradius", "1", "km", "store", "x"]),
+            err(ERR_SYNTAX)
+        );
     }
 
     #[test]
@@ -597,7 +628,10 @@ mod tests {
         let mut store = sicily();
         assert_eq!(run(&mut store, T, &["georadius", "Sicily", "15", "37", "200", "km", "store", "out"]), Reply::Int(2));
         assert_eq!(run(&mut store, T, &["zscore", "out", "Palermo"]), Reply::Double(3479099956230698.0));
-        assert_eq!(run(&mut store, T, &["geosearchstore", "out2", "Sicily", "fromlonlat", "15", "37", "byradius", "200", "km", "storedist"]), Reply::Int(2));
+        assert_eq!(
+            run(&mut store, T, &["geosearchstore", "out2", "Sicily", "fromlonlat", "15", "37", "byradius", "200", "km", "storedist"]),
+            Reply::Int(2)
+        );
         let Reply::Double(d) = run(&mut store, T, &["zscore", "out2", "Catania"]) else { panic!() };
         assert!((d - 56.4413).abs() < 0.001, "{d}");
         assert_eq!(

@@ -19,7 +19,15 @@ use crate::store::value::{Value, WRONGTYPE};
 const G: &str = "hyperloglog";
 
 pub static COMMANDS: &[CommandSpec] = &[
-    spec("pfadd", -2, WRITE | DENYOOM | FAST, (1, 1, 1), G, "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", Handler::Write(pfadd)),
+    spec(
+        "pfadd",
+        -2,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        G,
+        "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
+        Handler::Write(pfadd),
+    ),
     spec(
         "pfcount",
         -2,
@@ -29,7 +37,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
         Handler::Read(pfcount),
     ),
-    spec("pfmerge", -2, WRITE | DENYOOM, (1, -1, 1), G, "Merges one or more HyperLogLog values into a single key.", Handler::Write(pfmerge)),
+    spec(
+        "pfmerge",
+        -2,
+        WRITE | DENYOOM,
+        (1, -1, 1),
+        G,
+        "Merges one or more HyperLogLog values into a single key.",
+        Handler::Write(pfmerge),
+    ),
     spec("pfdebug", -3, WRITE | ADMIN, (2, 2, 1), G, "Internal commands for debugging HyperLogLog values.", Handler::Write(pfdebug)),
     spec("pfselftest", 1, READONLY | ADMIN, (0, 0, 0), G, "An internal command for testing HyperLogLog values.", Handler::Read(pfselftest)),
 ];

@@ -40,8 +40,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("brpop", -3, WRITE | BLOCKING, (1, -2, 1), G, "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Write(brpop)),
     spec("blmove", 6, WRITE | DENYOOM | BLOCKING, (1, 2, 1), G, "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", Handler::Write(blmove)),
     spec("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, (1, 2, 1), G, "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Write(brpoplpush)),
-    spec("lmpop", -4, WRITE | MOVABLE_KEYS, (0, 0, 0), G, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", Handler::Write(lmpop)).with_keys(keys_after_numkeys_at_1),
-    spec("blmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS | TIMEOUT_FIRST, (0, 0, 0), G, "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Write(blmpop)).with_keys(keys_after_numkeys_at_2),
+    spec("lmpop", -4, WRITE | MOVABLE_KEYS, (0, 0, 0), G, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", Handler::Write(lmpop)).movable(|args| keys_after_numkeys(args, 1)),
+    spec("blmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS | TIMEOUT_FIRST, (0, 0, 0), G, "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Write(blmpop)).movable(|args| keys_after_numkeys(args, 2)),
 ];
 
 const ERR_RANK_ZERO: &str =

@@ -6,8 +6,9 @@
 //!   (the type system enforces it);
 //! - [`Handler::Write`] runs inside [`crate::store::Store::apply`] with the time and
 //!   random seed stamped in the log entry, so every replica computes the same result;
-//! - [`Handler::Server`] is served by the connection (HELLO, SUBSCRIBE, CONFIG, …) and
-//!   never reaches the state machine.
+//! - [`Handler::Server`] is served by the server the client is connected to (HELLO,
+//!   SUBSCRIBE, CONFIG, MULTI, …) and never reaches the state machine; its [`Srv`]
+//!   names the handler `server::cmd` runs for it.
 //!
 //! One file per command family; each exports `COMMANDS`.
 
@@ -25,6 +26,7 @@ use crate::store::KeyEvent;
 pub mod args;
 pub mod bitmaps;
 pub mod connection;
+pub mod functions;
 pub mod geo;
 pub mod geohash;
 pub mod hashes;
@@ -35,6 +37,7 @@ pub mod lists;
 pub mod object;
 pub mod pubsub;
 pub mod scan;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -45,22 +48,79 @@ pub mod zsets;
 
 pub use args::*;
 
+/// The Redis version clients are told (features they may use: RESP3, CLIENT SETINFO,
+/// …; scripts see it as `redis.REDIS_VERSION`).
+pub const REDIS_VERSION: &str = "7.2.0";
+
 /// A handler's outcome: `Err` carries an error reply, so `?` works on helpers.
 pub type CmdResult = Result<Reply, Reply>;
 
 pub type ReadFn = fn(&mut ReadCtx<'_>, &[Bytes]) -> CmdResult;
 
-/// The key positions of a command whose keys move with its arguments (a `numkeys`
-/// argument); used instead of the spec's fixed first/last/step.
-pub type KeysFn = fn(&[Bytes]) -> Vec<usize>;
 pub type WriteFn = fn(&mut WriteCtx<'_>, &[Bytes]) -> CmdResult;
 
 #[derive(Clone, Copy)]
 pub enum Handler {
     Read(ReadFn),
     Write(WriteFn),
-    Server,
+    Server(Srv),
 }
+
+/// The commands the server serves itself, one variant per handler (`server::cmd`
+/// maps each to its function): typed, so no command is recognised by its name text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Srv {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Client,
+    Quit,
+    Reset,
+    Readonly,
+    Readwrite,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+    Subscribe,
+    Unsubscribe,
+    Psubscribe,
+    Punsubscribe,
+    Publish,
+    Pubsub,
+    Info,
+    Command,
+    Config,
+    Time,
+    Memory,
+    Save,
+    Bgsave,
+    Lastsave,
+    Role,
+    /// SCRIPT KILL and FUNCTION KILL: reach the running script through its status.
+    ScriptKill,
+    FunctionKill,
+}
+
+impl Srv {
+    /// Runs at once inside MULTI instead of being queued (Redis's list).
+    pub fn runs_in_multi(self) -> bool {
+        matches!(self, Srv::Exec | Srv::Discard | Srv::Multi | Srv::Watch | Srv::Quit | Srv::Reset)
+    }
+
+    /// Allowed on a RESP2 connection that has subscriptions.
+    pub fn allowed_subscribed(self) -> bool {
+        matches!(self, Srv::Subscribe | Srv::Psubscribe | Srv::Unsubscribe | Srv::Punsubscribe | Srv::Ping | Srv::Quit | Srv::Reset)
+    }
+}
+
+/// Finds the key positions of a command whose keys move with its arguments (a
+/// `numkeys` argument, a `STREAMS` keyword…). Positions past the arguments are never
+/// returned.
+pub type KeyFinder = fn(&[Bytes]) -> Vec<usize>;
 
 /// Command flags (Redis's names, as COMMAND INFO shows them).
 pub mod flags {
@@ -82,7 +142,10 @@ pub mod flags {
     pub const MOVABLE_KEYS: u32 = 1 << 14;
     /// A blocking command whose timeout is its first argument (BLMPOP, BZMPOP), not
     /// its last. Not a Redis flag: COMMAND INFO does not show it.
-    pub const TIMEOUT_FIRST: u32 = 1 << 15;
+    pub const TIMEOUT_FIRST: u32 = 1 << 16;
+    /// Runs a Lua script (EVAL, FCALL…): applied off the runtime thread, since it may
+    /// run long. Not shown by COMMAND INFO.
+    pub const SCRIPT: u32 = 1 << 15;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -116,8 +179,13 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub summary: &'static str,
     pub handler: Handler,
-    /// Where the keys are when they move (see [`KeysFn`]); `None`: first/last/step.
-    pub find_keys: Option<KeysFn>,
+    /// For commands with movable keys: where they are (the range above is then 0).
+    pub key_finder: Option<KeyFinder>,
+    /// A container's subcommands (SCRIPT LOAD, FUNCTION LIST…): [`resolve`] picks one
+    /// by the second argument. Their names are `container|sub`, as Redis's.
+    pub subcommands: &'static [CommandSpec],
+    /// Position of a `numkeys` argument followed by that many keys (EVAL, FCALL); 0: none.
+    pub numkeys_at: u8,
 }
 
 impl CommandSpec {
@@ -137,15 +205,15 @@ impl CommandSpec {
         }
     }
 
-    /// The same command with keys found by `find` (a `numkeys` command).
-    pub const fn with_keys(self, find: KeysFn) -> CommandSpec {
-        CommandSpec { find_keys: Some(find), ..self }
-    }
-
-    /// The key arguments of `args` per the spec's positions.
+    /// The key arguments of `args` per the spec's positions (or its key finder).
     pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
-        if let Some(find) = self.find_keys {
+        if let Some(find) = self.key_finder {
             return find(args).into_iter().filter_map(|i| args.get(i)).collect();
+        }
+        if self.numkeys_at > 0 {
+            let at = self.numkeys_at as usize;
+            let count = args.get(at).and_then(|n| parse_i64(n)).and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+            return args.iter().skip(at + 1).take(count).collect();
         }
         if self.first_key <= 0 || self.step <= 0 {
             return Vec::new();
@@ -175,30 +243,103 @@ pub const fn spec(
     summary: &'static str,
     handler: Handler,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, group, summary, handler, find_keys: None }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        summary,
+        handler,
+        key_finder: None,
+        subcommands: &[],
+        numkeys_at: 0,
+    }
 }
 
-/// Positions of the keys after a `numkeys` argument at `at`, within the arguments.
-fn numkeys_positions(args: &[Bytes], at: usize) -> Vec<usize> {
-    let Some(n) = args.get(at).and_then(|a| parse_i64(a)).and_then(|n| usize::try_from(n).ok()) else { return Vec::new() };
-    let first = at + 1;
-    (first..first.saturating_add(n).min(args.len())).collect()
+/// A command whose keys follow a `numkeys` argument at position `numkeys_at` (EVAL, FCALL).
+pub const fn numkeys_spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    numkeys_at: u8,
+    group: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    let mut s = spec(name, arity, flags | flags::MOVABLE_KEYS, (0, 0, 0), group, summary, handler);
+    s.numkeys_at = numkeys_at;
+    s
 }
 
-/// `CMD numkeys key …` (ZUNION, ZINTER, ZDIFF, ZINTERCARD, LMPOP, ZMPOP).
-pub fn keys_after_numkeys_at_1(args: &[Bytes]) -> Vec<usize> {
-    numkeys_positions(args, 1)
+/// A container command (SCRIPT, FUNCTION): its own handler answers an unknown
+/// subcommand; [`resolve`] hands out the subcommands.
+pub const fn container(
+    name: &'static str,
+    flags: u32,
+    group: &'static str,
+    summary: &'static str,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    // Its own handler only reads (it answers an unknown subcommand).
+    let mut s = spec(name, -2, flags | flags::READONLY, (0, 0, 0), group, summary, Handler::Read(unknown_subcommand_of));
+    s.subcommands = subcommands;
+    s
 }
 
-/// `CMD timeout numkeys key …` (BLMPOP, BZMPOP).
-pub fn keys_after_numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
-    numkeys_positions(args, 2)
+fn unknown_subcommand_of(_: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    let name = String::from_utf8_lossy(&args[0]).into_owned();
+    Err(unknown_subcommand(&name, &args[1]))
 }
 
-/// `CMD destination numkeys key …` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE).
-pub fn keys_destination_and_numkeys_at_2(args: &[Bytes]) -> Vec<usize> {
+/// The spec that runs `args`: the command's, or its subcommand's for a container.
+/// The one place a request's spec is looked up.
+pub fn resolve(args: &[Bytes]) -> Option<&'static CommandSpec> {
+    let spec = lookup(args.first()?)?;
+    if spec.subcommands.is_empty() {
+        return Some(spec);
+    }
+    let Some(sub) = args.get(1) else { return Some(spec) };
+    let found = spec
+        .subcommands
+        .iter()
+        .find(|s| s.name.split_once('|').is_some_and(|(_, name)| name.len() == sub.len() && name.as_bytes().eq_ignore_ascii_case(sub)));
+    Some(found.unwrap_or(spec))
+}
+
+impl CommandSpec {
+    /// The same command with movable keys found by `finder`.
+    pub const fn movable(mut self, finder: KeyFinder) -> CommandSpec {
+        self.key_finder = Some(finder);
+        self.flags |= flags::MOVABLE_KEYS;
+        self
+    }
+
+    /// The handler of a server command.
+    pub fn srv(&self) -> Option<Srv> {
+        match self.handler {
+            Handler::Server(srv) => Some(srv),
+            _ => None,
+        }
+    }
+}
+
+/// Key finder for `<name> numkeys key [key …] …` (SINTERCARD, ZUNION, LMPOP…): the
+/// `numkeys` argument at `at`, keys right after it. A bad count finds no keys (the
+/// handler answers the error).
+pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Vec<usize> {
+    let Some(count) = args.get(at).and_then(|a| parse_i64(a)).filter(|n| *n > 0) else { return Vec::new() };
+    let count = (count as usize).min(args.len().saturating_sub(at + 1));
+    (at + 1..at + 1 + count).collect()
+}
+
+/// Key finder for `<name> destination numkeys key …` (ZUNIONSTORE, ZINTERSTORE,
+/// ZDIFFSTORE): the destination, then the keys after `numkeys`.
+pub fn keys_destination_and_numkeys(args: &[Bytes]) -> Vec<usize> {
     let mut keys = vec![1];
-    keys.extend(numkeys_positions(args, 2));
+    keys.extend(keys_after_numkeys(args, 2));
     keys
 }
 
@@ -216,10 +357,9 @@ pub fn waits_for(spec: &CommandSpec) -> Option<&'static str> {
 }
 
 /// The timeout argument of a blocking command: its last, or its first for
-/// [`flags::TIMEOUT_FIRST`] commands.
-pub fn blocking_timeout_arg(args: &[Bytes]) -> Option<&Bytes> {
-    let first = args.first().and_then(|name| lookup(name)).is_some_and(|s| s.has(flags::TIMEOUT_FIRST));
-    if first {
+/// [`flags::TIMEOUT_FIRST`] commands (BLMPOP, BZMPOP).
+pub fn blocking_timeout_arg<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Option<&'a Bytes> {
+    if spec.has(flags::TIMEOUT_FIRST) {
         args.get(1)
     } else {
         args.last()
@@ -245,6 +385,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         object::COMMANDS,
         sort::COMMANDS,
         zset_multi::COMMANDS,
+        scripting::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -276,6 +417,8 @@ pub struct ReadCtx<'a> {
     pub rng: &'a mut Xoshiro256PlusPlus,
     /// This server's settings that reads report (OBJECT ENCODING, FREQ); never state.
     pub local: &'a crate::store::encoding::LocalSettings,
+    /// The store's Lua engine, for read-only scripts (`None` inside a script).
+    pub engine: Option<&'a mut crate::scripting::Engine>,
 }
 
 impl<'a> ReadCtx<'a> {
@@ -308,6 +451,8 @@ pub struct WriteCtx<'a> {
     /// Whether anyone wants keyspace events (notify-keyspace-events): when not, no
     /// event is built, which spares a key copy per write.
     pub events_on: bool,
+    /// The store's Lua engine, for scripts (`None` inside a script).
+    pub engine: Option<&'a mut crate::scripting::Engine>,
 }
 
 impl<'a> WriteCtx<'a> {
@@ -413,11 +558,11 @@ mod tests {
 
     #[test]
     fn writes_are_flagged_write_and_reads_readonly() {
-        for spec in all() {
+        for spec in all().flat_map(|s| std::iter::once(s).chain(s.subcommands)) {
             match spec.handler {
                 Handler::Write(_) => assert!(spec.has(flags::WRITE), "{} must be flagged write", spec.name),
                 Handler::Read(_) => assert!(spec.has(flags::READONLY), "{} must be flagged readonly", spec.name),
-                Handler::Server => {}
+                Handler::Server(_) => {}
             }
         }
     }

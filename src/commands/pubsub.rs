@@ -14,7 +14,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         G,
         "Listens for messages published to channels.",
-        Handler::Server,
+        Handler::Server(Srv::Subscribe),
     ),
     spec(
         "unsubscribe",
@@ -23,7 +23,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         G,
         "Stops listening to messages posted to channels.",
-        Handler::Server,
+        Handler::Server(Srv::Unsubscribe),
     ),
     spec(
         "psubscribe",
@@ -32,7 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         G,
         "Listens for messages published to channels that match patterns.",
-        Handler::Server,
+        Handler::Server(Srv::Psubscribe),
     ),
     spec(
         "punsubscribe",
@@ -41,8 +41,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         G,
         "Stops listening to messages published to channels that match patterns.",
-        Handler::Server,
+        Handler::Server(Srv::Punsubscribe),
     ),
-    spec("publish", 3, PUBSUB | LOADING | STALE | FAST, (0, 0, 0), G, "Posts a message to a channel.", Handler::Server),
-    spec("pubsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), G, "A container for pub/sub introspection commands.", Handler::Server),
+    spec("publish", 3, PUBSUB | LOADING | STALE | FAST, (0, 0, 0), G, "Posts a message to a channel.", Handler::Server(Srv::Publish)),
+    spec(
+        "pubsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        (0, 0, 0),
+        G,
+        "A container for pub/sub introspection commands.",
+        Handler::Server(Srv::Pubsub),
+    ),
 ];

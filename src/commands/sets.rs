@@ -32,7 +32,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("smove", 4, WRITE | FAST, (1, 2, 1), G, "Moves a member from one set to another.", Handler::Write(smove)),
     spec("sinter", -2, READONLY, (1, -1, 1), G, "Returns the intersect of multiple sets.", Handler::Read(sinter)),
     spec("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), G, "Stores the intersect of multiple sets in a key.", Handler::Write(sinterstore)),
-    spec("sintercard", -3, READONLY | MOVABLE_KEYS, (0, 0, 0), G, "Returns the number of members of the intersect of multiple sets.", Handler::Read(sintercard)),
+    spec("sintercard", -3, READONLY, (0, 0, 0), G, "Returns the number of members of the intersect of multiple sets.", Handler::Read(sintercard))
+        .movable(|args| keys_after_numkeys(args, 1)),
     spec("sunion", -2, READONLY, (1, -1, 1), G, "Returns the union of multiple sets.", Handler::Read(sunion)),
     spec("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), G, "Stores the union of multiple sets in a key.", Handler::Write(sunionstore)),
     spec("sdiff", -2, READONLY, (1, -1, 1), G, "Returns the difference of multiple sets.", Handler::Read(sdiff)),

@@ -32,7 +32,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.",
         Handler::Write(sort),
     )
-    .with_keys(sort_keys),
+    .movable(sort_keys),
     spec(
         "sort_ro",
         -2,

@@ -440,8 +440,11 @@ fn lcs_table(a: &[u8], b: &[u8]) -> Result<Vec<u32>, Reply> {
     let mut table = vec![0u32; cells];
     for i in 1..=a.len() {
         for j in 1..=b.len() {
-            table[i * width + j] =
-                if a[i - 1] == b[j - 1] { table[(i - 1) * width + j - 1] + 1 } else { table[(i - 1) * width + j].max(table[i * width + j - 1]) };
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
         }
     }
     Ok(table)
@@ -508,14 +511,10 @@ fn lcs(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
         }
     }
     if o.idx {
-        return Ok(Reply::Map(vec![
-            (Reply::bulk(b"matches"), Reply::Array(matches)),
-            (Reply::bulk(b"len"), Reply::Int(i64::from(total))),
-        ]));
+        return Ok(Reply::Map(vec![(Reply::bulk(b"matches"), Reply::Array(matches)), (Reply::bulk(b"len"), Reply::Int(i64::from(total)))]));
     }
     Ok(Reply::Bulk(Bytes::from(result)))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -556,7 +555,10 @@ mod tests {
         let mut store = texts();
         run(&mut store, 0, &["rpush", "l", "x"]);
         assert_eq!(run(&mut store, 0, &["lcs", "k1", "l"]), err("ERR The specified keys must contain string values"));
-        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "len", "idx"]), err("ERR If you want both the length and indexes, please just use IDX."));
+        assert_eq!(
+            run(&mut store, 0, &["lcs", "k1", "k2", "len", "idx"]),
+            err("ERR If you want both the length and indexes, please just use IDX.")
+        );
         assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "bogus"]), err(ERR_SYNTAX));
         assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "minmatchlen"]), err(ERR_SYNTAX));
         assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "minmatchlen", "x"]), err(ERR_NOT_INT));

@@ -22,11 +22,11 @@ const G: &str = "sorted-set";
 
 pub static COMMANDS: &[CommandSpec] = &[
     spec("zunion", -3, READONLY | MOVABLE_KEYS, (0, 0, 0), G, "Returns the union of multiple sorted sets.", Handler::Read(zunion))
-        .with_keys(keys_after_numkeys_at_1),
+        .movable(|args| keys_after_numkeys(args, 1)),
     spec("zinter", -3, READONLY | MOVABLE_KEYS, (0, 0, 0), G, "Returns the intersect of multiple sorted sets.", Handler::Read(zinter))
-        .with_keys(keys_after_numkeys_at_1),
+        .movable(|args| keys_after_numkeys(args, 1)),
     spec("zdiff", -3, READONLY | MOVABLE_KEYS, (0, 0, 0), G, "Returns the difference between multiple sorted sets.", Handler::Read(zdiff))
-        .with_keys(keys_after_numkeys_at_1),
+        .movable(|args| keys_after_numkeys(args, 1)),
     spec(
         "zintercard",
         -3,
@@ -36,7 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the number of members of the intersect of multiple sorted sets.",
         Handler::Read(zintercard),
     )
-    .with_keys(keys_after_numkeys_at_1),
+    .movable(|args| keys_after_numkeys(args, 1)),
     spec(
         "zunionstore",
         -4,
@@ -46,7 +46,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stores the union of multiple sorted sets in a key.",
         Handler::Write(zunionstore),
     )
-    .with_keys(keys_destination_and_numkeys_at_2),
+    .movable(keys_destination_and_numkeys),
     spec(
         "zinterstore",
         -4,
@@ -56,7 +56,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stores the intersect of multiple sorted sets in a key.",
         Handler::Write(zinterstore),
     )
-    .with_keys(keys_destination_and_numkeys_at_2),
+    .movable(keys_destination_and_numkeys),
     spec(
         "zdiffstore",
         -4,
@@ -66,7 +66,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stores the difference of multiple sorted sets in a key.",
         Handler::Write(zdiffstore),
     )
-    .with_keys(keys_destination_and_numkeys_at_2),
+    .movable(keys_destination_and_numkeys),
     spec(
         "zmpop",
         -4,
@@ -76,7 +76,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them.",
         Handler::Write(zmpop),
     )
-    .with_keys(keys_after_numkeys_at_1),
+    .movable(|args| keys_after_numkeys(args, 1)),
     spec(
         "bzmpop",
         -5,
@@ -86,7 +86,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise.",
         Handler::Write(bzmpop),
     )
-    .with_keys(keys_after_numkeys_at_2),
+    .movable(|args| keys_after_numkeys(args, 2)),
     spec(
         "bzpopmin",
         -3,
@@ -499,7 +499,10 @@ mod tests {
         assert_eq!(run(&mut s, T, &["zunion", "2", "a", "b", "withscores"]), scored(&[("x", 1.0), ("y", 12.0), ("z", 23.0), ("w", 30.0)]));
         assert_eq!(run(&mut s, T, &["zinter", "2", "a", "b", "weights", "2", "1", "withscores"]), scored(&[("y", 14.0), ("z", 26.0)]));
         assert_eq!(run(&mut s, T, &["zinter", "2", "a", "b", "aggregate", "max"]), names(&["y", "z"]));
-        assert_eq!(run(&mut s, T, &["zunion", "2", "a", "b", "aggregate", "min", "withscores"]), scored(&[("x", 1.0), ("y", 2.0), ("z", 3.0), ("w", 30.0)]));
+        assert_eq!(
+            run(&mut s, T, &["zunion", "2", "a", "b", "aggregate", "min", "withscores"]),
+            scored(&[("x", 1.0), ("y", 2.0), ("z", 3.0), ("w", 30.0)])
+        );
         assert_eq!(run(&mut s, T, &["zdiff", "2", "a", "b", "withscores"]), scored(&[("x", 1.0)]));
         assert_eq!(run(&mut s, T, &["zunion", "2", "a", "s", "withscores"]), scored(&[("w", 1.0), ("x", 2.0), ("y", 2.0), ("z", 3.0)]));
         assert_eq!(run(&mut s, T, &["zinter", "2", "a", "missing"]), names(&[]));
@@ -579,11 +582,12 @@ mod tests {
     #[test]
     fn movable_keys_are_found_after_numkeys() {
         let spec = lookup(b"zunionstore").unwrap();
-        let args: Vec<Bytes> = ["zunionstore", "d", "2", "a", "b", "weights", "1", "2"].iter().map(|s| Bytes::from(s.to_string())).collect();
+        let args: Vec<Bytes> =
+            ["zunionstore", "d", "2", "a", "b", "weights", "1", "2"].iter().map(|s| Bytes::from(s.to_string())).collect();
         assert_eq!(spec.keys(&args), vec![&args[1], &args[3], &args[4]]);
         let spec = lookup(b"bzmpop").unwrap();
         let args: Vec<Bytes> = ["bzmpop", "0", "9", "a"].iter().map(|s| Bytes::from(s.to_string())).collect();
         assert_eq!(spec.keys(&args), vec![&args[3]], "a numkeys past the end is cut to the arguments");
-        assert_eq!(blocking_timeout_arg(&args), Some(&args[1]));
+        assert_eq!(blocking_timeout_arg(spec, &args), Some(&args[1]));
     }
 }

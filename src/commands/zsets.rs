@@ -785,7 +785,11 @@ fn zrandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let picks: Vec<(&Blob, f64)> = if count >= 0 && usize::try_from(count).is_ok_and(|c| c >= z.len()) {
         z.order.iter().map(|(s, m)| (m, s.0)).collect()
     } else {
-        super::sets::pick_indices(ctx.rng, z.len(), count)?.into_iter().filter_map(|i| z.scores.get_index(i)).map(|(m, s)| (m, *s)).collect()
+        super::sets::pick_indices(ctx.rng, z.len(), count)?
+            .into_iter()
+            .filter_map(|i| z.scores.get_index(i))
+            .map(|(m, s)| (m, *s))
+            .collect()
     };
     Ok(if with_scores {
         Reply::Pairs(picks.into_iter().map(|(m, s)| (Reply::bulk(m), Reply::Double(s))).collect())

@@ -41,6 +41,8 @@ pub enum Reply {
     Verbatim(Bytes),
     /// `>n` in RESP3; an array in RESP2 (pub/sub messages).
     Push(Vec<Reply>),
+    /// `(digits` in RESP3; a bulk string in RESP2 (a script's `{big_number=…}`).
+    BigNumber(Bytes),
     /// Internal: a blocking command found nothing and the connection should wait.
     /// Never sent; encodes as the null array should it ever escape.
     WouldBlock,
@@ -136,6 +138,8 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(text) => bulk(out, b'$', text),
+            Reply::BigNumber(digits) if resp3 => line(out, b'(', digits),
+            Reply::BigNumber(digits) => bulk(out, b'$', digits),
         }
     }
 }

@@ -265,6 +265,23 @@ fn quoted_single(line: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, 
     }
 }
 
+/// Appends `args` as a RESP array of bulk strings: the inverse of [`parse_command`],
+/// for commands this server sends to another.
+pub fn encode_command(out: &mut BytesMut, args: &[Bytes]) {
+    let mut int = itoa::Buffer::new();
+    out.extend_from_slice(b"*");
+    out.extend_from_slice(int.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        out.reserve(arg.len() + 16);
+        out.extend_from_slice(b"$");
+        out.extend_from_slice(int.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

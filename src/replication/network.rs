@@ -47,13 +47,26 @@ pub struct Peer {
     identity: Identity,
     local_host: String,
     conn: Option<TcpStream>,
+    /// A call is under way on `conn`. openraft times an RPC out by dropping its
+    /// future, which can leave the request sent and its answer unread: if the next
+    /// call found this still set, the connection would hand it the dropped call's
+    /// answer (a heartbeat "acknowledged" by a member that had since moved to a new
+    /// term, extending a deposed active's lease). Such a connection is never reused.
+    in_flight: bool,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
-        Peer { target, addr: node.addr.clone(), identity: self.identity.clone(), local_host: self.local_host.clone(), conn: None }
+        Peer {
+            target,
+            addr: node.addr.clone(),
+            identity: self.identity.clone(),
+            local_host: self.local_host.clone(),
+            conn: None,
+            in_flight: false,
+        }
     }
 }
 
@@ -81,7 +94,12 @@ impl CallError {
 }
 
 impl Peer {
+    /// The connection for a new call: a fresh one when the last call on it never
+    /// finished (see `in_flight`).
     async fn connection(&mut self) -> Result<&mut TcpStream, CallError> {
+        if std::mem::take(&mut self.in_flight) {
+            self.conn = None;
+        }
         if self.conn.is_none() {
             let stream = transport::connect(&self.addr, Some(&self.local_host), &self.identity, self.target, CONNECT_TIMEOUT)
                 .await
@@ -93,8 +111,12 @@ impl Peer {
 
     async fn call(&mut self, body: &[u8], timeout: Duration) -> Result<Response, CallError> {
         let addr = self.addr.clone();
-        let stream = self.connection().await?;
-        let answer = match transport::call(stream, body, timeout).await {
+        self.connection().await?;
+        self.in_flight = true;
+        let Some(stream) = self.conn.as_mut() else { return Err(CallError::Network(format!("{addr}: no connection"))) };
+        let answered = transport::call(stream, body, timeout).await;
+        self.in_flight = false;
+        let answer = match answered {
             Ok(answer) => answer,
             Err(e) => {
                 self.conn = None;
@@ -135,7 +157,9 @@ impl Peer {
         };
         let begin = Request::SnapshotBegin { vote, meta: snapshot.meta.clone(), bytes: len }.encode();
         let addr = self.addr.clone();
-        let stream = self.connection().await?;
+        self.connection().await?;
+        self.in_flight = true;
+        let Some(stream) = self.conn.as_mut() else { return Err(CallError::Network(format!("{addr}: no connection"))) };
         let result: std::io::Result<Vec<u8>> = async {
             tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &begin)).await.map_err(timed_out)??;
             let mut sent = 0u64;
@@ -163,6 +187,7 @@ impl Peer {
             transport::call(stream, &[wire::SNAPSHOT_END], SNAPSHOT_CHUNK_TIMEOUT * 4).await
         }
         .await;
+        self.in_flight = false;
         match result {
             Ok(answer) => match Response::decode(&answer) {
                 Ok(Response::Error(why)) => Err(CallError::Network(format!("{addr} refused the snapshot: {why}"))),
@@ -281,5 +306,63 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             }
             _ => Err(self.unexpected("leadership transfer").rpc()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity { cluster: "c".into(), stripe: "A".into(), name: "n".into(), secret: b"s".to_vec() }
+    }
+
+    /// A member that answers the n-th request with `Done { message: n }`, the first
+    /// one only after `hold` (long enough for its caller to give up).
+    async fn numbering_member(hold: Duration) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                if transport::accept_handshake(&mut socket, &identity(), 7).await.is_err() {
+                    continue;
+                }
+                while let Ok(Some(_)) = transport::read_frame(&mut socket, 1 << 20).await {
+                    n += 1;
+                    if n == 1 {
+                        tokio::time::sleep(hold).await;
+                    }
+                    let answer = Response::Done { ok: true, message: n.to_string() }.encode();
+                    if transport::write_frame(&mut socket, &answer).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    fn answer(response: Result<Response, CallError>) -> String {
+        match response {
+            Ok(Response::Done { message, .. }) => message,
+            Ok(_) => "another response".into(),
+            Err(CallError::Network(e) | CallError::Unreachable(e)) => format!("error: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_by_its_caller_never_hands_its_answer_to_the_next() {
+        let addr = numbering_member(Duration::from_millis(300)).await;
+        let mut peer = Peer { target: 7, addr, identity: identity(), local_host: "127.0.0.1".into(), conn: None, in_flight: false };
+        let body = Request::Probe.encode();
+        // openraft gives up on an RPC by dropping its future, as this timeout does.
+        let dropped = tokio::time::timeout(Duration::from_millis(50), peer.call(&body, Duration::from_secs(5))).await;
+        assert!(dropped.is_err(), "the first call must still be waiting when dropped");
+        // The first answer ("1") arrives on the old connection later; the next call
+        // must get its own answer, not that one.
+        let second = answer(peer.call(&body, Duration::from_secs(5)).await);
+        assert_eq!(second, "2", "the next call got the dropped call's answer");
     }
 }

@@ -24,6 +24,7 @@ use super::network::GroupNetwork;
 use super::state_machine::{Notice, StateMachine};
 use super::stripe::{Member, ServerState, StripeLayout};
 use super::types::TypeConfig;
+use crate::cluster::view::Active;
 use crate::protocol::reply::Reply;
 use crate::store::{Entry, Op, Store};
 
@@ -100,18 +101,6 @@ impl ReplicaOptions {
     pub fn me(&self) -> &Member {
         self.layout.member(&self.name).expect("the member's name comes from the layout")
     }
-}
-
-/// Where client requests for this stripe go right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActiveAt {
-    Here,
-    There {
-        name: String,
-        client_addr: String,
-    },
-    /// No active is known (an election, or this server is not in contact).
-    Unknown,
 }
 
 /// One member of the stripe as this server sees it (the active sees replication progress).
@@ -359,36 +348,20 @@ impl Replica {
     }
 
     /// Where client requests for this stripe go right now.
-    pub fn active_at(&self) -> ActiveAt {
-        // Called per forwarded run: read the metrics in place (no await while borrowed).
+    pub fn active_at(&self) -> Active {
+        // Read the metrics in place (no await while borrowed).
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
         match m.current_leader {
-            Some(id) if id == m.id && !self.group.witness => ActiveAt::Here,
+            Some(id) if id == m.id && !self.group.witness => Active::Here,
             Some(id) => {
                 let member = m.membership_config.membership().get_node(&id).and_then(|n| self.group.layout.by_group_addr(&n.addr));
                 match member.and_then(|x| Some((x.name.clone(), x.client_addr()?))) {
-                    Some((name, client_addr)) => ActiveAt::There { name, client_addr },
-                    None => ActiveAt::Unknown,
+                    Some((name, client_addr)) => Active::There { name, client_addr },
+                    None => Active::Unknown,
                 }
             }
-            None => ActiveAt::Unknown,
-        }
-    }
-
-    /// Waits up to `within` for an active to be known (during an election).
-    pub async fn wait_for_active(&self, within: Duration) -> ActiveAt {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut metrics = self.raft.metrics();
-        loop {
-            let at = self.active_at();
-            if at != ActiveAt::Unknown {
-                return at;
-            }
-            match tokio::time::timeout_at(deadline, metrics.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return self.active_at(),
-            }
+            None => Active::Unknown,
         }
     }
 

@@ -147,8 +147,8 @@ impl StateMachine {
 enum Source {
     /// A lone non-restartable server: nothing to copy (see [`SnapshotData::Live`]).
     Live,
-    /// A copy taken under the store lock.
-    Copy(Db),
+    /// A copy taken under the store lock (boxed: a Db is large beside the others).
+    Copy(Box<Db>),
     /// A child process forked under the store lock is writing the data to `tmp`.
     Forked { pid: i32, tmp: PathBuf },
 }
@@ -266,6 +266,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let replies = match entry.payload {
                 EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(_) if witness => Vec::new(),
+                EntryPayload::Normal(e) if e.runs_script() => {
+                    // A script may run long: apply it on a blocking thread so the runtime
+                    // (heartbeats, clients) keeps going; connections that need the store
+                    // meanwhile wait for it without blocking (`Core::store_async`).
+                    let store = self.shared.store.clone();
+                    let applied = tokio::task::spawn_blocking(move || store.lock().unwrap_or_else(|e| e.into_inner()).apply(&e))
+                        .await
+                        .map_err(io::Error::other)?;
+                    notice.events.extend(applied.events);
+                    notice.ready_keys.extend(applied.ready_keys);
+                    applied.replies
+                }
                 EntryPayload::Normal(e) => {
                     let applied = self.store_lock().apply(&e);
                     notice.events.extend(applied.events);
@@ -308,7 +320,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let source = match &self.shared.snapshot_dir {
             _ if self.witness() => Source::Live,
             None if alone => Source::Live,
-            None => Source::Copy(self.store_lock().db.data_clone()),
+            None => Source::Copy(Box::new(self.store_lock().db.data_clone())),
             Some(dir) => {
                 let index = snap_meta.last_log_id.map_or(0, |l| l.index);
                 let tmp = dir.join(format!("snapshot-{index:020}.writing"));
@@ -316,7 +328,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let store = self.store_lock();
                 match fork_writer(&store.db, &snap_meta, &tmp) {
                     Some(pid) => Source::Forked { pid, tmp },
-                    None => Source::Copy(store.db.data_clone()),
+                    None => Source::Copy(Box::new(store.db.data_clone())),
                 }
             }
         };

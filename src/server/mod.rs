@@ -1,16 +1,25 @@
-//! The client-facing server: the listener, one task per connection, pub/sub fan-out,
-//! the active expiry cycle, forwarding from a mirror to its active, and clean
-//! shutdown. It knows the state machine only through [`core::Core`].
+//! The client-facing server: the listener, one task per connection and the request
+//! pipeline it runs (`pipeline`: frames → request → admit → route → local or
+//! forwarded), pub/sub fan-out, the active expiry cycle, and clean shutdown. It
+//! knows the state machine only through [`core::Core`], and where actives are only
+//! through the cluster view.
 
-pub mod admin;
+pub mod admit;
 pub mod blocking;
 pub mod clients;
+mod cmd;
 pub mod connection;
 pub mod core;
 pub mod forward;
+pub mod frames;
 pub mod params;
+pub mod pipeline;
 pub mod pubsub;
+pub mod request;
+pub mod session;
 pub mod settings;
+pub mod transaction;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,11 +29,13 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cluster::view::{Active, ClusterView};
 use crate::replication::replica::{Replica, ReplicaOptions};
 use crate::store::KeyEvent;
 use blocking::Blocker;
 use clients::Clients;
 use core::Core;
+use openraft::async_runtime::WatchReceiver;
 use pubsub::PubSub;
 use settings::{notify, Settings};
 
@@ -44,12 +55,18 @@ pub struct Shared {
     pub started: Instant,
     pub run_id: String,
     pub server_name: String,
+    /// The cluster view routing reads; kept current by [`keep_view`].
+    view: watch::Receiver<Arc<ClusterView>>,
+    view_tx: watch::Sender<Arc<ClusterView>>,
 }
 
 impl Shared {
     pub fn new(core: Core, blocker: Blocker, settings: Settings, server_name: &str) -> Shared {
         let run_id: String = (0..40).map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0')).collect();
+        let (view_tx, view) = watch::channel(Arc::new(ClusterView::single(&core.replica.group.layout.stripe, core.replica.active_at())));
         Shared {
+            view,
+            view_tx,
             core,
             blocker,
             settings,
@@ -59,6 +76,38 @@ impl Shared {
             started: Instant::now(),
             run_id,
             server_name: server_name.to_string(),
+        }
+    }
+
+    /// The cluster view as it is now.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver that wakes when the view changes (a waiting command notices that
+    /// its stripe's active moved).
+    pub fn view_changes(&self) -> watch::Receiver<Arc<ClusterView>> {
+        self.view.clone()
+    }
+
+    /// How long a request waits for a stripe with no active to get one.
+    pub fn active_wait(&self) -> Duration {
+        self.core.replica.election_time()
+    }
+
+    /// Waits up to `within` for `stripe` to have an active; where it is then.
+    pub async fn wait_for_active(&self, stripe: usize, within: Duration) -> Active {
+        let mut view = self.view.clone();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let active = view.borrow_and_update().active(stripe).clone();
+            if active != Active::Unknown {
+                return active;
+            }
+            match tokio::time::timeout_at(deadline, view.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.view().active(stripe).clone(),
+            }
         }
     }
 
@@ -85,9 +134,26 @@ impl Shared {
     }
 }
 
+/// Keeps the cluster view current: rebuilt whenever the replication layer's view of
+/// the stripe changes (a new active, an election).
+async fn keep_view(shared: Arc<Shared>) {
+    let mut metrics = shared.core.replica.raft.metrics();
+    loop {
+        let active = shared.core.replica.active_at();
+        let current = shared.view();
+        if *current.active(current.local) != active {
+            shared.view_tx.send_replace(Arc::new(current.with_local_active(active)));
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Accepts clients on `listener` until `shutdown` turns true, then closes them all.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
+    let view = tokio::spawn(keep_view(shared.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -107,6 +173,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: wat
     }
     shared.clients.kill_all();
     expiry.abort();
+    view.abort();
     Ok(())
 }
 
@@ -144,7 +211,7 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             _ = shutdown.changed() => return,
         }
         shared.core.replica.snapshot_if_log_large().await;
-        if !shared.core.replica.is_active() {
+        if !shared.view().local_is_active() {
             // Expiry is decided by the active and replicated as deletes; a mirror
             // never expires a key by itself.
             continue;
@@ -201,7 +268,7 @@ pub struct ServerOptions {
 pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let settings =
+    let mut settings =
         Settings::new(options.data_storage_bytes, options.client_port, &options.host, options.requirepass.clone(), &options.config_file);
     let (notice_tx, notice_rx) = tokio::sync::mpsc::unbounded_channel();
     let replica = Replica::start(options.replica.clone(), notice_tx).await.map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -209,6 +276,12 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let blocker = Blocker::new(block_tx, Arc::default());
     // No keyspace events are built until notify-keyspace-events asks for them.
     replica.store.lock().unwrap_or_else(|e| e.into_inner()).events_on = false;
+    // Scripting: a lone server that never replays its log (the development topology)
+    // may kill a write script as Redis does; anywhere else that would diverge.
+    let lone = options.replica.layout.members.len() == 1 && options.replica.data_dir.is_none();
+    let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
+    scripts.lone.store(lone, Ordering::Relaxed);
+    settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
     // PUBLISHes made on the stripe's other servers reach this server's subscribers.

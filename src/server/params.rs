@@ -19,7 +19,10 @@ use crate::store::encoding::LocalSettings;
 /// How a parameter's value is checked and shown.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A size: bytes, or a number with k, kb, m, mb, g, gb; shown in bytes.
     Bytes,
     Bool,
@@ -150,7 +153,9 @@ fn normalise(name: &str, kind: Kind, value: &str) -> Result<String, String> {
                 .split_ascii_whitespace()
                 .map(|v| v.parse::<f64>().ok().filter(|x| (0.0..=100.0).contains(x)).map(format_double))
                 .collect();
-            parsed.map(|v| v.join(" ")).ok_or_else(|| invalid(name, "latency-tracking-info-percentiles: percentiles must be between 0 and 100"))
+            parsed
+                .map(|v| v.join(" "))
+                .ok_or_else(|| invalid(name, "latency-tracking-info-percentiles: percentiles must be between 0 and 100"))
         }
         Kind::Text => Ok(value.to_string()),
         Kind::Immutable => Err(invalid(name, "can't set immutable config")),

@@ -119,6 +119,9 @@ pub struct Settings {
     pub config_file: String,
     /// Encoding thresholds and the Redis parameters Tandem only reports.
     params: Mutex<Params>,
+    /// `busy-reply-threshold` (alias `lua-time-limit`) in ms: shared with the store's
+    /// script status, which answers `-BUSY` past it (scripting).
+    pub busy_reply_threshold_ms: std::sync::Arc<AtomicU64>,
 }
 
 impl Settings {
@@ -132,6 +135,7 @@ impl Settings {
             clients_max: AtomicUsize::new(limits::CLIENTS_MAX_DEFAULT),
             timeout_secs: AtomicU64::new(0),
             requirepass: Mutex::new(requirepass),
+            busy_reply_threshold_ms: std::sync::Arc::new(AtomicU64::new(crate::scripting::status::BUSY_THRESHOLD_MS_DEFAULT)),
             port,
             bind: bind.to_string(),
             config_file: config_file.to_string(),
@@ -178,6 +182,8 @@ impl Settings {
             ("appendonly", "no".to_string()),
             ("hz", "10".to_string()),
             ("cluster-enabled", "no".to_string()),
+            ("busy-reply-threshold", self.busy_reply_threshold_ms.load(Ordering::Relaxed).to_string()),
+            ("lua-time-limit", self.busy_reply_threshold_ms.load(Ordering::Relaxed).to_string()),
         ];
         all.extend(self.params().all());
         all
@@ -227,6 +233,10 @@ impl Settings {
             "timeout" => {
                 let n: u64 = value.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
                 self.timeout_secs.store(n, Ordering::Relaxed);
+            }
+            "busy-reply-threshold" | "lua-time-limit" => {
+                let n: u64 = value.parse().map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
+                self.busy_reply_threshold_ms.store(n, Ordering::Relaxed);
             }
             "requirepass" => {
                 *self.requirepass.lock().unwrap_or_else(|e| e.into_inner()) = if value.is_empty() { None } else { Some(value.to_string()) };

@@ -1,5 +1,7 @@
 //! The keyspace: keys → values, their expiry times, and what the active needs to pick
-//! keys to expire or evict. `Db` holds state only; it reads no clock — every method
+//! keys to expire or evict; beside it the scripts the stripe knows (script cache and
+//! function libraries, [`Scripts`]), which are state too and travel with the data in
+//! snapshots. `Db` holds state only; it reads no clock — every method
 //! that depends on time takes `now_ms` from its caller (the entry's stamp, or the
 //! reader's clock for reads that change nothing).
 
@@ -8,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use indexmap::IndexMap;
 
+use super::scripts::Scripts;
+use super::slots::{SlotIndex, SlotLinks};
 use super::value::{Blob, Hasher, Value};
 
 /// One key's value, its absolute expiry time and access metadata.
@@ -20,11 +24,18 @@ pub struct Item {
     /// eviction: reads update it, so replicas differ here — it is not state, and it is
     /// never part of the digest or a snapshot's meaning.
     pub access: AtomicU32,
+    /// Its neighbours among the keys of its slot (see `slots`).
+    pub slot_links: SlotLinks,
 }
 
 impl Clone for Item {
     fn clone(&self) -> Self {
-        Item { value: self.value.clone(), expire_at_ms: self.expire_at_ms, access: AtomicU32::new(self.access.load(Ordering::Relaxed)) }
+        Item {
+            value: self.value.clone(),
+            expire_at_ms: self.expire_at_ms,
+            access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
+            slot_links: self.slot_links,
+        }
     }
 }
 
@@ -34,7 +45,7 @@ pub const LFU_INIT: u32 = 5;
 
 impl Item {
     pub fn new(value: Value, now_ms: u64) -> Item {
-        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)) }
+        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), slot_links: SlotLinks::default() }
     }
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
@@ -97,7 +108,11 @@ pub struct Db {
     /// (expire_at_ms, key) for every key with a TTL: the active expiry cycle takes the
     /// due ones in order instead of sampling.
     expires: BTreeSet<(u64, Blob)>,
+    /// The keys of each hash slot.
+    slots: SlotIndex,
     watch: WatchTable,
+    /// Script cache, function libraries and script limits. FLUSHALL leaves them, as in Redis.
+    pub scripts: Scripts,
 }
 
 impl Db {
@@ -156,7 +171,9 @@ impl Db {
 
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
-        self.keys.insert_full(Blob::from(key), Item::new(value, now_ms)).0
+        let pos = self.keys.insert_full(Blob::from(key), Item::new(value, now_ms)).0;
+        self.slots.link(&mut self.keys, pos);
+        pos
     }
 
     /// Mutable access to a key's item, expired or not. Write paths call
@@ -189,7 +206,7 @@ impl Db {
                 item.touch(now_ms, u32::MAX);
             }
             None => {
-                self.keys.insert(Blob::from(key), Item::new(value, now_ms));
+                self.insert_new(key, value, now_ms);
             }
         }
     }
@@ -199,14 +216,20 @@ impl Db {
         match self.keys.get_mut(key) {
             Some(item) => item.value = value,
             None => {
-                self.keys.insert(Blob::from(key), Item::new(value, now_ms));
+                self.insert_new(key, value, now_ms);
             }
         }
     }
 
     /// Removes `key`; returns its item.
     pub fn remove(&mut self, key: &[u8]) -> Option<Item> {
-        let item = self.keys.swap_remove(key)?;
+        let pos = self.keys.get_index_of(key)?;
+        self.slots.unlink(&mut self.keys, pos);
+        let last = self.keys.len() - 1;
+        let (_, item) = self.keys.swap_remove_index(pos)?;
+        if pos != last {
+            self.slots.moved(&mut self.keys, last, pos);
+        }
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
         }
@@ -257,10 +280,26 @@ impl Db {
         self.keys.iter()
     }
 
+    /// How many keys hash to `slot`.
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        self.slots.count(slot)
+    }
+
+    /// Up to `max` keys that hash to `slot`.
+    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<&Blob> {
+        self.slots.keys(&self.keys, slot, max)
+    }
+
+    /// Checks the slot index against the keyspace (tests).
+    pub fn check_slot_index(&self) -> Result<(), String> {
+        self.slots.check(&self.keys)
+    }
+
     /// Removes every key. Watches are invalidated by the flush epoch.
     pub fn clear(&mut self) {
         self.keys = IndexMap::default();
         self.expires = BTreeSet::new();
+        self.slots = SlotIndex::default();
         self.watch.flush_epoch += 1;
         for (version, _) in self.watch.keys.values_mut() {
             *version += 1;
@@ -269,13 +308,21 @@ impl Db {
 
     /// A copy of the data (keys, values, expiry) for a snapshot; watches are not data.
     pub fn data_clone(&self) -> Db {
-        Db { keys: self.keys.clone(), expires: self.expires.clone(), watch: WatchTable::default() }
+        Db {
+            keys: self.keys.clone(),
+            expires: self.expires.clone(),
+            slots: self.slots.clone(),
+            watch: WatchTable::default(),
+            scripts: self.scripts.clone(),
+        }
     }
 
     /// Replaces all data with `other`'s (a snapshot was installed). Every watch fails.
     pub fn replace_data(&mut self, other: Db) {
         self.keys = other.keys;
         self.expires = other.expires;
+        self.slots = other.slots;
+        self.scripts = other.scripts;
         self.watch.flush_epoch += 1;
         for (version, _) in self.watch.keys.values_mut() {
             *version += 1;
@@ -357,6 +404,36 @@ mod tests {
         db.insert(b"k", s("x"), 0);
         assert_eq!(db.item(b"k").unwrap().expire_at_ms, 0);
         assert_eq!(db.expires_count(), 0);
+    }
+
+    #[test]
+    fn the_slot_index_follows_inserts_and_swap_removes() {
+        use rand_core::{RngCore, SeedableRng};
+        let seed = 17;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut db = Db::new();
+        // Few distinct hash tags, so slots hold several keys each and removals hit
+        // heads, middles and tails of lists, and the last position moves often.
+        for step in 0..20_000 {
+            let key = format!("{{t{}}}k{}", rng.next_u32() % 7, rng.next_u32() % 300);
+            if rng.next_u32() % 3 == 0 {
+                db.remove(key.as_bytes());
+            } else {
+                db.insert(key.as_bytes(), s("v"), 0);
+            }
+            if step % 997 == 0 {
+                db.check_slot_index().unwrap_or_else(|e| panic!("seed {seed}, step {step}: {e}"));
+            }
+        }
+        db.check_slot_index().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let slot = crate::cluster::slot::key_slot(b"t3");
+        let listed = db.keys_in_slot(slot, usize::MAX);
+        assert_eq!(listed.len(), db.count_in_slot(slot));
+        let expected = db.iter().filter(|(k, _)| crate::cluster::slot::key_slot(k) == slot).count();
+        assert_eq!(listed.len(), expected);
+        db.clear();
+        assert_eq!(db.count_in_slot(slot), 0);
+        db.check_slot_index().unwrap();
     }
 
     #[test]

@@ -32,18 +32,24 @@ pub struct LocalSettings {
     pub lru_or_lfu: bool,
 }
 
+impl LocalSettings {
+    /// Redis's defaults. Scripts read through these, not the server's own: a script
+    /// runs again on every member, and what it writes must not depend on one
+    /// server's CONFIG.
+    pub const REDIS_DEFAULTS: LocalSettings = LocalSettings {
+        hash_listpack_entries: 128,
+        hash_listpack_value_bytes: 64,
+        zset_listpack_entries: 128,
+        zset_listpack_value_bytes: 64,
+        set_intset_entries: 512,
+        lfu: false,
+        lru_or_lfu: false,
+    };
+}
+
 impl Default for LocalSettings {
-    /// Redis's defaults.
     fn default() -> Self {
-        LocalSettings {
-            hash_listpack_entries: 128,
-            hash_listpack_value_bytes: 64,
-            zset_listpack_entries: 128,
-            zset_listpack_value_bytes: 64,
-            set_intset_entries: 512,
-            lfu: false,
-            lru_or_lfu: false,
-        }
+        LocalSettings::REDIS_DEFAULTS
     }
 }
 
@@ -75,7 +81,8 @@ pub fn encoding_name(value: &Value, limits: &LocalSettings) -> &'static str {
         Value::List(_) => "quicklist",
         Value::Hash(h) => {
             let small = fits(h.len(), limits.hash_listpack_entries)
-                && h.iter().all(|(f, v)| fits(f.len(), limits.hash_listpack_value_bytes) && fits(v.len(), limits.hash_listpack_value_bytes));
+                && h.iter()
+                    .all(|(f, v)| fits(f.len(), limits.hash_listpack_value_bytes) && fits(v.len(), limits.hash_listpack_value_bytes));
             if small {
                 "listpack"
             } else {

@@ -13,6 +13,8 @@
 pub mod codec;
 pub mod db;
 pub mod encoding;
+pub mod scripts;
+pub mod slots;
 pub mod value;
 
 use bytes::Bytes;
@@ -82,6 +84,17 @@ pub struct Entry {
     pub ops: Vec<Op>,
 }
 
+impl Entry {
+    /// Whether applying this entry runs a Lua script (EVAL, FCALL…), which may take long.
+    pub fn runs_script(&self) -> bool {
+        let script = |args: &Vec<Bytes>| commands::resolve(args).is_some_and(|s| s.has(commands::flags::SCRIPT));
+        self.ops.iter().any(|op| match op {
+            Op::Command(args) => script(args),
+            Op::Transaction(cmds) => cmds.iter().any(script),
+        })
+    }
+}
+
 /// A keyspace notification caused by a write (class letter per notify-keyspace-events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEvent {
@@ -112,6 +125,9 @@ pub struct Store {
     pub events_on: bool,
     /// This server's settings that reads report (OBJECT ENCODING's thresholds); not state.
     pub local: encoding::LocalSettings,
+    /// The Lua VM scripts run in, with its per-server caches: not state. Behind its own
+    /// (uncontended) lock so that reads, which take `&Store`, can run read-only scripts.
+    pub engine: std::sync::Mutex<crate::scripting::Engine>,
 }
 
 impl Store {
@@ -119,6 +135,11 @@ impl Store {
     /// enables notifications).
     pub fn new() -> Store {
         Store { events_on: true, ..Store::default() }
+    }
+
+    /// What connections may know about the script running in this store (scripting).
+    pub fn script_status(&self) -> std::sync::Arc<crate::scripting::Status> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner()).status()
     }
 
     /// Applies `entry`: the only way state changes.
@@ -139,8 +160,10 @@ impl Store {
     }
 
     fn apply_command(&mut self, args: &[Bytes], time_ms: u64, rng: &mut Xoshiro256PlusPlus, applied: &mut Applied) -> Reply {
-        let Some(name) = args.first() else { return Reply::err("ERR empty command") };
-        let Some(spec) = commands::lookup(name) else { return unknown_command(args) };
+        if args.is_empty() {
+            return Reply::err("ERR empty command");
+        }
+        let Some(spec) = commands::resolve(args) else { return unknown_command(args) };
         if !spec.arity_ok(args.len()) {
             return wrong_args(spec.name);
         }
@@ -156,11 +179,15 @@ impl Store {
                     expired: &mut self.expired_keys,
                     evicted: &mut self.evicted_keys,
                     events_on: self.events_on,
+                    engine: Some(self.engine.get_mut().unwrap_or_else(|e| e.into_inner())),
                 };
                 f(&mut ctx, args)
             }
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, local: &self.local }, args),
-            Handler::Server => Ok(Reply::Nil),
+            Handler::Read(f) => {
+                let engine = self.engine.get_mut().unwrap_or_else(|e| e.into_inner());
+                f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(engine), local: &self.local }, args)
+            }
+            Handler::Server(_) => Ok(Reply::Nil),
         };
         result.unwrap_or_else(|e| e)
     }
@@ -171,7 +198,11 @@ impl Store {
             return wrong_args(spec.name);
         }
         match spec.handler {
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, local: &self.local }, args).unwrap_or_else(|e| e),
+            Handler::Read(f) if spec.has(commands::flags::SCRIPT) => {
+                let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+                f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut engine), local: &self.local }, args).unwrap_or_else(|e| e)
+            }
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: None, local: &self.local }, args).unwrap_or_else(|e| e),
             _ => Reply::err("ERR internal: not a read command"),
         }
     }
@@ -193,6 +224,10 @@ pub fn digest(db: &db::Db) -> u64 {
         hash_value(&mut h, &item.value);
         total = total.wrapping_add(h.finish());
     }
+    // Scripts are state too: a server that lost a SCRIPT LOAD differs from its stripe.
+    let mut h = Fnv::new();
+    db.scripts.digest_into(&mut |bytes| h.write(bytes));
+    total = total.wrapping_add(h.finish());
     total ^ (db.len() as u64)
 }
 

@@ -1,0 +1,576 @@
+//! The Lua VM of one store and how a script runs in it: compile (and cache, per
+//! server), set up the run (KEYS/ARGV, random seed, budget, memory bound, the
+//! garbage collector stopped), call, convert the result, tear down.
+//!
+//! The compiled-function caches are not state: a server that never saw a script
+//! compiles it from the source the state holds when it first runs it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+
+use super::budget;
+use super::convert::{self, lua_to_reply};
+use super::libs;
+use super::sandbox::BOOTSTRAP;
+use super::shebang;
+use super::status::Status;
+use super::Host;
+use crate::limits;
+use crate::protocol::reply::Reply;
+use crate::store::scripts::{flag, FunctionInfo, Library, ScriptLimits};
+
+/// What a run needs besides its code.
+pub struct RunOptions<'a> {
+    pub keys: &'a [Bytes],
+    pub args: &'a [Bytes],
+    pub limits: ScriptLimits,
+    /// Seeds `math.random`: drawn from the entry's generator, so equal everywhere.
+    pub seed: u64,
+    /// Runs inside `apply` (a write script), as opposed to the read path.
+    pub replicated: bool,
+}
+
+/// An EVAL/EVALSHA call.
+pub struct ScriptCall<'a> {
+    pub sha: &'a str,
+    pub source: &'a Bytes,
+    pub options: RunOptions<'a>,
+}
+
+/// An FCALL call.
+pub struct FunctionCall<'a> {
+    pub library: &'a Library,
+    pub function: &'a str,
+    pub options: RunOptions<'a>,
+}
+
+/// Per-run state the Rust functions of the API read (`math.random`, `redis.setresp`,
+/// `redis.register_function`).
+pub(super) struct RunState {
+    pub resp3: bool,
+    pub rng: Lrand48,
+    /// While FUNCTION LOAD runs a library's chunk: what it registered.
+    pub registering: Option<Vec<Registered>>,
+    /// The error `redis.call` raised (mlua raises a userdata; this is the real value).
+    pub raised: Option<Value>,
+}
+
+pub(super) struct Registered {
+    pub info: FunctionInfo,
+    pub callback: Function,
+}
+
+/// Redis's math.random generator (the 48-bit linear congruential one of lrand48), so a
+/// seed gives the same sequence on every server and architecture.
+pub(super) struct Lrand48(u64);
+
+impl Lrand48 {
+    pub fn seeded(seed: i32) -> Lrand48 {
+        Lrand48((((seed as u32) as u64) << 16) | 0x330e)
+    }
+    pub fn next(&mut self) -> i32 {
+        self.0 = (self.0.wrapping_mul(0x0005_deec_e66d).wrapping_add(0xb)) & ((1 << 48) - 1);
+        (self.0 >> 17) as i32
+    }
+}
+
+struct Vm {
+    lua: Lua,
+    run_state: Table,
+    /// The real `redis` table (behind its read-only proxy): `call`/`pcall` are set per run.
+    redis: Table,
+    outside: Function,
+    g1: Table,
+    pf: Table,
+    runner: Function,
+    loading: Function,
+    set_env: Function,
+    handler: Function,
+    /// SHA-1 → compiled EVAL script.
+    scripts: HashMap<String, Function>,
+    /// Lower-case library name → (its code, its compiled chunk).
+    libraries: HashMap<String, (Bytes, Function)>,
+    seq: u64,
+}
+
+/// The Lua engine of one store.
+pub struct Engine {
+    vm: Option<Vm>,
+    status: Arc<Status>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("vm", &self.vm.is_some()).finish()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine { vm: None, status: Arc::new(Status::default()) }
+    }
+}
+
+/// An error as the reply the client gets.
+fn err_reply(text: impl Into<String>) -> Reply {
+    let text = text.into();
+    if text.split(' ').next().is_some_and(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase())) {
+        Reply::error(text)
+    } else {
+        Reply::error(format!("ERR {text}"))
+    }
+}
+
+impl Engine {
+    /// What connections may know about the running script.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.clone()
+    }
+
+    /// Forgets every compiled script and function and the VM itself (SCRIPT FLUSH,
+    /// FUNCTION FLUSH): memory back, and the next script gets a fresh VM.
+    pub fn reset(&mut self) {
+        self.vm = None;
+    }
+
+    /// Bytes the Lua heap uses (INFO's `used_memory_lua`).
+    pub fn used_memory(&self) -> usize {
+        self.vm.as_ref().map_or(0, |vm| vm.lua.used_memory())
+    }
+
+    fn vm(&mut self) -> Result<&mut Vm, Reply> {
+        if self.vm.is_none() {
+            let vm = new_vm().map_err(|e| Reply::error(format!("ERR cannot start the Lua engine: {e}")))?;
+            self.vm = Some(vm);
+        }
+        self.vm.as_mut().ok_or(Reply::err("ERR cannot start the Lua engine"))
+    }
+
+    /// Compiles an EVAL script (caching it); its flags on success, the client's error
+    /// otherwise (Redis's "Error compiling script").
+    pub fn compile_script(&mut self, sha: &str, source: &Bytes) -> Result<u8, Reply> {
+        let header = shebang::script_header(source).map_err(err_reply)?;
+        let vm = self.vm()?;
+        if vm.scripts.contains_key(sha) {
+            return Ok(header.flags);
+        }
+        let code = source.get(header.shebang_len..).unwrap_or_default();
+        let function = vm.lua.load(code).set_name("@user_script").into_function().map_err(|e| {
+            Reply::error(format!("ERR Error compiling script (new function): {}", lua_message(&e)).replace(['\r', '\n'], " "))
+        })?;
+        if vm.scripts.len() >= limits::SCRIPT_CACHE_COUNT_MAX {
+            // A per-server cache: dropping it costs recompiles, nothing else.
+            vm.scripts.clear();
+        }
+        vm.scripts.insert(sha.to_string(), function);
+        Ok(header.flags)
+    }
+
+    /// Runs an EVAL script (compiled first if needed).
+    pub fn run_script(&mut self, call: ScriptCall<'_>, host: &mut dyn Host) -> Reply {
+        if let Err(e) = self.compile_script(call.sha, call.source) {
+            return e;
+        }
+        let Ok(vm) = self.vm() else { return Reply::err("ERR cannot start the Lua engine") };
+        let Some(function) = vm.scripts.get(call.sha).cloned() else { return Reply::err("ERR script not compiled") };
+        let status = self.status.clone();
+        status.begin(false, call.options.replicated, call.sha);
+        let reply = self.run(&function, None, call.sha, &call.options, host);
+        status.end();
+        reply
+    }
+
+    /// Loads a library (FUNCTION LOAD): runs its chunk so it registers its functions,
+    /// with the load API only and a fixed instruction budget. Returns what it declared.
+    pub fn load_library(&mut self, code: &Bytes) -> Result<Library, Reply> {
+        let header = shebang::library_header(code).map_err(err_reply)?;
+        if !shebang::valid_name(&header.name) {
+            return Err(Reply::err(
+                "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+            ));
+        }
+        if !header.engine.eq_ignore_ascii_case("lua") {
+            return Err(Reply::error(format!("ERR Engine '{}' not found", header.engine)));
+        }
+        let chunk = self.compile_library(&header.name, code, header.code_at)?;
+        let registered = self.register(&chunk, limits::FUNCTION_LOAD_INSTRUCTIONS_MAX)?;
+        if registered.is_empty() {
+            return Err(Reply::err("ERR No functions registered"));
+        }
+        Ok(Library {
+            name: header.name,
+            engine: "LUA".into(),
+            code: code.clone(),
+            functions: registered.into_iter().map(|r| r.info).collect(),
+        })
+    }
+
+    fn compile_library(&mut self, name: &str, code: &Bytes, code_at: usize) -> Result<Function, Reply> {
+        let vm = self.vm()?;
+        let key = name.to_ascii_lowercase();
+        if let Some((cached, chunk)) = vm.libraries.get(&key) {
+            if cached == code {
+                return Ok(chunk.clone());
+            }
+        }
+        let body = code.get(code_at..).unwrap_or_default();
+        let chunk = vm
+            .lua
+            .load(body)
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| Reply::error(format!("ERR Error compiling function: {}", lua_message(&e)).replace(['\r', '\n'], " ")))?;
+        vm.set_env.call::<()>((chunk.clone(), vm.pf.clone())).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        if vm.libraries.len() >= limits::FUNCTION_LIBRARIES_MAX {
+            vm.libraries.clear();
+        }
+        vm.libraries.insert(key, (code.clone(), chunk.clone()));
+        Ok(chunk)
+    }
+
+    /// Runs a library chunk in load mode; what it registered.
+    fn register(&mut self, chunk: &Function, instructions_max: u64) -> Result<Vec<Registered>, Reply> {
+        let vm = self.vm()?;
+        set_run_state(&vm.lua, |s| s.registering = Some(Vec::new()));
+        let _ = vm.loading.call::<()>(true);
+        budget::start(instructions_max, None);
+        install_hook(&vm.lua);
+        let outcome = vm.runner.call::<MultiValue>((chunk.clone(), vm.handler.clone()));
+        remove_hook(&vm.lua);
+        let (stop, _) = budget::finish();
+        let _ = vm.loading.call::<()>(false);
+        let registered = vm.lua.app_data_mut::<RunState>().and_then(|mut s| s.registering.take()).unwrap_or_default();
+        if stop.is_some() {
+            return Err(Reply::err("ERR Error registering functions: FUNCTION LOAD timeout"));
+        }
+        match outcome {
+            Ok(values) => match first_two(values) {
+                (Value::Boolean(true), _) => Ok(registered),
+                (_, err) => Err(Reply::error(format!("ERR Error registering functions: {}", error_text(&err)))),
+            },
+            Err(e) => Err(Reply::error(format!("ERR Error registering functions: {}", lua_message(&e)))),
+        }
+    }
+
+    /// Runs a function (FCALL). The library's chunk runs again first, so the function
+    /// and its upvalues are fresh: nothing carries over from an earlier call.
+    pub fn run_function(&mut self, call: FunctionCall<'_>, host: &mut dyn Host) -> Reply {
+        let library = call.library;
+        let code_at = match shebang::library_header(&library.code) {
+            Ok(h) => h.code_at,
+            Err(e) => return err_reply(e),
+        };
+        let chunk = match self.compile_library(&library.name, &library.code, code_at) {
+            Ok(chunk) => chunk,
+            Err(e) => return e,
+        };
+        let registered = match self.register(&chunk, call.options.limits.instructions_max) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let Some(target) = registered.into_iter().find(|r| r.info.name.eq_ignore_ascii_case(call.function)) else {
+            return Reply::err("ERR Function not found");
+        };
+        let status = self.status.clone();
+        status.begin(true, call.options.replicated, &target.info.name);
+        let reply = self.run(&target.callback, Some(()), &target.info.name, &call.options, host);
+        status.end();
+        reply
+    }
+
+    /// One run: state reset, bounds on, call, bounds off, result converted.
+    fn run(&mut self, function: &Function, as_function: Option<()>, name: &str, options: &RunOptions<'_>, host: &mut dyn Host) -> Reply {
+        let status = self.status.clone();
+        let Ok(vm) = self.vm() else { return Reply::err("ERR cannot start the Lua engine") };
+        vm.seq += 1;
+        let prepared = prepare(vm, options, as_function.is_some());
+        let (keys, args) = match prepared {
+            Ok(tables) => tables,
+            Err(e) => return Reply::error(format!("ERR {e}")),
+        };
+        let lua = vm.lua.clone();
+        lua.gc_stop();
+        let memory_max = (lua.used_memory() as u64).saturating_add(options.limits.memory_bytes_max);
+        let _ = lua.set_memory_limit(usize::try_from(memory_max).unwrap_or(usize::MAX));
+        budget::start(options.limits.instructions_max, Some(status.clone()));
+        install_hook(&lua);
+        let host = std::cell::RefCell::new(host);
+        let outcome = lua.scope(|scope| {
+            let call = scope.create_function(|lua, args: MultiValue| redis_call(lua, args, &mut **host.borrow_mut(), &status, true))?;
+            let pcall = scope.create_function(|lua, args: MultiValue| redis_call(lua, args, &mut **host.borrow_mut(), &status, false))?;
+            vm.redis.raw_set("call", call)?;
+            vm.redis.raw_set("pcall", pcall)?;
+            if as_function.is_some() {
+                vm.runner.call::<MultiValue>((function.clone(), vm.handler.clone(), keys.clone(), args.clone()))
+            } else {
+                vm.runner.call::<MultiValue>((function.clone(), vm.handler.clone()))
+            }
+        });
+        remove_hook(&lua);
+        let (stop, _) = budget::finish();
+        let _ = vm.redis.raw_set("call", vm.outside.clone());
+        let _ = vm.redis.raw_set("pcall", vm.outside.clone());
+        let _ = vm.g1.raw_set("KEYS", Value::Nil);
+        let _ = vm.g1.raw_set("ARGV", Value::Nil);
+        let _ = lua.set_memory_limit(0);
+        let resp3 = lua.app_data_ref::<RunState>().is_some_and(|s| s.resp3);
+        let reply = match outcome {
+            Ok(values) => match first_two(values) {
+                (Value::Boolean(true), value) => lua_to_reply(&value, resp3),
+                (_, err) => script_error(&err, name, stop, options.limits.memory_bytes_max),
+            },
+            Err(e) => match stop {
+                Some(stop) => err_reply(stop.message()),
+                None => Reply::error(format!("ERR Error running script {name}: {}", lua_message(&e)).replace(['\r', '\n'], " ")),
+            },
+        };
+        lua.gc_restart();
+        // Between scripts, collect a little: a script never sees the collector run.
+        let _ = lua.gc_step_kbytes(64);
+        reply
+    }
+}
+
+/// Resets the per-run state; the KEYS and ARGV tables.
+fn prepare(vm: &mut Vm, options: &RunOptions<'_>, as_function: bool) -> mlua::Result<(Table, Table)> {
+    let seed = options.seed as i32;
+    set_run_state(&vm.lua, |s| {
+        s.resp3 = false;
+        s.rng = Lrand48::seeded(seed);
+        s.registering = None;
+        s.raised = None;
+    });
+    vm.run_state.raw_set("seq", vm.seq)?;
+    libs::cjson::reset(&vm.lua);
+    let keys = string_table(&vm.lua, options.keys)?;
+    let args = string_table(&vm.lua, options.args)?;
+    if !as_function {
+        vm.g1.raw_set("KEYS", keys.clone())?;
+        vm.g1.raw_set("ARGV", args.clone())?;
+    }
+    Ok((keys, args))
+}
+
+fn string_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+fn set_run_state(lua: &Lua, f: impl FnOnce(&mut RunState)) {
+    if let Some(mut state) = lua.app_data_mut::<RunState>() {
+        f(&mut state);
+    }
+}
+
+fn install_hook(lua: &Lua) {
+    // SAFETY: the state is this VM's main thread, used on this thread only.
+    let _ = unsafe { lua.exec_raw::<()>((), |state| budget::install(state)) };
+}
+
+fn remove_hook(lua: &Lua) {
+    // SAFETY: as install_hook.
+    let _ = unsafe { lua.exec_raw::<()>((), |state| budget::remove(state)) };
+}
+
+fn first_two(values: MultiValue) -> (Value, Value) {
+    let mut it = values.into_iter();
+    (it.next().unwrap_or(Value::Nil), it.next().unwrap_or(Value::Nil))
+}
+
+/// A Lua error's message without mlua's decoration.
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::MemoryError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// An error value (string or `{err=…}` table) as text.
+fn error_text(err: &Value) -> String {
+    match err {
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.to_string_lossy().to_string(),
+            _ => "unknown error".into(),
+        },
+        Value::String(s) => s.to_string_lossy().to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The reply for a script that raised: Redis's "<error> script: <name>, on <source>:<line>.".
+fn script_error(err: &Value, name: &str, stop: Option<budget::Stop>, memory_max: u64) -> Reply {
+    let Value::Table(t) = err else {
+        let text = error_text(err);
+        if text.contains("not enough memory") {
+            return Reply::error(format!(
+                "ERR Script used more than {memory_max} bytes of Lua memory (the stripe's script memory bound, TANDEM.SCRIPTLIMITS)"
+            ));
+        }
+        if let Some(stop) = stop {
+            return err_reply(stop.message());
+        }
+        return Reply::error(format!("ERR Error running script {name}, {text}").replace(['\r', '\n'], " "));
+    };
+    let msg = error_text(err);
+    let msg = convert::normalize_error(&msg);
+    let source = t.raw_get::<Value>("source").ok().and_then(|v| if let Value::String(s) = v { Some(s.to_string_lossy()) } else { None });
+    let line = t.raw_get::<Value>("line").ok().and_then(|v| match v {
+        Value::Integer(n) => Some(n.to_string()),
+        Value::Number(n) => Some((n as i64).to_string()),
+        _ => None,
+    });
+    let text = match (source, line) {
+        (Some(source), Some(line)) => format!("{msg} script: {name}, on {source}:{line}."),
+        _ => msg,
+    };
+    Reply::error(text.replace(['\r', '\n'], " "))
+}
+
+/// `redis.call` (`raise`) and `redis.pcall`: run the command; a failed command gives
+/// pcall its `{err=…}` table and makes call raise it. A spent budget raises from both.
+fn redis_call(lua: &Lua, args: MultiValue, host: &mut dyn Host, status: &Status, raise: bool) -> mlua::Result<Value> {
+    let raise_with = |value: Value, text: String| -> mlua::Result<Value> {
+        if let Some(mut s) = lua.app_data_mut::<RunState>() {
+            s.raised = Some(value);
+        }
+        Err(mlua::Error::RuntimeError(text))
+    };
+    if let Err(stop) = budget::charge(limits::SCRIPT_CALL_INSTRUCTIONS) {
+        let text = stop.message();
+        return raise_with(Value::String(lua.create_string(&text)?), text);
+    }
+    let fail = |text: &str| -> mlua::Result<Value> {
+        let table = convert::error_table(lua, text)?;
+        if raise {
+            raise_with(table, text.to_string())
+        } else {
+            Ok(table)
+        }
+    };
+    if args.is_empty() {
+        return fail("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut argv = Vec::with_capacity(args.len());
+    for arg in args.iter() {
+        match arg {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(format_g17(*n))),
+            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    let resp3 = lua.app_data_ref::<RunState>().is_some_and(|s| s.resp3);
+    let reply = host.call(&argv);
+    if host.wrote() {
+        status.wrote();
+    }
+    if let Reply::Error(text) = &reply {
+        return fail(text);
+    }
+    convert::reply_to_lua(lua, reply, resp3)
+}
+
+/// C's `%.17g`, which Redis uses to turn a Lua number into a command argument.
+pub fn format_g17(n: f64) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
+    }
+    if n.is_infinite() {
+        return if n < 0.0 { "-inf".into() } else { "inf".into() };
+    }
+    if n == 0.0 {
+        return if n.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{n:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let m = strip_zeros(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", exp.abs());
+    }
+    let decimals = (16 - exp).max(0) as usize;
+    strip_zeros(&format!("{n:.decimals$}")).to_string()
+}
+
+fn strip_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// A fresh VM: the libraries, the sandbox, the Rust API.
+fn new_vm() -> mlua::Result<Vm> {
+    let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+    lua.set_app_data(RunState { resp3: false, rng: Lrand48::seeded(0), registering: None, raised: None });
+    let rust = lua.create_table()?;
+    rust.raw_set("redis", libs::redis_api(&lua)?)?;
+    rust.raw_set("random", libs::random(&lua)?)?;
+    rust.raw_set("randomseed", libs::randomseed(&lua)?)?;
+    rust.raw_set("register_function", libs::register_function(&lua)?)?;
+    rust.raw_set("take_raised", libs::take_raised(&lua)?)?;
+    rust.raw_set("cjson", libs::cjson::table(&lua)?)?;
+    rust.raw_set("cmsgpack", libs::cmsgpack::table(&lua)?)?;
+    rust.raw_set("bit", libs::bit::table(&lua)?)?;
+    rust.raw_set("struct", libs::structlib::table(&lua)?)?;
+    let empty = lua.create_table()?;
+    let bootstrap = lua.load(BOOTSTRAP).set_name("=tandem").set_environment(empty.clone()).into_function()?;
+    let handles: Table = bootstrap.call((lua.globals(), rust, empty))?;
+    let handler = libs::error_handler(&lua)?;
+    let run_state: Table = handles.get("RUN")?;
+    Ok(Vm {
+        redis: handles.get("R")?,
+        outside: handles.get("outside")?,
+        g1: handles.get("G1")?,
+        pf: handles.get("PF")?,
+        runner: handles.get("run")?,
+        loading: handles.get("loading")?,
+        set_env: handles.get("set_env")?,
+        handler,
+        run_state,
+        scripts: HashMap::new(),
+        libraries: HashMap::new(),
+        seq: 0,
+        lua,
+    })
+}
+
+/// `true` when `flags` (a script's or function's) say it only reads.
+pub fn no_writes(flags: u8) -> bool {
+    flags & flag::EVAL_COMPAT == 0 && flags & flag::NO_WRITES != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_arguments_as_printf_g17() {
+        assert_eq!(format_g17(9007199254740991.0), "9007199254740991");
+        assert_eq!(format_g17(3.0), "3");
+        assert_eq!(format_g17(-1.0), "-1");
+        assert_eq!(format_g17(100.5), "100.5");
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(1e20), "1e+20");
+        assert_eq!(format_g17(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(format_g17(0.0001), "0.0001");
+    }
+
+    #[test]
+    fn lrand48_matches_the_libc_sequence() {
+        // srand48(0); lrand48() ×3 on glibc.
+        let mut r = Lrand48::seeded(0);
+        assert_eq!([r.next(), r.next(), r.next()], [366850414, 1610402240, 206956554]);
+    }
+}

@@ -1,0 +1,72 @@
+//! Lua scripting (EVAL, FCALL): the Lua 5.1 engine and everything a script can see.
+//!
+//! Owns one Lua VM per [`crate::store::Store`] ([`Engine`]), the sandbox that makes the
+//! VM safe and deterministic ([`sandbox`]), the conversions between Lua values and
+//! replies ([`convert`]), the instruction budget ([`budget`]), shebang and library
+//! metadata parsing ([`shebang`]) and the libraries Redis loads besides Lua's own
+//! (`cjson`, `cmsgpack`, `bit`, `struct`, in [`libs`]).
+//!
+//! What it does not own: which scripts exist (replicated state,
+//! [`crate::store::scripts`]), the commands (EVAL, SCRIPT, FUNCTION, FCALL in
+//! [`crate::commands::scripting`]), and how a command called from a script runs (the
+//! [`Host`] the command layer passes in).
+//!
+//! # Determinism
+//!
+//! A write script runs inside `Store::apply` on every server of the stripe, so
+//! everything it can observe must be equal everywhere: time and randomness come from
+//! the log entry; the budget counts Lua instructions (not time); the garbage
+//! collector is stopped while a script runs, so weak tables and memory errors do not
+//! depend on a server's history; `tostring` of a table or function names it by a
+//! per-script counter instead of its address; `collectgarbage`/`gcinfo` report
+//! nothing; `setfenv`, `newproxy`, `print`, `os`, `io`, `debug`, `require` and
+//! binary chunks are absent; global variables and library tables are read-only; the
+//! `cjson` settings and the random generator are reset before every script; a
+//! library's functions are made afresh (its chunk run again) for every FCALL, so no
+//! upvalue carries state from one call to the next. Known limit: `pairs` over a table
+//! keyed by tables or functions visits them in address order, which differs between
+//! servers — a script whose writes depend on that order can make them diverge.
+//!
+//! # Bounds
+//!
+//! A script stops with an error on every server at the same instruction once it
+//! passes its budget (a fixed charge per `redis.call` included), and when the Lua heap
+//! grows past its memory bound. Writes it made before stopping stay applied, as in
+//! Redis, which never rolls a script back.
+
+pub mod budget;
+pub mod convert;
+pub mod engine;
+pub mod libs;
+pub mod sandbox;
+pub mod shebang;
+pub mod status;
+
+pub use engine::{Engine, FunctionCall, RunOptions, ScriptCall};
+pub use status::Status;
+
+use bytes::Bytes;
+
+use crate::protocol::reply::Reply;
+
+/// What runs a command a script calls (`redis.call`/`redis.pcall`): the command layer,
+/// which knows the command table, the keyspace and the rules for scripts.
+pub trait Host {
+    /// Runs `args` (name first) for the script; errors come back as error replies.
+    fn call(&mut self, args: &[Bytes]) -> Reply;
+    /// Whether a command the script called so far changed the data (a script that
+    /// wrote can no longer be killed).
+    fn wrote(&self) -> bool;
+}
+
+/// Redis's reply when no script runs (SCRIPT KILL, FUNCTION KILL).
+pub const ERR_NOT_BUSY: &str = "NOTBUSY No scripts in execution right now.";
+/// Redis's reply to other commands while an EVAL script runs past the busy threshold.
+pub const ERR_BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// The same while a function runs.
+pub const ERR_BUSY_FUNCTION: &str = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+/// A script that already wrote cannot be killed (Redis's text).
+pub const ERR_UNKILLABLE_WROTE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+/// A write script runs on every server of the stripe: killing it on one would make
+/// them diverge. It stops at its instruction budget instead.
+pub const ERR_UNKILLABLE_REPLICATED: &str = "UNKILLABLE The script runs on every server of the stripe as part of the replicated log; killing it on one server would make the servers diverge. It stops by itself at the stripe's instruction budget (TANDEM.SCRIPTLIMITS).";

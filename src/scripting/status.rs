@@ -1,0 +1,184 @@
+//! What the rest of the server may know about the script running now, shared between
+//! the [`super::Engine`] (which runs it, on whatever thread holds the store) and the
+//! connections (which answer `-BUSY`, wait for it to end, or ask to kill it). Nothing
+//! here is state: servers differ in it freely.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+/// The busy threshold's default (`busy-reply-threshold`, alias `lua-time-limit`): as
+/// Redis, 5 s.
+pub const BUSY_THRESHOLD_MS_DEFAULT: u64 = 5_000;
+
+const IDLE: u8 = 0;
+const EVAL: u8 = 1;
+const FUNCTION: u8 = 2;
+
+/// Whether a kill request was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillOutcome {
+    Killed,
+    NotBusy,
+    /// A function runs and SCRIPT KILL was asked, or the other way round.
+    WrongKind,
+    /// The script already wrote.
+    Wrote,
+    /// The script runs as part of the replicated log on a stripe with mirrors (or on a
+    /// restartable server, which replays its log).
+    Replicated,
+}
+
+#[derive(Debug)]
+pub struct Status {
+    started: Instant,
+    /// IDLE, EVAL or FUNCTION.
+    kind: AtomicU8,
+    /// When the running script started, in ms since `started`.
+    since_ms: AtomicU64,
+    /// The running script runs in `apply` (a write script), not on the read path.
+    replicated: AtomicBool,
+    wrote: AtomicBool,
+    kill: AtomicBool,
+    /// Set by the server when this server is a stripe of one that never replays its log
+    /// (not restartable): a write script can then be killed as in Redis.
+    pub lone: AtomicBool,
+    /// `busy-reply-threshold` in ms (the server shares it with CONFIG SET).
+    pub busy_threshold_ms: std::sync::Arc<AtomicU64>,
+    /// Signalled whenever a script ends, for connections waiting on the store.
+    ended: tokio::sync::Notify,
+    /// The running function's name or script's SHA-1, for FUNCTION STATS.
+    name: std::sync::Mutex<String>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            started: Instant::now(),
+            kind: AtomicU8::new(IDLE),
+            since_ms: AtomicU64::new(0),
+            replicated: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
+            lone: AtomicBool::new(false),
+            busy_threshold_ms: std::sync::Arc::new(AtomicU64::new(BUSY_THRESHOLD_MS_DEFAULT)),
+            ended: tokio::sync::Notify::new(),
+            name: std::sync::Mutex::new(String::new()),
+        }
+    }
+}
+
+impl Status {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// A script starts (called by the engine).
+    pub fn begin(&self, function: bool, replicated: bool, name: &str) {
+        self.kill.store(false, Ordering::SeqCst);
+        self.wrote.store(false, Ordering::SeqCst);
+        self.replicated.store(replicated, Ordering::SeqCst);
+        self.since_ms.store(self.now_ms(), Ordering::SeqCst);
+        *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_string();
+        self.kind.store(if function { FUNCTION } else { EVAL }, Ordering::SeqCst);
+    }
+
+    /// The script ended (called by the engine).
+    pub fn end(&self) {
+        self.kind.store(IDLE, Ordering::SeqCst);
+        self.kill.store(false, Ordering::SeqCst);
+        self.ended.notify_waiters();
+    }
+
+    /// The running script performed a write.
+    pub fn wrote(&self) {
+        self.wrote.store(true, Ordering::Relaxed);
+    }
+
+    pub fn running(&self) -> bool {
+        self.kind.load(Ordering::SeqCst) != IDLE
+    }
+
+    /// How long the running script has run, if one does.
+    pub fn running_ms(&self) -> Option<u64> {
+        self.running().then(|| self.now_ms().saturating_sub(self.since_ms.load(Ordering::SeqCst)))
+    }
+
+    /// True while a script has run past the busy threshold: other commands get `-BUSY`.
+    pub fn busy(&self) -> bool {
+        self.running_ms().is_some_and(|ms| ms >= self.busy_threshold_ms.load(Ordering::Relaxed))
+    }
+
+    /// The running script is a function (FCALL), not EVAL.
+    pub fn is_function(&self) -> bool {
+        self.kind.load(Ordering::SeqCst) == FUNCTION
+    }
+
+    pub fn name(&self) -> String {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The engine's hook asks whether to stop the script.
+    pub fn kill_requested(&self) -> bool {
+        self.kill.load(Ordering::Relaxed)
+    }
+
+    /// SCRIPT KILL (`function == false`) or FUNCTION KILL. A script that runs in
+    /// `apply` is killed only on a lone server that never replays its log: anywhere
+    /// else the other servers (or the replay) would run it to its end and diverge.
+    pub fn request_kill(&self, function: bool) -> KillOutcome {
+        let kind = self.kind.load(Ordering::SeqCst);
+        if kind == IDLE {
+            return KillOutcome::NotBusy;
+        }
+        if (kind == FUNCTION) != function {
+            return KillOutcome::WrongKind;
+        }
+        if self.replicated.load(Ordering::SeqCst) && !self.lone.load(Ordering::Relaxed) {
+            return KillOutcome::Replicated;
+        }
+        if self.wrote.load(Ordering::SeqCst) {
+            return KillOutcome::Wrote;
+        }
+        self.kill.store(true, Ordering::SeqCst);
+        KillOutcome::Killed
+    }
+
+    /// Waits until no script runs, or until the busy threshold has passed (then the
+    /// caller answers `-BUSY`). Returns false when busy.
+    pub async fn wait_idle(&self) -> bool {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let Some(ms) = self.running_ms() else { return true };
+            let threshold = self.busy_threshold_ms.load(Ordering::Relaxed);
+            if ms >= threshold {
+                return false;
+            }
+            let left = std::time::Duration::from_millis(threshold - ms);
+            let _ = tokio::time::timeout(left, ended).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replicated_script_is_killable_only_on_a_lone_server() {
+        let s = Status::default();
+        assert_eq!(s.request_kill(false), KillOutcome::NotBusy);
+        s.begin(false, true, "sha");
+        assert_eq!(s.request_kill(false), KillOutcome::Replicated);
+        s.lone.store(true, Ordering::Relaxed);
+        assert_eq!(s.request_kill(true), KillOutcome::WrongKind);
+        assert_eq!(s.request_kill(false), KillOutcome::Killed);
+        assert!(s.kill_requested());
+        s.end();
+        assert!(!s.running());
+        s.begin(true, false, "f");
+        s.wrote();
+        assert_eq!(s.request_kill(true), KillOutcome::Wrote);
+    }
+}

@@ -1,0 +1,397 @@
+//! Server introspection and persistence: INFO, ROLE, COMMAND, CONFIG, MEMORY, TIME,
+//! SAVE/BGSAVE. What they show of the stripe comes from the replication layer's
+//! view (`Group::view`); what they show of commands, from the command table.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::connection::REDIS_VERSION;
+use super::text;
+use crate::cluster::view::Active;
+use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
+use crate::memory;
+use crate::protocol::reply::Reply;
+use crate::replication::replica::{MemberView, ReplicationView};
+use crate::replication::stripe::{ServerState, STANDBY_LAG_MAX};
+use crate::server::connection::Connection;
+use crate::server::core::wall_ms;
+
+/// TIME: the server's wall clock in seconds and microseconds.
+pub(super) fn time() -> Reply {
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    Reply::Array(vec![Reply::bulk_str(&(micros / 1_000_000).to_string()), Reply::bulk_str(&(micros % 1_000_000).to_string())])
+}
+
+impl Connection {
+    pub(super) fn config(&mut self, args: &[Bytes]) -> Reply {
+        let settings = &self.shared.settings;
+        match text(&args[1]).to_ascii_lowercase().as_str() {
+            "get" if args.len() >= 3 => {
+                let patterns: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
+                Reply::Map(settings.get(&patterns).into_iter().map(|(k, v)| (Reply::bulk_str(k), Reply::bulk_str(&v))).collect())
+            }
+            "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+                for pair in args[2..].chunks_exact(2) {
+                    if let Err(e) = settings.set(&text(&pair[0]), &text(&pair[1])) {
+                        return Reply::error(e);
+                    }
+                }
+                let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
+                let local = settings.local();
+                let mut store = self.shared.core.store();
+                store.events_on = events_on;
+                store.local = local;
+                Reply::ok()
+            }
+            "resetstat" if args.len() == 2 => {
+                // The counters INFO stats reports; Redis resets the same ones.
+                let shared = &self.shared;
+                shared.commands_processed.store(0, Ordering::Relaxed);
+                shared.clients.total_connections.store(0, Ordering::Relaxed);
+                shared.clients.rejected_connections.store(0, Ordering::Relaxed);
+                let mut store = shared.core.store();
+                store.expired_keys = 0;
+                store.evicted_keys = 0;
+                Reply::ok()
+            }
+            "rewrite" if args.len() == 2 => {
+                Reply::err("ERR The server is running without a config file that CONFIG REWRITE can change: edit the TOML file")
+            }
+            "get" | "set" => commands::wrong_args(&format!("config|{}", text(&args[1]).to_ascii_lowercase())),
+            _ => unknown_subcommand("config", &args[1]),
+        }
+    }
+
+    pub(super) fn memory(&mut self, args: &[Bytes]) -> Reply {
+        match text(&args[1]).to_ascii_lowercase().as_str() {
+            "usage" if args.len() == 3 || args.len() == 5 => {
+                let mut samples = 5;
+                if args.len() == 5 {
+                    if !is(&args[3], "samples") {
+                        return Reply::err(ERR_SYNTAX);
+                    }
+                    samples = match count_arg(&args[4]) {
+                        Ok(0) => usize::MAX,
+                        Ok(n) => n,
+                        Err(e) => return e,
+                    };
+                }
+                let store = self.shared.core.store();
+                match store.db.get(&args[2], wall_ms()) {
+                    None => Reply::Nil,
+                    Some(item) => {
+                        // Key, value and the slot that holds them (hash + key handle + item).
+                        let overhead = 8 + 16 + std::mem::size_of::<crate::store::db::Item>();
+                        Reply::Int((args[2].len() + overhead + item.value.memory_estimate(samples)) as i64)
+                    }
+                }
+            }
+            "doctor" => Reply::Verbatim(Bytes::from_static(b"Sam, I detected no issues in this Tandem instance.")),
+            "stats" => Reply::Map(vec![
+                (Reply::bulk(b"peak.allocated"), Reply::Int(memory::peak_bytes() as i64)),
+                (Reply::bulk(b"total.allocated"), Reply::Int(memory::used_bytes() as i64)),
+                (Reply::bulk(b"keys.count"), Reply::Int(self.shared.core.store().db.len() as i64)),
+            ]),
+            "purge" => Reply::ok(),
+            _ => unknown_subcommand("memory", &args[1]),
+        }
+    }
+
+    /// INFO [section …].
+    pub(super) fn info(&self, args: &[Bytes]) -> Reply {
+        Reply::Verbatim(Bytes::from(self.info_text(&args[1..])))
+    }
+
+    pub(super) async fn save(&mut self) -> Reply {
+        match self.shared.core.replica.snapshot_now().await {
+            Ok(()) => Reply::ok(),
+            Err(e) => Reply::error(format!("ERR snapshot failed: {e}")),
+        }
+    }
+
+    pub(super) async fn bgsave(&mut self) -> Reply {
+        self.shared.core.replica.snapshot_soon().await;
+        Reply::status("Background saving started")
+    }
+
+    /// INFO's text: the sections and fields clients and tools parse.
+    fn info_text(&self, sections: &[Bytes]) -> String {
+        let wanted: Vec<String> = sections.iter().map(|s| text(s).to_ascii_lowercase()).collect();
+        let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+        let want = |name: &str| all || wanted.iter().any(|w| w == name);
+        let shared = &self.shared;
+        let (keys, expires, blocked, expired, evicted, dirty) = {
+            let store = shared.core.store();
+            let blocked = shared.blocker.blocked.load(Ordering::Relaxed);
+            (store.db.len(), store.db.expires_count(), blocked, store.expired_keys, store.evicted_keys, store.dirty)
+        };
+        let mut out = String::new();
+        let mut section = |name: &str, body: String| {
+            if want(&name.to_ascii_lowercase()) {
+                out.push_str(&format!("# {name}\r\n{body}\r\n"));
+            }
+        };
+        let uptime = shared.started.elapsed().as_secs();
+        section(
+            "Server",
+            format!(
+                "redis_version:{REDIS_VERSION}\r\ntandem_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nconfig_file:{}\r\ntandem_server:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::process::id(),
+                shared.run_id,
+                shared.settings.port,
+                wall_ms() * 1000,
+                uptime / 86400,
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                shared.settings.config_file,
+                shared.server_name,
+            ),
+        );
+        section(
+            "Clients",
+            format!(
+                "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{blocked}\r\n",
+                shared.clients.count(),
+                shared.settings.clients_max.load(Ordering::Relaxed)
+            ),
+        );
+        let used = memory::used_bytes();
+        let log = shared.core.replica.log.memory_bytes();
+        let max = shared.settings.maxmemory_bytes.load(Ordering::Relaxed) as usize;
+        section(
+            "Memory",
+            format!(
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n",
+                memory::human(used),
+                used.saturating_sub(log),
+                memory::rss_bytes(),
+                memory::human(memory::rss_bytes()),
+                memory::peak_bytes(),
+                memory::human(memory::peak_bytes()),
+                memory::human(max),
+                shared.settings.policy().name(),
+            ),
+        );
+        section(
+            "Persistence",
+            format!("loading:0\r\nrdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\n"),
+        );
+        section(
+            "Stats",
+            format!(
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
+                shared.clients.total_connections.load(Ordering::Relaxed),
+                shared.commands_processed.load(Ordering::Relaxed),
+                shared.clients.rejected_connections.load(Ordering::Relaxed),
+                shared.pubsub.channels(None).len(),
+                shared.pubsub.numpat(),
+            ),
+        );
+        section("Replication", self.replication_info());
+        let keyspace = if keys > 0 { format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n") } else { String::new() };
+        section("Keyspace", keyspace);
+        out
+    }
+}
+
+impl Connection {
+    /// ROLE in Redis's shape: on the active `[master, applied, [[host, port, matched]…]]`
+    /// (its data mirrors), on a mirror `[slave, host, port, link, applied]` (the
+    /// active's client address; an empty host while no active is known).
+    pub(super) fn role(&self) -> Reply {
+        let replica = &self.shared.core.replica;
+        let view = replica.replication_view();
+        let applied = view.applied_index.unwrap_or(0) as i64;
+        if view.state == ServerState::ActiveCoordinator {
+            let mirrors = data_mirrors(&view)
+                .map(|m| {
+                    let (host, port) = split_addr(m.client_addr.as_deref().unwrap_or_default());
+                    Reply::Array(vec![
+                        Reply::bulk_str(&host),
+                        Reply::bulk_str(&port.to_string()),
+                        Reply::bulk_str(&m.matched.unwrap_or(0).to_string()),
+                    ])
+                })
+                .collect();
+            return Reply::Array(vec![Reply::bulk(b"master"), Reply::Int(applied), Reply::Array(mirrors)]);
+        }
+        let cluster = self.shared.view();
+        let (host, port) = match cluster.active(cluster.local) {
+            Active::There { client_addr, .. } => split_addr(client_addr),
+            _ => (String::new(), 0),
+        };
+        let link = match view.state {
+            ServerState::PassiveStandby => "connected",
+            ServerState::Initializing => "sync",
+            _ => "connecting",
+        };
+        Reply::Array(vec![
+            Reply::bulk(b"slave"),
+            Reply::bulk_str(&host),
+            Reply::Int(port.into()),
+            Reply::bulk_str(link),
+            Reply::Int(applied),
+        ])
+    }
+
+    /// INFO's replication section: Redis's fields (what clients and tools parse), then
+    /// this server's place in its stripe (`tandem_*`). A mirror's `lag` is in log
+    /// entries, not seconds: what the active knows without a clock on each mirror.
+    fn replication_info(&self) -> String {
+        let replica = &self.shared.core.replica;
+        let view = replica.replication_view();
+        let applied = view.applied_index.unwrap_or(0);
+        let mut out = String::new();
+        if view.state == ServerState::ActiveCoordinator {
+            let mirrors: Vec<&MemberView> = data_mirrors(&view).collect();
+            out.push_str(&format!("role:master\r\nconnected_slaves:{}\r\n", mirrors.len()));
+            for (i, m) in mirrors.iter().enumerate() {
+                let (host, port) = split_addr(m.client_addr.as_deref().unwrap_or_default());
+                let online = m.voting && m.matched.is_some() && m.lag.is_some_and(|lag| lag <= STANDBY_LAG_MAX);
+                out.push_str(&format!(
+                    "slave{i}:ip={host},port={port},state={},offset={},lag={}\r\n",
+                    if online { "online" } else { "wait_bgsave" },
+                    m.matched.unwrap_or(0),
+                    m.lag.unwrap_or(0),
+                ));
+            }
+        } else {
+            let cluster = self.shared.view();
+            let at = cluster.active(cluster.local);
+            let (host, port) = match &at {
+                Active::There { client_addr, .. } => split_addr(client_addr),
+                _ => (String::new(), 0),
+            };
+            let up = matches!(at, Active::There { .. }) && matches!(view.state, ServerState::PassiveStandby | ServerState::Initializing);
+            out.push_str(&format!(
+                "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_sync_in_progress:{}\r\nslave_repl_offset:{applied}\r\nslave_read_only:1\r\nconnected_slaves:0\r\n",
+                if up { "up" } else { "down" },
+                u8::from(view.state == ServerState::Initializing),
+            ));
+        }
+        let index = |i: Option<u64>| i.map_or_else(String::new, |i| i.to_string());
+        out.push_str(&format!(
+            "master_replid:{}\r\nmaster_repl_offset:{applied}\r\ntandem_state:{}\r\ntandem_light:{}\r\ntandem_node_id:{}\r\ntandem_term:{}\r\ntandem_active:{}\r\ntandem_commit_index:{}\r\ntandem_applied_index:{}\r\ntandem_last_log_index:{}\r\n",
+            self.shared.run_id,
+            view.state.name(),
+            view.state.light(),
+            view.node_id,
+            view.term,
+            view.active.as_deref().unwrap_or_default(),
+            index(view.commit_index),
+            index(view.applied_index),
+            index(view.last_log_index),
+        ));
+        out
+    }
+}
+
+/// The stripe's other data-holding servers as the active sees them (voters hold no
+/// data and have no client port).
+fn data_mirrors(view: &ReplicationView) -> impl Iterator<Item = &MemberView> {
+    view.members.iter().filter(move |m| m.node_id != view.node_id && m.client_addr.is_some())
+}
+
+/// `host:port` split at its last colon (an IPv6 host keeps its own); port 0 when
+/// there is none.
+fn split_addr(addr: &str) -> (String, u16) {
+    match addr.rsplit_once(':') {
+        Some((host, port)) => (host.trim_start_matches('[').trim_end_matches(']').to_string(), port.parse().unwrap_or(0)),
+        None => (addr.to_string(), 0),
+    }
+}
+
+/// COMMAND, COMMAND COUNT/INFO/DOCS/LIST/GETKEYS.
+pub(super) fn command(args: &[Bytes]) -> Reply {
+    let Some(sub) = args.get(1) else {
+        return Reply::Array(commands::all().filter(|s| !s.has(flags::INTERNAL)).map(command_info).collect());
+    };
+    match text(sub).to_ascii_lowercase().as_str() {
+        "count" => Reply::Int(commands::all().filter(|s| !s.has(flags::INTERNAL)).count() as i64),
+        "info" => Reply::Array(
+            args[2..]
+                .iter()
+                .map(|n| commands::lookup(n).filter(|s| !s.has(flags::INTERNAL)).map_or(Reply::NilArray, command_info))
+                .collect(),
+        ),
+        "list" => Reply::Array(commands::all().filter(|s| !s.has(flags::INTERNAL)).map(|s| Reply::bulk_str(s.name)).collect()),
+        "docs" => {
+            let specs: Vec<&CommandSpec> =
+                if args.len() > 2 { args[2..].iter().filter_map(|n| commands::lookup(n)).collect() } else { commands::all().collect() };
+            Reply::Map(specs.into_iter().filter(|s| !s.has(flags::INTERNAL)).map(command_docs).collect())
+        }
+        "getkeys" if args.len() >= 3 => match commands::lookup(&args[2]) {
+            None => Reply::err("ERR Invalid command specified"),
+            Some(spec) if !spec.arity_ok(args.len() - 2) => Reply::err("ERR Invalid number of arguments specified for command"),
+            Some(spec) => {
+                let keys = spec.keys(&args[2..]);
+                if keys.is_empty() {
+                    Reply::err("ERR The command has no key arguments")
+                } else {
+                    Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect())
+                }
+            }
+        },
+        _ => unknown_subcommand("command", sub),
+    }
+}
+
+/// One COMMAND INFO entry in Redis 7's 10-element shape.
+fn command_info(spec: &CommandSpec) -> Reply {
+    let flag_names = flags::NAMES.iter().filter(|(bit, _)| spec.has(*bit)).map(|(_, n)| Reply::Status((*n).into())).collect();
+    let mut key_specs = Vec::new();
+    if spec.first_key > 0 {
+        key_specs.push(Reply::Map(vec![
+            (
+                Reply::bulk(b"begin_search"),
+                Reply::Map(vec![
+                    (Reply::bulk(b"type"), Reply::bulk(b"index")),
+                    (Reply::bulk(b"spec"), Reply::Map(vec![(Reply::bulk(b"index"), Reply::Int(spec.first_key as i64))])),
+                ]),
+            ),
+            (
+                Reply::bulk(b"find_keys"),
+                Reply::Map(vec![
+                    (Reply::bulk(b"type"), Reply::bulk(b"range")),
+                    (
+                        Reply::bulk(b"spec"),
+                        Reply::Map(vec![
+                            (
+                                Reply::bulk(b"lastkey"),
+                                Reply::Int(if spec.last_key < 0 { spec.last_key as i64 } else { (spec.last_key - spec.first_key) as i64 }),
+                            ),
+                            (Reply::bulk(b"keystep"), Reply::Int(spec.step as i64)),
+                            (Reply::bulk(b"limit"), Reply::Int(0)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]));
+    }
+    Reply::Array(vec![
+        Reply::bulk_str(spec.name),
+        Reply::Int(spec.arity as i64),
+        Reply::Set(flag_names),
+        Reply::Int(spec.first_key as i64),
+        Reply::Int(spec.last_key as i64),
+        Reply::Int(spec.step as i64),
+        Reply::Set(vec![Reply::Status(format!("@{}", spec.group).into())]),
+        Reply::Array(vec![]),
+        Reply::Array(key_specs),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn command_docs(spec: &CommandSpec) -> (Reply, Reply) {
+    (
+        Reply::bulk_str(spec.name),
+        Reply::Map(vec![
+            (Reply::bulk(b"summary"), Reply::bulk_str(spec.summary)),
+            (Reply::bulk(b"since"), Reply::bulk(b"1.0.0")),
+            (Reply::bulk(b"group"), Reply::bulk_str(spec.group)),
+        ]),
+    )
+}

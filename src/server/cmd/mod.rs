@@ -1,0 +1,88 @@
+//! The commands the server serves itself (`Handler::Server` in the command table):
+//! each [`Srv`] maps to its handler here, in one place; the handlers live with their
+//! family (connection, transactions, pub/sub, introspection).
+
+mod connection;
+mod introspection;
+mod pubsub;
+mod transactions;
+
+use super::connection::Connection;
+use super::request::Request;
+use crate::commands::Srv;
+use crate::protocol::reply::Reply;
+
+impl Connection {
+    /// Runs a server command; its replies go to the client.
+    pub(super) async fn server_command(&mut self, srv: Srv, request: Request) {
+        let args = &request.args;
+        let reply = match srv {
+            Srv::Ping => self.ping(args),
+            Srv::Echo => Reply::Bulk(args[1].clone()),
+            Srv::Hello => self.hello(args),
+            Srv::Auth => self.auth(args),
+            Srv::Select => connection::select(args),
+            Srv::Client => self.client(args),
+            Srv::Quit => self.quit(),
+            Srv::Reset => self.reset(),
+            Srv::Readonly => self.set_readonly(true),
+            Srv::Readwrite => self.set_readonly(false),
+            Srv::Multi => self.multi(),
+            Srv::Exec => match self.exec().await {
+                Some(reply) => reply,
+                None => return,
+            },
+            Srv::Discard => self.discard(),
+            Srv::Watch => match self.watch(&request).await {
+                Some(reply) => reply,
+                None => return,
+            },
+            Srv::Unwatch => self.unwatch(),
+            Srv::Subscribe => return self.subscribe(&args[1..], false),
+            Srv::Psubscribe => return self.subscribe(&args[1..], true),
+            Srv::Unsubscribe => return self.unsubscribe(&args[1..], false),
+            Srv::Punsubscribe => return self.unsubscribe(&args[1..], true),
+            Srv::Publish => self.publish(&args[1], &args[2]),
+            Srv::Pubsub => self.pubsub(args),
+            Srv::Info => self.info(args),
+            Srv::Command => introspection::command(args),
+            Srv::Config => self.config(args),
+            Srv::Time => introspection::time(),
+            Srv::Memory => self.memory(args),
+            Srv::Save => self.save().await,
+            Srv::Bgsave => self.bgsave().await,
+            Srv::Lastsave => Reply::Int(self.shared.core.replica.last_snapshot_unix_secs() as i64),
+            Srv::Role => self.role(),
+            Srv::ScriptKill => self.shared.core.kill_script(false),
+            Srv::FunctionKill => self.shared.core.kill_script(true),
+        };
+        self.reply(reply);
+    }
+
+    /// The reply of a server command queued inside MULTI, when EXEC runs it (the
+    /// transaction's data commands ran as one entry; these answer from here).
+    pub(super) fn inline_server_reply(&mut self, srv: Srv, args: &[bytes::Bytes]) -> Reply {
+        match srv {
+            Srv::Ping => self.ping(args),
+            Srv::Echo => Reply::Bulk(args[1].clone()),
+            Srv::Publish => self.publish(&args[1], &args[2]),
+            Srv::Time => introspection::time(),
+            Srv::Info => self.info(args),
+            Srv::Config => self.config(args),
+            Srv::Command => introspection::command(args),
+            Srv::Memory => self.memory(args),
+            Srv::Pubsub => self.pubsub(args),
+            Srv::Client => self.client(args),
+            Srv::Select => connection::select(args),
+            _ => Reply::error(format!(
+                "ERR Command '{}' is not allowed inside a transaction",
+                args.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default()
+            )),
+        }
+    }
+}
+
+/// Bytes as text, for messages and option names.
+fn text(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}

@@ -1,0 +1,228 @@
+//! MULTI, EXEC, DISCARD, WATCH, UNWATCH over the session's transaction machine
+//! (`server::transaction`): commands queue here; EXEC runs them where their keys
+//! live — one entry of this server's stripe, or shipped whole to another active.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::cluster::route::{Access, Keys};
+use crate::cluster::view::ClusterView;
+use crate::protocol::reply::Reply;
+use crate::server::admit::Memory;
+use crate::server::connection::Connection;
+use crate::server::forward::{Exchange, Settled, ERR_IN_FLIGHT};
+use crate::server::pipeline::Place;
+use crate::server::request::Request;
+use crate::server::transaction::Watch;
+
+const ERR_EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+
+/// The keys of a whole transaction: one slot's stripe, or a cross-slot request.
+fn transaction_keys(cmds: &[Request], view: &ClusterView) -> Keys {
+    let mut first: Option<u16> = None;
+    for request in cmds {
+        match request.keys(view) {
+            Keys::None => {}
+            Keys::CrossSlot => return Keys::CrossSlot,
+            Keys::Slot(slot) => match first {
+                None => first = Some(slot),
+                Some(f) if view.owner(f) != view.owner(slot) => return Keys::CrossSlot,
+                Some(_) => {}
+            },
+        }
+    }
+    first.map_or(Keys::None, Keys::Slot)
+}
+
+impl Connection {
+    pub(super) fn multi(&mut self) -> Reply {
+        match self.session.txn.open() {
+            Ok(()) => {
+                self.session.info.in_multi.store(true, Ordering::Relaxed);
+                Reply::ok()
+            }
+            Err(e) => Reply::err(e),
+        }
+    }
+
+    pub(super) fn discard(&mut self) -> Reply {
+        if self.session.txn.take().is_none() {
+            return Reply::err("ERR DISCARD without MULTI");
+        }
+        self.session.info.in_multi.store(false, Ordering::Relaxed);
+        self.unwatch_all();
+        Reply::ok()
+    }
+
+    pub(super) fn unwatch(&mut self) -> Reply {
+        self.unwatch_all();
+        Reply::ok()
+    }
+
+    /// WATCH: taken where the keys live, like the writes EXEC will make. `None`
+    /// when the reply was relayed from another server.
+    pub(super) async fn watch(&mut self, request: &Request) -> Option<Reply> {
+        if self.session.txn.in_multi() {
+            return Some(Reply::err("ERR WATCH inside MULTI is not allowed"));
+        }
+        let keys = request.keys(&self.shared.view());
+        Some(match self.place_keys(keys, Access::Write).await {
+            Place::Answer(reply) => reply,
+            Place::Local => self.watch_local(request),
+            Place::Forward(stripe) => return self.watch_remote(stripe, request).await,
+        })
+    }
+
+    /// WATCH on this server's store.
+    fn watch_local(&mut self, request: &Request) -> Reply {
+        match &mut self.session.txn.watch {
+            Watch::None => self.session.txn.watch = Watch::Local(Vec::new()),
+            Watch::Local(_) => {}
+            // Keys watched elsewhere and here cannot be checked together.
+            Watch::Remote { .. } | Watch::Lost => {
+                self.unwatch_all();
+                self.session.txn.watch = Watch::Lost;
+                return Reply::ok();
+            }
+        }
+        let mut store = self.shared.core.store();
+        if let Watch::Local(watched) = &mut self.session.txn.watch {
+            for key in &request.args[1..] {
+                if !watched.iter().any(|(k, _)| k == key) {
+                    let stamp = store.db.watch(key);
+                    watched.push((key.clone(), stamp));
+                }
+            }
+        }
+        Reply::ok()
+    }
+
+    /// WATCH on the upstream to `stripe`'s active, which holds it until EXEC.
+    async fn watch_remote(&mut self, stripe: usize, request: &Request) -> Option<Reply> {
+        match &self.session.txn.watch {
+            Watch::None => {}
+            Watch::Remote { stripe: s, generation } if *s == stripe && self.upstreams.generation(stripe) == Some(*generation) => {}
+            _ => {
+                self.unwatch_all();
+                self.session.txn.watch = Watch::Lost;
+                return Some(Reply::ok());
+            }
+        }
+        match self.settle_upstream(stripe).await {
+            Settled::Upstream => {}
+            // This server became the active meanwhile: watch here (keys watched on
+            // the old active cannot be checked here: `watch_local` makes them lost).
+            Settled::Again => return Some(self.watch_local(request)),
+            Settled::Refused(reply) => return Some(reply),
+        }
+        let generation = self.upstreams.generation(stripe);
+        if matches!(self.session.txn.watch, Watch::Remote { generation: g, .. } if Some(g) != generation) {
+            self.session.txn.watch = Watch::Lost;
+            return Some(Reply::ok());
+        }
+        let cmds: [&[Bytes]; 1] = [&request.args];
+        let before = self.frames.out.len();
+        let (relayed, outcome) =
+            self.relay(stripe, Exchange { cmds: &cmds, relay_last: 1, idle: Some(self.relay_idle()), blocking: false }).await;
+        if outcome.is_err() || relayed == 0 {
+            self.upstreams.drop_stripe(stripe);
+            self.session.txn.watch = Watch::Lost;
+            self.frames.out.truncate(before);
+            return Some(Reply::err(ERR_IN_FLIGHT));
+        }
+        // The relayed reply is already in the output: it is the client's answer.
+        if let Some(generation) = generation {
+            self.session.txn.watch = Watch::Remote { stripe, generation };
+        }
+        None
+    }
+
+    /// EXEC; `None` when the reply was relayed from another server.
+    pub(super) async fn exec(&mut self) -> Option<Reply> {
+        let Some(queue) = self.session.txn.take() else { return Some(Reply::err("ERR EXEC without MULTI")) };
+        self.session.info.in_multi.store(false, Ordering::Relaxed);
+        if queue.failed {
+            self.unwatch_all();
+            return Some(Reply::err(ERR_EXECABORT));
+        }
+        let keys = transaction_keys(&queue.cmds, &self.shared.view());
+        match self.place_keys(keys, Access::Write).await {
+            Place::Answer(reply) => {
+                self.unwatch_all();
+                Some(reply)
+            }
+            Place::Local => Some(self.exec_local(queue.cmds).await),
+            Place::Forward(stripe) => self.exec_remote(stripe, queue.cmds).await,
+        }
+    }
+
+    /// The transaction as one entry of this server's stripe.
+    async fn exec_local(&mut self, cmds: Vec<Request>) -> Reply {
+        let watches = match std::mem::take(&mut self.session.txn.watch) {
+            Watch::None => Vec::new(),
+            Watch::Local(watches) => watches,
+            // Watched on a server that is not this one any more: the keys may have
+            // changed unseen, so the transaction fails as if they had.
+            watch @ (Watch::Remote { .. } | Watch::Lost) => {
+                self.session.txn.watch = watch;
+                self.unwatch_all();
+                return Reply::NilArray;
+            }
+        };
+        let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
+        let result = self.shared.core.execute_transaction(&cmds, &watches, &memory).await;
+        self.session.txn.watch = Watch::Local(watches);
+        self.unwatch_local();
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(e) => return e,
+        };
+        let Reply::Array(mut replies) = reply else { return reply };
+        // Server commands inside the transaction ran as placeholders: serve them now.
+        for (request, slot) in cmds.iter().zip(replies.iter_mut()) {
+            if let Some(srv) = request.srv() {
+                *slot = self.inline_server_reply(srv, &request.args);
+            }
+        }
+        Reply::Array(replies)
+    }
+
+    /// The transaction shipped whole (MULTI, the commands, EXEC) to `stripe`'s active,
+    /// over the upstream that holds its WATCH if it has one; only EXEC's reply is the
+    /// client's.
+    async fn exec_remote(&mut self, stripe: usize, cmds: Vec<Request>) -> Option<Reply> {
+        let watched = match std::mem::take(&mut self.session.txn.watch) {
+            Watch::None => None,
+            Watch::Remote { stripe: s, generation } if s == stripe => Some(generation),
+            watch => {
+                self.session.txn.watch = watch;
+                self.unwatch_all();
+                return Some(Reply::NilArray);
+            }
+        };
+        match self.settle_upstream(stripe).await {
+            Settled::Upstream => {}
+            Settled::Again if watched.is_none() => return Some(self.exec_local(cmds).await),
+            Settled::Again => return Some(Reply::NilArray),
+            Settled::Refused(reply) => return Some(reply),
+        }
+        if watched.is_some_and(|g| self.upstreams.generation(stripe) != Some(g)) {
+            // The upstream that held the WATCH is gone: a watched key may have changed.
+            return Some(Reply::NilArray);
+        }
+        let multi = [Bytes::from_static(b"MULTI")];
+        let exec = [Bytes::from_static(b"EXEC")];
+        let mut all: Vec<&[Bytes]> = Vec::with_capacity(cmds.len() + 2);
+        all.push(&multi);
+        all.extend(cmds.iter().map(|r| &r.args[..]));
+        all.push(&exec);
+        let (relayed, outcome) =
+            self.relay(stripe, Exchange { cmds: &all, relay_last: 1, idle: Some(self.relay_idle()), blocking: false }).await;
+        if outcome.is_err() || relayed == 0 {
+            self.upstreams.drop_stripe(stripe);
+            return Some(Reply::err(ERR_IN_FLIGHT));
+        }
+        None
+    }
+}

@@ -1,0 +1,109 @@
+//! A client's socket as frames: bytes in, complete commands out (the bounded request
+//! parser), replies encoded for the client's protocol and written once per read. It
+//! knows nothing of what the commands mean.
+
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::limits;
+use crate::protocol::request::{parse_command, ParseLimits, ProtocolError};
+
+pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Largest read: a client pipelining faster than its writes commit gets its
+/// commands taken in bigger gulps, so one proposal carries more of them (a write's
+/// commit takes a Raft round, not a memory write as in Redis).
+const READ_GULP_MAX_BYTES: usize = 1024 * 1024;
+/// An output buffer larger than this after a flush is given back.
+const OUT_KEPT_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+pub struct Frames {
+    pub socket: TcpStream,
+    pub inbuf: BytesMut,
+    /// How much room the next read gets: doubles while reads fill it, back to
+    /// `READ_CHUNK_BYTES` when one does not.
+    read_room: usize,
+    pub out: BytesMut,
+}
+
+/// What one read from the socket gave.
+pub enum Read {
+    /// Bytes arrived.
+    Data,
+    /// The client closed the connection (or it broke).
+    Closed,
+}
+
+impl Frames {
+    pub fn new(socket: TcpStream) -> Frames {
+        Frames {
+            socket,
+            inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            read_room: READ_CHUNK_BYTES,
+            out: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        }
+    }
+
+    /// Reads what the socket has, growing the read size while a pipelining client
+    /// keeps it full. Cancel-safe: nothing is lost if the future is dropped.
+    pub async fn read(&mut self) -> Read {
+        self.inbuf.reserve(self.read_room);
+        let room = self.inbuf.capacity() - self.inbuf.len();
+        match self.socket.read_buf(&mut self.inbuf).await {
+            Ok(0) | Err(_) => Read::Closed,
+            Ok(n) => {
+                self.read_room = if n >= room { (self.read_room * 2).min(READ_GULP_MAX_BYTES) } else { READ_CHUNK_BYTES };
+                Read::Data
+            }
+        }
+    }
+
+    /// Reads while a command waits (a blocking pop): the client may pipeline more,
+    /// close, or flood. False when the connection must end.
+    pub async fn read_while_waiting(&mut self) -> bool {
+        read_more(&mut self.socket, &mut self.inbuf).await
+    }
+
+    /// Every complete command in the input buffer, and the protocol error that ended
+    /// parsing, if one did.
+    pub fn parse_all(&mut self, bulk_bytes_max: &std::sync::atomic::AtomicUsize) -> (Vec<Vec<Bytes>>, Option<ProtocolError>) {
+        let limits = ParseLimits { bulk_bytes_max: bulk_bytes_max.load(Ordering::Relaxed), args_max: limits::ARGS_MAX };
+        let mut batch: Vec<Vec<Bytes>> = Vec::new();
+        loop {
+            match parse_command(&mut self.inbuf, &limits) {
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => batch.push(args),
+                Ok(None) => return (batch, None),
+                Err(e) => return (batch, Some(e)),
+            }
+        }
+    }
+
+    /// True when the client has sent more than a query buffer may hold.
+    pub fn over_query_limit(&self) -> bool {
+        self.inbuf.len() > limits::QUERY_BUFFER_BYTES_MAX
+    }
+
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.socket.write_all(&self.out).await?;
+        self.out.clear();
+        if self.out.capacity() > OUT_KEPT_BYTES_MAX {
+            // Don't keep a huge buffer around after one big reply.
+            self.out = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+        Ok(())
+    }
+}
+
+/// Reads more of a client's input while one of its commands waits (the socket and
+/// buffer as separate borrows, so the output buffer stays free for relayed replies).
+/// False when the client closed or sent more than a query buffer may hold.
+pub async fn read_more(socket: &mut TcpStream, inbuf: &mut BytesMut) -> bool {
+    inbuf.reserve(READ_CHUNK_BYTES);
+    matches!(socket.read_buf(inbuf).await, Ok(n) if n > 0) && inbuf.len() <= limits::QUERY_BUFFER_BYTES_MAX
+}

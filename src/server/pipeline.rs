@@ -1,0 +1,265 @@
+//! The request pipeline (DESIGN.md §4), read top to bottom:
+//!
+//! ```text
+//! frames → Request (parsed once) → admit → server command? run it here
+//!                                        → route: Local    → batched with its neighbours → Core (log / linearizable read)
+//!                                                 Forward  → batched per stripe → upstream to that stripe's active
+//!                                                 Down     → wait for an active (bounded), route again
+//!                                                 Moved / CrossSlot / Bounce → answered
+//! ```
+//!
+//! Consecutive local store commands run together (one proposal, one read lock);
+//! consecutive commands for one stripe's active go over its upstream together. A run
+//! is settled before anything that must see its effects (a server command, a
+//! command routed elsewhere), so replies keep the client's order.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::admit::{admit, Admission, Memory};
+use super::connection::Connection;
+use super::core::Reads;
+use super::request::Request;
+use crate::cluster::route::{route, Access, Keys, Route};
+use crate::cluster::view::Active;
+use crate::commands::{self, args, flags, CommandSpec};
+use crate::protocol::reply::Reply;
+
+/// Times one batch's commands may go back to routing (this server became the
+/// active while they waited, an upstream broke before they were sent); more means
+/// leadership is changing back and forth, and the client is told to retry.
+const REROUTES_MAX: usize = 4;
+
+pub const ERR_LEADERSHIP_FLAPPING: &str = "TRYAGAIN the stripe's active keeps changing; retry";
+const ERR_DEPOSED_WHILE_BLOCKED: &str = "TRYAGAIN this server stopped being the active of its stripe while the command waited; retry";
+pub const ERR_NOT_ACTIVE_EITHER: &str =
+    "TRYAGAIN this request was forwarded to a server that is not the active of its stripe either; retry";
+const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// Where a request is served, once routing has settled.
+pub(super) enum Place {
+    Local,
+    Forward(usize),
+    Answer(Reply),
+}
+
+/// Commands waiting to run, in the client's order: a run of local store commands or
+/// a run for one stripe's active (never both).
+#[derive(Default)]
+struct Pending {
+    local: Vec<Request>,
+    forward: Option<(usize, Vec<Request>)>,
+    /// How often forwarded commands came back to be routed again.
+    reroutes: usize,
+}
+
+impl Connection {
+    /// Runs a batch of commands in order.
+    pub(super) async fn run_batch(&mut self, batch: Vec<Vec<Bytes>>) {
+        let mut pending = Pending::default();
+        for args in batch {
+            if self.session.closing {
+                break;
+            }
+            let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
+            match admit(&mut self.session, args, &memory, &self.shared.core) {
+                Admission::Run(request) => self.step(&mut pending, request).await,
+                Admission::Answer(reply) => {
+                    self.settle(&mut pending).await;
+                    self.reply(reply);
+                }
+            }
+        }
+        self.settle(&mut pending).await;
+    }
+
+    /// One admitted command: run here now (server commands, blocking pops), joined to
+    /// the pending run it belongs to, or answered.
+    async fn step(&mut self, pending: &mut Pending, request: Request) {
+        if let Some(srv) = request.srv() {
+            self.settle(pending).await;
+            return self.server_command(srv, request).await;
+        }
+        match self.place(&request).await {
+            Place::Answer(reply) => {
+                self.settle(pending).await;
+                self.reply(reply);
+            }
+            Place::Local if request.spec.has(flags::BLOCKING) => {
+                self.settle(pending).await;
+                self.blocking_command(request).await;
+            }
+            Place::Local => {
+                if pending.forward.is_some() {
+                    self.settle(pending).await;
+                }
+                pending.local.push(request);
+            }
+            Place::Forward(stripe) => {
+                if !pending.local.is_empty() || pending.forward.as_ref().is_some_and(|(s, _)| *s != stripe) {
+                    self.settle(pending).await;
+                }
+                pending.forward.get_or_insert_with(|| (stripe, Vec::new())).1.push(request);
+            }
+        }
+    }
+
+    /// Runs what is pending. Forwarded commands that could not be sent (this server
+    /// became the active, an upstream broke before they left) are routed again at
+    /// once, ahead of anything later; past [`REROUTES_MAX`] they are answered instead.
+    fn settle<'a>(&'a mut self, pending: &'a mut Pending) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if !pending.local.is_empty() {
+                let run = std::mem::take(&mut pending.local);
+                self.execute_run(run).await;
+            }
+            let Some((stripe, run)) = pending.forward.take() else { return };
+            let back = self.forward_run(stripe, run).await;
+            if back.is_empty() {
+                return;
+            }
+            pending.reroutes += 1;
+            if pending.reroutes > REROUTES_MAX {
+                for _ in &back {
+                    self.reply(Reply::err(ERR_LEADERSHIP_FLAPPING));
+                }
+                return;
+            }
+            for request in back {
+                self.step(pending, request).await;
+            }
+            self.settle(pending).await;
+        })
+    }
+
+    /// Routes a data command, waiting out an election (bounded) when its stripe has
+    /// no active.
+    pub(super) async fn place(&mut self, request: &Request) -> Place {
+        let access = if request.spec.has(flags::BLOCKING) {
+            Access::Blocking
+        } else if request.spec.is_write() {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        let keys = request.keys(&self.shared.view());
+        self.place_keys(keys, access).await
+    }
+
+    /// Routes what touches `keys` (see [`Connection::place`]).
+    pub(super) async fn place_keys(&mut self, keys: Keys, access: Access) -> Place {
+        let client = self.session.client(super::break_safety_stale_reads());
+        let mut waited = false;
+        loop {
+            let view = self.shared.view();
+            match route(keys, access, client, &view) {
+                Route::Local => {
+                    // This server is (again) the active: what an upstream to its own
+                    // stripe held for this client is gone.
+                    if view.local_is_active() {
+                        self.upstreams.drop_stripe(view.local);
+                    }
+                    return Place::Local;
+                }
+                Route::Forward(stripe) => return Place::Forward(stripe),
+                Route::Moved { slot, stripe } => {
+                    return Place::Answer(match view.active(stripe) {
+                        Active::There { client_addr, .. } => Reply::error(format!("MOVED {slot} {client_addr}")),
+                        _ => Reply::err(super::forward::ERR_NO_ACTIVE),
+                    })
+                }
+                Route::CrossSlot => return Place::Answer(Reply::err(ERR_CROSSSLOT)),
+                Route::Bounce => return Place::Answer(Reply::err(ERR_NOT_ACTIVE_EITHER)),
+                Route::Down(stripe) if !waited => {
+                    waited = true;
+                    self.shared.wait_for_active(stripe, self.shared.active_wait()).await;
+                }
+                Route::Down(_) => return Place::Answer(Reply::err(super::forward::ERR_NO_ACTIVE)),
+            }
+        }
+    }
+
+    /// Runs consecutive local store commands: writes as one proposal, reads after one
+    /// linearizability check (none for a READONLY client's reads on a mirror).
+    async fn execute_run(&mut self, run: Vec<Request>) {
+        let stale = self.session.readonly || super::break_safety_stale_reads();
+        let reads = if stale && !self.shared.view().local_is_active() { Reads::Stale } else { Reads::Linearizable };
+        let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
+        let replies = self.shared.core.execute(&run, &memory, reads).await;
+        for reply in replies {
+            self.reply(reply);
+        }
+    }
+
+    /// A blocking command on the active: served now if a key has data, else wait for
+    /// one to get it, for the timeout (its last argument, or first: BLMPOP, BZMPOP).
+    async fn blocking_command(&mut self, request: Request) {
+        let timeout_ms = match blocking_timeout(request.spec, &request.args) {
+            Ok(ms) => ms,
+            Err(e) => return self.reply(e),
+        };
+        let keys: Vec<Bytes> = request.spec.keys(&request.args).into_iter().cloned().collect();
+        let (id, mut rx) = self.shared.blocker.block(request.args, keys);
+        // Let the client see replies to what it pipelined before this command.
+        if self.flush().await.is_err() {
+            self.shared.blocker.cancel(id);
+            self.session.closing = true;
+            return;
+        }
+        self.session.info.blocked.store(true, std::sync::atomic::Ordering::Relaxed);
+        let deadline = async {
+            if timeout_ms == 0 {
+                std::future::pending::<()>().await
+            }
+            tokio::time::sleep(Duration::from_millis(timeout_ms)).await
+        };
+        tokio::pin!(deadline);
+        let kill = self.session.info.kill.clone();
+        // A server that stops being the active can serve the waiter no more: the
+        // client is told to retry (it is then forwarded to the new active).
+        let mut view = self.shared.view_changes();
+        let reply = loop {
+            tokio::select! {
+                reply = &mut rx => break reply.unwrap_or(Reply::NilArray),
+                _ = &mut deadline => break self.give_up(id, rx).await,
+                changed = view.changed() => {
+                    let deposed = changed.is_err() || !view.borrow_and_update().local_is_active();
+                    if deposed {
+                        match self.give_up(id, rx).await {
+                            // Served after all: a served blocking command never answers a null array.
+                            Reply::NilArray => break Reply::err(ERR_DEPOSED_WHILE_BLOCKED),
+                            served => break served,
+                        }
+                    }
+                }
+                _ = kill.notified() => {
+                    self.session.closing = true;
+                    break self.give_up(id, rx).await;
+                }
+                ok = self.frames.read_while_waiting() => {
+                    if !ok {
+                        self.session.closing = true;
+                        break self.give_up(id, rx).await;
+                    }
+                }
+            }
+        };
+        self.session.info.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.reply(reply);
+    }
+
+    /// Stops waiting: unless the command was served in the meantime (its reply then
+    /// arrives anyway), the answer is the null array.
+    async fn give_up(&self, id: u64, rx: tokio::sync::oneshot::Receiver<Reply>) -> Reply {
+        self.shared.blocker.cancel(id);
+        rx.await.unwrap_or(Reply::NilArray)
+    }
+}
+
+/// The timeout argument of a blocking command in ms (where it is: see
+/// [`commands::blocking_timeout_arg`]).
+pub(super) fn blocking_timeout(spec: &CommandSpec, args: &[Bytes]) -> Result<u64, Reply> {
+    let arg = commands::blocking_timeout_arg(spec, args).ok_or(Reply::err(args::ERR_SYNTAX))?;
+    args::timeout_arg(arg)
+}

@@ -1,0 +1,87 @@
+//! A client's session on this server: the protocol it speaks, whether it has
+//! authenticated, what it said about itself (READONLY, a forwarding server), its
+//! MULTI/WATCH state and its subscriptions. It is the connection's state apart from
+//! the socket (`frames`) and the upstreams to other servers (`upstream`).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::clients::ClientInfo;
+use super::pubsub::Outbox;
+use super::transaction::Transaction;
+use crate::cluster::route::Client;
+use crate::protocol::reply::Reply;
+
+pub struct Session {
+    pub info: Arc<ClientInfo>,
+    /// HELLO 3: replies in RESP3, pushes told apart from replies by their type.
+    pub resp3: bool,
+    pub authed: bool,
+    /// READONLY: on a mirror, reads are served here, possibly behind the active.
+    pub readonly: bool,
+    /// This client is another server forwarding its clients' commands: this server
+    /// never forwards them once more.
+    pub forwarded_in: bool,
+    pub txn: Transaction,
+    pub channels: HashSet<Bytes>,
+    pub patterns: HashSet<Bytes>,
+    /// Where pub/sub messages for this client are queued, and where they arrive.
+    pub outbox: Outbox,
+    pub inbox: mpsc::UnboundedReceiver<Reply>,
+    /// QUIT, a kill or a fatal error: the connection ends after this batch.
+    pub closing: bool,
+}
+
+impl Session {
+    pub fn new(info: Arc<ClientInfo>, authed: bool) -> Session {
+        let (tx, inbox) = mpsc::unbounded_channel();
+        let outbox = Outbox { tx, queued_bytes: Arc::new(AtomicUsize::new(0)), kill: info.kill.clone() };
+        Session {
+            info,
+            resp3: false,
+            authed,
+            readonly: false,
+            forwarded_in: false,
+            txn: Transaction::default(),
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            outbox,
+            inbox,
+            closing: false,
+        }
+    }
+
+    /// What routing needs to know about this client. `stale_reads` is the debug
+    /// builds' deliberately broken mode (see `server::break_safety_stale_reads`).
+    pub fn client(&self, stale_reads: bool) -> Client {
+        Client { readonly: self.readonly || stale_reads, slot_routing: false, forwarded_in: self.forwarded_in }
+    }
+
+    pub fn subscribed(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
+
+    /// RESP2 clients with subscriptions may only run pub/sub commands (RESP3 ones may
+    /// run anything: pushes are told apart from replies by their type).
+    pub fn resp2_subscribed(&self) -> bool {
+        !self.resp3 && self.subscribed()
+    }
+
+    pub fn set_protocol(&mut self, resp3: bool) {
+        self.resp3 = resp3;
+        self.info.resp.store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+    }
+
+    pub fn sync_sub_counts(&self) {
+        self.info.subscriptions.store(self.channels.len(), Ordering::Relaxed);
+        self.info.psubscriptions.store(self.patterns.len(), Ordering::Relaxed);
+    }
+
+    pub fn set_last_cmd(&self, name: &'static str) {
+        *self.info.last_cmd.lock().unwrap_or_else(|e| e.into_inner()) = name;
+    }
+}

@@ -1,0 +1,458 @@
+//! Upstreams: a client's connections to other servers' client ports, one per stripe
+//! whose active serves some of its commands (a mirror's own active, or another
+//! stripe's). Each is opened lazily for that client, shakes hands once (protocol,
+//! password, a client name saying who forwards), and relays replies byte for byte.
+//! It knows nothing of routing or Raft.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::limits;
+use crate::protocol::frame::{parse_frame, FrameError};
+pub use crate::protocol::request::encode_command;
+use crate::protocol::request::ParseLimits;
+
+/// The client name a forwarding connection gives itself on the active, followed by
+/// the forwarding server's name: it shows in CLIENT LIST, and a server that is not
+/// the active refuses to forward such a connection's commands once more (two mirrors
+/// with stale views must not bounce a request between them).
+pub const FORWARD_NAME_PREFIX: &str = "tandem-forward:";
+
+/// Bytes reserved ahead of each read from the active: large replies arrive in few reads.
+const RELAY_READ_BYTES: usize = 64 * 1024;
+
+/// Largest reply relayed from the active. A value may be 512 MB
+/// ([`limits::STRING_BYTES_MAX`]) and a reply may hold many; past this the upstream is
+/// dropped rather than let one reply take the server's memory.
+const RELAYED_REPLY_BYTES_MAX: usize = u32::MAX as usize;
+
+/// Elements in one aggregate of a relayed reply. Replies (KEYS, LRANGE, HGETALL) may
+/// hold more elements than a request may have arguments; the parser reserves at most
+/// [`limits::ARGS_PREALLOC_MAX`] ahead of what has arrived whatever the count says,
+/// so this only turns away counts no reply could have.
+const RELAYED_COUNT_MAX: usize = u32::MAX as usize;
+
+/// Limits for replies relayed from the active (see the constants for why).
+pub fn relay_limits(bulk_bytes_max: usize) -> ParseLimits {
+    ParseLimits { bulk_bytes_max: bulk_bytes_max.max(limits::STRING_BYTES_MAX), args_max: RELAYED_COUNT_MAX }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the active closed the connection")]
+    Closed,
+    #[error("no reply from the active within {0:?}")]
+    Timeout(Duration),
+    #[error("the active's reply is not valid RESP: {0}")]
+    Protocol(#[from] FrameError),
+    #[error("the active's reply is over {RELAYED_REPLY_BYTES_MAX} bytes")]
+    TooLarge,
+    #[error("the active refused the forwarded connection: {0}")]
+    Refused(String),
+    #[error("another server became the active")]
+    ActiveChanged,
+    #[error("the client went away")]
+    ClientGone,
+}
+
+/// One connection to the active's client port, on behalf of one client.
+pub struct Upstream<S = TcpStream> {
+    reader: ReadHalf<S>,
+    writer: WriteHalf<S>,
+    /// Reply bytes read and not yet relayed.
+    buf: BytesMut,
+    /// The active this connects to, by server name.
+    pub active: String,
+    /// The protocol the active speaks on this connection.
+    pub resp3: bool,
+    /// Which connection this is among the client's upstreams (a WATCH held on it
+    /// is lost with it).
+    pub generation: u64,
+    /// Keys watched through this upstream are to be forgotten there: UNWATCH goes
+    /// ahead of the next command sent.
+    pub unwatch_pending: bool,
+}
+
+impl Upstream<TcpStream> {
+    /// Connects to the active at `addr` and shakes hands (see [`Upstream::handshake`]).
+    pub async fn open(addr: &str, active: String, hello: &Hello<'_>, within: Duration) -> Result<Upstream, UpstreamError> {
+        let stream = match tokio::time::timeout(within, TcpStream::connect(addr)).await {
+            Ok(stream) => stream?,
+            Err(_) => return Err(UpstreamError::Timeout(within)),
+        };
+        stream.set_nodelay(true)?;
+        Upstream::handshake(stream, active, hello, within).await
+    }
+}
+
+/// What a forwarding connection tells the active first.
+pub struct Hello<'a> {
+    pub resp3: bool,
+    /// The active's `requirepass` (the stripe's servers share their config).
+    pub password: Option<&'a str>,
+    /// This server's name, for the connection's client name on the active.
+    pub from: &'a str,
+}
+
+impl<S: AsyncRead + AsyncWrite> Upstream<S> {
+    /// Sends `HELLO <2|3> [AUTH default <password>] SETNAME tandem-forward:<from>`
+    /// and checks the answer: one round trip, protocol and authentication together.
+    pub async fn handshake(stream: S, active: String, hello: &Hello<'_>, within: Duration) -> Result<Upstream<S>, UpstreamError> {
+        let (reader, writer) = tokio::io::split(stream);
+        let mut upstream =
+            Upstream { reader, writer, buf: BytesMut::new(), active, resp3: hello.resp3, generation: 0, unwatch_pending: false };
+        let name: String = hello.from.chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect::<String>();
+        let mut args = vec![Bytes::from_static(b"HELLO"), Bytes::from_static(if hello.resp3 { b"3" } else { b"2" })];
+        if let Some(password) = hello.password {
+            args.extend([Bytes::from_static(b"AUTH"), Bytes::from_static(b"default"), Bytes::copy_from_slice(password.as_bytes())]);
+        }
+        args.extend([Bytes::from_static(b"SETNAME"), Bytes::from(format!("{FORWARD_NAME_PREFIX}{name}"))]);
+        let mut request = BytesMut::new();
+        encode_command(&mut request, &args);
+        let mut reply = BytesMut::new();
+        let mut relayed = 0;
+        upstream.exchange(&request, 0, 1, &mut reply, &mut relayed, Some(within), &relay_limits(0)).await?;
+        if matches!(reply.first(), Some(b'-' | b'!')) {
+            let text = String::from_utf8_lossy(reply.get(1..).unwrap_or_default()).trim().to_string();
+            return Err(UpstreamError::Refused(text));
+        }
+        Ok(upstream)
+    }
+
+    /// Sends `request` (encoded commands), reads `skip + replies` reply frames and
+    /// appends the last `replies` of them to `out` unchanged, counting them in
+    /// `relayed` as they complete (so a caller that drops this future knows how many
+    /// the client got). Writing and reading interleave, so a long pipeline cannot
+    /// deadlock with an active whose output is full. Out-of-band pushes are skipped:
+    /// the upstream subscribes to nothing, so they are no reply.
+    ///
+    /// `idle`: the longest silence allowed (`None`: wait as long as it takes, for a
+    /// blocking command without a timeout).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        skip: usize,
+        replies: usize,
+        out: &mut BytesMut,
+        relayed: &mut usize,
+        idle: Option<Duration>,
+        limits: &ParseLimits,
+    ) -> Result<(), UpstreamError> {
+        let mut written = 0;
+        let mut frames = 0;
+        loop {
+            while frames < skip + replies {
+                let Some((_, len)) = parse_frame(&self.buf, limits)? else { break };
+                let push = self.buf.first() == Some(&b'>');
+                let bytes = self.buf.split_to(len);
+                if push {
+                    continue;
+                }
+                if frames >= skip {
+                    out.extend_from_slice(&bytes);
+                    *relayed += 1;
+                }
+                frames += 1;
+            }
+            let rest = request.get(written..).unwrap_or_default();
+            if frames == skip + replies && rest.is_empty() {
+                return Ok(());
+            }
+            if self.buf.len() > RELAYED_REPLY_BYTES_MAX {
+                return Err(UpstreamError::TooLarge);
+            }
+            self.buf.reserve(RELAY_READ_BYTES);
+            let deadline = idle.and_then(|d| Instant::now().checked_add(d));
+            let silence = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                n = self.writer.write(rest), if !rest.is_empty() => match n? {
+                    0 => return Err(UpstreamError::Closed),
+                    n => written += n,
+                },
+                n = self.reader.read_buf(&mut self.buf) => {
+                    if n? == 0 {
+                        return Err(UpstreamError::Closed);
+                    }
+                }
+                _ = silence => return Err(UpstreamError::Timeout(idle.unwrap_or_default())),
+            }
+        }
+    }
+
+    /// False when the active has closed this connection while it sat idle (a command
+    /// sent now would meet a reset, with its outcome unknown for no reason).
+    pub fn alive(&mut self) -> bool {
+        self.buf.reserve(RELAY_READ_BYTES);
+        match self.reader.read_buf(&mut self.buf).now_or_never() {
+            None => true,
+            Some(Ok(n)) => n > 0,
+            Some(Err(_)) => false,
+        }
+    }
+}
+
+/// A client's upstreams, by stripe (its position in the cluster view).
+#[derive(Default)]
+pub struct Upstreams {
+    by_stripe: HashMap<usize, Upstream>,
+    /// Generations handed out: every upstream opened gets a new one.
+    opened: u64,
+}
+
+impl Upstreams {
+    pub fn get_mut(&mut self, stripe: usize) -> Option<&mut Upstream> {
+        self.by_stripe.get_mut(&stripe)
+    }
+
+    /// Keeps `upstream` as the one to `stripe`, replacing any other.
+    pub fn insert(&mut self, stripe: usize, mut upstream: Upstream) -> u64 {
+        self.opened += 1;
+        upstream.generation = self.opened;
+        self.by_stripe.insert(stripe, upstream);
+        self.opened
+    }
+
+    /// Drops the upstream to `stripe`: what it held (a WATCH) is lost with it.
+    pub fn drop_stripe(&mut self, stripe: usize) {
+        self.by_stripe.remove(&stripe);
+    }
+
+    pub fn clear(&mut self) {
+        self.by_stripe.clear();
+    }
+
+    /// The generation of the upstream to `stripe`, if one is open.
+    pub fn generation(&self, stripe: usize) -> Option<u64> {
+        self.by_stripe.get(&stripe).map(|u| u.generation)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_stripe.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::request::parse_command;
+    use tokio::io::{duplex, DuplexStream};
+
+    fn cmd(parts: &[&str]) -> Vec<Bytes> {
+        parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect()
+    }
+
+    fn request(cmds: &[Vec<Bytes>]) -> BytesMut {
+        let mut out = BytesMut::new();
+        for c in cmds {
+            encode_command(&mut out, c);
+        }
+        out
+    }
+
+    /// Reads `count` commands off the fake active's side of the pipe.
+    async fn read_commands(side: &mut DuplexStream, buf: &mut BytesMut, count: usize) -> Vec<Vec<Bytes>> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            while let Some(args) = parse_command(buf, &ParseLimits::default()).expect("a valid command") {
+                got.push(args);
+            }
+            if got.len() < count {
+                assert!(side.read_buf(buf).await.expect("read") > 0, "forwarder closed early");
+            }
+        }
+        got
+    }
+
+    fn upstream(stream: DuplexStream) -> Upstream<DuplexStream> {
+        let (reader, writer) = tokio::io::split(stream);
+        Upstream { reader, writer, buf: BytesMut::new(), active: "server2".into(), resp3: false, generation: 1, unwatch_pending: false }
+    }
+
+    const IDLE: Option<Duration> = Some(Duration::from_secs(10));
+
+    #[tokio::test]
+    async fn replies_are_relayed_byte_for_byte_and_pushes_skipped() {
+        let (near, mut far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        let cmds = [cmd(&["GET", "k"]), cmd(&["HGETALL", "h"]), cmd(&["LRANGE", "l", "0", "-1"]), cmd(&["ZSCORE", "z", "m"])];
+        let replies: &[&[u8]] = &[b"$5\r\nhello\r\n", b"%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n*2\r\n_\r\n#t\r\n", b"*-1\r\n", b",3.5\r\n"];
+        let active = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            let got = read_commands(&mut far, &mut buf, 4).await;
+            for (i, reply) in replies.iter().enumerate() {
+                if i == 2 {
+                    far.write_all(b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n").await.unwrap();
+                }
+                far.write_all(reply).await.unwrap();
+            }
+            got
+        });
+        let mut out = BytesMut::from(&b"+earlier\r\n"[..]);
+        let mut relayed = 0;
+        up.exchange(&request(&cmds), 0, 4, &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("exchange");
+        assert_eq!(relayed, 4);
+        assert_eq!(&out[..], &[&b"+earlier\r\n"[..], &replies.concat()].concat()[..]);
+        assert_eq!(active.await.unwrap(), cmds.to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_reply_trickling_in_byte_by_byte_is_relayed_whole() {
+        let (near, mut far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        let reply: &[u8] = b"*3\r\n$3\r\nfoo\r\n*1\r\n:42\r\n=7\r\ntxt:abc\r\n";
+        let active = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            read_commands(&mut far, &mut buf, 1).await;
+            for byte in reply {
+                far.write_all(&[*byte]).await.unwrap();
+                far.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            far
+        });
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        up.exchange(&request(&[cmd(&["X"])]), 0, 1, &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("exchange");
+        assert_eq!(&out[..], reply);
+        drop(active.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_long_pipeline_through_a_narrow_pipe_does_not_deadlock() {
+        // The fake active answers each command as it reads it, through a pipe far
+        // smaller than the request: writing all before reading would hang.
+        let (near, mut far) = duplex(256);
+        let mut up = upstream(near);
+        let cmds: Vec<Vec<Bytes>> = (0..2000).map(|i| cmd(&["SET", &format!("key:{i}"), "some value"])).collect();
+        let active = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            let mut seen = 0;
+            while seen < 2000 {
+                let got = read_commands(&mut far, &mut buf, 1).await;
+                for _ in &got {
+                    far.write_all(b"+OK\r\n").await.unwrap();
+                }
+                seen += got.len();
+            }
+            seen
+        });
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        up.exchange(&request(&cmds), 0, cmds.len(), &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("exchange");
+        assert_eq!(relayed, 2000);
+        assert_eq!(out.len(), 2000 * 5);
+        assert_eq!(active.await.unwrap(), 2000);
+    }
+
+    #[tokio::test]
+    async fn a_close_mid_reply_relays_only_whole_replies() {
+        let (near, mut far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            read_commands(&mut far, &mut buf, 3).await;
+            far.write_all(b":1\r\n$10\r\nhal").await.unwrap();
+        });
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        let cmds = [cmd(&["INCR", "a"]), cmd(&["GET", "b"]), cmd(&["GET", "c"])];
+        let outcome = up.exchange(&request(&cmds), 0, 3, &mut out, &mut relayed, IDLE, &relay_limits(0)).await;
+        assert!(matches!(outcome, Err(UpstreamError::Closed)), "{outcome:?}");
+        assert_eq!(relayed, 1);
+        assert_eq!(&out[..], b":1\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_silent_active_times_out() {
+        let (near, _far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        let idle = Some(Duration::from_millis(30));
+        let outcome = up.exchange(&request(&[cmd(&["GET", "k"])]), 0, 1, &mut out, &mut relayed, idle, &relay_limits(0)).await;
+        assert!(matches!(outcome, Err(UpstreamError::Timeout(_))), "{outcome:?}");
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn malformed_or_oversized_replies_are_refused() {
+        for (reply, what) in [(&b"?x\r\n"[..], "unknown type"), (&b"$99999999999\r\n"[..], "bulk over the limit")] {
+            let (near, mut far) = duplex(1 << 16);
+            let mut up = upstream(near);
+            far.write_all(reply).await.unwrap();
+            let mut out = BytesMut::new();
+            let mut relayed = 0;
+            let outcome = up.exchange(&request(&[cmd(&["GET", "k"])]), 0, 1, &mut out, &mut relayed, IDLE, &relay_limits(0)).await;
+            assert!(matches!(outcome, Err(UpstreamError::Protocol(_))), "{what}: {outcome:?}");
+            assert!(out.is_empty(), "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn skipped_replies_are_consumed_not_relayed() {
+        let (near, mut far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        far.write_all(b"%1\r\n$5\r\nproto\r\n:3\r\n$1\r\nv\r\n").await.unwrap();
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        up.exchange(&request(&[cmd(&["HELLO", "3"]), cmd(&["GET", "k"])]), 1, 1, &mut out, &mut relayed, IDLE, &relay_limits(0))
+            .await
+            .expect("exchange");
+        assert_eq!(&out[..], b"$1\r\nv\r\n");
+        assert_eq!(relayed, 1);
+    }
+
+    #[tokio::test]
+    async fn the_handshake_sends_protocol_password_and_name() {
+        let (near, mut far) = duplex(1 << 16);
+        let active = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            let got = read_commands(&mut far, &mut buf, 1).await;
+            far.write_all(b"%1\r\n$5\r\nproto\r\n:3\r\n").await.unwrap();
+            (got, far)
+        });
+        let hello = Hello { resp3: true, password: Some("s3cret"), from: "server 1" };
+        let up = Upstream::handshake(near, "server2".into(), &hello, Duration::from_secs(10)).await.expect("handshake");
+        assert!(up.resp3);
+        let (got, _far) = active.await.unwrap();
+        assert_eq!(got, vec![cmd(&["HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "tandem-forward:server_1"])]);
+
+        let (near, mut far) = duplex(1 << 16);
+        far.write_all(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n").await.unwrap();
+        let hello = Hello { resp3: false, password: Some("wrong"), from: "server1" };
+        match Upstream::handshake(near, "server2".into(), &hello, Duration::from_secs(10)).await {
+            Err(UpstreamError::Refused(text)) => assert!(text.starts_with("WRONGPASS"), "{text}"),
+            other => panic!("expected a refusal, got {:?}", other.err()),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upstream_closed_while_idle_is_not_alive() {
+        let (near, far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        assert!(up.alive());
+        drop(far);
+        assert!(!up.alive());
+    }
+
+    #[test]
+    fn commands_are_encoded_as_resp_arrays() {
+        let mut out = BytesMut::new();
+        encode_command(&mut out, &cmd(&["SET", "k", ""]));
+        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+    }
+}
