@@ -207,6 +207,13 @@ fn object_encoding_follows_config_set_thresholds() {
     let _: () = redis::cmd("CONFIG").arg("SET").arg("zset-max-ziplist-entries").arg(0).query(&mut c).unwrap();
     let enc: String = redis::cmd("OBJECT").arg("ENCODING").arg("z").query(&mut c).unwrap();
     assert_eq!(enc, "skiplist");
+    // A script that may write runs again on every member, so it reads encodings under
+    // Redis's defaults, not this server's CONFIG; a read-only one reads this server's.
+    let script = "return redis.call('object', 'encoding', KEYS[1])";
+    let enc: String = redis::cmd("EVAL").arg(script).arg(1).arg("z").query(&mut c).unwrap();
+    assert_eq!(enc, "listpack");
+    let enc: String = redis::cmd("EVAL_RO").arg(script).arg(1).arg("z").query(&mut c).unwrap();
+    assert_eq!(enc, "skiplist");
     let got: Vec<String> =
         redis::cmd("CONFIG").arg("GET").arg("zset-max-listpack-entries").arg("list-compress-depth").query(&mut c).unwrap();
     assert_eq!(got, vec!["zset-max-listpack-entries", "0", "list-compress-depth", "0"]);

@@ -140,12 +140,12 @@ pub mod flags {
     /// Written by the active itself (expiry, eviction); clients cannot call it.
     pub const INTERNAL: u32 = 1 << 13;
     pub const MOVABLE_KEYS: u32 = 1 << 14;
-    /// A blocking command whose timeout is its first argument (BLMPOP, BZMPOP), not
-    /// its last. Not a Redis flag: COMMAND INFO does not show it.
-    pub const TIMEOUT_FIRST: u32 = 1 << 16;
     /// Runs a Lua script (EVAL, FCALL…): applied off the runtime thread, since it may
     /// run long. Not shown by COMMAND INFO.
     pub const SCRIPT: u32 = 1 << 15;
+    /// A blocking command whose timeout is its first argument (BLMPOP, BZMPOP), not
+    /// its last. Not a Redis flag: COMMAND INFO does not show it.
+    pub const TIMEOUT_FIRST: u32 = 1 << 16;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

@@ -495,11 +495,13 @@ impl Host for ScriptHost<'_, '_> {
                 self.wrote = true;
                 f(ctx, args)
             }
+            // A script that may write runs again on every member: what it reads of
+            // one server's settings (OBJECT ENCODING's thresholds) must not steer it.
             (Handler::Read(f), Target::Write(ctx)) => {
                 f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: &LocalSettings::REDIS_DEFAULTS }, args)
             }
             (Handler::Read(f), Target::Read(ctx)) => {
-                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: &LocalSettings::REDIS_DEFAULTS }, args)
+                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: ctx.local }, args)
             }
             (Handler::Write(_), Target::Read(_)) => Err(Reply::err(ERR_WRITE_FROM_RO)),
             (Handler::Server(srv), _) => Ok(server_command_in_script(srv, args)),
