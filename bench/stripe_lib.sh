@@ -70,7 +70,8 @@ fi
 tandem_states() { # "name state" per server (state empty when it does not answer)
   local i s
   if [ "$STATES" = status ]; then
-    "$bin" status --config "$conf" 2>/dev/null | awk '$3 == "server" {print $2, $4}'
+    # status exits 1 while a stripe has no active (e.g. mid-failover): only its table matters here.
+    { "$bin" status --config "$conf" 2>/dev/null || true; } | awk '$3 == "server" {print $2, $4}'
   else
     for i in $(seq 0 $((SERVERS - 1))); do
       s=$(redis-cli -p "${T_CLIENT[$i]}" info replication 2>/dev/null | awk -F: '/^tandem_state:/ {gsub(/\r/, "", $2); print $2}')

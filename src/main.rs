@@ -64,7 +64,8 @@ enum Command {
         #[arg(long)]
         group_bind: Option<String>,
     },
-    /// Shows every server and voter: state, light, term, commit index, lag.
+    /// Shows every server and voter: state, light, term, commit index, lag. Exits
+    /// non-zero when a stripe has no active (ACTIVE-COORDINATOR server).
     Status {
         #[arg(long)]
         config: std::path::PathBuf,
@@ -223,7 +224,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { config } => {
             let file = Config::from_file(&config)?;
-            print!("{}", control_runtime()?.block_on(control::status_table(&file)));
+            let table = control_runtime()?.block_on(control::status_table(&file));
+            print!("{}", table.text);
+            // A stripe with no active serves none of its slots: scripts and health
+            // checks must see that in the exit code.
+            if !table.without_active.is_empty() {
+                anyhow::bail!("{}", table.without_active.join("; "));
+            }
             Ok(())
         }
         Command::Stop { config, name, force } => {

@@ -45,7 +45,7 @@ pub async fn collect(config: &Config) -> Vec<(StripeLayout, Member, Result<Statu
         for member in &layout.members {
             let report = match ask(&layout, member, &Request::Status, CALL_TIMEOUT).await {
                 Ok(Response::Status(s)) => Ok(s),
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Ok(_) => Err("it answered with something other than its status".to_string()),
                 Err(e) => Err(e.to_string()),
             };
             out.push((layout.clone(), member.clone(), report));
@@ -62,12 +62,20 @@ fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// What `tandem status` shows: one line per server and voter, and the stripes that
+/// have no active (the CLI then exits non-zero).
+pub struct StatusTable {
+    pub text: String,
+    /// One sentence per stripe with no server in ACTIVE-COORDINATOR.
+    pub without_active: Vec<String>,
+}
+
 /// `tandem status`: one line per server and voter.
-pub async fn status_table(config: &Config) -> String {
+pub async fn status_table(config: &Config) -> StatusTable {
     let rows = collect(config).await;
     let mut out = format!(
-        "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
-        "STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG", "NODE"
+        "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>20} {:>10}\n",
+        "STRIPE", "SERVER", "ROLE", "STATE", "LIGHT", "TERM", "COMMIT", "APPLIED", "LAG", "NODE", "PURGED"
     );
     for (layout, member, report) in &rows {
         let role = if member.is_voter() { "voter" } else { "server" };
@@ -81,7 +89,7 @@ pub async fn status_table(config: &Config) -> String {
                     .find(|m| m.name == member.name && m.node_id == s.node_id)
                     .and_then(|m| m.lag);
                 out.push_str(&format!(
-                    "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
+                    "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>20} {:>10}\n",
                     layout.stripe,
                     member.name,
                     role,
@@ -91,14 +99,46 @@ pub async fn status_table(config: &Config) -> String {
                     opt(s.commit_index),
                     opt(s.applied_index),
                     opt(lag),
-                    s.node_id
+                    s.node_id,
+                    opt(s.purged_index)
                 ));
             }
             Err(_) => out.push_str(&format!(
-                "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>16}\n",
-                layout.stripe, member.name, role, "STOPPED", "red", "-", "-", "-", "-", "-"
+                "{:<10} {:<14} {:<6} {:<22} {:<7} {:>6} {:>10} {:>10} {:>8} {:>20} {:>10}\n",
+                layout.stripe,
+                member.name,
+                role,
+                ServerState::Stopped.name(),
+                ServerState::Stopped.light(),
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-"
             )),
         }
+    }
+    StatusTable { text: out, without_active: stripes_without_active(&rows) }
+}
+
+/// A sentence for each stripe where no server is ACTIVE-COORDINATOR (a voter that
+/// leads only to hand over serves no client, so it does not count).
+fn stripes_without_active(rows: &[(StripeLayout, Member, Result<StatusReport, String>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stripes: Vec<&str> = rows.iter().map(|(l, _, _)| l.stripe.as_str()).collect();
+    stripes.dedup();
+    for stripe in stripes {
+        let members: Vec<(&Member, ServerState)> = rows
+            .iter()
+            .filter(|(l, _, _)| l.stripe == stripe)
+            .map(|(_, m, r)| (m, r.as_ref().ok().and_then(|r| ServerState::parse(&r.state)).unwrap_or(ServerState::Stopped)))
+            .collect();
+        if members.iter().any(|(m, state)| !m.is_voter() && *state == ServerState::ActiveCoordinator) {
+            continue;
+        }
+        let states: Vec<String> = members.iter().map(|(m, state)| format!("{} is {state}", m.name)).collect();
+        out.push(format!("stripe {stripe} has no active: {}", states.join(", ")));
     }
     out
 }
@@ -117,7 +157,8 @@ fn done(answer: std::io::Result<Response>, who: &str) -> Result<String, ControlE
     match answer {
         Ok(Response::Done { ok: true, message }) => Ok(message),
         Ok(Response::Done { ok: false, message }) => Err(ControlError::Refused(message)),
-        Ok(other) => Err(ControlError::Refused(format!("{who} answered {other:?}"))),
+        Ok(Response::Error(why)) => Err(ControlError::Refused(format!("{who} could not do it: {why}"))),
+        Ok(_) => Err(ControlError::Refused(format!("{who} answered with something other than a result (is it the same version?)"))),
         Err(e) => Err(ControlError::Refused(format!("{who} did not answer: {e}"))),
     }
 }
@@ -126,8 +167,9 @@ fn done(answer: std::io::Result<Response>, who: &str) -> Result<String, ControlE
 pub async fn stop(config: &Config, name: &str, force: bool) -> Result<String, ControlError> {
     let (layout, member) = find(config, name)?;
     require_secret(&layout)?;
-    // Handing over first may take an election.
-    let timeout = Duration::from_millis(layout.election_time_ms * 4).max(CALL_TIMEOUT * 2);
+    // Probing the other members (for the quorum) and handing over may take an
+    // election and a probe time or two.
+    let timeout = Duration::from_millis(layout.election_time_ms * 4).max(CALL_TIMEOUT * 2) + CALL_TIMEOUT * 2;
     let message = done(ask(&layout, &member, &Request::Stop { force }, timeout).await, name)?;
     wait_unreachable(&layout, &member, Duration::from_secs(30)).await?;
     Ok(message)

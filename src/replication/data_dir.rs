@@ -8,6 +8,17 @@ use std::path::{Path, PathBuf};
 
 /// Bumped when the layout or an on-disk format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
+/// This member's Raft node id (see [`DataDir::node_id`]).
+const NODE_ID: &str = "NODE_ID";
+/// Present while `clear-data` runs: a start that finds it finishes the clear.
+const CLEARING: &str = "CLEARING";
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -47,13 +58,18 @@ impl DataDir {
             }
             Err(e) => return Err(io(e)),
         }
-        Ok(DataDir { path: path.to_path_buf(), _lock: lock })
+        let dir = DataDir { path: path.to_path_buf(), _lock: lock };
+        if dir.path.join(CLEARING).exists() {
+            tracing::warn!(dir = %path.display(), "an earlier clear-data was interrupted; finishing it");
+            dir.clear_locked()?;
+        }
+        Ok(dir)
     }
 
     /// This member's Raft node id, kept in `NODE_ID`: made by `fresh` (and stored
     /// durably) the first time, the same on every restart after.
     pub fn node_id(&self, fresh: impl FnOnce() -> u64) -> Result<u64, DataDirError> {
-        let path = self.path.join("NODE_ID");
+        let path = self.path.join(NODE_ID);
         let io = |source| DataDirError::Io { dir: self.path.clone(), source };
         match std::fs::read_to_string(&path) {
             Ok(text) => text.trim().parse().map_err(|_| {
@@ -76,22 +92,38 @@ impl DataDir {
         self.path.join("snapshots")
     }
 
-    /// Removes everything in the directory (it must not be in use).
+    /// Removes the server's data: its node id, log and snapshots (the directory must
+    /// not be in use).
     pub fn clear(path: &Path) -> Result<(), DataDirError> {
-        let dir = DataDir::open(path)?;
-        let io = |source| DataDirError::Io { dir: path.to_path_buf(), source };
-        for sub in ["raft", "snapshots"] {
-            let p = dir.path.join(sub);
-            if p.exists() {
-                std::fs::remove_dir_all(&p).map_err(io)?;
+        DataDir::open(path)?.clear_locked()
+    }
+
+    /// Clears in an order that a crash at any point leaves safe, each step made
+    /// durable (directory fsync) before the next:
+    ///
+    /// 1. `CLEARING` is written: from now on any start finishes the clear first.
+    /// 2. `NODE_ID` goes. Cleared data is a new member and must never vote under its
+    ///    old id; were the log (which holds the vote) removed first, a crash would
+    ///    leave the old id with no record of its vote, free to vote twice in a term.
+    /// 3. The log and snapshots go.
+    /// 4. `CLEARING` goes.
+    fn clear_locked(&self) -> Result<(), DataDirError> {
+        let io = |source| DataDirError::Io { dir: self.path.clone(), source };
+        let sync = || super::log_file::sync_dir(&self.path).map_err(|e| io(std::io::Error::other(e.to_string())));
+        let marker = self.path.join(CLEARING);
+        if !marker.exists() {
+            super::log_store::write_atomically(&marker, b"clear-data in progress\n").map_err(io)?;
+        }
+        remove_if_present(&self.path.join(NODE_ID)).map_err(io)?;
+        sync()?;
+        for sub in [self.raft_dir(), self.snapshot_dir()] {
+            if sub.exists() {
+                std::fs::remove_dir_all(&sub).map_err(io)?;
             }
         }
-        // Cleared data is a new member: it must not vote under its old id.
-        match std::fs::remove_file(dir.path.join("NODE_ID")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-            _ => {}
-        }
-        Ok(())
+        sync()?;
+        remove_if_present(&marker).map_err(io)?;
+        sync()
     }
 }
 
@@ -108,6 +140,44 @@ mod tests {
         assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
         drop(first);
         assert!(DataDir::open(tmp.path()).is_ok());
+    }
+
+    /// Finding 6 of issue 9: `clear-data` removed `raft/` before `NODE_ID`. Failing
+    /// the step after the node id shows the order: the old id must already be gone.
+    #[test]
+    fn issue_9_clear_data_removes_the_node_id_before_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let dir = DataDir::open(tmp.path()).unwrap();
+            assert_eq!(dir.node_id(|| 42).unwrap(), 42);
+        }
+        // A `raft` that is a file, not a directory: removing the log fails.
+        std::fs::write(tmp.path().join("raft"), b"in the way").unwrap();
+        assert!(DataDir::clear(tmp.path()).is_err(), "removing a file as a directory must fail");
+        assert!(!tmp.path().join(NODE_ID).exists(), "the node id outlived a failed removal of the log");
+        // The next start finishes the interrupted clear before anything else.
+        std::fs::remove_file(tmp.path().join("raft")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("raft")).unwrap();
+        std::fs::write(tmp.path().join("raft").join("log-00000000000000000001.seg"), b"old log").unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        assert!(!dir.raft_dir().exists(), "the interrupted clear was not finished");
+        assert!(!tmp.path().join(CLEARING).exists());
+        assert_eq!(dir.node_id(|| 43).unwrap(), 43, "a cleared directory gets a new node id");
+    }
+
+    #[test]
+    fn clear_data_removes_node_id_log_and_snapshots() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let dir = DataDir::open(tmp.path()).unwrap();
+            dir.node_id(|| 42).unwrap();
+            std::fs::create_dir_all(dir.raft_dir()).unwrap();
+            std::fs::create_dir_all(dir.snapshot_dir()).unwrap();
+        }
+        DataDir::clear(tmp.path()).unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        assert!(!dir.raft_dir().exists() && !dir.snapshot_dir().exists() && !tmp.path().join(CLEARING).exists());
+        assert_eq!(dir.node_id(|| 7).unwrap(), 7);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use openraft::{BasicNode, Instant as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::handshakes::{HandshakeSlots, Slot};
 use super::replica::{MemberView, Raft, ReplicationView};
 use super::state_machine::SnapshotData;
 use super::stripe::{LocalView, Member, ServerState, StripeLayout, STANDBY_LAG_MAX};
@@ -29,9 +30,6 @@ impl Drop for RemoveOnDrop {
         }
     }
 }
-
-/// Connections accepted but not yet past the handshake: a stranger cannot hold more.
-const HANDSHAKES_IN_PROGRESS_MAX: usize = 64;
 
 /// A group connection with no traffic for this long is closed (peers reconnect).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -52,6 +50,8 @@ pub struct Group {
     /// When the last append from an active arrived (ms since `started`).
     pub last_append_ms: AtomicU64,
     pub started: std::time::Instant,
+    /// The term in which this member last saw itself lead, and when it first did.
+    pub leading_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
     /// Set when the process should stop: `Some(reason)` for an error exit.
     pub stop: watch::Sender<Option<Stop>>,
     /// PUBLISHes made on other servers, for this server's subscribers.
@@ -115,6 +115,7 @@ impl Group {
             voting: membership.get_joint_config().iter().any(|c| c.contains(&m.id)),
             member: membership.get_node(&m.id).is_some(),
             leader: m.state == openraft::ServerState::Leader,
+            quorum_lost: self.quorum_lost(&m),
             candidate: m.state == openraft::ServerState::Candidate,
             // A mirror that has not heard its active for an election time does not
             // know it any more, whatever Raft's vote still says.
@@ -130,6 +131,43 @@ impl Group {
 
     pub fn state(&self) -> ServerState {
         self.local_view().state()
+    }
+
+    /// True when this member leads but no quorum of the stripe's voters has
+    /// acknowledged it for an election time: it can commit nothing (ACTIVE-SUSPENDED).
+    ///
+    /// The rule, from Raft's own view: openraft records when a quorum last answered
+    /// the leader (`last_quorum_acked`, renewed by every heartbeat round, one every
+    /// tenth of the election time). The leader's lease is half the election time;
+    /// once a whole election time has passed without a quorum's answer, the lease has
+    /// run out, a successor may already be elected, and heartbeats have failed ten
+    /// times in a row: no load spike that still lets the stripe work looks like that.
+    /// A leader that no quorum has answered yet counts from when this member first
+    /// saw itself lead in this term. A stripe whose only voter is this member always
+    /// has its quorum.
+    fn quorum_lost(&self, m: &openraft::RaftMetrics<TypeConfig>) -> bool {
+        let mut since = self.leading_since.lock().unwrap_or_else(|e| e.into_inner());
+        if m.state != openraft::ServerState::Leader {
+            *since = None;
+            return false;
+        }
+        let sole_voter = m.membership_config.membership().get_joint_config().iter().all(|c| c.len() == 1 && c.contains(&m.id));
+        if sole_voter {
+            return false;
+        }
+        let first_seen = match *since {
+            Some((term, at)) if term == m.current_term => at,
+            _ => {
+                let now = std::time::Instant::now();
+                *since = Some((m.current_term, now));
+                now
+            }
+        };
+        let silent_for = match &m.last_quorum_acked {
+            Some(acked) => acked.into_inner().elapsed(),
+            None => first_seen.elapsed(),
+        };
+        silent_for >= self.election_time()
     }
 
     pub fn is_active(&self) -> bool {
@@ -191,6 +229,7 @@ impl Group {
             commit_index: m.local_committed.map(|l| l.index),
             applied_index: m.last_applied.map(|l| l.index),
             last_log_index: last,
+            purged_index: m.purged.map(|p| p.index),
             members,
         }
     }
@@ -209,6 +248,7 @@ impl Group {
             commit_index: view.commit_index,
             applied_index: view.applied_index,
             last_log_index: view.last_log_index,
+            purged_index: view.purged_index,
             members: view
                 .members
                 .into_iter()
@@ -219,7 +259,7 @@ impl Group {
 
     /// Serves the group port until the process ends.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_IN_PROGRESS_MAX));
+        let handshakes = HandshakeSlots::new(self.layout.members.iter().map(|m| m.host.as_str()));
         loop {
             let (socket, peer) = match listener.accept().await {
                 Ok(pair) => pair,
@@ -229,8 +269,8 @@ impl Group {
                     continue;
                 }
             };
-            let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "group port: too many connections before their handshake; refused");
+            let Some(handshake) = handshakes.try_take(peer.ip()) else {
+                tracing::debug!(%peer, "group port: too many connections from this address before their handshake; refused");
                 continue;
             };
             let group = self.clone();
@@ -242,7 +282,7 @@ impl Group {
         }
     }
 
-    async fn serve_connection(self: Arc<Self>, mut socket: TcpStream, handshake: tokio::sync::OwnedSemaphorePermit) -> std::io::Result<()> {
+    async fn serve_connection(self: Arc<Self>, mut socket: TcpStream, handshake: Slot) -> std::io::Result<()> {
         let _ = socket.set_nodelay(true);
         let accepted = transport::accept_handshake(&mut socket, &self.identity, self.node_id).await;
         drop(handshake);

@@ -399,22 +399,31 @@ fn read_segment(
 /// The offset of a well-formed record (plausible length, an index at or after
 /// `next_index`, matching checksum) starting after `from`, if any.
 fn later_valid_record(data: &[u8], from: usize, next_index: u64) -> Option<usize> {
-    let mut at = from + 1;
-    while at + 16 <= data.len() {
-        let len = u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        if len >= 8 && at + 8 + len <= data.len() {
-            let index = u64::from_le_bytes(data[at + 8..at + 16].try_into().expect("8 bytes"));
+    scan_for_record(data.get(from..)?, next_index).0.map(|at| from + at)
+}
+
+/// Tries every offset after the first of `tail` as a record's start; the first that
+/// holds a well-formed record, and the bytes checksummed directly to find out. Each
+/// candidate's checksum comes from `RangeCrc` in constant time, so the scan is linear
+/// in the tail's length even when every offset looks like a long record's header.
+fn scan_for_record(tail: &[u8], next_index: u64) -> (Option<usize>, u64) {
+    let crcs = super::crc_range::RangeCrc::new(tail);
+    let mut at = 1;
+    while at + 16 <= tail.len() {
+        let len = u32::from_le_bytes([tail[at], tail[at + 1], tail[at + 2], tail[at + 3]]);
+        let end = at + 8 + len as usize;
+        if len >= 8 && end <= tail.len() {
+            let index = u64::from_le_bytes(tail[at + 8..at + 16].try_into().expect("8 bytes"));
             if index >= next_index && index - next_index < 1 << 32 {
-                let crc = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
-                let payload = &data[at + 8..at + 8 + len];
-                if crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload) == crc {
-                    return Some(at);
+                let stored = u32::from_le_bytes([tail[at + 4], tail[at + 5], tail[at + 6], tail[at + 7]]);
+                if crcs.append(crc32c::crc32c(&len.to_le_bytes()), at + 8, end) == Some(stored) {
+                    return (Some(at), crcs.bytes_hashed());
                 }
             }
         }
         at += 1;
     }
-    None
+    (None, crcs.bytes_hashed())
 }
 
 #[cfg(test)]
@@ -435,6 +444,37 @@ mod tests {
         std::fs::write(&seg, &data).unwrap();
         let err = LogFile::open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("a valid record follows"), "{err}");
+    }
+
+    /// Finding 7 of issue 9: the search for a valid record after a bad one was
+    /// quadratic. In this tail every eighth offset announces a 512 KB record with a
+    /// plausible index and a wrong checksum: checked candidate by candidate that is
+    /// half a megabyte per candidate, over 10^11 bytes in all. Linear work is at most
+    /// the tail once, plus two checkpoint strides (128 bytes) per offset tried.
+    #[test]
+    fn issue_9_a_garbage_tail_is_searched_in_linear_time() {
+        let record_bytes: u32 = 512 << 10;
+        let mut tail = Vec::with_capacity(4 << 20);
+        while tail.len() < 4 << 20 {
+            // Read at an offset ≡ 0 (mod 8): length 512 KB, checksum 0, and (the next
+            // 8 bytes) an index of 512 K.
+            tail.extend_from_slice(&record_bytes.to_le_bytes());
+            tail.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        let (found, hashed) = scan_for_record(&tail, 1);
+        assert_eq!(found, None);
+        let long_candidates = (tail.len() - record_bytes as usize) / 8;
+        let quadratic = long_candidates as u64 * u64::from(record_bytes);
+        let linear = tail.len() as u64 * (1 + 128);
+        assert!(quadratic > 100 * linear, "the tail must tell the two apart");
+        assert!(hashed <= linear, "{hashed} bytes checksummed for a tail of {} bytes", tail.len());
+        // A genuine record hidden in such a tail is still found.
+        let at = tail.len() / 2 + 3;
+        let mut record = Vec::new();
+        encode_record(5, b"hidden", &mut record);
+        tail[at..at + record.len()].copy_from_slice(&record);
+        assert_eq!(scan_for_record(&tail, 1).0, Some(at));
+        assert_eq!(later_valid_record(&tail, 0, 6), None, "an index before the damaged one is no later record");
     }
 
     #[test]

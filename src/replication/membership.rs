@@ -24,6 +24,7 @@ use std::time::Duration;
 use openraft::async_runtime::watch::WatchReceiver as _;
 use openraft::{BasicNode, ChangeMembers, Instant as _};
 
+use super::explain;
 use super::group::{self, Group, Stop};
 use super::stripe::{ServerState, STANDBY_LAG_MAX};
 use super::wire::{Request, Response};
@@ -32,6 +33,20 @@ const DUTY_INTERVAL: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How often the active tells voters how far they may purge.
 const PURGE_HINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// [`PURGE_HINT_INTERVAL`], or in debug builds `TANDEM_PURGE_HINT_INTERVAL_MS`
+/// (test-only: a test that must place a burst of writes between two hints, as
+/// `tests/ha.rs`'s voter-purge regression does, lengthens it; the thresholds that
+/// decide what is purged stay the real ones).
+fn purge_hint_interval() -> Duration {
+    #[cfg(debug_assertions)]
+    {
+        if let Some(ms) = std::env::var("TANDEM_PURGE_HINT_INTERVAL_MS").ok().and_then(|v| v.parse().ok()) {
+            return Duration::from_millis(ms);
+        }
+    }
+    PURGE_HINT_INTERVAL
+}
 
 /// Starts the background duties of a member of a stripe with more than one member.
 pub fn spawn(group: Arc<Group>) {
@@ -74,7 +89,10 @@ async fn form_or_join(group: Arc<Group>) {
                     let _ = group.stop.send(Some(Stop::Refused(message)));
                     return;
                 }
-                Ok(other) => tracing::info!(active = %active.name, answer = ?other, "join not accepted yet"),
+                Ok(Response::Done { message, .. } | Response::Error(message)) => {
+                    tracing::info!(active = %active.name, %message, "join not accepted yet")
+                }
+                Ok(_) => tracing::info!(active = %active.name, "join not accepted yet: the active answered something else"),
                 Err(e) => tracing::info!(active = %active.name, error = %e, "join request failed; retrying"),
             }
         } else if !initialized && group.me.name == group.layout.founder().name && all_fresh {
@@ -95,7 +113,7 @@ async fn form_or_join(group: Arc<Group>) {
             }
             match group.raft.initialize(voters.clone()).await {
                 Ok(()) => tracing::info!(members = voters.len(), "stripe formed: every member was fresh"),
-                Err(e) => tracing::warn!(error = %e, "forming the stripe failed; retrying"),
+                Err(e) => tracing::warn!(why = %explain::initialize(&e), "forming the stripe failed; retrying"),
             }
         } else if last_wait_log.elapsed() > Duration::from_secs(10) {
             last_wait_log = std::time::Instant::now();
@@ -138,7 +156,11 @@ pub async fn on_join(group: &Group, node_id: u64, name: &str, data_storage_bytes
         .collect();
     if !stale.is_empty() {
         if let Err(e) = group.raft.change_membership(ChangeMembers::RemoveNodes(stale), false).await {
-            return Response::Done { ok: false, message: format!("removing {name}'s stale entries first: {e}") };
+            let why = explain::membership_change(&e, |id| group.name_of(&m, id));
+            return Response::Done {
+                ok: false,
+                message: format!("removing {name}'s earlier node ids from stripe {} first failed: {why}", group.layout.stripe),
+            };
         }
     }
     match group.raft.add_learner(node_id, BasicNode { addr: member.group_addr() }, false).await {
@@ -146,13 +168,21 @@ pub async fn on_join(group: &Group, node_id: u64, name: &str, data_storage_bytes
             tracing::info!(server = name, node_id, "new member added as a learner; it becomes a voter once caught up");
             Response::Done { ok: true, message: format!("{name} added as node {node_id}; syncing") }
         }
-        Err(e) => Response::Done { ok: false, message: format!("adding {name}: {e}") },
+        Err(e) => Response::Done {
+            ok: false,
+            message: format!(
+                "adding {name} to stripe {} failed: {}",
+                group.layout.stripe,
+                explain::membership_change(&e, |id| group.name_of(&m, id))
+            ),
+        },
     }
 }
 
 /// Periodic work: the active promotes caught-up learners and tells voters how far
 /// to purge; a voter that finds itself active hands over.
 async fn duties(group: Arc<Group>) {
+    let hint_interval = purge_hint_interval();
     let mut last_hint = std::time::Instant::now();
     loop {
         tokio::time::sleep(DUTY_INTERVAL).await;
@@ -161,6 +191,9 @@ async fn duties(group: Arc<Group>) {
             return;
         }
         if !m.state.is_leader() {
+            // A new active's first hint comes one interval after it took over, once
+            // its replication progress has been rebuilt.
+            last_hint = std::time::Instant::now();
             continue;
         }
         if group.witness {
@@ -168,7 +201,7 @@ async fn duties(group: Arc<Group>) {
             continue;
         }
         promote(&group).await;
-        if last_hint.elapsed() >= PURGE_HINT_INTERVAL {
+        if last_hint.elapsed() >= hint_interval {
             last_hint = std::time::Instant::now();
             send_purge_hints(&group).await;
         }
@@ -207,7 +240,9 @@ async fn promote(group: &Group) {
         let name = group.name_of(&m, *id);
         match group.raft.change_membership(ChangeMembers::ReplaceAllVoters(next), false).await {
             Ok(_) => tracing::info!(server = %name, node_id = id, ?replaced, "caught up: now a voting member"),
-            Err(e) => tracing::warn!(server = %name, error = %e, "promotion to voter failed; will retry"),
+            Err(e) => {
+                tracing::warn!(server = %name, why = %explain::membership_change(&e, |id| group.name_of(&m, id)), "promotion to voter failed; will retry")
+            }
         }
         return;
     }
@@ -239,7 +274,16 @@ async fn send_purge_hints(group: &Group) {
     }
 }
 
-/// On a voter: purge the log behind what every data-holding voter has.
+/// On a voter: purge the log behind what every data-holding member has matched.
+///
+/// This hint is the only way a voter's log shrinks (openraft's own purge after a
+/// snapshot is off on voters: `replica::raft_config`), so its memory is bounded by
+/// the entries written since the slowest data-holding member (mirror or learner,
+/// paused, lagging or dead) last matched, plus `STANDBY_LAG_MAX`. The trade-off: a
+/// mirror that stays down keeps the voter's log growing with every write, because
+/// if the active died the voter would be the only one left to bring that mirror
+/// back by log (its snapshots hold no data). Replacing the dead mirror (hot swap,
+/// or a restart that rejoins) moves the floor again; so does removing it.
 pub async fn on_purge_hint(group: &Group, index: u64) {
     if !group.witness {
         return;
@@ -250,10 +294,13 @@ pub async fn on_purge_hint(group: &Group, index: u64) {
         return;
     }
     if m.snapshot.map(|s| s.index) < Some(upto) {
-        // A voter's snapshot copies nothing; it only lets the log be purged.
+        // A voter's snapshot copies nothing; it only lets the log be purged (by the
+        // next hint: openraft purges nothing by itself after building it here).
         let _ = group.raft.trigger().snapshot().await;
         return;
     }
+    // openraft purges up to `upto` exactly (never past the snapshot), regardless of
+    // `max_in_snapshot_log_to_keep`.
     let _ = group.raft.trigger().purge_log(upto).await;
 }
 
@@ -286,30 +333,24 @@ async fn hand_over(group: &Group) {
 /// `tandem failover`: on the active, hands leadership to a PASSIVE-STANDBY mirror
 /// (the named one, or the most caught up) and waits until it has taken over.
 pub async fn failover(group: &Group, to: Option<&str>) -> Response {
+    let refused = |message: String| Response::Done { ok: false, message: format!("refused: {message}") };
     if !group.is_active() {
         let m = group.metrics();
-        let active = m.current_leader.map(|id| group.name_of(&m, id)).unwrap_or_default();
-        return Response::Done { ok: false, message: format!("{} is not the active (the active is {active:?})", group.me.name) };
+        let active = match m.current_leader {
+            Some(id) => format!("the active is {}", group.name_of(&m, id)),
+            None => "no active is known".to_string(),
+        };
+        return refused(format!("{} is not the active of stripe {} ({active})", group.me.name, group.layout.stripe));
     }
     let standbys = answering_standbys(group).await;
     let target = match to {
         Some(name) => match standbys.iter().find(|(_, n, _)| n == name) {
             Some(t) => t.clone(),
-            None => {
-                return Response::Done {
-                    ok: false,
-                    message: format!("refused: {name} is not a PASSIVE-STANDBY mirror of stripe {}", group.layout.stripe),
-                }
-            }
+            None => return refused(why_not_a_failover_target(group, name).await),
         },
         None => match standbys.first() {
             Some(t) => t.clone(),
-            None => {
-                return Response::Done {
-                    ok: false,
-                    message: format!("refused: stripe {} has no PASSIVE-STANDBY mirror", group.layout.stripe),
-                }
-            }
+            None => return refused(format!("stripe {} has no PASSIVE-STANDBY mirror to hand over to", group.layout.stripe)),
         },
     };
     match hand_leadership(group, target.0).await {
@@ -318,6 +359,26 @@ pub async fn failover(group: &Group, to: Option<&str>) -> Response {
         }
         Err(why) => Response::Done { ok: false, message: format!("handing over to {} failed: {why}", target.1) },
     }
+}
+
+/// Why `name` cannot take over from this active: it is this server, it is not a
+/// server of the stripe (or does not exist), it is a voter, or it is not caught up.
+async fn why_not_a_failover_target(group: &Group, name: &str) -> String {
+    let stripe = &group.layout.stripe;
+    if name == group.me.name {
+        return format!("{name} is already the active of stripe {stripe}");
+    }
+    let Some(member) = group.layout.member(name) else {
+        return format!("{name} is not a server of stripe {stripe}");
+    };
+    if member.is_voter() {
+        return format!("{name} is a voter of stripe {stripe}: it holds no data and cannot become the active");
+    }
+    let state = match group::request(&group.identity, Some(&group.me.host), &member.group_addr(), &Request::Status, PROBE_TIMEOUT).await {
+        Ok(Response::Status(report)) => report.state,
+        _ => ServerState::Stopped.name().to_string(),
+    };
+    format!("{name} is not {} (it is {state}); only a caught-up mirror can take over", ServerState::PassiveStandby)
 }
 
 /// The caught-up mirrors that answer right now: the heartbeat metrics may still
@@ -336,7 +397,7 @@ async fn answering_standbys(group: &Group) -> Vec<(u64, String, u64)> {
 }
 
 async fn hand_leadership(group: &Group, to: u64) -> Result<u64, String> {
-    group.raft.trigger().transfer_leader(to).await.map_err(|e| e.to_string())?;
+    group.raft.trigger().transfer_leader(to).await.map_err(|e| explain::fatal(&e))?;
     let deadline = group.election_time() * 3;
     group
         .raft
@@ -344,33 +405,83 @@ async fn hand_leadership(group: &Group, to: u64) -> Result<u64, String> {
         .metrics(|m| m.current_leader == Some(to), "the mirror takes over")
         .await
         .map(|m| m.current_term)
-        .map_err(|e| e.to_string())
+        .map_err(|e| explain::wait(&e, "the mirror taking over"))
 }
 
-/// `tandem stop`: an active with no PASSIVE-STANDBY mirror refuses unless forced;
-/// one with a mirror hands over first. Returns the answer and whether to stop.
+/// The voting members other than this one that answer a probe now as the node the
+/// stripe's membership names; with the voter sets (one, or two during a change).
+async fn voters_answering(group: &Group) -> (Vec<BTreeSet<u64>>, BTreeSet<u64>) {
+    let m = group.metrics();
+    let membership = m.membership_config.membership().clone();
+    let configs: Vec<BTreeSet<u64>> = membership.get_joint_config().to_vec();
+    let others: BTreeSet<u64> = configs.iter().flatten().copied().filter(|id| *id != m.id).collect();
+    // Probed together: a paused member takes a whole probe time to fail.
+    let probes = others.iter().filter_map(|id| {
+        let addr = membership.get_node(id)?.addr.clone();
+        Some(async move { matches!(probe(group, &addr).await, Ok(Response::Probe { node_id, .. }) if node_id == *id).then_some(*id) })
+    });
+    let up = futures_util::future::join_all(probes).await.into_iter().flatten().collect();
+    (configs, up)
+}
+
+/// Refuses (with the reason) when stopping this member would leave its stripe
+/// without a quorum of voting members that answer: the stripe could then commit
+/// nothing, whatever its active (so a stripe that has already lost its quorum
+/// refuses too: stopping one more member keeps it so). A learner never refuses here.
+async fn quorum_after_stop(group: &Group) -> Result<(), String> {
+    let (configs, up) = voters_answering(group).await;
+    let me = group.node_id;
+    if !configs.iter().any(|c| c.contains(&me)) {
+        return Ok(());
+    }
+    let m = group.metrics();
+    for config in &configs {
+        let remaining: Vec<u64> = config.iter().copied().filter(|id| *id != me && up.contains(id)).collect();
+        if remaining.len() * 2 > config.len() {
+            continue;
+        }
+        let silent: Vec<String> = config.iter().filter(|id| **id != me && !up.contains(id)).map(|id| group.name_of(&m, *id)).collect();
+        let silent = if silent.is_empty() { String::new() } else { format!("; not answering: {}", silent.join(", ")) };
+        return Err(format!(
+            "stopping {} would leave stripe {} without a quorum: {} of its {} voting members would remain{silent}",
+            group.me.name,
+            group.layout.stripe,
+            remaining.len(),
+            config.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `tandem stop`: refuses unless forced when it would stop the stripe (an active
+/// with no PASSIVE-STANDBY mirror) or leave it without a quorum; an active with a
+/// mirror hands over first. Returns the answer and whether to stop.
 pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
-    if group.is_active() {
+    let refuse = |why: String| (Response::Done { ok: false, message: format!("refused: {why} (use --force to stop it anyway)") }, false);
+    let standby = if group.is_active() {
         let standbys = answering_standbys(group).await;
         match standbys.first() {
             None if !force => {
-                let message = format!(
-                    "refused: {} is the active of stripe {} and no mirror is PASSIVE-STANDBY; stopping it would stop the stripe (use --force to stop it anyway)",
+                return refuse(format!(
+                    "{} is the active of stripe {} and no mirror is PASSIVE-STANDBY; stopping it would stop the stripe",
                     group.me.name, group.layout.stripe
-                );
-                return (Response::Done { ok: false, message }, false);
+                ))
             }
-            None => {}
-            Some((id, name, _)) => match hand_leadership(group, *id).await {
-                Ok(_) => tracing::info!(to = %name, "handed leadership over before stopping"),
-                Err(why) if !force => {
-                    return (
-                        Response::Done { ok: false, message: format!("refused: handing over to {name} failed ({why}); use --force") },
-                        false,
-                    )
-                }
-                Err(_) => {}
-            },
+            first => first.cloned(),
+        }
+    } else {
+        None
+    };
+    if !force {
+        if let Err(why) = quorum_after_stop(group).await {
+            return refuse(why);
+        }
+    }
+    if let Some((id, name, _)) = standby {
+        match hand_leadership(group, id).await {
+            Ok(_) => tracing::info!(to = %name, "handed leadership over before stopping"),
+            Err(why) if !force => return refuse(format!("handing over to {name} failed: {why}")),
+            Err(why) => tracing::warn!(to = %name, %why, "handing over failed; stopping anyway (forced)"),
         }
     }
     tracing::info!(force, "stopping on request");

@@ -59,8 +59,11 @@ mod conformance {
 }
 pub mod broadcast;
 pub mod control;
+mod crc_range;
 pub mod data_dir;
+pub mod explain;
 pub mod group;
+mod handshakes;
 pub mod membership;
 pub mod network;
 pub mod replica;

@@ -36,6 +36,9 @@ const SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
 /// Entries kept behind a snapshot, so a lagging mirror catches up by log rather than
 /// by a new snapshot, and purges stay far behind apply (openraft #1706, #2116).
 const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 500;
+/// A voter keeps everything behind its snapshots: it purges only when the active's
+/// hint says every data-holding member has the entries.
+const VOTER_LOG_KEPT_BEHIND_SNAPSHOT: u64 = u64::MAX;
 /// Purge in large steps: fewer purges, fewer chances to race apply.
 pub const PURGE_BATCH_ENTRIES: u64 = 100;
 /// A snapshot is also taken when the log held in memory passes this many bytes, so
@@ -126,6 +129,8 @@ pub struct ReplicationView {
     pub commit_index: Option<u64>,
     pub applied_index: Option<u64>,
     pub last_log_index: Option<u64>,
+    /// The last log index purged here: the log held starts after it.
+    pub purged_index: Option<u64>,
     pub members: Vec<MemberView>,
 }
 
@@ -189,9 +194,14 @@ fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
         election_timeout_min: election / 4,
         election_timeout_max: election / 2,
         enable_pre_vote: Some(true),
-        // A voter purges only behind what every server holds (the active's hints).
+        // A voter purges only behind what every data-holding member has matched (the
+        // active's hints, `membership::on_purge_hint`): its snapshots hold no data
+        // and are never sent, so an entry it purged too early could never reach a
+        // lagging mirror again. openraft purges up to `snapshot - keep` after *any*
+        // snapshot it builds, whatever the policy, so on a voter `keep` is unbounded:
+        // only the explicit `purge_log(hint)` purges.
         snapshot_policy: if options.witness { SnapshotPolicy::Never } else { SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES) },
-        max_in_snapshot_log_to_keep: LOG_KEPT_BEHIND_SNAPSHOT,
+        max_in_snapshot_log_to_keep: if options.witness { VOTER_LOG_KEPT_BEHIND_SNAPSHOT } else { LOG_KEPT_BEHIND_SNAPSHOT },
         purge_batch_size: PURGE_BATCH_ENTRIES,
         // A restarted leader must win an election: we do not persist the commit index.
         enable_leader_restore: Some(false),
@@ -208,10 +218,26 @@ fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
     config.validate().map_err(|e| StartError::Raft(e.to_string()))
 }
 
-/// A node id never used before in this stripe: the time in milliseconds, with the
-/// member's config position in the low byte so two members never collide.
-fn fresh_node_id(position: usize) -> u64 {
-    (crate::server::core::wall_ms() << 8) | (position as u64 & 0xff)
+/// A node id never used before in this stripe.
+///
+/// Ids must never be reused: Raft's votes and log positions are recorded against
+/// node ids, so a member that lost its state (non-persistent restart, hot swap,
+/// `clear-data`) and came back under an id it had used before could vote a second
+/// time in a term it already voted in, or be counted as holding entries it no longer
+/// has — two actives in one term, or a lost acknowledged write. The id is therefore
+/// drawn from the operating system's randomness (`rand`'s thread generator, seeded
+/// and reseeded from the OS), never from a clock, which can step back or repeat
+/// across machines: 63 random bits make a repeat within a stripe's lifetime
+/// vanishingly unlikely (a million ids: about one chance in 10^7). 63 bits, not 64,
+/// so an id is also a positive RESP integer; never 0, which openraft's tests and
+/// our logs read as "none".
+fn fresh_node_id() -> u64 {
+    loop {
+        let id = rand::random::<u64>() >> 1;
+        if id != 0 {
+            return id;
+        }
+    }
 }
 
 impl Replica {
@@ -233,12 +259,12 @@ impl Replica {
                 tracing::info!(entries = report.entries, dir = %path.display(), "log opened");
                 // Before node ids were stored, a stripe had one server, id 1.
                 let legacy = (report.entries > 0).then_some(position as u64 + 1);
-                let node_id = dir.node_id(|| legacy.unwrap_or_else(|| fresh_node_id(position)))?;
+                let node_id = dir.node_id(|| legacy.unwrap_or_else(fresh_node_id))?;
                 let snapshots = dir.snapshot_dir();
                 (Some(dir), log, Some(snapshots), node_id)
             }
             // Nothing survives a restart, so this is a new member: a new id.
-            None => (None, LogStore::in_memory(), None, if options.layout.is_single() { 1 } else { fresh_node_id(position) }),
+            None => (None, LogStore::in_memory(), None, if options.layout.is_single() { 1 } else { fresh_node_id() }),
         };
         let health = log.health();
         let sm = StateMachine::new(store.clone(), snapshot_dir.clone(), notices)?;
@@ -263,6 +289,7 @@ impl Replica {
             receiving_snapshot: AtomicBool::new(false),
             last_append_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            leading_since: std::sync::Mutex::new(None),
             stop: stop_tx,
             published: published_tx,
         });
@@ -577,5 +604,20 @@ fn write_error(e: openraft::errors::RaftError<TypeConfig, openraft::errors::Clie
             Reply::err("TRYAGAIN the active changed before this write committed; its outcome is unknown")
         }
         other => Reply::error(format!("ERR write failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finding 7 of issue 9: node ids came from the wall clock (ms << 8), so two
+    /// drawn in the same millisecond, or after the clock stepped back, repeated.
+    #[test]
+    fn issue_9_fresh_node_ids_are_random_never_zero_and_never_repeat() {
+        let ids: std::collections::HashSet<u64> = (0..10_000).map(|_| fresh_node_id()).collect();
+        assert_eq!(ids.len(), 10_000, "node ids repeated");
+        assert!(!ids.contains(&0));
+        assert!(ids.iter().all(|id| *id <= i64::MAX as u64), "an id must stay a positive RESP integer");
     }
 }

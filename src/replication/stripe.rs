@@ -99,6 +99,9 @@ pub enum ServerState {
     PassiveStandby,
     ActiveCoordinator,
     Election,
+    /// The active of a stripe that no quorum acknowledges any more: it acknowledges
+    /// nothing and waits to hear a quorum again or to be deposed.
+    ActiveSuspended,
     Stopped,
 }
 
@@ -111,6 +114,7 @@ impl ServerState {
             ServerState::PassiveStandby => "PASSIVE-STANDBY",
             ServerState::ActiveCoordinator => "ACTIVE-COORDINATOR",
             ServerState::Election => "ELECTION",
+            ServerState::ActiveSuspended => "ACTIVE-SUSPENDED",
             ServerState::Stopped => "STOPPED",
         }
     }
@@ -124,18 +128,19 @@ impl ServerState {
         }
     }
 
+    pub const ALL: [ServerState; 8] = [
+        ServerState::Starting,
+        ServerState::PassiveUninitialized,
+        ServerState::Initializing,
+        ServerState::PassiveStandby,
+        ServerState::ActiveCoordinator,
+        ServerState::Election,
+        ServerState::ActiveSuspended,
+        ServerState::Stopped,
+    ];
+
     pub fn parse(name: &str) -> Option<ServerState> {
-        [
-            ServerState::Starting,
-            ServerState::PassiveUninitialized,
-            ServerState::Initializing,
-            ServerState::PassiveStandby,
-            ServerState::ActiveCoordinator,
-            ServerState::Election,
-            ServerState::Stopped,
-        ]
-        .into_iter()
-        .find(|s| s.name() == name)
+        ServerState::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 
@@ -159,6 +164,9 @@ pub struct LocalView {
     /// This member's node id is in the membership at all (voter or learner).
     pub member: bool,
     pub leader: bool,
+    /// On the active: no quorum of the stripe's voters has acknowledged it for an
+    /// election time (see `Group::quorum_lost`).
+    pub quorum_lost: bool,
     pub candidate: bool,
     pub leader_known: bool,
     /// The active's commit index as last heard from it, and this member's applied index.
@@ -176,7 +184,7 @@ impl LocalView {
             return ServerState::PassiveUninitialized;
         }
         if self.leader {
-            return ServerState::ActiveCoordinator;
+            return if self.quorum_lost { ServerState::ActiveSuspended } else { ServerState::ActiveCoordinator };
         }
         if self.candidate || !self.leader_known {
             return ServerState::Election;
@@ -214,6 +222,8 @@ mod tests {
     fn states_follow_raft_roles_and_lag() {
         assert_eq!(standby().state(), ServerState::PassiveStandby);
         assert_eq!(LocalView { leader: true, ..standby() }.state(), ServerState::ActiveCoordinator);
+        assert_eq!(LocalView { leader: true, quorum_lost: true, ..standby() }.state(), ServerState::ActiveSuspended);
+        assert_eq!(ServerState::ActiveSuspended.light(), "orange");
         assert_eq!(LocalView { leader_known: false, ..standby() }.state(), ServerState::Election);
         assert_eq!(LocalView { candidate: true, ..standby() }.state(), ServerState::Election);
         assert_eq!(LocalView { voting: false, ..standby() }.state(), ServerState::Initializing);
@@ -225,7 +235,7 @@ mod tests {
 
     #[test]
     fn state_names_round_trip() {
-        for s in [ServerState::Starting, ServerState::PassiveStandby, ServerState::ActiveCoordinator, ServerState::Stopped] {
+        for s in ServerState::ALL {
             assert_eq!(ServerState::parse(s.name()), Some(s));
         }
     }

@@ -20,8 +20,11 @@ use crate::store::codec::{put_bytes, Decoder};
 pub const FRAME_BYTES_MAX: usize = (1 << 30) + (1 << 20);
 /// Largest handshake frame: names and nonces only.
 const HANDSHAKE_BYTES_MAX: usize = 4096;
-/// How long either end waits for the other's part of the handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long either end waits for the other's part of the handshake: three small
+/// frames and an HMAC, many round trips' worth even across a WAN. Short, because a
+/// connection holds one of its address's few places while it waits (see
+/// `handshakes`); a member that misses it simply connects again.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 const MAGIC: &[u8; 8] = b"TNDMGRP1";
 const NONCE_BYTES: usize = 32;
 

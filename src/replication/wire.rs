@@ -26,6 +26,8 @@ pub struct StatusReport {
     pub commit_index: Option<u64>,
     pub applied_index: Option<u64>,
     pub last_log_index: Option<u64>,
+    /// The last log index this member has purged (its log starts after it).
+    pub purged_index: Option<u64>,
     /// On the active: each member's name, node id, voting flag and lag behind its log.
     pub members: Vec<MemberLag>,
 }
@@ -318,6 +320,7 @@ fn put_status(out: &mut Vec<u8>, s: &StatusReport) {
     put_opt_u64(out, s.commit_index);
     put_opt_u64(out, s.applied_index);
     put_opt_u64(out, s.last_log_index);
+    put_opt_u64(out, s.purged_index);
     put_varint(out, s.members.len() as u64);
     for m in &s.members {
         put_str(out, &m.name);
@@ -340,6 +343,7 @@ fn get_status(d: &mut Decoder) -> Result<StatusReport, CodecError> {
         commit_index: get_opt_u64(d, "commit index")?,
         applied_index: get_opt_u64(d, "applied index")?,
         last_log_index: get_opt_u64(d, "last log index")?,
+        purged_index: get_opt_u64(d, "purged index")?,
         members: Vec::new(),
     };
     let count = d.count("members", 4)?;
@@ -520,6 +524,7 @@ mod tests {
             name: "server1".into(),
             state: "ACTIVE-COORDINATOR".into(),
             commit_index: Some(4),
+            purged_index: Some(2),
             members: vec![MemberLag { name: "server2".into(), node_id: 2, voting: true, lag: Some(0) }],
             ..StatusReport::default()
         };

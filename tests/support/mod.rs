@@ -127,6 +127,12 @@ impl Drop for Server {
     }
 }
 
+/// Shows a test's `tracing::info!("--- phase")` lines on stderr (captured by the
+/// test runner unless the test fails). Safe to call from every test.
+pub fn log_phases() {
+    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+}
+
 /// Polls `check` until it returns true or `deadline` passes; true if it did.
 #[allow(unused_imports)]
 pub use tandem::check::cluster::wait_until;

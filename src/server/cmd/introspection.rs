@@ -200,7 +200,10 @@ impl Connection {
 impl Connection {
     /// ROLE in Redis's shape: on the active `[master, applied, [[host, port, matched]…]]`
     /// (its data mirrors), on a mirror `[slave, host, port, link, applied]` (the
-    /// active's client address; an empty host while no active is known).
+    /// active's client address; an empty host while no active is known). An
+    /// ACTIVE-SUSPENDED active (no quorum answers it) is no master a client may write
+    /// to: it answers the mirror's shape, no active known, and its state
+    /// `ACTIVE-SUSPENDED` where Redis puts the link's state.
     pub(super) fn role(&self) -> Reply {
         let replica = &self.shared.core.replica;
         let view = replica.replication_view();
@@ -226,6 +229,7 @@ impl Connection {
         let link = match view.state {
             ServerState::PassiveStandby => "connected",
             ServerState::Initializing => "sync",
+            ServerState::ActiveSuspended => ServerState::ActiveSuspended.name(),
             _ => "connecting",
         };
         Reply::Array(vec![
