@@ -348,3 +348,39 @@ fn a_served_waiter_hears_its_destination_type_error() {
     let left: Vec<String> = redis::cmd("LRANGE").arg("blist").arg(0).arg(-1).query(&mut con).unwrap();
     assert_eq!(left, vec!["foo"], "nothing was moved");
 }
+
+#[test]
+fn blocked_pops_are_served_by_a_key_put_in_place_whole() {
+    let server = Server::start();
+    let mut con = server.conn();
+    for (pop, wanted) in [("BLPOP", "hij"), ("BZPOPMIN", "m")] {
+        let url = server.url();
+        let waiter = std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let got: Vec<String> = redis::cmd(pop).arg("foo{t}").arg(10).query(&mut c).unwrap();
+            got
+        });
+        wait_blocked(&mut con, 1);
+        if pop == "BLPOP" {
+            let _: i64 = redis::cmd("LPUSH").arg("bob{t}").arg("abc").arg("def").arg("hij").query(&mut con).unwrap();
+        } else {
+            let _: i64 = redis::cmd("ZADD").arg("bob{t}").arg(1).arg("m").query(&mut con).unwrap();
+        }
+        let _: () = redis::cmd("RENAME").arg("bob{t}").arg("foo{t}").query(&mut con).unwrap();
+        let got = waiter.join().unwrap();
+        assert_eq!(got[0], "foo{t}", "{pop}");
+        assert_eq!(got[1], wanted, "{pop}");
+        let _: i64 = redis::cmd("DEL").arg("foo{t}").query(&mut con).unwrap();
+    }
+    // SORT … STORE creates the list a BLPOP waits for.
+    let url = server.url();
+    let waiter = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let got: Vec<String> = redis::cmd("BLPOP").arg("foo{t}").arg(10).query(&mut c).unwrap();
+        got
+    });
+    wait_blocked(&mut con, 1);
+    let _: i64 = redis::cmd("LPUSH").arg("notfoo{t}").arg("hello").arg("hola").arg("aguacate").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("SORT").arg("notfoo{t}").arg("ALPHA").arg("STORE").arg("foo{t}").query(&mut con).unwrap();
+    assert_eq!(waiter.join().unwrap(), vec!["foo{t}", "aguacate"]);
+}

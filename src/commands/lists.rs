@@ -594,6 +594,24 @@ mod tests {
         store
     }
 
+    #[test]
+    fn a_list_or_zset_put_in_place_whole_signals_ready() {
+        let mut store = with_list("src", &["a"]);
+        let applied = run_applied(&mut store, T, &["rename", "src", "dst"]);
+        assert_eq!(ready(&applied), vec!["dst".to_string()]);
+        let applied = run_applied(&mut store, T, &["copy", "dst", "copied"]);
+        assert_eq!(ready(&applied), vec!["copied".to_string()]);
+        let applied = run_applied(&mut store, T, &["sort", "dst", "alpha", "store", "sorted"]);
+        assert_eq!(ready(&applied), vec!["sorted".to_string()]);
+        run(&mut store, T, &["zadd", "z", "1", "m"]);
+        let applied = run_applied(&mut store, T, &["zunionstore", "zu", "1", "z"]);
+        assert_eq!(ready(&applied), vec!["zu".to_string()]);
+        // A string put in place serves no blocked pop.
+        run(&mut store, T, &["set", "s", "v"]);
+        let applied = run_applied(&mut store, T, &["rename", "s", "s2"]);
+        assert!(applied.ready_keys.is_empty());
+    }
+
     // --- pushes ---
 
     #[test]

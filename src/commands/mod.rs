@@ -503,9 +503,15 @@ impl<'a> WriteCtx<'a> {
         &mut item.value
     }
 
-    /// Stores `value` under `key`, dropping any TTL (as SET does).
+    /// Stores `value` under `key`, dropping any TTL (as SET does). A list or sorted
+    /// set put in place whole (RENAME, COPY, RESTORE, SORT … STORE, Z…STORE) may serve
+    /// clients blocked on `key`, as a push would: Redis signals every key it adds.
     pub fn set(&mut self, key: &[u8], value: Value) {
+        let waitable = matches!(value, Value::List(_) | Value::ZSet(_));
         self.db.insert(key, value, self.now_ms);
+        if waitable {
+            self.signal_ready(key);
+        }
     }
 
     /// Deletes `key` if it is live; true if it did. Records no event (callers name it).

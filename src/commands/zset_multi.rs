@@ -338,7 +338,6 @@ fn combine_store(ctx: &mut WriteCtx, args: &[Bytes], op: SetOp, event: &'static 
     let len = result.len();
     ctx.set(dest, Value::ZSet(Box::new(result)));
     ctx.notify(b'z', event, dest);
-    ctx.signal_ready(dest);
     Ok(Reply::Int(len as i64))
 }
 
