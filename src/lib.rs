@@ -7,6 +7,7 @@
 //! - [`protocol`]: RESP2/RESP3 requests in, replies out.
 //! - [`commands`]: the command table; one file per family; parse arguments, then apply.
 //! - [`store`]: the deterministic state machine: `apply(entry) -> replies`.
+//! - [`clock`]: the wall clock (with the test hook) and the active's entry clock.
 //! - [`scripting`]: the Lua engine scripts (EVAL, FCALL) run in, inside `apply`.
 //! - [`cluster`]: hash slots, the cluster view and routing (pure).
 //! - [`server`]: listener, connections, pub/sub fan-out, blocking, expiry and eviction.
@@ -14,6 +15,7 @@
 //!   and checkers of the clients' history (linearizability, lists, counters, digests).
 
 pub mod check;
+pub mod clock;
 pub mod cluster;
 pub mod commands;
 pub mod config;

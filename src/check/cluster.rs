@@ -186,7 +186,7 @@ impl Cluster {
             cmd.env(key, value);
         }
         if let Some(file) = clock_file {
-            cmd.env(crate::server::core::TEST_CLOCK_OFFSET_FILE_ENV, file);
+            cmd.env(crate::clock::TEST_CLOCK_OFFSET_FILE, file);
         }
         m.child = Some(cmd.spawn()?);
         Ok(())

@@ -4,4 +4,5 @@
 
 pub mod route;
 pub mod slot;
+pub mod topology;
 pub mod view;

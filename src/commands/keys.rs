@@ -106,8 +106,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         WRITE | INTERNAL,
         (1, -1, 1),
         T,
-        "Deletes keys the active chose to evict (internal).",
+        "Deletes keys unconditionally (internal; only in logs written before TANDEM.EVICTIF).",
         Handler::Write(tandem_evict),
+    ),
+    spec(
+        "tandem.evictif",
+        -4,
+        WRITE | INTERNAL,
+        (3, -1, 1),
+        T,
+        "Deletes keys the active chose to evict that still qualify (internal).",
+        Handler::Write(tandem_evictif),
     ),
 ];
 
@@ -546,7 +555,40 @@ fn tandem_expired(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(deleted))
 }
 
-/// Deletes each key the active chose to evict.
+/// The eviction entry the active proposes: `TANDEM.EVICTIF <chosen-at> <scope> key…`,
+/// where `chosen-at` is the log index the active had applied when it chose the
+/// victims and `scope` is [`EVICT_VOLATILE`] or [`EVICT_ALLKEYS`] (the policy's).
+pub const EVICT_COMMAND: &str = "tandem.evictif";
+pub const EVICT_VOLATILE: &str = "volatile";
+pub const EVICT_ALLKEYS: &str = "allkeys";
+
+/// Deletes each victim that still qualifies. Entries already in flight apply between
+/// the choice and this entry: a victim they modified (written, re-created, its TTL
+/// set or removed) is not the key the policy judged, and a volatile-* policy never
+/// deletes a key without an expiry. Such victims are skipped on every member alike.
+fn tandem_evictif(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let chosen_at = parse_i64(&args[1]).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| Reply::err(ERR_NOT_INT))?;
+    let volatile = if is(&args[2], EVICT_VOLATILE) {
+        true
+    } else if is(&args[2], EVICT_ALLKEYS) {
+        false
+    } else {
+        return Err(Reply::err(ERR_SYNTAX));
+    };
+    let mut deleted = 0;
+    for key in &args[3..] {
+        let volatile_ok = ctx.db.item(key).is_some_and(|item| !volatile || item.expire_at_ms != 0);
+        let qualifies = volatile_ok && !ctx.db.modified_after(key, chosen_at);
+        if qualifies && ctx.db.remove(key).is_some() {
+            ctx.notify(b'e', "evicted", key);
+            deleted += 1;
+        }
+    }
+    Ok(Reply::Int(deleted))
+}
+
+/// Deletes each key unconditionally: how evictions were logged before
+/// [`EVICT_COMMAND`]; kept so those logs replay as they applied then.
 fn tandem_evict(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let mut deleted = 0;
     for key in &args[1..] {
@@ -1113,11 +1155,12 @@ mod tests {
     }
 
     #[test]
-    fn flush_fails_watches() {
+    fn flush_fails_watches_on_present_and_absent_keys() {
         let mut st = store_with_every_type();
-        let stamp = st.db.watch(b"s");
+        let stamp = crate::store::watch::WatchStamp { index: st.db.index(), time_ms: T0 };
         run(&mut st, T0, &["flushall"]);
-        assert!(!st.db.watch_holds(b"s", stamp));
+        assert!(!st.db.unchanged_since(b"s", stamp, T0));
+        assert!(!st.db.unchanged_since(b"never-there", stamp, T0));
     }
 
     // --- DUMP / RESTORE ---

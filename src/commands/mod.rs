@@ -100,6 +100,8 @@ pub enum Srv {
     Bgsave,
     Lastsave,
     Role,
+    Cluster,
+    Asking,
     /// SCRIPT KILL and FUNCTION KILL: reach the running script through its status.
     ScriptKill,
     FunctionKill,
@@ -529,9 +531,9 @@ impl<'a> WriteCtx<'a> {
     }
 
     /// Records a modification: a keyspace event (class letter as in
-    /// notify-keyspace-events), the WATCH version and the dirty counter.
+    /// notify-keyspace-events) and the dirty counter. (WATCH versions need no call:
+    /// `Db` stamps every key it hands out mutably or removes.)
     pub fn notify(&mut self, class: u8, event: &'static str, key: &[u8]) {
-        self.db.signal_modified(key);
         *self.dirty += 1;
         match class {
             b'x' => *self.expired += 1,

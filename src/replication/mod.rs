@@ -61,6 +61,7 @@ pub mod broadcast;
 pub mod control;
 mod crc_range;
 pub mod data_dir;
+pub mod errors;
 pub mod explain;
 pub mod group;
 mod handshakes;

@@ -9,6 +9,7 @@ use openraft::{BasicNode, EntryPayload};
 
 use super::types::{LogId, Membership, RaftEntry, SnapshotMeta, StoredMembership, Vote};
 use crate::store::codec::{put_bytes, put_varint, CodecError, Decoder};
+use crate::store::watch::{Watch, WatchStamp};
 use crate::store::{Entry, Op};
 
 const PAYLOAD_BLANK: u8 = 0;
@@ -16,6 +17,9 @@ const PAYLOAD_NORMAL: u8 = 1;
 const PAYLOAD_MEMBERSHIP: u8 = 2;
 const OP_COMMAND: u8 = 0;
 const OP_TRANSACTION: u8 = 1;
+/// Added after format 1 was first written: older logs simply never contain it, so
+/// they read as before; an older build refuses a log holding it (unknown op tag).
+const OP_CHECKED_TRANSACTION: u8 = 2;
 
 pub fn put_log_id(out: &mut Vec<u8>, id: &LogId) {
     put_varint(out, id.leader_id.term);
@@ -127,13 +131,48 @@ pub fn put_entry(out: &mut Vec<u8>, entry: &Entry) {
             }
             Op::Transaction(cmds) => {
                 out.push(OP_TRANSACTION);
-                put_varint(out, cmds.len() as u64);
-                for args in cmds {
-                    put_args(out, args);
+                put_commands(out, cmds);
+            }
+            Op::Checked { watches, cmds } => {
+                out.push(OP_CHECKED_TRANSACTION);
+                put_varint(out, watches.len() as u64);
+                for w in watches {
+                    put_bytes(out, &w.key);
+                    put_varint(out, w.stamp.index);
+                    put_varint(out, w.stamp.time_ms);
                 }
+                put_commands(out, cmds);
             }
         }
     }
+}
+
+fn put_commands(out: &mut Vec<u8>, cmds: &[Vec<Bytes>]) {
+    put_varint(out, cmds.len() as u64);
+    for args in cmds {
+        put_args(out, args);
+    }
+}
+
+fn get_commands(d: &mut Decoder) -> Result<Vec<Vec<Bytes>>, CodecError> {
+    let m = d.count("transaction size", 1)?;
+    let mut cmds = Vec::with_capacity(m.min(1024));
+    for _ in 0..m {
+        cmds.push(get_args(d)?);
+    }
+    Ok(cmds)
+}
+
+fn get_watches(d: &mut Decoder) -> Result<Vec<Watch>, CodecError> {
+    let n = d.count("watched key count", 3)?;
+    let mut watches = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let key = Bytes::copy_from_slice(d.bytes("watched key")?);
+        let index = d.varint("watch index")?;
+        let time_ms = d.varint("watch time")?;
+        watches.push(Watch { key, stamp: WatchStamp { index, time_ms } });
+    }
+    Ok(watches)
 }
 
 fn put_args(out: &mut Vec<u8>, args: &[Bytes]) {
@@ -161,13 +200,10 @@ pub fn get_entry(d: &mut Decoder) -> Result<Entry, CodecError> {
         let offset = d.offset();
         ops.push(match d.u8("op tag")? {
             OP_COMMAND => Op::Command(get_args(d)?),
-            OP_TRANSACTION => {
-                let m = d.count("transaction size", 1)?;
-                let mut cmds = Vec::with_capacity(m.min(1024));
-                for _ in 0..m {
-                    cmds.push(get_args(d)?);
-                }
-                Op::Transaction(cmds)
+            OP_TRANSACTION => Op::Transaction(get_commands(d)?),
+            OP_CHECKED_TRANSACTION => {
+                let watches = get_watches(d)?;
+                Op::Checked { watches, cmds: get_commands(d)? }
             }
             tag => return Err(CodecError::Invalid { what: "op tag", offset, why: format!("unknown tag {tag}") }),
         });
@@ -222,6 +258,10 @@ mod tests {
             ops: vec![
                 Op::Command(vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]),
                 Op::Transaction(vec![vec![Bytes::from("INCR"), Bytes::from("n")]]),
+                Op::Checked {
+                    watches: vec![Watch { key: Bytes::from("w"), stamp: WatchStamp { index: 41, time_ms: 16 } }],
+                    cmds: vec![vec![Bytes::from("SET"), Bytes::from("w"), Bytes::from("x")]],
+                },
             ],
         };
         let leader_id = openraft::alias::CommittedLeaderIdOf::<super::super::types::TypeConfig> { term: 3, node_id: 2 };

@@ -10,13 +10,12 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::impls::ProgressResponder;
 use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
-use rand_core::{RngCore, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use super::broadcast::Broadcaster;
 use super::data_dir::DataDir;
+use super::errors::{ReadError, SaveError, WriteError};
 use super::group::{self, Group, Stop};
 use super::log_store::{DiskHealth, LogStore};
 use super::membership;
@@ -24,9 +23,11 @@ use super::network::GroupNetwork;
 use super::state_machine::{Notice, StateMachine};
 use super::stripe::{Member, ServerState, StripeLayout};
 use super::types::TypeConfig;
+use crate::clock::{wall_ms, EntryClock};
 use crate::cluster::view::Active;
 use crate::protocol::reply::Reply;
-use crate::store::{Entry, Op, Store};
+use crate::store::watch::WatchStamp;
+use crate::store::{Op, Store};
 
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
@@ -62,6 +63,8 @@ const PROPOSAL_BYTES_MAX: usize = 768 * 1024 * 1024;
 fn ops_bytes(ops: &[Op]) -> usize {
     crate::store::ops_bytes(ops, 8, 0)
 }
+/// How long SAVE waits for its snapshot to be built and written.
+const SAVE_WAIT: Duration = Duration::from_secs(600);
 /// How long a fresh server waits to become its stripe's active before giving up.
 const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -134,40 +137,13 @@ pub struct ReplicationView {
     pub members: Vec<MemberView>,
 }
 
-/// The clock and randomness of the active's decisions: entry time stamps (never
-/// going backwards) and seeds.
-pub struct Clock {
-    last_time_ms: u64,
-    rng: Xoshiro256PlusPlus,
-}
-
-impl Clock {
-    fn new() -> Clock {
-        let now = crate::server::core::wall_ms();
-        Clock { last_time_ms: 0, rng: Xoshiro256PlusPlus::seed_from_u64(now ^ ((std::process::id() as u64) << 32)) }
-    }
-
-    pub fn stamp(&mut self) -> u64 {
-        self.last_time_ms = self.last_time_ms.max(crate::server::core::wall_ms());
-        self.last_time_ms
-    }
-
-    pub fn random(&mut self) -> u64 {
-        self.rng.next_u64()
-    }
-
-    pub fn entry(&mut self, ops: Vec<Op>) -> Entry {
-        Entry { time_ms: self.stamp(), seed: self.random(), ops }
-    }
-}
-
 struct Proposal {
     ops: Vec<Op>,
-    reply: oneshot::Sender<Result<Vec<Reply>, Reply>>,
+    reply: oneshot::Sender<Result<Vec<Reply>, WriteError>>,
 }
 
 pub struct Replica {
-    pub clock: Arc<Mutex<Clock>>,
+    pub clock: Arc<Mutex<EntryClock>>,
     proposals: mpsc::UnboundedSender<Proposal>,
     pub raft: Raft,
     pub log: LogStore,
@@ -268,6 +244,7 @@ impl Replica {
         };
         let health = log.health();
         let sm = StateMachine::new(store.clone(), snapshot_dir.clone(), notices)?;
+        let applied_time_ms = sm.applied_time_ms();
         sm.watch_disk(health.clone());
         sm.set_witness(options.witness);
         let config = Arc::new(raft_config(&options)?);
@@ -319,10 +296,10 @@ impl Replica {
             }
             membership::spawn(group.clone());
         }
-        let clock = Arc::new(Mutex::new(Clock::new()));
+        let clock = Arc::new(Mutex::new(EntryClock::new(applied_time_ms)));
         let (proposals, queue) = mpsc::unbounded_channel();
-        tokio::spawn(batch_proposals(raft.clone(), clock.clone(), queue));
-        let last_snapshot = Mutex::new(crate::server::core::wall_ms() / 1000);
+        tokio::spawn(batch_proposals(raft.clone(), clock.clone(), options.layout.clone(), queue));
+        let last_snapshot = Mutex::new(wall_ms() / 1000);
         tracing::info!(server = %options.name, stripe = %options.layout.stripe, node_id, "member started");
         Ok(Replica {
             clock,
@@ -401,34 +378,23 @@ impl Replica {
         self.group.view()
     }
 
-    pub fn refuse_if_disk_trouble(&self) -> Result<(), Reply> {
+    pub fn refuse_if_disk_trouble(&self) -> Result<(), WriteError> {
         match self.health.problem() {
-            Some(problem) => Err(Reply::error(format!(
-                "MISCONF Tandem cannot make writes durable ({problem}); writes are refused until the data directory accepts them again"
-            ))),
+            Some(problem) => Err(WriteError::DiskTrouble { problem: problem.to_string() }),
             None => Ok(()),
-        }
-    }
-
-    /// Proposes `entry` on its own; the replies once it is committed and applied.
-    pub async fn propose(&self, entry: Entry) -> Result<Vec<Reply>, Reply> {
-        self.refuse_if_disk_trouble()?;
-        match self.raft.client_write(entry).await {
-            Ok(response) => Ok(response.data.0),
-            Err(e) => Err(write_error(e)),
         }
     }
 
     /// Proposes `ops`, gathered with other connections' writes into shared entries;
     /// one reply per op once committed and applied.
-    pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
+    pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
         self.refuse_if_disk_trouble()?;
         if ops_bytes(&ops) > PROPOSAL_BYTES_MAX {
-            return Err(Reply::err("ERR this write is larger than one log record may be (768 MB); split it"));
+            return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
         }
         let (reply, done) = oneshot::channel();
-        self.proposals.send(Proposal { ops, reply }).map_err(|_| Reply::err("ERR the server is shutting down"))?;
-        done.await.map_err(|_| Reply::err("ERR the server is shutting down"))?
+        self.proposals.send(Proposal { ops, reply }).map_err(|_| WriteError::Stopped)?;
+        done.await.map_err(|_| WriteError::StoppedInFlight)?
     }
 
     /// Waits until a read here would see every write acknowledged before it started.
@@ -436,15 +402,26 @@ impl Replica {
     /// A stripe whose only voter is this server needs no round: nobody else can have
     /// committed anything, and every write acknowledged here was applied before its
     /// reply (start-up applies everything committed before serving).
-    pub async fn linearize(&self) -> Result<(), Reply> {
+    pub async fn linearize(&self) -> Result<(), ReadError> {
         if self.sole_voter() {
             return Ok(());
         }
-        self.raft
-            .ensure_linearizable(ReadPolicy::LeaseRead)
-            .await
-            .map(|_| ())
-            .map_err(|e| Reply::error(format!("TRYAGAIN this server cannot serve a consistent read now: {e}")))
+        self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.map(|_| ()).map_err(|e| ReadError::from_raft(e, &self.group.layout))
+    }
+
+    /// What a WATCH run on this server (the active) records: the index of the last
+    /// entry applied here and the time. EXEC's entry carries it and apply compares
+    /// (see `store::watch`). Until the active has applied an entry of its own term it
+    /// may not have applied everything committed before it took over, and a snapshot
+    /// of the old format loaded on another member may number its keys above what this
+    /// one applied: the stamp is then index 0, which only fails the transaction.
+    pub fn watch_stamp(&self, store: &Store, time_ms: u64) -> WatchStamp {
+        let current_term = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            m.last_applied.as_ref().is_some_and(|l| l.leader_id.term == m.current_term)
+        };
+        WatchStamp { index: if current_term { store.db.index() } else { 0 }, time_ms }
     }
 
     /// Asks for a snapshot when the in-memory log has grown past its budget; the
@@ -486,21 +463,24 @@ impl Replica {
 
     /// Takes a snapshot covering everything applied so far and waits until it is built
     /// (and, when restartable, on disk).
-    pub async fn snapshot_now(&self) -> Result<(), String> {
+    pub async fn snapshot_now(&self) -> Result<(), SaveError> {
         let target = self.raft.metrics().borrow_watched().last_applied.map(|l| l.index);
-        self.raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+        self.raft.trigger().snapshot().await.map_err(|_| SaveError::Stopped)?;
         self.raft
-            .wait(Some(Duration::from_secs(600)))
+            .wait(Some(SAVE_WAIT))
             .metrics(|m| m.snapshot.map(|s| s.index) >= target, "snapshot covers the last applied entry")
             .await
-            .map_err(|e| e.to_string())?;
-        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = crate::server::core::wall_ms() / 1000;
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => SaveError::TimedOut { secs: SAVE_WAIT.as_secs() },
+                _ => SaveError::Stopped,
+            })?;
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = wall_ms() / 1000;
         Ok(())
     }
 
     pub async fn snapshot_soon(&self) {
         let _ = self.raft.trigger().snapshot().await;
-        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = crate::server::core::wall_ms() / 1000;
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = wall_ms() / 1000;
     }
 
     pub fn last_snapshot_unix_secs(&self) -> u64 {
@@ -536,7 +516,7 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
 
 /// Gathers proposals into entries: at most `ENTRIES_IN_FLIGHT_MAX` entries wait for
 /// commit at a time; everything submitted meanwhile joins the next one.
-async fn batch_proposals(raft: Raft, clock: Arc<Mutex<Clock>>, mut queue: mpsc::UnboundedReceiver<Proposal>) {
+async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: StripeLayout, mut queue: mpsc::UnboundedReceiver<Proposal>) {
     let in_flight = Arc::new(Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
     while let Some(first) = queue.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
@@ -562,12 +542,14 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<Clock>>, mut queue: mpsc::
         let entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
         let (responder, done) = ProgressResponder::complete_only();
         if let Err(fatal) = raft.client_write_ff(entry, Some(responder)).await {
-            let e = Reply::error(format!("ERR the stripe's log stopped: {fatal}"));
+            // The core is gone: the entry never reached it.
+            tracing::error!(error = %fatal, "the stripe's Raft member stopped; writes are refused");
             for (_, reply) in waiters {
-                let _ = reply.send(Err(e.clone()));
+                let _ = reply.send(Err(WriteError::Stopped));
             }
             continue;
         }
+        let layout = layout.clone();
         tokio::spawn(async move {
             let result = done.await;
             drop(permit);
@@ -579,31 +561,18 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<Clock>>, mut queue: mpsc::
                     }
                 }
                 Ok(Err(e)) => {
-                    let e = write_error(openraft::errors::RaftError::APIError(e));
+                    let e = WriteError::from_raft(openraft::errors::RaftError::APIError(e), &layout);
                     for (_, reply) in waiters {
                         let _ = reply.send(Err(e.clone()));
                     }
                 }
                 Err(_) => {
                     for (_, reply) in waiters {
-                        let _ = reply.send(Err(Reply::err("ERR the stripe's log stopped before this write committed")));
+                        let _ = reply.send(Err(WriteError::StoppedInFlight));
                     }
                 }
             }
         });
-    }
-}
-
-fn write_error(e: openraft::errors::RaftError<TypeConfig, openraft::errors::ClientWriteError<TypeConfig>>) -> Reply {
-    use openraft::errors::{ClientWriteError, RaftError};
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            Reply::error(format!("TRYAGAIN this server is not the active of its stripe (active: {:?}); retry", f.leader_id))
-        }
-        RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => {
-            Reply::err("TRYAGAIN the active changed before this write committed; its outcome is unknown")
-        }
-        other => Reply::error(format!("ERR write failed: {other}")),
     }
 }
 

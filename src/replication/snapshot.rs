@@ -4,15 +4,22 @@
 //! ```text
 //! "TNDMSNAP" | format version u32 LE | reserved u32
 //! record*    : len u32 LE | crc32c(len ‖ payload) u32 LE | payload
-//!   payload 0: meta  = last log id, membership log id, membership
-//!   payload 1: key     = key, expire_at_ms (varint), value (store::codec)
+//!   payload 0: meta    = last log id, membership log id, membership
+//!   payload 6: state   = last applied entry time (varint), count,   (version 3:
+//!                        removal floor (varint)×count                 right after meta)
+//!   payload 1: key     = key, expire_at_ms (varint), [version 3: key version (varint)],
+//!                        value (store::codec)
 //!   payload 3: script  = a cached script's source                  (version 2)
 //!   payload 4: library = a function library (store::scripts)       (version 2)
 //!   payload 5: limits  = the stripe's script limits                (version 2)
 //!   payload 2: end     = number of key records; from version 2 also the
 //!                        numbers of script and library records
 //! ```
-//! Version 1 (no scripts) is still read: its scripts are none, its limits the defaults.
+//! Version 1 (e66709c, no scripts) is still read: its scripts are none, its limits the
+//! defaults. Versions 1 and 2 (written before WATCH was decided in apply) carry no key
+//! versions, removal floors or entry time: they load with every key and floor at the
+//! snapshot's index (as if everything had just been modified, which can only fail a
+//! WATCH, never pass one wrongly) and time 0 (raised by the first entry applied).
 //! Every record is checked on load; a bad one stops the load with the file and offset,
 //! a missing end record says the file was cut short. A snapshot is written to a
 //! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
@@ -24,20 +31,24 @@ use std::path::{Path, PathBuf};
 use crate::store::codec::{encode_value, put_bytes, put_varint, Decoder};
 use crate::store::db::Db;
 use crate::store::scripts::{self, sha1_hex};
+use crate::store::watch::{RemovedFloors, REMOVED_BUCKETS};
 
 use super::record::{get_snapshot_meta, put_snapshot_meta};
 use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The first format, without scripts: still read.
 const FORMAT_VERSION_NO_SCRIPTS: u32 = 1;
+/// With scripts, before key versions, removal floors and the entry time: still read.
+const FORMAT_VERSION_UNVERSIONED: u32 = 2;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
 const KIND_SCRIPT: u8 = 3;
 const KIND_LIBRARY: u8 = 4;
 const KIND_LIMITS: u8 = 5;
+const KIND_STATE: u8 = 6;
 /// Largest record: one key with its whole value (a big collection can pass 1 GiB);
 /// the length field is 32 bits.
 const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -75,12 +86,23 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     let mut payload = vec![KIND_META];
     put_snapshot_meta(&mut payload, meta);
     frame(&payload, &mut out);
+    debug_assert!(meta.last_log_id.is_none_or(|l| l.index == db.index()), "a snapshot's data is at its meta's index");
+    payload.clear();
+    payload.push(KIND_STATE);
+    put_varint(&mut payload, db.time_ms());
+    let floors = db.removed_floors().as_slice();
+    put_varint(&mut payload, floors.len() as u64);
+    for floor in floors {
+        put_varint(&mut payload, *floor);
+    }
+    frame(&payload, &mut out);
     let mut count = 0u64;
     for (key, item) in db.iter() {
         payload.clear();
         payload.push(KIND_KEY);
         put_bytes(&mut payload, key);
         put_varint(&mut payload, item.expire_at_ms);
+        put_varint(&mut payload, u64::from(item.version()));
         encode_value(&item.value, &mut payload);
         if payload.len() > RECORD_BYTES_MAX {
             return Err(std::io::Error::other(format!(
@@ -146,25 +168,22 @@ pub fn commit(dir: &Path, tmp: &Path, index: u64) -> Result<PathBuf, SnapshotErr
     Ok(path)
 }
 
-/// Reads a snapshot back. `file` names it in errors; `now_ms` seeds access metadata.
+/// Reads a snapshot back (version 3, or 1 and 2 as the module doc says). `file`
+/// names it in errors; `now_ms` seeds access metadata.
 pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db), SnapshotError> {
     let corrupt = |offset: usize, why: String| SnapshotError::Corrupt { file: file.to_string(), offset, why };
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err(corrupt(0, "not a Tandem snapshot (bad magic)".into()));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != FORMAT_VERSION && version != FORMAT_VERSION_NO_SCRIPTS {
+    if !(FORMAT_VERSION_NO_SCRIPTS..=FORMAT_VERSION).contains(&version) {
         return Err(corrupt(
             8,
-            format!("snapshot format version {version}, this build reads {FORMAT_VERSION_NO_SCRIPTS} and {FORMAT_VERSION}"),
+            format!("snapshot format version {version}, this build reads {FORMAT_VERSION_NO_SCRIPTS} to {FORMAT_VERSION}"),
         ));
     }
     let mut pos = 16;
-    let mut meta: Option<SnapshotMeta> = None;
-    let mut db = Db::new();
-    let mut keys = 0u64;
-    let (mut script_records, mut library_records) = (0u64, 0u64);
-    let with_scripts = version >= FORMAT_VERSION;
+    let mut loading = Loading::new(version, now_ms);
     loop {
         let header = bytes.get(pos..pos + 8).ok_or_else(|| corrupt(pos, "cut short: no end record".into()))?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -177,61 +196,139 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         if actual != crc {
             return Err(corrupt(pos, format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})")));
         }
-        let mut d = Decoder::new(&payload[1..]);
-        let bad = |e: crate::store::codec::CodecError| corrupt(pos, e.to_string());
-        match payload[0] {
-            KIND_META if meta.is_none() => {
-                meta = Some(get_snapshot_meta(&mut d).map_err(bad)?);
-            }
-            KIND_KEY if meta.is_some() => {
-                let key = d.bytes("key").map_err(bad)?;
-                let expire_at_ms = d.varint("expiry").map_err(bad)?;
-                let value = d.value().map_err(bad)?;
-                d.finish().map_err(bad)?;
-                db.load(key, value, expire_at_ms, now_ms);
-                keys += 1;
-            }
-            KIND_SCRIPT if meta.is_some() && with_scripts => {
-                let source = d.bytes("script source").map_err(bad)?;
-                d.finish().map_err(bad)?;
-                let source = bytes::Bytes::copy_from_slice(source);
-                db.scripts.add_script(sha1_hex(&source), source).map_err(|e| corrupt(pos, e.to_string()))?;
-                script_records += 1;
-            }
-            KIND_LIBRARY if meta.is_some() && with_scripts => {
-                let library = scripts::decode_library(&mut d).map_err(bad)?;
-                d.finish().map_err(bad)?;
-                db.scripts.add_libraries(vec![library], false).map_err(|e| corrupt(pos, e.to_string()))?;
-                library_records += 1;
-            }
-            KIND_LIMITS if meta.is_some() && with_scripts => {
-                db.scripts.limits = scripts::decode_limits(&mut d).map_err(bad)?;
-                d.finish().map_err(bad)?;
-            }
-            KIND_END if meta.is_some() => {
-                let count = d.varint("key count").map_err(bad)?;
-                if count != keys {
-                    return Err(corrupt(pos, format!("end record counts {count} keys, {keys} were read")));
-                }
-                if with_scripts {
-                    let scripts = d.varint("script count").map_err(bad)?;
-                    let libraries = d.varint("library count").map_err(bad)?;
-                    if (scripts, libraries) != (script_records, library_records) {
-                        return Err(corrupt(
-                            pos,
-                            format!(
-                                "end record counts {scripts} scripts and {libraries} libraries, {script_records} and {library_records} were read"
-                            ),
-                        ));
-                    }
-                }
-                let meta = meta.ok_or_else(|| corrupt(pos, "no meta record".into()))?;
-                return Ok((meta, db));
-            }
-            kind => return Err(corrupt(pos, format!("unexpected record kind {kind}"))),
+        if loading.record(payload[0], &mut Decoder::new(&payload[1..])).map_err(|why| corrupt(pos, why))? {
+            let Loading { meta, db, .. } = loading;
+            let meta = meta.ok_or_else(|| corrupt(pos, "no meta record".into()))?;
+            return Ok((meta, db));
         }
         pos += 8 + len;
     }
+}
+
+/// A snapshot being read: what its records built so far and counted.
+struct Loading {
+    meta: Option<SnapshotMeta>,
+    db: Db,
+    now_ms: u64,
+    keys: u64,
+    script_records: u64,
+    library_records: u64,
+    with_scripts: bool,
+    versioned: bool,
+    /// Version 3: keys come only after the state record.
+    state_read: bool,
+}
+
+impl Loading {
+    fn new(version: u32, now_ms: u64) -> Loading {
+        let versioned = version > FORMAT_VERSION_UNVERSIONED;
+        Loading {
+            meta: None,
+            db: Db::new(),
+            now_ms,
+            keys: 0,
+            script_records: 0,
+            library_records: 0,
+            with_scripts: version >= FORMAT_VERSION_UNVERSIONED,
+            versioned,
+            state_read: !versioned,
+        }
+    }
+
+    /// Takes one record; true at the end record, once the counts check out.
+    fn record(&mut self, kind: u8, d: &mut Decoder) -> Result<bool, String> {
+        let bad = |e: crate::store::codec::CodecError| e.to_string();
+        let started = self.meta.is_some();
+        match kind {
+            KIND_META if !started => {
+                let m = get_snapshot_meta(d).map_err(bad)?;
+                let index = m.last_log_id.map_or(0, |l| l.index);
+                // Versions 1 and 2: everything counts as modified at the snapshot's index.
+                self.db.restore_state(index, 0, RemovedFloors::all_at(index));
+                self.meta = Some(m);
+            }
+            KIND_STATE if started && !self.state_read => {
+                let (time_ms, removed) = decode_state(d)?;
+                self.db.restore_state(self.db.index(), time_ms, removed);
+                self.state_read = true;
+            }
+            KIND_KEY if started && self.state_read => self.key(d)?,
+            KIND_SCRIPT if started && self.with_scripts => {
+                let source = d.bytes("script source").map_err(bad)?;
+                d.finish().map_err(bad)?;
+                let source = bytes::Bytes::copy_from_slice(source);
+                self.db.scripts.add_script(sha1_hex(&source), source).map_err(|e| e.to_string())?;
+                self.script_records += 1;
+            }
+            KIND_LIBRARY if started && self.with_scripts => {
+                let library = scripts::decode_library(d).map_err(bad)?;
+                d.finish().map_err(bad)?;
+                self.db.scripts.add_libraries(vec![library], false).map_err(|e| e.to_string())?;
+                self.library_records += 1;
+            }
+            KIND_LIMITS if started && self.with_scripts => {
+                self.db.scripts.limits = scripts::decode_limits(d).map_err(bad)?;
+                d.finish().map_err(bad)?;
+            }
+            KIND_END if started && self.state_read => {
+                self.end(d)?;
+                return Ok(true);
+            }
+            kind => return Err(format!("unexpected record kind {kind}")),
+        }
+        Ok(false)
+    }
+
+    fn key(&mut self, d: &mut Decoder) -> Result<(), String> {
+        let bad = |e: crate::store::codec::CodecError| e.to_string();
+        let key = d.bytes("key").map_err(bad)?;
+        let expire_at_ms = d.varint("expiry").map_err(bad)?;
+        // Versions are the low 32 bits of a log index (see `store::db::Item`).
+        let key_version = if self.versioned {
+            let v = d.varint("key version").map_err(bad)?;
+            u32::try_from(v).map_err(|_| format!("key version {v} is over 32 bits"))?
+        } else {
+            self.db.index() as u32
+        };
+        let value = d.value().map_err(bad)?;
+        d.finish().map_err(bad)?;
+        self.db.load(key, value, expire_at_ms, key_version, self.now_ms);
+        self.keys += 1;
+        Ok(())
+    }
+
+    /// The end record: what the writer counted must be what was read.
+    fn end(&self, d: &mut Decoder) -> Result<(), String> {
+        let bad = |e: crate::store::codec::CodecError| e.to_string();
+        let count = d.varint("key count").map_err(bad)?;
+        if count != self.keys {
+            return Err(format!("end record counts {count} keys, {} were read", self.keys));
+        }
+        if self.with_scripts {
+            let scripts = d.varint("script count").map_err(bad)?;
+            let libraries = d.varint("library count").map_err(bad)?;
+            if (scripts, libraries) != (self.script_records, self.library_records) {
+                return Err(format!(
+                    "end record counts {scripts} scripts and {libraries} libraries, {} and {} were read",
+                    self.script_records, self.library_records
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The state record (version 3): the last applied entry time and the removal floors.
+fn decode_state(d: &mut Decoder) -> Result<(u64, RemovedFloors), String> {
+    let time_ms = d.varint("entry time").map_err(|e| e.to_string())?;
+    let count = d.count("removal floors", 1).map_err(|e| e.to_string())?;
+    if count != REMOVED_BUCKETS {
+        return Err(format!("{count} removal floors, expected {REMOVED_BUCKETS}"));
+    }
+    let floors = (0..count).map(|_| d.varint("removal floor")).collect::<Result<Vec<u64>, _>>().map_err(|e| e.to_string())?;
+    d.finish().map_err(|e| e.to_string())?;
+    let removed = RemovedFloors::from_vec(floors).ok_or_else(|| "removal floors".to_string())?;
+    Ok((time_ms, removed))
 }
 
 /// The file name of the snapshot covering up to `index`.
@@ -270,6 +367,9 @@ mod tests {
     use super::*;
     use crate::store::scripts::{FunctionInfo, Library};
     use crate::store::value::Value;
+    use crate::store::watch::WatchStamp;
+    use crate::store::{Entry, Op, Store};
+    use bytes::Bytes;
 
     fn meta() -> SnapshotMeta {
         SnapshotMeta::default()
@@ -318,5 +418,94 @@ mod tests {
         assert_eq!(db.len(), 1);
         assert_eq!(db.scripts.script_count(), 0);
         assert_eq!(db.scripts.limits, crate::store::scripts::ScriptLimits::default());
+    }
+
+    fn meta_at(index: u64) -> SnapshotMeta {
+        let leader_id = openraft::alias::CommittedLeaderIdOf::<super::super::types::TypeConfig> { term: 1, node_id: 1 };
+        SnapshotMeta { last_log_id: Some(super::super::types::LogId { leader_id, index }), last_membership: Default::default() }
+    }
+
+    fn apply(st: &mut Store, time_ms: u64, cmd: &[&str]) {
+        let args = cmd.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
+        st.apply(&Entry { time_ms, seed: 1, ops: vec![Op::Command(args)] });
+    }
+
+    #[test]
+    fn versions_floors_and_time_survive_a_snapshot_so_every_member_decides_alike() {
+        let mut st = Store::new();
+        apply(&mut st, 5_000, &["set", "old", "v"]);
+        let stamp = WatchStamp { index: st.db.index(), time_ms: 5_000 };
+        apply(&mut st, 9_000, &["set", "new", "v"]);
+        apply(&mut st, 7_000, &["set", "gone", "v"]);
+        apply(&mut st, 7_000, &["del", "gone"]);
+        let bytes = encode(&st.db, &meta_at(st.db.index()));
+        let (_, db) = decode(&bytes, "test", 0).unwrap();
+        assert_eq!(db.index(), st.db.index());
+        assert_eq!(db.time_ms(), 9_000, "the largest entry time applied");
+        for key in ["old", "new", "gone", "never"] {
+            assert_eq!(db.unchanged_since(key.as_bytes(), stamp, 9_000), st.db.unchanged_since(key.as_bytes(), stamp, 9_000), "{key}");
+        }
+        assert!(db.unchanged_since(b"old", stamp, 9_000));
+        assert!(!db.unchanged_since(b"new", stamp, 9_000));
+        assert!(!db.unchanged_since(b"gone", stamp, 9_000));
+    }
+
+    /// A snapshot written by e66709c (format 1: no versions, floors or time), taken
+    /// after `SET plain v`, `SET ttl v PX 3600000000` and `HSET h f v`.
+    const E66709C_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-1-e66709c.snap");
+
+    #[test]
+    fn a_format_1_snapshot_loads_with_everything_modified_at_its_index() {
+        let (meta, db) = decode(E66709C_SNAPSHOT, "fixture", 0).unwrap();
+        let index = meta.last_log_id.map(|l| l.index).unwrap();
+        assert_eq!(db.len(), 3);
+        assert_eq!(db.index(), index);
+        assert!(db.item(b"ttl").is_some_and(|item| item.expire_at_ms != 0));
+        let before = WatchStamp { index: index - 1, time_ms: 0 };
+        let at = WatchStamp { index, time_ms: 0 };
+        for key in ["plain", "ttl", "h", "absent"] {
+            assert!(!db.unchanged_since(key.as_bytes(), before, 0), "{key}: a WATCH from before the snapshot fails");
+            assert!(db.unchanged_since(key.as_bytes(), at, 0), "{key}: a WATCH from after it holds");
+        }
+    }
+
+    /// A version-2 snapshot as main's scripting build (94af45b) writes it: scripts, no
+    /// key versions, floors or time.
+    #[test]
+    fn a_version_2_snapshot_loads_its_scripts_with_everything_modified_at_its_index() {
+        let index = 41;
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION_UNVERSIONED.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        let mut payload = vec![KIND_META];
+        put_snapshot_meta(&mut payload, &meta_at(index));
+        frame(&payload, &mut out);
+        payload.clear();
+        payload.push(KIND_KEY);
+        put_bytes(&mut payload, b"k");
+        put_varint(&mut payload, 0);
+        encode_value(&Value::Str(b"v".to_vec()), &mut payload);
+        frame(&payload, &mut out);
+        let source = Bytes::from_static(b"return 1");
+        let mut with_script = Db::new();
+        with_script.scripts.add_script(sha1_hex(&source), source).unwrap();
+        let (scripts, libraries) = encode_scripts(&with_script, &mut payload, &mut out);
+        payload.clear();
+        payload.push(KIND_END);
+        put_varint(&mut payload, 1);
+        put_varint(&mut payload, scripts);
+        put_varint(&mut payload, libraries);
+        frame(&payload, &mut out);
+        let (_, db) = decode(&out, "v2", 0).unwrap();
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.scripts, with_script.scripts);
+        assert_eq!(db.index(), index);
+        let before = WatchStamp { index: index - 1, time_ms: 0 };
+        let at = WatchStamp { index, time_ms: 0 };
+        for key in ["k", "absent"] {
+            assert!(!db.unchanged_since(key.as_bytes(), before, 0), "{key}: a WATCH from before the snapshot fails");
+            assert!(db.unchanged_since(key.as_bytes(), at, 0), "{key}: a WATCH from after it holds");
+        }
     }
 }

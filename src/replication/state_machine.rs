@@ -5,6 +5,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -67,6 +68,9 @@ pub struct Shared {
     health: Mutex<Option<Arc<super::log_store::DiskHealth>>>,
     /// A voter's state machine: follows the log, applies no data.
     witness: std::sync::atomic::AtomicBool,
+    /// The largest entry time applied (the store's), for the entry clock: published
+    /// after every apply and install so the clock never stamps below it.
+    applied_time_ms: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -75,7 +79,7 @@ pub struct StateMachine {
 }
 
 fn now_ms() -> u64 {
-    crate::server::core::wall_ms()
+    crate::clock::wall_ms()
 }
 
 impl StateMachine {
@@ -112,8 +116,18 @@ impl StateMachine {
                 notices,
                 health: Mutex::new(None),
                 witness: Default::default(),
+                applied_time_ms: Arc::new(AtomicU64::new(0)),
             }),
         })
+    }
+
+    /// The largest entry time applied here, kept current (for [`crate::clock::EntryClock`]).
+    pub fn applied_time_ms(&self) -> Arc<AtomicU64> {
+        self.shared.applied_time_ms.clone()
+    }
+
+    fn publish_applied_time(&self, time_ms: u64) {
+        self.shared.applied_time_ms.fetch_max(time_ms, Ordering::AcqRel);
     }
 
     /// Defers snapshots while `health` reports disk trouble.
@@ -263,29 +277,42 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut notice = Notice::default();
         let witness = self.witness();
         while let Some((entry, responder)) = entries.try_next().await? {
+            let index = entry.log_id.index;
             let replies = match entry.payload {
-                EntryPayload::Blank => Vec::new(),
-                EntryPayload::Normal(_) if witness => Vec::new(),
-                EntryPayload::Normal(e) if e.runs_script() => {
+                EntryPayload::Normal(e) if !witness && e.runs_script() => {
                     // A script may run long: apply it on a blocking thread so the runtime
                     // (heartbeats, clients) keeps going; connections that need the store
                     // meanwhile wait for it without blocking (`Core::store_async`).
                     let store = self.shared.store.clone();
-                    let applied = tokio::task::spawn_blocking(move || store.lock().unwrap_or_else(|e| e.into_inner()).apply(&e))
-                        .await
-                        .map_err(io::Error::other)?;
+                    let (applied, time_ms) = tokio::task::spawn_blocking(move || {
+                        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+                        let applied = store.apply_at(index, &e);
+                        (applied, store.db.time_ms())
+                    })
+                    .await
+                    .map_err(io::Error::other)?;
+                    self.publish_applied_time(time_ms);
                     notice.events.extend(applied.events);
                     notice.ready_keys.extend(applied.ready_keys);
                     applied.replies
                 }
-                EntryPayload::Normal(e) => {
-                    let applied = self.store_lock().apply(&e);
+                EntryPayload::Normal(e) if !witness => {
+                    let mut store = self.store_lock();
+                    let applied = store.apply_at(index, &e);
+                    self.publish_applied_time(store.db.time_ms());
+                    drop(store);
                     notice.events.extend(applied.events);
                     notice.ready_keys.extend(applied.ready_keys);
                     applied.replies
                 }
-                EntryPayload::Membership(m) => {
-                    self.meta().membership = StoredMembership::new(Some(entry.log_id), m);
+                payload => {
+                    if let EntryPayload::Membership(m) = payload {
+                        self.meta().membership = StoredMembership::new(Some(entry.log_id), m);
+                    }
+                    // WATCH stamps and key versions count log indexes, these too.
+                    if !witness {
+                        self.store_lock().skip_to(index);
+                    }
                     Vec::new()
                 }
             };
@@ -378,7 +405,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             _ => data,
         };
-        self.store_lock().db.replace_data(db);
+        {
+            let mut store = self.store_lock();
+            store.db.replace_data(db);
+            self.publish_applied_time(store.db.time_ms());
+        }
         let mut m = self.meta();
         m.applied = meta.last_log_id;
         m.membership = meta.last_membership.clone();

@@ -15,7 +15,7 @@ impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let first = self.ops.first().map(|op| match op {
             Op::Command(args) => args.first().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
-            Op::Transaction(_) => "MULTI".to_string(),
+            Op::Transaction(_) | Op::Checked { .. } => "MULTI".to_string(),
         });
         write!(f, "entry(t={}, ops={}, first={})", self.time_ms, self.ops.len(), first.unwrap_or_default())
     }

@@ -113,7 +113,7 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
 async fn attempt(shared: &Shared, args: &[Bytes]) -> Reply {
     match shared.core.propose(vec![Op::command(args)]).await {
         Ok(mut replies) => replies.pop().unwrap_or(Reply::NilArray),
-        Err(e) => e,
+        Err(e) => super::errors::write_reply(&e),
     }
 }
 

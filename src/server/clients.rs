@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::core::wall_ms;
+use crate::clock::wall_ms;
 
 pub struct ClientInfo {
     pub id: u64,

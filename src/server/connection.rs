@@ -11,12 +11,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::clients::ClientInfo;
-use super::core::wall_ms;
 use super::frames::{Frames, Read};
 use super::session::Session;
 use super::transaction::Watch;
 use super::upstream::Upstreams;
 use super::Shared;
+use crate::clock::wall_ms;
 use crate::protocol::reply::Reply;
 
 pub struct Connection {
@@ -117,11 +117,10 @@ impl Connection {
 
     /// Forgets keys watched on this server's store.
     pub(super) fn unwatch_local(&mut self) {
-        if let Watch::Local(keys) = std::mem::take(&mut self.session.txn.watch) {
-            let mut store = self.shared.core.store();
-            for (key, _) in keys {
-                store.db.unwatch(&key);
-            }
+        // Stamps are plain values (the store keeps no per-watch state): nothing to
+        // release but the list.
+        if let Watch::Local(_) = self.session.txn.watch {
+            self.session.txn.watch = Watch::None;
         }
     }
 

@@ -4,88 +4,35 @@
 //! applied, and serves linearizable reads from the local state machine.
 //!
 //! Decisions that need a clock, randomness or local metadata (time stamps, seeds,
-//! OOM, eviction victims, which keys are due to expire, WATCH checks) are made here,
-//! before an entry exists; the entry itself applies deterministically everywhere.
+//! OOM, eviction victims, which keys are due to expire) are made here, before an
+//! entry exists; the entry itself applies deterministically everywhere. Conditions
+//! that entries applied in between could falsify (WATCH, eviction victims) travel in
+//! the entry and are checked again in apply, where they are exact.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::admit::Memory;
+use super::errors::{read_reply, write_reply};
 use super::request::Request;
 use super::settings::{EvictionPolicy, Settings};
+use crate::clock::EntryClock;
+use crate::commands::keys::{EVICT_ALLKEYS, EVICT_COMMAND, EVICT_VOLATILE};
 use crate::commands::{args::ERR_OOM, flags};
 use crate::limits;
 use crate::memory;
 use crate::protocol::reply::Reply;
+use crate::replication::errors::WriteError;
 use crate::replication::replica::Replica;
 use crate::scripting::{self, status::KillOutcome, Status};
-use crate::store::db::WatchStamp;
-use crate::store::{Entry, Op, Store};
-
-/// Wall-clock milliseconds since the Unix epoch (plus the test clock offset, when
-/// `TANDEM_TEST_CLOCK_OFFSET_FILE` is set: see [`TestClockOffset`]).
-pub fn wall_ms() -> u64 {
-    let system_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    match test_clock_offset() {
-        Some(offset) => system_ms.saturating_add_signed(offset.offset_ms(Instant::now())),
-        None => system_ms,
-    }
-}
-
-/// Names a file whose content, a signed number of milliseconds, is added to this
-/// server's wall clock. Test-only: the fault harness (`tandem check`) sets servers'
-/// clocks apart and steps them, backwards too, without touching the machine's clock.
-pub const TEST_CLOCK_OFFSET_FILE_ENV: &str = "TANDEM_TEST_CLOCK_OFFSET_FILE";
-
-/// How long a read of the offset file is used before the file is read again:
-/// `wall_ms` is on every request's path, a file read is not cheap.
-const TEST_CLOCK_OFFSET_REREAD: Duration = Duration::from_millis(10);
-
-fn test_clock_offset() -> Option<&'static TestClockOffset> {
-    static OFFSET: OnceLock<Option<TestClockOffset>> = OnceLock::new();
-    OFFSET
-        .get_or_init(|| {
-            let path = std::env::var_os(TEST_CLOCK_OFFSET_FILE_ENV)?;
-            tracing::warn!(
-                file = %std::path::Path::new(&path).display(),
-                "{TEST_CLOCK_OFFSET_FILE_ENV} is set: this server's wall clock is shifted by the milliseconds in that file (for tests only)"
-            );
-            Some(TestClockOffset::new(path.into()))
-        })
-        .as_ref()
-}
-
-/// The test clock offset: the file's number (missing or unparsable: 0), cached with
-/// the time it was read. Monotonic timers (`Instant`, tokio) are not affected.
-struct TestClockOffset {
-    path: std::path::PathBuf,
-    /// (when read, what it said).
-    cached: Mutex<Option<(Instant, i64)>>,
-}
-
-impl TestClockOffset {
-    fn new(path: std::path::PathBuf) -> TestClockOffset {
-        TestClockOffset { path, cached: Mutex::new(None) }
-    }
-
-    fn offset_ms(&self, now: Instant) -> i64 {
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        match *cached {
-            Some((read_at, offset)) if now.saturating_duration_since(read_at) < TEST_CLOCK_OFFSET_REREAD => offset,
-            _ => {
-                let offset = std::fs::read_to_string(&self.path).ok().and_then(|t| t.trim().parse::<i64>().ok()).unwrap_or(0);
-                *cached = Some((now, offset));
-                offset
-            }
-        }
-    }
-}
+use crate::store::watch::{Watch, WatchStamp};
+use crate::store::{Op, Store};
 
 /// How the reads of a batch are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,14 +56,8 @@ pub fn write_wait(election_time: Duration) -> Duration {
     WRITE_WAIT_MIN.max(election_time.saturating_mul(4))
 }
 
-/// The reply to a write whose commit was not confirmed within [`write_wait`].
-pub const ERR_WRITE_UNCONFIRMED: &str = "TRYAGAIN the write was not confirmed in time; its outcome is unknown";
-
 pub struct Core {
     pub replica: Replica,
-    /// Proposals hold it shared while in flight; EXEC with WATCH holds it exclusively,
-    /// so its check sees every earlier write applied and no later one.
-    gate: tokio::sync::RwLock<()>,
     /// The script running in the store now, if any (scripting).
     pub scripts: Arc<Status>,
 }
@@ -124,7 +65,7 @@ pub struct Core {
 impl Core {
     pub fn new(replica: Replica) -> Core {
         let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
-        Core { replica, gate: tokio::sync::RwLock::new(()), scripts }
+        Core { replica, scripts }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across
@@ -176,38 +117,36 @@ impl Core {
         }
     }
 
-    fn clock(&self) -> MutexGuard<'_, crate::replication::replica::Clock> {
+    fn clock(&self) -> MutexGuard<'_, EntryClock> {
         self.replica.clock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The time for the next entry or read: the wall clock, never earlier than the
-    /// last one, so expiry decisions never go backwards.
+    /// last stamp nor than the last entry applied here, so expiry decisions never go
+    /// backwards (not across a failover or a restart either).
     pub fn stamp(&self) -> u64 {
         self.clock().stamp()
-    }
-
-    fn entry(&self, ops: Vec<Op>) -> Entry {
-        self.clock().entry(ops)
     }
 
     pub fn random(&self) -> u64 {
         self.clock().random()
     }
 
-    /// Proposes `ops` as one entry; one reply per op, or one error for all.
-    pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, Reply> {
-        // Disk trouble answers at once, never queued behind an EXEC waiting at the gate.
-        self.replica.refuse_if_disk_trouble()?;
-        let _shared = self.gate.read().await;
-        self.bounded(self.replica.submit(ops)).await
+    /// Proposes `ops` as one entry (gathered with other connections' writes); one
+    /// reply per op, or one error for all, after at most [`write_wait`].
+    pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
+        match tokio::time::timeout(write_wait(self.replica.election_time()), self.replica.submit(ops)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(WriteError::Unconfirmed),
+        }
     }
 
-    /// Waits for a write's outcome, for at most [`write_wait`].
-    async fn bounded(&self, write: impl std::future::Future<Output = Result<Vec<Reply>, Reply>>) -> Result<Vec<Reply>, Reply> {
-        match tokio::time::timeout(write_wait(self.replica.election_time()), write).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Reply::err(ERR_WRITE_UNCONFIRMED)),
-        }
+    /// What WATCH records for EXEC's entry to compare (see `store::watch`). Waits
+    /// without blocking while a script holds the store.
+    pub async fn watch_stamp(&self) -> Result<WatchStamp, Reply> {
+        let now = self.stamp();
+        let store = self.store_async().await?;
+        Ok(self.replica.watch_stamp(&store, now))
     }
 
     async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>) {
@@ -217,7 +156,7 @@ impl Core {
         let count = pending.len();
         match self.propose(std::mem::take(pending)).await {
             Ok(r) => replies.extend(r),
-            Err(e) => replies.extend(std::iter::repeat_n(e, count)),
+            Err(e) => replies.extend(std::iter::repeat_n(write_reply(&e), count)),
         }
     }
 
@@ -238,7 +177,7 @@ impl Core {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
                     linearized = Some(match reads {
-                        Reads::Linearizable => self.replica.linearize().await,
+                        Reads::Linearizable => self.replica.linearize().await.map_err(|e| read_reply(&e)),
                         Reads::Stale => Ok(()),
                     });
                 }
@@ -303,8 +242,9 @@ impl Core {
         reads.await.unwrap_or_else(|_| vec![Reply::err("ERR the script's thread failed"); count])
     }
 
-    /// MULTI … EXEC as one entry. With watched keys, the check and the proposal happen
-    /// with no other write in flight: EXEC replies nil if a watched key changed.
+    /// MULTI … EXEC as one entry. With watched keys, the entry carries their stamps
+    /// and apply answers nil (applying nothing) if any changed since: exact whatever
+    /// else is in flight, and whichever server proposed the writes before it.
     pub async fn execute_transaction(
         &self,
         cmds: &[Request],
@@ -314,21 +254,14 @@ impl Core {
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
             self.make_room(memory.settings).await?;
         }
-        let op = Op::Transaction(cmds.iter().map(|r| crate::store::compact(&r.args)).collect());
-        let replies = if watches.is_empty() {
-            self.propose(vec![op]).await?
+        let cmds = cmds.iter().map(|r| crate::store::compact(&r.args)).collect();
+        let op = if watches.is_empty() {
+            Op::Transaction(cmds)
         } else {
-            self.replica.refuse_if_disk_trouble()?;
-            let _exclusive = self.gate.write().await;
-            let unchanged = {
-                let store = self.store_async().await?;
-                watches.iter().all(|(k, stamp)| store.db.watch_holds(k, *stamp))
-            };
-            if !unchanged {
-                return Ok(Reply::NilArray);
-            }
-            self.bounded(self.replica.propose(self.entry(vec![op]))).await?
+            let watches = watches.iter().map(|(key, stamp)| Watch { key: key.clone(), stamp: *stamp }).collect();
+            Op::Checked { watches, cmds }
         };
+        let replies = self.propose(vec![op]).await.map_err(|e| write_reply(&e))?;
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }
 
@@ -364,18 +297,21 @@ impl Core {
         if policy == EvictionPolicy::NoEviction {
             return Err(Reply::err(ERR_OOM));
         }
+        let scope = Bytes::from_static(if policy.volatile() { EVICT_VOLATILE.as_bytes() } else { EVICT_ALLKEYS.as_bytes() });
         // Bounded: each round evicts a handful of keys.
         for _ in 0..1024 {
             if !over_maxmemory(settings, self.replica.log.memory_bytes()) {
                 return Ok(());
             }
-            let victims = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed));
+            let (chosen_at, victims) = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed));
             if victims.is_empty() {
                 return Err(Reply::err(ERR_OOM));
             }
-            let mut args = vec![Bytes::from_static(b"tandem.evict")];
+            // The victims qualify as of `chosen_at`; apply skips any that entries in
+            // flight change before this one applies (see `commands::keys`).
+            let mut args = vec![Bytes::from_static(EVICT_COMMAND.as_bytes()), Bytes::from(chosen_at.to_string()), scope.clone()];
             args.extend(victims);
-            self.propose(vec![Op::Command(args)]).await?;
+            self.propose(vec![Op::Command(args)]).await.map_err(|e| write_reply(&e))?;
         }
         if over_maxmemory(settings, self.replica.log.memory_bytes()) {
             Err(Reply::err(ERR_OOM))
@@ -385,12 +321,17 @@ impl Core {
     }
 
     /// Chooses keys to evict: the best of `samples` random candidates per victim
-    /// (Redis's approximated LRU/LFU), or the nearest expiry for volatile-ttl.
-    fn pick_victims(&self, policy: EvictionPolicy, samples: usize) -> Vec<Bytes> {
+    /// (Redis's approximated LRU/LFU), or the nearest expiry for volatile-ttl; with
+    /// the log index they were chosen at.
+    fn pick_victims(&self, policy: EvictionPolicy, samples: usize) -> (u64, Vec<Bytes>) {
         let now = self.stamp();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.random());
         let store = self.store();
         let db = &store.db;
+        (db.index(), Self::choose(db, policy, samples, now, &mut rng))
+    }
+
+    fn choose(db: &crate::store::db::Db, policy: EvictionPolicy, samples: usize, now: u64, rng: &mut Xoshiro256PlusPlus) -> Vec<Bytes> {
         if policy == EvictionPolicy::VolatileTtl {
             return db.expires_iter().take(8).map(|(_, k)| Bytes::copy_from_slice(k)).collect();
         }
@@ -441,25 +382,4 @@ impl Core {
 pub fn over_maxmemory(settings: &Settings, log_bytes: usize) -> bool {
     let max = settings.maxmemory_bytes.load(Ordering::Relaxed);
     max > 0 && memory::used_bytes().saturating_sub(log_bytes) as u64 > max
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_test_clock_offset_is_read_from_its_file_and_cached_for_a_while() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("offset");
-        let clock = TestClockOffset::new(path.clone());
-        let t0 = Instant::now();
-        assert_eq!(clock.offset_ms(t0), 0, "a missing file is no offset");
-        std::fs::write(&path, "-1500\n").unwrap();
-        assert_eq!(clock.offset_ms(t0 + Duration::from_millis(5)), 0, "read again only after the re-read interval");
-        assert_eq!(clock.offset_ms(t0 + TEST_CLOCK_OFFSET_REREAD), -1500, "a step backwards");
-        std::fs::write(&path, "2500").unwrap();
-        assert_eq!(clock.offset_ms(t0 + 2 * TEST_CLOCK_OFFSET_REREAD), 2500);
-        std::fs::write(&path, "soon").unwrap();
-        assert_eq!(clock.offset_ms(t0 + 3 * TEST_CLOCK_OFFSET_REREAD), 0, "an unparsable file is no offset");
-    }
 }

@@ -3,10 +3,24 @@
 //! byte. A client of a mirror is served this way transparently, and so (in an array)
 //! is a plain client's command for another stripe's keys.
 //!
-//! An upstream that fails mid-command leaves the outcome of the commands in flight
-//! unknown: each gets an error saying so, and the next command looks the active up
-//! again. A WATCH held on a lost upstream is lost with it (EXEC then answers nil, as
-//! if a watched key had changed).
+//! An upstream that fails mid-command leaves the outcome of the writes in flight
+//! unknown: each gets the unknown-outcome error (`server::errors`), reads get
+//! `-TRYAGAIN`, and the next command looks the active up again. A WATCH held on a
+//! lost upstream is lost with it (EXEC then answers nil, as if a watched key had
+//! changed).
+//!
+//! **Order.** A client's commands run on the active in the order it sent them, even
+//! across a lost upstream. Commands whose replies stopped coming may still run on
+//! the active, so a silent upstream is not closed: the next commands to the same
+//! active go over it, after the replies it owes (`Upstream::owed`); one that cannot
+//! carry more (cut mid-command) is closed for sending and new commands wait until
+//! the active has ended it, i.e. has run everything it received. An upstream to a
+//! server that is no longer the active is parked while it owes replies, and used in
+//! the same way should that server be the active again. Commands sent to a *newer*
+//! active need nothing more: whatever the old active may still commit was appended
+//! in its term, and Raft commits an entry of an older term only as part of the new
+//! active's log, before the new active's own entries (a stripe's log never lets an
+//! older term's entry follow a newer term's).
 //!
 //! It knows nothing of Raft: where actives are comes from the cluster view.
 
@@ -17,15 +31,13 @@ use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::core::write_wait;
+use super::errors::{active_unreachable, forward_refused, lost_in_flight, ERR_EARLIER_STILL_RUNNING, ERR_NO_ACTIVE};
 use super::pipeline::blocking_timeout;
 use super::request::Request;
 use super::upstream::{encode_command, relay_limits, Hello, Upstream, UpstreamError};
 use crate::cluster::view::Active;
 use crate::commands::flags;
 use crate::protocol::reply::Reply;
-
-pub const ERR_IN_FLIGHT: &str = "TRYAGAIN the active changed while this command was in flight; its outcome is unknown";
-pub const ERR_NO_ACTIVE: &str = "CLUSTERDOWN no active server in this stripe right now (election in progress); retry";
 
 /// Added to the active's own write bound before a silent upstream counts as failed:
 /// the active answers a write it could not commit by then, and this covers the trip.
@@ -92,6 +104,7 @@ impl Connection {
             Settled::Upstream => {}
             Settled::Again => return run,
             Settled::Refused(reply) => {
+                // Nothing was sent; an upstream still owing replies is kept (parked).
                 self.upstreams.drop_stripe(stripe);
                 for _ in &run {
                     self.reply(reply.clone());
@@ -104,18 +117,30 @@ impl Connection {
         let (relayed, outcome) = self.relay(stripe, Exchange { cmds: &cmds, relay_last: cmds.len(), idle, blocking }).await;
         if let Err(e) = &outcome {
             tracing::debug!(client = self.session.info.id, error = %e, relayed, sent = run.len(), "forwarding to the active failed");
-            self.upstreams.drop_stripe(stripe);
+            self.lose_upstream(stripe, e);
         }
-        for _ in relayed..run.len() {
-            self.reply(Reply::err(ERR_IN_FLIGHT));
+        for request in run.get(relayed..).unwrap_or_default() {
+            self.reply(lost_in_flight(request.spec.is_write()));
         }
         Vec::new()
     }
 
+    /// After a failed exchange with `stripe`'s active: an upstream whose replies
+    /// merely stopped coming is kept, owing them, so the client's next commands run
+    /// after those on the active; a broken one is closed.
+    pub(super) fn lose_upstream(&mut self, stripe: usize, e: &UpstreamError) {
+        match e {
+            UpstreamError::Timeout(_) | UpstreamError::ActiveChanged | UpstreamError::ClientGone => self.upstreams.failed_silently(stripe),
+            _ => self.upstreams.close_stripe(stripe),
+        }
+    }
+
     /// Makes sure an upstream to `stripe`'s current active exists, waiting out an
-    /// election (bounded).
+    /// election and the new active's first moments for up to `Shared::active_wait`
+    /// in all.
     pub(super) async fn settle_upstream(&mut self, stripe: usize) -> Settled {
         let shared = self.shared.clone();
+        let deadline = Instant::now() + shared.active_wait();
         let mut active = shared.view().active(stripe).clone();
         if active == Active::Unknown {
             active = shared.wait_for_active(stripe, shared.active_wait()).await;
@@ -128,21 +153,46 @@ impl Connection {
             Active::Unknown => return Settled::Refused(Reply::err(ERR_NO_ACTIVE)),
             Active::There { name, client_addr } => (name, client_addr),
         };
-        if let Some(upstream) = self.upstreams.get_mut(stripe) {
-            if upstream.active == name && upstream.alive() {
-                return Settled::Upstream;
-            }
-            self.upstreams.drop_stripe(stripe);
+        if let Some(settled) = self.earlier_upstream(stripe, &name).await {
+            return settled;
         }
-        self.connect_upstream(stripe, name, client_addr).await
+        self.connect_upstream(stripe, name, client_addr, deadline).await
     }
 
-    /// Opens an upstream to `stripe`'s active, trying again (the active may just have
-    /// died and an election be on its way) for a bounded time.
-    async fn connect_upstream(&mut self, stripe: usize, mut name: String, mut addr: String) -> Settled {
+    /// Deals with the upstreams this client already has to `stripe`, so that what it
+    /// sent earlier runs on `active` before anything it sends now: `Some(Upstream)`
+    /// to go on over the current one, `Some(Refused)` while `active` may still be
+    /// running earlier commands, `None` when a new upstream may be opened.
+    async fn earlier_upstream(&mut self, stripe: usize, active: &str) -> Option<Settled> {
+        if self.upstreams.get_mut(stripe).is_some_and(|u| u.active != active) {
+            self.upstreams.drop_stripe(stripe);
+        }
+        // An upstream parked when `active` lost the role earlier comes back.
+        if self.upstreams.get_mut(stripe).is_none() {
+            self.upstreams.unpark(stripe, active);
+        }
+        let wait = self.relay_idle();
+        let upstream = self.upstreams.get_mut(stripe)?;
+        if !upstream.alive() {
+            // The active ended the connection: it runs nothing more of it.
+            self.upstreams.close_stripe(stripe);
+            return None;
+        }
+        if !upstream.torn() {
+            return Some(Settled::Upstream);
+        }
+        if !upstream.close_and_wait(wait).await {
+            return Some(Settled::Refused(Reply::err(ERR_EARLIER_STILL_RUNNING)));
+        }
+        self.upstreams.close_stripe(stripe);
+        None
+    }
+
+    /// Opens an upstream to `stripe`'s active, trying again until `deadline` (the
+    /// active may just have died and an election be on its way).
+    async fn connect_upstream(&mut self, stripe: usize, mut name: String, mut addr: String, deadline: Instant) -> Settled {
         let shared = self.shared.clone();
         let election = shared.core.replica.election_time();
-        let deadline = Instant::now() + shared.active_wait();
         let mut pause = CONNECT_RETRY_FIRST;
         let password = shared.settings.requirepass();
         loop {
@@ -154,17 +204,13 @@ impl Connection {
                     return Settled::Upstream;
                 }
                 Err(UpstreamError::Refused(text)) => {
-                    return Settled::Refused(Reply::error(format!(
-                        "ERR the active {name} refused this server's forwarded connection: {text}"
-                    )));
+                    return Settled::Refused(forward_refused(&name, &text));
                 }
                 Err(e) => e,
             };
             let now = Instant::now();
             if now + pause >= deadline {
-                return Settled::Refused(Reply::error(format!(
-                    "CLUSTERDOWN the active of this stripe ({name} at {addr}) cannot be reached: {error}; retry"
-                )));
+                return Settled::Refused(active_unreachable(&name, &addr, &error));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(CONNECT_RETRY_MAX);
@@ -195,6 +241,14 @@ impl Connection {
             encode_command(&mut request, &[Bytes::from_static(b"HELLO"), Bytes::from_static(if resp3 { b"3" } else { b"2" })]);
             upstream.resp3 = resp3;
             skip += 1;
+        }
+        if std::mem::take(&mut upstream.dirty) {
+            // A failed run may have left a transaction or WATCH open there: end both
+            // (DISCARD without MULTI is an error reply, skipped like the rest).
+            encode_command(&mut request, &[Bytes::from_static(b"DISCARD")]);
+            encode_command(&mut request, &[Bytes::from_static(b"UNWATCH")]);
+            upstream.unwatch_pending = false;
+            skip += 2;
         }
         if std::mem::take(&mut upstream.unwatch_pending) {
             encode_command(&mut request, &[Bytes::from_static(b"UNWATCH")]);

@@ -10,6 +10,7 @@ pub mod clients;
 mod cmd;
 pub mod connection;
 pub mod core;
+pub mod errors;
 pub mod forward;
 pub mod frames;
 pub mod params;
@@ -90,9 +91,11 @@ impl Shared {
         self.view.clone()
     }
 
-    /// How long a request waits for a stripe with no active to get one.
+    /// How long a request waits for a stripe with no active to get one, and for the
+    /// new active to answer a connection: twice the election time (DESIGN.md §6), so
+    /// a request sent during a failover waits out the election rather than fail.
     pub fn active_wait(&self) -> Duration {
-        self.core.replica.election_time()
+        self.core.replica.election_time().saturating_mul(2)
     }
 
     /// Waits up to `within` for `stripe` to have an active; where it is then.
@@ -266,6 +269,13 @@ pub struct ServerOptions {
 
 /// Binds the client port and serves until `shutdown` turns true.
 pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    if let Some(file) = crate::clock::test_offset_file() {
+        tracing::warn!(
+            file = %file.display(),
+            "TEST ONLY: {} is set: this server's wall clock is offset by the milliseconds in that file; never set it in production",
+            crate::clock::TEST_CLOCK_OFFSET_FILE
+        );
+    }
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let mut settings =

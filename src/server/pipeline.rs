@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::admit::{admit, Admission, Memory};
 use super::connection::Connection;
 use super::core::Reads;
+use super::errors::{ERR_DEPOSED_WHILE_BLOCKED, ERR_LEADERSHIP_FLAPPING, ERR_NOT_ACTIVE_EITHER, ERR_NO_ACTIVE};
 use super::request::Request;
 use crate::cluster::route::{route, Access, Keys, Route};
 use crate::cluster::view::Active;
@@ -31,10 +32,6 @@ use crate::protocol::reply::Reply;
 /// leadership is changing back and forth, and the client is told to retry.
 const REROUTES_MAX: usize = 4;
 
-pub const ERR_LEADERSHIP_FLAPPING: &str = "TRYAGAIN the stripe's active keeps changing; retry";
-const ERR_DEPOSED_WHILE_BLOCKED: &str = "TRYAGAIN this server stopped being the active of its stripe while the command waited; retry";
-pub const ERR_NOT_ACTIVE_EITHER: &str =
-    "TRYAGAIN this request was forwarded to a server that is not the active of its stripe either; retry";
 const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// Where a request is served, once routing has settled.
@@ -166,7 +163,7 @@ impl Connection {
                 Route::Moved { slot, stripe } => {
                     return Place::Answer(match view.active(stripe) {
                         Active::There { client_addr, .. } => Reply::error(format!("MOVED {slot} {client_addr}")),
-                        _ => Reply::err(super::forward::ERR_NO_ACTIVE),
+                        _ => Reply::err(ERR_NO_ACTIVE),
                     })
                 }
                 Route::CrossSlot => return Place::Answer(Reply::err(ERR_CROSSSLOT)),
@@ -175,7 +172,7 @@ impl Connection {
                     waited = true;
                     self.shared.wait_for_active(stripe, self.shared.active_wait()).await;
                 }
-                Route::Down(_) => return Place::Answer(Reply::err(super::forward::ERR_NO_ACTIVE)),
+                Route::Down(_) => return Place::Answer(Reply::err(ERR_NO_ACTIVE)),
             }
         }
     }

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use super::request::Request;
-use crate::store::db::WatchStamp;
+use crate::store::watch::WatchStamp;
 
 /// Commands queued since MULTI.
 #[derive(Default)]
@@ -23,7 +23,9 @@ pub struct Queue {
 pub enum Watch {
     #[default]
     None,
-    /// On this server's store, with the versions seen at WATCH.
+    /// On this server's store, each key with the stamp of what this server (the
+    /// active) had applied at WATCH; EXEC's entry carries them and apply decides
+    /// (`store::watch`).
     Local(Vec<(Bytes, WatchStamp)>),
     /// On the upstream to `stripe`'s active (the connection with this generation):
     /// if that upstream is gone, so is the watch.

@@ -2,7 +2,13 @@
 //! whose active serves some of its commands (a mirror's own active, or another
 //! stripe's). Each is opened lazily for that client, shakes hands once (protocol,
 //! password, a client name saying who forwards), and relays replies byte for byte.
-//! It knows nothing of routing or Raft.
+//!
+//! It keeps the client's order across failures: an upstream whose replies stopped
+//! coming is kept, not closed, and owes those replies; the next commands go over the
+//! same connection after them, so the active runs them in the order the client sent
+//! them (see `Upstream::owed`). One to a server that is no longer the active is
+//! parked while it owes replies, and used again should that server be the active
+//! again. It knows nothing of routing or Raft.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -79,6 +85,17 @@ pub struct Upstream<S = TcpStream> {
     /// Keys watched through this upstream are to be forgotten there: UNWATCH goes
     /// ahead of the next command sent.
     pub unwatch_pending: bool,
+    /// Replies the active still owes for commands sent over this connection whose
+    /// replies nobody waits for any more (the client was told their outcome is
+    /// unknown). They arrive before the replies to anything sent later, and are
+    /// dropped then: commands sent over one connection run on the active in order.
+    owed: usize,
+    /// A request was cut off mid-write: the active holds a partial command, so
+    /// nothing more may be sent over this connection.
+    torn: bool,
+    /// A run over this connection failed: a MULTI or WATCH it opened on the active
+    /// may still be open there, to be discarded before anything else is sent.
+    pub dirty: bool,
 }
 
 impl Upstream<TcpStream> {
@@ -103,12 +120,26 @@ pub struct Hello<'a> {
 }
 
 impl<S: AsyncRead + AsyncWrite> Upstream<S> {
+    fn new(stream: S, active: String, resp3: bool) -> Upstream<S> {
+        let (reader, writer) = tokio::io::split(stream);
+        Upstream {
+            reader,
+            writer,
+            buf: BytesMut::new(),
+            active,
+            resp3,
+            generation: 0,
+            unwatch_pending: false,
+            owed: 0,
+            torn: false,
+            dirty: false,
+        }
+    }
+
     /// Sends `HELLO <2|3> [AUTH default <password>] SETNAME tandem-forward:<from>`
     /// and checks the answer: one round trip, protocol and authentication together.
     pub async fn handshake(stream: S, active: String, hello: &Hello<'_>, within: Duration) -> Result<Upstream<S>, UpstreamError> {
-        let (reader, writer) = tokio::io::split(stream);
-        let mut upstream =
-            Upstream { reader, writer, buf: BytesMut::new(), active, resp3: hello.resp3, generation: 0, unwatch_pending: false };
+        let mut upstream = Upstream::new(stream, active, hello.resp3);
         let name: String = hello.from.chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect::<String>();
         let mut args = vec![Bytes::from_static(b"HELLO"), Bytes::from_static(if hello.resp3 { b"3" } else { b"2" })];
         if let Some(password) = hello.password {
@@ -127,10 +158,21 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
         Ok(upstream)
     }
 
-    /// Sends `request` (encoded commands), reads `skip + replies` reply frames and
-    /// appends the last `replies` of them to `out` unchanged, counting them in
-    /// `relayed` as they complete (so a caller that drops this future knows how many
-    /// the client got). Writing and reading interleave, so a long pipeline cannot
+    /// Replies owed for commands sent earlier (see the field).
+    pub fn owed(&self) -> usize {
+        self.owed
+    }
+
+    /// True when nothing more may be sent over this connection (see the field).
+    pub fn torn(&self) -> bool {
+        self.torn
+    }
+
+    /// Sends `request` (encoded commands), reads the replies owed from earlier runs
+    /// and `skip + replies` more, and appends the last `replies` of them to `out`
+    /// unchanged, counting them in `relayed` as they complete (so a caller that drops
+    /// this future knows how many the client got, and the upstream how many it is
+    /// still owed). Writing and reading interleave, so a long pipeline cannot
     /// deadlock with an active whose output is full. Out-of-band pushes are skipped:
     /// the upstream subscribes to nothing, so they are no reply.
     ///
@@ -147,48 +189,81 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
         idle: Option<Duration>,
         limits: &ParseLimits,
     ) -> Result<(), UpstreamError> {
+        debug_assert!(!self.torn, "nothing is sent after a torn request");
+        let mut unrelayed = self.owed + skip;
+        self.owed += skip + replies;
+        self.torn = !request.is_empty();
         let mut written = 0;
-        let mut frames = 0;
         loop {
-            while frames < skip + replies {
+            while self.owed > 0 {
                 let Some((_, len)) = parse_frame(&self.buf, limits)? else { break };
                 let push = self.buf.first() == Some(&b'>');
                 let bytes = self.buf.split_to(len);
                 if push {
                     continue;
                 }
-                if frames >= skip {
+                self.owed -= 1;
+                if unrelayed > 0 {
+                    unrelayed -= 1;
+                } else {
                     out.extend_from_slice(&bytes);
                     *relayed += 1;
                 }
-                frames += 1;
             }
             let rest = request.get(written..).unwrap_or_default();
-            if frames == skip + replies && rest.is_empty() {
-                return Ok(());
+            if rest.is_empty() {
+                self.torn = false;
+                if self.owed == 0 {
+                    return Ok(());
+                }
             }
-            if self.buf.len() > RELAYED_REPLY_BYTES_MAX {
-                return Err(UpstreamError::TooLarge);
+            self.read_or_write(rest, &mut written, idle).await?;
+        }
+    }
+
+    /// Waits (at most `idle` of silence) for the next bytes from the active, writing
+    /// what is left of the request meanwhile.
+    async fn read_or_write(&mut self, rest: &[u8], written: &mut usize, idle: Option<Duration>) -> Result<(), UpstreamError> {
+        if self.buf.len() > RELAYED_REPLY_BYTES_MAX {
+            return Err(UpstreamError::TooLarge);
+        }
+        self.buf.reserve(RELAY_READ_BYTES);
+        let deadline = idle.and_then(|d| Instant::now().checked_add(d));
+        let silence = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::select! {
+            n = self.writer.write(rest), if !rest.is_empty() => match n? {
+                0 => Err(UpstreamError::Closed),
+                n => {
+                    *written += n;
+                    Ok(())
+                }
+            },
+            n = self.reader.read_buf(&mut self.buf) => match n? {
+                0 => Err(UpstreamError::Closed),
+                _ => Ok(()),
+            },
+            _ = silence => Err(UpstreamError::Timeout(idle.unwrap_or_default())),
+        }
+    }
+
+    /// Ends a connection that can carry nothing more (torn) but whose commands the
+    /// active may still be running: closes the sending side, so the active ends the
+    /// connection once it has run what it received, and waits for that end (true),
+    /// or for `within` of silence (false: the active may still run them).
+    pub async fn close_and_wait(&mut self, within: Duration) -> bool {
+        let _ = self.writer.shutdown().await;
+        loop {
+            self.buf.clear();
             self.buf.reserve(RELAY_READ_BYTES);
-            let deadline = idle.and_then(|d| Instant::now().checked_add(d));
-            let silence = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                n = self.writer.write(rest), if !rest.is_empty() => match n? {
-                    0 => return Err(UpstreamError::Closed),
-                    n => written += n,
-                },
-                n = self.reader.read_buf(&mut self.buf) => {
-                    if n? == 0 {
-                        return Err(UpstreamError::Closed);
-                    }
-                }
-                _ = silence => return Err(UpstreamError::Timeout(idle.unwrap_or_default())),
+            match tokio::time::timeout(within, self.reader.read_buf(&mut self.buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
             }
         }
     }
@@ -209,6 +284,11 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
 #[derive(Default)]
 pub struct Upstreams {
     by_stripe: HashMap<usize, Upstream>,
+    /// Per stripe, an upstream to a server that stopped being the active while it
+    /// still owed replies (or was torn): that server may still run what it received,
+    /// so should it be the active again, the client's next commands go over this
+    /// connection, after those (see the module doc).
+    parked: HashMap<usize, Upstream>,
     /// Generations handed out: every upstream opened gets a new one.
     opened: u64,
 }
@@ -226,13 +306,49 @@ impl Upstreams {
         self.opened
     }
 
-    /// Drops the upstream to `stripe`: what it held (a WATCH) is lost with it.
+    /// Stops using the upstream to `stripe`: what it held (a WATCH) is lost with it.
+    /// One that still owes replies is parked, not closed (see the module doc).
     pub fn drop_stripe(&mut self, stripe: usize) {
+        if let Some(mut upstream) = self.by_stripe.remove(&stripe) {
+            if upstream.owed() > 0 || upstream.torn() {
+                upstream.dirty = true;
+                self.parked.insert(stripe, upstream);
+            }
+        }
+    }
+
+    /// Closes the upstream to `stripe`: it is gone or unusable, and the active runs
+    /// nothing more of it.
+    pub fn close_stripe(&mut self, stripe: usize) {
         self.by_stripe.remove(&stripe);
+    }
+
+    /// The replies of a run over the upstream to `stripe` stopped coming (silence,
+    /// another active, the client left): the connection is kept, owing them, and
+    /// what it held for the client (a WATCH, a MULTI) counts as lost — it gets a new
+    /// generation, and what may still be open on the active is discarded first.
+    pub fn failed_silently(&mut self, stripe: usize) {
+        if let Some(upstream) = self.by_stripe.get_mut(&stripe) {
+            upstream.dirty = true;
+            upstream.unwatch_pending = false;
+            self.opened += 1;
+            upstream.generation = self.opened;
+        }
+    }
+
+    /// Brings back the upstream parked for `stripe` if it connects to `active` (that
+    /// server is the active again), in place of any current one.
+    pub fn unpark(&mut self, stripe: usize, active: &str) {
+        if self.parked.get(&stripe).is_some_and(|u| u.active == active) {
+            if let Some(upstream) = self.parked.remove(&stripe) {
+                self.insert(stripe, upstream);
+            }
+        }
     }
 
     pub fn clear(&mut self) {
         self.by_stripe.clear();
+        self.parked.clear();
     }
 
     /// The generation of the upstream to `stripe`, if one is open.
@@ -278,8 +394,7 @@ mod tests {
     }
 
     fn upstream(stream: DuplexStream) -> Upstream<DuplexStream> {
-        let (reader, writer) = tokio::io::split(stream);
-        Upstream { reader, writer, buf: BytesMut::new(), active: "server2".into(), resp3: false, generation: 1, unwatch_pending: false }
+        Upstream::new(stream, "server2".into(), false)
     }
 
     const IDLE: Option<Duration> = Some(Duration::from_secs(10));
@@ -447,6 +562,110 @@ mod tests {
         assert!(up.alive());
         drop(far);
         assert!(!up.alive());
+    }
+
+    #[tokio::test]
+    async fn replies_owed_by_a_timed_out_run_are_dropped_before_the_next_runs() {
+        let (near, mut far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        let old = [cmd(&["INCR", "k"]), cmd(&["INCR", "k"])];
+        let silent = Some(Duration::from_millis(30));
+        let outcome = up.exchange(&request(&old), 0, 2, &mut out, &mut relayed, silent, &relay_limits(0)).await;
+        assert!(matches!(outcome, Err(UpstreamError::Timeout(_))), "{outcome:?}");
+        assert_eq!((up.owed(), up.torn()), (2, false), "both replies are owed; the request went out whole");
+        let active = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            let got = read_commands(&mut far, &mut buf, 3).await;
+            far.write_all(b":1\r\n:2\r\n+OK\r\n").await.unwrap();
+            (got, far)
+        });
+        let new = [cmd(&["SET", "k", "100"])];
+        up.exchange(&request(&new), 0, 1, &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("exchange");
+        assert_eq!(&out[..], b"+OK\r\n", "only the new command's reply is relayed");
+        assert_eq!(up.owed(), 0);
+        let (got, _far) = active.await.unwrap();
+        assert_eq!(got, [&old[..], &new[..]].concat(), "the new command went after the old ones, on the same connection");
+    }
+
+    #[tokio::test]
+    async fn a_request_cut_off_mid_write_tears_the_upstream() {
+        let (near, _far) = duplex(64);
+        let mut up = upstream(near);
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        let big = [cmd(&["SET", "k", &"v".repeat(4096)])];
+        let outcome = up.exchange(&request(&big), 0, 1, &mut out, &mut relayed, Some(Duration::from_millis(30)), &relay_limits(0)).await;
+        assert!(matches!(outcome, Err(UpstreamError::Timeout(_))), "{outcome:?}");
+        assert!(up.torn(), "the active holds a partial command: nothing more may follow it");
+    }
+
+    #[tokio::test]
+    async fn closing_a_torn_upstream_waits_for_the_active_to_end_it() {
+        let (near, mut far) = duplex(1 << 16);
+        let mut up = upstream(near);
+        let active = tokio::spawn(async move {
+            // The active runs what it received, answers, then sees the end and closes.
+            let mut buf = BytesMut::new();
+            while far.read_buf(&mut buf).await.expect("read") > 0 {}
+            far.write_all(b"+OK\r\n").await.unwrap();
+        });
+        assert!(up.close_and_wait(Duration::from_secs(10)).await);
+        active.await.unwrap();
+        let (near, _far) = duplex(1 << 16);
+        let mut silent = upstream(near);
+        assert!(!silent.close_and_wait(Duration::from_millis(30)).await, "an active that never ends it");
+    }
+
+    /// An upstream over a real socket (what `Upstreams` holds), and the fake
+    /// active's end of it.
+    async fn tcp_upstream(active: &str) -> (Upstream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (far, _) = listener.accept().await.unwrap();
+        (Upstream::new(near, active.into(), false), far)
+    }
+
+    #[tokio::test]
+    async fn an_upstream_owing_replies_is_parked_and_comes_back_only_to_its_active() {
+        let mut ups = Upstreams::default();
+        let (mut owing, _far) = tcp_upstream("server2").await;
+        let mut out = BytesMut::new();
+        let mut relayed = 0;
+        let silent = Some(Duration::from_millis(30));
+        let outcome = owing.exchange(&request(&[cmd(&["INCR", "k"])]), 0, 1, &mut out, &mut relayed, silent, &relay_limits(0)).await;
+        assert!(matches!(outcome, Err(UpstreamError::Timeout(_))), "{outcome:?}");
+        ups.insert(0, owing);
+        // server2 lost the role: the upstream still owes INCR's reply, so it is kept.
+        ups.drop_stripe(0);
+        assert_eq!(ups.generation(0), None);
+        ups.unpark(0, "server3");
+        assert_eq!(ups.generation(0), None, "a parked upstream never carries commands to another active");
+        ups.unpark(0, "server2");
+        let back = ups.get_mut(0).expect("server2 is the active again: its upstream comes back");
+        assert_eq!(back.owed(), 1);
+        assert!(back.dirty, "what it held is discarded on the active before anything else");
+        // One that owes nothing is simply closed.
+        let (idle, _far) = tcp_upstream("server2").await;
+        ups.insert(1, idle);
+        ups.drop_stripe(1);
+        ups.unpark(1, "server2");
+        assert_eq!(ups.generation(1), None);
+    }
+
+    #[tokio::test]
+    async fn a_silent_failure_keeps_the_upstream_but_not_what_it_held() {
+        let mut ups = Upstreams::default();
+        let (up, _far) = tcp_upstream("server2").await;
+        let generation = ups.insert(0, up);
+        ups.get_mut(0).unwrap().unwatch_pending = true;
+        ups.failed_silently(0);
+        let kept = ups.get_mut(0).expect("kept, to carry the client's next commands after those in flight");
+        assert!(kept.dirty);
+        assert_ne!(kept.generation, generation, "a WATCH held on it (by generation) counts as lost");
+        ups.close_stripe(0);
+        assert_eq!(ups.generation(0), None);
     }
 
     #[test]

@@ -4,8 +4,14 @@
 //! snapshots. `Db` holds state only; it reads no clock — every method
 //! that depends on time takes `now_ms` from its caller (the entry's stamp, or the
 //! reader's clock for reads that change nothing).
+//!
+//! It also holds what WATCH compares (see [`super::watch`]): the log index of the
+//! entry being applied, each key's version (the low 32 bits of the index of its last
+//! modification) and the removal floors. Every method that hands out a key mutably or removes one
+//! records the modification, so no write can change a key without changing its
+//! version.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use indexmap::IndexMap;
@@ -13,6 +19,7 @@ use indexmap::IndexMap;
 use super::scripts::Scripts;
 use super::slots::{SlotIndex, SlotLinks};
 use super::value::{Blob, Hasher, Value};
+use super::watch::{self, RemovedFloors, WatchStamp};
 
 /// One key's value, its absolute expiry time and access metadata.
 #[derive(Debug)]
@@ -24,6 +31,11 @@ pub struct Item {
     /// eviction: reads update it, so replicas differ here — it is not state, and it is
     /// never part of the digest or a snapshot's meaning.
     pub access: AtomicU32,
+    /// The low 32 bits of the log index of the entry that last modified this key
+    /// (value or expiry): replicated state, equal on every member, kept in snapshots.
+    /// 32 bits fit in what was padding, so versions cost no memory; they are compared
+    /// within a window of the current index (`watch::modified_after`).
+    version: u32,
     /// Its neighbours among the keys of its slot (see `slots`).
     pub slot_links: SlotLinks,
 }
@@ -34,6 +46,7 @@ impl Clone for Item {
             value: self.value.clone(),
             expire_at_ms: self.expire_at_ms,
             access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
+            version: self.version,
             slot_links: self.slot_links,
         }
     }
@@ -45,7 +58,12 @@ pub const LFU_INIT: u32 = 5;
 
 impl Item {
     pub fn new(value: Value, now_ms: u64) -> Item {
-        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), slot_links: SlotLinks::default() }
+        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), version: 0, slot_links: SlotLinks::default() }
+    }
+
+    /// The low 32 bits of the log index of the entry that last modified this key.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
@@ -86,31 +104,21 @@ fn pack_access(now_ms: u64, counter: u32) -> u32 {
     ((((now_ms / 1000) & 0xff_ffff) as u32) << 8) | (counter & 0xff)
 }
 
-/// Per-key modification counters for WATCH, kept only for keys some client watches.
-#[derive(Debug, Default)]
-pub struct WatchTable {
-    /// key → (version, number of watchers)
-    keys: HashMap<Blob, (u64, usize)>,
-    /// Bumped by FLUSHALL/FLUSHDB: every watch taken before it fails.
-    flush_epoch: u64,
-}
-
-/// What EXEC compares: the key's version and the flush epoch when WATCH ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WatchStamp {
-    version: u64,
-    flush_epoch: u64,
-}
-
 #[derive(Debug, Default)]
 pub struct Db {
     keys: IndexMap<Blob, Item, Hasher>,
     /// (expire_at_ms, key) for every key with a TTL: the active expiry cycle takes the
     /// due ones in order instead of sampling.
     expires: BTreeSet<(u64, Blob)>,
+    /// The log index of the entry being applied (after it: the last one applied).
+    /// Modifications are stamped with it.
+    index: u64,
+    /// The largest entry time applied: the keyspace's "now" never goes below it.
+    time_ms: u64,
+    /// Where keys that are gone were removed (WATCH on absent keys).
+    removed: RemovedFloors,
     /// The keys of each hash slot.
     slots: SlotIndex,
-    watch: WatchTable,
     /// Script cache, function libraries and script limits. FLUSHALL leaves them, as in Redis.
     pub scripts: Scripts,
 }
@@ -153,15 +161,21 @@ impl Db {
         self.keys.get_index(index).map(|(_, item)| item)
     }
 
+    /// Mutable access to the item at `index`: counts as a modification of its key.
     pub fn item_at_mut(&mut self, index: usize) -> Option<&mut Item> {
-        self.keys.get_index_mut(index).map(|(_, item)| item)
+        let version = self.index as u32;
+        let (_, item) = self.keys.get_index_mut(index)?;
+        item.version = version;
+        Some(item)
     }
 
     /// Replaces the value at `index` (the position of `key`), dropping its TTL unless
     /// `keep_ttl`. One lookup saved over [`Db::insert`] when the caller already found it.
     pub fn replace_at(&mut self, index: usize, key: &[u8], value: Value, keep_ttl: bool, now_ms: u64) {
+        let version = self.index as u32;
         let Some((_, item)) = self.keys.get_index_mut(index) else { return };
         item.value = value;
+        item.version = version;
         item.touch(now_ms, u32::MAX);
         if !keep_ttl && item.expire_at_ms != 0 {
             let at = std::mem::replace(&mut item.expire_at_ms, 0);
@@ -171,15 +185,22 @@ impl Db {
 
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
-        let pos = self.keys.insert_full(Blob::from(key), Item::new(value, now_ms)).0;
+        let pos = self.keys.insert_full(Blob::from(key), self.new_item(value, now_ms)).0;
         self.slots.link(&mut self.keys, pos);
         pos
     }
 
-    /// Mutable access to a key's item, expired or not. Write paths call
-    /// [`Db::remove_if_expired`] first.
+    fn new_item(&self, value: Value, now_ms: u64) -> Item {
+        Item { version: self.index as u32, ..Item::new(value, now_ms) }
+    }
+
+    /// Mutable access to a key's item, expired or not: counts as a modification of
+    /// the key. Write paths call [`Db::remove_if_expired`] first.
     pub fn item_mut(&mut self, key: &[u8]) -> Option<&mut Item> {
-        self.keys.get_mut(key)
+        let version = self.index as u32;
+        let item = self.keys.get_mut(key)?;
+        item.version = version;
+        Some(item)
     }
 
     /// Removes `key` if it has expired at `now_ms`; true if it did.
@@ -196,9 +217,11 @@ impl Db {
     /// Stores `value` under `key` with no TTL, replacing any previous value and TTL.
     pub fn insert(&mut self, key: &[u8], value: Value, now_ms: u64) {
         // One lookup when the key exists; a new key is hashed again by the insert.
+        let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) => {
                 item.value = value;
+                item.version = version;
                 if item.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut item.expire_at_ms, 0);
                     self.expires.remove(&(at, Blob::from(key)));
@@ -213,8 +236,12 @@ impl Db {
 
     /// Replaces the value of an existing key, keeping its TTL; inserts otherwise.
     pub fn insert_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        let version = self.index as u32;
         match self.keys.get_mut(key) {
-            Some(item) => item.value = value,
+            Some(item) => {
+                item.value = value;
+                item.version = version;
+            }
             None => {
                 self.insert_new(key, value, now_ms);
             }
@@ -233,12 +260,15 @@ impl Db {
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
         }
+        self.removed.removed(key, self.index);
         Some(item)
     }
 
     /// Sets an absolute expiry (ms) on an existing key; false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
+        let version = self.index as u32;
         let Some(item) = self.keys.get_mut(key) else { return false };
+        item.version = version;
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
         }
@@ -251,8 +281,10 @@ impl Db {
 
     /// Removes the TTL of `key`; true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
+        let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) if item.expire_at_ms != 0 => {
+                item.version = version;
                 let at = std::mem::replace(&mut item.expire_at_ms, 0);
                 self.expires.remove(&(at, Blob::from(key)));
                 true
@@ -295,80 +327,91 @@ impl Db {
         self.slots.check(&self.keys)
     }
 
-    /// Removes every key. Watches are invalidated by the flush epoch.
+    /// Removes every key (each counts as removed now, for WATCH).
     pub fn clear(&mut self) {
         self.keys = IndexMap::default();
         self.expires = BTreeSet::new();
         self.slots = SlotIndex::default();
-        self.watch.flush_epoch += 1;
-        for (version, _) in self.watch.keys.values_mut() {
-            *version += 1;
-        }
+        self.removed.all_removed(self.index);
     }
 
-    /// A copy of the data (keys, values, expiry) for a snapshot; watches are not data.
+    /// A copy of the replicated state (keys, values, expiry, versions, floors, index
+    /// and time) for a snapshot.
     pub fn data_clone(&self) -> Db {
         Db {
             keys: self.keys.clone(),
             expires: self.expires.clone(),
+            index: self.index,
+            time_ms: self.time_ms,
+            removed: self.removed.clone(),
             slots: self.slots.clone(),
-            watch: WatchTable::default(),
             scripts: self.scripts.clone(),
         }
     }
 
-    /// Replaces all data with `other`'s (a snapshot was installed). Every watch fails.
+    /// Replaces all state with `other`'s (a snapshot was installed).
     pub fn replace_data(&mut self, other: Db) {
-        self.keys = other.keys;
-        self.expires = other.expires;
-        self.slots = other.slots;
-        self.scripts = other.scripts;
-        self.watch.flush_epoch += 1;
-        for (version, _) in self.watch.keys.values_mut() {
-            *version += 1;
-        }
+        *self = other;
     }
 
-    /// Inserts a key read from a snapshot with its expiry (0 = none).
-    pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, now_ms: u64) {
+    /// Inserts a key read from a snapshot with its expiry (0 = none) and version.
+    pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
         self.insert(key, value, now_ms);
         if expire_at_ms != 0 {
             self.set_expire(key, expire_at_ms);
         }
-    }
-
-    // --- WATCH ---
-
-    /// Starts watching `key` for one client; returns the stamp EXEC compares.
-    pub fn watch(&mut self, key: &[u8]) -> WatchStamp {
-        let entry = self.watch.keys.entry(Blob::from(key)).or_insert((0, 0));
-        entry.1 += 1;
-        WatchStamp { version: entry.0, flush_epoch: self.watch.flush_epoch }
-    }
-
-    /// One client stops watching `key`.
-    pub fn unwatch(&mut self, key: &[u8]) {
-        if let Some(entry) = self.watch.keys.get_mut(key) {
-            entry.1 -= 1;
-            if entry.1 == 0 {
-                self.watch.keys.remove(key);
-            }
+        if let Some(item) = self.keys.get_mut(key) {
+            item.version = version;
         }
     }
 
-    /// True if `key` has not been modified since `stamp` was taken.
-    pub fn watch_holds(&self, key: &[u8], stamp: WatchStamp) -> bool {
-        stamp.flush_epoch == self.watch.flush_epoch && self.watch.keys.get(key).is_some_and(|(v, _)| *v == stamp.version)
+    // --- what the state machine's clock and WATCH need ---
+
+    /// The log index of the entry being applied, or of the last one applied.
+    pub fn index(&self) -> u64 {
+        self.index
     }
 
-    /// Records a modification of `key` for WATCH (Redis's signalModifiedKey).
-    pub fn signal_modified(&mut self, key: &[u8]) {
-        if self.watch.keys.is_empty() {
-            return;
-        }
-        if let Some(entry) = self.watch.keys.get_mut(key) {
-            entry.0 += 1;
-        }
+    /// Starts applying the entry at `index` (or records that a non-data entry there
+    /// was applied): modifications from now on carry it.
+    pub fn set_index(&mut self, index: u64) {
+        debug_assert!(index >= self.index, "log indexes only grow: {index} after {}", self.index);
+        self.index = index;
+    }
+
+    /// The largest entry time applied.
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// The time to apply an entry stamped `entry_ms` at: never below one already
+    /// applied, whatever the clock of the active that stamped it said.
+    pub fn advance_time(&mut self, entry_ms: u64) -> u64 {
+        self.time_ms = self.time_ms.max(entry_ms);
+        self.time_ms
+    }
+
+    pub fn removed_floors(&self) -> &RemovedFloors {
+        &self.removed
+    }
+
+    /// Restores what a snapshot recorded besides the keys: the time and the floors.
+    pub fn restore_state(&mut self, index: u64, time_ms: u64, removed: RemovedFloors) {
+        self.index = index;
+        self.time_ms = time_ms;
+        self.removed = removed;
+    }
+
+    /// True if `key` was not modified, removed, or expired since `stamp` was taken
+    /// (at `now_ms`, the time of the entry that asks).
+    pub fn unchanged_since(&self, key: &[u8], stamp: WatchStamp, now_ms: u64) -> bool {
+        let item = self.keys.get(key).map(|item| (item.version, item.expire_at_ms));
+        watch::unchanged(item, self.removed.floor(key), stamp, self.index, now_ms)
+    }
+
+    /// True if `key` is absent, or was modified by an entry after `index`.
+    pub fn modified_after(&self, key: &[u8], index: u64) -> bool {
+        self.keys.get(key).is_none_or(|item| watch::modified_after(item.version, index, self.index))
     }
 }
 
@@ -437,14 +480,42 @@ mod tests {
     }
 
     #[test]
-    fn watch_fails_after_modification_or_flush() {
+    fn every_modification_and_removal_is_stamped_with_the_entry_index() {
         let mut db = Db::new();
-        let stamp = db.watch(b"k");
-        assert!(db.watch_holds(b"k", stamp));
-        db.signal_modified(b"k");
-        assert!(!db.watch_holds(b"k", stamp));
-        let stamp = db.watch(b"k");
+        db.set_index(3);
+        db.insert(b"k", s("v"), 0);
+        db.insert(b"gone", s("v"), 0);
+        let stamp = WatchStamp { index: 3, time_ms: 0 };
+        assert!(db.unchanged_since(b"k", stamp, 0));
+        assert!(db.unchanged_since(b"absent", stamp, 0));
+        db.set_index(4);
+        db.set_expire(b"k", 10_000);
+        assert!(!db.unchanged_since(b"k", stamp, 0), "a new TTL is a modification");
+        db.remove(b"gone");
+        assert!(!db.unchanged_since(b"gone", stamp, 0), "a removal is a modification");
+        let stamp = WatchStamp { index: 4, time_ms: 0 };
+        db.set_index(5);
+        let _ = db.item_mut(b"k");
+        assert!(!db.unchanged_since(b"k", stamp, 0), "mutable access counts as a modification");
+        let stamp = WatchStamp { index: 5, time_ms: 0 };
+        db.set_index(6);
         db.clear();
-        assert!(!db.watch_holds(b"k", stamp));
+        assert!(!db.unchanged_since(b"k", stamp, 0), "FLUSHALL removes every key");
+        assert!(!db.unchanged_since(b"never-there", stamp, 0), "FLUSHALL fails watches on absent keys too");
+    }
+
+    #[test]
+    fn a_version_costs_no_memory_per_key() {
+        // Value (24) + expiry (8) + access (4) + slot links (8) = 44, padded to 48:
+        // the 32-bit version fills the padding.
+        assert_eq!(std::mem::size_of::<Item>(), 48);
+    }
+
+    #[test]
+    fn time_never_goes_back() {
+        let mut db = Db::new();
+        assert_eq!(db.advance_time(1_000), 1_000);
+        assert_eq!(db.advance_time(400), 1_000);
+        assert_eq!(db.time_ms(), 1_000);
     }
 }

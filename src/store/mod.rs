@@ -16,6 +16,7 @@ pub mod encoding;
 pub mod scripts;
 pub mod slots;
 pub mod value;
+pub mod watch;
 
 use bytes::Bytes;
 use rand_core::SeedableRng;
@@ -25,6 +26,7 @@ use crate::commands::{self, args::unknown_command, wrong_args, CommandSpec, Hand
 use crate::protocol::reply::Reply;
 use db::Db;
 use value::Value;
+use watch::Watch;
 
 /// One operation in an entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,11 @@ pub enum Op {
     /// MULTI … EXEC: applied back to back; one array reply. Server-level commands
     /// inside (PING, PUBLISH…) get a `Nil` placeholder the connection fills in.
     Transaction(Vec<Vec<Bytes>>),
+    /// MULTI … EXEC after WATCH: applied as a transaction only if no watched key
+    /// changed since its stamp; otherwise nothing is applied and the reply is the
+    /// null array. Decided in apply, so identically on every member and after every
+    /// write that precedes it in the log, whichever server proposed that write.
+    Checked { watches: Vec<Watch>, cmds: Vec<Vec<Bytes>> },
 }
 
 impl Op {
@@ -54,6 +61,9 @@ pub fn ops_bytes(ops: &[Op], per_arg: usize, per_command: usize) -> usize {
         .map(|op| match op {
             Op::Command(a) => command(a),
             Op::Transaction(cmds) => cmds.iter().map(command).sum(),
+            Op::Checked { watches, cmds } => {
+                cmds.iter().map(command).sum::<usize>() + watches.iter().map(|w| w.key.len() + 2 * per_arg).sum::<usize>()
+            }
         })
         .sum()
 }
@@ -90,7 +100,7 @@ impl Entry {
         let script = |args: &Vec<Bytes>| commands::resolve(args).is_some_and(|s| s.has(commands::flags::SCRIPT));
         self.ops.iter().any(|op| match op {
             Op::Command(args) => script(args),
-            Op::Transaction(cmds) => cmds.iter().any(script),
+            Op::Transaction(cmds) | Op::Checked { cmds, .. } => cmds.iter().any(script),
         })
     }
 }
@@ -142,21 +152,46 @@ impl Store {
         self.engine.lock().unwrap_or_else(|e| e.into_inner()).status()
     }
 
-    /// Applies `entry`: the only way state changes.
+    /// Applies `entry` as the one after the last applied (tests and tools that have
+    /// no log); see [`Store::apply_at`].
     pub fn apply(&mut self, entry: &Entry) -> Applied {
+        let index = self.db.index().saturating_add(1);
+        self.apply_at(index, entry)
+    }
+
+    /// Applies `entry`, the log's entry at `index`: the only way state changes. Its
+    /// time is the entry's stamp or the largest time applied before, whichever is
+    /// later, so expiry and TTLs never go back when a new active's clock is behind.
+    pub fn apply_at(&mut self, index: u64, entry: &Entry) -> Applied {
+        self.db.set_index(index);
+        let time_ms = self.db.advance_time(entry.time_ms);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(entry.seed);
         let mut applied = Applied { replies: Vec::with_capacity(entry.ops.len()), ..Applied::default() };
         for op in &entry.ops {
             let reply = match op {
-                Op::Command(args) => self.apply_command(args, entry.time_ms, &mut rng, &mut applied),
-                Op::Transaction(cmds) => {
-                    let replies = cmds.iter().map(|args| self.apply_command(args, entry.time_ms, &mut rng, &mut applied)).collect();
-                    Reply::Array(replies)
+                Op::Command(args) => self.apply_command(args, time_ms, &mut rng, &mut applied),
+                Op::Transaction(cmds) => self.apply_transaction(cmds, time_ms, &mut rng, &mut applied),
+                Op::Checked { watches, cmds } => {
+                    if watches.iter().all(|w| self.db.unchanged_since(&w.key, w.stamp, time_ms)) {
+                        self.apply_transaction(cmds, time_ms, &mut rng, &mut applied)
+                    } else {
+                        Reply::NilArray
+                    }
                 }
             };
             applied.replies.push(reply);
         }
         applied
+    }
+
+    /// Records that the log's entry at `index` was applied without reaching the store
+    /// (a blank or membership entry): WATCH stamps count log indexes.
+    pub fn skip_to(&mut self, index: u64) {
+        self.db.set_index(index);
+    }
+
+    fn apply_transaction(&mut self, cmds: &[Vec<Bytes>], time_ms: u64, rng: &mut Xoshiro256PlusPlus, applied: &mut Applied) -> Reply {
+        Reply::Array(cmds.iter().map(|args| self.apply_command(args, time_ms, rng, applied)).collect())
     }
 
     fn apply_command(&mut self, args: &[Bytes], time_ms: u64, rng: &mut Xoshiro256PlusPlus, applied: &mut Applied) -> Reply {
@@ -266,5 +301,169 @@ fn hash_value(h: &mut Fnv, value: &Value) {
             h.write(&score.0.to_bits().to_le_bytes());
             h.write(m);
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::watch::WatchStamp;
+    use rand_core::RngCore;
+
+    fn args(cmd: &[&str]) -> Vec<Bytes> {
+        cmd.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+    }
+
+    fn apply(st: &mut Store, time_ms: u64, ops: Vec<Op>) -> Vec<Reply> {
+        st.apply(&Entry { time_ms, seed: 1, ops }).replies
+    }
+
+    fn run(st: &mut Store, time_ms: u64, cmd: &[&str]) -> Reply {
+        apply(st, time_ms, vec![Op::Command(args(cmd))]).remove(0)
+    }
+
+    fn checked(st: &Store, keys: &[&str], time_ms: u64, cmds: &[&[&str]]) -> Op {
+        let stamp = WatchStamp { index: st.db.index(), time_ms };
+        let watches = keys.iter().map(|k| Watch { key: Bytes::copy_from_slice(k.as_bytes()), stamp }).collect();
+        Op::Checked { watches, cmds: cmds.iter().map(|c| args(c)).collect() }
+    }
+
+    const T: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_watched_transaction_applies_nothing_when_a_write_applied_between_watch_and_exec() {
+        let mut st = Store::new();
+        run(&mut st, T, &["set", "k", "v"]);
+        let exec = checked(&st, &["k", "absent"], T, &[&["set", "k", "tx"], &["incr", "n"]]);
+        // A write proposed before the EXEC (and timed out at its client) applies first.
+        run(&mut st, T, &["set", "k", "late"]);
+        assert_eq!(apply(&mut st, T, vec![exec]), vec![Reply::NilArray]);
+        assert_eq!(run(&mut st, T, &["get", "k"]), Reply::bulk(b"late"));
+        assert_eq!(run(&mut st, T, &["exists", "n"]), Reply::Int(0), "nothing of the transaction applied");
+    }
+
+    #[test]
+    fn a_watched_transaction_applies_when_nothing_watched_changed() {
+        let mut st = Store::new();
+        run(&mut st, T, &["set", "k", "v"]);
+        let exec = checked(&st, &["k", "absent"], T, &[&["set", "k", "tx"]]);
+        run(&mut st, T, &["set", "other", "x"]);
+        run(&mut st, T, &["del", "other"]);
+        // `other` may share a removal bucket with `absent` (1 in 4096): this pair does not.
+        assert_eq!(apply(&mut st, T, vec![exec]), vec![Reply::Array(vec![Reply::ok()])]);
+        assert_eq!(run(&mut st, T, &["get", "k"]), Reply::bulk(b"tx"));
+    }
+
+    #[test]
+    fn a_watched_key_created_or_expired_after_watch_fails_exec() {
+        let mut st = Store::new();
+        let exec = checked(&st, &["new"], T, &[&["incr", "n"]]);
+        run(&mut st, T, &["set", "new", "1"]);
+        assert_eq!(apply(&mut st, T, vec![exec]), vec![Reply::NilArray]);
+
+        run(&mut st, T, &["set", "ttl", "v", "px", "100"]);
+        let exec = checked(&st, &["ttl"], T, &[&["incr", "n"]]);
+        assert_eq!(apply(&mut st, T + 100, vec![exec]), vec![Reply::NilArray], "expired between WATCH and EXEC");
+    }
+
+    #[test]
+    fn finding_3_an_entry_stamped_before_the_last_applied_time_applies_at_that_time() {
+        let mut st = Store::new();
+        run(&mut st, T, &["set", "k", "v", "px", "1000"]);
+        // A new active whose clock is an hour behind stamps its entries.
+        let behind = T - 3_600_000;
+        assert_eq!(run(&mut st, behind, &["pttl", "k"]), Reply::Int(1000), "the TTL does not jump");
+        run(&mut st, T + 1000, &["pttl", "k"]);
+        assert_eq!(run(&mut st, behind, &["get", "k"]), Reply::Nil, "an expired key stays expired");
+        assert_eq!(run(&mut st, behind, &["incr", "k"]), Reply::Int(1), "INCR does not build on the expired value");
+    }
+
+    /// A per-key fingerprint of what a client can observe: value and expiry.
+    fn observed(st: &Store, key: &str, now_ms: u64) -> Option<u64> {
+        st.db.get(key.as_bytes(), now_ms).map(|item| {
+            let mut h = Fnv::new();
+            h.write(&item.expire_at_ms.to_le_bytes());
+            hash_value(&mut h, &item.value);
+            h.finish()
+        })
+    }
+
+    fn random_command(rng: &mut Xoshiro256PlusPlus, keys: &[&str]) -> Vec<String> {
+        let mut pick = |n: u64| (rng.next_u64() % n) as usize;
+        let k = keys[pick(keys.len() as u64)].to_string();
+        let k2 = keys[pick(keys.len() as u64)].to_string();
+        let v = format!("{}", pick(4));
+        let cmds: Vec<Vec<String>> = vec![
+            vec!["set".into(), k.clone(), v.clone()],
+            vec!["set".into(), k.clone(), v.clone(), "px".into(), format!("{}", 1 + pick(50))],
+            vec!["set".into(), k.clone(), v.clone(), "nx".into()],
+            vec!["del".into(), k.clone()],
+            vec!["incr".into(), k.clone()],
+            vec!["append".into(), k.clone(), v.clone()],
+            vec!["pexpire".into(), k.clone(), format!("{}", 1 + pick(50))],
+            vec!["persist".into(), k.clone()],
+            vec!["getdel".into(), k.clone()],
+            vec!["getex".into(), k.clone(), "persist".into()],
+            vec!["lpush".into(), k.clone(), v.clone()],
+            vec!["rpop".into(), k.clone()],
+            vec!["lrem".into(), k.clone(), "0".into(), v.clone()],
+            vec!["hset".into(), k.clone(), v.clone(), v.clone()],
+            vec!["hdel".into(), k.clone(), v.clone()],
+            vec!["sadd".into(), k.clone(), v.clone()],
+            vec!["srem".into(), k.clone(), v.clone()],
+            vec!["zadd".into(), k.clone(), v.clone(), v.clone()],
+            vec!["zincrby".into(), k.clone(), "1".into(), v.clone()],
+            vec!["zpopmin".into(), k.clone()],
+            vec!["rename".into(), k.clone(), k2.clone()],
+            vec!["copy".into(), k.clone(), k2.clone(), "replace".into()],
+            vec!["lmove".into(), k.clone(), k2.clone(), "left".into(), "right".into()],
+            vec!["smove".into(), k.clone(), k2.clone(), v.clone()],
+            vec!["sunionstore".into(), k2.clone(), k.clone()],
+            vec!["mset".into(), k.clone(), v.clone(), k2.clone(), v.clone()],
+            vec!["tandem.expired".into(), k.clone()],
+            vec!["incrbyfloat".into(), k.clone(), "0.5".into()],
+            vec!["set".into(), k.clone(), v.clone(), "keepttl".into()],
+            vec!["setrange".into(), k.clone(), "1".into(), v.clone()],
+            vec!["hincrby".into(), k.clone(), v.clone(), "1".into()],
+            vec!["hsetnx".into(), k.clone(), v.clone(), v.clone()],
+            vec!["ltrim".into(), k.clone(), "1".into(), "-1".into()],
+            vec!["lset".into(), k.clone(), "0".into(), v.clone()],
+            vec!["linsert".into(), k.clone(), "before".into(), v.clone(), "x".into()],
+            vec!["spop".into(), k.clone()],
+            vec!["sinterstore".into(), k2.clone(), k.clone(), k2.clone()],
+            vec!["pexpireat".into(), k.clone(), "1".into()],
+            vec!["renamenx".into(), k.clone(), k2.clone()],
+            vec!["flushall".into()],
+        ];
+        let weights = cmds.len() as u64 * 4;
+        let i = pick(weights).min(cmds.len() - 1);
+        // FLUSHALL (the last) only once in a while.
+        cmds[if i == cmds.len() - 1 && pick(8) != 0 { 0 } else { i }].clone()
+    }
+
+    /// WATCH is only as exact as its versions: whatever a command does to a key's value
+    /// or expiry, the key must read as changed since any stamp taken before.
+    #[test]
+    fn every_observable_change_to_a_key_fails_a_watch_taken_before_it() {
+        let seed = std::env::var("TANDEM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
+        println!("seed {seed} (replay with TANDEM_TEST_SEED={seed})");
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let keys = ["a", "b", "c", "{x}1", "{x}2"];
+        let mut st = Store::new();
+        let mut now = T;
+        for step in 0..20_000 {
+            let watched_at = now;
+            let stamp = WatchStamp { index: st.db.index(), time_ms: watched_at };
+            let before: Vec<Option<u64>> = keys.iter().map(|k| observed(&st, k, watched_at)).collect();
+            now += rng.next_u64() % 20;
+            let cmd = random_command(&mut rng, &keys);
+            let argv: Vec<&str> = cmd.iter().map(|s| s.as_str()).collect();
+            run(&mut st, now, &argv);
+            for (key, was) in keys.iter().zip(&before) {
+                if observed(&st, key, now) != *was {
+                    assert!(!st.db.unchanged_since(key.as_bytes(), stamp, now), "seed {seed} step {step}: {cmd:?} changed {key} unseen");
+                }
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::connection::REDIS_VERSION;
 use super::text;
+use crate::clock::{wall_ms, wall_us};
 use crate::cluster::view::Active;
 use crate::commands::{self, args::*, flags, unknown_subcommand, CommandSpec};
 use crate::memory;
@@ -15,11 +16,11 @@ use crate::protocol::reply::Reply;
 use crate::replication::replica::{MemberView, ReplicationView};
 use crate::replication::stripe::{ServerState, STANDBY_LAG_MAX};
 use crate::server::connection::Connection;
-use crate::server::core::wall_ms;
 
 /// TIME: the server's wall clock in seconds and microseconds.
 pub(super) fn time() -> Reply {
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    // The same clock entries are stamped with (the test hook included).
+    let micros = wall_us();
     Reply::Array(vec![Reply::bulk_str(&(micros / 1_000_000).to_string()), Reply::bulk_str(&(micros % 1_000_000).to_string())])
 }
 
@@ -106,7 +107,7 @@ impl Connection {
     pub(super) async fn save(&mut self) -> Reply {
         match self.shared.core.replica.snapshot_now().await {
             Ok(()) => Reply::ok(),
-            Err(e) => Reply::error(format!("ERR snapshot failed: {e}")),
+            Err(e) => Reply::error(format!("ERR the snapshot failed: {e}")),
         }
     }
 
@@ -143,7 +144,7 @@ impl Connection {
                 std::process::id(),
                 shared.run_id,
                 shared.settings.port,
-                wall_ms() * 1000,
+                wall_us(),
                 uptime / 86400,
                 std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
                 shared.settings.config_file,
@@ -191,6 +192,9 @@ impl Connection {
             ),
         );
         section("Replication", self.replication_info());
+        // Every server speaks the Redis Cluster protocol (CLUSTER SLOTS…), whatever
+        // the number of stripes: clients read this to choose how to connect.
+        section("Cluster", "cluster_enabled:1\r\n".to_string());
         let keyspace = if keys > 0 { format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n") } else { String::new() };
         section("Keyspace", keyspace);
         out

@@ -2,6 +2,7 @@
 //! each [`Srv`] maps to its handler here, in one place; the handlers live with their
 //! family (connection, transactions, pub/sub, introspection).
 
+mod cluster;
 mod connection;
 mod introspection;
 mod pubsub;
@@ -53,6 +54,8 @@ impl Connection {
             Srv::Bgsave => self.bgsave().await,
             Srv::Lastsave => Reply::Int(self.shared.core.replica.last_snapshot_unix_secs() as i64),
             Srv::Role => self.role(),
+            Srv::Cluster => self.cluster(args),
+            Srv::Asking => Reply::ok(),
             Srv::ScriptKill => self.shared.core.kill_script(false),
             Srv::FunctionKill => self.shared.core.kill_script(true),
         };
@@ -74,6 +77,7 @@ impl Connection {
             Srv::Pubsub => self.pubsub(args),
             Srv::Client => self.client(args),
             Srv::Select => connection::select(args),
+            Srv::Cluster => self.cluster(args),
             _ => Reply::error(format!(
                 "ERR Command '{}' is not allowed inside a transaction",
                 args.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default()

@@ -11,7 +11,8 @@ use crate::cluster::view::ClusterView;
 use crate::protocol::reply::Reply;
 use crate::server::admit::Memory;
 use crate::server::connection::Connection;
-use crate::server::forward::{Exchange, Settled, ERR_IN_FLIGHT};
+use crate::server::errors::lost_in_flight;
+use crate::server::forward::{Exchange, Settled};
 use crate::server::pipeline::Place;
 use crate::server::request::Request;
 use crate::server::transaction::Watch;
@@ -69,13 +70,14 @@ impl Connection {
         let keys = request.keys(&self.shared.view());
         Some(match self.place_keys(keys, Access::Write).await {
             Place::Answer(reply) => reply,
-            Place::Local => self.watch_local(request),
+            Place::Local => self.watch_local(request).await,
             Place::Forward(stripe) => return self.watch_remote(stripe, request).await,
         })
     }
 
-    /// WATCH on this server's store.
-    fn watch_local(&mut self, request: &Request) -> Reply {
+    /// WATCH on this server's store: the keys with a stamp of what this server has
+    /// applied. A key watched twice keeps its first stamp, the stricter one.
+    async fn watch_local(&mut self, request: &Request) -> Reply {
         match &mut self.session.txn.watch {
             Watch::None => self.session.txn.watch = Watch::Local(Vec::new()),
             Watch::Local(_) => {}
@@ -86,11 +88,13 @@ impl Connection {
                 return Reply::ok();
             }
         }
-        let mut store = self.shared.core.store();
+        let stamp = match self.shared.core.watch_stamp().await {
+            Ok(stamp) => stamp,
+            Err(busy) => return busy,
+        };
         if let Watch::Local(watched) = &mut self.session.txn.watch {
             for key in &request.args[1..] {
                 if !watched.iter().any(|(k, _)| k == key) {
-                    let stamp = store.db.watch(key);
                     watched.push((key.clone(), stamp));
                 }
             }
@@ -113,7 +117,7 @@ impl Connection {
             Settled::Upstream => {}
             // This server became the active meanwhile: watch here (keys watched on
             // the old active cannot be checked here: `watch_local` makes them lost).
-            Settled::Again => return Some(self.watch_local(request)),
+            Settled::Again => return Some(self.watch_local(request).await),
             Settled::Refused(reply) => return Some(reply),
         }
         let generation = self.upstreams.generation(stripe);
@@ -126,10 +130,13 @@ impl Connection {
         let (relayed, outcome) =
             self.relay(stripe, Exchange { cmds: &cmds, relay_last: 1, idle: Some(self.relay_idle()), blocking: false }).await;
         if outcome.is_err() || relayed == 0 {
-            self.upstreams.drop_stripe(stripe);
+            match &outcome {
+                Err(e) => self.lose_upstream(stripe, e),
+                Ok(()) => self.upstreams.close_stripe(stripe),
+            }
             self.session.txn.watch = Watch::Lost;
             self.frames.out.truncate(before);
-            return Some(Reply::err(ERR_IN_FLIGHT));
+            return Some(lost_in_flight(false));
         }
         // The relayed reply is already in the output: it is the client's answer.
         if let Some(generation) = generation {
@@ -220,8 +227,11 @@ impl Connection {
         let (relayed, outcome) =
             self.relay(stripe, Exchange { cmds: &all, relay_last: 1, idle: Some(self.relay_idle()), blocking: false }).await;
         if outcome.is_err() || relayed == 0 {
-            self.upstreams.drop_stripe(stripe);
-            return Some(Reply::err(ERR_IN_FLIGHT));
+            match &outcome {
+                Err(e) => self.lose_upstream(stripe, e),
+                Ok(()) => self.upstreams.close_stripe(stripe),
+            }
+            return Some(lost_in_flight(true));
         }
         None
     }
