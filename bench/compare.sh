@@ -5,7 +5,8 @@
 #   bash bench/compare.sh            # full run (about 3 minutes)
 #   REQUESTS=100000 bash bench/compare.sh
 #
-# Prints a markdown table with requests/s and the ratio tandem/redis per row, then
+# Prints a markdown table with requests/s and the ratio tandem/redis per row (the
+# redis-benchmark tests, then BITCOUNT and PFADD), then
 # RSS and used_memory after loading 1,000,000 keys of 100-byte values.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,11 +44,10 @@ rps() { # port test pipeline
     | awk -F'","' 'NR>1 || $1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
 }
 
-# A row for a command redis-benchmark has no test for: the command itself.
-rps_cmd() { # port pipeline command…
-  local port=$1 p=$2; shift 2
-  redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -P "$p" -r 100000 -q --csv "$@" 2>/dev/null \
-    | awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
+rps_cmd() { # port pipeline command args…: requests/s of one custom command
+  local port=$1 pipeline=$2; shift 2
+  redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -P "$pipeline" -r 100000 -q --csv "$@" 2>/dev/null \
+    | awk -F'","' '{gsub(/"/,"",$2); if ($2 ~ /^[0-9.]+$/) {print $2; exit}}'
 }
 
 start_redis; start_tandem
@@ -70,6 +70,19 @@ for p in 1 16; do
   m=$(rps_cmd "$TANDEM_PORT" "$p" XADD mystream "*" myfield "value-__rand_int__")
   ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
   echo "| XADD | $p | $r | $m | $ratio |"
+done
+
+# Bitmaps and HyperLogLog: BITCOUNT of a 1 KB string; PFADD of random elements to one
+# HLL (sparse at first, dense after a few thousand elements, as in Redis).
+payload=$(python3 -c "import random; random.seed(7); print(''.join(random.choice('abcdefghij') for _ in range(1024)))")
+for port in "$REDIS_PORT" "$TANDEM_PORT"; do redis-cli -p "$port" set bitcount:key "$payload" >/dev/null; done
+for p in 1 16; do
+  for row in "BITCOUNT|BITCOUNT bitcount:key" "PFADD|PFADD pfadd:key __rand_int__"; do
+    name=${row%%|*}; read -r -a cmd <<<"${row#*|}"
+    r=$(rps_cmd "$REDIS_PORT" "$p" "${cmd[@]}"); m=$(rps_cmd "$TANDEM_PORT" "$p" "${cmd[@]}")
+    ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
+    echo "| $name | $p | $r | $m | $ratio |"
+  done
 done
 
 # Memory: 1,000,000 distinct keys with 100-byte values, loaded with redis-cli --pipe.

@@ -192,7 +192,7 @@ fn rename_generic(ctx: &mut WriteCtx, src: &[u8], dst: &[u8], nx: bool) -> Resul
     };
     // Overwriting the destination emits no `del` of its own: rename_to says it.
     ctx.db.remove(dst);
-    ctx.db.insert(dst, item.value, ctx.now_ms);
+    ctx.set(dst, item.value);
     if item.expire_at_ms != 0 {
         ctx.db.set_expire(dst, item.expire_at_ms);
     }

@@ -40,6 +40,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("brpop", -3, WRITE | BLOCKING, (1, -2, 1), G, "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Write(brpop)),
     spec("blmove", 6, WRITE | DENYOOM | BLOCKING, (1, 2, 1), G, "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", Handler::Write(blmove)),
     spec("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, (1, 2, 1), G, "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Write(brpoplpush)),
+    spec("lmpop", -4, WRITE | MOVABLE_KEYS, (0, 0, 0), G, "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", Handler::Write(lmpop)).movable(|args| keys_after_numkeys(args, 1)),
+    spec("blmpop", -5, WRITE | BLOCKING | MOVABLE_KEYS | TIMEOUT_FIRST, (0, 0, 0), G, "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Handler::Write(blmpop)).movable(|args| keys_after_numkeys(args, 2)),
 ];
 
 const ERR_RANK_ZERO: &str =
@@ -47,6 +49,8 @@ const ERR_RANK_ZERO: &str =
 const ERR_RANK_RANGE: &str = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
 const ERR_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
 const ERR_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
+const ERR_NUMKEYS: &str = "ERR numkeys should be greater than 0";
+const ERR_COUNT_POSITIVE: &str = "ERR count should be greater than 0";
 
 /// One end of a list: LEFT is the head (index 0), RIGHT the tail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -493,6 +497,55 @@ fn brpoplpush(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     blocking_move(ctx, args, End::Right, End::Left)
 }
 
+// --- pops over several keys ---
+
+/// LMPOP/BLMPOP's `numkeys key … LEFT|RIGHT [COUNT n]` from `at`: keys, end, count.
+fn parse_mpop(args: &[Bytes], at: usize) -> Result<(&[Bytes], End, usize), Reply> {
+    let n = parse_i64(&args[at]).filter(|n| *n > 0).ok_or(Reply::err(ERR_NUMKEYS))?;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    let where_at = at.checked_add(n).and_then(|w| w.checked_add(1)).filter(|&w| w < args.len()).ok_or(Reply::err(ERR_SYNTAX))?;
+    let end = End::parse(&args[where_at])?;
+    let mut count = None;
+    let mut j = where_at + 1;
+    while let Some(opt) = args.get(j) {
+        match args.get(j + 1) {
+            Some(n) if count.is_none() && is(opt, "count") => {
+                let n = parse_i64(n).filter(|n| *n > 0).ok_or(Reply::err(ERR_COUNT_POSITIVE))?;
+                count = Some(usize::try_from(n).unwrap_or(usize::MAX));
+                j += 2;
+            }
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+    }
+    Ok((&args[at + 1..where_at], end, count.unwrap_or(1)))
+}
+
+/// `[key, [element, …]]` from the first of `keys` holding elements (WRONGTYPE if a
+/// key before it is not a list), or `None`.
+fn mpop(ctx: &mut WriteCtx, keys: &[Bytes], end: End, count: usize) -> Result<Option<Reply>, Reply> {
+    for key in keys {
+        if !has_elements(ctx, key)? {
+            continue;
+        }
+        let popped = pop_elements(ctx, key, end, count)?;
+        return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(popped.into_iter().map(bulk_of).collect())])));
+    }
+    Ok(None)
+}
+
+fn lmpop(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let (keys, end, count) = parse_mpop(args, 1)?;
+    Ok(mpop(ctx, keys, end, count)?.unwrap_or(Reply::NilArray))
+}
+
+/// BLMPOP timeout numkeys key … LEFT|RIGHT [COUNT n]: the timeout is checked after
+/// the rest, as in Redis.
+fn blmpop(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let (keys, end, count) = parse_mpop(args, 2)?;
+    timeout_arg(&args[1])?;
+    Ok(mpop(ctx, keys, end, count)?.unwrap_or(Reply::WouldBlock))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +592,24 @@ mod tests {
         let mut store = Store::new();
         run(&mut store, T, &["set", key, "v"]);
         store
+    }
+
+    #[test]
+    fn a_list_or_zset_put_in_place_whole_signals_ready() {
+        let mut store = with_list("src", &["a"]);
+        let applied = run_applied(&mut store, T, &["rename", "src", "dst"]);
+        assert_eq!(ready(&applied), vec!["dst".to_string()]);
+        let applied = run_applied(&mut store, T, &["copy", "dst", "copied"]);
+        assert_eq!(ready(&applied), vec!["copied".to_string()]);
+        let applied = run_applied(&mut store, T, &["sort", "dst", "alpha", "store", "sorted"]);
+        assert_eq!(ready(&applied), vec!["sorted".to_string()]);
+        run(&mut store, T, &["zadd", "z", "1", "m"]);
+        let applied = run_applied(&mut store, T, &["zunionstore", "zu", "1", "z"]);
+        assert_eq!(ready(&applied), vec!["zu".to_string()]);
+        // A string put in place serves no blocked pop.
+        run(&mut store, T, &["set", "s", "v"]);
+        let applied = run_applied(&mut store, T, &["rename", "s", "s2"]);
+        assert!(applied.ready_keys.is_empty());
     }
 
     // --- pushes ---
@@ -1046,5 +1117,41 @@ mod tests {
         assert_eq!(run(&mut store, T + 20, &["llen", "l"]), Reply::Int(0));
         assert_eq!(run(&mut store, T + 20, &["blpop", "l", "0"]), Reply::WouldBlock);
         assert_eq!(run(&mut store, T + 20, &["lpush", "l", "b"]), Reply::Int(1));
+    }
+
+    // --- LMPOP / BLMPOP ---
+
+    #[test]
+    fn lmpop_pops_from_the_first_list_with_elements() {
+        let mut store = with_list("l", &["a", "b", "c"]);
+        let reply = run(&mut store, T, &["lmpop", "2", "missing", "l", "right", "count", "2"]);
+        assert_eq!(reply, Reply::Array(vec![bulk("l"), arr(&["c", "b"])]));
+        let applied = run_applied(&mut store, T, &["lmpop", "1", "l", "left", "count", "9"]);
+        assert_eq!(applied.replies[0], Reply::Array(vec![bulk("l"), arr(&["a"])]));
+        assert_eq!(events(&applied), vec![('l', "lpop", "l".into()), ('g', "del", "l".into())]);
+        assert_eq!(run(&mut store, T, &["lmpop", "1", "l", "left"]), Reply::NilArray);
+    }
+
+    #[test]
+    fn lmpop_errors_match_redis() {
+        let mut store = with_string("s");
+        assert_eq!(run(&mut store, T, &["lmpop", "0", "l", "left"]), err(ERR_NUMKEYS));
+        assert_eq!(run(&mut store, T, &["lmpop", "x", "l", "left"]), err(ERR_NUMKEYS));
+        assert_eq!(run(&mut store, T, &["lmpop", "2", "l", "left"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, T, &["lmpop", "1", "l", "up"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, T, &["lmpop", "1", "l", "left", "count", "0"]), err(ERR_COUNT_POSITIVE));
+        assert_eq!(run(&mut store, T, &["lmpop", "1", "l", "left", "count"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, T, &["lmpop", "1", "s", "left"]), err(WRONGTYPE));
+    }
+
+    #[test]
+    fn blmpop_pops_or_asks_to_wait() {
+        let mut store = with_list("l", &["a"]);
+        assert_eq!(run(&mut store, T, &["blmpop", "0", "1", "missing", "left"]), Reply::WouldBlock);
+        assert_eq!(run(&mut store, T, &["blmpop", "-1", "1", "l", "left"]), err(ERR_TIMEOUT_NEGATIVE));
+        assert_eq!(run(&mut store, T, &["blmpop", "0.5", "1", "l", "left"]), Reply::Array(vec![bulk("l"), arr(&["a"])]));
+        let spec = lookup(b"blmpop").unwrap();
+        let args: Vec<Bytes> = ["blmpop", "0", "2", "a", "b", "left"].iter().map(|s| Bytes::from(s.to_string())).collect();
+        assert_eq!(spec.keys(&args), vec![&args[3], &args[4]]);
     }
 }

@@ -24,19 +24,27 @@ use crate::store::value::Value;
 use crate::store::KeyEvent;
 
 pub mod args;
+pub mod bitmaps;
 pub mod connection;
 pub mod functions;
+pub mod geo;
+pub mod geohash;
 pub mod hashes;
+pub mod hll;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod object;
 pub mod pubsub;
 pub mod scan;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod streams;
 pub mod strings;
 pub mod transactions;
+pub mod zset_multi;
 pub mod zsets;
 
 pub use args::*;
@@ -49,6 +57,7 @@ pub const REDIS_VERSION: &str = "7.2.0";
 pub type CmdResult = Result<Reply, Reply>;
 
 pub type ReadFn = fn(&mut ReadCtx<'_>, &[Bytes]) -> CmdResult;
+
 pub type WriteFn = fn(&mut WriteCtx<'_>, &[Bytes]) -> CmdResult;
 
 #[derive(Clone, Copy)]
@@ -137,6 +146,9 @@ pub mod flags {
     /// Runs a Lua script (EVAL, FCALL…): applied off the runtime thread, since it may
     /// run long. Not shown by COMMAND INFO.
     pub const SCRIPT: u32 = 1 << 15;
+    /// A blocking command whose timeout is its first argument (BLMPOP, BZMPOP), not
+    /// its last. Not a Redis flag: COMMAND INFO does not show it.
+    pub const TIMEOUT_FIRST: u32 = 1 << 16;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -215,13 +227,14 @@ impl CommandSpec {
     }
 
     /// The wait of a blocking command in ms (0 = forever); by default its last
-    /// argument, in seconds. `None`: this call does not wait.
+    /// argument in seconds, or its first for [`flags::TIMEOUT_FIRST`] commands (BLMPOP,
+    /// BZMPOP). `None`: this call does not wait.
     pub fn wait_ms(&self, args: &[Bytes]) -> Result<Option<u64>, Reply> {
         match self.wait {
             Some(wait) => (wait.timeout_ms)(args),
             None => {
-                let last = args.last().ok_or(Reply::err(args::ERR_SYNTAX))?;
-                args::timeout_arg(last).map(Some)
+                let arg = blocking_timeout_arg(self, args).ok_or(Reply::err(args::ERR_SYNTAX))?;
+                args::timeout_arg(arg).map(Some)
             }
         }
     }
@@ -391,6 +404,38 @@ pub fn keys_after_numkeys(args: &[Bytes], at: usize) -> Vec<usize> {
     (at + 1..at + 1 + count).collect()
 }
 
+/// Key finder for `<name> destination numkeys key …` (ZUNIONSTORE, ZINTERSTORE,
+/// ZDIFFSTORE): the destination, then the keys after `numkeys`.
+pub fn keys_destination_and_numkeys(args: &[Bytes]) -> Vec<usize> {
+    let mut keys = vec![1];
+    keys.extend(keys_after_numkeys(args, 2));
+    keys
+}
+
+/// The type (as TYPE names it) a blocking command waits for on its keys, from its
+/// family: a key that holds another type cannot serve it. `None`: no such rule.
+pub fn waits_for(spec: &CommandSpec) -> Option<&'static str> {
+    if !spec.has(flags::BLOCKING) {
+        return None;
+    }
+    match spec.group {
+        "list" => Some("list"),
+        "sorted-set" => Some("zset"),
+        "stream" => Some("stream"),
+        _ => None,
+    }
+}
+
+/// The timeout argument of a blocking command: its last, or its first for
+/// [`flags::TIMEOUT_FIRST`] commands (BLMPOP, BZMPOP).
+pub fn blocking_timeout_arg<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Option<&'a Bytes> {
+    if spec.has(flags::TIMEOUT_FIRST) {
+        args.get(1)
+    } else {
+        args.last()
+    }
+}
+
 /// Every command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     [
@@ -405,6 +450,12 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         pubsub::COMMANDS,
         transactions::COMMANDS,
         server::COMMANDS,
+        bitmaps::COMMANDS,
+        hyperloglog::COMMANDS,
+        geo::COMMANDS,
+        object::COMMANDS,
+        sort::COMMANDS,
+        zset_multi::COMMANDS,
         scripting::COMMANDS,
     ]
     .into_iter()
@@ -435,6 +486,8 @@ pub struct ReadCtx<'a> {
     pub db: &'a Db,
     pub now_ms: u64,
     pub rng: &'a mut Xoshiro256PlusPlus,
+    /// This server's settings that reads report (OBJECT ENCODING, FREQ); never state.
+    pub local: &'a crate::store::encoding::LocalSettings,
     /// The store's Lua engine, for read-only scripts (`None` inside a script).
     pub engine: Option<&'a mut crate::scripting::Engine>,
 }
@@ -521,9 +574,15 @@ impl<'a> WriteCtx<'a> {
         &mut item.value
     }
 
-    /// Stores `value` under `key`, dropping any TTL (as SET does).
+    /// Stores `value` under `key`, dropping any TTL (as SET does). A list, sorted set
+    /// or stream put in place whole (RENAME, COPY, RESTORE, SORT … STORE, Z…STORE) may
+    /// serve clients blocked on `key`, as a push would: Redis signals every key it adds.
     pub fn set(&mut self, key: &[u8], value: Value) {
+        let waitable = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
         self.db.insert(key, value, self.now_ms);
+        if waitable {
+            self.signal_ready(key);
+        }
     }
 
     /// Deletes `key` if it is live; true if it did. Records no event (callers name it).

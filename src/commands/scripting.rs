@@ -15,6 +15,7 @@ use super::*;
 use crate::protocol::reply::Reply;
 use crate::scripting::engine::no_writes;
 use crate::scripting::{FunctionCall, Host, RunOptions, ScriptCall};
+use crate::store::encoding::LocalSettings;
 use crate::store::scripts::{flag, sha1_hex, ScriptLimits};
 
 const G: &str = "scripting";
@@ -500,8 +501,14 @@ impl Host for ScriptHost<'_, '_> {
                 self.wrote = true;
                 f(ctx, args)
             }
-            (Handler::Read(f), Target::Write(ctx)) => f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None }, args),
-            (Handler::Read(f), Target::Read(ctx)) => f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None }, args),
+            // A script that may write runs again on every member: what it reads of
+            // one server's settings (OBJECT ENCODING's thresholds) must not steer it.
+            (Handler::Read(f), Target::Write(ctx)) => {
+                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: &LocalSettings::REDIS_DEFAULTS }, args)
+            }
+            (Handler::Read(f), Target::Read(ctx)) => {
+                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: ctx.local }, args)
+            }
             (Handler::Write(_), Target::Read(_)) => Err(Reply::err(ERR_WRITE_FROM_RO)),
             (Handler::Server(srv), _) => Ok(server_command_in_script(srv, args)),
         };

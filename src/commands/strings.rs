@@ -48,6 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("getrange", 4, READONLY, (1, 1, 1), G, "Returns a substring of a string value.", Handler::Read(getrange)),
     spec("substr", 4, READONLY, (1, 1, 1), G, "Returns a substring of a string value.", Handler::Read(getrange)),
     spec("setrange", 4, WRITE | DENYOOM, (1, 1, 1), G, "Overwrites part of a string value from an offset.", Handler::Write(setrange)),
+    spec("lcs", -3, READONLY, (1, 2, 1), G, "Finds the longest common substring.", Handler::Read(lcs)),
 ];
 
 const ERR_STRING_TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
@@ -393,4 +394,173 @@ fn setrange(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let len = s.len();
     ctx.notify(b'$', "setrange", key);
     Ok(Reply::Int(len as i64))
+}
+
+// --- LCS ---
+
+/// LCS's options.
+#[derive(Default)]
+struct LcsOptions {
+    len: bool,
+    idx: bool,
+    with_match_len: bool,
+    min_match_len: u64,
+}
+
+fn lcs_options(args: &[Bytes]) -> Result<LcsOptions, Reply> {
+    let mut o = LcsOptions::default();
+    let mut j = 3;
+    while let Some(opt) = args.get(j) {
+        match () {
+            _ if is(opt, "idx") => o.idx = true,
+            _ if is(opt, "len") => o.len = true,
+            _ if is(opt, "withmatchlen") => o.with_match_len = true,
+            _ if is(opt, "minmatchlen") && j + 1 < args.len() => {
+                o.min_match_len = u64::try_from(int_arg(&args[j + 1])?).unwrap_or(0);
+                j += 1;
+            }
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+        j += 1;
+    }
+    if o.len && o.idx {
+        return Err(Reply::err("ERR If you want both the length and indexes, please just use IDX."));
+    }
+    Ok(o)
+}
+
+/// The dynamic-programming table of LCS lengths: `(a.len()+1) × (b.len()+1)`, bounded
+/// as Redis bounds it (by the largest string), so a read cannot take unbounded memory.
+fn lcs_table(a: &[u8], b: &[u8]) -> Result<Vec<u32>, Reply> {
+    let cells = (a.len() + 1).checked_mul(b.len() + 1).filter(|c| c.saturating_mul(4) <= limits::STRING_BYTES_MAX);
+    let Some(cells) = cells else {
+        return Err(Reply::err("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
+    };
+    let width = b.len() + 1;
+    let mut table = vec![0u32; cells];
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    Ok(table)
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN], walking the table back
+/// from the end as Redis does, so the same string and the same ranges come out.
+fn lcs(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    let read = |v: Option<&Value>| match v {
+        None => Ok(Vec::new()),
+        Some(Value::Str(s)) => Ok(s.clone()),
+        Some(_) => Err(Reply::err("ERR The specified keys must contain string values")),
+    };
+    let a = read(ctx.get(&args[1]))?;
+    let b = read(ctx.get(&args[2]))?;
+    let o = lcs_options(args)?;
+    let table = lcs_table(&a, &b)?;
+    let width = b.len() + 1;
+    let at = |i: usize, j: usize| table[i * width + j];
+    let total = at(a.len(), b.len());
+    if o.len {
+        return Ok(Reply::Int(i64::from(total)));
+    }
+    let mut result = vec![0u8; total as usize];
+    let mut matches = Vec::new();
+    let unset = a.len();
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (unset, 0, 0, 0);
+    let (mut i, mut j, mut k) = (a.len(), b.len(), total as usize);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            result[k - 1] = a[i - 1];
+            if a_start == unset {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, j - 1, j - 1);
+            } else if a_start == i && b_start == j {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            (i, j, k) = (i - 1, j - 1, k - 1);
+        } else {
+            if at(i - 1, j) > at(i, j - 1) {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = a_start != unset;
+        }
+        if emit {
+            let match_len = (a_end + 1).wrapping_sub(a_start) as u64;
+            if o.idx && (o.min_match_len == 0 || match_len >= o.min_match_len) {
+                let range = |s: usize, e: usize| Reply::Array(vec![Reply::Int(s as i64), Reply::Int(e as i64)]);
+                let mut item = vec![range(a_start, a_end), range(b_start, b_end)];
+                if o.with_match_len {
+                    item.push(Reply::Int(match_len as i64));
+                }
+                matches.push(Reply::Array(item));
+            }
+            a_start = unset;
+        }
+    }
+    if o.idx {
+        return Ok(Reply::Map(vec![(Reply::bulk(b"matches"), Reply::Array(matches)), (Reply::bulk(b"len"), Reply::Int(i64::from(total)))]));
+    }
+    Ok(Reply::Bulk(Bytes::from(result)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::test_support::{bulk, err, run};
+    use crate::store::Store;
+
+    fn texts() -> Store {
+        let mut store = Store::new();
+        run(&mut store, 0, &["set", "k1", "ohmytext"]);
+        run(&mut store, 0, &["set", "k2", "mynewtext"]);
+        store
+    }
+
+    fn range(a: (i64, i64), b: (i64, i64), len: Option<i64>) -> Reply {
+        let mut item = vec![Reply::Array(vec![Reply::Int(a.0), Reply::Int(a.1)]), Reply::Array(vec![Reply::Int(b.0), Reply::Int(b.1)])];
+        item.extend(len.map(Reply::Int));
+        Reply::Array(item)
+    }
+
+    #[test]
+    fn lcs_string_length_and_indexes_as_redis_documents() {
+        let mut store = texts();
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2"]), bulk("mytext"));
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "len"]), Reply::Int(6));
+        let idx = |matches: Vec<Reply>| Reply::Map(vec![(bulk("matches"), Reply::Array(matches)), (bulk("len"), Reply::Int(6))]);
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "idx"]), idx(vec![range((4, 7), (5, 8), None), range((2, 3), (0, 1), None)]));
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "idx", "minmatchlen", "4"]), idx(vec![range((4, 7), (5, 8), None)]));
+        assert_eq!(
+            run(&mut store, 0, &["lcs", "k1", "k2", "idx", "withmatchlen"]),
+            idx(vec![range((4, 7), (5, 8), Some(4)), range((2, 3), (0, 1), Some(2))])
+        );
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "missing"]), bulk(""));
+    }
+
+    #[test]
+    fn lcs_errors() {
+        let mut store = texts();
+        run(&mut store, 0, &["rpush", "l", "x"]);
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "l"]), err("ERR The specified keys must contain string values"));
+        assert_eq!(
+            run(&mut store, 0, &["lcs", "k1", "k2", "len", "idx"]),
+            err("ERR If you want both the length and indexes, please just use IDX.")
+        );
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "bogus"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "minmatchlen"]), err(ERR_SYNTAX));
+        assert_eq!(run(&mut store, 0, &["lcs", "k1", "k2", "minmatchlen", "x"]), err(ERR_NOT_INT));
+    }
 }

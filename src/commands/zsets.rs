@@ -149,6 +149,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("zpopmin", -2, WRITE | FAST, (1, 1, 1), G, "Removes and returns the members with the lowest scores.", Handler::Write(zpopmin)),
     spec("zpopmax", -2, WRITE | FAST, (1, 1, 1), G, "Removes and returns the members with the highest scores.", Handler::Write(zpopmax)),
     spec("zscan", -3, READONLY, (1, 1, 1), G, "Iterates over members and scores of a sorted set.", Handler::Read(zscan)),
+    spec("zrandmember", -2, READONLY, (1, 1, 1), G, "Returns one or more random members from a sorted set.", Handler::Read(zrandmember)),
 ];
 
 const ERR_XX_NX: &str = "ERR XX and NX options at the same time are not compatible";
@@ -616,7 +617,8 @@ fn add_pairs(ctx: &mut WriteCtx, key: &[u8], flags: AddFlags, pairs: &[(f64, &[u
     })
 }
 
-fn zadd(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+/// ZADD; GEOADD hands its converted arguments here.
+pub(super) fn zadd(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let mut flags = AddFlags::default();
     let mut i = 2;
     while let Some(opt) = args.get(i) {
@@ -758,6 +760,43 @@ fn zpopmax(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 }
 
 // --- reads ---
+
+/// ZRANDMEMBER key [count [WITHSCORES]]: the picks follow SRANDMEMBER's rules (a
+/// negative count may repeat); which members come up is this server's own draw.
+fn zrandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    if args.len() == 2 {
+        let Some(z) = read_zset(ctx, key)? else { return Ok(Reply::Nil) };
+        let pick = super::sets::random_index(ctx.rng, z.len()).and_then(|i| z.scores.get_index(i));
+        return Ok(pick.map_or(Reply::Nil, |(m, _)| Reply::bulk(m)));
+    }
+    let count = super::sets::random_count_arg(&args[2])?;
+    let with_scores = match args.get(3) {
+        None => false,
+        Some(opt) if args.len() == 4 && is(opt, "withscores") => true,
+        Some(_) => return Err(Reply::err(ERR_SYNTAX)),
+    };
+    if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        return Err(Reply::err("ERR value is out of range"));
+    }
+    let Some(z) = read_zset(ctx, key)? else { return Ok(empty_array()) };
+    // Asking for the whole set (or more) answers it in score order, as Redis does
+    // for a listpack.
+    let picks: Vec<(&Blob, f64)> = if count >= 0 && usize::try_from(count).is_ok_and(|c| c >= z.len()) {
+        z.order.iter().map(|(s, m)| (m, s.0)).collect()
+    } else {
+        super::sets::pick_indices(ctx.rng, z.len(), count)?
+            .into_iter()
+            .filter_map(|i| z.scores.get_index(i))
+            .map(|(m, s)| (m, *s))
+            .collect()
+    };
+    Ok(if with_scores {
+        Reply::Pairs(picks.into_iter().map(|(m, s)| (Reply::bulk(m), Reply::Double(s))).collect())
+    } else {
+        Reply::Array(picks.into_iter().map(|(m, _)| Reply::bulk(m)).collect())
+    })
+}
 
 fn zscore(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let score = read_zset(ctx, &args[1])?.and_then(|z| z.score(&args[2]));
@@ -1470,5 +1509,26 @@ mod tests {
         assert_eq!(next_up(f64::MAX), f64::INFINITY);
         assert_eq!(next_up(f64::NEG_INFINITY), f64::MIN);
         assert!(next_up(-1.0) > -1.0);
+    }
+
+    // --- ZRANDMEMBER ---
+
+    #[test]
+    fn zrandmember_picks_members_with_redis_count_rules() {
+        let mut store = abc();
+        let Reply::Bulk(m) = exec(&mut store, &["zrandmember", "z"]) else { panic!("not a member") };
+        assert!([&b"a"[..], b"b", b"c"].contains(&&m[..]));
+        assert_eq!(exec(&mut store, &["zrandmember", "z", "5", "withscores"]), scored(&[("a", 1.0), ("b", 2.0), ("c", 3.0)]));
+        let Reply::Array(two) = exec(&mut store, &["zrandmember", "z", "2"]) else { panic!() };
+        assert_eq!(two.len(), 2);
+        assert_ne!(two[0], two[1], "a positive count never repeats");
+        let Reply::Pairs(five) = exec(&mut store, &["zrandmember", "z", "-5", "withscores"]) else { panic!() };
+        assert_eq!(five.len(), 5);
+        assert_eq!(exec(&mut store, &["zrandmember", "z", "0"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrandmember", "nokey"]), Reply::Nil);
+        assert_eq!(exec(&mut store, &["zrandmember", "nokey", "3"]), names(&[]));
+        assert_eq!(exec(&mut store, &["zrandmember", "z", "1", "bogus"]), err(ERR_SYNTAX));
+        assert_eq!(exec(&mut store, &["zrandmember", "z", "x"]), err(ERR_NOT_INT));
+        assert_eq!(exec(&mut store, &["zrandmember", "z", "-9223372036854775807", "withscores"]), err("ERR value is out of range"));
     }
 }

@@ -36,6 +36,9 @@ pub enum Reply {
     Double(f64),
     /// `#t`/`#f` in RESP3; `:1`/`:0` in RESP2.
     Bool(bool),
+    /// A double in Redis's "human" long-double text (17 decimals, trailing zeros cut):
+    /// a bulk string in RESP2, `,` in RESP3 (GEOPOS and WITHCOORD coordinates).
+    HumanDouble(f64),
     /// `=n\r\ntxt:…` in RESP3; a bulk string in RESP2.
     Verbatim(Bytes),
     /// `>n` in RESP3; an array in RESP2 (pub/sub messages).
@@ -138,6 +141,8 @@ impl Reply {
             }
             Reply::Double(d) if resp3 => line(out, b',', format_double_resp3(*d).as_bytes()),
             Reply::Double(d) => bulk(out, b'$', format_double(*d).as_bytes()),
+            Reply::HumanDouble(d) if resp3 => line(out, b',', format_human_double(*d).as_bytes()),
+            Reply::HumanDouble(d) => bulk(out, b'$', format_human_double(*d).as_bytes()),
             Reply::Bool(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Bool(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
             Reply::Verbatim(text) if resp3 => {
@@ -230,6 +235,23 @@ pub fn format_double(value: f64) -> String {
     }
 }
 
+/// Formats a double as Redis's `ld2string(…, LD_STR_HUMAN)`: `%.17Lf` of the exact
+/// value, then trailing zeros (and a bare point) removed; never "-0".
+pub fn format_human_double(value: f64) -> String {
+    if !value.is_finite() {
+        return format_double(value);
+    }
+    let mut text = format!("{value:.17}");
+    if text.contains('.') {
+        let kept = text.trim_end_matches('0').trim_end_matches('.').len();
+        text.truncate(kept);
+    }
+    if text == "-0" {
+        text = "0".to_string();
+    }
+    text
+}
+
 /// Formats the result of INCRBYFLOAT/HINCRBYFLOAT as Redis's "human" long-double
 /// format: fixed notation, no trailing zeros, never "-0". Redis computes in long
 /// double, where 0.1 + 0.2 prints as 0.3; in f64 it is 0.30000000000000004. So a
@@ -255,6 +277,17 @@ mod tests {
         let mut out = BytesMut::new();
         reply.encode(&mut out, resp3);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn human_doubles_print_like_redis_ld2string() {
+        // GEOPOS of (13.361389, 38.115556) on redis-server 7.0.15.
+        assert_eq!(format_human_double(13.361389338970184), "13.36138933897018433");
+        assert_eq!(format_human_double(38.1155563954963), "38.11555639549629859");
+        assert_eq!(format_human_double(-0.0), "0");
+        assert_eq!(format_human_double(2.5), "2.5");
+        assert_eq!(enc(&Reply::HumanDouble(2.5), false), "$3\r\n2.5\r\n");
+        assert_eq!(enc(&Reply::HumanDouble(2.5), true), ",2.5\r\n");
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use bytes::Bytes;
 use mlua::{Lua, Table, Value};
 
-use crate::protocol::reply::{format_double, Reply};
+use crate::protocol::reply::{format_double, format_human_double, Reply};
 
 /// Deepest nesting converted; deeper (a table that contains itself) ends in Redis's error.
 pub const DEPTH_MAX: usize = 500;
@@ -70,6 +70,8 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value>
         }
         Reply::Double(d) if resp3 => wrap(lua, "double", Value::Number(d))?,
         Reply::Double(d) => Value::String(lua.create_string(format_double(d))?),
+        Reply::HumanDouble(d) if resp3 => wrap(lua, "double", Value::Number(d))?,
+        Reply::HumanDouble(d) => Value::String(lua.create_string(format_human_double(d))?),
         Reply::Bool(b) if resp3 => Value::Boolean(b),
         Reply::Bool(b) => Value::Number(b as i64 as f64),
         Reply::BigNumber(text) if resp3 => single_field(lua, "big_number", &text)?,

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
+use crate::commands;
 use crate::protocol::reply::Reply;
 use crate::replication::state_machine::Notice;
 use crate::store::Op;
@@ -130,6 +131,15 @@ async fn attempt(shared: &Shared, args: &[Bytes]) -> Reply {
     }
 }
 
+/// Whether `key` holds a value of the kind the waiter's command waits for. Redis
+/// serves blocked clients only from such a key: one that became another type (a
+/// transaction pushed, deleted and SET it) leaves them blocked, not failed.
+fn key_can_serve(shared: &Shared, key: &[u8], args: &[Bytes]) -> bool {
+    let Some(wanted) = args.first().and_then(|name| commands::lookup(name)).and_then(commands::waits_for) else { return true };
+    let now = shared.core.stamp();
+    shared.core.store().db.get(key, now).is_some_and(|item| item.value.type_name() == wanted)
+}
+
 /// Serves waiters on keys that gained elements, oldest first, until a key runs dry.
 async fn serve(shared: &Shared, waiters: &mut Waiters, ready: Vec<Bytes>) {
     let mut seen = HashSet::new();
@@ -146,6 +156,9 @@ async fn serve(shared: &Shared, waiters: &mut Waiters, ready: Vec<Bytes>) {
             if waiters.all.get(&id).is_some_and(|w| w.reply.is_closed()) {
                 waiters.remove(id);
                 continue;
+            }
+            if !key_can_serve(shared, &key, &args) {
+                break;
             }
             let outcome = attempt(shared, &args).await;
             if outcome == Reply::WouldBlock {

@@ -13,6 +13,7 @@ pub mod core;
 pub mod errors;
 pub mod forward;
 pub mod frames;
+pub mod params;
 pub mod pipeline;
 pub mod pubsub;
 pub mod request;

@@ -4,8 +4,10 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::params::Params;
 use crate::commands::args::glob_match;
 use crate::limits;
+use crate::store::encoding::LocalSettings;
 
 /// What happens when used memory passes `maxmemory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,8 @@ pub struct Settings {
     pub port: u16,
     pub bind: String,
     pub config_file: String,
+    /// Encoding thresholds and the Redis parameters Tandem only reports.
+    params: Mutex<Params>,
     /// `busy-reply-threshold` (alias `lua-time-limit`) in ms: shared with the store's
     /// script status, which answers `-BUSY` past it (scripting).
     pub busy_reply_threshold_ms: std::sync::Arc<AtomicU64>,
@@ -135,7 +139,21 @@ impl Settings {
             port,
             bind: bind.to_string(),
             config_file: config_file.to_string(),
+            params: Mutex::new(Params::default()),
         }
+    }
+
+    fn params(&self) -> std::sync::MutexGuard<'_, Params> {
+        self.params.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the store's reads report from this server's settings (OBJECT ENCODING,
+    /// FREQ, IDLETIME, REFCOUNT).
+    pub fn local(&self) -> LocalSettings {
+        let policy = self.policy();
+        let lfu = matches!(policy, EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu);
+        let lru = matches!(policy, EvictionPolicy::AllKeysLru | EvictionPolicy::VolatileLru);
+        LocalSettings { lfu, lru_or_lfu: lfu || lru, ..self.params().local() }
     }
 
     pub fn policy(&self) -> EvictionPolicy {
@@ -148,7 +166,7 @@ impl Settings {
 
     /// Every parameter CONFIG GET knows, with its current value.
     fn all(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut all = vec![
             ("maxmemory", self.maxmemory_bytes.load(Ordering::Relaxed).to_string()),
             ("maxmemory-policy", self.policy().name().to_string()),
             ("maxmemory-samples", self.maxmemory_samples.load(Ordering::Relaxed).to_string()),
@@ -166,7 +184,9 @@ impl Settings {
             ("cluster-enabled", "no".to_string()),
             ("busy-reply-threshold", self.busy_reply_threshold_ms.load(Ordering::Relaxed).to_string()),
             ("lua-time-limit", self.busy_reply_threshold_ms.load(Ordering::Relaxed).to_string()),
-        ]
+        ];
+        all.extend(self.params().all());
+        all
     }
 
     /// CONFIG GET: every parameter matching any of the glob `patterns`.
@@ -225,7 +245,10 @@ impl Settings {
             // persistence is the stripe's log (restartable), not RDB/AOF.
             "save" | "appendonly" if value.is_empty() || value == "no" => {}
             "hz" => {}
-            _ => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
+            _ => match self.params().set(name, value) {
+                Some(outcome) => outcome?,
+                None => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
+            },
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod encoding;
 pub mod rdb;
 pub mod scripts;
 pub mod slots;
@@ -134,6 +135,8 @@ pub struct Store {
     /// Build keyspace events while applying (someone subscribed to notifications).
     /// Events are not state: replicas may differ here.
     pub events_on: bool,
+    /// This server's settings that reads report (OBJECT ENCODING's thresholds); not state.
+    pub local: encoding::LocalSettings,
     /// The Lua VM scripts run in, with its per-server caches: not state. Behind its own
     /// (uncontended) lock so that reads, which take `&Store`, can run read-only scripts.
     pub engine: std::sync::Mutex<crate::scripting::Engine>,
@@ -219,7 +222,7 @@ impl Store {
             }
             Handler::Read(f) => {
                 let engine = self.engine.get_mut().unwrap_or_else(|e| e.into_inner());
-                f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(engine) }, args)
+                f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(engine), local: &self.local }, args)
             }
             Handler::Server(_) => Ok(Reply::Nil),
         };
@@ -237,9 +240,9 @@ impl Store {
         match spec.handler {
             Handler::Read(f) if spec.has(commands::flags::SCRIPT) => {
                 let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-                f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut engine) }, args).unwrap_or_else(|e| e)
+                f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut engine), local: &self.local }, args).unwrap_or_else(|e| e)
             }
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: None }, args).unwrap_or_else(|e| e),
+            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: None, local: &self.local }, args).unwrap_or_else(|e| e),
             _ => Reply::err("ERR internal: not a read command"),
         }
     }

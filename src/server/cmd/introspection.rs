@@ -60,13 +60,28 @@ impl Connection {
                     }
                 }
                 let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
-                self.shared.core.store().events_on = events_on;
+                let local = settings.local();
+                {
+                    let mut store = self.shared.core.store();
+                    store.events_on = events_on;
+                    store.local = local;
+                }
                 if limits != current {
                     return Err(limits);
                 }
                 Reply::ok()
             }
-            "resetstat" if args.len() == 2 => Reply::ok(),
+            "resetstat" if args.len() == 2 => {
+                // The counters INFO stats reports; Redis resets the same ones.
+                let shared = &self.shared;
+                shared.commands_processed.store(0, Ordering::Relaxed);
+                shared.clients.total_connections.store(0, Ordering::Relaxed);
+                shared.clients.rejected_connections.store(0, Ordering::Relaxed);
+                let mut store = shared.core.store();
+                store.expired_keys = 0;
+                store.evicted_keys = 0;
+                Reply::ok()
+            }
             "rewrite" if args.len() == 2 => {
                 Reply::err("ERR The server is running without a config file that CONFIG REWRITE can change: edit the TOML file")
             }
