@@ -306,7 +306,9 @@ fn stop_refuses_to_leave_a_stripe_without_quorum_and_a_lone_active_is_suspended(
     assert!(info.contains("tandem_state:ACTIVE-SUSPENDED") && info.contains("tandem_light:orange"), "{info}");
     let role: redis::Value = redis::cmd("ROLE").query(&mut con).unwrap();
     assert!(format!("{role:?}").contains("ACTIVE-SUSPENDED"), "ROLE: {role:?}");
-    assert!(cluster.stderr(active).contains("ACTIVE-SUSPENDED"), "the log names the state");
+    // The log line comes from the server's state watcher, which polls a few times
+    // per election time: it follows the state ROLE and INFO compute, within a deadline.
+    assert!(wait_until(Duration::from_secs(10), || cluster.stderr(active).contains("ACTIVE-SUSPENDED")), "the log names the state");
     let (ok, out) = cluster.ctl(&["status"]);
     assert!(!ok && out.contains("stripe A has no active"), "{out}");
     let write: redis::RedisResult<String> = redis::cmd("SET").arg("k").arg("v").query(&mut con);

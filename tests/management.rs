@@ -211,8 +211,13 @@ fn an_active_without_quorum_is_suspended_orange_and_not_ready() {
     assert_eq!(get(&cluster, active, "/readyz?role=active").map(|r| r.0), Ok(503));
 
     tracing::info!("--- the change is an event, and tandem status --api fails naming the state");
-    let (_, events) = get(&cluster, active, "/api/v1/events").expect("events");
-    let entered = events["events"].as_array().expect("a list").iter().any(|e| e["state"] == "ACTIVE-SUSPENDED");
+    // Events come from the server's state watcher, which polls a few times per
+    // election time: the event follows the state the view computes, within a deadline.
+    let mut events = serde_json::Value::Null;
+    let entered = wait_until(Duration::from_secs(10), || {
+        events = get(&cluster, active, "/api/v1/events").map(|r| r.1).unwrap_or_default();
+        events["events"].as_array().is_some_and(|list| list.iter().any(|e| e["state"] == "ACTIVE-SUSPENDED"))
+    });
     assert!(entered, "no event of the suspension: {events}");
     let out = std::process::Command::new(support::binary())
         .args(["status", "--api", &cluster.management_url(active)])
