@@ -740,6 +740,15 @@ impl Checker<'_> {
                     stripe.name.value
                 ),
             );
+        } else if let Some(second) = checked.stripes.get(1) {
+            self.fail(
+                second.name.line,
+                "cluster.secret",
+                format!(
+                    "the array has {} stripes, so the cluster needs a secret: servers learn the other stripes' actives over their group ports (cluster.secret = \"...\")",
+                    checked.stripes.len()
+                ),
+            );
         }
     }
 
@@ -1092,6 +1101,16 @@ data = "data/server3"
             problems(&text),
             ["tandem.toml:5: cluster.secret: stripe A has more than one member, so the cluster needs a secret for its group ports (cluster.secret = \"...\")"]
         );
+    }
+
+    #[test]
+    fn an_array_of_several_stripes_needs_a_secret() {
+        let stripe_b = "\n[[stripe]]\nname = \"B\"\n\n[[stripe.server]]\nname = \"server2\"\nclient-port = 9512\ngroup-port = 9532\nmanagement-port = 9542\ndata = \"./data/server2\"\n";
+        let text = one_server(&format!("{SERVER1}{stripe_b}")).replace("secret = \"s\"\n", "\n");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains(": cluster.secret: the array has 2 stripes, so the cluster needs a secret"), "{found:?}");
+        assert_eq!(parse(&one_server(&format!("{SERVER1}{stripe_b}"))).map(|c| c.stripes.len()).ok(), Some(2));
     }
 
     #[test]

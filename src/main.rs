@@ -384,7 +384,9 @@ fn server_options(
         group_port: !file.is_empty(),
         group_bind: None,
     };
+    let array = config.stripes.iter().map(|s| StripeLayout::from_config(&config, s)).collect();
     Ok(ServerOptions {
+        array,
         replica,
         name: server.name.clone(),
         host: server.host.clone(),

@@ -143,15 +143,19 @@ enum Fault {
     Failover,
 }
 
-/// Runs a slot-routing client (`client` gets the startup node's host and port) against
-/// a 3-server stripe, starting it from a mirror, applies `fault` to the active between
-/// its two phases of writes, and checks every acknowledged write is there.
-fn cluster_client_carries_on(name: &str, fault: Fault, client: impl Fn(&str, u16) -> Command) {
-    let mut cluster = Cluster::start(Spec::servers(3));
-    let everyone = [0, 1, 2];
-    let first = cluster.wait_stable(&everyone, Duration::from_secs(30));
-    let mirror = (first + 1) % 3;
-    let (host, port) = (cluster.members[mirror].host.clone(), cluster.members[mirror].client_port);
+/// Runs a slot-routing client (`client` gets the startup node's host and port)
+/// against an array of `stripes` stripes of 3 servers, starting it from a mirror of
+/// the first stripe, applies `fault` to the last stripe's active between its two
+/// phases of writes (200 keys each, spread over every stripe's slots), and checks
+/// every acknowledged write is there.
+fn cluster_client_carries_on(name: &str, stripes: usize, fault: Fault, client: impl Fn(&str, u16) -> Command) {
+    let mut cluster = Cluster::start(Spec::servers(3).stripes(stripes));
+    let actives = cluster.wait_array_formed();
+    let faulted: Vec<usize> = cluster.stripe_members(stripes - 1);
+    let first = actives[stripes - 1];
+    let start = cluster.stripe_members(0).into_iter().find(|&i| i != actives[0]).expect("a mirror");
+    let successor = faulted.iter().copied().find(|&i| i != first).expect("a mirror");
+    let (host, port) = (cluster.members[start].host.clone(), cluster.members[start].client_port);
     let mut child = client(&host, port)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -165,14 +169,15 @@ fn cluster_client_carries_on(name: &str, fault: Fault, client: impl Fn(&str, u16
         let out = child.wait_with_output().expect("client output");
         panic!("{name} failed before the fault: {line}\n{}", String::from_utf8_lossy(&out.stderr));
     }
+    let stripe = tandem::check::cluster::stripe_name(stripes - 1);
     match fault {
         Fault::Kill9 => {
-            eprintln!("--- kill -9 the active (server {first})");
+            eprintln!("--- kill -9 stripe {stripe}'s active ({})", cluster.members[first].name);
             cluster.kill9(first);
         }
         Fault::Failover => {
-            eprintln!("--- fail over from server {first} to server {mirror}");
-            let (ok, out) = cluster.ctl(&["failover", "--stripe", "A", "--to", &cluster.members[mirror].name]);
+            eprintln!("--- fail stripe {stripe} over from {} to {}", cluster.members[first].name, cluster.members[successor].name);
+            let (ok, out) = cluster.ctl(&["failover", "--stripe", &stripe, "--to", &cluster.members[successor].name]);
             assert!(ok, "tandem failover: {out}");
         }
     }
@@ -181,33 +186,44 @@ fn cluster_client_carries_on(name: &str, fault: Fault, client: impl Fn(&str, u16
     stdout.read_line(&mut line).expect("read the client");
     let out = child.wait_with_output().expect("client output");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && line.starts_with("acked "), "{name} failed after the kill: {line}\n{stderr}");
+    assert!(out.status.success() && line.starts_with("acked "), "{name} failed after the fault: {line}\n{stderr}");
     let acked: Vec<&str> = line.trim().split(' ').skip(1).collect();
     assert_eq!(acked.len(), 400, "every write is acknowledged in the end");
 
-    // Nothing acknowledged is lost: read back through the new active, directly.
-    let up: Vec<usize> = everyone.iter().copied().filter(|&i| fault != Fault::Kill9 || i != first).collect();
+    // Nothing acknowledged is lost: read back through a plain client of the first
+    // stripe's active (which forwards other stripes' keys) once the faulted stripe
+    // has its new active.
+    let up: Vec<usize> = faulted.iter().copied().filter(|&i| fault != Fault::Kill9 || i != first).collect();
     let second = cluster.wait_stable(&up, Duration::from_secs(30));
     assert_ne!(first, second);
-    let mut con = cluster.conn(second).unwrap();
+    let reader = if stripes == 1 { second } else { actives[0] };
+    let mut con = cluster.conn(reader).unwrap();
+    let mut owners = std::collections::HashSet::new();
     for key in acked {
         let value: Option<String> = query(&mut con, &["GET", key]).unwrap();
         assert_eq!(value.as_deref(), Some(format!("value:{}", &key[4..]).as_str()), "{key} lost");
+        owners.insert(usize::from(tandem::cluster::slot::key_slot(key.as_bytes())) * stripes / 16384);
     }
+    assert_eq!(owners.len(), stripes, "the keys cover every stripe");
 }
 
 #[test]
 fn redis_py_cluster_client_connects_through_a_mirror_and_survives_kill9_of_the_active() {
+    cluster_client_carries_on("redis-py RedisCluster", 1, Fault::Kill9, redis_py());
+}
+
+/// redis-py's `RedisCluster` running [`CLUSTER_CLIENT`].
+fn redis_py() -> impl Fn(&str, u16) -> Command {
     let probe = Command::new("python3").args(["-c", "import redis.cluster"]).status();
     assert!(
         probe.is_ok_and(|s| s.success()),
         "python3 with the `redis` package is missing: run `bash scripts/test-deps.sh` to install the end-to-end test peers"
     );
-    cluster_client_carries_on("redis-py RedisCluster", Fault::Kill9, |host, port| {
+    |host, port| {
         let mut cmd = Command::new("python3");
         cmd.args(["-c", CLUSTER_CLIENT, host, &port.to_string()]);
         cmd
-    });
+    }
 }
 
 /// `tests/node/cluster_client.js` with one of the Node clients.
@@ -226,7 +242,24 @@ fn node_client(kind: &'static str) -> impl Fn(&str, u16) -> Command {
 
 #[test]
 fn ioredis_cluster_connects_through_a_mirror_and_survives_kill9_of_the_active() {
-    cluster_client_carries_on("ioredis Cluster", Fault::Kill9, node_client("ioredis"));
+    cluster_client_carries_on("ioredis Cluster", 1, Fault::Kill9, node_client("ioredis"));
+}
+
+/// DESIGN §7 on an array of two stripes: the cluster client sees a Redis Cluster of
+/// two shards, carries on through `kill -9` of one stripe's active, loses nothing.
+#[test]
+fn redis_py_cluster_client_on_a_two_stripe_array_survives_kill9_of_one_stripes_active() {
+    cluster_client_carries_on("redis-py RedisCluster", 2, Fault::Kill9, redis_py());
+}
+
+#[test]
+fn ioredis_cluster_on_a_two_stripe_array_survives_kill9_of_one_stripes_active() {
+    cluster_client_carries_on("ioredis Cluster", 2, Fault::Kill9, node_client("ioredis"));
+}
+
+#[test]
+fn node_redis_create_cluster_on_a_two_stripe_array_follows_a_failover_in_one_stripe() {
+    cluster_client_carries_on("node-redis createCluster", 2, Fault::Failover, node_client("node-redis"));
 }
 
 /// After a `kill -9` of the active, node-redis 5.9 kept reconnecting to the killed
@@ -235,5 +268,5 @@ fn ioredis_cluster_connects_through_a_mirror_and_survives_kill9_of_the_active() 
 /// the old active stays up and forwards.
 #[test]
 fn node_redis_create_cluster_connects_through_a_mirror_and_follows_a_failover() {
-    cluster_client_carries_on("node-redis createCluster", Fault::Failover, node_client("node-redis"));
+    cluster_client_carries_on("node-redis createCluster", 1, Fault::Failover, node_client("node-redis"));
 }

@@ -37,16 +37,31 @@ pub struct Spec {
     pub relayed: bool,
     /// `data-storage` per server (default "1g").
     pub data_storage: Vec<&'static str>,
+    /// Stripes in the array (A, B, …), each with these servers and voters.
+    pub stripes: usize,
 }
 
 impl Spec {
     pub fn servers(n: usize) -> Spec {
-        Spec { servers: vec![true; n], voters: 0, relayed: false, data_storage: Vec::new() }
+        Spec { servers: vec![true; n], voters: 0, relayed: false, data_storage: Vec::new(), stripes: 1 }
     }
+
+    /// An array of `stripes` stripes, each of this spec's servers and voters.
+    pub fn stripes(mut self, stripes: usize) -> Spec {
+        self.stripes = stripes.max(1);
+        self
+    }
+}
+
+/// The name of the stripe at `index` in an array the harness writes: A, B, …
+pub fn stripe_name(index: usize) -> String {
+    char::from(b'A' + (index % 26) as u8).to_string()
 }
 
 pub struct Member {
     pub name: String,
+    /// The position of its stripe in the array.
+    pub stripe: usize,
     pub host: String,
     pub client_port: u16,
     pub group_port: u16,
@@ -97,28 +112,46 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("tandem-cluster-").tempdir()?;
         let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % BLOCKS;
         let mut members = Vec::new();
-        let mut text =
-            String::from("[cluster]\nname = \"test\"\nsecret = \"test-secret\"\n\n[[stripe]]\nname = \"A\"\nelection-time = \"1s\"\n");
-        let count = spec.servers.len() + spec.voters;
-        for i in 0..count {
-            let host = format!("127.0.{}.{}", 10 + block, 10 + i);
-            let voter = i >= spec.servers.len();
-            let name = if voter { format!("voter{}", i - spec.servers.len() + 1) } else { format!("server{}", i + 1) };
-            let ports = free_ports_on(&host, 4)?;
-            let (client_port, group_port, management_port) = (ports[0], ports[1], ports[2]);
-            let bind_port = spec.relayed.then_some(ports[3]);
-            if voter {
-                text.push_str(&format!("\n[[stripe.voter]]\nname = \"{name}\"\nhost = \"{host}\"\ngroup-port = {group_port}\n"));
-            } else {
-                let storage = spec.data_storage.get(i).copied().unwrap_or("1g");
-                text.push_str(&format!(
-                    "\n[[stripe.server]]\nname = \"{name}\"\nhost = \"{host}\"\nclient-port = {client_port}\ngroup-port = {group_port}\nmanagement-port = {}\ndata = \"data/{name}\"\ndata-storage = \"{storage}\"\nrestartable = {}\n",
+        let mut text = String::from("[cluster]\nname = \"test\"\nsecret = \"test-secret\"\n");
+        let per_stripe = spec.servers.len() + spec.voters;
+        for stripe in 0..spec.stripes.max(1) {
+            text.push_str(&format!("\n[[stripe]]\nname = \"{}\"\nelection-time = \"1s\"\n", stripe_name(stripe)));
+            for j in 0..per_stripe {
+                let i = stripe * per_stripe + j;
+                let host = format!("127.0.{}.{}", 10 + block, 10 + i);
+                let voter = j >= spec.servers.len();
+                let name = if voter {
+                    format!("voter{}", stripe * spec.voters + j - spec.servers.len() + 1)
+                } else {
+                    format!("server{}", stripe * spec.servers.len() + j + 1)
+                };
+                let ports = free_ports_on(&host, 4)?;
+                let (client_port, group_port, management_port) = (ports[0], ports[1], ports[2]);
+                let bind_port = spec.relayed.then_some(ports[3]);
+                if voter {
+                    text.push_str(&format!("\n[[stripe.voter]]\nname = \"{name}\"\nhost = \"{host}\"\ngroup-port = {group_port}\n"));
+                } else {
+                    let storage = spec.data_storage.get(j).copied().unwrap_or("1g");
+                    text.push_str(&format!(
+                        "\n[[stripe.server]]\nname = \"{name}\"\nhost = \"{host}\"\nclient-port = {client_port}\ngroup-port = {group_port}\nmanagement-port = {}\ndata = \"data/{name}\"\ndata-storage = \"{storage}\"\nrestartable = {}\n",
+                        management_port,
+                        spec.servers[j]
+                    ));
+                }
+                let management_port = if voter { 0 } else { management_port };
+                members.push(Member {
+                    name,
+                    stripe,
+                    host,
+                    client_port,
+                    group_port,
                     management_port,
-                    spec.servers[i]
-                ));
+                    bind_port,
+                    voter,
+                    child: None,
+                    run: 0,
+                });
             }
-            let management_port = if voter { 0 } else { management_port };
-            members.push(Member { name, host, client_port, group_port, management_port, bind_port, voter, child: None, run: 0 });
         }
         let config = dir.path().join("tandem.toml");
         std::fs::write(&config, text)?;
@@ -324,9 +357,25 @@ impl Cluster {
         }
     }
 
+    /// Waits for every stripe to form; the first stripe's active.
     pub fn wait_formed(&self) -> usize {
-        let all: Vec<usize> = (0..self.members.len()).collect();
-        self.wait_stable(&all, Duration::from_secs(30))
+        self.wait_array_formed()[0]
+    }
+
+    /// The members of the stripe at `stripe`, by index.
+    pub fn stripe_members(&self, stripe: usize) -> Vec<usize> {
+        (0..self.members.len()).filter(|&i| self.members[i].stripe == stripe).collect()
+    }
+
+    /// How many stripes the array has.
+    pub fn stripe_count(&self) -> usize {
+        self.members.iter().map(|m| m.stripe + 1).max().unwrap_or(1)
+    }
+
+    /// Waits for every stripe to form (each with one ACTIVE-COORDINATOR and every
+    /// other member PASSIVE-STANDBY); each stripe's active, in stripe order.
+    pub fn wait_array_formed(&self) -> Vec<usize> {
+        (0..self.stripe_count()).map(|s| self.wait_stable(&self.stripe_members(s), Duration::from_secs(30))).collect()
     }
 
     pub fn all_stderr(&self) -> String {

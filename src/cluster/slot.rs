@@ -56,6 +56,24 @@ pub fn common_slot<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Result<Optio
     Ok(slot)
 }
 
+/// The slots of an array of `stripes` stripes, split evenly in config order as
+/// `redis-cli --cluster create` splits them among masters (3 stripes: 0-5460,
+/// 5461-10922, 10923-16383), so an array and a Redis Cluster of the same size put
+/// every key on the same side. Inclusive ranges, one per stripe.
+pub fn even_ranges(stripes: usize) -> Vec<(u16, u16)> {
+    let stripes = stripes.clamp(1, usize::from(SLOTS));
+    let per = f64::from(SLOTS) / stripes as f64;
+    let mut out = Vec::with_capacity(stripes);
+    let (mut first, mut cursor) = (0u16, 0f64);
+    for i in 0..stripes {
+        let last = if i + 1 == stripes { SLOTS - 1 } else { (cursor + per - 1.0).round() as u16 };
+        out.push((first, last));
+        first = last + 1;
+        cursor += per;
+    }
+    out
+}
+
 /// Keys of one request that fall in different slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrossSlot;
@@ -88,6 +106,21 @@ mod tests {
         assert_eq!(hash_tag(b"foo{{bar}}zap"), b"{bar");
         assert_eq!(hash_tag(b"foo{bar}{zap}"), b"bar");
         assert_eq!(hash_tag(b"{unclosed"), b"{unclosed");
+    }
+
+    #[test]
+    fn slots_are_split_as_redis_cli_splits_them() {
+        assert_eq!(even_ranges(1), vec![(0, 16383)]);
+        assert_eq!(even_ranges(2), vec![(0, 8191), (8192, 16383)]);
+        // `redis-cli --cluster create` with three masters gives these ranges.
+        assert_eq!(even_ranges(3), vec![(0, 5460), (5461, 10922), (10923, 16383)]);
+        for n in [4, 7, 100, 16384] {
+            let ranges = even_ranges(n);
+            assert_eq!(ranges.len(), n);
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges[n - 1].1, 16383);
+            assert!(ranges.windows(2).all(|w| w[1].0 == w[0].1 + 1 && w[0].0 <= w[0].1), "{n}: {ranges:?}");
+        }
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub const UNKNOWN_OUTCOME: &str = "OUTCOMEUNKNOWN";
 // applied and the retry codes are right.
 
 /// No server of the stripe is the active, even after waiting out an election.
+/// `-CLUSTERDOWN` for a request to another stripe of the array that has no active
+/// this server can reach: only that stripe's slots are unavailable.
+pub fn stripe_down(stripe: &str) -> Reply {
+    Reply::error(format!(
+        "CLUSTERDOWN stripe {stripe} has no active server right now: its hash slots are unavailable, the rest of the array works; nothing was applied; retry"
+    ))
+}
+
 pub const ERR_NO_ACTIVE: &str = "CLUSTERDOWN no active server in this stripe right now (election in progress); nothing was applied; retry";
 /// A torn upstream's active did not end it in time: it may still be running this
 /// client's earlier commands, which must run before anything sent now.

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::core::write_wait;
-use super::errors::{active_unreachable, forward_refused, lost_in_flight, ERR_EARLIER_STILL_RUNNING, ERR_NO_ACTIVE};
+use super::errors::{active_unreachable, forward_refused, lost_in_flight, ERR_EARLIER_STILL_RUNNING};
 use super::request::Request;
 use super::upstream::{encode_command, relay_limits, Hello, Upstream, UpstreamError};
 use crate::cluster::view::Active;
@@ -166,7 +166,7 @@ impl Connection {
                 self.upstreams.drop_stripe(stripe);
                 return Settled::Again;
             }
-            Active::Unknown => return Settled::Refused(Reply::err(ERR_NO_ACTIVE)),
+            Active::Unknown => return Settled::Refused(shared.no_active(stripe)),
             Active::There { name, client_addr } => (name, client_addr),
         };
         if let Some(settled) = self.earlier_upstream(stripe, &name).await {
@@ -233,7 +233,7 @@ impl Connection {
             match shared.wait_for_active(stripe, deadline.saturating_duration_since(Instant::now())).await {
                 Active::There { name: n, client_addr } => (name, addr) = (n, client_addr),
                 Active::Here => return Settled::Again,
-                Active::Unknown => return Settled::Refused(Reply::err(ERR_NO_ACTIVE)),
+                Active::Unknown => return Settled::Refused(shared.no_active(stripe)),
             }
         }
     }

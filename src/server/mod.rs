@@ -5,6 +5,7 @@
 //! through the cluster view.
 
 pub mod admit;
+pub mod array;
 pub mod blocking;
 pub mod clients;
 mod cmd;
@@ -56,18 +57,44 @@ pub struct Shared {
     pub started: Instant,
     pub run_id: String,
     pub server_name: String,
-    /// The cluster view routing reads; kept current by [`keep_view`].
+    /// The cluster view routing reads; kept current by [`keep_view`] (this stripe)
+    /// and [`array::watch_stripe`] (the others).
     view: watch::Receiver<Arc<ClusterView>>,
     view_tx: watch::Sender<Arc<ClusterView>>,
+    /// Every stripe of the array in config order (this server's among them).
+    pub array: Vec<crate::replication::stripe::StripeLayout>,
+    /// What this server last heard from the members of the other stripes.
+    pub remote: array::RemoteStates,
 }
 
 impl Shared {
-    pub fn new(core: Core, blocker: Blocker, settings: Settings, server_name: &str) -> Shared {
+    /// `array`: every stripe of the array in config order; empty or this stripe alone
+    /// for a server that is not part of a larger array.
+    pub fn new(
+        core: Core,
+        blocker: Blocker,
+        settings: Settings,
+        server_name: &str,
+        array: Vec<crate::replication::stripe::StripeLayout>,
+    ) -> Shared {
         let run_id: String = (0..40).map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0')).collect();
-        let (view_tx, view) = watch::channel(Arc::new(ClusterView::single(&core.replica.group.layout.stripe, core.replica.active_at())));
+        let own = core.replica.group.layout.clone();
+        let array = if array.iter().any(|l| l.stripe == own.stripe) { array } else { vec![own.clone()] };
+        let local = array.iter().position(|l| l.stripe == own.stripe).unwrap_or(0);
+        let stripes = array
+            .iter()
+            .enumerate()
+            .map(|(i, l)| crate::cluster::view::StripeView {
+                name: l.stripe.clone(),
+                active: if i == local { core.replica.active_at() } else { Active::Unknown },
+            })
+            .collect();
+        let (view_tx, view) = watch::channel(Arc::new(ClusterView::array(stripes, local)));
         Shared {
             view,
             view_tx,
+            array,
+            remote: array::RemoteStates::default(),
             core,
             blocker,
             settings,
@@ -77,6 +104,27 @@ impl Shared {
             started: Instant::now(),
             run_id,
             server_name: server_name.to_string(),
+        }
+    }
+
+    /// Records where `stripe`'s active is now (the view's other stripes unchanged).
+    pub fn set_active(&self, stripe: usize, active: Active) {
+        self.view_tx.send_if_modified(|view| {
+            if *view.active(stripe) == active {
+                return false;
+            }
+            *view = Arc::new(view.with_active(stripe, active));
+            true
+        });
+    }
+
+    /// The answer to a request for `stripe` while it has no active: in an array it
+    /// names the stripe (only its slots are down).
+    pub fn no_active(&self, stripe: usize) -> crate::protocol::reply::Reply {
+        let view = self.view();
+        match view.stripes.get(stripe) {
+            Some(s) if view.is_array() => errors::stripe_down(&s.name),
+            _ => crate::protocol::reply::Reply::err(errors::ERR_NO_ACTIVE),
         }
     }
 
@@ -164,7 +212,7 @@ async fn keep_view(shared: Arc<Shared>) {
         let active = shared.core.replica.active_at();
         let current = shared.view();
         if *current.active(current.local) != active {
-            shared.view_tx.send_replace(Arc::new(current.with_local_active(active)));
+            shared.set_active(current.local, active);
         }
         if metrics.changed().await.is_err() {
             return;
@@ -176,6 +224,10 @@ async fn keep_view(shared: Arc<Shared>) {
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
     let view = tokio::spawn(keep_view(shared.clone()));
+    let remote: Vec<_> = (0..shared.array.len())
+        .filter(|&s| s != shared.view().local)
+        .map(|s| tokio::spawn(array::watch_stripe(shared.clone(), s)))
+        .collect();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -196,6 +248,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: wat
     shared.clients.kill_all();
     expiry.abort();
     view.abort();
+    for task in remote {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -278,6 +333,8 @@ pub fn break_safety_stale_reads() -> bool {
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub name: String,
+    /// Every stripe of the array in config order, this server's among them.
+    pub array: Vec<crate::replication::stripe::StripeLayout>,
     pub host: String,
     pub client_port: u16,
     pub data_storage_bytes: u64,
@@ -315,7 +372,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
     scripts.lone.store(lone, Ordering::Relaxed);
     settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
-    let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
+    let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name, options.array.clone()));
     if let Some(management) = &management {
         management.attach(shared.clone());
     }

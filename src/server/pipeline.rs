@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::admit::{admit, Admission, Memory};
 use super::connection::Connection;
 use super::core::Reads;
-use super::errors::{read_reply, write_reply, ERR_DEPOSED_WHILE_BLOCKED, ERR_LEADERSHIP_FLAPPING, ERR_NOT_ACTIVE_EITHER, ERR_NO_ACTIVE};
+use super::errors::{read_reply, write_reply, ERR_DEPOSED_WHILE_BLOCKED, ERR_LEADERSHIP_FLAPPING, ERR_NOT_ACTIVE_EITHER};
 use super::request::Request;
 use crate::cluster::route::{route, Access, Keys, Route};
 use crate::cluster::view::Active;
@@ -166,7 +166,7 @@ impl Connection {
                 Route::Moved { slot, stripe } => {
                     return Place::Answer(match view.active(stripe) {
                         Active::There { client_addr, .. } => Reply::error(format!("MOVED {slot} {client_addr}")),
-                        _ => Reply::err(ERR_NO_ACTIVE),
+                        _ => self.shared.no_active(stripe),
                     })
                 }
                 Route::CrossSlot => return Place::Answer(Reply::err(ERR_CROSSSLOT)),
@@ -175,7 +175,7 @@ impl Connection {
                     waited = true;
                     self.shared.wait_for_active(stripe, self.shared.active_wait()).await;
                 }
-                Route::Down(_) => return Place::Answer(Reply::err(ERR_NO_ACTIVE)),
+                Route::Down(stripe) => return Place::Answer(self.shared.no_active(stripe)),
             }
         }
     }

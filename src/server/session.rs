@@ -26,6 +26,10 @@ pub struct Session {
     /// This client is another server forwarding its clients' commands: this server
     /// never forwards them once more.
     pub forwarded_in: bool,
+    /// The client routes by slot itself: it asked for the topology (CLUSTER SLOTS,
+    /// SHARDS or NODES) on this connection, or said ASKING. Another stripe's slot is
+    /// then answered `-MOVED`; a plain client's command is forwarded instead.
+    pub slot_routing: bool,
     pub txn: Transaction,
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
@@ -46,6 +50,7 @@ impl Session {
             authed,
             readonly: false,
             forwarded_in: false,
+            slot_routing: false,
             txn: Transaction::default(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
@@ -58,7 +63,7 @@ impl Session {
     /// What routing needs to know about this client. `stale_reads` is the debug
     /// builds' deliberately broken mode (see `server::break_safety_stale_reads`).
     pub fn client(&self, stale_reads: bool) -> Client {
-        Client { readonly: self.readonly || stale_reads, slot_routing: false, forwarded_in: self.forwarded_in }
+        Client { readonly: self.readonly || stale_reads, slot_routing: self.slot_routing, forwarded_in: self.forwarded_in }
     }
 
     pub fn subscribed(&self) -> bool {

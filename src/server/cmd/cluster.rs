@@ -77,9 +77,20 @@ impl Connection {
         match sub.as_str() {
             "help" => Reply::Array(HELP.iter().map(|l| Reply::Status((*l).into())).collect()),
             "info" => Reply::Verbatim(Bytes::from(self.topology().info_text())),
-            "slots" => self.topology().slots(),
-            "shards" => self.topology().shards(),
-            "nodes" => Reply::Verbatim(Bytes::from(self.topology().nodes_text())),
+            // A client asking for the topology routes by slot itself: from now on this
+            // connection gets `-MOVED` for another stripe's slots (see Session).
+            "slots" => {
+                self.session.slot_routing = true;
+                self.topology().slots()
+            }
+            "shards" => {
+                self.session.slot_routing = true;
+                self.topology().shards()
+            }
+            "nodes" => {
+                self.session.slot_routing = true;
+                Reply::Verbatim(Bytes::from(self.topology().nodes_text()))
+            }
             "replicas" | "slaves" => match self.topology().replicas_text(&text(&args[2])) {
                 Some(lines) => Reply::Array(lines.lines().map(Reply::bulk_str).collect()),
                 None => Reply::error(format!("ERR Unknown node {}", text(&args[2]))),
@@ -149,39 +160,56 @@ impl Connection {
     /// The array as cluster clients see it, from the config and the cluster view.
     pub(super) fn topology(&self) -> Topology {
         let replica = &self.shared.core.replica;
-        let layout = &replica.group.layout;
         let status = replica.replication_view();
         let view = self.shared.view();
-        let active = match view.active(view.local) {
-            Active::Here => Some(self.shared.server_name.as_str()),
-            Active::There { name, .. } => Some(name.as_str()),
-            Active::Unknown => None,
-        };
         let i_am_active = status.state == ServerState::ActiveCoordinator;
-        let nodes = layout
-            .members
+        let shards = self
+            .shared
+            .array
             .iter()
-            .filter_map(|m| {
-                let port = m.client_port?;
-                let member = status.members.iter().find(|v| v.name == m.name);
-                // The active knows how far each mirror trails; elsewhere, membership is
-                // what this server can say.
-                let healthy = member.is_some_and(|v| !i_am_active || v.lag.is_some_and(|lag| lag <= STANDBY_LAG_MAX));
-                let myself = m.name == self.shared.server_name;
-                Some(Node {
-                    id: node_id(&layout.cluster, &layout.stripe, &m.name),
-                    host: m.host.clone(),
-                    // `--port` overrides the config's port for this server.
-                    port: if myself { self.shared.settings.port } else { port },
-                    bus_port: m.group_port,
-                    primary: active == Some(m.name.as_str()),
-                    myself,
-                    healthy,
-                })
+            .enumerate()
+            .map(|(s, layout)| {
+                let active = match view.active(s) {
+                    Active::Here => Some(self.shared.server_name.as_str()),
+                    Active::There { name, .. } => Some(name.as_str()),
+                    Active::Unknown => None,
+                };
+                let remote = (s != view.local).then(|| self.shared.remote.of(s));
+                let nodes = layout
+                    .members
+                    .iter()
+                    .filter_map(|m| {
+                        let port = m.client_port?;
+                        let healthy = match &remote {
+                            // Another stripe's servers: as they last answered.
+                            Some(members) => members.iter().any(|r| {
+                                r.name == m.name && matches!(r.state, ServerState::ActiveCoordinator | ServerState::PassiveStandby)
+                            }),
+                            // The active knows how far each mirror trails; elsewhere,
+                            // membership is what this server can say.
+                            None => status
+                                .members
+                                .iter()
+                                .find(|v| v.name == m.name)
+                                .is_some_and(|v| !i_am_active || v.lag.is_some_and(|lag| lag <= STANDBY_LAG_MAX)),
+                        };
+                        let myself = m.name == self.shared.server_name;
+                        Some(Node {
+                            id: node_id(&layout.cluster, &layout.stripe, &m.name),
+                            host: m.host.clone(),
+                            // `--port` overrides the config's port for this server.
+                            port: if myself { self.shared.settings.port } else { port },
+                            bus_port: m.group_port,
+                            primary: active == Some(m.name.as_str()),
+                            myself,
+                            healthy,
+                        })
+                    })
+                    .collect();
+                Shard { id: shard_id(&layout.cluster, &layout.stripe), slots: view.ranges_of(s), nodes }
             })
             .collect();
-        let shard = Shard { id: shard_id(&layout.cluster, &layout.stripe), slots: vec![(0, SLOTS - 1)], nodes };
-        Topology { shards: vec![shard], epoch: status.term }
+        Topology { shards, epoch: status.term }
     }
 }
 

@@ -239,6 +239,7 @@ impl Connection {
         self.session.authed = self.shared.settings.requirepass().is_none();
         self.session.readonly = false;
         self.session.forwarded_in = false;
+        self.session.slot_routing = false;
         // What upstreams held for this client (WATCHes) ends with them.
         self.upstreams.clear();
         Reply::status("RESET")
