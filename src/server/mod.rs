@@ -20,6 +20,7 @@ pub mod pubsub;
 pub mod request;
 pub mod session;
 pub mod settings;
+pub mod split;
 pub mod transaction;
 pub mod upstream;
 

@@ -80,6 +80,15 @@ impl Connection {
             crate::management::metrics::global().record_command(request.spec);
             return self.server_command(srv, request).await;
         }
+        // A plain client's multi-key command over several stripes: split and joined.
+        let view = self.shared.view();
+        if view.is_array() && !self.session.slot_routing && request.keys(&view) == Keys::CrossSlot {
+            if let Some((how, per_key)) = super::split::splittable(request.spec.name) {
+                self.settle(pending).await;
+                crate::management::metrics::global().record_command(request.spec);
+                return self.split_command(request, how, per_key).await;
+            }
+        }
         match self.place(&request).await {
             Place::Answer(reply) => {
                 self.settle(pending).await;
@@ -182,7 +191,7 @@ impl Connection {
 
     /// Runs consecutive local store commands: writes as one proposal, reads after one
     /// linearizability check (none for a READONLY client's reads on a mirror).
-    async fn execute_run(&mut self, run: Vec<Request>) {
+    pub(super) async fn execute_run(&mut self, run: Vec<Request>) {
         let stale = self.session.readonly || super::break_safety_stale_reads();
         let reads = if stale && !self.shared.view().local_is_active() { Reads::Stale } else { Reads::Linearizable };
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };

@@ -1,0 +1,199 @@
+//! Plain clients see one database (DESIGN.md §7): a multi-key command whose keys
+//! live in several stripes (MGET, MSET, DEL, UNLINK, EXISTS, TOUCH) is split into
+//! one command per stripe, each routed as any command is (served here, or over the
+//! client's upstream to that stripe's active, so it runs after what the client sent
+//! there before), and the replies are joined into the one Redis would give.
+//!
+//! Across stripes the parts are not atomic: a failure in one stripe leaves the
+//! others' parts done, and the client gets that stripe's error. Within one stripe a
+//! part is one command, as atomic as ever. Slot-routing clients never get here: they
+//! split by slot themselves, and their requests spanning stripes are `-CROSSSLOT`.
+
+use bytes::{Bytes, BytesMut};
+
+use super::connection::Connection;
+use super::pipeline::Place;
+use super::request::Request;
+use crate::cluster::route::{Access, Keys};
+use crate::cluster::slot::key_slot;
+use crate::protocol::frame::{parse_frame, Frame};
+use crate::protocol::reply::Reply;
+
+/// How a command's parts are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// MGET: the values, back in the order of the keys.
+    Values,
+    /// DEL, UNLINK, EXISTS, TOUCH: the sum of the counts.
+    Sum,
+    /// MSET: OK when every part says OK.
+    AllOk,
+}
+
+/// How `name` is split, if it may be: (join, arguments per key).
+pub fn splittable(name: &str) -> Option<(Join, usize)> {
+    match name {
+        "mget" => Some((Join::Values, 1)),
+        "del" | "unlink" | "exists" | "touch" => Some((Join::Sum, 1)),
+        "mset" => Some((Join::AllOk, 2)),
+        _ => None,
+    }
+}
+
+/// The parts of a command with `per_key` arguments per key after its name: per
+/// stripe (in order of first appearance), its arguments and the positions of its keys
+/// in the original command. `owner` gives a slot's stripe.
+pub fn parts(args: &[Bytes], per_key: usize, owner: impl Fn(u16) -> usize) -> Vec<(usize, Vec<Bytes>, Vec<usize>)> {
+    let mut out: Vec<(usize, Vec<Bytes>, Vec<usize>)> = Vec::new();
+    for (position, group) in args.get(1..).unwrap_or_default().chunks(per_key.max(1)).enumerate() {
+        let stripe = owner(key_slot(&group[0]));
+        let at = match out.iter().position(|(s, _, _)| *s == stripe) {
+            Some(at) => at,
+            None => {
+                out.push((stripe, vec![args[0].clone()], Vec::new()));
+                out.len() - 1
+            }
+        };
+        out[at].1.extend(group.iter().cloned());
+        out[at].2.push(position);
+    }
+    out
+}
+
+/// Joins the parts' replies (`replies[i]` answers `parts[i]`); `keys` is how many
+/// keys the command had.
+pub fn join(how: Join, keys: usize, parts: &[(usize, Vec<Bytes>, Vec<usize>)], replies: Vec<Reply>) -> Reply {
+    if let Some(error) = replies.iter().find(|r| matches!(r, Reply::Error(_))) {
+        return error.clone();
+    }
+    match how {
+        Join::Sum => Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum()),
+        Join::AllOk => Reply::ok(),
+        Join::Values => {
+            let mut values = vec![Reply::Nil; keys];
+            for ((_, _, positions), reply) in parts.iter().zip(replies) {
+                let Reply::Array(items) = reply else {
+                    return Reply::error(format!("ERR a stripe answered MGET with {reply:?}"));
+                };
+                for (&position, item) in positions.iter().zip(items) {
+                    if let Some(slot) = values.get_mut(position) {
+                        *slot = item;
+                    }
+                }
+            }
+            Reply::Array(values)
+        }
+    }
+}
+
+/// A reply read back from its encoding (what a forwarded part relayed).
+pub fn reply_of(frame: Frame) -> Reply {
+    let text = |b: Bytes| String::from_utf8_lossy(&b).into_owned();
+    let all = |items: Vec<Frame>| items.into_iter().map(reply_of).collect();
+    let pairs = |items: Vec<(Frame, Frame)>| items.into_iter().map(|(k, v)| (reply_of(k), reply_of(v))).collect();
+    match frame {
+        Frame::Simple(b) => Reply::Status(text(b).into()),
+        Frame::Error(b) | Frame::BulkError(b) => Reply::Error(text(b).into()),
+        Frame::Int(n) => Reply::Int(n),
+        Frame::Bulk(b) => Reply::Bulk(b),
+        Frame::Null | Frame::NullBulk => Reply::Nil,
+        Frame::NullArray => Reply::NilArray,
+        Frame::Array(items) => Reply::Array(all(items)),
+        Frame::Set(items) => Reply::Set(all(items)),
+        Frame::Push(items) => Reply::Push(all(items)),
+        Frame::Map(items) => Reply::Map(pairs(items)),
+        Frame::Double(d) => Reply::Double(d),
+        Frame::Bool(b) => Reply::Bool(b),
+        Frame::BigNumber(b) => Reply::BigNumber(b),
+        Frame::Verbatim { text, .. } => Reply::Verbatim(text),
+        Frame::Attribute { frame, .. } => reply_of(*frame),
+    }
+}
+
+impl Connection {
+    /// Runs a command whose keys span stripes as one part per stripe, and answers
+    /// with the joined reply.
+    pub(super) async fn split_command(&mut self, request: Request, how: Join, per_key: usize) {
+        let view = self.shared.view();
+        let parts = parts(&request.args, per_key, |slot| view.owner(slot));
+        let keys = (request.args.len() - 1) / per_key.max(1);
+        let mut replies = Vec::with_capacity(parts.len());
+        for (_, args, _) in &parts {
+            let part = match Request::parse(args.clone()) {
+                Ok(part) => part,
+                Err((reply, _)) => return self.reply(reply),
+            };
+            replies.push(self.captured(part).await);
+        }
+        self.reply(join(how, keys, &parts, replies));
+    }
+
+    /// Runs one command routed as any (here, forwarded, or answered) and returns its
+    /// reply instead of sending it to the client.
+    async fn captured(&mut self, request: Request) -> Reply {
+        let access = if request.spec.is_write() { Access::Write } else { Access::Read };
+        let keys = request.slot.map_or(Keys::None, Keys::Slot);
+        let saved = std::mem::replace(&mut self.frames.out, BytesMut::new());
+        match self.place_keys(keys, access).await {
+            Place::Answer(reply) => self.reply(reply),
+            Place::Local => self.execute_run(vec![request]).await,
+            Place::Forward(stripe) => {
+                if !self.forward_run(stripe, vec![request]).await.is_empty() {
+                    // The active moved while the part waited to be sent.
+                    self.reply(Reply::err(super::errors::ERR_LEADERSHIP_FLAPPING));
+                }
+            }
+        }
+        let out = std::mem::replace(&mut self.frames.out, saved);
+        let limits = super::upstream::relay_limits(self.shared.settings.bulk_bytes_max.load(std::sync::atomic::Ordering::Relaxed));
+        match parse_frame(&out, &limits) {
+            Ok(Some((frame, _))) => reply_of(frame),
+            _ => Reply::err("ERR a stripe's reply to part of this command could not be read"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(parts: &[&str]) -> Vec<Bytes> {
+        parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect()
+    }
+
+    /// Two stripes split at slot 8192: `foo` (12182) is the second's, `bar` (5061)
+    /// and `hello` (866) the first's.
+    fn owner(slot: u16) -> usize {
+        usize::from(slot >= 8192)
+    }
+
+    #[test]
+    fn keys_are_grouped_per_stripe_in_order_of_first_appearance() {
+        let p = parts(&args(&["MGET", "foo", "bar", "hello", "foo"]), 1, owner);
+        assert_eq!(p, vec![(1, args(&["MGET", "foo", "foo"]), vec![0, 3]), (0, args(&["MGET", "bar", "hello"]), vec![1, 2])]);
+        let p = parts(&args(&["MSET", "bar", "1", "foo", "2"]), 2, owner);
+        assert_eq!(p, vec![(0, args(&["MSET", "bar", "1"]), vec![0]), (1, args(&["MSET", "foo", "2"]), vec![1])]);
+    }
+
+    #[test]
+    fn replies_are_joined_as_one_server_would_answer() {
+        let p = parts(&args(&["MGET", "foo", "bar", "hello", "foo"]), 1, owner);
+        let replies = vec![Reply::Array(vec![Reply::bulk(b"F"), Reply::bulk(b"F")]), Reply::Array(vec![Reply::Nil, Reply::bulk(b"H")])];
+        assert_eq!(
+            join(Join::Values, 4, &p, replies),
+            Reply::Array(vec![Reply::bulk(b"F"), Reply::Nil, Reply::bulk(b"H"), Reply::bulk(b"F")])
+        );
+        assert_eq!(join(Join::Sum, 3, &p, vec![Reply::Int(2), Reply::Int(1)]), Reply::Int(3));
+        assert_eq!(join(Join::AllOk, 2, &p, vec![Reply::ok(), Reply::ok()]), Reply::ok());
+        let down = Reply::err("CLUSTERDOWN stripe B has no active");
+        assert_eq!(join(Join::Sum, 3, &p, vec![Reply::Int(2), down.clone()]), down);
+    }
+
+    #[test]
+    fn only_the_commands_of_design_7_are_split() {
+        assert_eq!(splittable("mset"), Some((Join::AllOk, 2)));
+        assert_eq!(splittable("unlink"), Some((Join::Sum, 1)));
+        assert_eq!(splittable("msetnx"), None, "all or nothing cannot span stripes");
+        assert_eq!(splittable("sunion"), None);
+    }
+}

@@ -1,0 +1,159 @@
+//! An array of stripes (DESIGN.md §7) as plain clients and slot-routing clients see
+//! it, with real `tandem` processes: one database through any server, `-MOVED` for a
+//! client that routes by slot, and a stripe that is down taking only its own slots
+//! with it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::cluster::{wait_until, Cluster, Spec};
+use tandem::cluster::slot::key_slot;
+
+fn query<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<T> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(con)
+}
+
+fn error_text(result: redis::RedisResult<redis::Value>) -> String {
+    match result {
+        // The crate spells known codes its own way (CrossSlot): compare in capitals.
+        Err(e) => format!("{e}").to_uppercase(),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+/// The stripe (0 or 1) a key belongs to in an array of two.
+fn stripe_of(key: &str) -> usize {
+    usize::from(key_slot(key.as_bytes()) >= 8192)
+}
+
+/// Keys named `prefix:i`, `n` of them in each of the two stripes.
+fn keys_of_both(prefix: &str, n: usize) -> Vec<String> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0.. {
+        let key = format!("{prefix}:{i}");
+        match stripe_of(&key) {
+            0 if a.len() < n => a.push(key),
+            1 if b.len() < n => b.push(key),
+            _ => {}
+        }
+        if a.len() == n && b.len() == n {
+            break;
+        }
+    }
+    a.into_iter().zip(b).flat_map(|(x, y)| [x, y]).collect()
+}
+
+#[test]
+fn a_plain_client_sees_one_database_through_any_server() {
+    support::log_phases();
+    let cluster = Cluster::start(Spec::servers(1).stripes(2));
+    let keys = keys_of_both("k", 50);
+
+    tracing::info!("--- writes through the first stripe's server, reads through the second's");
+    let mut a = cluster.conn(0).unwrap();
+    let mut b = cluster.conn(1).unwrap();
+    for key in &keys {
+        let _: () = query(&mut a, &["SET", key, &format!("v-{key}")]).unwrap();
+    }
+    for key in &keys {
+        let value: Option<String> = query(&mut b, &["GET", key]).unwrap();
+        assert_eq!(value, Some(format!("v-{key}")), "{key}");
+    }
+
+    tracing::info!("--- each stripe holds its own keys only");
+    let held: i64 = keys.iter().filter(|k| stripe_of(k) == 0).count() as i64;
+    let info: String = query(&mut a, &["INFO", "keyspace"]).unwrap();
+    assert!(info.contains(&format!("db0:keys={held},")), "stripe A holds {held} keys: {info}");
+
+    tracing::info!("--- MSET, MGET, EXISTS, TOUCH, DEL, UNLINK over both stripes, through either server");
+    let (x, y) = (&keys[0], &keys[1]);
+    assert_ne!(stripe_of(x), stripe_of(y));
+    let _: () = query(&mut b, &["MSET", x, "1", y, "2"]).unwrap();
+    let values: Vec<Option<String>> = query(&mut a, &["MGET", y, "missing", x, y]).unwrap();
+    assert_eq!(values, vec![Some("2".into()), None, Some("1".into()), Some("2".into())]);
+    let n: i64 = query(&mut a, &["EXISTS", x, y, "missing", x]).unwrap();
+    assert_eq!(n, 3);
+    let n: i64 = query(&mut b, &["TOUCH", x, y]).unwrap();
+    assert_eq!(n, 2);
+    let n: i64 = query(&mut b, &["DEL", x, y, "missing"]).unwrap();
+    assert_eq!(n, 2);
+    let n: i64 = query(&mut a, &["UNLINK", &keys[2], &keys[3]]).unwrap();
+    assert_eq!(n, 2);
+    let values: Vec<Option<String>> = query(&mut a, &["MGET", x, y, &keys[2], &keys[3], &keys[4]]).unwrap();
+    assert_eq!(values, vec![None, None, None, None, Some(format!("v-{}", keys[4]))]);
+
+    tracing::info!("--- what cannot be split stays within one slot, as in Redis Cluster");
+    let err = error_text(query(&mut a, &["MSETNX", x, "1", y, "2"]));
+    assert!(err.contains("CROSSSLOT"), "{err}");
+    let err = error_text(query(&mut a, &["SUNION", x, y]));
+    assert!(err.contains("CROSSSLOT"), "{err}");
+}
+
+#[test]
+fn a_slot_routing_client_is_moved_and_a_plain_one_forwarded() {
+    let cluster = Cluster::start(Spec::servers(1).stripes(2));
+    let key = keys_of_both("m", 1).into_iter().find(|k| stripe_of(k) == 1).expect("a key of stripe B");
+    let mut plain = cluster.conn(0).unwrap();
+    let _: () = query(&mut plain, &["SET", &key, "there"]).unwrap();
+
+    let mut routing = cluster.conn(0).unwrap();
+    let slots: redis::Value = query(&mut routing, &["CLUSTER", "SLOTS"]).unwrap();
+    let redis::Value::Array(ranges) = &slots else { panic!("{slots:?}") };
+    assert_eq!(ranges.len(), 2, "one range per stripe: {slots:?}");
+    let err = error_text(query(&mut routing, &["GET", &key]));
+    let b = &cluster.members[1];
+    assert!(
+        err.contains(&format!("MOVED: {} {}:{}", key_slot(key.as_bytes()), b.host, b.client_port)),
+        "a MOVED to stripe B's active: {err}"
+    );
+    let mine = keys_of_both("m", 1).into_iter().find(|k| stripe_of(k) == 0).expect("a key of stripe A");
+    let own: Option<String> = query(&mut routing, &["GET", &mine]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(own, None, "its own stripe's keys are served");
+
+    let value: Option<String> = query(&mut plain, &["GET", &key]).unwrap();
+    assert_eq!(value.as_deref(), Some("there"), "a plain client is forwarded");
+}
+
+#[test]
+fn a_stripe_down_takes_only_its_slots_and_comes_back_without_an_operator() {
+    support::log_phases();
+    let mut cluster = Cluster::start(Spec::servers(1).stripes(2));
+    let keys = keys_of_both("d", 5);
+    let mut a = cluster.conn(0).unwrap();
+    for key in &keys {
+        let _: () = query(&mut a, &["SET", key, "kept"]).unwrap();
+    }
+
+    tracing::info!("--- stripe B's only server is killed");
+    cluster.kill9(1);
+    let down = wait_until(Duration::from_secs(10), || {
+        query::<String>(&mut a, &["CLUSTER", "INFO"])
+            .is_ok_and(|i| i.contains("cluster_state:fail") && i.contains("cluster_slots_fail:8192"))
+    });
+    assert!(down, "CLUSTER INFO does not say half the slots failed: {:?}", query::<String>(&mut a, &["CLUSTER", "INFO"]));
+    for key in &keys {
+        let got: redis::RedisResult<Option<String>> = query(&mut a, &["GET", key]);
+        if stripe_of(key) == 0 {
+            assert_eq!(got.unwrap().as_deref(), Some("kept"), "stripe A still serves {key}");
+        } else {
+            let err = got.expect_err("stripe B is down").to_string().to_uppercase();
+            assert!(err.contains("CLUSTERDOWN") && err.contains("STRIPE B"), "{err}");
+        }
+    }
+    let err = error_text(query(&mut a, &["MGET", &keys[0], &keys[1]]));
+    assert!(err.contains("CLUSTERDOWN"), "{err}");
+
+    tracing::info!("--- it restarts from its data: every key is served again, nobody intervened");
+    cluster.spawn(1);
+    let back = wait_until(Duration::from_secs(20), || query::<Option<String>>(&mut a, &["GET", &keys[1]]).is_ok());
+    assert!(back, "stripe B did not come back: {}", cluster.all_stderr());
+    let values: Vec<Option<String>> = query(&mut a, &["MGET", &keys[0], &keys[1], &keys[2], &keys[3]]).unwrap();
+    assert!(values.iter().all(|v| v.as_deref() == Some("kept")), "{values:?}");
+    let info: String = query(&mut a, &["CLUSTER", "INFO"]).unwrap();
+    assert!(info.starts_with("cluster_state:ok"), "{info}");
+}
