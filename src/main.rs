@@ -163,6 +163,18 @@ enum Command {
         #[arg(long)]
         evict: Option<String>,
     },
+    /// Starts a whole local array in a temporary directory — two stripes of three
+    /// servers (with --voter: two servers and a voter each) on loopback addresses —,
+    /// prints how to connect plain and cluster clients and where the consoles are,
+    /// runs until Ctrl-C, then stops every server and removes the directory.
+    Demo {
+        /// Each stripe has two servers and a voter instead of three servers.
+        #[arg(long)]
+        voter: bool,
+        /// How many stripes.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+        stripes: u8,
+    },
     /// Deletes a server's data (its Raft log and snapshots). The server must be
     /// stopped; asks to type the server's name unless --yes is given.
     ClearData {
@@ -212,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
+        Command::Demo { voter, stripes } => demo(voter, usize::from(stripes)),
         Command::Check { seed, topology, duration, clients, keep, plan, rough, break_safety, binary, faults, workload, retry, evict } => {
             check(CheckArgs { seed, topology, duration, clients, keep, plan, rough, break_safety, binary, faults, workload, retry, evict })
         }
@@ -331,6 +344,60 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     if !report.inconclusive.is_empty() {
         std::process::exit(2);
     }
+    Ok(())
+}
+
+/// `tandem demo`: see the command's help.
+fn demo(voter: bool, stripes: usize) -> anyhow::Result<()> {
+    use tandem::check::cluster::{stripe_name, Cluster, Spec};
+    let binary = std::env::current_exe().context("finding this executable")?;
+    let spec = if voter { Spec { voters: 1, ..Spec::servers(2) } } else { Spec::servers(3) }.stripes(stripes);
+    let mut cluster = Cluster::try_configure(binary, spec).context("writing the demo's config")?;
+    eprintln!("starting {} servers in {} ...", cluster.members.len(), cluster.dir.path().display());
+    for i in 0..cluster.members.len() {
+        cluster.try_spawn(i).with_context(|| format!("starting {}", cluster.members[i].name))?;
+    }
+    let mut actives = Vec::new();
+    for s in 0..stripes {
+        let members = cluster.stripe_members(s);
+        let active = cluster
+            .try_wait_stable(&members, std::time::Duration::from_secs(60))
+            .map_err(|e| anyhow::anyhow!("stripe {} did not form: {e}\n{}", stripe_name(s), cluster.all_stderr()))?;
+        actives.push(active);
+    }
+    let first = &cluster.members[actives[0]];
+    println!("Tandem demo: {stripes} stripe(s), {} processes, in {}", cluster.members.len(), cluster.dir.path().display());
+    for s in 0..stripes {
+        println!("  stripe {}:", stripe_name(s));
+        for i in cluster.stripe_members(s) {
+            let m = &cluster.members[i];
+            let role = if actives.contains(&i) {
+                "active"
+            } else if m.voter {
+                "voter"
+            } else {
+                "mirror"
+            };
+            if m.voter {
+                println!("    {:<9} {:<7} group {}:{}", m.name, role, m.host, m.group_port);
+            } else {
+                println!(
+                    "    {:<9} {:<7} client {}:{}  console http://{}:{}/",
+                    m.name, role, m.host, m.client_port, m.host, m.management_port
+                );
+            }
+        }
+    }
+    println!("Plain clients see one database through any server:");
+    println!("  redis-cli -h {} -p {}", first.host, first.client_port);
+    println!("Cluster clients route by slot (CLUSTER SLOTS lists every stripe):");
+    println!("  redis-cli -c -h {} -p {}", first.host, first.client_port);
+    println!("  python3 -c 'import redis; print(redis.RedisCluster(host=\"{}\", port={}).ping())'", first.host, first.client_port);
+    println!("The console: http://{}:{}/   Status: tandem status --config {}", first.host, first.management_port, cluster.config.display());
+    println!("Press Ctrl-C to stop every server and remove the directory.");
+    control_runtime()?.block_on(wait_for_signal());
+    eprintln!("stopping the demo");
+    drop(cluster);
     Ok(())
 }
 

@@ -157,3 +157,70 @@ fn a_stripe_down_takes_only_its_slots_and_comes_back_without_an_operator() {
     let info: String = query(&mut a, &["CLUSTER", "INFO"]).unwrap();
     assert!(info.starts_with("cluster_state:ok"), "{info}");
 }
+
+/// `tandem demo`: one command starts a whole local array, prints how to connect and
+/// where the consoles are, serves until Ctrl-C, then stops everything and removes
+/// its directory.
+#[test]
+fn tandem_demo_starts_an_array_prints_how_to_connect_and_cleans_up() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = std::process::Command::new(support::binary())
+        .args(["demo", "--voter"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run tandem demo");
+    // Bounded: the demo is killed if the test fails before it is stopped.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let mut demo = Reap(child);
+    let mut printed = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read the demo");
+        let done = line.starts_with("Press Ctrl-C");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    assert!(text.contains("stripe A:") && text.contains("stripe B:") && text.contains("voter"), "{text}");
+    let dir = printed[0].rsplit(" in ").next().map(std::path::PathBuf::from).expect("the directory");
+    assert!(dir.join("tandem.toml").is_file(), "{text}");
+
+    // The plain-client line: `redis-cli -h H -p P`.
+    let plain = printed.iter().find(|l| l.trim_start().starts_with("redis-cli -h")).expect("a plain client line");
+    let words: Vec<&str> = plain.split_whitespace().collect();
+    let url = format!("redis://{}:{}/", words[2], words[4]);
+    let mut con = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let keys = keys_of_both("demo", 2);
+    for key in &keys {
+        let _: () = query(&mut con, &["SET", key, "1"]).unwrap();
+    }
+    let n: i64 = query(&mut con, &["EXISTS", &keys[0], &keys[1], &keys[2], &keys[3]]).unwrap();
+    assert_eq!(n, 4, "keys of both stripes through one server");
+
+    // The console answers where the demo says it is.
+    let console = printed.iter().find_map(|l| l.strip_prefix("The console: http://")).expect("a console line");
+    let addr = console.split('/').next().expect("host:port");
+    let mut http = std::net::TcpStream::connect(addr).expect("connect to the console");
+    http.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    http.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    let _ = http.read_to_string(&mut page);
+    assert!(page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"), "{}", &page[..page.len().min(200)]);
+
+    // Ctrl-C: everything stops and the directory is gone.
+    let pid = demo.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().is_ok_and(|s| s.success()));
+    let exited = wait_until(Duration::from_secs(20), || demo.0.try_wait().is_ok_and(|s| s.is_some()));
+    assert!(exited, "the demo did not stop on SIGINT");
+    assert!(!dir.exists(), "the demo left {} behind", dir.display());
+    assert!(redis::Client::open(url.as_str()).unwrap().get_connection().is_err(), "a server outlived the demo");
+}
