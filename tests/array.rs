@@ -224,3 +224,41 @@ fn tandem_demo_starts_an_array_prints_how_to_connect_and_cleans_up() {
     assert!(!dir.exists(), "the demo left {} behind", dir.display());
     assert!(redis::Client::open(url.as_str()).unwrap().get_connection().is_err(), "a server outlived the demo");
 }
+
+/// DESIGN §7: PUBLISH reaches subscribers on every server of every stripe and counts
+/// them all; a subscriber's own server is of no matter.
+#[test]
+fn publish_reaches_and_counts_subscribers_on_every_stripe() {
+    let cluster = Cluster::start(Spec::servers(1).stripes(2));
+    // (server, pattern?) per subscriber; a PubSub unsubscribes when dropped, so all
+    // stay alive to the end.
+    let wanted = [(0, false), (1, false), (1, true)];
+    let mut cons: Vec<redis::Connection> =
+        wanted.iter().map(|&(i, _)| redis::Client::open(cluster.url(i)).unwrap().get_connection().unwrap()).collect();
+    let mut subscribers: Vec<redis::PubSub> = cons
+        .iter_mut()
+        .zip(wanted)
+        .map(|(con, (_, pattern))| {
+            let mut pubsub = con.as_pubsub();
+            pubsub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            if pattern {
+                pubsub.psubscribe("news.*").unwrap();
+            } else {
+                pubsub.subscribe("news.eu").unwrap();
+            }
+            pubsub
+        })
+        .collect();
+    let mut a = cluster.conn(0).unwrap();
+    let n: i64 = query(&mut a, &["PUBLISH", "news.eu", "hello"]).unwrap();
+    assert_eq!(n, 3, "one subscriber on stripe A's server, a channel and a pattern subscriber on stripe B's");
+    for pubsub in &mut subscribers {
+        let message = pubsub.get_message().expect("the message arrives");
+        assert_eq!(message.get_payload::<String>().unwrap(), "hello");
+    }
+    let mut b = cluster.conn(1).unwrap();
+    let n: i64 = query(&mut b, &["PUBLISH", "news.us", "hi"]).unwrap();
+    assert_eq!(n, 1, "only the pattern subscriber matches");
+    let n: i64 = query(&mut b, &["PUBLISH", "elsewhere", "hi"]).unwrap();
+    assert_eq!(n, 0);
+}

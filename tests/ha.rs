@@ -521,7 +521,8 @@ fn clients_of_a_mirror_are_served_and_messages_reach_every_server() {
     let mut sub = sub_con.as_pubsub();
     sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     sub.subscribe("news").unwrap();
-    let _: i64 = redis::cmd("PUBLISH").arg("news").arg("from the active").query(&mut a_con).unwrap();
+    let n: i64 = redis::cmd("PUBLISH").arg("news").arg("from the active").query(&mut a_con).unwrap();
+    assert_eq!(n, 1, "PUBLISH counts the subscriber on another server of the stripe");
     assert_eq!(sub.get_message().unwrap().get_payload::<String>().unwrap(), "from the active");
     let _: i64 = redis::cmd("PUBLISH").arg("news").arg("from a mirror").query(&mut m).unwrap();
     assert_eq!(sub.get_message().unwrap().get_payload::<String>().unwrap(), "from a mirror");

@@ -59,7 +59,14 @@ pub struct Group {
     /// Answers other servers' management queries ([`Request::Management`]); set by the
     /// management module once this server serves clients (a voter has none).
     pub management: std::sync::OnceLock<ManagementHook>,
+    /// Delivers another server's PUBLISH to this server's subscribers and counts
+    /// them; set by the server once it serves clients (until then, and on a voter,
+    /// messages go to `published` uncounted).
+    pub publish_hook: std::sync::OnceLock<PublishHook>,
 }
+
+/// Delivers a message to this server's subscribers; how many got it.
+pub type PublishHook = Arc<dyn Fn(&[u8], &[u8]) -> usize + Send + Sync>;
 
 /// Answers a management query (the management module's encoding) with its report.
 pub type ManagementHook = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
@@ -400,10 +407,13 @@ impl Group {
                 super::membership::on_purge_hint(self, index).await;
                 Response::Done { ok: true, message: String::new() }
             }
-            Request::Publish { channel, message } => {
-                let _ = self.published.send((channel.into(), message.into()));
-                Response::Done { ok: true, message: String::new() }
-            }
+            Request::Publish { channel, message } => match self.publish_hook.get() {
+                Some(deliver) => Response::Published { receivers: deliver(&channel, &message) as u64 },
+                None => {
+                    let _ = self.published.send((channel.into(), message.into()));
+                    Response::Done { ok: true, message: String::new() }
+                }
+            },
             Request::Management { query } => match self.management.get() {
                 Some(answer) => Response::Management(answer(&query)),
                 None => Response::Error(format!("{} serves no management reports", self.me.name)),

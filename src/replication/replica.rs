@@ -270,6 +270,7 @@ impl Replica {
             stop: stop_tx,
             published: published_tx,
             management: std::sync::OnceLock::new(),
+            publish_hook: std::sync::OnceLock::new(),
         });
         let broadcaster = (!options.layout.is_single() && !options.witness).then(|| Broadcaster::start(&options.layout, &me));
         // Without a secret the group port would obey anyone: a lone server then has none.
@@ -345,6 +346,11 @@ impl Replica {
         if let Some(b) = &self.broadcaster {
             b.publish(channel, message);
         }
+    }
+
+    /// As [`Replica::broadcast_publish`], with each server's count of receivers.
+    pub fn broadcast_publish_counted(&self, channel: &bytes::Bytes, message: &bytes::Bytes) -> Vec<tokio::sync::oneshot::Receiver<u64>> {
+        self.broadcaster.as_ref().map(|b| b.publish_counted(channel, message)).unwrap_or_default()
     }
 
     /// PUBLISHes made on the stripe's other servers (taken once, by the server).

@@ -108,6 +108,10 @@ pub enum Response {
     Status(StatusReport),
     /// The answer to [`Request::Management`].
     Management(Vec<u8>),
+    /// The answer to [`Request::Publish`]: how many of the member's clients got it.
+    Published {
+        receivers: u64,
+    },
     /// The request could not be served (the reason, for logs and the CLI).
     Error(String),
 }
@@ -138,6 +142,7 @@ const RESP_DONE: u8 = 106;
 const RESP_STATUS: u8 = 107;
 const RESP_ERROR: u8 = 108;
 const RESP_MANAGEMENT: u8 = 109;
+const RESP_PUBLISHED: u8 = 110;
 
 const APPEND_SUCCESS: u8 = 0;
 const APPEND_PARTIAL: u8 = 1;
@@ -433,6 +438,10 @@ impl Response {
                 out.push(RESP_MANAGEMENT);
                 put_bytes(&mut out, answer);
             }
+            Response::Published { receivers } => {
+                out.push(RESP_PUBLISHED);
+                put_varint(&mut out, *receivers);
+            }
         }
         out
     }
@@ -473,6 +482,7 @@ impl Response {
             RESP_STATUS => Response::Status(get_status(&mut d)?),
             RESP_ERROR => Response::Error(get_str(&mut d, "error")?),
             RESP_MANAGEMENT => Response::Management(d.bytes("management answer")?.to_vec()),
+            RESP_PUBLISHED => Response::Published { receivers: d.varint("receivers")? },
             other => return Err(CodecError::Invalid { what: "response kind", offset: 0, why: format!("unknown kind {other}") }),
         };
         d.finish()?;
@@ -556,6 +566,8 @@ mod tests {
         assert_eq!(format!("{:?}", Response::decode(&probe.encode()).unwrap()), format!("{probe:?}"));
         let report = Response::Management(br#"{"state":"PASSIVE-STANDBY"}"#.to_vec());
         assert_eq!(format!("{:?}", Response::decode(&report.encode()).unwrap()), format!("{report:?}"));
+        let published = Response::Published { receivers: 300 };
+        assert_eq!(format!("{:?}", Response::decode(&published.encode()).unwrap()), format!("{published:?}"));
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct Shared {
     pub array: Vec<crate::replication::stripe::StripeLayout>,
     /// What this server last heard from the members of the other stripes.
     pub remote: array::RemoteStates,
+    /// Carries PUBLISH to the other stripes' servers (`None` outside an array).
+    pub array_broadcast: Option<crate::replication::broadcast::Broadcaster>,
 }
 
 impl Shared {
@@ -91,7 +93,14 @@ impl Shared {
             })
             .collect();
         let (view_tx, view) = watch::channel(Arc::new(ClusterView::array(stripes, local)));
+        let others: Vec<_> = array.iter().enumerate().filter(|(i, _)| *i != local).map(|(_, l)| l.clone()).collect();
+        let me = own.members.iter().find(|m| m.name == server_name);
+        let array_broadcast = match me {
+            Some(me) if !others.is_empty() => Some(crate::replication::broadcast::Broadcaster::to_stripes(&others, me)),
+            _ => None,
+        };
         Shared {
+            array_broadcast,
             view,
             view_tx,
             array,
@@ -378,6 +387,13 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         management.attach(shared.clone());
     }
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
+    // Other servers' PUBLISHes reach this server's subscribers, counted.
+    {
+        let weak = Arc::downgrade(&shared);
+        let _ = shared.core.replica.group.publish_hook.set(Arc::new(move |channel: &[u8], message: &[u8]| {
+            weak.upgrade().map_or(0, |shared| shared.pubsub.publish(channel, message))
+        }));
+    }
     // PUBLISHes made on the stripe's other servers reach this server's subscribers.
     if let Some(mut published) = shared.core.replica.take_published() {
         let shared = shared.clone();

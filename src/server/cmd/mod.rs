@@ -43,7 +43,7 @@ impl Connection {
             Srv::Psubscribe => return self.subscribe(&args[1..], true),
             Srv::Unsubscribe => return self.unsubscribe(&args[1..], false),
             Srv::Punsubscribe => return self.unsubscribe(&args[1..], true),
-            Srv::Publish => self.publish(&args[1], &args[2]),
+            Srv::Publish => self.publish_counted(&args[1], &args[2]).await,
             Srv::Pubsub => self.pubsub(args),
             Srv::Info => self.info(args),
             Srv::Command => introspection::command(args),

@@ -56,12 +56,35 @@ impl Connection {
         }
     }
 
-    /// PUBLISH: this server's subscribers now, the stripe's other servers through the
-    /// group port. The count is of this server's receivers, as in Redis Cluster.
+    /// PUBLISH inside MULTI: this server's subscribers now, every other server of
+    /// the array through the group ports; the count is of this server's receivers
+    /// (EXEC does not wait for the others).
     pub(super) fn publish(&self, channel: &Bytes, message: &Bytes) -> Reply {
         let receivers = self.shared.pubsub.publish(channel, message);
         self.shared.core.replica.broadcast_publish(channel, message);
+        if let Some(array) = &self.shared.array_broadcast {
+            array.publish(channel, message);
+        }
         Reply::Int(receivers as i64)
+    }
+
+    /// PUBLISH: this server's subscribers now, every other server of the array (its
+    /// stripe's and the other stripes') through the group ports, and the count of
+    /// every receiver that answered within a quarter of an election time — a server
+    /// that is down or paused counts none and holds PUBLISH up no longer.
+    pub(super) async fn publish_counted(&self, channel: &Bytes, message: &Bytes) -> Reply {
+        let mut receivers = self.shared.pubsub.publish(channel, message) as i64;
+        let mut counts = self.shared.core.replica.broadcast_publish_counted(channel, message);
+        if let Some(array) = &self.shared.array_broadcast {
+            counts.extend(array.publish_counted(channel, message));
+        }
+        let deadline = tokio::time::Instant::now() + self.shared.core.replica.election_time() / 4;
+        for count in counts {
+            if let Ok(Ok(n)) = tokio::time::timeout_at(deadline, count).await {
+                receivers += n as i64;
+            }
+        }
+        Reply::Int(receivers)
     }
 
     pub(super) fn pubsub(&mut self, args: &[Bytes]) -> Reply {
