@@ -124,6 +124,12 @@ pub struct Server {
     pub group_port: u16,
     /// HTTP API, metrics and console.
     pub management_port: u16,
+    /// Optional: the port for slot-routing (cluster) clients. `CLUSTER SLOTS | SHARDS
+    /// | NODES` advertise it, and its connections are answered as a Redis Cluster
+    /// node answers: `-MOVED` for another stripe's slot, and DBSIZE, KEYS, SCAN,
+    /// RANDOMKEY and FLUSHALL for this server's stripe only (a cluster client asks
+    /// every stripe itself). On `client-port` a plain client sees one database.
+    pub cluster_port: Option<u16>,
     /// The server's data directory, as written in the file (a relative path is
     /// resolved against the server process's working directory). Never shared.
     pub data: PathBuf,
@@ -246,6 +252,7 @@ impl Config {
                     client_port: 9510,
                     group_port: 9530,
                     management_port: 9540,
+                    cluster_port: None,
                     data: PathBuf::from("data/server1"),
                     data_storage_bytes: DATA_STORAGE_BYTES_DEFAULT,
                     restartable: false,
@@ -437,6 +444,7 @@ struct RawServer {
     client_port: Spanned<i64>,
     group_port: Spanned<i64>,
     management_port: Spanned<i64>,
+    cluster_port: Option<Spanned<i64>>,
     data: Spanned<String>,
     // A string with a unit or a plain integer of bytes.
     data_storage: Option<Spanned<toml::Value>>,
@@ -466,7 +474,7 @@ struct At<T> {
 struct CheckedServer {
     server: Server,
     name: At<String>,
-    ports: [At<u16>; 3],
+    ports: Vec<At<u16>>,
     data: At<PathBuf>,
 }
 
@@ -617,11 +625,12 @@ impl Checker<'_> {
         let raw = raw.into_inner();
         let name = self.name(raw.name, format!("{prefix}.name"));
         let host = self.host(raw.host, prefix);
-        let ports = [
+        let mut ports = vec![
             self.port(raw.client_port, format!("{prefix}.client-port")),
             self.port(raw.group_port, format!("{prefix}.group-port")),
             self.management_port(raw.management_port, format!("{prefix}.management-port")),
         ];
+        let cluster_port = raw.cluster_port.map(|p| self.port(p, format!("{prefix}.cluster-port")));
         let data_line = self.line(raw.data.span());
         let data = At { value: PathBuf::from(raw.data.get_ref()), line: data_line, field: format!("{prefix}.data") };
         if raw.data.get_ref().trim().is_empty() {
@@ -634,10 +643,12 @@ impl Checker<'_> {
             client_port: ports[0].value,
             group_port: ports[1].value,
             management_port: ports[2].value,
+            cluster_port: cluster_port.as_ref().map(|p| p.value),
             data: data.value.clone(),
             data_storage_bytes,
             restartable: raw.restartable.unwrap_or(false),
         };
+        ports.extend(cluster_port);
         CheckedServer { server, name, ports, data }
     }
 
@@ -1101,6 +1112,15 @@ data = "data/server3"
             problems(&text),
             ["tandem.toml:5: cluster.secret: stripe A has more than one member, so the cluster needs a secret for its group ports (cluster.secret = \"...\")"]
         );
+    }
+
+    #[test]
+    fn a_cluster_port_is_optional_and_must_be_free() {
+        assert_eq!(parse(&one_server(SERVER1)).unwrap().stripes[0].servers[0].cluster_port, None);
+        let with = one_server(&SERVER1.replace("management-port = 9540\n", "management-port = 9540\ncluster-port = 9520\n"));
+        assert_eq!(parse(&with).unwrap().stripes[0].servers[0].cluster_port, Some(9520));
+        let clash = one_server(&SERVER1.replace("management-port = 9540\n", "management-port = 9540\ncluster-port = 9510\n"));
+        assert_eq!(problems(&clash), ["tandem.toml:12: stripe[0].server[0].cluster-port: port 9510 is already used by server1 (line 9)"]);
     }
 
     #[test]

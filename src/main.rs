@@ -351,7 +351,8 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
 fn demo(voter: bool, stripes: usize) -> anyhow::Result<()> {
     use tandem::check::cluster::{stripe_name, Cluster, Spec};
     let binary = std::env::current_exe().context("finding this executable")?;
-    let spec = if voter { Spec { voters: 1, ..Spec::servers(2) } } else { Spec::servers(3) }.stripes(stripes);
+    let spec =
+        Spec { cluster_ports: true, ..if voter { Spec { voters: 1, ..Spec::servers(2) } } else { Spec::servers(3) } }.stripes(stripes);
     let mut cluster = Cluster::try_configure(binary, spec).context("writing the demo's config")?;
     eprintln!("starting {} servers in {} ...", cluster.members.len(), cluster.dir.path().display());
     for i in 0..cluster.members.len() {
@@ -390,9 +391,10 @@ fn demo(voter: bool, stripes: usize) -> anyhow::Result<()> {
     }
     println!("Plain clients see one database through any server:");
     println!("  redis-cli -h {} -p {}", first.host, first.client_port);
-    println!("Cluster clients route by slot (CLUSTER SLOTS lists every stripe):");
-    println!("  redis-cli -c -h {} -p {}", first.host, first.client_port);
-    println!("  python3 -c 'import redis; print(redis.RedisCluster(host=\"{}\", port={}).ping())'", first.host, first.client_port);
+    let cluster_port = first.cluster_port.unwrap_or(first.client_port);
+    println!("Cluster clients route by slot (CLUSTER SLOTS lists every stripe's cluster port):");
+    println!("  redis-cli -c -h {} -p {}", first.host, cluster_port);
+    println!("  python3 -c 'import redis; print(redis.RedisCluster(host=\"{}\", port={}).ping())'", first.host, cluster_port);
     println!("The console: http://{}:{}/   Status: tandem status --config {}", first.host, first.management_port, cluster.config.display());
     println!("Press Ctrl-C to stop every server and remove the directory.");
     control_runtime()?.block_on(wait_for_signal());
@@ -458,6 +460,7 @@ fn server_options(
         name: server.name.clone(),
         host: server.host.clone(),
         client_port: port.unwrap_or(server.client_port),
+        cluster_port: server.cluster_port,
         data_storage_bytes: server.data_storage_bytes,
         requirepass: config.cluster.requirepass.clone(),
         config_file: file,

@@ -262,3 +262,77 @@ fn publish_reaches_and_counts_subscribers_on_every_stripe() {
     let n: i64 = query(&mut b, &["PUBLISH", "elsewhere", "hi"]).unwrap();
     assert_eq!(n, 0);
 }
+
+/// Through the client port a plain client sees one database: DBSIZE, KEYS, SCAN,
+/// RANDOMKEY and FLUSHALL cover every stripe. Through the cluster port a connection
+/// is answered as a Redis Cluster node answers (its stripe only, `-MOVED` for the
+/// others), so a cluster client that asks every node and adds up counts right.
+#[test]
+fn the_client_port_covers_the_whole_array_and_the_cluster_port_one_stripe() {
+    support::log_phases();
+    let cluster = Cluster::start(Spec { cluster_ports: true, ..Spec::servers(1).stripes(2) });
+    let keys = keys_of_both("w", 30);
+    let mut a = cluster.conn(0).unwrap();
+    for key in &keys {
+        let _: () = query(&mut a, &["SET", key, "1"]).unwrap();
+    }
+
+    tracing::info!("--- the client port: the whole array");
+    let mut b = cluster.conn(1).unwrap();
+    for con in [&mut a, &mut b] {
+        let n: i64 = query(con, &["DBSIZE"]).unwrap();
+        assert_eq!(n, 60);
+        let mut listed: Vec<String> = query(con, &["KEYS", "w:*"]).unwrap();
+        listed.sort();
+        let mut expected = keys.clone();
+        expected.sort();
+        assert_eq!(listed, expected);
+    }
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let mut cursor = "0".to_string();
+    for _ in 0..1000 {
+        let (next, batch): (String, Vec<String>) = query(&mut b, &["SCAN", &cursor, "COUNT", "7"]).unwrap();
+        for key in batch {
+            *seen.entry(key).or_default() += 1;
+        }
+        cursor = next;
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(cursor, "0", "the scan ends");
+    assert_eq!(seen.len(), 60, "SCAN covers every key of both stripes");
+    assert!(seen.values().all(|&n| n == 1), "no key is returned twice: {seen:?}");
+    let random: Option<String> = query(&mut a, &["RANDOMKEY"]).unwrap();
+    assert!(random.is_some_and(|k| keys.contains(&k)));
+
+    tracing::info!("--- the cluster port: one stripe, as a Redis Cluster node");
+    let port_of = |i: usize| cluster.members[i].cluster_port.expect("a cluster port");
+    let node = |i: usize| {
+        let url = format!("redis://{}:{}/", cluster.members[i].host, port_of(i));
+        redis::Client::open(url.as_str()).unwrap().get_connection().unwrap()
+    };
+    let mut ca = node(0);
+    let n: i64 = query(&mut ca, &["DBSIZE"]).unwrap();
+    assert_eq!(n, 30, "stripe A's keys only");
+    let b_key = keys.iter().find(|k| stripe_of(k) == 1).unwrap();
+    let err = error_text(query(&mut ca, &["GET", b_key]));
+    let server_b = &cluster.members[1];
+    assert!(err.contains(&format!("MOVED: {} {}:{}", key_slot(b_key.as_bytes()), server_b.host, port_of(1))), "{err}");
+    let slots: redis::Value = query(&mut a, &["CLUSTER", "SLOTS"]).unwrap();
+    let text = format!("{slots:?}");
+    assert!(text.contains(&format!("int({})", port_of(0))) && text.contains(&format!("int({})", port_of(1))), "{text}");
+
+    tracing::info!("--- redis-py RedisCluster scans every node itself: each key once");
+    let script = "import redis, sys\nrc = redis.RedisCluster(host=sys.argv[1], port=int(sys.argv[2]))\nkeys = list(rc.scan_iter(match='w:*', count=7))\nprint(len(keys), len(set(keys)))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &cluster.members[0].host, &cluster.members[0].client_port.to_string()])
+        .output()
+        .expect("run python3 (bash scripts/test-deps.sh installs redis-py)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "60 60", "{}", String::from_utf8_lossy(&out.stderr));
+
+    tracing::info!("--- FLUSHALL through the client port empties every stripe");
+    let _: () = query(&mut b, &["FLUSHALL"]).unwrap();
+    let n: i64 = query(&mut a, &["DBSIZE"]).unwrap();
+    assert_eq!(n, 0);
+}

@@ -134,7 +134,14 @@ fn three_servers_survive_kill9_of_the_active_under_writes() {
 
 #[test]
 fn two_servers_and_a_voter_survive_kill9_of_the_active_under_writes() {
-    kill_the_active_under_writes(Spec { servers: vec![true, true], voters: 1, relayed: false, data_storage: Vec::new(), stripes: 1 });
+    kill_the_active_under_writes(Spec {
+        servers: vec![true, true],
+        voters: 1,
+        relayed: false,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
 }
 
 #[test]
@@ -190,7 +197,14 @@ fn a_paused_active_steps_down_and_serves_nothing_stale() {
 
 #[test]
 fn a_partitioned_minority_refuses_writes_and_the_stripe_converges_after_healing() {
-    let mut cluster = Cluster::start(Spec { servers: vec![true; 3], voters: 0, relayed: true, data_storage: Vec::new(), stripes: 1 });
+    let mut cluster = Cluster::start(Spec {
+        servers: vec![true; 3],
+        voters: 0,
+        relayed: true,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
     let everyone = [0, 1, 2];
     let old = cluster.wait_stable(&everyone, Duration::from_secs(30));
     let mut minority_con = cluster.conn(old).unwrap();
@@ -213,8 +227,14 @@ fn a_partitioned_minority_refuses_writes_and_the_stripe_converges_after_healing(
 
 /// Restarts mirror `i` and checks it rejoins (with a new node id unless restartable).
 fn restart_a_mirror(restartable: bool, wipe: bool) {
-    let mut cluster =
-        Cluster::start(Spec { servers: vec![true, true, restartable], voters: 0, relayed: false, data_storage: Vec::new(), stripes: 1 });
+    let mut cluster = Cluster::start(Spec {
+        servers: vec![true, true, restartable],
+        voters: 0,
+        relayed: false,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
     let mirror = (0..3).rev().find(|&i| i != active).expect("a mirror");
@@ -378,7 +398,14 @@ fn failover_hands_leadership_to_the_named_mirror_or_says_why_not() {
 
 #[test]
 fn shutdown_stops_mirrors_then_the_active_and_any_restart_order_is_safe() {
-    let mut cluster = Cluster::start(Spec { servers: vec![true; 2], voters: 1, relayed: false, data_storage: Vec::new(), stripes: 1 });
+    let mut cluster = Cluster::start(Spec {
+        servers: vec![true; 2],
+        voters: 1,
+        relayed: false,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
     let mut con = cluster.conn(active).unwrap();
@@ -408,7 +435,14 @@ fn shutdown_stops_mirrors_then_the_active_and_any_restart_order_is_safe() {
 /// The mirror is behind; the voter holds the entries and must bring it up to date.
 #[test]
 fn the_voter_brings_a_lagging_mirror_up_to_date_after_the_active_dies() {
-    let mut cluster = Cluster::start(Spec { servers: vec![true, true], voters: 1, relayed: false, data_storage: Vec::new(), stripes: 1 });
+    let mut cluster = Cluster::start(Spec {
+        servers: vec![true, true],
+        voters: 1,
+        relayed: false,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
     let mirror = 1 - active;
@@ -436,6 +470,7 @@ fn a_mirror_with_less_data_storage_is_refused_with_a_clear_error() {
         relayed: false,
         data_storage: vec!["1g", "1g", "100m"],
         stripes: 1,
+        cluster_ports: false,
     });
     for i in 0..3 {
         cluster.spawn(i);
@@ -451,8 +486,14 @@ fn a_mirror_with_less_data_storage_is_refused_with_a_clear_error() {
 /// snapshot, then the log after it.
 #[test]
 fn a_mirror_behind_the_purged_log_is_sent_a_snapshot() {
-    let mut cluster =
-        Cluster::start(Spec { servers: vec![true, true, false], voters: 0, relayed: false, data_storage: Vec::new(), stripes: 1 });
+    let mut cluster = Cluster::start(Spec {
+        servers: vec![true, true, false],
+        voters: 0,
+        relayed: false,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
     let everyone = [0, 1, 2];
     let mut active = cluster.wait_stable(&everyone, Duration::from_secs(30));
     let mirror = 2;
@@ -532,7 +573,14 @@ fn clients_of_a_mirror_are_served_and_messages_reach_every_server() {
 /// deposing the healthy active (its failed elections raised no term).
 #[test]
 fn a_returning_partitioned_mirror_does_not_depose_the_active() {
-    let cluster = Cluster::start(Spec { servers: vec![true; 3], voters: 0, relayed: true, data_storage: Vec::new(), stripes: 1 });
+    let cluster = Cluster::start(Spec {
+        servers: vec![true; 3],
+        voters: 0,
+        relayed: true,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
     let mirror = (active + 1) % 3;
@@ -622,8 +670,14 @@ fn fill_log(cluster: &Cluster, up: &[usize], next: &mut usize, index: u64) -> Ve
 fn issue_9_a_voter_keeps_every_entry_a_paused_mirror_needs() {
     support::log_phases();
     let hint_ms = 20_000;
-    let mut cluster =
-        Cluster::configure(Spec { servers: vec![false, false], voters: 1, relayed: false, data_storage: Vec::new(), stripes: 1 });
+    let mut cluster = Cluster::configure(Spec {
+        servers: vec![false, false],
+        voters: 1,
+        relayed: false,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
     cluster.set_env("TANDEM_PURGE_HINT_INTERVAL_MS", &hint_ms.to_string());
     cluster.start_all();
     let everyone = [0, 1, 2];

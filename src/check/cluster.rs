@@ -39,11 +39,13 @@ pub struct Spec {
     pub data_storage: Vec<&'static str>,
     /// Stripes in the array (A, B, …), each with these servers and voters.
     pub stripes: usize,
+    /// Give every server a `cluster-port` for slot-routing clients.
+    pub cluster_ports: bool,
 }
 
 impl Spec {
     pub fn servers(n: usize) -> Spec {
-        Spec { servers: vec![true; n], voters: 0, relayed: false, data_storage: Vec::new(), stripes: 1 }
+        Spec { servers: vec![true; n], voters: 0, relayed: false, data_storage: Vec::new(), stripes: 1, cluster_ports: false }
     }
 
     /// An array of `stripes` stripes, each of this spec's servers and voters.
@@ -64,6 +66,8 @@ pub struct Member {
     pub stripe: usize,
     pub host: String,
     pub client_port: u16,
+    /// Its `cluster-port`, when the spec asked for them.
+    pub cluster_port: Option<u16>,
     pub group_port: u16,
     /// The HTTP management port (0 for a voter, which has none).
     pub management_port: u16,
@@ -125,7 +129,7 @@ impl Cluster {
                 } else {
                     format!("server{}", stripe * spec.servers.len() + j + 1)
                 };
-                let ports = free_ports_on(&host, 4)?;
+                let ports = free_ports_on(&host, 5)?;
                 let (client_port, group_port, management_port) = (ports[0], ports[1], ports[2]);
                 let bind_port = spec.relayed.then_some(ports[3]);
                 if voter {
@@ -137,13 +141,18 @@ impl Cluster {
                         management_port,
                         spec.servers[j]
                     ));
+                    if spec.cluster_ports {
+                        text.push_str(&format!("cluster-port = {}\n", ports[4]));
+                    }
                 }
                 let management_port = if voter { 0 } else { management_port };
+                let cluster_port = (spec.cluster_ports && !voter).then_some(ports[4]);
                 members.push(Member {
                     name,
                     stripe,
                     host,
                     client_port,
+                    cluster_port,
                     group_port,
                     management_port,
                     bind_port,

@@ -289,6 +289,7 @@ fn start(options: &Options) -> Result<Cluster, CheckError> {
         relayed: true,
         data_storage: if options.evict.is_some() { vec![eviction::EVICT_DATA_STORAGE; options.topology.servers()] } else { Vec::new() },
         stripes: 1,
+        cluster_ports: false,
     };
     let mut cluster = Cluster::try_configure(&options.binary, spec)?;
     if let Some(mode) = &options.break_safety {

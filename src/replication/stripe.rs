@@ -14,6 +14,8 @@ pub struct Member {
     pub group_port: u16,
     /// `None` for a voter.
     pub client_port: Option<u16>,
+    /// The port for slot-routing clients, if the server has one.
+    pub cluster_port: Option<u16>,
     pub data_storage_bytes: u64,
 }
 
@@ -24,6 +26,12 @@ impl Member {
 
     pub fn client_addr(&self) -> Option<String> {
         self.client_port.map(|p| format!("{}:{p}", self.host))
+    }
+
+    /// Where slot-routing clients reach this server: its cluster port, or else its
+    /// client port.
+    pub fn cluster_addr(&self) -> Option<String> {
+        self.cluster_port.or(self.client_port).map(|p| format!("{}:{p}", self.host))
     }
 
     pub fn is_voter(&self) -> bool {
@@ -48,6 +56,7 @@ impl StripeLayout {
             host: s.host.clone(),
             group_port: s.group_port,
             client_port: Some(s.client_port),
+            cluster_port: s.cluster_port,
             data_storage_bytes: s.data_storage_bytes,
         });
         let voters = stripe.voters.iter().map(|v| Member {
@@ -55,6 +64,7 @@ impl StripeLayout {
             host: v.host.clone(),
             group_port: v.group_port,
             client_port: None,
+            cluster_port: None,
             data_storage_bytes: 0,
         });
         StripeLayout {

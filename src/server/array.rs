@@ -139,7 +139,14 @@ mod tests {
     use super::*;
 
     fn member(name: &str) -> Member {
-        Member { name: name.into(), host: "127.0.0.1".into(), group_port: 1, client_port: Some(2), data_storage_bytes: 0 }
+        Member {
+            name: name.into(),
+            host: "127.0.0.1".into(),
+            group_port: 1,
+            client_port: Some(2),
+            cluster_port: None,
+            data_storage_bytes: 0,
+        }
     }
 
     fn report(state: ServerState, term: u64) -> Option<StatusReport> {

@@ -138,6 +138,12 @@ impl Shared {
         }
     }
 
+    /// Where slot-routing clients reach the server `name` of `stripe` (its cluster
+    /// port, or else its client port).
+    pub fn cluster_addr_of(&self, stripe: usize, name: &str) -> Option<String> {
+        self.array.get(stripe)?.members.iter().find(|m| m.name == name)?.cluster_addr()
+    }
+
     /// The cluster view as it is now.
     pub fn view(&self) -> Arc<ClusterView> {
         self.view.borrow().clone()
@@ -230,8 +236,14 @@ async fn keep_view(shared: Arc<Shared>) {
     }
 }
 
-/// Accepts clients on `listener` until `shutdown` turns true, then closes them all.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+/// Accepts clients on `listener` (and slot-routing clients on `cluster`, the
+/// server's cluster port) until `shutdown` turns true, then closes them all.
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    cluster: Option<TcpListener>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
     let view = tokio::spawn(keep_view(shared.clone()));
     let remote: Vec<_> = (0..shared.array.len())
@@ -239,21 +251,21 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: wat
         .map(|s| tokio::spawn(array::watch_stripe(shared.clone(), s)))
         .collect();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // EMFILE and friends: say so, wait a little, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                spawn_connection(&shared, socket, peer, &shutdown);
-            }
+        let (accepted, slot_routing) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = async { cluster.as_ref().expect("guarded").accept().await }, if cluster.is_some() => (accepted, true),
             _ = shutdown.changed() => break,
-        }
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: say so, wait a little, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        spawn_connection(&shared, socket, peer, &shutdown, slot_routing);
     }
     shared.clients.kill_all();
     expiry.abort();
@@ -264,7 +276,13 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: wat
     Ok(())
 }
 
-fn spawn_connection(shared: &Arc<Shared>, socket: tokio::net::TcpStream, peer: SocketAddr, shutdown: &watch::Receiver<bool>) {
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shutdown: &watch::Receiver<bool>,
+    slot_routing: bool,
+) {
     let max = shared.settings.clients_max.load(Ordering::Relaxed);
     if shared.clients.count() >= max {
         shared.clients.rejected_connections.fetch_add(1, Ordering::Relaxed);
@@ -282,7 +300,10 @@ fn spawn_connection(shared: &Arc<Shared>, socket: tokio::net::TcpStream, peer: S
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         let id = info.id;
-        connection::Connection::new(shared.clone(), info, socket).run(shutdown).await;
+        let mut connection = connection::Connection::new(shared.clone(), info, socket);
+        connection.session.on_cluster_port = slot_routing;
+        connection.session.slot_routing = slot_routing;
+        connection.run(shutdown).await;
         shared.clients.unregister(id);
     });
 }
@@ -347,6 +368,8 @@ pub struct ServerOptions {
     pub array: Vec<crate::replication::stripe::StripeLayout>,
     pub host: String,
     pub client_port: u16,
+    /// The port for slot-routing clients, if the server has one.
+    pub cluster_port: Option<u16>,
     pub data_storage_bytes: u64,
     pub requirepass: Option<String>,
     pub config_file: String,
@@ -366,6 +389,14 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     }
     let addr = format!("{}:{}", options.host, options.client_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let cluster_listener = match options.cluster_port {
+        Some(port) => {
+            let addr = format!("{}:{port}", options.host);
+            let bound = TcpListener::bind(&addr).await;
+            Some(bound.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on the cluster port {addr}: {e}")))?)
+        }
+        None => None,
+    };
     // Before the data loads, so that STARTING is visible on it.
     let management = crate::management::Management::start(options.management.clone()).await?;
     let mut settings =
@@ -424,7 +455,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
             why
         })
     };
-    let served = serve(shared.clone(), listener, stop_rx).await;
+    let served = serve(shared.clone(), listener, cluster_listener, stop_rx).await;
     if let Some(management) = management {
         management.stop().await;
     }

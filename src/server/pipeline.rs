@@ -80,13 +80,21 @@ impl Connection {
             crate::management::metrics::global().record_command(request.spec);
             return self.server_command(srv, request).await;
         }
-        // A plain client's multi-key command over several stripes: split and joined.
+        // A plain client sees one database: a multi-key command over several stripes
+        // is split and joined, a keyless one about the whole database asks every
+        // stripe. (Another server forwarding to this one has done that already.)
         let view = self.shared.view();
-        if view.is_array() && !self.session.slot_routing && request.keys(&view) == Keys::CrossSlot {
-            if let Some((how, per_key)) = super::split::splittable(request.spec.name) {
+        if view.is_array() && !self.session.slot_routing && !self.session.forwarded_in {
+            let keys = request.keys(&view);
+            if let Some((how, per_key)) = super::split::splittable(request.spec.name).filter(|_| keys == Keys::CrossSlot) {
                 self.settle(pending).await;
                 crate::management::metrics::global().record_command(request.spec);
                 return self.split_command(request, how, per_key).await;
+            }
+            if let Some(how) = super::split::whole_array(request.spec.name).filter(|_| keys == Keys::None && request.arity_ok()) {
+                self.settle(pending).await;
+                crate::management::metrics::global().record_command(request.spec);
+                return self.whole_array_command(request, how).await;
             }
         }
         match self.place(&request).await {
@@ -174,7 +182,10 @@ impl Connection {
                 Route::Forward(stripe) => return Place::Forward(stripe),
                 Route::Moved { slot, stripe } => {
                     return Place::Answer(match view.active(stripe) {
-                        Active::There { client_addr, .. } => Reply::error(format!("MOVED {slot} {client_addr}")),
+                        Active::There { name, client_addr } => {
+                            let addr = self.shared.cluster_addr_of(stripe, name).unwrap_or_else(|| client_addr.clone());
+                            Reply::error(format!("MOVED {slot} {addr}"))
+                        }
                         _ => self.shared.no_active(stripe),
                     })
                 }

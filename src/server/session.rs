@@ -30,6 +30,8 @@ pub struct Session {
     /// SHARDS or NODES) on this connection, or said ASKING. Another stripe's slot is
     /// then answered `-MOVED`; a plain client's command is forwarded instead.
     pub slot_routing: bool,
+    /// The connection came in on the server's cluster port: slot-routing for good.
+    pub on_cluster_port: bool,
     pub txn: Transaction,
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
@@ -51,6 +53,7 @@ impl Session {
             readonly: false,
             forwarded_in: false,
             slot_routing: false,
+            on_cluster_port: false,
             txn: Transaction::default(),
             channels: HashSet::new(),
             patterns: HashSet::new(),

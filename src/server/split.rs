@@ -4,6 +4,11 @@
 //! client's upstream to that stripe's active, so it runs after what the client sent
 //! there before), and the replies are joined into the one Redis would give.
 //!
+//! Keyless commands that are about the whole database (DBSIZE, KEYS, SCAN,
+//! RANDOMKEY, FLUSHALL, FLUSHDB) go to every stripe the same way and are joined; a
+//! SCAN cursor carries the stripe it is in (`inner × stripes + stripe`), so one
+//! scan visits every stripe in turn.
+//!
 //! Across stripes the parts are not atomic: a failure in one stripe leaves the
 //! others' parts done, and the client gets that stripe's error. Within one stripe a
 //! part is one command, as atomic as ever. Slot-routing clients never get here: they
@@ -28,6 +33,66 @@ pub enum Join {
     Sum,
     /// MSET: OK when every part says OK.
     AllOk,
+}
+
+/// A keyless command about the whole database, and how its stripes' answers join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    /// DBSIZE: the sum.
+    Sum,
+    /// KEYS: every stripe's keys.
+    Concat,
+    /// FLUSHALL, FLUSHDB: OK when every stripe says OK.
+    AllOk,
+    /// RANDOMKEY: a key of a stripe that has one.
+    Any,
+    /// SCAN: one stripe at a time, the cursor saying which.
+    Scan,
+}
+
+/// How keyless `name` covers the whole array, if it is about the whole database.
+pub fn whole_array(name: &str) -> Option<Whole> {
+    match name {
+        "dbsize" => Some(Whole::Sum),
+        "keys" => Some(Whole::Concat),
+        "flushall" | "flushdb" => Some(Whole::AllOk),
+        "randomkey" => Some(Whole::Any),
+        "scan" => Some(Whole::Scan),
+        _ => None,
+    }
+}
+
+/// Joins the stripes' answers to a keyless command (not SCAN).
+pub fn join_whole(how: Whole, replies: Vec<Reply>) -> Reply {
+    if let Some(error) = replies.iter().find(|r| matches!(r, Reply::Error(_))) {
+        return error.clone();
+    }
+    match how {
+        Whole::Sum => Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum()),
+        Whole::Concat => {
+            Reply::Array(replies.into_iter().flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() }).collect())
+        }
+        Whole::AllOk => Reply::ok(),
+        Whole::Any | Whole::Scan => replies.into_iter().find(|r| !matches!(r, Reply::Nil)).unwrap_or(Reply::Nil),
+    }
+}
+
+/// An array-wide SCAN cursor: (stripe, that stripe's own cursor).
+pub fn scan_cursor(cursor: u64, stripes: usize) -> (usize, u64) {
+    let n = stripes.max(1) as u64;
+    ((cursor % n) as usize, cursor / n)
+}
+
+/// The array-wide cursor after `stripe` answered `next` (its own next cursor):
+/// the same stripe further on, the next stripe from its start, or 0 when the last
+/// stripe is done. `None` when the cursor would not fit in 64 bits.
+pub fn next_scan_cursor(stripe: usize, next: u64, stripes: usize) -> Option<u64> {
+    let n = stripes.max(1) as u64;
+    match next {
+        0 if stripe as u64 + 1 >= n => Some(0),
+        0 => Some(stripe as u64 + 1),
+        next => next.checked_mul(n)?.checked_add(stripe as u64),
+    }
 }
 
 /// How `name` is split, if it may be: (join, arguments per key).
@@ -123,16 +188,75 @@ impl Connection {
                 Ok(part) => part,
                 Err((reply, _)) => return self.reply(reply),
             };
-            replies.push(self.captured(part).await);
+            let keys = part.slot.map_or(Keys::None, Keys::Slot);
+            replies.push(self.captured(part, keys).await);
         }
         self.reply(join(how, keys, &parts, replies));
     }
 
-    /// Runs one command routed as any (here, forwarded, or answered) and returns its
-    /// reply instead of sending it to the client.
-    async fn captured(&mut self, request: Request) -> Reply {
+    /// Runs a keyless command about the whole database on every stripe, and answers
+    /// with the joined reply.
+    pub(super) async fn whole_array_command(&mut self, request: Request, how: Whole) {
+        let view = self.shared.view();
+        let stripes = view.stripes.len();
+        let first_slot = |s: usize| view.ranges_of(s).first().map_or(0, |r| r.0);
+        if how == Whole::Scan {
+            let cursor = std::str::from_utf8(&request.args[1]).ok().and_then(|c| c.parse::<u64>().ok());
+            let Some(cursor) = cursor else {
+                // Not a cursor: the stripe here answers with Redis's error.
+                let reply = self.captured(request, Keys::None).await;
+                return self.reply(reply);
+            };
+            let (stripe, inner) = scan_cursor(cursor, stripes);
+            let mut args = request.args.clone();
+            args[1] = Bytes::from(inner.to_string());
+            let reply = match Request::parse(args) {
+                Ok(part) => self.captured(part, Keys::Slot(first_slot(stripe))).await,
+                Err((reply, _)) => reply,
+            };
+            let joined = match reply {
+                Reply::Array(mut items) if items.len() == 2 => {
+                    let next = match &items[0] {
+                        Reply::Bulk(b) => std::str::from_utf8(b).ok().and_then(|c| c.parse::<u64>().ok()),
+                        _ => None,
+                    };
+                    match next.and_then(|next| next_scan_cursor(stripe, next, stripes)) {
+                        Some(next) => {
+                            items[0] = Reply::Bulk(Bytes::from(next.to_string()));
+                            Reply::Array(items)
+                        }
+                        None => Reply::err("ERR the array's SCAN cursor would not fit in 64 bits; start the scan again"),
+                    }
+                }
+                other => other,
+            };
+            return self.reply(joined);
+        }
+        let mut order: Vec<usize> = (0..stripes).collect();
+        if how == Whole::Any {
+            use rand::seq::SliceRandom;
+            order.shuffle(&mut rand::thread_rng());
+        }
+        let mut replies = Vec::with_capacity(stripes);
+        for stripe in order {
+            let part = match Request::parse(request.args.clone()) {
+                Ok(part) => part,
+                Err((reply, _)) => return self.reply(reply),
+            };
+            let reply = self.captured(part, Keys::Slot(first_slot(stripe))).await;
+            let found = how == Whole::Any && matches!(reply, Reply::Bulk(_));
+            replies.push(reply);
+            if found {
+                break;
+            }
+        }
+        self.reply(join_whole(how, replies));
+    }
+
+    /// Runs one command routed as any (here, forwarded, or answered) as if it touched
+    /// `keys`, and returns its reply instead of sending it to the client.
+    async fn captured(&mut self, request: Request, keys: Keys) -> Reply {
         let access = if request.spec.is_write() { Access::Write } else { Access::Read };
-        let keys = request.slot.map_or(Keys::None, Keys::Slot);
         let saved = std::mem::replace(&mut self.frames.out, BytesMut::new());
         match self.place_keys(keys, access).await {
             Place::Answer(reply) => self.reply(reply),
@@ -187,6 +311,37 @@ mod tests {
         assert_eq!(join(Join::AllOk, 2, &p, vec![Reply::ok(), Reply::ok()]), Reply::ok());
         let down = Reply::err("CLUSTERDOWN stripe B has no active");
         assert_eq!(join(Join::Sum, 3, &p, vec![Reply::Int(2), down.clone()]), down);
+    }
+
+    #[test]
+    fn scan_cursors_walk_every_stripe_in_turn() {
+        // Stripe 0 from its start; its own cursor 5 next; then stripe 1; then done.
+        assert_eq!(scan_cursor(0, 2), (0, 0));
+        assert_eq!(next_scan_cursor(0, 5, 2), Some(10));
+        assert_eq!(scan_cursor(10, 2), (0, 5));
+        assert_eq!(next_scan_cursor(0, 0, 2), Some(1));
+        assert_eq!(scan_cursor(1, 2), (1, 0));
+        assert_eq!(next_scan_cursor(1, 7, 2), Some(15));
+        assert_eq!(scan_cursor(15, 2), (1, 7));
+        assert_eq!(next_scan_cursor(1, 0, 2), Some(0), "the last stripe done: the scan is over");
+        assert_eq!(next_scan_cursor(2, 0, 3), Some(0));
+        assert_eq!(next_scan_cursor(0, u64::MAX, 2), None);
+        // One stripe: cursors pass through unchanged.
+        assert_eq!((scan_cursor(42, 1), next_scan_cursor(0, 43, 1)), ((0, 42), Some(43)));
+    }
+
+    #[test]
+    fn whole_array_answers_are_joined() {
+        assert_eq!(join_whole(Whole::Sum, vec![Reply::Int(3), Reply::Int(4)]), Reply::Int(7));
+        assert_eq!(
+            join_whole(Whole::Concat, vec![Reply::Array(vec![Reply::bulk(b"a")]), Reply::Array(vec![Reply::bulk(b"b")])]),
+            Reply::Array(vec![Reply::bulk(b"a"), Reply::bulk(b"b")])
+        );
+        assert_eq!(join_whole(Whole::Any, vec![Reply::Nil, Reply::bulk(b"k")]), Reply::bulk(b"k"));
+        assert_eq!(join_whole(Whole::Any, vec![Reply::Nil, Reply::Nil]), Reply::Nil);
+        assert_eq!(join_whole(Whole::AllOk, vec![Reply::ok(), Reply::err("ERR x")]), Reply::err("ERR x"));
+        assert_eq!(whole_array("flushdb"), Some(Whole::AllOk));
+        assert_eq!(whole_array("get"), None);
     }
 
     #[test]

@@ -197,8 +197,13 @@ impl Connection {
                         Some(Node {
                             id: node_id(&layout.cluster, &layout.stripe, &m.name),
                             host: m.host.clone(),
-                            // `--port` overrides the config's port for this server.
-                            port: if myself { self.shared.settings.port } else { port },
+                            // Slot-routing clients belong on the cluster port; without one,
+                            // the client port (`--port` overrides this server's).
+                            port: match m.cluster_port {
+                                Some(cluster_port) => cluster_port,
+                                None if myself => self.shared.settings.port,
+                                None => port,
+                            },
                             bus_port: m.group_port,
                             primary: active == Some(m.name.as_str()),
                             myself,

@@ -239,7 +239,7 @@ impl Connection {
         self.session.authed = self.shared.settings.requirepass().is_none();
         self.session.readonly = false;
         self.session.forwarded_in = false;
-        self.session.slot_routing = false;
+        self.session.slot_routing = self.session.on_cluster_port;
         // What upstreams held for this client (WATCHes) ends with them.
         self.upstreams.clear();
         Reply::status("RESET")
