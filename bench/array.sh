@@ -4,7 +4,7 @@
 # (--cluster-enabled yes, no persistence, slots 0-8191 and 8192-16383, joined by
 # CLUSTER MEET),
 # both driven by `redis-benchmark --cluster` (it reads CLUSTER NODES and sends each
-# key to its slot's server). Then the same tandem array through a plain client
+# key to its slot's server, on the cluster ports CLUSTER NODES advertises). Then the same tandem array through a plain client
 # connected to one server: about half the keys are another stripe's, forwarded.
 #
 #   bash bench/array.sh
@@ -50,6 +50,7 @@ name = "A"
 name = "a1"
 host = "127.0.0.1"
 client-port = $T1
+cluster-port = $((T1 + 50))
 group-port = $((T1 + 100))
 management-port = 0
 data = "data/a1"
@@ -61,6 +62,7 @@ name = "B"
 name = "b1"
 host = "127.0.0.1"
 client-port = $T2
+cluster-port = $((T2 + 50))
 group-port = $((T2 + 100))
 management-port = 0
 data = "data/b1"
