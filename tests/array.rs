@@ -336,3 +336,21 @@ fn the_client_port_covers_the_whole_array_and_the_cluster_port_one_stripe() {
     let n: i64 = query(&mut a, &["DBSIZE"]).unwrap();
     assert_eq!(n, 0);
 }
+
+/// Keyspace notifications reach subscribers whichever stripe produced them: stripe
+/// B's active tells stripe A's servers too.
+#[test]
+fn keyspace_notifications_reach_subscribers_on_other_stripes() {
+    let cluster = Cluster::start(Spec::servers(1).stripes(2));
+    let mut b = cluster.conn(1).unwrap();
+    let _: () = query(&mut b, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]).unwrap();
+    let mut con = redis::Client::open(cluster.url(0)).unwrap().get_connection().unwrap();
+    let mut on_a = con.as_pubsub();
+    on_a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    on_a.psubscribe("__keyevent@0__:*").unwrap();
+    let key = keys_of_both("n", 1).into_iter().find(|k| stripe_of(k) == 1).unwrap();
+    let _: () = query(&mut b, &["SET", &key, "1"]).unwrap();
+    let message = on_a.get_message().expect("stripe B's event arrives on stripe A's server");
+    assert_eq!(message.get_channel_name(), "__keyevent@0__:set");
+    assert_eq!(message.get_payload::<String>().unwrap(), key);
+}

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -138,6 +139,13 @@ impl Shared {
         }
     }
 
+    fn publish_event(&self, channel: Bytes, message: Bytes, to_array: bool) {
+        self.pubsub.publish(&channel, &message);
+        if let (true, Some(array)) = (to_array, &self.array_broadcast) {
+            array.publish(&channel, &message);
+        }
+    }
+
     /// Where slot-routing clients reach the server `name` of `stripe` (its cluster
     /// port, or else its client port).
     pub fn cluster_addr_of(&self, stripe: usize, name: &str) -> Option<String> {
@@ -198,9 +206,14 @@ impl Shared {
     }
 
     /// Publishes keyspace notifications for `events`, as `notify-keyspace-events` asks.
+    ///
+    /// Every server of a stripe applies the same entries and tells its own
+    /// subscribers; the active also tells the other stripes' servers (DESIGN.md §7:
+    /// notifications reach subscribers whichever stripe produced them).
     pub fn publish_events(&self, events: &[KeyEvent]) {
         let mask = self.settings.notify_mask.load(Ordering::Relaxed);
-        if mask & (notify::KEYSPACE | notify::KEYEVENT) == 0 || events.is_empty() || !self.pubsub.has_subscribers() {
+        let to_array = self.array_broadcast.is_some() && self.view().local_is_active();
+        if mask & (notify::KEYSPACE | notify::KEYEVENT) == 0 || events.is_empty() || !(to_array || self.pubsub.has_subscribers()) {
             return;
         }
         for event in events {
@@ -210,11 +223,11 @@ impl Shared {
             if mask & notify::KEYSPACE != 0 {
                 let mut channel = b"__keyspace@0__:".to_vec();
                 channel.extend_from_slice(&event.key);
-                self.pubsub.publish(&channel, event.event.as_bytes());
+                self.publish_event(channel.into(), Bytes::copy_from_slice(event.event.as_bytes()), to_array);
             }
             if mask & notify::KEYEVENT != 0 {
                 let channel = format!("__keyevent@0__:{}", event.event);
-                self.pubsub.publish(channel.as_bytes(), &event.key);
+                self.publish_event(channel.into(), event.key.clone(), to_array);
             }
         }
     }
