@@ -114,7 +114,9 @@ enum Command {
         /// The seed of the fault schedule and of the clients' choices (default: random, printed).
         #[arg(long)]
         seed: Option<u64>,
-        /// 3 (three servers) or 2+1 (two servers and a voter).
+        /// 3 (three servers), 2+1 (two servers and a voter), or an array of two such
+        /// stripes: 2x3, 2x2+1 (clients use keys of both stripes through any server;
+        /// faults hit either stripe, now and then a whole stripe).
         #[arg(long, default_value = "3")]
         topology: tandem::check::faults::Topology,
         /// How long clients run under faults ("30s", "10m").

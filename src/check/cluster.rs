@@ -337,6 +337,18 @@ impl Cluster {
         (actives.len() == 1).then(|| actives[0])
     }
 
+    /// The index of the member of `stripe` that `tandem status` shows as
+    /// ACTIVE-COORDINATOR, if exactly one.
+    pub fn active_of(&self, stripe: usize) -> Option<usize> {
+        let status = self.status();
+        let actives: Vec<usize> = self
+            .stripe_members(stripe)
+            .into_iter()
+            .filter(|&i| status.iter().any(|(n, s, _)| *n == self.members[i].name && s == "ACTIVE-COORDINATOR"))
+            .collect();
+        (actives.len() == 1).then(|| actives[0])
+    }
+
     /// Waits until every member in `up` is ACTIVE-COORDINATOR or PASSIVE-STANDBY, with
     /// exactly one active among them (a data server); that active's index.
     pub fn wait_stable(&self, up: &[usize], deadline: Duration) -> usize {

@@ -34,20 +34,33 @@ pub enum Topology {
     ThreeServers,
     /// Two servers and a voter.
     TwoServersAndVoter,
+    /// An array of two stripes of three servers (DESIGN.md §7).
+    TwoStripesOfThree,
+    /// An array of two stripes, each two servers and a voter.
+    TwoStripesOfTwoAndVoter,
 }
 
 impl Topology {
+    /// Servers per stripe.
     pub fn servers(self) -> usize {
         match self {
-            Topology::ThreeServers => 3,
-            Topology::TwoServersAndVoter => 2,
+            Topology::ThreeServers | Topology::TwoStripesOfThree => 3,
+            Topology::TwoServersAndVoter | Topology::TwoStripesOfTwoAndVoter => 2,
         }
     }
 
+    /// Voters per stripe.
     pub fn voters(self) -> usize {
         match self {
-            Topology::ThreeServers => 0,
-            Topology::TwoServersAndVoter => 1,
+            Topology::ThreeServers | Topology::TwoStripesOfThree => 0,
+            Topology::TwoServersAndVoter | Topology::TwoStripesOfTwoAndVoter => 1,
+        }
+    }
+
+    pub fn stripes(self) -> usize {
+        match self {
+            Topology::ThreeServers | Topology::TwoServersAndVoter => 1,
+            Topology::TwoStripesOfThree | Topology::TwoStripesOfTwoAndVoter => 2,
         }
     }
 
@@ -62,7 +75,11 @@ impl FromStr for Topology {
         match text.trim() {
             "3" => Ok(Topology::ThreeServers),
             "2+1" => Ok(Topology::TwoServersAndVoter),
-            other => Err(format!("{other:?} is not a topology: expected 3 (three servers) or 2+1 (two servers and a voter)")),
+            "2x3" => Ok(Topology::TwoStripesOfThree),
+            "2x2+1" => Ok(Topology::TwoStripesOfTwoAndVoter),
+            other => Err(format!(
+                "{other:?} is not a topology: expected 3 (three servers), 2+1 (two servers and a voter), 2x3 or 2x2+1 (an array of two such stripes)"
+            )),
         }
     }
 }
@@ -72,6 +89,10 @@ impl fmt::Display for Topology {
         match self {
             Topology::ThreeServers => write!(f, "3 (server1, server2, server3)"),
             Topology::TwoServersAndVoter => write!(f, "2+1 (server1, server2, voter1)"),
+            Topology::TwoStripesOfThree => write!(f, "2x3 (stripe A: server1-3, stripe B: server4-6)"),
+            Topology::TwoStripesOfTwoAndVoter => {
+                write!(f, "2x2+1 (stripe A: server1, server2, voter1; stripe B: server3, server4, voter2)")
+            }
         }
     }
 }
@@ -114,6 +135,9 @@ pub enum Fault {
     /// Every member but the active paused (writes cannot commit and time out), resumed
     /// after the hold.
     Stall,
+    /// Every member of the stripe killed (`kill -9`): its slots are down, the other
+    /// stripes' keep working; all restarted after the hold.
+    StripeDown,
 }
 
 /// One fault: injected `gap_ms` after the previous one healed (and the stripe
@@ -123,6 +147,8 @@ pub struct Step {
     pub gap_ms: u64,
     pub fault: Fault,
     pub hold_ms: u64,
+    /// The stripe the fault hits (its members are numbered within it), in an array.
+    pub stripe: usize,
 }
 
 /// The families of faults a schedule draws from.
@@ -219,13 +245,22 @@ pub fn schedule_of(seed: u64, topology: Topology, duration_ms: u64, families: &[
         let gap_ms = if steps.is_empty() { 1500 + below(1500) } else { 1000 + below(2500) };
         // One family alone draws nothing here: its schedules stay those of a seed.
         let family = if families.len() > 1 { families[below(families.len() as u64) as usize] } else { first_family };
-        let (fault, hold_ms) = match family {
+        let (mut fault, mut hold_ms) = match family {
             Family::Classic => classic(&mut below, topology),
             Family::Clock => clock(&mut below, topology),
             Family::Purge => (Fault::PurgeTrap { wipe: below(4) == 0 }, 3000 + below(2000)),
             Family::Stall => (Fault::Stall, 6000 + below(3000)),
         };
-        let step = Step { gap_ms, fault, hold_ms };
+        // In an array (only there, so one stripe's schedules stay those of a seed):
+        // which stripe, and now and then that whole stripe down.
+        let mut stripe = 0;
+        if topology.stripes() > 1 {
+            stripe = below(topology.stripes() as u64) as usize;
+            if below(6) == 0 {
+                (fault, hold_ms) = (Fault::StripeDown, 2000 + below(3000));
+            }
+        }
+        let step = Step { gap_ms, fault, hold_ms, stripe };
         if t + step.planned_ms() + 1000 > duration_ms {
             break;
         }
@@ -276,11 +311,13 @@ fn clock(below: &mut dyn FnMut(u64) -> u64, topology: Topology) -> (Fault, u64) 
     (fault, 0)
 }
 
-fn member_name(i: usize, topology: Topology) -> String {
+/// The name of member `i` (within its stripe) of stripe `stripe`, as the harness
+/// writes the config.
+fn member_name(i: usize, topology: Topology, stripe: usize) -> String {
     if i < topology.servers() {
-        format!("server{}", i + 1)
+        format!("server{}", stripe * topology.servers() + i + 1)
     } else {
-        format!("voter{}", i - topology.servers() + 1)
+        format!("voter{}", stripe * topology.voters() + i - topology.servers() + 1)
     }
 }
 
@@ -290,8 +327,10 @@ impl Step {
         let who = |t: &Target| match t {
             Target::Active => "the active".to_string(),
             Target::Mirror(k) => format!("mirror #{k}"),
-            Target::Member(i) => member_name(*i, topology),
+            Target::Member(i) => member_name(*i, topology, self.stripe),
         };
+        let member_name = |i: usize, topology: Topology| member_name(i, topology, self.stripe);
+        let stripe = super::cluster::stripe_name(self.stripe);
         let hold = secs(self.hold_ms * 1_000_000);
         let what = match &self.fault {
             Fault::Kill(t) => format!("kill -9 {}, restart after {hold}", who(t)),
@@ -300,8 +339,8 @@ impl Step {
             Fault::CutLink(a, b) => {
                 format!("cut the link {} <-> {}, heal after {hold}", member_name(*a, topology), member_name(*b, topology))
             }
-            Fault::Transfer(None) => "tandem failover --stripe A".to_string(),
-            Fault::Transfer(Some(i)) => format!("tandem failover --stripe A --to {}", member_name(*i, topology)),
+            Fault::Transfer(None) => format!("tandem failover --stripe {stripe}"),
+            Fault::Transfer(Some(i)) => format!("tandem failover --stripe {stripe} --to {}", member_name(*i, topology)),
             Fault::Wipe(t) => format!("hot swap {}: kill -9, delete its data directory, start it empty after {hold}", who(t)),
             Fault::Clock { target, offset_ms, failover } => format!(
                 "set the wall clock of {} {}{}",
@@ -316,8 +355,10 @@ impl Step {
                 secs(RECOVERY_BOUND.as_nanos() as u64)
             ),
             Fault::Stall => format!("stall: SIGSTOP every member but the active (writes time out), SIGCONT after {hold}"),
+            Fault::StripeDown => format!("stripe down: kill -9 every member, restart them after {hold}"),
         };
-        format!("+{} {what}", secs(self.gap_ms * 1_000_000))
+        let whose = if topology.stripes() > 1 { format!("stripe {stripe}: ") } else { String::new() };
+        format!("+{} {whose}{what}", secs(self.gap_ms * 1_000_000))
     }
 }
 
@@ -353,6 +394,11 @@ pub fn apply(cluster: &mut Cluster, step: &Step, epoch: Instant, settle: bool) -
     let log = &mut applied.log;
     let hold = Duration::from_millis(step.hold_ms);
     let name = |c: &Cluster, i: usize| c.members[i].name.clone();
+    // Members are numbered within the step's stripe; the cluster numbers them all.
+    let members = cluster.stripe_members(step.stripe);
+    let global = |i: usize| members.get(i).copied().unwrap_or(members[0]);
+    let resolve = |c: &Cluster, t: Target| resolve_in(c, step.stripe, t);
+    let stripe = super::cluster::stripe_name(step.stripe);
     match &step.fault {
         Fault::Kill(t) => {
             let i = resolve(cluster, *t);
@@ -378,15 +424,16 @@ pub fn apply(cluster: &mut Cluster, step: &Step, epoch: Instant, settle: bool) -
             log.push(stamp("healed the partition".to_string()));
         }
         Fault::CutLink(a, b) => {
-            cluster.cut_link(*a, *b);
-            log.push(stamp(format!("cut the link {} <-> {}", name(cluster, *a), name(cluster, *b))));
+            let (a, b) = (global(*a), global(*b));
+            cluster.cut_link(a, b);
+            log.push(stamp(format!("cut the link {} <-> {}", name(cluster, a), name(cluster, b))));
             std::thread::sleep(hold);
             cluster.heal();
             log.push(stamp("healed the link".to_string()));
         }
         Fault::Transfer(to) => {
-            let mut args = vec!["failover", "--stripe", "A"];
-            let target = to.map(|i| name(cluster, i));
+            let mut args = vec!["failover", "--stripe", stripe.as_str()];
+            let target = to.map(|i| name(cluster, global(i)));
             if let Some(t) = &target {
                 args.extend(["--to", t.as_str()]);
             }
@@ -408,7 +455,7 @@ pub fn apply(cluster: &mut Cluster, step: &Step, epoch: Instant, settle: bool) -
         }
         Fault::Stall => {
             let active = resolve(cluster, Target::Active);
-            let others: Vec<usize> = (0..cluster.members.len()).filter(|&i| i != active).collect();
+            let others: Vec<usize> = members.iter().copied().filter(|&i| i != active).collect();
             let names: Vec<String> = others.iter().map(|&i| name(cluster, i)).collect();
             for &i in &others {
                 cluster.try_signal(i, "-STOP");
@@ -421,6 +468,16 @@ pub fn apply(cluster: &mut Cluster, step: &Step, epoch: Instant, settle: bool) -
             log.push(stamp(format!("resumed {} (SIGCONT)", names.join(", "))));
         }
         Fault::PurgeTrap { wipe } => super::purge::trap(cluster, *wipe, hold, epoch, &mut applied),
+        Fault::StripeDown => {
+            for &i in &members {
+                cluster.kill9(i);
+            }
+            log.push(stamp(format!("killed every member of stripe {stripe} (kill -9)")));
+            std::thread::sleep(hold);
+            for &i in &members {
+                log.push(stamp(restart(cluster, i)));
+            }
+        }
     }
     if settle {
         applied.log.push(stamp(wait_settled(cluster)));
@@ -428,14 +485,19 @@ pub fn apply(cluster: &mut Cluster, step: &Step, epoch: Instant, settle: bool) -
     applied
 }
 
-/// Waits up to [`SETTLE_DEADLINE`] for the stripe to settle; what happened.
+/// Waits up to [`SETTLE_DEADLINE`] for every stripe to settle; what happened.
 fn wait_settled(cluster: &Cluster) -> String {
-    let all: Vec<usize> = (0..cluster.members.len()).collect();
     let start = Instant::now();
-    match cluster.try_wait_stable(&all, SETTLE_DEADLINE) {
-        Ok(active) => format!("settled in {}: {} active", secs(start.elapsed().as_nanos() as u64), cluster.members[active].name),
-        Err(e) => format!("did not settle: {e}"),
+    let mut actives = Vec::new();
+    for s in 0..cluster.stripe_count() {
+        let left = SETTLE_DEADLINE.saturating_sub(start.elapsed());
+        match cluster.try_wait_stable(&cluster.stripe_members(s), left) {
+            Ok(active) => actives.push(cluster.members[active].name.clone()),
+            Err(e) => return format!("did not settle: {e}"),
+        }
     }
+    let word = if actives.len() == 1 { "active" } else { "actives" };
+    format!("settled in {}: {} {word}", secs(start.elapsed().as_nanos() as u64), actives.join(", "))
 }
 
 /// Steps member `i`'s wall clock to `offset_ms`, and with `failover` hands it the
@@ -459,15 +521,21 @@ fn restart(cluster: &mut Cluster, i: usize) -> String {
     }
 }
 
-/// The member a target names now.
+/// The member a target names now (in a stripe of one).
 pub fn resolve(cluster: &Cluster, target: Target) -> usize {
-    let servers: Vec<usize> = (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter).collect();
+    resolve_in(cluster, 0, target)
+}
+
+/// The member a target names now in stripe `stripe` (an index into all members).
+pub fn resolve_in(cluster: &Cluster, stripe: usize, target: Target) -> usize {
+    let members = cluster.stripe_members(stripe);
+    let servers: Vec<usize> = members.iter().copied().filter(|&i| !cluster.members[i].voter).collect();
     match target {
-        Target::Member(i) => i.min(cluster.members.len() - 1),
+        Target::Member(i) => members[i.min(members.len() - 1)],
         // No active seen (an election): the first server.
-        Target::Active => cluster.active().unwrap_or(servers[0]),
+        Target::Active => cluster.active_of(stripe).unwrap_or(servers[0]),
         Target::Mirror(k) => {
-            let active = cluster.active();
+            let active = cluster.active_of(stripe);
             let mirrors: Vec<usize> = servers.iter().copied().filter(|&i| Some(i) != active).collect();
             if mirrors.is_empty() {
                 servers[k % servers.len()]
@@ -516,7 +584,7 @@ mod tests {
                         Fault::Clock { target, .. } => {
                             assert!(ok(target) && !matches!(target, Target::Member(i) if *i >= topology.servers()))
                         }
-                        Fault::PurgeTrap { .. } | Fault::Stall => assert!(s.hold_ms > 0),
+                        Fault::PurgeTrap { .. } | Fault::Stall | Fault::StripeDown => assert!(s.hold_ms > 0),
                     }
                 }
             }
@@ -526,7 +594,7 @@ mod tests {
     #[test]
     fn the_classic_family_alone_keeps_the_schedules_of_earlier_versions() {
         // Seed 10's schedule as e66709c printed it (`tandem check --seed 10 --duration 25s --plan`).
-        let step = |gap_ms, fault, hold_ms| Step { gap_ms, fault, hold_ms };
+        let step = |gap_ms, fault, hold_ms| Step { gap_ms, fault, hold_ms, stripe: 0 };
         let before = vec![
             step(2072, Fault::Wipe(Target::Mirror(0)), 2714),
             step(1740, Fault::CutLink(1, 0), 2869),
@@ -557,6 +625,19 @@ mod tests {
     fn topologies_parse_as_the_cli_writes_them() {
         assert_eq!("3".parse::<Topology>(), Ok(Topology::ThreeServers));
         assert_eq!("2+1".parse::<Topology>(), Ok(Topology::TwoServersAndVoter));
+        assert_eq!("2x3".parse::<Topology>(), Ok(Topology::TwoStripesOfThree));
+        assert_eq!("2x2+1".parse::<Topology>(), Ok(Topology::TwoStripesOfTwoAndVoter));
         assert!("4".parse::<Topology>().is_err());
+    }
+
+    #[test]
+    fn an_arrays_schedule_names_stripes_and_takes_whole_stripes_down() {
+        let steps = schedule(3, Topology::TwoStripesOfThree, 600_000);
+        assert!(steps.iter().all(|s| s.stripe < 2));
+        assert!(steps.iter().any(|s| s.stripe == 0) && steps.iter().any(|s| s.stripe == 1));
+        assert!(steps.iter().any(|s| s.fault == Fault::StripeDown));
+        assert!(schedule(3, Topology::ThreeServers, 600_000).iter().all(|s| s.stripe == 0 && s.fault != Fault::StripeDown));
+        let down = steps.iter().find(|s| s.fault == Fault::StripeDown).unwrap();
+        assert!(down.describe(Topology::TwoStripesOfThree).contains(&format!("stripe {}: stripe down", ["A", "B"][down.stripe])));
     }
 }
