@@ -354,3 +354,53 @@ fn keyspace_notifications_reach_subscribers_on_other_stripes() {
     assert_eq!(message.get_channel_name(), "__keyevent@0__:set");
     assert_eq!(message.get_payload::<String>().unwrap(), key);
 }
+
+/// The `redis` crate's own cluster client (async) on an array with cluster ports:
+/// keys of both stripes through it, a `kill -9` of one stripe's active that it
+/// carries on through, nothing acknowledged lost.
+#[test]
+fn the_redis_crates_cluster_client_carries_on_through_kill9_of_a_stripes_active() {
+    support::log_phases();
+    let mut cluster = Cluster::start(Spec { cluster_ports: true, ..Spec::servers(3).stripes(2) });
+    let actives = cluster.wait_array_formed();
+    let nodes: Vec<String> = cluster
+        .stripe_members(0)
+        .into_iter()
+        .map(|i| format!("redis://{}:{}/", cluster.members[i].host, cluster.members[i].cluster_port.unwrap()))
+        .collect();
+    let keys = keys_of_both("crate", 100);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = redis::cluster::ClusterClientBuilder::new(nodes)
+        .retries(10)
+        .connection_timeout(Duration::from_secs(2))
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut con = runtime.block_on(client.get_async_connection()).unwrap();
+    let mut set = |con: &mut redis::cluster_async::ClusterConnection, key: &str| -> redis::RedisResult<()> {
+        runtime.block_on(redis::cmd("SET").arg(key).arg(key).query_async(con))
+    };
+    for key in &keys[..100] {
+        set(&mut con, key).unwrap();
+    }
+
+    tracing::info!("--- kill -9 stripe B's active");
+    cluster.kill9(actives[1]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for key in &keys[100..] {
+        loop {
+            match set(&mut con, key) {
+                Ok(()) => break,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::info!(%e, "retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("{key}: {e}\n{}", cluster.all_stderr()),
+            }
+        }
+    }
+    for key in &keys {
+        let value: Option<String> = runtime.block_on(redis::cmd("GET").arg(key).query_async(&mut con)).unwrap();
+        assert_eq!(value.as_deref(), Some(key.as_str()), "{key} lost");
+    }
+}
