@@ -377,7 +377,7 @@ fn the_redis_crates_cluster_client_carries_on_through_kill9_of_a_stripes_active(
         .build()
         .unwrap();
     let mut con = runtime.block_on(client.get_async_connection()).unwrap();
-    let mut set = |con: &mut redis::cluster_async::ClusterConnection, key: &str| -> redis::RedisResult<()> {
+    let set = |con: &mut redis::cluster_async::ClusterConnection, key: &str| -> redis::RedisResult<()> {
         runtime.block_on(redis::cmd("SET").arg(key).arg(key).query_async(con))
     };
     for key in &keys[..100] {
