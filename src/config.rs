@@ -731,9 +731,33 @@ impl Checker<'_> {
     /// directories never shared.
     fn check_cluster_rules(&mut self, checked: &Checked) {
         self.check_secret(checked);
+        self.check_cluster_ports(checked);
         self.check_unique_names(checked);
         self.check_unique_ports(checked);
         self.check_data_directories(checked);
+    }
+
+    /// In an array every server has a cluster port: slot-routing clients must be told
+    /// apart from plain ones by where they connect (a cluster client's own
+    /// connections say nothing about themselves), or one kind gets the other's
+    /// answers (DBSIZE or SCAN counted once per stripe, `-MOVED` to a plain client).
+    fn check_cluster_ports(&mut self, checked: &Checked) {
+        if checked.stripes.len() < 2 {
+            return;
+        }
+        for server in checked.stripes.iter().flat_map(|s| &s.servers) {
+            if server.server.cluster_port.is_none() {
+                self.fail(
+                    server.name.line,
+                    &server.name.field.replace(".name", ".cluster-port"),
+                    format!(
+                        "server {} has no cluster-port: in an array of {} stripes every server needs one (slot-routing clients connect there, plain clients on client-port)",
+                        server.server.name,
+                        checked.stripes.len()
+                    ),
+                );
+            }
+        }
     }
 
     /// Members of a stripe prove the cluster secret to each other; without one, any
@@ -879,6 +903,7 @@ name = "server1"
 client-port = 9510
 group-port = 9530
 management-port = 9540
+cluster-port = 9520
 data = "data/server1"
 data-storage = "512mb"
 restartable = true
@@ -889,6 +914,7 @@ host = "127.0.0.2"
 client-port = 9510
 group-port = 9530
 management-port = 9540
+cluster-port = 9520
 data = "data/server2"
 data-storage = 1073741824
 
@@ -905,6 +931,7 @@ name = "server3"
 client-port = 9511
 group-port = 9532
 management-port = 9541
+cluster-port = 9521
 data = "data/server3"
 "#;
 
@@ -1123,14 +1150,33 @@ data = "data/server3"
         assert_eq!(problems(&clash), ["tandem.toml:12: stripe[0].server[0].cluster-port: port 9510 is already used by server1 (line 9)"]);
     }
 
+    /// Two stripes of one server each, both with cluster ports.
+    fn two_stripes() -> String {
+        let server1 = SERVER1.replace("management-port = 9540\n", "management-port = 9540\ncluster-port = 9520\n");
+        let stripe_b = "\n[[stripe]]\nname = \"B\"\n\n[[stripe.server]]\nname = \"server2\"\nclient-port = 9512\ngroup-port = 9532\nmanagement-port = 9542\ncluster-port = 9522\ndata = \"./data/server2\"\n";
+        one_server(&format!("{server1}{stripe_b}"))
+    }
+
     #[test]
     fn an_array_of_several_stripes_needs_a_secret() {
-        let stripe_b = "\n[[stripe]]\nname = \"B\"\n\n[[stripe.server]]\nname = \"server2\"\nclient-port = 9512\ngroup-port = 9532\nmanagement-port = 9542\ndata = \"./data/server2\"\n";
-        let text = one_server(&format!("{SERVER1}{stripe_b}")).replace("secret = \"s\"\n", "\n");
+        let text = two_stripes().replace("secret = \"s\"\n", "\n");
         let found = problems(&text);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains(": cluster.secret: the array has 2 stripes, so the cluster needs a secret"), "{found:?}");
-        assert_eq!(parse(&one_server(&format!("{SERVER1}{stripe_b}"))).map(|c| c.stripes.len()).ok(), Some(2));
+        assert_eq!(parse(&two_stripes()).map(|c| c.stripes.len()).ok(), Some(2));
+    }
+
+    #[test]
+    fn every_server_of_an_array_needs_a_cluster_port() {
+        let text = two_stripes().replace("cluster-port = 9522\n", "");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains(
+                "stripe[1].server[0].cluster-port: server server2 has no cluster-port: in an array of 2 stripes every server needs one"
+            ),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -1279,7 +1325,7 @@ data = "data/server3"
     fn syntax_errors_name_the_table_they_are_in() {
         let text = format!("{}\n[[stripe.voter]] # witness\nname = \"v\"\ngroup-port = 1\nport = 2\n", THREE_SERVERS_AND_VOTER);
         let message = syntax(&text);
-        assert!(message.starts_with("tandem.toml:48: stripe[1].voter[0]: unknown field `port`"), "{message}");
+        assert!(message.starts_with("tandem.toml:51: stripe[1].voter[0]: unknown field `port`"), "{message}");
     }
 
     #[test]

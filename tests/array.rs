@@ -101,22 +101,73 @@ fn a_slot_routing_client_is_moved_and_a_plain_one_forwarded() {
     let mut plain = cluster.conn(0).unwrap();
     let _: () = query(&mut plain, &["SET", &key, "there"]).unwrap();
 
-    let mut routing = cluster.conn(0).unwrap();
+    // A client on the cluster port routes by slot: CLUSTER SLOTS names the cluster
+    // ports, and another stripe's key is a MOVED to its active's cluster port.
+    let on_cluster_port = |i: usize| {
+        let m = &cluster.members[i];
+        let url = format!("redis://{}:{}/", m.host, m.cluster_port.expect("an array's servers have cluster ports"));
+        redis::Client::open(url.as_str()).unwrap().get_connection().unwrap()
+    };
+    let mut routing = on_cluster_port(0);
     let slots: redis::Value = query(&mut routing, &["CLUSTER", "SLOTS"]).unwrap();
     let redis::Value::Array(ranges) = &slots else { panic!("{slots:?}") };
     assert_eq!(ranges.len(), 2, "one range per stripe: {slots:?}");
     let err = error_text(query(&mut routing, &["GET", &key]));
     let b = &cluster.members[1];
-    assert!(
-        err.contains(&format!("MOVED: {} {}:{}", key_slot(key.as_bytes()), b.host, b.client_port)),
-        "a MOVED to stripe B's active: {err}"
-    );
+    let moved = format!("MOVED: {} {}:{}", key_slot(key.as_bytes()), b.host, b.cluster_port.unwrap());
+    assert!(err.contains(&moved), "a MOVED to stripe B's active: {err}");
     let mine = keys_of_both("m", 1).into_iter().find(|k| stripe_of(k) == 0).expect("a key of stripe A");
     let own: Option<String> = query(&mut routing, &["GET", &mine]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(own, None, "its own stripe's keys are served");
 
+    // On the client port, asking for the topology changes nothing: still forwarded.
+    let _: redis::Value = query(&mut plain, &["CLUSTER", "SLOTS"]).unwrap();
     let value: Option<String> = query(&mut plain, &["GET", &key]).unwrap();
     assert_eq!(value.as_deref(), Some("there"), "a plain client is forwarded");
+}
+
+/// What cannot be served whole is refused before anything runs: MSET with a key
+/// left without a value, a transaction that would span stripes or cover one stripe
+/// of a whole-database command, and a write split over a stripe that is down.
+#[test]
+fn nothing_runs_of_what_an_array_cannot_serve_whole() {
+    support::log_phases();
+    let cluster = Cluster::start(Spec::servers(1).stripes(2));
+    let keys = keys_of_both("r", 2);
+    let (a1, b1, a2) = (&keys[0], &keys[1], &keys[2]);
+    let mut a = cluster.conn(0).unwrap();
+
+    tracing::info!("--- MSET with a key left without a value: Redis's error, nothing set");
+    let err = error_text(query(&mut a, &["MSET", a1, "1", b1]));
+    assert!(err.contains("WRONG NUMBER OF ARGUMENTS"), "{err}");
+    let n: i64 = query(&mut a, &["EXISTS", a1, b1]).unwrap();
+    assert_eq!(n, 0, "nothing of the refused MSET was applied");
+
+    tracing::info!("--- MULTI: keys of two stripes and whole-database commands are refused when queued");
+    let _: () = query(&mut a, &["MULTI"]).unwrap();
+    let err = error_text(query(&mut a, &["MGET", a1, b1]));
+    assert!(err.contains("CROSSSLOT"), "{err}");
+    let err = error_text(query(&mut a, &["DBSIZE"]));
+    assert!(err.contains("INSIDE MULTI WOULD COVER ONE STRIPE"), "{err}");
+    let err = error_text(query(&mut a, &["EXEC"]));
+    assert!(err.contains("EXECABORT"), "{err}");
+    let _: () = query(&mut a, &["MULTI"]).unwrap();
+    let _: () = query(&mut a, &["SET", a1, "x"]).unwrap();
+    let _: () = query(&mut a, &["SET", a2, "y"]).unwrap();
+    let done: Vec<String> = query(&mut a, &["EXEC"]).unwrap();
+    assert_eq!(done, ["OK", "OK"], "a transaction within one stripe runs");
+
+    tracing::info!("--- stripe B paused and seen down: a DEL over both stripes waits, then CLUSTERDOWN, nothing deleted");
+    cluster.sigstop(1);
+    let seen = wait_until(Duration::from_secs(10), || {
+        query::<String>(&mut a, &["CLUSTER", "INFO"]).is_ok_and(|i| i.starts_with("cluster_state:fail"))
+    });
+    let err = error_text(query(&mut a, &["DEL", a1, b1]));
+    cluster.sigcont(1);
+    assert!(seen, "stripe A never saw stripe B down");
+    assert!(err.contains("CLUSTERDOWN") && err.contains("STRIPE B"), "{err}");
+    let v: Option<String> = query(&mut a, &["GET", a1]).unwrap();
+    assert_eq!(v.as_deref(), Some("x"), "stripe A's part did not run");
 }
 
 #[test]
@@ -250,17 +301,33 @@ fn publish_reaches_and_counts_subscribers_on_every_stripe() {
         })
         .collect();
     let mut a = cluster.conn(0).unwrap();
-    let n: i64 = query(&mut a, &["PUBLISH", "news.eu", "hello"]).unwrap();
-    assert_eq!(n, 3, "one subscriber on stripe A's server, a channel and a pattern subscriber on stripe B's");
+    // The first messages to another stripe open its connections: a PUBLISH counts
+    // the servers that answer within a quarter of an election time, so the count
+    // may be short at first; within a deadline it is every subscriber.
+    let mut sent = 0;
+    let counted = wait_until(Duration::from_secs(10), || {
+        sent += 1;
+        query::<i64>(&mut a, &["PUBLISH", "news.eu", &format!("hello-{sent}")]).is_ok_and(|n| n == 3)
+    });
+    assert!(counted, "one subscriber on stripe A's server, a channel and a pattern subscriber on stripe B's");
     for pubsub in &mut subscribers {
-        let message = pubsub.get_message().expect("the message arrives");
-        assert_eq!(message.get_payload::<String>().unwrap(), "hello");
+        // Every message arrives, in order; the last is the one counted.
+        for k in 1..=sent {
+            let message = pubsub.get_message().expect("the message arrives");
+            assert_eq!(message.get_payload::<String>().unwrap(), format!("hello-{k}"));
+        }
     }
     let mut b = cluster.conn(1).unwrap();
     let n: i64 = query(&mut b, &["PUBLISH", "news.us", "hi"]).unwrap();
     assert_eq!(n, 1, "only the pattern subscriber matches");
     let n: i64 = query(&mut b, &["PUBLISH", "elsewhere", "hi"]).unwrap();
     assert_eq!(n, 0);
+
+    // Stripe B's server paused: PUBLISH on A keeps answering, counting what answers.
+    cluster.sigstop(1);
+    let alone = wait_until(Duration::from_secs(10), || query::<i64>(&mut a, &["PUBLISH", "news.eu", "while paused"]).is_ok_and(|n| n == 1));
+    cluster.sigcont(1);
+    assert!(alone, "with stripe B's server paused, PUBLISH counts stripe A's subscriber alone");
 }
 
 /// Through the client port a plain client sees one database: DBSIZE, KEYS, SCAN,

@@ -48,9 +48,11 @@ impl Spec {
         Spec { servers: vec![true; n], voters: 0, relayed: false, data_storage: Vec::new(), stripes: 1, cluster_ports: false }
     }
 
-    /// An array of `stripes` stripes, each of this spec's servers and voters.
+    /// An array of `stripes` stripes, each of this spec's servers and voters (an
+    /// array's servers have cluster ports, as its config requires).
     pub fn stripes(mut self, stripes: usize) -> Spec {
         self.stripes = stripes.max(1);
+        self.cluster_ports |= self.stripes > 1;
         self
     }
 }

@@ -298,7 +298,7 @@ fn start(options: &Options) -> Result<Cluster, CheckError> {
         relayed: true,
         data_storage: if options.evict.is_some() { vec![eviction::EVICT_DATA_STORAGE; options.topology.servers()] } else { Vec::new() },
         stripes: options.topology.stripes(),
-        cluster_ports: false,
+        cluster_ports: options.topology.stripes() > 1,
     };
     let mut cluster = Cluster::try_configure(&options.binary, spec)?;
     if let Some(mode) = &options.break_safety {

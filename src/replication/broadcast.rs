@@ -20,11 +20,23 @@ use super::wire::{Request, Response};
 const QUEUE_MAX: usize = 16 * 1024;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One message for one peer, and where its count of receivers goes (if anyone waits).
-type Queued = (Bytes, Bytes, Option<oneshot::Sender<u64>>);
+/// A message still queued this long after PUBLISH (its peer paused or unreachable)
+/// is dropped rather than delivered late.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// One message for one peer, when it was queued, and where its count of receivers
+/// goes (if anyone waits).
+type Queued = (Bytes, Bytes, std::time::Instant, Option<oneshot::Sender<u64>>);
+
+struct Peer {
+    queue: mpsc::Sender<Queued>,
+    /// The last delivery to it went through: PUBLISH waits for its count only then
+    /// (a paused or unreachable peer holds no PUBLISH up).
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 
 pub struct Broadcaster {
-    peers: Vec<mpsc::Sender<Queued>>,
+    peers: Vec<Peer>,
 }
 
 impl Broadcaster {
@@ -41,52 +53,78 @@ impl Broadcaster {
             let identity = group::identity(layout, &me.name);
             for peer in layout.members.iter().filter(|m| m.name != me.name && !m.is_voter()) {
                 let (tx, rx) = mpsc::channel(QUEUE_MAX);
-                tokio::spawn(deliver(identity.clone(), me.host.clone(), peer.clone(), rx));
-                peers.push(tx);
+                let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+                tokio::spawn(deliver(identity.clone(), me.host.clone(), peer.clone(), rx, healthy.clone()));
+                peers.push(Peer { queue: tx, healthy });
             }
         }
         Broadcaster { peers }
     }
 
     pub fn publish(&self, channel: &Bytes, message: &Bytes) {
+        let now = std::time::Instant::now();
         for peer in &self.peers {
-            if peer.try_send((channel.clone(), message.clone(), None)).is_err() {
+            if peer.queue.try_send((channel.clone(), message.clone(), now, None)).is_err() {
                 tracing::debug!("a peer's publish queue is full; message dropped for it");
             }
         }
     }
 
-    /// As [`Broadcaster::publish`]; each peer's count of receivers arrives on its
-    /// receiver (which closes without a count when the peer could not be reached).
+    /// As [`Broadcaster::publish`]; each healthy peer's count of receivers arrives on
+    /// its receiver (which closes without a count when the peer could not be
+    /// reached). A peer whose last delivery failed is sent the message uncounted.
     pub fn publish_counted(&self, channel: &Bytes, message: &Bytes) -> Vec<oneshot::Receiver<u64>> {
+        let now = std::time::Instant::now();
         let mut counts = Vec::with_capacity(self.peers.len());
         for peer in &self.peers {
-            let (tx, rx) = oneshot::channel();
-            if peer.try_send((channel.clone(), message.clone(), Some(tx))).is_err() {
+            let count = if peer.healthy.load(std::sync::atomic::Ordering::Relaxed) {
+                let (tx, rx) = oneshot::channel();
+                counts.push(rx);
+                Some(tx)
+            } else {
+                None
+            };
+            if peer.queue.try_send((channel.clone(), message.clone(), now, count)).is_err() {
                 tracing::debug!("a peer's publish queue is full; message dropped for it");
             }
-            counts.push(rx);
         }
         counts
     }
 }
 
-async fn deliver(identity: Identity, local_host: String, peer: Member, mut queue: mpsc::Receiver<Queued>) {
+async fn deliver(
+    identity: Identity,
+    local_host: String,
+    peer: Member,
+    mut queue: mpsc::Receiver<Queued>,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
     let mut conn = None;
-    while let Some((channel, message, count)) = queue.recv().await {
+    while let Some((channel, message, queued, count)) = queue.recv().await {
+        if queued.elapsed() > STALE_AFTER {
+            continue;
+        }
         if conn.is_none() {
             conn = transport::connect(&peer.group_addr(), Some(&local_host), &identity, 0, CALL_TIMEOUT).await.ok();
         }
-        let Some(stream) = conn.as_mut() else { continue };
+        let Some(stream) = conn.as_mut() else {
+            healthy.store(false, Ordering::Relaxed);
+            continue;
+        };
         let body = Request::Publish { channel: channel.to_vec(), message: message.to_vec() }.encode();
         match transport::call(stream, &body, CALL_TIMEOUT).await.map(|a| Response::decode(&a)) {
             Ok(Ok(Response::Published { receivers })) => {
+                healthy.store(true, Ordering::Relaxed);
                 if let Some(count) = count {
                     let _ = count.send(receivers);
                 }
             }
-            Ok(Ok(Response::Done { ok: true, .. })) => {}
-            _ => conn = None,
+            Ok(Ok(Response::Done { ok: true, .. })) => healthy.store(true, Ordering::Relaxed),
+            _ => {
+                healthy.store(false, Ordering::Relaxed);
+                conn = None;
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use super::core::Core;
 use super::request::Request;
 use super::session::Session;
 use super::settings::{EvictionPolicy, Settings};
+use crate::cluster::view::ClusterView;
 use crate::commands::{self, args::ERR_OOM, flags, CommandSpec};
 use crate::protocol::reply::{Reply, QUEUED};
 
@@ -21,7 +22,7 @@ pub enum Admission {
 }
 
 /// Checks one command from `session`'s client, in Redis's order.
-pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core: &Core) -> Admission {
+pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core: &Core, view: &ClusterView) -> Admission {
     let request = match Request::parse(args) {
         Ok(request) => request,
         Err((unknown, _)) => {
@@ -53,6 +54,11 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
         if memory.refuses(request.spec) {
             session.txn.fail();
             return Admission::Answer(Reply::err(ERR_OOM));
+        }
+        // A transaction runs in one stripe: what would span stripes is refused now.
+        if let Some(refusal) = super::split::refused_in_multi(&request, session, view) {
+            session.txn.fail();
+            return Admission::Answer(refusal);
         }
         session.txn.push(request);
         return Admission::Answer(QUEUED);

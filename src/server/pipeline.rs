@@ -30,9 +30,9 @@ use crate::store::Op;
 /// Times one batch's commands may go back to routing (this server became the
 /// active while they waited, an upstream broke before they were sent); more means
 /// leadership is changing back and forth, and the client is told to retry.
-const REROUTES_MAX: usize = 4;
+pub(super) const REROUTES_MAX: usize = 4;
 
-const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+pub(super) const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// Where a request is served, once routing has settled.
 pub(super) enum Place {
@@ -60,7 +60,8 @@ impl Connection {
                 break;
             }
             let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
-            match admit(&mut self.session, args, &memory, &self.shared.core) {
+            let view = self.shared.view();
+            match admit(&mut self.session, args, &memory, &self.shared.core, &view) {
                 Admission::Run(request) => self.step(&mut pending, request).await,
                 Admission::Answer(reply) => {
                     self.settle(&mut pending).await;

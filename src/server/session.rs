@@ -26,9 +26,9 @@ pub struct Session {
     /// This client is another server forwarding its clients' commands: this server
     /// never forwards them once more.
     pub forwarded_in: bool,
-    /// The client routes by slot itself: it asked for the topology (CLUSTER SLOTS,
-    /// SHARDS or NODES) on this connection, or said ASKING. Another stripe's slot is
-    /// then answered `-MOVED`; a plain client's command is forwarded instead.
+    /// The client routes by slot itself: it connected to the server's cluster port.
+    /// Another stripe's slot is then answered `-MOVED`, and keyless commands cover
+    /// this server's stripe; a plain client's are forwarded, split or fanned out.
     pub slot_routing: bool,
     /// The connection came in on the server's cluster port: slot-routing for good.
     pub on_cluster_port: bool,

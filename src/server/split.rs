@@ -64,6 +64,12 @@ pub fn whole_array(name: &str) -> Option<Whole> {
 
 /// Joins the stripes' answers to a keyless command (not SCAN).
 pub fn join_whole(how: Whole, replies: Vec<Reply>) -> Reply {
+    // A key from any stripe will do, whatever the others answered.
+    if how == Whole::Any {
+        if let Some(key) = replies.iter().find(|r| matches!(r, Reply::Bulk(_))) {
+            return key.clone();
+        }
+    }
     if let Some(error) = replies.iter().find(|r| matches!(r, Reply::Error(_))) {
         return error.clone();
     }
@@ -93,6 +99,26 @@ pub fn next_scan_cursor(stripe: usize, next: u64, stripes: usize) -> Option<u64>
         0 => Some(stripe as u64 + 1),
         next => next.checked_mul(n)?.checked_add(stripe as u64),
     }
+}
+
+/// Why `request` may not be queued in a transaction on an array (a transaction runs
+/// in one stripe, as in Redis Cluster): keys of several stripes (`-CROSSSLOT`, as
+/// Redis Cluster answers at queue time), or, for a plain client, a command about the
+/// whole database, which inside a transaction could only cover one stripe.
+pub fn refused_in_multi(request: &Request, session: &super::session::Session, view: &crate::cluster::view::ClusterView) -> Option<Reply> {
+    if !view.is_array() || session.forwarded_in {
+        return None;
+    }
+    if request.keys(view) == Keys::CrossSlot {
+        return Some(Reply::err(super::pipeline::ERR_CROSSSLOT));
+    }
+    if !session.slot_routing && request.slot.is_none() && whole_array(request.spec.name).is_some() {
+        return Some(Reply::error(format!(
+            "ERR {} inside MULTI would cover one stripe of the array only (a transaction runs in one stripe): run it outside the transaction",
+            request.spec.name.to_ascii_uppercase()
+        )));
+    }
+    None
 }
 
 /// How `name` is split, if it may be: (join, arguments per key).
@@ -151,6 +177,24 @@ pub fn join(how: Join, keys: usize, parts: &[(usize, Vec<Bytes>, Vec<usize>)], r
     }
 }
 
+/// For a write run as parts on `stripes` (`replies[i]` from `stripes[i]`): when some
+/// part failed after others were applied, the error says which stripes applied
+/// theirs (a stripe's own error may say "nothing was applied" of its part alone).
+pub fn partial(view: &crate::cluster::view::ClusterView, stripes: &[usize], replies: &[Reply]) -> Option<Reply> {
+    let failed = replies.iter().position(|r| matches!(r, Reply::Error(_)))?;
+    let name = |s: usize| view.stripes.get(s).map_or("?", |v| v.name.as_str()).to_string();
+    let applied: Vec<String> = stripes.iter().zip(replies).filter(|(_, r)| !matches!(r, Reply::Error(_))).map(|(s, _)| name(*s)).collect();
+    if applied.is_empty() {
+        return None;
+    }
+    let Reply::Error(text) = &replies[failed] else { return None };
+    Some(Reply::error(format!(
+        "ERR this command ran as one part per stripe and is not atomic across them: stripe {} applied its part; stripe {} answered: {text}",
+        applied.join(", "),
+        name(stripes[failed])
+    )))
+}
+
 /// A reply read back from its encoding (what a forwarded part relayed).
 pub fn reply_of(frame: Frame) -> Reply {
     let text = |b: Bytes| String::from_utf8_lossy(&b).into_owned();
@@ -179,8 +223,19 @@ impl Connection {
     /// Runs a command whose keys span stripes as one part per stripe, and answers
     /// with the joined reply.
     pub(super) async fn split_command(&mut self, request: Request, how: Join, per_key: usize) {
+        // Checked whole before anything runs: MSET's arity lets an odd count through.
+        if !(request.args.len() - 1).is_multiple_of(per_key.max(1)) {
+            return self.reply(crate::commands::wrong_args(request.spec.name));
+        }
         let view = self.shared.view();
         let parts = parts(&request.args, per_key, |slot| view.owner(slot));
+        let stripes: Vec<usize> = parts.iter().map(|(s, _, _)| *s).collect();
+        let write = request.spec.is_write();
+        if write {
+            if let Err(down) = self.every_stripe_up(&stripes).await {
+                return self.reply(down);
+            }
+        }
         let keys = (request.args.len() - 1) / per_key.max(1);
         let mut replies = Vec::with_capacity(parts.len());
         for (_, args, _) in &parts {
@@ -191,7 +246,20 @@ impl Connection {
             let keys = part.slot.map_or(Keys::None, Keys::Slot);
             replies.push(self.captured(part, keys).await);
         }
-        self.reply(join(how, keys, &parts, replies));
+        let reply = if write { partial(&view, &stripes, &replies) } else { None };
+        self.reply(reply.unwrap_or_else(|| join(how, keys, &parts, replies)));
+    }
+
+    /// Waits (as a single command would) for each of `stripes` to have an active, so
+    /// that a write split over them starts only when every part can be sent; the
+    /// `-CLUSTERDOWN` of the first that has none, nothing having run.
+    async fn every_stripe_up(&mut self, stripes: &[usize]) -> Result<(), Reply> {
+        for &stripe in stripes {
+            if self.shared.wait_for_active(stripe, self.shared.active_wait()).await == crate::cluster::view::Active::Unknown {
+                return Err(self.shared.no_active(stripe));
+            }
+        }
+        Ok(())
     }
 
     /// Runs a keyless command about the whole database on every stripe, and answers
@@ -233,12 +301,18 @@ impl Connection {
             return self.reply(joined);
         }
         let mut order: Vec<usize> = (0..stripes).collect();
+        let write = request.spec.is_write();
+        if write {
+            if let Err(down) = self.every_stripe_up(&order).await {
+                return self.reply(down);
+            }
+        }
         if how == Whole::Any {
             use rand::seq::SliceRandom;
             order.shuffle(&mut rand::thread_rng());
         }
         let mut replies = Vec::with_capacity(stripes);
-        for stripe in order {
+        for &stripe in &order {
             let part = match Request::parse(request.args.clone()) {
                 Ok(part) => part,
                 Err((reply, _)) => return self.reply(reply),
@@ -250,7 +324,8 @@ impl Connection {
                 break;
             }
         }
-        self.reply(join_whole(how, replies));
+        let reply = if write { partial(&view, &order, &replies) } else { None };
+        self.reply(reply.unwrap_or_else(|| join_whole(how, replies)));
     }
 
     /// Runs one command routed as any (here, forwarded, or answered) as if it touched
@@ -258,15 +333,19 @@ impl Connection {
     async fn captured(&mut self, request: Request, keys: Keys) -> Reply {
         let access = if request.spec.is_write() { Access::Write } else { Access::Read };
         let saved = std::mem::replace(&mut self.frames.out, BytesMut::new());
-        match self.place_keys(keys, access).await {
-            Place::Answer(reply) => self.reply(reply),
-            Place::Local => self.execute_run(vec![request]).await,
-            Place::Forward(stripe) => {
-                if !self.forward_run(stripe, vec![request]).await.is_empty() {
-                    // The active moved while the part waited to be sent.
-                    self.reply(Reply::err(super::errors::ERR_LEADERSHIP_FLAPPING));
-                }
+        let mut request = Some(request);
+        // A part that could not be sent (the active moved first) is routed again, as
+        // the pipeline routes any command again, within the same bound.
+        for _ in 0..=super::pipeline::REROUTES_MAX {
+            let Some(part) = request.take() else { break };
+            match self.place_keys(keys, access).await {
+                Place::Answer(reply) => self.reply(reply),
+                Place::Local => self.execute_run(vec![part]).await,
+                Place::Forward(stripe) => request = self.forward_run(stripe, vec![part]).await.into_iter().next(),
             }
+        }
+        if request.is_some() {
+            self.reply(Reply::err(super::errors::ERR_LEADERSHIP_FLAPPING));
         }
         let out = std::mem::replace(&mut self.frames.out, saved);
         let limits = super::upstream::relay_limits(self.shared.settings.bulk_bytes_max.load(std::sync::atomic::Ordering::Relaxed));
@@ -342,6 +421,23 @@ mod tests {
         assert_eq!(join_whole(Whole::AllOk, vec![Reply::ok(), Reply::err("ERR x")]), Reply::err("ERR x"));
         assert_eq!(whole_array("flushdb"), Some(Whole::AllOk));
         assert_eq!(whole_array("get"), None);
+    }
+
+    #[test]
+    fn a_write_that_failed_in_one_stripe_after_another_applied_says_so() {
+        use crate::cluster::view::{Active, ClusterView, StripeView};
+        let view = ClusterView::array(
+            vec![StripeView { name: "A".into(), active: Active::Here }, StripeView { name: "B".into(), active: Active::Unknown }],
+            0,
+        );
+        let down = Reply::err("CLUSTERDOWN stripe B has no active; nothing was applied; retry");
+        let Some(Reply::Error(text)) = partial(&view, &[0, 1], &[Reply::Int(1), down.clone()]) else { panic!("no partial error") };
+        assert!(
+            text.starts_with("ERR this command ran as one part per stripe")
+                && text.contains("stripe A applied its part; stripe B answered: CLUSTERDOWN")
+        );
+        assert_eq!(partial(&view, &[1, 0], &[down.clone(), Reply::err("ERR x")]), None, "nothing applied: the stripe's own error");
+        assert_eq!(partial(&view, &[0, 1], &[Reply::Int(1), Reply::Int(2)]), None);
     }
 
     #[test]

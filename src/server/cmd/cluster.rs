@@ -77,20 +77,9 @@ impl Connection {
         match sub.as_str() {
             "help" => Reply::Array(HELP.iter().map(|l| Reply::Status((*l).into())).collect()),
             "info" => Reply::Verbatim(Bytes::from(self.topology().info_text())),
-            // A client asking for the topology routes by slot itself: from now on this
-            // connection gets `-MOVED` for another stripe's slots (see Session).
-            "slots" => {
-                self.session.slot_routing = true;
-                self.topology().slots()
-            }
-            "shards" => {
-                self.session.slot_routing = true;
-                self.topology().shards()
-            }
-            "nodes" => {
-                self.session.slot_routing = true;
-                Reply::Verbatim(Bytes::from(self.topology().nodes_text()))
-            }
+            "slots" => self.topology().slots(),
+            "shards" => self.topology().shards(),
+            "nodes" => Reply::Verbatim(Bytes::from(self.topology().nodes_text())),
             "replicas" | "slaves" => match self.topology().replicas_text(&text(&args[2])) {
                 Some(lines) => Reply::Array(lines.lines().map(Reply::bulk_str).collect()),
                 None => Reply::error(format!("ERR Unknown node {}", text(&args[2]))),

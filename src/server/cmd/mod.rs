@@ -58,11 +58,8 @@ impl Connection {
             Srv::Lastsave => Reply::Int(self.shared.core.replica.last_snapshot_unix_secs() as i64),
             Srv::Role => self.role(),
             Srv::Cluster => self.cluster(args),
-            // Only a slot-routing client follows an ASK redirect.
-            Srv::Asking => {
-                self.session.slot_routing = true;
-                Reply::ok()
-            }
+            // No slot is ever being moved (no -ASK is given): nothing to remember.
+            Srv::Asking => Reply::ok(),
             Srv::ScriptKill => self.shared.core.kill_script(false),
             Srv::FunctionKill => self.shared.core.kill_script(true),
         };
