@@ -15,6 +15,7 @@
 //! - [`check`]: the fault harness (`tandem check`): real processes, faults from a seed,
 //!   and checkers of the clients' history (linearizability, lists, counters, digests).
 
+pub mod acl;
 pub mod check;
 pub mod clock;
 pub mod cluster;

@@ -391,6 +391,7 @@ fn server_options(
         client_port: port.unwrap_or(server.client_port),
         data_storage_bytes: server.data_storage_bytes,
         requirepass: config.cluster.requirepass.clone(),
+        aclfile: config.cluster.aclfile.clone(),
         config_file: file,
         management,
     })

@@ -28,7 +28,7 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: TcpStream) -> Connection {
-        let authed = shared.settings.requirepass().is_none();
+        let authed = Connection::default_logs_in(&shared);
         Connection { shared, frames: Frames::new(socket), session: Session::new(info, authed), upstreams: Upstreams::default() }
     }
 

@@ -282,6 +282,8 @@ pub struct ServerOptions {
     pub client_port: u16,
     pub data_storage_bytes: u64,
     pub requirepass: Option<String>,
+    /// `aclfile` (see [`Settings::aclfile`]).
+    pub aclfile: Option<String>,
     pub config_file: String,
     pub replica: ReplicaOptions,
     /// The management port (HTTP API, metrics, console); its port 0 turns it off.
@@ -315,11 +317,15 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
     scripts.lone.store(lone, Ordering::Relaxed);
     settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
+    settings.aclfile = options.aclfile.clone();
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     if let Some(management) = &management {
         management.attach(shared.clone());
     }
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
+    if let Some(path) = shared.settings.aclfile.clone() {
+        tokio::spawn(cmd::acl_load_at_first_start(shared.clone(), path));
+    }
     // PUBLISHes made on the stripe's other servers reach this server's subscribers.
     if let Some(mut published) = shared.core.replica.take_published() {
         let shared = shared.clone();

@@ -122,6 +122,9 @@ pub struct Settings {
     /// `busy-reply-threshold` (alias `lua-time-limit`) in ms: shared with the store's
     /// script status, which answers `-BUSY` past it (scripting).
     pub busy_reply_threshold_ms: std::sync::Arc<AtomicU64>,
+    /// `aclfile`: the users ACL LOAD reads and ACL SAVE writes, loaded into a
+    /// stripe whose users were never set when this server becomes its active.
+    pub aclfile: Option<String>,
 }
 
 impl Settings {
@@ -136,6 +139,7 @@ impl Settings {
             timeout_secs: AtomicU64::new(0),
             requirepass: Mutex::new(requirepass),
             busy_reply_threshold_ms: std::sync::Arc::new(AtomicU64::new(crate::scripting::status::BUSY_THRESHOLD_MS_DEFAULT)),
+            aclfile: None,
             port,
             bind: bind.to_string(),
             config_file: config_file.to_string(),

@@ -2,6 +2,8 @@
 //! each [`Srv`] maps to its handler here, in one place; the handlers live with their
 //! family (connection, transactions, pub/sub, introspection).
 
+mod acl;
+pub(crate) use acl::load_at_first_start as acl_load_at_first_start;
 mod cluster;
 mod connection;
 mod introspection;
@@ -61,6 +63,7 @@ impl Connection {
             Srv::Asking => Reply::ok(),
             Srv::ScriptKill => self.shared.core.kill_script(false),
             Srv::FunctionKill => self.shared.core.kill_script(true),
+            Srv::Acl => self.acl(args).await,
         };
         self.reply(reply);
     }

@@ -1,0 +1,58 @@
+//! ACL users with Redis 7.0's semantics (DESIGN.md §10): the rules (`user`), the
+//! command ids and categories they name (`registry`, over `redis_table`, Redis
+//! 7.0.15's own table), the stripe's users and the permission check (`users`), and
+//! this server's log of refusals (`log`).
+//!
+//! The users are replicated state: they live in the store's `Db`, change only when
+//! an ACL write is applied from the log, and travel in snapshots. What connections
+//! read at admission is the [`View`] the store publishes after each change, so the
+//! request path never takes the store's lock to check a user. This module does not
+//! know about sockets or the log.
+
+pub mod log;
+pub mod redis_table;
+pub mod registry;
+pub mod user;
+pub mod users;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use user::User;
+pub use users::{check, command_name, unrestricted, Denied, Users};
+
+/// What connections see of the stripe's users: the last applied table, a counter
+/// bumped at each change (a session re-reads its user when it moved) and the log.
+#[derive(Debug, Default)]
+pub struct View {
+    users: RwLock<Arc<Users>>,
+    epoch: AtomicU64,
+    pub log: Mutex<log::AclLog>,
+}
+
+impl View {
+    pub fn users(&self) -> Arc<Users> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Publishes the users after an applied change (or a snapshot installed).
+    pub fn publish(&self, users: Arc<Users>) {
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The user called `name` now, as every server of the stripe sees it; this
+    /// server's `requirepass` is the default user's password until ACL sets that user.
+    pub fn user(&self, name: &[u8], requirepass: Option<&str>) -> Option<User> {
+        self.users().get(name, requirepass)
+    }
+
+    /// ACL LOG's record of a refusal or a failed AUTH.
+    pub fn record(&self, entry: log::Entry, now_ms: u64) {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).add(entry, now_ms);
+    }
+}
