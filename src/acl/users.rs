@@ -257,7 +257,7 @@ fn check_selector(s: &Selector, id: usize, spec: &CommandSpec, args: &[Bytes]) -
     if !s.all_keys {
         for key in spec.keys(args) {
             let at = args.iter().position(|a| std::ptr::eq(a, key)).unwrap_or(0);
-            let access = key_access(&command.keys, at);
+            let access = variable_access(&command.name, args, key_access(&command.keys, at));
             let ok = s.patterns.iter().any(|p| {
                 (p.read || !access.read) && (p.write || !access.write) && crate::commands::args::glob_match(&p.pattern, key, false)
             });
@@ -297,6 +297,21 @@ fn key_access(specs: &[KeyAccess], at: usize) -> KeyAccess {
         return KeyAccess { begin: None, read: true, write: true };
     }
     union
+}
+
+/// Redis's VARIABLE_FLAGS commands, whose access depends on their arguments (its
+/// `setGetKeys`, `bitfieldGetKeys`): SET reads its key only with GET; BITFIELD reads
+/// with a GET operation and writes with SET or INCRBY.
+fn variable_access(name: &str, args: &[Bytes], access: KeyAccess) -> KeyAccess {
+    let has = |word: &str| args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
+    match name {
+        "set" => KeyAccess { read: has("get"), write: true, ..access },
+        "bitfield" => {
+            let ops = |word: &str| args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
+            KeyAccess { read: ops("get"), write: ops("set") || ops("incrby"), ..access }
+        }
+        _ => access,
+    }
 }
 
 /// The channels a command publishes or subscribes to: (argument, is a pattern).
@@ -347,6 +362,9 @@ mod tests {
         assert_eq!(check_as(&["+@all", "%R~r*"], &["get", "r1"]), Ok(()));
         assert_eq!(check_as(&["+@all", "%R~r*"], &["set", "r1", "v"]), Err(Denied::Key(1)));
         assert_eq!(check_as(&["+@all", "%W~w*"], &["lpush", "w1", "v"]), Ok(()));
+        assert_eq!(check_as(&["+@all", "%W~w*"], &["set", "w1", "get"]), Ok(()), "SET reads only with GET");
+        assert_eq!(check_as(&["+@all", "%W~w*"], &["set", "w1", "v", "ex", "get"]), Err(Denied::Key(1)));
+        assert_eq!(check_as(&["+@all", "%R~r*"], &["bitfield", "r1", "get", "u8", "0"]), Ok(()));
         assert_eq!(check_as(&["+@all", "%R~src", "%W~dst"], &["copy", "src", "dst"]), Ok(()));
         assert_eq!(check_as(&["+@all", "%R~src", "%W~dst"], &["copy", "dst", "src"]), Err(Denied::Key(1)), "the first key refused");
     }
