@@ -306,12 +306,27 @@ fn variable_access(name: &str, args: &[Bytes], access: KeyAccess) -> KeyAccess {
     let has = |word: &str| args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
     match name {
         "set" => KeyAccess { read: has("get"), write: true, ..access },
-        "bitfield" => {
-            let ops = |word: &str| args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
-            KeyAccess { read: ops("get"), write: ops("set") || ops("incrby"), ..access }
-        }
+        "bitfield" => KeyAccess { read: true, write: !bitfield_read_only(args), ..access },
         _ => access,
     }
+}
+
+/// Redis's `bitfieldGetKeys`: only GET and OVERFLOW operations (anything it cannot
+/// parse counts as a write).
+fn bitfield_read_only(args: &[Bytes]) -> bool {
+    let mut i = 2;
+    while i < args.len() {
+        let rest = args.len() - i - 1;
+        let arg = &args[i];
+        if arg.eq_ignore_ascii_case(b"get") && rest >= 2 {
+            i += 3;
+        } else if arg.eq_ignore_ascii_case(b"overflow") && rest >= 1 {
+            i += 2;
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// The channels a command publishes or subscribes to: (argument, is a pattern).
@@ -365,6 +380,7 @@ mod tests {
         assert_eq!(check_as(&["+@all", "%W~w*"], &["set", "w1", "get"]), Ok(()), "SET reads only with GET");
         assert_eq!(check_as(&["+@all", "%W~w*"], &["set", "w1", "v", "ex", "get"]), Err(Denied::Key(1)));
         assert_eq!(check_as(&["+@all", "%R~r*"], &["bitfield", "r1", "get", "u8", "0"]), Ok(()));
+        assert_eq!(check_as(&["+@all", "%W~w*"], &["bitfield", "w1", "set", "u4", "0", "1"]), Err(Denied::Key(1)));
         assert_eq!(check_as(&["+@all", "%R~src", "%W~dst"], &["copy", "src", "dst"]), Ok(()));
         assert_eq!(check_as(&["+@all", "%R~src", "%W~dst"], &["copy", "dst", "src"]), Err(Denied::Key(1)), "the first key refused");
     }
