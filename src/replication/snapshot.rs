@@ -534,6 +534,34 @@ mod tests {
         assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
     }
 
+    /// A snapshot in format 4 (streams, no users), written by main at cc0ef9a (the
+    /// last build before ACL users) after `SET plain v` and `HSET h f v`.
+    const FORMAT_4_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-4-cc0ef9a.snap");
+
+    #[test]
+    fn a_format_4_snapshot_loads_with_no_users_held() {
+        assert_eq!(FORMAT_4_SNAPSHOT[8..12], FORMAT_VERSION_NO_USERS.to_le_bytes());
+        let (meta, db) = decode(FORMAT_4_SNAPSHOT, "fixture", 0).unwrap();
+        assert_eq!(db.len(), 2);
+        assert!(db.acl.pristine(), "no users held: the default user is the configured one");
+        let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
+        assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+    }
+
+    #[test]
+    fn users_travel_in_snapshots_and_have_no_place_before_format_5() {
+        let mut st = Store::new();
+        apply(&mut st, 1_000, &["acl", "setuser", "app", "on", ">pw", "+@read", "-keys", "~app:*", "%W~w*", "&ch", "(+set ~s*)"]);
+        apply(&mut st, 1_000, &["acl", "setuser", "default", "off"]);
+        let mut bytes = encode(&st.db, &meta_at(st.db.index()));
+        let (_, back) = decode(&bytes, "v5", 0).unwrap();
+        assert_eq!(back.acl, st.db.acl, "users, passwords, patterns and selectors come back");
+        assert_eq!(crate::store::digest(&back), crate::store::digest(&st.db));
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_USERS.to_le_bytes());
+        let err = decode(&bytes, "v4", 0).unwrap_err().to_string();
+        assert!(err.contains("unexpected record kind 8"), "{err}");
+    }
+
     #[test]
     fn a_stream_limits_record_has_no_place_before_format_4() {
         let mut st = Store::new();
