@@ -92,3 +92,44 @@ fn a_user_created_on_the_active_is_enforced_after_kill9_and_after_a_fast_restart
     );
     cluster.wait_converged(&all, DEADLINE);
 }
+
+#[test]
+fn a_client_of_a_mirror_runs_as_its_user_when_the_default_user_is_locked() {
+    support::log_phases();
+    let cluster = Cluster::start(Spec::servers(3));
+    let active = cluster.wait_formed();
+    let mirror = (active + 1) % 3;
+    tracing::info!("--- the default user gets a password and loses its commands; app is created");
+    let got = reply(
+        &cluster,
+        active,
+        &[
+            &["ACL", "SETUSER", "admin", "on", ">adminpw", "+@all", "~*", "&*"],
+            &["ACL", "SETUSER", "app", "on", ">apppw", "+get", "+set", "+eval", "~app:*"],
+            &["ACL", "SETUSER", "default", "resetpass", ">defaultpw", "-@all"],
+        ],
+    );
+    assert!(got.iter().all(|r| r.is_ok()), "{got:?}");
+    assert!(wait_until(DEADLINE, || app_is_enforced(&cluster, mirror)), "the mirror enforces app");
+    tracing::info!("--- app's writes through the mirror reach the active; its refusals stay refused");
+    let got = reply(
+        &cluster,
+        mirror,
+        &[
+            &["AUTH", "app", "apppw"],
+            &["SET", "app:fwd", "v"],
+            &["GET", "app:fwd"],
+            &["SET", "other", "v"],
+            &["EVAL", "return redis.call('set', 'other', 'v')", "0"],
+            &["EVAL", "return redis.call('set', 'app:lua', 'v')", "0"],
+        ],
+    );
+    assert!(matches!(&got[1], Ok(_)) && got[2] == Ok(redis::Value::BulkString(b"v".to_vec())), "{got:?}");
+    assert!(matches!(&got[3], Err(e) if e.contains("NOPERM")), "{got:?}");
+    assert!(matches!(&got[4], Err(e) if e.contains("The user executing the script can't access at least one of the keys")), "{got:?}");
+    assert!(got[5].is_ok(), "{got:?}");
+    tracing::info!("--- a plain client cannot pass for a forwarding server");
+    let got =
+        reply(&cluster, active, &[&["AUTH", "default", "x"], &["HELLO", "2", "AUTH", "default", "", "SETNAME", "tandem-forward:evil"]]);
+    assert!(got.iter().all(|r| matches!(r, Err(e) if e.contains("WRONGPASS"))), "{got:?}");
+}

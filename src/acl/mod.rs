@@ -21,6 +21,19 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use user::User;
 pub use users::{check, command_name, unrestricted, Denied, Users};
 
+/// The password a server forwarding its clients' commands gives the active
+/// (`AUTH default <token>`): an HMAC-SHA256 of a fixed label with the cluster secret,
+/// so only a member of the array has it. A connection that presents it runs what it
+/// is sent unchecked: the forwarding server has checked each command against its
+/// own client's user (the stripe's users are the same on every member).
+pub fn forward_token(secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    // Hmac takes a key of any length.
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(b"tandem forwarding connection v1");
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What connections see of the stripe's users: the last applied table, a counter
 /// bumped at each change (a session re-reads its user when it moved) and the log.
 #[derive(Debug, Default)]

@@ -70,6 +70,9 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
 /// logged (ACL LOG) and answered with Redis's `-NOPERM`. A connection whose user was
 /// deleted is closed, as Redis does.
 fn acl(session: &mut Session, request: &mut Request, core: &Core, settings: &Settings) -> Option<Reply> {
+    if session.acl.forwarder {
+        return None;
+    }
     let epoch = core.acl.epoch();
     if session.acl.epoch != epoch {
         match core.acl.user(session.acl.name.as_bytes(), settings.requirepass().as_deref()) {

@@ -318,6 +318,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     scripts.lone.store(lone, Ordering::Relaxed);
     settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
     settings.aclfile = options.aclfile.clone();
+    settings.forward_token = options.replica.layout.secret.as_deref().map(crate::acl::forward_token);
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name));
     if let Some(management) = &management {
         management.attach(shared.clone());

@@ -46,12 +46,15 @@ pub struct AclSession {
     pub epoch: u64,
     /// The user may run anything: admission checks nothing more.
     pub unrestricted: bool,
+    /// Another member forwarding its clients' commands (it logged in with the
+    /// forward token): they were checked there, against the same users.
+    pub forwarder: bool,
 }
 
 impl AclSession {
     /// Runs as `name`, read afresh at the next command.
     pub fn new(name: &str) -> AclSession {
-        AclSession { name: name.to_string(), user: None, epoch: u64::MAX, unrestricted: false }
+        AclSession { name: name.to_string(), user: None, epoch: u64::MAX, unrestricted: false, forwarder: false }
     }
 }
 

@@ -125,6 +125,10 @@ pub struct Settings {
     /// `aclfile`: the users ACL LOAD reads and ACL SAVE writes, loaded into a
     /// stripe whose users were never set when this server becomes its active.
     pub aclfile: Option<String>,
+    /// What this server's forwarding connections log in with, and what it accepts
+    /// from other members' (`acl::forward_token` of the cluster secret); `None`
+    /// without a secret (a lone server): forwarding then logs in with `requirepass`.
+    pub forward_token: Option<String>,
 }
 
 impl Settings {
@@ -140,6 +144,7 @@ impl Settings {
             requirepass: Mutex::new(requirepass),
             busy_reply_threshold_ms: std::sync::Arc::new(AtomicU64::new(crate::scripting::status::BUSY_THRESHOLD_MS_DEFAULT)),
             aclfile: None,
+            forward_token: None,
             port,
             bind: bind.to_string(),
             config_file: config_file.to_string(),
@@ -162,6 +167,11 @@ impl Settings {
 
     pub fn policy(&self) -> EvictionPolicy {
         EvictionPolicy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// The password a forwarding connection gives the active as the default user.
+    pub fn forward_password(&self) -> Option<String> {
+        self.forward_token.clone().or_else(|| self.requirepass())
     }
 
     pub fn requirepass(&self) -> Option<String> {
