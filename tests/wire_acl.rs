@@ -227,3 +227,47 @@ fn scripts_calls_are_checked_against_the_callers_user() {
     let e = err(&mut scr, &["TANDEM.ASUSER", "default", "EVAL", "return 1", "0"]);
     assert!(e.starts_with("NOPERM"), "{e}");
 }
+
+/// A restartable server whose config names an aclfile.
+fn server_with_aclfile(users: &str) -> (tempfile::TempDir, support::ConfigServer, u16) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, port) = support::write_single_server_config(dir.path(), true);
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("[cluster]\n", "[cluster]\naclfile = \"users.acl\"\n")).expect("config");
+    std::fs::write(dir.path().join("users.acl"), users).expect("aclfile");
+    let server = support::ConfigServer::start(dir.path(), &config, "server1", port);
+    (dir, server, port)
+}
+
+fn raw_exchange(port: u16, bytes: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    String::from_utf8_lossy(&exchange(&mut s, bytes, Duration::from_millis(400))).into_owned()
+}
+
+#[test]
+fn the_aclfile_loads_at_first_start_and_acl_save_and_load_use_it() {
+    const USERS: &str = "user admin on >adminpw ~* &* +@all\nuser default on nopass -@all +ping\n";
+    let (dir, mut server, port) = server_with_aclfile(USERS);
+    let loaded = || raw_exchange(port, b"AUTH admin adminpw\r\n") == "+OK\r\n";
+    assert!(support::wait_until(Duration::from_secs(10), loaded), "the file's users are the stripe's");
+    assert_eq!(raw_exchange(port, b"GET k\r\n"), "-NOPERM this user has no permissions to run the 'get' command\r\n");
+    assert_eq!(raw_exchange(port, b"AUTH admin adminpw\r\nACL SETUSER extra on nopass +get ~*\r\nACL SAVE\r\n"), "+OK\r\n+OK\r\n+OK\r\n");
+    let saved = std::fs::read_to_string(dir.path().join("users.acl")).expect("saved");
+    assert!(saved.contains("user extra on nopass ~* resetchannels -@all +get\n"), "{saved}");
+    std::fs::write(dir.path().join("users.acl"), USERS).expect("rewrite");
+    assert_eq!(
+        raw_exchange(port, b"AUTH admin adminpw\r\nACL LOAD\r\nACL USERS\r\n"),
+        "+OK\r\n+OK\r\n*2\r\n$5\r\nadmin\r\n$7\r\ndefault\r\n"
+    );
+    std::fs::write(dir.path().join("users.acl"), "user bad on +nosuch\n").expect("rewrite");
+    let refused = raw_exchange(port, b"AUTH admin adminpw\r\nACL LOAD\r\nACL USERS\r\n");
+    assert!(
+        refused.starts_with("+OK\r\n-ERR 1: Error in ACL SETUSER modifier '+nosuch'") && refused.ends_with("$7\r\ndefault\r\n"),
+        "{refused}"
+    );
+    // Restarted from its data, the stripe keeps its users: the file is read only at first start.
+    std::fs::write(dir.path().join("users.acl"), "user other on nopass +@all ~*\n").expect("rewrite");
+    server.restart();
+    assert_eq!(raw_exchange(port, b"AUTH admin adminpw\r\nACL USERS\r\n"), "+OK\r\n*2\r\n$5\r\nadmin\r\n$7\r\ndefault\r\n");
+}
