@@ -271,3 +271,19 @@ fn the_aclfile_loads_at_first_start_and_acl_save_and_load_use_it() {
     server.restart();
     assert_eq!(raw_exchange(port, b"AUTH admin adminpw\r\nACL USERS\r\n"), "+OK\r\n*2\r\n$5\r\nadmin\r\n$7\r\ndefault\r\n");
 }
+
+#[test]
+fn subscribers_are_closed_when_their_channels_are_revoked_and_kept_otherwise() {
+    let server = Server::start();
+    let mut admin = server.conn();
+    ok(&mut admin, &["ACL", "SETUSER", "psuser", "on", "nopass", "+@all", "resetchannels", "&foo", "&bar*"]);
+    let mut sub = server.raw();
+    let got = exchange(&mut sub, b"AUTH psuser x\r\nSUBSCRIBE foo\r\nPSUBSCRIBE bar*\r\n", Duration::from_millis(400));
+    assert!(String::from_utf8_lossy(&got).ends_with("*3\r\n$10\r\npsubscribe\r\n$4\r\nbar*\r\n:2\r\n"));
+    // Keeping the literal permissions (and gaining more) pardons the subscriber.
+    ok(&mut admin, &["ACL", "SETUSER", "psuser", "&other"]);
+    let n: i64 = redis::cmd("PUBLISH").arg("foo").arg("still").query(&mut admin).unwrap();
+    assert_eq!(n, 1, "the subscriber is still there");
+    ok(&mut admin, &["ACL", "SETUSER", "psuser", "resetchannels", "&foo"]);
+    assert!(closed_by_server(&mut sub, Duration::from_secs(5)), "its pattern was revoked");
+}

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use user::User;
-pub use users::{check, command_name, unrestricted, Denied, Users};
+pub use users::{channel_allowed, check, command_name, unrestricted, Denied, Users};
 
 /// The password a server forwarding its clients' commands gives the active
 /// (`AUTH default <token>`): an HMAC-SHA256 of a fixed label with the cluster secret,
@@ -41,6 +41,8 @@ pub struct View {
     users: RwLock<Arc<Users>>,
     epoch: AtomicU64,
     pub log: Mutex<log::AclLog>,
+    /// Woken at each change: subscribers whose channels were revoked are closed.
+    pub changed: tokio::sync::Notify,
 }
 
 impl View {
@@ -56,6 +58,7 @@ impl View {
     pub fn publish(&self, users: Arc<Users>) {
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
     }
 
     /// The user called `name` now, as every server of the stripe sees it; this

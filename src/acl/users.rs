@@ -236,6 +236,15 @@ pub fn check(user: &User, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Deni
     Err(worst)
 }
 
+/// Whether `user` may stay subscribed to `channel` (a pattern when `pattern`,
+/// matched literally then), as Redis's ACLUserCheckChannelPerm.
+pub fn channel_allowed(user: &User, channel: &[u8], pattern: bool) -> bool {
+    user.selectors().any(|s| {
+        s.all_channels
+            || s.channels.iter().any(|c| if pattern { c[..] == *channel } else { crate::commands::args::glob_match(c, channel, false) })
+    })
+}
+
 /// Whether the user may run every command with every key and channel: such users
 /// (the default one, usually) skip the per-request work.
 pub fn unrestricted(user: &User) -> bool {

@@ -37,6 +37,8 @@ impl Connection {
         while !self.session.closing {
             let idle_secs = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
             let subscribed = self.session.subscribed();
+            let acl = self.shared.core.acl.clone();
+            let acl_changed = acl.changed.notified();
             let idle = async {
                 if idle_secs == 0 || subscribed {
                     std::future::pending::<()>().await
@@ -57,6 +59,11 @@ impl Connection {
                     }
                 },
                 Some(msg) = self.session.inbox.recv() => self.on_push(msg),
+                _ = acl_changed, if subscribed => {
+                    if !self.subscriptions_allowed() {
+                        break;
+                    }
+                }
                 _ = idle => break,
             }
             if self.flush().await.is_err() {
@@ -65,6 +72,18 @@ impl Connection {
         }
         let _ = self.flush().await;
         self.cleanup();
+    }
+
+    /// Whether this client's user (as the stripe's users are now) still allows all its
+    /// subscriptions: Redis closes a subscriber whose channels were revoked.
+    fn subscriptions_allowed(&self) -> bool {
+        if self.session.acl.forwarder {
+            return true;
+        }
+        let requirepass = self.shared.settings.requirepass();
+        let Some(user) = self.shared.core.acl.user(self.session.acl.name.as_bytes(), requirepass.as_deref()) else { return false };
+        self.session.channels.iter().all(|c| crate::acl::channel_allowed(&user, c, false))
+            && self.session.patterns.iter().all(|p| crate::acl::channel_allowed(&user, p, true))
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
