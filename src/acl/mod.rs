@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use user::User;
-pub use users::{channel_allowed, check, command_name, unrestricted, Denied, Users};
+pub use users::{channel_allowed, check, command_name, sort_option_refused, unrestricted, Denied, Users};
 
 /// The password a server forwarding its clients' commands gives the active
 /// (`AUTH default <token>`): an HMAC-SHA256 of a fixed label with the cluster secret,

@@ -127,15 +127,25 @@ fn build() -> Registry {
             add(&mut registry, sub.name, Some(parent), describe(sub, redis.get(sub.name).copied()));
         }
     }
-    // Redis's subcommands of containers served here by one handler.
-    for (name, cats, keys) in redis_table::COMMANDS {
-        let Some((parent_name, _)) = name.split_once('|') else { continue };
-        let Some(&parent) = registry.by_name.get(parent_name) else { continue };
-        if registry.by_name.contains_key(*name) {
-            continue;
+    // Redis's commands this server does not serve (DEBUG, MIGRATE…) are names rules
+    // may use, so that an ACL file written for Redis (`-debug`) loads: such commands
+    // are never run here. Then Redis's subcommands of containers served here by one
+    // handler (`client|kill`) and of those commands.
+    for pass_subcommands in [false, true] {
+        for (name, cats, keys) in redis_table::COMMANDS {
+            if registry.by_name.contains_key(*name) || name.contains('|') != pass_subcommands {
+                continue;
+            }
+            let parent = match name.split_once('|') {
+                Some((parent_name, _)) => match registry.by_name.get(parent_name) {
+                    Some(&parent) => Some(parent),
+                    None => continue,
+                },
+                None => None,
+            };
+            let categories = cats.iter().map(|c| bit_of(c)).fold(0, |a, b| a | b);
+            add(&mut registry, name, parent, (categories, key_access(keys), false));
         }
-        let categories = cats.iter().map(|c| bit_of(c)).fold(0, |a, b| a | b);
-        add(&mut registry, name, Some(parent), (categories, key_access(keys), false));
     }
     registry
 }
@@ -214,6 +224,7 @@ mod tests {
         assert!(r.id(b"script|load").is_some());
         assert!(r.id(b"no-such").is_none());
         assert!(r.id(b"tandem.expired").is_none(), "internal commands are no ACL names");
+        assert!(r.id(b"debug").is_some(), "Redis's commands not served here are names rules may use");
     }
 
     #[test]

@@ -245,6 +245,40 @@ pub fn channel_allowed(user: &User, channel: &[u8], pattern: bool) -> bool {
     })
 }
 
+/// SORT's BY (with a pattern) and GET read keys no key spec names: Redis allows them
+/// only to a user with read access to every key for this command (sortCommand's
+/// `user_has_full_key_access`). The error of the first such option, or `None`.
+pub fn sort_option_refused(user: &User, spec: &CommandSpec, args: &[Bytes]) -> Option<&'static str> {
+    let r = registry();
+    let id = r.id_of_request(spec, args)?;
+    if !matches!(r.commands.get(id)?.name.as_str(), "sort" | "sort_ro") {
+        return None;
+    }
+    let full = user
+        .selectors()
+        .any(|s| check_selector(s, id, spec, args).is_ok() && (s.all_keys || s.patterns.iter().any(|p| p.read && p.pattern == b"*")));
+    if full {
+        return None;
+    }
+    let mut i = 2;
+    while i < args.len() {
+        let arg = &args[i];
+        let has_value = i + 1 < args.len();
+        if arg.eq_ignore_ascii_case(b"limit") {
+            i += 3;
+            continue;
+        }
+        if arg.eq_ignore_ascii_case(b"by") && has_value && args[i + 1].contains(&b'*') {
+            return Some("ERR BY option of SORT denied due to insufficient ACL permissions.");
+        }
+        if arg.eq_ignore_ascii_case(b"get") && has_value {
+            return Some("ERR GET option of SORT denied due to insufficient ACL permissions.");
+        }
+        i += if has_value && (arg.eq_ignore_ascii_case(b"by") || arg.eq_ignore_ascii_case(b"store")) { 2 } else { 1 };
+    }
+    None
+}
+
 /// Whether the user may run every command with every key and channel: such users
 /// (the default one, usually) skip the per-request work.
 pub fn unrestricted(user: &User) -> bool {
@@ -401,6 +435,27 @@ mod tests {
         assert_eq!(check_as(&["+@all", "&ch*"], &["subscribe", "ch1", "other"]), Err(Denied::Channel(2)));
         assert_eq!(check_as(&["+@all", "&ch*"], &["psubscribe", "ch1"]), Err(Denied::Channel(1)));
         assert_eq!(check_as(&["+@all", "&ch*"], &["psubscribe", "ch*"]), Ok(()));
+    }
+
+    #[test]
+    fn sort_by_and_get_need_read_access_to_every_key() {
+        let refused = |rules: &[&str], cmd: &[&str]| {
+            let mut u = User::new("u");
+            let ops: Vec<&[u8]> = rules.iter().map(|r| r.as_bytes()).collect();
+            u.apply_all(&ops).expect("rules");
+            let a = args(cmd);
+            sort_option_refused(&u, commands::resolve(&a).expect("sort"), &a)
+        };
+        assert_eq!(
+            refused(&["(+sort ~mylist)"], &["sort", "mylist", "by", "v*"]),
+            Some("ERR BY option of SORT denied due to insufficient ACL permissions.")
+        );
+        assert_eq!(
+            refused(&["(+sort ~mylist %W~*)"], &["sort", "mylist", "get", "v*"]),
+            Some("ERR GET option of SORT denied due to insufficient ACL permissions.")
+        );
+        assert_eq!(refused(&["(+sort ~mylist)"], &["sort", "mylist", "by", "nosort"]), None, "a constant BY reads no key");
+        assert_eq!(refused(&["(+sort ~mylist %R~*)"], &["sort", "mylist", "by", "v*"]), None);
     }
 
     #[test]

@@ -106,6 +106,9 @@ fn acl(session: &mut Session, request: &mut Request, core: &Core, settings: &Set
         false => (request.spec, &request.args[..]),
     };
     let Err(denied) = crate::acl::check(user, spec, args) else {
+        if let Some(refused) = crate::acl::sort_option_refused(user, spec, args) {
+            return Some(Reply::err(refused));
+        }
         if spec.has(flags::SCRIPT) && !wrapped {
             // Its calls are checked in apply, against this user as the stripe has it.
             let read_only = !spec.is_write();
