@@ -238,6 +238,10 @@ const STEPS: &[(usize, &[&str])] = &[
     (0, &["ACL", "GENPASS", "-236"]),
     (0, &["ACL", "GENPASS", "5000"]),
     (0, &["ACL", "CAT", "NON_EXISTS"]),
+    (0, &["ACL", "CAT", "NON_EXISTS", "NON_EXISTS2"]),
+    (0, &["ACL", "WHOAMI", "extra"]),
+    (0, &["CONFIG", "SET", "acllog-max-len", "2"]),
+    (0, &["CONFIG", "GET", "acllog-max-len"]),
     (0, &["ACL", "CAT"]),
     (0, &["ACL", "HELP", "xxx"]),
     (0, &["ACL", "NOSUCH"]),
@@ -249,7 +253,7 @@ const STEPS: &[(usize, &[&str])] = &[
     (0, &["AUTH", "pw"]),
     (0, &["ACL", "SETUSER", "default", "nopass"]),
     (0, &["ACL", "GETUSER", "default"]),
-    (0, &["ACL", "DELUSER", "antirez"]),
+    (0, &["ACL", "DELUSER", "antirez", "newuser"]),
     (0, &["ACL", "LIST"]),
 ];
 

@@ -6,7 +6,10 @@ use std::collections::VecDeque;
 use crate::protocol::reply::Reply;
 
 /// Redis's `acllog-max-len` default.
-pub const ACL_LOG_LEN_MAX: usize = 128;
+pub const ACL_LOG_LEN_DEFAULT: usize = 128;
+/// The most entries kept whatever `acllog-max-len` says: each holds a client line
+/// (a few hundred bytes), so this bounds the log near 10 MB.
+pub const ACL_LOG_LEN_MAX: usize = 30_000;
 /// Entries compared with a new one for a merge (Redis looks at 10).
 const MERGE_SCAN: usize = 10;
 
@@ -40,7 +43,8 @@ pub struct AclLog {
 }
 
 impl AclLog {
-    pub fn add(&mut self, mut entry: Entry, now_ms: u64) {
+    /// Records `entry`, keeping at most `len_max` entries (`acllog-max-len`).
+    pub fn add(&mut self, mut entry: Entry, now_ms: u64, len_max: usize) {
         entry.created_ms = now_ms;
         let found = self.entries.iter().take(MERGE_SCAN).position(|e| e.same_event(&entry));
         if let Some(at) = found {
@@ -53,7 +57,7 @@ impl AclLog {
             return;
         }
         self.entries.push_front(entry);
-        self.entries.truncate(ACL_LOG_LEN_MAX);
+        self.entries.truncate(len_max.min(ACL_LOG_LEN_MAX));
     }
 
     pub fn reset(&mut self) {
@@ -89,15 +93,21 @@ mod tests {
     #[test]
     fn the_same_event_is_counted_and_the_log_is_bounded() {
         let mut log = AclLog::default();
-        log.add(e("get"), 1);
-        log.add(e("set"), 2);
-        log.add(e("get"), 3);
+        log.add(e("get"), 1, ACL_LOG_LEN_DEFAULT);
+        log.add(e("set"), 2, ACL_LOG_LEN_DEFAULT);
+        log.add(e("get"), 3, ACL_LOG_LEN_DEFAULT);
         assert_eq!(log.entries.len(), 2);
         assert_eq!(log.entries[0].object, "get");
         assert_eq!(log.entries[0].count, 2);
         for i in 0..1000 {
-            log.add(e(&format!("c{i}")), 4);
+            log.add(e(&format!("c{i}")), 4, ACL_LOG_LEN_DEFAULT);
         }
-        assert_eq!(log.entries.len(), ACL_LOG_LEN_MAX);
+        assert_eq!(log.entries.len(), ACL_LOG_LEN_DEFAULT);
+        log.add(e("x"), 5, 5);
+        assert_eq!(log.entries.len(), 5, "acllog-max-len lowered: trimmed at the next entry");
+        for i in 0..40_000 {
+            log.add(e(&format!("d{i}")), 6, usize::MAX);
+        }
+        assert_eq!(log.entries.len(), ACL_LOG_LEN_MAX, "bounded whatever the setting");
     }
 }

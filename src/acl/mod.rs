@@ -67,8 +67,8 @@ impl View {
         self.users().get(name, requirepass)
     }
 
-    /// ACL LOG's record of a refusal or a failed AUTH.
-    pub fn record(&self, entry: log::Entry, now_ms: u64) {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).add(entry, now_ms);
+    /// ACL LOG's record of a refusal or a failed AUTH, keeping `len_max` entries.
+    pub fn record(&self, entry: log::Entry, now_ms: u64, len_max: usize) {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).add(entry, now_ms, len_max);
     }
 }

@@ -128,7 +128,7 @@ fn acl(session: &mut Session, request: &mut Request, core: &Core, settings: &Set
         session.acl.name.clone(),
         session.info.line(),
     );
-    core.acl.record(entry, crate::clock::wall_ms());
+    core.acl.record(entry, crate::clock::wall_ms(), settings.acllog_max_len());
     Some(Reply::error(denied.error(&name)))
 }
 

@@ -152,6 +152,11 @@ impl Settings {
         }
     }
 
+    /// `acllog-max-len`.
+    pub fn acllog_max_len(&self) -> usize {
+        self.params().acllog_max_len()
+    }
+
     fn params(&self) -> std::sync::MutexGuard<'_, Params> {
         self.params.lock().unwrap_or_else(|e| e.into_inner())
     }

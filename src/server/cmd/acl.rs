@@ -9,7 +9,7 @@ use super::text;
 use crate::acl::registry::{category_bit, registry, CATEGORIES};
 use crate::acl::user::Selector;
 use crate::acl::User;
-use crate::commands::{self, acl::ACL_LOAD_COMMAND, args::*, unknown_subcommand};
+use crate::commands::{self, acl::ACL_LOAD_COMMAND, args::*};
 use crate::protocol::reply::Reply;
 use crate::server::connection::Connection;
 
@@ -76,7 +76,12 @@ impl Connection {
             ("help", 2) => Reply::Array(HELP.iter().map(|l| Reply::status(l)).collect()),
             ("load", 2) => self.acl_load().await,
             ("save", 2) => self.acl_save(&users.lines(requirepass.as_deref())),
-            _ => unknown_subcommand("acl", &args[1]),
+            // A known subcommand with arguments its handler does not take (Redis's
+            // addReplySubcommandSyntaxError).
+            _ => Reply::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+                text(&args[1]).chars().take(128).collect::<String>()
+            )),
         }
     }
 

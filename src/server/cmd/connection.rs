@@ -103,7 +103,7 @@ impl Connection {
         }
         let context = if self.session.txn.in_multi() { "multi" } else { "toplevel" };
         let entry = Entry::new("auth", context, text(command), text(user), self.session.info.line());
-        self.shared.core.acl.record(entry, crate::clock::wall_ms());
+        self.shared.core.acl.record(entry, crate::clock::wall_ms(), self.shared.settings.acllog_max_len());
         Err(Reply::err("WRONGPASS invalid username-password pair or user is disabled."))
     }
 

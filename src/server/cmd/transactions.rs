@@ -219,7 +219,7 @@ impl Connection {
             self.session.acl.name.clone(),
             self.session.info.line(),
         );
-        self.shared.core.acl.record(entry, crate::clock::wall_ms());
+        self.shared.core.acl.record(entry, crate::clock::wall_ms(), self.shared.settings.acllog_max_len());
         let reason = match denied {
             crate::acl::Denied::Command => "no permission to execute the command or subcommand",
             crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
