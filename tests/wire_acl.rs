@@ -189,8 +189,13 @@ fn default_user_off_or_restricted_and_deleted_users_behave_as_in_redis() {
     assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n");
     let n: i64 = redis::cmd("ACL").arg("DELUSER").arg("temp").query(&mut admin).unwrap();
     assert_eq!(n, 1);
-    let _ = exchange(&mut t, b"PING\r\n", Duration::from_millis(300));
-    assert!(closed_by_server(&mut t, Duration::from_secs(5)));
+    assert!(closed_by_server(&mut t, Duration::from_secs(5)), "closed when its user is deleted, without a command");
+    // A client that deletes its own user gets the reply, then is closed.
+    ok(&mut admin, &["ACL", "SETUSER", "self", "on", "nopass", "+@all"]);
+    let mut me = server.raw();
+    let got = exchange(&mut me, b"AUTH self x\r\nACL DELUSER self\r\n", Duration::from_millis(300));
+    assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n:1\r\n");
+    assert!(closed_by_server(&mut me, Duration::from_secs(5)));
 }
 
 #[test]

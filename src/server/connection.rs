@@ -37,6 +37,7 @@ impl Connection {
         while !self.session.closing {
             let idle_secs = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
             let subscribed = self.session.subscribed();
+            // Woken when the users change (see `user_still_valid`).
             let acl = self.shared.core.acl.clone();
             let acl_changed = acl.changed.notified();
             let idle = async {
@@ -59,14 +60,14 @@ impl Connection {
                     }
                 },
                 Some(msg) = self.session.inbox.recv() => self.on_push(msg),
-                _ = acl_changed, if subscribed => {
-                    if !self.subscriptions_allowed() {
-                        break;
-                    }
-                }
+                _ = acl_changed => {}
                 _ = idle => break,
             }
             if self.flush().await.is_err() {
+                break;
+            }
+            // After the replies it was owed (ACL DELUSER of its own user included).
+            if !self.user_still_valid() {
                 break;
             }
         }
@@ -74,12 +75,15 @@ impl Connection {
         self.cleanup();
     }
 
-    /// Whether this client's user (as the stripe's users are now) still allows all its
-    /// subscriptions: Redis closes a subscriber whose channels were revoked.
-    fn subscriptions_allowed(&self) -> bool {
-        if self.session.acl.forwarder {
+    /// Whether this client's user (as the stripe's users are now) still exists and
+    /// allows all its subscriptions: Redis closes a client whose user was deleted and
+    /// a subscriber whose channels were revoked. Read again only when the users changed.
+    fn user_still_valid(&mut self) -> bool {
+        let epoch = self.shared.core.acl.epoch();
+        if self.session.acl.forwarder || !self.session.authed || self.session.acl.valid_epoch == epoch {
             return true;
         }
+        self.session.acl.valid_epoch = epoch;
         let requirepass = self.shared.settings.requirepass();
         let Some(user) = self.shared.core.acl.user(self.session.acl.name.as_bytes(), requirepass.as_deref()) else { return false };
         self.session.channels.iter().all(|c| crate::acl::channel_allowed(&user, c, false))

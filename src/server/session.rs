@@ -49,12 +49,15 @@ pub struct AclSession {
     /// Another member forwarding its clients' commands (it logged in with the
     /// forward token): they were checked there, against the same users.
     pub forwarder: bool,
+    /// The ACL view's epoch when the connection last checked that its user still
+    /// exists and allows its subscriptions.
+    pub valid_epoch: u64,
 }
 
 impl AclSession {
     /// Runs as `name`, read afresh at the next command.
     pub fn new(name: &str) -> AclSession {
-        AclSession { name: name.to_string(), user: None, epoch: u64::MAX, unrestricted: false, forwarder: false }
+        AclSession { name: name.to_string(), user: None, epoch: u64::MAX, unrestricted: false, forwarder: false, valid_epoch: u64::MAX }
     }
 }
 
