@@ -43,6 +43,11 @@ pub struct View {
     pub log: Mutex<log::AclLog>,
     /// Woken at each change: subscribers whose channels were revoked are closed.
     pub changed: tokio::sync::Notify,
+    /// This server is the stripe's active: refusals inside scripts (which apply runs
+    /// on every member) are logged here only.
+    pub active: std::sync::atomic::AtomicBool,
+    /// The `acllog-max-len` of the last record (refusals in scripts have no settings).
+    len_max: std::sync::atomic::AtomicUsize,
 }
 
 impl View {
@@ -69,6 +74,22 @@ impl View {
 
     /// ACL LOG's record of a refusal or a failed AUTH, keeping `len_max` entries.
     pub fn record(&self, entry: log::Entry, now_ms: u64, len_max: usize) {
+        self.len_max.store(len_max, Ordering::Relaxed);
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).add(entry, now_ms, len_max);
+    }
+
+    /// A refusal inside a script (context `lua`), logged on the active only. Its
+    /// time is the entry's (apply reads no clock); the caller's client is not known
+    /// in apply, so its client-info is empty.
+    pub fn record_in_script(&self, denied: Denied, command: &str, args: &[bytes::Bytes], user: &str, now_ms: u64) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        let entry = log::Entry::new(denied.reason(), "lua", denied.object(command, args), user.to_string(), String::new());
+        let len_max = match self.len_max.load(Ordering::Relaxed) {
+            0 => log::ACL_LOG_LEN_DEFAULT,
+            n => n,
+        };
         self.log.lock().unwrap_or_else(|e| e.into_inner()).add(entry, now_ms, len_max);
     }
 }

@@ -496,6 +496,8 @@ pub struct ReadCtx<'a> {
     pub engine: Option<&'a mut crate::scripting::Engine>,
     /// The ACL user a script runs as (`TANDEM.ASUSER_RO`): its calls are checked.
     pub acl_user: Option<crate::acl::User>,
+    /// Where a script's refused calls are logged (ACL LOG, context lua).
+    pub acl_view: Option<&'a crate::acl::View>,
 }
 
 impl<'a> ReadCtx<'a> {
@@ -532,6 +534,8 @@ pub struct WriteCtx<'a> {
     pub engine: Option<&'a mut crate::scripting::Engine>,
     /// The ACL user a script runs as (`TANDEM.ASUSER`): its calls are checked.
     pub acl_user: Option<crate::acl::User>,
+    /// Where a script's refused calls are logged (ACL LOG, context lua).
+    pub acl_view: Option<&'a crate::acl::View>,
 }
 
 impl<'a> WriteCtx<'a> {

@@ -565,6 +565,13 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         }
         if let Some(user) = &self.acl_user {
             if let Err(denied) = crate::acl::check(user, spec, args) {
+                let (view, now_ms) = match &self.target {
+                    Target::Write(ctx) => (ctx.acl_view, ctx.now_ms),
+                    Target::Read(ctx) => (ctx.acl_view, ctx.now_ms),
+                };
+                if let Some(view) = view {
+                    view.record_in_script(denied, &crate::acl::command_name(spec, args), args, &user.name, now_ms);
+                }
                 return Err(Reply::error(format!("ERR The user executing the script {}", denied.message())));
             }
         }
@@ -607,12 +614,22 @@ impl Host for ScriptHost<'_, '_> {
                     engine: None,
                     local: &LocalSettings::REDIS_DEFAULTS,
                     acl_user: None,
+                    acl_view: None,
                 },
                 args,
             ),
-            (Handler::Read(f), Target::Read(ctx)) => {
-                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: ctx.local, acl_user: None }, args)
-            }
+            (Handler::Read(f), Target::Read(ctx)) => f(
+                &mut ReadCtx {
+                    db: ctx.db,
+                    now_ms: ctx.now_ms,
+                    rng: ctx.rng,
+                    engine: None,
+                    local: ctx.local,
+                    acl_user: None,
+                    acl_view: None,
+                },
+                args,
+            ),
             (Handler::Write(_), Target::Read(_)) => Err(Reply::err(ERR_WRITE_FROM_RO)),
             (Handler::Server(srv), _) => Ok(server_command_in_script(srv, args)),
         };

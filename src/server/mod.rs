@@ -166,6 +166,7 @@ async fn keep_view(shared: Arc<Shared>) {
         if *current.active(current.local) != active {
             shared.view_tx.send_replace(Arc::new(current.with_local_active(active)));
         }
+        shared.core.acl.active.store(shared.view().local_is_active(), Ordering::Relaxed);
         if metrics.changed().await.is_err() {
             return;
         }

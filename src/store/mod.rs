@@ -233,12 +233,24 @@ impl Store {
                     events_on: self.events_on,
                     engine: Some(self.engine.get_mut().unwrap_or_else(|e| e.into_inner())),
                     acl_user: None,
+                    acl_view: Some(&self.acl_view),
                 };
                 f(&mut ctx, args)
             }
             Handler::Read(f) => {
                 let engine = self.engine.get_mut().unwrap_or_else(|e| e.into_inner());
-                f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(engine), local: &self.local, acl_user: None }, args)
+                f(
+                    &mut ReadCtx {
+                        db: &self.db,
+                        now_ms: time_ms,
+                        rng,
+                        engine: Some(engine),
+                        local: &self.local,
+                        acl_user: None,
+                        acl_view: Some(&self.acl_view),
+                    },
+                    args,
+                )
             }
             Handler::Server(_) => Ok(Reply::Nil),
         };
@@ -256,12 +268,33 @@ impl Store {
         match spec.handler {
             Handler::Read(f) if spec.has(commands::flags::SCRIPT) => {
                 let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-                f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut engine), local: &self.local, acl_user: None }, args)
-                    .unwrap_or_else(|e| e)
+                f(
+                    &mut ReadCtx {
+                        db: &self.db,
+                        now_ms,
+                        rng,
+                        engine: Some(&mut engine),
+                        local: &self.local,
+                        acl_user: None,
+                        acl_view: Some(&self.acl_view),
+                    },
+                    args,
+                )
+                .unwrap_or_else(|e| e)
             }
-            Handler::Read(f) => {
-                f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: None, local: &self.local, acl_user: None }, args).unwrap_or_else(|e| e)
-            }
+            Handler::Read(f) => f(
+                &mut ReadCtx {
+                    db: &self.db,
+                    now_ms,
+                    rng,
+                    engine: None,
+                    local: &self.local,
+                    acl_user: None,
+                    acl_view: Some(&self.acl_view),
+                },
+                args,
+            )
+            .unwrap_or_else(|e| e),
             _ => Reply::err("ERR internal: not a read command"),
         }
     }
