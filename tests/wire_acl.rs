@@ -43,6 +43,8 @@ fn a_user_runs_only_its_commands_keys_and_channels_with_redis_errors() {
     let mut app = login(&server, "app", "apppw");
     let who: String = redis::cmd("ACL").arg("WHOAMI").query(&mut app).unwrap();
     assert_eq!(who, "app");
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    assert!(list.contains(" user=app ") && list.contains(" user=default "), "{list}");
     ok(&mut app, &["SET", "app:1", "v"]);
     let got: Option<String> = redis::cmd("GET").arg("shared:x").query(&mut app).unwrap();
     assert_eq!(got, None, "a read of a %R~ key");

@@ -99,6 +99,7 @@ impl Connection {
         if found.is_some_and(|u| u.password_ok(pass)) {
             self.session.authed = true;
             self.session.acl = AclSession::new(&text(user));
+            ClientInfo::set(&self.session.info.user, text(user));
             return Ok(());
         }
         let context = if self.session.txn.in_multi() { "multi" } else { "toplevel" };
@@ -258,6 +259,7 @@ impl Connection {
         ClientInfo::set(&self.session.info.name, String::new());
         self.session.authed = Connection::default_logs_in(&self.shared);
         self.session.acl = AclSession::new("default");
+        ClientInfo::set(&self.session.info.user, String::new());
         self.session.readonly = false;
         self.session.forwarded_in = false;
         // What upstreams held for this client (WATCHes) ends with them.
