@@ -214,6 +214,15 @@ fn requirepass_is_the_default_users_password_and_acl_can_take_it_over() {
     // The first ACL change logs the configured default user first: its password stays.
     let got = exchange(&mut s, b"ACL SETUSER default >second\r\nAUTH s3cret\r\nAUTH second\r\n", Duration::from_millis(500));
     assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n+OK\r\n+OK\r\n");
+    // CONFIG SET requirepass then replaces the default user's passwords, as in Redis.
+    let got = exchange(&mut s, b"CONFIG SET requirepass third\r\nAUTH second\r\nAUTH third\r\n", Duration::from_millis(500));
+    assert_eq!(String::from_utf8_lossy(&got), "+OK\r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n");
+    let got = exchange(&mut s, b"CONFIG SET requirepass \"\"\r\nACL GETUSER default\r\n", Duration::from_millis(500));
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("+OK\r\n*12\r\n$5\r\nflags\r\n*2\r\n$2\r\non\r\n$6\r\nnopass\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
 }
 
 #[test]

@@ -85,6 +85,34 @@ impl Connection {
         }
     }
 
+    /// After `CONFIG SET requirepass <pw>` succeeded: as in Redis, the `default` user's
+    /// passwords become that one (`nopass` for ""). While the stripe holds no default
+    /// user, `requirepass` already is its password; once it holds one, the change
+    /// goes through the log (as its hash) so every server enforces it.
+    pub(super) async fn requirepass_to_default_user(&mut self, args: &[Bytes]) -> Reply {
+        let pairs = args.get(2..).unwrap_or_default().chunks_exact(2);
+        let Some(value) = pairs.filter(|p| is(&p[0], "requirepass")).map(|p| p[1].clone()).last() else { return Reply::ok() };
+        if !is(&args[1], "set") || self.shared.core.acl.users().pristine() {
+            return Reply::ok();
+        }
+        if !self.shared.view().local_is_active() {
+            return Reply::err(
+                "ERR requirepass is the stripe's default user's password once ACL holds that user: set it on the stripe's active",
+            );
+        }
+        let password = if value.is_empty() {
+            Bytes::from_static(b"nopass")
+        } else {
+            Bytes::from(format!("#{}", crate::acl::user::hash_password(&value)))
+        };
+        let cmd = ["acl", "setuser", "default", "resetpass"].iter().map(|a| Bytes::from_static(a.as_bytes())).chain([password]);
+        let op = crate::store::Op::command(&cmd.collect::<Vec<_>>());
+        match self.shared.core.propose(vec![op]).await {
+            Ok(mut replies) => replies.pop().unwrap_or_else(Reply::ok),
+            Err(e) => crate::server::errors::write_reply(&e),
+        }
+    }
+
     fn acl_log(&mut self, args: &[Bytes]) -> Reply {
         let mut log = self.shared.core.acl.log.lock().unwrap_or_else(|e| e.into_inner());
         let count = match args.get(2) {

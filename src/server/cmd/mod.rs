@@ -50,6 +50,7 @@ impl Connection {
             Srv::Info => self.info(args),
             Srv::Command => introspection::command(args),
             Srv::Config => match self.config(args, false) {
+                Ok(reply) if reply == Reply::ok() => self.requirepass_to_default_user(args).await,
                 Ok(reply) => reply,
                 Err(limits) => self.propose_node_limits(limits).await,
             },
