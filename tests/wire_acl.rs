@@ -303,3 +303,18 @@ fn subscribers_are_closed_when_their_channels_are_revoked_and_kept_otherwise() {
     ok(&mut admin, &["ACL", "SETUSER", "psuser", "resetchannels", "&foo"]);
     assert!(closed_by_server(&mut sub, Duration::from_secs(5)), "its pattern was revoked");
 }
+
+#[test]
+fn an_aclfile_without_default_keeps_requirepass_as_its_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, port) = support::write_single_server_config(dir.path(), true);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("[cluster]\n", "[cluster]\naclfile = \"users.acl\"\nrequirepass = \"s3cret\"\n");
+    std::fs::write(&config, text).expect("config");
+    std::fs::write(dir.path().join("users.acl"), "user app on >apppw +get ~*\n").expect("aclfile");
+    let _server = support::ConfigServer::start_unready(dir.path(), &config, "server1", port);
+    let loaded = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && raw_exchange(port, b"AUTH app apppw\r\n") == "+OK\r\n";
+    assert!(support::wait_until(Duration::from_secs(20), loaded), "the file's users are the stripe's");
+    assert_eq!(raw_exchange(port, b"GET k\r\n"), "-NOAUTH Authentication required.\r\n", "default still needs its password");
+    assert_eq!(raw_exchange(port, b"AUTH default s3cret\r\nACL WHOAMI\r\n"), "+OK\r\n$7\r\ndefault\r\n");
+}

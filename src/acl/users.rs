@@ -82,7 +82,7 @@ impl Users {
     }
 
     /// Replaces every user (ACL LOAD, the aclfile): lines `user <name> <rules…>`,
-    /// all checked before any is taken; a file without `default` keeps Redis's default.
+    /// all checked before any is taken; a file without `default` keeps the one held.
     pub fn load(&mut self, text: &str) -> Result<(), String> {
         let mut users = BTreeMap::new();
         let mut errors = Vec::new();
@@ -112,7 +112,11 @@ impl Users {
         if !errors.is_empty() {
             return Err(errors.join(". "));
         }
-        users.entry("default".to_string()).or_insert_with(User::default_user);
+        // A file without `default` keeps the default user the stripe holds (its
+        // `requirepass` was logged before the load: `server::core`), not Redis's
+        // open `nopass` one: a file must not unlock the server by leaving it out.
+        let default = self.users.get("default").cloned().unwrap_or_else(User::default_user);
+        users.entry("default".to_string()).or_insert(default);
         self.users = users;
         Ok(())
     }
@@ -476,6 +480,14 @@ mod tests {
         assert_eq!(users, before);
         assert_eq!(users.delete(&[b"default"], None), Err("The 'default' user cannot be removed".to_string()));
         assert_eq!(users.delete(&[b"alice", b"nobody"], None), Ok(1));
+    }
+
+    #[test]
+    fn a_file_without_default_keeps_the_default_user_held() {
+        let mut users = Users::default();
+        users.set_user(b"default", &[b"resetpass", b">pw"], None).expect("set");
+        users.load("user app on nopass\n").expect("loads");
+        assert!(users.get(b"default", None).is_some_and(|d| d.password_ok(b"pw") && !d.nopass));
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Core {
     /// (its `requirepass`) enters the log, so that the change applies on top of it
     /// on every member (apply never reads a server's settings). The password travels
     /// as its SHA-256 hash, as ACL LIST shows it.
-    async fn configured_default_first(&self, settings: &Settings) {
+    pub(crate) async fn configured_default_first(&self, settings: &Settings) {
         let Some(password) = settings.requirepass() else { return };
         if !self.acl.users().pristine() {
             return;

@@ -140,6 +140,7 @@ impl Connection {
         if let Err(e) = crate::acl::Users::default().load(&text) {
             return Reply::error(format!("ERR {e}"));
         }
+        self.shared.core.configured_default_first(&self.shared.settings).await;
         let op = crate::store::Op::command(&[Bytes::from_static(ACL_LOAD_COMMAND.as_bytes()), Bytes::from(text)]);
         match self.shared.core.propose(vec![op]).await {
             Ok(mut replies) => replies.pop().unwrap_or_else(Reply::ok),
@@ -254,6 +255,8 @@ pub(crate) async fn load_at_first_start(shared: std::sync::Arc<crate::server::Sh
         tracing::error!(file = %path, error = %e, "aclfile: refused; the stripe keeps its default user");
         return;
     }
+    // requirepass first: a file without `default` keeps it (acl::Users::load).
+    shared.core.configured_default_first(&shared.settings).await;
     let op = crate::store::Op::command(&[Bytes::from_static(ACL_LOAD_COMMAND.as_bytes()), Bytes::from(text)]);
     match shared.core.propose(vec![op]).await {
         Ok(_) => tracing::info!(file = %path, "aclfile: users loaded into the stripe"),
