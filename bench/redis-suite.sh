@@ -19,6 +19,8 @@
 #   SCRIPTLIMITS      if set, sent as `TANDEM.SCRIPTLIMITS $SCRIPTLIMITS` to each fresh
 #                     tandem first (Redis's tests kill runaway scripts that tandem's
 #                     default instruction budget stops first)
+#   SKIP_TESTS        test names, one a line, left out on both servers (Redis's --skiptest;
+#                     a name several tests share leaves them all out); the output lists them
 #   BY_DESIGN=1       also leave out, on both servers, the tests that
 #                     bench/redis-suite-by-design.txt lists as checking what Tandem does
 #                     differently by design (with the reason); the output lists them.
@@ -139,6 +141,15 @@ if [ "${BY_DESIGN:-0}" = 1 ]; then
   done < bench/redis-suite-by-design.txt
 fi
 
+skip_note=""
+if [ -n "${SKIP_TESTS:-}" ]; then
+  while IFS= read -r name; do
+    [ -n "$name" ] || continue
+    design_flags+=(--skiptest "$name")
+    skip_note+="- left out: test $name (SKIP_TESTS)"$'\n'
+  done <<<"$SKIP_TESTS"
+fi
+
 run_unit() { # kind unit port → prints "passed failed aborted"
   local log="$LOG_DIR/$2.$1.log"
   mkdir -p "$(dirname "$log")"
@@ -191,6 +202,7 @@ done
 echo "Redis 7.0.15 test suite, external mode (--singledb --tags ${tags:--needs:debug}), one fresh server per unit."
 echo "Logs: $LOG_DIR"
 [ -n "$design_note" ] && printf '\nBY_DESIGN=1: on both servers\n%s' "$design_note"
+[ -n "$skip_note" ] && printf '\nSKIP_TESTS: on both servers\n%s' "$skip_note"
 echo
 echo "| unit | redis passed | tandem passed | tandem failed | tandem aborted | passed by both | both/redis |"
 echo "|---|---|---|---|---|---|---|"

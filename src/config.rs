@@ -90,8 +90,13 @@ pub struct Cluster {
     pub client_reconnect_window_ms: u64,
     /// Shared secret servers and voters present to each other on the group port.
     pub secret: Option<String>,
-    /// Password clients must give with `AUTH` on the client port.
+    /// Password clients must give with `AUTH` on the client port: the `default`
+    /// ACL user's password until ACL sets that user.
     pub requirepass: Option<String>,
+    /// Redis's `aclfile`: ACL users (`user <name> <rules…>` lines) loaded into the
+    /// stripe at its first start (while no user was ever set), read by ACL LOAD and
+    /// written by ACL SAVE. A path as given (relative: to the working directory).
+    pub aclfile: Option<String>,
     /// Bearer token the management API's procedures (stop, failover, shutdown) require;
     /// `None`: procedures are refused over HTTP (the CLI still runs them).
     pub management_token: Option<String>,
@@ -240,6 +245,7 @@ impl Config {
                 client_reconnect_window_ms: CLIENT_RECONNECT_WINDOW_MS_DEFAULT,
                 secret: None,
                 requirepass: None,
+                aclfile: None,
                 management_token: None,
                 management_allow_plain_http: false,
             },
@@ -419,6 +425,7 @@ struct RawCluster {
     client_reconnect_window: Option<Spanned<String>>,
     secret: Option<Spanned<String>>,
     requirepass: Option<Spanned<String>>,
+    aclfile: Option<Spanned<String>>,
     management_token: Option<Spanned<String>>,
     management_allow_plain_http: Option<bool>,
 }
@@ -553,6 +560,7 @@ impl Checker<'_> {
         };
         let secret = raw.secret.map(|s| self.not_empty(s, "cluster.secret"));
         let requirepass = raw.requirepass.map(|s| self.not_empty(s, "cluster.requirepass"));
+        let aclfile = raw.aclfile.map(|s| self.not_empty(s, "cluster.aclfile"));
         let management_token = raw.management_token.map(|token| {
             let line = self.line(token.span());
             let token = token.into_inner();
@@ -570,6 +578,7 @@ impl Checker<'_> {
             client_reconnect_window_ms,
             secret,
             requirepass,
+            aclfile,
             management_token,
             management_allow_plain_http: raw.management_allow_plain_http.unwrap_or(false),
         }

@@ -7,6 +7,7 @@
 //! - [`protocol`]: RESP2/RESP3 requests in, replies out.
 //! - [`commands`]: the command table; one file per family; parse arguments, then apply.
 //! - [`store`]: the deterministic state machine: `apply(entry) -> replies`.
+//! - [`acl`]: ACL users (Redis 7.0's rules), the stripe's users and the permission check.
 //! - [`clock`]: the wall clock (with the test hook) and the active's entry clock.
 //! - [`scripting`]: the Lua engine scripts (EVAL, FCALL) run in, inside `apply`.
 //! - [`cluster`]: hash slots, the cluster view and routing (pure).
@@ -15,6 +16,7 @@
 //! - [`check`]: the fault harness (`tandem check`): real processes, faults from a seed,
 //!   and checkers of the clients' history (linearizability, lists, counters, digests).
 
+pub mod acl;
 pub mod check;
 pub mod clock;
 pub mod cluster;

@@ -465,6 +465,7 @@ fn server_options(
         cluster_port: server.cluster_port,
         data_storage_bytes: server.data_storage_bytes,
         requirepass: config.cluster.requirepass.clone(),
+        aclfile: config.cluster.aclfile.clone(),
         config_file: file,
         management,
     })

@@ -23,6 +23,7 @@ use crate::store::db::{Db, Item};
 use crate::store::value::Value;
 use crate::store::KeyEvent;
 
+pub mod acl;
 pub mod args;
 pub mod bitmaps;
 pub mod connection;
@@ -106,6 +107,8 @@ pub enum Srv {
     /// SCRIPT KILL and FUNCTION KILL: reach the running script through its status.
     ScriptKill,
     FunctionKill,
+    /// ACL's subcommands that read users or the connection (WHOAMI, GETUSER, LOG…).
+    Acl,
 }
 
 impl Srv {
@@ -457,6 +460,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         sort::COMMANDS,
         zset_multi::COMMANDS,
         scripting::COMMANDS,
+        acl::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -490,6 +494,10 @@ pub struct ReadCtx<'a> {
     pub local: &'a crate::store::encoding::LocalSettings,
     /// The store's Lua engine, for read-only scripts (`None` inside a script).
     pub engine: Option<&'a mut crate::scripting::Engine>,
+    /// The ACL user a script runs as (`TANDEM.ASUSER_RO`): its calls are checked.
+    pub acl_user: Option<crate::acl::User>,
+    /// Where a script's refused calls are logged (ACL LOG, context lua).
+    pub acl_view: Option<&'a crate::acl::View>,
 }
 
 impl<'a> ReadCtx<'a> {
@@ -524,6 +532,10 @@ pub struct WriteCtx<'a> {
     pub events_on: bool,
     /// The store's Lua engine, for scripts (`None` inside a script).
     pub engine: Option<&'a mut crate::scripting::Engine>,
+    /// The ACL user a script runs as (`TANDEM.ASUSER`): its calls are checked.
+    pub acl_user: Option<crate::acl::User>,
+    /// Where a script's refused calls are logged (ACL LOG, context lua).
+    pub acl_view: Option<&'a crate::acl::View>,
 }
 
 impl<'a> WriteCtx<'a> {

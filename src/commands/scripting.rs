@@ -68,6 +68,26 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Write(script_limits),
     ),
     spec(
+        AS_USER,
+        -4,
+        WRITE | NOSCRIPT | SCRIPT,
+        (0, 0, 0),
+        G,
+        "Runs the script command that follows as the named ACL user (a restricted user's scripts).",
+        Handler::Write(run_as_user),
+    )
+    .movable(keys_as_user),
+    spec(
+        AS_USER_RO,
+        -4,
+        READONLY | NOSCRIPT | SCRIPT,
+        (0, 0, 0),
+        G,
+        "Runs the read-only script command that follows as the named ACL user.",
+        Handler::Read(run_as_user_ro),
+    )
+    .movable(keys_as_user),
+    spec(
         "tandem.scriptoom",
         -4,
         WRITE | INTERNAL | NOSCRIPT | SCRIPT,
@@ -142,6 +162,65 @@ pub fn oom_marked(args: &[Bytes]) -> Vec<Bytes> {
     marked.push(Bytes::from_static(b"tandem.scriptoom"));
     marked.extend_from_slice(args);
     marked
+}
+
+/// The wrappers that run a script command as an ACL user: admission wraps the
+/// scripts of a restricted user, so that apply (on every member) checks each
+/// `redis.call` against that user's rules as they are in the stripe's state then.
+pub const AS_USER: &str = "tandem.asuser";
+pub const AS_USER_RO: &str = "tandem.asuser_ro";
+
+/// `args` (a script command) as run by `user`: the wrapper that fits it.
+pub fn as_user(user: &str, args: &[Bytes], read_only: bool) -> Vec<Bytes> {
+    let mut wrapped = Vec::with_capacity(args.len() + 2);
+    wrapped.push(Bytes::from_static(if read_only { AS_USER_RO.as_bytes() } else { AS_USER.as_bytes() }));
+    wrapped.push(Bytes::copy_from_slice(user.as_bytes()));
+    wrapped.extend_from_slice(args);
+    wrapped
+}
+
+/// Whether `spec` is one of the [`as_user`] wrappers.
+pub fn is_as_user(spec: &CommandSpec) -> bool {
+    matches!(spec.name, AS_USER | AS_USER_RO)
+}
+
+/// The wrapped command's keys, where they are in the wrapper.
+fn keys_as_user(args: &[Bytes]) -> Vec<usize> {
+    let inner = args.get(2..).unwrap_or_default();
+    let Some(spec) = resolve(inner).filter(|s| s.has(SCRIPT)) else { return Vec::new() };
+    spec.keys(inner).into_iter().filter_map(|k| inner.iter().position(|a| std::ptr::eq(a, k))).map(|i| i + 2).collect()
+}
+
+/// The user a wrapper names, as the stripe's state has it now; a user since deleted
+/// may run nothing.
+fn wrapped_user(db: &Db, name: &[u8]) -> crate::acl::User {
+    db.acl.get(name, None).unwrap_or_else(|| crate::acl::User::new(&String::from_utf8_lossy(name)))
+}
+
+fn run_as_user(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let inner = &args[2..];
+    let Some(spec) = resolve(inner).filter(|s| s.has(SCRIPT)) else { return Err(unknown_command(inner)) };
+    let Handler::Write(f) = spec.handler else { return Err(unknown_command(inner)) };
+    if !spec.arity_ok(inner.len()) {
+        return Err(wrong_args(spec.name));
+    }
+    ctx.acl_user = Some(wrapped_user(ctx.db, &args[1]));
+    let result = f(ctx, inner);
+    ctx.acl_user = None;
+    result
+}
+
+fn run_as_user_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
+    let inner = &args[2..];
+    let Some(spec) = resolve(inner).filter(|s| s.has(SCRIPT)) else { return Err(unknown_command(inner)) };
+    let Handler::Read(f) = spec.handler else { return Err(unknown_command(inner)) };
+    if !spec.arity_ok(inner.len()) {
+        return Err(wrong_args(spec.name));
+    }
+    ctx.acl_user = Some(wrapped_user(ctx.db, &args[1]));
+    let result = f(ctx, inner);
+    ctx.acl_user = None;
+    result
 }
 
 /// How a script is invoked.
@@ -443,6 +522,8 @@ enum Target<'c, 'a> {
 /// deny-oom command after an OOM decision until the script wrote, and only declared keys.
 pub struct ScriptHost<'c, 'a> {
     target: Target<'c, 'a>,
+    /// The ACL user the script runs as: each call is checked against its rules.
+    acl_user: Option<crate::acl::User>,
     keys: &'c [Bytes],
     read_only: bool,
     oom: bool,
@@ -452,11 +533,21 @@ pub struct ScriptHost<'c, 'a> {
 
 impl<'c, 'a> ScriptHost<'c, 'a> {
     fn write(ctx: &'c mut WriteCtx<'a>, keys: &'c [Bytes], limits: ScriptLimits, read_only: bool, oom: bool) -> Self {
-        ScriptHost { target: Target::Write(ctx), keys, read_only, oom, undeclared_keys: limits.undeclared_keys, wrote: false }
+        let acl_user = ctx.acl_user.clone();
+        ScriptHost { target: Target::Write(ctx), acl_user, keys, read_only, oom, undeclared_keys: limits.undeclared_keys, wrote: false }
     }
 
     fn read(ctx: &'c mut ReadCtx<'a>, keys: &'c [Bytes], limits: ScriptLimits) -> Self {
-        ScriptHost { target: Target::Read(ctx), keys, read_only: true, oom: false, undeclared_keys: limits.undeclared_keys, wrote: false }
+        let acl_user = ctx.acl_user.clone();
+        ScriptHost {
+            target: Target::Read(ctx),
+            acl_user,
+            keys,
+            read_only: true,
+            oom: false,
+            undeclared_keys: limits.undeclared_keys,
+            wrote: false,
+        }
     }
 
     fn check(&self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Reply> {
@@ -471,6 +562,18 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         if spec.blocks(args) {
             let name = String::from_utf8_lossy(&args[0]);
             return Err(Reply::error(format!("ERR {name} command is not allowed with BLOCK option from scripts")));
+        }
+        if let Some(user) = &self.acl_user {
+            if let Err(denied) = crate::acl::check(user, spec, args) {
+                let (view, now_ms) = match &self.target {
+                    Target::Write(ctx) => (ctx.acl_view, ctx.now_ms),
+                    Target::Read(ctx) => (ctx.acl_view, ctx.now_ms),
+                };
+                if let Some(view) = view {
+                    view.record_in_script(denied, &crate::acl::command_name(spec, args), args, &user.name, now_ms);
+                }
+                return Err(Reply::error(format!("ERR The user executing the script {}", denied.message())));
+            }
         }
         if self.read_only && spec.is_write() {
             return Err(Reply::err(ERR_WRITE_FROM_RO));
@@ -503,12 +606,30 @@ impl Host for ScriptHost<'_, '_> {
             }
             // A script that may write runs again on every member: what it reads of
             // one server's settings (OBJECT ENCODING's thresholds) must not steer it.
-            (Handler::Read(f), Target::Write(ctx)) => {
-                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: &LocalSettings::REDIS_DEFAULTS }, args)
-            }
-            (Handler::Read(f), Target::Read(ctx)) => {
-                f(&mut ReadCtx { db: ctx.db, now_ms: ctx.now_ms, rng: ctx.rng, engine: None, local: ctx.local }, args)
-            }
+            (Handler::Read(f), Target::Write(ctx)) => f(
+                &mut ReadCtx {
+                    db: ctx.db,
+                    now_ms: ctx.now_ms,
+                    rng: ctx.rng,
+                    engine: None,
+                    local: &LocalSettings::REDIS_DEFAULTS,
+                    acl_user: None,
+                    acl_view: None,
+                },
+                args,
+            ),
+            (Handler::Read(f), Target::Read(ctx)) => f(
+                &mut ReadCtx {
+                    db: ctx.db,
+                    now_ms: ctx.now_ms,
+                    rng: ctx.rng,
+                    engine: None,
+                    local: ctx.local,
+                    acl_user: None,
+                    acl_view: None,
+                },
+                args,
+            ),
             (Handler::Write(_), Target::Read(_)) => Err(Reply::err(ERR_WRITE_FROM_RO)),
             (Handler::Server(srv), _) => Ok(server_command_in_script(srv, args)),
         };

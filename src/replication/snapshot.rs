@@ -13,6 +13,9 @@
 //!   payload 4: library = a function library (store::scripts)       (version 2)
 //!   payload 5: limits  = the stripe's script limits                (version 2)
 //!   payload 7: streams = stream node limits: max entries, max bytes (version 4)
+//!   payload 8: users   = count, then each ACL user held as its `user <name> <rules>`
+//!                        line, passwords as SHA-256 hashes (version 5; written
+//!                        whether or not any user is held)
 //!   payload 2: end     = number of key records; from version 2 also the
 //!                        numbers of script and library records
 //! ```
@@ -23,6 +26,8 @@
 //! WATCH, never pass one wrongly) and time 0 (raised by the first entry applied).
 //! Versions 1 to 3 hold no streams (no value of tag 5, no record 7): their stream node
 //! limits are the defaults.
+//! Versions 1 to 4 hold no users (no record 8): their users are none held, so the
+//! default user is the configured one, as before users were replicated.
 //! Every record is checked on load; a bad one stops the load with the file and offset,
 //! a missing end record says the file was cut short. A snapshot is written to a
 //! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
@@ -40,13 +45,15 @@ use super::record::{get_snapshot_meta, put_snapshot_meta};
 use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The first format, without scripts: still read.
 const FORMAT_VERSION_NO_SCRIPTS: u32 = 1;
 /// With scripts, before key versions, removal floors and the entry time: still read.
 const FORMAT_VERSION_UNVERSIONED: u32 = 2;
 /// With key versions, before streams: still read.
 const FORMAT_VERSION_NO_STREAMS: u32 = 3;
+/// With streams, before ACL users: still read.
+const FORMAT_VERSION_NO_USERS: u32 = 4;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
@@ -55,6 +62,7 @@ const KIND_LIBRARY: u8 = 4;
 const KIND_LIMITS: u8 = 5;
 const KIND_STATE: u8 = 6;
 const KIND_STREAM_LIMITS: u8 = 7;
+const KIND_USERS: u8 = 8;
 /// Largest record: one key with its whole value (a big collection can pass 1 GiB);
 /// the length field is 32 bits.
 const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -129,6 +137,14 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     payload.push(KIND_STREAM_LIMITS);
     put_varint(&mut payload, db.stream_limits.max_entries);
     put_varint(&mut payload, db.stream_limits.max_bytes);
+    frame(&payload, &mut out);
+    payload.clear();
+    payload.push(KIND_USERS);
+    let lines = db.acl.held_lines();
+    put_varint(&mut payload, lines.len() as u64);
+    for line in &lines {
+        put_bytes(&mut payload, line.as_bytes());
+    }
     frame(&payload, &mut out);
     payload.clear();
     payload.push(KIND_END);
@@ -227,6 +243,7 @@ struct Loading {
     with_scripts: bool,
     versioned: bool,
     with_streams: bool,
+    with_users: bool,
     /// Version 3: keys come only after the state record.
     state_read: bool,
 }
@@ -244,6 +261,7 @@ impl Loading {
             with_scripts: version >= FORMAT_VERSION_UNVERSIONED,
             versioned,
             with_streams: version > FORMAT_VERSION_NO_STREAMS,
+            with_users: version > FORMAT_VERSION_NO_USERS,
             state_read: !versioned,
         }
     }
@@ -287,6 +305,17 @@ impl Loading {
                 self.db.stream_limits.max_entries = d.varint("stream node max entries").map_err(bad)?;
                 self.db.stream_limits.max_bytes = d.varint("stream node max bytes").map_err(bad)?;
                 d.finish().map_err(bad)?;
+            }
+            KIND_USERS if started && self.with_users => {
+                let count = d.count("users", 1).map_err(bad)?;
+                let mut lines = Vec::with_capacity(count.min(1024));
+                for _ in 0..count {
+                    let line = d.bytes("user").map_err(bad)?;
+                    lines.push(std::str::from_utf8(line).map_err(|_| "a user line is not UTF-8".to_string())?.to_string());
+                }
+                d.finish().map_err(bad)?;
+                let users = crate::acl::Users::from_held_lines(lines.iter().map(|l| l.as_str()))?;
+                self.db.acl = std::sync::Arc::new(users);
             }
             KIND_END if started && self.state_read => {
                 self.end(d)?;
@@ -503,6 +532,34 @@ mod tests {
         assert_eq!(db.stream_limits, crate::store::stream::NodeLimits::default());
         let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
         assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+    }
+
+    /// A snapshot in format 4 (streams, no users), written by main at cc0ef9a (the
+    /// last build before ACL users) after `SET plain v` and `HSET h f v`.
+    const FORMAT_4_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-4-cc0ef9a.snap");
+
+    #[test]
+    fn a_format_4_snapshot_loads_with_no_users_held() {
+        assert_eq!(FORMAT_4_SNAPSHOT[8..12], FORMAT_VERSION_NO_USERS.to_le_bytes());
+        let (meta, db) = decode(FORMAT_4_SNAPSHOT, "fixture", 0).unwrap();
+        assert_eq!(db.len(), 2);
+        assert!(db.acl.pristine(), "no users held: the default user is the configured one");
+        let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
+        assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+    }
+
+    #[test]
+    fn users_travel_in_snapshots_and_have_no_place_before_format_5() {
+        let mut st = Store::new();
+        apply(&mut st, 1_000, &["acl", "setuser", "app", "on", ">pw", "+@read", "-keys", "~app:*", "%W~w*", "&ch", "(+set ~s*)"]);
+        apply(&mut st, 1_000, &["acl", "setuser", "default", "off"]);
+        let mut bytes = encode(&st.db, &meta_at(st.db.index()));
+        let (_, back) = decode(&bytes, "v5", 0).unwrap();
+        assert_eq!(back.acl, st.db.acl, "users, passwords, patterns and selectors come back");
+        assert_eq!(crate::store::digest(&back), crate::store::digest(&st.db));
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_USERS.to_le_bytes());
+        let err = decode(&bytes, "v4", 0).unwrap_err().to_string();
+        assert!(err.contains("unexpected record kind 8"), "{err}");
     }
 
     #[test]

@@ -415,6 +415,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         {
             let mut store = self.store_lock();
             store.db.replace_data(db);
+            store.publish_acl();
             self.publish_applied_time(store.db.time_ms());
         }
         let mut m = self.meta();

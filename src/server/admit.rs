@@ -10,7 +10,7 @@ use super::request::Request;
 use super::session::Session;
 use super::settings::{EvictionPolicy, Settings};
 use crate::cluster::view::ClusterView;
-use crate::commands::{self, args::ERR_OOM, flags, CommandSpec};
+use crate::commands::{self, args::ERR_OOM, flags, scripting, CommandSpec};
 use crate::protocol::reply::{Reply, QUEUED};
 
 /// What becomes of one command.
@@ -39,6 +39,11 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
     if !session.authed && !request.spec.has(flags::NO_AUTH) {
         return Admission::Answer(Reply::err("NOAUTH Authentication required."));
     }
+    let mut request = request;
+    if let Some(refused) = acl(session, &mut request, core, memory.settings) {
+        session.txn.fail();
+        return Admission::Answer(refused);
+    }
     if session.resp2_subscribed() && !srv.is_some_and(|s| s.allowed_subscribed()) {
         return Admission::Answer(Reply::error(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -64,6 +69,73 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
         return Admission::Answer(QUEUED);
     }
     Admission::Run(request)
+}
+
+/// The ACL rule: the session's user (read again whenever the stripe's users
+/// changed) must be allowed the command, its keys and its channels. A refusal is
+/// logged (ACL LOG) and answered with Redis's `-NOPERM`. A connection whose user was
+/// deleted is closed, as Redis does.
+fn acl(session: &mut Session, request: &mut Request, core: &Core, settings: &Settings) -> Option<Reply> {
+    if session.acl.forwarder {
+        return None;
+    }
+    let epoch = core.acl.epoch();
+    if session.acl.epoch != epoch {
+        match core.acl.user(session.acl.name.as_bytes(), settings.requirepass().as_deref()) {
+            Some(user) => {
+                session.acl.unrestricted = crate::acl::unrestricted(&user);
+                session.acl.user = Some(user);
+                session.acl.epoch = epoch;
+            }
+            None if session.authed => {
+                session.closing = true;
+                return Some(Reply::err("ERR the user of this connection was deleted"));
+            }
+            None => return None,
+        }
+    }
+    if session.acl.unrestricted {
+        return None;
+    }
+    let user = session.acl.user.as_ref()?;
+    // A script command arriving wrapped (`TANDEM.ASUSER`) is checked as what it wraps,
+    // and only for the user it is.
+    let wrapped = scripting::is_as_user(request.spec);
+    if wrapped && request.args.get(1).is_none_or(|u| u[..] != *session.acl.name.as_bytes()) {
+        return Some(Reply::error(crate::acl::Denied::Command.error(request.spec.name)));
+    }
+    let (spec, args) = match wrapped {
+        true => match commands::resolve(&request.args[2..]) {
+            Some(inner) => (inner, &request.args[2..]),
+            None => return None,
+        },
+        false => (request.spec, &request.args[..]),
+    };
+    let Err(denied) = crate::acl::check(user, spec, args) else {
+        if let Some(refused) = crate::acl::sort_option_refused(user, spec, args) {
+            return Some(Reply::err(refused));
+        }
+        if spec.has(flags::SCRIPT) && !wrapped {
+            // Its calls are checked in apply, against this user as the stripe has it.
+            let read_only = !spec.is_write();
+            let args = scripting::as_user(&session.acl.name, &request.args, read_only);
+            let name = if read_only { scripting::AS_USER_RO } else { scripting::AS_USER };
+            request.spec = commands::lookup(name.as_bytes())?;
+            request.args = args;
+        }
+        return None;
+    };
+    let name = crate::acl::command_name(spec, args);
+    let context = if session.txn.in_multi() { "multi" } else { "toplevel" };
+    let entry = crate::acl::log::Entry::new(
+        denied.reason(),
+        context,
+        denied.object(&name, &request.args),
+        session.acl.name.clone(),
+        session.info.line(),
+    );
+    core.acl.record(entry, crate::clock::wall_ms(), settings.acllog_max_len());
+    Some(Reply::error(denied.error(&name)))
 }
 
 /// The memory rule: a command that may grow the data (DENYOOM) meets a full

@@ -21,6 +21,8 @@ pub struct ClientInfo {
     pub name: Mutex<String>,
     pub lib_name: Mutex<String>,
     pub lib_ver: Mutex<String>,
+    /// The ACL user the client runs as (empty: `default`).
+    pub user: Mutex<String>,
     pub last_cmd: Mutex<&'static str>,
     pub resp: AtomicU8,
     pub subscriptions: AtomicUsize,
@@ -63,7 +65,7 @@ impl ClientInfo {
         }
         let cmd = *self.last_cmd.lock().unwrap_or_else(|e| e.into_inner());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -75,6 +77,10 @@ impl ClientInfo {
             self.psubscriptions.load(Ordering::Relaxed),
             if self.in_multi.load(Ordering::Relaxed) { 0 } else { -1 },
             cmd,
+            match Self::text(&self.user) {
+                user if user.is_empty() => "default".to_string(),
+                user => user,
+            },
             self.resp.load(Ordering::Relaxed),
             Self::text(&self.lib_name),
             Self::text(&self.lib_ver),
@@ -102,6 +108,7 @@ impl Clients {
             name: Mutex::default(),
             lib_name: Mutex::default(),
             lib_ver: Mutex::default(),
+            user: Mutex::default(),
             last_cmd: Mutex::new("NULL"),
             resp: AtomicU8::new(2),
             subscriptions: AtomicUsize::new(0),

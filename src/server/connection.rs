@@ -28,7 +28,7 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: TcpStream) -> Connection {
-        let authed = shared.settings.requirepass().is_none();
+        let authed = Connection::default_logs_in(&shared);
         Connection { shared, frames: Frames::new(socket), session: Session::new(info, authed), upstreams: Upstreams::default() }
     }
 
@@ -37,6 +37,9 @@ impl Connection {
         while !self.session.closing {
             let idle_secs = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
             let subscribed = self.session.subscribed();
+            // Woken when the users change (see `user_still_valid`).
+            let acl = self.shared.core.acl.clone();
+            let acl_changed = acl.changed.notified();
             let idle = async {
                 if idle_secs == 0 || subscribed {
                     std::future::pending::<()>().await
@@ -57,14 +60,34 @@ impl Connection {
                     }
                 },
                 Some(msg) = self.session.inbox.recv() => self.on_push(msg),
+                _ = acl_changed => {}
                 _ = idle => break,
             }
             if self.flush().await.is_err() {
                 break;
             }
+            // After the replies it was owed (ACL DELUSER of its own user included).
+            if !self.user_still_valid() {
+                break;
+            }
         }
         let _ = self.flush().await;
         self.cleanup();
+    }
+
+    /// Whether this client's user (as the stripe's users are now) still exists and
+    /// allows all its subscriptions: Redis closes a client whose user was deleted and
+    /// a subscriber whose channels were revoked. Read again only when the users changed.
+    fn user_still_valid(&mut self) -> bool {
+        let epoch = self.shared.core.acl.epoch();
+        if self.session.acl.forwarder || !self.session.authed || self.session.acl.valid_epoch == epoch {
+            return true;
+        }
+        self.session.acl.valid_epoch = epoch;
+        let requirepass = self.shared.settings.requirepass();
+        let Some(user) = self.shared.core.acl.user(self.session.acl.name.as_bytes(), requirepass.as_deref()) else { return false };
+        self.session.channels.iter().all(|c| crate::acl::channel_allowed(&user, c, false))
+            && self.session.patterns.iter().all(|p| crate::acl::channel_allowed(&user, p, true))
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {

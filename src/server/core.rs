@@ -60,12 +60,17 @@ pub struct Core {
     pub replica: Replica,
     /// The script running in the store now, if any (scripting).
     pub scripts: Arc<Status>,
+    /// The stripe's users as last applied here, and this server's ACL LOG.
+    pub acl: Arc<crate::acl::View>,
 }
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
-        Core { replica, scripts }
+        let (scripts, acl) = {
+            let store = replica.store.lock().unwrap_or_else(|e| e.into_inner());
+            (store.script_status(), store.acl_view.clone())
+        };
+        Core { replica, scripts, acl }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across
@@ -214,14 +219,47 @@ impl Core {
                 // the script's deny-oom commands alike.
                 self.flush(&mut pending, &mut replies).await;
                 if self.make_room(memory.settings).await.is_err() {
-                    pending.push(Op::command(&crate::commands::scripting::oom_marked(args)));
+                    let marked = match crate::commands::scripting::is_as_user(spec) {
+                        // The user's wrapper stays outermost.
+                        true => {
+                            let mut wrapped = args[..2].to_vec();
+                            wrapped.extend(crate::commands::scripting::oom_marked(&args[2..]));
+                            wrapped
+                        }
+                        false => crate::commands::scripting::oom_marked(args),
+                    };
+                    pending.push(Op::command(&marked));
                     continue;
                 }
+            }
+            if crate::commands::acl::changes_users(spec) {
+                self.flush(&mut pending, &mut replies).await;
+                self.configured_default_first(memory.settings).await;
             }
             pending.push(Op::command(args));
         }
         self.flush(&mut pending, &mut replies).await;
         replies
+    }
+
+    /// Before the first change to a stripe's users, the default user as configured
+    /// (its `requirepass`) enters the log, so that the change applies on top of it
+    /// on every member (apply never reads a server's settings). The password travels
+    /// as its SHA-256 hash, as ACL LIST shows it.
+    pub(crate) async fn configured_default_first(&self, settings: &Settings) {
+        let Some(password) = settings.requirepass() else { return };
+        if !self.acl.users().pristine() {
+            return;
+        }
+        let hash = crate::acl::user::hash_password(password.as_bytes());
+        let args: Vec<Bytes> = ["acl", "setuser", "default", "resetpass"]
+            .iter()
+            .map(|a| Bytes::from_static(a.as_bytes()))
+            .chain(std::iter::once(Bytes::from(format!("#{hash}"))))
+            .collect();
+        if let Err(e) = self.propose(vec![Op::command(&args)]).await {
+            tracing::warn!(error = %e, "could not log the configured default user before an ACL change");
+        }
     }
 
     /// A run of reads with read-only scripts (EVAL_RO, FCALL_RO): on a blocking thread,

@@ -210,7 +210,7 @@ impl Connection {
         let shared = self.shared.clone();
         let election = shared.core.replica.election_time();
         let mut pause = CONNECT_RETRY_FIRST;
-        let password = shared.settings.requirepass();
+        let password = shared.settings.forward_password();
         loop {
             let hello = Hello { resp3: self.session.resp3, password: password.as_deref(), from: &shared.server_name };
             let error = match Upstream::open(&addr, name.clone(), &hello, election.max(HANDSHAKE_MIN)).await {

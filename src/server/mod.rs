@@ -243,6 +243,7 @@ async fn keep_view(shared: Arc<Shared>) {
         if *current.active(current.local) != active {
             shared.set_active(current.local, active);
         }
+        shared.core.acl.active.store(shared.view().local_is_active(), Ordering::Relaxed);
         if metrics.changed().await.is_err() {
             return;
         }
@@ -385,6 +386,8 @@ pub struct ServerOptions {
     pub cluster_port: Option<u16>,
     pub data_storage_bytes: u64,
     pub requirepass: Option<String>,
+    /// `aclfile` (see [`Settings::aclfile`]).
+    pub aclfile: Option<String>,
     pub config_file: String,
     pub replica: ReplicaOptions,
     /// The management port (HTTP API, metrics, console); its port 0 turns it off.
@@ -426,6 +429,8 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
     scripts.lone.store(lone, Ordering::Relaxed);
     settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
+    settings.aclfile = options.aclfile.clone();
+    settings.forward_token = options.replica.layout.secret.as_deref().map(crate::acl::forward_token);
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name, options.array.clone()));
     if let Some(management) = &management {
         management.attach(shared.clone());
@@ -437,6 +442,9 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         let _ = shared.core.replica.group.publish_hook.set(Arc::new(move |channel: &[u8], message: &[u8]| {
             weak.upgrade().map_or(0, |shared| shared.pubsub.publish(channel, message))
         }));
+    }
+    if let Some(path) = shared.settings.aclfile.clone() {
+        tokio::spawn(cmd::acl_load_at_first_start(shared.clone(), path));
     }
     // PUBLISHes made on the stripe's other servers reach this server's subscribers.
     if let Some(mut published) = shared.core.replica.take_published() {

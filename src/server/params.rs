@@ -50,6 +50,8 @@ const INT: Kind = Kind::Int { min: 0, max: i64::MAX };
 
 /// Every parameter here, with Redis 7.0's default.
 static PARAMS: &[Param] = &[
+    // ACL LOG's length (acl::log); bounded there.
+    p("acllog-max-len", None, "128", INT),
     // Encoding thresholds: what OBJECT ENCODING reports follows them.
     p("hash-max-listpack-entries", Some("hash-max-ziplist-entries"), "128", INT),
     p("hash-max-listpack-value", Some("hash-max-ziplist-value"), "64", INT),
@@ -181,6 +183,11 @@ impl Params {
         Some(normalise(name, param.kind, value).map(|shown| {
             self.values.insert(param.name, shown);
         }))
+    }
+
+    /// `acllog-max-len`: how many entries ACL LOG keeps.
+    pub fn acllog_max_len(&self) -> usize {
+        usize::try_from(self.number("acllog-max-len")).unwrap_or(usize::MAX)
     }
 
     fn number(&self, name: &str) -> u64 {

@@ -40,6 +40,31 @@ pub struct Session {
     pub inbox: mpsc::UnboundedReceiver<Reply>,
     /// QUIT, a kill or a fatal error: the connection ends after this batch.
     pub closing: bool,
+    /// The ACL user this connection runs as.
+    pub acl: AclSession,
+}
+
+/// The user a connection runs as, and what admission last read of it.
+pub struct AclSession {
+    pub name: String,
+    /// The user as of `epoch` of the ACL view (`None` before the first read).
+    pub user: Option<crate::acl::User>,
+    pub epoch: u64,
+    /// The user may run anything: admission checks nothing more.
+    pub unrestricted: bool,
+    /// Another member forwarding its clients' commands (it logged in with the
+    /// forward token): they were checked there, against the same users.
+    pub forwarder: bool,
+    /// The ACL view's epoch when the connection last checked that its user still
+    /// exists and allows its subscriptions.
+    pub valid_epoch: u64,
+}
+
+impl AclSession {
+    /// Runs as `name`, read afresh at the next command.
+    pub fn new(name: &str) -> AclSession {
+        AclSession { name: name.to_string(), user: None, epoch: u64::MAX, unrestricted: false, forwarder: false, valid_epoch: u64::MAX }
+    }
 }
 
 impl Session {
@@ -60,6 +85,7 @@ impl Session {
             outbox,
             inbox,
             closing: false,
+            acl: AclSession::new("default"),
         }
     }
 

@@ -122,6 +122,13 @@ pub struct Settings {
     /// `busy-reply-threshold` (alias `lua-time-limit`) in ms: shared with the store's
     /// script status, which answers `-BUSY` past it (scripting).
     pub busy_reply_threshold_ms: std::sync::Arc<AtomicU64>,
+    /// `aclfile`: the users ACL LOAD reads and ACL SAVE writes, loaded into a
+    /// stripe whose users were never set when this server becomes its active.
+    pub aclfile: Option<String>,
+    /// What this server's forwarding connections log in with, and what it accepts
+    /// from other members' (`acl::forward_token` of the cluster secret); `None`
+    /// without a secret (a lone server): forwarding then logs in with `requirepass`.
+    pub forward_token: Option<String>,
 }
 
 impl Settings {
@@ -136,11 +143,18 @@ impl Settings {
             timeout_secs: AtomicU64::new(0),
             requirepass: Mutex::new(requirepass),
             busy_reply_threshold_ms: std::sync::Arc::new(AtomicU64::new(crate::scripting::status::BUSY_THRESHOLD_MS_DEFAULT)),
+            aclfile: None,
+            forward_token: None,
             port,
             bind: bind.to_string(),
             config_file: config_file.to_string(),
             params: Mutex::new(Params::default()),
         }
+    }
+
+    /// `acllog-max-len`.
+    pub fn acllog_max_len(&self) -> usize {
+        self.params().acllog_max_len()
     }
 
     fn params(&self) -> std::sync::MutexGuard<'_, Params> {
@@ -158,6 +172,11 @@ impl Settings {
 
     pub fn policy(&self) -> EvictionPolicy {
         EvictionPolicy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// The password a forwarding connection gives the active as the default user.
+    pub fn forward_password(&self) -> Option<String> {
+        self.forward_token.clone().or_else(|| self.requirepass())
     }
 
     pub fn requirepass(&self) -> Option<String> {

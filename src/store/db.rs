@@ -128,6 +128,9 @@ pub struct Db {
     stream_changes: Vec<Blob>,
     /// Script cache, function libraries and script limits. FLUSHALL leaves them, as in Redis.
     pub scripts: Scripts,
+    /// The stripe's ACL users (behind an `Arc`: connections read the published
+    /// table without the store's lock; a change copies it once).
+    pub acl: std::sync::Arc<crate::acl::Users>,
 }
 
 impl Db {
@@ -378,6 +381,7 @@ impl Db {
             stream_limits: self.stream_limits,
             stream_changes: Vec::new(),
             scripts: self.scripts.clone(),
+            acl: self.acl.clone(),
         }
     }
 

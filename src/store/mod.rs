@@ -140,13 +140,18 @@ pub struct Store {
     /// The Lua VM scripts run in, with its per-server caches: not state. Behind its own
     /// (uncontended) lock so that reads, which take `&Store`, can run read-only scripts.
     pub engine: std::sync::Mutex<crate::scripting::Engine>,
+    /// Where the users are published for connections after each change (not state).
+    pub acl_view: std::sync::Arc<crate::acl::View>,
+    /// The users last published to `acl_view`.
+    acl_published: std::sync::Arc<crate::acl::Users>,
 }
 
 impl Store {
     /// A store that builds keyspace events (the server turns them off until someone
     /// enables notifications).
     pub fn new() -> Store {
-        Store { events_on: true, ..Store::default() }
+        let store = Store { events_on: true, ..Store::default() };
+        Store { acl_published: store.db.acl.clone(), ..store }
     }
 
     /// What connections may know about the script running in this store (scripting).
@@ -183,7 +188,17 @@ impl Store {
             };
             applied.replies.push(reply);
         }
+        self.publish_acl();
         applied
+    }
+
+    /// Publishes the users to connections if they changed since the last time
+    /// (after an entry or a snapshot installed).
+    pub fn publish_acl(&mut self) {
+        if !std::sync::Arc::ptr_eq(&self.db.acl, &self.acl_published) {
+            self.acl_published = self.db.acl.clone();
+            self.acl_view.publish(self.db.acl.clone());
+        }
     }
 
     /// Records that the log's entry at `index` was applied without reaching the store
@@ -217,12 +232,25 @@ impl Store {
                     evicted: &mut self.evicted_keys,
                     events_on: self.events_on,
                     engine: Some(self.engine.get_mut().unwrap_or_else(|e| e.into_inner())),
+                    acl_user: None,
+                    acl_view: Some(&self.acl_view),
                 };
                 f(&mut ctx, args)
             }
             Handler::Read(f) => {
                 let engine = self.engine.get_mut().unwrap_or_else(|e| e.into_inner());
-                f(&mut ReadCtx { db: &self.db, now_ms: time_ms, rng, engine: Some(engine), local: &self.local }, args)
+                f(
+                    &mut ReadCtx {
+                        db: &self.db,
+                        now_ms: time_ms,
+                        rng,
+                        engine: Some(engine),
+                        local: &self.local,
+                        acl_user: None,
+                        acl_view: Some(&self.acl_view),
+                    },
+                    args,
+                )
             }
             Handler::Server(_) => Ok(Reply::Nil),
         };
@@ -240,9 +268,33 @@ impl Store {
         match spec.handler {
             Handler::Read(f) if spec.has(commands::flags::SCRIPT) => {
                 let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-                f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: Some(&mut engine), local: &self.local }, args).unwrap_or_else(|e| e)
+                f(
+                    &mut ReadCtx {
+                        db: &self.db,
+                        now_ms,
+                        rng,
+                        engine: Some(&mut engine),
+                        local: &self.local,
+                        acl_user: None,
+                        acl_view: Some(&self.acl_view),
+                    },
+                    args,
+                )
+                .unwrap_or_else(|e| e)
             }
-            Handler::Read(f) => f(&mut ReadCtx { db: &self.db, now_ms, rng, engine: None, local: &self.local }, args).unwrap_or_else(|e| e),
+            Handler::Read(f) => f(
+                &mut ReadCtx {
+                    db: &self.db,
+                    now_ms,
+                    rng,
+                    engine: None,
+                    local: &self.local,
+                    acl_user: None,
+                    acl_view: Some(&self.acl_view),
+                },
+                args,
+            )
+            .unwrap_or_else(|e| e),
             _ => Reply::err("ERR internal: not a read command"),
         }
     }
@@ -274,6 +326,13 @@ pub fn digest(db: &db::Db) -> u64 {
         let mut h = Fnv::new();
         h.write(&db.stream_limits.max_entries.to_le_bytes());
         h.write(&db.stream_limits.max_bytes.to_le_bytes());
+        total = total.wrapping_add(h.finish());
+    }
+    // The users are state too; left out while none is held, so that a store that
+    // never set one digests as before.
+    if !db.acl.pristine() {
+        let mut h = Fnv::new();
+        db.acl.held_lines().iter().for_each(|l| h.write(l.as_bytes()));
         total = total.wrapping_add(h.finish());
     }
     total ^ (db.len() as u64)

@@ -6,10 +6,12 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::text;
+use crate::acl::log::Entry;
 use crate::commands::{self, args::*, unknown_subcommand};
 use crate::protocol::reply::Reply;
 use crate::server::clients::ClientInfo;
 use crate::server::connection::Connection;
+use crate::server::session::AclSession;
 use crate::server::upstream::FORWARD_NAME_PREFIX;
 
 pub use crate::commands::REDIS_VERSION;
@@ -51,7 +53,7 @@ impl Connection {
         let mut name = None;
         while i < args.len() {
             if is(&args[i], "auth") && i + 2 < args.len() {
-                if let Err(e) = self.check_password(&args[i + 1], &args[i + 2]) {
+                if let Err(e) = self.check_password(&args[0], &args[i + 1], &args[i + 2]) {
                     return e;
                 }
                 i += 3;
@@ -83,32 +85,51 @@ impl Connection {
         ])
     }
 
-    fn check_password(&mut self, user: &[u8], pass: &[u8]) -> Result<(), Reply> {
-        match self.shared.settings.requirepass() {
-            Some(expected) if user == b"default" && pass == expected.as_bytes() => {
-                self.session.authed = true;
-                Ok(())
-            }
-            None if user == b"default" => {
-                self.session.authed = true;
-                Ok(())
-            }
-            _ => Err(Reply::err("WRONGPASS invalid username-password pair or user is disabled.")),
+    /// Logs the connection in as `user` if `pass` is one of its passwords (or it has
+    /// `nopass`) and it is enabled; a failure is recorded in ACL LOG as Redis does.
+    fn check_password(&mut self, command: &[u8], user: &[u8], pass: &[u8]) -> Result<(), Reply> {
+        if user == b"default" && self.shared.settings.forward_token.as_deref().is_some_and(|t| constant_time_eq(t.as_bytes(), pass)) {
+            self.session.authed = true;
+            self.session.acl = AclSession::new("default");
+            self.session.acl.forwarder = true;
+            return Ok(());
         }
+        let requirepass = self.shared.settings.requirepass();
+        let found = self.shared.core.acl.user(user, requirepass.as_deref());
+        if found.is_some_and(|u| u.password_ok(pass)) {
+            self.session.authed = true;
+            self.session.acl = AclSession::new(&text(user));
+            ClientInfo::set(&self.session.info.user, text(user));
+            return Ok(());
+        }
+        let context = if self.session.txn.in_multi() { "multi" } else { "toplevel" };
+        let entry = Entry::new("auth", context, text(command), text(user), self.session.info.line());
+        self.shared.core.acl.record(entry, crate::clock::wall_ms(), self.shared.settings.acllog_max_len());
+        Err(Reply::err("WRONGPASS invalid username-password pair or user is disabled."))
     }
 
     pub(super) fn auth(&mut self, args: &[Bytes]) -> Reply {
         if args.len() > 3 {
             return Reply::err(ERR_SYNTAX);
         }
-        if args.len() == 2 && self.shared.settings.requirepass().is_none() {
-            return Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+        if args.len() == 2 {
+            let requirepass = self.shared.settings.requirepass();
+            if self.shared.core.acl.user(b"default", requirepass.as_deref()).is_none_or(|u| u.nopass) {
+                return Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            }
         }
         let (user, pass) = if args.len() == 3 { (&args[1][..], &args[2][..]) } else { (&b"default"[..], &args[1][..]) };
-        match self.check_password(user, pass) {
+        match self.check_password(&args[0], user, pass) {
             Ok(()) => Reply::ok(),
             Err(e) => e,
         }
+    }
+
+    /// Whether a new (or RESET) connection starts logged in as `default`: when that
+    /// user is enabled and needs no password.
+    pub(crate) fn default_logs_in(shared: &crate::server::Shared) -> bool {
+        let requirepass = shared.settings.requirepass();
+        shared.core.acl.user(b"default", requirepass.as_deref()).is_some_and(|u| u.enabled && u.nopass)
     }
 
     fn set_name(&mut self, name: &[u8]) -> Result<(), Reply> {
@@ -236,7 +257,9 @@ impl Connection {
         self.session.sync_sub_counts();
         self.session.set_protocol(false);
         ClientInfo::set(&self.session.info.name, String::new());
-        self.session.authed = self.shared.settings.requirepass().is_none();
+        self.session.authed = Connection::default_logs_in(&self.shared);
+        self.session.acl = AclSession::new("default");
+        ClientInfo::set(&self.session.info.user, String::new());
         self.session.readonly = false;
         self.session.forwarded_in = false;
         self.session.slot_routing = self.session.on_cluster_port;
@@ -244,4 +267,9 @@ impl Connection {
         self.upstreams.clear();
         Reply::status("RESET")
     }
+}
+
+/// Equal bytes, compared without an early exit.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }

@@ -2,6 +2,8 @@
 //! each [`Srv`] maps to its handler here, in one place; the handlers live with their
 //! family (connection, transactions, pub/sub, introspection).
 
+mod acl;
+pub(crate) use acl::load_at_first_start as acl_load_at_first_start;
 mod cluster;
 mod connection;
 mod introspection;
@@ -48,6 +50,7 @@ impl Connection {
             Srv::Info => self.info(args),
             Srv::Command => introspection::command(args),
             Srv::Config => match self.config(args, false) {
+                Ok(reply) if reply == Reply::ok() => self.requirepass_to_default_user(args).await,
                 Ok(reply) => reply,
                 Err(limits) => self.propose_node_limits(limits).await,
             },
@@ -62,6 +65,7 @@ impl Connection {
             Srv::Asking => Reply::ok(),
             Srv::ScriptKill => self.shared.core.kill_script(false),
             Srv::FunctionKill => self.shared.core.kill_script(true),
+            Srv::Acl => self.acl(args).await,
         };
         self.reply(reply);
     }

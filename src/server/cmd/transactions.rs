@@ -177,6 +177,10 @@ impl Connection {
                 return Reply::NilArray;
             }
         };
+        // The users may have changed since the commands were queued: Redis checks
+        // each again at EXEC and answers a refused one instead of running it.
+        let refusals: Vec<Option<Reply>> = cmds.iter().map(|r| self.acl_refusal_at_exec(r)).collect();
+        let cmds: Vec<Request> = cmds.into_iter().zip(&refusals).filter(|(_, refused)| refused.is_none()).map(|(r, _)| r).collect();
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let result = self.shared.core.execute_transaction(&cmds, &watches, &memory).await;
         self.session.txn.watch = Watch::Local(watches);
@@ -192,7 +196,38 @@ impl Connection {
                 *slot = self.inline_server_reply(srv, &request.args);
             }
         }
-        Reply::Array(replies)
+        if refusals.iter().all(Option::is_none) {
+            return Reply::Array(replies);
+        }
+        let mut ran = replies.into_iter();
+        Reply::Array(refusals.into_iter().map(|refused| refused.unwrap_or_else(|| ran.next().unwrap_or(Reply::Nil))).collect())
+    }
+
+    /// Redis's EXEC-time ACL check of a queued command: `None` when it may run.
+    fn acl_refusal_at_exec(&self, request: &Request) -> Option<Reply> {
+        if self.session.acl.forwarder {
+            return None;
+        }
+        let requirepass = self.shared.settings.requirepass();
+        let user = self.shared.core.acl.user(self.session.acl.name.as_bytes(), requirepass.as_deref())?;
+        let denied = crate::acl::check(&user, request.spec, &request.args).err()?;
+        let name = crate::acl::command_name(request.spec, &request.args);
+        let entry = crate::acl::log::Entry::new(
+            denied.reason(),
+            "multi",
+            denied.object(&name, &request.args),
+            self.session.acl.name.clone(),
+            self.session.info.line(),
+        );
+        self.shared.core.acl.record(entry, crate::clock::wall_ms(), self.shared.settings.acllog_max_len());
+        let reason = match denied {
+            crate::acl::Denied::Command => "no permission to execute the command or subcommand",
+            crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
+            crate::acl::Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        };
+        Some(Reply::error(format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+        )))
     }
 
     /// The transaction shipped whole (MULTI, the commands, EXEC) to `stripe`'s active,
