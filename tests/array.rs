@@ -471,3 +471,35 @@ fn the_redis_crates_cluster_client_carries_on_through_kill9_of_a_stripes_active(
         assert_eq!(value.as_deref(), Some(key.as_str()), "{key} lost");
     }
 }
+
+/// Servers whose configs list the stripes in another order would disagree on which
+/// stripe owns a slot and both take the same key: each sees the other's config
+/// differs and serves no slot until they agree.
+#[test]
+fn servers_whose_configs_differ_serve_no_slot_until_they_agree() {
+    support::log_phases();
+    let mut cluster = Cluster::start(Spec::servers(1).stripes(2));
+    let original = std::fs::read_to_string(&cluster.config).unwrap();
+    let b_starts = original.match_indices("\n[[stripe]]").nth(1).map(|(i, _)| i).expect("a second stripe");
+    let a_starts = original.find("\n[[stripe]]").unwrap();
+    let swapped = format!("{}{}\n{}", &original[..a_starts], &original[b_starts..], &original[a_starts..b_starts]);
+    assert!(swapped.find("name = \"B\"") < swapped.find("name = \"A\""), "{swapped}");
+
+    tracing::info!("--- stripe B's server restarts reading the stripes as B, A");
+    cluster.kill9(1);
+    std::fs::write(&cluster.config, &swapped).unwrap();
+    cluster.spawn(1);
+    let mut a = cluster.conn(0).unwrap();
+    let refused = wait_until(Duration::from_secs(15), || {
+        query::<Option<String>>(&mut a, &["GET", "any"]).is_err_and(|e| e.to_string().contains("reads another array from its config"))
+    });
+    assert!(refused, "stripe A's server kept serving: {:?}", query::<Option<String>>(&mut a, &["GET", "any"]));
+    assert!(wait_until(Duration::from_secs(15), || cluster.stderr(1).contains("the array's config differs between servers")));
+
+    tracing::info!("--- the config is put back: both serve again");
+    cluster.kill9(1);
+    std::fs::write(&cluster.config, &original).unwrap();
+    cluster.spawn(1);
+    let back = wait_until(Duration::from_secs(15), || query::<()>(&mut a, &["SET", "any", "1"]).is_ok());
+    assert!(back, "{}", cluster.all_stderr());
+}

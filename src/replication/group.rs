@@ -63,6 +63,9 @@ pub struct Group {
     /// them; set by the server once it serves clients (until then, and on a voter,
     /// messages go to `published` uncounted).
     pub publish_hook: std::sync::OnceLock<PublishHook>,
+    /// The fingerprint of the array in this member's config (its `Status` says it,
+    /// so servers of other stripes can tell a config that differs from theirs).
+    pub array_fingerprint: std::sync::OnceLock<String>,
 }
 
 /// Delivers a message to this server's subscribers; how many got it.
@@ -267,6 +270,7 @@ impl Group {
                 .into_iter()
                 .map(|x| MemberLag { name: x.name, node_id: x.node_id, voting: x.voting, lag: x.lag })
                 .collect(),
+            array: self.array_fingerprint.get().cloned().unwrap_or_default(),
         }
     }
 

@@ -271,6 +271,7 @@ impl Replica {
             published: published_tx,
             management: std::sync::OnceLock::new(),
             publish_hook: std::sync::OnceLock::new(),
+            array_fingerprint: std::sync::OnceLock::new(),
         });
         let broadcaster = (!options.layout.is_single() && !options.witness).then(|| Broadcaster::start(&options.layout, &me));
         // Without a secret the group port would obey anyone: a lone server then has none.

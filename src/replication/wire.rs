@@ -30,6 +30,9 @@ pub struct StatusReport {
     pub purged_index: Option<u64>,
     /// On the active: each member's name, node id, voting flag and lag behind its log.
     pub members: Vec<MemberLag>,
+    /// What this member's config says the array is (its stripes in order and their
+    /// servers), as a fingerprint; empty from a member that does not say.
+    pub array: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -348,6 +351,7 @@ fn put_status(out: &mut Vec<u8>, s: &StatusReport) {
         put_bool(out, m.voting);
         put_opt_u64(out, m.lag);
     }
+    put_str(out, &s.array);
 }
 
 fn get_status(d: &mut Decoder) -> Result<StatusReport, CodecError> {
@@ -365,6 +369,7 @@ fn get_status(d: &mut Decoder) -> Result<StatusReport, CodecError> {
         last_log_index: get_opt_u64(d, "last log index")?,
         purged_index: get_opt_u64(d, "purged index")?,
         members: Vec::new(),
+        array: String::new(),
     };
     let count = d.count("members", 4)?;
     for _ in 0..count {
@@ -374,6 +379,10 @@ fn get_status(d: &mut Decoder) -> Result<StatusReport, CodecError> {
             voting: get_bool(d, "member voting")?,
             lag: get_opt_u64(d, "member lag")?,
         });
+    }
+    // Absent from a member of an earlier version.
+    if d.remaining() > 0 {
+        s.array = get_str(d, "array")?;
     }
     Ok(s)
 }
@@ -557,6 +566,7 @@ mod tests {
             commit_index: Some(4),
             purged_index: Some(2),
             members: vec![MemberLag { name: "server2".into(), node_id: 2, voting: true, lag: Some(0) }],
+            array: "3e3c0797".into(),
             ..StatusReport::default()
         };
         let Response::Status(back) = Response::decode(&Response::Status(status.clone()).encode()).unwrap() else { panic!("kind") };

@@ -49,6 +49,52 @@ impl RemoteStates {
     }
 }
 
+/// A fingerprint of the array a config describes: its stripes in order with their
+/// members. Servers whose configs differ here would disagree on which stripe owns
+/// a slot (and both accept the same key), so each says it in its status.
+pub fn fingerprint(array: &[crate::replication::stripe::StripeLayout]) -> String {
+    let mut text = String::new();
+    for layout in array {
+        text.push_str(&layout.stripe);
+        for m in &layout.members {
+            text.push('\0');
+            text.push_str(&m.name);
+        }
+        text.push('\n');
+    }
+    crate::store::scripts::sha1_hex(text.as_bytes())
+}
+
+/// Why this server serves no slot right now: a server of another stripe reads
+/// another array from its config. Keyed by the stripe that said so.
+#[derive(Default)]
+pub struct Mismatch {
+    by_stripe: Mutex<HashMap<usize, String>>,
+}
+
+impl Mismatch {
+    /// A sentence naming one server whose config differs, if any does.
+    pub fn reason(&self) -> Option<String> {
+        self.by_stripe.lock().unwrap_or_else(|e| e.into_inner()).values().next().cloned()
+    }
+
+    fn set(&self, stripe: usize, reason: Option<String>) {
+        let mut map = self.by_stripe.lock().unwrap_or_else(|e| e.into_inner());
+        match reason {
+            Some(reason) => {
+                if map.insert(stripe, reason.clone()).is_none() {
+                    tracing::error!(%reason, "the array's config differs between servers: this server serves no slot until they agree");
+                }
+            }
+            None => {
+                if map.remove(&stripe).is_some() {
+                    tracing::info!("the array's config agrees again with the other stripe's servers");
+                }
+            }
+        }
+    }
+}
+
 /// Keeps `stripe`'s active (another stripe than this server's) current in the view.
 pub async fn watch_stripe(shared: Arc<Shared>, stripe: usize) {
     let Some(layout) = shared.array.get(stripe).cloned() else { return };
@@ -75,6 +121,19 @@ pub async fn watch_stripe(shared: Arc<Shared>, stripe: usize) {
             _ => servers.iter().collect(),
         };
         let answers = futures_util::future::join_all(asked.iter().map(|m| status(&me, own_host.as_deref(), m, answer_within))).await;
+        // Every server that answers must read the same array from its config.
+        let mine = fingerprint(&shared.array);
+        let differs = asked.iter().zip(&answers).find_map(|(m, a)| {
+            a.as_ref().filter(|r| !r.array.is_empty() && r.array != mine).map(|_| {
+                format!(
+                    "server {} of stripe {} reads another array from its config (other stripes, order or servers) than server {}",
+                    m.name, layout.stripe, shared.server_name
+                )
+            })
+        });
+        if differs.is_some() || answers.iter().any(|a| a.as_ref().is_some_and(|r| r.array == mine)) {
+            shared.array_mismatch.set(stripe, differs);
+        }
         let active = active_of(&asked, &answers);
         if !full && active.is_none() {
             // The active stopped saying it is: ask everyone now.

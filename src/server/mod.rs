@@ -67,6 +67,8 @@ pub struct Shared {
     pub array: Vec<crate::replication::stripe::StripeLayout>,
     /// What this server last heard from the members of the other stripes.
     pub remote: array::RemoteStates,
+    /// Set while a server of another stripe reads another array from its config.
+    pub array_mismatch: array::Mismatch,
     /// Carries PUBLISH to the other stripes' servers (`None` outside an array).
     pub array_broadcast: Option<crate::replication::broadcast::Broadcaster>,
 }
@@ -101,6 +103,7 @@ impl Shared {
             _ => None,
         };
         Shared {
+            array_mismatch: array::Mismatch::default(),
             array_broadcast,
             view,
             view_tx,
@@ -436,6 +439,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         management.attach(shared.clone());
     }
     let pump = tokio::spawn(blocking::run(shared.clone(), notice_rx, block_rx));
+    let _ = shared.core.replica.group.array_fingerprint.set(array::fingerprint(&shared.array));
     // Other servers' PUBLISHes reach this server's subscribers, counted.
     {
         let weak = Arc::downgrade(&shared);

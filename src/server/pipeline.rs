@@ -168,6 +168,12 @@ impl Connection {
     /// Routes what touches `keys` (see [`Connection::place`]).
     pub(super) async fn place_keys(&mut self, keys: Keys, access: Access) -> Place {
         let client = self.session.client(super::break_safety_stale_reads());
+        // Servers that disagree on which stripe owns a slot would both take a key.
+        if let Some(why) = self.shared.array_mismatch.reason() {
+            return Place::Answer(Reply::error(format!(
+                "CLUSTERDOWN {why}: this server serves no slot until every server's config lists the same stripes, in the same order, with the same servers"
+            )));
+        }
         let mut waited = false;
         loop {
             let view = self.shared.view();
