@@ -106,6 +106,11 @@ pub enum Srv {
     /// SCRIPT KILL and FUNCTION KILL: reach the running script through its status.
     ScriptKill,
     FunctionKill,
+    Slowlog,
+    Latency,
+    /// CLIENT UNBLOCK and CLIENT PAUSE: they reach other clients' waits.
+    ClientUnblock,
+    ClientPause,
 }
 
 impl Srv {
@@ -358,6 +363,29 @@ pub const fn container(
     s
 }
 
+/// A container the server serves itself (CLIENT, CONFIG, SLOWLOG…): [`resolve`]
+/// hands out its subcommands, so arity, statistics and `CLIENT LIST`'s `cmd=` see
+/// `container|sub`; an unknown subcommand reaches the container's handler, which
+/// answers it.
+pub const fn server_container(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    group: &'static str,
+    summary: &'static str,
+    srv: Srv,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    let mut s = spec(name, arity, flags, (0, 0, 0), group, summary, Handler::Server(srv));
+    s.subcommands = subcommands;
+    s
+}
+
+/// A subcommand of a [`server_container`], named `container|sub`.
+pub const fn server_sub(name: &'static str, arity: i32, flags: u32, group: &'static str, summary: &'static str, srv: Srv) -> CommandSpec {
+    spec(name, arity, flags, (0, 0, 0), group, summary, Handler::Server(srv))
+}
+
 fn unknown_subcommand_of(_: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let name = String::from_utf8_lossy(&args[0]).into_owned();
     Err(unknown_subcommand(&name, &args[1]))
@@ -465,6 +493,15 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
 fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
     static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
     TABLE.get_or_init(|| all().map(|spec| (spec.name, spec)).collect())
+}
+
+/// Finds a command or a subcommand by its full name (`config|get`),
+/// case-insensitively, as COMMAND INFO and COMMAND DOCS take it.
+pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut parts = name.splitn(2, |&b| b == b'|');
+    let spec = lookup(parts.next()?)?;
+    let Some(sub) = parts.next() else { return Some(spec) };
+    spec.subcommands.iter().find(|s| s.name.split_once('|').is_some_and(|(_, n)| n.as_bytes().eq_ignore_ascii_case(sub)))
 }
 
 /// Finds a command by name, case-insensitively.

@@ -110,8 +110,20 @@ impl Connection {
         }
     }
 
-    /// Encodes `reply` for the client's protocol into the output buffer.
+    /// Encodes `reply` for the client's protocol into the output buffer, unless
+    /// the client said CLIENT REPLY OFF or SKIP. Every error reply is counted
+    /// (INFO errorstats), sent or not, as Redis counts it.
     pub(super) fn reply(&mut self, reply: Reply) {
+        if let Reply::Error(text) = &reply {
+            self.shared.core.stats.error_reply(text);
+        }
+        if self.session.reply_off {
+            return;
+        }
+        if self.session.replies_to_skip > 0 {
+            self.session.replies_to_skip -= 1;
+            return;
+        }
         reply.encode(&mut self.frames.out, self.session.resp3);
     }
 

@@ -60,12 +60,17 @@ pub struct Core {
     pub replica: Replica,
     /// The script running in the store now, if any (scripting).
     pub scripts: Arc<Status>,
+    /// Command and error statistics, the slow log and the latency monitor: kept
+    /// here because admission (which counts rejected calls) sees only the core.
+    pub stats: super::stats::Stats,
+    /// CLIENT PAUSE: what holds this server's clients' commands.
+    pub pause: super::pause::Pause,
 }
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
         let scripts = replica.store.lock().unwrap_or_else(|e| e.into_inner()).script_status();
-        Core { replica, scripts }
+        Core { replica, scripts, stats: super::stats::Stats::default(), pause: super::pause::Pause::default() }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across
@@ -165,6 +170,8 @@ impl Core {
     /// with [`Reads::Stale`]), and see every write before them. A write that may grow
     /// the data makes room first when memory is full (the rule is `admit::Memory`'s).
     pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads) -> Vec<Reply> {
+        // CLIENT PAUSE holds the run from its start: its replies keep their order.
+        self.pause.wait(batch.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
         let mut linearized: Option<Result<(), Reply>> = None;
@@ -251,6 +258,7 @@ impl Core {
         watches: &[(Bytes, WatchStamp)],
         memory: &Memory<'_>,
     ) -> Result<Reply, Reply> {
+        self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
             self.make_room(memory.settings).await?;
         }

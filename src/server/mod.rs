@@ -14,11 +14,13 @@ pub mod errors;
 pub mod forward;
 pub mod frames;
 pub mod params;
+pub mod pause;
 pub mod pipeline;
 pub mod pubsub;
 pub mod request;
 pub mod session;
 pub mod settings;
+pub mod stats;
 pub mod transaction;
 pub mod upstream;
 

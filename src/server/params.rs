@@ -183,6 +183,11 @@ impl Params {
         }))
     }
 
+    /// The value of a parameter, by its canonical name.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
     fn number(&self, name: &str) -> u64 {
         self.values.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
     }

@@ -34,6 +34,10 @@ pub struct Session {
     pub inbox: mpsc::UnboundedReceiver<Reply>,
     /// QUIT, a kill or a fatal error: the connection ends after this batch.
     pub closing: bool,
+    /// CLIENT REPLY OFF: no reply is sent until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: replies still to drop (its own, then the next command's).
+    pub replies_to_skip: u8,
 }
 
 impl Session {
@@ -52,6 +56,8 @@ impl Session {
             outbox,
             inbox,
             closing: false,
+            reply_off: false,
+            replies_to_skip: 0,
         }
     }
 

@@ -178,6 +178,7 @@ impl Connection {
             }
         };
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
+        let started = std::time::Instant::now();
         let result = self.shared.core.execute_transaction(&cmds, &watches, &memory).await;
         self.session.txn.watch = Watch::Local(watches);
         self.unwatch_local();
@@ -192,6 +193,7 @@ impl Connection {
                 *slot = self.inline_server_reply(srv, &request.args);
             }
         }
+        self.record_transaction(&cmds, &replies, started.elapsed());
         Reply::Array(replies)
     }
 
