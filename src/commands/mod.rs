@@ -111,6 +111,7 @@ pub enum Srv {
     /// CLIENT UNBLOCK and CLIENT PAUSE: they reach other clients' waits.
     ClientUnblock,
     ClientPause,
+    Monitor,
 }
 
 impl Srv {
@@ -154,6 +155,9 @@ pub mod flags {
     /// A blocking command whose timeout is its first argument (BLMPOP, BZMPOP), not
     /// its last. Not a Redis flag: COMMAND INFO does not show it.
     pub const TIMEOUT_FIRST: u32 = 1 << 16;
+    /// May make Redis write to its replication stream though it is no write
+    /// (PUBLISH, PFCOUNT's cache): held by CLIENT PAUSE WRITE like writes.
+    pub const MAY_REPLICATE: u32 = 1 << 17;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -170,6 +174,7 @@ pub mod flags {
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (MOVABLE_KEYS, "movablekeys"),
+        (MAY_REPLICATE, "may_replicate"),
     ];
 }
 

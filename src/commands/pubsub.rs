@@ -43,7 +43,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stops listening to messages published to channels that match patterns.",
         Handler::Server(Srv::Punsubscribe),
     ),
-    spec("publish", 3, PUBSUB | LOADING | STALE | FAST, (0, 0, 0), G, "Posts a message to a channel.", Handler::Server(Srv::Publish)),
+    spec(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        (0, 0, 0),
+        G,
+        "Posts a message to a channel.",
+        Handler::Server(Srv::Publish),
+    ),
     server_container(
         "pubsub",
         -2,

@@ -153,6 +153,7 @@ impl Connection {
     fn cleanup(&mut self) {
         self.unwatch_local();
         let id = self.session.info.id;
+        self.shared.monitors.remove(id);
         for channel in self.session.channels.drain() {
             self.shared.pubsub.unsubscribe(&channel, id);
         }

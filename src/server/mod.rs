@@ -13,6 +13,7 @@ pub mod core;
 pub mod errors;
 pub mod forward;
 pub mod frames;
+pub mod monitor;
 pub mod params;
 pub mod pause;
 pub mod pipeline;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub settings: Settings,
     pub pubsub: PubSub,
     pub clients: Clients,
+    /// MONITOR clients.
+    pub monitors: monitor::Monitors,
     pub commands_processed: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -75,6 +78,7 @@ impl Shared {
             settings,
             pubsub: PubSub::default(),
             clients: Clients::default(),
+            monitors: monitor::Monitors::default(),
             commands_processed: AtomicU64::new(0),
             started: Instant::now(),
             run_id,

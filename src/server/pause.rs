@@ -1,6 +1,6 @@
 //! CLIENT PAUSE / UNPAUSE: holds clients' commands until a deadline or an unpause.
 //! `WRITE` holds what may change the data (writes, scripts that may write,
-//! PUBLISH); `ALL` holds every command. Held clients count as blocked (INFO
+//! PUBLISH and PFCOUNT: Redis's may-replicate commands); `ALL` holds every command. Held clients count as blocked (INFO
 //! `blocked_clients`), as in Redis. Only this server's clients are held: a pause is
 //! not a stripe's state.
 
@@ -19,11 +19,11 @@ use crate::store::scripts::flag;
 /// and FCALL's are in the stripe's script store, so those are let through rather
 /// than held on a guess (a read-only one held would wait for the whole pause).
 pub fn held_by_write_pause(spec: &CommandSpec, args: &[bytes::Bytes]) -> bool {
+    if !spec.has(flags::SCRIPT) {
+        return spec.is_write() || spec.has(flags::MAY_REPLICATE);
+    }
     if !spec.is_write() {
         return false;
-    }
-    if !spec.has(flags::SCRIPT) {
-        return true;
     }
     // EVAL is the one script command whose source is its argument.
     spec.name == "eval" && args.get(1).is_some_and(|source| script_header(source).is_ok_and(|h| h.flags & flag::NO_WRITES == 0))

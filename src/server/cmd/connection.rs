@@ -429,7 +429,7 @@ impl Connection {
             None => PauseMode::All,
             Some(m) if is(m, "all") => PauseMode::All,
             Some(m) if is(m, "write") => PauseMode::Write,
-            Some(_) => return Reply::err(ERR_SYNTAX),
+            Some(_) => return Reply::err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
         };
         if args.len() > 4 {
             return Reply::err(ERR_SYNTAX);
@@ -438,7 +438,14 @@ impl Connection {
         Reply::ok()
     }
 
+    /// MONITOR: from now on this client receives a line per command served here.
+    pub(super) fn monitor(&mut self) -> Reply {
+        self.shared.monitors.add(self.session.info.id, &self.session.outbox);
+        Reply::ok()
+    }
+
     pub(super) fn reset(&mut self) -> Reply {
+        self.shared.monitors.remove(self.session.info.id);
         self.session.txn.queue = None;
         self.session.info.in_multi.store(false, Ordering::Relaxed);
         self.unwatch_all();

@@ -226,7 +226,11 @@ impl Connection {
         let mut out = String::new();
         let mut section = |name: &str, body: String| {
             if want(&name.to_ascii_lowercase()) {
-                out.push_str(&format!("# {name}\r\n{body}\r\n"));
+                // Sections are separated by a blank line, none after the last (Redis).
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("# {name}\r\n{body}"));
             }
         };
         let uptime = shared.started.elapsed().as_secs();
@@ -495,7 +499,8 @@ pub(super) fn command(args: &[Bytes]) -> Reply {
                 if args.len() > 2 { args[2..].iter().filter_map(|n| commands::lookup_full(n)).collect() } else { public().collect() };
             Reply::Map(specs.into_iter().filter(|s| !s.has(flags::INTERNAL)).map(command_docs).collect())
         }
-        "getkeys" => command_getkeys(&args[2..]),
+        "getkeys" => command_getkeys(&args[2..], false),
+        "getkeysandflags" => command_getkeys(&args[2..], true),
         "help" => Reply::Array(COMMAND_HELP.iter().map(|l| Reply::Status((*l).into())).collect()),
         _ => unknown_subcommand("command", sub),
     }
@@ -525,8 +530,11 @@ fn command_list(args: &[Bytes]) -> Reply {
     }
 }
 
-/// COMMAND GETKEYS command arg…: the keys as the command table finds them.
-fn command_getkeys(command: &[Bytes]) -> Reply {
+/// COMMAND GETKEYS command arg…: the keys as the command table finds them. With
+/// `flags` (GETKEYSANDFLAGS) each key comes with the access the command has: the
+/// table knows it per command, not per key as Redis's key specs do, so a write
+/// command's keys are all `RW access update` and a read's `RO access`.
+fn command_getkeys(command: &[Bytes], flags: bool) -> Reply {
     let Some(spec) = commands::resolve(command).filter(|s| !s.has(flags::INTERNAL)) else {
         return Reply::err("ERR Invalid command specified");
     };
@@ -538,7 +546,12 @@ fn command_getkeys(command: &[Bytes]) -> Reply {
     if keys.is_empty() && !has_key_args {
         return Reply::err("ERR The command has no key arguments");
     }
-    Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect())
+    if !flags {
+        return Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect());
+    }
+    let access: &[&str] = if spec.is_write() { &["RW", "access", "update"] } else { &["RO", "access"] };
+    let access = Reply::Set(access.iter().map(|f| Reply::Status((*f).into())).collect());
+    Reply::Array(keys.into_iter().map(|k| Reply::Array(vec![Reply::Bulk(k.clone()), access.clone()])).collect())
 }
 
 /// One COMMAND INFO entry in Redis 7's 10-element shape.

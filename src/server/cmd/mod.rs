@@ -19,7 +19,7 @@ impl Connection {
     /// (INFO commandstats, the slow log, the latency monitor) once it has run.
     pub(super) async fn server_command(&mut self, srv: Srv, request: Request) {
         // CLIENT PAUSE holds PUBLISH under WRITE, everything under ALL.
-        self.shared.core.pause.wait(srv == Srv::Publish).await;
+        self.shared.core.pause.wait(crate::server::pause::held_by_write_pause(request.spec, &request.args)).await;
         let started = std::time::Instant::now();
         let reply = self.run_server_command(srv, &request).await;
         let failed = matches!(reply, Some(Reply::Error(_)));
@@ -87,6 +87,7 @@ impl Connection {
             Srv::FunctionKill => self.shared.core.kill_script(true),
             Srv::Slowlog => self.slowlog(args),
             Srv::Latency => self.latency(args),
+            Srv::Monitor => self.monitor(),
         })
     }
 

@@ -72,6 +72,11 @@ impl Connection {
             skip_slowlog: request.srv() == Some(Srv::Exec),
         };
         self.shared.core.stats.served(&served, &self.caller(), wall_ms() / 1000);
+        // Admin commands are not shown to monitors (Redis's rule: they may carry secrets).
+        if self.shared.monitors.any() && !request.spec.has(flags::ADMIN) {
+            let line = crate::server::monitor::line(crate::clock::wall_us(), &self.session.info.addr, &request.args);
+            self.shared.monitors.feed(&line);
+        }
     }
 
     /// A local run of store commands (one proposal or one read batch): each command
@@ -96,6 +101,10 @@ impl Connection {
             skip_slowlog: true,
         };
         self.shared.core.stats.served(&served, &self.caller(), wall_ms() / 1000);
+        if self.shared.monitors.any() {
+            let line = crate::server::monitor::line(crate::clock::wall_us(), &self.session.info.addr, &request.args);
+            self.shared.monitors.feed(&line);
+        }
     }
 
     /// The commands EXEC ran (`replies`: theirs, in order), each counted as a call
@@ -122,8 +131,8 @@ impl Connection {
                 let count = match args.get(2) {
                     None => Some(10),
                     Some(arg) => match parse_i64(arg) {
-                        None => return Reply::err(ERR_NOT_INT),
                         Some(-1) => None,
+                        None => return Reply::err("ERR count should be greater than or equal to -1"),
                         Some(n) if n < -1 => return Reply::err("ERR count should be greater than or equal to -1"),
                         Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
                     },
