@@ -242,3 +242,43 @@ fn client_list_shows_the_running_subcommand_and_its_query_bytes() {
     let none = exchange(&mut s, b"CLIENT LIST TYPE pubsub\r\n", QUIET);
     assert_eq!(none, b"$0\r\n\r\n");
 }
+
+#[test]
+fn client_pause_write_holds_active_expiry_until_unpause() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let expired = |con: &mut redis::Connection| info_field(con, "stats", "expired_keys").and_then(|v| v.parse::<u64>().ok());
+    tracing::info!("--- two keys expire while writes are paused");
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("foo{t}")
+        .arg("bar")
+        .arg("PX")
+        .arg(10)
+        .ignore()
+        .cmd("SET")
+        .arg("bar{t}")
+        .arg("foo")
+        .arg("PX")
+        .arg(10)
+        .ignore()
+        .cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(50_000)
+        .arg("WRITE")
+        .ignore()
+        .query(&mut con)
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        let foo: Option<String> = redis::cmd("GET").arg("foo{t}").query(&mut con).unwrap_or(Some(String::new()));
+        foo.is_none()
+    }));
+    // Several expiry cycles (100 ms apart) pass: none may delete while paused.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(expired(&mut con), Some(0), "active expiry ran during a WRITE pause");
+    tracing::info!("--- after UNPAUSE the active expiry deletes them");
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut con).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || expired(&mut con) == Some(2)), "the keys were never expired");
+}

@@ -244,6 +244,10 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             // never expires a key by itself.
             continue;
         }
+        // CLIENT PAUSE WRITE holds expiry too: deletes are writes (Redis does the same).
+        if shared.core.pause.holds(true) {
+            continue;
+        }
         let started = Instant::now();
         loop {
             let removed = shared.core.expire_due().await;
@@ -252,6 +256,7 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             }
             tokio::task::yield_now().await;
         }
+        shared.core.stats.latency_event("expire-cycle", started.elapsed(), crate::clock::wall_ms() / 1000);
     }
 }
 

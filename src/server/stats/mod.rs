@@ -176,10 +176,16 @@ impl Stats {
             let max = self.slowlog_len_max.load(Ordering::Relaxed);
             self.slowlog().push(served.args, usec, unix_secs, caller, max);
         }
+        let event = if served.fast { "fast-command" } else { "command" };
+        self.latency_event(event, served.elapsed, unix_secs);
+    }
+
+    /// An event of the latency monitor other than a command's (`expire-cycle`):
+    /// recorded when it took at least `latency-monitor-threshold` ms.
+    pub fn latency_event(&self, event: &'static str, elapsed: Duration, unix_secs: u64) {
         let threshold_ms = self.latency_threshold_ms.load(Ordering::Relaxed);
-        let ms = usec / 1000;
+        let ms = elapsed.as_millis().min(u64::MAX as u128) as u64;
         if threshold_ms > 0 && ms >= threshold_ms {
-            let event = if served.fast { "fast-command" } else { "command" };
             self.latency().add(event, ms, unix_secs);
         }
     }
@@ -338,6 +344,18 @@ mod tests {
         stats.latency_tracking.store(false, Ordering::Relaxed);
         stats.served(&served("get", &[], 5, false), &caller(), 1);
         assert_eq!(stats.command("get").map(|s| (s.calls, s.observed())), Some((6, 5)));
+    }
+
+    #[test]
+    fn other_events_reach_the_latency_monitor_by_the_same_threshold() {
+        let stats = Stats::default();
+        stats.latency_event("expire-cycle", Duration::from_millis(500), 3);
+        assert!(stats.latency().is_empty(), "a threshold of 0 turns the monitor off");
+        stats.latency_threshold_ms.store(20, Ordering::Relaxed);
+        stats.latency_event("expire-cycle", Duration::from_millis(19), 3);
+        assert!(stats.latency().is_empty());
+        stats.latency_event("expire-cycle", Duration::from_millis(20), 3);
+        assert_eq!(stats.latency().history_reply("expire-cycle"), Reply::Array(vec![Reply::Array(vec![Reply::Int(3), Reply::Int(20)])]));
     }
 
     #[test]
