@@ -56,6 +56,20 @@ fn client_reply_off_skip_and_on() {
 }
 
 #[test]
+fn client_reply_off_still_delivers_pubsub_pushes() {
+    let server = Server::start();
+    let mut s = server.raw();
+    assert!(exchange(&mut s, b"HELLO 3\r\n", QUIET).starts_with(b"%7"));
+    let got = exchange(&mut s, b"CLIENT REPLY OFF\r\nSUBSCRIBE channel\r\nPING\r\n", QUIET);
+    assert_eq!(String::from_utf8_lossy(&got), ">3\r\n$9\r\nsubscribe\r\n$7\r\nchannel\r\n:1\r\n");
+    let mut con = server.conn();
+    let receivers: i64 = redis::cmd("PUBLISH").arg("channel").arg("hello").query(&mut con).unwrap();
+    assert_eq!(receivers, 1);
+    let got = read_exactly(&mut s, 39, Duration::from_secs(5));
+    assert_eq!(String::from_utf8_lossy(&got), ">3\r\n$7\r\nmessage\r\n$7\r\nchannel\r\n$5\r\nhello\r\n");
+}
+
+#[test]
 fn client_kill_skipme_yes_spares_the_caller_and_no_kills_it_after_its_reply() {
     log_phases();
     let server = Server::start();

@@ -158,6 +158,9 @@ pub mod flags {
     /// May make Redis write to its replication stream though it is no write
     /// (PUBLISH, PFCOUNT's cache): held by CLIENT PAUSE WRITE like writes.
     pub const MAY_REPLICATE: u32 = 1 << 17;
+    /// A write to the stripe's log that Redis does not count as a write (SCRIPT
+    /// LOAD/FLUSH change no data): CLIENT PAUSE WRITE lets it through. Not shown.
+    pub const NOT_PAUSED: u32 = 1 << 18;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

@@ -111,16 +111,19 @@ impl Connection {
     }
 
     /// Encodes `reply` for the client's protocol into the output buffer, unless
-    /// the client said CLIENT REPLY OFF or SKIP. Every error reply is counted
+    /// the client said CLIENT REPLY OFF or SKIP (pushes are sent all the same). Every error reply is counted
     /// (INFO errorstats), sent or not, as Redis counts it.
     pub(super) fn reply(&mut self, reply: Reply) {
         if let Reply::Error(text) = &reply {
             self.shared.core.stats.error_reply(text);
         }
-        if self.session.reply_off {
+        // Pushes (pub/sub messages and confirmations) are no command's reply: CLIENT
+        // REPLY OFF does not silence them (Redis 7's rule).
+        let push = matches!(reply, Reply::Push(_));
+        if self.session.reply_off && !push {
             return;
         }
-        if self.session.replies_to_skip > 0 {
+        if self.session.replies_to_skip > 0 && !push {
             self.session.replies_to_skip -= 1;
             return;
         }

@@ -19,6 +19,9 @@ use crate::store::scripts::flag;
 /// and FCALL's are in the stripe's script store, so those are let through rather
 /// than held on a guess (a read-only one held would wait for the whole pause).
 pub fn held_by_write_pause(spec: &CommandSpec, args: &[bytes::Bytes]) -> bool {
+    if spec.has(flags::NOT_PAUSED) {
+        return false;
+    }
     if !spec.has(flags::SCRIPT) {
         return spec.is_write() || spec.has(flags::MAY_REPLICATE);
     }
@@ -110,6 +113,25 @@ impl Pause {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_pause_holds_writes_and_may_replicate_commands_not_reads_or_read_only_scripts() {
+        let held = |words: &[&str]| {
+            let args: Vec<bytes::Bytes> = words.iter().map(|w| bytes::Bytes::copy_from_slice(w.as_bytes())).collect();
+            let spec = crate::commands::resolve(&args).expect("a known command");
+            held_by_write_pause(spec, &args)
+        };
+        assert!(held(&["set", "k", "v"]));
+        assert!(held(&["publish", "ch", "m"]));
+        assert!(held(&["pfcount", "h"]));
+        assert!(held(&["eval", "return 1", "0"]));
+        assert!(held(&["eval", "#!lua\nreturn 1", "0"]));
+        assert!(!held(&["get", "k"]));
+        assert!(!held(&["eval", "#!lua flags=no-writes\nreturn 1", "0"]));
+        assert!(!held(&["eval_ro", "return 1", "0"]));
+        assert!(!held(&["script", "load", "return 1"]));
+        assert!(!held(&["evalsha", "0123", "0"]), "its flags are unknown before it runs: let through");
+    }
 
     #[tokio::test]
     async fn write_pause_holds_writes_until_unpause_and_never_reads() {
