@@ -133,6 +133,21 @@ impl Connection {
         })
     }
 
+    /// After CONFIG SET lowered `maxmemory` under what the data uses, the active
+    /// evicts at once (the policy allowing), as Redis does, rather than at the next
+    /// write.
+    pub(super) async fn evict_after_config(&self, args: &[Bytes], reply: &Reply) {
+        let sets_maxmemory = is(&args[1], "set") && args[2..].iter().step_by(2).any(|name| is(name, "maxmemory"));
+        if !sets_maxmemory || *reply != Reply::ok() || !self.shared.view().local_is_active() {
+            return;
+        }
+        let log_bytes = self.shared.core.replica.log.memory_bytes();
+        if crate::server::core::over_maxmemory(&self.shared.settings, log_bytes) {
+            // -OOM under noeviction: nothing to do until a write asks.
+            let _ = self.shared.core.make_room(&self.shared.settings).await;
+        }
+    }
+
     /// Sets the stream node limits on every member of the stripe: a log entry.
     pub(super) async fn propose_node_limits(&self, limits: NodeLimits) -> Reply {
         if !self.shared.view().local_is_active() {

@@ -72,7 +72,10 @@ impl Connection {
             Srv::Info => self.info(args),
             Srv::Command => introspection::command(args),
             Srv::Config => match self.config(args, false) {
-                Ok(reply) => reply,
+                Ok(reply) => {
+                    self.evict_after_config(args, &reply).await;
+                    reply
+                }
                 Err(limits) => self.propose_node_limits(limits).await,
             },
             Srv::Time => introspection::time(),
