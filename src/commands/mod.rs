@@ -567,6 +567,8 @@ pub struct WriteCtx<'a> {
     /// Whether anyone wants keyspace events (notify-keyspace-events): when not, no
     /// event is built, which spares a key copy per write.
     pub events_on: bool,
+    /// Whether `new` events are wanted (notify-keyspace-events has `n`).
+    pub new_events_on: bool,
     /// The store's Lua engine, for scripts (`None` inside a script).
     pub engine: Option<&'a mut crate::scripting::Engine>,
 }
@@ -612,7 +614,10 @@ impl<'a> WriteCtx<'a> {
         let now = self.now_ms;
         let index = match self.live_index(key) {
             Some(index) => index,
-            None => self.db.insert_new(key, make(), now),
+            None => {
+                self.notify_new(key);
+                self.db.insert_new(key, make(), now)
+            }
         };
         let item = self.db.item_at_mut(index).expect("a position just found or inserted");
         item.touch(now, u32::MAX);
@@ -624,6 +629,9 @@ impl<'a> WriteCtx<'a> {
     /// serve clients blocked on `key`, as a push would: Redis signals every key it adds.
     pub fn set(&mut self, key: &[u8], value: Value) {
         let waitable = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
+        if self.db.get(key, self.now_ms).is_none() {
+            self.notify_new(key);
+        }
         self.db.insert(key, value, self.now_ms);
         if waitable {
             self.signal_ready(key);
@@ -656,6 +664,15 @@ impl<'a> WriteCtx<'a> {
         }
         if self.events_on {
             self.events.push(KeyEvent { class, event, key: Bytes::copy_from_slice(key) });
+        }
+    }
+
+    /// Records the `new` keyspace event (class `n`) of a key being created, before
+    /// the command's own event, as Redis does. A creation is no modification of its
+    /// own: the dirty counter is the command's event's to count.
+    pub fn notify_new(&mut self, key: &[u8]) {
+        if self.new_events_on {
+            self.events.push(KeyEvent { class: b'n', event: "new", key: Bytes::copy_from_slice(key) });
         }
     }
 

@@ -88,6 +88,8 @@ impl Connection {
                 {
                     let mut store = self.shared.core.store();
                     store.events_on = events_on;
+                    store.new_events_on =
+                        settings.notify_mask.load(Ordering::Relaxed) & crate::server::settings::notify::class_bit(b'n') != 0;
                     store.local = local;
                 }
                 if limits != current {
