@@ -296,3 +296,22 @@ fn client_pause_write_holds_active_expiry_until_unpause() {
     let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut con).unwrap();
     assert!(wait_until(Duration::from_secs(5), || expired(&mut con) == Some(2)), "the keys were never expired");
 }
+
+/// stream-cgroups.tcl: a blocked command that ends in an error counts as one failed call.
+#[test]
+fn a_blocked_command_that_ends_in_an_error_is_a_failed_call() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg("s").arg("g").arg("$").arg("MKSTREAM").query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    let mut waiter = server.raw();
+    waiter.write_all(b"XREADGROUP GROUP g alice BLOCK 0 STREAMS s >\r\n").unwrap();
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut con) == 1), "the XREADGROUP never blocked");
+    let _: i64 = redis::cmd("XGROUP").arg("DESTROY").arg("s").arg("g").query(&mut con).unwrap();
+    let got = String::from_utf8_lossy(&read_exactly(&mut waiter, 8, Duration::from_secs(5))).into_owned();
+    assert!(got.starts_with("-NOGROUP"), "{got}");
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    assert!(stats.contains("cmdstat_xreadgroup:calls=1,") && stats.contains(",rejected_calls=0,failed_calls=1\r\n"), "{stats}");
+    assert_eq!(info_field(&mut con, "errorstats", "errorstat_NOGROUP").as_deref(), Some("count=1"));
+    assert_eq!(info_field(&mut con, "stats", "total_error_replies").as_deref(), Some("1"));
+}

@@ -117,6 +117,13 @@ impl Connection {
         if let Reply::Error(text) = &reply {
             self.shared.core.stats.error_reply(text);
         }
+        if !matches!(reply, Reply::Push(_)) {
+            if let Some(name) = self.session.blocking_call.take() {
+                if matches!(reply, Reply::Error(_)) {
+                    self.shared.core.stats.failed_later(name);
+                }
+            }
+        }
         // Pushes (pub/sub messages and confirmations) are no command's reply: CLIENT
         // REPLY OFF does not silence them (Redis 7's rule).
         let push = matches!(reply, Reply::Push(_));

@@ -38,6 +38,9 @@ pub struct Session {
     pub reply_off: bool,
     /// CLIENT REPLY SKIP: replies still to drop (its own, then the next command's).
     pub replies_to_skip: u8,
+    /// A blocking command counted when it started: its reply (the next one this
+    /// client gets that is no push) says whether it failed (INFO commandstats).
+    pub blocking_call: Option<&'static str>,
 }
 
 impl Session {
@@ -58,6 +61,7 @@ impl Session {
             closing: false,
             reply_off: false,
             replies_to_skip: 0,
+            blocking_call: None,
         }
     }
 

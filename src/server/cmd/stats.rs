@@ -90,7 +90,8 @@ impl Connection {
     }
 
     /// A blocking command as it starts: one call (its wait is not its latency).
-    pub(in crate::server) fn record_blocking(&self, request: &Request) {
+    pub(in crate::server) fn record_blocking(&mut self, request: &Request) {
+        self.session.blocking_call = Some(request.spec.name);
         crate::management::metrics::global().record_command(request.spec);
         let served = Served {
             name: request.spec.name,

@@ -190,6 +190,11 @@ impl Stats {
         }
     }
 
+    /// A call counted when it started (a blocking command) that ended in an error.
+    pub fn failed_later(&self, name: &'static str) {
+        self.counters().commands.entry(name).or_default().failed_calls += 1;
+    }
+
     /// A call refused before it ran (arity, authentication, memory inside MULTI…).
     pub fn rejected(&self, name: &'static str) {
         self.counters().commands.entry(name).or_default().rejected_calls += 1;
@@ -305,10 +310,13 @@ mod tests {
         stats.served(&served("set", &[], 20, true), &caller(), 1);
         stats.rejected("set");
         stats.rejected("config|get");
+        stats.served(&served("brpop", &[], 0, false), &caller(), 1);
+        stats.failed_later("brpop");
         let info = stats.commandstats_info();
         assert_eq!(
             info,
-            "cmdstat_config|get:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n\
+            "cmdstat_brpop:calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=1\r\n\
+             cmdstat_config|get:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n\
              cmdstat_set:calls=2,usec=30,usec_per_call=15.00,rejected_calls=1,failed_calls=1\r\n"
         );
         stats.reset();
