@@ -187,3 +187,23 @@ fn volatile_ttl_evicts_only_keys_with_a_ttl() {
         assert_eq!(exists, 1, "keys without a TTL are never evicted by volatile-ttl");
     }
 }
+
+/// Redis's pubsub.tcl: lowering maxmemory under the data evicts at once (the policy
+/// allowing), not at the next write.
+#[test]
+fn config_set_maxmemory_below_the_data_evicts_at_once() {
+    let server = Server::start();
+    let mut con = server.conn();
+    for (name, value) in [("notify-keyspace-events", "Ee"), ("maxmemory-policy", "allkeys-lru")] {
+        let _: () = redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query(&mut con).unwrap();
+    }
+    let mut sub = server.raw();
+    let _ = support::exchange(&mut sub, b"PSUBSCRIBE *\r\n", Duration::from_millis(300));
+    let _: () = redis::cmd("SET").arg("foo").arg("bar").query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query(&mut con).unwrap();
+    let got = String::from_utf8_lossy(&support::exchange(&mut sub, b"", Duration::from_millis(500))).into_owned();
+    assert!(got.contains("__keyevent@0__:evicted\r\n$3\r\nfoo\r\n"), "{got}");
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(keys, 0);
+}

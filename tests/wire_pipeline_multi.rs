@@ -108,3 +108,22 @@ fn transaction_errors_use_redis_strings() {
         "-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n+OK\r\n-ERR MULTI calls can not be nested\r\n-ERR WATCH inside MULTI is not allowed\r\n+OK\r\n"
     );
 }
+
+/// Redis's multi.tcl: FLUSHALL touches the watched keys that existed, not the others.
+#[test]
+fn flushall_fails_a_watch_on_an_existing_key_but_not_on_an_absent_one() {
+    let server = Server::start();
+    let mut con = server.conn();
+    for (existed, expected) in [(true, None), (false, Some(vec!["PONG".to_string()]))] {
+        let _: () = redis::cmd("DEL").arg("x").query(&mut con).unwrap();
+        if existed {
+            let _: () = redis::cmd("SET").arg("x").arg(30).query(&mut con).unwrap();
+        }
+        let _: () = redis::cmd("WATCH").arg("x").query(&mut con).unwrap();
+        let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+        let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+        let _: String = redis::cmd("PING").query(&mut con).unwrap();
+        let got: Option<Vec<String>> = redis::cmd("EXEC").query(&mut con).unwrap();
+        assert_eq!(got, expected, "x existed: {existed}");
+    }
+}

@@ -146,3 +146,20 @@ pub fn used_memory(con: &mut redis::Connection) -> i64 {
     let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
     info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).expect("used_memory in INFO")
 }
+
+/// Redis 7's `n` class (pubsub.tcl): a key created fires `new` once, not when set again.
+#[test]
+fn keyspace_new_events_fire_when_a_key_is_created() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("En").query(&mut con).unwrap();
+    let mut sub = server.raw();
+    let _ = support::exchange(&mut sub, b"PSUBSCRIBE *\r\n", std::time::Duration::from_millis(300));
+    for (key, value) in [("foo", "bar"), ("foo", "baz"), ("bar", "bar")] {
+        let _: () = redis::cmd("SET").arg(key).arg(value).query(&mut con).unwrap();
+    }
+    let _: i64 = redis::cmd("RPUSH").arg("list").arg("x").query(&mut con).unwrap();
+    let got = String::from_utf8_lossy(&support::exchange(&mut sub, b"", std::time::Duration::from_millis(500))).into_owned();
+    let keys: Vec<&str> = got.split("__keyevent@0__:new\r\n").skip(1).filter_map(|rest| rest.split("\r\n").nth(1)).collect();
+    assert_eq!(keys, vec!["foo", "bar", "list"], "{got}");
+}

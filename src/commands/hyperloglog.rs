@@ -31,7 +31,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "pfcount",
         -2,
-        READONLY,
+        READONLY | MAY_REPLICATE,
         (1, -1, 1),
         G,
         "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",

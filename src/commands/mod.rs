@@ -109,6 +109,12 @@ pub enum Srv {
     FunctionKill,
     /// ACL's subcommands that read users or the connection (WHOAMI, GETUSER, LOG…).
     Acl,
+    Slowlog,
+    Latency,
+    /// CLIENT UNBLOCK and CLIENT PAUSE: they reach other clients' waits.
+    ClientUnblock,
+    ClientPause,
+    Monitor,
 }
 
 impl Srv {
@@ -152,6 +158,12 @@ pub mod flags {
     /// A blocking command whose timeout is its first argument (BLMPOP, BZMPOP), not
     /// its last. Not a Redis flag: COMMAND INFO does not show it.
     pub const TIMEOUT_FIRST: u32 = 1 << 16;
+    /// May make Redis write to its replication stream though it is no write
+    /// (PUBLISH, PFCOUNT's cache): held by CLIENT PAUSE WRITE like writes.
+    pub const MAY_REPLICATE: u32 = 1 << 17;
+    /// A write to the stripe's log that Redis does not count as a write (SCRIPT
+    /// LOAD/FLUSH change no data): CLIENT PAUSE WRITE lets it through. Not shown.
+    pub const NOT_PAUSED: u32 = 1 << 18;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -168,6 +180,7 @@ pub mod flags {
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (MOVABLE_KEYS, "movablekeys"),
+        (MAY_REPLICATE, "may_replicate"),
     ];
 }
 
@@ -361,6 +374,29 @@ pub const fn container(
     s
 }
 
+/// A container the server serves itself (CLIENT, CONFIG, SLOWLOG…): [`resolve`]
+/// hands out its subcommands, so arity, statistics and `CLIENT LIST`'s `cmd=` see
+/// `container|sub`; an unknown subcommand reaches the container's handler, which
+/// answers it.
+pub const fn server_container(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    group: &'static str,
+    summary: &'static str,
+    srv: Srv,
+    subcommands: &'static [CommandSpec],
+) -> CommandSpec {
+    let mut s = spec(name, arity, flags, (0, 0, 0), group, summary, Handler::Server(srv));
+    s.subcommands = subcommands;
+    s
+}
+
+/// A subcommand of a [`server_container`], named `container|sub`.
+pub const fn server_sub(name: &'static str, arity: i32, flags: u32, group: &'static str, summary: &'static str, srv: Srv) -> CommandSpec {
+    spec(name, arity, flags, (0, 0, 0), group, summary, Handler::Server(srv))
+}
+
 fn unknown_subcommand_of(_: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let name = String::from_utf8_lossy(&args[0]).into_owned();
     Err(unknown_subcommand(&name, &args[1]))
@@ -471,6 +507,15 @@ fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
     TABLE.get_or_init(|| all().map(|spec| (spec.name, spec)).collect())
 }
 
+/// Finds a command or a subcommand by its full name (`config|get`),
+/// case-insensitively, as COMMAND INFO and COMMAND DOCS take it.
+pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut parts = name.splitn(2, |&b| b == b'|');
+    let spec = lookup(parts.next()?)?;
+    let Some(sub) = parts.next() else { return Some(spec) };
+    spec.subcommands.iter().find(|s| s.name.split_once('|').is_some_and(|(_, n)| n.as_bytes().eq_ignore_ascii_case(sub)))
+}
+
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut buf = [0u8; 32];
@@ -530,6 +575,8 @@ pub struct WriteCtx<'a> {
     /// Whether anyone wants keyspace events (notify-keyspace-events): when not, no
     /// event is built, which spares a key copy per write.
     pub events_on: bool,
+    /// Whether `new` events are wanted (notify-keyspace-events has `n`).
+    pub new_events_on: bool,
     /// The store's Lua engine, for scripts (`None` inside a script).
     pub engine: Option<&'a mut crate::scripting::Engine>,
     /// The ACL user a script runs as (`TANDEM.ASUSER`): its calls are checked.
@@ -579,7 +626,10 @@ impl<'a> WriteCtx<'a> {
         let now = self.now_ms;
         let index = match self.live_index(key) {
             Some(index) => index,
-            None => self.db.insert_new(key, make(), now),
+            None => {
+                self.notify_new(key);
+                self.db.insert_new(key, make(), now)
+            }
         };
         let item = self.db.item_at_mut(index).expect("a position just found or inserted");
         item.touch(now, u32::MAX);
@@ -591,6 +641,9 @@ impl<'a> WriteCtx<'a> {
     /// serve clients blocked on `key`, as a push would: Redis signals every key it adds.
     pub fn set(&mut self, key: &[u8], value: Value) {
         let waitable = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
+        if self.db.get(key, self.now_ms).is_none() {
+            self.notify_new(key);
+        }
         self.db.insert(key, value, self.now_ms);
         if waitable {
             self.signal_ready(key);
@@ -623,6 +676,15 @@ impl<'a> WriteCtx<'a> {
         }
         if self.events_on {
             self.events.push(KeyEvent { class, event, key: Bytes::copy_from_slice(key) });
+        }
+    }
+
+    /// Records the `new` keyspace event (class `n`) of a key being created, before
+    /// the command's own event, as Redis does. A creation is no modification of its
+    /// own: the dirty counter is the command's event's to count.
+    pub fn notify_new(&mut self, key: &[u8]) {
+        if self.new_events_on {
+            self.events.push(KeyEvent { class: b'n', event: "new", key: Bytes::copy_from_slice(key) });
         }
     }
 

@@ -43,14 +43,33 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Stops listening to messages published to channels that match patterns.",
         Handler::Server(Srv::Punsubscribe),
     ),
-    spec("publish", 3, PUBSUB | LOADING | STALE | FAST, (0, 0, 0), G, "Posts a message to a channel.", Handler::Server(Srv::Publish)),
     spec(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        (0, 0, 0),
+        G,
+        "Posts a message to a channel.",
+        Handler::Server(Srv::Publish),
+    ),
+    server_container(
         "pubsub",
         -2,
         PUBSUB | LOADING | STALE,
-        (0, 0, 0),
         G,
         "A container for pub/sub introspection commands.",
-        Handler::Server(Srv::Pubsub),
+        Srv::Pubsub,
+        PUBSUB_SUBCOMMANDS,
     ),
+];
+
+const PS: u32 = PUBSUB | LOADING | STALE;
+
+static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
+    server_sub("pubsub|channels", -2, PS, G, "Returns the active channels.", Srv::Pubsub),
+    server_sub("pubsub|numpat", 2, PS, G, "Returns a count of unique pattern subscriptions.", Srv::Pubsub),
+    server_sub("pubsub|numsub", -2, PS, G, "Returns a count of subscribers to channels.", Srv::Pubsub),
+    server_sub("pubsub|shardchannels", -2, PS, G, "Returns the active shard channels.", Srv::Pubsub),
+    server_sub("pubsub|shardnumsub", -2, PS, G, "Returns the count of subscribers of shard channels.", Srv::Pubsub),
+    server_sub("pubsub|help", 2, PS, G, "Returns helpful text about the different subcommands.", Srv::Pubsub),
 ];

@@ -102,7 +102,7 @@ static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
     spec(
         "script|load",
         3,
-        WRITE | NOSCRIPT | STALE | DENYOOM,
+        WRITE | NOSCRIPT | STALE | DENYOOM | NOT_PAUSED,
         (0, 0, 0),
         G,
         "Loads a server-side Lua script to the script cache.",
@@ -120,7 +120,7 @@ static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
     spec(
         "script|flush",
         -2,
-        WRITE | NOSCRIPT,
+        WRITE | NOSCRIPT | NOT_PAUSED,
         (0, 0, 0),
         G,
         "Removes all server-side Lua scripts from the script cache.",

@@ -96,6 +96,7 @@ fn store_string_at(ctx: &mut WriteCtx, key: &[u8], index: Option<usize>, value: 
     match index {
         Some(i) => ctx.db.replace_at(i, key, value, keep_ttl, ctx.now_ms),
         None => {
+            ctx.notify_new(key);
             ctx.db.insert_new(key, value, ctx.now_ms);
         }
     }
@@ -521,6 +522,19 @@ mod tests {
     use super::*;
     use crate::commands::test_support::{bulk, err, run};
     use crate::store::Store;
+
+    #[test]
+    fn a_created_key_records_new_before_set_only_when_new_events_are_on() {
+        let classes = |st: &mut Store, cmd: &[&str]| -> Vec<(u8, &'static str)> {
+            crate::commands::test_support::run_applied(st, 1_000, cmd).events.iter().map(|e| (e.class, e.event)).collect()
+        };
+        let mut st = Store::new();
+        assert_eq!(classes(&mut st, &["set", "a", "1"]), vec![(b'$', "set")]);
+        st.new_events_on = true;
+        assert_eq!(classes(&mut st, &["set", "b", "1"]), vec![(b'n', "new"), (b'$', "set")]);
+        assert_eq!(classes(&mut st, &["set", "b", "2"]), vec![(b'$', "set")]);
+        assert_eq!(classes(&mut st, &["rpush", "l", "x"]), vec![(b'n', "new"), (b'l', "rpush")]);
+    }
 
     fn texts() -> Store {
         let mut store = Store::new();

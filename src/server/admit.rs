@@ -31,13 +31,19 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
         }
     };
     session.set_last_cmd(request.spec.name);
+    // A call refused here is counted as rejected (INFO commandstats).
+    let name = request.spec.name;
+    let reject = |reply: Reply| {
+        core.stats.rejected(name);
+        Admission::Answer(reply)
+    };
     if !request.arity_ok() {
         session.txn.fail();
-        return Admission::Answer(commands::wrong_args(request.spec.name));
+        return reject(commands::wrong_args(request.spec.name));
     }
     let srv = request.srv();
     if !session.authed && !request.spec.has(flags::NO_AUTH) {
-        return Admission::Answer(Reply::err("NOAUTH Authentication required."));
+        return reject(Reply::err("NOAUTH Authentication required."));
     }
     let mut request = request;
     if let Some(refused) = acl(session, &mut request, core, memory.settings) {
@@ -45,7 +51,7 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
         return Admission::Answer(refused);
     }
     if session.resp2_subscribed() && !srv.is_some_and(|s| s.allowed_subscribed()) {
-        return Admission::Answer(Reply::error(format!(
+        return reject(Reply::error(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             request.spec.name
         )));
@@ -53,12 +59,12 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
     // Past the busy threshold, a running script leaves room only for the commands
     // Redis allows then (SCRIPT KILL, FUNCTION KILL, QUIT…).
     if !request.spec.has(flags::ALLOW_BUSY) && core.scripts.busy() {
-        return Admission::Answer(core.busy_reply());
+        return reject(core.busy_reply());
     }
     if session.txn.in_multi() && !srv.is_some_and(|s| s.runs_in_multi()) {
         if memory.refuses(request.spec) {
             session.txn.fail();
-            return Admission::Answer(Reply::err(ERR_OOM));
+            return reject(Reply::err(ERR_OOM));
         }
         // A transaction runs in one stripe: what would span stripes is refused now.
         if let Some(refusal) = super::split::refused_in_multi(&request, session, view) {

@@ -24,12 +24,20 @@ pub enum Request {
     /// may have changed since), then each time a key in `keys` changes.
     Block {
         id: u64,
+        /// The waiting client's id (CLIENT UNBLOCK names it).
+        client: u64,
         args: Vec<Bytes>,
         keys: Vec<Bytes>,
         reply: oneshot::Sender<Reply>,
     },
     Cancel {
         id: u64,
+    },
+    /// CLIENT UNBLOCK: ends `client`'s wait with `reply`; `done` says whether it waited.
+    Unblock {
+        client: u64,
+        reply: Reply,
+        done: oneshot::Sender<bool>,
     },
 }
 
@@ -48,11 +56,18 @@ impl Blocker {
 
     /// Submits a blocking command that found nothing on its first attempt, in the
     /// form it runs when woken; the receiver gets its reply (now, or when served).
-    pub fn block(&self, args: Vec<Bytes>, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
+    pub fn block(&self, client: u64, args: Vec<Bytes>, keys: Vec<Bytes>) -> (u64, oneshot::Receiver<Reply>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
-        let _ = self.tx.send(Request::Block { id, args, keys, reply });
+        let _ = self.tx.send(Request::Block { id, client, args, keys, reply });
         (id, rx)
+    }
+
+    /// Ends the wait of `client` with `reply` (CLIENT UNBLOCK): true if it was waiting.
+    pub async fn unblock(&self, client: u64, reply: Reply) -> bool {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::Unblock { client, reply, done });
+        rx.await.unwrap_or(false)
     }
 
     /// Gives up waiting; a reply already sent stays in the receiver.
@@ -62,6 +77,7 @@ impl Blocker {
 }
 
 struct Waiter {
+    client: u64,
     args: Vec<Bytes>,
     keys: Vec<Bytes>,
     reply: oneshot::Sender<Reply>,
@@ -105,7 +121,13 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
                 Some(Request::Cancel { id }) => {
                     waiters.remove(id);
                 }
-                Some(Request::Block { id, args, keys, reply }) => {
+                Some(Request::Unblock { client, reply, done }) => {
+                    let id = waiters.all.iter().find(|(_, w)| w.client == client).map(|(id, _)| *id);
+                    let waiter = id.and_then(|id| waiters.remove(id));
+                    let unblocked = waiter.is_some_and(|w| w.reply.send(reply).is_ok());
+                    let _ = done.send(unblocked);
+                }
+                Some(Request::Block { id, client, args, keys, reply }) => {
                     // A key may have changed between the first attempt and now, its
                     // notice already gone by: look once more before waiting.
                     let outcome = attempt(&shared, &args).await;
@@ -113,7 +135,7 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
                         for key in &keys {
                             waiters.by_key.entry(key.clone()).or_default().push_back(id);
                         }
-                        waiters.all.insert(id, Waiter { args, keys, reply });
+                        waiters.all.insert(id, Waiter { client, args, keys, reply });
                     } else {
                         let _ = reply.send(outcome);
                     }

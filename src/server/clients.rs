@@ -46,8 +46,9 @@ impl ClientInfo {
         *field.lock().unwrap_or_else(|e| e.into_inner()) = value;
     }
 
-    /// One line of CLIENT LIST / CLIENT INFO, Redis's field order.
-    pub fn line(&self) -> String {
+    /// One line of CLIENT LIST / CLIENT INFO, Redis's field order; `qbuf`: the
+    /// bytes in its query buffer (the command running, for the client asking).
+    pub fn line(&self, qbuf: usize) -> String {
         let now = wall_ms();
         let idle = now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000;
         let mut flags = String::new();
@@ -65,7 +66,7 @@ impl ClientInfo {
         }
         let cmd = *self.last_cmd.lock().unwrap_or_else(|e| e.into_inner());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,

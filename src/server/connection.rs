@@ -133,8 +133,30 @@ impl Connection {
         }
     }
 
-    /// Encodes `reply` for the client's protocol into the output buffer.
+    /// Encodes `reply` for the client's protocol into the output buffer, unless
+    /// the client said CLIENT REPLY OFF or SKIP (pushes are sent all the same). Every error reply is counted
+    /// (INFO errorstats), sent or not, as Redis counts it.
     pub(super) fn reply(&mut self, reply: Reply) {
+        if let Reply::Error(text) = &reply {
+            self.shared.core.stats.error_reply(text);
+        }
+        if !matches!(reply, Reply::Push(_)) {
+            if let Some(name) = self.session.blocking_call.take() {
+                if matches!(reply, Reply::Error(_)) {
+                    self.shared.core.stats.failed_later(name);
+                }
+            }
+        }
+        // Pushes (pub/sub messages and confirmations) are no command's reply: CLIENT
+        // REPLY OFF does not silence them (Redis 7's rule).
+        let push = matches!(reply, Reply::Push(_));
+        if self.session.reply_off && !push {
+            return;
+        }
+        if self.session.replies_to_skip > 0 && !push {
+            self.session.replies_to_skip -= 1;
+            return;
+        }
         reply.encode(&mut self.frames.out, self.session.resp3);
     }
 
@@ -164,6 +186,7 @@ impl Connection {
     fn cleanup(&mut self) {
         self.unwatch_local();
         let id = self.session.info.id;
+        self.shared.monitors.remove(id);
         for channel in self.session.channels.drain() {
             self.shared.pubsub.unsubscribe(&channel, id);
         }

@@ -62,6 +62,11 @@ pub struct Core {
     pub scripts: Arc<Status>,
     /// The stripe's users as last applied here, and this server's ACL LOG.
     pub acl: Arc<crate::acl::View>,
+    /// Command and error statistics, the slow log and the latency monitor: kept
+    /// here because admission (which counts rejected calls) sees only the core.
+    pub stats: super::stats::Stats,
+    /// CLIENT PAUSE: what holds this server's clients' commands.
+    pub pause: super::pause::Pause,
 }
 
 impl Core {
@@ -70,7 +75,7 @@ impl Core {
             let store = replica.store.lock().unwrap_or_else(|e| e.into_inner());
             (store.script_status(), store.acl_view.clone())
         };
-        Core { replica, scripts, acl }
+        Core { replica, scripts, acl, stats: super::stats::Stats::default(), pause: super::pause::Pause::default() }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across
@@ -170,6 +175,8 @@ impl Core {
     /// with [`Reads::Stale`]), and see every write before them. A write that may grow
     /// the data makes room first when memory is full (the rule is `admit::Memory`'s).
     pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads) -> Vec<Reply> {
+        // CLIENT PAUSE holds the run from its start: its replies keep their order.
+        self.pause.wait(batch.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
         let mut linearized: Option<Result<(), Reply>> = None;
@@ -289,6 +296,7 @@ impl Core {
         watches: &[(Bytes, WatchStamp)],
         memory: &Memory<'_>,
     ) -> Result<Reply, Reply> {
+        self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
             self.make_room(memory.settings).await?;
         }

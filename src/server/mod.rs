@@ -14,13 +14,16 @@ pub mod core;
 pub mod errors;
 pub mod forward;
 pub mod frames;
+pub mod monitor;
 pub mod params;
+pub mod pause;
 pub mod pipeline;
 pub mod pubsub;
 pub mod request;
 pub mod session;
 pub mod settings;
 pub mod split;
+pub mod stats;
 pub mod transaction;
 pub mod upstream;
 
@@ -55,6 +58,8 @@ pub struct Shared {
     pub settings: Settings,
     pub pubsub: PubSub,
     pub clients: Clients,
+    /// MONITOR clients.
+    pub monitors: monitor::Monitors,
     pub commands_processed: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -114,6 +119,7 @@ impl Shared {
             settings,
             pubsub: PubSub::default(),
             clients: Clients::default(),
+            monitors: monitor::Monitors::default(),
             commands_processed: AtomicU64::new(0),
             started: Instant::now(),
             run_id,
@@ -341,6 +347,10 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             // never expires a key by itself.
             continue;
         }
+        // CLIENT PAUSE WRITE holds expiry too: deletes are writes (Redis does the same).
+        if shared.core.pause.holds(true) {
+            continue;
+        }
         let started = Instant::now();
         loop {
             let removed = shared.core.expire_due().await;
@@ -349,6 +359,7 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             }
             tokio::task::yield_now().await;
         }
+        shared.core.stats.latency_event("expire-cycle", started.elapsed(), crate::clock::wall_ms() / 1000);
     }
 }
 

@@ -190,6 +190,11 @@ impl Params {
         usize::try_from(self.number("acllog-max-len")).unwrap_or(usize::MAX)
     }
 
+    /// The value of a parameter, by its canonical name.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
     fn number(&self, name: &str) -> u64 {
         self.values.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
     }

@@ -105,7 +105,7 @@ impl Connection {
             }
             Place::Local if request.spec.blocks(&request.args) => {
                 self.settle(pending).await;
-                crate::management::metrics::global().record_command(request.spec);
+                self.record_blocking(&request);
                 self.blocking_command(request).await;
             }
             Place::Local => {
@@ -215,7 +215,7 @@ impl Connection {
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let started = std::time::Instant::now();
         let replies = self.shared.core.execute(&run, &memory, reads).await;
-        crate::management::metrics::global().record_run(&run, &replies, started.elapsed());
+        self.record_run(&run, &replies, started.elapsed());
         for reply in replies {
             self.reply(reply);
         }
@@ -246,7 +246,7 @@ impl Connection {
         if first != Reply::WouldBlock {
             return self.reply(first);
         }
-        let (id, mut rx) = self.shared.blocker.block(prepared.woken, keys);
+        let (id, mut rx) = self.shared.blocker.block(self.session.info.id, prepared.woken, keys);
         // Let the client see replies to what it pipelined before this command.
         if self.flush().await.is_err() {
             self.shared.blocker.cancel(id);

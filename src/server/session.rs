@@ -42,6 +42,13 @@ pub struct Session {
     pub closing: bool,
     /// The ACL user this connection runs as.
     pub acl: AclSession,
+    /// CLIENT REPLY OFF: no reply is sent until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: replies still to drop (its own, then the next command's).
+    pub replies_to_skip: u8,
+    /// A blocking command counted when it started: its reply (the next one this
+    /// client gets that is no push) says whether it failed (INFO commandstats).
+    pub blocking_call: Option<&'static str>,
 }
 
 /// The user a connection runs as, and what admission last read of it.
@@ -86,6 +93,9 @@ impl Session {
             inbox,
             closing: false,
             acl: AclSession::new("default"),
+            reply_off: false,
+            replies_to_skip: 0,
+            blocking_call: None,
         }
     }
 

@@ -161,6 +161,11 @@ impl Settings {
         self.params.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The value of one of the parameters [`Params`] keeps, by its canonical name.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.params().value(name).map(str::to_string)
+    }
+
     /// What the store's reads report from this server's settings (OBJECT ENCODING,
     /// FREQ, IDLETIME, REFCOUNT).
     pub fn local(&self) -> LocalSettings {

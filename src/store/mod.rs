@@ -135,6 +135,10 @@ pub struct Store {
     /// Build keyspace events while applying (someone subscribed to notifications).
     /// Events are not state: replicas may differ here.
     pub events_on: bool,
+    /// Whether anyone wants `new` events (class `n`, not part of `A`): off unless
+    /// notify-keyspace-events names it, so stores in tests and servers without it
+    /// record none.
+    pub new_events_on: bool,
     /// This server's settings that reads report (OBJECT ENCODING's thresholds); not state.
     pub local: encoding::LocalSettings,
     /// The Lua VM scripts run in, with its per-server caches: not state. Behind its own
@@ -231,6 +235,7 @@ impl Store {
                     expired: &mut self.expired_keys,
                     evicted: &mut self.evicted_keys,
                     events_on: self.events_on,
+                    new_events_on: self.new_events_on,
                     engine: Some(self.engine.get_mut().unwrap_or_else(|e| e.into_inner())),
                     acl_user: None,
                     acl_view: Some(&self.acl_view),

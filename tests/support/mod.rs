@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod management;
+pub mod redis_server;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

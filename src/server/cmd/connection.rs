@@ -11,8 +11,116 @@ use crate::commands::{self, args::*, unknown_subcommand};
 use crate::protocol::reply::Reply;
 use crate::server::clients::ClientInfo;
 use crate::server::connection::Connection;
+use crate::server::pause::PauseMode;
 use crate::server::session::AclSession;
 use crate::server::upstream::FORWARD_NAME_PREFIX;
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// The bytes of a command as a RESP array: what Redis's `qbuf` shows for the client
+/// running CLIENT INFO/LIST (its command is still in its query buffer then).
+fn resp_len(args: &[Bytes]) -> usize {
+    let digits = |n: usize| n.to_string().len();
+    3 + digits(args.len()) + args.iter().map(|a| 5 + digits(a.len()) + a.len()).sum::<usize>()
+}
+
+/// The client types CLIENT LIST and CLIENT KILL filter by. Tandem has no Redis
+/// replicas or masters among its clients: those types match no one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    Normal,
+    Replica,
+    Master,
+    Pubsub,
+}
+
+impl ClientKind {
+    fn parse(arg: &[u8]) -> Option<ClientKind> {
+        match String::from_utf8_lossy(arg).to_ascii_lowercase().as_str() {
+            "normal" => Some(ClientKind::Normal),
+            "replica" | "slave" => Some(ClientKind::Replica),
+            "master" => Some(ClientKind::Master),
+            "pubsub" => Some(ClientKind::Pubsub),
+            _ => None,
+        }
+    }
+
+    fn of(client: &ClientInfo) -> ClientKind {
+        if client.subscriptions.load(Ordering::Relaxed) + client.psubscriptions.load(Ordering::Relaxed) > 0 {
+            ClientKind::Pubsub
+        } else {
+            ClientKind::Normal
+        }
+    }
+}
+
+/// CLIENT KILL's filters: a client is killed when it matches all of them.
+#[derive(Default)]
+struct KillFilter {
+    id: Option<u64>,
+    kind: Option<ClientKind>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    skip_me: bool,
+}
+
+impl KillFilter {
+    fn matches(&self, client: &ClientInfo, me: u64) -> bool {
+        self.id.is_none_or(|id| id == client.id)
+            && self.kind.is_none_or(|k| ClientKind::of(client) == k)
+            && self.addr.as_ref().is_none_or(|a| *a == client.addr)
+            && self.laddr.as_ref().is_none_or(|a| *a == client.laddr)
+            && !(self.skip_me && client.id == me)
+    }
+}
 
 pub use crate::commands::REDIS_VERSION;
 
@@ -180,36 +288,98 @@ impl Connection {
                 }
                 Reply::ok()
             }
-            ("info", 2) => Reply::Verbatim(Bytes::from(format!("{}\n", info.line()))),
-            ("list", _) => {
-                let body: String = self.shared.clients.all().iter().map(|c| format!("{}\n", c.line())).collect();
-                Reply::Verbatim(Bytes::from(body))
-            }
+            ("info", 2) => Reply::Verbatim(Bytes::from(format!("{}\n", info.line(resp_len(args))))),
+            ("list", _) => self.client_list(args),
             ("kill", _) => self.client_kill(&args[2..]),
-            ("no-evict" | "no-touch", 3) => Reply::ok(),
-            ("help", _) => Reply::Array(
-                [
-                    "CLIENT <subcommand> [<arg> ...]",
-                    "ID",
-                    "GETNAME",
-                    "SETNAME <name>",
-                    "SETINFO <LIB-NAME|LIB-VER> <value>",
-                    "INFO",
-                    "LIST",
-                    "KILL <ip:port> | ID <id> | ADDR <ip:port>",
-                ]
-                .iter()
-                .map(|l| Reply::status(l))
-                .collect(),
-            ),
+            ("reply", 3) => self.client_reply(&args[2]),
+            ("no-evict" | "no-touch", 3) => {
+                if is(&args[2], "on") || is(&args[2], "off") {
+                    Reply::ok()
+                } else {
+                    Reply::err(ERR_SYNTAX)
+                }
+            }
+            ("unpause", 2) => {
+                self.shared.core.pause.unpause();
+                Reply::ok()
+            }
+            // No client-side caching yet: nothing is redirected, tracking is off.
+            ("getredir", 2) => Reply::Int(-1),
+            ("trackinginfo", 2) => Reply::Map(vec![
+                (Reply::bulk(b"flags"), Reply::Set(vec![Reply::bulk(b"off")])),
+                (Reply::bulk(b"redirect"), Reply::Int(-1)),
+                (Reply::bulk(b"prefixes"), Reply::Array(vec![])),
+            ]),
+            ("help", 2) => Reply::Array(CLIENT_HELP.iter().map(|l| Reply::Status((*l).into())).collect()),
             _ => unknown_subcommand("client", &args[1]),
         }
     }
 
+    /// CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves.
+    fn client_reply(&mut self, mode: &[u8]) -> Reply {
+        if is(mode, "on") {
+            self.session.reply_off = false;
+            self.session.replies_to_skip = 0;
+        } else if is(mode, "off") {
+            self.session.reply_off = true;
+        } else if is(mode, "skip") {
+            // This reply, then the next command's.
+            if !self.session.reply_off {
+                self.session.replies_to_skip = 2;
+            }
+        } else {
+            return Reply::err(ERR_SYNTAX);
+        }
+        Reply::ok()
+    }
+
+    /// CLIENT LIST [TYPE type] [ID id …].
+    fn client_list(&self, command: &[Bytes]) -> Reply {
+        let args = &command[2..];
+        let mut kind = None;
+        let mut ids: Option<Vec<u64>> = None;
+        let mut i = 0;
+        while i < args.len() {
+            if is(&args[i], "type") && i + 1 < args.len() {
+                match ClientKind::parse(&args[i + 1]) {
+                    Some(k) => kind = Some(k),
+                    None => return Reply::error(format!("ERR Unknown client type '{}'", text(&args[i + 1]))),
+                }
+                i += 2;
+            } else if is(&args[i], "id") && i + 1 < args.len() {
+                let mut list = Vec::new();
+                for arg in &args[i + 1..] {
+                    match parse_i64(arg).filter(|id| *id > 0) {
+                        Some(id) => list.push(id as u64),
+                        None => return Reply::err("ERR Invalid client ID"),
+                    }
+                }
+                ids = Some(list);
+                i = args.len();
+            } else {
+                return Reply::err(ERR_SYNTAX);
+            }
+        }
+        let me = self.session.info.id;
+        let body: String = self
+            .shared
+            .clients
+            .all()
+            .iter()
+            .filter(|c| kind.is_none_or(|k| ClientKind::of(c) == k))
+            .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+            .map(|c| format!("{}\n", c.line(if c.id == me { resp_len(command) } else { 0 })))
+            .collect();
+        Reply::Verbatim(Bytes::from(body))
+    }
+
+    /// CLIENT KILL addr | CLIENT KILL [ID id] [TYPE type] [USER user] [ADDR addr]
+    /// [LADDR addr] [SKIPME yes|no]: Redis's filters and error texts.
     fn client_kill(&mut self, args: &[Bytes]) -> Reply {
+        let me = self.session.info.id;
         let clients = self.shared.clients.all();
         if args.len() == 1 {
-            // Old form: CLIENT KILL ip:port
+            // Old form: CLIENT KILL ip:port, which may be this client.
             let addr = text(&args[0]);
             return match clients.iter().find(|c| c.addr == addr) {
                 Some(c) => {
@@ -219,31 +389,84 @@ impl Connection {
                 None => Reply::err("ERR No such client"),
             };
         }
-        if args.is_empty() || !args.len().is_multiple_of(2) {
+        if !args.len().is_multiple_of(2) {
             return Reply::err(ERR_SYNTAX);
         }
+        let mut filter = KillFilter { skip_me: true, ..KillFilter::default() };
+        for pair in args.chunks_exact(2) {
+            let value = &pair[1];
+            match text(&pair[0]).to_ascii_lowercase().as_str() {
+                "id" => match parse_i64(value).filter(|id| *id > 0) {
+                    Some(id) => filter.id = Some(id as u64),
+                    None => return Reply::err("ERR client-id should be greater than 0"),
+                },
+                "type" => match ClientKind::parse(value) {
+                    Some(kind) => filter.kind = Some(kind),
+                    None => return Reply::error(format!("ERR Unknown client type '{}'", text(value))),
+                },
+                // One user exists: `default`.
+                "user" if &value[..] == b"default" => {}
+                "user" => return Reply::error(format!("ERR No such user '{}'", text(value))),
+                "addr" => filter.addr = Some(text(value)),
+                "laddr" => filter.laddr = Some(text(value)),
+                "skipme" if is(value, "yes") => filter.skip_me = true,
+                "skipme" if is(value, "no") => filter.skip_me = false,
+                _ => return Reply::err(ERR_SYNTAX),
+            }
+        }
         let mut killed = 0;
-        for client in &clients {
-            let mut matches = true;
-            for pair in args.chunks_exact(2) {
-                let value = text(&pair[1]);
-                matches &= match text(&pair[0]).to_ascii_lowercase().as_str() {
-                    "id" => value.parse::<u64>().is_ok_and(|id| id == client.id),
-                    "addr" => client.addr == value,
-                    "laddr" => client.laddr == value,
-                    "skipme" => !(value.eq_ignore_ascii_case("yes") && client.id == self.session.info.id),
-                    _ => return Reply::err(ERR_SYNTAX),
-                };
-            }
-            if matches {
-                client.kill.notify_one();
-                killed += 1;
-            }
+        for client in clients.iter().filter(|c| filter.matches(c, me)) {
+            client.kill.notify_one();
+            killed += 1;
         }
         Reply::Int(killed)
     }
 
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends a blocking command's wait, as if it
+    /// timed out or with `-UNBLOCKED`; 1 if that client was waiting.
+    pub(super) async fn client_unblock(&mut self, args: &[Bytes]) -> Reply {
+        if args.len() > 4 {
+            return Reply::err("ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.");
+        }
+        let Some(id) = parse_i64(&args[2]) else { return Reply::err(ERR_NOT_INT) };
+        let reply = match args.get(3) {
+            None => Reply::NilArray,
+            Some(reason) if is(reason, "timeout") => Reply::NilArray,
+            Some(reason) if is(reason, "error") => Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+        };
+        let Ok(id) = u64::try_from(id) else { return Reply::Int(0) };
+        Reply::Int(i64::from(self.shared.blocker.unblock(id, reply).await))
+    }
+
+    /// CLIENT PAUSE timeout [WRITE|ALL].
+    pub(super) fn client_pause(&mut self, args: &[Bytes]) -> Reply {
+        let ms = match parse_i64(&args[2]) {
+            Some(ms) if ms < 0 => return Reply::err("ERR timeout is negative"),
+            Some(ms) => ms as u64,
+            None => return Reply::err("ERR timeout is not an integer or out of range"),
+        };
+        let mode = match args.get(3) {
+            None => PauseMode::All,
+            Some(m) if is(m, "all") => PauseMode::All,
+            Some(m) if is(m, "write") => PauseMode::Write,
+            Some(_) => return Reply::err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+        };
+        if args.len() > 4 {
+            return Reply::err(ERR_SYNTAX);
+        }
+        self.shared.core.pause.pause(std::time::Duration::from_millis(ms), mode);
+        Reply::ok()
+    }
+
+    /// MONITOR: from now on this client receives a line per command served here.
+    pub(super) fn monitor(&mut self) -> Reply {
+        self.shared.monitors.add(self.session.info.id, &self.session.outbox);
+        Reply::ok()
+    }
+
     pub(super) fn reset(&mut self) -> Reply {
+        self.shared.monitors.remove(self.session.info.id);
         self.session.txn.queue = None;
         self.session.info.in_multi.store(false, Ordering::Relaxed);
         self.unwatch_all();

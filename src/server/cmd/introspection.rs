@@ -19,6 +19,29 @@ use crate::replication::stripe::{ServerState, STANDBY_LAG_MAX};
 use crate::server::connection::Connection;
 use crate::store::stream::NodeLimits;
 
+/// The sections `INFO` and `INFO default` show; `all` adds commandstats and
+/// latencystats (Redis 7's choice: they are long).
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "errorstats", "cluster", "keyspace"];
+
+/// INFO cpu: the process's CPU time (getrusage), in Redis's fields.
+fn cpu_info() -> String {
+    let usage = |who| {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+            return ("0.000000".to_string(), "0.000000".to_string());
+        }
+        let t = |tv: libc::timeval| format!("{}.{:06}", tv.tv_sec, tv.tv_usec);
+        (t(ru.ru_stime), t(ru.ru_utime))
+    };
+    let (sys, user) = usage(libc::RUSAGE_SELF);
+    let (sys_children, user_children) = usage(libc::RUSAGE_CHILDREN);
+    format!(
+        "used_cpu_sys:{sys}\r\nused_cpu_user:{user}\r\nused_cpu_sys_children:{sys_children}\r\nused_cpu_user_children:{user_children}\r\n"
+    )
+}
+
 /// TIME: the server's wall clock in seconds and microseconds.
 pub(super) fn time() -> Reply {
     // The same clock entries are stamped with (the test hook included).
@@ -59,11 +82,14 @@ impl Connection {
                         return Ok(Reply::error(e));
                     }
                 }
+                self.configure_stats();
                 let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
                 let local = settings.local();
                 {
                     let mut store = self.shared.core.store();
                     store.events_on = events_on;
+                    store.new_events_on =
+                        settings.notify_mask.load(Ordering::Relaxed) & crate::server::settings::notify::class_bit(b'n') != 0;
                     store.local = local;
                 }
                 if limits != current {
@@ -77,17 +103,51 @@ impl Connection {
                 shared.commands_processed.store(0, Ordering::Relaxed);
                 shared.clients.total_connections.store(0, Ordering::Relaxed);
                 shared.clients.rejected_connections.store(0, Ordering::Relaxed);
+                shared.core.stats.reset();
                 let mut store = shared.core.store();
                 store.expired_keys = 0;
                 store.evicted_keys = 0;
                 Reply::ok()
             }
+            "help" if args.len() == 2 => Reply::Array(
+                [
+                    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "GET <pattern>",
+                    "    Return parameters matching the glob-like <pattern> and their values.",
+                    "SET <directive> <value>",
+                    "    Set the configuration <directive> to <value>.",
+                    "RESETSTAT",
+                    "    Reset statistics reported by the INFO command.",
+                    "REWRITE",
+                    "    Rewrite the configuration file.",
+                    "HELP",
+                    "    Prints this help.",
+                ]
+                .iter()
+                .map(|l| Reply::Status((*l).into()))
+                .collect(),
+            ),
             "rewrite" if args.len() == 2 => {
                 Reply::err("ERR The server is running without a config file that CONFIG REWRITE can change: edit the TOML file")
             }
             "get" | "set" => commands::wrong_args(&format!("config|{}", text(&args[1]).to_ascii_lowercase())),
             _ => unknown_subcommand("config", &args[1]),
         })
+    }
+
+    /// After CONFIG SET lowered `maxmemory` under what the data uses, the active
+    /// evicts at once (the policy allowing), as Redis does, rather than at the next
+    /// write.
+    pub(super) async fn evict_after_config(&self, args: &[Bytes], reply: &Reply) {
+        let sets_maxmemory = is(&args[1], "set") && args[2..].iter().step_by(2).any(|name| is(name, "maxmemory"));
+        if !sets_maxmemory || *reply != Reply::ok() || !self.shared.view().local_is_active() {
+            return;
+        }
+        let log_bytes = self.shared.core.replica.log.memory_bytes();
+        if crate::server::core::over_maxmemory(&self.shared.settings, log_bytes) {
+            // -OOM under noeviction: nothing to do until a write asks.
+            let _ = self.shared.core.make_room(&self.shared.settings).await;
+        }
     }
 
     /// Sets the stream node limits on every member of the stripe: a log entry.
@@ -133,6 +193,19 @@ impl Connection {
                 (Reply::bulk(b"keys.count"), Reply::Int(self.shared.core.store().db.len() as i64)),
             ]),
             "purge" => Reply::ok(),
+            "help" => Reply::Array(
+                [
+                    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "DOCTOR",
+                    "STATS",
+                    "USAGE <key> [SAMPLES <count>]",
+                    "PURGE",
+                    "HELP",
+                ]
+                .iter()
+                .map(|l| Reply::Status((*l).into()))
+                .collect(),
+            ),
             _ => unknown_subcommand("memory", &args[1]),
         }
     }
@@ -157,18 +230,24 @@ impl Connection {
     /// INFO's text: the sections and fields clients and tools parse.
     fn info_text(&self, sections: &[Bytes]) -> String {
         let wanted: Vec<String> = sections.iter().map(|s| text(s).to_ascii_lowercase()).collect();
-        let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
-        let want = |name: &str| all || wanted.iter().any(|w| w == name);
+        let all = wanted.iter().any(|w| w == "all" || w == "everything");
+        let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+        let want = |name: &str| all || (default && DEFAULT_SECTIONS.contains(&name)) || wanted.iter().any(|w| w == name);
         let shared = &self.shared;
         let (keys, expires, blocked, expired, evicted, dirty) = {
             let store = shared.core.store();
-            let blocked = shared.blocker.blocked.load(Ordering::Relaxed);
+            // Clients held by CLIENT PAUSE count as blocked, as in Redis.
+            let blocked = shared.blocker.blocked.load(Ordering::Relaxed) + shared.core.pause.held();
             (store.db.len(), store.db.expires_count(), blocked, store.expired_keys, store.evicted_keys, store.dirty)
         };
         let mut out = String::new();
         let mut section = |name: &str, body: String| {
             if want(&name.to_ascii_lowercase()) {
-                out.push_str(&format!("# {name}\r\n{body}\r\n"));
+                // Sections are separated by a blank line, none after the last (Redis).
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("# {name}\r\n{body}"));
             }
         };
         let uptime = shared.started.elapsed().as_secs();
@@ -221,20 +300,25 @@ impl Connection {
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
                 shared.clients.total_connections.load(Ordering::Relaxed),
                 shared.commands_processed.load(Ordering::Relaxed),
                 shared.clients.rejected_connections.load(Ordering::Relaxed),
                 shared.pubsub.channels(None).len(),
                 shared.pubsub.numpat(),
+                shared.core.stats.error_replies(),
             ),
         );
         section("Replication", self.replication_info());
+        section("CPU", cpu_info());
         // Every server speaks the Redis Cluster protocol (CLUSTER SLOTS…), whatever
         // the number of stripes: clients read this to choose how to connect.
         section("Cluster", "cluster_enabled:1\r\n".to_string());
         let keyspace = if keys > 0 { format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n") } else { String::new() };
         section("Keyspace", keyspace);
+        section("Commandstats", shared.core.stats.commandstats_info());
+        section("Errorstats", shared.core.stats.errorstats_info());
+        section("Latencystats", shared.core.stats.latencystats_info(&self.info_percentiles()));
         out
     }
 }
@@ -350,39 +434,141 @@ fn split_addr(addr: &str) -> (String, u16) {
     }
 }
 
-/// COMMAND, COMMAND COUNT/INFO/DOCS/LIST/GETKEYS.
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// The commands clients may call (internal ones are hidden).
+fn public() -> impl Iterator<Item = &'static CommandSpec> {
+    commands::all().filter(|s| !s.has(flags::INTERNAL))
+}
+
+/// Every public command and subcommand.
+fn public_with_subcommands() -> impl Iterator<Item = &'static CommandSpec> {
+    public().flat_map(|s| std::iter::once(s).chain(s.subcommands.iter()))
+}
+
+/// The ACL categories a command is in, as COMMAND INFO and FILTERBY ACLCAT name them:
+/// its family's and those its flags imply.
+fn acl_categories(spec: &CommandSpec) -> Vec<String> {
+    let family = match spec.group {
+        "sorted-set" => "sortedset",
+        "generic" => "keyspace",
+        "server" | "cluster" => "admin",
+        other => other,
+    };
+    let mut cats = vec![family.to_string()];
+    for (flag, cat) in [
+        (flags::WRITE, "write"),
+        (flags::READONLY, "read"),
+        (flags::ADMIN, "admin"),
+        (flags::PUBSUB, "pubsub"),
+        (flags::BLOCKING, "blocking"),
+    ] {
+        if spec.has(flag) {
+            cats.push(cat.to_string());
+        }
+    }
+    if spec.has(flags::ADMIN) {
+        cats.push("dangerous".to_string());
+    }
+    cats.push(if spec.has(flags::FAST) { "fast" } else { "slow" }.to_string());
+    cats.sort();
+    cats.dedup();
+    cats
+}
+
+/// COMMAND, COMMAND COUNT/INFO/DOCS/LIST/GETKEYS/HELP.
 pub(super) fn command(args: &[Bytes]) -> Reply {
     let Some(sub) = args.get(1) else {
-        return Reply::Array(commands::all().filter(|s| !s.has(flags::INTERNAL)).map(command_info).collect());
+        return Reply::Array(public().map(command_info).collect());
     };
     match text(sub).to_ascii_lowercase().as_str() {
-        "count" => Reply::Int(commands::all().filter(|s| !s.has(flags::INTERNAL)).count() as i64),
+        "count" => Reply::Int(public().count() as i64),
+        "info" if args.len() == 2 => Reply::Array(public().map(command_info).collect()),
         "info" => Reply::Array(
             args[2..]
                 .iter()
-                .map(|n| commands::lookup(n).filter(|s| !s.has(flags::INTERNAL)).map_or(Reply::NilArray, command_info))
+                .map(|n| commands::lookup_full(n).filter(|s| !s.has(flags::INTERNAL)).map_or(Reply::NilArray, command_info))
                 .collect(),
         ),
-        "list" => Reply::Array(commands::all().filter(|s| !s.has(flags::INTERNAL)).map(|s| Reply::bulk_str(s.name)).collect()),
+        "list" => command_list(&args[2..]),
         "docs" => {
             let specs: Vec<&CommandSpec> =
-                if args.len() > 2 { args[2..].iter().filter_map(|n| commands::lookup(n)).collect() } else { commands::all().collect() };
+                if args.len() > 2 { args[2..].iter().filter_map(|n| commands::lookup_full(n)).collect() } else { public().collect() };
             Reply::Map(specs.into_iter().filter(|s| !s.has(flags::INTERNAL)).map(command_docs).collect())
         }
-        "getkeys" if args.len() >= 3 => match commands::lookup(&args[2]) {
-            None => Reply::err("ERR Invalid command specified"),
-            Some(spec) if !spec.arity_ok(args.len() - 2) => Reply::err("ERR Invalid number of arguments specified for command"),
-            Some(spec) => {
-                let keys = spec.keys(&args[2..]);
-                if keys.is_empty() {
-                    Reply::err("ERR The command has no key arguments")
-                } else {
-                    Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect())
-                }
-            }
-        },
+        "getkeys" => command_getkeys(&args[2..], false),
+        "getkeysandflags" => command_getkeys(&args[2..], true),
+        "help" => Reply::Array(COMMAND_HELP.iter().map(|l| Reply::Status((*l).into())).collect()),
         _ => unknown_subcommand("command", sub),
     }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern].
+fn command_list(args: &[Bytes]) -> Reply {
+    let names = |keep: &dyn Fn(&CommandSpec) -> bool| {
+        Reply::Array(public_with_subcommands().filter(|s| keep(s)).map(|s| Reply::bulk_str(s.name)).collect())
+    };
+    match args {
+        [] => names(&|_| true),
+        [filterby, kind, value] if is(filterby, "filterby") => {
+            if is(kind, "module") {
+                // No modules.
+                Reply::Array(vec![])
+            } else if is(kind, "aclcat") {
+                let wanted = text(value).to_ascii_lowercase();
+                names(&|s| acl_categories(s).contains(&wanted))
+            } else if is(kind, "pattern") {
+                names(&|s| glob_match(value, s.name.as_bytes(), true))
+            } else {
+                Reply::err(ERR_SYNTAX)
+            }
+        }
+        _ => Reply::err(ERR_SYNTAX),
+    }
+}
+
+/// COMMAND GETKEYS command arg…: the keys as the command table finds them. With
+/// `flags` (GETKEYSANDFLAGS) each key comes with the access the command has: the
+/// table knows it per command, not per key as Redis's key specs do, so a write
+/// command's keys are all `RW access update` and a read's `RO access`.
+fn command_getkeys(command: &[Bytes], flags: bool) -> Reply {
+    let Some(spec) = commands::resolve(command).filter(|s| !s.has(flags::INTERNAL)) else {
+        return Reply::err("ERR Invalid command specified");
+    };
+    if !spec.arity_ok(command.len()) {
+        return Reply::err("ERR Invalid number of arguments specified for command");
+    }
+    let keys = spec.keys(command);
+    let has_key_args = spec.first_key > 0 || spec.key_finder.is_some() || spec.numkeys_at > 0;
+    if keys.is_empty() && !has_key_args {
+        return Reply::err("ERR The command has no key arguments");
+    }
+    if !flags {
+        return Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect());
+    }
+    let access: &[&str] = if spec.is_write() { &["RW", "access", "update"] } else { &["RO", "access"] };
+    let access = Reply::Set(access.iter().map(|f| Reply::Status((*f).into())).collect());
+    Reply::Array(keys.into_iter().map(|k| Reply::Array(vec![Reply::Bulk(k.clone()), access.clone()])).collect())
 }
 
 /// One COMMAND INFO entry in Redis 7's 10-element shape.
@@ -424,10 +610,10 @@ fn command_info(spec: &CommandSpec) -> Reply {
         Reply::Int(spec.first_key as i64),
         Reply::Int(spec.last_key as i64),
         Reply::Int(spec.step as i64),
-        Reply::Set(vec![Reply::Status(format!("@{}", spec.group).into())]),
+        Reply::Set(acl_categories(spec).into_iter().map(|c| Reply::Status(format!("@{c}").into())).collect()),
         Reply::Array(vec![]),
         Reply::Array(key_specs),
-        Reply::Array(vec![]),
+        Reply::Array(spec.subcommands.iter().map(command_info).collect()),
     ])
 }
 

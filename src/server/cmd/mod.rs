@@ -8,6 +8,7 @@ mod cluster;
 mod connection;
 mod introspection;
 mod pubsub;
+mod stats;
 mod transactions;
 
 use super::connection::Connection;
@@ -16,42 +17,71 @@ use crate::commands::Srv;
 use crate::protocol::reply::Reply;
 
 impl Connection {
-    /// Runs a server command; its replies go to the client.
+    /// Runs a server command; its replies go to the client, and it is counted
+    /// (INFO commandstats, the slow log, the latency monitor) once it has run.
     pub(super) async fn server_command(&mut self, srv: Srv, request: Request) {
+        // CLIENT PAUSE holds PUBLISH under WRITE, everything under ALL.
+        self.shared.core.pause.wait(crate::server::pause::held_by_write_pause(request.spec, &request.args)).await;
+        let started = std::time::Instant::now();
+        let reply = self.run_server_command(srv, &request).await;
+        let failed = matches!(reply, Some(Reply::Error(_)));
+        if let Some(reply) = reply {
+            self.reply(reply);
+        }
+        self.record_served(&request, started.elapsed(), failed);
+    }
+
+    /// A server command's reply; `None` when it replied itself (subscriptions,
+    /// replies relayed from another server).
+    async fn run_server_command(&mut self, srv: Srv, request: &Request) -> Option<Reply> {
         let args = &request.args;
-        let reply = match srv {
+        Some(match srv {
             Srv::Ping => self.ping(args),
             Srv::Echo => Reply::Bulk(args[1].clone()),
             Srv::Hello => self.hello(args),
             Srv::Auth => self.auth(args),
             Srv::Select => connection::select(args),
+            Srv::ClientUnblock => self.client_unblock(args).await,
+            Srv::ClientPause => self.client_pause(args),
             Srv::Client => self.client(args),
             Srv::Quit => self.quit(),
             Srv::Reset => self.reset(),
             Srv::Readonly => self.set_readonly(true),
             Srv::Readwrite => self.set_readonly(false),
             Srv::Multi => self.multi(),
-            Srv::Exec => match self.exec().await {
-                Some(reply) => reply,
-                None => return,
-            },
+            Srv::Exec => return self.exec().await,
             Srv::Discard => self.discard(),
-            Srv::Watch => match self.watch(&request).await {
-                Some(reply) => reply,
-                None => return,
-            },
+            Srv::Watch => return self.watch(request).await,
             Srv::Unwatch => self.unwatch(),
-            Srv::Subscribe => return self.subscribe(&args[1..], false),
-            Srv::Psubscribe => return self.subscribe(&args[1..], true),
-            Srv::Unsubscribe => return self.unsubscribe(&args[1..], false),
-            Srv::Punsubscribe => return self.unsubscribe(&args[1..], true),
+            Srv::Subscribe => {
+                self.subscribe(&args[1..], false);
+                return None;
+            }
+            Srv::Psubscribe => {
+                self.subscribe(&args[1..], true);
+                return None;
+            }
+            Srv::Unsubscribe => {
+                self.unsubscribe(&args[1..], false);
+                return None;
+            }
+            Srv::Punsubscribe => {
+                self.unsubscribe(&args[1..], true);
+                return None;
+            }
             Srv::Publish => self.publish_counted(&args[1], &args[2]).await,
             Srv::Pubsub => self.pubsub(args),
             Srv::Info => self.info(args),
             Srv::Command => introspection::command(args),
             Srv::Config => match self.config(args, false) {
-                Ok(reply) if reply == Reply::ok() => self.requirepass_to_default_user(args).await,
-                Ok(reply) => reply,
+                Ok(reply) => {
+                    self.evict_after_config(args, &reply).await;
+                    if reply == Reply::ok() {
+                        self.requirepass_to_default_user(args).await
+                    } else {
+                        reply
+                    }
+                }
                 Err(limits) => self.propose_node_limits(limits).await,
             },
             Srv::Time => introspection::time(),
@@ -66,8 +96,10 @@ impl Connection {
             Srv::ScriptKill => self.shared.core.kill_script(false),
             Srv::FunctionKill => self.shared.core.kill_script(true),
             Srv::Acl => self.acl(args).await,
-        };
-        self.reply(reply);
+            Srv::Slowlog => self.slowlog(args),
+            Srv::Latency => self.latency(args),
+            Srv::Monitor => self.monitor(),
+        })
     }
 
     /// The reply of a server command queued inside MULTI, when EXEC runs it (the
@@ -86,8 +118,11 @@ impl Connection {
             Srv::Memory => self.memory(args),
             Srv::Pubsub => self.pubsub(args),
             Srv::Client => self.client(args),
+            Srv::ClientPause => self.client_pause(args),
             Srv::Select => connection::select(args),
             Srv::Cluster => self.cluster(args),
+            Srv::Slowlog => self.slowlog(args),
+            Srv::Latency => self.latency(args),
             _ => Reply::error(format!(
                 "ERR Command '{}' is not allowed inside a transaction",
                 args.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default()

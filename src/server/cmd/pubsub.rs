@@ -99,6 +99,20 @@ impl Connection {
             "numpat" if args.len() == 2 => Reply::Int(pubsub.numpat() as i64),
             "shardchannels" => Reply::Array(vec![]),
             "shardnumsub" => Reply::Array(args[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(0)]).collect()),
+            "help" => Reply::Array(
+                [
+                    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "CHANNELS [<pattern>]",
+                    "NUMPAT",
+                    "NUMSUB [<channel> ...]",
+                    "SHARDCHANNELS [<pattern>]",
+                    "SHARDNUMSUB [<shardchannel> ...]",
+                    "HELP",
+                ]
+                .iter()
+                .map(|l| Reply::Status((*l).into()))
+                .collect(),
+            ),
             _ => unknown_subcommand("pubsub", &args[1]),
         }
     }

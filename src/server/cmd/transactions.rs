@@ -182,6 +182,7 @@ impl Connection {
         let refusals: Vec<Option<Reply>> = cmds.iter().map(|r| self.acl_refusal_at_exec(r)).collect();
         let cmds: Vec<Request> = cmds.into_iter().zip(&refusals).filter(|(_, refused)| refused.is_none()).map(|(r, _)| r).collect();
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
+        let started = std::time::Instant::now();
         let result = self.shared.core.execute_transaction(&cmds, &watches, &memory).await;
         self.session.txn.watch = Watch::Local(watches);
         self.unwatch_local();
@@ -196,6 +197,7 @@ impl Connection {
                 *slot = self.inline_server_reply(srv, &request.args);
             }
         }
+        self.record_transaction(&cmds, &replies, started.elapsed());
         if refusals.iter().all(Option::is_none) {
             return Reply::Array(replies);
         }
@@ -217,7 +219,7 @@ impl Connection {
             "multi",
             denied.object(&name, &request.args),
             self.session.acl.name.clone(),
-            self.session.info.line(),
+            self.session.info.line(0),
         );
         self.shared.core.acl.record(entry, crate::clock::wall_ms(), self.shared.settings.acllog_max_len());
         let reason = match denied {

@@ -1,0 +1,405 @@
+//! What this server counts about the commands its clients run, as Redis reports
+//! it: per command (`INFO commandstats`: calls, time, rejected and failed calls;
+//! `INFO latencystats` and `LATENCY HISTOGRAM`: a latency histogram), per error code
+//! (`INFO errorstats`), the slow log (`slowlog`) and the latency monitor's events
+//! (`latency`). `CONFIG RESETSTAT` clears the counters.
+//!
+//! Counted where the server serves a command (its own commands, a local run, an
+//! EXEC, a rejection at admission); commands forwarded to another stripe's active
+//! are counted there. It knows nothing of sockets or the store.
+
+pub mod latency;
+pub mod slowlog;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::protocol::reply::Reply;
+use latency::Latency;
+use slowlog::SlowLog;
+
+/// Distinct error codes kept before `errorstats` stops taking new ones (Redis's
+/// `ERROR_STATS_NUMBER`): a client sending made-up codes through scripts must not
+/// grow this without bound.
+pub const ERROR_CODES_MAX: usize = 128;
+
+/// Histogram buckets: bucket `i` holds durations below `2^i` µs (and at least
+/// `2^(i-1)`); 40 buckets reach 2^39 µs, about six days.
+const BUCKETS: usize = 40;
+
+/// One command's counters (`cmdstat_<name>`).
+#[derive(Clone, Default, Debug, PartialEq)]
+pub struct CommandStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+    /// Latency of each call, by power-of-two bucket of microseconds.
+    histogram: Vec<u64>,
+}
+
+impl CommandStat {
+    fn observe(&mut self, usec: u64) {
+        if self.histogram.is_empty() {
+            self.histogram = vec![0; BUCKETS];
+        }
+        let bucket = (64 - usec.leading_zeros() as usize).min(BUCKETS - 1);
+        if let Some(slot) = self.histogram.get_mut(bucket) {
+            *slot += 1;
+        }
+    }
+
+    /// Calls whose latency was recorded (a rejected call has none).
+    fn observed(&self) -> u64 {
+        self.histogram.iter().sum()
+    }
+
+    /// The upper bound in µs of the bucket holding the `pct` percentile.
+    fn percentile_usec(&self, pct: f64) -> u64 {
+        let total = self.observed();
+        let wanted = ((pct / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, count) in self.histogram.iter().enumerate() {
+            seen += count;
+            if seen >= wanted {
+                return 1u64 << i;
+            }
+        }
+        1u64 << (BUCKETS - 1)
+    }
+
+    /// LATENCY HISTOGRAM's entry: `calls` and the cumulative count at each bucket's
+    /// upper bound, only where it grows.
+    fn histogram_reply(&self) -> Reply {
+        let mut cumulative = 0;
+        let mut buckets = Vec::new();
+        for (i, count) in self.histogram.iter().enumerate() {
+            if *count > 0 {
+                cumulative += count;
+                buckets.push((Reply::Int(1i64 << i), Reply::Int(cumulative as i64)));
+            }
+        }
+        Reply::Map(vec![(Reply::bulk(b"calls"), Reply::Int(self.calls as i64)), (Reply::bulk(b"histogram_usec"), Reply::Map(buckets))])
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    commands: BTreeMap<&'static str, CommandStat>,
+    errors: BTreeMap<String, u64>,
+    /// Error replies of every code, also those past [`ERROR_CODES_MAX`].
+    error_replies: u64,
+}
+
+/// The server's command statistics, slow log and latency monitor.
+pub struct Stats {
+    counters: Mutex<Counters>,
+    slowlog: Mutex<SlowLog>,
+    latency: Mutex<Latency>,
+    /// `slowlog-log-slower-than` in µs: -1 logs nothing, 0 everything.
+    pub slowlog_slower_than_us: AtomicI64,
+    /// `slowlog-max-len`.
+    pub slowlog_len_max: AtomicUsize,
+    /// `latency-monitor-threshold` in ms: 0 turns the monitor off.
+    pub latency_threshold_ms: AtomicU64,
+    /// `latency-tracking`: per-command histograms on or off.
+    pub latency_tracking: AtomicBool,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            counters: Mutex::default(),
+            slowlog: Mutex::default(),
+            latency: Mutex::default(),
+            slowlog_slower_than_us: AtomicI64::new(10_000),
+            slowlog_len_max: AtomicUsize::new(128),
+            latency_threshold_ms: AtomicU64::new(0),
+            latency_tracking: AtomicBool::new(true),
+        }
+    }
+}
+
+/// One served command, as the statistics see it.
+pub struct Served<'a> {
+    /// The name stats use: the command's, or `container|sub` (`config|get`).
+    pub name: &'static str,
+    pub args: &'a [Bytes],
+    pub elapsed: Duration,
+    /// The reply was an error.
+    pub failed: bool,
+    /// FAST commands are the latency monitor's `fast-command` event.
+    pub fast: bool,
+    /// EXEC is not logged itself: the commands it ran are.
+    pub skip_slowlog: bool,
+}
+
+/// Who ran it, for the slow log (the name is read only for an entry logged).
+pub struct Caller<'a> {
+    pub addr: &'a str,
+    pub name: &'a Mutex<String>,
+}
+
+impl Stats {
+    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn slowlog(&self) -> std::sync::MutexGuard<'_, SlowLog> {
+        self.slowlog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn latency(&self) -> std::sync::MutexGuard<'_, Latency> {
+        self.latency.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records one served command: its counters, the slow log, the latency monitor.
+    pub fn served(&self, served: &Served<'_>, caller: &Caller<'_>, unix_secs: u64) {
+        let usec = served.elapsed.as_micros().min(u64::MAX as u128) as u64;
+        {
+            let mut counters = self.counters();
+            let stat = counters.commands.entry(served.name).or_default();
+            stat.calls += 1;
+            stat.usec += usec;
+            stat.failed_calls += u64::from(served.failed);
+            if self.latency_tracking.load(Ordering::Relaxed) {
+                stat.observe(usec);
+            }
+        }
+        let slower_than = self.slowlog_slower_than_us.load(Ordering::Relaxed);
+        if !served.skip_slowlog && slower_than >= 0 && usec >= slower_than as u64 {
+            let max = self.slowlog_len_max.load(Ordering::Relaxed);
+            self.slowlog().push(served.args, usec, unix_secs, caller, max);
+        }
+        let event = if served.fast { "fast-command" } else { "command" };
+        self.latency_event(event, served.elapsed, unix_secs);
+    }
+
+    /// An event of the latency monitor other than a command's (`expire-cycle`):
+    /// recorded when it took at least `latency-monitor-threshold` ms.
+    pub fn latency_event(&self, event: &'static str, elapsed: Duration, unix_secs: u64) {
+        let threshold_ms = self.latency_threshold_ms.load(Ordering::Relaxed);
+        let ms = elapsed.as_millis().min(u64::MAX as u128) as u64;
+        if threshold_ms > 0 && ms >= threshold_ms {
+            self.latency().add(event, ms, unix_secs);
+        }
+    }
+
+    /// A call counted when it started (a blocking command) that ended in an error.
+    pub fn failed_later(&self, name: &'static str) {
+        self.counters().commands.entry(name).or_default().failed_calls += 1;
+    }
+
+    /// A call refused before it ran (arity, authentication, memory inside MULTI…).
+    pub fn rejected(&self, name: &'static str) {
+        self.counters().commands.entry(name).or_default().rejected_calls += 1;
+    }
+
+    /// An error reply sent to a client, by its code (the first word of its text).
+    pub fn error_reply(&self, text: &str) {
+        let code = text.split(' ').next().filter(|c| !c.is_empty()).unwrap_or("ERR");
+        let mut counters = self.counters();
+        counters.error_replies += 1;
+        if let Some(count) = counters.errors.get_mut(code) {
+            *count += 1;
+        } else if counters.errors.len() < ERROR_CODES_MAX {
+            counters.errors.insert(code.to_string(), 1);
+        }
+    }
+
+    /// Every error reply counted (INFO stats' `total_error_replies`).
+    pub fn error_replies(&self) -> u64 {
+        self.counters().error_replies
+    }
+
+    /// CONFIG RESETSTAT: the counters and histograms (not the slow log or the
+    /// latency monitor's events, as in Redis).
+    pub fn reset(&self) {
+        *self.counters() = Counters::default();
+    }
+
+    /// INFO commandstats.
+    pub fn commandstats_info(&self) -> String {
+        let mut out = String::new();
+        for (name, s) in &self.counters().commands {
+            let per_call = if s.calls > 0 { s.usec as f64 / s.calls as f64 } else { 0.0 };
+            let _ = write!(
+                out,
+                "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                s.calls, s.usec, s.rejected_calls, s.failed_calls
+            );
+        }
+        out
+    }
+
+    /// INFO errorstats.
+    pub fn errorstats_info(&self) -> String {
+        let mut out = String::new();
+        for (code, count) in &self.counters().errors {
+            let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+        }
+        out
+    }
+
+    /// INFO latencystats, at `percentiles` (`latency-tracking-info-percentiles`).
+    pub fn latencystats_info(&self, percentiles: &[f64]) -> String {
+        let mut out = String::new();
+        for (name, s) in &self.counters().commands {
+            if s.observed() == 0 {
+                continue;
+            }
+            let fields: Vec<String> = percentiles
+                .iter()
+                .map(|p| format!("p{}={:.3}", crate::protocol::reply::format_double(*p), s.percentile_usec(*p) as f64))
+                .collect();
+            let _ = write!(out, "latency_percentiles_usec_{name}:{}\r\n", fields.join(","));
+        }
+        out
+    }
+
+    /// LATENCY HISTOGRAM [command …]: every command called (none named), or those
+    /// named (a container names its subcommands too); unknown names are skipped.
+    pub fn histogram_reply(&self, wanted: &[Bytes]) -> Reply {
+        let counters = self.counters();
+        let chosen = |name: &str| {
+            wanted.is_empty()
+                || wanted.iter().any(|w| {
+                    let w = String::from_utf8_lossy(w).to_ascii_lowercase();
+                    name == w || name.split_once('|').is_some_and(|(container, _)| container == w)
+                })
+        };
+        Reply::Map(
+            counters
+                .commands
+                .iter()
+                .filter(|(name, s)| s.observed() > 0 && chosen(name))
+                .map(|(name, s)| (Reply::bulk_str(name), s.histogram_reply()))
+                .collect(),
+        )
+    }
+
+    #[cfg(test)]
+    fn command(&self, name: &str) -> Option<CommandStat> {
+        self.counters().commands.get(name).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served<'a>(name: &'static str, args: &'a [Bytes], usec: u64, failed: bool) -> Served<'a> {
+        Served { name, args, elapsed: Duration::from_micros(usec), failed, fast: true, skip_slowlog: false }
+    }
+
+    static NAME: Mutex<String> = Mutex::new(String::new());
+
+    fn caller() -> Caller<'static> {
+        Caller { addr: "127.0.0.1:1", name: &NAME }
+    }
+
+    #[test]
+    fn commandstats_count_calls_time_failures_and_rejections_in_redis_format() {
+        let stats = Stats::default();
+        stats.served(&served("set", &[], 10, false), &caller(), 1);
+        stats.served(&served("set", &[], 20, true), &caller(), 1);
+        stats.rejected("set");
+        stats.rejected("config|get");
+        stats.served(&served("brpop", &[], 0, false), &caller(), 1);
+        stats.failed_later("brpop");
+        let info = stats.commandstats_info();
+        assert_eq!(
+            info,
+            "cmdstat_brpop:calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=1\r\n\
+             cmdstat_config|get:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n\
+             cmdstat_set:calls=2,usec=30,usec_per_call=15.00,rejected_calls=1,failed_calls=1\r\n"
+        );
+        stats.reset();
+        assert_eq!(stats.commandstats_info(), "");
+    }
+
+    #[test]
+    fn errorstats_count_by_code_and_stop_taking_new_codes_at_the_bound() {
+        let stats = Stats::default();
+        stats.error_reply("ERR unknown command");
+        stats.error_reply("WRONGTYPE Operation against a key holding the wrong kind of value");
+        stats.error_reply("ERR syntax error");
+        stats.error_reply("");
+        assert_eq!(stats.errorstats_info(), "errorstat_ERR:count=3\r\nerrorstat_WRONGTYPE:count=1\r\n");
+        for i in 0..ERROR_CODES_MAX * 2 {
+            stats.error_reply(&format!("CODE{i} x"));
+        }
+        assert_eq!(stats.errorstats_info().lines().count(), ERROR_CODES_MAX);
+        assert_eq!(stats.error_replies(), 4 + 2 * ERROR_CODES_MAX as u64);
+    }
+
+    #[test]
+    fn histogram_buckets_are_powers_of_two_and_percentiles_their_bounds() {
+        let stats = Stats::default();
+        for usec in [0, 1, 3, 3, 1000] {
+            stats.served(&served("get", &[], usec, false), &caller(), 1);
+        }
+        let stat = stats.command("get").unwrap_or_default();
+        assert_eq!(stat.observed(), 5);
+        assert_eq!(stat.percentile_usec(50.0), 4);
+        assert_eq!(stat.percentile_usec(100.0), 1024);
+        assert_eq!(stats.latencystats_info(&[50.0, 99.9]), "latency_percentiles_usec_get:p50=4.000,p99.9=1024.000\r\n");
+        stats.latency_tracking.store(false, Ordering::Relaxed);
+        stats.served(&served("get", &[], 5, false), &caller(), 1);
+        assert_eq!(stats.command("get").map(|s| (s.calls, s.observed())), Some((6, 5)));
+    }
+
+    #[test]
+    fn other_events_reach_the_latency_monitor_by_the_same_threshold() {
+        let stats = Stats::default();
+        stats.latency_event("expire-cycle", Duration::from_millis(500), 3);
+        assert!(stats.latency().is_empty(), "a threshold of 0 turns the monitor off");
+        stats.latency_threshold_ms.store(20, Ordering::Relaxed);
+        stats.latency_event("expire-cycle", Duration::from_millis(19), 3);
+        assert!(stats.latency().is_empty());
+        stats.latency_event("expire-cycle", Duration::from_millis(20), 3);
+        assert_eq!(stats.latency().history_reply("expire-cycle"), Reply::Array(vec![Reply::Array(vec![Reply::Int(3), Reply::Int(20)])]));
+    }
+
+    #[test]
+    fn latency_histogram_picks_named_commands_and_a_containers_subcommands() {
+        let stats = Stats::default();
+        for name in ["set", "client|id", "client|list"] {
+            stats.served(&served(name, &[], 5, false), &caller(), 1);
+        }
+        let names = |reply: Reply| match reply {
+            Reply::Map(entries) => entries.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        assert_eq!(names(stats.histogram_reply(&[])).len(), 3);
+        assert_eq!(names(stats.histogram_reply(&[Bytes::from("CLIENT")])), vec![Reply::bulk(b"client|id"), Reply::bulk(b"client|list")]);
+        assert_eq!(names(stats.histogram_reply(&[Bytes::from("blabla"), Bytes::from("set")])), vec![Reply::bulk(b"set")]);
+    }
+
+    #[test]
+    fn slow_commands_reach_the_slowlog_and_the_latency_monitor_by_threshold() {
+        let stats = Stats::default();
+        let args = [Bytes::from("ping")];
+        stats.slowlog_slower_than_us.store(100, Ordering::Relaxed);
+        stats.served(&served("ping", &args, 99, false), &caller(), 1);
+        stats.served(&served("ping", &args, 100, false), &caller(), 1);
+        assert_eq!(stats.slowlog().len(), 1);
+        stats.slowlog_slower_than_us.store(-1, Ordering::Relaxed);
+        stats.served(&served("ping", &args, 1_000_000, false), &caller(), 1);
+        assert_eq!(stats.slowlog().len(), 1);
+        assert!(stats.latency().is_empty());
+        stats.latency_threshold_ms.store(200, Ordering::Relaxed);
+        stats.served(&served("ping", &args, 199_999, false), &caller(), 1);
+        assert!(stats.latency().is_empty());
+        stats.served(&Served { fast: false, ..served("ping", &args, 250_000, false) }, &caller(), 7);
+        assert_eq!(
+            stats.latency().latest_reply(),
+            Reply::Array(vec![Reply::Array(vec![Reply::bulk(b"command"), Reply::Int(7), Reply::Int(250), Reply::Int(250)])])
+        );
+    }
+}
