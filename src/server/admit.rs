@@ -138,7 +138,7 @@ fn acl(session: &mut Session, request: &mut Request, core: &Core, settings: &Set
         context,
         denied.object(&name, &request.args),
         session.acl.name.clone(),
-        session.info.line(),
+        session.info.line(0),
     );
     core.acl.record(entry, crate::clock::wall_ms(), settings.acllog_max_len());
     Some(Reply::error(denied.error(&name)))

@@ -211,7 +211,7 @@ impl Connection {
             return Ok(());
         }
         let context = if self.session.txn.in_multi() { "multi" } else { "toplevel" };
-        let entry = Entry::new("auth", context, text(command), text(user), self.session.info.line());
+        let entry = Entry::new("auth", context, text(command), text(user), self.session.info.line(0));
         self.shared.core.acl.record(entry, crate::clock::wall_ms(), self.shared.settings.acllog_max_len());
         Err(Reply::err("WRONGPASS invalid username-password pair or user is disabled."))
     }
