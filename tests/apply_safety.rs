@@ -254,13 +254,17 @@ fn finding_5_eviction_never_deletes_a_key_a_write_in_flight_made_persistent() {
         let in_log = wait_until(Duration::from_secs(2), || last_log_index(&mut con) > appended);
 
         phase("memory runs out: the active picks k, still volatile as applied, to evict");
-        let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query(&mut con).unwrap();
-        let denied = thread::spawn(move || redis::cmd("SET").arg("other").arg("x").query::<()>(&mut oom));
+        // CONFIG SET maxmemory below the data evicts at once (as Redis does): its
+        // eviction waits for the paused mirrors like any entry, so it runs aside.
+        let mut config = cluster.conn(active).unwrap();
+        let shrink = thread::spawn(move || redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query::<()>(&mut config));
         let in_log = in_log && wait_until(Duration::from_secs(2), || last_log_index(&mut con) > appended + 1);
+        let denied = thread::spawn(move || redis::cmd("SET").arg("other").arg("x").query::<()>(&mut oom));
 
         phase("resume one mirror: the SET applies first, then the eviction");
         cluster.sigcont(ms[0]);
         let written = write.join().unwrap();
+        let _ = shrink.join().unwrap();
         let _ = denied.join().unwrap();
         cluster.sigcont(ms[1]);
         let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
