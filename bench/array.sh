@@ -112,4 +112,4 @@ for p in 1 16; do
   done
 done
 echo
-echo "keys per stripe after the run: tandem a1 $(redis-cli -p "$T1" dbsize), b1 $(redis-cli -p "$T2" dbsize); redis $(redis-cli -p "$R1" dbsize), $(redis-cli -p "$R2" dbsize)"
+echo "keys per stripe after the run: tandem a1 $(redis-cli -p "$((T1 + 50))" dbsize), b1 $(redis-cli -p "$((T2 + 50))" dbsize) (cluster ports: each its own stripe); redis $(redis-cli -p "$R1" dbsize), $(redis-cli -p "$R2" dbsize)"
