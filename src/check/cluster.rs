@@ -114,7 +114,23 @@ impl Cluster {
     }
 
     /// Writes the config (in a fresh temporary directory) without starting anything.
+    /// Ports are picked free, then bound by the relay a moment later: another socket
+    /// may take one in between (every server's outgoing connections draw from the same
+    /// range), so an address in use means picking again, a few times.
     pub fn try_configure(binary: impl Into<PathBuf>, spec: Spec) -> std::io::Result<Cluster> {
+        let binary = binary.into();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let again = Spec { data_storage: spec.data_storage.clone(), servers: spec.servers.clone(), ..spec };
+            match Cluster::configure_once(binary.clone(), again) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 5 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn configure_once(binary: PathBuf, spec: Spec) -> std::io::Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("tandem-cluster-").tempdir()?;
         let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % BLOCKS;
         let mut members = Vec::new();
