@@ -183,7 +183,7 @@ impl Cluster {
         let config = dir.path().join("tandem.toml");
         std::fs::write(&config, text)?;
         let relay = if spec.relayed { Some(Relay::start(&members)?) } else { None };
-        Ok(Cluster { dir, config, members, relay, binary: binary.into(), env: Vec::new(), clock_offsets: false })
+        Ok(Cluster { dir, config, members, relay, binary, env: Vec::new(), clock_offsets: false })
     }
 
     /// Adds a `[cluster]` setting (a TOML line such as `management-token = "…"`) to the
