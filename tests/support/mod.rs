@@ -238,6 +238,9 @@ impl ConfigServer {
 
     /// (Re)starts the server and waits until it answers PING.
     pub fn restart(&mut self) {
+        // A process still running is killed first: two would share the data
+        // directory's port, and the old one would answer for the new one.
+        self.kill9();
         self.spawn();
         let deadline = Instant::now() + READY_DEADLINE;
         while Instant::now() < deadline {
