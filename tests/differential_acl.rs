@@ -15,67 +15,11 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use redis::Value;
-use support::{free_port, wait_until, Server};
-
-/// A redis-server of our own on a free port, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("REDIS_SERVER") {
-        return PathBuf::from(path);
-    }
-    let default = PathBuf::from("/usr/bin/redis-server");
-    if default.exists() {
-        return default;
-    }
-    let found = Command::new("sh").arg("-c").arg("command -v redis-server").output().ok().filter(|o| o.status.success());
-    match found {
-        Some(o) => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        None => panic!("redis-server not found: install it (scripts/test-deps.sh does) or set REDIS_SERVER"),
-    }
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let child = Command::new(redis_binary())
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let server = RedisServer { child, port, _dir: dir };
-        let url = format!("redis://127.0.0.1:{port}/");
-        assert!(
-            wait_until(Duration::from_secs(10), || redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()),
-            "redis-server did not answer PING"
-        );
-        server
-    }
-}
-
+use support::redis_server::RedisServer;
+use support::Server;
 fn connect(port: u16) -> redis::Connection {
     let con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client").get_connection().expect("connection");
     con.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");

@@ -108,6 +108,7 @@ pub async fn watch_stripe(shared: Arc<Shared>, stripe: usize) {
     let servers: Vec<Member> = layout.members.iter().filter(|m| !m.is_voter()).cloned().collect();
     let period = (shared.core.replica.election_time() / 4).max(ROUND_MIN);
     let answer_within = (shared.core.replica.election_time() / 2).clamp(ROUND_MIN, ANSWER_MAX);
+    let mine = fingerprint(&shared.array);
     let mut round = 0u64;
     loop {
         let known = match shared.view().active(stripe) {
@@ -122,7 +123,6 @@ pub async fn watch_stripe(shared: Arc<Shared>, stripe: usize) {
         };
         let answers = futures_util::future::join_all(asked.iter().map(|m| status(&me, own_host.as_deref(), m, answer_within))).await;
         // Every server that answers must read the same array from its config.
-        let mine = fingerprint(&shared.array);
         let differs = asked.iter().zip(&answers).find_map(|(m, a)| {
             a.as_ref().filter(|r| !r.array.is_empty() && r.array != mine).map(|_| {
                 format!(
