@@ -89,12 +89,18 @@ fn assert_once(cluster: &Cluster, reader: usize, id: usize, seen: &Seen) {
 fn under_load(cluster: &mut Cluster, fault: impl FnOnce(&mut Cluster, usize)) -> Vec<(usize, Seen)> {
     let active = cluster.wait_formed();
     let mirrors: Vec<usize> = (0..cluster.members.len()).filter(|&i| i != active && !cluster.members[i].voter).collect();
+    let urls = mirrors.iter().map(|&m| cluster.url(m)).collect();
+    under_load_via(cluster, active, urls, fault)
+}
+
+/// Runs one client per URL, and `fault` once they are under way.
+fn under_load_via(cluster: &mut Cluster, active: usize, urls: Vec<String>, fault: impl FnOnce(&mut Cluster, usize)) -> Vec<(usize, Seen)> {
     let progress = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = mirrors
-        .iter()
+    let clients: Vec<_> = urls
+        .into_iter()
         .enumerate()
-        .map(|(id, &m)| {
-            let (url, progress) = (cluster.url(m), progress.clone());
+        .map(|(id, url)| {
+            let progress = progress.clone();
             std::thread::spawn(move || mirror_client(url, id, 3_000, 20, progress))
         })
         .collect();
@@ -112,6 +118,9 @@ fn clients_of_mirrors_see_no_error_and_no_duplicate_when_the_active_is_killed() 
     });
     let survivors: Vec<usize> = (0..3).filter(|&i| cluster.running(i)).collect();
     let active = cluster.wait_stable(&survivors, Duration::from_secs(30));
+    // The path under test was taken: writes in flight went to the new active again.
+    let resent = survivors.iter().filter(|&&i| cluster.stderr(i).contains("sending them to the new active")).count();
+    assert!(resent > 0, "no mirror had writes in flight at the kill:\n{}", cluster.all_stderr());
     for (id, seen) in &seen {
         assert!(seen.incrs.len() >= 2_000, "client {id} kept writing through the failover: {} writes", seen.incrs.len());
         assert_once(&cluster, active, *id, seen);
@@ -129,6 +138,78 @@ fn clients_of_mirrors_see_no_error_and_no_duplicate_through_a_safe_failover() {
     });
     let active = cluster.wait_stable(&[0, 1, 2], Duration::from_secs(30));
     for (id, seen) in &seen {
+        assert_once(&cluster, active, *id, seen);
+    }
+}
+
+/// HAProxy in TCP mode in front of the stripe, sending clients to servers whose
+/// `/readyz?role=mirror` answers 200 (the recipe docs give for load balancers).
+struct Haproxy {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Haproxy {
+    fn to_mirrors(cluster: &Cluster) -> Haproxy {
+        let program = support::management::require_program("haproxy");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = support::free_ports(1)[0];
+        let servers: String = cluster
+            .members
+            .iter()
+            .map(|m| format!("  server {} {}:{} check port {} inter 200 fall 1 rise 1\n", m.name, m.host, m.client_port, m.management_port))
+            .collect();
+        let config = format!(
+            "global\n  maxconn 256\n\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n\n\
+             backend mirrors\n  option httpchk GET /readyz?role=mirror\n  http-check expect status 200\n{servers}\n\
+             frontend fe\n  bind 127.0.0.1:{port}\n  default_backend mirrors\n"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).expect("write haproxy.cfg");
+        let child = std::process::Command::new(program)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run haproxy");
+        Haproxy { child, port, _dir: dir }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+#[test]
+fn clients_behind_haproxy_sending_to_mirrors_see_no_error_and_no_duplicate_when_the_active_is_killed() {
+    let mut cluster = Cluster::start(Spec::servers(3));
+    let active = cluster.wait_formed();
+    let haproxy = Haproxy::to_mirrors(&cluster);
+    // Ready once HAProxy has seen the mirrors' health checks pass and lands a client on one.
+    let on_mirror = || -> bool {
+        let Ok(mut con) = redis::Client::open(haproxy.url().as_str()).and_then(|c| c.get_connection()) else { return false };
+        let role: redis::RedisResult<Vec<redis::Value>> = redis::cmd("ROLE").query(&mut con);
+        role.is_ok_and(|r| matches!(r.first(), Some(redis::Value::BulkString(b)) if b == b"slave"))
+    };
+    assert!(wait_until(Duration::from_secs(20), on_mirror), "HAProxy sends clients to a mirror");
+    let seen = under_load_via(&mut cluster, active, vec![haproxy.url(), haproxy.url()], |c, active| {
+        tracing_like("--- kill -9 the active behind HAProxy");
+        c.kill9(active);
+    });
+    let survivors: Vec<usize> = (0..3).filter(|&i| cluster.running(i)).collect();
+    let active = cluster.wait_stable(&survivors, Duration::from_secs(30));
+    for (id, seen) in &seen {
+        assert!(seen.incrs.len() >= 2_000, "client {id} kept writing through the failover: {} writes", seen.incrs.len());
         assert_once(&cluster, active, *id, seen);
     }
 }

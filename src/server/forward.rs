@@ -150,7 +150,7 @@ impl Connection {
                 tracing::info!(client = self.session.info.id, error = %e, lost = %active, commands = rest.len(), "the active was lost with commands in flight: sending them to the new active");
                 // Wait for the successor for up to twice the election time, then
                 // route again (DESIGN.md §6).
-                self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait() * 2).await;
+                self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait()).await;
                 let mut back: Vec<Request> = run.into_iter().skip(relayed).collect();
                 for request in &mut back {
                     request.sent = true;

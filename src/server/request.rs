@@ -37,7 +37,8 @@ const ERR_ONCE_SYNTAX: &str = "ERR TANDEM.ONCE takes an origin, a sequence and a
 pub fn unless_sent(sent: bool, write: bool, reply: Reply) -> Reply {
     let retry = |text: &str| ["TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"].iter().any(|code| text.starts_with(code));
     match &reply {
-        Reply::Error(text) if sent && retry(text) => crate::server::errors::lost_in_flight(write),
+        // A read changed nothing either way: its answer stands.
+        Reply::Error(text) if sent && write && retry(text) => crate::server::errors::lost_in_flight(write),
         _ => reply,
     }
 }

@@ -445,6 +445,30 @@ mod tests {
     const T: u64 = 1_700_000_000_000;
 
     #[test]
+    fn a_tagged_write_sent_twice_applies_once_and_answers_its_first_reply_both_times() {
+        let mut st = Store::new();
+        let tag = once::Tag { origin: 5, seq: 1, acked: 0, window_ms: 10_000 };
+        let incr = || Op::Command(args(&["incr", "n"])).tagged(Some(tag));
+        assert_eq!(apply(&mut st, T, vec![incr()]), vec![Reply::Int(1)]);
+        // The copy a mirror sent again after a failover, in a later entry.
+        assert_eq!(apply(&mut st, T + 1, vec![incr()]), vec![Reply::Int(1)]);
+        assert_eq!(run(&mut st, T + 2, &["get", "n"]), Reply::bulk(b"1"));
+        // A transaction tagged the same way.
+        let tx = || Op::Transaction(vec![args(&["incr", "n"]), args(&["incr", "n"])]).tagged(Some(once::Tag { seq: 2, ..tag }));
+        let first = apply(&mut st, T + 3, vec![tx()]);
+        assert_eq!(first, vec![Reply::Array(vec![Reply::Int(2), Reply::Int(3)])]);
+        assert_eq!(apply(&mut st, T + 4, vec![tx()]), first);
+        assert_eq!(run(&mut st, T + 5, &["get", "n"]), Reply::bulk(b"3"));
+        // Past the window the origin is forgotten (entry time decides, on every member).
+        let later = once::Tag { seq: 3, acked: 2, ..tag };
+        assert_eq!(apply(&mut st, T + 6, vec![Op::Command(args(&["incr", "n"])).tagged(Some(later))]), vec![Reply::Int(4)]);
+        assert_eq!(st.db.once.origins(), 1);
+        run(&mut st, T + 6 + 10_001, &["set", "x", "1"]);
+        assert_eq!(apply(&mut st, T + 6 + 10_002, vec![Op::Command(args(&["incr", "m"])).tagged(Some(once::Tag { origin: 9, ..tag }))]).len(), 1);
+        assert_eq!(st.db.once.origins(), 1, "origin 5's window ended: only origin 9 is left");
+    }
+
+    #[test]
     fn a_watched_transaction_applies_nothing_when_a_write_applied_between_watch_and_exec() {
         let mut st = Store::new();
         run(&mut st, T, &["set", "k", "v"]);

@@ -290,7 +290,7 @@ impl Connection {
                 return Some(lost_in_flight(true));
             }
             sent = true;
-            self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait() * 2).await;
+            self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait()).await;
         }
         Some(lost_in_flight(true))
     }
