@@ -33,7 +33,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/console.js", summary: "the console's script" },
     Route { method: "GET", path: "/console.css", summary: "the console's style sheet" },
     Route { method: "GET", path: "/healthz", summary: "200 while the process runs" },
-    Route { method: "GET", path: "/readyz", summary: "200 when this server can serve clients now (?role=active: only the active; ?role=mirror: only a mirror)" },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        summary: "200 when this server can serve clients now (?role=active: only the active; ?role=mirror: only a mirror)",
+    },
     Route { method: "GET", path: "/metrics", summary: "Prometheus metrics of this server" },
     Route { method: "GET", path: "/api/v1", summary: "this list of endpoints" },
     Route { method: "GET", path: "/api/v1/cluster", summary: "the whole array: stripes, slots, servers" },

@@ -59,7 +59,8 @@ pub const ERR_DEPOSED_WHILE_BLOCKED: &str =
 /// The starts of the answers of a server that is not the active to a command it did
 /// not apply: a mirror that gets one for a forwarded command sends it to the new
 /// active instead of relaying it.
-const BOUNCES: [&[u8]; 2] = [b"-TRYAGAIN this server is not the active of its stripe", b"-TRYAGAIN this request was forwarded to a server that is not the active"];
+const BOUNCES: [&[u8]; 2] =
+    [b"-TRYAGAIN this server is not the active of its stripe", b"-TRYAGAIN this request was forwarded to a server that is not the active"];
 
 /// Whether a reply frame is one of [`BOUNCES`].
 pub fn is_bounce(frame: &[u8]) -> bool {

@@ -31,7 +31,8 @@ pub struct Request {
 /// connection may send it; to anyone else it is an unknown command.
 pub const ONCE_COMMAND: &str = "tandem.once";
 
-const ERR_ONCE_SYNTAX: &str = "ERR TANDEM.ONCE takes an origin, a sequence and an acknowledged sequence (unsigned integers), then a command";
+const ERR_ONCE_SYNTAX: &str =
+    "ERR TANDEM.ONCE takes an origin, a sequence and an acknowledged sequence (unsigned integers), then a command";
 
 /// [`Request::unless_sent`] for a command that was (`sent`) or was not sent yet.
 pub fn unless_sent(sent: bool, write: bool, reply: Reply) -> Reply {

@@ -464,7 +464,10 @@ mod tests {
         assert_eq!(apply(&mut st, T + 6, vec![Op::Command(args(&["incr", "n"])).tagged(Some(later))]), vec![Reply::Int(4)]);
         assert_eq!(st.db.once.origins(), 1);
         run(&mut st, T + 6 + 10_001, &["set", "x", "1"]);
-        assert_eq!(apply(&mut st, T + 6 + 10_002, vec![Op::Command(args(&["incr", "m"])).tagged(Some(once::Tag { origin: 9, ..tag }))]).len(), 1);
+        assert_eq!(
+            apply(&mut st, T + 6 + 10_002, vec![Op::Command(args(&["incr", "m"])).tagged(Some(once::Tag { origin: 9, ..tag }))]).len(),
+            1
+        );
         assert_eq!(st.db.once.origins(), 1, "origin 5's window ended: only origin 9 is left");
     }
 

@@ -306,9 +306,11 @@ pub fn get_reply(d: &mut Decoder, depth: usize) -> Result<Reply, CodecError> {
     let text = |d: &mut Decoder| -> Result<std::borrow::Cow<'static, str>, CodecError> {
         let offset = d.offset();
         let b = d.bytes("reply text")?;
-        String::from_utf8(b.to_vec())
-            .map(std::borrow::Cow::Owned)
-            .map_err(|_| CodecError::Invalid { what: "reply text", offset, why: "not UTF-8".into() })
+        String::from_utf8(b.to_vec()).map(std::borrow::Cow::Owned).map_err(|_| CodecError::Invalid {
+            what: "reply text",
+            offset,
+            why: "not UTF-8".into(),
+        })
     };
     let items = |d: &mut Decoder| -> Result<Vec<Reply>, CodecError> {
         let n = d.count("reply elements", 1)?;

@@ -15,8 +15,8 @@ use crate::server::errors::lost_in_flight;
 use crate::server::forward::{active_lost, Exchange, Settled};
 use crate::server::pipeline::Place;
 use crate::server::request::{unless_sent, Request};
-use crate::store::once::Tag;
 use crate::server::transaction::Watch;
+use crate::store::once::Tag;
 
 const ERR_EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
