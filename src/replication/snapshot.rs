@@ -16,6 +16,8 @@
 //!   payload 8: users   = count, then each ACL user held as its `user <name> <rules>`
 //!                        line, passwords as SHA-256 hashes (version 5; written
 //!                        whether or not any user is held)
+//!   payload 9: once    = the record of forwarded writes applied (`store::once`;
+//!                        version 6, written whether or not it holds any)
 //!   payload 2: end     = number of key records; from version 2 also the
 //!                        numbers of script and library records
 //! ```
@@ -28,6 +30,8 @@
 //! limits are the defaults.
 //! Versions 1 to 4 hold no users (no record 8): their users are none held, so the
 //! default user is the configured one, as before users were replicated.
+//! Versions 1 to 5 hold no record of forwarded writes (no record 9): it loads empty,
+//! as before writes were tagged.
 //! Every record is checked on load; a bad one stops the load with the file and offset,
 //! a missing end record says the file was cut short. A snapshot is written to a
 //! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
@@ -45,7 +49,7 @@ use super::record::{get_snapshot_meta, put_snapshot_meta};
 use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The first format, without scripts: still read.
 const FORMAT_VERSION_NO_SCRIPTS: u32 = 1;
 /// With scripts, before key versions, removal floors and the entry time: still read.
@@ -54,6 +58,8 @@ const FORMAT_VERSION_UNVERSIONED: u32 = 2;
 const FORMAT_VERSION_NO_STREAMS: u32 = 3;
 /// With streams, before ACL users: still read.
 const FORMAT_VERSION_NO_USERS: u32 = 4;
+/// With users, before the record of forwarded writes: still read.
+const FORMAT_VERSION_NO_ONCE: u32 = 5;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
@@ -63,6 +69,7 @@ const KIND_LIMITS: u8 = 5;
 const KIND_STATE: u8 = 6;
 const KIND_STREAM_LIMITS: u8 = 7;
 const KIND_USERS: u8 = 8;
+const KIND_ONCE: u8 = 9;
 /// Largest record: one key with its whole value (a big collection can pass 1 GiB);
 /// the length field is 32 bits.
 const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -144,6 +151,13 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     put_varint(&mut payload, lines.len() as u64);
     for line in &lines {
         put_bytes(&mut payload, line.as_bytes());
+    }
+    frame(&payload, &mut out);
+    payload.clear();
+    payload.push(KIND_ONCE);
+    db.once.encode(&mut payload);
+    if payload.len() > RECORD_BYTES_MAX {
+        return Err(std::io::Error::other("the record of forwarded writes is larger than one snapshot record can hold"));
     }
     frame(&payload, &mut out);
     payload.clear();
@@ -244,6 +258,7 @@ struct Loading {
     versioned: bool,
     with_streams: bool,
     with_users: bool,
+    with_once: bool,
     /// Version 3: keys come only after the state record.
     state_read: bool,
 }
@@ -262,6 +277,7 @@ impl Loading {
             versioned,
             with_streams: version > FORMAT_VERSION_NO_STREAMS,
             with_users: version > FORMAT_VERSION_NO_USERS,
+            with_once: version > FORMAT_VERSION_NO_ONCE,
             state_read: !versioned,
         }
     }
@@ -316,6 +332,10 @@ impl Loading {
                 d.finish().map_err(bad)?;
                 let users = crate::acl::Users::from_held_lines(lines.iter().map(|l| l.as_str()))?;
                 self.db.acl = std::sync::Arc::new(users);
+            }
+            KIND_ONCE if started && self.with_once => {
+                self.db.once = crate::store::once::OnceRecord::decode(d).map_err(bad)?;
+                d.finish().map_err(bad)?;
             }
             KIND_END if started && self.state_read => {
                 self.end(d)?;
@@ -560,6 +580,37 @@ mod tests {
         bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_USERS.to_le_bytes());
         let err = decode(&bytes, "v4", 0).unwrap_err().to_string();
         assert!(err.contains("unexpected record kind 8"), "{err}");
+    }
+
+    /// A snapshot in format 5 (users, no record of forwarded writes), written by main
+    /// at 7bf8ab5 after `SET plain v` and `ACL SETUSER app on >pw +get ~app:*`.
+    const FORMAT_5_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-5-7bf8ab5.snap");
+
+    #[test]
+    fn a_format_5_snapshot_loads_its_users_with_no_forwarded_writes_recorded() {
+        assert_eq!(FORMAT_5_SNAPSHOT[8..12], FORMAT_VERSION_NO_ONCE.to_le_bytes());
+        let (meta, db) = decode(FORMAT_5_SNAPSHOT, "fixture", 0).unwrap();
+        assert_eq!(db.len(), 1);
+        assert!(!db.acl.pristine(), "the user app is held");
+        assert!(db.once.is_empty());
+        let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
+        assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+    }
+
+    #[test]
+    fn forwarded_writes_travel_in_snapshots_and_have_no_place_before_format_6() {
+        let mut st = Store::new();
+        let tag = crate::store::once::Tag { origin: 42, seq: 1, acked: 0, window_ms: 60_000 };
+        let incr = Op::Command(vec![Bytes::from_static(b"incr"), Bytes::from_static(b"n")]);
+        st.apply(&Entry { time_ms: 1_000, seed: 1, ops: vec![Op::Once { tag, op: Box::new(incr.clone()) }] });
+        let mut bytes = encode(&st.db, &meta_at(st.db.index()));
+        let (_, mut back) = decode(&bytes, "v6", 0).unwrap();
+        assert_eq!(back.once, st.db.once);
+        // After the snapshot, a copy sent again is still answered and not applied.
+        assert_eq!(back.once.decide(&tag, 2_000), crate::store::once::Decision::Replay(crate::protocol::reply::Reply::Int(1)));
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_ONCE.to_le_bytes());
+        let err = decode(&bytes, "v5", 0).unwrap_err().to_string();
+        assert!(err.contains("unexpected record kind 9"), "{err}");
     }
 
     #[test]

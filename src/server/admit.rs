@@ -23,7 +23,11 @@ pub enum Admission {
 
 /// Checks one command from `session`'s client, in Redis's order.
 pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core: &Core, view: &ClusterView) -> Admission {
-    let request = match Request::parse(args) {
+    let parsed = match session.forwarded_in {
+        true => Request::parse_forwarded(args, memory.settings.reconnect_window_ms),
+        false => Request::parse(args),
+    };
+    let request = match parsed {
         Ok(request) => request,
         Err((unknown, _)) => {
             session.txn.fail();

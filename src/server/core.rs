@@ -144,10 +144,34 @@ impl Core {
 
     /// Proposes `ops` as one entry (gathered with other connections' writes); one
     /// reply per op, or one error for all, after at most [`write_wait`].
+    ///
+    /// An active whose lease is not (yet) confirmed by a majority — the first moments
+    /// after its election, a missed heartbeat — appends nothing; the proposal is made
+    /// again for up to one election time before the client is told there is no
+    /// quorum, so a failover does not show as refused writes.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
-        match tokio::time::timeout(write_wait(self.replica.election_time()), self.replica.submit(ops)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(WriteError::Unconfirmed),
+        let election = self.replica.election_time();
+        if self.replica.lease_fresh() {
+            // The common case: no copy of the ops is kept for a second attempt.
+            return match tokio::time::timeout(write_wait(election), self.replica.submit(ops)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(WriteError::Unconfirmed),
+            };
+        }
+        let lease_deadline = tokio::time::Instant::now() + election;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let outcome = match tokio::time::timeout(write_wait(election), self.replica.submit(ops.clone())).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(WriteError::Unconfirmed),
+            };
+            match outcome {
+                Err(WriteError::NoQuorum) if tokio::time::Instant::now() + pause < lease_deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                outcome => return outcome,
+            }
         }
     }
 
@@ -184,7 +208,7 @@ impl Core {
         let mut rng: Option<Xoshiro256PlusPlus> = None;
         let mut i = 0;
         while i < batch.len() {
-            let Request { spec, args, .. } = &batch[i];
+            let Request { spec, args, once, .. } = &batch[i];
             if !spec.is_write() {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
@@ -235,7 +259,7 @@ impl Core {
                         }
                         false => crate::commands::scripting::oom_marked(args),
                     };
-                    pending.push(Op::command(&marked));
+                    pending.push(Op::command(&marked).tagged(*once));
                     continue;
                 }
             }
@@ -243,7 +267,7 @@ impl Core {
                 self.flush(&mut pending, &mut replies).await;
                 self.configured_default_first(memory.settings).await;
             }
-            pending.push(Op::command(args));
+            pending.push(Op::command(args).tagged(*once));
         }
         self.flush(&mut pending, &mut replies).await;
         replies
@@ -295,6 +319,7 @@ impl Core {
         cmds: &[Request],
         watches: &[(Bytes, WatchStamp)],
         memory: &Memory<'_>,
+        once: Option<crate::store::once::Tag>,
     ) -> Result<Reply, Reply> {
         self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
@@ -307,7 +332,7 @@ impl Core {
             let watches = watches.iter().map(|(key, stamp)| Watch { key: key.clone(), stamp: *stamp }).collect();
             Op::Checked { watches, cmds }
         };
-        let replies = self.propose(vec![op]).await.map_err(|e| write_reply(&e))?;
+        let replies = self.propose(vec![op.tagged(once)]).await.map_err(|e| write_reply(&e))?;
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }
 

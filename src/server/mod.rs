@@ -402,6 +402,9 @@ pub struct ServerOptions {
     pub requirepass: Option<String>,
     /// `aclfile` (see [`Settings::aclfile`]).
     pub aclfile: Option<String>,
+    /// `client-reconnect-window`: how long the stripe remembers a forwarded client's
+    /// writes after its last one (`store::once`).
+    pub client_reconnect_window_ms: u64,
     pub config_file: String,
     pub replica: ReplicaOptions,
     /// The management port (HTTP API, metrics, console); its port 0 turns it off.
@@ -444,6 +447,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     scripts.lone.store(lone, Ordering::Relaxed);
     settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
     settings.aclfile = options.aclfile.clone();
+    settings.reconnect_window_ms = options.client_reconnect_window_ms;
     settings.forward_token = options.replica.layout.secret.as_deref().map(crate::acl::forward_token);
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name, options.array.clone()));
     if let Some(management) = &management {

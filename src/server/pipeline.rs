@@ -101,7 +101,7 @@ impl Connection {
         match self.place(&request).await {
             Place::Answer(reply) => {
                 self.settle(pending).await;
-                self.reply(reply);
+                self.reply(request.unless_sent(reply));
             }
             Place::Local if request.spec.blocks(&request.args) => {
                 self.settle(pending).await;
@@ -139,8 +139,8 @@ impl Connection {
             }
             pending.reroutes += 1;
             if pending.reroutes > REROUTES_MAX {
-                for _ in &back {
-                    self.reply(Reply::err(ERR_LEADERSHIP_FLAPPING));
+                for request in &back {
+                    self.reply(request.unless_sent(Reply::err(ERR_LEADERSHIP_FLAPPING)));
                 }
                 return;
             }
@@ -216,8 +216,8 @@ impl Connection {
         let started = std::time::Instant::now();
         let replies = self.shared.core.execute(&run, &memory, reads).await;
         self.record_run(&run, &replies, started.elapsed());
-        for reply in replies {
-            self.reply(reply);
+        for (request, reply) in run.iter().zip(replies) {
+            self.reply(request.unless_sent(reply));
         }
     }
 

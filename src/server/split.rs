@@ -339,7 +339,7 @@ impl Connection {
         for _ in 0..=super::pipeline::REROUTES_MAX {
             let Some(part) = request.take() else { break };
             match self.place_keys(keys, access).await {
-                Place::Answer(reply) => self.reply(reply),
+                Place::Answer(reply) => self.reply(part.unless_sent(reply)),
                 Place::Local => self.execute_run(vec![part]).await,
                 Place::Forward(stripe) => request = self.forward_run(stripe, vec![part]).await.into_iter().next(),
             }

@@ -131,6 +131,9 @@ pub struct Db {
     /// The stripe's ACL users (behind an `Arc`: connections read the published
     /// table without the store's lock; a change copies it once).
     pub acl: std::sync::Arc<crate::acl::Users>,
+    /// Which forwarded writes were applied, with their replies (`store::once`).
+    /// FLUSHALL leaves it: it is about writes, not keys.
+    pub once: super::once::OnceRecord,
 }
 
 impl Db {
@@ -383,6 +386,7 @@ impl Db {
             stream_changes: Vec::new(),
             scripts: self.scripts.clone(),
             acl: self.acl.clone(),
+            once: self.once.clone(),
         }
     }
 
