@@ -75,6 +75,10 @@ impl Connection {
     /// One admitted command: run here now (server commands, blocking pops), joined to
     /// the pending run it belongs to, or answered.
     async fn step(&mut self, pending: &mut Pending, request: Request) {
+        if request.spec.has(crate::commands::flags::SESSION_CONTROL) {
+            self.settle(pending).await;
+            return self.session_control(request).await;
+        }
         if let Some(srv) = request.srv() {
             self.settle(pending).await;
             // Store commands are counted with their run; these one by one.
@@ -246,6 +250,7 @@ impl Connection {
         if first != Reply::WouldBlock {
             return self.reply(first);
         }
+        let woken = prepared.woken.clone();
         let (id, mut rx) = self.shared.blocker.block(self.session.info.id, prepared.woken, keys);
         // Let the client see replies to what it pipelined before this command.
         if self.flush().await.is_err() {
@@ -268,7 +273,7 @@ impl Connection {
         let reply = loop {
             tokio::select! {
                 reply = &mut rx => break reply.unwrap_or(Reply::NilArray),
-                _ = &mut deadline => break self.give_up(id, rx).await,
+                _ = &mut deadline => break self.give_up_waiting(id, rx, spec, &woken).await,
                 changed = view.changed() => {
                     let deposed = changed.is_err() || !view.borrow_and_update().local_is_active();
                     if deposed {
@@ -288,12 +293,12 @@ impl Connection {
                 }
                 _ = kill.notified() => {
                     self.session.closing = true;
-                    break self.give_up(id, rx).await;
+                    break self.give_up_waiting(id, rx, spec, &woken).await;
                 }
                 ok = self.frames.read_while_waiting() => {
                     if !ok {
                         self.session.closing = true;
-                        break self.give_up(id, rx).await;
+                        break self.give_up_waiting(id, rx, spec, &woken).await;
                     }
                 }
             }
@@ -319,6 +324,24 @@ impl Connection {
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
             }
+        }
+    }
+
+    /// Stops waiting for good (timeout, the client gone): a wait that is replicated
+    /// state (a lock's FIFO queue) is withdrawn by an entry, whose reply says whether
+    /// the lock was granted meanwhile (its token) or not (nil).
+    async fn give_up_waiting(
+        &self,
+        id: u64,
+        rx: tokio::sync::oneshot::Receiver<Reply>,
+        spec: &crate::commands::CommandSpec,
+        woken: &[Bytes],
+    ) -> Reply {
+        let reply = self.give_up(id, rx).await;
+        let Some(withdraw) = spec.wait.and_then(|w| w.withdraw).filter(|_| reply == Reply::NilArray) else { return reply };
+        match self.shared.core.propose(vec![Op::command(&withdraw(woken))]).await {
+            Ok(mut replies) => replies.pop().unwrap_or(Reply::Nil),
+            Err(e) => write_reply(&e),
         }
     }
 
