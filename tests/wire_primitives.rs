@@ -182,3 +182,35 @@ fn group_members_and_their_events_follow_sessions() {
     let events: Vec<String> = (0..4).map(|_| pubsub.get_message().unwrap().get_payload::<String>().unwrap()).collect();
     assert_eq!(events, vec!["join app1", "join app2", "leave app1", "leave app2"]);
 }
+
+#[test]
+fn a_wait_that_ends_unserved_leaves_the_queue_so_no_lock_goes_to_a_client_told_nil() {
+    let server = Server::start();
+    let mut holder = server.conn();
+    let token = int(&mut holder, &["TANDEM.LOCK", "q"]);
+    let mut probe = server.conn();
+
+    tracing::info!("--- a waiter unblocked by CLIENT UNBLOCK");
+    let mut waiter = server.conn();
+    let waiter_id = int(&mut waiter, &["CLIENT", "ID"]);
+    let blocked = std::thread::spawn(move || {
+        let reply: Value = redis::cmd("TANDEM.LOCK").arg("q").arg("WAIT").arg(0).query(&mut waiter).unwrap();
+        reply
+    });
+    wait_for_waiters(&mut probe, "q", 1);
+    assert_eq!(int(&mut probe, &["CLIENT", "UNBLOCK", &waiter_id.to_string()]), 1);
+    assert_eq!(blocked.join().unwrap(), Value::Nil);
+    wait_for_waiters(&mut probe, "q", 0);
+
+    tracing::info!("--- a waiter that disconnects");
+    let mut raw = server.raw();
+    std::io::Write::write_all(&mut raw, b"*4\r\n$11\r\nTANDEM.LOCK\r\n$1\r\nq\r\n$4\r\nWAIT\r\n$1\r\n0\r\n").unwrap();
+    wait_for_waiters(&mut probe, "q", 1);
+    drop(raw);
+    wait_for_waiters(&mut probe, "q", 0);
+
+    tracing::info!("--- the release finds nobody waiting");
+    assert_eq!(int(&mut holder, &["TANDEM.UNLOCK", "q", &token.to_string()]), 1);
+    let rows: Vec<Value> = redis::cmd("TANDEM.LOCKS").query(&mut probe).unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+}

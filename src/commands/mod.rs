@@ -235,8 +235,11 @@ pub struct WaitSpec {
     /// What to run when the wait ends unserved (its timeout, the client gone): a
     /// wait that is replicated state (a lock's FIFO queue) must be left, and a grant
     /// that raced the timeout is answered instead of nil.
-    pub withdraw: Option<fn(&[Bytes]) -> Vec<Bytes>>,
+    pub withdraw: Option<Withdraw>,
 }
+
+/// See [`WaitSpec::withdraw`]: the command that ends a wait, from the waiting one.
+pub type Withdraw = fn(&[Bytes]) -> Vec<Bytes>;
 
 /// See [`WaitSpec::prepare`].
 pub struct Prepared {

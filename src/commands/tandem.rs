@@ -34,7 +34,7 @@ use bytes::Bytes;
 use super::flags::*;
 use super::*;
 use crate::protocol::reply::Reply;
-use crate::store::prims::{Acquired, Effects, Fence};
+use crate::store::prims::{Acquired, Effects, Fence, Joined};
 
 const G: &str = "tandem";
 
@@ -262,7 +262,7 @@ fn sessions_expired(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 }
 
 fn locks_expired(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(wrong_args(LOCK_EXPIRED));
     }
     let now = ctx.now_ms;
@@ -480,8 +480,9 @@ fn join(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let joined = ctx.db.prims.join(group, member, &info, &session, &mut fx);
     apply_effects(ctx, fx);
     match joined {
-        Ok(new) => Ok(Reply::Int(i64::from(new))),
-        Err(()) => Err(Reply::error(format!(
+        Joined::New => Ok(Reply::Int(1)),
+        Joined::Again => Ok(Reply::Int(0)),
+        Joined::Taken => Err(Reply::error(format!(
             "ERR member '{}' of group '{}' belongs to another session",
             String::from_utf8_lossy(member),
             String::from_utf8_lossy(group)

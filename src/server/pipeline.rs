@@ -273,7 +273,7 @@ impl Connection {
         let reply = loop {
             tokio::select! {
                 reply = &mut rx => break reply.unwrap_or(Reply::NilArray),
-                _ = &mut deadline => break self.give_up_waiting(id, rx, spec, &woken).await,
+                _ = &mut deadline => break self.give_up(id, rx).await,
                 changed = view.changed() => {
                     let deposed = changed.is_err() || !view.borrow_and_update().local_is_active();
                     if deposed {
@@ -293,16 +293,17 @@ impl Connection {
                 }
                 _ = kill.notified() => {
                     self.session.closing = true;
-                    break self.give_up_waiting(id, rx, spec, &woken).await;
+                    break self.give_up(id, rx).await;
                 }
                 ok = self.frames.read_while_waiting() => {
                     if !ok {
                         self.session.closing = true;
-                        break self.give_up_waiting(id, rx, spec, &woken).await;
+                        break self.give_up(id, rx).await;
                     }
                 }
             }
         };
+        let reply = self.withdraw_unserved(spec, &woken, reply).await;
         self.session.info.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
         self.reply(reply);
     }
@@ -327,21 +328,25 @@ impl Connection {
         }
     }
 
-    /// Stops waiting for good (timeout, the client gone): a wait that is replicated
-    /// state (a lock's FIFO queue) is withdrawn by an entry, whose reply says whether
-    /// the lock was granted meanwhile (its token) or not (nil).
-    async fn give_up_waiting(
-        &self,
-        id: u64,
-        rx: tokio::sync::oneshot::Receiver<Reply>,
-        spec: &crate::commands::CommandSpec,
-        woken: &[Bytes],
-    ) -> Reply {
-        let reply = self.give_up(id, rx).await;
-        let Some(withdraw) = spec.wait.and_then(|w| w.withdraw).filter(|_| reply == Reply::NilArray) else { return reply };
+    /// A wait that ended unserved (timeout, the client gone, CLIENT UNBLOCK, the
+    /// server deposed) and is replicated state (a lock's FIFO queue) is withdrawn by
+    /// an entry: its reply says whether the lock was granted meanwhile (the token, which
+    /// is then the answer) or not (nil; CLIENT UNBLOCK's error stays). A server that is
+    /// no longer the active cannot withdraw: the session's wait then ends with its
+    /// window, or when the client asks again.
+    async fn withdraw_unserved(&self, spec: &crate::commands::CommandSpec, woken: &[Bytes], reply: Reply) -> Reply {
+        let Some(withdraw) = spec.wait.and_then(|w| w.withdraw) else { return reply };
+        let unserved = matches!(reply, Reply::NilArray | Reply::Error(_));
+        if !unserved || !self.shared.view().local_is_active() {
+            return reply;
+        }
         match self.shared.core.propose(vec![Op::command(&withdraw(woken))]).await {
-            Ok(mut replies) => replies.pop().unwrap_or(Reply::Nil),
-            Err(e) => write_reply(&e),
+            Ok(mut replies) => match replies.pop() {
+                Some(Reply::Int(token)) => Reply::Int(token),
+                _ if reply == Reply::NilArray => Reply::Nil,
+                _ => reply,
+            },
+            Err(_) => reply,
         }
     }
 

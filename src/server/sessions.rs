@@ -136,7 +136,11 @@ impl Connection {
             }
         }
         let target = request.args.get(2).cloned();
+        // The reply decides what the connection attaches to: it is read whatever
+        // CLIENT REPLY says (which then applies to sending it).
+        let silenced = (std::mem::take(&mut self.session.reply_off), std::mem::take(&mut self.session.replies_to_skip));
         let reply = self.captured(request, Keys::None).await;
+        (self.session.reply_off, self.session.replies_to_skip) = silenced;
         match &reply {
             Reply::Bulk(id) if name == tandem::SESSION_OPEN => self.attach(id.clone()),
             Reply::Status(_) if name == tandem::SESSION_RESUME => {

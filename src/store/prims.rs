@@ -76,6 +76,16 @@ pub enum Acquired {
     Queued,
 }
 
+/// What a JOIN came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    New,
+    /// The session's member already: its info is replaced.
+    Again,
+    /// Another session's member: nothing changes.
+    Taken,
+}
+
 /// Why a fenced write is refused (`-FENCED …`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fence {
@@ -281,20 +291,19 @@ impl Prims {
         self.locks.swap_remove(name);
     }
 
-    /// `session` joins `group` as `member`: `Ok(true)` if new, `Ok(false)` if it was
-    /// its member already (its info is replaced), `Err` if another session holds it.
-    pub fn join(&mut self, group: &Bytes, member: &Bytes, info: &Bytes, session: &Bytes, fx: &mut Effects) -> Result<bool, ()> {
+    /// `session` joins `group` as `member`.
+    pub fn join(&mut self, group: &Bytes, member: &Bytes, info: &Bytes, session: &Bytes, fx: &mut Effects) -> Joined {
         let members = self.groups.entry(group.clone()).or_default();
         match members.get_mut(member) {
             Some(m) if m.session == *session => {
                 m.info = info.clone();
-                Ok(false)
+                Joined::Again
             }
-            Some(_) => Err(()),
+            Some(_) => Joined::Taken,
             None => {
                 members.insert(member.clone(), Member { session: session.clone(), info: info.clone() });
                 fx.messages.push(group_event(group, "join", member));
-                Ok(true)
+                Joined::New
             }
         }
     }
