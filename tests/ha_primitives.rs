@@ -147,3 +147,51 @@ fn membership_events_arrive_on_every_server_in_join_and_leave_order() {
     let members: Vec<(String, String)> = redis::cmd("TANDEM.GROUP").arg("MEMBERS").arg("cluster").query(&mut a).unwrap();
     assert!(members.is_empty(), "{members:?}");
 }
+
+/// The key `lock:i` with the lowest `i` in the second stripe of an array of two.
+fn name_in_second_stripe() -> String {
+    (0..).map(|i| format!("lock:{i}")).find(|k| tandem::cluster::slot::key_slot(k.as_bytes()) >= 8192).unwrap_or_default()
+}
+
+fn expires_in_ms(con: &mut Connection, session: &str) -> Option<i64> {
+    let info: std::collections::HashMap<String, Value> = redis::cmd("TANDEM.SESSION").arg("INFO").arg(session).query(con).ok()?;
+    match info.get("expires-in-ms") {
+        Some(Value::Int(ms)) => Some(*ms),
+        _ => None,
+    }
+}
+
+#[test]
+fn in_an_array_a_session_is_renewed_and_ends_in_the_stripe_of_its_lock() {
+    support::log_phases();
+    let mut cluster = Cluster::configure(Spec::servers(1).stripes(2));
+    cluster.add_cluster_setting("client-reconnect-window = \"2s\"").unwrap();
+    cluster.start_all();
+    cluster.wait_array_formed();
+    let name = name_in_second_stripe();
+
+    tracing::info!("--- a client of the first stripe's server locks a name of the second stripe");
+    let mut client = cluster.conn(0).unwrap();
+    let token: i64 = redis::cmd("TANDEM.LOCK").arg(&name).query(&mut client).unwrap();
+    let mut b = cluster.conn(1).unwrap();
+    let rows = locks(&mut b, &name);
+    assert_eq!(rows.first().map(|r| r.1), Some(token), "{rows:?}");
+    let session = rows[0].2.clone();
+
+    tracing::info!("--- the first stripe's server renews the session in the second stripe");
+    let first = expires_in_ms(&mut b, &session).expect("the session is recorded where its lock is");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = expires_in_ms(&mut b, &session).expect("the session lives while its connection does");
+        if now > first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no renewal reached the second stripe\n{}", cluster.all_stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    tracing::info!("--- the client goes away: the lock is released when the window ends");
+    drop(client);
+    wait_locks(&cluster, 1, &name, |rows| rows.is_empty());
+    assert_eq!(expires_in_ms(&mut b, &session), None, "the session ended");
+}

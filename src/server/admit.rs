@@ -52,7 +52,7 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
     }
     if request.spec.has(flags::SESSION_BOUND) {
         let window_ms = memory.settings.client_reconnect_window_ms.load(std::sync::atomic::Ordering::Relaxed);
-        super::sessions::bind(session, &mut request, core, window_ms);
+        super::sessions::bind(session, &mut request, core, window_ms, view);
     }
     if session.resp2_subscribed() && !srv.is_some_and(|s| s.allowed_subscribed()) {
         return reject(Reply::error(format!(

@@ -13,9 +13,9 @@
 //!   session), runs the command as any other (here or on the active), and attaches
 //!   to or detaches from the session the reply names;
 //! - **renewal** ([`keep_alive`]): every quarter of the reconnect window, one entry
-//!   renews every session attached to this server's connections
+//!   per stripe renews every session attached to this server's connections
 //!   (`TANDEM.SESSION RENEW id …`), proposed here on the active, sent to the active
-//!   from a mirror. A session whose connection went away, or whose server died, is
+//!   from a mirror and to other stripes' actives. A session whose connection went away, or whose server died, is
 //!   renewed no more and ends a window after its last renewal, by an entry the
 //!   active decides (`Core::expire_prims_due`): no other client waits for it.
 //!
@@ -37,7 +37,7 @@ use super::request::Request;
 use super::session::Session;
 use super::Shared;
 use crate::cluster::route::Keys;
-use crate::cluster::view::Active;
+use crate::cluster::view::{Active, ClusterView};
 use crate::commands::tandem;
 use crate::protocol::frame::{parse_frame, Frame};
 use crate::protocol::reply::Reply;
@@ -98,8 +98,10 @@ fn new_id() -> Bytes {
 
 /// Appends the connection's session to a session-bound command (see the module
 /// doc); a command that names its session (`SESSION <id>`), or that comes from
-/// another server (which bound it already), is left as it is.
-pub fn bind(session: &mut Session, request: &mut Request, core: &Core, window_ms: u64) {
+/// another server (which bound it already), is left as it is. In an array, a
+/// command for another stripe than this server's creates the session there on first
+/// use (`IMPLICIT`): a session is recorded in each stripe where it holds something.
+pub fn bind(session: &mut Session, request: &mut Request, core: &Core, window_ms: u64, view: &ClusterView) {
     if session.forwarded_in || tandem::names_session(request.spec, &request.args) {
         return;
     }
@@ -109,7 +111,8 @@ pub fn bind(session: &mut Session, request: &mut Request, core: &Core, window_ms
         Bound { id, implicit: true }
     });
     request.args.extend([Bytes::from_static(b"SESSION"), bound.id.clone()]);
-    if bound.implicit {
+    let elsewhere = request.slot.is_some_and(|slot| view.owner(slot) != view.local);
+    if bound.implicit || elsewhere {
         request.args.extend([Bytes::from_static(b"IMPLICIT"), Bytes::from(window_ms.to_string())]);
     }
 }
@@ -170,9 +173,10 @@ impl Connection {
 }
 
 /// Renews the sessions attached to this server's connections every quarter of the
-/// reconnect window (see the module doc), until `shutdown`.
+/// reconnect window (see the module doc), in every stripe of the array (a stripe
+/// that does not know a session ignores it), until `shutdown`.
 pub async fn keep_alive(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut remote: Option<RemoteActive> = None;
+    let mut remote: HashMap<usize, RemoteActive> = HashMap::new();
     loop {
         let window_ms = shared.settings.client_reconnect_window_ms.load(Ordering::Relaxed);
         let period = Duration::from_millis(window_ms / 4).clamp(RENEW_PERIOD_MIN, RENEW_PERIOD_MAX);
@@ -181,18 +185,20 @@ pub async fn keep_alive(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             _ = shutdown.changed() => return,
         }
         let ids = shared.core.attached.ids();
-        for chunk in ids.chunks(RENEW_IDS_PER_ENTRY_MAX) {
-            let mut args = vec![Bytes::from_static(b"TANDEM.SESSION"), Bytes::from_static(b"RENEW")];
-            args.extend(chunk.iter().cloned());
-            let view = shared.view();
-            let outcome = match view.active(view.local).clone() {
-                Active::Here => shared.core.propose(vec![Op::Command(args)]).await.map(drop).map_err(|e| e.to_string()),
-                Active::There { client_addr, .. } => renew_remote(&shared, &mut remote, &client_addr, &args).await,
-                // An election: the next round renews (a window is four rounds).
-                Active::Unknown => Ok(()),
-            };
-            if let Err(e) = outcome {
-                tracing::debug!(error = %e, sessions = chunk.len(), "session renewal not sent; the next round tries again");
+        let view = shared.view();
+        for stripe in 0..view.stripes.len() {
+            for chunk in ids.chunks(RENEW_IDS_PER_ENTRY_MAX) {
+                let mut args = vec![Bytes::from_static(b"TANDEM.SESSION"), Bytes::from_static(b"RENEW")];
+                args.extend(chunk.iter().cloned());
+                let outcome = match view.active(stripe).clone() {
+                    Active::Here => shared.core.propose(vec![Op::Command(args)]).await.map(drop).map_err(|e| e.to_string()),
+                    Active::There { client_addr, .. } => renew_remote(&shared, remote.entry(stripe), &client_addr, &args).await,
+                    // An election: the next round renews (a window is four rounds).
+                    Active::Unknown => Ok(()),
+                };
+                if let Err(e) = outcome {
+                    tracing::debug!(error = %e, stripe, sessions = chunk.len(), "session renewal not sent; the next round tries again");
+                }
             }
         }
     }
@@ -206,12 +212,37 @@ struct RemoteActive {
     buf: BytesMut,
 }
 
-async fn renew_remote(shared: &Shared, remote: &mut Option<RemoteActive>, addr: &str, args: &[Bytes]) -> Result<(), String> {
+async fn renew_remote(
+    shared: &Shared,
+    slot: std::collections::hash_map::Entry<'_, usize, RemoteActive>,
+    addr: &str,
+    args: &[Bytes],
+) -> Result<(), String> {
     let within = shared.active_wait().max(Duration::from_secs(1));
-    if remote.as_ref().is_some_and(|r| r.addr != addr) {
-        *remote = None;
+    let mut remote = match slot {
+        std::collections::hash_map::Entry::Occupied(o) if o.get().addr == addr => o,
+        other => {
+            let conn = RemoteActive::connect(shared, addr, within).await?;
+            match other {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    o.insert(conn);
+                    o
+                }
+                std::collections::hash_map::Entry::Vacant(v) => v.insert_entry(conn),
+            }
+        }
+    };
+    match remote.get_mut().call(args, within).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            remote.remove();
+            Err(e)
+        }
     }
-    if remote.is_none() {
+}
+
+impl RemoteActive {
+    async fn connect(shared: &Shared, addr: &str, within: Duration) -> Result<RemoteActive, String> {
         let stream = tokio::time::timeout(within, TcpStream::connect(addr)).await.map_err(|_| "connect timed out".to_string())?;
         let mut conn = RemoteActive { addr: addr.to_string(), stream: stream.map_err(|e| e.to_string())?, buf: BytesMut::new() };
         let mut hello = vec![Bytes::from_static(b"HELLO"), Bytes::from_static(b"2")];
@@ -221,19 +252,9 @@ async fn renew_remote(shared: &Shared, remote: &mut Option<RemoteActive>, addr: 
         let name = format!("{}{}-sessions", super::upstream::FORWARD_NAME_PREFIX, shared.server_name);
         hello.extend([Bytes::from_static(b"SETNAME"), Bytes::from(name.replace(|c: char| !c.is_ascii_graphic(), "_"))]);
         conn.call(&hello, within).await?;
-        *remote = Some(conn);
+        Ok(conn)
     }
-    let Some(conn) = remote.as_mut() else { return Ok(()) };
-    match conn.call(args, within).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            *remote = None;
-            Err(e)
-        }
-    }
-}
 
-impl RemoteActive {
     /// Sends one command and reads its reply: an error reply is an error.
     async fn call(&mut self, args: &[Bytes], within: Duration) -> Result<(), String> {
         let mut out = BytesMut::new();
