@@ -214,3 +214,54 @@ fn a_wait_that_ends_unserved_leaves_the_queue_so_no_lock_goes_to_a_client_told_n
     let rows: Vec<Value> = redis::cmd("TANDEM.LOCKS").query(&mut probe).unwrap();
     assert!(rows.is_empty(), "{rows:?}");
 }
+
+#[test]
+fn shared_configuration_is_set_ifeq_plus_keyspace_notifications() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("K$").query(&mut con).unwrap();
+    let mut sub_con = server.conn();
+    sub_con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.subscribe(&["__keyspace@0__:app:config", "marker"]).unwrap();
+    tracing::info!("--- version 1, a writer with a stale view, then version 2");
+    let _: () = redis::cmd("SET").arg("app:config").arg("v1").query(&mut con).unwrap();
+    assert_eq!(cmd(&mut con, &["SET", "app:config", "v2", "IFEQ", "v0"]).unwrap(), Value::Nil);
+    let _: i64 = redis::cmd("PUBLISH").arg("marker").arg("after the stale write").query(&mut con).unwrap();
+    assert_eq!(cmd(&mut con, &["SET", "app:config", "v2", "IFEQ", "v1"]).unwrap(), Value::Okay);
+    let seen: Vec<(String, String)> = (0..3)
+        .map(|_| {
+            let msg = pubsub.get_message().unwrap();
+            (msg.get_channel_name().to_string(), msg.get_payload::<String>().unwrap())
+        })
+        .collect();
+    let keyspace = "__keyspace@0__:app:config".to_string();
+    assert_eq!(
+        seen,
+        vec![(keyspace.clone(), "set".into()), ("marker".into(), "after the stale write".into()), (keyspace, "set".into())],
+        "watchers hear each version, and nothing of a refused write"
+    );
+}
+
+#[test]
+fn a_session_its_lock_and_the_token_counter_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = support::write_single_server_config(dir.path(), true);
+    let mut server = support::ConfigServer::start(dir.path(), &config, "server1", port);
+    let mut con = server.conn();
+    let session: String = redis::cmd("TANDEM.SESSION").arg("OPEN").query(&mut con).unwrap();
+    let first = int(&mut con, &["TANDEM.LOCK", "a"]);
+    assert_eq!(int(&mut con, &["TANDEM.UNLOCK", "a", &first.to_string()]), 1);
+    let held = int(&mut con, &["TANDEM.LOCK", "b"]);
+    let _: Value = redis::cmd("SAVE").query(&mut con).unwrap();
+    let later = int(&mut con, &["TANDEM.LOCK", "c"]);
+    tracing::info!("--- kill -9 and restart: the snapshot and the log's tail come back");
+    server.kill9();
+    server.restart();
+    let mut con = server.conn();
+    assert_eq!(cmd(&mut con, &["TANDEM.SESSION", "RESUME", &session]).unwrap(), Value::Okay);
+    assert_eq!(int(&mut con, &["TANDEM.LOCK", "b"]), held, "held across the restart (from the snapshot)");
+    assert_eq!(int(&mut con, &["TANDEM.LOCK", "c"]), later, "held across the restart (from the log)");
+    let next = int(&mut con, &["TANDEM.LOCK", "a"]);
+    assert!(next > later && later > held && held > first, "tokens keep growing: {first} {held} {later} {next}");
+}
