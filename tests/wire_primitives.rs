@@ -265,3 +265,20 @@ fn a_session_its_lock_and_the_token_counter_survive_a_restart() {
     let next = int(&mut con, &["TANDEM.LOCK", "a"]);
     assert!(next > later && later > held && held > first, "tokens keep growing: {first} {held} {later} {next}");
 }
+
+#[test]
+fn a_fenced_command_is_checked_against_the_users_rules_as_itself() {
+    let server = Server::start();
+    let mut admin = server.conn();
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "app", "on", ">pw", "+tandem.lock", "+tandem.fenced", "+get", "~*"])
+        .query(&mut admin)
+        .unwrap();
+    let mut app = server.conn();
+    let _: () = redis::cmd("AUTH").arg("app").arg("pw").query(&mut app).unwrap();
+    let token = int(&mut app, &["TANDEM.LOCK", "l"]);
+    let refused = error(&mut app, &["TANDEM.FENCED", "l", &token.to_string(), "SET", "k", "v"]);
+    assert!(refused.starts_with("NOPERM"), "{refused}");
+    assert_eq!(cmd(&mut app, &["TANDEM.FENCED", "l", &token.to_string(), "GET", "k"]).unwrap(), Value::Nil);
+    assert_eq!(cmd(&mut admin, &["EXISTS", "k"]).unwrap(), Value::Int(0));
+}

@@ -54,7 +54,7 @@ pub const WINDOW_MS_MAX: u64 = 86_400_000;
 const DURATION_MS_MAX: u64 = 365 * 86_400_000;
 
 static SESSION_SUBS: &[CommandSpec] = &[
-    spec(SESSION_OPEN, -2, WRITE | NOSCRIPT | NO_MULTI | SESSION_CONTROL, (0, 0, 0), G, "Opens a client session.", Handler::Write(open)),
+    spec(SESSION_OPEN, -2, WRITE | DENYOOM | NOSCRIPT | NO_MULTI | SESSION_CONTROL, (0, 0, 0), G, "Opens a client session.", Handler::Write(open)),
     spec(
         SESSION_RESUME,
         3,
@@ -321,8 +321,11 @@ pub fn names_session(spec: &CommandSpec, args: &[Bytes]) -> bool {
     session_suffix(args).is_ok_and(|(_, id, _)| id.is_some())
 }
 
+/// How long a LOCK waits: WAIT's time (QUEUE, the server's own form, waits alike if
+/// a client sends it, so no session is ever queued by a client that does not wait).
 fn lock_wait_ms(args: &[Bytes]) -> Result<Option<u64>, Reply> {
-    Ok(lock_args(args)?.wait_ms)
+    let parsed = lock_args(args)?;
+    Ok(parsed.wait_ms.or(parsed.queue_ms).filter(|_| !parsed.withdraw))
 }
 
 /// A waiting LOCK joins the queue: `WAIT ms` becomes `QUEUE ms`.
