@@ -270,10 +270,8 @@ fn a_session_its_lock_and_the_token_counter_survive_a_restart() {
 fn a_fenced_command_is_checked_against_the_users_rules_as_itself() {
     let server = Server::start();
     let mut admin = server.conn();
-    let _: () = redis::cmd("ACL")
-        .arg(&["SETUSER", "app", "on", ">pw", "+tandem.lock", "+tandem.fenced", "+get", "~*"])
-        .query(&mut admin)
-        .unwrap();
+    let _: () =
+        redis::cmd("ACL").arg(&["SETUSER", "app", "on", ">pw", "+tandem.lock", "+tandem.fenced", "+get", "~*"]).query(&mut admin).unwrap();
     let mut app = server.conn();
     let _: () = redis::cmd("AUTH").arg("app").arg("pw").query(&mut app).unwrap();
     let token = int(&mut app, &["TANDEM.LOCK", "l"]);

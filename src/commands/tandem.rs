@@ -54,7 +54,15 @@ pub const WINDOW_MS_MAX: u64 = 86_400_000;
 const DURATION_MS_MAX: u64 = 365 * 86_400_000;
 
 static SESSION_SUBS: &[CommandSpec] = &[
-    spec(SESSION_OPEN, -2, WRITE | DENYOOM | NOSCRIPT | NO_MULTI | SESSION_CONTROL, (0, 0, 0), G, "Opens a client session.", Handler::Write(open)),
+    spec(
+        SESSION_OPEN,
+        -2,
+        WRITE | DENYOOM | NOSCRIPT | NO_MULTI | SESSION_CONTROL,
+        (0, 0, 0),
+        G,
+        "Opens a client session.",
+        Handler::Write(open),
+    ),
     spec(
         SESSION_RESUME,
         3,
@@ -332,6 +340,15 @@ fn lock_wait_ms(args: &[Bytes]) -> Result<Option<u64>, Reply> {
 fn prepare_lock(_: &Db, _: u64, args: &[Bytes]) -> Prepared {
     let queued: Vec<Bytes> = args.iter().map(|a| if is(a, "wait") { Bytes::from_static(b"QUEUE") } else { a.clone() }).collect();
     Prepared { first: queued.clone(), woken: queued }
+}
+
+/// Whether the waiting LOCK `args` has been granted its lock in `db` at `now_ms`:
+/// the blocking task asks only such a waiter to take it (one entry per grant, not
+/// one per waiter).
+pub fn lock_granted(db: &Db, now_ms: u64, args: &[Bytes]) -> bool {
+    let (Some(name), Ok(parsed)) = (args.get(1), lock_args(args)) else { return true };
+    let Some(session) = parsed.session else { return true };
+    db.prims.holder(name, now_ms).is_some_and(|h| h.session == *session)
 }
 
 /// A wait that ends unserved leaves the queue, or learns it was granted the lock.
