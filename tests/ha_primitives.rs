@@ -195,3 +195,56 @@ fn in_an_array_a_session_is_renewed_and_ends_in_the_stripe_of_its_lock() {
     wait_locks(&cluster, 1, &name, |rows| rows.is_empty());
     assert_eq!(expires_in_ms(&mut b, &session), None, "the session ended");
 }
+
+/// A blocking `TANDEM.LOCK name WAIT 0` on server `at`, after `RESUME session` if given.
+fn wait_for_lock(cluster: &Cluster, at: usize, name: &str, session: Option<&str>) -> std::thread::JoinHandle<redis::RedisResult<i64>> {
+    let url = cluster.url(at);
+    let (name, session) = (name.to_string(), session.map(str::to_string));
+    std::thread::spawn(move || {
+        let mut con = redis::Client::open(url)?.get_connection()?;
+        con.set_read_timeout(Some(Duration::from_secs(90)))?;
+        if let Some(session) = session {
+            let _: Value = redis::cmd("TANDEM.SESSION").arg("RESUME").arg(session).query(&mut con)?;
+        }
+        let token: i64 = redis::cmd("TANDEM.LOCK").arg(&name).arg("WAIT").arg(0).query(&mut con)?;
+        // Holds the connection (and so the session) until the test ends.
+        std::mem::forget(con);
+        Ok(token)
+    })
+}
+
+#[test]
+fn a_waiter_whose_server_died_resumes_elsewhere_and_keeps_its_place_in_the_queue() {
+    let (mut cluster, active) = stripe(WINDOW);
+    let mirrors: Vec<usize> = (0..3).filter(|&i| i != active).collect();
+    let name = "{q}lock";
+
+    tracing::info!("--- a holder on a mirror; the first waiter on the active, the second on the mirror");
+    let mut holder = cluster.conn(mirrors[0]).unwrap();
+    let token: i64 = redis::cmd("TANDEM.LOCK").arg(name).query(&mut holder).unwrap();
+    let mut first = cluster.conn(active).unwrap();
+    let first_session: String = redis::cmd("TANDEM.SESSION").arg("OPEN").query(&mut first).unwrap();
+    drop(first);
+    let first_wait = wait_for_lock(&cluster, active, name, Some(&first_session));
+    wait_locks(&cluster, active, name, |rows| rows.first().is_some_and(|r| r.4 == 1));
+    let second_wait = wait_for_lock(&cluster, mirrors[0], name, None);
+    wait_locks(&cluster, active, name, |rows| rows.first().is_some_and(|r| r.4 == 2));
+
+    tracing::info!("--- kill -9 the active: the first waiter's connection dies with it");
+    cluster.kill9(active);
+    assert!(first_wait.join().unwrap().is_err(), "its connection was cut");
+    let next = cluster.wait_stable(&mirrors, Duration::from_secs(30));
+
+    tracing::info!("--- it resumes on another server and asks again: it keeps its place");
+    let first_wait = wait_for_lock(&cluster, mirrors[1], name, Some(&first_session));
+    wait_locks(&cluster, next, name, |rows| rows.first().is_some_and(|r| r.4 == 2));
+
+    tracing::info!("--- the holder unlocks: the first waiter gets the lock, the second still waits");
+    let released: i64 = redis::cmd("TANDEM.UNLOCK").arg(name).arg(token).query(&mut holder).unwrap();
+    assert_eq!(released, 1);
+    let granted = first_wait.join().unwrap().unwrap();
+    assert!(granted > token);
+    let rows = locks(&mut holder, name);
+    assert_eq!((rows[0].1, rows[0].2.as_str(), rows[0].4), (granted, first_session.as_str(), 1), "{rows:?}");
+    assert!(!second_wait.is_finished(), "the second waiter waits on");
+}
