@@ -177,6 +177,8 @@ fn in_an_array_a_session_is_renewed_and_ends_in_the_stripe_of_its_lock() {
     let rows = locks(&mut b, &name);
     assert_eq!(rows.first().map(|r| r.1), Some(token), "{rows:?}");
     let session = rows[0].2.clone();
+    let everywhere = locks(&mut client, "lock:*");
+    assert_eq!(everywhere, rows, "TANDEM.LOCKS covers the whole array from any server");
 
     tracing::info!("--- the first stripe's server renews the session in the second stripe");
     let first = expires_in_ms(&mut b, &session).expect("the session is recorded where its lock is");

@@ -54,7 +54,7 @@ pub enum Whole {
 pub fn whole_array(name: &str) -> Option<Whole> {
     match name {
         "dbsize" => Some(Whole::Sum),
-        "keys" => Some(Whole::Concat),
+        "keys" | "tandem.locks" => Some(Whole::Concat),
         "flushall" | "flushdb" => Some(Whole::AllOk),
         "randomkey" => Some(Whole::Any),
         "scan" => Some(Whole::Scan),
