@@ -196,6 +196,22 @@ fn in_an_array_a_session_is_renewed_and_ends_in_the_stripe_of_its_lock() {
     drop(client);
     wait_locks(&cluster, 1, &name, |rows| rows.is_empty());
     assert_eq!(expires_in_ms(&mut b, &session), None, "the session ended");
+
+    tracing::info!("--- an explicit session: resumed and closed through the other stripe's server");
+    let mut a = cluster.conn(0).unwrap();
+    let session: String = redis::cmd("TANDEM.SESSION").arg("OPEN").query(&mut a).unwrap();
+    let token: i64 = redis::cmd("TANDEM.LOCK").arg(&name).query(&mut a).unwrap();
+    drop(a);
+    let resumed: Value = redis::cmd("TANDEM.SESSION").arg("RESUME").arg(&session).query(&mut b).unwrap();
+    assert_eq!(resumed, Value::Okay);
+    let again: i64 = redis::cmd("TANDEM.LOCK").arg(&name).query(&mut b).unwrap();
+    assert_eq!(again, token, "the resumed session holds its lock in the second stripe");
+    let closed: i64 = redis::cmd("TANDEM.SESSION").arg("CLOSE").query(&mut b).unwrap();
+    assert_eq!(closed, 1);
+    assert!(locks(&mut b, &name).is_empty(), "closing released the lock at once");
+    let mut a = cluster.conn(0).unwrap();
+    let gone = redis::cmd("TANDEM.SESSION").arg("RESUME").arg(&session).query::<Value>(&mut a).unwrap_err();
+    assert_eq!(gone.code(), Some("NOSESSION"), "closed in every stripe");
 }
 
 /// A blocking `TANDEM.LOCK name WAIT 0` on server `at`, after `RESUME session` if given.

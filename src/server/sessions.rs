@@ -142,7 +142,13 @@ impl Connection {
         // The reply decides what the connection attaches to: it is read whatever
         // CLIENT REPLY says (which then applies to sending it).
         let silenced = (std::mem::take(&mut self.session.reply_off), std::mem::take(&mut self.session.replies_to_skip));
-        let reply = self.captured(request, Keys::None).await;
+        let view = self.shared.view();
+        let whole_array = view.is_array() && !self.session.slot_routing && !self.session.forwarded_in;
+        let reply = if whole_array && (name == tandem::SESSION_RESUME || name == tandem::SESSION_CLOSE) {
+            self.on_every_stripe(request, &view).await
+        } else {
+            self.captured(request, Keys::None).await
+        };
         (self.session.reply_off, self.session.replies_to_skip) = silenced;
         match &reply {
             Reply::Bulk(id) if name == tandem::SESSION_OPEN => self.attach(id.clone()),
@@ -155,6 +161,28 @@ impl Connection {
             _ => {}
         }
         self.reply(reply);
+    }
+
+    /// RESUME or CLOSE in an array: the session may be recorded in every stripe (see
+    /// `bind`), so each is asked. RESUME succeeds if a stripe knew the session (else
+    /// this server's stripe's answer); CLOSE answers 1 if it ended anywhere.
+    async fn on_every_stripe(&mut self, request: Request, view: &ClusterView) -> Reply {
+        let resume = request.spec.name == tandem::SESSION_RESUME;
+        let mut replies = Vec::with_capacity(view.stripes.len());
+        for stripe in 0..view.stripes.len() {
+            let first_slot = view.ranges_of(stripe).first().map_or(0, |r| r.0);
+            let reply = match Request::parse(request.args.clone()) {
+                Ok(part) => self.captured(part, Keys::Slot(first_slot)).await,
+                Err((reply, _)) => reply,
+            };
+            replies.push(reply);
+        }
+        let local = replies.get(view.local).cloned().unwrap_or(Reply::Nil);
+        match resume {
+            true => replies.into_iter().find(|r| matches!(r, Reply::Status(_))).unwrap_or(local),
+            false if replies.contains(&Reply::Int(1)) => Reply::Int(1),
+            false => replies.into_iter().find(|r| matches!(r, Reply::Error(_))).unwrap_or(Reply::Int(0)),
+        }
     }
 
     /// Attaches this connection to session `id` (this server renews it from now on).
