@@ -21,6 +21,13 @@
 //! TANDEM.GROUP MEMBERS group              → map member → info, in join order
 //! ```
 //!
+//! Errors: `-NOSESSION no session '<id>': …` (closed, window over, or never opened);
+//! `-FENCED the lock '<name>' is held with a newer token than <t>`, `-FENCED the lock
+//! '<name>' is not held: token <t> is stale`, `-FENCED token <t> is not the current
+//! token of the lock '<name>'` (nothing applied); `-ERR member '<m>' of group '<g>'
+//! belongs to another session`; Redis's texts for syntax, integers and arity.
+//! Group events: `join <member>` / `leave <member>` on `__tandem__:group:<group>`.
+//!
 //! Session-bound commands (LOCK, GROUP JOIN) take a trailing `SESSION <id>`, and
 //! `SESSION <id> IMPLICIT <window-ms>` for a connection that opened no session (its
 //! implicit session is created on first use). A waiting LOCK is logged with
