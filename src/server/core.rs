@@ -185,6 +185,24 @@ impl Core {
         }
     }
 
+    /// A linearizable read's check. As for writes ([`Core::propose`]), an active whose
+    /// lease a majority has not confirmed yet (just elected) asks again for up to one
+    /// election time before the client is told it cannot confirm it is the active.
+    pub async fn linearize(&self) -> Result<(), crate::replication::errors::ReadError> {
+        use crate::replication::errors::ReadError;
+        let deadline = tokio::time::Instant::now() + self.replica.election_time();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.replica.linearize().await {
+                Err(ReadError::NoQuorum) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// What WATCH records for EXEC's entry to compare (see `store::watch`). Waits
     /// without blocking while a script holds the store.
     pub async fn watch_stamp(&self) -> Result<WatchStamp, Reply> {
@@ -223,7 +241,7 @@ impl Core {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
                     linearized = Some(match reads {
-                        Reads::Linearizable => self.replica.linearize().await.map_err(|e| read_reply(&e)),
+                        Reads::Linearizable => self.linearize().await.map_err(|e| read_reply(&e)),
                         Reads::Stale => Ok(()),
                     });
                 }
