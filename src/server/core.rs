@@ -67,6 +67,9 @@ pub struct Core {
     pub stats: super::stats::Stats,
     /// CLIENT PAUSE: what holds this server's clients' commands.
     pub pause: super::pause::Pause,
+    /// The client sessions this server's connections are attached to (renewed by
+    /// `sessions::keep_alive`).
+    pub attached: super::sessions::Attached,
 }
 
 impl Core {
@@ -75,7 +78,14 @@ impl Core {
             let store = replica.store.lock().unwrap_or_else(|e| e.into_inner());
             (store.script_status(), store.acl_view.clone())
         };
-        Core { replica, scripts, acl, stats: super::stats::Stats::default(), pause: super::pause::Pause::default() }
+        Core {
+            replica,
+            scripts,
+            acl,
+            stats: super::stats::Stats::default(),
+            pause: super::pause::Pause::default(),
+            attached: super::sessions::Attached::default(),
+        }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across
@@ -175,6 +185,24 @@ impl Core {
         }
     }
 
+    /// A linearizable read's check. As for writes ([`Core::propose`]), an active whose
+    /// lease a majority has not confirmed yet (just elected) asks again for up to one
+    /// election time before the client is told it cannot confirm it is the active.
+    pub async fn linearize(&self) -> Result<(), crate::replication::errors::ReadError> {
+        use crate::replication::errors::ReadError;
+        let deadline = tokio::time::Instant::now() + self.replica.election_time();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.replica.linearize().await {
+                Err(ReadError::NoQuorum) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// What WATCH records for EXEC's entry to compare (see `store::watch`). Waits
     /// without blocking while a script holds the store.
     pub async fn watch_stamp(&self) -> Result<WatchStamp, Reply> {
@@ -213,7 +241,7 @@ impl Core {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
                     linearized = Some(match reads {
-                        Reads::Linearizable => self.replica.linearize().await.map_err(|e| read_reply(&e)),
+                        Reads::Linearizable => self.linearize().await.map_err(|e| read_reply(&e)),
                         Reads::Stale => Ok(()),
                     });
                 }
@@ -357,6 +385,40 @@ impl Core {
             return 0;
         }
         count
+    }
+
+    /// Ends client sessions whose reconnect window ran out and lock leases (TTL) that
+    /// ended, as one entry: apply checks each again at the entry's time, so a renewal
+    /// or an unlock applied in between wins, and every member releases at the same log
+    /// position. Only the active calls it (the expiry cycle), as for keys.
+    pub async fn expire_prims_due(&self) {
+        let now = self.stamp();
+        let (sessions, locks) = match self.store_async().await {
+            Ok(store) => {
+                let prims = &store.db.prims;
+                (prims.due_sessions(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX), prims.due_locks(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX))
+            }
+            Err(_) => return,
+        };
+        let mut ops = Vec::new();
+        if !sessions.is_empty() {
+            let mut args = vec![Bytes::from_static(crate::commands::tandem::SESSION_EXPIRED.as_bytes())];
+            args.extend(sessions);
+            ops.push(Op::Command(args));
+        }
+        if !locks.is_empty() {
+            let mut args = vec![Bytes::from_static(crate::commands::tandem::LOCK_EXPIRED.as_bytes())];
+            for (name, token) in locks {
+                args.extend([name, Bytes::from(token.to_string())]);
+            }
+            ops.push(Op::Command(args));
+        }
+        if ops.is_empty() {
+            return;
+        }
+        if let Err(e) = self.propose(ops).await {
+            tracing::debug!(error = ?e, "session and lock expiry entry not written");
+        }
     }
 
     /// Evicts keys per `maxmemory-policy` until memory is under the limit. Called on

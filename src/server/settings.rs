@@ -129,9 +129,10 @@ pub struct Settings {
     /// from other members' (`acl::forward_token` of the cluster secret); `None`
     /// without a secret (a lone server): forwarding then logs in with `requirepass`.
     pub forward_token: Option<String>,
-    /// `client-reconnect-window` in ms: what a forwarded write's tag carries
-    /// (`store::once`).
-    pub reconnect_window_ms: u64,
+    /// `cluster.client-reconnect-window` in ms: how long a client session outlives
+    /// its last renewal (a new session's window; renewals every quarter of it), and what a forwarded
+    /// write's tag carries (`store::once`).
+    pub client_reconnect_window_ms: AtomicU64,
 }
 
 impl Settings {
@@ -148,7 +149,7 @@ impl Settings {
             busy_reply_threshold_ms: std::sync::Arc::new(AtomicU64::new(crate::scripting::status::BUSY_THRESHOLD_MS_DEFAULT)),
             aclfile: None,
             forward_token: None,
-            reconnect_window_ms: crate::config::CLIENT_RECONNECT_WINDOW_MS_DEFAULT,
+            client_reconnect_window_ms: AtomicU64::new(crate::config::CLIENT_RECONNECT_WINDOW_MS_DEFAULT),
             port,
             bind: bind.to_string(),
             config_file: config_file.to_string(),

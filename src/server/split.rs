@@ -54,7 +54,7 @@ pub enum Whole {
 pub fn whole_array(name: &str) -> Option<Whole> {
     match name {
         "dbsize" => Some(Whole::Sum),
-        "keys" => Some(Whole::Concat),
+        "keys" | "tandem.locks" => Some(Whole::Concat),
         "flushall" | "flushdb" => Some(Whole::AllOk),
         "randomkey" => Some(Whole::Any),
         "scan" => Some(Whole::Scan),
@@ -330,7 +330,7 @@ impl Connection {
 
     /// Runs one command routed as any (here, forwarded, or answered) as if it touched
     /// `keys`, and returns its reply instead of sending it to the client.
-    async fn captured(&mut self, request: Request, keys: Keys) -> Reply {
+    pub(super) async fn captured(&mut self, request: Request, keys: Keys) -> Reply {
         let access = if request.spec.is_write() { Access::Write } else { Access::Read };
         let saved = std::mem::replace(&mut self.frames.out, BytesMut::new());
         let mut request = Some(request);

@@ -134,6 +134,12 @@ pub struct Db {
     /// Which forwarded writes were applied, with their replies (`store::once`).
     /// FLUSHALL leaves it: it is about writes, not keys.
     pub once: super::once::OnceRecord,
+    /// Client sessions, fenced locks and groups (`super::prims`): state, in snapshots
+    /// from format 6. FLUSHALL leaves them: they are no keys.
+    pub prims: super::prims::Prims,
+    /// Messages applying produced for pub/sub (group events) since the last
+    /// [`Db::take_messages`]: not state, handed to the server after each command.
+    pub messages: Vec<(bytes::Bytes, bytes::Bytes)>,
 }
 
 impl Db {
@@ -387,7 +393,14 @@ impl Db {
             scripts: self.scripts.clone(),
             acl: self.acl.clone(),
             once: self.once.clone(),
+            prims: self.prims.clone(),
+            messages: Vec::new(),
         }
+    }
+
+    /// The pub/sub messages applying produced since the last call.
+    pub fn take_messages(&mut self) -> Vec<(bytes::Bytes, bytes::Bytes)> {
+        std::mem::take(&mut self.messages)
     }
 
     /// Replaces all state with `other`'s (a snapshot was installed).

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod db;
 pub mod encoding;
 pub mod once;
+pub mod prims;
 pub mod rdb;
 pub mod scripts;
 pub mod slots;
@@ -137,8 +138,12 @@ pub struct KeyEvent {
 pub struct Applied {
     pub replies: Vec<Reply>,
     pub events: Vec<KeyEvent>,
-    /// Keys that gained elements blocked clients may be waiting for.
+    /// Keys that gained elements blocked clients may be waiting for (and locks
+    /// granted to a waiting session).
     pub ready_keys: Vec<Bytes>,
+    /// Pub/sub messages (channel, message) the entry produced: group join/leave
+    /// events, published on every server in log order.
+    pub messages: Vec<(Bytes, Bytes)>,
 }
 
 #[derive(Debug, Default)]
@@ -292,6 +297,7 @@ impl Store {
         // A stream that appeared, went or was replaced (XADD, DEL, SET, RENAME,
         // FLUSHALL…) wakes whoever waits on it: XREADGROUP must learn that its stream is gone.
         applied.ready_keys.extend(self.db.take_stream_changes().into_iter().map(Bytes::from));
+        applied.messages.extend(self.db.take_messages());
         result.unwrap_or_else(|e| e)
     }
 
@@ -368,6 +374,15 @@ pub fn digest(db: &db::Db) -> u64 {
     if !db.acl.pristine() {
         let mut h = Fnv::new();
         db.acl.held_lines().iter().for_each(|l| h.write(l.as_bytes()));
+        total = total.wrapping_add(h.finish());
+    }
+    // Sessions, locks and groups are state too; left out while there are none, so
+    // that a store that never used them digests as before.
+    if !db.prims.is_empty() {
+        let mut bytes = Vec::new();
+        db.prims.encode(&mut bytes);
+        let mut h = Fnv::new();
+        h.write(&bytes);
         total = total.wrapping_add(h.finish());
     }
     total ^ (db.len() as u64)
