@@ -8,6 +8,7 @@
 // GET /?rid=ID  counts the visit in the session, then appends ID to the shared
 //               document's log under the lock; answers {app, n, token, rid} as JSON.
 // GET /doc      the document: its log and last edit.
+// GET /members  the instances in the group "apps", and the broadcasts this one heard.
 // GET /health   200 when Tandem answers PING (for the load balancer's checks).
 'use strict';
 
@@ -28,6 +29,12 @@ const LOG = '{doc}log';
 const BODY = '{doc}body';
 const LOCK_TTL_MS = 10000; // a holder that dies loses the lock after this
 const LOCK_WAIT_MS = 10000; // how long a request queues for the lock
+// Broadcasts: every edit is announced here; the group's joins and leaves come on
+// Tandem's own channel for the group.
+const GROUP = 'apps';
+const CHANGES = 'doc:changes';
+const GROUP_EVENTS = `__tandem__:group:${GROUP}`;
+const HEARD_MAX = 20;
 
 // Sessions: one shared connection (commands are pipelined on it).
 const tandem = createClient({ url: TANDEM_URL });
@@ -54,6 +61,31 @@ async function editDocument(rid, text) {
     }
     return token;
   });
+}
+
+// Membership: a connection of its own with an explicit session, so that after a
+// reconnect (RESUME within the client-reconnect-window) the instance is still the
+// same member; it leaves the group a window after it dies.
+const member = createClient({ url: TANDEM_URL });
+member.on('error', (e) => console.error(`${APP_NAME}: tandem (member): ${e.message}`));
+let sessionId = null;
+member.on('ready', () => {
+  const resume = sessionId ? member.sendCommand(['TANDEM.SESSION', 'RESUME', sessionId]) : Promise.reject(new Error('no session'));
+  resume
+    .catch(async () => {
+      sessionId = String(await member.sendCommand(['TANDEM.SESSION', 'OPEN']));
+    })
+    .then(() => member.sendCommand(['TANDEM.GROUP', 'JOIN', GROUP, APP_NAME, `http://127.0.0.1:${PORT}/`]))
+    .catch((e) => console.error(`${APP_NAME}: joining ${GROUP}: ${e.message}`));
+});
+
+// What this instance heard: edits broadcast by every instance, joins and leaves.
+const heard = [];
+const listener = member.duplicate();
+listener.on('error', (e) => console.error(`${APP_NAME}: tandem (listener): ${e.message}`));
+function hear(message, channel) {
+  heard.push(`${channel}: ${message}`);
+  if (heard.length > HEARD_MAX) heard.shift();
 }
 
 const app = express();
@@ -85,12 +117,24 @@ app.get('/doc', async (_req, res, next) => {
   }
 });
 
+app.get('/members', async (_req, res, next) => {
+  try {
+    const flat = await tandem.sendCommand(['TANDEM.GROUP', 'MEMBERS', GROUP]);
+    const members = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) members[flat[i]] = flat[i + 1];
+    res.json({ app: APP_NAME, members, heard });
+  } catch (e) {
+    next(e);
+  }
+});
+
 app.get('/', async (req, res, next) => {
   try {
     const n = (req.session.n || 0) + 1;
     req.session.n = n;
     const rid = String(req.query.rid || crypto.randomUUID());
     const token = await editDocument(rid, `edit ${rid} by ${APP_NAME} (visit ${n} of its session)`);
+    await tandem.publish(CHANGES, `${rid} edited by ${APP_NAME} with token ${token}`);
     // express-session writes the session before the response ends.
     res.json({ app: APP_NAME, n, token, rid });
   } catch (e) {
@@ -101,8 +145,24 @@ app.get('/', async (req, res, next) => {
 async function main() {
   await tandem.connect();
   await locks.connect();
+  await member.connect();
+  await listener.connect();
+  await listener.subscribe([CHANGES, GROUP_EVENTS], hear);
   const server = app.listen(PORT, '127.0.0.1', () => console.log(`${APP_NAME} listening on http://127.0.0.1:${PORT}/`));
-  const stop = () => server.close(() => Promise.allSettled([tandem.quit(), locks.close()]).then(() => process.exit(0)));
+  // Leaving on purpose: CLOSE ends the session now, so the instance leaves the group
+  // at once instead of a window later.
+  const stop = () => {
+    // Not longer than this, Tandem or not.
+    setTimeout(() => process.exit(0), 3000).unref();
+    server.closeIdleConnections();
+    server.close(() =>
+      member
+        .sendCommand(['TANDEM.SESSION', 'CLOSE'])
+        .catch(() => {})
+        .then(() => Promise.allSettled([tandem.quit(), locks.close(), member.quit(), listener.quit()]))
+        .then(() => process.exit(0))
+    );
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

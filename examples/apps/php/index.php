@@ -9,6 +9,8 @@
 // GET /?rid=ID  counts the visit in the session, then appends ID to the shared
 //               document's log under the lock; answers {app, n, token, rid} as JSON.
 // GET /doc      the document: its log and last edit.
+// GET /members  the instances in the group "apps" (the Node and Python apps join it;
+//               a PHP request lives too briefly to be a member, see examples/README.md).
 // GET /health   200 when Tandem answers PING (for the load balancer's checks).
 
 $host = getenv('TANDEM_HOST') ?: '127.0.0.1';
@@ -22,6 +24,8 @@ const LOG = '{doc}log';
 const BODY = '{doc}body';
 const LOCK_TTL_MS = 10000; // a holder that dies loses the lock after this
 const LOCK_WAIT_MS = 10000; // how long a request queues for the lock
+const GROUP = 'apps';
+const CHANGES = 'doc:changes'; // every edit is broadcast here
 
 // Sessions in Tandem, locked while a request runs: two requests of one browser on
 // two instances take turns instead of overwriting each other's session.
@@ -81,13 +85,23 @@ try {
         $log = $r->lRange(LOG, 0, -1);
         header('Content-Type: application/json');
         echo json_encode(['app' => $app, 'body' => $r->get(BODY), 'edits' => count($log), 'log' => $log]);
+    } elseif ($path === '/members') {
+        $flat = tandem_command(tandem($host, $port), 'TANDEM.GROUP', 'MEMBERS', GROUP);
+        $members = [];
+        for ($i = 0; $i + 1 < count($flat); $i += 2) {
+            $members[$flat[$i]] = $flat[$i + 1];
+        }
+        header('Content-Type: application/json');
+        echo json_encode(['app' => $app, 'members' => (object) $members]);
     } elseif ($path === '/') {
         session_start();
         $n = ($_SESSION['n'] ?? 0) + 1;
         $_SESSION['n'] = $n;
         session_write_close(); // written (and its lock released) before the edit
         $rid = (string) ($_GET['rid'] ?? bin2hex(random_bytes(8)));
-        $token = edit_document(tandem($host, $port), $rid, "edit $rid by $app (visit $n of its session)");
+        $r = tandem($host, $port);
+        $token = edit_document($r, $rid, "edit $rid by $app (visit $n of its session)");
+        $r->publish(CHANGES, "$rid edited by $app with token $token");
         header('Content-Type: application/json');
         echo json_encode(['app' => $app, 'n' => $n, 'token' => $token, 'rid' => $rid]);
     } else {
