@@ -168,7 +168,8 @@ impl Haproxy {
             .iter()
             .map(|m| format!("  server {} {}:{} check port {} inter 200 fall 1 rise 1\n", m.name, m.host, m.client_port, m.management_port))
             .collect();
-        let web: String = apps.iter().map(|(name, port)| format!("  server {name} 127.0.0.1:{port} check inter 1s fall 5 rise 1\n")).collect();
+        let web: String =
+            apps.iter().map(|(name, port)| format!("  server {name} 127.0.0.1:{port} check inter 1s fall 5 rise 1\n")).collect();
         let config = format!(
             "global\n  maxconn 512\n  stats socket {socket} mode 600 level admin\n\n\
              defaults\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n  timeout check 2s\n\n\
