@@ -247,6 +247,7 @@ struct Visit {
     n: Option<u64>,
     token: Option<u64>,
     app: Option<String>,
+    elapsed: Duration,
 }
 
 impl Browser {
@@ -276,11 +277,12 @@ impl Browser {
     }
 
     fn visit(&mut self, port: u16, rid: u64) -> Visit {
+        let started = std::time::Instant::now();
         let (status, body) = self.get(port, &format!("/?rid={rid}")).unwrap_or_else(|e| (0, e));
         let json: Option<serde_json::Value> = (status == 200).then(|| serde_json::from_str(&body).ok()).flatten();
         let field = |k: &str| json.as_ref().and_then(|j| j[k].as_u64());
         let app = json.as_ref().and_then(|j| j["app"].as_str().map(str::to_string));
-        Visit { rid, status, n: field("n"), token: field("token"), app, body }
+        Visit { rid, status, n: field("n"), token: field("token"), app, body, elapsed: started.elapsed() }
     }
 }
 
@@ -400,6 +402,11 @@ fn run(app: App) {
         m
     });
     eprintln!("served by instance: {served:?}; killed {victim}; tandem active {first_active} → {active}, stalled {stalled}");
+    // What the faults did, for the reader (not asserted: the timing is the machine's).
+    let resent = (0..3).map(|i| cluster.stderr(i).matches("sending them to the new active").count()).sum::<usize>();
+    let mut slowest: Vec<(Duration, u64)> = visits.iter().map(|v| (v.elapsed, v.rid)).collect();
+    slowest.sort_unstable_by(|a, b| b.cmp(a));
+    eprintln!("mirrors' resends to the new active: {resent}; slowest requests (time, request): {:?}", &slowest[..5]);
     let context = || logs(dir.path(), &cluster);
     let failed: Vec<(u64, u16, &str)> = visits.iter().filter(|v| v.status != 200).map(|v| (v.rid, v.status, v.body.as_str())).collect();
     assert!(failed.is_empty(), "{} requests not answered 200 (request, status, body): {failed:#?}\n{}", failed.len(), context());
