@@ -422,6 +422,15 @@ fn run(app: App) {
     }
     let twice: Vec<_> = times.iter().filter(|(_, &n)| n > 1).collect();
     assert!(twice.is_empty(), "writes applied more than once (request id, times): {twice:?}\n{}", context());
+    // phpredis goes on without the session lock when it cannot take it, and says so
+    // only in the log.
+    for name in names.iter().filter(|_| matches!(app, App::Php)) {
+        let errors = std::fs::read_to_string(dir.path().join(format!("{name}.php-errors"))).unwrap_or_default();
+        assert!(
+            !errors.contains("session lock") && !errors.contains("Failed to write session data"),
+            "{name} logged session trouble:\n{errors}"
+        );
+    }
     let rids: Vec<String> = (1..=REQUESTS).map(|r| r.to_string()).collect();
     assert_eq!(log, rids, "the document's log holds each request's id once, in order\n{}", context());
 }
