@@ -348,6 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop { config, name, force } => {
             let file = Config::from_file(&config)?;
             println!("{}", control_runtime()?.block_on(control::stop(&file, &name, force))?);
+            wait_data_released(&file, |server| server == name);
             Ok(())
         }
         Command::Failover { config, stripe, to } => {
@@ -360,6 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for line in control_runtime()?.block_on(control::shutdown(&file))? {
                 println!("{line}");
             }
+            wait_data_released(&file, |_| true);
             Ok(())
         }
     }
@@ -502,6 +504,34 @@ fn demo(voter: bool, stripes: usize) -> anyhow::Result<()> {
     eprintln!("stopping the demo");
     drop(cluster);
     Ok(())
+}
+
+/// After `tandem stop` or `shutdown`: a server that no longer answers may still be
+/// finishing (its last log writes) and holds its data directory until it exits, so
+/// starting it again or `tandem clear-data` at once would find the directory in use.
+/// Where a stopped server's data directory is on this machine (as seen from here),
+/// wait, up to 30 s, for the process named in its lock file to be gone; elsewhere
+/// there is nothing to wait for (a service manager waits for the exit itself).
+fn wait_data_released(config: &Config, stopped: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for server in config.stripes.iter().flat_map(|s| &s.servers).filter(|s| stopped(&s.name)) {
+        let Ok(text) = std::fs::read_to_string(server.data.join("LOCK")) else { continue };
+        let Ok(pid) = text.trim().parse::<u32>() else { continue };
+        // Only a live tandem process is waited for (/proc: Linux). A zombie (exited, not
+        // yet reaped by its parent) has closed its files already: state Z in its stat.
+        let holds = || {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("Z");
+            comm.trim() == "tandem" && state != "Z" && state != "X"
+        };
+        while holds() && pid != std::process::id() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if holds() {
+            eprintln!("tandem: {} (pid {pid}) still runs after 30 s; its data directory stays in use until it exits", server.name);
+        }
+    }
 }
 
 fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
