@@ -20,8 +20,11 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     if let Ok(given) = std::env::var("TANDEM_BUILD") {
         println!("cargo:rustc-env=TANDEM_BUILD={given}");
+        println!("cargo:rustc-env=TANDEM_BUILD_SOURCE=env");
         return;
     }
+    // Where the build came from (git, env or none), for the test of `--version`.
+    let mut source = "none";
     let build = match git(&["rev-parse", "--short=12", "HEAD"]) {
         Some(commit) => {
             // Watch what moves when a commit is made: HEAD (a branch switch) and the
@@ -33,9 +36,11 @@ fn main() {
                     println!("cargo:rerun-if-changed={}", PathBuf::from(&common).join(branch).display());
                 }
             }
+            source = "git";
             format!("commit {commit}")
         }
         None => "unknown: not built from a git checkout".to_string(),
     };
     println!("cargo:rustc-env=TANDEM_BUILD={build}");
+    println!("cargo:rustc-env=TANDEM_BUILD_SOURCE={source}");
 }
