@@ -5,8 +5,9 @@
 //! Each `## ` section with `sh` blocks is one bash script (`set -euo pipefail`), run in
 //! a fresh directory holding a copy of `examples/config/` in which the one address the
 //! files and the guide use, 127.0.0.1, is replaced by a loopback address of the
-//! section's own (127.0.9x.1): the fixed ports of the examples then clash with nothing
-//! else on the machine. That substitution is the only change. `tandem` on the PATH is
+//! section's own (127.0.N.1, N picked at random among those where every port of the
+//! examples is free): the fixed ports of the examples then clash with nothing else on
+//! the machine. That substitution is the only change. `tandem` on the PATH is
 //! this build's binary. A line ending in `# → TEXT` must print TEXT (lines joined by
 //! spaces). Servers started with `&` are killed with the script's process group when
 //! the section ends, whatever happened. `TANDEM_DOCS_VERBOSE=1` prints every section's
@@ -75,9 +76,49 @@ expect_output() {
 set -x
 "#;
 
+/// Every port the example configs use.
+fn example_ports() -> Vec<u16> {
+    let mut ports = Vec::new();
+    for entry in std::fs::read_dir(repo().join("examples/config")).expect("examples/config") {
+        let config = tandem::config::Config::from_file(entry.expect("entry").path()).expect("a valid example");
+        for stripe in &config.stripes {
+            for s in &stripe.servers {
+                ports.extend([s.client_port, s.group_port, s.management_port]);
+                ports.extend(s.cluster_port);
+            }
+            ports.extend(stripe.voters.iter().map(|v| v.group_port));
+        }
+    }
+    ports.retain(|p| *p != 0);
+    ports
+}
+
+/// Loopback addresses handed out in this process (sections run side by side).
+static TAKEN: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// A loopback address 127.0.N.1 (N from 100 to 249, at random: another test run on
+/// the same machine, from another checkout, may be using one) on which every port
+/// of the examples is free right now.
+fn pick_host() -> Result<String, String> {
+    let ports = example_ports();
+    for _ in 0..50 {
+        let octet = 100 + rand::random::<u8>() % 150;
+        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+        if taken.contains(&octet) {
+            continue;
+        }
+        let host = format!("127.0.{octet}.1");
+        if ports.iter().all(|p| std::net::TcpListener::bind((host.as_str(), *p)).is_ok()) {
+            taken.push(octet);
+            return Ok(host);
+        }
+    }
+    Err("no loopback address 127.0.100-249.1 had every port of the examples free".into())
+}
+
 /// Runs one section's blocks as one script; returns its combined output on failure.
-fn run_section(index: usize, title: &str, blocks: &[&Block]) -> Result<Duration, String> {
-    let host = format!("127.0.{}.1", 90 + index);
+fn run_section(title: &str, blocks: &[&Block]) -> Result<Duration, String> {
+    let host = pick_host()?;
     let dir = tempfile::Builder::new().prefix("tandem-docs-").tempdir().map_err(|e| e.to_string())?;
     let examples = dir.path().join("examples/config");
     std::fs::create_dir_all(&examples).map_err(|e| e.to_string())?;
@@ -152,11 +193,10 @@ fn every_command_in_the_operations_guide_runs_as_shown() {
         "the guide's commands use redis-cli: install redis-tools (bash scripts/test-deps.sh does)"
     );
     let sections = sections(&guide());
-    let runnable: Vec<(usize, String, Vec<&Block>)> = sections
+    let runnable: Vec<(String, Vec<&Block>)> = sections
         .iter()
-        .enumerate()
-        .map(|(i, (title, blocks))| (i, title.clone(), blocks.iter().filter(|b| b.lang == "sh").collect::<Vec<_>>()))
-        .filter(|(_, _, blocks)| !blocks.is_empty())
+        .map(|(title, blocks)| (title.clone(), blocks.iter().filter(|b| b.lang == "sh").collect::<Vec<_>>()))
+        .filter(|(_, blocks)| !blocks.is_empty())
         .collect();
     assert!(runnable.len() >= 5, "the guide lost its runnable sections: {}", runnable.len());
     // Two sections at a time: each starts up to six debug-build processes on a
@@ -165,7 +205,7 @@ fn every_command_in_the_operations_guide_runs_as_shown() {
     for pair in runnable.chunks(2) {
         let results: Vec<(String, Result<Duration, String>)> = std::thread::scope(|scope| {
             let handles: Vec<_> =
-                pair.iter().map(|(i, title, blocks)| (title.clone(), scope.spawn(move || run_section(*i, title, blocks)))).collect();
+                pair.iter().map(|(title, blocks)| (title.clone(), scope.spawn(move || run_section(title, blocks)))).collect();
             handles.into_iter().map(|(title, h)| (title, h.join().unwrap_or_else(|_| Err("the runner panicked".into())))).collect()
         });
         for (title, result) in results {
