@@ -164,3 +164,30 @@ fn json_logs_are_one_object_a_line_with_stripe_and_server() {
     }
     assert!(states.iter().any(|s| s == "ACTIVE-COORDINATOR"), "no state change to ACTIVE-COORDINATOR logged: {states:?}\n{log}");
 }
+
+#[test]
+fn failovers_and_refusals_get_a_log_line_naming_stripe_and_server() {
+    use support::cluster::{wait_until, Cluster, Spec};
+    let cluster = Cluster::start(Spec::servers(3));
+    let everyone = [0, 1, 2];
+    let old = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let (ok, out) = cluster.ctl(&["failover", "--stripe", "A"]);
+    assert!(ok, "{out}");
+    let new = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    assert_ne!(old, new);
+    // Refused: the new active is already the active.
+    let (ok, out) = cluster.ctl(&["failover", "--stripe", "A", "--to", &cluster.members[new].name]);
+    assert!(!ok, "{out}");
+    let line_of = |i: usize, message: &str| cluster.stderr(i).lines().find(|l| l.contains(message)).map(String::from).unwrap_or_default();
+    let logged = wait_until(Duration::from_secs(10), || {
+        !line_of(old, "failover: handed the active over").is_empty() && !line_of(new, "failover refused").is_empty()
+    });
+    assert!(logged, "{}", cluster.all_stderr());
+    let handed = line_of(old, "failover: handed the active over");
+    assert!(handed.starts_with(&format!("A/{} ", cluster.members[old].name)), "{handed}");
+    assert!(handed.contains(&format!("to={}", cluster.members[new].name)), "{handed}");
+    let refused = line_of(new, "failover refused");
+    assert!(refused.starts_with(&format!("A/{} ", cluster.members[new].name)) && refused.contains("already the active"), "{refused}");
+    let elected = line_of(new, "state=ACTIVE-COORDINATOR");
+    assert!(elected.starts_with(&format!("A/{} ", cluster.members[new].name)), "the new active's state change: {elected:?}");
+}
