@@ -188,10 +188,12 @@ fn guide() -> String {
 
 #[test]
 fn every_command_in_the_operations_guide_runs_as_shown() {
-    assert!(
-        Command::new("redis-cli").arg("--version").output().is_ok_and(|o| o.status.success()),
-        "the guide's commands use redis-cli: install redis-tools (bash scripts/test-deps.sh does)"
-    );
+    for (tool, package) in [("redis-cli", "redis-tools"), ("curl", "curl")] {
+        assert!(
+            Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success()),
+            "the guide's commands use {tool}: install {package} (bash scripts/test-deps.sh does)"
+        );
+    }
     let sections = sections(&guide());
     let runnable: Vec<(String, Vec<&Block>)> = sections
         .iter()
