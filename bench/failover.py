@@ -12,6 +12,12 @@ first SET that was sent after the kill and acknowledged (its reply is the end of
 failover); restarts the killed server with the command line in WORK/NAME.cmd (stderr to
 WORK/NAME.log, its pid written back to WORK/NAME.pid, so the caller's cleanup finds it).
 
+Beside it, a client of a mirror (DESIGN.md §6, transparent failover): each round it is
+moved to a server that is a mirror at the time of the kill and INCRs failover:mirror
+without pause over one connection with a long timeout, never retrying by itself. Its
+errors, its duplicates (an INCR reply that skips a number: a write applied twice) and
+each round's longest wait for one reply (the latency the failover added) are reported.
+
 At the end the counter is read back: it must be at least the last acknowledged value
 (an acknowledged write was lost otherwise).
 
@@ -36,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 KEY = "failover:counter"
+MIRROR_KEY = "failover:mirror"
 
 
 def client(port, timeout):
@@ -88,6 +95,57 @@ class Writer(threading.Thread):
                 r, i = None, i + 1
                 if isinstance(e, (redis.ConnectionError, redis.ResponseError)) and not isinstance(e, redis.TimeoutError):
                     time.sleep(0.002)  # refused at once: do not spin against a dead port
+
+
+class MirrorClient(threading.Thread):
+    """INCRs failover:mirror on the port given by use(), one command at a time."""
+
+    def __init__(self, timeout):
+        super().__init__(daemon=True)
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.port = None
+        self.last = 0            # last INCR reply
+        self.acked_at = 0.0      # monotonic time of the last reply
+        self.errors = []
+        self.duplicates = 0
+        self.round_max = 0.0     # longest wait for one reply since reset()
+
+    def use(self, port):
+        with self.lock:
+            self.port = port
+
+    def reset(self):
+        with self.lock:
+            self.round_max = 0.0
+
+    def run(self):
+        r, on = None, None
+        while not self.stop.is_set():
+            with self.lock:
+                port = self.port
+            if port is None:
+                time.sleep(0.01)
+                continue
+            try:
+                if r is None or on != port:
+                    if r is not None:
+                        r.close()
+                    r, on = client(port, self.timeout), port
+                sent = time.monotonic()
+                v = r.incr(MIRROR_KEY)
+                done = time.monotonic()
+                with self.lock:
+                    if v != self.last + 1:
+                        self.duplicates += 1
+                    self.last, self.acked_at = v, done
+                    self.round_max = max(self.round_max, done - sent)
+            except (redis.RedisError, OSError) as e:
+                with self.lock:
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                r = None
+                time.sleep(0.01)
 
 
 def states(members, from_role, status_cmd=None):
@@ -159,7 +217,9 @@ def main():
     wait_whole(members, args.state_from_role, args.status_cmd)
     w = Writer([p for _, p in members], args.timeout)
     w.start()
-    times = []
+    mc = MirrorClient(10.0)
+    mc.start()
+    times, waits = [], []
     for rnd in range(1, args.rounds + 1):
         active = wait_whole(members, args.state_from_role, args.status_cmd)
         for name, p in procs.items():
@@ -170,7 +230,15 @@ def main():
             if time.monotonic() - t > 30:
                 raise SystemExit("failover: the writer has no acknowledgement on a whole stripe")
             time.sleep(0.01)
+        mirror_port = next(p for n, p in members if n != active)
+        mc.use(mirror_port)
+        t = time.monotonic()
+        while mc.acked_at < t:  # the mirror's client is through on its new server
+            if time.monotonic() - t > 30:
+                raise SystemExit("failover: the mirror's client has no reply on a whole stripe")
+            time.sleep(0.01)
         time.sleep(0.2)
+        mc.reset()
         pid = int(open(os.path.join(args.work, active + ".pid")).read())
         w.arm(time.monotonic())
         os.kill(pid, signal.SIGKILL)
@@ -189,8 +257,15 @@ def main():
             acked_at, port = w.first_after
             ft = acked_at - w.kill_time
         times.append(ft)
-        print(f"round {rnd:2d}: killed {active} (pid {pid}), first acknowledged write after {ft * 1000:8.1f} ms (via port {port})",
-              flush=True)
+        killed_at = w.kill_time
+        while mc.acked_at < acked_at:  # the mirror's client has a reply from after the failover
+            if time.monotonic() - killed_at > 60:
+                raise SystemExit(f"failover: round {rnd}: the mirror's client got no reply within 60 s of the kill")
+            time.sleep(0.01)
+        with mc.lock:
+            waits.append(mc.round_max)
+        print(f"round {rnd:2d}: killed {active} (pid {pid}), first acknowledged write after {ft * 1000:8.1f} ms (via port {port});"
+              f" mirror client's longest wait {mc.round_max * 1000:8.1f} ms", flush=True)
         if not args.restart_first:
             if active in procs:
                 procs[active].wait()
@@ -199,6 +274,8 @@ def main():
     time.sleep(0.2)
     w.stop.set()
     w.join(5)
+    mc.stop.set()
+    mc.join(15)
     final = None
     for _, port in members:
         try:
@@ -213,7 +290,22 @@ def main():
           f"{'  (p99 = max: fewer than 100 rounds)' if len(ms) < 100 else ''}  min {ms[0]:.1f} ms  max {ms[-1]:.1f} ms")
     print(f"writer: {w.acked} writes acknowledged, {w.errors} errors/timeouts retried; counter read back {final}"
           f" ({'OK' if final is not None and final >= w.acked else 'LOST ACKNOWLEDGED WRITES'})")
+    mirror_final = None
+    for _, port in members:
+        try:
+            mirror_final = int(client(port, 2).get(MIRROR_KEY))
+            break
+        except (redis.RedisError, OSError, TypeError):
+            continue
+    ws = sorted(x * 1000 for x in waits)
+    print(f"mirror client: {mc.last} INCRs acknowledged, {len(mc.errors)} errors, {mc.duplicates} duplicates;"
+          f" counter read back {mirror_final}; longest wait per kill: median {statistics.median(ws):.1f} ms,"
+          f" p99 {ws[rank99 - 1]:.1f} ms, max {ws[-1]:.1f} ms")
+    for e in mc.errors[:5]:
+        print(f"  mirror client error: {e}")
     if final is None or final < w.acked:
+        sys.exit(1)
+    if mc.errors or mc.duplicates or mirror_final != mc.last:
         sys.exit(1)
 
 

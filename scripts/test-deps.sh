@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages.
 #   redis-server, redis-tools: the peer for side-by-side tests and benchmarks.
-#   php-cli, php-redis, haproxy: PHP session handlers behind a load balancer (end-to-end tests);
+#   php-cli, php-redis, haproxy: PHP session handlers behind a load balancer (end-to-end tests,
+#     the example apps of examples/ behind HAProxy: tests/apps_e2e.rs);
 #     haproxy also health-checks /readyz in tests/management_haproxy.rs.
 #   prometheus: its promtool checks a live /metrics scrape (tests/management_http.rs).
 #   chromium, chromium-driver: the console in a headless browser (tests/management_console.rs).
@@ -17,11 +18,14 @@ APT_PACKAGES=(redis-server redis-tools php-cli php-redis haproxy prometheus chro
 
 # npm packages (tests/node/package.json, versions pinned by its package-lock.json):
 #   ioredis, redis (node-redis): slot-routing cluster clients in tests/cluster_protocol.rs.
+#   express, express-session, connect-redis, redis: the example Node app (examples/apps/node/package.json,
+#     its own package-lock.json), run by tests/apps_e2e.rs and examples/run.sh.
 # Node itself comes from Debian when missing.
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
 
 # PyPI packages, installed for the python3 on PATH.
-#   redis: redis-py (Lock, RedisCluster, client-side caching) in end-to-end tests.
+#   redis: redis-py (Lock, RedisCluster, client-side caching) in end-to-end tests, and the
+#     example Python app (examples/apps/python).
 PIP_PACKAGES=("redis==5.2.1")
 
 missing=()
@@ -52,4 +56,8 @@ done
 if [ ! -d tests/node/node_modules/ioredis ] || [ ! -d tests/node/node_modules/redis ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
   echo "--- npm ci (tests/node)"
   npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi
+if [ ! -d examples/apps/node/node_modules/connect-redis ] || [ examples/apps/node/package-lock.json -nt examples/apps/node/node_modules ]; then
+  echo "--- npm ci (examples/apps/node)"
+  npm ci --prefix examples/apps/node --no-audit --no-fund --loglevel=error
 fi

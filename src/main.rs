@@ -596,6 +596,7 @@ fn server_options(
         data_storage_bytes: server.data_storage_bytes,
         requirepass: config.cluster.requirepass.clone(),
         aclfile: config.cluster.aclfile.clone(),
+        client_reconnect_window_ms: config.cluster.client_reconnect_window_ms,
         config_file: file,
         management,
     })

@@ -44,6 +44,7 @@ pub mod sets;
 pub mod sort;
 pub mod streams;
 pub mod strings;
+pub mod tandem;
 pub mod transactions;
 pub mod zset_multi;
 pub mod zsets;
@@ -164,6 +165,14 @@ pub mod flags {
     /// A write to the stripe's log that Redis does not count as a write (SCRIPT
     /// LOAD/FLUSH change no data): CLIENT PAUSE WRITE lets it through. Not shown.
     pub const NOT_PAUSED: u32 = 1 << 18;
+    /// Runs for a client session (TANDEM.LOCK, TANDEM.GROUP JOIN): admission appends
+    /// the connection's session (`SESSION <id>`), opening an implicit one if it has
+    /// none. Not shown.
+    pub const SESSION_BOUND: u32 = 1 << 19;
+    /// Opens, resumes, closes or describes the connection's session: the connection
+    /// fills in its session and attaches to (or detaches from) what the reply says
+    /// (`server::sessions`). Not shown.
+    pub const SESSION_CONTROL: u32 = 1 << 20;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -223,7 +232,14 @@ pub struct WaitSpec {
     /// Whether a mirror may send the waiting command again to a new active when
     /// the old one is lost: only where running it twice loses nothing.
     pub resend_after_failover: bool,
+    /// What to run when the wait ends unserved (its timeout, the client gone): a
+    /// wait that is replicated state (a lock's FIFO queue) must be left, and a grant
+    /// that raced the timeout is answered instead of nil.
+    pub withdraw: Option<Withdraw>,
 }
+
+/// See [`WaitSpec::withdraw`]: the command that ends a wait, from the waiting one.
+pub type Withdraw = fn(&[Bytes]) -> Vec<Bytes>;
 
 /// See [`WaitSpec::prepare`].
 pub struct Prepared {
@@ -497,6 +513,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         zset_multi::COMMANDS,
         scripting::COMMANDS,
         acl::COMMANDS,
+        tandem::COMMANDS,
     ]
     .into_iter()
     .flatten()

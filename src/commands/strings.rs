@@ -107,10 +107,21 @@ fn store_string_at(ctx: &mut WriteCtx, key: &[u8], index: Option<usize>, value: 
     }
 }
 
+/// `SET key value [NX | XX | IFEQ expected] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`.
+///
+/// `IFEQ expected` is Valkey 8.1's compare-and-set: the key is set (value and expiry
+/// options) only if it holds a string equal to `expected`; a missing key is not
+/// created. Replies `OK`, or nil when nothing was set; with `GET`, the old value
+/// (nil for a missing key) whether or not it was set. A key of another type is
+/// `-WRONGTYPE`; `IFEQ` with `NX` or `XX` is a syntax error, as in Valkey. Decided in
+/// apply, so exact against every write before it in the log (the recipe for shared
+/// configuration in ARCHITECTURE.md).
 fn set(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let (key, value) = (&args[1], &args[2]);
     let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
     let mut expire_at: Option<u64> = None;
+    // IFEQ (Valkey 8.1): compare-and-set, exclusive with NX and XX.
+    let mut if_eq: Option<&Bytes> = None;
     let mut i = 3;
     while i < args.len() {
         let opt = &args[i];
@@ -126,8 +137,14 @@ fn set(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
             continue;
         }
         match () {
-            _ if is(opt, "nx") && !xx => nx = true,
-            _ if is(opt, "xx") && !nx => xx = true,
+            _ if is(opt, "nx") && !xx && if_eq.is_none() => nx = true,
+            _ if is(opt, "xx") && !nx && if_eq.is_none() => xx = true,
+            _ if is(opt, "ifeq") && !nx && !xx && if_eq.is_none() => {
+                let Some(expected) = args.get(i + 1) else { return Err(Reply::err(ERR_SYNTAX)) };
+                if_eq = Some(expected);
+                i += 2;
+                continue;
+            }
             _ if is(opt, "get") => get = true,
             _ if is(opt, "keepttl") && expire_at.is_none() => keep_ttl = true,
             _ => return Err(Reply::err(ERR_SYNTAX)),
@@ -137,11 +154,15 @@ fn set(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let index = ctx.live_index(key);
     let old = match index.and_then(|i| ctx.db.item_at(i)) {
         None => None,
-        Some(item) if get => Some(item.value.as_str()?.clone()),
+        Some(item) if get || if_eq.is_some() => Some(item.value.as_str()?.clone()),
         Some(_) => Some(Vec::new()),
     };
     let exists = old.is_some();
-    let done = !(nx && exists || xx && !exists);
+    let done = match if_eq {
+        // Only an existing string equal to `expected` is replaced; nothing is created.
+        Some(expected) => old.as_deref() == Some(&expected[..]),
+        None => !(nx && exists || xx && !exists),
+    };
     if done {
         store_string_at(ctx, key, index, value, expire_at, keep_ttl);
     }
@@ -534,6 +555,36 @@ mod tests {
         assert_eq!(classes(&mut st, &["set", "b", "1"]), vec![(b'n', "new"), (b'$', "set")]);
         assert_eq!(classes(&mut st, &["set", "b", "2"]), vec![(b'$', "set")]);
         assert_eq!(classes(&mut st, &["rpush", "l", "x"]), vec![(b'n', "new"), (b'l', "rpush")]);
+    }
+
+    #[test]
+    fn set_ifeq_replaces_only_an_equal_string_as_valkey_does() {
+        let mut st = Store::new();
+        assert_eq!(run(&mut st, 0, &["set", "cfg", "v2", "ifeq", "v1"]), Reply::Nil, "a missing key is not created");
+        assert_eq!(run(&mut st, 0, &["exists", "cfg"]), Reply::Int(0));
+        run(&mut st, 0, &["set", "cfg", "v1"]);
+        assert_eq!(run(&mut st, 0, &["set", "cfg", "v2", "ifeq", "other"]), Reply::Nil);
+        assert_eq!(run(&mut st, 0, &["get", "cfg"]), bulk("v1"));
+        assert_eq!(run(&mut st, 0, &["set", "cfg", "v2", "IFEQ", "v1", "px", "5000"]), OK);
+        assert_eq!(run(&mut st, 0, &["pttl", "cfg"]), Reply::Int(5000));
+        assert_eq!(run(&mut st, 0, &["set", "cfg", "v3", "ifeq", "v2", "get", "keepttl"]), bulk("v2"), "GET answers the old value");
+        assert_eq!(run(&mut st, 0, &["pttl", "cfg"]), Reply::Int(5000));
+        assert_eq!(run(&mut st, 0, &["set", "cfg", "v4", "ifeq", "nope", "get"]), bulk("v3"), "GET answers even when not set");
+        assert_eq!(run(&mut st, 0, &["get", "cfg"]), bulk("v3"));
+        run(&mut st, 0, &["rpush", "list", "a"]);
+        assert_eq!(
+            run(&mut st, 0, &["set", "list", "x", "ifeq", "a"]),
+            err("WRONGTYPE Operation against a key holding the wrong kind of value")
+        );
+        for bad in [
+            &["set", "cfg", "x", "ifeq", "v3", "nx"][..],
+            &["set", "cfg", "x", "xx", "ifeq", "v3"],
+            &["set", "cfg", "x", "ifeq"],
+            &["set", "cfg", "x", "ifeq", "a", "ifeq", "b"],
+        ] {
+            assert_eq!(run(&mut st, 0, bad), err("ERR syntax error"), "{bad:?}");
+        }
+        assert_eq!(run(&mut st, 0, &["get", "cfg"]), bulk("v3"));
     }
 
     fn texts() -> Store {

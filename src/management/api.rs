@@ -33,7 +33,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/console.js", summary: "the console's script" },
     Route { method: "GET", path: "/console.css", summary: "the console's style sheet" },
     Route { method: "GET", path: "/healthz", summary: "200 while the process runs" },
-    Route { method: "GET", path: "/readyz", summary: "200 when this server can serve clients now (?role=active: only the active)" },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        summary: "200 when this server can serve clients now (?role=active: only the active; ?role=mirror: only a mirror)",
+    },
     Route { method: "GET", path: "/metrics", summary: "Prometheus metrics of this server" },
     Route { method: "GET", path: "/api/v1", summary: "this list of endpoints" },
     Route { method: "GET", path: "/api/v1/cluster", summary: "the whole array: stripes, slots, servers" },
@@ -103,19 +107,23 @@ struct ReadyQuery {
     role: Option<String>,
 }
 
-/// 200 when this server serves clients now: the active (with its quorum), or — unless
-/// `?role=active` — a PASSIVE-STANDBY mirror, which knows its active and forwards to it.
+/// 200 when this server serves clients now: the active (with its quorum), or a
+/// PASSIVE-STANDBY mirror, which knows its active and forwards to it. `?role=active`
+/// asks for the active only; `?role=mirror` for a mirror only — a load balancer that
+/// sends clients to mirrors gives them failover without an error or a duplicate
+/// (their writes in flight go to the new active, tagged: DESIGN.md §6).
 async fn readyz(Extract(state): Extract<Arc<State>>, query: Result<Query<ReadyQuery>, QueryRejection>) -> Response {
-    let only_active = match query {
-        Ok(Query(ReadyQuery { role: None })) => false,
-        Ok(Query(ReadyQuery { role: Some(role) })) if role == "active" => true,
+    let (active_ok, mirror_ok) = match query {
+        Ok(Query(ReadyQuery { role: None })) => (true, true),
+        Ok(Query(ReadyQuery { role: Some(role) })) if role == "active" => (true, false),
+        Ok(Query(ReadyQuery { role: Some(role) })) if role == "mirror" => (false, true),
         Ok(Query(ReadyQuery { role: Some(role) })) => {
-            return ApiError::BadRequest(format!("role must be \"active\" (or left out), not {role:?}")).into_response()
+            return ApiError::BadRequest(format!("role must be \"active\" or \"mirror\" (or left out), not {role:?}")).into_response()
         }
         Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
     };
     let now = state.server_state();
-    let ready = now == ServerState::ActiveCoordinator || (!only_active && now == ServerState::PassiveStandby);
+    let ready = (active_ok && now == ServerState::ActiveCoordinator) || (mirror_ok && now == ServerState::PassiveStandby);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(serde_json::json!({ "ready": ready, "server": state.me(), "state": now.name(), "light": now.light() }))).into_response()
 }

@@ -20,6 +20,8 @@ const OP_TRANSACTION: u8 = 1;
 /// Added after format 1 was first written: older logs simply never contain it, so
 /// they read as before; an older build refuses a log holding it (unknown op tag).
 const OP_CHECKED_TRANSACTION: u8 = 2;
+/// A forwarded write's tag, then the op it wraps (`store::once`).
+const OP_ONCE: u8 = 3;
 
 pub fn put_log_id(out: &mut Vec<u8>, id: &LogId) {
     put_varint(out, id.leader_id.term);
@@ -124,25 +126,37 @@ pub fn put_entry(out: &mut Vec<u8>, entry: &Entry) {
     out.extend_from_slice(&entry.seed.to_le_bytes());
     put_varint(out, entry.ops.len() as u64);
     for op in &entry.ops {
-        match op {
-            Op::Command(args) => {
-                out.push(OP_COMMAND);
-                put_args(out, args);
+        put_op(out, op);
+    }
+}
+
+fn put_op(out: &mut Vec<u8>, op: &Op) {
+    match op {
+        Op::Command(args) => {
+            out.push(OP_COMMAND);
+            put_args(out, args);
+        }
+        Op::Transaction(cmds) => {
+            out.push(OP_TRANSACTION);
+            put_commands(out, cmds);
+        }
+        Op::Checked { watches, cmds } => {
+            out.push(OP_CHECKED_TRANSACTION);
+            put_varint(out, watches.len() as u64);
+            for w in watches {
+                put_bytes(out, &w.key);
+                put_varint(out, w.stamp.index);
+                put_varint(out, w.stamp.time_ms);
             }
-            Op::Transaction(cmds) => {
-                out.push(OP_TRANSACTION);
-                put_commands(out, cmds);
-            }
-            Op::Checked { watches, cmds } => {
-                out.push(OP_CHECKED_TRANSACTION);
-                put_varint(out, watches.len() as u64);
-                for w in watches {
-                    put_bytes(out, &w.key);
-                    put_varint(out, w.stamp.index);
-                    put_varint(out, w.stamp.time_ms);
-                }
-                put_commands(out, cmds);
-            }
+            put_commands(out, cmds);
+        }
+        Op::Once { tag, op } => {
+            out.push(OP_ONCE);
+            out.extend_from_slice(&tag.origin.to_le_bytes());
+            put_varint(out, tag.seq);
+            put_varint(out, tag.acked);
+            put_varint(out, tag.window_ms);
+            put_op(out, op);
         }
     }
 }
@@ -197,18 +211,31 @@ pub fn get_entry(d: &mut Decoder) -> Result<Entry, CodecError> {
     let n = d.count("op count", 2)?;
     let mut ops = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
-        let offset = d.offset();
-        ops.push(match d.u8("op tag")? {
-            OP_COMMAND => Op::Command(get_args(d)?),
-            OP_TRANSACTION => Op::Transaction(get_commands(d)?),
-            OP_CHECKED_TRANSACTION => {
-                let watches = get_watches(d)?;
-                Op::Checked { watches, cmds: get_commands(d)? }
-            }
-            tag => return Err(CodecError::Invalid { what: "op tag", offset, why: format!("unknown tag {tag}") }),
-        });
+        ops.push(get_op(d, false)?);
     }
     Ok(Entry { time_ms, seed, ops })
+}
+
+/// One op; a tagged one wraps exactly one untagged op.
+fn get_op(d: &mut Decoder, tagged: bool) -> Result<Op, CodecError> {
+    let offset = d.offset();
+    Ok(match d.u8("op tag")? {
+        OP_COMMAND => Op::Command(get_args(d)?),
+        OP_TRANSACTION => Op::Transaction(get_commands(d)?),
+        OP_CHECKED_TRANSACTION => {
+            let watches = get_watches(d)?;
+            Op::Checked { watches, cmds: get_commands(d)? }
+        }
+        OP_ONCE if !tagged => {
+            let origin = d.u64_le("once origin")?;
+            let seq = d.varint("once sequence")?;
+            let acked = d.varint("once acknowledged")?;
+            let window_ms = d.varint("once window")?;
+            let tag = crate::store::once::Tag { origin, seq, acked, window_ms };
+            Op::Once { tag, op: Box::new(get_op(d, true)?) }
+        }
+        tag => return Err(CodecError::Invalid { what: "op tag", offset, why: format!("unknown tag {tag}") }),
+    })
 }
 
 /// A Raft log entry → bytes (the body of one log record; the index is framed outside).
@@ -261,6 +288,10 @@ mod tests {
                 Op::Checked {
                     watches: vec![Watch { key: Bytes::from("w"), stamp: WatchStamp { index: 41, time_ms: 16 } }],
                     cmds: vec![vec![Bytes::from("SET"), Bytes::from("w"), Bytes::from("x")]],
+                },
+                Op::Once {
+                    tag: crate::store::once::Tag { origin: u64::MAX - 3, seq: 9, acked: 7, window_ms: 120_000 },
+                    op: Box::new(Op::Command(vec![Bytes::from("INCR"), Bytes::from("n")])),
                 },
             ],
         };

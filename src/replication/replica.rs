@@ -454,6 +454,18 @@ impl Replica {
         }
     }
 
+    /// True when a proposal here now will not meet an expired lease: this server is
+    /// the stripe's only voter, or not the active at all (it is refused as such), or
+    /// the active with a majority's acknowledgement within half an election time.
+    pub fn lease_fresh(&self) -> bool {
+        let half = self.election_time() / 2;
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let id = m.id;
+        let sole = m.membership_config.membership().get_joint_config().iter().all(|c| c.len() == 1 && c.contains(&id));
+        !m.state.is_leader() || sole || m.last_quorum_acked.as_ref().is_some_and(|t| openraft::Instant::elapsed(&**t) < half)
+    }
+
     /// True while this server is the active and the stripe's only voter.
     fn sole_voter(&self) -> bool {
         let m = self.raft.metrics();

@@ -16,6 +16,11 @@
 //!   payload 8: users   = count, then each ACL user held as its `user <name> <rules>`
 //!                        line, passwords as SHA-256 hashes (version 5; written
 //!                        whether or not any user is held)
+//!   payload 9: once    = the record of forwarded writes applied (`store::once`;
+//!                        version 6, written whether or not it holds any)
+//!   payload 10: prims  = client sessions, fenced locks (holder, FIFO waiters), groups
+//!                         and the last fencing token (store::prims; version 6; written
+//!                         whether or not any is held)
 //!   payload 2: end     = number of key records; from version 2 also the
 //!                        numbers of script and library records
 //! ```
@@ -28,6 +33,10 @@
 //! limits are the defaults.
 //! Versions 1 to 4 hold no users (no record 8): their users are none held, so the
 //! default user is the configured one, as before users were replicated.
+//! Versions 1 to 5 hold no record of forwarded writes (no record 9): it loads empty,
+//! as before writes were tagged.
+//! Versions 1 to 5 hold no sessions, locks or groups (no record 10): they load with
+//! none, and fencing tokens start at 1.
 //! Every record is checked on load; a bad one stops the load with the file and offset,
 //! a missing end record says the file was cut short. A snapshot is written to a
 //! temporary name, fsynced, then renamed, so a crash never leaves half a snapshot
@@ -45,7 +54,7 @@ use super::record::{get_snapshot_meta, put_snapshot_meta};
 use super::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"TNDMSNAP";
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The first format, without scripts: still read.
 const FORMAT_VERSION_NO_SCRIPTS: u32 = 1;
 /// With scripts, before key versions, removal floors and the entry time: still read.
@@ -54,6 +63,10 @@ const FORMAT_VERSION_UNVERSIONED: u32 = 2;
 const FORMAT_VERSION_NO_STREAMS: u32 = 3;
 /// With streams, before ACL users: still read.
 const FORMAT_VERSION_NO_USERS: u32 = 4;
+/// With users, before the record of forwarded writes: still read.
+const FORMAT_VERSION_NO_ONCE: u32 = 5;
+/// With ACL users, before sessions, locks and groups: still read.
+const FORMAT_VERSION_NO_PRIMS: u32 = 5;
 const KIND_META: u8 = 0;
 const KIND_KEY: u8 = 1;
 const KIND_END: u8 = 2;
@@ -63,6 +76,8 @@ const KIND_LIMITS: u8 = 5;
 const KIND_STATE: u8 = 6;
 const KIND_STREAM_LIMITS: u8 = 7;
 const KIND_USERS: u8 = 8;
+const KIND_ONCE: u8 = 9;
+const KIND_PRIMS: u8 = 10;
 /// Largest record: one key with its whole value (a big collection can pass 1 GiB);
 /// the length field is 32 bits.
 const RECORD_BYTES_MAX: usize = u32::MAX as usize;
@@ -147,6 +162,17 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     }
     frame(&payload, &mut out);
     payload.clear();
+    payload.push(KIND_ONCE);
+    db.once.encode(&mut payload);
+    if payload.len() > RECORD_BYTES_MAX {
+        return Err(std::io::Error::other("the record of forwarded writes is larger than one snapshot record can hold"));
+    }
+    frame(&payload, &mut out);
+    payload.clear();
+    payload.push(KIND_PRIMS);
+    db.prims.encode(&mut payload);
+    frame(&payload, &mut out);
+    payload.clear();
     payload.push(KIND_END);
     put_varint(&mut payload, count);
     put_varint(&mut payload, script_count);
@@ -195,7 +221,7 @@ pub fn commit(dir: &Path, tmp: &Path, index: u64) -> Result<PathBuf, SnapshotErr
     Ok(path)
 }
 
-/// Reads a snapshot back (version 4, or 1 to 3 as the module doc says). `file`
+/// Reads a snapshot back (version 6, or 1 to 5 as the module doc says). `file`
 /// names it in errors; `now_ms` seeds access metadata.
 pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db), SnapshotError> {
     let corrupt = |offset: usize, why: String| SnapshotError::Corrupt { file: file.to_string(), offset, why };
@@ -244,6 +270,8 @@ struct Loading {
     versioned: bool,
     with_streams: bool,
     with_users: bool,
+    with_once: bool,
+    with_prims: bool,
     /// Version 3: keys come only after the state record.
     state_read: bool,
 }
@@ -262,6 +290,8 @@ impl Loading {
             versioned,
             with_streams: version > FORMAT_VERSION_NO_STREAMS,
             with_users: version > FORMAT_VERSION_NO_USERS,
+            with_once: version > FORMAT_VERSION_NO_ONCE,
+            with_prims: version > FORMAT_VERSION_NO_PRIMS,
             state_read: !versioned,
         }
     }
@@ -316,6 +346,14 @@ impl Loading {
                 d.finish().map_err(bad)?;
                 let users = crate::acl::Users::from_held_lines(lines.iter().map(|l| l.as_str()))?;
                 self.db.acl = std::sync::Arc::new(users);
+            }
+            KIND_ONCE if started && self.with_once => {
+                self.db.once = crate::store::once::OnceRecord::decode(d).map_err(bad)?;
+                d.finish().map_err(bad)?;
+            }
+            KIND_PRIMS if started && self.with_prims => {
+                self.db.prims = crate::store::prims::Prims::decode(d).map_err(bad)?;
+                d.finish().map_err(bad)?;
             }
             KIND_END if started && self.state_read => {
                 self.end(d)?;
@@ -560,6 +598,70 @@ mod tests {
         bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_USERS.to_le_bytes());
         let err = decode(&bytes, "v4", 0).unwrap_err().to_string();
         assert!(err.contains("unexpected record kind 8"), "{err}");
+    }
+
+    #[test]
+    fn forwarded_writes_travel_in_snapshots_and_have_no_place_before_format_6() {
+        let mut st = Store::new();
+        let tag = crate::store::once::Tag { origin: 42, seq: 1, acked: 0, window_ms: 60_000 };
+        let incr = Op::Command(vec![Bytes::from_static(b"incr"), Bytes::from_static(b"n")]);
+        st.apply(&Entry { time_ms: 1_000, seed: 1, ops: vec![Op::Once { tag, op: Box::new(incr.clone()) }] });
+        let mut bytes = encode(&st.db, &meta_at(st.db.index()));
+        let (_, mut back) = decode(&bytes, "v6", 0).unwrap();
+        assert_eq!(back.once, st.db.once);
+        // After the snapshot, a copy sent again is still answered and not applied.
+        assert_eq!(back.once.decide(&tag, 2_000), crate::store::once::Decision::Replay(crate::protocol::reply::Reply::Int(1)));
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_ONCE.to_le_bytes());
+        let err = decode(&bytes, "v5", 0).unwrap_err().to_string();
+        assert!(err.contains("unexpected record kind 9"), "{err}");
+    }
+
+    /// A snapshot in format 5 (ACL users, no sessions, locks or groups), written by
+    /// main at 7bf8ab5 (the last build before them) after `SET plain v`, `HSET h f v`
+    /// and `ACL SETUSER app on >pw +@read ~app:*`.
+    const FORMAT_5_SNAPSHOT: &[u8] = include_bytes!("../../tests/fixtures/snapshot-format-5-7bf8ab5.snap");
+
+    #[test]
+    fn a_format_5_snapshot_loads_with_no_sessions_locks_or_groups() {
+        assert_eq!(FORMAT_5_SNAPSHOT[8..12], FORMAT_VERSION_NO_PRIMS.to_le_bytes());
+        let (meta, db) = decode(FORMAT_5_SNAPSHOT, "fixture", 0).unwrap();
+        assert_eq!(db.len(), 2);
+        assert!(!db.acl.pristine(), "its users come back");
+        assert!(db.prims.is_empty(), "no sessions, locks or groups; tokens start at 1");
+        let (_, again) = decode(&encode(&db, &meta), "again", 0).unwrap();
+        assert_eq!(crate::store::digest(&again), crate::store::digest(&db));
+        assert_eq!(again.prims, db.prims);
+        assert!(db.once.is_empty(), "no forwarded writes recorded");
+    }
+
+    #[test]
+    fn sessions_locks_groups_and_the_last_token_travel_in_snapshots() {
+        let mut st = Store::new();
+        apply(&mut st, 1_000, &["tandem.session", "open", "id", "a", "window", "5000"]);
+        apply(&mut st, 1_000, &["tandem.session", "open", "id", "b", "window", "5000"]);
+        apply(&mut st, 1_000, &["tandem.lock", "l1", "ttl", "900", "session", "a"]);
+        apply(&mut st, 1_000, &["tandem.lock", "l1", "queue", "700", "session", "b"]);
+        apply(&mut st, 1_000, &["tandem.lock", "l2", "session", "b"]);
+        apply(&mut st, 1_000, &["tandem.group", "join", "g", "m1", "host:1", "session", "a"]);
+        apply(&mut st, 1_000, &["tandem.group", "join", "g", "m2", "session", "b"]);
+        let bytes = encode(&st.db, &meta_at(st.db.index()));
+        let (_, back) = decode(&bytes, "v6", 0).unwrap();
+        assert_eq!(back.prims, st.db.prims);
+        assert_eq!(back.prims.last_token, 2);
+        assert_eq!(crate::store::digest(&back), crate::store::digest(&st.db));
+        // The next token after a restart continues from the snapshot's.
+        let mut restarted = Store::new();
+        restarted.db = back;
+        let reply = restarted.apply(&Entry {
+            time_ms: 1_001,
+            seed: 1,
+            ops: vec![Op::Command(["tandem.unlock", "l2", "2"].iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())],
+        });
+        assert_eq!(reply.replies, vec![crate::protocol::reply::Reply::Int(1)]);
+        let mut bytes = bytes;
+        bytes[8..12].copy_from_slice(&FORMAT_VERSION_NO_PRIMS.to_le_bytes());
+        let err = decode(&bytes, "v5", 0).unwrap_err().to_string();
+        assert!(err.contains("unexpected record kind 9"), "{err}");
     }
 
     #[test]

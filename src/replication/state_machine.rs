@@ -26,6 +26,8 @@ use crate::store::{KeyEvent, Store};
 pub struct Notice {
     pub events: Vec<KeyEvent>,
     pub ready_keys: Vec<Bytes>,
+    /// Pub/sub messages applying produced (group events), in log order.
+    pub messages: Vec<(Bytes, Bytes)>,
 }
 
 /// A snapshot's bytes: on disk for a restartable server, in memory otherwise.
@@ -301,6 +303,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     self.publish_applied_time(time_ms);
                     notice.events.extend(applied.events);
                     notice.ready_keys.extend(applied.ready_keys);
+                    notice.messages.extend(applied.messages);
                     applied.replies
                 }
                 EntryPayload::Normal(e) if !witness => {
@@ -310,6 +313,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     drop(store);
                     notice.events.extend(applied.events);
                     notice.ready_keys.extend(applied.ready_keys);
+                    notice.messages.extend(applied.messages);
                     applied.replies
                 }
                 payload => {
@@ -328,7 +332,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 responder.send(Response(replies));
             }
         }
-        if !notice.events.is_empty() || !notice.ready_keys.is_empty() {
+        if !notice.events.is_empty() || !notice.ready_keys.is_empty() || !notice.messages.is_empty() {
             let _ = self.shared.notices.send(notice);
         }
         Ok(())

@@ -13,10 +13,14 @@ pub struct Response(pub Vec<Reply>);
 
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let first = self.ops.first().map(|op| match op {
-            Op::Command(args) => args.first().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
-            Op::Transaction(_) | Op::Checked { .. } => "MULTI".to_string(),
-        });
+        fn name(op: &Op) -> String {
+            match op {
+                Op::Command(args) => args.first().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+                Op::Transaction(_) | Op::Checked { .. } => "MULTI".to_string(),
+                Op::Once { op, .. } => name(op),
+            }
+        }
+        let first = self.ops.first().map(name);
         write!(f, "entry(t={}, ops={}, first={})", self.time_ms, self.ops.len(), first.unwrap_or_default())
     }
 }

@@ -23,7 +23,11 @@ pub enum Admission {
 
 /// Checks one command from `session`'s client, in Redis's order.
 pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core: &Core, view: &ClusterView) -> Admission {
-    let request = match Request::parse(args) {
+    let parsed = match session.forwarded_in {
+        true => Request::parse_forwarded(args, memory.settings.client_reconnect_window_ms.load(std::sync::atomic::Ordering::Relaxed)),
+        false => Request::parse(args),
+    };
+    let request = match parsed {
         Ok(request) => request,
         Err((unknown, _)) => {
             session.txn.fail();
@@ -50,6 +54,10 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
         session.txn.fail();
         return Admission::Answer(refused);
     }
+    if request.spec.has(flags::SESSION_BOUND) {
+        let window_ms = memory.settings.client_reconnect_window_ms.load(std::sync::atomic::Ordering::Relaxed);
+        super::sessions::bind(session, &mut request, core, window_ms, view);
+    }
     if session.resp2_subscribed() && !srv.is_some_and(|s| s.allowed_subscribed()) {
         return reject(Reply::error(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -62,6 +70,11 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
         return reject(core.busy_reply());
     }
     if session.txn.in_multi() && !srv.is_some_and(|s| s.runs_in_multi()) {
+        // The connection attaches to what TANDEM.SESSION's reply says: it must see it.
+        if request.spec.has(flags::SESSION_CONTROL) {
+            session.txn.fail();
+            return reject(Reply::err("ERR Command not allowed inside a transaction"));
+        }
         if memory.refuses(request.spec) {
             session.txn.fail();
             return reject(Reply::err(ERR_OOM));
@@ -117,7 +130,12 @@ fn acl(session: &mut Session, request: &mut Request, core: &Core, settings: &Set
         },
         false => (request.spec, &request.args[..]),
     };
-    let Err(denied) = crate::acl::check(user, spec, args) else {
+    // A fenced command is checked as itself too: FENCED runs it.
+    let checked = crate::acl::check(user, spec, args).and_then(|()| match commands::tandem::fenced_inner(spec, args) {
+        Some(inner) => commands::resolve(inner).map_or(Ok(()), |inner_spec| crate::acl::check(user, inner_spec, inner)),
+        None => Ok(()),
+    });
+    let Err(denied) = checked else {
         if let Some(refused) = crate::acl::sort_option_refused(user, spec, args) {
             return Some(Reply::err(refused));
         }

@@ -112,6 +112,7 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
             notice = notices.recv() => {
                 let Some(notice) = notice else { return };
                 shared.publish_events(&notice.events);
+                shared.publish_messages(&notice.messages);
                 if !notice.ready_keys.is_empty() && !waiters.all.is_empty() {
                     serve(&shared, &mut waiters, notice.ready_keys).await;
                 }
@@ -162,6 +163,26 @@ fn key_can_serve(shared: &Shared, key: &[u8], args: &[Bytes]) -> bool {
     shared.core.store().db.get(key, now).is_some_and(|item| item.value.type_name() == wanted)
 }
 
+/// Whether `args` wait in a queue kept in the replicated state (TANDEM.LOCK): apply
+/// decides who is served, so a waiter left waiting says nothing about the next.
+fn replicated_queue(args: &[Bytes]) -> bool {
+    commands::resolve(args).and_then(|s| s.wait).is_some_and(|w| w.withdraw.is_some())
+}
+
+/// Whether the lock a waiting TANDEM.LOCK asks for was granted to its session.
+fn lock_granted(shared: &Shared, args: &[Bytes]) -> bool {
+    let now = shared.core.stamp();
+    commands::tandem::lock_granted(&shared.core.store().db, now, args)
+}
+
+/// Moves waiter `id` to the back of `key`'s queue here (apply keeps the real order).
+fn rotate(waiters: &mut Waiters, key: &Bytes, id: u64) {
+    if let Some(q) = waiters.by_key.get_mut(key) {
+        q.retain(|w| *w != id);
+        q.push_back(id);
+    }
+}
+
 /// Serves waiters on keys that gained elements, oldest first, until a key runs dry.
 async fn serve(shared: &Shared, waiters: &mut Waiters, ready: Vec<Bytes>) {
     let mut seen = HashSet::new();
@@ -182,8 +203,20 @@ async fn serve(shared: &Shared, waiters: &mut Waiters, ready: Vec<Bytes>) {
             if !key_can_serve(shared, &key, &args) {
                 break;
             }
+            if replicated_queue(&args) && !lock_granted(shared, &args) {
+                // Granted to another session (waiting here or elsewhere): this one
+                // keeps waiting without asking.
+                rotate(waiters, &key, id);
+                continue;
+            }
             let outcome = attempt(shared, &args).await;
             if outcome == Reply::WouldBlock {
+                // A wait whose queue is replicated state (a lock's FIFO) was decided
+                // in apply: the waiter served may be behind this one, so ask each.
+                if replicated_queue(&args) {
+                    rotate(waiters, &key, id);
+                    continue;
+                }
                 break;
             }
             if let Some(waiter) = waiters.remove(id) {

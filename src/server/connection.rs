@@ -185,6 +185,8 @@ impl Connection {
 
     fn cleanup(&mut self) {
         self.unwatch_local();
+        // The session lives on for its reconnect window; this server renews it no more.
+        self.detach();
         let id = self.session.info.id;
         self.shared.monitors.remove(id);
         for channel in self.session.channels.drain() {

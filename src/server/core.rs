@@ -67,6 +67,9 @@ pub struct Core {
     pub stats: super::stats::Stats,
     /// CLIENT PAUSE: what holds this server's clients' commands.
     pub pause: super::pause::Pause,
+    /// The client sessions this server's connections are attached to (renewed by
+    /// `sessions::keep_alive`).
+    pub attached: super::sessions::Attached,
 }
 
 impl Core {
@@ -75,7 +78,14 @@ impl Core {
             let store = replica.store.lock().unwrap_or_else(|e| e.into_inner());
             (store.script_status(), store.acl_view.clone())
         };
-        Core { replica, scripts, acl, stats: super::stats::Stats::default(), pause: super::pause::Pause::default() }
+        Core {
+            replica,
+            scripts,
+            acl,
+            stats: super::stats::Stats::default(),
+            pause: super::pause::Pause::default(),
+            attached: super::sessions::Attached::default(),
+        }
     }
 
     /// The state machine, for reads and introspection. std Mutex: never held across
@@ -144,10 +154,52 @@ impl Core {
 
     /// Proposes `ops` as one entry (gathered with other connections' writes); one
     /// reply per op, or one error for all, after at most [`write_wait`].
+    ///
+    /// An active whose lease is not (yet) confirmed by a majority — the first moments
+    /// after its election, a missed heartbeat — appends nothing; the proposal is made
+    /// again for up to one election time before the client is told there is no
+    /// quorum, so a failover does not show as refused writes.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
-        match tokio::time::timeout(write_wait(self.replica.election_time()), self.replica.submit(ops)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(WriteError::Unconfirmed),
+        let election = self.replica.election_time();
+        if self.replica.lease_fresh() {
+            // The common case: no copy of the ops is kept for a second attempt.
+            return match tokio::time::timeout(write_wait(election), self.replica.submit(ops)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(WriteError::Unconfirmed),
+            };
+        }
+        let lease_deadline = tokio::time::Instant::now() + election;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let outcome = match tokio::time::timeout(write_wait(election), self.replica.submit(ops.clone())).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(WriteError::Unconfirmed),
+            };
+            match outcome {
+                Err(WriteError::NoQuorum) if tokio::time::Instant::now() + pause < lease_deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// A linearizable read's check. As for writes ([`Core::propose`]), an active whose
+    /// lease a majority has not confirmed yet (just elected) asks again for up to one
+    /// election time before the client is told it cannot confirm it is the active.
+    pub async fn linearize(&self) -> Result<(), crate::replication::errors::ReadError> {
+        use crate::replication::errors::ReadError;
+        let deadline = tokio::time::Instant::now() + self.replica.election_time();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.replica.linearize().await {
+                Err(ReadError::NoQuorum) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                outcome => return outcome,
+            }
         }
     }
 
@@ -184,12 +236,12 @@ impl Core {
         let mut rng: Option<Xoshiro256PlusPlus> = None;
         let mut i = 0;
         while i < batch.len() {
-            let Request { spec, args, .. } = &batch[i];
+            let Request { spec, args, once, .. } = &batch[i];
             if !spec.is_write() {
                 self.flush(&mut pending, &mut replies).await;
                 if linearized.is_none() {
                     linearized = Some(match reads {
-                        Reads::Linearizable => self.replica.linearize().await.map_err(|e| read_reply(&e)),
+                        Reads::Linearizable => self.linearize().await.map_err(|e| read_reply(&e)),
                         Reads::Stale => Ok(()),
                     });
                 }
@@ -235,7 +287,7 @@ impl Core {
                         }
                         false => crate::commands::scripting::oom_marked(args),
                     };
-                    pending.push(Op::command(&marked));
+                    pending.push(Op::command(&marked).tagged(*once));
                     continue;
                 }
             }
@@ -243,7 +295,7 @@ impl Core {
                 self.flush(&mut pending, &mut replies).await;
                 self.configured_default_first(memory.settings).await;
             }
-            pending.push(Op::command(args));
+            pending.push(Op::command(args).tagged(*once));
         }
         self.flush(&mut pending, &mut replies).await;
         replies
@@ -295,6 +347,7 @@ impl Core {
         cmds: &[Request],
         watches: &[(Bytes, WatchStamp)],
         memory: &Memory<'_>,
+        once: Option<crate::store::once::Tag>,
     ) -> Result<Reply, Reply> {
         self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
@@ -307,7 +360,7 @@ impl Core {
             let watches = watches.iter().map(|(key, stamp)| Watch { key: key.clone(), stamp: *stamp }).collect();
             Op::Checked { watches, cmds }
         };
-        let replies = self.propose(vec![op]).await.map_err(|e| write_reply(&e))?;
+        let replies = self.propose(vec![op.tagged(once)]).await.map_err(|e| write_reply(&e))?;
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }
 
@@ -332,6 +385,40 @@ impl Core {
             return 0;
         }
         count
+    }
+
+    /// Ends client sessions whose reconnect window ran out and lock leases (TTL) that
+    /// ended, as one entry: apply checks each again at the entry's time, so a renewal
+    /// or an unlock applied in between wins, and every member releases at the same log
+    /// position. Only the active calls it (the expiry cycle), as for keys.
+    pub async fn expire_prims_due(&self) {
+        let now = self.stamp();
+        let (sessions, locks) = match self.store_async().await {
+            Ok(store) => {
+                let prims = &store.db.prims;
+                (prims.due_sessions(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX), prims.due_locks(now, limits::EXPIRE_KEYS_PER_ENTRY_MAX))
+            }
+            Err(_) => return,
+        };
+        let mut ops = Vec::new();
+        if !sessions.is_empty() {
+            let mut args = vec![Bytes::from_static(crate::commands::tandem::SESSION_EXPIRED.as_bytes())];
+            args.extend(sessions);
+            ops.push(Op::Command(args));
+        }
+        if !locks.is_empty() {
+            let mut args = vec![Bytes::from_static(crate::commands::tandem::LOCK_EXPIRED.as_bytes())];
+            for (name, token) in locks {
+                args.extend([name, Bytes::from(token.to_string())]);
+            }
+            ops.push(Op::Command(args));
+        }
+        if ops.is_empty() {
+            return;
+        }
+        if let Err(e) = self.propose(ops).await {
+            tracing::debug!(error = ?e, "session and lock expiry entry not written");
+        }
     }
 
     /// Evicts keys per `maxmemory-policy` until memory is under the limit. Called on

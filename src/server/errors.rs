@@ -56,6 +56,17 @@ pub const ERR_LEADERSHIP_FLAPPING: &str = "TRYAGAIN the stripe's active keeps ch
 pub const ERR_DEPOSED_WHILE_BLOCKED: &str =
     "TRYAGAIN this server stopped being the active of its stripe while the command waited; nothing was applied; retry";
 /// A forwarded request reached a server that would forward it once more.
+/// The starts of the answers of a server that is not the active to a command it did
+/// not apply: a mirror that gets one for a forwarded command sends it to the new
+/// active instead of relaying it.
+const BOUNCES: [&[u8]; 2] =
+    [b"-TRYAGAIN this server is not the active of its stripe", b"-TRYAGAIN this request was forwarded to a server that is not the active"];
+
+/// Whether a reply frame is one of [`BOUNCES`].
+pub fn is_bounce(frame: &[u8]) -> bool {
+    BOUNCES.iter().any(|b| frame.starts_with(b))
+}
+
 pub const ERR_NOT_ACTIVE_EITHER: &str =
     "TRYAGAIN this request was forwarded to a server that is not the active of its stripe either; nothing was applied; retry";
 

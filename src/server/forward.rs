@@ -48,6 +48,18 @@ const CONNECT_RETRY_FIRST: Duration = Duration::from_millis(20);
 /// Bounds of a handshake with the active, so a stopped active cannot hold a client.
 const HANDSHAKE_MIN: Duration = Duration::from_secs(1);
 
+/// Whether a forwarded command goes tagged (`store::once`): a write that applies
+/// through the log as it arrives (a blocking one may wait first; not tagged).
+pub(super) fn once_taggable(request: &Request) -> bool {
+    request.spec.is_write() && !request.spec.blocks(&request.args) && request.srv().is_none()
+}
+
+/// Whether an exchange failed because the active is gone, or is not the active any
+/// more (not merely slow): what it did not answer goes to the new active.
+pub(super) fn active_lost(error: &UpstreamError) -> bool {
+    matches!(error, UpstreamError::Io(_) | UpstreamError::Closed | UpstreamError::ActiveChanged | UpstreamError::Bounced)
+}
+
 /// How a run of forwarded commands can go.
 pub(super) enum Settled {
     Upstream,
@@ -97,33 +109,53 @@ impl Connection {
 
     /// Sends a run of commands to `stripe`'s active and relays the replies. Returns
     /// the commands to route again (see [`Settled::Again`]), in order.
-    pub(super) async fn forward_run(&mut self, stripe: usize, run: Vec<Request>) -> Vec<Request> {
+    ///
+    /// Writes go tagged (`store::once`): when the active is lost, or answers that it
+    /// is not the active any more, before every reply came back, the rest of the run
+    /// goes to the new active — waiting for it up to twice the election time — and a
+    /// write the old one applied answers its first reply without applying again
+    /// (DESIGN.md §6, transparent failover for clients of mirrors).
+    pub(super) async fn forward_run(&mut self, stripe: usize, mut run: Vec<Request>) -> Vec<Request> {
         match self.settle_upstream(stripe).await {
             Settled::Upstream => {}
             Settled::Again => return run,
             Settled::Refused(reply) => {
                 // Nothing was sent; an upstream still owing replies is kept (parked).
                 self.upstreams.drop_stripe(stripe);
-                for _ in &run {
-                    self.reply(reply.clone());
+                for request in &run {
+                    self.reply(request.unless_sent(reply.clone()));
                 }
                 return Vec::new();
             }
         }
+        for request in run.iter_mut() {
+            if request.once.is_none() && once_taggable(request) {
+                request.once = Some(self.upstreams.next_tag());
+            }
+        }
         let (idle, blocking) = run_idle(&run, self.shared.core.replica.election_time());
-        let cmds: Vec<&[Bytes]> = run.iter().map(|r| &r.args[..]).collect();
+        let wrapped: Vec<Option<Vec<Bytes>>> = run.iter().map(|r| r.once.map(|tag| self.upstreams.wrap(stripe, &tag, &r.args))).collect();
+        let cmds: Vec<&[Bytes]> = run.iter().zip(&wrapped).map(|(r, w)| w.as_deref().unwrap_or(&r.args[..])).collect();
         let active = self.upstreams.get_mut(stripe).map(|u| u.active.clone()).unwrap_or_default();
         let (relayed, outcome) = self.relay(stripe, Exchange { cmds: &cmds, relay_last: cmds.len(), idle, blocking }).await;
         crate::management::metrics::global().record_forwarded(relayed);
+        if let Some(seq) = run[..relayed.min(run.len())].iter().filter_map(|r| r.once.map(|t| t.seq)).max() {
+            self.upstreams.acknowledge(stripe, seq);
+        }
         if let Err(e) = &outcome {
             tracing::debug!(client = self.session.info.id, error = %e, relayed, sent = run.len(), "forwarding to the active failed");
             self.lose_upstream(stripe, e);
-            if self.resendable_wait(&run, relayed, e) {
-                tracing::info!(client = self.session.info.id, error = %e, lost = %active, "the active was lost while a command waited: sending it to the new active");
-                // As a write is re-sent after a failover (DESIGN.md §6): wait for the
-                // successor for up to twice the election time, then route again.
-                self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait() * 2).await;
-                return run.into_iter().skip(relayed).collect();
+            let rest = run.get(relayed..).unwrap_or_default();
+            if self.resendable(rest, e) {
+                tracing::info!(client = self.session.info.id, error = %e, lost = %active, commands = rest.len(), "the active was lost with commands in flight: sending them to the new active");
+                // Wait for the successor for up to twice the election time, then
+                // route again (DESIGN.md §6).
+                self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait()).await;
+                let mut back: Vec<Request> = run.into_iter().skip(relayed).collect();
+                for request in &mut back {
+                    request.sent = true;
+                }
+                return back;
             }
         }
         for request in run.get(relayed..).unwrap_or_default() {
@@ -132,13 +164,18 @@ impl Connection {
         Vec::new()
     }
 
-    /// Whether the command left unanswered when the upstream was lost is a wait to
-    /// send again: the only one left, and its spec allows it (XREAD, XREADGROUP; see
-    /// `WaitSpec::resend_after_failover`). Its wait starts again on the new active.
-    fn resendable_wait(&self, run: &[Request], relayed: usize, error: &UpstreamError) -> bool {
-        let lost = matches!(error, UpstreamError::Io(_) | UpstreamError::Closed | UpstreamError::Timeout(_) | UpstreamError::ActiveChanged);
-        let Some(last) = run.last() else { return false };
-        lost && !self.session.closing && relayed + 1 == run.len() && last.spec.blocks(&last.args) && last.spec.resend_after_failover()
+    /// Whether the commands left unanswered when the upstream failed with `error` may
+    /// go to the new active: the active was lost (not merely slow), the client is
+    /// still here, and each is a tagged write, a read, or — as the last — a wait its
+    /// spec allows to start again (XREAD, XREADGROUP; see
+    /// `WaitSpec::resend_after_failover`).
+    fn resendable(&self, rest: &[Request], error: &UpstreamError) -> bool {
+        let lost = active_lost(error);
+        let again = |(i, r): (usize, &Request)| match r.spec.blocks(&r.args) {
+            true => i + 1 == rest.len() && r.spec.resend_after_failover(),
+            false => r.once.is_some() || !r.spec.is_write(),
+        };
+        lost && !self.session.closing && !rest.is_empty() && rest.iter().enumerate().all(again)
     }
 
     /// After a failed exchange with `stripe`'s active: an upstream whose replies
@@ -146,7 +183,9 @@ impl Connection {
     /// after those on the active; a broken one is closed.
     pub(super) fn lose_upstream(&mut self, stripe: usize, e: &UpstreamError) {
         match e {
-            UpstreamError::Timeout(_) | UpstreamError::ActiveChanged | UpstreamError::ClientGone => self.upstreams.failed_silently(stripe),
+            UpstreamError::Timeout(_) | UpstreamError::ActiveChanged | UpstreamError::ClientGone | UpstreamError::Bounced => {
+                self.upstreams.failed_silently(stripe)
+            }
             _ => self.upstreams.close_stripe(stripe),
         }
     }

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod pubsub;
 pub mod request;
 pub mod session;
+pub mod sessions;
 pub mod settings;
 pub mod split;
 pub mod stats;
@@ -214,6 +215,19 @@ impl Shared {
         }
     }
 
+    /// Publishes the messages applying produced (group join/leave events): on every
+    /// server of the stripe (each applies the same entries) in log order, and from
+    /// the active to the other stripes' servers, as keyspace notifications travel.
+    pub fn publish_messages(&self, messages: &[(Bytes, Bytes)]) {
+        if messages.is_empty() {
+            return;
+        }
+        let to_array = self.array_broadcast.is_some() && self.view().local_is_active();
+        for (channel, message) in messages {
+            self.publish_event(channel.clone(), message.clone(), to_array);
+        }
+    }
+
     /// Publishes keyspace notifications for `events`, as `notify-keyspace-events` asks.
     ///
     /// Every server of a stripe applies the same entries and tells its own
@@ -268,6 +282,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
+    let renewals = tokio::spawn(sessions::keep_alive(shared.clone(), shutdown.clone()));
     let view = tokio::spawn(keep_view(shared.clone()));
     let remote: Vec<_> = (0..shared.array.len())
         .filter(|&s| s != shared.view().local)
@@ -292,6 +307,7 @@ pub async fn serve(
     }
     shared.clients.kill_all();
     expiry.abort();
+    renewals.abort();
     view.abort();
     for task in remote {
         task.abort();
@@ -352,6 +368,8 @@ async fn expire_cycle(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) 
             continue;
         }
         let started = Instant::now();
+        // Sessions whose window ran out and lock leases that ended: entries too.
+        shared.core.expire_prims_due().await;
         loop {
             let removed = shared.core.expire_due().await;
             if removed < crate::limits::EXPIRE_KEYS_PER_ENTRY_MAX || started.elapsed().as_millis() > EXPIRE_CYCLE_BUDGET_MS {
@@ -402,6 +420,9 @@ pub struct ServerOptions {
     pub requirepass: Option<String>,
     /// `aclfile` (see [`Settings::aclfile`]).
     pub aclfile: Option<String>,
+    /// `cluster.client-reconnect-window` in ms: client sessions, and how long the
+    /// stripe remembers a forwarded client's writes after its last one (`store::once`).
+    pub client_reconnect_window_ms: u64,
     pub config_file: String,
     pub replica: ReplicaOptions,
     /// The management port (HTTP API, metrics, console); its port 0 turns it off.
@@ -444,6 +465,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     scripts.lone.store(lone, Ordering::Relaxed);
     settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
     settings.aclfile = options.aclfile.clone();
+    settings.client_reconnect_window_ms.store(options.client_reconnect_window_ms, Ordering::Relaxed);
     settings.forward_token = options.replica.layout.secret.as_deref().map(crate::acl::forward_token);
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name, options.array.clone()));
     if let Some(management) = &management {

@@ -75,6 +75,10 @@ impl Connection {
     /// One admitted command: run here now (server commands, blocking pops), joined to
     /// the pending run it belongs to, or answered.
     async fn step(&mut self, pending: &mut Pending, request: Request) {
+        if request.spec.has(crate::commands::flags::SESSION_CONTROL) {
+            self.settle(pending).await;
+            return self.session_control(request).await;
+        }
         if let Some(srv) = request.srv() {
             self.settle(pending).await;
             // Store commands are counted with their run; these one by one.
@@ -101,7 +105,7 @@ impl Connection {
         match self.place(&request).await {
             Place::Answer(reply) => {
                 self.settle(pending).await;
-                self.reply(reply);
+                self.reply(request.unless_sent(reply));
             }
             Place::Local if request.spec.blocks(&request.args) => {
                 self.settle(pending).await;
@@ -139,8 +143,8 @@ impl Connection {
             }
             pending.reroutes += 1;
             if pending.reroutes > REROUTES_MAX {
-                for _ in &back {
-                    self.reply(Reply::err(ERR_LEADERSHIP_FLAPPING));
+                for request in &back {
+                    self.reply(request.unless_sent(Reply::err(ERR_LEADERSHIP_FLAPPING)));
                 }
                 return;
             }
@@ -216,8 +220,8 @@ impl Connection {
         let started = std::time::Instant::now();
         let replies = self.shared.core.execute(&run, &memory, reads).await;
         self.record_run(&run, &replies, started.elapsed());
-        for reply in replies {
-            self.reply(reply);
+        for (request, reply) in run.iter().zip(replies) {
+            self.reply(request.unless_sent(reply));
         }
     }
 
@@ -246,6 +250,7 @@ impl Connection {
         if first != Reply::WouldBlock {
             return self.reply(first);
         }
+        let woken = prepared.woken.clone();
         let (id, mut rx) = self.shared.blocker.block(self.session.info.id, prepared.woken, keys);
         // Let the client see replies to what it pipelined before this command.
         if self.flush().await.is_err() {
@@ -298,6 +303,7 @@ impl Connection {
                 }
             }
         };
+        let reply = self.withdraw_unserved(spec, &woken, reply).await;
         self.session.info.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
         self.reply(reply);
     }
@@ -319,6 +325,28 @@ impl Connection {
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
             }
+        }
+    }
+
+    /// A wait that ended unserved (timeout, the client gone, CLIENT UNBLOCK, the
+    /// server deposed) and is replicated state (a lock's FIFO queue) is withdrawn by
+    /// an entry: its reply says whether the lock was granted meanwhile (the token, which
+    /// is then the answer) or not (nil; CLIENT UNBLOCK's error stays). A server that is
+    /// no longer the active cannot withdraw: the session's wait then ends with its
+    /// window, or when the client asks again.
+    async fn withdraw_unserved(&self, spec: &crate::commands::CommandSpec, woken: &[Bytes], reply: Reply) -> Reply {
+        let Some(withdraw) = spec.wait.and_then(|w| w.withdraw) else { return reply };
+        let unserved = matches!(reply, Reply::NilArray | Reply::Error(_));
+        if !unserved || !self.shared.view().local_is_active() {
+            return reply;
+        }
+        match self.shared.core.propose(vec![Op::command(&withdraw(woken))]).await {
+            Ok(mut replies) => match replies.pop() {
+                Some(Reply::Int(token)) => Reply::Int(token),
+                _ if reply == Reply::NilArray => Reply::Nil,
+                _ => reply,
+            },
+            Err(_) => reply,
         }
     }
 

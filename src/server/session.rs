@@ -49,6 +49,8 @@ pub struct Session {
     /// A blocking command counted when it started: its reply (the next one this
     /// client gets that is no push) says whether it failed (INFO commandstats).
     pub blocking_call: Option<&'static str>,
+    /// The client session this connection is attached to (`server::sessions`).
+    pub prims: Option<super::sessions::Bound>,
 }
 
 /// The user a connection runs as, and what admission last read of it.
@@ -96,6 +98,7 @@ impl Session {
             reply_off: false,
             replies_to_skip: 0,
             blocking_call: None,
+            prims: None,
         }
     }
 

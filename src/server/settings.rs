@@ -129,6 +129,10 @@ pub struct Settings {
     /// from other members' (`acl::forward_token` of the cluster secret); `None`
     /// without a secret (a lone server): forwarding then logs in with `requirepass`.
     pub forward_token: Option<String>,
+    /// `cluster.client-reconnect-window` in ms: how long a client session outlives
+    /// its last renewal (a new session's window; renewals every quarter of it), and what a forwarded
+    /// write's tag carries (`store::once`).
+    pub client_reconnect_window_ms: AtomicU64,
 }
 
 impl Settings {
@@ -145,6 +149,7 @@ impl Settings {
             busy_reply_threshold_ms: std::sync::Arc::new(AtomicU64::new(crate::scripting::status::BUSY_THRESHOLD_MS_DEFAULT)),
             aclfile: None,
             forward_token: None,
+            client_reconnect_window_ms: AtomicU64::new(crate::config::CLIENT_RECONNECT_WINDOW_MS_DEFAULT),
             port,
             bind: bind.to_string(),
             config_file: config_file.to_string(),

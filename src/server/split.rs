@@ -54,7 +54,7 @@ pub enum Whole {
 pub fn whole_array(name: &str) -> Option<Whole> {
     match name {
         "dbsize" => Some(Whole::Sum),
-        "keys" => Some(Whole::Concat),
+        "keys" | "tandem.locks" => Some(Whole::Concat),
         "flushall" | "flushdb" => Some(Whole::AllOk),
         "randomkey" => Some(Whole::Any),
         "scan" => Some(Whole::Scan),
@@ -330,7 +330,7 @@ impl Connection {
 
     /// Runs one command routed as any (here, forwarded, or answered) as if it touched
     /// `keys`, and returns its reply instead of sending it to the client.
-    async fn captured(&mut self, request: Request, keys: Keys) -> Reply {
+    pub(super) async fn captured(&mut self, request: Request, keys: Keys) -> Reply {
         let access = if request.spec.is_write() { Access::Write } else { Access::Read };
         let saved = std::mem::replace(&mut self.frames.out, BytesMut::new());
         let mut request = Some(request);
@@ -339,7 +339,7 @@ impl Connection {
         for _ in 0..=super::pipeline::REROUTES_MAX {
             let Some(part) = request.take() else { break };
             match self.place_keys(keys, access).await {
-                Place::Answer(reply) => self.reply(reply),
+                Place::Answer(reply) => self.reply(part.unless_sent(reply)),
                 Place::Local => self.execute_run(vec![part]).await,
                 Place::Forward(stripe) => request = self.forward_run(stripe, vec![part]).await.into_iter().next(),
             }

@@ -23,6 +23,8 @@ use crate::limits;
 use crate::protocol::frame::{parse_frame, FrameError};
 pub use crate::protocol::request::encode_command;
 use crate::protocol::request::ParseLimits;
+use crate::server::request::ONCE_COMMAND;
+use crate::store::once::Tag;
 
 /// The client name a forwarding connection gives itself on the active, followed by
 /// the forwarding server's name: it shows in CLIENT LIST, and a server that is not
@@ -65,6 +67,10 @@ pub enum UpstreamError {
     Refused(String),
     #[error("another server became the active")]
     ActiveChanged,
+    /// The server answered that it is not the active (any more) and applied nothing:
+    /// the command and those after it go to the new active.
+    #[error("the server is not the active any more")]
+    Bounced,
     #[error("the client went away")]
     ClientGone,
 }
@@ -205,6 +211,8 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
                 self.owed -= 1;
                 if unrelayed > 0 {
                     unrelayed -= 1;
+                } else if super::errors::is_bounce(&bytes) {
+                    return Err(UpstreamError::Bounced);
                 } else {
                     out.extend_from_slice(&bytes);
                     *relayed += 1;
@@ -291,9 +299,45 @@ pub struct Upstreams {
     parked: HashMap<usize, Upstream>,
     /// Generations handed out: every upstream opened gets a new one.
     opened: u64,
+    /// This client's writes as the stripes record them (`store::once`): a random
+    /// origin drawn on first use, the last sequence given, and per stripe the
+    /// sequence up to which every reply has come back.
+    origin: u64,
+    last_seq: u64,
+    acked: HashMap<usize, u64>,
 }
 
 impl Upstreams {
+    /// A new tag for a write this client forwards (`store::once`); the active fills
+    /// in the window, the acknowledged sequence is added when it is sent.
+    pub fn next_tag(&mut self) -> Tag {
+        while self.origin == 0 {
+            // Random, so that no two clients of any server, before or after a
+            // restart, ever share an origin.
+            self.origin = rand::random();
+        }
+        self.last_seq += 1;
+        Tag { origin: self.origin, seq: self.last_seq, acked: 0, window_ms: 0 }
+    }
+
+    /// Every reply up to `seq` from `stripe` has come back.
+    pub fn acknowledge(&mut self, stripe: usize, seq: u64) {
+        let acked = self.acked.entry(stripe).or_default();
+        *acked = (*acked).max(seq);
+    }
+
+    /// `TANDEM.ONCE <origin> <seq> <acked> <args…>` for a write to `stripe`.
+    pub fn wrap(&self, stripe: usize, tag: &Tag, args: &[Bytes]) -> Vec<Bytes> {
+        let acked = self.acked.get(&stripe).copied().unwrap_or(0);
+        let mut wrapped = Vec::with_capacity(args.len() + 4);
+        wrapped.push(Bytes::from_static(ONCE_COMMAND.as_bytes()));
+        wrapped.push(Bytes::from(tag.origin.to_string()));
+        wrapped.push(Bytes::from(tag.seq.to_string()));
+        wrapped.push(Bytes::from(acked.to_string()));
+        wrapped.extend(args.iter().cloned());
+        wrapped
+    }
+
     pub fn get_mut(&mut self, stripe: usize) -> Option<&mut Upstream> {
         self.by_stripe.get_mut(&stripe)
     }

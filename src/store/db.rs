@@ -131,6 +131,15 @@ pub struct Db {
     /// The stripe's ACL users (behind an `Arc`: connections read the published
     /// table without the store's lock; a change copies it once).
     pub acl: std::sync::Arc<crate::acl::Users>,
+    /// Which forwarded writes were applied, with their replies (`store::once`).
+    /// FLUSHALL leaves it: it is about writes, not keys.
+    pub once: super::once::OnceRecord,
+    /// Client sessions, fenced locks and groups (`super::prims`): state, in snapshots
+    /// from format 6. FLUSHALL leaves them: they are no keys.
+    pub prims: super::prims::Prims,
+    /// Messages applying produced for pub/sub (group events) since the last
+    /// [`Db::take_messages`]: not state, handed to the server after each command.
+    pub messages: Vec<(bytes::Bytes, bytes::Bytes)>,
 }
 
 impl Db {
@@ -383,7 +392,15 @@ impl Db {
             stream_changes: Vec::new(),
             scripts: self.scripts.clone(),
             acl: self.acl.clone(),
+            once: self.once.clone(),
+            prims: self.prims.clone(),
+            messages: Vec::new(),
         }
+    }
+
+    /// The pub/sub messages applying produced since the last call.
+    pub fn take_messages(&mut self) -> Vec<(bytes::Bytes, bytes::Bytes)> {
+        std::mem::take(&mut self.messages)
     }
 
     /// Replaces all state with `other`'s (a snapshot was installed).

@@ -321,13 +321,14 @@ fn serve_history(entries: &Entries, group: &mut ConsumerGroup, consumer: &[u8], 
 // --- waiting ---
 
 /// XREAD: waits only with BLOCK; resent after a failover (it changes nothing).
-pub static XREAD_WAIT: WaitSpec = WaitSpec { timeout_ms: xread_wait_ms, prepare: prepare_xread, resend_after_failover: true };
+pub static XREAD_WAIT: WaitSpec =
+    WaitSpec { timeout_ms: xread_wait_ms, prepare: prepare_xread, resend_after_failover: true, withdraw: None };
 
 /// XREADGROUP: waits only with BLOCK (and then only while a `>` finds nothing).
 /// Resent after a failover: if the lost active did deliver entries, they stay
 /// pending for the consumer (XPENDING, XCLAIM), which is what pending lists are for.
 pub static XREADGROUP_WAIT: WaitSpec =
-    WaitSpec { timeout_ms: xreadgroup_wait_ms, prepare: prepare_xreadgroup, resend_after_failover: true };
+    WaitSpec { timeout_ms: xreadgroup_wait_ms, prepare: prepare_xreadgroup, resend_after_failover: true, withdraw: None };
 
 fn xread_wait_ms(args: &[Bytes]) -> Result<Option<u64>, Reply> {
     parse_read(args, false).map(|p| p.block_ms)

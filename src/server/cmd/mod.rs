@@ -49,7 +49,7 @@ impl Connection {
             Srv::Readonly => self.set_readonly(true),
             Srv::Readwrite => self.set_readonly(false),
             Srv::Multi => self.multi(),
-            Srv::Exec => return self.exec().await,
+            Srv::Exec => return self.exec(request.once).await,
             Srv::Discard => self.discard(),
             Srv::Watch => return self.watch(request).await,
             Srv::Unwatch => self.unwatch(),

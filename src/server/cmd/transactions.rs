@@ -12,10 +12,11 @@ use crate::protocol::reply::Reply;
 use crate::server::admit::Memory;
 use crate::server::connection::Connection;
 use crate::server::errors::lost_in_flight;
-use crate::server::forward::{Exchange, Settled};
+use crate::server::forward::{active_lost, Exchange, Settled};
 use crate::server::pipeline::Place;
-use crate::server::request::Request;
+use crate::server::request::{unless_sent, Request};
 use crate::server::transaction::Watch;
+use crate::store::once::Tag;
 
 const ERR_EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
@@ -146,7 +147,7 @@ impl Connection {
     }
 
     /// EXEC; `None` when the reply was relayed from another server.
-    pub(super) async fn exec(&mut self) -> Option<Reply> {
+    pub(super) async fn exec(&mut self, once: Option<Tag>) -> Option<Reply> {
         let Some(queue) = self.session.txn.take() else { return Some(Reply::err("ERR EXEC without MULTI")) };
         self.session.info.in_multi.store(false, Ordering::Relaxed);
         if queue.failed {
@@ -159,13 +160,13 @@ impl Connection {
                 self.unwatch_all();
                 Some(reply)
             }
-            Place::Local => Some(self.exec_local(queue.cmds).await),
-            Place::Forward(stripe) => self.exec_remote(stripe, queue.cmds).await,
+            Place::Local => Some(self.exec_local(queue.cmds, once).await),
+            Place::Forward(stripe) => self.exec_remote(stripe, queue.cmds, once).await,
         }
     }
 
     /// The transaction as one entry of this server's stripe.
-    async fn exec_local(&mut self, cmds: Vec<Request>) -> Reply {
+    async fn exec_local(&mut self, cmds: Vec<Request>, once: Option<Tag>) -> Reply {
         let watches = match std::mem::take(&mut self.session.txn.watch) {
             Watch::None => Vec::new(),
             Watch::Local(watches) => watches,
@@ -183,7 +184,7 @@ impl Connection {
         let cmds: Vec<Request> = cmds.into_iter().zip(&refusals).filter(|(_, refused)| refused.is_none()).map(|(r, _)| r).collect();
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let started = std::time::Instant::now();
-        let result = self.shared.core.execute_transaction(&cmds, &watches, &memory).await;
+        let result = self.shared.core.execute_transaction(&cmds, &watches, &memory, once).await;
         self.session.txn.watch = Watch::Local(watches);
         self.unwatch_local();
         let reply = match result {
@@ -234,8 +235,11 @@ impl Connection {
 
     /// The transaction shipped whole (MULTI, the commands, EXEC) to `stripe`'s active,
     /// over the upstream that holds its WATCH if it has one; only EXEC's reply is the
-    /// client's.
-    async fn exec_remote(&mut self, stripe: usize, cmds: Vec<Request>) -> Option<Reply> {
+    /// client's. Without WATCH, EXEC goes tagged (`store::once`) and, should the
+    /// active be lost before its reply, the transaction goes to the new one, where it
+    /// applies at most once in all. With WATCH it cannot: the watch was held by the
+    /// lost connection.
+    async fn exec_remote(&mut self, stripe: usize, cmds: Vec<Request>, once: Option<Tag>) -> Option<Reply> {
         let watched = match std::mem::take(&mut self.session.txn.watch) {
             Watch::None => None,
             Watch::Remote { stripe: s, generation } if s == stripe => Some(generation),
@@ -245,31 +249,49 @@ impl Connection {
                 return Some(Reply::NilArray);
             }
         };
-        match self.settle_upstream(stripe).await {
-            Settled::Upstream => {}
-            Settled::Again if watched.is_none() => return Some(self.exec_local(cmds).await),
-            Settled::Again => return Some(Reply::NilArray),
-            Settled::Refused(reply) => return Some(reply),
-        }
-        if watched.is_some_and(|g| self.upstreams.generation(stripe) != Some(g)) {
-            // The upstream that held the WATCH is gone: a watched key may have changed.
-            return Some(Reply::NilArray);
-        }
-        let multi = [Bytes::from_static(b"MULTI")];
-        let exec = [Bytes::from_static(b"EXEC")];
-        let mut all: Vec<&[Bytes]> = Vec::with_capacity(cmds.len() + 2);
-        all.push(&multi);
-        all.extend(cmds.iter().map(|r| &r.args[..]));
-        all.push(&exec);
-        let (relayed, outcome) =
-            self.relay(stripe, Exchange { cmds: &all, relay_last: 1, idle: Some(self.relay_idle()), blocking: false }).await;
-        if outcome.is_err() || relayed == 0 {
+        let tag = match watched {
+            None => Some(once.unwrap_or_else(|| self.upstreams.next_tag())),
+            Some(_) => once,
+        };
+        let mut sent = false;
+        for _ in 0..=crate::server::pipeline::REROUTES_MAX {
+            match self.settle_upstream(stripe).await {
+                Settled::Upstream => {}
+                Settled::Again if watched.is_none() => return Some(unless_sent(sent, true, self.exec_local(cmds, tag).await)),
+                Settled::Again => return Some(Reply::NilArray),
+                Settled::Refused(reply) => return Some(unless_sent(sent, true, reply)),
+            }
+            if watched.is_some_and(|g| self.upstreams.generation(stripe) != Some(g)) {
+                // The upstream that held the WATCH is gone: a watched key may have changed.
+                return Some(Reply::NilArray);
+            }
+            let multi = [Bytes::from_static(b"MULTI")];
+            let exec = [Bytes::from_static(b"EXEC")];
+            let tagged_exec = tag.map(|t| self.upstreams.wrap(stripe, &t, &exec));
+            let mut all: Vec<&[Bytes]> = Vec::with_capacity(cmds.len() + 2);
+            all.push(&multi);
+            all.extend(cmds.iter().map(|r| &r.args[..]));
+            all.push(tagged_exec.as_deref().unwrap_or(&exec));
+            let active = self.upstreams.get_mut(stripe).map(|u| u.active.clone()).unwrap_or_default();
+            let (relayed, outcome) =
+                self.relay(stripe, Exchange { cmds: &all, relay_last: 1, idle: Some(self.relay_idle()), blocking: false }).await;
+            if outcome.is_ok() && relayed == 1 {
+                if let Some(t) = tag {
+                    self.upstreams.acknowledge(stripe, t.seq);
+                }
+                return None;
+            }
             match &outcome {
                 Err(e) => self.lose_upstream(stripe, e),
                 Ok(()) => self.upstreams.close_stripe(stripe),
             }
-            return Some(lost_in_flight(true));
+            let again = watched.is_none() && !self.session.closing && outcome.as_ref().is_err_and(active_lost);
+            if !again {
+                return Some(lost_in_flight(true));
+            }
+            sent = true;
+            self.shared.wait_for_new_active(stripe, &active, self.shared.active_wait()).await;
         }
-        None
+        Some(lost_in_flight(true))
     }
 }
