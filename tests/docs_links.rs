@@ -1,5 +1,5 @@
-//! The documentation stands alone: every link in the README, ARCHITECTURE.md and
-//! docs/ points at a file of the repository that exists (and at a heading that
+//! The documentation stands alone: every link in the README, ARCHITECTURE.md,
+//! examples/README.md and docs/ points at a file of the repository that exists (and at a heading that
 //! exists, when it names one), or at a public web address. Nothing points outside the
 //! repository on the reader's disk.
 
@@ -10,7 +10,7 @@ fn repo() -> PathBuf {
 }
 
 fn documents() -> Vec<PathBuf> {
-    let mut docs = vec![repo().join("README.md"), repo().join("ARCHITECTURE.md")];
+    let mut docs = vec![repo().join("README.md"), repo().join("ARCHITECTURE.md"), repo().join("examples/README.md")];
     for entry in std::fs::read_dir(repo().join("docs")).expect("docs/") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "md") {
