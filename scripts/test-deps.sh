@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 #     haproxy also health-checks /readyz in tests/management_haproxy.rs.
 #   prometheus: its promtool checks a live /metrics scrape (tests/management_http.rs).
 #   chromium, chromium-driver: the console in a headless browser (tests/management_console.rs).
-APT_PACKAGES=(redis-server redis-tools php-cli php-redis haproxy prometheus chromium chromium-driver)
+#   systemd: its systemd-analyze verifies the units in examples/systemd/ (tests/examples.rs).
+#   curl (and redis-tools' redis-cli): commands of docs/operations.md, which tests/docs_operations.rs runs.
+APT_PACKAGES=(redis-server redis-tools php-cli php-redis haproxy prometheus chromium chromium-driver systemd curl)
 
 # npm packages (tests/node/package.json, versions pinned by its package-lock.json):
 #   ioredis, redis (node-redis): slot-routing cluster clients in tests/cluster_protocol.rs.

@@ -160,12 +160,9 @@ pub struct Voter {
 /// Why a configuration could not be loaded, or a name could not be found in it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    // The io error is in the message, not a `#[source]`: `{:#}` would print it twice.
     #[error("{path}: cannot read the config file: {error}")]
-    Read {
-        path: String,
-        #[source]
-        error: std::io::Error,
-    },
+    Read { path: String, error: std::io::Error },
     /// The file is not TOML, or does not fit the schema (an unknown field, a
     /// missing one, a value of the wrong type).
     #[error("{path}:{line}: {message}")]

@@ -13,6 +13,7 @@
 //! - [`cluster`]: hash slots, the cluster view and routing (pure).
 //! - [`server`]: listener, connections, pub/sub fan-out, blocking, expiry and eviction.
 //! - [`management`]: the management port: JSON API, procedures, health, metrics, console.
+//! - [`logging`]: log lines as text or JSON, each naming the stripe and the member.
 //! - [`check`]: the fault harness (`tandem check`): real processes, faults from a seed,
 //!   and checkers of the clients' history (linearizability, lists, counters, digests).
 
@@ -23,6 +24,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod limits;
+pub mod logging;
 pub mod management;
 pub mod memory;
 pub mod protocol;

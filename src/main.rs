@@ -26,21 +26,54 @@ pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muz
 #[global_allocator]
 static ALLOC: tandem::memory::CountingAlloc<tikv_jemallocator::Jemalloc> = tandem::memory::CountingAlloc(tikv_jemallocator::Jemalloc);
 
+/// `tandem --version`: the crate's version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TANDEM_BUILD"), ")");
+
+/// Shown under `tandem --help` and `tandem -h`: what to run first, and the topologies.
+const AFTER_HELP: &str = "\
+Topologies (one TOML file describes the whole array; examples/config/ has one each):
+  development        one server, data in memory        tandem server   (no file needed)
+  reliability        one server, Fast Restart on disk  examples/config/reliability.toml
+  high availability  one stripe: 3 servers,            examples/config/ha-3-servers.toml
+                     or 2 servers and a voter          examples/config/ha-2-servers-voter.toml
+  scale              two or more stripes               examples/config/scale-2-stripes.toml
+
+Try it first:
+  tandem server                 a development server on 127.0.0.1:9510 (redis-cli -p 9510 ping)
+  tandem demo                   a whole local array of two stripes, with its console
+
+Guides: docs/concepts.md, docs/configuration.md, docs/operations.md, docs/clients.md";
+
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "A server array for clustering application servers, over the Redis protocol.")]
+#[command(
+    name = "tandem",
+    version = VERSION,
+    about = "A server array for clustering application servers: shared state over the Redis protocol, in memory, on disk and on mirrors.",
+    after_help = AFTER_HELP
+)]
 struct Cli {
+    /// How log lines are written to standard error: text (colours only on a terminal)
+    /// or json (one object a line, for log shippers). RUST_LOG sets the level.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Runs one server. Without --config: the development topology on 127.0.0.1:9510.
     Server {
-        /// The array's TOML config file (DESIGN.md §3).
+        /// The array's TOML config file, the same on every server (docs/configuration.md).
         #[arg(long, requires = "name")]
         config: Option<std::path::PathBuf>,
-        /// This server's name in the config file.
+        /// This server's name in the config file (a [[stripe.server]] name).
         #[arg(long, requires = "config")]
         name: Option<String>,
         /// Overrides the client port (development topology only).
@@ -61,10 +94,14 @@ enum Command {
     /// Runs a voter: votes in its stripe's elections and keeps the log's tail, holds
     /// no data, never stays active.
     Voter {
+        /// The array's TOML config file, the same on every server and voter.
         #[arg(long)]
         config: std::path::PathBuf,
+        /// This voter's name in the config file (a [[stripe.voter]] name).
         #[arg(long)]
         name: String,
+        /// Listen for the group port here instead of host:group-port (a proxy or
+        /// NAT between the members).
         #[arg(long)]
         group_bind: Option<String>,
     },
@@ -72,27 +109,38 @@ enum Command {
     /// every member over the group port, or with --api one server's management API.
     /// Exits non-zero when a stripe has no active (ACTIVE-COORDINATOR server).
     Status {
+        /// The array's TOML config file: every member listed in it is asked.
         #[arg(long, required_unless_present = "api")]
         config: Option<std::path::PathBuf>,
         /// A server's management URL (http://host:management-port): that server
         /// answers for the whole array.
         #[arg(long, conflicts_with = "config")]
         api: Option<String>,
+        /// Wait up to this long ("30s", "2m") for the array to settle: every stripe has
+        /// an active and every member is up and caught up (light green or cyan). Asks
+        /// every 200 ms; exits non-zero, naming the members, if it did not settle.
+        #[arg(long, value_parser = parse_duration)]
+        wait: Option<std::time::Duration>,
     },
     /// Stops a server or voter. An active with no PASSIVE-STANDBY mirror refuses
     /// (it would stop its stripe) unless --force; one with a mirror hands over first.
     Stop {
+        /// The array's TOML config file (to find the member and its stripe).
         #[arg(long)]
         config: std::path::PathBuf,
+        /// The server or voter to stop, by its name in the config.
         #[arg(long)]
         name: String,
+        /// Stop it even if that leaves its stripe without an active or a quorum.
         #[arg(long)]
         force: bool,
     },
     /// Hands a stripe's leadership to a PASSIVE-STANDBY mirror.
     Failover {
+        /// The array's TOML config file (to find the stripe's members).
         #[arg(long)]
         config: std::path::PathBuf,
+        /// The stripe whose active hands over, by its name in the config.
         #[arg(long)]
         stripe: String,
         /// The mirror to hand over to (default: the most caught up).
@@ -101,6 +149,7 @@ enum Command {
     },
     /// Stops the whole array: mirrors and voters first, then actives.
     Shutdown {
+        /// The array's TOML config file: every member listed in it is stopped.
         #[arg(long)]
         config: std::path::PathBuf,
     },
@@ -180,8 +229,10 @@ enum Command {
     /// Deletes a server's data (its Raft log and snapshots). The server must be
     /// stopped; asks to type the server's name unless --yes is given.
     ClearData {
+        /// The array's TOML config file (to find the server's data directory).
         #[arg(long)]
         config: std::path::PathBuf,
+        /// The stopped server whose data is deleted, by its name in the config.
         #[arg(long)]
         name: String,
         /// Do not ask for confirmation.
@@ -191,16 +242,34 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=error".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogFormatArg::Text => tandem::logging::LogFormat::Text,
+        LogFormatArg::Json => tandem::logging::LogFormat::Json,
+    };
+    tandem::logging::init(format, "info,openraft=error");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tandem: {e:#}");
+            if let Some(hint) = what_to_do(&e) {
+                eprintln!("tandem: {hint}");
+            }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The next step for an error that stops the binary, where there is one to give.
+fn what_to_do(error: &anyhow::Error) -> Option<&'static str> {
+    use tandem::config::ConfigError;
+    match error.downcast_ref::<ConfigError>()? {
+        ConfigError::Read { .. } => Some("give the path of the array's TOML file with --config (examples/config/ has one per topology)"),
+        ConfigError::Syntax { .. } | ConfigError::Invalid { .. } => {
+            Some("fix the lines above and run the command again; every field is described in docs/configuration.md")
+        }
+        ConfigError::UnknownServer { .. } | ConfigError::UnknownVoter { .. } => {
+            Some("--name takes a name from the config file: a [[stripe.server]] for `tandem server`, a [[stripe.voter]] for `tandem voter`")
         }
     }
 }
@@ -233,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Voter { config, name, group_bind } => {
             let file = Config::from_file(&config)?;
             let (stripe, voter) = file.require_voter(&name)?;
+            tandem::logging::set_member(&stripe.name, &voter.name, true);
             let options = ReplicaOptions {
                 layout: StripeLayout::from_config(&file, stripe),
                 name: voter.name.clone(),
@@ -246,23 +316,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
-        Command::Status { config, api } => {
-            let table = match (config, api) {
-                (_, Some(url)) => control_runtime()?.block_on(tandem::management::client::status_table(&url))?,
-                (Some(config), None) => control_runtime()?.block_on(control::status_table(&Config::from_file(&config)?)),
-                (None, None) => anyhow::bail!("give --config or --api"),
+        Command::Status { config, api, wait } => {
+            let config = config.map(Config::from_file).transpose()?;
+            let runtime = control_runtime()?;
+            let deadline = std::time::Instant::now() + wait.unwrap_or_default();
+            let (table, unsettled) = loop {
+                let table = match (&config, &api) {
+                    (_, Some(url)) => runtime.block_on(tandem::management::client::status_table(url))?,
+                    (Some(config), None) => runtime.block_on(control::status_table(config)),
+                    (None, None) => anyhow::bail!("give --config or --api"),
+                };
+                let unsettled = if wait.is_some() { unsettled_members(&table.text) } else { Vec::new() };
+                let settled = table.without_active.is_empty() && unsettled.is_empty();
+                if settled || std::time::Instant::now() >= deadline {
+                    break (table, unsettled);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
             };
             print!("{}", table.text);
             // A stripe with no active serves none of its slots: scripts and health
             // checks must see that in the exit code.
-            if !table.without_active.is_empty() {
-                anyhow::bail!("{}", table.without_active.join("; "));
+            let mut trouble = table.without_active;
+            if !unsettled.is_empty() {
+                trouble.push(format!("not settled within --wait: {}", unsettled.join(", ")));
+            }
+            if !trouble.is_empty() {
+                anyhow::bail!("{}", trouble.join("; "));
             }
             Ok(())
         }
         Command::Stop { config, name, force } => {
             let file = Config::from_file(&config)?;
             println!("{}", control_runtime()?.block_on(control::stop(&file, &name, force))?);
+            wait_data_released(&file, |server| server == name);
             Ok(())
         }
         Command::Failover { config, stripe, to } => {
@@ -275,9 +361,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for line in control_runtime()?.block_on(control::shutdown(&file))? {
                 println!("{line}");
             }
+            wait_data_released(&file, |_| true);
             Ok(())
         }
     }
+}
+
+/// Members of a `tandem status` table whose light is neither green (the active) nor
+/// cyan (a caught-up mirror or voter), as "server3 is INITIALIZING".
+fn unsettled_members(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (name, state, light) = (cols.get(1)?, cols.get(3)?, cols.get(4)?);
+            (!matches!(*light, "green" | "cyan")).then(|| format!("{name} is {state}"))
+        })
+        .collect()
 }
 
 fn parse_workload(text: &str) -> Result<tandem::check::clients::Extra, String> {
@@ -405,6 +506,34 @@ fn demo(voter: bool, stripes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// After `tandem stop` or `shutdown`: a server that no longer answers may still be
+/// finishing (its last log writes) and holds its data directory until it exits, so
+/// starting it again or `tandem clear-data` at once would find the directory in use.
+/// Where a stopped server's data directory is on this machine (as seen from here),
+/// wait, up to 30 s, for the process named in its lock file to be gone; elsewhere
+/// there is nothing to wait for (a service manager waits for the exit itself).
+fn wait_data_released(config: &Config, stopped: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for server in config.stripes.iter().flat_map(|s| &s.servers).filter(|s| stopped(&s.name)) {
+        let Ok(text) = std::fs::read_to_string(server.data.join("LOCK")) else { continue };
+        let Ok(pid) = text.trim().parse::<u32>() else { continue };
+        // Only a live tandem process is waited for (/proc: Linux). A zombie (exited, not
+        // yet reaped by its parent) has closed its files already: state Z in its stat.
+        let holds = || {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("Z");
+            comm.trim() == "tandem" && state != "Z" && state != "X"
+        };
+        while holds() && pid != std::process::id() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if holds() {
+            eprintln!("tandem: {} (pid {pid}) still runs after 30 s; its data directory stays in use until it exits", server.name);
+        }
+    }
+}
+
 fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
 }
@@ -437,6 +566,7 @@ fn server_options(
         _ => (Config::development(), "server1".to_string(), String::new()),
     };
     let (stripe, server) = config.require_server(&name)?;
+    tandem::logging::set_member(&stripe.name, &server.name, false);
     let management = tandem::management::ManagementOptions {
         name: server.name.clone(),
         config: std::sync::Arc::new(config.clone()),

@@ -55,6 +55,11 @@ pub fn spawn(group: Arc<Group>) {
     tokio::spawn(log_state_changes(group));
 }
 
+/// Starts only the log of state changes: a lone server has no other duties.
+pub fn spawn_state_log(group: Arc<Group>) {
+    tokio::spawn(log_state_changes(group));
+}
+
 async fn probe(group: &Group, addr: &str) -> std::io::Result<Response> {
     group::request(&group.identity, Some(&group.me.host), addr, &Request::Probe, PROBE_TIMEOUT).await
 }
@@ -333,7 +338,10 @@ async fn hand_over(group: &Group) {
 /// `tandem failover`: on the active, hands leadership to a PASSIVE-STANDBY mirror
 /// (the named one, or the most caught up) and waits until it has taken over.
 pub async fn failover(group: &Group, to: Option<&str>) -> Response {
-    let refused = |message: String| Response::Done { ok: false, message: format!("refused: {message}") };
+    let refused = |message: String| {
+        tracing::warn!(to = ?to, why = %message, "failover refused");
+        Response::Done { ok: false, message: format!("refused: {message}") }
+    };
     if !group.is_active() {
         let m = group.metrics();
         let active = match m.current_leader {
@@ -355,9 +363,13 @@ pub async fn failover(group: &Group, to: Option<&str>) -> Response {
     };
     match hand_leadership(group, target.0).await {
         Ok(term) => {
+            tracing::info!(to = %target.1, term, "failover: handed the active over");
             Response::Done { ok: true, message: format!("{} is now the active of stripe {} (term {term})", target.1, group.layout.stripe) }
         }
-        Err(why) => Response::Done { ok: false, message: format!("handing over to {} failed: {why}", target.1) },
+        Err(why) => {
+            tracing::warn!(to = %target.1, %why, "failover failed");
+            Response::Done { ok: false, message: format!("handing over to {} failed: {why}", target.1) }
+        }
     }
 }
 
@@ -457,7 +469,10 @@ async fn quorum_after_stop(group: &Group) -> Result<(), String> {
 /// with no PASSIVE-STANDBY mirror) or leave it without a quorum; an active with a
 /// mirror hands over first. Returns the answer and whether to stop.
 pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
-    let refuse = |why: String| (Response::Done { ok: false, message: format!("refused: {why} (use --force to stop it anyway)") }, false);
+    let refuse = |why: String| {
+        tracing::warn!(%why, "stop refused");
+        (Response::Done { ok: false, message: format!("refused: {why} (use --force to stop it anyway)") }, false)
+    };
     let standby = if group.is_active() {
         let standbys = answering_standbys(group).await;
         match standbys.first() {

@@ -293,6 +293,8 @@ impl Replica {
                 .map_err(|e| StartError::Raft(e.to_string()))?;
             // Serve nothing before every committed entry is applied (after a restart).
             raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| StartError::Raft(e.to_string()))?;
+            // A lone server's state changes are logged as a stripe member's are.
+            membership::spawn_state_log(group.clone());
         } else {
             if options.layout.secret.is_none() {
                 return Err(StartError::Raft("a stripe with more than one member needs cluster.secret".into()));
