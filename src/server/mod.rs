@@ -25,6 +25,8 @@ pub mod sessions;
 pub mod settings;
 pub mod split;
 pub mod stats;
+pub mod stream;
+pub mod tls;
 pub mod transaction;
 pub mod upstream;
 
@@ -273,12 +275,29 @@ async fn keep_view(shared: Arc<Shared>) {
     }
 }
 
+/// The TLS listener (tls-port) and the certificates its handshakes use.
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub acceptor: Arc<tls::TlsAcceptor>,
+}
+
+/// How a listener's accepted socket is to be served.
+#[derive(Clone, Copy)]
+enum Port {
+    Client,
+    /// The cluster port: slot-routing clients.
+    Cluster,
+    Tls,
+}
+
 /// Accepts clients on `listener` (and slot-routing clients on `cluster`, the
-/// server's cluster port) until `shutdown` turns true, then closes them all.
+/// server's cluster port, and TLS clients on `tls`) until `shutdown` turns true,
+/// then closes them all.
 pub async fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
     cluster: Option<TcpListener>,
+    tls: Option<TlsListener>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
@@ -289,9 +308,10 @@ pub async fn serve(
         .map(|s| tokio::spawn(array::watch_stripe(shared.clone(), s)))
         .collect();
     loop {
-        let (accepted, slot_routing) = tokio::select! {
-            accepted = listener.accept() => (accepted, false),
-            accepted = async { cluster.as_ref().expect("guarded").accept().await }, if cluster.is_some() => (accepted, true),
+        let (accepted, port) = tokio::select! {
+            accepted = listener.accept() => (accepted, Port::Client),
+            accepted = async { cluster.as_ref().expect("guarded").accept().await }, if cluster.is_some() => (accepted, Port::Cluster),
+            accepted = async { tls.as_ref().expect("guarded").listener.accept().await }, if tls.is_some() => (accepted, Port::Tls),
             _ = shutdown.changed() => break,
         };
         let (socket, peer) = match accepted {
@@ -303,7 +323,21 @@ pub async fn serve(
                 continue;
             }
         };
-        spawn_connection(&shared, socket, peer, &shutdown, slot_routing);
+        let _ = socket.set_nodelay(true);
+        match (port, &tls) {
+            (Port::Tls, Some(tls)) => {
+                // The handshake runs in its own task, bounded in time: a slow or
+                // hostile client never holds up the accept loop.
+                let (shared, shutdown, acceptor) = (shared.clone(), shutdown.clone(), tls.acceptor.clone());
+                tokio::spawn(async move {
+                    let Some(stream) = acceptor.handshake(socket, peer).await else { return };
+                    if !*shutdown.borrow() {
+                        spawn_connection(&shared, stream, peer, &shutdown, false);
+                    }
+                });
+            }
+            _ => spawn_connection(&shared, socket.into(), peer, &shutdown, matches!(port, Port::Cluster)),
+        }
     }
     shared.clients.kill_all();
     expiry.abort();
@@ -317,7 +351,7 @@ pub async fn serve(
 
 fn spawn_connection(
     shared: &Arc<Shared>,
-    socket: tokio::net::TcpStream,
+    socket: stream::ClientStream,
     peer: SocketAddr,
     shutdown: &watch::Receiver<bool>,
     slot_routing: bool,
@@ -329,11 +363,15 @@ fn spawn_connection(
             use tokio::io::AsyncWriteExt;
             let mut socket = socket;
             let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+            let _ = socket.flush().await;
         });
         return;
     }
-    let _ = socket.set_nodelay(true);
-    let laddr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = match &socket {
+        stream::ClientStream::Plain(s) => s.local_addr(),
+        stream::ClientStream::Tls(s) => s.get_ref().0.local_addr(),
+    };
+    let laddr = laddr.map(|a| a.to_string()).unwrap_or_default();
     let info = shared.clients.register(peer.to_string(), laddr);
     let shared = shared.clone();
     let shutdown = shutdown.clone();
@@ -416,6 +454,10 @@ pub struct ServerOptions {
     pub client_port: u16,
     /// The port for slot-routing clients, if the server has one.
     pub cluster_port: Option<u16>,
+    /// The TLS port beside the client port, if the server has one, and the files
+    /// its certificates come from.
+    pub tls_port: Option<u16>,
+    pub tls: crate::config::Tls,
     pub data_storage_bytes: u64,
     pub requirepass: Option<String>,
     /// `aclfile` (see [`Settings::aclfile`]).
@@ -427,6 +469,18 @@ pub struct ServerOptions {
     pub replica: ReplicaOptions,
     /// The management port (HTTP API, metrics, console); its port 0 turns it off.
     pub management: crate::management::ManagementOptions,
+}
+
+/// Loads the TLS files (a bad one stops the start, naming the field and the file),
+/// binds the tls-port and reloads the certificates on SIGHUP.
+async fn bind_tls(options: &ServerOptions, port: u16) -> std::io::Result<TlsListener> {
+    let acceptor = Arc::new(tls::TlsAcceptor::load(options.tls.clone()).map_err(|e| std::io::Error::other(e.to_string()))?);
+    acceptor.reload_on_sighup()?;
+    let addr = format!("{}:{port}", options.host);
+    let bound = TcpListener::bind(&addr).await;
+    let listener = bound.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on the tls-port {addr}: {e}")))?;
+    tracing::info!(%addr, auth_clients = ?options.tls.auth_clients, "TLS listener ready");
+    Ok(TlsListener { listener, acceptor })
 }
 
 /// Binds the client port and serves until `shutdown` turns true.
@@ -446,6 +500,10 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
             let bound = TcpListener::bind(&addr).await;
             Some(bound.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on the cluster port {addr}: {e}")))?)
         }
+        None => None,
+    };
+    let tls_listener = match options.tls_port {
+        Some(port) => Some(bind_tls(&options, port).await?),
         None => None,
     };
     // Before the data loads, so that STARTING is visible on it.
@@ -513,7 +571,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
             why
         })
     };
-    let served = serve(shared.clone(), listener, cluster_listener, stop_rx).await;
+    let served = serve(shared.clone(), listener, cluster_listener, tls_listener, stop_rx).await;
     if let Some(management) = management {
         management.stop().await;
     }
