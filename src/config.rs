@@ -1093,6 +1093,38 @@ data = "data/server3"
         assert!(!server.restartable);
     }
 
+    fn tls_server(cluster_tls: &str) -> String {
+        format!(
+            "[cluster]\nname = \"c\"\n{cluster_tls}[[stripe]]\nname = \"A\"\n[[stripe.server]]\nname = \"s1\"\nclient-port = 1\ntls-port = 2\ngroup-port = 3\nmanagement-port = 4\ndata = \"d\"\n"
+        )
+    }
+
+    #[test]
+    fn tls_fields_are_read_with_redis_names() {
+        let text = tls_server(
+            "tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-ca-cert-file = \"ca.crt\"\ntls-auth-clients = \"optional\"\n",
+        );
+        let config = parse(&text).unwrap();
+        let tls = &config.cluster.tls;
+        assert_eq!(tls.cert_file.as_deref(), Some(Path::new("s.crt")));
+        assert_eq!(tls.key_file.as_deref(), Some(Path::new("s.key")));
+        assert_eq!(tls.ca_cert_file.as_deref(), Some(Path::new("ca.crt")));
+        assert_eq!(tls.auth_clients, TlsAuthClients::Optional);
+        assert_eq!(config.server("s1").unwrap().1.tls_port, Some(2));
+    }
+
+    #[test]
+    fn tls_port_without_files_or_ca_names_the_field() {
+        let errors = problems(&tls_server(""));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("tandem.toml:8: stripe[0].server[0].tls-port: a tls-port needs cluster.tls-cert-file"), "{errors:?}");
+        assert!(errors[1].contains("needs cluster.tls-ca-cert-file"), "{errors:?}");
+        let errors = problems(&tls_server("tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"sometimes\"\n"));
+        assert_eq!(errors, ["tandem.toml:5: cluster.tls-auth-clients: \"sometimes\" is not one of \"no\", \"optional\", \"yes\""]);
+        let errors = problems(&tls_server("tls-cert-file = \"\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\n"));
+        assert_eq!(errors, ["tandem.toml:3: cluster.tls-cert-file: must not be empty; leave the field out for none"]);
+    }
+
     #[test]
     fn the_example_config_in_the_repository_is_valid() {
         let config = parse(include_str!("../tandem.example.toml")).unwrap();

@@ -118,10 +118,14 @@ fn server_config(files: &Tls) -> Result<Arc<ServerConfig>, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    // Checks that the key is the certificate's (rustls: "private key does not match").
-    let config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| content(KEY_FIELD, key_path, format!("cannot be used with {CERT_FIELD} {cert_path:?}: {e}")))?;
+    // rustls checks that the key is the certificate's.
+    let config = builder.with_single_cert(certs, key).map_err(|e| {
+        let why = match e {
+            rustls::Error::InconsistentKeys(_) => "is not the private key of".to_string(),
+            other => format!("cannot be used ({other}) with"),
+        };
+        content(KEY_FIELD, key_path, format!("{why} the certificate in {CERT_FIELD} {cert_path:?}"))
+    })?;
     Ok(Arc::new(config))
 }
 
