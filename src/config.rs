@@ -638,7 +638,8 @@ impl Checker<'_> {
                 other => {
                     let line = self.line(text.span());
                     self.fail(line, "cluster.tls-auth-clients", format!("{other:?} is not one of \"no\", \"optional\", \"yes\""));
-                    TlsAuthClients::default()
+                    // Reported once: no knock-on "needs tls-ca-cert-file" for a value that is not one.
+                    TlsAuthClients::No
                 }
             },
         };
