@@ -120,6 +120,9 @@ pub struct Tls {
     pub ca_cert_file: Option<PathBuf>,
     /// `tls-auth-clients`: whether clients must present a certificate.
     pub auth_clients: TlsAuthClients,
+    /// `tls-cluster`: the cluster port (slot-routing clients) speaks TLS too, with the
+    /// same files. Default false.
+    pub cluster: bool,
 }
 
 /// Redis's `tls-auth-clients`: `yes` (the default in Redis too) refuses a client without
@@ -465,6 +468,7 @@ struct RawCluster {
     tls_key_file: Option<Spanned<String>>,
     tls_ca_cert_file: Option<Spanned<String>>,
     tls_auth_clients: Option<Spanned<String>>,
+    tls_cluster: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -643,7 +647,7 @@ impl Checker<'_> {
                 }
             },
         };
-        Tls { cert_file, key_file, ca_cert_file, auth_clients }
+        Tls { cert_file, key_file, ca_cert_file, auth_clients, cluster: raw.tls_cluster.unwrap_or(false) }
     }
 
     fn not_empty(&mut self, text: Spanned<String>, field: &str) -> String {
@@ -841,14 +845,15 @@ impl Checker<'_> {
     fn check_tls(&mut self, checked: &Checked) {
         let tls = &checked.cluster.tls;
         for server in checked.stripes.iter().flat_map(|s| &s.servers) {
-            let Some(port) = server.ports.iter().find(|p| p.field.ends_with(".tls-port")) else { continue };
+            let tls_port = |p: &&At<u16>| p.field.ends_with(".tls-port") || (tls.cluster && p.field.ends_with(".cluster-port"));
+            let Some(port) = server.ports.iter().find(tls_port) else { continue };
             let (line, field) = (port.line, port.field.clone());
             if tls.cert_file.is_none() || tls.key_file.is_none() {
-                let message = "a tls-port needs cluster.tls-cert-file and cluster.tls-key-file (the server's certificate and its key, PEM)";
+                let message = "a tls-port (or a cluster-port with tls-cluster = true) needs cluster.tls-cert-file and cluster.tls-key-file (the server's certificate and its key, PEM)";
                 self.fail(line, &field, message.to_string());
             }
             if tls.auth_clients != TlsAuthClients::No && tls.ca_cert_file.is_none() {
-                let message = "cluster.tls-auth-clients is \"yes\" or \"optional\" (\"yes\" by default), so a tls-port needs cluster.tls-ca-cert-file to verify client certificates with; or set tls-auth-clients = \"no\"";
+                let message = "cluster.tls-auth-clients is \"yes\" or \"optional\" (\"yes\" by default), so a TLS port needs cluster.tls-ca-cert-file to verify client certificates with; or set tls-auth-clients = \"no\"";
                 self.fail(line, &field, message.to_string());
             }
         }
@@ -1118,12 +1123,25 @@ data = "data/server3"
     fn tls_port_without_files_or_ca_names_the_field() {
         let errors = problems(&tls_server(""));
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors[0].starts_with("tandem.toml:8: stripe[0].server[0].tls-port: a tls-port needs cluster.tls-cert-file"), "{errors:?}");
+        assert!(errors[0].starts_with("tandem.toml:8: stripe[0].server[0].tls-port: a tls-port (or a cluster-port with tls-cluster = true) needs cluster.tls-cert-file"), "{errors:?}");
         assert!(errors[1].contains("needs cluster.tls-ca-cert-file"), "{errors:?}");
         let errors = problems(&tls_server("tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"sometimes\"\n"));
         assert_eq!(errors, ["tandem.toml:5: cluster.tls-auth-clients: \"sometimes\" is not one of \"no\", \"optional\", \"yes\""]);
         let errors = problems(&tls_server("tls-cert-file = \"\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\n"));
         assert_eq!(errors, ["tandem.toml:3: cluster.tls-cert-file: must not be empty; leave the field out for none"]);
+    }
+
+    #[test]
+    fn tls_cluster_needs_the_files_on_a_cluster_port() {
+        let text = "[cluster]\nname = \"c\"\ntls-cluster = true\n[[stripe]]\nname = \"A\"\n[[stripe.server]]\nname = \"s1\"\nclient-port = 1\ngroup-port = 3\nmanagement-port = 4\ncluster-port = 5\ndata = \"d\"\n";
+        let errors = problems(text);
+        assert!(
+            errors[0]
+                .starts_with("tandem.toml:11: stripe[0].server[0].cluster-port: a tls-port (or a cluster-port with tls-cluster = true)"),
+            "{errors:?}"
+        );
+        // Without a cluster port, tls-cluster asks for nothing.
+        assert!(parse(&text.replace("cluster-port = 5\n", "")).unwrap().cluster.tls.cluster);
     }
 
     #[test]

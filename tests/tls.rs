@@ -198,6 +198,50 @@ fn plain_text_on_the_tls_port_is_closed_and_the_server_keeps_serving() {
     assert!(server.stop().is_some_and(|s| s.success()));
 }
 
+#[test]
+fn a_stalled_handshake_is_cut_off_and_others_are_served() {
+    support::log_phases();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    pki(d);
+    let (config, port, tls_port) = write_config(d, &tls_lines(d, "no"));
+    let _server = ConfigServer::start(d, &config, "server1", port);
+
+    tracing::info!("--- a client sends the first byte of a handshake and stalls");
+    let mut stalled = TcpStream::connect(("127.0.0.1", tls_port)).expect("connect");
+    stalled.write_all(&[0x16]).expect("write");
+    tracing::info!("--- others are served meanwhile");
+    assert!(pong(d, tls_port, &["--cacert", "ca.crt"]));
+    tracing::info!("--- the stalled one is closed once the handshake's time is up");
+    assert!(closed_by_server(&mut stalled, Duration::from_secs(40)), "a stalled handshake was never cut off");
+}
+
+#[test]
+fn tls_cluster_puts_the_cluster_port_under_tls_for_slot_routing_clients() {
+    support::log_phases();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    pki(d);
+    let (config, port, _) = write_config(d, &format!("{}tls-cluster = true\n", tls_lines(d, "no")));
+    let cluster_port = free_ports(1)[0];
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(&config, text.replace("management-port = 0\n", &format!("management-port = 0\ncluster-port = {cluster_port}\n")))
+        .expect("write config");
+    let _server = ConfigServer::start(d, &config, "server1", port);
+
+    tracing::info!("--- redis-cli -c --tls on the cluster port: SET and GET, slots advertise that port");
+    let cli = ["--cacert", "ca.crt", "-c"];
+    assert_eq!(redis_cli(d, cluster_port, &cli, &["SET", "{a}k", "v"]), (true, "OK".to_string()));
+    assert_eq!(redis_cli(d, cluster_port, &cli, &["GET", "{a}k"]), (true, "v".to_string()));
+    let (ok, slots) = redis_cli(d, cluster_port, &cli, &["CLUSTER", "SLOTS"]);
+    assert!(ok && slots.lines().any(|l| l.trim() == cluster_port.to_string()), "{slots}");
+
+    tracing::info!("--- plain text on the cluster port is closed");
+    let mut plain = TcpStream::connect(("127.0.0.1", cluster_port)).expect("connect");
+    plain.write_all(b"PING\r\n").expect("write");
+    assert!(closed_by_server(&mut plain, DEADLINE));
+}
+
 /// An `openssl s_client` session: a TLS connection that stays open across a reload.
 struct SClient {
     child: Child,

@@ -275,9 +275,11 @@ async fn keep_view(shared: Arc<Shared>) {
     }
 }
 
-/// The TLS listener (tls-port) and the certificates its handshakes use.
+/// TLS: the tls-port's listener (if the server has one), whether the cluster port
+/// speaks TLS too (`tls-cluster`), and the certificates their handshakes use.
 pub struct TlsListener {
-    pub listener: TcpListener,
+    pub listener: Option<TcpListener>,
+    pub cluster: bool,
     pub acceptor: Arc<tls::TlsAcceptor>,
 }
 
@@ -311,7 +313,8 @@ pub async fn serve(
         let (accepted, port) = tokio::select! {
             accepted = listener.accept() => (accepted, Port::Client),
             accepted = async { cluster.as_ref().expect("guarded").accept().await }, if cluster.is_some() => (accepted, Port::Cluster),
-            accepted = async { tls.as_ref().expect("guarded").listener.accept().await }, if tls.is_some() => (accepted, Port::Tls),
+            accepted = async { tls.as_ref().and_then(|t| t.listener.as_ref()).expect("guarded").accept().await },
+                if tls.as_ref().is_some_and(|t| t.listener.is_some()) => (accepted, Port::Tls),
             _ = shutdown.changed() => break,
         };
         let (socket, peer) = match accepted {
@@ -324,19 +327,20 @@ pub async fn serve(
             }
         };
         let _ = socket.set_nodelay(true);
-        match (port, &tls) {
-            (Port::Tls, Some(tls)) => {
+        let slot_routing = matches!(port, Port::Cluster);
+        match &tls {
+            Some(tls) if matches!(port, Port::Tls) || (slot_routing && tls.cluster) => {
                 // The handshake runs in its own task, bounded in time: a slow or
                 // hostile client never holds up the accept loop.
                 let (shared, shutdown, acceptor) = (shared.clone(), shutdown.clone(), tls.acceptor.clone());
                 tokio::spawn(async move {
                     let Some(stream) = acceptor.handshake(socket, peer).await else { return };
                     if !*shutdown.borrow() {
-                        spawn_connection(&shared, stream, peer, &shutdown, false);
+                        spawn_connection(&shared, stream, peer, &shutdown, slot_routing);
                     }
                 });
             }
-            _ => spawn_connection(&shared, socket.into(), peer, &shutdown, matches!(port, Port::Cluster)),
+            _ => spawn_connection(&shared, socket.into(), peer, &shutdown, slot_routing),
         }
     }
     shared.clients.kill_all();
@@ -471,16 +475,26 @@ pub struct ServerOptions {
     pub management: crate::management::ManagementOptions,
 }
 
-/// Loads the TLS files (a bad one stops the start, naming the field and the file),
+/// When the server speaks TLS (a tls-port, or `tls-cluster` on its cluster port):
+/// loads the TLS files (a bad one stops the start, naming the field and the file),
 /// binds the tls-port and reloads the certificates on SIGHUP.
-async fn bind_tls(options: &ServerOptions, port: u16) -> std::io::Result<TlsListener> {
+async fn bind_tls(options: &ServerOptions) -> std::io::Result<Option<TlsListener>> {
+    let cluster = options.tls.cluster && options.cluster_port.is_some();
+    if options.tls_port.is_none() && !cluster {
+        return Ok(None);
+    }
     let acceptor = Arc::new(tls::TlsAcceptor::load(options.tls.clone()).map_err(|e| std::io::Error::other(e.to_string()))?);
     acceptor.reload_on_sighup()?;
-    let addr = format!("{}:{port}", options.host);
-    let bound = TcpListener::bind(&addr).await;
-    let listener = bound.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on the tls-port {addr}: {e}")))?;
-    tracing::info!(%addr, auth_clients = ?options.tls.auth_clients, "TLS listener ready");
-    Ok(TlsListener { listener, acceptor })
+    let listener = match options.tls_port {
+        Some(port) => {
+            let addr = format!("{}:{port}", options.host);
+            let bound = TcpListener::bind(&addr).await;
+            Some(bound.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on the tls-port {addr}: {e}")))?)
+        }
+        None => None,
+    };
+    tracing::info!(tls_port = ?options.tls_port, cluster_port_tls = cluster, auth_clients = ?options.tls.auth_clients, "TLS ready");
+    Ok(Some(TlsListener { listener, cluster, acceptor }))
 }
 
 /// Binds the client port and serves until `shutdown` turns true.
@@ -502,10 +516,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         }
         None => None,
     };
-    let tls_listener = match options.tls_port {
-        Some(port) => Some(bind_tls(&options, port).await?),
-        None => None,
-    };
+    let tls_listener = bind_tls(&options).await?;
     // Before the data loads, so that STARTING is visible on it.
     let management = crate::management::Management::start(options.management.clone()).await?;
     let mut settings =
