@@ -103,6 +103,37 @@ pub struct Cluster {
     /// Accept procedures on a plain-HTTP management port bound beyond loopback (the
     /// token then crosses the network in clear). Default false.
     pub management_allow_plain_http: bool,
+    /// TLS for servers that have a `tls-port` (Redis's `tls-*` names).
+    pub tls: Tls,
+}
+
+/// `[cluster]`'s `tls-*` fields: the files every server with a `tls-port` loads (paths
+/// as given, relative ones against the server's working directory; each host may hold
+/// its own certificate at the same path). Read at start and again on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    /// `tls-cert-file`: the server's certificate chain, PEM, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// `tls-key-file`: the private key of that certificate, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// `tls-ca-cert-file`: the CA certificates client certificates must chain to, PEM.
+    pub ca_cert_file: Option<PathBuf>,
+    /// `tls-auth-clients`: whether clients must present a certificate.
+    pub auth_clients: TlsAuthClients,
+    /// `tls-cluster`: the cluster port (slot-routing clients) speaks TLS too, with the
+    /// same files. Default false.
+    pub cluster: bool,
+}
+
+/// Redis's `tls-auth-clients`: `yes` (the default in Redis too) refuses a client without
+/// a certificate signed by `tls-ca-cert-file`; `optional` accepts one without, but
+/// verifies one that is given; `no` asks for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsAuthClients {
+    No,
+    Optional,
+    #[default]
+    Yes,
 }
 
 /// Shortest `management-token`: a token that can be guessed protects nothing.
@@ -135,6 +166,9 @@ pub struct Server {
     /// RANDOMKEY and FLUSHALL for this server's stripe only (a cluster client asks
     /// every stripe itself). On `client-port` a plain client sees one database.
     pub cluster_port: Option<u16>,
+    /// Optional: a TLS listener beside `client-port`, serving the same clients over
+    /// TLS with `[cluster]`'s `tls-*` files.
+    pub tls_port: Option<u16>,
     /// The server's data directory, as written in the file (a relative path is
     /// resolved against the server process's working directory). Never shared.
     pub data: PathBuf,
@@ -245,6 +279,7 @@ impl Config {
                 aclfile: None,
                 management_token: None,
                 management_allow_plain_http: false,
+                tls: Tls::default(),
             },
             stripes: vec![Stripe {
                 name: "A".to_string(),
@@ -256,6 +291,7 @@ impl Config {
                     group_port: 9530,
                     management_port: 9540,
                     cluster_port: None,
+                    tls_port: None,
                     data: PathBuf::from("data/server1"),
                     data_storage_bytes: DATA_STORAGE_BYTES_DEFAULT,
                     restartable: false,
@@ -425,6 +461,11 @@ struct RawCluster {
     aclfile: Option<Spanned<String>>,
     management_token: Option<Spanned<String>>,
     management_allow_plain_http: Option<bool>,
+    tls_cert_file: Option<Spanned<String>>,
+    tls_key_file: Option<Spanned<String>>,
+    tls_ca_cert_file: Option<Spanned<String>>,
+    tls_auth_clients: Option<Spanned<String>>,
+    tls_cluster: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -449,6 +490,7 @@ struct RawServer {
     group_port: Spanned<i64>,
     management_port: Spanned<i64>,
     cluster_port: Option<Spanned<i64>>,
+    tls_port: Option<Spanned<i64>>,
     data: Spanned<String>,
     // A string with a unit or a plain integer of bytes.
     data_storage: Option<Spanned<toml::Value>>,
@@ -543,7 +585,8 @@ impl Checker<'_> {
         Checked { cluster, stripes }
     }
 
-    fn convert_cluster(&mut self, raw: RawCluster) -> Cluster {
+    fn convert_cluster(&mut self, mut raw: RawCluster) -> Cluster {
+        let tls = self.convert_tls(&mut raw);
         let name = self.name(raw.name, "cluster.name".to_string());
         let client_reconnect_window_ms = match raw.client_reconnect_window {
             None => CLIENT_RECONNECT_WINDOW_MS_DEFAULT,
@@ -578,7 +621,30 @@ impl Checker<'_> {
             aclfile,
             management_token,
             management_allow_plain_http: raw.management_allow_plain_http.unwrap_or(false),
+            tls,
         }
+    }
+
+    fn convert_tls(&mut self, raw: &mut RawCluster) -> Tls {
+        let mut file = |text: Option<Spanned<String>>, field: &str| text.map(|t| PathBuf::from(self.not_empty(t, field)));
+        let cert_file = file(raw.tls_cert_file.take(), "cluster.tls-cert-file");
+        let key_file = file(raw.tls_key_file.take(), "cluster.tls-key-file");
+        let ca_cert_file = file(raw.tls_ca_cert_file.take(), "cluster.tls-ca-cert-file");
+        let auth_clients = match raw.tls_auth_clients.take() {
+            None => TlsAuthClients::default(),
+            Some(text) => match text.get_ref().as_str() {
+                "no" => TlsAuthClients::No,
+                "optional" => TlsAuthClients::Optional,
+                "yes" => TlsAuthClients::Yes,
+                other => {
+                    let line = self.line(text.span());
+                    self.fail(line, "cluster.tls-auth-clients", format!("{other:?} is not one of \"no\", \"optional\", \"yes\""));
+                    // Reported once: no knock-on "needs tls-ca-cert-file" for a value that is not one.
+                    TlsAuthClients::No
+                }
+            },
+        };
+        Tls { cert_file, key_file, ca_cert_file, auth_clients, cluster: raw.tls_cluster.unwrap_or(false) }
     }
 
     fn not_empty(&mut self, text: Spanned<String>, field: &str) -> String {
@@ -637,6 +703,7 @@ impl Checker<'_> {
             self.management_port(raw.management_port, format!("{prefix}.management-port")),
         ];
         let cluster_port = raw.cluster_port.map(|p| self.port(p, format!("{prefix}.cluster-port")));
+        let tls_port = raw.tls_port.map(|p| self.port(p, format!("{prefix}.tls-port")));
         let data_line = self.line(raw.data.span());
         let data = At { value: PathBuf::from(raw.data.get_ref()), line: data_line, field: format!("{prefix}.data") };
         if raw.data.get_ref().trim().is_empty() {
@@ -650,11 +717,13 @@ impl Checker<'_> {
             group_port: ports[1].value,
             management_port: ports[2].value,
             cluster_port: cluster_port.as_ref().map(|p| p.value),
+            tls_port: tls_port.as_ref().map(|p| p.value),
             data: data.value.clone(),
             data_storage_bytes,
             restartable: raw.restartable.unwrap_or(false),
         };
         ports.extend(cluster_port);
+        ports.extend(tls_port);
         CheckedServer { server, name, ports, data }
     }
 
@@ -738,6 +807,7 @@ impl Checker<'_> {
     fn check_cluster_rules(&mut self, checked: &Checked) {
         self.check_secret(checked);
         self.check_cluster_ports(checked);
+        self.check_tls(checked);
         self.check_unique_names(checked);
         self.check_unique_ports(checked);
         self.check_data_directories(checked);
@@ -762,6 +832,26 @@ impl Checker<'_> {
                         checked.stripes.len()
                     ),
                 );
+            }
+        }
+    }
+
+    /// A `tls-port` needs a certificate and its key; verifying clients needs the CA.
+    /// (Whether the files exist and hold what they should is checked when a server
+    /// loads them: they may live only on that server's host.)
+    fn check_tls(&mut self, checked: &Checked) {
+        let tls = &checked.cluster.tls;
+        for server in checked.stripes.iter().flat_map(|s| &s.servers) {
+            let tls_port = |p: &&At<u16>| p.field.ends_with(".tls-port") || (tls.cluster && p.field.ends_with(".cluster-port"));
+            let Some(port) = server.ports.iter().find(tls_port) else { continue };
+            let (line, field) = (port.line, port.field.clone());
+            if tls.cert_file.is_none() || tls.key_file.is_none() {
+                let message = "a tls-port (or a cluster-port with tls-cluster = true) needs cluster.tls-cert-file and cluster.tls-key-file (the server's certificate and its key, PEM)";
+                self.fail(line, &field, message.to_string());
+            }
+            if tls.auth_clients != TlsAuthClients::No && tls.ca_cert_file.is_none() {
+                let message = "cluster.tls-auth-clients is \"yes\" or \"optional\" (\"yes\" by default), so a TLS port needs cluster.tls-ca-cert-file to verify client certificates with; or set tls-auth-clients = \"no\"";
+                self.fail(line, &field, message.to_string());
             }
         }
     }
@@ -1004,6 +1094,51 @@ data = "data/server3"
         assert_eq!(server.host, "127.0.0.1");
         assert_eq!(server.data_storage_bytes, 4_000_000_000);
         assert!(!server.restartable);
+    }
+
+    fn tls_server(cluster_tls: &str) -> String {
+        format!(
+            "[cluster]\nname = \"c\"\n{cluster_tls}[[stripe]]\nname = \"A\"\n[[stripe.server]]\nname = \"s1\"\nclient-port = 1\ntls-port = 2\ngroup-port = 3\nmanagement-port = 4\ndata = \"d\"\n"
+        )
+    }
+
+    #[test]
+    fn tls_fields_are_read_with_redis_names() {
+        let text = tls_server(
+            "tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-ca-cert-file = \"ca.crt\"\ntls-auth-clients = \"optional\"\n",
+        );
+        let config = parse(&text).unwrap();
+        let tls = &config.cluster.tls;
+        assert_eq!(tls.cert_file.as_deref(), Some(Path::new("s.crt")));
+        assert_eq!(tls.key_file.as_deref(), Some(Path::new("s.key")));
+        assert_eq!(tls.ca_cert_file.as_deref(), Some(Path::new("ca.crt")));
+        assert_eq!(tls.auth_clients, TlsAuthClients::Optional);
+        assert_eq!(config.server("s1").unwrap().1.tls_port, Some(2));
+    }
+
+    #[test]
+    fn tls_port_without_files_or_ca_names_the_field() {
+        let errors = problems(&tls_server(""));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("tandem.toml:8: stripe[0].server[0].tls-port: a tls-port (or a cluster-port with tls-cluster = true) needs cluster.tls-cert-file"), "{errors:?}");
+        assert!(errors[1].contains("needs cluster.tls-ca-cert-file"), "{errors:?}");
+        let errors = problems(&tls_server("tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"sometimes\"\n"));
+        assert_eq!(errors, ["tandem.toml:5: cluster.tls-auth-clients: \"sometimes\" is not one of \"no\", \"optional\", \"yes\""]);
+        let errors = problems(&tls_server("tls-cert-file = \"\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\n"));
+        assert_eq!(errors, ["tandem.toml:3: cluster.tls-cert-file: must not be empty; leave the field out for none"]);
+    }
+
+    #[test]
+    fn tls_cluster_needs_the_files_on_a_cluster_port() {
+        let text = "[cluster]\nname = \"c\"\ntls-cluster = true\n[[stripe]]\nname = \"A\"\n[[stripe.server]]\nname = \"s1\"\nclient-port = 1\ngroup-port = 3\nmanagement-port = 4\ncluster-port = 5\ndata = \"d\"\n";
+        let errors = problems(text);
+        assert!(
+            errors[0]
+                .starts_with("tandem.toml:11: stripe[0].server[0].cluster-port: a tls-port (or a cluster-port with tls-cluster = true)"),
+            "{errors:?}"
+        );
+        // Without a cluster port, tls-cluster asks for nothing.
+        assert!(parse(&text.replace("cluster-port = 5\n", "")).unwrap().cluster.tls.cluster);
     }
 
     #[test]

@@ -81,3 +81,7 @@ pub const FUNCTION_LOAD_INSTRUCTIONS_MAX: u64 = 10_000_000;
 /// Bytes the Lua heap may grow by while one script runs: past it allocations fail
 /// and the script stops with an error.
 pub const SCRIPT_MEMORY_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// Longest a TLS handshake on the tls-port may take: a client that connects and then
+/// stalls (or trickles bytes) holds a socket and a task, so it is cut off.
+pub const TLS_HANDSHAKE_MS_MAX: u64 = 10_000;

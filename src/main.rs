@@ -593,6 +593,8 @@ fn server_options(
         host: server.host.clone(),
         client_port: port.unwrap_or(server.client_port),
         cluster_port: server.cluster_port,
+        tls_port: server.tls_port,
+        tls: config.cluster.tls.clone(),
         data_storage_bytes: server.data_storage_bytes,
         requirepass: config.cluster.requirepass.clone(),
         aclfile: config.cluster.aclfile.clone(),

@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::clients::ClientInfo;
 use super::frames::{Frames, Read};
 use super::session::Session;
+use super::stream::ClientStream;
 use super::transaction::Watch;
 use super::upstream::Upstreams;
 use super::Shared;
@@ -27,7 +27,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: TcpStream) -> Connection {
+    pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: ClientStream) -> Connection {
         let authed = Connection::default_logs_in(&shared);
         Connection { shared, frames: Frames::new(socket), session: Session::new(info, authed), upstreams: Upstreams::default() }
     }

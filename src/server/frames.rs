@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use super::stream::ClientStream;
 use crate::limits;
 use crate::protocol::request::{parse_command, ParseLimits, ProtocolError};
 
@@ -20,7 +20,7 @@ const READ_GULP_MAX_BYTES: usize = 1024 * 1024;
 const OUT_KEPT_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 pub struct Frames {
-    pub socket: TcpStream,
+    pub socket: ClientStream,
     pub inbuf: BytesMut,
     /// How much room the next read gets: doubles while reads fill it, back to
     /// `READ_CHUNK_BYTES` when one does not.
@@ -37,7 +37,7 @@ pub enum Read {
 }
 
 impl Frames {
-    pub fn new(socket: TcpStream) -> Frames {
+    pub fn new(socket: ClientStream) -> Frames {
         Frames {
             socket,
             inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -91,6 +91,8 @@ impl Frames {
             return Ok(());
         }
         self.socket.write_all(&self.out).await?;
+        // A no-op on TCP; over TLS it pushes out records rustls still holds.
+        self.socket.flush().await?;
         self.out.clear();
         if self.out.capacity() > OUT_KEPT_BYTES_MAX {
             // Don't keep a huge buffer around after one big reply.
@@ -103,7 +105,7 @@ impl Frames {
 /// Reads more of a client's input while one of its commands waits (the socket and
 /// buffer as separate borrows, so the output buffer stays free for relayed replies).
 /// False when the client closed or sent more than a query buffer may hold.
-pub async fn read_more(socket: &mut TcpStream, inbuf: &mut BytesMut) -> bool {
+pub async fn read_more(socket: &mut ClientStream, inbuf: &mut BytesMut) -> bool {
     inbuf.reserve(READ_CHUNK_BYTES);
     matches!(socket.read_buf(inbuf).await, Ok(n) if n > 0) && inbuf.len() <= limits::QUERY_BUFFER_BYTES_MAX
 }

@@ -25,6 +25,8 @@ pub mod sessions;
 pub mod settings;
 pub mod split;
 pub mod stats;
+pub mod stream;
+pub mod tls;
 pub mod transaction;
 pub mod upstream;
 
@@ -273,12 +275,31 @@ async fn keep_view(shared: Arc<Shared>) {
     }
 }
 
+/// TLS: the tls-port's listener (if the server has one), whether the cluster port
+/// speaks TLS too (`tls-cluster`), and the certificates their handshakes use.
+pub struct TlsListener {
+    pub listener: Option<TcpListener>,
+    pub cluster: bool,
+    pub acceptor: Arc<tls::TlsAcceptor>,
+}
+
+/// How a listener's accepted socket is to be served.
+#[derive(Clone, Copy)]
+enum Port {
+    Client,
+    /// The cluster port: slot-routing clients.
+    Cluster,
+    Tls,
+}
+
 /// Accepts clients on `listener` (and slot-routing clients on `cluster`, the
-/// server's cluster port) until `shutdown` turns true, then closes them all.
+/// server's cluster port, and TLS clients on `tls`) until `shutdown` turns true,
+/// then closes them all.
 pub async fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
     cluster: Option<TcpListener>,
+    tls: Option<TlsListener>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
@@ -289,9 +310,11 @@ pub async fn serve(
         .map(|s| tokio::spawn(array::watch_stripe(shared.clone(), s)))
         .collect();
     loop {
-        let (accepted, slot_routing) = tokio::select! {
-            accepted = listener.accept() => (accepted, false),
-            accepted = async { cluster.as_ref().expect("guarded").accept().await }, if cluster.is_some() => (accepted, true),
+        let (accepted, port) = tokio::select! {
+            accepted = listener.accept() => (accepted, Port::Client),
+            accepted = async { cluster.as_ref().expect("guarded").accept().await }, if cluster.is_some() => (accepted, Port::Cluster),
+            accepted = async { tls.as_ref().and_then(|t| t.listener.as_ref()).expect("guarded").accept().await },
+                if tls.as_ref().is_some_and(|t| t.listener.is_some()) => (accepted, Port::Tls),
             _ = shutdown.changed() => break,
         };
         let (socket, peer) = match accepted {
@@ -303,7 +326,22 @@ pub async fn serve(
                 continue;
             }
         };
-        spawn_connection(&shared, socket, peer, &shutdown, slot_routing);
+        let _ = socket.set_nodelay(true);
+        let slot_routing = matches!(port, Port::Cluster);
+        match &tls {
+            Some(tls) if matches!(port, Port::Tls) || (slot_routing && tls.cluster) => {
+                // The handshake runs in its own task, bounded in time: a slow or
+                // hostile client never holds up the accept loop.
+                let (shared, shutdown, acceptor) = (shared.clone(), shutdown.clone(), tls.acceptor.clone());
+                tokio::spawn(async move {
+                    let Some(stream) = acceptor.handshake(socket, peer).await else { return };
+                    if !*shutdown.borrow() {
+                        spawn_connection(&shared, stream, peer, &shutdown, slot_routing);
+                    }
+                });
+            }
+            _ => spawn_connection(&shared, socket.into(), peer, &shutdown, slot_routing),
+        }
     }
     shared.clients.kill_all();
     expiry.abort();
@@ -317,7 +355,7 @@ pub async fn serve(
 
 fn spawn_connection(
     shared: &Arc<Shared>,
-    socket: tokio::net::TcpStream,
+    socket: stream::ClientStream,
     peer: SocketAddr,
     shutdown: &watch::Receiver<bool>,
     slot_routing: bool,
@@ -329,11 +367,15 @@ fn spawn_connection(
             use tokio::io::AsyncWriteExt;
             let mut socket = socket;
             let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+            let _ = socket.flush().await;
         });
         return;
     }
-    let _ = socket.set_nodelay(true);
-    let laddr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = match &socket {
+        stream::ClientStream::Plain(s) => s.local_addr(),
+        stream::ClientStream::Tls(s) => s.get_ref().0.local_addr(),
+    };
+    let laddr = laddr.map(|a| a.to_string()).unwrap_or_default();
     let info = shared.clients.register(peer.to_string(), laddr);
     let shared = shared.clone();
     let shutdown = shutdown.clone();
@@ -416,6 +458,10 @@ pub struct ServerOptions {
     pub client_port: u16,
     /// The port for slot-routing clients, if the server has one.
     pub cluster_port: Option<u16>,
+    /// The TLS port beside the client port, if the server has one, and the files
+    /// its certificates come from.
+    pub tls_port: Option<u16>,
+    pub tls: crate::config::Tls,
     pub data_storage_bytes: u64,
     pub requirepass: Option<String>,
     /// `aclfile` (see [`Settings::aclfile`]).
@@ -427,6 +473,28 @@ pub struct ServerOptions {
     pub replica: ReplicaOptions,
     /// The management port (HTTP API, metrics, console); its port 0 turns it off.
     pub management: crate::management::ManagementOptions,
+}
+
+/// When the server speaks TLS (a tls-port, or `tls-cluster` on its cluster port):
+/// loads the TLS files (a bad one stops the start, naming the field and the file),
+/// binds the tls-port and reloads the certificates on SIGHUP.
+async fn bind_tls(options: &ServerOptions) -> std::io::Result<Option<TlsListener>> {
+    let cluster = options.tls.cluster && options.cluster_port.is_some();
+    if options.tls_port.is_none() && !cluster {
+        return Ok(None);
+    }
+    let acceptor = Arc::new(tls::TlsAcceptor::load(options.tls.clone()).map_err(|e| std::io::Error::other(e.to_string()))?);
+    acceptor.reload_on_sighup()?;
+    let listener = match options.tls_port {
+        Some(port) => {
+            let addr = format!("{}:{port}", options.host);
+            let bound = TcpListener::bind(&addr).await;
+            Some(bound.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on the tls-port {addr}: {e}")))?)
+        }
+        None => None,
+    };
+    tracing::info!(tls_port = ?options.tls_port, cluster_port_tls = cluster, auth_clients = ?options.tls.auth_clients, "TLS ready");
+    Ok(Some(TlsListener { listener, cluster, acceptor }))
 }
 
 /// Binds the client port and serves until `shutdown` turns true.
@@ -448,6 +516,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         }
         None => None,
     };
+    let tls_listener = bind_tls(&options).await?;
     // Before the data loads, so that STARTING is visible on it.
     let management = crate::management::Management::start(options.management.clone()).await?;
     let mut settings =
@@ -513,7 +582,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
             why
         })
     };
-    let served = serve(shared.clone(), listener, cluster_listener, stop_rx).await;
+    let served = serve(shared.clone(), listener, cluster_listener, tls_listener, stop_rx).await;
     if let Some(management) = management {
         management.stop().await;
     }

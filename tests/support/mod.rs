@@ -298,6 +298,11 @@ impl ConfigServer {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data").join(&self.name)
     }
+
+    /// The running process's id (for signals such as SIGHUP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 impl Drop for ConfigServer {
