@@ -145,44 +145,20 @@ fn clients_of_mirrors_see_no_error_and_no_duplicate_through_a_safe_failover() {
 /// HAProxy in TCP mode in front of the stripe, sending clients to servers whose
 /// `/readyz?role=mirror` answers 200 (the recipe docs give for load balancers).
 struct Haproxy {
-    child: std::process::Child,
+    _process: support::haproxy::Haproxy,
     port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Haproxy {
     fn to_mirrors(cluster: &Cluster) -> Haproxy {
-        let program = support::management::require_program("haproxy");
-        let dir = tempfile::tempdir().expect("tempdir");
         let port = support::free_ports(1)[0];
-        let servers: String = cluster
-            .members
-            .iter()
-            .map(|m| format!("  server {} {}:{} check port {} inter 200 fall 1 rise 1\n", m.name, m.host, m.client_port, m.management_port))
-            .collect();
+        let servers = support::haproxy::server_lines(cluster);
         let config = format!(
             "global\n  maxconn 256\n\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n\n\
              backend mirrors\n  option httpchk GET /readyz?role=mirror\n  http-check expect status 200\n{servers}\n\
              frontend fe\n  bind 127.0.0.1:{port}\n  default_backend mirrors\n"
         );
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, config).expect("write haproxy.cfg");
-        let child = std::process::Command::new(program)
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run haproxy");
-        Haproxy { child, port, _dir: dir }
+        Haproxy { _process: support::haproxy::Haproxy::start(support::haproxy::Haproxy::dir(), &config), port }
     }
 
     fn url(&self) -> String {

@@ -6,44 +6,25 @@ mod support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::cluster::{wait_until, Cluster, Spec};
 use support::free_ports;
-use support::management::{require_program, stripe_with_token};
+use support::haproxy::server_lines;
+use support::management::stripe_with_token;
 
 struct Haproxy {
-    child: Child,
-    socket: std::path::PathBuf,
+    process: support::haproxy::Haproxy,
     any_port: u16,
     active_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Haproxy {
     fn start(cluster: &Cluster) -> Haproxy {
-        let program = require_program("haproxy");
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = support::haproxy::Haproxy::dir();
         let socket = dir.path().join("admin.sock");
         let [any_port, active_port] = free_ports(2)[..] else { unreachable!("two ports") };
-        let servers = |backend: &str| -> String {
-            cluster
-                .members
-                .iter()
-                .map(|m| {
-                    format!("  server {} {}:{} check port {} inter 200 fall 1 rise 1\n", m.name, m.host, m.client_port, m.management_port)
-                })
-                .collect::<String>()
-                + &format!("  # {backend}\n")
-        };
+        let servers = |backend: &str| -> String { server_lines(cluster) + &format!("  # {backend}\n") };
         let config = format!(
             "global\n  maxconn 256\n  stats socket {} level admin\n\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  retries 2\n  option redispatch\n\n\
              backend any\n  option httpchk GET /readyz\n  http-check expect status 200\n{}\n\
@@ -54,16 +35,12 @@ impl Haproxy {
             servers("any: every ready server"),
             servers("active: the active only"),
         );
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, config).expect("write haproxy.cfg");
-        let child =
-            Command::new(program).arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("run haproxy");
-        Haproxy { child, socket, any_port, active_port, _dir: dir }
+        Haproxy { process: support::haproxy::Haproxy::start(dir, &config), any_port, active_port }
     }
 
     /// HAProxy's own view: `status` of `server` in `backend` ("UP", "DOWN"…).
     fn status(&self, backend: &str, server: &str) -> Option<String> {
-        let mut s = UnixStream::connect(&self.socket).ok()?;
+        let mut s = UnixStream::connect(self.process.path("admin.sock")).ok()?;
         s.write_all(b"show stat\n").ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;

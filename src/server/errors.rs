@@ -56,15 +56,17 @@ pub const ERR_LEADERSHIP_FLAPPING: &str = "TRYAGAIN the stripe's active keeps ch
 pub const ERR_DEPOSED_WHILE_BLOCKED: &str =
     "TRYAGAIN this server stopped being the active of its stripe while the command waited; nothing was applied; retry";
 /// A forwarded request reached a server that would forward it once more.
-/// The starts of the answers of a server that is not the active to a command it did
-/// not apply: a mirror that gets one for a forwarded command sends it to the new
-/// active instead of relaying it.
-const BOUNCES: [&[u8]; 2] =
-    [b"-TRYAGAIN this server is not the active of its stripe", b"-TRYAGAIN this request was forwarded to a server that is not the active"];
+/// How a server that is not the active starts its answer to a command it did not
+/// apply (`write_reply`, `read_reply`).
+const NOT_ACTIVE: &str = "TRYAGAIN this server is not the active of its stripe";
 
-/// Whether a reply frame is one of [`BOUNCES`].
+/// Whether a reply frame is an answer of a server that is not the active (or no longer
+/// is) to a command it did not apply ([`NOT_ACTIVE`], [`ERR_NOT_ACTIVE_EITHER`]): a
+/// mirror that gets one for a forwarded command sends it to the new active instead of
+/// relaying it.
 pub fn is_bounce(frame: &[u8]) -> bool {
-    BOUNCES.iter().any(|b| frame.starts_with(b))
+    let text = frame.strip_prefix(b"-").unwrap_or_default();
+    text.starts_with(NOT_ACTIVE.as_bytes()) || text.starts_with(ERR_NOT_ACTIVE_EITHER.as_bytes())
 }
 
 pub const ERR_NOT_ACTIVE_EITHER: &str =
@@ -83,9 +85,7 @@ pub fn forward_refused(name: &str, why: &str) -> Reply {
 /// The reply to a write that got no answer from the state machine.
 pub fn write_reply(e: &WriteError) -> Reply {
     match e {
-        WriteError::NotActive { active } => {
-            Reply::error(format!("TRYAGAIN this server is not the active of its stripe{}; nothing was applied; retry", active_is(active)))
-        }
+        WriteError::NotActive { active } => Reply::error(format!("{NOT_ACTIVE}{}; nothing was applied; retry", active_is(active))),
         WriteError::NoQuorum => {
             Reply::err("TRYAGAIN the active cannot reach a majority of its stripe's servers; nothing was applied; retry")
         }
@@ -103,9 +103,7 @@ pub fn write_reply(e: &WriteError) -> Reply {
 /// The reply to a read that cannot be served consistently here now.
 pub fn read_reply(e: &ReadError) -> Reply {
     match e {
-        ReadError::NotActive { active } => {
-            Reply::error(format!("TRYAGAIN this server is not the active of its stripe{}; retry", active_is(active)))
-        }
+        ReadError::NotActive { active } => Reply::error(format!("{NOT_ACTIVE}{}; retry", active_is(active))),
         ReadError::NoQuorum => {
             Reply::err("TRYAGAIN this server cannot confirm with a majority of its stripe's servers that it still is the active; retry")
         }
@@ -136,6 +134,21 @@ fn active_is(active: &Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mirror_recognises_exactly_the_not_applied_answers_of_a_server_that_is_not_the_active() {
+        let frame = |reply: Reply| {
+            let mut out = bytes::BytesMut::new();
+            reply.encode(&mut out, false);
+            out
+        };
+        assert!(is_bounce(&frame(write_reply(&WriteError::NotActive { active: Some("server2".into()) }))));
+        assert!(is_bounce(&frame(write_reply(&WriteError::NotActive { active: None }))));
+        assert!(is_bounce(&frame(Reply::err(ERR_NOT_ACTIVE_EITHER))));
+        assert!(!is_bounce(&frame(write_reply(&WriteError::NoQuorum))));
+        assert!(!is_bounce(&frame(write_reply(&WriteError::Discarded))), "an unknown outcome is not a bounce");
+        assert!(!is_bounce(&frame(Reply::bulk(NOT_ACTIVE.as_bytes()))), "a value that reads like one is not");
+    }
 
     fn code(reply: &Reply) -> String {
         match reply {
