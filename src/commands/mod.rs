@@ -519,9 +519,12 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     .flatten()
 }
 
-fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
-    TABLE.get_or_init(|| all().map(|spec| (spec.name, spec)).collect())
+/// Name → spec. Looked up for every command (parse, apply, the state machine's
+/// script check), so hashed with foldhash rather than SipHash: the names are ours,
+/// nothing a client chooses lands in the table.
+fn table() -> &'static HashMap<&'static [u8], &'static CommandSpec, foldhash::fast::FixedState> {
+    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec, foldhash::fast::FixedState>> = OnceLock::new();
+    TABLE.get_or_init(|| all().map(|spec| (spec.name.as_bytes(), spec)).collect())
 }
 
 /// Finds a command or a subcommand by its full name (`config|get`),
@@ -540,8 +543,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     for (dst, src) in lower.iter_mut().zip(name) {
         *dst = src.to_ascii_lowercase();
     }
-    let text = std::str::from_utf8(lower).ok()?;
-    table().get(text).copied()
+    table().get(&*lower).copied()
 }
 
 // --- contexts ---

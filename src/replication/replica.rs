@@ -139,6 +139,8 @@ pub struct ReplicationView {
 
 struct Proposal {
     ops: Vec<Op>,
+    /// `ops_bytes(&ops)`, counted once at submission.
+    bytes: usize,
     reply: oneshot::Sender<Result<Vec<Reply>, WriteError>>,
 }
 
@@ -399,11 +401,12 @@ impl Replica {
     /// one reply per op once committed and applied.
     pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
         self.refuse_if_disk_trouble()?;
-        if ops_bytes(&ops) > PROPOSAL_BYTES_MAX {
+        let bytes = ops_bytes(&ops);
+        if bytes > PROPOSAL_BYTES_MAX {
             return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
         }
         let (reply, done) = oneshot::channel();
-        self.proposals.send(Proposal { ops, reply }).map_err(|_| WriteError::Stopped)?;
+        self.proposals.send(Proposal { ops, bytes, reply }).map_err(|_| WriteError::Stopped)?;
         done.await.map_err(|_| WriteError::StoppedInFlight)?
     }
 
@@ -544,12 +547,12 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: Stri
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
         let mut batch = vec![first];
         let mut ops_count = batch[0].ops.len();
-        let mut bytes = ops_bytes(&batch[0].ops);
+        let mut bytes = batch[0].bytes;
         while ops_count < OPS_PER_ENTRY_MAX && bytes < ENTRY_BYTES_TARGET {
             match queue.try_recv() {
                 Ok(p) => {
                     ops_count += p.ops.len();
-                    bytes += ops_bytes(&p.ops);
+                    bytes += p.bytes;
                     batch.push(p);
                 }
                 Err(_) => break,

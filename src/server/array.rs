@@ -70,11 +70,16 @@ pub fn fingerprint(array: &[crate::replication::stripe::StripeLayout]) -> String
 #[derive(Default)]
 pub struct Mismatch {
     by_stripe: Mutex<HashMap<usize, String>>,
+    /// `by_stripe` is not empty: every routed command asks, so without the lock.
+    any: std::sync::atomic::AtomicBool,
 }
 
 impl Mismatch {
     /// A sentence naming one server whose config differs, if any does.
     pub fn reason(&self) -> Option<String> {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         self.by_stripe.lock().unwrap_or_else(|e| e.into_inner()).values().next().cloned()
     }
 
@@ -92,6 +97,7 @@ impl Mismatch {
                 }
             }
         }
+        self.any.store(!map.is_empty(), std::sync::atomic::Ordering::Release);
     }
 }
 

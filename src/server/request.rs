@@ -53,7 +53,11 @@ impl Request {
         let Some(spec) = spec else { return Err((commands::unknown_command(&args), args)) };
         let mut slot = None;
         let mut other_slots = false;
-        if spec.arity_ok(args.len()) {
+        let single_key = spec.key_finder.is_none() && spec.numkeys_at == 0 && spec.first_key > 0 && spec.first_key == spec.last_key;
+        if single_key && spec.arity_ok(args.len()) {
+            // The common shape (GET, SET, INCR…): no key list to build.
+            slot = args.get(spec.first_key as usize).map(|key| key_slot(key));
+        } else if spec.arity_ok(args.len()) {
             for key in spec.keys(&args) {
                 let s = key_slot(key);
                 match slot {

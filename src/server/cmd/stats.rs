@@ -62,20 +62,34 @@ impl Connection {
 
     /// One command this server served: counted, and logged if slow.
     pub(super) fn record_served(&self, request: &Request, elapsed: Duration, failed: bool) {
-        let served = Served {
-            name: request.spec.name,
-            args: &request.args,
-            elapsed,
-            failed,
-            fast: request.spec.has(flags::FAST),
-            // EXEC is not logged: the commands it ran are, one by one.
-            skip_slowlog: request.srv() == Some(Srv::Exec),
-        };
-        self.shared.core.stats.served(&served, &self.caller(), wall_ms() / 1000);
-        // Admin commands are not shown to monitors (Redis's rule: they may carry secrets).
-        if self.shared.monitors.any() && !request.spec.has(flags::ADMIN) {
-            let line = crate::server::monitor::line(crate::clock::wall_us(), &self.session.info.addr, &request.args);
-            self.shared.monitors.feed(&line);
+        self.record_served_all(std::iter::once((request, elapsed, failed)));
+    }
+
+    /// Commands this server served, with their time and whether they failed: counted
+    /// together (one look at the clock, one lock of the counters), then shown to
+    /// monitors in order.
+    fn record_served_all<'r>(&self, served: impl Iterator<Item = (&'r Request, Duration, bool)> + Clone) {
+        let all: Vec<Served<'_>> = served
+            .clone()
+            .map(|(request, elapsed, failed)| Served {
+                name: request.spec.name,
+                args: &request.args,
+                elapsed,
+                failed,
+                fast: request.spec.has(flags::FAST),
+                // EXEC is not logged: the commands it ran are, one by one.
+                skip_slowlog: request.srv() == Some(Srv::Exec),
+            })
+            .collect();
+        self.shared.core.stats.served_all(&all, &self.caller(), wall_ms() / 1000);
+        if self.shared.monitors.any() {
+            for (request, _, _) in served {
+                // Admin commands are not shown to monitors (Redis's rule: they may carry secrets).
+                if !request.spec.has(flags::ADMIN) {
+                    let line = crate::server::monitor::line(crate::clock::wall_us(), &self.session.info.addr, &request.args);
+                    self.shared.monitors.feed(&line);
+                }
+            }
         }
     }
 
@@ -84,9 +98,7 @@ impl Connection {
     pub(in crate::server) fn record_run(&self, run: &[Request], replies: &[Reply], elapsed: Duration) {
         crate::management::metrics::global().record_run(run, replies, elapsed);
         let share = elapsed / (run.len().max(1) as u32);
-        for (request, reply) in run.iter().zip(replies) {
-            self.record_served(request, share, matches!(reply, Reply::Error(_)));
-        }
+        self.record_served_all(run.iter().zip(replies).map(|(request, reply)| (request, share, matches!(reply, Reply::Error(_)))));
     }
 
     /// A blocking command as it starts: one call (its wait is not its latency).

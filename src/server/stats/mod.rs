@@ -160,24 +160,45 @@ impl Stats {
 
     /// Records one served command: its counters, the slow log, the latency monitor.
     pub fn served(&self, served: &Served<'_>, caller: &Caller<'_>, unix_secs: u64) {
-        let usec = served.elapsed.as_micros().min(u64::MAX as u128) as u64;
+        self.served_all(std::slice::from_ref(served), caller, unix_secs);
+    }
+
+    /// Records a run of served commands (a pipeline's batch) under one lock of the
+    /// counters; consecutive commands of one name share one look-up of their counter.
+    pub fn served_all(&self, served: &[Served<'_>], caller: &Caller<'_>, unix_secs: u64) {
+        let usec = |s: &Served<'_>| s.elapsed.as_micros().min(u64::MAX as u128) as u64;
         {
+            let tracking = self.latency_tracking.load(Ordering::Relaxed);
             let mut counters = self.counters();
-            let stat = counters.commands.entry(served.name).or_default();
-            stat.calls += 1;
-            stat.usec += usec;
-            stat.failed_calls += u64::from(served.failed);
-            if self.latency_tracking.load(Ordering::Relaxed) {
-                stat.observe(usec);
+            let mut rest = served;
+            while let Some(first) = rest.first() {
+                let same = rest.iter().take_while(|s| std::ptr::eq(s.name, first.name)).count();
+                let stat = counters.commands.entry(first.name).or_default();
+                for s in &rest[..same] {
+                    let us = usec(s);
+                    stat.calls += 1;
+                    stat.usec += us;
+                    stat.failed_calls += u64::from(s.failed);
+                    if tracking {
+                        stat.observe(us);
+                    }
+                }
+                rest = &rest[same..];
             }
         }
         let slower_than = self.slowlog_slower_than_us.load(Ordering::Relaxed);
-        if !served.skip_slowlog && slower_than >= 0 && usec >= slower_than as u64 {
-            let max = self.slowlog_len_max.load(Ordering::Relaxed);
-            self.slowlog().push(served.args, usec, unix_secs, caller, max);
+        let latency_on = self.latency_threshold_ms.load(Ordering::Relaxed) > 0;
+        for s in served {
+            let us = usec(s);
+            if !s.skip_slowlog && slower_than >= 0 && us >= slower_than as u64 {
+                let max = self.slowlog_len_max.load(Ordering::Relaxed);
+                self.slowlog().push(s.args, us, unix_secs, caller, max);
+            }
+            if latency_on {
+                let event = if s.fast { "fast-command" } else { "command" };
+                self.latency_event(event, s.elapsed, unix_secs);
+            }
         }
-        let event = if served.fast { "fast-command" } else { "command" };
-        self.latency_event(event, served.elapsed, unix_secs);
     }
 
     /// An event of the latency monitor other than a command's (`expire-cycle`):
