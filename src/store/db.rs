@@ -14,12 +14,12 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use indexmap::IndexMap;
 
 use super::scripts::Scripts;
 use super::slots::{SlotIndex, SlotLinks};
 use super::stream::NodeLimits;
-use super::value::{Blob, Hasher, Value};
+use super::table::KeyTable;
+use super::value::{Blob, Value};
 use super::watch::{self, RemovedFloors, WatchStamp};
 
 /// One key's value, its absolute expiry time and access metadata.
@@ -107,7 +107,7 @@ fn pack_access(now_ms: u64, counter: u32) -> u32 {
 
 #[derive(Debug, Default)]
 pub struct Db {
-    keys: IndexMap<Blob, Item, Hasher>,
+    keys: KeyTable<Blob, Item>,
     /// (expire_at_ms, key) for every key with a TTL: the active expiry cycle takes the
     /// due ones in order instead of sampling.
     expires: BTreeSet<(u64, Blob)>,
@@ -186,6 +186,21 @@ impl Db {
     /// until the next insertion or removal.
     pub fn index_of(&self, key: &[u8]) -> Option<usize> {
         self.keys.get_index_of(key)
+    }
+
+    /// Starts loading what a lookup of `key` reads, in three stages to be called a
+    /// few commands apart (see `store::table`): harmless for a key that is absent
+    /// or for an argument that is no key.
+    pub fn prefetch_slot(&self, key: &[u8]) {
+        self.keys.prefetch_slot(key)
+    }
+
+    pub fn prefetch_entry(&self, key: &[u8]) {
+        self.keys.prefetch_entry(key)
+    }
+
+    pub fn prefetch_key(&self, key: &[u8]) {
+        self.keys.prefetch_key(key)
     }
 
     pub fn item_at(&self, index: usize) -> Option<&Item> {
@@ -369,11 +384,11 @@ impl Db {
     /// Removes every key (each counts as removed now, for WATCH; a key that did not
     /// exist is not touched, as in Redis: a WATCH on it survives FLUSHALL).
     pub fn clear(&mut self) {
-        for (key, item) in &self.keys {
+        for (key, item) in self.keys.iter() {
             Db::note_stream(&mut self.stream_changes, key, &item.value);
             self.removed.removed(key, self.index);
         }
-        self.keys = IndexMap::default();
+        self.keys = KeyTable::default();
         self.expires = BTreeSet::new();
         self.slots = SlotIndex::default();
     }

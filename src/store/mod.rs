@@ -19,6 +19,7 @@ pub mod rdb;
 pub mod scripts;
 pub mod slots;
 pub mod stream;
+pub mod table;
 pub mod value;
 pub mod watch;
 
@@ -101,6 +102,11 @@ pub fn compact(args: &[Bytes]) -> Vec<Bytes> {
         })
         .collect()
 }
+
+/// How many commands ahead of the one applied its keyspace lookup is prefetched
+/// (see [`Store::apply_at`]): enough to cover a memory load, not so many that the
+/// prefetched lines leave the cache before use.
+const PREFETCH_AHEAD: usize = 6;
 
 /// A log entry: what the active decided to apply, when, and with which seed.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +206,27 @@ impl Store {
         let time_ms = self.db.advance_time(entry.time_ms);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(entry.seed);
         let mut applied = Applied { replies: Vec::with_capacity(entry.ops.len()), ..Applied::default() };
-        for op in &entry.ops {
+        // An entry of many commands (a pipeline, many clients' writes) finds its keys
+        // in a keyspace far larger than the caches: the loads of the next commands'
+        // lookups are started ahead, in stages (slot, entry, key bytes), so they
+        // overlap instead of each waiting for memory in turn.
+        let ops = &entry.ops;
+        let key_of = |i: usize| match ops.get(i) {
+            Some(Op::Command(args)) => args.get(1),
+            _ => None,
+        };
+        for (i, op) in ops.iter().enumerate() {
+            if ops.len() > 1 {
+                if let Some(key) = key_of(i + PREFETCH_AHEAD) {
+                    self.db.prefetch_slot(key);
+                }
+                if let Some(key) = key_of(i + PREFETCH_AHEAD * 2 / 3) {
+                    self.db.prefetch_entry(key);
+                }
+                if let Some(key) = key_of(i + PREFETCH_AHEAD / 3) {
+                    self.db.prefetch_key(key);
+                }
+            }
             let reply = self.apply_op(op, time_ms, &mut rng, &mut applied);
             applied.replies.push(reply);
         }

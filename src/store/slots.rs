@@ -4,10 +4,9 @@
 //! another stripe). Eight bytes per key; every change of a key's position (insert,
 //! swap-remove) is mirrored here in O(1).
 
-use indexmap::IndexMap;
-
 use super::db::Item;
-use super::value::{Blob, Hasher};
+use super::table::KeyTable;
+use super::value::Blob;
 use crate::cluster::slot::{key_slot, SLOTS};
 
 /// "No item": the end of a list.
@@ -26,7 +25,7 @@ impl Default for SlotLinks {
     }
 }
 
-type Keys = IndexMap<Blob, Item, Hasher>;
+type Keys = KeyTable<Blob, Item>;
 
 #[derive(Debug, Clone)]
 pub struct SlotIndex {

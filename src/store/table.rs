@@ -1,0 +1,325 @@
+//! The keyspace's table: keys and items in one dense vector (their positions are
+//! SCAN's cursor and the random picks of eviction, as before), found through an
+//! open-addressing index of 8-byte slots, each holding 32 bits of the key's hash
+//! and its position. A lookup reads one slot line, compares hash bits there, and
+//! touches the one entry whose bits match: two memory reads where a map with its
+//! index and entries apart (and a control-byte table in front) takes three or
+//! four. Removal is a swap-remove, as `IndexMap::swap_remove_index`: the last
+//! entry takes the removed one's position.
+//!
+//! Linear probing with backward-shift deletion, so there are no tombstones and a
+//! lookup of an absent key stops at the first empty slot. The index is kept at
+//! most 3/4 full. Iteration follows the entries' order, which does not depend on
+//! the hasher: every member iterates alike.
+
+use std::hash::BuildHasher;
+
+use super::value::Hasher;
+
+/// An empty slot.
+const EMPTY: u64 = 0;
+
+#[derive(Debug, Clone)]
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    /// The low 32 bits of the key's hash: its home slot and the bits slots compare.
+    hash: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyTable<K, V> {
+    entries: Vec<Entry<K, V>>,
+    /// `(hash bits << 32) | (position + 1)`, or [`EMPTY`]; a power of two long.
+    slots: Vec<u64>,
+    hasher: Hasher,
+}
+
+impl<K, V> Default for KeyTable<K, V> {
+    fn default() -> Self {
+        KeyTable { entries: Vec::new(), slots: Vec::new(), hasher: Hasher::default() }
+    }
+}
+
+fn slot_of(hash: u32, position: usize) -> u64 {
+    (u64::from(hash) << 32) | (position as u64 + 1)
+}
+
+fn slot_hash(slot: u64) -> u32 {
+    (slot >> 32) as u32
+}
+
+fn slot_position(slot: u64) -> usize {
+    (slot as u32) as usize - 1
+}
+
+impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn hash(&self, key: &[u8]) -> u32 {
+        self.hasher.hash_one(key) as u32
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// The slot holding `key`'s position, if it is in the table; with the hash.
+    fn find(&self, key: &[u8]) -> (u32, Option<usize>) {
+        let hash = self.hash(key);
+        if self.slots.is_empty() {
+            return (hash, None);
+        }
+        let mask = self.mask();
+        let mut at = hash as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == EMPTY {
+                return (hash, None);
+            }
+            if slot_hash(slot) == hash && self.entries[slot_position(slot)].key.borrow() == key {
+                return (hash, Some(at));
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Asks the processor to start loading the slot where `key` would be found, so
+    /// that a lookup made a little later does not wait for memory (a batch of
+    /// commands announces its keys ahead of running them).
+    pub fn prefetch_slot(&self, key: &[u8]) {
+        if let Some(slot) = self.slots.get(self.hash(key) as usize & self.mask()) {
+            prefetch_read(slot);
+        }
+    }
+
+    /// The next stage, once the slot is (likely) in the cache: starts loading the
+    /// entry its home slot names and that entry's key, when its hash bits match.
+    pub fn prefetch_entry(&self, key: &[u8]) {
+        let hash = self.hash(key);
+        let Some(&slot) = self.slots.get(hash as usize & self.mask()) else { return };
+        if slot != EMPTY && slot_hash(slot) == hash {
+            if let Some(entry) = self.entries.get(slot_position(slot)) {
+                prefetch_read(entry);
+            }
+        }
+    }
+
+    /// The last stage: starts loading the bytes of the key at the position `key`'s
+    /// home slot names (an allocation of its own), so the comparison does not wait.
+    pub fn prefetch_key(&self, key: &[u8]) {
+        let hash = self.hash(key);
+        let Some(&slot) = self.slots.get(hash as usize & self.mask()) else { return };
+        if slot != EMPTY && slot_hash(slot) == hash {
+            if let Some(entry) = self.entries.get(slot_position(slot)) {
+                if let Some(first) = entry.key.borrow().first() {
+                    prefetch_read(first);
+                }
+            }
+        }
+    }
+
+    pub fn get_index_of(&self, key: &[u8]) -> Option<usize> {
+        self.find(key).1.map(|at| slot_position(self.slots[at]))
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.get_index_of(key).map(|i| &self.entries[i].value)
+    }
+
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        let i = self.get_index_of(key)?;
+        Some(&mut self.entries[i].value)
+    }
+
+    pub fn get_index(&self, index: usize) -> Option<(&K, &V)> {
+        self.entries.get(index).map(|e| (&e.key, &e.value))
+    }
+
+    pub fn get_index_mut(&mut self, index: usize) -> Option<(&K, &mut V)> {
+        self.entries.get_mut(index).map(|e| (&e.key, &mut e.value))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries.iter().map(|e| (&e.key, &e.value))
+    }
+
+    /// Inserts `key`, or replaces the value of an equal key already there (keeping
+    /// its position and its key); returns the position and the old value.
+    pub fn insert_full(&mut self, key: K, value: V) -> (usize, Option<V>) {
+        let (hash, found) = self.find(key.borrow());
+        if let Some(at) = found {
+            let i = slot_position(self.slots[at]);
+            return (i, Some(std::mem::replace(&mut self.entries[i].value, value)));
+        }
+        assert!(self.entries.len() < u32::MAX as usize - 1, "the keyspace holds at most 2^32 - 2 keys");
+        if (self.entries.len() + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let position = self.entries.len();
+        self.entries.push(Entry { key, value, hash });
+        self.place(slot_of(hash, position));
+        (position, None)
+    }
+
+    /// Puts `slot` in the first empty slot from its home on.
+    fn place(&mut self, slot: u64) {
+        let mask = self.mask();
+        let mut at = slot_hash(slot) as usize & mask;
+        while self.slots[at] != EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
+    }
+
+    /// Doubles the index (at least 8 slots) and places every entry again.
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(8);
+        self.slots = vec![EMPTY; size];
+        for position in 0..self.entries.len() {
+            let hash = self.entries[position].hash;
+            self.place(slot_of(hash, position));
+        }
+    }
+
+    /// The slot that points at `position`, whose hash bits are `hash`.
+    fn slot_pointing_at(&self, hash: u32, position: usize) -> usize {
+        let mask = self.mask();
+        let mut at = hash as usize & mask;
+        let wanted = slot_of(hash, position);
+        while self.slots[at] != wanted {
+            debug_assert!(self.slots[at] != EMPTY, "every entry has a slot");
+            at = (at + 1) & mask;
+        }
+        at
+    }
+
+    /// Empties slot `at` and shifts back the slots after it that may move closer to
+    /// their home, so that no probe sequence has a hole.
+    fn vacate(&mut self, mut at: usize) {
+        let mask = self.mask();
+        let mut next = (at + 1) & mask;
+        loop {
+            let slot = self.slots[next];
+            if slot == EMPTY {
+                break;
+            }
+            let home = slot_hash(slot) as usize & mask;
+            // Moves back unless its home lies cyclically in (at, next].
+            let stays = if at <= next { at < home && home <= next } else { at < home || home <= next };
+            if !stays {
+                self.slots[at] = slot;
+                at = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[at] = EMPTY;
+    }
+
+    /// Removes the entry at `index`; the last entry takes its position.
+    pub fn swap_remove_index(&mut self, index: usize) -> Option<(K, V)> {
+        let hash = self.entries.get(index)?.hash;
+        let at = self.slot_pointing_at(hash, index);
+        self.vacate(at);
+        let last = self.entries.len() - 1;
+        if index != last {
+            let moved_hash = self.entries[last].hash;
+            let moved_at = self.slot_pointing_at(moved_hash, last);
+            self.slots[moved_at] = slot_of(moved_hash, index);
+        }
+        let removed = self.entries.swap_remove(index);
+        if self.entries.is_empty() {
+            self.slots = Vec::new();
+        }
+        Some((removed.key, removed.value))
+    }
+}
+
+#[inline(always)]
+fn prefetch_read<T>(at: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it reads nothing and cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((at as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indexmap::IndexMap;
+    use rand_core::{RngCore, SeedableRng};
+
+    type Blob = Box<[u8]>;
+
+    /// Every operation the keyspace uses, at random, against IndexMap (the table this
+    /// one replaced): the same positions, values and order after each step.
+    #[test]
+    fn behaves_as_an_index_map_with_swap_remove() {
+        for seed in 0..20u64 {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut table: KeyTable<Blob, u64> = KeyTable::default();
+            let mut model: IndexMap<Blob, u64> = IndexMap::new();
+            // Few distinct keys for some seeds (many replacements and removals), many for others.
+            let distinct = [8u64, 64, 1000, 20_000][seed as usize % 4];
+            for step in 0..20_000u64 {
+                let key: Blob = format!("k{}", rng.next_u64() % distinct).into_bytes().into();
+                match rng.next_u64() % 10 {
+                    0..=4 => assert_eq!(table.insert_full(key.clone(), step), model.insert_full(key, step), "seed {seed} step {step}"),
+                    5..=6 => {
+                        let at = model.get_index_of(&key);
+                        assert_eq!(table.get_index_of(&key), at);
+                        if let Some(i) = at {
+                            assert_eq!(table.swap_remove_index(i), model.swap_remove_index(i));
+                        }
+                    }
+                    7 if !model.is_empty() => {
+                        let i = (rng.next_u64() % model.len() as u64) as usize;
+                        assert_eq!(table.swap_remove_index(i), model.swap_remove_index(i));
+                    }
+                    _ => {
+                        assert_eq!(table.get(&key), model.get(&key));
+                        if let Some(v) = table.get_mut(&key) {
+                            *v += 1;
+                            *model.get_mut(&key).unwrap() += 1;
+                        }
+                    }
+                }
+                assert_eq!(table.len(), model.len());
+            }
+            let ours: Vec<_> = table.iter().collect();
+            let theirs: Vec<_> = model.iter().collect();
+            assert_eq!(ours, theirs, "seed {seed}: same entries in the same order");
+            for (i, (k, _)) in model.iter().enumerate() {
+                assert_eq!(table.get_index_of(k), Some(i));
+            }
+            assert_eq!(table.swap_remove_index(model.len()), None);
+        }
+    }
+
+    #[test]
+    fn empties_and_refills() {
+        let mut table: KeyTable<Blob, u32> = KeyTable::default();
+        assert_eq!(table.get(b"a"), None);
+        table.prefetch_slot(b"a");
+        table.prefetch_entry(b"a");
+        table.prefetch_key(b"a");
+        for round in 0..3 {
+            for i in 0..1000u32 {
+                assert_eq!(table.insert_full(format!("{i}").into_bytes().into(), i + round).1, None);
+            }
+            while !table.is_empty() {
+                table.swap_remove_index(0);
+            }
+            assert_eq!(table.get(b"5"), None);
+        }
+    }
+}
