@@ -831,7 +831,7 @@ mod tests {
         assert_eq!(run(&mut s, 0, &["function", "flush"]), Reply::ok());
         assert_eq!(run(&mut s, 0, &["fcall", "f1", "0", "1"]), err("ERR Function not found"));
         let args: Vec<Bytes> = ["function", "restore"].iter().map(|a| Bytes::from_static(a.as_bytes())).chain([dump]).collect();
-        assert_eq!(s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)] }).replies[0], Reply::ok());
+        assert_eq!(s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)].into() }).replies[0], Reply::ok());
         assert_eq!(run(&mut s, 0, &["fcall", "f1", "0", "1"]), Reply::Int(2));
         assert!(error_text(&run(&mut s, 0, &["function", "restore", "bad"])).contains("payload version or checksum are wrong"));
         let e = error_text(&run(&mut s, 0, &["function", "load", "#!lua name=x\nlocal a = 1 while 1 do a = a + 1 end"]));

@@ -125,7 +125,7 @@ pub fn put_entry(out: &mut Vec<u8>, entry: &Entry) {
     out.extend_from_slice(&entry.time_ms.to_le_bytes());
     out.extend_from_slice(&entry.seed.to_le_bytes());
     put_varint(out, entry.ops.len() as u64);
-    for op in &entry.ops {
+    for op in entry.ops.iter() {
         put_op(out, op);
     }
 }
@@ -213,7 +213,7 @@ pub fn get_entry(d: &mut Decoder) -> Result<Entry, CodecError> {
     for _ in 0..n {
         ops.push(get_op(d, false)?);
     }
-    Ok(Entry { time_ms, seed, ops })
+    Ok(Entry { time_ms, seed, ops: ops.into() })
 }
 
 /// One op; a tagged one wraps exactly one untagged op.
@@ -293,7 +293,8 @@ mod tests {
                     tag: crate::store::once::Tag { origin: u64::MAX - 3, seq: 9, acked: 7, window_ms: 120_000 },
                     op: Box::new(Op::Command(vec![Bytes::from("INCR"), Bytes::from("n")])),
                 },
-            ],
+            ]
+            .into(),
         };
         let leader_id = openraft::alias::CommittedLeaderIdOf::<super::super::types::TypeConfig> { term: 3, node_id: 2 };
         let raft = RaftEntry { log_id: LogId { leader_id, index: 42 }, payload: EntryPayload::Normal(entry.clone()) };

@@ -526,7 +526,7 @@ mod tests {
             payload: EntryPayload::Normal(Entry {
                 time_ms: 5,
                 seed: 9,
-                ops: vec![Op::Command(vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k"), Bytes::from_static(b"v")])],
+                ops: vec![Op::Command(vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k"), Bytes::from_static(b"v")])].into(),
             }),
         };
         let req = AppendEntriesRequest::<TypeConfig> {

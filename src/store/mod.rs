@@ -113,7 +113,8 @@ const PREFETCH_AHEAD: usize = 6;
 pub struct Entry {
     pub time_ms: u64,
     pub seed: u64,
-    pub ops: Vec<Op>,
+    /// Shared: the log, the state machine and the senders to mirrors hold one copy.
+    pub ops: std::sync::Arc<[Op]>,
 }
 
 impl Entry {
@@ -470,7 +471,7 @@ mod tests {
     }
 
     fn apply(st: &mut Store, time_ms: u64, ops: Vec<Op>) -> Vec<Reply> {
-        st.apply(&Entry { time_ms, seed: 1, ops }).replies
+        st.apply(&Entry { time_ms, seed: 1, ops: ops.into() }).replies
     }
 
     fn run(st: &mut Store, time_ms: u64, cmd: &[&str]) -> Reply {
