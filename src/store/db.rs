@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::scripts::Scripts;
 use super::slots::{SlotIndex, SlotLinks};
 use super::stream::NodeLimits;
-use super::table::KeyTable;
+use super::table::{Key, KeyTable};
 use super::value::{Blob, Value};
 use super::watch::{self, RemovedFloors, WatchStamp};
 
@@ -107,7 +107,7 @@ fn pack_access(now_ms: u64, counter: u32) -> u32 {
 
 #[derive(Debug, Default)]
 pub struct Db {
-    keys: KeyTable<Blob, Item>,
+    keys: KeyTable<Key, Item>,
     /// (expire_at_ms, key) for every key with a TTL: the active expiry cycle takes the
     /// due ones in order instead of sampling.
     expires: BTreeSet<(u64, Blob)>,
@@ -234,7 +234,7 @@ impl Db {
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
         Db::note_stream(&mut self.stream_changes, key, &value);
-        let pos = self.keys.insert_full(Blob::from(key), self.new_item(value, now_ms)).0;
+        let pos = self.keys.insert_full(Key::from(key), self.new_item(value, now_ms)).0;
         self.slots.link(&mut self.keys, pos);
         pos
     }
@@ -358,12 +358,12 @@ impl Db {
     }
 
     /// Key and item at position `index` of the insertion order (SCAN, random picks).
-    pub fn get_index(&self, index: usize) -> Option<(&Blob, &Item)> {
-        self.keys.get_index(index)
+    pub fn get_index(&self, index: usize) -> Option<(&[u8], &Item)> {
+        self.keys.get_index(index).map(|(key, item)| (&**key, item))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Blob, &Item)> {
-        self.keys.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Item)> {
+        self.keys.iter().map(|(key, item)| (&**key, item))
     }
 
     /// How many keys hash to `slot`.
@@ -372,7 +372,7 @@ impl Db {
     }
 
     /// Up to `max` keys that hash to `slot`.
-    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<&Blob> {
+    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<&[u8]> {
         self.slots.keys(&self.keys, slot, max)
     }
 

@@ -5,8 +5,7 @@
 //! swap-remove) is mirrored here in O(1).
 
 use super::db::Item;
-use super::table::KeyTable;
-use super::value::Blob;
+use super::table::{Key, KeyTable};
 use crate::cluster::slot::{key_slot, SLOTS};
 
 /// "No item": the end of a list.
@@ -25,7 +24,7 @@ impl Default for SlotLinks {
     }
 }
 
-type Keys = KeyTable<Blob, Item>;
+type Keys = KeyTable<Key, Item>;
 
 #[derive(Debug, Clone)]
 pub struct SlotIndex {
@@ -58,12 +57,12 @@ impl SlotIndex {
     }
 
     /// Up to `max` keys of `slot` (newest first).
-    pub fn keys<'a>(&self, keys: &'a Keys, slot: u16, max: usize) -> Vec<&'a Blob> {
+    pub fn keys<'a>(&self, keys: &'a Keys, slot: u16, max: usize) -> Vec<&'a [u8]> {
         let mut out = Vec::new();
         let mut at = self.head.get(usize::from(slot)).copied().unwrap_or(NIL);
         while at != NIL && out.len() < max {
             let Some((key, item)) = keys.get_index(at as usize) else { break };
-            out.push(key);
+            out.push(&**key);
             at = item.slot_links.next;
         }
         out

@@ -16,6 +16,54 @@ use std::hash::BuildHasher;
 
 use super::value::Hasher;
 
+/// A key of the keyspace: up to [`Key::INLINE_MAX`] bytes kept in place (no
+/// allocation of its own, and compared where the entry already is), longer ones on
+/// the heap. 24 bytes either way.
+#[derive(Clone)]
+pub enum Key {
+    Inline { len: u8, bytes: [u8; Key::INLINE_MAX] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub const INLINE_MAX: usize = 22;
+}
+
+impl From<&[u8]> for Key {
+    fn from(key: &[u8]) -> Key {
+        if key.len() <= Key::INLINE_MAX {
+            let mut bytes = [0u8; Key::INLINE_MAX];
+            bytes[..key.len()].copy_from_slice(key);
+            Key::Inline { len: key.len() as u8, bytes }
+        } else {
+            Key::Heap(key.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// An empty slot.
 const EMPTY: u64 = 0;
 
@@ -303,6 +351,23 @@ mod tests {
             }
             assert_eq!(table.swap_remove_index(model.len()), None);
         }
+    }
+
+    #[test]
+    fn keys_up_to_22_bytes_stay_in_place_and_read_back_alike() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        for len in [0usize, 1, 21, 22, 23, 100] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let key = Key::from(&bytes[..]);
+            assert_eq!(&*key, &bytes[..]);
+            assert_eq!(matches!(key, Key::Inline { .. }), len <= Key::INLINE_MAX, "len {len}");
+        }
+        let mut table: KeyTable<Key, u8> = KeyTable::default();
+        table.insert_full(Key::from(&b"short"[..]), 1);
+        table.insert_full(Key::from(&[7u8; 40][..]), 2);
+        assert_eq!(table.get(b"short"), Some(&1));
+        assert_eq!(table.get(&[7u8; 40]), Some(&2));
+        assert_eq!(table.get(b"shor"), None);
     }
 
     #[test]
