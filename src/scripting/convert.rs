@@ -93,7 +93,9 @@ pub fn lua_bytes_bound(reply: &Reply) -> Option<usize> {
     const PER_VALUE: usize = 256;
     let items = |items: &[Reply]| items.iter().try_fold(PER_VALUE, |n, r| n.checked_add(lua_bytes_bound(r)?));
     let pairs = |pairs: &[(Reply, Reply)]| {
-        pairs.iter().try_fold(PER_VALUE, |n, (k, v)| n.checked_add(lua_bytes_bound(k)?)?.checked_add(lua_bytes_bound(v)?)?.checked_add(PER_VALUE))
+        pairs
+            .iter()
+            .try_fold(PER_VALUE, |n, (k, v)| n.checked_add(lua_bytes_bound(k)?)?.checked_add(lua_bytes_bound(v)?)?.checked_add(PER_VALUE))
     };
     match reply {
         Reply::Status(text) | Reply::Error(text) => text.len().checked_add(PER_VALUE),
