@@ -86,6 +86,27 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value>
     })
 }
 
+/// An upper bound on the bytes of Lua heap [`reply_to_lua`] allocates for `reply`
+/// (each value's payload plus a generous 256 bytes for its string, table, hash node
+/// and wrapper), `None` when it would overflow.
+pub fn lua_bytes_bound(reply: &Reply) -> Option<usize> {
+    const PER_VALUE: usize = 256;
+    let items = |items: &[Reply]| items.iter().try_fold(PER_VALUE, |n, r| n.checked_add(lua_bytes_bound(r)?));
+    let pairs = |pairs: &[(Reply, Reply)]| {
+        pairs
+            .iter()
+            .try_fold(PER_VALUE, |n, (k, v)| n.checked_add(lua_bytes_bound(k)?)?.checked_add(lua_bytes_bound(v)?)?.checked_add(PER_VALUE))
+    };
+    match reply {
+        Reply::Status(text) | Reply::Error(text) => text.len().checked_add(PER_VALUE),
+        Reply::Bulk(bytes) => bytes.len().checked_add(PER_VALUE),
+        Reply::BigNumber(text) | Reply::Verbatim(text) => text.len().checked_add(2 * PER_VALUE),
+        Reply::Array(v) | Reply::Push(v) | Reply::Set(v) => items(v),
+        Reply::Map(p) | Reply::Keyed(p) | Reply::Pairs(p) => pairs(p),
+        _ => Some(PER_VALUE),
+    }
+}
+
 fn array(lua: &Lua, items: Vec<Reply>, resp3: bool) -> mlua::Result<Value> {
     let table = lua.create_table_with_capacity(items.len(), 0)?;
     for (i, item) in items.into_iter().enumerate() {

@@ -56,6 +56,44 @@ pub(super) struct RunState {
     pub registering: Option<Vec<Registered>>,
     /// The error `redis.call` raised (mlua raises a userdata; this is the real value).
     pub raised: Option<Value>,
+    /// The host of the script running now: set by [`Engine::run`] for the length of
+    /// the call into Lua and cleared after it (by [`HostSlot`]'s drop), so
+    /// `redis.call` made any other time fails like Redis's call outside a script.
+    host: Option<HostPtr>,
+}
+
+/// A pointer to the `&mut dyn Host` an [`Engine::run`] was given, its lifetime erased.
+/// It only lives in [`RunState::host`] while that `run` is on the stack (see
+/// [`HostSlot`]) and is only used on the thread that runs the VM.
+#[derive(Clone, Copy)]
+struct HostPtr(*mut (dyn Host + 'static));
+
+// SAFETY: the pointer is used only by `redis_call`, on the thread running the script,
+// while the `run` that set it (and holds the borrow it came from) is on that thread's
+// stack; mlua's `send` feature asks app data to be Send only so the VM may move
+// between threads between runs, when the slot is empty.
+unsafe impl Send for HostPtr {}
+
+/// Puts a run's host in [`RunState::host`] and takes it out again when dropped (also
+/// when the run unwinds), so the pointer never outlives the borrow it came from.
+struct HostSlot<'l> {
+    lua: &'l Lua,
+}
+
+impl<'l> HostSlot<'l> {
+    fn set<'h>(lua: &'l Lua, host: &'h mut (dyn Host + 'h)) -> HostSlot<'l> {
+        let ptr: *mut (dyn Host + 'h) = host;
+        // SAFETY: only the lifetime changes; the slot is emptied before 'h ends (drop).
+        let ptr: *mut (dyn Host + 'static) = unsafe { std::mem::transmute(ptr) };
+        set_run_state(lua, |s| s.host = Some(HostPtr(ptr)));
+        HostSlot { lua }
+    }
+}
+
+impl Drop for HostSlot<'_> {
+    fn drop(&mut self) {
+        set_run_state(self.lua, |s| s.host = None);
+    }
 }
 
 pub(super) struct Registered {
@@ -80,11 +118,9 @@ impl Lrand48 {
 struct Vm {
     lua: Lua,
     run_state: Table,
-    /// The real `redis` table (behind its read-only proxy): `call`/`pcall` are set per run.
-    redis: Table,
-    outside: Function,
     g1: Table,
     pf: Table,
+    main: MainState,
     runner: Function,
     loading: Function,
     set_env: Function,
@@ -153,7 +189,7 @@ impl Engine {
 
     fn vm(&mut self) -> Result<&mut Vm, Reply> {
         if self.vm.is_none() {
-            let vm = new_vm().map_err(|e| Reply::error(format!("ERR cannot start the Lua engine: {e}")))?;
+            let vm = new_vm(&self.status).map_err(|e| Reply::error(format!("ERR cannot start the Lua engine: {e}")))?;
             self.vm = Some(vm);
         }
         self.vm.as_mut().ok_or(Reply::err("ERR cannot start the Lua engine"))
@@ -247,9 +283,9 @@ impl Engine {
         set_run_state(&vm.lua, |s| s.registering = Some(Vec::new()));
         let _ = vm.loading.call::<()>(true);
         budget::start(instructions_max, None);
-        install_hook(&vm.lua);
+        install_hook(vm.main);
         let outcome = vm.runner.call::<MultiValue>((chunk.clone(), vm.handler.clone()));
-        remove_hook(&vm.lua);
+        remove_hook(vm.main);
         let (stop, _) = budget::finish();
         let _ = vm.loading.call::<()>(false);
         let registered = vm.lua.app_data_mut::<RunState>().and_then(|mut s| s.registering.take()).unwrap_or_default();
@@ -306,26 +342,22 @@ impl Engine {
         let memory_max = (lua.used_memory() as u64).saturating_add(options.limits.memory_bytes_max);
         let _ = lua.set_memory_limit(usize::try_from(memory_max).unwrap_or(usize::MAX));
         budget::start(options.limits.instructions_max, Some(status.clone()));
-        install_hook(&lua);
-        let host = std::cell::RefCell::new(host);
-        let outcome = lua.scope(|scope| {
-            let call = scope.create_function(|lua, args: MultiValue| redis_call(lua, args, &mut **host.borrow_mut(), &status, true))?;
-            let pcall = scope.create_function(|lua, args: MultiValue| redis_call(lua, args, &mut **host.borrow_mut(), &status, false))?;
-            vm.redis.raw_set("call", call)?;
-            vm.redis.raw_set("pcall", pcall)?;
+        install_hook(vm.main);
+        let outcome = {
+            let _slot = HostSlot::set(&lua, host);
             if as_function.is_some() {
                 vm.runner.call::<MultiValue>((function.clone(), vm.handler.clone(), keys.clone(), args.clone()))
             } else {
                 vm.runner.call::<MultiValue>((function.clone(), vm.handler.clone()))
             }
-        });
-        remove_hook(&lua);
+        };
+        remove_hook(vm.main);
         let (stop, _) = budget::finish();
-        let _ = vm.redis.raw_set("call", vm.outside.clone());
-        let _ = vm.redis.raw_set("pcall", vm.outside.clone());
+        // Bound off first: with no limit mlua sets fields without a protected call
+        // (which in Lua 5.1 allocates two C closures each time).
+        let _ = lua.set_memory_limit(0);
         let _ = vm.g1.raw_set("KEYS", Value::Nil);
         let _ = vm.g1.raw_set("ARGV", Value::Nil);
-        let _ = lua.set_memory_limit(0);
         let resp3 = lua.app_data_ref::<RunState>().is_some_and(|s| s.resp3);
         let reply = match outcome {
             Ok(values) => match first_two(values) {
@@ -384,14 +416,31 @@ fn set_run_state(lua: &Lua, f: impl FnOnce(&mut RunState)) {
     }
 }
 
-fn install_hook(lua: &Lua) {
-    // SAFETY: the state is this VM's main thread, used on this thread only.
-    let _ = unsafe { lua.exec_raw::<()>((), |state| budget::install(state)) };
+/// A VM's main Lua thread, for the C calls mlua has no API for (the count hook).
+/// Taken once per VM: `Lua::exec_raw` would make two C closures (garbage) per call.
+#[derive(Clone, Copy)]
+struct MainState(*mut mlua::ffi::lua_State);
+
+// SAFETY: used only by the thread that holds the `Vm` (`&mut Engine`), as the `Lua`
+// it belongs to is; it lives exactly as long as that `Lua` (both in the `Vm`).
+unsafe impl Send for MainState {}
+
+fn main_state(lua: &Lua) -> mlua::Result<MainState> {
+    let mut main = std::ptr::null_mut();
+    // SAFETY: only reads the state pointer; called outside any callback, so it is the main thread.
+    unsafe { lua.exec_raw::<()>((), |state| main = state)? };
+    Ok(MainState(main))
 }
 
-fn remove_hook(lua: &Lua) {
+fn install_hook(main: MainState) {
+    // SAFETY: the state is this VM's main thread, alive with the VM and used on this
+    // thread only; lua_sethook neither allocates nor raises.
+    unsafe { budget::install(main.0) }
+}
+
+fn remove_hook(main: MainState) {
     // SAFETY: as install_hook.
-    let _ = unsafe { lua.exec_raw::<()>((), |state| budget::remove(state)) };
+    unsafe { budget::remove(main.0) }
 }
 
 fn first_two(values: MultiValue) -> (Value, Value) {
@@ -451,15 +500,33 @@ fn script_error(err: &Value, name: &str, stop: Option<budget::Stop>, memory_max:
     Reply::error(text.replace(['\r', '\n'], " "))
 }
 
+/// Redis's error for `redis.call`/`redis.pcall` made when no script runs (a reference
+/// to them kept past the run it was taken in).
+const ERR_OUTSIDE_RUN: &str = "ERR redis.call/pcall can only be called inside a script invocation";
+
 /// `redis.call` (`raise`) and `redis.pcall`: run the command; a failed command gives
 /// pcall its `{err=…}` table and makes call raise it. A spent budget raises from both.
-fn redis_call(lua: &Lua, args: MultiValue, host: &mut dyn Host, status: &Status, raise: bool) -> mlua::Result<Value> {
+/// Made once per VM; the host is the one [`Engine::run`] put in [`RunState::host`].
+fn redis_call(lua: &Lua, args: MultiValue, status: &Status, raise: bool) -> mlua::Result<Value> {
     let raise_with = |value: Value, text: String| -> mlua::Result<Value> {
         if let Some(mut s) = lua.app_data_mut::<RunState>() {
             s.raised = Some(value);
         }
         Err(mlua::Error::RuntimeError(text))
     };
+    let (resp3, host) = match lua.app_data_ref::<RunState>() {
+        Some(s) => (s.resp3, s.host),
+        None => (false, None),
+    };
+    let Some(host) = host else {
+        // As Redis's: raised from both call and pcall, as an {err=…} table.
+        return raise_with(convert::error_table(lua, ERR_OUTSIDE_RUN)?, ERR_OUTSIDE_RUN.to_string());
+    };
+    // SAFETY: the slot holds a pointer only while the `run` that set it is on this
+    // thread's stack, holding the `&mut dyn Host` it came from and not using it itself;
+    // no other reference to the host is live while the command runs (the VM is not
+    // re-entered from a host call).
+    let host: &mut dyn Host = unsafe { &mut *host.0 };
     if let Err(stop) = budget::charge(limits::SCRIPT_CALL_INSTRUCTIONS) {
         let text = stop.message();
         return raise_with(Value::String(lua.create_string(&text)?), text);
@@ -484,7 +551,6 @@ fn redis_call(lua: &Lua, args: MultiValue, host: &mut dyn Host, status: &Status,
             _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
-    let resp3 = lua.app_data_ref::<RunState>().is_some_and(|s| s.resp3);
     let reply = host.call(&argv);
     if host.wrote() {
         status.wrote();
@@ -492,7 +558,36 @@ fn redis_call(lua: &Lua, args: MultiValue, host: &mut dyn Host, status: &Status,
     if let Reply::Error(text) = &reply {
         return fail(text);
     }
-    convert::reply_to_lua(lua, reply, resp3)
+    to_lua_within_bound(lua, reply, resp3)
+}
+
+/// Room the script's memory bound must leave, beyond the reply's own bound, for a reply
+/// to be converted with the bound lifted (string table and reference stack growth).
+const CONVERT_SLACK_BYTES: usize = 64 << 10;
+
+/// `convert::reply_to_lua` under the run's memory bound. While a bound is set, mlua
+/// makes every allocation a protected call, which in Lua 5.1 makes two C closures
+/// (garbage) each time. When the heap has room for any allocation the conversion can
+/// make, the bound is lifted for it: nothing it allocates could have failed, so the
+/// outcome is the same. Otherwise the conversion runs under the bound, as before.
+fn to_lua_within_bound(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value> {
+    let Ok(limit) = lua.set_memory_limit(0) else { return convert::reply_to_lua(lua, reply, resp3) };
+    if limit == 0 {
+        return convert::reply_to_lua(lua, reply, resp3);
+    }
+    let used = lua.used_memory();
+    let room = convert::lua_bytes_bound(&reply)
+        .and_then(|n| n.checked_add(used / 2))
+        .and_then(|n| n.checked_add(CONVERT_SLACK_BYTES))
+        .and_then(|n| n.checked_add(used))
+        .is_some_and(|needed| needed <= limit);
+    if !room {
+        let _ = lua.set_memory_limit(limit);
+        return convert::reply_to_lua(lua, reply, resp3);
+    }
+    let value = convert::reply_to_lua(lua, reply, resp3);
+    let _ = lua.set_memory_limit(limit);
+    value
 }
 
 /// C's `%.17g`, which Redis uses to turn a Lua number into a command argument.
@@ -527,10 +622,14 @@ fn strip_zeros(s: &str) -> &str {
 }
 
 /// A fresh VM: the libraries, the sandbox, the Rust API.
-fn new_vm() -> mlua::Result<Vm> {
+fn new_vm(status: &Arc<Status>) -> mlua::Result<Vm> {
     let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
-    lua.set_app_data(RunState { resp3: false, rng: Lrand48::seeded(0), registering: None, raised: None });
+    lua.set_app_data(RunState { resp3: false, rng: Lrand48::seeded(0), registering: None, raised: None, host: None });
     let rust = lua.create_table()?;
+    let s = status.clone();
+    rust.raw_set("call", lua.create_function(move |lua, args: MultiValue| redis_call(lua, args, &s, true))?)?;
+    let s = status.clone();
+    rust.raw_set("pcall", lua.create_function(move |lua, args: MultiValue| redis_call(lua, args, &s, false))?)?;
     rust.raw_set("redis", libs::redis_api(&lua)?)?;
     rust.raw_set("random", libs::random(&lua)?)?;
     rust.raw_set("randomseed", libs::randomseed(&lua)?)?;
@@ -546,8 +645,6 @@ fn new_vm() -> mlua::Result<Vm> {
     let handler = libs::error_handler(&lua)?;
     let run_state: Table = handles.get("RUN")?;
     Ok(Vm {
-        redis: handles.get("R")?,
-        outside: handles.get("outside")?,
         g1: handles.get("G1")?,
         pf: handles.get("PF")?,
         runner: handles.get("run")?,
@@ -555,6 +652,7 @@ fn new_vm() -> mlua::Result<Vm> {
         set_env: handles.get("set_env")?,
         handler,
         run_state,
+        main: main_state(&lua)?,
         scripts: HashMap::new(),
         libraries: HashMap::new(),
         seq: 0,
@@ -582,6 +680,19 @@ mod tests {
         assert_eq!(format_g17(1e20), "1e+20");
         assert_eq!(format_g17(1.5e-7), "1.4999999999999999e-07");
         assert_eq!(format_g17(0.0001), "0.0001");
+    }
+
+    #[test]
+    fn redis_call_made_when_no_script_runs_fails_as_in_redis() {
+        let mut engine = Engine::default();
+        engine.compile_script("0", &Bytes::from_static(b"return 1")).unwrap();
+        let vm = engine.vm.as_ref().unwrap();
+        // Code loaded on the VM's thread sees the scripts' globals; no run is under way.
+        for f in ["call", "pcall"] {
+            let (ok, err): (bool, String) = vm.lua.load(format!("return pcall(redis.{f}, 'ping')")).eval().unwrap();
+            assert!(!ok);
+            assert_eq!(err, ERR_OUTSIDE_RUN);
+        }
     }
 
     #[test]

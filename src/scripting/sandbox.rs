@@ -69,14 +69,15 @@ local function wrap_all(t)
 end
 
 -- Per-run state, set from Rust before each script: a run counter. redis.call and
--- redis.pcall are set per run too (Rust functions, so a tail call keeps the caller's frame).
+-- redis.pcall are Rust functions (so a tail call keeps the caller's frame), made once;
+-- called when no script runs they raise Redis's "can only be called inside a script
+-- invocation".
 local RUN = {seq = 0}
-local outside = function() error({err = "ERR redis.call/pcall can only be called inside a script invocation"}, 0) end
 local take_raised = rust.take_raised
 
 -- The redis API.
 local R = wrap_all(rust.redis)
-R.call, R.pcall = outside, outside
+R.call, R.pcall = rust.call, rust.pcall
 R.error_reply = function(...)
   if select("#", ...) ~= 1 or type((...)) ~= "string" then
     return {err = "ERR wrong number or type of arguments"}
@@ -206,7 +207,7 @@ RO[PF] = true
 real_setfenv(0, P)
 
 local handles = {}
-handles.P, handles.PF, handles.G1, handles.RUN, handles.R, handles.outside = P, PF, G1, RUN, R, outside
+handles.P, handles.PF, handles.G1, handles.RUN, handles.R = P, PF, G1, RUN, R
 handles.loading = function(on) if on then MT_F.__index = GL else MT_F.__index = G1 end end
 handles.set_env = function(f, env) real_setfenv(f, env) end
 handles.run = function(f, handler, keys, args)
