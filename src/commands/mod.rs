@@ -538,6 +538,23 @@ pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    // A pipeline mostly repeats one command, and each is looked up at parsing and
+    // again at apply: the last command found on this thread is compared first.
+    thread_local! {
+        static LAST: std::cell::Cell<Option<&'static CommandSpec>> = const { std::cell::Cell::new(None) };
+    }
+    let last = LAST.with(|l| l.get());
+    if let Some(spec) = last.filter(|s| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name)) {
+        return Some(spec);
+    }
+    let found = lookup_in_table(name);
+    if found.is_some() {
+        LAST.with(|l| l.set(found));
+    }
+    found
+}
+
+fn lookup_in_table(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut buf = [0u8; 32];
     let lower = buf.get_mut(..name.len())?;
     for (dst, src) in lower.iter_mut().zip(name) {
