@@ -97,12 +97,17 @@ pub fn lua_bytes_bound(reply: &Reply) -> Option<usize> {
             .iter()
             .try_fold(PER_VALUE, |n, (k, v)| n.checked_add(lua_bytes_bound(k)?)?.checked_add(lua_bytes_bound(v)?)?.checked_add(PER_VALUE))
     };
+    // A set's members and a map's keys become table keys under RESP3: a nil or NaN
+    // key makes Lua raise, which without the bound's protected calls would unwind
+    // through Rust. Only keys that cannot be either are converted unbounded.
+    let plain_key = |k: &Reply| matches!(k, Reply::Bulk(_) | Reply::Status(_) | Reply::Int(_));
     match reply {
         Reply::Status(text) | Reply::Error(text) => text.len().checked_add(PER_VALUE),
         Reply::Bulk(bytes) => bytes.len().checked_add(PER_VALUE),
         Reply::BigNumber(text) | Reply::Verbatim(text) => text.len().checked_add(2 * PER_VALUE),
-        Reply::Array(v) | Reply::Push(v) | Reply::Set(v) => items(v),
-        Reply::Map(p) | Reply::Keyed(p) | Reply::Pairs(p) => pairs(p),
+        Reply::Array(v) | Reply::Push(v) => items(v),
+        Reply::Set(v) => v.iter().all(plain_key).then(|| items(v)).flatten(),
+        Reply::Map(p) | Reply::Keyed(p) | Reply::Pairs(p) => p.iter().all(|(k, _)| plain_key(k)).then(|| pairs(p)).flatten(),
         _ => Some(PER_VALUE),
     }
 }
@@ -225,6 +230,19 @@ mod tests {
 
     fn eval(lua: &Lua, code: &str) -> Value {
         lua.load(code).eval().unwrap()
+    }
+
+    /// Only replies whose table keys cannot be nil or NaN are converted with the
+    /// script's memory bound lifted (see `engine::to_lua_within_bound`).
+    #[test]
+    fn replies_with_keys_that_may_raise_have_no_bound() {
+        let bulk = || Reply::bulk(b"m");
+        assert!(lua_bytes_bound(&Reply::Set(vec![bulk(), Reply::Int(3)])).is_some());
+        assert!(lua_bytes_bound(&Reply::Set(vec![bulk(), Reply::Nil])).is_none());
+        assert!(lua_bytes_bound(&Reply::Map(vec![(bulk(), Reply::Nil)])).is_some());
+        assert!(lua_bytes_bound(&Reply::Map(vec![(Reply::Nil, bulk())])).is_none());
+        assert!(lua_bytes_bound(&Reply::Array(vec![Reply::Set(vec![Reply::Double(f64::NAN)])])).is_none());
+        assert!(lua_bytes_bound(&Reply::Array(vec![Reply::Nil, bulk()])).is_some());
     }
 
     #[test]

@@ -14,7 +14,6 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-
 use super::scripts::Scripts;
 use super::slots::{SlotIndex, SlotLinks};
 use super::stream::NodeLimits;

@@ -112,7 +112,7 @@ impl Connection {
         };
         let store = self.shared.core.store();
         let keys = store.db.keys_in_slot(slot, usize::try_from(count).unwrap_or(usize::MAX));
-        Reply::Array(keys.into_iter().map(|k| Reply::bulk(k)).collect())
+        Reply::Array(keys.into_iter().map(Reply::bulk).collect())
     }
 
     /// This server's node id and its stripe's shard id.
