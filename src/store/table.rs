@@ -147,29 +147,28 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         }
     }
 
-    /// The next stage, once the slot is (likely) in the cache: starts loading the
-    /// entry its home slot names and that entry's key, when its hash bits match.
-    pub fn prefetch_entry(&self, key: &[u8]) {
+    /// The entry `key`'s home slot names, when that slot's hash bits are `key`'s:
+    /// the entry a lookup of `key` most likely ends at.
+    fn home_entry(&self, key: &[u8]) -> Option<&Entry<K, V>> {
         let hash = self.hash(key);
-        let Some(&slot) = self.slots.get(hash as usize & self.mask()) else { return };
-        if slot != EMPTY && slot_hash(slot) == hash {
-            if let Some(entry) = self.entries.get(slot_position(slot)) {
-                prefetch_read(entry);
-            }
+        let slot = *self.slots.get(hash as usize & self.mask())?;
+        (slot != EMPTY && slot_hash(slot) == hash).then(|| self.entries.get(slot_position(slot))).flatten()
+    }
+
+    /// The next stage, once the slot is (likely) in the cache: starts loading the
+    /// entry it names.
+    pub fn prefetch_entry(&self, key: &[u8]) {
+        if let Some(entry) = self.home_entry(key) {
+            prefetch_read(entry);
         }
     }
 
-    /// The last stage: starts loading the bytes of the key at the position `key`'s
-    /// home slot names (an allocation of its own), so the comparison does not wait.
+    /// The last stage, once the entry is (likely) in the cache: starts loading the
+    /// bytes of its key (an allocation of its own when longer than [`Key::INLINE_MAX`]),
+    /// so the comparison does not wait.
     pub fn prefetch_key(&self, key: &[u8]) {
-        let hash = self.hash(key);
-        let Some(&slot) = self.slots.get(hash as usize & self.mask()) else { return };
-        if slot != EMPTY && slot_hash(slot) == hash {
-            if let Some(entry) = self.entries.get(slot_position(slot)) {
-                if let Some(first) = entry.key.borrow().first() {
-                    prefetch_read(first);
-                }
-            }
+        if let Some(first) = self.home_entry(key).and_then(|entry| entry.key.borrow().first()) {
+            prefetch_read(first);
         }
     }
 
