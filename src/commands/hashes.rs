@@ -72,7 +72,7 @@ fn set_pairs(ctx: &mut WriteCtx, args: &[Bytes], name: &str) -> Result<i64, Repl
     let hash = write_hash(ctx, key)?;
     let mut added = 0;
     for pair in args[2..].chunks_exact(2) {
-        if hash.insert(Blob::from(&pair[0][..]), Blob::from(&pair[1][..])).is_none() {
+        if hash.insert(&pair[0][..], Blob::from(&pair[1][..])).is_none() {
             added += 1;
         }
     }
@@ -93,7 +93,7 @@ fn hsetnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     if field_value(ctx, key, field)?.is_some() {
         return Ok(Reply::Int(0));
     }
-    write_hash(ctx, key)?.insert(Blob::from(&field[..]), Blob::from(&value[..]));
+    write_hash(ctx, key)?.insert(&field[..], Blob::from(&value[..]));
     ctx.notify(b'h', "hset", key);
     Ok(Reply::Int(1))
 }
@@ -165,7 +165,7 @@ fn hincrby(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         Some(v) => parse_i64(v).ok_or(Reply::err(ERR_HASH_NOT_INT))?,
     };
     let next = current.checked_add(delta).ok_or(Reply::err(ERR_OVERFLOW))?;
-    write_hash(ctx, key)?.insert(Blob::from(&field[..]), Blob::from(int_bytes(next)));
+    write_hash(ctx, key)?.insert(&field[..], Blob::from(int_bytes(next)));
     ctx.notify(b'h', "hincrby", key);
     Ok(Reply::Int(next))
 }
@@ -185,7 +185,7 @@ fn hincrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         return Err(Reply::err(ERR_RESULT_NOT_FINITE));
     }
     let text = crate::protocol::reply::format_incr_double(next);
-    write_hash(ctx, key)?.insert(Blob::from(&field[..]), Blob::from(text.as_bytes()));
+    write_hash(ctx, key)?.insert(&field[..], Blob::from(text.as_bytes()));
     ctx.notify(b'h', "hincrbyfloat", key);
     Ok(Reply::Bulk(Bytes::from(text)))
 }

@@ -646,7 +646,7 @@ mod tests {
     fn store_with_every_type() -> Store {
         let mut st = Store::new();
         st.db.insert(b"s", Value::Str(b"v".to_vec()), T0);
-        let list: ListValue = ["a", "b", "a"].iter().map(|s| blob(s)).collect();
+        let list: ListValue = ["a", "b", "a"].iter().map(|s| s.as_bytes().into()).collect();
         st.db.insert(b"l", Value::List(Box::new(list)), T0);
         let mut hash = HashValue::default();
         hash.insert(blob("f"), blob("v"));

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use super::flags::*;
 use super::*;
 use crate::protocol::reply::{Reply, OK};
-use crate::store::value::{Blob, ListValue, Value};
+use crate::store::table::Key;
+use crate::store::value::{ListValue, Value};
 
 const G: &str = "list";
 
@@ -69,14 +70,14 @@ impl End {
         }
     }
 
-    fn pop(self, list: &mut ListValue) -> Option<Blob> {
+    fn pop(self, list: &mut ListValue) -> Option<Key> {
         match self {
             End::Left => list.pop_front(),
             End::Right => list.pop_back(),
         }
     }
 
-    fn push(self, list: &mut ListValue, element: Blob) {
+    fn push(self, list: &mut ListValue, element: Key) {
         match self {
             End::Left => list.push_front(element),
             End::Right => list.push_back(element),
@@ -154,18 +155,21 @@ fn resolve_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     Some((usize::try_from(start).ok()?, usize::try_from(end).ok()?))
 }
 
-fn bulk_of(element: Blob) -> Reply {
-    Reply::Bulk(Bytes::from(element))
+fn bulk_of(element: Key) -> Reply {
+    match element {
+        Key::Heap(bytes) => Reply::Bulk(Bytes::from(bytes)),
+        Key::Inline { .. } => Reply::Bulk(Bytes::copy_from_slice(&element)),
+    }
 }
 
 /// Pops up to `count` elements from `end` of the list at `key` (which must hold a
 /// list), recording the pop event and deleting the key if it empties.
-fn pop_elements(ctx: &mut WriteCtx, key: &[u8], end: End, count: usize) -> Result<Vec<Blob>, Reply> {
+fn pop_elements(ctx: &mut WriteCtx, key: &[u8], end: End, count: usize) -> Result<Vec<Key>, Reply> {
     let Some(list) = write_list(ctx, key)? else {
         return Ok(Vec::new());
     };
     let taken = count.min(list.len());
-    let popped: Vec<Blob> = (0..taken).filter_map(|_| end.pop(list)).collect();
+    let popped: Vec<Key> = (0..taken).filter_map(|_| end.pop(list)).collect();
     if !popped.is_empty() {
         ctx.notify(b'l', end.pop_event(), key);
         ctx.remove_if_empty(key);
@@ -183,7 +187,7 @@ fn push_command(ctx: &mut WriteCtx, args: &[Bytes], end: End, only_existing: boo
     }
     let list = ctx.get_or_insert(key, new_list).as_list_mut()?;
     for element in &args[2..] {
-        end.push(list, Blob::from(&element[..]));
+        end.push(list, Key::from(&element[..]));
     }
     let len = list.len();
     ctx.notify(b'l', end.push_event(), key);
@@ -358,7 +362,7 @@ fn lset(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     };
     let index = int_arg(&args[2])?;
     let slot = resolve_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or(Reply::err(ERR_INDEX))?;
-    *slot = Blob::from(&args[3][..]);
+    *slot = Key::from(&args[3][..]);
     ctx.notify(b'l', "lset", key);
     Ok(OK)
 }
@@ -432,7 +436,7 @@ fn linsert(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let Some(at) = list.iter().position(|e| **e == *pivot) else {
         return Ok(Reply::Int(-1));
     };
-    list.insert(if after { at + 1 } else { at }, Blob::from(&args[4][..]));
+    list.insert(if after { at + 1 } else { at }, Key::from(&args[4][..]));
     let len = list.len();
     ctx.notify(b'l', "linsert", key);
     ctx.signal_ready(key);

@@ -182,7 +182,7 @@ fn compare(a: &(Blob, Key), b: &(Blob, Key)) -> std::cmp::Ordering {
 fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blob>, Reply> {
     Ok(match db.get(key, now_ms).map(|item| &item.value) {
         None => Vec::new(),
-        Some(Value::List(l)) => l.iter().cloned().collect(),
+        Some(Value::List(l)) => l.iter().map(|e| Blob::from(&e[..])).collect(),
         Some(Value::Set(s)) => {
             if o.dont_sort && o.store.is_some() {
                 // A stored set result must not depend on set order: sort it.
@@ -276,7 +276,7 @@ fn sort(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     // GET of a missing key stores an empty string.
-    let list = values.into_iter().map(|v| Blob::from(v.unwrap_or_default())).collect();
+    let list = values.into_iter().map(|v| crate::store::table::Key::from(v.unwrap_or_default())).collect();
     ctx.set(&dest, Value::List(Box::new(list)));
     ctx.notify(b'l', "sortstore", &dest);
     Ok(Reply::Int(count as i64))

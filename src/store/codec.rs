@@ -29,6 +29,7 @@
 
 use std::collections::VecDeque;
 
+use super::table::Key;
 use super::value::{Blob, HashValue, Hasher, ListValue, SetValue, Value, ZSet};
 
 /// The version written in DUMP payloads. Version 2 added streams (tag 5); RESTORE
@@ -337,14 +338,14 @@ impl<'a> Decoder<'a> {
         let len = self.container_len("list length", 1)?;
         let mut list = VecDeque::with_capacity(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
-            list.push_back(Blob::from(self.bytes("list element")?));
+            list.push_back(Key::from(self.bytes("list element")?));
         }
         Ok(list)
     }
 
     fn hash(&mut self) -> Result<HashValue, CodecError> {
         let len = self.container_len("hash length", 2)?;
-        let mut hash = HashValue::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
+        let mut hash = HashValue::with_capacity(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
             let offset = self.pos;
             let field = Blob::from(self.bytes("hash field")?);
@@ -444,7 +445,7 @@ mod tests {
     }
 
     fn samples() -> Vec<Value> {
-        let list: ListValue = ["a", "", "a", "zzz"].iter().map(|s| blob(s)).collect();
+        let list: ListValue = ["a", "", "a", "zzz"].iter().map(|s| s.as_bytes().into()).collect();
         let mut hash = HashValue::default();
         hash.insert(blob("f2"), blob("v2"));
         hash.insert(blob("f1"), blob(""));
@@ -494,7 +495,7 @@ mod tests {
 
     #[test]
     fn large_counts_and_lengths_use_multi_byte_varints() {
-        let list: ListValue = (0..300).map(|i| Blob::from(vec![b'x'; i])).collect();
+        let list: ListValue = (0..300).map(|i| vec![b'x'; i].into()).collect();
         let value = Value::List(Box::new(list));
         assert_eq!(decode_value(&encoded(&value)).unwrap(), value);
     }

@@ -202,6 +202,21 @@ impl Db {
         self.keys.prefetch_key(key)
     }
 
+    /// Two more stages for a command on a field of a hash (`HSET key field …`): once
+    /// the key's entry is likely in the cache, the field's slot in the hash's table;
+    /// then the field's entry. Harmless when `key` holds no hash or is absent.
+    pub fn prefetch_field_slot(&self, key: &[u8], field: &[u8]) {
+        if let Some(Item { value: Value::Hash(hash), .. }) = self.keys.home_value(key) {
+            hash.prefetch_slot(field);
+        }
+    }
+
+    pub fn prefetch_field_entry(&self, key: &[u8], field: &[u8]) {
+        if let Some(Item { value: Value::Hash(hash), .. }) = self.keys.home_value(key) {
+            hash.prefetch_entry(field);
+        }
+    }
+
     pub fn item_at(&self, index: usize) -> Option<&Item> {
         self.keys.get_index(index).map(|(_, item)| item)
     }

@@ -139,7 +139,7 @@ mod tests {
     fn containers_follow_the_thresholds() {
         let mut limits = LocalSettings::default();
         let mut hash = HashValue::default();
-        hash.insert(b"f"[..].into(), b"v"[..].into());
+        hash.insert(&b"f"[..], b"v"[..].into());
         let hash = Value::Hash(Box::new(hash));
         assert_eq!(encoding_name(&hash, &limits), "listpack");
         limits.hash_listpack_entries = 0;

@@ -216,6 +216,12 @@ impl Store {
             Some(Op::Command(args)) => args.get(1),
             _ => None,
         };
+        // The next two stages look inside the key's value (a hash's field), once the
+        // key's entry is likely cached.
+        let field_of = |i: usize| match ops.get(i) {
+            Some(Op::Command(args)) if args.len() > 2 => Some((&args[1], &args[2])),
+            _ => None,
+        };
         for (i, op) in ops.iter().enumerate() {
             if ops.len() > 1 {
                 if let Some(key) = key_of(i + PREFETCH_AHEAD) {
@@ -226,6 +232,12 @@ impl Store {
                 }
                 if let Some(key) = key_of(i + PREFETCH_AHEAD / 3) {
                     self.db.prefetch_key(key);
+                }
+                if let Some((key, field)) = field_of(i + PREFETCH_AHEAD / 3) {
+                    self.db.prefetch_field_slot(key, field);
+                }
+                if let Some((key, field)) = field_of(i + 1) {
+                    self.db.prefetch_field_entry(key, field);
                 }
             }
             let reply = self.apply_op(op, time_ms, &mut rng, &mut applied);

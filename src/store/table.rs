@@ -41,6 +41,35 @@ impl From<&[u8]> for Key {
     }
 }
 
+impl From<Box<[u8]>> for Key {
+    /// Keeps the allocation of a long key; copies a short one into place.
+    fn from(key: Box<[u8]>) -> Key {
+        if key.len() <= Key::INLINE_MAX {
+            Key::from(&key[..])
+        } else {
+            Key::Heap(key)
+        }
+    }
+}
+
+impl From<Vec<u8>> for Key {
+    fn from(key: Vec<u8>) -> Key {
+        if key.len() <= Key::INLINE_MAX {
+            Key::from(&key[..])
+        } else {
+            Key::Heap(key.into_boxed_slice())
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Key {}
+
 impl std::ops::Deref for Key {
     type Target = [u8];
 
@@ -172,6 +201,12 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         }
     }
 
+    /// The value of the entry `key`'s home slot names, its key not compared: for
+    /// starting loads inside the value (a hint may be about another key's value).
+    pub fn home_value(&self, key: &[u8]) -> Option<&V> {
+        self.home_entry(key).map(|entry| &entry.value)
+    }
+
     pub fn get_index_of(&self, key: &[u8]) -> Option<usize> {
         self.find(key).1.map(|at| slot_position(self.slots[at]))
     }
@@ -195,6 +230,39 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries.iter().map(|e| (&e.key, &e.value))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.iter().map(|e| &e.key)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.entries.iter().map(|e| &e.value)
+    }
+
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.find(key).1.is_some()
+    }
+
+    /// An empty table with room for `items` before its first growth.
+    pub fn with_capacity(items: usize) -> Self {
+        let mut table = KeyTable::default();
+        table.entries.reserve(items);
+        if items > 0 {
+            table.slots = vec![EMPTY; (items * 4 / 3 + 1).next_power_of_two().max(8)];
+        }
+        table
+    }
+
+    /// [`KeyTable::insert_full`] without the position.
+    pub fn insert(&mut self, key: impl Into<K>, value: V) -> Option<V> {
+        self.insert_full(key.into(), value).1
+    }
+
+    /// Removes `key`; the last entry takes its position.
+    pub fn swap_remove(&mut self, key: &[u8]) -> Option<V> {
+        let index = self.get_index_of(key)?;
+        self.swap_remove_index(index).map(|(_, value)| value)
     }
 
     /// Inserts `key`, or replaces the value of an equal key already there (keeping
@@ -288,6 +356,14 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     }
 }
 
+/// Equal when both hold the same keys with equal values, in any order (as maps
+/// compare; members that applied the same entries also agree on the order).
+impl<K: std::borrow::Borrow<[u8]>, V: PartialEq> PartialEq for KeyTable<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k.borrow()) == Some(v))
+    }
+}
+
 #[inline(always)]
 fn prefetch_read<T>(at: &T) {
     #[cfg(target_arch = "x86_64")]
@@ -367,6 +443,45 @@ mod tests {
         assert_eq!(table.get(b"short"), Some(&1));
         assert_eq!(table.get(&[7u8; 40]), Some(&2));
         assert_eq!(table.get(b"shor"), None);
+    }
+
+    /// The map operations a hash's fields use (HSET/HDEL/HEXISTS, loading a snapshot,
+    /// comparing replicas' values), against IndexMap at random, fields both inline and
+    /// on the heap.
+    #[test]
+    fn serves_as_a_hash_of_fields() {
+        for seed in 0..8u64 {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut table: KeyTable<Key, u64> = KeyTable::with_capacity((seed * 100) as usize);
+            let mut model: IndexMap<Blob, u64> = IndexMap::new();
+            for step in 0..5_000u64 {
+                let n = rng.next_u64() % 300;
+                let field: Vec<u8> = if n % 3 == 0 { format!("{n:>40}") } else { format!("f{n}") }.into_bytes();
+                match rng.next_u64() % 4 {
+                    0 | 1 => assert_eq!(table.insert(&field[..], step), model.insert(field.clone().into(), step)),
+                    2 => assert_eq!(table.swap_remove(&field), model.swap_remove(&field[..])),
+                    _ => assert_eq!(table.contains_key(&field), model.contains_key(&field[..])),
+                }
+            }
+            let keys: Vec<&[u8]> = table.keys().map(|k| &**k).collect();
+            let model_keys: Vec<&[u8]> = model.keys().map(|k| &**k).collect();
+            assert_eq!(keys, model_keys, "seed {seed}");
+            assert!(table.values().eq(model.values()));
+            // Equal with the same fields in another order; unequal with one value changed.
+            let mut reversed: KeyTable<Key, u64> = KeyTable::default();
+            for (k, v) in table.iter().collect::<Vec<_>>().into_iter().rev() {
+                reversed.insert(k.clone(), *v);
+            }
+            assert!(table == reversed);
+            if let Some((k, _)) = table.get_index(0) {
+                let k = k.clone();
+                *reversed.get_mut(&k).unwrap() += 1;
+                assert!(table != reversed);
+            }
+        }
+        assert_eq!(Key::from(vec![1u8; 30]), Key::from(&[1u8; 30][..]));
+        assert_eq!(Key::from(Box::<[u8]>::from(&b"ab"[..])), Key::from(&b"ab"[..]));
+        assert!(matches!(Key::from(Box::<[u8]>::from(&b"ab"[..])), Key::Inline { .. }));
     }
 
     #[test]

@@ -16,9 +16,9 @@ pub type Blob = Box<[u8]>;
 /// The hasher for every map: fast, and seeded per process against collision attacks.
 pub type Hasher = foldhash::fast::RandomState;
 
-pub type HashValue = IndexMap<Blob, Blob, Hasher>;
+pub type HashValue = crate::store::table::KeyTable<crate::store::table::Key, Blob>;
 pub type SetValue = IndexSet<Blob, Hasher>;
-pub type ListValue = VecDeque<Blob>;
+pub type ListValue = VecDeque<crate::store::table::Key>;
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
