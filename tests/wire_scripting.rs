@@ -68,6 +68,76 @@ fn script_kill_stops_a_long_read_only_script_while_others_get_busy() {
     assert_eq!(pong, "PONG");
 }
 
+/// Redis's functions unit asks FUNCTION STATS while a function is busy (to find what
+/// to kill): the answer names the function, the command that called it and how long
+/// it has run; during a busy EVAL it is Redis's -BUSY. Tandem answered -BUSY to both.
+#[test]
+fn function_stats_describes_a_busy_function_and_function_kill_ends_it() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000_000_000u64).query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("busy-reply-threshold").arg(10).query(&mut con).unwrap();
+    let code =
+        "#!lua name=spin\nredis.register_function{function_name='spin', callback=function() while true do end end, flags={'no-writes'}}";
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(code).query(&mut con).unwrap();
+    let idle: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut con).unwrap();
+    assert_eq!(field(&idle, "running_script"), Some(&redis::Value::Nil), "{idle:?}");
+    let lua = field(&idle, "engines").and_then(|e| field(e, "LUA")).expect("engines.LUA");
+    assert_eq!(field(lua, "libraries_count"), Some(&redis::Value::Int(1)), "{idle:?}");
+    assert_eq!(field(lua, "functions_count"), Some(&redis::Value::Int(1)), "{idle:?}");
+
+    let mut runner = server.conn();
+    let long = std::thread::spawn(move || -> redis::RedisResult<String> {
+        redis::cmd("FCALL_RO").arg("spin").arg(0).arg("an-arg").query(&mut runner)
+    });
+    let busy = support::wait_until(Duration::from_secs(20), || {
+        let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
+        r.is_err_and(|e| e.to_string().contains("BUSY"))
+    });
+    assert!(busy, "PING gets -BUSY while the function runs past the threshold");
+    let stats: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut con).expect("FUNCTION STATS during a busy function");
+    let running = field(&stats, "running_script").expect("running_script");
+    let text = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(text(field(running, "name")), "spin", "{stats:?}");
+    let command: Vec<String> = match field(running, "command") {
+        Some(redis::Value::Array(parts)) => parts.iter().map(|p| text(Some(p))).collect(),
+        other => panic!("command: {other:?}"),
+    };
+    assert_eq!(command, ["FCALL_RO", "spin", "0", "an-arg"]);
+    assert!(matches!(field(running, "duration_ms"), Some(redis::Value::Int(ms)) if *ms >= 10), "{stats:?}");
+    let killed: String = redis::cmd("FUNCTION").arg("KILL").query(&mut con).unwrap();
+    assert_eq!(killed, "OK");
+    assert!(long.join().unwrap().is_err(), "the killed function fails");
+
+    let mut runner = server.conn();
+    let long = std::thread::spawn(move || -> redis::RedisResult<String> {
+        redis::cmd("EVAL_RO").arg("while true do end").arg(0).query(&mut runner)
+    });
+    let busy = support::wait_until(Duration::from_secs(20), || {
+        let r: redis::RedisResult<redis::Value> = redis::cmd("FUNCTION").arg("STATS").query(&mut con);
+        r.is_err_and(|e| e.to_string().contains("BUSY") && e.to_string().contains("SCRIPT KILL"))
+    });
+    assert!(busy, "FUNCTION STATS during a busy EVAL is -BUSY, as in Redis");
+    let _: String = redis::cmd("SCRIPT").arg("KILL").query(&mut con).unwrap();
+    assert!(long.join().unwrap().is_err());
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+/// The value under `name` in a reply that is a map (RESP3) or a flat array of names
+/// and values (RESP2).
+fn field<'v>(reply: &'v redis::Value, name: &str) -> Option<&'v redis::Value> {
+    let is_name = |k: &redis::Value| matches!(k, redis::Value::BulkString(b) if b == name.as_bytes());
+    match reply {
+        redis::Value::Map(pairs) => pairs.iter().find(|(k, _)| is_name(k)).map(|(_, v)| v),
+        redis::Value::Array(items) => items.chunks_exact(2).find(|kv| is_name(&kv[0])).map(|kv| &kv[1]),
+        _ => None,
+    }
+}
+
 #[test]
 fn the_script_cache_survives_kill9_of_a_restartable_server() {
     let dir = tempfile::tempdir().unwrap();

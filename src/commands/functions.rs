@@ -46,7 +46,7 @@ static SUBCOMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         G,
         "Returns information about a function during execution.",
-        Handler::Read(stats),
+        Handler::Server(Srv::FunctionStats),
     ),
     spec(
         "function|kill",
@@ -233,17 +233,23 @@ fn restore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::ok())
 }
 
-fn stats(ctx: &mut ReadCtx, _: &[Bytes]) -> CmdResult {
-    let scripts = &ctx.db.scripts;
+/// FUNCTION STATS: the function running now (name, the command that called it, how
+/// long it has run), and what is loaded. A running function holds the store, so the
+/// server answers from the script's status then (`scripting::status`).
+pub fn stats_reply(running: Option<(String, Vec<Bytes>, u64)>, libraries: usize, functions: usize) -> Reply {
     let lua = Reply::Map(vec![
-        (Reply::bulk(b"libraries_count"), Reply::Int(scripts.libraries().count() as i64)),
-        (Reply::bulk(b"functions_count"), Reply::Int(scripts.function_count() as i64)),
+        (Reply::bulk(b"libraries_count"), Reply::Int(libraries as i64)),
+        (Reply::bulk(b"functions_count"), Reply::Int(functions as i64)),
     ]);
-    Ok(Reply::Map(vec![
-        // A script running now holds the store: this reply is never made during one.
-        (Reply::bulk(b"running_script"), Reply::Nil),
-        (Reply::bulk(b"engines"), Reply::Map(vec![(Reply::bulk(b"LUA"), lua)])),
-    ]))
+    let running = match running {
+        None => Reply::Nil,
+        Some((name, command, ms)) => Reply::Map(vec![
+            (Reply::bulk(b"name"), Reply::bulk(name.as_bytes())),
+            (Reply::bulk(b"command"), Reply::Array(command.into_iter().map(Reply::Bulk).collect())),
+            (Reply::bulk(b"duration_ms"), Reply::Int(ms as i64)),
+        ]),
+    };
+    Reply::Map(vec![(Reply::bulk(b"running_script"), running), (Reply::bulk(b"engines"), Reply::Map(vec![(Reply::bulk(b"LUA"), lua)]))])
 }
 
 fn help(_: &mut ReadCtx, _: &[Bytes]) -> CmdResult {

@@ -46,8 +46,11 @@ pub struct Status {
     pub busy_threshold_ms: std::sync::Arc<AtomicU64>,
     /// Signalled whenever a script ends, for connections waiting on the store.
     ended: tokio::sync::Notify,
-    /// The running function's name or script's SHA-1, for FUNCTION STATS.
-    name: std::sync::Mutex<String>,
+    /// The running function's name or script's SHA-1, and the command that runs it,
+    /// for FUNCTION STATS (answered from here while the script holds the store).
+    name: std::sync::Mutex<(String, Vec<bytes::Bytes>)>,
+    /// The libraries and functions loaded when the running script started.
+    loaded: std::sync::Mutex<(usize, usize)>,
 }
 
 impl Default for Status {
@@ -62,7 +65,8 @@ impl Default for Status {
             lone: AtomicBool::new(false),
             busy_threshold_ms: std::sync::Arc::new(AtomicU64::new(BUSY_THRESHOLD_MS_DEFAULT)),
             ended: tokio::sync::Notify::new(),
-            name: std::sync::Mutex::new(String::new()),
+            name: std::sync::Mutex::new((String::new(), Vec::new())),
+            loaded: std::sync::Mutex::new((0, 0)),
         }
     }
 }
@@ -72,13 +76,31 @@ impl Status {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// What FUNCTION STATS shows of the next script to run: the command that runs it
+    /// and how many libraries and functions are loaded (called before the engine runs it).
+    pub fn describe(&self, command: &[bytes::Bytes], libraries: usize, functions: usize) {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).1 = command.to_vec();
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = (libraries, functions);
+    }
+
+    /// The running script's name, command and run time so far, and the libraries and
+    /// functions loaded; `None` when no script runs.
+    pub fn running_script(&self) -> Option<(String, Vec<bytes::Bytes>, u64, (usize, usize))> {
+        let ms = self.running_ms()?;
+        let (name, command) = self.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Some((name, command, ms, *self.loaded.lock().unwrap_or_else(|e| e.into_inner())))
+    }
+
     /// A script starts (called by the engine).
     pub fn begin(&self, function: bool, replicated: bool, name: &str) {
         self.kill.store(false, Ordering::SeqCst);
         self.wrote.store(false, Ordering::SeqCst);
         self.replicated.store(replicated, Ordering::SeqCst);
         self.since_ms.store(self.now_ms(), Ordering::SeqCst);
-        *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_string();
+        let mut named = self.name.lock().unwrap_or_else(|e| e.into_inner());
+        named.0.clear();
+        named.0.push_str(name);
+        drop(named);
         self.kind.store(if function { FUNCTION } else { EVAL }, Ordering::SeqCst);
     }
 
@@ -114,7 +136,7 @@ impl Status {
     }
 
     pub fn name(&self) -> String {
-        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
     }
 
     /// The engine's hook asks whether to stop the script.

@@ -121,6 +121,47 @@ impl Core {
         }
     }
 
+    /// FUNCTION STATS. A running script holds the store: a function is described
+    /// from its status (as Redis answers during a busy function); during EVAL the
+    /// answer is Redis's `-BUSY`, as there.
+    pub async fn function_stats(&self) -> Reply {
+        loop {
+            if let Some(reply) = self.function_stats_of_running() {
+                return reply;
+            }
+            {
+                let attempt = match self.replica.store.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    // An apply holds it: a script (seen above on the next turn) or a short entry.
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(store) = attempt {
+                    let scripts = &store.db.scripts;
+                    return crate::commands::functions::stats_reply(None, scripts.libraries().count(), scripts.function_count());
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// FUNCTION STATS inside EXEC (no await there).
+    pub fn function_stats_now(&self) -> Reply {
+        self.function_stats_of_running().unwrap_or_else(|| {
+            let store = self.store();
+            crate::commands::functions::stats_reply(None, store.db.scripts.libraries().count(), store.db.scripts.function_count())
+        })
+    }
+
+    fn function_stats_of_running(&self) -> Option<Reply> {
+        let (name, command, ms, (libraries, functions)) = self.scripts.running_script()?;
+        Some(if self.scripts.is_function() {
+            crate::commands::functions::stats_reply(Some((name, command, ms)), libraries, functions)
+        } else {
+            Reply::err(scripting::ERR_BUSY_EVAL)
+        })
+    }
+
     pub fn busy_reply(&self) -> Reply {
         Reply::err(if self.scripts.is_function() { scripting::ERR_BUSY_FUNCTION } else { scripting::ERR_BUSY_EVAL })
     }
