@@ -236,17 +236,17 @@ fn restore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 /// FUNCTION STATS: the function running now (name, the command that called it, how
 /// long it has run), and what is loaded. A running function holds the store, so the
 /// server answers from the script's status then (`scripting::status`).
-pub fn stats_reply(running: Option<(String, Vec<Bytes>, u64)>, libraries: usize, functions: usize) -> Reply {
+pub fn stats_reply(running: Option<crate::scripting::status::RunningScript>, libraries: usize, functions: usize) -> Reply {
     let lua = Reply::Map(vec![
         (Reply::bulk(b"libraries_count"), Reply::Int(libraries as i64)),
         (Reply::bulk(b"functions_count"), Reply::Int(functions as i64)),
     ]);
     let running = match running {
         None => Reply::Nil,
-        Some((name, command, ms)) => Reply::Map(vec![
-            (Reply::bulk(b"name"), Reply::bulk(name.as_bytes())),
-            (Reply::bulk(b"command"), Reply::Array(command.into_iter().map(Reply::Bulk).collect())),
-            (Reply::bulk(b"duration_ms"), Reply::Int(ms as i64)),
+        Some(script) => Reply::Map(vec![
+            (Reply::bulk(b"name"), Reply::bulk(script.name.as_bytes())),
+            (Reply::bulk(b"command"), Reply::Array(script.command.into_iter().map(Reply::Bulk).collect())),
+            (Reply::bulk(b"duration_ms"), Reply::Int(script.duration_ms as i64)),
         ]),
     };
     Reply::Map(vec![(Reply::bulk(b"running_script"), running), (Reply::bulk(b"engines"), Reply::Map(vec![(Reply::bulk(b"LUA"), lua)]))])

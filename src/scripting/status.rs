@@ -53,6 +53,17 @@ pub struct Status {
     loaded: std::sync::Mutex<(usize, usize)>,
 }
 
+/// A running script: its function's name (or the script's SHA-1), the command that
+/// called it, how long it has run, and how many libraries and functions were loaded.
+#[derive(Debug, Clone)]
+pub struct RunningScript {
+    pub name: String,
+    pub command: Vec<bytes::Bytes>,
+    pub duration_ms: u64,
+    pub libraries: usize,
+    pub functions: usize,
+}
+
 impl Default for Status {
     fn default() -> Self {
         Status {
@@ -83,12 +94,12 @@ impl Status {
         *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = (libraries, functions);
     }
 
-    /// The running script's name, command and run time so far, and the libraries and
-    /// functions loaded; `None` when no script runs.
-    pub fn running_script(&self) -> Option<(String, Vec<bytes::Bytes>, u64, (usize, usize))> {
-        let ms = self.running_ms()?;
+    /// The running script as FUNCTION STATS shows it; `None` when no script runs.
+    pub fn running_script(&self) -> Option<RunningScript> {
+        let duration_ms = self.running_ms()?;
         let (name, command) = self.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Some((name, command, ms, *self.loaded.lock().unwrap_or_else(|e| e.into_inner())))
+        let (libraries, functions) = *self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        Some(RunningScript { name, command, duration_ms, libraries, functions })
     }
 
     /// A script starts (called by the engine).

@@ -154,9 +154,10 @@ impl Core {
     }
 
     fn function_stats_of_running(&self) -> Option<Reply> {
-        let (name, command, ms, (libraries, functions)) = self.scripts.running_script()?;
+        let running = self.scripts.running_script()?;
         Some(if self.scripts.is_function() {
-            crate::commands::functions::stats_reply(Some((name, command, ms)), libraries, functions)
+            let (libraries, functions) = (running.libraries, running.functions);
+            crate::commands::functions::stats_reply(Some(running), libraries, functions)
         } else {
             Reply::err(scripting::ERR_BUSY_EVAL)
         })
