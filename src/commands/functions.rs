@@ -46,7 +46,7 @@ static SUBCOMMANDS: &[CommandSpec] = &[
         (0, 0, 0),
         G,
         "Returns information about a function during execution.",
-        Handler::Server(Srv::FunctionStats),
+        Handler::Read(stats),
     ),
     spec(
         "function|kill",
@@ -227,15 +227,28 @@ fn restore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         let restored: Vec<Library> = fresh.libraries().cloned().collect();
         ctx.db.scripts.add_libraries(restored, false).map_err(|e| Reply::error(e.to_string()))?;
     } else {
-        ctx.db.scripts.add_libraries(libraries, policy == Policy::Replace).map_err(|e| Reply::error(e.to_string()))?;
+        ctx.db.scripts.add_libraries(libraries, policy == Policy::Replace).map_err(restore_error)?;
     }
     *ctx.dirty += 1;
     Ok(Reply::ok())
 }
 
+/// FUNCTION RESTORE's error when a library is already there: Redis's libraryJoin names
+/// it without the quotes FUNCTION LOAD's message has.
+fn restore_error(e: crate::store::scripts::ScriptsError) -> Reply {
+    match e {
+        crate::store::scripts::ScriptsError::LibraryExists(name) => Reply::error(format!("ERR Library {name} already exists")),
+        other => Reply::error(other.to_string()),
+    }
+}
+
+fn stats(ctx: &mut ReadCtx, _: &[Bytes]) -> CmdResult {
+    Ok(stats_reply(None, ctx.db.scripts.libraries().count(), ctx.db.scripts.function_count()))
+}
+
 /// FUNCTION STATS: the function running now (name, the command that called it, how
-/// long it has run), and what is loaded. A running function holds the store, so the
-/// server answers from the script's status then (`scripting::status`).
+/// long it has run), and what is loaded. A function that runs past the busy threshold
+/// holds the store: the server then answers from the script's status (`scripting::status`).
 pub fn stats_reply(running: Option<crate::scripting::status::RunningScript>, libraries: usize, functions: usize) -> Reply {
     let lua = Reply::Map(vec![
         (Reply::bulk(b"libraries_count"), Reply::Int(libraries as i64)),

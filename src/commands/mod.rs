@@ -108,8 +108,6 @@ pub enum Srv {
     /// SCRIPT KILL and FUNCTION KILL: reach the running script through its status.
     ScriptKill,
     FunctionKill,
-    /// FUNCTION STATS: answered from the running function's status while it holds the store.
-    FunctionStats,
     /// ACL's subcommands that read users or the connection (WHOAMI, GETUSER, LOG…).
     Acl,
     Slowlog,

@@ -840,6 +840,19 @@ mod tests {
         assert!(e.contains("FUNCTION LOAD timeout"), "{e}");
         let e = error_text(&run(&mut s, 0, &["function", "load", "#!lua name=x\nreturn math.random()"]));
         assert!(e.contains("nonexistent global variable 'math'"), "{e}");
+        // The load API is not there when a function runs: a nil field, as in Redis 7.0.
+        let nested = "#!lua name=nest\nredis.register_function('outer', function() redis.register_function('inner', function() return 2 end) return 1 end)";
+        run(&mut s, 0, &["function", "load", nested]);
+        let e = error_text(&run(&mut s, 0, &["fcall", "outer", "0"]));
+        assert!(e.contains("attempt to call field 'register_function' (a nil value)"), "{e}");
+        // FUNCTION RESTORE names a library already there without quotes (Redis's libraryJoin).
+        let dump = match run(&mut s, 0, &["function", "dump"]) {
+            Reply::Bulk(b) => b,
+            other => panic!("{other:?}"),
+        };
+        let args: Vec<Bytes> = ["function", "restore"].iter().map(|a| Bytes::from_static(a.as_bytes())).chain([dump]).collect();
+        let e = error_text(&s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)].into() }).replies[0]);
+        assert!(e.starts_with("ERR Library ") && e.ends_with(" already exists") && !e.contains('\''), "{e}");
     }
 
     #[test]

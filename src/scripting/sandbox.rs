@@ -97,7 +97,9 @@ R.status_reply = function(...)
 end
 R.REPL_NONE, R.REPL_AOF, R.REPL_SLAVE, R.REPL_REPLICA, R.REPL_ALL = 0, 1, 2, 2, 3
 R.LOG_DEBUG, R.LOG_VERBOSE, R.LOG_NOTICE, R.LOG_WARNING = 0, 1, 2, 3
-strict(R)
+-- A missing field of the running scripts' `redis` table is nil (Redis 7.0 protects the
+-- globals and the FUNCTION LOAD API this way, not this table): calling
+-- `redis.register_function` from a function fails as "attempt to call field … (a nil value)".
 
 local M = {}
 for k, v in G0.pairs(math) do M[k] = v end

@@ -60,6 +60,8 @@ pub struct RunningScript {
     pub name: String,
     pub command: Vec<bytes::Bytes>,
     pub duration_ms: u64,
+    /// A function (FCALL), not EVAL.
+    pub function: bool,
     pub libraries: usize,
     pub functions: usize,
 }
@@ -96,10 +98,11 @@ impl Status {
 
     /// The running script as FUNCTION STATS shows it; `None` when no script runs.
     pub fn running_script(&self) -> Option<RunningScript> {
+        let kind = self.kind.load(Ordering::SeqCst);
         let duration_ms = self.running_ms()?;
         let (name, command) = self.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (libraries, functions) = *self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        Some(RunningScript { name, command, duration_ms, libraries, functions })
+        Some(RunningScript { name, command, duration_ms, function: kind == FUNCTION, libraries, functions })
     }
 
     /// A script starts (called by the engine).
@@ -118,6 +121,12 @@ impl Status {
     /// The script ended (called by the engine).
     pub fn end(&self) {
         self.kind.store(IDLE, Ordering::SeqCst);
+        // The command's arguments may share a large buffer: not kept past the script.
+        let mut named = self.name.lock().unwrap_or_else(|e| e.into_inner());
+        if !named.1.is_empty() {
+            named.1 = Vec::new();
+        }
+        drop(named);
         self.kill.store(false, Ordering::SeqCst);
         self.ended.notify_waiters();
     }

@@ -121,41 +121,12 @@ impl Core {
         }
     }
 
-    /// FUNCTION STATS. A running script holds the store: a function is described
-    /// from its status (as Redis answers during a busy function); during EVAL the
-    /// answer is Redis's `-BUSY`, as there.
-    pub async fn function_stats(&self) -> Reply {
-        loop {
-            if let Some(reply) = self.function_stats_of_running() {
-                return reply;
-            }
-            {
-                let attempt = match self.replica.store.try_lock() {
-                    Ok(guard) => Some(guard),
-                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                    // An apply holds it: a script (seen above on the next turn) or a short entry.
-                    Err(std::sync::TryLockError::WouldBlock) => None,
-                };
-                if let Some(store) = attempt {
-                    let scripts = &store.db.scripts;
-                    return crate::commands::functions::stats_reply(None, scripts.libraries().count(), scripts.function_count());
-                }
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// FUNCTION STATS inside EXEC (no await there).
-    pub fn function_stats_now(&self) -> Reply {
-        self.function_stats_of_running().unwrap_or_else(|| {
-            let store = self.store();
-            crate::commands::functions::stats_reply(None, store.db.scripts.libraries().count(), store.db.scripts.function_count())
-        })
-    }
-
+    /// FUNCTION STATS while a script past the busy threshold holds the store: a
+    /// function is described from its status (as Redis answers during a busy
+    /// function); during EVAL the answer is Redis's `-BUSY`, as there.
     fn function_stats_of_running(&self) -> Option<Reply> {
         let running = self.scripts.running_script()?;
-        Some(if self.scripts.is_function() {
+        Some(if running.function {
             let (libraries, functions) = (running.libraries, running.functions);
             crate::commands::functions::stats_reply(Some(running), libraries, functions)
         } else {
@@ -300,7 +271,10 @@ impl Core {
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
                         match self.store_async().await {
                             Ok(store) => replies.extend(batch[i..end].iter().map(|r| store.read(r.spec, &r.args, now, rng))),
-                            Err(busy) => replies.extend(std::iter::repeat_n(busy, end - i)),
+                            Err(busy) => replies.extend(batch[i..end].iter().map(|r| {
+                                let stats = (r.spec.name == "function|stats").then(|| self.function_stats_of_running());
+                                stats.flatten().unwrap_or_else(|| busy.clone())
+                            })),
                         }
                     }
                 }

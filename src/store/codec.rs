@@ -348,7 +348,7 @@ impl<'a> Decoder<'a> {
         let mut hash = HashValue::with_capacity(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
             let offset = self.pos;
-            let field = Blob::from(self.bytes("hash field")?);
+            let field = self.bytes("hash field")?;
             let value = Blob::from(self.bytes("hash value")?);
             if hash.insert(field, value).is_some() {
                 return Err(CodecError::Duplicate { expected: "hash fields", offset });

@@ -219,7 +219,8 @@ impl Store {
         // The next two stages look inside the key's value (a hash's field), once the
         // key's entry is likely cached.
         let field_of = |i: usize| match ops.get(i) {
-            Some(Op::Command(args)) if args.len() > 2 => Some((&args[1], &args[2])),
+            // Hash commands (HSET, HGET, HINCRBY…) all begin with an H.
+            Some(Op::Command(args)) if args.len() > 2 && args[0].first().is_some_and(|b| b | 0x20 == b'h') => Some((&args[1], &args[2])),
             _ => None,
         };
         for (i, op) in ops.iter().enumerate() {

@@ -141,17 +141,21 @@ impl Value {
     /// are measured exactly up to `samples` elements and extrapolated beyond.
     pub fn memory_estimate(&self, samples: usize) -> usize {
         const SLOT: usize = 24;
+        // List elements and hash fields of up to 22 bytes live in their 24-byte handle.
+        let outside = |b: &[u8]| if b.len() <= crate::store::table::Key::INLINE_MAX { 0 } else { b.len() };
         fn scaled(total: usize, seen: usize, bytes: usize) -> usize {
             (bytes * total).checked_div(seen).unwrap_or(0)
         }
         match self {
             Value::Str(s) => s.capacity(),
             Value::List(l) => {
-                let seen: usize = l.iter().take(samples).map(|e| e.len() + SLOT).sum();
+                let seen: usize = l.iter().take(samples).map(|e| outside(e) + SLOT).sum();
                 scaled(l.len(), l.len().min(samples), seen)
             }
             Value::Hash(h) => {
-                let seen: usize = h.iter().take(samples).map(|(k, v)| k.len() + v.len() + 2 * SLOT).sum();
+                // A field's entry (handle, value's handle, hash bits) and its 8-byte slot at
+                // up to 3/4 load.
+                let seen: usize = h.iter().take(samples).map(|(k, v)| outside(k) + v.len() + 2 * SLOT + 16).sum();
                 scaled(h.len(), h.len().min(samples), seen)
             }
             Value::Set(s) => {

@@ -95,7 +95,6 @@ impl Connection {
             Srv::Asking => Reply::ok(),
             Srv::ScriptKill => self.shared.core.kill_script(false),
             Srv::FunctionKill => self.shared.core.kill_script(true),
-            Srv::FunctionStats => self.shared.core.function_stats().await,
             Srv::Acl => self.acl(args).await,
             Srv::Slowlog => self.slowlog(args),
             Srv::Latency => self.latency(args),
@@ -124,7 +123,6 @@ impl Connection {
             Srv::Cluster => self.cluster(args),
             Srv::Slowlog => self.slowlog(args),
             Srv::Latency => self.latency(args),
-            Srv::FunctionStats => self.shared.core.function_stats_now(),
             _ => Reply::error(format!(
                 "ERR Command '{}' is not allowed inside a transaction",
                 args.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default()
