@@ -127,6 +127,25 @@ fn function_stats_describes_a_busy_function_and_function_kill_ends_it() {
     assert_eq!(pong, "PONG");
 }
 
+/// Redis's scripting unit reads the script cache's size from INFO memory.
+#[test]
+fn info_memory_counts_the_cached_scripts() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let field = |con: &mut redis::Connection, name: &str| -> Option<u64> {
+        let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
+        info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+    };
+    assert_eq!(field(&mut con, "number_of_cached_scripts"), Some(0));
+    for j in 0..3 {
+        let _: String = redis::cmd("SCRIPT").arg("LOAD").arg(format!("return {j}")).query(&mut con).unwrap();
+    }
+    assert_eq!(field(&mut con, "number_of_cached_scripts"), Some(3));
+    assert!(field(&mut con, "used_memory_scripts").is_some_and(|b| b >= "return 0".len() as u64 * 3));
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").arg("ASYNC").query(&mut con).unwrap();
+    assert_eq!(field(&mut con, "number_of_cached_scripts"), Some(0));
+}
+
 /// The value under `name` in a reply that is a map (RESP3) or a flat array of names
 /// and values (RESP2).
 fn field<'v>(reply: &'v redis::Value, name: &str) -> Option<&'v redis::Value> {

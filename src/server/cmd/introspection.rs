@@ -234,11 +234,12 @@ impl Connection {
         let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
         let want = |name: &str| all || (default && DEFAULT_SECTIONS.contains(&name)) || wanted.iter().any(|w| w == name);
         let shared = &self.shared;
-        let (keys, expires, blocked, expired, evicted, dirty) = {
+        let (keys, expires, blocked, expired, evicted, dirty, scripts) = {
             let store = shared.core.store();
             // Clients held by CLIENT PAUSE count as blocked, as in Redis.
             let blocked = shared.blocker.blocked.load(Ordering::Relaxed) + shared.core.pause.held();
-            (store.db.len(), store.db.expires_count(), blocked, store.expired_keys, store.evicted_keys, store.dirty)
+            let scripts = (store.db.scripts.script_count(), store.db.scripts.script_bytes());
+            (store.db.len(), store.db.expires_count(), blocked, store.expired_keys, store.evicted_keys, store.dirty, scripts)
         };
         let mut out = String::new();
         let mut section = |name: &str, body: String| {
@@ -282,7 +283,7 @@ impl Connection {
         section(
             "Memory",
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nused_memory_scripts:{}\r\nnumber_of_cached_scripts:{}\r\n",
                 memory::human(used),
                 used.saturating_sub(log),
                 memory::rss_bytes(),
@@ -291,6 +292,8 @@ impl Connection {
                 memory::human(memory::peak_bytes()),
                 memory::human(max),
                 shared.settings.policy().name(),
+                scripts.1,
+                scripts.0,
             ),
         );
         section(
