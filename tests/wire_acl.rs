@@ -318,3 +318,28 @@ fn an_aclfile_without_default_keeps_requirepass_as_its_password() {
     assert_eq!(raw_exchange(port, b"GET k\r\n"), "-NOAUTH Authentication required.\r\n", "default still needs its password");
     assert_eq!(raw_exchange(port, b"AUTH default s3cret\r\nACL WHOAMI\r\n"), "+OK\r\n$7\r\ndefault\r\n");
 }
+
+/// `redis.acl_check_cmd` answers for the user running the script (Redis's scripting
+/// unit "Script ACL check"); it answered true for any known command.
+#[test]
+fn acl_check_cmd_answers_for_the_scripts_user() {
+    let server = Server::start();
+    let mut admin = server.conn();
+    ok(&mut admin, &["ACL", "SETUSER", "bob", "on", ">123", "+@scripting", "+set", "~x*"]);
+    let mut bob = login(&server, "bob", "123");
+    let check = |con: &mut Connection, script: &str, keys: &[&str]| -> Value {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(keys.len());
+        for k in keys {
+            cmd.arg(*k);
+        }
+        cmd.query(con).unwrap_or_else(|e| panic!("{script}: {e}"))
+    };
+    assert_eq!(check(&mut bob, "return redis.acl_check_cmd('set','xx',1)", &["xx"]), Value::Int(1));
+    assert_eq!(check(&mut bob, "return redis.acl_check_cmd('hset','xx','f',1)", &["xx"]), Value::Nil);
+    assert_eq!(check(&mut bob, "return redis.acl_check_cmd('set','yy',1)", &[]), Value::Nil);
+    let e = err(&mut bob, &["EVAL", "return redis.acl_check_cmd('invalid-cmd','arg')", "0"]);
+    assert!(e.contains("Invalid command passed to redis.acl_check_cmd()"), "{e}");
+    // The default user may run everything.
+    assert_eq!(check(&mut admin, "return redis.acl_check_cmd('hset','yy','f',1)", &[]), Value::Int(1));
+}

@@ -596,6 +596,11 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
 }
 
 impl Host for ScriptHost<'_, '_> {
+    fn acl_permits(&self, args: &[Bytes]) -> Option<bool> {
+        let spec = resolve(args)?;
+        Some(self.acl_user.as_ref().is_none_or(|user| crate::acl::check(user, spec, args).is_ok()))
+    }
+
     fn call(&mut self, args: &[Bytes]) -> Reply {
         let Some(spec) = resolve(args) else { return Reply::err("ERR Unknown Redis command called from script") };
         if let Err(e) = self.check(spec, args) {

@@ -502,6 +502,16 @@ fn script_error(err: &Value, name: &str, stop: Option<budget::Stop>, memory_max:
 
 /// Redis's error for `redis.call`/`redis.pcall` made when no script runs (a reference
 /// to them kept past the run it was taken in).
+/// Asks the running script's host something (`redis.acl_check_cmd`); `None` outside a run.
+pub(super) fn with_host<R>(lua: &Lua, f: impl FnOnce(&mut dyn Host) -> R) -> Option<R> {
+    let host = lua.app_data_ref::<RunState>()?.host?;
+    // SAFETY: as in `redis_call`: the pointer is set only while the `run` that holds the
+    // `&mut dyn Host` is on this thread's stack and not using it; nothing else refers
+    // to the host while this runs (the VM is not re-entered from here).
+    let host: &mut dyn Host = unsafe { &mut *host.0 };
+    Some(f(host))
+}
+
 const ERR_OUTSIDE_RUN: &str = "ERR redis.call/pcall can only be called inside a script invocation";
 
 /// `redis.call` (`raise`) and `redis.pcall`: run the command; a failed command gives

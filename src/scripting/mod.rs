@@ -57,6 +57,9 @@ pub trait Host {
     /// Whether a command the script called so far changed the data (a script that
     /// wrote can no longer be killed).
     fn wrote(&self) -> bool;
+    /// `redis.acl_check_cmd`: whether the script's ACL user may run `args` (name
+    /// first); `None` when no such command exists.
+    fn acl_permits(&self, args: &[Bytes]) -> Option<bool>;
 }
 
 /// Redis's reply when no script runs (SCRIPT KILL, FUNCTION KILL).

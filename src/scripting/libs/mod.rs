@@ -159,13 +159,25 @@ pub fn redis_api(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("debug", function(lua, |_, _| Ok(MultiValue::new()))?)?;
     t.raw_set(
         "acl_check_cmd",
-        function(lua, |_, args| {
-            let Some(Value::String(name)) = args.front() else {
+        function(lua, |lua, args| {
+            let Some(Value::String(_)) = args.front() else {
                 return Err(Failure::Redis("Please specify at least one argument for this redis lib call".into()));
             };
-            match crate::commands::lookup(&name.as_bytes()) {
-                // No ACL users yet: the default user may run every command.
-                Some(_) => Ok(one(Value::Boolean(true))),
+            let mut argv = Vec::with_capacity(args.len());
+            for arg in args.iter() {
+                argv.push(match arg {
+                    Value::String(s) => bytes::Bytes::copy_from_slice(&s.as_bytes()),
+                    Value::Integer(n) => bytes::Bytes::from(n.to_string()),
+                    Value::Number(n) => bytes::Bytes::from(super::engine::format_g17(*n)),
+                    _ => return Err(Failure::Redis("Lua redis lib command arguments must be strings or integers".into())),
+                });
+            }
+            // Checked against the script's user as the stripe's state has it (every
+            // member answers alike); outside a run, against the default user.
+            let permitted = super::engine::with_host(lua, |host| host.acl_permits(&argv))
+                .unwrap_or_else(|| crate::commands::resolve(&argv).map(|_| true));
+            match permitted {
+                Some(yes) => Ok(one(Value::Boolean(yes))),
                 None => Err(Failure::Redis("Invalid command passed to redis.acl_check_cmd()".into())),
             }
         })?,
