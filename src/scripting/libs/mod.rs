@@ -45,7 +45,9 @@ where
             Err(Failure::Redis(m)) => {
                 out.push_back(Value::Boolean(false));
                 let t = lua.create_table()?;
-                t.raw_set("err", super::convert::normalize_error(&m))?;
+                // As Redis's luaPushError: a message without an error code gets ERR.
+                let text = if m.starts_with('-') { super::convert::normalize_error(&m) } else { format!("ERR {m}") };
+                t.raw_set("err", text)?;
                 out.push_back(Value::Table(t));
             }
         }
