@@ -243,7 +243,7 @@ fn restore_error(e: crate::store::scripts::ScriptsError) -> Reply {
 }
 
 fn stats(ctx: &mut ReadCtx, _: &[Bytes]) -> CmdResult {
-    Ok(stats_reply(None, ctx.db.scripts.libraries().count(), ctx.db.scripts.function_count()))
+    Ok(stats_reply(None, ctx.db.scripts.library_count(), ctx.db.scripts.function_count()))
 }
 
 /// FUNCTION STATS: the function running now (name, the command that called it, how

@@ -340,7 +340,7 @@ fn fcall_write(ctx: &mut WriteCtx, args: &[Bytes], mode: Mode) -> CmdResult {
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let limits = ctx.db.scripts.limits;
     let seed = ctx.rng.next_u64();
-    engine.status().describe(args, ctx.db.scripts.libraries().count(), ctx.db.scripts.function_count());
+    engine.status().describe(args, ctx.db.scripts.library_count(), ctx.db.scripts.function_count());
     let reply = {
         let mut host = ScriptHost::write(ctx, keys, limits, read_only(flags, mode), mode.oom && flags & flag::ALLOW_OOM == 0);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
@@ -359,7 +359,7 @@ fn fcall_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let limits = ctx.db.scripts.limits;
     let seed = ctx.rng.next_u64();
-    engine.status().describe(args, ctx.db.scripts.libraries().count(), ctx.db.scripts.function_count());
+    engine.status().describe(args, ctx.db.scripts.library_count(), ctx.db.scripts.function_count());
     let reply = {
         let mut host = ScriptHost::read(ctx, keys, limits);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: false };

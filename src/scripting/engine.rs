@@ -500,8 +500,6 @@ fn script_error(err: &Value, name: &str, stop: Option<budget::Stop>, memory_max:
     Reply::error(text.replace(['\r', '\n'], " "))
 }
 
-/// Redis's error for `redis.call`/`redis.pcall` made when no script runs (a reference
-/// to them kept past the run it was taken in).
 /// Asks the running script's host something (`redis.acl_check_cmd`); `None` outside a run.
 pub(super) fn with_host<R>(lua: &Lua, f: impl FnOnce(&mut dyn Host) -> R) -> Option<R> {
     let host = lua.app_data_ref::<RunState>()?.host?;
@@ -512,6 +510,8 @@ pub(super) fn with_host<R>(lua: &Lua, f: impl FnOnce(&mut dyn Host) -> R) -> Opt
     Some(f(host))
 }
 
+/// Redis's error for `redis.call`/`redis.pcall` made when no script runs (a reference
+/// to them kept past the run it was taken in).
 const ERR_OUTSIDE_RUN: &str = "ERR redis.call/pcall can only be called inside a script invocation";
 
 /// `redis.call` (`raise`) and `redis.pcall`: run the command; a failed command gives
@@ -552,15 +552,9 @@ fn redis_call(lua: &Lua, args: MultiValue, status: &Status, raise: bool) -> mlua
     if args.is_empty() {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
-    let mut argv = Vec::with_capacity(args.len());
-    for arg in args.iter() {
-        match arg {
-            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
-            Value::Number(n) => argv.push(Bytes::from(format_g17(*n))),
-            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
-        }
-    }
+    let Some(argv) = command_args(&args) else {
+        return fail("ERR Lua redis lib command arguments must be strings or integers");
+    };
     let reply = host.call(&argv);
     if host.wrote() {
         status.wrote();
@@ -569,6 +563,19 @@ fn redis_call(lua: &Lua, args: MultiValue, status: &Status, raise: bool) -> mlua
         return fail(text);
     }
     to_lua_within_bound(lua, reply, resp3)
+}
+
+/// A command's arguments given to a redis lib call (`redis.call`, `redis.acl_check_cmd`):
+/// strings, integers and numbers as Redis formats them; `None` if another type is given.
+pub(super) fn command_args(args: &MultiValue) -> Option<Vec<Bytes>> {
+    args.iter()
+        .map(|arg| match arg {
+            Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(n) => Some(Bytes::from(n.to_string())),
+            Value::Number(n) => Some(Bytes::from(format_g17(*n))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Room the script's memory bound must leave, beyond the reply's own bound, for a reply

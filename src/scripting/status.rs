@@ -46,11 +46,18 @@ pub struct Status {
     pub busy_threshold_ms: std::sync::Arc<AtomicU64>,
     /// Signalled whenever a script ends, for connections waiting on the store.
     ended: tokio::sync::Notify,
-    /// The running function's name or script's SHA-1, and the command that runs it,
-    /// for FUNCTION STATS (answered from here while the script holds the store).
-    name: std::sync::Mutex<(String, Vec<bytes::Bytes>)>,
-    /// The libraries and functions loaded when the running script started.
-    loaded: std::sync::Mutex<(usize, usize)>,
+    /// The running function's name or script's SHA-1; the command that runs it and the
+    /// libraries and functions loaded then, for FUNCTION STATS (answered from here while
+    /// the script holds the store).
+    described: std::sync::Mutex<Described>,
+}
+
+#[derive(Debug, Default)]
+struct Described {
+    name: String,
+    command: Vec<bytes::Bytes>,
+    libraries: usize,
+    functions: usize,
 }
 
 /// A running script: its function's name (or the script's SHA-1), the command that
@@ -78,8 +85,7 @@ impl Default for Status {
             lone: AtomicBool::new(false),
             busy_threshold_ms: std::sync::Arc::new(AtomicU64::new(BUSY_THRESHOLD_MS_DEFAULT)),
             ended: tokio::sync::Notify::new(),
-            name: std::sync::Mutex::new((String::new(), Vec::new())),
-            loaded: std::sync::Mutex::new((0, 0)),
+            described: std::sync::Mutex::default(),
         }
     }
 }
@@ -92,17 +98,22 @@ impl Status {
     /// What FUNCTION STATS shows of the next script to run: the command that runs it
     /// and how many libraries and functions are loaded (called before the engine runs it).
     pub fn describe(&self, command: &[bytes::Bytes], libraries: usize, functions: usize) {
-        self.name.lock().unwrap_or_else(|e| e.into_inner()).1 = command.to_vec();
-        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = (libraries, functions);
+        let mut d = self.described();
+        d.command = command.to_vec();
+        (d.libraries, d.functions) = (libraries, functions);
+    }
+
+    fn described(&self) -> std::sync::MutexGuard<'_, Described> {
+        self.described.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The running script as FUNCTION STATS shows it; `None` when no script runs.
     pub fn running_script(&self) -> Option<RunningScript> {
         let kind = self.kind.load(Ordering::SeqCst);
         let duration_ms = self.running_ms()?;
-        let (name, command) = self.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (libraries, functions) = *self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        Some(RunningScript { name, command, duration_ms, function: kind == FUNCTION, libraries, functions })
+        let d = self.described();
+        let (name, command) = (d.name.clone(), d.command.clone());
+        Some(RunningScript { name, command, duration_ms, function: kind == FUNCTION, libraries: d.libraries, functions: d.functions })
     }
 
     /// A script starts (called by the engine).
@@ -111,10 +122,10 @@ impl Status {
         self.wrote.store(false, Ordering::SeqCst);
         self.replicated.store(replicated, Ordering::SeqCst);
         self.since_ms.store(self.now_ms(), Ordering::SeqCst);
-        let mut named = self.name.lock().unwrap_or_else(|e| e.into_inner());
-        named.0.clear();
-        named.0.push_str(name);
-        drop(named);
+        let mut d = self.described();
+        d.name.clear();
+        d.name.push_str(name);
+        drop(d);
         self.kind.store(if function { FUNCTION } else { EVAL }, Ordering::SeqCst);
     }
 
@@ -122,11 +133,11 @@ impl Status {
     pub fn end(&self) {
         self.kind.store(IDLE, Ordering::SeqCst);
         // The command's arguments may share a large buffer: not kept past the script.
-        let mut named = self.name.lock().unwrap_or_else(|e| e.into_inner());
-        if !named.1.is_empty() {
-            named.1 = Vec::new();
+        let mut d = self.described();
+        if !d.command.is_empty() {
+            d.command = Vec::new();
         }
-        drop(named);
+        drop(d);
         self.kill.store(false, Ordering::SeqCst);
         self.ended.notify_waiters();
     }
@@ -156,7 +167,7 @@ impl Status {
     }
 
     pub fn name(&self) -> String {
-        self.name.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+        self.described().name.clone()
     }
 
     /// The engine's hook asks whether to stop the script.

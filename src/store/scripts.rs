@@ -164,6 +164,10 @@ impl Scripts {
         self.libraries.values()
     }
 
+    pub fn library_count(&self) -> usize {
+        self.libraries.len()
+    }
+
     pub fn library(&self, name: &str) -> Option<&Library> {
         self.libraries.get(&name.to_ascii_lowercase())
     }

@@ -165,15 +165,9 @@ pub fn redis_api(lua: &Lua) -> mlua::Result<Table> {
             let Some(Value::String(_)) = args.front() else {
                 return Err(Failure::Redis("Please specify at least one argument for this redis lib call".into()));
             };
-            let mut argv = Vec::with_capacity(args.len());
-            for arg in args.iter() {
-                argv.push(match arg {
-                    Value::String(s) => bytes::Bytes::copy_from_slice(&s.as_bytes()),
-                    Value::Integer(n) => bytes::Bytes::from(n.to_string()),
-                    Value::Number(n) => bytes::Bytes::from(super::engine::format_g17(*n)),
-                    _ => return Err(Failure::Redis("Lua redis lib command arguments must be strings or integers".into())),
-                });
-            }
+            let Some(argv) = super::engine::command_args(&args) else {
+                return Err(Failure::Redis("Lua redis lib command arguments must be strings or integers".into()));
+            };
             // Checked against the script's user as the stripe's state has it (every
             // member answers alike); outside a run, against the default user.
             let permitted = super::engine::with_host(lua, |host| host.acl_permits(&argv))
