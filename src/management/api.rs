@@ -108,7 +108,8 @@ struct ReadyQuery {
 }
 
 /// 200 when this server serves clients now: the active (with its quorum), or a
-/// PASSIVE-STANDBY mirror, which knows its active and forwards to it. `?role=active`
+/// PASSIVE-STANDBY mirror, which knows its active and forwards to it — also while
+/// it waits out an election its clients' requests wait out too. `?role=active`
 /// asks for the active only; `?role=mirror` for a mirror only — a load balancer that
 /// sends clients to mirrors gives them failover without an error or a duplicate
 /// (their writes in flight go to the new active, tagged: DESIGN.md §6).
@@ -123,7 +124,7 @@ async fn readyz(Extract(state): Extract<Arc<State>>, query: Result<Query<ReadyQu
         Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
     };
     let now = state.server_state();
-    let ready = (active_ok && now == ServerState::ActiveCoordinator) || (mirror_ok && now == ServerState::PassiveStandby);
+    let ready = (active_ok && now == ServerState::ActiveCoordinator) || (mirror_ok && state.serves_as_mirror());
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(serde_json::json!({ "ready": ready, "server": state.me(), "state": now.name(), "light": now.light() }))).into_response()
 }

@@ -98,6 +98,12 @@ impl State {
         self.server().map_or(ServerState::Starting, |s| s.core.replica.group.state())
     }
 
+    /// Whether a load balancer should send clients here as to a mirror (see
+    /// `LocalView::serves_as_mirror`).
+    pub fn serves_as_mirror(&self) -> bool {
+        self.server().is_some_and(|s| s.core.replica.group.local_view().serves_as_mirror())
+    }
+
     /// Samples the command count; called once a second.
     pub fn tick(&self) {
         let Some(shared) = self.server() else { return };

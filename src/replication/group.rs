@@ -125,6 +125,9 @@ impl Group {
         let m = self.metrics();
         let membership = m.membership_config.membership();
         let active_commit = self.active_commit.load(Ordering::Relaxed);
+        let last_append_ms = self.last_append_ms.load(Ordering::Relaxed);
+        let silent_ms = (self.started.elapsed().as_millis() as u64).saturating_sub(last_append_ms);
+        let election_ms = self.election_time().as_millis() as u64;
         LocalView {
             running: m.running_state.is_ok() && m.state != openraft::ServerState::Shutdown,
             initialized: membership.nodes().count() > 0,
@@ -135,13 +138,12 @@ impl Group {
             candidate: m.state == openraft::ServerState::Candidate,
             // A mirror that has not heard its active for an election time does not
             // know it any more, whatever Raft's vote still says.
-            leader_known: m.current_leader.is_some()
-                && (m.state == openraft::ServerState::Leader
-                    || self.started.elapsed().as_millis() as u64 - self.last_append_ms.load(Ordering::Relaxed)
-                        < self.election_time().as_millis() as u64),
+            leader_known: m.current_leader.is_some() && (m.state == openraft::ServerState::Leader || silent_ms < election_ms),
             active_commit: (active_commit != u64::MAX).then_some(active_commit),
             applied: m.last_applied.map(|l| l.index),
             receiving_snapshot: self.receiving_snapshot.load(Ordering::Relaxed),
+            // 0: no append from an active since this process started.
+            heard_within_failover: last_append_ms > 0 && silent_ms < election_ms.saturating_mul(3),
         }
     }
 

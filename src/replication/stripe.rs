@@ -190,6 +190,10 @@ pub struct LocalView {
     pub active_commit: Option<u64>,
     pub applied: Option<u64>,
     pub receiving_snapshot: bool,
+    /// This member heard an active within the time a client's request waits out a
+    /// failover: one election time to find the active gone, then twice the election
+    /// time for a forwarded request to wait for its successor (DESIGN.md §6).
+    pub heard_within_failover: bool,
 }
 
 impl LocalView {
@@ -209,11 +213,30 @@ impl LocalView {
         if !self.voting || self.receiving_snapshot {
             return ServerState::Initializing;
         }
-        let lag = self.active_commit.unwrap_or(0).saturating_sub(self.applied.unwrap_or(0));
-        if self.active_commit.is_none() || lag > STANDBY_LAG_MAX {
-            ServerState::Initializing
-        } else {
+        if self.caught_up() {
             ServerState::PassiveStandby
+        } else {
+            ServerState::Initializing
+        }
+    }
+
+    /// Applied within `STANDBY_LAG_MAX` of the active's commit index as last heard.
+    fn caught_up(&self) -> bool {
+        self.active_commit.is_some_and(|commit| commit.saturating_sub(self.applied.unwrap_or(0)) <= STANDBY_LAG_MAX)
+    }
+
+    /// Serves clients as a mirror (`/readyz?role=mirror`): PASSIVE-STANDBY, or a
+    /// caught-up voting mirror in an ELECTION for as long as its clients' requests
+    /// wait for the new active rather than fail. A load balancer that took it out
+    /// for the election would have no mirror left (the old active is gone, the new
+    /// one is no mirror) and would close its clients' new connections.
+    pub fn serves_as_mirror(&self) -> bool {
+        match self.state() {
+            ServerState::PassiveStandby => true,
+            ServerState::Election => {
+                !self.leader && self.voting && !self.receiving_snapshot && self.caught_up() && self.heard_within_failover
+            }
+            _ => false,
         }
     }
 }
@@ -248,6 +271,23 @@ mod tests {
         assert_eq!(LocalView { applied: Some(100 - STANDBY_LAG_MAX), ..standby() }.state(), ServerState::PassiveStandby);
         assert_eq!(LocalView { member: false, ..standby() }.state(), ServerState::PassiveUninitialized);
         assert_eq!(LocalView { running: false, ..standby() }.state(), ServerState::Stopped);
+    }
+
+    #[test]
+    fn a_caught_up_mirror_serves_through_an_election_it_can_wait_out() {
+        assert!(standby().serves_as_mirror());
+        let electing = LocalView { leader_known: false, heard_within_failover: true, ..standby() };
+        assert_eq!(electing.state(), ServerState::Election);
+        assert!(electing.serves_as_mirror());
+        assert!(LocalView { candidate: true, ..electing.clone() }.serves_as_mirror());
+        // Past the time a request waits, behind, not voting, or never having heard an active: not ready.
+        assert!(!LocalView { heard_within_failover: false, ..electing.clone() }.serves_as_mirror());
+        assert!(!LocalView { applied: Some(100 - STANDBY_LAG_MAX - 1), ..electing.clone() }.serves_as_mirror());
+        assert!(!LocalView { active_commit: None, ..electing.clone() }.serves_as_mirror());
+        assert!(!LocalView { voting: false, ..electing.clone() }.serves_as_mirror());
+        assert!(!LocalView { receiving_snapshot: true, ..electing }.serves_as_mirror());
+        assert!(!LocalView { leader: true, ..standby() }.serves_as_mirror());
+        assert!(!LocalView { voting: false, ..standby() }.serves_as_mirror());
     }
 
     #[test]
