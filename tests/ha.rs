@@ -755,7 +755,6 @@ fn flood_silently(from: std::net::IpAddr, to: std::net::SocketAddr, count: usize
         let mut held: Vec<Option<std::net::TcpStream>> = (0..count).map(|_| None).collect();
         let mut opened = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            let mut reopened = 0;
             for slot in held.iter_mut() {
                 let closed = match slot {
                     None => true,
@@ -769,14 +768,14 @@ fn flood_silently(from: std::net::IpAddr, to: std::net::SocketAddr, count: usize
                         }
                     }
                 };
-                if closed && reopened < 8 {
+                if closed {
                     *slot = open();
                     opened += 1;
-                    reopened += 1;
                 }
             }
-            // Pacing for the load generator (not synchronisation): at most 8 new
-            // connections every 5 ms.
+            // Pacing for the load generator (not synchronisation): every closed
+            // connection is opened again within 5 ms, as an attacker would (a flood
+            // that reopened 8 per round left the old code gaps to get through).
             std::thread::sleep(Duration::from_millis(5));
         }
         opened
