@@ -503,3 +503,59 @@ fn servers_whose_configs_differ_serve_no_slot_until_they_agree() {
     let back = wait_until(Duration::from_secs(15), || query::<()>(&mut a, &["SET", "any", "1"]).is_ok());
     assert!(back, "{}", cluster.all_stderr());
 }
+
+/// Sharded pub/sub across the array: a plain client may SSUBSCRIBE on any server
+/// and SPUBLISH on any server, and every shard subscriber is reached and counted; a
+/// slot-routing client is served as a Redis Cluster node serves it (`-MOVED` to the
+/// channel's stripe, `-CROSSSLOT` for channels of several slots).
+#[test]
+fn spublish_reaches_shard_subscribers_on_every_stripe_and_cluster_clients_are_moved() {
+    let cluster = Cluster::start(Spec { cluster_ports: true, ..Spec::servers(1).stripes(2) });
+    let channels = keys_of_both("orders", 1);
+    let (of_a, of_b) = (&channels[0], &channels[1]);
+    // Raw RESP2 subscribers (the redis crate's PubSub has no SSUBSCRIBE).
+    let mut subscribers: Vec<std::net::TcpStream> = (0..2)
+        .map(|i| {
+            let m = &cluster.members[i];
+            let mut s = std::net::TcpStream::connect((m.host.as_str(), m.client_port)).unwrap();
+            let got = support::exchange(&mut s, format!("SSUBSCRIBE {of_b}\r\n").as_bytes(), Duration::from_millis(500));
+            assert!(String::from_utf8_lossy(&got).starts_with("*3\r\n$10\r\nssubscribe\r\n"), "{}", String::from_utf8_lossy(&got));
+            s
+        })
+        .collect();
+    // As PUBLISH: the first messages open the connections to the other stripe; within
+    // a deadline both subscribers are counted.
+    let mut a = cluster.conn(0).unwrap();
+    let mut sent = 0;
+    let counted = wait_until(Duration::from_secs(10), || {
+        sent += 1;
+        query::<i64>(&mut a, &["SPUBLISH", of_b, &format!("o-{sent}")]).is_ok_and(|n| n == 2)
+    });
+    assert!(counted, "a shard subscriber on each stripe's server");
+    let expected: String = (1..=sent)
+        .map(|k| format!("*3\r\n$8\r\nsmessage\r\n${}\r\n{of_b}\r\n${}\r\no-{k}\r\n", of_b.len(), format!("o-{k}").len()))
+        .collect();
+    for s in &mut subscribers {
+        let mut got = Vec::new();
+        let arrived = wait_until(Duration::from_secs(10), || {
+            got.extend(support::exchange(s, b"", Duration::from_millis(100)));
+            got.len() >= expected.len()
+        });
+        assert!(arrived, "{}", String::from_utf8_lossy(&got));
+        assert_eq!(String::from_utf8_lossy(&got), expected, "every message, in order");
+    }
+    let n: i64 = query(&mut a, &["PUBLISH", of_b, "not for shard subscribers"]).unwrap();
+    assert_eq!(n, 0);
+
+    let port_of = |i: usize| cluster.members[i].cluster_port.expect("a cluster port");
+    let mut node_a = {
+        let url = format!("redis://{}:{}/", cluster.members[0].host, port_of(0));
+        redis::Client::open(url.as_str()).unwrap().get_connection().unwrap()
+    };
+    let err = error_text(query(&mut node_a, &["SPUBLISH", of_b, "x"]));
+    assert!(err.contains(&format!("MOVED: {} {}:{}", key_slot(of_b.as_bytes()), cluster.members[1].host, port_of(1))), "{err}");
+    let err = error_text(query(&mut node_a, &["SSUBSCRIBE", of_a, of_b]));
+    assert!(err.contains("CROSSSLOT"), "{err}");
+    let n: i64 = query(&mut node_a, &["SPUBLISH", of_a, "x"]).unwrap();
+    assert_eq!(n, 0, "stripe A's own shard channel is served here");
+}

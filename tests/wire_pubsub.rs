@@ -163,3 +163,52 @@ fn keyspace_new_events_fire_when_a_key_is_created() {
     let keys: Vec<&str> = got.split("__keyevent@0__:new\r\n").skip(1).filter_map(|rest| rest.split("\r\n").nth(1)).collect();
     assert_eq!(keys, vec!["foo", "bar", "list"], "{got}");
 }
+
+/// Sharded pub/sub (Redis 7): SSUBSCRIBE/SPUBLISH are a namespace of their own —
+/// PUBLISH never reaches a shard subscriber, nor SPUBLISH a channel subscriber — and
+/// the subscribe replies count shard channels apart from channels and patterns.
+#[test]
+fn shard_channels_are_subscribed_published_and_counted_apart() {
+    let server = Server::start();
+    let mut s = server.raw();
+    let got = support::exchange(&mut s, b"SSUBSCRIBE orders audit\r\nSUBSCRIBE orders\r\nGET k\r\n", Duration::from_millis(500));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "*3\r\n$10\r\nssubscribe\r\n$6\r\norders\r\n:1\r\n\
+         *3\r\n$10\r\nssubscribe\r\n$5\r\naudit\r\n:2\r\n\
+         *3\r\n$9\r\nsubscribe\r\n$6\r\norders\r\n:1\r\n\
+         -ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n"
+    );
+    let mut con = server.conn();
+    let n: i64 = redis::cmd("SPUBLISH").arg("orders").arg("o-1").query(&mut con).unwrap();
+    assert_eq!(n, 1, "the shard subscriber only");
+    let got = support::exchange(&mut s, b"", Duration::from_millis(300));
+    assert_eq!(String::from_utf8_lossy(&got), "*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$3\r\no-1\r\n");
+    let n: i64 = redis::cmd("PUBLISH").arg("orders").arg("p-1").query(&mut con).unwrap();
+    assert_eq!(n, 1, "the channel subscriber only");
+    let got = support::exchange(&mut s, b"", Duration::from_millis(300));
+    assert_eq!(String::from_utf8_lossy(&got), "*3\r\n$7\r\nmessage\r\n$6\r\norders\r\n$3\r\np-1\r\n");
+
+    let mut shard: Vec<String> = redis::cmd("PUBSUB").arg("SHARDCHANNELS").query(&mut con).unwrap();
+    shard.sort();
+    assert_eq!(shard, vec!["audit", "orders"]);
+    let matching: Vec<String> = redis::cmd("PUBSUB").arg("SHARDCHANNELS").arg("ord*").query(&mut con).unwrap();
+    assert_eq!(matching, vec!["orders"]);
+    let numsub: (String, i64, String, i64) = redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg("orders").arg("none").query(&mut con).unwrap();
+    assert_eq!(numsub, ("orders".into(), 1, "none".into(), 0));
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+    assert!(list.lines().any(|l| l.contains("sub=1 psub=0 ssub=2") && l.contains("flags=P")), "{list}");
+
+    // SUNSUBSCRIBE with no names leaves every shard channel; the channel stays.
+    let got = support::exchange(&mut s, b"SUNSUBSCRIBE\r\n", Duration::from_millis(300));
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("$12\r\nsunsubscribe\r\n$6\r\norders\r\n") && text.contains("$5\r\naudit\r\n"), "{text}");
+    assert!(text.ends_with(":0\r\n"), "{text}");
+    let n: i64 = redis::cmd("SPUBLISH").arg("orders").arg("o-2").query(&mut con).unwrap();
+    assert_eq!(n, 0);
+    let got = support::exchange(&mut s, b"SUNSUBSCRIBE\r\nUNSUBSCRIBE\r\nGET k\r\n", Duration::from_millis(300));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "*3\r\n$12\r\nsunsubscribe\r\n$-1\r\n:0\r\n*3\r\n$11\r\nunsubscribe\r\n$6\r\norders\r\n:0\r\n$-1\r\n"
+    );
+}

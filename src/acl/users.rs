@@ -379,8 +379,8 @@ fn bitfield_read_only(args: &[Bytes]) -> bool {
 /// The channels a command publishes or subscribes to: (argument, is a pattern).
 fn channels(spec: &CommandSpec, args: &[Bytes]) -> Vec<(usize, bool)> {
     match spec.srv() {
-        Some(Srv::Publish) => vec![(1, false)],
-        Some(Srv::Subscribe) => (1..args.len()).map(|i| (i, false)).collect(),
+        Some(Srv::Publish | Srv::Spublish) => vec![(1, false)],
+        Some(Srv::Subscribe | Srv::Ssubscribe) => (1..args.len()).map(|i| (i, false)).collect(),
         Some(Srv::Psubscribe) => (1..args.len()).map(|i| (i, true)).collect(),
         _ => Vec::new(),
     }

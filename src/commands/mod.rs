@@ -93,6 +93,9 @@ pub enum Srv {
     Psubscribe,
     Punsubscribe,
     Publish,
+    Ssubscribe,
+    Sunsubscribe,
+    Spublish,
     Pubsub,
     Info,
     Command,
@@ -126,7 +129,18 @@ impl Srv {
 
     /// Allowed on a RESP2 connection that has subscriptions.
     pub fn allowed_subscribed(self) -> bool {
-        matches!(self, Srv::Subscribe | Srv::Psubscribe | Srv::Unsubscribe | Srv::Punsubscribe | Srv::Ping | Srv::Quit | Srv::Reset)
+        matches!(
+            self,
+            Srv::Subscribe
+                | Srv::Psubscribe
+                | Srv::Unsubscribe
+                | Srv::Punsubscribe
+                | Srv::Ssubscribe
+                | Srv::Sunsubscribe
+                | Srv::Ping
+                | Srv::Quit
+                | Srv::Reset
+        )
     }
 }
 

@@ -3,7 +3,8 @@
 //! bus. Delivery is best effort and in order per publishing server: one queue and
 //! one group connection per peer; a message that cannot be delivered (a peer down, a
 //! full queue) is dropped, never retried out of order. Each peer answers how many of
-//! its clients got the message, so PUBLISH can count them all.
+//! its clients got the message, so PUBLISH can count them all. SPUBLISH travels the
+//! same way, marked as a shard channel's message.
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ const STALE_AFTER: Duration = Duration::from_secs(5);
 
 /// One message for one peer, when it was queued, and where its count of receivers
 /// goes (if anyone waits).
-type Queued = (Bytes, Bytes, std::time::Instant, Option<oneshot::Sender<u64>>);
+type Queued = (Bytes, Bytes, bool, std::time::Instant, Option<oneshot::Sender<u64>>);
 
 struct Peer {
     queue: mpsc::Sender<Queued>,
@@ -61,10 +62,11 @@ impl Broadcaster {
         Broadcaster { peers }
     }
 
-    pub fn publish(&self, channel: &Bytes, message: &Bytes) {
+    /// Queues a message for every peer; `shard`: a shard channel's (SPUBLISH).
+    pub fn publish(&self, channel: &Bytes, message: &Bytes, shard: bool) {
         let now = std::time::Instant::now();
         for peer in &self.peers {
-            if peer.queue.try_send((channel.clone(), message.clone(), now, None)).is_err() {
+            if peer.queue.try_send((channel.clone(), message.clone(), shard, now, None)).is_err() {
                 tracing::debug!("a peer's publish queue is full; message dropped for it");
             }
         }
@@ -73,7 +75,7 @@ impl Broadcaster {
     /// As [`Broadcaster::publish`]; each healthy peer's count of receivers arrives on
     /// its receiver (which closes without a count when the peer could not be
     /// reached). A peer whose last delivery failed is sent the message uncounted.
-    pub fn publish_counted(&self, channel: &Bytes, message: &Bytes) -> Vec<oneshot::Receiver<u64>> {
+    pub fn publish_counted(&self, channel: &Bytes, message: &Bytes, shard: bool) -> Vec<oneshot::Receiver<u64>> {
         let now = std::time::Instant::now();
         let mut counts = Vec::with_capacity(self.peers.len());
         for peer in &self.peers {
@@ -84,7 +86,7 @@ impl Broadcaster {
             } else {
                 None
             };
-            if peer.queue.try_send((channel.clone(), message.clone(), now, count)).is_err() {
+            if peer.queue.try_send((channel.clone(), message.clone(), shard, now, count)).is_err() {
                 tracing::debug!("a peer's publish queue is full; message dropped for it");
             }
         }
@@ -101,7 +103,7 @@ async fn deliver(
 ) {
     use std::sync::atomic::Ordering;
     let mut conn = None;
-    while let Some((channel, message, queued, count)) = queue.recv().await {
+    while let Some((channel, message, shard, queued, count)) = queue.recv().await {
         if queued.elapsed() > STALE_AFTER {
             continue;
         }
@@ -112,7 +114,7 @@ async fn deliver(
             healthy.store(false, Ordering::Relaxed);
             continue;
         };
-        let body = Request::Publish { channel: channel.to_vec(), message: message.to_vec() }.encode();
+        let body = Request::Publish { channel: channel.to_vec(), message: message.to_vec(), shard }.encode();
         match transport::call(stream, &body, CALL_TIMEOUT).await.map(|a| Response::decode(&a)) {
             Ok(Ok(Response::Published { receivers })) => {
                 healthy.store(true, Ordering::Relaxed);

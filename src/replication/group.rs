@@ -55,7 +55,7 @@ pub struct Group {
     /// Set when the process should stop: `Some(reason)` for an error exit.
     pub stop: watch::Sender<Option<Stop>>,
     /// PUBLISHes made on other servers, for this server's subscribers.
-    pub published: tokio::sync::mpsc::UnboundedSender<(bytes::Bytes, bytes::Bytes)>,
+    pub published: tokio::sync::mpsc::UnboundedSender<Published>,
     /// Answers other servers' management queries ([`Request::Management`]); set by the
     /// management module once this server serves clients (a voter has none).
     pub management: std::sync::OnceLock<ManagementHook>,
@@ -68,8 +68,13 @@ pub struct Group {
     pub array_fingerprint: std::sync::OnceLock<String>,
 }
 
-/// Delivers a message to this server's subscribers; how many got it.
-pub type PublishHook = Arc<dyn Fn(&[u8], &[u8]) -> usize + Send + Sync>;
+/// Delivers a message (channel, message, a shard channel's) to this server's
+/// subscribers; how many got it.
+pub type PublishHook = Arc<dyn Fn(&[u8], &[u8], bool) -> usize + Send + Sync>;
+
+/// A message another server published: channel, message, and whether the channel is
+/// a shard channel (SPUBLISH).
+pub type Published = (bytes::Bytes, bytes::Bytes, bool);
 
 /// Answers a management query (the management module's encoding) with its report.
 pub type ManagementHook = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
@@ -413,10 +418,10 @@ impl Group {
                 super::membership::on_purge_hint(self, index).await;
                 Response::Done { ok: true, message: String::new() }
             }
-            Request::Publish { channel, message } => match self.publish_hook.get() {
-                Some(deliver) => Response::Published { receivers: deliver(&channel, &message) as u64 },
+            Request::Publish { channel, message, shard } => match self.publish_hook.get() {
+                Some(deliver) => Response::Published { receivers: deliver(&channel, &message, shard) as u64 },
                 None => {
-                    let _ = self.published.send((channel.into(), message.into()));
+                    let _ = self.published.send((channel.into(), message.into(), shard));
                     Response::Done { ok: true, message: String::new() }
                 }
             },

@@ -155,7 +155,7 @@ pub struct Replica {
     pub group: Arc<Group>,
     stop: watch::Receiver<Option<Stop>>,
     broadcaster: Option<Broadcaster>,
-    published: Mutex<Option<mpsc::UnboundedReceiver<(bytes::Bytes, bytes::Bytes)>>>,
+    published: Mutex<Option<mpsc::UnboundedReceiver<super::group::Published>>>,
     last_snapshot: Mutex<u64>,
     _data_dir: Option<DataDir>,
 }
@@ -346,20 +346,26 @@ impl Replica {
         }
     }
 
-    /// Sends a PUBLISH made here to the stripe's other servers (best effort).
-    pub fn broadcast_publish(&self, channel: &bytes::Bytes, message: &bytes::Bytes) {
+    /// Sends a PUBLISH (`shard`: an SPUBLISH) made here to the stripe's other servers
+    /// (best effort).
+    pub fn broadcast_publish(&self, channel: &bytes::Bytes, message: &bytes::Bytes, shard: bool) {
         if let Some(b) = &self.broadcaster {
-            b.publish(channel, message);
+            b.publish(channel, message, shard);
         }
     }
 
     /// As [`Replica::broadcast_publish`], with each server's count of receivers.
-    pub fn broadcast_publish_counted(&self, channel: &bytes::Bytes, message: &bytes::Bytes) -> Vec<tokio::sync::oneshot::Receiver<u64>> {
-        self.broadcaster.as_ref().map(|b| b.publish_counted(channel, message)).unwrap_or_default()
+    pub fn broadcast_publish_counted(
+        &self,
+        channel: &bytes::Bytes,
+        message: &bytes::Bytes,
+        shard: bool,
+    ) -> Vec<tokio::sync::oneshot::Receiver<u64>> {
+        self.broadcaster.as_ref().map(|b| b.publish_counted(channel, message, shard)).unwrap_or_default()
     }
 
     /// PUBLISHes made on the stripe's other servers (taken once, by the server).
-    pub fn take_published(&self) -> Option<mpsc::UnboundedReceiver<(bytes::Bytes, bytes::Bytes)>> {
+    pub fn take_published(&self) -> Option<mpsc::UnboundedReceiver<super::group::Published>> {
         self.published.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 

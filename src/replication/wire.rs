@@ -76,10 +76,12 @@ pub enum Request {
     PurgeHint {
         index: u64,
     },
-    /// A PUBLISH made on another server of the stripe, for this server's subscribers.
+    /// A PUBLISH (or, `shard`, an SPUBLISH) made on another server, for this
+    /// server's subscribers.
     Publish {
         channel: Vec<u8>,
         message: Vec<u8>,
+        shard: bool,
     },
     /// A management report of this server (its details, clients or events) for
     /// another server's management API; the query and its answer are the management
@@ -132,6 +134,7 @@ const REQ_STOP: u8 = 10;
 const REQ_PURGE_HINT: u8 = 11;
 const REQ_PUBLISH: u8 = 12;
 const REQ_MANAGEMENT: u8 = 13;
+const REQ_SHARD_PUBLISH: u8 = 14;
 /// A piece of a snapshot; its body is raw bytes.
 pub const CHUNK: u8 = 20;
 pub const SNAPSHOT_END: u8 = 21;
@@ -266,8 +269,8 @@ impl Request {
                 out.push(REQ_PURGE_HINT);
                 put_varint(&mut out, *index);
             }
-            Request::Publish { channel, message } => {
-                out.push(REQ_PUBLISH);
+            Request::Publish { channel, message, shard } => {
+                out.push(if *shard { REQ_SHARD_PUBLISH } else { REQ_PUBLISH });
                 put_bytes(&mut out, channel);
                 put_bytes(&mut out, message);
             }
@@ -322,7 +325,11 @@ impl Request {
             }
             REQ_STOP => Request::Stop { force: get_bool(&mut d, "force")? },
             REQ_PURGE_HINT => Request::PurgeHint { index: d.varint("purge index")? },
-            REQ_PUBLISH => Request::Publish { channel: d.bytes("channel")?.to_vec(), message: d.bytes("message")?.to_vec() },
+            REQ_PUBLISH | REQ_SHARD_PUBLISH => Request::Publish {
+                channel: d.bytes("channel")?.to_vec(),
+                message: d.bytes("message")?.to_vec(),
+                shard: kind == REQ_SHARD_PUBLISH,
+            },
             REQ_MANAGEMENT => Request::Management { query: d.bytes("management query")?.to_vec() },
             other => return Err(CodecError::Invalid { what: "request kind", offset: 0, why: format!("unknown kind {other}") }),
         };
@@ -554,7 +561,8 @@ mod tests {
             Request::Failover { to: None },
             Request::Join { node_id: 77, name: "server3".into(), data_storage_bytes: 1 << 30 },
             Request::PurgeHint { index: 12 },
-            Request::Publish { channel: b"news".to_vec(), message: b"hi".to_vec() },
+            Request::Publish { channel: b"news".to_vec(), message: b"hi".to_vec(), shard: false },
+            Request::Publish { channel: b"orders".to_vec(), message: b"1".to_vec(), shard: true },
             Request::Management { query: br#"{"query":"server"}"#.to_vec() },
         ] {
             let text = format!("{r:?}");

@@ -27,6 +27,7 @@ pub struct ClientInfo {
     pub resp: AtomicU8,
     pub subscriptions: AtomicUsize,
     pub psubscriptions: AtomicUsize,
+    pub ssubscriptions: AtomicUsize,
     pub in_multi: AtomicBool,
     pub blocked: AtomicBool,
     /// Closes the connection (CLIENT KILL, pub/sub overflow, shutdown).
@@ -42,6 +43,14 @@ impl ClientInfo {
         Self::text(&self.name)
     }
 
+    /// Has channels, patterns or shard channels (flag `P`, CLIENT LIST's `TYPE pubsub`).
+    pub fn subscribed(&self) -> bool {
+        self.subscriptions.load(Ordering::Relaxed)
+            + self.psubscriptions.load(Ordering::Relaxed)
+            + self.ssubscriptions.load(Ordering::Relaxed)
+            > 0
+    }
+
     pub fn set(field: &Mutex<String>, value: String) {
         *field.lock().unwrap_or_else(|e| e.into_inner()) = value;
     }
@@ -55,7 +64,7 @@ impl ClientInfo {
         if self.blocked.load(Ordering::Relaxed) {
             flags.push('b');
         }
-        if self.subscriptions.load(Ordering::Relaxed) + self.psubscriptions.load(Ordering::Relaxed) > 0 {
+        if self.subscribed() {
             flags.push('P');
         }
         if self.in_multi.load(Ordering::Relaxed) {
@@ -66,7 +75,7 @@ impl ClientInfo {
         }
         let cmd = *self.last_cmd.lock().unwrap_or_else(|e| e.into_inner());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 multi={} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -76,6 +85,7 @@ impl ClientInfo {
             flags,
             self.subscriptions.load(Ordering::Relaxed),
             self.psubscriptions.load(Ordering::Relaxed),
+            self.ssubscriptions.load(Ordering::Relaxed),
             if self.in_multi.load(Ordering::Relaxed) { 0 } else { -1 },
             cmd,
             match Self::text(&self.user) {
@@ -114,6 +124,7 @@ impl Clients {
             resp: AtomicU8::new(2),
             subscriptions: AtomicUsize::new(0),
             psubscriptions: AtomicUsize::new(0),
+            ssubscriptions: AtomicUsize::new(0),
             in_multi: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             kill: Arc::new(Notify::new()),

@@ -88,6 +88,7 @@ impl Connection {
         let Some(user) = self.shared.core.acl.user(self.session.acl.name.as_bytes(), requirepass.as_deref()) else { return false };
         self.session.channels.iter().all(|c| crate::acl::channel_allowed(&user, c, false))
             && self.session.patterns.iter().all(|p| crate::acl::channel_allowed(&user, p, true))
+            && self.session.shard_channels.iter().all(|c| crate::acl::channel_allowed(&user, c, false))
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
@@ -194,6 +195,9 @@ impl Connection {
         }
         for pattern in self.session.patterns.drain() {
             self.shared.pubsub.punsubscribe(&pattern, id);
+        }
+        for channel in self.session.shard_channels.drain() {
+            self.shared.pubsub.sunsubscribe(&channel, id);
         }
     }
 }

@@ -154,7 +154,7 @@ impl Shared {
     fn publish_event(&self, channel: Bytes, message: Bytes, to_array: bool) {
         self.pubsub.publish(&channel, &message);
         if let (true, Some(array)) = (to_array, &self.array_broadcast) {
-            array.publish(&channel, &message);
+            array.publish(&channel, &message, false);
         }
     }
 
@@ -545,8 +545,8 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     // Other servers' PUBLISHes reach this server's subscribers, counted.
     {
         let weak = Arc::downgrade(&shared);
-        let _ = shared.core.replica.group.publish_hook.set(Arc::new(move |channel: &[u8], message: &[u8]| {
-            weak.upgrade().map_or(0, |shared| shared.pubsub.publish(channel, message))
+        let _ = shared.core.replica.group.publish_hook.set(Arc::new(move |channel: &[u8], message: &[u8], shard: bool| {
+            weak.upgrade().map_or(0, |shared| shared.pubsub.deliver(channel, message, shard))
         }));
     }
     if let Some(path) = shared.settings.aclfile.clone() {
@@ -556,8 +556,8 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     if let Some(mut published) = shared.core.replica.take_published() {
         let shared = shared.clone();
         tokio::spawn(async move {
-            while let Some((channel, message)) = published.recv().await {
-                shared.pubsub.publish(&channel, &message);
+            while let Some((channel, message, shard)) = published.recv().await {
+                shared.pubsub.deliver(&channel, &message, shard);
             }
         });
     }

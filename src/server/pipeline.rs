@@ -32,10 +32,10 @@ use crate::store::Op;
 /// leadership is changing back and forth, and the client is told to retry.
 pub(super) const REROUTES_MAX: usize = 4;
 
-pub(super) const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+pub(in crate::server) const ERR_CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// Where a request is served, once routing has settled.
-pub(super) enum Place {
+pub(in crate::server) enum Place {
     Local,
     Forward(usize),
     Answer(Reply),
@@ -170,7 +170,7 @@ impl Connection {
     }
 
     /// Routes what touches `keys` (see [`Connection::place`]).
-    pub(super) async fn place_keys(&mut self, keys: Keys, access: Access) -> Place {
+    pub(in crate::server) async fn place_keys(&mut self, keys: Keys, access: Access) -> Place {
         let client = self.session.client(super::break_safety_stale_reads());
         // Servers that disagree on which stripe owns a slot would both take a key.
         if let Some(why) = self.shared.array_mismatch.reason() {

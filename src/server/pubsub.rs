@@ -1,4 +1,4 @@
-//! Pub/sub fan-out: channels and patterns → subscribed connections. A message is a
+//! Pub/sub fan-out: channels, patterns and shard channels → subscribed connections. A message is a
 //! ready-made [`Reply::Push`] sent to each subscriber's outbox; the connection task
 //! writes it. A subscriber that lets more than `PUBSUB_QUEUE_BYTES_MAX` pile up is
 //! disconnected (Redis's client-output-buffer-limit for pubsub), so one slow reader
@@ -43,6 +43,9 @@ impl Outbox {
 struct Inner {
     channels: HashMap<Bytes, HashMap<ClientId, Outbox>>,
     patterns: HashMap<Bytes, HashMap<ClientId, Outbox>>,
+    /// SSUBSCRIBE's: a namespace of its own (PUBLISH never reaches them, nor
+    /// SPUBLISH the others), matched exactly.
+    shard: HashMap<Bytes, HashMap<ClientId, Outbox>>,
 }
 
 #[derive(Default)]
@@ -82,6 +85,40 @@ impl PubSub {
             inner.patterns.remove(pattern);
         }
         removed
+    }
+
+    pub fn ssubscribe(&self, channel: &Bytes, id: ClientId, outbox: &Outbox) -> bool {
+        self.lock().shard.entry(channel.clone()).or_default().insert(id, outbox.clone()).is_none()
+    }
+
+    pub fn sunsubscribe(&self, channel: &[u8], id: ClientId) -> bool {
+        let mut inner = self.lock();
+        let Some(subs) = inner.shard.get_mut(channel) else { return false };
+        let removed = subs.remove(&id).is_some();
+        if subs.is_empty() {
+            inner.shard.remove(channel);
+        }
+        removed
+    }
+
+    /// Delivers a PUBLISH (or, `shard`, an SPUBLISH); how many clients received it.
+    pub fn deliver(&self, channel: &[u8], message: &[u8], shard: bool) -> usize {
+        if shard {
+            self.spublish(channel, message)
+        } else {
+            self.publish(channel, message)
+        }
+    }
+
+    /// Delivers `message` to the subscribers of the shard channel `channel`.
+    pub fn spublish(&self, channel: &[u8], message: &[u8]) -> usize {
+        let inner = self.lock();
+        let Some(subs) = inner.shard.get(channel) else { return 0 };
+        let size = channel.len() + message.len() + 32;
+        let channel = Bytes::copy_from_slice(channel);
+        let message = Bytes::copy_from_slice(message);
+        let msg = Reply::Push(vec![Reply::bulk(b"smessage"), Reply::Bulk(channel), Reply::Bulk(message)]);
+        subs.values().filter(|outbox| outbox.send(msg.clone(), size)).count()
     }
 
     /// Delivers `message` on `channel`; returns how many clients received it.
@@ -132,6 +169,17 @@ impl PubSub {
         self.lock().channels.get(channel).map_or(0, |s| s.len())
     }
 
+    /// PUBSUB SHARDCHANNELS [pattern]
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let inner = self.lock();
+        inner.shard.keys().filter(|c| pattern.is_none_or(|p| glob_match(p, c, false))).cloned().collect()
+    }
+
+    /// PUBSUB SHARDNUMSUB channel
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        self.lock().shard.get(channel).map_or(0, |s| s.len())
+    }
+
     /// PUBSUB NUMPAT: patterns with at least one subscriber.
     pub fn numpat(&self) -> usize {
         self.lock().patterns.len()
@@ -139,7 +187,7 @@ impl PubSub {
 
     pub fn has_subscribers(&self) -> bool {
         let inner = self.lock();
-        !inner.channels.is_empty() || !inner.patterns.is_empty()
+        !inner.channels.is_empty() || !inner.patterns.is_empty() || !inner.shard.is_empty()
     }
 }
 
@@ -165,5 +213,26 @@ mod tests {
         assert!(ps.unsubscribe(b"news", 1));
         assert_eq!(ps.publish(b"news", b"hi"), 1);
         assert_eq!(ps.numpat(), 1);
+    }
+
+    #[test]
+    fn shard_channels_are_a_namespace_of_their_own() {
+        let ps = PubSub::default();
+        let (a, mut ra) = outbox();
+        let (b, mut rb) = outbox();
+        ps.ssubscribe(&Bytes::from("orders"), 1, &a);
+        ps.subscribe(&Bytes::from("orders"), 2, &b);
+        ps.psubscribe(&Bytes::from("*"), 2, &b);
+        assert_eq!(ps.deliver(b"orders", b"1", true), 1);
+        match ra.try_recv() {
+            Ok(Reply::Push(v)) => assert_eq!(v, vec![Reply::bulk(b"smessage"), Reply::bulk(b"orders"), Reply::bulk(b"1")]),
+            other => panic!("{other:?}"),
+        }
+        assert!(rb.try_recv().is_err(), "SPUBLISH reached a PUBLISH subscriber");
+        assert_eq!(ps.deliver(b"orders", b"2", false), 2);
+        assert!(ra.try_recv().is_err(), "PUBLISH reached a shard subscriber");
+        assert_eq!((ps.shard_numsub(b"orders"), ps.shard_channels(Some(b"ord*"))), (1, vec![Bytes::from("orders")]));
+        assert!(ps.sunsubscribe(b"orders", 1));
+        assert_eq!((ps.spublish(b"orders", b"3"), ps.shard_numsub(b"orders")), (0, 0));
     }
 }

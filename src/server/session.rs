@@ -35,6 +35,8 @@ pub struct Session {
     pub txn: Transaction,
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
+    /// Shard channels (SSUBSCRIBE).
+    pub shard_channels: HashSet<Bytes>,
     /// Where pub/sub messages for this client are queued, and where they arrive.
     pub outbox: Outbox,
     pub inbox: mpsc::UnboundedReceiver<Reply>,
@@ -91,6 +93,7 @@ impl Session {
             txn: Transaction::default(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
             outbox,
             inbox,
             closing: false,
@@ -109,7 +112,7 @@ impl Session {
     }
 
     pub fn subscribed(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty()
+        !self.channels.is_empty() || !self.patterns.is_empty() || !self.shard_channels.is_empty()
     }
 
     /// RESP2 clients with subscriptions may only run pub/sub commands (RESP3 ones may
@@ -126,6 +129,7 @@ impl Session {
     pub fn sync_sub_counts(&self) {
         self.info.subscriptions.store(self.channels.len(), Ordering::Relaxed);
         self.info.psubscriptions.store(self.patterns.len(), Ordering::Relaxed);
+        self.info.ssubscriptions.store(self.shard_channels.len(), Ordering::Relaxed);
     }
 
     pub fn set_last_cmd(&self, name: &'static str) {

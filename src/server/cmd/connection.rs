@@ -94,7 +94,7 @@ impl ClientKind {
     }
 
     fn of(client: &ClientInfo) -> ClientKind {
-        if client.subscriptions.load(Ordering::Relaxed) + client.psubscriptions.load(Ordering::Relaxed) > 0 {
+        if client.subscribed() {
             ClientKind::Pubsub
         } else {
             ClientKind::Normal
@@ -476,6 +476,9 @@ impl Connection {
         }
         for p in std::mem::take(&mut self.session.patterns) {
             self.shared.pubsub.punsubscribe(&p, id);
+        }
+        for c in std::mem::take(&mut self.session.shard_channels) {
+            self.shared.pubsub.sunsubscribe(&c, id);
         }
         self.session.sync_sub_counts();
         self.session.set_protocol(false);

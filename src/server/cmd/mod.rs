@@ -15,6 +15,7 @@ use super::connection::Connection;
 use super::request::Request;
 use crate::commands::Srv;
 use crate::protocol::reply::Reply;
+use pubsub::Names;
 
 impl Connection {
     /// Runs a server command; its replies go to the client, and it is counted
@@ -54,22 +55,37 @@ impl Connection {
             Srv::Watch => return self.watch(request).await,
             Srv::Unwatch => self.unwatch(),
             Srv::Subscribe => {
-                self.subscribe(&args[1..], false);
+                self.subscribe(&args[1..], Names::Channels);
                 return None;
             }
             Srv::Psubscribe => {
-                self.subscribe(&args[1..], true);
+                self.subscribe(&args[1..], Names::Patterns);
                 return None;
             }
+            Srv::Ssubscribe => match self.shard_channels_elsewhere(&args[1..]).await {
+                Some(reply) => reply,
+                None => {
+                    self.subscribe(&args[1..], Names::Shard);
+                    return None;
+                }
+            },
             Srv::Unsubscribe => {
-                self.unsubscribe(&args[1..], false);
+                self.unsubscribe(&args[1..], Names::Channels);
                 return None;
             }
             Srv::Punsubscribe => {
-                self.unsubscribe(&args[1..], true);
+                self.unsubscribe(&args[1..], Names::Patterns);
                 return None;
             }
-            Srv::Publish => self.publish_counted(&args[1], &args[2]).await,
+            Srv::Sunsubscribe => {
+                self.unsubscribe(&args[1..], Names::Shard);
+                return None;
+            }
+            Srv::Publish => self.publish_counted(&args[1], &args[2], false).await,
+            Srv::Spublish => match self.shard_channels_elsewhere(&args[1..2]).await {
+                Some(reply) => reply,
+                None => self.publish_counted(&args[1], &args[2], true).await,
+            },
             Srv::Pubsub => self.pubsub(args),
             Srv::Info => self.info(args),
             Srv::Command => introspection::command(args),
@@ -108,7 +124,8 @@ impl Connection {
         match srv {
             Srv::Ping => self.ping(args),
             Srv::Echo => Reply::Bulk(args[1].clone()),
-            Srv::Publish => self.publish(&args[1], &args[2]),
+            Srv::Publish => self.publish(&args[1], &args[2], false),
+            Srv::Spublish => self.publish(&args[1], &args[2], true),
             Srv::Time => introspection::time(),
             Srv::Info => self.info(args),
             Srv::Config => self.config(args, true).unwrap_or_else(|_| {
