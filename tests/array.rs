@@ -558,4 +558,25 @@ fn spublish_reaches_shard_subscribers_on_every_stripe_and_cluster_clients_are_mo
     assert!(err.contains("CROSSSLOT"), "{err}");
     let n: i64 = query(&mut node_a, &["SPUBLISH", of_a, "x"]).unwrap();
     assert_eq!(n, 0, "stripe A's own shard channel is served here");
+
+    // redis-py's cluster client finds each shard channel's node by its slot.
+    let script = "import redis, sys, time\n\
+        rc = redis.RedisCluster(host=sys.argv[1], port=int(sys.argv[2]))\n\
+        p = rc.pubsub()\n\
+        for ch in sys.argv[3:]:\n    p.ssubscribe(ch)\n\
+        got = []\n\
+        deadline = time.time() + 10\n\
+        while len(got) < len(sys.argv[3:]) and time.time() < deadline:\n\
+        \x20   for ch in sys.argv[3:]:\n\
+        \x20       rc.spublish(ch, 'from-py:' + ch)\n\
+        \x20   m = p.get_sharded_message(timeout=1.0)\n\
+        \x20   if m and m['type'] == 'smessage' and m['data'].decode() not in got:\n        got.append(m['data'].decode())\n\
+        print(' '.join(sorted(got)))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &cluster.members[0].host, &port_of(0).to_string(), of_a, of_b])
+        .output()
+        .expect("run python3 (bash scripts/test-deps.sh installs redis-py)");
+    let mut want = [format!("from-py:{of_a}"), format!("from-py:{of_b}")];
+    want.sort();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.join(" "), "{}", String::from_utf8_lossy(&out.stderr));
 }
