@@ -756,6 +756,9 @@ fn flood_silently(from: std::net::IpAddr, to: std::net::SocketAddr, count: usize
         let mut opened = 0u64;
         while !stop.load(Ordering::Relaxed) {
             for slot in held.iter_mut() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let closed = match slot {
                     None => true,
                     // The server's greeting is read and ignored: the flood never answers.
@@ -770,7 +773,8 @@ fn flood_silently(from: std::net::IpAddr, to: std::net::SocketAddr, count: usize
                 };
                 if closed {
                     *slot = open();
-                    opened += 1;
+                    // Only a connection the server accepted counts.
+                    opened += u64::from(slot.is_some());
                 }
             }
             // Pacing for the load generator (not synchronisation): every closed

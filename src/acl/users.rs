@@ -301,7 +301,7 @@ fn check_selector(s: &Selector, id: usize, spec: &CommandSpec, args: &[Bytes]) -
             return Err(Denied::Command);
         }
     }
-    if !s.all_keys {
+    if !s.all_keys && !spec.srv().is_some_and(Srv::shard_channels) {
         for key in spec.keys(args) {
             let at = args.iter().position(|a| std::ptr::eq(a, key)).unwrap_or(0);
             let access = variable_access(&command.name, args, key_access(&command.keys, at));

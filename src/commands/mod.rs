@@ -127,6 +127,12 @@ impl Srv {
         matches!(self, Srv::Exec | Srv::Discard | Srv::Multi | Srv::Watch | Srv::Quit | Srv::Reset)
     }
 
+    /// SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: their key positions name shard channels,
+    /// which are no keys (Redis's NOT_KEY key-spec flag).
+    pub fn shard_channels(self) -> bool {
+        matches!(self, Srv::Ssubscribe | Srv::Sunsubscribe | Srv::Spublish)
+    }
+
     /// Allowed on a RESP2 connection that has subscriptions.
     pub fn allowed_subscribed(self) -> bool {
         matches!(

@@ -1,5 +1,7 @@
 //! Pub/sub commands: served by the connection and `server::pubsub`; messages are not
-//! state and never enter the log.
+//! state and never enter the log. A shard channel sits where Redis puts its key (so
+//! COMMAND GETKEYS, cluster clients and MULTI's slot check see it), but it is no key:
+//! ACL checks it as a channel only (`Srv::shard_channels`).
 
 use super::flags::*;
 use super::*;
@@ -56,7 +58,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "ssubscribe",
         -2,
         PUBSUB | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
+        (1, -1, 1),
         G,
         "Listens for messages published to shard channels.",
         Handler::Server(Srv::Ssubscribe),
@@ -65,7 +67,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "sunsubscribe",
         -1,
         PUBSUB | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
+        (1, -1, 1),
         G,
         "Stops listening to messages posted to shard channels.",
         Handler::Server(Srv::Sunsubscribe),
@@ -74,7 +76,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "spublish",
         3,
         PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
-        (0, 0, 0),
+        (1, 1, 1),
         G,
         "Posts a message to a shard channel.",
         Handler::Server(Srv::Spublish),

@@ -148,7 +148,7 @@ impl Group {
             applied: m.last_applied.map(|l| l.index),
             receiving_snapshot: self.receiving_snapshot.load(Ordering::Relaxed),
             // 0: no append from an active since this process started.
-            heard_within_failover: last_append_ms > 0 && silent_ms < election_ms.saturating_mul(3),
+            heard_within_failover: last_append_ms > 0 && silent_ms < election_ms.saturating_mul(2),
         }
     }
 
@@ -378,12 +378,19 @@ impl Group {
         let fatal = |e: &dyn std::fmt::Display| Response::Error(format!("this member's Raft stopped: {e}"));
         match request {
             Request::AppendEntries(req) => {
-                if let Some(commit) = req.leader_commit {
-                    self.active_commit.store(commit.index, Ordering::Relaxed);
-                }
-                self.last_append_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                let commit = req.leader_commit;
                 match self.raft.append_entries(req).await {
-                    Ok(r) => Response::AppendEntries(r),
+                    Ok(r) => {
+                        // Only an append Raft took (not one from a deposed active,
+                        // answered with the higher vote) says the active is heard.
+                        if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
+                            if let Some(commit) = commit {
+                                self.active_commit.store(commit.index, Ordering::Relaxed);
+                            }
+                            self.last_append_ms.store(self.started.elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+                        }
+                        Response::AppendEntries(r)
+                    }
                     Err(e) => fatal(&e),
                 }
             }

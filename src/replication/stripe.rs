@@ -190,9 +190,10 @@ pub struct LocalView {
     pub active_commit: Option<u64>,
     pub applied: Option<u64>,
     pub receiving_snapshot: bool,
-    /// This member heard an active within the time a client's request waits out a
-    /// failover: one election time to find the active gone, then twice the election
-    /// time for a forwarded request to wait for its successor (DESIGN.md §6).
+    /// This member heard an active within the time a failover takes: one election
+    /// time to find the active gone, one for the election (its timeouts are drawn
+    /// from a quarter to half of it). A mirror cut off from its stripe is thus ready
+    /// for at most one election time longer than before it would have been.
     pub heard_within_failover: bool,
 }
 

@@ -185,9 +185,11 @@ impl PubSub {
         self.lock().patterns.len()
     }
 
+    /// Channel or pattern subscribers (who keyspace notifications may reach; shard
+    /// channels never get them).
     pub fn has_subscribers(&self) -> bool {
         let inner = self.lock();
-        !inner.channels.is_empty() || !inner.patterns.is_empty() || !inner.shard.is_empty()
+        !inner.channels.is_empty() || !inner.patterns.is_empty()
     }
 }
 

@@ -303,12 +303,13 @@ impl Connection {
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
                 shared.clients.total_connections.load(Ordering::Relaxed),
                 shared.commands_processed.load(Ordering::Relaxed),
                 shared.clients.rejected_connections.load(Ordering::Relaxed),
                 shared.pubsub.channels(None).len(),
                 shared.pubsub.numpat(),
+                shared.pubsub.shard_channels(None).len(),
                 shared.core.stats.error_replies(),
             ),
         );
