@@ -196,8 +196,32 @@ fn shard_channels_are_subscribed_published_and_counted_apart() {
     assert_eq!(matching, vec!["orders"]);
     let numsub: (String, i64, String, i64) = redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg("orders").arg("none").query(&mut con).unwrap();
     assert_eq!(numsub, ("orders".into(), 1, "none".into(), 0));
+    // Where Redis puts a key, for clients that route by COMMAND's key positions.
+    let keys: Vec<String> = redis::cmd("COMMAND").arg("GETKEYS").arg("SPUBLISH").arg("orders").arg("m").query(&mut con).unwrap();
+    assert_eq!(keys, vec!["orders"]);
+    let stats: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+    assert!(stats.contains("pubsubshard_channels:2\r\n"), "{stats}");
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
     assert!(list.lines().any(|l| l.contains("sub=1 psub=0 ssub=2") && l.contains("flags=P")), "{list}");
+
+    // A shard channel is checked by ACL as a channel, not as a key.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("shardy")
+        .arg("on")
+        .arg("nopass")
+        .arg("~foo*")
+        .arg("&ord*")
+        .arg("+@all")
+        .query(&mut con)
+        .unwrap();
+    let mut shardy = server.conn();
+    let _: () = redis::cmd("AUTH").arg("shardy").arg("x").query(&mut shardy).unwrap();
+    let n: Result<i64, _> = redis::cmd("SPUBLISH").arg("orders").arg("o-acl").query(&mut shardy);
+    assert_eq!(n.ok(), Some(1), "a key rule does not apply to a shard channel");
+    let refused: Result<i64, _> = redis::cmd("SPUBLISH").arg("foo").arg("x").query(&mut shardy);
+    assert!(refused.is_err_and(|e| e.to_string().contains("NOPERM")), "a channel rule does");
+    let _ = support::exchange(&mut s, b"", Duration::from_millis(300));
 
     // SUNSUBSCRIBE with no names leaves every shard channel; the channel stays.
     let got = support::exchange(&mut s, b"SUNSUBSCRIBE\r\n", Duration::from_millis(300));
