@@ -41,11 +41,29 @@ impl Outbox {
 
 #[derive(Default)]
 struct Inner {
-    channels: HashMap<Bytes, HashMap<ClientId, Outbox>>,
-    patterns: HashMap<Bytes, HashMap<ClientId, Outbox>>,
+    channels: Subscribers,
+    patterns: Subscribers,
     /// SSUBSCRIBE's: a namespace of its own (PUBLISH never reaches them, nor
     /// SPUBLISH the others), matched exactly.
-    shard: HashMap<Bytes, HashMap<ClientId, Outbox>>,
+    shard: Subscribers,
+}
+
+type Subscribers = HashMap<Bytes, HashMap<ClientId, Outbox>>;
+
+/// Adds a client under `name`; false if it was there.
+fn add(map: &mut Subscribers, name: &Bytes, id: ClientId, outbox: &Outbox) -> bool {
+    map.entry(name.clone()).or_default().insert(id, outbox.clone()).is_none()
+}
+
+/// Removes a client from under `name` (and the name once nobody is left); false if
+/// it was not there.
+fn remove(map: &mut Subscribers, name: &[u8], id: ClientId) -> bool {
+    let Some(subs) = map.get_mut(name) else { return false };
+    let removed = subs.remove(&id).is_some();
+    if subs.is_empty() {
+        map.remove(name);
+    }
+    removed
 }
 
 #[derive(Default)]
@@ -60,45 +78,27 @@ impl PubSub {
 
     /// Subscribes; false if the client already was.
     pub fn subscribe(&self, channel: &Bytes, id: ClientId, outbox: &Outbox) -> bool {
-        self.lock().channels.entry(channel.clone()).or_default().insert(id, outbox.clone()).is_none()
+        add(&mut self.lock().channels, channel, id, outbox)
     }
 
     pub fn unsubscribe(&self, channel: &[u8], id: ClientId) -> bool {
-        let mut inner = self.lock();
-        let Some(subs) = inner.channels.get_mut(channel) else { return false };
-        let removed = subs.remove(&id).is_some();
-        if subs.is_empty() {
-            inner.channels.remove(channel);
-        }
-        removed
+        remove(&mut self.lock().channels, channel, id)
     }
 
     pub fn psubscribe(&self, pattern: &Bytes, id: ClientId, outbox: &Outbox) -> bool {
-        self.lock().patterns.entry(pattern.clone()).or_default().insert(id, outbox.clone()).is_none()
+        add(&mut self.lock().patterns, pattern, id, outbox)
     }
 
     pub fn punsubscribe(&self, pattern: &[u8], id: ClientId) -> bool {
-        let mut inner = self.lock();
-        let Some(subs) = inner.patterns.get_mut(pattern) else { return false };
-        let removed = subs.remove(&id).is_some();
-        if subs.is_empty() {
-            inner.patterns.remove(pattern);
-        }
-        removed
+        remove(&mut self.lock().patterns, pattern, id)
     }
 
     pub fn ssubscribe(&self, channel: &Bytes, id: ClientId, outbox: &Outbox) -> bool {
-        self.lock().shard.entry(channel.clone()).or_default().insert(id, outbox.clone()).is_none()
+        add(&mut self.lock().shard, channel, id, outbox)
     }
 
     pub fn sunsubscribe(&self, channel: &[u8], id: ClientId) -> bool {
-        let mut inner = self.lock();
-        let Some(subs) = inner.shard.get_mut(channel) else { return false };
-        let removed = subs.remove(&id).is_some();
-        if subs.is_empty() {
-            inner.shard.remove(channel);
-        }
-        removed
+        remove(&mut self.lock().shard, channel, id)
     }
 
     /// Delivers a PUBLISH (or, `shard`, an SPUBLISH); how many clients received it.
