@@ -178,3 +178,29 @@ fn the_script_cache_survives_kill9_of_a_restartable_server() {
     let f: String = redis::cmd("FCALL").arg("f").arg(0).query(&mut con).unwrap();
     assert_eq!(f, "f kept");
 }
+
+/// Redis 7.0 sorts a set `SORT … BY <constant>` lexically when a script asks (and for
+/// STORE), so a script never sees a set's internal order; a client asking directly
+/// gets the set's order. Found by Redis's unit/scripting ("SORT BY <constant> output
+/// gets ordered for scripting").
+#[test]
+fn sort_by_a_constant_of_a_set_is_ordered_for_scripts() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let members = ["z", "b", "aaa", "a", "azz", "c", "aa"];
+    let _: i64 = redis::cmd("SADD").arg("myset").arg(&members[..]).query(&mut con).unwrap();
+    let got: Vec<String> =
+        redis::cmd("EVAL").arg("return redis.call('sort', KEYS[1], 'by', '_')").arg(1).arg("myset").query(&mut con).unwrap();
+    assert_eq!(got, vec!["a", "aa", "aaa", "azz", "b", "c", "z"]);
+    let with_get: Vec<Option<String>> = redis::cmd("EVAL")
+        .arg("return redis.call('sort', KEYS[1], 'by', '_', 'get', '#', 'get', '_:*')")
+        .arg(1)
+        .arg("myset")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(with_get.iter().step_by(2).flatten().collect::<Vec<_>>(), vec!["a", "aa", "aaa", "azz", "b", "c", "z"]);
+    let direct: Vec<String> = redis::cmd("SORT").arg("myset").arg("BY").arg("_").query(&mut con).unwrap();
+    let mut same = direct.clone();
+    same.sort();
+    assert_eq!(same, vec!["a", "aa", "aaa", "azz", "b", "c", "z"], "every member, in the set's order: {direct:?}");
+}

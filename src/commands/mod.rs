@@ -599,6 +599,8 @@ pub struct ReadCtx<'a> {
     pub acl_user: Option<crate::acl::User>,
     /// Where a script's refused calls are logged (ACL LOG, context lua).
     pub acl_view: Option<&'a crate::acl::View>,
+    /// The command was called by a script (`redis.call`).
+    pub in_script: bool,
 }
 
 impl<'a> ReadCtx<'a> {
@@ -639,6 +641,8 @@ pub struct WriteCtx<'a> {
     pub acl_user: Option<crate::acl::User>,
     /// Where a script's refused calls are logged (ACL LOG, context lua).
     pub acl_view: Option<&'a crate::acl::View>,
+    /// The command was called by a script (`redis.call`).
+    pub in_script: bool,
 }
 
 impl<'a> WriteCtx<'a> {

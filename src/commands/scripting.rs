@@ -609,7 +609,10 @@ impl Host for ScriptHost<'_, '_> {
         let result = match (spec.handler, &mut self.target) {
             (Handler::Write(f), Target::Write(ctx)) => {
                 self.wrote = true;
-                f(ctx, args)
+                ctx.in_script = true;
+                let result = f(ctx, args);
+                ctx.in_script = false;
+                result
             }
             // A script that may write runs again on every member: what it reads of
             // one server's settings (OBJECT ENCODING's thresholds) must not steer it.
@@ -622,6 +625,7 @@ impl Host for ScriptHost<'_, '_> {
                     local: &LocalSettings::REDIS_DEFAULTS,
                     acl_user: None,
                     acl_view: None,
+                    in_script: true,
                 },
                 args,
             ),
@@ -634,6 +638,7 @@ impl Host for ScriptHost<'_, '_> {
                     local: ctx.local,
                     acl_user: None,
                     acl_view: None,
+                    in_script: true,
                 },
                 args,
             ),

@@ -178,14 +178,14 @@ fn compare(a: &(Blob, Key), b: &(Blob, Key)) -> std::cmp::Ordering {
 }
 
 /// The elements of the value to sort (none for an absent key); a set sorted
-/// `BY nosort` into a STORE is sorted ALPHA after all, as in Redis.
-fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blob>, Reply> {
+/// `BY nosort` into a STORE, or by a script, is sorted ALPHA after all, as in Redis.
+fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options, in_script: bool) -> Result<Vec<Blob>, Reply> {
     Ok(match db.get(key, now_ms).map(|item| &item.value) {
         None => Vec::new(),
         Some(Value::List(l)) => l.iter().map(|e| Blob::from(&e[..])).collect(),
         Some(Value::Set(s)) => {
-            if o.dont_sort && o.store.is_some() {
-                // A stored set result must not depend on set order: sort it.
+            if o.dont_sort && (o.store.is_some() || in_script) {
+                // A stored set result, or what a script sees, must not depend on set order: sort it.
                 (o.dont_sort, o.alpha, o.by) = (false, true, None);
             }
             s.iter().cloned().collect()
@@ -196,9 +196,9 @@ fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blo
 }
 
 /// The sorted (and LIMITed) elements, before GET.
-fn sorted(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blob>, Reply> {
+fn sorted(db: &Db, now_ms: u64, key: &[u8], o: &mut Options, in_script: bool) -> Result<Vec<Blob>, Reply> {
     let is_set = matches!(db.get(key, now_ms).map(|i| &i.value), Some(Value::Set(_)));
-    let mut all = elements(db, now_ms, key, o)?;
+    let mut all = elements(db, now_ms, key, o, in_script)?;
     let len = all.len() as i64;
     // Redis's LIMIT arithmetic, clamped to the value's size.
     let mut start = o.limit_start.max(0).min(len);
@@ -264,7 +264,7 @@ fn reply_of(values: Vec<Option<Vec<u8>>>) -> Reply {
 fn sort(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let mut o = parse_options(args, false)?;
     let values = {
-        let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o)?;
+        let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o, ctx.in_script)?;
         output(ctx.db, ctx.now_ms, elements, &o.gets)
     };
     let Some(dest) = o.store else { return Ok(reply_of(values)) };
@@ -284,7 +284,7 @@ fn sort(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 fn sort_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let mut o = parse_options(args, true)?;
-    let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o)?;
+    let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o, ctx.in_script)?;
     Ok(reply_of(output(ctx.db, ctx.now_ms, elements, &o.gets)))
 }
 

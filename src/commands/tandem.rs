@@ -485,6 +485,7 @@ fn fenced(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
                 local: &crate::store::encoding::LocalSettings::REDIS_DEFAULTS,
                 acl_user: None,
                 acl_view: None,
+                in_script: false,
             },
             inner,
         ),

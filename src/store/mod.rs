@@ -314,6 +314,7 @@ impl Store {
                     engine: Some(self.engine.get_mut().unwrap_or_else(|e| e.into_inner())),
                     acl_user: None,
                     acl_view: Some(&self.acl_view),
+                    in_script: false,
                 };
                 f(&mut ctx, args)
             }
@@ -328,6 +329,7 @@ impl Store {
                         local: &self.local,
                         acl_user: None,
                         acl_view: Some(&self.acl_view),
+                        in_script: false,
                     },
                     args,
                 )
@@ -358,6 +360,7 @@ impl Store {
                         local: &self.local,
                         acl_user: None,
                         acl_view: Some(&self.acl_view),
+                        in_script: false,
                     },
                     args,
                 )
@@ -372,6 +375,7 @@ impl Store {
                     local: &self.local,
                     acl_user: None,
                     acl_view: Some(&self.acl_view),
+                    in_script: false,
                 },
                 args,
             )
