@@ -208,6 +208,11 @@ enum Command {
         /// CLUSTERDOWN, LOADING, MOVED, ASK, …); the checks count duplicates.
         #[arg(long)]
         retry: bool,
+        /// Clients of mirrors besides --clients: each sends to a server that is a
+        /// mirror (asking ROLE), INCRs and RPUSHes keys of its own, and the report
+        /// counts their duplicates and unknown outcomes apart (the goal is 0 and 0).
+        #[arg(long, default_value_t = 0)]
+        mirror_clients: usize,
         /// An eviction run with this maxmemory-policy (volatile-ttl, volatile-lru, …):
         /// a small data-storage and keys made volatile, then persistent, which must
         /// never be evicted.
@@ -296,9 +301,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
         Command::Demo { voter, stripes } => demo(voter, usize::from(stripes)),
-        Command::Check { seed, topology, duration, clients, keep, plan, rough, break_safety, binary, faults, workload, retry, evict } => {
-            check(CheckArgs { seed, topology, duration, clients, keep, plan, rough, break_safety, binary, faults, workload, retry, evict })
-        }
+        Command::Check {
+            seed,
+            topology,
+            duration,
+            clients,
+            keep,
+            plan,
+            rough,
+            break_safety,
+            binary,
+            faults,
+            workload,
+            retry,
+            mirror_clients,
+            evict,
+        } => check(CheckArgs {
+            seed,
+            topology,
+            duration,
+            clients,
+            keep,
+            plan,
+            rough,
+            break_safety,
+            binary,
+            faults,
+            workload,
+            retry,
+            mirror_clients,
+            evict,
+        }),
         Command::Voter { config, name, group_bind } => {
             let file = Config::from_file(&config)?;
             let (stripe, voter) = file.require_voter(&name)?;
@@ -407,6 +440,7 @@ struct CheckArgs {
     faults: String,
     workload: Vec<tandem::check::clients::Extra>,
     retry: bool,
+    mirror_clients: usize,
     evict: Option<String>,
 }
 
@@ -430,6 +464,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     }
     options.extras = args.workload;
     options.retry = args.retry;
+    options.mirror_clients = args.mirror_clients;
     options.evict = args.evict;
     options.keep_on_violation = true;
     options.keep_always = args.keep;

@@ -69,6 +69,31 @@ fn an_array_of_two_stripes_passes_every_checker_under_faults() {
     }
 }
 
+/// DESIGN.md §6 as the harness measures it (issue 13): clients of mirrors doing
+/// non-idempotent INCR and RPUSH on keys of their own through two `kill -9`s of the
+/// active and a safe failover see no error, no unknown outcome and no duplicate —
+/// their mirror re-sends what was in flight to the new active, tagged once.
+#[test]
+fn clients_of_mirrors_see_no_error_and_no_duplicate_through_kills_of_the_active() {
+    let mut options = options(24, Duration::from_secs(20));
+    options.clients = 2;
+    options.mirror_clients = 3;
+    let kill = Step { gap_ms: 2_000, fault: Fault::Kill(Target::Active), hold_ms: 2_000, stripe: 0 };
+    let transfer = Step { gap_ms: 2_000, fault: Fault::Transfer(None), hold_ms: 0, stripe: 0 };
+    options.schedule = Some(vec![kill.clone(), transfer, kill]);
+    let report = run(&options).expect("the harness runs");
+    eprintln!("{report}");
+    assert!(report.passed(), "violations:\n{report}");
+    assert_eq!(report.faults_injected, 3, "{report}");
+    let tally = report.mirrors.clone().expect("the report counts the clients of mirrors apart");
+    assert!(tally.ops.ok >= 300, "the clients of mirrors made progress:\n{report}");
+    assert_eq!(
+        (tally.duplicates, tally.ops.unknown, tally.ops.fail),
+        (0, 0, 0),
+        "clients of mirrors saw duplicates, unknown outcomes or errors:\n{report}"
+    );
+}
+
 #[test]
 fn the_new_workloads_pass_their_checks_on_a_stripe_without_faults() {
     // Keys with a time to live, WATCH/MULTI/EXEC transactions and retrying clients,

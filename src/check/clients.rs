@@ -9,6 +9,13 @@
 //! make progress, and clients of a server cut off from the others keep talking to it
 //! (which is how stale reads would show).
 //!
+//! A client of mirrors (`--mirror-clients`) instead sends to a server that answers
+//! ROLE as a connected mirror, moving to another when its server fails or stops being
+//! one, and does non-idempotent INCR and RPUSH on keys of its own
+//! ([`mirror_counter`], [`mirror_list`]): what the application servers of DESIGN.md
+//! §6 do, whose writes the mirror forwards with an exactly-once tag. Its duplicates
+//! and unknown outcomes are counted apart ([`super::mirrors`]).
+//!
 //! With `retry`, a client resends a command on the error replies go-redis resends on
 //! by itself ([`GO_REDIS_RETRIED`]): a server that answers one of them for a write
 //! that may have been applied makes a retrying application apply it twice, which the
@@ -100,6 +107,9 @@ impl Extra {
 pub struct Keys {
     pub registers: Vec<String>,
     pub counters: Vec<String>,
+    /// Counters each written by one client of mirrors only ([`mirror_counter`]): read
+    /// after healing and checked like the others, never chosen by other clients.
+    pub own_counters: Vec<String>,
     /// Lists: each name takes a new key every [`LIST_GENERATION`] (`list:0:7` is the
     /// eighth of `list:0`).
     pub lists: Vec<String>,
@@ -129,6 +139,7 @@ impl Keys {
         Keys {
             registers: names(Kind::Register, 5),
             counters: names(Kind::Counter, 2),
+            own_counters: Vec::new(),
             lists: names(Kind::List, 3),
             ttl: if extras.contains(&Extra::Ttl) { names(Kind::Ttl, 12) } else { Vec::new() },
             txn,
@@ -232,11 +243,31 @@ pub struct Client {
     pub stop: Arc<AtomicBool>,
     pub until: Instant,
     pub ops_max: usize,
+    /// A client of mirrors (see the module doc).
+    pub on_mirrors: bool,
 }
+
+/// The counter of client `id` of mirrors: only it writes there, so each gap between
+/// its acknowledged INCR replies is an increment applied twice or an unknown one.
+pub fn mirror_counter(id: usize) -> String {
+    format!("{}m{id}", Kind::Counter.prefix())
+}
+
+/// The list of client `id` of mirrors (a new key every [`LIST_GENERATION`]).
+pub fn mirror_list(id: usize, generation: u128) -> String {
+    format!("{}m{id}:{generation}", Kind::List.prefix())
+}
+
+/// How many operations a client of mirrors makes before it asks its server's ROLE
+/// again (a mirror may have become the active in a failover).
+const MIRROR_RECHECK_OPS: usize = 50;
 
 impl Client {
     /// Runs until told to stop; the client's history.
     pub fn run(self) -> Vec<Op> {
+        if self.on_mirrors {
+            return self.run_on_mirrors();
+        }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ (self.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut conns: Vec<Option<redis::Connection>> = self.urls.iter().map(|_| None).collect();
         let mut detour: Option<usize> = None;
@@ -277,6 +308,73 @@ impl Client {
             }
         }
         history
+    }
+
+    /// The loop of a client of mirrors: each operation goes to the server found by
+    /// [`Client::find_mirror`]; after an error the connection is dropped and a mirror
+    /// looked for again.
+    fn run_on_mirrors(self) -> Vec<Op> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ (self.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let timeout = if self.retry { REPLY_TIMEOUT_RETRYING } else { REPLY_TIMEOUT };
+        let mut current: Option<(usize, redis::Connection)> = None;
+        let mut history = Vec::new();
+        let mut n = 0usize;
+        let mut recheck_at = 0usize;
+        while !self.stop.load(Ordering::Relaxed) && Instant::now() < self.until && n < self.ops_max {
+            if current.is_none() || n >= recheck_at {
+                current = self.find_mirror(current.take(), timeout);
+                recheck_at = n + MIRROR_RECHECK_OPS;
+                if current.is_none() {
+                    std::thread::sleep(ERROR_PAUSE);
+                    continue;
+                }
+            }
+            let Some((server, con)) = current.as_mut() else { continue };
+            let server = *server;
+            let (key, call) = self.choose_on_mirror(&mut rng, n);
+            n += 1;
+            let invoke_ns = self.now_ns();
+            let (call, outcome, retried) = self.perform(con, &key, call);
+            let complete_ns = self.now_ns();
+            let failed = !matches!(outcome, Outcome::Ok(_));
+            history.push(Op { client: self.id, server, key, call, outcome, invoke_ns, complete_ns, retried });
+            if failed {
+                // The connection may hold a late reply: never reuse it.
+                current = None;
+                std::thread::sleep(ERROR_PAUSE);
+            }
+        }
+        history
+    }
+
+    /// A connection to a server that answers ROLE as a connected mirror: the current
+    /// one if it still is, else the first such server from the client's home on.
+    fn find_mirror(&self, current: Option<(usize, redis::Connection)>, timeout: Duration) -> Option<(usize, redis::Connection)> {
+        let start = match current {
+            Some((server, mut con)) => {
+                if is_connected_mirror(&mut con) {
+                    return Some((server, con));
+                }
+                server + 1
+            }
+            None => self.home,
+        };
+        (0..self.urls.len()).map(|i| (start + i) % self.urls.len()).find_map(|server| {
+            let mut con = connect_with(&self.urls[server], timeout).ok()?;
+            is_connected_mirror(&mut con).then_some((server, con))
+        })
+    }
+
+    /// A client of mirrors' next operation on its own keys: mostly INCR and RPUSH.
+    fn choose_on_mirror(&self, rng: &mut Xoshiro256PlusPlus, n: usize) -> (String, Call) {
+        let value = format!("{}-{n}", self.id);
+        let list = || mirror_list(self.id, self.epoch.elapsed().as_millis() / LIST_GENERATION.as_millis());
+        match rng.next_u64() % 100 {
+            0..=54 => (mirror_counter(self.id), Call::Incr),
+            55..=84 => (list(), Call::Append(value)),
+            85..=94 => (mirror_counter(self.id), Call::ReadCounter),
+            _ => (list(), Call::ReadList),
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -452,6 +550,19 @@ fn transaction(con: &mut redis::Connection, key: &str, value: &str) -> (Option<S
     };
     (read, outcome)
 }
+/// True if the server answers ROLE as a mirror connected to its active (Redis's
+/// replica shape, link state `connected`).
+fn is_connected_mirror(con: &mut redis::Connection) -> bool {
+    use redis::Value as V;
+    match redis::cmd("ROLE").query::<V>(con) {
+        Ok(V::Array(items)) => matches!(
+            (items.first(), items.get(3)),
+            (Some(V::BulkString(role)), Some(V::BulkString(link))) if role == b"slave" && link == b"connected"
+        ),
+        _ => false,
+    }
+}
+
 pub fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
     connect_with(url, REPLY_TIMEOUT)
 }

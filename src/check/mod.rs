@@ -29,6 +29,7 @@ pub mod faults;
 pub mod history;
 pub mod linearizable;
 pub mod lists;
+pub mod mirrors;
 pub mod purge;
 pub mod registers;
 pub mod transactions;
@@ -65,6 +66,9 @@ pub struct Options {
     pub extras: Vec<Extra>,
     /// Clients resend commands on the errors go-redis resends on (`clients::GO_REDIS_RETRIED`).
     pub retry: bool,
+    /// Clients of mirrors besides `clients` (`clients::Client::on_mirrors`): their
+    /// duplicates and unknown outcomes are counted apart ([`mirrors`]).
+    pub mirror_clients: usize,
     /// An eviction run with this `maxmemory-policy` (`volatile-ttl`, `volatile-lru`, …):
     /// every server gets a small `data-storage` and the clients the evict workload.
     pub evict: Option<String>,
@@ -93,6 +97,7 @@ impl Options {
             families: vec![Family::Classic],
             extras: Vec::new(),
             retry: false,
+            mirror_clients: 0,
             evict: None,
             settle: true,
             break_safety: None,
@@ -129,6 +134,7 @@ impl Options {
         if self.steps().iter().any(|s| matches!(s.fault, faults::Fault::PurgeTrap { .. })) {
             keys.counters.push(purge::BURST_COUNTER.to_string());
         }
+        keys.own_counters.extend((0..self.mirror_clients).map(|i| clients::mirror_counter(self.clients + i)));
         keys
     }
 
@@ -146,6 +152,9 @@ impl Options {
         }
         if self.retry {
             modes.push("clients retry like go-redis".to_string());
+        }
+        if self.mirror_clients > 0 {
+            modes.push(format!("{} clients of mirrors", self.mirror_clients));
         }
         if let Some(policy) = &self.evict {
             modes.push(format!("eviction run: maxmemory-policy {policy}, data-storage {}", eviction::EVICT_DATA_STORAGE));
@@ -183,6 +192,8 @@ pub struct Report {
     pub faults_injected: usize,
     /// The clients' operations by kind ("register", "counter", "list", "ttl", "txn", …).
     pub ops: BTreeMap<&'static str, Counts>,
+    /// What the clients of mirrors saw, when there were some.
+    pub mirrors: Option<mirrors::Tally>,
     pub violations: Vec<Violation>,
     /// Keys whose linearizability search gave up.
     pub inconclusive: Vec<String>,
@@ -265,6 +276,7 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
         fault_log: nemesis.log,
         faults_injected: nemesis.injected,
         ops: count_by_kind(&ops),
+        mirrors: None,
         violations: nemesis.violations,
         inconclusive: Vec::new(),
         notes: Vec::new(),
@@ -283,6 +295,9 @@ pub fn run(options: &Options) -> Result<Report, CheckError> {
     eprintln!("checking {} operations", ops.len());
     let checking = Instant::now();
     check_all(&ops, &keys, &mut report);
+    if options.mirror_clients > 0 {
+        report.mirrors = Some(mirrors::tally(&ops, options.clients, options.mirror_clients));
+    }
     eprintln!("checked in {}", secs(checking.elapsed().as_nanos() as u64));
     if options.keep_always || (!report.passed() && options.keep_on_violation) {
         report.kept_dir = Some(cluster.keep_dir());
@@ -333,7 +348,7 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
     let stop = Arc::new(AtomicBool::new(false));
     let urls: Vec<String> = (0..cluster.members.len()).filter(|&i| !cluster.members[i].voter).map(|i| cluster.url(i)).collect();
     let _policy = options.evict.as_ref().map(|policy| eviction::PolicyKeeper::start(urls.clone(), policy.clone()));
-    let threads: Vec<_> = (0..options.clients)
+    let threads: Vec<_> = (0..options.clients + options.mirror_clients)
         .map(|id| {
             let client = Client {
                 id,
@@ -347,6 +362,7 @@ fn load(cluster: &mut Cluster, options: &Options, keys: &Keys, epoch: Instant) -
                 stop: stop.clone(),
                 until: end,
                 ops_max: options.ops_per_client_max,
+                on_mirrors: id >= options.clients,
             };
             std::thread::spawn(move || client.run())
         })
@@ -431,7 +447,7 @@ fn final_reads(cluster: &Cluster, active: usize, keys: &Keys, used: &[String], e
         .chain(&keys.ttl)
         .chain(&keys.txn)
         .map(|k| (k, Call::Get))
-        .chain(keys.counters.iter().map(|k| (k, Call::ReadCounter)))
+        .chain(keys.counters.iter().chain(&keys.own_counters).map(|k| (k, Call::ReadCounter)))
         .chain(used.iter().chain(&logs).map(|k| (k, Call::ReadList)));
     let mut out = Vec::new();
     for (key, call) in reads {
@@ -492,7 +508,7 @@ fn check_all(ops: &[Op], keys: &Keys, report: &mut Report) {
         report.violations.extend(found.violations);
         report.inconclusive.extend(found.inconclusive);
     }
-    for key in &keys.counters {
+    for key in keys.counters.iter().chain(&keys.own_counters) {
         report.violations.extend(counters::check(key, by_key.get(key.as_str()).map_or(&[], |v| v)));
     }
     for (key, on) in &by_key {
@@ -564,6 +580,9 @@ impl fmt::Display for Report {
         for (kind, c) in &self.ops {
             writeln!(f, "  {kind:<9} {:>7} ({} ok, {} failed, {} unknown)", c.total(), c.ok, c.fail, c.unknown)?;
         }
+        if let Some(tally) = &self.mirrors {
+            writeln!(f, "{tally}")?;
+        }
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
         }
@@ -596,5 +615,10 @@ pub fn summary(report: &Report) -> String {
         *kinds.entry(v.checker).or_default() += 1;
     }
     let found = if kinds.is_empty() { "no violations".to_string() } else { format!("violations: {kinds:?}") };
-    format!("seed {}: {} operations, {} faults, {found}", report.seed, total.total(), report.faults_injected)
+    let mirrors = report
+        .mirrors
+        .as_ref()
+        .map(|t| format!(", clients of mirrors: {} duplicates, {} unknown ({} answered)", t.duplicates, t.ops.unknown, t.unknown_answered))
+        .unwrap_or_default();
+    format!("seed {}: {} operations, {} faults{mirrors}, {found}", report.seed, total.total(), report.faults_injected)
 }
