@@ -5,6 +5,9 @@
 #   tandem  a stripe of 3 restartable servers (every lock and release is a log entry
 #           a majority has fsynced), TANDEM.LOCK name TTL 30000 → fencing token,
 #           TANDEM.UNLOCK name token; clients on the active, then on a mirror.
+#           RESTARTABLE=false: the same stripe with servers that keep their log in
+#           memory (replicated to a majority before the reply, nothing on disk: what
+#           redis-server --save "" has on disk).
 # CLIENTS connections, one acquire+release pair at a time each, random names among
 # NAMES, SECONDS per row (examples/lockbench.rs). Prints pairs/s and tandem/redis.
 #
@@ -47,7 +50,8 @@ active=$(active_server)
 mirror=$(tandem_states | awk '$2 == "PASSIVE-STANDBY" {print $1; exit}')
 
 rate() { "$lockbench" --clients "$CLIENTS" --seconds "$DURATION" --names "$NAMES" "$@" | tee /dev/stderr | awk '{print $1}'; }
-echo "locks: $CLIENTS clients, $NAMES names, ${DURATION}s per row; tandem: 3 restartable servers, election-time 1s; $(nproc) cores"
+kind=$([ "${RESTARTABLE:-true}" = true ] && echo "restartable (fsynced)" || echo "in-memory (restartable = false)")
+echo "locks: $CLIENTS clients, $NAMES names, ${DURATION}s per row; tandem: 3 $kind servers, election-time 1s; $(nproc) cores"
 r=$(rate --kind redis --port "$REDIS_PORT")
 ta=$(rate --kind tandem --port "$(client_port "$active")")
 tm=$(rate --kind tandem --port "$(client_port "$mirror")")

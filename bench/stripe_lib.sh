@@ -1,5 +1,6 @@
-# Sourced by bench/replicated.sh, failover.sh and catchup.sh: one tandem stripe of
-# restartable servers (and voters) on 127.0.0.1. The caller sets:
+# Sourced by bench/replicated.sh, failover.sh, catchup.sh and locks.sh: one tandem stripe of
+# restartable servers (and voters) on 127.0.0.1 (RESTARTABLE=false: servers that keep
+# their log and data in memory only). The caller sets:
 #   bin        the tandem binary          work     the run's temp directory
 #   T_CLIENT, T_GROUP, T_MGMT             arrays of ports, one per member (a voter
 #                                         uses the group port after the servers')
@@ -27,7 +28,7 @@ group-port = ${T_GROUP[$i]}
 management-port = ${T_MGMT[$i]}
 data = "$work/server$((i + 1))"
 data-storage = "4gb"
-restartable = true
+restartable = ${RESTARTABLE:-true}
 TOML
   done
   for i in $(seq 1 "$2"); do

@@ -360,8 +360,15 @@ impl Client {
             None => self.home,
         };
         (0..self.urls.len()).map(|i| (start + i) % self.urls.len()).find_map(|server| {
-            let mut con = connect_with(&self.urls[server], timeout).ok()?;
-            is_connected_mirror(&mut con).then_some((server, con))
+            // Asked with the short timeout: a paused server must not hold the search
+            // for a retrying client's long one.
+            let mut con = connect_with(&self.urls[server], REPLY_TIMEOUT).ok()?;
+            if !is_connected_mirror(&mut con) {
+                return None;
+            }
+            con.set_read_timeout(Some(timeout)).ok()?;
+            con.set_write_timeout(Some(timeout)).ok()?;
+            Some((server, con))
         })
     }
 
