@@ -3,9 +3,12 @@
 //! costs them neither an error nor a duplicate). Each such client writes only its
 //! own counter and lists, so its duplicates can be counted exactly:
 //!
-//! - on its counter, the INCR replies it was acknowledged, in order, may step by more
-//!   than one only over its INCRs of unknown outcome; every further step (and what
-//!   the read after healing finds past the last reply) is an increment applied twice;
+//! - on its counter, an acknowledged INCR that answered `v` was preceded by `v`
+//!   increments: the acknowledged ones that answered less, the unknown ones invoked
+//!   before it ended (applied in time, or not, or late), and duplicates. So each such
+//!   reply, and the read after healing, gives a number of increments that must have
+//!   been applied twice; the largest is the count (a lower bound: a duplicate that an
+//!   unknown INCR could explain is not counted);
 //! - in its lists, as read after healing, every value beyond its first appearance is
 //!   an append applied twice.
 //!
@@ -73,24 +76,28 @@ fn answered(why: &str) -> bool {
 
 /// Increments applied twice on a counter only one client writes (see the module doc).
 fn counter_duplicates(ops: &[&Op]) -> usize {
-    let mut ops = ops.to_vec();
-    ops.sort_by_key(|o| o.invoke_ns);
-    let (mut last, mut unknown_since, mut duplicates) = (0i64, 0i64, 0i64);
-    for op in ops {
-        match (&op.call, &op.outcome) {
-            (Call::Incr, Outcome::Ok(Ret::Int(v))) => {
-                duplicates += (v - last - 1 - unknown_since).max(0);
-                last = *v;
-                unknown_since = 0;
-            }
-            (Call::Incr, Outcome::Unknown(_)) => unknown_since += 1,
-            (Call::ReadCounter, Outcome::Ok(Ret::Int(v))) if op.client == FINAL_CLIENT => {
-                duplicates += (v - last - unknown_since).max(0);
-            }
-            _ => {}
-        }
-    }
-    duplicates as usize
+    let incrs: Vec<&Op> = ops.iter().copied().filter(|o| o.call == Call::Incr).collect();
+    let mut acked: Vec<i64> = incrs.iter().filter_map(|o| if let Some(Ret::Int(v)) = o.ret() { Some(*v) } else { None }).collect();
+    acked.sort_unstable();
+    let mut unknown_invoked: Vec<u64> = incrs.iter().filter(|o| o.is_unknown()).map(|o| o.invoke_ns).collect();
+    unknown_invoked.sort_unstable();
+    // What an applied value `v` observed by `until` cannot be without duplicates.
+    let excess = |v: i64, until: u64| {
+        let acked_up_to = acked.partition_point(|&a| a <= v) as i64;
+        let unknown_before = unknown_invoked.partition_point(|&t| t <= until) as i64;
+        v - acked_up_to - unknown_before
+    };
+    let from_replies = incrs.iter().filter_map(|o| match o.ret() {
+        Some(Ret::Int(v)) => Some(excess(*v, o.complete_ns)),
+        _ => None,
+    });
+    let from_final = ops.iter().filter(|o| o.client == FINAL_CLIENT && o.call == Call::ReadCounter).filter_map(|o| match o.ret() {
+        // The read after healing also sees the increments acknowledged above `v`,
+        // none of which it can hold without holding `v` first: count them all.
+        Some(Ret::Int(v)) => Some(v - acked.len() as i64 - unknown_invoked.len() as i64),
+        _ => None,
+    });
+    from_replies.chain(from_final).max().unwrap_or(0).max(0) as usize
 }
 
 /// Values that appear more than once in the read of a list after healing.
@@ -147,6 +154,19 @@ mod tests {
         let fin3 = op(FINAL_CLIENT, "counter:m7", Call::ReadCounter, Outcome::Ok(Ret::Int(3)), 9);
         assert_eq!(tally(&[incr(1, 1), unknown, incr(3, 3), fin3.clone()], 7, 1).duplicates, 0);
         assert_eq!(tally(&[incr(1, 1), incr(3, 3), fin3], 7, 1).duplicates, 1, "a step of two with no unknown INCR");
+    }
+
+    #[test]
+    fn an_unknown_incr_applied_late_is_no_duplicate() {
+        // The unknown INCR invoked first lands after the next two: replies 1, 2, then 4.
+        let unknown = op(7, "counter:m7", Call::Incr, Outcome::Unknown("unexpected end of file".into()), 1);
+        let fin = op(FINAL_CLIENT, "counter:m7", Call::ReadCounter, Outcome::Ok(Ret::Int(4)), 20);
+        let h = [unknown, incr(1, 3), incr(2, 5), incr(4, 7), fin];
+        assert_eq!(tally(&h, 7, 1).duplicates, 0);
+        let fin5 = op(FINAL_CLIENT, "counter:m7", Call::ReadCounter, Outcome::Ok(Ret::Int(5)), 20);
+        let mut twice = h.to_vec();
+        twice[4] = fin5;
+        assert_eq!(tally(&twice, 7, 1).duplicates, 1, "one more than every INCR sent");
     }
 
     #[test]
