@@ -159,66 +159,7 @@ enum Command {
     /// traps and stalls), heals the stripe, and checks the history (linearizable
     /// registers, lists, counters, expiry, transactions, eviction, equal digests).
     /// Exit code 1 on a violation, 2 if a history could not be decided.
-    Check {
-        /// The seed of the fault schedule and of the clients' choices (default: random, printed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// 3 (three servers), 2+1 (two servers and a voter), or an array of two such
-        /// stripes: 2x3, 2x2+1 (clients use keys of both stripes through any server;
-        /// faults hit either stripe, now and then a whole stripe).
-        #[arg(long, default_value = "3")]
-        topology: tandem::check::faults::Topology,
-        /// How long clients run under faults ("30s", "10m").
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
-        duration: std::time::Duration,
-        /// Concurrent clients, spread over the servers.
-        #[arg(long, default_value_t = 6)]
-        clients: usize,
-        /// Keep the cluster's files (config, data, server logs) even without a violation
-        /// (they are always kept after one).
-        #[arg(long)]
-        keep: bool,
-        /// Print the seed, topology and fault schedule, and start nothing.
-        #[arg(long)]
-        plan: bool,
-        /// Inject each fault without waiting for the stripe to settle after the last:
-        /// faults compound (availability may go for a while; safety must not).
-        #[arg(long)]
-        rough: bool,
-        /// Breaks a guarantee on purpose in the servers it starts (debug builds only;
-        /// "stale-reads"): shows that the checks catch it.
-        #[arg(long, hide = true)]
-        break_safety: Option<String>,
-        /// The tandem executable to start the servers with (default: this one), to
-        /// check another build.
-        #[arg(long)]
-        binary: Option<std::path::PathBuf>,
-        /// Families of faults the schedule draws from, comma-separated: classic (kill
-        /// -9, SIGSTOP, partitions, failover, hot swap), clock (wall-clock steps, some
-        /// followed by a failover to that server), purge (a mirror paused through a
-        /// write burst, then the active killed), stall (every member but the active
-        /// paused: writes time out), all, or none.
-        #[arg(long, default_value = "classic")]
-        faults: String,
-        /// Workloads besides registers, counters and lists, comma-separated: ttl (keys
-        /// with a time to live), txn (WATCH/MULTI/EXEC transactions).
-        #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
-        workload: Vec<tandem::check::clients::Extra>,
-        /// Clients resend a command on the errors go-redis resends on (TRYAGAIN,
-        /// CLUSTERDOWN, LOADING, MOVED, ASK, …); the checks count duplicates.
-        #[arg(long)]
-        retry: bool,
-        /// Clients of mirrors besides --clients: each sends to a server that is a
-        /// mirror (asking ROLE), INCRs and RPUSHes keys of its own, and the report
-        /// counts their duplicates and unknown outcomes apart (the goal is 0 and 0).
-        #[arg(long, default_value_t = 0)]
-        mirror_clients: usize,
-        /// An eviction run with this maxmemory-policy (volatile-ttl, volatile-lru, …):
-        /// a small data-storage and keys made volatile, then persistent, which must
-        /// never be evicted.
-        #[arg(long)]
-        evict: Option<String>,
-    },
+    Check(CheckArgs),
     /// Starts a whole local array in a temporary directory — two stripes of three
     /// servers (with --voter: two servers and a voter each) on loopback addresses —,
     /// prints how to connect plain and cluster clients and where the consoles are,
@@ -301,37 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ClearData { config, name, yes } => clear_data(&config, &name, yes),
         Command::Demo { voter, stripes } => demo(voter, usize::from(stripes)),
-        Command::Check {
-            seed,
-            topology,
-            duration,
-            clients,
-            keep,
-            plan,
-            rough,
-            break_safety,
-            binary,
-            faults,
-            workload,
-            retry,
-            mirror_clients,
-            evict,
-        } => check(CheckArgs {
-            seed,
-            topology,
-            duration,
-            clients,
-            keep,
-            plan,
-            rough,
-            break_safety,
-            binary,
-            faults,
-            workload,
-            retry,
-            mirror_clients,
-            evict,
-        }),
+        Command::Check(args) => check(args),
         Command::Voter { config, name, group_bind } => {
             let file = Config::from_file(&config)?;
             let (stripe, voter) = file.require_voter(&name)?;
@@ -427,20 +338,66 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     tandem::config::parse_duration_ms(text).map(std::time::Duration::from_millis)
 }
 
+// `tandem check`'s options (its help is the Check variant's doc comment).
+#[derive(clap::Args)]
 struct CheckArgs {
+    /// The seed of the fault schedule and of the clients' choices (default: random, printed).
+    #[arg(long)]
     seed: Option<u64>,
+    /// 3 (three servers), 2+1 (two servers and a voter), or an array of two such
+    /// stripes: 2x3, 2x2+1 (clients use keys of both stripes through any server;
+    /// faults hit either stripe, now and then a whole stripe).
+    #[arg(long, default_value = "3")]
     topology: tandem::check::faults::Topology,
+    /// How long clients run under faults ("30s", "10m").
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: std::time::Duration,
+    /// Concurrent clients, spread over the servers.
+    #[arg(long, default_value_t = 6)]
     clients: usize,
+    /// Keep the cluster's files (config, data, server logs) even without a violation
+    /// (they are always kept after one).
+    #[arg(long)]
     keep: bool,
+    /// Print the seed, topology and fault schedule, and start nothing.
+    #[arg(long)]
     plan: bool,
+    /// Inject each fault without waiting for the stripe to settle after the last:
+    /// faults compound (availability may go for a while; safety must not).
+    #[arg(long)]
     rough: bool,
+    /// Breaks a guarantee on purpose in the servers it starts (debug builds only;
+    /// "stale-reads"): shows that the checks catch it.
+    #[arg(long, hide = true)]
     break_safety: Option<String>,
+    /// The tandem executable to start the servers with (default: this one), to
+    /// check another build.
+    #[arg(long)]
     binary: Option<std::path::PathBuf>,
+    /// Families of faults the schedule draws from, comma-separated: classic (kill
+    /// -9, SIGSTOP, partitions, failover, hot swap), clock (wall-clock steps, some
+    /// followed by a failover to that server), purge (a mirror paused through a
+    /// write burst, then the active killed), stall (every member but the active
+    /// paused: writes time out), all, or none.
+    #[arg(long, default_value = "classic")]
     faults: String,
+    /// Workloads besides registers, counters and lists, comma-separated: ttl (keys
+    /// with a time to live), txn (WATCH/MULTI/EXEC transactions).
+    #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
     workload: Vec<tandem::check::clients::Extra>,
+    /// Clients resend a command on the errors go-redis resends on (TRYAGAIN,
+    /// CLUSTERDOWN, LOADING, MOVED, ASK, …); the checks count duplicates.
+    #[arg(long)]
     retry: bool,
+    /// Clients of mirrors besides --clients: each sends to a server that is a
+    /// mirror (asking ROLE), INCRs and RPUSHes keys of its own, and the report
+    /// counts their duplicates and unknown outcomes apart (the goal is 0 and 0).
+    #[arg(long, default_value_t = 0)]
     mirror_clients: usize,
+    /// An eviction run with this maxmemory-policy (volatile-ttl, volatile-lru, …):
+    /// a small data-storage and keys made volatile, then persistent, which must
+    /// never be evicted.
+    #[arg(long)]
     evict: Option<String>,
 }
 

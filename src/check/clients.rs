@@ -268,7 +268,7 @@ impl Client {
         if self.on_mirrors {
             return self.run_on_mirrors();
         }
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ (self.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = self.rng();
         let mut conns: Vec<Option<redis::Connection>> = self.urls.iter().map(|_| None).collect();
         let mut detour: Option<usize> = None;
         let mut history = Vec::new();
@@ -290,14 +290,12 @@ impl Client {
                 }
             }
             let Some(con) = conns[server].as_mut() else { continue };
-            let invoke_ns = self.now_ns();
-            let (call, outcome, retried) = self.perform(con, &key, call);
-            let complete_ns = self.now_ns();
-            let failed = !matches!(outcome, Outcome::Ok(_));
-            if Kind::of(&key) == Some(Kind::Evict) {
-                cycle.advance(&outcome);
+            let op = self.observe(con, server, key, call);
+            if Kind::of(&op.key) == Some(Kind::Evict) {
+                cycle.advance(&op.outcome);
             }
-            history.push(Op { client: self.id, server, key, call, outcome, invoke_ns, complete_ns, retried });
+            let failed = !op.is_ok();
+            history.push(op);
             if failed {
                 // The connection may hold a late reply: never reuse it.
                 conns[server] = None;
@@ -314,7 +312,7 @@ impl Client {
     /// [`Client::find_mirror`]; after an error the connection is dropped and a mirror
     /// looked for again.
     fn run_on_mirrors(self) -> Vec<Op> {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ (self.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = self.rng();
         let timeout = if self.retry { REPLY_TIMEOUT_RETRYING } else { REPLY_TIMEOUT };
         let mut current: Option<(usize, redis::Connection)> = None;
         let mut history = Vec::new();
@@ -333,11 +331,9 @@ impl Client {
             let server = *server;
             let (key, call) = self.choose_on_mirror(&mut rng, n);
             n += 1;
-            let invoke_ns = self.now_ns();
-            let (call, outcome, retried) = self.perform(con, &key, call);
-            let complete_ns = self.now_ns();
-            let failed = !matches!(outcome, Outcome::Ok(_));
-            history.push(Op { client: self.id, server, key, call, outcome, invoke_ns, complete_ns, retried });
+            let op = self.observe(con, server, key, call);
+            let failed = !op.is_ok();
+            history.push(op);
             if failed {
                 // The connection may hold a late reply: never reuse it.
                 current = None;
@@ -382,6 +378,19 @@ impl Client {
             85..=94 => (mirror_counter(self.id), Call::ReadCounter),
             _ => (list(), Call::ReadList),
         }
+    }
+
+    /// The client's choices: from the run's seed and its id.
+    fn rng(&self) -> Xoshiro256PlusPlus {
+        Xoshiro256PlusPlus::seed_from_u64(self.seed ^ (self.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Performs `call` on `server` and records it, timed.
+    fn observe(&self, con: &mut redis::Connection, server: usize, key: String, call: Call) -> Op {
+        let invoke_ns = self.now_ns();
+        let (call, outcome, retried) = self.perform(con, &key, call);
+        let complete_ns = self.now_ns();
+        Op { client: self.id, server, key, call, outcome, invoke_ns, complete_ns, retried }
     }
 
     fn now_ns(&self) -> u64 {

@@ -17,7 +17,7 @@
 //! whose own server dies cannot know what it sent last), so the tally tells apart
 //! the unknown outcomes a server answered from those of a lost connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use super::clients::Kind;
@@ -42,19 +42,16 @@ const UNKNOWN_SHOWN_MAX: usize = 5;
 /// run's history including the reads after healing.
 pub fn tally(ops: &[Op], first: usize, count: usize) -> Tally {
     let theirs = |client: usize| client >= first && client < first + count;
+    // Their keys are theirs alone (and the reads after healing'): collect only those.
+    let keys: BTreeSet<&str> = ops.iter().filter(|o| theirs(o.client)).map(|o| o.key.as_str()).collect();
     let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
-    let mut keys_of_theirs = BTreeMap::new();
-    for op in ops {
+    for op in ops.iter().filter(|o| keys.contains(o.key.as_str())) {
         by_key.entry(op.key.as_str()).or_default().push(op);
-        if theirs(op.client) {
-            keys_of_theirs.insert(op.key.as_str(), ());
-        }
     }
     let mine: Vec<&Op> = ops.iter().filter(|o| theirs(o.client)).collect();
     let unknown_answered = mine.iter().filter(|o| matches!(&o.outcome, Outcome::Unknown(why) if answered(why))).count();
     let mut duplicates = 0;
-    for key in keys_of_theirs.keys() {
-        let on = &by_key[key];
+    for (key, on) in &by_key {
         duplicates += match Kind::of(key) {
             Some(Kind::Counter) => counter_duplicates(on),
             Some(Kind::List) => list_duplicates(on),

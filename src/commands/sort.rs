@@ -74,12 +74,25 @@ struct Options {
     by: Option<Bytes>,
     /// BY with a constant pattern: no sorting at all.
     dont_sort: bool,
+    /// A set's elements must come out in an order that does not depend on the set's
+    /// own (STORE, or a script: what is replicated or returned to one), so `BY nosort`
+    /// sorts a set ALPHA after all, as in Redis.
+    order_sets: bool,
     gets: Vec<Bytes>,
 }
 
-fn parse_options(args: &[Bytes], read_only: bool) -> Result<Options, Reply> {
-    let mut o =
-        Options { desc: false, alpha: false, limit_start: 0, limit_count: -1, store: None, by: None, dont_sort: false, gets: Vec::new() };
+fn parse_options(args: &[Bytes], read_only: bool, in_script: bool) -> Result<Options, Reply> {
+    let mut o = Options {
+        desc: false,
+        alpha: false,
+        limit_start: 0,
+        limit_count: -1,
+        store: None,
+        by: None,
+        dont_sort: false,
+        order_sets: in_script,
+        gets: Vec::new(),
+    };
     let mut j = 2;
     while let Some(arg) = args.get(j) {
         let left = args.len() - j - 1;
@@ -109,6 +122,7 @@ fn parse_options(args: &[Bytes], read_only: bool) -> Result<Options, Reply> {
         }
         j += 1;
     }
+    o.order_sets |= o.store.is_some();
     Ok(o)
 }
 
@@ -177,15 +191,14 @@ fn compare(a: &(Blob, Key), b: &(Blob, Key)) -> std::cmp::Ordering {
     }
 }
 
-/// The elements of the value to sort (none for an absent key); a set sorted
-/// `BY nosort` into a STORE, or by a script, is sorted ALPHA after all, as in Redis.
-fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options, in_script: bool) -> Result<Vec<Blob>, Reply> {
+/// The elements of the value to sort (none for an absent key); see
+/// `Options::order_sets`.
+fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blob>, Reply> {
     Ok(match db.get(key, now_ms).map(|item| &item.value) {
         None => Vec::new(),
         Some(Value::List(l)) => l.iter().map(|e| Blob::from(&e[..])).collect(),
         Some(Value::Set(s)) => {
-            if o.dont_sort && (o.store.is_some() || in_script) {
-                // A stored set result, or what a script sees, must not depend on set order: sort it.
+            if o.dont_sort && o.order_sets {
                 (o.dont_sort, o.alpha, o.by) = (false, true, None);
             }
             s.iter().cloned().collect()
@@ -196,9 +209,9 @@ fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options, in_script: bool) 
 }
 
 /// The sorted (and LIMITed) elements, before GET.
-fn sorted(db: &Db, now_ms: u64, key: &[u8], o: &mut Options, in_script: bool) -> Result<Vec<Blob>, Reply> {
+fn sorted(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blob>, Reply> {
     let is_set = matches!(db.get(key, now_ms).map(|i| &i.value), Some(Value::Set(_)));
-    let mut all = elements(db, now_ms, key, o, in_script)?;
+    let mut all = elements(db, now_ms, key, o)?;
     let len = all.len() as i64;
     // Redis's LIMIT arithmetic, clamped to the value's size.
     let mut start = o.limit_start.max(0).min(len);
@@ -262,9 +275,9 @@ fn reply_of(values: Vec<Option<Vec<u8>>>) -> Reply {
 }
 
 fn sort(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    let mut o = parse_options(args, false)?;
+    let mut o = parse_options(args, false, ctx.in_script)?;
     let values = {
-        let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o, ctx.in_script)?;
+        let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o)?;
         output(ctx.db, ctx.now_ms, elements, &o.gets)
     };
     let Some(dest) = o.store else { return Ok(reply_of(values)) };
@@ -283,8 +296,8 @@ fn sort(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 }
 
 fn sort_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
-    let mut o = parse_options(args, true)?;
-    let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o, ctx.in_script)?;
+    let mut o = parse_options(args, true, ctx.in_script)?;
+    let elements = sorted(ctx.db, ctx.now_ms, &args[1], &mut o)?;
     Ok(reply_of(output(ctx.db, ctx.now_ms, elements, &o.gets)))
 }
 
