@@ -118,7 +118,7 @@ impl EntryClock {
     }
 
     pub fn entry(&mut self, ops: Vec<Op>) -> Entry {
-        Entry { time_ms: self.stamp(), seed: self.random(), ops: ops.into() }
+        Entry { time_ms: self.stamp(), seed: self.random(), ops: ops.into(), origins: None }
     }
 }
 

@@ -54,6 +54,7 @@ const CL_SELF: u32 = STALE | LOADING | NOSCRIPT;
 
 /// CLIENT's subcommands with Redis 7's arities (counting `CLIENT` and the subcommand).
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    server_sub("client|caching", 3, CL_SELF, G, "Instructs the server whether to track the keys in the next request.", Srv::ClientTracking),
     server_sub("client|getname", 2, CL_SELF, G, "Returns the name of the connection.", Srv::Client),
     server_sub(
         "client|getredir",
@@ -81,6 +82,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     server_sub("client|reply", 3, CL_SELF, G, "Instructs the server whether to reply to commands.", Srv::Client),
     server_sub("client|setinfo", 4, CL_SELF, G, "Sets information specific to the client or connection.", Srv::Client),
     server_sub("client|setname", 3, CL_SELF, G, "Sets the connection name.", Srv::Client),
+    server_sub("client|tracking", -3, CL_SELF, G, "Controls server-assisted client-side caching for the connection.", Srv::ClientTracking),
     server_sub(
         "client|trackinginfo",
         2,

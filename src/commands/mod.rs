@@ -52,8 +52,9 @@ pub mod zsets;
 pub use args::*;
 
 /// The Redis version clients are told (features they may use: RESP3, CLIENT SETINFO,
-/// …; scripts see it as `redis.REDIS_VERSION`).
-pub const REDIS_VERSION: &str = "7.2.0";
+/// …; scripts see it as `redis.REDIS_VERSION`). 7.4: redis-py turns its client-side
+/// cache (`cache_config`, CLIENT TRACKING) on only from that version.
+pub const REDIS_VERSION: &str = "7.4.0";
 
 /// A handler's outcome: `Err` carries an error reply, so `?` works on helpers.
 pub type CmdResult = Result<Reply, Reply>;
@@ -118,6 +119,8 @@ pub enum Srv {
     /// CLIENT UNBLOCK and CLIENT PAUSE: they reach other clients' waits.
     ClientUnblock,
     ClientPause,
+    /// CLIENT TRACKING and CLIENT CACHING: client-side caching (`server::tracking`).
+    ClientTracking,
     Monitor,
 }
 
@@ -802,7 +805,7 @@ pub(crate) mod test_support {
     /// Applies one command and returns everything it produced (events, ready keys).
     pub fn run_applied(store: &mut Store, time_ms: u64, cmd: &[&str]) -> Applied {
         let args = cmd.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
-        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)].into() })
+        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)].into(), origins: None })
     }
 
     pub fn bulk(s: &str) -> Reply {

@@ -213,7 +213,7 @@ pub fn get_entry(d: &mut Decoder) -> Result<Entry, CodecError> {
     for _ in 0..n {
         ops.push(get_op(d, false)?);
     }
-    Ok(Entry { time_ms, seed, ops: ops.into() })
+    Ok(Entry { time_ms, seed, ops: ops.into(), origins: None })
 }
 
 /// One op; a tagged one wraps exactly one untagged op.
@@ -295,6 +295,7 @@ mod tests {
                 },
             ]
             .into(),
+            origins: None,
         };
         let leader_id = openraft::alias::CommittedLeaderIdOf::<super::super::types::TypeConfig> { term: 3, node_id: 2 };
         let raft = RaftEntry { log_id: LogId { leader_id, index: 42 }, payload: EntryPayload::Normal(entry.clone()) };

@@ -139,6 +139,8 @@ pub struct ReplicationView {
 
 struct Proposal {
     ops: Vec<Op>,
+    /// The client of this server that sent them (0: none), see `Entry::origins`.
+    origin: u64,
     /// `ops_bytes(&ops)`, counted once at submission.
     bytes: usize,
     reply: oneshot::Sender<Result<Vec<Reply>, WriteError>>,
@@ -405,14 +407,14 @@ impl Replica {
 
     /// Proposes `ops`, gathered with other connections' writes into shared entries;
     /// one reply per op once committed and applied.
-    pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
+    pub async fn submit(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
         self.refuse_if_disk_trouble()?;
         let bytes = ops_bytes(&ops);
         if bytes > PROPOSAL_BYTES_MAX {
             return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
         }
         let (reply, done) = oneshot::channel();
-        self.proposals.send(Proposal { ops, bytes, reply }).map_err(|_| WriteError::Stopped)?;
+        self.proposals.send(Proposal { ops, origin, bytes, reply }).map_err(|_| WriteError::Stopped)?;
         done.await.map_err(|_| WriteError::StoppedInFlight)?
     }
 
@@ -566,11 +568,19 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: Stri
         }
         let mut ops = Vec::with_capacity(ops_count);
         let mut waiters = Vec::with_capacity(batch.len());
+        let mut origins: Option<Vec<u64>> = None;
         for p in batch {
+            if p.origin != 0 {
+                origins.get_or_insert_with(|| vec![0; ops.len()]);
+            }
+            if let Some(origins) = &mut origins {
+                origins.extend(std::iter::repeat_n(p.origin, p.ops.len()));
+            }
             waiters.push((p.ops.len(), p.reply));
             ops.extend(p.ops);
         }
-        let entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
+        let mut entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
+        entry.origins = origins.map(Into::into);
         let (responder, done) = ProgressResponder::complete_only();
         if let Err(fatal) = raft.client_write_ff(entry, Some(responder)).await {
             // The core is gone: the entry never reached it.

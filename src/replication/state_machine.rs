@@ -28,6 +28,35 @@ pub struct Notice {
     pub ready_keys: Vec<Bytes>,
     /// Pub/sub messages applying produced (group events), in log order.
     pub messages: Vec<(Bytes, Bytes)>,
+    /// Keys applying modified, in log order, each with the client of this server
+    /// that wrote it (0: another server's, or none): CLIENT TRACKING's invalidations.
+    pub touched: Vec<(u64, Bytes)>,
+    /// Every key may have changed (FLUSHALL, a snapshot installed).
+    pub touched_all: bool,
+    /// Keys scripts of this server's clients read (client, declared keys), in log order.
+    pub script_reads: Vec<(u64, Vec<Bytes>)>,
+}
+
+impl Notice {
+    /// Adds what one entry's apply produced.
+    fn add(&mut self, applied: crate::store::Applied, origins: Option<&[u64]>) {
+        self.events.extend(applied.events);
+        self.ready_keys.extend(applied.ready_keys);
+        self.messages.extend(applied.messages);
+        let origin = |op: usize| origins.and_then(|o| o.get(op)).copied().unwrap_or(0);
+        self.touched.extend(applied.touched.into_iter().map(|(op, key)| (origin(op), key)));
+        self.touched_all |= applied.touched_all;
+        self.script_reads.extend(applied.script_reads.into_iter().map(|(op, keys)| (origin(op), keys)).filter(|(o, _)| *o != 0));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.ready_keys.is_empty()
+            && self.messages.is_empty()
+            && self.touched.is_empty()
+            && !self.touched_all
+            && self.script_reads.is_empty()
+    }
 }
 
 /// A snapshot's bytes: on disk for a restartable server, in memory otherwise.
@@ -293,7 +322,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     // (heartbeats, clients) keeps going; connections that need the store
                     // meanwhile wait for it without blocking (`Core::store_async`).
                     let store = self.shared.store.clone();
-                    let (applied, time_ms) = tokio::task::spawn_blocking(move || {
+                    let origins = e.origins.clone();
+                    let (mut applied, time_ms) = tokio::task::spawn_blocking(move || {
                         let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
                         let applied = store.apply_at(index, &e);
                         (applied, store.db.time_ms())
@@ -301,20 +331,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     .await
                     .map_err(io::Error::other)?;
                     self.publish_applied_time(time_ms);
-                    notice.events.extend(applied.events);
-                    notice.ready_keys.extend(applied.ready_keys);
-                    notice.messages.extend(applied.messages);
-                    applied.replies
+                    let replies = std::mem::take(&mut applied.replies);
+                    notice.add(applied, origins.as_deref());
+                    replies
                 }
                 EntryPayload::Normal(e) if !witness => {
                     let mut store = self.store_lock();
-                    let applied = store.apply_at(index, &e);
+                    let mut applied = store.apply_at(index, &e);
                     self.publish_applied_time(store.db.time_ms());
                     drop(store);
-                    notice.events.extend(applied.events);
-                    notice.ready_keys.extend(applied.ready_keys);
-                    notice.messages.extend(applied.messages);
-                    applied.replies
+                    let replies = std::mem::take(&mut applied.replies);
+                    notice.add(applied, e.origins.as_deref());
+                    replies
                 }
                 payload => {
                     if let EntryPayload::Membership(m) = payload {
@@ -332,7 +360,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 responder.send(Response(replies));
             }
         }
-        if !notice.events.is_empty() || !notice.ready_keys.is_empty() || !notice.messages.is_empty() {
+        if !notice.is_empty() {
             let _ = self.shared.notices.send(notice);
         }
         Ok(())
@@ -421,6 +449,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             store.db.replace_data(db);
             store.publish_acl();
             self.publish_applied_time(store.db.time_ms());
+            // Every key may differ now: clients tracking keys drop what they cached.
+            if store.db.take_touched().all {
+                let _ = self.shared.notices.send(Notice { touched_all: true, ..Notice::default() });
+            }
         }
         let mut m = self.meta();
         m.applied = meta.last_log_id;

@@ -534,6 +534,7 @@ mod tests {
                 time_ms: 5,
                 seed: 9,
                 ops: vec![Op::Command(vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k"), Bytes::from_static(b"v")])].into(),
+                origins: None,
             }),
         };
         let req = AppendEntriesRequest::<TypeConfig> {

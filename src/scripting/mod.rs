@@ -34,6 +34,23 @@
 //! grows past its memory bound. Writes it made before stopping stay applied, as in
 //! Redis, which never rolls a script back.
 
+thread_local! {
+    /// Whether a script run on this thread called a read-only command since the last
+    /// [`take_read_called`] (CLIENT TRACKING remembers a script's declared keys then,
+    /// as Redis does).
+    static READ_CALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Notes that the running script called a read-only command.
+pub fn note_read_called() {
+    READ_CALLED.with(|c| c.set(true));
+}
+
+/// Whether a script called a read-only command since the last call (and resets it).
+pub fn take_read_called() -> bool {
+    READ_CALLED.with(|c| c.replace(false))
+}
+
 pub mod budget;
 pub mod convert;
 pub mod engine;

@@ -111,6 +111,12 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
         tokio::select! {
             notice = notices.recv() => {
                 let Some(notice) = notice else { return };
+                for (client, keys) in &notice.script_reads {
+                    shared.core.tracking.remember(*client, keys);
+                }
+                if !notice.touched.is_empty() || notice.touched_all {
+                    shared.core.tracking.invalidate(&shared.clients, &notice.touched, notice.touched_all);
+                }
                 shared.publish_events(&notice.events);
                 shared.publish_messages(&notice.messages);
                 if !notice.ready_keys.is_empty() && !waiters.all.is_empty() {

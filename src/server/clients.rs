@@ -4,8 +4,8 @@
 //! and listing.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -32,7 +32,17 @@ pub struct ClientInfo {
     pub blocked: AtomicBool,
     /// Closes the connection (CLIENT KILL, pub/sub overflow, shutdown).
     pub kill: Arc<Notify>,
+    /// Where pushed messages for the client are queued (set once by its session):
+    /// invalidations reach a client that another one redirects to through it.
+    outbox: OnceLock<super::pubsub::Outbox>,
+    /// CLIENT TRACKING, as CLIENT LIST shows it: the redirect (-1: not tracking) and
+    /// flags (`TRACKING_*`).
+    tracking_redirect: AtomicI64,
+    tracking_flags: AtomicU8,
 }
+
+const TRACKING_BCAST: u8 = 1;
+const TRACKING_BROKEN: u8 = 2;
 
 impl ClientInfo {
     fn text(m: &Mutex<String>) -> String {
@@ -49,6 +59,33 @@ impl ClientInfo {
             + self.psubscriptions.load(Ordering::Relaxed)
             + self.ssubscriptions.load(Ordering::Relaxed)
             > 0
+    }
+
+    pub fn set_outbox(&self, outbox: super::pubsub::Outbox) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    pub fn outbox(&self) -> Option<&super::pubsub::Outbox> {
+        self.outbox.get()
+    }
+
+    pub fn resp3(&self) -> bool {
+        self.resp.load(Ordering::Relaxed) >= 3
+    }
+
+    /// Records the client's tracking (None: off) for CLIENT LIST.
+    pub fn set_tracking(&self, options: Option<&super::tracking::Options>, broken: bool) {
+        match options {
+            None => {
+                self.tracking_redirect.store(-1, Ordering::Relaxed);
+                self.tracking_flags.store(0, Ordering::Relaxed);
+            }
+            Some(o) => {
+                self.tracking_redirect.store(o.redirect as i64, Ordering::Relaxed);
+                let flags = if o.bcast { TRACKING_BCAST } else { 0 } | if broken { TRACKING_BROKEN } else { 0 };
+                self.tracking_flags.store(flags, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn set(field: &Mutex<String>, value: String) {
@@ -70,12 +107,23 @@ impl ClientInfo {
         if self.in_multi.load(Ordering::Relaxed) {
             flags.push('x');
         }
+        let redirect = self.tracking_redirect.load(Ordering::Relaxed);
+        if redirect >= 0 {
+            flags.push('t');
+            let tracking = self.tracking_flags.load(Ordering::Relaxed);
+            if tracking & TRACKING_BROKEN != 0 {
+                flags.push('R');
+            }
+            if tracking & TRACKING_BCAST != 0 {
+                flags.push('B');
+            }
+        }
         if flags.is_empty() {
             flags.push('N');
         }
         let cmd = *self.last_cmd.lock().unwrap_or_else(|e| e.into_inner());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -92,6 +140,7 @@ impl ClientInfo {
                 user if user.is_empty() => "default".to_string(),
                 user => user,
             },
+            self.tracking_redirect.load(Ordering::Relaxed),
             self.resp.load(Ordering::Relaxed),
             Self::text(&self.lib_name),
             Self::text(&self.lib_ver),
@@ -128,6 +177,9 @@ impl Clients {
             in_multi: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             kill: Arc::new(Notify::new()),
+            outbox: OnceLock::new(),
+            tracking_redirect: AtomicI64::new(-1),
+            tracking_flags: AtomicU8::new(0),
         });
         self.lock().insert(id, info.clone());
         self.total_connections.fetch_add(1, Ordering::Relaxed);
@@ -140,6 +192,10 @@ impl Clients {
 
     pub fn unregister(&self, id: u64) {
         self.lock().remove(&id);
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.lock().get(&id).cloned()
     }
 
     pub fn count(&self) -> usize {

@@ -70,6 +70,8 @@ pub struct Core {
     /// The client sessions this server's connections are attached to (renewed by
     /// `sessions::keep_alive`).
     pub attached: super::sessions::Attached,
+    /// CLIENT TRACKING: who is told when a key changes (`server::tracking`).
+    pub tracking: Arc<super::tracking::Tracking>,
 }
 
 impl Core {
@@ -85,6 +87,7 @@ impl Core {
             stats: super::stats::Stats::default(),
             pause: super::pause::Pause::default(),
             attached: super::sessions::Attached::default(),
+            tracking: Arc::default(),
         }
     }
 
@@ -173,10 +176,16 @@ impl Core {
     /// again for up to one election time before the client is told there is no
     /// quorum, so a failover does not show as refused writes.
     pub async fn propose(&self, ops: Vec<Op>) -> Result<Vec<Reply>, WriteError> {
+        self.propose_from(ops, 0).await
+    }
+
+    /// [`Core::propose`] for the client `origin` of this server (CLIENT TRACKING's
+    /// NOLOOP tells its own writes apart by it).
+    pub async fn propose_from(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
         let election = self.replica.election_time();
         if self.replica.lease_fresh() {
             // The common case: no copy of the ops is kept for a second attempt.
-            return match tokio::time::timeout(write_wait(election), self.replica.submit(ops)).await {
+            return match tokio::time::timeout(write_wait(election), self.replica.submit(ops, origin)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(WriteError::Unconfirmed),
             };
@@ -184,7 +193,7 @@ impl Core {
         let lease_deadline = tokio::time::Instant::now() + election;
         let mut pause = Duration::from_millis(5);
         loop {
-            let outcome = match tokio::time::timeout(write_wait(election), self.replica.submit(ops.clone())).await {
+            let outcome = match tokio::time::timeout(write_wait(election), self.replica.submit(ops.clone(), origin)).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(WriteError::Unconfirmed),
             };
@@ -224,12 +233,12 @@ impl Core {
         Ok(self.replica.watch_stamp(&store, now))
     }
 
-    async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>) {
+    async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>, origin: u64) {
         if pending.is_empty() {
             return;
         }
         let count = pending.len();
-        match self.propose(std::mem::take(pending)).await {
+        match self.propose_from(std::mem::take(pending), origin).await {
             Ok(r) => replies.extend(r),
             Err(e) => replies.extend(std::iter::repeat_n(write_reply(&e), count)),
         }
@@ -239,7 +248,8 @@ impl Core {
     /// entry; reads run in place after one linearizability check for the batch (none
     /// with [`Reads::Stale`]), and see every write before them. A write that may grow
     /// the data makes room first when memory is full (the rule is `admit::Memory`'s).
-    pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads) -> Vec<Reply> {
+    /// `origin`: the client of this server that sent them.
+    pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads, origin: u64) -> Vec<Reply> {
         // CLIENT PAUSE holds the run from its start: its replies keep their order.
         self.pause.wait(batch.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         let mut replies = Vec::with_capacity(batch.len());
@@ -251,7 +261,7 @@ impl Core {
         while i < batch.len() {
             let Request { spec, args, once, .. } = &batch[i];
             if !spec.is_write() {
-                self.flush(&mut pending, &mut replies).await;
+                self.flush(&mut pending, &mut replies, origin).await;
                 if linearized.is_none() {
                     linearized = Some(match reads {
                         Reads::Linearizable => self.linearize().await.map_err(|e| read_reply(&e)),
@@ -264,7 +274,7 @@ impl Core {
                     Some(Err(e)) => replies.extend(std::iter::repeat_n(e.clone(), end - i)),
                     _ if batch[i..end].iter().any(|r| r.spec.has(flags::SCRIPT)) => {
                         // Read-only scripts may run long: off the runtime thread (scripting).
-                        replies.extend(self.read_scripts(&batch[i..end]).await);
+                        replies.extend(self.read_scripts(&batch[i..end], origin).await);
                     }
                     _ => {
                         let now = self.stamp();
@@ -283,7 +293,7 @@ impl Core {
             }
             i += 1;
             if memory.needs_room(spec) {
-                self.flush(&mut pending, &mut replies).await;
+                self.flush(&mut pending, &mut replies, origin).await;
                 if let Err(oom) = self.make_room(memory.settings).await {
                     replies.push(oom);
                     continue;
@@ -292,7 +302,7 @@ impl Core {
             if spec.has(flags::SCRIPT) && memory.full() {
                 // Scripting: the OOM decision travels in the entry, so every server fails
                 // the script's deny-oom commands alike.
-                self.flush(&mut pending, &mut replies).await;
+                self.flush(&mut pending, &mut replies, origin).await;
                 if self.make_room(memory.settings).await.is_err() {
                     let marked = match crate::commands::scripting::is_as_user(spec) {
                         // The user's wrapper stays outermost.
@@ -308,12 +318,12 @@ impl Core {
                 }
             }
             if crate::commands::acl::changes_users(spec) {
-                self.flush(&mut pending, &mut replies).await;
+                self.flush(&mut pending, &mut replies, origin).await;
                 self.configured_default_first(memory.settings).await;
             }
             pending.push(Op::command(args).tagged(*once));
         }
-        self.flush(&mut pending, &mut replies).await;
+        self.flush(&mut pending, &mut replies, origin).await;
         replies
     }
 
@@ -339,18 +349,33 @@ impl Core {
 
     /// A run of reads with read-only scripts (EVAL_RO, FCALL_RO): on a blocking thread,
     /// so a long one neither stalls the runtime nor escapes SCRIPT KILL.
-    async fn read_scripts(&self, run: &[Request]) -> Vec<Reply> {
+    ///
+    /// A script that called a read-only command has its declared keys remembered for
+    /// its client if it tracks keys (CLIENT TRACKING), under the store's lock: no
+    /// write applies between the script's reads and that.
+    async fn read_scripts(&self, run: &[Request], origin: u64) -> Vec<Reply> {
         let count = run.len();
         if let Err(busy) = self.store_async().await.map(drop) {
             return vec![busy; count];
         }
         let owned: Vec<(&'static crate::commands::CommandSpec, Vec<Bytes>)> = run.iter().map(|r| (r.spec, r.args.clone())).collect();
         let store = self.replica.store.clone();
+        let tracking = self.tracking.clone();
         let (now, seed) = (self.stamp(), self.random());
         let reads = tokio::task::spawn_blocking(move || {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let store = store.lock().unwrap_or_else(|e| e.into_inner());
-            owned.iter().map(|(spec, args)| store.read(spec, args, now, &mut rng)).collect::<Vec<_>>()
+            crate::scripting::take_read_called();
+            owned
+                .iter()
+                .map(|(spec, args)| {
+                    let reply = store.read(spec, args, now, &mut rng);
+                    if crate::scripting::take_read_called() && spec.has(flags::SCRIPT) {
+                        tracking.remember(origin, &spec.keys(args).into_iter().cloned().collect::<Vec<_>>());
+                    }
+                    reply
+                })
+                .collect::<Vec<_>>()
         });
         reads.await.unwrap_or_else(|_| vec![Reply::err("ERR the script's thread failed"); count])
     }
@@ -364,6 +389,7 @@ impl Core {
         watches: &[(Bytes, WatchStamp)],
         memory: &Memory<'_>,
         once: Option<crate::store::once::Tag>,
+        origin: u64,
     ) -> Result<Reply, Reply> {
         self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
@@ -376,7 +402,7 @@ impl Core {
             let watches = watches.iter().map(|(key, stamp)| Watch { key: key.clone(), stamp: *stamp }).collect();
             Op::Checked { watches, cmds }
         };
-        let replies = self.propose(vec![op.tagged(once)]).await.map_err(|e| write_reply(&e))?;
+        let replies = self.propose_from(vec![op.tagged(once)], origin).await.map_err(|e| write_reply(&e))?;
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }
 

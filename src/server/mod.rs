@@ -27,6 +27,7 @@ pub mod split;
 pub mod stats;
 pub mod stream;
 pub mod tls;
+pub mod tracking;
 pub mod transaction;
 pub mod upstream;
 
@@ -217,6 +218,17 @@ impl Shared {
         }
     }
 
+    /// Makes the store record modified keys exactly while some client tracks keys
+    /// (read under the store's lock, so the last of concurrent changes wins).
+    pub async fn record_touched(&self) {
+        match self.core.store_async().await {
+            Ok(mut store) => store.db.record_touched(self.core.tracking.active() > 0),
+            // A script past the busy threshold holds the store: wait for it, since a
+            // tracking client must not miss a write that follows its reply.
+            Err(_) => self.core.store().db.record_touched(self.core.tracking.active() > 0),
+        }
+    }
+
     /// Publishes the messages applying produced (group join/leave events): on every
     /// server of the stripe (each applies the same entries) in log order, and from
     /// the active to the other stripes' servers, as keyspace notifications travel.
@@ -267,6 +279,9 @@ async fn keep_view(shared: Arc<Shared>) {
         let current = shared.view();
         if *current.active(current.local) != active {
             shared.set_active(current.local, active);
+            // What this server applies may now lag or differ from what its tracking
+            // clients cached (an election, a new active): they drop everything.
+            shared.core.tracking.flush_all(&shared.clients);
         }
         shared.core.acl.active.store(shared.view().local_is_active(), Ordering::Relaxed);
         if metrics.changed().await.is_err() {

@@ -62,7 +62,16 @@ impl Connection {
             let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
             let view = self.shared.view();
             match admit(&mut self.session, args, &memory, &self.shared.core, &view) {
-                Admission::Run(request) => self.step(&mut pending, request).await,
+                Admission::Run(request) => {
+                    // CLIENT CACHING YES|NO holds for the next command (a transaction's
+                    // commands up to EXEC), as in Redis.
+                    let caching_given = self.session.caching;
+                    let client_command = request.spec.name.starts_with("client|");
+                    self.step(&mut pending, request).await;
+                    if caching_given && !client_command && !self.session.txn.in_multi() {
+                        self.session.caching = false;
+                    }
+                }
                 Admission::Answer(reply) => {
                     self.settle(&mut pending).await;
                     self.reply(reply);
@@ -70,6 +79,41 @@ impl Connection {
             }
         }
         self.settle(&mut pending).await;
+        if !self.session.tracked_reads.is_empty() {
+            let keys = std::mem::take(&mut self.session.tracked_reads);
+            self.shared.core.tracking.read_done(self.session.info.id, &keys);
+        }
+        if !self.session.untracked_reads.is_empty() {
+            let keys = std::mem::take(&mut self.session.untracked_reads);
+            self.shared.core.tracking.invalidate_for(&self.shared.clients, self.session.info.id, keys);
+        }
+    }
+
+    /// CLIENT TRACKING: remembers the keys `request` reads before it runs (see
+    /// `server::tracking`). A script's declared keys are remembered once it calls a
+    /// read-only command (`Tracking::remember`, where it runs), as in Redis; on a
+    /// server that is not the active, where the script's run is not seen, always.
+    /// Keys of another stripe never reach this server's apply: they are invalidated
+    /// right after the reply (the client does not keep them), never left stale.
+    pub(super) fn track_reads(&mut self, spec: &crate::commands::CommandSpec, args: &[Bytes]) {
+        let Some(tracking) = &self.session.tracking else { return };
+        let view = self.shared.view();
+        let script = spec.has(crate::commands::flags::SCRIPT);
+        let reads = spec.has(crate::commands::flags::READONLY) || (script && !view.local_is_active());
+        if !reads || (script && view.local_is_active()) || !tracking.remembers(self.session.caching) {
+            return;
+        }
+        let (keys, elsewhere): (Vec<Bytes>, Vec<Bytes>) =
+            spec.keys(args).into_iter().cloned().partition(|k| view.owner(crate::cluster::slot::key_slot(k)) == view.local);
+        self.session.untracked_reads.extend(elsewhere);
+        if keys.is_empty() {
+            return;
+        }
+        let max_keys = self.shared.settings.param("tracking-table-max-keys").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1_000_000);
+        // 0 means no limit, as in Redis.
+        let max_keys = if max_keys == 0 { usize::MAX } else { max_keys };
+        self.shared.core.tracking.reading(&self.shared.clients, self.session.info.id, &keys, max_keys);
+        self.session.tracked_reads.extend(keys);
     }
 
     /// One admitted command: run here now (server commands, blocking pops), joined to
@@ -79,6 +123,7 @@ impl Connection {
             self.settle(pending).await;
             return self.session_control(request).await;
         }
+        self.track_reads(request.spec, &request.args);
         if let Some(srv) = request.srv() {
             self.settle(pending).await;
             // Store commands are counted with their run; these one by one.
@@ -218,7 +263,7 @@ impl Connection {
         let reads = if stale && !self.shared.view().local_is_active() { Reads::Stale } else { Reads::Linearizable };
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let started = std::time::Instant::now();
-        let replies = self.shared.core.execute(&run, &memory, reads).await;
+        let replies = self.shared.core.execute(&run, &memory, reads, self.session.info.id).await;
         self.record_run(&run, &replies, started.elapsed());
         for (request, reply) in run.iter().zip(replies) {
             self.reply(request.unless_sent(reply));

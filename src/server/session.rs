@@ -53,6 +53,16 @@ pub struct Session {
     pub blocking_call: Option<&'static str>,
     /// The client session this connection is attached to (`server::sessions`).
     pub prims: Option<super::sessions::Bound>,
+    /// CLIENT TRACKING ON's options (None: off).
+    pub tracking: Option<super::tracking::Options>,
+    /// CLIENT CACHING YES|NO given for the next command (or transaction).
+    pub caching: bool,
+    /// Keys of reads run in this batch, remembered for tracking before they ran
+    /// (`Tracking::reading`): marked done once their replies are made.
+    pub tracked_reads: Vec<Bytes>,
+    /// Keys of other stripes read in this batch by a tracking client: invalidated
+    /// once their replies are made (this server never sees them change).
+    pub untracked_reads: Vec<Bytes>,
 }
 
 /// The user a connection runs as, and what admission last read of it.
@@ -82,6 +92,7 @@ impl Session {
     pub fn new(info: Arc<ClientInfo>, authed: bool) -> Session {
         let (tx, inbox) = mpsc::unbounded_channel();
         let outbox = Outbox { tx, queued_bytes: Arc::new(AtomicUsize::new(0)), kill: info.kill.clone() };
+        info.set_outbox(outbox.clone());
         Session {
             info,
             resp3: false,
@@ -102,6 +113,10 @@ impl Session {
             replies_to_skip: 0,
             blocking_call: None,
             prims: None,
+            tracking: None,
+            caching: false,
+            tracked_reads: Vec::new(),
+            untracked_reads: Vec::new(),
         }
     }
 

@@ -139,6 +139,18 @@ pub struct Db {
     /// Messages applying produced for pub/sub (group events) since the last
     /// [`Db::take_messages`]: not state, handed to the server after each command.
     pub messages: Vec<(bytes::Bytes, bytes::Bytes)>,
+    /// Keys modified since the last [`Db::take_touched`], while a client of this
+    /// server tracks keys (CLIENT TRACKING): what their invalidations are made of.
+    /// Not state: each member records for its own clients; `None` records nothing.
+    touched: Option<Touched>,
+}
+
+/// What applying modified, for client-side caching (see [`Db::touched`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub keys: Vec<bytes::Bytes>,
+    /// Every key may have changed (FLUSHALL, FLUSHDB, a snapshot installed).
+    pub all: bool,
 }
 
 impl Db {
@@ -151,6 +163,31 @@ impl Db {
         if matches!(value, Value::Stream(_)) {
             changes.push(Blob::from(key));
         }
+    }
+
+    /// Notes a modified key for client-side caching (see `touched`).
+    fn note_touched(touched: &mut Option<Touched>, key: &[u8]) {
+        if let Some(t) = touched {
+            t.keys.push(bytes::Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// Starts (or stops) recording modified keys for CLIENT TRACKING.
+    pub fn record_touched(&mut self, on: bool) {
+        match (on, self.touched.is_some()) {
+            (true, false) => self.touched = Some(Touched::default()),
+            (false, true) => self.touched = None,
+            _ => {}
+        }
+    }
+
+    pub fn recording_touched(&self) -> bool {
+        self.touched.is_some()
+    }
+
+    /// What was modified since the last call (nothing when not recording).
+    pub fn take_touched(&mut self) -> Touched {
+        self.touched.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Keys whose stream appeared, went or was replaced since the last call.
@@ -224,7 +261,8 @@ impl Db {
     /// Mutable access to the item at `index`: counts as a modification of its key.
     pub fn item_at_mut(&mut self, index: usize) -> Option<&mut Item> {
         let version = self.index as u32;
-        let (_, item) = self.keys.get_index_mut(index)?;
+        let (key, item) = self.keys.get_index_mut(index)?;
+        Db::note_touched(&mut self.touched, key);
         item.version = version;
         Some(item)
     }
@@ -234,6 +272,7 @@ impl Db {
     pub fn replace_at(&mut self, index: usize, key: &[u8], value: Value, keep_ttl: bool, now_ms: u64) {
         let version = self.index as u32;
         let Some((_, item)) = self.keys.get_index_mut(index) else { return };
+        Db::note_touched(&mut self.touched, key);
         Db::note_stream(&mut self.stream_changes, key, &item.value);
         Db::note_stream(&mut self.stream_changes, key, &value);
         item.value = value;
@@ -247,6 +286,7 @@ impl Db {
 
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
+        Db::note_touched(&mut self.touched, key);
         Db::note_stream(&mut self.stream_changes, key, &value);
         let pos = self.keys.insert_full(Key::from(key), self.new_item(value, now_ms)).0;
         self.slots.link(&mut self.keys, pos);
@@ -262,6 +302,7 @@ impl Db {
     pub fn item_mut(&mut self, key: &[u8]) -> Option<&mut Item> {
         let version = self.index as u32;
         let item = self.keys.get_mut(key)?;
+        Db::note_touched(&mut self.touched, key);
         item.version = version;
         Some(item)
     }
@@ -283,6 +324,7 @@ impl Db {
         let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) => {
+                Db::note_touched(&mut self.touched, key);
                 Db::note_stream(&mut self.stream_changes, key, &item.value);
                 Db::note_stream(&mut self.stream_changes, key, &value);
                 item.value = value;
@@ -304,6 +346,7 @@ impl Db {
         let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) => {
+                Db::note_touched(&mut self.touched, key);
                 Db::note_stream(&mut self.stream_changes, key, &item.value);
                 Db::note_stream(&mut self.stream_changes, key, &value);
                 item.value = value;
@@ -325,6 +368,7 @@ impl Db {
             self.slots.moved(&mut self.keys, last, pos);
         }
         Db::note_stream(&mut self.stream_changes, key, &item.value);
+        Db::note_touched(&mut self.touched, key);
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
         }
@@ -336,6 +380,7 @@ impl Db {
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
         let version = self.index as u32;
         let Some(item) = self.keys.get_mut(key) else { return false };
+        Db::note_touched(&mut self.touched, key);
         item.version = version;
         if item.expire_at_ms != 0 {
             self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
@@ -352,6 +397,7 @@ impl Db {
         let version = self.index as u32;
         match self.keys.get_mut(key) {
             Some(item) if item.expire_at_ms != 0 => {
+                Db::note_touched(&mut self.touched, key);
                 item.version = version;
                 let at = std::mem::replace(&mut item.expire_at_ms, 0);
                 self.expires.remove(&(at, Blob::from(key)));
@@ -405,6 +451,9 @@ impl Db {
         self.keys = KeyTable::default();
         self.expires = BTreeSet::new();
         self.slots = SlotIndex::default();
+        if let Some(t) = &mut self.touched {
+            t.all = true;
+        }
     }
 
     /// A copy of the replicated state (keys, values, expiry, versions, floors, index
@@ -424,6 +473,7 @@ impl Db {
             once: self.once.clone(),
             prims: self.prims.clone(),
             messages: Vec::new(),
+            touched: None,
         }
     }
 
@@ -433,8 +483,13 @@ impl Db {
     }
 
     /// Replaces all state with `other`'s (a snapshot was installed).
+    /// Recording for CLIENT TRACKING goes on, and says every key may have changed.
     pub fn replace_data(&mut self, other: Db) {
+        let recording = self.touched.is_some();
         *self = other;
+        if recording {
+            self.touched = Some(Touched { keys: Vec::new(), all: true });
+        }
     }
 
     /// Inserts a key read from a snapshot with its expiry (0 = none) and version.

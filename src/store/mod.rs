@@ -115,6 +115,11 @@ pub struct Entry {
     pub seed: u64,
     /// Shared: the log, the state machine and the senders to mirrors hold one copy.
     pub ops: std::sync::Arc<[Op]>,
+    /// Which of this server's clients sent each op (0: none), for CLIENT TRACKING's
+    /// NOLOOP: known only on the server that proposed the entry, held in memory and
+    /// never written or sent (`None` elsewhere: invalidations are then sent to the
+    /// writer too, never fewer).
+    pub origins: Option<std::sync::Arc<[u64]>>,
 }
 
 impl Entry {
@@ -151,6 +156,14 @@ pub struct Applied {
     /// Pub/sub messages (channel, message) the entry produced: group join/leave
     /// events, published on every server in log order.
     pub messages: Vec<(Bytes, Bytes)>,
+    /// Keys the entry modified, with the position of the op that did (while
+    /// CLIENT TRACKING records them: [`db::Db::record_touched`]).
+    pub touched: Vec<(usize, Bytes)>,
+    /// The entry may have changed every key (FLUSHALL, FLUSHDB).
+    pub touched_all: bool,
+    /// The declared keys of scripts that called a read-only command, with the
+    /// position of their op (CLIENT TRACKING remembers them for the caller).
+    pub script_reads: Vec<(usize, Vec<Bytes>)>,
 }
 
 #[derive(Debug, Default)]
@@ -204,6 +217,9 @@ impl Store {
     /// later, so expiry and TTLs never go back when a new active's clock is behind.
     pub fn apply_at(&mut self, index: u64, entry: &Entry) -> Applied {
         self.db.set_index(index);
+        // What reads or snapshots left behind is no entry's doing.
+        self.db.take_touched();
+        crate::scripting::take_read_called();
         let time_ms = self.db.advance_time(entry.time_ms);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(entry.seed);
         let mut applied = Applied { replies: Vec::with_capacity(entry.ops.len()), ..Applied::default() };
@@ -243,6 +259,16 @@ impl Store {
             }
             let reply = self.apply_op(op, time_ms, &mut rng, &mut applied);
             applied.replies.push(reply);
+            if crate::scripting::take_read_called() && self.db.recording_touched() {
+                if let Op::Command(args) = op {
+                    if let Some(spec) = commands::resolve(args) {
+                        applied.script_reads.push((i, spec.keys(args).into_iter().cloned().collect()));
+                    }
+                }
+            }
+            let touched = self.db.take_touched();
+            applied.touched.extend(touched.keys.into_iter().map(|key| (i, key)));
+            applied.touched_all |= touched.all;
         }
         self.publish_acl();
         applied
@@ -488,7 +514,7 @@ mod tests {
     }
 
     fn apply(st: &mut Store, time_ms: u64, ops: Vec<Op>) -> Vec<Reply> {
-        st.apply(&Entry { time_ms, seed: 1, ops: ops.into() }).replies
+        st.apply(&Entry { time_ms, seed: 1, ops: ops.into(), origins: None }).replies
     }
 
     fn run(st: &mut Store, time_ms: u64, cmd: &[&str]) -> Reply {

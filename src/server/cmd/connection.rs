@@ -303,16 +303,95 @@ impl Connection {
                 self.shared.core.pause.unpause();
                 Reply::ok()
             }
-            // No client-side caching yet: nothing is redirected, tracking is off.
-            ("getredir", 2) => Reply::Int(-1),
-            ("trackinginfo", 2) => Reply::Map(vec![
-                (Reply::bulk(b"flags"), Reply::Set(vec![Reply::bulk(b"off")])),
-                (Reply::bulk(b"redirect"), Reply::Int(-1)),
-                (Reply::bulk(b"prefixes"), Reply::Array(vec![])),
-            ]),
+            ("getredir", 2) => Reply::Int(self.session.tracking.as_ref().map_or(-1, |t| t.redirect as i64)),
+            ("trackinginfo", 2) => self.tracking_info(),
             ("help", 2) => Reply::Array(CLIENT_HELP.iter().map(|l| Reply::Status((*l).into())).collect()),
             _ => unknown_subcommand("client", &args[1]),
         }
+    }
+
+    /// CLIENT TRACKING ON|OFF [options] and CLIENT CACHING YES|NO.
+    pub(super) async fn client_tracking(&mut self, args: &[Bytes]) -> Reply {
+        if is(&args[1], "caching") {
+            let Some(tracking) = &self.session.tracking else {
+                return Reply::err(
+                    "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+                );
+            };
+            return if is(&args[2], "yes") {
+                if !tracking.optin {
+                    return Reply::err("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+                }
+                self.session.caching = true;
+                Reply::ok()
+            } else if is(&args[2], "no") {
+                if !tracking.optout {
+                    return Reply::err("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+                }
+                self.session.caching = true;
+                Reply::ok()
+            } else {
+                Reply::err(ERR_SYNTAX)
+            };
+        }
+        let clients = &self.shared.clients;
+        let options = match crate::server::tracking::Options::parse(&args[3..], |id| clients.get(id).is_some()) {
+            Ok(options) => options,
+            Err(e) => return e,
+        };
+        if is(&args[2], "on") {
+            match self.shared.core.tracking.enable(&self.session.info, options) {
+                Ok(options) => self.session.tracking = Some(options),
+                Err(e) => return e,
+            }
+        } else if is(&args[2], "off") {
+            self.shared.core.tracking.disable(self.session.info.id);
+            self.session.tracking = None;
+            self.session.caching = false;
+        } else {
+            return Reply::err(ERR_SYNTAX);
+        }
+        // The store records modified keys while anyone tracks: on before this reply,
+        // so no write after it goes unrecorded.
+        self.shared.record_touched().await;
+        Reply::ok()
+    }
+
+    /// CLIENT TRACKINGINFO: flags, redirect and prefixes, as Redis lists them.
+    fn tracking_info(&self) -> Reply {
+        let (flags, redirect, prefixes) = match &self.session.tracking {
+            None => (vec!["off"], -1, Vec::new()),
+            Some(t) => {
+                let mut flags = vec!["on"];
+                if t.bcast {
+                    flags.push("bcast");
+                }
+                if t.optin {
+                    flags.push("optin");
+                    if self.session.caching {
+                        flags.push("caching-yes");
+                    }
+                }
+                if t.optout {
+                    flags.push("optout");
+                    if self.session.caching {
+                        flags.push("caching-no");
+                    }
+                }
+                if t.noloop {
+                    flags.push("noloop");
+                }
+                if self.shared.core.tracking.broken(self.session.info.id) {
+                    flags.push("broken_redirect");
+                }
+                (flags, t.redirect as i64, t.prefixes.iter().cloned().map(Reply::Bulk).collect())
+            }
+        };
+        Reply::Map(vec![
+            (Reply::bulk(b"flags"), Reply::Set(flags.into_iter().map(|f| Reply::bulk(f.as_bytes())).collect())),
+            (Reply::bulk(b"redirect"), Reply::Int(redirect)),
+            (Reply::bulk(b"prefixes"), Reply::Array(prefixes)),
+        ])
     }
 
     /// CLIENT REPLY ON|OFF|SKIP: OFF and SKIP are not answered themselves.

@@ -83,6 +83,9 @@ impl Connection {
                     }
                 }
                 self.configure_stats();
+                if let Some(max) = settings.param("tracking-table-max-keys").and_then(|v| v.parse::<usize>().ok()).filter(|m| *m > 0) {
+                    self.shared.core.tracking.limit(&self.shared.clients, max);
+                }
                 let events_on = settings.notify_mask.load(Ordering::Relaxed) != 0;
                 let local = settings.local();
                 {
@@ -269,12 +272,14 @@ impl Connection {
                 shared.server_name,
             ),
         );
+        let tracking = shared.core.tracking.counts();
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{blocked}\r\n",
+                "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{blocked}\r\ntracking_clients:{}\r\n",
                 shared.clients.count(),
-                shared.settings.clients_max.load(Ordering::Relaxed)
+                shared.settings.clients_max.load(Ordering::Relaxed),
+                tracking.clients,
             ),
         );
         let used = memory::used_bytes();
@@ -303,13 +308,16 @@ impl Connection {
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
                 shared.clients.total_connections.load(Ordering::Relaxed),
                 shared.commands_processed.load(Ordering::Relaxed),
                 shared.clients.rejected_connections.load(Ordering::Relaxed),
                 shared.pubsub.channels(None).len(),
                 shared.pubsub.numpat(),
                 shared.pubsub.shard_channels(None).len(),
+                tracking.keys,
+                tracking.items,
+                tracking.prefixes,
                 shared.core.stats.error_replies(),
             ),
         );

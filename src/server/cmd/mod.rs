@@ -44,6 +44,7 @@ impl Connection {
             Srv::Select => connection::select(args),
             Srv::ClientUnblock => self.client_unblock(args).await,
             Srv::ClientPause => self.client_pause(args),
+            Srv::ClientTracking => self.client_tracking(args).await,
             Srv::Client => self.client(args),
             Srv::Quit => self.quit(),
             Srv::Reset => self.reset(),

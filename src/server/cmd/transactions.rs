@@ -154,6 +154,9 @@ impl Connection {
             self.unwatch_all();
             return Some(Reply::err(ERR_EXECABORT));
         }
+        for request in &queue.cmds {
+            self.track_reads(request.spec, &request.args);
+        }
         let keys = transaction_keys(&queue.cmds, &self.shared.view());
         match self.place_keys(keys, Access::Write).await {
             Place::Answer(reply) => {
@@ -184,7 +187,7 @@ impl Connection {
         let cmds: Vec<Request> = cmds.into_iter().zip(&refusals).filter(|(_, refused)| refused.is_none()).map(|(r, _)| r).collect();
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let started = std::time::Instant::now();
-        let result = self.shared.core.execute_transaction(&cmds, &watches, &memory, once).await;
+        let result = self.shared.core.execute_transaction(&cmds, &watches, &memory, once, self.session.info.id).await;
         self.session.txn.watch = Watch::Local(watches);
         self.unwatch_local();
         let reply = match result {
