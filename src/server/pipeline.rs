@@ -99,14 +99,14 @@ impl Connection {
         let Some(tracking) = &self.session.tracking else { return };
         let view = self.shared.view();
         let script = spec.has(crate::commands::flags::SCRIPT);
-        let reads = spec.has(crate::commands::flags::READONLY) || (script && !view.local_is_active());
-        if !reads || (script && view.local_is_active()) || !tracking.remembers(self.session.caching) {
+        if !spec.has(crate::commands::flags::READONLY) && !script {
             return;
         }
         let (keys, elsewhere): (Vec<Bytes>, Vec<Bytes>) =
             spec.keys(args).into_iter().cloned().partition(|k| view.owner(crate::cluster::slot::key_slot(k)) == view.local);
+        // In any mode (BCAST too: it reports this stripe's keys only).
         self.session.untracked_reads.extend(elsewhere);
-        if keys.is_empty() {
+        if keys.is_empty() || (script && view.local_is_active()) || !tracking.remembers(self.session.caching) {
             return;
         }
         let max_keys = self.shared.settings.param("tracking-table-max-keys").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1_000_000);
