@@ -204,3 +204,36 @@ fn sort_by_a_constant_of_a_set_is_ordered_for_scripts() {
     same.sort();
     assert_eq!(same, vec!["a", "aa", "aaa", "azz", "b", "c", "z"], "every member, in the set's order: {direct:?}");
 }
+
+/// The commands a script calls count in INFO commandstats and show on MONITOR as
+/// `[0 lua]` after the script's own line, as in Redis (they run where the stripe
+/// applies the script: the server that proposed it records them for its client).
+#[test]
+fn commands_called_by_scripts_are_counted_and_shown_to_monitors() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let mut monitor = server.raw();
+    let got = support::exchange(&mut monitor, b"MONITOR\r\n", Duration::from_millis(200));
+    assert_eq!(got, b"+OK\r\n");
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    let script = "redis.call('set', KEYS[1], 0); redis.call('expire', KEYS[1], 100); redis.call('set', KEYS[1], 1)";
+    let _: () = redis::cmd("EVAL").arg(script).arg(1).arg("mykey").query(&mut con).unwrap();
+    let ro: String = redis::cmd("EVAL_RO").arg("return redis.call('get', KEYS[1])").arg(1).arg("mykey").query(&mut con).unwrap();
+    assert_eq!(ro, "1");
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    for (name, calls) in [("eval", 1), ("set", 2), ("expire", 1), ("eval_ro", 1), ("get", 1)] {
+        assert!(stats.contains(&format!("cmdstat_{name}:calls={calls},")), "{name} called {calls} times: {stats}");
+    }
+    let lines = String::from_utf8_lossy(&support::exchange(&mut monitor, b"", Duration::from_millis(300))).to_lowercase();
+    let order: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| {
+            ["\"eval\"", "[0 lua] \"set\"", "[0 lua] \"expire\"", "\"eval_ro\"", "[0 lua] \"get\""].into_iter().find(|m| l.contains(m))
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec!["\"eval\"", "[0 lua] \"set\"", "[0 lua] \"expire\"", "[0 lua] \"set\"", "\"eval_ro\"", "[0 lua] \"get\""],
+        "monitor lines: {lines}"
+    );
+}

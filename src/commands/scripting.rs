@@ -648,7 +648,9 @@ impl Host for ScriptHost<'_, '_> {
             (Handler::Write(_), Target::Read(_)) => Err(Reply::err(ERR_WRITE_FROM_RO)),
             (Handler::Server(srv), _) => Ok(server_command_in_script(srv, args)),
         };
-        result.unwrap_or_else(|e| e)
+        let reply = result.unwrap_or_else(|e| e);
+        crate::scripting::note_call(spec.name, args, matches!(reply, Reply::Error(_)));
+        reply
     }
 
     fn wrote(&self) -> bool {

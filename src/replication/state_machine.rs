@@ -325,7 +325,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let origins = e.origins.clone();
                     let (mut applied, time_ms) = tokio::task::spawn_blocking(move || {
                         let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+                        store.record_script_calls = true;
                         let applied = store.apply_at(index, &e);
+                        store.record_script_calls = false;
                         (applied, store.db.time_ms())
                     })
                     .await

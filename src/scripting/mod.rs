@@ -41,6 +41,71 @@ thread_local! {
     static READ_CALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// The commands scripts called on this thread, while [`record_calls`] is on: counted
+/// per name for INFO commandstats, and kept (up to [`CALLS_SHOWN_MAX`]) for MONITOR.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Calls {
+    /// (command name as stats count it, calls, failed calls), in first-call order.
+    pub counts: Vec<(&'static str, u64, u64)>,
+    /// The calls' arguments, for MONITOR (only when asked for).
+    pub shown: Vec<Vec<bytes::Bytes>>,
+}
+
+/// At most this many calls of one run of entries are kept for MONITOR.
+pub const CALLS_SHOWN_MAX: usize = 10_000;
+
+thread_local! {
+    /// `None`: not recording; `Some((show, calls))`.
+    static CALLS: std::cell::RefCell<Option<(bool, Calls)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts recording the commands scripts call on this thread (`show`: their arguments
+/// too), or stops (`None`), returning what was recorded.
+pub fn record_calls(show: Option<bool>) -> Calls {
+    CALLS.with(|c| {
+        let old = c.replace(show.map(|show| (show, Calls::default())));
+        old.map(|(_, calls)| calls).unwrap_or_default()
+    })
+}
+
+/// Notes one command a script called (when recording).
+pub fn note_call(name: &'static str, args: &[bytes::Bytes], failed: bool) {
+    CALLS.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some((show, calls)) = c.as_mut() else { return };
+        match calls.counts.iter_mut().find(|(n, _, _)| std::ptr::eq(*n, name)) {
+            Some((_, n, f)) => {
+                *n += 1;
+                *f += u64::from(failed);
+            }
+            None => calls.counts.push((name, 1, u64::from(failed))),
+        }
+        if *show && calls.shown.len() < CALLS_SHOWN_MAX {
+            calls.shown.push(args.to_vec());
+        }
+    })
+}
+
+impl Calls {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Calls) {
+        for (name, n, f) in other.counts {
+            match self.counts.iter_mut().find(|(m, _, _)| std::ptr::eq(*m, name)) {
+                Some((_, a, b)) => {
+                    *a += n;
+                    *b += f;
+                }
+                None => self.counts.push((name, n, f)),
+            }
+        }
+        let room = CALLS_SHOWN_MAX.saturating_sub(self.shown.len());
+        self.shown.extend(other.shown.into_iter().take(room));
+    }
+}
+
 /// Notes that the running script called a read-only command.
 pub fn note_read_called() {
     READ_CALLED.with(|c| c.set(true));

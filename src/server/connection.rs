@@ -190,6 +190,11 @@ impl Connection {
         self.detach();
         let id = self.session.info.id;
         self.shared.monitors.remove(id);
+        // Calls its scripts made that it never took (it closed before their reply);
+        // if a script holds the store now, `Store::keep_script_calls`'s bound applies.
+        if let Ok(mut store) = self.shared.core.replica.store.try_lock() {
+            store.script_calls.remove(&id);
+        }
         if self.session.tracking.take().is_some() {
             self.shared.core.tracking.disable(id);
             if self.shared.core.tracking.active() == 0 {

@@ -364,9 +364,10 @@ impl Core {
         let (now, seed) = (self.stamp(), self.random());
         let reads = tokio::task::spawn_blocking(move || {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-            let store = store.lock().unwrap_or_else(|e| e.into_inner());
+            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
             crate::scripting::take_read_called();
-            owned
+            crate::scripting::record_calls(Some(store.show_script_calls));
+            let replies = owned
                 .iter()
                 .map(|(spec, args)| {
                     let reply = store.read(spec, args, now, &mut rng);
@@ -375,7 +376,10 @@ impl Core {
                     }
                     reply
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            let calls = crate::scripting::record_calls(None);
+            store.keep_script_calls(origin, calls);
+            replies
         });
         reads.await.unwrap_or_else(|_| vec![Reply::err("ERR the script's thread failed"); count])
     }

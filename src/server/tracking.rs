@@ -91,7 +91,8 @@ impl Options {
     /// Whether this client's next read is remembered: not in BCAST mode, and not left
     /// out by OPTIN (no `CLIENT CACHING yes` before it) or OPTOUT (`CLIENT CACHING no`).
     pub fn remembers(&self, caching_given: bool) -> bool {
-        !self.bcast && !(self.optin && !caching_given) && !(self.optout && caching_given)
+        let opted_out = if self.optin { !caching_given } else { self.optout && caching_given };
+        !self.bcast && !opted_out
     }
 }
 

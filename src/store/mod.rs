@@ -190,6 +190,14 @@ pub struct Store {
     pub acl_view: std::sync::Arc<crate::acl::View>,
     /// The users last published to `acl_view`.
     acl_published: std::sync::Arc<crate::acl::Users>,
+    /// Record the commands scripts call, per client of this server (set around the
+    /// apply of an entry that runs scripts; not state).
+    pub record_script_calls: bool,
+    /// MONITOR is on here: recorded calls keep their arguments.
+    pub show_script_calls: bool,
+    /// The commands scripts of this server's clients called, by client, until its
+    /// connection takes them (INFO commandstats, MONITOR): not state.
+    pub script_calls: std::collections::HashMap<u64, crate::scripting::Calls>,
 }
 
 impl Store {
@@ -257,8 +265,17 @@ impl Store {
                     self.db.prefetch_field_entry(key, field);
                 }
             }
+            let recording = self.record_script_calls && entry.origins.is_some();
+            if recording {
+                crate::scripting::record_calls(Some(self.show_script_calls));
+            }
             let reply = self.apply_op(op, time_ms, &mut rng, &mut applied);
             applied.replies.push(reply);
+            if recording {
+                let calls = crate::scripting::record_calls(None);
+                let origin = entry.origins.as_ref().and_then(|o| o.get(i)).copied().unwrap_or(0);
+                self.keep_script_calls(origin, calls);
+            }
             if crate::scripting::take_read_called() && self.db.recording_touched() {
                 if let Op::Command(args) = op {
                     if let Some(spec) = commands::resolve(args) {
@@ -295,6 +312,19 @@ impl Store {
                 }
             },
         }
+    }
+
+    /// Keeps what the scripts of the client `origin` of this server called until its
+    /// connection takes them. Bounded: past 4096 clients waiting (connections that
+    /// closed before taking theirs), the record starts again.
+    pub fn keep_script_calls(&mut self, origin: u64, calls: crate::scripting::Calls) {
+        if origin == 0 || calls.is_empty() {
+            return;
+        }
+        if self.script_calls.len() >= 4096 && !self.script_calls.contains_key(&origin) {
+            self.script_calls.clear();
+        }
+        self.script_calls.entry(origin).or_default().extend(calls);
     }
 
     /// Publishes the users to connections if they changed since the last time

@@ -541,6 +541,8 @@ impl Connection {
     /// MONITOR: from now on this client receives a line per command served here.
     pub(super) fn monitor(&mut self) -> Reply {
         self.shared.monitors.add(self.session.info.id, &self.session.outbox);
+        // Scripts' calls keep their arguments from now on, to be shown.
+        self.shared.core.store().show_script_calls = true;
         Reply::ok()
     }
 

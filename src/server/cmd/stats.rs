@@ -99,6 +99,30 @@ impl Connection {
         crate::management::metrics::global().record_run(run, replies, elapsed);
         let share = elapsed / (run.len().max(1) as u32);
         self.record_served_all(run.iter().zip(replies).map(|(request, reply)| (request, share, matches!(reply, Reply::Error(_)))));
+        if run.iter().any(|r| r.spec.has(flags::SCRIPT)) {
+            self.record_script_calls();
+        }
+    }
+
+    /// The commands this client's scripts called (recorded where they ran): counted
+    /// as calls (INFO commandstats, as Redis counts them) and shown to monitors after
+    /// the script's own line, as `[0 lua]`.
+    pub(in crate::server) fn record_script_calls(&self) {
+        // Not waiting for a script that holds the store now: the calls stay until
+        // this client's next script run takes them.
+        let calls = match self.shared.core.replica.store.try_lock() {
+            Ok(mut store) => {
+                store.show_script_calls = self.shared.monitors.any();
+                store.script_calls.remove(&self.session.info.id)
+            }
+            Err(_) => None,
+        };
+        let Some(calls) = calls else { return };
+        self.shared.core.stats.script_calls(&calls.counts);
+        for args in &calls.shown {
+            let line = crate::server::monitor::line(crate::clock::wall_us(), "lua", args);
+            self.shared.monitors.feed(&line);
+        }
     }
 
     /// A blocking command as it starts: one call (its wait is not its latency).
@@ -133,6 +157,9 @@ impl Connection {
                 false
             };
             self.record_served(request, share, failed);
+        }
+        if cmds.iter().any(|r| r.spec.has(flags::SCRIPT)) {
+            self.record_script_calls();
         }
     }
 

@@ -211,6 +211,17 @@ impl Stats {
         }
     }
 
+    /// Commands scripts called (name, calls, failed calls): counted as calls of no
+    /// measured time, as Redis counts a script's commands in commandstats.
+    pub fn script_calls(&self, counts: &[(&'static str, u64, u64)]) {
+        let mut counters = self.counters();
+        for (name, calls, failed) in counts {
+            let stat = counters.commands.entry(name).or_default();
+            stat.calls += calls;
+            stat.failed_calls += failed;
+        }
+    }
+
     /// A call counted when it started (a blocking command) that ended in an error.
     pub fn failed_later(&self, name: &'static str) {
         self.counters().commands.entry(name).or_default().failed_calls += 1;
