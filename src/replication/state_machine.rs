@@ -28,25 +28,37 @@ pub struct Notice {
     pub ready_keys: Vec<Bytes>,
     /// Pub/sub messages applying produced (group events), in log order.
     pub messages: Vec<(Bytes, Bytes)>,
-    /// Keys applying modified, in log order, each with the client of this server
-    /// that wrote it (0: another server's, or none): CLIENT TRACKING's invalidations.
-    pub touched: Vec<(u64, Bytes)>,
-    /// Every key may have changed (FLUSHALL, a snapshot installed).
-    pub touched_all: bool,
-    /// Keys scripts of this server's clients read (client, declared keys), in log order.
-    pub script_reads: Vec<(u64, Vec<Bytes>)>,
+    /// Keys applying modified, in log order: CLIENT TRACKING's invalidations.
+    pub touched: Vec<Touch>,
+    /// Every key may have changed (FLUSHALL, a snapshot installed) at this index.
+    pub touched_all: Option<u64>,
+    /// Keys scripts of this server's clients read: (client, entry index, declared
+    /// keys), in log order.
+    pub script_reads: Vec<(u64, u64, Vec<Bytes>)>,
+}
+
+/// A key an entry modified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    /// The entry's log index.
+    pub index: u64,
+    /// The client of this server that sent the op (0: another server's, or none).
+    pub origin: u64,
+    pub key: Bytes,
 }
 
 impl Notice {
     /// Adds what one entry's apply produced.
-    fn add(&mut self, applied: crate::store::Applied, origins: Option<&[u64]>) {
+    fn add(&mut self, index: u64, applied: crate::store::Applied, origins: Option<&[u64]>) {
         self.events.extend(applied.events);
         self.ready_keys.extend(applied.ready_keys);
         self.messages.extend(applied.messages);
         let origin = |op: usize| origins.and_then(|o| o.get(op)).copied().unwrap_or(0);
-        self.touched.extend(applied.touched.into_iter().map(|(op, key)| (origin(op), key)));
-        self.touched_all |= applied.touched_all;
-        self.script_reads.extend(applied.script_reads.into_iter().map(|(op, keys)| (origin(op), keys)).filter(|(o, _)| *o != 0));
+        self.touched.extend(applied.touched.into_iter().map(|(op, key)| Touch { index, origin: origin(op), key }));
+        if applied.touched_all {
+            self.touched_all = Some(index);
+        }
+        self.script_reads.extend(applied.script_reads.into_iter().map(|(op, keys)| (origin(op), index, keys)).filter(|(o, _, _)| *o != 0));
     }
 
     fn is_empty(&self) -> bool {
@@ -54,7 +66,7 @@ impl Notice {
             && self.ready_keys.is_empty()
             && self.messages.is_empty()
             && self.touched.is_empty()
-            && !self.touched_all
+            && self.touched_all.is_none()
             && self.script_reads.is_empty()
     }
 }
@@ -334,7 +346,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     .map_err(io::Error::other)?;
                     self.publish_applied_time(time_ms);
                     let replies = std::mem::take(&mut applied.replies);
-                    notice.add(applied, origins.as_deref());
+                    notice.add(index, applied, origins.as_deref());
                     replies
                 }
                 EntryPayload::Normal(e) if !witness => {
@@ -343,7 +355,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     self.publish_applied_time(store.db.time_ms());
                     drop(store);
                     let replies = std::mem::take(&mut applied.replies);
-                    notice.add(applied, e.origins.as_deref());
+                    notice.add(index, applied, e.origins.as_deref());
                     replies
                 }
                 payload => {
@@ -452,8 +464,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             store.publish_acl();
             self.publish_applied_time(store.db.time_ms());
             // Every key may differ now: clients tracking keys drop what they cached.
+            store.applied_index.store(store.db.index(), std::sync::atomic::Ordering::Release);
             if store.db.take_touched().all {
-                let _ = self.shared.notices.send(Notice { touched_all: true, ..Notice::default() });
+                let _ = self.shared.notices.send(Notice { touched_all: Some(store.db.index()), ..Notice::default() });
             }
         }
         let mut m = self.meta();

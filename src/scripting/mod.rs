@@ -49,10 +49,14 @@ pub struct Calls {
     pub counts: Vec<(&'static str, u64, u64)>,
     /// The calls' arguments, for MONITOR (only when asked for).
     pub shown: Vec<Vec<bytes::Bytes>>,
+    /// Their bytes.
+    pub shown_bytes: usize,
 }
 
-/// At most this many calls of one run of entries are kept for MONITOR.
+/// At most this many calls, and this many bytes of their arguments, are kept for
+/// MONITOR per client until its connection takes them; later ones are not shown.
 pub const CALLS_SHOWN_MAX: usize = 10_000;
+pub const CALLS_SHOWN_BYTES_MAX: usize = 1 << 20;
 
 thread_local! {
     /// `None`: not recording; `Some((show, calls))`.
@@ -80,8 +84,10 @@ pub fn note_call(name: &'static str, args: &[bytes::Bytes], failed: bool) {
             }
             None => calls.counts.push((name, 1, u64::from(failed))),
         }
-        if *show && calls.shown.len() < CALLS_SHOWN_MAX {
+        let bytes: usize = args.iter().map(|a| a.len()).sum();
+        if *show && calls.shown.len() < CALLS_SHOWN_MAX && calls.shown_bytes + bytes <= CALLS_SHOWN_BYTES_MAX {
             calls.shown.push(args.to_vec());
+            calls.shown_bytes += bytes;
         }
     })
 }
@@ -101,8 +107,14 @@ impl Calls {
                 None => self.counts.push((name, n, f)),
             }
         }
-        let room = CALLS_SHOWN_MAX.saturating_sub(self.shown.len());
-        self.shown.extend(other.shown.into_iter().take(room));
+        for args in other.shown {
+            let bytes: usize = args.iter().map(|a| a.len()).sum();
+            if self.shown.len() >= CALLS_SHOWN_MAX || self.shown_bytes + bytes > CALLS_SHOWN_BYTES_MAX {
+                break;
+            }
+            self.shown.push(args);
+            self.shown_bytes += bytes;
+        }
     }
 }
 

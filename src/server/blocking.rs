@@ -111,10 +111,10 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
         tokio::select! {
             notice = notices.recv() => {
                 let Some(notice) = notice else { return };
-                for (client, keys) in &notice.script_reads {
-                    shared.core.tracking.remember(*client, keys);
+                for (client, index, keys) in &notice.script_reads {
+                    shared.core.tracking.remember(*client, keys, *index);
                 }
-                if !notice.touched.is_empty() || notice.touched_all {
+                if !notice.touched.is_empty() || notice.touched_all.is_some() {
                     shared.core.tracking.invalidate(&shared.clients, &notice.touched, notice.touched_all);
                 }
                 shared.publish_events(&notice.events);

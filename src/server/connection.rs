@@ -197,10 +197,6 @@ impl Connection {
         }
         if self.session.tracking.take().is_some() {
             self.shared.core.tracking.disable(id);
-            if self.shared.core.tracking.active() == 0 {
-                let shared = self.shared.clone();
-                tokio::spawn(async move { shared.record_touched().await });
-            }
         }
         for channel in self.session.channels.drain() {
             self.shared.pubsub.unsubscribe(&channel, id);

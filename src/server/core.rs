@@ -70,15 +70,23 @@ pub struct Core {
     /// The client sessions this server's connections are attached to (renewed by
     /// `sessions::keep_alive`).
     pub attached: super::sessions::Attached,
+    /// MONITOR is on: scripts' calls keep their arguments (the store's flag).
+    pub show_script_calls: Arc<std::sync::atomic::AtomicBool>,
     /// CLIENT TRACKING: who is told when a key changes (`server::tracking`).
     pub tracking: Arc<super::tracking::Tracking>,
 }
 
 impl Core {
     pub fn new(replica: Replica) -> Core {
-        let (scripts, acl) = {
+        let (scripts, acl, tracking_on, applied_index, show_script_calls) = {
             let store = replica.store.lock().unwrap_or_else(|e| e.into_inner());
-            (store.script_status(), store.acl_view.clone())
+            (
+                store.script_status(),
+                store.acl_view.clone(),
+                store.tracking_on.clone(),
+                store.applied_index.clone(),
+                store.show_script_calls.clone(),
+            )
         };
         Core {
             replica,
@@ -87,7 +95,8 @@ impl Core {
             stats: super::stats::Stats::default(),
             pause: super::pause::Pause::default(),
             attached: super::sessions::Attached::default(),
-            tracking: Arc::default(),
+            tracking: Arc::new(super::tracking::Tracking::new(tracking_on, applied_index)),
+            show_script_calls,
         }
     }
 
@@ -254,6 +263,9 @@ impl Core {
         self.pause.wait(batch.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
+        // Writes carry their client only where something needs it: a script (its
+        // calls are counted for this client) or a NOLOOP tracking client.
+        let origin = if self.tracking.wants_origins() || batch.iter().any(|r| r.spec.has(flags::SCRIPT)) { origin } else { 0 };
         let mut linearized: Option<Result<(), Reply>> = None;
         // Reads may pick at random (SRANDMEMBER…): one generator per batch.
         let mut rng: Option<Xoshiro256PlusPlus> = None;
@@ -366,13 +378,13 @@ impl Core {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
             crate::scripting::take_read_called();
-            crate::scripting::record_calls(Some(store.show_script_calls));
+            crate::scripting::record_calls(Some(store.show_script_calls.load(std::sync::atomic::Ordering::Relaxed)));
             let replies = owned
                 .iter()
                 .map(|(spec, args)| {
                     let reply = store.read(spec, args, now, &mut rng);
                     if crate::scripting::take_read_called() && spec.has(flags::SCRIPT) {
-                        tracking.remember(origin, &spec.keys(args).into_iter().cloned().collect::<Vec<_>>());
+                        tracking.remember(origin, &spec.keys(args).into_iter().cloned().collect::<Vec<_>>(), store.db.index());
                     }
                     reply
                 })
@@ -399,6 +411,7 @@ impl Core {
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
             self.make_room(memory.settings).await?;
         }
+        let has_script = cmds.iter().any(|r| r.spec.has(flags::SCRIPT));
         let cmds = cmds.iter().map(|r| crate::store::compact(&r.args)).collect();
         let op = if watches.is_empty() {
             Op::Transaction(cmds)
@@ -406,6 +419,7 @@ impl Core {
             let watches = watches.iter().map(|(key, stamp)| Watch { key: key.clone(), stamp: *stamp }).collect();
             Op::Checked { watches, cmds }
         };
+        let origin = if self.tracking.wants_origins() || has_script { origin } else { 0 };
         let replies = self.propose_from(vec![op.tagged(once)], origin).await.map_err(|e| write_reply(&e))?;
         Ok(replies.into_iter().next().unwrap_or(Reply::NilArray))
     }

@@ -218,17 +218,6 @@ impl Shared {
         }
     }
 
-    /// Makes the store record modified keys exactly while some client tracks keys
-    /// (read under the store's lock, so the last of concurrent changes wins).
-    pub async fn record_touched(&self) {
-        match self.core.store_async().await {
-            Ok(mut store) => store.db.record_touched(self.core.tracking.active() > 0),
-            // A script past the busy threshold holds the store: wait for it, since a
-            // tracking client must not miss a write that follows its reply.
-            Err(_) => self.core.store().db.record_touched(self.core.tracking.active() > 0),
-        }
-    }
-
     /// Publishes the messages applying produced (group join/leave events): on every
     /// server of the stripe (each applies the same entries) in log order, and from
     /// the active to the other stripes' servers, as keyspace notifications travel.

@@ -73,6 +73,10 @@ impl Connection {
                     }
                 }
                 Admission::Answer(reply) => {
+                    // A refused command consumes CLIENT CACHING too (not a queued one).
+                    if reply != crate::protocol::reply::QUEUED && !self.session.txn.in_multi() {
+                        self.session.caching = false;
+                    }
                     self.settle(&mut pending).await;
                     self.reply(reply);
                 }

@@ -14,18 +14,19 @@
 //!   of one is sent to the clients that read it, and the key is forgotten;
 //! - BCAST: every modified key under one of the client's prefixes is sent, read or not.
 //!
-//! Why a read is remembered twice. A read's keys are remembered *before* the read runs
-//! (so a write applied between the two is not missed) and marked as in flight until
-//! its reply is made: while a read is in flight its key is not forgotten when an
-//! invalidation is sent. Otherwise a write applied before the read ran could clear the
-//! key, the read then return the new value, and a later write find nobody to tell:
-//! the client would keep a stale copy. Every write applied after a read ran therefore
-//! reaches its client, or an earlier invalidation does, sent after the client asked
-//! (the client then drops what that read returned, as Redis's clients do for
-//! invalidations that arrive while a read is in flight).
+//! When a remembered key is forgotten. A read's keys are remembered *before* the
+//! read runs (so a write applied between the two is not missed). A write's
+//! invalidation then forgets the key for a reader only if that reader's reads are
+//! done and ran before the write (the log index applied when the last one finished
+//! is below the write's): a write applied before a read ran, whose invalidation is
+//! handled after the read's reply, leaves the key remembered, since the reply may
+//! hold that write and the next write must be told too. So every write applied
+//! after a read ran reaches its client, in every mode (with REDIRECT the
+//! invalidation may still overtake the reply on the other connection, as in Redis:
+//! clients drop what a read in flight returns when an invalidation arrives meanwhile).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use super::clients::{ClientInfo, Clients};
 use super::pubsub::ClientId;
 use crate::protocol::reply::Reply;
+use crate::replication::state_machine::Touch;
 
 /// The channel RESP2 clients subscribe to for redirected invalidations.
 pub const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
@@ -104,11 +106,20 @@ struct Tracker {
     broken: bool,
 }
 
+/// A client that read a key.
+#[derive(Default, Clone, Copy)]
+struct Reader {
+    /// Its reads of the key that have no reply yet.
+    in_flight: u32,
+    /// The log index its finished reads may have seen writes up to.
+    seen: u64,
+}
+
 #[derive(Default)]
 struct Inner {
     clients: HashMap<ClientId, Tracker>,
-    /// Default mode: key → the clients that read it, each with its reads in flight.
-    keys: HashMap<Bytes, HashMap<ClientId, u32>>,
+    /// Default mode: key → the clients that read it.
+    keys: HashMap<Bytes, HashMap<ClientId, Reader>>,
     /// BCAST: prefix → the clients listening under it.
     prefixes: BTreeMap<Bytes, HashSet<ClientId>>,
 }
@@ -116,8 +127,16 @@ struct Inner {
 #[derive(Default)]
 pub struct Tracking {
     inner: Mutex<Inner>,
-    /// Clients tracking now (the store records modified keys while any does).
+    /// Clients tracking now.
     tracking: AtomicUsize,
+    /// The store's `tracking_on`: it records modified keys while any client tracks.
+    /// Set under `inner`'s lock, so concurrent ON and OFF leave it right; on before
+    /// CLIENT TRACKING ON answers, so no entry applied after that goes unrecorded.
+    recording: Arc<AtomicBool>,
+    /// Some client tracks with NOLOOP: writes carry their client (`Entry::origins`).
+    noloop: AtomicBool,
+    /// The store's `applied_index`: the last entry applied here.
+    applied: Arc<AtomicU64>,
 }
 
 /// INFO's figures.
@@ -131,6 +150,15 @@ pub struct Counts {
 impl Tracking {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn new(recording: Arc<AtomicBool>, applied: Arc<AtomicU64>) -> Tracking {
+        Tracking { recording, applied, ..Tracking::default() }
+    }
+
+    /// Whether writes must say which client sent them (a NOLOOP client tracks).
+    pub fn wants_origins(&self) -> bool {
+        self.noloop.load(Ordering::Relaxed)
     }
 
     /// How many clients track keys.
@@ -199,8 +227,10 @@ impl Tracking {
         if current.is_none() {
             self.tracking.fetch_add(1, Ordering::Relaxed);
         }
+        self.recording.store(true, Ordering::Release);
         info.set_tracking(Some(&options), false);
         inner.clients.insert(info.id, Tracker { options: options.clone(), info: info.clone(), broken: false });
+        self.noloop.store(inner.clients.values().any(|t| t.options.noloop), Ordering::Relaxed);
         Ok(options)
     }
 
@@ -210,6 +240,7 @@ impl Tracking {
         let mut inner = self.lock();
         let Some(tracker) = inner.clients.remove(&id) else { return };
         self.tracking.fetch_sub(1, Ordering::Relaxed);
+        self.noloop.store(inner.clients.values().any(|t| t.options.noloop), Ordering::Relaxed);
         tracker.info.set_tracking(None, false);
         for prefix in &tracker.options.prefixes {
             if let Some(clients) = inner.prefixes.get_mut(prefix) {
@@ -222,7 +253,8 @@ impl Tracking {
         // Nobody tracks: nothing remembered can be sent any more (and the store stops
         // recording, so a FLUSHALL would not clear it).
         if inner.clients.is_empty() {
-            Self::forget_settled(&mut inner);
+            Self::forget_older(&mut inner, u64::MAX);
+            self.recording.store(false, Ordering::Release);
         }
     }
 
@@ -231,23 +263,26 @@ impl Tracking {
     pub fn reading(&self, clients: &Clients, client: ClientId, keys: &[Bytes], max_keys: usize) {
         let mut inner = self.lock();
         for key in keys {
-            *inner.keys.entry(key.clone()).or_default().entry(client).or_default() += 1;
+            inner.keys.entry(key.clone()).or_default().entry(client).or_default().in_flight += 1;
         }
         if inner.keys.len() > max_keys {
             Self::evict(&mut inner, clients, max_keys);
         }
     }
 
-    /// Remembers `keys` for `client` if it tracks them, once read: a script's declared
-    /// keys, after it called a read-only command (in log order, or under the store's
-    /// lock, so no write can slip in between).
-    pub fn remember(&self, client: ClientId, keys: &[Bytes]) {
+    /// Remembers `keys` for `client` if it tracks them, as read at log index `seen`:
+    /// a script's declared keys, after it called a read-only command (in log order,
+    /// or under the store's lock). OPTIN/OPTOUT are not asked here (what CLIENT
+    /// CACHING said is the connection's): remembering more is only an extra
+    /// invalidation, never a stale copy.
+    pub fn remember(&self, client: ClientId, keys: &[Bytes], seen: u64) {
         let mut inner = self.lock();
-        if !inner.clients.get(&client).is_some_and(|t| t.options.remembers(false)) {
+        if inner.clients.get(&client).is_none_or(|t| t.options.bcast) {
             return;
         }
         for key in keys {
-            inner.keys.entry(key.clone()).or_default().entry(client).or_default();
+            let reader = inner.keys.entry(key.clone()).or_default().entry(client).or_default();
+            reader.seen = reader.seen.max(seen);
         }
     }
 
@@ -259,14 +294,15 @@ impl Tracking {
         Self::send_keys(&mut inner, clients, client, keys);
     }
 
-    /// The reads of `keys` by `client` have their replies.
+    /// The reads of `keys` by `client` have their replies: they ran on a state no
+    /// later than the entry applied now (`applied`).
     pub fn read_done(&self, client: ClientId, keys: &[Bytes]) {
+        let applied = self.applied.load(Ordering::Acquire);
         let mut inner = self.lock();
         for key in keys {
-            if let Some(readers) = inner.keys.get_mut(key) {
-                if let Some(in_flight) = readers.get_mut(&client) {
-                    *in_flight = in_flight.saturating_sub(1);
-                }
+            if let Some(reader) = inner.keys.get_mut(key).and_then(|readers| readers.get_mut(&client)) {
+                reader.in_flight = reader.in_flight.saturating_sub(1);
+                reader.seen = reader.seen.max(applied);
             }
         }
     }
@@ -282,8 +318,13 @@ impl Tracking {
 
     fn evict(inner: &mut Inner, clients: &Clients, max_keys: usize) {
         let excess = inner.keys.len().saturating_sub(max_keys);
-        let victims: Vec<Bytes> =
-            inner.keys.iter().filter(|(_, readers)| readers.values().all(|n| *n == 0)).map(|(k, _)| k.clone()).take(excess).collect();
+        let victims: Vec<Bytes> = inner
+            .keys
+            .iter()
+            .filter(|(_, readers)| readers.values().all(|r| r.in_flight == 0))
+            .map(|(k, _)| k.clone())
+            .take(excess)
+            .collect();
         for key in victims {
             if let Some(readers) = inner.keys.remove(&key) {
                 for id in readers.into_keys() {
@@ -293,76 +334,87 @@ impl Tracking {
         }
     }
 
-    /// Sends the invalidations for what applying modified: `touched` (key and the
-    /// client of this server that wrote it, 0 if none), and, with `all`, everything.
-    pub fn invalidate(&self, clients: &Clients, touched: &[(u64, Bytes)], all: bool) {
+    /// Sends the invalidations for what applying modified: `touched` (each key with
+    /// its entry's index and the client of this server that wrote it), and, with
+    /// `all`, everything as of that index.
+    pub fn invalidate(&self, clients: &Clients, touched: &[Touch], all: Option<u64>) {
         let mut inner = self.lock();
         if inner.clients.is_empty() && inner.keys.is_empty() {
             return;
         }
-        if all {
-            Self::flush(&mut inner, clients);
+        if let Some(index) = all {
+            Self::forget_older(&mut inner, index);
+            Self::tell_all(&mut inner, clients);
         }
         // BCAST: one message per client and prefix, with every key under it.
         if !inner.prefixes.is_empty() {
-            let mut batches: BTreeMap<(ClientId, Bytes), Vec<Bytes>> = BTreeMap::new();
-            for (origin, key) in touched {
-                for (prefix, ids) in &inner.prefixes {
-                    if !key.starts_with(prefix) {
-                        continue;
-                    }
+            // Per client and prefix: its keys in order, each once.
+            let mut batches: BTreeMap<(ClientId, Bytes), (Vec<Bytes>, HashSet<Bytes>)> = BTreeMap::new();
+            for touch in touched {
+                let key = &touch.key;
+                // The prefixes a key may be under: looked up by the key's own
+                // prefixes when there are more prefixes than the key is long.
+                let under: Vec<(&Bytes, &HashSet<ClientId>)> = if inner.prefixes.len() > key.len() {
+                    (0..=key.len()).filter_map(|n| inner.prefixes.get_key_value(&key[..n])).collect()
+                } else {
+                    inner.prefixes.iter().filter(|(p, _)| key.starts_with(p)).collect()
+                };
+                for (prefix, ids) in under {
                     for id in ids {
                         let noloop = inner.clients.get(id).is_some_and(|t| t.options.noloop);
-                        if noloop && *origin == *id {
+                        if noloop && touch.origin == *id {
                             continue;
                         }
-                        let keys = batches.entry((*id, prefix.clone())).or_default();
-                        if !keys.contains(key) {
+                        let (keys, seen) = batches.entry((*id, prefix.clone())).or_default();
+                        if seen.insert(key.clone()) {
                             keys.push(key.clone());
                         }
                     }
                 }
             }
-            for ((id, _), keys) in batches {
+            for ((id, _), (keys, _)) in batches {
                 Self::send_keys(&mut inner, clients, id, keys);
             }
         }
-        // Default mode: one message per key, to each client that read it.
-        for (origin, key) in touched {
-            let Some(readers) = inner.keys.get_mut(key) else { continue };
+        // Default mode: one message per key, to each client that read it. A reader
+        // is forgotten only if its read is done and ran before this write (see the
+        // module's notes): otherwise its copy may hold this write, and the next one
+        // must reach it too.
+        for touch in touched {
+            let Some(readers) = inner.keys.get_mut(&touch.key) else { continue };
             let told: Vec<ClientId> = readers.keys().copied().collect();
-            readers.retain(|_, in_flight| *in_flight > 0);
+            readers.retain(|_, r| r.in_flight > 0 || r.seen >= touch.index);
             if readers.is_empty() {
-                inner.keys.remove(key);
+                inner.keys.remove(&touch.key);
             }
             for id in told {
                 let Some(tracker) = inner.clients.get(&id) else { continue };
-                if tracker.options.bcast || (tracker.options.noloop && *origin == id) {
+                if tracker.options.bcast || (tracker.options.noloop && touch.origin == id) {
                     continue;
                 }
-                Self::send_keys(&mut inner, clients, id, vec![key.clone()]);
+                Self::send_keys(&mut inner, clients, id, vec![touch.key.clone()]);
             }
         }
     }
 
     /// Tells every tracking client that anything may have changed (a null
-    /// invalidation) and forgets the remembered keys (but those of reads in flight):
-    /// FLUSHALL, a snapshot installed, a new active.
+    /// invalidation): a new active. Nothing is forgotten (its reads' copies may
+    /// already hold what the new active applies next).
     pub fn flush_all(&self, clients: &Clients) {
         let mut inner = self.lock();
-        Self::flush(&mut inner, clients);
+        Self::tell_all(&mut inner, clients);
     }
 
-    /// Forgets every remembered key but those of reads in flight.
-    fn forget_settled(inner: &mut Inner) {
+    /// Forgets the remembered keys whose reads are done and ran before `index`
+    /// (FLUSHALL, a snapshot installed at `index`; `u64::MAX`: every settled one).
+    fn forget_older(inner: &mut Inner, index: u64) {
         inner.keys.retain(|_, readers| {
-            readers.retain(|_, in_flight| *in_flight > 0);
+            readers.retain(|_, r| r.in_flight > 0 || r.seen >= index);
             !readers.is_empty()
         });
     }
 
-    fn flush(inner: &mut Inner, clients: &Clients) {
-        Self::forget_settled(inner);
+    fn tell_all(inner: &mut Inner, clients: &Clients) {
         let ids: Vec<ClientId> = inner.clients.keys().copied().collect();
         for id in ids {
             Self::send(inner, clients, id, None);
@@ -447,6 +499,11 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
+    /// A write of `key` by `origin`, at an index after every read so far.
+    fn touch(origin: u64, key: Bytes) -> Touch {
+        Touch { index: 1, origin, key }
+    }
+
     fn invalidated(rx: &mut mpsc::UnboundedReceiver<Reply>) -> Vec<Reply> {
         let mut out = Vec::new();
         while let Ok(r) = rx.try_recv() {
@@ -467,11 +524,11 @@ mod tests {
         tracking.enable(&a, Options::default()).unwrap();
         tracking.reading(&clients, a.id, &[k("x")], 100);
         tracking.read_done(a.id, &[k("x")]);
-        tracking.invalidate(&clients, &[(0, k("y"))], false);
+        tracking.invalidate(&clients, &[touch(0, k("y"))], None);
         assert!(invalidated(&mut rx).is_empty(), "a key not read is not sent");
-        tracking.invalidate(&clients, &[(0, k("x"))], false);
+        tracking.invalidate(&clients, &[touch(0, k("x"))], None);
         assert_eq!(invalidated(&mut rx), vec![push(&["x"])]);
-        tracking.invalidate(&clients, &[(0, k("x"))], false);
+        tracking.invalidate(&clients, &[touch(0, k("x"))], None);
         assert!(invalidated(&mut rx).is_empty(), "sent once, then forgotten until read again");
     }
 
@@ -485,12 +542,39 @@ mod tests {
         let (a, mut rx) = client(&clients, true);
         tracking.enable(&a, Options::default()).unwrap();
         tracking.reading(&clients, a.id, &[k("x")], 100);
-        tracking.invalidate(&clients, &[(0, k("x"))], false);
+        tracking.invalidate(&clients, &[touch(0, k("x"))], None);
         tracking.read_done(a.id, &[k("x")]);
-        tracking.invalidate(&clients, &[(0, k("x"))], false);
+        tracking.invalidate(&clients, &[touch(0, k("x"))], None);
         assert_eq!(invalidated(&mut rx), vec![push(&["x"]), push(&["x"])]);
         tracking.flush_all(&clients);
         assert_eq!(invalidated(&mut rx), vec![Reply::Push(vec![Reply::bulk(b"invalidate"), Reply::Nil])]);
+    }
+
+    /// A write applied before a read ran, whose invalidation is handled only after
+    /// the read's reply, does not make the key forgotten: the read may hold that
+    /// write, and the next write must reach the client too (a REDIRECT client may
+    /// see the first invalidation before the reply).
+    #[test]
+    fn a_write_the_finished_read_may_have_seen_does_not_forget_the_key() {
+        let clients = Clients::default();
+        let applied = Arc::new(AtomicU64::new(0));
+        let tracking = Tracking::new(Arc::default(), applied.clone());
+        let (a, mut rx) = client(&clients, true);
+        tracking.enable(&a, Options::default()).unwrap();
+        tracking.reading(&clients, a.id, &[k("x")], 100);
+        applied.store(5, Ordering::Release);
+        tracking.read_done(a.id, &[k("x")]);
+        tracking.invalidate(&clients, &[Touch { index: 4, origin: 0, key: k("x") }], None);
+        tracking.invalidate(&clients, &[Touch { index: 6, origin: 0, key: k("x") }], None);
+        tracking.invalidate(&clients, &[Touch { index: 7, origin: 0, key: k("x") }], None);
+        assert_eq!(invalidated(&mut rx), vec![push(&["x"]), push(&["x"])], "kept through 4, told and forgotten at 6");
+        // FLUSHALL at an index the read saw keeps it too; a later one forgets it.
+        tracking.reading(&clients, a.id, &[k("y")], 100);
+        applied.store(9, Ordering::Release);
+        tracking.read_done(a.id, &[k("y")]);
+        tracking.invalidate(&clients, &[], Some(8));
+        assert_eq!(tracking.counts().keys, 1);
+        tracking.invalidate(&clients, &[], Some(10));
         assert_eq!(tracking.counts().keys, 0);
     }
 
@@ -503,7 +587,11 @@ mod tests {
         sub.subscriptions.store(1, Ordering::Relaxed);
         let options = Options { bcast: true, prefixes: vec![k("a:"), k("b:")], noloop: true, redirect: sub.id, ..Options::default() };
         tracking.enable(&a, options).unwrap();
-        tracking.invalidate(&clients, &[(0, k("a:1")), (0, k("a:2")), (0, k("c:1")), (a.id, k("b:1")), (7, k("b:2"))], false);
+        tracking.invalidate(
+            &clients,
+            &[touch(0, k("a:1")), touch(0, k("a:2")), touch(0, k("c:1")), touch(a.id, k("b:1")), touch(7, k("b:2"))],
+            None,
+        );
         assert!(invalidated(&mut rx_a).is_empty(), "RESP2 redirecting: nothing to the client itself");
         let message = |keys: &[&str]| {
             Reply::Push(vec![
@@ -516,7 +604,7 @@ mod tests {
         let overlap = Options { bcast: true, prefixes: vec![k("a:x")], ..Options::default() };
         assert!(matches!(tracking.enable(&a, overlap), Err(Reply::Error(e)) if e.contains("overlaps with an existing prefix 'a:'")));
         clients.unregister(sub.id);
-        tracking.invalidate(&clients, &[(0, k("a:1"))], false);
+        tracking.invalidate(&clients, &[touch(0, k("a:1"))], None);
         assert!(tracking.broken(a.id));
         tracking.disable(a.id);
         assert_eq!((tracking.active(), tracking.counts().prefixes), (0, 0));

@@ -109,7 +109,7 @@ pub fn compact(args: &[Bytes]) -> Vec<Bytes> {
 const PREFETCH_AHEAD: usize = 6;
 
 /// A log entry: what the active decided to apply, when, and with which seed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub time_ms: u64,
     pub seed: u64,
@@ -120,6 +120,27 @@ pub struct Entry {
     /// never written or sent (`None` elsewhere: invalidations are then sent to the
     /// writer too, never fewer).
     pub origins: Option<std::sync::Arc<[u64]>>,
+}
+
+/// The declared keys of the scripts an op runs (EVAL's, FCALL's; inside a
+/// transaction, every script's).
+fn script_keys(op: &Op) -> Vec<Bytes> {
+    let keys = |args: &Vec<Bytes>| match commands::resolve(args) {
+        Some(spec) if spec.has(commands::flags::SCRIPT) => spec.keys(args).into_iter().cloned().collect(),
+        _ => Vec::new(),
+    };
+    match op {
+        Op::Command(args) => keys(args),
+        Op::Transaction(cmds) | Op::Checked { cmds, .. } => cmds.iter().flat_map(keys).collect(),
+        Op::Once { op, .. } => script_keys(op),
+    }
+}
+
+/// Equal when the replicated parts are: `origins` is this server's memory only.
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.time_ms == other.time_ms && self.seed == other.seed && self.ops == other.ops
+    }
 }
 
 impl Entry {
@@ -193,8 +214,15 @@ pub struct Store {
     /// Record the commands scripts call, per client of this server (set around the
     /// apply of an entry that runs scripts; not state).
     pub record_script_calls: bool,
-    /// MONITOR is on here: recorded calls keep their arguments.
-    pub show_script_calls: bool,
+    /// MONITOR is on here: recorded calls keep their arguments (set by the server
+    /// without the store's lock).
+    pub show_script_calls: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Some client of this server tracks keys (CLIENT TRACKING): each entry records
+    /// the keys it modifies. Set by `server::tracking` without the store's lock.
+    pub tracking_on: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The index of the last entry applied, for readers without the store's lock
+    /// (CLIENT TRACKING: which writes a finished read may have seen).
+    pub applied_index: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The commands scripts of this server's clients called, by client, until its
     /// connection takes them (INFO commandstats, MONITOR): not state.
     pub script_calls: std::collections::HashMap<u64, crate::scripting::Calls>,
@@ -226,6 +254,7 @@ impl Store {
     pub fn apply_at(&mut self, index: u64, entry: &Entry) -> Applied {
         self.db.set_index(index);
         // What reads or snapshots left behind is no entry's doing.
+        self.db.record_touched(self.tracking_on.load(std::sync::atomic::Ordering::Acquire));
         self.db.take_touched();
         crate::scripting::take_read_called();
         let time_ms = self.db.advance_time(entry.time_ms);
@@ -267,7 +296,7 @@ impl Store {
             }
             let recording = self.record_script_calls && entry.origins.is_some();
             if recording {
-                crate::scripting::record_calls(Some(self.show_script_calls));
+                crate::scripting::record_calls(Some(self.show_script_calls.load(std::sync::atomic::Ordering::Relaxed)));
             }
             let reply = self.apply_op(op, time_ms, &mut rng, &mut applied);
             applied.replies.push(reply);
@@ -277,17 +306,14 @@ impl Store {
                 self.keep_script_calls(origin, calls);
             }
             if crate::scripting::take_read_called() && self.db.recording_touched() {
-                if let Op::Command(args) = op {
-                    if let Some(spec) = commands::resolve(args) {
-                        applied.script_reads.push((i, spec.keys(args).into_iter().cloned().collect()));
-                    }
-                }
+                applied.script_reads.push((i, script_keys(op)));
             }
             let touched = self.db.take_touched();
             applied.touched.extend(touched.keys.into_iter().map(|key| (i, key)));
             applied.touched_all |= touched.all;
         }
         self.publish_acl();
+        self.applied_index.store(index, std::sync::atomic::Ordering::Release);
         applied
     }
 
@@ -315,13 +341,13 @@ impl Store {
     }
 
     /// Keeps what the scripts of the client `origin` of this server called until its
-    /// connection takes them. Bounded: past 4096 clients waiting (connections that
+    /// connection takes them. Bounded: past 1024 clients waiting (connections that
     /// closed before taking theirs), the record starts again.
     pub fn keep_script_calls(&mut self, origin: u64, calls: crate::scripting::Calls) {
         if origin == 0 || calls.is_empty() {
             return;
         }
-        if self.script_calls.len() >= 4096 && !self.script_calls.contains_key(&origin) {
+        if self.script_calls.len() >= 1024 && !self.script_calls.contains_key(&origin) {
             self.script_calls.clear();
         }
         self.script_calls.entry(origin).or_default().extend(calls);
@@ -340,6 +366,7 @@ impl Store {
     /// (a blank or membership entry): WATCH stamps count log indexes.
     pub fn skip_to(&mut self, index: u64) {
         self.db.set_index(index);
+        self.applied_index.store(index, std::sync::atomic::Ordering::Release);
     }
 
     fn apply_transaction(&mut self, cmds: &[Vec<Bytes>], time_ms: u64, rng: &mut Xoshiro256PlusPlus, applied: &mut Applied) -> Reply {

@@ -335,7 +335,9 @@ impl Connection {
             };
         }
         let clients = &self.shared.clients;
-        let options = match crate::server::tracking::Options::parse(&args[3..], |id| clients.get(id).is_some()) {
+        // Another server's forwarding connection is no client to redirect to.
+        let exists = |id| clients.get(id).is_some_and(|c| !c.name().starts_with(FORWARD_NAME_PREFIX));
+        let options = match crate::server::tracking::Options::parse(&args[3..], exists) {
             Ok(options) => options,
             Err(e) => return e,
         };
@@ -351,9 +353,6 @@ impl Connection {
         } else {
             return Reply::err(ERR_SYNTAX);
         }
-        // The store records modified keys while anyone tracks: on before this reply,
-        // so no write after it goes unrecorded.
-        self.shared.record_touched().await;
         Reply::ok()
     }
 
@@ -542,7 +541,7 @@ impl Connection {
     pub(super) fn monitor(&mut self) -> Reply {
         self.shared.monitors.add(self.session.info.id, &self.session.outbox);
         // Scripts' calls keep their arguments from now on, to be shown.
-        self.shared.core.store().show_script_calls = true;
+        self.shared.core.show_script_calls.store(true, std::sync::atomic::Ordering::Relaxed);
         Reply::ok()
     }
 
@@ -562,6 +561,10 @@ impl Connection {
             self.shared.pubsub.sunsubscribe(&c, id);
         }
         self.session.sync_sub_counts();
+        if self.session.tracking.take().is_some() {
+            self.shared.core.tracking.disable(id);
+        }
+        self.session.caching = false;
         self.session.set_protocol(false);
         ClientInfo::set(&self.session.info.name, String::new());
         self.session.authed = Connection::default_logs_in(&self.shared);

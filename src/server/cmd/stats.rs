@@ -110,11 +110,9 @@ impl Connection {
     pub(in crate::server) fn record_script_calls(&self) {
         // Not waiting for a script that holds the store now: the calls stay until
         // this client's next script run takes them.
+        self.shared.core.show_script_calls.store(self.shared.monitors.any(), std::sync::atomic::Ordering::Relaxed);
         let calls = match self.shared.core.replica.store.try_lock() {
-            Ok(mut store) => {
-                store.show_script_calls = self.shared.monitors.any();
-                store.script_calls.remove(&self.session.info.id)
-            }
+            Ok(mut store) => store.script_calls.remove(&self.session.info.id),
             Err(_) => None,
         };
         let Some(calls) = calls else { return };
