@@ -192,3 +192,45 @@ fn sigterm_stops_the_server_cleanly() {
     let status = server.terminate();
     assert!(status.success(), "exit status {status}");
 }
+
+/// MIGRATE moves keys to another server (here redis-server 7.0.15) with their time to
+/// live, keeps them with COPY, reports a missing key as NOKEY and the target's refusal
+/// as its error, and hides AUTH's password from MONITOR.
+#[test]
+fn migrate_moves_keys_to_another_server() {
+    let server = Server::start();
+    let target = support::redis_server::RedisServer::start();
+    let mut con = server.conn();
+    let mut peer = redis::Client::open(target.url(2)).unwrap().get_connection().unwrap();
+    let migrate = |con: &mut redis::Connection, extra: &[&str]| -> redis::RedisResult<String> {
+        let mut cmd = redis::cmd("MIGRATE");
+        cmd.arg("127.0.0.1").arg(target.port);
+        for a in extra {
+            cmd.arg(*a);
+        }
+        cmd.query(con)
+    };
+    assert_eq!(migrate(&mut con, &["nosuch", "0", "1000"]).unwrap(), "NOKEY");
+    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(60_000).query(&mut con).unwrap();
+    assert_eq!(migrate(&mut con, &["k", "0", "1000"]).unwrap(), "OK");
+    let here: Option<String> = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(here, None, "moved, not copied");
+    let there: Option<String> = redis::cmd("GET").arg("k").query(&mut peer).unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg("k").query(&mut peer).unwrap();
+    assert_eq!(there.as_deref(), Some("v"));
+    assert!(ttl > 50_000 && ttl <= 60_000, "the TTL travels: {ttl}");
+
+    let _: () = redis::cmd("MSET").arg("a").arg("1").arg("b").arg("2").query(&mut con).unwrap();
+    assert_eq!(migrate(&mut con, &["", "0", "1000", "COPY", "KEYS", "a", "b"]).unwrap(), "OK");
+    let kept: Vec<Option<String>> = redis::cmd("MGET").arg("a").arg("b").query(&mut con).unwrap();
+    assert_eq!(kept, vec![Some("1".into()), Some("2".into())], "COPY keeps them here");
+    let err = migrate(&mut con, &["", "0", "1000", "KEYS", "a"]).unwrap_err();
+    assert!(err.to_string().contains("Target instance replied with error: BUSYKEY"), "{err}");
+    assert_eq!(migrate(&mut con, &["", "0", "1000", "REPLACE", "KEYS", "a"]).unwrap(), "OK");
+
+    let mut monitor = server.raw();
+    assert_eq!(support::exchange(&mut monitor, b"MONITOR\r\n", Duration::from_millis(200)), b"+OK\r\n");
+    let _ = migrate(&mut con, &["nosuch", "0", "1000", "AUTH", "secret"]);
+    let line = String::from_utf8_lossy(&support::exchange(&mut monitor, b"", Duration::from_millis(300))).into_owned();
+    assert!(line.contains("\"AUTH\" \"(redacted)\"") && !line.contains("secret"), "{line}");
+}

@@ -83,6 +83,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("flushall", -1, WRITE, (0, 0, 0), S, "Removes all keys from all databases.", Handler::Write(flush)),
     spec("dump", 2, READONLY, (1, 1, 1), G, "Returns a serialized representation of the value stored at a key.", Handler::Read(dump)),
     spec(
+        "migrate",
+        -6,
+        WRITE | MOVABLE_KEYS,
+        (3, 3, 1),
+        G,
+        "Atomically transfers a key from one Redis instance to another.",
+        Handler::Server(Srv::Migrate),
+    )
+    .movable(migrate_keys),
+    spec(
         "restore",
         -4,
         WRITE | DENYOOM,
@@ -119,6 +129,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Write(tandem_evictif),
     ),
 ];
+
+/// MIGRATE's keys: those after KEYS, or its key argument unless empty.
+fn migrate_keys(args: &[Bytes]) -> Vec<usize> {
+    match args.iter().skip(6).position(|a| a.eq_ignore_ascii_case(b"keys")) {
+        Some(at) => (6 + at + 1..args.len()).collect(),
+        None if args.get(3).is_some_and(|k| !k.is_empty()) => vec![3],
+        None => Vec::new(),
+    }
+}
 
 const ERR_SAME_OBJECT: &str = "ERR source and destination objects are the same";
 const ERR_DB_RANGE: &str = "ERR DB index is out of range";

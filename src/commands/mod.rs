@@ -121,6 +121,8 @@ pub enum Srv {
     ClientPause,
     /// CLIENT TRACKING and CLIENT CACHING: client-side caching (`server::tracking`).
     ClientTracking,
+    /// MIGRATE: DUMP here, RESTORE on another server.
+    Migrate,
     Monitor,
 }
 

@@ -54,7 +54,8 @@ impl Monitors {
 /// as Redis quotes it (`sdscatrepr`).
 pub fn line(unix_us: u64, addr: &str, args: &[Bytes]) -> String {
     let mut out = format!("{}.{:06} [0 {addr}]", unix_us / 1_000_000, unix_us % 1_000_000);
-    for arg in args {
+    // Secrets (AUTH's password…) are shown as `(redacted)`, as in the slow log.
+    for arg in &crate::server::stats::slowlog::redacted(args) {
         out.push_str(" \"");
         for &b in arg.iter() {
             match b {

@@ -7,6 +7,7 @@ pub(crate) use acl::load_at_first_start as acl_load_at_first_start;
 mod cluster;
 mod connection;
 mod introspection;
+mod migrate;
 mod pubsub;
 mod stats;
 mod transactions;
@@ -45,6 +46,7 @@ impl Connection {
             Srv::ClientUnblock => self.client_unblock(args).await,
             Srv::ClientPause => self.client_pause(args),
             Srv::ClientTracking => self.client_tracking(args).await,
+            Srv::Migrate => self.migrate(request).await,
             Srv::Client => self.client(args),
             Srv::Quit => self.quit(),
             Srv::Reset => self.reset(),

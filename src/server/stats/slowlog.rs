@@ -31,8 +31,9 @@ pub struct SlowLog {
     next_id: u64,
 }
 
-/// Arguments whose values are secrets: shown as `(redacted)`, as Redis does.
-fn redacted(args: &[Bytes]) -> Vec<Bytes> {
+/// Arguments whose values are secrets: shown as `(redacted)`, as Redis does (in the
+/// slow log and to MONITOR).
+pub(crate) fn redacted(args: &[Bytes]) -> Vec<Bytes> {
     let hidden = Bytes::from_static(b"(redacted)");
     let is = |arg: Option<&Bytes>, name: &str| arg.is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()));
     let mut out = args.to_vec();
@@ -49,6 +50,26 @@ fn redacted(args: &[Bytes]) -> Vec<Bytes> {
             } else {
                 i += 1;
             }
+        }
+    } else if is(args.first(), "acl") && is(args.get(1), "setuser") {
+        out.iter_mut().skip(2).for_each(|a| *a = hidden.clone());
+    } else if is(args.first(), "migrate") {
+        let mut i = 6;
+        while i < out.len() {
+            if is(args.get(i), "keys") {
+                break;
+            }
+            let secrets = if is(args.get(i), "auth") {
+                1
+            } else if is(args.get(i), "auth2") {
+                2
+            } else {
+                0
+            };
+            for a in out.iter_mut().skip(i + 1).take(secrets) {
+                *a = hidden.clone();
+            }
+            i += 1 + secrets;
         }
     } else if is(args.first(), "config") && is(args.get(1), "set") {
         for pair in out.get_mut(2..).unwrap_or_default().chunks_mut(2) {
@@ -171,6 +192,11 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         assert_eq!(trimmed(&args(&["auth", "u", "p"])), args(&["auth", "(redacted)", "(redacted)"]));
+        assert_eq!(redacted(&args(&["acl", "setuser", "u", "+get"])), args(&["acl", "setuser", "(redacted)", "(redacted)"]));
+        assert_eq!(
+            redacted(&args(&["migrate", "h", "1", "k", "9", "5", "AUTH2", "user", "pw", "KEYS", "auth"])),
+            args(&["migrate", "h", "1", "k", "9", "5", "AUTH2", "(redacted)", "(redacted)", "KEYS", "auth"])
+        );
         assert_eq!(trimmed(&args(&["hello", "3", "AUTH", "u", "p"])), args(&["hello", "3", "AUTH", "(redacted)", "(redacted)"]));
         assert_eq!(
             trimmed(&args(&["config", "set", "masterauth", "x", "maxmemory", "1"])),
