@@ -274,10 +274,20 @@ impl Settings {
             // persistence is the stripe's log (restartable), not RDB/AOF.
             "save" | "appendonly" if value.is_empty() || value == "no" => {}
             "hz" => {}
-            _ => match self.params().set(name, value) {
-                Some(outcome) => outcome?,
-                None => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
-            },
+            _ => {
+                // The parameters' lock is released before `all` takes it again.
+                let outcome = self.params().set(name, value);
+                match outcome {
+                    Some(outcome) => outcome?,
+                    // A parameter CONFIG GET reports but that cannot change while the
+                    // server runs (port, bind, databases…): set to what it is, a no-op.
+                    None => match self.all().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                        Some((_, current)) if current == value => {}
+                        Some(_) => return Err(invalid("can't set immutable config")),
+                        None => return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")),
+                    },
+                }
+            }
         }
         Ok(())
     }
@@ -294,6 +304,15 @@ mod tests {
         let mask = notify::parse("Kx").unwrap();
         assert_eq!(notify::format(mask), "xK");
         assert!(notify::parse("Q").is_none());
+    }
+
+    #[test]
+    fn a_fixed_parameter_may_be_set_to_what_it_is() {
+        let settings = Settings::new(0, 9510, "127.0.0.1", None, "");
+        let port = settings.get(&[b"port"])[0].1.clone();
+        assert_eq!(settings.set("port", &port), Ok(()));
+        assert!(settings.set("port", "1").unwrap_err().contains("immutable"));
+        assert!(settings.set("no-such-thing", "1").unwrap_err().contains("Unknown option"));
     }
 
     #[test]
