@@ -77,13 +77,7 @@ pub fn note_call(name: &'static str, args: &[bytes::Bytes], failed: bool) {
     CALLS.with(|c| {
         let mut c = c.borrow_mut();
         let Some((show, calls)) = c.as_mut() else { return };
-        match calls.counts.iter_mut().find(|(n, _, _)| std::ptr::eq(*n, name)) {
-            Some((_, n, f)) => {
-                *n += 1;
-                *f += u64::from(failed);
-            }
-            None => calls.counts.push((name, 1, u64::from(failed))),
-        }
+        calls.count(name, 1, u64::from(failed));
         let bytes: usize = args.iter().map(|a| a.len()).sum();
         if *show && calls.shown.len() < CALLS_SHOWN_MAX && calls.shown_bytes + bytes <= CALLS_SHOWN_BYTES_MAX {
             calls.shown.push(args.to_vec());
@@ -97,15 +91,20 @@ impl Calls {
         self.counts.is_empty()
     }
 
+    /// Adds `calls` calls of `name`, `failed` of them failed.
+    fn count(&mut self, name: &'static str, calls: u64, failed: u64) {
+        match self.counts.iter_mut().find(|(n, _, _)| std::ptr::eq(*n, name)) {
+            Some((_, n, f)) => {
+                *n += calls;
+                *f += failed;
+            }
+            None => self.counts.push((name, calls, failed)),
+        }
+    }
+
     pub fn extend(&mut self, other: Calls) {
         for (name, n, f) in other.counts {
-            match self.counts.iter_mut().find(|(m, _, _)| std::ptr::eq(*m, name)) {
-                Some((_, a, b)) => {
-                    *a += n;
-                    *b += f;
-                }
-                None => self.counts.push((name, n, f)),
-            }
+            self.count(name, n, f);
         }
         for args in other.shown {
             let bytes: usize = args.iter().map(|a| a.len()).sum();

@@ -65,10 +65,11 @@ impl Connection {
                 Admission::Run(request) => {
                     // CLIENT CACHING YES|NO holds for the next command (a transaction's
                     // commands up to EXEC), as in Redis.
-                    let caching_given = self.session.caching;
-                    let client_command = request.spec.name.starts_with("client|");
+                    // Only a tracking client ever has CLIENT CACHING set: nothing to
+                    // look at for the others.
+                    let consumes_caching = self.session.caching && !request.spec.name.starts_with("client|");
                     self.step(&mut pending, request).await;
-                    if caching_given && !client_command && !self.session.txn.in_multi() {
+                    if consumes_caching && !self.session.txn.in_multi() {
                         self.session.caching = false;
                     }
                 }

@@ -254,9 +254,13 @@ impl Store {
     pub fn apply_at(&mut self, index: u64, entry: &Entry) -> Applied {
         self.db.set_index(index);
         // What reads or snapshots left behind is no entry's doing.
-        self.db.record_touched(self.tracking_on.load(std::sync::atomic::Ordering::Acquire));
+        let tracking = self.tracking_on.load(std::sync::atomic::Ordering::Acquire);
+        self.db.record_touched(tracking);
         self.db.take_touched();
         crate::scripting::take_read_called();
+        // Per op only when it is needed: a client tracks keys, or scripts run for a
+        // client of this server.
+        let scripts_here = self.record_script_calls && entry.origins.is_some();
         let time_ms = self.db.advance_time(entry.time_ms);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(entry.seed);
         let mut applied = Applied { replies: Vec::with_capacity(entry.ops.len()), ..Applied::default() };
@@ -294,23 +298,24 @@ impl Store {
                     self.db.prefetch_field_entry(key, field);
                 }
             }
-            let recording = self.record_script_calls && entry.origins.is_some();
-            if recording {
+            if scripts_here {
                 crate::scripting::record_calls(Some(self.show_script_calls.load(std::sync::atomic::Ordering::Relaxed)));
             }
             let reply = self.apply_op(op, time_ms, &mut rng, &mut applied);
             applied.replies.push(reply);
-            if recording {
+            if scripts_here {
                 let calls = crate::scripting::record_calls(None);
                 let origin = entry.origins.as_ref().and_then(|o| o.get(i)).copied().unwrap_or(0);
                 self.keep_script_calls(origin, calls);
             }
-            if crate::scripting::take_read_called() && self.db.recording_touched() {
-                applied.script_reads.push((i, script_keys(op)));
+            if tracking {
+                if crate::scripting::take_read_called() {
+                    applied.script_reads.push((i, script_keys(op)));
+                }
+                let touched = self.db.take_touched();
+                applied.touched.extend(touched.keys.into_iter().map(|key| (i, key)));
+                applied.touched_all |= touched.all;
             }
-            let touched = self.db.take_touched();
-            applied.touched.extend(touched.keys.into_iter().map(|key| (i, key)));
-            applied.touched_all |= touched.all;
         }
         self.publish_acl();
         self.applied_index.store(index, std::sync::atomic::Ordering::Release);
