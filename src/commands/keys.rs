@@ -18,7 +18,7 @@ const T: &str = "tandem";
 
 pub static COMMANDS: &[CommandSpec] = &[
     spec("del", -2, WRITE, (1, -1, 1), G, "Deletes one or more keys.", Handler::Write(del)),
-    spec("unlink", -2, WRITE | FAST, (1, -1, 1), G, "Asynchronously deletes one or more keys.", Handler::Write(del)),
+    spec("unlink", -2, WRITE | FAST, (1, -1, 1), G, "Asynchronously deletes one or more keys.", Handler::Write(unlink)),
     spec("exists", -2, READONLY | FAST, (1, -1, 1), G, "Determines whether one or more keys exist.", Handler::Read(exists)),
     spec("type", 2, READONLY | FAST, (1, 1, 1), G, "Determines the type of value stored at a key.", Handler::Read(type_cmd)),
     spec("rename", 3, WRITE, (1, 2, 1), G, "Renames a key and overwrites the destination.", Handler::Write(rename)),
@@ -162,6 +162,19 @@ fn del(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let mut deleted = 0;
     for key in &args[1..] {
         if ctx.delete(key) {
+            ctx.notify(b'g', "del", key);
+            deleted += 1;
+        }
+    }
+    Ok(Reply::Int(deleted))
+}
+
+/// DEL whose large values are freed on the background thread ([`crate::store::lazyfree`]).
+fn unlink(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let mut deleted = 0;
+    for key in &args[1..] {
+        if let Some(value) = ctx.take(key) {
+            crate::store::lazyfree::free(value);
             ctx.notify(b'g', "del", key);
             deleted += 1;
         }
@@ -451,13 +464,18 @@ fn dbsize(ctx: &mut ReadCtx, _args: &[Bytes]) -> CmdResult {
 /// FLUSHDB and FLUSHALL [ASYNC|SYNC]: one database, so they are the same. Redis 7
 /// emits no per-key events for a flush; WATCHes fail through the flush epoch.
 fn flush(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    match args.get(1..).unwrap_or_default() {
-        [] => {}
-        [mode] if is(mode, "async") || is(mode, "sync") => {}
+    let lazy = match args.get(1..).unwrap_or_default() {
+        [] => false,
+        [mode] if is(mode, "async") => true,
+        [mode] if is(mode, "sync") => false,
         _ => return Err(Reply::err(ERR_SYNTAX)),
-    }
+    };
     let removed = ctx.db.len() as u64;
-    ctx.db.clear();
+    if lazy {
+        ctx.db.clear_async();
+    } else {
+        ctx.db.clear();
+    }
     *ctx.dirty = ctx.dirty.saturating_add(removed).saturating_add(1);
     Ok(OK)
 }

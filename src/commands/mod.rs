@@ -721,6 +721,12 @@ impl<'a> WriteCtx<'a> {
         self.db.remove(key).is_some()
     }
 
+    /// Deletes `key` if it is live and hands its value over; records no event.
+    pub fn take(&mut self, key: &[u8]) -> Option<Value> {
+        self.expire_if_needed(key);
+        self.db.remove(key).map(|item| item.value)
+    }
+
     /// Deletes `key` if its container is now empty, recording `del` as Redis does.
     pub fn remove_if_empty(&mut self, key: &[u8]) {
         if self.db.item(key).is_some_and(|item| item.value.is_empty_container()) {

@@ -558,7 +558,8 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         }
         // Redis marks its blocking commands `noscript`, except XREAD and XREADGROUP (the
         // ones with a wait spec), which run in a script only without BLOCK.
-        if spec.has(NOSCRIPT) || (spec.has(BLOCKING) && spec.wait.is_none()) || spec.has(INTERNAL) || spec.has(PUBSUB) {
+        let publish = matches!(spec.handler, Handler::Server(Srv::Publish));
+        if spec.has(NOSCRIPT) || (spec.has(BLOCKING) && spec.wait.is_none()) || spec.has(INTERNAL) || (spec.has(PUBSUB) && !publish) {
             return Err(Reply::err("ERR This Redis command is not allowed from script"));
         }
         if spec.blocks(args) {
@@ -577,7 +578,8 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
                 return Err(Reply::error(format!("ERR The user executing the script {}", denied.message())));
             }
         }
-        if self.read_only && spec.is_write() {
+        // PUBLISH (may-replicate) counts as a write, as in Redis.
+        if self.read_only && (spec.is_write() || spec.has(MAY_REPLICATE)) {
             return Err(Reply::err(ERR_WRITE_FROM_RO));
         }
         if self.oom && !self.wrote && spec.has(DENYOOM) {
@@ -646,6 +648,13 @@ impl Host for ScriptHost<'_, '_> {
                 args,
             ),
             (Handler::Write(_), Target::Read(_)) => Err(Reply::err(ERR_WRITE_FROM_RO)),
+            // Every server applies the script and tells its own subscribers (the active
+            // the other stripes' too), as for group events. Who receives it is not
+            // state every server shares, so the script sees 0 receivers everywhere.
+            (Handler::Server(Srv::Publish), Target::Write(ctx)) => {
+                ctx.db.messages.push((args[1].clone(), args[2].clone()));
+                Ok(Reply::Int(0))
+            }
             (Handler::Server(srv), _) => Ok(server_command_in_script(srv, args)),
         };
         let reply = result.unwrap_or_else(|e| e);

@@ -47,15 +47,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Takes a snapshot of the stripe's state machine and waits for it.",
         Handler::Server(Srv::Save),
     ),
-    spec(
-        "bgsave",
-        -1,
-        ADMIN | NOSCRIPT | NO_MULTI,
-        (0, 0, 0),
-        G,
-        "Starts a snapshot of the stripe's state machine.",
-        Handler::Server(Srv::Bgsave),
-    ),
+    spec("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), G, "Starts a snapshot of the stripe's state machine.", Handler::Server(Srv::Bgsave)),
     spec(
         "lastsave",
         1,

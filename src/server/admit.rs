@@ -66,12 +66,22 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
     }
     // Past the busy threshold, a running script leaves room only for the commands
     // Redis allows then (SCRIPT KILL, FUNCTION KILL, QUIT…).
+    // Refused there, a command inside MULTI dooms the transaction; EXEC itself ends it
+    // with EXECABORT naming the reason (the EXEC path discards it and its WATCH).
     if !request.spec.has(flags::ALLOW_BUSY) && core.scripts.busy() {
+        if session.txn.in_multi() && request.spec.name == "exec" {
+            core.stats.rejected(name);
+            session.txn.refuse_exec(core.busy_reply());
+            return Admission::Run(request);
+        }
+        session.txn.fail();
         return reject(core.busy_reply());
     }
     if session.txn.in_multi() && !srv.is_some_and(|s| s.runs_in_multi()) {
-        // The connection attaches to what TANDEM.SESSION's reply says: it must see it.
-        if request.spec.has(flags::SESSION_CONTROL) {
+        // The connection attaches to what TANDEM.SESSION's reply says: it must see it;
+        // SAVE waits for a snapshot, which a transaction must not hold up (Redis's
+        // no-multi commands).
+        if request.spec.has(flags::SESSION_CONTROL) || request.spec.has(flags::NO_MULTI) {
             session.txn.fail();
             return reject(Reply::err("ERR Command not allowed inside a transaction"));
         }

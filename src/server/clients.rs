@@ -30,6 +30,9 @@ pub struct ClientInfo {
     pub ssubscriptions: AtomicUsize,
     pub in_multi: AtomicBool,
     pub blocked: AtomicBool,
+    /// Bytes allocated for the client's query buffer (CLIENT LIST's `qbuf` plus
+    /// `qbuf-free`), kept by its connection's [`super::frames::Frames`].
+    pub query_buffer_bytes: Arc<AtomicUsize>,
     /// Closes the connection (CLIENT KILL, pub/sub overflow, shutdown).
     pub kill: Arc<Notify>,
     /// Where pushed messages for the client are queued (set once by its session):
@@ -123,7 +126,7 @@ impl ClientInfo {
         }
         let cmd = *self.last_cmd.lock().unwrap_or_else(|e| e.into_inner());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={qbuf} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -135,6 +138,7 @@ impl ClientInfo {
             self.psubscriptions.load(Ordering::Relaxed),
             self.ssubscriptions.load(Ordering::Relaxed),
             if self.in_multi.load(Ordering::Relaxed) { 0 } else { -1 },
+            self.query_buffer_bytes.load(Ordering::Relaxed).saturating_sub(qbuf),
             cmd,
             match Self::text(&self.user) {
                 user if user.is_empty() => "default".to_string(),
@@ -176,6 +180,7 @@ impl Clients {
             ssubscriptions: AtomicUsize::new(0),
             in_multi: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            query_buffer_bytes: Arc::new(AtomicUsize::new(0)),
             kill: Arc::new(Notify::new()),
             outbox: OnceLock::new(),
             tracking_redirect: AtomicI64::new(-1),

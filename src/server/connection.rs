@@ -6,11 +6,12 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 
 use super::clients::ClientInfo;
-use super::frames::{Frames, Read};
+use super::frames::{Frames, Read, QUERY_BUFFER_IDLE_RELEASE};
 use super::session::Session;
 use super::stream::ClientStream;
 use super::transaction::Watch;
@@ -29,11 +30,15 @@ pub struct Connection {
 impl Connection {
     pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: ClientStream) -> Connection {
         let authed = Connection::default_logs_in(&shared);
-        Connection { shared, frames: Frames::new(socket), session: Session::new(info, authed), upstreams: Upstreams::default() }
+        let frames = Frames::new(socket, info.query_buffer_bytes.clone());
+        Connection { shared, frames, session: Session::new(info, authed), upstreams: Upstreams::default() }
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let kill = self.session.info.kill.clone();
+        let release = tokio::time::sleep(QUERY_BUFFER_IDLE_RELEASE);
+        tokio::pin!(release);
+        let mut last_input = Instant::now();
         while !self.session.closing {
             let idle_secs = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
             let subscribed = self.session.subscribed();
@@ -46,14 +51,27 @@ impl Connection {
                 }
                 tokio::time::sleep(Duration::from_secs(idle_secs)).await
             };
+            let releasable = self.frames.can_release_input();
             tokio::select! {
                 // A kill or shutdown wins over pending input: CLIENT KILL is immediate.
                 biased;
                 _ = kill.notified() => break,
                 _ = shutdown.changed() => break,
+                // One timer per connection, re-armed only when it fires (at most every
+                // two seconds), not per request.
+                _ = &mut release, if releasable => {
+                    let idle_from = last_input + QUERY_BUFFER_IDLE_RELEASE;
+                    if Instant::now() >= idle_from {
+                        self.frames.release_input();
+                    } else {
+                        release.as_mut().reset(idle_from);
+                    }
+                    continue;
+                }
                 read = self.frames.read() => match read {
                     Read::Closed => break,
                     Read::Data => {
+                        last_input = Instant::now();
                         if !self.on_input().await {
                             break;
                         }

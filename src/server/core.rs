@@ -409,7 +409,12 @@ impl Core {
     ) -> Result<Reply, Reply> {
         self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
-            self.make_room(memory.settings).await?;
+            // Out of room, EXEC is refused whole, as Redis does; other errors (the
+            // eviction entry not written) are answered as they are.
+            self.make_room(memory.settings).await.map_err(|e| match e.is_error() && e == Reply::err(ERR_OOM) {
+                true => super::transaction::exec_refused(e),
+                false => e,
+            })?;
         }
         let has_script = cmds.iter().any(|r| r.spec.has(flags::SCRIPT));
         let cmds = cmds.iter().map(|r| crate::store::compact(&r.args)).collect();

@@ -2,7 +2,8 @@
 //! parser), replies encoded for the client's protocol and written once per read. It
 //! knows nothing of what the commands mean.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +19,12 @@ pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 const READ_GULP_MAX_BYTES: usize = 1024 * 1024;
 /// An output buffer larger than this after a flush is given back.
 const OUT_KEPT_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// A client idle this long gives its (empty) query buffer back, as Redis does: ten
+/// thousand idle connections would otherwise hold 160 MB of read buffers.
+pub const QUERY_BUFFER_IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
+/// What the first read after a release reserves: a small command fits; a larger
+/// input doubles the room read by read as usual.
+const READ_AFTER_RELEASE_BYTES: usize = 512;
 
 pub struct Frames {
     pub socket: ClientStream,
@@ -26,6 +33,8 @@ pub struct Frames {
     /// `READ_CHUNK_BYTES` when one does not.
     read_room: usize,
     pub out: BytesMut,
+    /// Bytes allocated for `inbuf`, for CLIENT LIST (the client's `ClientInfo`).
+    query_buffer_bytes: Arc<AtomicUsize>,
 }
 
 /// What one read from the socket gave.
@@ -37,19 +46,31 @@ pub enum Read {
 }
 
 impl Frames {
-    pub fn new(socket: ClientStream) -> Frames {
+    pub fn new(socket: ClientStream, query_buffer_bytes: Arc<AtomicUsize>) -> Frames {
+        query_buffer_bytes.store(READ_CHUNK_BYTES, Ordering::Relaxed);
         Frames {
             socket,
             inbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
             read_room: READ_CHUNK_BYTES,
             out: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            query_buffer_bytes,
         }
     }
 
     /// Reads what the socket has, growing the read size while a pipelining client
     /// keeps it full. Cancel-safe: nothing is lost if the future is dropped.
     pub async fn read(&mut self) -> Read {
+        // A buffer grown for one large input (a big value) is given back once it is
+        // consumed and reads are small again, rather than kept for the connection's life.
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 2 * self.read_room.max(READ_CHUNK_BYTES) {
+            self.inbuf = BytesMut::new();
+        }
+        if self.inbuf.capacity() == 0 {
+            self.query_buffer_bytes.store(0, Ordering::Relaxed);
+            self.socket.readable().await;
+        }
         self.inbuf.reserve(self.read_room);
+        self.query_buffer_bytes.store(self.inbuf.capacity(), Ordering::Relaxed);
         let room = self.inbuf.capacity() - self.inbuf.len();
         match self.socket.read_buf(&mut self.inbuf).await {
             Ok(0) | Err(_) => Read::Closed,
@@ -57,6 +78,20 @@ impl Frames {
                 self.read_room = if n >= room { (self.read_room * 2).min(READ_GULP_MAX_BYTES) } else { READ_CHUNK_BYTES };
                 Read::Data
             }
+        }
+    }
+
+    /// Whether the query buffer holds memory that an idle client could give back.
+    pub fn can_release_input(&self) -> bool {
+        self.inbuf.is_empty() && self.inbuf.capacity() > 0
+    }
+
+    /// Gives an idle client's empty query buffer back; the next read starts small.
+    pub fn release_input(&mut self) {
+        if self.inbuf.is_empty() {
+            self.inbuf = BytesMut::new();
+            self.read_room = READ_AFTER_RELEASE_BYTES;
+            self.query_buffer_bytes.store(0, Ordering::Relaxed);
         }
     }
 

@@ -207,7 +207,6 @@ impl Settings {
             ("port", self.port.to_string()),
             ("bind", self.bind.clone()),
             ("databases", "1".to_string()),
-            ("save", String::new()),
             ("appendonly", "no".to_string()),
             ("hz", "10".to_string()),
             ("cluster-enabled", "no".to_string()),
@@ -218,9 +217,32 @@ impl Settings {
         all
     }
 
-    /// CONFIG GET: every parameter matching any of the glob `patterns`.
+    /// CONFIG GET: every parameter matching any of the glob `patterns`, once each. A
+    /// pattern without glob characters names a parameter (a hidden one included), as
+    /// in Redis; a glob leaves hidden parameters out.
     pub fn get(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
-        self.all().into_iter().filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes(), true))).collect()
+        let is_glob = |p: &[u8]| p.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
+        self.all()
+            .into_iter()
+            .filter(|(name, _)| {
+                patterns.iter().any(|p| {
+                    if is_glob(p) {
+                        !Params::is_hidden(name) && glob_match(p, name.as_bytes(), true)
+                    } else {
+                        p.eq_ignore_ascii_case(name.as_bytes())
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The name CONFIG SET's duplicate check compares: an alias counts as its parameter.
+    pub fn canonical(name: &str) -> String {
+        let lower = name.to_ascii_lowercase();
+        match lower.as_str() {
+            "lua-time-limit" => "busy-reply-threshold".to_string(),
+            _ => Params::canonical(&lower).map(str::to_string).unwrap_or(lower),
+        }
     }
 
     /// CONFIG SET one parameter; the error text is Redis's.
@@ -272,7 +294,7 @@ impl Settings {
             }
             // Accepted for compatibility with tools that switch persistence off; Tandem's
             // persistence is the stripe's log (restartable), not RDB/AOF.
-            "save" | "appendonly" if value.is_empty() || value == "no" => {}
+            "appendonly" if value == "no" => {}
             "hz" => {}
             _ => {
                 // The parameters' lock is released before `all` takes it again.

@@ -22,6 +22,17 @@ impl From<TcpStream> for ClientStream {
     }
 }
 
+impl ClientStream {
+    /// Waits until a read would find bytes (or the end), without a buffer: an idle
+    /// client holds no read memory. Over TLS, where the session may already hold
+    /// decrypted bytes, it returns at once.
+    pub async fn readable(&self) {
+        if let ClientStream::Plain(socket) = self {
+            let _ = socket.readable().await;
+        }
+    }
+}
+
 impl AsyncRead for ClientStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {

@@ -8,7 +8,17 @@
 use bytes::Bytes;
 
 use super::request::Request;
+use crate::protocol::reply::Reply;
 use crate::store::watch::WatchStamp;
+
+/// EXEC refused as a whole (a busy script, no room under `maxmemory`): Redis's
+/// EXECABORT naming the reason; the transaction is discarded.
+pub fn exec_refused(why: Reply) -> Reply {
+    match why {
+        Reply::Error(why) => Reply::error(format!("EXECABORT Transaction discarded because of: {why}")),
+        other => other,
+    }
+}
 
 /// Commands queued since MULTI.
 #[derive(Default)]
@@ -16,6 +26,9 @@ pub struct Queue {
     pub cmds: Vec<Request>,
     /// A command was refused while queueing: EXEC answers EXECABORT.
     pub failed: bool,
+    /// EXEC itself was refused (a busy script): it answers EXECABORT naming why, and
+    /// the transaction is gone, as in Redis.
+    pub refused_exec: Option<Reply>,
 }
 
 /// Where the keys a client watches are watched.
@@ -59,6 +72,13 @@ impl Transaction {
     pub fn fail(&mut self) {
         if let Some(queue) = &mut self.queue {
             queue.failed = true;
+        }
+    }
+
+    /// EXEC was refused with `why`: EXEC ends the transaction with EXECABORT.
+    pub fn refuse_exec(&mut self, why: Reply) {
+        if let Some(queue) = &mut self.queue {
+            queue.refused_exec = Some(why);
         }
     }
 

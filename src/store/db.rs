@@ -444,13 +444,27 @@ impl Db {
     /// Removes every key (each counts as removed now, for WATCH; a key that did not
     /// exist is not touched, as in Redis: a WATCH on it survives FLUSHALL).
     pub fn clear(&mut self) {
+        self.clear_with(false)
+    }
+
+    /// FLUSHALL/FLUSHDB ASYNC: as [`Db::clear`], the old keyspace freed on the
+    /// background thread ([`super::lazyfree`]).
+    pub fn clear_async(&mut self) {
+        self.clear_with(true)
+    }
+
+    fn clear_with(&mut self, lazy: bool) {
         for (key, item) in self.keys.iter() {
             Db::note_stream(&mut self.stream_changes, key, &item.value);
             self.removed.removed(key, self.index);
         }
-        self.keys = KeyTable::default();
-        self.expires = BTreeSet::new();
-        self.slots = SlotIndex::default();
+        let keys = std::mem::take(&mut self.keys);
+        let expires = std::mem::take(&mut self.expires);
+        let slots = std::mem::take(&mut self.slots);
+        if lazy && !keys.is_empty() {
+            let count = keys.len() as u64;
+            super::lazyfree::free_all(Box::new((keys, expires, slots)), count);
+        }
         if let Some(t) = &mut self.touched {
             t.all = true;
         }

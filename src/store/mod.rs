@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod db;
 pub mod encoding;
+pub mod lazyfree;
 pub mod once;
 pub mod prims;
 pub mod rdb;

@@ -64,6 +64,15 @@ impl Connection {
                 Reply::Map(found.into_iter().map(|(k, v)| (Reply::bulk_str(k), Reply::bulk_str(&v))).collect())
             }
             "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+                let mut seen = std::collections::HashSet::new();
+                for pair in args[2..].chunks_exact(2) {
+                    let name = text(&pair[0]);
+                    if !seen.insert(crate::server::settings::Settings::canonical(&name)) {
+                        return Ok(Reply::error(format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                        )));
+                    }
+                }
                 let current = self.shared.core.store().db.stream_limits;
                 let mut limits = current;
                 let mut local = Vec::new();
@@ -77,10 +86,18 @@ impl Connection {
                 if limits != current && in_transaction {
                     return Err(limits);
                 }
+                // All or nothing, as Redis: what was set before a refused value is put back.
+                let mut before: Vec<(&str, String)> = Vec::new();
                 for pair in local {
-                    if let Err(e) = settings.set(&text(&pair[0]), &text(&pair[1])) {
+                    let name = text(&pair[0]);
+                    let previous = settings.get(&[name.as_bytes()]).into_iter().next();
+                    if let Err(e) = settings.set(&name, &text(&pair[1])) {
+                        for (name, value) in before.into_iter().rev() {
+                            let _ = settings.set(name, &value);
+                        }
                         return Ok(Reply::error(e));
                     }
+                    before.extend(previous);
                 }
                 self.configure_stats();
                 if let Some(max) = settings.param("tracking-table-max-keys").and_then(|v| v.parse::<usize>().ok()).filter(|m| *m > 0) {
@@ -107,6 +124,7 @@ impl Connection {
                 shared.clients.total_connections.store(0, Ordering::Relaxed);
                 shared.clients.rejected_connections.store(0, Ordering::Relaxed);
                 shared.core.stats.reset();
+                crate::store::lazyfree::reset_stats();
                 let mut store = shared.core.store();
                 store.expired_keys = 0;
                 store.evicted_keys = 0;
@@ -288,7 +306,7 @@ impl Connection {
         section(
             "Memory",
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nused_memory_scripts:{}\r\nnumber_of_cached_scripts:{}\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nused_memory_scripts:{}\r\nnumber_of_cached_scripts:{}\r\nlazyfree_pending_objects:{}\r\n",
                 memory::human(used),
                 used.saturating_sub(log),
                 memory::rss_bytes(),
@@ -299,6 +317,7 @@ impl Connection {
                 shared.settings.policy().name(),
                 scripts.1,
                 scripts.0,
+                crate::store::lazyfree::pending(),
             ),
         );
         section(
@@ -308,7 +327,7 @@ impl Connection {
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\nlazyfreed_objects:{}\r\n",
                 shared.clients.total_connections.load(Ordering::Relaxed),
                 shared.commands_processed.load(Ordering::Relaxed),
                 shared.clients.rejected_connections.load(Ordering::Relaxed),
@@ -319,6 +338,7 @@ impl Connection {
                 tracking.items,
                 tracking.prefixes,
                 shared.core.stats.error_replies(),
+                crate::store::lazyfree::freed(),
             ),
         );
         section("Replication", self.replication_info());

@@ -150,6 +150,10 @@ impl Connection {
     pub(super) async fn exec(&mut self, once: Option<Tag>) -> Option<Reply> {
         let Some(queue) = self.session.txn.take() else { return Some(Reply::err("ERR EXEC without MULTI")) };
         self.session.info.in_multi.store(false, Ordering::Relaxed);
+        if let Some(why) = queue.refused_exec {
+            self.unwatch_all();
+            return Some(crate::server::transaction::exec_refused(why));
+        }
         if queue.failed {
             self.unwatch_all();
             return Some(Reply::err(ERR_EXECABORT));

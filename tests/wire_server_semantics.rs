@@ -1,0 +1,237 @@
+//! Server behaviours Redis's own suite checks and clients rely on (issue 12):
+//! CONFIG SET all-or-nothing with several parameters, hidden and aliased parameters,
+//! lazy freeing (UNLINK, FLUSHALL ASYNC) and its INFO counters, EXEC refused whole
+//! (EXECABORT) during a busy script or out of memory, SAVE refused inside MULTI,
+//! PUBLISH from a script, a script running past the old default budget, and an idle
+//! client's query buffer given back.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{log_phases, wait_until, Server};
+
+fn config_get(con: &mut redis::Connection, pattern: &str) -> Vec<(String, String)> {
+    redis::cmd("CONFIG").arg("GET").arg(pattern).query(con).expect("CONFIG GET")
+}
+
+fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> Option<u64> {
+    let info: String = redis::cmd("INFO").arg(section).query(con).ok()?;
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).and_then(|v| v.trim().parse().ok()))
+}
+
+#[test]
+fn config_set_of_several_parameters_is_all_or_nothing() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    tracing::info!("--- several parameters at once, `save` among them");
+    let ok: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("10000001")
+        .arg("repl-backlog-size")
+        .arg("10000002")
+        .arg("save")
+        .arg("3000 5")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(config_get(&mut con, "maxmemory"), vec![("maxmemory".into(), "10000001".into())]);
+    assert_eq!(config_get(&mut con, "save"), vec![("save".into(), "3000 5".into())]);
+    assert_eq!(config_get(&mut con, "repl-backlog-size"), vec![("repl-backlog-size".into(), "10000002".into())]);
+
+    tracing::info!("--- a refused value leaves every parameter as it was, with Redis's error");
+    let before = config_get(&mut con, "maxmemory-clients");
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("12345678")
+        .arg("maxmemory-clients")
+        .arg("200%")
+        .arg("client-query-buffer-limit")
+        .arg("invalid")
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ERR"));
+    assert_eq!(
+        err.detail(),
+        Some("CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100")
+    );
+    assert_eq!(config_get(&mut con, "maxmemory"), vec![("maxmemory".into(), "10000001".into())]);
+    assert_eq!(config_get(&mut con, "maxmemory-clients"), before);
+    let ok: String = redis::cmd("CONFIG").arg("SET").arg("maxmemory-clients").arg("10%").query(&mut con).unwrap();
+    assert_eq!(ok, "OK");
+    assert_eq!(config_get(&mut con, "maxmemory-clients"), vec![("maxmemory-clients".into(), "10%".into())]);
+
+    tracing::info!("--- a parameter named twice (an alias included) is refused");
+    let err = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("1").arg("maxmemory").arg("2").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("duplicate parameter"), "{err}");
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hash-max-ziplist-entries")
+        .arg("1")
+        .arg("hash-max-listpack-entries")
+        .arg("2")
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("duplicate parameter"), "{err}");
+    let err = redis::cmd("CONFIG").arg("SET").arg("save").arg("3000").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("Invalid save parameters"), "{err}");
+
+    tracing::info!("--- hidden parameters only by name; a glob lists each parameter once, aliases too");
+    assert!(config_get(&mut con, "*").iter().all(|(k, _)| k != "key-load-delay"));
+    assert_eq!(config_get(&mut con, "key-load-delay"), vec![("key-load-delay".into(), "0".into())]);
+    let all: Vec<(String, String)> = redis::cmd("CONFIG").arg("GET").arg("maxmemory").arg("maxmemory*").arg("*of").query(&mut con).unwrap();
+    let mut names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    let count = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), count, "no parameter twice: {all:?}");
+    for name in ["maxmemory", "maxmemory-clients", "maxmemory-samples", "replicaof", "slaveof"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+}
+
+#[test]
+fn unlink_and_flushall_async_free_in_the_background() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let members: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+    let _: i64 = redis::cmd("SADD").arg("big").arg(&members).query(&mut con).unwrap();
+    let _: i64 = redis::cmd("SADD").arg("small").arg(&members[..10]).query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    tracing::info!("--- UNLINK of a large set is freed in the background, a small one in place");
+    let n: i64 = redis::cmd("UNLINK").arg("big").arg("small").arg("missing").query(&mut con).unwrap();
+    assert_eq!(n, 2);
+    let exists: i64 = redis::cmd("EXISTS").arg("big").arg("small").query(&mut con).unwrap();
+    assert_eq!(exists, 0, "the keys are gone when UNLINK answers");
+    let freed = wait_until(Duration::from_secs(10), || {
+        info_field(&mut con, "memory", "lazyfree_pending_objects") == Some(0)
+            && info_field(&mut con, "stats", "lazyfreed_objects") == Some(1)
+    });
+    assert!(freed, "one object lazily freed: {:?}", info_field(&mut con, "stats", "lazyfreed_objects"));
+
+    tracing::info!("--- FLUSHALL ASYNC counts a key an object");
+    for i in 0..5 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("v").query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(&mut con).unwrap();
+    let size: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(size, 0);
+    let freed = wait_until(Duration::from_secs(10), || info_field(&mut con, "stats", "lazyfreed_objects") == Some(6));
+    assert!(freed, "five keys more: {:?}", info_field(&mut con, "stats", "lazyfreed_objects"));
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    assert_eq!(info_field(&mut con, "stats", "lazyfreed_objects"), Some(0));
+}
+
+#[test]
+fn exec_is_refused_whole_while_a_script_is_busy_or_memory_is_full() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("busy-reply-threshold").arg(10).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("xx").arg(1).query(&mut con).unwrap();
+    let mut queued = server.conn();
+    let _: () = redis::cmd("MULTI").query(&mut queued).unwrap();
+    let _: String = redis::cmd("INCR").arg("xx").query(&mut queued).unwrap();
+
+    tracing::info!("--- a read-only script loops; other clients meet -BUSY");
+    let mut runner = server.conn();
+    let long = std::thread::spawn(move || -> redis::RedisResult<String> {
+        redis::cmd("EVAL_RO").arg("while true do end").arg(0).query(&mut runner)
+    });
+    let busy = wait_until(Duration::from_secs(20), || {
+        redis::cmd("GET").arg("xx").query::<String>(&mut con).is_err_and(|e| e.to_string().contains("BUSY"))
+    });
+    assert!(busy, "other clients get -BUSY");
+    tracing::info!("--- a command queued during the busy script dooms the transaction; EXEC itself is refused whole");
+    let err = redis::cmd("INCR").arg("xx").query::<String>(&mut queued).unwrap_err();
+    assert!(err.to_string().contains("BUSY"), "{err}");
+    let err = redis::cmd("EXEC").query::<redis::Value>(&mut queued).unwrap_err();
+    assert_eq!(err.kind(), redis::ErrorKind::ExecAbortError, "{err}");
+    assert!(err.detail().is_some_and(|d| d.starts_with("Transaction discarded because of: BUSY")), "{err}");
+    let killed: String = redis::cmd("SCRIPT").arg("KILL").query(&mut con).unwrap();
+    assert_eq!(killed, "OK");
+    assert!(long.join().unwrap().is_err());
+    let xx: i64 = redis::cmd("GET").arg("xx").query(&mut con).unwrap();
+    assert_eq!(xx, 1, "nothing of the transaction ran");
+    let pong: String = redis::cmd("PING").arg("asdf").query(&mut queued).unwrap();
+    assert_eq!(pong, "asdf", "the connection left MULTI");
+
+    tracing::info!("--- out of memory under noeviction, EXEC with a write is refused whole");
+    let _: () = redis::cmd("MULTI").query(&mut queued).unwrap();
+    let _: String = redis::cmd("SET").arg("x").arg("1").query(&mut queued).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query(&mut con).unwrap();
+    let err = redis::cmd("EXEC").query::<redis::Value>(&mut queued).unwrap_err();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
+    assert_eq!(err.kind(), redis::ErrorKind::ExecAbortError, "{err}");
+    assert!(err.detail().is_some_and(|d| d.starts_with("Transaction discarded because of: OOM")), "{err}");
+
+    tracing::info!("--- SAVE inside MULTI is refused and dooms the transaction");
+    let _: () = redis::cmd("MULTI").query(&mut queued).unwrap();
+    let err = redis::cmd("SAVE").query::<String>(&mut queued).unwrap_err();
+    assert!(err.to_string().contains("Command not allowed inside a transaction"), "{err}");
+    let err = redis::cmd("EXEC").query::<redis::Value>(&mut queued).unwrap_err();
+    assert_eq!(err.kind(), redis::ErrorKind::ExecAbortError, "{err}");
+}
+
+#[test]
+fn a_script_publishes_and_runs_long_work() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let mut sub = server.client().get_connection().unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("ch").unwrap();
+    tracing::info!("--- PUBLISH from a write script reaches subscribers; a read-only script may not publish");
+    let n: i64 = redis::cmd("EVAL").arg("return redis.call('publish', 'ch', 'hello')").arg(0).query(&mut con).unwrap();
+    assert_eq!(n, 0, "receivers are not replicated state: the script sees 0");
+    let msg = pubsub.get_message().expect("the message arrives");
+    assert_eq!(msg.get_channel_name(), "ch");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "hello");
+    let err = redis::cmd("EVAL_RO").arg("return redis.call('publish', 'ch', 'x')").arg(0).query::<i64>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("Write commands are not allowed from read-only scripts"), "{err}");
+
+    tracing::info!("--- a script of about 1e8 Lua instructions runs to its end, as on Redis");
+    let n: i64 = redis::cmd("EVAL").arg("local n = 0 for i = 1, 40000000 do n = n + 1 end return n").arg(0).query(&mut con).unwrap();
+    assert_eq!(n, 40_000_000);
+}
+
+/// CLIENT LIST's `qbuf` + `qbuf-free` of the client named `name`.
+fn query_buffer(con: &mut redis::Connection, name: &str) -> Option<u64> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(con).ok()?;
+    let line = list.lines().find(|l| l.contains(&format!(" name={name} ")))?;
+    let field = |f: &str| line.split(' ').find_map(|kv| kv.strip_prefix(&format!("{f}="))).and_then(|v| v.parse::<u64>().ok());
+    Some(field("qbuf")? + field("qbuf-free")?)
+}
+
+#[test]
+fn an_idle_client_gives_its_query_buffer_back() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let mut idle = server.conn();
+    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("idler").query(&mut idle).unwrap();
+    let first = query_buffer(&mut con, "idler").expect("listed");
+    assert!(first >= 16 * 1024, "a read buffer while the client is active: {first}");
+    tracing::info!("--- idle for two seconds, it holds no read buffer; it works on as before");
+    let started = std::time::Instant::now();
+    let released = wait_until(Duration::from_secs(20), || query_buffer(&mut con, "idler") == Some(0));
+    assert!(released, "released: {:?}", query_buffer(&mut con, "idler"));
+    assert!(started.elapsed() >= Duration::from_millis(1500), "released only once idle: {:?}", started.elapsed());
+    let _: () = redis::cmd("SET").arg("x").arg("small").query(&mut idle).unwrap();
+    assert!(query_buffer(&mut con, "idler").is_some_and(|b| b > 0), "a buffer again once it reads");
+    tracing::info!("--- a large value grows the buffer; the growth is given back after it");
+    let big = "B".repeat(400_000);
+    let _: () = redis::cmd("SET").arg("y").arg(&big).query(&mut idle).unwrap();
+    let grown = query_buffer(&mut con, "idler").unwrap();
+    assert!(grown > 64 * 1024, "grown for the large value: {grown}");
+    let _: () = redis::cmd("SET").arg("x").arg("small").query(&mut idle).unwrap();
+    let shrunk = wait_until(Duration::from_secs(10), || query_buffer(&mut con, "idler").is_some_and(|b| b <= 32 * 1024));
+    assert!(shrunk, "the buffer shrank after a small read: {:?}", query_buffer(&mut con, "idler"));
+    let back: String = redis::cmd("GET").arg("y").query(&mut idle).unwrap();
+    assert_eq!(back, big);
+}
