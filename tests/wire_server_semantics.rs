@@ -235,3 +235,42 @@ fn an_idle_client_gives_its_query_buffer_back() {
     let back: String = redis::cmd("GET").arg("y").query(&mut idle).unwrap();
     assert_eq!(back, big);
 }
+
+#[test]
+fn a_blocked_command_is_slow_logged_when_served_with_its_run_time() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("slowlog-log-slower-than").arg(0).query(&mut con).unwrap();
+    let mut waiter = server.conn();
+    let blocked =
+        std::thread::spawn(move || -> redis::RedisResult<(String, String)> { redis::cmd("BLPOP").arg("l").arg(0).query(&mut waiter) });
+    let waiting = wait_until(Duration::from_secs(10), || info_field(&mut con, "clients", "blocked_clients") == Some(1));
+    assert!(waiting, "the BLPOP blocks");
+    // Waits a second blocked: the slow log must not count it as run time.
+    std::thread::sleep(Duration::from_secs(1));
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("LPUSH").arg("l").arg("foo").query(&mut con).unwrap();
+    assert_eq!(blocked.join().unwrap().unwrap(), ("l".to_string(), "foo".to_string()));
+    let log: Vec<(i64, i64, i64, Vec<String>, String, String)> = redis::cmd("SLOWLOG").arg("GET").query(&mut con).unwrap();
+    let blpop = log.iter().find(|e| e.3 == ["BLPOP", "l", "0"]).unwrap_or_else(|| panic!("BLPOP logged once served: {log:?}"));
+    assert!(blpop.2 < 1_000_000, "logged with the time it ran ({} us), not the second it waited", blpop.2);
+}
+
+#[test]
+fn keys_that_expired_during_a_write_pause_go_when_it_ends() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let expired = |con: &mut redis::Connection| info_field(con, "stats", "expired_keys").unwrap();
+    let before = expired(&mut con);
+    let _: () = redis::cmd("SET").arg("foo").arg("bar").arg("PX").arg(10).query(&mut con).unwrap();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(50_000).arg("WRITE").query(&mut con).unwrap();
+    let gone = wait_until(Duration::from_secs(10), || redis::cmd("GET").arg("foo").query::<Option<String>>(&mut con).unwrap().is_none());
+    assert!(gone, "logically expired while paused");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(expired(&mut con), before, "nothing is deleted while writes are paused");
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut con).unwrap();
+    assert_eq!(expired(&mut con), before + 1, "deleted by the time UNPAUSE answers");
+    assert_eq!(info_field(&mut con, "stats", "migrate_cached_sockets"), Some(0));
+}

@@ -160,7 +160,12 @@ impl Connection {
             Place::Local if request.spec.blocks(&request.args) => {
                 self.settle(pending).await;
                 self.record_blocking(&request);
-                self.blocking_command(request).await;
+                let args = request.args.clone();
+                let started = std::time::Instant::now();
+                let waited = self.blocking_command(request).await;
+                // Logged once answered (before its reply is flushed), with the time it
+                // ran, not the time it waited, as Redis logs a blocked command.
+                self.slowlog_blocking(&args, started.elapsed().saturating_sub(waited));
             }
             Place::Local => {
                 if pending.forward.is_some() {
@@ -277,17 +282,24 @@ impl Connection {
 
     /// A blocking command on the active: served now if a key has data, else wait for
     /// one to get it, for the timeout its spec reads.
-    async fn blocking_command(&mut self, request: Request) {
+    /// Runs a blocking command; returns how long it waited blocked.
+    async fn blocking_command(&mut self, request: Request) -> Duration {
         let spec = request.spec;
         let timeout_ms = match spec.wait_ms(&request.args) {
             Ok(ms) => ms.unwrap_or(0),
-            Err(e) => return self.reply(e),
+            Err(e) => {
+                self.reply(e);
+                return Duration::ZERO;
+            }
         };
         // A wait sent to a new active right after a failover waits for it to take
         // writes rather than failing.
+        let writable = std::time::Instant::now();
         if let Err(e) = self.wait_writable().await {
-            return self.reply(e);
+            self.reply(e);
+            return writable.elapsed();
         }
+        let not_writable = writable.elapsed();
         let keys = spec.wait_keys(&request.args);
         let prepared = spec.prepare_wait(&self.shared.core.store().db, self.shared.core.stamp(), &request.args);
         // The first attempt goes through the log from here, like any command, so it
@@ -298,7 +310,8 @@ impl Connection {
             Err(e) => write_reply(&e),
         };
         if first != Reply::WouldBlock {
-            return self.reply(first);
+            self.reply(first);
+            return not_writable;
         }
         let woken = prepared.woken.clone();
         let (id, mut rx) = self.shared.blocker.block(self.session.info.id, prepared.woken, keys);
@@ -306,8 +319,9 @@ impl Connection {
         if self.flush().await.is_err() {
             self.shared.blocker.cancel(id);
             self.session.closing = true;
-            return;
+            return not_writable;
         }
+        let blocked = std::time::Instant::now();
         self.session.info.blocked.store(true, std::sync::atomic::Ordering::Relaxed);
         let deadline = async {
             if timeout_ms == 0 {
@@ -333,7 +347,7 @@ impl Connection {
                             Reply::NilArray if self.session.forwarded_in && spec.resend_after_failover() => {
                                 self.session.closing = true;
                                 self.session.info.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
-                                return;
+                                return not_writable + blocked.elapsed();
                             }
                             // Served after all: a served blocking command never answers a null array.
                             Reply::NilArray => break Reply::err(ERR_DEPOSED_WHILE_BLOCKED),
@@ -353,9 +367,11 @@ impl Connection {
                 }
             }
         };
+        let waited = not_writable + blocked.elapsed();
         let reply = self.withdraw_unserved(spec, &woken, reply).await;
         self.session.info.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
         self.reply(reply);
+        waited
     }
 
     /// Waits, for up to one election time, until this server may take writes as the

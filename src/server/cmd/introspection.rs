@@ -171,6 +171,23 @@ impl Connection {
         }
     }
 
+    /// After CLIENT UNPAUSE the active removes at once the keys that expired during
+    /// the pause (expiry is a write, held while writes are paused), before answering:
+    /// a read right after UNPAUSE finds them gone and counted, as Redis's expiry on
+    /// access does, instead of waiting for the next expiry cycle.
+    pub(super) async fn expire_after_unpause(&self, args: &[Bytes], reply: &Reply) {
+        if !is(&args[1], "unpause") || *reply != Reply::ok() || !self.shared.view().local_is_active() || self.shared.core.pause.holds(true)
+        {
+            return;
+        }
+        // Bounded as one expiry cycle is.
+        for _ in 0..16 {
+            if self.shared.core.expire_due().await < crate::limits::EXPIRE_KEYS_PER_ENTRY_MAX {
+                break;
+            }
+        }
+    }
+
     /// Sets the stream node limits on every member of the stripe: a log entry.
     pub(super) async fn propose_node_limits(&self, limits: NodeLimits) -> Reply {
         if !self.shared.view().local_is_active() {
@@ -327,7 +344,7 @@ impl Connection {
         section(
             "Stats",
             format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\nlazyfreed_objects:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\nlazyfreed_objects:{}\r\nmigrate_cached_sockets:0\r\n",
                 shared.clients.total_connections.load(Ordering::Relaxed),
                 shared.commands_processed.load(Ordering::Relaxed),
                 shared.clients.rejected_connections.load(Ordering::Relaxed),

@@ -2,7 +2,7 @@
 //! deletes them here unless COPY, as Redis does. It runs on the active of the keys'
 //! stripe (a mirror's client is told where); the target gets `AUTH`/`AUTH2` if
 //! given, `SELECT db`, then one `RESTORE key ttl payload [REPLACE]` per key that
-//! exists. No connection is cached between calls (INFO `migrate_cached_sockets` is 0).
+//! exists. No connection is cached between calls (INFO stats reports `migrate_cached_sockets:0`).
 
 use std::time::Duration;
 

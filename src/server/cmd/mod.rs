@@ -47,7 +47,11 @@ impl Connection {
             Srv::ClientPause => self.client_pause(args),
             Srv::ClientTracking => self.client_tracking(args).await,
             Srv::Migrate => self.migrate(request).await,
-            Srv::Client => self.client(args),
+            Srv::Client => {
+                let reply = self.client(args);
+                self.expire_after_unpause(args, &reply).await;
+                reply
+            }
             Srv::Quit => self.quit(),
             Srv::Reset => self.reset(),
             Srv::Readonly => self.set_readonly(true),

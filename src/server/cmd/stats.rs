@@ -142,6 +142,12 @@ impl Connection {
         }
     }
 
+    /// A blocking command once answered: the slow log, with the time it ran (it was
+    /// counted when it started).
+    pub(in crate::server) fn slowlog_blocking(&self, args: &[Bytes], ran: Duration) {
+        self.shared.core.stats.slowlog_only(args, ran, &self.caller(), wall_ms() / 1000);
+    }
+
     /// The commands EXEC ran (`replies`: theirs, in order), each counted as a call
     /// with a share of the transaction's time; the errors among their replies count
     /// in errorstats like any other reply.

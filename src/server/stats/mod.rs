@@ -201,6 +201,17 @@ impl Stats {
         }
     }
 
+    /// The slow log alone (a blocking command, counted when it started), if `elapsed`
+    /// reaches `slowlog-log-slower-than`.
+    pub fn slowlog_only(&self, args: &[Bytes], elapsed: Duration, caller: &Caller<'_>, unix_secs: u64) {
+        let slower_than = self.slowlog_slower_than_us.load(Ordering::Relaxed);
+        let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        if slower_than >= 0 && us >= slower_than as u64 {
+            let max = self.slowlog_len_max.load(Ordering::Relaxed);
+            self.slowlog().push(args, us, unix_secs, caller, max);
+        }
+    }
+
     /// An event of the latency monitor other than a command's (`expire-cycle`):
     /// recorded when it took at least `latency-monitor-threshold` ms.
     pub fn latency_event(&self, event: &'static str, elapsed: Duration, unix_secs: u64) {
