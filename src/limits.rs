@@ -62,17 +62,15 @@ pub const FUNCTION_LIBRARY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Lua instructions one script may run by default (each `redis.call` is charged
 /// [`SCRIPT_CALL_INSTRUCTIONS`] more). Every server of the stripe stops a script at
-/// the same instruction, so the state stays equal. Redis never stops a script by
-/// itself (other clients get `-BUSY` after `busy-reply-threshold`, 5 s, and may
-/// `SCRIPT KILL` it), and real scripts do long work — a bulk load of 1,000,000 SADDs
-/// in one script costs about 1.1e8 here — so the default lets a script run about as
-/// long as Redis's threshold lets it run unnoticed: a `while true do end` loop ran
-/// 4.4e8 instructions per second (bench/scripting.sh, release build, quiet machine)
-/// and 1.99e8 at load 8, so 1e9 stops a runaway after 2–5 s, within a write's wait
-/// of 5 s on a quiet machine (the script runs off the runtime thread, so heartbeats
-/// go on meanwhile; other clients get `-BUSY` past `busy-reply-threshold` and a
-/// read-only script can be killed). `TANDEM.SCRIPTLIMITS` changes it for the stripe.
-pub const SCRIPT_INSTRUCTIONS_DEFAULT: u64 = 1_000_000_000;
+/// the same instruction, so the state stays equal. A `while true do end` loop ran
+/// 1.99e8 instructions per second here (bench/scripting.sh, release build, a shared
+/// machine at load 8; BENCHMARKS.md), so the default stops a runaway in about 0.25 s,
+/// under the default election time of 1 s and a write's wait of 5 s (the script runs
+/// off the runtime thread, so heartbeats go on meanwhile); `TANDEM.SCRIPTLIMITS`
+/// changes it for the stripe. The default is part of the replicated state (a
+/// member replaying its log from the start begins with it), so it never changes
+/// between versions: a stripe whose members disagreed on it would diverge.
+pub const SCRIPT_INSTRUCTIONS_DEFAULT: u64 = 50_000_000;
 /// What one `redis.call`/`redis.pcall` costs in instructions: commands take far
 /// longer than a Lua instruction, and a loop of calls must not outlast the budget's
 /// intent.

@@ -2,8 +2,8 @@
 //! CONFIG SET all-or-nothing with several parameters, hidden and aliased parameters,
 //! lazy freeing (UNLINK, FLUSHALL ASYNC) and its INFO counters, EXEC refused whole
 //! (EXECABORT) during a busy script or out of memory, SAVE refused inside MULTI,
-//! PUBLISH from a script, a script running past the old default budget, and an idle
-//! client's query buffer given back.
+//! PUBLISH from a script, an idle client's query buffer given back, a blocked command
+//! in the slow log, expiry at the end of a write pause.
 
 mod support;
 
@@ -131,6 +131,8 @@ fn exec_is_refused_whole_while_a_script_is_busy_or_memory_is_full() {
     log_phases();
     let server = Server::start();
     let mut con = server.conn();
+    // The loop must outlive the stripe's default budget: it runs until SCRIPT KILL.
+    let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000_000_000u64).query(&mut con).unwrap();
     let _: () = redis::cmd("CONFIG").arg("SET").arg("busy-reply-threshold").arg(10).query(&mut con).unwrap();
     let _: () = redis::cmd("SET").arg("xx").arg(1).query(&mut con).unwrap();
     let mut queued = server.conn();
@@ -178,7 +180,7 @@ fn exec_is_refused_whole_while_a_script_is_busy_or_memory_is_full() {
 }
 
 #[test]
-fn a_script_publishes_and_runs_long_work() {
+fn a_write_script_publishes_and_a_read_only_one_may_not() {
     log_phases();
     let server = Server::start();
     let mut con = server.conn();
@@ -194,10 +196,6 @@ fn a_script_publishes_and_runs_long_work() {
     assert_eq!(msg.get_payload::<String>().unwrap(), "hello");
     let err = redis::cmd("EVAL_RO").arg("return redis.call('publish', 'ch', 'x')").arg(0).query::<i64>(&mut con).unwrap_err();
     assert!(err.to_string().contains("Write commands are not allowed from read-only scripts"), "{err}");
-
-    tracing::info!("--- a script of about 1e8 Lua instructions runs to its end, as on Redis");
-    let n: i64 = redis::cmd("EVAL").arg("local n = 0 for i = 1, 40000000 do n = n + 1 end return n").arg(0).query(&mut con).unwrap();
-    assert_eq!(n, 40_000_000);
 }
 
 /// CLIENT LIST's `qbuf` + `qbuf-free` of the client named `name`.
@@ -229,9 +227,12 @@ fn an_idle_client_gives_its_query_buffer_back() {
     let _: () = redis::cmd("SET").arg("y").arg(&big).query(&mut idle).unwrap();
     let grown = query_buffer(&mut con, "idler").unwrap();
     assert!(grown > 64 * 1024, "grown for the large value: {grown}");
-    let _: () = redis::cmd("SET").arg("x").arg("small").query(&mut idle).unwrap();
-    let shrunk = wait_until(Duration::from_secs(10), || query_buffer(&mut con, "idler").is_some_and(|b| b <= 32 * 1024));
-    assert!(shrunk, "the buffer shrank after a small read: {:?}", query_buffer(&mut con, "idler"));
+    // Small commands keep coming (so the idle release is not what shrinks it).
+    let shrunk = wait_until(Duration::from_secs(5), || {
+        let _: () = redis::cmd("SET").arg("x").arg("small").query(&mut idle).unwrap();
+        query_buffer(&mut con, "idler").is_some_and(|b| b > 0 && b <= 32 * 1024)
+    });
+    assert!(shrunk, "the buffer shrank after small reads: {:?}", query_buffer(&mut con, "idler"));
     let back: String = redis::cmd("GET").arg("y").query(&mut idle).unwrap();
     assert_eq!(back, big);
 }

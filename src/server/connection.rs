@@ -39,6 +39,9 @@ impl Connection {
         let release = tokio::time::sleep(QUERY_BUFFER_IDLE_RELEASE);
         tokio::pin!(release);
         let mut last_input = Instant::now();
+        // What `timeout` counts from: the last time the loop did something for the
+        // client (giving its read buffer back does not count).
+        let mut idle_from = Instant::now();
         while !self.session.closing {
             let idle_secs = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
             let subscribed = self.session.subscribed();
@@ -49,7 +52,7 @@ impl Connection {
                 if idle_secs == 0 || subscribed {
                     std::future::pending::<()>().await
                 }
-                tokio::time::sleep(Duration::from_secs(idle_secs)).await
+                tokio::time::sleep_until(idle_from + Duration::from_secs(idle_secs)).await
             };
             let releasable = self.frames.can_release_input();
             tokio::select! {
@@ -81,6 +84,7 @@ impl Connection {
                 _ = acl_changed => {}
                 _ = idle => break,
             }
+            idle_from = Instant::now();
             if self.flush().await.is_err() {
                 break;
             }

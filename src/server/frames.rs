@@ -25,6 +25,8 @@ pub const QUERY_BUFFER_IDLE_RELEASE: std::time::Duration = std::time::Duration::
 /// What the first read after a release reserves: a small command fits; a larger
 /// input doubles the room read by read as usual.
 const READ_AFTER_RELEASE_BYTES: usize = 512;
+/// A consumed query buffer larger than this is given back after small reads.
+const SHRINK_ABOVE_BYTES: usize = 4 * READ_CHUNK_BYTES;
 
 pub struct Frames {
     pub socket: ClientStream,
@@ -35,6 +37,9 @@ pub struct Frames {
     pub out: BytesMut,
     /// Bytes allocated for `inbuf`, for CLIENT LIST (the client's `ClientInfo`).
     query_buffer_bytes: Arc<AtomicUsize>,
+    /// Reads in a row that did not fill their room: a buffer grown for a large input
+    /// is given back only after two (a pipelining client's buffer is kept).
+    small_reads: u8,
 }
 
 /// What one read from the socket gave.
@@ -54,6 +59,7 @@ impl Frames {
             read_room: READ_CHUNK_BYTES,
             out: BytesMut::with_capacity(READ_CHUNK_BYTES),
             query_buffer_bytes,
+            small_reads: 0,
         }
     }
 
@@ -61,9 +67,10 @@ impl Frames {
     /// keeps it full. Cancel-safe: nothing is lost if the future is dropped.
     pub async fn read(&mut self) -> Read {
         // A buffer grown for one large input (a big value) is given back once it is
-        // consumed and reads are small again, rather than kept for the connection's life.
-        if self.inbuf.is_empty() && self.inbuf.capacity() > 2 * self.read_room.max(READ_CHUNK_BYTES) {
-            self.inbuf = BytesMut::new();
+        // consumed and reads have been small twice, rather than kept for the
+        // connection's life.
+        if self.inbuf.is_empty() && self.small_reads >= 2 && self.inbuf.capacity() > SHRINK_ABOVE_BYTES {
+            self.inbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         }
         if self.inbuf.capacity() == 0 {
             self.query_buffer_bytes.store(0, Ordering::Relaxed);
@@ -76,6 +83,7 @@ impl Frames {
             Ok(0) | Err(_) => Read::Closed,
             Ok(n) => {
                 self.read_room = if n >= room { (self.read_room * 2).min(READ_GULP_MAX_BYTES) } else { READ_CHUNK_BYTES };
+                self.small_reads = if n >= room { 0 } else { self.small_reads.saturating_add(1) };
                 Read::Data
             }
         }

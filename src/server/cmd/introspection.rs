@@ -49,6 +49,9 @@ pub(super) fn time() -> Reply {
     Reply::Array(vec![Reply::bulk_str(&(micros / 1_000_000).to_string()), Reply::bulk_str(&(micros % 1_000_000).to_string())])
 }
 
+const ERR_NODE_LIMITS_ON_ACTIVE: &str =
+    "ERR stream-node-max-entries and stream-node-max-bytes belong to the whole stripe: set them on its active";
+
 impl Connection {
     /// CONFIG GET/SET/RESETSTAT/REWRITE. `Err(limits)`: a SET changed the stream node
     /// limits, which are stripe state: the caller proposes them (after the other
@@ -85,6 +88,11 @@ impl Connection {
                 }
                 if limits != current && in_transaction {
                     return Err(limits);
+                }
+                // The node limits are the stripe's, set on its active: refused here,
+                // nothing else in the command is set either.
+                if limits != current && !self.shared.view().local_is_active() {
+                    return Ok(Reply::err(ERR_NODE_LIMITS_ON_ACTIVE));
                 }
                 // All or nothing, as Redis: what was set before a refused value is put back.
                 let mut before: Vec<(&str, String)> = Vec::new();
@@ -180,9 +188,9 @@ impl Connection {
         {
             return;
         }
-        // Bounded as one expiry cycle is.
+        // Bounded as one expiry cycle is; a new write pause stops it.
         for _ in 0..16 {
-            if self.shared.core.expire_due().await < crate::limits::EXPIRE_KEYS_PER_ENTRY_MAX {
+            if self.shared.core.pause.holds(true) || self.shared.core.expire_due().await < crate::limits::EXPIRE_KEYS_PER_ENTRY_MAX {
                 break;
             }
         }
@@ -191,7 +199,7 @@ impl Connection {
     /// Sets the stream node limits on every member of the stripe: a log entry.
     pub(super) async fn propose_node_limits(&self, limits: NodeLimits) -> Reply {
         if !self.shared.view().local_is_active() {
-            return Reply::err("ERR stream-node-max-entries and stream-node-max-bytes belong to the whole stripe: set them on its active");
+            return Reply::err(ERR_NODE_LIMITS_ON_ACTIVE);
         }
         let op = crate::store::Op::command(&node_limits_command(limits));
         match self.shared.core.propose(vec![op]).await {
