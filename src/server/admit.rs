@@ -70,7 +70,7 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
     // with EXECABORT naming the reason (the EXEC path discards it and its WATCH).
     if !request.spec.has(flags::ALLOW_BUSY) && core.scripts.busy() {
         if session.txn.in_multi() && request.spec.name == "exec" {
-            core.stats.rejected(name);
+            // Counted once, as EXEC's failed call, when it answers.
             session.txn.refuse_exec(core.busy_reply());
             return Admission::Run(request);
         }

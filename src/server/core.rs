@@ -503,6 +503,12 @@ impl Core {
             }
             let (chosen_at, victims) = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed));
             if victims.is_empty() {
+                // Memory an UNLINK or FLUSHALL ASYNC handed to the background thread
+                // is on its way out: wait for it (briefly) rather than refuse.
+                if crate::store::lazyfree::pending() > 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
                 return Err(Reply::err(ERR_OOM));
             }
             // The victims qualify as of `chosen_at`; apply skips any that entries in
