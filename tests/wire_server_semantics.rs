@@ -275,3 +275,39 @@ fn keys_that_expired_during_a_write_pause_go_when_it_ends() {
     assert_eq!(expired(&mut con), before + 1, "deleted by the time UNPAUSE answers");
     assert_eq!(info_field(&mut con, "stats", "migrate_cached_sockets"), Some(0));
 }
+
+#[test]
+fn min_replicas_to_write_refuses_writes_without_enough_mirrors() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET").arg("x").arg("some value").query(&mut con).unwrap();
+    tracing::info!("--- a lone server has no mirror: with min-replicas-to-write 1 it refuses writes, serves reads");
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg(1).query(&mut con).unwrap();
+    let err = redis::cmd("SET").arg("x").arg("1").query::<String>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    let v: String = redis::cmd("GET").arg("x").query(&mut con).unwrap();
+    assert_eq!(v, "some value");
+    tracing::info!("--- scripts: a read-only one runs, a shebang script that may write is refused, a plain one fails at its write");
+    let v: String = redis::cmd("EVAL").arg("#!lua flags=no-writes\nreturn redis.call('get','x')").arg(1).arg("x").query(&mut con).unwrap();
+    assert_eq!(v, "some value");
+    let v: String = redis::cmd("EVAL").arg("return redis.call('get','x')").arg(1).arg("x").query(&mut con).unwrap();
+    assert_eq!(v, "some value");
+    let err = redis::cmd("EVAL").arg("#!lua\nreturn redis.call('get','x')").arg(1).arg("x").query::<String>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    let err = redis::cmd("EVAL").arg("return redis.call('set','x',1)").arg(1).arg("x").query::<String>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    tracing::info!("--- a transaction with a write is refused whole; a blocking pop too");
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let _: String = redis::cmd("SET").arg("x").arg("2").query(&mut con).unwrap();
+    let err = redis::cmd("EXEC").query::<redis::Value>(&mut con).unwrap_err();
+    assert_eq!(err.kind(), redis::ErrorKind::ExecAbortError, "{err}");
+    assert!(err.detail().is_some_and(|d| d.contains("NOREPLICAS")), "{err}");
+    let err = redis::cmd("BLPOP").arg("l").arg("0.1").query::<redis::Value>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    tracing::info!("--- back to 0: writes work again");
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg(0).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("x").arg("3").query(&mut con).unwrap();
+    let v: i64 = redis::cmd("GET").arg("x").query(&mut con).unwrap();
+    assert_eq!(v, 3, "nothing refused was applied in between");
+}

@@ -96,6 +96,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Runs the script command that follows as proposed while memory was over maxmemory.",
         Handler::Write(script_oom),
     ),
+    spec(
+        "tandem.scriptnoreplicas",
+        -4,
+        WRITE | INTERNAL | NOSCRIPT | SCRIPT,
+        (0, 0, 0),
+        G,
+        "Runs the script command that follows as proposed while min-replicas-to-write was not met.",
+        Handler::Write(script_noreplicas),
+    ),
 ];
 
 static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -160,6 +169,15 @@ static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
 pub fn oom_marked(args: &[Bytes]) -> Vec<Bytes> {
     let mut marked = Vec::with_capacity(args.len() + 1);
     marked.push(Bytes::from_static(b"tandem.scriptoom"));
+    marked.extend_from_slice(args);
+    marked
+}
+
+/// The script command marked as proposed while `min-replicas-to-write` was not met,
+/// so every server refuses its writes alike (it may carry the OOM mark inside).
+pub fn noreplicas_marked(args: &[Bytes]) -> Vec<Bytes> {
+    let mut marked = Vec::with_capacity(args.len() + 1);
+    marked.push(Bytes::from_static(b"tandem.scriptnoreplicas"));
     marked.extend_from_slice(args);
     marked
 }
@@ -230,7 +248,18 @@ struct Mode {
     ro_command: bool,
     /// The active found memory over maxmemory when it proposed the command.
     oom: bool,
+    /// The active had fewer good mirrors than `min-replicas-to-write` when it proposed
+    /// the command: the script may not write.
+    noreplicas: bool,
 }
+
+impl Mode {
+    const WRITE: Mode = Mode { ro_command: false, oom: false, noreplicas: false };
+    const READ_ONLY: Mode = Mode { ro_command: true, oom: false, noreplicas: false };
+}
+
+/// Redis's refusal of a write while `min-replicas-to-write` is not met.
+pub const ERR_NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 
 /// KEYS and ARGV of `args` (name, script, numkeys, keys…, args…).
 fn split_keys<'a>(args: &'a [Bytes], bad_count: &'static str) -> Result<(&'a [Bytes], &'a [Bytes]), Reply> {
@@ -256,6 +285,9 @@ fn admit(flags: u8, mode: Mode) -> Result<(), Reply> {
     if mode.oom && flags & (flag::ALLOW_OOM | flag::NO_WRITES) == 0 {
         return Err(Reply::err(ERR_OOM_SCRIPT));
     }
+    if mode.noreplicas && !no_writes(flags) {
+        return Err(Reply::err(ERR_NOREPLICAS));
+    }
     Ok(())
 }
 
@@ -271,12 +303,12 @@ fn cached_source(db: &crate::store::db::Db, sha: &[u8]) -> Result<(String, Bytes
 
 fn eval(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let source = args[1].clone();
-    run_eval_write(ctx, args, sha1_hex(&source), source, Mode { ro_command: false, oom: false })
+    run_eval_write(ctx, args, sha1_hex(&source), source, Mode::WRITE)
 }
 
 fn evalsha(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let (sha, source) = cached_source(ctx.db, &args[1])?;
-    run_eval_write(ctx, args, sha, source, Mode { ro_command: false, oom: false })
+    run_eval_write(ctx, args, sha, source, Mode::WRITE)
 }
 
 fn run_eval_write(ctx: &mut WriteCtx, args: &[Bytes], sha: String, source: Bytes, mode: Mode) -> CmdResult {
@@ -290,6 +322,7 @@ fn run_eval_write(ctx: &mut WriteCtx, args: &[Bytes], sha: String, source: Bytes
         let limits = ctx.db.scripts.limits;
         let seed = ctx.rng.next_u64();
         let mut host = ScriptHost::write(ctx, keys, limits, read_only(flags, mode), mode.oom && flags & flag::ALLOW_OOM == 0);
+        host.noreplicas = mode.noreplicas;
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
         Ok(engine.run_script(ScriptCall { sha: &sha, source: &source, options }, &mut host))
     })();
@@ -316,7 +349,7 @@ fn run_eval_read(ctx: &mut ReadCtx, args: &[Bytes], sha: String, source: Bytes) 
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let outcome = (|| {
         let flags = engine.compile_script(&sha, &source)?;
-        admit(flags, Mode { ro_command: true, oom: false })?;
+        admit(flags, Mode::READ_ONLY)?;
         let limits = ctx.db.scripts.limits;
         let seed = ctx.rng.next_u64();
         let mut host = ScriptHost::read(ctx, keys, limits);
@@ -328,7 +361,7 @@ fn run_eval_read(ctx: &mut ReadCtx, args: &[Bytes], sha: String, source: Bytes) 
 }
 
 fn fcall(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    fcall_write(ctx, args, Mode { ro_command: false, oom: false })
+    fcall_write(ctx, args, Mode::WRITE)
 }
 
 fn fcall_write(ctx: &mut WriteCtx, args: &[Bytes], mode: Mode) -> CmdResult {
@@ -343,6 +376,7 @@ fn fcall_write(ctx: &mut WriteCtx, args: &[Bytes], mode: Mode) -> CmdResult {
     engine.status().describe(args, ctx.db.scripts.library_count(), ctx.db.scripts.function_count());
     let reply = {
         let mut host = ScriptHost::write(ctx, keys, limits, read_only(flags, mode), mode.oom && flags & flag::ALLOW_OOM == 0);
+        host.noreplicas = mode.noreplicas;
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
         engine.run_function(FunctionCall { library: &library, function: &fname, options }, &mut host)
     };
@@ -355,7 +389,7 @@ fn fcall_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some((library, info)) = ctx.db.scripts.function(&name) else { return Err(Reply::err("ERR Function not found")) };
     let (library, flags, fname) = (library.clone(), info.flags, info.name.clone());
     let (keys, argv) = split_keys(args, "ERR Bad number of keys provided")?;
-    admit(flags, Mode { ro_command: true, oom: false })?;
+    admit(flags, Mode::READ_ONLY)?;
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let limits = ctx.db.scripts.limits;
     let seed = ctx.rng.next_u64();
@@ -377,7 +411,33 @@ fn script_oom(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     if !spec.arity_ok(inner.len()) {
         return Err(wrong_args(spec.name));
     }
-    let mode = Mode { ro_command: false, oom: true };
+    let mode = Mode { ro_command: false, oom: true, noreplicas: false };
+    match spec.name {
+        "eval" => {
+            let source = inner[1].clone();
+            run_eval_write(ctx, inner, sha1_hex(&source), source, mode)
+        }
+        "evalsha" => {
+            let (sha, source) = cached_source(ctx.db, &inner[1])?;
+            run_eval_write(ctx, inner, sha, source, mode)
+        }
+        "fcall" => fcall_write(ctx, inner, mode),
+        _ => Err(unknown_command(inner)),
+    }
+}
+
+/// TANDEM.SCRIPTNOREPLICAS <script command…>: the script command as the active
+/// proposed it without enough good mirrors (its writes then fail, as in Redis).
+fn script_noreplicas(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    let (oom, inner) = match args.get(1) {
+        Some(name) if name.eq_ignore_ascii_case(b"tandem.scriptoom") => (true, &args[2..]),
+        _ => (false, &args[1..]),
+    };
+    let Some(spec) = resolve(inner) else { return Err(unknown_command(inner)) };
+    if !spec.arity_ok(inner.len()) {
+        return Err(wrong_args(spec.name));
+    }
+    let mode = Mode { ro_command: false, oom, noreplicas: true };
     match spec.name {
         "eval" => {
             let source = inner[1].clone();
@@ -529,6 +589,8 @@ pub struct ScriptHost<'c, 'a> {
     keys: &'c [Bytes],
     read_only: bool,
     oom: bool,
+    /// Writes are refused: `min-replicas-to-write` was not met when it was proposed.
+    noreplicas: bool,
     undeclared_keys: bool,
     wrote: bool,
 }
@@ -536,7 +598,16 @@ pub struct ScriptHost<'c, 'a> {
 impl<'c, 'a> ScriptHost<'c, 'a> {
     fn write(ctx: &'c mut WriteCtx<'a>, keys: &'c [Bytes], limits: ScriptLimits, read_only: bool, oom: bool) -> Self {
         let acl_user = ctx.acl_user.clone();
-        ScriptHost { target: Target::Write(ctx), acl_user, keys, read_only, oom, undeclared_keys: limits.undeclared_keys, wrote: false }
+        ScriptHost {
+            target: Target::Write(ctx),
+            acl_user,
+            keys,
+            read_only,
+            oom,
+            noreplicas: false,
+            undeclared_keys: limits.undeclared_keys,
+            wrote: false,
+        }
     }
 
     fn read(ctx: &'c mut ReadCtx<'a>, keys: &'c [Bytes], limits: ScriptLimits) -> Self {
@@ -547,6 +618,7 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
             keys,
             read_only: true,
             oom: false,
+            noreplicas: false,
             undeclared_keys: limits.undeclared_keys,
             wrote: false,
         }
@@ -581,6 +653,9 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         // PUBLISH (may-replicate) counts as a write, as in Redis.
         if self.read_only && (spec.is_write() || spec.has(MAY_REPLICATE)) {
             return Err(Reply::err(ERR_WRITE_FROM_RO));
+        }
+        if self.noreplicas && spec.is_write() {
+            return Err(Reply::err(ERR_NOREPLICAS));
         }
         if self.oom && !self.wrote && spec.has(DENYOOM) {
             return Err(Reply::err(ERR_OOM));

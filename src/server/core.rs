@@ -304,6 +304,18 @@ impl Core {
                 continue;
             }
             i += 1;
+            // `min-replicas-to-write`: a write is refused while too few mirrors hold
+            // the log; a script's refusal travels in its entry (its writes fail alike
+            // on every server, its reads still run).
+            if !self.enough_mirrors(memory.settings) {
+                if spec.has(flags::SCRIPT) {
+                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::noreplicas_marked)).tagged(*once));
+                } else {
+                    self.flush(&mut pending, &mut replies, origin).await;
+                    replies.push(Reply::err(crate::commands::scripting::ERR_NOREPLICAS));
+                }
+                continue;
+            }
             if memory.needs_room(spec) {
                 self.flush(&mut pending, &mut replies, origin).await;
                 if let Err(oom) = self.make_room(memory.settings).await {
@@ -316,16 +328,7 @@ impl Core {
                 // the script's deny-oom commands alike.
                 self.flush(&mut pending, &mut replies, origin).await;
                 if self.make_room(memory.settings).await.is_err() {
-                    let marked = match crate::commands::scripting::is_as_user(spec) {
-                        // The user's wrapper stays outermost.
-                        true => {
-                            let mut wrapped = args[..2].to_vec();
-                            wrapped.extend(crate::commands::scripting::oom_marked(&args[2..]));
-                            wrapped
-                        }
-                        false => crate::commands::scripting::oom_marked(args),
-                    };
-                    pending.push(Op::command(&marked).tagged(*once));
+                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::oom_marked)).tagged(*once));
                     continue;
                 }
             }
@@ -408,6 +411,9 @@ impl Core {
         origin: u64,
     ) -> Result<Reply, Reply> {
         self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
+        if cmds.iter().any(|r| r.spec.is_write()) && !self.enough_mirrors(memory.settings) {
+            return Err(super::transaction::exec_refused(Reply::err(crate::commands::scripting::ERR_NOREPLICAS)));
+        }
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
             // Out of room, EXEC is refused whole, as Redis does; other errors (the
             // eviction entry not written) are answered as they are.
@@ -484,6 +490,23 @@ impl Core {
         if let Err(e) = self.propose(ops).await {
             tracing::debug!(error = ?e, "session and lock expiry entry not written");
         }
+    }
+
+    /// Whether `min-replicas-to-write` is met (always when it is 0): the mirrors that
+    /// hold the log up to a standby's lag, as INFO replication shows them online.
+    pub fn enough_mirrors(&self, settings: &Settings) -> bool {
+        let min = settings.min_replicas.load(Ordering::Relaxed);
+        if min == 0 {
+            return true;
+        }
+        let view = self.replica.replication_view();
+        let good = view
+            .members
+            .iter()
+            .filter(|m| m.node_id != view.node_id && m.client_addr.is_some() && m.voting && m.matched.is_some())
+            .filter(|m| m.lag.is_some_and(|lag| lag <= crate::replication::stripe::STANDBY_LAG_MAX))
+            .count();
+        good >= min
     }
 
     /// Evicts keys per `maxmemory-policy` until memory is under the limit. Called on
@@ -583,6 +606,20 @@ impl Core {
 
 /// True when a memory limit is set and the memory data uses is above it. The Raft
 /// log's entries are not data: they are bounded by snapshots and purges instead.
+/// A script command with a mark `wrap` adds (OOM, no replicas); an ACL user's wrapper
+/// stays outermost.
+fn mark_script(args: &[Bytes], wrap: fn(&[Bytes]) -> Vec<Bytes>) -> Vec<Bytes> {
+    let spec = crate::commands::resolve(args);
+    match spec.is_some_and(crate::commands::scripting::is_as_user) {
+        true => {
+            let mut wrapped = args[..2].to_vec();
+            wrapped.extend(wrap(&args[2..]));
+            wrapped
+        }
+        false => wrap(args),
+    }
+}
+
 pub fn over_maxmemory(settings: &Settings, log_bytes: usize) -> bool {
     let max = settings.maxmemory_bytes.load(Ordering::Relaxed);
     max > 0 && memory::used_bytes().saturating_sub(log_bytes) as u64 > max

@@ -300,6 +300,10 @@ impl Connection {
             return writable.elapsed();
         }
         let not_writable = writable.elapsed();
+        if !self.shared.core.enough_mirrors(&self.shared.settings) {
+            self.reply(Reply::err(crate::commands::scripting::ERR_NOREPLICAS));
+            return not_writable;
+        }
         let keys = spec.wait_keys(&request.args);
         let prepared = spec.prepare_wait(&self.shared.core.store().db, self.shared.core.stamp(), &request.args);
         // The first attempt goes through the log from here, like any command, so it

@@ -113,6 +113,8 @@ pub struct Settings {
     pub clients_max: AtomicUsize,
     /// Idle seconds before a client is closed; 0 = never.
     pub timeout_secs: AtomicU64,
+    /// `min-replicas-to-write` (kept in [`Params`], mirrored here for the write path).
+    pub min_replicas: AtomicUsize,
     pub requirepass: Mutex<Option<String>>,
     pub port: u16,
     pub bind: String,
@@ -145,6 +147,7 @@ impl Settings {
             bulk_bytes_max: AtomicUsize::new(limits::BULK_BYTES_MAX_DEFAULT),
             clients_max: AtomicUsize::new(limits::CLIENTS_MAX_DEFAULT),
             timeout_secs: AtomicU64::new(0),
+            min_replicas: AtomicUsize::new(0),
             requirepass: Mutex::new(requirepass),
             busy_reply_threshold_ms: std::sync::Arc::new(AtomicU64::new(crate::scripting::status::BUSY_THRESHOLD_MS_DEFAULT)),
             aclfile: None,

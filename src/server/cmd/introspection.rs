@@ -108,6 +108,8 @@ impl Connection {
                     before.extend(previous);
                 }
                 self.configure_stats();
+                let min_replicas = settings.param("min-replicas-to-write").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+                settings.min_replicas.store(min_replicas, Ordering::Relaxed);
                 if let Some(max) = settings.param("tracking-table-max-keys").and_then(|v| v.parse::<usize>().ok()).filter(|m| *m > 0) {
                     self.shared.core.tracking.limit(&self.shared.clients, max);
                 }
@@ -331,7 +333,7 @@ impl Connection {
         section(
             "Memory",
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nused_memory_scripts:{}\r\nnumber_of_cached_scripts:{}\r\nlazyfree_pending_objects:{}\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{}\r\ntandem_log_memory:{log}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\nused_memory_scripts:{}\r\nnumber_of_cached_scripts:{}\r\nlazyfree_pending_objects:{}\r\nmem_not_counted_for_evict:{log}\r\n",
                 memory::human(used),
                 used.saturating_sub(log),
                 memory::rss_bytes(),
