@@ -825,3 +825,42 @@ fn issue_9_silent_connections_from_one_address_do_not_keep_members_out() {
     assert!(settled.is_ok(), "the stripe did not settle under the flood: {settled:?}\n{}", cluster.all_stderr());
     assert!(converged.is_ok(), "{converged:?}");
 }
+
+/// `min-replicas-to-write` on two servers and a voter: the active and the voter are a
+/// majority without the data mirror, so without the setting a write would be
+/// acknowledged with one copy of the data; with it the active refuses (NOREPLICAS)
+/// once the mirror stops answering, and writes again once the mirror is back.
+#[test]
+fn min_replicas_to_write_needs_a_data_mirror_not_just_a_voter() {
+    let mut cluster = Cluster::start(Spec {
+        servers: vec![true, true],
+        voters: 1,
+        relayed: false,
+        data_storage: Vec::new(),
+        stripes: 1,
+        cluster_ports: false,
+    });
+    let everyone: Vec<usize> = (0..cluster.members.len()).collect();
+    let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let mirror = (0..cluster.members.len()).find(|&i| i != active && !cluster.members[i].voter).expect("a data mirror");
+    let mut con = cluster.conn(active).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg(1).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("with the mirror").query(&mut con).unwrap();
+    cluster.kill9(mirror);
+    let mut acked_alone = 0;
+    let refused = wait_until(Duration::from_secs(30), || match redis::cmd("SET").arg("k").arg("alone").query::<()>(&mut con) {
+        Ok(()) => {
+            acked_alone += 1;
+            false
+        }
+        Err(e) => e.code() == Some("NOREPLICAS"),
+    });
+    assert!(refused, "the active refuses writes without a data mirror");
+    tracing::info!(acked_alone, "writes acknowledged before the mirror's silence passed an election time");
+    let v: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert!(v == "with the mirror" || v == "alone", "{v}");
+    cluster.spawn(mirror);
+    let back = wait_until(Duration::from_secs(60), || redis::cmd("SET").arg("k").arg("back").query::<()>(&mut con).is_ok());
+    assert!(back, "writes are taken again once the mirror caught up");
+    cluster.wait_converged(&everyone, Duration::from_secs(30));
+}

@@ -492,21 +492,12 @@ impl Core {
         }
     }
 
-    /// Whether `min-replicas-to-write` is met (always when it is 0): the mirrors that
-    /// hold the log up to a standby's lag, as INFO replication shows them online.
+    /// Whether `min-replicas-to-write` is met (always when it is 0): the data-holding
+    /// mirrors that are caught up and answered within an election time (the stripe's
+    /// standbys; a voter holds no data and never counts).
     pub fn enough_mirrors(&self, settings: &Settings) -> bool {
         let min = settings.min_replicas.load(Ordering::Relaxed);
-        if min == 0 {
-            return true;
-        }
-        let view = self.replica.replication_view();
-        let good = view
-            .members
-            .iter()
-            .filter(|m| m.node_id != view.node_id && m.client_addr.is_some() && m.voting && m.matched.is_some())
-            .filter(|m| m.lag.is_some_and(|lag| lag <= crate::replication::stripe::STANDBY_LAG_MAX))
-            .count();
-        good >= min
+        min == 0 || self.replica.group.standbys().len() >= min
     }
 
     /// Evicts keys per `maxmemory-policy` until memory is under the limit. Called on
