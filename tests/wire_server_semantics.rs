@@ -295,8 +295,12 @@ fn min_replicas_to_write_refuses_writes_without_enough_mirrors() {
     assert_eq!(v, "some value");
     let err = redis::cmd("EVAL").arg("#!lua\nreturn redis.call('get','x')").arg(1).arg("x").query::<String>(&mut con).unwrap_err();
     assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
     let err = redis::cmd("EVAL").arg("return redis.call('set','x',1)").arg(1).arg("x").query::<String>(&mut con).unwrap_err();
     assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    let set = stats.lines().find(|l| l.starts_with("cmdstat_set:")).unwrap_or_default();
+    assert!(set.starts_with("cmdstat_set:calls=0,") && set.contains("rejected_calls=1,failed_calls=0"), "{stats}");
     tracing::info!("--- a transaction with a write is refused whole; a blocking pop too");
     let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
     let _: String = redis::cmd("SET").arg("x").arg("2").query(&mut con).unwrap();

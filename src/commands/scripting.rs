@@ -681,6 +681,7 @@ impl Host for ScriptHost<'_, '_> {
     fn call(&mut self, args: &[Bytes]) -> Reply {
         let Some(spec) = resolve(args) else { return Reply::err("ERR Unknown Redis command called from script") };
         if let Err(e) = self.check(spec, args) {
+            crate::scripting::note_rejected(spec.name);
             return e;
         }
         if spec.has(READONLY) {

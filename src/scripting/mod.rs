@@ -45,12 +45,23 @@ thread_local! {
 /// per name for INFO commandstats, and kept (up to [`CALLS_SHOWN_MAX`]) for MONITOR.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Calls {
-    /// (command name as stats count it, calls, failed calls), in first-call order.
-    pub counts: Vec<(&'static str, u64, u64)>,
+    /// Per command name (as stats count it), in first-call order.
+    pub counts: Vec<(&'static str, CallCount)>,
     /// The calls' arguments, for MONITOR (only when asked for).
     pub shown: Vec<Vec<bytes::Bytes>>,
     /// Their bytes.
     pub shown_bytes: usize,
+}
+
+/// What a script's calls of one command came to (INFO commandstats).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallCount {
+    pub calls: u64,
+    /// Calls that answered an error.
+    pub failed: u64,
+    /// Calls refused before they ran (OOM, NOREPLICAS, ACL, a write from a read-only
+    /// script…): not counted as calls, as in Redis.
+    pub rejected: u64,
 }
 
 /// At most this many calls, and this many bytes of their arguments, are kept for
@@ -77,11 +88,20 @@ pub fn note_call(name: &'static str, args: &[bytes::Bytes], failed: bool) {
     CALLS.with(|c| {
         let mut c = c.borrow_mut();
         let Some((show, calls)) = c.as_mut() else { return };
-        calls.count(name, 1, u64::from(failed));
+        calls.count(name, CallCount { calls: 1, failed: u64::from(failed), rejected: 0 });
         let bytes: usize = args.iter().map(|a| a.len()).sum();
         if *show && calls.shown.len() < CALLS_SHOWN_MAX && calls.shown_bytes + bytes <= CALLS_SHOWN_BYTES_MAX {
             calls.shown.push(args.to_vec());
             calls.shown_bytes += bytes;
+        }
+    })
+}
+
+/// Notes one command a script called that was refused before it ran (when recording).
+pub fn note_rejected(name: &'static str) {
+    CALLS.with(|c| {
+        if let Some((_, calls)) = c.borrow_mut().as_mut() {
+            calls.count(name, CallCount { calls: 0, failed: 0, rejected: 1 });
         }
     })
 }
@@ -91,20 +111,21 @@ impl Calls {
         self.counts.is_empty()
     }
 
-    /// Adds `calls` calls of `name`, `failed` of them failed.
-    fn count(&mut self, name: &'static str, calls: u64, failed: u64) {
-        match self.counts.iter_mut().find(|(n, _, _)| std::ptr::eq(*n, name)) {
-            Some((_, n, f)) => {
-                *n += calls;
-                *f += failed;
+    /// Adds `more` to `name`'s count.
+    fn count(&mut self, name: &'static str, more: CallCount) {
+        match self.counts.iter_mut().find(|(n, _)| std::ptr::eq(*n, name)) {
+            Some((_, c)) => {
+                c.calls += more.calls;
+                c.failed += more.failed;
+                c.rejected += more.rejected;
             }
-            None => self.counts.push((name, calls, failed)),
+            None => self.counts.push((name, more)),
         }
     }
 
     pub fn extend(&mut self, other: Calls) {
-        for (name, n, f) in other.counts {
-            self.count(name, n, f);
+        for (name, more) in other.counts {
+            self.count(name, more);
         }
         for args in other.shown {
             let bytes: usize = args.iter().map(|a| a.len()).sum();

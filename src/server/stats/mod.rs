@@ -224,12 +224,13 @@ impl Stats {
 
     /// Commands scripts called (name, calls, failed calls): counted as calls of no
     /// measured time, as Redis counts a script's commands in commandstats.
-    pub fn script_calls(&self, counts: &[(&'static str, u64, u64)]) {
+    pub fn script_calls(&self, counts: &[(&'static str, crate::scripting::CallCount)]) {
         let mut counters = self.counters();
-        for (name, calls, failed) in counts {
+        for (name, count) in counts {
             let stat = counters.commands.entry(name).or_default();
-            stat.calls += calls;
-            stat.failed_calls += failed;
+            stat.calls += count.calls;
+            stat.failed_calls += count.failed;
+            stat.rejected_calls += count.rejected;
         }
     }
 
