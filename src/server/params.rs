@@ -4,7 +4,8 @@
 //! but has no use for, so that clients and tools that set them keep working.
 //!
 //! Why some are only reported: Tandem's replication is the stripe's Raft log, not
-//! Redis's replica links (`repl-*`, `min-replicas-*`); it frees memory the same way
+//! Redis's replica links (`repl-*`, `min-replicas-max-lag`: a mirror counts for
+//! `min-replicas-to-write` while it answered within an election time); it frees memory the same way
 //! whatever `lazyfree-*` says; and a setting of one server must never change the
 //! bytes a replicated write produces, so `hll-sparse-max-bytes` and the list and
 //! stream node sizes cannot steer the data (HyperLogLogs use Redis's default bound on
