@@ -315,3 +315,49 @@ fn min_replicas_to_write_refuses_writes_without_enough_mirrors() {
     let v: i64 = redis::cmd("GET").arg("x").query(&mut con).unwrap();
     assert_eq!(v, 3, "nothing refused was applied in between");
 }
+
+#[test]
+fn info_config_and_memory_during_a_running_script_hold_up_no_one_else() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000_000_000u64).query(&mut con).unwrap();
+    // No -BUSY during the test: the commands below wait for the script instead.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("busy-reply-threshold").arg(600_000).query(&mut con).unwrap();
+    let mut runner = server.conn();
+    let long = std::thread::spawn(move || -> redis::RedisResult<String> {
+        redis::cmd("EVAL_RO").arg("while true do end").arg(0).query(&mut runner)
+    });
+    // CLIENT LIST reads no store: the runner shows its script command once admitted.
+    let running = wait_until(Duration::from_secs(20), || {
+        redis::cmd("CLIENT").arg("LIST").query::<String>(&mut con).is_ok_and(|list| list.contains("cmd=eval_ro"))
+    });
+    assert!(running, "the script runs");
+    tracing::info!("--- clients asking INFO, CONFIG GET and MEMORY STATS wait for the store");
+    let waiters: Vec<_> = [vec!["INFO"], vec!["CONFIG", "GET", "maxmemory"], vec!["MEMORY", "STATS"]]
+        .into_iter()
+        .map(|command| {
+            let mut c = server.conn();
+            std::thread::spawn(move || -> redis::RedisResult<redis::Value> {
+                let mut cmd = redis::cmd(command[0]);
+                for a in &command[1..] {
+                    cmd.arg(*a);
+                }
+                cmd.query(&mut c)
+            })
+        })
+        .collect();
+    tracing::info!("--- meanwhile the server answers everyone else");
+    let mut other = server.conn();
+    for _ in 0..3 {
+        let pong: String = redis::cmd("PING").query(&mut other).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+    assert!(!long.is_finished(), "PING answered while the script still ran");
+    let killed: String = redis::cmd("SCRIPT").arg("KILL").query(&mut other).unwrap();
+    assert_eq!(killed, "OK");
+    assert!(long.join().unwrap().is_err());
+    for waiter in waiters {
+        assert!(waiter.join().unwrap().is_ok(), "answered once the script ended");
+    }
+}

@@ -196,6 +196,20 @@ impl Status {
         KillOutcome::Killed
     }
 
+    /// Waits until no script runs, however long that takes (the blocking task, which
+    /// has no client to answer `-BUSY` to).
+    pub async fn wait_ended(&self) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.running_ms().is_none() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
     /// Waits until no script runs, or until the busy threshold has passed (then the
     /// caller answers `-BUSY`). Returns false when busy.
     pub async fn wait_idle(&self) -> bool {

@@ -163,10 +163,12 @@ async fn attempt(shared: &Shared, args: &[Bytes]) -> Reply {
 /// Whether `key` holds a value of the kind the waiter's command waits for. Redis
 /// serves blocked clients only from such a key: one that became another type (a
 /// transaction pushed, deleted and SET it) leaves them blocked, not failed.
-fn key_can_serve(shared: &Shared, key: &[u8], args: &[Bytes]) -> bool {
+/// The store is taken without blocking the runtime while a script holds it.
+async fn key_can_serve(shared: &Shared, key: &[u8], args: &[Bytes]) -> bool {
     let Some(wanted) = args.first().and_then(|name| commands::lookup(name)).and_then(commands::waits_for) else { return true };
     let now = shared.core.stamp();
-    shared.core.store().db.get(key, now).is_some_and(|item| item.value.type_name() == wanted)
+    let store = shared.core.store_after_scripts().await;
+    store.db.get(key, now).is_some_and(|item| item.value.type_name() == wanted)
 }
 
 /// Whether `args` wait in a queue kept in the replicated state (TANDEM.LOCK): apply
@@ -176,9 +178,10 @@ fn replicated_queue(args: &[Bytes]) -> bool {
 }
 
 /// Whether the lock a waiting TANDEM.LOCK asks for was granted to its session.
-fn lock_granted(shared: &Shared, args: &[Bytes]) -> bool {
+async fn lock_granted(shared: &Shared, args: &[Bytes]) -> bool {
     let now = shared.core.stamp();
-    commands::tandem::lock_granted(&shared.core.store().db, now, args)
+    let store = shared.core.store_after_scripts().await;
+    commands::tandem::lock_granted(&store.db, now, args)
 }
 
 /// Moves waiter `id` to the back of `key`'s queue here (apply keeps the real order).
@@ -206,10 +209,10 @@ async fn serve(shared: &Shared, waiters: &mut Waiters, ready: Vec<Bytes>) {
                 waiters.remove(id);
                 continue;
             }
-            if !key_can_serve(shared, &key, &args) {
+            if !key_can_serve(shared, &key, &args).await {
                 break;
             }
-            if replicated_queue(&args) && !lock_granted(shared, &args) {
+            if replicated_queue(&args) && !lock_granted(shared, &args).await {
                 // Granted to another session (waiting here or elsewhere): this one
                 // keeps waiting without asking.
                 rotate(waiters, &key, id);

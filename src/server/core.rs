@@ -107,6 +107,26 @@ impl Core {
         self.replica.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state machine, waiting as long as a script holds it without blocking the
+    /// runtime (for the blocking task, which must serve its waiters after the script).
+    pub async fn store_after_scripts(&self) -> MutexGuard<'_, Store> {
+        loop {
+            self.scripts.wait_ended().await;
+            {
+                let attempt = match self.replica.store.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    // A short entry on another thread, or a script starting: look again.
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(guard) = attempt {
+                    return guard;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// The state machine, waiting without blocking the runtime while a script holds it
     /// (scripting): `Err(-BUSY)` once that script has run past the busy threshold.
     pub async fn store_async(&self) -> Result<MutexGuard<'_, Store>, Reply> {

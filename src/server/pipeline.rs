@@ -305,7 +305,18 @@ impl Connection {
             return not_writable;
         }
         let keys = spec.wait_keys(&request.args);
-        let prepared = spec.prepare_wait(&self.shared.core.store().db, self.shared.core.stamp(), &request.args);
+        let prepared = {
+            let store = self.shared.core.store_async().await;
+            // Stamped once the store is free (after any script that held it).
+            store.map(|store| spec.prepare_wait(&store.db, self.shared.core.stamp(), &request.args))
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(busy) => {
+                self.reply(busy);
+                return not_writable;
+            }
+        };
         // The first attempt goes through the log from here, like any command, so it
         // is ordered by its arrival against other clients' commands; only a command
         // that must wait goes to the blocking task (which tries once more).

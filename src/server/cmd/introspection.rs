@@ -42,6 +42,30 @@ fn cpu_info() -> String {
     )
 }
 
+/// What INFO reports of the stripe's state, read under one lock of the store.
+struct StoreFigures {
+    keys: usize,
+    expires: usize,
+    expired: u64,
+    evicted: u64,
+    dirty: u64,
+    /// Cached scripts: count and bytes.
+    scripts: (usize, usize),
+}
+
+impl StoreFigures {
+    fn of(store: &crate::store::Store) -> StoreFigures {
+        StoreFigures {
+            keys: store.db.len(),
+            expires: store.db.expires_count(),
+            expired: store.expired_keys,
+            evicted: store.evicted_keys,
+            dirty: store.dirty,
+            scripts: (store.db.scripts.script_count(), store.db.scripts.script_bytes()),
+        }
+    }
+}
+
 /// TIME: the server's wall clock in seconds and microseconds.
 pub(super) fn time() -> Reply {
     // The same clock entries are stamped with (the test hook included).
@@ -259,8 +283,21 @@ impl Connection {
     }
 
     /// INFO [section …].
+    /// INFO inside a transaction (the store was just released by its entry).
     pub(super) fn info(&self, args: &[Bytes]) -> Reply {
-        Reply::Verbatim(Bytes::from(self.info_text(&args[1..])))
+        let figures = StoreFigures::of(&self.shared.core.store());
+        Reply::Verbatim(Bytes::from(self.info_text(&args[1..], figures)))
+    }
+
+    /// INFO: the store's figures are read without blocking the runtime while a script
+    /// holds the store (monitoring polls INFO); past the busy threshold it answers
+    /// `-BUSY`, as Redis does.
+    pub(super) async fn info_async(&self, args: &[Bytes]) -> Reply {
+        let figures = match self.shared.core.store_async().await {
+            Ok(store) => StoreFigures::of(&store),
+            Err(busy) => return busy,
+        };
+        Reply::Verbatim(Bytes::from(self.info_text(&args[1..], figures)))
     }
 
     pub(super) async fn save(&mut self) -> Reply {
@@ -276,19 +313,15 @@ impl Connection {
     }
 
     /// INFO's text: the sections and fields clients and tools parse.
-    fn info_text(&self, sections: &[Bytes]) -> String {
+    fn info_text(&self, sections: &[Bytes], figures: StoreFigures) -> String {
         let wanted: Vec<String> = sections.iter().map(|s| text(s).to_ascii_lowercase()).collect();
         let all = wanted.iter().any(|w| w == "all" || w == "everything");
         let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
         let want = |name: &str| all || (default && DEFAULT_SECTIONS.contains(&name)) || wanted.iter().any(|w| w == name);
         let shared = &self.shared;
-        let (keys, expires, blocked, expired, evicted, dirty, scripts) = {
-            let store = shared.core.store();
-            // Clients held by CLIENT PAUSE count as blocked, as in Redis.
-            let blocked = shared.blocker.blocked.load(Ordering::Relaxed) + shared.core.pause.held();
-            let scripts = (store.db.scripts.script_count(), store.db.scripts.script_bytes());
-            (store.db.len(), store.db.expires_count(), blocked, store.expired_keys, store.evicted_keys, store.dirty, scripts)
-        };
+        let StoreFigures { keys, expires, expired, evicted, dirty, scripts } = figures;
+        // Clients held by CLIENT PAUSE count as blocked, as in Redis.
+        let blocked = shared.blocker.blocked.load(Ordering::Relaxed) + shared.core.pause.held();
         let mut out = String::new();
         let mut section = |name: &str, body: String| {
             if want(&name.to_ascii_lowercase()) {

@@ -37,6 +37,13 @@ impl Connection {
     /// replies relayed from another server).
     async fn run_server_command(&mut self, srv: Srv, request: &Request) -> Option<Reply> {
         let args = &request.args;
+        // CONFIG, MEMORY and CLUSTER read the store in place: first wait, without
+        // blocking the runtime, for a script that holds it (or answer -BUSY).
+        if matches!(srv, Srv::Config | Srv::Memory | Srv::Cluster) && self.shared.core.scripts.running() {
+            if let Err(busy) = self.shared.core.store_async().await {
+                return Some(busy);
+            }
+        }
         Some(match srv {
             Srv::Ping => self.ping(args),
             Srv::Echo => Reply::Bulk(args[1].clone()),
@@ -94,7 +101,7 @@ impl Connection {
                 None => self.publish_counted(&args[1], &args[2], true).await,
             },
             Srv::Pubsub => self.pubsub(args),
-            Srv::Info => self.info(args),
+            Srv::Info => self.info_async(args).await,
             Srv::Command => introspection::command(args),
             Srv::Config => match self.config(args, false) {
                 Ok(reply) => {
