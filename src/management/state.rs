@@ -155,7 +155,8 @@ impl State {
             report.members =
                 view.members.iter().map(|m| MemberLag { name: m.name.clone(), node_id: m.node_id, voting: m.voting, lag: m.lag }).collect();
         }
-        report.keys = Some(shared.core.store().db.len() as u64);
+        // Left out while a script holds the store: a report never waits for it.
+        report.keys = shared.core.store_if_free().map(|store| store.db.len() as u64);
         report.clients = Some(shared.clients.count() as u64);
         report.ops_per_sec = Some(self.ops_per_sec());
         report.last_error = replica.health.problem();
@@ -199,13 +200,13 @@ impl State {
         );
         live.gauge("tandem_rss_bytes", "Resident set size of the process", saturate(crate::memory::rss_bytes() as u64));
         let Some(shared) = self.server() else { return live };
-        let (keys, expired, evicted) = {
-            let store = shared.core.store();
-            (store.db.len() as u64, store.expired_keys, store.evicted_keys)
-        };
-        live.gauge("tandem_keys", "Keys in the data set", saturate(keys));
-        live.counter("tandem_expired_keys", "Keys deleted because they expired", expired);
-        live.counter("tandem_evicted_keys", "Keys evicted to stay within data-storage", evicted);
+        // Left out of this scrape while a script holds the store: a scrape never waits.
+        let figures = shared.core.store_if_free().map(|store| (store.db.len() as u64, store.expired_keys, store.evicted_keys));
+        if let Some((keys, expired, evicted)) = figures {
+            live.gauge("tandem_keys", "Keys in the data set", saturate(keys));
+            live.counter("tandem_expired_keys", "Keys deleted because they expired", expired);
+            live.counter("tandem_evicted_keys", "Keys evicted to stay within data-storage", evicted);
+        }
         live.gauge(
             "tandem_data_storage_bytes",
             "The memory data may use (data-storage / maxmemory)",

@@ -535,7 +535,7 @@ impl Core {
             if !over_maxmemory(settings, self.replica.log.memory_bytes()) {
                 return Ok(());
             }
-            let (chosen_at, victims) = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed));
+            let (chosen_at, victims) = self.pick_victims(policy, settings.maxmemory_samples.load(Ordering::Relaxed)).await?;
             if victims.is_empty() {
                 // Memory an UNLINK or FLUSHALL ASYNC handed to the background thread
                 // is on its way out: wait for it (briefly) rather than refuse.
@@ -561,12 +561,23 @@ impl Core {
     /// Chooses keys to evict: the best of `samples` random candidates per victim
     /// (Redis's approximated LRU/LFU), or the nearest expiry for volatile-ttl; with
     /// the log index they were chosen at.
-    fn pick_victims(&self, policy: EvictionPolicy, samples: usize) -> (u64, Vec<Bytes>) {
-        let now = self.stamp();
+    /// The store is taken without blocking the runtime while a script holds it.
+    async fn pick_victims(&self, policy: EvictionPolicy, samples: usize) -> Result<(u64, Vec<Bytes>), Reply> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.random());
-        let store = self.store();
+        let store = self.store_async().await?;
+        let now = self.stamp();
         let db = &store.db;
-        (db.index(), Self::choose(db, policy, samples, now, &mut rng))
+        Ok((db.index(), Self::choose(db, policy, samples, now, &mut rng)))
+    }
+
+    /// The state machine if nobody holds it now (a running script does): for gauges
+    /// and reports that may leave a figure out rather than wait.
+    pub fn store_if_free(&self) -> Option<MutexGuard<'_, Store>> {
+        match self.replica.store.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     fn choose(db: &crate::store::db::Db, policy: EvictionPolicy, samples: usize, now: u64, rng: &mut Xoshiro256PlusPlus) -> Vec<Bytes> {
