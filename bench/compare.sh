@@ -6,8 +6,9 @@
 #   REQUESTS=100000 bash bench/compare.sh
 #
 # Prints a markdown table with requests/s and the ratio tandem/redis per row (the
-# redis-benchmark tests, then BITCOUNT and PFADD), then
-# RSS and used_memory after loading 1,000,000 keys of 100-byte values.
+# redis-benchmark tests, then XADD, BITCOUNT and PFADD), then RSS and used_memory after
+# loading 1,000,000 keys of 100-byte values, and (fresh servers each) 1,000,000 small
+# hashes of 10 fields and 1,000,000 small sets of 10 members (SMALL=0 leaves them out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,9 +40,9 @@ wait_ready() {
   for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "server on port $1 did not start" >&2; exit 1
 }
-rps() { # port test pipeline
+rps() { # port test pipeline: the row of that test (LRANGE_100 runs an LPUSH first)
   redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -P "$3" -t "$2" -r 100000 -q --csv 2>/dev/null \
-    | awk -F'","' 'NR>1 || $1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
+    | awk -F'","' -v want="${2^^}" '{gsub(/"/,"",$1); gsub(/"/,"",$2); if (toupper($1) ~ "^" want) {print $2; exit}}'
 }
 
 rps_cmd() { # port pipeline command args…: requests/s of one custom command
@@ -56,7 +57,7 @@ wait_ready "$REDIS_PORT"; wait_ready "$TANDEM_PORT"
 echo "| test | pipeline | redis rps | tandem rps | tandem/redis |"
 echo "|---|---|---|---|---|"
 for p in 1 16; do
-  for t in set get incr lpush hset; do
+  for t in set get incr lpush hset sadd zadd lrange_100; do
     r=$(rps "$REDIS_PORT" "$t" "$p"); m=$(rps "$TANDEM_PORT" "$t" "$p")
     ratio=$(python3 -c "print(f'{float($m)/float($r):.2f}')")
     echo "| ${t^^} | $p | $r | $m | $ratio |"
@@ -102,3 +103,27 @@ echo "|---|---|---|---|"
 echo "| keys | $rk | $tk | |"
 echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
 echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"
+
+# Small containers, on fresh servers (RSS does not go back down after FLUSHALL).
+[ "${SMALL:-1}" = 1 ] || exit 0
+for kind in hashes sets; do
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+  rm -rf "$work/data"; mkdir -p "$work/data"
+  REDIS_PORT=$((REDIS_PORT + 1)); TANDEM_PORT=$((TANDEM_PORT + 1))
+  start_redis; start_tandem
+  wait_ready "$REDIS_PORT"; wait_ready "$TANDEM_PORT"
+  python3 bench/load.py "$KEYS" "$kind" >"$work/load.resp"
+  redis-cli -p "$REDIS_PORT" --pipe <"$work/load.resp" >/dev/null
+  redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
+  sleep 3
+  rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
+  rr=$(rss "$REDIS_PID"); tr_=$(rss "$TANDEM_PID"); ru=$(used "$REDIS_PORT"); tu=$(used "$TANDEM_PORT")
+  echo
+  echo "| memory after $KEYS small $kind (10 each) | redis | tandem | tandem/redis |"
+  echo "|---|---|---|---|"
+  echo "| keys | $rk | $tk | |"
+  echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
+  echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"
+done

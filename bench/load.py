@@ -1,11 +1,38 @@
 #!/usr/bin/env python3
-"""Writes N SET commands (keys key:0000000000…, 100-byte values) as raw RESP for
-`redis-cli --pipe`: the same data set for tandem and Redis in every benchmark."""
+"""Writes N commands as raw RESP for `redis-cli --pipe`: the same data set for tandem
+and Redis in every benchmark.
+
+    load.py N            SET key:0000000000… of 100-byte values
+    load.py N hashes     HSET hash:…  with 10 fields (field:0…field:9, 8-byte values)
+    load.py N sets       SADD set:…   with 10 members (member:0…member:9)
+"""
 import sys
 
 n = int(sys.argv[1])
-value = b"v" * 100
+kind = sys.argv[2] if len(sys.argv) > 2 else "strings"
 out = sys.stdout.buffer
-for i in range(n):
-    key = b"key:%010d" % i
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(key), key, value))
+
+
+def command(*args):
+    out.write(b"*%d\r\n" % len(args))
+    for a in args:
+        out.write(b"$%d\r\n%s\r\n" % (len(a), a))
+
+
+if kind == "strings":
+    value = b"v" * 100
+    for i in range(n):
+        key = b"key:%010d" % i
+        out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(key), key, value))
+elif kind == "hashes":
+    pairs = []
+    for f in range(10):
+        pairs += [b"field:%d" % f, b"val-%04d" % f]
+    for i in range(n):
+        command(b"HSET", b"hash:%010d" % i, *pairs)
+elif kind == "sets":
+    members = [b"member:%d" % m for m in range(10)]
+    for i in range(n):
+        command(b"SADD", b"set:%010d" % i, *members)
+else:
+    sys.exit(f"unknown kind {kind!r}: strings, hashes or sets")
