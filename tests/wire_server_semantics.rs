@@ -361,3 +361,27 @@ fn info_config_and_memory_during_a_running_script_hold_up_no_one_else() {
         assert!(waiter.join().unwrap().is_ok(), "answered once the script ended");
     }
 }
+
+#[test]
+fn shutdown_stops_the_server_as_tandem_stop_does() {
+    log_phases();
+    let mut server = Server::start();
+    let mut con = server.conn();
+    tracing::info!("--- inside MULTI it is refused; alone in its stripe the server refuses without FORCE");
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let err = redis::cmd("SHUTDOWN").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("Command not allowed inside a transaction"), "{err}");
+    let _: redis::RedisResult<redis::Value> = redis::cmd("DISCARD").query(&mut con);
+    let err = redis::cmd("SHUTDOWN").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("SHUTDOWN FORCE"), "{err}");
+    let err = redis::cmd("SHUTDOWN").arg("ABORT").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("No shutdown in progress"), "{err}");
+    let err = redis::cmd("SHUTDOWN").arg("LATER").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    assert!(server.alive());
+    tracing::info!("--- SHUTDOWN NOSAVE FORCE: no reply, the process exits cleanly");
+    let gone = redis::cmd("SHUTDOWN").arg("NOSAVE").arg("FORCE").query::<redis::Value>(&mut con);
+    assert!(gone.is_err(), "the connection closes without a reply: {gone:?}");
+    let exited = wait_until(Duration::from_secs(20), || !server.alive());
+    assert!(exited, "the server stopped");
+}

@@ -105,6 +105,7 @@ pub enum Srv {
     Memory,
     Save,
     Bgsave,
+    Shutdown,
     Lastsave,
     Role,
     Cluster,

@@ -49,6 +49,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     spec("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), G, "Starts a snapshot of the stripe's state machine.", Handler::Server(Srv::Bgsave)),
     spec(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        (0, 0, 0),
+        G,
+        "Stops this server as `tandem stop` does: an active hands over to a caught-up mirror first; refused where it would stop the stripe, unless FORCE.",
+        Handler::Server(Srv::Shutdown),
+    ),
+    spec(
         "lastsave",
         1,
         LOADING | STALE | FAST,

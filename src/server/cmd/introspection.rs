@@ -307,6 +307,36 @@ impl Connection {
         }
     }
 
+    /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: this server stops as `tandem stop`
+    /// stops it (the same checks: an active hands over to a caught-up mirror; a stop
+    /// that would leave the stripe without an active is refused unless FORCE). Every
+    /// write is already in the log, so SAVE and NOSAVE change nothing; NOW is the only
+    /// way. On success, as in Redis, the connection closes without a reply.
+    pub(super) async fn shutdown(&mut self, args: &[Bytes]) -> Option<Reply> {
+        let mut force = false;
+        for arg in &args[1..] {
+            match text(arg).to_ascii_lowercase().as_str() {
+                "nosave" | "save" | "now" => {}
+                "force" => force = true,
+                "abort" if args.len() == 2 => return Some(Reply::err("ERR No shutdown in progress.")),
+                _ => return Some(Reply::err(ERR_SYNTAX)),
+            }
+        }
+        let group = self.shared.core.replica.group.clone();
+        let (response, stop) = crate::replication::membership::stop(&group, force).await;
+        if !stop {
+            let why = match response {
+                crate::replication::wire::Response::Done { message, .. } => message.replace("--force", "SHUTDOWN FORCE"),
+                other => format!("{other:?}"),
+            };
+            return Some(Reply::error(format!("ERR Errors trying to SHUTDOWN: {why}")));
+        }
+        tracing::warn!(client = self.session.info.id, force, "SHUTDOWN asked by a client: stopping");
+        let _ = group.stop.send(Some(crate::replication::group::Stop::Requested));
+        self.session.closing = true;
+        None
+    }
+
     pub(super) async fn bgsave(&mut self) -> Reply {
         self.shared.core.replica.snapshot_soon().await;
         Reply::status("Background saving started")

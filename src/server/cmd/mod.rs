@@ -118,6 +118,7 @@ impl Connection {
             Srv::Memory => self.memory(args),
             Srv::Save => self.save().await,
             Srv::Bgsave => self.bgsave().await,
+            Srv::Shutdown => return self.shutdown(args).await,
             Srv::Lastsave => Reply::Int(self.shared.core.replica.last_snapshot_unix_secs() as i64),
             Srv::Role => self.role(),
             Srv::Cluster => self.cluster(args),
