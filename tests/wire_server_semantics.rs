@@ -309,6 +309,11 @@ fn min_replicas_to_write_refuses_writes_without_enough_mirrors() {
     assert!(err.detail().is_some_and(|d| d.contains("NOREPLICAS")), "{err}");
     let err = redis::cmd("BLPOP").arg("l").arg("0.1").query::<redis::Value>(&mut con).unwrap_err();
     assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    tracing::info!("--- a blocking read still waits; MIGRATE is refused before anything moves");
+    let read: redis::Value = redis::cmd("XREAD").arg("BLOCK").arg(50).arg("STREAMS").arg("s").arg("$").query(&mut con).unwrap();
+    assert_eq!(read, redis::Value::Nil);
+    let err = redis::cmd("MIGRATE").arg("127.0.0.1").arg(1).arg("x").arg(0).arg(1000).query::<String>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
     tracing::info!("--- back to 0: writes work again");
     let _: () = redis::cmd("CONFIG").arg("SET").arg("min-replicas-to-write").arg(0).query(&mut con).unwrap();
     let _: () = redis::cmd("SET").arg("x").arg("3").query(&mut con).unwrap();

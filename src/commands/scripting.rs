@@ -95,7 +95,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Runs the script command that follows as proposed while memory was over maxmemory.",
         Handler::Write(script_oom),
-    ),
+    )
+    .movable(keys_marked),
     spec(
         "tandem.scriptnoreplicas",
         -4,
@@ -104,7 +105,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Runs the script command that follows as proposed while min-replicas-to-write was not met.",
         Handler::Write(script_noreplicas),
-    ),
+    )
+    .movable(keys_marked),
 ];
 
 static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -203,6 +205,15 @@ pub fn is_as_user(spec: &CommandSpec) -> bool {
 }
 
 /// The wrapped command's keys, where they are in the wrapper.
+/// The keys of a marked script command (`tandem.scriptoom …`, `tandem.scriptnoreplicas
+/// …`, one inside the other): the inner command's, so that what uses a command's keys
+/// (CLIENT TRACKING of a script's reads) sees them through the mark.
+fn keys_marked(args: &[Bytes]) -> Vec<usize> {
+    let inner = args.get(1..).unwrap_or_default();
+    let Some(spec) = resolve(inner).filter(|s| s.has(SCRIPT)) else { return Vec::new() };
+    spec.keys(inner).into_iter().filter_map(|k| inner.iter().position(|a| std::ptr::eq(a, k))).map(|i| i + 1).collect()
+}
+
 fn keys_as_user(args: &[Bytes]) -> Vec<usize> {
     let inner = args.get(2..).unwrap_or_default();
     let Some(spec) = resolve(inner).filter(|s| s.has(SCRIPT)) else { return Vec::new() };

@@ -327,7 +327,9 @@ impl Core {
             // `min-replicas-to-write`: a write is refused while too few mirrors hold
             // the log; a script's refusal travels in its entry (its writes fail alike
             // on every server, its reads still run).
-            if !self.enough_mirrors(memory.settings) {
+            // Session upkeep (renewals a mirror forwards) is no user data: exempt.
+            let upkeep = spec.has(flags::SESSION_CONTROL) || spec.name == crate::commands::tandem::SESSION_RENEW;
+            if !upkeep && !self.enough_mirrors(memory.settings) {
                 if spec.has(flags::SCRIPT) {
                     pending.push(Op::command(&mark_script(args, crate::commands::scripting::noreplicas_marked)).tagged(*once));
                 } else {

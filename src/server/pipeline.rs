@@ -300,7 +300,7 @@ impl Connection {
             return writable.elapsed();
         }
         let not_writable = writable.elapsed();
-        if !self.shared.core.enough_mirrors(&self.shared.settings) {
+        if spec.is_write() && !self.shared.core.enough_mirrors(&self.shared.settings) {
             self.reply(Reply::err(crate::commands::scripting::ERR_NOREPLICAS));
             return not_writable;
         }

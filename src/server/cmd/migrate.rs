@@ -145,6 +145,11 @@ impl Connection {
             Ok(m) => m,
             Err(e) => return e,
         };
+        // A write (the source's delete, and the target's copy): refused before anything
+        // moves while min-replicas-to-write is not met.
+        if !self.shared.core.enough_mirrors(&self.shared.settings) {
+            return Reply::err(crate::commands::scripting::ERR_NOREPLICAS);
+        }
         match self.place(request).await {
             Place::Local => {}
             Place::Answer(reply) => return reply,
