@@ -309,6 +309,9 @@ fn min_replicas_to_write_refuses_writes_without_enough_mirrors() {
     assert!(err.detail().is_some_and(|d| d.contains("NOREPLICAS")), "{err}");
     let err = redis::cmd("BLPOP").arg("l").arg("0.1").query::<redis::Value>(&mut con).unwrap_err();
     assert_eq!(err.code(), Some("NOREPLICAS"), "{err}");
+    tracing::info!("--- the script cache is no data: SCRIPT LOAD still works, as on Redis");
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg("return 1").query(&mut con).unwrap();
+    assert_eq!(sha.len(), 40);
     tracing::info!("--- a blocking read still waits; MIGRATE is refused before anything moves");
     let read: redis::Value = redis::cmd("XREAD").arg("BLOCK").arg(50).arg("STREAMS").arg("s").arg("$").query(&mut con).unwrap();
     assert_eq!(read, redis::Value::Nil);
@@ -382,6 +385,8 @@ fn shutdown_stops_the_server_as_tandem_stop_does() {
     let err = redis::cmd("SHUTDOWN").arg("ABORT").query::<String>(&mut con).unwrap_err();
     assert!(err.to_string().contains("No shutdown in progress"), "{err}");
     let err = redis::cmd("SHUTDOWN").arg("LATER").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    let err = redis::cmd("SHUTDOWN").arg("NOSAVE").arg("SAVE").query::<String>(&mut con).unwrap_err();
     assert!(err.to_string().contains("syntax error"), "{err}");
     assert!(server.alive());
     tracing::info!("--- SHUTDOWN NOSAVE FORCE: no reply, the process exits cleanly");

@@ -327,8 +327,10 @@ impl Core {
             // `min-replicas-to-write`: a write is refused while too few mirrors hold
             // the log; a script's refusal travels in its entry (its writes fail alike
             // on every server, its reads still run).
-            // Session upkeep (renewals a mirror forwards) is no user data: exempt.
-            let upkeep = spec.has(flags::SESSION_CONTROL) || spec.name == crate::commands::tandem::SESSION_RENEW;
+            // Session upkeep (renewals a mirror forwards) and the script cache (log
+            // entries here, not writes in Redis, which allows them) are no user data.
+            let upkeep = spec.has(flags::SESSION_CONTROL)
+                || matches!(spec.name, crate::commands::tandem::SESSION_RENEW | "script|load" | "script|flush");
             if !upkeep && !self.enough_mirrors(memory.settings) {
                 if spec.has(flags::SCRIPT) {
                     pending.push(Op::command(&mark_script(args, crate::commands::scripting::noreplicas_marked)).tagged(*once));

@@ -314,9 +314,13 @@ impl Connection {
     /// way. On success, as in Redis, the connection closes without a reply.
     pub(super) async fn shutdown(&mut self, args: &[Bytes]) -> Option<Reply> {
         let mut force = false;
+        let mut save_given = false;
         for arg in &args[1..] {
             match text(arg).to_ascii_lowercase().as_str() {
-                "nosave" | "save" | "now" => {}
+                // NOSAVE and SAVE exclude each other, as in Redis.
+                "nosave" | "save" if save_given => return Some(Reply::err(ERR_SYNTAX)),
+                "nosave" | "save" => save_given = true,
+                "now" => {}
                 "force" => force = true,
                 "abort" if args.len() == 2 => return Some(Reply::err("ERR No shutdown in progress.")),
                 _ => return Some(Reply::err(ERR_SYNTAX)),
