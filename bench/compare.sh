@@ -95,14 +95,18 @@ redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
 sleep 3
 rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
 used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
-rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
-rr=$(rss "$REDIS_PID"); tr_=$(rss "$TANDEM_PID"); ru=$(used "$REDIS_PORT"); tu=$(used "$TANDEM_PORT")
-echo
-echo "| memory after $KEYS keys × 100 B | redis | tandem | tandem/redis |"
-echo "|---|---|---|---|"
-echo "| keys | $rk | $tk | |"
-echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
-echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"
+memory_table() { # title: keys, RSS and used_memory of both servers now
+  local rk tk rr tr_ ru tu
+  rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
+  rr=$(rss "$REDIS_PID"); tr_=$(rss "$TANDEM_PID"); ru=$(used "$REDIS_PORT"); tu=$(used "$TANDEM_PORT")
+  echo
+  echo "| $1 | redis | tandem | tandem/redis |"
+  echo "|---|---|---|---|"
+  echo "| keys | $rk | $tk | |"
+  echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
+  echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"
+}
+memory_table "memory after $KEYS keys × 100 B"
 
 # Small containers, on fresh servers (RSS does not go back down after FLUSHALL).
 [ "${SMALL:-1}" = 1 ] || exit 0
@@ -118,12 +122,5 @@ for kind in hashes sets; do
   redis-cli -p "$REDIS_PORT" --pipe <"$work/load.resp" >/dev/null
   redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
   sleep 3
-  rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
-  rr=$(rss "$REDIS_PID"); tr_=$(rss "$TANDEM_PID"); ru=$(used "$REDIS_PORT"); tu=$(used "$TANDEM_PORT")
-  echo
-  echo "| memory after $KEYS small $kind (10 each) | redis | tandem | tandem/redis |"
-  echo "|---|---|---|---|"
-  echo "| keys | $rk | $tk | |"
-  echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
-  echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"
+  memory_table "memory after $KEYS small $kind (10 each)"
 done

@@ -417,24 +417,7 @@ fn fcall_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 /// TANDEM.SCRIPTOOM <script command…>: the script command as the active proposed it
 /// while over maxmemory (deny-oom commands in the script then fail, as in Redis).
 fn script_oom(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    let inner = &args[1..];
-    let Some(spec) = resolve(inner) else { return Err(unknown_command(inner)) };
-    if !spec.arity_ok(inner.len()) {
-        return Err(wrong_args(spec.name));
-    }
-    let mode = Mode { ro_command: false, oom: true, noreplicas: false };
-    match spec.name {
-        "eval" => {
-            let source = inner[1].clone();
-            run_eval_write(ctx, inner, sha1_hex(&source), source, mode)
-        }
-        "evalsha" => {
-            let (sha, source) = cached_source(ctx.db, &inner[1])?;
-            run_eval_write(ctx, inner, sha, source, mode)
-        }
-        "fcall" => fcall_write(ctx, inner, mode),
-        _ => Err(unknown_command(inner)),
-    }
+    run_marked(ctx, &args[1..], Mode { ro_command: false, oom: true, noreplicas: false })
 }
 
 /// TANDEM.SCRIPTNOREPLICAS <script command…>: the script command as the active
@@ -444,11 +427,15 @@ fn script_noreplicas(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         Some(name) if name.eq_ignore_ascii_case(b"tandem.scriptoom") => (true, &args[2..]),
         _ => (false, &args[1..]),
     };
+    run_marked(ctx, inner, Mode { ro_command: false, oom, noreplicas: true })
+}
+
+/// Runs the script command `inner` that a mark wrapped, with the mark's `mode`.
+fn run_marked(ctx: &mut WriteCtx, inner: &[Bytes], mode: Mode) -> CmdResult {
     let Some(spec) = resolve(inner) else { return Err(unknown_command(inner)) };
     if !spec.arity_ok(inner.len()) {
         return Err(wrong_args(spec.name));
     }
-    let mode = Mode { ro_command: false, oom, noreplicas: true };
     match spec.name {
         "eval" => {
             let source = inner[1].clone();
