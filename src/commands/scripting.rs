@@ -88,7 +88,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .movable(keys_as_user),
     spec(
-        "tandem.scriptoom",
+        OOM_MARK,
         -4,
         WRITE | INTERNAL | NOSCRIPT | SCRIPT,
         (0, 0, 0),
@@ -98,7 +98,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .movable(keys_marked),
     spec(
-        "tandem.scriptnoreplicas",
+        NOREPLICAS_MARK,
         -4,
         WRITE | INTERNAL | NOSCRIPT | SCRIPT,
         (0, 0, 0),
@@ -166,20 +166,17 @@ static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// The command a script's internal wrapper names: the one proposed when memory was
-/// over maxmemory, so every server applies it with the same OOM decision.
-pub fn oom_marked(args: &[Bytes]) -> Vec<Bytes> {
-    let mut marked = Vec::with_capacity(args.len() + 1);
-    marked.push(Bytes::from_static(b"tandem.scriptoom"));
-    marked.extend_from_slice(args);
-    marked
-}
+/// The marks the active puts on a script command so that every server runs it with
+/// the same decision: proposed while memory was over maxmemory (its deny-oom calls
+/// fail), or while `min-replicas-to-write` was not met (its writes fail; it may carry
+/// the OOM mark inside).
+pub const OOM_MARK: &str = "tandem.scriptoom";
+pub const NOREPLICAS_MARK: &str = "tandem.scriptnoreplicas";
 
-/// The script command marked as proposed while `min-replicas-to-write` was not met,
-/// so every server refuses its writes alike (it may carry the OOM mark inside).
-pub fn noreplicas_marked(args: &[Bytes]) -> Vec<Bytes> {
+/// `args` (a script command) under `mark`.
+pub fn marked(mark: &'static str, args: &[Bytes]) -> Vec<Bytes> {
     let mut marked = Vec::with_capacity(args.len() + 1);
-    marked.push(Bytes::from_static(b"tandem.scriptnoreplicas"));
+    marked.push(Bytes::from_static(mark.as_bytes()));
     marked.extend_from_slice(args);
     marked
 }
@@ -424,7 +421,7 @@ fn script_oom(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 /// proposed it without enough good mirrors (its writes then fail, as in Redis).
 fn script_noreplicas(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let (oom, inner) = match args.get(1) {
-        Some(name) if name.eq_ignore_ascii_case(b"tandem.scriptoom") => (true, &args[2..]),
+        Some(name) if name.eq_ignore_ascii_case(OOM_MARK.as_bytes()) => (true, &args[2..]),
         _ => (false, &args[1..]),
     };
     run_marked(ctx, inner, Mode { ro_command: false, oom, noreplicas: true })

@@ -287,6 +287,8 @@ impl Core {
         // calls are counted for this client) or a NOLOOP tracking client.
         let origin = if self.tracking.wants_origins() || batch.iter().any(|r| r.spec.has(flags::SCRIPT)) { origin } else { 0 };
         let mut linearized: Option<Result<(), Reply>> = None;
+        // `min-replicas-to-write`, looked at once per batch.
+        let mut mirrors_ok: Option<bool> = None;
         // Reads may pick at random (SRANDMEMBER…): one generator per batch.
         let mut rng: Option<Xoshiro256PlusPlus> = None;
         let mut i = 0;
@@ -331,9 +333,9 @@ impl Core {
             // entries here, not writes in Redis, which allows them) are no user data.
             let upkeep = spec.has(flags::SESSION_CONTROL)
                 || matches!(spec.name, crate::commands::tandem::SESSION_RENEW | "script|load" | "script|flush");
-            if !upkeep && !self.enough_mirrors(memory.settings) {
+            if !upkeep && !*mirrors_ok.get_or_insert_with(|| self.enough_mirrors(memory.settings)) {
                 if spec.has(flags::SCRIPT) {
-                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::noreplicas_marked)).tagged(*once));
+                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::NOREPLICAS_MARK)).tagged(*once));
                 } else {
                     self.flush(&mut pending, &mut replies, origin).await;
                     replies.push(Reply::err(crate::commands::scripting::ERR_NOREPLICAS));
@@ -352,7 +354,7 @@ impl Core {
                 // the script's deny-oom commands alike.
                 self.flush(&mut pending, &mut replies, origin).await;
                 if self.make_room(memory.settings).await.is_err() {
-                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::oom_marked)).tagged(*once));
+                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::OOM_MARK)).tagged(*once));
                     continue;
                 }
             }
@@ -632,17 +634,17 @@ impl Core {
 
 /// True when a memory limit is set and the memory data uses is above it. The Raft
 /// log's entries are not data: they are bounded by snapshots and purges instead.
-/// A script command with a mark `wrap` adds (OOM, no replicas); an ACL user's wrapper
-/// stays outermost.
-fn mark_script(args: &[Bytes], wrap: fn(&[Bytes]) -> Vec<Bytes>) -> Vec<Bytes> {
+/// A script command under `mark` (OOM, no replicas); an ACL user's wrapper stays
+/// outermost.
+fn mark_script(args: &[Bytes], mark: &'static str) -> Vec<Bytes> {
     let spec = crate::commands::resolve(args);
     match spec.is_some_and(crate::commands::scripting::is_as_user) {
         true => {
             let mut wrapped = args[..2].to_vec();
-            wrapped.extend(wrap(&args[2..]));
+            wrapped.extend(crate::commands::scripting::marked(mark, &args[2..]));
             wrapped
         }
-        false => wrap(args),
+        false => crate::commands::scripting::marked(mark, args),
     }
 }
 
