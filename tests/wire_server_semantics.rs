@@ -395,3 +395,57 @@ fn shutdown_stops_the_server_as_tandem_stop_does() {
     let exited = wait_until(Duration::from_secs(20), || !server.alive());
     assert!(exited, "the server stopped");
 }
+
+fn encoding(con: &mut redis::Connection, key: &str) -> String {
+    redis::cmd("OBJECT").arg("ENCODING").arg(key).query(con).expect("OBJECT ENCODING")
+}
+
+/// A small hash is kept packed (one allocation, as Redis's listpack) and becomes a
+/// table past `hash-max-listpack-entries` or `hash-max-listpack-value`; the change is
+/// invisible to every reply (same fields, same order), and a restored hash that fits
+/// is packed again.
+#[test]
+fn small_hashes_are_packed_until_a_limit_and_the_encoding_is_invisible() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let pairs: Vec<(String, String)> = (0..5).map(|i| (format!("f{i}"), format!("v{i}"))).collect();
+    let _: i64 = redis::cmd("HSET").arg("small").arg(&pairs).query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "small"), "listpack");
+    let before: Vec<(String, String)> = redis::cmd("HGETALL").arg("small").query(&mut con).unwrap();
+    assert_eq!(before, pairs);
+
+    tracing::info!("--- past the entry limit: a table, same fields in the same order");
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("hash-max-listpack-entries").arg("5").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("HSET").arg("small").arg("f5").arg("v5").query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "small"), "hashtable");
+    let after: Vec<(String, String)> = redis::cmd("HGETALL").arg("small").query(&mut con).unwrap();
+    assert_eq!(after[..5], pairs[..]);
+    assert_eq!(after[5], ("f5".to_string(), "v5".to_string()));
+    // Removing back under the limit does not pack it again (as Redis).
+    let _: i64 = redis::cmd("HDEL").arg("small").arg("f5").query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "small"), "hashtable");
+
+    tracing::info!("--- a value longer than hash-max-listpack-value converts, even for a field already there");
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("hash-max-listpack-value").arg("8").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("HSET").arg("other").arg("a").arg("1").arg("b").arg("2").query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "other"), "listpack");
+    let _: i64 = redis::cmd("HSET").arg("other").arg("a").arg("123456789").query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "other"), "hashtable");
+    let value: String = redis::cmd("HGET").arg("other").arg("a").query(&mut con).unwrap();
+    assert_eq!(value, "123456789");
+
+    tracing::info!("--- DUMP and RESTORE: a table that fits the limits comes back packed");
+    let _: i64 = redis::cmd("HDEL").arg("small").arg("f4").query(&mut con).unwrap();
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("small").query(&mut con).unwrap();
+    let _: () = redis::cmd("RESTORE").arg("copy").arg(0).arg(dump).query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "copy"), "listpack");
+    let original: Vec<(String, String)> = redis::cmd("HGETALL").arg("small").query(&mut con).unwrap();
+    let copy: Vec<(String, String)> = redis::cmd("HGETALL").arg("copy").query(&mut con).unwrap();
+    assert_eq!(copy, original);
+    // Under a lower limit a restored hash is a table at once.
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("copy").query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("hash-max-listpack-entries").arg("2").query(&mut con).unwrap();
+    let _: () = redis::cmd("RESTORE").arg("copy2").arg(0).arg(dump).query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "copy2"), "hashtable");
+}

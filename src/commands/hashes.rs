@@ -11,7 +11,7 @@ use super::flags::*;
 use super::sets::{pick_indices, random_count_arg, random_index};
 use super::*;
 use crate::protocol::reply::{Reply, OK};
-use crate::store::value::{Blob, HashValue, Value};
+use crate::store::value::{HashValue, Value};
 
 const G: &str = "hash";
 
@@ -52,11 +52,11 @@ fn write_hash<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<&'c mut HashV
     if let Some(value) = ctx.get(key) {
         value.as_hash()?;
     }
-    ctx.get_or_insert(key, || Value::Hash(Box::default())).as_hash_mut()
+    ctx.get_or_insert(key, || Value::Hash(HashValue::default())).as_hash_mut()
 }
 
 /// The value of `field` in the hash under `key`, for the read-modify-write commands.
-fn field_value<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8], field: &[u8]) -> Result<Option<&'c Blob>, Reply> {
+fn field_value<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8], field: &[u8]) -> Result<Option<&'c [u8]>, Reply> {
     match ctx.get(key) {
         None => Ok(None),
         Some(value) => Ok(value.as_hash()?.get(field)),
@@ -69,10 +69,11 @@ fn set_pairs(ctx: &mut WriteCtx, args: &[Bytes], name: &str) -> Result<i64, Repl
         return Err(wrong_args(name));
     }
     let key = &args[1];
+    let packing = ctx.db.hash_packing;
     let hash = write_hash(ctx, key)?;
     let mut added = 0;
     for pair in args[2..].chunks_exact(2) {
-        if hash.insert(&pair[0][..], Blob::from(&pair[1][..])).is_none() {
+        if hash.insert(&pair[0], &pair[1], packing) {
             added += 1;
         }
     }
@@ -93,19 +94,20 @@ fn hsetnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     if field_value(ctx, key, field)?.is_some() {
         return Ok(Reply::Int(0));
     }
-    write_hash(ctx, key)?.insert(&field[..], Blob::from(&value[..]));
+    let packing = ctx.db.hash_packing;
+    write_hash(ctx, key)?.insert(field, value, packing);
     ctx.notify(b'h', "hset", key);
     Ok(Reply::Int(1))
 }
 
 fn hget(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::bulk_opt(hash.and_then(|h| h.get(&args[2][..])).map(|v| &v[..])))
+    Ok(Reply::bulk_opt(hash.and_then(|h| h.get(&args[2]))))
 }
 
 fn hmget(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    let values = args[2..].iter().map(|field| Reply::bulk_opt(hash.and_then(|h| h.get(&field[..])).map(|v| &v[..]))).collect();
+    let values = args[2..].iter().map(|field| Reply::bulk_opt(hash.and_then(|h| h.get(field)))).collect();
     Ok(Reply::Array(values))
 }
 
@@ -123,7 +125,7 @@ fn hdel(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     };
     let hash = value.as_hash_mut()?;
     // swap_remove: O(1), and the order change it causes is what the scan cursor expects.
-    let deleted = args[2..].iter().filter(|field| hash.swap_remove(&field[..]).is_some()).count();
+    let deleted = args[2..].iter().filter(|field| hash.swap_remove(field)).count();
     if deleted > 0 {
         ctx.notify(b'h', "hdel", key);
         ctx.remove_if_empty(key);
@@ -143,12 +145,12 @@ fn hlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 
 fn hkeys(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.keys()).map(|f| Reply::bulk(f)).collect()))
+    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.keys()).map(Reply::bulk).collect()))
 }
 
 fn hvals(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.values()).map(|v| Reply::bulk(v)).collect()))
+    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.values()).map(Reply::bulk).collect()))
 }
 
 fn hstrlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -165,7 +167,8 @@ fn hincrby(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         Some(v) => parse_i64(v).ok_or(Reply::err(ERR_HASH_NOT_INT))?,
     };
     let next = current.checked_add(delta).ok_or(Reply::err(ERR_OVERFLOW))?;
-    write_hash(ctx, key)?.insert(&field[..], Blob::from(int_bytes(next)));
+    let packing = ctx.db.hash_packing;
+    write_hash(ctx, key)?.insert(field, &int_bytes(next), packing);
     ctx.notify(b'h', "hincrby", key);
     Ok(Reply::Int(next))
 }
@@ -185,7 +188,8 @@ fn hincrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         return Err(Reply::err(ERR_RESULT_NOT_FINITE));
     }
     let text = crate::protocol::reply::format_incr_double(next);
-    write_hash(ctx, key)?.insert(&field[..], Blob::from(text.as_bytes()));
+    let packing = ctx.db.hash_packing;
+    write_hash(ctx, key)?.insert(field, text.as_bytes(), packing);
     ctx.notify(b'h', "hincrbyfloat", key);
     Ok(Reply::Bulk(Bytes::from(text)))
 }
@@ -196,7 +200,7 @@ fn hrandfield(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
         let Some(hash) = read_hash(ctx, key)? else {
             return Ok(Reply::Nil);
         };
-        let field = random_index(ctx.rng, hash.len()).and_then(|i| hash.get_index(i)).map(|(f, _)| &f[..]);
+        let field = random_index(ctx.rng, hash.len()).and_then(|i| hash.indexed().get(i)).map(|(f, _)| f);
         return Ok(Reply::bulk_opt(field));
     };
     let count = random_count_arg(count_text)?;
@@ -212,7 +216,8 @@ fn hrandfield(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some(hash) = read_hash(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let picked = pick_indices(ctx.rng, hash.len(), count)?.into_iter().filter_map(|i| hash.get_index(i));
+    let indexed = hash.indexed();
+    let picked = pick_indices(ctx.rng, hash.len(), count)?.into_iter().filter_map(|i| indexed.get(i));
     if with_values {
         Ok(Reply::Pairs(picked.map(|(f, v)| (Reply::bulk(f), Reply::bulk(v))).collect()))
     } else {
@@ -228,7 +233,8 @@ fn hscan(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let opts = scan::parse_options(&args[3..], false, true)?;
     let (range, next) = scan::step(hash.len(), cursor, opts.count);
     let mut items = Vec::with_capacity(range.len().min(1024) * 2);
-    for (field, value) in range.filter_map(|i| hash.get_index(i)) {
+    let indexed = hash.indexed();
+    for (field, value) in range.filter_map(|i| indexed.get(i)) {
         if opts.pattern.as_ref().is_some_and(|p| !glob_match(p, field, false)) {
             continue;
         }

@@ -686,8 +686,8 @@ mod tests {
         let list: ListValue = ["a", "b", "a"].iter().map(|s| s.as_bytes().into()).collect();
         st.db.insert(b"l", Value::List(Box::new(list)), T0);
         let mut hash = HashValue::default();
-        hash.insert(blob("f"), blob("v"));
-        st.db.insert(b"h", Value::Hash(Box::new(hash)), T0);
+        hash.insert(b"f", b"v", crate::store::hash::Packing::DEFAULT);
+        st.db.insert(b"h", Value::Hash(hash), T0);
         let mut set = SetValue::default();
         set.insert(blob("m"));
         st.db.insert(b"st", Value::Set(Box::new(set)), T0);

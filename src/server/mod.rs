@@ -530,7 +530,12 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     let (block_tx, block_rx) = tokio::sync::mpsc::unbounded_channel();
     let blocker = Blocker::new(block_tx, Arc::default());
     // No keyspace events are built until notify-keyspace-events asks for them.
-    replica.store.lock().unwrap_or_else(|e| e.into_inner()).events_on = false;
+    // The encoding thresholds of the config file (CONFIG SET changes them later).
+    {
+        let mut store = replica.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.events_on = false;
+        store.set_local(settings.local());
+    }
     // Scripting: a lone server that never replays its log (the development topology)
     // may kill a write script as Redis does; anywhere else that would diverge.
     let lone = options.replica.layout.members.len() == 1 && options.replica.data_dir.is_none();

@@ -316,7 +316,7 @@ impl<'a> Decoder<'a> {
         match self.u8("a type tag")? {
             TAG_STR => Ok(Value::Str(self.bytes("string bytes")?.to_vec())),
             TAG_LIST => self.list().map(|l| Value::List(Box::new(l))),
-            TAG_HASH => self.hash().map(|h| Value::Hash(Box::new(h))),
+            TAG_HASH => self.hash().map(Value::Hash),
             TAG_SET => self.set().map(|s| Value::Set(Box::new(s))),
             TAG_ZSET => self.zset().map(|z| Value::ZSet(Box::new(z))),
             TAG_STREAM => super::stream::codec::decode(self).map(|s| Value::Stream(Box::new(s))),
@@ -344,17 +344,16 @@ impl<'a> Decoder<'a> {
     }
 
     fn hash(&mut self) -> Result<HashValue, CodecError> {
+        let offset = self.pos;
         let len = self.container_len("hash length", 2)?;
-        let mut hash = HashValue::with_capacity(len.min(PREALLOC_ITEMS_MAX));
+        let mut pairs = Vec::with_capacity(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
-            let offset = self.pos;
             let field = self.bytes("hash field")?;
-            let value = Blob::from(self.bytes("hash value")?);
-            if hash.insert(field, value).is_some() {
-                return Err(CodecError::Duplicate { expected: "hash fields", offset });
-            }
+            pairs.push((field, self.bytes("hash value")?));
         }
-        Ok(hash)
+        // Packed by Redis's default thresholds when it fits (`store::hash`).
+        HashValue::from_pairs(pairs.iter().copied(), super::hash::Packing::DEFAULT)
+            .ok_or(CodecError::Duplicate { expected: "hash fields", offset })
     }
 
     fn set(&mut self) -> Result<SetValue, CodecError> {
@@ -447,8 +446,8 @@ mod tests {
     fn samples() -> Vec<Value> {
         let list: ListValue = ["a", "", "a", "zzz"].iter().map(|s| s.as_bytes().into()).collect();
         let mut hash = HashValue::default();
-        hash.insert(blob("f2"), blob("v2"));
-        hash.insert(blob("f1"), blob(""));
+        hash.insert(b"f2", b"v2", crate::store::hash::Packing::DEFAULT);
+        hash.insert(b"f1", b"", crate::store::hash::Packing::DEFAULT);
         let mut set = SetValue::default();
         for m in ["x", "1", "", "long member"] {
             set.insert(blob(m));
@@ -462,7 +461,7 @@ mod tests {
             Value::Str(b"hello".to_vec()),
             Value::Str((0..=255u8).cycle().take(1000).collect()),
             Value::List(Box::new(list)),
-            Value::Hash(Box::new(hash)),
+            Value::Hash(hash),
             Value::Set(Box::new(set)),
             Value::ZSet(Box::new(zset)),
         ]

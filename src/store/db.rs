@@ -143,6 +143,9 @@ pub struct Db {
     /// server tracks keys (CLIENT TRACKING): what their invalidations are made of.
     /// Not state: each member records for its own clients; `None` records nothing.
     touched: Option<Touched>,
+    /// When hashes are kept packed (this server's `hash-max-listpack-*`): not state,
+    /// the encoding is invisible to commands (`store::hash`).
+    pub hash_packing: super::hash::Packing,
 }
 
 /// What applying modified, for client-side caching (see [`Db::touched`]).
@@ -284,6 +287,15 @@ impl Db {
         }
     }
 
+    /// A whole value stored under a key (RESTORE, a snapshot's key, RENAME, COPY):
+    /// a packed hash past this server's limits becomes a table.
+    fn fitted(mut value: Value, packing: super::hash::Packing) -> Value {
+        if let Value::Hash(hash) = &mut value {
+            hash.fit(packing);
+        }
+        value
+    }
+
     /// Inserts a key known to be absent; its position.
     pub fn insert_new(&mut self, key: &[u8], value: Value, now_ms: u64) -> usize {
         Db::note_touched(&mut self.touched, key);
@@ -294,7 +306,7 @@ impl Db {
     }
 
     fn new_item(&self, value: Value, now_ms: u64) -> Item {
-        Item { version: self.index as u32, ..Item::new(value, now_ms) }
+        Item { version: self.index as u32, ..Item::new(Db::fitted(value, self.hash_packing), now_ms) }
     }
 
     /// Mutable access to a key's item, expired or not: counts as a modification of
@@ -327,7 +339,7 @@ impl Db {
                 Db::note_touched(&mut self.touched, key);
                 Db::note_stream(&mut self.stream_changes, key, &item.value);
                 Db::note_stream(&mut self.stream_changes, key, &value);
-                item.value = value;
+                item.value = Db::fitted(value, self.hash_packing);
                 item.version = version;
                 if item.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut item.expire_at_ms, 0);
@@ -349,7 +361,7 @@ impl Db {
                 Db::note_touched(&mut self.touched, key);
                 Db::note_stream(&mut self.stream_changes, key, &item.value);
                 Db::note_stream(&mut self.stream_changes, key, &value);
-                item.value = value;
+                item.value = Db::fitted(value, self.hash_packing);
                 item.version = version;
             }
             None => {
@@ -488,6 +500,7 @@ impl Db {
             prims: self.prims.clone(),
             messages: Vec::new(),
             touched: None,
+            hash_packing: self.hash_packing,
         }
     }
 
@@ -500,7 +513,9 @@ impl Db {
     /// Recording for CLIENT TRACKING goes on, and says every key may have changed.
     pub fn replace_data(&mut self, other: Db) {
         let recording = self.touched.is_some();
+        let packing = self.hash_packing;
         *self = other;
+        self.hash_packing = packing;
         if recording {
             self.touched = Some(Touched { keys: Vec::new(), all: true });
         }

@@ -79,16 +79,8 @@ pub fn encoding_name(value: &Value, limits: &LocalSettings) -> &'static str {
         Value::Str(s) if s.len() <= EMBSTR_BYTES_MAX => "embstr",
         Value::Str(_) => "raw",
         Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            let small = fits(h.len(), limits.hash_listpack_entries)
-                && h.iter()
-                    .all(|(f, v)| fits(f.len(), limits.hash_listpack_value_bytes) && fits(v.len(), limits.hash_listpack_value_bytes));
-            if small {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
+        Value::Hash(h) if h.is_packed() => "listpack",
+        Value::Hash(_) => "hashtable",
         Value::Set(s) => {
             if fits(s.len(), limits.set_intset_entries) && s.iter().all(|m| parse_i64(m).is_some()) {
                 "intset"
@@ -138,12 +130,12 @@ mod tests {
     #[test]
     fn containers_follow_the_thresholds() {
         let mut limits = LocalSettings::default();
+        // A hash reports the encoding it is in (`store::hash` converts it).
         let mut hash = HashValue::default();
-        hash.insert(&b"f"[..], b"v"[..].into());
-        let hash = Value::Hash(Box::new(hash));
-        assert_eq!(encoding_name(&hash, &limits), "listpack");
-        limits.hash_listpack_entries = 0;
-        assert_eq!(encoding_name(&hash, &limits), "hashtable");
+        hash.insert(b"f", b"v", crate::store::hash::Packing::DEFAULT);
+        assert_eq!(encoding_name(&Value::Hash(hash.clone()), &limits), "listpack");
+        hash.insert(b"f", &[b'v'; 65], crate::store::hash::Packing::DEFAULT);
+        assert_eq!(encoding_name(&Value::Hash(hash), &limits), "hashtable");
 
         let mut set = SetValue::default();
         set.insert(b"1"[..].into());

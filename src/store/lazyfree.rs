@@ -52,6 +52,7 @@ pub fn effort(value: &Value) -> usize {
     match value {
         Value::Str(_) => 1,
         Value::List(l) => l.len(),
+        Value::Hash(h) if h.is_packed() => 1,
         Value::Hash(h) => h.len(),
         Value::Set(s) => s.len(),
         Value::ZSet(z) => z.scores.len(),

@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod db;
 pub mod encoding;
+pub mod hash;
 pub mod lazyfree;
 pub mod once;
 pub mod prims;
@@ -230,6 +231,14 @@ pub struct Store {
 }
 
 impl Store {
+    /// This server's settings for reads and encodings (CONFIG SET, start).
+    pub fn set_local(&mut self, local: encoding::LocalSettings) {
+        let entries = usize::try_from(local.hash_listpack_entries).unwrap_or(usize::MAX);
+        let value_bytes = usize::try_from(local.hash_listpack_value_bytes).unwrap_or(usize::MAX);
+        self.db.hash_packing = hash::Packing { entries, value_bytes };
+        self.local = local;
+    }
+
     /// A store that builds keyspace events (the server turns them off until someone
     /// enables notifications).
     pub fn new() -> Store {

@@ -365,7 +365,7 @@ impl<K: std::borrow::Borrow<[u8]>, V: PartialEq> PartialEq for KeyTable<K, V> {
 }
 
 #[inline(always)]
-fn prefetch_read<T>(at: &T) {
+pub(crate) fn prefetch_read<T>(at: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it reads nothing and cannot fault.
     unsafe {

@@ -16,7 +16,7 @@ pub type Blob = Box<[u8]>;
 /// The hasher for every map: fast, and seeded per process against collision attacks.
 pub type Hasher = foldhash::fast::RandomState;
 
-pub type HashValue = crate::store::table::KeyTable<crate::store::table::Key, Blob>;
+pub use crate::store::hash::HashValue;
 pub type SetValue = IndexSet<Blob, Hasher>;
 pub type ListValue = VecDeque<crate::store::table::Key>;
 
@@ -28,7 +28,8 @@ pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong
 pub enum Value {
     Str(Vec<u8>),
     List(Box<ListValue>),
-    Hash(Box<HashValue>),
+    /// Inline: its packed form is a handle and a count, no box in between.
+    Hash(HashValue),
     Set(Box<SetValue>),
     ZSet(Box<ZSet>),
     Stream(Box<Stream>),
@@ -152,12 +153,7 @@ impl Value {
                 let seen: usize = l.iter().take(samples).map(|e| outside(e) + SLOT).sum();
                 scaled(l.len(), l.len().min(samples), seen)
             }
-            Value::Hash(h) => {
-                // A field's entry (handle, value's handle, hash bits) and its 8-byte slot at
-                // up to 3/4 load.
-                let seen: usize = h.iter().take(samples).map(|(k, v)| outside(k) + v.len() + 2 * SLOT + 16).sum();
-                scaled(h.len(), h.len().min(samples), seen)
-            }
+            Value::Hash(h) => h.heap_bytes(samples),
             Value::Set(s) => {
                 let seen: usize = s.iter().take(samples).map(|m| m.len() + SLOT).sum();
                 scaled(s.len(), s.len().min(samples), seen)

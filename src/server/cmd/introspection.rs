@@ -144,7 +144,7 @@ impl Connection {
                     store.events_on = events_on;
                     store.new_events_on =
                         settings.notify_mask.load(Ordering::Relaxed) & crate::server::settings::notify::class_bit(b'n') != 0;
-                    store.local = local;
+                    store.set_local(local);
                 }
                 if limits != current {
                     return Err(limits);
