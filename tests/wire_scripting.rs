@@ -237,3 +237,25 @@ fn commands_called_by_scripts_are_counted_and_shown_to_monitors() {
         "monitor lines: {lines}"
     );
 }
+
+/// A lone server without Fast Restart (the development topology) has no other run of
+/// a script to agree with: as on Redis, a script is not cut off by the stripe's
+/// default instruction budget (5×10⁷); a budget the stripe sets itself still applies.
+#[test]
+fn a_lone_server_runs_a_script_past_the_default_budget_unless_one_is_set() {
+    let server = Server::start();
+    let mut con = server.conn();
+    con.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    // At least 1.2×10⁸ Lua instructions (two a turn): more than twice the default budget.
+    let script = "local n = 0 for i = 1, 60000000 do n = n + 1 end redis.call('set', KEYS[1], n) return n";
+    let n: i64 = redis::cmd("EVAL").arg(script).arg(1).arg("count").query(&mut con).unwrap();
+    assert_eq!(n, 60_000_000);
+    let stored: i64 = redis::cmd("GET").arg("count").query(&mut con).unwrap();
+    assert_eq!(stored, 60_000_000);
+
+    let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000).query(&mut con).unwrap();
+    let err = redis::cmd("EVAL").arg(script).arg(1).arg("count2").query::<i64>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("Script stopped after 1000000 instructions"), "{err}");
+    let absent: Option<String> = redis::cmd("GET").arg("count2").query(&mut con).unwrap();
+    assert_eq!(absent, None);
+}

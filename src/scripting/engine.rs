@@ -341,7 +341,12 @@ impl Engine {
         lua.gc_stop();
         let memory_max = (lua.used_memory() as u64).saturating_add(options.limits.memory_bytes_max);
         let _ = lua.set_memory_limit(usize::try_from(memory_max).unwrap_or(usize::MAX));
-        budget::start(options.limits.instructions_max, Some(status.clone()));
+        // A lone server that never replays its log has no other run of this script to
+        // agree with: as in Redis, the script runs until it ends or SCRIPT KILL stops
+        // it, unless the stripe chose a budget of its own (TANDEM.SCRIPTLIMITS).
+        let unbounded = status.lone.load(std::sync::atomic::Ordering::Relaxed)
+            && options.limits.instructions_max == crate::limits::SCRIPT_INSTRUCTIONS_DEFAULT;
+        budget::start(if unbounded { u64::MAX } else { options.limits.instructions_max }, Some(status.clone()));
         install_hook(vm.main);
         let outcome = {
             let _slot = HostSlot::set(&lua, host);
