@@ -259,3 +259,33 @@ fn a_lone_server_runs_a_script_past_the_default_budget_unless_one_is_set() {
     let absent: Option<String> = redis::cmd("GET").arg("count2").query(&mut con).unwrap();
     assert_eq!(absent, None);
 }
+
+/// A write script that runs longer than a client's write wait (5 s) holds up its own
+/// client, as on Redis, rather than answering OUTCOMEUNKNOWN while it still runs: the
+/// wait starts again while a script runs. SCRIPT KILL (a lone server) then ends it
+/// with Redis's error; writes admitted before it apply after it.
+#[test]
+fn a_write_script_longer_than_the_write_wait_is_waited_for() {
+    let server = Server::start();
+    let mut con = server.conn();
+    con.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut runner = server.conn();
+    runner.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let started = std::time::Instant::now();
+    let long =
+        std::thread::spawn(move || -> redis::RedisResult<String> { redis::cmd("EVAL").arg("while true do end").arg(0).query(&mut runner) });
+    let busy = support::wait_until(Duration::from_secs(20), || {
+        let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
+        r.is_err_and(|e| e.to_string().contains("BUSY"))
+    });
+    assert!(busy, "other clients get -BUSY once the script passes busy-reply-threshold");
+    // Past the 5 s a write waits for its outcome (the bound this test is about).
+    while started.elapsed() < Duration::from_secs(7) {
+        assert!(!long.is_finished(), "the script's client was answered while the script ran: {:?}", long.join());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed: String = redis::cmd("SCRIPT").arg("KILL").query(&mut con).unwrap();
+    assert_eq!(killed, "OK");
+    let err = long.join().unwrap().expect_err("the killed script fails");
+    assert!(err.to_string().contains("killed by user"), "{err}");
+}

@@ -448,4 +448,20 @@ fn small_hashes_are_packed_until_a_limit_and_the_encoding_is_invisible() {
     let _: () = redis::cmd("CONFIG").arg("SET").arg("hash-max-listpack-entries").arg("2").query(&mut con).unwrap();
     let _: () = redis::cmd("RESTORE").arg("copy2").arg(0).arg(dump).query(&mut con).unwrap();
     assert_eq!(encoding(&mut con, "copy2"), "hashtable");
+    // Under a higher one, a restored hash of 200 fields is packed (Redis's default is 128).
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("hash-max-listpack-entries").arg("1000").query(&mut con).unwrap();
+    let many: Vec<(String, String)> = (0..200).map(|i| (format!("f{i}"), format!("{i}"))).collect();
+    let _: i64 = redis::cmd("HSET").arg("many").arg(&many).query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "many"), "listpack");
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("many").query(&mut con).unwrap();
+    let _: () = redis::cmd("RESTORE").arg("many2").arg(0).arg(dump).query(&mut con).unwrap();
+    assert_eq!(encoding(&mut con, "many2"), "listpack");
+    let back: Vec<(String, String)> = redis::cmd("HGETALL").arg("many2").query(&mut con).unwrap();
+    assert_eq!(back, many);
+
+    tracing::info!("--- a script reads the encoding from the content, whatever this server holds");
+    let read = "return redis.call('object', 'encoding', KEYS[1])";
+    let in_script: String = redis::cmd("EVAL").arg(read).arg(1).arg("small").query(&mut con).unwrap();
+    assert_eq!(in_script, "listpack", "5 short fields fit Redis's defaults");
+    assert_eq!(encoding(&mut con, "small"), "hashtable");
 }

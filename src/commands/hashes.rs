@@ -71,12 +71,7 @@ fn set_pairs(ctx: &mut WriteCtx, args: &[Bytes], name: &str) -> Result<i64, Repl
     let key = &args[1];
     let packing = ctx.db.hash_packing;
     let hash = write_hash(ctx, key)?;
-    let mut added = 0;
-    for pair in args[2..].chunks_exact(2) {
-        if hash.insert(&pair[0], &pair[1], packing) {
-            added += 1;
-        }
-    }
+    let added = hash.insert_all(args[2..].chunks_exact(2).map(|pair| (&pair[0][..], &pair[1][..])), packing) as i64;
     ctx.notify(b'h', "hset", key);
     Ok(added)
 }

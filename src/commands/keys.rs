@@ -553,6 +553,7 @@ fn restore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         }
         return Ok(OK);
     }
+    let value = ctx.db.fitted(value);
     ctx.set(key, value);
     if expire_at_ms != 0 {
         ctx.db.set_expire(key, expire_at_ms);

@@ -698,7 +698,7 @@ impl Host for ScriptHost<'_, '_> {
                     now_ms: ctx.now_ms,
                     rng: ctx.rng,
                     engine: None,
-                    local: &LocalSettings::REDIS_DEFAULTS,
+                    local: &LocalSettings::DETERMINISTIC,
                     acl_user: None,
                     acl_view: None,
                     in_script: true,

@@ -482,7 +482,7 @@ fn fenced(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
                 now_ms: ctx.now_ms,
                 rng: ctx.rng,
                 engine: None,
-                local: &crate::store::encoding::LocalSettings::REDIS_DEFAULTS,
+                local: &crate::store::encoding::LocalSettings::DETERMINISTIC,
                 acl_user: None,
                 acl_view: None,
                 in_script: false,

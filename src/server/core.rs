@@ -208,24 +208,37 @@ impl Core {
         self.propose_from(ops, 0).await
     }
 
+    /// The outcome of a submitted write, or `Unconfirmed` after [`write_wait`] — a
+    /// bound that starts again while a script runs here: the script holds the store
+    /// the write applies to, and ends (its budget, or SCRIPT KILL on a lone server),
+    /// so the client waits for it as a Redis client waits for a busy script.
+    async fn confirmed(
+        &self,
+        election: Duration,
+        submit: impl std::future::Future<Output = Result<Vec<Reply>, WriteError>>,
+    ) -> Result<Vec<Reply>, WriteError> {
+        tokio::pin!(submit);
+        loop {
+            match tokio::time::timeout(write_wait(election), &mut submit).await {
+                Ok(outcome) => return outcome,
+                Err(_) if self.scripts.running() => continue,
+                Err(_) => return Err(WriteError::Unconfirmed),
+            }
+        }
+    }
+
     /// [`Core::propose`] for the client `origin` of this server (CLIENT TRACKING's
     /// NOLOOP tells its own writes apart by it).
     pub async fn propose_from(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
         let election = self.replica.election_time();
         if self.replica.lease_fresh() {
             // The common case: no copy of the ops is kept for a second attempt.
-            return match tokio::time::timeout(write_wait(election), self.replica.submit(ops, origin)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(WriteError::Unconfirmed),
-            };
+            return self.confirmed(election, self.replica.submit(ops, origin)).await;
         }
         let lease_deadline = tokio::time::Instant::now() + election;
         let mut pause = Duration::from_millis(5);
         loop {
-            let outcome = match tokio::time::timeout(write_wait(election), self.replica.submit(ops.clone(), origin)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(WriteError::Unconfirmed),
-            };
+            let outcome = self.confirmed(election, self.replica.submit(ops.clone(), origin)).await;
             match outcome {
                 Err(WriteError::NoQuorum) if tokio::time::Instant::now() + pause < lease_deadline => {
                     tokio::time::sleep(pause).await;

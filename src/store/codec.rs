@@ -344,16 +344,18 @@ impl<'a> Decoder<'a> {
     }
 
     fn hash(&mut self) -> Result<HashValue, CodecError> {
-        let offset = self.pos;
         let len = self.container_len("hash length", 2)?;
         let mut pairs = Vec::with_capacity(len.min(PREALLOC_ITEMS_MAX));
+        let mut offsets = Vec::with_capacity(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
+            offsets.push(self.pos);
             let field = self.bytes("hash field")?;
             pairs.push((field, self.bytes("hash value")?));
         }
-        // Packed by Redis's default thresholds when it fits (`store::hash`).
+        // Packed by Redis's default thresholds when it fits (`store::hash`); the
+        // keyspace encodes it again under its own (`Db::fitted`).
         HashValue::from_pairs(pairs.iter().copied(), super::hash::Packing::DEFAULT)
-            .ok_or(CodecError::Duplicate { expected: "hash fields", offset })
+            .map_err(|i| CodecError::Duplicate { expected: "hash fields", offset: offsets[i] })
     }
 
     fn set(&mut self) -> Result<SetValue, CodecError> {

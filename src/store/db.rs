@@ -287,11 +287,12 @@ impl Db {
         }
     }
 
-    /// A whole value stored under a key (RESTORE, a snapshot's key, RENAME, COPY):
-    /// a packed hash past this server's limits becomes a table.
-    fn fitted(mut value: Value, packing: super::hash::Packing) -> Value {
+    /// A decoded value (RESTORE, a snapshot's key) encoded by its content under this
+    /// server's thresholds, as Redis encodes what it loads. (RENAME, COPY and MOVE
+    /// keep a value's encoding, as in Redis.)
+    pub fn fitted(&self, mut value: Value) -> Value {
         if let Value::Hash(hash) = &mut value {
-            hash.fit(packing);
+            hash.repack(self.hash_packing);
         }
         value
     }
@@ -306,7 +307,7 @@ impl Db {
     }
 
     fn new_item(&self, value: Value, now_ms: u64) -> Item {
-        Item { version: self.index as u32, ..Item::new(Db::fitted(value, self.hash_packing), now_ms) }
+        Item { version: self.index as u32, ..Item::new(value, now_ms) }
     }
 
     /// Mutable access to a key's item, expired or not: counts as a modification of
@@ -339,7 +340,7 @@ impl Db {
                 Db::note_touched(&mut self.touched, key);
                 Db::note_stream(&mut self.stream_changes, key, &item.value);
                 Db::note_stream(&mut self.stream_changes, key, &value);
-                item.value = Db::fitted(value, self.hash_packing);
+                item.value = value;
                 item.version = version;
                 if item.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut item.expire_at_ms, 0);
@@ -361,7 +362,7 @@ impl Db {
                 Db::note_touched(&mut self.touched, key);
                 Db::note_stream(&mut self.stream_changes, key, &item.value);
                 Db::note_stream(&mut self.stream_changes, key, &value);
-                item.value = Db::fitted(value, self.hash_packing);
+                item.value = value;
                 item.version = version;
             }
             None => {
@@ -515,7 +516,15 @@ impl Db {
         let recording = self.touched.is_some();
         let packing = self.hash_packing;
         *self = other;
-        self.hash_packing = packing;
+        if packing != self.hash_packing {
+            // Loaded under the default thresholds: encoded again under this server's.
+            self.hash_packing = packing;
+            for index in 0..self.keys.len() {
+                if let Some((_, Item { value: Value::Hash(hash), .. })) = self.keys.get_index_mut(index) {
+                    hash.repack(packing);
+                }
+            }
+        }
         if recording {
             self.touched = Some(Touched { keys: Vec::new(), all: true });
         }
@@ -523,6 +532,7 @@ impl Db {
 
     /// Inserts a key read from a snapshot with its expiry (0 = none) and version.
     pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
+        let value = self.fitted(value);
         self.insert(key, value, now_ms);
         if expire_at_ms != 0 {
             self.set_expire(key, expire_at_ms);

@@ -1,14 +1,17 @@
 //! What `OBJECT ENCODING` reports, and the per-server settings it (and `OBJECT
 //! FREQ`/`IDLETIME`) reads.
 //!
-//! Tandem keeps every value in one representation today (see [`super::value`]); until
-//! compact encodings land, OBJECT ENCODING reports what Redis 7.0 would hold a value
-//! of this size and content in under the configured thresholds (`hash-max-listpack-*`,
-//! `zset-max-listpack-*`, `set-max-intset-entries`), so clients and tests that look at
-//! it see Redis's answers. It is computed from the value as it is now, whereas Redis
-//! converts once and never back (a set that held a string and lost it stays
-//! `hashtable` there, `intset` here); APPEND-style edits that leave Redis with a
-//! `raw` string are likewise not remembered. Redis 7.0's names are used (lists are
+//! A hash is kept packed or in a table (`store::hash`), and OBJECT ENCODING reports
+//! which. Other values have one representation today (see [`super::value`]); for
+//! them OBJECT ENCODING reports what Redis 7.0 would hold a value of this size and
+//! content in under the configured thresholds (`zset-max-listpack-*`,
+//! `set-max-intset-entries`), so clients and tests that look at it see Redis's
+//! answers. That is computed from the value as it is now, whereas Redis converts once
+//! and never back (a set that held a string and lost it stays `hashtable` there,
+//! `intset` here); APPEND-style edits that leave Redis with a `raw` string are
+//! likewise not remembered. A script that may write reads every encoding from the
+//! content ([`LocalSettings::DETERMINISTIC`]): a hash's actual encoding depends on
+//! this server's thresholds and history (a snapshot re-packs), not on the state. Redis 7.0's names are used (lists are
 //! always `quicklist`, sets `intset` or `hashtable`): that is the version our
 //! compatibility suite and differential tests run against.
 //!
@@ -30,12 +33,13 @@ pub struct LocalSettings {
     pub lfu: bool,
     /// An LRU or LFU policy is on: Redis then shares no integer objects (REFCOUNT).
     pub lru_or_lfu: bool,
+    /// Report a hash's encoding from its content under these thresholds, not the
+    /// encoding it is in (for scripts that may write, whose result is state).
+    pub by_content: bool,
 }
 
 impl LocalSettings {
-    /// Redis's defaults. Scripts read through these, not the server's own: a script
-    /// runs again on every member, and what it writes must not depend on one
-    /// server's CONFIG.
+    /// Redis's defaults.
     pub const REDIS_DEFAULTS: LocalSettings = LocalSettings {
         hash_listpack_entries: 128,
         hash_listpack_value_bytes: 64,
@@ -44,7 +48,13 @@ impl LocalSettings {
         set_intset_entries: 512,
         lfu: false,
         lru_or_lfu: false,
+        by_content: false,
     };
+
+    /// What a script that may write reads: Redis's defaults, every encoding from the
+    /// value's content. A script runs again on every member, and what it writes must
+    /// not depend on one server's CONFIG or on how its values happen to be held.
+    pub const DETERMINISTIC: LocalSettings = LocalSettings { by_content: true, ..LocalSettings::REDIS_DEFAULTS };
 }
 
 impl Default for LocalSettings {
@@ -79,6 +89,16 @@ pub fn encoding_name(value: &Value, limits: &LocalSettings) -> &'static str {
         Value::Str(s) if s.len() <= EMBSTR_BYTES_MAX => "embstr",
         Value::Str(_) => "raw",
         Value::List(_) => "quicklist",
+        Value::Hash(h) if limits.by_content => {
+            let small = fits(h.len(), limits.hash_listpack_entries)
+                && h.iter()
+                    .all(|(f, v)| fits(f.len(), limits.hash_listpack_value_bytes) && fits(v.len(), limits.hash_listpack_value_bytes));
+            if small {
+                "listpack"
+            } else {
+                "hashtable"
+            }
+        }
         Value::Hash(h) if h.is_packed() => "listpack",
         Value::Hash(_) => "hashtable",
         Value::Set(s) => {
@@ -135,7 +155,11 @@ mod tests {
         hash.insert(b"f", b"v", crate::store::hash::Packing::DEFAULT);
         assert_eq!(encoding_name(&Value::Hash(hash.clone()), &limits), "listpack");
         hash.insert(b"f", &[b'v'; 65], crate::store::hash::Packing::DEFAULT);
-        assert_eq!(encoding_name(&Value::Hash(hash), &limits), "hashtable");
+        assert_eq!(encoding_name(&Value::Hash(hash.clone()), &limits), "hashtable");
+        // Scripts read it from the content: a table that fits again reads `listpack`.
+        hash.insert(b"f", b"v", crate::store::hash::Packing::DEFAULT);
+        assert_eq!(encoding_name(&Value::Hash(hash.clone()), &limits), "hashtable");
+        assert_eq!(encoding_name(&Value::Hash(hash), &LocalSettings::DETERMINISTIC), "listpack");
 
         let mut set = SetValue::default();
         set.insert(b"1"[..].into());

@@ -162,6 +162,15 @@ fn find<'a>(bytes: &'a [u8], field: &[u8]) -> Option<Pair<'a>> {
     pairs(bytes).find(|p| p.field == field)
 }
 
+/// The pairs of a packed buffer (its header not read) in a table, in order.
+fn table_of(bytes: &[u8], len: usize) -> Table {
+    let mut table = Table::with_capacity(len + 1);
+    for p in pairs(bytes) {
+        table.insert(p.field, Blob::from(p.value));
+    }
+    table
+}
+
 /// The iterator over a hash's pairs, whichever its encoding.
 pub struct Iter<'a>(IterRepr<'a>);
 
@@ -199,8 +208,8 @@ impl<'a> Indexed<'a> {
 
 impl HashValue {
     /// A hash of `pairs` (distinct fields, in order), packed if it fits `packing`.
-    /// `None` if a field repeats.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone, packing: Packing) -> Option<HashValue> {
+    /// `Err(i)` if pair `i` repeats a field.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone, packing: Packing) -> Result<HashValue, usize> {
         let mut hash = HashValue::default();
         let mut count = 0usize;
         let mut small = true;
@@ -211,31 +220,33 @@ impl HashValue {
             bytes += len_bytes(field.len()) + field.len() + len_bytes(value.len()) + value.len();
         }
         if small && count <= packing.entries && u32::try_from(count).is_ok() {
-            let mut repeated = false;
+            let mut repeated = None;
             let bytes = packed(count, bytes, |out| {
-                for (field, value) in pairs {
+                for (i, (field, value)) in pairs.into_iter().enumerate() {
                     // Looked for in what is packed so far: hashes that fit are short.
-                    repeated |= find(out, field).is_some();
+                    if repeated.is_none() && find(out, field).is_some() {
+                        repeated = Some(i);
+                    }
                     put_len(out, field.len());
                     out.extend_from_slice(field);
                     put_len(out, value.len());
                     out.extend_from_slice(value);
                 }
             });
-            if repeated {
-                return None;
+            if let Some(i) = repeated {
+                return Err(i);
             }
             hash.0 = Repr::Packed(bytes);
         } else {
             let mut table = Table::with_capacity(count);
-            for (field, value) in pairs {
+            for (i, (field, value)) in pairs.into_iter().enumerate() {
                 if table.insert(field, Blob::from(value)).is_some() {
-                    return None;
+                    return Err(i);
                 }
             }
             hash.0 = Repr::Table(Box::new(table));
         }
-        Some(hash)
+        Ok(hash)
     }
 
     pub fn len(&self) -> usize {
@@ -306,45 +317,57 @@ impl HashValue {
     /// Sets `field` to `value`; true if the field is new. Converts to a table when
     /// the field or value is longer than `packing` allows or the hash outgrows it.
     pub fn insert(&mut self, field: &[u8], value: &[u8], packing: Packing) -> bool {
-        if let Repr::Packed(bytes) = &self.0 {
-            let len = packed_len(bytes);
-            if !packing.fits(field, value) || len >= packing.entries || len == u32::MAX as usize {
-                // Past a limit, or at the entry limit with (maybe) one more to come.
-                if !packing.fits(field, value) || !self.contains_key(field) {
-                    self.unpack();
-                }
-            }
+        self.insert_all([(field, value)], packing) == 1
+    }
+
+    /// Sets every field to its value, in order (a later pair for the same field
+    /// wins); how many fields were new. A packed hash is rewritten once for all of
+    /// them, then converted if any pair or the count is past `packing` (as Redis
+    /// checks after each HSET; the order is the same either way).
+    pub fn insert_all<'a>(&mut self, pairs_in: impl IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone, packing: Packing) -> usize {
+        if matches!(self.0, Repr::Packed(_)) && pairs_in.clone().into_iter().any(|(f, v)| !packing.fits(f, v)) {
+            self.unpack();
         }
         match &mut self.0 {
             Repr::Packed(bytes) => {
-                let len = packed_len(bytes);
-                let body = bytes.get(HEADER..).unwrap_or_default();
-                let at_most = body.len() + len_bytes(field.len()) + field.len() + len_bytes(value.len()) + value.len();
-                let (new_bytes, new) = match find(bytes, field) {
-                    Some(p) => {
-                        let replaced = packed(len, at_most, |out| {
-                            out.extend_from_slice(&bytes[HEADER..p.value_at]);
-                            put_len(out, value.len());
-                            out.extend_from_slice(value);
-                            out.extend_from_slice(&bytes[p.end..]);
-                        });
-                        (replaced, false)
+                let mut buf = std::mem::take(bytes).into_vec();
+                if buf.is_empty() {
+                    buf.extend_from_slice(&0u32.to_le_bytes());
+                }
+                let mut len = packed_len(&buf);
+                let mut added = 0;
+                for (field, value) in pairs_in {
+                    match find(&buf, field).map(|p| (p.value_at, p.end)) {
+                        Some((at, end)) => {
+                            let mut encoded = Vec::with_capacity(len_bytes(value.len()) + value.len());
+                            put_len(&mut encoded, value.len());
+                            encoded.extend_from_slice(value);
+                            if encoded.len() == end - at {
+                                buf[at..end].copy_from_slice(&encoded);
+                            } else {
+                                buf.splice(at..end, encoded);
+                            }
+                        }
+                        None => {
+                            put_len(&mut buf, field.len());
+                            buf.extend_from_slice(field);
+                            put_len(&mut buf, value.len());
+                            buf.extend_from_slice(value);
+                            len += 1;
+                            added += 1;
+                        }
                     }
-                    None => {
-                        let appended = packed(len + 1, at_most, |out| {
-                            out.extend_from_slice(body);
-                            put_len(out, field.len());
-                            out.extend_from_slice(field);
-                            put_len(out, value.len());
-                            out.extend_from_slice(value);
-                        });
-                        (appended, true)
+                }
+                match u32::try_from(len) {
+                    Ok(count) if len <= packing.entries => {
+                        buf[..HEADER].copy_from_slice(&count.to_le_bytes());
+                        *bytes = buf.into_boxed_slice();
                     }
-                };
-                *bytes = new_bytes;
-                new
+                    _ => self.0 = Repr::Table(Box::new(table_of(&buf, len))),
+                }
+                added
             }
-            Repr::Table(t) => t.insert(field, Blob::from(value)).is_none(),
+            Repr::Table(t) => pairs_in.into_iter().filter(|(f, v)| t.insert(*f, Blob::from(*v)).is_none()).count(),
         }
     }
 
@@ -370,24 +393,25 @@ impl HashValue {
         }
     }
 
-    /// Moves a packed hash past `packing`'s limits into a table (a hash decoded by
-    /// the default limits, stored where this server's are lower).
-    pub fn fit(&mut self, packing: Packing) {
-        if let Repr::Packed(bytes) = &self.0 {
-            if packed_len(bytes) > packing.entries || pairs(bytes).any(|p| !packing.fits(p.field, p.value)) {
-                self.unpack();
+    /// Encodes a decoded hash (RESTORE, a snapshot's key) by its content under this
+    /// server's `packing`, as Redis does on load: packed if it fits, a table if not.
+    pub fn repack(&mut self, packing: Packing) {
+        let fits = self.len() <= packing.entries && self.iter().all(|(f, v)| packing.fits(f, v));
+        match (&self.0, fits) {
+            (Repr::Packed(_), false) => self.unpack(),
+            (Repr::Table(_), true) => {
+                let pairs: Vec<_> = self.iter().collect();
+                let packed = HashValue::from_pairs(pairs.iter().copied(), packing).expect("a table's fields are distinct");
+                *self = packed;
             }
+            _ => {}
         }
     }
 
     /// Moves a packed hash into a table, keeping the order.
     fn unpack(&mut self) {
         if let Repr::Packed(bytes) = &self.0 {
-            let mut table = Table::with_capacity(packed_len(bytes) + 1);
-            for p in pairs(bytes) {
-                table.insert(p.field, Blob::from(p.value));
-            }
-            self.0 = Repr::Table(Box::new(table));
+            self.0 = Repr::Table(Box::new(table_of(bytes, packed_len(bytes))));
         }
     }
 
@@ -457,6 +481,12 @@ mod tests {
             let value = format!("v{step}").into_bytes();
             if next() % 3 == 0 {
                 assert_eq!(packed.swap_remove(&field), table.swap_remove(&field), "step {step}");
+            } else if next() % 4 == 0 {
+                // Several pairs in one command, a field maybe twice.
+                let more: Vec<(Vec<u8>, Vec<u8>)> =
+                    (0..3).map(|i| (format!("f{}", next() % 40).into_bytes(), format!("w{step}.{i}").into_bytes())).collect();
+                let pairs = more.iter().map(|(f, v)| (&f[..], &v[..]));
+                assert_eq!(packed.insert_all(pairs.clone(), Packing::DEFAULT), table.insert_all(pairs, never), "step {step}");
             } else {
                 assert_eq!(packed.insert(&field, &value, Packing::DEFAULT), table.insert(&field, &value, never), "step {step}");
             }
@@ -499,6 +529,34 @@ mod tests {
         h.insert(b"a", b"1", packing);
         assert!(h.insert(b"long-field", b"1", packing));
         assert!(!h.is_packed());
+    }
+
+    #[test]
+    fn a_packed_hash_over_a_lowered_limit_converts_on_its_next_write() {
+        let mut h = HashValue::default();
+        for f in ["a", "b", "c"] {
+            h.insert(f.as_bytes(), b"1", Packing::DEFAULT);
+        }
+        let lowered = Packing { entries: 2, value_bytes: 64 };
+        // An update of a field already there (as Redis converts after any HSET).
+        assert!(!h.insert(b"a", b"2", lowered));
+        assert!(!h.is_packed());
+        assert_eq!(h.keys().collect::<Vec<_>>(), [&b"a"[..], b"b", b"c"]);
+    }
+
+    #[test]
+    fn one_command_of_several_pairs_counts_new_fields_once_and_the_last_value_wins() {
+        let mut h = HashValue::default();
+        h.insert(b"a", b"0", Packing::DEFAULT);
+        let pairs = [(&b"a"[..], &b"1"[..]), (b"b", b"1"), (b"b", b"22"), (b"c", b"333")];
+        assert_eq!(h.insert_all(pairs, Packing::DEFAULT), 2);
+        assert!(h.is_packed());
+        assert_eq!(items(&h), [(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"22".to_vec()), (b"c".to_vec(), b"333".to_vec())]);
+        // Past the entry limit within one command: a table, same order.
+        let mut t = HashValue::default();
+        assert_eq!(t.insert_all(pairs, Packing { entries: 2, value_bytes: 64 }), 3);
+        assert!(!t.is_packed());
+        assert_eq!(items(&t), items(&h));
     }
 
     #[test]
@@ -545,16 +603,19 @@ mod tests {
         assert_eq!(items(&h), [(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
         let t = HashValue::from_pairs(pairs, Packing { entries: 1, value_bytes: 64 }).unwrap();
         assert!(!t.is_packed());
-        let mut fitted = h.clone();
-        fitted.fit(Packing::DEFAULT);
-        assert!(fitted.is_packed());
-        fitted.fit(Packing { entries: 2, value_bytes: 0 });
-        assert!(!fitted.is_packed());
-        assert_eq!(items(&fitted), items(&h));
+        let mut repacked = h.clone();
+        repacked.repack(Packing::DEFAULT);
+        assert!(repacked.is_packed());
+        repacked.repack(Packing { entries: 2, value_bytes: 0 });
+        assert!(!repacked.is_packed());
+        assert_eq!(items(&repacked), items(&h));
+        repacked.repack(Packing::DEFAULT);
+        assert!(repacked.is_packed());
+        assert_eq!(items(&repacked), items(&h));
         assert_eq!(h, t);
         assert_eq!(items(&h), items(&t));
         let twice = [(&b"a"[..], &b"1"[..]), (b"a", b"2")];
-        assert!(HashValue::from_pairs(twice, Packing::DEFAULT).is_none());
-        assert!(HashValue::from_pairs(twice, Packing { entries: 0, value_bytes: 0 }).is_none());
+        assert_eq!(HashValue::from_pairs(twice, Packing::DEFAULT).unwrap_err(), 1);
+        assert_eq!(HashValue::from_pairs(twice, Packing { entries: 0, value_bytes: 0 }).unwrap_err(), 1);
     }
 }
