@@ -266,7 +266,10 @@ fn smove(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     }
     ctx.notify(b's', "srem", src);
     ctx.remove_if_empty(src);
-    if write_set(ctx, dst)?.insert(Blob::from(member)) {
+    // A destination that already holds the member is left untouched (not modified
+    // for WATCH, no event), as in Redis.
+    let present = ctx.db.item(dst).and_then(|item| item.value.as_set().ok()).is_some_and(|s| s.contains(member));
+    if !present && write_set(ctx, dst)?.insert(Blob::from(member)) {
         ctx.notify(b's', "sadd", dst);
     }
     Ok(Reply::Int(1))
@@ -683,7 +686,11 @@ mod tests {
     #[test]
     fn smove_to_a_set_already_holding_the_member_records_no_sadd() {
         let mut s = store_with(&[("src", &["a", "b"]), ("dst", &["a"])]);
+        let before = s.db.index();
         assert_eq!(run_applied(&mut s, 0, &["smove", "src", "dst", "a"]).replies[0], Reply::Int(1));
+        // The destination is not modified: a WATCH on it still holds (Redis's unit/type/set).
+        assert!(s.db.modified_after(b"src", before));
+        assert!(!s.db.modified_after(b"dst", before));
         assert_eq!(run(&mut s, 0, &["smembers", "src"]), Reply::Set(bulks(&["b"])));
         assert_eq!(
             events(&mut s, &["smove", "src", "dst", "b"]),
