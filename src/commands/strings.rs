@@ -286,6 +286,15 @@ fn msetnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(1))
 }
 
+/// A string changed in place keeps room to grow, as Redis's does after APPEND or
+/// SETRANGE (an `sds` with free space, encoding `raw`); OBJECT ENCODING tells such a
+/// string by that room (`store::encoding`).
+fn grown_in_place(s: &mut Vec<u8>) {
+    if s.capacity() == s.len() {
+        s.reserve(1);
+    }
+}
+
 fn append(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let (key, tail) = (&args[1], &args[2]);
     let len = match ctx.get_mut(key) {
@@ -295,6 +304,7 @@ fn append(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
                 return Err(Reply::err(ERR_STRING_TOO_BIG));
             }
             s.extend_from_slice(tail);
+            grown_in_place(s);
             s.len()
         }
         None => {
@@ -413,6 +423,7 @@ fn setrange(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         s.resize(offset + patch.len(), 0);
     }
     s[offset..offset + patch.len()].copy_from_slice(patch);
+    grown_in_place(s);
     let len = s.len();
     ctx.notify(b'$', "setrange", key);
     Ok(Reply::Int(len as i64))
@@ -543,6 +554,27 @@ mod tests {
     use super::*;
     use crate::commands::test_support::{bulk, err, run};
     use crate::store::Store;
+
+    /// Redis's unit/type/string "SETRANGE against integer-encoded key": a string
+    /// changed in place reads `raw`; an empty SETRANGE changes nothing.
+    #[test]
+    fn a_string_changed_in_place_is_raw_for_object_encoding() {
+        let mut s = Store::new();
+        let encoding = |s: &mut Store| run(s, 0, &["object", "encoding", "k"]);
+        run(&mut s, 0, &["set", "k", "1234"]);
+        assert_eq!(encoding(&mut s), bulk("int"));
+        assert_eq!(run(&mut s, 0, &["setrange", "k", "0", ""]), Reply::Int(4));
+        assert_eq!(encoding(&mut s), bulk("int"));
+        assert_eq!(run(&mut s, 0, &["setrange", "k", "0", "2"]), Reply::Int(4));
+        assert_eq!(encoding(&mut s), bulk("raw"));
+        assert_eq!(run(&mut s, 0, &["get", "k"]), bulk("2234"));
+        run(&mut s, 0, &["set", "k", "12"]);
+        assert_eq!(run(&mut s, 0, &["append", "k", "3"]), Reply::Int(3));
+        assert_eq!(encoding(&mut s), bulk("raw"));
+        // A new key made by APPEND is encoded by its content, as in Redis.
+        assert_eq!(run(&mut s, 0, &["append", "n", "77"]), Reply::Int(2));
+        assert_eq!(run(&mut s, 0, &["object", "encoding", "n"]), bulk("int"));
+    }
 
     #[test]
     fn a_created_key_records_new_before_set_only_when_new_events_are_on() {

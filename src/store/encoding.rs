@@ -85,6 +85,9 @@ fn as_int_encoded(s: &[u8]) -> Option<i64> {
 pub fn encoding_name(value: &Value, limits: &LocalSettings) -> &'static str {
     let fits = |len: usize, max: u64| u64::try_from(len).is_ok_and(|l| l <= max);
     match value {
+        // Changed in place (APPEND, SETRANGE): room to grow, as Redis's `raw` sds.
+        // Not state (a restart or snapshot loads it exact), so scripts go by content.
+        Value::Str(s) if !limits.by_content && s.capacity() > s.len() => "raw",
         Value::Str(s) if as_int_encoded(s).is_some() => "int",
         Value::Str(s) if s.len() <= EMBSTR_BYTES_MAX => "embstr",
         Value::Str(_) => "raw",
