@@ -12,6 +12,8 @@ use std::time::Duration;
 use support::cluster::{Cluster, Spec};
 
 type Pairs = Vec<(String, String)>;
+/// HSCAN's pages: each next cursor and the items it came with.
+type Pages = Vec<(u64, Vec<String>)>;
 
 /// A connection that reads this member's own copy (READONLY on a mirror).
 fn local_reader(cluster: &Cluster, i: usize) -> redis::Connection {
@@ -25,7 +27,7 @@ fn encoding(con: &mut redis::Connection, key: &str) -> String {
 }
 
 /// Every page of HSCAN with COUNT 2, in order.
-fn scan_pages(con: &mut redis::Connection, key: &str) -> Vec<(u64, Vec<String>)> {
+fn scan_pages(con: &mut redis::Connection, key: &str) -> Pages {
     let mut pages = Vec::new();
     let mut cursor = 0u64;
     for _ in 0..1000 {
@@ -40,7 +42,7 @@ fn scan_pages(con: &mut redis::Connection, key: &str) -> Vec<(u64, Vec<String>)>
 }
 
 /// What each member holds of `keys`, read from its own copy: HGETALL and HSCAN pages.
-fn views(cluster: &Cluster, members: &[usize], keys: &[String]) -> Vec<Vec<(Pairs, Vec<(u64, Vec<String>)>)>> {
+fn views(cluster: &Cluster, members: &[usize], keys: &[String]) -> Vec<Vec<(Pairs, Pages)>> {
     members
         .iter()
         .map(|&i| {
