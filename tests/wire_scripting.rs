@@ -289,3 +289,25 @@ fn a_write_script_longer_than_the_write_wait_is_waited_for() {
     let err = long.join().unwrap().expect_err("the killed script fails");
     assert!(err.to_string().contains("killed by user"), "{err}");
 }
+
+/// SIGTERM while a write script without end runs on a lone server: the server stops
+/// (the script is ended, as Redis's SHUTDOWN NOSAVE ends a busy script) instead of
+/// waiting for it forever.
+#[test]
+fn sigterm_stops_a_lone_server_busy_in_a_script_without_end() {
+    let mut server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("busy-reply-threshold").arg(10).query(&mut con).unwrap();
+    let mut runner = server.conn();
+    let long = std::thread::spawn(move || -> redis::RedisResult<String> {
+        redis::cmd("EVAL").arg("redis.call('set', KEYS[1], 'x') while true do end").arg(1).arg("k").query(&mut runner)
+    });
+    let busy = support::wait_until(Duration::from_secs(20), || {
+        let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
+        r.is_err_and(|e| e.to_string().contains("BUSY"))
+    });
+    assert!(busy, "the script runs");
+    let status = server.terminate();
+    assert!(status.success(), "stopped cleanly: {status}");
+    assert!(long.join().unwrap().is_err(), "the script's client got no success");
+}

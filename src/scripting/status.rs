@@ -196,6 +196,16 @@ impl Status {
         KillOutcome::Killed
     }
 
+    /// The server is stopping: on a lone server that never replays its log, a running
+    /// script is stopped even if it wrote (its data ends with the process; Redis's
+    /// SHUTDOWN NOSAVE ends a busy script too), so a script without end cannot hold
+    /// the stop up. Elsewhere the stripe's budget bounds every script.
+    pub fn stop_for_shutdown(&self) {
+        if self.lone.load(Ordering::Relaxed) && self.kind.load(Ordering::SeqCst) != IDLE {
+            self.kill.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Waits until no script runs, however long that takes (the blocking task, which
     /// has no client to answer `-BUSY` to).
     pub async fn wait_ended(&self) {

@@ -588,6 +588,15 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
                 _ = shutdown.wait_for(|s| *s) => None,
             };
             let _ = stop_tx.send(true);
+            // A script without end on a lone server must not hold the stop up (nor one
+            // that starts while the server drains).
+            let scripts = shared.core.scripts.clone();
+            tokio::spawn(async move {
+                loop {
+                    scripts.stop_for_shutdown();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
             why
         })
     };
