@@ -288,10 +288,21 @@ fn msetnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 /// A string changed in place keeps room to grow, as Redis's does after APPEND or
 /// SETRANGE (an `sds` with free space, encoding `raw`); OBJECT ENCODING tells such a
-/// string by that room (`store::encoding`).
+/// string by that room (`store::encoding`). One byte at least: a large string is not
+/// doubled for it.
 fn grown_in_place(s: &mut Vec<u8>) {
     if s.capacity() == s.len() {
-        s.reserve(1);
+        s.reserve_exact(1);
+    }
+}
+
+/// Room for `more` bytes after `s`, grown as Redis's `sdsMakeRoomFor`: to twice the
+/// new length below 1 MiB, by 1 MiB beyond (not doubling a large string).
+fn make_room(s: &mut Vec<u8>, more: usize) {
+    let needed = s.len().saturating_add(more);
+    if s.capacity() < needed {
+        let spare = needed.min(1 << 20);
+        s.reserve_exact(more.saturating_add(spare));
     }
 }
 
@@ -303,6 +314,7 @@ fn append(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
             if s.len() + tail.len() > limits::STRING_BYTES_MAX {
                 return Err(Reply::err(ERR_STRING_TOO_BIG));
             }
+            make_room(s, tail.len());
             s.extend_from_slice(tail);
             grown_in_place(s);
             s.len()
@@ -332,6 +344,12 @@ fn incr_by(ctx: &mut WriteCtx, key: &[u8], delta: i64) -> CmdResult {
             let next = current.checked_add(delta).ok_or(Reply::err(ERR_OVERFLOW))?;
             s.clear();
             s.extend_from_slice(itoa::Buffer::new().format(next).as_bytes());
+            // No spare room: a counter is `int` for OBJECT ENCODING whatever it held
+            // before (Redis stores the result as an integer object). Reallocates only
+            // when the number of digits changes.
+            if s.capacity() != s.len() {
+                s.shrink_to_fit();
+            }
             next
         }
         Some(_) => return Err(Reply::err(crate::store::value::WRONGTYPE)),
@@ -420,6 +438,7 @@ fn setrange(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let value = ctx.get_or_insert(key, || Value::Str(Vec::new()));
     let Value::Str(s) = value else { return Err(Reply::err(crate::store::value::WRONGTYPE)) };
     if s.len() < offset + patch.len() {
+        make_room(s, offset + patch.len() - s.len());
         s.resize(offset + patch.len(), 0);
     }
     s[offset..offset + patch.len()].copy_from_slice(patch);
@@ -574,6 +593,28 @@ mod tests {
         // A new key made by APPEND is encoded by its content, as in Redis.
         assert_eq!(run(&mut s, 0, &["append", "n", "77"]), Reply::Int(2));
         assert_eq!(run(&mut s, 0, &["object", "encoding", "n"]), bulk("int"));
+        // INCR stores an integer again (Redis's unit/type/incr), whatever the string
+        // held, and whichever way its digits went.
+        assert_eq!(run(&mut s, 0, &["incr", "k"]), Reply::Int(124));
+        assert_eq!(encoding(&mut s), bulk("int"));
+        run(&mut s, 0, &["set", "k", "9"]);
+        run(&mut s, 0, &["incr", "k"]);
+        assert_eq!(encoding(&mut s), bulk("int"));
+        run(&mut s, 0, &["decr", "k"]);
+        assert_eq!(encoding(&mut s), bulk("int"));
+    }
+
+    /// SETRANGE inside a string and APPEND to a large one do not double its memory.
+    #[test]
+    fn changing_a_large_string_in_place_does_not_double_it() {
+        let mut s = Store::new();
+        let big = "x".repeat(4 << 20);
+        run(&mut s, 0, &["set", "k", &big]);
+        run(&mut s, 0, &["setrange", "k", "0", "y"]);
+        run(&mut s, 0, &["append", "k", "z"]);
+        let Some(Value::Str(v)) = s.db.get(b"k", 0).map(|i| &i.value) else { panic!("a string") };
+        assert_eq!(v.len(), (4 << 20) + 1);
+        assert!(v.capacity() <= v.len() + (1 << 20) + 1, "capacity {} for {} bytes", v.capacity(), v.len());
     }
 
     #[test]

@@ -151,6 +151,12 @@ impl Status {
         self.kind.load(Ordering::SeqCst) != IDLE
     }
 
+    /// A script runs inside `apply` (a write script): the entries before and after it
+    /// are committed and will apply once it ends.
+    pub fn running_in_apply(&self) -> bool {
+        self.running() && self.replicated.load(Ordering::SeqCst)
+    }
+
     /// How long the running script has run, if one does.
     pub fn running_ms(&self) -> Option<u64> {
         self.running().then(|| self.now_ms().saturating_sub(self.since_ms.load(Ordering::SeqCst)))

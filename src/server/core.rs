@@ -209,9 +209,11 @@ impl Core {
     }
 
     /// The outcome of a submitted write, or `Unconfirmed` after [`write_wait`] — a
-    /// bound that starts again while a script runs here: the script holds the store
-    /// the write applies to, and ends (its budget, or SCRIPT KILL on a lone server),
-    /// so the client waits for it as a Redis client waits for a busy script.
+    /// bound that starts again while a write script runs in apply here: the entries
+    /// around it are committed and apply once it ends (its budget, or SCRIPT KILL on a
+    /// lone server), so the client waits for it as a Redis client waits for a busy
+    /// script. A read script does not extend the wait (a deposed active may serve
+    /// them while its write never commits).
     async fn confirmed(
         &self,
         election: Duration,
@@ -221,7 +223,7 @@ impl Core {
         loop {
             match tokio::time::timeout(write_wait(election), &mut submit).await {
                 Ok(outcome) => return outcome,
-                Err(_) if self.scripts.running() => continue,
+                Err(_) if self.scripts.running_in_apply() => continue,
                 Err(_) => return Err(WriteError::Unconfirmed),
             }
         }
