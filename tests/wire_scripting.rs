@@ -311,3 +311,35 @@ fn sigterm_stops_a_lone_server_busy_in_a_script_without_end() {
     assert!(status.success(), "stopped cleanly: {status}");
     assert!(long.join().unwrap().is_err(), "the script's client got no success");
 }
+
+fn info_line(con: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(con).ok()?;
+    info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}
+
+/// An error a command called by a script answers is counted once in errorstats
+/// (Redis's "Consistent eval error reporting"): at the call when `redis.pcall` catches
+/// it, and once, not twice, when the script answers with it.
+#[test]
+fn a_script_calls_errors_count_once_in_errorstats() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query(&mut con).unwrap();
+    let cases = [
+        ("caught by pcall", "local t = redis.pcall('set', KEYS[1], 'y') if t['err'] then return 1 end return 0", false),
+        ("raised by call", "return redis.call('set', KEYS[1], 'y')", true),
+        ("returned from pcall", "return redis.pcall('set', KEYS[1], 'y')", true),
+    ];
+    for (what, script, fails) in cases {
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+        let reply = redis::cmd("EVAL").arg(script).arg(1).arg("x").query::<redis::Value>(&mut con);
+        match (fails, &reply) {
+            (true, Err(e)) => assert!(e.to_string().contains("OOM"), "{what}: {e}"),
+            (false, Ok(redis::Value::Int(1))) => {}
+            _ => panic!("{what}: {reply:?}"),
+        }
+        assert_eq!(info_line(&mut con, "errorstats", "errorstat_OOM").as_deref(), Some("count=1"), "{what}");
+        assert_eq!(info_line(&mut con, "stats", "total_error_replies").as_deref(), Some("1"), "{what}");
+    }
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
+}

@@ -101,3 +101,12 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     ),
     server_sub("client|unpause", 2, CL, G, "Resumes processing commands from paused clients.", Srv::Client),
 ];
+
+/// SELECT's answer: only database 0 exists (from a client or a script alike).
+pub fn select(args: &[Bytes]) -> Reply {
+    match parse_i64(&args[1]) {
+        Some(0) => Reply::status("OK"),
+        Some(_) => Reply::err("ERR DB index is out of range"),
+        None => Reply::err(ERR_NOT_INT),
+    }
+}

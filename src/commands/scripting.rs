@@ -676,7 +676,9 @@ impl Host for ScriptHost<'_, '_> {
     fn call(&mut self, args: &[Bytes]) -> Reply {
         let Some(spec) = resolve(args) else { return Reply::err("ERR Unknown Redis command called from script") };
         if let Err(e) = self.check(spec, args) {
-            crate::scripting::note_rejected(spec.name);
+            if let Reply::Error(text) = &e {
+                crate::scripting::note_rejected(spec.name, text);
+            }
             return e;
         }
         if spec.has(READONLY) {
@@ -729,7 +731,8 @@ impl Host for ScriptHost<'_, '_> {
             (Handler::Server(srv), _) => Ok(server_command_in_script(srv, args)),
         };
         let reply = result.unwrap_or_else(|e| e);
-        crate::scripting::note_call(spec.name, args, matches!(reply, Reply::Error(_)));
+        let error = if let Reply::Error(text) = &reply { Some(&text[..]) } else { None };
+        crate::scripting::note_call(spec.name, args, error);
         reply
     }
 
@@ -748,6 +751,8 @@ fn server_command_in_script(srv: Srv, args: &[Bytes]) -> Reply {
             Some(_) => wrong_args("ping"),
         },
         Srv::Echo => Reply::Bulk(args[1].clone()),
+        // Allowed in scripts, as in Redis (its effect would end with the script).
+        Srv::Select => super::connection::select(args),
         _ => Reply::err("ERR This Redis command is not allowed from script"),
     }
 }

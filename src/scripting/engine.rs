@@ -366,8 +366,8 @@ impl Engine {
         let resp3 = lua.app_data_ref::<RunState>().is_some_and(|s| s.resp3);
         let reply = match outcome {
             Ok(values) => match first_two(values) {
-                (Value::Boolean(true), value) => lua_to_reply(&value, resp3),
-                (_, err) => script_error(&err, name, stop, options.limits.memory_bytes_max),
+                (Value::Boolean(true), value) => counted_once(&value, lua_to_reply(&value, resp3)),
+                (_, err) => counted_once(&err, script_error(&err, name, stop, options.limits.memory_bytes_max)),
             },
             Err(e) => match stop {
                 Some(stop) => err_reply(stop.message()),
@@ -385,6 +385,21 @@ impl Engine {
         }
         reply
     }
+}
+
+/// The field Redis sets in the `{err=…}` table of an error a command called by the
+/// script answered: that error was counted in errorstats at the call.
+const COUNTED_ERROR_FIELD: &str = "ignore_err_stats_update";
+
+/// `reply`, the script's own; if it is an error a call answered (`value` is its marked
+/// table), the call's count of it is taken back: the reply counts it.
+fn counted_once(value: &Value, reply: Reply) -> Reply {
+    if let (Value::Table(t), Reply::Error(text)) = (value, &reply) {
+        if t.raw_get::<bool>(COUNTED_ERROR_FIELD).unwrap_or(false) {
+            crate::scripting::note_error_returned(text);
+        }
+    }
+    reply
 }
 
 /// Resets the per-run state; the KEYS and ARGV tables.
@@ -565,7 +580,13 @@ fn redis_call(lua: &Lua, args: MultiValue, status: &Status, raise: bool) -> mlua
         status.wrote();
     }
     if let Reply::Error(text) = &reply {
-        return fail(text);
+        // Counted in errorstats at the call; marked (as Redis marks it) so that the
+        // script returning it does not count it twice.
+        let table = convert::error_table(lua, text)?;
+        if let Value::Table(t) = &table {
+            t.raw_set(COUNTED_ERROR_FIELD, true)?;
+        }
+        return if raise { raise_with(table, text.to_string()) } else { Ok(table) };
     }
     to_lua_within_bound(lua, reply, resp3)
 }

@@ -49,6 +49,11 @@ pub struct Calls {
     pub counts: Vec<(&'static str, CallCount)>,
     /// The calls' arguments, for MONITOR (only when asked for).
     pub shown: Vec<Vec<bytes::Bytes>>,
+    /// The error codes the calls answered (refused ones too): counted in errorstats,
+    /// as Redis counts an error at the call, caught by `redis.pcall` or not. One that
+    /// the script returned as its own reply is taken out again ([`note_error_returned`]):
+    /// the reply counts it.
+    pub errors: Vec<String>,
     /// Their bytes.
     pub shown_bytes: usize,
 }
@@ -83,12 +88,18 @@ pub fn record_calls(show: Option<bool>) -> Calls {
     })
 }
 
-/// Notes one command a script called (when recording).
-pub fn note_call(name: &'static str, args: &[bytes::Bytes], failed: bool) {
+/// The code of an error reply's text (its first word), as errorstats counts it.
+fn error_code(text: &str) -> String {
+    text.trim_start_matches('-').split(' ').next().filter(|c| !c.is_empty()).unwrap_or("ERR").to_string()
+}
+
+/// Notes one command a script called (when recording), and its error if it failed.
+pub fn note_call(name: &'static str, args: &[bytes::Bytes], error: Option<&str>) {
     CALLS.with(|c| {
         let mut c = c.borrow_mut();
         let Some((show, calls)) = c.as_mut() else { return };
-        calls.count(name, CallCount { calls: 1, failed: u64::from(failed), rejected: 0 });
+        calls.count(name, CallCount { calls: 1, failed: u64::from(error.is_some()), rejected: 0 });
+        calls.errors.extend(error.map(error_code));
         let bytes: usize = args.iter().map(|a| a.len()).sum();
         if *show && calls.shown.len() < CALLS_SHOWN_MAX && calls.shown_bytes + bytes <= CALLS_SHOWN_BYTES_MAX {
             calls.shown.push(args.to_vec());
@@ -98,10 +109,25 @@ pub fn note_call(name: &'static str, args: &[bytes::Bytes], failed: bool) {
 }
 
 /// Notes one command a script called that was refused before it ran (when recording).
-pub fn note_rejected(name: &'static str) {
+pub fn note_rejected(name: &'static str, error: &str) {
     CALLS.with(|c| {
         if let Some((_, calls)) = c.borrow_mut().as_mut() {
             calls.count(name, CallCount { calls: 0, failed: 0, rejected: 1 });
+            calls.errors.push(error_code(error));
+        }
+    })
+}
+
+/// The script answered with an error a call of it answered (raised by `redis.call`,
+/// or the table `redis.pcall` gave, returned): that error is counted once, as the
+/// script's reply, not again as the call's.
+pub fn note_error_returned(text: &str) {
+    let code = error_code(text);
+    CALLS.with(|c| {
+        if let Some((_, calls)) = c.borrow_mut().as_mut() {
+            if let Some(at) = calls.errors.iter().rposition(|e| *e == code) {
+                calls.errors.remove(at);
+            }
         }
     })
 }
@@ -127,6 +153,7 @@ impl Calls {
         for (name, more) in other.counts {
             self.count(name, more);
         }
+        self.errors.extend(other.errors);
         for args in other.shown {
             let bytes: usize = args.iter().map(|a| a.len()).sum();
             if self.shown.len() >= CALLS_SHOWN_MAX || self.shown_bytes + bytes > CALLS_SHOWN_BYTES_MAX {

@@ -125,11 +125,7 @@ impl KillFilter {
 pub use crate::commands::REDIS_VERSION;
 
 pub(super) fn select(args: &[Bytes]) -> Reply {
-    match parse_i64(&args[1]) {
-        Some(0) => Reply::ok(),
-        Some(_) => Reply::err("ERR DB index is out of range"),
-        None => Reply::err(ERR_NOT_INT),
-    }
+    crate::commands::connection::select(args)
 }
 
 impl Connection {

@@ -117,6 +117,9 @@ impl Connection {
         };
         let Some(calls) = calls else { return };
         self.shared.core.stats.script_calls(&calls.counts);
+        for code in &calls.errors {
+            self.shared.core.stats.error_reply(code);
+        }
         for args in &calls.shown {
             let line = crate::server::monitor::line(crate::clock::wall_us(), "lua", args);
             self.shared.monitors.feed(&line);
