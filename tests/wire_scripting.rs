@@ -8,6 +8,15 @@ use std::time::Duration;
 
 use support::{ConfigServer, Server};
 
+/// Waits (up to 20 s) until `command` from `con` is answered `-BUSY`: a script holds
+/// the server past busy-reply-threshold.
+fn wait_busy(con: &mut redis::Connection, command: &str) -> bool {
+    support::wait_until(Duration::from_secs(20), || {
+        let r: redis::RedisResult<redis::Value> = redis::cmd(command).query(con);
+        r.is_err_and(|e| e.to_string().contains("BUSY"))
+    })
+}
+
 #[test]
 fn the_script_helper_loads_and_reruns_by_sha() {
     let server = Server::start();
@@ -90,10 +99,7 @@ fn function_stats_describes_a_busy_function_and_function_kill_ends_it() {
     let long = std::thread::spawn(move || -> redis::RedisResult<String> {
         redis::cmd("FCALL_RO").arg("spin").arg(0).arg("an-arg").query(&mut runner)
     });
-    let busy = support::wait_until(Duration::from_secs(20), || {
-        let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
-        r.is_err_and(|e| e.to_string().contains("BUSY"))
-    });
+    let busy = wait_busy(&mut con, "PING");
     assert!(busy, "PING gets -BUSY while the function runs past the threshold");
     let stats: redis::Value = redis::cmd("FUNCTION").arg("STATS").query(&mut con).expect("FUNCTION STATS during a busy function");
     let running = field(&stats, "running_script").expect("running_script");
@@ -274,10 +280,7 @@ fn a_write_script_longer_than_the_write_wait_is_waited_for() {
     let started = std::time::Instant::now();
     let long =
         std::thread::spawn(move || -> redis::RedisResult<String> { redis::cmd("EVAL").arg("while true do end").arg(0).query(&mut runner) });
-    let busy = support::wait_until(Duration::from_secs(20), || {
-        let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
-        r.is_err_and(|e| e.to_string().contains("BUSY"))
-    });
+    let busy = wait_busy(&mut con, "PING");
     assert!(busy, "other clients get -BUSY once the script passes busy-reply-threshold");
     // Past the 5 s a write waits for its outcome (the bound this test is about).
     while started.elapsed() < Duration::from_secs(7) {
@@ -302,10 +305,7 @@ fn sigterm_stops_a_lone_server_busy_in_a_script_without_end() {
     let long = std::thread::spawn(move || -> redis::RedisResult<String> {
         redis::cmd("EVAL").arg("redis.call('set', KEYS[1], 'x') while true do end").arg(1).arg("k").query(&mut runner)
     });
-    let busy = support::wait_until(Duration::from_secs(20), || {
-        let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
-        r.is_err_and(|e| e.to_string().contains("BUSY"))
-    });
+    let busy = wait_busy(&mut con, "PING");
     assert!(busy, "the script runs");
     let status = server.terminate();
     assert!(status.success(), "stopped cleanly: {status}");

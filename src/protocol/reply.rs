@@ -201,6 +201,12 @@ fn pairs_body(out: &mut BytesMut, pairs: &[(Reply, Reply)], resp3: bool) {
     }
 }
 
+/// The code of an error reply's text, as INFO errorstats counts it: its first word
+/// (`ERR` when there is none), without a leading `-`.
+pub fn error_code(text: &str) -> &str {
+    text.trim_start_matches('-').split(' ').next().filter(|c| !c.is_empty()).unwrap_or("ERR")
+}
+
 /// Formats a double the way Redis 7 replies with it: the shortest text that reads
 /// back as the same value, integers without a fraction, `inf`/`-inf`/`nan`.
 pub fn format_double(value: f64) -> String {

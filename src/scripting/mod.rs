@@ -88,18 +88,13 @@ pub fn record_calls(show: Option<bool>) -> Calls {
     })
 }
 
-/// The code of an error reply's text (its first word), as errorstats counts it.
-fn error_code(text: &str) -> String {
-    text.trim_start_matches('-').split(' ').next().filter(|c| !c.is_empty()).unwrap_or("ERR").to_string()
-}
-
 /// Notes one command a script called (when recording), and its error if it failed.
 pub fn note_call(name: &'static str, args: &[bytes::Bytes], error: Option<&str>) {
     CALLS.with(|c| {
         let mut c = c.borrow_mut();
         let Some((show, calls)) = c.as_mut() else { return };
         calls.count(name, CallCount { calls: 1, failed: u64::from(error.is_some()), rejected: 0 });
-        calls.errors.extend(error.map(error_code));
+        calls.errors.extend(error.map(|e| crate::protocol::reply::error_code(e).to_string()));
         let bytes: usize = args.iter().map(|a| a.len()).sum();
         if *show && calls.shown.len() < CALLS_SHOWN_MAX && calls.shown_bytes + bytes <= CALLS_SHOWN_BYTES_MAX {
             calls.shown.push(args.to_vec());
@@ -113,7 +108,7 @@ pub fn note_rejected(name: &'static str, error: &str) {
     CALLS.with(|c| {
         if let Some((_, calls)) = c.borrow_mut().as_mut() {
             calls.count(name, CallCount { calls: 0, failed: 0, rejected: 1 });
-            calls.errors.push(error_code(error));
+            calls.errors.push(crate::protocol::reply::error_code(error).to_string());
         }
     })
 }
@@ -122,10 +117,10 @@ pub fn note_rejected(name: &'static str, error: &str) {
 /// or the table `redis.pcall` gave, returned): that error is counted once, as the
 /// script's reply, not again as the call's.
 pub fn note_error_returned(text: &str) {
-    let code = error_code(text);
+    let code = crate::protocol::reply::error_code(text);
     CALLS.with(|c| {
         if let Some((_, calls)) = c.borrow_mut().as_mut() {
-            if let Some(at) = calls.errors.iter().rposition(|e| *e == code) {
+            if let Some(at) = calls.errors.iter().rposition(|e| e == code) {
                 calls.errors.remove(at);
             }
         }

@@ -207,7 +207,7 @@ impl Status {
     /// SHUTDOWN NOSAVE ends a busy script too), so a script without end cannot hold
     /// the stop up. Elsewhere the stripe's budget bounds every script.
     pub fn stop_for_shutdown(&self) {
-        if self.lone.load(Ordering::Relaxed) && self.kind.load(Ordering::SeqCst) != IDLE {
+        if self.lone.load(Ordering::Relaxed) && self.running() {
             self.kill.store(true, Ordering::SeqCst);
         }
     }

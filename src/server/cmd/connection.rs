@@ -124,10 +124,6 @@ impl KillFilter {
 
 pub use crate::commands::REDIS_VERSION;
 
-pub(super) fn select(args: &[Bytes]) -> Reply {
-    crate::commands::connection::select(args)
-}
-
 impl Connection {
     pub(super) fn ping(&mut self, args: &[Bytes]) -> Reply {
         if args.len() > 2 {

@@ -246,7 +246,7 @@ impl Stats {
 
     /// An error reply sent to a client, by its code (the first word of its text).
     pub fn error_reply(&self, text: &str) {
-        let code = text.split(' ').next().filter(|c| !c.is_empty()).unwrap_or("ERR");
+        let code = crate::protocol::reply::error_code(text);
         let mut counters = self.counters();
         counters.error_replies += 1;
         if let Some(count) = counters.errors.get_mut(code) {
