@@ -7,7 +7,8 @@
 //! - XINFO's `radix-tree-nodes` (Redis's radix-tree internals).
 //!
 //! The seed is printed; replay with `STREAM_DIFF_SEED=<seed>`. `STREAM_DIFF_STEPS`
-//! runs longer than the bounded default (outside CI).
+//! runs longer than the bounded default (outside CI); `STREAM_DIFF_LOG=1` prints every
+//! command sent, to replay a prefix by hand and find where the two states part.
 
 mod support;
 
@@ -332,6 +333,7 @@ fn stream_commands_answer_as_redis_does() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64));
     let steps: usize = std::env::var("STREAM_DIFF_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(4000);
+    let log = std::env::var_os("STREAM_DIFF_LOG").is_some();
     eprintln!("differential stream test: seed {seed}, {steps} steps (replay with STREAM_DIFF_SEED={seed})");
     let redis = RedisServer::start();
     let tandem = Server::start();
@@ -343,6 +345,9 @@ fn stream_commands_answer_as_redis_does() {
         let args: Vec<&str> = cmd.iter().map(|s| s.as_str()).collect();
         let resp3 = generator.rng.below(2) == 1;
         let (redis_conn, tandem_conn) = &mut pairs[usize::from(resp3)];
+        if log {
+            eprintln!("step {step} RESP{}: {args:?}", if resp3 { 3 } else { 2 });
+        }
         let want = normalize(&args, redis_conn.call(&args));
         let got = normalize(&args, tandem_conn.call(&args));
         assert_eq!(

@@ -93,7 +93,10 @@ fn decode_nodes(d: &mut Decoder, last_id: StreamId, length: u64) -> Result<BTree
     // A node takes at least 6 bytes: its ID, two counts and a length.
     let count = d.count("a stream's node count", 6)?;
     let mut nodes = BTreeMap::new();
-    let (mut live_total, mut previous_last) = (0u64, None::<StreamId>);
+    // Nodes in order of their first IDs, each after every live entry before it; a
+    // tombstone may lie past later nodes' IDs and past the last ID (see
+    // `Node::last_live_id`), a live entry never does.
+    let (mut live_total, mut previous_master, mut previous_live) = (0u64, None::<StreamId>, None::<StreamId>);
     for _ in 0..count {
         let offset = d.offset();
         let master = id(d, "a node's first ID")?;
@@ -101,14 +104,15 @@ fn decode_nodes(d: &mut Decoder, last_id: StreamId, length: u64) -> Result<BTree
         let deleted = d.varint("a node's deleted count")?;
         let data = d.bytes("a node's entries")?.to_vec();
         let node = Node::from_parts(master, live, deleted, data).map_err(|why| invalid("stream node", offset, why))?;
-        if previous_last.is_some_and(|p| p >= master) {
+        if previous_master.is_some_and(|p| p >= master) || previous_live.is_some_and(|p| p >= master) {
             return Err(invalid("stream node", offset, format!("node {master} overlaps the node before it")));
         }
-        let node_last = node.last_id(master);
-        if node_last > last_id {
+        let node_last = node.last_live_id(master);
+        if let Some(node_last) = node_last.filter(|l| *l > last_id) {
             return Err(invalid("stream node", offset, format!("entry {node_last} is past the last ID {last_id}")));
         }
-        previous_last = Some(node_last);
+        previous_master = Some(master);
+        previous_live = node_last.or(previous_live);
         live_total = live_total.saturating_add(live);
         nodes.insert(master, node);
     }

@@ -234,17 +234,18 @@ impl Entries {
         self.range_rev(StreamId::MIN, StreamId::MAX).next().map(|e| e.id)
     }
 
-    /// The stored entry `id` (live or a tombstone), with its node's first ID.
+    /// The live entry `id`, as stored, with its node's first ID.
     fn locate(&self, id: StreamId) -> Option<(StreamId, RawEntry<'_>)> {
         let (master, node) = self.nodes.range(..=id).next_back()?;
-        let entry = node.entries(*master).take_while(|e| e.id <= id).find(|e| e.id == id)?;
+        // Tombstones are skipped first: one may be greater than the entries after it.
+        let entry = node.entries(*master).filter(|e| !e.deleted).take_while(|e| e.id <= id).find(|e| e.id == id)?;
         Some((*master, entry))
     }
 
     /// Deletes the live entry `id` (XDEL); false if there is none. The node goes
     /// when its last live entry does.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some((master, at)) = self.locate(id).filter(|(_, e)| !e.deleted).map(|(m, e)| (m, e.at)) else {
+        let Some((master, at)) = self.locate(id).map(|(m, e)| (m, e.at)) else {
             return false;
         };
         let Some(node) = self.nodes.get_mut(&master) else { return false };
@@ -419,13 +420,16 @@ impl<'a> Iterator for Range<'a> {
     fn next(&mut self) -> Option<Entry<'a>> {
         while !self.done {
             if let Some(entries) = &mut self.current {
+                // As Redis's iterator: tombstones and entries before `start` are
+                // passed over before the end is checked, for a tombstone may be
+                // greater than the live entries after it.
                 for raw in entries.by_ref() {
+                    if raw.deleted || raw.id < self.start {
+                        continue;
+                    }
                     if raw.id > self.end {
                         self.done = true;
                         return None;
-                    }
-                    if raw.deleted || raw.id < self.start {
-                        continue;
                     }
                     return Some(Entry { id: raw.id, fields: raw.fields });
                 }
@@ -456,12 +460,12 @@ impl<'a> Iterator for RangeRev<'a> {
             if let Some((node, master, offsets)) = &mut self.current {
                 while let Some(at) = offsets.pop() {
                     let Some(raw) = node.entry_at(*master, at) else { continue };
+                    if raw.deleted || raw.id > self.end {
+                        continue;
+                    }
                     if raw.id < self.start {
                         self.done = true;
                         return None;
-                    }
-                    if raw.deleted || raw.id > self.end {
-                        continue;
                     }
                     return Some(Entry { id: raw.id, fields: raw.fields });
                 }

@@ -171,7 +171,11 @@ impl Node {
         for _ in 0..master_fields {
             bytes(&self.data, &mut pos).ok_or("a master field is cut short")?;
         }
-        let (mut live, mut deleted, mut previous) = (0u64, 0u64, None::<StreamId>);
+        // Every entry was added after every entry then live, so it is greater than
+        // each live entry before it; a tombstone may be greater than entries after
+        // it (XSETID may lower the last ID below deleted entries, as in Redis), and
+        // an ID may repeat a tombstone's.
+        let (mut live, mut deleted, mut previous, mut live_before) = (0u64, 0u64, None::<StreamId>, None::<StreamId>);
         while pos < self.data.len() {
             let flags = *self.data.get(pos).ok_or("cut short")?;
             if flags & !FLAGS_KNOWN != 0 {
@@ -181,14 +185,18 @@ impl Node {
             if previous.is_none() && entry.id != master {
                 return Err(format!("first entry {} is not the node's ID {master}", entry.id));
             }
-            if previous.is_some_and(|p| p >= entry.id) {
-                return Err(format!("entry {} does not follow {}", entry.id, previous.unwrap_or_default()));
+            if entry.id < master {
+                return Err(format!("entry {} is below the node's ID {master}", entry.id));
+            }
+            if let Some(before) = live_before.filter(|before| *before >= entry.id) {
+                return Err(format!("entry {} does not follow the live entry {before}", entry.id));
             }
             previous = Some(entry.id);
             if entry.deleted {
                 deleted += 1;
             } else {
                 live += 1;
+                live_before = Some(entry.id);
             }
             let mut fields = entry.fields.clone();
             for _ in 0..entry.fields.len() {
@@ -312,9 +320,17 @@ impl Node {
         out
     }
 
-    /// The last entry's ID, tombstones included.
+    /// The last entry's ID, tombstones included (an approximate MINID trim looks at
+    /// it, as Redis's does). Not always the largest: see [`Node::last_live_id`].
     pub fn last_id(&self, master: StreamId) -> StreamId {
         self.entries(master).last().map_or(master, |e| e.id)
+    }
+
+    /// The last live entry's ID. Live entries only grow, through the whole stream;
+    /// tombstones need not (XSETID may lower the last ID below a deleted entry and
+    /// later entries take IDs below it), so readers skip them before comparing IDs.
+    pub fn last_live_id(&self, master: StreamId) -> Option<StreamId> {
+        self.entries(master).filter(|e| !e.deleted).last().map(|e| e.id)
     }
 
     /// Marks the live entry at `at` deleted.
