@@ -25,7 +25,7 @@ def keyspecs(entry):
         if bsd.get("type") == "index":
             spec2 = dict(zip(bsd["spec"][0::2], bsd["spec"][1::2]))
             idx = spec2.get("index", -1)
-        out.append((idx, rd, wr))
+        out.append((idx, rd, wr, flags))
     return out
 rows = {}
 def walk(entry):
@@ -40,10 +40,11 @@ print("//! Redis 7.0.15's command table as ACL sees it, generated from a running
 print("//! redis-server 7.0.15 by `scripts/gen_acl_tables.py` (ACL CAT and COMMAND): each")
 print("//! command's ACL categories, and per key spec where its search begins (the")
 print("//! argument index, -1 when found by keyword) and whether it reads and/or writes")
-print("//! the key (Redis's ACCESS; INSERT, DELETE or UPDATE). Do not edit by hand.")
+print("//! the key (Redis's ACCESS; INSERT, DELETE or UPDATE), with the spec's flags as")
+print("//! COMMAND lists them (COMMAND GETKEYSANDFLAGS answers with them). Do not edit by hand.")
 print()
-print("/// A key spec: (begin index or -1, reads, writes).")
-print("pub type KeySpec = (i32, bool, bool);")
+print("/// A key spec: (begin index or -1, reads, writes, flags).")
+print("pub type KeySpec = (i32, bool, bool, &'static [&'static str]);")
 print()
 print("/// (name, categories, key specs).")
 print("pub type Row = (&'static str, &'static [&'static str], &'static [KeySpec]);")
@@ -51,6 +52,8 @@ print()
 print("pub const COMMANDS: &[Row] = &[")
 for n in names:
     cs = ", ".join(f'"{c}"' for c in members.get(n, []))
-    ks = ", ".join(f"({i}, {str(a).lower()}, {str(b).lower()})" for i, a, b in rows.get(n, []))
+    ks = ", ".join(
+        f"({i}, {str(a).lower()}, {str(b).lower()}, &[{', '.join(chr(34) + f + chr(34) for f in fl)}])" for i, a, b, fl in rows.get(n, [])
+    )
     print(f'    ("{n}", &[{cs}], &[{ks}]),')
 print("];")

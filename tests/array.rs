@@ -92,6 +92,10 @@ fn a_plain_client_sees_one_database_through_any_server() {
     assert!(err.contains("CROSSSLOT"), "{err}");
     let err = error_text(query(&mut a, &["SUNION", x, y]));
     assert!(err.contains("CROSSSLOT"), "{err}");
+    // A destination named by a keyword counts too: GEORADIUS would otherwise write
+    // `y` on `x`'s stripe, where no client would find it.
+    let err = error_text(query(&mut a, &["GEORADIUS", x, "0", "0", "1", "km", "STORE", y]));
+    assert!(err.contains("CROSSSLOT"), "{err}");
 }
 
 #[test]

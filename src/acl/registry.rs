@@ -56,6 +56,9 @@ pub struct KeyAccess {
     pub begin: Option<usize>,
     pub read: bool,
     pub write: bool,
+    /// The spec's flags as COMMAND lists them (`RW`, `access`, `delete`, …); empty for
+    /// this server's own commands, which have no Redis key specs.
+    pub flags: &'static [&'static str],
 }
 
 pub struct Command {
@@ -161,7 +164,7 @@ fn add(registry: &mut Registry, name: &str, parent: Option<usize>, (categories, 
 }
 
 fn key_access(keys: &[KeySpec]) -> Vec<KeyAccess> {
-    keys.iter().map(|&(begin, read, write)| KeyAccess { begin: usize::try_from(begin).ok(), read, write }).collect()
+    keys.iter().map(|&(begin, read, write, flags)| KeyAccess { begin: usize::try_from(begin).ok(), read, write, flags }).collect()
 }
 
 /// Categories and key access of one of this server's commands: Redis's where Redis
@@ -206,7 +209,7 @@ fn describe(spec: &CommandSpec, redis: Option<RedisRow>) -> (u32, Vec<KeyAccess>
         "connection" => add("connection"),
         _ => {}
     }
-    let keys = vec![KeyAccess { begin: None, read: true, write: spec.has(flags::WRITE) }];
+    let keys = vec![KeyAccess { begin: None, read: true, write: spec.has(flags::WRITE), flags: &[] }];
     (cats, keys, no_auth)
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::registry::{registry, KeyAccess};
+use super::registry::{registry, Command, KeyAccess};
 use super::user::{Selector, User};
 use crate::commands::{CommandSpec, Srv};
 
@@ -304,7 +304,7 @@ fn check_selector(s: &Selector, id: usize, spec: &CommandSpec, args: &[Bytes]) -
     if !s.all_keys && !spec.srv().is_some_and(Srv::shard_channels) {
         for key in spec.keys(args) {
             let at = args.iter().position(|a| std::ptr::eq(a, key)).unwrap_or(0);
-            let access = variable_access(&command.name, args, key_access(&command.keys, at));
+            let access = key_access_at(command, args, at);
             let ok = s.patterns.iter().any(|p| {
                 (p.read || !access.read) && (p.write || !access.write) && crate::commands::args::glob_match(&p.pattern, key, false)
             });
@@ -328,32 +328,41 @@ fn check_selector(s: &Selector, id: usize, spec: &CommandSpec, args: &[Bytes]) -
     Ok(())
 }
 
-/// How the key at argument `at` is touched: the key spec that begins there (or the
-/// last one before it when all are found by position), else what any spec does.
-fn key_access(specs: &[KeyAccess], at: usize) -> KeyAccess {
-    let union = KeyAccess { begin: None, read: specs.iter().any(|k| k.read), write: specs.iter().any(|k| k.write) };
+/// How the key at argument `at` of `args` is touched, as Redis finds it: the key
+/// spec that begins there; else, when every spec is found by position, the last one
+/// before it; else the last spec found by a keyword (SORT's and GEORADIUS's STORE,
+/// MIGRATE's KEYS, XREAD's STREAMS: the only keys past the positional ones); and for
+/// Redis's VARIABLE_FLAGS commands the access their arguments give.
+pub fn key_access_at(command: &Command, args: &[Bytes], at: usize) -> KeyAccess {
+    variable_access(&command.name, args, spec_at(&command.keys, at))
+}
+
+fn spec_at(specs: &[KeyAccess], at: usize) -> KeyAccess {
     if let Some(exact) = specs.iter().find(|k| k.begin == Some(at)) {
         return *exact;
     }
-    if specs.iter().all(|k| k.begin.is_some()) {
-        if let Some(before) = specs.iter().filter(|k| k.begin.is_some_and(|b| b <= at)).max_by_key(|k| k.begin) {
+    if let Some(before) = specs.iter().filter(|k| k.begin.is_some_and(|b| b <= at)).max_by_key(|k| k.begin) {
+        if specs.iter().all(|k| k.begin.is_some()) {
             return *before;
         }
     }
-    if specs.is_empty() {
-        return KeyAccess { begin: None, read: true, write: true };
+    if let Some(keyword) = specs.iter().rev().find(|k| k.begin.is_none()) {
+        return *keyword;
     }
-    union
+    KeyAccess { begin: None, read: true, write: true, flags: &[] }
 }
 
 /// Redis's VARIABLE_FLAGS commands, whose access depends on their arguments (its
-/// `setGetKeys`, `bitfieldGetKeys`): SET reads its key only with GET; BITFIELD reads
-/// with a GET operation and writes with SET or INCRBY.
+/// `setGetKeys`, `bitfieldGetKeys`): SET reads its key only with GET (else it only
+/// overwrites it); BITFIELD reads with a GET operation and writes with SET or INCRBY.
 fn variable_access(name: &str, args: &[Bytes], access: KeyAccess) -> KeyAccess {
     let has = |word: &str| args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
+    const READ_WRITE: &[&str] = &["RW", "access", "update"];
     match name {
-        "set" => KeyAccess { read: has("get"), write: true, ..access },
-        "bitfield" => KeyAccess { read: true, write: !bitfield_read_only(args), ..access },
+        "set" if has("get") => KeyAccess { read: true, write: true, flags: READ_WRITE, ..access },
+        "set" => KeyAccess { read: false, write: true, flags: &["OW", "update"], ..access },
+        "bitfield" if bitfield_read_only(args) => KeyAccess { read: true, write: false, flags: &["RO", "access"], ..access },
+        "bitfield" => KeyAccess { read: true, write: true, flags: READ_WRITE, ..access },
         _ => access,
     }
 }
@@ -430,6 +439,20 @@ mod tests {
         assert_eq!(check_as(&["+@all", "%W~w*"], &["bitfield", "w1", "set", "u4", "0", "1"]), Err(Denied::Key(1)));
         assert_eq!(check_as(&["+@all", "%R~src", "%W~dst"], &["copy", "src", "dst"]), Ok(()));
         assert_eq!(check_as(&["+@all", "%R~src", "%W~dst"], &["copy", "dst", "src"]), Err(Denied::Key(1)), "the first key refused");
+    }
+
+    /// Keys found by a keyword take that keyword's spec (as `ACL DRYRUN` answers on
+    /// redis-server 7.0.15): a STORE destination needs write access only, and
+    /// GEORADIUS's destination is checked at all.
+    #[test]
+    fn keyword_keys_take_their_own_spec() {
+        let rules = ["+@all", "%R~src", "%W~dst", "%R~g", "%W~d"];
+        assert_eq!(check_as(&rules, &["sort", "src", "store", "dst"]), Ok(()));
+        assert_eq!(check_as(&rules, &["sort", "src", "store", "src"]), Err(Denied::Key(3)));
+        assert_eq!(check_as(&rules, &["georadius", "g", "0", "0", "1", "km", "store", "d"]), Ok(()));
+        assert_eq!(check_as(&rules, &["georadius", "g", "0", "0", "1", "km", "storedist", "d"]), Ok(()));
+        assert_eq!(check_as(&rules, &["georadius", "g", "0", "0", "1", "km", "store", "other"]), Err(Denied::Key(7)));
+        assert_eq!(check_as(&rules, &["georadiusbymember", "g", "m", "1", "km", "count", "2", "store", "other"]), Err(Denied::Key(8)));
     }
 
     #[test]

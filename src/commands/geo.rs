@@ -50,7 +50,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.",
         Handler::Write(georadius),
-    ),
+    )
+    .movable(radius_keys),
     spec(
         "georadius_ro",
         -6,
@@ -68,7 +69,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         G,
         "Queries a geospatial index for members within a distance from a member, optionally stores the result.",
         Handler::Write(georadiusbymember),
-    ),
+    )
+    .movable(by_member_keys),
     spec(
         "georadiusbymember_ro",
         -5,
@@ -270,6 +272,33 @@ fn fixed_search(variant: Variant, args: &[Bytes], z: Option<&ZSet>) -> Result<Op
         }
         Variant::Search | Variant::SearchStore => Ok(None),
     }
+}
+
+/// GEORADIUS's keys: the source and every STORE or STOREDIST destination, walking
+/// the options as [`parse_query`] does (the last destination is the one written;
+/// Redis's key specs find the first of each keyword, so for one destination, the
+/// usual case, both agree). Routing and ACL checks then see the key written.
+fn store_keys(args: &[Bytes], base: usize) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut i = base;
+    while let Some(arg) = args.get(i) {
+        if is(arg, "count") {
+            i += 1;
+        } else if (is(arg, "store") || is(arg, "storedist")) && i + 1 < args.len() {
+            keys.push(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    keys
+}
+
+fn radius_keys(args: &[Bytes]) -> Vec<usize> {
+    store_keys(args, 6)
+}
+
+fn by_member_keys(args: &[Bytes]) -> Vec<usize> {
+    store_keys(args, 5)
 }
 
 /// Parses a search command in Redis's order; `z` is the source (for FROMMEMBER).

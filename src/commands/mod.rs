@@ -790,6 +790,20 @@ mod tests {
         }
     }
 
+    /// A command whose keys move must say where they are: without a finder only its
+    /// positional keys would be routed to a slot and checked by ACL (GEORADIUS's STORE
+    /// destination once was not).
+    #[test]
+    fn commands_with_movable_keys_have_a_key_finder() {
+        for spec in all().flat_map(|s| std::iter::once(s).chain(s.subcommands)) {
+            // SORT_RO's only key is its first argument; Redis flags it movable for
+            // the keys its BY and GET patterns name once substituted.
+            if spec.has(flags::MOVABLE_KEYS) && spec.name != "sort_ro" {
+                assert!(spec.key_finder.is_some() || spec.numkeys_at > 0, "{} has movable keys but no finder", spec.name);
+            }
+        }
+    }
+
     #[test]
     fn lookup_ignores_case() {
         assert!(lookup(b"PiNg").is_some());

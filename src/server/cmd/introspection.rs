@@ -674,9 +674,11 @@ fn command_list(args: &[Bytes]) -> Reply {
 }
 
 /// COMMAND GETKEYS command arg…: the keys as the command table finds them. With
-/// `flags` (GETKEYSANDFLAGS) each key comes with the access the command has: the
-/// table knows it per command, not per key as Redis's key specs do, so a write
-/// command's keys are all `RW access update` and a read's `RO access`.
+/// `flags` (GETKEYSANDFLAGS) each key comes with the flags of the Redis key spec it
+/// falls under (the ACL's attribution: `acl::users::key_access_at`), so `LMOVE a b`
+/// gives `a` `RW access delete` and `b` `RW insert` as Redis does; this server's own
+/// commands, which Redis has no specs for, give `RW access update` for a write and
+/// `RO access` for a read.
 fn command_getkeys(command: &[Bytes], flags: bool) -> Reply {
     let Some(spec) = commands::resolve(command).filter(|s| !s.has(flags::INTERNAL)) else {
         return Reply::err("ERR Invalid command specified");
@@ -692,9 +694,22 @@ fn command_getkeys(command: &[Bytes], flags: bool) -> Reply {
     if !flags {
         return Reply::Array(keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect());
     }
-    let access: &[&str] = if spec.is_write() { &["RW", "access", "update"] } else { &["RO", "access"] };
-    let access = Reply::Set(access.iter().map(|f| Reply::Status((*f).into())).collect());
-    Reply::Array(keys.into_iter().map(|k| Reply::Array(vec![Reply::Bulk(k.clone()), access.clone()])).collect())
+    let registry = crate::acl::registry::registry();
+    let described = registry.id_of_request(spec, command).and_then(|id| registry.commands.get(id));
+    let whole: &[&str] = if spec.is_write() { &["RW", "access", "update"] } else { &["RO", "access"] };
+    let with_flags = |key: &Bytes| {
+        let at = command.iter().position(|a| std::ptr::eq(a, key)).unwrap_or(0);
+        let named = described.map(|c| crate::acl::users::key_access_at(c, command, at).flags).filter(|f| !f.is_empty());
+        // `incomplete` and `variable_flags` describe the spec, not the key found.
+        let flags = named
+            .unwrap_or(whole)
+            .iter()
+            .filter(|f| !matches!(**f, "incomplete" | "variable_flags"))
+            .map(|f| Reply::Status((*f).into()))
+            .collect();
+        Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Set(flags)])
+    };
+    Reply::Array(keys.into_iter().map(with_flags).collect())
 }
 
 /// One COMMAND INFO entry in Redis 7's 10-element shape.
