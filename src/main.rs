@@ -254,6 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 witness: true,
                 group_port: true,
                 group_bind,
+                local_slots: None,
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
             runtime.block_on(async move { tandem::replication::replica::run_voter(options, stop_on_signal()).await })?;
@@ -576,6 +577,7 @@ fn server_options(
         witness: false,
         group_port: !file.is_empty(),
         group_bind: None,
+        local_slots: local_slots(&config, &stripe.name),
     };
     let array = config.stripes.iter().map(|s| StripeLayout::from_config(&config, s)).collect();
     Ok(ServerOptions {
@@ -594,6 +596,17 @@ fn server_options(
         config_file: file,
         management,
     })
+}
+
+/// The slots `stripe` owns in an array of several stripes (the order of the config's
+/// stripes decides them, as for routing: `ClusterView::array`).
+fn local_slots(config: &Config, stripe: &str) -> Option<std::sync::Arc<[(u16, u16)]>> {
+    if config.stripes.len() < 2 {
+        return None;
+    }
+    let at = config.stripes.iter().position(|s| s.name == stripe)?;
+    let ranges = tandem::cluster::slot::even_ranges(config.stripes.len());
+    ranges.get(at).map(|r| std::sync::Arc::from(vec![*r]))
 }
 
 /// Turns true on SIGINT or SIGTERM (call inside the runtime).

@@ -584,3 +584,42 @@ fn spublish_reaches_shard_subscribers_on_every_stripe_and_cluster_clients_are_mo
     want.sort();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.join(" "), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Scripts keep to their stripe's slots, as in Redis Cluster: a script that names a
+/// key of another stripe gets Redis's error (the key would otherwise be written
+/// where no client looks for it); a script with a shebang keeps to one slot unless
+/// it says `allow-cross-slot-keys`; `no-cluster` scripts do not run in an array.
+#[test]
+fn a_script_touches_only_the_keys_of_its_stripe() {
+    support::log_phases();
+    let cluster = Cluster::start(Spec::servers(1).stripes(2));
+    let keys = keys_of_both("script", 2);
+    let (here, there, here_too) = (&keys[0], &keys[1], &keys[2]);
+    assert_ne!(key_slot(here.as_bytes()), key_slot(here_too.as_bytes()), "two slots of the first stripe");
+    let mut a = cluster.conn(0).unwrap();
+    let mut b = cluster.conn(1).unwrap();
+    let set = "return redis.call('set', ARGV[1], 'v')";
+
+    tracing::info!("--- a key of the server's own stripe, then one of the other stripe");
+    let ok: String = query(&mut a, &["EVAL", set, "0", here]).unwrap();
+    assert_eq!(ok, "OK");
+    let err = error_text(query(&mut a, &["EVAL", set, "0", there]));
+    assert!(err.contains("SCRIPT ATTEMPTED TO ACCESS A NON LOCAL KEY IN A CLUSTER NODE"), "{err}");
+    let err = error_text(query(&mut a, &["EVAL_RO", "return redis.call('get', ARGV[1])", "0", there]));
+    assert!(err.contains("NON LOCAL KEY"), "{err}");
+    let value: Option<String> = query(&mut b, &["GET", here]).unwrap();
+    assert_eq!(value.as_deref(), Some("v"), "the local write is seen through the other stripe's server");
+    let dbsize: i64 = query(&mut a, &["DBSIZE"]).unwrap();
+    assert_eq!(dbsize, 1, "nothing was written for the refused key, on either stripe");
+
+    tracing::info!("--- one slot per script with a shebang, unless it allows more");
+    let two = "redis.call('set', ARGV[1], 'w') return redis.call('set', ARGV[2], 'w')";
+    let plain: String = query(&mut a, &["EVAL", two, "0", here, here_too]).unwrap();
+    assert_eq!(plain, "OK", "an EVAL without a shebang may cross the stripe's slots, as in Redis");
+    let err = error_text(query(&mut a, &["EVAL", &format!("#!lua\n{two}"), "0", here, here_too]));
+    assert!(err.contains("SCRIPT ATTEMPTED TO ACCESS KEYS THAT DO NOT HASH TO THE SAME SLOT"), "{err}");
+    let allowed: String = query(&mut a, &["EVAL", &format!("#!lua flags=allow-cross-slot-keys\n{two}"), "0", here, here_too]).unwrap();
+    assert_eq!(allowed, "OK");
+    let err = error_text(query(&mut a, &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"]));
+    assert!(err.contains("CAN NOT RUN SCRIPT ON CLUSTER, 'NO-CLUSTER' FLAG IS SET"), "{err}");
+}

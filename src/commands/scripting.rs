@@ -282,10 +282,14 @@ fn split_keys<'a>(args: &'a [Bytes], bad_count: &'static str) -> Result<(&'a [By
     Ok(args[3..].split_at(numkeys as usize))
 }
 
-/// The checks Redis makes before a script with `flags` runs (scriptPrepareForRun).
-fn admit(flags: u8, mode: Mode) -> Result<(), Reply> {
+/// The checks Redis makes before a script with `flags` runs (scriptPrepareForRun);
+/// `array`: this stripe is one of several (Redis's cluster mode).
+fn admit(flags: u8, mode: Mode, array: bool) -> Result<(), Reply> {
     if flags & flag::EVAL_COMPAT != 0 {
         return Ok(());
+    }
+    if array && flags & flag::NO_CLUSTER != 0 {
+        return Err(Reply::err("ERR Can not run script on cluster, 'no-cluster' flag is set."));
     }
     if mode.ro_command && !no_writes(flags) {
         return Err(Reply::err(ERR_RO_SCRIPT));
@@ -326,16 +330,23 @@ fn run_eval_write(ctx: &mut WriteCtx, args: &[Bytes], sha: String, source: Bytes
         let flags = engine.compile_script(&sha, &source)?;
         // EVAL caches what it ran, as Redis does; a full cache still runs the script.
         let _ = ctx.db.scripts.add_script(sha.clone(), source.clone());
-        admit(flags, mode)?;
+        admit(flags, mode, ctx.db.local_slots.is_some())?;
         let limits = ctx.db.scripts.limits;
         let seed = ctx.rng.next_u64();
         let mut host = ScriptHost::write(ctx, keys, limits, read_only(flags, mode), mode.oom && flags & flag::ALLOW_OOM == 0);
         host.noreplicas = mode.noreplicas;
+        host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
         Ok(engine.run_script(ScriptCall { sha: &sha, source: &source, options }, &mut host))
     })();
     ctx.engine = Some(engine);
     outcome
+}
+
+/// Whether a script may touch keys of several slots (of this stripe) in an array: an
+/// EVAL without a shebang may, as in Redis; others only with `allow-cross-slot-keys`.
+fn cross_slot(flags: u8) -> bool {
+    flags & (flag::EVAL_COMPAT | flag::ALLOW_CROSS_SLOT) != 0
 }
 
 fn read_only(flags: u8, mode: Mode) -> bool {
@@ -357,10 +368,11 @@ fn run_eval_read(ctx: &mut ReadCtx, args: &[Bytes], sha: String, source: Bytes) 
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let outcome = (|| {
         let flags = engine.compile_script(&sha, &source)?;
-        admit(flags, Mode::READ_ONLY)?;
+        admit(flags, Mode::READ_ONLY, ctx.db.local_slots.is_some())?;
         let limits = ctx.db.scripts.limits;
         let seed = ctx.rng.next_u64();
         let mut host = ScriptHost::read(ctx, keys, limits);
+        host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: false };
         Ok(engine.run_script(ScriptCall { sha: &sha, source: &source, options }, &mut host))
     })();
@@ -377,7 +389,7 @@ fn fcall_write(ctx: &mut WriteCtx, args: &[Bytes], mode: Mode) -> CmdResult {
     let Some((library, info)) = ctx.db.scripts.function(&name) else { return Err(Reply::err("ERR Function not found")) };
     let (library, flags, fname) = (library.clone(), info.flags, info.name.clone());
     let (keys, argv) = split_keys(args, "ERR Bad number of keys provided")?;
-    admit(flags, mode)?;
+    admit(flags, mode, ctx.db.local_slots.is_some())?;
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let limits = ctx.db.scripts.limits;
     let seed = ctx.rng.next_u64();
@@ -385,6 +397,7 @@ fn fcall_write(ctx: &mut WriteCtx, args: &[Bytes], mode: Mode) -> CmdResult {
     let reply = {
         let mut host = ScriptHost::write(ctx, keys, limits, read_only(flags, mode), mode.oom && flags & flag::ALLOW_OOM == 0);
         host.noreplicas = mode.noreplicas;
+        host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
         engine.run_function(FunctionCall { library: &library, function: &fname, options }, &mut host)
     };
@@ -397,13 +410,14 @@ fn fcall_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some((library, info)) = ctx.db.scripts.function(&name) else { return Err(Reply::err("ERR Function not found")) };
     let (library, flags, fname) = (library.clone(), info.flags, info.name.clone());
     let (keys, argv) = split_keys(args, "ERR Bad number of keys provided")?;
-    admit(flags, Mode::READ_ONLY)?;
+    admit(flags, Mode::READ_ONLY, ctx.db.local_slots.is_some())?;
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let limits = ctx.db.scripts.limits;
     let seed = ctx.rng.next_u64();
     engine.status().describe(args, ctx.db.scripts.library_count(), ctx.db.scripts.function_count());
     let reply = {
         let mut host = ScriptHost::read(ctx, keys, limits);
+        host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: false };
         engine.run_function(FunctionCall { library: &library, function: &fname, options }, &mut host)
     };
@@ -588,6 +602,11 @@ pub struct ScriptHost<'c, 'a> {
     noreplicas: bool,
     undeclared_keys: bool,
     wrote: bool,
+    /// The script may touch keys of several slots (see [`cross_slot`]).
+    cross_slot: bool,
+    /// The slot the script's keys are in so far: its declared keys' (routing made them
+    /// one), else its first call's.
+    slot: Option<u16>,
 }
 
 impl<'c, 'a> ScriptHost<'c, 'a> {
@@ -602,6 +621,8 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
             noreplicas: false,
             undeclared_keys: limits.undeclared_keys,
             wrote: false,
+            cross_slot: true,
+            slot: keys.first().map(|k| crate::cluster::slot::key_slot(k)),
         }
     }
 
@@ -616,10 +637,43 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
             noreplicas: false,
             undeclared_keys: limits.undeclared_keys,
             wrote: false,
+            cross_slot: true,
+            slot: keys.first().map(|k| crate::cluster::slot::key_slot(k)),
         }
     }
 
-    fn check(&self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Reply> {
+    fn db(&self) -> &crate::store::db::Db {
+        match &self.target {
+            Target::Write(ctx) => ctx.db,
+            Target::Read(ctx) => ctx.db,
+        }
+    }
+
+    /// In an array, as Redis Cluster's scriptVerifyClusterState: every key a call
+    /// names is in this stripe's slots (a key of another stripe would be written
+    /// where no client looks for it), and in the script's one slot unless it may
+    /// cross slots. Every member decides alike: the slots come from the array's
+    /// configuration, the rest from the script.
+    fn check_slots(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Reply> {
+        let Some(local) = self.db().local_slots.clone() else { return Ok(()) };
+        for key in spec.keys(args) {
+            let slot = crate::cluster::slot::key_slot(key);
+            if !local.iter().any(|&(start, end)| (start..=end).contains(&slot)) {
+                return Err(Reply::err("ERR Script attempted to access a non local key in a cluster node"));
+            }
+            match self.slot {
+                _ if self.cross_slot => {}
+                None => self.slot = Some(slot),
+                Some(seen) if seen != slot => {
+                    return Err(Reply::err("ERR Script attempted to access keys that do not hash to the same slot"));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Reply> {
         if !spec.arity_ok(args.len()) {
             return Err(Reply::err("ERR Wrong number of args calling Redis command from script"));
         }
@@ -655,6 +709,7 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         if self.oom && !self.wrote && spec.has(DENYOOM) {
             return Err(Reply::err(ERR_OOM));
         }
+        self.check_slots(spec, args)?;
         if !self.undeclared_keys {
             if let Some(key) = spec.keys(args).into_iter().find(|k| !self.keys.contains(k)) {
                 return Err(Reply::error(format!(

@@ -95,13 +95,16 @@ pub struct ReplicaOptions {
     /// Where to listen for the group port when it differs from the advertised
     /// `host:group-port` (a proxy or NAT in between).
     pub group_bind: Option<String>,
+    /// In an array of several stripes, the hash slots this stripe owns (scripts may
+    /// touch keys of these only); `None` for a stripe that is the whole database.
+    pub local_slots: Option<Arc<[(u16, u16)]>>,
 }
 
 impl ReplicaOptions {
     /// The development topology's single member.
     pub fn single(layout: StripeLayout, data_dir: Option<std::path::PathBuf>) -> ReplicaOptions {
         let name = layout.founder().name.clone();
-        ReplicaOptions { layout, name, data_dir, witness: false, group_port: false, group_bind: None }
+        ReplicaOptions { layout, name, data_dir, witness: false, group_port: false, group_bind: None, local_slots: None }
     }
 
     pub fn me(&self) -> &Member {
@@ -229,6 +232,9 @@ impl Replica {
         let position =
             options.layout.position(&options.name).ok_or_else(|| StartError::Raft(format!("{} is not in its stripe", options.name)))?;
         let store = Arc::new(Mutex::new(Store::new()));
+        // Before anything is applied (the log replayed at start included): a script's
+        // calls are checked against the stripe's slots on every apply alike.
+        store.lock().unwrap_or_else(|e| e.into_inner()).db.local_slots = options.local_slots.clone();
         let (data_dir, log, snapshot_dir, node_id) = match &options.data_dir {
             Some(path) => {
                 let dir = DataDir::open(path)?;

@@ -146,6 +146,11 @@ pub struct Db {
     /// When hashes are kept packed (this server's `hash-max-listpack-*`): not state,
     /// the encoding is invisible to commands (`store::hash`).
     pub hash_packing: super::hash::Packing,
+    /// The hash slots this server's stripe owns, in an array of several stripes
+    /// (`None` otherwise): a script may touch keys of these slots only, as in Redis
+    /// Cluster. Not state, but the same on every member: the slots follow from the
+    /// array's configuration, which the members share.
+    pub local_slots: Option<std::sync::Arc<[(u16, u16)]>>,
 }
 
 /// What applying modified, for client-side caching (see [`Db::touched`]).
@@ -502,6 +507,7 @@ impl Db {
             messages: Vec::new(),
             touched: None,
             hash_packing: self.hash_packing,
+            local_slots: self.local_slots.clone(),
         }
     }
 
@@ -515,7 +521,9 @@ impl Db {
     pub fn replace_data(&mut self, other: Db) {
         let recording = self.touched.is_some();
         let packing = self.hash_packing;
+        let local_slots = self.local_slots.take();
         *self = other;
+        self.local_slots = local_slots;
         if packing != self.hash_packing {
             // Loaded under the default thresholds: encoded again under this server's.
             self.hash_packing = packing;
