@@ -295,6 +295,14 @@ fn command_phase(t: &mut redis::Connection, r: &mut redis::Connection, protocol:
         &["COMMAND", "GETKEYS", "ping"],
         &["COMMAND", "GETKEYS", "set"],
         &["COMMAND", "GETKEYS", "nosuch", "x"],
+        // WAIT on a server without replicas: 0, at once or when the timeout passes.
+        &["WAIT", "0", "0"],
+        &["WAIT", "1", "10"],
+        &["WAIT", "-1", "0"],
+        &["WAIT", "x", "0"],
+        &["WAIT", "0", "x"],
+        &["WAIT", "0", "-1"],
+        &["WAIT", "0"],
         // Each key with its key spec's flags (a write's keys differ: LMOVE's source is
         // `RW access delete`, its destination `RW insert`).
         &["COMMAND", "GETKEYSANDFLAGS", "set", "k1", "v1"],

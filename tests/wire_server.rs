@@ -234,3 +234,24 @@ fn migrate_moves_keys_to_another_server() {
     let line = String::from_utf8_lossy(&support::exchange(&mut monitor, b"", Duration::from_millis(300))).into_owned();
     assert!(line.contains("\"AUTH\" \"(redacted)\"") && !line.contains("secret"), "{line}");
 }
+
+/// INFO's `blocked_clients`.
+fn blocked_clients(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("clients").query(con).expect("INFO");
+    info.lines().find_map(|l| l.strip_prefix("blocked_clients:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// WAIT for a mirror a lone server does not have blocks, as Redis's WAIT for a
+/// missing replica does: the client shows as blocked, and the wait ends with it.
+#[test]
+fn wait_for_a_missing_mirror_blocks_until_its_client_goes() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let mut raw = server.raw();
+    std::io::Write::write_all(&mut raw, b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n").expect("send WAIT");
+    assert!(support::wait_until(Duration::from_secs(10), || blocked_clients(&mut con) == 1), "WAIT 1 0 blocks");
+    drop(raw);
+    assert!(support::wait_until(Duration::from_secs(10), || blocked_clients(&mut con) == 0), "the wait ends with its client");
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(50).query(&mut con).expect("WAIT with a timeout");
+    assert_eq!(n, 0);
+}

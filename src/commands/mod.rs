@@ -125,6 +125,8 @@ pub enum Srv {
     /// MIGRATE: DUMP here, RESTORE on another server.
     Migrate,
     Monitor,
+    /// WAIT: counts the mirrors holding the client's writes (`server::cmd::wait`).
+    Wait,
 }
 
 impl Srv {

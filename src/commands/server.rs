@@ -67,6 +67,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Server(Srv::Lastsave),
     ),
     spec("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), G, "Returns the replication role.", Handler::Server(Srv::Role)),
+    spec(
+        "wait",
+        3,
+        NOSCRIPT,
+        (0, 0, 0),
+        G,
+        "Blocks until the mirrors holding the connection's writes number at least numreplicas, or the timeout passes; answers how many do.",
+        Handler::Server(Srv::Wait),
+    ),
     server_container(
         "cluster",
         -2,

@@ -547,7 +547,7 @@ impl Connection {
 
 /// The stripe's other data-holding servers as the active sees them (voters hold no
 /// data and have no client port).
-fn data_mirrors(view: &ReplicationView) -> impl Iterator<Item = &MemberView> {
+pub(super) fn data_mirrors(view: &ReplicationView) -> impl Iterator<Item = &MemberView> {
     view.members.iter().filter(move |m| m.node_id != view.node_id && m.client_addr.is_some())
 }
 

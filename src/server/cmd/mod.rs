@@ -11,6 +11,7 @@ mod migrate;
 mod pubsub;
 mod stats;
 mod transactions;
+mod wait;
 
 use super::connection::Connection;
 use super::request::Request;
@@ -130,6 +131,7 @@ impl Connection {
             Srv::Slowlog => self.slowlog(args),
             Srv::Latency => self.latency(args),
             Srv::Monitor => self.monitor(),
+            Srv::Wait => return self.wait_for_mirrors(request).await,
         })
     }
 
@@ -155,6 +157,7 @@ impl Connection {
             Srv::Cluster => self.cluster(args),
             Srv::Slowlog => self.slowlog(args),
             Srv::Latency => self.latency(args),
+            Srv::Wait => self.mirrors_holding_now(),
             _ => Reply::error(format!(
                 "ERR Command '{}' is not allowed inside a transaction",
                 args.first().map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).unwrap_or_default()
