@@ -354,6 +354,22 @@ fn command_phase(t: &mut redis::Connection, r: &mut redis::Connection, protocol:
     same(t, r, protocol, &["COMMAND", "LIST", "FILTERBY", "pattern", "latency*"], sorted);
 }
 
+/// INFO's sections, in Redis's order, for the default set, `everything` and one
+/// section alone (clients split the text at the `# ` headers).
+fn info_sections_phase(t: &mut redis::Connection, r: &mut redis::Connection) {
+    let headers = |con: &mut redis::Connection, args: &[&str]| -> Vec<String> {
+        let mut cmd = redis::cmd("INFO");
+        for a in args {
+            cmd.arg(*a);
+        }
+        let text: String = cmd.query(con).expect("INFO");
+        text.lines().filter(|l| l.starts_with("# ")).map(str::to_string).collect()
+    };
+    for args in [&[][..], &["everything"], &["modules"], &["default"], &["cpu", "modules", "keyspace"]] {
+        assert_eq!(headers(t, args), headers(r, args), "INFO {args:?}: sections (tandem left, redis-server right)");
+    }
+}
+
 #[test]
 fn introspection_answers_as_redis_server_does() {
     let tandem = Server::start();
@@ -366,5 +382,6 @@ fn introspection_answers_as_redis_server_does() {
         latency_phase(&mut t, &mut r, protocol);
         client_phase(&mut t, &mut r, protocol);
         command_phase(&mut t, &mut r, protocol);
+        info_sections_phase(&mut t, &mut r);
     }
 }

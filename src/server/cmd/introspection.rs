@@ -22,7 +22,7 @@ use crate::store::stream::NodeLimits;
 /// The sections `INFO` and `INFO default` show; `all` adds commandstats and
 /// latencystats (Redis 7's choice: they are long).
 const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "errorstats", "cluster", "keyspace"];
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
 
 /// INFO cpu: the process's CPU time (getrusage), in Redis's fields.
 fn cpu_info() -> String {
@@ -437,14 +437,16 @@ impl Connection {
         );
         section("Replication", self.replication_info());
         section("CPU", cpu_info());
+        // No modules are loaded: the section is there, empty, as on a Redis without any.
+        section("Modules", String::new());
+        section("Commandstats", shared.core.stats.commandstats_info());
+        section("Errorstats", shared.core.stats.errorstats_info());
+        section("Latencystats", shared.core.stats.latencystats_info(&self.info_percentiles()));
         // Every server speaks the Redis Cluster protocol (CLUSTER SLOTS…), whatever
         // the number of stripes: clients read this to choose how to connect.
         section("Cluster", "cluster_enabled:1\r\n".to_string());
         let keyspace = if keys > 0 { format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n") } else { String::new() };
         section("Keyspace", keyspace);
-        section("Commandstats", shared.core.stats.commandstats_info());
-        section("Errorstats", shared.core.stats.errorstats_info());
-        section("Latencystats", shared.core.stats.latencystats_info(&self.info_percentiles()));
         out
     }
 }
