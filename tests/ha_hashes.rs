@@ -105,3 +105,66 @@ fn members_with_different_hash_encodings_hold_the_same_hashes_in_the_same_order(
     let after = views(&cluster, &all, &keys);
     assert_eq!(after, seen);
 }
+
+/// Every page of SSCAN with COUNT 2, in order.
+fn sscan_pages(con: &mut redis::Connection, key: &str) -> Pages {
+    let mut pages = Vec::new();
+    let mut cursor = 0u64;
+    for _ in 0..1000 {
+        let (next, items): (u64, Vec<String>) = redis::cmd("SSCAN").arg(key).arg(cursor).arg("COUNT").arg(2).query(con).expect("SSCAN");
+        pages.push((next, items));
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    pages
+}
+
+/// Sets too: `set-max-intset-entries` is each server's own, so a set of integers is
+/// packed on one member and a table on another; members, their order, SSCAN pages,
+/// SPOP's picks (made in apply, by the entry's seed) and the digest agree.
+#[test]
+fn members_with_different_set_encodings_hold_the_same_sets_in_the_same_order() {
+    let mut cluster = Cluster::start(Spec::servers(3));
+    let active = cluster.wait_formed();
+    let all: Vec<usize> = (0..3).collect();
+    for (i, entries) in [(0usize, "0"), (1, "4"), (2, "512")] {
+        let mut con = cluster.conn(i).unwrap();
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("set-max-intset-entries").arg(entries).query(&mut con).unwrap();
+    }
+    let mut con = cluster.conn(active).unwrap();
+    let keys: Vec<String> = (0..12).map(|k| format!("{{s}}{k}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        let members: Vec<String> = (0..(k + 2)).map(|m| if k == 11 { format!("m{m}") } else { (m * 7).to_string() }).collect();
+        let _: i64 = redis::cmd("SADD").arg(key).arg(&members).query(&mut con).unwrap();
+        let _: i64 = redis::cmd("SREM").arg(key).arg(&members[k / 2]).query(&mut con).unwrap();
+        let _: Vec<String> = redis::cmd("SPOP").arg(key).arg(1).query(&mut con).unwrap();
+    }
+    let _: i64 = redis::cmd("SMOVE").arg(&keys[9]).arg(&keys[2]).arg("0").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("SUNIONSTORE").arg("{s}u").arg(&keys[3]).arg(&keys[8]).query(&mut con).unwrap();
+    let script = "return redis.call('set', KEYS[2], redis.call('object', 'encoding', KEYS[1]))";
+    let _: String = redis::cmd("EVAL").arg(script).arg(2).arg(&keys[6]).arg("{s}enc").query(&mut con).unwrap();
+    let digest = cluster.wait_converged(&all, Duration::from_secs(20));
+
+    let encodings: Vec<String> = all.iter().map(|&i| encoding(&mut local_reader(&cluster, i), &keys[6])).collect();
+    assert_eq!(encodings, ["hashtable", "hashtable", "intset"], "{} on each member", keys[6]);
+    let written: String = redis::cmd("GET").arg("{s}enc").query(&mut con).unwrap();
+    assert_eq!(written, "intset", "the script read the set by its content under Redis's defaults");
+
+    let mut names = keys.clone();
+    names.push("{s}u".into());
+    let seen: Vec<Vec<(Vec<String>, Pages)>> = all
+        .iter()
+        .map(|&i| {
+            let mut con = local_reader(&cluster, i);
+            names.iter().map(|k| (redis::cmd("SMEMBERS").arg(k).query(&mut con).expect("SMEMBERS"), sscan_pages(&mut con, k))).collect()
+        })
+        .collect();
+    assert!(seen.iter().all(|v| *v == seen[0]), "members differ: {seen:?}");
+
+    let mirror = (0..3).find(|&i| i != active).unwrap();
+    cluster.kill9(mirror);
+    cluster.spawn(mirror);
+    assert_eq!(cluster.wait_converged(&all, Duration::from_secs(30)), digest);
+}

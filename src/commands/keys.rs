@@ -644,7 +644,7 @@ fn tandem_evict(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 mod tests {
     use super::*;
     use crate::commands::test_support::{bulk, err, run, run_applied};
-    use crate::store::value::{Blob, HashValue, ListValue, SetValue, Value, ZSet};
+    use crate::store::value::{HashValue, ListValue, SetValue, Value, ZSet};
     use crate::store::{Applied, Entry, Op, Store};
 
     const T0: u64 = 1_000_000;
@@ -676,10 +676,6 @@ mod tests {
         }
     }
 
-    fn blob(s: &str) -> Blob {
-        Blob::from(s.as_bytes())
-    }
-
     /// A store holding one key of every type: s, l, h, st, z.
     fn store_with_every_type() -> Store {
         let mut st = Store::new();
@@ -690,8 +686,8 @@ mod tests {
         hash.insert(b"f", b"v", crate::store::hash::Packing::DEFAULT);
         st.db.insert(b"h", Value::Hash(hash), T0);
         let mut set = SetValue::default();
-        set.insert(blob("m"));
-        st.db.insert(b"st", Value::Set(Box::new(set)), T0);
+        set.insert(b"m", crate::store::set::SetPacking::DEFAULT);
+        st.db.insert(b"st", Value::Set(set), T0);
         let mut zset = ZSet::new();
         zset.insert(b"m", 1.5);
         zset.insert(b"n", -2.0);

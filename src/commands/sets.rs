@@ -117,28 +117,24 @@ fn write_set<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<&'c mut SetVal
     if let Some(value) = ctx.get(key) {
         value.as_set()?;
     }
-    ctx.get_or_insert(key, || Value::Set(Box::default())).as_set_mut()
+    ctx.get_or_insert(key, || Value::Set(SetValue::default())).as_set_mut()
 }
 
-fn members_reply<'m>(members: impl IntoIterator<Item = &'m Blob>) -> Vec<Reply> {
-    members.into_iter().map(|m| Reply::bulk(m)).collect()
+fn members_reply<'m>(members: impl IntoIterator<Item = &'m [u8]>) -> Vec<Reply> {
+    members.into_iter().map(Reply::bulk).collect()
 }
 
 // --- single-set commands ---
 
 fn sadd(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
+    let packing = ctx.db.set_packing;
     let set = write_set(ctx, key)?;
-    let mut added = 0;
-    for member in &args[2..] {
-        if set.insert(Blob::from(&member[..])) {
-            added += 1;
-        }
-    }
+    let added = set.insert_all(args[2..].iter().map(|m| &m[..]), packing);
     if added > 0 {
         ctx.notify(b's', "sadd", key);
     }
-    Ok(Reply::Int(added))
+    Ok(Reply::Int(added as i64))
 }
 
 fn srem(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
@@ -162,7 +158,7 @@ fn srem(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 fn smembers(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let set = read_set(ctx, &args[1])?;
-    Ok(Reply::Set(members_reply(set.into_iter().flatten())))
+    Ok(Reply::Set(members_reply(set.into_iter().flat_map(SetValue::iter))))
 }
 
 fn sismember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -215,13 +211,13 @@ fn spop_count(ctx: &mut WriteCtx, key: &[u8], count_text: &[u8]) -> CmdResult {
         return Ok(Reply::Set(Vec::new()));
     }
     let popped: Vec<Blob> = if count >= set.len() {
-        std::mem::take(set).into_iter().collect()
+        set.drain()
     } else {
         (0..count).filter_map(|_| random_index(ctx.rng, set.len()).and_then(|i| set.swap_remove_index(i))).collect()
     };
     ctx.notify(b's', "spop", key);
     ctx.remove_if_empty(key);
-    Ok(Reply::Set(members_reply(&popped)))
+    Ok(Reply::Set(members_reply(popped.iter().map(|m| &m[..]))))
 }
 
 fn srandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -231,7 +227,7 @@ fn srandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
             let Some(set) = read_set(ctx, key)? else {
                 return Ok(Reply::Nil);
             };
-            Ok(Reply::bulk_opt(random_index(ctx.rng, set.len()).and_then(|i| set.get_index(i)).map(|m| &m[..])))
+            Ok(Reply::bulk_opt(random_index(ctx.rng, set.len()).and_then(|i| set.get_index(i))))
         }
         3 => {
             let count = random_count_arg(&args[2])?;
@@ -239,7 +235,8 @@ fn srandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
                 return Ok(Reply::Array(Vec::new()));
             };
             let picks = pick_indices(ctx.rng, set.len(), count)?;
-            Ok(Reply::Array(members_reply(picks.into_iter().filter_map(|i| set.get_index(i)))))
+            let indexed = set.indexed();
+            Ok(Reply::Array(members_reply(picks.into_iter().filter_map(|i| indexed.get(i)))))
         }
         _ => Err(Reply::err(ERR_SYNTAX)),
     }
@@ -269,7 +266,8 @@ fn smove(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     // A destination that already holds the member is left untouched (not modified
     // for WATCH, no event), as in Redis.
     let present = ctx.db.item(dst).and_then(|item| item.value.as_set().ok()).is_some_and(|s| s.contains(member));
-    if !present && write_set(ctx, dst)?.insert(Blob::from(member)) {
+    let packing = ctx.db.set_packing;
+    if !present && write_set(ctx, dst)?.insert(member, packing) {
         ctx.notify(b's', "sadd", dst);
     }
     Ok(Reply::Int(1))
@@ -286,11 +284,11 @@ enum SetOp {
 
 /// The members of `op` over `sets` (`None` = a missing key, an empty set), in a
 /// deterministic order. `limit` > 0 stops an intersection once it has that many.
-fn combine<'s>(sets: &[Option<&'s SetValue>], op: SetOp, limit: usize) -> Vec<&'s Blob> {
+fn combine<'s>(sets: &[Option<&'s SetValue>], op: SetOp, limit: usize) -> Vec<&'s [u8]> {
     match op {
         SetOp::Inter => intersect(sets, limit),
         SetOp::Union => {
-            let mut seen: IndexSet<&Blob, Hasher> = IndexSet::default();
+            let mut seen: IndexSet<&[u8], Hasher> = IndexSet::default();
             for set in sets.iter().flatten() {
                 seen.extend(set.iter());
             }
@@ -301,13 +299,13 @@ fn combine<'s>(sets: &[Option<&'s SetValue>], op: SetOp, limit: usize) -> Vec<&'
                 return Vec::new();
             };
             let others: Vec<&SetValue> = sets.iter().skip(1).flatten().copied().collect();
-            first.iter().filter(|m| !others.iter().any(|o| o.contains(*m))).collect()
+            first.iter().filter(|m| !others.iter().any(|o| o.contains(m))).collect()
         }
     }
 }
 
 /// Walks the smallest set and keeps what every other set holds, as Redis does.
-fn intersect<'s>(sets: &[Option<&'s SetValue>], limit: usize) -> Vec<&'s Blob> {
+fn intersect<'s>(sets: &[Option<&'s SetValue>], limit: usize) -> Vec<&'s [u8]> {
     let Some(mut present) = sets.iter().copied().collect::<Option<Vec<&SetValue>>>() else {
         return Vec::new();
     };
@@ -349,7 +347,7 @@ fn algebra_store(ctx: &mut WriteCtx, args: &[Bytes], op: SetOp, event: &'static 
         let db: &Db = ctx.db;
         let sets =
             keys.iter().map(|k| db.get(k, ctx.now_ms).map(|item| item.value.as_set()).transpose()).collect::<Result<Vec<_>, Reply>>()?;
-        combine(&sets, op, 0).into_iter().cloned().collect()
+        SetValue::from_members(combine(&sets, op, 0), db.set_packing)
     };
     if result.is_empty() {
         if ctx.delete(dst) {
@@ -358,7 +356,7 @@ fn algebra_store(ctx: &mut WriteCtx, args: &[Bytes], op: SetOp, event: &'static 
         return Ok(Reply::Int(0));
     }
     let len = result.len();
-    ctx.set(dst, Value::Set(Box::new(result)));
+    ctx.set(dst, Value::Set(result));
     ctx.notify(b's', event, dst);
     Ok(Reply::Int(len as i64))
 }
@@ -422,7 +420,8 @@ fn sscan(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     };
     let opts = scan::parse_options(&args[3..], false, false)?;
     let (range, next) = scan::step(set.len(), cursor, opts.count);
-    let members = range.filter_map(|i| set.get_index(i)).filter(|m| opts.pattern.as_ref().is_none_or(|p| glob_match(p, m, false)));
+    let indexed = set.indexed();
+    let members = range.filter_map(|i| indexed.get(i)).filter(|m| opts.pattern.as_ref().is_none_or(|p| glob_match(p, m, false)));
     Ok(scan::reply(next, members_reply(members)))
 }
 

@@ -167,10 +167,10 @@ impl<'a> Source<'a> {
         }
     }
 
-    fn entries(&self) -> Box<dyn Iterator<Item = (&'a Blob, f64)> + 'a> {
+    fn entries(&self) -> Box<dyn Iterator<Item = (&'a [u8], f64)> + 'a> {
         match *self {
             Source::Missing => Box::new(std::iter::empty()),
-            Source::ZSet(z) => Box::new(z.order.iter().map(|(s, m)| (m, s.0))),
+            Source::ZSet(z) => Box::new(z.order.iter().map(|(s, m)| (&m[..], s.0))),
             Source::Set(s) => Box::new(s.iter().map(|m| (m, 1.0))),
         }
     }
@@ -283,7 +283,7 @@ fn combine(c: &Combine<'_>, op: SetOp) -> ZSet {
             }
         }
         SetOp::Union => {
-            let mut totals: indexmap::IndexMap<&Blob, f64> = indexmap::IndexMap::new();
+            let mut totals: indexmap::IndexMap<&[u8], f64> = indexmap::IndexMap::new();
             for (source, weight) in &sources {
                 for (member, score) in source.entries() {
                     let value = weighted(score, *weight);

@@ -317,7 +317,7 @@ impl<'a> Decoder<'a> {
             TAG_STR => Ok(Value::Str(self.bytes("string bytes")?.to_vec())),
             TAG_LIST => self.list().map(|l| Value::List(Box::new(l))),
             TAG_HASH => self.hash().map(Value::Hash),
-            TAG_SET => self.set().map(|s| Value::Set(Box::new(s))),
+            TAG_SET => self.set().map(Value::Set),
             TAG_ZSET => self.zset().map(|z| Value::ZSet(Box::new(z))),
             TAG_STREAM => super::stream::codec::decode(self).map(|s| Value::Stream(Box::new(s))),
             found => Err(CodecError::UnknownTag { offset, found }),
@@ -360,14 +360,16 @@ impl<'a> Decoder<'a> {
 
     fn set(&mut self) -> Result<SetValue, CodecError> {
         let len = self.container_len("set length", 1)?;
-        let mut set = SetValue::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
+        let mut set = indexmap::IndexSet::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
         for _ in 0..len {
             let offset = self.pos;
             if !set.insert(Blob::from(self.bytes("set member")?)) {
                 return Err(CodecError::Duplicate { expected: "set members", offset });
             }
         }
-        Ok(set)
+        // Packed by Redis's default thresholds when it fits (`store::set`); the
+        // keyspace encodes it again under its own (`Db::fitted`).
+        Ok(SetValue::from_table(set, super::set::SetPacking::DEFAULT))
     }
 
     fn zset(&mut self) -> Result<ZSet, CodecError> {
@@ -441,10 +443,6 @@ pub fn crc64(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn blob(s: &str) -> Blob {
-        Blob::from(s.as_bytes())
-    }
-
     fn samples() -> Vec<Value> {
         let list: ListValue = ["a", "", "a", "zzz"].iter().map(|s| s.as_bytes().into()).collect();
         let mut hash = HashValue::default();
@@ -452,7 +450,7 @@ mod tests {
         hash.insert(b"f1", b"", crate::store::hash::Packing::DEFAULT);
         let mut set = SetValue::default();
         for m in ["x", "1", "", "long member"] {
-            set.insert(blob(m));
+            set.insert(m.as_bytes(), crate::store::set::SetPacking::DEFAULT);
         }
         let mut zset = ZSet::new();
         for (m, s) in [("b", 2.5), ("a", -1.0), ("inf", f64::INFINITY), ("ninf", f64::NEG_INFINITY), ("zero", 0.0)] {
@@ -464,7 +462,7 @@ mod tests {
             Value::Str((0..=255u8).cycle().take(1000).collect()),
             Value::List(Box::new(list)),
             Value::Hash(hash),
-            Value::Set(Box::new(set)),
+            Value::Set(set),
             Value::ZSet(Box::new(zset)),
         ]
     }

@@ -146,6 +146,9 @@ pub struct Db {
     /// When hashes are kept packed (this server's `hash-max-listpack-*`): not state,
     /// the encoding is invisible to commands (`store::hash`).
     pub hash_packing: super::hash::Packing,
+    /// When sets are kept packed (this server's `set-max-intset-entries`): not state,
+    /// as `hash_packing`.
+    pub set_packing: super::set::SetPacking,
     /// The hash slots this server's stripe owns, in an array of several stripes
     /// (`None` otherwise): a script may touch keys of these slots only, as in Redis
     /// Cluster. Not state, but the same on every member: the slots follow from the
@@ -296,8 +299,10 @@ impl Db {
     /// server's thresholds, as Redis encodes what it loads. (RENAME, COPY and MOVE
     /// keep a value's encoding, as in Redis.)
     pub fn fitted(&self, mut value: Value) -> Value {
-        if let Value::Hash(hash) = &mut value {
-            hash.repack(self.hash_packing);
+        match &mut value {
+            Value::Hash(hash) => hash.repack(self.hash_packing),
+            Value::Set(set) => set.repack(self.set_packing),
+            _ => {}
         }
         value
     }
@@ -507,6 +512,7 @@ impl Db {
             messages: Vec::new(),
             touched: None,
             hash_packing: self.hash_packing,
+            set_packing: self.set_packing,
             local_slots: self.local_slots.clone(),
         }
     }
@@ -521,15 +527,19 @@ impl Db {
     pub fn replace_data(&mut self, other: Db) {
         let recording = self.touched.is_some();
         let packing = self.hash_packing;
+        let set_packing = self.set_packing;
         let local_slots = self.local_slots.take();
         *self = other;
         self.local_slots = local_slots;
-        if packing != self.hash_packing {
+        if packing != self.hash_packing || set_packing != self.set_packing {
             // Loaded under the default thresholds: encoded again under this server's.
             self.hash_packing = packing;
+            self.set_packing = set_packing;
             for index in 0..self.keys.len() {
-                if let Some((_, Item { value: Value::Hash(hash), .. })) = self.keys.get_index_mut(index) {
-                    hash.repack(packing);
+                match self.keys.get_index_mut(index) {
+                    Some((_, Item { value: Value::Hash(hash), .. })) => hash.repack(packing),
+                    Some((_, Item { value: Value::Set(set), .. })) => set.repack(set_packing),
+                    _ => {}
                 }
             }
         }

@@ -104,13 +104,17 @@ pub fn encoding_name(value: &Value, limits: &LocalSettings) -> &'static str {
         }
         Value::Hash(h) if h.is_packed() => "listpack",
         Value::Hash(_) => "hashtable",
-        Value::Set(s) => {
+        // Scripts that may write go by content; otherwise the set's own history
+        // decides, as Redis converts an intset once and never back (`store::set`).
+        Value::Set(s) if limits.by_content => {
             if fits(s.len(), limits.set_intset_entries) && s.iter().all(|m| parse_i64(m).is_some()) {
                 "intset"
             } else {
                 "hashtable"
             }
         }
+        Value::Set(s) if s.is_intset(usize::try_from(limits.set_intset_entries).unwrap_or(usize::MAX)) => "intset",
+        Value::Set(_) => "hashtable",
         Value::ZSet(z) => {
             if fits(z.len(), limits.zset_listpack_entries) && z.scores.keys().all(|m| fits(m.len(), limits.zset_listpack_value_bytes)) {
                 "listpack"
@@ -164,12 +168,18 @@ mod tests {
         assert_eq!(encoding_name(&Value::Hash(hash.clone()), &limits), "hashtable");
         assert_eq!(encoding_name(&Value::Hash(hash), &LocalSettings::DETERMINISTIC), "listpack");
 
+        let packing = crate::store::set::SetPacking::DEFAULT;
         let mut set = SetValue::default();
-        set.insert(b"1"[..].into());
-        let ints = Value::Set(Box::new(set.clone()));
+        set.insert(b"1", packing);
+        let ints = Value::Set(set.clone());
         assert_eq!(encoding_name(&ints, &limits), "intset");
-        set.insert(b"a"[..].into());
-        assert_eq!(encoding_name(&Value::Set(Box::new(set)), &limits), "hashtable");
+        set.insert(b"a", packing);
+        assert_eq!(encoding_name(&Value::Set(set.clone()), &limits), "hashtable");
+        // A set that held a string stays `hashtable`, as in Redis; scripts read the
+        // content.
+        set.swap_remove(b"a");
+        assert_eq!(encoding_name(&Value::Set(set.clone()), &limits), "hashtable");
+        assert_eq!(encoding_name(&Value::Set(set), &LocalSettings::DETERMINISTIC), "intset");
 
         let mut z = ZSet::new();
         z.insert(b"m", 1.0);

@@ -54,6 +54,7 @@ pub fn effort(value: &Value) -> usize {
         Value::List(l) => l.len(),
         Value::Hash(h) if h.is_packed() => 1,
         Value::Hash(h) => h.len(),
+        Value::Set(s) if s.is_packed() => 1,
         Value::Set(s) => s.len(),
         Value::ZSet(z) => z.scores.len(),
         Value::Stream(s) => s.entries.node_count() + s.groups.values().map(|g| 1 + g.pending.len()).sum::<usize>(),
@@ -106,12 +107,16 @@ mod tests {
 
     #[test]
     fn small_values_are_freed_in_place_and_large_ones_in_the_background() {
-        let small: SetValue = (0..10).map(|i| crate::store::value::Blob::from(i.to_string().as_bytes())).collect();
-        let large: SetValue = (0..1000).map(|i| crate::store::value::Blob::from(i.to_string().as_bytes())).collect();
-        assert_eq!(effort(&Value::Set(Box::new(small.clone()))), 10);
+        let members = |n: usize| (0..n).map(|i| format!("m{i}")).collect::<Vec<_>>();
+        let (small, large) = (members(10), members(1000));
+        let packing = crate::store::set::SetPacking::DEFAULT;
+        let small = SetValue::from_members(small.iter().map(|m| m.as_bytes()), packing);
+        let large = SetValue::from_members(large.iter().map(|m| m.as_bytes()), packing);
+        assert_eq!(effort(&Value::Set(small.clone())), 1, "a packed set is one allocation");
+        assert_eq!(effort(&Value::Set(large.clone())), 1000);
         let before = freed();
-        free(Value::Set(Box::new(small)));
-        free(Value::Set(Box::new(large)));
+        free(Value::Set(small));
+        free(Value::Set(large));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         // Other tests of this process may free concurrently: at least this one is counted.
         while freed() < before + 1 && std::time::Instant::now() < deadline {

@@ -19,6 +19,7 @@ pub mod once;
 pub mod prims;
 pub mod rdb;
 pub mod scripts;
+pub mod set;
 pub mod slots;
 pub mod stream;
 pub mod table;
@@ -236,6 +237,8 @@ impl Store {
         let entries = usize::try_from(local.hash_listpack_entries).unwrap_or(usize::MAX);
         let value_bytes = usize::try_from(local.hash_listpack_value_bytes).unwrap_or(usize::MAX);
         self.db.hash_packing = hash::Packing { entries, value_bytes };
+        let intset_entries = usize::try_from(local.set_intset_entries).unwrap_or(usize::MAX);
+        self.db.set_packing = set::SetPacking { intset_entries, ..set::SetPacking::DEFAULT };
         self.local = local;
     }
 

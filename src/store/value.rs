@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexMap;
 
 use crate::protocol::reply::Reply;
 use crate::store::stream::Stream;
@@ -17,7 +17,7 @@ pub type Blob = Box<[u8]>;
 pub type Hasher = foldhash::fast::RandomState;
 
 pub use crate::store::hash::HashValue;
-pub type SetValue = IndexSet<Blob, Hasher>;
+pub use crate::store::set::SetValue;
 pub type ListValue = VecDeque<crate::store::table::Key>;
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -30,7 +30,8 @@ pub enum Value {
     List(Box<ListValue>),
     /// Inline: its packed form is a handle and a count, no box in between.
     Hash(HashValue),
-    Set(Box<SetValue>),
+    /// Inline, as a hash.
+    Set(SetValue),
     ZSet(Box<ZSet>),
     Stream(Box<Stream>),
 }
@@ -154,10 +155,7 @@ impl Value {
                 scaled(l.len(), l.len().min(samples), seen)
             }
             Value::Hash(h) => h.heap_bytes(samples),
-            Value::Set(s) => {
-                let seen: usize = s.iter().take(samples).map(|m| m.len() + SLOT).sum();
-                scaled(s.len(), s.len().min(samples), seen)
-            }
+            Value::Set(s) => s.heap_bytes(samples),
             Value::ZSet(z) => {
                 let seen: usize = z.scores.iter().take(samples).map(|(m, _)| 2 * m.len() + 3 * SLOT).sum();
                 scaled(z.len(), z.len().min(samples), seen)
