@@ -8,7 +8,9 @@
 # Prints a markdown table with requests/s and the ratio tandem/redis per row (the
 # redis-benchmark tests, then XADD, BITCOUNT and PFADD), then RSS and used_memory after
 # loading 1,000,000 keys of 100-byte values, and (fresh servers each) 1,000,000 small
-# hashes of 10 fields and 1,000,000 small sets of 10 members (SMALL=0 leaves them out).
+# hashes of 10 fields, 1,000,000 small sets of 10 members and 1,000,000 sets of 10
+# integers (SMALL=0 leaves them out; SMALL_KINDS="sets intsets" picks some). THROUGHPUT=0
+# skips the throughput rows and the 100-byte keys (the small containers alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +56,20 @@ rps_cmd() { # port pipeline command args…: requests/s of one custom command
 start_redis; start_tandem
 wait_ready "$REDIS_PORT"; wait_ready "$TANDEM_PORT"
 
+rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
+used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+memory_table() { # title: keys, RSS and used_memory of both servers now
+  local rk tk rr tr_ ru tu
+  rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
+  rr=$(rss "$REDIS_PID"); tr_=$(rss "$TANDEM_PID"); ru=$(used "$REDIS_PORT"); tu=$(used "$TANDEM_PORT")
+  echo
+  echo "| $1 | redis | tandem | tandem/redis |"
+  echo "|---|---|---|---|"
+  echo "| keys | $rk | $tk | |"
+  echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
+  echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"
+}
+if [ "${THROUGHPUT:-1}" = 1 ]; then
 echo "| test | pipeline | redis rps | tandem rps | tandem/redis |"
 echo "|---|---|---|---|---|"
 for p in 1 16; do
@@ -93,24 +109,12 @@ redis-cli -p "$REDIS_PORT" --pipe <"$work/load.resp" >/dev/null
 redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
 # Measured once both have settled (allocators return freed pages after a delay).
 sleep 3
-rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
-used() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
-memory_table() { # title: keys, RSS and used_memory of both servers now
-  local rk tk rr tr_ ru tu
-  rk=$(redis-cli -p "$REDIS_PORT" dbsize); tk=$(redis-cli -p "$TANDEM_PORT" dbsize)
-  rr=$(rss "$REDIS_PID"); tr_=$(rss "$TANDEM_PID"); ru=$(used "$REDIS_PORT"); tu=$(used "$TANDEM_PORT")
-  echo
-  echo "| $1 | redis | tandem | tandem/redis |"
-  echo "|---|---|---|---|"
-  echo "| keys | $rk | $tk | |"
-  echo "| RSS (MB) | $((rr / 1048576)) | $((tr_ / 1048576)) | $(python3 -c "print(f'{$tr_/$rr:.2f}')") |"
-  echo "| used_memory (MB) | $((ru / 1048576)) | $((tu / 1048576)) | $(python3 -c "print(f'{$tu/$ru:.2f}')") |"
-}
 memory_table "memory after $KEYS keys × 100 B"
+fi
 
 # Small containers, on fresh servers (RSS does not go back down after FLUSHALL).
 [ "${SMALL:-1}" = 1 ] || exit 0
-for kind in hashes sets; do
+for kind in ${SMALL_KINDS:-hashes sets intsets}; do
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()

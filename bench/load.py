@@ -5,6 +5,7 @@ and Redis in every benchmark.
     load.py N            SET key:0000000000… of 100-byte values
     load.py N hashes     HSET hash:…  with 10 fields (field:0…field:9, 8-byte values)
     load.py N sets       SADD set:…   with 10 members (member:0…member:9)
+    load.py N intsets    SADD iset:…  with 10 integer members (1000…1009)
 """
 import sys
 
@@ -34,5 +35,9 @@ elif kind == "sets":
     members = [b"member:%d" % m for m in range(10)]
     for i in range(n):
         command(b"SADD", b"set:%010d" % i, *members)
+elif kind == "intsets":
+    members = [b"%d" % (1000 + m) for m in range(10)]
+    for i in range(n):
+        command(b"SADD", b"iset:%010d" % i, *members)
 else:
-    sys.exit(f"unknown kind {kind!r}: strings, hashes or sets")
+    sys.exit(f"unknown kind {kind!r}: strings, hashes, sets or intsets")
