@@ -620,6 +620,10 @@ fn a_script_touches_only_the_keys_of_its_stripe() {
     assert!(err.contains("SCRIPT ATTEMPTED TO ACCESS KEYS THAT DO NOT HASH TO THE SAME SLOT"), "{err}");
     let allowed: String = query(&mut a, &["EVAL", &format!("#!lua flags=allow-cross-slot-keys\n{two}"), "0", here, here_too]).unwrap();
     assert_eq!(allowed, "OK");
+    // One call naming keys of two slots is refused even where the script may cross.
+    let mset = "return redis.call('mset', ARGV[1], 'x', ARGV[2], 'x')";
+    let err = error_text(query(&mut a, &["EVAL", mset, "0", here, here_too]));
+    assert!(err.contains("NON LOCAL KEY"), "{err}");
     let err = error_text(query(&mut a, &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"]));
     assert!(err.contains("CAN NOT RUN SCRIPT ON CLUSTER, 'NO-CLUSTER' FLAG IS SET"), "{err}");
 }

@@ -46,4 +46,17 @@ fn wait_counts_the_mirrors_that_hold_the_clients_writes() {
     tracing::info!("--- resumed, the mirror catches up and WAIT 2 answers 2 again");
     cluster.sigcont(mirrors[1]);
     assert_eq!(wait(&mut of_active, 2, 60_000), 2);
+
+    tracing::info!("--- both mirrors paused: the active, suspended without a quorum, still answers WAIT");
+    cluster.sigstop(mirrors[0]);
+    cluster.sigstop(mirrors[1]);
+    let suspended = support::cluster::wait_until(std::time::Duration::from_secs(30), || cluster.state(active) == "ACTIVE-SUSPENDED");
+    assert!(suspended, "the active did not notice it lost its quorum: {}", cluster.state(active));
+    // Nothing was applied since the pause (no write commits without a quorum): both
+    // mirrors hold all of it, and WAIT answers at once instead of looping on itself.
+    assert_eq!(wait(&mut of_active, 3, 300), 2);
+    let pong: String = redis::cmd("PING").query(&mut of_active).expect("the active still serves");
+    assert_eq!(pong, "PONG");
+    cluster.sigcont(mirrors[0]);
+    cluster.sigcont(mirrors[1]);
 }

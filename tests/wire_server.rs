@@ -250,6 +250,10 @@ fn wait_for_a_missing_mirror_blocks_until_its_client_goes() {
     let mut raw = server.raw();
     std::io::Write::write_all(&mut raw, b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n").expect("send WAIT");
     assert!(support::wait_until(Duration::from_secs(10), || blocked_clients(&mut con) == 1), "WAIT 1 0 blocks");
+    // A write applied meanwhile (the blocking task then counts its own waiters) does
+    // not lose the waiting client from the count.
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).expect("SET");
+    assert_eq!(blocked_clients(&mut con), 1, "still blocked after another client's write");
     drop(raw);
     assert!(support::wait_until(Duration::from_secs(10), || blocked_clients(&mut con) == 0), "the wait ends with its client");
     let n: i64 = redis::cmd("WAIT").arg(1).arg(50).query(&mut con).expect("WAIT with a timeout");

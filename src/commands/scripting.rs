@@ -656,9 +656,13 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
     /// configuration, the rest from the script.
     fn check_slots(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Reply> {
         let Some(local) = self.db().local_slots.clone() else { return Ok(()) };
-        for key in spec.keys(args) {
+        let keys = spec.keys(args);
+        let first = keys.first().map(|k| crate::cluster::slot::key_slot(k));
+        for key in keys {
             let slot = crate::cluster::slot::key_slot(key);
-            if !local.iter().any(|&(start, end)| (start..=end).contains(&slot)) {
+            // One call over keys of two slots is no single node's in Redis Cluster
+            // (getNodeByQuery finds none), whatever the script's flags.
+            if !local.iter().any(|&(start, end)| (start..=end).contains(&slot)) || first != Some(slot) {
                 return Err(Reply::err("ERR Script attempted to access a non local key in a cluster node"));
             }
             match self.slot {

@@ -47,11 +47,14 @@ pub struct Blocker {
     next_id: AtomicU64,
     /// Clients currently waiting (INFO `blocked_clients`).
     pub blocked: Arc<AtomicUsize>,
+    /// Clients in WAIT (`server::cmd::wait`), counted apart: the task above rewrites
+    /// its own count.
+    pub waiting_for_mirrors: AtomicUsize,
 }
 
 impl Blocker {
     pub fn new(tx: mpsc::UnboundedSender<Request>, blocked: Arc<AtomicUsize>) -> Blocker {
-        Blocker { tx, next_id: AtomicU64::new(1), blocked }
+        Blocker { tx, next_id: AtomicU64::new(1), blocked, waiting_for_mirrors: AtomicUsize::new(0) }
     }
 
     /// Submits a blocking command that found nothing on its first attempt, in the

@@ -260,16 +260,21 @@ fn node_from_listpack(master: StreamId, lp: &[u8]) -> Option<Node> {
         return None;
     }
     let mut node: Option<Node> = None;
-    let mut previous = None;
+    // The first entry is the node's ID; each entry follows every live one before it
+    // (a tombstone may be greater than later entries: see `store::stream::node`).
+    let (mut first, mut previous_live) = (true, None);
     while let Some(flags) = next() {
         let flags = flags.int()?;
         let ms = master.ms.wrapping_add(next()?.int()? as u64);
         let seq = master.seq.wrapping_add(next()?.int()? as u64);
         let id = StreamId::new(ms, seq);
-        if previous.is_some_and(|p| p >= id) || (previous.is_none() && id != master) {
+        if previous_live.is_some_and(|p| p >= id) || (first && id != master) {
             return None;
         }
-        previous = Some(id);
+        first = false;
+        if flags & STREAM_ITEM_FLAG_DELETED == 0 {
+            previous_live = Some(id);
+        }
         let pairs: Vec<Bytes> = if flags & STREAM_ITEM_FLAG_SAMEFIELDS != 0 {
             master_fields.iter().map(|f| Some([f.clone(), next()?.bytes()])).collect::<Option<Vec<_>>>()?.concat()
         } else {

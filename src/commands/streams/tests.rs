@@ -1055,6 +1055,30 @@ fn entries_after_xsetid_below_a_tombstone_stay_readable() {
     }
 }
 
+/// A node whose entries are all deleted stays (an exact XTRIM MINID leaves it, as in
+/// Redis); XSETID may then go below its first ID and the next entry lands in that
+/// node below its ID. Reads and XDEL find it as redis-server 7.0.15 does, and the
+/// stream survives DUMP/RESTORE (as a snapshot).
+#[test]
+fn an_entry_below_its_nodes_id_is_found_and_survives_a_payload() {
+    let mut store = Store::new();
+    run(&mut store, T, &["xadd", "s", "1-0", "f", "v"]);
+    run(&mut store, T, &["xadd", "s", "2-0", "f", "v"]);
+    assert_eq!(run(&mut store, T, &["xdel", "s", "2-0"]), Reply::Int(1));
+    assert_eq!(run(&mut store, T, &["xtrim", "s", "minid", "2-0"]), Reply::Int(1));
+    assert_eq!(run(&mut store, T, &["xsetid", "s", "0-1"]), OK);
+    assert_eq!(run(&mut store, T, &["xadd", "s", "0-2", "f", "v"]), bulk("0-2"));
+    assert_eq!(ids(&run(&mut store, T, &["xrange", "s", "0-2", "0-2"])), ["0-2"]);
+    assert_eq!(ids(&run(&mut store, T, &["xrevrange", "s", "0-5", "-"])), ["0-2"]);
+    assert_eq!(ids(&run(&mut store, T, &["xrange", "s", "-", "+"])), ["0-2"]);
+    let Reply::Bulk(bytes) = run(&mut store, T, &["dump", "s"]) else { panic!() };
+    let mut other = Store::new();
+    other.db.insert(b"s", crate::store::codec::restore_payload(&bytes).expect("a valid payload"), T);
+    assert_eq!(run(&mut other, T, &["xinfo", "stream", "s", "full"]), run(&mut store, T, &["xinfo", "stream", "s", "full"]));
+    assert_eq!(run(&mut store, T, &["xdel", "s", "0-2"]), Reply::Int(1));
+    assert_eq!(run(&mut store, T, &["xlen", "s"]), Reply::Int(0));
+}
+
 #[test]
 fn damaged_stream_payloads_are_refused_and_never_panic() {
     let mut store = with_entries(30);

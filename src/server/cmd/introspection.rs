@@ -355,7 +355,9 @@ impl Connection {
         let shared = &self.shared;
         let StoreFigures { keys, expires, expired, evicted, dirty, scripts } = figures;
         // Clients held by CLIENT PAUSE count as blocked, as in Redis.
-        let blocked = shared.blocker.blocked.load(Ordering::Relaxed) + shared.core.pause.held();
+        let blocked = shared.blocker.blocked.load(Ordering::Relaxed)
+            + shared.blocker.waiting_for_mirrors.load(Ordering::Relaxed)
+            + shared.core.pause.held();
         let mut out = String::new();
         let mut section = |name: &str, body: String| {
             if want(&name.to_ascii_lowercase()) {

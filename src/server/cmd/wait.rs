@@ -11,6 +11,7 @@
 //! counted. On a mirror the command goes to the active over the client's upstream,
 //! after the client's forwarded writes, so the count is the same one the active gives.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +25,6 @@ use super::introspection::data_mirrors;
 use crate::commands::args::parse_i64;
 use crate::protocol::reply::Reply;
 use crate::replication::replica::ReplicationView;
-use crate::replication::stripe::ServerState;
 
 const ERR_NOT_INT: &str = "ERR value is not an integer or out of range";
 const ERR_TIMEOUT: &str = "ERR timeout is not an integer or out of range";
@@ -45,6 +45,28 @@ fn holding(view: &ReplicationView, index: u64) -> i64 {
     data_mirrors(view).filter(|m| m.matched.is_some_and(|matched| matched >= index)).count() as i64
 }
 
+/// Marks a client blocked in WAIT for as long as it lives, however the wait ends
+/// (its connection task dropped included).
+struct Waiting {
+    shared: std::sync::Arc<crate::server::Shared>,
+    info: std::sync::Arc<crate::server::clients::ClientInfo>,
+}
+
+impl Waiting {
+    fn start(shared: std::sync::Arc<crate::server::Shared>, info: std::sync::Arc<crate::server::clients::ClientInfo>) -> Waiting {
+        info.blocked.store(true, Ordering::Relaxed);
+        shared.blocker.waiting_for_mirrors.fetch_add(1, Ordering::Relaxed);
+        Waiting { shared, info }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.info.blocked.store(false, Ordering::Relaxed);
+        self.shared.blocker.waiting_for_mirrors.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Connection {
     /// WAIT as a command of its own; `None` when the active's reply was relayed.
     pub(super) async fn wait_for_mirrors(&mut self, request: &Request) -> Option<Reply> {
@@ -52,24 +74,32 @@ impl Connection {
             Ok(parsed) => parsed,
             Err(e) => return Some(e),
         };
+        // The stripe's active in this server's view is another server: ask it. Here
+        // (even an active that lost its quorum, whose mirrors then stay behind), count.
+        if !self.shared.view().local_is_active() {
+            if let Some(relayed) = self.wait_on_the_active(request, timeout).await {
+                return relayed;
+            }
+        }
+        Some(self.wait_here(wanted, timeout).await)
+    }
+
+    /// Counts this active's mirrors holding what it has applied, waiting for `wanted`.
+    async fn wait_here(&mut self, wanted: i64, timeout: Option<Duration>) -> Reply {
         let shared = self.shared.clone();
         let replica = &shared.core.replica;
         let view = replica.replication_view();
-        if view.state != ServerState::ActiveCoordinator {
-            return self.wait_on_the_active(request, timeout).await;
-        }
         let target = view.applied_index.unwrap_or(0);
         if holding(&view, target) >= wanted {
-            return Some(Reply::Int(holding(&view, target)));
+            return Reply::Int(holding(&view, target));
         }
         // Blocked as Redis's WAIT is: replies pipelined before it go out first, and the
         // wait ends with the client gone, CLIENT KILL, or this server deposed.
         if self.flush().await.is_err() {
             self.session.closing = true;
-            return None;
+            return Reply::Int(holding(&replica.replication_view(), target));
         }
-        self.session.info.blocked.store(true, std::sync::atomic::Ordering::Relaxed);
-        shared.blocker.blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _waiting = Waiting::start(shared.clone(), self.session.info.clone());
         let deadline = async {
             match timeout {
                 Some(t) => tokio::time::sleep(t).await,
@@ -83,10 +113,8 @@ impl Connection {
             tokio::select! {
                 _ = &mut deadline => break,
                 changed = progress.changed() => {
-                    if changed.is_err() || replica.replication_view().state != ServerState::ActiveCoordinator {
-                        break;
-                    }
-                    if holding(&replica.replication_view(), target) >= wanted {
+                    let view = replica.replication_view();
+                    if changed.is_err() || !view.state.is_leading() || holding(&view, target) >= wanted {
                         break;
                     }
                 }
@@ -102,9 +130,7 @@ impl Connection {
                 }
             }
         }
-        self.session.info.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
-        shared.blocker.blocked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        Some(Reply::Int(holding(&replica.replication_view(), target)))
+        Reply::Int(holding(&replica.replication_view(), target))
     }
 
     /// WAIT inside MULTI: the count now, without waiting (as Redis).
@@ -114,24 +140,24 @@ impl Connection {
     }
 
     /// A mirror's WAIT: asked of the active, over the upstream the client's writes
-    /// took, with the relay's silence bound stretched by the wait.
-    async fn wait_on_the_active(&mut self, request: &Request, timeout: Option<Duration>) -> Option<Reply> {
+    /// took, with the relay's silence bound stretched by the wait. `None`: this
+    /// server turned out to be the active (count here).
+    async fn wait_on_the_active(&mut self, request: &Request, timeout: Option<Duration>) -> Option<Option<Reply>> {
         let stripe = self.shared.view().local;
         match self.settle_upstream(stripe).await {
             Settled::Upstream => {}
-            // This server became the active meanwhile: it counts itself.
-            Settled::Again => return Box::pin(self.wait_for_mirrors(request)).await,
-            Settled::Refused(reply) => return Some(reply),
+            Settled::Again => return None,
+            Settled::Refused(reply) => return Some(Some(reply)),
         }
         let idle = timeout.map(|t| self.relay_idle() + t);
         let cmds: [&[Bytes]; 1] = [&request.args[..]];
         let (_, outcome) = self.relay(stripe, Exchange { cmds: &cmds, relay_last: 1, idle, blocking: true }).await;
-        match outcome {
+        Some(match outcome {
             Ok(()) => None,
             Err(e) => {
                 self.lose_upstream(stripe, &e);
                 Some(lost_in_flight(false))
             }
-        }
+        })
     }
 }

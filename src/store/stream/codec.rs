@@ -104,7 +104,11 @@ fn decode_nodes(d: &mut Decoder, last_id: StreamId, length: u64) -> Result<BTree
         let deleted = d.varint("a node's deleted count")?;
         let data = d.bytes("a node's entries")?.to_vec();
         let node = Node::from_parts(master, live, deleted, data).map_err(|why| invalid("stream node", offset, why))?;
-        if previous_master.is_some_and(|p| p >= master) || previous_live.is_some_and(|p| p >= master) {
+        // A node's first ID came after every live entry then; its live entries (which
+        // may lie below its first ID, see `Entries::range`) after every earlier one.
+        let first_live = node.first_live_id(master);
+        if previous_master.is_some_and(|p| p >= master) || previous_live.is_some_and(|p| p >= master || first_live.is_some_and(|f| p >= f))
+        {
             return Err(invalid("stream node", offset, format!("node {master} overlaps the node before it")));
         }
         let node_last = node.last_live_id(master);

@@ -201,18 +201,25 @@ impl Entries {
 
     /// Live entries from `start` to `end` inclusive, in ID order.
     pub fn range(&self, start: StreamId, end: StreamId) -> Range<'_> {
-        let nodes = if start > end {
-            self.nodes.range(StreamId::MAX..StreamId::MAX)
-        } else {
-            let from = self.nodes.range(..=start).next_back().map_or(start, |(k, _)| *k);
-            self.nodes.range(from..=end)
+        // As Redis's iterator seeks: the last node whose first ID is at or below
+        // `start`, else the first node; then on until a live entry passes `end` (a
+        // node's entries may lie below its first ID once that one is deleted and
+        // XSETID lowered the last ID, so no node is skipped by its key alone).
+        let nodes = match self.nodes.range(..=start).next_back().or_else(|| self.nodes.first_key_value()) {
+            Some((from, _)) if start <= end => self.nodes.range(*from..),
+            _ => self.nodes.range(StreamId::MAX..StreamId::MAX),
         };
         Range { nodes, current: None, start, end, done: false }
     }
 
     /// Live entries from `end` down to `start` inclusive.
     pub fn range_rev(&self, start: StreamId, end: StreamId) -> RangeRev<'_> {
-        let nodes = if start > end { self.nodes.range(StreamId::MAX..StreamId::MAX) } else { self.nodes.range(..=end) };
+        // Redis's seek backwards: the last node whose first ID is at or below `end`,
+        // else the last node.
+        let nodes = match self.nodes.range(..=end).next_back().or_else(|| self.nodes.last_key_value()) {
+            Some((from, _)) if start <= end => self.nodes.range(..=*from),
+            _ => self.nodes.range(StreamId::MAX..StreamId::MAX),
+        };
         RangeRev { nodes: nodes.rev(), current: None, start, end, done: false }
     }
 
@@ -236,10 +243,18 @@ impl Entries {
 
     /// The live entry `id`, as stored, with its node's first ID.
     fn locate(&self, id: StreamId) -> Option<(StreamId, RawEntry<'_>)> {
-        let (master, node) = self.nodes.range(..=id).next_back()?;
-        // Tombstones are skipped first: one may be greater than the entries after it.
-        let entry = node.entries(*master).filter(|e| !e.deleted).take_while(|e| e.id <= id).find(|e| e.id == id)?;
-        Some((*master, entry))
+        // As `range(id, id)`: tombstones and entries below `id` are passed over, and
+        // the first live entry at or past it decides.
+        let (from, _) = self.nodes.range(..=id).next_back().or_else(|| self.nodes.first_key_value())?;
+        for (master, node) in self.nodes.range(*from..) {
+            for entry in node.entries(*master) {
+                if entry.deleted || entry.id < id {
+                    continue;
+                }
+                return (entry.id == id).then_some((*master, entry));
+            }
+        }
+        None
     }
 
     /// Deletes the live entry `id` (XDEL); false if there is none. The node goes

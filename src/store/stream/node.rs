@@ -173,8 +173,8 @@ impl Node {
         }
         // Every entry was added after every entry then live, so it is greater than
         // each live entry before it; a tombstone may be greater than entries after
-        // it (XSETID may lower the last ID below deleted entries, as in Redis), and
-        // an ID may repeat a tombstone's.
+        // it, even the node's first (XSETID may lower the last ID below deleted
+        // entries, as in Redis), and an ID may repeat a tombstone's.
         let (mut live, mut deleted, mut previous, mut live_before) = (0u64, 0u64, None::<StreamId>, None::<StreamId>);
         while pos < self.data.len() {
             let flags = *self.data.get(pos).ok_or("cut short")?;
@@ -184,9 +184,6 @@ impl Node {
             let entry = self.entry_at(master, pos).ok_or_else(|| format!("entry at node offset {pos} is cut short"))?;
             if previous.is_none() && entry.id != master {
                 return Err(format!("first entry {} is not the node's ID {master}", entry.id));
-            }
-            if entry.id < master {
-                return Err(format!("entry {} is below the node's ID {master}", entry.id));
             }
             if let Some(before) = live_before.filter(|before| *before >= entry.id) {
                 return Err(format!("entry {} does not follow the live entry {before}", entry.id));
@@ -324,6 +321,11 @@ impl Node {
     /// it, as Redis's does). Not always the largest: see [`Node::last_live_id`].
     pub fn last_id(&self, master: StreamId) -> StreamId {
         self.entries(master).last().map_or(master, |e| e.id)
+    }
+
+    /// The first live entry's ID.
+    pub fn first_live_id(&self, master: StreamId) -> Option<StreamId> {
+        self.entries(master).find(|e| !e.deleted).map(|e| e.id)
     }
 
     /// The last live entry's ID. Live entries only grow, through the whole stream;
