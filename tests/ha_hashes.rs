@@ -26,12 +26,12 @@ fn encoding(con: &mut redis::Connection, key: &str) -> String {
     redis::cmd("OBJECT").arg("ENCODING").arg(key).query(con).expect("OBJECT ENCODING")
 }
 
-/// Every page of HSCAN with COUNT 2, in order.
-fn scan_pages(con: &mut redis::Connection, key: &str) -> Pages {
+/// Every page of `scan` (HSCAN, SSCAN) with COUNT 2, in order.
+fn scan_pages(con: &mut redis::Connection, scan: &str, key: &str) -> Pages {
     let mut pages = Vec::new();
     let mut cursor = 0u64;
     for _ in 0..1000 {
-        let (next, items): (u64, Vec<String>) = redis::cmd("HSCAN").arg(key).arg(cursor).arg("COUNT").arg(2).query(con).expect("HSCAN");
+        let (next, items): (u64, Vec<String>) = redis::cmd(scan).arg(key).arg(cursor).arg("COUNT").arg(2).query(con).expect("scan");
         pages.push((next, items));
         cursor = next;
         if cursor == 0 {
@@ -50,7 +50,7 @@ fn views(cluster: &Cluster, members: &[usize], keys: &[String]) -> Vec<Vec<(Pair
             keys.iter()
                 .map(|k| {
                     let all: Pairs = redis::cmd("HGETALL").arg(k).query(&mut con).expect("HGETALL");
-                    (all, scan_pages(&mut con, k))
+                    (all, scan_pages(&mut con, "HSCAN", k))
                 })
                 .collect()
         })
@@ -106,21 +106,6 @@ fn members_with_different_hash_encodings_hold_the_same_hashes_in_the_same_order(
     assert_eq!(after, seen);
 }
 
-/// Every page of SSCAN with COUNT 2, in order.
-fn sscan_pages(con: &mut redis::Connection, key: &str) -> Pages {
-    let mut pages = Vec::new();
-    let mut cursor = 0u64;
-    for _ in 0..1000 {
-        let (next, items): (u64, Vec<String>) = redis::cmd("SSCAN").arg(key).arg(cursor).arg("COUNT").arg(2).query(con).expect("SSCAN");
-        pages.push((next, items));
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    pages
-}
-
 /// Sets too: `set-max-intset-entries` is each server's own, so a set of integers is
 /// packed on one member and a table on another; members, their order, SSCAN pages,
 /// SPOP's picks (made in apply, by the entry's seed) and the digest agree.
@@ -158,7 +143,10 @@ fn members_with_different_set_encodings_hold_the_same_sets_in_the_same_order() {
         .iter()
         .map(|&i| {
             let mut con = local_reader(&cluster, i);
-            names.iter().map(|k| (redis::cmd("SMEMBERS").arg(k).query(&mut con).expect("SMEMBERS"), sscan_pages(&mut con, k))).collect()
+            names
+                .iter()
+                .map(|k| (redis::cmd("SMEMBERS").arg(k).query(&mut con).expect("SMEMBERS"), scan_pages(&mut con, "SSCAN", k)))
+                .collect()
         })
         .collect();
     assert!(seen.iter().all(|v| *v == seen[0]), "members differ: {seen:?}");

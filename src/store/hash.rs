@@ -84,7 +84,8 @@ impl Default for HashValue {
     }
 }
 
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
+/// Writes a length as a varint (the packed hash's and set's member lengths).
+pub(super) fn put_len(out: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -103,7 +104,7 @@ fn len_bytes(mut n: usize) -> usize {
 
 /// Reads a length at `*pos`, moving past it. The buffer is only ever written by
 /// `put_len`, so it is well formed.
-fn read_len(bytes: &[u8], pos: &mut usize) -> usize {
+pub(super) fn read_len(bytes: &[u8], pos: &mut usize) -> usize {
     let mut n = 0usize;
     let mut shift = 0;
     loop {

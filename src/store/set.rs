@@ -21,6 +21,7 @@
 
 use indexmap::IndexSet;
 
+use super::hash::{put_len, read_len};
 use super::value::{Blob, Hasher};
 use crate::commands::args::parse_i64;
 
@@ -77,30 +78,6 @@ fn packed_len(bytes: &[u8]) -> usize {
 
 fn is_int(member: &[u8]) -> bool {
     parse_i64(member).is_some()
-}
-
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// Reads a length at `*pos`, moving past it. The buffer is only ever written by
-/// `put_len`, so it is well formed.
-fn read_len(bytes: &[u8], pos: &mut usize) -> usize {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = bytes[*pos];
-        *pos += 1;
-        n |= usize::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
 }
 
 /// One member of a packed buffer and where its encoding lies.

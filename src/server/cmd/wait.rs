@@ -90,8 +90,9 @@ impl Connection {
         let replica = &shared.core.replica;
         let view = replica.replication_view();
         let target = view.applied_index.unwrap_or(0);
-        if holding(&view, target) >= wanted {
-            return Reply::Int(holding(&view, target));
+        let held = holding(&view, target);
+        if held >= wanted {
+            return Reply::Int(held);
         }
         // Blocked as Redis's WAIT is: replies pipelined before it go out first, and the
         // wait ends with the client gone, CLIENT KILL, or this server deposed.
