@@ -329,7 +329,10 @@ impl Core {
                         let now = self.stamp();
                         let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
                         match self.store_async().await {
-                            Ok(store) => replies.extend(batch[i..end].iter().map(|r| store.read(r.spec, &r.args, now, rng))),
+                            Ok(store) => {
+                                let run = &batch[i..end];
+                                replies.extend(store.read_run(run.len(), |n| run.get(n).map(|r| (r.spec, &r.args[..])), now, rng))
+                            }
                             Err(busy) => replies.extend(batch[i..end].iter().map(|r| {
                                 let stats = (r.spec.name == "function|stats").then(|| self.function_stats_of_running());
                                 stats.flatten().unwrap_or_else(|| busy.clone())

@@ -277,39 +277,14 @@ impl Store {
         let time_ms = self.db.advance_time(entry.time_ms);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(entry.seed);
         let mut applied = Applied { replies: Vec::with_capacity(entry.ops.len()), ..Applied::default() };
-        // An entry of many commands (a pipeline, many clients' writes) finds its keys
-        // in a keyspace far larger than the caches: the loads of the next commands'
-        // lookups are started ahead, in stages (slot, entry, key bytes), so they
-        // overlap instead of each waiting for memory in turn.
         let ops = &entry.ops;
-        let key_of = |i: usize| match ops.get(i) {
-            Some(Op::Command(args)) => args.get(1),
-            _ => None,
-        };
-        // The next two stages look inside the key's value (a hash's field), once the
-        // key's entry is likely cached.
-        let field_of = |i: usize| match ops.get(i) {
-            // Hash commands (HSET, HGET, HINCRBY…) all begin with an H.
-            Some(Op::Command(args)) if args.len() > 2 && args[0].first().is_some_and(|b| b | 0x20 == b'h') => Some((&args[1], &args[2])),
+        let args_of = |i: usize| match ops.get(i) {
+            Some(Op::Command(args)) => Some(&args[..]),
             _ => None,
         };
         for (i, op) in ops.iter().enumerate() {
             if ops.len() > 1 {
-                if let Some(key) = key_of(i + PREFETCH_AHEAD) {
-                    self.db.prefetch_slot(key);
-                }
-                if let Some(key) = key_of(i + PREFETCH_AHEAD * 2 / 3) {
-                    self.db.prefetch_entry(key);
-                }
-                if let Some(key) = key_of(i + PREFETCH_AHEAD / 3) {
-                    self.db.prefetch_key(key);
-                }
-                if let Some((key, field)) = field_of(i + PREFETCH_AHEAD / 3) {
-                    self.db.prefetch_field_slot(key, field);
-                }
-                if let Some((key, field)) = field_of(i + 1) {
-                    self.db.prefetch_field_entry(key, field);
-                }
+                self.prefetch_ahead(i, args_of);
             }
             if scripts_here {
                 crate::scripting::record_calls(Some(self.show_script_calls.load(std::sync::atomic::Ordering::Relaxed)));
@@ -445,6 +420,56 @@ impl Store {
     }
 
     /// Runs a read-only command (its spec already looked up) at `now_ms`; changes nothing.
+    /// A run of many commands (a pipeline, many clients' writes or reads) finds its
+    /// keys in a keyspace far larger than the caches: before the `i`th command runs,
+    /// the loads of the next commands' lookups are started, in stages (slot, entry,
+    /// key bytes, then a hash's field), so they overlap instead of each waiting for
+    /// memory in turn. `args_of(n)` is the `n`th command's arguments, if any.
+    fn prefetch_ahead<'a>(&self, i: usize, args_of: impl Fn(usize) -> Option<&'a [Bytes]>) {
+        let key_of = |n: usize| args_of(n).and_then(|args| args.get(1));
+        // The last two stages look inside the key's value (a hash's field), once the
+        // key's entry is likely cached. Hash commands (HSET, HGET, HINCRBY…) all
+        // begin with an H.
+        let field_of = |n: usize| {
+            args_of(n).filter(|args| args.len() > 2 && args[0].first().is_some_and(|b| b | 0x20 == b'h')).map(|args| (&args[1], &args[2]))
+        };
+        if let Some(key) = key_of(i + PREFETCH_AHEAD) {
+            self.db.prefetch_slot(key);
+        }
+        if let Some(key) = key_of(i + PREFETCH_AHEAD * 2 / 3) {
+            self.db.prefetch_entry(key);
+        }
+        if let Some(key) = key_of(i + PREFETCH_AHEAD / 3) {
+            self.db.prefetch_key(key);
+        }
+        if let Some((key, field)) = field_of(i + PREFETCH_AHEAD / 3) {
+            self.db.prefetch_field_slot(key, field);
+        }
+        if let Some((key, field)) = field_of(i + 1) {
+            self.db.prefetch_field_entry(key, field);
+        }
+    }
+
+    /// Runs `n` consecutive read commands (`command(i)` is the `i`th), prefetching
+    /// their lookups ahead as apply does (see [`Store::prefetch_ahead`]).
+    pub fn read_run<'a>(
+        &self,
+        n: usize,
+        command: impl Fn(usize) -> Option<(&'a CommandSpec, &'a [Bytes])>,
+        now_ms: u64,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Vec<Reply> {
+        let args_of = |i: usize| command(i).map(|(_, args)| args);
+        (0..n)
+            .filter_map(|i| {
+                if n > 1 {
+                    self.prefetch_ahead(i, args_of);
+                }
+                command(i).map(|(spec, args)| self.read(spec, args, now_ms, rng))
+            })
+            .collect()
+    }
+
     pub fn read(&self, spec: &CommandSpec, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
         if !spec.arity_ok(args.len()) {
             return wrong_args(spec.name);
