@@ -235,27 +235,157 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
             format!("snapshot format version {version}, this build reads {FORMAT_VERSION_NO_SCRIPTS} to {FORMAT_VERSION}"),
         ));
     }
-    let mut pos = 16;
     let mut loading = Loading::new(version, now_ms);
+    loading.db.reserve(key_records_hint(bytes));
+    let versioned = loading.versioned;
+    // Two stages on two threads: one checks each record and decodes the keys'
+    // values (checksums, varints, allocations), the other inserts them into the
+    // keyspace in the file's order (cache misses in a table of millions). A
+    // restart and a new mirror's catch-up load at the pace of the slower one.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record<'_>>>(RECORD_BATCHES_IN_FLIGHT);
+        scope.spawn(move || read_records(bytes, versioned, tx));
+        for batch in rx {
+            // The keys borrow the file, not the batch: the loop below consumes it.
+            let keys: Vec<&[u8]> = batch.iter().map(|r| if let Record::Key { key, .. } = r { key.key } else { &[] }).collect();
+            for (i, record) in batch.into_iter().enumerate() {
+                // The keyspace lookup of a key a few ahead starts loading now.
+                if let Some(key) = keys.get(i + INSERT_PREFETCH_AHEAD).filter(|k| !k.is_empty()) {
+                    loading.db.prefetch_slot(key);
+                }
+                let done = match record {
+                    Record::Key { pos, key } => loading.take_key(key).map(|()| false).map_err(|why| corrupt(pos, why))?,
+                    Record::Other { pos, kind, payload } => {
+                        loading.record(kind, &mut Decoder::new(payload)).map_err(|why| corrupt(pos, why))?
+                    }
+                    Record::Bad { pos, why } => return Err(corrupt(pos, why)),
+                };
+                if done {
+                    let Loading { meta, db, .. } = loading;
+                    let meta = meta.ok_or_else(|| corrupt(pos_of_end(bytes), "no meta record".into()))?;
+                    return Ok((meta, db));
+                }
+            }
+        }
+        Err(corrupt(bytes.len(), "cut short: no end record".into()))
+    })
+}
+
+/// Records sent from the reading thread to the loading one at a time, and batches
+/// of them on their way: enough to keep both busy, few enough to bound the memory
+/// of decoded values waiting (a batch holds up to `RECORD_BATCH` keys).
+const RECORD_BATCH: usize = 1024;
+const RECORD_BATCHES_IN_FLIGHT: usize = 16;
+/// How many keys ahead of the one inserted its keyspace slot is prefetched.
+const INSERT_PREFETCH_AHEAD: usize = 8;
+
+/// One record as the reading thread found it.
+enum Record<'a> {
+    /// A key record, checked and decoded.
+    Key { pos: usize, key: KeyRecord<'a> },
+    /// Any other record, checked; decoded where it is loaded (few and small).
+    Other { pos: usize, kind: u8, payload: &'a [u8] },
+    /// Where the file stops making sense; nothing after it is read.
+    Bad { pos: usize, why: String },
+}
+
+/// A key record's fields.
+struct KeyRecord<'a> {
+    key: &'a [u8],
+    expire_at_ms: u64,
+    /// `None` in a snapshot written before key versions (they load at its index).
+    version: Option<u32>,
+    value: crate::store::value::Value,
+}
+
+/// The reading stage: checks every record's frame and checksum, decodes key
+/// records, and sends them in batches until the end record or the first bad one.
+fn read_records<'a>(bytes: &'a [u8], versioned: bool, tx: std::sync::mpsc::SyncSender<Vec<Record<'a>>>) {
+    let mut pos = 16;
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
     loop {
-        let header = bytes.get(pos..pos + 8).ok_or_else(|| corrupt(pos, "cut short: no end record".into()))?;
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len == 0 || len > RECORD_BYTES_MAX {
-            return Err(corrupt(pos, format!("impossible record length {len}")));
+        let (record, next) = match check_record(bytes, pos) {
+            Err(why) => (Record::Bad { pos, why }, None),
+            Ok(payload) if payload[0] == KIND_KEY => match decode_key(&mut Decoder::new(&payload[1..]), versioned) {
+                Ok(key) => (Record::Key { pos, key }, Some(pos + 8 + payload.len())),
+                Err(why) => (Record::Bad { pos, why }, None),
+            },
+            Ok(payload) => {
+                let next = (payload[0] != KIND_END).then_some(pos + 8 + payload.len());
+                (Record::Other { pos, kind: payload[0], payload: &payload[1..] }, next)
+            }
+        };
+        batch.push(record);
+        let Some(next) = next else { break };
+        pos = next;
+        if batch.len() == RECORD_BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(RECORD_BATCH))).is_err() {
+            // The loading stage stopped (a bad record): nothing more is wanted.
+            return;
         }
-        let payload = bytes.get(pos + 8..pos + 8 + len).ok_or_else(|| corrupt(pos, format!("record of {len} bytes cut short")))?;
-        let actual = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload);
-        if actual != crc {
-            return Err(corrupt(pos, format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})")));
-        }
-        if loading.record(payload[0], &mut Decoder::new(&payload[1..])).map_err(|why| corrupt(pos, why))? {
-            let Loading { meta, db, .. } = loading;
-            let meta = meta.ok_or_else(|| corrupt(pos, "no meta record".into()))?;
-            return Ok((meta, db));
-        }
-        pos += 8 + len;
     }
+    let _ = tx.send(batch);
+}
+
+/// The payload of the record at `pos`, once its length and checksum check out.
+fn check_record(bytes: &[u8], pos: usize) -> Result<&[u8], String> {
+    let header = bytes.get(pos..pos + 8).ok_or_else(|| "cut short: no end record".to_string())?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > RECORD_BYTES_MAX {
+        return Err(format!("impossible record length {len}"));
+    }
+    let payload = bytes.get(pos + 8..pos + 8 + len).ok_or_else(|| format!("record of {len} bytes cut short"))?;
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload);
+    if actual != crc {
+        return Err(format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"));
+    }
+    Ok(payload)
+}
+
+/// About how many key records `bytes` holds, from the record headers alone (no
+/// checksums): the keyspace is sized once instead of growing on the way. Never more
+/// than one per 16 bytes of file, whatever a damaged file's headers say.
+fn key_records_hint(bytes: &[u8]) -> usize {
+    let mut pos = 16;
+    let mut keys = 0;
+    while let Some(header) = bytes.get(pos..pos + 9) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len == 0 {
+            break;
+        }
+        keys += usize::from(header[8] == KIND_KEY);
+        pos = pos.saturating_add(8 + len);
+    }
+    keys.min(bytes.len() / 16)
+}
+
+/// Where the end record starts, for an error about it (the last record read).
+fn pos_of_end(bytes: &[u8]) -> usize {
+    let mut pos = 16;
+    while let Ok(payload) = check_record(bytes, pos) {
+        if payload[0] == KIND_END {
+            return pos;
+        }
+        pos += 8 + payload.len();
+    }
+    pos
+}
+
+/// A key record's payload (after its kind): key, expiry, version, value.
+fn decode_key<'a>(d: &mut Decoder<'a>, versioned: bool) -> Result<KeyRecord<'a>, String> {
+    let bad = |e: crate::store::codec::CodecError| e.to_string();
+    let key = d.bytes("key").map_err(bad)?;
+    let expire_at_ms = d.varint("expiry").map_err(bad)?;
+    // Versions are the low 32 bits of a log index (see `store::db::Item`).
+    let version = if versioned {
+        let v = d.varint("key version").map_err(bad)?;
+        Some(u32::try_from(v).map_err(|_| format!("key version {v} is over 32 bits"))?)
+    } else {
+        None
+    };
+    let value = d.value().map_err(bad)?;
+    d.finish().map_err(bad)?;
+    Ok(KeyRecord { key, expire_at_ms, version, value })
 }
 
 /// A snapshot being read: what its records built so far and counted.
@@ -313,7 +443,7 @@ impl Loading {
                 self.db.restore_state(self.db.index(), time_ms, removed);
                 self.state_read = true;
             }
-            KIND_KEY if started && self.state_read => self.key(d)?,
+            KIND_KEY if started && self.state_read => self.take_key(decode_key(d, self.versioned)?)?,
             KIND_SCRIPT if started && self.with_scripts => {
                 let source = d.bytes("script source").map_err(bad)?;
                 d.finish().map_err(bad)?;
@@ -364,20 +494,13 @@ impl Loading {
         Ok(false)
     }
 
-    fn key(&mut self, d: &mut Decoder) -> Result<(), String> {
-        let bad = |e: crate::store::codec::CodecError| e.to_string();
-        let key = d.bytes("key").map_err(bad)?;
-        let expire_at_ms = d.varint("expiry").map_err(bad)?;
-        // Versions are the low 32 bits of a log index (see `store::db::Item`).
-        let key_version = if self.versioned {
-            let v = d.varint("key version").map_err(bad)?;
-            u32::try_from(v).map_err(|_| format!("key version {v} is over 32 bits"))?
-        } else {
-            self.db.index() as u32
-        };
-        let value = d.value().map_err(bad)?;
-        d.finish().map_err(bad)?;
-        self.db.load(key, value, expire_at_ms, key_version, self.now_ms);
+    /// A decoded key record, in its place among the records.
+    fn take_key(&mut self, key: KeyRecord<'_>) -> Result<(), String> {
+        if self.meta.is_none() || !self.state_read {
+            return Err(format!("unexpected record kind {KIND_KEY}"));
+        }
+        let version = key.version.unwrap_or(self.db.index() as u32);
+        self.db.load(key.key, key.value, key.expire_at_ms, version, self.now_ms);
         self.keys += 1;
         Ok(())
     }
@@ -458,6 +581,65 @@ mod tests {
 
     fn meta() -> SnapshotMeta {
         SnapshotMeta::default()
+    }
+
+    /// Positions of the records after the header (each record's first byte).
+    fn record_starts(bytes: &[u8]) -> Vec<usize> {
+        let mut pos = 16;
+        let mut starts = Vec::new();
+        while let Some(h) = bytes.get(pos..pos + 4) {
+            starts.push(pos);
+            pos += 8 + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        }
+        starts
+    }
+
+    /// Many batches of keys (the reading thread sends them `RECORD_BATCH` at a
+    /// time): every key, its TTL, its version and the keyspace's order come back;
+    /// a damaged record in a later batch is reported at its own offset, and a file
+    /// cut short anywhere is refused, never loaded in part.
+    #[test]
+    fn a_snapshot_of_many_batches_loads_in_order_and_damage_anywhere_is_refused() {
+        let mut store = Store::new();
+        let ops: Vec<Op> = (0..RECORD_BATCH * 3 + 17)
+            .map(|i| {
+                let key = Bytes::from(format!("key:{i}"));
+                if i % 7 == 0 {
+                    Op::Command(vec![
+                        Bytes::from_static(b"SET"),
+                        key,
+                        Bytes::from(format!("v{i}")),
+                        Bytes::from_static(b"PX"),
+                        Bytes::from_static(b"100000"),
+                    ])
+                } else {
+                    Op::Command(vec![Bytes::from_static(b"SET"), key, Bytes::from(format!("v{i}"))])
+                }
+            })
+            .collect();
+        store.apply(&Entry { time_ms: 1000, seed: 1, ops: ops.into(), origins: None });
+        let bytes = encode(&store.db, &meta());
+        let (_, back) = decode(&bytes, "test", 0).unwrap();
+        assert_eq!(crate::store::digest(&back), crate::store::digest(&store.db));
+        assert_eq!(back.expires_count(), store.db.expires_count());
+        let order = |db: &Db| db.iter().map(|(k, i)| (k.to_vec(), i.version())).collect::<Vec<_>>();
+        assert_eq!(order(&back), order(&store.db));
+        back.check_slot_index().unwrap();
+
+        let starts = record_starts(&bytes);
+        let victim = starts[RECORD_BATCH * 2 + 5];
+        let mut damaged = bytes.clone();
+        damaged[victim + 12] ^= 0x40;
+        match decode(&damaged, "test", 0) {
+            Err(SnapshotError::Corrupt { offset, why, .. }) => {
+                assert_eq!(offset, victim);
+                assert!(why.contains("checksum mismatch"), "{why}");
+            }
+            other => panic!("a damaged record must be refused, got {:?}", other.map(|(_, db)| db.len())),
+        }
+        for cut in [victim, victim + 3, bytes.len() - 1, *starts.last().unwrap()] {
+            assert!(decode(&bytes[..cut], "test", 0).is_err(), "cut at {cut} of {} must be refused", bytes.len());
+        }
     }
 
     #[test]

@@ -206,6 +206,11 @@ impl Db {
         std::mem::take(&mut self.stream_changes)
     }
 
+    /// Makes room for `additional` more keys (a snapshot about to be loaded).
+    pub fn reserve(&mut self, additional: usize) {
+        self.keys.reserve(additional);
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -246,8 +251,13 @@ impl Db {
         self.keys.prefetch_entry(key)
     }
 
+    /// The last stage also starts loading a string value's bytes (their own
+    /// allocation), which GET, INCR or APPEND read next.
     pub fn prefetch_key(&self, key: &[u8]) {
-        self.keys.prefetch_key(key)
+        self.keys.prefetch_key(key);
+        if let Some(first) = self.keys.home_value(key).and_then(|item| item.value.as_str().ok()).and_then(|s| s.first()) {
+            super::table::prefetch_read(first);
+        }
     }
 
     /// Two more stages for a command on a field of a hash (`HSET key field …`): once
@@ -551,12 +561,25 @@ impl Db {
     /// Inserts a key read from a snapshot with its expiry (0 = none) and version.
     pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
         let value = self.fitted(value);
-        self.insert(key, value, now_ms);
-        if expire_at_ms != 0 {
-            self.set_expire(key, expire_at_ms);
+        Db::note_touched(&mut self.touched, key);
+        Db::note_stream(&mut self.stream_changes, key, &value);
+        // One lookup per key (a restart loads millions): the item goes in whole.
+        let item = Item { version, expire_at_ms, ..Item::new(value, now_ms) };
+        match self.keys.insert_full(Key::from(key), item) {
+            (position, None) => self.slots.link(&mut self.keys, position),
+            // A key given twice: the later one wins, as a second SET would, in the
+            // place (and the links among its slot's keys) of the first.
+            (position, Some(old)) => {
+                if let Some((_, item)) = self.keys.get_index_mut(position) {
+                    item.slot_links = old.slot_links;
+                }
+                if old.expire_at_ms != 0 {
+                    self.expires.remove(&(old.expire_at_ms, Blob::from(key)));
+                }
+            }
         }
-        if let Some(item) = self.keys.get_mut(key) {
-            item.version = version;
+        if expire_at_ms != 0 {
+            self.expires.insert((expire_at_ms, Blob::from(key)));
         }
     }
 
@@ -616,6 +639,25 @@ mod tests {
 
     fn s(v: &str) -> Value {
         Value::Str(v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_key_loaded_twice_keeps_one_place_the_later_value_and_ttl() {
+        let mut db = Db::new();
+        db.load(b"a", s("1"), 5000, 7, 0);
+        db.load(b"b", s("2"), 0, 8, 0);
+        db.load(b"a", s("3"), 0, 9, 0);
+        db.load(b"b", s("4"), 6000, 10, 0);
+        assert_eq!(db.len(), 2);
+        assert_eq!(db.item(b"a").map(|i| (i.expire_at_ms, i.version())), Some((0, 9)));
+        assert_eq!(db.item(b"b").map(|i| (i.expire_at_ms, i.version())), Some((6000, 10)));
+        assert_eq!(db.due_keys(u64::MAX, 10), vec![Blob::from(&b"b"[..])]);
+        db.check_slot_index().expect("the slot index lists each key once");
+        let slot = crate::cluster::slot::key_slot(b"a");
+        assert_eq!(db.count_in_slot(slot), 1);
+        db.remove(b"a");
+        assert_eq!(db.count_in_slot(slot), 0);
+        db.check_slot_index().expect("the slot index after a removal");
     }
 
     #[test]

@@ -254,6 +254,21 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         table
     }
 
+    /// Makes room for `additional` more entries, so that inserting them does not
+    /// grow the index on the way (each growth places every entry again).
+    pub fn reserve(&mut self, additional: usize) {
+        let wanted = self.entries.len().saturating_add(additional);
+        self.entries.reserve(additional);
+        let size = (wanted.saturating_mul(4) / 3 + 1).next_power_of_two().max(8);
+        if size > self.slots.len() {
+            self.slots = vec![EMPTY; size];
+            for position in 0..self.entries.len() {
+                let hash = self.entries[position].hash;
+                self.place(slot_of(hash, position));
+            }
+        }
+    }
+
     /// [`KeyTable::insert_full`] without the position.
     pub fn insert(&mut self, key: impl Into<K>, value: V) -> Option<V> {
         self.insert_full(key.into(), value).1
