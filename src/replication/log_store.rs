@@ -143,6 +143,21 @@ impl LogStore {
         Ok((LogStore { inner: Arc::new(inner) }, OpenReport { entries: count, torn_tail }))
     }
 
+    /// Where to purge so that the entries kept at or below `snapshot` (which the
+    /// snapshot covers) hold at most `keep_bytes`: the highest such entry whose
+    /// bytes, with those after it up to `snapshot`, go over; `None` when they all fit.
+    pub fn purge_point(&self, snapshot: u64, keep_bytes: usize) -> Option<u64> {
+        let state = self.state();
+        let mut kept = 0;
+        for (index, entry) in state.entries.range(..=snapshot).rev() {
+            kept += entry_bytes(entry);
+            if kept > keep_bytes {
+                return Some(*index);
+            }
+        }
+        None
+    }
+
     /// Approximate bytes of log entries held in memory.
     pub fn memory_bytes(&self) -> usize {
         self.inner.bytes.load(std::sync::atomic::Ordering::Relaxed)

@@ -42,6 +42,11 @@ const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 500;
 const VOTER_LOG_KEPT_BEHIND_SNAPSHOT: u64 = u64::MAX;
 /// Purge in large steps: fewer purges, fewer chances to race apply.
 pub const PURGE_BATCH_ENTRIES: u64 = 100;
+/// Bytes of entries a data-holding server keeps behind its last snapshot, whatever
+/// their number: `LOG_KEPT_BEHIND_SNAPSHOT` entries of a bulk load (up to
+/// `ENTRY_BYTES_TARGET` each) would otherwise stay in memory and on disk, and be
+/// read back and decoded by every restart though the snapshot holds them.
+const LOG_BYTES_KEPT_BEHIND_SNAPSHOT: usize = 16 << 20;
 /// A snapshot is also taken when the log held in memory passes this many bytes, so
 /// large values do not pile up in the log between snapshots. A restartable snapshot
 /// copies and writes the data, so it waits longer than a live one, which costs nothing.
@@ -311,6 +316,9 @@ impl Replica {
             }
             membership::spawn(group.clone());
         }
+        if !options.witness {
+            tokio::spawn(trim_log_behind_snapshots(raft.clone(), log.clone()));
+        }
         let clock = Arc::new(Mutex::new(EntryClock::new(applied_time_ms)));
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(batch_proposals(raft.clone(), clock.clone(), options.layout.clone(), queue));
@@ -550,6 +558,33 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
     match refused {
         Some(why) => Err(StartError::Raft(why)),
         None => Ok(()),
+    }
+}
+
+/// On a data-holding server: after each snapshot, purges the log behind it down to
+/// [`LOG_BYTES_KEPT_BEHIND_SNAPSHOT`] (openraft keeps a number of entries, whatever
+/// their size). A mirror lagging further than that gets the snapshot, which holds
+/// the data (a voter's does not: voters never run this).
+async fn trim_log_behind_snapshots(raft: Raft, log: LogStore) {
+    let mut metrics = raft.metrics();
+    let mut seen = None;
+    loop {
+        let (snapshot, purged) = {
+            let m = metrics.borrow_watched();
+            (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index))
+        };
+        if snapshot != seen {
+            seen = snapshot;
+            let upto = snapshot.and_then(|s| log.purge_point(s, LOG_BYTES_KEPT_BEHIND_SNAPSHOT));
+            if let Some(upto) = upto.filter(|u| Some(*u) > purged) {
+                if let Err(e) = raft.trigger().purge_log(upto).await {
+                    tracing::debug!(error = %e, "trimming the log behind the snapshot");
+                }
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }
 
