@@ -563,26 +563,48 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
 
 /// On a data-holding server: after each snapshot, purges the log behind it down to
 /// [`LOG_BYTES_KEPT_BEHIND_SNAPSHOT`] (openraft keeps a number of entries, whatever
-/// their size). A mirror lagging further than that gets the snapshot, which holds
-/// the data (a voter's does not: voters never run this).
+/// their size). A mirror lagging further than that would get the snapshot, which
+/// holds the data (a voter's does not: voters never run this); but so that a mirror
+/// that fell behind during a bulk load (reconnecting, receiving a snapshot) is not
+/// sent one snapshot after another, the active never trims past what every other
+/// member has matched: while one lags, openraft's own purge rule alone applies.
 async fn trim_log_behind_snapshots(raft: Raft, log: LogStore) {
     let mut metrics = raft.metrics();
     let mut seen = None;
+    // Held back by a lagging member: looked at again every second.
+    let mut held_back = false;
     loop {
-        let (snapshot, purged) = {
+        let (snapshot, purged, followers_floor) = {
             let m = metrics.borrow_watched();
-            (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index))
+            let floor = m.replication.as_ref().map(|r| {
+                r.iter().filter(|(id, _)| **id != m.id).map(|(_, matched)| matched.map_or(0, |l| l.index)).min().unwrap_or(u64::MAX)
+            });
+            (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index), floor)
         };
-        if snapshot != seen {
+        if snapshot != seen || held_back {
             seen = snapshot;
-            let upto = snapshot.and_then(|s| log.purge_point(s, LOG_BYTES_KEPT_BEHIND_SNAPSHOT));
-            if let Some(upto) = upto.filter(|u| Some(*u) > purged) {
-                if let Err(e) = raft.trigger().purge_log(upto).await {
-                    tracing::debug!(error = %e, "trimming the log behind the snapshot");
+            held_back = false;
+            if let Some(wanted) = snapshot.and_then(|s| log.purge_point(s, LOG_BYTES_KEPT_BEHIND_SNAPSHOT)) {
+                let upto = followers_floor.map_or(wanted, |floor| wanted.min(floor));
+                held_back = upto < wanted;
+                if Some(upto) > purged {
+                    if let Err(e) = raft.trigger().purge_log(upto).await {
+                        tracing::debug!(error = %e, "trimming the log behind the snapshot");
+                    }
                 }
             }
         }
-        if metrics.changed().await.is_err() {
+        if held_back {
+            // Not on every commit: once a second, unless the member stops.
+            let pause = tokio::time::sleep(std::time::Duration::from_secs(1));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    changed = metrics.changed() => if changed.is_err() { return },
+                    _ = &mut pause => break,
+                }
+            }
+        } else if metrics.changed().await.is_err() {
             return;
         }
     }

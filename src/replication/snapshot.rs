@@ -236,7 +236,7 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         ));
     }
     let mut loading = Loading::new(version, now_ms);
-    loading.db.reserve(key_records_hint(bytes));
+    let mut keys_hint = Some(key_records_hint(bytes));
     let versioned = loading.versioned;
     // Two stages on two threads: one checks each record and decodes the keys'
     // values (checksums, varints, allocations), the other inserts them into the
@@ -246,6 +246,14 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record<'_>>>(RECORD_BATCHES_IN_FLIGHT);
         scope.spawn(move || read_records(bytes, versioned, tx));
         for batch in rx {
+            // The keyspace is sized once the first records have checked out: the hint
+            // (headers only, unchecked) is held to twice what a file of this size
+            // holds at their average size, so a damaged file reserves little.
+            if let (Some(hint), [first, .., last]) = (keys_hint, batch.as_slice()) {
+                let average = ((last.pos() - first.pos()) / (batch.len() - 1)).max(1);
+                loading.db.reserve(hint.min(2 * bytes.len() / average));
+                keys_hint = None;
+            }
             // The keys borrow the file, not the batch: the loop below consumes it.
             let keys: Vec<&[u8]> = batch.iter().map(|r| if let Record::Key { key, .. } = r { key.key } else { &[] }).collect();
             for (i, record) in batch.into_iter().enumerate() {
@@ -287,6 +295,14 @@ enum Record<'a> {
     Other { pos: usize, kind: u8, payload: &'a [u8] },
     /// Where the file stops making sense; nothing after it is read.
     Bad { pos: usize, why: String },
+}
+
+impl Record<'_> {
+    fn pos(&self) -> usize {
+        match self {
+            Record::Key { pos, .. } | Record::Other { pos, .. } | Record::Bad { pos, .. } => *pos,
+        }
+    }
 }
 
 /// A key record's fields.
@@ -344,7 +360,8 @@ fn check_record(bytes: &[u8], pos: usize) -> Result<&[u8], String> {
 
 /// About how many key records `bytes` holds, from the record headers alone (no
 /// checksums): the keyspace is sized once instead of growing on the way. Never more
-/// than one per 16 bytes of file, whatever a damaged file's headers say.
+/// than one per 16 bytes of file, whatever a damaged file's headers say (and the
+/// caller holds it to what the first checked records suggest).
 fn key_records_hint(bytes: &[u8]) -> usize {
     let mut pos = 16;
     let mut keys = 0;
