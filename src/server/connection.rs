@@ -85,13 +85,6 @@ impl Connection {
                 _ = idle => break,
             }
             idle_from = Instant::now();
-            // Replies wait until the other clients with input have run theirs (one
-            // turn of the runtime, as Redis writes its replies once per event-loop
-            // turn): sends come in a burst, and a client woken by the first is
-            // still awake for the rest, instead of each send paying to wake it.
-            if !self.frames.out.is_empty() {
-                tokio::task::yield_now().await;
-            }
             if self.flush().await.is_err() {
                 break;
             }
