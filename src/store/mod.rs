@@ -419,7 +419,6 @@ impl Store {
         result.unwrap_or_else(|e| e)
     }
 
-    /// Runs a read-only command (its spec already looked up) at `now_ms`; changes nothing.
     /// A run of many commands (a pipeline, many clients' writes or reads) finds its
     /// keys in a keyspace far larger than the caches: before the `i`th command runs,
     /// the loads of the next commands' lookups are started, in stages (slot, entry,
@@ -470,6 +469,7 @@ impl Store {
             .collect()
     }
 
+    /// Runs a read-only command (its spec already looked up) at `now_ms`; changes nothing.
     pub fn read(&self, spec: &CommandSpec, args: &[Bytes], now_ms: u64, rng: &mut Xoshiro256PlusPlus) -> Reply {
         if !spec.arity_ok(args.len()) {
             return wrong_args(spec.name);

@@ -398,6 +398,25 @@ mod tests {
 
     type Blob = Box<[u8]>;
 
+    /// `reserve` places what is there again and leaves room: the reserved number of
+    /// inserts never grows the index, and every key is still found.
+    #[test]
+    fn reserve_keeps_every_key_and_room_for_the_reserved() {
+        let mut table: KeyTable<Blob, u64> = KeyTable::default();
+        for i in 0..100u64 {
+            table.insert(format!("k{i}").into_bytes().into_boxed_slice(), i);
+        }
+        table.reserve(10_000);
+        let slots = table.slots.len();
+        for i in 100..10_100u64 {
+            table.insert(format!("k{i}").into_bytes().into_boxed_slice(), i);
+        }
+        assert_eq!(table.slots.len(), slots, "the reserved inserts grew the index");
+        assert!((0..10_100u64).all(|i| table.get(format!("k{i}").as_bytes()) == Some(&i)));
+        table.reserve(0);
+        assert_eq!(table.slots.len(), slots, "reserving nothing more changes nothing");
+    }
+
     /// Every operation the keyspace uses, at random, against IndexMap (the table this
     /// one replaced): the same positions, values and order after each step.
     #[test]
