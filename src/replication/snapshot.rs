@@ -244,8 +244,23 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
     // restart and a new mirror's catch-up load at the pace of the slower one.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record<'_>>>(RECORD_BATCHES_IN_FLIGHT);
-        scope.spawn(move || read_records(bytes, versioned, tx));
-        for batch in rx {
+        let reader = std::thread::Builder::new()
+            .name("tandem-snapshot-read".into())
+            .spawn_scoped(scope, move || read_records(bytes, versioned, |batch| tx.send(batch).is_ok()));
+        let batches: Box<dyn Iterator<Item = Vec<Record<'_>>>> = match reader {
+            Ok(_) => Box::new(rx.into_iter()),
+            Err(e) => {
+                // No thread to be had (a process at its limits): both stages here.
+                tracing::warn!(error = %e, "no thread to read the snapshot with: reading and loading it on one");
+                let mut all = Vec::new();
+                read_records(bytes, versioned, |batch| {
+                    all.push(batch);
+                    true
+                });
+                Box::new(all.into_iter())
+            }
+        };
+        for batch in batches {
             // The keyspace is sized once the first records have checked out: the hint
             // (headers only, unchecked) is held to twice what a file of this size
             // holds at their average size, so a damaged file reserves little.
@@ -315,8 +330,9 @@ struct KeyRecord<'a> {
 }
 
 /// The reading stage: checks every record's frame and checksum, decodes key
-/// records, and sends them in batches until the end record or the first bad one.
-fn read_records<'a>(bytes: &'a [u8], versioned: bool, tx: std::sync::mpsc::SyncSender<Vec<Record<'a>>>) {
+/// records, and hands them to `send` in batches until the end record or the first
+/// bad one, or until `send` says no more are wanted.
+fn read_records<'a>(bytes: &'a [u8], versioned: bool, mut send: impl FnMut(Vec<Record<'a>>) -> bool) {
     let mut pos = 16;
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     loop {
@@ -334,12 +350,12 @@ fn read_records<'a>(bytes: &'a [u8], versioned: bool, tx: std::sync::mpsc::SyncS
         batch.push(record);
         let Some(next) = next else { break };
         pos = next;
-        if batch.len() == RECORD_BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(RECORD_BATCH))).is_err() {
+        if batch.len() == RECORD_BATCH && !send(std::mem::replace(&mut batch, Vec::with_capacity(RECORD_BATCH))) {
             // The loading stage stopped (a bad record): nothing more is wanted.
             return;
         }
     }
-    let _ = tx.send(batch);
+    send(batch);
 }
 
 /// The payload of the record at `pos`, once its length and checksum check out.
@@ -657,6 +673,34 @@ mod tests {
         for cut in [victim, victim + 3, bytes.len() - 1, *starts.last().unwrap()] {
             assert!(decode(&bytes[..cut], "test", 0).is_err(), "cut at {cut} of {} must be refused", bytes.len());
         }
+    }
+
+    /// The reading stage alone (what a load with no second thread runs inline):
+    /// every key record once, in order, ending at the end record; and it stops at
+    /// once when the loading stage wants no more.
+    #[test]
+    fn the_reading_stage_hands_over_every_record_once_and_stops_when_told() {
+        let mut db = Db::new();
+        for i in 0..(RECORD_BATCH * 2 + 3) {
+            db.insert(format!("k{i}").as_bytes(), Value::Str(b"v".to_vec()), 0);
+        }
+        let bytes = encode(&db, &meta());
+        let mut batches = Vec::new();
+        read_records(&bytes, true, |batch| {
+            batches.push(batch);
+            true
+        });
+        let records: Vec<Record<'_>> = batches.into_iter().flatten().collect();
+        let keys: Vec<&[u8]> = records.iter().filter_map(|r| if let Record::Key { key, .. } = r { Some(key.key) } else { None }).collect();
+        assert_eq!(keys, db.iter().map(|(k, _)| &k[..]).collect::<Vec<_>>());
+        assert!(matches!(records.last(), Some(Record::Other { kind: KIND_END, .. })));
+        assert!(!records.iter().any(|r| matches!(r, Record::Bad { .. })));
+        let mut handed = 0;
+        read_records(&bytes, true, |_| {
+            handed += 1;
+            false
+        });
+        assert_eq!(handed, 1, "a refused batch ends the reading");
     }
 
     #[test]
