@@ -692,7 +692,7 @@ mod tests {
         });
         let records: Vec<Record<'_>> = batches.into_iter().flatten().collect();
         let keys: Vec<&[u8]> = records.iter().filter_map(|r| if let Record::Key { key, .. } = r { Some(key.key) } else { None }).collect();
-        assert_eq!(keys, db.iter().map(|(k, _)| &k[..]).collect::<Vec<_>>());
+        assert_eq!(keys, db.iter().map(|(k, _)| k).collect::<Vec<_>>());
         assert!(matches!(records.last(), Some(Record::Other { kind: KIND_END, .. })));
         assert!(!records.iter().any(|r| matches!(r, Record::Bad { .. })));
         let mut handed = 0;
