@@ -574,17 +574,19 @@ async fn trim_log_behind_snapshots(raft: Raft, log: LogStore) {
     // Held back by a lagging member: looked at again every second.
     let mut held_back = false;
     loop {
-        let (snapshot, purged, followers_floor) = {
-            let m = metrics.borrow_watched();
-            let floor = m.replication.as_ref().map(|r| {
-                r.iter().filter(|(id, _)| **id != m.id).map(|(_, matched)| matched.map_or(0, |l| l.index)).min().unwrap_or(u64::MAX)
-            });
-            (m.snapshot.map(|s| s.index), m.purged.map(|p| p.index), floor)
-        };
+        // Woken by every commit: only the snapshot is looked at unless it moved.
+        let snapshot = metrics.borrow_watched().snapshot.map(|s| s.index);
         if snapshot != seen || held_back {
             seen = snapshot;
             held_back = false;
             if let Some(wanted) = snapshot.and_then(|s| log.purge_point(s, LOG_BYTES_KEPT_BEHIND_SNAPSHOT)) {
+                let (purged, followers_floor) = {
+                    let m = metrics.borrow_watched();
+                    let floor = m.replication.as_ref().map(|r| {
+                        r.iter().filter(|(id, _)| **id != m.id).map(|(_, matched)| matched.map_or(0, |l| l.index)).min().unwrap_or(u64::MAX)
+                    });
+                    (m.purged.map(|p| p.index), floor)
+                };
                 let upto = followers_floor.map_or(wanted, |floor| wanted.min(floor));
                 held_back = upto < wanted;
                 if Some(upto) > purged {

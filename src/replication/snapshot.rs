@@ -276,16 +276,17 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
                 if let Some(key) = keys.get(i + INSERT_PREFETCH_AHEAD).filter(|k| !k.is_empty()) {
                     loading.db.prefetch_slot(key);
                 }
+                let pos = record.pos();
                 let done = match record {
-                    Record::Key { pos, key } => loading.take_key(key).map(|()| false).map_err(|why| corrupt(pos, why))?,
-                    Record::Other { pos, kind, payload } => {
+                    Record::Key { key, .. } => loading.take_key(key).map(|()| false).map_err(|why| corrupt(pos, why))?,
+                    Record::Other { kind, payload, .. } => {
                         loading.record(kind, &mut Decoder::new(payload)).map_err(|why| corrupt(pos, why))?
                     }
-                    Record::Bad { pos, why } => return Err(corrupt(pos, why)),
+                    Record::Bad { why, .. } => return Err(corrupt(pos, why)),
                 };
                 if done {
                     let Loading { meta, db, .. } = loading;
-                    let meta = meta.ok_or_else(|| corrupt(pos_of_end(bytes), "no meta record".into()))?;
+                    let meta = meta.ok_or_else(|| corrupt(pos, "no meta record".into()))?;
                     return Ok((meta, db));
                 }
             }
@@ -375,9 +376,8 @@ fn check_record(bytes: &[u8], pos: usize) -> Result<&[u8], String> {
 }
 
 /// About how many key records `bytes` holds, from the record headers alone (no
-/// checksums): the keyspace is sized once instead of growing on the way. Never more
-/// than one per 16 bytes of file, whatever a damaged file's headers say (and the
-/// caller holds it to what the first checked records suggest).
+/// checksums): the keyspace is sized once instead of growing on the way (the caller
+/// holds it to what the first checked records suggest).
 fn key_records_hint(bytes: &[u8]) -> usize {
     let mut pos = 16;
     let mut keys = 0;
@@ -389,19 +389,7 @@ fn key_records_hint(bytes: &[u8]) -> usize {
         keys += usize::from(header[8] == KIND_KEY);
         pos = pos.saturating_add(8 + len);
     }
-    keys.min(bytes.len() / 16)
-}
-
-/// Where the end record starts, for an error about it (the last record read).
-fn pos_of_end(bytes: &[u8]) -> usize {
-    let mut pos = 16;
-    while let Ok(payload) = check_record(bytes, pos) {
-        if payload[0] == KIND_END {
-            return pos;
-        }
-        pos += 8 + payload.len();
-    }
-    pos
+    keys
 }
 
 /// A key record's payload (after its kind): key, expiry, version, value.
