@@ -9,6 +9,7 @@
 #
 #   bash bench/catchup.sh                     # KEYS=1000000 SIZE=1000
 #   KEYS=200000 TANDEM_BIN=/path/to/tandem bash bench/catchup.sh
+#   KEEP_LOGS=/some/dir RUST_LOG=info bash bench/catchup.sh   # keep the servers' logs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ bin=${TANDEM_BIN:-$PWD/target/release/tandem}
 
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 source bench/stripe_lib.sh
-cleanup() { stop_members; rm -rf "$work"; }
+cleanup() { stop_members; [ -n "${KEEP_LOGS:-}" ] && cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 for port in "${T_CLIENT[@]}" "${T_GROUP[@]}" "${T_MGMT[@]}"; do

@@ -514,6 +514,48 @@ fn a_mirror_behind_the_purged_log_is_sent_a_snapshot() {
     assert!(cluster.stderr(mirror).contains("snapshot installed"), "{}", support::cluster::tail(&cluster.stderr(mirror), 30));
 }
 
+/// A restartable mirror that lost its data directory is sent a snapshot of many
+/// pieces (values of a megabyte among small keys), loads it as it arrives and keeps
+/// it on disk: killed and started again, it loads that file (no second snapshot
+/// from the active) and holds the same data as the others.
+#[test]
+fn a_snapshot_received_by_a_restartable_mirror_is_kept_whole_on_its_disk() {
+    let mut cluster = Cluster::start(Spec::servers(3));
+    let everyone = [0, 1, 2];
+    let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
+    let mirror = (active + 1) % 3;
+    cluster.kill9(mirror);
+    std::fs::remove_dir_all(cluster.data_dir(mirror)).expect("wipe the data directory");
+    let mut con = cluster.conn(active).unwrap();
+    let big = |i: usize| format!("{i:07}|").repeat(128 * 1024);
+    for i in 0..24 {
+        let _: () = redis::cmd("SET").arg(format!("big{i}")).arg(big(i)).query(&mut con).unwrap();
+    }
+    // Enough entries that the log the mirror would need is purged behind the snapshot.
+    for n in 0..1500 {
+        let _: () = redis::cmd("SET").arg(format!("k{n}")).arg(n).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    cluster.spawn(mirror);
+    cluster.wait_stable(&everyone, Duration::from_secs(30));
+    cluster.wait_converged(&everyone, Duration::from_secs(30));
+    let log = cluster.stderr(mirror);
+    assert_eq!(log.matches("snapshot installed").count(), 1, "{}", support::cluster::tail(&log, 30));
+
+    cluster.kill9(mirror);
+    cluster.spawn(mirror);
+    cluster.wait_stable(&everyone, Duration::from_secs(30));
+    cluster.wait_converged(&everyone, Duration::from_secs(30));
+    let log = cluster.stderr(mirror);
+    let last_run = log.rsplit("---- restart ----").next().unwrap_or_default();
+    assert!(last_run.contains("snapshot loaded"), "restarted from its own snapshot file: {}", support::cluster::tail(&log, 30));
+    assert_eq!(log.matches("snapshot installed").count(), 1, "sent a second snapshot: {}", support::cluster::tail(&log, 30));
+    let mut m = cluster.conn(mirror).unwrap();
+    let _: () = redis::cmd("READONLY").query(&mut m).unwrap();
+    let v: String = redis::cmd("GET").arg("big23").query(&mut m).unwrap();
+    assert!(v == big(23), "the mirror's copy of a large value differs");
+}
+
 fn log_memory(con: &mut redis::Connection) -> u64 {
     let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
     info.lines().find_map(|l| l.strip_prefix("tandem_log_memory:")).and_then(|v| v.trim().parse().ok()).expect("tandem_log_memory in INFO")

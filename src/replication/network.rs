@@ -13,7 +13,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkFactory, RaftNetworkV2};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::state_machine::SnapshotData;
@@ -142,17 +141,26 @@ impl Peer {
         vote: VoteOf<TypeConfig>,
         snapshot: SnapshotOf<TypeConfig, SnapshotData>,
     ) -> Result<Response, CallError> {
-        let (mut file, bytes, len) = match &snapshot.snapshot {
+        let (path, bytes, len) = match &snapshot.snapshot {
             SnapshotData::File(path) => {
-                let file = tokio::fs::File::open(path).await.map_err(|e| CallError::Network(format!("{}: {e}", path.display())))?;
-                let len = file.metadata().await.map_err(|e| CallError::Network(e.to_string()))?.len();
-                (Some(file), bytes::Bytes::new(), len)
+                let len = tokio::fs::metadata(path).await.map_err(|e| CallError::Network(format!("{}: {e}", path.display())))?.len();
+                (Some(path.clone()), bytes::Bytes::new(), len)
             }
             SnapshotData::Memory(b) => (None, b.clone(), b.len() as u64),
             SnapshotData::Live => {
                 return Err(CallError::Network(
                     "this member holds no data to send (a voter's log tail, or a lone server's live snapshot); the member must catch up from the active".into(),
                 ))
+            }
+        };
+        // A file's pieces are read on a thread of their own, a few ahead of the
+        // network; a snapshot in memory is sent from where it is.
+        let mut pieces = match path {
+            Some(path) => read_pieces(path, len),
+            None => {
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                let _ = tx.try_send(Ok(bytes));
+                rx
             }
         };
         let begin = Request::SnapshotBegin { vote, meta: snapshot.meta.clone(), bytes: len }.encode();
@@ -162,28 +170,29 @@ impl Peer {
         let Some(stream) = self.conn.as_mut() else { return Err(CallError::Network(format!("{addr}: no connection"))) };
         let started = std::time::Instant::now();
         let result: std::io::Result<Vec<u8>> = async {
+            use bytes::Buf;
+            use tokio::io::AsyncWriteExt;
             tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &begin)).await.map_err(timed_out)??;
             let mut sent = 0u64;
-            let mut chunk = vec![0u8; SNAPSHOT_CHUNK_BYTES + 1];
-            while sent < len {
-                chunk[0] = wire::CHUNK;
-                let n = match &mut file {
-                    Some(f) => {
-                        let want = SNAPSHOT_CHUNK_BYTES.min((len - sent) as usize);
-                        f.read_exact(&mut chunk[1..1 + want]).await?;
-                        want
+            while let Some(piece) = pieces.recv().await {
+                let mut piece = piece?;
+                while !piece.is_empty() {
+                    let body = piece.split_to(piece.len().min(SNAPSHOT_CHUNK_BYTES));
+                    if sent + body.len() as u64 > len {
+                        return Err(std::io::Error::other("the snapshot grew while it was sent"));
                     }
-                    None => {
-                        let start = sent as usize;
-                        let end = (start + SNAPSHOT_CHUNK_BYTES).min(bytes.len());
-                        chunk[1..1 + end - start].copy_from_slice(&bytes[start..end]);
-                        end - start
-                    }
-                };
-                tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, transport::write_frame(stream, &chunk[..1 + n]))
-                    .await
-                    .map_err(timed_out)??;
-                sent += n as u64;
+                    let mut header = [0u8; 5];
+                    header[..4].copy_from_slice(&(1 + body.len() as u32).to_be_bytes());
+                    header[4] = wire::CHUNK;
+                    let frame_len = 5 + body.len();
+                    let mut frame = Buf::chain(&header[..], body);
+                    tokio::time::timeout(SNAPSHOT_CHUNK_TIMEOUT, stream.write_all_buf(&mut frame)).await.map_err(timed_out)??;
+                    crate::management::metrics::global().record_group_frame("out", frame_len);
+                    sent += (frame_len - 5) as u64;
+                }
+            }
+            if sent != len {
+                return Err(std::io::Error::other(format!("the snapshot has {sent} bytes to send, {len} were announced")));
             }
             transport::call(stream, &[wire::SNAPSHOT_END], SNAPSHOT_CHUNK_TIMEOUT * 4).await
         }
@@ -204,6 +213,36 @@ impl Peer {
             }
         }
     }
+}
+
+/// Reads the snapshot file at `path` (`len` bytes) in pieces on a thread of its own,
+/// at most two pieces ahead of their sending; a read error ends the pieces.
+fn read_pieces(path: std::path::PathBuf, len: u64) -> tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))));
+                return;
+            }
+        };
+        let mut left = len;
+        while left > 0 {
+            let mut piece = vec![0u8; SNAPSHOT_CHUNK_BYTES.min(left as usize)];
+            if let Err(e) = file.read_exact(&mut piece) {
+                let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))));
+                return;
+            }
+            left -= piece.len() as u64;
+            // The receiver gone: the send was given up.
+            if tx.blocking_send(Ok(piece.into())).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 fn timed_out(_: tokio::time::error::Elapsed) -> std::io::Error {

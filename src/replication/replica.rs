@@ -266,6 +266,7 @@ impl Replica {
         let me = options.me().clone();
         let identity = group::identity(&options.layout, &me.name);
         let network = GroupNetwork { identity: identity.clone(), local_host: me.host.clone() };
+        let state_machine = sm.clone();
         let raft = Raft::new(node_id, config, network, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
         let (stop_tx, stop) = watch::channel(None);
         let (published_tx, published) = mpsc::unbounded_channel();
@@ -277,6 +278,7 @@ impl Replica {
             witness: options.witness,
             identity,
             snapshot_dir,
+            state_machine,
             active_commit: AtomicU64::new(u64::MAX),
             receiving_snapshot: AtomicBool::new(false),
             last_append_ms: AtomicU64::new(0),

@@ -97,7 +97,8 @@ struct Meta {
     applied: Option<LogId>,
     membership: StoredMembership,
     current: Option<(SnapshotMeta, SnapshotData)>,
-    /// A snapshot decoded while opening the data directory, installed without decoding twice.
+    /// A snapshot decoded while opening the data directory, or as it was received from
+    /// the active, installed without decoding twice.
     preloaded: Option<(Option<LogId>, Db)>,
 }
 
@@ -143,9 +144,7 @@ impl StateMachine {
                 }
             }
             if let Some(path) = snapshot::list(dir).pop() {
-                let bytes =
-                    std::fs::read(&path).map_err(|source| snapshot::SnapshotError::Io { file: path.display().to_string(), source })?;
-                let (snap_meta, db) = snapshot::decode(&bytes, &path.display().to_string(), now_ms())?;
+                let (snap_meta, db) = snapshot::load_file(&path, now_ms())?;
                 tracing::info!(file = %path.display(), keys = db.len(), last_log_id = ?snap_meta.last_log_id, "snapshot loaded");
                 meta.preloaded = Some((snap_meta.last_log_id, db));
                 meta.current = Some((snap_meta, SnapshotData::File(path)));
@@ -176,6 +175,25 @@ impl StateMachine {
     /// Defers snapshots while `health` reports disk trouble.
     pub fn watch_disk(&self, health: Arc<super::log_store::DiskHealth>) {
         *self.shared.health.lock().unwrap_or_else(|e| e.into_inner()) = Some(health);
+    }
+
+    /// Hands over `db`, decoded from a snapshot received for `id` while it arrived:
+    /// installing that snapshot then takes it instead of decoding the bytes again.
+    pub fn preload(&self, id: Option<LogId>, db: Db) {
+        self.meta().preloaded = Some((id, db));
+    }
+
+    /// Drops a database preloaded for `id` that no install took (openraft refused the
+    /// snapshot): it is not kept in memory for nothing.
+    pub fn discard_preloaded(&self, id: Option<LogId>) {
+        let stale = {
+            let mut m = self.meta();
+            match &m.preloaded {
+                Some((held, _)) if *held == id => m.preloaded.take(),
+                _ => None,
+            }
+        };
+        drop(stale);
     }
 
     /// Makes this a voter's state machine: entries advance it, data is not kept.
@@ -442,7 +460,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Some(db) => db,
             None => {
                 let (bytes, name) = data.load()?;
-                snapshot::decode(&bytes, &name, now_ms()).map_err(|e| io::Error::other(e.to_string()))?.1
+                snapshot::decode_bytes(bytes, &name, now_ms()).map_err(|e| io::Error::other(e.to_string()))?.1
             }
         };
         // A snapshot received from the active is kept like one built here.
