@@ -454,6 +454,11 @@ impl Group {
         self.receiving_snapshot.store(true, Ordering::Relaxed);
         let result = self.receive_snapshot_inner(socket, vote, meta, bytes).await;
         self.receiving_snapshot.store(false, Ordering::Relaxed);
+        match &result {
+            Err(e) => tracing::warn!(error = %e, "receiving a snapshot from the active failed; the connection is closed"),
+            Ok(Response::Error(why)) => tracing::warn!(why = %why, "a snapshot from the active was refused"),
+            Ok(_) => {}
+        }
         result
     }
 
@@ -474,37 +479,49 @@ impl Group {
         // any early return is removed by the guard (and at start-up, by extension).
         let tmp = self.snapshot_dir.as_ref().map(|dir| dir.join(format!("received-{index:020}-{:016x}.writing", rand::random::<u64>())));
         let _cleanup = RemoveOnDrop(tmp.clone());
-        let writer = match (&self.snapshot_dir, &tmp) {
+        // Set on any return: a writer or loader still at work on a receive that
+        // failed stops at its next piece instead of finishing for nothing.
+        let gave_up = Arc::new(AtomicBool::new(false));
+        let _give_up = SetOnDrop(gave_up.clone());
+        let mut writer = match (&self.snapshot_dir, &tmp) {
             (Some(dir), Some(tmp)) if !self.witness => {
                 super::log_file::create_dir_durably(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
-                Some(PieceWriter::start(tmp.clone()))
+                Some(PieceWriter::start(tmp.clone(), gave_up.clone()))
             }
             _ => None,
         };
         let (to_loader, arriving) = std::sync::mpsc::channel::<bytes::Bytes>();
         let loading = (!self.witness).then(|| {
+            let gave_up = gave_up.clone();
             tokio::task::spawn_blocking(move || {
-                super::snapshot::decode_pieces(arriving.into_iter(), bytes, None, "the snapshot received", crate::clock::wall_ms())
+                let pieces = arriving.into_iter().take_while(|_| !gave_up.load(Ordering::Relaxed));
+                super::snapshot::decode_pieces(pieces, bytes, None, "the snapshot received", crate::clock::wall_ms())
             })
         });
         // A member that keeps no data directory keeps the bytes themselves.
         let mut kept = Vec::new();
         let keep = self.snapshot_dir.is_none() && !self.witness;
-        let mut writer_stopped = false;
         let on_piece = |piece: bytes::Bytes| {
-            // A writer that stopped (a disk error) is not sent more: its error is
-            // reported once every piece has arrived.
-            if let Some(w) = writer.as_ref().filter(|_| !writer_stopped) {
-                writer_stopped = !w.write(piece.clone());
+            // A writer that stopped (a disk error) ends the receive: its error is
+            // the one reported.
+            if writer.as_ref().is_some_and(|w| !w.write(piece.clone())) {
+                return false;
             }
             let _ = to_loader.send(piece.clone());
             if keep {
                 kept.push(piece);
             }
+            true
         };
-        let received = match receive_pieces(socket, bytes, self.witness, on_piece).await? {
+        let received = match receive_pieces(socket, bytes, self.witness, on_piece).await {
             Ok(received) => received,
-            Err(refused) => return Ok(Response::Error(refused)),
+            Err(e) => {
+                // A writer that stopped says why (the disk), rather than the stream.
+                if let Some(w) = writer.take().filter(|w| w.stopped()) {
+                    w.finish().await?;
+                }
+                return Err(e);
+            }
         };
         // Every piece is in: the loading stages see the end of them.
         drop(to_loader);
@@ -544,7 +561,8 @@ impl Group {
 
 /// Writes a received snapshot's pieces to a file on a blocking thread, in order,
 /// as they arrive; `finish` waits for the last and the fsync. The queue is not
-/// bounded: its pieces are the ones the receiver holds anyway.
+/// bounded: its pieces are the ones the receiver holds anyway. Once `gave_up` is
+/// set (the receive failed), the thread stops at its next piece.
 struct PieceWriter {
     pieces: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -556,11 +574,11 @@ const DIRECT_ALIGN: usize = 4096;
 const DIRECT_WRITE_BYTES: usize = 4 << 20;
 
 impl PieceWriter {
-    fn start(path: PathBuf) -> PieceWriter {
+    fn start(path: PathBuf, gave_up: Arc<AtomicBool>) -> PieceWriter {
         let (pieces, queue) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
         let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-            write_pieces(&path, queue, true).map_err(named)
+            write_pieces(&path, queue, true, &gave_up).map_err(named)
         });
         PieceWriter { pieces, done }
     }
@@ -571,85 +589,158 @@ impl PieceWriter {
         self.pieces.send(piece).is_ok()
     }
 
+    /// True once the writing thread has ended before being told to finish (an error).
+    fn stopped(&self) -> bool {
+        self.pieces.is_closed()
+    }
+
     async fn finish(self) -> std::io::Result<()> {
         drop(self.pieces);
         self.done.await.map_err(std::io::Error::other)?
     }
 }
 
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where `write_pieces` is writing.
+enum PieceFile {
+    /// `O_DIRECT`: whole aligned blocks gathered in `buffer[start..]`.
+    Direct {
+        file: std::fs::File,
+        buffer: Vec<u8>,
+        start: usize,
+        filled: usize,
+        written: u64,
+    },
+    Buffered(std::fs::File),
+}
+
+impl PieceFile {
+    fn write(&mut self, path: &std::path::Path, mut piece: bytes::Bytes) -> std::io::Result<()> {
+        use std::io::Write;
+        loop {
+            match self {
+                PieceFile::Buffered(file) => return file.write_all(&piece),
+                PieceFile::Direct { file, buffer, start, filled, written } => {
+                    if piece.is_empty() {
+                        return Ok(());
+                    }
+                    let block = &mut buffer[*start..*start + DIRECT_WRITE_BYTES];
+                    let n = piece.len().min(DIRECT_WRITE_BYTES - *filled);
+                    block[*filled..*filled + n].copy_from_slice(&piece.split_to(n));
+                    *filled += n;
+                    if *filled < DIRECT_WRITE_BYTES {
+                        continue;
+                    }
+                    match file.write_all(block) {
+                        Ok(()) => {
+                            *written += DIRECT_WRITE_BYTES as u64;
+                            *filled = 0;
+                        }
+                        // Some filesystems take O_DIRECT at open and refuse the
+                        // writes: from the first, everything goes through the cache.
+                        Err(e) if *written == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+                            let mut plain = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+                            plain.write_all(block)?;
+                            *self = PieceFile::Buffered(plain);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes what is gathered (the tail that fills no block through the cache)
+    /// and fsyncs.
+    fn finish(self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        match self {
+            PieceFile::Buffered(file) => file.sync_all(),
+            PieceFile::Direct { mut file, buffer, start, filled, .. } => {
+                let block = &buffer[start..start + filled];
+                let whole = filled / DIRECT_ALIGN * DIRECT_ALIGN;
+                file.write_all(&block[..whole])?;
+                if whole < filled {
+                    // The same file opened again without O_DIRECT, after the direct
+                    // writes completed.
+                    let mut tail = std::fs::OpenOptions::new().append(true).open(path)?;
+                    tail.write_all(&block[whole..])?;
+                    tail.sync_all()?;
+                }
+                file.sync_all()
+            }
+        }
+    }
+}
+
 /// Writes what arrives on `queue` to a new file at `path`, then fsyncs it. Whole
-/// aligned blocks bypass the page cache (`O_DIRECT`) where the filesystem allows:
-/// measured here, a gigabyte written through the page cache and fsynced took 2.9 s,
-/// written direct 0.6 s, and the copy into the cache competed with the loading for
-/// the cores. The tail that fills no block, and every byte where direct writes are
-/// refused (tmpfs), go through the page cache.
+/// aligned blocks bypass the page cache (`O_DIRECT`, with `try_direct`) where the
+/// filesystem allows: measured here, a gigabyte written through the page cache and
+/// fsynced took 2.9 s, written direct 0.6 s, and the copy into the cache competed
+/// with the loading for the cores. The tail that fills no block, and every byte
+/// where direct writes are refused, go through the page cache. Stops, with an
+/// error, at the first piece after `gave_up` is set.
 fn write_pieces(
     path: &std::path::Path,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
     try_direct: bool,
+    gave_up: &AtomicBool,
 ) -> std::io::Result<()> {
-    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let flags = if try_direct { libc::O_DIRECT } else { 0 };
-    let direct = std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(flags).open(path);
-    let (mut file, direct) = match direct {
-        Ok(file) if !try_direct => (file, false),
-        Ok(file) => (file, true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
+    let mut out = match std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(flags).open(path) {
+        Ok(file) if try_direct => {
+            // An aligned window of a plain buffer: no unsafe allocation needed.
+            let buffer = vec![0u8; DIRECT_WRITE_BYTES + DIRECT_ALIGN];
+            let start = (DIRECT_ALIGN - buffer.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
+            PieceFile::Direct { file, buffer, start, filled: 0, written: 0 }
+        }
+        Ok(file) => PieceFile::Buffered(file),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || !try_direct => return Err(e),
         Err(_) => {
-            // Refused for O_DIRECT (tmpfs), perhaps after creating the file: it is
-            // ours (it did not exist), so it goes before the plain attempt.
+            // Refused for O_DIRECT, perhaps after creating the file: it is ours (it
+            // did not exist), so it goes before the plain attempt.
             let _ = std::fs::remove_file(path);
-            (std::fs::OpenOptions::new().write(true).create_new(true).open(path)?, false)
+            PieceFile::Buffered(std::fs::OpenOptions::new().write(true).create_new(true).open(path)?)
         }
     };
-    if !direct {
-        while let Some(piece) = queue.blocking_recv() {
-            file.write_all(&piece)?;
+    while let Some(piece) = queue.blocking_recv() {
+        if gave_up.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("the receive was given up"));
         }
-        return file.sync_all();
+        out.write(path, piece)?;
     }
-    // An aligned window of a plain buffer: no unsafe allocation needed.
-    let mut buffer = vec![0u8; DIRECT_WRITE_BYTES + DIRECT_ALIGN];
-    let start = (DIRECT_ALIGN - buffer.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
-    let block = &mut buffer[start..start + DIRECT_WRITE_BYTES];
-    let mut filled = 0;
-    while let Some(mut piece) = queue.blocking_recv() {
-        while !piece.is_empty() {
-            let n = piece.len().min(DIRECT_WRITE_BYTES - filled);
-            block[filled..filled + n].copy_from_slice(&piece.split_to(n));
-            filled += n;
-            if filled == DIRECT_WRITE_BYTES {
-                file.write_all(block)?;
-                filled = 0;
-            }
-        }
-    }
-    let whole = filled / DIRECT_ALIGN * DIRECT_ALIGN;
-    file.write_all(&block[..whole])?;
-    if whole < filled {
-        // The tail through the page cache: the same file opened again without O_DIRECT.
-        let mut tail = std::fs::OpenOptions::new().append(true).open(path)?;
-        tail.write_all(&block[whole..filled])?;
-        tail.sync_all()?;
-    }
-    file.sync_all()
+    out.finish(path)
 }
 
 /// A snapshot piece (or its end) must arrive within this time.
 const SNAPSHOT_PIECE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most room reserved for a piece before its bytes arrive (the active sends
+/// 4 MB pieces; a larger announced one grows as it comes).
+const PIECE_RESERVE_MAX: usize = 8 << 20;
 
 /// Reads a snapshot's pieces up to its end frame, handing each to `on_piece` as it
-/// arrives, or only counts them on a voter (`count_only`). The outer error is the
-/// connection's; the inner, a refusal to answer the sender with. `Ok(Ok(n))`: all
-/// `bytes` bytes arrived.
+/// arrives (which says whether to go on), or only counts them on a voter
+/// (`count_only`). Returns how many bytes arrived, all `bytes` of them. Anything
+/// else — the connection's errors, a frame out of place, more or fewer bytes than
+/// announced, `on_piece` giving up — is an error: the sender is then mid-stream,
+/// so the connection is closed rather than answered.
 async fn receive_pieces(
     socket: &mut TcpStream,
     bytes: u64,
     count_only: bool,
-    mut on_piece: impl FnMut(bytes::Bytes),
-) -> std::io::Result<Result<u64, String>> {
+    mut on_piece: impl FnMut(bytes::Bytes) -> bool,
+) -> std::io::Result<u64> {
     use tokio::io::AsyncReadExt;
+    let refused = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
     let closed = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => {
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the connection closed inside a snapshot")
@@ -658,56 +749,54 @@ async fn receive_pieces(
     };
     let mut received = 0u64;
     loop {
-        let step = tokio::time::timeout(SNAPSHOT_PIECE_TIMEOUT, async {
+        let end = tokio::time::timeout(SNAPSHOT_PIECE_TIMEOUT, async {
             let mut header = [0u8; 5];
             socket.read_exact(&mut header).await.map_err(closed)?;
             let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
             if len > FRAME_BYTES_MAX {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("a frame of {len} bytes is larger than the limit of {FRAME_BYTES_MAX}"),
-                ));
+                return Err(refused(format!("a frame of {len} bytes is larger than the limit of {FRAME_BYTES_MAX}")));
             }
             crate::management::metrics::global().record_group_frame("in", 4 + len);
             let rest = len.saturating_sub(1) as u64;
             match (len, header[4]) {
-                (0, _) => Ok(Some(Err("an empty frame inside a snapshot".to_string()))),
+                (0, _) => Err(refused("an empty frame inside a snapshot".into())),
                 (_, wire::CHUNK) if received + rest > bytes => {
-                    Ok(Some(Err(format!("the snapshot is longer than the {bytes} bytes announced"))))
+                    Err(refused(format!("the snapshot is longer than the {bytes} bytes announced")))
                 }
                 (_, wire::CHUNK) => {
                     let mut piece = (&mut *socket).take(rest);
                     if count_only {
                         tokio::io::copy(&mut piece, &mut tokio::io::sink()).await?;
                     } else {
-                        let mut buf = bytes::BytesMut::with_capacity(rest as usize);
+                        // Room for what is announced, within reason: the rest grows
+                        // as it actually arrives.
+                        let mut buf = bytes::BytesMut::with_capacity((rest as usize).min(PIECE_RESERVE_MAX));
                         while piece.limit() > 0 {
                             if piece.read_buf(&mut buf).await? == 0 {
                                 return Err(closed(std::io::ErrorKind::UnexpectedEof.into()));
                             }
                         }
-                        on_piece(buf.freeze());
+                        if !on_piece(buf.freeze()) {
+                            return Err(refused("the snapshot's pieces could not be kept".into()));
+                        }
                     }
                     if piece.limit() > 0 {
                         return Err(closed(std::io::ErrorKind::UnexpectedEof.into()));
                     }
                     received += rest;
-                    Ok(None)
+                    Ok(false)
                 }
-                (1, wire::SNAPSHOT_END) => Ok(Some(Ok(received))),
-                _ => {
-                    // Read past, so the refusal is answered on a connection still in step.
-                    tokio::io::copy(&mut (&mut *socket).take(rest), &mut tokio::io::sink()).await?;
-                    Ok(Some(Err("unexpected frame inside a snapshot".to_string())))
-                }
+                (1, wire::SNAPSHOT_END) => Ok(true),
+                _ => Err(refused("unexpected frame inside a snapshot".into())),
             }
         })
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the snapshot stopped arriving"))??;
-        match step {
-            None => continue,
-            Some(Ok(n)) if n != bytes => return Ok(Err(format!("the snapshot has {n} bytes, {bytes} were announced"))),
-            Some(done) => return Ok(done),
+        if end && received == bytes {
+            return Ok(received);
+        }
+        if end {
+            return Err(refused(format!("the snapshot has {received} bytes, {bytes} were announced")));
         }
     }
 }
@@ -738,7 +827,7 @@ mod tests {
                 tx.send(piece.clone()).unwrap();
             }
             drop(tx);
-            write_pieces(&path, rx, direct).unwrap();
+            write_pieces(&path, rx, direct, &AtomicBool::new(false)).unwrap();
             let written = std::fs::read(&path).unwrap();
             std::fs::remove_file(&path).unwrap();
             assert_eq!(written.len(), all.len(), "{}", dir.display());
@@ -746,8 +835,78 @@ mod tests {
             // An existing file is never written over.
             std::fs::write(&path, b"x").unwrap();
             let (_, rx) = tokio::sync::mpsc::unbounded_channel();
-            assert!(write_pieces(&path, rx, direct).is_err());
+            assert!(write_pieces(&path, rx, direct, &AtomicBool::new(false)).is_err());
             std::fs::remove_file(&path).unwrap();
         }
+    }
+
+    /// A writer whose receive was given up stops at its next piece, with an error.
+    #[test]
+    fn a_writer_given_up_stops() {
+        let path = std::env::temp_dir().join(format!("pieces-{:016x}.writing", rand::random::<u64>()));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(bytes::Bytes::from_static(b"piece")).unwrap();
+        drop(tx);
+        assert!(write_pieces(&path, rx, true, &AtomicBool::new(true)).is_err());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Frames of a snapshot as the active sends them (`len` counts the kind byte).
+    fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = ((1 + body.len()) as u32).to_be_bytes().to_vec();
+        out.push(kind);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// What the receiving side makes of `stream` for a snapshot announced at
+    /// `announced` bytes: the bytes it kept, or its error.
+    async fn receive(stream: Vec<u8>, announced: u64, keep: bool) -> std::io::Result<Vec<u8>> {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sender = tokio::spawn(async move {
+            let mut out = TcpStream::connect(addr).await.unwrap();
+            // The receiver may close early: what it did not read is not an error here.
+            let _ = out.write_all(&stream).await;
+        });
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut kept = Vec::new();
+        let result = receive_pieces(&mut socket, announced, false, |piece| {
+            kept.extend_from_slice(&piece);
+            keep
+        })
+        .await;
+        drop(socket);
+        let _ = sender.await;
+        result.map(|n| {
+            assert_eq!(n as usize, kept.len());
+            kept
+        })
+    }
+
+    /// The snapshot stream from the active: pieces arrive whole and in order; a
+    /// stream that lies about its length, holds an empty or foreign frame, stops
+    /// early, or whose pieces cannot be kept is an error (the connection is then
+    /// closed), never a snapshot.
+    #[tokio::test]
+    async fn a_snapshot_stream_is_taken_whole_or_refused() {
+        let mut good = frame(wire::CHUNK, b"hello ");
+        good.extend(frame(wire::CHUNK, b"world"));
+        good.extend(frame(wire::SNAPSHOT_END, b""));
+        assert_eq!(receive(good.clone(), 11, true).await.unwrap(), b"hello world");
+
+        let refused = |r: std::io::Result<Vec<u8>>| r.expect_err("must be refused").to_string();
+        assert!(refused(receive(good.clone(), 10, true).await).contains("longer than the 10 bytes announced"));
+        assert!(refused(receive(good.clone(), 12, true).await).contains("11 bytes, 12 were announced"));
+        assert!(refused(receive(good.clone(), 11, false).await).contains("could not be kept"));
+        let mut empty = frame(wire::CHUNK, b"hello");
+        empty.extend([0, 0, 0, 0, wire::CHUNK]);
+        assert!(refused(receive(empty, 5, true).await).contains("empty frame"));
+        let mut foreign = frame(wire::CHUNK, b"hello");
+        foreign.extend(frame(wire::CHUNK + 1, b"x"));
+        assert!(refused(receive(foreign, 5, true).await).contains("unexpected frame"));
+        let cut = frame(wire::CHUNK, b"hello")[..7].to_vec();
+        assert!(refused(receive(cut, 5, true).await).contains("closed inside a snapshot"));
     }
 }

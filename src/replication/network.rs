@@ -141,10 +141,14 @@ impl Peer {
         vote: VoteOf<TypeConfig>,
         snapshot: SnapshotOf<TypeConfig, SnapshotData>,
     ) -> Result<Response, CallError> {
-        let (path, bytes, len) = match &snapshot.snapshot {
+        let (file, bytes, len) = match &snapshot.snapshot {
             SnapshotData::File(path) => {
-                let len = tokio::fs::metadata(path).await.map_err(|e| CallError::Network(format!("{}: {e}", path.display())))?.len();
-                (Some(path.clone()), bytes::Bytes::new(), len)
+                // Opened now: a newer snapshot replacing this file meanwhile does not
+                // take it away from the send.
+                let named = |e: std::io::Error| CallError::Network(format!("{}: {e}", path.display()));
+                let file = std::fs::File::open(path).map_err(named)?;
+                let len = file.metadata().map_err(named)?.len();
+                (Some((file, path.clone())), bytes::Bytes::new(), len)
             }
             SnapshotData::Memory(b) => (None, b.clone(), b.len() as u64),
             SnapshotData::Live => {
@@ -155,8 +159,8 @@ impl Peer {
         };
         // A file's pieces are read on a thread of their own, a few ahead of the
         // network; a snapshot in memory is sent from where it is.
-        let mut pieces = match path {
-            Some(path) => read_pieces(path, len),
+        let mut pieces = match file {
+            Some((file, path)) => read_pieces(file, path, len),
             None => {
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
                 let _ = tx.try_send(Ok(bytes));
@@ -215,19 +219,13 @@ impl Peer {
     }
 }
 
-/// Reads the snapshot file at `path` (`len` bytes) in pieces on a thread of its own,
-/// at most two pieces ahead of their sending; a read error ends the pieces.
-fn read_pieces(path: std::path::PathBuf, len: u64) -> tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>> {
+/// Reads the snapshot `file` (`len` bytes, named `path` in errors) in pieces on a
+/// thread of its own, at most two pieces ahead of their sending; a read error ends
+/// the pieces.
+fn read_pieces(mut file: std::fs::File, path: std::path::PathBuf, len: u64) -> tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>> {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
-        let mut file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))));
-                return;
-            }
-        };
         let mut left = len;
         while left > 0 {
             let mut piece = vec![0u8; SNAPSHOT_CHUNK_BYTES.min(left as usize)];

@@ -2,7 +2,8 @@
 //! same bytes in memory for a non-restartable server).
 //!
 //! ```text
-//! "TNDMSNAP" | format version u32 LE | reserved u32
+//! "TNDMSNAP" | format version u32 LE | key count u32 LE (a hint: 0 before it was
+//!            written; loaders size the keyspace by it, the end record's count is checked)
 //! record*    : len u32 LE | crc32c(len ‖ payload) u32 LE | payload
 //!   payload 0: meta    = last log id, membership log id, membership
 //!   payload 6: state   = last applied entry time (varint), count,   (from version 3:
@@ -112,7 +113,7 @@ pub fn encode_to(db: &Db, meta: &SnapshotMeta, sink: &mut impl Write) -> std::io
     let mut out = Vec::with_capacity(64 * 1024);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(db.len()).unwrap_or(u32::MAX).to_le_bytes());
     let mut payload = vec![KIND_META];
     put_snapshot_meta(&mut payload, meta);
     frame(&payload, &mut out);
@@ -232,9 +233,15 @@ pub fn decode(bytes: &[u8], file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db
 /// [`decode`] of a whole snapshot held as [`Bytes`] (a file read back, a snapshot in
 /// memory): the keyspace is sized once, from a look at the record headers.
 pub fn decode_bytes(bytes: Bytes, file: &str, now_ms: u64) -> Result<(SnapshotMeta, Db), SnapshotError> {
-    let hint = key_records_hint(&bytes);
+    // A file written before its header held the key count: counted from the headers.
+    let hint = (header_keys_hint(&bytes) == 0).then(|| key_records_hint(&bytes));
     let total = bytes.len() as u64;
-    decode_pieces(std::iter::once(bytes), total, Some(hint), file, now_ms)
+    decode_pieces(std::iter::once(bytes), total, hint, file, now_ms)
+}
+
+/// The key count the header holds (0: none, or not a snapshot).
+fn header_keys_hint(bytes: &[u8]) -> usize {
+    bytes.get(12..16).map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize)
 }
 
 /// Reads the snapshot file at `path` back, loading it while it is read: a thread
@@ -285,9 +292,9 @@ const FILE_PIECES_AHEAD: usize = 4;
 
 /// Reads a snapshot of `total` bytes from `pieces` as they come (a snapshot being
 /// received from the active: the loading keeps pace with the network), pieces of
-/// any size. `keys_hint`: about how many key records it holds, if known (the
-/// keyspace is then sized once; otherwise it grows). The pieces ending before the
-/// end record is an error, as a cut file is.
+/// any size. `keys_hint`: about how many key records it holds, if known; otherwise
+/// the header's key count, if it has one (the keyspace is then sized once; else it
+/// grows). The pieces ending before the end record is an error, as a cut file is.
 pub fn decode_pieces(
     pieces: impl Iterator<Item = Bytes> + Send,
     total: u64,
@@ -310,7 +317,7 @@ pub fn decode_pieces(
         ));
     }
     let mut loading = Loading::new(version, now_ms);
-    let mut keys_hint = keys_hint;
+    let mut keys_hint = keys_hint.or(Some(header_keys_hint(&header)).filter(|n| *n > 0));
     let versioned = loading.versioned;
     // Two stages on two threads: one checks each record and decodes the keys'
     // values (checksums, varints, allocations), the other inserts them into the
@@ -382,6 +389,9 @@ const RECORD_BATCHES_IN_FLIGHT: usize = 16;
 /// How many keys ahead of the one inserted its keyspace slot is prefetched.
 const INSERT_PREFETCH_AHEAD: usize = 8;
 
+/// The most room reserved at once for a record spanning pieces.
+const JOIN_RESERVE_MAX: usize = 8 << 20;
+
 /// A snapshot's bytes as they come, in pieces of any size: a record within one
 /// piece is taken from it without copying; one that spans pieces is copied whole.
 struct Pieces<I> {
@@ -407,7 +417,8 @@ impl<I: Iterator<Item = Bytes>> Pieces<I> {
         let taken = if self.current.len() >= n {
             self.current.split_to(n)
         } else {
-            let mut joined = Vec::with_capacity(n);
+            // Room within reason: a damaged length grows only as bytes come.
+            let mut joined = Vec::with_capacity(n.min(JOIN_RESERVE_MAX));
             joined.extend_from_slice(&std::mem::take(&mut self.current));
             while joined.len() < n {
                 let mut next = self.rest.next()?;
@@ -829,6 +840,9 @@ mod tests {
             db.insert(format!("key:{i}").as_bytes(), Value::Str(value), if i % 3 == 0 { 10_000 + i as u64 } else { 0 });
         }
         let bytes = encode(&db, &meta());
+        // The header holds the key count, so a loader that cannot look ahead sizes
+        // the keyspace once.
+        assert_eq!(header_keys_hint(&bytes), db.len());
         let pieces = |size: usize| -> Vec<Bytes> { bytes.chunks(size).map(Bytes::copy_from_slice).collect() };
         let (_, whole) = decode(&bytes, "whole", 0).unwrap();
         let order = |db: &Db| db.iter().map(|(k, i)| (k.to_vec(), i.version())).collect::<Vec<_>>();
