@@ -442,8 +442,9 @@ impl Group {
         }
     }
 
-    /// Receives a snapshot's pieces into memory, then decodes it (and, when
-    /// restartable, writes it to the data directory at the same time) and installs it.
+    /// Receives a snapshot from the active, loading it (and, when restartable,
+    /// writing it to the data directory) as its pieces arrive, then installs it. What
+    /// goes wrong is logged as a warning: the active only sees the connection close.
     async fn receive_snapshot(
         &self,
         socket: &mut TcpStream,
