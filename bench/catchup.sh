@@ -27,7 +27,7 @@ bin=${TANDEM_BIN:-$PWD/target/release/tandem}
 
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 source bench/stripe_lib.sh
-cleanup() { stop_members; [ -n "${KEEP_LOGS:-}" ] && cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null; rm -rf "$work"; }
+cleanup() { stop_members; [ -n "${KEEP_LOGS:-}" ] && cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 for port in "${T_CLIENT[@]}" "${T_GROUP[@]}" "${T_MGMT[@]}"; do
