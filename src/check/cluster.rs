@@ -23,8 +23,17 @@ use std::time::{Duration, Instant};
 
 /// Each cluster takes its own block of loopback addresses, so clusters running in
 /// parallel in one process never share an address (the relay tells members apart by
-/// their address).
+/// their address). Counted from an offset of the process id, so that processes
+/// running side by side (two `tandem check` runs, test binaries run in parallel)
+/// start in different blocks: found when two checks, both in 127.0.10.x, took each
+/// other's ports and a restarted server could not listen on its own.
 static NEXT_BLOCK: AtomicU8 = AtomicU8::new(0);
+
+/// This cluster's block of addresses.
+fn next_block() -> u8 {
+    let offset = (std::process::id() % u32::from(BLOCKS)) as u8;
+    (NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % BLOCKS + offset) % BLOCKS
+}
 
 /// How many blocks of addresses there are: 127.0.10.x to 127.0.59.x.
 const BLOCKS: u8 = 50;
@@ -132,7 +141,7 @@ impl Cluster {
 
     fn configure_once(binary: PathBuf, spec: Spec) -> std::io::Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("tandem-cluster-").tempdir()?;
-        let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % BLOCKS;
+        let block = next_block();
         let mut members = Vec::new();
         let mut text = String::from("[cluster]\nname = \"test\"\nsecret = \"test-secret\"\n");
         let per_stripe = spec.servers.len() + spec.voters;
