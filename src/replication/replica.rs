@@ -70,6 +70,8 @@ fn ops_bytes(ops: &[Op]) -> usize {
 }
 /// How long SAVE waits for its snapshot to be built and written.
 const SAVE_WAIT: Duration = Duration::from_secs(600);
+/// How often SAVE asks again for its snapshot while it waits (see `snapshot_now`).
+const SAVE_ASK_AGAIN: Duration = Duration::from_millis(200);
 /// How long a fresh server waits to become its stripe's active before giving up.
 const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -511,18 +513,27 @@ impl Replica {
     }
 
     /// Takes a snapshot covering everything applied so far and waits until it is built
-    /// (and, when restartable, on disk).
+    /// (and, when restartable, on disk). openraft drops a request for a snapshot while
+    /// one is being built, and that one may stop short of the last applied entry: the
+    /// request is made again until a snapshot covers it.
     pub async fn snapshot_now(&self) -> Result<(), SaveError> {
         let target = self.raft.metrics().borrow_watched().last_applied.map(|l| l.index);
-        self.raft.trigger().snapshot().await.map_err(|_| SaveError::Stopped)?;
-        self.raft
-            .wait(Some(SAVE_WAIT))
-            .metrics(|m| m.snapshot.map(|s| s.index) >= target, "snapshot covers the last applied entry")
-            .await
-            .map_err(|e| match e {
-                openraft::metrics::WaitError::Timeout(..) => SaveError::TimedOut { secs: SAVE_WAIT.as_secs() },
-                _ => SaveError::Stopped,
-            })?;
+        let deadline = tokio::time::Instant::now() + SAVE_WAIT;
+        loop {
+            self.raft.trigger().snapshot().await.map_err(|_| SaveError::Stopped)?;
+            let wait = SAVE_ASK_AGAIN.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            match self
+                .raft
+                .wait(Some(wait))
+                .metrics(|m| m.snapshot.map(|s| s.index) >= target, "snapshot covers the last applied entry")
+                .await
+            {
+                Ok(_) => break,
+                Err(openraft::metrics::WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => continue,
+                Err(openraft::metrics::WaitError::Timeout(..)) => return Err(SaveError::TimedOut { secs: SAVE_WAIT.as_secs() }),
+                Err(_) => return Err(SaveError::Stopped),
+            }
+        }
         *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = wall_ms() / 1000;
         Ok(())
     }
