@@ -360,7 +360,7 @@ pub fn decode_pieces(
             while let Some(record) = batch.pop_front() {
                 // The keyspace lookup of a key a few ahead starts loading now.
                 if let Some(Record::Key { key, .. }) = batch.get(INSERT_PREFETCH_AHEAD - 1) {
-                    loading.db.prefetch_slot(&key.key);
+                    loading.db.prefetch_load(&key.key, key.slot);
                 }
                 let pos = record.pos();
                 let done = match record {
@@ -408,14 +408,24 @@ impl<I: Iterator<Item = Bytes>> Pieces<I> {
     /// The next `n` bytes; `None` when the snapshot ends before (its announced
     /// length, or the pieces).
     fn take(&mut self, n: usize) -> Option<Bytes> {
+        self.take_with(n, Bytes::copy_from_slice)
+    }
+
+    /// Hands the next `n` bytes to `f`, borrowed from their piece when they lie
+    /// within one (no copy, and no count on the piece's shared buffer: two threads
+    /// counting on one buffer made a quarter of a restart's work); `None` when the
+    /// snapshot ends before.
+    fn take_with<R>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         if self.pos.checked_add(n)? > self.total {
             return None;
         }
         while self.current.is_empty() && n > 0 {
             self.current = self.rest.next()?;
         }
-        let taken = if self.current.len() >= n {
-            self.current.split_to(n)
+        let result = if self.current.len() >= n {
+            let result = f(&self.current[..n]);
+            bytes::Buf::advance(&mut self.current, n);
+            result
         } else {
             // Room within reason: a damaged length grows only as bytes come.
             let mut joined = Vec::with_capacity(n.min(JOIN_RESERVE_MAX));
@@ -425,10 +435,10 @@ impl<I: Iterator<Item = Bytes>> Pieces<I> {
                 joined.extend_from_slice(&next.split_to((n - joined.len()).min(next.len())));
                 self.current = next;
             }
-            Bytes::from(joined)
+            f(&joined)
         };
         self.pos += n;
-        Some(taken)
+        Some(result)
     }
 }
 
@@ -450,9 +460,11 @@ impl Record {
     }
 }
 
-/// A key record's fields (the key shares the snapshot's bytes).
+/// A key record's fields, decoded on the reading thread: the key copied out of the
+/// snapshot's bytes into the keyspace's form, with its hash slot.
 struct KeyRecord {
-    key: Bytes,
+    key: crate::store::table::Key,
+    slot: u16,
     expire_at_ms: u64,
     /// `None` in a snapshot written before key versions (they load at its index).
     version: Option<u32>,
@@ -466,13 +478,12 @@ fn read_records<I: Iterator<Item = Bytes>>(mut input: Pieces<I>, versioned: bool
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     loop {
         let pos = input.pos;
-        let (record, more) = match next_record(&mut input) {
+        let (record, more) = match next_record(&mut input, pos, versioned) {
             Err(why) => (Record::Bad { pos, why }, false),
-            Ok(payload) if payload[0] == KIND_KEY => match decode_key(&payload, versioned) {
-                Ok(key) => (Record::Key { pos, key }, true),
-                Err(why) => (Record::Bad { pos, why }, false),
-            },
-            Ok(payload) => (Record::Other { pos, kind: payload[0], payload: payload.slice(1..) }, payload[0] != KIND_END),
+            Ok(record) => {
+                let more = !matches!(record, Record::Other { kind: KIND_END, .. });
+                (record, more)
+            }
         };
         batch.push(record);
         if !more {
@@ -486,20 +497,27 @@ fn read_records<I: Iterator<Item = Bytes>>(mut input: Pieces<I>, versioned: bool
     send(batch);
 }
 
-/// The payload of the next record, once its length and checksum check out.
-fn next_record<I: Iterator<Item = Bytes>>(input: &mut Pieces<I>) -> Result<Bytes, String> {
-    let header = input.take(8).ok_or_else(|| "cut short: no end record".to_string())?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+/// The next record (at `pos`), once its length and checksum check out; a key
+/// record decoded.
+fn next_record<I: Iterator<Item = Bytes>>(input: &mut Pieces<I>, pos: usize, versioned: bool) -> Result<Record, String> {
+    let (len, crc) = input
+        .take_with(8, |h| (u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize, u32::from_le_bytes([h[4], h[5], h[6], h[7]])))
+        .ok_or_else(|| "cut short: no end record".to_string())?;
     if len == 0 || len > RECORD_BYTES_MAX {
         return Err(format!("impossible record length {len}"));
     }
-    let payload = input.take(len).ok_or_else(|| format!("record of {len} bytes cut short"))?;
-    let actual = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), &payload);
-    if actual != crc {
-        return Err(format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"));
-    }
-    Ok(payload)
+    input
+        .take_with(len, |payload| {
+            let actual = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), payload);
+            if actual != crc {
+                return Err(format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"));
+            }
+            match payload[0] {
+                KIND_KEY => decode_key(payload, versioned).map(|key| Record::Key { pos, key }),
+                kind => Ok(Record::Other { pos, kind, payload: Bytes::copy_from_slice(&payload[1..]) }),
+            }
+        })
+        .ok_or_else(|| format!("record of {len} bytes cut short"))?
 }
 
 /// About how many key records `bytes` holds, from the record headers alone (no
@@ -520,10 +538,12 @@ fn key_records_hint(bytes: &[u8]) -> usize {
 }
 
 /// A key record's payload (its kind first): key, expiry, version, value.
-fn decode_key(payload: &Bytes, versioned: bool) -> Result<KeyRecord, String> {
+fn decode_key(payload: &[u8], versioned: bool) -> Result<KeyRecord, String> {
     let bad = |e: crate::store::codec::CodecError| e.to_string();
     let mut d = Decoder::new(&payload[1..]);
-    let key = payload.slice_ref(d.bytes("key").map_err(bad)?);
+    let key = d.bytes("key").map_err(bad)?;
+    let slot = crate::cluster::slot::key_slot(key);
+    let key = crate::store::table::Key::from(key);
     let expire_at_ms = d.varint("expiry").map_err(bad)?;
     // Versions are the low 32 bits of a log index (see `store::db::Item`).
     let version = if versioned {
@@ -534,7 +554,7 @@ fn decode_key(payload: &Bytes, versioned: bool) -> Result<KeyRecord, String> {
     };
     let value = d.value().map_err(bad)?;
     d.finish().map_err(bad)?;
-    Ok(KeyRecord { key, expire_at_ms, version, value })
+    Ok(KeyRecord { key, slot, expire_at_ms, version, value })
 }
 
 /// A snapshot being read: what its records built so far and counted.
@@ -648,7 +668,7 @@ impl Loading {
             return Err(format!("unexpected record kind {KIND_KEY}"));
         }
         let version = key.version.unwrap_or(self.db.index() as u32);
-        self.db.load(&key.key, key.value, key.expire_at_ms, version, self.now_ms);
+        self.db.load_key(key.key, key.slot, key.value, key.expire_at_ms, version, self.now_ms);
         self.keys += 1;
         Ok(())
     }

@@ -560,26 +560,46 @@ impl Db {
 
     /// Inserts a key read from a snapshot with its expiry (0 = none) and version.
     pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
+        self.load_key(Key::from(key), crate::cluster::slot::key_slot(key), value, expire_at_ms, version, now_ms)
+    }
+
+    /// [`Db::load`] of a key already in the keyspace's form, with its hash slot
+    /// (both made by a snapshot's reading thread, off the inserting one).
+    pub fn load_key(&mut self, key: Key, slot: u16, value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
         let value = self.fitted(value);
-        Db::note_touched(&mut self.touched, key);
-        Db::note_stream(&mut self.stream_changes, key, &value);
+        Db::note_touched(&mut self.touched, &key);
+        Db::note_stream(&mut self.stream_changes, &key, &value);
+        let expiring = (expire_at_ms != 0).then(|| Blob::from(&key[..]));
         // One lookup per key (a restart loads millions): the item goes in whole.
         let item = Item { version, expire_at_ms, ..Item::new(value, now_ms) };
-        match self.keys.insert_full(Key::from(key), item) {
-            (position, None) => self.slots.link(&mut self.keys, position),
+        match self.keys.insert_full(key, item) {
+            (position, None) => self.slots.link_in(&mut self.keys, position, slot),
             // A key given twice: the later one wins, as a second SET would, in the
             // place (and the links among its slot's keys) of the first.
             (position, Some(old)) => {
-                if let Some((_, item)) = self.keys.get_index_mut(position) {
-                    item.slot_links = old.slot_links;
-                }
+                let key = match self.keys.get_index_mut(position) {
+                    Some((key, item)) => {
+                        item.slot_links = old.slot_links;
+                        Blob::from(&key[..])
+                    }
+                    None => Blob::default(),
+                };
                 if old.expire_at_ms != 0 {
-                    self.expires.remove(&(old.expire_at_ms, Blob::from(key)));
+                    self.expires.remove(&(old.expire_at_ms, key));
                 }
             }
         }
-        if expire_at_ms != 0 {
-            self.expires.insert((expire_at_ms, Blob::from(key)));
+        if let Some(key) = expiring {
+            self.expires.insert((expire_at_ms, key));
+        }
+    }
+
+    /// Starts loading what [`Db::load_key`] of `key` (in `slot`) will touch: the
+    /// keyspace slot it goes in and the item its slot's list links it to.
+    pub fn prefetch_load(&self, key: &[u8], slot: u16) {
+        self.keys.prefetch_slot(key);
+        if let Some(head) = self.slots.head(slot) {
+            self.keys.prefetch_position(head);
         }
     }
 

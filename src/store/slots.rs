@@ -68,10 +68,22 @@ impl SlotIndex {
         out
     }
 
+    /// The position of the key last linked into `slot`, if it has keys.
+    pub fn head(&self, slot: u16) -> Option<usize> {
+        self.head.get(usize::from(slot)).filter(|h| **h != NIL).map(|h| *h as usize)
+    }
+
     /// Adds the key at `pos` (just inserted) to its slot's list.
     pub fn link(&mut self, keys: &mut Keys, pos: usize) {
         let Some((key, _)) = keys.get_index(pos) else { return };
-        let slot = usize::from(key_slot(key));
+        let slot = key_slot(key);
+        self.link_in(keys, pos, slot)
+    }
+
+    /// [`SlotIndex::link`] of a key whose slot is known (`slot` must be its slot).
+    pub fn link_in(&mut self, keys: &mut Keys, pos: usize, slot: u16) {
+        debug_assert!(keys.get_index(pos).is_some_and(|(key, _)| key_slot(key) == slot));
+        let slot = usize::from(slot);
         let pos = pos as u32;
         let old_head = self.head[slot];
         *links(keys, pos) = SlotLinks { prev: NIL, next: old_head };

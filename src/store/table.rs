@@ -176,6 +176,13 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         }
     }
 
+    /// Starts loading the entry at `position` (a write to it is coming).
+    pub fn prefetch_position(&self, position: usize) {
+        if let Some(entry) = self.entries.get(position) {
+            prefetch_read(entry);
+        }
+    }
+
     /// The entry `key`'s home slot names, when that slot's hash bits are `key`'s:
     /// the entry a lookup of `key` most likely ends at.
     fn home_entry(&self, key: &[u8]) -> Option<&Entry<K, V>> {
