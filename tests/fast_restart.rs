@@ -499,15 +499,27 @@ fn save_during_a_background_snapshot_answers_once_one_holds_every_write() {
     // A hang shows as an error here rather than as a stuck test.
     con.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     for round in 0..3 {
-        let (bg, set, save): (String, String, String) = redis::pipe()
-            .cmd("BGSAVE")
-            .cmd("SET")
-            .arg("after")
-            .arg(round)
-            .cmd("SAVE")
-            .query(&mut con)
-            .unwrap_or_else(|e| panic!("round {round}: SAVE behind a BGSAVE did not answer: {e}"));
-        assert_eq!((bg.as_str(), set.as_str(), save.as_str()), ("Background saving started", "OK", "OK"));
+        let (bg, set, info): (String, String, String) =
+            redis::pipe().cmd("BGSAVE").cmd("SET").arg("after").arg(round).cmd("INFO").arg("replication").query(&mut con).unwrap();
+        assert_eq!((bg.as_str(), set.as_str()), ("Background saving started", "OK"));
+        let applied: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("tandem_applied_index:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO replication has no tandem_applied_index: {info}"));
+        let save: String =
+            redis::cmd("SAVE").query(&mut con).unwrap_or_else(|e| panic!("round {round}: SAVE behind a BGSAVE did not answer: {e}"));
+        assert_eq!(save, "OK");
+        // SAVE answered once a snapshot on disk holds the SET, not merely some snapshot.
+        let newest = std::fs::read_dir(server.data_dir().join("snapshots"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|name| name.strip_prefix("snapshot-")?.strip_suffix(".snap")?.parse::<u64>().ok())
+            .max();
+        assert!(
+            newest >= Some(applied),
+            "round {round}: SAVE answered with the newest snapshot at {newest:?}, the SET applied at {applied}"
+        );
     }
     server.kill9();
     server.restart();

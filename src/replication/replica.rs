@@ -70,8 +70,9 @@ fn ops_bytes(ops: &[Op]) -> usize {
 }
 /// How long SAVE waits for its snapshot to be built and written.
 const SAVE_WAIT: Duration = Duration::from_secs(600);
-/// How often SAVE asks again for its snapshot while it waits (see `snapshot_now`).
-const SAVE_ASK_AGAIN: Duration = Duration::from_millis(200);
+/// How long SAVE waits before asking again for its snapshot when no build ends
+/// (see `snapshot_now`).
+const SAVE_ASK_AGAIN: Duration = Duration::from_secs(1);
 /// How long a fresh server waits to become its stripe's active before giving up.
 const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -515,21 +516,31 @@ impl Replica {
     /// Takes a snapshot covering everything applied so far and waits until it is built
     /// (and, when restartable, on disk). openraft drops a request for a snapshot while
     /// one is being built, and that one may stop short of the last applied entry: the
-    /// request is made again until a snapshot covers it.
+    /// request is made again when a build ends short of it (or, should the request
+    /// have been dropped for another reason, a disk refusing writes, every second).
     pub async fn snapshot_now(&self) -> Result<(), SaveError> {
         let target = self.raft.metrics().borrow_watched().last_applied.map(|l| l.index);
+        let covered = |m: &openraft::RaftMetrics<TypeConfig>| m.snapshot.map(|s| s.index) >= target;
         let deadline = tokio::time::Instant::now() + SAVE_WAIT;
         loop {
+            let seen = {
+                let m = self.raft.metrics();
+                let m = m.borrow_watched();
+                if covered(&m) {
+                    break;
+                }
+                m.snapshot
+            };
             self.raft.trigger().snapshot().await.map_err(|_| SaveError::Stopped)?;
             let wait = SAVE_ASK_AGAIN.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             match self
                 .raft
                 .wait(Some(wait))
-                .metrics(|m| m.snapshot.map(|s| s.index) >= target, "snapshot covers the last applied entry")
+                .metrics(|m| covered(m) || m.snapshot != seen, "a snapshot covers the last applied entry, or one was built")
                 .await
             {
-                Ok(_) => break,
-                Err(openraft::metrics::WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => continue,
+                Ok(_) => {}
+                Err(openraft::metrics::WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => {}
                 Err(openraft::metrics::WaitError::Timeout(..)) => return Err(SaveError::TimedOut { secs: SAVE_WAIT.as_secs() }),
                 Err(_) => return Err(SaveError::Stopped),
             }
