@@ -668,7 +668,7 @@ impl Loading {
             return Err(format!("unexpected record kind {KIND_KEY}"));
         }
         let version = key.version.unwrap_or(self.db.index() as u32);
-        self.db.load_key(key.key, key.slot, key.value, key.expire_at_ms, version, self.now_ms);
+        self.db.load(key.key, key.slot, key.value, key.expire_at_ms, version, self.now_ms);
         self.keys += 1;
         Ok(())
     }

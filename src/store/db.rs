@@ -558,43 +558,36 @@ impl Db {
         }
     }
 
-    /// Inserts a key read from a snapshot with its expiry (0 = none) and version.
-    pub fn load(&mut self, key: &[u8], value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
-        self.load_key(Key::from(key), crate::cluster::slot::key_slot(key), value, expire_at_ms, version, now_ms)
-    }
-
-    /// [`Db::load`] of a key already in the keyspace's form, with its hash slot
-    /// (both made by a snapshot's reading thread, off the inserting one).
-    pub fn load_key(&mut self, key: Key, slot: u16, value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
+    /// Inserts a key read from a snapshot with its expiry (0 = none) and version; the
+    /// key comes in the keyspace's form with its hash slot (both made by a snapshot's
+    /// reading thread, off the inserting one).
+    pub fn load(&mut self, key: Key, slot: u16, value: Value, expire_at_ms: u64, version: u32, now_ms: u64) {
         let value = self.fitted(value);
         Db::note_touched(&mut self.touched, &key);
         Db::note_stream(&mut self.stream_changes, &key, &value);
-        let expiring = (expire_at_ms != 0).then(|| Blob::from(&key[..]));
         // One lookup per key (a restart loads millions): the item goes in whole.
         let item = Item { version, expire_at_ms, ..Item::new(value, now_ms) };
-        match self.keys.insert_full(key, item) {
-            (position, None) => self.slots.link_in(&mut self.keys, position, slot),
+        let (position, old) = self.keys.insert_full(key, item);
+        let key_at = |keys: &KeyTable<Key, Item>| keys.get_index(position).map(|(key, _)| Blob::from(&key[..]));
+        match old {
+            None => self.slots.link_in(&mut self.keys, position, slot),
             // A key given twice: the later one wins, as a second SET would, in the
             // place (and the links among its slot's keys) of the first.
-            (position, Some(old)) => {
-                let key = match self.keys.get_index_mut(position) {
-                    Some((key, item)) => {
-                        item.slot_links = old.slot_links;
-                        Blob::from(&key[..])
-                    }
-                    None => Blob::default(),
-                };
-                if old.expire_at_ms != 0 {
+            Some(old) => {
+                if let Some((_, item)) = self.keys.get_index_mut(position) {
+                    item.slot_links = old.slot_links;
+                }
+                if let Some(key) = key_at(&self.keys).filter(|_| old.expire_at_ms != 0) {
                     self.expires.remove(&(old.expire_at_ms, key));
                 }
             }
         }
-        if let Some(key) = expiring {
+        if let Some(key) = key_at(&self.keys).filter(|_| expire_at_ms != 0) {
             self.expires.insert((expire_at_ms, key));
         }
     }
 
-    /// Starts loading what [`Db::load_key`] of `key` (in `slot`) will touch: the
+    /// Starts loading what [`Db::load`] of `key` (in `slot`) will touch: the
     /// keyspace slot it goes in and the item its slot's list links it to.
     pub fn prefetch_load(&self, key: &[u8], slot: u16) {
         self.keys.prefetch_slot(key);
@@ -664,10 +657,13 @@ mod tests {
     #[test]
     fn a_key_loaded_twice_keeps_one_place_the_later_value_and_ttl() {
         let mut db = Db::new();
-        db.load(b"a", s("1"), 5000, 7, 0);
-        db.load(b"b", s("2"), 0, 8, 0);
-        db.load(b"a", s("3"), 0, 9, 0);
-        db.load(b"b", s("4"), 6000, 10, 0);
+        let mut load = |key: &[u8], value, expire_at_ms, version| {
+            db.load(Key::from(key), crate::cluster::slot::key_slot(key), value, expire_at_ms, version, 0)
+        };
+        load(b"a", s("1"), 5000, 7);
+        load(b"b", s("2"), 0, 8);
+        load(b"a", s("3"), 0, 9);
+        load(b"b", s("4"), 6000, 10);
         assert_eq!(db.len(), 2);
         assert_eq!(db.item(b"a").map(|i| (i.expire_at_ms, i.version())), Some((0, 9)));
         assert_eq!(db.item(b"b").map(|i| (i.expire_at_ms, i.version())), Some((6000, 10)));
