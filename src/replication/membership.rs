@@ -505,7 +505,9 @@ pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
 
 /// Logs every change of this member's state, and every change of term or active.
 async fn log_state_changes(group: Arc<Group>) {
-    let mut metrics = group.raft.metrics();
+    // Woken by changes of state, term, active or membership only (the server half of
+    // Raft's metrics), not by every entry committed and applied.
+    let mut metrics = group.raft.server_metrics();
     let mut last: Option<(ServerState, u64, Option<u64>)> = None;
     // The management API's events and metrics see every change logged here.
     let mut observer = crate::management::events::StateObserver::default();

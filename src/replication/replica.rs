@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResult;
 use openraft::{BasicNode, Config, ReadPolicy, SnapshotPolicy};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -22,7 +22,7 @@ use super::membership;
 use super::network::GroupNetwork;
 use super::state_machine::{Notice, StateMachine};
 use super::stripe::{Member, ServerState, StripeLayout};
-use super::types::TypeConfig;
+use super::types::{Deliver, TypeConfig};
 use crate::clock::{wall_ms, EntryClock};
 use crate::cluster::view::Active;
 use crate::protocol::reply::Reply;
@@ -593,13 +593,15 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
 /// sent one snapshot after another, the active never trims past what every other
 /// member has matched: while one lags, openraft's own purge rule alone applies.
 async fn trim_log_behind_snapshots(raft: Raft, log: LogStore) {
-    let mut metrics = raft.metrics();
+    // Woken when a snapshot is built or installed, not by every entry (Raft's whole
+    // metrics change with each one; this is the snapshot's own progress).
+    let mut snapshots = raft.watch_snapshot_progress();
+    let metrics = raft.metrics();
     let mut seen = None;
     // Held back by a lagging member: looked at again every second.
     let mut held_back = false;
     loop {
-        // Woken by every commit: only the snapshot is looked at unless it moved.
-        let snapshot = metrics.borrow_watched().snapshot.map(|s| s.index);
+        let snapshot = snapshots.get().map(|s| s.index);
         if snapshot != seen || held_back {
             seen = snapshot;
             held_back = false;
@@ -620,17 +622,15 @@ async fn trim_log_behind_snapshots(raft: Raft, log: LogStore) {
                 }
             }
         }
+        let known = seen;
+        let next = snapshots.wait_until(move |s| s.map(|l| l.index) != known);
         if held_back {
-            // Not on every commit: once a second, unless the member stops.
-            let pause = tokio::time::sleep(std::time::Duration::from_secs(1));
-            tokio::pin!(pause);
-            loop {
-                tokio::select! {
-                    changed = metrics.changed() => if changed.is_err() { return },
-                    _ = &mut pause => break,
-                }
+            // Not on every commit: once a second, unless a snapshot comes first.
+            tokio::select! {
+                changed = next => if changed.is_err() { return },
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
-        } else if metrics.changed().await.is_err() {
+        } else if next.await.is_err() {
             return;
         }
     }
@@ -670,39 +670,31 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: Stri
         }
         let mut entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
         entry.origins = origins.map(Into::into);
-        let (responder, done) = ProgressResponder::complete_only();
-        if let Err(fatal) = raft.client_write_ff(entry, Some(responder)).await {
-            // The core is gone: the entry never reached it.
-            tracing::error!(error = %fatal, "the stripe's Raft member stopped; writes are refused");
-            for (_, reply) in waiters {
-                let _ = reply.send(Err(WriteError::Stopped));
-            }
-            continue;
-        }
         let layout = layout.clone();
-        tokio::spawn(async move {
-            let result = done.await;
+        let responder = Deliver::new(move |result: ClientWriteResult<TypeConfig>| {
             drop(permit);
             match result {
-                Ok(Ok(response)) => {
+                Ok(response) => {
                     let mut replies = response.data.0.into_iter();
                     for (n, reply) in waiters {
                         let _ = reply.send(Ok(replies.by_ref().take(n).collect()));
                     }
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     let e = WriteError::from_raft(openraft::errors::RaftError::APIError(e), &layout);
                     for (_, reply) in waiters {
                         let _ = reply.send(Err(e.clone()));
                     }
                 }
-                Err(_) => {
-                    for (_, reply) in waiters {
-                        let _ = reply.send(Err(WriteError::StoppedInFlight));
-                    }
-                }
             }
         });
+        if let Err(fatal) = raft.client_write_ff(entry, Some(responder)).await {
+            // The core is gone. The entry never reached it, but its responder went
+            // with it: dropped, it closed the waiters' channels, and they answer
+            // that the member stopped with the write in flight (outcome unknown:
+            // more than the truth, never less).
+            tracing::error!(error = %fatal, "the stripe's Raft member stopped; writes are refused");
+        }
     }
 }
 

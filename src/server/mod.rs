@@ -260,9 +260,10 @@ impl Shared {
 }
 
 /// Keeps the cluster view current: rebuilt whenever the replication layer's view of
-/// the stripe changes (a new active, an election).
+/// the stripe changes (a new active, an election). Raft's server metrics (state,
+/// active, membership) change with those alone, not with every entry applied.
 async fn keep_view(shared: Arc<Shared>) {
-    let mut metrics = shared.core.replica.raft.metrics();
+    let mut metrics = shared.core.replica.raft.server_metrics();
     loop {
         let active = shared.core.replica.active_at();
         let current = shared.view();
