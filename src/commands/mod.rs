@@ -555,6 +555,24 @@ fn table() -> &'static HashMap<&'static [u8], &'static CommandSpec, foldhash::fa
     TABLE.get_or_init(|| all().map(|spec| (spec.name.as_bytes(), spec)).collect())
 }
 
+/// False when `args` cannot name a command that runs a script: its name starts with
+/// a letter no such command's does. Apply asks this of every command it is given, so
+/// that the usual write is not looked up in the table twice.
+pub fn may_run_script(args: &[Bytes]) -> bool {
+    static FIRST: OnceLock<[bool; 256]> = OnceLock::new();
+    let first = FIRST.get_or_init(|| {
+        let mut first = [false; 256];
+        for spec in all().filter(|s| s.has(flags::SCRIPT)) {
+            if let Some(&b) = spec.name.as_bytes().first() {
+                first[b.to_ascii_lowercase() as usize] = true;
+                first[b.to_ascii_uppercase() as usize] = true;
+            }
+        }
+        first
+    });
+    args.first().and_then(|name| name.first()).is_some_and(|&b| first[b as usize])
+}
+
 /// Finds a command or a subcommand by its full name (`config|get`),
 /// case-insensitively, as COMMAND INFO and COMMAND DOCS take it.
 pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
@@ -771,6 +789,22 @@ impl<'a> WriteCtx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pre-filter apply uses before looking a command up for its script flag
+    /// lets every script command through, in any case, and stops the others it can.
+    #[test]
+    fn may_run_script_lets_every_script_command_through() {
+        let name = |n: &str| vec![Bytes::copy_from_slice(n.as_bytes())];
+        let scripts: Vec<&str> = all().filter(|s| s.has(flags::SCRIPT)).map(|s| s.name).collect();
+        assert!(scripts.contains(&"eval") && scripts.contains(&"fcall"), "{scripts:?}");
+        for n in scripts.iter().flat_map(|n| [n.to_string(), n.to_ascii_uppercase()]) {
+            assert!(may_run_script(&name(&n)), "{n} was stopped");
+        }
+        for n in ["set", "HSET", "incr", "lpush", "get"] {
+            assert!(!may_run_script(&name(n)), "{n} was let through");
+        }
+        assert!(!may_run_script(&[]) && !may_run_script(&name("")));
+    }
 
     #[test]
     fn every_command_name_is_lowercase_and_unique() {

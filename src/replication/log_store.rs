@@ -53,7 +53,8 @@ impl DiskHealth {
 
 #[derive(Default)]
 struct State {
-    entries: BTreeMap<u64, RaftEntry>,
+    /// Each entry with its [`entry_bytes`], counted once when it enters.
+    entries: BTreeMap<u64, (RaftEntry, usize)>,
     vote: Option<Vote>,
     purged: Option<LogId>,
     /// Reserved in the meta format; not written yet: `save_committed` is not
@@ -125,10 +126,11 @@ impl LogStore {
                 offset: 0,
                 why: format!("record for index {} does not decode: {e}", record.index),
             })?;
-            entries.insert(record.index, entry);
+            let bytes = entry_bytes(&entry);
+            entries.insert(record.index, (entry, bytes));
         }
         let count = entries.len();
-        let bytes: usize = entries.values().map(entry_bytes).sum();
+        let bytes: usize = entries.values().map(|(_, bytes)| bytes).sum();
         let (tx, rx) = mpsc::channel();
         let health = Arc::new(DiskHealth::default());
         let writer_health = health.clone();
@@ -149,8 +151,8 @@ impl LogStore {
     pub fn purge_point(&self, snapshot: u64, keep_bytes: usize) -> Option<u64> {
         let state = self.state();
         let mut kept = 0;
-        for (index, entry) in state.entries.range(..=snapshot).rev() {
-            kept += entry_bytes(entry);
+        for (index, (_, bytes)) in state.entries.range(..=snapshot).rev() {
+            kept += bytes;
             if kept > keep_bytes {
                 return Some(*index);
             }
@@ -163,8 +165,8 @@ impl LogStore {
         self.inner.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn account(&self, removed: &BTreeMap<u64, RaftEntry>) {
-        let freed: usize = removed.values().map(entry_bytes).sum();
+    fn account(&self, removed: &BTreeMap<u64, (RaftEntry, usize)>) {
+        let freed: usize = removed.values().map(|(_, bytes)| bytes).sum();
         let _ = self
             .inner
             .bytes
@@ -348,7 +350,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<RaftEntry>, io::Error> {
-        Ok(self.state().entries.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self.state().entries.range(range).map(|(_, (e, _))| e.clone()).collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -361,7 +363,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let st = self.state();
-        let last = st.entries.values().next_back().map(|e| e.log_id).or(st.purged);
+        let last = st.entries.values().next_back().map(|(e, _)| e.log_id).or(st.purged);
         Ok(LogState { last_purged_log_id: st.purged, last_log_id: last })
     }
 
@@ -388,8 +390,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 if durable {
                     records.push((entry.log_id.index, encode_raft_entry(&entry)));
                 }
-                added += entry_bytes(&entry);
-                st.entries.insert(entry.log_id.index, entry);
+                let bytes = entry_bytes(&entry);
+                added += bytes;
+                st.entries.insert(entry.log_id.index, (entry, bytes));
             }
             self.inner.bytes.fetch_add(added, std::sync::atomic::Ordering::Relaxed);
         }

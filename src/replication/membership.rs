@@ -506,8 +506,11 @@ pub async fn stop(group: &Group, force: bool) -> (Response, bool) {
 /// Logs every change of this member's state, and every change of term or active.
 async fn log_state_changes(group: Arc<Group>) {
     // Woken by changes of state, term, active or membership only (the server half of
-    // Raft's metrics), not by every entry committed and applied.
+    // Raft's metrics), not by every entry committed and applied; by those too while
+    // this member catches up, so the end of its catch-up is seen when it happens.
     let mut metrics = group.raft.server_metrics();
+    let mut data = group.raft.data_metrics();
+    let mut stopped = false;
     let mut last: Option<(ServerState, u64, Option<u64>)> = None;
     // The management API's events and metrics see every change logged here.
     let mut observer = crate::management::events::StateObserver::default();
@@ -528,9 +531,15 @@ async fn log_state_changes(group: Arc<Group>) {
             }
             last = Some(now);
         }
+        if stopped {
+            // Raft's core has stopped: what it last said (STOPPED) is logged above.
+            return;
+        }
+        let catching_up = matches!(now.0, ServerState::Initializing | ServerState::PassiveUninitialized);
         // States also change with time (an active not heard from), not only with Raft's metrics.
         tokio::select! {
-            changed = metrics.changed() => if changed.is_err() { return },
+            changed = metrics.changed() => stopped = changed.is_err(),
+            changed = data.changed(), if catching_up => stopped = changed.is_err(),
             _ = tokio::time::sleep(group.election_time() / 4) => {}
         }
     }

@@ -392,8 +392,10 @@ impl Replica {
 
     /// Where client requests for this stripe go right now.
     pub fn active_at(&self) -> Active {
-        // Read the metrics in place (no await while borrowed).
-        let metrics = self.raft.metrics();
+        // Read the metrics in place (no await while borrowed). The server half: it
+        // holds all this reads, and is what `keep_view` waits on (openraft sends it
+        // before the whole metrics, so reading the whole could see the old active).
+        let metrics = self.raft.server_metrics();
         let m = metrics.borrow_watched();
         match m.current_leader {
             Some(id) if id == m.id && !self.group.witness => Active::Here,

@@ -149,7 +149,8 @@ impl PartialEq for Entry {
 impl Entry {
     /// Whether applying this entry runs a Lua script (EVAL, FCALL…), which may take long.
     pub fn runs_script(&self) -> bool {
-        let script = |args: &Vec<Bytes>| commands::resolve(args).is_some_and(|s| s.has(commands::flags::SCRIPT));
+        let script =
+            |args: &Vec<Bytes>| commands::may_run_script(args) && commands::resolve(args).is_some_and(|s| s.has(commands::flags::SCRIPT));
         fn runs(op: &Op, script: &impl Fn(&Vec<Bytes>) -> bool) -> bool {
             match op {
                 Op::Command(args) => script(args),

@@ -12,7 +12,7 @@
 //! most 3/4 full. Iteration follows the entries' order, which does not depend on
 //! the hasher: every member iterates alike.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher as _};
 
 use super::value::Hasher;
 
@@ -139,8 +139,12 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         self.entries.is_empty()
     }
 
+    /// The key's bytes alone, without the length prefix `Hash for [u8]` adds: the
+    /// hasher's `write` already mixes the length into its seed.
     fn hash(&self, key: &[u8]) -> u32 {
-        self.hasher.hash_one(key) as u32
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(key);
+        hasher.finish() as u32
     }
 
     fn mask(&self) -> usize {
