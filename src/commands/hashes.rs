@@ -49,10 +49,7 @@ fn read_hash<'a>(ctx: &mut ReadCtx<'a>, key: &[u8]) -> Result<Option<&'a HashVal
 /// before anything is created, so a WRONGTYPE error leaves the keyspace untouched.
 /// Callers must add a field (or call `remove_if_empty`) before returning.
 fn write_hash<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<&'c mut HashValue, Reply> {
-    if let Some(value) = ctx.get(key) {
-        value.as_hash()?;
-    }
-    ctx.get_or_insert(key, || Value::Hash(HashValue::default())).as_hash_mut()
+    ctx.get_checked_or_insert(key, |v| v.as_hash().map(drop), || Value::Hash(HashValue::default()))?.as_hash_mut()
 }
 
 /// The value of `field` in the hash under `key`, for the read-modify-write commands.

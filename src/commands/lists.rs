@@ -181,11 +181,10 @@ fn pop_elements(ctx: &mut WriteCtx, key: &[u8], end: End, count: usize) -> Resul
 /// `only_existing`; replies with the new length (0 when nothing was pushed).
 fn push_command(ctx: &mut WriteCtx, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
     let key = &args[1];
-    let exists = ctx.get(key).map(Value::as_list).transpose()?.is_some();
-    if only_existing && !exists {
+    if only_existing && ctx.get(key).map(Value::as_list).transpose()?.is_none() {
         return Ok(Reply::Int(0));
     }
-    let list = ctx.get_or_insert(key, new_list).as_list_mut()?;
+    let list = ctx.get_checked_or_insert(key, |v| v.as_list().map(drop), new_list)?.as_list_mut()?;
     for element in &args[2..] {
         end.push(list, Key::from(&element[..]));
     }

@@ -722,6 +722,34 @@ impl<'a> WriteCtx<'a> {
         &mut item.value
     }
 
+    /// [`WriteCtx::get_or_insert`] for a write that must refuse a value of another
+    /// type: `check` sees the live value, if any, before anything is touched (a refused
+    /// write changes nothing, not even the key's version that WATCH compares). One
+    /// lookup for both.
+    pub fn get_checked_or_insert(
+        &mut self,
+        key: &[u8],
+        check: impl FnOnce(&Value) -> Result<(), Reply>,
+        make: impl FnOnce() -> Value,
+    ) -> Result<&mut Value, Reply> {
+        let now = self.now_ms;
+        let index = match self.live_index(key) {
+            Some(index) => {
+                if let Some(item) = self.db.item_at(index) {
+                    check(&item.value)?;
+                }
+                index
+            }
+            None => {
+                self.notify_new(key);
+                self.db.insert_new(key, make(), now)
+            }
+        };
+        let item = self.db.item_at_mut(index).expect("a position just found or inserted");
+        item.touch(now, u32::MAX);
+        Ok(&mut item.value)
+    }
+
     /// Stores `value` under `key`, dropping any TTL (as SET does). A list, sorted set
     /// or stream put in place whole (RENAME, COPY, RESTORE, SORT … STORE, Z…STORE) may
     /// serve clients blocked on `key`, as a push would: Redis signals every key it adds.
@@ -789,6 +817,30 @@ impl<'a> WriteCtx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write refused for the key's type changes nothing that WATCH compares: the
+    /// type is checked before the key is touched, in the one lookup of
+    /// `get_checked_or_insert`; a key of the right type, or none, is written.
+    #[test]
+    fn writes_refused_for_the_type_leave_the_key_untouched() {
+        use crate::store::value::WRONGTYPE;
+        let mut store = crate::store::Store::default();
+        let set = test_support::run(&mut store, 1_000, &["set", "s", "v"]);
+        assert_eq!(set, Reply::ok());
+        let version = |store: &crate::store::Store| store.db.item(b"s").map(|i| i.version());
+        let before = version(&store);
+        for cmd in [&["lpush", "s", "x"][..], &["rpush", "s", "x"], &["hset", "s", "f", "v"], &["sadd", "s", "m"], &["zadd", "s", "1", "m"]]
+        {
+            assert_eq!(test_support::run(&mut store, 2_000, cmd), Reply::err(WRONGTYPE), "{cmd:?}");
+            assert_eq!(version(&store), before, "{cmd:?} touched the key");
+        }
+        for (key, cmd) in
+            [("l", &["lpush", "l", "x"][..]), ("h", &["hset", "h", "f", "v"]), ("e", &["sadd", "e", "m"]), ("z", &["zadd", "z", "1", "m"])]
+        {
+            assert_eq!(test_support::run(&mut store, 3_000, cmd), Reply::Int(1), "{cmd:?}");
+            assert!(version(&store) == before && store.db.item(key.as_bytes()).is_some(), "{cmd:?}");
+        }
+    }
 
     /// The pre-filter apply uses before looking a command up for its script flag
     /// lets every script command through, in any case, and stops the others it can.

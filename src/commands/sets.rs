@@ -114,10 +114,7 @@ fn read_set<'a>(ctx: &mut ReadCtx<'a>, key: &[u8]) -> Result<Option<&'a SetValue
 /// The set under `key` for writing, created empty if absent. The type is checked
 /// before anything is created, so WRONGTYPE leaves the keyspace untouched.
 fn write_set<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<&'c mut SetValue, Reply> {
-    if let Some(value) = ctx.get(key) {
-        value.as_set()?;
-    }
-    ctx.get_or_insert(key, || Value::Set(SetValue::default())).as_set_mut()
+    ctx.get_checked_or_insert(key, |v| v.as_set().map(drop), || Value::Set(SetValue::default()))?.as_set_mut()
 }
 
 fn members_reply<'m>(members: impl IntoIterator<Item = &'m [u8]>) -> Vec<Reply> {

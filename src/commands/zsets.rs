@@ -576,15 +576,11 @@ fn add_one(z: &mut ZSet, score: f64, member: &[u8], flags: AddFlags) -> Result<A
 /// ZINCRBY with `flags.incr`). A NaN stops the loop with an error, keeping the
 /// pairs applied before it, as Redis does.
 fn add_pairs(ctx: &mut WriteCtx, key: &[u8], flags: AddFlags, pairs: &[(f64, &[u8])]) -> CmdResult {
-    let exists = match ctx.get(key) {
-        Some(value) => value.as_zset().map(|_| true)?,
-        None => false,
-    };
     let skipped_reply = if flags.incr { Reply::Nil } else { Reply::Int(0) };
-    if !exists && flags.xx {
+    if flags.xx && ctx.get(key).map(Value::as_zset).transpose()?.is_none() {
         return Ok(skipped_reply);
     }
-    let z = ctx.get_or_insert(key, || Value::ZSet(Box::default())).as_zset_mut()?;
+    let z = ctx.get_checked_or_insert(key, |v| v.as_zset().map(drop), || Value::ZSet(Box::default()))?.as_zset_mut()?;
     let (mut added, mut changed, mut last) = (0i64, 0i64, None);
     let mut failure = None;
     for &(score, member) in pairs {
