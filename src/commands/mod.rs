@@ -585,20 +585,30 @@ pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     // A pipeline mostly repeats one command, and each is looked up at parsing and
-    // again at apply: the last command found on this thread is compared first.
+    // again at apply: the name last found on this thread, exactly as it was written
+    // (case included), is compared first, as two words.
     thread_local! {
-        static LAST: std::cell::Cell<Option<&'static CommandSpec>> = const { std::cell::Cell::new(None) };
+        static LAST: std::cell::Cell<Option<(u8, [u8; LAST_NAME_MAX], &'static CommandSpec)>> = const { std::cell::Cell::new(None) };
     }
-    let last = LAST.with(|l| l.get());
-    if let Some(spec) = last.filter(|s| s.name.len() == name.len() && s.name.as_bytes().eq_ignore_ascii_case(name)) {
-        return Some(spec);
+    let mut given = [0u8; LAST_NAME_MAX];
+    let short = name.len() <= LAST_NAME_MAX;
+    if short {
+        given[..name.len()].copy_from_slice(name);
+        if let Some((len, last, spec)) = LAST.with(|l| l.get()) {
+            if usize::from(len) == name.len() && last == given {
+                return Some(spec);
+            }
+        }
     }
     let found = lookup_in_table(name);
-    if found.is_some() {
-        LAST.with(|l| l.set(found));
+    if let Some(spec) = found.filter(|_| short) {
+        LAST.with(|l| l.set(Some((name.len() as u8, given, spec))));
     }
     found
 }
+
+/// The longest name [`lookup`] remembers (every command name but a few).
+const LAST_NAME_MAX: usize = 16;
 
 fn lookup_in_table(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut buf = [0u8; 32];
@@ -897,6 +907,15 @@ mod tests {
         assert!(lookup(b"PiNg").is_some());
         assert!(lookup(b"no-such-command").is_none());
         assert!(lookup(&[b'a'; 100]).is_none());
+        // The name last found is remembered as written: another case, another
+        // length or another name is looked up, not mistaken for it.
+        assert_eq!(lookup(b"LPUSH").map(|s| s.name), Some("lpush"));
+        assert_eq!(lookup(b"LPUSH").map(|s| s.name), Some("lpush"));
+        assert_eq!(lookup(b"lpushx").map(|s| s.name), Some("lpushx"));
+        assert_eq!(lookup(b"lPuSh").map(|s| s.name), Some("lpush"));
+        assert!(lookup(b"LPUS").is_none());
+        assert!(lookup(b"LPUSH\0").is_none());
+        assert_eq!(lookup(b"GEORADIUSBYMEMBER_RO").map(|s| s.name), Some("georadiusbymember_ro"));
     }
 }
 

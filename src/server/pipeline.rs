@@ -13,6 +13,7 @@
 //! is settled before anything that must see its effects (a server command, a
 //! command routed elsewhere), so replies keep the client's order.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ use super::core::Reads;
 use super::errors::{read_reply, write_reply, ERR_DEPOSED_WHILE_BLOCKED, ERR_LEADERSHIP_FLAPPING, ERR_NOT_ACTIVE_EITHER};
 use super::request::Request;
 use crate::cluster::route::{route, Access, Keys, Route};
-use crate::cluster::view::Active;
+use crate::cluster::view::{Active, ClusterView};
 use crate::protocol::reply::Reply;
 use crate::store::Op;
 
@@ -152,7 +153,7 @@ impl Connection {
                 return self.whole_array_command(request, how).await;
             }
         }
-        match self.place(&request).await {
+        match self.place(&request, view).await {
             Place::Answer(reply) => {
                 self.settle(pending).await;
                 self.reply(request.unless_sent(reply));
@@ -212,7 +213,8 @@ impl Connection {
 
     /// Routes a data command, waiting out an election (bounded) when its stripe has
     /// no active.
-    pub(super) async fn place(&mut self, request: &Request) -> Place {
+    /// `view` is the cluster view the command was admitted under (taken once a command).
+    pub(super) async fn place(&mut self, request: &Request, view: Arc<ClusterView>) -> Place {
         let access = if request.spec.blocks(&request.args) {
             Access::Blocking
         } else if request.spec.is_write() {
@@ -220,12 +222,19 @@ impl Connection {
         } else {
             Access::Read
         };
-        let keys = request.keys(&self.shared.view());
-        self.place_keys(keys, access).await
+        let keys = request.keys(&view);
+        self.place_keys_in(keys, access, view).await
     }
 
     /// Routes what touches `keys` (see [`Connection::place`]).
     pub(in crate::server) async fn place_keys(&mut self, keys: Keys, access: Access) -> Place {
+        let view = self.shared.view();
+        self.place_keys_in(keys, access, view).await
+    }
+
+    /// [`Connection::place_keys`] starting from `view`; a wait for an election reads
+    /// the view again.
+    async fn place_keys_in(&mut self, keys: Keys, access: Access, mut view: Arc<ClusterView>) -> Place {
         let client = self.session.client(super::break_safety_stale_reads());
         // Servers that disagree on which stripe owns a slot would both take a key.
         if let Some(why) = self.shared.array_mismatch.reason() {
@@ -235,7 +244,6 @@ impl Connection {
         }
         let mut waited = false;
         loop {
-            let view = self.shared.view();
             match route(keys, access, client, &view) {
                 Route::Local => {
                     // This server is (again) the active: what an upstream to its own
@@ -260,6 +268,7 @@ impl Connection {
                 Route::Down(stripe) if !waited => {
                     waited = true;
                     self.shared.wait_for_active(stripe, self.shared.active_wait()).await;
+                    view = self.shared.view();
                 }
                 Route::Down(stripe) => return Place::Answer(self.shared.no_active(stripe)),
             }

@@ -85,6 +85,13 @@ fn defer(payload: Box<dyn Send>, objects: u64) {
     }
 }
 
+/// Frees something that is not the keyspace's (log entries a purge removed, say) on the
+/// background thread, so the task that let go of it does not stall; counted in no
+/// statistic.
+pub fn free_elsewhere(payload: Box<dyn Send>) {
+    defer(payload, 0);
+}
+
 /// Objects handed to the background thread and not freed yet.
 pub fn pending() -> u64 {
     PENDING.load(Ordering::Relaxed)

@@ -150,7 +150,7 @@ impl Connection {
         if !self.shared.core.enough_mirrors(&self.shared.settings) {
             return Reply::err(crate::commands::scripting::ERR_NOREPLICAS);
         }
-        match self.place(request).await {
+        match self.place(request, self.shared.view()).await {
             Place::Local => {}
             Place::Answer(reply) => return reply,
             Place::Forward(_) => {
