@@ -370,6 +370,120 @@ fn info_config_and_memory_during_a_running_script_hold_up_no_one_else() {
     }
 }
 
+/// MEMORY STATS, CONFIG GET and CLUSTER COUNTKEYSINSLOT read the store in place on
+/// the server's one thread. Sent just as an endless read-only script starts, one used
+/// to come between the script's thread taking the store and its script beginning: it
+/// locked the thread until the script ended, so SCRIPT KILL was never read and the
+/// server served no one (seen as a CI run hung in the test above). Now such a command
+/// waits for the store without blocking; every round here must end with the script
+/// killed and every command answered.
+#[test]
+fn commands_reading_the_store_as_a_read_script_starts_never_wedge_the_server() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000_000_000u64).query(&mut con).unwrap();
+    let mut killer = server.conn();
+    for round in 0..20 {
+        tracing::info!(round, "--- an endless EVAL_RO while MEMORY STATS, CONFIG GET and CLUSTER are asked without a pause");
+        // A fresh Lua VM for each round: the script's thread builds it holding the
+        // store, before the script begins (the widest moment to come in).
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = [vec!["MEMORY", "STATS"], vec!["CONFIG", "GET", "maxmemory"], vec!["CLUSTER", "COUNTKEYSINSLOT", "1"]]
+            .into_iter()
+            .map(|command| {
+                let mut c = server.conn();
+                let stop = stop.clone();
+                std::thread::spawn(move || -> redis::RedisResult<u64> {
+                    let mut cmd = redis::cmd(command[0]);
+                    for a in &command[1..] {
+                        cmd.arg(*a);
+                    }
+                    let mut answered = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) && answered < 1_000_000 {
+                        match cmd.query::<redis::Value>(&mut c) {
+                            Ok(_) => {}
+                            Err(e) if e.code() == Some("BUSY") => {}
+                            Err(e) => return Err(e),
+                        }
+                        answered += 1;
+                    }
+                    Ok(answered)
+                })
+            })
+            .collect();
+        let mut runner = server.conn();
+        let long = std::thread::spawn(move || -> redis::RedisResult<String> {
+            redis::cmd("EVAL_RO").arg("while true do end").arg(0).query(&mut runner)
+        });
+        // NOTBUSY until the script has begun; a wedged server answers nothing at all
+        // (the connection's 10 s read timeout then fails the test).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut killer) {
+                Ok(ok) => {
+                    assert_eq!(ok, "OK");
+                    break;
+                }
+                Err(e) if e.code() == Some("NOTBUSY") && std::time::Instant::now() < deadline => std::thread::yield_now(),
+                Err(e) => panic!("round {round}: SCRIPT KILL: {e}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(long.join().unwrap().is_err(), "round {round}: the script was killed");
+        for reader in readers {
+            let answered = reader.join().unwrap();
+            assert!(answered.is_ok(), "round {round}: {answered:?}");
+        }
+    }
+}
+
+/// A write from another client while an endless read-only script holds the store:
+/// its apply waits for the script without blocking the server. Before, the apply
+/// locked the store on the server's one thread: PING and SCRIPT KILL went unanswered
+/// for good. The write is applied once the script is killed, or answered as unknown
+/// if that took longer than the stripe's answer deadline; never lost once answered OK.
+#[test]
+fn a_write_during_an_endless_read_script_leaves_the_server_answering() {
+    log_phases();
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000_000_000u64).query(&mut con).unwrap();
+    let mut runner = server.conn();
+    let long = std::thread::spawn(move || -> redis::RedisResult<String> {
+        redis::cmd("EVAL_RO").arg("while true do end").arg(0).query(&mut runner)
+    });
+    // CLIENT LIST reads no store; a client shows its command once it is admitted.
+    let admitted = |con: &mut redis::Connection, cmd: &str| {
+        redis::cmd("CLIENT").arg("LIST").query::<String>(con).is_ok_and(|l| l.contains(&format!("cmd={cmd} ")))
+    };
+    assert!(wait_until(Duration::from_secs(20), || admitted(&mut con, "eval_ro")), "the script runs");
+    tracing::info!("--- a SET from another client, then PING from a third");
+    let mut writer = server.conn();
+    let write = std::thread::spawn(move || -> redis::RedisResult<String> { redis::cmd("SET").arg("a").arg("1").query(&mut writer) });
+    assert!(wait_until(Duration::from_secs(20), || admitted(&mut con, "set")), "the write was admitted");
+    let mut other = server.conn();
+    let pong: String = redis::cmd("PING").query(&mut other).expect("PING answered while the write waits for the script");
+    assert_eq!(pong, "PONG");
+    tracing::info!("--- SCRIPT KILL is read and ends the script; the write then applies");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut other) {
+            Ok(ok) => break assert_eq!(ok, "OK"),
+            Err(e) if e.code() == Some("NOTBUSY") && std::time::Instant::now() < deadline => std::thread::yield_now(),
+            Err(e) => panic!("SCRIPT KILL: {e}"),
+        }
+    }
+    assert!(long.join().unwrap().is_err(), "the script was killed");
+    let written = write.join().unwrap();
+    let value: Option<String> = redis::cmd("GET").arg("a").query(&mut other).unwrap();
+    match written {
+        Ok(ok) => assert_eq!((ok.as_str(), value.as_deref()), ("OK", Some("1")), "an acknowledged write is there"),
+        Err(e) => assert_eq!(e.code(), Some("OUTCOMEUNKNOWN"), "{e}"),
+    }
+}
+
 #[test]
 fn shutdown_stops_the_server_as_tandem_stop_does() {
     log_phases();

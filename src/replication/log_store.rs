@@ -83,7 +83,6 @@ const PURGE_FREED_IN_PLACE_MAX: usize = 2048;
 
 /// The log store handle; clones share everything (openraft clones readers).
 #[derive(Clone)]
-
 pub struct LogStore {
     inner: Arc<Inner>,
 }

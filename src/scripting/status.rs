@@ -3,7 +3,7 @@
 //! connections (which answer `-BUSY`, wait for it to end, or ask to kill it). Nothing
 //! here is state: servers differ in it freely.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// The busy threshold's default (`busy-reply-threshold`, alias `lua-time-limit`): as
@@ -50,6 +50,29 @@ pub struct Status {
     /// libraries and functions loaded then, for FUNCTION STATS (answered from here while
     /// the script holds the store).
     described: std::sync::Mutex<Described>,
+    /// Script runs handed to a blocking thread and not finished: that thread may hold
+    /// the store before its script has begun (and after it ended).
+    off_thread: AtomicUsize,
+}
+
+/// A script run on a blocking thread (read scripts; write scripts in apply), counted
+/// from before that thread can take the store until it has let go of it
+/// ([`Status::off_thread`]).
+pub struct OffThread(std::sync::Arc<Status>);
+
+impl OffThread {
+    /// Counts a run about to be handed to a blocking thread (call on the runtime,
+    /// before spawning it).
+    pub fn enter(status: &std::sync::Arc<Status>) -> OffThread {
+        status.off_thread.fetch_add(1, Ordering::SeqCst);
+        OffThread(status.clone())
+    }
+}
+
+impl Drop for OffThread {
+    fn drop(&mut self) {
+        self.0.off_thread.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +109,7 @@ impl Default for Status {
             busy_threshold_ms: std::sync::Arc::new(AtomicU64::new(BUSY_THRESHOLD_MS_DEFAULT)),
             ended: tokio::sync::Notify::new(),
             described: std::sync::Mutex::default(),
+            off_thread: AtomicUsize::new(0),
         }
     }
 }
@@ -149,6 +173,16 @@ impl Status {
 
     pub fn running(&self) -> bool {
         self.kind.load(Ordering::SeqCst) != IDLE
+    }
+
+    /// True when a script runs, or a script's blocking thread is in flight (it may
+    /// hold the store before its script has begun, or just after it ended): a command
+    /// that locks the store on the runtime must first wait until this is false, without
+    /// blocking. Checking only `running` let a MEMORY STATS that came in just as an
+    /// endless EVAL_RO started lock the runtime until the script ended, and SCRIPT
+    /// KILL could never be read.
+    pub fn may_hold_store(&self) -> bool {
+        self.running() || self.off_thread.load(Ordering::SeqCst) > 0
     }
 
     /// A script runs inside `apply` (a write script): the entries before and after it

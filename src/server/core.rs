@@ -421,7 +421,10 @@ impl Core {
         let store = self.replica.store.clone();
         let tracking = self.tracking.clone();
         let (now, seed) = (self.stamp(), self.random());
+        // Counted until the thread has let go of the store (it is dropped last).
+        let off_thread = crate::scripting::status::OffThread::enter(&self.scripts);
         let reads = tokio::task::spawn_blocking(move || {
+            let _off_thread = off_thread;
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
             crate::scripting::take_read_called();

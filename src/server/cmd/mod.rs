@@ -40,9 +40,21 @@ impl Connection {
         let args = &request.args;
         // CONFIG, MEMORY and CLUSTER read the store in place: first wait, without
         // blocking the runtime, for a script that holds it (or answer -BUSY).
-        if matches!(srv, Srv::Config | Srv::Memory | Srv::Cluster) && self.shared.core.scripts.running() {
-            if let Err(busy) = self.shared.core.store_async().await {
-                return Some(busy);
+        if matches!(srv, Srv::Config | Srv::Memory | Srv::Cluster) {
+            // Not a moment when the store is free, but one when no script's thread is
+            // in flight: a thread already handed a script may take the store between
+            // any check and the lock. Between here and the handler nothing awaits, so
+            // (on the server's one thread) no script's thread can start meanwhile.
+            let scripts = &self.shared.core.scripts;
+            while scripts.may_hold_store() {
+                if scripts.running() {
+                    if let Err(busy) = self.shared.core.store_async().await {
+                        return Some(busy);
+                    }
+                } else {
+                    // About to begin its script, or just past its end.
+                    tokio::task::yield_now().await;
+                }
             }
         }
         Some(match srv {
