@@ -385,34 +385,50 @@ fn commands_reading_the_store_as_a_read_script_starts_never_wedge_the_server() {
     let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000_000_000u64).query(&mut con).unwrap();
     let mut killer = server.conn();
     for round in 0..20 {
-        tracing::info!(round, "--- an endless EVAL_RO while MEMORY STATS, CONFIG GET and CLUSTER are asked without a pause");
+        tracing::info!(
+            round,
+            "--- an endless EVAL_RO while MEMORY STATS, CONFIG GET, CLUSTER and MULTI INFO EXEC are asked without a pause"
+        );
         // A fresh Lua VM for each round: the script's thread builds it holding the
         // store, before the script begins (the widest moment to come in).
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let readers: Vec<_> = [vec!["MEMORY", "STATS"], vec!["CONFIG", "GET", "maxmemory"], vec!["CLUSTER", "COUNTKEYSINSLOT", "1"]]
-            .into_iter()
-            .map(|command| {
-                let mut c = server.conn();
-                let stop = stop.clone();
-                std::thread::spawn(move || -> redis::RedisResult<u64> {
-                    let mut cmd = redis::cmd(command[0]);
-                    for a in &command[1..] {
-                        cmd.arg(*a);
+        // The last is INFO inside MULTI, answered at EXEC after the transaction's entry.
+        let readers: Vec<_> = [
+            vec!["MEMORY", "STATS"],
+            vec!["CONFIG", "GET", "maxmemory"],
+            vec!["CLUSTER", "COUNTKEYSINSLOT", "1"],
+            vec!["INFO", "keyspace"],
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, command)| {
+            let mut c = server.conn();
+            let stop = stop.clone();
+            std::thread::spawn(move || -> redis::RedisResult<u64> {
+                let mut cmd = redis::cmd(command[0]);
+                for a in &command[1..] {
+                    cmd.arg(*a);
+                }
+                let mut in_multi = redis::pipe();
+                in_multi.atomic().add_command(cmd.clone());
+                let mut answered = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && answered < 1_000_000 {
+                    let answer = match i {
+                        3 => in_multi.query::<redis::Value>(&mut c),
+                        _ => cmd.query::<redis::Value>(&mut c),
+                    };
+                    match answer {
+                        Ok(_) => {}
+                        Err(e) if e.code() == Some("BUSY") || e.kind() == redis::ErrorKind::ExecAbortError => {}
+                        Err(e) => return Err(e),
                     }
-                    let mut answered = 0;
-                    while !stop.load(std::sync::atomic::Ordering::SeqCst) && answered < 1_000_000 {
-                        match cmd.query::<redis::Value>(&mut c) {
-                            Ok(_) => {}
-                            Err(e) if e.code() == Some("BUSY") => {}
-                            Err(e) => return Err(e),
-                        }
-                        answered += 1;
-                    }
-                    Ok(answered)
-                })
+                    answered += 1;
+                }
+                Ok(answered)
             })
-            .collect();
+        })
+        .collect();
         let mut runner = server.conn();
         let long = std::thread::spawn(move || -> redis::RedisResult<String> {
             redis::cmd("EVAL_RO").arg("while true do end").arg(0).query(&mut runner)

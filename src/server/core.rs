@@ -153,6 +153,26 @@ impl Core {
         }
     }
 
+    /// Waits, without blocking the runtime, until no script's thread is in flight
+    /// ([`Status::may_hold_store`]), for a handler that then locks the store in place
+    /// with nothing awaited in between (on the server's one thread no script's thread
+    /// can start meanwhile). `Err(-BUSY)` once a script runs past the busy threshold,
+    /// or once script threads have kept coming for that long.
+    pub async fn scripts_quiet(&self) -> Result<(), Reply> {
+        let started = std::time::Instant::now();
+        while self.scripts.may_hold_store() {
+            if self.scripts.running() {
+                self.store_async().await.map(drop)?;
+            } else if started.elapsed().as_millis() as u64 >= self.scripts.busy_threshold_ms.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(self.busy_reply());
+            } else {
+                // A script's thread about to begin its script, or just past its end.
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(())
+    }
+
     /// FUNCTION STATS while a script past the busy threshold holds the store: a
     /// function is described from its status (as Redis answers during a busy
     /// function); during EVAL the answer is Redis's `-BUSY`, as there.

@@ -43,18 +43,9 @@ impl Connection {
         if matches!(srv, Srv::Config | Srv::Memory | Srv::Cluster) {
             // Not a moment when the store is free, but one when no script's thread is
             // in flight: a thread already handed a script may take the store between
-            // any check and the lock. Between here and the handler nothing awaits, so
-            // (on the server's one thread) no script's thread can start meanwhile.
-            let scripts = &self.shared.core.scripts;
-            while scripts.may_hold_store() {
-                if scripts.running() {
-                    if let Err(busy) = self.shared.core.store_async().await {
-                        return Some(busy);
-                    }
-                } else {
-                    // About to begin its script, or just past its end.
-                    tokio::task::yield_now().await;
-                }
+            // any check and the lock.
+            if let Err(busy) = self.shared.core.scripts_quiet().await {
+                return Some(busy);
             }
         }
         Some(match srv {

@@ -200,9 +200,20 @@ impl Connection {
         };
         let Reply::Array(mut replies) = reply else { return reply };
         // Server commands inside the transaction ran as placeholders: serve them now.
+        // INFO, CONFIG, MEMORY and CLUSTER read the store in place: first no script's
+        // thread may be in flight (see `Core::scripts_quiet`); nothing awaits after.
+        use crate::commands::Srv;
+        let reads_store = |srv: Srv| matches!(srv, Srv::Info | Srv::Config | Srv::Memory | Srv::Cluster);
+        let quiet = match cmds.iter().any(|r| r.srv().is_some_and(reads_store)) {
+            true => self.shared.core.scripts_quiet().await,
+            false => Ok(()),
+        };
         for (request, slot) in cmds.iter().zip(replies.iter_mut()) {
             if let Some(srv) = request.srv() {
-                *slot = self.inline_server_reply(srv, &request.args);
+                *slot = match &quiet {
+                    Err(busy) if reads_store(srv) => busy.clone(),
+                    _ => self.inline_server_reply(srv, &request.args),
+                };
             }
         }
         self.record_transaction(&cmds, &replies, started.elapsed());
