@@ -370,6 +370,20 @@ fn info_config_and_memory_during_a_running_script_hold_up_no_one_else() {
     }
 }
 
+/// SCRIPT KILL until it answers OK: NOTBUSY until the script has begun (up to 20 s);
+/// a wedged server answers nothing at all, and the connection's read timeout then
+/// fails the test.
+fn kill_the_script(con: &mut redis::Connection, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match redis::cmd("SCRIPT").arg("KILL").query::<String>(con) {
+            Ok(ok) => break assert_eq!(ok, "OK", "{what}"),
+            Err(e) if e.code() == Some("NOTBUSY") && std::time::Instant::now() < deadline => std::thread::yield_now(),
+            Err(e) => panic!("{what}: SCRIPT KILL: {e}"),
+        }
+    }
+}
+
 /// MEMORY STATS, CONFIG GET and CLUSTER COUNTKEYSINSLOT read the store in place on
 /// the server's one thread. Sent just as an endless read-only script starts, one used
 /// to come between the script's thread taking the store and its script beginning: it
@@ -435,17 +449,7 @@ fn commands_reading_the_store_as_a_read_script_starts_never_wedge_the_server() {
         });
         // NOTBUSY until the script has begun; a wedged server answers nothing at all
         // (the connection's 10 s read timeout then fails the test).
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut killer) {
-                Ok(ok) => {
-                    assert_eq!(ok, "OK");
-                    break;
-                }
-                Err(e) if e.code() == Some("NOTBUSY") && std::time::Instant::now() < deadline => std::thread::yield_now(),
-                Err(e) => panic!("round {round}: SCRIPT KILL: {e}"),
-            }
-        }
+        kill_the_script(&mut killer, &format!("round {round}"));
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(long.join().unwrap().is_err(), "round {round}: the script was killed");
         for reader in readers {
@@ -483,14 +487,7 @@ fn a_write_during_an_endless_read_script_leaves_the_server_answering() {
     let pong: String = redis::cmd("PING").query(&mut other).expect("PING answered while the write waits for the script");
     assert_eq!(pong, "PONG");
     tracing::info!("--- SCRIPT KILL is read and ends the script; the write then applies");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match redis::cmd("SCRIPT").arg("KILL").query::<String>(&mut other) {
-            Ok(ok) => break assert_eq!(ok, "OK"),
-            Err(e) if e.code() == Some("NOTBUSY") && std::time::Instant::now() < deadline => std::thread::yield_now(),
-            Err(e) => panic!("SCRIPT KILL: {e}"),
-        }
-    }
+    kill_the_script(&mut other, "the write's script");
     assert!(long.join().unwrap().is_err(), "the script was killed");
     let written = write.join().unwrap();
     let value: Option<String> = redis::cmd("GET").arg("a").query(&mut other).unwrap();

@@ -224,20 +224,7 @@ impl StateMachine {
     /// and serving everyone else. (Locking it outright wedged the whole server: an
     /// endless EVAL_RO and one SET from another client, and not even PING was answered.)
     async fn store_lock(&self) -> MutexGuard<'_, Store> {
-        loop {
-            match self.shared.store.try_lock() {
-                Ok(guard) => return guard,
-                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
-            if self.shared.scripts.running() {
-                self.shared.scripts.wait_ended().await;
-            } else {
-                // A read script's thread about to begin its script or just past its end
-                // (or, with --threads, a read on another thread): look again.
-                tokio::task::yield_now().await;
-            }
-        }
+        crate::scripting::status::lock_after_scripts(&self.shared.store, &self.shared.scripts).await
     }
 }
 

@@ -55,6 +55,32 @@ pub struct Status {
     off_thread: AtomicUsize,
 }
 
+/// Locks `mutex` (the store) without blocking the runtime while a script's blocking
+/// thread holds it: tries it, and while a script runs waits for its end, otherwise
+/// (a thread about to begin its script or just past its end, or with --threads a
+/// short entry elsewhere) yields and looks again. A script may run endlessly until
+/// SCRIPT KILL, which the runtime must stay free to read.
+pub async fn lock_after_scripts<'a, T>(mutex: &'a std::sync::Mutex<T>, scripts: &Status) -> std::sync::MutexGuard<'a, T> {
+    loop {
+        // In a block of its own: no guard, not even `None`, lives across the await.
+        {
+            let attempt = match mutex.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(guard) = attempt {
+                return guard;
+            }
+        }
+        if scripts.running() {
+            scripts.wait_ended().await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 /// A script run on a blocking thread (read scripts; write scripts in apply), counted
 /// from before that thread can take the store until it has let go of it
 /// ([`Status::off_thread`]).

@@ -110,21 +110,7 @@ impl Core {
     /// The state machine, waiting as long as a script holds it without blocking the
     /// runtime (for the blocking task, which must serve its waiters after the script).
     pub async fn store_after_scripts(&self) -> MutexGuard<'_, Store> {
-        loop {
-            self.scripts.wait_ended().await;
-            {
-                let attempt = match self.replica.store.try_lock() {
-                    Ok(guard) => Some(guard),
-                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                    // A short entry on another thread, or a script starting: look again.
-                    Err(std::sync::TryLockError::WouldBlock) => None,
-                };
-                if let Some(guard) = attempt {
-                    return guard;
-                }
-            }
-            tokio::task::yield_now().await;
-        }
+        scripting::status::lock_after_scripts(&self.replica.store, &self.scripts).await
     }
 
     /// The state machine, waiting without blocking the runtime while a script holds it
