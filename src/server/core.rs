@@ -32,7 +32,7 @@ use crate::replication::errors::WriteError;
 use crate::replication::replica::Replica;
 use crate::scripting::{self, status::KillOutcome, Status};
 use crate::store::watch::{Watch, WatchStamp};
-use crate::store::{Op, Store};
+use crate::store::{ArgArena, Op, Store};
 
 /// How the reads of a batch are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +283,11 @@ impl Core {
         Ok(self.replica.watch_stamp(&store, now))
     }
 
+    /// The bytes of the arguments of `batch`'s writes: the capacity of its [`ArgArena`].
+    fn write_bytes(batch: &[Request]) -> usize {
+        batch.iter().filter(|r| r.spec.is_write()).map(|r| r.args.iter().map(|a| a.len()).sum::<usize>()).sum()
+    }
+
     async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>, origin: u64) {
         if pending.is_empty() {
             return;
@@ -304,6 +309,8 @@ impl Core {
         self.pause.wait(batch.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         let mut replies = Vec::with_capacity(batch.len());
         let mut pending: Vec<Op> = Vec::new();
+        // The arguments of the batch's writes, copied into one buffer at the first.
+        let mut arena: Option<ArgArena> = None;
         // Writes carry their client only where something needs it: a script (its
         // calls are counted for this client) or a NOLOOP tracking client.
         let origin = if self.tracking.wants_origins() || batch.iter().any(|r| r.spec.has(flags::SCRIPT)) { origin } else { 0 };
@@ -349,6 +356,7 @@ impl Core {
                 i = end;
                 continue;
             }
+            let arena = arena.get_or_insert_with(|| ArgArena::with_capacity(Self::write_bytes(&batch[i..])));
             i += 1;
             // `min-replicas-to-write`: a write is refused while too few mirrors hold
             // the log; a script's refusal travels in its entry (its writes fail alike
@@ -359,7 +367,7 @@ impl Core {
                 || matches!(spec.name, crate::commands::tandem::SESSION_RENEW | "script|load" | "script|flush");
             if !upkeep && !*mirrors_ok.get_or_insert_with(|| self.enough_mirrors(memory.settings)) {
                 if spec.has(flags::SCRIPT) {
-                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::NOREPLICAS_MARK)).tagged(*once));
+                    pending.push(arena.command(&mark_script(args, crate::commands::scripting::NOREPLICAS_MARK)).tagged(*once));
                 } else {
                     self.flush(&mut pending, &mut replies, origin).await;
                     replies.push(Reply::err(crate::commands::scripting::ERR_NOREPLICAS));
@@ -378,7 +386,7 @@ impl Core {
                 // the script's deny-oom commands alike.
                 self.flush(&mut pending, &mut replies, origin).await;
                 if self.make_room(memory.settings).await.is_err() {
-                    pending.push(Op::command(&mark_script(args, crate::commands::scripting::OOM_MARK)).tagged(*once));
+                    pending.push(arena.command(&mark_script(args, crate::commands::scripting::OOM_MARK)).tagged(*once));
                     continue;
                 }
             }
@@ -386,7 +394,7 @@ impl Core {
                 self.flush(&mut pending, &mut replies, origin).await;
                 self.configured_default_first(memory.settings).await;
             }
-            pending.push(Op::command(args).tagged(*once));
+            pending.push(arena.command(args).tagged(*once));
         }
         self.flush(&mut pending, &mut replies, origin).await;
         replies
@@ -476,7 +484,8 @@ impl Core {
             })?;
         }
         let has_script = cmds.iter().any(|r| r.spec.has(flags::SCRIPT));
-        let cmds = cmds.iter().map(|r| crate::store::compact(&r.args)).collect();
+        let mut arena = ArgArena::with_capacity(cmds.iter().map(|r| r.args.iter().map(|a| a.len()).sum::<usize>()).sum());
+        let cmds = cmds.iter().map(|r| arena.copy(&r.args)).collect();
         let op = if watches.is_empty() {
             Op::Transaction(cmds)
         } else {

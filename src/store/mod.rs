@@ -90,20 +90,46 @@ pub fn ops_bytes(ops: &[Op], per_arg: usize, per_command: usize) -> usize {
 
 /// Copies `args` into one allocation, sliced per argument.
 pub fn compact(args: &[Bytes]) -> Vec<Bytes> {
-    let total: usize = args.iter().map(|a| a.len()).sum();
-    let mut buf = bytes::BytesMut::with_capacity(total);
-    for arg in args {
-        buf.extend_from_slice(arg);
+    ArgArena::with_capacity(args.iter().map(|a| a.len()).sum()).copy(args)
+}
+
+/// One allocation for the arguments of several commands (a client's run of writes,
+/// a transaction): each command copied in is handed out as its own slices, so an op
+/// no longer pins the client's read buffer. A batch pays one buffer and one
+/// reference count instead of one of each per command; the buffer lives as long as
+/// the last of its ops (the batch's entries), and holds no more than their bytes when
+/// its capacity was counted from them. Running out of capacity is harmless: the next
+/// command starts a new buffer.
+pub struct ArgArena {
+    buf: bytes::BytesMut,
+}
+
+impl ArgArena {
+    pub fn with_capacity(bytes: usize) -> ArgArena {
+        ArgArena { buf: bytes::BytesMut::with_capacity(bytes) }
     }
-    let all = buf.freeze();
-    let mut at = 0;
-    args.iter()
-        .map(|a| {
-            let part = all.slice(at..at + a.len());
-            at += a.len();
-            part
-        })
-        .collect()
+
+    /// `args`, copied into the arena.
+    pub fn copy(&mut self, args: &[Bytes]) -> Vec<Bytes> {
+        for arg in args {
+            self.buf.extend_from_slice(arg);
+        }
+        let mut all = self.buf.split().freeze();
+        let mut out = Vec::with_capacity(args.len());
+        if let Some((last, front)) = args.split_last() {
+            for arg in front {
+                out.push(all.split_to(arg.len()));
+            }
+            debug_assert_eq!(all.len(), last.len());
+            out.push(all);
+        }
+        out
+    }
+
+    /// A command op whose arguments are copied into the arena.
+    pub fn command(&mut self, args: &[Bytes]) -> Op {
+        Op::Command(self.copy(args))
+    }
 }
 
 /// How many commands ahead of the one applied its keyspace lookup is prefetched
@@ -629,6 +655,40 @@ mod tests {
     }
 
     const T: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn commands_copied_into_an_arena_keep_their_arguments_and_leave_the_read_buffer() {
+        // A client's read buffer, far larger than the commands in it.
+        let mut read = vec![b'.'; 65_536];
+        let text = b"LPUSH mylist xxx SET key value HSET h f ";
+        read[..text.len()].copy_from_slice(text);
+        let read = Bytes::from(read);
+        let words = |from: usize, lens: &[usize]| -> Vec<Bytes> {
+            let mut at = from;
+            lens.iter().map(|&n| (read.slice(at..at + n), at += n + 1).0).collect()
+        };
+        let cmds = [words(0, &[5, 6, 3]), words(17, &[3, 3, 5]), words(31, &[4, 1, 1, 0])];
+        let inside_read = |b: &Bytes| {
+            let start = read.as_ptr() as usize;
+            (start..start + read.len()).contains(&(b.as_ptr() as usize))
+        };
+        let total = cmds.iter().flatten().map(|a| a.len()).sum();
+        for capacity in [total, 0, 4] {
+            let mut arena = ArgArena::with_capacity(capacity);
+            let copies: Vec<Vec<Bytes>> = cmds.iter().map(|c| arena.copy(c)).collect();
+            assert_eq!(copies, cmds, "capacity {capacity}");
+            assert!(copies.iter().flatten().all(|a| a.is_empty() || !inside_read(a)), "capacity {capacity}");
+            if capacity == total {
+                // One buffer: each argument starts where the one before ended.
+                let flat: Vec<&Bytes> = copies.iter().flatten().collect();
+                for pair in flat.windows(2).filter(|p| !p[1].is_empty()) {
+                    assert_eq!(pair[0].as_ptr() as usize + pair[0].len(), pair[1].as_ptr() as usize);
+                }
+            }
+        }
+        assert_eq!(compact(&cmds[0]), cmds[0]);
+        assert!(compact(&cmds[0]).iter().all(|a| !inside_read(a)));
+    }
 
     #[test]
     fn the_garbage_scripts_leave_is_collected_between_them() {
