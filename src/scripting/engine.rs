@@ -223,10 +223,8 @@ impl Engine {
         let Ok(vm) = self.vm() else { return Reply::err("ERR cannot start the Lua engine") };
         let Some(function) = vm.scripts.get(call.sha).cloned() else { return Reply::err("ERR script not compiled") };
         let status = self.status.clone();
-        status.begin(false, call.options.replicated, call.sha);
-        let reply = self.run(&function, None, call.sha, &call.options, host);
-        status.end();
-        reply
+        let _running = status.begin(false, call.options.replicated, call.sha);
+        self.run(&function, None, call.sha, &call.options, host)
     }
 
     /// Loads a library (FUNCTION LOAD): runs its chunk so it registers its functions,
@@ -273,7 +271,7 @@ impl Engine {
         if vm.libraries.len() >= limits::FUNCTION_LIBRARIES_MAX {
             vm.libraries.clear();
         }
-        vm.libraries.insert(key, (code.clone(), chunk.clone()));
+        vm.libraries.insert(key, (Bytes::copy_from_slice(code), chunk.clone()));
         Ok(chunk)
     }
 
@@ -321,10 +319,8 @@ impl Engine {
             return Reply::err("ERR Function not found");
         };
         let status = self.status.clone();
-        status.begin(true, call.options.replicated, &target.info.name);
-        let reply = self.run(&target.callback, Some(()), &target.info.name, &call.options, host);
-        status.end();
-        reply
+        let _running = status.begin(true, call.options.replicated, &target.info.name);
+        self.run(&target.callback, Some(()), &target.info.name, &call.options, host)
     }
 
     /// One run: state reset, bounds on, call, bounds off, result converted.

@@ -101,6 +101,16 @@ impl Drop for OffThread {
     }
 }
 
+/// A script that runs, from [`Status::begin`] until this is dropped.
+#[must_use = "the script ends when this is dropped"]
+pub struct Running<'a>(&'a Status);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
 #[derive(Debug, Default)]
 struct Described {
     name: String,
@@ -166,8 +176,10 @@ impl Status {
         Some(RunningScript { name, command, duration_ms, function: kind == FUNCTION, libraries: d.libraries, functions: d.functions })
     }
 
-    /// A script starts (called by the engine).
-    pub fn begin(&self, function: bool, replicated: bool, name: &str) {
+    /// A script starts (called by the engine); it has ended when the guard is dropped,
+    /// also when the run unwinds: a panic out of a host call must not leave every
+    /// client answered -BUSY for good.
+    pub fn begin(&self, function: bool, replicated: bool, name: &str) -> Running<'_> {
         self.kill.store(false, Ordering::SeqCst);
         self.wrote.store(false, Ordering::SeqCst);
         self.replicated.store(replicated, Ordering::SeqCst);
@@ -177,10 +189,11 @@ impl Status {
         d.name.push_str(name);
         drop(d);
         self.kind.store(if function { FUNCTION } else { EVAL }, Ordering::SeqCst);
+        Running(self)
     }
 
-    /// The script ended (called by the engine).
-    pub fn end(&self) {
+    /// The script ended (the drop of [`Running`]).
+    fn end(&self) {
         self.kind.store(IDLE, Ordering::SeqCst);
         // The command's arguments may share a large buffer: not kept past the script.
         let mut d = self.described();
@@ -312,16 +325,29 @@ mod tests {
     fn a_replicated_script_is_killable_only_on_a_lone_server() {
         let s = Status::default();
         assert_eq!(s.request_kill(false), KillOutcome::NotBusy);
-        s.begin(false, true, "sha");
+        let running = s.begin(false, true, "sha");
         assert_eq!(s.request_kill(false), KillOutcome::Replicated);
         s.lone.store(true, Ordering::Relaxed);
         assert_eq!(s.request_kill(true), KillOutcome::WrongKind);
         assert_eq!(s.request_kill(false), KillOutcome::Killed);
         assert!(s.kill_requested());
-        s.end();
+        drop(running);
         assert!(!s.running());
-        s.begin(true, false, "f");
+        let _running = s.begin(true, false, "f");
         s.wrote();
         assert_eq!(s.request_kill(true), KillOutcome::Wrote);
+    }
+
+    #[test]
+    fn a_run_that_unwinds_still_ends_its_script() {
+        let s = Status::default();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _running = s.begin(false, false, "sha");
+            assert!(s.running());
+            panic!("a host call failed");
+        }));
+        assert!(unwound.is_err());
+        assert!(!s.running(), "a script whose run unwound must not count as running");
+        assert_eq!(s.request_kill(false), KillOutcome::NotBusy);
     }
 }

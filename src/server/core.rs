@@ -283,9 +283,9 @@ impl Core {
         Ok(self.replica.watch_stamp(&store, now))
     }
 
-    /// The bytes of the arguments of `batch`'s writes: the capacity of its [`ArgArena`].
+    /// The bytes of the arguments of `batch`'s writes, as [`ArgArena::planned`] counts them.
     fn write_bytes(batch: &[Request]) -> usize {
-        batch.iter().filter(|r| r.spec.is_write()).map(|r| r.args.iter().map(|a| a.len()).sum::<usize>()).sum()
+        batch.iter().filter(|r| r.spec.is_write()).map(|r| ArgArena::counted(&r.args)).sum()
     }
 
     async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>, origin: u64) {
@@ -356,7 +356,7 @@ impl Core {
                 i = end;
                 continue;
             }
-            let arena = arena.get_or_insert_with(|| ArgArena::with_capacity(Self::write_bytes(&batch[i..])));
+            let arena = arena.get_or_insert_with(|| ArgArena::planned(Self::write_bytes(&batch[i..])));
             i += 1;
             // `min-replicas-to-write`: a write is refused while too few mirrors hold
             // the log; a script's refusal travels in its entry (its writes fail alike
@@ -484,12 +484,22 @@ impl Core {
             })?;
         }
         let has_script = cmds.iter().any(|r| r.spec.has(flags::SCRIPT));
-        let mut arena = ArgArena::with_capacity(cmds.iter().map(|r| r.args.iter().map(|a| a.len()).sum::<usize>()).sum());
+        let mut arena = ArgArena::planned(
+            cmds.iter().map(|r| ArgArena::counted(&r.args)).sum::<usize>()
+                + watches.iter().map(|(key, _)| ArgArena::counted(std::slice::from_ref(key))).sum::<usize>(),
+        );
         let cmds = cmds.iter().map(|r| arena.copy(&r.args)).collect();
         let op = if watches.is_empty() {
             Op::Transaction(cmds)
         } else {
-            let watches = watches.iter().map(|(key, stamp)| Watch { key: key.clone(), stamp: *stamp }).collect();
+            // The watched keys too: a slice of WATCH's read buffer would pin it in the log.
+            let watches = watches
+                .iter()
+                .map(|(key, stamp)| {
+                    let key = arena.copy(std::slice::from_ref(key)).pop().unwrap_or_default();
+                    Watch { key, stamp: *stamp }
+                })
+                .collect();
             Op::Checked { watches, cmds }
         };
         let origin = if self.tracking.wants_origins() || has_script { origin } else { 0 };

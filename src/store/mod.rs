@@ -88,42 +88,82 @@ pub fn ops_bytes(ops: &[Op], per_arg: usize, per_command: usize) -> usize {
         .sum()
 }
 
-/// Copies `args` into one allocation, sliced per argument.
+/// Copies `args` into one allocation of their size, sliced per argument.
 pub fn compact(args: &[Bytes]) -> Vec<Bytes> {
-    ArgArena::with_capacity(args.iter().map(|a| a.len()).sum()).copy(args)
+    let mut buf = bytes::BytesMut::with_capacity(args.iter().map(|a| a.len()).sum());
+    slices_of(&mut buf, args)
 }
 
-/// One allocation for the arguments of several commands (a client's run of writes,
-/// a transaction): each command copied in is handed out as its own slices, so an op
-/// no longer pins the client's read buffer. A batch pays one buffer and one
-/// reference count instead of one of each per command; the buffer lives as long as
-/// the last of its ops (the batch's entries), and holds no more than their bytes when
-/// its capacity was counted from them. Running out of capacity is harmless: the next
-/// command starts a new buffer.
+/// `args` appended to `buf`, then split off it as one shared buffer and handed out
+/// as one slice per argument.
+fn slices_of(buf: &mut bytes::BytesMut, args: &[Bytes]) -> Vec<Bytes> {
+    for arg in args {
+        buf.extend_from_slice(arg);
+    }
+    let mut all = buf.split().freeze();
+    let mut out = Vec::with_capacity(args.len());
+    if let Some((last, front)) = args.split_last() {
+        for arg in front {
+            out.push(all.split_to(arg.len()));
+        }
+        debug_assert_eq!(all.len(), last.len());
+        out.push(all);
+    }
+    out
+}
+
+/// One allocation for the arguments of several small commands (a client's run of
+/// writes, a transaction): each command copied in is handed out as its own slices,
+/// so an op no longer pins the client's read buffer, and a batch pays one buffer and
+/// one reference count instead of one of each per command.
+///
+/// An argument kept past apply (a keyspace value is always a copy; a few others
+/// are not) holds its whole buffer, so a buffer is kept small: at most
+/// [`ArgArena::BUFFER_BYTES_MAX`], filled only by commands of at most
+/// [`ArgArena::COMMAND_BYTES_MAX`]; a larger command gets a buffer of exactly its
+/// size, as [`compact`]. Nothing is allocated before the first copy, so writes
+/// counted in the plan and then refused cost nothing.
 pub struct ArgArena {
     buf: bytes::BytesMut,
+    /// The bytes of the small commands still expected (the plan): the next buffer's
+    /// size, within the bound.
+    planned: usize,
 }
 
 impl ArgArena {
-    pub fn with_capacity(bytes: usize) -> ArgArena {
-        ArgArena { buf: bytes::BytesMut::with_capacity(bytes) }
+    /// A command larger than this is copied into a buffer of its own.
+    pub const COMMAND_BYTES_MAX: usize = 1024;
+    /// The most a shared buffer holds.
+    pub const BUFFER_BYTES_MAX: usize = 16 * 1024;
+
+    /// An arena for commands whose arguments come to about `planned` bytes (only the
+    /// commands of at most [`ArgArena::COMMAND_BYTES_MAX`] count).
+    pub fn planned(planned: usize) -> ArgArena {
+        ArgArena { buf: bytes::BytesMut::new(), planned }
+    }
+
+    /// The bytes of one command, as [`ArgArena::planned`] counts them.
+    pub fn counted(args: &[Bytes]) -> usize {
+        let bytes = args.iter().map(|a| a.len()).sum();
+        if bytes > Self::COMMAND_BYTES_MAX {
+            0
+        } else {
+            bytes
+        }
     }
 
     /// `args`, copied into the arena.
     pub fn copy(&mut self, args: &[Bytes]) -> Vec<Bytes> {
-        for arg in args {
-            self.buf.extend_from_slice(arg);
+        let bytes: usize = args.iter().map(|a| a.len()).sum();
+        if bytes > Self::COMMAND_BYTES_MAX {
+            return compact(args);
         }
-        let mut all = self.buf.split().freeze();
-        let mut out = Vec::with_capacity(args.len());
-        if let Some((last, front)) = args.split_last() {
-            for arg in front {
-                out.push(all.split_to(arg.len()));
-            }
-            debug_assert_eq!(all.len(), last.len());
-            out.push(all);
+        if self.buf.capacity() - self.buf.len() < bytes {
+            // A new buffer: the old one lives on in the slices handed out.
+            self.buf = bytes::BytesMut::with_capacity(self.planned.clamp(bytes, Self::BUFFER_BYTES_MAX));
         }
-        out
+        self.planned = self.planned.saturating_sub(bytes);
+        slices_of(&mut self.buf, args)
     }
 
     /// A command op whose arguments are copied into the arena.
@@ -657,6 +697,31 @@ mod tests {
     const T: u64 = 1_700_000_000_000;
 
     #[test]
+    fn an_arena_keeps_its_buffers_small_and_gives_a_large_command_its_own() {
+        let small: Vec<Bytes> = args(&["SET", "key", &"v".repeat(900)]);
+        let large: Vec<Bytes> = args(&["SET", "big", &"v".repeat(ArgArena::COMMAND_BYTES_MAX + 1)]);
+        // Planned as if every one of 100 commands were small: still no buffer above the bound.
+        let mut arena = ArgArena::planned(100 * 1_000);
+        let mut kept = Vec::new();
+        for i in 0..100 {
+            let cmd = if i % 10 == 3 { &large } else { &small };
+            let copy = arena.copy(cmd);
+            assert_eq!(&copy, cmd);
+            assert!(arena.buf.capacity() <= ArgArena::BUFFER_BYTES_MAX, "a buffer of {} bytes", arena.buf.capacity());
+            kept.push(copy);
+        }
+        // The large command's arguments are alone in their buffer: the argument after
+        // the large value does not follow it in memory, nor does the one before start it.
+        let (before, large_copy, after) = (&kept[2], &kept[3], &kept[4]);
+        let end = |b: &Bytes| b.as_ptr() as usize + b.len();
+        assert_ne!(end(&before[2]), large_copy[0].as_ptr() as usize);
+        assert_ne!(end(&large_copy[2]), after[0].as_ptr() as usize);
+        // Refused writes counted in the plan allocate nothing.
+        let arena = ArgArena::planned(1 << 30);
+        assert_eq!(arena.buf.capacity(), 0);
+    }
+
+    #[test]
     fn commands_copied_into_an_arena_keep_their_arguments_and_leave_the_read_buffer() {
         // A client's read buffer, far larger than the commands in it.
         let mut read = vec![b'.'; 65_536];
@@ -673,12 +738,12 @@ mod tests {
             (start..start + read.len()).contains(&(b.as_ptr() as usize))
         };
         let total = cmds.iter().flatten().map(|a| a.len()).sum();
-        for capacity in [total, 0, 4] {
-            let mut arena = ArgArena::with_capacity(capacity);
+        for planned in [total, 0, 4] {
+            let mut arena = ArgArena::planned(planned);
             let copies: Vec<Vec<Bytes>> = cmds.iter().map(|c| arena.copy(c)).collect();
-            assert_eq!(copies, cmds, "capacity {capacity}");
-            assert!(copies.iter().flatten().all(|a| a.is_empty() || !inside_read(a)), "capacity {capacity}");
-            if capacity == total {
+            assert_eq!(copies, cmds, "planned {planned}");
+            assert!(copies.iter().flatten().all(|a| a.is_empty() || !inside_read(a)), "planned {planned}");
+            if planned == total {
                 // One buffer: each argument starts where the one before ended.
                 let flat: Vec<&Bytes> = copies.iter().flatten().collect();
                 for pair in flat.windows(2).filter(|p| !p[1].is_empty()) {

@@ -126,7 +126,7 @@ impl Prims {
             return false;
         }
         let session = Session { window_ms, expires_at_ms: now_ms.saturating_add(window_ms), opened_at_ms: now_ms };
-        self.sessions.insert(id.clone(), session);
+        self.sessions.insert(owned(id), session);
         true
     }
 
@@ -206,14 +206,14 @@ impl Prims {
     /// `Some(ms)` (0: forever) when it waits in the queue if the lock is held.
     pub fn lock(&mut self, name: &Bytes, session: &Bytes, ttl_ms: u64, wait: Option<u64>, now_ms: u64, fx: &mut Effects) -> Acquired {
         self.settle_lease(name, now_ms, fx);
-        let lock = self.locks.entry(name.clone()).or_default();
+        let lock = self.locks.entry(owned(name)).or_default();
         match &lock.holder {
             Some(h) if h.session == *session => return Acquired::Token(h.token),
             Some(_) => {}
             None => {
                 self.last_token += 1;
                 let token = self.last_token;
-                lock.holder = Some(Holder { session: session.clone(), token, expires_at_ms: lease_end(now_ms, ttl_ms) });
+                lock.holder = Some(Holder { session: owned(session), token, expires_at_ms: lease_end(now_ms, ttl_ms) });
                 return Acquired::Token(token);
             }
         }
@@ -222,7 +222,7 @@ impl Prims {
         // Asked again (a waiter woken, a client that reconnected, a mirror that
         // re-sent the wait): it keeps its place, and its first wait's end.
         if !lock.waiters.iter().any(|w| w.session == *session) {
-            lock.waiters.push_back(Waiter { session: session.clone(), ttl_ms, deadline_ms });
+            lock.waiters.push_back(Waiter { session: owned(session), ttl_ms, deadline_ms });
         }
         Acquired::Queued
     }
@@ -293,15 +293,15 @@ impl Prims {
 
     /// `session` joins `group` as `member`.
     pub fn join(&mut self, group: &Bytes, member: &Bytes, info: &Bytes, session: &Bytes, fx: &mut Effects) -> Joined {
-        let members = self.groups.entry(group.clone()).or_default();
+        let members = self.groups.entry(owned(group)).or_default();
         match members.get_mut(member) {
             Some(m) if m.session == *session => {
-                m.info = info.clone();
+                m.info = owned(info);
                 Joined::Again
             }
             Some(_) => Joined::Taken,
             None => {
-                members.insert(member.clone(), Member { session: session.clone(), info: info.clone() });
+                members.insert(owned(member), Member { session: owned(session), info: owned(info) });
                 fx.messages.push(group_event(group, "join", member));
                 Joined::New
             }
@@ -426,4 +426,11 @@ fn group_event(group: &[u8], what: &str, member: &[u8]) -> (Bytes, Bytes) {
     let mut message = format!("{what} ").into_bytes();
     message.extend_from_slice(member);
     (channel.into(), message.into())
+}
+
+/// A name kept in the primitives' state, copied out of the command's arguments: an
+/// argument is a slice of a buffer its whole batch shares (`store::ArgArena`), which
+/// a long-lived slice would hold.
+fn owned(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
 }

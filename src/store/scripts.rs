@@ -149,7 +149,8 @@ impl Scripts {
             });
         }
         self.cache_bytes = bytes;
-        self.cache.insert(sha, source);
+        // A copy: `source` may be a slice of a buffer a whole batch of commands shares.
+        self.cache.insert(sha, Bytes::copy_from_slice(&source));
         Ok(())
     }
 
@@ -220,7 +221,9 @@ impl Scripts {
         }
     }
 
-    fn insert_library(&mut self, library: Library) -> Result<(), ScriptsError> {
+    fn insert_library(&mut self, mut library: Library) -> Result<(), ScriptsError> {
+        // A copy: the code may be a slice of a buffer a whole batch of commands shares.
+        library.code = Bytes::copy_from_slice(&library.code);
         let bytes = self.library_bytes + library.code.len();
         if self.libraries.len() >= limits::FUNCTION_LIBRARIES_MAX || bytes > limits::FUNCTION_LIBRARY_BYTES_MAX {
             return Err(ScriptsError::LibrariesFull {
