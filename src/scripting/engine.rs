@@ -117,11 +117,11 @@ impl Lrand48 {
 
 struct Vm {
     lua: Lua,
-    run_state: Table,
-    g1: Table,
     pf: Table,
     main: MainState,
     runner: Function,
+    /// Runs a script or function (`handles.run_one` of [`BOOTSTRAP`]).
+    run_one: Function,
     loading: Function,
     set_env: Function,
     handler: Function,
@@ -328,7 +328,7 @@ impl Engine {
         let status = self.status.clone();
         let Ok(vm) = self.vm() else { return Reply::err("ERR cannot start the Lua engine") };
         vm.seq += 1;
-        let prepared = prepare(vm, options, as_function.is_some());
+        let prepared = prepare(vm, options);
         let (keys, args) = match prepared {
             Ok(tables) => tables,
             Err(e) => return Reply::error(format!("ERR {e}")),
@@ -346,19 +346,13 @@ impl Engine {
         install_hook(vm.main);
         let outcome = {
             let _slot = HostSlot::set(&lua, host);
-            if as_function.is_some() {
-                vm.runner.call::<MultiValue>((function.clone(), vm.handler.clone(), keys.clone(), args.clone()))
-            } else {
-                vm.runner.call::<MultiValue>((function.clone(), vm.handler.clone()))
-            }
+            vm.run_one.call::<MultiValue>((function, &vm.handler, vm.seq, as_function.is_some(), keys, args))
         };
         remove_hook(vm.main);
         let (stop, _) = budget::finish();
         // Bound off first: with no limit mlua sets fields without a protected call
         // (which in Lua 5.1 allocates two C closures each time).
         let _ = lua.set_memory_limit(0);
-        let _ = vm.g1.raw_set("KEYS", Value::Nil);
-        let _ = vm.g1.raw_set("ARGV", Value::Nil);
         let resp3 = lua.app_data_ref::<RunState>().is_some_and(|s| s.resp3);
         let reply = match outcome {
             Ok(values) => match first_two(values) {
@@ -399,7 +393,7 @@ fn counted_once(value: &Value, reply: Reply) -> Reply {
 }
 
 /// Resets the per-run state; the KEYS and ARGV tables.
-fn prepare(vm: &mut Vm, options: &RunOptions<'_>, as_function: bool) -> mlua::Result<(Table, Table)> {
+fn prepare(vm: &mut Vm, options: &RunOptions<'_>) -> mlua::Result<(Table, Table)> {
     let seed = options.seed as i32;
     set_run_state(&vm.lua, |s| {
         s.resp3 = false;
@@ -407,14 +401,9 @@ fn prepare(vm: &mut Vm, options: &RunOptions<'_>, as_function: bool) -> mlua::Re
         s.registering = None;
         s.raised = None;
     });
-    vm.run_state.raw_set("seq", vm.seq)?;
     libs::cjson::reset(&vm.lua);
     let keys = string_table(&vm.lua, options.keys)?;
     let args = string_table(&vm.lua, options.args)?;
-    if !as_function {
-        vm.g1.raw_set("KEYS", keys.clone())?;
-        vm.g1.raw_set("ARGV", args.clone())?;
-    }
     Ok((keys, args))
 }
 
@@ -682,15 +671,13 @@ fn new_vm(status: &Arc<Status>) -> mlua::Result<Vm> {
     let bootstrap = lua.load(BOOTSTRAP).set_name("=tandem").set_environment(empty.clone()).into_function()?;
     let handles: Table = bootstrap.call((lua.globals(), rust, empty))?;
     let handler = libs::error_handler(&lua)?;
-    let run_state: Table = handles.get("RUN")?;
     Ok(Vm {
-        g1: handles.get("G1")?,
         pf: handles.get("PF")?,
         runner: handles.get("run")?,
+        run_one: handles.get("run_one")?,
         loading: handles.get("loading")?,
         set_env: handles.get("set_env")?,
         handler,
-        run_state,
         main: main_state(&lua)?,
         scripts: HashMap::new(),
         libraries: HashMap::new(),

@@ -212,9 +212,21 @@ local handles = {}
 handles.P, handles.PF, handles.G1, handles.RUN, handles.R = P, PF, G1, RUN, R
 handles.loading = function(on) if on then MT_F.__index = GL else MT_F.__index = G1 end end
 handles.set_env = function(f, env) real_setfenv(f, env) end
-handles.run = function(f, handler, keys, args)
-  if keys then return xpcall(function() return f(keys, args) end, handler) end
+handles.run = function(f, handler)
   return xpcall(f, handler)
+end
+-- One run of a script (as_function false: KEYS and ARGV are globals for its run) or
+-- of a function (called with them). Set here, not field by field from Rust: each
+-- field set through the host API cost more than the whole of this.
+handles.run_one = function(f, handler, seq, as_function, keys, args)
+  RUN.seq = seq
+  if as_function then return xpcall(function() return f(keys, args) end, handler) end
+  rawset(G1, "KEYS", keys)
+  rawset(G1, "ARGV", args)
+  local ok, result = xpcall(f, handler)
+  rawset(G1, "KEYS", nil)
+  rawset(G1, "ARGV", nil)
+  return ok, result
 end
 return handles
 "##;
