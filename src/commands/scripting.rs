@@ -308,28 +308,33 @@ fn cached_source(db: &crate::store::db::Db, sha: &[u8]) -> Result<(String, Bytes
     if sha.len() != 40 {
         return Err(Reply::err(ERR_NOSCRIPT));
     }
-    let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+    let sha = String::from_utf8(sha.to_ascii_lowercase()).map_err(|_| Reply::err(ERR_NOSCRIPT))?;
     let source = db.scripts.script(&sha).cloned().ok_or(Reply::err(ERR_NOSCRIPT))?;
     Ok((sha, source))
 }
 
 fn eval(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let source = args[1].clone();
-    run_eval_write(ctx, args, sha1_hex(&source), source, Mode::WRITE)
+    run_eval_write(ctx, args, sha1_hex(&source), source, Mode::WRITE, false)
 }
 
 fn evalsha(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let (sha, source) = cached_source(ctx.db, &args[1])?;
-    run_eval_write(ctx, args, sha, source, Mode::WRITE)
+    run_eval_write(ctx, args, sha, source, Mode::WRITE, true)
 }
 
-fn run_eval_write(ctx: &mut WriteCtx, args: &[Bytes], sha: String, source: Bytes, mode: Mode) -> CmdResult {
+/// Runs EVAL (`cached` false: `source` is added to the script cache) or EVALSHA
+/// (`cached`: `source` was found there).
+fn run_eval_write(ctx: &mut WriteCtx, args: &[Bytes], sha: String, source: Bytes, mode: Mode, cached: bool) -> CmdResult {
     let (keys, argv) = split_keys(args, ERR_NOT_INT)?;
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let outcome = (|| {
-        let flags = engine.compile_script(&sha, &source)?;
-        // EVAL caches what it ran, as Redis does; a full cache still runs the script.
-        let _ = ctx.db.scripts.add_script(sha.clone(), source.clone());
+        let script = engine.compile_script(&sha, &source)?;
+        let flags = script.flags;
+        if !cached {
+            // EVAL caches what it ran, as Redis does; a full cache still runs the script.
+            let _ = ctx.db.scripts.add_script(sha.clone(), source.clone());
+        }
         admit(flags, mode, ctx.db.local_slots.is_some())?;
         let limits = ctx.db.scripts.limits;
         let seed = ctx.rng.next_u64();
@@ -337,7 +342,7 @@ fn run_eval_write(ctx: &mut WriteCtx, args: &[Bytes], sha: String, source: Bytes
         host.noreplicas = mode.noreplicas;
         host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
-        Ok(engine.run_script(ScriptCall { sha: &sha, source: &source, options }, &mut host))
+        Ok(engine.run_script(ScriptCall { sha: &sha, script: &script, options }, &mut host))
     })();
     ctx.engine = Some(engine);
     outcome
@@ -367,14 +372,15 @@ fn run_eval_read(ctx: &mut ReadCtx, args: &[Bytes], sha: String, source: Bytes) 
     let (keys, argv) = split_keys(args, ERR_NOT_INT)?;
     let Some(engine) = ctx.engine.take() else { return Err(Reply::err("ERR scripts cannot run scripts")) };
     let outcome = (|| {
-        let flags = engine.compile_script(&sha, &source)?;
+        let script = engine.compile_script(&sha, &source)?;
+        let flags = script.flags;
         admit(flags, Mode::READ_ONLY, ctx.db.local_slots.is_some())?;
         let limits = ctx.db.scripts.limits;
         let seed = ctx.rng.next_u64();
         let mut host = ScriptHost::read(ctx, keys, limits);
         host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: false };
-        Ok(engine.run_script(ScriptCall { sha: &sha, source: &source, options }, &mut host))
+        Ok(engine.run_script(ScriptCall { sha: &sha, script: &script, options }, &mut host))
     })();
     ctx.engine = Some(engine);
     outcome
@@ -450,11 +456,11 @@ fn run_marked(ctx: &mut WriteCtx, inner: &[Bytes], mode: Mode) -> CmdResult {
     match spec.name {
         "eval" => {
             let source = inner[1].clone();
-            run_eval_write(ctx, inner, sha1_hex(&source), source, mode)
+            run_eval_write(ctx, inner, sha1_hex(&source), source, mode, false)
         }
         "evalsha" => {
             let (sha, source) = cached_source(ctx.db, &inner[1])?;
-            run_eval_write(ctx, inner, sha, source, mode)
+            run_eval_write(ctx, inner, sha, source, mode, true)
         }
         "fcall" => fcall_write(ctx, inner, mode),
         _ => Err(unknown_command(inner)),
@@ -609,9 +615,16 @@ pub struct ScriptHost<'c, 'a> {
     slot: Option<u16>,
 }
 
+/// The slot of a script's first declared key, in an array (only
+/// [`ScriptHost::check_slots`] reads it, and only there).
+fn first_slot(db: &crate::store::db::Db, keys: &[Bytes]) -> Option<u16> {
+    db.local_slots.as_ref().and(keys.first()).map(|k| crate::cluster::slot::key_slot(k))
+}
+
 impl<'c, 'a> ScriptHost<'c, 'a> {
     fn write(ctx: &'c mut WriteCtx<'a>, keys: &'c [Bytes], limits: ScriptLimits, read_only: bool, oom: bool) -> Self {
         let acl_user = ctx.acl_user.clone();
+        let slot = first_slot(ctx.db, keys);
         ScriptHost {
             target: Target::Write(ctx),
             acl_user,
@@ -622,12 +635,13 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
             undeclared_keys: limits.undeclared_keys,
             wrote: false,
             cross_slot: true,
-            slot: keys.first().map(|k| crate::cluster::slot::key_slot(k)),
+            slot,
         }
     }
 
     fn read(ctx: &'c mut ReadCtx<'a>, keys: &'c [Bytes], limits: ScriptLimits) -> Self {
         let acl_user = ctx.acl_user.clone();
+        let slot = first_slot(ctx.db, keys);
         ScriptHost {
             target: Target::Read(ctx),
             acl_user,
@@ -638,7 +652,7 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
             undeclared_keys: limits.undeclared_keys,
             wrote: false,
             cross_slot: true,
-            slot: keys.first().map(|k| crate::cluster::slot::key_slot(k)),
+            slot,
         }
     }
 

@@ -33,11 +33,18 @@ pub struct RunOptions<'a> {
     pub replicated: bool,
 }
 
-/// An EVAL/EVALSHA call.
+/// An EVAL/EVALSHA call of a compiled script.
 pub struct ScriptCall<'a> {
     pub sha: &'a str,
-    pub source: &'a Bytes,
+    pub script: &'a Compiled,
     pub options: RunOptions<'a>,
+}
+
+/// An EVAL script compiled in this server's VM, with its shebang's flags.
+#[derive(Clone)]
+pub struct Compiled {
+    pub flags: u8,
+    function: Function,
 }
 
 /// An FCALL call.
@@ -126,7 +133,7 @@ struct Vm {
     set_env: Function,
     handler: Function,
     /// SHA-1 → compiled EVAL script.
-    scripts: HashMap<String, Function>,
+    scripts: HashMap<String, Compiled, crate::store::value::Hasher>,
     /// Lower-case library name → (its code, its compiled chunk).
     libraries: HashMap<String, (Bytes, Function)>,
     seq: u64,
@@ -197,12 +204,13 @@ impl Engine {
 
     /// Compiles an EVAL script (caching it); its flags on success, the client's error
     /// otherwise (Redis's "Error compiling script").
-    pub fn compile_script(&mut self, sha: &str, source: &Bytes) -> Result<u8, Reply> {
-        let header = shebang::script_header(source).map_err(err_reply)?;
+    pub fn compile_script(&mut self, sha: &str, source: &Bytes) -> Result<Compiled, Reply> {
         let vm = self.vm()?;
-        if vm.scripts.contains_key(sha) {
-            return Ok(header.flags);
+        // One lookup a run: the flags are kept with the function, parsed once.
+        if let Some(compiled) = vm.scripts.get(sha) {
+            return Ok(compiled.clone());
         }
+        let header = shebang::script_header(source).map_err(err_reply)?;
         let code = source.get(header.shebang_len..).unwrap_or_default();
         let function = vm.lua.load(code).set_name("@user_script").into_function().map_err(|e| {
             Reply::error(format!("ERR Error compiling script (new function): {}", lua_message(&e)).replace(['\r', '\n'], " "))
@@ -211,20 +219,16 @@ impl Engine {
             // A per-server cache: dropping it costs recompiles, nothing else.
             vm.scripts.clear();
         }
-        vm.scripts.insert(sha.to_string(), function);
-        Ok(header.flags)
+        let compiled = Compiled { flags: header.flags, function };
+        vm.scripts.insert(sha.to_string(), compiled.clone());
+        Ok(compiled)
     }
 
-    /// Runs an EVAL script (compiled first if needed).
+    /// Runs an EVAL script compiled by [`Engine::compile_script`].
     pub fn run_script(&mut self, call: ScriptCall<'_>, host: &mut dyn Host) -> Reply {
-        if let Err(e) = self.compile_script(call.sha, call.source) {
-            return e;
-        }
-        let Ok(vm) = self.vm() else { return Reply::err("ERR cannot start the Lua engine") };
-        let Some(function) = vm.scripts.get(call.sha).cloned() else { return Reply::err("ERR script not compiled") };
         let status = self.status.clone();
         let _running = status.begin(false, call.options.replicated, call.sha);
-        self.run(&function, None, call.sha, &call.options, host)
+        self.run(&call.script.function, None, call.sha, &call.options, host)
     }
 
     /// Loads a library (FUNCTION LOAD): runs its chunk so it registers its functions,
@@ -679,7 +683,7 @@ fn new_vm(status: &Arc<Status>) -> mlua::Result<Vm> {
         set_env: handles.get("set_env")?,
         handler,
         main: main_state(&lua)?,
-        scripts: HashMap::new(),
+        scripts: HashMap::default(),
         libraries: HashMap::new(),
         seq: 0,
         collected_bytes: 0,

@@ -97,7 +97,7 @@ pub enum ScriptsError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scripts {
     /// Lower-case hex SHA-1 → source, in insertion order (snapshots keep it).
-    cache: IndexMap<String, Bytes>,
+    cache: IndexMap<String, Bytes, crate::store::value::Hasher>,
     cache_bytes: usize,
     /// Lower-case library name → library.
     libraries: IndexMap<String, Library>,
@@ -155,7 +155,7 @@ impl Scripts {
     }
 
     pub fn flush_scripts(&mut self) {
-        self.cache = IndexMap::new();
+        self.cache = IndexMap::default();
         self.cache_bytes = 0;
     }
 
