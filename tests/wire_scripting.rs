@@ -343,3 +343,22 @@ fn a_script_calls_errors_count_once_in_errorstats() {
     }
     let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
 }
+
+/// A script stopped by its instruction budget leaves no KEYS or ARGV behind: a function
+/// run after it reads the global `KEYS` as Redis answers it (no such global), not the
+/// stopped script's keys. (They were left set when the stop came from the count hook,
+/// which raises again on the next instruction, outside the script's protected call.)
+#[test]
+fn a_stopped_script_leaves_no_keys_for_a_function_after_it() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let library = "#!lua name=leak\nredis.register_function('peek', function(keys, args) return KEYS[1] end)";
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(library).query(&mut con).unwrap();
+    let _: redis::Value = redis::cmd("TANDEM.SCRIPTLIMITS").arg("INSTRUCTIONS").arg(1_000_000).query(&mut con).unwrap();
+    let err =
+        redis::cmd("EVAL").arg("while true do end").arg(1).arg("secret-key").arg("secret-arg").query::<redis::Value>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("Script stopped after 1000000 instructions"), "{err}");
+    let peek = redis::cmd("FCALL").arg("peek").arg(0).query::<redis::Value>(&mut con);
+    let err = peek.expect_err("a function reading the global KEYS fails");
+    assert!(err.to_string().contains("nonexistent global variable 'KEYS'"), "{err}");
+}

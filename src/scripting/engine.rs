@@ -124,6 +124,8 @@ impl Lrand48 {
 
 struct Vm {
     lua: Lua,
+    /// The scripts' globals (`KEYS`, `ARGV` live there during an EVAL).
+    g1: Table,
     pf: Table,
     main: MainState,
     runner: Function,
@@ -357,6 +359,14 @@ impl Engine {
         // Bound off first: with no limit mlua sets fields without a protected call
         // (which in Lua 5.1 allocates two C closures each time).
         let _ = lua.set_memory_limit(0);
+        // After the bound is off: clearing may not fail for want of memory.
+        if outcome.is_err() {
+            // The run left `run_one` without its clean-up: a stopped run's count hook
+            // raises on every instruction, also after the script's protected call.
+            // KEYS and ARGV must not outlive it (a function reads globals through G1).
+            let _ = vm.g1.raw_set("KEYS", Value::Nil);
+            let _ = vm.g1.raw_set("ARGV", Value::Nil);
+        }
         let resp3 = lua.app_data_ref::<RunState>().is_some_and(|s| s.resp3);
         let reply = match outcome {
             Ok(values) => match first_two(values) {
@@ -676,6 +686,7 @@ fn new_vm(status: &Arc<Status>) -> mlua::Result<Vm> {
     let handles: Table = bootstrap.call((lua.globals(), rust, empty))?;
     let handler = libs::error_handler(&lua)?;
     Ok(Vm {
+        g1: handles.get("G1")?,
         pf: handles.get("PF")?,
         runner: handles.get("run")?,
         run_one: handles.get("run_one")?,
