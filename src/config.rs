@@ -123,7 +123,42 @@ pub struct Tls {
     /// `tls-cluster`: the cluster port (slot-routing clients) speaks TLS too, with the
     /// same files. Default false.
     pub cluster: bool,
+    /// `tls-group`: the group ports (Raft, probes, the CLI) speak mutual TLS only: each
+    /// end presents the certificate of `tls-cert-file` and requires the other's to chain
+    /// to `tls-ca-cert-file`, before the cluster-secret handshake runs inside it.
+    pub group: bool,
+    /// `tls-protocols`: the TLS versions offered and accepted (Redis's names); empty:
+    /// TLS 1.2 and 1.3.
+    pub protocols: Vec<TlsProtocol>,
+    /// `tls-ciphers`: the TLS 1.2 cipher suites allowed, by OpenSSL's names, in order of
+    /// preference; empty: all that Tandem has.
+    pub ciphers: Vec<String>,
+    /// `tls-ciphersuites`: the TLS 1.3 suites allowed, by their standard names; empty:
+    /// all three.
+    pub ciphersuites: Vec<String>,
 }
+
+/// A TLS version, as `tls-protocols` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProtocol {
+    V12,
+    V13,
+}
+
+/// The TLS 1.2 cipher suites Tandem has (rustls with ring), by OpenSSL's names: what
+/// `tls-ciphers` may list. All are ECDHE with an AEAD, as rustls offers no others.
+pub const TLS12_CIPHERS: &[&str] = &[
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+
+/// The TLS 1.3 suites, by their standard names (OpenSSL's too): what
+/// `tls-ciphersuites` may list.
+pub const TLS13_CIPHERSUITES: &[&str] = &["TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"];
 
 /// Redis's `tls-auth-clients`: `yes` (the default in Redis too) refuses a client without
 /// a certificate signed by `tls-ca-cert-file`; `optional` accepts one without, but
@@ -255,7 +290,7 @@ impl Config {
     /// Parses and validates `text`; `path` is only used in messages.
     pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
-        let mut checker = Checker { path, text, problems: Vec::new() };
+        let mut checker = Checker { path, text, problems: Vec::new(), tls_group_line: None };
         let config = checker.convert(raw);
         checker.check_cluster_rules(&config);
         if checker.problems.is_empty() {
@@ -466,6 +501,10 @@ struct RawCluster {
     tls_ca_cert_file: Option<Spanned<String>>,
     tls_auth_clients: Option<Spanned<String>>,
     tls_cluster: Option<bool>,
+    tls_group: Option<Spanned<bool>>,
+    tls_protocols: Option<Spanned<String>>,
+    tls_ciphers: Option<Spanned<String>>,
+    tls_ciphersuites: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -561,6 +600,8 @@ struct Checker<'a> {
     path: &'a str,
     text: &'a str,
     problems: Vec<Problem>,
+    /// Where `tls-group` was set, for the checks that need its files.
+    tls_group_line: Option<usize>,
 }
 
 impl Checker<'_> {
@@ -644,7 +685,77 @@ impl Checker<'_> {
                 }
             },
         };
-        Tls { cert_file, key_file, ca_cert_file, auth_clients, cluster: raw.tls_cluster.unwrap_or(false) }
+        let protocols = match raw.tls_protocols.take() {
+            None => Vec::new(),
+            Some(text) => {
+                let mut protocols = Vec::new();
+                for word in text.get_ref().split_whitespace() {
+                    let protocol = match word.to_ascii_lowercase().as_str() {
+                        "tlsv1.2" => TlsProtocol::V12,
+                        "tlsv1.3" => TlsProtocol::V13,
+                        _ => {
+                            let line = self.line(text.span());
+                            let why = format!("{word:?} is not a TLS version Tandem speaks: list \"TLSv1.2\" and/or \"TLSv1.3\" (TLS 1.0 and 1.1 are not offered)");
+                            self.fail(line, "cluster.tls-protocols", why);
+                            continue;
+                        }
+                    };
+                    if !protocols.contains(&protocol) {
+                        protocols.push(protocol);
+                    }
+                }
+                if protocols.is_empty() && text.get_ref().split_whitespace().next().is_none() {
+                    let line = self.line(text.span());
+                    self.fail(
+                        line,
+                        "cluster.tls-protocols",
+                        "is empty: list \"TLSv1.2\" and/or \"TLSv1.3\", or leave it out for both".into(),
+                    );
+                }
+                protocols
+            }
+        };
+        let ciphers = self.cipher_list(raw.tls_ciphers.take(), "cluster.tls-ciphers", TLS12_CIPHERS);
+        let ciphersuites = self.cipher_list(raw.tls_ciphersuites.take(), "cluster.tls-ciphersuites", TLS13_CIPHERSUITES);
+        let group = match raw.tls_group.take() {
+            Some(flag) => {
+                self.tls_group_line = Some(self.line(flag.span()));
+                *flag.get_ref()
+            }
+            None => false,
+        };
+        Tls {
+            cert_file,
+            key_file,
+            ca_cert_file,
+            auth_clients,
+            cluster: raw.tls_cluster.unwrap_or(false),
+            group,
+            protocols,
+            ciphers,
+            ciphersuites,
+        }
+    }
+
+    /// A colon-separated list of cipher names (OpenSSL's syntax), each one of `known`.
+    fn cipher_list(&mut self, text: Option<Spanned<String>>, field: &str, known: &[&str]) -> Vec<String> {
+        let Some(text) = text else { return Vec::new() };
+        let mut names = Vec::new();
+        for name in text.get_ref().split([':', ' ', ',']).filter(|n| !n.is_empty()) {
+            match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+                Some(k) if !names.iter().any(|n: &String| n == k) => names.push(k.to_string()),
+                Some(_) => {}
+                None => {
+                    let line = self.line(text.span());
+                    self.fail(line, field, format!("{name:?} is not a cipher Tandem has; it has: {}", known.join(":")));
+                }
+            }
+        }
+        if names.is_empty() && !text.get_ref().split([':', ' ', ',']).any(|n| !n.is_empty()) {
+            let line = self.line(text.span());
+            self.fail(line, field, format!("is empty; leave it out to allow all of {}", known.join(":")));
+        }
+        names
     }
 
     fn not_empty(&mut self, text: Spanned<String>, field: &str) -> String {
@@ -841,6 +952,12 @@ impl Checker<'_> {
     /// loads them: they may live only on that server's host.)
     fn check_tls(&mut self, checked: &Checked) {
         let tls = &checked.cluster.tls;
+        if let (true, Some(line)) = (tls.group, self.tls_group_line) {
+            if tls.cert_file.is_none() || tls.key_file.is_none() || tls.ca_cert_file.is_none() {
+                let message = "group ports over mutual TLS need cluster.tls-cert-file and cluster.tls-key-file (each member's certificate and key, PEM) and cluster.tls-ca-cert-file (the CA every member's certificate must chain to)";
+                self.fail(line, "cluster.tls-group", message.to_string());
+            }
+        }
         for server in checked.stripes.iter().flat_map(|s| &s.servers) {
             let tls_port = |p: &&At<u16>| p.field.ends_with(".tls-port") || (tls.cluster && p.field.ends_with(".cluster-port"));
             let Some(port) = server.ports.iter().find(tls_port) else { continue };
@@ -1056,6 +1173,42 @@ data = "data/server3"
     }
 
     const SERVER1: &str = "name = \"server1\"\nclient-port = 9510\ngroup-port = 9530\nmanagement-port = 9540\ndata = \"data/server1\"\n";
+
+    fn with_cluster_lines(lines: &str) -> String {
+        one_server(SERVER1).replacen("secret = \"s\"\n", &format!("secret = \"s\"\n{lines}"), 1)
+    }
+
+    #[test]
+    fn tls_versions_and_suites_are_read_and_checked_by_name() {
+        let text = with_cluster_lines(
+            "tls-protocols = \"TLSv1.3 tlsv1.2\"\ntls-ciphers = \"ECDHE-RSA-AES128-GCM-SHA256:ecdhe-ecdsa-aes256-gcm-sha384\"\ntls-ciphersuites = \"TLS_AES_128_GCM_SHA256\"\n",
+        );
+        let tls = parse(&text).unwrap().cluster.tls;
+        assert_eq!(tls.protocols, [TlsProtocol::V13, TlsProtocol::V12]);
+        assert_eq!(tls.ciphers, ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384"]);
+        assert_eq!(tls.ciphersuites, ["TLS_AES_128_GCM_SHA256"]);
+
+        let errors = problems(&with_cluster_lines("tls-protocols = \"TLSv1.1 TLSv1.2\"\n"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("tandem.toml:4: cluster.tls-protocols: \"TLSv1.1\" is not a TLS version"), "{errors:?}");
+        let errors = problems(&with_cluster_lines("tls-ciphers = \"AES128-SHA\"\n"));
+        assert!(
+            errors[0].starts_with("tandem.toml:4: cluster.tls-ciphers: \"AES128-SHA\" is not a cipher Tandem has; it has: ECDHE-"),
+            "{errors:?}"
+        );
+        let errors = problems(&with_cluster_lines("tls-ciphersuites = \"\"\n"));
+        assert!(errors[0].starts_with("tandem.toml:4: cluster.tls-ciphersuites: is empty"), "{errors:?}");
+    }
+
+    #[test]
+    fn tls_group_needs_the_certificate_its_key_and_the_ca() {
+        let errors = problems(&with_cluster_lines("tls-group = true\ntls-cert-file = \"m.crt\"\ntls-key-file = \"m.key\"\n"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("tandem.toml:4: cluster.tls-group: group ports over mutual TLS need"), "{errors:?}");
+        let text =
+            with_cluster_lines("tls-group = true\ntls-cert-file = \"m.crt\"\ntls-key-file = \"m.key\"\ntls-ca-cert-file = \"ca.crt\"\n");
+        assert!(parse(&text).unwrap().cluster.tls.group);
+    }
 
     #[test]
     fn three_server_file_with_voter_is_read_in_full() {

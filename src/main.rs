@@ -244,7 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { voter, stripes } => demo(voter, usize::from(stripes)),
         Command::Check(args) => check(args),
         Command::Voter { config, name, group_bind } => {
-            let file = Config::from_file(&config)?;
+            let file = load_config(&config)?;
             let (stripe, voter) = file.require_voter(&name)?;
             tandem::logging::set_member(&stripe.name, &voter.name, true);
             let options = ReplicaOptions {
@@ -262,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { config, api, wait } => {
-            let config = config.map(Config::from_file).transpose()?;
+            let config = config.map(load_config).transpose()?;
             let runtime = control_runtime()?;
             let deadline = std::time::Instant::now() + wait.unwrap_or_default();
             let (table, unsettled) = loop {
@@ -291,18 +291,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stop { config, name, force } => {
-            let file = Config::from_file(&config)?;
+            let file = load_config(&config)?;
             println!("{}", control_runtime()?.block_on(control::stop(&file, &name, force))?);
             wait_data_released(&file, |server| server == name);
             Ok(())
         }
         Command::Failover { config, stripe, to } => {
-            let file = Config::from_file(&config)?;
+            let file = load_config(&config)?;
             println!("{}", control_runtime()?.block_on(control::failover(&file, &stripe, to.as_deref()))?);
             Ok(())
         }
         Command::Shutdown { config } => {
-            let file = Config::from_file(&config)?;
+            let file = load_config(&config)?;
             for line in control_runtime()?.block_on(control::shutdown(&file))? {
                 println!("{line}");
             }
@@ -400,6 +400,10 @@ struct CheckArgs {
     /// never be evicted.
     #[arg(long)]
     evict: Option<String>,
+    /// A directory holding ca.crt, and member.crt + member.key signed by it: every
+    /// group port speaks mutual TLS with them (tls-group), Raft and the CLI included.
+    #[arg(long)]
+    tls_dir: Option<std::path::PathBuf>,
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
@@ -426,6 +430,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     options.evict = args.evict;
     options.keep_on_violation = true;
     options.keep_always = args.keep;
+    options.tls_dir = args.tls_dir;
     if args.plan {
         print!("{}", tandem::check::describe(&options));
         return Ok(());
@@ -532,7 +537,7 @@ fn control_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn clear_data(path: &std::path::Path, name: &str, yes: bool) -> anyhow::Result<()> {
-    let config = Config::from_file(path)?;
+    let config = load_config(path)?;
     let (_stripe, server) = config.require_server(name)?;
     if !yes {
         use std::io::BufRead;
@@ -555,7 +560,7 @@ fn server_options(
     management_port: Option<u16>,
 ) -> anyhow::Result<ServerOptions> {
     let (config, name, file) = match (config, name) {
-        (Some(path), Some(name)) => (Config::from_file(&path)?, name, path.display().to_string()),
+        (Some(path), Some(name)) => (load_config(&path)?, name, path.display().to_string()),
         _ => (Config::development(), "server1".to_string(), String::new()),
     };
     let (stripe, server) = config.require_server(&name)?;
@@ -634,4 +639,12 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Reads the config, and loads the group ports' TLS certificates when it asks for
+/// `tls-group` (every command that speaks to a group port needs them).
+fn load_config(path: impl AsRef<std::path::Path>) -> anyhow::Result<Config> {
+    let config = Config::from_file(path)?;
+    tandem::replication::group_tls::install(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config)
 }

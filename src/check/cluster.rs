@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -200,6 +200,22 @@ impl Cluster {
     pub fn add_cluster_setting(&self, line: &str) -> std::io::Result<()> {
         let text = std::fs::read_to_string(&self.config)?;
         std::fs::write(&self.config, text.replacen("[cluster]\n", &format!("[cluster]\n{line}\n"), 1))
+    }
+
+    /// Puts every group port under mutual TLS (`tls-group`) with the certificates in
+    /// `dir`: `ca.crt`, and `member.crt` + `member.key` that it signed (one certificate
+    /// for all members will do: a member's name is proven by the cluster secret).
+    pub fn use_group_tls(&self, dir: &Path) -> std::io::Result<()> {
+        let dir = std::fs::canonicalize(dir)?;
+        for file in ["ca.crt", "member.crt", "member.key"] {
+            if !dir.join(file).is_file() {
+                return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} has no {file}", dir.display())));
+            }
+        }
+        let d = dir.display();
+        self.add_cluster_setting(&format!(
+            "tls-group = true\ntls-cert-file = \"{d}/member.crt\"\ntls-key-file = \"{d}/member.key\"\ntls-ca-cert-file = \"{d}/ca.crt\""
+        ))
     }
 
     /// The management API's base URL of member `i`.

@@ -82,6 +82,9 @@ pub struct Options {
     /// violation; `keep_always`: even when it does not.
     pub keep_on_violation: bool,
     pub keep_always: bool,
+    /// Group ports under mutual TLS with the certificates in this directory
+    /// ([`Cluster::use_group_tls`]).
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -103,6 +106,7 @@ impl Options {
             break_safety: None,
             keep_on_violation: false,
             keep_always: false,
+            tls_dir: None,
         }
     }
 
@@ -316,6 +320,9 @@ fn start(options: &Options) -> Result<Cluster, CheckError> {
         cluster_ports: options.topology.stripes() > 1,
     };
     let mut cluster = Cluster::try_configure(&options.binary, spec)?;
+    if let Some(dir) = &options.tls_dir {
+        cluster.use_group_tls(dir)?;
+    }
     if let Some(mode) = &options.break_safety {
         cluster.set_env("TANDEM_BREAK_SAFETY", mode);
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Instant as _};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::group_tls::GroupStream;
 use tokio::sync::watch;
 
 use super::handshakes::{HandshakeSlots, Slot};
@@ -96,6 +98,7 @@ pub fn identity(layout: &StripeLayout, name: &str) -> Identity {
         stripe: layout.stripe.clone(),
         name: name.to_string(),
         secret: layout.secret.clone().unwrap_or_default().into_bytes(),
+        tls: super::group_tls::installed(),
     }
 }
 
@@ -285,6 +288,9 @@ impl Group {
 
     /// Serves the group port until the process ends.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        if let Some(tls) = &self.identity.tls {
+            tls.reload_on_sighup();
+        }
         let handshakes = HandshakeSlots::new(self.layout.members.iter().map(|m| m.host.as_str()));
         loop {
             let (socket, peer) = match listener.accept().await {
@@ -308,8 +314,18 @@ impl Group {
         }
     }
 
-    async fn serve_connection(self: Arc<Self>, mut socket: TcpStream, handshake: Slot) -> std::io::Result<()> {
+    async fn serve_connection(self: Arc<Self>, socket: TcpStream, handshake: Slot) -> std::io::Result<()> {
         let _ = socket.set_nodelay(true);
+        let mut socket = match &self.identity.tls {
+            None => GroupStream::Plain(socket),
+            Some(tls) => {
+                let peer = socket.peer_addr()?;
+                // Within the handshake's time, holding the address's handshake place.
+                tokio::time::timeout(transport::HANDSHAKE_TIMEOUT, tls.accept(socket, peer))
+                    .await
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the TLS handshake timed out"))??
+            }
+        };
         let accepted = transport::accept_handshake(&mut socket, &self.identity, self.node_id).await;
         drop(handshake);
         let caller = match accepted {
@@ -447,7 +463,7 @@ impl Group {
     /// goes wrong is logged as a warning: the active only sees the connection close.
     async fn receive_snapshot(
         &self,
-        socket: &mut TcpStream,
+        socket: &mut GroupStream,
         vote: super::types::Vote,
         meta: super::types::SnapshotMeta,
         bytes: u64,
@@ -465,7 +481,7 @@ impl Group {
 
     async fn receive_snapshot_inner(
         &self,
-        socket: &mut TcpStream,
+        socket: &mut GroupStream,
         vote: super::types::Vote,
         meta: super::types::SnapshotMeta,
         bytes: u64,
@@ -735,7 +751,7 @@ const PIECE_RESERVE_MAX: usize = 8 << 20;
 /// announced, `on_piece` giving up — is an error: the sender is then mid-stream,
 /// so the connection is closed rather than answered.
 async fn receive_pieces(
-    socket: &mut TcpStream,
+    socket: &mut GroupStream,
     bytes: u64,
     count_only: bool,
     mut on_piece: impl FnMut(bytes::Bytes) -> bool,
@@ -871,7 +887,8 @@ mod tests {
             // The receiver may close early: what it did not read is not an error here.
             let _ = out.write_all(&stream).await;
         });
-        let (mut socket, _) = listener.accept().await.unwrap();
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut socket = GroupStream::Plain(socket);
         let mut kept = Vec::new();
         let result = receive_pieces(&mut socket, announced, false, |piece| {
             kept.extend_from_slice(&piece);

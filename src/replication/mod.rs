@@ -64,6 +64,7 @@ pub mod data_dir;
 pub mod errors;
 pub mod explain;
 pub mod group;
+pub mod group_tls;
 mod handshakes;
 pub mod membership;
 pub mod network;

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::group_tls::GroupStream;
 use openraft::alias::{SnapshotOf, VoteOf};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
@@ -13,7 +14,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkFactory, RaftNetworkV2};
-use tokio::net::TcpStream;
 
 use super::state_machine::SnapshotData;
 use super::transport::{self, Identity};
@@ -45,7 +45,7 @@ pub struct Peer {
     addr: String,
     identity: Identity,
     local_host: String,
-    conn: Option<TcpStream>,
+    conn: Option<GroupStream>,
     /// A call is under way on `conn`. openraft times an RPC out by dropping its
     /// future, which can leave the request sent and its answer unread: if the next
     /// call found this still set, the connection would hand it the dropped call's
@@ -95,7 +95,7 @@ impl CallError {
 impl Peer {
     /// The connection for a new call: a fresh one when the last call on it never
     /// finished (see `in_flight`).
-    async fn connection(&mut self) -> Result<&mut TcpStream, CallError> {
+    async fn connection(&mut self) -> Result<&mut GroupStream, CallError> {
         if std::mem::take(&mut self.in_flight) {
             self.conn = None;
         }
@@ -355,7 +355,7 @@ mod tests {
     use super::*;
 
     fn identity() -> Identity {
-        Identity { cluster: "c".into(), stripe: "A".into(), name: "n".into(), secret: b"s".to_vec() }
+        Identity { cluster: "c".into(), stripe: "A".into(), name: "n".into(), secret: b"s".to_vec(), tls: None }
     }
 
     /// A member that answers the n-th request with `Done { message: n }`, the first

@@ -158,7 +158,7 @@ fn group_addr(host: usize) -> String {
 }
 
 fn identity(host: usize) -> Identity {
-    Identity { cluster: "sim".into(), stripe: "s0".into(), name: host_name(host), secret: b"simulated secret".to_vec() }
+    Identity { cluster: "sim".into(), stripe: "s0".into(), name: host_name(host), secret: b"simulated secret".to_vec(), tls: None }
 }
 
 fn now_ms() -> u64 {

@@ -12,7 +12,9 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
+
+use super::group_tls::{GroupStream, GroupTls};
 
 use crate::store::codec::{put_bytes, Decoder};
 
@@ -38,12 +40,15 @@ pub struct Identity {
     /// This end's name (a member, or `tandem-cli`).
     pub name: String,
     pub secret: Vec<u8>,
+    /// Mutual TLS around the handshake (`tls-group`); `None`: plain TCP.
+    pub tls: Option<std::sync::Arc<GroupTls>>,
 }
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
-        write!(f, "Identity({}/{} as {})", self.cluster, self.stripe, self.name)
+        let tls = if self.tls.is_some() { ", TLS" } else { "" };
+        write!(f, "Identity({}/{} as {}{tls})", self.cluster, self.stripe, self.name)
     }
 }
 
@@ -98,6 +103,8 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(stream: &mut W, body: &[u8]) -> 
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(body);
     stream.write_all(&frame).await?;
+    // A TLS session may keep part of the frame until flushed; TCP's flush is free.
+    stream.flush().await?;
     crate::management::metrics::global().record_group_frame("out", frame.len());
     Ok(())
 }
@@ -107,7 +114,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(stream: &mut W, body: &[u8]) -> 
 /// caller means to reach (0 for none: probes and the CLI): a process now at that
 /// address under another node id (a restarted non-persistent member, a hot swap)
 /// refuses, so it is never mistaken for its predecessor.
-pub async fn connect(addr: &str, local_host: Option<&str>, me: &Identity, target: u64, timeout: Duration) -> io::Result<TcpStream> {
+pub async fn connect(addr: &str, local_host: Option<&str>, me: &Identity, target: u64, timeout: Duration) -> io::Result<GroupStream> {
     let stream = tokio::time::timeout(timeout, async {
         let target = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| invalid(format!("{addr} resolves to no address")))?;
         let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -123,7 +130,12 @@ pub async fn connect(addr: &str, local_host: Option<&str>, me: &Identity, target
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr} timed out")))??;
     stream.set_nodelay(true)?;
-    let mut stream = stream;
+    let mut stream = match &me.tls {
+        None => GroupStream::Plain(stream),
+        Some(tls) => tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(stream, addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("the TLS handshake with {addr} timed out")))??,
+    };
     handshake(&mut stream, addr, me, target).await?;
     Ok(stream)
 }
@@ -259,10 +271,10 @@ mod tests {
     use super::*;
 
     fn identity(secret: &str, stripe: &str) -> Identity {
-        Identity { cluster: "c".into(), stripe: stripe.into(), name: "n".into(), secret: secret.as_bytes().to_vec() }
+        Identity { cluster: "c".into(), stripe: stripe.into(), name: "n".into(), secret: secret.as_bytes().to_vec(), tls: None }
     }
 
-    async fn pair_for(server: Identity, client: Identity, target: u64) -> (io::Result<Caller>, io::Result<TcpStream>) {
+    async fn pair_for(server: Identity, client: Identity, target: u64) -> (io::Result<Caller>, io::Result<GroupStream>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accept = tokio::spawn(async move {
@@ -273,7 +285,7 @@ mod tests {
         (accept.await.unwrap(), client)
     }
 
-    async fn pair(server: Identity, client: Identity) -> (io::Result<Caller>, io::Result<TcpStream>) {
+    async fn pair(server: Identity, client: Identity) -> (io::Result<Caller>, io::Result<GroupStream>) {
         pair_for(server, client, 7).await
     }
 
