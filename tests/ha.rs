@@ -141,6 +141,7 @@ fn two_servers_and_a_voter_survive_kill9_of_the_active_under_writes() {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
 }
 
@@ -204,6 +205,7 @@ fn a_partitioned_minority_refuses_writes_and_the_stripe_converges_after_healing(
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     let everyone = [0, 1, 2];
     let old = cluster.wait_stable(&everyone, Duration::from_secs(30));
@@ -234,6 +236,7 @@ fn restart_a_mirror(restartable: bool, wipe: bool) {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
@@ -405,6 +408,7 @@ fn shutdown_stops_mirrors_then_the_active_and_any_restart_order_is_safe() {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
@@ -442,6 +446,7 @@ fn the_voter_brings_a_lagging_mirror_up_to_date_after_the_active_dies() {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
@@ -471,6 +476,7 @@ fn a_mirror_with_less_data_storage_is_refused_with_a_clear_error() {
         data_storage: vec!["1g", "1g", "100m"],
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     for i in 0..3 {
         cluster.spawn(i);
@@ -493,6 +499,7 @@ fn a_mirror_behind_the_purged_log_is_sent_a_snapshot() {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     let everyone = [0, 1, 2];
     let mut active = cluster.wait_stable(&everyone, Duration::from_secs(30));
@@ -668,6 +675,7 @@ fn a_returning_partitioned_mirror_does_not_depose_the_active() {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     let everyone = [0, 1, 2];
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));
@@ -765,6 +773,7 @@ fn issue_9_a_voter_keeps_every_entry_a_paused_mirror_needs() {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     cluster.set_env("TANDEM_PURGE_HINT_INTERVAL_MS", &hint_ms.to_string());
     cluster.start_all();
@@ -927,6 +936,7 @@ fn min_replicas_to_write_needs_a_data_mirror_not_just_a_voter() {
         data_storage: Vec::new(),
         stripes: 1,
         cluster_ports: false,
+        tls_ports: false,
     });
     let everyone: Vec<usize> = (0..cluster.members.len()).collect();
     let active = cluster.wait_stable(&everyone, Duration::from_secs(30));

@@ -50,11 +50,22 @@ pub struct Spec {
     pub stripes: usize,
     /// Give every server a `cluster-port` for slot-routing clients.
     pub cluster_ports: bool,
+    /// Give every server a `tls-port` too (its certificate files are added with
+    /// [`Cluster::use_tls`]).
+    pub tls_ports: bool,
 }
 
 impl Spec {
     pub fn servers(n: usize) -> Spec {
-        Spec { servers: vec![true; n], voters: 0, relayed: false, data_storage: Vec::new(), stripes: 1, cluster_ports: false }
+        Spec {
+            servers: vec![true; n],
+            voters: 0,
+            relayed: false,
+            data_storage: Vec::new(),
+            stripes: 1,
+            cluster_ports: false,
+            tls_ports: false,
+        }
     }
 
     /// An array of `stripes` stripes, each of this spec's servers and voters (an
@@ -82,6 +93,8 @@ pub struct Member {
     pub group_port: u16,
     /// The HTTP management port (0 for a voter, which has none).
     pub management_port: u16,
+    /// Its `tls-port`, when the spec asked for them.
+    pub tls_port: Option<u16>,
     /// Where the member really listens when a relay sits on `group_port`.
     pub bind_port: Option<u16>,
     pub voter: bool,
@@ -156,7 +169,7 @@ impl Cluster {
                 } else {
                     format!("server{}", stripe * spec.servers.len() + j + 1)
                 };
-                let ports = free_ports_on(&host, 5)?;
+                let ports = free_ports_on(&host, 6)?;
                 let (client_port, group_port, management_port) = (ports[0], ports[1], ports[2]);
                 let bind_port = spec.relayed.then_some(ports[3]);
                 if voter {
@@ -171,9 +184,13 @@ impl Cluster {
                     if spec.cluster_ports {
                         text.push_str(&format!("cluster-port = {}\n", ports[4]));
                     }
+                    if spec.tls_ports {
+                        text.push_str(&format!("tls-port = {}\n", ports[5]));
+                    }
                 }
                 let management_port = if voter { 0 } else { management_port };
                 let cluster_port = (spec.cluster_ports && !voter).then_some(ports[4]);
+                let tls_port = (spec.tls_ports && !voter).then_some(ports[5]);
                 members.push(Member {
                     name,
                     stripe,
@@ -182,6 +199,7 @@ impl Cluster {
                     cluster_port,
                     group_port,
                     management_port,
+                    tls_port,
                     bind_port,
                     voter,
                     child: None,
@@ -202,10 +220,13 @@ impl Cluster {
         std::fs::write(&self.config, text.replacen("[cluster]\n", &format!("[cluster]\n{line}\n"), 1))
     }
 
-    /// Puts every group port under mutual TLS (`tls-group`) with the certificates in
-    /// `dir`: `ca.crt`, and `member.crt` + `member.key` that it signed (one certificate
-    /// for all members will do: a member's name is proven by the cluster secret).
-    pub fn use_group_tls(&self, dir: &Path) -> std::io::Result<()> {
+    /// TLS with the certificates in `dir`: `ca.crt`, and `member.crt` + `member.key`
+    /// that it signed (one certificate for every member will do: it needs
+    /// `extendedKeyUsage` serverAuth and clientAuth; a member's name is proven by the
+    /// cluster secret). `group`: every group port speaks mutual TLS (`tls-group`);
+    /// servers with a `tls-port` ([`Spec::tls_ports`]) serve it with these files and
+    /// `auth_clients` (Redis's `tls-auth-clients`).
+    pub fn use_tls(&self, dir: &Path, group: bool, auth_clients: &str) -> std::io::Result<()> {
         let dir = std::fs::canonicalize(dir)?;
         for file in ["ca.crt", "member.crt", "member.key"] {
             if !dir.join(file).is_file() {
@@ -214,7 +235,7 @@ impl Cluster {
         }
         let d = dir.display();
         self.add_cluster_setting(&format!(
-            "tls-group = true\ntls-cert-file = \"{d}/member.crt\"\ntls-key-file = \"{d}/member.key\"\ntls-ca-cert-file = \"{d}/ca.crt\""
+            "tls-group = {group}\ntls-auth-clients = \"{auth_clients}\"\ntls-cert-file = \"{d}/member.crt\"\ntls-key-file = \"{d}/member.key\"\ntls-ca-cert-file = \"{d}/ca.crt\""
         ))
     }
 

@@ -83,7 +83,7 @@ pub struct Options {
     pub keep_on_violation: bool,
     pub keep_always: bool,
     /// Group ports under mutual TLS with the certificates in this directory
-    /// ([`Cluster::use_group_tls`]).
+    /// ([`Cluster::use_tls`]).
     pub tls_dir: Option<PathBuf>,
 }
 
@@ -318,10 +318,11 @@ fn start(options: &Options) -> Result<Cluster, CheckError> {
         data_storage: if options.evict.is_some() { vec![eviction::EVICT_DATA_STORAGE; options.topology.servers()] } else { Vec::new() },
         stripes: options.topology.stripes(),
         cluster_ports: options.topology.stripes() > 1,
+        tls_ports: false,
     };
     let mut cluster = Cluster::try_configure(&options.binary, spec)?;
     if let Some(dir) = &options.tls_dir {
-        cluster.use_group_tls(dir)?;
+        cluster.use_tls(dir, true, "no")?;
     }
     if let Some(mode) = &options.break_safety {
         cluster.set_env("TANDEM_BREAK_SAFETY", mode);
