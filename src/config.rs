@@ -105,6 +105,11 @@ pub struct Cluster {
     pub management_allow_plain_http: bool,
     /// TLS for servers that have a `tls-port` (Redis's `tls-*` names).
     pub tls: Tls,
+    /// Redis's `protected-mode` (`server::protected`): while the `default` user has no
+    /// password, clients from other hosts are refused with `-DENIED` (the array's own
+    /// servers are let in). Default true, as in Redis: a host beyond loopback is
+    /// written in the file on purpose, but a missing password is not.
+    pub protected_mode: bool,
 }
 
 /// `[cluster]`'s `tls-*` fields: the files every server with a `tls-port` loads (paths
@@ -315,6 +320,7 @@ impl Config {
                 management_token: None,
                 management_allow_plain_http: false,
                 tls: Tls::default(),
+                protected_mode: true,
             },
             stripes: vec![Stripe {
                 name: "A".to_string(),
@@ -505,6 +511,7 @@ struct RawCluster {
     tls_protocols: Option<Spanned<String>>,
     tls_ciphers: Option<Spanned<String>>,
     tls_ciphersuites: Option<Spanned<String>>,
+    protected_mode: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -663,6 +670,7 @@ impl Checker<'_> {
             management_token,
             management_allow_plain_http: raw.management_allow_plain_http.unwrap_or(false),
             tls,
+            protected_mode: raw.protected_mode.unwrap_or(true),
         }
     }
 

@@ -596,6 +596,7 @@ fn server_options(
         tls: config.cluster.tls.clone(),
         data_storage_bytes: server.data_storage_bytes,
         requirepass: config.cluster.requirepass.clone(),
+        protected_mode: config.cluster.protected_mode,
         aclfile: config.cluster.aclfile.clone(),
         client_reconnect_window_ms: config.cluster.client_reconnect_window_ms,
         config_file: file,

@@ -4,64 +4,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use support::pki::{make_ca, make_leaf, pki, pong, redis_cli, SClient, Usage};
 use support::{closed_by_server, free_ports, wait_until, ConfigServer};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA (`<ca>.crt`, `<ca>.key`) in `dir`.
-fn make_ca(dir: &Path, ca: &str) {
-    let (crt, key, subject) = (format!("{ca}.crt"), format!("{ca}.key"), format!("/CN={ca}"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-subj",
-            &subject,
-        ],
-    );
-}
-
-/// A certificate `<name>.crt` + `<name>.key` signed by `ca`, for 127.0.0.1/localhost
-/// (`server`) or for a client.
-fn make_leaf(dir: &Path, ca: &str, name: &str, server: bool) {
-    let (crt, key, csr, ext) = (format!("{name}.crt"), format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
-    let usage =
-        if server { "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" } else { "extendedKeyUsage=clientAuth\n" };
-    std::fs::write(dir.join(&ext), format!("basicConstraints=CA:FALSE\n{usage}")).expect("write ext");
-    let subject = format!("/CN={name}");
-    openssl(
-        dir,
-        &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject],
-    );
-    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
-    openssl(
-        dir,
-        &["x509", "-req", "-in", &csr, "-CA", &ca_crt, "-CAkey", &ca_key, "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext],
-    );
-}
 
 /// A one-server config with a tls-port; `tls` is the `[cluster]` tls-* lines.
 /// Returns (config path, client port, tls port).
@@ -78,31 +30,6 @@ fn write_config(dir: &Path, tls: &str) -> (PathBuf, u16, u16) {
 fn tls_lines(dir: &Path, auth: &str) -> String {
     let d = dir.display();
     format!("tls-cert-file = \"{d}/server.crt\"\ntls-key-file = \"{d}/server.key\"\ntls-ca-cert-file = \"{d}/ca.crt\"\ntls-auth-clients = \"{auth}\"\n")
-}
-
-/// `redis-cli --tls -p port <extra> <args>`: its stdout (trimmed) and whether it succeeded.
-fn redis_cli(dir: &Path, port: u16, extra: &[&str], args: &[&str]) -> (bool, String) {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls"])
-        .args(extra)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run redis-cli");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text.trim().to_string())
-}
-
-fn pong(dir: &Path, port: u16, extra: &[&str]) -> bool {
-    let (ok, text) = redis_cli(dir, port, extra, &["PING"]);
-    ok && text == "PONG"
-}
-
-/// The pki and server shared by the tests: CA `ca`, server certificate, client certificate.
-fn pki(dir: &Path) {
-    make_ca(dir, "ca");
-    make_leaf(dir, "ca", "server", true);
-    make_leaf(dir, "ca", "client", false);
 }
 
 #[test]
@@ -145,7 +72,7 @@ fn tls_auth_clients_yes_requires_a_certificate_from_the_ca() {
     let d = dir.path();
     pki(d);
     make_ca(d, "other");
-    make_leaf(d, "other", "stranger", false);
+    make_leaf(d, "other", "stranger", Usage::Client);
     let (config, port, tls_port) = write_config(d, &tls_lines(d, "yes"));
     let _server = ConfigServer::start(d, &config, "server1", port);
 
@@ -163,7 +90,7 @@ fn tls_auth_clients_optional_accepts_a_client_without_certificate() {
     let d = dir.path();
     pki(d);
     make_ca(d, "other");
-    make_leaf(d, "other", "stranger", false);
+    make_leaf(d, "other", "stranger", Usage::Client);
     let (config, port, tls_port) = write_config(d, &tls_lines(d, "optional"));
     let _server = ConfigServer::start(d, &config, "server1", port);
     assert!(pong(d, tls_port, &["--cacert", "ca.crt"]));
@@ -242,45 +169,6 @@ fn tls_cluster_puts_the_cluster_port_under_tls_for_slot_routing_clients() {
     assert!(closed_by_server(&mut plain, DEADLINE));
 }
 
-/// An `openssl s_client` session: a TLS connection that stays open across a reload.
-struct SClient {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl SClient {
-    fn connect(dir: &Path, port: u16, ca: &str) -> SClient {
-        let mut child = Command::new("openssl")
-            .args(["s_client", "-quiet", "-verify_return_error", "-CAfile", ca, "-connect", &format!("127.0.0.1:{port}")])
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn openssl s_client");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        SClient { child, stdin, stdout }
-    }
-
-    /// Sends an inline command and reads one reply line.
-    fn line(&mut self, command: &str) -> String {
-        self.stdin.write_all(format!("{command}\r\n").as_bytes()).expect("write to s_client");
-        self.stdin.flush().expect("flush");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read from s_client");
-        line.trim_end().to_string()
-    }
-}
-
-impl Drop for SClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn sighup(server: &ConfigServer) {
     let pid = server.pid().expect("running").to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
@@ -301,7 +189,7 @@ fn sighup_reloads_certificates_and_keeps_connections() {
 
     tracing::info!("--- new certificate from a new CA in place, SIGHUP");
     make_ca(d, "ca2");
-    make_leaf(d, "ca2", "server2", true);
+    make_leaf(d, "ca2", "server2", Usage::Server);
     std::fs::copy(d.join("server2.crt"), d.join("server.crt")).expect("copy cert");
     std::fs::copy(d.join("server2.key"), d.join("server.key")).expect("copy key");
     sighup(&server);
@@ -342,7 +230,7 @@ fn bad_tls_files_stop_the_start_naming_the_field_and_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     pki(d);
-    make_leaf(d, "ca", "another", true);
+    make_leaf(d, "ca", "another", Usage::Server);
     let p = d.display();
 
     let cases = [

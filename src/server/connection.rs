@@ -25,13 +25,16 @@ pub struct Connection {
     pub(super) frames: Frames,
     pub(super) session: Session,
     pub(super) upstreams: Upstreams,
+    /// Protected mode holds this connection (`protected::Admission::MembersOnly`):
+    /// its first command must prove it is a server of the array, or it is refused.
+    pub(super) protected: bool,
 }
 
 impl Connection {
     pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: ClientStream) -> Connection {
         let authed = Connection::default_logs_in(&shared);
         let frames = Frames::new(socket, info.query_buffer_bytes.clone());
-        Connection { shared, frames, session: Session::new(info, authed), upstreams: Upstreams::default() }
+        Connection { shared, frames, session: Session::new(info, authed), upstreams: Upstreams::default(), protected: false }
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
@@ -42,6 +45,8 @@ impl Connection {
         // What `timeout` counts from: the last time the loop did something for the
         // client (giving its read buffer back does not count).
         let mut idle_from = Instant::now();
+        let first_command_due = tokio::time::sleep(Duration::from_millis(super::protected::FIRST_COMMAND_MS_MAX));
+        tokio::pin!(first_command_due);
         while !self.session.closing {
             let idle_secs = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
             let subscribed = self.session.subscribed();
@@ -55,6 +60,7 @@ impl Connection {
                 tokio::time::sleep_until(idle_from + Duration::from_secs(idle_secs)).await
             };
             let releasable = self.frames.can_release_input();
+            let protected = self.protected;
             tokio::select! {
                 // A kill or shutdown wins over pending input: CLIENT KILL is immediate.
                 biased;
@@ -83,6 +89,10 @@ impl Connection {
                 Some(msg) = self.session.inbox.recv() => self.on_push(msg),
                 _ = acl_changed => {}
                 _ = idle => break,
+                _ = &mut first_command_due, if protected => {
+                    self.refuse_protected();
+                    break;
+                }
             }
             idle_from = Instant::now();
             if self.flush().await.is_err() {
@@ -137,6 +147,14 @@ impl Connection {
                 tracing::warn!(client = self.session.info.id, "closing client: query buffer over its limit");
                 return false;
             }
+            if self.protected && (!batch.is_empty() || fatal.is_some()) {
+                let token = self.shared.settings.forward_token.as_deref();
+                if !batch.first().is_some_and(|first| super::protected::proves_member(first, token)) {
+                    self.refuse_protected();
+                    return false;
+                }
+                self.protected = false;
+            }
             let ran = !batch.is_empty();
             if ran {
                 self.session.info.last_active_ms.store(wall_ms(), Ordering::Relaxed);
@@ -154,6 +172,14 @@ impl Connection {
                 return false;
             }
         }
+    }
+
+    /// Protected mode's refusal: Redis's `-DENIED` text, raw (it is no command's reply),
+    /// counted as a rejected connection as Redis counts it; the caller closes.
+    fn refuse_protected(&mut self) {
+        self.frames.out.extend_from_slice(super::protected::DENIED.as_bytes());
+        self.shared.clients.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(client = self.session.info.id, "protected mode: a client from another host refused");
     }
 
     /// Encodes `reply` for the client's protocol into the output buffer, unless

@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod params;
 pub mod pause;
 pub mod pipeline;
+pub mod protected;
 pub mod pubsub;
 pub mod request;
 pub mod session;
@@ -27,6 +28,7 @@ pub mod split;
 pub mod stats;
 pub mod stream;
 pub mod tls;
+pub mod tls_params;
 pub mod tracking;
 pub mod transaction;
 pub mod upstream;
@@ -80,6 +82,9 @@ pub struct Shared {
     pub array_mismatch: array::Mismatch,
     /// Carries PUBLISH to the other stripes' servers (`None` outside an array).
     pub array_broadcast: Option<crate::replication::broadcast::Broadcaster>,
+    /// The certificates of this server's TLS ports, if it has any (CONFIG SET tls-*
+    /// reloads them: [`tls_params::reload`]).
+    pub tls: std::sync::OnceLock<Arc<tls::TlsAcceptor>>,
 }
 
 impl Shared {
@@ -112,6 +117,7 @@ impl Shared {
             _ => None,
         };
         Shared {
+            tls: std::sync::OnceLock::new(),
             array_mismatch: array::Mismatch::default(),
             array_broadcast,
             view,
@@ -389,9 +395,22 @@ fn spawn_connection(
         let mut connection = connection::Connection::new(shared.clone(), info, socket);
         connection.session.on_cluster_port = slot_routing;
         connection.session.slot_routing = slot_routing;
+        connection.protected = admission(&shared, peer) == protected::Admission::MembersOnly;
         connection.run(shutdown).await;
         shared.clients.unregister(id);
     });
+}
+
+/// What protected mode makes of a connection from `peer`, with the `default` user
+/// and `protected-mode` as they are now (Redis decides at accept too).
+fn admission(shared: &Shared, peer: SocketAddr) -> protected::Admission {
+    let protected_mode = shared.settings.protected_mode();
+    // Redis looks at the `nopass` flag alone (a disabled default user counts too).
+    let nopass = || {
+        let requirepass = shared.settings.requirepass();
+        shared.core.acl.user(b"default", requirepass.as_deref()).is_some_and(|u| u.nopass)
+    };
+    protected::admission(peer.ip(), protected_mode, protected_mode && nopass())
 }
 
 /// The active expiry cycle: every `EXPIRE_CYCLE_MS`, delete due keys as entries,
@@ -469,6 +488,8 @@ pub struct ServerOptions {
     pub tls: crate::config::Tls,
     pub data_storage_bytes: u64,
     pub requirepass: Option<String>,
+    /// `protected-mode` (`protected`), from `[cluster]`.
+    pub protected_mode: bool,
     /// `aclfile` (see [`Settings::aclfile`]).
     pub aclfile: Option<String>,
     /// `cluster.client-reconnect-window` in ms: client sessions, and how long the
@@ -502,6 +523,46 @@ async fn bind_tls(options: &ServerOptions) -> std::io::Result<Option<TlsListener
     Ok(Some(TlsListener { listener, cluster, acceptor }))
 }
 
+/// The RESP ports as bound, for the start-up check ([`warn_if_exposed`]).
+fn exposures(
+    options: &ServerOptions,
+    client: &TcpListener,
+    cluster: Option<&TcpListener>,
+    tls: Option<&TlsListener>,
+) -> Vec<protected::Exposure> {
+    use protected::{Exposure, RespPort};
+    let certificates = options.tls.auth_clients == crate::config::TlsAuthClients::Yes;
+    let cluster_tls = tls.is_some_and(|t| t.cluster);
+    let ports = [
+        (Some(client), RespPort::Client, false),
+        (cluster, RespPort::Cluster, cluster_tls && certificates),
+        (tls.and_then(|t| t.listener.as_ref()), RespPort::Tls, certificates),
+    ];
+    ports
+        .into_iter()
+        .filter_map(|(listener, port, client_certificates)| {
+            Some(Exposure { port, bound: listener?.local_addr().ok()?, client_certificates })
+        })
+        .collect()
+}
+
+/// Issue 15: one warning line per RESP port that other hosts can reach while the
+/// `default` user has no password (`protected::exposure_warning` says when and what).
+fn warn_if_exposed(shared: &Shared, options: &ServerOptions, exposures: &[protected::Exposure]) {
+    if exposures.iter().all(|e| protected::is_loopback(e.bound.ip())) {
+        return;
+    }
+    let aclfile = options.aclfile.as_ref().and_then(|path| std::fs::read_to_string(path).ok());
+    let requirepass = shared.settings.requirepass();
+    let open = protected::default_open(&shared.core.acl.users(), requirepass.as_deref(), aclfile.as_deref());
+    let protected_mode = shared.settings.protected_mode();
+    for exposure in exposures {
+        if let Some(warning) = protected::exposure_warning(exposure, open, protected_mode) {
+            tracing::warn!(server = %options.name, "{warning}");
+        }
+    }
+}
+
 /// Binds the client port and serves until `shutdown` turns true.
 pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     if let Some(file) = crate::clock::test_offset_file() {
@@ -522,6 +583,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         None => None,
     };
     let tls_listener = bind_tls(&options).await?;
+    let exposures = exposures(&options, &listener, cluster_listener.as_ref(), tls_listener.as_ref());
     // Before the data loads, so that STARTING is visible on it.
     let management = crate::management::Management::start(options.management.clone()).await?;
     let mut settings =
@@ -544,9 +606,16 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
     scripts.lone.store(lone, Ordering::Relaxed);
     settings.busy_reply_threshold_ms = scripts.busy_threshold_ms.clone();
     settings.aclfile = options.aclfile.clone();
+    for (name, value) in tls_params::values(&options.tls) {
+        let _ = settings.set(name, &value);
+    }
+    let _ = settings.set("protected-mode", if options.protected_mode { "yes" } else { "no" });
     settings.client_reconnect_window_ms.store(options.client_reconnect_window_ms, Ordering::Relaxed);
     settings.forward_token = options.replica.layout.secret.as_deref().map(crate::acl::forward_token);
     let shared = Arc::new(Shared::new(Core::new(replica), blocker, settings, &options.name, options.array.clone()));
+    if let Some(tls) = &tls_listener {
+        let _ = shared.tls.set(tls.acceptor.clone());
+    }
     if let Some(management) = &management {
         management.attach(shared.clone());
     }
@@ -571,6 +640,7 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
             }
         });
     }
+    warn_if_exposed(&shared, &options, &exposures);
     tracing::info!(
         server = %options.name,
         %addr,

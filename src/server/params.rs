@@ -123,6 +123,13 @@ static PARAMS: &[Param] = &[
     p("proc-title-template", None, "{title} {listen-addr} {server-mode}", Kind::Text),
     p("daemonize", None, "no", Kind::Immutable),
     p("protected-mode", None, "yes", Kind::Bool),
+    // TLS on this server's tls-port (and tls-cluster's cluster port): set from the
+    // config file's `[cluster]` tls-* at start; CONFIG SET reloads the certificates
+    // (`server::tls_params`). Per server, as Redis: each host has its own files.
+    p("tls-cert-file", None, "", Kind::Text),
+    p("tls-key-file", None, "", Kind::Text),
+    p("tls-ca-cert-file", None, "", Kind::Text),
+    p("tls-auth-clients", None, "yes", Kind::Enum(&["no", "yes", "optional"])),
 ];
 
 /// The current values, by canonical name.

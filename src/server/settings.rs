@@ -187,6 +187,12 @@ impl Settings {
         EvictionPolicy::from_u8(self.policy.load(Ordering::Relaxed))
     }
 
+    /// `protected-mode` (`server::protected`): kept in [`Params`], set from the config
+    /// file at start and by CONFIG SET.
+    pub fn protected_mode(&self) -> bool {
+        self.params().value("protected-mode") == Some("yes")
+    }
+
     /// The password a forwarding connection gives the active as the default user.
     pub fn forward_password(&self) -> Option<String> {
         self.forward_token.clone().or_else(|| self.requirepass())

@@ -48,19 +48,40 @@ pub struct TlsAcceptor {
     files: Tls,
     // std RwLock, not tokio's: held only to clone or swap an Arc, never across an await.
     current: RwLock<Arc<ServerConfig>>,
+    /// The files CONFIG SET tls-* last loaded ([`TlsAcceptor::reload_with`]), which
+    /// SIGHUP then reads again; `None`: the config file's.
+    set_files: RwLock<Option<Tls>>,
 }
 
 impl TlsAcceptor {
     /// Loads the files; an error stops the server's start.
     pub fn load(files: Tls) -> Result<TlsAcceptor, TlsError> {
         let config = server_config(&files)?;
-        Ok(TlsAcceptor { files, current: RwLock::new(config) })
+        Ok(TlsAcceptor { files, current: RwLock::new(config), set_files: RwLock::new(None) })
     }
 
     /// Reads the files again. On error the config in use stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = server_config(&self.files)?;
+        // The files' lock held throughout: a CONFIG SET meanwhile waits, not overtaken.
+        let set_files = self.set_files.read().unwrap_or_else(|e| e.into_inner());
+        let config = server_config(set_files.as_ref().unwrap_or(&self.files))?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    /// The files in use: the config file's, or those CONFIG SET last loaded.
+    pub fn files(&self) -> Tls {
+        self.set_files.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_else(|| self.files.clone())
+    }
+
+    /// Loads `files` instead (CONFIG SET tls-*): new handshakes use them, and SIGHUP
+    /// reads them from then on. On error nothing changes.
+    pub fn reload_with(&self, files: Tls) -> Result<(), TlsError> {
+        let config = server_config(&files)?;
+        // Both under the files' lock, so a SIGHUP reload in between reads one or the other.
+        let mut set_files = self.set_files.write().unwrap_or_else(|e| e.into_inner());
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        *set_files = Some(files);
         Ok(())
     }
 

@@ -120,6 +120,7 @@ impl Connection {
                 }
                 // All or nothing, as Redis: what was set before a refused value is put back.
                 let mut before: Vec<(&str, String)> = Vec::new();
+                let tls = local.iter().map(|pair| text(&pair[0])).find(|name| crate::server::tls_params::is_tls_param(name));
                 for pair in local {
                     let name = text(&pair[0]);
                     let previous = settings.get(&[name.as_bytes()]).into_iter().next();
@@ -130,6 +131,14 @@ impl Connection {
                         return Ok(Reply::error(e));
                     }
                     before.extend(previous);
+                }
+                // The new certificates load after every parameter is set (a certificate
+                // and its key change together); a failed load puts them all back.
+                if let Err(e) = tls.map_or(Ok(()), |name| crate::server::tls_params::reload(&self.shared, &name)) {
+                    for (name, value) in before.into_iter().rev() {
+                        let _ = settings.set(name, &value);
+                    }
+                    return Ok(Reply::error(e));
                 }
                 self.configure_stats();
                 let min_replicas = settings.param("min-replicas-to-write").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
