@@ -53,8 +53,7 @@ fn tls_protocols_limits_the_versions_offered() {
 fn tls_ciphers_and_ciphersuites_limit_the_suites() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (_server, port) =
-        start(d, "tls-ciphers = \"ECDHE-ECDSA-AES256-GCM-SHA384\"\ntls-ciphersuites = \"TLS_CHACHA20_POLY1305_SHA256\"");
+    let (_server, port) = start(d, "tls-ciphers = \"ECDHE-ECDSA-AES256-GCM-SHA384\"\ntls-ciphersuites = \"TLS_CHACHA20_POLY1305_SHA256\"");
     tracing::info!("--- TLS 1.2: the listed suite only");
     let (ok, text) = handshake(d, port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"]);
     assert!(ok && text.contains("ECDHE-ECDSA-AES256-GCM-SHA384"), "{text}");
