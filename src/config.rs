@@ -123,6 +123,10 @@ pub struct Tls {
     /// `tls-cluster`: the cluster port (slot-routing clients) speaks TLS too, with the
     /// same files. Default false.
     pub cluster: bool,
+    /// `tls-management`: every server's management port speaks HTTPS only, with the
+    /// same certificate and key and no client certificate asked (browsers and
+    /// Prometheus connect). Default false.
+    pub management: bool,
 }
 
 /// Redis's `tls-auth-clients`: `yes` (the default in Redis too) refuses a client without
@@ -466,6 +470,7 @@ struct RawCluster {
     tls_ca_cert_file: Option<Spanned<String>>,
     tls_auth_clients: Option<Spanned<String>>,
     tls_cluster: Option<bool>,
+    tls_management: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -644,7 +649,18 @@ impl Checker<'_> {
                 }
             },
         };
-        Tls { cert_file, key_file, ca_cert_file, auth_clients, cluster: raw.tls_cluster.unwrap_or(false) }
+        let management = match raw.tls_management.take() {
+            Some(flag) if *flag.get_ref() => {
+                if cert_file.is_none() || key_file.is_none() {
+                    let line = self.line(flag.span());
+                    let message = "tls-management = true needs cluster.tls-cert-file and cluster.tls-key-file (the certificate and key the management port presents, PEM)";
+                    self.fail(line, "cluster.tls-management", message.to_string());
+                }
+                true
+            }
+            _ => false,
+        };
+        Tls { cert_file, key_file, ca_cert_file, auth_clients, cluster: raw.tls_cluster.unwrap_or(false), management }
     }
 
     fn not_empty(&mut self, text: Spanned<String>, field: &str) -> String {
@@ -1126,6 +1142,21 @@ data = "data/server3"
         assert_eq!(errors, ["tandem.toml:5: cluster.tls-auth-clients: \"sometimes\" is not one of \"no\", \"optional\", \"yes\""]);
         let errors = problems(&tls_server("tls-cert-file = \"\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\n"));
         assert_eq!(errors, ["tandem.toml:3: cluster.tls-cert-file: must not be empty; leave the field out for none"]);
+    }
+
+    #[test]
+    fn tls_management_needs_the_certificate_and_key() {
+        let config = parse(&tls_server("tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\n")).unwrap();
+        assert!(!config.cluster.tls.management, "off unless asked");
+        let on = "tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\ntls-management = true\n";
+        assert!(parse(&tls_server(on)).unwrap().cluster.tls.management);
+        let text = "[cluster]\nname = \"c\"\ntls-management = true\n[[stripe]]\nname = \"A\"\n[[stripe.server]]\nname = \"s1\"\nclient-port = 1\ngroup-port = 3\nmanagement-port = 4\ndata = \"d\"\n";
+        let errors = problems(text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("tandem.toml:3: cluster.tls-management: tls-management = true needs cluster.tls-cert-file"),
+            "{errors:?}"
+        );
     }
 
     #[test]

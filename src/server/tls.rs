@@ -77,6 +77,12 @@ impl TlsAcceptor {
         }
     }
 
+    /// The TLS config new handshakes use now, for a listener that makes its own
+    /// handshakes (the management port's HTTPS).
+    pub(crate) fn current_config(&self) -> Arc<ServerConfig> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Reloads the certificates on every SIGHUP, for the life of the process.
     pub fn reload_on_sighup(self: &Arc<Self>) -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
@@ -137,7 +143,7 @@ fn read(field: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|error| TlsError::Read { field, path: path.to_path_buf(), error })
 }
 
-fn read_certs(field: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certs(field: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(field, path)?;
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
     let certs = certs.map_err(|e| content(field, path, format!("not a PEM certificate file: {e}")))?;

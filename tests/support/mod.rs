@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod haproxy;
 pub mod management;
+pub mod pki;
 pub mod redis_server;
 
 use std::io::{Read, Write};
