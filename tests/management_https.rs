@@ -3,18 +3,21 @@
 //! rustls) trusting only the test's CA, plain HTTP and stalled handshakes closed
 //! without disturbing anyone else, certificates reloaded on SIGHUP, and procedures
 //! admitted for ACL users (HTTP Basic) by their rules, with refusals in ACL LOG, and
-//! for the management token. Certificates are made in each test with `openssl`.
+//! for the management token; HAProxy health-checks over HTTPS. Certificates are made
+//! in each test with `openssl`.
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cluster::{Cluster, Spec};
+use support::haproxy::Haproxy;
 use support::management::TOKEN;
 use support::pki::{https_client, make_ca, make_server_cert};
 use support::{binary, closed_by_server, free_ports, wait_until};
@@ -156,7 +159,10 @@ fn https_serves_the_api_and_plain_http_or_stalled_handshakes_harm_no_one() {
     }
     assert!(server.alive(), "the server died");
 
-    tracing::info!("--- SIGHUP: new handshakes use the new certificate (another CA)");
+    tracing::info!("--- SIGHUP: new handshakes use the new certificate (another CA), open connections keep theirs");
+    // This client keeps its connection (HTTP/1.1 keep-alive) for its next request.
+    let kept = server.client("ca.crt");
+    assert_eq!(json(kept.get(server.url("/healthz"))).0, 200);
     let d = server.dir.path();
     make_ca(d, "ca2");
     make_server_cert(d, "ca2", "server2", &["127.0.0.1"]);
@@ -167,9 +173,54 @@ fn https_serves_the_api_and_plain_http_or_stalled_handshakes_harm_no_one() {
     let new_ca = server.client("ca2.crt");
     let reloaded = wait_until(DEADLINE, || new_ca.get(server.url("/healthz")).send().is_ok_and(|r| r.status() == 200));
     assert!(reloaded, "the management port did not present the new certificate after SIGHUP");
+    assert_eq!(json(kept.get(server.url("/healthz"))).0, 200, "the connection made before SIGHUP was dropped");
     let old_ca = server.client("ca.crt");
     assert!(old_ca.get(server.url("/healthz")).send().is_err(), "the old certificate is still presented to new connections");
     assert!(server.alive(), "the server died");
+}
+
+/// HAProxy with one backend, `active`, whose servers are checked with
+/// `GET /readyz?role=active` over HTTPS against `ca`.
+fn haproxy_checking_the_active(cluster: &Cluster, ca: &Path) -> Haproxy {
+    let dir = Haproxy::dir();
+    let socket = dir.path().join("admin.sock");
+    let [port] = free_ports(1)[..] else { unreachable!("one port") };
+    let servers: String = cluster
+        .members
+        .iter()
+        .map(|m| {
+            format!(
+                "  server {} {}:{} check port {} check-ssl verify required ca-file {} inter 200 fall 1 rise 1\n",
+                m.name,
+                m.host,
+                m.client_port,
+                m.management_port,
+                ca.display()
+            )
+        })
+        .collect();
+    let config = format!(
+        "global\n  maxconn 64\n  stats socket {} level admin\n\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n\n\
+         backend active\n  option httpchk GET /readyz?role=active\n  http-check expect status 200\n{servers}\n\
+         frontend fe_active\n  bind 127.0.0.1:{port}\n  default_backend active\n",
+        socket.display()
+    );
+    Haproxy::start(dir, &config)
+}
+
+/// HAProxy's (`status`, `check_status`) of `server` in the `active` backend: ("UP",
+/// "L7OK") once a check over HTTPS got a 200, ("DOWN", "L7STS") after a 503.
+fn haproxy_status(haproxy: &Haproxy, server: &str) -> Option<(String, String)> {
+    let mut s = UnixStream::connect(haproxy.path("admin.sock")).ok()?;
+    s.write_all(b"show stat\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let header: Vec<&str> = text.lines().next()?.trim_start_matches("# ").split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name);
+    let (status, check) = (column("status")?, column("check_status")?);
+    let row: Vec<&str> =
+        text.lines().map(|l| l.split(',').collect::<Vec<_>>()).find(|c| c.first() == Some(&"active") && c.get(1) == Some(&server))?;
+    Some((row.get(status)?.to_string(), row.get(check)?.to_string()))
 }
 
 /// ACL LOG on member `i`: each entry as (field → value) pairs, values as text.
@@ -206,6 +257,18 @@ fn procedures_over_https_admit_acl_users_by_their_rules_and_the_token() {
     let out = Command::new(binary()).args(["status", "--api", &https(active)]).output().expect("run tandem status");
     assert!(!out.status.success(), "https without a CA to check against succeeded");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    tracing::info!("--- HAProxy health-checks /readyz?role=active over HTTPS (check-ssl, verified with the CA)");
+    let haproxy = haproxy_checking_the_active(&cluster, &dir.join("ca.crt"));
+    let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
+    let settled = wait_until(DEADLINE, || {
+        (0..3).all(|i| {
+            let want = if i == active { ("UP", "L7OK") } else { ("DOWN", "L7STS") };
+            haproxy_status(&haproxy, &names[i]).is_some_and(|(status, check)| (status.as_str(), check.as_str()) == want)
+        })
+    });
+    assert!(settled, "HAProxy's view: {:?}", names.iter().map(|n| haproxy_status(&haproxy, n)).collect::<Vec<_>>());
+    drop(haproxy);
 
     tracing::info!("--- ACL users: an operator allowed SHUTDOWN and CLUSTER FAILOVER, a reader allowed @read");
     let mut con = cluster.conn(active).expect("a connection to the active");
