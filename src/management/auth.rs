@@ -20,8 +20,8 @@ use bytes::Bytes;
 use super::error::ApiError;
 use crate::acl::User;
 
-/// What a caller presented.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a caller presented. Its `Debug` shows no secret.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     None,
     Bearer(String),
@@ -32,6 +32,17 @@ pub enum Credentials {
     },
     /// `Basic` with something that is not base64 of `user:password`.
     Malformed,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Bearer(_) => f.write_str("Bearer(<token>)"),
+            Credentials::Basic { user, .. } => write!(f, "Basic({:?}, <password>)", String::from_utf8_lossy(user)),
+            Credentials::Malformed => f.write_str("Malformed"),
+        }
+    }
 }
 
 impl Credentials {

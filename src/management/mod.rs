@@ -1,7 +1,8 @@
 //! The management port (DESIGN.md §9): every server serves, on its `management-port`,
 //! a versioned JSON API of the whole array (`/api/v1/…`, see `docs/api.md`), the
-//! operator's procedures behind a token or an ACL user, `/healthz` and `/readyz` for load balancers
-//! and orchestrators, Prometheus `/metrics`, and the web console with its live feed.
+//! operator's procedures behind a token or an ACL user, `/healthz` and `/readyz` for
+//! load balancers and orchestrators, Prometheus `/metrics`, and the web console with
+//! its live feed — over HTTP, or HTTPS only with `tls-management`.
 //!
 //! It starts before the server loads its data (so `STARTING` is visible) and is
 //! given the running server once it serves ([`Management::attach`]). Any server

@@ -2,7 +2,8 @@
 //! the CLI's own (`replication::control`), with the same safety rules; this file only
 //! admits the caller ([`super::auth`], recording an ACL user's refusal in ACL LOG),
 //! reads the body, and turns the outcome into a status code. Every call and every
-//! refusal is an event.
+//! refusal by the array is an event; a refused caller is not (anyone who reaches the
+//! port could flood the ring), only a debug line and, for an ACL user, ACL LOG.
 
 use std::sync::Arc;
 
@@ -74,7 +75,6 @@ fn admit(state: &State, caller: &Caller, headers: &HeaderMap, procedure: Procedu
         let entry = crate::acl::log::Entry::new(acl.reason, "toplevel", acl.object, acl.username, caller.client_info(procedure.name()));
         shared.core.acl.record(entry, crate::clock::wall_ms(), shared.settings.acllog_max_len());
     }
-    // Not an event: anyone who can reach the port could flood the ring with them.
     tracing::debug!(peer = %caller.peer, procedure = procedure.name(), error = %refused.error, "management procedure refused");
     Err(refused.error)
 }
