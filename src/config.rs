@@ -141,6 +141,10 @@ pub struct Tls {
     /// `tls-ciphersuites`: the TLS 1.3 suites allowed, by their standard names; empty:
     /// all three.
     pub ciphersuites: Vec<String>,
+    /// `tls-management`: every server's management port speaks HTTPS only, with the
+    /// same certificate and key and no client certificate asked (browsers and
+    /// Prometheus connect). Default false.
+    pub management: bool,
 }
 
 /// A TLS version, as `tls-protocols` names it.
@@ -512,6 +516,7 @@ struct RawCluster {
     tls_ciphers: Option<Spanned<String>>,
     tls_ciphersuites: Option<Spanned<String>>,
     protected_mode: Option<bool>,
+    tls_management: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -732,6 +737,17 @@ impl Checker<'_> {
             }
             None => false,
         };
+        let management = match raw.tls_management.take() {
+            Some(flag) if *flag.get_ref() => {
+                if cert_file.is_none() || key_file.is_none() {
+                    let line = self.line(flag.span());
+                    let message = "tls-management = true needs cluster.tls-cert-file and cluster.tls-key-file (the certificate and key the management port presents, PEM)";
+                    self.fail(line, "cluster.tls-management", message.to_string());
+                }
+                true
+            }
+            _ => false,
+        };
         Tls {
             cert_file,
             key_file,
@@ -742,6 +758,7 @@ impl Checker<'_> {
             protocols,
             ciphers,
             ciphersuites,
+            management,
         }
     }
 
@@ -1287,6 +1304,21 @@ data = "data/server3"
         assert_eq!(errors, ["tandem.toml:5: cluster.tls-auth-clients: \"sometimes\" is not one of \"no\", \"optional\", \"yes\""]);
         let errors = problems(&tls_server("tls-cert-file = \"\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\n"));
         assert_eq!(errors, ["tandem.toml:3: cluster.tls-cert-file: must not be empty; leave the field out for none"]);
+    }
+
+    #[test]
+    fn tls_management_needs_the_certificate_and_key() {
+        let config = parse(&tls_server("tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\n")).unwrap();
+        assert!(!config.cluster.tls.management, "off unless asked");
+        let on = "tls-cert-file = \"s.crt\"\ntls-key-file = \"s.key\"\ntls-auth-clients = \"no\"\ntls-management = true\n";
+        assert!(parse(&tls_server(on)).unwrap().cluster.tls.management);
+        let text = "[cluster]\nname = \"c\"\ntls-management = true\n[[stripe]]\nname = \"A\"\n[[stripe.server]]\nname = \"s1\"\nclient-port = 1\ngroup-port = 3\nmanagement-port = 4\ndata = \"d\"\n";
+        let errors = problems(text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("tandem.toml:3: cluster.tls-management: tls-management = true needs cluster.tls-cert-file"),
+            "{errors:?}"
+        );
     }
 
     #[test]

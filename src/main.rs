@@ -112,9 +112,11 @@ enum Command {
         /// The array's TOML config file: every member listed in it is asked.
         #[arg(long, required_unless_present = "api")]
         config: Option<std::path::PathBuf>,
-        /// A server's management URL (http://host:management-port): that server
-        /// answers for the whole array.
-        #[arg(long, conflicts_with = "config")]
+        /// A server's management URL (http://host:management-port, or https:// with
+        /// tls-management): that server answers for the whole array. With --config too,
+        /// only that server is asked, and an https:// URL's certificate is checked
+        /// against the config's tls-ca-cert-file (or its tls-cert-file).
+        #[arg(long)]
         api: Option<String>,
         /// Wait up to this long ("30s", "2m") for the array to settle: every stripe has
         /// an active and every member is up and caught up (light green or cyan). Asks
@@ -263,11 +265,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { config, api, wait } => {
             let config = config.map(load_config).transpose()?;
+            let roots = tandem::management::client::trust(config.as_ref())?;
             let runtime = control_runtime()?;
             let deadline = std::time::Instant::now() + wait.unwrap_or_default();
             let (table, unsettled) = loop {
                 let table = match (&config, &api) {
-                    (_, Some(url)) => runtime.block_on(tandem::management::client::status_table(url))?,
+                    (_, Some(url)) => runtime.block_on(tandem::management::client::status_table(url, &roots))?,
                     (Some(config), None) => runtime.block_on(control::status_table(config)),
                     (None, None) => anyhow::bail!("give --config or --api"),
                 };

@@ -1,7 +1,8 @@
 //! The management port (DESIGN.md §9): every server serves, on its `management-port`,
 //! a versioned JSON API of the whole array (`/api/v1/…`, see `docs/api.md`), the
-//! operator's procedures behind a token, `/healthz` and `/readyz` for load balancers
-//! and orchestrators, Prometheus `/metrics`, and the web console with its live feed.
+//! operator's procedures behind a token or an ACL user, `/healthz` and `/readyz` for
+//! load balancers and orchestrators, Prometheus `/metrics`, and the web console with
+//! its live feed — over HTTP, or HTTPS only with `tls-management`.
 //!
 //! It starts before the server loads its data (so `STARTING` is visible) and is
 //! given the running server once it serves ([`Management::attach`]). Any server
@@ -15,7 +16,7 @@
 //! - [`state`]: this server's report, clients and live metrics.
 //! - [`metrics`]: the registry and the hooks; [`events`]: the ring of recent events.
 //! - [`live`]: the console's server-sent events; [`console`]: the embedded page.
-//! - [`http`]: connections and their limits; [`error`]: errors as JSON.
+//! - [`http`]: connections, their limits and HTTPS; [`error`]: errors as JSON.
 //! - [`client`]: a small HTTP client for `tandem status --api`.
 
 pub mod api;
@@ -45,6 +46,22 @@ pub(crate) async fn until_stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// With `tls-management`: the certificate and key of `[cluster]`'s `tls-*` files, no
+/// client certificate asked (browsers and Prometheus connect), reloaded on SIGHUP. A
+/// file that cannot be used stops the start, naming the field and the file.
+fn load_tls(options: &ManagementOptions) -> std::io::Result<Option<Arc<crate::server::tls::TlsAcceptor>>> {
+    let files = &options.config.cluster.tls;
+    if !files.management {
+        return Ok(None);
+    }
+    let files = crate::config::Tls { auth_clients: crate::config::TlsAuthClients::No, ..files.clone() };
+    let acceptor = crate::server::tls::TlsAcceptor::load(files)
+        .map_err(|e| std::io::Error::other(format!("management port (cluster.tls-management = true): {e}")))?;
+    let acceptor = Arc::new(acceptor);
+    acceptor.reload_on_sighup()?;
+    Ok(Some(acceptor))
+}
+
 /// The running management port of this server.
 pub struct Management {
     state: Arc<State>,
@@ -60,6 +77,7 @@ impl Management {
             tracing::info!(server = %options.name, "management port off (management-port = 0)");
             return Ok(None);
         }
+        let tls = load_tls(&options)?;
         let addr = format!("{}:{}", options.host, options.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -67,9 +85,10 @@ impl Management {
         let local_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State::new(options, local_addr, stopped.clone()));
-        let served = tokio::spawn(http::serve(listener, api::router(state.clone()), stopped));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let served = tokio::spawn(http::serve(listener, api::router(state.clone()), tls, stopped));
         tokio::spawn(live::run(state.clone()));
-        tracing::info!(server = %state.me(), console = %format!("http://{local_addr}/"), "management port listening (API, metrics, console)");
+        tracing::info!(server = %state.me(), console = %format!("{scheme}://{local_addr}/"), "management port listening (API, metrics, console)");
         Ok(Some(Management { state, stop, served }))
     }
 

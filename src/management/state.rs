@@ -65,6 +65,7 @@ impl State {
             token: config.cluster.management_token.clone(),
             allow_plain_http: config.cluster.management_allow_plain_http,
             bound: local_addr.ip(),
+            https: config.cluster.tls.management,
         };
         State {
             options,

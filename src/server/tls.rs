@@ -103,6 +103,12 @@ impl TlsAcceptor {
         }
     }
 
+    /// The TLS config new handshakes use now, for a listener that makes its own
+    /// handshakes (the management port's HTTPS).
+    pub(crate) fn current_config(&self) -> Arc<ServerConfig> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Reloads the certificates on every SIGHUP, for the life of the process.
     pub fn reload_on_sighup(self: &Arc<Self>) -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};

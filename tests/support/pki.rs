@@ -38,13 +38,26 @@ pub fn make_ca(dir: &Path, ca: &str) {
 
 /// A certificate `<name>.crt` + `<name>.key` signed by `ca`.
 pub fn make_leaf(dir: &Path, ca: &str, name: &str, usage: Usage) {
-    let (crt, key, csr, ext) = (format!("{name}.crt"), format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
     let usage = match usage {
         Usage::Server => "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
         Usage::Client => "extendedKeyUsage=clientAuth\n",
         Usage::Member => "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
     };
-    std::fs::write(dir.join(&ext), format!("basicConstraints=CA:FALSE\n{usage}")).expect("write ext");
+    sign(dir, ca, name, usage);
+}
+
+/// A server certificate `<name>.crt` + `<name>.key` signed by `ca`, for `localhost`
+/// and each of `ips`.
+pub fn make_server_cert(dir: &Path, ca: &str, name: &str, ips: &[&str]) {
+    let sans: Vec<String> = std::iter::once("DNS:localhost".to_string()).chain(ips.iter().map(|ip| format!("IP:{ip}"))).collect();
+    sign(dir, ca, name, &format!("subjectAltName={}\nextendedKeyUsage=serverAuth\n", sans.join(",")));
+}
+
+/// A key and a certificate for it with `extensions` (openssl's extfile lines), signed
+/// by `ca`.
+fn sign(dir: &Path, ca: &str, name: &str, extensions: &str) {
+    let (crt, key, csr, ext) = (format!("{name}.crt"), format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
+    std::fs::write(dir.join(&ext), format!("basicConstraints=CA:FALSE\n{extensions}")).expect("write ext");
     let subject = format!("/CN={name}");
     let curve = "ec_paramgen_curve:prime256v1";
     openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", curve, "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject]);
@@ -53,6 +66,19 @@ pub fn make_leaf(dir: &Path, ca: &str, name: &str, usage: Usage) {
         dir,
         &["x509", "-req", "-in", &csr, "-CA", &ca_crt, "-CAkey", &ca_key, "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext],
     );
+}
+
+/// An HTTPS client (reqwest, rustls) that trusts the CA certificate at `ca_file` only.
+pub fn https_client(ca_file: &Path) -> reqwest::blocking::Client {
+    let pem = std::fs::read(ca_file).expect("read the CA certificate");
+    let ca = reqwest::Certificate::from_pem(&pem).expect("a PEM certificate");
+    reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .expect("an HTTPS client")
 }
 
 /// CA `ca`, a server certificate `server` and a client certificate `client`.
