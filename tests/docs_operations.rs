@@ -85,6 +85,7 @@ fn example_ports() -> Vec<u16> {
             for s in &stripe.servers {
                 ports.extend([s.client_port, s.group_port, s.management_port]);
                 ports.extend(s.cluster_port);
+                ports.extend(s.tls_port);
             }
             ports.extend(stripe.voters.iter().map(|v| v.group_port));
         }

@@ -27,10 +27,16 @@ fn files(dir: &str) -> BTreeSet<String> {
 
 #[test]
 fn there_is_one_example_config_per_topology_and_no_other() {
-    let expected: BTreeSet<String> =
-        ["development.toml", "reliability.toml", "ha-3-servers.toml", "ha-2-servers-voter.toml", "scale-2-stripes.toml"]
-            .map(String::from)
-            .into();
+    let expected: BTreeSet<String> = [
+        "development.toml",
+        "reliability.toml",
+        "ha-3-servers.toml",
+        "ha-2-servers-voter.toml",
+        "scale-2-stripes.toml",
+        "secure-3-servers.toml",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(files("examples/config"), expected);
 }
 
@@ -73,6 +79,45 @@ fn scale_example_is_two_stripes_that_each_fail_over() {
         assert!(stripe.servers.len() + stripe.voters.len() >= 3, "stripe {} cannot fail over", stripe.name);
         assert!(stripe.servers.iter().all(|s| s.cluster_port.is_some() && s.restartable));
     }
+}
+
+#[test]
+fn secure_example_encrypts_every_port_and_asks_every_caller_who_it_is() {
+    let config = example("secure-3-servers.toml");
+    let tls = &config.cluster.tls;
+    assert!(tls.group && tls.management, "group and management ports under TLS");
+    assert!(tls.cert_file.is_some() && tls.key_file.is_some() && tls.ca_cert_file.is_some());
+    assert!(config.cluster.aclfile.is_some() && config.cluster.secret.is_some() && config.cluster.management_token.is_some());
+    let stripe = &config.stripes[0];
+    assert_eq!(stripe.servers.len(), 3);
+    assert!(stripe.servers.iter().all(|s| s.tls_port.is_some() && s.restartable), "every server has a tls-port");
+}
+
+/// The fenced block of `kind` that follows the heading `heading` in `text`.
+fn block_after(text: &str, heading: &str, kind: &str) -> String {
+    let at = text.find(heading).unwrap_or_else(|| panic!("no heading {heading:?}"));
+    let open = format!("```{kind}\n");
+    let start = text[at..].find(&open).unwrap_or_else(|| panic!("no {kind} block after {heading:?}")) + at + open.len();
+    let end = text[start..].find("```").expect("a closed block") + start;
+    text[start..end].to_string()
+}
+
+/// The README's "Secure it" shows the whole secure example and the guide's users file,
+/// as they are: the guide's test runs both.
+#[test]
+fn the_readme_shows_the_secure_example_and_its_users_as_they_are() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let guide = std::fs::read_to_string(repo().join("docs/operations.md")).expect("docs/operations.md");
+    let example = std::fs::read_to_string(repo().join("examples/config/secure-3-servers.toml")).expect("example");
+    let shown = block_after(&readme, "## Secure it", "toml");
+    let settings = |text: &str| {
+        text.lines().filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty()).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(settings(&shown), settings(&example), "README.md's config vs examples/config/secure-3-servers.toml");
+    let users = block_after(&readme, "## Secure it", "text");
+    let heredoc =
+        guide.split("cat > users.acl <<'ACL'\n").nth(1).and_then(|rest| rest.split("ACL\n").next()).expect("the guide writes users.acl");
+    assert_eq!(users, heredoc, "README.md's users.acl vs the one docs/operations.md runs with");
 }
 
 /// Every member of every example is started, as shown, by docs/operations.md, so the
