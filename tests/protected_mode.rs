@@ -151,6 +151,17 @@ fn protected_mode_refuses_other_hosts_but_serves_loopback_and_the_arrays_servers
     let reply = silent.reply();
     assert!(denied(&reply) && silent_since.elapsed() < DEADLINE, "{reply}");
 
+    tracing::info!("--- one that streams a huge first command is cut off after a few KB, not let fill its buffer");
+    let mut flood = Raw::connect(outside, None).expect("connect from outside");
+    let socket = flood.reader.get_mut();
+    socket.set_write_timeout(Some(DEADLINE)).expect("write timeout");
+    socket.write_all(b"*1\r\n$500000000\r\n").expect("write the header");
+    let chunk = vec![b'x'; 64 * 1024];
+    // 8 MB is far more than the kernel's buffers hold: if the server kept reading, all
+    // of it would go through; once it has refused, a write fails.
+    let sent = (0..128).take_while(|_| socket.write_all(&chunk).is_ok()).count();
+    assert!(sent < 128, "the server took all 8 MB of a first command from a refused host");
+
     tracing::info!("--- a wrong forward token is refused; the array's token (a member's handshake) is served");
     let mut forger = Raw::connect(outside, None).expect("connect");
     let wrong = tandem::acl::forward_token("not the secret");

@@ -132,7 +132,7 @@ impl From<ApiError> for Refused {
 }
 
 /// How procedures are guarded on this server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Guard {
     pub token: Option<String>,
     pub allow_plain_http: bool,
@@ -140,6 +140,14 @@ pub struct Guard {
     pub bound: IpAddr,
     /// The port speaks HTTPS (`tls-management`).
     pub https: bool,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        let token = if self.token.is_some() { "set" } else { "none" };
+        write!(f, "Guard(token {token}, allow_plain_http {}, bound {}, https {})", self.allow_plain_http, self.bound, self.https)
+    }
 }
 
 impl Guard {
@@ -177,6 +185,16 @@ impl Guard {
                 };
                 let name = String::from_utf8_lossy(user).into_owned();
                 let found = users(user).filter(|u| u.password_ok(password));
+                // A user without a password (`nopass`, as `default` is with no
+                // requirepass) proves nothing: anyone could present it, from any host
+                // the port reaches. Procedures need a user with a password, or the token.
+                if found.as_ref().is_some_and(|u| u.nopass) {
+                    let acl = AclRefusal { reason: "auth", object: "AUTH".into(), username: name.clone() };
+                    let why = format!(
+                        "user {name:?} has no password (nopass): procedures need an ACL user with a password, or the management-token"
+                    );
+                    return Err(Refused { error: ApiError::Forbidden(why), acl: Some(Box::new(acl)) });
+                }
                 let Some(found) = found else {
                     let acl = AclRefusal { reason: "auth", object: "AUTH".into(), username: name };
                     return Err(Refused { error: ApiError::WrongPassword, acl: Some(Box::new(acl)) });
@@ -264,7 +282,9 @@ mod tests {
         };
         assert_eq!(admit(&admin, &basic("alice", "pw"), Procedure::Failover).ok(), Some(Admitted::User("alice".into())));
         assert!(admit(&operator, &basic("alice", "pw"), Procedure::Stop).is_ok());
-        assert!(admit(&open, &basic("alice", "anything"), Procedure::Shutdown).is_ok(), "nopass: any password, as AUTH");
+        let refused = admit(&open, &basic("alice", "anything"), Procedure::Shutdown).expect_err("nopass proves nothing");
+        assert!(matches!(&refused.error, ApiError::Forbidden(why) if why.contains("no password")), "{:?}", refused.error);
+        assert_eq!(refused.acl.map(|a| (a.reason, a.object)), Some(("auth", "AUTH".to_string())));
         for (who, credentials) in [(&admin, basic("alice", "nope")), (&admin, basic("bob", "pw")), (&off, basic("alice", "pw"))] {
             let refused = admit(who, &credentials, Procedure::Stop).expect_err("refused");
             assert!(matches!(refused.error, ApiError::WrongPassword), "{:?}", refused.error);

@@ -62,6 +62,8 @@ pub struct GroupTls {
 
 /// How often the same peer's TLS refusal is logged again.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Addresses whose last refusal is remembered at once.
+const LOGGED_PEERS_MAX: usize = 1024;
 
 static INSTALLED: OnceLock<Arc<GroupTls>> = OnceLock::new();
 
@@ -139,7 +141,9 @@ impl GroupTls {
         let config = self.server.read().unwrap_or_else(|e| e.into_inner()).clone();
         match tokio_rustls::TlsAcceptor::from(config).accept(socket).await {
             Ok(stream) => Ok(GroupStream::Tls(Box::new(TlsStream::Server(stream)))),
-            Err(e) => Err(self.refused(&peer.to_string(), e)),
+            // Logged per address, not per connection: a caller's ports change with
+            // every connection.
+            Err(e) => Err(self.refused(&peer.ip().to_string(), e)),
         }
     }
 
@@ -167,11 +171,15 @@ impl GroupTls {
         let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
         let due = logged.get(peer).is_none_or(|at| now.duration_since(*at) >= LOG_EVERY);
         if due && tls.is_some() {
-            if logged.len() > 1024 {
+            if logged.len() >= LOGGED_PEERS_MAX {
                 logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
             }
-            logged.insert(peer.to_string(), now);
-            tracing::warn!(%peer, "group port: TLS refused: {why}");
+            // Past the bound (that many addresses refused within LOG_EVERY), refusals
+            // go unlogged until the oldest expire.
+            if logged.len() < LOGGED_PEERS_MAX {
+                logged.insert(peer.to_string(), now);
+                tracing::warn!(%peer, "group port: TLS refused: {why}");
+            }
         }
         io::Error::new(io::ErrorKind::PermissionDenied, why)
     }

@@ -142,6 +142,10 @@ impl Connection {
     /// connection must close (protocol error, QUIT, oversized input).
     async fn on_input(&mut self) -> bool {
         loop {
+            if self.protected && self.frames.inbuf.len() > super::protected::FIRST_COMMAND_BYTES_MAX {
+                self.refuse_protected();
+                return false;
+            }
             let (batch, fatal) = self.frames.parse_all(&self.shared.settings.bulk_bytes_max);
             if self.frames.over_query_limit() {
                 tracing::warn!(client = self.session.info.id, "closing client: query buffer over its limit");

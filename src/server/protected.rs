@@ -29,6 +29,11 @@ use bytes::Bytes;
 /// protected mode holds it (a member's handshake comes at once; anything else only
 /// waits to be refused): the TLS handshake's bound, for the same reason.
 pub const FIRST_COMMAND_MS_MAX: u64 = crate::limits::TLS_HANDSHAKE_MS_MAX;
+/// And its first command must fit in this many bytes (a member's HELLO with its proof
+/// takes about 150): until then the client is nobody's, and a buffer it may fill up to
+/// the query-buffer limit would let a host protected mode refuses hold a gigabyte per
+/// connection. Redis judges at accept, before reading anything.
+pub const FIRST_COMMAND_BYTES_MAX: usize = 4096;
 
 /// Redis 7.0.15's text, adapted where it names what Tandem does not have (CONFIG
 /// REWRITE, redis.conf, `--protected-mode`): written raw, then the connection closes.
@@ -125,7 +130,8 @@ pub struct Exposure {
 /// `default` user needs a password (`default_open` false), or (with protected mode
 /// off) clients must show a certificate. The group port is not checked here: it is
 /// only opened with `cluster.secret`, whose proof it demands. The management port
-/// serves no keys, and its procedures need `management-token`.
+/// serves no keys, and its procedures need `management-token` or an ACL user with a
+/// password (a `nopass` user, such as `default` here, is refused there).
 pub fn exposure_warning(exposure: &Exposure, default_open: bool, protected_mode: bool) -> Option<String> {
     let addr = exposure.bound;
     if is_loopback(addr.ip()) || !default_open {
