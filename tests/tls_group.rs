@@ -241,6 +241,15 @@ fn redis_py_over_tls_on_a_mirror_rides_out_a_kill_of_the_active() {
         }
     }
     assert_eq!(lines.last().map(String::as_str), Some("halfway"), "{lines:?}");
+    tracing::info!("--- the mirror forwards to the active over the active's tls-port, not its plain client port");
+    let active_tls = format!(":{}", cluster.members[active].tls_port.expect("tls"));
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut cluster.conn(active).expect("connect")).expect("CLIENT LIST");
+    let forwarders: Vec<&str> = clients.lines().filter(|l| l.contains("name=tandem-forward:")).collect();
+    assert!(!forwarders.is_empty(), "no forwarding connection on the active:\n{clients}");
+    for line in &forwarders {
+        let laddr = line.split(' ').find_map(|f| f.strip_prefix("laddr=")).unwrap_or_default();
+        assert!(laddr.ends_with(&active_tls), "a forwarding connection on {laddr}, not the tls-port{active_tls}:\n{clients}");
+    }
     cluster.kill9(active);
     stdin.write_all(b"\n").expect("resume the client");
     drop(stdin);

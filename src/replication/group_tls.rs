@@ -52,6 +52,10 @@ impl GroupStream {
 /// The certificates of this process's group connections.
 pub struct GroupTls {
     files: Tls,
+    /// Each server's client address (`host:client-port`) and its `tls-port` address:
+    /// a mirror forwards its clients to the active over the active's tls-port when it
+    /// has one ([`GroupTls::forward_addr`]).
+    tls_ports: HashMap<String, String>,
     // std RwLocks: held only to clone or swap an Arc, never across an await.
     server: RwLock<Arc<ServerConfig>>,
     client: RwLock<Arc<ClientConfig>>,
@@ -73,7 +77,13 @@ pub fn install(config: &Config) -> Result<(), TlsError> {
     if !config.cluster.tls.group || INSTALLED.get().is_some() {
         return Ok(());
     }
-    let _ = INSTALLED.set(Arc::new(GroupTls::load(&config.cluster.tls)?));
+    let mut tls = GroupTls::load(&config.cluster.tls)?;
+    for server in config.stripes.iter().flat_map(|s| &s.servers) {
+        if let Some(port) = server.tls_port {
+            tls.tls_ports.insert(format!("{}:{}", server.host, server.client_port), format!("{}:{port}", server.host));
+        }
+    }
+    let _ = INSTALLED.set(Arc::new(tls));
     Ok(())
 }
 
@@ -86,10 +96,36 @@ impl GroupTls {
     pub fn load(files: &Tls) -> Result<GroupTls, TlsError> {
         Ok(GroupTls {
             files: files.clone(),
+            tls_ports: HashMap::new(),
             server: RwLock::new(group_server_config(files)?),
             client: RwLock::new(group_client_config(files)?),
             logged: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Where to forward to the server whose client address is `client_addr`: its
+    /// tls-port, or `None` when it has none (then its plain client port).
+    pub fn forward_addr(&self, client_addr: &str) -> Option<&str> {
+        self.tls_ports.get(client_addr).map(String::as_str)
+    }
+
+    /// A connection to another server's client port, for forwarding: over TLS with this
+    /// member's certificate to its tls-port when group ports use TLS and it has one,
+    /// else plain TCP to `client_addr`. Bounded by `within`.
+    pub async fn connect_to_server(client_addr: &str, within: Duration) -> io::Result<GroupStream> {
+        let tls = installed();
+        let target = tls.as_ref().and_then(|t| t.forward_addr(client_addr)).unwrap_or(client_addr).to_string();
+        let connecting = async {
+            let socket = TcpStream::connect(&target).await?;
+            socket.set_nodelay(true)?;
+            match &tls {
+                Some(tls) if target != client_addr => tls.connect(socket, &target).await,
+                _ => Ok(GroupStream::Plain(socket)),
+            }
+        };
+        tokio::time::timeout(within, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {target} timed out")))?
     }
 
     /// Reads the files again; on error the certificates in use stay.

@@ -26,9 +26,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::replication::group_tls::{GroupStream, GroupTls};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::connection::Connection;
@@ -236,7 +236,7 @@ pub async fn keep_alive(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
 /// forwarding member, that carries renewals.
 struct RemoteActive {
     addr: String,
-    stream: TcpStream,
+    stream: GroupStream,
     buf: BytesMut,
 }
 
@@ -271,8 +271,8 @@ async fn renew_remote(
 
 impl RemoteActive {
     async fn connect(shared: &Shared, addr: &str, within: Duration) -> Result<RemoteActive, String> {
-        let stream = tokio::time::timeout(within, TcpStream::connect(addr)).await.map_err(|_| "connect timed out".to_string())?;
-        let mut conn = RemoteActive { addr: addr.to_string(), stream: stream.map_err(|e| e.to_string())?, buf: BytesMut::new() };
+        let stream = GroupTls::connect_to_server(addr, within).await.map_err(|e| e.to_string())?;
+        let mut conn = RemoteActive { addr: addr.to_string(), stream, buf: BytesMut::new() };
         let mut hello = vec![Bytes::from_static(b"HELLO"), Bytes::from_static(b"2")];
         if let Some(password) = shared.settings.forward_password() {
             hello.extend([Bytes::from_static(b"AUTH"), Bytes::from_static(b"default"), Bytes::from(password)]);

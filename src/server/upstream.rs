@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::replication::group_tls::{GroupStream, GroupTls};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::limits;
@@ -76,7 +76,7 @@ pub enum UpstreamError {
 }
 
 /// One connection to the active's client port, on behalf of one client.
-pub struct Upstream<S = TcpStream> {
+pub struct Upstream<S = GroupStream> {
     reader: ReadHalf<S>,
     writer: WriteHalf<S>,
     /// Reply bytes read and not yet relayed.
@@ -104,14 +104,16 @@ pub struct Upstream<S = TcpStream> {
     pub dirty: bool,
 }
 
-impl Upstream<TcpStream> {
-    /// Connects to the active at `addr` and shakes hands (see [`Upstream::handshake`]).
+impl Upstream<GroupStream> {
+    /// Connects to the active whose client address is `addr` (over TLS to its
+    /// tls-port when group ports use TLS: [`GroupTls::connect_to_server`]) and shakes
+    /// hands (see [`Upstream::handshake`]).
     pub async fn open(addr: &str, active: String, hello: &Hello<'_>, within: Duration) -> Result<Upstream, UpstreamError> {
-        let stream = match tokio::time::timeout(within, TcpStream::connect(addr)).await {
-            Ok(stream) => stream?,
-            Err(_) => return Err(UpstreamError::Timeout(within)),
+        let stream = match GroupTls::connect_to_server(addr, within).await {
+            Ok(stream) => stream,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(UpstreamError::Timeout(within)),
+            Err(e) => return Err(e.into()),
         };
-        stream.set_nodelay(true)?;
         Upstream::handshake(stream, active, hello, within).await
     }
 }
@@ -668,11 +670,11 @@ mod tests {
 
     /// An upstream over a real socket (what `Upstreams` holds), and the fake
     /// active's end of it.
-    async fn tcp_upstream(active: &str) -> (Upstream, TcpStream) {
+    async fn tcp_upstream(active: &str) -> (Upstream, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let near = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let near = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (far, _) = listener.accept().await.unwrap();
-        (Upstream::new(near, active.into(), false), far)
+        (Upstream::new(GroupStream::Plain(near), active.into(), false), far)
     }
 
     #[tokio::test]
