@@ -135,8 +135,8 @@ pub struct Tls {
     /// `tls-protocols`: the TLS versions offered and accepted (Redis's names); empty:
     /// TLS 1.2 and 1.3.
     pub protocols: Vec<TlsProtocol>,
-    /// `tls-ciphers`: the TLS 1.2 cipher suites allowed, by OpenSSL's names, in order of
-    /// preference; empty: all that Tandem has.
+    /// `tls-ciphers`: the TLS 1.2 cipher suites allowed, by OpenSSL's names (the
+    /// client's preference picks among them); empty: all that Tandem has.
     pub ciphers: Vec<String>,
     /// `tls-ciphersuites`: the TLS 1.3 suites allowed, by their standard names; empty:
     /// all three.
