@@ -215,6 +215,10 @@ fn redis_py_over_tls_on_a_mirror_rides_out_a_kill_of_the_active() {
          \x20   except Exception as e:\n\
          \x20       errors += 1\n\
          \x20       print('error', e, flush=True)\n\
+         \x20   if i == 50:\n\
+         \x20       big = 'x' * 3000000\n\
+         \x20       r.set('big', big)\n\
+         \x20       assert r.get('big') == big.encode(), 'a 3 MB value forwarded over TLS came back different'\n\
          \x20   if i == 99:\n\
          \x20       print('halfway', flush=True)\n\
          \x20       sys.stdin.readline()\n\

@@ -290,6 +290,8 @@ impl RemoteActive {
         let limits = super::upstream::relay_limits(0);
         let exchange = async {
             self.stream.write_all(&out).await.map_err(|e| e.to_string())?;
+            // Over TLS the end of the request may wait in the session until flushed.
+            self.stream.flush().await.map_err(|e| e.to_string())?;
             loop {
                 if let Some((frame, len)) = parse_frame(&self.buf, &limits).map_err(|e| e.to_string())? {
                     let _ = self.buf.split_to(len);

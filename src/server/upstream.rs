@@ -102,6 +102,10 @@ pub struct Upstream<S = GroupStream> {
     /// A run over this connection failed: a MULTI or WATCH it opened on the active
     /// may still be open there, to be discarded before anything else is sent.
     pub dirty: bool,
+    /// Bytes were written since the last flush. Over TLS a write may leave the end of
+    /// a request in the session's buffer, which only a flush sends; over TCP a flush
+    /// costs nothing.
+    unflushed: bool,
 }
 
 impl Upstream<GroupStream> {
@@ -141,6 +145,7 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
             owed: 0,
             torn: false,
             dirty: false,
+            unflushed: false,
         }
     }
 
@@ -224,6 +229,10 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
             if rest.is_empty() {
                 self.torn = false;
                 if self.owed == 0 {
+                    // Nothing to read back: the flush alone cannot wait on the active.
+                    if std::mem::take(&mut self.unflushed) {
+                        self.writer.flush().await?;
+                    }
                     return Ok(());
                 }
             }
@@ -245,11 +254,30 @@ impl<S: AsyncRead + AsyncWrite> Upstream<S> {
                 None => std::future::pending().await,
             }
         };
+        // What goes out meanwhile: the rest of the request, then (over TLS) a flush of
+        // what the session still holds; raced with the read, since the active may be
+        // sending replies to earlier commands all the while.
+        let writer = &mut self.writer;
+        let unflushed = self.unflushed;
+        let send = async move {
+            if !rest.is_empty() {
+                writer.write(rest).await.map(Some)
+            } else if unflushed {
+                writer.flush().await.map(|()| None)
+            } else {
+                std::future::pending().await
+            }
+        };
         tokio::select! {
-            n = self.writer.write(rest), if !rest.is_empty() => match n? {
-                0 => Err(UpstreamError::Closed),
-                n => {
+            sent = send => match sent? {
+                Some(0) => Err(UpstreamError::Closed),
+                Some(n) => {
                     *written += n;
+                    self.unflushed = true;
+                    Ok(())
+                }
+                None => {
+                    self.unflushed = false;
                     Ok(())
                 }
             },
@@ -472,6 +500,65 @@ mod tests {
         assert_eq!(relayed, 4);
         assert_eq!(&out[..], &[&b"+earlier\r\n"[..], &replies.concat()].concat()[..]);
         assert_eq!(active.await.unwrap(), cmds.to_vec());
+    }
+
+    /// A stream that, like a TLS session, keeps what is written until flushed.
+    struct HoldsUntilFlushed {
+        inner: DuplexStream,
+        held: Vec<u8>,
+    }
+
+    impl AsyncRead for HoldsUntilFlushed {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for HoldsUntilFlushed {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.held.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+            while !self.held.is_empty() {
+                let this = &mut *self;
+                match std::pin::Pin::new(&mut this.inner).poll_write(cx, &this.held) {
+                    std::task::Poll::Ready(Ok(n)) => drop(this.held.drain(..n)),
+                    other => return other.map(|r| r.map(|_| ())),
+                }
+            }
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_a_session_holds_until_flushed_reaches_the_active() {
+        let (near, mut far) = duplex(1 << 16);
+        let mut up = Upstream::new(HoldsUntilFlushed { inner: near, held: Vec::new() }, "server2".into(), false);
+        let active = tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            let got = read_commands(&mut far, &mut buf, 1).await;
+            far.write_all(b"+OK\r\n").await.unwrap();
+            got
+        });
+        let (mut out, mut relayed) = (BytesMut::new(), 0);
+        let set = [cmd(&["SET", "k", "v"])];
+        up.exchange(&request(&set), 0, 1, &mut out, &mut relayed, IDLE, &relay_limits(0)).await.expect("the request went out");
+        assert_eq!(&out[..], b"+OK\r\n");
+        assert_eq!(active.await.unwrap(), set.to_vec());
     }
 
     #[tokio::test]
