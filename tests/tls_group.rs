@@ -52,6 +52,9 @@ fn a_stripe_over_group_tls_forms_fails_over_and_loses_nothing() {
     cluster.start_all();
     let active = cluster.wait_formed();
 
+    tracing::info!("--- no server has a tls-port: each warns that forwarding to an active stays in clear");
+    let warned = cluster.stderr(active);
+    assert!(warned.contains("tls-group is on, but server1, server2, server3 have no tls-port"), "{warned}");
     tracing::info!("--- the group ports speak TLS only: a plain caller gets no greeting");
     let greeting = plain_greeting(&cluster, active);
     assert!(!greeting.windows(8).any(|w| w == b"TNDMGRP1"), "a plain-text handshake was offered: {greeting:?}");
@@ -246,6 +249,7 @@ fn redis_py_over_tls_on_a_mirror_rides_out_a_kill_of_the_active() {
     }
     assert_eq!(lines.last().map(String::as_str), Some("halfway"), "{lines:?}");
     tracing::info!("--- the mirror forwards to the active over the active's tls-port, not its plain client port");
+    assert!(!cluster.all_stderr().contains("have no tls-port"), "a warning though every server has a tls-port");
     let active_tls = format!(":{}", cluster.members[active].tls_port.expect("tls"));
     let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut cluster.conn(active).expect("connect")).expect("CLIENT LIST");
     let forwarders: Vec<&str> = clients.lines().filter(|l| l.contains("name=tandem-forward:")).collect();

@@ -56,6 +56,8 @@ pub struct GroupTls {
     /// a mirror forwards its clients to the active over the active's tls-port when it
     /// has one ([`GroupTls::forward_addr`]).
     tls_ports: HashMap<String, String>,
+    /// Servers of the array with no tls-port: forwarding to them is plain TCP.
+    pub without_tls_port: Vec<String>,
     // std RwLocks: held only to clone or swap an Arc, never across an await.
     server: RwLock<Arc<ServerConfig>>,
     client: RwLock<Arc<ClientConfig>>,
@@ -79,8 +81,11 @@ pub fn install(config: &Config) -> Result<(), TlsError> {
     }
     let mut tls = GroupTls::load(&config.cluster.tls)?;
     for server in config.stripes.iter().flat_map(|s| &s.servers) {
-        if let Some(port) = server.tls_port {
-            tls.tls_ports.insert(format!("{}:{}", server.host, server.client_port), format!("{}:{port}", server.host));
+        match server.tls_port {
+            Some(port) => {
+                tls.tls_ports.insert(format!("{}:{}", server.host, server.client_port), format!("{}:{port}", server.host));
+            }
+            None => tls.without_tls_port.push(server.name.clone()),
         }
     }
     let _ = INSTALLED.set(Arc::new(tls));
@@ -97,6 +102,7 @@ impl GroupTls {
         Ok(GroupTls {
             files: files.clone(),
             tls_ports: HashMap::new(),
+            without_tls_port: Vec::new(),
             server: RwLock::new(group_server_config(files)?),
             client: RwLock::new(group_client_config(files)?),
             logged: Mutex::new(HashMap::new()),

@@ -641,6 +641,13 @@ pub async fn run(options: ServerOptions, shutdown: watch::Receiver<bool>) -> std
         });
     }
     warn_if_exposed(&shared, &options, &exposures);
+    if let Some(tls) = crate::replication::group_tls::installed().filter(|t| !t.without_tls_port.is_empty()) {
+        tracing::warn!(
+            server = %options.name,
+            "tls-group is on, but {} have no tls-port: a mirror forwards its clients to such an active over its plain client port, commands and the array's forward token in clear; give every server a tls-port",
+            tls.without_tls_port.join(", ")
+        );
+    }
     tracing::info!(
         server = %options.name,
         %addr,
