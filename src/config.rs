@@ -123,6 +123,10 @@ pub struct Tls {
     pub key_file: Option<PathBuf>,
     /// `tls-ca-cert-file`: the CA certificates client certificates must chain to, PEM.
     pub ca_cert_file: Option<PathBuf>,
+    /// `tls-group-ca-cert-file`: the CA members' certificates must chain to on the group
+    /// ports and for forwarding, when it is not `tls-ca-cert-file` (members and clients
+    /// then come from different CAs).
+    pub group_ca_cert_file: Option<PathBuf>,
     /// `tls-auth-clients`: whether clients must present a certificate.
     pub auth_clients: TlsAuthClients,
     /// `tls-cluster`: the cluster port (slot-routing clients) speaks TLS too, with the
@@ -509,6 +513,7 @@ struct RawCluster {
     tls_cert_file: Option<Spanned<String>>,
     tls_key_file: Option<Spanned<String>>,
     tls_ca_cert_file: Option<Spanned<String>>,
+    tls_group_ca_cert_file: Option<Spanned<String>>,
     tls_auth_clients: Option<Spanned<String>>,
     tls_cluster: Option<bool>,
     tls_group: Option<Spanned<bool>>,
@@ -684,6 +689,7 @@ impl Checker<'_> {
         let cert_file = file(raw.tls_cert_file.take(), "cluster.tls-cert-file");
         let key_file = file(raw.tls_key_file.take(), "cluster.tls-key-file");
         let ca_cert_file = file(raw.tls_ca_cert_file.take(), "cluster.tls-ca-cert-file");
+        let group_ca_cert_file = file(raw.tls_group_ca_cert_file.take(), "cluster.tls-group-ca-cert-file");
         let auth_clients = match raw.tls_auth_clients.take() {
             None => TlsAuthClients::default(),
             Some(text) => match text.get_ref().as_str() {
@@ -752,6 +758,7 @@ impl Checker<'_> {
             cert_file,
             key_file,
             ca_cert_file,
+            group_ca_cert_file,
             auth_clients,
             cluster: raw.tls_cluster.unwrap_or(false),
             group,
@@ -978,8 +985,8 @@ impl Checker<'_> {
     fn check_tls(&mut self, checked: &Checked) {
         let tls = &checked.cluster.tls;
         if let (true, Some(line)) = (tls.group, self.tls_group_line) {
-            if tls.cert_file.is_none() || tls.key_file.is_none() || tls.ca_cert_file.is_none() {
-                let message = "group ports over mutual TLS need cluster.tls-cert-file and cluster.tls-key-file (each member's certificate and key, PEM) and cluster.tls-ca-cert-file (the CA every member's certificate must chain to)";
+            if tls.cert_file.is_none() || tls.key_file.is_none() || (tls.ca_cert_file.is_none() && tls.group_ca_cert_file.is_none()) {
+                let message = "group ports over mutual TLS need cluster.tls-cert-file and cluster.tls-key-file (each member's certificate and key, PEM) and cluster.tls-group-ca-cert-file or cluster.tls-ca-cert-file (the CA every member's certificate must chain to)";
                 self.fail(line, "cluster.tls-group", message.to_string());
             }
         }

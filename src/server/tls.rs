@@ -41,6 +41,7 @@ pub enum TlsError {
 const CERT_FIELD: &str = "cluster.tls-cert-file";
 const KEY_FIELD: &str = "cluster.tls-key-file";
 const CA_FIELD: &str = "cluster.tls-ca-cert-file";
+const GROUP_CA_FIELD: &str = "cluster.tls-group-ca-cert-file";
 
 /// The TLS config new handshakes use; [`TlsAcceptor::reload`] replaces it, while
 /// connections already established keep the session they made.
@@ -128,14 +129,23 @@ impl TlsAcceptor {
 }
 
 fn server_config(files: &Tls) -> Result<Arc<ServerConfig>, TlsError> {
-    server_config_asking(files, files.auth_clients)
+    server_config_asking(files, files.auth_clients, Trust::Clients)
+}
+
+/// Whose certificates a CA is asked to vouch for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Redis clients': `tls-ca-cert-file`.
+    Clients,
+    /// The members': `tls-group-ca-cert-file`, or else `tls-ca-cert-file`.
+    Members,
 }
 
 /// The group port's side that accepts: the member's certificate, and a certificate from
 /// the cluster's CA required of every caller (mutual TLS, whatever `tls-auth-clients`
 /// says of Redis clients).
 pub(crate) fn group_server_config(files: &Tls) -> Result<Arc<ServerConfig>, TlsError> {
-    server_config_asking(files, TlsAuthClients::Yes)
+    server_config_asking(files, TlsAuthClients::Yes, Trust::Members)
 }
 
 /// The group port's side that calls: presents the member's certificate and accepts a
@@ -149,10 +159,9 @@ pub(crate) fn group_client_config(files: &Tls) -> Result<Arc<ClientConfig>, TlsE
     let key_path = files.key_file.as_deref().ok_or(TlsError::Missing { field: KEY_FIELD })?;
     let certs = read_certs(CERT_FIELD, cert_path)?;
     let key = read_key(key_path)?;
-    let (roots, ca_path) = ca_roots(files)?;
-    let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-        .build()
-        .map_err(|e| content(CA_FIELD, ca_path, e.to_string()))?;
+    let (roots, field, ca_path) = ca_roots(files, Trust::Members)?;
+    let chain =
+        WebPkiServerVerifier::builder_with_provider(roots, provider.clone()).build().map_err(|e| content(field, ca_path, e.to_string()))?;
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|e| TlsError::Setting { field: PROTOCOLS_FIELD, problem: e.to_string() })?
@@ -265,13 +274,22 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
-fn ca_roots(files: &Tls) -> Result<(Arc<RootCertStore>, &Path), TlsError> {
-    let ca_path = files.ca_cert_file.as_deref().ok_or(TlsError::Missing { field: CA_FIELD })?;
+fn ca_roots(files: &Tls, trust: Trust) -> Result<(Arc<RootCertStore>, &'static str, &Path), TlsError> {
+    let (field, ca_path) = match (trust, files.group_ca_cert_file.as_deref()) {
+        (Trust::Members, Some(path)) => (GROUP_CA_FIELD, path),
+        _ => (CA_FIELD, files.ca_cert_file.as_deref().ok_or(TlsError::Missing { field: CA_FIELD })?),
+    };
     let mut roots = RootCertStore::empty();
-    for cert in read_certs(CA_FIELD, ca_path)? {
-        roots.add(cert).map_err(|e| content(CA_FIELD, ca_path, format!("not a usable CA certificate: {e}")))?;
+    for cert in read_certs(field, ca_path)? {
+        roots.add(cert).map_err(|e| content(field, ca_path, format!("not a usable CA certificate: {e}")))?;
     }
-    Ok((Arc::new(roots), ca_path))
+    // A tls-port also admits the members' certificates: mirrors forward to it with theirs.
+    if let (Trust::Clients, Some(members)) = (trust, files.group_ca_cert_file.as_deref()) {
+        for cert in read_certs(GROUP_CA_FIELD, members)? {
+            roots.add(cert).map_err(|e| content(GROUP_CA_FIELD, members, format!("not a usable CA certificate: {e}")))?;
+        }
+    }
+    Ok((Arc::new(roots), field, ca_path))
 }
 
 fn key_error(e: rustls::Error, key_path: &Path, cert_path: &Path) -> TlsError {
@@ -282,7 +300,7 @@ fn key_error(e: rustls::Error, key_path: &Path, cert_path: &Path) -> TlsError {
     content(KEY_FIELD, key_path, format!("{why} the certificate in {CERT_FIELD} {cert_path:?}"))
 }
 
-fn server_config_asking(files: &Tls, auth_clients: TlsAuthClients) -> Result<Arc<ServerConfig>, TlsError> {
+fn server_config_asking(files: &Tls, auth_clients: TlsAuthClients, trust: Trust) -> Result<Arc<ServerConfig>, TlsError> {
     let (provider, versions) = provider(files)?;
     let cert_path = files.cert_file.as_deref().ok_or(TlsError::Missing { field: CERT_FIELD })?;
     let key_path = files.key_file.as_deref().ok_or(TlsError::Missing { field: KEY_FIELD })?;
@@ -294,10 +312,10 @@ fn server_config_asking(files: &Tls, auth_clients: TlsAuthClients) -> Result<Arc
     let builder = match auth_clients {
         TlsAuthClients::No => builder.with_no_client_auth(),
         auth => {
-            let (roots, ca_path) = ca_roots(files)?;
+            let (roots, field, ca_path) = ca_roots(files, trust)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let verifier = if auth == TlsAuthClients::Optional { verifier.allow_unauthenticated() } else { verifier };
-            let verifier = verifier.build().map_err(|e| content(CA_FIELD, ca_path, e.to_string()))?;
+            let verifier = verifier.build().map_err(|e| content(field, ca_path, e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
