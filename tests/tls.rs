@@ -169,11 +169,6 @@ fn tls_cluster_puts_the_cluster_port_under_tls_for_slot_routing_clients() {
     assert!(closed_by_server(&mut plain, DEADLINE));
 }
 
-fn sighup(server: &ConfigServer) {
-    let pid = server.pid().expect("running").to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
-}
-
 #[test]
 fn sighup_reloads_certificates_and_keeps_connections() {
     support::log_phases();
@@ -192,7 +187,7 @@ fn sighup_reloads_certificates_and_keeps_connections() {
     make_leaf(d, "ca2", "server2", Usage::Server);
     std::fs::copy(d.join("server2.crt"), d.join("server.crt")).expect("copy cert");
     std::fs::copy(d.join("server2.key"), d.join("server.key")).expect("copy key");
-    sighup(&server);
+    server.sighup();
     assert!(
         wait_until(DEADLINE, || pong(d, tls_port, &["--cacert", "ca2.crt"])),
         "new connections never saw the new certificate:\n{}",
@@ -206,7 +201,7 @@ fn sighup_reloads_certificates_and_keeps_connections() {
 
     tracing::info!("--- a reload that fails keeps the certificate in use");
     std::fs::write(d.join("server.crt"), "not a certificate\n").expect("spoil cert");
-    sighup(&server);
+    server.sighup();
     assert!(
         wait_until(DEADLINE, || server.last_stderr().contains("TLS certificates not reloaded")),
         "no error logged for a failed reload:\n{}",

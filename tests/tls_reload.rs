@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::pki::{make_ca, make_leaf, pki, pong, SClient, TlsConn, Usage};
@@ -39,11 +38,6 @@ fn config_set(con: &mut redis::Connection, pairs: &[(&str, String)]) -> Result<(
         cmd.arg(*name).arg(value);
     }
     cmd.query::<()>(con).map_err(|e| e.to_string())
-}
-
-fn sighup(server: &ConfigServer) {
-    let pid = server.pid().expect("running").to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
 }
 
 #[test]
@@ -108,7 +102,7 @@ fn config_set_tls_files_serves_the_new_certificate_and_keeps_open_connections() 
     make_leaf(d, "ca3", "server3", Usage::Server);
     std::fs::copy(d.join("server3.crt"), d.join("server2.crt")).expect("copy cert");
     std::fs::copy(d.join("server3.key"), d.join("server2.key")).expect("copy key");
-    sighup(&server);
+    server.sighup();
     let client = ["--cacert", "ca3.crt", "--cert", "client.crt", "--key", "client.key"];
     assert!(
         wait_until(DEADLINE, || pong(d, tls_port, &client)),
@@ -147,7 +141,7 @@ fn sighup_under_a_steady_stream_of_tls_commands_loses_no_connection_and_no_comma
             for ext in ["crt", "key"] {
                 std::fs::copy(d.join(format!("{leaf}.{ext}")), d.join(format!("live.{ext}"))).expect("copy");
             }
-            sighup(&server);
+            server.sighup();
             reloads += 1;
             // A new connection's handshake meanwhile succeeds with either certificate.
             let mut fresh = TlsConn::connect(&ca, tls_port, Duration::from_secs(10)).expect("a new TLS connection during reloads");

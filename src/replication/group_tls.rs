@@ -12,42 +12,20 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
 use crate::config::{Config, Tls};
 use crate::server::tls::{group_client_config, group_server_config, TlsError};
 
-/// A group connection: plain TCP, or TLS when `tls-group` is set.
-pub enum GroupStream {
-    Plain(TcpStream),
-    /// Boxed: a TLS session's buffers are far larger than a socket.
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl std::fmt::Debug for GroupStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = if matches!(self, GroupStream::Plain(_)) { "Plain" } else { "Tls" };
-        write!(f, "GroupStream::{kind}({:?})", self.peer_addr().ok())
-    }
-}
-
-impl GroupStream {
-    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        match self {
-            GroupStream::Plain(s) => s.peer_addr(),
-            GroupStream::Tls(s) => s.get_ref().0.peer_addr(),
-        }
-    }
-}
+/// A group connection: plain TCP, or TLS when `tls-group` is set (the client port's
+/// stream type, which holds either side of a TLS session).
+pub use crate::server::stream::ClientStream as GroupStream;
 
 /// The certificates of this process's group connections.
 pub struct GroupTls {
@@ -224,37 +202,5 @@ impl GroupTls {
             }
         }
         io::Error::new(io::ErrorKind::PermissionDenied, why)
-    }
-}
-
-impl AsyncRead for GroupStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            GroupStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            GroupStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for GroupStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            GroupStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            GroupStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            GroupStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            GroupStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            GroupStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            GroupStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }

@@ -1,6 +1,7 @@
-//! A client's byte stream: plain TCP (client-port, cluster-port) or TLS (tls-port).
-//! One enum, so the connection code — frames, pipeline, forwarding — is the same for
-//! both and knows nothing of TLS.
+//! A byte stream between us and a peer: plain TCP or TLS, either side of the session
+//! (a client of the tls-port, or a group-port or forwarding connection to another
+//! server). One enum, so the code above it — frames, pipeline, forwarding, the group
+//! port's messages — is the same for both and knows nothing of TLS.
 
 use std::io;
 use std::pin::Pin;
@@ -8,7 +9,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsStream;
 
 pub enum ClientStream {
     Plain(TcpStream),
@@ -22,7 +23,21 @@ impl From<TcpStream> for ClientStream {
     }
 }
 
+impl std::fmt::Debug for ClientStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if matches!(self, ClientStream::Plain(_)) { "Plain" } else { "Tls" };
+        write!(f, "{kind}({:?})", self.peer_addr().ok())
+    }
+}
+
 impl ClientStream {
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            ClientStream::Plain(s) => s.peer_addr(),
+            ClientStream::Tls(s) => s.get_ref().0.peer_addr(),
+        }
+    }
+
     /// Waits until a read would find bytes (or the end), without a buffer: an idle
     /// client holds no read memory. Over TLS, where the session may already hold
     /// decrypted bytes, it returns at once.

@@ -92,7 +92,7 @@ impl TlsAcceptor {
         let config = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
         let accepting = tokio_rustls::TlsAcceptor::from(config).accept(socket);
         match tokio::time::timeout(Duration::from_millis(crate::limits::TLS_HANDSHAKE_MS_MAX), accepting).await {
-            Ok(Ok(stream)) => Some(ClientStream::Tls(Box::new(stream))),
+            Ok(Ok(stream)) => Some(ClientStream::Tls(Box::new(tokio_rustls::TlsStream::Server(stream)))),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed; connection closed");
                 None

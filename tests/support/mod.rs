@@ -305,6 +305,12 @@ impl ConfigServer {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+
+    /// `kill -HUP`: the server reloads its TLS certificates.
+    pub fn sighup(&self) {
+        let pid = self.pid().expect("running").to_string();
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+    }
 }
 
 impl Drop for ConfigServer {
