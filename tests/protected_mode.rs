@@ -85,8 +85,9 @@ impl Raw {
 
 /// Server lines for `[[stripe.server]]` on `host`; returns the text and client port.
 fn server_lines(name: &str, host: &str) -> (String, u16) {
-    let bind = if host == "0.0.0.0" { "127.0.0.1" } else { host };
-    let [port, group] = tandem::check::cluster::free_ports_on(bind, 2).expect("ports")[..] else { unreachable!("two ports") };
+    // Picked on the address the server binds: a port free on 127.0.0.1 may be taken on
+    // another address, and then 0.0.0.0 cannot have it (CI met exactly that).
+    let [port, group] = tandem::check::cluster::free_ports_on(host, 2).expect("ports")[..] else { unreachable!("two ports") };
     let text = format!(
         "[[stripe.server]]\nname = \"{name}\"\nhost = \"{host}\"\nclient-port = {port}\ngroup-port = {group}\nmanagement-port = 0\ndata = \"data/{name}\"\n\n"
     );
