@@ -10,6 +10,8 @@
 //! fsync, one per group-port frame. This module knows nothing of who calls it;
 //! [`super::state`] supplies the live values at scrape time.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -159,7 +161,9 @@ impl Metrics {
         while let Some(Request { spec, .. }) = run.get(i) {
             // Consecutive commands of one name (a pipeline of SETs) are counted at once.
             let same = run[i..].iter().take_while(|r| std::ptr::eq(r.spec, *spec)).count();
-            self.commands.get_or_create(&CommandLabels { command: spec.name }).inc_by(same as u64);
+            self.with_command_counter(spec, |c| {
+                c.inc_by(same as u64);
+            });
             i += same;
         }
         for (request, reply) in run.iter().zip(replies) {
@@ -168,13 +172,42 @@ impl Metrics {
             }
         }
         if let Some(first) = run.first() {
-            self.command_seconds.get_or_create(&FamilyLabels { family: first.spec.group }).observe(elapsed.as_secs_f64());
+            self.with_family_histogram(first.spec.group, |h| h.observe(elapsed.as_secs_f64()));
         }
     }
 
     /// One command served outside a store batch (connection commands, blocking ones).
     pub fn record_command(&self, spec: &'static CommandSpec) {
-        self.commands.get_or_create(&CommandLabels { command: spec.name }).inc();
+        self.with_command_counter(spec, |c| {
+            c.inc();
+        });
+    }
+
+    /// Runs `f` on `spec`'s counter in `commands`. The counter is looked up in the
+    /// family (a lock, and SipHash of the label) once per thread and command; after
+    /// that in this thread's own table, keyed by the spec's address: every request
+    /// comes here.
+    fn with_command_counter(&self, spec: &'static CommandSpec, f: impl FnOnce(&Counter)) {
+        thread_local! {
+            static COUNTERS: RefCell<HashMap<usize, Counter, foldhash::fast::RandomState>> = Default::default();
+        }
+        COUNTERS.with_borrow_mut(|counters| {
+            let key = spec as *const CommandSpec as usize;
+            f(counters.entry(key).or_insert_with(|| self.commands.get_or_create(&CommandLabels { command: spec.name }).clone()))
+        })
+    }
+
+    /// Runs `f` on the latency histogram of command family `group`, found as
+    /// [`Self::with_command_counter`] finds a counter (keyed by the family's static name,
+    /// its address and length).
+    fn with_family_histogram(&self, group: &'static str, f: impl FnOnce(&Histogram)) {
+        thread_local! {
+            static HISTOGRAMS: RefCell<HashMap<(usize, usize), Histogram, foldhash::fast::RandomState>> = Default::default();
+        }
+        HISTOGRAMS.with_borrow_mut(|histograms| {
+            let key = (group.as_ptr() as usize, group.len());
+            f(histograms.entry(key).or_insert_with(|| self.command_seconds.get_or_create(&FamilyLabels { family: group }).clone()))
+        })
     }
 
     pub fn record_forwarded(&self, commands: usize) {

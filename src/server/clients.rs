@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize,
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 use crate::clock::wall_ms;
@@ -34,7 +35,7 @@ pub struct ClientInfo {
     /// `qbuf-free`), kept by its connection's [`super::frames::Frames`].
     pub query_buffer_bytes: Arc<AtomicUsize>,
     /// Closes the connection (CLIENT KILL, pub/sub overflow, shutdown).
-    pub kill: Arc<Notify>,
+    pub kill: Arc<Kill>,
     /// Where pushed messages for the client are queued (set once by its session):
     /// invalidations reach a client that another one redirects to through it.
     outbox: OnceLock<super::pubsub::Outbox>,
@@ -42,6 +43,64 @@ pub struct ClientInfo {
     /// flags (`TRACKING_*`).
     tracking_redirect: AtomicI64,
     tracking_flags: AtomicU8,
+}
+
+/// What wakes a connection besides its socket and its inbox: a kill (CLIENT KILL,
+/// shutdown, an overflowing output queue), and a change of the users (its user may
+/// be gone). The connection's loop waits on a flag and an [`AtomicWaker`]: a
+/// `Notify`'s waiter takes the `Notify`'s lock at every poll, and the loop polls
+/// its wait once per request. The `Notify` stays for the waits inside a command
+/// (a blocking pop, a forwarded run, WAIT), which a kill ends too.
+#[derive(Default)]
+pub struct Kill {
+    notify: Notify,
+    raised: AtomicU8,
+    waker: AtomicWaker,
+}
+
+/// [`Kill::raised`]: the connection is to close (stays raised).
+pub const KILLED: u8 = 1;
+/// [`Kill::raised`]: the users changed since the last look.
+pub const USERS_CHANGED: u8 = 2;
+
+impl Kill {
+    /// Closes the connection: its loop, and any wait inside a command.
+    pub fn notify_one(&self) {
+        self.raise(KILLED);
+        self.notify.notify_one();
+    }
+
+    /// A wait inside a command that a kill ends.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Tells the connection's loop the users changed.
+    pub fn users_changed(&self) {
+        self.raise(USERS_CHANGED);
+    }
+
+    fn raise(&self, what: u8) {
+        self.raised.fetch_or(what, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// The connection's loop: what was raised since it last looked (`KILLED` stays
+    /// raised, `USERS_CHANGED` is taken). No lock.
+    pub fn raised(&self) -> impl std::future::Future<Output = u8> + '_ {
+        std::future::poll_fn(|cx| {
+            let take = || match self.raised.fetch_and(KILLED, Ordering::AcqRel) {
+                0 => None,
+                raised => Some(raised),
+            };
+            if let Some(raised) = take() {
+                return std::task::Poll::Ready(raised);
+            }
+            self.waker.register(cx.waker());
+            // Raised between the first look and the registration.
+            take().map_or(std::task::Poll::Pending, std::task::Poll::Ready)
+        })
+    }
 }
 
 const TRACKING_BCAST: u8 = 1;
@@ -181,7 +240,7 @@ impl Clients {
             in_multi: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             query_buffer_bytes: Arc::new(AtomicUsize::new(0)),
-            kill: Arc::new(Notify::new()),
+            kill: Arc::default(),
             outbox: OnceLock::new(),
             tracking_redirect: AtomicI64::new(-1),
             tracking_flags: AtomicU8::new(0),
@@ -216,5 +275,51 @@ impl Clients {
         for client in self.all() {
             client.kill.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    fn now(kill: &Kill) -> Option<u8> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let raised = std::pin::pin!(kill.raised());
+        match raised.poll(&mut cx) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn a_kill_stays_raised_and_a_change_of_users_is_taken_once() {
+        let kill = Kill::default();
+        assert_eq!(now(&kill), None);
+        kill.users_changed();
+        assert_eq!(now(&kill), Some(USERS_CHANGED));
+        assert_eq!(now(&kill), None, "taken by the first look");
+        kill.notify_one();
+        kill.users_changed();
+        assert_eq!(now(&kill), Some(KILLED | USERS_CHANGED));
+        assert_eq!(now(&kill), Some(KILLED), "a kill is for good");
+    }
+
+    #[tokio::test]
+    async fn a_kill_wakes_the_loop_and_ends_a_wait_inside_a_command() {
+        let kill = Arc::new(Kill::default());
+        let waiting = tokio::spawn({
+            let kill = kill.clone();
+            async move { kill.raised().await }
+        });
+        let inside = tokio::spawn({
+            let kill = kill.clone();
+            async move { kill.notified().await }
+        });
+        tokio::task::yield_now().await;
+        kill.notify_one();
+        assert_eq!(waiting.await.unwrap(), KILLED);
+        inside.await.unwrap();
     }
 }

@@ -37,7 +37,7 @@ impl Connection {
         Connection { shared, frames, session: Session::new(info, authed), upstreams: Upstreams::default(), protected: false }
     }
 
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) {
         let kill = self.session.info.kill.clone();
         let release = tokio::time::sleep(QUERY_BUFFER_IDLE_RELEASE);
         tokio::pin!(release);
@@ -47,12 +47,13 @@ impl Connection {
         let mut idle_from = Instant::now();
         let first_command_due = tokio::time::sleep(Duration::from_millis(super::protected::FIRST_COMMAND_MS_MAX));
         tokio::pin!(first_command_due);
+        // Shutdown kills every registered client; one registered after that is here.
+        if *shutdown.borrow() {
+            return;
+        }
         while !self.session.closing {
             let idle_secs = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
             let subscribed = self.session.subscribed();
-            // Woken when the users change (see `user_still_valid`).
-            let acl = self.shared.core.acl.clone();
-            let acl_changed = acl.changed.notified();
             let idle = async {
                 if idle_secs == 0 || subscribed {
                     std::future::pending::<()>().await
@@ -64,8 +65,12 @@ impl Connection {
             tokio::select! {
                 // A kill or shutdown wins over pending input: CLIENT KILL is immediate.
                 biased;
-                _ = kill.notified() => break,
-                _ = shutdown.changed() => break,
+                raised = kill.raised() => {
+                    if raised & super::clients::KILLED != 0 {
+                        break;
+                    }
+                    // The users changed: looked at below (`user_still_valid`).
+                }
                 // One timer per connection, re-armed only when it fires (at most every
                 // two seconds), not per request.
                 _ = &mut release, if releasable => {
@@ -87,7 +92,6 @@ impl Connection {
                     }
                 },
                 Some(msg) = self.session.inbox.recv() => self.on_push(msg),
-                _ = acl_changed => {}
                 _ = idle => break,
                 _ = &mut first_command_due, if protected => {
                     self.refuse_protected();

@@ -316,6 +316,7 @@ pub async fn serve(
     let expiry = tokio::spawn(expire_cycle(shared.clone(), shutdown.clone()));
     let renewals = tokio::spawn(sessions::keep_alive(shared.clone(), shutdown.clone()));
     let view = tokio::spawn(keep_view(shared.clone()));
+    let users = tokio::spawn(tell_clients_users_changed(shared.clone()));
     let remote: Vec<_> = (0..shared.array.len())
         .filter(|&s| s != shared.view().local)
         .map(|s| tokio::spawn(array::watch_stripe(shared.clone(), s)))
@@ -355,6 +356,7 @@ pub async fn serve(
         }
     }
     shared.clients.kill_all();
+    users.abort();
     expiry.abort();
     renewals.abort();
     view.abort();
@@ -362,6 +364,27 @@ pub async fn serve(
         task.abort();
     }
     Ok(())
+}
+
+/// Tells every connection when the stripe's users change, so that one whose user
+/// was deleted, or a subscriber whose channels were revoked, closes without waiting
+/// for its next command (`Connection::user_still_valid`).
+async fn tell_clients_users_changed(shared: Arc<Shared>) {
+    let acl = shared.core.acl.clone();
+    let mut told = acl.epoch();
+    loop {
+        let changed = acl.changed.notified();
+        tokio::pin!(changed);
+        // Listening before looking: a change between the look and the wait is not missed.
+        changed.as_mut().enable();
+        if acl.epoch() == told {
+            changed.await;
+        }
+        told = acl.epoch();
+        for client in shared.clients.all() {
+            client.kill.users_changed();
+        }
+    }
 }
 
 fn spawn_connection(

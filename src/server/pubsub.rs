@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use crate::commands::args::glob_match;
 use crate::limits;
@@ -24,7 +24,7 @@ pub struct Outbox {
     /// Bytes queued and not yet written by the connection.
     pub queued_bytes: Arc<AtomicUsize>,
     /// Wakes the connection to close it (queue overflow, CLIENT KILL).
-    pub kill: Arc<Notify>,
+    pub kill: Arc<super::clients::Kill>,
 }
 
 impl Outbox {
@@ -199,7 +199,7 @@ mod tests {
 
     fn outbox() -> (Outbox, mpsc::UnboundedReceiver<Reply>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Outbox { tx, queued_bytes: Arc::new(AtomicUsize::new(0)), kill: Arc::new(Notify::new()) }, rx)
+        (Outbox { tx, queued_bytes: Arc::new(AtomicUsize::new(0)), kill: Arc::default() }, rx)
     }
 
     #[test]

@@ -69,19 +69,16 @@ impl Connection {
     /// together (one look at the clock, one lock of the counters), then shown to
     /// monitors in order.
     fn record_served_all<'r>(&self, served: impl Iterator<Item = (&'r Request, Duration, bool)> + Clone) {
-        let all: Vec<Served<'_>> = served
-            .clone()
-            .map(|(request, elapsed, failed)| Served {
-                name: request.spec.name,
-                args: &request.args,
-                elapsed,
-                failed,
-                fast: request.spec.has(flags::FAST),
-                // EXEC is not logged: the commands it ran are, one by one.
-                skip_slowlog: request.srv() == Some(Srv::Exec),
-            })
-            .collect();
-        self.shared.core.stats.served_all(&all, &self.caller(), wall_ms() / 1000);
+        let all = served.clone().map(|(request, elapsed, failed)| Served {
+            name: request.spec.name,
+            args: &request.args,
+            elapsed,
+            failed,
+            fast: request.spec.has(flags::FAST),
+            // EXEC is not logged: the commands it ran are, one by one.
+            skip_slowlog: request.srv() == Some(Srv::Exec),
+        });
+        self.shared.core.stats.served_all(all, &self.caller(), wall_ms() / 1000);
         if self.shared.monitors.any() {
             for (request, _, _) in served {
                 // Admin commands are not shown to monitors (Redis's rule: they may carry secrets).

@@ -126,6 +126,7 @@ impl Default for Stats {
 }
 
 /// One served command, as the statistics see it.
+#[derive(Clone, Copy)]
 pub struct Served<'a> {
     /// The name stats use: the command's, or `container|sub` (`config|get`).
     pub name: &'static str,
@@ -160,21 +161,22 @@ impl Stats {
 
     /// Records one served command: its counters, the slow log, the latency monitor.
     pub fn served(&self, served: &Served<'_>, caller: &Caller<'_>, unix_secs: u64) {
-        self.served_all(std::slice::from_ref(served), caller, unix_secs);
+        self.served_all(std::iter::once(*served), caller, unix_secs);
     }
 
     /// Records a run of served commands (a pipeline's batch) under one lock of the
     /// counters; consecutive commands of one name share one look-up of their counter.
-    pub fn served_all(&self, served: &[Served<'_>], caller: &Caller<'_>, unix_secs: u64) {
+    /// An iterator, not a slice: every request comes here, and a run of one has
+    /// nothing to gather first.
+    pub fn served_all<'a>(&self, served: impl Iterator<Item = Served<'a>> + Clone, caller: &Caller<'_>, unix_secs: u64) {
         let usec = |s: &Served<'_>| s.elapsed.as_micros().min(u64::MAX as u128) as u64;
         {
             let tracking = self.latency_tracking.load(Ordering::Relaxed);
             let mut counters = self.counters();
-            let mut rest = served;
-            while let Some(first) = rest.first() {
-                let same = rest.iter().take_while(|s| std::ptr::eq(s.name, first.name)).count();
+            let mut rest = served.clone().peekable();
+            while let Some(first) = rest.next() {
                 let stat = counters.commands.entry(first.name).or_default();
-                for s in &rest[..same] {
+                let mut count = |s: &Served<'_>| {
                     let us = usec(s);
                     stat.calls += 1;
                     stat.usec += us;
@@ -182,14 +184,17 @@ impl Stats {
                     if tracking {
                         stat.observe(us);
                     }
+                };
+                count(&first);
+                while let Some(s) = rest.next_if(|s| std::ptr::eq(s.name, first.name)) {
+                    count(&s);
                 }
-                rest = &rest[same..];
             }
         }
         let slower_than = self.slowlog_slower_than_us.load(Ordering::Relaxed);
         let latency_on = self.latency_threshold_ms.load(Ordering::Relaxed) > 0;
         for s in served {
-            let us = usec(s);
+            let us = usec(&s);
             if !s.skip_slowlog && slower_than >= 0 && us >= slower_than as u64 {
                 let max = self.slowlog_len_max.load(Ordering::Relaxed);
                 self.slowlog().push(s.args, us, unix_secs, caller, max);
