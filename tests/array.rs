@@ -627,3 +627,73 @@ fn a_script_touches_only_the_keys_of_its_stripe() {
     let err = error_text(query(&mut a, &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"]));
     assert!(err.contains("CAN NOT RUN SCRIPT ON CLUSTER, 'NO-CLUSTER' FLAG IS SET"), "{err}");
 }
+
+/// The users are the array's: ACL SETUSER / DELUSER through any server, on its client
+/// port or its cluster port, reach every stripe, so a user logs in on every server and
+/// reaches the keys of every stripe (forwarded as that user). Before, a user set
+/// through stripe A's server did not exist on stripe B's.
+#[test]
+fn acl_users_set_through_any_server_or_port_hold_on_every_stripe() {
+    support::log_phases();
+    let cluster = Cluster::start(Spec { cluster_ports: true, ..Spec::servers(1).stripes(2) });
+    let mut admin_a = cluster.conn(0).unwrap();
+    let login = |i: usize, user: &str, password: &str| -> redis::RedisResult<redis::Connection> {
+        let mut con = cluster.conn(i).unwrap();
+        query::<()>(&mut con, &["AUTH", user, password]).map(|()| con)
+    };
+
+    tracing::info!("--- a user set through stripe A's client port logs in on stripe B's server");
+    let _: () = query(&mut admin_a, &["ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all"]).unwrap();
+    for i in 0..2 {
+        let user: redis::Value = query(&mut cluster.conn(i).unwrap(), &["ACL", "GETUSER", "app"]).unwrap();
+        assert_ne!(user, redis::Value::Nil, "server {i} knows the user");
+    }
+    let mut app_b = login(1, "app", "app-pw").expect("the user logs in on stripe B's server");
+    let keys = keys_of_both("app", 5);
+    for key in &keys {
+        let _: () = query(&mut app_b, &["SET", key, "v"]).unwrap();
+    }
+    let values: Vec<String> = {
+        let mut cmd = redis::cmd("MGET");
+        for key in &keys {
+            cmd.arg(key);
+        }
+        cmd.query(&mut app_b).unwrap()
+    };
+    assert_eq!(values, vec!["v"; keys.len()], "the user reaches the keys of both stripes");
+    let other = keys_of_both("other", 1);
+    for key in &other {
+        let err = error_text(query(&mut app_b, &["SET", key, "v"]));
+        assert!(err.contains("NOPERM"), "the user's key patterns hold on both stripes: {err}");
+    }
+
+    tracing::info!("--- set through stripe B's cluster port, it holds on stripe A too");
+    let port = cluster.members[1].cluster_port.expect("a cluster port");
+    let url = format!("redis://{}:{}/", cluster.members[1].host, port);
+    let mut node_b = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let _: () = query(&mut node_b, &["ACL", "SETUSER", "reader", "on", ">reader-pw", "~*", "+get"]).unwrap();
+    let mut reader_a = login(0, "reader", "reader-pw").expect("the user logs in on stripe A's server");
+    for key in &keys {
+        let v: String = query(&mut reader_a, &["GET", key]).unwrap();
+        assert_eq!(v, "v");
+    }
+    let err = error_text(query(&mut reader_a, &["SET", &keys[0], "w"]));
+    assert!(err.contains("NOPERM"), "{err}");
+
+    tracing::info!("--- DELUSER through stripe B's server removes the user everywhere");
+    let mut admin_b = cluster.conn(1).unwrap();
+    let n: i64 = query(&mut admin_b, &["ACL", "DELUSER", "app", "nosuch"]).unwrap();
+    assert_eq!(n, 1, "one user deleted, counted once for the array");
+    for i in 0..2 {
+        let err = login(i, "app", "app-pw").err().map(|e| e.to_string().to_uppercase()).unwrap_or_default();
+        assert!(err.contains("WRONGPASS"), "server {i} no longer knows the user: {err:?}");
+    }
+
+    tracing::info!("--- a refused rule changes no stripe");
+    let err = error_text(query(&mut admin_a, &["ACL", "SETUSER", "reader", "+nosuchcommand"]));
+    assert!(err.contains("UNKNOWN COMMAND") || err.contains("ERROR IN ACL SETUSER"), "{err}");
+    for i in 0..2 {
+        let user: redis::Value = query(&mut cluster.conn(i).unwrap(), &["ACL", "GETUSER", "reader"]).unwrap();
+        assert!(!format!("{user:?}").contains("nosuch"), "server {i}: {user:?}");
+    }
+}

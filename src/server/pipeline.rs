@@ -138,19 +138,27 @@ impl Connection {
         }
         // A plain client sees one database: a multi-key command over several stripes
         // is split and joined, a keyless one about the whole database asks every
-        // stripe. (Another server forwarding to this one has done that already.)
+        // stripe; ACL's writes reach every stripe for every client. (Another server
+        // forwarding to this one has done that already.)
         let view = self.shared.view();
-        if view.is_array() && !self.session.slot_routing && !self.session.forwarded_in {
+        if view.is_array() && !self.session.forwarded_in {
             let keys = request.keys(&view);
-            if let Some((how, per_key)) = super::split::splittable(request.spec.name).filter(|_| keys == Keys::CrossSlot) {
+            let split = super::split::splittable(request.spec.name).filter(|_| !self.session.slot_routing && keys == Keys::CrossSlot);
+            if let Some((how, per_key)) = split {
                 self.settle(pending).await;
                 crate::management::metrics::global().record_command(request.spec);
                 return self.split_command(request, how, per_key).await;
             }
-            if let Some(how) = super::split::whole_array(request.spec.name).filter(|_| keys == Keys::None && request.arity_ok()) {
+            let whole = super::split::whole_array_for(request.spec.name, self.session.slot_routing);
+            if let Some(how) = whole.filter(|_| keys == Keys::None && request.arity_ok()) {
                 self.settle(pending).await;
                 crate::management::metrics::global().record_command(request.spec);
-                return self.whole_array_command(request, how).await;
+                // Routed as a plain client's parts (a slot-routing client's ACL write
+                // too: not MOVED away, but sent on to each stripe's active).
+                let slot_routing = std::mem::replace(&mut self.session.slot_routing, false);
+                self.whole_array_command(request, how).await;
+                self.session.slot_routing = slot_routing;
+                return;
             }
         }
         match self.place(&request, view).await {

@@ -48,6 +48,8 @@ pub enum Whole {
     Any,
     /// SCAN: one stripe at a time, the cursor saying which.
     Scan,
+    /// ACL DELUSER: the most any stripe counted (each holds the array's users).
+    Max,
 }
 
 /// How keyless `name` covers the whole array, if it is about the whole database.
@@ -58,8 +60,24 @@ pub fn whole_array(name: &str) -> Option<Whole> {
         "flushall" | "flushdb" => Some(Whole::AllOk),
         "randomkey" => Some(Whole::Any),
         "scan" => Some(Whole::Scan),
+        "acl|setuser" => Some(Whole::AllOk),
+        "acl|deluser" => Some(Whole::Max),
         _ => None,
     }
+}
+
+/// ACL's writes: the users are the array's, so on an array these go to every stripe
+/// whichever port the client came through (Redis Cluster leaves each node its own
+/// users, to be set on each; a client of one server here reaches every stripe's keys
+/// as its user, so that user must exist everywhere).
+pub fn users_write(name: &str) -> bool {
+    matches!(name, "acl|setuser" | "acl|deluser")
+}
+
+/// Whether `name`, keyless, goes to every stripe for this client: a plain client's
+/// commands about the whole database, and everyone's ACL writes.
+pub fn whole_array_for(name: &str, slot_routing: bool) -> Option<Whole> {
+    whole_array(name).filter(|_| !slot_routing || users_write(name))
 }
 
 /// Joins the stripes' answers to a keyless command (not SCAN).
@@ -79,6 +97,7 @@ pub fn join_whole(how: Whole, replies: Vec<Reply>) -> Reply {
             Reply::Array(replies.into_iter().flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() }).collect())
         }
         Whole::AllOk => Reply::ok(),
+        Whole::Max => Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).max().unwrap_or(0)),
         Whole::Any | Whole::Scan => replies.into_iter().find(|r| !matches!(r, Reply::Nil)).unwrap_or(Reply::Nil),
     }
 }
@@ -112,7 +131,7 @@ pub fn refused_in_multi(request: &Request, session: &super::session::Session, vi
     if request.keys(view) == Keys::CrossSlot {
         return Some(Reply::err(super::pipeline::ERR_CROSSSLOT));
     }
-    if !session.slot_routing && request.slot.is_none() && whole_array(request.spec.name).is_some() {
+    if request.slot.is_none() && whole_array_for(request.spec.name, session.slot_routing).is_some() {
         return Some(Reply::error(format!(
             "ERR {} inside MULTI would cover one stripe of the array only (a transaction runs in one stripe): run it outside the transaction",
             request.spec.name.to_ascii_uppercase()
@@ -446,5 +465,15 @@ mod tests {
         assert_eq!(splittable("unlink"), Some((Join::Sum, 1)));
         assert_eq!(splittable("msetnx"), None, "all or nothing cannot span stripes");
         assert_eq!(splittable("sunion"), None);
+    }
+
+    #[test]
+    fn acl_writes_reach_every_stripe_from_any_port_and_the_rest_only_for_plain_clients() {
+        assert_eq!(whole_array_for("acl|setuser", true), Some(Whole::AllOk));
+        assert_eq!(whole_array_for("acl|deluser", false), Some(Whole::Max));
+        assert_eq!(whole_array_for("acl|getuser", false), None, "each stripe holds the same users");
+        assert_eq!(whole_array_for("dbsize", false), Some(Whole::Sum));
+        assert_eq!(whole_array_for("dbsize", true), None, "a cluster client asks each node itself");
+        assert_eq!(join_whole(Whole::Max, vec![Reply::Int(1), Reply::Int(0)]), Reply::Int(1));
     }
 }
