@@ -14,7 +14,9 @@ use std::time::Duration;
 use super::Shared;
 use crate::cluster::view::Active;
 use crate::replication::group;
+use crate::replication::group_tls::GroupStream;
 use crate::replication::stripe::{Member, ServerState};
+use crate::replication::transport;
 use crate::replication::wire::{Request, Response, StatusReport};
 
 /// Shortest pause between two rounds of questions to one stripe.
@@ -115,19 +117,27 @@ pub async fn watch_stripe(shared: Arc<Shared>, stripe: usize) {
     let period = (shared.core.replica.election_time() / 4).max(ROUND_MIN);
     let answer_within = (shared.core.replica.election_time() / 2).clamp(ROUND_MIN, ANSWER_MAX);
     let mine = fingerprint(&shared.array);
+    // One connection per server, kept from round to round.
+    let mut links: Vec<Option<GroupStream>> = servers.iter().map(|_| None).collect();
     let mut round = 0u64;
     loop {
         let known = match shared.view().active(stripe) {
-            Active::There { name, .. } => servers.iter().find(|m| &m.name == name).cloned(),
+            Active::There { name, .. } => servers.iter().position(|m| &m.name == name),
             _ => None,
         };
         let full = known.is_none() || round.is_multiple_of(FULL_ROUND_EVERY);
         round += 1;
-        let asked: Vec<&Member> = match (&known, full) {
-            (Some(active), false) => vec![active],
-            _ => servers.iter().collect(),
-        };
-        let answers = futures_util::future::join_all(asked.iter().map(|m| status(&me, own_host.as_deref(), m, answer_within))).await;
+        let asking = |i: usize| full || Some(i) == known;
+        let asked: Vec<&Member> = servers.iter().enumerate().filter(|(i, _)| asking(*i)).map(|(_, m)| m).collect();
+        let answers = futures_util::future::join_all(
+            links
+                .iter_mut()
+                .zip(&servers)
+                .enumerate()
+                .filter(|(i, _)| asking(*i))
+                .map(|(_, (link, m))| status(link, &me, own_host.as_deref(), m, answer_within)),
+        )
+        .await;
         // Every server that answers must read the same array from its config.
         let differs = asked.iter().zip(&answers).find_map(|(m, a)| {
             a.as_ref().filter(|r| !r.array.is_empty() && r.array != mine).map(|_| {
@@ -174,16 +184,40 @@ pub async fn watch_stripe(shared: Arc<Shared>, stripe: usize) {
     }
 }
 
+/// `member`'s status, asked over `link`: the connection kept from the last round
+/// (the group port serves any number of requests on one), or a new one. A kept
+/// connection that fails (the server restarted, a link was cut) is replaced at once,
+/// within the same `within`, so a server that is back is heard in this round; and no
+/// round opens a connection (a handshake, a TLS one with `tls-group`) to a server
+/// that answered the last.
 async fn status(
-    me: &crate::replication::transport::Identity,
+    link: &mut Option<GroupStream>,
+    me: &transport::Identity,
     own_host: Option<&str>,
     member: &Member,
     within: Duration,
 ) -> Option<StatusReport> {
-    match group::request(me, own_host, &member.group_addr(), &Request::Status, within).await {
-        Ok(Response::Status(report)) => Some(report),
-        _ => None,
+    let deadline = tokio::time::Instant::now() + within;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    let question = Request::Status.encode();
+    let kept = link.is_some();
+    for fresh in [false, true] {
+        if fresh && !kept {
+            return None;
+        }
+        if fresh || link.is_none() {
+            *link = transport::connect(&member.group_addr(), own_host, me, 0, left()).await.ok();
+        }
+        let stream = link.as_mut()?;
+        match transport::call(stream, &question, left()).await.map(|answer| Response::decode(&answer)) {
+            Ok(Ok(Response::Status(report))) => return Some(report),
+            // Answered, but not with a status: the connection is sound.
+            Ok(Ok(_)) => return None,
+            // A broken or half-read connection is not used again.
+            Ok(Err(_)) | Err(_) => *link = None,
+        }
     }
+    None
 }
 
 /// The member that says it is ACTIVE-COORDINATOR; of two (one deposed and not yet
