@@ -689,11 +689,69 @@ fn acl_users_set_through_any_server_or_port_hold_on_every_stripe() {
         assert!(err.contains("WRONGPASS"), "server {i} no longer knows the user: {err:?}");
     }
 
+    tracing::info!("--- CLIENT REPLY SKIP silences the one joined reply, not a part's");
+    {
+        use std::io::{Read, Write};
+        let member = &cluster.members[0];
+        let mut raw = std::net::TcpStream::connect((member.host.as_str(), member.client_port)).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        raw.write_all(b"CLIENT REPLY SKIP\r\nACL SETUSER quiet on\r\nCLIENT REPLY SKIP\r\nDBSIZE\r\nPING\r\n").unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !got.ends_with(b"\r\n") {
+            let n = raw.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(String::from_utf8_lossy(&got), "+PONG\r\n", "only PING is answered");
+        let user: redis::Value = query(&mut cluster.conn(1).unwrap(), &["ACL", "GETUSER", "quiet"]).unwrap();
+        assert_ne!(user, redis::Value::Nil, "the silenced SETUSER ran on stripe B too");
+    }
+
     tracing::info!("--- a refused rule changes no stripe");
     let err = error_text(query(&mut admin_a, &["ACL", "SETUSER", "reader", "+nosuchcommand"]));
     assert!(err.contains("UNKNOWN COMMAND") || err.contains("ERROR IN ACL SETUSER"), "{err}");
     for i in 0..2 {
         let user: redis::Value = query(&mut cluster.conn(i).unwrap(), &["ACL", "GETUSER", "reader"]).unwrap();
         assert!(!format!("{user:?}").contains("nosuch"), "server {i}: {user:?}");
+    }
+}
+
+/// An ACL write that reaches every stripe needs the caller's rights on each, as that
+/// stripe's users say: users that differ between stripes (`ACL LOAD`, which loads the
+/// asked server's stripe only) cannot be used to change a stripe where the caller may
+/// not. Nothing runs anywhere when one stripe refuses.
+#[test]
+fn an_acl_write_needs_the_callers_rights_on_every_stripe() {
+    support::log_phases();
+    let mut cluster = Cluster::configure(Spec::servers(1).stripes(2));
+    let aclfile = cluster.dir.path().join("users.acl");
+    let users = |ops_rules: &str| format!("user default on nopass ~* &* +@all\nuser ops on >ops-pw ~* &* {ops_rules}\n");
+    std::fs::write(&aclfile, users("+@all -acl|setuser")).unwrap();
+    cluster.add_cluster_setting(&format!("aclfile = {:?}", aclfile.display().to_string())).unwrap();
+    cluster.start_all();
+    cluster.wait_array_formed();
+    for i in 0..2 {
+        let ok = wait_until(Duration::from_secs(30), || {
+            let user: redis::RedisResult<redis::Value> = query(&mut cluster.conn(i).unwrap(), &["ACL", "GETUSER", "ops"]);
+            user.is_ok_and(|u| u != redis::Value::Nil)
+        });
+        assert!(ok, "stripe {i} loaded the aclfile at its first start");
+    }
+
+    tracing::info!("--- ops may change users on stripe A only: ACL LOAD of a new file there");
+    std::fs::write(&aclfile, users("+@all")).unwrap();
+    let _: () = query(&mut cluster.conn(0).unwrap(), &["ACL", "LOAD"]).unwrap();
+    let mut ops = cluster.conn(0).unwrap();
+    let _: () = query(&mut ops, &["AUTH", "ops", "ops-pw"]).unwrap();
+    let dry: String = query(&mut cluster.conn(0).unwrap(), &["ACL", "DRYRUN", "ops", "ACL", "SETUSER", "x"]).unwrap();
+    assert_eq!(dry, "OK", "stripe A lets ops change users");
+
+    tracing::info!("--- through stripe A, ops cannot change stripe B's users");
+    let err = error_text(query(&mut ops, &["ACL", "SETUSER", "intruder", "on", ">pw", "+@all", "~*"]));
+    assert!(err.contains("NOPERM") && err.contains("STRIPE B"), "{err}");
+    for i in 0..2 {
+        let user: redis::Value = query(&mut cluster.conn(i).unwrap(), &["ACL", "GETUSER", "intruder"]).unwrap();
+        assert_eq!(user, redis::Value::Nil, "nothing ran on stripe {i}");
     }
 }

@@ -189,23 +189,24 @@ impl Metrics {
     /// comes here.
     fn with_command_counter(&self, spec: &'static CommandSpec, f: impl FnOnce(&Counter)) {
         thread_local! {
-            static COUNTERS: RefCell<HashMap<usize, Counter, foldhash::fast::RandomState>> = Default::default();
+            static COUNTERS: RefCell<HashMap<(usize, usize), Counter, foldhash::fast::RandomState>> = Default::default();
         }
         COUNTERS.with_borrow_mut(|counters| {
-            let key = spec as *const CommandSpec as usize;
+            // This registry's (a test may make another) and the spec's addresses.
+            let key = (self as *const Metrics as usize, spec as *const CommandSpec as usize);
             f(counters.entry(key).or_insert_with(|| self.commands.get_or_create(&CommandLabels { command: spec.name }).clone()))
         })
     }
 
     /// Runs `f` on the latency histogram of command family `group`, found as
-    /// [`Self::with_command_counter`] finds a counter (keyed by the family's static name,
-    /// its address and length).
+    /// [`Self::with_command_counter`] finds a counter (keyed by the registry, and by the
+    /// family's static name: its address and length).
     fn with_family_histogram(&self, group: &'static str, f: impl FnOnce(&Histogram)) {
         thread_local! {
-            static HISTOGRAMS: RefCell<HashMap<(usize, usize), Histogram, foldhash::fast::RandomState>> = Default::default();
+            static HISTOGRAMS: RefCell<HashMap<(usize, usize, usize), Histogram, foldhash::fast::RandomState>> = Default::default();
         }
         HISTOGRAMS.with_borrow_mut(|histograms| {
-            let key = (group.as_ptr() as usize, group.len());
+            let key = (self as *const Metrics as usize, group.as_ptr() as usize, group.len());
             f(histograms.entry(key).or_insert_with(|| self.command_seconds.get_or_create(&FamilyLabels { family: group }).clone()))
         })
     }

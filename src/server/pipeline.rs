@@ -156,7 +156,14 @@ impl Connection {
                 // Routed as a plain client's parts (a slot-routing client's ACL write
                 // too: not MOVED away, but sent on to each stripe's active).
                 let slot_routing = std::mem::replace(&mut self.session.slot_routing, false);
-                self.whole_array_command(request, how).await;
+                let refused = match super::split::users_write(request.spec.name) {
+                    true => self.users_write_refused_elsewhere(&request).await,
+                    false => None,
+                };
+                match refused {
+                    Some(refused) => self.reply(refused),
+                    None => self.whole_array_command(request, how).await,
+                }
                 self.session.slot_routing = slot_routing;
                 return;
             }

@@ -139,9 +139,8 @@ impl Connection {
             }
         }
         let target = request.args.get(2).cloned();
-        // The reply decides what the connection attaches to: it is read whatever
-        // CLIENT REPLY says (which then applies to sending it).
-        let silenced = (std::mem::take(&mut self.session.reply_off), std::mem::take(&mut self.session.replies_to_skip));
+        // The reply decides what the connection attaches to: `captured` reads it
+        // whatever CLIENT REPLY says (which then applies to sending it).
         let view = self.shared.view();
         let whole_array = view.is_array() && !self.session.slot_routing && !self.session.forwarded_in;
         let reply = if whole_array && (name == tandem::SESSION_RESUME || name == tandem::SESSION_CLOSE) {
@@ -149,7 +148,6 @@ impl Connection {
         } else {
             self.captured(request, Keys::None).await
         };
-        (self.session.reply_off, self.session.replies_to_skip) = silenced;
         match &reply {
             Reply::Bulk(id) if name == tandem::SESSION_OPEN => self.attach(id.clone()),
             Reply::Status(_) if name == tandem::SESSION_RESUME => {

@@ -347,11 +347,45 @@ impl Connection {
         self.reply(reply.unwrap_or_else(|| join_whole(how, replies)));
     }
 
+    /// Whether the client's user may run `request`, an ACL write about to reach every
+    /// stripe, on each other stripe as that stripe's users say: asked with ACL DRYRUN
+    /// before anything runs (a forwarded part runs as the forwarding server, which
+    /// ACL does not check; this stripe's own check was admission's). The refusal, if
+    /// any, naming the stripe.
+    pub(super) async fn users_write_refused_elsewhere(&mut self, request: &Request) -> Option<Reply> {
+        let view = self.shared.view();
+        for stripe in (0..view.stripes.len()).filter(|&s| s != view.local) {
+            let name = view.stripes.get(stripe).map_or("?", |v| v.name.as_str()).to_string();
+            let mut args = vec![Bytes::from_static(b"acl"), Bytes::from_static(b"dryrun"), Bytes::from(self.session.acl.name.clone())];
+            args.extend(request.args.iter().cloned());
+            let part = match Request::parse(args) {
+                Ok(part) => part,
+                Err((reply, _)) => return Some(reply),
+            };
+            let first_slot = view.ranges_of(stripe).first().map_or(0, |r| r.0);
+            match self.captured(part, Keys::Slot(first_slot)).await {
+                Reply::Status(ok) if ok == "OK" => {}
+                Reply::Bulk(why) => {
+                    return Some(Reply::error(format!(
+                        "NOPERM on stripe {name}: {} (the array's users decide on every stripe)",
+                        String::from_utf8_lossy(&why)
+                    )))
+                }
+                Reply::Error(e) => return Some(Reply::error(format!("{e} (asked of stripe {name}, which this ACL change would reach)"))),
+                other => return Some(Reply::error(format!("ERR stripe {name} answered an ACL check with {other:?}"))),
+            }
+        }
+        None
+    }
+
     /// Runs one command routed as any (here, forwarded, or answered) as if it touched
     /// `keys`, and returns its reply instead of sending it to the client.
     pub(super) async fn captured(&mut self, request: Request, keys: Keys) -> Reply {
         let access = if request.spec.is_write() { Access::Write } else { Access::Read };
         let saved = std::mem::replace(&mut self.frames.out, BytesMut::new());
+        // The part's reply is read whatever CLIENT REPLY says; that applies to the one
+        // reply the client gets, sent by the caller after this.
+        let silenced = (std::mem::take(&mut self.session.reply_off), std::mem::take(&mut self.session.replies_to_skip));
         let mut request = Some(request);
         // A part that could not be sent (the active moved first) is routed again, as
         // the pipeline routes any command again, within the same bound.
@@ -367,6 +401,7 @@ impl Connection {
             self.reply(Reply::err(super::errors::ERR_LEADERSHIP_FLAPPING));
         }
         let out = std::mem::replace(&mut self.frames.out, saved);
+        (self.session.reply_off, self.session.replies_to_skip) = silenced;
         let limits = super::upstream::relay_limits(self.shared.settings.bulk_bytes_max.load(std::sync::atomic::Ordering::Relaxed));
         match parse_frame(&out, &limits) {
             Ok(Some((frame, _))) => reply_of(frame),
