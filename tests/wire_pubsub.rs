@@ -236,3 +236,40 @@ fn shard_channels_are_subscribed_published_and_counted_apart() {
         "*3\r\n$12\r\nsunsubscribe\r\n$-1\r\n:0\r\n*3\r\n$11\r\nunsubscribe\r\n$6\r\norders\r\n:0\r\n$-1\r\n"
     );
 }
+
+/// A subscriber that stops reading holds the server's write to it; CLIENT KILL still
+/// closes it (before, the connection waited in that write for as long as the client
+/// did not read, and stayed in CLIENT LIST).
+#[test]
+fn a_subscriber_that_stops_reading_is_still_closed_by_client_kill() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(b"CLIENT SETNAME stalled\r\nSUBSCRIBE feed\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&got).contains("feed\r\n:1\r\n") {
+        let n = raw.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    // From here the subscriber reads nothing: 16 MB of messages fill the socket's
+    // buffers on both sides, and the server's write to it waits.
+    let mut publisher = server.conn();
+    let payload = "x".repeat(64 * 1024);
+    for _ in 0..256 {
+        let _: i64 = redis::cmd("PUBLISH").arg("feed").arg(&payload).query(&mut publisher).unwrap();
+    }
+    let listed = |con: &mut redis::Connection| -> String { redis::cmd("CLIENT").arg("LIST").query(con).unwrap() };
+    let line = listed(&mut publisher).lines().find(|l| l.contains("name=stalled")).map(str::to_string).expect("the subscriber is listed");
+    let id = line.split(' ').find_map(|f| f.strip_prefix("id=")).unwrap().to_string();
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query(&mut publisher).unwrap();
+    assert_eq!(killed, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while listed(&mut publisher).contains("name=stalled") {
+        assert!(std::time::Instant::now() < deadline, "the killed subscriber is still connected: {}", listed(&mut publisher));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(raw);
+}

@@ -127,8 +127,26 @@ impl Connection {
             && self.session.shard_channels.iter().all(|c| crate::acl::channel_allowed(&user, c, false))
     }
 
+    /// Writes out the replies and pushes queued for the client, unless it is killed
+    /// first: a client that stops reading (a subscriber that fell behind) holds the
+    /// write, and CLIENT KILL, its output queue's limit and shutdown must still close
+    /// it. A flush that can finish at once always does (a killed client still gets
+    /// what the socket takes without waiting).
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
-        self.frames.flush().await
+        let flush = self.frames.flush();
+        tokio::pin!(flush);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut flush => return done,
+                // A change of users is looked at after the turn (`user_still_valid`).
+                raised = self.session.info.kill.raised() => {
+                    if raised & super::clients::KILLED != 0 {
+                        return Err(std::io::Error::other("the client was killed while its output waited to be sent"));
+                    }
+                }
+            }
+        }
     }
 
     fn on_push(&mut self, msg: Reply) {
