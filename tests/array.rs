@@ -643,7 +643,10 @@ fn acl_users_set_through_any_server_or_port_hold_on_every_stripe() {
     };
 
     tracing::info!("--- a user set through stripe A's client port logs in on stripe B's server");
+    let _: () = query(&mut cluster.conn(1).unwrap(), &["CONFIG", "SET", "slowlog-log-slower-than", "0"]).unwrap();
     let _: () = query(&mut admin_a, &["ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all"]).unwrap();
+    let slowlog: redis::Value = query(&mut cluster.conn(1).unwrap(), &["SLOWLOG", "GET", "100"]).unwrap();
+    assert!(!format!("{slowlog:?}").contains("app-pw"), "the password reached stripe B's slow log: {slowlog:?}");
     for i in 0..2 {
         let user: redis::Value = query(&mut cluster.conn(i).unwrap(), &["ACL", "GETUSER", "app"]).unwrap();
         assert_ne!(user, redis::Value::Nil, "server {i} knows the user");

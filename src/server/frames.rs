@@ -133,7 +133,9 @@ impl Frames {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.socket.write_all(&self.out).await?;
+        // Moving past what each write took: a flush given up halfway (the client was
+        // killed while its write waited) leaves only the unsent rest to a last try.
+        self.socket.write_all_buf(&mut self.out).await?;
         // A no-op on TCP; over TLS it pushes out records rustls still holds.
         self.socket.flush().await?;
         self.out.clear();
