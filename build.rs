@@ -29,11 +29,19 @@ fn main() {
         Some(commit) => {
             // Watch what moves when a commit is made: HEAD (a branch switch) and the
             // branch's ref, loose or packed, in the common git directory (worktrees).
+            // Only files that exist: cargo counts a watched file that is missing as
+            // changed, and would rebuild the whole crate on every build (a checkout
+            // without packed-refs, or whose branch is packed and has no loose ref).
+            let watch = |path: PathBuf| {
+                if path.exists() {
+                    println!("cargo:rerun-if-changed={}", path.display());
+                }
+            };
             if let (Some(dir), Some(common)) = (git(&["rev-parse", "--git-dir"]), git(&["rev-parse", "--git-common-dir"])) {
-                println!("cargo:rerun-if-changed={}", PathBuf::from(&dir).join("HEAD").display());
-                println!("cargo:rerun-if-changed={}", PathBuf::from(&common).join("packed-refs").display());
+                watch(PathBuf::from(&dir).join("HEAD"));
+                watch(PathBuf::from(&common).join("packed-refs"));
                 if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-                    println!("cargo:rerun-if-changed={}", PathBuf::from(&common).join(branch).display());
+                    watch(PathBuf::from(&common).join(branch));
                 }
             }
             source = "git";
