@@ -42,6 +42,7 @@ impl Connection {
         let release = tokio::time::sleep(QUERY_BUFFER_IDLE_RELEASE);
         tokio::pin!(release);
         let mut last_input = Instant::now();
+        let mut got_input = false;
         // What `timeout` counts from: the last time the loop did something for the
         // client (giving its read buffer back does not count).
         let mut idle_from = Instant::now();
@@ -71,8 +72,19 @@ impl Connection {
                     }
                     // The users changed: looked at below (`user_still_valid`).
                 }
+                read = self.frames.read() => match read {
+                    Read::Closed => break,
+                    Read::Data => {
+                        got_input = true;
+                        if !self.on_input().await {
+                            break;
+                        }
+                    }
+                },
                 // One timer per connection, re-armed only when it fires (at most every
-                // two seconds), not per request.
+                // two seconds), not per request; looked at only when there is nothing
+                // to read (after the read in this biased order: a poll of a timer is
+                // no free look).
                 _ = &mut release, if releasable => {
                     let idle_from = last_input + QUERY_BUFFER_IDLE_RELEASE;
                     if Instant::now() >= idle_from {
@@ -82,15 +94,6 @@ impl Connection {
                     }
                     continue;
                 }
-                read = self.frames.read() => match read {
-                    Read::Closed => break,
-                    Read::Data => {
-                        last_input = Instant::now();
-                        if !self.on_input().await {
-                            break;
-                        }
-                    }
-                },
                 Some(msg) = self.session.inbox.recv() => self.on_push(msg),
                 _ = idle => break,
                 _ = &mut first_command_due, if protected => {
@@ -99,6 +102,11 @@ impl Connection {
                 }
             }
             idle_from = Instant::now();
+            // The query buffer's idle time counts from when this input was served
+            // (one look at the clock for both).
+            if std::mem::take(&mut got_input) {
+                last_input = idle_from;
+            }
             if self.flush().await.is_err() {
                 break;
             }

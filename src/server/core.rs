@@ -203,6 +203,17 @@ impl Core {
         self.clock().random()
     }
 
+    /// Runs `f` with this thread's generator for reads (SRANDMEMBER, RANDOMKEY, the
+    /// LFU counter's coin): seeded once, from this server's clock, not per run (a seed
+    /// costs more than a GET's own work). Reads change no replicated state, so nothing
+    /// needs their picks to match another server's.
+    fn with_read_rng<T>(&self, f: impl FnOnce(&mut Xoshiro256PlusPlus) -> T) -> T {
+        thread_local! {
+            static READ_RNG: std::cell::RefCell<Option<Xoshiro256PlusPlus>> = const { std::cell::RefCell::new(None) };
+        }
+        READ_RNG.with_borrow_mut(|rng| f(rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()))))
+    }
+
     /// Proposes `ops` as one entry (gathered with other connections' writes); one
     /// reply per op, or one error for all, after at most [`write_wait`].
     ///
@@ -317,8 +328,6 @@ impl Core {
         let mut linearized: Option<Result<(), Reply>> = None;
         // `min-replicas-to-write`, looked at once per batch.
         let mut mirrors_ok: Option<bool> = None;
-        // Reads may pick at random (SRANDMEMBER…): one generator per batch.
-        let mut rng: Option<Xoshiro256PlusPlus> = None;
         let mut i = 0;
         while i < batch.len() {
             let Request { spec, args, once, .. } = &batch[i];
@@ -340,11 +349,12 @@ impl Core {
                     }
                     _ => {
                         let now = self.stamp();
-                        let rng = rng.get_or_insert_with(|| Xoshiro256PlusPlus::seed_from_u64(self.random()));
                         match self.store_async().await {
                             Ok(store) => {
                                 let run = &batch[i..end];
-                                replies.extend(store.read_run(run.len(), |n| run.get(n).map(|r| (r.spec, &r.args[..])), now, rng))
+                                self.with_read_rng(|rng| {
+                                    store.read_run(run.len(), |n| run.get(n).map(|r| (r.spec, &r.args[..])), now, rng, &mut replies)
+                                })
                             }
                             Err(busy) => replies.extend(batch[i..end].iter().map(|r| {
                                 let stats = (r.spec.name == "function|stats").then(|| self.function_stats_of_running());

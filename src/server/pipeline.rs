@@ -201,17 +201,28 @@ impl Connection {
     /// Runs what is pending. Forwarded commands that could not be sent (this server
     /// became the active, an upstream broke before they left) are routed again at
     /// once, ahead of anything later; past [`REROUTES_MAX`] they are answered instead.
-    fn settle<'a>(&'a mut self, pending: &'a mut Pending) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    async fn settle(&mut self, pending: &mut Pending) {
+        if !pending.local.is_empty() {
+            let run = std::mem::take(&mut pending.local);
+            self.execute_run(run).await;
+        }
+        let Some((stripe, run)) = pending.forward.take() else { return };
+        let back = self.forward_run(stripe, run).await;
+        if !back.is_empty() {
+            self.reroute(pending, back).await;
+        }
+    }
+
+    /// Routes again what a forwarded run gave back, then settles it ([`Connection::settle`]).
+    /// Boxed: it steps and settles again (a recursion), and only here, so that the run
+    /// of every request does not pay for a boxed future (one allocation and a copy of
+    /// the whole future, some kilobytes, per run).
+    fn reroute<'a>(
+        &'a mut self,
+        pending: &'a mut Pending,
+        back: Vec<Request>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            if !pending.local.is_empty() {
-                let run = std::mem::take(&mut pending.local);
-                self.execute_run(run).await;
-            }
-            let Some((stripe, run)) = pending.forward.take() else { return };
-            let back = self.forward_run(stripe, run).await;
-            if back.is_empty() {
-                return;
-            }
             pending.reroutes += 1;
             if pending.reroutes > REROUTES_MAX {
                 for request in &back {

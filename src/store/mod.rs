@@ -517,23 +517,23 @@ impl Store {
     }
 
     /// Runs `n` consecutive read commands (`command(i)` is the `i`th), prefetching
-    /// their lookups ahead as apply does (see [`Store::prefetch_ahead`]).
+    /// their lookups ahead as apply does (see [`Store::prefetch_ahead`]); their
+    /// replies are pushed onto `replies`.
     pub fn read_run<'a>(
         &self,
         n: usize,
         command: impl Fn(usize) -> Option<(&'a CommandSpec, &'a [Bytes])>,
         now_ms: u64,
         rng: &mut Xoshiro256PlusPlus,
-    ) -> Vec<Reply> {
+        replies: &mut Vec<Reply>,
+    ) {
         let args_of = |i: usize| command(i).map(|(_, args)| args);
-        (0..n)
-            .filter_map(|i| {
-                if n > 1 {
-                    self.prefetch_ahead(i, args_of);
-                }
-                command(i).map(|(spec, args)| self.read(spec, args, now_ms, rng))
-            })
-            .collect()
+        replies.extend((0..n).filter_map(|i| {
+            if n > 1 {
+                self.prefetch_ahead(i, args_of);
+            }
+            command(i).map(|(spec, args)| self.read(spec, args, now_ms, rng))
+        }));
     }
 
     /// Runs a read-only command (its spec already looked up) at `now_ms`; changes nothing.

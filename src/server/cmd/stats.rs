@@ -78,7 +78,7 @@ impl Connection {
             // EXEC is not logged: the commands it ran are, one by one.
             skip_slowlog: request.srv() == Some(Srv::Exec),
         });
-        self.shared.core.stats.served_all(all, &self.caller(), wall_ms() / 1000);
+        self.shared.core.stats.served_all(all, &self.caller(), || wall_ms() / 1000);
         if self.shared.monitors.any() {
             for (request, _, _) in served {
                 // Admin commands are not shown to monitors (Redis's rule: they may carry secrets).

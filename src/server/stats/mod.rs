@@ -11,7 +11,7 @@
 pub mod latency;
 pub mod slowlog;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -44,6 +44,20 @@ pub struct CommandStat {
 }
 
 impl CommandStat {
+    /// Adds `other`'s counts to these.
+    fn add(&mut self, other: &CommandStat) {
+        self.calls += other.calls;
+        self.usec += other.usec;
+        self.rejected_calls += other.rejected_calls;
+        self.failed_calls += other.failed_calls;
+        if self.histogram.len() < other.histogram.len() {
+            self.histogram.resize(other.histogram.len(), 0);
+        }
+        for (mine, theirs) in self.histogram.iter_mut().zip(&other.histogram) {
+            *mine += theirs;
+        }
+    }
+
     fn observe(&mut self, usec: u64) {
         if self.histogram.is_empty() {
             self.histogram = vec![0; BUCKETS];
@@ -90,10 +104,48 @@ impl CommandStat {
 
 #[derive(Default)]
 struct Counters {
-    commands: BTreeMap<&'static str, CommandStat>,
+    /// By the address of the command's static name (every request counts here,
+    /// under the lock: no hash of the text, no comparison of it); merged and sorted
+    /// by name only when reported ([`Counters::sorted`]).
+    commands: HashMap<StaticName, CommandStat, foldhash::fast::FixedState>,
     errors: BTreeMap<String, u64>,
     /// Error replies of every code, also those past [`ERROR_CODES_MAX`].
     error_replies: u64,
+}
+
+/// A command's name, told apart by where it is, not by its text: one name seen at two
+/// addresses is two keys, merged when reported.
+#[derive(Clone, Copy)]
+struct StaticName(&'static str);
+
+impl PartialEq for StaticName {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for StaticName {}
+
+impl std::hash::Hash for StaticName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.as_ptr() as usize ^ (self.0.len() << 48));
+    }
+}
+
+impl Counters {
+    fn command(&mut self, name: &'static str) -> &mut CommandStat {
+        self.commands.entry(StaticName(name)).or_default()
+    }
+
+    /// The commands' statistics by name, in the order of their names (INFO, LATENCY
+    /// HISTOGRAM).
+    fn sorted(&self) -> Vec<(&'static str, CommandStat)> {
+        let mut by_name: BTreeMap<&'static str, CommandStat> = BTreeMap::new();
+        for (name, s) in &self.commands {
+            by_name.entry(name.0).or_default().add(s);
+        }
+        by_name.into_iter().collect()
+    }
 }
 
 /// The server's command statistics, slow log and latency monitor.
@@ -161,21 +213,22 @@ impl Stats {
 
     /// Records one served command: its counters, the slow log, the latency monitor.
     pub fn served(&self, served: &Served<'_>, caller: &Caller<'_>, unix_secs: u64) {
-        self.served_all(std::iter::once(*served), caller, unix_secs);
+        self.served_all(std::iter::once(*served), caller, || unix_secs);
     }
 
     /// Records a run of served commands (a pipeline's batch) under one lock of the
     /// counters; consecutive commands of one name share one look-up of their counter.
     /// An iterator, not a slice: every request comes here, and a run of one has
-    /// nothing to gather first.
-    pub fn served_all<'a>(&self, served: impl Iterator<Item = Served<'a>> + Clone, caller: &Caller<'_>, unix_secs: u64) {
+    /// nothing to gather first. `unix_secs` is asked only for what is logged (the
+    /// clock is not read for every request).
+    pub fn served_all<'a>(&self, served: impl Iterator<Item = Served<'a>> + Clone, caller: &Caller<'_>, unix_secs: impl Fn() -> u64) {
         let usec = |s: &Served<'_>| s.elapsed.as_micros().min(u64::MAX as u128) as u64;
         {
             let tracking = self.latency_tracking.load(Ordering::Relaxed);
             let mut counters = self.counters();
             let mut rest = served.clone().peekable();
             while let Some(first) = rest.next() {
-                let stat = counters.commands.entry(first.name).or_default();
+                let stat = counters.command(first.name);
                 let mut count = |s: &Served<'_>| {
                     let us = usec(s);
                     stat.calls += 1;
@@ -197,11 +250,11 @@ impl Stats {
             let us = usec(&s);
             if !s.skip_slowlog && slower_than >= 0 && us >= slower_than as u64 {
                 let max = self.slowlog_len_max.load(Ordering::Relaxed);
-                self.slowlog().push(s.args, us, unix_secs, caller, max);
+                self.slowlog().push(s.args, us, unix_secs(), caller, max);
             }
             if latency_on {
                 let event = if s.fast { "fast-command" } else { "command" };
-                self.latency_event(event, s.elapsed, unix_secs);
+                self.latency_event(event, s.elapsed, unix_secs());
             }
         }
     }
@@ -232,7 +285,7 @@ impl Stats {
     pub fn script_calls(&self, counts: &[(&'static str, crate::scripting::CallCount)]) {
         let mut counters = self.counters();
         for (name, count) in counts {
-            let stat = counters.commands.entry(name).or_default();
+            let stat = counters.command(name);
             stat.calls += count.calls;
             stat.failed_calls += count.failed;
             stat.rejected_calls += count.rejected;
@@ -241,12 +294,12 @@ impl Stats {
 
     /// A call counted when it started (a blocking command) that ended in an error.
     pub fn failed_later(&self, name: &'static str) {
-        self.counters().commands.entry(name).or_default().failed_calls += 1;
+        self.counters().command(name).failed_calls += 1;
     }
 
     /// A call refused before it ran (arity, authentication, memory inside MULTI…).
     pub fn rejected(&self, name: &'static str) {
-        self.counters().commands.entry(name).or_default().rejected_calls += 1;
+        self.counters().command(name).rejected_calls += 1;
     }
 
     /// An error reply sent to a client, by its code (the first word of its text).
@@ -275,7 +328,7 @@ impl Stats {
     /// INFO commandstats.
     pub fn commandstats_info(&self) -> String {
         let mut out = String::new();
-        for (name, s) in &self.counters().commands {
+        for (name, s) in self.counters().sorted() {
             let per_call = if s.calls > 0 { s.usec as f64 / s.calls as f64 } else { 0.0 };
             let _ = write!(
                 out,
@@ -298,7 +351,7 @@ impl Stats {
     /// INFO latencystats, at `percentiles` (`latency-tracking-info-percentiles`).
     pub fn latencystats_info(&self, percentiles: &[f64]) -> String {
         let mut out = String::new();
-        for (name, s) in &self.counters().commands {
+        for (name, s) in self.counters().sorted() {
             if s.observed() == 0 {
                 continue;
             }
@@ -324,8 +377,8 @@ impl Stats {
         };
         Reply::Map(
             counters
-                .commands
-                .iter()
+                .sorted()
+                .into_iter()
                 .filter(|(name, s)| s.observed() > 0 && chosen(name))
                 .map(|(name, s)| (Reply::bulk_str(name), s.histogram_reply()))
                 .collect(),
@@ -334,7 +387,7 @@ impl Stats {
 
     #[cfg(test)]
     fn command(&self, name: &str) -> Option<CommandStat> {
-        self.counters().commands.get(name).cloned()
+        self.counters().sorted().into_iter().find(|(n, _)| *n == name).map(|(_, s)| s)
     }
 }
 
@@ -370,6 +423,21 @@ mod tests {
         );
         stats.reset();
         assert_eq!(stats.commandstats_info(), "");
+    }
+
+    #[test]
+    fn one_name_counted_from_two_places_is_one_command_in_every_report() {
+        // Counted by the name's address: the same text at another address (a name
+        // built at run time, or not merged by the linker) must still add up.
+        let stats = Stats::default();
+        let elsewhere: &'static str = String::from("get").leak();
+        stats.served(&served("get", &[], 4, false), &caller(), 1);
+        stats.served(&served(elsewhere, &[], 6, true), &caller(), 1);
+        stats.rejected(elsewhere);
+        assert_eq!(stats.commandstats_info(), "cmdstat_get:calls=2,usec=10,usec_per_call=5.00,rejected_calls=1,failed_calls=1\r\n");
+        assert_eq!(stats.command("get").map(|s| s.observed()), Some(2));
+        let Reply::Map(histograms) = stats.histogram_reply(&[]) else { panic!("LATENCY HISTOGRAM is a map") };
+        assert_eq!(histograms.len(), 1);
     }
 
     #[test]
