@@ -9,6 +9,7 @@
 #
 #   bash bench/array.sh
 #   REQUESTS=2000000 ROUNDS=3 bash bench/array.sh
+#   PIPELINES=1 TESTS=get ROUNDS=5 bash bench/array.sh    # one row
 #
 # Prints a markdown table of requests/s (median of ROUNDS, the two systems
 # alternating) and the ratios. REQUESTS is 1,000,000 by default: redis-benchmark's
@@ -102,8 +103,8 @@ ratio() { python3 -c "print(f'{float($1)/float($2):.2f}')"; }
 
 echo "| test | pipeline | Redis Cluster rps (--cluster) | tandem array rps (--cluster) | tandem/redis | tandem, plain client on one server rps | plain/--cluster |"
 echo "|---|---|---|---|---|---|---|"
-for p in 1 16; do
-  for t in set get; do
+for p in ${PIPELINES:-1 16}; do
+  for t in ${TESTS:-set get}; do
     r=(); m=(); f=()
     for _ in $(seq 1 "$ROUNDS"); do
       r+=("$(rps "$R1" "$t" "$p" --cluster)")

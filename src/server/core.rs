@@ -204,9 +204,10 @@ impl Core {
     }
 
     /// Runs `f` with this thread's generator for reads (SRANDMEMBER, RANDOMKEY, the
-    /// LFU counter's coin): seeded once, from this server's clock, not per run (a seed
-    /// costs more than a GET's own work). Reads change no replicated state, so nothing
-    /// needs their picks to match another server's.
+    /// LFU counter's coin): seeded once per thread (from the clock of the first server
+    /// to read on it), not per run (a seed costs more than a GET's own work). Reads
+    /// change no replicated state, so nothing needs their picks to match another
+    /// server's.
     fn with_read_rng<T>(&self, f: impl FnOnce(&mut Xoshiro256PlusPlus) -> T) -> T {
         thread_local! {
             static READ_RNG: std::cell::RefCell<Option<Xoshiro256PlusPlus>> = const { std::cell::RefCell::new(None) };

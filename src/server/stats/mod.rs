@@ -250,11 +250,13 @@ impl Stats {
             let us = usec(&s);
             if !s.skip_slowlog && slower_than >= 0 && us >= slower_than as u64 {
                 let max = self.slowlog_len_max.load(Ordering::Relaxed);
-                self.slowlog().push(s.args, us, unix_secs(), caller, max);
+                // The clock is read before the slow log's lock is taken.
+                let at = unix_secs();
+                self.slowlog().push(s.args, us, at, caller, max);
             }
             if latency_on {
                 let event = if s.fast { "fast-command" } else { "command" };
-                self.latency_event(event, s.elapsed, unix_secs());
+                self.latency_event_at(event, s.elapsed, &unix_secs);
             }
         }
     }
@@ -273,10 +275,16 @@ impl Stats {
     /// An event of the latency monitor other than a command's (`expire-cycle`):
     /// recorded when it took at least `latency-monitor-threshold` ms.
     pub fn latency_event(&self, event: &'static str, elapsed: Duration, unix_secs: u64) {
+        self.latency_event_at(event, elapsed, &|| unix_secs);
+    }
+
+    /// [`Stats::latency_event`], reading the clock only for an event it records.
+    fn latency_event_at(&self, event: &'static str, elapsed: Duration, unix_secs: &dyn Fn() -> u64) {
         let threshold_ms = self.latency_threshold_ms.load(Ordering::Relaxed);
         let ms = elapsed.as_millis().min(u64::MAX as u128) as u64;
         if threshold_ms > 0 && ms >= threshold_ms {
-            self.latency().add(event, ms, unix_secs);
+            let at = unix_secs();
+            self.latency().add(event, ms, at);
         }
     }
 
