@@ -45,9 +45,10 @@ pub struct ClientInfo {
     tracking_flags: AtomicU8,
 }
 
-/// What wakes a connection besides its socket and its inbox: a kill (CLIENT KILL,
-/// shutdown, an overflowing output queue), and a change of the users (its user may
-/// be gone). The connection's loop waits on a flag and an [`AtomicWaker`]: a
+/// What wakes a connection besides its socket: a kill (CLIENT KILL, shutdown, an
+/// overflowing output queue), a change of the users (its user may be gone), and a
+/// message queued in its inbox (a push: pub/sub, invalidation, MONITOR's lines; the
+/// loop drains the inbox then, rather than polling it once per request). The connection's loop waits on a flag and an [`AtomicWaker`]: a
 /// `Notify`'s waiter takes the `Notify`'s lock at every poll, and the loop polls
 /// its wait once per request. The `Notify` stays for the waits inside a command
 /// (a blocking pop, a forwarded run, WAIT), which a kill ends too.
@@ -62,6 +63,10 @@ pub struct Kill {
 pub const KILLED: u8 = 1;
 /// [`Kill::raised`]: the users changed since the last look.
 pub const USERS_CHANGED: u8 = 2;
+/// [`Kill::raised`]: messages were queued in the inbox since the last look.
+pub const PUSHED: u8 = 4;
+/// Everything [`Kill::raised`] tells.
+pub const ALL: u8 = KILLED | USERS_CHANGED | PUSHED;
 
 impl Kill {
     /// Closes the connection: its loop, and any wait inside a command.
@@ -80,18 +85,24 @@ impl Kill {
         self.raise(USERS_CHANGED);
     }
 
+    /// Tells the connection's loop a message is in its inbox (after it was sent).
+    pub fn pushed(&self) {
+        self.raise(PUSHED);
+    }
+
     fn raise(&self, what: u8) {
         self.raised.fetch_or(what, Ordering::AcqRel);
         self.waker.wake();
     }
 
-    /// The connection's loop: what was raised since it last looked (`KILLED` stays
-    /// raised, `USERS_CHANGED` is taken). No lock.
-    pub fn raised(&self) -> impl std::future::Future<Output = u8> + '_ {
-        std::future::poll_fn(|cx| {
-            let take = || match self.raised.fetch_and(KILLED, Ordering::AcqRel) {
+    /// The connection's loop: what of `interest` was raised since it last looked
+    /// (`KILLED` stays raised, the others are taken; what is not of interest stays for
+    /// a later look). No lock.
+    pub fn raised(&self, interest: u8) -> impl std::future::Future<Output = u8> + '_ {
+        std::future::poll_fn(move |cx| {
+            let take = || match self.raised.load(Ordering::Acquire) & interest {
                 0 => None,
-                raised => Some(raised),
+                _ => Some(self.raised.fetch_and(!interest | KILLED, Ordering::AcqRel) & interest),
             };
             if let Some(raised) = take() {
                 return std::task::Poll::Ready(raised);
@@ -286,7 +297,7 @@ mod tests {
     fn now(kill: &Kill) -> Option<u8> {
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
-        let raised = std::pin::pin!(kill.raised());
+        let raised = std::pin::pin!(kill.raised(ALL));
         match raised.poll(&mut cx) {
             std::task::Poll::Ready(r) => Some(r),
             std::task::Poll::Pending => None,
@@ -306,12 +317,25 @@ mod tests {
         assert_eq!(now(&kill), Some(KILLED), "a kill is for good");
     }
 
+    #[test]
+    fn a_push_is_told_to_the_look_that_asks_for_it() {
+        let kill = Kill::default();
+        kill.pushed();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        // A flush looks for kills only: the push stays for the loop.
+        let flush_look = std::pin::pin!(kill.raised(KILLED | USERS_CHANGED));
+        assert!(flush_look.poll(&mut cx).is_pending());
+        assert_eq!(now(&kill), Some(PUSHED));
+        assert_eq!(now(&kill), None, "taken by the loop's look");
+    }
+
     #[tokio::test]
     async fn a_kill_wakes_the_loop_and_ends_a_wait_inside_a_command() {
         let kill = Arc::new(Kill::default());
         let waiting = tokio::spawn({
             let kill = kill.clone();
-            async move { kill.raised().await }
+            async move { kill.raised(ALL).await }
         });
         let inside = tokio::spawn({
             let kill = kill.clone();

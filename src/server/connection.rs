@@ -66,9 +66,12 @@ impl Connection {
             tokio::select! {
                 // A kill or shutdown wins over pending input: CLIENT KILL is immediate.
                 biased;
-                raised = kill.raised() => {
+                raised = kill.raised(super::clients::ALL) => {
                     if raised & super::clients::KILLED != 0 {
                         break;
+                    }
+                    if raised & super::clients::PUSHED != 0 {
+                        self.on_push();
                     }
                     // The users changed: looked at below (`user_still_valid`).
                 }
@@ -94,7 +97,6 @@ impl Connection {
                     }
                     continue;
                 }
-                Some(msg) = self.session.inbox.recv() => self.on_push(msg),
                 _ = idle => break,
                 _ = &mut first_command_due, if protected => {
                     self.refuse_protected();
@@ -148,7 +150,8 @@ impl Connection {
                 biased;
                 done = &mut flush => return done,
                 // A change of users is looked at after the turn (`user_still_valid`).
-                raised = self.session.info.kill.raised() => {
+                // Pushes queued meanwhile stay raised for the loop.
+                raised = self.session.info.kill.raised(super::clients::KILLED | super::clients::USERS_CHANGED) => {
                     if raised & super::clients::KILLED != 0 {
                         return Err(std::io::Error::other("the client was killed while its output waited to be sent"));
                     }
@@ -157,9 +160,9 @@ impl Connection {
         }
     }
 
-    fn on_push(&mut self, msg: Reply) {
-        self.reply(msg);
-        // Drain what else is queued, so a burst is written in one go.
+    /// Writes what is queued in the inbox (told by [`super::clients::PUSHED`]): a
+    /// burst is written in one go.
+    fn on_push(&mut self) {
         while let Ok(msg) = self.session.inbox.try_recv() {
             self.reply(msg);
         }

@@ -35,7 +35,11 @@ impl Outbox {
             self.kill.notify_one();
             return false;
         }
-        self.tx.send(msg).is_ok()
+        let sent = self.tx.send(msg).is_ok();
+        if sent {
+            self.kill.pushed();
+        }
+        sent
     }
 }
 
