@@ -28,13 +28,22 @@ pub struct Connection {
     /// Protected mode holds this connection (`protected::Admission::MembersOnly`):
     /// its first command must prove it is a server of the array, or it is refused.
     pub(super) protected: bool,
+    /// The wait of this client's writes (see [`super::core::WriteTimer`]).
+    pub(super) write_timer: super::core::WriteTimer,
 }
 
 impl Connection {
     pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: ClientStream) -> Connection {
         let authed = Connection::default_logs_in(&shared);
         let frames = Frames::new(socket, info.query_buffer_bytes.clone());
-        Connection { shared, frames, session: Session::new(info, authed), upstreams: Upstreams::default(), protected: false }
+        Connection {
+            shared,
+            frames,
+            session: Session::new(info, authed),
+            upstreams: Upstreams::default(),
+            protected: false,
+            write_timer: super::core::WriteTimer::default(),
+        }
     }
 
     pub async fn run(mut self, shutdown: watch::Receiver<bool>) {

@@ -56,6 +56,30 @@ pub fn write_wait(election_time: Duration) -> Duration {
     WRITE_WAIT_MIN.max(election_time.saturating_mul(4))
 }
 
+/// The timer of a client's writes' wait ([`write_wait`]): one tokio timer, kept by
+/// the connection and moved later for each write. A timer made per write costs its
+/// registration in the runtime's timer wheel and its removal (a lock each, some
+/// hundred instructions); moving a registered timer's deadline later is one atomic
+/// step (the wheel finds the later deadline when the earlier one comes).
+pub struct WriteTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Default for WriteTimer {
+    /// A timer set far ahead (made within the runtime; it registers when first waited on).
+    fn default() -> Self {
+        WriteTimer { sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))) }
+    }
+}
+
+impl WriteTimer {
+    /// Ends `wait` from now.
+    fn after(&mut self, wait: Duration) -> std::pin::Pin<&mut tokio::time::Sleep> {
+        self.sleep.as_mut().reset(tokio::time::Instant::now() + wait);
+        self.sleep.as_mut()
+    }
+}
+
 pub struct Core {
     pub replica: Replica,
     /// The script running in the store now, if any (scripting).
@@ -236,13 +260,18 @@ impl Core {
         &self,
         election: Duration,
         submit: impl std::future::Future<Output = Result<Vec<Reply>, WriteError>>,
+        timer: &mut WriteTimer,
     ) -> Result<Vec<Reply>, WriteError> {
         tokio::pin!(submit);
         loop {
-            match tokio::time::timeout(write_wait(election), &mut submit).await {
-                Ok(outcome) => return outcome,
-                Err(_) if self.scripts.running_in_apply() => continue,
-                Err(_) => return Err(WriteError::Unconfirmed),
+            tokio::select! {
+                biased;
+                outcome = &mut submit => return outcome,
+                () = timer.after(write_wait(election)) => {
+                    if !self.scripts.running_in_apply() {
+                        return Err(WriteError::Unconfirmed);
+                    }
+                }
             }
         }
     }
@@ -250,15 +279,20 @@ impl Core {
     /// [`Core::propose`] for the client `origin` of this server (CLIENT TRACKING's
     /// NOLOOP tells its own writes apart by it).
     pub async fn propose_from(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
+        self.propose_timed(ops, origin, &mut WriteTimer::default()).await
+    }
+
+    /// [`Core::propose_from`] with the client's own [`WriteTimer`].
+    pub async fn propose_timed(&self, ops: Vec<Op>, origin: u64, timer: &mut WriteTimer) -> Result<Vec<Reply>, WriteError> {
         let election = self.replica.election_time();
         if self.replica.lease_fresh() {
             // The common case: no copy of the ops is kept for a second attempt.
-            return self.confirmed(election, self.replica.submit(ops, origin)).await;
+            return self.confirmed(election, self.replica.submit(ops, origin), timer).await;
         }
         let lease_deadline = tokio::time::Instant::now() + election;
         let mut pause = Duration::from_millis(5);
         loop {
-            let outcome = self.confirmed(election, self.replica.submit(ops.clone(), origin)).await;
+            let outcome = self.confirmed(election, self.replica.submit(ops.clone(), origin), timer).await;
             match outcome {
                 Err(WriteError::NoQuorum) if tokio::time::Instant::now() + pause < lease_deadline => {
                     tokio::time::sleep(pause).await;
@@ -300,12 +334,12 @@ impl Core {
         batch.iter().filter(|r| r.spec.is_write()).map(|r| ArgArena::counted(&r.args)).sum()
     }
 
-    async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>, origin: u64) {
+    async fn flush(&self, pending: &mut Vec<Op>, replies: &mut Vec<Reply>, origin: u64, timer: &mut WriteTimer) {
         if pending.is_empty() {
             return;
         }
         let count = pending.len();
-        match self.propose_from(std::mem::take(pending), origin).await {
+        match self.propose_timed(std::mem::take(pending), origin, timer).await {
             Ok(r) => replies.extend(r),
             Err(e) => replies.extend(std::iter::repeat_n(write_reply(&e), count)),
         }
@@ -315,8 +349,8 @@ impl Core {
     /// entry; reads run in place after one linearizability check for the batch (none
     /// with [`Reads::Stale`]), and see every write before them. A write that may grow
     /// the data makes room first when memory is full (the rule is `admit::Memory`'s).
-    /// `origin`: the client of this server that sent them.
-    pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads, origin: u64) -> Vec<Reply> {
+    /// `origin`: the client of this server that sent them; `timer`: its writes' timer.
+    pub async fn execute(&self, batch: &[Request], memory: &Memory<'_>, reads: Reads, origin: u64, timer: &mut WriteTimer) -> Vec<Reply> {
         // CLIENT PAUSE holds the run from its start: its replies keep their order.
         self.pause.wait(batch.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         let mut replies = Vec::with_capacity(batch.len());
@@ -333,7 +367,7 @@ impl Core {
         while i < batch.len() {
             let Request { spec, args, once, .. } = &batch[i];
             if !spec.is_write() {
-                self.flush(&mut pending, &mut replies, origin).await;
+                self.flush(&mut pending, &mut replies, origin, timer).await;
                 if linearized.is_none() {
                     linearized = Some(match reads {
                         Reads::Linearizable => self.linearize().await.map_err(|e| read_reply(&e)),
@@ -380,13 +414,13 @@ impl Core {
                 if spec.has(flags::SCRIPT) {
                     pending.push(arena.command(&mark_script(args, crate::commands::scripting::NOREPLICAS_MARK)).tagged(*once));
                 } else {
-                    self.flush(&mut pending, &mut replies, origin).await;
+                    self.flush(&mut pending, &mut replies, origin, timer).await;
                     replies.push(Reply::err(crate::commands::scripting::ERR_NOREPLICAS));
                 }
                 continue;
             }
             if memory.needs_room(spec) {
-                self.flush(&mut pending, &mut replies, origin).await;
+                self.flush(&mut pending, &mut replies, origin, timer).await;
                 if let Err(oom) = self.make_room(memory.settings).await {
                     replies.push(oom);
                     continue;
@@ -395,19 +429,19 @@ impl Core {
             if spec.has(flags::SCRIPT) && memory.full() {
                 // Scripting: the OOM decision travels in the entry, so every server fails
                 // the script's deny-oom commands alike.
-                self.flush(&mut pending, &mut replies, origin).await;
+                self.flush(&mut pending, &mut replies, origin, timer).await;
                 if self.make_room(memory.settings).await.is_err() {
                     pending.push(arena.command(&mark_script(args, crate::commands::scripting::OOM_MARK)).tagged(*once));
                     continue;
                 }
             }
             if crate::commands::acl::changes_users(spec) {
-                self.flush(&mut pending, &mut replies, origin).await;
+                self.flush(&mut pending, &mut replies, origin, timer).await;
                 self.configured_default_first(memory.settings).await;
             }
             pending.push(arena.command(args).tagged(*once));
         }
-        self.flush(&mut pending, &mut replies, origin).await;
+        self.flush(&mut pending, &mut replies, origin, timer).await;
         replies
     }
 

@@ -167,7 +167,7 @@ impl Connection {
             .filter_map(|args| Request::parse(args).ok())
             .collect();
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
-        let replies = self.shared.core.execute(&reads, &memory, Reads::Linearizable, self.session.info.id).await;
+        let replies = self.shared.core.execute(&reads, &memory, Reads::Linearizable, self.session.info.id, &mut self.write_timer).await;
         let mut commands = Vec::new();
         if !m.auth.is_empty() {
             commands.push(m.auth.clone());
@@ -199,8 +199,11 @@ impl Connection {
             let mut del = vec![Bytes::from_static(b"del")];
             del.extend(moved);
             if let Ok(request) = Request::parse(del) {
-                let replies =
-                    self.shared.core.execute(std::slice::from_ref(&request), &memory, Reads::Linearizable, self.session.info.id).await;
+                let replies = self
+                    .shared
+                    .core
+                    .execute(std::slice::from_ref(&request), &memory, Reads::Linearizable, self.session.info.id, &mut self.write_timer)
+                    .await;
                 if let Some(Reply::Error(e)) = replies.into_iter().next() {
                     return Reply::Error(e);
                 }
