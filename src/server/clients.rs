@@ -65,8 +65,8 @@ pub const KILLED: u8 = 1;
 pub const USERS_CHANGED: u8 = 2;
 /// [`Kill::raised`]: messages were queued in the inbox since the last look.
 pub const PUSHED: u8 = 4;
-/// Everything [`Kill::raised`] tells.
-pub const ALL: u8 = KILLED | USERS_CHANGED | PUSHED;
+/// What a kill or a change of users raises (everything but [`PUSHED`]).
+pub const CONTROL: u8 = KILLED | USERS_CHANGED;
 
 impl Kill {
     /// Closes the connection: its loop, and any wait inside a command.
@@ -86,8 +86,12 @@ impl Kill {
     }
 
     /// Tells the connection's loop a message is in its inbox (after it was sent).
+    /// Wakes it only when the bit was not already up: a loop told once drains all
+    /// that is queued, and a flush blocked on a slow reader is not woken per message.
     pub fn pushed(&self) {
-        self.raise(PUSHED);
+        if self.raised.fetch_or(PUSHED, Ordering::AcqRel) & PUSHED == 0 {
+            self.waker.wake();
+        }
     }
 
     fn raise(&self, what: u8) {
@@ -297,7 +301,7 @@ mod tests {
     fn now(kill: &Kill) -> Option<u8> {
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
-        let raised = std::pin::pin!(kill.raised(ALL));
+        let raised = std::pin::pin!(kill.raised(CONTROL | PUSHED));
         match raised.poll(&mut cx) {
             std::task::Poll::Ready(r) => Some(r),
             std::task::Poll::Pending => None,
@@ -324,10 +328,38 @@ mod tests {
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         // A flush looks for kills only: the push stays for the loop.
-        let flush_look = std::pin::pin!(kill.raised(KILLED | USERS_CHANGED));
+        let flush_look = std::pin::pin!(kill.raised(CONTROL));
         assert!(flush_look.poll(&mut cx).is_pending());
         assert_eq!(now(&kill), Some(PUSHED));
         assert_eq!(now(&kill), None, "taken by the loop's look");
+    }
+
+    #[test]
+    fn pushes_wake_the_loop_once_until_it_looks() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let kill = Kill::default();
+        // A flush waiting on a slow reader: registered, looking for kills only.
+        assert!(std::pin::pin!(kill.raised(CONTROL)).poll(&mut cx).is_pending());
+        for _ in 0..100 {
+            kill.pushed();
+        }
+        assert_eq!(count.0.load(Ordering::Relaxed), 1, "one wake for a burst, not one per message");
+        assert!(std::pin::pin!(kill.raised(CONTROL)).poll(&mut cx).is_pending());
+        assert_eq!(std::pin::pin!(kill.raised(PUSHED)).poll(&mut cx), std::task::Poll::Ready(PUSHED));
+        kill.pushed();
+        assert_eq!(count.0.load(Ordering::Relaxed), 2, "taken, the next push wakes again");
+        // Woken, the task looks again (a wake is spent on the waker it woke).
+        assert!(std::pin::pin!(kill.raised(CONTROL)).poll(&mut cx).is_pending());
+        kill.notify_one();
+        assert_eq!(count.0.load(Ordering::Relaxed), 3, "a kill always wakes");
     }
 
     #[tokio::test]
@@ -335,7 +367,7 @@ mod tests {
         let kill = Arc::new(Kill::default());
         let waiting = tokio::spawn({
             let kill = kill.clone();
-            async move { kill.raised(ALL).await }
+            async move { kill.raised(CONTROL | PUSHED).await }
         });
         let inside = tokio::spawn({
             let kill = kill.clone();

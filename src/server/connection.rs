@@ -75,12 +75,9 @@ impl Connection {
             tokio::select! {
                 // A kill or shutdown wins over pending input: CLIENT KILL is immediate.
                 biased;
-                raised = kill.raised(super::clients::ALL) => {
+                raised = kill.raised(super::clients::CONTROL) => {
                     if raised & super::clients::KILLED != 0 {
                         break;
-                    }
-                    if raised & super::clients::PUSHED != 0 {
-                        self.on_push();
                     }
                     // The users changed: looked at below (`user_still_valid`).
                 }
@@ -106,6 +103,9 @@ impl Connection {
                     }
                     continue;
                 }
+                // Pushes after the client's input, as before: a steady stream of them
+                // (a busy channel, MONITOR under load) must not keep its commands unread.
+                _ = kill.raised(super::clients::PUSHED) => self.on_push(),
                 _ = idle => break,
                 _ = &mut first_command_due, if protected => {
                     self.refuse_protected();
@@ -160,7 +160,7 @@ impl Connection {
                 done = &mut flush => return done,
                 // A change of users is looked at after the turn (`user_still_valid`).
                 // Pushes queued meanwhile stay raised for the loop.
-                raised = self.session.info.kill.raised(super::clients::KILLED | super::clients::USERS_CHANGED) => {
+                raised = self.session.info.kill.raised(super::clients::CONTROL) => {
                     if raised & super::clients::KILLED != 0 {
                         return Err(std::io::Error::other("the client was killed while its output waited to be sent"));
                     }
