@@ -66,7 +66,9 @@ pub struct WriteTimer {
 }
 
 impl Default for WriteTimer {
-    /// A timer set far ahead (made within the runtime; it registers when first waited on).
+    /// A timer set far ahead (made within the runtime). Once set for a write it stays in
+    /// the runtime's timer wheel, and wakes its connection once, for nothing, a
+    /// `write_wait` after the last write.
     fn default() -> Self {
         WriteTimer { sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))) }
     }

@@ -66,8 +66,8 @@ impl Connection {
     }
 
     /// Commands this server served, with their time and whether they failed: counted
-    /// together (one look at the clock, one lock of the counters), then shown to
-    /// monitors in order.
+    /// together (one lock of the counters; the clock is read only for a slow-log or
+    /// latency entry), then shown to monitors in order.
     fn record_served_all<'r>(&self, served: impl Iterator<Item = (&'r Request, Duration, bool)> + Clone) {
         let all = served.clone().map(|(request, elapsed, failed)| Served {
             name: request.spec.name,

@@ -128,7 +128,7 @@ impl Eq for StaticName {}
 
 impl std::hash::Hash for StaticName {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_usize(self.0.as_ptr() as usize ^ (self.0.len() << 48));
+        state.write_u64(self.0.as_ptr() as u64 ^ (self.0.len() as u64).rotate_left(48));
     }
 }
 
