@@ -55,17 +55,21 @@ impl Raw {
 
     /// One reply's first line, and a bulk's body (a map or array: its first line only).
     fn reply(&mut self) -> String {
+        self.try_reply().expect("read a reply")
+    }
+
+    fn try_reply(&mut self) -> std::io::Result<String> {
         let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read a reply");
+        self.reader.read_line(&mut line)?;
         let line = line.trim_end().to_string();
-        match line.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+        Ok(match line.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => {
                 let mut body = vec![0u8; n + 2];
-                self.reader.read_exact(&mut body).expect("read a bulk");
+                self.reader.read_exact(&mut body)?;
                 String::from_utf8_lossy(&body[..n]).into_owned()
             }
             None => line,
-        }
+        })
     }
 
     fn call(&mut self, args: &[&str]) -> String {
@@ -88,6 +92,12 @@ fn server_lines(name: &str, host: &str) -> (String, u16) {
     // Picked on the address the server binds: a port free on 127.0.0.1 may be taken on
     // another address, and then 0.0.0.0 cannot have it (CI met exactly that).
     let [port, group] = tandem::check::cluster::free_ports_on(host, 2).expect("ports")[..] else { unreachable!("two ports") };
+    server_text(name, host, port, group)
+}
+
+/// The `[[stripe.server]]` lines of `name` on `host` with these ports; the text and
+/// client port.
+fn server_text(name: &str, host: &str, port: u16, group: u16) -> (String, u16) {
     let text = format!(
         "[[stripe.server]]\nname = \"{name}\"\nhost = \"{host}\"\nclient-port = {port}\ngroup-port = {group}\nmanagement-port = 0\ndata = \"data/{name}\"\n\n"
     );
@@ -202,9 +212,13 @@ fn a_stripe_on_a_non_loopback_address_forwards_through_protected_mode() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let host = ip.to_string();
-    let (one, port1) = server_lines("server1", &host);
-    let (two, port2) = server_lines("server2", &host);
-    let (three, port3) = server_lines("server3", &host);
+    // Three servers on one address: their ports are picked together (so they differ)
+    // and below the ephemeral range, which their connections to each other draw from
+    // (CI met a server that could not bind a port a peer's connection had taken).
+    let ports = tandem::check::cluster::free_ports_below_ephemeral_on(&host, 6).expect("ports");
+    let (one, port1) = server_text("server1", &host, ports[0], ports[1]);
+    let (two, port2) = server_text("server2", &host, ports[2], ports[3]);
+    let (three, port3) = server_text("server3", &host, ports[4], ports[5]);
     let config = write_config(dir.path(), "", &format!("{one}{two}{three}"));
     let mut servers: Vec<ConfigServer> = [("server1", port1), ("server2", port2), ("server3", port3)]
         .into_iter()
@@ -216,10 +230,12 @@ fn a_stripe_on_a_non_loopback_address_forwards_through_protected_mode() {
     let loopback: IpAddr = [127, 0, 0, 1].into();
 
     tracing::info!("--- wait for an active: ROLE on every server");
+    // A server that dies while starting fails the wait below, with every server's log.
     let role = |addr: SocketAddr| -> Option<String> {
         let mut c = Raw::connect(addr, Some(loopback)).ok()?;
-        c.call(&["ROLE"]);
-        Some(c.reply())
+        c.send(&["ROLE"]);
+        c.try_reply().ok()?;
+        c.try_reply().ok()
     };
     let settled = wait_until(Duration::from_secs(30), || addrs.iter().filter(|a| role(**a).as_deref() == Some("master")).count() == 1);
     assert!(settled, "no active:\n{}", servers.iter().map(|s| s.last_stderr()).collect::<Vec<_>>().join("\n"));

@@ -121,6 +121,42 @@ pub fn free_ports_on(host: &str, n: usize) -> std::io::Result<Vec<u16>> {
     held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
+/// `n` distinct free ports on `host` below the kernel's ephemeral range, all held open
+/// while they are picked. For servers that share one address (a machine's own
+/// non-loopback address): their connections to each other take ephemeral source ports
+/// on it, so a listening port picked from that range may be taken by one of them
+/// before its server binds it, and that server then exits at start-up.
+pub fn free_ports_below_ephemeral_on(host: &str, n: usize) -> std::io::Result<Vec<u16>> {
+    const LOWEST: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(LOWEST);
+    if span < 1_000 {
+        return free_ports_on(host, n);
+    }
+    // Start where another test process is unlikely to look (by pid), then walk on.
+    let start = (std::process::id() % u32::from(span)) as u16;
+    let mut held = Vec::with_capacity(n);
+    for step in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = LOWEST + (start + step) % span;
+        if let Ok(listener) = TcpListener::bind((host, port)) {
+            held.push(listener);
+        }
+    }
+    if held.len() < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("fewer than {n} free ports below {ephemeral_low} on {host}"),
+        ));
+    }
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
 impl Cluster {
     /// Writes the config and starts every member; returns once the stripe is formed
     /// (one ACTIVE-COORDINATOR, every other member PASSIVE-STANDBY).
