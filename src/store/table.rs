@@ -96,12 +96,13 @@ impl std::fmt::Debug for Key {
 /// An empty slot.
 const EMPTY: u64 = 0;
 
+/// An entry holds no hash of its key: the slot that points at it holds the hash's low
+/// 32 bits (a growth places the slots again from them), and a removal hashes the keys
+/// it moves. Four bytes of hash padded the keyspace's entries from 72 to 80 bytes.
 #[derive(Debug, Clone)]
 struct Entry<K, V> {
     key: K,
     value: V,
-    /// The low 32 bits of the key's hash: its home slot and the bits slots compare.
-    hash: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -272,11 +273,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         self.entries.reserve(additional);
         let size = (wanted.saturating_mul(4) / 3 + 1).next_power_of_two().max(8);
         if size > self.slots.len() {
-            self.slots = vec![EMPTY; size];
-            for position in 0..self.entries.len() {
-                let hash = self.entries[position].hash;
-                self.place(slot_of(hash, position));
-            }
+            self.resize(size);
         }
     }
 
@@ -304,7 +301,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
             self.grow();
         }
         let position = self.entries.len();
-        self.entries.push(Entry { key, value, hash });
+        self.entries.push(Entry { key, value });
         self.place(slot_of(hash, position));
         (position, None)
     }
@@ -321,12 +318,21 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
 
     /// Doubles the index (at least 8 slots) and places every entry again.
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(8);
-        self.slots = vec![EMPTY; size];
-        for position in 0..self.entries.len() {
-            let hash = self.entries[position].hash;
-            self.place(slot_of(hash, position));
+        self.resize((self.slots.len() * 2).max(8));
+    }
+
+    /// A new index of `size` slots (a power of two, more than the entries), every
+    /// slot of the old one placed again: a slot carries its hash bits and position.
+    fn resize(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
+        for slot in old.into_iter().filter(|slot| *slot != EMPTY) {
+            self.place(slot);
         }
+    }
+
+    /// The hash bits of the entry at `position`.
+    fn hash_at(&self, position: usize) -> u32 {
+        self.hash(self.entries[position].key.borrow())
     }
 
     /// The slot that points at `position`, whose hash bits are `hash`.
@@ -365,12 +371,15 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
 
     /// Removes the entry at `index`; the last entry takes its position.
     pub fn swap_remove_index(&mut self, index: usize) -> Option<(K, V)> {
-        let hash = self.entries.get(index)?.hash;
+        if index >= self.entries.len() {
+            return None;
+        }
+        let hash = self.hash_at(index);
         let at = self.slot_pointing_at(hash, index);
         self.vacate(at);
         let last = self.entries.len() - 1;
         if index != last {
-            let moved_hash = self.entries[last].hash;
+            let moved_hash = self.hash_at(last);
             let moved_at = self.slot_pointing_at(moved_hash, last);
             self.slots[moved_at] = slot_of(moved_hash, index);
         }
@@ -471,6 +480,13 @@ mod tests {
             }
             assert_eq!(table.swap_remove_index(model.len()), None);
         }
+    }
+
+    /// What one key costs in the keyspace's entries: its key (inline up to 22 bytes)
+    /// and its item, nothing beside them (the index adds a slot of 8 bytes).
+    #[test]
+    fn a_keyspace_entry_is_its_key_and_its_item() {
+        assert_eq!(std::mem::size_of::<Entry<Key, crate::store::db::Item>>(), 72);
     }
 
     #[test]
