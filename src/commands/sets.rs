@@ -15,6 +15,7 @@ use super::flags::*;
 use super::*;
 use crate::protocol::reply::Reply;
 use crate::store::db::Db;
+use crate::store::set::Member;
 use crate::store::value::{Blob, Hasher, SetValue, Value};
 
 const G: &str = "set";
@@ -117,8 +118,8 @@ fn write_set<'c>(ctx: &'c mut WriteCtx<'_>, key: &[u8]) -> Result<&'c mut SetVal
     ctx.get_checked_or_insert(key, |v| v.as_set().map(drop), || Value::Set(SetValue::default()))?.as_set_mut()
 }
 
-fn members_reply<'m>(members: impl IntoIterator<Item = &'m [u8]>) -> Vec<Reply> {
-    members.into_iter().map(Reply::bulk).collect()
+fn members_reply<M: AsRef<[u8]>>(members: impl IntoIterator<Item = M>) -> Vec<Reply> {
+    members.into_iter().map(|m| Reply::bulk(m.as_ref())).collect()
 }
 
 // --- single-set commands ---
@@ -224,7 +225,7 @@ fn srandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
             let Some(set) = read_set(ctx, key)? else {
                 return Ok(Reply::Nil);
             };
-            Ok(Reply::bulk_opt(random_index(ctx.rng, set.len()).and_then(|i| set.get_index(i))))
+            Ok(Reply::bulk_opt(random_index(ctx.rng, set.len()).and_then(|i| set.get_index(i)).as_deref()))
         }
         3 => {
             let count = random_count_arg(&args[2])?;
@@ -281,11 +282,11 @@ enum SetOp {
 
 /// The members of `op` over `sets` (`None` = a missing key, an empty set), in a
 /// deterministic order. `limit` > 0 stops an intersection once it has that many.
-fn combine<'s>(sets: &[Option<&'s SetValue>], op: SetOp, limit: usize) -> Vec<&'s [u8]> {
+fn combine<'s>(sets: &[Option<&'s SetValue>], op: SetOp, limit: usize) -> Vec<Member<'s>> {
     match op {
         SetOp::Inter => intersect(sets, limit),
         SetOp::Union => {
-            let mut seen: IndexSet<&[u8], Hasher> = IndexSet::default();
+            let mut seen: IndexSet<Member<'s>, Hasher> = IndexSet::default();
             for set in sets.iter().flatten() {
                 seen.extend(set.iter());
             }
@@ -302,7 +303,7 @@ fn combine<'s>(sets: &[Option<&'s SetValue>], op: SetOp, limit: usize) -> Vec<&'
 }
 
 /// Walks the smallest set and keeps what every other set holds, as Redis does.
-fn intersect<'s>(sets: &[Option<&'s SetValue>], limit: usize) -> Vec<&'s [u8]> {
+fn intersect<'s>(sets: &[Option<&'s SetValue>], limit: usize) -> Vec<Member<'s>> {
     let Some(mut present) = sets.iter().copied().collect::<Option<Vec<&SetValue>>>() else {
         return Vec::new();
     };
@@ -312,7 +313,7 @@ fn intersect<'s>(sets: &[Option<&'s SetValue>], limit: usize) -> Vec<&'s [u8]> {
     };
     let mut out = Vec::new();
     for member in smallest.iter() {
-        if others.iter().all(|o| o.contains(member)) {
+        if others.iter().all(|o| o.contains(&member)) {
             out.push(member);
             if limit > 0 && out.len() >= limit {
                 break;
@@ -344,7 +345,8 @@ fn algebra_store(ctx: &mut WriteCtx, args: &[Bytes], op: SetOp, event: &'static 
         let db: &Db = ctx.db;
         let sets =
             keys.iter().map(|k| db.get(k, ctx.now_ms).map(|item| item.value.as_set()).transpose()).collect::<Result<Vec<_>, Reply>>()?;
-        SetValue::from_members(combine(&sets, op, 0), db.set_packing)
+        let members = combine(&sets, op, 0);
+        SetValue::from_members(members.iter().map(|m| &**m), db.set_packing)
     };
     if result.is_empty() {
         if ctx.delete(dst) {

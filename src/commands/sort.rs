@@ -201,7 +201,7 @@ fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blo
             if o.dont_sort && o.order_sets {
                 (o.dont_sort, o.alpha, o.by) = (false, true, None);
             }
-            s.iter().map(Blob::from).collect()
+            s.iter().map(|m| Blob::from(&*m)).collect()
         }
         Some(Value::ZSet(z)) => z.order.iter().map(|(_, m)| m.clone()).collect(),
         Some(_) => return Err(Reply::err(WRONGTYPE)),

@@ -16,6 +16,7 @@ use super::flags::*;
 use super::*;
 use crate::protocol::reply::Reply;
 use crate::store::db::Db;
+use crate::store::set::Member;
 use crate::store::value::{Blob, Value, ZSet, WRONGTYPE};
 
 const G: &str = "sorted-set";
@@ -167,10 +168,10 @@ impl<'a> Source<'a> {
         }
     }
 
-    fn entries(&self) -> Box<dyn Iterator<Item = (&'a [u8], f64)> + 'a> {
+    fn entries(&self) -> Box<dyn Iterator<Item = (Member<'a>, f64)> + 'a> {
         match *self {
             Source::Missing => Box::new(std::iter::empty()),
-            Source::ZSet(z) => Box::new(z.order.iter().map(|(s, m)| (&m[..], s.0))),
+            Source::ZSet(z) => Box::new(z.order.iter().map(|(s, m)| (Member::Lent(&m[..]), s.0))),
             Source::Set(s) => Box::new(s.iter().map(|m| (m, 1.0))),
         }
     }
@@ -273,21 +274,21 @@ fn combine(c: &Combine<'_>, op: SetOp) -> ZSet {
             'members: for (member, score) in first.entries() {
                 let mut total = weighted(score, first_weight);
                 for (other, weight) in &sources[1..] {
-                    let Some(s) = other.score(member) else { continue 'members };
+                    let Some(s) = other.score(&member) else { continue 'members };
                     c.aggregate.apply(&mut total, s * weight);
                 }
-                out.insert(member, total);
+                out.insert(&member, total);
                 if c.limit != 0 && out.len() >= c.limit {
                     break;
                 }
             }
         }
         SetOp::Union => {
-            let mut totals: indexmap::IndexMap<&[u8], f64> = indexmap::IndexMap::new();
+            let mut totals: indexmap::IndexMap<Member<'_>, f64> = indexmap::IndexMap::new();
             for (source, weight) in &sources {
                 for (member, score) in source.entries() {
                     let value = weighted(score, *weight);
-                    match totals.get_mut(member) {
+                    match totals.get_mut(&member) {
                         Some(total) => c.aggregate.apply(total, value),
                         None => {
                             totals.insert(member, value);
@@ -296,13 +297,13 @@ fn combine(c: &Combine<'_>, op: SetOp) -> ZSet {
                 }
             }
             for (member, total) in totals {
-                out.insert(member, total);
+                out.insert(&member, total);
             }
         }
         SetOp::Diff => {
             for (member, score) in first.entries() {
-                if sources[1..].iter().all(|(other, _)| other.score(member).is_none()) {
-                    out.insert(member, score);
+                if sources[1..].iter().all(|(other, _)| other.score(&member).is_none()) {
+                    out.insert(&member, score);
                 }
             }
         }

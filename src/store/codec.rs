@@ -126,7 +126,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Set(set) => {
             out.push(TAG_SET);
             put_varint(out, set.len() as u64);
-            set.iter().for_each(|m| put_bytes(out, m));
+            set.iter().for_each(|m| put_bytes(out, &m));
         }
         Value::ZSet(zset) => {
             out.push(TAG_ZSET);

@@ -107,7 +107,7 @@ pub fn encoding_name(value: &Value, limits: &LocalSettings) -> &'static str {
         // Scripts that may write go by content; otherwise the set's own history
         // decides, as Redis converts an intset once and never back (`store::set`).
         Value::Set(s) if limits.by_content => {
-            if fits(s.len(), limits.set_intset_entries) && s.iter().all(|m| parse_i64(m).is_some()) {
+            if fits(s.len(), limits.set_intset_entries) && s.iter().all(|m| parse_i64(&m).is_some()) {
                 "intset"
             } else {
                 "hashtable"

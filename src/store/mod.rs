@@ -655,7 +655,7 @@ fn hash_value(h: &mut Fnv, value: &Value) {
             h.write(k);
             h.write(v);
         }),
-        Value::Set(s) => s.iter().for_each(|m| h.write(m)),
+        Value::Set(s) => s.iter().for_each(|m| h.write(&m)),
         Value::ZSet(z) => z.order.iter().for_each(|(score, m)| {
             h.write(&score.0.to_bits().to_le_bytes());
             h.write(m);

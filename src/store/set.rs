@@ -1,10 +1,13 @@
 //! The value of a set key, in one of two encodings (as Redis's intset/listpack and
 //! hashtable):
 //!
-//! - **packed**: every member in one allocation, each a varint length and its bytes.
-//!   A lookup walks them. Used while the set has at most [`SetPacking::entries`]
-//!   members none longer than [`SetPacking::value_bytes`], or — a set of integers
-//!   only — at most `set-max-intset-entries` members (Redis's intset);
+//! - **packed**: every member in one allocation. A lookup walks them. Used while the
+//!   set has at most [`SetPacking::entries`] members none longer than
+//!   [`SetPacking::value_bytes`], or — a set of integers only — at most
+//!   `set-max-intset-entries` members (Redis's intset). A set that has only ever held
+//!   integers keeps each as a binary varint (1000 takes 2 bytes, as in Redis's intset
+//!   of 16-bit values); once it holds another string, each member is a varint length
+//!   and its bytes;
 //! - **table**: an insertion-ordered hash set, one probe per lookup, once past those
 //!   limits. A set never goes back from table to packed while it lives (as in
 //!   Redis); a decoded one (snapshot, RESTORE) is packed again if it fits.
@@ -18,6 +21,8 @@
 //! OBJECT ENCODING reports Redis 7.0's names: `intset` for a packed set that has only
 //! ever held integers (Redis converts an intset once a string is added and never
 //! back; the packed form keeps that fact in a flag), else `hashtable`.
+
+use std::ops::Deref;
 
 use indexmap::IndexSet;
 
@@ -58,7 +63,9 @@ type Table = IndexSet<Blob, Hasher>;
 #[derive(Clone)]
 enum Repr {
     /// The header (4 bytes, little-endian: the member count, and in the top bit
-    /// whether a non-integer member was ever held), then the members; empty for none.
+    /// whether a non-integer member was ever held), then the members — while that bit
+    /// is down, each a zigzag varint of its value; after, each a varint length and its
+    /// bytes —; empty for none.
     Packed(Box<[u8]>),
     Table(Box<Table>),
 }
@@ -80,17 +87,127 @@ fn is_int(member: &[u8]) -> bool {
     parse_i64(member).is_some()
 }
 
+/// True while a packed buffer keeps its members as integers.
+fn holds_ints(bytes: &[u8]) -> bool {
+    header(bytes) & HELD_STRING == 0
+}
+
+/// A member as a set hands it out: lent from where the set keeps it, or — an integer
+/// of a packed set of integers, kept in binary — its decimal text, written in place.
+/// Either way it reads as the member's bytes.
+#[derive(Clone, Copy)]
+pub enum Member<'a> {
+    Lent(&'a [u8]),
+    Int { len: u8, text: [u8; 20] },
+}
+
+impl Member<'_> {
+    fn int(value: i64) -> Member<'static> {
+        let mut buf = itoa::Buffer::new();
+        let digits = buf.format(value).as_bytes();
+        let mut text = [0u8; 20];
+        text[..digits.len()].copy_from_slice(digits);
+        Member::Int { len: digits.len() as u8, text }
+    }
+}
+
+impl Deref for Member<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Member::Lent(bytes) => bytes,
+            Member::Int { len, text } => &text[..usize::from(*len)],
+        }
+    }
+}
+
+impl AsRef<[u8]> for Member<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Member<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Member<'_> {}
+
+impl std::hash::Hash for Member<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl std::fmt::Debug for Member<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+/// Appends `value` as a zigzag varint (small magnitudes of either sign take few bytes).
+fn put_int(out: &mut Vec<u8>, value: i64) {
+    let mut n = ((value << 1) ^ (value >> 63)) as u64;
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Reads a zigzag varint at `*pos`, moving past it. The buffer is only ever written
+/// by `put_int`, so it is well formed.
+fn read_int(bytes: &[u8], pos: &mut usize) -> i64 {
+    let mut n = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = bytes[*pos];
+        *pos += 1;
+        n |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return ((n >> 1) as i64) ^ -((n & 1) as i64);
+        }
+        shift += 7;
+    }
+}
+
+/// One member of a packed buffer, as its kind of buffer keeps it.
+#[derive(Clone, Copy)]
+enum Kept<'a> {
+    Bytes(&'a [u8]),
+    Int(i64),
+}
+
+impl<'a> Kept<'a> {
+    fn member(self) -> Member<'a> {
+        match self {
+            Kept::Bytes(bytes) => Member::Lent(bytes),
+            Kept::Int(value) => Member::int(value),
+        }
+    }
+}
+
 /// One member of a packed buffer and where its encoding lies.
 struct Slot<'a> {
-    member: &'a [u8],
+    kept: Kept<'a>,
     start: usize,
     end: usize,
+}
+
+impl<'a> Slot<'a> {
+    fn member(&self) -> Member<'a> {
+        self.kept.member()
+    }
 }
 
 /// Walks the members of a packed buffer.
 struct Slots<'a> {
     bytes: &'a [u8],
     pos: usize,
+    ints: bool,
 }
 
 impl<'a> Iterator for Slots<'a> {
@@ -102,19 +219,54 @@ impl<'a> Iterator for Slots<'a> {
         }
         let start = self.pos;
         let mut pos = start;
-        let n = read_len(self.bytes, &mut pos);
-        let member = &self.bytes[pos..pos + n];
-        self.pos = pos + n;
-        Some(Slot { member, start, end: self.pos })
+        let kept = if self.ints {
+            Kept::Int(read_int(self.bytes, &mut pos))
+        } else {
+            let n = read_len(self.bytes, &mut pos);
+            pos += n;
+            Kept::Bytes(&self.bytes[pos - n..pos])
+        };
+        self.pos = pos;
+        Some(Slot { kept, start, end: self.pos })
     }
 }
 
 fn slots(bytes: &[u8]) -> Slots<'_> {
-    Slots { bytes, pos: HEADER.min(bytes.len()) }
+    Slots { bytes, pos: HEADER.min(bytes.len()), ints: holds_ints(bytes) }
 }
 
+/// The slot of `member` in a packed buffer: in a buffer of integers, only an integer
+/// (in its one decimal form) can be there, and values are compared.
 fn find<'a>(bytes: &'a [u8], member: &[u8]) -> Option<Slot<'a>> {
-    slots(bytes).find(|s| s.member == member)
+    if holds_ints(bytes) {
+        let wanted = parse_i64(member)?;
+        slots(bytes).find(|s| matches!(s.kept, Kept::Int(v) if v == wanted))
+    } else {
+        slots(bytes).find(|s| matches!(s.kept, Kept::Bytes(b) if b == member))
+    }
+}
+
+/// Appends `member` as a buffer of its kind keeps it (`ints`: `member` is an integer).
+fn put_member(out: &mut Vec<u8>, member: &[u8], ints: bool) {
+    match parse_i64(member).filter(|_| ints) {
+        Some(value) => put_int(out, value),
+        None => {
+            put_len(out, member.len());
+            out.extend_from_slice(member);
+        }
+    }
+}
+
+/// A buffer of integers rewritten with each member as its text (a string is joining).
+fn ints_to_text(buf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(buf.len() * 4);
+    out.extend_from_slice(&(header(buf) | HELD_STRING).to_le_bytes());
+    for slot in slots(buf) {
+        let member = slot.member();
+        put_len(&mut out, member.len());
+        out.extend_from_slice(&member);
+    }
+    out
 }
 
 /// A set: members, insertion-ordered.
@@ -136,12 +288,12 @@ enum IterRepr<'a> {
 }
 
 impl<'a> Iterator for Iter<'a> {
-    type Item = &'a [u8];
+    type Item = Member<'a>;
 
-    fn next(&mut self) -> Option<&'a [u8]> {
+    fn next(&mut self) -> Option<Member<'a>> {
         match &mut self.0 {
-            IterRepr::Packed(s) => s.next().map(|s| s.member),
-            IterRepr::Table(t) => t.next().map(|m| &m[..]),
+            IterRepr::Packed(s) => s.next().map(|s| s.member()),
+            IterRepr::Table(t) => t.next().map(|m| Member::Lent(m)),
         }
     }
 }
@@ -149,15 +301,15 @@ impl<'a> Iterator for Iter<'a> {
 /// A set's members by position (SSCAN's cursor, SRANDMEMBER's picks): the table
 /// itself, or the packed members listed once so each pick is O(1).
 pub enum Indexed<'a> {
-    Packed(Vec<&'a [u8]>),
+    Packed(Vec<Member<'a>>),
     Table(&'a Table),
 }
 
 impl<'a> Indexed<'a> {
-    pub fn get(&self, index: usize) -> Option<&'a [u8]> {
+    pub fn get(&self, index: usize) -> Option<Member<'a>> {
         match self {
             Indexed::Packed(v) => v.get(index).copied(),
-            Indexed::Table(t) => t.get_index(index).map(|m| &m[..]),
+            Indexed::Table(t) => t.get_index(index).map(|m| Member::Lent(m)),
         }
     }
 }
@@ -198,7 +350,7 @@ impl SetValue {
     /// within `intset_entries` (this server's `set-max-intset-entries`).
     pub fn is_intset(&self, intset_entries: usize) -> bool {
         match &self.0 {
-            Repr::Packed(bytes) => header(bytes) & HELD_STRING == 0 && packed_len(bytes) <= intset_entries,
+            Repr::Packed(bytes) => holds_ints(bytes) && packed_len(bytes) <= intset_entries,
             Repr::Table(_) => false,
         }
     }
@@ -219,17 +371,17 @@ impl SetValue {
 
     pub fn indexed(&self) -> Indexed<'_> {
         match &self.0 {
-            Repr::Packed(bytes) => Indexed::Packed(slots(bytes).map(|s| s.member).collect()),
+            Repr::Packed(bytes) => Indexed::Packed(slots(bytes).map(|s| s.member()).collect()),
             Repr::Table(t) => Indexed::Table(t),
         }
     }
 
     /// The member at `index` (O(n) when packed: for one pick; many picks take
     /// [`SetValue::indexed`]).
-    pub fn get_index(&self, index: usize) -> Option<&[u8]> {
+    pub fn get_index(&self, index: usize) -> Option<Member<'_>> {
         match &self.0 {
-            Repr::Packed(bytes) => slots(bytes).nth(index).map(|s| s.member),
-            Repr::Table(t) => t.get_index(index).map(|m| &m[..]),
+            Repr::Packed(bytes) => slots(bytes).nth(index).map(|s| s.member()),
+            Repr::Table(t) => t.get_index(index).map(|m| Member::Lent(m)),
         }
     }
 
@@ -261,7 +413,6 @@ impl SetValue {
                 if buf.is_empty() {
                     buf.extend_from_slice(&0u32.to_le_bytes());
                 }
-                let mut head = header(&buf);
                 let mut len = packed_len(&buf);
                 let mut added = 0;
                 let mut longest = 0;
@@ -269,15 +420,17 @@ impl SetValue {
                     if find(&buf, member).is_some() {
                         continue;
                     }
-                    if !is_int(member) {
-                        head |= HELD_STRING;
+                    let int = is_int(member);
+                    if !int && holds_ints(&buf) {
+                        buf = ints_to_text(&buf);
                     }
                     longest = longest.max(member.len());
-                    put_len(&mut buf, member.len());
-                    buf.extend_from_slice(member);
+                    let as_int = int && holds_ints(&buf);
+                    put_member(&mut buf, member, as_int);
                     len += 1;
                     added += 1;
                 }
+                let mut head = header(&buf);
                 // The members already here fit (integers are at most 20 bytes, other
                 // members passed this check): the new ones decide. A set that held a
                 // string is kept to the general limits, as Redis's listpack set is.
@@ -313,7 +466,7 @@ impl SetValue {
     pub fn swap_remove_index(&mut self, index: usize) -> Option<Blob> {
         match &mut self.0 {
             Repr::Packed(bytes) => {
-                let (member, start, end) = slots(bytes).nth(index).map(|s| (Blob::from(s.member), s.start, s.end))?;
+                let (member, start, end) = slots(bytes).nth(index).map(|s| (Blob::from(&*s.member()), s.start, s.end))?;
                 remove_packed(bytes, start, end);
                 Some(member)
             }
@@ -323,7 +476,7 @@ impl SetValue {
 
     /// Every member, taken out.
     pub fn drain(&mut self) -> Vec<Blob> {
-        let members = self.iter().map(Blob::from).collect();
+        let members = self.iter().map(|m| Blob::from(&*m)).collect();
         *self = SetValue::default();
         members
     }
@@ -331,8 +484,8 @@ impl SetValue {
     /// Encodes a decoded set (RESTORE, a snapshot's key) by its content under this
     /// server's `packing`, as Redis does on load.
     pub fn repack(&mut self, packing: SetPacking) {
-        let all_ints = self.iter().all(is_int);
-        let longest = self.iter().map(<[u8]>::len).max().unwrap_or(0);
+        let all_ints = self.iter().all(|m| is_int(&m));
+        let longest = self.iter().map(|m| m.len()).max().unwrap_or(0);
         let fits = packing.fits(self.len(), all_ints, longest);
         match (&self.0, fits) {
             (Repr::Packed(bytes), false) => {
@@ -380,20 +533,20 @@ fn remove_packed(bytes: &mut Box<[u8]>, start: usize, end: usize) {
 /// The members of a packed buffer in a table, in order.
 fn table_of(bytes: &[u8], len: usize) -> Table {
     let mut table = Table::with_capacity_and_hasher(len + 1, Hasher::default());
-    table.extend(slots(bytes).map(|s| Blob::from(s.member)));
+    table.extend(slots(bytes).map(|s| Blob::from(&*s.member())));
     table
 }
 
 /// Equal when both hold the same members, in any order and whichever the encodings.
 impl PartialEq for SetValue {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().all(|m| other.contains(m))
+        self.len() == other.len() && self.iter().all(|m| other.contains(&m))
     }
 }
 
 impl std::fmt::Debug for SetValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.iter().map(String::from_utf8_lossy)).finish()
+        f.debug_set().entries(self.iter()).finish()
     }
 }
 
@@ -402,7 +555,7 @@ mod tests {
     use super::*;
 
     fn members(set: &SetValue) -> Vec<String> {
-        set.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect()
+        set.iter().map(|m| String::from_utf8_lossy(&m).into_owned()).collect()
     }
 
     /// The same operations on a packed set and on one forced into a table give the
@@ -450,6 +603,74 @@ mod tests {
         let mut set = SetValue::from_members([&b"a"[..]], SetPacking::DEFAULT);
         set.insert(long.as_bytes(), SetPacking::DEFAULT);
         assert!(matches!(set.0, Repr::Table(_)), "a member past 64 bytes");
+    }
+
+    /// A set of integers keeps each as a zigzag varint: 10 members 1000…1009 take the
+    /// 4-byte header and 2 bytes each (their text with its lengths took 54).
+    #[test]
+    fn integers_are_kept_in_binary_and_read_back_as_their_text() {
+        let texts: Vec<String> = (1000..1010).map(|i: i64| i.to_string()).collect();
+        let set = SetValue::from_members(texts.iter().map(|t| t.as_bytes()), SetPacking::DEFAULT);
+        assert_eq!(set.heap_bytes(usize::MAX), 4 + 10 * 2);
+        assert_eq!(members(&set), texts);
+        assert!(set.contains(b"1004") && !set.contains(b"1010") && !set.contains(b"x"));
+        assert!(!set.contains(b"01004") && !set.contains(b"+1004"), "only the one decimal form of a member is it");
+
+        let extremes = [i64::MIN, i64::MIN + 1, -1, 0, 1, 63, 64, -64, -65, i64::MAX];
+        let texts: Vec<String> = extremes.iter().map(i64::to_string).collect();
+        let set = SetValue::from_members(texts.iter().map(|t| t.as_bytes()), SetPacking::DEFAULT);
+        assert!(set.is_intset(512));
+        assert_eq!(members(&set), texts);
+        assert!(texts.iter().all(|t| set.contains(t.as_bytes())));
+        assert_eq!(set.get_index(0).as_deref(), Some(&b"-9223372036854775808"[..]));
+        assert_eq!(set.indexed().get(9).as_deref(), Some(&b"9223372036854775807"[..]));
+    }
+
+    /// Text that reads as a number but is not its one decimal form ("007", "-0",
+    /// "+1") is a string: the set turns to strings, every member kept as it was given.
+    #[test]
+    fn a_string_joining_integers_turns_them_to_text_in_place() {
+        for odd in ["007", "-0", "+1", " 1", "1.0", "99999999999999999999", "x"] {
+            let mut set = SetValue::from_members([&b"5"[..], b"-3", b"1000000"], SetPacking::DEFAULT);
+            assert!(set.insert(odd.as_bytes(), SetPacking::DEFAULT), "{odd}");
+            assert!(!set.is_intset(512), "{odd}");
+            assert!(set.is_packed(), "{odd}");
+            assert_eq!(members(&set), ["5", "-3", "1000000", odd]);
+            assert!(set.contains(b"-3") && set.contains(odd.as_bytes()));
+            assert!(set.insert(b"6", SetPacking::DEFAULT), "an integer after the string is kept as text");
+            assert!(set.swap_remove(b"5"));
+            assert_eq!(members(&set), ["6", "-3", "1000000", odd]);
+        }
+    }
+
+    /// Random adds and removals of integers (and now and then a string) on a packed set
+    /// and on a table: the same members in the same order, whichever the packed form.
+    #[test]
+    fn integer_sets_keep_the_order_a_table_keeps() {
+        use rand_core::{RngCore, SeedableRng};
+        let never = SetPacking { entries: 0, value_bytes: 0, intset_entries: 0 };
+        for seed in 0..8u64 {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let (mut packed, mut table) = (SetValue::default(), SetValue::default());
+            for step in 0..400 {
+                let n = rng.next_u64();
+                let member = if seed % 2 == 1 && step == 300 { "s".to_string() } else { ((n % 61) as i64 - 30).to_string() };
+                match n % 5 {
+                    0..=2 => assert_eq!(packed.insert(member.as_bytes(), SetPacking::DEFAULT), table.insert(member.as_bytes(), never)),
+                    3 => assert_eq!(packed.swap_remove(member.as_bytes()), table.swap_remove(member.as_bytes())),
+                    _ if !table.is_empty() => {
+                        let i = (n >> 8) as usize % table.len();
+                        assert_eq!(packed.swap_remove_index(i), table.swap_remove_index(i));
+                    }
+                    _ => {}
+                }
+                assert_eq!(members(&packed), members(&table), "seed {seed} step {step}");
+            }
+            assert!(packed.is_packed());
+            if seed % 2 == 0 {
+                assert!(packed.is_intset(512), "seed {seed}: only integers were ever held");
+            }
+        }
     }
 
     #[test]
