@@ -57,9 +57,15 @@ pub fn stderr_wants_colour() -> bool {
 
 /// Installs the global subscriber, writing to standard error. `filter` is used when
 /// `RUST_LOG` is unset.
+///
+/// A line that cannot be written (standard error is a file on a full disk) is dropped.
+/// tracing-subscriber's default reports such a failure with `eprintln!`, which panics
+/// when standard error fails: in whichever task logged — the Raft core included — so a
+/// full disk stopped members for good, where it must only refuse writes until space
+/// returns (DESIGN §10).
 pub fn init(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     match format {
         LogFormat::Text => builder.with_ansi(stderr_wants_colour()).event_format(Named(format::Format::default())).init(),
         LogFormat::Json => builder.with_ansi(false).event_format(Named(format::Format::default().json())).init(),

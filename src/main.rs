@@ -199,9 +199,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tandem: {e:#}");
+            // Written without `eprintln!`, which panics when standard error cannot be
+            // written (a log file on a full disk): the exit code stays the failure's.
+            use std::io::Write as _;
+            let mut stderr = std::io::stderr();
+            let _ = writeln!(stderr, "tandem: {e:#}");
             if let Some(hint) = what_to_do(&e) {
-                eprintln!("tandem: {hint}");
+                let _ = writeln!(stderr, "tandem: {hint}");
             }
             ExitCode::FAILURE
         }

@@ -375,6 +375,70 @@ fn a_full_disk_refuses_writes_without_crashing_and_recovers_when_space_returns()
     server.kill9();
 }
 
+/// The disk that fills may hold the server's log too. Here every line the server
+/// writes to standard error fails as on a full disk (stderr is `/dev/full`): it
+/// starts, serves writes at full log level, snapshots, and keeps them through kill -9
+/// and a restart. The log lines are lost; nothing else is. (Seen in a `tandem check`
+/// whose disk filled: the log write panicked inside the Raft core of two members,
+/// and the stripe could not elect again once space returned.)
+#[test]
+fn a_server_whose_log_cannot_be_written_keeps_serving_and_keeps_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = write_single_server_config(dir.path(), true);
+    let mut server = ConfigServer::unstarted(dir.path(), &config, "server1", port);
+    server.stderr_to = Some("/dev/full".into());
+    server.restart();
+    let mut con = server.conn();
+    for i in 0..200 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    for i in 200..300 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+    }
+    server.kill9();
+    server.restart();
+    let mut con = server.conn();
+    for i in 0..300 {
+        let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query(&mut con).unwrap();
+        assert_eq!(v, i, "k{i} after the restart");
+    }
+    let _: () = redis::cmd("SET").arg("after").arg("restart").query(&mut con).unwrap();
+    server.kill9();
+}
+
+/// A member whose Raft core stops by itself (here: applying an entry fails, as a
+/// broken store would; a debug build's test hook) cannot vote or apply again. It
+/// exits with the reason instead of staying up without its core (its supervisor
+/// restarts it), and the restart keeps every acknowledged write.
+#[test]
+fn a_server_whose_raft_core_stops_exits_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = write_single_server_config(dir.path(), true);
+    let mut server = ConfigServer::unstarted(dir.path(), &config, "server1", port);
+    server.env.push(("TANDEM_BREAK_SAFETY".into(), "fail-apply".into()));
+    server.restart();
+    let mut con = server.conn();
+    for i in 0..20 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+    }
+    let failed = redis::cmd("SET").arg("tandem-test:fail-apply").arg("x").query::<()>(&mut con);
+    assert!(failed.is_err(), "a write whose apply failed is not acknowledged");
+    let status =
+        server.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("still running without its core:\n{}", server.last_stderr()));
+    assert!(!status.success(), "{status}");
+    let log = server.last_stderr();
+    assert!(log.contains("the process exits so that it can be restarted"), "{log}");
+    server.env.clear();
+    server.restart();
+    let mut con = server.conn();
+    for i in 0..20 {
+        let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query(&mut con).unwrap();
+        assert_eq!(v, i);
+    }
+    server.kill9();
+}
+
 fn fs_free_bytes(path: &std::path::Path) -> u64 {
     let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout).lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0)

@@ -353,9 +353,15 @@ impl Replica {
     }
 
     /// Resolves when the stripe asks this process to stop (`tandem stop`, or a
-    /// refusal to join); `Some(reason)` for a refusal.
+    /// refusal to join): `Some(reason)` for a refusal. Also when this member's Raft
+    /// core has stopped by itself (an internal error, a failed store), with the reason:
+    /// a member without its core can neither vote nor apply, and a process that stayed
+    /// up without one would hold its place in the stripe for good; one that exits
+    /// with the reason is restarted by its supervisor and rejoins.
     pub async fn stop_requested(&self) -> Option<String> {
         let mut stop = self.stop.clone();
+        let mut core = self.raft.server_metrics();
+        let mut stop_open = true;
         loop {
             if let Some(s) = stop.borrow_and_update().clone() {
                 return match s {
@@ -363,8 +369,16 @@ impl Replica {
                     Stop::Refused(why) => Some(why),
                 };
             }
-            if stop.changed().await.is_err() {
-                return std::future::pending().await;
+            tokio::select! {
+                changed = stop.changed(), if stop_open => stop_open = changed.is_ok(),
+                changed = core.changed() => if changed.is_err() {
+                    let why = match self.raft.with_raft_state(|_| ()).await {
+                        Err(fatal) => super::explain::fatal(&fatal),
+                        Ok(()) => "this server's Raft member stopped".to_string(),
+                    };
+                    tracing::error!(error = %why, "the Raft member stopped by itself: this process exits so that it can be restarted");
+                    return Some(format!("{why}; the process exits so that it can be restarted"));
+                },
             }
         }
     }

@@ -362,6 +362,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let witness = self.witness();
         while let Some((entry, responder)) = entries.try_next().await? {
             let index = entry.log_id.index;
+            if let EntryPayload::Normal(e) = &entry.payload {
+                if break_safety_fail_apply(e) {
+                    return Err(io::Error::other(
+                        "TANDEM_BREAK_SAFETY=fail-apply: this entry's apply fails (a test of a stopped Raft core)",
+                    ));
+                }
+            }
             let replies = match entry.payload {
                 EntryPayload::Normal(e) if !witness && e.runs_script() => {
                     // A script may run long: apply it on a blocking thread so the runtime
@@ -522,5 +529,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .current
             .as_ref()
             .map(|(meta, data)| SnapshotOf::<TypeConfig, SnapshotData> { meta: meta.clone(), snapshot: data.clone() }))
+    }
+}
+
+/// Debug builds only, for the test of a member whose Raft core stops by itself
+/// (`tests/fast_restart.rs`): with `TANDEM_BREAK_SAFETY=fail-apply`, applying a `SET` of
+/// the key `tandem-test:fail-apply` fails as a broken store would.
+fn break_safety_fail_apply(entry: &crate::store::Entry) -> bool {
+    #[cfg(debug_assertions)]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let on = *ON.get_or_init(|| std::env::var("TANDEM_BREAK_SAFETY").is_ok_and(|v| v == "fail-apply"));
+        on && entry
+            .ops
+            .iter()
+            .any(|op| matches!(op, crate::store::Op::Command(args) if args.get(1).is_some_and(|k| &k[..] == b"tandem-test:fail-apply")))
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = entry;
+        false
     }
 }

@@ -181,6 +181,11 @@ pub struct ConfigServer {
     pub port: u16,
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// Where standard error goes instead of a file of its own per run (e.g.
+    /// `/dev/full`, where every write fails as on a full disk).
+    pub stderr_to: Option<PathBuf>,
+    /// Environment given to the process besides `RUST_LOG=info`.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     run: usize,
 }
@@ -199,9 +204,23 @@ pub fn write_single_server_config(dir: &std::path::Path, restartable: bool) -> (
 impl ConfigServer {
     /// Starts `name` from `config` with `dir` as working directory; waits for PING.
     pub fn start(dir: &std::path::Path, config: &std::path::Path, name: &str, port: u16) -> ConfigServer {
-        let mut server = ConfigServer { name: name.into(), port, dir: dir.into(), config: config.into(), child: None, run: 0 };
+        let mut server = ConfigServer::unstarted(dir, config, name, port);
         server.restart();
         server
+    }
+
+    /// The server, not started yet ([`ConfigServer::restart`] starts it).
+    pub fn unstarted(dir: &std::path::Path, config: &std::path::Path, name: &str, port: u16) -> ConfigServer {
+        ConfigServer {
+            name: name.into(),
+            port,
+            dir: dir.into(),
+            config: config.into(),
+            stderr_to: None,
+            env: Vec::new(),
+            child: None,
+            run: 0,
+        }
     }
 
     /// The stderr of run `n` (each start writes its own file).
@@ -216,13 +235,17 @@ impl ConfigServer {
     /// Spawns the process without waiting for it to be ready.
     pub fn spawn(&mut self) -> &mut Child {
         self.run += 1;
-        let log = std::fs::File::create(self.dir.join(format!("{}-{}.stderr", self.name, self.run))).expect("stderr file");
+        let log = match &self.stderr_to {
+            Some(path) => std::fs::OpenOptions::new().write(true).open(path).expect("stderr target"),
+            None => std::fs::File::create(self.dir.join(format!("{}-{}.stderr", self.name, self.run))).expect("stderr file"),
+        };
         let child = Command::new(binary())
             .args(["server", "--config"])
             .arg(&self.config)
             .args(["--name", &self.name])
             .current_dir(&self.dir)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -233,7 +256,7 @@ impl ConfigServer {
 
     /// Spawns without waiting for readiness (for starts that must fail).
     pub fn start_unready(dir: &std::path::Path, config: &std::path::Path, name: &str, port: u16) -> ConfigServer {
-        let mut server = ConfigServer { name: name.into(), port, dir: dir.into(), config: config.into(), child: None, run: 0 };
+        let mut server = ConfigServer::unstarted(dir, config, name, port);
         server.spawn();
         server
     }
