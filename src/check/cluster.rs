@@ -137,13 +137,13 @@ pub fn free_ports_below_ephemeral_on(host: &str, n: usize) -> std::io::Result<Ve
         return free_ports_on(host, n);
     }
     // Start where another test process is unlikely to look (by pid), then walk on.
-    let start = (std::process::id() % u32::from(span)) as u16;
+    let start = std::process::id() % u32::from(span);
     let mut held = Vec::with_capacity(n);
-    for step in 0..span {
+    for step in 0..u32::from(span) {
         if held.len() == n {
             break;
         }
-        let port = LOWEST + (start + step) % span;
+        let port = LOWEST + ((start + step) % u32::from(span)) as u16;
         if let Ok(listener) = TcpListener::bind((host, port)) {
             held.push(listener);
         }

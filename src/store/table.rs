@@ -284,8 +284,9 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
 
     /// Removes `key`; the last entry takes its position.
     pub fn swap_remove(&mut self, key: &[u8]) -> Option<V> {
-        let index = self.get_index_of(key)?;
-        self.swap_remove_index(index).map(|(_, value)| value)
+        let at = self.find(key).1?;
+        let index = slot_position(self.slots[at]);
+        Some(self.remove_slot(at, index).1)
     }
 
     /// Inserts `key`, or replaces the value of an equal key already there (keeping
@@ -374,8 +375,13 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         if index >= self.entries.len() {
             return None;
         }
-        let hash = self.hash_at(index);
-        let at = self.slot_pointing_at(hash, index);
+        let at = self.slot_pointing_at(self.hash_at(index), index);
+        Some(self.remove_slot(at, index))
+    }
+
+    /// Removes the entry at `index`, whose slot is `at`; the last entry takes its
+    /// position.
+    fn remove_slot(&mut self, at: usize, index: usize) -> (K, V) {
         self.vacate(at);
         let last = self.entries.len() - 1;
         if index != last {
@@ -387,7 +393,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         if self.entries.is_empty() {
             self.slots = Vec::new();
         }
-        Some((removed.key, removed.value))
+        (removed.key, removed.value)
     }
 }
 
