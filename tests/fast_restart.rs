@@ -323,18 +323,7 @@ fn clear_data_needs_confirmation_and_then_empties_the_server() {
 #[test]
 fn a_full_disk_refuses_writes_without_crashing_and_recovers_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    // A small file system of our own: the disk that fills is this one only.
-    let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(&data).status().unwrap();
-    assert!(mounted.success(), "this test mounts a 4 MB tmpfs and needs root");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(data.clone());
+    let (data, _unmount) = small_disk(dir.path(), "4m");
     let (config, port) = write_single_server_config(dir.path(), true);
     let mut server = ConfigServer::start(dir.path(), &config, "server1", port);
     let mut con = server.conn();
@@ -436,6 +425,79 @@ fn a_server_whose_raft_core_stops_exits_with_the_reason() {
         let v: i64 = redis::cmd("GET").arg(format!("k{i}")).query(&mut con).unwrap();
         assert_eq!(v, i);
     }
+    server.kill9();
+}
+
+/// Unmounts the small disk of a test when it ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `dir/data` as a file system of its own of `size` (a tmpfs): the disk that fills in
+/// a test is this one only.
+fn small_disk(dir: &std::path::Path, size: &str) -> (std::path::PathBuf, Unmount) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mounted =
+        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&data).status().unwrap();
+    assert!(mounted.success(), "this test mounts a {size} tmpfs and needs root");
+    (data.clone(), Unmount(data))
+}
+
+/// A snapshot that cannot be written (its disk is full) leaves the server up, its
+/// log and every acknowledged write in place. SAVE says why it failed, INFO reports
+/// it, writes are refused with -MISCONF while no snapshot can be taken (the log
+/// would otherwise grow without end), the half-written file does not keep the space,
+/// and once space returns a retry succeeds and writes resume. (Before: the failed
+/// write was fatal to the Raft core, and the server exited.)
+#[test]
+fn a_snapshot_that_cannot_be_written_leaves_the_server_up_and_every_write_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _unmount) = small_disk(dir.path(), "16m");
+    let (config, port) = write_single_server_config(dir.path(), true);
+    let mut server = ConfigServer::start(dir.path(), &config, "server1", port);
+    let mut con = server.conn();
+    let value = |i: usize| format!("{i:06}").repeat(1000);
+    let mut acked = Vec::new();
+    for i in 0..400 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(value(i)).query(&mut con).unwrap();
+        acked.push(i);
+    }
+    // Room for the log to go on, not for a snapshot of the 2.4 MB of data.
+    let filler = data.join("filler");
+    std::fs::write(&filler, vec![0u8; fs_free_bytes(&data).saturating_sub(1 << 20) as usize]).unwrap();
+    let free = fs_free_bytes(&data);
+    let err = redis::cmd("SAVE").query::<()>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut con).unwrap();
+    assert!(info.contains("rdb_last_bgsave_status:err"), "{info}");
+    assert!(fs_free_bytes(&data) + (64 << 10) >= free, "the half-written snapshot keeps the disk's space");
+    let err = redis::cmd("SET").arg("refused").arg("x").query::<()>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("MISCONF"), "{err}");
+    let v: String = redis::cmd("GET").arg("k7").query(&mut con).unwrap();
+    assert_eq!(v, value(7));
+    // Space returns: a retry, with no one asking, takes the snapshot; writes resume.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || redis::cmd("SET").arg("after").arg("x").query::<()>(&mut con).is_ok()),
+        "writes stay refused once space is back:\n{}",
+        server.last_stderr()
+    );
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut con).unwrap();
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    server.kill9();
+    server.restart();
+    let mut con = server.conn();
+    for i in acked {
+        let v: String = redis::cmd("GET").arg(format!("k{i}")).query(&mut con).unwrap();
+        assert_eq!(v, value(i), "acknowledged k{i} after the restart");
+    }
+    let v: String = redis::cmd("GET").arg("after").query(&mut con).unwrap();
+    assert_eq!(v, "x");
     server.kill9();
 }
 

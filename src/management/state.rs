@@ -160,7 +160,8 @@ impl State {
         report.keys = shared.core.store_if_free().map(|store| store.db.len() as u64);
         report.clients = Some(shared.clients.count() as u64);
         report.ops_per_sec = Some(self.ops_per_sec());
-        report.last_error = replica.health.problem();
+        report.last_error =
+            replica.health.problem().or_else(|| replica.snapshots.problem().map(|p| format!("the snapshot could not be written: {p}")));
         report
     }
 

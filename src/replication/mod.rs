@@ -6,6 +6,7 @@ pub mod log_file;
 pub mod log_store;
 pub mod record;
 pub mod snapshot;
+pub mod snapshot_health;
 pub mod state_machine;
 pub mod stripe;
 pub mod types;

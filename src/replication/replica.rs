@@ -20,6 +20,7 @@ use super::group::{self, Group, Stop};
 use super::log_store::{DiskHealth, LogStore};
 use super::membership;
 use super::network::GroupNetwork;
+use super::snapshot_health::{self, SnapshotHealth};
 use super::state_machine::{Notice, StateMachine};
 use super::stripe::{Member, ServerState, StripeLayout};
 use super::types::{Deliver, TypeConfig};
@@ -166,6 +167,8 @@ pub struct Replica {
     pub log: LogStore,
     pub store: Arc<Mutex<Store>>,
     pub health: Arc<DiskHealth>,
+    /// Whether this member's last snapshot could be written.
+    pub snapshots: Arc<SnapshotHealth>,
     /// This member's identity in its stripe, its group port and its views.
     pub group: Arc<Group>,
     stop: watch::Receiver<Option<Stop>>,
@@ -266,6 +269,7 @@ impl Replica {
         let sm = StateMachine::new(store.clone(), snapshot_dir.clone(), notices)?;
         let applied_time_ms = sm.applied_time_ms();
         sm.watch_disk(health.clone());
+        let snapshots = sm.snapshot_health();
         sm.set_witness(options.witness);
         let config = Arc::new(raft_config(&options)?);
         let me = options.me().clone();
@@ -325,6 +329,7 @@ impl Replica {
         }
         if !options.witness {
             tokio::spawn(trim_log_behind_snapshots(raft.clone(), log.clone()));
+            tokio::spawn(retry_failed_snapshots(raft.clone(), snapshots.clone()));
         }
         let clock = Arc::new(Mutex::new(EntryClock::new(applied_time_ms)));
         let (proposals, queue) = mpsc::unbounded_channel();
@@ -338,6 +343,7 @@ impl Replica {
             log,
             store,
             health,
+            snapshots,
             group,
             stop,
             broadcaster,
@@ -436,8 +442,11 @@ impl Replica {
     }
 
     pub fn refuse_if_disk_trouble(&self) -> Result<(), WriteError> {
-        match self.health.problem() {
-            Some(problem) => Err(WriteError::DiskTrouble { problem: problem.to_string() }),
+        if let Some(problem) = self.health.problem() {
+            return Err(WriteError::DiskTrouble { problem });
+        }
+        match self.snapshots.problem() {
+            Some(problem) => Err(WriteError::SnapshotTrouble { problem }),
             None => Ok(()),
         }
     }
@@ -540,6 +549,11 @@ impl Replica {
         let target = self.raft.metrics().borrow_watched().last_applied.map(|l| l.index);
         let covered = |m: &openraft::RaftMetrics<TypeConfig>| m.snapshot.map(|s| s.index) >= target;
         let deadline = tokio::time::Instant::now() + SAVE_WAIT;
+        // A SAVE tries now, even moments after a failed snapshot, and reports its own
+        // failure (any failure after this point is one of the builds it asked for).
+        let mut failures = self.snapshots.failures();
+        failures.mark_unchanged();
+        self.snapshots.retry_now();
         loop {
             let seen = {
                 let m = self.raft.metrics();
@@ -551,12 +565,16 @@ impl Replica {
             };
             self.raft.trigger().snapshot().await.map_err(|_| SaveError::Stopped)?;
             let wait = SAVE_ASK_AGAIN.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match self
-                .raft
-                .wait(Some(wait))
-                .metrics(|m| covered(m) || m.snapshot != seen, "a snapshot covers the last applied entry, or one was built")
-                .await
-            {
+            let waiter = self.raft.wait(Some(wait));
+            let built = waiter.metrics(|m| covered(m) || m.snapshot != seen, "a snapshot covers the last applied entry, or one was built");
+            let outcome = tokio::select! {
+                outcome = built => outcome,
+                Ok(()) = failures.changed() => {
+                    let problem = self.snapshots.problem().unwrap_or_else(|| "see the server's log".into());
+                    return Err(SaveError::Failed { problem });
+                }
+            };
+            match outcome {
                 Ok(_) => {}
                 Err(openraft::metrics::WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => {}
                 Err(openraft::metrics::WaitError::Timeout(..)) => return Err(SaveError::TimedOut { secs: SAVE_WAIT.as_secs() }),
@@ -610,6 +628,20 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
 /// that fell behind during a bulk load (reconnecting, receiving a snapshot) is not
 /// sent one snapshot after another, the active never trims past what every other
 /// member has matched: while one lags, openraft's own purge rule alone applies.
+/// After a failed snapshot, tries again every [`snapshot_health::RETRY`] until one is
+/// written: writes are refused meanwhile, so no new entry would ask for one.
+async fn retry_failed_snapshots(raft: Raft, health: Arc<SnapshotHealth>) {
+    let mut failures = health.failures();
+    while failures.changed().await.is_ok() {
+        while health.problem().is_some() {
+            tokio::time::sleep(snapshot_health::RETRY).await;
+            if health.problem().is_some() && raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 async fn trim_log_behind_snapshots(raft: Raft, log: LogStore) {
     // Woken when a snapshot is built or installed, not by every entry (Raft's whole
     // metrics change with each one; this is the snapshot's own progress).

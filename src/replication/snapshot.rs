@@ -719,9 +719,13 @@ pub fn save(dir: &Path, index: u64, bytes: &[u8]) -> Result<PathBuf, SnapshotErr
     let io = |source| SnapshotError::Io { file: tmp.display().to_string(), source };
     super::log_file::create_dir_durably(dir)
         .map_err(|e| SnapshotError::Io { file: dir.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io)?;
-    commit(dir, &tmp, index)
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all())).map_err(io);
+    let committed = written.and_then(|()| commit(dir, &tmp, index));
+    if committed.is_err() {
+        // Half written, on a disk that may be full: its space goes back to the log.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    committed
 }
 
 /// Snapshot files in `dir`, newest last.

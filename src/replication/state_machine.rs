@@ -16,6 +16,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use tokio::sync::mpsc;
 
 use super::snapshot;
+use super::snapshot_health::SnapshotHealth;
 use super::types::{LogId, Response, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::store::db::Db;
 use crate::store::{KeyEvent, Store};
@@ -107,9 +108,10 @@ pub struct Shared {
     meta: Mutex<Meta>,
     snapshot_dir: Option<PathBuf>,
     notices: mpsc::UnboundedSender<Notice>,
-    /// The log's disk health: no snapshot is started while the disk refuses writes
-    /// (a failed snapshot write is fatal to openraft).
+    /// The log's disk health: no snapshot is started while the disk refuses writes.
     health: Mutex<Option<Arc<super::log_store::DiskHealth>>>,
+    /// Whether the last snapshot could be written (a failed one defers the next).
+    snapshots: Arc<SnapshotHealth>,
     /// A voter's state machine: follows the log, applies no data.
     witness: std::sync::atomic::AtomicBool,
     /// The largest entry time applied (the store's), for the entry clock: published
@@ -118,6 +120,20 @@ pub struct Shared {
     /// The store's script status: an apply waits on it for a read-only script that
     /// holds the store on its blocking thread.
     scripts: Arc<crate::scripting::status::Status>,
+}
+
+impl Shared {
+    /// The last snapshot written, or none (no log id: openraft takes it as no progress).
+    fn current_snapshot(&self) -> SnapshotOf<TypeConfig, SnapshotData> {
+        let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        match &meta.current {
+            Some((meta, data)) => SnapshotOf::<TypeConfig, SnapshotData> { meta: meta.clone(), snapshot: data.clone() },
+            None => SnapshotOf::<TypeConfig, SnapshotData> {
+                meta: SnapshotMeta { last_log_id: None, last_membership: meta.membership.clone() },
+                snapshot: SnapshotData::Live,
+            },
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -162,6 +178,7 @@ impl StateMachine {
                 snapshot_dir,
                 notices,
                 health: Mutex::new(None),
+                snapshots: Arc::default(),
                 witness: Default::default(),
                 applied_time_ms: Arc::new(AtomicU64::new(0)),
             }),
@@ -175,6 +192,11 @@ impl StateMachine {
 
     fn publish_applied_time(&self, time_ms: u64) {
         self.shared.applied_time_ms.fetch_max(time_ms, Ordering::AcqRel);
+    }
+
+    /// Whether the last snapshot could be written.
+    pub fn snapshot_health(&self) -> Arc<SnapshotHealth> {
+        self.shared.snapshots.clone()
     }
 
     /// Defers snapshots while `health` reports disk trouble.
@@ -255,12 +277,19 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         let source = std::mem::replace(&mut self.source, Source::Live);
         let encode_meta = meta.clone();
         let started = std::time::Instant::now();
-        let data = tokio::task::spawn_blocking(move || -> io::Result<SnapshotData> {
+        let built = tokio::task::spawn_blocking(move || -> io::Result<SnapshotData> {
             match (source, dir) {
                 (Source::Live, _) => Ok(SnapshotData::Live),
                 (Source::Forked { pid, tmp }, Some(dir)) => {
-                    wait_child(pid)?;
-                    snapshot::commit(&dir, &tmp, index).map(SnapshotData::File).map_err(|e| io::Error::other(e.to_string()))
+                    let committed = wait_child(pid).and_then(|()| {
+                        snapshot::commit(&dir, &tmp, index).map(SnapshotData::File).map_err(|e| io::Error::other(e.to_string()))
+                    });
+                    if committed.is_err() {
+                        // Half written, on a disk that may be full: give its space back
+                        // to the log.
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    committed
                 }
                 (Source::Copy(db), Some(dir)) => {
                     let bytes = snapshot::encode(&db, &encode_meta);
@@ -271,7 +300,20 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             }
         })
         .await
-        .map_err(io::Error::other)??;
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        let data = match built {
+            Ok(data) => data,
+            Err(e) => {
+                // Not an error to openraft, which would stop this member for good: the
+                // log keeps every entry the snapshot would have covered. The snapshot
+                // reported is the last one written (openraft takes it as no progress).
+                self.shared.snapshots.failed(e.to_string());
+                crate::management::metrics::global().record_snapshot("failed", 0, started.elapsed());
+                return Ok(self.shared.current_snapshot());
+            }
+        };
+        self.shared.snapshots.succeeded();
         self.shared.meta.lock().unwrap_or_else(|e| e.into_inner()).current = Some((meta.clone(), data.clone()));
         let bytes = match &data {
             SnapshotData::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
@@ -290,6 +332,10 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
     }
 }
 
+/// The exit code of a snapshot child that failed other than by an OS error (OS
+/// errors are their own numbers, all below it).
+const CHILD_FAILED_OTHERWISE: i32 = 255;
+
 /// Waits for the snapshot child; an error unless it wrote and fsynced the file.
 fn wait_child(pid: i32) -> io::Result<()> {
     let mut status = 0;
@@ -304,10 +350,15 @@ fn wait_child(pid: i32) -> io::Result<()> {
             return Err(e);
         }
     }
-    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("the snapshot writer process failed (wait status {status})")))
+    let code = if libc::WIFEXITED(status) { Some(libc::WEXITSTATUS(status)) } else { None };
+    match code {
+        Some(0) => Ok(()),
+        // The child's exit code is the OS error that stopped it (see `fork_writer`).
+        Some(errno) if (1..CHILD_FAILED_OTHERWISE).contains(&errno) => {
+            let e = io::Error::from_raw_os_error(errno);
+            Err(io::Error::new(e.kind(), format!("writing the snapshot: {e}")))
+        }
+        _ => Err(io::Error::other(format!("the snapshot writer process failed (wait status {status})"))),
     }
 }
 
@@ -341,8 +392,13 @@ fn fork_writer(db: &Db, meta: &SnapshotMeta, tmp: &std::path::Path) -> Option<i3
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
     })();
+    // The parent learns why from the exit code: the OS error, when there is one.
+    let code = match &written {
+        Ok(()) => 0,
+        Err(e) => e.raw_os_error().filter(|&n| (1..CHILD_FAILED_OTHERWISE).contains(&n)).unwrap_or(CHILD_FAILED_OTHERWISE),
+    };
     // SAFETY: end the child without running anything of the parent's.
-    unsafe { libc::_exit(if written.is_ok() { 0 } else { 1 }) }
+    unsafe { libc::_exit(code) }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -427,6 +483,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let trouble = self.shared.health.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|h| h.problem());
         if let Some(problem) = trouble {
             tracing::warn!(%problem, "snapshot deferred: the disk refuses writes");
+            return None;
+        }
+        if self.shared.snapshots.deferring() {
+            tracing::debug!("snapshot deferred: the last one failed moments ago");
             return None;
         }
         Some(self.get_snapshot_builder().await)

@@ -92,6 +92,10 @@ pub fn write_reply(e: &WriteError) -> Reply {
         WriteError::DiskTrouble { problem } => Reply::error(format!(
             "MISCONF Tandem cannot make writes durable ({problem}); writes are refused until the data directory accepts them again"
         )),
+        WriteError::SnapshotTrouble { problem } => Reply::error(format!(
+            "MISCONF Tandem cannot write a snapshot ({problem}); writes are refused until one succeeds (every write so far is in the log; retried every {} s)",
+            crate::replication::snapshot_health::RETRY.as_secs()
+        )),
         WriteError::TooLarge { max_bytes } => {
             Reply::error(format!("ERR this write is larger than one log record may be ({} MB); split it", max_bytes / (1024 * 1024)))
         }
