@@ -148,30 +148,19 @@ impl std::fmt::Debug for Member<'_> {
     }
 }
 
+// The varints of hashes' lengths carry 64-bit integers here.
+const _: () = assert!(usize::BITS == 64, "a packed set's integers need a 64-bit usize");
+
 /// Appends `value` as a zigzag varint (small magnitudes of either sign take few bytes).
 fn put_int(out: &mut Vec<u8>, value: i64) {
-    let mut n = ((value << 1) ^ (value >> 63)) as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+    super::hash::put_len(out, ((value << 1) ^ (value >> 63)) as u64 as usize);
 }
 
 /// Reads a zigzag varint at `*pos`, moving past it. The buffer is only ever written
 /// by `put_int`, so it is well formed.
 fn read_int(bytes: &[u8], pos: &mut usize) -> i64 {
-    let mut n = 0u64;
-    let mut shift = 0;
-    loop {
-        let b = bytes[*pos];
-        *pos += 1;
-        n |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return ((n >> 1) as i64) ^ -((n & 1) as i64);
-        }
-        shift += 7;
-    }
+    let n = super::hash::read_len(bytes, pos) as u64;
+    ((n >> 1) as i64) ^ -((n & 1) as i64)
 }
 
 /// One member of a packed buffer, as its kind of buffer keeps it.
