@@ -450,26 +450,43 @@ fn small_disk(dir: &std::path::Path, size: &str) -> (std::path::PathBuf, Unmount
 
 /// A snapshot that cannot be written (its disk is full) leaves the server up, its
 /// log and every acknowledged write in place. SAVE says why it failed, INFO reports
-/// it, writes are refused with -MISCONF while no snapshot can be taken (the log
-/// would otherwise grow without end), the half-written file does not keep the space,
-/// and once space returns a retry succeeds and writes resume. (Before: the failed
-/// write was fatal to the Raft core, and the server exited.)
+/// it, clients' writes are refused with -MISCONF while no snapshot can be taken (as
+/// Redis's `stop-writes-on-bgsave-error`, which turns it off), the half-written file
+/// does not keep the space, a restart on the still-full disk finds every write, and
+/// once space returns a retry nobody asked for succeeds and writes resume. (Before:
+/// the failed write was fatal to the Raft core, and the server exited.)
 #[test]
 fn a_snapshot_that_cannot_be_written_leaves_the_server_up_and_every_write_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, _unmount) = small_disk(dir.path(), "16m");
+    let (data, _unmount) = small_disk(dir.path(), "32m");
     let (config, port) = write_single_server_config(dir.path(), true);
     let mut server = ConfigServer::start(dir.path(), &config, "server1", port);
     let mut con = server.conn();
-    let value = |i: usize| format!("{i:06}").repeat(1000);
-    let mut acked = Vec::new();
-    for i in 0..400 {
-        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(value(i)).query(&mut con).unwrap();
-        acked.push(i);
+    let value = |i: usize| format!("{i:06}").repeat(500);
+    let mut acked: Vec<String> = Vec::new();
+    let set = |con: &mut redis::Connection, key: String, acked: &mut Vec<String>| {
+        let _: () = redis::cmd("SET").arg(&key).arg(value(acked.len())).query(con).unwrap();
+        acked.push(key);
+    };
+    // A snapshot is written, then more entries than the log keeps behind one (500):
+    // a failed build that purged as if it had succeeded would lose the first of them.
+    for i in 0..200 {
+        set(&mut con, format!("before{i}"), &mut acked);
     }
-    // Room for the log to go on, not for a snapshot of the 2.4 MB of data.
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    for i in 0..700 {
+        set(&mut con, format!("after{i}"), &mut acked);
+    }
+    let check_all = |con: &mut redis::Connection, acked: &[String]| {
+        for (i, key) in acked.iter().enumerate() {
+            let v: Option<String> = redis::cmd("GET").arg(key).query(con).unwrap();
+            assert_eq!(v, Some(value(i)), "acknowledged {key}");
+        }
+    };
+    // Room for the log to go on, not for a snapshot of the 2.7 MB of data.
     let filler = data.join("filler");
-    std::fs::write(&filler, vec![0u8; fs_free_bytes(&data).saturating_sub(1 << 20) as usize]).unwrap();
+    let fill = || std::fs::write(&filler, vec![0u8; fs_free_bytes(&data).saturating_sub(1 << 20) as usize]).unwrap();
+    fill();
     let free = fs_free_bytes(&data);
     let err = redis::cmd("SAVE").query::<()>(&mut con).unwrap_err();
     assert!(err.to_string().contains("No space left on device"), "{err}");
@@ -477,13 +494,24 @@ fn a_snapshot_that_cannot_be_written_leaves_the_server_up_and_every_write_kept()
     assert!(info.contains("rdb_last_bgsave_status:err"), "{info}");
     assert!(fs_free_bytes(&data) + (64 << 10) >= free, "the half-written snapshot keeps the disk's space");
     let err = redis::cmd("SET").arg("refused").arg("x").query::<()>(&mut con).unwrap_err();
-    assert_eq!(err.code(), Some("MISCONF"), "{err}");
-    let v: String = redis::cmd("GET").arg("k7").query(&mut con).unwrap();
-    assert_eq!(v, value(7));
+    assert!(err.code() == Some("MISCONF") && err.to_string().contains("cannot write a snapshot"), "{err}");
+    check_all(&mut con, &acked);
+    // The operator may accept writes meanwhile; they go to the log.
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("stop-writes-on-bgsave-error").arg("no").query(&mut con).unwrap();
+    set(&mut con, "meanwhile".into(), &mut acked);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("stop-writes-on-bgsave-error").arg("yes").query(&mut con).unwrap();
+    assert!(redis::cmd("SET").arg("refused").arg("x").query::<()>(&mut con).is_err());
+    // Nothing was purged for the snapshot that failed: a restart, disk still full,
+    // finds every acknowledged write.
+    server.kill9();
+    server.restart();
+    let mut con = server.conn();
+    check_all(&mut con, &acked);
     // Space returns: a retry, with no one asking, takes the snapshot; writes resume.
+    assert!(redis::cmd("SAVE").query::<()>(&mut con).is_err(), "the disk is still full");
     std::fs::remove_file(&filler).unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || redis::cmd("SET").arg("after").arg("x").query::<()>(&mut con).is_ok()),
+        wait_until(Duration::from_secs(30), || redis::cmd("SET").arg("after-space").arg("x").query::<()>(&mut con).is_ok()),
         "writes stay refused once space is back:\n{}",
         server.last_stderr()
     );
@@ -492,11 +520,8 @@ fn a_snapshot_that_cannot_be_written_leaves_the_server_up_and_every_write_kept()
     server.kill9();
     server.restart();
     let mut con = server.conn();
-    for i in acked {
-        let v: String = redis::cmd("GET").arg(format!("k{i}")).query(&mut con).unwrap();
-        assert_eq!(v, value(i), "acknowledged k{i} after the restart");
-    }
-    let v: String = redis::cmd("GET").arg("after").query(&mut con).unwrap();
+    check_all(&mut con, &acked);
+    let v: String = redis::cmd("GET").arg("after-space").query(&mut con).unwrap();
     assert_eq!(v, "x");
     server.kill9();
 }

@@ -21,9 +21,6 @@ pub enum WriteError {
     /// Not applied: the data directory refuses writes.
     #[error("this server cannot make writes durable ({problem})")]
     DiskTrouble { problem: String },
-    /// Not applied: no snapshot can be written, so the log could only grow.
-    #[error("this server cannot write a snapshot ({problem})")]
-    SnapshotTrouble { problem: String },
     /// Not applied: larger than one log record may be.
     #[error("the write is larger than one log record may be ({max_bytes} bytes)")]
     TooLarge { max_bytes: usize },

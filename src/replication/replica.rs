@@ -24,7 +24,7 @@ use super::snapshot_health::{self, SnapshotHealth};
 use super::state_machine::{Notice, StateMachine};
 use super::stripe::{Member, ServerState, StripeLayout};
 use super::types::{Deliver, TypeConfig};
-use crate::clock::{wall_ms, EntryClock};
+use crate::clock::EntryClock;
 use crate::cluster::view::Active;
 use crate::protocol::reply::Reply;
 use crate::store::watch::WatchStamp;
@@ -174,7 +174,6 @@ pub struct Replica {
     stop: watch::Receiver<Option<Stop>>,
     broadcaster: Option<Broadcaster>,
     published: Mutex<Option<mpsc::UnboundedReceiver<super::group::Published>>>,
-    last_snapshot: Mutex<u64>,
     _data_dir: Option<DataDir>,
 }
 
@@ -334,7 +333,6 @@ impl Replica {
         let clock = Arc::new(Mutex::new(EntryClock::new(applied_time_ms)));
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(batch_proposals(raft.clone(), clock.clone(), options.layout.clone(), queue));
-        let last_snapshot = Mutex::new(wall_ms() / 1000);
         tracing::info!(server = %options.name, stripe = %options.layout.stripe, node_id, "member started");
         Ok(Replica {
             clock,
@@ -348,7 +346,6 @@ impl Replica {
             stop,
             broadcaster,
             published: Mutex::new(Some(published)),
-            last_snapshot,
             _data_dir: data_dir,
         })
     }
@@ -442,11 +439,8 @@ impl Replica {
     }
 
     pub fn refuse_if_disk_trouble(&self) -> Result<(), WriteError> {
-        if let Some(problem) = self.health.problem() {
-            return Err(WriteError::DiskTrouble { problem });
-        }
-        match self.snapshots.problem() {
-            Some(problem) => Err(WriteError::SnapshotTrouble { problem }),
+        match self.health.problem() {
+            Some(problem) => Err(WriteError::DiskTrouble { problem }),
             None => Ok(()),
         }
     }
@@ -545,20 +539,23 @@ impl Replica {
     /// one is being built, and that one may stop short of the last applied entry: the
     /// request is made again when a build ends short of it (or, should the request
     /// have been dropped for another reason, a disk refusing writes, every second).
+    ///
+    /// A SAVE starts a build at once even moments after a failed one, and answers with
+    /// the failure of a build that started after it came (one already running may end
+    /// either way: it is asked again). While the last build failed, a snapshot that
+    /// covers everything is not enough: one more must succeed.
     pub async fn snapshot_now(&self) -> Result<(), SaveError> {
         let target = self.raft.metrics().borrow_watched().last_applied.map(|l| l.index);
         let covered = |m: &openraft::RaftMetrics<TypeConfig>| m.snapshot.map(|s| s.index) >= target;
         let deadline = tokio::time::Instant::now() + SAVE_WAIT;
-        // A SAVE tries now, even moments after a failed snapshot, and reports its own
-        // failure (any failure after this point is one of the builds it asked for).
-        let mut failures = self.snapshots.failures();
-        failures.mark_unchanged();
+        let mut ended = self.snapshots.ended();
+        let first = self.snapshots.next_build();
         self.snapshots.retry_now();
         loop {
             let seen = {
                 let m = self.raft.metrics();
                 let m = m.borrow_watched();
-                if covered(&m) {
+                if covered(&m) && self.snapshots.problem().is_none() {
                     break;
                 }
                 m.snapshot
@@ -567,11 +564,22 @@ impl Replica {
             let wait = SAVE_ASK_AGAIN.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             let waiter = self.raft.wait(Some(wait));
             let built = waiter.metrics(|m| covered(m) || m.snapshot != seen, "a snapshot covers the last applied entry, or one was built");
-            let outcome = tokio::select! {
-                outcome = built => outcome,
-                Ok(()) = failures.changed() => {
-                    let problem = self.snapshots.problem().unwrap_or_else(|| "see the server's log".into());
-                    return Err(SaveError::Failed { problem });
+            tokio::pin!(built);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut built => break outcome,
+                    Ok(()) = ended.changed() => {
+                        let last = *ended.borrow_and_update();
+                        if last.failed && last.build >= first {
+                            let problem = self.snapshots.problem().unwrap_or_else(|| "see the server's log".into());
+                            return Err(SaveError::Failed { problem });
+                        }
+                        // A success shows in the metrics. A build older than this
+                        // SAVE failed: another is asked for, at once, when the wait ends.
+                        if last.failed {
+                            self.snapshots.retry_now();
+                        }
+                    }
                 }
             };
             match outcome {
@@ -581,17 +589,17 @@ impl Replica {
                 Err(_) => return Err(SaveError::Stopped),
             }
         }
-        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = wall_ms() / 1000;
+        self.snapshots.saved_now();
         Ok(())
     }
 
     pub async fn snapshot_soon(&self) {
         let _ = self.raft.trigger().snapshot().await;
-        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = wall_ms() / 1000;
     }
 
+    /// When a snapshot was last written (LASTSAVE).
     pub fn last_snapshot_unix_secs(&self) -> u64 {
-        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner())
+        self.snapshots.last_written_unix_secs()
     }
 
     pub fn is_active(&self) -> bool {
@@ -631,8 +639,8 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
 /// After a failed snapshot, tries again every [`snapshot_health::RETRY`] until one is
 /// written: writes are refused meanwhile, so no new entry would ask for one.
 async fn retry_failed_snapshots(raft: Raft, health: Arc<SnapshotHealth>) {
-    let mut failures = health.failures();
-    while failures.changed().await.is_ok() {
+    let mut ended = health.ended();
+    while ended.changed().await.is_ok() {
         while health.problem().is_some() {
             tokio::time::sleep(snapshot_health::RETRY).await;
             if health.problem().is_some() && raft.trigger().snapshot().await.is_err() {

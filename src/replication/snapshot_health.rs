@@ -1,10 +1,14 @@
-//! Whether this member's last snapshot could be written. A snapshot that cannot be
-//! written (a full disk, a failed fsync, a writer process that died) is not fatal:
-//! the log keeps every entry it would have covered, the member reports the trouble,
-//! and — as Redis does after a failed BGSAVE — refuses new writes until a snapshot
-//! succeeds (without snapshots the log would grow without end), retrying every
-//! [`RETRY`].
+//! Whether this member's snapshots can be written. A snapshot that cannot be written
+//! (a full disk, a failed fsync, a writer process that died) is not fatal: the log
+//! keeps every entry it would have covered, the member reports the trouble, tries
+//! again every [`RETRY`], and — as Redis does after a failed BGSAVE, unless
+//! `stop-writes-on-bgsave-error` is `no` — the active refuses clients' writes until a
+//! snapshot succeeds (without snapshots its log would grow without end).
+//!
+//! Each build is numbered when it starts, so that SAVE tells the outcome of a build
+//! it asked for from that of one already running when it came.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,24 +18,38 @@ use tokio::sync::watch;
 /// before it retries a failed BGSAVE).
 pub const RETRY: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    /// Why the last snapshot failed, and when; `None` once one succeeds.
+    /// Builds started so far; the number of the last one.
+    started: u64,
+    /// Why the last build that ended failed, and when; `None` once one succeeds.
     failed: Option<(String, Instant)>,
-    /// Set by SAVE: the next snapshot is tried at once, not after [`RETRY`].
+    /// Set by SAVE: the next build starts at once, not [`RETRY`] after a failure.
     retry_now: bool,
+    /// When a snapshot was last written (Unix seconds; the start of the process
+    /// before the first), for LASTSAVE.
+    last_written_unix_secs: u64,
+}
+
+/// The last build that ended: its number, and whether it failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ended {
+    pub build: u64,
+    pub failed: bool,
 }
 
 #[derive(Debug)]
 pub struct SnapshotHealth {
     state: Mutex<State>,
-    /// Failed snapshots so far: SAVE and the retry task wait on it.
-    failures: watch::Sender<u64>,
+    /// `state.failed.is_some()`, read on every client write without the lock.
+    troubled: AtomicBool,
+    ended: watch::Sender<Ended>,
 }
 
 impl Default for SnapshotHealth {
     fn default() -> SnapshotHealth {
-        SnapshotHealth { state: Mutex::default(), failures: watch::Sender::new(0) }
+        let state = State { started: 0, failed: None, retry_now: false, last_written_unix_secs: crate::clock::wall_ms() / 1000 };
+        SnapshotHealth { state: Mutex::new(state), troubled: AtomicBool::new(false), ended: watch::Sender::new(Ended::default()) }
     }
 }
 
@@ -40,40 +58,75 @@ impl SnapshotHealth {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the last snapshot failed (no later one has succeeded): one atomic load.
+    pub fn troubled(&self) -> bool {
+        self.troubled.load(Ordering::Acquire)
+    }
+
     /// Why the last snapshot failed, while no later one has succeeded.
     pub fn problem(&self) -> Option<String> {
         self.state().failed.as_ref().map(|(why, _)| why.clone())
     }
 
-    /// Whether a snapshot should wait: the last one failed less than [`RETRY`] ago
-    /// and no one asked for one since.
-    pub fn deferring(&self) -> bool {
-        let state = self.state();
-        !state.retry_now && state.failed.as_ref().is_some_and(|(_, at)| at.elapsed() < RETRY)
+    /// Whether a build may start now (not while the last one failed less than
+    /// [`RETRY`] ago, unless SAVE asked: that request is used up here).
+    pub fn may_start(&self) -> bool {
+        let mut state = self.state();
+        if std::mem::take(&mut state.retry_now) {
+            return true;
+        }
+        state.failed.as_ref().is_none_or(|(_, at)| at.elapsed() >= RETRY)
     }
 
-    /// The next snapshot is tried at once (SAVE).
+    /// Numbers a build that starts now.
+    pub fn start(&self) -> u64 {
+        let mut state = self.state();
+        state.started += 1;
+        state.started
+    }
+
+    /// The number the next build to start will have.
+    pub fn next_build(&self) -> u64 {
+        self.state().started + 1
+    }
+
+    /// The next build starts at once (SAVE).
     pub fn retry_now(&self) {
         self.state().retry_now = true;
     }
 
-    pub fn failed(&self, problem: String) {
-        tracing::error!(%problem, "the snapshot could not be written: the log keeps every write; writes are refused until a snapshot succeeds (retried every {}s)", RETRY.as_secs());
-        *self.state() = State { failed: Some((problem, Instant::now())), retry_now: false };
-        self.failures.send_modify(|n| *n += 1);
+    pub fn failed(&self, build: u64, problem: String) {
+        tracing::error!(%problem, "the snapshot could not be written: the log keeps every write; tried again every {} s", RETRY.as_secs());
+        self.state().failed = Some((problem, Instant::now()));
+        self.troubled.store(true, Ordering::Release);
+        self.ended.send_replace(Ended { build, failed: true });
     }
 
-    pub fn succeeded(&self) {
-        let mut state = self.state();
-        if state.failed.take().is_some() {
-            tracing::info!("a snapshot was written again: writes are accepted");
+    pub fn succeeded(&self, build: u64) {
+        {
+            let mut state = self.state();
+            if state.failed.take().is_some() {
+                tracing::info!("a snapshot was written again");
+            }
+            self.troubled.store(false, Ordering::Release);
+            state.last_written_unix_secs = crate::clock::wall_ms() / 1000;
         }
-        state.retry_now = false;
+        self.ended.send_replace(Ended { build, failed: false });
     }
 
-    /// Watches the count of failed snapshots.
-    pub fn failures(&self) -> watch::Receiver<u64> {
-        self.failures.subscribe()
+    /// A snapshot holding every write applied so far exists now (SAVE found one).
+    pub fn saved_now(&self) {
+        self.state().last_written_unix_secs = crate::clock::wall_ms() / 1000;
+    }
+
+    /// When a snapshot was last written (Unix seconds).
+    pub fn last_written_unix_secs(&self) -> u64 {
+        self.state().last_written_unix_secs
+    }
+
+    /// Watches the last build that ended.
+    pub fn ended(&self) -> watch::Receiver<Ended> {
+        self.ended.subscribe()
     }
 }
 
@@ -82,19 +135,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failure_defers_the_next_snapshot_until_asked_or_succeeded() {
+    fn a_failure_defers_the_next_build_until_save_asks_or_one_succeeds() {
         let health = SnapshotHealth::default();
-        assert!(!health.deferring() && health.problem().is_none());
-        let failures = health.failures();
-        health.failed("No space left on device".into());
-        assert_eq!(*failures.borrow(), 1);
+        assert!(health.may_start() && health.problem().is_none());
+        let ended = health.ended();
+        let build = health.start();
+        assert_eq!(health.next_build(), build + 1);
+        health.failed(build, "No space left on device".into());
+        assert_eq!(*ended.borrow(), Ended { build, failed: true });
         assert_eq!(health.problem().as_deref(), Some("No space left on device"));
-        assert!(health.deferring());
+        assert!(health.troubled());
+        assert!(!health.may_start(), "retried only after RETRY");
         health.retry_now();
-        assert!(!health.deferring(), "SAVE tries at once");
-        health.failed("again".into());
-        assert!(health.deferring(), "a new failure waits again");
-        health.succeeded();
-        assert!(health.problem().is_none() && !health.deferring());
+        assert!(health.may_start(), "SAVE starts one at once");
+        assert!(!health.may_start(), "once");
+        let build = health.start();
+        health.succeeded(build);
+        assert!(health.problem().is_none() && !health.troubled() && health.may_start());
+        assert_eq!(*ended.borrow(), Ended { build, failed: false });
     }
 }

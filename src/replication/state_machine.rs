@@ -265,6 +265,11 @@ pub struct Builder {
     source: Source,
     meta: SnapshotMeta,
     shared: Arc<Shared>,
+    /// This build's number ([`SnapshotHealth::start`]).
+    build: u64,
+    /// openraft asked for it at start-up (its log is purged past any snapshot): a
+    /// failure must then stop the start, not be reported as no progress.
+    forced: bool,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
@@ -305,16 +310,34 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         let data = match built {
             Ok(data) => data,
             Err(e) => {
+                self.shared.snapshots.failed(self.build, e.to_string());
+                crate::management::metrics::global().record_snapshot("failed", 0, started.elapsed());
+                if self.forced {
+                    return Err(e);
+                }
                 // Not an error to openraft, which would stop this member for good: the
                 // log keeps every entry the snapshot would have covered. The snapshot
                 // reported is the last one written (openraft takes it as no progress).
-                self.shared.snapshots.failed(e.to_string());
-                crate::management::metrics::global().record_snapshot("failed", 0, started.elapsed());
                 return Ok(self.shared.current_snapshot());
             }
         };
-        self.shared.snapshots.succeeded();
-        self.shared.meta.lock().unwrap_or_else(|e| e.into_inner()).current = Some((meta.clone(), data.clone()));
+        self.shared.snapshots.succeeded(self.build);
+        {
+            let mut shared = self.shared.meta.lock().unwrap_or_else(|e| e.into_inner());
+            let newer = shared.current.as_ref().is_none_or(|(held, _)| held.last_log_id <= meta.last_log_id);
+            if newer {
+                shared.current = Some((meta.clone(), data.clone()));
+            } else {
+                // A newer snapshot was installed from the active while this one was
+                // built: it stays the current one (its commit removed older files).
+                drop(shared);
+                if let SnapshotData::File(path) = &data {
+                    let _ = std::fs::remove_file(path);
+                }
+                tracing::info!(index, "snapshot built behind one installed meanwhile: dropped");
+                return Ok(self.shared.current_snapshot());
+            }
+        }
         let bytes = match &data {
             SnapshotData::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
             SnapshotData::Memory(b) => b.len() as u64,
@@ -358,7 +381,11 @@ fn wait_child(pid: i32) -> io::Result<()> {
             let e = io::Error::from_raw_os_error(errno);
             Err(io::Error::new(e.kind(), format!("writing the snapshot: {e}")))
         }
-        _ => Err(io::Error::other(format!("the snapshot writer process failed (wait status {status})"))),
+        Some(code) => Err(io::Error::other(format!("the snapshot writer process failed (exit code {code})"))),
+        None if libc::WIFSIGNALED(status) => {
+            Err(io::Error::other(format!("the snapshot writer process was killed by signal {}", libc::WTERMSIG(status))))
+        }
+        None => Err(io::Error::other(format!("the snapshot writer process failed (wait status {status})"))),
     }
 }
 
@@ -380,7 +407,7 @@ fn fork_writer(db: &Db, meta: &SnapshotMeta, tmp: &std::path::Path) -> Option<i3
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         // The server may have died before the line above took effect.
         if libc::getppid() != parent {
-            libc::_exit(1);
+            libc::_exit(CHILD_FAILED_OTHERWISE);
         }
         // Drop every inherited descriptor (client and group ports, the data lock).
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
@@ -479,17 +506,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
         let trouble = self.shared.health.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|h| h.problem());
-        if let Some(problem) = trouble {
+        // Forced (at start-up, openraft unwraps the builder): never deferred.
+        if let Some(problem) = trouble.filter(|_| !force) {
             tracing::warn!(%problem, "snapshot deferred: the disk refuses writes");
             return None;
         }
-        if self.shared.snapshots.deferring() {
+        if !force && !self.shared.snapshots.may_start() {
             tracing::debug!("snapshot deferred: the last one failed moments ago");
             return None;
         }
-        Some(self.get_snapshot_builder().await)
+        let mut builder = self.get_snapshot_builder().await;
+        builder.forced = force;
+        Some(builder)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -525,7 +555,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 "snapshot view taken"
             );
         }
-        Builder { source, meta: snap_meta, shared: self.shared.clone() }
+        Builder { source, meta: snap_meta, shared: self.shared.clone(), build: self.shared.snapshots.start(), forced: false }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: SnapshotData) -> Result<(), io::Error> {

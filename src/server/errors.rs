@@ -82,6 +82,15 @@ pub fn forward_refused(name: &str, why: &str) -> Reply {
     Reply::error(format!("ERR the active {name} refused this server's forwarded connection: {why}"))
 }
 
+/// The reply to a client's write while the active's last snapshot failed and
+/// `stop-writes-on-bgsave-error` is on (Redis's refusal after a failed BGSAVE).
+pub fn snapshot_refusal(problem: &str) -> Reply {
+    Reply::error(format!(
+        "MISCONF Tandem cannot write a snapshot ({problem}); writes are refused until one succeeds (tried again every {} s; every acknowledged write is in the log; CONFIG SET stop-writes-on-bgsave-error no accepts writes meanwhile)",
+        crate::replication::snapshot_health::RETRY.as_secs()
+    ))
+}
+
 /// The reply to a write that got no answer from the state machine.
 pub fn write_reply(e: &WriteError) -> Reply {
     match e {
@@ -91,10 +100,6 @@ pub fn write_reply(e: &WriteError) -> Reply {
         }
         WriteError::DiskTrouble { problem } => Reply::error(format!(
             "MISCONF Tandem cannot make writes durable ({problem}); writes are refused until the data directory accepts them again"
-        )),
-        WriteError::SnapshotTrouble { problem } => Reply::error(format!(
-            "MISCONF Tandem cannot write a snapshot ({problem}); writes are refused until one succeeds (every write so far is in the log; retried every {} s)",
-            crate::replication::snapshot_health::RETRY.as_secs()
         )),
         WriteError::TooLarge { max_bytes } => {
             Reply::error(format!("ERR this write is larger than one log record may be ({} MB); split it", max_bytes / (1024 * 1024)))

@@ -115,6 +115,9 @@ static PARAMS: &[Param] = &[
     p("save", None, "", Kind::SaveSchedule),
     // A stripe's members are chosen by its configuration and Raft, not by REPLICAOF.
     p("replicaof", Some("slaveof"), "", Kind::Immutable),
+    // While the last snapshot failed, the active refuses clients' writes (Redis's
+    // meaning for its RDB; here the log still holds every write, but could only grow).
+    p("stop-writes-on-bgsave-error", None, "yes", Kind::Bool),
     p("dbfilename", None, "dump.rdb", Kind::Text),
     p("appendfsync", None, "everysec", Kind::Enum(&["always", "everysec", "no"])),
     p("aof-use-rdb-preamble", None, "yes", Kind::Bool),

@@ -193,6 +193,12 @@ impl Settings {
         self.params().value("protected-mode") == Some("yes")
     }
 
+    /// `stop-writes-on-bgsave-error`: whether clients' writes are refused while the
+    /// last snapshot failed.
+    pub fn stop_writes_on_snapshot_error(&self) -> bool {
+        self.params().value("stop-writes-on-bgsave-error") != Some("no")
+    }
+
     /// The password a forwarding connection gives the active as the default user.
     pub fn forward_password(&self) -> Option<String> {
         self.forward_token.clone().or_else(|| self.requirepass())
