@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
 echo "--- cargo test"
 cargo test "$@"
+echo "--- cargo test: crates/base2histogram (openraft's histograms, our own: see Cargo.toml's [patch])"
+CARGO_TARGET_DIR=target cargo test --manifest-path crates/base2histogram/Cargo.toml
