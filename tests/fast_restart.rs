@@ -428,24 +428,11 @@ fn a_server_whose_raft_core_stops_exits_with_the_reason() {
     server.kill9();
 }
 
-/// Unmounts the small disk of a test when it ends.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// `dir/data` as a file system of its own of `size` (a tmpfs): the disk that fills in
-/// a test is this one only.
-fn small_disk(dir: &std::path::Path, size: &str) -> (std::path::PathBuf, Unmount) {
+/// `dir/data` as a file system of its own of `size`.
+fn small_disk(dir: &std::path::Path, size: &str) -> (std::path::PathBuf, support::Unmount) {
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let mounted =
-        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&data).status().unwrap();
-    assert!(mounted.success(), "this test mounts a {size} tmpfs and needs root");
-    (data.clone(), Unmount(data))
+    let unmount = support::mount_small_disk(&data, size);
+    (data, unmount)
 }
 
 /// A snapshot that cannot be written (its disk is full) leaves the server up, its

@@ -535,7 +535,7 @@ impl Group {
             Err(e) => {
                 // A writer that stopped says why (the disk), rather than the stream.
                 if let Some(w) = writer.take().filter(|w| w.stopped()) {
-                    w.finish().await?;
+                    w.finish().await.map_err(|e| self.disk_refused_snapshot(e))?;
                 }
                 return Err(e);
             }
@@ -549,7 +549,7 @@ impl Group {
             Some(loading) => {
                 let decoded = loading.await.map_err(std::io::Error::other)?;
                 if let Some(writer) = writer {
-                    writer.finish().await?;
+                    writer.finish().await.map_err(|e| self.disk_refused_snapshot(e))?;
                 }
                 match decoded {
                     Ok((_, db)) => self.state_machine.preload(meta.last_log_id, db),
@@ -573,6 +573,16 @@ impl Group {
         crate::management::metrics::global().record_snapshot("received", bytes, started.elapsed());
         tracing::info!(index, bytes, ms = started.elapsed().as_millis() as u64, "snapshot installed");
         Ok(response)
+    }
+}
+
+impl Group {
+    /// A snapshot received from the active that this member's disk would not take:
+    /// reported as a snapshot of its own that failed (INFO, the management API), so a
+    /// mirror that cannot catch up says why. The active sends it again.
+    fn disk_refused_snapshot(&self, e: std::io::Error) -> std::io::Error {
+        self.state_machine.snapshot_health().failed(0, format!("writing a snapshot received from the active: {e}"));
+        e
     }
 }
 

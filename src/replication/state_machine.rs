@@ -606,10 +606,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let _ = self.shared.notices.send(Notice { touched_all: Some(store.db.index()), ..Notice::default() });
             }
         }
-        let mut m = self.meta();
-        m.applied = meta.last_log_id;
-        m.membership = meta.last_membership.clone();
-        m.current = Some((meta.clone(), data));
+        let written = matches!(data, SnapshotData::File(_));
+        {
+            let mut m = self.meta();
+            m.applied = meta.last_log_id;
+            m.membership = meta.last_membership.clone();
+            m.current = Some((meta.clone(), data));
+        }
+        if written {
+            // A snapshot of everything up to here is on disk: whatever failed before
+            // (a build of this member's, a receive) is behind it.
+            self.shared.snapshots.succeeded(0);
+        }
         Ok(())
     }
 

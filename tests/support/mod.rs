@@ -341,3 +341,25 @@ impl Drop for ConfigServer {
         self.kill9();
     }
 }
+
+/// Unmounts a test's small disk when dropped.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Mounts a file system of its own of `size` (a tmpfs, e.g. "16m") on `dir`, made if
+/// missing: the disk that fills in a test is this one only. Needs root.
+pub fn mount_small_disk(dir: &std::path::Path, size: &str) -> Unmount {
+    std::fs::create_dir_all(dir).expect("make the mount point");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .expect("run mount");
+    assert!(mounted.success(), "this test mounts a {size} tmpfs on {} and needs root", dir.display());
+    Unmount(dir.to_path_buf())
+}
