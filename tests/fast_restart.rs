@@ -338,15 +338,38 @@ fn a_full_disk_refuses_writes_without_crashing_and_recovers_when_space_returns()
     let value = "z".repeat(4096);
     con.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut acked = Vec::new();
+    let mut refused = None;
     for i in 0..1000 {
         match redis::cmd("SET").arg(format!("fill{i}")).arg(&value).query::<()>(&mut con) {
             Ok(()) => acked.push(format!("fill{i}")),
-            Err(_) => break,
+            // The write that meets the full disk waits for it (never acknowledged): its
+            // reply does not come within the timeout, or comes as the refusal.
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
         }
     }
     assert!(acked.len() < 1000, "the disk must have filled up");
-    // New writes now get a clear error at once; reads keep working; the server lives.
+    // A loaded machine may time out before the disk is full: the refusal comes soon.
+    // Each probe has a connection of its own (a late reply must not be read as the
+    // next one's); an acknowledged probe must survive like any write.
+    let mut n = 0;
+    let refusing = wait_until(Duration::from_secs(20), || {
+        n += 1;
+        let mut probe = server.conn();
+        probe.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        match redis::cmd("SET").arg(format!("probe{n}")).arg(&value).query::<()>(&mut probe) {
+            Ok(()) => {
+                acked.push(format!("probe{n}"));
+                false
+            }
+            Err(e) => e.code() == Some("MISCONF"),
+        }
+    });
+    assert!(refusing, "no MISCONF after the write that stopped ({refused:?}):\n{}", server.last_stderr());
     let mut other = server.conn();
+    // New writes now get a clear error at once; reads keep working; the server lives.
     let err = redis::cmd("SET").arg("after").arg("x").query::<()>(&mut other).unwrap_err();
     assert_eq!(err.code(), Some("MISCONF"), "{err}");
     let v: i64 = redis::cmd("GET").arg("safe3").query(&mut other).unwrap();
@@ -482,6 +505,16 @@ fn a_snapshot_that_cannot_be_written_leaves_the_server_up_and_every_write_kept()
     assert!(fs_free_bytes(&data) + (64 << 10) >= free, "the half-written snapshot keeps the disk's space");
     let err = redis::cmd("SET").arg("refused").arg("x").query::<()>(&mut con).unwrap_err();
     assert!(err.code() == Some("MISCONF") && err.to_string().contains("cannot write a snapshot"), "{err}");
+    // A script that writes fails at its write; one that reads runs (as in Redis).
+    let err = redis::cmd("EVAL").arg("return redis.call('set', KEYS[1], 'x')").arg(1).arg("refused").query::<()>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("MISCONF"), "{err}");
+    let v: String = redis::cmd("EVAL").arg("return redis.call('get', KEYS[1])").arg(1).arg("before3").query(&mut con).unwrap();
+    assert_eq!(v, value(3));
+    // A transaction with a write is refused at EXEC.
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("refused").arg("x").query(&mut con).unwrap();
+    let err = redis::cmd("EXEC").query::<()>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("cannot write a snapshot"), "{err}");
     check_all(&mut con, &acked);
     // The operator may accept writes meanwhile; they go to the log.
     let _: () = redis::cmd("CONFIG").arg("SET").arg("stop-writes-on-bgsave-error").arg("no").query(&mut con).unwrap();

@@ -107,6 +107,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         Handler::Write(script_noreplicas),
     )
     .movable(keys_marked),
+    spec(
+        MISCONF_MARK,
+        -4,
+        WRITE | INTERNAL | NOSCRIPT | SCRIPT,
+        (0, 0, 0),
+        G,
+        "Runs the script command that follows as proposed while the active's last snapshot had failed.",
+        Handler::Write(script_misconf),
+    )
+    .movable(keys_marked),
 ];
 
 static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -172,6 +182,7 @@ static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
 /// the OOM mark inside).
 pub const OOM_MARK: &str = "tandem.scriptoom";
 pub const NOREPLICAS_MARK: &str = "tandem.scriptnoreplicas";
+pub const MISCONF_MARK: &str = "tandem.scriptmisconf";
 
 /// `args` (a script command) under `mark`.
 pub fn marked(mark: &'static str, args: &[Bytes]) -> Vec<Bytes> {
@@ -203,7 +214,7 @@ pub fn is_as_user(spec: &CommandSpec) -> bool {
 
 /// The wrapped command's keys, where they are in the wrapper.
 /// The keys of a marked script command (`tandem.scriptoom …`, `tandem.scriptnoreplicas
-/// …`, one inside the other): the inner command's, so that what uses a command's keys
+/// …`, `tandem.scriptmisconf …`, the OOM mark inside another): the inner command's, so that what uses a command's keys
 /// (CLIENT TRACKING of a script's reads) sees them through the mark.
 fn keys_marked(args: &[Bytes]) -> Vec<usize> {
     let inner = args.get(1..).unwrap_or_default();
@@ -256,18 +267,23 @@ struct Mode {
     ro_command: bool,
     /// The active found memory over maxmemory when it proposed the command.
     oom: bool,
-    /// The active had fewer good mirrors than `min-replicas-to-write` when it proposed
-    /// the command: the script may not write.
-    noreplicas: bool,
+    /// The active refused writes when it proposed the command (fewer good mirrors
+    /// than `min-replicas-to-write`, or its last snapshot failed): the script may not
+    /// write, and its writes fail with this error.
+    refused: Option<&'static str>,
 }
 
 impl Mode {
-    const WRITE: Mode = Mode { ro_command: false, oom: false, noreplicas: false };
-    const READ_ONLY: Mode = Mode { ro_command: true, oom: false, noreplicas: false };
+    const WRITE: Mode = Mode { ro_command: false, oom: false, refused: None };
+    const READ_ONLY: Mode = Mode { ro_command: true, oom: false, refused: None };
 }
 
 /// Redis's refusal of a write while `min-replicas-to-write` is not met.
 pub const ERR_NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+/// A script's write while the active refuses writes after a failed snapshot (the same
+/// text on every member: the reason stays in the active's own replies and log).
+pub const ERR_MISCONF_SCRIPT: &str =
+    "MISCONF Tandem cannot write a snapshot on the active; writes are refused until one succeeds (INFO persistence and the server's log say why)";
 
 /// KEYS and ARGV of `args` (name, script, numkeys, keys…, args…).
 fn split_keys<'a>(args: &'a [Bytes], bad_count: &'static str) -> Result<(&'a [Bytes], &'a [Bytes]), Reply> {
@@ -297,8 +313,8 @@ fn admit(flags: u8, mode: Mode, array: bool) -> Result<(), Reply> {
     if mode.oom && flags & (flag::ALLOW_OOM | flag::NO_WRITES) == 0 {
         return Err(Reply::err(ERR_OOM_SCRIPT));
     }
-    if mode.noreplicas && !no_writes(flags) {
-        return Err(Reply::err(ERR_NOREPLICAS));
+    if let Some(refusal) = mode.refused.filter(|_| !no_writes(flags)) {
+        return Err(Reply::err(refusal));
     }
     Ok(())
 }
@@ -339,7 +355,7 @@ fn run_eval_write(ctx: &mut WriteCtx, args: &[Bytes], sha: String, source: Bytes
         let limits = ctx.db.scripts.limits;
         let seed = ctx.rng.next_u64();
         let mut host = ScriptHost::write(ctx, keys, limits, read_only(flags, mode), mode.oom && flags & flag::ALLOW_OOM == 0);
-        host.noreplicas = mode.noreplicas;
+        host.refused = mode.refused;
         host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
         Ok(engine.run_script(ScriptCall { sha: &sha, script: &script, options }, &mut host))
@@ -402,7 +418,7 @@ fn fcall_write(ctx: &mut WriteCtx, args: &[Bytes], mode: Mode) -> CmdResult {
     engine.status().describe(args, ctx.db.scripts.library_count(), ctx.db.scripts.function_count());
     let reply = {
         let mut host = ScriptHost::write(ctx, keys, limits, read_only(flags, mode), mode.oom && flags & flag::ALLOW_OOM == 0);
-        host.noreplicas = mode.noreplicas;
+        host.refused = mode.refused;
         host.cross_slot = cross_slot(flags);
         let options = RunOptions { keys, args: argv, limits, seed, replicated: true };
         engine.run_function(FunctionCall { library: &library, function: &fname, options }, &mut host)
@@ -434,17 +450,30 @@ fn fcall_ro(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 /// TANDEM.SCRIPTOOM <script command…>: the script command as the active proposed it
 /// while over maxmemory (deny-oom commands in the script then fail, as in Redis).
 fn script_oom(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
-    run_marked(ctx, &args[1..], Mode { ro_command: false, oom: true, noreplicas: false })
+    run_marked(ctx, &args[1..], Mode { ro_command: false, oom: true, refused: None })
 }
 
 /// TANDEM.SCRIPTNOREPLICAS <script command…>: the script command as the active
 /// proposed it without enough good mirrors (its writes then fail, as in Redis).
 fn script_noreplicas(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    run_refused(ctx, args, ERR_NOREPLICAS)
+}
+
+/// TANDEM.SCRIPTMISCONF <script command…>: the script command as the active proposed
+/// it while its last snapshot had failed (its writes then fail, as Redis's do while
+/// it refuses writes after a failed BGSAVE).
+fn script_misconf(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
+    run_refused(ctx, args, ERR_MISCONF_SCRIPT)
+}
+
+/// A script command under a mark that refuses its writes with `refusal` (it may carry
+/// the OOM mark inside).
+fn run_refused(ctx: &mut WriteCtx, args: &[Bytes], refusal: &'static str) -> CmdResult {
     let (oom, inner) = match args.get(1) {
         Some(name) if name.eq_ignore_ascii_case(OOM_MARK.as_bytes()) => (true, &args[2..]),
         _ => (false, &args[1..]),
     };
-    run_marked(ctx, inner, Mode { ro_command: false, oom, noreplicas: true })
+    run_marked(ctx, inner, Mode { ro_command: false, oom, refused: Some(refusal) })
 }
 
 /// Runs the script command `inner` that a mark wrapped, with the mark's `mode`.
@@ -604,8 +633,9 @@ pub struct ScriptHost<'c, 'a> {
     keys: &'c [Bytes],
     read_only: bool,
     oom: bool,
-    /// Writes are refused: `min-replicas-to-write` was not met when it was proposed.
-    noreplicas: bool,
+    /// Writes are refused, with this error: `min-replicas-to-write` was not met, or
+    /// the active's last snapshot failed, when it was proposed.
+    refused: Option<&'static str>,
     undeclared_keys: bool,
     wrote: bool,
     /// The script may touch keys of several slots (see [`cross_slot`]).
@@ -631,7 +661,7 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
             keys,
             read_only,
             oom,
-            noreplicas: false,
+            refused: None,
             undeclared_keys: limits.undeclared_keys,
             wrote: false,
             cross_slot: true,
@@ -648,7 +678,7 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
             keys,
             read_only: true,
             oom: false,
-            noreplicas: false,
+            refused: None,
             undeclared_keys: limits.undeclared_keys,
             wrote: false,
             cross_slot: true,
@@ -721,8 +751,8 @@ impl<'c, 'a> ScriptHost<'c, 'a> {
         if self.read_only && (spec.is_write() || spec.has(MAY_REPLICATE)) {
             return Err(Reply::err(ERR_WRITE_FROM_RO));
         }
-        if self.noreplicas && spec.is_write() {
-            return Err(Reply::err(ERR_NOREPLICAS));
+        if let Some(refusal) = self.refused.filter(|_| spec.is_write()) {
+            return Err(Reply::err(refusal));
         }
         if self.oom && !self.wrote && spec.has(DENYOOM) {
             return Err(Reply::err(ERR_OOM));

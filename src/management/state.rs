@@ -161,7 +161,7 @@ impl State {
         report.clients = Some(shared.clients.count() as u64);
         report.ops_per_sec = Some(self.ops_per_sec());
         report.last_error =
-            replica.health.problem().or_else(|| replica.snapshots.problem().map(|p| format!("the snapshot could not be written: {p}")));
+            replica.health.problem().or_else(|| replica.snapshots.report().map(|p| format!("the snapshot could not be written: {p}")));
         report
     }
 

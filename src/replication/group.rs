@@ -581,7 +581,7 @@ impl Group {
     /// reported as a snapshot of its own that failed (INFO, the management API), so a
     /// mirror that cannot catch up says why. The active sends it again.
     fn disk_refused_snapshot(&self, e: std::io::Error) -> std::io::Error {
-        self.state_machine.snapshot_health().failed(0, format!("writing a snapshot received from the active: {e}"));
+        self.state_machine.snapshot_health().receive_failed(format!("writing a snapshot received from the active: {e}"));
         e
     }
 }

@@ -552,6 +552,10 @@ impl Replica {
         let first = self.snapshots.next_build();
         self.snapshots.retry_now();
         loop {
+            // No build starts while the log's disk refuses writes: say so at once.
+            if let Some(problem) = self.health.problem() {
+                return Err(SaveError::Failed { problem });
+            }
             let seen = {
                 let m = self.raft.metrics();
                 let m = m.borrow_watched();
@@ -563,7 +567,12 @@ impl Replica {
             self.raft.trigger().snapshot().await.map_err(|_| SaveError::Stopped)?;
             let wait = SAVE_ASK_AGAIN.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             let waiter = self.raft.wait(Some(wait));
-            let built = waiter.metrics(|m| covered(m) || m.snapshot != seen, "a snapshot covers the last applied entry, or one was built");
+            // Covered is enough only once no failure stands (else the build asked for
+            // decides, through `ended`).
+            let built = waiter.metrics(
+                |m| (covered(m) && !self.snapshots.troubled()) || m.snapshot != seen,
+                "a snapshot covers the last applied entry, or one was built",
+            );
             tokio::pin!(built);
             let outcome = loop {
                 tokio::select! {
@@ -574,8 +583,10 @@ impl Replica {
                             let problem = self.snapshots.problem().unwrap_or_else(|| "see the server's log".into());
                             return Err(SaveError::Failed { problem });
                         }
-                        // A success shows in the metrics. A build older than this
-                        // SAVE failed: another is asked for, at once, when the wait ends.
+                        // A success shows in the metrics (which openraft updates after
+                        // this: looking again now would ask for a second build). A
+                        // build older than this SAVE failed: another is asked for, at
+                        // once, when the wait ends.
                         if last.failed {
                             self.snapshots.retry_now();
                         }
@@ -629,6 +640,31 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
     }
 }
 
+/// After a failed snapshot, tries again [`snapshot_health::RETRY`] after each failure
+/// until one is written: clients' writes are refused meanwhile, so no new entry would
+/// ask for one. A failure before this task first looks is seen too.
+async fn retry_failed_snapshots(raft: Raft, health: Arc<SnapshotHealth>) {
+    let mut ended = health.ended();
+    loop {
+        if let Some(at) = health.retry_at() {
+            tokio::time::sleep_until(at.into()).await;
+            if health.problem().is_some() {
+                ended.mark_unchanged();
+                if raft.trigger().snapshot().await.is_err() {
+                    return;
+                }
+                // Its outcome, or (a build deferred for the log's disk, or dropped
+                // for one already running) another look after a while.
+                let _ = tokio::time::timeout(snapshot_health::RETRY, ended.changed()).await;
+                continue;
+            }
+        }
+        if ended.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// On a data-holding server: after each snapshot, purges the log behind it down to
 /// [`LOG_BYTES_KEPT_BEHIND_SNAPSHOT`] (openraft keeps a number of entries, whatever
 /// their size). A mirror lagging further than that would get the snapshot, which
@@ -636,20 +672,6 @@ pub async fn run_voter(options: ReplicaOptions, mut shutdown: watch::Receiver<bo
 /// that fell behind during a bulk load (reconnecting, receiving a snapshot) is not
 /// sent one snapshot after another, the active never trims past what every other
 /// member has matched: while one lags, openraft's own purge rule alone applies.
-/// After a failed snapshot, tries again every [`snapshot_health::RETRY`] until one is
-/// written: writes are refused meanwhile, so no new entry would ask for one.
-async fn retry_failed_snapshots(raft: Raft, health: Arc<SnapshotHealth>) {
-    let mut ended = health.ended();
-    while ended.changed().await.is_ok() {
-        while health.problem().is_some() {
-            tokio::time::sleep(snapshot_health::RETRY).await;
-            if health.problem().is_some() && raft.trigger().snapshot().await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
 async fn trim_log_behind_snapshots(raft: Raft, log: LogStore) {
     // Woken when a snapshot is built or installed, not by every entry (Raft's whole
     // metrics change with each one; this is the snapshot's own progress).

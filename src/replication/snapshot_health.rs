@@ -29,6 +29,9 @@ struct State {
     /// When a snapshot was last written (Unix seconds; the start of the process
     /// before the first), for LASTSAVE.
     last_written_unix_secs: u64,
+    /// Why the last snapshot received from the active could not be written here:
+    /// reported only (a mirror that cannot catch up says why); cleared by an install.
+    receive_failed: Option<String>,
 }
 
 /// The last build that ended: its number, and whether it failed.
@@ -48,7 +51,13 @@ pub struct SnapshotHealth {
 
 impl Default for SnapshotHealth {
     fn default() -> SnapshotHealth {
-        let state = State { started: 0, failed: None, retry_now: false, last_written_unix_secs: crate::clock::wall_ms() / 1000 };
+        let state = State {
+            started: 0,
+            failed: None,
+            retry_now: false,
+            last_written_unix_secs: crate::clock::wall_ms() / 1000,
+            receive_failed: None,
+        };
         SnapshotHealth { state: Mutex::new(state), troubled: AtomicBool::new(false), ended: watch::Sender::new(Ended::default()) }
     }
 }
@@ -66,6 +75,29 @@ impl SnapshotHealth {
     /// Why the last snapshot failed, while no later one has succeeded.
     pub fn problem(&self) -> Option<String> {
         self.state().failed.as_ref().map(|(why, _)| why.clone())
+    }
+
+    /// What INFO and the management API report: a failed build of this member's, or
+    /// else a snapshot received from the active that could not be written.
+    pub fn report(&self) -> Option<String> {
+        let state = self.state();
+        state.failed.as_ref().map(|(why, _)| why.clone()).or_else(|| state.receive_failed.clone())
+    }
+
+    /// When the next build may start after the last failure (`None`: no failure).
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.state().failed.as_ref().map(|(_, at)| *at + RETRY)
+    }
+
+    /// A snapshot received from the active could not be written here.
+    pub fn receive_failed(&self, problem: String) {
+        tracing::error!(%problem, "the snapshot received from the active could not be written: the active sends it again");
+        self.state().receive_failed = Some(problem);
+    }
+
+    /// A snapshot received from the active was written and installed.
+    pub fn received(&self) {
+        self.state().receive_failed = None;
     }
 
     /// Whether a build may start now (not while the last one failed less than
@@ -97,8 +129,11 @@ impl SnapshotHealth {
 
     pub fn failed(&self, build: u64, problem: String) {
         tracing::error!(%problem, "the snapshot could not be written: the log keeps every write; tried again every {} s", RETRY.as_secs());
-        self.state().failed = Some((problem, Instant::now()));
-        self.troubled.store(true, Ordering::Release);
+        {
+            let mut state = self.state();
+            state.failed = Some((problem, Instant::now()));
+            self.troubled.store(true, Ordering::Release);
+        }
         self.ended.send_replace(Ended { build, failed: true });
     }
 

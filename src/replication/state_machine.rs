@@ -615,7 +615,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         if written {
             // A snapshot of everything up to here is on disk: whatever failed before
-            // (a build of this member's, a receive) is behind it.
+            // (a receive, a build of this member's) is behind it.
+            self.shared.snapshots.received();
             self.shared.snapshots.succeeded(0);
         }
         Ok(())

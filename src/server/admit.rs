@@ -77,18 +77,6 @@ pub fn admit(session: &mut Session, args: Vec<Bytes>, memory: &Memory<'_>, core:
         session.txn.fail();
         return reject(core.busy_reply());
     }
-    // After a failed snapshot the active refuses clients' writes (in MULTI: the
-    // transaction fails), not the server's own (expiry, eviction, session renewals).
-    if request.spec.has(flags::WRITE)
-        && core.replica.snapshots.troubled()
-        && memory.settings.stop_writes_on_snapshot_error()
-        && core.replica.is_active()
-    {
-        if let Some(problem) = core.replica.snapshots.problem() {
-            session.txn.fail();
-            return reject(super::errors::snapshot_refusal(&problem));
-        }
-    }
     if session.txn.in_multi() && !srv.is_some_and(|s| s.runs_in_multi()) {
         // The connection attaches to what TANDEM.SESSION's reply says: it must see it;
         // SAVE waits for a snapshot, which a transaction must not hold up (Redis's

@@ -421,6 +421,19 @@ impl Core {
                 }
                 continue;
             }
+            // After a failed snapshot, the same for clients' writes (a script's: its
+            // writes fail alike on every server).
+            if !upkeep {
+                if let Some(refusal) = self.snapshot_refusal(memory.settings) {
+                    if spec.has(flags::SCRIPT) {
+                        pending.push(arena.command(&mark_script(args, crate::commands::scripting::MISCONF_MARK)).tagged(*once));
+                    } else {
+                        self.flush(&mut pending, &mut replies, origin, timer).await;
+                        replies.push(refusal);
+                    }
+                    continue;
+                }
+            }
             if memory.needs_room(spec) {
                 self.flush(&mut pending, &mut replies, origin, timer).await;
                 if let Err(oom) = self.make_room(memory.settings).await {
@@ -519,8 +532,13 @@ impl Core {
         origin: u64,
     ) -> Result<Reply, Reply> {
         self.pause.wait(cmds.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
-        if cmds.iter().any(|r| r.spec.is_write()) && !self.enough_mirrors(memory.settings) {
-            return Err(super::transaction::exec_refused(Reply::err(crate::commands::scripting::ERR_NOREPLICAS)));
+        if cmds.iter().any(|r| r.spec.is_write()) {
+            if !self.enough_mirrors(memory.settings) {
+                return Err(super::transaction::exec_refused(Reply::err(crate::commands::scripting::ERR_NOREPLICAS)));
+            }
+            if let Some(refusal) = self.snapshot_refusal(memory.settings) {
+                return Err(super::transaction::exec_refused(refusal));
+            }
         }
         if cmds.iter().any(|r| memory.needs_room(r.spec)) {
             // Out of room, EXEC is refused whole, as Redis does; other errors (the
@@ -609,6 +627,17 @@ impl Core {
         if let Err(e) = self.propose(ops).await {
             tracing::debug!(error = ?e, "session and lock expiry entry not written");
         }
+    }
+
+    /// While this server's last snapshot failed, its clients' writes are refused, as
+    /// Redis's after a failed BGSAVE (`stop-writes-on-bgsave-error`, on by default):
+    /// the refusal, or `None`. Asked where a write runs here (this stripe's active);
+    /// a write bound for another stripe meets that stripe's own answer.
+    pub fn snapshot_refusal(&self, settings: &Settings) -> Option<Reply> {
+        if !self.replica.snapshots.troubled() || !settings.stop_writes_on_snapshot_error() {
+            return None;
+        }
+        self.replica.snapshots.problem().map(|problem| super::errors::snapshot_refusal(&problem))
     }
 
     /// Whether `min-replicas-to-write` is met (always when it is 0): the data-holding

@@ -339,6 +339,10 @@ impl Connection {
             self.reply(Reply::err(crate::commands::scripting::ERR_NOREPLICAS));
             return not_writable;
         }
+        if let Some(refusal) = spec.is_write().then(|| self.shared.core.snapshot_refusal(&self.shared.settings)).flatten() {
+            self.reply(refusal);
+            return not_writable;
+        }
         let keys = spec.wait_keys(&request.args);
         let prepared = {
             let store = self.shared.core.store_async().await;

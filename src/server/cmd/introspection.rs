@@ -430,7 +430,7 @@ impl Connection {
             format!(
                 "loading:0\r\nrdb_changes_since_last_save:{dirty}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:0\r\n",
                 shared.core.replica.last_snapshot_unix_secs(),
-                if shared.core.replica.snapshots.problem().is_some() { "err" } else { "ok" },
+                if shared.core.replica.snapshots.report().is_some() { "err" } else { "ok" },
             ),
         );
         section(

@@ -150,6 +150,9 @@ impl Connection {
         if !self.shared.core.enough_mirrors(&self.shared.settings) {
             return Reply::err(crate::commands::scripting::ERR_NOREPLICAS);
         }
+        if let Some(refusal) = self.shared.core.snapshot_refusal(&self.shared.settings) {
+            return refusal;
+        }
         match self.place(request, self.shared.view()).await {
             Place::Local => {}
             Place::Answer(reply) => return reply,
