@@ -150,8 +150,13 @@ fn tls_cluster_puts_the_cluster_port_under_tls_for_slot_routing_clients() {
     let d = dir.path();
     pki(d);
     let (config, port, _) = write_config(d, &format!("{}tls-cluster = true\n", tls_lines(d, "no")));
-    let cluster_port = free_ports(1)[0];
     let text = std::fs::read_to_string(&config).expect("read config");
+    // Not one of the config's own ports: they are free until the server binds them, so
+    // a second pick may return one of them (seen in CI: "port … is already used").
+    let cluster_port = (0..100)
+        .map(|_| free_ports(1)[0])
+        .find(|p| !text.contains(&format!(" = {p}\n")))
+        .expect("a free port that the config does not name");
     std::fs::write(&config, text.replace("management-port = 0\n", &format!("management-port = 0\ncluster-port = {cluster_port}\n")))
         .expect("write config");
     let _server = ConfigServer::start(d, &config, "server1", port);
