@@ -110,6 +110,14 @@ pub async fn request(me: &Identity, local_host: Option<&str>, addr: &str, req: &
 }
 
 impl Group {
+    /// A snapshot received from the active that this member's disk would not take:
+    /// reported (INFO, the management API) so that a mirror that cannot catch up says
+    /// why; it refuses nothing. The active sends it again.
+    fn disk_refused_snapshot(&self, e: std::io::Error) -> std::io::Error {
+        self.state_machine.snapshot_health().receive_failed(format!("writing a snapshot received from the active: {e}"));
+        e
+    }
+
     pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
         self.raft.metrics().borrow_watched().clone()
     }
@@ -573,16 +581,6 @@ impl Group {
         crate::management::metrics::global().record_snapshot("received", bytes, started.elapsed());
         tracing::info!(index, bytes, ms = started.elapsed().as_millis() as u64, "snapshot installed");
         Ok(response)
-    }
-}
-
-impl Group {
-    /// A snapshot received from the active that this member's disk would not take:
-    /// reported as a snapshot of its own that failed (INFO, the management API), so a
-    /// mirror that cannot catch up says why. The active sends it again.
-    fn disk_refused_snapshot(&self, e: std::io::Error) -> std::io::Error {
-        self.state_machine.snapshot_health().receive_failed(format!("writing a snapshot received from the active: {e}"));
-        e
     }
 }
 

@@ -559,7 +559,7 @@ impl Replica {
             let seen = {
                 let m = self.raft.metrics();
                 let m = m.borrow_watched();
-                if covered(&m) && self.snapshots.problem().is_none() {
+                if covered(&m) && !self.snapshots.troubled() {
                     break;
                 }
                 m.snapshot
