@@ -30,7 +30,7 @@
 use std::collections::VecDeque;
 
 use super::table::Key;
-use super::value::{Blob, HashValue, Hasher, ListValue, SetValue, Value, ZSet};
+use super::value::{HashValue, ListValue, SetValue, Value, ZSet};
 
 /// The version written in DUMP payloads. Version 2 added streams (tag 5); RESTORE
 /// still accepts version 1 payloads, which cannot hold one.
@@ -360,10 +360,10 @@ impl<'a> Decoder<'a> {
 
     fn set(&mut self) -> Result<SetValue, CodecError> {
         let len = self.container_len("set length", 1)?;
-        let mut set = indexmap::IndexSet::with_capacity_and_hasher(len.min(PREALLOC_ITEMS_MAX), Hasher::default());
+        let mut set = super::set::Table::with_capacity(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
             let offset = self.pos;
-            if !set.insert(Blob::from(self.bytes("set member")?)) {
+            if !set.insert_absent(self.bytes("set member")?, ()) {
                 return Err(CodecError::Duplicate { expected: "set members", offset });
             }
         }

@@ -260,18 +260,23 @@ impl Db {
         }
     }
 
-    /// Two more stages for a command on a field of a hash (`HSET key field …`): once
-    /// the key's entry is likely in the cache, the field's slot in the hash's table;
-    /// then the field's entry. Harmless when `key` holds no hash or is absent.
+    /// Two more stages for a command on a field of a hash or a member of a set
+    /// (`HSET key field …`, `SADD key member …`): once the key's entry is likely in
+    /// the cache, the field's slot in the value's table; then the field's entry.
+    /// Harmless when `key` holds neither or is absent.
     pub fn prefetch_field_slot(&self, key: &[u8], field: &[u8]) {
-        if let Some(Item { value: Value::Hash(hash), .. }) = self.keys.home_value(key) {
-            hash.prefetch_slot(field);
+        match self.keys.home_value(key).map(|item| &item.value) {
+            Some(Value::Hash(hash)) => hash.prefetch_slot(field),
+            Some(Value::Set(set)) => set.prefetch_slot(field),
+            _ => {}
         }
     }
 
     pub fn prefetch_field_entry(&self, key: &[u8], field: &[u8]) {
-        if let Some(Item { value: Value::Hash(hash), .. }) = self.keys.home_value(key) {
-            hash.prefetch_entry(field);
+        match self.keys.home_value(key).map(|item| &item.value) {
+            Some(Value::Hash(hash)) => hash.prefetch_entry(field),
+            Some(Value::Set(set)) => set.prefetch_entry(field),
+            _ => {}
         }
     }
 

@@ -177,6 +177,16 @@ impl ArgArena {
 /// prefetched lines leave the cache before use.
 const PREFETCH_AHEAD: usize = 6;
 
+/// True for a command whose third argument is a field of a hash or a member of a set
+/// (the lookup [`Store::prefetch_ahead`] starts loading inside the value).
+fn names_field(name: &[u8]) -> bool {
+    match name {
+        [h, ..] if h | 0x20 == b'h' => true,
+        [s, second, ..] if s | 0x20 == b's' => !matches!(second | 0x20, b'e' | b't' | b'u'),
+        _ => false,
+    }
+}
+
 /// A log entry: what the active decided to apply, when, and with which seed.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -493,12 +503,11 @@ impl Store {
     /// memory in turn. `args_of(n)` is the `n`th command's arguments, if any.
     fn prefetch_ahead<'a>(&self, i: usize, args_of: impl Fn(usize) -> Option<&'a [Bytes]>) {
         let key_of = |n: usize| args_of(n).and_then(|args| args.get(1));
-        // The last two stages look inside the key's value (a hash's field), once the
-        // key's entry is likely cached. Hash commands (HSET, HGET, HINCRBY…) all
-        // begin with an H.
-        let field_of = |n: usize| {
-            args_of(n).filter(|args| args.len() > 2 && args[0].first().is_some_and(|b| b | 0x20 == b'h')).map(|args| (&args[1], &args[2]))
-        };
+        // The last two stages look inside the key's value (a hash's field, a set's
+        // member), once the key's entry is likely cached. Hash commands (HSET, HGET,
+        // HINCRBY…) all begin with an H; set commands with an S, and the string
+        // commands that also do (SET, SETEX, SETRANGE…, STRLEN, SUBSTR) are left out.
+        let field_of = |n: usize| args_of(n).filter(|args| args.len() > 2 && names_field(&args[0])).map(|args| (&args[1], &args[2]));
         if let Some(key) = key_of(i + PREFETCH_AHEAD) {
             self.db.prefetch_slot(key);
         }
@@ -696,6 +705,15 @@ mod tests {
 
     const T: u64 = 1_700_000_000_000;
 
+    #[test]
+    fn the_field_prefetch_reads_inside_hashes_and_sets_only() {
+        for name in ["HSET", "hget", "HINCRBY", "SADD", "sismember", "SREM", "SMISMEMBER"] {
+            assert!(names_field(name.as_bytes()), "{name}");
+        }
+        for name in ["SET", "setex", "SETRANGE", "STRLEN", "SUBSTR", "GET", "LPUSH", "ZADD", "S", ""] {
+            assert!(!names_field(name.as_bytes()), "{name}");
+        }
+    }
     #[test]
     fn an_arena_keeps_its_buffers_small_and_gives_a_large_command_its_own() {
         let small: Vec<Bytes> = args(&["SET", "key", &"v".repeat(900)]);

@@ -8,8 +8,9 @@
 //!   integers keeps each as a binary varint (1000 takes 2 bytes, as in Redis's intset
 //!   of 16-bit values); once it holds another string, each member is a varint length
 //!   and its bytes;
-//! - **table**: an insertion-ordered hash set, one probe per lookup, once past those
-//!   limits. A set never goes back from table to packed while it lives (as in
+//! - **table**: an insertion-ordered hash set (the keyspace's [`KeyTable`]: members of
+//!   up to [`Key::INLINE_MAX`] bytes kept in its entries, one probe per lookup), once
+//!   past those limits. A set never goes back from table to packed while it lives (as in
 //!   Redis); a decoded one (snapshot, RESTORE) is packed again if it fits.
 //!
 //! Both encodings keep the same order: insertion order, and a removal moves the last
@@ -24,10 +25,9 @@
 
 use std::ops::Deref;
 
-use indexmap::IndexSet;
-
 use super::hash::{put_len, read_len};
-use super::value::{Blob, Hasher};
+use super::table::{Key, KeyTable};
+use super::value::Blob;
 use crate::commands::args::parse_i64;
 
 /// When a set is packed.
@@ -58,7 +58,8 @@ impl Default for SetPacking {
     }
 }
 
-type Table = IndexSet<Blob, Hasher>;
+/// A set past its packed limits: members as keys, nothing as values.
+pub type Table = KeyTable<Key, ()>;
 
 #[derive(Clone)]
 enum Repr {
@@ -273,7 +274,7 @@ pub struct Iter<'a>(IterRepr<'a>);
 
 enum IterRepr<'a> {
     Packed(Slots<'a>),
-    Table(indexmap::set::Iter<'a, Blob>),
+    Table(super::table::Keys<'a, Key, ()>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -298,7 +299,7 @@ impl<'a> Indexed<'a> {
     pub fn get(&self, index: usize) -> Option<Member<'a>> {
         match self {
             Indexed::Packed(v) => v.get(index).copied(),
-            Indexed::Table(t) => t.get_index(index).map(|m| Member::Lent(m)),
+            Indexed::Table(t) => t.get_index(index).map(|(m, ())| Member::Lent(m)),
         }
     }
 }
@@ -313,7 +314,7 @@ impl SetValue {
     }
 
     /// A set of a table's members (a decoded payload), packed if it fits `packing`.
-    pub fn from_table(table: IndexSet<Blob, Hasher>, packing: SetPacking) -> SetValue {
+    pub fn from_table(table: Table, packing: SetPacking) -> SetValue {
         let mut set = SetValue(Repr::Table(Box::new(table)));
         set.repack(packing);
         set
@@ -347,14 +348,14 @@ impl SetValue {
     pub fn contains(&self, member: &[u8]) -> bool {
         match &self.0 {
             Repr::Packed(bytes) => find(bytes, member).is_some(),
-            Repr::Table(t) => t.contains(member),
+            Repr::Table(t) => t.contains_key(member),
         }
     }
 
     pub fn iter(&self) -> Iter<'_> {
         match &self.0 {
             Repr::Packed(bytes) => Iter(IterRepr::Packed(slots(bytes))),
-            Repr::Table(t) => Iter(IterRepr::Table(t.iter())),
+            Repr::Table(t) => Iter(IterRepr::Table(t.keys())),
         }
     }
 
@@ -370,20 +371,21 @@ impl SetValue {
     pub fn get_index(&self, index: usize) -> Option<Member<'_>> {
         match &self.0 {
             Repr::Packed(bytes) => slots(bytes).nth(index).map(|s| s.member()),
-            Repr::Table(t) => t.get_index(index).map(|m| Member::Lent(m)),
+            Repr::Table(t) => t.get_index(index).map(|(m, ())| Member::Lent(m)),
         }
     }
 
     /// Bytes this set holds beyond its handle, for MEMORY USAGE: exact when packed;
-    /// for a table, per member its entry and slot and what lives outside the handle,
-    /// measured on up to `samples` members and extrapolated.
+    /// for a table, its entries and slots, and the members kept outside their entries
+    /// (longer than [`Key::INLINE_MAX`]), measured on up to `samples` members and
+    /// extrapolated.
     pub fn heap_bytes(&self, samples: usize) -> usize {
         match &self.0 {
             Repr::Packed(bytes) => bytes.len(),
             Repr::Table(t) => {
                 let seen = t.len().min(samples);
-                let bytes: usize = t.iter().take(seen).map(|m| m.len() + 40).sum();
-                (bytes * t.len()).checked_div(seen).unwrap_or(0)
+                let outside: usize = t.keys().take(seen).map(|m| if m.len() > Key::INLINE_MAX { m.len() } else { 0 }).sum();
+                t.table_bytes() + (outside * t.len()).checked_div(seen).unwrap_or(0)
             }
         }
     }
@@ -433,7 +435,7 @@ impl SetValue {
                 }
                 added
             }
-            Repr::Table(t) => members.into_iter().filter(|m| t.insert(Blob::from(*m))).count(),
+            Repr::Table(t) => members.into_iter().filter(|m| t.insert_absent(m, ())).count(),
         }
     }
 
@@ -447,7 +449,7 @@ impl SetValue {
                 }
                 None => false,
             },
-            Repr::Table(t) => t.swap_remove(member),
+            Repr::Table(t) => t.swap_remove(member).is_some(),
         }
     }
 
@@ -459,7 +461,7 @@ impl SetValue {
                 remove_packed(bytes, start, end);
                 Some(member)
             }
-            Repr::Table(t) => t.swap_remove_index(index),
+            Repr::Table(t) => t.swap_remove_index(index).map(|(m, ())| m.into()),
         }
     }
 
@@ -482,19 +484,30 @@ impl SetValue {
                 self.0 = Repr::Table(Box::new(table));
             }
             (Repr::Table(t), true) => {
-                let members: Vec<&[u8]> = t.iter().map(|m| &m[..]).collect();
+                let members: Vec<&[u8]> = t.keys().map(|m| &m[..]).collect();
                 *self = SetValue::from_members(members, packing);
             }
             _ => {}
         }
     }
 
-    /// Starts loading what a lookup reads first.
-    pub fn prefetch(&self) {
-        if let Repr::Packed(bytes) = &self.0 {
-            if let Some(first) = bytes.first() {
-                super::table::prefetch_read(first);
+    /// Starts loading what a lookup of `member` reads first: the packed buffer, or
+    /// the member's slot in the table (see `store::table`).
+    pub fn prefetch_slot(&self, member: &[u8]) {
+        match &self.0 {
+            Repr::Packed(bytes) => {
+                if let Some(first) = bytes.first() {
+                    super::table::prefetch_read(first);
+                }
             }
+            Repr::Table(t) => t.prefetch_slot(member),
+        }
+    }
+
+    /// The second stage for a table (the member's entry); nothing more for packed.
+    pub fn prefetch_entry(&self, member: &[u8]) {
+        if let Repr::Table(t) = &self.0 {
+            t.prefetch_entry(member);
         }
     }
 }
@@ -521,8 +534,10 @@ fn remove_packed(bytes: &mut Box<[u8]>, start: usize, end: usize) {
 
 /// The members of a packed buffer in a table, in order.
 fn table_of(bytes: &[u8], len: usize) -> Table {
-    let mut table = Table::with_capacity_and_hasher(len + 1, Hasher::default());
-    table.extend(slots(bytes).map(|s| Blob::from(&*s.member())));
+    let mut table = Table::with_capacity(len + 1);
+    for slot in slots(bytes) {
+        table.insert_absent(&slot.member(), ());
+    }
     table
 }
 

@@ -62,6 +62,16 @@ impl From<Vec<u8>> for Key {
     }
 }
 
+impl From<Key> for Box<[u8]> {
+    /// The key's bytes in an allocation of their own (a long key's is kept).
+    fn from(key: Key) -> Box<[u8]> {
+        match key {
+            Key::Inline { len, bytes } => bytes[..usize::from(len)].into(),
+            Key::Heap(b) => b,
+        }
+    }
+}
+
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
         **self == **other
@@ -244,8 +254,8 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         self.entries.iter().map(|e| (&e.key, &e.value))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.entries.iter().map(|e| &e.key)
+    pub fn keys(&self) -> Keys<'_, K, V> {
+        Keys(self.entries.iter())
     }
 
     pub fn values(&self) -> impl Iterator<Item = &V> {
@@ -277,6 +287,26 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         }
     }
 
+    /// Inserts `key` with `value` unless an equal key is there (which keeps its value);
+    /// true if inserted. Makes the key from its bytes only when it is new.
+    pub fn insert_absent(&mut self, key: &[u8], value: V) -> bool
+    where
+        K: for<'k> From<&'k [u8]>,
+    {
+        let (hash, found) = self.find(key);
+        if found.is_some() {
+            return false;
+        }
+        self.push_new(hash, K::from(key), value);
+        true
+    }
+
+    /// Bytes of the entries and the index, as allocated (what lives outside a key or
+    /// value is not counted).
+    pub fn table_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry<K, V>>() + self.slots.capacity() * std::mem::size_of::<u64>()
+    }
+
     /// [`KeyTable::insert_full`] without the position.
     pub fn insert(&mut self, key: impl Into<K>, value: V) -> Option<V> {
         self.insert_full(key.into(), value).1
@@ -297,14 +327,19 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
             let i = slot_position(self.slots[at]);
             return (i, Some(std::mem::replace(&mut self.entries[i].value, value)));
         }
-        assert!(self.entries.len() < u32::MAX as usize - 1, "the keyspace holds at most 2^32 - 2 keys");
+        (self.push_new(hash, key, value), None)
+    }
+
+    /// Appends a key that is not in the table, whose hash bits are `hash`; its position.
+    fn push_new(&mut self, hash: u32, key: K, value: V) -> usize {
+        assert!(self.entries.len() < u32::MAX as usize - 1, "a table holds at most 2^32 - 2 keys");
         if (self.entries.len() + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
         let position = self.entries.len();
         self.entries.push(Entry { key, value });
         self.place(slot_of(hash, position));
-        (position, None)
+        position
     }
 
     /// Puts `slot` in the first empty slot from its home on.
@@ -402,6 +437,21 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
 impl<K: std::borrow::Borrow<[u8]>, V: PartialEq> PartialEq for KeyTable<K, V> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().all(|(k, v)| other.get(k.borrow()) == Some(v))
+    }
+}
+
+/// The keys of a table, in its order.
+pub struct Keys<'a, K, V>(std::slice::Iter<'a, Entry<K, V>>);
+
+impl<'a, K, V> Iterator for Keys<'a, K, V> {
+    type Item = &'a K;
+
+    fn next(&mut self) -> Option<&'a K> {
+        self.0.next().map(|e| &e.key)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
     }
 }
 
