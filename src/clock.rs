@@ -117,8 +117,8 @@ impl EntryClock {
         self.rng.next_u64()
     }
 
-    pub fn entry(&mut self, ops: Vec<Op>) -> Entry {
-        Entry { time_ms: self.stamp(), seed: self.random(), ops: ops.into(), origins: None }
+    pub fn entry(&mut self, ops: Arc<[Op]>) -> Entry {
+        Entry { time_ms: self.stamp(), seed: self.random(), ops, origins: None }
     }
 }
 
@@ -152,7 +152,7 @@ mod tests {
         let ahead = wall_ms() + 3_600_000;
         applied.store(ahead, Ordering::Release);
         assert_eq!(clock.stamp(), ahead);
-        assert_eq!(clock.entry(Vec::new()).time_ms, ahead);
+        assert_eq!(clock.entry(Arc::new([])).time_ms, ahead);
         // A snapshot from before that is installed: the clock still does not go back.
         applied.store(first, Ordering::Release);
         assert_eq!(clock.stamp(), ahead);

@@ -818,8 +818,13 @@ impl<'a> WriteCtx<'a> {
         }
     }
 
-    /// Marks `key` as having new elements for blocked clients.
+    /// Marks `key` as having new elements for blocked clients. A run of writes to
+    /// one key (a pipeline filling a job queue) names it once: the waiters are served
+    /// after the whole entry, from the key's state then.
     pub fn signal_ready(&mut self, key: &[u8]) {
+        if self.ready_keys.last().is_some_and(|last| last[..] == *key) {
+            return;
+        }
         self.ready_keys.push(Bytes::copy_from_slice(key));
     }
 }

@@ -735,19 +735,32 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: Stri
                 Err(_) => break,
             }
         }
-        let mut ops = Vec::with_capacity(ops_count);
+        // The ops are moved once, from the proposals into the entry's shared slice
+        // (a `Vec` turned into an `Arc<[Op]>` is copied again, and a batch of a
+        // pipelined run is thousands of ops read back from memory).
+        let mut ops: Arc<[std::mem::MaybeUninit<Op>]> = Arc::new_uninit_slice(ops_count);
+        let slots = Arc::get_mut(&mut ops).expect("a slice just made has no other owner");
+        let mut filled = 0;
         let mut waiters = Vec::with_capacity(batch.len());
         let mut origins: Option<Vec<u64>> = None;
         for p in batch {
             if p.origin != 0 {
-                origins.get_or_insert_with(|| vec![0; ops.len()]);
+                origins.get_or_insert_with(|| vec![0; filled]);
             }
             if let Some(origins) = &mut origins {
                 origins.extend(std::iter::repeat_n(p.origin, p.ops.len()));
             }
             waiters.push((p.ops.len(), p.reply));
-            ops.extend(p.ops);
+            for op in p.ops {
+                slots[filled].write(op);
+                filled += 1;
+            }
         }
+        assert_eq!(filled, ops_count, "every op of the batch was counted");
+        // SAFETY: `ops_count` is the sum of the proposals' op counts (the batch is
+        // not touched after it is counted), so the loop above initialised every
+        // slot, as the assertion checks before this is reached.
+        let ops = unsafe { ops.assume_init() };
         let mut entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
         entry.origins = origins.map(Into::into);
         let layout = layout.clone();
