@@ -53,13 +53,19 @@ pub struct Status {
     /// Script runs handed to a blocking thread and not finished: that thread may hold
     /// the store before its script has begun (and after it ended).
     off_thread: AtomicUsize,
+    /// Signalled when the last of those runs has finished (`off_thread` back to 0).
+    released: tokio::sync::Notify,
 }
 
 /// Locks `mutex` (the store) without blocking the runtime while a script's blocking
-/// thread holds it: tries it, and while a script runs waits for its end, otherwise
-/// (a thread about to begin its script or just past its end, or with --threads a
-/// short entry elsewhere) yields and looks again. A script may run endlessly until
-/// SCRIPT KILL, which the runtime must stay free to read.
+/// thread holds it: tries it, and while script runs are out on blocking threads sleeps
+/// until the last of them has let go of the store; otherwise (a script on this
+/// thread, or with --threads a short entry elsewhere) waits for the script's end or
+/// yields, and looks again. A write entry of many scripts holds the store from its
+/// first script to its last: waking at each script's end and yielding in a loop
+/// between them kept the runtime's thread busy for nothing, on the core the scripts
+/// needed (EVALSHA `-P 16`). A script may run endlessly until SCRIPT KILL, which the
+/// runtime stays free to read.
 pub async fn lock_after_scripts<'a, T>(mutex: &'a std::sync::Mutex<T>, scripts: &Status) -> std::sync::MutexGuard<'a, T> {
     loop {
         // In a block of its own: no guard, not even `None`, lives across the await.
@@ -73,13 +79,20 @@ pub async fn lock_after_scripts<'a, T>(mutex: &'a std::sync::Mutex<T>, scripts: 
                 return guard;
             }
         }
-        if scripts.running() {
+        if scripts.off_thread.load(Ordering::SeqCst) > 0 {
+            scripts.wait_released(RELEASED_RECHECK).await;
+        } else if scripts.running() {
             scripts.wait_ended().await;
         } else {
             tokio::task::yield_now().await;
         }
     }
 }
+
+/// How long a wait for the scripts' threads to let go of the store sleeps before it
+/// looks again, if nothing wakes it first (a bound, not a poll: the last thread to
+/// finish wakes every waiter).
+const RELEASED_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A script run on a blocking thread (read scripts; write scripts in apply), counted
 /// from before that thread can take the store until it has let go of it
@@ -97,7 +110,9 @@ impl OffThread {
 
 impl Drop for OffThread {
     fn drop(&mut self) {
-        self.0.off_thread.fetch_sub(1, Ordering::SeqCst);
+        if self.0.off_thread.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.released.notify_waiters();
+        }
     }
 }
 
@@ -146,6 +161,7 @@ impl Default for Status {
             ended: tokio::sync::Notify::new(),
             described: std::sync::Mutex::default(),
             off_thread: AtomicUsize::new(0),
+            released: tokio::sync::Notify::new(),
         }
     }
 }
@@ -297,6 +313,33 @@ impl Status {
             }
             ended.await;
         }
+    }
+
+    /// True while script runs handed to blocking threads have not finished.
+    pub fn off_thread(&self) -> bool {
+        self.off_thread.load(Ordering::SeqCst) > 0
+    }
+
+    /// Waits until every script run handed to a blocking thread has finished (that
+    /// thread let go of the store), or `within` has passed, or at most
+    /// [`RELEASED_RECHECK`]: a script that begins meanwhile and runs past the busy
+    /// threshold is answered `-BUSY` that much late at most.
+    pub async fn wait_released(&self, within: std::time::Duration) {
+        let released = self.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        if !self.off_thread() {
+            return;
+        }
+        let _ = tokio::time::timeout(within.min(RELEASED_RECHECK), released).await;
+    }
+
+    /// How long until a script that runs now is past the busy threshold (the full
+    /// threshold when none runs): how long a waiter may sleep before it must answer
+    /// `-BUSY`.
+    pub fn until_busy(&self) -> std::time::Duration {
+        let threshold = self.busy_threshold_ms.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(threshold.saturating_sub(self.running_ms().unwrap_or(0)).max(1))
     }
 
     /// Waits until no script runs, or until the busy threshold has passed (then the

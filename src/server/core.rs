@@ -143,7 +143,17 @@ impl Core {
     /// (scripting): `Err(-BUSY)` once that script has run past the busy threshold.
     pub async fn store_async(&self) -> Result<MutexGuard<'_, Store>, Reply> {
         loop {
-            if self.scripts.running() {
+            if self.scripts.off_thread() {
+                // A blocking thread may hold the store for a whole entry of scripts:
+                // sleep until it lets go, waking in time to answer -BUSY.
+                if self.scripts.busy() {
+                    return Err(self.busy_reply());
+                }
+                if self.scripts.running() {
+                    self.scripts.wait_released(self.scripts.until_busy()).await;
+                    continue;
+                }
+            } else if self.scripts.running() {
                 if !self.scripts.wait_idle().await {
                     return Err(self.busy_reply());
                 }
@@ -161,7 +171,11 @@ impl Core {
                     return Ok(guard);
                 }
             }
-            tokio::task::yield_now().await;
+            if self.scripts.off_thread() {
+                self.scripts.wait_released(self.scripts.until_busy()).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
         }
     }
 
@@ -178,8 +192,10 @@ impl Core {
             } else if started.elapsed().as_millis() as u64 >= self.scripts.busy_threshold_ms.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(self.busy_reply());
             } else {
-                // A script's thread about to begin its script, or just past its end.
-                tokio::task::yield_now().await;
+                // A script's thread about to begin its script, or just past its end
+                // (or between two scripts of one entry): sleep until it lets go.
+                let threshold = std::time::Duration::from_millis(self.scripts.busy_threshold_ms.load(std::sync::atomic::Ordering::Relaxed));
+                self.scripts.wait_released(threshold.saturating_sub(started.elapsed()).max(std::time::Duration::from_millis(1))).await;
             }
         }
         Ok(())
