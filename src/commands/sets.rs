@@ -1,7 +1,8 @@
 //! Set commands: unordered unique members under one key (SADD, SPOP, SINTER, …), and
 //! the random-pick helpers the hash family shares (HRANDFIELD follows SRANDMEMBER's
-//! count rules). A set is an insertion-ordered `IndexSet`, so a random member is a
-//! random index, O(1), and removal is `swap_remove`, which the scan cursor expects.
+//! count rules). A set keeps its members in insertion order (`store::set`: packed, or
+//! a `KeyTable`), so a random member is a random index, O(1) in a table, and removal is
+//! a swap remove, which the scan cursor expects.
 //! An emptied set is deleted.
 //!
 //! SPOP is a write: it draws only from `ctx.rng`, the entry's seed, so every replica

@@ -53,13 +53,14 @@ pub struct Status {
     /// Script runs handed to a blocking thread and not finished: that thread may hold
     /// the store before its script has begun (and after it ended).
     off_thread: AtomicUsize,
-    /// Signalled when the last of those runs has finished (`off_thread` back to 0).
+    /// Signalled whenever one of those runs has finished (its thread let go of the
+    /// store; an entry of many write scripts is one run).
     released: tokio::sync::Notify,
 }
 
 /// Locks `mutex` (the store) without blocking the runtime while a script's blocking
 /// thread holds it: tries it, and while script runs are out on blocking threads sleeps
-/// until the last of them has let go of the store; otherwise (a script on this
+/// until one of them has let go of the store; otherwise (a script on this
 /// thread, or with --threads a short entry elsewhere) waits for the script's end or
 /// yields, and looks again. A write entry of many scripts holds the store from its
 /// first script to its last: waking at each script's end and yielding in a loop
@@ -79,7 +80,7 @@ pub async fn lock_after_scripts<'a, T>(mutex: &'a std::sync::Mutex<T>, scripts: 
                 return guard;
             }
         }
-        if scripts.off_thread.load(Ordering::SeqCst) > 0 {
+        if scripts.off_thread() {
             scripts.wait_released(RELEASED_RECHECK).await;
         } else if scripts.running() {
             scripts.wait_ended().await;
@@ -110,9 +111,8 @@ impl OffThread {
 
 impl Drop for OffThread {
     fn drop(&mut self) {
-        if self.0.off_thread.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.released.notify_waiters();
-        }
+        self.0.off_thread.fetch_sub(1, Ordering::SeqCst);
+        self.0.released.notify_waiters();
     }
 }
 
@@ -320,8 +320,8 @@ impl Status {
         self.off_thread.load(Ordering::SeqCst) > 0
     }
 
-    /// Waits until every script run handed to a blocking thread has finished (that
-    /// thread let go of the store), or `within` has passed, or at most
+    /// Waits until a script run handed to a blocking thread finishes (its thread let
+    /// go of the store) or none is out, or `within` has passed, or at most
     /// [`RELEASED_RECHECK`]: a script that begins meanwhile and runs past the busy
     /// threshold is answered `-BUSY` that much late at most.
     pub async fn wait_released(&self, within: std::time::Duration) {

@@ -145,13 +145,10 @@ impl Core {
         loop {
             if self.scripts.off_thread() {
                 // A blocking thread may hold the store for a whole entry of scripts:
-                // sleep until it lets go, waking in time to answer -BUSY.
+                // try it, else sleep until a run lets go (below), waking in time to
+                // answer -BUSY.
                 if self.scripts.busy() {
                     return Err(self.busy_reply());
-                }
-                if self.scripts.running() {
-                    self.scripts.wait_released(self.scripts.until_busy()).await;
-                    continue;
                 }
             } else if self.scripts.running() {
                 if !self.scripts.wait_idle().await {
