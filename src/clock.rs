@@ -118,7 +118,7 @@ impl EntryClock {
     }
 
     pub fn entry(&mut self, ops: Arc<[Op]>) -> Entry {
-        Entry { time_ms: self.stamp(), seed: self.random(), ops, origins: None }
+        Entry { time_ms: self.stamp(), seed: self.random(), ops, origins: None, summary: None }
     }
 }
 

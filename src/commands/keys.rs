@@ -659,7 +659,7 @@ mod tests {
 
     /// Runs a command whose arguments may be binary (RESTORE payloads).
     fn run_raw(store: &mut Store, time_ms: u64, args: Vec<Bytes>) -> Applied {
-        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)].into(), origins: None })
+        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)].into(), origins: None, summary: None })
     }
 
     fn restore_args(key: &str, ttl: &str, payload: &[u8], opts: &[&str]) -> Vec<Bytes> {

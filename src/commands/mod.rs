@@ -940,7 +940,7 @@ pub(crate) mod test_support {
     /// Applies one command and returns everything it produced (events, ready keys).
     pub fn run_applied(store: &mut Store, time_ms: u64, cmd: &[&str]) -> Applied {
         let args = cmd.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
-        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)].into(), origins: None })
+        store.apply(&Entry { time_ms, seed: 7, ops: vec![Op::Command(args)].into(), origins: None, summary: None })
     }
 
     pub fn bulk(s: &str) -> Reply {

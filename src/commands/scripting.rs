@@ -869,7 +869,7 @@ mod tests {
 
     fn entry(seed: u64, cmds: &[&[&str]]) -> Entry {
         let ops = cmds.iter().map(|c| Op::Command(c.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())).collect();
-        Entry { time_ms: 1_000, seed, ops, origins: None }
+        Entry { time_ms: 1_000, seed, ops, origins: None, summary: None }
     }
 
     fn error_text(reply: &Reply) -> String {
@@ -1036,7 +1036,10 @@ mod tests {
         assert_eq!(run(&mut s, 0, &["function", "flush"]), Reply::ok());
         assert_eq!(run(&mut s, 0, &["fcall", "f1", "0", "1"]), err("ERR Function not found"));
         let args: Vec<Bytes> = ["function", "restore"].iter().map(|a| Bytes::from_static(a.as_bytes())).chain([dump]).collect();
-        assert_eq!(s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)].into(), origins: None }).replies[0], Reply::ok());
+        assert_eq!(
+            s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)].into(), origins: None, summary: None }).replies[0],
+            Reply::ok()
+        );
         assert_eq!(run(&mut s, 0, &["fcall", "f1", "0", "1"]), Reply::Int(2));
         assert!(error_text(&run(&mut s, 0, &["function", "restore", "bad"])).contains("payload version or checksum are wrong"));
         let e = error_text(&run(&mut s, 0, &["function", "load", "#!lua name=x\nlocal a = 1 while 1 do a = a + 1 end"]));
@@ -1054,7 +1057,9 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let args: Vec<Bytes> = ["function", "restore"].iter().map(|a| Bytes::from_static(a.as_bytes())).chain([dump]).collect();
-        let e = error_text(&s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)].into(), origins: None }).replies[0]);
+        let e = error_text(
+            &s.apply(&Entry { time_ms: 0, seed: 1, ops: vec![Op::Command(args)].into(), origins: None, summary: None }).replies[0],
+        );
         assert!(e.starts_with("ERR Library ") && e.ends_with(" already exists") && !e.contains('\''), "{e}");
     }
 

@@ -204,7 +204,7 @@ impl LogStore {
 /// The memory an entry holds: its arguments plus per-argument and per-entry overhead.
 fn entry_bytes(entry: &RaftEntry) -> usize {
     match &entry.payload {
-        openraft::EntryPayload::Normal(e) => crate::store::ops_bytes(&e.ops, 32, 24) + 96,
+        openraft::EntryPayload::Normal(e) => e.ops_bytes(32, 24) + 96,
         _ => 96,
     }
 }

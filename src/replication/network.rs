@@ -261,7 +261,7 @@ fn entries_that_fit(req: &AppendEntriesRequest<TypeConfig>) -> usize {
 
 fn entry_size_hint(entry: &super::types::RaftEntry) -> usize {
     match &entry.payload {
-        openraft::EntryPayload::Normal(e) => 64 + crate::store::ops_bytes(&e.ops, 4, 0),
+        openraft::EntryPayload::Normal(e) => 64 + e.ops_bytes(4, 0),
         _ => 256,
     }
 }

@@ -213,7 +213,7 @@ pub fn get_entry(d: &mut Decoder) -> Result<Entry, CodecError> {
     for _ in 0..n {
         ops.push(get_op(d, false)?);
     }
-    Ok(Entry { time_ms, seed, ops: ops.into(), origins: None })
+    Ok(Entry { time_ms, seed, ops: ops.into(), origins: None, summary: None })
 }
 
 /// One op; a tagged one wraps exactly one untagged op.
@@ -296,6 +296,7 @@ mod tests {
             ]
             .into(),
             origins: None,
+            summary: None,
         };
         let leader_id = openraft::alias::CommittedLeaderIdOf::<super::super::types::TypeConfig> { term: 3, node_id: 2 };
         let raft = RaftEntry { log_id: LogId { leader_id, index: 42 }, payload: EntryPayload::Normal(entry.clone()) };

@@ -28,7 +28,7 @@ use crate::clock::EntryClock;
 use crate::cluster::view::Active;
 use crate::protocol::reply::Reply;
 use crate::store::watch::WatchStamp;
-use crate::store::{Op, Store};
+use crate::store::{Op, OpsSummary, Store};
 
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
@@ -68,8 +68,9 @@ const ENTRY_BYTES_TARGET: usize = 64 * 1024 * 1024;
 /// anything larger could not be written as one log record and read back.
 const PROPOSAL_BYTES_MAX: usize = 768 * 1024 * 1024;
 
-fn ops_bytes(ops: &[Op]) -> usize {
-    crate::store::ops_bytes(ops, 8, 0)
+/// The measure of a proposal's size against the entry and proposal budgets.
+fn proposal_bytes(summary: &OpsSummary) -> usize {
+    summary.size.weighted(8, 0)
 }
 /// How long SAVE waits for its snapshot to be built and written.
 const SAVE_WAIT: Duration = Duration::from_secs(600);
@@ -155,8 +156,9 @@ struct Proposal {
     ops: Vec<Op>,
     /// The client of this server that sent them (0: none), see `Entry::origins`.
     origin: u64,
-    /// `ops_bytes(&ops)`, counted once at submission.
-    bytes: usize,
+    /// Its ops' size and script flag, counted once at submission (while they are in
+    /// the cache: the entry carries their sum, see `Entry::summary`).
+    summary: OpsSummary,
     reply: oneshot::Sender<Result<Vec<Reply>, WriteError>>,
 }
 
@@ -449,12 +451,12 @@ impl Replica {
     /// one reply per op once committed and applied.
     pub async fn submit(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
         self.refuse_if_disk_trouble()?;
-        let bytes = ops_bytes(&ops);
-        if bytes > PROPOSAL_BYTES_MAX {
+        let summary = OpsSummary::of(&ops);
+        if proposal_bytes(&summary) > PROPOSAL_BYTES_MAX {
             return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
         }
         let (reply, done) = oneshot::channel();
-        self.proposals.send(Proposal { ops, origin, bytes, reply }).map_err(|_| WriteError::Stopped)?;
+        self.proposals.send(Proposal { ops, origin, summary, reply }).map_err(|_| WriteError::Stopped)?;
         done.await.map_err(|_| WriteError::StoppedInFlight)?
     }
 
@@ -724,12 +726,12 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: Stri
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
         let mut batch = vec![first];
         let mut ops_count = batch[0].ops.len();
-        let mut bytes = batch[0].bytes;
-        while ops_count < OPS_PER_ENTRY_MAX && bytes < ENTRY_BYTES_TARGET {
+        let mut summary = batch[0].summary;
+        while ops_count < OPS_PER_ENTRY_MAX && proposal_bytes(&summary) < ENTRY_BYTES_TARGET {
             match queue.try_recv() {
                 Ok(p) => {
                     ops_count += p.ops.len();
-                    bytes += p.bytes;
+                    summary += p.summary;
                     batch.push(p);
                 }
                 Err(_) => break,
@@ -763,6 +765,7 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: Stri
         let ops = unsafe { ops.assume_init() };
         let mut entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
         entry.origins = origins.map(Into::into);
+        entry.summary = Some(summary);
         let layout = layout.clone();
         let responder = Deliver::new(move |result: ClientWriteResult<TypeConfig>| {
             drop(permit);

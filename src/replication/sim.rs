@@ -308,8 +308,13 @@ impl Cluster {
         let n = st.history.len() as u64;
         let invoked_ms = now_ms();
         st.history.push(Write { n, node, invoked_ms, outcome: Outcome::Pending });
-        let entry =
-            Entry { time_ms: invoked_ms, seed: st.rng.next_u64(), ops: vec![Op::Command(Kind::of(n).args(n))].into(), origins: None };
+        let entry = Entry {
+            time_ms: invoked_ms,
+            seed: st.rng.next_u64(),
+            ops: vec![Op::Command(Kind::of(n).args(n))].into(),
+            origins: None,
+            summary: None,
+        };
         Some((n as usize, entry))
     }
 

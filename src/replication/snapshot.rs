@@ -789,7 +789,7 @@ mod tests {
                 }
             })
             .collect();
-        store.apply(&Entry { time_ms: 1000, seed: 1, ops: ops.into(), origins: None });
+        store.apply(&Entry { time_ms: 1000, seed: 1, ops: ops.into(), origins: None, summary: None });
         let bytes = encode(&store.db, &meta());
         let (_, back) = decode(&bytes, "test", 0).unwrap();
         assert_eq!(crate::store::digest(&back), crate::store::digest(&store.db));
@@ -987,7 +987,7 @@ mod tests {
         }
         ops.push(Op::Command(args(&["xgroup", "create", "s", "g", "0"])));
         ops.push(Op::Command(args(&["xreadgroup", "group", "g", "c", "count", "4", "streams", "s", ">"])));
-        store.apply(&Entry { time_ms: 1_000, seed: 1, ops: ops.into(), origins: None });
+        store.apply(&Entry { time_ms: 1_000, seed: 1, ops: ops.into(), origins: None, summary: None });
         let bytes = encode(&store.db, &meta());
         let (_, back) = decode(&bytes, "test", 0).unwrap();
         assert_eq!(back.stream_limits, store.db.stream_limits);
@@ -1052,7 +1052,13 @@ mod tests {
         let mut st = Store::new();
         let tag = crate::store::once::Tag { origin: 42, seq: 1, acked: 0, window_ms: 60_000 };
         let incr = Op::Command(vec![Bytes::from_static(b"incr"), Bytes::from_static(b"n")]);
-        st.apply(&Entry { time_ms: 1_000, seed: 1, ops: vec![Op::Once { tag, op: Box::new(incr.clone()) }].into(), origins: None });
+        st.apply(&Entry {
+            time_ms: 1_000,
+            seed: 1,
+            ops: vec![Op::Once { tag, op: Box::new(incr.clone()) }].into(),
+            origins: None,
+            summary: None,
+        });
         let mut bytes = encode(&st.db, &meta_at(st.db.index()));
         let (_, mut back) = decode(&bytes, "v6", 0).unwrap();
         assert_eq!(back.once, st.db.once);
@@ -1104,6 +1110,7 @@ mod tests {
             seed: 1,
             ops: vec![Op::Command(["tandem.unlock", "l2", "2"].iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect())].into(),
             origins: None,
+            summary: None,
         });
         assert_eq!(reply.replies, vec![crate::protocol::reply::Reply::Int(1)]);
         let mut bytes = bytes;
@@ -1130,7 +1137,7 @@ mod tests {
 
     fn apply(st: &mut Store, time_ms: u64, cmd: &[&str]) {
         let args = cmd.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
-        st.apply(&Entry { time_ms, seed: 1, ops: vec![Op::Command(args)].into(), origins: None });
+        st.apply(&Entry { time_ms, seed: 1, ops: vec![Op::Command(args)].into(), origins: None, summary: None });
     }
 
     #[test]

@@ -535,6 +535,7 @@ mod tests {
                 seed: 9,
                 ops: vec![Op::Command(vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k"), Bytes::from_static(b"v")])].into(),
                 origins: None,
+                summary: None,
             }),
         };
         let req = AppendEntriesRequest::<TypeConfig> {

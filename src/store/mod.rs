@@ -75,17 +75,84 @@ impl Op {
 /// `per_command` for each command: one measure of an entry's size for every budget
 /// (proposal caps, append cuts, the log's memory account), each with its overhead.
 pub fn ops_bytes(ops: &[Op], per_arg: usize, per_command: usize) -> usize {
-    let command = |a: &Vec<Bytes>| a.iter().map(|b| b.len() + per_arg).sum::<usize>() + per_command;
-    ops.iter()
-        .map(|op| match op {
-            Op::Command(a) => command(a),
-            Op::Transaction(cmds) => cmds.iter().map(command).sum(),
+    OpsSize::of(ops).weighted(per_arg, per_command)
+}
+
+/// What [`ops_bytes`] weighs: argument bytes, arguments (a watched key counts as two, a
+/// forwarded write's tag as four) and commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpsSize {
+    pub bytes: usize,
+    pub args: usize,
+    pub commands: usize,
+}
+
+impl OpsSize {
+    pub fn of(ops: &[Op]) -> OpsSize {
+        let mut size = OpsSize::default();
+        for op in ops {
+            size.add_op(op);
+        }
+        size
+    }
+
+    fn add_command(&mut self, args: &[Bytes]) {
+        self.bytes += args.iter().map(|a| a.len()).sum::<usize>();
+        self.args += args.len();
+        self.commands += 1;
+    }
+
+    fn add_op(&mut self, op: &Op) {
+        match op {
+            Op::Command(a) => self.add_command(a),
+            Op::Transaction(cmds) => cmds.iter().for_each(|c| self.add_command(c)),
             Op::Checked { watches, cmds } => {
-                cmds.iter().map(command).sum::<usize>() + watches.iter().map(|w| w.key.len() + 2 * per_arg).sum::<usize>()
+                cmds.iter().for_each(|c| self.add_command(c));
+                for w in watches {
+                    self.bytes += w.key.len();
+                    self.args += 2;
+                }
             }
-            Op::Once { op, .. } => 4 * per_arg + ops_bytes(std::slice::from_ref(op), per_arg, per_command),
-        })
-        .sum()
+            Op::Once { op, .. } => {
+                self.args += 4;
+                self.add_op(op);
+            }
+        }
+    }
+
+    pub fn weighted(self, per_arg: usize, per_command: usize) -> usize {
+        self.bytes + self.args * per_arg + self.commands * per_command
+    }
+}
+
+impl std::ops::AddAssign for OpsSize {
+    fn add_assign(&mut self, other: OpsSize) {
+        self.bytes += other.bytes;
+        self.args += other.args;
+        self.commands += other.commands;
+    }
+}
+
+/// What the server that proposes an entry learns of its ops while they are still in the
+/// cache (at submission), so that the log's accounting and apply need not read them
+/// all again later: held in memory only, as [`Entry::origins`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpsSummary {
+    pub size: OpsSize,
+    pub runs_script: bool,
+}
+
+impl OpsSummary {
+    pub fn of(ops: &[Op]) -> OpsSummary {
+        OpsSummary { size: OpsSize::of(ops), runs_script: ops.iter().any(op_runs_script) }
+    }
+}
+
+impl std::ops::AddAssign for OpsSummary {
+    fn add_assign(&mut self, other: OpsSummary) {
+        self.size += other.size;
+        self.runs_script |= other.runs_script;
+    }
 }
 
 /// Copies `args` into one allocation of their size, sliced per argument.
@@ -199,6 +266,10 @@ pub struct Entry {
     /// never written or sent (`None` elsewhere: invalidations are then sent to the
     /// writer too, never fewer).
     pub origins: Option<std::sync::Arc<[u64]>>,
+    /// Its ops' size and whether one runs a script, counted at submission on the server
+    /// that proposed it; memory only, as `origins` (`None` elsewhere: counted from the
+    /// ops when asked).
+    pub summary: Option<OpsSummary>,
 }
 
 /// The declared keys of the scripts an op runs (EVAL's, FCALL's; inside a
@@ -225,16 +296,23 @@ impl PartialEq for Entry {
 impl Entry {
     /// Whether applying this entry runs a Lua script (EVAL, FCALL…), which may take long.
     pub fn runs_script(&self) -> bool {
-        let script =
-            |args: &Vec<Bytes>| commands::may_run_script(args) && commands::resolve(args).is_some_and(|s| s.has(commands::flags::SCRIPT));
-        fn runs(op: &Op, script: &impl Fn(&Vec<Bytes>) -> bool) -> bool {
-            match op {
-                Op::Command(args) => script(args),
-                Op::Transaction(cmds) | Op::Checked { cmds, .. } => cmds.iter().any(script),
-                Op::Once { op, .. } => runs(op, script),
-            }
-        }
-        self.ops.iter().any(|op| runs(op, &script))
+        self.summary.map_or_else(|| self.ops.iter().any(op_runs_script), |s| s.runs_script)
+    }
+
+    /// [`ops_bytes`] of its ops, from the summary when it has one.
+    pub fn ops_bytes(&self, per_arg: usize, per_command: usize) -> usize {
+        self.summary.map_or_else(|| OpsSize::of(&self.ops), |s| s.size).weighted(per_arg, per_command)
+    }
+}
+
+/// Whether applying `op` runs a Lua script (EVAL, FCALL…).
+fn op_runs_script(op: &Op) -> bool {
+    let script =
+        |args: &Vec<Bytes>| commands::may_run_script(args) && commands::resolve(args).is_some_and(|s| s.has(commands::flags::SCRIPT));
+    match op {
+        Op::Command(args) => script(args),
+        Op::Transaction(cmds) | Op::Checked { cmds, .. } => cmds.iter().any(script),
+        Op::Once { op, .. } => op_runs_script(op),
     }
 }
 
@@ -690,7 +768,7 @@ mod tests {
     }
 
     fn apply(st: &mut Store, time_ms: u64, ops: Vec<Op>) -> Vec<Reply> {
-        st.apply(&Entry { time_ms, seed: 1, ops: ops.into(), origins: None }).replies
+        st.apply(&Entry { time_ms, seed: 1, ops: ops.into(), origins: None, summary: None }).replies
     }
 
     fn run(st: &mut Store, time_ms: u64, cmd: &[&str]) -> Reply {
@@ -704,6 +782,38 @@ mod tests {
     }
 
     const T: u64 = 1_700_000_000_000;
+
+    /// An entry's summary is the sum of its proposals' summaries (what the batcher
+    /// adds up), and it answers as the ops themselves do when counted again.
+    #[test]
+    fn an_entry_summary_is_the_sum_of_its_proposals_and_agrees_with_its_ops() {
+        let cmd = |parts: &[&str]| parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect::<Vec<_>>();
+        let watch = watch::Watch { key: Bytes::from_static(b"w"), stamp: WatchStamp { index: 1, time_ms: 1 } };
+        let tag = once::Tag { origin: 5, seq: 1, acked: 0, window_ms: 1000 };
+        let proposals: Vec<Vec<Op>> = vec![
+            vec![Op::Command(cmd(&["SET", "k", "value"])), Op::Command(cmd(&["INCR", "n"]))],
+            vec![Op::Transaction(vec![cmd(&["LPUSH", "l", "a", "b"]), cmd(&["GET", "k"])])],
+            vec![Op::Checked { watches: vec![watch], cmds: vec![cmd(&["DEL", "k"])] }],
+            vec![Op::Command(cmd(&["EVAL", "return 1", "0"])).tagged(Some(tag))],
+        ];
+        let mut summed = OpsSummary::default();
+        for p in &proposals {
+            summed += OpsSummary::of(p);
+        }
+        let all: Vec<Op> = proposals.into_iter().flatten().collect();
+        assert_eq!(summed, OpsSummary::of(&all));
+        // SET k value (9 bytes, 3 args), INCR n (5, 2), LPUSH l a b (8, 4), GET k (4, 2),
+        // DEL k (4, 2) and the watched key (1 byte, 2 args), EVAL … 0 (13, 3) and its tag (4 args).
+        assert_eq!(summed.size, OpsSize { bytes: 9 + 5 + 8 + 4 + 4 + 1 + 13, args: 3 + 2 + 4 + 2 + 2 + 2 + 3 + 4, commands: 6 });
+        assert!(summed.runs_script);
+        let counted = Entry { time_ms: 1, seed: 1, ops: all.into(), origins: None, summary: None };
+        let carried = Entry { summary: Some(summed), ..counted.clone() };
+        assert!(counted.runs_script() && carried.runs_script());
+        assert_eq!(counted.ops_bytes(32, 24), carried.ops_bytes(32, 24));
+        assert_eq!(counted.ops_bytes(32, 24), 44 + 22 * 32 + 6 * 24);
+        let plain = Entry { time_ms: 1, seed: 1, ops: vec![Op::Command(cmd(&["SET", "k", "v"]))].into(), origins: None, summary: None };
+        assert!(!plain.runs_script());
+    }
 
     #[test]
     fn the_field_prefetch_reads_inside_hashes_and_sets_only() {
