@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(before, one.digest(), "a read changed the data");
             continue;
         }
-        let entry = Entry { time_ms, seed: step as u64, ops: vec![Op::Command(args)].into(), origins: None };
+        let entry = Entry { time_ms, seed: step as u64, ops: vec![Op::Command(args)].into(), origins: None, summary: None };
         let a = one.apply(&entry);
         let b = two.apply(&entry);
         assert_eq!(a.replies, b.replies, "apply answered differently on equal stores");

@@ -67,12 +67,12 @@ fuzz_target!(|data: &[u8]| {
     let mut one = Store::new();
     let mut two = Store::new();
     let limits = command(&[b"tandem.scriptlimits", b"instructions", b"200000", b"memory", b"4000000"]);
-    let setup = Entry { time_ms: 1_700_000_000_000, seed: 1, ops: vec![limits].into(), origins: None };
+    let setup = Entry { time_ms: 1_700_000_000_000, seed: 1, ops: vec![limits].into(), origins: None, summary: None };
     one.apply(&setup);
     two.apply(&setup);
     for step in 0..3u64 {
         let eval = command(&[b"eval", &source, b"2", b"k1", b"k2", b"v"]);
-        let entry = Entry { time_ms: 1_700_000_000_000 + step, seed: step, ops: vec![eval].into(), origins: None };
+        let entry = Entry { time_ms: 1_700_000_000_000 + step, seed: step, ops: vec![eval].into(), origins: None, summary: None };
         let a = one.apply(&entry);
         let b = two.apply(&entry);
         assert_eq!(a.replies, b.replies, "a script answered differently on equal stores");

@@ -765,6 +765,9 @@ async fn batch_proposals(raft: Raft, clock: Arc<Mutex<EntryClock>>, layout: Stri
         let ops = unsafe { ops.assume_init() };
         let mut entry = clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
         entry.origins = origins.map(Into::into);
+        // What the proposals counted is what the entry holds (checked in debug builds:
+        // the count reads every op again, which is what carrying it saves).
+        debug_assert_eq!(summary, crate::store::OpsSummary::of(&entry.ops), "an entry's summary is its ops'");
         entry.summary = Some(summary);
         let layout = layout.clone();
         let responder = Deliver::new(move |result: ClientWriteResult<TypeConfig>| {
