@@ -91,8 +91,8 @@ pub async fn lock_after_scripts<'a, T>(mutex: &'a std::sync::Mutex<T>, scripts: 
 }
 
 /// How long a wait for the scripts' threads to let go of the store sleeps before it
-/// looks again, if nothing wakes it first (a bound, not a poll: the last thread to
-/// finish wakes every waiter).
+/// looks again, if nothing wakes it first (a bound, not a poll: each run that finishes
+/// wakes every waiter).
 const RELEASED_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A script run on a blocking thread (read scripts; write scripts in apply), counted

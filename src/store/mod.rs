@@ -71,15 +71,10 @@ impl Op {
     }
 }
 
-/// The bytes `ops` carry in their arguments, plus `per_arg` for each argument and
-/// `per_command` for each command: one measure of an entry's size for every budget
-/// (proposal caps, append cuts, the log's memory account), each with its overhead.
-pub fn ops_bytes(ops: &[Op], per_arg: usize, per_command: usize) -> usize {
-    OpsSize::of(ops).weighted(per_arg, per_command)
-}
-
-/// What [`ops_bytes`] weighs: argument bytes, arguments (a watched key counts as two, a
-/// forwarded write's tag as four) and commands.
+/// The size of some ops: argument bytes, arguments (a watched key counts as two, a
+/// forwarded write's tag as four) and commands, weighed by [`OpsSize::weighted`] into
+/// one measure for every budget (proposal caps, append cuts, the log's memory account),
+/// each with its overhead per argument and per command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OpsSize {
     pub bytes: usize,
@@ -299,7 +294,7 @@ impl Entry {
         self.summary.map_or_else(|| self.ops.iter().any(op_runs_script), |s| s.runs_script)
     }
 
-    /// [`ops_bytes`] of its ops, from the summary when it has one.
+    /// Its ops' [`OpsSize::weighted`], from the summary when it has one.
     pub fn ops_bytes(&self, per_arg: usize, per_command: usize) -> usize {
         self.summary.map_or_else(|| OpsSize::of(&self.ops), |s| s.size).weighted(per_arg, per_command)
     }
