@@ -49,6 +49,52 @@ fn role_and_info_replication_on_a_lone_active() {
     }
 }
 
+/// A lone in-memory server applies its writes without a Raft round (`Replica::submit`):
+/// each write is still numbered as the next entry, and ROLE, INFO replication and
+/// WATCH see those numbers as they would a log's.
+#[test]
+fn a_lone_in_memory_server_numbers_every_write_as_an_entry() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let mut other = server.conn();
+    let applied = |con: &mut redis::Connection| -> i64 {
+        let role: Vec<Value> = redis::cmd("ROLE").query(con).unwrap();
+        match role[1] {
+            Value::Int(index) => index,
+            ref other => panic!("applied index: {other:?}"),
+        }
+    };
+    let before = applied(&mut con);
+    for i in 0..5 {
+        let _: () = redis::cmd("SET").arg("k").arg(i).query(&mut con).unwrap();
+    }
+    let after = applied(&mut con);
+    assert!(after >= before + 5, "five writes, five entries: {before} then {after}");
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut con).unwrap();
+    let index = |field: &str| info_field(&info, field).and_then(|v| v.parse::<i64>().ok()).unwrap_or_else(|| panic!("{field}: {info}"));
+    assert!(index("tandem_applied_index") >= after, "{info}");
+    assert!(index("tandem_commit_index") >= index("tandem_applied_index"), "{info}");
+    assert!(index("tandem_last_log_index") >= index("tandem_commit_index"), "{info}");
+    assert!(index("master_repl_offset") >= after, "{info}");
+
+    // WATCH compares those numbers: another client's write in between fails EXEC.
+    let _: () = redis::cmd("WATCH").arg("k").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("theirs").query(&mut other).unwrap();
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("mine").query(&mut con).unwrap();
+    let exec: Value = redis::cmd("EXEC").query(&mut con).unwrap();
+    assert_eq!(exec, Value::Nil, "the watched key changed: EXEC must fail");
+    let got: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(got, "theirs");
+    // Unchanged since WATCH: EXEC applies.
+    let _: () = redis::cmd("WATCH").arg("k").query(&mut con).unwrap();
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("mine").query(&mut con).unwrap();
+    let exec: Vec<String> = redis::cmd("EXEC").query(&mut con).unwrap();
+    assert_eq!(exec, vec!["OK".to_string()]);
+    assert!(applied(&mut con) > after, "the transaction is an entry too");
+}
+
 #[test]
 fn readonly_and_readwrite_on_the_active_change_nothing_for_reads_and_writes() {
     let server = Server::start();

@@ -70,6 +70,10 @@ pub struct Group {
     /// The fingerprint of the array in this member's config (its `Status` says it,
     /// so servers of other stripes can tell a config that differs from theirs).
     pub array_fingerprint: std::sync::OnceLock<String>,
+    /// The store's applied index, for a lone in-memory server whose writes skip the
+    /// log (`Replica::submit`): the log's indexes stop at its start-up entries, so the
+    /// view reports this one.
+    pub direct_applied: Option<Arc<AtomicU64>>,
 }
 
 /// Delivers a message (channel, message, a shard channel's) to this server's
@@ -89,6 +93,9 @@ pub enum Stop {
     Requested,
     /// The stripe refused this member; the reason is the process's error.
     Refused(String),
+    /// Applying a write failed where no Raft core would stop by itself (a lone
+    /// in-memory server's direct path); the reason is the process's error.
+    Failed(String),
 }
 
 /// The identity a member or the CLI presents for `stripe`.
@@ -240,7 +247,8 @@ impl Group {
     pub fn view(&self) -> ReplicationView {
         let m = self.metrics();
         let membership = m.membership_config.membership();
-        let last = m.last_log_index;
+        let direct = self.direct_applied.as_ref().map(|a| a.load(Ordering::Acquire));
+        let last = m.last_log_index.max(direct);
         let members = membership
             .nodes()
             .map(|(id, node)| {
@@ -262,8 +270,8 @@ impl Group {
             node_id: m.id,
             term: m.current_term,
             active: m.current_leader.map(|id| self.name_of(&m, id)),
-            commit_index: m.local_committed.map(|l| l.index),
-            applied_index: m.last_applied.map(|l| l.index),
+            commit_index: m.local_committed.map(|l| l.index).max(direct),
+            applied_index: m.last_applied.map(|l| l.index).max(direct),
             last_log_index: last,
             purged_index: m.purged.map(|p| p.index),
             members,

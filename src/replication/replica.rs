@@ -177,6 +177,9 @@ pub struct Replica {
     broadcaster: Option<Broadcaster>,
     published: Mutex<Option<mpsc::UnboundedReceiver<super::group::Published>>>,
     _data_dir: Option<DataDir>,
+    /// The state machine writes are applied to directly, without the Raft log: set for
+    /// a stripe whose only member is this in-memory server (see [`Replica::submit`]).
+    direct: Option<StateMachine>,
 }
 
 fn raft_config(options: &ReplicaOptions) -> Result<Config, StartError> {
@@ -277,6 +280,10 @@ impl Replica {
         let identity = group::identity(&options.layout, &me.name);
         let network = GroupNetwork { identity: identity.clone(), local_host: me.host.clone() };
         let state_machine = sm.clone();
+        // A lone in-memory server: nobody else holds, needs or votes on its log, and
+        // nothing of it survives a restart, so its writes skip the log (`submit`).
+        let direct = (options.layout.is_single() && options.data_dir.is_none() && !options.witness).then(|| sm.clone());
+        let direct_applied = direct.as_ref().map(|_| store.lock().unwrap_or_else(|e| e.into_inner()).applied_index.clone());
         let raft = Raft::new(node_id, config, network, log.clone(), sm).await.map_err(|e| StartError::Raft(e.to_string()))?;
         let (stop_tx, stop) = watch::channel(None);
         let (published_tx, published) = mpsc::unbounded_channel();
@@ -299,6 +306,7 @@ impl Replica {
             management: std::sync::OnceLock::new(),
             publish_hook: std::sync::OnceLock::new(),
             array_fingerprint: std::sync::OnceLock::new(),
+            direct_applied,
         });
         let broadcaster = (!options.layout.is_single() && !options.witness).then(|| Broadcaster::start(&options.layout, &me));
         // Without a secret the group port would obey anyone: a lone server then has none.
@@ -349,6 +357,7 @@ impl Replica {
             broadcaster,
             published: Mutex::new(Some(published)),
             _data_dir: data_dir,
+            direct,
         })
     }
 
@@ -371,7 +380,7 @@ impl Replica {
             if let Some(s) = stop.borrow_and_update().clone() {
                 return match s {
                     Stop::Requested => None,
-                    Stop::Refused(why) => Some(why),
+                    Stop::Refused(why) | Stop::Failed(why) => Some(why),
                 };
             }
             tokio::select! {
@@ -449,11 +458,37 @@ impl Replica {
 
     /// Proposes `ops`, gathered with other connections' writes into shared entries;
     /// one reply per op once committed and applied.
+    ///
+    /// On a stripe whose only member is this in-memory server, the ops are applied at
+    /// once as an entry of their own, at the index after the store's last: a Raft
+    /// round there decides nothing (one voter, no log kept past a restart, no member
+    /// to send it to) and cost about 39,000 instructions an entry (BENCHMARKS.md).
+    /// Everything that reads the store sees the same as through the log: the entry's
+    /// time and seed from the same clock, log-like indexes for WATCH and tracking,
+    /// scripts applied off the runtime, the same notices. openraft's log stays at its
+    /// start-up entries; the replication view reports the store's index.
     pub async fn submit(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
         self.refuse_if_disk_trouble()?;
         let summary = OpsSummary::of(&ops);
         if proposal_bytes(&summary) > PROPOSAL_BYTES_MAX {
             return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
+        }
+        if let Some(sm) = &self.direct {
+            let count = ops.len();
+            let mut entry = self.clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops.into());
+            if origin != 0 {
+                entry.origins = Some(std::iter::repeat_n(origin, count).collect());
+            }
+            entry.summary = Some(summary);
+            // A failed apply may have left part of the entry in the store: as when a
+            // Raft core stops on one, the process exits with the reason, and the
+            // client is told the outcome is unknown.
+            return sm.apply_direct(entry).await.map_err(|e| {
+                let why = format!("applying a write failed: {e}; the process exits so that it can be restarted");
+                tracing::error!(error = %why, "the store could not apply a write");
+                let _ = self.group.stop.send(Some(Stop::Failed(why)));
+                WriteError::StoppedInFlight
+            });
         }
         let (reply, done) = oneshot::channel();
         self.proposals.send(Proposal { ops, origin, summary, reply }).map_err(|_| WriteError::Stopped)?;

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::snapshot;
 use super::snapshot_health::SnapshotHealth;
 use super::types::{LogId, Response, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::protocol::reply::Reply;
 use crate::store::db::Db;
 use crate::store::{KeyEvent, Store};
 
@@ -192,6 +193,68 @@ impl StateMachine {
 
     fn publish_applied_time(&self, time_ms: u64) {
         self.shared.applied_time_ms.fetch_max(time_ms, Ordering::AcqRel);
+    }
+
+    /// Applies one data entry to the store and adds what it produced to `notice`; its
+    /// replies. `index` is the entry's log index, or `None` for the index after the
+    /// store's last, taken under the store lock (the direct path, [`Self::apply_direct`]).
+    /// With `publish`, `notice` is sent before the store is let go, so that notices
+    /// leave in the order of the entries even when several connections apply.
+    ///
+    /// A script may run long: it is applied on a blocking thread so the runtime
+    /// (heartbeats, clients) keeps going; connections that need the store meanwhile
+    /// wait for it without blocking (`Core::store_async`).
+    async fn apply_data(&self, index: Option<u64>, e: crate::store::Entry, notice: &mut Notice, publish: bool) -> io::Result<Vec<Reply>> {
+        let next = move |store: &Store| index.unwrap_or_else(|| store.db.index() + 1);
+        let notices = publish.then(|| self.shared.notices.clone());
+        let finish = move |index: u64, mut applied: crate::store::Applied, origins: Option<&[u64]>, notice: &mut Notice| {
+            let replies = std::mem::take(&mut applied.replies);
+            notice.add(index, applied, origins);
+            if let Some(notices) = notices.as_ref().filter(|_| !notice.is_empty()) {
+                let _ = notices.send(std::mem::take(notice));
+            }
+            replies
+        };
+        if e.runs_script() {
+            let store = self.shared.store.clone();
+            let off_thread = crate::scripting::status::OffThread::enter(&self.shared.scripts);
+            let mut owned = std::mem::take(notice);
+            let (replies, time_ms, owned) = tokio::task::spawn_blocking(move || {
+                let _off_thread = off_thread;
+                let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+                let index = next(&store);
+                store.record_script_calls = true;
+                let applied = store.apply_at(index, &e);
+                store.record_script_calls = false;
+                let replies = finish(index, applied, e.origins.as_deref(), &mut owned);
+                (replies, store.db.time_ms(), owned)
+            })
+            .await
+            .map_err(io::Error::other)?;
+            *notice = owned;
+            self.publish_applied_time(time_ms);
+            Ok(replies)
+        } else {
+            let mut store = self.store_lock().await;
+            let index = next(&store);
+            let applied = store.apply_at(index, &e);
+            self.publish_applied_time(store.db.time_ms());
+            let replies = finish(index, applied, e.origins.as_deref(), notice);
+            drop(store);
+            Ok(replies)
+        }
+    }
+
+    /// Applies `entry` now, at the index after the store's last, without a Raft log:
+    /// for a stripe whose only member is this in-memory server, where nobody else
+    /// holds, needs or could vote on the log (see `Replica::submit`). Everything else
+    /// is as an entry applied from the log: scripts off the runtime, the applied time,
+    /// the notices; the entry's ops are dropped here, while they are still in cache.
+    pub async fn apply_direct(&self, entry: crate::store::Entry) -> io::Result<Vec<Reply>> {
+        if break_safety_fail_apply(&entry) {
+            return Err(io::Error::other("TANDEM_BREAK_SAFETY=fail-apply: this entry's apply fails"));
+        }
+        self.apply_data(None, entry, &mut Notice::default(), true).await
     }
 
     /// Whether the last snapshot could be written.
@@ -453,37 +516,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             }
             let replies = match entry.payload {
-                EntryPayload::Normal(e) if !witness && e.runs_script() => {
-                    // A script may run long: apply it on a blocking thread so the runtime
-                    // (heartbeats, clients) keeps going; connections that need the store
-                    // meanwhile wait for it without blocking (`Core::store_async`).
-                    let store = self.shared.store.clone();
-                    let origins = e.origins.clone();
-                    let off_thread = crate::scripting::status::OffThread::enter(&self.shared.scripts);
-                    let (mut applied, time_ms) = tokio::task::spawn_blocking(move || {
-                        let _off_thread = off_thread;
-                        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-                        store.record_script_calls = true;
-                        let applied = store.apply_at(index, &e);
-                        store.record_script_calls = false;
-                        (applied, store.db.time_ms())
-                    })
-                    .await
-                    .map_err(io::Error::other)?;
-                    self.publish_applied_time(time_ms);
-                    let replies = std::mem::take(&mut applied.replies);
-                    notice.add(index, applied, origins.as_deref());
-                    replies
-                }
-                EntryPayload::Normal(e) if !witness => {
-                    let mut store = self.store_lock().await;
-                    let mut applied = store.apply_at(index, &e);
-                    self.publish_applied_time(store.db.time_ms());
-                    drop(store);
-                    let replies = std::mem::take(&mut applied.replies);
-                    notice.add(index, applied, e.origins.as_deref());
-                    replies
-                }
+                EntryPayload::Normal(e) if !witness => self.apply_data(Some(index), e, &mut notice, false).await?,
                 payload => {
                     if let EntryPayload::Membership(m) = payload {
                         self.meta().membership = StoredMembership::new(Some(entry.log_id), m);
