@@ -451,6 +451,29 @@ fn a_server_whose_raft_core_stops_exits_with_the_reason() {
     server.kill9();
 }
 
+/// The same on a lone in-memory server, whose writes skip the Raft log (applied
+/// directly, `Replica::submit`): a failed apply is not acknowledged, and the process
+/// exits with the reason rather than go on serving a store the write may have left
+/// half changed.
+#[test]
+fn a_lone_in_memory_server_whose_apply_fails_exits_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = write_single_server_config(dir.path(), false);
+    let mut server = ConfigServer::unstarted(dir.path(), &config, "server1", port);
+    server.env.push(("TANDEM_BREAK_SAFETY".into(), "fail-apply".into()));
+    server.restart();
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET").arg("before").arg("x").query(&mut con).unwrap();
+    let failed = redis::cmd("SET").arg("tandem-test:fail-apply").arg("x").query::<()>(&mut con);
+    assert!(failed.is_err(), "a write whose apply failed is not acknowledged");
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running after a failed apply:\n{}", server.last_stderr()));
+    assert!(!status.success(), "{status}");
+    let log = server.last_stderr();
+    assert!(log.contains("applying a write failed") && log.contains("the process exits so that it can be restarted"), "{log}");
+}
+
 /// `dir/data` as a file system of its own of `size`.
 fn small_disk(dir: &std::path::Path, size: &str) -> (std::path::PathBuf, support::Unmount) {
     let data = dir.join("data");

@@ -474,6 +474,10 @@ impl Replica {
             return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
         }
         if let Some(sm) = &self.direct {
+            // After a failed apply, nothing more is applied before the process exits.
+            if matches!(*self.stop.borrow(), Some(Stop::Failed(_))) {
+                return Err(WriteError::Stopped);
+            }
             let count = ops.len();
             let mut entry = self.clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops.into());
             if origin != 0 {
@@ -493,6 +497,12 @@ impl Replica {
         let (reply, done) = oneshot::channel();
         self.proposals.send(Proposal { ops, origin, summary, reply }).map_err(|_| WriteError::Stopped)?;
         done.await.map_err(|_| WriteError::StoppedInFlight)?
+    }
+
+    /// True when writes here skip the Raft log (a lone in-memory server, see
+    /// [`Replica::submit`]).
+    pub fn applies_directly(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// Waits until a read here would see every write acknowledged before it started.

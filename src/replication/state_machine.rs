@@ -121,6 +121,10 @@ pub struct Shared {
     /// The store's script status: an apply waits on it for a read-only script that
     /// holds the store on its blocking thread.
     scripts: Arc<crate::scripting::status::Status>,
+    /// One script entry at a time goes to a blocking thread, the others waiting here in
+    /// turn without a thread each (on the direct path several connections apply at once;
+    /// the Raft path applies one entry at a time anyway).
+    script_turn: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -182,6 +186,7 @@ impl StateMachine {
                 snapshots: Arc::default(),
                 witness: Default::default(),
                 applied_time_ms: Arc::new(AtomicU64::new(0)),
+                script_turn: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -216,6 +221,7 @@ impl StateMachine {
             replies
         };
         if e.runs_script() {
+            let _turn = self.shared.script_turn.lock().await;
             let store = self.shared.store.clone();
             let off_thread = crate::scripting::status::OffThread::enter(&self.shared.scripts);
             let mut owned = std::mem::take(notice);
@@ -237,7 +243,11 @@ impl StateMachine {
         } else {
             let mut store = self.store_lock().await;
             let index = next(&store);
-            let applied = store.apply_at(index, &e);
+            // A panic here (a bug in a command) must stop the process as a failed
+            // apply does, not only the connection that sent the write: caught, it
+            // leaves the store unpoisoned and is returned as the apply's error.
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.apply_at(index, &e)))
+                .map_err(|_| io::Error::other(format!("applying the entry at index {index} panicked")))?;
             self.publish_applied_time(store.db.time_ms());
             let replies = finish(index, applied, e.origins.as_deref(), notice);
             drop(store);

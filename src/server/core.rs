@@ -299,6 +299,13 @@ impl Core {
 
     /// [`Core::propose_from`] with the client's own [`WriteTimer`].
     pub async fn propose_timed(&self, ops: Vec<Op>, origin: u64, timer: &mut WriteTimer) -> Result<Vec<Reply>, WriteError> {
+        if self.replica.applies_directly() {
+            // No quorum to wait for: the write waits only for the store (a script that
+            // holds it), as a Redis client waits for a busy script. Not given up on
+            // after `write_wait`: a write given up on while it waited could then be
+            // applied after the same client's next one.
+            return self.replica.submit(ops, origin).await;
+        }
         let election = self.replica.election_time();
         if self.replica.lease_fresh() {
             // The common case: no copy of the ops is kept for a second attempt.
