@@ -7,6 +7,7 @@
 #      restart, time until the data answers; MB/s = snapshot or RDB bytes / load time.
 #
 #   bash bench/durable.sh                      # KEYS=3000000 REQUESTS=200000
+#   TANDEM_BIN=/path/to/tandem RESTART=0 bash bench/durable.sh   # another build; throughput only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +19,8 @@ TANDEM_PORT=${TANDEM_PORT:-9612}
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
-cargo build --release --quiet
-bin="$PWD/target/release/tandem"
+bin=${TANDEM_BIN:-}
+[ -n "$bin" ] || { cargo build --release --quiet; bin="${CARGO_TARGET_DIR:-$PWD/target}/release/tandem"; }
 
 work=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}")
 pids=()
@@ -72,6 +73,7 @@ for p in 1 16; do
   r=$(rps "$REDIS_PORT" "$p"); m=$(rps "$TANDEM_PORT" "$p")
   echo "| -c 50 -P $p | $r | $m | $(python3 -c "print(f'{float($m)/float($r):.2f}')") |"
 done
+[ "${RESTART:-1}" = 0 ] && exit 0
 
 # Restart: the same data in both, snapshotted, then kill -9 and restart.
 redis-cli -p "$REDIS_PORT" flushall >/dev/null; redis-cli -p "$TANDEM_PORT" flushall >/dev/null
