@@ -21,9 +21,14 @@
 //!
 //! Damage: a record cut short at the very end of the last segment's records (a torn
 //! write from a crash: only zeros, or nothing, after it) is truncated with a warning.
-//! Any other bad record — a checksum mismatch with valid bytes after it, a gap in
-//! indexes, a bad header — stops the open with an error naming the file and offset.
-//! Nothing is ever skipped silently.
+//! Because records overwrite zeros in place, a crash during a sync may also keep a
+//! later page of that write and lose an earlier one: a bad record with whole sectors
+//! of zeros in it, valid records after it, and nothing written past
+//! [`UNSYNCED_BYTES_MAX`] from it (appends sync at least that often) is such a tear,
+//! truncated with a warning too. Any other bad record — a checksum mismatch with valid
+//! records after it and no zeroed sector, zeros in a finished segment, damage further
+//! back than the last write, a gap in indexes, a bad header — stops the open with an
+//! error naming the file and offset. Nothing is ever skipped silently.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -46,6 +51,13 @@ pub const SEGMENT_BYTES_TARGET: u64 = 64 * 1024 * 1024;
 /// the zeros are flushed by the sync of the append that wrote them (about 2 ms of disk
 /// time here, once per MiB).
 pub const PREALLOCATE_BYTES: u64 = 1024 * 1024;
+/// The most record bytes written and not yet synced: a longer append is synced in
+/// parts. Records overwrite zeros in place, so a crash during a sync may leave any of
+/// its pages unwritten; such a tear lies within this many bytes, which is what tells
+/// it from damage to records that were synced (see `read_segment`).
+pub const UNSYNCED_BYTES_MAX: u64 = 1024 * 1024;
+/// The unit in which a torn write leaves zeros: a disk sector.
+const SECTOR_BYTES: u64 = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -99,6 +111,10 @@ pub struct LogFile {
     active: Option<File>,
     /// The active segment's length on disk: its records, then zeros up to here.
     file_len: u64,
+    /// Bytes of records written since the last sync (at most [`UNSYNCED_BYTES_MAX`]).
+    unsynced: u64,
+    /// Writing zeros ahead failed (the disk is nearly full): none until the next segment.
+    zeros_refused: bool,
 }
 
 fn segment_name(first_index: u64) -> String {
@@ -146,7 +162,8 @@ impl LogFile {
             }
         }
         firsts.sort_unstable();
-        let mut log = LogFile { dir: dir.to_path_buf(), segments: Vec::new(), active: None, file_len: 0 };
+        let mut log =
+            LogFile { dir: dir.to_path_buf(), segments: Vec::new(), active: None, file_len: 0, unsynced: 0, zeros_refused: false };
         let mut records = Vec::new();
         let mut torn_tail = None;
         let count = firsts.len();
@@ -199,31 +216,56 @@ impl LogFile {
         if roll {
             self.start_segment(first)?;
         }
+        // At most UNSYNCED_BYTES_MAX of records wait for a sync: a longer batch is
+        // written and synced in parts (what a torn write can have scrambled is bounded).
+        let mut buf = Vec::new();
+        let mut part = Vec::new();
+        for (index, body) in records {
+            let bytes = RECORD_HEADER_BYTES + 8 + body.len() as u64;
+            if !part.is_empty() && self.unsynced + buf.len() as u64 + bytes > UNSYNCED_BYTES_MAX {
+                self.write_records(&buf, &part)?;
+                self.sync()?;
+                buf.clear();
+                part.clear();
+            } else if part.is_empty() && self.unsynced > 0 && self.unsynced + bytes > UNSYNCED_BYTES_MAX {
+                self.sync()?;
+            }
+            part.push(buf.len() as u64);
+            encode_record(*index, body, &mut buf);
+        }
+        self.write_records(&buf, &part)
+    }
+
+    /// Writes encoded records (`starts`: where each begins in `buf`) after the active
+    /// segment's last, and zeros ahead of them when they pass the file's end.
+    fn write_records(&mut self, buf: &[u8], starts: &[u64]) -> Result<(), LogError> {
         let (segment, file) = match (self.segments.last_mut(), self.active.as_mut()) {
             (Some(s), Some(f)) => (s, f),
             _ => return Err(LogError::Corrupt { file: self.dir.clone(), offset: 0, why: "no active segment".into() }),
         };
-        let mut buf = Vec::with_capacity(records.iter().map(|(_, b)| b.len() + 16).sum());
-        let mut offsets = Vec::with_capacity(records.len());
-        let mut offset = segment.len;
-        for (index, body) in records {
-            offsets.push(offset);
-            let start = buf.len();
-            encode_record(*index, body, &mut buf);
-            offset += (buf.len() - start) as u64;
-        }
-        let written = file.seek(SeekFrom::Start(segment.len)).and_then(|_| file.write_all(&buf));
+        let written = file.seek(SeekFrom::Start(segment.len)).and_then(|_| file.write_all(buf));
         if let Err(e) = written {
             // Leave no partial record behind: the next append starts clean.
             let _ = file.set_len(segment.len);
             self.file_len = segment.len;
             return Err(LogError::Io { path: segment.path.clone(), source: e });
         }
-        if offset > self.file_len {
-            self.file_len = preallocate(file, offset);
+        let end = segment.len + buf.len() as u64;
+        if end > self.file_len {
+            self.file_len = match self.zeros_refused {
+                true => end,
+                false => preallocate(file, end).unwrap_or_else(|| {
+                    // Less than that is free: the file grows with its records again
+                    // until the next segment, rather than fill the disk for a moment
+                    // at every append (and fail other writers on it meanwhile).
+                    self.zeros_refused = true;
+                    end
+                }),
+            };
         }
-        segment.offsets.extend(offsets);
-        segment.len = offset;
+        segment.offsets.extend(starts.iter().map(|start| segment.len + start));
+        segment.len = end;
+        self.unsynced += buf.len() as u64;
         Ok(())
     }
 
@@ -234,6 +276,9 @@ impl LogFile {
                 let started = std::time::Instant::now();
                 let synced = file.sync_data().map_err(io_err(&seg.path));
                 crate::management::metrics::global().record_fsync(started.elapsed());
+                if synced.is_ok() {
+                    self.unsynced = 0;
+                }
                 synced
             }
             _ => Ok(()),
@@ -263,6 +308,8 @@ impl LogFile {
         self.segments.push(Segment { path, first_index, offsets: Vec::new(), len: HEADER_BYTES });
         self.active = Some(file);
         self.file_len = HEADER_BYTES;
+        self.unsynced = 0;
+        self.zeros_refused = false;
         Ok(())
     }
 
@@ -288,6 +335,7 @@ impl LogFile {
             self.active = Some(file);
             self.file_len = seg.len;
         }
+        self.unsynced = 0;
         sync_dir(&self.dir)
     }
 
@@ -323,25 +371,23 @@ impl LogFile {
 }
 
 /// Writes zeros after `end` (the records' end, which has passed the file's end) up to
-/// [`PREALLOCATE_BYTES`] beyond it; returns the file's length. Best effort: on a full
-/// disk the file is cut back to the records (a zero tail is no damage either way), so
-/// the space left goes to records and a full disk is met where it was before.
-fn preallocate(file: &mut File, end: u64) -> u64 {
+/// [`PREALLOCATE_BYTES`] beyond it, and returns the file's new length; `None` when
+/// that did not fit (a full disk), after cutting the file back to the records (a zero
+/// tail is no damage either way), so the space left goes to records and a full disk
+/// is met where it was before.
+fn preallocate(file: &mut File, end: u64) -> Option<u64> {
     static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let mut at = end;
     let target = end + PREALLOCATE_BYTES;
     while at < target {
         let n = (target - at).min(ZEROS.len() as u64) as usize;
         if file.write_all(&ZEROS[..n]).is_err() {
-            return match file.set_len(end) {
-                Ok(()) => end,
-                // Its length is unknown: the next append extends it again.
-                Err(_) => at,
-            };
+            let _ = file.set_len(end);
+            return None;
         }
         at += n as u64;
     }
-    target
+    Some(target)
 }
 
 fn encode_record(index: u64, body: &[u8], out: &mut Vec<u8>) {
@@ -405,19 +451,30 @@ fn read_segment(
         // A bad record at the end of the last segment is a torn write only if nothing
         // valid follows it; a valid record after it means damage, never a cut.
         let tail = |seg: Segment, why: &str| -> Result<(Segment, Option<(PathBuf, u64, u64)>), LogError> {
+            let written = written_end(&data, offset);
             match later_valid_record(&data, offset as usize, next_index) {
-                Some(at) => Err(corrupt(offset, format!("{why}, yet a valid record follows at offset {at}"))),
-                None => {
-                    // The bytes dropped: up to the last that is not a zero written ahead.
-                    let written = data.iter().rposition(|&b| b != 0).map_or(offset, |p| p as u64 + 1).max(offset);
+                Some(at) if !torn_in_place(&data, offset, at as u64, written) => {
+                    Err(corrupt(offset, format!("{why}, yet a valid record follows at offset {at}")))
+                }
+                _ => Ok((seg, Some((path.to_path_buf(), offset, written - offset)))),
+            }
+        };
+        // A bad record in the last segment with valid ones after it: a write torn in
+        // place (see `torn_in_place`), or damage.
+        let bad = |seg: Segment, why: String| -> Result<(Segment, Option<(PathBuf, u64, u64)>), LogError> {
+            let written = written_end(&data, offset);
+            match later_valid_record(&data, offset as usize, next_index) {
+                Some(at) if last_segment && torn_in_place(&data, offset, at as u64, written) => {
                     Ok((seg, Some((path.to_path_buf(), offset, written - offset))))
                 }
+                _ => Err(corrupt(offset, why)),
             }
         };
         let remaining = file_len - offset;
         let at = offset as usize;
-        // Zeros to the end: space written ahead of the records, which end here.
-        if data[at..].iter().all(|&b| b == 0) {
+        // Zeros to the end: space written ahead of the records, which end here (a
+        // finished segment was cut back to its records: zeros there are damage).
+        if last_segment && data[at..].iter().all(|&b| b == 0) {
             break;
         }
         if remaining < RECORD_HEADER_BYTES {
@@ -438,7 +495,7 @@ fn read_segment(
             if last_segment && ((end > file_len && len <= RECORD_BYTES_MAX) || data[at..].iter().all(|&b| b == 0)) {
                 return tail(seg, &format!("record length {len} runs past the end of the file"));
             }
-            return torn(&format!("record length {len} is impossible here ({remaining} bytes left in the file)"));
+            return bad(seg, format!("record length {len} is impossible here ({remaining} bytes left in the file)"));
         }
         let payload = data.slice(at + 8..end as usize);
         let actual = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), &payload);
@@ -446,7 +503,7 @@ fn read_segment(
             if last_segment && data[end as usize..].iter().all(|&b| b == 0) {
                 return tail(seg, "checksum mismatch in the last record");
             }
-            return torn(&format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"));
+            return bad(seg, format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"));
         }
         let index = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes checked by len >= 8"));
         let expected = first_index + seg.offsets.len() as u64;
@@ -459,6 +516,38 @@ fn read_segment(
         seg.len = offset;
     }
     Ok((seg, None))
+}
+
+/// Where the bytes written end, not before `from`: after the last byte that is not
+/// a zero written ahead of the records (what a torn tail's report counts as dropped).
+fn written_end(data: &[u8], from: u64) -> u64 {
+    data.iter().rposition(|&b| b != 0).map_or(from, |p| p as u64 + 1).max(from)
+}
+
+/// Whether a bad record at `bad`, with a valid one after it at `valid`, is a write
+/// torn by a crash during its sync rather than damage to synced records: records
+/// overwrite zeros in place, so the disk may have kept later pages of the last write
+/// and not earlier ones. That leaves whole sectors of zeros in the bad stretch (or an
+/// all-zero record header, for a gap shorter than a sector), and every byte written
+/// (`written`: the end of the last non-zero one) within the [`UNSYNCED_BYTES_MAX`]
+/// that may wait for a sync. A flipped bit leaves no zeros, and damage further back
+/// than the last write has more than that after it: both stay errors.
+fn torn_in_place(data: &[u8], bad: u64, valid: u64, written: u64) -> bool {
+    if written - bad > UNSYNCED_BYTES_MAX {
+        return false;
+    }
+    let zero = |from: u64, to: u64| data[from as usize..to as usize].iter().all(|&b| b == 0);
+    if bad + RECORD_HEADER_BYTES <= valid && zero(bad, bad + RECORD_HEADER_BYTES) {
+        return true;
+    }
+    let mut sector = bad.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    while sector + SECTOR_BYTES <= valid {
+        if zero(sector, sector + SECTOR_BYTES) {
+            return true;
+        }
+        sector += SECTOR_BYTES;
+    }
+    false
 }
 
 /// The offset of a well-formed record (plausible length, an index at or after
@@ -547,8 +636,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = LogFile::open(dir.path()).unwrap().log;
         append(&mut log, 1, 3);
+        let end = records_end(&log);
         drop(log);
-        // A crash right after creating the next segment, before its header.
+        // A crash right after creating the next segment, before its header (the first
+        // was cut back to its records before that).
+        OpenOptions::new().write(true).open(last_segment(dir.path())).unwrap().set_len(end).unwrap();
         std::fs::write(dir.path().join(segment_name(4)), b"TND").unwrap();
         let opened = LogFile::open(dir.path()).unwrap();
         assert_eq!(opened.records.len(), 3);
@@ -586,6 +678,20 @@ mod tests {
         assert!(opened.torn_tail.is_none());
         assert_eq!(opened.records.len(), 15);
         assert_eq!(bodies(&opened.records)[14], (15, b"entry-15".to_vec()));
+    }
+
+    /// A log in a new directory with records 1..=`n`, closed.
+    fn closed_log_of(n: u64) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::open(dir.path()).unwrap().log;
+        append(&mut log, 1, n);
+        dir
+    }
+
+    /// Writes `bytes` at `offset` of the last segment in `dir` (damage, or a torn write).
+    fn overwrite(dir: &Path, offset: u64, bytes: &[u8]) {
+        let file = OpenOptions::new().write(true).open(last_segment(dir)).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, bytes, offset).unwrap();
     }
 
     /// The end of the records of the active segment, while `log` is open.
@@ -667,19 +773,94 @@ mod tests {
         assert_eq!(LogFile::open(dir.path()).unwrap().records.len() as u64, count + 1);
     }
 
+    /// Zeros over records that valid ones follow: within the last write's bound, a
+    /// write torn in place by a crash during its sync (the disk kept a later page and
+    /// not an earlier one); further back, damage.
     #[test]
-    fn an_empty_record_header_with_valid_records_after_it_is_corruption() {
-        // A page of zeros among acknowledged records is damage, not the records' end.
+    fn zeros_then_valid_records_are_a_torn_write_near_the_end_and_damage_further_back() {
+        let dir = closed_log_of(5);
+        let second = HEADER_BYTES + 8 + 8 + 7;
+        overwrite(dir.path(), second, &[0; 8 + 8 + 7]);
+        let opened = LogFile::open(dir.path()).unwrap();
+        assert_eq!(opened.records.len(), 1);
+        assert_eq!(opened.torn_tail.as_ref().map(|t| (t.1, t.2)), Some((second, 4 * (8 + 8 + 7))));
+        let mut log = opened.log;
+        append(&mut log, 2, 1);
+        drop(log);
+        assert_eq!(LogFile::open(dir.path()).unwrap().records.len(), 2);
+
+        // The same zeros with more than UNSYNCED_BYTES_MAX of records after them.
         let dir = tempfile::tempdir().unwrap();
         let mut log = LogFile::open(dir.path()).unwrap().log;
         append(&mut log, 1, 5);
+        let body = vec![3u8; 64 * 1024];
+        for index in 6..6 + 20 {
+            log.append(&[(index, &body[..])]).unwrap();
+        }
+        log.sync().unwrap();
         drop(log);
-        let seg = last_segment(dir.path());
-        let file = OpenOptions::new().write(true).open(&seg).unwrap();
-        let second = HEADER_BYTES + 8 + 8 + 7;
-        std::os::unix::fs::FileExt::write_all_at(&file, &[0; 8 + 8 + 7], second).unwrap();
+        overwrite(dir.path(), second, &[0; 8 + 8 + 7]);
         let err = LogFile::open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("a valid record follows"), "{err}");
+    }
+
+    #[test]
+    fn a_flipped_byte_with_valid_records_after_it_is_damage_even_near_the_end() {
+        let dir = closed_log_of(5);
+        let second = HEADER_BYTES + 8 + 8 + 7;
+        overwrite(dir.path(), second + 12, b"X");
+        let err = LogFile::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_record_header_then_bytes_that_are_no_record_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::open(dir.path()).unwrap().log;
+        append(&mut log, 1, 3);
+        let end = records_end(&log);
+        drop(log);
+        // A later page of a torn write holds part of a record: no record starts there.
+        overwrite(dir.path(), end + 4096, &[0xab; 100]);
+        let opened = LogFile::open(dir.path()).unwrap();
+        assert_eq!(opened.records.len(), 3);
+        assert_eq!(opened.torn_tail.as_ref().map(|t| (t.1, t.2)), Some((end, 4096 + 100)));
+    }
+
+    #[test]
+    fn zeros_at_the_end_of_a_finished_segment_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::open(dir.path()).unwrap().log;
+        append(&mut log, 1, 3);
+        drop(log);
+        // A second segment after the first (as a roll makes it).
+        let first = last_segment(dir.path());
+        let mut log = LogFile::open(dir.path()).unwrap().log;
+        log.start_segment(4).unwrap();
+        append(&mut log, 4, 2);
+        drop(log);
+        let file = OpenOptions::new().write(true).open(&first).unwrap();
+        let len = file.metadata().unwrap().len();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[0; 8 + 8 + 7], len - (8 + 8 + 7)).unwrap();
+        let err = LogFile::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("offset 62: record length 0 is impossible"), "{err}");
+    }
+
+    #[test]
+    fn a_long_append_is_synced_in_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::open(dir.path()).unwrap().log;
+        let body = vec![5u8; 100 * 1024];
+        let records: Vec<(u64, &[u8])> = (1..=30).map(|i| (i, &body[..])).collect();
+        log.append(&records).unwrap();
+        assert!(log.unsynced <= UNSYNCED_BYTES_MAX, "{} bytes wait for a sync", log.unsynced);
+        assert!(log.unsynced > 0);
+        log.sync().unwrap();
+        assert_eq!(log.unsynced, 0);
+        drop(log);
+        let opened = LogFile::open(dir.path()).unwrap();
+        assert!(opened.torn_tail.is_none());
+        assert_eq!(opened.records.len(), 30);
     }
 
     #[test]
