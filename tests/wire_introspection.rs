@@ -148,6 +148,22 @@ fn client_pause_write_holds_writes_not_reads_until_unpause() {
     assert_eq!(blocked_clients(&mut admin), 0);
 }
 
+/// A read served at once (no quorum round on a lone server) still waits out a
+/// CLIENT PAUSE ALL, which holds every command (UNPAUSE and INFO too, as in Redis):
+/// the reply comes after the pause's deadline.
+#[test]
+fn client_pause_all_holds_reads_until_it_ends() {
+    let server = Server::start();
+    let mut admin = server.conn();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut admin).unwrap();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(500).query(&mut admin).unwrap();
+    let started = Instant::now();
+    let mut reader = server.raw();
+    reader.write_all(b"GET k\r\n").unwrap();
+    assert_eq!(read_exactly(&mut reader, 7, Duration::from_secs(5)), b"$1\r\nv\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(400), "the read was not held by the pause");
+}
+
 #[test]
 fn client_pause_ends_by_itself_at_its_timeout() {
     let server = Server::start();

@@ -517,6 +517,12 @@ impl Replica {
         self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.map(|_| ()).map_err(|e| ReadError::from_raft(e, &self.group.layout))
     }
 
+    /// Whether a read here is linearizable now, with no round to wait for: this
+    /// server is its stripe's only voter ([`Replica::linearize`]'s first case).
+    pub fn linearizable_now(&self) -> bool {
+        self.sole_voter()
+    }
+
     /// What a WATCH run on this server (the active) records: the index of the last
     /// entry applied here and the time. EXEC's entry carries it and apply compares
     /// (see `store::watch`). Until the active has applied an entry of its own term it

@@ -308,7 +308,10 @@ impl Connection {
         let reads = if stale && !self.shared.view().local_is_active() { Reads::Stale } else { Reads::Linearizable };
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let started = std::time::Instant::now();
-        let replies = self.shared.core.execute(&run, &memory, reads, self.session.info.id, &mut self.write_timer).await;
+        let replies = match self.shared.core.read_now(&run, reads) {
+            Some(replies) => replies,
+            None => self.shared.core.execute(&run, &memory, reads, self.session.info.id, &mut self.write_timer).await,
+        };
         self.record_run(&run, &replies, started.elapsed());
         for (request, reply) in run.iter().zip(replies) {
             self.reply(request.unless_sent(reply));
