@@ -69,9 +69,9 @@ const fn crc16_tables() -> [[u16; 256]; 8] {
 /// The part of `key` that is hashed: the text between the first `{` and the first `}`
 /// after it, when that text is not empty; otherwise the whole key.
 pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
+    if let Some(open) = memchr::memchr(b'{', key) {
         let rest = &key[open + 1..];
-        if let Some(close) = rest.iter().position(|&b| b == b'}') {
+        if let Some(close) = memchr::memchr(b'}', rest) {
             if close > 0 {
                 return &rest[..close];
             }

@@ -104,6 +104,14 @@ const SPANS_ON_STACK: usize = 16;
 /// stays its outcome.
 fn plain_number(buf: &[u8], from: usize) -> Option<(i64, usize)> {
     let digits = buf.get(from..)?;
+    // One or two digits: most commands' counts and most arguments' lengths.
+    match *digits {
+        [d @ b'0'..=b'9', b'\r', b'\n', ..] => return Some((i64::from(d - b'0'), from + 1)),
+        [d1 @ b'1'..=b'9', d2 @ b'0'..=b'9', b'\r', b'\n', ..] => {
+            return Some((i64::from(d1 - b'0') * 10 + i64::from(d2 - b'0'), from + 2))
+        }
+        _ => {}
+    }
     let mut value: i64 = 0;
     for (n, &b) in digits.iter().enumerate().take(19) {
         match b {

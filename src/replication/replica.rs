@@ -518,9 +518,15 @@ impl Replica {
     }
 
     /// Whether a read here is linearizable now, with no round to wait for: this
-    /// server is its stripe's only voter ([`Replica::linearize`]'s first case).
+    /// server is its stripe's only voter ([`Replica::linearize`]'s first case). A lone
+    /// in-memory server, whose writes skip the log ([`Replica::submit`]), is that
+    /// for its whole life, with no look at Raft's metrics (a lock and a walk of the
+    /// membership), until it stops.
     pub fn linearizable_now(&self) -> bool {
-        self.sole_voter()
+        match self.direct {
+            Some(_) => self.stop.borrow().is_none(),
+            None => self.sole_voter(),
+        }
     }
 
     /// What a WATCH run on this server (the active) records: the index of the last

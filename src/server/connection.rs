@@ -6,6 +6,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use tokio::sync::watch;
@@ -30,6 +32,36 @@ pub struct Connection {
     pub(super) protected: bool,
     /// The wait of this client's writes (see [`super::core::WriteTimer`]).
     pub(super) write_timer: super::core::WriteTimer,
+    pub(super) spare: Spare,
+}
+
+/// The vectors of a turn (its parsed commands, its run of local ones), kept empty for
+/// the next turn: a request at `-P 1` allocated and grew each anew, about 170 of a
+/// GET's 6,100 instructions. Kept only while small, so that a connection idle after
+/// one long pipeline does not hold its length.
+#[derive(Default)]
+pub(super) struct Spare {
+    commands: Vec<Vec<Bytes>>,
+    pub(super) run: Vec<super::request::Request>,
+}
+
+impl Spare {
+    /// Entries a kept vector may have room for.
+    const KEPT_MAX: usize = 64;
+
+    fn keep_commands(&mut self, mut commands: Vec<Vec<Bytes>>) {
+        if commands.capacity() <= Self::KEPT_MAX {
+            commands.clear();
+            self.commands = commands;
+        }
+    }
+
+    pub(super) fn keep_run(&mut self, mut run: Vec<super::request::Request>) {
+        if run.capacity() <= Self::KEPT_MAX {
+            run.clear();
+            self.run = run;
+        }
+    }
 }
 
 impl Connection {
@@ -43,6 +75,7 @@ impl Connection {
             upstreams: Upstreams::default(),
             protected: false,
             write_timer: super::core::WriteTimer::default(),
+            spare: Spare::default(),
         }
     }
 
@@ -188,7 +221,9 @@ impl Connection {
                 self.refuse_protected();
                 return false;
             }
-            let (batch, fatal) = self.frames.parse_all(&self.shared.settings.bulk_bytes_max);
+            // The batch's vector is the last turn's, kept (see `Spare`).
+            let mut batch = std::mem::take(&mut self.spare.commands);
+            let fatal = self.frames.parse_all(&mut batch, &self.shared.settings.bulk_bytes_max);
             if self.frames.over_query_limit() {
                 tracing::warn!(client = self.session.info.id, "closing client: query buffer over its limit");
                 return false;
@@ -205,8 +240,9 @@ impl Connection {
             if ran {
                 self.session.info.last_active_ms.store(wall_ms(), Ordering::Relaxed);
                 self.shared.commands_processed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                self.run_batch(batch).await;
+                self.run_batch(&mut batch).await;
             }
+            self.spare.keep_commands(batch);
             if let Some(e) = fatal {
                 self.reply(Reply::error(format!("ERR Protocol error: {e}")));
                 return false;

@@ -407,7 +407,8 @@ impl Core {
         // CLIENT PAUSE holds the run from its start: its replies keep their order.
         self.pause.wait(batch.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))).await;
         let mut replies = Vec::with_capacity(batch.len());
-        let mut pending: Vec<Op> = Vec::new();
+        // Room for every write at once: growing it from empty cost more than the push.
+        let mut pending: Vec<Op> = Vec::with_capacity(batch.iter().filter(|r| r.spec.is_write()).count());
         // The arguments of the batch's writes, copied into one buffer at the first.
         let mut arena: Option<ArgArena> = None;
         // Writes carry their client only where something needs it: a script (its

@@ -109,17 +109,16 @@ impl Frames {
         read_more(&mut self.socket, &mut self.inbuf).await
     }
 
-    /// Every complete command in the input buffer, and the protocol error that ended
-    /// parsing, if one did.
-    pub fn parse_all(&mut self, bulk_bytes_max: &std::sync::atomic::AtomicUsize) -> (Vec<Vec<Bytes>>, Option<ProtocolError>) {
+    /// Every complete command in the input buffer, pushed to `batch`; the protocol
+    /// error that ended parsing, if one did.
+    pub fn parse_all(&mut self, batch: &mut Vec<Vec<Bytes>>, bulk_bytes_max: &std::sync::atomic::AtomicUsize) -> Option<ProtocolError> {
         let limits = ParseLimits { bulk_bytes_max: bulk_bytes_max.load(Ordering::Relaxed), args_max: limits::ARGS_MAX };
-        let mut batch: Vec<Vec<Bytes>> = Vec::new();
         loop {
             match parse_command(&mut self.inbuf, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => batch.push(args),
-                Ok(None) => return (batch, None),
-                Err(e) => return (batch, Some(e)),
+                Ok(None) => return None,
+                Err(e) => return Some(e),
             }
         }
     }

@@ -54,9 +54,9 @@ struct Pending {
 
 impl Connection {
     /// Runs a batch of commands in order.
-    pub(super) async fn run_batch(&mut self, batch: Vec<Vec<Bytes>>) {
-        let mut pending = Pending::default();
-        for args in batch {
+    pub(super) async fn run_batch(&mut self, batch: &mut Vec<Vec<Bytes>>) {
+        let mut pending = Pending { local: std::mem::take(&mut self.spare.run), ..Pending::default() };
+        for args in batch.drain(..) {
             if self.session.closing {
                 break;
             }
@@ -85,6 +85,7 @@ impl Connection {
             }
         }
         self.settle(&mut pending).await;
+        self.spare.keep_run(pending.local);
         if !self.session.tracked_reads.is_empty() {
             let keys = std::mem::take(&mut self.session.tracked_reads);
             self.shared.core.tracking.read_done(self.session.info.id, &keys);
@@ -203,8 +204,8 @@ impl Connection {
     /// once, ahead of anything later; past [`REROUTES_MAX`] they are answered instead.
     async fn settle(&mut self, pending: &mut Pending) {
         if !pending.local.is_empty() {
-            let run = std::mem::take(&mut pending.local);
-            self.execute_run(run).await;
+            self.execute_run(&pending.local).await;
+            pending.local.clear();
         }
         let Some((stripe, run)) = pending.forward.take() else { return };
         let back = self.forward_run(stripe, run).await;
@@ -303,16 +304,16 @@ impl Connection {
 
     /// Runs consecutive local store commands: writes as one proposal, reads after one
     /// linearizability check (none for a READONLY client's reads on a mirror).
-    pub(super) async fn execute_run(&mut self, run: Vec<Request>) {
+    pub(super) async fn execute_run(&mut self, run: &[Request]) {
         let stale = self.session.readonly || super::break_safety_stale_reads();
         let reads = if stale && !self.shared.view().local_is_active() { Reads::Stale } else { Reads::Linearizable };
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let started = std::time::Instant::now();
-        let replies = match self.shared.core.read_now(&run, reads) {
+        let replies = match self.shared.core.read_now(run, reads) {
             Some(replies) => replies,
-            None => self.shared.core.execute(&run, &memory, reads, self.session.info.id, &mut self.write_timer).await,
+            None => self.shared.core.execute(run, &memory, reads, self.session.info.id, &mut self.write_timer).await,
         };
-        self.record_run(&run, &replies, started.elapsed());
+        self.record_run(run, &replies, started.elapsed());
         for (request, reply) in run.iter().zip(replies) {
             self.reply(request.unless_sent(reply));
         }

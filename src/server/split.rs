@@ -400,7 +400,7 @@ impl Connection {
             let Some(part) = request.take() else { break };
             match self.place_keys(keys, access).await {
                 Place::Answer(reply) => self.reply(part.unless_sent(reply)),
-                Place::Local => self.execute_run(vec![part]).await,
+                Place::Local => self.execute_run(std::slice::from_ref(&part)).await,
                 Place::Forward(stripe) => request = self.forward_run(stripe, vec![part]).await.into_iter().next(),
             }
         }
