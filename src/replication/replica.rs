@@ -468,35 +468,61 @@ impl Replica {
     /// scripts applied off the runtime, the same notices. openraft's log stays at its
     /// start-up entries; the replication view reports the store's index.
     pub async fn submit(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
-        self.refuse_if_disk_trouble()?;
-        let summary = OpsSummary::of(&ops);
-        if proposal_bytes(&summary) > PROPOSAL_BYTES_MAX {
-            return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
-        }
+        let summary = self.admissible(&ops)?;
         if let Some(sm) = &self.direct {
-            // After a failed apply, nothing more is applied before the process exits.
-            if matches!(*self.stop.borrow(), Some(Stop::Failed(_))) {
-                return Err(WriteError::Stopped);
-            }
-            let count = ops.len();
-            let mut entry = self.clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops.into());
-            if origin != 0 {
-                entry.origins = Some(std::iter::repeat_n(origin, count).collect());
-            }
-            entry.summary = Some(summary);
-            // A failed apply may have left part of the entry in the store: as when a
-            // Raft core stops on one, the process exits with the reason, and the
-            // client is told the outcome is unknown.
-            return sm.apply_direct(entry).await.map_err(|e| {
-                let why = format!("applying a write failed: {e}; the process exits so that it can be restarted");
-                tracing::error!(error = %why, "the store could not apply a write");
-                let _ = self.group.stop.send(Some(Stop::Failed(why)));
-                WriteError::StoppedInFlight
-            });
+            let entry = self.direct_entry(ops, origin, summary)?;
+            return sm.apply_direct(entry).await.map_err(|e| self.direct_apply_failed(e));
         }
         let (reply, done) = oneshot::channel();
         self.proposals.send(Proposal { ops, origin, summary, reply }).map_err(|_| WriteError::Stopped)?;
         done.await.map_err(|_| WriteError::StoppedInFlight)?
+    }
+
+    /// [`Replica::submit`] of ops of no script on a lone in-memory server, applied on
+    /// the store the caller holds (see `Core::write_now`). `None` where writes take
+    /// the log.
+    pub fn submit_locked(&self, ops: Vec<Op>, origin: u64, store: &mut Store) -> Option<Result<Vec<Reply>, WriteError>> {
+        let sm = self.direct.as_ref()?;
+        let entry = match self.admissible(&ops).and_then(|summary| self.direct_entry(ops, origin, summary)) {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(sm.apply_direct_locked(entry, store).map_err(|e| self.direct_apply_failed(e)))
+    }
+
+    /// What refuses any write: disk trouble, a proposal over its bound. Its summary.
+    fn admissible(&self, ops: &[Op]) -> Result<OpsSummary, WriteError> {
+        self.refuse_if_disk_trouble()?;
+        let summary = OpsSummary::of(ops);
+        if proposal_bytes(&summary) > PROPOSAL_BYTES_MAX {
+            return Err(WriteError::TooLarge { max_bytes: PROPOSAL_BYTES_MAX });
+        }
+        Ok(summary)
+    }
+
+    /// The entry of `ops` for the direct path: stamped by the entry clock.
+    fn direct_entry(&self, ops: Vec<Op>, origin: u64, summary: OpsSummary) -> Result<crate::store::Entry, WriteError> {
+        // After a failed apply, nothing more is applied before the process exits.
+        if matches!(*self.stop.borrow(), Some(Stop::Failed(_))) {
+            return Err(WriteError::Stopped);
+        }
+        let count = ops.len();
+        let mut entry = self.clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops.into());
+        if origin != 0 {
+            entry.origins = Some(std::iter::repeat_n(origin, count).collect());
+        }
+        entry.summary = Some(summary);
+        Ok(entry)
+    }
+
+    /// A failed direct apply may have left part of the entry in the store: as when a
+    /// Raft core stops on one, the process exits with the reason, and the client is
+    /// told the outcome is unknown.
+    fn direct_apply_failed(&self, e: std::io::Error) -> WriteError {
+        let why = format!("applying a write failed: {e}; the process exits so that it can be restarted");
+        tracing::error!(error = %why, "the store could not apply a write");
+        let _ = self.group.stop.send(Some(Stop::Failed(why)));
+        WriteError::StoppedInFlight
     }
 
     /// True when writes here skip the Raft log (a lone in-memory server, see

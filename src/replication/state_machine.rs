@@ -243,16 +243,22 @@ impl StateMachine {
         } else {
             let mut store = self.store_lock().await;
             let index = next(&store);
-            // A panic here (a bug in a command) must stop the process as a failed
-            // apply does, not only the connection that sent the write: caught, it
-            // leaves the store unpoisoned and is returned as the apply's error.
-            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.apply_at(index, &e)))
-                .map_err(|_| io::Error::other(format!("applying the entry at index {index} panicked")))?;
-            self.publish_applied_time(store.db.time_ms());
+            let applied = self.apply_locked(&mut store, index, &e)?;
             let replies = finish(index, applied, e.origins.as_deref(), notice);
             drop(store);
             Ok(replies)
         }
+    }
+
+    /// Applies an entry of no script to the store the caller holds, at `index`.
+    fn apply_locked(&self, store: &mut Store, index: u64, e: &crate::store::Entry) -> io::Result<crate::store::Applied> {
+        // A panic here (a bug in a command) must stop the process as a failed
+        // apply does, not only the connection that sent the write: caught, it
+        // leaves the store unpoisoned and is returned as the apply's error.
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.apply_at(index, e)))
+            .map_err(|_| io::Error::other(format!("applying the entry at index {index} panicked")))?;
+        self.publish_applied_time(store.db.time_ms());
+        Ok(applied)
     }
 
     /// Applies `entry` now, at the index after the store's last, without a Raft log:
@@ -265,6 +271,26 @@ impl StateMachine {
             return Err(io::Error::other("TANDEM_BREAK_SAFETY=fail-apply: this entry's apply fails"));
         }
         self.apply_data(None, entry, &mut Notice::default(), true).await
+    }
+
+    /// [`Self::apply_direct`] of an entry of no script, on the store the caller holds
+    /// (taken without waiting, see `Core::write_now`): the same apply, index, applied
+    /// time and notices, with no task in between. Notices are sent before the store
+    /// is let go, as `apply_data` sends them.
+    pub fn apply_direct_locked(&self, entry: crate::store::Entry, store: &mut Store) -> io::Result<Vec<Reply>> {
+        debug_assert!(!entry.runs_script(), "a script's entry is applied off the runtime");
+        if break_safety_fail_apply(&entry) {
+            return Err(io::Error::other("TANDEM_BREAK_SAFETY=fail-apply: this entry's apply fails"));
+        }
+        let index = store.db.index() + 1;
+        let mut applied = self.apply_locked(store, index, &entry)?;
+        let replies = std::mem::take(&mut applied.replies);
+        let mut notice = Notice::default();
+        notice.add(index, applied, entry.origins.as_deref());
+        if !notice.is_empty() {
+            let _ = self.shared.notices.send(notice);
+        }
+        Ok(replies)
     }
 
     /// Whether the last snapshot could be written.

@@ -398,6 +398,51 @@ impl Core {
         Some(replies)
     }
 
+    /// A run of plain writes applied at once on a lone in-memory server, whose writes
+    /// skip the log ([`Replica::submit`]), when nothing would make them wait or be
+    /// refused one by one: no CLIENT PAUSE holds them, `min-replicas-to-write` and the
+    /// last snapshot allow writes, none must make room in full memory, none is a
+    /// script, session upkeep or an ACL change, and no script is on the store. `None`
+    /// otherwise: [`Core::execute`] runs them then. The replies are the same either
+    /// way; this path runs the checks once for the run and applies without the async
+    /// layers in between, whose code a write turn touched more of than its own work.
+    pub fn write_now(&self, run: &[Request], memory: &Memory<'_>, origin: u64) -> Option<Vec<Reply>> {
+        if !self.replica.applies_directly() {
+            return None;
+        }
+        let plain = |r: &Request| {
+            r.spec.is_write()
+                && !r.spec.has(flags::SCRIPT)
+                && !is_upkeep(r.spec)
+                && !crate::commands::acl::changes_users(r.spec)
+                && !memory.needs_room(r.spec)
+        };
+        if !run.iter().all(plain) {
+            return None;
+        }
+        if self.pause.holds(run.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))) {
+            return None;
+        }
+        if !self.enough_mirrors(memory.settings) || self.snapshot_refusal(memory.settings).is_some() {
+            return None;
+        }
+        if self.scripts.off_thread() || self.scripts.running() {
+            return None;
+        }
+        let mut store = match self.replica.store.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let origin = if self.tracking.wants_origins() { origin } else { 0 };
+        let mut arena = ArgArena::planned(Self::write_bytes(run));
+        let ops: Vec<Op> = run.iter().map(|r| arena.command(&r.args).tagged(r.once)).collect();
+        match self.replica.submit_locked(ops, origin, &mut store)? {
+            Ok(replies) => Some(replies),
+            Err(e) => Some(vec![write_reply(&e); run.len()]),
+        }
+    }
+
     /// Runs a batch of store commands (no blocking ones): consecutive writes become one
     /// entry; reads run in place after one linearizability check for the batch (none
     /// with [`Reads::Stale`]), and see every write before them. A write that may grow
@@ -460,10 +505,7 @@ impl Core {
             // `min-replicas-to-write`: a write is refused while too few mirrors hold
             // the log; a script's refusal travels in its entry (its writes fail alike
             // on every server, its reads still run).
-            // Session upkeep (renewals a mirror forwards) and the script cache (log
-            // entries here, not writes in Redis, which allows them) are no user data.
-            let upkeep = spec.has(flags::SESSION_CONTROL)
-                || matches!(spec.name, crate::commands::tandem::SESSION_RENEW | "script|load" | "script|flush");
+            let upkeep = is_upkeep(spec);
             if !upkeep && !*mirrors_ok.get_or_insert_with(|| self.enough_mirrors(memory.settings)) {
                 if spec.has(flags::SCRIPT) {
                     pending.push(arena.command(&mark_script(args, crate::commands::scripting::NOREPLICAS_MARK)).tagged(*once));
@@ -825,4 +867,11 @@ fn mark_script(args: &[Bytes], mark: &'static str) -> Vec<Bytes> {
 pub fn over_maxmemory(settings: &Settings, log_bytes: usize) -> bool {
     let max = settings.maxmemory_bytes.load(Ordering::Relaxed);
     max > 0 && memory::used_bytes().saturating_sub(log_bytes) as u64 > max
+}
+
+/// Session upkeep (renewals a mirror forwards) and the script cache (log entries here,
+/// not writes in Redis, which allows them): writes that are no user data, never
+/// refused for `min-replicas-to-write` or a failed snapshot.
+fn is_upkeep(spec: &crate::commands::CommandSpec) -> bool {
+    spec.has(flags::SESSION_CONTROL) || matches!(spec.name, crate::commands::tandem::SESSION_RENEW | "script|load" | "script|flush")
 }

@@ -309,7 +309,9 @@ impl Connection {
         let reads = if stale && !self.shared.view().local_is_active() { Reads::Stale } else { Reads::Linearizable };
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
         let started = std::time::Instant::now();
-        let replies = match self.shared.core.read_now(run, reads) {
+        let core = &self.shared.core;
+        let now = core.read_now(run, reads).or_else(|| core.write_now(run, &memory, self.session.info.id));
+        let replies = match now {
             Some(replies) => replies,
             None => self.shared.core.execute(run, &memory, reads, self.session.info.id, &mut self.write_timer).await,
         };
