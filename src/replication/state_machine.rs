@@ -212,13 +212,8 @@ impl StateMachine {
     async fn apply_data(&self, index: Option<u64>, e: crate::store::Entry, notice: &mut Notice, publish: bool) -> io::Result<Vec<Reply>> {
         let next = move |store: &Store| index.unwrap_or_else(|| store.db.index() + 1);
         let notices = publish.then(|| self.shared.notices.clone());
-        let finish = move |index: u64, mut applied: crate::store::Applied, origins: Option<&[u64]>, notice: &mut Notice| {
-            let replies = std::mem::take(&mut applied.replies);
-            notice.add(index, applied, origins);
-            if let Some(notices) = notices.as_ref().filter(|_| !notice.is_empty()) {
-                let _ = notices.send(std::mem::take(notice));
-            }
-            replies
+        let finish = move |index: u64, applied: crate::store::Applied, origins: Option<&[u64]>, notice: &mut Notice| {
+            finish_entry(index, applied, origins, notice, notices.as_ref())
         };
         if e.runs_script() {
             let _turn = self.shared.script_turn.lock().await;
@@ -283,14 +278,8 @@ impl StateMachine {
             return Err(io::Error::other("TANDEM_BREAK_SAFETY=fail-apply: this entry's apply fails"));
         }
         let index = store.db.index() + 1;
-        let mut applied = self.apply_locked(store, index, &entry)?;
-        let replies = std::mem::take(&mut applied.replies);
-        let mut notice = Notice::default();
-        notice.add(index, applied, entry.origins.as_deref());
-        if !notice.is_empty() {
-            let _ = self.shared.notices.send(notice);
-        }
-        Ok(replies)
+        let applied = self.apply_locked(store, index, &entry)?;
+        Ok(finish_entry(index, applied, entry.origins.as_deref(), &mut Notice::default(), Some(&self.shared.notices)))
     }
 
     /// Whether the last snapshot could be written.
@@ -698,6 +687,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .as_ref()
             .map(|(meta, data)| SnapshotOf::<TypeConfig, SnapshotData> { meta: meta.clone(), snapshot: data.clone() }))
     }
+}
+
+/// An applied entry's replies; what else it produced is added to `notice`, which is
+/// sent to `notices` when given and not empty (before the caller lets the store go, so
+/// that notices leave in the order of the entries).
+fn finish_entry(
+    index: u64,
+    mut applied: crate::store::Applied,
+    origins: Option<&[u64]>,
+    notice: &mut Notice,
+    notices: Option<&mpsc::UnboundedSender<Notice>>,
+) -> Vec<Reply> {
+    let replies = std::mem::take(&mut applied.replies);
+    notice.add(index, applied, origins);
+    if let Some(notices) = notices.filter(|_| !notice.is_empty()) {
+        let _ = notices.send(std::mem::take(notice));
+    }
+    replies
 }
 
 /// Debug builds only, for the test of a member whose Raft core stops by itself

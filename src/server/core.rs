@@ -156,17 +156,10 @@ impl Core {
                 }
                 continue;
             }
-            {
-                let attempt = match self.replica.store.try_lock() {
-                    Ok(guard) => Some(guard),
-                    Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                    // Held by an apply on another thread: a script (noticed above on the
-                    // next turn) or a short entry (with --threads > 1); look again.
-                    Err(std::sync::TryLockError::WouldBlock) => None,
-                };
-                if let Some(guard) = attempt {
-                    return Ok(guard);
-                }
+            // Held by an apply on another thread: a script (noticed above on the next
+            // turn) or a short entry (with --threads > 1); look again.
+            if let Some(guard) = self.try_store() {
+                return Ok(guard);
             }
             if self.scripts.off_thread() {
                 self.scripts.wait_released(self.scripts.until_busy()).await;
@@ -174,6 +167,28 @@ impl Core {
                 tokio::task::yield_now().await;
             }
         }
+    }
+
+    /// The state machine if nobody holds it now (a poisoned lock is taken as is).
+    fn try_store(&self) -> Option<MutexGuard<'_, Store>> {
+        match self.replica.store.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// For [`Core::read_now`] and [`Core::write_now`]: the state machine, when `run`
+    /// would not wait for anything — no CLIENT PAUSE holds it, no script is on the
+    /// store, nobody holds it.
+    fn store_now(&self, run: &[Request]) -> Option<MutexGuard<'_, Store>> {
+        if self.pause.holds(run.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))) {
+            return None;
+        }
+        if self.scripts.off_thread() || self.scripts.running() {
+            return None;
+        }
+        self.try_store()
     }
 
     /// Waits, without blocking the runtime, until no script's thread is in flight
@@ -378,20 +393,10 @@ impl Core {
         if run.iter().any(|r| r.spec.is_write() || r.spec.has(flags::SCRIPT)) {
             return None;
         }
-        if self.pause.holds(run.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))) {
-            return None;
-        }
         if reads == Reads::Linearizable && !self.replica.linearizable_now() {
             return None;
         }
-        if self.scripts.off_thread() || self.scripts.running() {
-            return None;
-        }
-        let store = match self.replica.store.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
+        let store = self.store_now(run)?;
         let now = self.stamp();
         let mut replies = Vec::with_capacity(run.len());
         self.with_read_rng(|rng| store.read_run(run.len(), |n| run.get(n).map(|r| (r.spec, &r.args[..])), now, rng, &mut replies));
@@ -420,20 +425,10 @@ impl Core {
         if !run.iter().all(plain) {
             return None;
         }
-        if self.pause.holds(run.iter().any(|r| super::pause::held_by_write_pause(r.spec, &r.args))) {
-            return None;
-        }
         if !self.enough_mirrors(memory.settings) || self.snapshot_refusal(memory.settings).is_some() {
             return None;
         }
-        if self.scripts.off_thread() || self.scripts.running() {
-            return None;
-        }
-        let mut store = match self.replica.store.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
+        let mut store = self.store_now(run)?;
         let origin = if self.tracking.wants_origins() { origin } else { 0 };
         let mut arena = ArgArena::planned(Self::write_bytes(run));
         let ops: Vec<Op> = run.iter().map(|r| arena.command(&r.args).tagged(r.once)).collect();

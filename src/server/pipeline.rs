@@ -313,7 +313,7 @@ impl Connection {
         let now = core.read_now(run, reads).or_else(|| core.write_now(run, &memory, self.session.info.id));
         let replies = match now {
             Some(replies) => replies,
-            None => self.shared.core.execute(run, &memory, reads, self.session.info.id, &mut self.write_timer).await,
+            None => core.execute(run, &memory, reads, self.session.info.id, &mut self.write_timer).await,
         };
         self.record_run(run, &replies, started.elapsed());
         for (request, reply) in run.iter().zip(replies) {
