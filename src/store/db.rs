@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::scripts::Scripts;
-use super::slots::{SlotIndex, SlotLinks};
+use super::slots::SlotIndex;
 use super::stream::NodeLimits;
 use super::table::{Key, KeyTable};
 use super::value::{Blob, Value};
@@ -36,8 +36,6 @@ pub struct Item {
     /// 32 bits fit in what was padding, so versions cost no memory; they are compared
     /// within a window of the current index (`watch::modified_after`).
     version: u32,
-    /// Its neighbours among the keys of its slot (see `slots`).
-    pub slot_links: SlotLinks,
 }
 
 impl Clone for Item {
@@ -47,7 +45,6 @@ impl Clone for Item {
             expire_at_ms: self.expire_at_ms,
             access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
             version: self.version,
-            slot_links: self.slot_links,
         }
     }
 }
@@ -58,7 +55,7 @@ pub const LFU_INIT: u32 = 5;
 
 impl Item {
     pub fn new(value: Value, now_ms: u64) -> Item {
-        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), version: 0, slot_links: SlotLinks::default() }
+        Item { value, expire_at_ms: 0, access: AtomicU32::new(pack_access(now_ms, LFU_INIT)), version: 0 }
     }
 
     /// The low 32 bits of the log index of the entry that last modified this key.
@@ -107,9 +104,11 @@ fn pack_access(now_ms: u64, counter: u32) -> u32 {
 #[derive(Debug, Default)]
 pub struct Db {
     keys: KeyTable<Key, Item>,
-    /// (expire_at_ms, key) for every key with a TTL: the active expiry cycle takes the
-    /// due ones in order instead of sampling.
-    expires: BTreeSet<(u64, Blob)>,
+    /// (expire_at_ms, position) for every key with a TTL: the active expiry cycle takes
+    /// the due ones in order instead of sampling. A position, not a copy of the key:
+    /// 16 bytes a key with a TTL, where a copy cost its key's allocation too (a
+    /// swap-remove that moves a key with a TTL puts its pair again).
+    expires: BTreeSet<(u64, u32)>,
     /// The log index of the entry being applied (after it: the last one applied).
     /// Modifications are stamped with it.
     index: u64,
@@ -306,7 +305,7 @@ impl Db {
         item.touch(now_ms, u32::MAX);
         if !keep_ttl && item.expire_at_ms != 0 {
             let at = std::mem::replace(&mut item.expire_at_ms, 0);
-            self.expires.remove(&(at, Blob::from(key)));
+            self.expires.remove(&(at, index as u32));
         }
     }
 
@@ -327,7 +326,7 @@ impl Db {
         Db::note_touched(&mut self.touched, key);
         Db::note_stream(&mut self.stream_changes, key, &value);
         let pos = self.keys.insert_full(Key::from(key), self.new_item(value, now_ms)).0;
-        self.slots.link(&mut self.keys, pos);
+        self.slots.link(&self.keys, pos);
         pos
     }
 
@@ -360,8 +359,8 @@ impl Db {
     pub fn insert(&mut self, key: &[u8], value: Value, now_ms: u64) {
         // One lookup when the key exists; a new key is hashed again by the insert.
         let version = self.index as u32;
-        match self.keys.get_mut(key) {
-            Some(item) => {
+        match self.keys.get_full_mut(key) {
+            Some((pos, item)) => {
                 Db::note_touched(&mut self.touched, key);
                 Db::note_stream(&mut self.stream_changes, key, &item.value);
                 Db::note_stream(&mut self.stream_changes, key, &value);
@@ -369,7 +368,7 @@ impl Db {
                 item.version = version;
                 if item.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut item.expire_at_ms, 0);
-                    self.expires.remove(&(at, Blob::from(key)));
+                    self.expires.remove(&(at, pos as u32));
                 }
                 item.touch(now_ms, u32::MAX);
             }
@@ -399,17 +398,22 @@ impl Db {
     /// Removes `key`; returns its item.
     pub fn remove(&mut self, key: &[u8]) -> Option<Item> {
         let pos = self.keys.get_index_of(key)?;
-        self.slots.unlink(&mut self.keys, pos);
+        self.slots.unlink(&self.keys, pos);
         let last = self.keys.len() - 1;
         let (_, item) = self.keys.swap_remove_index(pos)?;
+        if item.expire_at_ms != 0 {
+            self.expires.remove(&(item.expire_at_ms, pos as u32));
+        }
         if pos != last {
-            self.slots.moved(&mut self.keys, last, pos);
+            self.slots.moved(&self.keys, last, pos);
+            let moved_expiry = self.keys.get_index(pos).map_or(0, |(_, moved)| moved.expire_at_ms);
+            if moved_expiry != 0 {
+                self.expires.remove(&(moved_expiry, last as u32));
+                self.expires.insert((moved_expiry, pos as u32));
+            }
         }
         Db::note_stream(&mut self.stream_changes, key, &item.value);
         Db::note_touched(&mut self.touched, key);
-        if item.expire_at_ms != 0 {
-            self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
-        }
         self.removed.removed(key, self.index);
         Some(item)
     }
@@ -417,15 +421,15 @@ impl Db {
     /// Sets an absolute expiry (ms) on an existing key; false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at_ms: u64) -> bool {
         let version = self.index as u32;
-        let Some(item) = self.keys.get_mut(key) else { return false };
+        let Some((pos, item)) = self.keys.get_full_mut(key) else { return false };
         Db::note_touched(&mut self.touched, key);
         item.version = version;
         if item.expire_at_ms != 0 {
-            self.expires.remove(&(item.expire_at_ms, Blob::from(key)));
+            self.expires.remove(&(item.expire_at_ms, pos as u32));
         }
         item.expire_at_ms = at_ms;
         if at_ms != 0 {
-            self.expires.insert((at_ms, Blob::from(key)));
+            self.expires.insert((at_ms, pos as u32));
         }
         true
     }
@@ -433,26 +437,27 @@ impl Db {
     /// Removes the TTL of `key`; true if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
         let version = self.index as u32;
-        match self.keys.get_mut(key) {
-            Some(item) if item.expire_at_ms != 0 => {
+        match self.keys.get_full_mut(key) {
+            Some((pos, item)) if item.expire_at_ms != 0 => {
                 Db::note_touched(&mut self.touched, key);
                 item.version = version;
                 let at = std::mem::replace(&mut item.expire_at_ms, 0);
-                self.expires.remove(&(at, Blob::from(key)));
+                self.expires.remove(&(at, pos as u32));
                 true
             }
             _ => false,
         }
     }
 
-    /// Keys whose expiry is at or before `now_ms`, oldest first, at most `max`.
+    /// Keys whose expiry is at or before `now_ms`, oldest first (then by position),
+    /// at most `max`.
     pub fn due_keys(&self, now_ms: u64, max: usize) -> Vec<Blob> {
-        self.expires.iter().take_while(|(at, _)| *at <= now_ms).take(max).map(|(_, k)| k.clone()).collect()
+        self.expires_iter().take_while(|(at, _)| *at <= now_ms).take(max).map(|(_, k)| Blob::from(k)).collect()
     }
 
-    /// The key with the nearest expiry among all volatile keys (volatile-ttl).
-    pub fn expires_iter(&self) -> impl Iterator<Item = (u64, &Blob)> {
-        self.expires.iter().map(|(at, k)| (*at, k))
+    /// The volatile keys, nearest expiry first (volatile-ttl).
+    pub fn expires_iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.expires.iter().filter_map(|(at, pos)| self.keys.get_index(*pos as usize).map(|(key, _)| (*at, &**key)))
     }
 
     /// Key and item at position `index` of the insertion order (SCAN, random picks).
@@ -469,8 +474,13 @@ impl Db {
         self.slots.count(slot)
     }
 
-    /// Up to `max` keys that hash to `slot`.
-    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<&[u8]> {
+    /// Up to `max` keys that hash to `slot`. The first call builds the per-slot
+    /// lists, kept from then on (see `slots`).
+    pub fn keys_in_slot(&mut self, slot: u16, max: usize) -> Vec<&[u8]> {
+        if max == 0 || self.slots.count(slot) == 0 {
+            return Vec::new();
+        }
+        self.slots.list(&self.keys);
         self.slots.keys(&self.keys, slot, max)
     }
 
@@ -517,7 +527,7 @@ impl Db {
             index: self.index,
             time_ms: self.time_ms,
             removed: self.removed.clone(),
-            slots: self.slots.clone(),
+            slots: self.slots.counts(),
             stream_limits: self.stream_limits,
             stream_changes: Vec::new(),
             scripts: self.scripts.clone(),
@@ -573,27 +583,24 @@ impl Db {
         // One lookup per key (a restart loads millions): the item goes in whole.
         let item = Item { version, expire_at_ms, ..Item::new(value, now_ms) };
         let (position, old) = self.keys.insert_full(key, item);
-        let key_at = |keys: &KeyTable<Key, Item>| keys.get_index(position).map(|(key, _)| Blob::from(&key[..]));
         match old {
-            None => self.slots.link_in(&mut self.keys, position, slot),
+            None => self.slots.link_in(&self.keys, position, slot),
             // A key given twice: the later one wins, as a second SET would, in the
             // place (and the links among its slot's keys) of the first.
             Some(old) => {
-                if let Some((_, item)) = self.keys.get_index_mut(position) {
-                    item.slot_links = old.slot_links;
-                }
-                if let Some(key) = key_at(&self.keys).filter(|_| old.expire_at_ms != 0) {
-                    self.expires.remove(&(old.expire_at_ms, key));
+                if old.expire_at_ms != 0 {
+                    self.expires.remove(&(old.expire_at_ms, position as u32));
                 }
             }
         }
-        if let Some(key) = key_at(&self.keys).filter(|_| expire_at_ms != 0) {
-            self.expires.insert((expire_at_ms, key));
+        if expire_at_ms != 0 {
+            self.expires.insert((expire_at_ms, position as u32));
         }
     }
 
     /// Starts loading what [`Db::load`] of `key` (in `slot`) will touch: the
-    /// keyspace slot it goes in and the item its slot's list links it to.
+    /// keyspace slot it goes in and, while the per-slot lists are kept, the item its
+    /// slot's list links it to.
     pub fn prefetch_load(&self, key: &[u8], slot: u16) {
         self.keys.prefetch_slot(key);
         if let Some(head) = self.slots.head(slot) {
@@ -722,16 +729,22 @@ mod tests {
             } else {
                 db.insert(key.as_bytes(), s("v"), 0);
             }
+            if step == 5_000 {
+                // The lists start here, built from the keyspace as it is (only the
+                // counts were kept before).
+                db.check_slot_index().unwrap_or_else(|e| panic!("seed {seed}, counts alone: {e}"));
+                assert!(!db.keys_in_slot(crate::cluster::slot::key_slot(b"t0"), 1).is_empty());
+            }
             if step % 997 == 0 {
                 db.check_slot_index().unwrap_or_else(|e| panic!("seed {seed}, step {step}: {e}"));
             }
         }
         db.check_slot_index().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let slot = crate::cluster::slot::key_slot(b"t3");
-        let listed = db.keys_in_slot(slot, usize::MAX);
-        assert_eq!(listed.len(), db.count_in_slot(slot));
+        let listed = db.keys_in_slot(slot, usize::MAX).len();
+        assert_eq!(listed, db.count_in_slot(slot));
         let expected = db.iter().filter(|(k, _)| crate::cluster::slot::key_slot(k) == slot).count();
-        assert_eq!(listed.len(), expected);
+        assert_eq!(listed, expected);
         db.clear();
         assert_eq!(db.count_in_slot(slot), 0);
         db.check_slot_index().unwrap();
@@ -762,11 +775,62 @@ mod tests {
         assert!(db.unchanged_since(b"never-there", stamp, 0), "FLUSHALL does not touch keys that did not exist (Redis)");
     }
 
+    /// The expiry index names keys by position: every removal's swap moves a key, and
+    /// a moved key with a TTL must be found at its new place. At random, against the
+    /// items themselves: each pair names a key of that expiry, one pair per volatile
+    /// key, and the due keys are the volatile keys in order of expiry.
+    #[test]
+    fn the_expiry_index_follows_keys_that_swap_removes_move() {
+        use rand_core::{RngCore, SeedableRng};
+        for seed in 0..4u64 {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut db = Db::new();
+            for step in 0..20_000u32 {
+                let key = format!("k{}", rng.next_u32() % 500);
+                let at = u64::from(1 + rng.next_u32() % 50);
+                match rng.next_u32() % 8 {
+                    0 | 1 => {
+                        db.remove(key.as_bytes());
+                    }
+                    2 => db.insert(key.as_bytes(), s("v"), 0),
+                    3 => db.insert_keep_ttl(key.as_bytes(), s("w"), 0),
+                    4 => {
+                        db.persist(key.as_bytes());
+                    }
+                    5 => {
+                        if let Some(index) = db.index_of(key.as_bytes()) {
+                            db.replace_at(index, key.as_bytes(), s("x"), rng.next_u32() % 2 == 0, 0);
+                        }
+                    }
+                    _ => {
+                        if !db.set_expire(key.as_bytes(), at) {
+                            db.insert(key.as_bytes(), s("v"), 0);
+                            db.set_expire(key.as_bytes(), at);
+                        }
+                    }
+                }
+                if step % 500 == 0 || step == 19_999 {
+                    let mut volatile: Vec<(u64, usize)> = (0..db.len())
+                        .filter_map(|i| db.item_at(i).filter(|item| item.expire_at_ms != 0).map(|item| (item.expire_at_ms, i)))
+                        .collect();
+                    volatile.sort();
+                    assert_eq!(db.expires_count(), volatile.len(), "seed {seed} step {step}");
+                    let listed: Vec<(u64, Vec<u8>)> = db.expires_iter().map(|(at, key)| (at, key.to_vec())).collect();
+                    let expected: Vec<(u64, Vec<u8>)> =
+                        volatile.iter().map(|(at, i)| (*at, db.get_index(*i).map(|(k, _)| k.to_vec()).unwrap_or_default())).collect();
+                    assert_eq!(listed, expected, "seed {seed} step {step}");
+                    let due = db.due_keys(25, usize::MAX);
+                    assert_eq!(due.len(), volatile.iter().filter(|(at, _)| *at <= 25).count());
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_version_costs_no_memory_per_key() {
-        // Value (24) + expiry (8) + access (4) + slot links (8) = 44, padded to 48:
-        // the 32-bit version fills the padding.
-        assert_eq!(std::mem::size_of::<Item>(), 48);
+        // Value (24) + expiry (8) + access (4) = 36, padded to 40: the 32-bit
+        // version fills the padding (a key's slot links live beside the keyspace).
+        assert_eq!(std::mem::size_of::<Item>(), 40);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The keys of each hash slot: a doubly linked list per slot, threaded through the
-//! keyspace's items by position, so a slot's keys are counted in O(1) and listed
-//! without a scan (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT, and moving a slot to
-//! another stripe). Eight bytes per key; every change of a key's position (insert,
-//! swap-remove) is mirrored here in O(1).
+//! The keys of each hash slot: a count per slot, kept always, and once the keys of a
+//! slot are first asked for (CLUSTER GETKEYSINSLOT; later, moving a slot to another
+//! stripe), a doubly linked list per slot through the keyspace's positions, so a
+//! slot's keys are listed without a scan. The lists cost eight bytes per key in a
+//! vector beside the keyspace, paid only by a server that was asked: a key's
+//! neighbours are not in its item (an item of 48 bytes where 40 do). Every change of a
+//! key's position (insert, swap-remove) is mirrored here in O(1).
 
 use super::db::Item;
 use super::table::{Key, KeyTable};
@@ -28,122 +30,170 @@ type Keys = KeyTable<Key, Item>;
 
 #[derive(Debug, Clone)]
 pub struct SlotIndex {
-    head: Vec<u32>,
     count: Vec<u32>,
+    /// Each slot's newest key; empty while the lists are not kept.
+    head: Vec<u32>,
+    /// By keyspace position: the key's neighbours in its slot's list (while kept).
+    links: Vec<SlotLinks>,
 }
 
 impl Default for SlotIndex {
     fn default() -> Self {
-        SlotIndex { head: vec![NIL; usize::from(SLOTS)], count: vec![0; usize::from(SLOTS)] }
+        SlotIndex { count: vec![0; usize::from(SLOTS)], head: Vec::new(), links: Vec::new() }
     }
 }
 
-fn links(keys: &mut Keys, pos: u32) -> &mut SlotLinks {
-    &mut keys.get_index_mut(pos as usize).expect("a linked position is in the keyspace").1.slot_links
-}
-
 impl SlotIndex {
-    /// The index of `keys` as they are (after a snapshot is loaded wholesale).
-    pub fn build(keys: &mut Keys) -> SlotIndex {
-        let mut index = SlotIndex::default();
-        for pos in 0..keys.len() {
-            index.link(keys, pos);
+    /// Whether the per-slot lists are kept (they are once asked for).
+    pub fn listed(&self) -> bool {
+        !self.head.is_empty()
+    }
+
+    /// The counts alone, the lists left out (a copy for a snapshot, which holds no
+    /// positions).
+    pub fn counts(&self) -> SlotIndex {
+        SlotIndex { count: self.count.clone(), head: Vec::new(), links: Vec::new() }
+    }
+
+    /// Builds the lists of `keys` as they are and keeps them from now on: one pass
+    /// over the keyspace, once.
+    pub fn list(&mut self, keys: &Keys) {
+        if self.listed() {
+            return;
         }
-        index
+        self.head = vec![NIL; usize::from(SLOTS)];
+        self.links = Vec::with_capacity(keys.len());
+        for (pos, (key, _)) in keys.iter().enumerate() {
+            let slot = usize::from(key_slot(key));
+            let old_head = self.head[slot];
+            self.links.push(SlotLinks { prev: NIL, next: old_head });
+            if old_head != NIL {
+                self.links[old_head as usize].prev = pos as u32;
+            }
+            self.head[slot] = pos as u32;
+        }
     }
 
     pub fn count(&self, slot: u16) -> usize {
         self.count.get(usize::from(slot)).map_or(0, |c| *c as usize)
     }
 
-    /// Up to `max` keys of `slot` (newest first).
+    /// Up to `max` keys of `slot` (newest first); none while the lists are not kept
+    /// ([`SlotIndex::list`] first).
     pub fn keys<'a>(&self, keys: &'a Keys, slot: u16, max: usize) -> Vec<&'a [u8]> {
         let mut out = Vec::new();
         let mut at = self.head.get(usize::from(slot)).copied().unwrap_or(NIL);
         while at != NIL && out.len() < max {
-            let Some((key, item)) = keys.get_index(at as usize) else { break };
+            let Some((key, _)) = keys.get_index(at as usize) else { break };
             out.push(&**key);
-            at = item.slot_links.next;
+            at = self.links[at as usize].next;
         }
         out
     }
 
-    /// The position of the key last linked into `slot`, if it has keys.
+    /// The position of the key last linked into `slot`, if it has keys and the lists
+    /// are kept.
     pub fn head(&self, slot: u16) -> Option<usize> {
         self.head.get(usize::from(slot)).filter(|h| **h != NIL).map(|h| *h as usize)
     }
 
-    /// Adds the key at `pos` (just inserted) to its slot's list.
-    pub fn link(&mut self, keys: &mut Keys, pos: usize) {
+    /// Adds the key at `pos` (just inserted, the last position) to its slot.
+    pub fn link(&mut self, keys: &Keys, pos: usize) {
         let Some((key, _)) = keys.get_index(pos) else { return };
         let slot = key_slot(key);
         self.link_in(keys, pos, slot)
     }
 
     /// [`SlotIndex::link`] of a key whose slot is known (`slot` must be its slot).
-    pub fn link_in(&mut self, keys: &mut Keys, pos: usize, slot: u16) {
+    pub fn link_in(&mut self, keys: &Keys, pos: usize, slot: u16) {
         debug_assert!(keys.get_index(pos).is_some_and(|(key, _)| key_slot(key) == slot));
         let slot = usize::from(slot);
+        self.count[slot] += 1;
+        if !self.listed() {
+            return;
+        }
+        debug_assert_eq!(pos, self.links.len(), "a new key takes the last position");
         let pos = pos as u32;
         let old_head = self.head[slot];
-        *links(keys, pos) = SlotLinks { prev: NIL, next: old_head };
+        self.links.push(SlotLinks { prev: NIL, next: old_head });
         if old_head != NIL {
-            links(keys, old_head).prev = pos;
+            self.links[old_head as usize].prev = pos;
         }
         self.head[slot] = pos;
-        self.count[slot] += 1;
     }
 
-    /// Takes the key at `pos` out of its slot's list, before it is swap-removed.
-    pub fn unlink(&mut self, keys: &mut Keys, pos: usize) {
-        let Some((key, item)) = keys.get_index(pos) else { return };
+    /// Takes the key at `pos` out of its slot, before it is swap-removed from `keys`
+    /// (the lists' last position takes its place, as the keyspace's will).
+    pub fn unlink(&mut self, keys: &Keys, pos: usize) {
+        let Some((key, _)) = keys.get_index(pos) else { return };
         let slot = usize::from(key_slot(key));
-        let SlotLinks { prev, next } = item.slot_links;
+        self.count[slot] -= 1;
+        if !self.listed() {
+            return;
+        }
+        let SlotLinks { prev, next } = self.links[pos];
         if prev != NIL {
-            links(keys, prev).next = next;
+            self.links[prev as usize].next = next;
         } else {
             self.head[slot] = next;
         }
         if next != NIL {
-            links(keys, next).prev = prev;
+            self.links[next as usize].prev = prev;
         }
-        self.count[slot] -= 1;
+        self.links.swap_remove(pos);
     }
 
-    /// The item that was last moved to `to` by a swap-remove (it was at `from`):
-    /// its neighbours, or its slot's head, point at its new position.
-    pub fn moved(&mut self, keys: &mut Keys, from: usize, to: usize) {
-        let Some((key, item)) = keys.get_index(to) else { return };
+    /// The key that was last moved to `to` by a swap-remove (it was at `from`): its
+    /// neighbours, or its slot's head, point at its new position.
+    pub fn moved(&mut self, keys: &Keys, from: usize, to: usize) {
+        if !self.listed() {
+            return;
+        }
+        let Some((key, _)) = keys.get_index(to) else { return };
         let slot = usize::from(key_slot(key));
         let (from, to) = (from as u32, to as u32);
-        let SlotLinks { prev, next } = item.slot_links;
+        let SlotLinks { prev, next } = self.links[to as usize];
         if prev != NIL {
-            links(keys, prev).next = to;
+            self.links[prev as usize].next = to;
         } else if self.head[slot] == from {
             self.head[slot] = to;
         }
         if next != NIL {
-            links(keys, next).prev = to;
+            self.links[next as usize].prev = to;
         }
     }
 
-    /// Checks every list against the keyspace (tests and debug assertions).
+    /// Checks the counts, and every list while they are kept, against the keyspace
+    /// (tests and debug assertions).
     pub fn check(&self, keys: &Keys) -> Result<(), String> {
+        let mut counted = vec![0u32; usize::from(SLOTS)];
+        for (key, _) in keys.iter() {
+            counted[usize::from(key_slot(key))] += 1;
+        }
+        if let Some(slot) = (0..usize::from(SLOTS)).find(|s| counted[*s] != self.count[*s]) {
+            return Err(format!("slot {slot}: counted {} but holds {}", self.count[slot], counted[slot]));
+        }
+        if !self.listed() {
+            return Ok(());
+        }
+        if self.links.len() != keys.len() {
+            return Err(format!("{} links for {} keys", self.links.len(), keys.len()));
+        }
         let mut seen = 0usize;
         for slot in 0..SLOTS {
             let mut at = self.head[usize::from(slot)];
             let mut prev = NIL;
             let mut n = 0u32;
             while at != NIL {
-                let (key, item) = keys.get_index(at as usize).ok_or(format!("slot {slot}: position {at} is past the keyspace"))?;
+                let (key, _) = keys.get_index(at as usize).ok_or(format!("slot {slot}: position {at} is past the keyspace"))?;
                 if key_slot(key) != slot {
                     return Err(format!("slot {slot}: holds a key of slot {}", key_slot(key)));
                 }
-                if item.slot_links.prev != prev {
+                if self.links[at as usize].prev != prev {
                     return Err(format!("slot {slot}: position {at} has a wrong back link"));
                 }
                 prev = at;
-                at = item.slot_links.next;
+                at = self.links[at as usize].next;
                 n += 1;
                 if n as usize > keys.len() {
                     return Err(format!("slot {slot}: the list loops"));

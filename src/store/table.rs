@@ -1,10 +1,12 @@
 //! The keyspace's table: keys and items in one dense vector (their positions are
 //! SCAN's cursor and the random picks of eviction, as before), found through an
-//! open-addressing index of 8-byte slots, each holding 32 bits of the key's hash
-//! and its position. A lookup reads one slot line, compares hash bits there, and
-//! touches the one entry whose bits match: two memory reads where a map with its
-//! index and entries apart (and a control-byte table in front) takes three or
-//! four. Removal is a swap-remove, as `IndexMap::swap_remove_index`: the last
+//! open-addressing index of 4-byte slots, each holding the key's position and the
+//! hash bits its home slot does not tell. A lookup reads one slot line, compares
+//! hash bits there, and touches the entry whose bits match (in an index of 2^k
+//! slots, 32 − k bits, so a stray match is rare): two memory reads where a map
+//! with its index and entries apart (and a control-byte table in front) takes three
+//! or four. A slot does not tell its home, so a growth and a removal's backward
+//! shift hash again the keys they move. Removal is a swap-remove, as `IndexMap::swap_remove_index`: the last
 //! entry takes the removed one's position.
 //!
 //! Linear probing with backward-shift deletion, so there are no tombstones and a
@@ -104,11 +106,18 @@ impl std::fmt::Debug for Key {
 }
 
 /// An empty slot.
-const EMPTY: u64 = 0;
+const EMPTY: u32 = 0;
 
-/// An entry holds no hash of its key: the slot that points at it holds the hash's low
-/// 32 bits (a growth places the slots again from them), and a removal hashes the keys
-/// it moves. Four bytes of hash padded the keyspace's entries from 72 to 80 bytes.
+/// The most slots an index has: a slot's low bits hold a position, its high bits
+/// the rest of the key's hash, in 32 bits.
+const SLOTS_MAX: usize = 1 << 31;
+
+/// The most entries a table holds: the index stays at most 3/4 full.
+const ENTRIES_MAX: usize = SLOTS_MAX / 4 * 3;
+
+/// An entry holds no hash of its key: the slot that points at it holds the hash's
+/// high bits, and a growth or a removal hashes the keys it places again. Four bytes
+/// of hash would pad the keyspace's entries from 64 to 72 bytes.
 #[derive(Debug, Clone)]
 struct Entry<K, V> {
     key: K,
@@ -118,8 +127,13 @@ struct Entry<K, V> {
 #[derive(Debug, Clone)]
 pub struct KeyTable<K, V> {
     entries: Vec<Entry<K, V>>,
-    /// `(hash bits << 32) | (position + 1)`, or [`EMPTY`]; a power of two long.
-    slots: Vec<u64>,
+    /// A power of two long, or empty. With `mask` = length − 1, a slot is
+    /// `(hash & !mask) | (position + 1)`, or [`EMPTY`]: its low bits hold the position
+    /// (the index has more slots than entries), its high bits are the key's hash bits
+    /// that its home slot (`hash & mask`) does not tell. Half the size of a slot with
+    /// the whole hash beside the position, whose 8 bytes a key paid twice over at
+    /// 3/4 load or less.
+    slots: Vec<u32>,
     hasher: Hasher,
 }
 
@@ -129,16 +143,9 @@ impl<K, V> Default for KeyTable<K, V> {
     }
 }
 
-fn slot_of(hash: u32, position: usize) -> u64 {
-    (u64::from(hash) << 32) | (position as u64 + 1)
-}
-
-fn slot_hash(slot: u64) -> u32 {
-    (slot >> 32) as u32
-}
-
-fn slot_position(slot: u64) -> usize {
-    (slot as u32) as usize - 1
+/// The number of slots that keeps `entries` at most 3/4 of the index (at least 8).
+fn slots_for(entries: usize) -> usize {
+    (entries.min(ENTRIES_MAX).saturating_mul(4) / 3 + 1).next_power_of_two().clamp(8, SLOTS_MAX)
 }
 
 impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
@@ -158,8 +165,22 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         hasher.finish() as u32
     }
 
-    fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
+    fn mask(&self) -> u32 {
+        (self.slots.len() as u32).wrapping_sub(1)
+    }
+
+    /// The slot that names `position` for a key whose hash is `hash`.
+    fn slot_of(&self, hash: u32, position: usize) -> u32 {
+        (hash & !self.mask()) | (position as u32 + 1)
+    }
+
+    fn slot_position(&self, slot: u32) -> usize {
+        (slot & self.mask()) as usize - 1
+    }
+
+    /// Whether `slot` may name a key whose hash is `hash` (the bits it holds agree).
+    fn slot_matches(&self, slot: u32, hash: u32) -> bool {
+        slot != EMPTY && (slot ^ hash) & !self.mask() == 0
     }
 
     /// The slot holding `key`'s position, if it is in the table; with the hash.
@@ -169,16 +190,16 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
             return (hash, None);
         }
         let mask = self.mask();
-        let mut at = hash as usize & mask;
+        let mut at = (hash & mask) as usize;
         loop {
             let slot = self.slots[at];
             if slot == EMPTY {
                 return (hash, None);
             }
-            if slot_hash(slot) == hash && self.entries[slot_position(slot)].key.borrow() == key {
+            if (slot ^ hash) & !mask == 0 && self.entries[(slot & mask) as usize - 1].key.borrow() == key {
                 return (hash, Some(at));
             }
-            at = (at + 1) & mask;
+            at = (at + 1) & mask as usize;
         }
     }
 
@@ -186,7 +207,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     /// that a lookup made a little later does not wait for memory (a batch of
     /// commands announces its keys ahead of running them).
     pub fn prefetch_slot(&self, key: &[u8]) {
-        if let Some(slot) = self.slots.get(self.hash(key) as usize & self.mask()) {
+        if let Some(slot) = self.slots.get((self.hash(key) & self.mask()) as usize) {
             prefetch_read(slot);
         }
     }
@@ -202,8 +223,8 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     /// the entry a lookup of `key` most likely ends at.
     fn home_entry(&self, key: &[u8]) -> Option<&Entry<K, V>> {
         let hash = self.hash(key);
-        let slot = *self.slots.get(hash as usize & self.mask())?;
-        (slot != EMPTY && slot_hash(slot) == hash).then(|| self.entries.get(slot_position(slot))).flatten()
+        let slot = *self.slots.get((hash & self.mask()) as usize)?;
+        self.slot_matches(slot, hash).then(|| self.entries.get(self.slot_position(slot))).flatten()
     }
 
     /// The next stage, once the slot is (likely) in the cache: starts loading the
@@ -230,11 +251,17 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     }
 
     pub fn get_index_of(&self, key: &[u8]) -> Option<usize> {
-        self.find(key).1.map(|at| slot_position(self.slots[at]))
+        self.find(key).1.map(|at| self.slot_position(self.slots[at]))
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         self.get_index_of(key).map(|i| &self.entries[i].value)
+    }
+
+    /// The position of `key` and its value, to change.
+    pub fn get_full_mut(&mut self, key: &[u8]) -> Option<(usize, &mut V)> {
+        let i = self.get_index_of(key)?;
+        Some((i, &mut self.entries[i].value))
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
@@ -271,7 +298,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         let mut table = KeyTable::default();
         table.entries.reserve(items);
         if items > 0 {
-            table.slots = vec![EMPTY; (items * 4 / 3 + 1).next_power_of_two().max(8)];
+            table.slots = vec![EMPTY; slots_for(items)];
         }
         table
     }
@@ -281,7 +308,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     pub fn reserve(&mut self, additional: usize) {
         let wanted = self.entries.len().saturating_add(additional);
         self.entries.reserve(additional);
-        let size = (wanted.saturating_mul(4) / 3 + 1).next_power_of_two().max(8);
+        let size = slots_for(wanted);
         if size > self.slots.len() {
             self.resize(size);
         }
@@ -304,7 +331,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     /// Bytes of the entries and the index, as allocated (what lives outside a key or
     /// value is not counted).
     pub fn table_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry<K, V>>() + self.slots.capacity() * std::mem::size_of::<u64>()
+        self.entries.capacity() * std::mem::size_of::<Entry<K, V>>() + self.slots.capacity() * std::mem::size_of::<u32>()
     }
 
     /// [`KeyTable::insert_full`] without the position.
@@ -315,7 +342,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     /// Removes `key`; the last entry takes its position.
     pub fn swap_remove(&mut self, key: &[u8]) -> Option<V> {
         let at = self.find(key).1?;
-        let index = slot_position(self.slots[at]);
+        let index = self.slot_position(self.slots[at]);
         Some(self.remove_slot(at, index).1)
     }
 
@@ -324,58 +351,56 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     pub fn insert_full(&mut self, key: K, value: V) -> (usize, Option<V>) {
         let (hash, found) = self.find(key.borrow());
         if let Some(at) = found {
-            let i = slot_position(self.slots[at]);
+            let i = self.slot_position(self.slots[at]);
             return (i, Some(std::mem::replace(&mut self.entries[i].value, value)));
         }
         (self.push_new(hash, key, value), None)
     }
 
-    /// Appends a key that is not in the table, whose hash bits are `hash`; its position.
+    /// Appends a key that is not in the table, whose hash is `hash`; its position.
     fn push_new(&mut self, hash: u32, key: K, value: V) -> usize {
-        assert!(self.entries.len() < u32::MAX as usize - 1, "a table holds at most 2^32 - 2 keys");
-        if (self.entries.len() + 1) * 4 > self.slots.len() * 3 {
-            self.grow();
-        }
+        assert!(self.entries.len() < ENTRIES_MAX, "a table holds at most {ENTRIES_MAX} keys");
         let position = self.entries.len();
         self.entries.push(Entry { key, value });
-        self.place(slot_of(hash, position));
+        if (position + 1) * 4 > self.slots.len() * 3 {
+            // The new entry is placed with the others.
+            self.resize((self.slots.len() * 2).max(8));
+        } else {
+            self.place(hash, position);
+        }
         position
     }
 
-    /// Puts `slot` in the first empty slot from its home on.
-    fn place(&mut self, slot: u64) {
-        let mask = self.mask();
-        let mut at = slot_hash(slot) as usize & mask;
+    /// Puts the slot naming `position` in the first empty slot from its home on.
+    fn place(&mut self, hash: u32, position: usize) {
+        let mask = self.mask() as usize;
+        let slot = self.slot_of(hash, position);
+        let mut at = hash as usize & mask;
         while self.slots[at] != EMPTY {
             at = (at + 1) & mask;
         }
         self.slots[at] = slot;
     }
 
-    /// Doubles the index (at least 8 slots) and places every entry again.
-    fn grow(&mut self) {
-        self.resize((self.slots.len() * 2).max(8));
-    }
-
     /// A new index of `size` slots (a power of two, more than the entries), every
-    /// slot of the old one placed again: a slot carries its hash bits and position.
+    /// entry placed again from its key's hash (a slot keeps only part of the hash).
     fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
-        for slot in old.into_iter().filter(|slot| *slot != EMPTY) {
-            self.place(slot);
+        self.slots = vec![EMPTY; size];
+        for position in 0..self.entries.len() {
+            self.place(self.hash_at(position), position);
         }
     }
 
-    /// The hash bits of the entry at `position`.
+    /// The hash of the key at `position`.
     fn hash_at(&self, position: usize) -> u32 {
         self.hash(self.entries[position].key.borrow())
     }
 
-    /// The slot that points at `position`, whose hash bits are `hash`.
+    /// The slot that points at `position`, whose key's hash is `hash`.
     fn slot_pointing_at(&self, hash: u32, position: usize) -> usize {
-        let mask = self.mask();
+        let mask = self.mask() as usize;
         let mut at = hash as usize & mask;
-        let wanted = slot_of(hash, position);
+        let wanted = self.slot_of(hash, position);
         while self.slots[at] != wanted {
             debug_assert!(self.slots[at] != EMPTY, "every entry has a slot");
             at = (at + 1) & mask;
@@ -384,16 +409,17 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
     }
 
     /// Empties slot `at` and shifts back the slots after it that may move closer to
-    /// their home, so that no probe sequence has a hole.
+    /// their home, so that no probe sequence has a hole. A slot's home comes from its
+    /// key's hash.
     fn vacate(&mut self, mut at: usize) {
-        let mask = self.mask();
+        let mask = self.mask() as usize;
         let mut next = (at + 1) & mask;
         loop {
             let slot = self.slots[next];
             if slot == EMPTY {
                 break;
             }
-            let home = slot_hash(slot) as usize & mask;
+            let home = self.hash_at(self.slot_position(slot)) as usize & mask;
             // Moves back unless its home lies cyclically in (at, next].
             let stays = if at <= next { at < home && home <= next } else { at < home || home <= next };
             if !stays {
@@ -422,7 +448,7 @@ impl<K: std::borrow::Borrow<[u8]>, V> KeyTable<K, V> {
         if index != last {
             let moved_hash = self.hash_at(last);
             let moved_at = self.slot_pointing_at(moved_hash, last);
-            self.slots[moved_at] = slot_of(moved_hash, index);
+            self.slots[moved_at] = self.slot_of(moved_hash, index);
         }
         let removed = self.entries.swap_remove(index);
         if self.entries.is_empty() {
@@ -539,10 +565,10 @@ mod tests {
     }
 
     /// What one key costs in the keyspace's entries: its key (inline up to 22 bytes)
-    /// and its item, nothing beside them (the index adds a slot of 8 bytes).
+    /// and its item, nothing beside them (the index adds a slot of 4 bytes).
     #[test]
     fn a_keyspace_entry_is_its_key_and_its_item() {
-        assert_eq!(std::mem::size_of::<Entry<Key, crate::store::db::Item>>(), 72);
+        assert_eq!(std::mem::size_of::<Entry<Key, crate::store::db::Item>>(), 64);
     }
 
     #[test]

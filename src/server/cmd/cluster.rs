@@ -110,7 +110,7 @@ impl Connection {
             Ok(s) if s < SLOTS && count >= 0 => s,
             _ => return Reply::err("ERR Invalid slot or number of keys"),
         };
-        let store = self.shared.core.store();
+        let mut store = self.shared.core.store();
         let keys = store.db.keys_in_slot(slot, usize::try_from(count).unwrap_or(usize::MAX));
         Reply::Array(keys.into_iter().map(Reply::bulk).collect())
     }

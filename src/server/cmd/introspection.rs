@@ -261,9 +261,12 @@ impl Connection {
                 match store.db.get(&args[2], wall_ms()) {
                     None => Reply::Nil,
                     Some(item) => {
-                        // Key, value and the slot that holds them (hash + key handle + item).
-                        let overhead = 8 + 16 + std::mem::size_of::<crate::store::db::Item>();
-                        Reply::Int((args[2].len() + overhead + item.value.memory_estimate(samples)) as i64)
+                        // Key, value and what holds them: the index's slot (4 bytes), the
+                        // key (its bytes apart when too long to be kept in place) and the item.
+                        use crate::store::table::Key;
+                        let key_bytes = if args[2].len() > Key::INLINE_MAX { args[2].len() } else { 0 };
+                        let overhead = 4 + std::mem::size_of::<Key>() + std::mem::size_of::<crate::store::db::Item>();
+                        Reply::Int((key_bytes + overhead + item.value.memory_estimate(samples)) as i64)
                     }
                 }
             }
