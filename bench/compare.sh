@@ -8,8 +8,10 @@
 # Prints a markdown table with requests/s and the ratio tandem/redis per row (the
 # redis-benchmark tests, then XADD, BITCOUNT and PFADD), then RSS and used_memory after
 # loading 1,000,000 keys of 100-byte values, and (fresh servers each) 1,000,000 small
-# hashes of 10 fields, 1,000,000 small sets of 10 members and 1,000,000 sets of 10
-# integers (SMALL=0 leaves them out; SMALL_KINDS="sets intsets" picks some). THROUGHPUT=0
+# hashes of 10 fields, 1,000,000 small sets of 10 members, 1,000,000 sets of 10
+# integers, 1,000,000 small sorted sets and lists of 10 members, and 1,000,000 keys of
+# 100-byte values with a TTL (SMALL=0 leaves them out; SMALL_KINDS="sets intsets" picks
+# some). THROUGHPUT=0
 # skips the throughput rows and the 100-byte keys (the small containers alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,7 +116,7 @@ fi
 
 # Small containers, on fresh servers (RSS does not go back down after FLUSHALL).
 [ "${SMALL:-1}" = 1 ] || exit 0
-for kind in ${SMALL_KINDS:-hashes sets intsets}; do
+for kind in ${SMALL_KINDS:-hashes sets intsets zsets lists volatile}; do
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()
@@ -126,5 +128,9 @@ for kind in ${SMALL_KINDS:-hashes sets intsets}; do
   redis-cli -p "$REDIS_PORT" --pipe <"$work/load.resp" >/dev/null
   redis-cli -p "$TANDEM_PORT" --pipe <"$work/load.resp" >/dev/null
   sleep 3
-  memory_table "memory after $KEYS small $kind (10 each)"
+  if [ "$kind" = volatile ]; then
+    memory_table "memory after $KEYS keys × 100 B with a TTL"
+  else
+    memory_table "memory after $KEYS small $kind (10 each)"
+  fi
 done

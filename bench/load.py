@@ -6,6 +6,10 @@ and Redis in every benchmark.
     load.py N hashes     HSET hash:…  with 10 fields (field:0…field:9, 8-byte values)
     load.py N sets       SADD set:…   with 10 members (member:0…member:9)
     load.py N intsets    SADD iset:…  with 10 integer members (1000…1009)
+    load.py N lists      RPUSH list:… with 10 elements (element:0…element:9)
+    load.py N zsets      ZADD zset:…  with 10 members (member:0…member:9, scores 0…9)
+    load.py N volatile   SET vkey:… of 100-byte values with a TTL of a day (PX), as
+                         sessions and cache entries are kept
 """
 import sys
 
@@ -39,5 +43,19 @@ elif kind == "intsets":
     members = [b"%d" % (1000 + m) for m in range(10)]
     for i in range(n):
         command(b"SADD", b"iset:%010d" % i, *members)
+elif kind == "lists":
+    elements = [b"element:%d" % e for e in range(10)]
+    for i in range(n):
+        command(b"RPUSH", b"list:%010d" % i, *elements)
+elif kind == "zsets":
+    pairs = []
+    for m in range(10):
+        pairs += [b"%d" % m, b"member:%d" % m]
+    for i in range(n):
+        command(b"ZADD", b"zset:%010d" % i, *pairs)
+elif kind == "volatile":
+    value = b"v" * 100
+    for i in range(n):
+        command(b"SET", b"vkey:%010d" % i, value, b"PX", b"86400000")
 else:
-    sys.exit(f"unknown kind {kind!r}: strings, hashes, sets or intsets")
+    sys.exit(f"unknown kind {kind!r}: strings, hashes, sets, intsets, lists, zsets or volatile")

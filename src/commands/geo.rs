@@ -11,6 +11,8 @@
 //! `_RO` forms are reads). Their STORE key is a second key in the arguments
 //! (`movablekeys`): in a multi-stripe array it must share the source's slot.
 
+use std::ops::Bound;
+
 use bytes::Bytes;
 
 use super::flags::*;
@@ -429,10 +431,10 @@ fn find(z: &ZSet, search: &Search, limit: usize) -> Vec<Found> {
         }
         let (min, max) = cell.score_range();
         let low = (crate::store::value::Score(min), Blob::default());
-        for (score, member) in z.order.range(low..).take_while(|(s, _)| s.0 < max) {
+        for (score, member) in z.range(Bound::Included(low), Bound::Unbounded).take_while(|(s, _)| s.0 < max) {
             let (lon, lat) = geohash::position_of(score.0);
             if let Some(dist_meters) = search.distance_if_inside(lon, lat) {
-                found.push(Found { member: member.clone(), score: score.0, lon, lat, dist_meters });
+                found.push(Found { member: Blob::from(member), score: score.0, lon, lat, dist_meters });
             }
             if limit != 0 && found.len() >= limit {
                 break;
@@ -511,7 +513,7 @@ fn search_write(ctx: &mut WriteCtx, args: &[Bytes], variant: Variant) -> CmdResu
     for f in found {
         stored.insert(&f.member, if q.store_dist { f.dist_meters / to_meters } else { f.score });
     }
-    ctx.set(&dest, Value::ZSet(Box::new(stored)));
+    ctx.set(&dest, Value::ZSet(stored));
     let event = if variant == Variant::SearchStore { "geosearchstore" } else { "georadiusstore" };
     ctx.notify(b'z', event, &dest);
     Ok(Reply::Int(count as i64))

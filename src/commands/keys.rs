@@ -691,7 +691,7 @@ mod tests {
         let mut zset = ZSet::new();
         zset.insert(b"m", 1.5);
         zset.insert(b"n", -2.0);
-        st.db.insert(b"z", Value::ZSet(Box::new(zset)), T0);
+        st.db.insert(b"z", Value::ZSet(zset), T0);
         st
     }
 

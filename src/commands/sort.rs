@@ -203,7 +203,7 @@ fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blo
             }
             s.iter().map(|m| Blob::from(&*m)).collect()
         }
-        Some(Value::ZSet(z)) => z.order.iter().map(|(_, m)| m.clone()).collect(),
+        Some(Value::ZSet(z)) => z.sorted().map(|(_, m)| Blob::from(m)).collect(),
         Some(_) => return Err(Reply::err(WRONGTYPE)),
     })
 }

@@ -171,7 +171,7 @@ impl<'a> Source<'a> {
     fn entries(&self) -> Box<dyn Iterator<Item = (Member<'a>, f64)> + 'a> {
         match *self {
             Source::Missing => Box::new(std::iter::empty()),
-            Source::ZSet(z) => Box::new(z.order.iter().map(|(s, m)| (Member::Lent(&m[..]), s.0))),
+            Source::ZSet(z) => Box::new(z.sorted().map(|(s, m)| (Member::Lent(m), s.0))),
             Source::Set(s) => Box::new(s.iter().map(|m| (m, 1.0))),
         }
     }
@@ -313,9 +313,9 @@ fn combine(c: &Combine<'_>, op: SetOp) -> ZSet {
 
 fn members_reply(z: &ZSet, with_scores: bool) -> Reply {
     if with_scores {
-        Reply::Pairs(z.order.iter().map(|(s, m)| (Reply::bulk(m), Reply::Double(s.0))).collect())
+        Reply::Pairs(z.sorted().map(|(s, m)| (Reply::bulk(m), Reply::Double(s.0))).collect())
     } else {
-        Reply::Array(z.order.iter().map(|(_, m)| Reply::bulk(m)).collect())
+        Reply::Array(z.sorted().map(|(_, m)| Reply::bulk(m)).collect())
     }
 }
 
@@ -337,7 +337,7 @@ fn combine_store(ctx: &mut WriteCtx, args: &[Bytes], op: SetOp, event: &'static 
         return Ok(Reply::Int(0));
     }
     let len = result.len();
-    ctx.set(dest, Value::ZSet(Box::new(result)));
+    ctx.set(dest, Value::ZSet(result));
     ctx.notify(b'z', event, dest);
     Ok(Reply::Int(len as i64))
 }
@@ -380,8 +380,8 @@ fn pop_members(ctx: &mut WriteCtx, key: &[u8], max: bool, count: usize) -> Resul
     let z = value.as_zset_mut()?;
     let mut popped = Vec::new();
     while popped.len() < count {
-        let end = if max { z.order.last() } else { z.order.first() };
-        let Some((score, member)) = end.cloned() else { break };
+        let end = if max { z.last() } else { z.first() };
+        let Some((score, member)) = end.map(|(s, m)| (s, Blob::from(m))) else { break };
         z.remove(&member);
         popped.push((member, score.0));
     }

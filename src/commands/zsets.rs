@@ -164,7 +164,7 @@ const ERR_WITHSCORES_LEX: &str = "ERR syntax error, WITHSCORES not supported in 
 type Entry = (Score, Blob);
 
 /// Entries borrowed from a sorted set, in either direction.
-type Entries<'a> = Box<dyn DoubleEndedIterator<Item = &'a Entry> + 'a>;
+type Entries<'a> = crate::store::zset::Sorted<'a>;
 
 /// The sorted set at `key` for a read, `None` if absent, WRONGTYPE if not a zset.
 fn read_zset<'a>(ctx: &mut ReadCtx<'a>, key: &[u8]) -> Result<Option<&'a ZSet>, Reply> {
@@ -242,19 +242,9 @@ fn next_up(x: f64) -> f64 {
     }
 }
 
-/// `z.order.range(low, high)`, or nothing when the bounds cross: `BTreeSet::range`
-/// panics on crossed bounds, and client input decides them.
+/// `z.range(low, high)`: nothing when the bounds cross (client input decides them).
 fn checked_range(z: &ZSet, low: Bound<Entry>, high: Bound<Entry>) -> Entries<'_> {
-    let ordered = match (&low, &high) {
-        (Bound::Included(a), Bound::Included(b)) => a <= b,
-        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a < b,
-        _ => true,
-    };
-    if ordered {
-        Box::new(z.order.range((low, high)))
-    } else {
-        Box::new(std::iter::empty())
-    }
+    z.range(low, high)
 }
 
 // --- lex ranges ---
@@ -324,7 +314,7 @@ impl LexRange {
     /// score is equal; then members are in byte order and a B-tree range finds them.
     /// With mixed scores, every member in range is returned, in score order.
     fn entries<'a>(&self, z: &'a ZSet) -> Entries<'a> {
-        let (Some(first), Some(last)) = (z.order.first(), z.order.last()) else {
+        let (Some(first), Some(last)) = (z.first(), z.last()) else {
             return Box::new(std::iter::empty());
         };
         if self.is_empty() {
@@ -332,7 +322,7 @@ impl LexRange {
         }
         if first.0 != last.0 {
             let range = self.clone();
-            return Box::new(z.order.iter().filter(move |(_, m)| range.contains(m)));
+            return Box::new(z.sorted().filter(move |(_, m)| range.contains(m)));
         }
         let score = first.0;
         let at = |member: &Blob| (score, member.clone());
@@ -438,10 +428,10 @@ fn parse_range_query(args: &[Bytes], min_at: usize, mut kind: RangeKind, mut rev
 }
 
 /// The entries `query` selects from `z`, in reply order.
-fn select<'a>(z: &'a ZSet, query: &RangeQuery) -> Vec<&'a Entry> {
+fn select<'a>(z: &'a ZSet, query: &RangeQuery) -> Vec<(Score, &'a [u8])> {
     let (entries, skip, take): (Entries<'a>, usize, usize) = match &query.span {
         Span::Rank(start, stop) => match rank_span(*start, *stop, z.len()) {
-            Some((first, count)) => (Box::new(z.order.iter()), first, count),
+            Some((first, count)) => (z.sorted(), first, count),
             None => return Vec::new(),
         },
         // LIMIT: a negative offset selects nothing, a negative count is no limit.
@@ -462,7 +452,7 @@ fn to_usize(n: i64) -> usize {
 }
 
 /// Members, or member/score pairs (flat in RESP2, nested in RESP3, as Redis 7).
-fn entries_reply(entries: &[&Entry], with_scores: bool) -> Reply {
+fn entries_reply(entries: &[(Score, &[u8])], with_scores: bool) -> Reply {
     if with_scores {
         Reply::Pairs(entries.iter().map(|(s, m)| (Reply::bulk(m), Reply::Double(s.0))).collect())
     } else {
@@ -520,7 +510,7 @@ fn zrangestore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         }
         return Ok(Reply::Int(0));
     }
-    ctx.set(dst, Value::ZSet(Box::new(picked)));
+    ctx.set(dst, Value::ZSet(picked));
     ctx.notify(b'z', "zrangestore", dst);
     Ok(Reply::Int(count as i64))
 }
@@ -580,7 +570,7 @@ fn add_pairs(ctx: &mut WriteCtx, key: &[u8], flags: AddFlags, pairs: &[(f64, &[u
     if flags.xx && ctx.get(key).map(Value::as_zset).transpose()?.is_none() {
         return Ok(skipped_reply);
     }
-    let z = ctx.get_checked_or_insert(key, |v| v.as_zset().map(drop), || Value::ZSet(Box::default()))?.as_zset_mut()?;
+    let z = ctx.get_checked_or_insert(key, |v| v.as_zset().map(drop), || Value::ZSet(ZSet::default()))?.as_zset_mut()?;
     let (mut added, mut changed, mut last) = (0i64, 0i64, None);
     let mut failure = None;
     for &(score, member) in pairs {
@@ -693,7 +683,7 @@ fn remove_chosen(ctx: &mut WriteCtx, key: &[u8], event: &'static str, choose: im
 }
 
 fn members(entries: Entries<'_>) -> Vec<Blob> {
-    entries.map(|(_, m)| m.clone()).collect()
+    entries.map(|(_, m)| Blob::from(m)).collect()
 }
 
 fn zremrangebyscore(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
@@ -709,7 +699,7 @@ fn zremrangebylex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 fn zremrangebyrank(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let (start, stop) = (int_arg(&args[2])?, int_arg(&args[3])?);
     remove_chosen(ctx, &args[1], "zremrangebyrank", |z| match rank_span(start, stop, z.len()) {
-        Some((first, count)) => members(Box::new(z.order.iter().skip(first).take(count))),
+        Some((first, count)) => z.sorted().skip(first).take(count).map(|(_, m)| Blob::from(m)).collect(),
         None => Vec::new(),
     })
 }
@@ -732,8 +722,8 @@ fn zpop(ctx: &mut WriteCtx, args: &[Bytes], max: bool) -> CmdResult {
     }
     let mut popped = Vec::new();
     for _ in 0..count.unwrap_or(1).min(z.len()) {
-        let end = if max { z.order.last() } else { z.order.first() };
-        let Some((score, member)) = end.cloned() else {
+        let end = if max { z.last() } else { z.first() };
+        let Some((score, member)) = end.map(|(s, m)| (s, Blob::from(m))) else {
             break;
         };
         z.remove(&member);
@@ -763,7 +753,7 @@ fn zrandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     if args.len() == 2 {
         let Some(z) = read_zset(ctx, key)? else { return Ok(Reply::Nil) };
-        let pick = super::sets::random_index(ctx.rng, z.len()).and_then(|i| z.scores.get_index(i));
+        let pick = super::sets::random_index(ctx.rng, z.len()).and_then(|i| z.get_index(i));
         return Ok(pick.map_or(Reply::Nil, |(m, _)| Reply::bulk(m)));
     }
     let count = super::sets::random_count_arg(&args[2])?;
@@ -778,14 +768,11 @@ fn zrandmember(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some(z) = read_zset(ctx, key)? else { return Ok(empty_array()) };
     // Asking for the whole set (or more) answers it in score order, as Redis does
     // for a listpack.
-    let picks: Vec<(&Blob, f64)> = if count >= 0 && usize::try_from(count).is_ok_and(|c| c >= z.len()) {
-        z.order.iter().map(|(s, m)| (m, s.0)).collect()
+    let picks: Vec<(&[u8], f64)> = if count >= 0 && usize::try_from(count).is_ok_and(|c| c >= z.len()) {
+        z.sorted().map(|(s, m)| (m, s.0)).collect()
     } else {
-        super::sets::pick_indices(ctx.rng, z.len(), count)?
-            .into_iter()
-            .filter_map(|i| z.scores.get_index(i))
-            .map(|(m, s)| (m, *s))
-            .collect()
+        let indexed = z.indexed();
+        super::sets::pick_indices(ctx.rng, z.len(), count)?.into_iter().filter_map(|i| indexed.get(i)).collect()
     };
     Ok(if with_scores {
         Reply::Pairs(picks.into_iter().map(|(m, s)| (Reply::bulk(m), Reply::Double(s))).collect())
@@ -858,15 +845,16 @@ fn zscan(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let opts = scan::parse_options(&args[3..], false, false)?;
     let (positions, next) = scan::step(z.len(), cursor, opts.count);
     let mut items = Vec::new();
+    let indexed = z.indexed();
     for i in positions.rev() {
-        let Some((member, score)) = z.scores.get_index(i) else {
+        let Some((member, score)) = indexed.get(i) else {
             continue;
         };
         if opts.pattern.as_ref().is_some_and(|p| !glob_match(p, member, false)) {
             continue;
         }
         items.push(Reply::bulk(member));
-        items.push(Reply::bulk_double(*score));
+        items.push(Reply::bulk_double(score));
     }
     Ok(scan::reply(next, items))
 }

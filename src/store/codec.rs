@@ -131,7 +131,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::ZSet(zset) => {
             out.push(TAG_ZSET);
             put_varint(out, zset.len() as u64);
-            for (member, score) in zset.scores.iter() {
+            for (member, score) in zset.iter() {
                 put_bytes(out, member);
                 out.extend_from_slice(&score.to_bits().to_le_bytes());
             }
@@ -318,7 +318,7 @@ impl<'a> Decoder<'a> {
             TAG_LIST => self.list().map(|l| Value::List(Box::new(l))),
             TAG_HASH => self.hash().map(Value::Hash),
             TAG_SET => self.set().map(Value::Set),
-            TAG_ZSET => self.zset().map(|z| Value::ZSet(Box::new(z))),
+            TAG_ZSET => self.zset().map(Value::ZSet),
             TAG_STREAM => super::stream::codec::decode(self).map(|s| Value::Stream(Box::new(s))),
             found => Err(CodecError::UnknownTag { offset, found }),
         }
@@ -376,7 +376,6 @@ impl<'a> Decoder<'a> {
         // A member is at least its length byte, a score exactly 8 bytes.
         let len = self.container_len("sorted set length", 9)?;
         let mut zset = ZSet::new();
-        zset.scores.reserve(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
             let offset = self.pos;
             let member = self.bytes("sorted set member")?;
@@ -463,7 +462,7 @@ mod tests {
             Value::List(Box::new(list)),
             Value::Hash(hash),
             Value::Set(set),
-            Value::ZSet(Box::new(zset)),
+            Value::ZSet(zset),
         ]
     }
 

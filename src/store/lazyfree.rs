@@ -56,7 +56,8 @@ pub fn effort(value: &Value) -> usize {
         Value::Hash(h) => h.len(),
         Value::Set(s) if s.is_packed() => 1,
         Value::Set(s) => s.len(),
-        Value::ZSet(z) => z.scores.len(),
+        Value::ZSet(z) if z.is_packed() => 1,
+        Value::ZSet(z) => z.len(),
         Value::Stream(s) => s.entries.node_count() + s.groups.values().map(|g| 1 + g.pending.len()).sum::<usize>(),
     }
 }

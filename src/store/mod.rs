@@ -25,6 +25,7 @@ pub mod stream;
 pub mod table;
 pub mod value;
 pub mod watch;
+pub mod zset;
 
 use bytes::Bytes;
 use rand_core::SeedableRng;
@@ -738,7 +739,7 @@ fn hash_value(h: &mut Fnv, value: &Value) {
             h.write(v);
         }),
         Value::Set(s) => s.iter().for_each(|m| h.write(&m)),
-        Value::ZSet(z) => z.order.iter().for_each(|(score, m)| {
+        Value::ZSet(z) => z.sorted().for_each(|(score, m)| {
             h.write(&score.0.to_bits().to_le_bytes());
             h.write(m);
         }),

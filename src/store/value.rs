@@ -3,9 +3,7 @@
 //! operations applied — never on the hasher's random seed — which keeps replicas that
 //! applied the same entries identical, SCAN cursors meaningful, and random picks O(1).
 
-use std::collections::{BTreeSet, VecDeque};
-
-use indexmap::IndexMap;
+use std::collections::VecDeque;
 
 use crate::protocol::reply::Reply;
 use crate::store::stream::Stream;
@@ -18,6 +16,7 @@ pub type Hasher = foldhash::fast::RandomState;
 
 pub use crate::store::hash::HashValue;
 pub use crate::store::set::SetValue;
+pub use crate::store::zset::ZSet;
 pub type ListValue = VecDeque<crate::store::table::Key>;
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -32,7 +31,8 @@ pub enum Value {
     Hash(HashValue),
     /// Inline, as a hash.
     Set(SetValue),
-    ZSet(Box<ZSet>),
+    /// Inline, as a hash.
+    ZSet(ZSet),
     Stream(Box<Stream>),
 }
 
@@ -156,10 +156,7 @@ impl Value {
             }
             Value::Hash(h) => h.heap_bytes(samples),
             Value::Set(s) => s.heap_bytes(samples),
-            Value::ZSet(z) => {
-                let seen: usize = z.scores.iter().take(samples).map(|(m, _)| 2 * m.len() + 3 * SLOT).sum();
-                scaled(z.len(), z.len().min(samples), seen)
-            }
+            Value::ZSet(z) => z.heap_bytes(samples),
             Value::Stream(s) => s.memory_estimate(),
         }
     }
@@ -183,68 +180,6 @@ impl Ord for Score {
     }
 }
 
-/// A sorted set: members by name (for ZSCORE and ZSCAN) and by (score, member) for
-/// ranges. Both always hold the same members.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ZSet {
-    pub scores: IndexMap<Blob, f64, Hasher>,
-    pub order: BTreeSet<(Score, Blob)>,
-}
-
-impl ZSet {
-    pub fn new() -> ZSet {
-        ZSet::default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.scores.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
-    }
-
-    pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.scores.get(member).copied()
-    }
-
-    /// Sets `member`'s score; returns the previous score if it was present.
-    pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        // -0.0 and 0.0 compare equal for users but not under total_cmp: store one zero.
-        let score = if score == 0.0 { 0.0 } else { score };
-        match self.scores.get_mut(member) {
-            Some(old) => {
-                let previous = *old;
-                if previous.total_cmp(&score).is_ne() {
-                    *old = score;
-                    self.order.remove(&(Score(previous), Blob::from(member)));
-                    self.order.insert((Score(score), Blob::from(member)));
-                }
-                Some(previous)
-            }
-            None => {
-                self.scores.insert(Blob::from(member), score);
-                self.order.insert((Score(score), Blob::from(member)));
-                None
-            }
-        }
-    }
-
-    /// Removes `member`; returns its score if it was present.
-    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let score = self.scores.swap_remove(member)?;
-        self.order.remove(&(Score(score), Blob::from(member)));
-        Some(score)
-    }
-
-    /// 0-based rank of `member` in ascending order. O(n): walks the order.
-    pub fn rank(&self, member: &[u8]) -> Option<usize> {
-        let score = self.score(member)?;
-        let key = (Score(score), Blob::from(member));
-        Some(self.order.range(..&key).count())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,18 +188,5 @@ mod tests {
     fn value_stays_small() {
         // Most keys are strings: the enum must not grow past a Vec.
         assert!(std::mem::size_of::<Value>() <= 32, "Value is {} bytes", std::mem::size_of::<Value>());
-    }
-
-    #[test]
-    fn zset_keeps_both_indexes_in_step() {
-        let mut z = ZSet::new();
-        assert_eq!(z.insert(b"a", 2.0), None);
-        assert_eq!(z.insert(b"b", 1.0), None);
-        assert_eq!(z.insert(b"a", 0.5), Some(2.0));
-        assert_eq!(z.rank(b"a"), Some(0));
-        assert_eq!(z.rank(b"b"), Some(1));
-        assert_eq!(z.remove(b"a"), Some(0.5));
-        assert_eq!(z.order.len(), 1);
-        assert_eq!(z.scores.len(), 1);
     }
 }
