@@ -160,8 +160,6 @@ const ERR_LEX_RANGE: &str = "ERR min or max not valid string range item";
 const ERR_LIMIT_RANK: &str = "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
 const ERR_WITHSCORES_LEX: &str = "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
 
-/// An entry of the score order: what range selections yield.
-type Entry = (Score, Blob);
 
 /// Entries borrowed from a sorted set, in either direction.
 type Entries<'a> = crate::store::zset::Sorted<'a>;
@@ -225,7 +223,7 @@ impl ScoreRange {
             (false, true) => Bound::Unbounded,
             (false, false) => Bound::Excluded(at(next_up(self.max))),
         };
-        checked_range(z, low, high)
+        z.range(low, high)
     }
 }
 
@@ -240,11 +238,6 @@ fn next_up(x: f64) -> f64 {
     } else {
         f64::from_bits(x.to_bits() - 1)
     }
-}
-
-/// `z.range(low, high)`: nothing when the bounds cross (client input decides them).
-fn checked_range(z: &ZSet, low: Bound<Entry>, high: Bound<Entry>) -> Entries<'_> {
-    z.range(low, high)
 }
 
 // --- lex ranges ---
@@ -336,7 +329,7 @@ impl LexRange {
             LexBound::Exclusive(m) => Bound::Excluded(at(m)),
             LexBound::Min | LexBound::Max => Bound::Unbounded,
         };
-        checked_range(z, low, high)
+        z.range(low, high)
     }
 }
 

@@ -153,13 +153,13 @@ impl std::fmt::Debug for Member<'_> {
 const _: () = assert!(usize::BITS == 64, "a packed set's integers need a 64-bit usize");
 
 /// Appends `value` as a zigzag varint (small magnitudes of either sign take few bytes).
-fn put_int(out: &mut Vec<u8>, value: i64) {
+pub(super) fn put_int(out: &mut Vec<u8>, value: i64) {
     super::hash::put_len(out, ((value << 1) ^ (value >> 63)) as u64 as usize);
 }
 
 /// Reads a zigzag varint at `*pos`, moving past it. The buffer is only ever written
 /// by `put_int`, so it is well formed.
-fn read_int(bytes: &[u8], pos: &mut usize) -> i64 {
+pub(super) fn read_int(bytes: &[u8], pos: &mut usize) -> i64 {
     let n = super::hash::read_len(bytes, pos) as u64;
     ((n >> 1) as i64) ^ -((n & 1) as i64)
 }

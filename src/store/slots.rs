@@ -64,14 +64,18 @@ impl SlotIndex {
         self.head = vec![NIL; usize::from(SLOTS)];
         self.links = Vec::with_capacity(keys.len());
         for (pos, (key, _)) in keys.iter().enumerate() {
-            let slot = usize::from(key_slot(key));
-            let old_head = self.head[slot];
-            self.links.push(SlotLinks { prev: NIL, next: old_head });
-            if old_head != NIL {
-                self.links[old_head as usize].prev = pos as u32;
-            }
-            self.head[slot] = pos as u32;
+            self.push_link(pos as u32, usize::from(key_slot(key)));
         }
+    }
+
+    /// Makes the key at `pos`, the last position, the head of `slot`'s list.
+    fn push_link(&mut self, pos: u32, slot: usize) {
+        let old_head = self.head[slot];
+        self.links.push(SlotLinks { prev: NIL, next: old_head });
+        if old_head != NIL {
+            self.links[old_head as usize].prev = pos;
+        }
+        self.head[slot] = pos;
     }
 
     pub fn count(&self, slot: u16) -> usize {
@@ -113,13 +117,7 @@ impl SlotIndex {
             return;
         }
         debug_assert_eq!(pos, self.links.len(), "a new key takes the last position");
-        let pos = pos as u32;
-        let old_head = self.head[slot];
-        self.links.push(SlotLinks { prev: NIL, next: old_head });
-        if old_head != NIL {
-            self.links[old_head as usize].prev = pos;
-        }
-        self.head[slot] = pos;
+        self.push_link(pos as u32, slot);
     }
 
     /// Takes the key at `pos` out of its slot, before it is swap-removed from `keys`

@@ -20,6 +20,7 @@ use std::ops::Bound;
 use indexmap::IndexMap;
 
 use super::hash::{put_len, read_len};
+use super::set::{put_int, read_int};
 use super::value::{Blob, Hasher, Score};
 
 /// The most members a packed sorted set holds (Redis's `zset-max-listpack-entries`
@@ -89,7 +90,7 @@ fn put_member(out: &mut Vec<u8>, member: &[u8], score: f64) {
     match as_int(score) {
         Some(int) => {
             put_len(out, member.len() << 1);
-            put_len(out, ((int << 1) ^ (int >> 63)) as u64 as usize);
+            put_int(out, int);
         }
         None => {
             put_len(out, (member.len() << 1) | 1);
@@ -125,8 +126,7 @@ impl<'a> Iterator for PackedIter<'a> {
         let start = self.pos;
         let head = read_len(self.bytes, &mut self.pos);
         let score = if head & 1 == 0 {
-            let n = read_len(self.bytes, &mut self.pos) as u64;
-            (((n >> 1) as i64) ^ -((n & 1) as i64)) as f64
+            read_int(self.bytes, &mut self.pos) as f64
         } else {
             let mut raw = [0u8; 8];
             raw.copy_from_slice(&self.bytes[self.pos..self.pos + 8]);
