@@ -160,7 +160,6 @@ const ERR_LEX_RANGE: &str = "ERR min or max not valid string range item";
 const ERR_LIMIT_RANK: &str = "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
 const ERR_WITHSCORES_LEX: &str = "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
 
-
 /// Entries borrowed from a sorted set, in either direction.
 type Entries<'a> = crate::store::zset::Sorted<'a>;
 
