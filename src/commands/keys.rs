@@ -680,8 +680,8 @@ mod tests {
     fn store_with_every_type() -> Store {
         let mut st = Store::new();
         st.db.insert(b"s", Value::Str(b"v".to_vec()), T0);
-        let list: ListValue = ["a", "b", "a"].iter().map(|s| s.as_bytes().into()).collect();
-        st.db.insert(b"l", Value::List(Box::new(list)), T0);
+        let list: ListValue = ["a", "b", "a"].iter().map(|s| s.as_bytes()).collect();
+        st.db.insert(b"l", Value::List(list), T0);
         let mut hash = HashValue::default();
         hash.insert(b"f", b"v", crate::store::hash::Packing::DEFAULT);
         st.db.insert(b"h", Value::Hash(hash), T0);

@@ -70,17 +70,20 @@ impl End {
         }
     }
 
-    fn pop(self, list: &mut ListValue) -> Option<Key> {
-        match self {
-            End::Left => list.pop_front(),
-            End::Right => list.pop_back(),
-        }
+    /// Pops up to `n` elements, in the order they come off.
+    fn pop(self, list: &mut ListValue, n: usize) -> Vec<Key> {
+        list.pop(self == End::Left, n)
     }
 
-    fn push(self, list: &mut ListValue, element: Key) {
+    /// Pushes each element in turn.
+    fn push<'a, I>(self, list: &mut ListValue, elements: I)
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: Clone,
+    {
         match self {
-            End::Left => list.push_front(element),
-            End::Right => list.push_back(element),
+            End::Left => list.push_front(elements),
+            End::Right => list.push_back(elements),
         }
     }
 
@@ -102,7 +105,7 @@ impl End {
 // --- shared helpers ---
 
 fn new_list() -> Value {
-    Value::List(Box::default())
+    Value::List(ListValue::default())
 }
 
 /// The list at `key` for a reader: `None` if absent, WRONGTYPE if not a list.
@@ -168,8 +171,7 @@ fn pop_elements(ctx: &mut WriteCtx, key: &[u8], end: End, count: usize) -> Resul
     let Some(list) = write_list(ctx, key)? else {
         return Ok(Vec::new());
     };
-    let taken = count.min(list.len());
-    let popped: Vec<Key> = (0..taken).filter_map(|_| end.pop(list)).collect();
+    let popped = end.pop(list, count);
     if !popped.is_empty() {
         ctx.notify(b'l', end.pop_event(), key);
         ctx.remove_if_empty(key);
@@ -185,9 +187,7 @@ fn push_command(ctx: &mut WriteCtx, args: &[Bytes], end: End, only_existing: boo
         return Ok(Reply::Int(0));
     }
     let list = ctx.get_checked_or_insert(key, |v| v.as_list().map(drop), new_list)?.as_list_mut()?;
-    for element in &args[2..] {
-        end.push(list, Key::from(&element[..]));
-    }
+    end.push(list, args[2..].iter().map(|e| &e[..]));
     let len = list.len();
     ctx.notify(b'l', end.push_event(), key);
     ctx.signal_ready(key);
@@ -203,14 +203,14 @@ fn move_element(ctx: &mut WriteCtx, source: &[u8], destination: &[u8], from: End
         return Ok(Reply::Nil);
     }
     ctx.get(destination).map(Value::as_list).transpose()?;
-    let Some(element) = write_list(ctx, source)?.and_then(|list| from.pop(list)) else {
+    let Some(element) = write_list(ctx, source)?.and_then(|list| from.pop(list, 1).pop()) else {
         return Ok(Reply::Nil);
     };
     let reply = Reply::bulk(&element);
     // The source key stays in place (even if now empty) until the push is done, so a
     // rotation of a one-element list pushes back into the same list.
     let list = ctx.get_or_insert(destination, new_list).as_list_mut()?;
-    to.push(list, element);
+    to.push(list, [&element[..]]);
     ctx.notify(b'l', to.push_event(), destination);
     ctx.signal_ready(destination);
     ctx.notify(b'l', from.pop_event(), source);
@@ -276,7 +276,7 @@ fn lrange(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some((first, last)) = resolve_range(start, end, list.len()) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    Ok(Reply::Array(list.range(first..=last).map(|e| Reply::bulk(e)).collect()))
+    Ok(Reply::Array(list.range(first, last).map(Reply::bulk).collect()))
 }
 
 fn lindex(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
@@ -285,7 +285,7 @@ fn lindex(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     let index = int_arg(&args[2])?;
-    Ok(resolve_index(index, list.len()).and_then(|i| list.get(i)).map_or(Reply::Nil, |e| Reply::bulk(e)))
+    Ok(resolve_index(index, list.len()).and_then(|i| list.get(i)).map_or(Reply::Nil, Reply::bulk))
 }
 
 /// LPOS's options: which match to start from, how many to report, how far to look.
@@ -339,11 +339,10 @@ fn lpos(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
         Some(0) => usize::MAX,
         Some(n) => n,
     };
-    let matches = |i: usize| list.get(i).is_some_and(|e| **e == *element);
     let positions: Vec<usize> = if options.rank > 0 {
-        (0..scan).filter(|&i| matches(i)).skip(skip).take(wanted).collect()
+        list.iter().take(scan).enumerate().filter(|(_, e)| *e == element).map(|(i, _)| i).skip(skip).take(wanted).collect()
     } else {
-        (0..scan).map(|k| len - 1 - k).filter(|&i| matches(i)).skip(skip).take(wanted).collect()
+        list.iter().rev().take(scan).enumerate().filter(|(_, e)| *e == element).map(|(k, _)| len - 1 - k).skip(skip).take(wanted).collect()
     };
     let mut ints = positions.into_iter().map(|i| Reply::Int(i as i64));
     match options.count {
@@ -360,8 +359,8 @@ fn lset(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         return Err(Reply::err(ERR_NO_KEY));
     };
     let index = int_arg(&args[2])?;
-    let slot = resolve_index(index, list.len()).and_then(|i| list.get_mut(i)).ok_or(Reply::err(ERR_INDEX))?;
-    *slot = Key::from(&args[3][..]);
+    let at = resolve_index(index, list.len()).ok_or(Reply::err(ERR_INDEX))?;
+    list.set(at, &args[3]);
     ctx.notify(b'l', "lset", key);
     Ok(OK)
 }
@@ -378,13 +377,13 @@ fn lrem(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         0 => usize::MAX,
         n => usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX),
     };
-    let total = list.iter().filter(|e| ***e == *element).count();
+    let total = list.iter().filter(|e| *e == element).count();
     let removing = total.min(limit);
     // Removing the last `removing` matches = keeping the first `total - removing`.
     let mut keep_first = if count < 0 { total - removing } else { 0 };
     let mut left = removing;
     list.retain(|e| {
-        if **e != *element || left == 0 {
+        if e != element || left == 0 {
             return true;
         }
         if keep_first > 0 {
@@ -409,10 +408,7 @@ fn ltrim(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     };
     match resolve_range(start, end, list.len()) {
         None => list.clear(),
-        Some((first, last)) => {
-            list.truncate(last + 1);
-            list.drain(..first);
-        }
+        Some((first, last)) => list.keep_range(first, last),
     }
     // Redis records `ltrim` even when nothing was trimmed.
     ctx.notify(b'l', "ltrim", key);
@@ -432,10 +428,10 @@ fn linsert(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let Some(list) = write_list(ctx, key)? else {
         return Ok(Reply::Int(0));
     };
-    let Some(at) = list.iter().position(|e| **e == *pivot) else {
+    let Some(at) = list.iter().position(|e| e == pivot) else {
         return Ok(Reply::Int(-1));
     };
-    list.insert(if after { at + 1 } else { at }, Key::from(&args[4][..]));
+    list.insert(if after { at + 1 } else { at }, &args[4]);
     let len = list.len();
     ctx.notify(b'l', "linsert", key);
     ctx.signal_ready(key);

@@ -196,7 +196,7 @@ fn compare(a: &(Blob, Key), b: &(Blob, Key)) -> std::cmp::Ordering {
 fn elements(db: &Db, now_ms: u64, key: &[u8], o: &mut Options) -> Result<Vec<Blob>, Reply> {
     Ok(match db.get(key, now_ms).map(|item| &item.value) {
         None => Vec::new(),
-        Some(Value::List(l)) => l.iter().map(|e| Blob::from(&e[..])).collect(),
+        Some(Value::List(l)) => l.iter().map(Blob::from).collect(),
         Some(Value::Set(s)) => {
             if o.dont_sort && o.order_sets {
                 (o.dont_sort, o.alpha, o.by) = (false, true, None);
@@ -289,8 +289,8 @@ fn sort(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     // GET of a missing key stores an empty string.
-    let list = values.into_iter().map(|v| crate::store::table::Key::from(v.unwrap_or_default())).collect();
-    ctx.set(&dest, Value::List(Box::new(list)));
+    let list = values.iter().map(|v| v.as_deref().unwrap_or_default()).collect();
+    ctx.set(&dest, Value::List(list));
     ctx.notify(b'l', "sortstore", &dest);
     Ok(Reply::Int(count as i64))
 }

@@ -27,9 +27,6 @@
 //!
 //! This module knows nothing of keys, TTLs or commands.
 
-use std::collections::VecDeque;
-
-use super::table::Key;
 use super::value::{HashValue, ListValue, SetValue, Value, ZSet};
 
 /// The version written in DUMP payloads. Version 2 added streams (tag 5); RESTORE
@@ -315,7 +312,7 @@ impl<'a> Decoder<'a> {
         let offset = self.pos;
         match self.u8("a type tag")? {
             TAG_STR => Ok(Value::Str(self.bytes("string bytes")?.to_vec())),
-            TAG_LIST => self.list().map(|l| Value::List(Box::new(l))),
+            TAG_LIST => self.list().map(Value::List),
             TAG_HASH => self.hash().map(Value::Hash),
             TAG_SET => self.set().map(Value::Set),
             TAG_ZSET => self.zset().map(Value::ZSet),
@@ -336,11 +333,11 @@ impl<'a> Decoder<'a> {
 
     fn list(&mut self) -> Result<ListValue, CodecError> {
         let len = self.container_len("list length", 1)?;
-        let mut list = VecDeque::with_capacity(len.min(PREALLOC_ITEMS_MAX));
+        let mut elements = Vec::with_capacity(len.min(PREALLOC_ITEMS_MAX));
         for _ in 0..len {
-            list.push_back(Key::from(self.bytes("list element")?));
+            elements.push(self.bytes("list element")?);
         }
-        Ok(list)
+        Ok(elements.into_iter().collect())
     }
 
     fn hash(&mut self) -> Result<HashValue, CodecError> {
@@ -443,7 +440,7 @@ mod tests {
     use super::*;
 
     fn samples() -> Vec<Value> {
-        let list: ListValue = ["a", "", "a", "zzz"].iter().map(|s| s.as_bytes().into()).collect();
+        let list: ListValue = ["a", "", "a", "zzz"].iter().map(|s| s.as_bytes()).collect();
         let mut hash = HashValue::default();
         hash.insert(b"f2", b"v2", crate::store::hash::Packing::DEFAULT);
         hash.insert(b"f1", b"", crate::store::hash::Packing::DEFAULT);
@@ -459,7 +456,7 @@ mod tests {
             Value::Str(Vec::new()),
             Value::Str(b"hello".to_vec()),
             Value::Str((0..=255u8).cycle().take(1000).collect()),
-            Value::List(Box::new(list)),
+            Value::List(list),
             Value::Hash(hash),
             Value::Set(set),
             Value::ZSet(zset),
@@ -493,8 +490,8 @@ mod tests {
 
     #[test]
     fn large_counts_and_lengths_use_multi_byte_varints() {
-        let list: ListValue = (0..300).map(|i| vec![b'x'; i].into()).collect();
-        let value = Value::List(Box::new(list));
+        let elements: Vec<Vec<u8>> = (0..300).map(|i| vec![b'x'; i]).collect();
+        let value = Value::List(elements.iter().map(|e| &e[..]).collect());
         assert_eq!(decode_value(&encoded(&value)).unwrap(), value);
     }
 

@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(encoding_name(&z, &limits), "listpack");
         limits.zset_listpack_value_bytes = 0;
         assert_eq!(encoding_name(&z, &limits), "skiplist");
-        assert_eq!(encoding_name(&Value::List(Box::default()), &limits), "quicklist");
+        assert_eq!(encoding_name(&Value::List(Default::default()), &limits), "quicklist");
     }
 
     #[test]

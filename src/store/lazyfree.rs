@@ -51,6 +51,7 @@ fn dropper() -> Option<&'static Mutex<Sender<Garbage>>> {
 pub fn effort(value: &Value) -> usize {
     match value {
         Value::Str(_) => 1,
+        Value::List(l) if l.is_packed() => 1,
         Value::List(l) => l.len(),
         Value::Hash(h) if h.is_packed() => 1,
         Value::Hash(h) => h.len(),

@@ -15,6 +15,7 @@ pub mod db;
 pub mod encoding;
 pub mod hash;
 pub mod lazyfree;
+pub mod list;
 pub mod once;
 pub mod prims;
 pub mod rdb;

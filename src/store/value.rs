@@ -3,8 +3,6 @@
 //! operations applied — never on the hasher's random seed — which keeps replicas that
 //! applied the same entries identical, SCAN cursors meaningful, and random picks O(1).
 
-use std::collections::VecDeque;
-
 use crate::protocol::reply::Reply;
 use crate::store::stream::Stream;
 
@@ -15,9 +13,9 @@ pub type Blob = Box<[u8]>;
 pub type Hasher = foldhash::fast::RandomState;
 
 pub use crate::store::hash::HashValue;
+pub use crate::store::list::ListValue;
 pub use crate::store::set::SetValue;
 pub use crate::store::zset::ZSet;
-pub type ListValue = VecDeque<crate::store::table::Key>;
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -26,7 +24,8 @@ pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Vec<u8>),
-    List(Box<ListValue>),
+    /// Inline, as a hash.
+    List(ListValue),
     /// Inline: its packed form is a handle and a count, no box in between.
     Hash(HashValue),
     /// Inline, as a hash.
@@ -142,18 +141,9 @@ impl Value {
     /// An estimate of the bytes this value occupies, for `MEMORY USAGE`. Collections
     /// are measured exactly up to `samples` elements and extrapolated beyond.
     pub fn memory_estimate(&self, samples: usize) -> usize {
-        const SLOT: usize = 24;
-        // List elements and hash fields of up to 22 bytes live in their 24-byte handle.
-        let outside = |b: &[u8]| if b.len() <= crate::store::table::Key::INLINE_MAX { 0 } else { b.len() };
-        fn scaled(total: usize, seen: usize, bytes: usize) -> usize {
-            (bytes * total).checked_div(seen).unwrap_or(0)
-        }
         match self {
             Value::Str(s) => s.capacity(),
-            Value::List(l) => {
-                let seen: usize = l.iter().take(samples).map(|e| outside(e) + SLOT).sum();
-                scaled(l.len(), l.len().min(samples), seen)
-            }
+            Value::List(l) => l.heap_bytes(samples),
             Value::Hash(h) => h.heap_bytes(samples),
             Value::Set(s) => s.heap_bytes(samples),
             Value::ZSet(z) => z.heap_bytes(samples),
