@@ -45,9 +45,10 @@ for s in "${servers[@]}"; do
   [ -n "$ok" ] || { echo "server on port $port did not start" >&2; exit 1; }
 done
 
-rps() { # port test pipeline
+rps() { # port test pipeline: the row named after the test (LRANGE_* rows come after
+  # redis-benchmark's LPUSH that fills the list, which must not be read instead)
   redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -P "$3" -t "$2" -r 100000 -q --csv 2>/dev/null |
-    awk -F'","' 'NR>1 || $1 !~ /test/ {gsub(/"/,"",$2); print $2; exit}'
+    awk -F'","' -v want="${2^^}" '{gsub(/"/,"",$1); gsub(/"/,"",$2); if (toupper($1) ~ "^" want) {print $2; exit}}'
 }
 
 raw="$work/raw.tsv" # round row pipeline server rps
