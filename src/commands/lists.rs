@@ -203,14 +203,14 @@ fn move_element(ctx: &mut WriteCtx, source: &[u8], destination: &[u8], from: End
         return Ok(Reply::Nil);
     }
     ctx.get(destination).map(Value::as_list).transpose()?;
-    let Some(element) = write_list(ctx, source)?.and_then(|list| from.pop(list, 1).pop()) else {
+    let Some(element) = write_list(ctx, source)?.and_then(|list| list.pop_one(from == End::Left)) else {
         return Ok(Reply::Nil);
     };
     let reply = Reply::bulk(&element);
     // The source key stays in place (even if now empty) until the push is done, so a
     // rotation of a one-element list pushes back into the same list.
     let list = ctx.get_or_insert(destination, new_list).as_list_mut()?;
-    to.push(list, [&element[..]]);
+    list.push_key(to == End::Left, element);
     ctx.notify(b'l', to.push_event(), destination);
     ctx.signal_ready(destination);
     ctx.notify(b'l', from.pop_event(), source);
@@ -379,6 +379,9 @@ fn lrem(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     };
     let total = list.iter().filter(|e| *e == element).count();
     let removing = total.min(limit);
+    if removing == 0 {
+        return Ok(Reply::Int(0));
+    }
     // Removing the last `removing` matches = keeping the first `total - removing`.
     let mut keep_first = if count < 0 { total - removing } else { 0 };
     let mut left = removing;
@@ -393,10 +396,8 @@ fn lrem(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         left -= 1;
         false
     });
-    if removing > 0 {
-        ctx.notify(b'l', "lrem", key);
-        ctx.remove_if_empty(key);
-    }
+    ctx.notify(b'l', "lrem", key);
+    ctx.remove_if_empty(key);
     Ok(Reply::Int(removing as i64))
 }
 

@@ -133,16 +133,18 @@ impl ListValue {
     }
 
     /// Bytes this list holds beyond its handle, for MEMORY USAGE: exact when packed;
-    /// for a deque, per element its 24-byte handle and what lives outside it,
-    /// measured on up to `samples` elements and extrapolated.
+    /// for a deque, its box and ring of 24-byte handles, spare ones included, and what
+    /// lives outside the handles, measured on up to `samples` elements and
+    /// extrapolated.
     pub fn heap_bytes(&self, samples: usize) -> usize {
         match &self.0 {
             Repr::Packed(bytes) => bytes.len(),
             Repr::Deque(d) => {
                 let outside = |b: &[u8]| if b.len() <= Key::INLINE_MAX { 0 } else { b.len() };
                 let seen = d.len().min(samples);
-                let bytes: usize = d.iter().take(seen).map(|e| outside(e) + 24).sum();
-                (bytes * d.len()).checked_div(seen).unwrap_or(0)
+                let bytes: usize = d.iter().take(seen).map(|e| outside(e)).sum();
+                let ring = std::mem::size_of::<VecDeque<Key>>() + d.capacity() * std::mem::size_of::<Key>();
+                ring + (bytes * d.len()).checked_div(seen).unwrap_or(0)
             }
         }
     }
@@ -224,6 +226,31 @@ impl ListValue {
             }
             Err(d) => elements.for_each(|e| d.push_front(Key::from(e))),
         }
+    }
+
+    /// Pushes one element that is a [`Key`] already: a deque keeps it as it is (a
+    /// long element moved by LMOVE is not copied).
+    pub fn push_key(&mut self, front: bool, element: Key) {
+        match &mut self.0 {
+            Repr::Deque(d) if front => d.push_front(element),
+            Repr::Deque(d) => d.push_back(element),
+            Repr::Packed(_) if front => self.push_front([&element[..]]),
+            Repr::Packed(_) => self.push_back([&element[..]]),
+        }
+    }
+
+    /// Removes and returns the element at the head (`front`) or the tail.
+    pub fn pop_one(&mut self, front: bool) -> Option<Key> {
+        if let Repr::Deque(d) = &mut self.0 {
+            return if front { d.pop_front() } else { d.pop_back() };
+        }
+        let element = if front { self.iter().next() } else { self.iter().next_back() }.map(Key::from)?;
+        if let Repr::Packed(bytes) = &mut self.0 {
+            let (count, entry) = (packed_len(bytes), element.len() + 2);
+            let (from, to) = if front { (1 + entry, bytes.len()) } else { (1, bytes.len() - entry) };
+            *bytes = packed_of(count - 1, &[&bytes[from..to]]);
+        }
+        Some(element)
     }
 
     /// Removes and returns up to `n` elements from the head (`front`) or the tail,
@@ -456,6 +483,21 @@ mod tests {
                         let many: Vec<Vec<u8>> = (0..1 + next(3)).map(|i| [&element[..], &[i as u8]].concat()).collect();
                         list.push_front(many.iter().map(|e| &e[..]));
                         many.into_iter().for_each(|e| model.push_front(e));
+                    }
+                    4 if step % 2 == 0 => {
+                        let front = next(2) == 0;
+                        let popped = list.pop_one(front);
+                        let expected = if front { model.pop_front() } else { model.pop_back() };
+                        assert_eq!(popped.as_deref(), expected.as_deref());
+                        if let Some(k) = popped {
+                            let back = next(2) == 0;
+                            list.push_key(!back, k.clone());
+                            if back {
+                                model.push_back(k.to_vec())
+                            } else {
+                                model.push_front(k.to_vec())
+                            }
+                        }
                     }
                     4 => {
                         let n = next(3) as usize;
