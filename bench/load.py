@@ -24,38 +24,25 @@ def command(*args):
         out.write(b"$%d\r\n%s\r\n" % (len(a), a))
 
 
+# Each kind but strings: its command, its key prefix and the arguments after the key.
+KINDS = {
+    "hashes": (b"HSET", b"hash", [x for f in range(10) for x in (b"field:%d" % f, b"val-%04d" % f)]),
+    "sets": (b"SADD", b"set", [b"member:%d" % m for m in range(10)]),
+    "intsets": (b"SADD", b"iset", [b"%d" % (1000 + m) for m in range(10)]),
+    "lists": (b"RPUSH", b"list", [b"element:%d" % e for e in range(10)]),
+    "zsets": (b"ZADD", b"zset", [x for m in range(10) for x in (b"%d" % m, b"member:%d" % m)]),
+    "volatile": (b"SET", b"vkey", [b"v" * 100, b"PX", b"86400000"]),
+}
+
+
 if kind == "strings":
     value = b"v" * 100
     for i in range(n):
         key = b"key:%010d" % i
         out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(key), key, value))
-elif kind == "hashes":
-    pairs = []
-    for f in range(10):
-        pairs += [b"field:%d" % f, b"val-%04d" % f]
+elif kind in KINDS:
+    name, prefix, args = KINDS[kind]
     for i in range(n):
-        command(b"HSET", b"hash:%010d" % i, *pairs)
-elif kind == "sets":
-    members = [b"member:%d" % m for m in range(10)]
-    for i in range(n):
-        command(b"SADD", b"set:%010d" % i, *members)
-elif kind == "intsets":
-    members = [b"%d" % (1000 + m) for m in range(10)]
-    for i in range(n):
-        command(b"SADD", b"iset:%010d" % i, *members)
-elif kind == "lists":
-    elements = [b"element:%d" % e for e in range(10)]
-    for i in range(n):
-        command(b"RPUSH", b"list:%010d" % i, *elements)
-elif kind == "zsets":
-    pairs = []
-    for m in range(10):
-        pairs += [b"%d" % m, b"member:%d" % m]
-    for i in range(n):
-        command(b"ZADD", b"zset:%010d" % i, *pairs)
-elif kind == "volatile":
-    value = b"v" * 100
-    for i in range(n):
-        command(b"SET", b"vkey:%010d" % i, value, b"PX", b"86400000")
+        command(name, b"%s:%010d" % (prefix, i), *args)
 else:
     sys.exit(f"unknown kind {kind!r}: strings, hashes, sets, intsets, lists, zsets or volatile")

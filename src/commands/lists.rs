@@ -70,21 +70,9 @@ impl End {
         }
     }
 
-    /// Pops up to `n` elements, in the order they come off.
-    fn pop(self, list: &mut ListValue, n: usize) -> Vec<Key> {
-        list.pop(self == End::Left, n)
-    }
-
-    /// Pushes each element in turn.
-    fn push<'a, I>(self, list: &mut ListValue, elements: I)
-    where
-        I: IntoIterator<Item = &'a [u8]>,
-        I::IntoIter: Clone,
-    {
-        match self {
-            End::Left => list.push_front(elements),
-            End::Right => list.push_back(elements),
-        }
+    /// True for the head, as [`ListValue`]'s pushes and pops take it.
+    fn front(self) -> bool {
+        self == End::Left
     }
 
     fn pop_event(self) -> &'static str {
@@ -171,7 +159,7 @@ fn pop_elements(ctx: &mut WriteCtx, key: &[u8], end: End, count: usize) -> Resul
     let Some(list) = write_list(ctx, key)? else {
         return Ok(Vec::new());
     };
-    let popped = end.pop(list, count);
+    let popped = list.pop(end.front(), count);
     if !popped.is_empty() {
         ctx.notify(b'l', end.pop_event(), key);
         ctx.remove_if_empty(key);
@@ -187,7 +175,7 @@ fn push_command(ctx: &mut WriteCtx, args: &[Bytes], end: End, only_existing: boo
         return Ok(Reply::Int(0));
     }
     let list = ctx.get_checked_or_insert(key, |v| v.as_list().map(drop), new_list)?.as_list_mut()?;
-    end.push(list, args[2..].iter().map(|e| &e[..]));
+    list.push(end.front(), args[2..].iter().map(|e| &e[..]));
     let len = list.len();
     ctx.notify(b'l', end.push_event(), key);
     ctx.signal_ready(key);
@@ -203,14 +191,14 @@ fn move_element(ctx: &mut WriteCtx, source: &[u8], destination: &[u8], from: End
         return Ok(Reply::Nil);
     }
     ctx.get(destination).map(Value::as_list).transpose()?;
-    let Some(element) = write_list(ctx, source)?.and_then(|list| list.pop_one(from == End::Left)) else {
+    let Some(element) = write_list(ctx, source)?.and_then(|list| list.pop_one(from.front())) else {
         return Ok(Reply::Nil);
     };
     let reply = Reply::bulk(&element);
     // The source key stays in place (even if now empty) until the push is done, so a
     // rotation of a one-element list pushes back into the same list.
     let list = ctx.get_or_insert(destination, new_list).as_list_mut()?;
-    list.push_key(to == End::Left, element);
+    list.push_key(to.front(), element);
     ctx.notify(b'l', to.push_event(), destination);
     ctx.signal_ready(destination);
     ctx.notify(b'l', from.pop_event(), source);

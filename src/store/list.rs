@@ -61,6 +61,18 @@ fn put(out: &mut Vec<u8>, element: &[u8]) {
     out.push(len);
 }
 
+/// The entries of a packed buffer, without its count.
+fn entries(bytes: &[u8]) -> &[u8] {
+    bytes.get(1..).unwrap_or_default()
+}
+
+/// One element as a packed entry.
+fn entry(element: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(element.len() + 2);
+    put(&mut out, element);
+    out
+}
+
 /// The byte offset of element `index` in a packed buffer (its end for the count).
 fn offset_of(bytes: &[u8], index: usize) -> usize {
     let mut pos = 1;
@@ -68,6 +80,24 @@ fn offset_of(bytes: &[u8], index: usize) -> usize {
         pos += usize::from(bytes[pos]) + 2;
     }
     pos
+}
+
+/// The byte offset where the last `n` elements of a packed buffer start, found
+/// from its end through the back lengths.
+fn offset_from_back(bytes: &[u8], n: usize) -> usize {
+    let mut end = bytes.len();
+    for _ in 0..n {
+        end -= usize::from(bytes[end - 1]) + 2;
+    }
+    end
+}
+
+/// Drops `n` (at most all) elements from the head (`front`) or the tail of a
+/// packed buffer.
+fn drop_packed(bytes: &mut Box<[u8]>, front: bool, n: usize) {
+    let count = packed_len(bytes);
+    let kept = if front { &bytes[offset_of(bytes, n)..] } else { &bytes[1..offset_from_back(bytes, n)] };
+    *bytes = packed_of(count - n, &[kept]);
 }
 
 /// A packed buffer of `count` elements: the entries of `parts`, one after another.
@@ -189,7 +219,7 @@ impl ListValue {
             Ok(bytes) => {
                 let mut out = std::mem::take(bytes).into_vec();
                 if out.is_empty() {
-                    out.push(0);
+                    out.push(0); // the count, set below
                 }
                 out.reserve_exact(elements.clone().map(|e| e.len() + 2).sum());
                 elements.for_each(|e| put(&mut out, e));
@@ -221,10 +251,22 @@ impl ListValue {
                     reversed.extend_from_slice(&incoming[start..end]);
                     end = start;
                 }
-                let old = if bytes.is_empty() { &[][..] } else { &bytes[1..] };
-                *bytes = packed_of(count, &[&reversed, old]);
+                *bytes = packed_of(count, &[&reversed, entries(bytes)]);
             }
             Err(d) => elements.for_each(|e| d.push_front(Key::from(e))),
+        }
+    }
+
+    /// Pushes each of `elements` in turn at the head (`front`) or the tail.
+    pub fn push<'a, I>(&mut self, front: bool, elements: I)
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: Clone,
+    {
+        if front {
+            self.push_front(elements)
+        } else {
+            self.push_back(elements)
         }
     }
 
@@ -234,8 +276,7 @@ impl ListValue {
         match &mut self.0 {
             Repr::Deque(d) if front => d.push_front(element),
             Repr::Deque(d) => d.push_back(element),
-            Repr::Packed(_) if front => self.push_front([&element[..]]),
-            Repr::Packed(_) => self.push_back([&element[..]]),
+            Repr::Packed(_) => self.push(front, [&element[..]]),
         }
     }
 
@@ -246,9 +287,7 @@ impl ListValue {
         }
         let element = if front { self.iter().next() } else { self.iter().next_back() }.map(Key::from)?;
         if let Repr::Packed(bytes) = &mut self.0 {
-            let (count, entry) = (packed_len(bytes), element.len() + 2);
-            let (from, to) = if front { (1 + entry, bytes.len()) } else { (1, bytes.len() - entry) };
-            *bytes = packed_of(count - 1, &[&bytes[from..to]]);
+            drop_packed(bytes, front, 1);
         }
         Some(element)
     }
@@ -266,9 +305,7 @@ impl ListValue {
         let popped: Vec<Key> =
             if front { self.iter().take(n).map(Key::from).collect() } else { self.iter().rev().take(n).map(Key::from).collect() };
         if let Repr::Packed(bytes) = &mut self.0 {
-            let count = packed_len(bytes);
-            let (from, to) = if front { (offset_of(bytes, n), bytes.len()) } else { (1, offset_of(bytes, count - n)) };
-            *bytes = packed_of(count - n, &[&bytes[from..to]]);
+            drop_packed(bytes, front, n);
         }
         popped
     }
@@ -282,9 +319,7 @@ impl ListValue {
         match self.packed_for(count, std::iter::once(element)) {
             Ok(bytes) => {
                 let (start, end) = (offset_of(bytes, index), offset_of(bytes, index + 1));
-                let mut entry = Vec::with_capacity(element.len() + 2);
-                put(&mut entry, element);
-                *bytes = packed_of(count, &[&bytes[1..start], &entry, &bytes[end..]]);
+                *bytes = packed_of(count, &[&bytes[1..start], &entry(element), &bytes[end..]]);
             }
             Err(d) => d[index] = Key::from(element),
         }
@@ -296,11 +331,8 @@ impl ListValue {
         let count = self.len() + 1;
         match self.packed_for(count, std::iter::once(element)) {
             Ok(bytes) => {
-                let at = offset_of(bytes, index);
-                let mut entry = Vec::with_capacity(element.len() + 2);
-                put(&mut entry, element);
-                let (head, tail) = if bytes.is_empty() { (&[][..], &[][..]) } else { (&bytes[1..at], &bytes[at..]) };
-                *bytes = packed_of(count, &[head, &entry, tail]);
+                let (head, tail) = entries(bytes).split_at(offset_of(bytes, index) - 1);
+                *bytes = packed_of(count, &[head, &entry(element), tail]);
             }
             Err(d) => d.insert(index, Key::from(element)),
         }
