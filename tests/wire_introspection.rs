@@ -200,6 +200,40 @@ fn monitor_sees_commands_and_transactions_in_order() {
     assert!(lines.iter().all(|l| l.starts_with('+') && l.contains(" [0 127.0.0.1:")), "{got}");
 }
 
+/// A run of pipelined writes applies with the requests' own arguments on a lone
+/// server (`Core::write_now`): MONITOR and SLOWLOG still see each command whole, in order.
+#[test]
+fn monitor_and_slowlog_see_every_argument_of_a_pipelined_run_of_writes() {
+    let server = Server::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("slowlog-log-slower-than").arg(0).query(&mut con).unwrap();
+    let mut monitor = server.raw();
+    assert_eq!(exchange(&mut monitor, b"MONITOR\r\n", QUIET), b"+OK\r\n");
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut con).unwrap();
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET").arg("k1").arg("v1").ignore();
+    pipe.cmd("LPUSH").arg("l").arg("x").arg("y").ignore();
+    pipe.cmd("HSET").arg("h").arg("f").arg("v").ignore();
+    pipe.cmd("INCRBY").arg("n").arg(7).ignore();
+    let _: () = pipe.query(&mut con).unwrap();
+    let written = [vec!["SET", "k1", "v1"], vec!["LPUSH", "l", "x", "y"], vec!["HSET", "h", "f", "v"], vec!["INCRBY", "n", "7"]];
+    type Entry = (i64, i64, i64, Vec<String>, String, String);
+    let entries: Vec<Entry> = redis::cmd("SLOWLOG").arg("GET").query(&mut con).unwrap();
+    let mut logged: Vec<Vec<String>> = entries.iter().map(|e| e.3.clone()).collect();
+    logged.reverse();
+    let mut expected: Vec<Vec<String>> = vec![vec!["SLOWLOG".into(), "RESET".into()]];
+    expected.extend(written.iter().map(|c| c.iter().map(|a| a.to_string()).collect()));
+    assert_eq!(logged, expected);
+    let got = String::from_utf8_lossy(&exchange(&mut monitor, b"", QUIET)).into_owned();
+    let shown: Vec<String> = got.lines().filter_map(|l| l.split_once("] ").map(|(_, rest)| rest.to_string())).collect();
+    let quoted = |c: &Vec<&str>| c.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(" ");
+    // SLOWLOG is an admin command: monitors are not shown it.
+    let expected: Vec<String> = written.iter().map(quoted).collect();
+    assert_eq!(shown, expected, "{got}");
+    let list: Vec<String> = redis::cmd("LRANGE").arg("l").arg(0).arg(-1).query(&mut con).unwrap();
+    assert_eq!(list, ["y", "x"]);
+}
+
 #[test]
 fn info_default_leaves_out_commandstats_and_all_has_them() {
     let server = Server::start();

@@ -470,7 +470,7 @@ impl Replica {
     pub async fn submit(&self, ops: Vec<Op>, origin: u64) -> Result<Vec<Reply>, WriteError> {
         let summary = self.admissible(&ops)?;
         if let Some(sm) = &self.direct {
-            let entry = self.direct_entry(ops, origin, summary)?;
+            let entry = self.direct_entry(ops.into(), origin, summary)?;
             return sm.apply_direct(entry).await.map_err(|e| self.direct_apply_failed(e));
         }
         let (reply, done) = oneshot::channel();
@@ -480,8 +480,9 @@ impl Replica {
 
     /// [`Replica::submit`] of ops of no script on a lone in-memory server, applied on
     /// the store the caller holds (see `Core::write_now`). `None` where writes take
-    /// the log.
-    pub fn submit_locked(&self, ops: Vec<Op>, origin: u64, store: &mut Store) -> Option<Result<Vec<Reply>, WriteError>> {
+    /// the log. The entry is dropped before this returns: the caller's copy of `ops`
+    /// is the only one left, unless the apply kept one.
+    pub fn submit_locked(&self, ops: Arc<[Op]>, origin: u64, store: &mut Store) -> Option<Result<Vec<Reply>, WriteError>> {
         let sm = self.direct.as_ref()?;
         let entry = match self.admissible(&ops).and_then(|summary| self.direct_entry(ops, origin, summary)) {
             Ok(entry) => entry,
@@ -501,13 +502,13 @@ impl Replica {
     }
 
     /// The entry of `ops` for the direct path: stamped by the entry clock.
-    fn direct_entry(&self, ops: Vec<Op>, origin: u64, summary: OpsSummary) -> Result<crate::store::Entry, WriteError> {
+    fn direct_entry(&self, ops: Arc<[Op]>, origin: u64, summary: OpsSummary) -> Result<crate::store::Entry, WriteError> {
         // After a failed apply, nothing more is applied before the process exits.
         if matches!(*self.stop.borrow(), Some(Stop::Failed(_))) {
             return Err(WriteError::Stopped);
         }
         let count = ops.len();
-        let mut entry = self.clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops.into());
+        let mut entry = self.clock.lock().unwrap_or_else(|e| e.into_inner()).entry(ops);
         if origin != 0 {
             entry.origins = Some(std::iter::repeat_n(origin, count).collect());
         }

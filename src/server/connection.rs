@@ -33,6 +33,10 @@ pub struct Connection {
     /// The wait of this client's writes (see [`super::core::WriteTimer`]).
     pub(super) write_timer: super::core::WriteTimer,
     pub(super) spare: Spare,
+    /// This connection's own receiver of the cluster view: a batch reads the view
+    /// once and then only asks whether it changed (one load, where reading it each
+    /// command took a lock and a reference count twice).
+    pub(super) view_changes: watch::Receiver<Arc<crate::cluster::view::ClusterView>>,
 }
 
 /// The vectors of a turn (its parsed commands, its run of local ones), kept empty for
@@ -68,7 +72,9 @@ impl Connection {
     pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>, socket: ClientStream) -> Connection {
         let authed = Connection::default_logs_in(&shared);
         let frames = Frames::new(socket, info.query_buffer_bytes.clone());
+        let view_changes = shared.view_changes();
         Connection {
+            view_changes,
             shared,
             frames,
             session: Session::new(info, authed),

@@ -411,7 +411,13 @@ impl Core {
     /// otherwise: [`Core::execute`] runs them then. The replies are the same either
     /// way; this path runs the checks once for the run and applies without the async
     /// layers in between, whose code a write turn touched more of than its own work.
-    pub fn write_now(&self, run: &[Request], memory: &Memory<'_>, origin: u64) -> Option<Vec<Reply>> {
+    ///
+    /// The ops take the requests' own arguments, slices of the client's read buffer,
+    /// rather than copies into an [`ArgArena`]: here an entry lives only through its
+    /// apply, never in a log, and what apply keeps is always a copy (`store`). The
+    /// arguments go back to their requests afterwards, for the run's statistics,
+    /// SLOWLOG and MONITOR.
+    pub fn write_now(&self, run: &mut [Request], memory: &Memory<'_>, origin: u64) -> Option<Vec<Reply>> {
         if !self.replica.applies_directly() {
             return None;
         }
@@ -430,9 +436,11 @@ impl Core {
         }
         let mut store = self.store_now(run)?;
         let origin = if self.tracking.wants_origins() { origin } else { 0 };
-        let mut arena = ArgArena::planned(Self::write_bytes(run));
-        let ops: Vec<Op> = run.iter().map(|r| arena.command(&r.args).tagged(r.once)).collect();
-        match self.replica.submit_locked(ops, origin, &mut store)? {
+        let mut ops: Arc<[Op]> = run.iter_mut().map(|r| Op::Command(std::mem::take(&mut r.args)).tagged(r.once)).collect();
+        let submitted = self.replica.submit_locked(ops.clone(), origin, &mut store);
+        drop(store);
+        give_back_args(run, &mut ops);
+        match submitted? {
             Ok(replies) => Some(replies),
             Err(e) => Some(vec![write_reply(&e); run.len()]),
         }
@@ -862,6 +870,16 @@ fn mark_script(args: &[Bytes], mark: &'static str) -> Vec<Bytes> {
 pub fn over_maxmemory(settings: &Settings, log_bytes: usize) -> bool {
     let max = settings.maxmemory_bytes.load(Ordering::Relaxed);
     max > 0 && memory::used_bytes().saturating_sub(log_bytes) as u64 > max
+}
+
+/// Puts back into `run` the arguments [`Core::write_now`] moved into `ops`: moved
+/// again when `ops` is the last copy (the entry is gone), cloned otherwise.
+fn give_back_args(run: &mut [Request], ops: &mut Arc<[Op]>) {
+    for (request, op) in run.iter_mut().zip(Arc::make_mut(ops)) {
+        if let Some(args) = op.command_args_mut() {
+            request.args = std::mem::take(args);
+        }
+    }
 }
 
 /// Session upkeep (renewals a mirror forwards) and the script cache (log entries here,

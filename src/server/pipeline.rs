@@ -56,12 +56,16 @@ impl Connection {
     /// Runs a batch of commands in order.
     pub(super) async fn run_batch(&mut self, batch: &mut Vec<Vec<Bytes>>) {
         let mut pending = Pending { local: std::mem::take(&mut self.spare.run), ..Pending::default() };
+        let mut view = self.view_changes.borrow_and_update().clone();
         for args in batch.drain(..) {
             if self.session.closing {
                 break;
             }
+            // The view as it is now: a command that waited may have seen it change.
+            if self.view_changes.has_changed().unwrap_or(false) {
+                view = self.view_changes.borrow_and_update().clone();
+            }
             let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };
-            let view = self.shared.view();
             match admit(&mut self.session, args, &memory, &self.shared.core, &view) {
                 Admission::Run(request) => {
                     // CLIENT CACHING YES|NO holds for the next command (a transaction's
@@ -69,7 +73,7 @@ impl Connection {
                     // Only a tracking client ever has CLIENT CACHING set: nothing to
                     // look at for the others.
                     let consumes_caching = self.session.caching && !request.spec.name.starts_with("client|");
-                    self.step(&mut pending, request).await;
+                    self.step(&mut pending, request, &view).await;
                     if consumes_caching && !self.session.txn.in_multi() {
                         self.session.caching = false;
                     }
@@ -124,8 +128,8 @@ impl Connection {
     }
 
     /// One admitted command: run here now (server commands, blocking pops), joined to
-    /// the pending run it belongs to, or answered.
-    async fn step(&mut self, pending: &mut Pending, request: Request) {
+    /// the pending run it belongs to, or answered. `view`: the cluster view as it is now.
+    async fn step(&mut self, pending: &mut Pending, request: Request, view: &ClusterView) {
         if request.spec.has(crate::commands::flags::SESSION_CONTROL) {
             self.settle(pending).await;
             return self.session_control(request).await;
@@ -141,9 +145,8 @@ impl Connection {
         // is split and joined, a keyless one about the whole database asks every
         // stripe; ACL's writes reach every stripe for every client. (Another server
         // forwarding to this one has done that already.)
-        let view = self.shared.view();
         if view.is_array() && !self.session.forwarded_in {
-            let keys = request.keys(&view);
+            let keys = request.keys(view);
             let split = super::split::splittable(request.spec.name).filter(|_| !self.session.slot_routing && keys == Keys::CrossSlot);
             if let Some((how, per_key)) = split {
                 self.settle(pending).await;
@@ -204,7 +207,7 @@ impl Connection {
     /// once, ahead of anything later; past [`REROUTES_MAX`] they are answered instead.
     async fn settle(&mut self, pending: &mut Pending) {
         if !pending.local.is_empty() {
-            self.execute_run(&pending.local).await;
+            self.execute_run(&mut pending.local).await;
             pending.local.clear();
         }
         let Some((stripe, run)) = pending.forward.take() else { return };
@@ -232,7 +235,8 @@ impl Connection {
                 return;
             }
             for request in back {
-                self.step(pending, request).await;
+                let view = self.shared.view();
+                self.step(pending, request, &view).await;
             }
             self.settle(pending).await;
         })
@@ -240,8 +244,8 @@ impl Connection {
 
     /// Routes a data command, waiting out an election (bounded) when its stripe has
     /// no active.
-    /// `view` is the cluster view the command was admitted under (taken once a command).
-    pub(super) async fn place(&mut self, request: &Request, view: Arc<ClusterView>) -> Place {
+    /// `view` is the cluster view the command was admitted under.
+    pub(super) async fn place(&mut self, request: &Request, view: &ClusterView) -> Place {
         let access = if request.spec.blocks(&request.args) {
             Access::Blocking
         } else if request.spec.is_write() {
@@ -249,19 +253,19 @@ impl Connection {
         } else {
             Access::Read
         };
-        let keys = request.keys(&view);
+        let keys = request.keys(view);
         self.place_keys_in(keys, access, view).await
     }
 
     /// Routes what touches `keys` (see [`Connection::place`]).
     pub(in crate::server) async fn place_keys(&mut self, keys: Keys, access: Access) -> Place {
         let view = self.shared.view();
-        self.place_keys_in(keys, access, view).await
+        self.place_keys_in(keys, access, &view).await
     }
 
     /// [`Connection::place_keys`] starting from `view`; a wait for an election reads
     /// the view again.
-    async fn place_keys_in(&mut self, keys: Keys, access: Access, mut view: Arc<ClusterView>) -> Place {
+    async fn place_keys_in(&mut self, keys: Keys, access: Access, view: &ClusterView) -> Place {
         let client = self.session.client(super::break_safety_stale_reads());
         // Servers that disagree on which stripe owns a slot would both take a key.
         if let Some(why) = self.shared.array_mismatch.reason() {
@@ -269,9 +273,11 @@ impl Connection {
                 "CLUSTERDOWN {why}: this server serves no slot until every server's config lists the same stripes, in the same order, with the same servers"
             )));
         }
-        let mut waited = false;
+        // The view read again after waiting for an election.
+        let mut fresh: Option<Arc<ClusterView>> = None;
         loop {
-            match route(keys, access, client, &view) {
+            let view = fresh.as_deref().unwrap_or(view);
+            match route(keys, access, client, view) {
                 Route::Local => {
                     // This server is (again) the active: what an upstream to its own
                     // stripe held for this client is gone.
@@ -292,10 +298,9 @@ impl Connection {
                 }
                 Route::CrossSlot => return Place::Answer(Reply::err(ERR_CROSSSLOT)),
                 Route::Bounce => return Place::Answer(Reply::err(ERR_NOT_ACTIVE_EITHER)),
-                Route::Down(stripe) if !waited => {
-                    waited = true;
+                Route::Down(stripe) if fresh.is_none() => {
                     self.shared.wait_for_active(stripe, self.shared.active_wait()).await;
-                    view = self.shared.view();
+                    fresh = Some(self.shared.view());
                 }
                 Route::Down(stripe) => return Place::Answer(self.shared.no_active(stripe)),
             }
@@ -304,7 +309,7 @@ impl Connection {
 
     /// Runs consecutive local store commands: writes as one proposal, reads after one
     /// linearizability check (none for a READONLY client's reads on a mirror).
-    pub(super) async fn execute_run(&mut self, run: &[Request]) {
+    pub(super) async fn execute_run(&mut self, run: &mut [Request]) {
         let stale = self.session.readonly || super::break_safety_stale_reads();
         let reads = if stale && !self.shared.view().local_is_active() { Reads::Stale } else { Reads::Linearizable };
         let memory = Memory { settings: &self.shared.settings, log_bytes: self.shared.core.replica.log.memory_bytes() };

@@ -397,10 +397,10 @@ impl Connection {
         // A part that could not be sent (the active moved first) is routed again, as
         // the pipeline routes any command again, within the same bound.
         for _ in 0..=super::pipeline::REROUTES_MAX {
-            let Some(part) = request.take() else { break };
+            let Some(mut part) = request.take() else { break };
             match self.place_keys(keys, access).await {
                 Place::Answer(reply) => self.reply(part.unless_sent(reply)),
-                Place::Local => self.execute_run(std::slice::from_ref(&part)).await,
+                Place::Local => self.execute_run(std::slice::from_mut(&mut part)).await,
                 Place::Forward(stripe) => request = self.forward_run(stripe, vec![part]).await.into_iter().next(),
             }
         }

@@ -71,6 +71,15 @@ impl Op {
             None => self,
         }
     }
+
+    /// The arguments of a single command (tagged or not); `None` for a transaction.
+    pub fn command_args_mut(&mut self) -> Option<&mut Vec<Bytes>> {
+        match self {
+            Op::Command(args) => Some(args),
+            Op::Once { op, .. } => op.command_args_mut(),
+            Op::Transaction(_) | Op::Checked { .. } => None,
+        }
+    }
 }
 
 /// The size of some ops: argument bytes, arguments (a watched key counts as two, a

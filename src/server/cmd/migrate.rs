@@ -153,7 +153,7 @@ impl Connection {
         if let Some(refusal) = self.shared.core.snapshot_refusal(&self.shared.settings) {
             return refusal;
         }
-        match self.place(request, self.shared.view()).await {
+        match self.place(request, &self.shared.view()).await {
             Place::Local => {}
             Place::Answer(reply) => return reply,
             Place::Forward(_) => {
