@@ -271,7 +271,8 @@ impl StateMachine {
     /// [`Self::apply_direct`] of an entry of no script, on the store the caller holds
     /// (taken without waiting, see `Core::write_now`): the same apply, index, applied
     /// time and notices, with no task in between. Notices are sent before the store
-    /// is let go, as `apply_data` sends them.
+    /// is let go, as `apply_data` sends them. The caller keeps the ops (it gives their
+    /// arguments back to its requests).
     pub fn apply_direct_locked(&self, entry: crate::store::Entry, store: &mut Store) -> io::Result<Vec<Reply>> {
         debug_assert!(!entry.runs_script(), "a script's entry is applied off the runtime");
         if break_safety_fail_apply(&entry) {

@@ -414,9 +414,11 @@ impl Core {
     ///
     /// The ops take the requests' own arguments, slices of the client's read buffer,
     /// rather than copies into an [`ArgArena`]: here an entry lives only through its
-    /// apply, never in a log, and what apply keeps is always a copy (`store`). The
-    /// arguments go back to their requests afterwards, for the run's statistics,
-    /// SLOWLOG and MONITOR.
+    /// apply, never in a log, and what apply keeps of a plain write is a copy (values,
+    /// names, scripts). A forwarded write's reply is kept for its tag (`store::once`)
+    /// and may quote an argument (LMPOP's key), so such a write is copied, as
+    /// [`Op::command`]. The arguments go back to their requests after the apply, for
+    /// the run's statistics, SLOWLOG and MONITOR.
     pub fn write_now(&self, run: &mut [Request], memory: &Memory<'_>, origin: u64) -> Option<Vec<Reply>> {
         if !self.replica.applies_directly() {
             return None;
@@ -436,7 +438,11 @@ impl Core {
         }
         let mut store = self.store_now(run)?;
         let origin = if self.tracking.wants_origins() { origin } else { 0 };
-        let mut ops: Arc<[Op]> = run.iter_mut().map(|r| Op::Command(std::mem::take(&mut r.args)).tagged(r.once)).collect();
+        let op = |r: &mut Request| match r.once {
+            None => Op::Command(std::mem::take(&mut r.args)),
+            Some(tag) => Op::command(&r.args).tagged(Some(tag)),
+        };
+        let mut ops: Arc<[Op]> = run.iter_mut().map(op).collect();
         let submitted = self.replica.submit_locked(ops.clone(), origin, &mut store);
         drop(store);
         give_back_args(run, &mut ops);

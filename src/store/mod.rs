@@ -188,7 +188,9 @@ fn slices_of(buf: &mut bytes::BytesMut, args: &[Bytes]) -> Vec<Bytes> {
 /// One allocation for the arguments of several small commands (a client's run of
 /// writes, a transaction): each command copied in is handed out as its own slices,
 /// so an op no longer pins the client's read buffer, and a batch pays one buffer and
-/// one reference count instead of one of each per command.
+/// one reference count instead of one of each per command. (A lone in-memory
+/// server's plain writes, whose entries live only through their apply, take the
+/// client's arguments as they are: `Core::write_now`.)
 ///
 /// An argument kept past apply (a keyspace value is always a copy; a few others
 /// are not) holds its whole buffer, so a buffer is kept small: at most
