@@ -207,3 +207,63 @@ fn config_set_maxmemory_below_the_data_evicts_at_once() {
     let keys: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(keys, 0);
 }
+
+/// Reads one RESP line (a status, an error, a bulk's header and body) within `deadline`.
+fn read_reply_line(stream: &mut std::net::TcpStream, deadline: Duration) -> Option<String> {
+    use std::io::Read;
+    let end = Instant::now() + deadline;
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    let lines = |got: &[u8]| got.windows(2).filter(|w| w == b"\r\n").count();
+    while Instant::now() < end {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+        match stream.read(&mut byte) {
+            Ok(0) => return None,
+            Ok(_) => got.push(byte[0]),
+            Err(_) => continue,
+        }
+        let complete = match got.first() {
+            Some(b'$') => lines(&got) == 2,
+            Some(_) => lines(&got) == 1,
+            None => false,
+        };
+        if complete {
+            return Some(String::from_utf8_lossy(&got).into_owned());
+        }
+    }
+    None
+}
+
+/// Two clients block on one list, the first with a destination of the wrong type; a
+/// push then serves them in the order they blocked, as Redis does (its unit/type/list
+/// "BRPOPLPUSH with multiple blocked clients"): the first fails with WRONGTYPE and the
+/// second takes the element. The second's registration once took the element ahead of
+/// the first, which then waited for good. Fresh connections each round; a release
+/// build left the first waiting in about one round in five before the fix.
+#[test]
+fn clients_blocked_on_one_list_are_served_in_the_order_they_blocked() {
+    use std::io::Write;
+    let server = Server::start();
+    let mut con = server.conn();
+    for round in 0..30 {
+        let (mut first, mut second) = (server.raw(), server.raw());
+        let _: () = redis::cmd("DEL").arg("blist{t}").arg("target1{t}").arg("target2{t}").query(&mut con).unwrap();
+        let _: () = redis::cmd("SET").arg("target1{t}").arg("nolist").query(&mut con).unwrap();
+        first.write_all(b"*4\r\n$10\r\nBRPOPLPUSH\r\n$8\r\nblist{t}\r\n$10\r\ntarget1{t}\r\n$1\r\n0\r\n").unwrap();
+        // The first is waiting; the second blocks right before the push, so its
+        // registration and the push's notice reach the blocking task together.
+        let blocked = |con: &mut redis::Connection| {
+            let info: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+            info.contains("blocked_clients:1\r\n")
+        };
+        assert!(wait_until(Duration::from_secs(10), || blocked(&mut con)), "round {round}: the first client blocks");
+        second.write_all(b"*4\r\n$10\r\nBRPOPLPUSH\r\n$8\r\nblist{t}\r\n$10\r\ntarget2{t}\r\n$1\r\n0\r\n").unwrap();
+        let _: () = redis::cmd("LPUSH").arg("blist{t}").arg("foo").query(&mut con).unwrap();
+        let got_first = read_reply_line(&mut first, Duration::from_secs(5));
+        let got_second = read_reply_line(&mut second, Duration::from_secs(5));
+        assert!(got_first.as_deref().is_some_and(|r| r.starts_with("-WRONGTYPE")), "round {round}: first client got {got_first:?}");
+        assert_eq!(got_second.as_deref(), Some("$3\r\nfoo\r\n"), "round {round}");
+        let moved: Vec<String> = redis::cmd("LRANGE").arg("target2{t}").arg(0).arg(-1).query(&mut con).unwrap();
+        assert_eq!(moved, ["foo"], "round {round}");
+    }
+}

@@ -114,17 +114,7 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
         tokio::select! {
             notice = notices.recv() => {
                 let Some(notice) = notice else { return };
-                for (client, index, keys) in &notice.script_reads {
-                    shared.core.tracking.remember(*client, keys, *index);
-                }
-                if !notice.touched.is_empty() || notice.touched_all.is_some() {
-                    shared.core.tracking.invalidate(&shared.clients, &notice.touched, notice.touched_all);
-                }
-                shared.publish_events(&notice.events);
-                shared.publish_messages(&notice.messages);
-                if !notice.ready_keys.is_empty() && !waiters.all.is_empty() {
-                    serve(&shared, &mut waiters, notice.ready_keys).await;
-                }
+                deliver(&shared, &mut waiters, notice).await;
             }
             request = requests.recv() => match request {
                 None => return,
@@ -138,6 +128,14 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
                     let _ = done.send(unblocked);
                 }
                 Some(Request::Block { id, client, args, keys, reply }) => {
+                    // What was applied before this look is offered to the clients
+                    // already waiting first, oldest first: the look must not take an
+                    // element pushed for them (Redis serves blocked clients in the order
+                    // they blocked). Bounded by what is queued now.
+                    for _ in 0..notices.len() {
+                        let Ok(notice) = notices.try_recv() else { break };
+                        deliver(&shared, &mut waiters, notice).await;
+                    }
                     // A key may have changed between the first attempt and now, its
                     // notice already gone by: look once more before waiting.
                     let outcome = attempt(&shared, &args).await;
@@ -153,6 +151,22 @@ pub async fn run(shared: Arc<Shared>, mut notices: mpsc::UnboundedReceiver<Notic
             },
         }
         shared.blocker.blocked.store(waiters.all.len(), Ordering::Relaxed);
+    }
+}
+
+/// What applying an entry produced: tracking's reads and invalidations, keyspace
+/// events, messages, and the waiters served on keys that gained elements.
+async fn deliver(shared: &Shared, waiters: &mut Waiters, notice: Notice) {
+    for (client, index, keys) in &notice.script_reads {
+        shared.core.tracking.remember(*client, keys, *index);
+    }
+    if !notice.touched.is_empty() || notice.touched_all.is_some() {
+        shared.core.tracking.invalidate(&shared.clients, &notice.touched, notice.touched_all);
+    }
+    shared.publish_events(&notice.events);
+    shared.publish_messages(&notice.messages);
+    if !notice.ready_keys.is_empty() && !waiters.all.is_empty() {
+        serve(shared, waiters, notice.ready_keys).await;
     }
 }
 
