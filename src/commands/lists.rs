@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::flags::*;
 use super::*;
-use crate::protocol::reply::{Reply, OK};
+use crate::protocol::reply::{BulkArray, Reply, OK};
 use crate::store::table::Key;
 use crate::store::value::{ListValue, Value};
 
@@ -264,7 +264,12 @@ fn lrange(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let Some((first, last)) = resolve_range(start, end, list.len()) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    Ok(Reply::Array(list.range(first, last).map(Reply::bulk).collect()))
+    let bytes = list.range(first, last).map(<[u8]>::len).sum();
+    let mut bulks = BulkArray::with_capacity(last + 1 - first, bytes);
+    for item in list.range(first, last) {
+        bulks.push(item);
+    }
+    Ok(Reply::Bulks(bulks))
 }
 
 fn lindex(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {

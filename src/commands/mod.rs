@@ -932,9 +932,10 @@ pub(crate) mod test_support {
     use crate::protocol::reply::Reply;
     use crate::store::{Applied, Entry, Op, Store};
 
-    /// Applies one command at `time_ms` (reads run at that time too).
+    /// Applies one command at `time_ms` (reads run at that time too). Bulk strings
+    /// kept in wire form come back as a plain array (`Reply::expanded`).
     pub fn run(store: &mut Store, time_ms: u64, cmd: &[&str]) -> Reply {
-        run_applied(store, time_ms, cmd).replies.remove(0)
+        run_applied(store, time_ms, cmd).replies.remove(0).expanded()
     }
 
     /// Applies one command and returns everything it produced (events, ready keys).

@@ -23,6 +23,8 @@ pub enum Reply {
     NilArray,
     /// `*n`
     Array(Vec<Reply>),
+    /// `*n` of bulk strings kept in their wire form (LRANGE): see [`BulkArray`].
+    Bulks(BulkArray),
     /// `%n` in RESP3; a flat array of key, value, … in RESP2.
     Map(Vec<(Reply, Reply)>),
     /// Pairs that RESP3 shows as an array of 2-element arrays and RESP2 as one flat
@@ -89,6 +91,16 @@ impl Reply {
         Reply::Bulk(Bytes::from(format_double(value)))
     }
 
+    /// This reply with every [`Reply::Bulks`] in it spelled out as an array of
+    /// `Reply::Bulk`s: the same value and encoding, for code that compares replies.
+    pub fn expanded(self) -> Reply {
+        match self {
+            Reply::Bulks(bulks) => Reply::Array(bulks.to_replies()),
+            Reply::Array(items) => Reply::Array(items.into_iter().map(Reply::expanded).collect()),
+            reply => reply,
+        }
+    }
+
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
@@ -105,6 +117,10 @@ impl Reply {
             Reply::NilArray | Reply::WouldBlock if resp3 => out.put_slice(b"_\r\n"),
             Reply::NilArray | Reply::WouldBlock => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => aggregate(out, b'*', items, resp3),
+            Reply::Bulks(bulks) => {
+                int_line(out, b'*', bulks.len() as i64);
+                out.put_slice(&bulks.wire);
+            }
             Reply::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, resp3),
             Reply::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, resp3),
             Reply::Map(pairs) if resp3 => {
@@ -155,6 +171,93 @@ impl Reply {
             Reply::BigNumber(digits) if resp3 => line(out, b'(', digits),
             Reply::BigNumber(digits) => bulk(out, b'$', digits),
         }
+    }
+}
+
+/// An array of bulk strings held as their encoding, `$len\r\nbytes\r\n` after one
+/// another, which is the same in RESP2 and RESP3. A reply of many short strings
+/// (LRANGE) is then built with one allocation and copied out in one piece, instead of
+/// one `Bytes` allocated, encoded and freed per element.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BulkArray {
+    len: usize,
+    wire: Vec<u8>,
+}
+
+impl BulkArray {
+    /// An empty array with room for `items` strings of `bytes` bytes in all.
+    pub fn with_capacity(items: usize, bytes: usize) -> BulkArray {
+        // `$`, up to 10 digits of length and two CRLFs per item; short items need 6.
+        BulkArray { len: 0, wire: Vec::with_capacity(bytes + items * 8) }
+    }
+
+    pub fn push(&mut self, item: &[u8]) {
+        let wire = &mut self.wire;
+        let n = item.len();
+        if n < 10 {
+            wire.extend_from_slice(&[b'$', b'0' + n as u8, b'\r', b'\n']);
+        } else {
+            let mut digits = itoa::Buffer::new();
+            wire.push(b'$');
+            wire.extend_from_slice(digits.format(n).as_bytes());
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(item);
+        wire.extend_from_slice(b"\r\n");
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of the encoding (for reply size accounting).
+    pub fn wire_len(&self) -> usize {
+        self.wire.len()
+    }
+
+    /// The strings, in order.
+    pub fn iter(&self) -> BulkIter<'_> {
+        BulkIter { wire: &self.wire }
+    }
+
+    /// The strings as `Reply::Bulk`s, for a consumer that walks replies (scripts).
+    pub fn to_replies(&self) -> Vec<Reply> {
+        self.iter().map(Reply::bulk).collect()
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for BulkArray {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> BulkArray {
+        let iter = iter.into_iter();
+        let mut bulks = BulkArray::with_capacity(iter.size_hint().0, 0);
+        for item in iter {
+            bulks.push(item);
+        }
+        bulks
+    }
+}
+
+/// The strings of a [`BulkArray`], read back from its encoding.
+pub struct BulkIter<'a> {
+    wire: &'a [u8],
+}
+
+impl<'a> Iterator for BulkIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        // Each item is `$<digits>\r\n<bytes>\r\n`, as `push` wrote it.
+        let rest = self.wire.get(1..)?;
+        let digits = rest.iter().position(|&b| b == b'\r')?;
+        let n = rest[..digits].iter().fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
+        let item = rest.get(digits + 2..digits + 2 + n)?;
+        self.wire = &rest[(digits + 4 + n).min(rest.len())..];
+        Some(item)
     }
 }
 
@@ -294,6 +397,23 @@ mod tests {
         assert_eq!(format_human_double(2.5), "2.5");
         assert_eq!(enc(&Reply::HumanDouble(2.5), false), "$3\r\n2.5\r\n");
         assert_eq!(enc(&Reply::HumanDouble(2.5), true), ",2.5\r\n");
+    }
+
+    #[test]
+    fn bulks_in_wire_form_encode_and_read_back_as_the_plain_array() {
+        let long = vec![b'x'; 1000];
+        let items: Vec<&[u8]> = vec![b"", b"a", b"123456789", b"1234567890", b"\r\n$3\r\n\0", &long];
+        let bulks: BulkArray = items.iter().copied().collect();
+        let plain = Reply::Array(items.iter().map(|i| Reply::bulk(i)).collect());
+        for resp3 in [false, true] {
+            assert_eq!(enc(&Reply::Bulks(bulks.clone()), resp3), enc(&plain, resp3));
+        }
+        assert_eq!(bulks.len(), items.len());
+        assert_eq!(bulks.iter().collect::<Vec<_>>(), items);
+        assert_eq!(Reply::Bulks(bulks).expanded(), plain);
+        let empty = BulkArray::default();
+        assert_eq!(enc(&Reply::Bulks(empty.clone()), false), "*0\r\n");
+        assert_eq!(empty.iter().next(), None);
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value>
             }
         }
         Reply::Array(items) | Reply::Push(items) => array(lua, items, resp3)?,
+        Reply::Bulks(bulks) => {
+            let table = lua.create_table_with_capacity(bulks.len(), 0)?;
+            for (i, item) in bulks.iter().enumerate() {
+                table.raw_set(i + 1, lua.create_string(item)?)?;
+            }
+            Value::Table(table)
+        }
         Reply::Set(items) if resp3 => {
             let set = lua.create_table_with_capacity(0, items.len())?;
             for item in items {
@@ -106,6 +113,7 @@ pub fn lua_bytes_bound(reply: &Reply) -> Option<usize> {
         Reply::Bulk(bytes) => bytes.len().checked_add(PER_VALUE),
         Reply::BigNumber(text) | Reply::Verbatim(text) => text.len().checked_add(2 * PER_VALUE),
         Reply::Array(v) | Reply::Push(v) => items(v),
+        Reply::Bulks(b) => b.wire_len().checked_add(b.len().checked_add(1)?.checked_mul(PER_VALUE)?),
         Reply::Set(v) => v.iter().all(plain_key).then(|| items(v)).flatten(),
         Reply::Map(p) | Reply::Keyed(p) | Reply::Pairs(p) => p.iter().all(|(k, _)| plain_key(k)).then(|| pairs(p)).flatten(),
         _ => Some(PER_VALUE),
@@ -227,6 +235,7 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::reply::BulkArray;
 
     fn eval(lua: &Lua, code: &str) -> Value {
         lua.load(code).eval().unwrap()
@@ -303,6 +312,10 @@ mod tests {
         check(Reply::Double(3.5), false, "return function(v) return v == '3.5' end");
         check(Reply::Double(3.5), true, "return function(v) return v.double == 3.5 end");
         check(Reply::Bool(true), false, "return function(v) return v == 1 end");
+        let bulks: BulkArray = [&b"a"[..], b"", b"ccc"].into_iter().collect();
+        let same = "return function(v) return #v == 3 and v[1] == 'a' and v[2] == '' and v[3] == 'ccc' end";
+        check(Reply::Bulks(bulks.clone()), false, same);
+        check(Reply::Bulks(bulks), true, same);
     }
 
     #[test]

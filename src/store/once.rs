@@ -207,6 +207,7 @@ fn reply_bytes(reply: &Reply) -> usize {
     16 + match reply {
         Reply::Status(t) | Reply::Error(t) => t.len(),
         Reply::Bulk(b) | Reply::Verbatim(b) | Reply::BigNumber(b) => b.len(),
+        Reply::Bulks(b) => b.wire_len() + 16 * b.len(),
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => items.iter().map(reply_bytes).sum(),
         Reply::Map(pairs) | Reply::Pairs(pairs) | Reply::Keyed(pairs) => pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum(),
         _ => 0,
@@ -270,6 +271,8 @@ pub fn put_reply(out: &mut Vec<u8>, reply: &Reply) {
         // Never recorded (it is not a reply a client gets); kept as the null array.
         Reply::NilArray | Reply::WouldBlock => out.push(R_NIL_ARRAY),
         Reply::Array(v) => items(out, R_ARRAY, v),
+        // Kept as the plain array it encodes as.
+        Reply::Bulks(b) => items(out, R_ARRAY, &b.to_replies()),
         Reply::Set(v) => items(out, R_SET, v),
         Reply::Push(v) => items(out, R_PUSH, v),
         Reply::Map(p) => pairs(out, R_MAP, p),
