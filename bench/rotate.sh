@@ -8,7 +8,8 @@
 #
 #   TANDEM_A=<tandem binary> [TANDEM_B=<other tandem binary>] ROUNDS=7 bash bench/rotate.sh
 #
-# ROWS (default "set get incr lpush hset"), PIPELINES (default "1 16"), REQUESTS
+# ROWS (default "set get incr lpush hset"; also any redis-benchmark test, and xadd,
+# bitcount, pfadd as bench/compare.sh runs them), PIPELINES (default "1 16"), REQUESTS
 # (default 200000) select what runs. Servers: redis-server --save "" --appendonly no
 # and `tandem server` (development topology), as bench/compare.sh.
 set -euo pipefail
@@ -46,10 +47,25 @@ for s in "${servers[@]}"; do
 done
 
 rps() { # port test pipeline: the row named after the test (LRANGE_* rows come after
-  # redis-benchmark's LPUSH that fills the list, which must not be read instead)
+  # redis-benchmark's LPUSH that fills the list, which must not be read instead).
+  # xadd, bitcount and pfadd are bench/compare.sh's custom rows, run the same way.
+  local custom=()
+  case $2 in
+    xadd) custom=(XADD mystream "*" myfield "value-__rand_int__") ;;
+    bitcount) custom=(BITCOUNT bitcount:key) ;;
+    pfadd) custom=(PFADD pfadd:key __rand_int__) ;;
+  esac
+  if [ ${#custom[@]} -gt 0 ]; then
+    redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -P "$3" -r 100000 -q --csv "${custom[@]}" 2>/dev/null |
+      awk -F'","' '{gsub(/"/,"",$2); if ($2 ~ /^[0-9.]+$/) {print $2; exit}}'
+    return
+  fi
   redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -P "$3" -t "$2" -r 100000 -q --csv 2>/dev/null |
     awk -F'","' -v want="${2^^}" '{gsub(/"/,"",$1); gsub(/"/,"",$2); if (toupper($1) ~ "^" want) {print $2; exit}}'
 }
+# BITCOUNT's row counts the bits of a 1 KB string, as bench/compare.sh's does.
+payload=$(python3 -c "import random; random.seed(7); print(''.join(random.choice('abcdefghij') for _ in range(1024)))")
+for s in "${servers[@]}"; do redis-cli -p "${s#*:}" set bitcount:key "$payload" >/dev/null; done
 
 raw="$work/raw.tsv" # round row pipeline server rps
 n=${#servers[@]}

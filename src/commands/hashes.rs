@@ -137,12 +137,12 @@ fn hlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
 
 fn hkeys(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.keys()).map(Reply::bulk).collect()))
+    Ok(Reply::Bulks(hash.into_iter().flat_map(|h| h.keys()).collect()))
 }
 
 fn hvals(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::Array(hash.into_iter().flat_map(|h| h.values()).map(Reply::bulk).collect()))
+    Ok(Reply::Bulks(hash.into_iter().flat_map(|h| h.values()).collect()))
 }
 
 fn hstrlen(ctx: &mut ReadCtx, args: &[Bytes]) -> CmdResult {

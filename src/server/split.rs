@@ -93,9 +93,9 @@ pub fn join_whole(how: Whole, replies: Vec<Reply>) -> Reply {
     }
     match how {
         Whole::Sum => Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum()),
-        Whole::Concat => {
-            Reply::Array(replies.into_iter().flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() }).collect())
-        }
+        Whole::Concat => Reply::Array(
+            replies.into_iter().flat_map(|r| if let Reply::Array(items) = r.expanded() { items } else { Vec::new() }).collect(),
+        ),
         Whole::AllOk => Reply::ok(),
         Whole::Max => Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).max().unwrap_or(0)),
         Whole::Any | Whole::Scan => replies.into_iter().find(|r| !matches!(r, Reply::Nil)).unwrap_or(Reply::Nil),
@@ -182,6 +182,7 @@ pub fn join(how: Join, keys: usize, parts: &[(usize, Vec<Bytes>, Vec<usize>)], r
         Join::Values => {
             let mut values = vec![Reply::Nil; keys];
             for ((_, _, positions), reply) in parts.iter().zip(replies) {
+                let reply = reply.expanded();
                 let Reply::Array(items) = reply else {
                     return Reply::error(format!("ERR a stripe answered MGET with {reply:?}"));
                 };
@@ -475,6 +476,12 @@ mod tests {
         assert_eq!(join_whole(Whole::Sum, vec![Reply::Int(3), Reply::Int(4)]), Reply::Int(7));
         assert_eq!(
             join_whole(Whole::Concat, vec![Reply::Array(vec![Reply::bulk(b"a")]), Reply::Array(vec![Reply::bulk(b"b")])]),
+            Reply::Array(vec![Reply::bulk(b"a"), Reply::bulk(b"b")])
+        );
+        // A stripe's own answer may hold its strings in wire form.
+        let local = Reply::Bulks([&b"a"[..]].into_iter().collect());
+        assert_eq!(
+            join_whole(Whole::Concat, vec![local, Reply::Array(vec![Reply::bulk(b"b")])]),
             Reply::Array(vec![Reply::bulk(b"a"), Reply::bulk(b"b")])
         );
         assert_eq!(join_whole(Whole::Any, vec![Reply::Nil, Reply::bulk(b"k")]), Reply::bulk(b"k"));
