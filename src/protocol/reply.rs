@@ -187,7 +187,8 @@ pub struct BulkArray {
 impl BulkArray {
     /// An empty array with room for `items` strings of `bytes` bytes in all.
     pub fn with_capacity(items: usize, bytes: usize) -> BulkArray {
-        // `$`, up to 10 digits of length and two CRLFs per item; short items need 6.
+        // `$`, the length's digits and two CRLFs per item: 6 for short items, 8
+        // covers lengths below 1000 (longer ones are rare enough to grow for).
         BulkArray { len: 0, wire: Vec::with_capacity(bytes + items * 8) }
     }
 
@@ -234,7 +235,9 @@ impl BulkArray {
 impl<'a> FromIterator<&'a [u8]> for BulkArray {
     fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> BulkArray {
         let iter = iter.into_iter();
-        let mut bulks = BulkArray::with_capacity(iter.size_hint().0, 0);
+        // A hash's fields come through `flat_map`, whose lower bound is 0: start with
+        // room for a few short items rather than none.
+        let mut bulks = BulkArray::with_capacity(iter.size_hint().0.max(8), 64);
         for item in iter {
             bulks.push(item);
         }

@@ -1136,8 +1136,14 @@ fn check_final(cluster: &Cluster, nodes: &[(usize, Node)], checker: &Checker) ->
 }
 
 fn list_items(store: &Store, list: u64) -> Vec<u64> {
-    let Reply::Bulks(items) = read(store, &["LRANGE", &format!("list{list}"), "0", "-1"]) else { return Vec::new() };
-    items.iter().filter_map(|b| std::str::from_utf8(b).ok().and_then(|s| s.strip_prefix("item")).and_then(|n| n.parse().ok())).collect()
+    let Reply::Array(items) = read(store, &["LRANGE", &format!("list{list}"), "0", "-1"]).expanded() else { return Vec::new() };
+    items
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Bulk(b) => std::str::from_utf8(b).ok().and_then(|s| s.strip_prefix("item")).and_then(|n| n.parse().ok()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every item appended at most once, only items that were written, and an item

@@ -207,7 +207,9 @@ fn reply_bytes(reply: &Reply) -> usize {
     16 + match reply {
         Reply::Status(t) | Reply::Error(t) => t.len(),
         Reply::Bulk(b) | Reply::Verbatim(b) | Reply::BigNumber(b) => b.len(),
-        Reply::Bulks(b) => b.wire_len() + 16 * b.len(),
+        // Counted as the plain array it is kept as: a member restored from a snapshot
+        // recounts it that way, and every member's bounds must agree.
+        Reply::Bulks(b) => b.iter().map(|item| 16 + item.len()).sum(),
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => items.iter().map(reply_bytes).sum(),
         Reply::Map(pairs) | Reply::Pairs(pairs) | Reply::Keyed(pairs) => pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum(),
         _ => 0,
@@ -356,6 +358,16 @@ pub fn get_reply(d: &mut Decoder, depth: usize) -> Result<Reply, CodecError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bulks_in_wire_form_count_as_the_plain_array_they_are_kept_as() {
+        use crate::protocol::reply::BulkArray;
+        let bulks: BulkArray = [&b"a"[..], b"", &[b'x'; 300][..]].into_iter().collect();
+        let inside = |reply: Reply| Reply::Array(vec![Reply::Int(1), reply]);
+        let wire = inside(Reply::Bulks(bulks.clone()));
+        let plain = inside(Reply::Bulks(bulks).expanded());
+        assert_eq!(super::reply_bytes(&wire), super::reply_bytes(&plain));
+    }
+
     use super::*;
 
     fn tag(origin: u64, seq: u64, acked: u64) -> Tag {
