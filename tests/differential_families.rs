@@ -20,19 +20,15 @@
 
 mod support;
 
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use redis::Value;
+use support::differential::{connect, outcome, same_double_text, seed_and_ops, Draw};
 use support::redis_server::RedisServer;
 use support::Server;
 
 /// Commands per protocol in a default (CI) run.
 const OPS_DEFAULT: usize = 1500;
-fn connect(url: &str) -> redis::Connection {
-    redis::Client::open(url).expect("client").get_connection().expect("connection")
-}
-
 // --- generation ---
 
 const BIT_KEYS: &[&str] = &["b0", "b1", "b2"];
@@ -47,19 +43,13 @@ struct Gen {
     rng: Xoshiro256PlusPlus,
 }
 
+impl Draw for Gen {
+    fn rng(&mut self) -> &mut Xoshiro256PlusPlus {
+        &mut self.rng
+    }
+}
+
 impl Gen {
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from.choose(&mut self.rng).copied().unwrap_or("k")
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.rng.gen_bool(p)
-    }
-
-    fn int(&mut self, lo: i64, hi: i64) -> String {
-        self.rng.gen_range(lo..=hi).to_string()
-    }
-
     /// A key of the family, or now and then one of another type (WRONGTYPE paths).
     fn key(&mut self, family: &[&'static str]) -> &'static str {
         if self.chance(0.05) {
@@ -417,36 +407,6 @@ impl Gen {
 
 // --- comparison ---
 
-fn outcome(con: &mut redis::Connection, args: &[String]) -> Result<Value, String> {
-    let mut cmd = redis::cmd(&args[0]);
-    for a in &args[1..] {
-        cmd.arg(a.as_str());
-    }
-    cmd.query::<Value>(con).map_err(|e| format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")))
-}
-
-/// A double as text with 16 or more significant digits: Redis 7.0 prints doubles
-/// with `%.17g`, Tandem (as Redis 7.2) with the shortest text that reads back as the
-/// same double. Both become the shortest text; shorter numbers are left as they are.
-/// And "-0" reads as "0".
-fn same_double_text(value: Value) -> Value {
-    match value {
-        Value::BulkString(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let digits = text.bytes().take_while(|b| *b != b'e').filter(u8::is_ascii_digit).count();
-            match text.parse::<f64>() {
-                Ok(d) if digits >= 16 && text.contains('.') => Value::BulkString(format!("{d}").into_bytes()),
-                // Tandem keeps one zero in sorted sets; Redis may hold -0 (a product
-                // with a negative weight).
-                Ok(_) if text == "-0" => Value::BulkString(b"0".to_vec()),
-                _ => Value::BulkString(bytes),
-            }
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(same_double_text).collect()),
-        other => other,
-    }
-}
-
 /// Documented differences made equal: ZRANDMEMBER picks at random on both sides;
 /// long doubles print differently (see [`same_double_text`]).
 fn normalise(args: &[String], reply: Result<Value, String>) -> Result<Value, String> {
@@ -503,9 +463,7 @@ fn run(seed: u64, ops: usize, protocol: u8, tandem: &Server, redis: &RedisServer
 
 #[test]
 fn families_answer_as_redis_server_does() {
-    let seed = std::env::var("DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
-    let ops = std::env::var("DIFF_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(OPS_DEFAULT);
-    println!("differential seed: {seed} (replay with DIFF_SEED={seed}), {ops} commands per protocol");
+    let (seed, ops) = seed_and_ops(OPS_DEFAULT);
     let tandem = Server::start();
     let redis = RedisServer::start();
     for protocol in [2, 3] {

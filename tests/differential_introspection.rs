@@ -11,20 +11,9 @@
 mod support;
 
 use redis::Value;
+use support::differential::{connect, outcome};
 use support::redis_server::RedisServer;
 use support::Server;
-
-fn connect(url: &str) -> redis::Connection {
-    redis::Client::open(url).expect("client").get_connection().expect("connection")
-}
-
-fn outcome(con: &mut redis::Connection, args: &[&str]) -> Result<Value, String> {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query::<Value>(con).map_err(|e| format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")))
-}
 
 /// Both servers' replies to `args`, which must be equal after `normalise`.
 fn same(

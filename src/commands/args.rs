@@ -74,6 +74,12 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
 }
 
 /// A non-negative integer (counts, COUNT options).
+/// A count read as Redis's `getPositiveLongFromObjectOrReply` reads it (SPOP's and
+/// ZPOPMIN/ZPOPMAX's): not a number and negative are the same error.
+pub fn positive_count_arg(arg: &[u8]) -> Result<usize, Reply> {
+    parse_i64(arg).and_then(|n| usize::try_from(n).ok()).ok_or(Reply::err(ERR_NOT_POSITIVE))
+}
+
 pub fn count_arg(arg: &[u8]) -> Result<usize, Reply> {
     match parse_i64(arg) {
         Some(n) if n >= 0 => Ok(n as usize),
@@ -101,8 +107,20 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     }
 }
 
+/// Parses a float as Redis's getDoubleFromObject does (scores, increments, weights,
+/// coordinates): as [`parse_f64`], and a number too large for a double (`1e500`)
+/// or so small that it reads as zero (`1e-400`) is refused, as strtod's ERANGE
+/// makes Redis refuse it; the spelled infinities stay valid.
+pub fn parse_double(arg: &[u8]) -> Option<f64> {
+    let value = parse_f64(arg)?;
+    let digits = arg.split(|b| matches!(b, b'e' | b'E')).next().unwrap_or_default();
+    let overflow = value.is_infinite() && arg.iter().any(u8::is_ascii_digit);
+    let underflow = value == 0.0 && digits.iter().any(|b| (b'1'..=b'9').contains(b));
+    (!overflow && !underflow).then_some(value)
+}
+
 pub fn float_arg(arg: &[u8]) -> Result<f64, Reply> {
-    parse_f64(arg).ok_or(Reply::err(ERR_NOT_FLOAT))
+    parse_double(arg).ok_or(Reply::err(ERR_NOT_FLOAT))
 }
 
 /// Case-insensitive comparison of an argument with an option name.
@@ -253,6 +271,18 @@ mod tests {
         assert_eq!(parse_f64(b"1.5"), Some(1.5));
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_f64(b"nan"), None);
+        // strtod's reading (score ranges): out of range is an infinity or a zero.
+        assert_eq!(parse_f64(b"1e500"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"1e-400"), Some(0.0));
+        // getDoubleFromObject's (scores, increments): out of range is refused, as
+        // redis-server 7.0.15 refuses `ZADD z 1e500 m` and `ZADD z 1e-400 m`.
+        assert_eq!(parse_double(b"1e500"), None);
+        assert_eq!(parse_double(b"-1e500"), None);
+        assert_eq!(parse_double(b"1e-400"), None);
+        assert_eq!(parse_double(b"0.000e-400"), Some(0.0));
+        assert_eq!(parse_double(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_double(b"1e-310"), Some(1e-310));
+        assert_eq!(parse_double(b"0"), Some(0.0));
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b""), None);
     }

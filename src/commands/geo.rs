@@ -131,7 +131,7 @@ fn unit(arg: &[u8]) -> Result<f64, Reply> {
 
 /// A length that must be a non-negative number, with Redis's messages.
 fn length(arg: &[u8], not_number: &'static str, negative: &'static str) -> Result<f64, Reply> {
-    let value = parse_f64(arg).ok_or(Reply::err(not_number))?;
+    let value = parse_double(arg).ok_or(Reply::err(not_number))?;
     if value < 0.0 {
         return Err(Reply::err(negative));
     }

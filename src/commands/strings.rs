@@ -195,9 +195,12 @@ fn setnx(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(1))
 }
 
+/// GETEX key [EX|PX|EXAT|PXAT time | PERSIST]: the options' syntax is checked
+/// first, then the key and its type, and only then the time (as Redis 7.0: a
+/// missing key answers nil and a hash WRONGTYPE, whatever the time says).
 fn getex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
-    let mut expire_at: Option<u64> = None;
+    let mut expire: Option<(&[u8], u64, bool)> = None;
     let mut persist = false;
     let mut i = 2;
     while i < args.len() {
@@ -205,12 +208,12 @@ fn getex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
         let unit =
             [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(opt, name));
         match unit {
-            Some((_, unit, absolute)) if expire_at.is_none() && !persist => {
+            Some((_, unit, absolute)) if expire.is_none() && !persist => {
                 let Some(v) = args.get(i + 1) else { return Err(Reply::err(ERR_SYNTAX)) };
-                expire_at = Some(absolute_expiry(ctx.now_ms, v, unit, absolute, "getex")?);
+                expire = Some((v, unit, absolute));
                 i += 2;
             }
-            None if is(opt, "persist") && expire_at.is_none() && !persist => {
+            None if is(opt, "persist") && expire.is_none() && !persist => {
                 persist = true;
                 i += 1;
             }
@@ -219,6 +222,7 @@ fn getex(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     }
     let Some(value) = ctx.get(key) else { return Ok(Reply::Nil) };
     let reply = Reply::bulk(value.as_str()?);
+    let expire_at = expire.map(|(v, unit, absolute)| absolute_expiry(ctx.now_ms, v, unit, absolute, "getex")).transpose()?;
     if let Some(at) = expire_at {
         if at <= ctx.now_ms {
             ctx.delete(key);
@@ -385,7 +389,9 @@ fn decrby(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
 
 fn incrbyfloat(ctx: &mut WriteCtx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
-    let delta = float_arg(&args[2])?;
+    // Redis reads increments as long doubles, whose range holds 1e500 and 1e-400:
+    // read with strtod's range (an infinity or a zero), not refused.
+    let delta = parse_f64(&args[2]).ok_or(Reply::err(ERR_NOT_FLOAT))?;
     let current = match ctx.get(key) {
         None => 0.0,
         Some(v) => parse_f64(v.as_str()?).ok_or(Reply::err(ERR_NOT_FLOAT))?,
@@ -573,6 +579,23 @@ mod tests {
     use super::*;
     use crate::commands::test_support::{bulk, err, run};
     use crate::store::Store;
+
+    /// GETEX looks at the key before it reads the time, as redis-server 7.0.15: a
+    /// missing key is nil and another type WRONGTYPE whatever the time says; the
+    /// options' syntax is still checked first.
+    #[test]
+    fn getex_reads_the_time_after_the_key() {
+        let mut s = Store::new();
+        assert_eq!(run(&mut s, 0, &["getex", "no", "pxat", "x"]), Reply::Nil);
+        assert_eq!(run(&mut s, 0, &["getex", "no", "ex", "-5"]), Reply::Nil);
+        assert_eq!(run(&mut s, 0, &["getex", "no", "ex", "1", "persist"]), err("ERR syntax error"));
+        run(&mut s, 0, &["rpush", "l", "a"]);
+        assert_eq!(run(&mut s, 0, &["getex", "l", "ex", "x"]), err("WRONGTYPE Operation against a key holding the wrong kind of value"));
+        run(&mut s, 0, &["set", "k", "v"]);
+        assert_eq!(run(&mut s, 0, &["getex", "k", "ex", "x"]), err("ERR value is not an integer or out of range"));
+        assert_eq!(run(&mut s, 0, &["getex", "k", "ex", "-5"]), err("ERR invalid expire time in 'getex' command"));
+        assert_eq!(run(&mut s, 0, &["get", "k"]), bulk("v"));
+    }
 
     /// Redis's unit/type/string "SETRANGE against integer-encoded key": a string
     /// changed in place reads `raw`; an empty SETRANGE changes nothing.

@@ -223,7 +223,7 @@ fn parse_combine<'a>(db: &'a Db, now_ms: u64, args: &[Bytes], at: usize, op: Set
         match () {
             _ if op != SetOp::Diff && !card && left > n && is(opt, "weights") => {
                 for (i, w) in rest[j + 1..=j + n].iter().enumerate() {
-                    c.sources[i].1 = parse_f64(w).ok_or(Reply::err(ERR_WEIGHT))?;
+                    c.sources[i].1 = parse_double(w).ok_or(Reply::err(ERR_WEIGHT))?;
                 }
                 j += n + 1;
             }

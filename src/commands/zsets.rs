@@ -703,7 +703,7 @@ fn zpop(ctx: &mut WriteCtx, args: &[Bytes], max: bool) -> CmdResult {
     if args.len() > 3 {
         return Err(wrong_args(name));
     }
-    let count = args.get(2).map(|c| count_arg(c)).transpose()?;
+    let count = args.get(2).map(|c| positive_count_arg(c)).transpose()?;
     let key = &args[1];
     let Some(value) = ctx.get_mut(key) else {
         return Ok(empty_array());
@@ -1364,7 +1364,9 @@ mod tests {
         let mut store = abc();
         assert_eq!(exec(&mut store, &["zpopmin", "z", "0"]), names(&[]));
         assert_eq!(exec(&mut store, &["zpopmin", "z", "-1"]), err(ERR_NOT_POSITIVE));
-        assert_eq!(exec(&mut store, &["zpopmin", "z", "x"]), err(ERR_NOT_INT));
+        // Redis reads the count with getPositiveLongFromObjectOrReply: not a number
+        // is the same error.
+        assert_eq!(exec(&mut store, &["zpopmax", "z", "x"]), err(ERR_NOT_POSITIVE));
         assert_eq!(exec(&mut store, &["zpopmax", "z", "1", "2"]), err("ERR wrong number of arguments for 'zpopmax' command"));
         assert_eq!(exec(&mut store, &["zcard", "z"]), Reply::Int(3));
         assert_eq!(events(&mut store, &["zpopmax", "z", "1"]), vec![(b'z', "zpopmax")]);

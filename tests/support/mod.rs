@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod differential;
 pub mod haproxy;
 pub mod management;
 pub mod pki;
