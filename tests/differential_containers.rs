@@ -7,7 +7,8 @@
 //! elements pushed at once (past 128 and 512), elements of 63, 64 and 65 bytes, empty
 //! strings, integers (which Redis keeps apart in small sets) and strings that only
 //! look like integers, bytes such as `\r\n` and NUL, scores at the infinities and
-//! zeros of both signs, negative and out-of-range indexes.
+//! zeros of both signs, out of a double's range and in hexadecimal, negative and
+//! out-of-range indexes.
 //!
 //! Documented differences are normalised, never hidden: picks at random (SRANDMEMBER,
 //! HRANDFIELD, ZRANDMEMBER) compare by their number only; replies in hash-table order
@@ -124,7 +125,28 @@ impl Gen {
     fn score(&mut self) -> String {
         match self.rng.gen_range(0..12) {
             0 => self
-                .pick(&["inf", "-inf", "+inf", "0", "-0", "1e3", "1.5", "-2.25", "0.1", "nan", "x", "(1", "1e500", "1e-400", "1e-310"])
+                .pick(&[
+                    "inf",
+                    "-inf",
+                    "+inf",
+                    "0",
+                    "-0",
+                    "1e3",
+                    "1.5",
+                    "-2.25",
+                    "0.1",
+                    "nan",
+                    "x",
+                    "(1",
+                    "1e500",
+                    "1e-400",
+                    "1e-310",
+                    "0x10",
+                    "-0x1.8p3",
+                    "0x",
+                    "0x1p-2000",
+                    "0x1P4",
+                ])
                 .to_string(),
             1 => format!("{}.{}", self.rng.gen_range(-50..50), self.rng.gen_range(0..100)),
             _ => self.int(-30, 30),
@@ -134,7 +156,9 @@ impl Gen {
     /// A score bound of a range: inclusive, exclusive or infinite.
     fn bound(&mut self) -> String {
         match self.rng.gen_range(0..6) {
-            0 => self.pick(&["-inf", "+inf", "inf", "(-inf", "x", "((1", "1e500", "(-1e500", "1e-400", " 5", ""]).to_string(),
+            0 => self
+                .pick(&["-inf", "+inf", "inf", "(-inf", "x", "((1", "1e500", "(-1e500", "1e-400", " 5", "", "(0x10", "-0x1p3"])
+                .to_string(),
             1 => format!("({}", self.int(-30, 30)),
             _ => self.int(-30, 30),
         }

@@ -88,8 +88,9 @@ pub fn count_arg(arg: &[u8]) -> Result<usize, Reply> {
     }
 }
 
-/// Parses a float as Redis's string2ld / strtod: accepts "inf", "-inf", "+inf";
-/// refuses NaN, spaces and empty strings.
+/// Parses a float as Redis's string2ld / strtod: accepts "inf", "-inf", "+inf" and
+/// C's hexadecimal floats (`0x10`, `-0x1.8p3`); refuses NaN, spaces and empty
+/// strings.
 pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(arg).ok()?;
     if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
@@ -98,6 +99,7 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     let value = match text.to_ascii_lowercase().as_str() {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
+        lower if is_hex_float(lower) => parse_hex_f64(lower)?,
         _ => text.parse::<f64>().ok()?,
     };
     if value.is_nan() {
@@ -107,15 +109,76 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     }
 }
 
+fn is_hex_float(lower: &str) -> bool {
+    lower.trim_start_matches(['+', '-']).starts_with("0x")
+}
+
+/// A hexadecimal float as C's strtod reads one, the whole text (lower case):
+/// `[+-]0x` hex digits with at most one point, at least one digit, then an optional
+/// `p[+-]` decimal exponent of two.
+fn parse_hex_f64(lower: &str) -> Option<f64> {
+    let (negative, rest) = match lower.as_bytes().first()? {
+        b'-' => (true, &lower[1..]),
+        b'+' => (false, &lower[1..]),
+        _ => (false, lower),
+    };
+    let rest = rest.strip_prefix("0x")?;
+    let (digits, exponent) = match rest.split_once('p') {
+        Some((digits, exponent)) => (digits, exponent.parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    // 120 bits of digits are kept; further whole digits scale, further fraction
+    // digits are below a double's precision.
+    let mut mantissa: u128 = 0;
+    let mut scale: i64 = i64::from(exponent);
+    for (i, c) in whole.chars().chain(fraction.chars()).enumerate() {
+        let digit = c.to_digit(16)?;
+        let in_fraction = i >= whole.len();
+        if mantissa >> 120 == 0 {
+            mantissa = mantissa << 4 | u128::from(digit);
+            if in_fraction {
+                scale -= 4;
+            }
+        } else if !in_fraction {
+            scale += 4;
+        }
+    }
+    // Scaled in steps, so no step overflows or underflows on its way.
+    let mut value = mantissa as f64;
+    while scale > 0 && value.is_finite() && value != 0.0 {
+        let step = scale.min(1000);
+        value *= 2f64.powi(step as i32);
+        scale -= step;
+    }
+    while scale < 0 && value != 0.0 {
+        let step = scale.max(-1000);
+        value *= 2f64.powi(step as i32);
+        scale -= step;
+    }
+    Some(if negative { -value } else { value })
+}
+
 /// Parses a float as Redis's getDoubleFromObject does (scores, increments, weights,
 /// coordinates): as [`parse_f64`], and a number too large for a double (`1e500`)
 /// or so small that it reads as zero (`1e-400`) is refused, as strtod's ERANGE
 /// makes Redis refuse it; the spelled infinities stay valid.
 pub fn parse_double(arg: &[u8]) -> Option<f64> {
     let value = parse_f64(arg)?;
-    let digits = arg.split(|b| matches!(b, b'e' | b'E')).next().unwrap_or_default();
+    let lower = arg.to_ascii_lowercase();
+    let hex = is_hex_float(std::str::from_utf8(&lower).ok()?);
+    // The digits before the exponent: are any of them not zero?
+    let (digits, nonzero): (&[u8], fn(&u8) -> bool) = match hex {
+        true => {
+            (lower.split(|b| *b == b'p').next().unwrap_or_default().get(2..).unwrap_or_default(), |b| b.is_ascii_hexdigit() && *b != b'0')
+        }
+        false => (lower.split(|b| *b == b'e').next().unwrap_or_default(), |b| (b'1'..=b'9').contains(b)),
+    };
     let overflow = value.is_infinite() && arg.iter().any(u8::is_ascii_digit);
-    let underflow = value == 0.0 && digits.iter().any(|b| (b'1'..=b'9').contains(b));
+    let underflow = value == 0.0 && digits.iter().any(nonzero);
     (!overflow && !underflow).then_some(value)
 }
 
@@ -283,6 +346,22 @@ mod tests {
         assert_eq!(parse_double(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_double(b"1e-310"), Some(1e-310));
         assert_eq!(parse_double(b"0"), Some(0.0));
+        // C's hexadecimal floats, as redis-server 7.0.15's strtod reads them
+        // (`ZADD z 0x10 m` stores 16).
+        assert_eq!(parse_f64(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64(b"-0X1.8p3"), Some(-12.0));
+        assert_eq!(parse_f64(b"0x.8"), Some(0.5));
+        assert_eq!(parse_f64(b"+0x1P-2"), Some(0.25));
+        assert_eq!(parse_f64(b"0x1e"), Some(30.0));
+        assert_eq!(parse_f64(b"0x"), None);
+        assert_eq!(parse_f64(b"0x1p"), None);
+        assert_eq!(parse_f64(b"0x1g"), None);
+        assert_eq!(parse_f64(b"0x1.2.3"), None);
+        assert_eq!(parse_f64(b"0xffffffffffffffffffffffffffffffffff"), Some(2f64.powi(136)));
+        assert_eq!(parse_double(b"0x0p5"), Some(0.0));
+        assert_eq!(parse_double(b"0x1p-2000"), None);
+        assert_eq!(parse_double(b"0x1p2000"), None);
+        assert_eq!(parse_f64(b"0x1p2000"), Some(f64::INFINITY));
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b""), None);
     }
