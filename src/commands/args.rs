@@ -109,14 +109,25 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     }
 }
 
-fn is_hex_float(lower: &str) -> bool {
+pub(crate) fn is_hex_float(lower: &str) -> bool {
     lower.trim_start_matches(['+', '-']).starts_with("0x")
+}
+
+/// Whether a number's digits before its exponent (`e`, or `p` for a hexadecimal
+/// one) hold anything but zeros: a number that reads as 0 though they do was too
+/// small for a double (strtod's underflow). `lower`: the text in lower case.
+pub(crate) fn mantissa_nonzero(lower: &[u8]) -> bool {
+    let unsigned = lower.strip_prefix(b"-").or_else(|| lower.strip_prefix(b"+")).unwrap_or(lower);
+    match unsigned.strip_prefix(b"0x") {
+        Some(hex) => hex.iter().take_while(|b| **b != b'p').any(|b| b.is_ascii_hexdigit() && *b != b'0'),
+        None => unsigned.iter().take_while(|b| **b != b'e').any(|b| (b'1'..=b'9').contains(b)),
+    }
 }
 
 /// A hexadecimal float as C's strtod reads one, the whole text (lower case):
 /// `[+-]0x` hex digits with at most one point, at least one digit, then an optional
-/// `p[+-]` decimal exponent of two.
-fn parse_hex_f64(lower: &str) -> Option<f64> {
+/// `p[+-]` decimal exponent of two; rounded once to the nearest double.
+pub(crate) fn parse_hex_f64(lower: &str) -> Option<f64> {
     let (negative, rest) = match lower.as_bytes().first()? {
         b'-' => (true, &lower[1..]),
         b'+' => (false, &lower[1..]),
@@ -124,17 +135,18 @@ fn parse_hex_f64(lower: &str) -> Option<f64> {
     };
     let rest = rest.strip_prefix("0x")?;
     let (digits, exponent) = match rest.split_once('p') {
-        Some((digits, exponent)) => (digits, exponent.parse::<i32>().ok()?),
+        Some((digits, exponent)) => (digits, saturating_exponent(exponent)?),
         None => (rest, 0),
     };
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     if whole.is_empty() && fraction.is_empty() {
         return None;
     }
-    // 120 bits of digits are kept; further whole digits scale, further fraction
-    // digits are below a double's precision.
+    // The value is mantissa × 2^scale: 124 bits of digits are kept, and of the
+    // digits beyond only whether one was not zero (`sticky`) matters to rounding.
     let mut mantissa: u128 = 0;
-    let mut scale: i64 = i64::from(exponent);
+    let mut scale: i64 = exponent;
+    let mut sticky = false;
     for (i, c) in whole.chars().chain(fraction.chars()).enumerate() {
         let digit = c.to_digit(16)?;
         let in_fraction = i >= whole.len();
@@ -143,23 +155,69 @@ fn parse_hex_f64(lower: &str) -> Option<f64> {
             if in_fraction {
                 scale -= 4;
             }
-        } else if !in_fraction {
-            scale += 4;
+        } else {
+            sticky |= digit != 0;
+            if !in_fraction {
+                scale += 4;
+            }
         }
     }
-    // Scaled in steps, so no step overflows or underflows on its way.
-    let mut value = mantissa as f64;
-    while scale > 0 && value.is_finite() && value != 0.0 {
+    let magnitude = if mantissa == 0 { 0.0 } else { round_scaled(mantissa, sticky, scale) };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// An exponent of a hexadecimal float: a sign and decimal digits, held at ±100,000
+/// (past which every mantissa gives infinity or zero), as strtod saturates it.
+fn saturating_exponent(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits.bytes().fold(0i64, |n, b| (n * 10 + i64::from(b - b'0')).min(100_000));
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `mantissa × 2^scale` (mantissa not zero, `sticky`: something not zero below it)
+/// rounded once to the nearest double, ties to even, as strtod rounds: to 53 bits,
+/// or to a multiple of 2^-1074 among the subnormals; too large is infinity.
+fn round_scaled(mantissa: u128, sticky: bool, scale: i64) -> f64 {
+    let bits = 128 - i64::from(mantissa.leading_zeros());
+    // The weight of the last bit the double keeps.
+    let last = (scale + bits - 53).max(-1074);
+    let drop = last - scale;
+    let (kept, scale) = if drop > bits {
+        // Below half of the smallest step: zero.
+        return 0.0;
+    } else if drop > 0 {
+        let dropped = mantissa & ((1u128 << drop) - 1);
+        let half = 1u128 << (drop - 1);
+        let mut kept = mantissa >> drop;
+        if dropped > half || (dropped == half && (sticky || kept & 1 == 1)) {
+            kept += 1;
+        }
+        (kept, last)
+    } else {
+        (mantissa, scale)
+    };
+    // kept has at most 54 bits and kept × 2^scale is a double (or too large), so
+    // these steps are exact; each is small enough not to overflow on its way.
+    let mut value = kept as f64;
+    let mut scale = scale;
+    while scale > 0 && value.is_finite() {
         let step = scale.min(1000);
         value *= 2f64.powi(step as i32);
         scale -= step;
     }
-    while scale < 0 && value != 0.0 {
+    while scale < 0 {
         let step = scale.max(-1000);
         value *= 2f64.powi(step as i32);
         scale -= step;
     }
-    Some(if negative { -value } else { value })
+    value
 }
 
 /// Parses a float as Redis's getDoubleFromObject does (scores, increments, weights,
@@ -168,17 +226,8 @@ fn parse_hex_f64(lower: &str) -> Option<f64> {
 /// makes Redis refuse it; the spelled infinities stay valid.
 pub fn parse_double(arg: &[u8]) -> Option<f64> {
     let value = parse_f64(arg)?;
-    let lower = arg.to_ascii_lowercase();
-    let hex = is_hex_float(std::str::from_utf8(&lower).ok()?);
-    // The digits before the exponent: are any of them not zero?
-    let (digits, nonzero): (&[u8], fn(&u8) -> bool) = match hex {
-        true => {
-            (lower.split(|b| *b == b'p').next().unwrap_or_default().get(2..).unwrap_or_default(), |b| b.is_ascii_hexdigit() && *b != b'0')
-        }
-        false => (lower.split(|b| *b == b'e').next().unwrap_or_default(), |b| (b'1'..=b'9').contains(b)),
-    };
     let overflow = value.is_infinite() && arg.iter().any(u8::is_ascii_digit);
-    let underflow = value == 0.0 && digits.iter().any(nonzero);
+    let underflow = value == 0.0 && mantissa_nonzero(&arg.to_ascii_lowercase());
     (!overflow && !underflow).then_some(value)
 }
 
@@ -196,6 +245,12 @@ pub fn timeout_arg(arg: &[u8]) -> Result<u64, Reply> {
     let secs = parse_f64(arg).filter(|s| s.is_finite()).ok_or(Reply::err(ERR_TIMEOUT))?;
     if secs < 0.0 {
         return Err(Reply::err(ERR_TIMEOUT_NEGATIVE));
+    }
+    // A positive time too small for a double (`1e-400`) is still a time: Redis reads
+    // it as a long double and waits the 1 ms its ceiling makes, not forever. (A
+    // negative one's ceiling is 0 there too: forever.)
+    if secs == 0.0 && secs.is_sign_positive() && mantissa_nonzero(&arg.to_ascii_lowercase()) {
+        return Ok(1);
     }
     let ms = secs * 1000.0;
     if ms > (i64::MAX / 2) as f64 {
@@ -362,6 +417,40 @@ mod tests {
         assert_eq!(parse_double(b"0x1p-2000"), None);
         assert_eq!(parse_double(b"0x1p2000"), None);
         assert_eq!(parse_f64(b"0x1p2000"), Some(f64::INFINITY));
+        // Exponents past an i32 saturate, as strtod's do.
+        assert_eq!(parse_f64(b"0x1p99999999999"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"-0x1p99999999999"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"0x0p99999999999"), Some(0.0));
+        assert_eq!(parse_f64(b"0x1p-99999999999"), Some(0.0));
+        // Rounded once, to nearest, ties to even, with the digits past 124 bits
+        // counted: just above a halfway point rounds up (redis-server 7.0.15:
+        // ZSCORE 1.0000000000000002), exactly halfway to the even neighbour.
+        assert_eq!(parse_f64(b"0x1.00000000000008000000000000000000001p0"), Some(1.0000000000000002));
+        assert_eq!(parse_f64(b"0x1.00000000000008p0"), Some(1.0));
+        assert_eq!(parse_f64(b"0x1.00000000000018p0"), Some(1.0000000000000004));
+        // Subnormals round once at 2^-1074 (redis-server: 4.9406564584124654e-324).
+        assert_eq!(parse_f64(b"0x1.7fffffffffffffffp-1074"), Some(f64::from_bits(1)));
+        assert_eq!(parse_f64(b"0x1p-1075"), Some(0.0));
+        assert_eq!(parse_f64(b"0x1.0000001p-1075"), Some(f64::from_bits(1)));
+        assert_eq!(parse_f64(b"0x1.fffffffffffffp1023"), Some(f64::MAX));
+        assert_eq!(parse_f64(b"0x1.fffffffffffff8p1023"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"0x1p-1022"), Some(f64::MIN_POSITIVE));
+    }
+
+    /// A blocking timeout too small for a double is 1 ms (Redis reads it as a long
+    /// double and takes its ceiling in ms), never 0, which would wait forever.
+    #[test]
+    fn a_tiny_timeout_waits_one_millisecond() {
+        assert_eq!(timeout_arg(b"1e-400"), Ok(1));
+        assert_eq!(timeout_arg(b"0x1p-2000"), Ok(1));
+        assert_eq!(timeout_arg(b"0.0001"), Ok(1));
+        assert_eq!(timeout_arg(b"0"), Ok(0));
+        assert_eq!(timeout_arg(b"0e-400"), Ok(0));
+        assert_eq!(timeout_arg(b"0x10"), Ok(16_000));
+        // Redis's ceiling of a negative tiny time is 0: it blocks for good, as
+        // redis-server 7.0.15 does for `BLPOP k -1e-400`.
+        assert_eq!(timeout_arg(b"-0x1p-2000"), Ok(0));
+        assert_eq!(timeout_arg(b"-1e-400"), Ok(0));
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b""), None);
     }

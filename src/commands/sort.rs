@@ -160,13 +160,12 @@ fn strtod_whole(text: &[u8]) -> Option<f64> {
         return Some(0.0);
     }
     let start = text.iter().position(|b| !b" \t\n\x0b\x0c\r".contains(b))?;
-    let body = std::str::from_utf8(&text[start..]).ok()?;
-    let value: f64 = body.parse().ok()?;
-    let lower = body.trim_start_matches(['+', '-']).to_ascii_lowercase();
-    let says_infinity = lower == "inf" || lower == "infinity";
+    let body = std::str::from_utf8(&text[start..]).ok()?.to_ascii_lowercase();
+    let value: f64 = if super::args::is_hex_float(&body) { super::args::parse_hex_f64(&body)? } else { body.parse().ok()? };
+    let unsigned = body.trim_start_matches(['+', '-']);
+    let says_infinity = unsigned == "inf" || unsigned == "infinity";
     let overflow = value.is_infinite() && !says_infinity;
-    let mantissa_nonzero = lower.split(['e']).next().is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)));
-    let underflow = (value == 0.0 && mantissa_nonzero) || (value != 0.0 && value.abs() < f64::MIN_POSITIVE);
+    let underflow = (value == 0.0 && super::args::mantissa_nonzero(body.as_bytes())) || (value != 0.0 && value.abs() < f64::MIN_POSITIVE);
     if value.is_nan() || overflow || underflow {
         return None;
     }
@@ -412,5 +411,11 @@ mod tests {
         assert_eq!(strtod_whole(b"1e400"), None);
         assert_eq!(strtod_whole(b"1e-400"), None);
         assert_eq!(strtod_whole(b"0e-400"), Some(0.0));
+        // C's hexadecimal floats: redis-server 7.0.15 sorts `RPUSH l 0x10 2` as 2, 0x10.
+        assert_eq!(strtod_whole(b"0x10"), Some(16.0));
+        assert_eq!(strtod_whole(b" -0X1.8p1"), Some(-3.0));
+        assert_eq!(strtod_whole(b"0x1p-2000"), None);
+        assert_eq!(strtod_whole(b"0x0p-2000"), Some(0.0));
+        assert_eq!(strtod_whole(b"0x"), None);
     }
 }
