@@ -41,7 +41,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use redis::Value;
-use support::differential::{connect, outcome, same_double_text, seed_and_ops, sorted_set, zero_score, zero_scores_of_pairs, Draw};
+use support::differential::{
+    connect, keys_and_types, outcome, same_double_text, seed_and_ops, sorted_set, zero_score, zero_scores_of_pairs, Draw,
+};
 use support::redis_server::RedisServer;
 use support::Server;
 
@@ -626,11 +628,9 @@ fn only_in(a: &Result<Value, String>, b: &Result<Value, String>) -> String {
 
 /// Every key's contents in a comparable form.
 fn data(con: &mut redis::Connection) -> Vec<(String, String)> {
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
-    keys.sort();
-    keys.into_iter()
-        .map(|k| {
-            let kind: String = redis::cmd("TYPE").arg(&k).query(con).unwrap();
+    keys_and_types(con)
+        .into_iter()
+        .map(|(k, kind)| {
             let body = match kind.as_str() {
                 "string" => format!("{:?}", redis::cmd("GET").arg(&k).query::<Value>(con)),
                 "list" => format!("{:?}", redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query::<Value>(con)),

@@ -23,7 +23,7 @@ mod support;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use redis::Value;
-use support::differential::{connect, outcome, same_double_text, seed_and_ops, sorted_set, zero_score, Draw};
+use support::differential::{connect, keys_and_types, outcome, same_double_text, seed_and_ops, sorted_set, zero_score, Draw};
 use support::redis_server::RedisServer;
 use support::Server;
 
@@ -424,11 +424,9 @@ fn normalise(args: &[String], reply: Result<Value, String>) -> Result<Value, Str
 
 /// Every key's contents in a comparable form (HLL strings excepted, see above).
 fn data(con: &mut redis::Connection) -> Vec<(String, String)> {
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
-    keys.sort();
-    keys.into_iter()
-        .map(|k| {
-            let kind: String = redis::cmd("TYPE").arg(&k).query(con).unwrap();
+    keys_and_types(con)
+        .into_iter()
+        .map(|(k, kind)| {
             let body = match kind.as_str() {
                 "string" if k.starts_with('h') => "hll".to_string(),
                 "string" => format!("{:?}", redis::cmd("GET").arg(&k).query::<Value>(con)),

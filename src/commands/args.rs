@@ -74,10 +74,11 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
 }
 
 /// A non-negative integer (counts, COUNT options).
-/// A count read as Redis's `getPositiveLongFromObjectOrReply` reads it (SPOP's and
-/// ZPOPMIN/ZPOPMAX's): not a number and negative are the same error.
-pub fn positive_count_arg(arg: &[u8]) -> Result<usize, Reply> {
-    parse_i64(arg).and_then(|n| usize::try_from(n).ok()).ok_or(Reply::err(ERR_NOT_POSITIVE))
+/// A count or length that must not be negative, as Redis's
+/// `getPositiveLongFromObjectOrReply` reads one: not a number and negative are the
+/// same error, `message` (ERR_NOT_POSITIVE for LPOP's, SPOP's and ZPOPMIN's count).
+pub fn non_negative(arg: &[u8], message: &'static str) -> Result<usize, Reply> {
+    parse_i64(arg).and_then(|n| usize::try_from(n).ok()).ok_or(Reply::err(message))
 }
 
 pub fn count_arg(arg: &[u8]) -> Result<usize, Reply> {

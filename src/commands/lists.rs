@@ -114,12 +114,6 @@ fn has_elements(ctx: &mut WriteCtx, key: &[u8]) -> Result<bool, Reply> {
     }
 }
 
-/// A non-negative integer as Redis's getPositiveLongFromObjectOrReply reads it:
-/// one message for both a non-integer and a negative value.
-fn non_negative(arg: &[u8], message: &'static str) -> Result<usize, Reply> {
-    parse_i64(arg).and_then(|n| usize::try_from(n).ok()).ok_or(Reply::err(message))
-}
-
 /// An index into a list of `len` elements, negative counting from the tail.
 fn resolve_index(index: i64, len: usize) -> Option<usize> {
     let len = i64::try_from(len).ok()?;

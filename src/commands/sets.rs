@@ -200,7 +200,7 @@ fn spop_one(ctx: &mut WriteCtx, key: &[u8]) -> CmdResult {
 
 /// SPOP with a count: a set reply (RESP3 `~`), empty for a missing key or count 0.
 fn spop_count(ctx: &mut WriteCtx, key: &[u8], count_text: &[u8]) -> CmdResult {
-    let count = positive_count_arg(count_text)?;
+    let count = non_negative(count_text, ERR_NOT_POSITIVE)?;
     ctx.expire_if_needed(key);
     let Some(item) = ctx.db.item_mut(key) else {
         return Ok(Reply::Set(Vec::new()));

@@ -703,7 +703,7 @@ fn zpop(ctx: &mut WriteCtx, args: &[Bytes], max: bool) -> CmdResult {
     if args.len() > 3 {
         return Err(wrong_args(name));
     }
-    let count = args.get(2).map(|c| positive_count_arg(c)).transpose()?;
+    let count = args.get(2).map(|c| non_negative(c, ERR_NOT_POSITIVE)).transpose()?;
     let key = &args[1];
     let Some(value) = ctx.get_mut(key) else {
         return Ok(empty_array());

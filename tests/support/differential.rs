@@ -106,3 +106,16 @@ pub fn sorted_set(con: &mut redis::Connection, key: &str) -> String {
     let reply = redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query::<Value>(con);
     format!("{:?}", reply.map(same_double_text).map(zero_scores_of_pairs))
 }
+
+/// Every key and its type, in key order: what a run's end compares, each test
+/// reading the contents its types need.
+pub fn keys_and_types(con: &mut redis::Connection) -> Vec<(String, String)> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
+    keys.sort();
+    keys.into_iter()
+        .map(|k| {
+            let kind: String = redis::cmd("TYPE").arg(&k).query(con).unwrap();
+            (k, kind)
+        })
+        .collect()
+}
